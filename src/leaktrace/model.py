@@ -1,0 +1,84 @@
+"""The report model: what every source (shim captures, mtrace logs, valgrind XML, ...) turns
+into and what every renderer (text, JSON, ...) reads. Renderers never see a capture file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Frame:
+    """One symbolized frame. `address` is the runtime address (a return address for every
+    frame but possibly the first of foreign sources); `offset` is relative to the module."""
+
+    address: int
+    function: str | None = None
+    file: str | None = None
+    line: int | None = None
+    module: str | None = None
+    offset: int | None = None
+    inlined: bool = False  # True for a frame that was inlined into the next (outer) one
+
+    def location(self) -> str:
+        """file:line when known, else module+offset, else the raw address."""
+        if self.file and self.line:
+            return f"{self.file}:{self.line}"
+        if self.module is not None and self.offset is not None:
+            return f"{self.module}+{self.offset:#x}"
+        return f"{self.address:#x}"
+
+
+@dataclass
+class Block:
+    address: int
+    size: int
+    age_seconds: float | None = None
+
+
+@dataclass
+class LeakRecord:
+    """Blocks grouped by (API kind, backtrace)."""
+
+    stack_id: str  # short, stable across runs of the same binaries
+    kind: str  # the API that made the blocks: malloc, calloc, mmap, ...
+    bytes: int
+    blocks: int
+    frames: list[Frame] = field(default_factory=list)
+    addresses: list[Block] = field(default_factory=list)
+    total_allocations: int | None = None  # every allocation ever made from this backtrace
+    total_allocated_bytes: int | None = None
+    oldest_age_seconds: float | None = None
+    leak_kind: str | None = None  # definitely/indirectly/possibly lost, still reachable (later)
+    direct_bytes: int | None = None
+    indirect_bytes: int | None = None
+
+
+@dataclass
+class KindTotal:
+    blocks: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class Summary:
+    live_blocks: int = 0
+    live_bytes: int = 0
+    by_kind: dict[str, KindTotal] = field(default_factory=dict)
+    total_allocations: int | None = None
+    total_allocated_bytes: int | None = None
+
+
+@dataclass
+class Report:
+    source: str  # "leaktrace", "mtrace", "valgrind", ...
+    program: str | None = None
+    command: list[str] = field(default_factory=list)
+    pid: int | None = None
+    start_time: float | None = None  # Unix seconds
+    end_time: float | None = None
+    records: list[LeakRecord] = field(default_factory=list)
+    summary: Summary = field(default_factory=Summary)
+    counters: dict[str, int] = field(default_factory=dict)
+    capture_path: str | None = None
+    build_seconds: float | None = None  # time taken to read, symbolize and build this report
+    notes: list[str] = field(default_factory=list)
