@@ -1,0 +1,368 @@
+/* Writes a capture file (docs/capture-format.md) with raw system calls and a buffer of our
+ * own: no stdio, no malloc, so it is safe at exit, from a signal handler and while other
+ * threads keep allocating. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define BUF_SIZE (256u << 10)
+#define SCRATCH_SIZE (128u << 10) /* for /proc/self/cmdline and paths */
+
+struct writer {
+    int fd;
+    int error;           /* first errno seen */
+    uint8_t *buf;
+    size_t len;
+    uint64_t offset;     /* file offset of buf[0] */
+};
+
+static void w_flush(struct writer *w)
+{
+    size_t done = 0;
+    while (done < w->len && !w->error) {
+        ssize_t n = write(w->fd, w->buf + done, w->len - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) w->error = n < 0 ? errno : EIO;
+        else done += (size_t)n;
+    }
+    w->offset += w->len;
+    w->len = 0;
+}
+
+static void w_bytes(struct writer *w, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    while (n) {
+        if (w->len == BUF_SIZE) w_flush(w);
+        size_t chunk = BUF_SIZE - w->len < n ? BUF_SIZE - w->len : n;
+        memcpy(w->buf + w->len, p, chunk);
+        w->len += chunk;
+        p += chunk;
+        n -= chunk;
+    }
+}
+
+/* x86-64 is little-endian, the format's byte order: integers are written as they are. */
+static void w_u8(struct writer *w, uint8_t v) { w_bytes(w, &v, 1); }
+static void w_u32(struct writer *w, uint32_t v) { w_bytes(w, &v, 4); }
+static void w_u64(struct writer *w, uint64_t v) { w_bytes(w, &v, 8); }
+static void w_str(struct writer *w, const char *s, size_t n)
+{
+    w_u32(w, (uint32_t)n);
+    w_bytes(w, s, n);
+}
+static uint64_t w_pos(const struct writer *w) { return w->offset + w->len; }
+
+/* Sections are written with a placeholder length, patched when the section ends. */
+static uint64_t section_begin(struct writer *w, uint32_t tag)
+{
+    uint64_t at = w_pos(w);
+    w_u32(w, tag);
+    w_u32(w, 0);
+    w_u64(w, 0);
+    return at;
+}
+
+static void section_end(struct writer *w, uint64_t at)
+{
+    uint64_t length = w_pos(w) - at - 16;
+    if (at >= w->offset) {
+        memcpy(w->buf + (at - w->offset) + 8, &length, 8);
+    } else {
+        w_flush(w);
+        if (pwrite(w->fd, &length, 8, (off_t)(at + 8)) != 8 && !w->error) w->error = EIO;
+    }
+}
+
+static void patch_u64(struct writer *w, uint64_t at, uint64_t value)
+{
+    if (at >= w->offset) {
+        memcpy(w->buf + (at - w->offset), &value, 8);
+    } else {
+        w_flush(w);
+        if (pwrite(w->fd, &value, 8, (off_t)at) != 8 && !w->error) w->error = EIO;
+    }
+}
+
+/* Reads a small /proc file into dst; returns its length. */
+static size_t read_file(const char *path, char *dst, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    size_t len = 0;
+    while (len < cap) {
+        ssize_t n = read(fd, dst + len, cap - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        len += (size_t)n;
+    }
+    close(fd);
+    return len;
+}
+
+/* ---- small formatting helpers (no snprintf: not async-signal-safe) ----------------------- */
+static char *put_str(char *dst, const char *end, const char *s)
+{
+    while (*s && dst < end) *dst++ = *s++;
+    return dst;
+}
+
+static char *put_uint(char *dst, const char *end, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do tmp[n++] = (char)('0' + v % 10); while ((v /= 10));
+    while (n && dst < end) *dst++ = tmp[--n];
+    return dst;
+}
+
+/* Opens a new capture file without ever overwriting one: path, then path with .1, .2, ...
+ * inserted before the ".lt" suffix. Fills `path` with the name used. */
+static int open_new_file(char *path, size_t cap, const char *base)
+{
+    size_t base_len = strlen(base);
+    bool has_suffix = base_len > 3 && strcmp(base + base_len - 3, ".lt") == 0;
+    size_t stem_len = has_suffix ? base_len - 3 : base_len;
+    for (unsigned attempt = 0; attempt < 1000; attempt++) {
+        char *end = path + cap - 1;
+        char *p = path;
+        if (attempt == 0) {
+            p = put_str(p, end, base);
+        } else {
+            size_t n = stem_len < cap - 32 ? stem_len : cap - 32;
+            memcpy(p, base, n);
+            p += n;
+            p = put_str(p, end, ".");
+            p = put_uint(p, end, attempt);
+            if (has_suffix) p = put_str(p, end, ".lt");
+        }
+        *p = 0;
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0 || errno != EEXIST) return fd < 0 ? -errno : fd;
+    }
+    return -EEXIST;
+}
+
+static void default_name(char *dst, size_t cap)
+{
+    extern char *program_invocation_short_name;
+    char *end = dst + cap - 1;
+    char *p = put_str(dst, end, lt_cfg.dir);
+    p = put_str(p, end, "/leaktrace-");
+    p = put_str(p, end, program_invocation_short_name ? program_invocation_short_name : "program");
+    p = put_str(p, end, ".");
+    p = put_uint(p, end, (uint64_t)getpid());
+    p = put_str(p, end, ".lt");
+    *p = 0;
+}
+
+static void notify(const char *path)
+{
+    if (!lt_cfg.notify[0]) return;
+    char line[LT_PATH_MAX + 64];
+    char *end = line + sizeof line - 1;
+    char *p = put_str(line, end, "capture ");
+    p = put_uint(p, end, (uint64_t)getpid());
+    p = put_str(p, end, " ");
+    p = put_str(p, end, path);
+    p = put_str(p, end, "\n");
+    int fd = open(lt_cfg.notify, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    /* One write of less than PIPE_BUF bytes with O_APPEND: lines of concurrent writers
+     * (parent and children) never interleave. */
+    ssize_t ignored = write(fd, line, (size_t)(p - line));
+    (void)ignored;
+    close(fd);
+}
+
+/* ---- sections -------------------------------------------------------------------------- */
+static void write_header(struct writer *w, bool final)
+{
+    char magic[8] = LT_CAPTURE_MAGIC;
+    w_bytes(w, magic, 8);
+    w_u32(w, LT_CAPTURE_VERSION);
+    w_u32(w, LT_CAPTURE_HEADER_SIZE);
+    w_u32(w, (uint32_t)getpid());
+    w_u32(w, (final ? LT_FLAG_FINAL : 0) | (lt_is_child ? LT_FLAG_CHILD : 0));
+    w_u64(w, lt_start_real_ns);
+    w_u64(w, lt_realtime_ns());
+    w_u64(w, lt_start_mono_ns);
+    w_u64(w, lt_now_ns());
+    w_u32(w, (uint32_t)sizeof(void *));
+    w_u32(w, 0);
+}
+
+static void write_process(struct writer *w, char *scratch, size_t cap)
+{
+    uint64_t at = section_begin(w, LT_SECTION_PROCESS);
+    w_u32(w, (uint32_t)getppid());
+    w_u32(w, 0);
+    ssize_t n = readlink("/proc/self/exe", scratch, cap);
+    w_str(w, scratch, n > 0 ? (size_t)n : 0);
+    size_t len = read_file("/proc/self/cmdline", scratch, cap);
+    if (len && scratch[len - 1] == 0) len--; /* arguments are separated, not terminated */
+    w_str(w, scratch, len);
+    const char *cwd = getcwd(scratch, cap);
+    w_str(w, cwd ? cwd : "", cwd ? strlen(cwd) : 0);
+    section_end(w, at);
+}
+
+static void write_modules(struct writer *w)
+{
+    uint64_t at = section_begin(w, LT_SECTION_MODULES);
+    lt_modules_lock();
+    unsigned n = lt_modules_count();
+    w_u32(w, n);
+    w_u32(w, 0);
+    for (unsigned i = 0; i < n; i++) {
+        const struct lt_module *m = lt_module_at(i);
+        w_u64(w, m->bias);
+        w_u64(w, m->start);
+        w_u64(w, m->end);
+        w_u32(w, m->flags);
+        w_u32(w, m->build_id_len);
+        w_bytes(w, m->build_id, m->build_id_len);
+        w_str(w, m->path, strnlen(m->path, sizeof m->path));
+    }
+    lt_modules_unlock();
+    section_end(w, at);
+}
+
+struct block_pass {
+    struct writer *w;
+    uint64_t count;
+    uint64_t *live;      /* per stack id: blocks, bytes */
+    uint32_t nstacks;
+};
+
+static void emit_block(const struct lt_block *b, void *ctx)
+{
+    struct block_pass *bp = ctx;
+    struct writer *w = bp->w;
+    uint64_t size = lt_block_size(b);
+    w_u64(w, b->addr);
+    w_u64(w, size);
+    w_u32(w, b->stack_id);
+    w_u8(w, (uint8_t)lt_block_kind(b));
+    w_u8(w, 0);
+    w_u8(w, 0);
+    w_u8(w, 0);
+    w_u64(w, (uint64_t)b->time_ms * 1000000u);
+    bp->count++;
+    if (bp->live && b->stack_id <= bp->nstacks) {
+        bp->live[2 * b->stack_id] += 1;
+        bp->live[2 * b->stack_id + 1] += size;
+    }
+}
+
+static unsigned write_blocks(struct writer *w, struct block_pass *bp, bool from_signal)
+{
+    uint64_t at = section_begin(w, LT_SECTION_BLOCKS);
+    uint64_t count_at = w_pos(w);
+    w_u64(w, 0);
+    unsigned skipped = lt_blocks_visit(emit_block, bp, from_signal);
+    skipped += lt_regions_visit(emit_block, bp, from_signal);
+    patch_u64(w, count_at, bp->count);
+    section_end(w, at);
+    return skipped;
+}
+
+static void write_stacks(struct writer *w, const struct block_pass *bp)
+{
+    uint64_t at = section_begin(w, LT_SECTION_STACKS);
+    uint64_t count_at = w_pos(w);
+    w_u32(w, 0);
+    w_u32(w, 0);
+    uint32_t written = 0;
+    for (uint32_t id = 0; id <= bp->nstacks; id++) {
+        struct lt_stack *s = lt_stack_get(id);
+        uint64_t live_blocks = bp->live ? bp->live[2 * id] : 0;
+        uint64_t live_bytes = bp->live ? bp->live[2 * id + 1] : 0;
+        uint64_t allocs = s ? atomic_load_explicit(&s->alloc_count, memory_order_relaxed) : 0;
+        if (!allocs && !live_blocks) continue; /* unused id, or stack 0 with nothing live */
+        uint32_t depth = s ? s->depth : 0;
+        w_u32(w, id);
+        w_u32(w, depth);
+        w_u64(w, allocs);
+        w_u64(w, s ? atomic_load_explicit(&s->alloc_bytes, memory_order_relaxed) : 0);
+        w_u64(w, s ? atomic_load_explicit(&s->free_count, memory_order_relaxed) : 0);
+        w_u64(w, s ? atomic_load_explicit(&s->freed_bytes, memory_order_relaxed) : 0);
+        w_u64(w, live_blocks);
+        w_u64(w, live_bytes);
+        if (depth) w_bytes(w, lt_stack_pcs(s), depth * sizeof(uintptr_t));
+        written++;
+    }
+    /* The count is a u32 followed by a reserved u32: patch both as one u64. */
+    patch_u64(w, count_at, written);
+    section_end(w, at);
+}
+
+static void write_counter(struct writer *w, const char *name, uint64_t value)
+{
+    w_str(w, name, strlen(name));
+    w_u64(w, value);
+}
+
+static void write_counters(struct writer *w, unsigned skipped_shards)
+{
+    uint64_t at = section_begin(w, LT_SECTION_COUNTERS);
+    w_u32(w, 6);
+    w_u32(w, 0);
+    write_counter(w, "dropped_blocks", atomic_load(&lt_counters.dropped_blocks));
+    write_counter(w, "dropped_stacks", atomic_load(&lt_counters.dropped_stacks));
+    write_counter(w, "truncated_stacks", atomic_load(&lt_counters.truncated_stacks));
+    write_counter(w, "unknown_frees", atomic_load(&lt_counters.unknown_frees));
+    write_counter(w, "max_depth", (uint64_t)lt_cfg.max_depth);
+    write_counter(w, "skipped_shards", skipped_shards);
+    section_end(w, at);
+}
+
+int lt_capture_write(bool final, bool from_signal)
+{
+    char path[LT_PATH_MAX];
+    char base[LT_PATH_MAX];
+    if (lt_cfg.output[0] && !lt_is_child) {
+        strncpy(base, lt_cfg.output, sizeof base - 1);
+        base[sizeof base - 1] = 0;
+    } else {
+        default_name(base, sizeof base);
+    }
+    int fd = open_new_file(path, sizeof path, base);
+    if (fd < 0) return fd;
+
+    struct writer w = { .fd = fd, .buf = lt_map(BUF_SIZE) };
+    if (!w.buf) {
+        close(fd);
+        unlink(path);
+        return -ENOMEM;
+    }
+    /* Module list first: it may take the loader's lock, which must not be taken from a
+     * signal handler that interrupted the loader. */
+    if (!from_signal) lt_modules_refresh(false);
+    write_header(&w, final);
+    char *scratch = lt_map(SCRATCH_SIZE);
+    if (scratch) write_process(&w, scratch, SCRATCH_SIZE);
+    lt_unmap(scratch, SCRATCH_SIZE);
+    write_modules(&w);
+    struct block_pass bp = { .w = &w, .nstacks = lt_stacks_count() };
+    size_t live_size = ((size_t)bp.nstacks + 1) * 2 * sizeof(uint64_t);
+    bp.live = lt_map(live_size);
+    unsigned skipped = write_blocks(&w, &bp, from_signal);
+    write_stacks(&w, &bp);
+    write_counters(&w, skipped);
+    section_end(&w, section_begin(&w, LT_SECTION_END));
+    w_flush(&w);
+    lt_unmap(bp.live, live_size);
+    lt_unmap(w.buf, BUF_SIZE);
+    int err = w.error;
+    close(fd);
+    if (err) {
+        unlink(path);
+        return -err;
+    }
+    notify(path);
+    return 0;
+}

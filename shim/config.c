@@ -1,0 +1,64 @@
+/* Settings, read once from the environment the launcher prepared. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+struct lt_config lt_cfg;
+
+static void copy_env(char *dst, const char *name)
+{
+    const char *v = getenv(name);
+    dst[0] = 0;
+    if (v && strlen(v) < LT_PATH_MAX) strcpy(dst, v);
+}
+
+void lt_config_load(void)
+{
+    const char *depth = getenv("LEAKTRACE_MAX_DEPTH");
+    lt_cfg.max_depth = 64;
+    if (depth && *depth) {
+        long d = strtol(depth, NULL, 10);
+        if (d >= 1) lt_cfg.max_depth = d > LT_MAX_DEPTH_LIMIT ? LT_MAX_DEPTH_LIMIT : (int)d;
+    }
+    const char *follow = getenv("LEAKTRACE_FOLLOW_CHILDREN");
+    lt_cfg.follow_children = follow && strcmp(follow, "1") == 0;
+    const char *signals = getenv("LEAKTRACE_SIGNALS");
+    lt_cfg.write_on_signal = !(signals && strcmp(signals, "0") == 0);
+    copy_env(lt_cfg.output, "LEAKTRACE_OUTPUT");
+    copy_env(lt_cfg.notify, "LEAKTRACE_NOTIFY");
+    copy_env(lt_cfg.dir, "LEAKTRACE_DIR");
+    if (!lt_cfg.dir[0] && !getcwd(lt_cfg.dir, sizeof lt_cfg.dir)) strcpy(lt_cfg.dir, ".");
+    /* The exact output path belongs to this process only: an exec'd child (same pid or not)
+     * must not write over it, so it leaves the environment here. */
+    unsetenv("LEAKTRACE_OUTPUT");
+}
+
+/* Removes the shim from LD_PRELOAD in this process's environment, in place (no allocation),
+ * so programs this one executes are not traced unless --follow-children asked for it. */
+void lt_env_remove_preload(const char *shim_path)
+{
+    extern char **environ;
+    const char *base = strrchr(shim_path, '/');
+    base = base ? base + 1 : shim_path;
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, "LD_PRELOAD=", 11) != 0) continue;
+        char *list = *e + 11, *out = list, *tok = list;
+        while (*tok) {
+            size_t len = strcspn(tok, ": ");
+            const char *slash = memrchr(tok, '/', len);
+            const char *name = slash ? slash + 1 : tok;
+            size_t name_len = len - (size_t)(name - tok);
+            bool ours = name_len == strlen(base) && strncmp(name, base, name_len) == 0;
+            if (!ours) {
+                if (out != list) *out++ = ':';
+                memmove(out, tok, len);
+                out += len;
+            }
+            tok += len;
+            while (*tok == ':' || *tok == ' ') tok++;
+        }
+        *out = 0;
+    }
+}

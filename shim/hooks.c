@@ -1,0 +1,418 @@
+/* The interposed allocation API, and the shim's life cycle: start-up, fork, signals, exit.
+ *
+ * Rules every hook follows:
+ * - the real function is glibc's own entry point (__libc_malloc, ...) or a raw system call,
+ *   so the shim works before dlsym does and never recurses into itself;
+ * - a per-thread `busy` flag (initial-exec TLS: no allocation on first access) makes any
+ *   allocation made while the shim is working pass straight through unrecorded;
+ * - no lock of ours is held while calling into the dynamic loader or the real allocator,
+ *   except the regions lock around the mmap-family system calls themselves. */
+/* meson defines _FILE_OFFSET_BITS=64, which renames mmap to mmap64 in the headers; both are
+ * interposed here by name (off_t is 64-bit on x86-64 either way). */
+#undef _FILE_OFFSET_BITS
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
+extern void *__libc_memalign(size_t, size_t);
+extern void *__libc_valloc(size_t);
+extern void *__libc_pvalloc(size_t);
+extern void *__sbrk(intptr_t);
+
+#define SHIM_FILE_NAME "libleaktrace_shim.so"
+
+struct lt_counters lt_counters;
+_Atomic int lt_owner_pid;
+bool lt_is_child;                 /* written only in the fork child handler */
+uint64_t lt_start_mono_ns, lt_start_real_ns;
+
+/* Whether hooks record. Off until start-up completes, and in untraced fork children. */
+static _Atomic bool recording_on;
+static _Atomic bool final_written;
+static __thread int busy __attribute__((tls_model("initial-exec")));
+
+/* Resolved once at start-up (single-threaded), read-only afterwards. */
+static void *(*real_aligned_alloc)(size_t, size_t);
+static int (*real_dlclose)(void *);
+
+static inline bool recording(void)
+{
+    return LT_LIKELY(atomic_load_explicit(&recording_on, memory_order_relaxed)) && !busy;
+}
+
+/* ---- clock ---------------------------------------------------------------------------- */
+static uint64_t clock_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+uint64_t lt_now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+uint64_t lt_realtime_ns(void) { return clock_ns(CLOCK_REALTIME); }
+uint32_t lt_elapsed_ms(void)
+{
+    /* The coarse clock is a vDSO read with no system call: cheap enough for every malloc. */
+    return (uint32_t)((clock_ns(CLOCK_MONOTONIC_COARSE) - lt_start_mono_ns) / 1000000u);
+}
+
+/* ---- recording ------------------------------------------------------------------------- */
+/* pre: busy set. */
+static uint32_t current_stack(void)
+{
+    uintptr_t pcs[LT_MAX_DEPTH_LIMIT];
+    bool truncated;
+    int depth = lt_unwind(pcs, lt_cfg.max_depth, &truncated);
+    if (truncated) atomic_fetch_add_explicit(&lt_counters.truncated_stacks, 1, memory_order_relaxed);
+    return lt_stacks_intern(pcs, depth);
+}
+
+static __attribute__((noinline)) void record_block(void *p, size_t size, unsigned kind)
+{
+    busy++;
+    uint32_t id = current_stack();
+    lt_stack_note_alloc(id, size);
+    lt_blocks_insert((uintptr_t)p, size, kind, id);
+    busy--;
+}
+
+static void forget_block(void *p)
+{
+    struct lt_block b;
+    if (lt_blocks_take((uintptr_t)p, &b)) lt_stack_note_free(b.stack_id, lt_block_size(&b), true);
+    else atomic_fetch_add_explicit(&lt_counters.unknown_frees, 1, memory_order_relaxed);
+}
+
+/* ---- the malloc family ----------------------------------------------------------------- */
+LT_EXPORT void *malloc(size_t size)
+{
+    void *p = __libc_malloc(size);
+    if (p && recording()) record_block(p, size, LT_KIND_MALLOC);
+    return p;
+}
+
+LT_EXPORT void free(void *p)
+{
+    if (p && recording()) forget_block(p);
+    __libc_free(p);
+}
+
+LT_EXPORT void *calloc(size_t n, size_t size)
+{
+    void *p = __libc_calloc(n, size);
+    if (p && recording()) record_block(p, n * size, LT_KIND_CALLOC);
+    return p;
+}
+
+static void *realloc_as(void *old, size_t size, unsigned kind)
+{
+    if (!recording()) return __libc_realloc(old, size);
+    /* The old entry leaves the table before the real call: once the allocator has released
+     * the old address another thread may get it back and record it. */
+    struct lt_block prev;
+    bool known = old && lt_blocks_take((uintptr_t)old, &prev);
+    void *p = __libc_realloc(old, size);
+    if (!p && (size != 0 || !old)) { /* failed: the old block is untouched */
+        if (known) lt_blocks_put_back(&prev);
+        return p;
+    }
+    if (known) lt_stack_note_free(prev.stack_id, lt_block_size(&prev), true);
+    else if (old) atomic_fetch_add_explicit(&lt_counters.unknown_frees, 1, memory_order_relaxed);
+    if (p) record_block(p, size, kind); /* NULL here means realloc(p, 0) freed p */
+    return p;
+}
+
+LT_EXPORT void *realloc(void *old, size_t size) { return realloc_as(old, size, LT_KIND_REALLOC); }
+
+LT_EXPORT void *reallocarray(void *old, size_t n, size_t size)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(n, size, &bytes)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc_as(old, bytes, LT_KIND_REALLOCARRAY);
+}
+
+LT_EXPORT void *memalign(size_t alignment, size_t size)
+{
+    void *p = __libc_memalign(alignment, size);
+    if (p && recording()) record_block(p, size, LT_KIND_MEMALIGN);
+    return p;
+}
+
+LT_EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
+{
+    /* glibc's rule: a power of two multiple of sizeof(void *). */
+    if (alignment % sizeof(void *) != 0 || (alignment & (alignment - 1)) != 0 || alignment == 0)
+        return EINVAL;
+    void *p = __libc_memalign(alignment, size);
+    if (!p) return ENOMEM;
+    *out = p;
+    if (recording()) record_block(p, size, LT_KIND_POSIX_MEMALIGN);
+    return 0;
+}
+
+LT_EXPORT void *aligned_alloc(size_t alignment, size_t size)
+{
+    /* glibc's own checks differ between versions: use its function once we know it. */
+    void *p;
+    if (real_aligned_alloc) {
+        busy++;
+        p = real_aligned_alloc(alignment, size);
+        busy--;
+    } else {
+        p = __libc_memalign(alignment, size);
+    }
+    if (p && recording()) record_block(p, size, LT_KIND_ALIGNED_ALLOC);
+    return p;
+}
+
+LT_EXPORT void *valloc(size_t size)
+{
+    void *p = __libc_valloc(size);
+    if (p && recording()) record_block(p, size, LT_KIND_VALLOC);
+    return p;
+}
+
+LT_EXPORT void *pvalloc(size_t size)
+{
+    void *p = __libc_pvalloc(size);
+    /* pvalloc hands out whole pages: that is what the program holds. */
+    size_t page = lt_page_size();
+    if (p && recording()) record_block(p, (size + page - 1) & ~(page - 1), LT_KIND_PVALLOC);
+    return p;
+}
+
+/* ---- mappings and the program break ------------------------------------------------------- */
+static inline uint64_t page_round(size_t len)
+{
+    size_t page = lt_page_size();
+    return ((uint64_t)len + page - 1) & ~(uint64_t)(page - 1);
+}
+
+static void *raw_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+
+LT_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    if (off & (off_t)(lt_page_size() - 1)) { /* as glibc checks before the system call */
+        errno = EINVAL;
+        return MAP_FAILED;
+    }
+    if (!recording()) return raw_mmap(addr, len, prot, flags, fd, off);
+    busy++;
+    uint32_t id = current_stack();
+    lt_regions_lock();
+    void *p = raw_mmap(addr, len, prot, flags, fd, off);
+    if (p != MAP_FAILED) lt_regions_add((uintptr_t)p, page_round(len), LT_KIND_MMAP, id);
+    lt_regions_unlock();
+    busy--;
+    return p;
+}
+
+LT_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return mmap(addr, len, prot, flags, fd, off);
+}
+
+LT_EXPORT int munmap(void *addr, size_t len)
+{
+    if (!recording()) return (int)syscall(SYS_munmap, addr, len);
+    busy++;
+    lt_regions_lock();
+    int r = (int)syscall(SYS_munmap, addr, len);
+    if (r == 0) lt_regions_remove((uintptr_t)addr, page_round(len));
+    lt_regions_unlock();
+    busy--;
+    return r;
+}
+
+LT_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+    void *new_addr = NULL;
+    if (flags & MREMAP_FIXED) {
+        va_list ap;
+        va_start(ap, flags);
+        new_addr = va_arg(ap, void *);
+        va_end(ap);
+    }
+    if (!recording()) return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+    busy++;
+    uint32_t id = current_stack();
+    lt_regions_lock();
+    void *p = (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+    if (p != MAP_FAILED) {
+        lt_regions_remove((uintptr_t)old, page_round(old_len));
+        lt_regions_add((uintptr_t)p, page_round(new_len), LT_KIND_MREMAP, id);
+    }
+    lt_regions_unlock();
+    busy--;
+    return p;
+}
+
+/* pre: regions lock held. Records a move of the break from `from` to `to`. */
+static void note_break_move(uintptr_t from, uintptr_t to, uint32_t id)
+{
+    if (to > from) lt_regions_add(from, to - from, LT_KIND_BRK, id);
+    else if (to < from) lt_regions_remove(to, from - to);
+}
+
+LT_EXPORT void *sbrk(intptr_t increment)
+{
+    if (!recording() || increment == 0) return __sbrk(increment);
+    busy++;
+    uint32_t id = current_stack();
+    lt_regions_lock();
+    void *old = __sbrk(increment);
+    if (old != (void *)-1) note_break_move((uintptr_t)old, (uintptr_t)old + (uintptr_t)increment, id);
+    lt_regions_unlock();
+    busy--;
+    return old;
+}
+
+LT_EXPORT int brk(void *addr)
+{
+    /* brk(addr) is sbrk(addr - current break), which keeps glibc's own idea of the break
+     * (__curbrk) right, as its brk does. */
+    bool rec = recording();
+    if (rec) busy++;
+    uint32_t id = rec ? current_stack() : 0;
+    if (rec) lt_regions_lock();
+    void *cur = __sbrk(0);
+    int r = __sbrk((intptr_t)((uintptr_t)addr - (uintptr_t)cur)) == (void *)-1 ? -1 : 0;
+    if (rec) {
+        if (r == 0) note_break_move((uintptr_t)cur, (uintptr_t)addr, id);
+        lt_regions_unlock();
+        busy--;
+    }
+    return r;
+}
+
+/* ---- dlclose: keep the module list complete, drop cached unwind rules ------------------ */
+LT_EXPORT int dlclose(void *handle)
+{
+    busy++;
+    if (!real_dlclose) real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
+    bool rec = atomic_load(&recording_on);
+    if (rec) lt_modules_refresh(false); /* make sure what is about to go is recorded */
+    busy--;
+    int r = real_dlclose ? real_dlclose(handle) : -1;
+    if (rec) {
+        busy++;
+        lt_modules_refresh(true);
+        lt_unwind_flush_cache(); /* the freed address range may be reused by other code */
+        busy--;
+    }
+    return r;
+}
+
+/* ---- end of the process ---------------------------------------------------------------- */
+static void write_final_capture(bool from_signal)
+{
+    if (getpid() != atomic_load(&lt_owner_pid)) return; /* untraced child, or a vfork child */
+    if (atomic_exchange(&final_written, true)) return;
+    int saved_errno = errno;
+    busy++;
+    lt_capture_write(true, from_signal);
+    busy--;
+    errno = saved_errno;
+}
+
+LT_EXPORT void _exit(int status)
+{
+    write_final_capture(false);
+    syscall(SYS_exit_group, status);
+    __builtin_unreachable();
+}
+
+LT_EXPORT void _Exit(int status) { _exit(status); }
+
+static void on_terminating_signal(int sig)
+{
+    write_final_capture(true);
+    /* Then die of the same signal, as the program would have without us. */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_signal_handlers(void)
+{
+    static const int sigs[] = { SIGINT, SIGTERM };
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction old;
+        /* Only where the program left the default action: its own handlers always win. */
+        if (sigaction(sigs[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL) continue;
+        struct sigaction sa = { 0 };
+        sa.sa_handler = on_terminating_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+/* ---- fork ------------------------------------------------------------------------------ */
+static void fork_prepare(void)
+{
+    busy++;
+    lt_regions_lock();
+    lt_blocks_lock_all();
+}
+
+static void fork_parent(void)
+{
+    lt_blocks_unlock_all();
+    lt_regions_unlock();
+    busy--;
+}
+
+static void fork_child(void)
+{
+    lt_blocks_unlock_all();
+    lt_regions_unlock();
+    busy--;
+    if (lt_cfg.follow_children) { /* trace on, into a capture of the child's own */
+        lt_is_child = true;
+        atomic_store(&lt_owner_pid, getpid());
+        atomic_store(&final_written, false);
+    } else {
+        atomic_store(&recording_on, false);
+        atomic_store(&lt_owner_pid, 0);
+    }
+}
+
+/* ---- start-up and normal exit ---------------------------------------------------------- */
+__attribute__((constructor)) static void leaktrace_start(void)
+{
+    busy++;
+    lt_start_mono_ns = lt_now_ns();
+    lt_start_real_ns = lt_realtime_ns();
+    lt_config_load();
+    if (lt_stacks_init() && lt_blocks_init() && lt_regions_init() && lt_modules_init()) {
+        lt_unwind_init();
+        lt_modules_refresh(false);
+        real_aligned_alloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "aligned_alloc");
+        real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
+        if (!lt_cfg.follow_children) lt_env_remove_preload(SHIM_FILE_NAME);
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        if (lt_cfg.write_on_signal) install_signal_handlers();
+        atomic_store(&lt_owner_pid, getpid());
+        atomic_store(&recording_on, true);
+    }
+    busy--;
+}
+
+__attribute__((destructor)) static void leaktrace_stop(void) { write_final_capture(false); }

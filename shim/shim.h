@@ -1,0 +1,131 @@
+/* Internal interface between the shim's modules. Nothing here is exported from the library:
+ * it is built with -fvisibility=hidden and only the interposed API carries LT_EXPORT. */
+#ifndef LEAKTRACE_SHIM_H
+#define LEAKTRACE_SHIM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "capture_format.h"
+
+#define LT_EXPORT __attribute__((visibility("default")))
+#define LT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define LT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#define LT_MAX_DEPTH_LIMIT 256
+#define LT_PATH_MAX 4096
+
+/* ---- arena.c: memory the shim maps for itself ------------------------------------------
+ * Every table lives in private anonymous mappings named "[anon:leaktrace]" (where the kernel
+ * supports naming) and listed in lt_own_mappings, so a reachability scan can skip them.
+ * The real allocator is never used for bookkeeping. */
+void *lt_map(size_t size);             /* zeroed, NORESERVE; NULL on failure */
+void lt_unmap(void *addr, size_t size);
+size_t lt_page_size(void);
+
+/* ---- config.c: settings read from the environment at start-up -------------------------- */
+struct lt_config {
+    int max_depth;           /* LEAKTRACE_MAX_DEPTH, default 64 */
+    bool follow_children;    /* LEAKTRACE_FOLLOW_CHILDREN=1 */
+    bool write_on_signal;    /* LEAKTRACE_SIGNALS, default on: capture on SIGINT/SIGTERM */
+    char output[LT_PATH_MAX];/* LEAKTRACE_OUTPUT: exact path for this process, may be empty */
+    char dir[LT_PATH_MAX];   /* LEAKTRACE_DIR or the cwd at start: where default names go */
+    char notify[LT_PATH_MAX];/* LEAKTRACE_NOTIFY: file that gets one line per capture */
+};
+/* Written once by lt_config_load() during start-up (single-threaded), and by the fork child
+ * handler (single-threaded by definition); read-only otherwise. */
+extern struct lt_config lt_cfg;
+void lt_config_load(void);
+void lt_env_remove_preload(const char *shim_path);
+
+/* ---- clock ---------------------------------------------------------------------------- */
+uint64_t lt_now_ns(void);        /* monotonic */
+uint64_t lt_realtime_ns(void);
+uint32_t lt_elapsed_ms(void);    /* since start, coarse clock: cheap on the hot path */
+extern uint64_t lt_start_mono_ns, lt_start_real_ns; /* set once at start-up */
+
+/* ---- unwind.c: backtraces without frame pointers -------------------------------------- */
+void lt_unwind_init(void);
+/* Fills pcs with return addresses, innermost first, skipping the shim's own frames.
+ * Returns the depth; *truncated is set when more frames existed than max. */
+int lt_unwind(uintptr_t *pcs, int max, bool *truncated);
+void lt_unwind_flush_cache(void); /* after dlclose: cached rules may describe unmapped code */
+
+/* ---- stacks.c: deduplicated backtraces and their totals ------------------------------- */
+struct lt_stack {
+    uint64_t hash;
+    uint32_t depth;
+    uint32_t pcs_index;              /* into the pcs arena */
+    _Atomic uint64_t alloc_count, alloc_bytes, free_count, freed_bytes;
+};
+bool lt_stacks_init(void);
+uint32_t lt_stacks_intern(const uintptr_t *pcs, int depth); /* 0 when the table is full */
+struct lt_stack *lt_stack_get(uint32_t id);
+const uintptr_t *lt_stack_pcs(const struct lt_stack *s);
+uint32_t lt_stacks_count(void);      /* ids are 1 .. count */
+void lt_stack_note_alloc(uint32_t id, uint64_t size);
+void lt_stack_note_free(uint32_t id, uint64_t size, bool whole_block);
+
+/* ---- blocks.c: live heap blocks, keyed by address ------------------------------------- */
+struct lt_block {
+    uintptr_t addr;                  /* 0 = empty slot */
+    uint64_t size_kind;              /* size << 8 | kind */
+    uint32_t stack_id;
+    uint32_t time_ms;                /* allocation time, ms since start */
+};
+static inline uint64_t lt_block_size(const struct lt_block *b) { return b->size_kind >> 8; }
+static inline unsigned lt_block_kind(const struct lt_block *b) { return (unsigned)(b->size_kind & 0xff); }
+bool lt_blocks_init(void);
+void lt_blocks_insert(uintptr_t addr, uint64_t size, unsigned kind, uint32_t stack_id);
+bool lt_blocks_take(uintptr_t addr, struct lt_block *out);  /* remove and return */
+void lt_blocks_put_back(const struct lt_block *b);
+typedef void (*lt_block_visitor)(const struct lt_block *b, void *ctx);
+/* Visits every live block, one shard locked at a time. With try_only, shards whose lock is
+ * held (e.g. by a thread interrupted by the signal that asked for this) are skipped and
+ * counted in the return value. */
+unsigned lt_blocks_visit(lt_block_visitor fn, void *ctx, bool try_only);
+void lt_blocks_lock_all(void);
+void lt_blocks_unlock_all(void);
+
+/* ---- regions.c: mmap'd ranges and program-break growth ------------------------------- */
+bool lt_regions_init(void);
+void lt_regions_lock(void);
+void lt_regions_unlock(void);
+/* pre: regions lock held. */
+void lt_regions_add(uintptr_t start, uint64_t len, unsigned kind, uint32_t stack_id);
+void lt_regions_remove(uintptr_t start, uint64_t len);
+unsigned lt_regions_visit(lt_block_visitor fn, void *ctx, bool try_only);
+
+/* ---- modules.c: loaded objects, kept after dlclose ----------------------------------- */
+bool lt_modules_init(void);
+void lt_modules_refresh(bool mark_unloaded);
+void lt_modules_lock(void);
+void lt_modules_unlock(void);
+struct lt_module {
+    uint64_t bias, start, end;
+    uint32_t flags;                  /* bit 0: unloaded */
+    uint32_t build_id_len;
+    uint8_t build_id[32];
+    char path[512];
+};
+/* pre: modules lock held. */
+unsigned lt_modules_count(void);
+const struct lt_module *lt_module_at(unsigned i);
+
+/* ---- capture.c: the capture file ------------------------------------------------------ */
+/* Writes a capture; returns 0 or -errno. final=true for the end-of-process capture. */
+int lt_capture_write(bool final, bool from_signal);
+
+/* ---- counters (hooks.c) ---------------------------------------------------------------- */
+struct lt_counters {
+    _Atomic uint64_t dropped_blocks, dropped_stacks, truncated_stacks, unknown_frees;
+};
+extern struct lt_counters lt_counters;
+
+/* ---- process state (hooks.c) ----------------------------------------------------------- */
+extern _Atomic int lt_owner_pid;     /* the pid whose capture these tables are */
+extern bool lt_is_child;             /* set in a fork child that keeps tracing */
+
+#endif

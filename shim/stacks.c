@@ -1,0 +1,107 @@
+/* Deduplicated backtraces. A lock-free open-addressing table maps a backtrace's hash to a
+ * stack id; records and their return addresses live in append-only arenas, so an id, once
+ * published, stays valid and unchanged for the life of the process. */
+#include <string.h>
+
+#include "shim.h"
+
+#define MAX_STACKS (1u << 20)          /* records; id 0 is reserved for "no backtrace" */
+#define TABLE_SLOTS (1u << 21)         /* hash slots: at most half full */
+#define MAX_PCS (32u << 20)            /* return addresses in all records */
+
+/* All three arenas are mapped once at start-up (NORESERVE: only touched pages cost memory).
+ * next_id and pcs_used are claimed with atomic adds; a slot is published with a CAS after
+ * the record it names is complete, so readers that see an id see its record. */
+static struct lt_stack *records;
+static _Atomic uint32_t *slots;
+static uintptr_t *pcs_arena;
+static _Atomic uint32_t next_id = 1;
+static _Atomic uint32_t pcs_used;
+
+bool lt_stacks_init(void)
+{
+    records = lt_map(sizeof(struct lt_stack) * MAX_STACKS);
+    slots = lt_map(sizeof(uint32_t) * TABLE_SLOTS);
+    pcs_arena = lt_map(sizeof(uintptr_t) * MAX_PCS);
+    return records && slots && pcs_arena;
+}
+
+static uint64_t hash_pcs(const uintptr_t *pcs, int depth)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)depth;
+    for (int i = 0; i < depth; i++) {
+        h ^= pcs[i];
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    return h | 1; /* never 0, so a zeroed record never matches */
+}
+
+static bool same_stack(const struct lt_stack *s, uint64_t hash, const uintptr_t *pcs, int depth)
+{
+    return s->hash == hash && s->depth == (uint32_t)depth &&
+           memcmp(pcs_arena + s->pcs_index, pcs, sizeof(uintptr_t) * (size_t)depth) == 0;
+}
+
+uint32_t lt_stacks_intern(const uintptr_t *pcs, int depth)
+{
+    if (depth <= 0) return 0;
+    uint64_t hash = hash_pcs(pcs, depth);
+    uint32_t mine = 0; /* a record we filled but have not published yet */
+    for (uint32_t i = 0; i < TABLE_SLOTS; i++) {
+        _Atomic uint32_t *slot = &slots[(hash + i) & (TABLE_SLOTS - 1)];
+        uint32_t id = atomic_load_explicit(slot, memory_order_acquire);
+        if (id == 0) {
+            if (!mine) {
+                uint32_t new_id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+                uint32_t at = atomic_fetch_add_explicit(&pcs_used, (uint32_t)depth, memory_order_relaxed);
+                if (new_id >= MAX_STACKS || at + (uint32_t)depth > MAX_PCS) {
+                    atomic_fetch_add_explicit(&lt_counters.dropped_stacks, 1, memory_order_relaxed);
+                    return 0;
+                }
+                memcpy(pcs_arena + at, pcs, sizeof(uintptr_t) * (size_t)depth);
+                records[new_id].pcs_index = at;
+                records[new_id].depth = (uint32_t)depth;
+                records[new_id].hash = hash;
+                mine = new_id;
+            }
+            uint32_t expected = 0;
+            if (atomic_compare_exchange_strong_explicit(slot, &expected, mine, memory_order_release,
+                                                        memory_order_acquire))
+                return mine;
+            id = expected; /* another thread published first: is it the same stack? */
+        }
+        if (same_stack(&records[id], hash, pcs, depth)) return id; /* `mine`, if any, stays unused */
+    }
+    atomic_fetch_add_explicit(&lt_counters.dropped_stacks, 1, memory_order_relaxed);
+    return 0;
+}
+
+struct lt_stack *lt_stack_get(uint32_t id)
+{
+    return id && id < MAX_STACKS ? &records[id] : NULL;
+}
+
+const uintptr_t *lt_stack_pcs(const struct lt_stack *s) { return pcs_arena + s->pcs_index; }
+
+uint32_t lt_stacks_count(void)
+{
+    uint32_t n = atomic_load_explicit(&next_id, memory_order_acquire) - 1;
+    return n >= MAX_STACKS ? MAX_STACKS - 1 : n;
+}
+
+void lt_stack_note_alloc(uint32_t id, uint64_t size)
+{
+    struct lt_stack *s = lt_stack_get(id);
+    if (!s) return;
+    atomic_fetch_add_explicit(&s->alloc_count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->alloc_bytes, size, memory_order_relaxed);
+}
+
+void lt_stack_note_free(uint32_t id, uint64_t size, bool whole_block)
+{
+    struct lt_stack *s = lt_stack_get(id);
+    if (!s) return;
+    if (whole_block) atomic_fetch_add_explicit(&s->free_count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->freed_bytes, size, memory_order_relaxed);
+}

@@ -1,0 +1,393 @@
+/* Backtraces for code built without frame pointers, at a hash lookup per frame.
+ *
+ * Every frame of an x86-64 backtrace is found with one of a few rules, all read from the
+ * DWARF call-frame information (.eh_frame) of the code's module:
+ *     CFA = RSP + k   or   CFA = RBP + k;  return address at CFA-8;  RBP saved at CFA-j or kept.
+ * Interpreting the CFI is slow (find the FDE, run its program up to the address), so the
+ * rule found for a return address is cached in a direct-mapped table keyed by that address:
+ * the next time the same call site is on a stack, its frame costs one load and two reads.
+ * FDEs are found with glibc's _dl_find_object (lock-free, async-signal-safe, glibc >= 2.35),
+ * so no unwind takes the dynamic loader's lock. */
+#include <dlfcn.h>
+#include <string.h>
+
+#include "shim.h"
+
+/* ---- the rule cache ---------------------------------------------------------------------
+ * One 64-bit word per entry, so readers and writers need no lock:
+ *   bit 0 valid | bits 1-2 kind | bits 3-18 CFA offset | bits 19-32 RBP save offset | 33-63 tag
+ * tag = pc >> CACHE_BITS (user addresses are below 2^47, so it fits in 31 bits). */
+#define CACHE_BITS 16
+#define CACHE_SIZE (1u << CACHE_BITS)
+enum rule_kind { RULE_CFA_RSP = 0, RULE_CFA_RBP = 1, RULE_END = 2 };
+
+/* Mapped once at start-up; entries are written and read with relaxed atomics (a torn read is
+ * impossible: each entry is one word, and a stale entry is still a correct rule). */
+static _Atomic uint64_t *rule_cache;
+/* The shim's own code range, set once at start-up: leading frames inside it are skipped. */
+static uintptr_t own_start, own_end;
+
+static inline size_t cache_index(uintptr_t pc) { return (pc ^ (pc >> CACHE_BITS)) & (CACHE_SIZE - 1); }
+
+static inline uint64_t pack_rule(uintptr_t pc, unsigned kind, uint32_t cfa_off, uint32_t rbp_off)
+{
+    return ((uint64_t)(pc >> CACHE_BITS) << 33) | ((uint64_t)rbp_off << 19) |
+           ((uint64_t)cfa_off << 3) | ((uint64_t)kind << 1) | 1u;
+}
+
+void lt_unwind_flush_cache(void)
+{
+    if (!rule_cache) return;
+    for (size_t i = 0; i < CACHE_SIZE; i++) atomic_store_explicit(&rule_cache[i], 0, memory_order_relaxed);
+}
+
+/* ---- reading .eh_frame ------------------------------------------------------------------ */
+enum {
+    DW_EH_PE_absptr = 0x00, DW_EH_PE_uleb128 = 0x01, DW_EH_PE_udata2 = 0x02, DW_EH_PE_udata4 = 0x03,
+    DW_EH_PE_udata8 = 0x04, DW_EH_PE_sleb128 = 0x09, DW_EH_PE_sdata2 = 0x0a, DW_EH_PE_sdata4 = 0x0b,
+    DW_EH_PE_sdata8 = 0x0c, DW_EH_PE_pcrel = 0x10, DW_EH_PE_datarel = 0x30, DW_EH_PE_indirect = 0x80,
+    DW_EH_PE_omit = 0xff,
+};
+enum { REG_RBP = 6, REG_RSP = 7, REG_RA = 16 };
+
+static uint64_t read_uleb(const uint8_t **p)
+{
+    uint64_t v = 0;
+    unsigned shift = 0;
+    uint8_t b;
+    do {
+        b = *(*p)++;
+        if (shift < 64) v |= (uint64_t)(b & 0x7f) << shift;
+        shift += 7;
+    } while (b & 0x80);
+    return v;
+}
+
+static int64_t read_sleb(const uint8_t **p)
+{
+    int64_t v = 0;
+    unsigned shift = 0;
+    uint8_t b;
+    do {
+        b = *(*p)++;
+        if (shift < 64) v |= (int64_t)((uint64_t)(b & 0x7f) << shift);
+        shift += 7;
+    } while (b & 0x80);
+    if (shift < 64 && (b & 0x40)) v |= -((int64_t)1 << shift);
+    return v;
+}
+
+/* Reads a pointer in the given DW_EH_PE encoding. Returns false for encodings we do not use. */
+static bool read_encoded(const uint8_t **p, uint8_t enc, uintptr_t data_base, uintptr_t *out)
+{
+    if (enc == DW_EH_PE_omit) return false;
+    const uint8_t *field = *p;
+    uintptr_t v;
+    switch (enc & 0x0f) {
+    case DW_EH_PE_absptr: memcpy(&v, *p, 8); *p += 8; break;
+    case DW_EH_PE_uleb128: v = (uintptr_t)read_uleb(p); break;
+    case DW_EH_PE_sleb128: v = (uintptr_t)read_sleb(p); break;
+    case DW_EH_PE_udata2: { uint16_t x; memcpy(&x, *p, 2); *p += 2; v = x; break; }
+    case DW_EH_PE_sdata2: { int16_t x; memcpy(&x, *p, 2); *p += 2; v = (uintptr_t)(intptr_t)x; break; }
+    case DW_EH_PE_udata4: { uint32_t x; memcpy(&x, *p, 4); *p += 4; v = x; break; }
+    case DW_EH_PE_sdata4: { int32_t x; memcpy(&x, *p, 4); *p += 4; v = (uintptr_t)(intptr_t)x; break; }
+    case DW_EH_PE_udata8: case DW_EH_PE_sdata8: memcpy(&v, *p, 8); *p += 8; break;
+    default: return false;
+    }
+    switch (enc & 0x70) {
+    case 0: break;
+    case DW_EH_PE_pcrel: v += (uintptr_t)field; break;
+    case DW_EH_PE_datarel: v += data_base; break;
+    default: return false;
+    }
+    if (enc & DW_EH_PE_indirect) memcpy(&v, (const void *)v, 8);
+    *out = v;
+    return true;
+}
+
+/* Where a register is found in the caller's frame. */
+enum reg_how { REG_SAME = 0, REG_AT_CFA_OFFSET, REG_UNDEFINED, REG_UNSUPPORTED };
+struct reg_rule { uint8_t how; int64_t offset; };
+struct cfa_row {
+    uint64_t cfa_reg;
+    int64_t cfa_offset;
+    bool cfa_is_expression;
+    struct reg_rule rbp, ra;
+};
+
+struct cie_info {
+    uint64_t code_align;
+    int64_t data_align;
+    uint64_t ra_reg;
+    uint8_t fde_enc;
+    bool has_z, signal_frame;
+    const uint8_t *insns, *insns_end;
+};
+
+/* Reads a CIE or FDE length; returns the record's end, or NULL at the terminator. */
+static const uint8_t *record_bounds(const uint8_t **p)
+{
+    uint32_t len32;
+    memcpy(&len32, *p, 4);
+    *p += 4;
+    if (len32 == 0) return NULL;
+    if (len32 == 0xffffffffu) {
+        uint64_t len64;
+        memcpy(&len64, *p, 8);
+        *p += 8;
+        return *p + len64;
+    }
+    return *p + len32;
+}
+
+static bool parse_cie(const uint8_t *cie, struct cie_info *ci)
+{
+    const uint8_t *p = cie;
+    const uint8_t *end = record_bounds(&p);
+    if (!end) return false;
+    bool is64 = (p - cie) == 12;
+    p += is64 ? 8 : 4; /* CIE id */
+    uint8_t version = *p++;
+    const char *aug = (const char *)p;
+    p += strlen(aug) + 1;
+    if (aug[0] == 'e' && aug[1] == 'h') p += 8;
+    ci->code_align = read_uleb(&p);
+    ci->data_align = read_sleb(&p);
+    ci->ra_reg = version == 1 ? *p++ : read_uleb(&p);
+    ci->fde_enc = DW_EH_PE_absptr;
+    ci->has_z = aug[0] == 'z';
+    ci->signal_frame = false;
+    if (ci->has_z) {
+        uint64_t aug_len = read_uleb(&p);
+        const uint8_t *aug_end = p + aug_len;
+        for (const char *a = aug + 1; *a; a++) {
+            if (*a == 'R') ci->fde_enc = *p++;
+            else if (*a == 'L') p++;
+            else if (*a == 'P') {
+                uint8_t enc = *p++;
+                uintptr_t ignored;
+                if (!read_encoded(&p, enc & (uint8_t)~DW_EH_PE_indirect, 0, &ignored)) return false;
+            } else if (*a == 'S') ci->signal_frame = true;
+        }
+        p = aug_end;
+    }
+    ci->insns = p;
+    ci->insns_end = end;
+    return true;
+}
+
+static void set_reg(struct cfa_row *row, uint64_t reg, uint8_t how, int64_t offset)
+{
+    struct reg_rule r = { how, offset };
+    if (reg == REG_RBP) row->rbp = r;
+    else if (reg == REG_RA) row->ra = r;
+}
+
+static void restore_reg(struct cfa_row *row, const struct cfa_row *initial, uint64_t reg)
+{
+    if (reg == REG_RBP) row->rbp = initial->rbp;
+    else if (reg == REG_RA) row->ra = initial->ra;
+}
+
+/* Runs a CFA program, stopping before the row that starts after `target`.
+ * Returns false on an instruction we cannot interpret. */
+static bool run_cfa_program(const uint8_t *p, const uint8_t *end, const struct cie_info *ci,
+                            uintptr_t loc, uintptr_t target, struct cfa_row *row,
+                            const struct cfa_row *initial)
+{
+    enum { STATE_STACK = 8 };
+    struct cfa_row saved[STATE_STACK];
+    int nsaved = 0;
+    while (p < end) {
+        uint8_t op = *p++;
+        uint64_t reg, delta;
+        switch (op >> 6) {
+        case 1:
+            loc += (op & 0x3f) * ci->code_align;
+            if (loc > target) return true;
+            continue;
+        case 2:
+            set_reg(row, op & 0x3f, REG_AT_CFA_OFFSET, (int64_t)read_uleb(&p) * ci->data_align);
+            continue;
+        case 3:
+            restore_reg(row, initial, op & 0x3f);
+            continue;
+        default: break;
+        }
+        switch (op) {
+        case 0x00: break; /* nop */
+        case 0x01: /* set_loc */
+            if (!read_encoded(&p, ci->fde_enc, 0, &loc)) return false;
+            if (loc > target) return true;
+            break;
+        case 0x02: delta = *p++; goto advance;
+        case 0x03: { uint16_t d; memcpy(&d, p, 2); p += 2; delta = d; goto advance; }
+        case 0x04: { uint32_t d; memcpy(&d, p, 4); p += 4; delta = d; goto advance; }
+        advance:
+            loc += delta * ci->code_align;
+            if (loc > target) return true;
+            break;
+        case 0x05: reg = read_uleb(&p); set_reg(row, reg, REG_AT_CFA_OFFSET, (int64_t)read_uleb(&p) * ci->data_align); break;
+        case 0x06: restore_reg(row, initial, read_uleb(&p)); break;
+        case 0x07: set_reg(row, read_uleb(&p), REG_UNDEFINED, 0); break;
+        case 0x08: set_reg(row, read_uleb(&p), REG_SAME, 0); break;
+        case 0x09: reg = read_uleb(&p); (void)read_uleb(&p); set_reg(row, reg, REG_UNSUPPORTED, 0); break;
+        case 0x0a:
+            if (nsaved == STATE_STACK) return false;
+            saved[nsaved++] = *row;
+            break;
+        case 0x0b:
+            if (nsaved == 0) return false;
+            *row = saved[--nsaved];
+            break;
+        case 0x0c: row->cfa_reg = read_uleb(&p); row->cfa_offset = (int64_t)read_uleb(&p); row->cfa_is_expression = false; break;
+        case 0x0d: row->cfa_reg = read_uleb(&p); row->cfa_is_expression = false; break;
+        case 0x0e: row->cfa_offset = (int64_t)read_uleb(&p); break;
+        case 0x0f: delta = read_uleb(&p); p += delta; row->cfa_is_expression = true; break;
+        case 0x10: case 0x16: /* expression, val_expression */
+            reg = read_uleb(&p); delta = read_uleb(&p); p += delta;
+            set_reg(row, reg, REG_UNSUPPORTED, 0);
+            break;
+        case 0x11: reg = read_uleb(&p); set_reg(row, reg, REG_AT_CFA_OFFSET, read_sleb(&p) * ci->data_align); break;
+        case 0x12: row->cfa_reg = read_uleb(&p); row->cfa_offset = read_sleb(&p) * ci->data_align; row->cfa_is_expression = false; break;
+        case 0x13: row->cfa_offset = read_sleb(&p) * ci->data_align; break;
+        case 0x14: reg = read_uleb(&p); (void)read_uleb(&p); set_reg(row, reg, REG_UNSUPPORTED, 0); break;
+        case 0x15: reg = read_uleb(&p); (void)read_sleb(&p); set_reg(row, reg, REG_UNSUPPORTED, 0); break;
+        case 0x2e: (void)read_uleb(&p); break; /* GNU_args_size */
+        case 0x2f: reg = read_uleb(&p); set_reg(row, reg, REG_AT_CFA_OFFSET, -(int64_t)read_uleb(&p) * ci->data_align); break;
+        default: return false;
+        }
+    }
+    return true;
+}
+
+/* Finds the FDE covering pc through the binary-search table of .eh_frame_hdr. */
+static const uint8_t *find_fde(const uint8_t *hdr, uintptr_t pc)
+{
+    if (hdr[0] != 1) return NULL;
+    uint8_t frame_ptr_enc = hdr[1], count_enc = hdr[2], table_enc = hdr[3];
+    const uint8_t *p = hdr + 4;
+    uintptr_t frame_ptr, count;
+    if (!read_encoded(&p, frame_ptr_enc, (uintptr_t)hdr, &frame_ptr)) return NULL;
+    if (!read_encoded(&p, count_enc, (uintptr_t)hdr, &count) || count == 0) return NULL;
+    /* Every linker writes this table as pairs of 32-bit offsets from the header. */
+    if (table_enc != (DW_EH_PE_datarel | DW_EH_PE_sdata4)) return NULL;
+    const int32_t *table = (const int32_t *)(const void *)p;
+    intptr_t rel = (intptr_t)(pc - (uintptr_t)hdr);
+    size_t lo = 0, hi = count;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (table[2 * mid] <= rel) lo = mid;
+        else hi = mid;
+    }
+    if (table[2 * lo] > rel) return NULL;
+    return hdr + table[2 * lo + 1];
+}
+
+/* The slow path: computes the packed rule for pc from the CFI. `lookup_pc` is pc for the
+ * innermost frame and pc-1 for return addresses (a call may be a function's last insn). */
+static uint64_t compute_rule(uintptr_t pc, uintptr_t lookup_pc)
+{
+    uint64_t end_rule = pack_rule(pc, RULE_END, 0, 0);
+    struct dl_find_object dlfo;
+    if (_dl_find_object((void *)lookup_pc, &dlfo) != 0 || !dlfo.dlfo_eh_frame) return end_rule;
+    const uint8_t *fde = find_fde(dlfo.dlfo_eh_frame, lookup_pc);
+    if (!fde) return end_rule;
+    const uint8_t *p = fde;
+    const uint8_t *fde_end = record_bounds(&p);
+    if (!fde_end) return end_rule;
+    const uint8_t *cie_ptr_field = p;
+    uint32_t cie_off;
+    memcpy(&cie_off, p, 4);
+    p += 4;
+    struct cie_info ci;
+    if (!parse_cie(cie_ptr_field - cie_off, &ci)) return end_rule;
+    if (ci.signal_frame || ci.ra_reg != REG_RA) return end_rule;
+    uintptr_t pc_begin, pc_range;
+    if (!read_encoded(&p, ci.fde_enc, 0, &pc_begin)) return end_rule;
+    if (!read_encoded(&p, ci.fde_enc & 0x0f, 0, &pc_range)) return end_rule;
+    if (lookup_pc < pc_begin || lookup_pc >= pc_begin + pc_range) return end_rule;
+    if (ci.has_z) {
+        uint64_t aug_len = read_uleb(&p);
+        p += aug_len;
+    }
+    struct cfa_row initial = { .cfa_reg = REG_RSP, .cfa_offset = 8 };
+    initial.rbp.how = REG_SAME;
+    initial.ra.how = REG_UNDEFINED;
+    if (!run_cfa_program(ci.insns, ci.insns_end, &ci, pc_begin, (uintptr_t)-1, &initial, &initial))
+        return 0;
+    struct cfa_row row = initial;
+    if (!run_cfa_program(p, fde_end, &ci, pc_begin, lookup_pc, &row, &initial)) return 0;
+
+    if (row.ra.how == REG_UNDEFINED) return end_rule; /* outermost frame: _start, clone */
+    if (row.cfa_is_expression || row.ra.how != REG_AT_CFA_OFFSET || row.ra.offset != -8) return 0;
+    if (row.cfa_reg != REG_RSP && row.cfa_reg != REG_RBP) return 0;
+    if (row.cfa_offset < 0 || row.cfa_offset >= (1 << 16)) return 0;
+    uint32_t rbp_off = 0;
+    if (row.rbp.how == REG_AT_CFA_OFFSET) {
+        if (row.rbp.offset >= 0 || -row.rbp.offset >= (1 << 14)) return 0;
+        rbp_off = (uint32_t)-row.rbp.offset;
+    } else if (row.rbp.how != REG_SAME) {
+        return 0;
+    }
+    return pack_rule(pc, row.cfa_reg == REG_RBP ? RULE_CFA_RBP : RULE_CFA_RSP,
+                     (uint32_t)row.cfa_offset, rbp_off);
+}
+
+static inline uint64_t rule_for(uintptr_t pc, bool innermost)
+{
+    if (LT_UNLIKELY(pc >> 47)) return 0;
+    _Atomic uint64_t *slot = &rule_cache[cache_index(pc)];
+    uint64_t rule = atomic_load_explicit(slot, memory_order_relaxed);
+    if (LT_LIKELY((rule >> 33) == (pc >> CACHE_BITS) && (rule & 1))) return rule;
+    rule = compute_rule(pc, innermost ? pc : pc - 1);
+    /* A frame we cannot step over ends every backtrace through it: remember that too, so
+     * it costs the slow path once, not on every allocation. */
+    if (!rule) rule = pack_rule(pc, RULE_END, 0, 0);
+    atomic_store_explicit(slot, rule, memory_order_relaxed);
+    return rule;
+}
+
+void lt_unwind_init(void)
+{
+    rule_cache = lt_map(CACHE_SIZE * sizeof(uint64_t));
+    struct dl_find_object dlfo;
+    if (_dl_find_object((void *)(uintptr_t)&lt_unwind_init, &dlfo) == 0) {
+        own_start = (uintptr_t)dlfo.dlfo_map_start;
+        own_end = (uintptr_t)dlfo.dlfo_map_end;
+    }
+}
+
+__attribute__((noinline)) int lt_unwind(uintptr_t *pcs, int max, bool *truncated)
+{
+    uintptr_t pc, sp, bp;
+    __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2"
+                     : "=r"(pc), "=r"(sp), "=r"(bp));
+    *truncated = false;
+    if (LT_UNLIKELY(!rule_cache)) return 0;
+    int n = 0;
+    bool innermost = true;
+    /* Bounded even if a corrupt stack made a loop of frames. */
+    for (int step = 0; step < max + 32; step++) {
+        uint64_t rule = rule_for(pc, innermost);
+        unsigned kind = (unsigned)(rule >> 1) & 3;
+        if (!rule || kind == RULE_END) break;
+        uintptr_t cfa_off = (uintptr_t)(rule >> 3) & 0xffff;
+        uintptr_t rbp_off = (uintptr_t)(rule >> 19) & 0x3fff;
+        uintptr_t cfa = (kind == RULE_CFA_RBP ? bp : sp) + cfa_off;
+        /* A caller's frame lies above its callee's; anything else is a broken stack. */
+        if (cfa <= sp || cfa - sp > ((uintptr_t)1 << 30) || (cfa & 7)) break;
+        pc = *(const uintptr_t *)(cfa - 8);
+        if (rbp_off) bp = *(const uintptr_t *)(cfa - rbp_off);
+        sp = cfa;
+        innermost = false;
+        if (pc < 4096) break;
+        if (n == 0 && pc >= own_start && pc < own_end) continue; /* the shim's own frames */
+        if (n == max) {
+            *truncated = true;
+            break;
+        }
+        pcs[n++] = pc;
+    }
+    return n;
+}
