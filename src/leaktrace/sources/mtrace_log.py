@@ -81,7 +81,7 @@ class CallSiteTotal:
 class MtraceLog:
     live: list[LiveBlock]
     anomalies: list[Anomaly]
-    totals: dict[tuple[str, Stack | None], CallSiteTotal]
+    totals: dict[tuple[str, str, Stack | None], CallSiteTotal]  # by (api, caller, stack)
     counters: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -113,7 +113,7 @@ class MtraceLogReader:
         self._callers: dict[bytes, str] = {}  # interning: one str per distinct caller
         self._stacks: dict[Stack, Stack] = {}
         self._anomalies: list[Anomaly] = []
-        self._totals: dict[tuple[str, Stack | None], CallSiteTotal] = {}
+        self._totals: dict[tuple[str, str, Stack | None], CallSiteTotal] = {}
         self._counters: Counter[str] = Counter()
         self._line_number = 0
         # The last allocation, kept open while its backtrace lines follow:
@@ -239,9 +239,9 @@ class MtraceLogReader:
             stack = self._stacks.setdefault(as_tuple, as_tuple)
             if recorded:
                 self._live[address] = (size, caller, stack, api)
-        total = self._totals.get((caller, stack))
+        total = self._totals.get((api, caller, stack))
         if total is None:
-            total = self._totals[(caller, stack)] = CallSiteTotal()
+            total = self._totals[(api, caller, stack)] = CallSiteTotal()
         total.allocations += 1
         total.bytes += size
 

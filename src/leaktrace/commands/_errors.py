@@ -1,0 +1,49 @@
+"""Turn expected failures inside a command into one `leaktrace: error: ...` line on stderr and
+exit status 2, never a traceback (LeaktraceError is raised by sources and helpers)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import click
+
+from leaktrace.errors import LeaktraceError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+ERROR_EXIT_CODE = 2  # as click's usage errors; 1 means "leaks found" for mtrace and valgrind
+
+
+class CommandError(click.ClickException):
+    exit_code = ERROR_EXIT_CODE
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"leaktrace: error: {self.format_message()}", err=True)
+
+
+def warn(message: str) -> None:
+    click.echo(f"leaktrace: warning: {message}", err=True)
+
+
+def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a click callback so LeaktraceError and OSError end it with one line."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except LeaktraceError as error:
+            raise CommandError(str(error)) from None
+        except OSError as error:
+            # A file that vanished or cannot be read: the OS message is what the user needs.
+            where = f"{error.filename}: " if error.filename else ""
+            raise CommandError(f"{where}{error.strerror or error}") from None
+        except KeyboardInterrupt:
+            click.echo("leaktrace: interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
