@@ -51,6 +51,7 @@ class LeakRecord:
     leak_kind: str | None = None  # definitely/indirectly/possibly lost, still reachable (later)
     direct_bytes: int | None = None
     indirect_bytes: int | None = None
+    loss_record: int | None = None  # valgrind's "loss record N of M" number
 
 
 @dataclass
