@@ -70,6 +70,20 @@ class Summary:
 
 
 @dataclass
+class FrameTotal:
+    """Inclusive leaked bytes of one function over all records: every record whose backtrace
+    passes through the function counts once, so the caller responsible shows up even when
+    the allocation itself happens deep inside a library."""
+
+    function: str  # demangled name, or module+offset when unresolved
+    module: str | None = None
+    file: str | None = None
+    bytes: int = 0
+    blocks: int = 0
+    records: int = 0
+
+
+@dataclass
 class Report:
     source: str  # "leaktrace", "mtrace", "valgrind", ...
     program: str | None = None
@@ -83,3 +97,4 @@ class Report:
     capture_path: str | None = None
     build_seconds: float | None = None  # time taken to read, symbolize and build this report
     notes: list[str] = field(default_factory=list)
+    frame_totals: list[FrameTotal] = field(default_factory=list)  # bytes descending

@@ -1,0 +1,198 @@
+"""Capture -> model.Report: group live blocks by (API kind, backtrace), symbolize the
+backtraces, add up totals, and say what the counters mean for the numbers."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from leaktrace.analyze.frame_totals import compute_frame_totals
+from leaktrace.analyze.module_map import ModuleMap
+from leaktrace.analyze.stack_ids import stable_stack_id
+from leaktrace.capture import format as fmt
+from leaktrace.capture.reader import Capture, Stack, read_capture
+from leaktrace.model import Block, Frame, KindTotal, LeakRecord, Report, Summary
+from leaktrace.symbolize import Symbolizer
+
+
+def load_report(path: str, symbolizer: Symbolizer | None = None, *,
+                with_addresses: bool = True) -> Report:
+    """Read, symbolize and build; build_seconds covers all three."""
+    started = time.monotonic()
+    capture = read_capture(path)
+    return build_report(capture, symbolizer, with_addresses=with_addresses, started=started)
+
+
+def build_report(capture: Capture, symbolizer: Symbolizer | None = None, *,
+                 with_addresses: bool = True, started: float | None = None) -> Report:
+    """`with_addresses=False` skips the per-block list (faster with millions of blocks when
+    no renderer will show it). `started` is a time.monotonic() value to count from."""
+    started = time.monotonic() if started is None else started
+    if symbolizer is None:
+        expected = {m.path: m.build_id for m in capture.modules if m.build_id}
+        symbolizer = Symbolizer(expected_build_ids=expected)
+    groups = _group_blocks(capture, with_addresses)
+    stack_frames = _symbolize_stacks(capture, {g.stack_id for g in groups}, symbolizer)
+
+    records = []
+    for g in groups:
+        stack = capture.stacks.get(g.stack_id)
+        kind = fmt.kind_name(g.kind)
+        frames, id_parts = stack_frames.get(g.stack_id, ([], []))
+        records.append(LeakRecord(
+            stack_id=stable_stack_id(kind, id_parts),
+            kind=kind,
+            bytes=g.bytes,
+            blocks=g.blocks,
+            frames=[Frame(**vars(f)) for f in frames],  # records never share frame objects
+            addresses=g.addresses,
+            total_allocations=stack.alloc_count if stack else None,
+            total_allocated_bytes=stack.alloc_bytes if stack else None,
+            oldest_age_seconds=g.oldest_age,
+        ))
+    records.sort(key=lambda r: (-r.bytes, -r.blocks, r.stack_id, r.kind))
+
+    header, process = capture.header, capture.process
+    report = Report(
+        source="leaktrace",
+        program=process.executable if process else None,
+        command=list(process.command_line) if process else [],
+        pid=header.pid,
+        start_time=header.start_time_ns / 1e9,
+        end_time=header.capture_time_ns / 1e9,
+        records=records,
+        summary=_summary(records, capture.stacks.values()),
+        counters=dict(capture.counters),
+        capture_path=os.path.abspath(capture.path),
+        notes=_notes(capture, groups) + symbolizer.notes,
+        frame_totals=compute_frame_totals(records),
+    )
+    report.build_seconds = time.monotonic() - started
+    return report
+
+
+@dataclass
+class _Group:
+    kind: int
+    stack_id: int
+    blocks: int
+    bytes: int
+    oldest_age: float | None
+    addresses: list[Block]
+
+
+def _group_blocks(capture: Capture, with_addresses: bool) -> list[_Group]:
+    """Vectorized: sort the blocks by (kind, stack id) once, then sum each run."""
+    blocks = capture.blocks
+    if len(blocks) == 0:
+        return []
+    keys = (blocks["kind"].astype(np.uint64) << np.uint64(32)) | blocks["stack_id"]
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(sorted_keys)) + 1))
+    ends = np.append(starts[1:], len(blocks))
+    sizes = blocks["size"][order]
+    byte_sums = np.add.reduceat(sizes, starts)
+    run_ns = capture.header.capture_monotonic_ns - capture.header.start_monotonic_ns
+    ages = (run_ns - blocks["alloc_time_ns"][order].astype(np.int64)) / 1e9
+    oldest = np.maximum.reduceat(ages, starts)
+
+    groups = []
+    for i, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        key = int(sorted_keys[start])
+        addresses = []
+        if with_addresses:
+            picked = blocks[order[start:end]]
+            addresses = [Block(a, s, round(age, 6)) for a, s, age in zip(
+                picked["address"].tolist(), picked["size"].tolist(),
+                ages[start:end].tolist(), strict=True)]
+        groups.append(_Group(kind=key >> 32, stack_id=key & 0xFFFFFFFF, blocks=end - start,
+                             bytes=int(byte_sums[i]), oldest_age=round(float(oldest[i]), 6),
+                             addresses=addresses))
+    return groups
+
+
+def _symbolize_stacks(capture: Capture, stack_ids: set[int], symbolizer: Symbolizer
+                      ) -> dict[int, tuple[list[Frame], list[tuple[str, int]]]]:
+    """For each stack: its symbolized frames, and the (module name, return offset) pairs its
+    stable id is made of."""
+    modules = ModuleMap(capture.modules)
+    located: dict[int, list[tuple[int, str | None, int]]] = {}
+    requests: set[tuple[str, int]] = set()
+    for stack_id in stack_ids:
+        stack = capture.stacks.get(stack_id)
+        if stack is None:
+            continue
+        entries = []
+        for ra in stack.return_addresses:
+            module = modules.find(ra)
+            if module is None:
+                entries.append((ra, None, ra))
+                continue
+            # A return address points after the call; the call itself is one byte earlier,
+            # which matters when the call is the last instruction of an inlined range.
+            lookup = ra - module.load_bias - 1
+            entries.append((ra, module.path, lookup))
+            requests.add((module.path, lookup))
+        located[stack_id] = entries
+    resolved = symbolizer.resolve(requests)
+
+    result: dict[int, tuple[list[Frame], list[tuple[str, int]]]] = {}
+    for stack_id, entries in located.items():
+        frames: list[Frame] = []
+        id_parts: list[tuple[str, int]] = []
+        for ra, path, lookup in entries:
+            if path is None:
+                frames.append(Frame(address=ra))
+                id_parts.append(("?", ra))
+                continue
+            for frame in resolved[(path, lookup)]:
+                frame.address = ra
+                frames.append(frame)
+            id_parts.append((os.path.basename(path), lookup + 1))
+        result[stack_id] = (frames, id_parts)
+    return result
+
+
+def _summary(records: list[LeakRecord], stacks: Iterable[Stack]) -> Summary:
+    by_kind: dict[str, KindTotal] = {}
+    for r in records:
+        total = by_kind.setdefault(r.kind, KindTotal())
+        total.blocks += r.blocks
+        total.bytes += r.bytes
+    stack_list = list(stacks)
+    return Summary(
+        live_blocks=sum(r.blocks for r in records),
+        live_bytes=sum(r.bytes for r in records),
+        by_kind=dict(sorted(by_kind.items(), key=lambda kv: (-kv[1].bytes, kv[0]))),
+        total_allocations=sum(s.alloc_count for s in stack_list) if stack_list else None,
+        total_allocated_bytes=sum(s.alloc_bytes for s in stack_list) if stack_list else None,
+    )
+
+
+def _notes(capture: Capture, groups: list[_Group]) -> list[str]:
+    """What the user must know to trust (or distrust) the numbers."""
+    c = capture.counters
+    notes = []
+    if not capture.header.final:
+        notes.append("this capture is a snapshot taken while the program ran, not at its exit")
+    if c.get("dropped_blocks"):
+        notes.append(f"{c['dropped_blocks']:,} blocks were not recorded (the shim ran out of "
+                     "memory): live totals are too low")
+    if c.get("dropped_stacks"):
+        notes.append(f"{c['dropped_stacks']:,} allocations have no backtrace (the stack table "
+                     "was full)")
+    if c.get("truncated_stacks"):
+        depth = c.get("max_depth")
+        at = f" at {depth} frames" if depth else ""
+        notes.append(f"{c['truncated_stacks']:,} backtrace(s) were cut{at}: rerun with a "
+                     "larger --max-depth to see their outer callers")
+    missing = sorted({g.stack_id for g in groups} - capture.stacks.keys() - {fmt.NO_STACK_ID})
+    if missing:
+        notes.append(f"{len(missing)} stack ids used by blocks are missing from the STACKS "
+                     "section: those blocks show no backtrace")
+    return notes
