@@ -299,24 +299,51 @@ def frame_functions(record: dict[str, object]) -> list[str]:
     return names
 
 
-def check_leaktrace(capture: Path, workdir: Path, expected: tuple[int, int]) -> LeakCheck:
+# Used when the CLI has no `report` command yet: the same JSON, built with the package's own
+# report builder and JSON renderer (what `leaktrace report --format json` is made of).
+LIBRARY_REPORT = """
+import sys
+from leaktrace.analyze.build_report import load_report
+from leaktrace.render.json_report import render_json
+from leaktrace.render.options import RenderOptions
+sys.stdout.write(render_json(load_report(sys.argv[1], with_addresses=False), RenderOptions()))
+"""
+
+
+def leaktrace_report_json(capture: Path) -> tuple[str, str, list[str]]:
+    """(json text, how it was made, problems) for one capture."""
     cli, env = leaktrace_cli()
-    argv = [*cli, "report", str(capture), "--format", "json"]
     full_env = dict(os.environ)
     full_env.update(env)
+    argv = [*cli, "report", str(capture), "--format", "json"]
     proc = subprocess.run(argv, capture_output=True, text=True, env=full_env, check=False)
-    (workdir / "leaktrace-report.json").write_text(proc.stdout)
     # A leak report may well exit non-zero when it found leaks; judge by the JSON.
+    if proc.stdout.lstrip().startswith("{"):
+        return proc.stdout, shlex.join(["leaktrace", *argv[len(cli) :]]), []
+    last = (proc.stderr.strip().splitlines() or [""])[-1]
+    problems = [f"`leaktrace report` exited {proc.returncode}: {last}"]
+    if cli[0] != sys.executable:
+        return "", "", problems
+    argv = [sys.executable, "-c", LIBRARY_REPORT, str(capture)]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=full_env, check=False)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [""])[-1]
+        problems.append(f"library report builder failed: {last}")
+        return "", "", problems
+    how = "leaktrace.analyze.build_report + render.json_report (no `report` command yet)"
+    return proc.stdout, how, problems
+
+
+def check_leaktrace(capture: Path, workdir: Path, expected: tuple[int, int]) -> LeakCheck:
+    text, how, problems = leaktrace_report_json(capture)
+    (workdir / "leaktrace-report.json").write_text(text)
     try:
-        report = json.loads(proc.stdout)
+        report = json.loads(text)
     except json.JSONDecodeError:
-        return LeakCheck(
-            False,
-            "no: `leaktrace report` gave no JSON",
-            [f"leaktrace report exited {proc.returncode}: {proc.stderr.strip()[-1000:]}"],
-        )
+        return LeakCheck(False, "no: no JSON report", [f"leaktrace: {p}" for p in problems])
     records = report.get("records", []) if isinstance(report, dict) else []
     found: tuple[int, int] | None = None
+    leak_stack: list[str] = []
     others: list[str] = []
     runtime: list[str] = []
     for rec in records:
@@ -328,17 +355,32 @@ def check_leaktrace(capture: Path, workdir: Path, expected: tuple[int, int]) -> 
         if LEAK_FUNCTION in functions:
             prev = found or (0, 0)
             found = (prev[0] + blocks, prev[1] + nbytes)
+            leak_stack = functions
         elif any(f.startswith(SITE_PREFIX) for f in functions):
             others.append(what)
         else:
             runtime.append(what)
     check = judge("leaktrace", expected, found, others, runtime)
+    if leak_stack:
+        # The workload is built without frame pointers: a complete backtrace shows that the
+        # shim unwound through every frame with the CFI, up to the thread's entry point.
+        complete = "start_thread" in leak_stack or any("clone" in f for f in leak_stack)
+        check.details.append(
+            f"leaktrace: backtrace of {LEAK_FUNCTION}: {len(leak_stack)} frames, "
+            f"{' <- '.join(leak_stack)} ({'complete' if complete else 'INCOMPLETE'})"
+        )
+    check.details.insert(0, f"leaktrace: JSON report made with {how}")
+    if problems:
+        check.details.insert(1, f"leaktrace: {problems[0]}")
     summary = report.get("summary", {}) if isinstance(report, dict) else {}
     if isinstance(summary, dict):
+        live = summary.get("live")
+        if isinstance(live, dict):  # JSON report format 1
+            live_blocks, live_bytes = live.get("blocks"), live.get("bytes")
+        else:
+            live_blocks, live_bytes = summary.get("live_blocks"), summary.get("live_bytes")
         check.details.insert(
-            0,
-            f"leaktrace report summary: {summary.get('live_blocks')} live blocks, "
-            f"{summary.get('live_bytes')} live bytes",
+            1, f"leaktrace report summary: {live_blocks} live blocks, {live_bytes} live bytes"
         )
     counters = report.get("counters", {}) if isinstance(report, dict) else {}
     if isinstance(counters, dict):
@@ -568,7 +610,8 @@ class Leaktrace(Tool):
         try:
             text = output_of([*cli, "--version"], env=env, timeout=60).strip()
         except (BenchError, OSError, subprocess.TimeoutExpired):
-            text = "leaktrace (version unknown)"
+            m = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M)
+            text = f"leaktrace {m.group(1)} (pyproject.toml)" if m else "leaktrace"
         try:
             rev = output_of(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]).strip()
             text += f", source tree at git {rev}"
@@ -582,15 +625,16 @@ class Leaktrace(Tool):
         assert self.shim is not None
         return {"LD_PRELOAD": str(self.shim), "LEAKTRACE_DIR": str(capture_dir)}
 
+    def direct_command(self) -> str:
+        return f"LEAKTRACE_DIR=DIR LD_PRELOAD={self.shim} " + shlex.join(self.workload_argv())
+
     def timing_command(self) -> str:
         if self.cli:
             return shlex.join(["leaktrace", "run", "--", *self.workload_argv()])
-        return "LEAKTRACE_DIR=DIR LD_PRELOAD=SHIM " + shlex.join(self.workload_argv())
+        return self.direct_command()
 
     def memory_command(self) -> str | None:
-        if not self.separate_memory_run:
-            return None
-        return "LEAKTRACE_DIR=DIR LD_PRELOAD=SHIM " + shlex.join(self.workload_argv())
+        return self.direct_command() if self.separate_memory_run else None
 
     def fresh_dir(self, workdir: Path) -> Path:
         capture_dir = workdir / "captures"
