@@ -381,6 +381,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    lt_modules_after_fork_child();
     lt_blocks_unlock_all();
     lt_regions_unlock();
     busy--;

@@ -12,9 +12,13 @@
 
 #define MAX_MODULES 4096u
 
-/* Guarded by `lock`. Taken only inside dl_iterate_phdr callbacks and by the capture writer,
- * never in an allocation hook, so the loader lock is always taken before it, never after. */
+/* Guarded by `lock`, which is held only for memory operations: inside dl_iterate_phdr
+ * callbacks (the loader's lock is then held outside it), by the capture writer, and by the
+ * unwinder's slow path; nothing is called out to while holding it. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* Serializes whole refreshes (the `seen` marks belong to one refresh at a time). Lock order:
+ * refresh_lock, then the loader's lock (inside dl_iterate_phdr), then `lock`. */
+static pthread_mutex_t refresh_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct lt_module *modules; /* lt_map'd */
 static unsigned nmodules;
 static uint8_t *seen;             /* per module: found by the current refresh */
@@ -27,6 +31,15 @@ bool lt_modules_init(void)
 }
 
 void lt_modules_lock(void) { pthread_mutex_lock(&lock); }
+
+/* Not locked around fork (the loader's lock may be taken inside ours there): the child, alone
+ * in its process, starts with fresh locks instead. A module half-added at that instant is at
+ * worst a wrong entry, never a hang. */
+void lt_modules_after_fork_child(void)
+{
+    pthread_mutex_init(&lock, NULL);
+    pthread_mutex_init(&refresh_lock, NULL);
+}
 void lt_modules_unlock(void) { pthread_mutex_unlock(&lock); }
 unsigned lt_modules_count(void) { return nmodules; }
 const struct lt_module *lt_module_at(unsigned i) { return &modules[i]; }
@@ -53,6 +66,36 @@ static void read_build_id(struct lt_module *m, const struct dl_phdr_info *info)
     }
 }
 
+/* pre: lock held. A loaded (not unloaded) module with this load bias: two objects loaded at
+ * the same time never share one. */
+static int find_loaded(uintptr_t bias)
+{
+    for (unsigned i = 0; i < nmodules; i++)
+        if (modules[i].bias == bias && !(modules[i].flags & 1)) return (int)i;
+    return -1;
+}
+
+/* pre: lock held. */
+static struct lt_module *add_module(uintptr_t bias, uintptr_t lo, uintptr_t hi, const char *name)
+{
+    if (nmodules == MAX_MODULES) return NULL;
+    struct lt_module *m = &modules[nmodules];
+    m->bias = bias;
+    m->start = lo;
+    m->end = hi;
+    m->flags = 0;
+    m->build_id_len = 0;
+    if (name && name[0]) {
+        strncpy(m->path, name, sizeof m->path - 1);
+    } else { /* the main program has no name in the loader's list */
+        ssize_t n = readlink("/proc/self/exe", m->path, sizeof m->path - 1);
+        m->path[n > 0 ? n : 0] = 0;
+    }
+    seen[nmodules] = 1;
+    nmodules++;
+    return m;
+}
+
 static int on_object(struct dl_phdr_info *info, size_t size, void *ctx)
 {
     (void)size;
@@ -66,32 +109,32 @@ static int on_object(struct dl_phdr_info *info, size_t size, void *ctx)
         if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
     }
     if (hi == 0) return 0;
-    const char *name = info->dlpi_name ? info->dlpi_name : "";
-    for (unsigned i = 0; i < nmodules; i++) {
-        struct lt_module *m = &modules[i];
-        if (m->bias == info->dlpi_addr && m->start == lo && !(m->flags & 1) &&
-            (name[0] == 0 || strncmp(m->path, name, sizeof m->path) == 0)) {
-            seen[i] = 1;
-            return 0;
+    int known = find_loaded(info->dlpi_addr);
+    if (known >= 0) {
+        seen[known] = 1;
+        return 0;
+    }
+    struct lt_module *m = add_module(info->dlpi_addr, lo, hi, info->dlpi_name);
+    if (m) read_build_id(m, info);
+    return 0;
+}
+
+void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bias, const char *name)
+{
+    if (!modules) return;
+    pthread_mutex_lock(&lock);
+    if (find_loaded(bias) < 0) {
+        struct lt_module *m = add_module(bias, map_start, map_end, name);
+        /* The ELF header and program headers are mapped at the start of the first segment. */
+        const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)map_start;
+        if (m && memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0) {
+            struct dl_phdr_info info = { .dlpi_addr = bias,
+                                         .dlpi_phdr = (const ElfW(Phdr) *)(map_start + eh->e_phoff),
+                                         .dlpi_phnum = eh->e_phnum };
+            read_build_id(m, &info);
         }
     }
-    if (nmodules == MAX_MODULES) return 0;
-    struct lt_module *m = &modules[nmodules];
-    m->bias = info->dlpi_addr;
-    m->start = lo;
-    m->end = hi;
-    m->flags = 0;
-    m->build_id_len = 0;
-    if (name[0]) {
-        strncpy(m->path, name, sizeof m->path - 1);
-    } else { /* the main program has no name in the loader's list */
-        ssize_t n = readlink("/proc/self/exe", m->path, sizeof m->path - 1);
-        m->path[n > 0 ? n : 0] = 0;
-    }
-    read_build_id(m, info);
-    seen[nmodules] = 1;
-    nmodules++;
-    return 0;
+    pthread_mutex_unlock(&lock);
 }
 
 static int on_object_locked(struct dl_phdr_info *info, size_t size, void *ctx)
@@ -102,9 +145,6 @@ static int on_object_locked(struct dl_phdr_info *info, size_t size, void *ctx)
     return 0;
 }
 
-/* Serializes whole refreshes (the `seen` marks belong to one refresh at a time). Lock order:
- * refresh_lock, then the loader's lock (inside dl_iterate_phdr), then `lock`. */
-static pthread_mutex_t refresh_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void lt_modules_refresh(bool mark_unloaded)
 {

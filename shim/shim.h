@@ -101,8 +101,12 @@ unsigned lt_regions_visit(lt_block_visitor fn, void *ctx, bool try_only);
 /* ---- modules.c: loaded objects, kept after dlclose ----------------------------------- */
 bool lt_modules_init(void);
 void lt_modules_refresh(bool mark_unloaded);
+/* Records an object the unwinder met (from _dl_find_object), without calling the loader: this
+ * is what keeps the module list complete for captures written from a signal handler. */
+void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bias, const char *name);
 void lt_modules_lock(void);
 void lt_modules_unlock(void);
+void lt_modules_after_fork_child(void);
 struct lt_module {
     uint64_t bias, start, end;
     uint32_t flags;                  /* bit 0: unloaded */

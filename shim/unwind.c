@@ -9,6 +9,7 @@
  * FDEs are found with glibc's _dl_find_object (lock-free, async-signal-safe, glibc >= 2.35),
  * so no unwind takes the dynamic loader's lock. */
 #include <dlfcn.h>
+#include <link.h>
 #include <string.h>
 
 #include "shim.h"
@@ -290,7 +291,11 @@ static uint64_t compute_rule(uintptr_t pc, uintptr_t lookup_pc)
 {
     uint64_t end_rule = pack_rule(pc, RULE_END, 0, 0);
     struct dl_find_object dlfo;
-    if (_dl_find_object((void *)lookup_pc, &dlfo) != 0 || !dlfo.dlfo_eh_frame) return end_rule;
+    if (_dl_find_object((void *)lookup_pc, &dlfo) != 0) return end_rule;
+    lt_modules_note_object((uintptr_t)dlfo.dlfo_map_start, (uintptr_t)dlfo.dlfo_map_end,
+                           dlfo.dlfo_link_map ? dlfo.dlfo_link_map->l_addr : 0,
+                           dlfo.dlfo_link_map ? dlfo.dlfo_link_map->l_name : NULL);
+    if (!dlfo.dlfo_eh_frame) return end_rule;
     const uint8_t *fde = find_fde(dlfo.dlfo_eh_frame, lookup_pc);
     if (!fde) return end_rule;
     const uint8_t *p = fde;

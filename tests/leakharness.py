@@ -1,0 +1,87 @@
+"""Helpers for tests that run real programs under the real shim: compile a test program,
+run it with `leaktrace run`, read the JSON report, and find where a marker comment sits in
+the source (so tests never hard-code line numbers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROGRAMS = Path(__file__).parent / "programs"
+LEAKTRACE = [sys.executable, "-m", "leaktrace"]
+
+
+def marker_line(source: str, marker: str) -> int:
+    """Line number (1-based) of the line holding `@leak:<marker>` or `@call:<marker>`."""
+    for number, text in enumerate((PROGRAMS / source).read_text().splitlines(), start=1):
+        if f"@leak:{marker} " in text + " " or f"@call:{marker} " in text + " ":
+            return number
+    raise AssertionError(f"marker {marker} not found in {source}")
+
+
+def compile_program(source: str, out_dir: Path, opt: str = "-O2", extra: list[str] | None = None,
+                    output: str | None = None) -> Path:
+    src = PROGRAMS / source
+    compiler = "g++" if src.suffix == ".cpp" else "gcc"
+    if shutil.which(compiler) is None:
+        raise AssertionError(f"{compiler} is needed to build the test programs")
+    exe = out_dir / (output or f"{src.stem}{opt}")
+    cmd = [compiler, opt, "-g", "-fno-omit-frame-pointer" if opt == "-O0" else "-fomit-frame-pointer",
+           "-pthread", "-o", str(exe), str(src), *(extra or [])]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return exe
+
+
+@dataclass
+class TracedRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    capture: Path
+    report: dict[str, Any]
+
+
+def leaktrace(*args: str, cwd: Path | None = None, check: bool = False,
+              timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*LEAKTRACE, *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout, check=check, env=os.environ.copy())
+
+
+def json_report(capture: Path, *options: str) -> dict[str, Any]:
+    done = leaktrace("report", str(capture), "--format", "json", *options)
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def run_traced(exe: Path, *args: str, work: Path, options: tuple[str, ...] = ()) -> TracedRun:
+    capture = work / f"{exe.name}.{len(list(work.glob('*.lt')))}.lt"
+    done = leaktrace("run", "-o", str(capture), *options, "--", str(exe), *args, cwd=work)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert capture.exists(), f"no capture written:\n{done.stderr}"
+    return TracedRun(done.returncode, done.stdout, done.stderr, capture, json_report(capture))
+
+
+def allocation_site(record: dict[str, Any], source: str) -> tuple[str, int] | None:
+    """The first frame of `record` in `source`: where the test program made the allocation."""
+    for frame in record["frames"]:
+        if frame.get("file") and Path(frame["file"]).name == source:
+            return source, frame["line"]
+    return None
+
+
+def records_from(report: dict[str, Any], source: str, marker: str) -> list[dict[str, Any]]:
+    """Records whose allocation site in `source` is the line with `marker`."""
+    line = marker_line(source, marker)
+    return [r for r in report["records"] if allocation_site(r, source) == (source, line)]
+
+
+def program_records(report: dict[str, Any], source: str) -> list[dict[str, Any]]:
+    """Records allocated (somewhere up the stack) by the test program's own code."""
+    return [r for r in report["records"] if allocation_site(r, source) is not None]

@@ -1,0 +1,149 @@
+"""`leaktrace run` on real programs under the real shim: exact counts, bytes, API kinds and
+the file:line of each leaking call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from leakharness import (
+    allocation_site,
+    compile_program,
+    marker_line,
+    program_records,
+    records_from,
+    run_traced,
+)
+
+OPT_LEVELS = ["-O0", "-O2"]
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_leak_three_calls_deep(build_dir: Path, tmp_path: Path, opt: str) -> None:
+    exe = compile_program("three_deep.c", build_dir, opt)
+    run = run_traced(exe, work=tmp_path)
+    assert run.returncode == 3  # the program's own exit code passes through
+    [record] = program_records(run.report, "three_deep.c")
+    assert (record["blocks"], record["bytes"], record["kind"]) == (10, 1000, "malloc")
+    assert allocation_site(record, "three_deep.c") == ("three_deep.c", marker_line("three_deep.c", "level3"))
+    lines = [f["line"] for f in record["frames"] if f.get("file", "") and f["file"].endswith("three_deep.c")]
+    assert lines[:4] == [marker_line("three_deep.c", m) for m in ("level3", "level2", "level1", "main")]
+    functions = [f["function"] for f in record["frames"]]
+    assert functions[:4] == ["level3", "level2", "level1", "main"]
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_cpp_new_string_is_demangled(build_dir: Path, tmp_path: Path, opt: str) -> None:
+    exe = compile_program("cpp_string.cpp", build_dir, opt)
+    run = run_traced(exe, work=tmp_path)
+    assert run.returncode == 0
+    [record] = records_from(run.report, "cpp_string.cpp", "new_string")
+    # The std::string object itself: 3 objects of sizeof(std::string) == 32 bytes.
+    assert (record["blocks"], record["bytes"], record["kind"]) == (3, 96, "malloc")
+    functions = [f["function"] or "" for f in record["frames"]]
+    assert functions[0].startswith("operator new")
+    assert any(f.startswith("app::make_name") for f in functions)
+    # The string's own buffer (41-42 chars + NUL each) leaks too, from inside libstdc++.
+    buffers = [r for r in program_records(run.report, "cpp_string.cpp") if r is not record]
+    assert sum(r["blocks"] for r in buffers) == 3
+    assert sum(r["bytes"] for r in buffers) == 3 * 81
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_leak_in_a_thread(build_dir: Path, tmp_path: Path, opt: str) -> None:
+    exe = compile_program("thread_leak.c", build_dir, opt)
+    run = run_traced(exe, work=tmp_path)
+    [record] = records_from(run.report, "thread_leak.c", "thread")
+    assert (record["blocks"], record["bytes"], record["kind"]) == (5, 320, "malloc")
+    assert record["frames"][0]["function"] == "worker"
+
+
+EXPECTED_API_LEAKS = {
+    # marker: (kind, blocks, bytes)
+    "malloc": ("malloc", 1, 1001),
+    "calloc": ("calloc", 1, 1002),
+    "realloc": ("realloc", 1, 1003),
+    "reallocarray": ("reallocarray", 1, 1004),
+    "memalign": ("memalign", 1, 1005),
+    "posix_memalign": ("posix_memalign", 1, 1006),
+    "aligned_alloc": ("aligned_alloc", 1, 1024),
+    "valloc": ("valloc", 1, 1008),
+    "pvalloc": ("pvalloc", 1, 4096),
+    "malloc0": ("malloc", 1, 0),
+    "mmap": ("mmap", 1, 16 * 4096),
+    "mmap_partial": ("mmap", 2, 6 * 4096),
+    "mremap": ("mremap", 1, 12 * 4096),
+    "sbrk": ("brk", 1, 4096),
+}
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_every_api_and_no_false_leaks(build_dir: Path, tmp_path: Path, opt: str) -> None:
+    exe = compile_program("all_apis.c", build_dir, opt)
+    run = run_traced(exe, work=tmp_path)
+    assert run.returncode == 0
+    found = {}
+    for marker, expected in EXPECTED_API_LEAKS.items():
+        records = records_from(run.report, "all_apis.c", marker)
+        assert len(records) == 1, (marker, records)
+        found[marker] = (records[0]["kind"], records[0]["blocks"], records[0]["bytes"])
+    assert found == EXPECTED_API_LEAKS
+    # Nothing else from the program: the freed realloc chains, aligned blocks, realloc to 0
+    # and the failed malloc leave no record.
+    assert len(program_records(run.report, "all_apis.c")) == len(EXPECTED_API_LEAKS)
+
+
+def test_dlclosed_library_still_symbolized(build_dir: Path, tmp_path: Path) -> None:
+    plugin = compile_program("dlopen_plugin.c", build_dir, "-O2", ["-shared", "-fPIC"],
+                             output="plugin.so")
+    exe = compile_program("dlopen_main.c", build_dir, "-O2", ["-ldl"])
+    run = run_traced(exe, str(plugin), work=tmp_path)
+    assert run.returncode == 0, run.stderr
+    [record] = records_from(run.report, "dlopen_plugin.c", "plugin")
+    assert (record["blocks"], record["bytes"]) == (7, 1400)
+    assert record["frames"][0]["function"] == "plugin_alloc"
+    assert Path(record["frames"][0]["module"]).name == "plugin.so"
+
+
+def test_forked_child_is_not_traced_by_default(build_dir: Path, tmp_path: Path) -> None:
+    exe = compile_program("fork_child.c", build_dir, "-O0")
+    run = run_traced(exe, work=tmp_path)
+    assert run.returncode == 0
+    [record] = program_records(run.report, "fork_child.c")
+    assert record["bytes"] == 111
+    assert len(list(tmp_path.glob("*.lt"))) == 1  # no capture from the child
+
+
+def test_forked_child_traced_with_follow_children(build_dir: Path, tmp_path: Path) -> None:
+    exe = compile_program("fork_child.c", build_dir, "-O0")
+    run = run_traced(exe, work=tmp_path, options=("--follow-children",))
+    [parent] = program_records(run.report, "fork_child.c")
+    assert parent["bytes"] == 111
+    children = [c for c in tmp_path.glob("*.lt") if c != run.capture]
+    assert len(children) == 1
+    from leakharness import json_report
+
+    child_report = json_report(children[0])
+    child_records = {allocation_site(r, "fork_child.c"): r for r in program_records(child_report, "fork_child.c")}
+    child = child_records[("fork_child.c", marker_line("fork_child.c", "child"))]
+    assert (child["blocks"], child["bytes"]) == (2, 444)
+
+
+def test_program_without_leaks_gives_empty_report(build_dir: Path, tmp_path: Path) -> None:
+    exe = compile_program("no_leak.c", build_dir, "-O2")
+    run = run_traced(exe, work=tmp_path)
+    assert run.returncode == 0
+    assert run.stdout == "no leaks here\n"  # the program's own output is untouched
+    assert program_records(run.report, "no_leak.c") == []
+
+
+@pytest.mark.parametrize(
+    ("how", "exit_code"),
+    [("return", 7), ("exit", 5), ("_exit", 6), ("thread", 4), ("sigterm", 128 + 15), ("sigint", 128 + 2)],
+)
+def test_capture_written_on_every_exit_path(build_dir: Path, tmp_path: Path, how: str, exit_code: int) -> None:
+    exe = compile_program("exit_paths.c", build_dir, "-O2")
+    run = run_traced(exe, how, work=tmp_path)
+    assert run.returncode == exit_code
+    [record] = program_records(run.report, "exit_paths.c")
+    assert (record["blocks"], record["bytes"]) == (1, 77)
