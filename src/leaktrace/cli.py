@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from leaktrace.commands.mtrace import mtrace_command
+from leaktrace.commands.valgrind import valgrind_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -14,3 +15,4 @@ def main() -> None:
 
 
 main.add_command(mtrace_command)
+main.add_command(valgrind_command)

@@ -1,0 +1,1 @@
+"""Running other leak tools (valgrind) and collecting what they write."""

@@ -1,0 +1,256 @@
+"""valgrind memcheck XML as a leaktrace source: real valgrind runs on a program whose leaks
+are known exactly, checked against valgrind's own text summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from companion_helpers import assert_one_line_error, compile_c, marker_line, run_cli
+
+from leaktrace.errors import LeaktraceError
+from leaktrace.sources import valgrind_xml
+from leaktrace.sources.detect import load_any, sniff
+
+VALGRIND = shutil.which("valgrind")
+needs_valgrind = pytest.mark.skipif(
+    VALGRIND is None, reason="valgrind is not installed (apt-get install valgrind)"
+)
+
+PROGRAM = r"""
+#include <stdlib.h>
+struct node { struct node *next; char pad[24]; };   /* 32 bytes */
+void * volatile reachable;
+void * volatile interior;
+__attribute__((noinline)) void lose_plain(void) {
+  char * volatile p = malloc(100); /* DEFINITE */
+  p[0] = 1;
+}
+__attribute__((noinline)) void lose_list(void) {
+  struct node * volatile head = malloc(sizeof *head); /* LIST_HEAD */
+  head->next = malloc(sizeof *head); /* LIST_TAIL */
+  head->next->next = NULL;
+}
+__attribute__((noinline)) void keep_interior(void) {
+  char *block = malloc(200); /* POSSIBLE */
+  interior = block + 10;
+}
+__attribute__((noinline)) void keep_reachable(void) {
+  reachable = calloc(4, 16); /* REACHABLE */
+}
+int main(void) {
+  for (int i = 0; i < 3; i++) lose_plain();
+  lose_list();
+  keep_interior();
+  keep_reachable();
+  return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return compile_c(tmp_path_factory.mktemp("valgrind"), PROGRAM, "leaky")
+
+
+@pytest.fixture(scope="module")
+def xml_file(program: Path) -> Path:
+    if VALGRIND is None:
+        pytest.skip("valgrind is not installed (apt-get install valgrind)")
+    xml = program.parent / "memcheck.xml"
+    result = run_cli(
+        "valgrind", "--xml-file", str(xml), "--format", "json", "--", str(program), timeout=300
+    )
+    assert result.returncode == 1, result.stderr  # leaks found
+    assert "Traceback" not in result.stderr
+    json.loads(result.stdout)
+    return xml
+
+
+@needs_valgrind
+def test_records_have_exact_kinds_bytes_and_lines(xml_file: Path, program: Path) -> None:
+    report = valgrind_xml.load(str(xml_file))
+    source = program.with_suffix(".c")
+    found = {
+        (
+            r.leak_kind,
+            r.kind,
+            r.bytes,
+            r.blocks,
+            r.indirect_bytes,
+            f"{r.frames[0].file}:{r.frames[0].line}",
+        )
+        for r in report.records
+    }
+    assert found == {
+        ("definitely lost", "malloc", 300, 3, 0, f"{source}:{marker_line(PROGRAM, 'DEFINITE')}"),
+        ("definitely lost", "malloc", 32, 1, 32, f"{source}:{marker_line(PROGRAM, 'LIST_HEAD')}"),
+        ("indirectly lost", "malloc", 32, 1, 0, f"{source}:{marker_line(PROGRAM, 'LIST_TAIL')}"),
+        ("possibly lost", "malloc", 200, 1, 0, f"{source}:{marker_line(PROGRAM, 'POSSIBLE')}"),
+        ("still reachable", "calloc", 64, 1, 0, f"{source}:{marker_line(PROGRAM, 'REACHABLE')}"),
+    }
+    assert sorted(r.loss_record for r in report.records) == [1, 2, 3, 4, 5]
+    definite = next(r for r in report.records if r.bytes == 300)
+    assert [f.function for f in definite.frames] == ["lose_plain", "main"]
+    assert definite.frames[0].module == str(program)
+    assert all(f.address for f in definite.frames)
+    assert report.source == "valgrind"
+    assert report.command == [str(program)]
+
+
+@needs_valgrind
+def test_summed_totals_match_valgrinds_text_summary(xml_file: Path, program: Path) -> None:
+    text = subprocess.run(
+        [VALGRIND, "--leak-check=full", "--show-leak-kinds=all", str(program)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stderr
+    expected = {}
+    for kind in ("definitely lost", "indirectly lost", "possibly lost", "still reachable"):
+        match = re.search(rf"{kind}: ([\d,]+) bytes in ([\d,]+) blocks", text)
+        assert match, text
+        expected[kind] = (int(match[1].replace(",", "")), int(match[2].replace(",", "")))
+    counters = valgrind_xml.load(str(xml_file)).counters
+    for kind, (size, blocks) in expected.items():
+        key = kind.replace(" ", "_")
+        assert (counters[f"{key}_bytes"], counters[f"{key}_blocks"]) == (size, blocks)
+
+
+@needs_valgrind
+def test_text_output_and_clean_exit(tmp_path: Path) -> None:
+    clean = compile_c(tmp_path, "#include <stdlib.h>\nint main(void){free(malloc(8));return 0;}\n")
+    result = run_cli("valgrind", "--", str(clean), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "valgrind" in result.stdout
+
+
+@needs_valgrind
+def test_extra_valgrind_arguments_are_passed(program: Path, tmp_path: Path) -> None:
+    xml = tmp_path / "definite.xml"
+    result = run_cli(
+        "valgrind",
+        "--valgrind-arg=--show-leak-kinds=definite",
+        "--xml-file",
+        str(xml),
+        "--",
+        str(program),
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr
+    kinds = {r.leak_kind for r in valgrind_xml.load(str(xml)).records}
+    assert kinds == {"definitely lost"}
+
+
+@needs_valgrind
+def test_program_exit_status_is_reported(tmp_path: Path) -> None:
+    failing = compile_c(tmp_path, "int main(void){return 3;}\n")
+    result = run_cli("valgrind", "--", str(failing), timeout=300)
+    assert result.returncode == 0
+    assert "exited with status 3" in result.stderr
+
+
+@needs_valgrind
+def test_detect_opens_valgrind_xml(xml_file: Path) -> None:
+    assert sniff(str(xml_file)) == "valgrind"
+    assert load_any(str(xml_file)).summary.live_bytes == 300 + 32 + 32 + 200 + 64
+
+
+def test_detect_opens_a_capture(tmp_path: Path) -> None:
+    writer = pytest.importorskip("leaktrace.capture.writer")
+    pytest.importorskip("leaktrace.analyze.build_report")
+    capture = tmp_path / "empty.ltc"
+    capture.write_bytes(writer.encode_capture(writer.make_header()))
+    assert sniff(str(capture)) == "capture"
+    assert load_any(str(capture)).source == "leaktrace"
+
+
+def test_detect_rejects_unknown_files(tmp_path: Path) -> None:
+    other = tmp_path / "notes.txt"
+    other.write_text("hello\n")
+    with pytest.raises(LeaktraceError, match="unknown format"):
+        load_any(str(other))
+    with pytest.raises(LeaktraceError, match="cannot read"):
+        load_any(str(tmp_path / "missing.xml"))
+
+
+HEAD = '<?xml version="1.0"?>\n<valgrindoutput>\n<protocolversion>4</protocolversion>\n'
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (HEAD + "<protocoltool>memcheck</protocoltool>\n<error><kind>Leak_Def", "ends early"),
+        (HEAD + "<protocoltool>memcheck</protocoltool><a></b></valgrindoutput>", "not valid XML"),
+        (HEAD + "<protocoltool>helgrind</protocoltool></valgrindoutput>", "helgrind"),
+        ('<?xml version="1.0"?><svg></svg>', "not valgrind output"),
+    ],
+)
+def test_malformed_xml_gives_clear_errors(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.xml"
+    path.write_text(content)
+    with pytest.raises(valgrind_xml.ValgrindXmlError, match=message):
+        valgrind_xml.load(str(path))
+
+
+def test_thousands_separators_and_split_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "one.xml"
+    path.write_text(
+        HEAD
+        + "<protocoltool>memcheck</protocoltool><pid>7</pid>"
+        + "<error><unique>0x1</unique><tid>1</tid><kind>Leak_DefinitelyLost</kind><xwhat>"
+        + "<text>1,064 (1,000 direct, 64 indirect) bytes in 10 blocks are definitely lost in"
+        + " loss record 12 of 40</text><leakedbytes>1064</leakedbytes>"
+        + "<leakedblocks>10</leakedblocks></xwhat><stack>"
+        + "<frame><ip>0x483B7F3</ip><obj>/usr/libexec/valgrind/vgpreload_memcheck-amd64-linux.so"
+        + "</obj><fn>operator new(unsigned long)</fn></frame>"
+        + "<frame><ip>0x10915E</ip><obj>/bin/app</obj><fn>make()</fn><dir>/src</dir>"
+        + "<file>app.cc</file><line>9</line></frame></stack></error></valgrindoutput>"
+    )
+    report = valgrind_xml.load(str(path))
+    (record,) = report.records
+    assert (record.kind, record.bytes, record.direct_bytes, record.indirect_bytes) == (
+        "operator new(unsigned long)",
+        1000,
+        1000,
+        64,
+    )
+    assert record.loss_record == 12
+    assert (record.frames[0].file, record.frames[0].line) == ("/src/app.cc", 9)
+    assert report.pid == 7
+    assert any("did not finish" in note for note in report.notes)
+
+
+def test_missing_valgrind_is_a_clear_error(tmp_path: Path) -> None:
+    empty_bin = tmp_path / "bin"
+    empty_bin.mkdir()
+    env = dict(os.environ, PATH=str(empty_bin))
+    result = subprocess.run(
+        [sys.executable, "-m", "leaktrace", "valgrind", "--", "/bin/true"],
+        capture_output=True,
+        text=True,
+        env=dict(env, PYTHONPATH=str(Path(__file__).resolve().parent.parent / "src")),
+        check=False,
+    )
+    assert_one_line_error(result, "valgrind is not installed")
+
+
+@needs_valgrind
+def test_missing_program_is_a_clear_error(tmp_path: Path) -> None:
+    assert_one_line_error(
+        run_cli("valgrind", "--", str(tmp_path / "no-such-program")), "no such file"
+    )
+
+
+def test_report_command_opens_bad_xml_with_one_line_error(tmp_path: Path) -> None:
+    if run_cli("report", "--help").returncode != 0:
+        pytest.skip("the report command is not registered yet")
+    bad = tmp_path / "bad.xml"
+    bad.write_text(HEAD + "<protocoltool>memcheck</protocoltool><error>")
+    assert_one_line_error(run_cli("report", str(bad)), "ends early")
