@@ -26,13 +26,28 @@ void lt_config_load(void)
     lt_cfg.follow_children = follow && strcmp(follow, "1") == 0;
     const char *signals = getenv("LEAKTRACE_SIGNALS");
     lt_cfg.write_on_signal = !(signals && strcmp(signals, "0") == 0);
+    /* The first process that loads the shim is the root of the traced tree. Its pid stays in
+     * the environment, so an image it execs without forking (a launcher script's `exec`) is
+     * still the root, while its children can tell they are not. */
+    const char *root = getenv("LEAKTRACE_ROOT_PID");
+    if (root && *root) {
+        lt_cfg.is_root = strtol(root, NULL, 10) == (long)getpid();
+    } else {
+        char pid[24];
+        int n = 0;
+        for (long v = (long)getpid(); v; v /= 10) pid[n++] = (char)('0' + v % 10);
+        char text[24];
+        for (int i = 0; i < n; i++) text[i] = pid[n - 1 - i];
+        text[n] = 0;
+        setenv("LEAKTRACE_ROOT_PID", text, 1); /* allocates: the caller is marked busy */
+        lt_cfg.is_root = true;
+    }
     copy_env(lt_cfg.output, "LEAKTRACE_OUTPUT");
     copy_env(lt_cfg.notify, "LEAKTRACE_NOTIFY");
     copy_env(lt_cfg.dir, "LEAKTRACE_DIR");
     if (!lt_cfg.dir[0] && !getcwd(lt_cfg.dir, sizeof lt_cfg.dir)) strcpy(lt_cfg.dir, ".");
-    /* The exact output path belongs to this process only: an exec'd child (same pid or not)
-     * must not write over it, so it leaves the environment here. */
-    unsetenv("LEAKTRACE_OUTPUT");
+    /* The exact output path belongs to the root process only. */
+    if (!lt_cfg.is_root) lt_cfg.output[0] = 0;
 }
 
 /* Removes the shim from LD_PRELOAD in this process's environment, in place (no allocation),

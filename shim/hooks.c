@@ -392,6 +392,7 @@ static void fork_child(void)
     } else {
         atomic_store(&recording_on, false);
         atomic_store(&lt_owner_pid, 0);
+        lt_env_remove_preload(SHIM_FILE_NAME); /* whatever this child execs is not traced */
     }
 }
 
@@ -407,11 +408,15 @@ __attribute__((constructor)) static void leaktrace_start(void)
         lt_modules_refresh(false);
         real_aligned_alloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "aligned_alloc");
         real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
-        if (!lt_cfg.follow_children) lt_env_remove_preload(SHIM_FILE_NAME);
         pthread_atfork(fork_prepare, fork_parent, fork_child);
-        if (lt_cfg.write_on_signal) install_signal_handlers();
-        atomic_store(&lt_owner_pid, getpid());
-        atomic_store(&recording_on, true);
+        if (lt_cfg.is_root || lt_cfg.follow_children) {
+            lt_is_child = !lt_cfg.is_root;
+            if (lt_cfg.write_on_signal) install_signal_handlers();
+            atomic_store(&lt_owner_pid, getpid());
+            atomic_store(&recording_on, true);
+        } else { /* a child that inherited LD_PRELOAD (vfork, posix_spawn, own envp) */
+            lt_env_remove_preload(SHIM_FILE_NAME);
+        }
     }
     busy--;
 }

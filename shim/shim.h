@@ -29,6 +29,7 @@ size_t lt_page_size(void);
 struct lt_config {
     int max_depth;           /* LEAKTRACE_MAX_DEPTH, default 64 */
     bool follow_children;    /* LEAKTRACE_FOLLOW_CHILDREN=1 */
+    bool is_root;            /* this process is the one leaktrace launched (LEAKTRACE_ROOT_PID) */
     bool write_on_signal;    /* LEAKTRACE_SIGNALS, default on: capture on SIGINT/SIGTERM */
     char output[LT_PATH_MAX];/* LEAKTRACE_OUTPUT: exact path for this process, may be empty */
     char dir[LT_PATH_MAX];   /* LEAKTRACE_DIR or the cwd at start: where default names go */
