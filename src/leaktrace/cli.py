@@ -2,17 +2,58 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from typing import Any
+
 import click
 
+from leaktrace.commands.dump import dump_command
+from leaktrace.commands.mem import mem_command
 from leaktrace.commands.mtrace import mtrace_command
+from leaktrace.commands.report import report_command
+from leaktrace.commands.run import run_command
 from leaktrace.commands.valgrind import valgrind_command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OneLineErrorsGroup(click.Group):
+    """Usage errors as one `leaktrace: error: ...` line (click prints usage and 'Error:' on
+    several), and no traceback when stdout is a closed pipe (`leaktrace report F | head`)."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as e:
+            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
+            click.echo(f"leaktrace: error: {e.format_message()}{hint}", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            if type(e).show is click.ClickException.show:
+                click.echo(f"leaktrace: error: {e.format_message()}", err=True)
+            else:
+                e.show()  # commands' own errors already print one line
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("leaktrace: interrupted", err=True)
+            sys.exit(130)
+        except BrokenPipeError:
+            # The reader went away: stop quietly, and keep Python from complaining at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(cls=_OneLineErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="leaktrace", message="leaktrace %(version)s")
 def main() -> None:
     """Find native heap leaks in Linux programs."""
 
 
 main.add_command(mtrace_command)
+main.add_command(report_command)
+main.add_command(dump_command)
+main.add_command(run_command)
 main.add_command(valgrind_command)
+main.add_command(mem_command)

@@ -48,8 +48,8 @@ def _summary(report: Report) -> list[str]:
         width = max(len(kind) for kind in s.by_kind)
         block_width = max(len(f"{t.blocks:,}") for t in s.by_kind.values())
         for kind, total in s.by_kind.items():
-            lines.append(f"  {kind:<{width}}  {total.blocks:>{block_width},} "
-                         f"{_plural(total.blocks, 'block')[-6:]:<6}  "
+            word = "block" if total.blocks == 1 else "blocks"
+            lines.append(f"  {kind:<{width}}  {total.blocks:>{block_width},} {word:<6}  "
                          f"{size_with_bytes(total.bytes)}")
     if s.total_allocations is not None:
         allocated = size_with_bytes(s.total_allocated_bytes or 0)
@@ -132,13 +132,14 @@ def _frame_totals(report: Report, options: RenderOptions) -> list[str]:
     live = report.summary.live_bytes or 1
     lines = ["", f"== Leaked bytes per frame (inclusive; {min(limit, len(totals))} of "
              f"{len(totals)} functions) =="]
-    rows = [(size_with_bytes(t.bytes), f"{100 * t.bytes / live:.1f}%", f"{t.blocks:,}",
-             f"{t.records:,}", t) for t in totals[:limit]]
+    rows = [(size_with_bytes(t.bytes), f"{100 * t.bytes / live:.1f}%",
+             _plural(t.blocks, "block"), _plural(t.records, "record"), t)
+            for t in totals[:limit]]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for size, share, blocks, records, t in rows:
         where = f"  [{os.path.basename(t.module)}]" if t.module else ""
-        lines.append(f"  {size:>{widths[0]}}  {share:>{widths[1]}}  {blocks:>{widths[2]}} "
-                     f"blocks  {records:>{widths[3]}} records  {t.function}{where}")
+        lines.append(f"  {size:>{widths[0]}}  {share:>{widths[1]}}  {blocks:<{widths[2]}}  "
+                     f"{records:<{widths[3]}}  {t.function}{where}")
     return lines
 
 

@@ -1,0 +1,77 @@
+"""`leaktrace dump FILE`: every record of a capture as text, for debugging the format."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import click
+
+from leaktrace.analyze.module_map import ModuleMap
+from leaktrace.capture import format as fmt
+from leaktrace.capture.reader import Capture, read_capture
+from leaktrace.commands._errors import one_line_errors
+
+
+@click.command("dump")
+@click.argument("capture_file", metavar="FILE")
+@one_line_errors
+def dump_command(capture_file: str) -> None:
+    """Print every section and record of a capture FILE, unsymbolized."""
+    capture = read_capture(capture_file)
+    out = sys.stdout
+    try:
+        for line in dump_lines(capture):
+            out.write(line + "\n")
+        out.flush()
+    except BrokenPipeError:
+        # `leaktrace dump F | head`: the reader has seen enough. Silence the final flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _time(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+def dump_lines(capture: Capture) -> Iterator[str]:
+    """Yield the dump one line at a time (a capture can hold millions of blocks)."""
+    h = capture.header
+    flags = [name for bit, name in ((fmt.FLAG_FINAL, "FINAL"), (fmt.FLAG_CHILD, "CHILD"))
+             if h.flags & bit]
+    yield f"HEADER version={h.version} header_size={h.header_size} pid={h.pid} " \
+          f"flags={h.flags:#x}({'|'.join(flags) or '-'}) pointer_size={h.pointer_size}"
+    yield f"  start_time={h.start_time_ns} ({_time(h.start_time_ns)})"
+    yield f"  capture_time={h.capture_time_ns} ({_time(h.capture_time_ns)})"
+    yield f"  start_monotonic={h.start_monotonic_ns} capture_monotonic={h.capture_monotonic_ns}" \
+          f" (ran {h.run_seconds:.3f} s)"
+    p = capture.process
+    if p is not None:
+        yield f"PROCESS ppid={p.ppid} executable={p.executable!r} cwd={p.cwd!r}"
+        yield f"  command_line={p.command_line!r}"
+    yield f"MODULES count={len(capture.modules)}"
+    for i, m in enumerate(capture.modules):
+        yield f"  [{i}] {m.start:#x}-{m.end:#x} load_bias={m.load_bias:#x}" \
+              f"{' UNLOADED' if m.unloaded else ''} build_id={m.build_id.hex() or '-'} " \
+              f"path={m.path!r}"
+    modules = ModuleMap(capture.modules)
+    yield f"STACKS count={len(capture.stacks)}"
+    for s in capture.stacks.values():
+        yield f"  stack {s.stack_id} depth={len(s.return_addresses)} alloc={s.alloc_count}/" \
+              f"{s.alloc_bytes}B free={s.free_count}/{s.freed_bytes}B " \
+              f"live={s.live_blocks}/{s.live_bytes}B"
+        for n, ra in enumerate(s.return_addresses):
+            m = modules.find(ra)
+            where = f"{m.path}+{ra - m.load_bias:#x}" if m else "(no module)"
+            yield f"    #{n} {ra:#x} {where}"
+    yield f"BLOCKS count={len(capture.blocks)}"
+    for b in capture.block_rows():
+        yield f"  {b.address:#x} size={b.size} stack={b.stack_id} " \
+              f"kind={fmt.kind_name(b.kind)} alloc_time_ns={b.alloc_time_ns}"
+    yield f"COUNTERS count={len(capture.counters)}"
+    for name, value in capture.counters.items():
+        yield f"  {name}={value}"
+    for tag in capture.unknown_sections:
+        yield f"UNKNOWN SECTION tag={tag} (skipped)"
+    yield "END"

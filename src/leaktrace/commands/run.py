@@ -1,0 +1,126 @@
+"""`leaktrace run [OPTIONS] -- PROGRAM [ARGS...]`: run a program under the shim, then print
+its leak report (on stderr, like valgrind, so the program's stdout stays its own)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+
+import click
+
+from leaktrace.analyze.build_report import load_report
+from leaktrace.commands._errors import one_line_errors, warn
+from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
+from leaktrace.commands._report_output import render_options, render_report
+from leaktrace.commands.report import format_option
+from leaktrace.errors import LeaktraceError
+from leaktrace.exit_codes import USAGE_ERROR
+from leaktrace.launcher.environment import launch_environment
+from leaktrace.launcher.notifications import find_capture, read_notifications
+from leaktrace.launcher.program_checks import check_traceable, resolve_program
+from leaktrace.launcher.supervise import run_supervised, signal_description
+from leaktrace.shim_library import find_shim_library
+
+
+@click.command("run", context_settings={"allow_interspersed_args": False})
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED,
+                metavar="[--] PROGRAM [ARGS]...")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the capture to this file (never overwritten). Default: "
+                   "leaktrace-PROGRAM.PID.lt in the current directory.")
+@click.option("--max-depth", type=click.IntRange(1, 1024), default=None,
+              help="Most frames kept per backtrace (the shim's default otherwise).")
+@click.option("--follow-children", is_flag=True,
+              help="Also trace child processes; each writes its own capture.")
+@click.option("--report-file", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="Write the report to this file ('-' for stdout) instead of stderr.")
+@format_option
+@render_options
+@leak_gate_options
+@one_line_errors
+def run_command(command: tuple[str, ...], output: str | None, max_depth: int | None,
+                follow_children: bool, report_file: str | None, output_format: str,
+                top: int | None, min_bytes: int, show_addresses: bool,
+                fail_on_leak: int | None, leak_exit_code: int) -> None:
+    """Run PROGRAM under the leaktrace shim and report the memory still live when it ends.
+
+    Exits with the program's exit status (128+N if signal N killed it), or with
+    --leak-exit-code when --fail-on-leak is exceeded.
+    """
+    shim = str(find_shim_library())
+    program = resolve_program(command[0])
+    check_traceable(program, shim)
+    capture_dir = os.getcwd()
+    if output is not None:
+        output = os.path.abspath(output)
+        _check_output_file(output)
+    if output is None or follow_children:
+        _check_writable_dir(capture_dir, "the current directory (where captures are written)")
+
+    fd, notify_path = tempfile.mkstemp(prefix="leaktrace-notify-", suffix=".txt")
+    os.close(fd)
+    try:
+        env = launch_environment(os.environ, shim=shim, capture_dir=capture_dir,
+                                 notify_path=notify_path, output=output, max_depth=max_depth,
+                                 follow_children=follow_children)
+        status, pid = run_supervised(list(command), program, env)
+        notices = read_notifications(notify_path)
+    finally:
+        os.unlink(notify_path)
+
+    capture = find_capture(pid, notices, output=output, capture_dir=capture_dir)
+    died = signal_description(status)
+    if died:
+        warn(f"{command[0]} was {died}")
+    if capture is None:
+        warn(f"no capture was written for {command[0]} (pid {pid}): it may have crashed or "
+             "been killed before exit (SIGKILL, abort), or left through a path the shim "
+             "cannot see")
+        raise SystemExit(status or USAGE_ERROR)  # 0 would claim a clean, checked run
+    try:
+        report = load_report(capture, with_addresses=show_addresses)
+    except LeaktraceError as e:
+        warn(str(e))
+        raise SystemExit(status or USAGE_ERROR) from None
+    text = render_report(report, output_format, top=top, min_bytes=min_bytes,
+                         show_addresses=show_addresses)
+    _emit_report(text, report_file)
+    click.echo(f"leaktrace: capture saved to {capture}", err=True)
+    click.echo(f"leaktrace: to see it again: leaktrace report {shlex.quote(capture)}", err=True)
+    for notice in notices:
+        if notice.pid != pid:
+            click.echo(f"leaktrace: child {notice.pid}: leaktrace report "
+                       f"{shlex.quote(notice.path)}", err=True)
+    if leaks_exceed(report, fail_on_leak):
+        raise SystemExit(leak_exit_code)
+    raise SystemExit(status)
+
+
+def _check_output_file(output: str) -> None:
+    if os.path.lexists(output):
+        raise LeaktraceError(f"{output} already exists: leaktrace never overwrites a capture; "
+                             "remove it or choose another -o")
+    _check_writable_dir(os.path.dirname(output), "the -o directory")
+
+
+def _check_writable_dir(directory: str, what: str) -> None:
+    if not os.path.isdir(directory):
+        raise LeaktraceError(f"{what} {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise LeaktraceError(f"{what} {directory} is not writable: use -o FILE somewhere "
+                             "writable")
+
+
+def _emit_report(text: str, report_file: str | None) -> None:
+    if report_file is None:
+        click.echo(text, nl=False, err=True)
+    elif report_file == "-":
+        click.echo(text, nl=False)
+    else:
+        try:
+            with open(report_file, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as e:
+            raise LeaktraceError(f"cannot write the report to {report_file}: "
+                                 f"{e.strerror or e}") from None

@@ -1,0 +1,41 @@
+"""Which captures the shim wrote: it appends `capture <pid> <path>` to $LEAKTRACE_NOTIFY
+for each one."""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CaptureNotice:
+    pid: int
+    path: str
+
+
+def read_notifications(notify_path: str) -> list[CaptureNotice]:
+    try:
+        with open(notify_path, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return []
+    notices = []
+    for line in raw.split(b"\n"):
+        parts = line.split(b" ", 2)
+        # A line cut short by a crash mid-write is skipped, never misread.
+        if len(parts) == 3 and parts[0] == b"capture" and parts[1].isdigit() and parts[2]:
+            notices.append(CaptureNotice(int(parts[1]), os.fsdecode(parts[2])))
+    return notices
+
+
+def find_capture(pid: int, notices: list[CaptureNotice], *, output: str | None,
+                 capture_dir: str) -> str | None:
+    """The launched process's capture: from the notices, else where it should be."""
+    for notice in reversed(notices):
+        if notice.pid == pid and os.path.isfile(notice.path):
+            return notice.path
+    if output is not None:
+        return output if os.path.isfile(output) else None
+    found = sorted(glob.glob(os.path.join(glob.escape(capture_dir), f"leaktrace-*.{pid}.lt")))
+    return found[-1] if found else None

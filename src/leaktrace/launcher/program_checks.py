@@ -1,0 +1,104 @@
+"""Refuse, before launching, the programs the shim cannot enter, with the reason in one line:
+missing, not executable, statically linked, another ELF class, setuid/setgid or with file
+capabilities (the loader then ignores LD_PRELOAD)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+
+from leaktrace.errors import LeaktraceError
+
+DF_1_PIE = 0x08000000
+
+
+def resolve_program(name: str) -> str:
+    """The file that exec would run: a name without a slash is looked up in $PATH."""
+    if "/" not in name:
+        found = shutil.which(name)
+        if found is None:
+            raise LeaktraceError(f"program not found: {name} (not in PATH)")
+        return found
+    if not os.path.exists(name):
+        raise LeaktraceError(f"program not found: {name}")
+    if os.path.isdir(name):
+        raise LeaktraceError(f"{name} is a directory, not a program")
+    if not os.access(name, os.X_OK):
+        raise LeaktraceError(f"{name} is not executable (chmod +x it, or check the mount)")
+    return name
+
+
+def check_traceable(program: str, shim: str) -> None:
+    """Raise LeaktraceError when LD_PRELOAD would not bring the shim into `program`."""
+    _check_privileges(program)
+    target = _script_interpreter(program) or program
+    elf = _elf_facts(target)
+    if elf is None:
+        return  # not ELF: binfmt_misc or similar; let exec decide
+    elf_class, has_interp, is_static_pie, soname = elf
+    shown = program if target == program else f"{program} (its interpreter {target})"
+    if not has_interp and not (soname or "").startswith("ld-"):
+        kind = "statically linked (static-pie)" if is_static_pie else "statically linked"
+        raise LeaktraceError(f"{shown} is {kind}: the leaktrace shim cannot enter it "
+                             "(it needs the dynamic loader); rebuild it dynamically linked")
+    shim_facts = _elf_facts(shim)
+    if shim_facts is not None and shim_facts[0] != elf_class:
+        raise LeaktraceError(f"{shown} is a {elf_class}-bit program and the leaktrace shim is "
+                             f"{shim_facts[0]}-bit: the loader would skip the shim")
+
+
+def _check_privileges(program: str) -> None:
+    st = os.stat(program)
+    # The loader runs in secure mode (LD_PRELOAD ignored) when exec changes the real ids.
+    if st.st_mode & stat.S_ISUID and st.st_uid != os.getuid():
+        raise LeaktraceError(f"{program} is setuid (owner uid {st.st_uid}): the loader ignores "
+                             "LD_PRELOAD for it; run a copy without the setuid bit")
+    if st.st_mode & stat.S_ISGID and st.st_gid != os.getgid():
+        raise LeaktraceError(f"{program} is setgid (group gid {st.st_gid}): the loader ignores "
+                             "LD_PRELOAD for it; run a copy without the setgid bit")
+    if os.getuid() != 0:
+        try:
+            os.getxattr(program, "security.capability")
+        except OSError:
+            return  # no file capabilities (or no xattr support): fine
+        raise LeaktraceError(f"{program} has file capabilities: the loader ignores LD_PRELOAD "
+                             "for it; run a copy without them")
+
+
+def _script_interpreter(program: str) -> str | None:
+    """For a '#!' script, the interpreter's path: that is the process the shim must enter."""
+    try:
+        with open(program, "rb") as f:
+            first = f.readline(256)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    parts = first[2:].strip().split()
+    return os.fsdecode(parts[0]) if parts and os.path.isfile(parts[0]) else None
+
+
+def _elf_facts(path: str) -> tuple[int, bool, bool, str | None] | None:
+    """(ELF class 32/64, has PT_INTERP, is static-pie, DT_SONAME) or None if not ELF."""
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            types = {seg["p_type"] for seg in elf.iter_segments()}
+            flags_1, soname = 0, None
+            for section in elf.iter_sections():
+                if isinstance(section, DynamicSection):
+                    for tag in section.iter_tags():
+                        if tag.entry.d_tag == "DT_FLAGS_1":
+                            flags_1 = tag.entry.d_val
+                        elif tag.entry.d_tag == "DT_SONAME":
+                            soname = tag.soname
+            has_interp = "PT_INTERP" in types
+            static_pie = not has_interp and "PT_DYNAMIC" in types and bool(flags_1 & DF_1_PIE)
+            return elf.elfclass, has_interp, static_pie, soname
+    except (OSError, ELFError, ValueError):
+        return None
