@@ -98,8 +98,11 @@ def _group_blocks(capture: Capture, with_addresses: bool) -> list[_Group]:
     sizes = blocks["size"][order]
     byte_sums = np.add.reduceat(sizes, starts)
     run_ns = capture.header.capture_monotonic_ns - capture.header.start_monotonic_ns
-    ages = (run_ns - blocks["alloc_time_ns"][order].astype(np.int64)) / 1e9
-    oldest = np.maximum.reduceat(ages, starts)
+    alloc_ns = blocks["alloc_time_ns"][order]
+    # An allocation time past the capture cannot be right: its age is unknown (NaN), not
+    # negative.
+    ages = np.where(alloc_ns <= run_ns, (run_ns - alloc_ns.astype(np.float64)) / 1e9, np.nan)
+    oldest = np.fmax.reduceat(ages, starts)
 
     groups = []
     for i, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
@@ -107,13 +110,17 @@ def _group_blocks(capture: Capture, with_addresses: bool) -> list[_Group]:
         addresses = []
         if with_addresses:
             picked = blocks[order[start:end]]
-            addresses = [Block(a, s, round(age, 6)) for a, s, age in zip(
+            addresses = [Block(a, s, _age(age)) for a, s, age in zip(
                 picked["address"].tolist(), picked["size"].tolist(),
                 ages[start:end].tolist(), strict=True)]
         groups.append(_Group(kind=key >> 32, stack_id=key & 0xFFFFFFFF, blocks=end - start,
-                             bytes=int(byte_sums[i]), oldest_age=round(float(oldest[i]), 6),
+                             bytes=int(byte_sums[i]), oldest_age=_age(float(oldest[i])),
                              addresses=addresses))
     return groups
+
+
+def _age(seconds: float) -> float | None:
+    return None if np.isnan(seconds) else round(seconds, 6)
 
 
 def _symbolize_stacks(capture: Capture, stack_ids: set[int], symbolizer: Symbolizer

@@ -7,6 +7,12 @@ from collections.abc import Iterable
 
 from leaktrace.model import Frame, FrameTotal, LeakRecord
 
+# Frames every backtrace passes through, which would top the table and tell nothing.
+PROCESS_START_FUNCTIONS = frozenset({
+    "_start", "__libc_start_main", "__libc_start_call_main", "start_thread", "clone",
+    "clone3", "__clone", "__clone3", "__GI___clone3",
+})
+
 
 def frame_key(frame: Frame) -> tuple[str, str | None]:
     """Functions are told apart by name and module; an unresolved frame by its location."""
@@ -23,7 +29,7 @@ def compute_frame_totals(records: Iterable[LeakRecord]) -> list[FrameTotal]:
         seen: set[tuple[str, str | None]] = set()
         for frame in record.frames:
             key = frame_key(frame)
-            if key in seen:
+            if key in seen or key[0] in PROCESS_START_FUNCTIONS:
                 continue  # recursion: a record counts once per function
             seen.add(key)
             total = totals.get(key)
