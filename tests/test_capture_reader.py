@@ -1,0 +1,160 @@
+"""The capture reader: the sample file, round trips through the test writer, and a clear
+one-line CaptureError for every kind of bad file."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from leaktrace.capture import CaptureError, read_capture
+from leaktrace.capture import format as fmt
+from leaktrace.capture.reader import BlockRow, Module, ProcessInfo, parse_capture
+from leaktrace.capture.writer import (
+    encode_blocks,
+    encode_capture,
+    encode_end,
+    encode_header,
+    make_header,
+    stack_from_blocks,
+)
+
+DATA = Path(__file__).parent / "data"
+SAMPLE = DATA / "capture-v1.lt"
+
+
+def small_capture(**overrides: object) -> bytes:
+    blocks = [BlockRow(0x1000, 64, 7, 1, 10), BlockRow(0x2000, 32, 7, 2, 20)]
+    parts: dict[str, object] = {
+        "process": ProcessInfo(1, "/bin/prog", ["prog", "a b", ""], "/tmp"),
+        "modules": [Module(0x400000, 0x401000, 0x402000, False, b"\x01\x02", "/bin/prog")],
+        "stacks": [stack_from_blocks(7, [0x401234, 0x401500], blocks)],
+        "blocks": blocks,
+        "counters": {"dropped_blocks": 0, "max_depth": 64},
+    }
+    parts.update(overrides)
+    return encode_capture(make_header(99), **parts)  # type: ignore[arg-type]
+
+
+def test_sample_v1_file_parses() -> None:
+    capture = read_capture(SAMPLE)
+    h = capture.header
+    assert (h.version, h.pid, h.final, h.child, h.pointer_size) == (1, 4242, True, False, 8)
+    assert capture.process is not None
+    assert capture.process.command_line == ["/opt/sample/bin/leaky", "--leak", "3"]
+    assert [m.path for m in capture.modules] == ["/opt/sample/bin/leaky",
+                                                 "/opt/sample/lib/libplugin.so"]
+    assert [m.unloaded for m in capture.modules] == [False, True]
+    assert capture.modules[0].build_id == bytes.fromhex("aabbccdd")
+    assert sorted(capture.stacks) == [1, 2, 3]
+    assert capture.stacks[1].live_blocks == 3 and capture.stacks[1].live_bytes == 9216
+    assert capture.stacks[1].free_count == 10
+    assert len(capture.blocks) == 6
+    assert int(capture.blocks["size"].sum()) == 74876
+    assert capture.counters["truncated_stacks"] == 1
+
+
+def test_sample_file_is_what_make_sample_writes() -> None:
+    import sys
+
+    sys.path.insert(0, str(DATA))
+    from make_sample import sample_bytes
+
+    assert SAMPLE.read_bytes() == sample_bytes()
+
+
+def test_round_trip_keeps_every_field() -> None:
+    capture = parse_capture(small_capture())
+    assert capture.process is not None
+    assert capture.process.command_line == ["prog", "a b", ""]  # empty arguments survive
+    assert capture.process.cwd == "/tmp"
+    [module] = capture.modules
+    assert (module.load_bias, module.start, module.end, module.build_id) == (
+        0x400000, 0x401000, 0x402000, b"\x01\x02")
+    stack = capture.stacks[7]
+    assert stack.return_addresses == (0x401234, 0x401500)
+    assert (stack.live_blocks, stack.live_bytes, stack.alloc_count) == (2, 96, 2)
+    rows = list(capture.block_rows())
+    assert rows == [BlockRow(0x1000, 64, 7, 1, 10), BlockRow(0x2000, 32, 7, 2, 20)]
+    assert capture.counters == {"dropped_blocks": 0, "max_depth": 64}
+
+
+def test_unknown_sections_are_skipped() -> None:
+    capture = parse_capture(encode_capture(make_header(), extra_sections=[(77, b"future!")]))
+    assert capture.unknown_sections == [77]
+
+
+def test_empty_capture_has_no_blocks() -> None:
+    capture = parse_capture(encode_capture(make_header()))
+    assert len(capture.blocks) == 0 and capture.stacks == {} and capture.process is None
+
+
+def _error(data: bytes) -> str:
+    with pytest.raises(CaptureError) as info:
+        parse_capture(data, "x.lt")
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CaptureError, match=r"cannot read .*nope\.lt: No such file"):
+        read_capture(tmp_path / "nope.lt")
+
+
+def test_directory_is_not_a_capture(tmp_path: Path) -> None:
+    with pytest.raises(CaptureError, match="cannot read"):
+        read_capture(tmp_path)
+
+
+@pytest.mark.parametrize("data", [b"", b"LEAK", b"\x7fELF" + b"\0" * 100, b"hello world" * 9])
+def test_not_a_capture(data: bytes) -> None:
+    assert "not a leaktrace capture" in _error(data)
+
+
+def test_newer_version_is_refused_with_upgrade_hint() -> None:
+    data = small_capture()
+    newer = data[:8] + struct.pack("<I", 2) + data[12:]
+    assert _error(newer) == ("capture format version 2 is newer than this leaktrace "
+                             "(reads up to 1); upgrade leaktrace")
+
+
+def test_missing_end_section_is_truncated() -> None:
+    data = small_capture()
+    assert data.endswith(encode_end())
+    assert "truncated" in _error(data[: -len(encode_end())])
+
+
+@pytest.mark.parametrize("cut", [30, 64, 70, 200, -20])
+def test_cut_anywhere_is_truncated(cut: int) -> None:
+    message = _error(small_capture()[:cut])
+    assert "truncated" in message
+
+
+def test_block_count_that_does_not_match_the_section_is_corrupt() -> None:
+    blocks = encode_blocks([BlockRow(1, 2, 0, 1, 0)])
+    lying = blocks[:16] + struct.pack("<Q", 5) + blocks[24:]  # claims 5 records, holds 1
+    data = encode_header(make_header()) + lying + encode_end()
+    assert "corrupt" in _error(data)
+
+
+def test_module_count_out_of_range_is_corrupt() -> None:
+    payload = struct.pack("<II", 1_000_000, 0)
+    data = (encode_header(make_header()) + struct.pack("<IIQ", fmt.SECTION_MODULES, 0,
+            len(payload)) + payload + encode_end())
+    message = _error(data)
+    assert "corrupt" in message and "module count" in message
+
+
+def test_string_length_out_of_range_is_corrupt() -> None:
+    payload = struct.pack("<II", 1, 0) + struct.pack("<I", 0xFFFFFFF0)
+    data = (encode_header(make_header()) + struct.pack("<IIQ", fmt.SECTION_PROCESS, 0,
+            len(payload)) + payload + encode_end())
+    assert "corrupt" in _error(data)
+
+
+def test_header_size_out_of_range_is_corrupt() -> None:
+    data = bytearray(small_capture())
+    data[12:16] = struct.pack("<I", 10**6)
+    assert "header size" in _error(bytes(data))

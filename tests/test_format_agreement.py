@@ -1,0 +1,35 @@
+"""src/leaktrace/capture/format.py must agree with shim/capture_format.h, the definition."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from leaktrace.capture import format as fmt
+
+HEADER = (Path(__file__).parent.parent / "shim" / "capture_format.h").read_text()
+
+
+def _define(name: str) -> str:
+    match = re.search(rf"#define {name}\s+(\S+)", HEADER)
+    assert match, name
+    return match.group(1)
+
+
+def test_scalars_agree() -> None:
+    assert fmt.MAGIC == _define("LT_CAPTURE_MAGIC").strip('"').encode() + b"\0"
+    assert fmt.VERSION == int(_define("LT_CAPTURE_VERSION"))
+    assert fmt.HEADER_SIZE == int(_define("LT_CAPTURE_HEADER_SIZE"))
+    assert fmt.BLOCK_RECORD_SIZE == int(_define("LT_BLOCK_RECORD_SIZE"))
+    assert fmt.FLAG_FINAL == int(_define("LT_FLAG_FINAL").rstrip("u"))
+    assert fmt.FLAG_CHILD == int(_define("LT_FLAG_CHILD").rstrip("u"))
+
+
+def test_section_tags_agree() -> None:
+    tags = {int(n): name for n, name in re.findall(r"X\((\d+), (\w+)\)", HEADER)}
+    assert tags == fmt.SECTION_NAMES
+
+
+def test_block_kinds_agree() -> None:
+    kinds = {int(n): text for n, text in re.findall(r'X\((\d+), \w+, "(\w+)"\)', HEADER)}
+    assert kinds == fmt.BLOCK_KINDS
