@@ -53,6 +53,7 @@ class Run:
     argv: list[str]
     seconds: float
     maxrss_kib: int  # ru_maxrss of the process we waited for (and its waited-for children)
+    cpu_seconds: float  # user + system time of it and its waited-for children
     exit_code: int
     stdout: str
     stderr: str
@@ -93,6 +94,7 @@ def run_measured(
         argv=list(argv),
         seconds=seconds,
         maxrss_kib=usage.ru_maxrss,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
         exit_code=os.waitstatus_to_exitcode(status),
         stdout=(workdir / f"{name}.stdout").read_text(errors="replace"),
         stderr=(workdir / f"{name}.stderr").read_text(errors="replace"),
@@ -401,6 +403,7 @@ class Result:
     timing_command: str
     memory_command: str | None = None  # when peak RSS was measured by a separate, direct run
     times: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
     leak: LeakCheck | None = None
     skipped: str | None = None
@@ -617,8 +620,10 @@ class Leaktrace(Tool):
             text += f", source tree at git {rev}"
         except (BenchError, OSError):
             pass
-        if self.shim is not None and not self.cli:
-            text += f", shim {self.shim}"
+        if self.shim is not None and self.shim.exists():
+            built = dt.datetime.fromtimestamp(self.shim.stat().st_mtime, dt.timezone.utc)
+            shown = str(self.shim).replace(f"{REPO}/", "")
+            text += f", shim {shown} built {built.strftime('%Y-%m-%d %H:%M UTC')}"
         return text
 
     def direct_env(self, capture_dir: Path) -> dict[str, str]:
@@ -734,12 +739,13 @@ def render(
     add("")
     add(
         "| Tool | Iterations per thread | Median wall time (min-max) | x native | "
+        "Median CPU time (x native) | "
         "Peak RSS of the traced process | x native peak | Found exactly the deliberate leak |"
     )
-    add("|---|---|---|---|---|---|---|")
+    add("|---|---|---|---|---|---|---|---|")
     for r in results:
         if r.skipped:
-            add(f"| {r.name} | - | skipped: {r.skipped} | | | | |")
+            add(f"| {r.name} | - | skipped: {r.skipped} | | | | | |")
             continue
         ref = by_name.get(r.reference or "native")
         t = statistics.median(r.times) if r.times else float("nan")
@@ -752,18 +758,25 @@ def render(
             full = by_name.get("native")
             if full and full.times:
                 time_cell += f"; ~{fmt_seconds(t / tref * statistics.median(full.times))} scaled"
+        cpu = statistics.median(r.cpu) if r.cpu else float("nan")
+        cref = statistics.median(ref.cpu) if ref and ref.cpu else float("nan")
+        cpu_cell = fmt_seconds(cpu) + ("" if r is ref else f" ({cpu / cref:.2f})")
         leak = r.leak.summary if r.leak else "-"
         ratio_t = "1.00" if r is ref else f"{t / tref:.2f}"
         ratio_m = "1.00" if r is ref else f"{rss / rref:.2f}"
         add(
-            f"| {r.name} | {r.iterations:,} | {time_cell} | {ratio_t} | {fmt_mib(rss)} | "
-            f"{ratio_m} | {leak} |"
+            f"| {r.name} | {r.iterations:,} | {time_cell} | {ratio_t} | {cpu_cell} | "
+            f"{fmt_mib(rss)} | {ratio_m} | {leak} |"
         )
     add("")
     add(
         f"{args.threads} threads; {args.runs} timed runs per tool (median shown), "
         f"{args.memory_runs} extra direct run(s) per tool whose timed command is a launcher. "
-        "Ratios are against the native row with the same iteration count."
+        "Ratios are against the native row with the same iteration count. CPU time is user + "
+        "system time from `wait4()` (including helper processes the command waits for, such as "
+        "heaptrack_interpret); on this 2-CPU machine the 4 workload threads compete for the "
+        "CPUs, so CPU time is the steadier measure of the work a tracer adds, wall time the one "
+        "a user waits for."
     )
     valgrind = by_name.get("valgrind memcheck")
     if valgrind and not valgrind.skipped:
@@ -1026,6 +1039,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log(f"{tool.name} failed: {e}")
                 continue
             r.times.append(run.seconds)
+            r.cpu.append(run.cpu_seconds)
             if not tool.separate_memory_run:
                 r.rss_kib.append(run.maxrss_kib)
             log(f"run {i + 1}/{args.runs} {tool.name}: {run.seconds:.2f} s, {run.maxrss_kib} KiB")
