@@ -17,12 +17,12 @@ def _define(name: str) -> str:
 
 
 def test_scalars_agree() -> None:
-    assert fmt.MAGIC == _define("LT_CAPTURE_MAGIC").strip('"').encode() + b"\0"
-    assert fmt.VERSION == int(_define("LT_CAPTURE_VERSION"))
-    assert fmt.HEADER_SIZE == int(_define("LT_CAPTURE_HEADER_SIZE"))
-    assert fmt.BLOCK_RECORD_SIZE == int(_define("LT_BLOCK_RECORD_SIZE"))
-    assert fmt.FLAG_FINAL == int(_define("LT_FLAG_FINAL").rstrip("u"))
-    assert fmt.FLAG_CHILD == int(_define("LT_FLAG_CHILD").rstrip("u"))
+    assert _define("LT_CAPTURE_MAGIC").strip('"').encode() + b"\0" == fmt.MAGIC
+    assert int(_define("LT_CAPTURE_VERSION")) == fmt.VERSION
+    assert int(_define("LT_CAPTURE_HEADER_SIZE")) == fmt.HEADER_SIZE
+    assert int(_define("LT_BLOCK_RECORD_SIZE")) == fmt.BLOCK_RECORD_SIZE
+    assert int(_define("LT_FLAG_FINAL").rstrip("u")) == fmt.FLAG_FINAL
+    assert int(_define("LT_FLAG_CHILD").rstrip("u")) == fmt.FLAG_CHILD
 
 
 def test_section_tags_agree() -> None:

@@ -1,0 +1,211 @@
+"""The symbolizer on real binaries compiled here: names (C, demangled C++), file:line,
+inlined frames, separate debug info, and what stays when nothing resolves."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from native_programs import compile_source, marker_line, return_addresses_of_calls
+
+from leaktrace.symbolize import Symbolizer
+from leaktrace.symbolize.symbolizer import TOOLS
+
+TOOL_NAMES = [pytest.param(name, marks=pytest.mark.skipif(shutil.which(name) is None,
+                                                          reason=f"{name} not installed"))
+              for name in TOOLS]
+
+C_SOURCE = """\
+#include <stdlib.h>
+__attribute__((noinline)) void *leaf(int n) {
+    return malloc(n); /* leaf-malloc */
+}
+__attribute__((noinline)) void *middle(int n) {
+    void *p = leaf(n); /* middle-leaf */
+    return p;
+}
+int main(int argc, char **argv) {
+    (void)argv;
+    return middle(argc) != 0;
+}
+"""
+
+CPP_SOURCE = """\
+#include <cstdlib>
+#include <string>
+#include <vector>
+namespace app { namespace store {
+struct Table {
+    __attribute__((noinline)) void *grow(const std::string &name, std::vector<int> &v);
+};
+void *Table::grow(const std::string &name, std::vector<int> &v) {
+    v.push_back((int)name.size());
+    return std::malloc(name.size() + v.size()); /* grow-malloc */
+}
+} }
+int main(int argc, char **) {
+    app::store::Table t; std::vector<int> v; std::string s(argc, 'x');
+    return t.grow(s, v) != nullptr;
+}
+"""
+
+# At -O2, fill() is inlined into build(): the malloc call belongs to both.
+INLINE_SOURCE = """\
+#include <stdlib.h>
+#include <string.h>
+inline char *fill(int n) {
+    char *p = malloc(n * 2); /* fill-malloc */
+    memset(p, 1, n);
+    return p;
+}
+__attribute__((noinline)) char *build(int n) {
+    char *p = fill(n); /* build-fill */
+    p[0] = 2;
+    return p;
+}
+int main(int argc, char **argv) { (void)argv; return build(argc)[1]; }
+"""
+
+
+def lookups(binary: Path, callee: str) -> list[tuple[str, int]]:
+    """(module, address of the call instruction) for each call, as callers pass them."""
+    addresses = return_addresses_of_calls(binary, callee)
+    assert addresses, f"no call to {callee} in {binary}"
+    return [(str(binary), ra - 1) for ra in addresses]
+
+
+@pytest.mark.parametrize("tool", TOOL_NAMES)
+def test_c_function_file_and_line(tmp_path: Path, tool: str) -> None:
+    exe = compile_source(tmp_path, "prog.c", C_SOURCE, "-O0")
+    symbolizer = Symbolizer(tool=tool)
+    [request] = lookups(exe, "malloc")
+    [frame] = symbolizer.resolve([request])[request]
+    assert frame.function == "leaf"
+    assert frame.file is not None and Path(frame.file).name == "prog.c"
+    assert frame.line == marker_line(C_SOURCE, "leaf-malloc")
+    assert (frame.module, frame.offset, frame.inlined) == (str(exe), request[1], False)
+    [caller] = lookups(exe, "leaf")
+    [frame] = symbolizer.resolve([caller])[caller]
+    assert (frame.function, frame.line) == ("middle", marker_line(C_SOURCE, "middle-leaf"))
+
+
+@pytest.mark.parametrize("tool", TOOL_NAMES)
+def test_cpp_names_are_demangled(tmp_path: Path, tool: str) -> None:
+    exe = compile_source(tmp_path, "prog.cpp", CPP_SOURCE, "-O0")
+    [request] = lookups(exe, "malloc")
+    frames = Symbolizer(tool=tool).resolve([request])[request]
+    function = frames[-1].function or ""
+    assert function.startswith("app::store::Table::grow("), function
+    assert "std::" in function  # parameter types demangled: std::__cxx11::basic_string...
+    assert frames[-1].line == marker_line(CPP_SOURCE, "grow-malloc")
+
+
+@pytest.mark.parametrize("tool", TOOL_NAMES)
+def test_inlined_frames_innermost_first(tmp_path: Path, tool: str) -> None:
+    exe = compile_source(tmp_path, "inl.c", INLINE_SOURCE, "-O2")
+    [request] = lookups(exe, "malloc")
+    frames = Symbolizer(tool=tool).resolve([request])[request]
+    assert [(f.function, f.line, f.inlined) for f in frames] == [
+        ("fill", marker_line(INLINE_SOURCE, "fill-malloc"), True),
+        ("build", marker_line(INLINE_SOURCE, "build-fill"), False),
+    ]
+
+
+def test_many_frames_in_one_batch(tmp_path: Path) -> None:
+    exe = compile_source(tmp_path, "prog.c", C_SOURCE, "-O0")
+    # Every byte of the program's text: one tool process per module whatever the count.
+    requests = [(str(exe), offset) for offset in range(0x1000, 0x1400)]
+    result = Symbolizer().resolve(requests)
+    assert set(result) == set(requests)
+    assert any(frames[-1].function == "main" for frames in result.values())
+
+
+def _split_debug_info(exe: Path, debug_file: Path) -> None:
+    for command in (["objcopy", "--only-keep-debug", str(exe), str(debug_file)],
+                    ["objcopy", "--strip-debug", "--strip-unneeded", str(exe)]):
+        subprocess.run(command, check=True, capture_output=True)
+
+
+@pytest.mark.skipif(shutil.which("objcopy") is None, reason="objcopy not installed")
+def test_separate_debug_file_by_debuglink(tmp_path: Path) -> None:
+    exe = compile_source(tmp_path, "prog.c", C_SOURCE, "-O0")
+    [request] = lookups(exe, "malloc")
+    debug_dir = tmp_path / ".debug"
+    debug_dir.mkdir()
+    _split_debug_info(exe, debug_dir / "prog.debug")
+    subprocess.run(["objcopy", f"--add-gnu-debuglink={debug_dir / 'prog.debug'}", str(exe)],
+                   check=True, capture_output=True)
+    [frame] = Symbolizer().resolve([request])[request]
+    assert (frame.function, frame.line) == ("leaf", marker_line(C_SOURCE, "leaf-malloc"))
+
+
+@pytest.mark.skipif(shutil.which("objcopy") is None, reason="objcopy not installed")
+def test_separate_debug_file_by_build_id(tmp_path: Path) -> None:
+    exe = compile_source(tmp_path, "prog.c", C_SOURCE, "-O0", "-Wl,--build-id=sha1")
+    [request] = lookups(exe, "malloc")
+    from leaktrace.symbolize.elf_info import read_elf_info
+
+    info = read_elf_info(str(exe))
+    assert info is not None and info.build_id
+    root = tmp_path / "debug-root"
+    where = root / ".build-id" / info.build_id.hex()[:2]
+    where.mkdir(parents=True)
+    _split_debug_info(exe, where / (info.build_id.hex()[2:] + ".debug"))
+    [frame] = Symbolizer(debug_roots=(str(root),)).resolve([request])[request]
+    assert (frame.function, frame.line) == ("leaf", marker_line(C_SOURCE, "leaf-malloc"))
+
+
+def test_installed_libc_debug_info_is_used() -> None:
+    libc = Path("/lib/x86_64-linux-gnu/libc.so.6")
+    from leaktrace.symbolize.debug_files import find_debug_file
+    from leaktrace.symbolize.elf_info import read_elf_info
+
+    info = read_elf_info(str(libc)) if libc.exists() else None
+    if info is None or info.has_dwarf or find_debug_file(str(libc), info) is None:
+        pytest.skip("needs a stripped libc with its debug package installed (libc6-dbg)")
+    requests = lookups(libc, "malloc")[:20]
+    result = Symbolizer().resolve(requests)
+    assert all(frames[-1].file and frames[-1].line for frames in result.values())
+
+
+def test_unresolved_frames_keep_module_and_offset(tmp_path: Path) -> None:
+    missing = str(tmp_path / "gone.so")
+    symbolizer = Symbolizer()
+    result = symbolizer.resolve([(missing, 0x1234), ("[vdso]", 0x10)])
+    [frame] = result[(missing, 0x1234)]
+    assert (frame.function, frame.file, frame.module, frame.offset) == (None, None, missing,
+                                                                          0x1234)
+    assert frame.location() == f"{missing}+0x1234"
+    assert [n for n in symbolizer.notes if "gone.so" in n]
+    assert result[("[vdso]", 0x10)][0].function is None
+
+
+def test_rebuilt_module_is_not_misread(tmp_path: Path) -> None:
+    exe = compile_source(tmp_path, "prog.c", C_SOURCE, "-O0")
+    [request] = lookups(exe, "malloc")
+    symbolizer = Symbolizer(expected_build_ids={str(exe): b"\x00" * 20})
+    [frame] = symbolizer.resolve([request])[request]
+    assert frame.function is None
+    assert any("rebuilt" in n for n in symbolizer.notes)
+
+
+def test_elf_symbol_fallback_without_tools(tmp_path: Path) -> None:
+    exe = compile_source(tmp_path, "prog.cpp", CPP_SOURCE, "-O0")
+    [request] = lookups(exe, "malloc")
+    symbolizer = Symbolizer(tool=None)
+    [frame] = symbolizer.resolve([request])[request]
+    assert (frame.function or "").startswith("app::store::Table::grow(")
+    assert frame.file is None and frame.line is None
+
+
+def test_missing_tool_is_noted_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no addr2line, no llvm-symbolizer
+    exe = compile_source(tmp_path, "prog.c", C_SOURCE, "-O0") if shutil.which("gcc") else None
+    symbolizer = Symbolizer()
+    assert symbolizer.tool_name is None
+    assert len(symbolizer.notes) == 1 and "not found" in symbolizer.notes[0]
+    if exe is not None:
+        symbolizer.resolve([(str(exe), 0x10)])
+        assert len(symbolizer.notes) == 1
