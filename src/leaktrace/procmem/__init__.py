@@ -1,0 +1,1 @@
+"""Memory views of a running process from /proc, without instrumenting it."""
