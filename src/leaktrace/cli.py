@@ -14,6 +14,7 @@ from leaktrace.commands.mtrace import mtrace_command
 from leaktrace.commands.report import report_command
 from leaktrace.commands.run import run_command
 from leaktrace.commands.valgrind import valgrind_command
+from leaktrace.commands.watch import watch_command
 
 
 class _OneLineErrorsGroup(click.Group):
@@ -57,3 +58,4 @@ main.add_command(dump_command)
 main.add_command(run_command)
 main.add_command(valgrind_command)
 main.add_command(mem_command)
+main.add_command(watch_command)
