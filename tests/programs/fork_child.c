@@ -10,8 +10,7 @@ int main(void)
     sink = malloc(111); /* @leak:parent */
     pid_t pid = fork();
     if (pid == 0) {
-        sink = malloc(222); /* @leak:child */
-        sink = malloc(222);
+        for (int i = 0; i < 2; i++) sink = malloc(222); /* @leak:child */
         exit(0);
     }
     int status;
