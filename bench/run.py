@@ -321,7 +321,7 @@ def leaktrace_report_json(capture: Path) -> tuple[str, str, list[str]]:
     proc = subprocess.run(argv, capture_output=True, text=True, env=full_env, check=False)
     # A leak report may well exit non-zero when it found leaks; judge by the JSON.
     if proc.stdout.lstrip().startswith("{"):
-        return proc.stdout, shlex.join(["leaktrace", *argv[len(cli) :]]), []
+        return proc.stdout, "leaktrace report CAPTURE --format json", []
     last = (proc.stderr.strip().splitlines() or [""])[-1]
     problems = [f"`leaktrace report` exited {proc.returncode}: {last}"]
     if cli[0] != sys.executable:
@@ -336,13 +336,15 @@ def leaktrace_report_json(capture: Path) -> tuple[str, str, list[str]]:
     return proc.stdout, how, problems
 
 
-def check_leaktrace(capture: Path, workdir: Path, expected: tuple[int, int]) -> LeakCheck:
+def check_leaktrace(
+    capture: Path, workdir: Path, expected: tuple[int, int], tool: str = "leaktrace"
+) -> LeakCheck:
     text, how, problems = leaktrace_report_json(capture)
     (workdir / "leaktrace-report.json").write_text(text)
     try:
         report = json.loads(text)
     except json.JSONDecodeError:
-        return LeakCheck(False, "no: no JSON report", [f"leaktrace: {p}" for p in problems])
+        return LeakCheck(False, "no: no JSON report", [f"{tool}: {p}" for p in problems])
     records = report.get("records", []) if isinstance(report, dict) else []
     found: tuple[int, int] | None = None
     leak_stack: list[str] = []
@@ -362,18 +364,18 @@ def check_leaktrace(capture: Path, workdir: Path, expected: tuple[int, int]) -> 
             others.append(what)
         else:
             runtime.append(what)
-    check = judge("leaktrace", expected, found, others, runtime)
+    check = judge(tool, expected, found, others, runtime)
     if leak_stack:
         # The workload is built without frame pointers: a complete backtrace shows that the
         # shim unwound through every frame with the CFI, up to the thread's entry point.
         complete = "start_thread" in leak_stack or any("clone" in f for f in leak_stack)
         check.details.append(
-            f"leaktrace: backtrace of {LEAK_FUNCTION}: {len(leak_stack)} frames, "
+            f"{tool}: backtrace of {LEAK_FUNCTION}: {len(leak_stack)} frames, "
             f"{' <- '.join(leak_stack)} ({'complete' if complete else 'INCOMPLETE'})"
         )
-    check.details.insert(0, f"leaktrace: JSON report made with {how}")
+    check.details.insert(0, f"{tool}: JSON report made with {how}")
     if problems:
-        check.details.insert(1, f"leaktrace: {problems[0]}")
+        check.details.insert(1, f"{tool}: {problems[0]}")
     summary = report.get("summary", {}) if isinstance(report, dict) else {}
     if isinstance(summary, dict):
         live = summary.get("live")
@@ -382,13 +384,13 @@ def check_leaktrace(capture: Path, workdir: Path, expected: tuple[int, int]) -> 
         else:
             live_blocks, live_bytes = summary.get("live_blocks"), summary.get("live_bytes")
         check.details.insert(
-            1, f"leaktrace report summary: {live_blocks} live blocks, {live_bytes} live bytes"
+            1, f"{tool}: report summary: {live_blocks} live blocks, {live_bytes} live bytes"
         )
     counters = report.get("counters", {}) if isinstance(report, dict) else {}
     if isinstance(counters, dict):
         nonzero = {k: v for k, v in counters.items() if v and k != "max_depth"}
         if nonzero:
-            check.details.append(f"leaktrace counters: {nonzero}")
+            check.details.append(f"{tool}: shim counters: {nonzero}")
     return check
 
 
@@ -587,29 +589,37 @@ class Heaptrack(Tool):
 
 
 class Leaktrace(Tool):
+    """leaktrace, either through its CLI (`leaktrace run`, a launcher: peak RSS then comes from
+    separate direct runs) or by preloading the shim directly."""
+
     name = "leaktrace"
 
     def __init__(
-        self, workload: Path, iterations: int, threads: int, out: Path, shim: Path | None
+        self,
+        workload: Path,
+        iterations: int,
+        threads: int,
+        out: Path,
+        shim: Path | None,
+        cli: tuple[list[str], dict[str, str]] | None = None,
+        measure_memory: bool = True,
     ) -> None:
         super().__init__(workload, iterations, threads, out)
         self.shim = shim
-        self.cli = shutil.which("leaktrace")
-        # With an installed CLI the timed runs use `leaktrace run`, a launcher; the peak RSS
-        # then comes from separate runs of the preloaded program itself.
-        self.separate_memory_run = self.cli is not None
+        self.cli = cli
+        self.measure_memory = measure_memory
+        self.separate_memory_run = cli is not None and measure_memory
 
     def missing(self) -> str | None:
-        if self.cli:
-            return None
-        if self.shim is None:
-            return "no shim: pass --shim or set LEAKTRACE_SHIM"
-        if not self.shim.exists():
-            return f"shim not built: {self.shim} does not exist"
+        if self.cli is None or self.separate_memory_run:
+            if self.shim is None:
+                return "no shim: pass --shim or set LEAKTRACE_SHIM"
+            if not self.shim.exists():
+                return f"shim not built: {self.shim} does not exist"
         return None
 
     def version(self) -> str:
-        cli, env = leaktrace_cli()
+        cli, env = self.cli or leaktrace_cli()
         try:
             text = output_of([*cli, "--version"], env=env, timeout=60).strip()
         except (BenchError, OSError, subprocess.TimeoutExpired):
@@ -633,10 +643,21 @@ class Leaktrace(Tool):
     def direct_command(self) -> str:
         return f"LEAKTRACE_DIR=DIR LD_PRELOAD={self.shim} " + shlex.join(self.workload_argv())
 
+    def cli_argv(self, capture: str, report: str) -> list[str]:
+        assert self.cli is not None
+        return [
+            *self.cli[0], "run", "-o", capture, "--report-file", report,
+            "--", *self.workload_argv(),
+        ]  # fmt: skip
+
     def timing_command(self) -> str:
-        if self.cli:
-            return shlex.join(["leaktrace", "run", "--", *self.workload_argv()])
-        return self.direct_command()
+        if self.cli is None:
+            return self.direct_command()
+        env = " ".join(f"{k}={v}" for k, v in self.cli[1].items())
+        argv = self.cli_argv("CAPTURE", "REPORT")
+        if argv[0] == sys.executable:
+            argv[0] = "python3"
+        return (env + " " if env else "") + shlex.join(argv)
 
     def memory_command(self) -> str | None:
         return self.direct_command() if self.separate_memory_run else None
@@ -651,13 +672,10 @@ class Leaktrace(Tool):
     def timed(self, index: int) -> Run:
         workdir = self.out / f"run{index}"
         capture_dir = self.fresh_dir(workdir)
-        if self.cli:
-            return run_measured(
-                [self.cli, "run", "--", *self.workload_argv()],
-                workdir,
-                {"LEAKTRACE_DIR": str(capture_dir)},
-            )
-        return run_measured(self.workload_argv(), workdir, self.direct_env(capture_dir))
+        if self.cli is None:
+            return run_measured(self.workload_argv(), workdir, self.direct_env(capture_dir))
+        argv = self.cli_argv(str(capture_dir / "capture.lt"), str(workdir / "report.txt"))
+        return run_measured(argv, workdir, self.cli[1])
 
     def memory(self, index: int) -> Run:
         if not self.separate_memory_run:
@@ -669,12 +687,45 @@ class Leaktrace(Tool):
         captures = sorted(p for p in (run.workdir / "captures").rglob("*") if p.is_file())
         if not captures:
             return LeakCheck(False, "no: no capture file written")
-        check = check_leaktrace(captures[-1], run.workdir, expected)
+        check = check_leaktrace(captures[-1], run.workdir, expected, self.name)
         if len(captures) > 1:
             check.details.append(
-                f"leaktrace: {len(captures)} capture files; checked {captures[-1].name}"
+                f"{self.name}: {len(captures)} capture files; checked {captures[-1].name}"
             )
         return check
+
+
+class LeaktraceCli(Leaktrace):
+    """`leaktrace run` (installed, else `python3 -m leaktrace run` from the source tree): the
+    whole user-visible cost, launcher and end-of-run report included."""
+
+    name = "leaktrace run (CLI)"
+
+
+def source_tree_cli(shim: Path) -> tuple[list[str], dict[str, str]] | None:
+    """The CLI from the source tree, if it has a `run` command."""
+    cli = [sys.executable, "-m", "leaktrace"]
+    env = {"PYTHONPATH": str(REPO / "src"), "LEAKTRACE_SHIM": str(shim)}
+    try:
+        output_of([*cli, "run", "--help"], env=env, timeout=60)
+    except (BenchError, OSError, subprocess.TimeoutExpired):
+        return None
+    return cli, env
+
+
+def installed_shim(exe: str) -> Path | None:
+    """The shim the installed CLI would preload, asked of the Python that runs the CLI."""
+    try:
+        first = Path(exe).read_text(errors="replace").splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    if not first.startswith("#!"):
+        return None
+    code = "from leaktrace.shim_library import find_shim_library as f; print(f())"
+    try:
+        return Path(output_of([*shlex.split(first[2:]), "-c", code], timeout=60).strip())
+    except (BenchError, OSError, subprocess.TimeoutExpired):
+        return None
 
 
 # ---- the report -----------------------------------------------------------------------------
@@ -764,9 +815,14 @@ def render(
         leak = r.leak.summary if r.leak else "-"
         ratio_t = "1.00" if r is ref else f"{t / tref:.2f}"
         ratio_m = "1.00" if r is ref else f"{rss / rref:.2f}"
+        rss_cell = fmt_mib(rss)
+        if not r.rss_kib:
+            rss_cell, ratio_m = "not measured", "-"
+            if r.name.startswith("leaktrace"):
+                rss_cell = "same process as the leaktrace row"
         add(
             f"| {r.name} | {r.iterations:,} | {time_cell} | {ratio_t} | {cpu_cell} | "
-            f"{fmt_mib(rss)} | {ratio_m} | {leak} |"
+            f"{rss_cell} | {ratio_m} | {leak} |"
         )
     add("")
     add(
@@ -803,12 +859,19 @@ def render(
             continue
         ref = by_name.get(r.reference or "native") or native
         tr = statistics.median(r.times) / statistics.median(ref.times)
-        mr = statistics.median(r.rss_kib) / statistics.median(ref.rss_kib)
+        mr = (
+            statistics.median(r.rss_kib) / statistics.median(ref.rss_kib)
+            if r.rss_kib and ref.rss_kib
+            else float("nan")
+        )
         if r.name == "leaktrace":
             verdict_t = "meets" if tr <= 3 else "misses"
             verdict_m = "meets" if mr <= 2 else "misses"
             add(f"- leaktrace: {tr:.2f}x native time ({verdict_t} the 3x target), "
                 f"{mr:.2f}x native peak RSS ({verdict_m} the 2x target).")  # fmt: skip
+        elif r.name.startswith("leaktrace"):
+            add(f"- {r.name}: {tr:.2f}x native time, including the Python launcher's start-up "
+                "and the symbolized report it prints at the end.")  # fmt: skip
         else:
             quoted = "6.6x" if r.name == "heaptrack" else "26x"
             add(f"- {r.name}: {tr:.2f}x native time here (quoted: about {quoted}), "
@@ -850,7 +913,8 @@ def render(
     for r in results:
         if r.skipped:
             continue
-        add(f"# {r.name}: timed runs (wall time{'' if r.memory_command else ', peak RSS'})")
+        rss_too = ", peak RSS" if r.rss_kib and not r.memory_command else ""
+        add(f"# {r.name}: timed runs (wall time{rss_too})")
         add(r.timing_command)
         if r.memory_command:
             add(f"# {r.name}: peak RSS, the traced program as a direct child (wait4 ru_maxrss)")
@@ -859,15 +923,25 @@ def render(
     add("")
     add(
         "Wall time is measured around spawning the command and reaping it with `wait4()`. Peak "
-        "RSS is `ru_maxrss` from that `wait4()`: for native and valgrind (which runs the program "
-        "inside its own process) the timed runs give it directly. A launcher (the heaptrack "
-        "script, `leaktrace run`) is not the traced process, so for those the peak RSS comes "
-        "from separate runs of the preloaded program as a direct child, fed the same way the "
-        "launcher would feed it. The heaptrack timing is its recording run only: the script "
-        "streams to `heaptrack_interpret` and compresses while the program runs, and with no "
-        "`heaptrack_gui` installed it analyses nothing afterwards; `heaptrack_print` is run "
-        "afterwards, untimed, for the leak check."
+        "RSS is `ru_maxrss` from that `wait4()`: for native and valgrind (which runs the "
+        "program inside its own process) and leaktrace (the shim preloaded directly) the timed "
+        "runs give it directly. The heaptrack script is a launcher, not the traced process, so "
+        "its peak RSS comes from separate runs of the preloaded program as a direct child, fed "
+        "the same way the script would feed it. The heaptrack timing is its "
+        "recording run only: the script streams to `heaptrack_interpret` and compresses while "
+        "the program runs, and with no `heaptrack_gui` installed it analyses nothing "
+        "afterwards; `heaptrack_print` is run afterwards, untimed, for the leak check."
     )
+    cli_row = by_name.get(LeaktraceCli.name)
+    if cli_row and not cli_row.skipped:
+        where = "from the source tree" if "PYTHONPATH" in cli_row.timing_command else "installed"
+        add("")
+        add(
+            f'The "{cli_row.name}" row runs the command-line tool {where}, as a user would: it '
+            "starts Python, launches the program with the shim, then reads the capture, "
+            "symbolizes it and writes the text report, all inside the timed command. Its traced "
+            "process is the same as the leaktrace row's, so its peak RSS is not measured again."
+        )
     add("")
     add("Leak checks (untimed, on the first timed run of each tool): valgrind's `definitely "
         "lost` records; heaptrack: exact bytes per backtrace from `heaptrack_print -F FILE "
@@ -954,6 +1028,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.output = (
             args.out / "benchmarks-quick.md" if args.quick else REPO / "docs" / "benchmarks.md"
         )
+    args.shim_given = args.shim is not None or bool(os.environ.get("LEAKTRACE_SHIM"))
     if args.shim is None:
         env_shim = os.environ.get("LEAKTRACE_SHIM")
         args.shim = Path(env_shim) if env_shim else DEFAULT_SHIM
@@ -1001,7 +1076,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Native is always measured: everything is relative to it.
     tools.append(Native(workload, n, threads, scratch))
     if "leaktrace" in args.tools:
-        tools.append(Leaktrace(workload, n, threads, scratch, args.shim))
+        # Row "leaktrace": the shim preloaded directly, the tracing cost the targets are about
+        # (wall time and the traced program's own peak RSS). Row "leaktrace run (CLI)": the
+        # command-line tool as a user runs it, installed if it is, else from the source tree;
+        # it adds the launcher's start-up and the end-of-run report.
+        exe = shutil.which("leaktrace")
+        own_shim = installed_shim(exe) if exe and not args.shim_given else None
+        shim = own_shim or args.shim
+        tools.append(Leaktrace(workload, n, threads, scratch, shim))
+        cli: tuple[list[str], dict[str, str]] | None = None
+        if exe:
+            cli = ([exe], {} if own_shim else {"LEAKTRACE_SHIM": str(shim)})
+        elif shim.exists():
+            cli = source_tree_cli(shim)
+        if cli:
+            tools.append(
+                LeaktraceCli(workload, n, threads, scratch, shim, cli, measure_memory=False)
+            )
     if "heaptrack" in args.tools:
         tools.append(Heaptrack(workload, n, threads, scratch))
     if "valgrind" in args.tools:
@@ -1040,7 +1131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             r.times.append(run.seconds)
             r.cpu.append(run.cpu_seconds)
-            if not tool.separate_memory_run:
+            if not tool.separate_memory_run and getattr(tool, "measure_memory", True):
                 r.rss_kib.append(run.maxrss_kib)
             log(f"run {i + 1}/{args.runs} {tool.name}: {run.seconds:.2f} s, {run.maxrss_kib} KiB")
             exp = run.expected_leak()
@@ -1075,7 +1166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{fmt_mib(tool.interpret_rss_kib)} (not included in the table)"
             )
         if not r.rss_kib:
-            r.skipped = "no successful memory run"
+            r.notes.append(f"{tool.name}: no successful memory run")
 
     if expected:
         log(f"expected leak at full size: {expected[0]} blocks, {expected[1]} bytes")
