@@ -99,6 +99,18 @@ def time_pyelftools(binary: Path, addrs: list[int]) -> tuple[float, int] | None:
     return time.perf_counter() - start, resolved
 
 
+def time_symbolizer(tool: str, binary: Path, addrs: list[int]) -> float:
+    """The whole leaktrace path: ELF checks, the tool, parsing, Frame objects."""
+    sys.path.insert(0, str(Path(__file__).parent.parent / "src"))
+    from leaktrace.symbolize import Symbolizer
+
+    start = time.perf_counter()
+    result = Symbolizer(tool=tool).resolve((str(binary), a) for a in addrs)
+    elapsed = time.perf_counter() - start
+    assert len(result) == len(addrs)
+    return elapsed
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
     # The build takes ~30 s, so the binary is kept between runs.
@@ -115,8 +127,12 @@ def main() -> None:
         print(f"binary: {binary.stat().st_size // 1024} KiB")
         addrs = function_addresses(binary)
         print(f"{len(addrs)} unique addresses")
+        for tool in ("llvm-symbolizer", "addr2line"):
+            if shutil.which(tool):
+                print(f"leaktrace Symbolizer(tool={tool!r}) end to end: "
+                      f"{time_symbolizer(tool, binary, addrs):.3f} s")
         for name, fn in [("addr2line batch", time_addr2line), ("llvm-symbolizer batch", time_llvm),
-                         ("pyelftools line table only", time_pyelftools)]:
+                         ("pyelftools line table only (no names)", time_pyelftools)]:
             res = fn(binary, addrs)
             if res is None:
                 print(f"{name}: not available")
