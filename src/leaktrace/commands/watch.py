@@ -14,7 +14,7 @@ from leaktrace.procmem.live_chart import LiveChart
 from leaktrace.procmem.plot import write_csv, write_plot
 from leaktrace.procmem.sampler import METRICS, Sample, take_sample
 from leaktrace.procmem.smaps import process_exists
-from leaktrace.procmem.snapshot import command_line
+from leaktrace.procmem.snapshot import command_line, display_command
 from leaktrace.procmem.trend import GROWING, fit_trend
 from leaktrace.procmem.watch_report import render_watch_json, render_watch_text
 
@@ -82,7 +82,7 @@ def watch_command(
         pid = child.pid
     try:
         # A child just started may not have exec'd yet: name it by what we ran.
-        command = " ".join(target) if child is not None else command_line(pid)
+        command = display_command(list(target)) if child is not None else command_line(pid)
         samples = _sample(pid, child, interval, duration, metric, min_growth, command)
     finally:
         if child is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from leaktrace.errors import LeaktraceError
@@ -57,10 +58,15 @@ class ProcessMemory:
         )
 
 
+def display_command(arguments: list[str]) -> str:
+    """A command line on one line: shell quoting, and newlines (python -c scripts) escaped."""
+    return shlex.join(arguments).replace("\n", "\\n")
+
+
 def command_line(pid: int) -> str:
     raw = read_proc_file(pid, "cmdline")
     if raw:
-        return " ".join(part for part in raw.split("\0") if part)
+        return display_command(raw.rstrip("\0").split("\0"))
     return f"[{read_proc_file(pid, 'comm').strip()}]"  # kernel threads have no command line
 
 
