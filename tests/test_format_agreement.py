@@ -25,11 +25,20 @@ def test_scalars_agree() -> None:
     assert int(_define("LT_FLAG_CHILD").rstrip("u")) == fmt.FLAG_CHILD
 
 
+def _macro_body(name: str) -> str:
+    """The X-macro list `#define name(X) ...` up to its last continued line."""
+    match = re.search(rf"#define {name}\(X\)((?:.*\\\n)*.*)", HEADER)
+    assert match, name
+    return match.group(1)
+
+
 def test_section_tags_agree() -> None:
-    tags = {int(n): name for n, name in re.findall(r"X\((\d+), (\w+)\)", HEADER)}
+    body = _macro_body("LT_SECTION_TAGS")
+    tags = {int(n): name for n, name in re.findall(r"X\((\d+), (\w+)\)", body)}
     assert tags == fmt.SECTION_NAMES
 
 
 def test_block_kinds_agree() -> None:
-    kinds = {int(n): text for n, text in re.findall(r'X\((\d+), \w+, "(\w+)"\)', HEADER)}
+    body = _macro_body("LT_BLOCK_KINDS")
+    kinds = {int(n): text for n, text in re.findall(r'X\((\d+), \w+, "(\w+)"\)', body)}
     assert kinds == fmt.BLOCK_KINDS

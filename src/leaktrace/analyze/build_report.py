@@ -134,7 +134,7 @@ def _symbolize_stacks(capture: Capture, stack_ids: set[int], symbolizer: Symboli
         stack = capture.stacks.get(stack_id)
         if stack is None:
             continue
-        entries = []
+        entries: list[tuple[int, str | None, int]] = []
         for ra in stack.return_addresses:
             module = modules.find(ra)
             if module is None:

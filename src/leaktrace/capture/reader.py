@@ -247,7 +247,8 @@ def _parse_stacks(c: Cursor) -> dict[int, Stack]:
     stacks: dict[int, Stack] = {}
     for i in range(count):
         fixed = c.take(fmt.STACK_ENTRY_SIZE, f"stack {i}")
-        stack_id, depth, *totals = _STACK_FIXED.unpack(fixed)
+        stack_id, depth, allocs, alloc_bytes, frees, freed_bytes, live, live_bytes = (
+            _STACK_FIXED.unpack(fixed))
         if depth * 8 > c.remaining():
             raise CaptureError(
                 f"{c.where} is corrupt: stack {stack_id} has depth {depth}, more than the "
@@ -256,7 +257,8 @@ def _parse_stacks(c: Cursor) -> dict[int, Stack]:
         addresses = struct.unpack(f"<{depth}Q", c.take(depth * 8, f"stack {stack_id}"))
         if stack_id in stacks:
             raise CaptureError(f"{c.where} is corrupt: stack id {stack_id} appears twice")
-        stacks[stack_id] = Stack(stack_id, *totals, return_addresses=tuple(addresses))
+        stacks[stack_id] = Stack(stack_id, allocs, alloc_bytes, frees, freed_bytes, live,
+                                 live_bytes, tuple(addresses))
     return stacks
 
 

@@ -62,8 +62,8 @@ def dump_lines(capture: Capture) -> Iterator[str]:
               f"{s.alloc_bytes}B free={s.free_count}/{s.freed_bytes}B " \
               f"live={s.live_blocks}/{s.live_bytes}B"
         for n, ra in enumerate(s.return_addresses):
-            m = modules.find(ra)
-            where = f"{m.path}+{ra - m.load_bias:#x}" if m else "(no module)"
+            holder = modules.find(ra)
+            where = f"{holder.path}+{ra - holder.load_bias:#x}" if holder else "(no module)"
             yield f"    #{n} {ra:#x} {where}"
     yield f"BLOCKS count={len(capture.blocks)}"
     for b in capture.block_rows():

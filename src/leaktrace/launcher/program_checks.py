@@ -96,7 +96,7 @@ def _elf_facts(path: str) -> tuple[int, bool, bool, str | None] | None:
                         if tag.entry.d_tag == "DT_FLAGS_1":
                             flags_1 = tag.entry.d_val
                         elif tag.entry.d_tag == "DT_SONAME":
-                            soname = tag.soname
+                            soname = getattr(tag, "soname", None)
             has_interp = "PT_INTERP" in types
             static_pie = not has_interp and "PT_DYNAMIC" in types and bool(flags_1 & DF_1_PIE)
             return elf.elfclass, has_interp, static_pie, soname

@@ -132,11 +132,11 @@ def _frame_totals(report: Report, options: RenderOptions) -> list[str]:
     live = report.summary.live_bytes or 1
     lines = ["", f"== Leaked bytes per frame (inclusive; {min(limit, len(totals))} of "
              f"{len(totals)} functions) =="]
-    rows = [(size_with_bytes(t.bytes), f"{100 * t.bytes / live:.1f}%",
-             _plural(t.blocks, "block"), _plural(t.records, "record"), t)
+    rows = [([size_with_bytes(t.bytes), f"{100 * t.bytes / live:.1f}%",
+              _plural(t.blocks, "block"), _plural(t.records, "record")], t)
             for t in totals[:limit]]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for size, share, blocks, records, t in rows:
+    widths = [max(len(cells[i]) for cells, _ in rows) for i in range(4)]
+    for (size, share, blocks, records), t in rows:
         where = f"  [{os.path.basename(t.module)}]" if t.module else ""
         lines.append(f"  {size:>{widths[0]}}  {share:>{widths[1]}}  {blocks:<{widths[2]}}  "
                      f"{records:<{widths[3]}}  {t.function}{where}")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import NoteSection
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ def read_elf_info(path: str) -> ElfInfo | None:
 
 def _build_id(elf: ELFFile) -> bytes | None:
     for section in elf.iter_sections():
-        if section.header.sh_type != "SHT_NOTE":
+        if not isinstance(section, NoteSection):
             continue
         for note in section.iter_notes():
             if note["n_type"] == "NT_GNU_BUILD_ID":

@@ -8,6 +8,7 @@ import contextlib
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
 from leaktrace.symbolize.demangle import demangle
 
@@ -23,7 +24,7 @@ class ElfSymbolTable:
         with open(path, "rb") as f:
             elf = ELFFile(f)
             table = elf.get_section_by_name(".symtab") or elf.get_section_by_name(".dynsym")
-            if table is None or table.header.sh_type == "SHT_NOBITS":
+            if not isinstance(table, SymbolTableSection) or table.header.sh_type == "SHT_NOBITS":
                 return
             entries = {
                 (sym["st_value"], sym["st_size"], sym.name)
