@@ -12,6 +12,50 @@
 #define PR_SET_VMA_ANON_NAME 0
 #endif
 
+/* Every mapping the shim made and still holds, for kernels without VMA names (they need
+ * CONFIG_ANON_VMA_NAME): a reachability scan must skip the shim's tables, which are full of
+ * heap addresses. Slots are claimed with a CAS on `start`, so lt_map is safe from any thread. */
+#define MAX_OWN_MAPPINGS 4096
+static _Atomic uintptr_t own_start[MAX_OWN_MAPPINGS];
+static _Atomic size_t own_len[MAX_OWN_MAPPINGS];
+
+static void remember(void *p, size_t size)
+{
+    for (unsigned i = 0; i < MAX_OWN_MAPPINGS; i++) {
+        uintptr_t expected = 0;
+        if (atomic_compare_exchange_strong(&own_start[i], &expected, (uintptr_t)p)) {
+            atomic_store(&own_len[i], size);
+            return;
+        }
+    }
+}
+
+static void forget(void *p)
+{
+    for (unsigned i = 0; i < MAX_OWN_MAPPINGS; i++) {
+        if (atomic_load(&own_start[i]) == (uintptr_t)p) {
+            atomic_store(&own_len[i], 0);
+            atomic_store(&own_start[i], 0);
+            return;
+        }
+    }
+}
+
+unsigned lt_own_mappings(uintptr_t *starts, uintptr_t *ends, unsigned max)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < MAX_OWN_MAPPINGS && n < max; i++) {
+        uintptr_t s = atomic_load(&own_start[i]);
+        size_t len = atomic_load(&own_len[i]);
+        if (s && len) {
+            starts[n] = s;
+            ends[n] = s + len;
+            n++;
+        }
+    }
+    return n;
+}
+
 size_t lt_page_size(void)
 {
     static size_t page; /* benign race: every thread computes the same value */
@@ -26,10 +70,13 @@ void *lt_map(size_t size)
     /* Shows as [anon:leaktrace] in /proc/PID/maps (Linux >= 5.17; harmless elsewhere), which is
      * how tools and the reachability scan tell the shim's memory from the program's. */
     prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, size, (unsigned long)"leaktrace");
+    remember(p, size);
     return p;
 }
 
 void lt_unmap(void *addr, size_t size)
 {
-    if (addr) munmap(addr, size);
+    if (!addr) return;
+    forget(addr);
+    munmap(addr, size);
 }

@@ -145,6 +145,20 @@ unsigned lt_blocks_visit(lt_block_visitor fn, void *ctx, bool try_only)
     return skipped;
 }
 
+size_t lt_blocks_count_locked(void)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < SHARDS; i++) n += shards[i].count;
+    return n;
+}
+
+void lt_blocks_visit_locked(lt_block_visitor fn, void *ctx)
+{
+    for (unsigned i = 0; i < SHARDS; i++)
+        for (size_t j = 0; j < shards[i].capacity; j++)
+            if (shards[i].slots[j].addr) fn(&shards[i].slots[j], ctx);
+}
+
 void lt_blocks_lock_all(void)
 {
     for (unsigned i = 0; i < SHARDS; i++) pthread_mutex_lock(&shards[i].lock);

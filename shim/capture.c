@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "scan.h"
 #include "shim.h"
 
 #define BUF_SIZE (256u << 10)
@@ -104,13 +105,13 @@ static size_t read_file(const char *path, char *dst, size_t cap)
 }
 
 /* ---- small formatting helpers (no snprintf: not async-signal-safe) ----------------------- */
-static char *put_str(char *dst, const char *end, const char *s)
+static char *put_str(char *dst, char *end, const char *s)
 {
     while (*s && dst < end) *dst++ = *s++;
     return dst;
 }
 
-static char *put_uint(char *dst, const char *end, uint64_t v)
+static char *put_uint(char *dst, char *end, uint64_t v)
 {
     char tmp[24];
     int n = 0;
@@ -238,32 +239,46 @@ struct block_pass {
     uint32_t nstacks;
 };
 
-static void emit_block(const struct lt_block *b, void *ctx)
+static void emit_record(struct block_pass *bp, uintptr_t addr, uint64_t size, uint32_t stack_id,
+                        uint8_t kind, uint8_t leak_kind, uint8_t heuristic, uint32_t time_ms)
 {
-    struct block_pass *bp = ctx;
     struct writer *w = bp->w;
-    uint64_t size = lt_block_size(b);
-    w_u64(w, b->addr);
+    w_u64(w, addr);
     w_u64(w, size);
-    w_u32(w, b->stack_id);
-    w_u8(w, (uint8_t)lt_block_kind(b));
+    w_u32(w, stack_id);
+    w_u8(w, kind);
+    w_u8(w, leak_kind);
+    w_u8(w, heuristic);
     w_u8(w, 0);
-    w_u8(w, 0);
-    w_u8(w, 0);
-    w_u64(w, (uint64_t)b->time_ms * 1000000u);
+    w_u64(w, (uint64_t)time_ms * 1000000u);
     bp->count++;
-    if (bp->live && b->stack_id <= bp->nstacks) {
-        bp->live[2 * b->stack_id] += 1;
-        bp->live[2 * b->stack_id + 1] += size;
+    if (bp->live && stack_id <= bp->nstacks) {
+        bp->live[2 * stack_id] += 1;
+        bp->live[2 * stack_id + 1] += size;
     }
 }
 
-static unsigned write_blocks(struct writer *w, struct block_pass *bp, bool from_signal)
+static void emit_block(const struct lt_block *b, void *ctx)
+{
+    emit_record(ctx, b->addr, lt_block_size(b), b->stack_id, (uint8_t)lt_block_kind(b),
+                LT_LEAK_UNSCANNED, LT_HEUR_NONE, b->time_ms);
+}
+
+static unsigned write_blocks(struct writer *w, struct block_pass *bp, bool from_signal,
+                             const struct lt_scan *scan)
 {
     uint64_t at = section_begin(w, LT_SECTION_BLOCKS);
     uint64_t count_at = w_pos(w);
     w_u64(w, 0);
-    unsigned skipped = lt_blocks_visit(emit_block, bp, from_signal);
+    unsigned skipped = 0;
+    if (scan) { /* the heap blocks as the scan saw and classified them */
+        for (size_t i = 0; i < scan->count; i++) {
+            const struct lt_scan_block *b = &scan->blocks[i];
+            emit_record(bp, b->addr, b->size, b->stack_id, b->kind, b->leak_kind, b->heuristic, b->time_ms);
+        }
+    } else {
+        skipped = lt_blocks_visit(emit_block, bp, from_signal);
+    }
     skipped += lt_regions_visit(emit_block, bp, from_signal);
     patch_u64(w, count_at, bp->count);
     section_end(w, at);
@@ -320,7 +335,39 @@ static void write_counters(struct writer *w, unsigned skipped_shards)
     section_end(w, at);
 }
 
-int lt_capture_write(bool final, bool from_signal)
+/* Definitely lost blocks that own others: what their clique holds. */
+static void write_leak_groups(struct writer *w, const struct lt_scan *scan)
+{
+    uint64_t at = section_begin(w, LT_SECTION_LEAK_GROUPS);
+    uint64_t count_at = w_pos(w);
+    w_u64(w, 0);
+    uint64_t n = 0;
+    for (size_t i = 0; i < scan->count; i++) {
+        const struct lt_scan_block *b = &scan->blocks[i];
+        if (b->leak_kind != LT_LEAK_DEFINITELY_LOST || !b->indirect_blocks) continue;
+        w_u64(w, b->addr);
+        w_u64(w, b->indirect_bytes);
+        w_u64(w, b->indirect_blocks);
+        n++;
+    }
+    patch_u64(w, count_at, n);
+    section_end(w, at);
+}
+
+static void write_scan_stats(struct writer *w, const struct lt_scan *scan)
+{
+    uint64_t at = section_begin(w, LT_SECTION_SCAN);
+    w_u64(w, scan->duration_ns);
+    w_u64(w, scan->bytes_scanned);
+    w_u64(w, scan->root_bytes);
+    w_u32(w, scan->threads_stopped);
+    w_u32(w, scan->threads_unstopped);
+    w_u32(w, scan->heuristics);
+    w_u32(w, 0);
+    section_end(w, at);
+}
+
+int lt_capture_write(bool final, bool from_signal, const struct lt_scan *scan)
 {
     char path[LT_PATH_MAX];
     char base[LT_PATH_MAX];
@@ -350,8 +397,12 @@ int lt_capture_write(bool final, bool from_signal)
     struct block_pass bp = { .w = &w, .nstacks = lt_stacks_count() };
     size_t live_size = ((size_t)bp.nstacks + 1) * 2 * sizeof(uint64_t);
     bp.live = lt_map(live_size);
-    unsigned skipped = write_blocks(&w, &bp, from_signal);
+    unsigned skipped = write_blocks(&w, &bp, from_signal, scan);
     write_stacks(&w, &bp);
+    if (scan) {
+        write_leak_groups(&w, scan);
+        write_scan_stats(&w, scan);
+    }
     write_counters(&w, skipped);
     section_end(&w, section_begin(&w, LT_SECTION_END));
     w_flush(&w);

@@ -5,7 +5,7 @@
 #define LEAKTRACE_CAPTURE_FORMAT_H
 
 #define LT_CAPTURE_MAGIC "LEAKTRC"   /* 7 chars + NUL = 8 bytes */
-#define LT_CAPTURE_VERSION 1
+#define LT_CAPTURE_VERSION 2 /* 2: leak kinds in BLOCKS, LEAK_GROUPS and SCAN sections */
 #define LT_CAPTURE_HEADER_SIZE 64
 
 /* Header flags. */
@@ -19,6 +19,8 @@
     X(3, STACKS)           \
     X(4, BLOCKS)           \
     X(5, COUNTERS)         \
+    X(6, LEAK_GROUPS)      \
+    X(7, SCAN)             \
     X(255, END)
 
 /* Which API made a block: the "kind" byte of each block. */
@@ -35,6 +37,35 @@
     X(10, MMAP, "mmap")                   \
     X(11, MREMAP, "mremap")               \
     X(12, BRK, "brk")
+
+/* What a reachability scan concluded about a heap block (byte 0 of a block record's reserved
+ * bytes), in valgrind memcheck's terms. 0 means no scan ran. */
+#define LT_LEAK_KINDS(X)                              \
+    X(0, UNSCANNED, "unscanned")                      \
+    X(1, DEFINITELY_LOST, "definitely lost")          \
+    X(2, INDIRECTLY_LOST, "indirectly lost")          \
+    X(3, POSSIBLY_LOST, "possibly lost")              \
+    X(4, STILL_REACHABLE, "still reachable")
+
+/* Which valgrind interior-pointer heuristic made a block reachable (byte 1). */
+#define LT_HEURISTICS(X)                                  \
+    X(0, NONE, "none")                                    \
+    X(1, STDSTRING, "stdstring")                          \
+    X(2, LENGTH64, "length64")                            \
+    X(3, NEWARRAY, "newarray")                            \
+    X(4, MULTIPLEINHERITANCE, "multipleinheritance")
+
+enum lt_leak_kind {
+#define LT_X(num, name, text) LT_LEAK_##name = num,
+    LT_LEAK_KINDS(LT_X)
+#undef LT_X
+};
+
+enum lt_heuristic {
+#define LT_X(num, name, text) LT_HEUR_##name = num,
+    LT_HEURISTICS(LT_X)
+#undef LT_X
+};
 
 enum lt_section_tag {
 #define LT_X(num, name) LT_SECTION_##name = num,

@@ -14,6 +14,33 @@ static void copy_env(char *dst, const char *name)
     if (v && strlen(v) < LT_PATH_MAX) strcpy(dst, v);
 }
 
+static bool flag_is(const char *value, const char *expected)
+{
+    return value && strcmp(value, expected) == 0;
+}
+
+/* "all" (the default, as in valgrind >= 3.11), "none", or names separated by commas. */
+static unsigned parse_heuristics(const char *spec)
+{
+    static const char *const names[] = {
+#define LT_X(num, name, text) [num] = text,
+        LT_HEURISTICS(LT_X)
+#undef LT_X
+    };
+    unsigned all = 0;
+    for (unsigned i = 1; i < sizeof names / sizeof *names; i++) all |= 1u << i;
+    if (!spec || !*spec || strcmp(spec, "all") == 0) return all;
+    unsigned set = 0;
+    for (const char *p = spec; *p;) {
+        size_t len = strcspn(p, ",");
+        for (unsigned i = 1; i < sizeof names / sizeof *names; i++)
+            if (strlen(names[i]) == len && strncmp(p, names[i], len) == 0) set |= 1u << i;
+        p += len;
+        if (*p == ',') p++;
+    }
+    return set;
+}
+
 void lt_config_load(void)
 {
     const char *depth = getenv("LEAKTRACE_MAX_DEPTH");
@@ -44,6 +71,9 @@ void lt_config_load(void)
     }
     copy_env(lt_cfg.output, "LEAKTRACE_OUTPUT");
     copy_env(lt_cfg.notify, "LEAKTRACE_NOTIFY");
+    lt_cfg.scan_at_exit = !flag_is(getenv("LEAKTRACE_SCAN"), "0");
+    lt_cfg.freeres_at_exit = !flag_is(getenv("LEAKTRACE_FREERES"), "0");
+    lt_cfg.heuristics = parse_heuristics(getenv("LEAKTRACE_HEURISTICS"));
     copy_env(lt_cfg.dir, "LEAKTRACE_DIR");
     if (!lt_cfg.dir[0] && !getcwd(lt_cfg.dir, sizeof lt_cfg.dir)) strcpy(lt_cfg.dir, ".");
     /* The exact output path belongs to the root process only. */

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "scan.h"
 #include "shim.h"
 
 extern void *__libc_malloc(size_t);
@@ -321,13 +322,32 @@ LT_EXPORT int dlclose(void *handle)
 }
 
 /* ---- end of the process ---------------------------------------------------------------- */
-static void write_final_capture(bool from_signal)
+extern void __libc_freeres(void);
+
+/* What valgrind does before its exit leak check: glibc and libstdc++ free the buffers they
+ * keep for the life of the process (stdio buffers, locale data, the C++ exception pool), so
+ * those are not reported. Both flush first; streams are then unbuffered. */
+static void release_runtime_buffers(void)
+{
+    void (*cxx_freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
+    if (cxx_freeres) cxx_freeres();
+    __libc_freeres();
+}
+
+static __attribute__((noinline)) void write_final_capture(bool from_signal)
 {
     if (getpid() != atomic_load(&lt_owner_pid)) return; /* untraced child, or a vfork child */
     if (atomic_exchange(&final_written, true)) return;
     int saved_errno = errno;
+    /* Not from a signal handler: the interrupted code may hold locks the scan needs. */
+    bool at_exit = !from_signal;
+    if (at_exit && lt_cfg.freeres_at_exit) release_runtime_buffers(); /* its frees are recorded */
     busy++;
-    lt_capture_write(true, from_signal);
+    struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
+    bool scanned = at_exit && lt_cfg.scan_at_exit &&
+                   lt_scan_run(&scan, (uintptr_t)__builtin_frame_address(0)) == 0;
+    lt_capture_write(true, from_signal, scanned ? &scan : NULL);
+    lt_scan_release(&scan);
     busy--;
     errno = saved_errno;
 }

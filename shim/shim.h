@@ -24,6 +24,8 @@
 void *lt_map(size_t size);             /* zeroed, NORESERVE; NULL on failure */
 void lt_unmap(void *addr, size_t size);
 size_t lt_page_size(void);
+/* Fills up to max [start, end) ranges of the shim's live mappings; returns how many. */
+unsigned lt_own_mappings(uintptr_t *starts, uintptr_t *ends, unsigned max);
 
 /* ---- config.c: settings read from the environment at start-up -------------------------- */
 struct lt_config {
@@ -31,6 +33,10 @@ struct lt_config {
     bool follow_children;    /* LEAKTRACE_FOLLOW_CHILDREN=1 */
     bool is_root;            /* this process is the one leaktrace launched (LEAKTRACE_ROOT_PID) */
     bool write_on_signal;    /* LEAKTRACE_SIGNALS, default on: capture on SIGINT/SIGTERM */
+    bool scan_at_exit;       /* LEAKTRACE_SCAN, default on: reachability scan at exit */
+    bool freeres_at_exit;    /* LEAKTRACE_FREERES, default on: glibc/libstdc++ release their
+                                own buffers before the exit scan, as under valgrind */
+    unsigned heuristics;     /* LEAKTRACE_HEURISTICS: all (default), none, or a comma list */
     char output[LT_PATH_MAX];/* LEAKTRACE_OUTPUT: exact path for this process, may be empty */
     char dir[LT_PATH_MAX];   /* LEAKTRACE_DIR or the cwd at start: where default names go */
     char notify[LT_PATH_MAX];/* LEAKTRACE_NOTIFY: file that gets one line per capture */
@@ -88,6 +94,9 @@ typedef void (*lt_block_visitor)(const struct lt_block *b, void *ctx);
  * counted in the return value. */
 unsigned lt_blocks_visit(lt_block_visitor fn, void *ctx, bool try_only);
 void lt_blocks_lock_all(void);
+/* pre: lt_blocks_lock_all() held. */
+size_t lt_blocks_count_locked(void);
+void lt_blocks_visit_locked(lt_block_visitor fn, void *ctx);
 void lt_blocks_unlock_all(void);
 
 /* ---- regions.c: mmap'd ranges and program-break growth ------------------------------- */
@@ -120,8 +129,10 @@ unsigned lt_modules_count(void);
 const struct lt_module *lt_module_at(unsigned i);
 
 /* ---- capture.c: the capture file ------------------------------------------------------ */
-/* Writes a capture; returns 0 or -errno. final=true for the end-of-process capture. */
-int lt_capture_write(bool final, bool from_signal);
+/* Writes a capture; returns 0 or -errno. final=true for the end-of-process capture. With a
+ * scan, heap blocks are written as the scan classified them. */
+struct lt_scan;
+int lt_capture_write(bool final, bool from_signal, const struct lt_scan *scan);
 
 /* ---- counters (hooks.c) ---------------------------------------------------------------- */
 struct lt_counters {

@@ -1,0 +1,628 @@
+/* The reachability scan: classifies every live heap block the way valgrind memcheck does
+ * (definitely, indirectly, possibly lost, still reachable), from inside the process.
+ *
+ * 1. Freeze the tables: take the regions lock and every block-shard lock, and copy the live
+ *    blocks into an address-sorted array (no allocation: lt_map'd memory only).
+ * 2. Stop the world without ptrace: a real-time signal to every other thread, whose handler
+ *    publishes its registers and stack pointer and waits on a futex until the scan is done.
+ *    Threads blocked on our locks are in a futex wait, so they stop too. Nothing below calls
+ *    malloc or takes a lock a stopped thread could hold.
+ * 3. Roots: the registers of each stopped thread, each thread's stack from its stack
+ *    pointer (minus the 128-byte red zone) up, and every other readable, writable mapping
+ *    except the heap ([heap], glibc arena heaps, mappings holding heap blocks) and the shim's
+ *    own tables. Memory that may be unreadable is read with process_vm_readv, which reports
+ *    a bad page instead of faulting.
+ * 4. Mark as valgrind does: a start pointer from a definite node makes a block reachable, an
+ *    interior pointer (unless a heuristic says it is really a start) only possibly lost; then
+ *    unreached blocks, in address order, each lead a clique and own what they reach, which
+ *    becomes indirectly lost. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "scan.h"
+
+#define MAX_PARKED 8192
+#define MAX_MAPPINGS (1u << 17)
+#define MAX_OWN 4096
+#define MAPS_BUF (32u << 20)
+#define RED_ZONE 128
+#define READ_CHUNK (64u << 10)
+#define ARENA_HEAP_SIZE ((uintptr_t)64 << 20) /* glibc's HEAP_MAX_SIZE on 64-bit */
+
+enum { UNREACHED = 0, POSSIBLE = 1, REACHABLE = 2, INDIRECT = 3 };
+
+/* ---- stopping the world ------------------------------------------------------------------ */
+struct parked {
+    uintptr_t sp;
+    uintptr_t regs[16];
+};
+
+/* Mapped at the first scan and never unmapped: a late signal handler may still write to it.
+ * scan_lock serializes scans; the counters are atomics shared with the signal handlers. */
+static struct parked *parked;
+static _Atomic int parked_slots, parked_ready, parked_resumed;
+static _Atomic int world_stopped; /* futex word */
+static bool handler_installed;
+static pthread_mutex_t scan_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int scan_signal(void) { return SIGRTMAX - 1; }
+
+static void park(int sig, siginfo_t *info, void *context)
+{
+    (void)sig;
+    (void)info;
+    int saved_errno = errno;
+    if (atomic_load(&world_stopped)) {
+        const ucontext_t *uc = context;
+        int slot = atomic_fetch_add(&parked_slots, 1);
+        if (slot < MAX_PARKED) {
+            static const int which[16] = { REG_RAX, REG_RBX, REG_RCX, REG_RDX, REG_RSI, REG_RDI,
+                                           REG_RBP, REG_R8,  REG_R9,  REG_R10, REG_R11, REG_R12,
+                                           REG_R13, REG_R14, REG_R15, REG_RSP };
+            for (int i = 0; i < 16; i++) parked[slot].regs[i] = (uintptr_t)uc->uc_mcontext.gregs[which[i]];
+            parked[slot].sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+        }
+        atomic_fetch_add(&parked_ready, 1);
+        while (atomic_load(&world_stopped))
+            syscall(SYS_futex, &world_stopped, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0);
+        atomic_fetch_add(&parked_resumed, 1);
+    }
+    errno = saved_errno;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { 0, ms * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+struct linux_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+/* Signals every thread of the process but this one; returns how many were signalled. */
+static int signal_threads(pid_t *done, int ndone)
+{
+    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return ndone;
+    pid_t self = (pid_t)syscall(SYS_gettid), pid = getpid();
+    char buf[4096];
+    for (;;) {
+        long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+        if (n <= 0) break;
+        for (long off = 0; off < n;) {
+            struct linux_dirent64 *d = (struct linux_dirent64 *)(void *)(buf + off);
+            off += d->d_reclen;
+            if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
+            pid_t tid = 0;
+            for (const char *c = d->d_name; *c; c++) tid = tid * 10 + (*c - '0');
+            bool seen = tid == self;
+            for (int i = 0; i < ndone && !seen; i++) seen = done[i] == tid;
+            if (seen || ndone >= MAX_PARKED) continue;
+            if (syscall(SYS_tgkill, pid, tid, scan_signal()) == 0) done[ndone++] = tid;
+        }
+    }
+    close(fd);
+    return ndone;
+}
+
+static void stop_world(struct lt_scan *scan)
+{
+    if (!parked) parked = lt_map(sizeof(struct parked) * MAX_PARKED);
+    if (!handler_installed) {
+        /* Stays installed: a signal still pending after a scan must find a handler (the
+         * default action of a real-time signal kills the process). Outside a scan the
+         * handler returns at once. */
+        struct sigaction sa = { 0 };
+        sa.sa_sigaction = park;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigfillset(&sa.sa_mask);
+        sigaction(scan_signal(), &sa, NULL);
+        handler_installed = true;
+    }
+    atomic_store(&parked_slots, 0);
+    atomic_store(&parked_ready, 0);
+    atomic_store(&parked_resumed, 0);
+    atomic_store(&world_stopped, 1);
+    pid_t *signalled = lt_map(sizeof(pid_t) * MAX_PARKED);
+    int sent = 0;
+    if (parked && signalled) {
+        /* Threads may be created while we look: look again until no new one appears. */
+        for (int round = 0; round < 20; round++) {
+            int before = sent;
+            sent = signal_threads(signalled, sent);
+            if (sent == before) break;
+        }
+        /* Threads that block the signal never stop: wait a while, then scan without them
+         * (their stacks are then scanned whole, as plain mappings). */
+        for (int waited = 0; atomic_load(&parked_ready) < sent && waited < 2000; waited++) sleep_ms(1);
+    }
+    lt_unmap(signalled, sizeof(pid_t) * MAX_PARKED);
+    scan->threads_stopped = (uint32_t)atomic_load(&parked_ready);
+    scan->threads_unstopped = (uint32_t)(sent - (int)scan->threads_stopped);
+}
+
+static void resume_world(void)
+{
+    int stopped = atomic_load(&parked_ready);
+    atomic_store(&world_stopped, 0);
+    syscall(SYS_futex, &world_stopped, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
+    for (int waited = 0; atomic_load(&parked_resumed) < stopped && waited < 1000; waited++) sleep_ms(1);
+}
+
+/* ---- the process's mappings ------------------------------------------------------------- */
+struct mapping {
+    uintptr_t start, end;
+    bool readable, writable, executable, file_backed;
+    char kind; /* 'h' heap, 's' main stack, 'o' other special, 'a' anonymous, 'f' file */
+};
+
+struct scan_state {
+    struct lt_scan *scan;
+    struct lt_scan_block *b;   /* sorted by address */
+    uintptr_t *addr;           /* b[i].addr, contiguous for the binary search */
+    size_t n;
+    uintptr_t lo, hi;          /* every block lies in [lo, hi) */
+    struct mapping *maps;
+    size_t nmaps;
+    uint32_t *stack;           /* the mark stack of block indexes */
+    size_t depth, stack_cap;
+    uint8_t *buf;              /* READ_CHUNK bytes for process_vm_readv */
+    uintptr_t own_start[MAX_OWN], own_end[MAX_OWN];
+    unsigned nown;
+    uint64_t bytes_scanned, root_bytes;
+};
+
+static size_t read_all(const char *path, char *dst, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    size_t len = 0;
+    while (len < cap) {
+        ssize_t n = read(fd, dst + len, cap - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        len += (size_t)n;
+    }
+    close(fd);
+    return len;
+}
+
+static uintptr_t parse_hex(const char **p)
+{
+    uintptr_t v = 0;
+    for (;; (*p)++) {
+        char c = **p;
+        if (c >= '0' && c <= '9') v = v * 16 + (uintptr_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') v = v * 16 + (uintptr_t)(c - 'a' + 10);
+        else return v;
+    }
+}
+
+/* pre: text is MAPS_BUF bytes, and stays mapped until the scan ends (it is itself listed). */
+static size_t read_maps(struct mapping *out, size_t max, char *text)
+{
+    size_t len = read_all("/proc/self/maps", text, MAPS_BUF - 1);
+    text[len] = 0;
+    size_t n = 0;
+    for (const char *p = text; *p && n < max;) {
+        const char *eol = strchr(p, '\n');
+        if (!eol) eol = p + strlen(p);
+        struct mapping m = { 0 };
+        m.start = parse_hex(&p);
+        p++; /* '-' */
+        m.end = parse_hex(&p);
+        p++;
+        m.readable = p[0] == 'r';
+        m.writable = p[1] == 'w';
+        m.executable = p[2] == 'x';
+        /* offset, device, inode, then the path (if any) after spaces */
+        int fields = 0;
+        while (p < eol && fields < 4) {
+            while (p < eol && *p != ' ') p++;
+            while (p < eol && *p == ' ') p++;
+            fields++;
+        }
+        const char *path = p;
+        size_t plen = (size_t)(eol - p);
+        if (plen == 0) m.kind = 'a';
+        else if (plen == 6 && memcmp(path, "[heap]", 6) == 0) m.kind = 'h';
+        else if (plen == 7 && memcmp(path, "[stack]", 7) == 0) m.kind = 's';
+        else if (plen >= 6 && memcmp(path, "[anon:", 6) == 0) m.kind = plen >= 15 && memcmp(path, "[anon:leaktrace", 15) == 0 ? 'o' : 'a';
+        else if (path[0] == '[') m.kind = 'o';
+        else {
+            m.kind = 'f';
+            m.file_backed = true;
+        }
+        out[n++] = m;
+        p = *eol ? eol + 1 : eol;
+    }
+    return n;
+}
+
+static const struct mapping *mapping_of(const struct scan_state *st, uintptr_t a)
+{
+    size_t lo = 0, hi = st->nmaps;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (st->maps[mid].end <= a) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < st->nmaps && st->maps[lo].start <= a ? &st->maps[lo] : NULL;
+}
+
+/* ---- finding blocks ---------------------------------------------------------------------- */
+/* Index of the block that `v` points into (a zero-sized block counts as one byte), or -1. */
+static inline long block_of(const struct scan_state *st, uintptr_t v)
+{
+    if (v - st->lo >= st->hi - st->lo) return -1;
+    size_t lo = 0, hi = st->n;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (st->addr[mid] <= v) lo = mid;
+        else hi = mid;
+    }
+    const struct lt_scan_block *b = &st->b[lo];
+    uint64_t size = b->size ? b->size : 1;
+    return v >= b->addr && v - b->addr < size ? (long)lo : -1;
+}
+
+/* First block at or above a. */
+static size_t first_block_from(const struct scan_state *st, uintptr_t a)
+{
+    size_t lo = 0, hi = st->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (st->addr[mid] < a) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* ---- reading memory safely --------------------------------------------------------------- */
+typedef void (*word_fn)(struct scan_state *st, uintptr_t word, void *ctx);
+
+/* Calls fn for each aligned word of [start, end) that can be read; unreadable pages are
+ * skipped. Memory inside a readable mapping is read directly, the rest through
+ * process_vm_readv, which fails on a bad page instead of faulting. */
+static void scan_range(struct scan_state *st, uintptr_t start, uintptr_t end, word_fn fn, void *ctx)
+{
+    start = (start + 7) & ~(uintptr_t)7;
+    end &= ~(uintptr_t)7;
+    if (end <= start) return;
+    const struct mapping *m = mapping_of(st, start);
+    if (m && m->readable && !m->file_backed && end <= m->end) {
+        for (const uintptr_t *w = (const uintptr_t *)start; w < (const uintptr_t *)end; w++) fn(st, *w, ctx);
+        st->bytes_scanned += end - start;
+        return;
+    }
+    size_t page = lt_page_size();
+    for (uintptr_t at = start; at < end;) {
+        size_t want = end - at < READ_CHUNK ? end - at : READ_CHUNK;
+        struct iovec local = { st->buf, want }, remote = { (void *)at, want };
+        ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+        if (got <= 0) { /* skip to the next page */
+            at = (at + page) & ~(uintptr_t)(page - 1);
+            continue;
+        }
+        for (size_t i = 0; i + 8 <= (size_t)got; i += 8) {
+            uintptr_t w;
+            memcpy(&w, st->buf + i, 8);
+            fn(st, w, ctx);
+        }
+        st->bytes_scanned += (uint64_t)got;
+        at += (uintptr_t)got;
+    }
+}
+
+static bool read_word(struct scan_state *st, uintptr_t a, uintptr_t *out)
+{
+    const struct mapping *m = mapping_of(st, a);
+    if (!m || !m->readable || a + 8 > m->end) return false;
+    if (!m->file_backed) {
+        memcpy(out, (const void *)a, 8);
+        return true;
+    }
+    struct iovec local = { out, 8 }, remote = { (void *)a, 8 };
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == 8;
+}
+
+/* ---- valgrind's interior-pointer heuristics ------------------------------------------------ */
+static bool is_vtable(struct scan_state *st, uintptr_t a)
+{
+    const struct mapping *m = mapping_of(st, a);
+    if (!m || !m->file_backed || (a & 7)) return false;
+    /* A table of function pointers: only NULLs or code addresses, at least two of them. */
+    int functions = 0;
+    for (int i = 0; i < 20; i++) {
+        uintptr_t w;
+        if (!read_word(st, a + 8 * (uintptr_t)i, &w)) break;
+        if (w == 0) continue;
+        const struct mapping *target = mapping_of(st, w);
+        if (!target || !target->executable) break;
+        functions++;
+    }
+    return functions >= 2;
+}
+
+static uint8_t heuristic_for(struct scan_state *st, uintptr_t v, const struct lt_scan_block *b)
+{
+    unsigned enabled = st->scan->heuristics;
+    uintptr_t w0 = 0, w1 = 0;
+    bool have0 = b->size >= 8 && read_word(st, b->addr, &w0);
+    /* Old-ABI std::string: {length, capacity, refcount} then the characters. */
+    if ((enabled & (1u << LT_HEUR_STDSTRING)) && v == b->addr + 24 && have0 &&
+        read_word(st, b->addr + 8, &w1) && 24 + w1 + 1 == b->size && w0 <= w1)
+        return LT_HEUR_STDSTRING;
+    /* A block that starts with the 64-bit length of the rest. */
+    if ((enabled & (1u << LT_HEUR_LENGTH64)) && v == b->addr + 8 && have0 && w0 > 0 && b->size - 8 == w0)
+        return LT_HEUR_LENGTH64;
+    /* new[] of objects with a destructor: the element count, then the array. */
+    if ((enabled & (1u << LT_HEUR_NEWARRAY)) && v == b->addr + 8 && have0 && w0 > 0 && (b->size - 8) % w0 == 0)
+        return LT_HEUR_NEWARRAY;
+    /* A base-class sub-object of a multiply inheriting object: two vtable pointers. */
+    if ((enabled & (1u << LT_HEUR_MULTIPLEINHERITANCE)) && (v & 7) == 0 && have0) {
+        uintptr_t inner;
+        if (read_word(st, v, &inner) && inner && w0 && is_vtable(st, inner) && is_vtable(st, w0))
+            return LT_HEUR_MULTIPLEINHERITANCE;
+    }
+    return LT_HEUR_NONE;
+}
+
+/* ---- marking ------------------------------------------------------------------------------ */
+static void push(struct scan_state *st, size_t i)
+{
+    if (st->depth < st->stack_cap) st->stack[st->depth++] = (uint32_t)i;
+}
+
+/* From the roots, or from a block whose state is `prior` (valgrind's
+ * lc_push_without_clique_if_a_chunk_ptr). */
+static void mark_word(struct scan_state *st, uintptr_t v, void *ctx)
+{
+    bool prior_definite = ctx != NULL;
+    long i = block_of(st, v);
+    if (i < 0) return;
+    struct lt_scan_block *b = &st->b[i];
+    if (b->state == REACHABLE) {
+        if (b->heuristic && v == b->addr) b->heuristic = LT_HEUR_NONE;
+        return;
+    }
+    bool as_start = v == b->addr;
+    if (!as_start && st->scan->heuristics) {
+        b->heuristic = heuristic_for(st, v, b);
+        as_start = b->heuristic != LT_HEUR_NONE;
+    }
+    if (as_start && prior_definite) {
+        b->state = REACHABLE;
+        push(st, (size_t)i);
+    } else if (b->state == UNREACHED) {
+        b->state = POSSIBLE;
+        push(st, (size_t)i);
+    }
+}
+
+static void scan_block_contents(struct scan_state *st, const struct lt_scan_block *b, word_fn fn, void *ctx)
+{
+    scan_range(st, b->addr, b->addr + b->size, fn, ctx);
+}
+
+static void drain_roots(struct scan_state *st)
+{
+    static const int definite = 1;
+    while (st->depth) {
+        struct lt_scan_block *b = &st->b[st->stack[--st->depth]];
+        scan_block_contents(st, b, mark_word, b->state == REACHABLE ? (void *)&definite : NULL);
+    }
+}
+
+struct clique { size_t leader; };
+
+/* Within a lost block's clique (valgrind's lc_push_with_clique_if_a_chunk_ptr). */
+static void clique_word(struct scan_state *st, uintptr_t v, void *ctx)
+{
+    size_t leader = ((struct clique *)ctx)->leader;
+    long i = block_of(st, v);
+    if (i < 0 || (size_t)i == leader) return;
+    struct lt_scan_block *b = &st->b[i];
+    if (b->state != UNREACHED) return;
+    struct lt_scan_block *head = &st->b[leader];
+    b->state = INDIRECT;
+    /* A block that led a clique of its own (lower address) joins this one with its group. */
+    head->indirect_bytes += b->size + b->indirect_bytes;
+    head->indirect_blocks += 1 + b->indirect_blocks;
+    b->indirect_bytes = 0;
+    b->indirect_blocks = 0;
+    push(st, (size_t)i);
+}
+
+static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
+{
+    static const int definite = 1;
+    void *root = (void *)&definite;
+    int stopped = atomic_load(&parked_ready);
+    if (stopped > MAX_PARKED) stopped = MAX_PARKED;
+    /* Registers of the stopped threads. */
+    for (int t = 0; t < stopped; t++)
+        for (int r = 0; r < 16; r++) mark_word(st, parked[t].regs[r], root);
+    drain_roots(st);
+    for (size_t mi = 0; mi < st->nmaps; mi++) {
+        const struct mapping *m = &st->maps[mi];
+        if (!m->readable || !m->writable || m->kind == 'h' || m->kind == 'o') continue;
+        /* A thread's stack is scanned from its stack pointer up, not whole. */
+        uintptr_t from = m->start;
+        bool is_stack = m->kind == 's';
+        if (scanner_sp >= m->start && scanner_sp < m->end) {
+            from = scanner_sp;
+            is_stack = true;
+        }
+        for (int t = 0; t < stopped; t++) {
+            uintptr_t sp = parked[t].sp;
+            if (sp >= m->start && sp < m->end) {
+                uintptr_t low = sp - RED_ZONE;
+                from = low > m->start ? low : m->start;
+                is_stack = true;
+            }
+        }
+        if (!is_stack && m->kind == 'a') {
+            /* Heap memory is never a root: a mapping that holds heap blocks (a glibc arena, a
+             * large block mmap'd by malloc), or an empty glibc arena heap (heap_info at a 64 MiB
+             * boundary records the size of its read-write part). */
+            size_t first = first_block_from(st, m->start);
+            if (first < st->n && st->addr[first] < m->end) continue;
+            uintptr_t words[4];
+            if ((m->start & (ARENA_HEAP_SIZE - 1)) == 0 && m->end - m->start <= ARENA_HEAP_SIZE) {
+                memcpy(words, (const void *)m->start, sizeof words);
+                if (words[3] == m->end - m->start && words[2] <= words[3]) continue;
+            }
+        }
+        /* Cut out the shim's own mappings (kernels without VMA names merge neighbours). */
+        for (uintptr_t at = from; at < m->end;) {
+            uintptr_t stop = m->end;
+            bool inside_own = false;
+            for (unsigned k = 0; k < st->nown; k++) {
+                if (st->own_start[k] <= at && at < st->own_end[k]) {
+                    at = st->own_end[k];
+                    inside_own = true;
+                    break;
+                }
+                if (st->own_start[k] > at && st->own_start[k] < stop) stop = st->own_start[k];
+            }
+            if (inside_own) continue;
+            st->root_bytes += stop - at;
+            scan_range(st, at, stop, mark_word, root);
+            drain_roots(st);
+            at = stop;
+        }
+    }
+}
+
+static void find_cliques(struct scan_state *st)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        if (st->b[i].state != UNREACHED) continue;
+        struct clique c = { i };
+        push(st, i);
+        while (st->depth) {
+            const struct lt_scan_block *b = &st->b[st->stack[--st->depth]];
+            scan_block_contents(st, b, clique_word, &c);
+        }
+    }
+}
+
+/* ---- snapshot ------------------------------------------------------------------------------ */
+struct snapshot_ctx { struct lt_scan_block *b; size_t n, cap; };
+
+static void take_block(const struct lt_block *blk, void *ctx)
+{
+    struct snapshot_ctx *s = ctx;
+    if (s->n == s->cap) return;
+    struct lt_scan_block *b = &s->b[s->n++];
+    memset(b, 0, sizeof *b);
+    b->addr = blk->addr;
+    b->size = lt_block_size(blk);
+    b->kind = (uint8_t)lt_block_kind(blk);
+    b->stack_id = blk->stack_id;
+    b->time_ms = blk->time_ms;
+}
+
+/* LSD radix sort by address, 8 bits a pass over the 48 bits of a user address. */
+static void sort_by_address(struct lt_scan_block *b, struct lt_scan_block *tmp, size_t n)
+{
+    for (unsigned shift = 0; shift < 48; shift += 8) {
+        size_t count[257] = { 0 };
+        for (size_t i = 0; i < n; i++) count[((b[i].addr >> shift) & 0xff) + 1]++;
+        for (int d = 0; d < 256; d++) count[d + 1] += count[d];
+        for (size_t i = 0; i < n; i++) tmp[count[(b[i].addr >> shift) & 0xff]++] = b[i];
+        memcpy(b, tmp, n * sizeof *b);
+    }
+}
+
+static uint8_t leak_kind(uint8_t state)
+{
+    switch (state) {
+    case REACHABLE: return LT_LEAK_STILL_REACHABLE;
+    case POSSIBLE: return LT_LEAK_POSSIBLY_LOST;
+    case INDIRECT: return LT_LEAK_INDIRECTLY_LOST;
+    default: return LT_LEAK_DEFINITELY_LOST;
+    }
+}
+
+int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp)
+{
+    uint64_t t0 = lt_now_ns();
+    pthread_mutex_lock(&scan_lock);
+    struct scan_state st = { .scan = scan };
+    int err = 0;
+
+    lt_regions_lock();
+    lt_blocks_lock_all();
+    size_t cap = lt_blocks_count_locked() + 16;
+    scan->blocks_size = cap * sizeof(struct lt_scan_block);
+    scan->blocks = lt_map(scan->blocks_size);
+    struct lt_scan_block *tmp = lt_map(scan->blocks_size);
+    st.addr = lt_map(cap * sizeof(uintptr_t));
+    st.stack_cap = 3 * cap + 16;
+    st.stack = lt_map(st.stack_cap * sizeof(uint32_t));
+    st.maps = lt_map(MAX_MAPPINGS * sizeof(struct mapping));
+    st.buf = lt_map(READ_CHUNK);
+    char *maps_text = lt_map(MAPS_BUF);
+    if (!scan->blocks || !tmp || !st.addr || !st.stack || !st.maps || !st.buf || !maps_text) {
+        err = -ENOMEM;
+        goto unlock;
+    }
+    struct snapshot_ctx snap = { scan->blocks, 0, cap };
+    lt_blocks_visit_locked(take_block, &snap);
+    st.b = scan->blocks;
+    st.n = snap.n;
+    sort_by_address(st.b, tmp, st.n);
+    for (size_t i = 0; i < st.n; i++) st.addr[i] = st.b[i].addr;
+    st.lo = st.n ? st.b[0].addr : 0;
+    st.hi = st.n ? st.b[st.n - 1].addr + (st.b[st.n - 1].size ? st.b[st.n - 1].size : 1) : 0;
+    for (size_t i = 0; i + 1 < st.n; i++) { /* a big block early may end after a later start */
+        uintptr_t e = st.b[i].addr + (st.b[i].size ? st.b[i].size : 1);
+        if (e > st.hi) st.hi = e;
+    }
+
+    stop_world(scan);
+    st.nmaps = read_maps(st.maps, MAX_MAPPINGS, maps_text);
+    st.nown = lt_own_mappings(st.own_start, st.own_end, MAX_OWN);
+    scan_roots(&st, scanner_sp);
+    find_cliques(&st);
+    resume_world();
+
+    for (size_t i = 0; i < st.n; i++) st.b[i].leak_kind = leak_kind(st.b[i].state);
+    scan->count = st.n;
+    scan->bytes_scanned = st.bytes_scanned;
+    scan->root_bytes = st.root_bytes;
+unlock:
+    lt_blocks_unlock_all();
+    lt_regions_unlock();
+    lt_unmap(tmp, scan->blocks_size);
+    lt_unmap(st.addr, cap * sizeof(uintptr_t));
+    lt_unmap(st.stack, st.stack_cap * sizeof(uint32_t));
+    lt_unmap(st.maps, MAX_MAPPINGS * sizeof(struct mapping));
+    lt_unmap(st.buf, READ_CHUNK);
+    lt_unmap(maps_text, MAPS_BUF);
+    pthread_mutex_unlock(&scan_lock);
+    scan->duration_ns = lt_now_ns() - t0;
+    return err;
+}
+
+void lt_scan_release(struct lt_scan *scan)
+{
+    lt_unmap(scan->blocks, scan->blocks_size);
+    scan->blocks = NULL;
+    scan->count = 0;
+}

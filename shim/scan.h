@@ -1,0 +1,35 @@
+/* The reachability scan (scan.c): valgrind memcheck's leak kinds for every live heap block. */
+#ifndef LEAKTRACE_SCAN_H
+#define LEAKTRACE_SCAN_H
+
+#include <pthread.h>
+
+#include "shim.h"
+
+struct lt_scan_block {
+    uintptr_t addr;
+    uint64_t size;
+    uint64_t indirect_bytes;   /* for a definitely lost block: what its clique owns */
+    uint32_t indirect_blocks;
+    uint32_t stack_id;
+    uint32_t time_ms;
+    uint8_t kind;              /* the API (enum lt_block_kind) */
+    uint8_t state;             /* marking state, internal */
+    uint8_t leak_kind;         /* enum lt_leak_kind */
+    uint8_t heuristic;         /* enum lt_heuristic */
+};
+
+struct lt_scan {
+    unsigned heuristics;       /* in: bit (1 << LT_HEUR_x) enables heuristic x */
+    struct lt_scan_block *blocks; /* out: sorted by address */
+    size_t count, blocks_size;
+    uint64_t duration_ns, bytes_scanned, root_bytes;
+    uint32_t threads_stopped, threads_unstopped;
+};
+
+/* pre: no lock of the shim held by the caller; busy set. scanner_sp: the stack pointer above
+ * which the calling thread's stack belongs to the program (the shim's own frames lie below). */
+int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp);
+void lt_scan_release(struct lt_scan *scan);
+
+#endif
