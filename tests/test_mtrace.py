@@ -17,7 +17,7 @@ from leaktrace.sources.mtrace_callers import CallerResolver, parse_caller
 from leaktrace.sources.mtrace_log import AnomalyKind, MtraceLogReader, read_mtrace_log
 from leaktrace.sources.mtrace_report import build_report
 
-GLIBC_MTRACE = shutil.which("mtrace")
+GLIBC_MTRACE = shutil.which("mtrace") or ""
 
 LEAKY = r"""
 #include <mcheck.h>
@@ -93,7 +93,7 @@ def test_table_lists_exact_leaks_with_file_and_line(leaky_log: tuple[Path, Path]
     assert "Free 6 was never alloc'd" in result.stdout or "was never alloc'd" in result.stdout
 
 
-@pytest.mark.skipif(GLIBC_MTRACE is None, reason="glibc's mtrace script is not installed")
+@pytest.mark.skipif(not GLIBC_MTRACE, reason="glibc's mtrace script is not installed")
 def test_output_is_identical_to_glibc_script(leaky_log: tuple[Path, Path]) -> None:
     binary, log = leaky_log
     ours = run_cli("mtrace", binary.name, log.name, cwd=binary.parent)
@@ -104,7 +104,7 @@ def test_output_is_identical_to_glibc_script(leaky_log: tuple[Path, Path]) -> No
     assert ours.returncode == theirs.returncode == 1
 
 
-@pytest.mark.skipif(GLIBC_MTRACE is None, reason="glibc's mtrace script is not installed")
+@pytest.mark.skipif(not GLIBC_MTRACE, reason="glibc's mtrace script is not installed")
 def test_clean_program_says_no_leaks_like_glibc(tmp_path: Path) -> None:
     binary = compile_c(tmp_path, CLEAN)
     log = tmp_path / "clean.log"
@@ -199,8 +199,8 @@ def _log_with_backtraces(tmp_path: Path) -> tuple[Path, Path, Path]:
         pytest.skip("this libc wrote no MALLOC_TRACE log")
     outer = {}
     for line in printed.splitlines():
-        pointer, return_address, offset = line.split()
-        outer[int(pointer, 16)] = (int(return_address, 16), int(offset, 16))
+        pointer, return_address, module_offset = line.split()
+        outer[int(pointer, 16)] = (int(return_address, 16), int(module_offset, 16))
     extended = tmp_path / "extended.log"
     with extended.open("w") as out:
         for line in log.read_text().splitlines():
@@ -234,7 +234,7 @@ def test_backtrace_extension_groups_by_full_backtrace(tmp_path: Path) -> None:
     }
 
 
-@pytest.mark.skipif(GLIBC_MTRACE is None, reason="glibc's mtrace script is not installed")
+@pytest.mark.skipif(not GLIBC_MTRACE, reason="glibc's mtrace script is not installed")
 def test_glibc_script_ignores_backtrace_lines(tmp_path: Path) -> None:
     binary, plain, extended = _log_with_backtraces(tmp_path)
     outputs = [
