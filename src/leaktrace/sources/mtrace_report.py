@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import replace
 
+from leaktrace.analyze.stack_ids import stable_stack_id
 from leaktrace.model import Block, Frame, KindTotal, LeakRecord, Report, Summary
 from leaktrace.sources.mtrace_callers import CallerResolver, caller_frame
 from leaktrace.sources.mtrace_log import AnomalyKind, LiveBlock, MtraceLog, Stack
@@ -18,11 +19,12 @@ def _group_key(api: str, caller: str, stack: Stack | None) -> tuple[str, object]
 
 
 def _stack_id(api: str, caller: str, stack: Stack | None) -> str:
-    """Stable across runs: module file names and module offsets, never runtime addresses."""
+    """Stable across runs: module file names and module offsets, never runtime addresses
+    (the capture's scheme, so the same backtrace gets the same id from either source)."""
     if stack:
-        text = "|".join(f"{os.path.basename(f.module)}+{f.offset:x}" for f in stack)
-    else:
-        text = caller.rsplit("/", 1)[-1]
+        return stable_stack_id(api, [(os.path.basename(f.module), f.offset) for f in stack])
+    # glibc's caller text is already module-relative; drop the directory it was run from
+    text = caller.rsplit("/", 1)[-1]
     return hashlib.blake2b(f"{api}|{text}".encode(), digest_size=4).hexdigest()
 
 
