@@ -209,3 +209,18 @@ def test_missing_tool_is_noted_once(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     if exe is not None:
         symbolizer.resolve([(str(exe), 0x10)])
         assert len(symbolizer.notes) == 1
+
+
+@pytest.mark.parametrize(("raw", "clean"), [
+    ("level3.constprop.0", "level3"),
+    ("level1.constprop.0.isra.0", "level1"),
+    ("f(int) [clone .constprop.0] [clone .isra.0]", "f(int)"),
+    ("_IO_puts@@GLIBC_2.2.5", "_IO_puts"),
+    ("r::inner::work::h5228c4ca53fe1bb4", "r::inner::work"),
+    ("std::vector<int, std::allocator<int> >::push_back(int const&)",
+     "std::vector<int, std::allocator<int> >::push_back(int const&)"),
+])
+def test_function_names_read_like_the_source(raw: str, clean: str) -> None:
+    from leaktrace.symbolize.names import clean_function_name
+
+    assert clean_function_name(raw) == clean

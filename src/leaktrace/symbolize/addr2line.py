@@ -7,6 +7,7 @@ import os
 import subprocess
 
 from leaktrace.model import Frame
+from leaktrace.symbolize.names import clean_function_name
 from leaktrace.symbolize.tool_errors import SymbolizerToolFailed
 
 TIMEOUT_SECONDS = 300  # a huge debug file can take a while; a hang must not block forever
@@ -43,10 +44,10 @@ def parse_addr2line_output(output: str, offsets: list[int],
             i += 1
         frames: list[Frame] = []
         while i + 1 < len(lines) and not _is_address_line(lines[i], next_offset):
-            function, (file, line) = lines[i], _parse_location(lines[i + 1])
-            frames.append(Frame(address=0, function=None if function == "??" else function,
-                                file=file, line=line, module=module_path, offset=offset,
-                                inlined=True))
+            name, (file, line) = lines[i], _parse_location(lines[i + 1])
+            function = None if name == "??" else clean_function_name(name)
+            frames.append(Frame(address=0, function=function, file=file, line=line,
+                                module=module_path, offset=offset, inlined=True))
             i += 2
         if frames:
             frames[-1].inlined = False  # the outermost is the real (non-inlined) function

@@ -6,10 +6,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import re
-
-# Legacy Rust symbols are C++-mangled with a hash as last component: hide it like c++filt.
-_RUST_HASH = re.compile(r"::h[0-9a-f]{16}$")
 
 
 @functools.cache
@@ -44,4 +40,4 @@ def demangle(symbol: str) -> str:
         text = ctypes.string_at(pointer).decode("utf-8", "replace")
     finally:
         fn.free(pointer)  # type: ignore[attr-defined]
-    return _RUST_HASH.sub("", text)
+    return text

@@ -11,6 +11,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 from leaktrace.symbolize.demangle import demangle
+from leaktrace.symbolize.names import clean_function_name
 
 
 class ElfSymbolTable:
@@ -52,4 +53,4 @@ class ElfSymbolTable:
             return None
         # Prefer the public alias: "malloc" over "__libc_malloc".
         best = min(names, key=lambda n: (n.startswith("_") and not n.startswith("_Z"), len(n)))
-        return demangle(best)
+        return clean_function_name(demangle(best))

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 
 from leaktrace.model import Frame
+from leaktrace.symbolize.names import clean_function_name
 from leaktrace.symbolize.tool_errors import SymbolizerToolFailed
 
 TIMEOUT_SECONDS = 300  # a huge debug file can take a while; a hang must not block forever
 
-# llvm-symbolizer keeps the hash suffix of legacy Rust symbols; c++filt and addr2line hide it.
-_RUST_HASH = re.compile(r"::h[0-9a-f]{16}$")
-# Names from the symbol table can carry a symbol version: "_IO_puts@@GLIBC_2.2.5".
-_SYMBOL_VERSION = re.compile(r"@@?[A-Za-z][A-Za-z0-9_.]*$")
 
 
 def run_llvm_symbolizer(executable: str, elf_path: str, offsets: list[int],
@@ -54,7 +50,7 @@ def _frames(answer: str, offset: int, module_path: str) -> list[Frame]:
         line = symbol.get("Line") or None
         frames.append(Frame(
             address=0,
-            function=_clean_name(function) if function else None,
+            function=clean_function_name(function) if function else None,
             file=os.path.normpath(file) if file else None,
             line=line if file else None,
             module=module_path,
@@ -63,6 +59,3 @@ def _frames(answer: str, offset: int, module_path: str) -> list[Frame]:
         ))
     return frames or [Frame(address=0, module=module_path, offset=offset)]
 
-
-def _clean_name(function: str) -> str:
-    return _SYMBOL_VERSION.sub("", _RUST_HASH.sub("", function))
