@@ -44,6 +44,13 @@ SITE_PREFIX = "site_"  # the workload's other allocation sites, which must not l
 
 EXPECTED_RE = re.compile(r"expected leak: (\d+) blocks, (\d+) bytes")
 
+# The leaktrace Python package the CLI and the report are run from. main() points it at a copy
+# taken when the benchmark starts, with a copy of the shim, so that a rebuild in the shared
+# tree during the benchmark cannot mix versions.
+SOURCE_TREE = REPO / "src"
+# (path as used, path as shown in the report) for those copies.
+DISPLAY_PATHS: list[tuple[str, str]] = []
+
 
 # ---- running one process --------------------------------------------------------------------
 
@@ -101,8 +108,12 @@ def run_measured(
         workdir=workdir,
     )
     if run.exit_code != 0:
-        tail = "\n".join(run.stderr.splitlines()[-15:])
-        raise BenchError(f"{shlex.join(argv)} exited with {run.exit_code}:\n{tail}")
+        lines = run.stderr.strip().splitlines()
+        last = lines[-1] if lines else "(no output)"
+        raise BenchError(
+            f"exit status {run.exit_code}: {last} [command: {shlex.join(argv)}; stderr in "
+            f"{workdir / (name + '.stderr')}]"
+        )
     return run
 
 
@@ -286,7 +297,7 @@ def leaktrace_cli() -> tuple[list[str], dict[str, str]]:
     exe = shutil.which("leaktrace")
     if exe:
         return [exe], {}
-    return [sys.executable, "-m", "leaktrace"], {"PYTHONPATH": str(REPO / "src")}
+    return [sys.executable, "-m", "leaktrace"], {"PYTHONPATH": str(SOURCE_TREE)}
 
 
 def frame_functions(record: dict[str, object]) -> list[str]:
@@ -409,6 +420,7 @@ class Result:
     rss_kib: list[int] = field(default_factory=list)
     leak: LeakCheck | None = None
     skipped: str | None = None
+    failed: str | None = None  # a run failed: the runs before it still count
     notes: list[str] = field(default_factory=list)
     reference: str | None = None  # name of the native row this one is compared with
 
@@ -632,8 +644,7 @@ class Leaktrace(Tool):
             pass
         if self.shim is not None and self.shim.exists():
             built = dt.datetime.fromtimestamp(self.shim.stat().st_mtime, dt.timezone.utc)
-            shown = str(self.shim).replace(f"{REPO}/", "")
-            text += f", shim {shown} built {built.strftime('%Y-%m-%d %H:%M UTC')}"
+            text += f", shim {shown(str(self.shim))} built {built.strftime('%Y-%m-%d %H:%M UTC')}"
         return text
 
     def direct_env(self, capture_dir: Path) -> dict[str, str]:
@@ -705,7 +716,7 @@ class LeaktraceCli(Leaktrace):
 def source_tree_cli(shim: Path) -> tuple[list[str], dict[str, str]] | None:
     """The CLI from the source tree, if it has a `run` command."""
     cli = [sys.executable, "-m", "leaktrace"]
-    env = {"PYTHONPATH": str(REPO / "src"), "LEAKTRACE_SHIM": str(shim)}
+    env = {"PYTHONPATH": str(SOURCE_TREE), "LEAKTRACE_SHIM": str(shim)}
     try:
         output_of([*cli, "run", "--help"], env=env, timeout=60)
     except (BenchError, OSError, subprocess.TimeoutExpired):
@@ -813,6 +824,8 @@ def render(
         cref = statistics.median(ref.cpu) if ref and ref.cpu else float("nan")
         cpu_cell = fmt_seconds(cpu) + ("" if r is ref else f" ({cpu / cref:.2f})")
         leak = r.leak.summary if r.leak else "-"
+        if r.failed:
+            leak += f" ({r.failed} of {args.runs}, see notes)"
         ratio_t = "1.00" if r is ref else f"{t / tref:.2f}"
         ratio_m = "1.00" if r is ref else f"{rss / rref:.2f}"
         rss_cell = fmt_mib(rss)
@@ -1049,9 +1062,34 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def shown(text: str) -> str:
+    """A command or path as shown in the report: snapshot copies under their original names,
+    paths inside the repository relative to it."""
+    for used, original in DISPLAY_PATHS:
+        text = text.replace(used, original)
+    return text.replace(f"{REPO}/", "")
+
+
 def relative(command: str | None) -> str | None:
-    """A command as shown in the report: paths inside the repository made relative to it."""
-    return command.replace(f"{REPO}/", "") if command is not None else None
+    return shown(command) if command is not None else None
+
+
+def snapshot_leaktrace(shim: Path, scratch: Path) -> Path:
+    """Copy the shim and the Python package; return the shim copy."""
+    global SOURCE_TREE
+    base = scratch / "leaktrace-snapshot"
+    (base / "src").mkdir(parents=True)
+    shim_copy = base / shim.name
+    shutil.copy2(shim, shim_copy)
+    shutil.copytree(
+        REPO / "src" / "leaktrace",
+        base / "src" / "leaktrace",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    SOURCE_TREE = base / "src"
+    DISPLAY_PATHS.append((str(shim_copy), str(shim)))
+    DISPLAY_PATHS.append((str(SOURCE_TREE), str(REPO / "src")))
+    return shim_copy
 
 
 def log(msg: str) -> None:
@@ -1075,6 +1113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     references: dict[str, str] = {}
     # Native is always measured: everything is relative to it.
     tools.append(Native(workload, n, threads, scratch))
+    if "leaktrace" in args.tools and not shutil.which("leaktrace") and args.shim.exists():
+        args.shim = snapshot_leaktrace(args.shim, scratch)
+        log(f"copied the leaktrace shim and package to {args.shim.parent}")
     if "leaktrace" in args.tools:
         # Row "leaktrace": the shim preloaded directly, the tracing cost the targets are about
         # (wall time and the traced program's own peak RSS). Row "leaktrace run (CLI)": the
@@ -1107,7 +1148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             name=tool.name,
             version=tool.version() if not tool.missing() else "",
             iterations=tool.iterations,
-            timing_command=tool.timing_command().replace(f"{REPO}/", ""),
+            timing_command=shown(tool.timing_command()),
             memory_command=relative(tool.memory_command()) if tool.separate_memory_run else None,
             skipped=tool.missing(),
             reference=references.get(tool.name),
@@ -1120,14 +1161,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i in range(args.runs):
         for tool in tools:
             r = results[tool.name]
-            if r.skipped:
+            if r.skipped or r.failed:
                 continue
             try:
                 run = tool.timed(i)
             except (BenchError, OSError) as e:
-                r.skipped = f"failed: {str(e).splitlines()[0]}"
-                r.notes.append(f"{tool.name} failed: {e}")
+                r.failed = f"run {i + 1} failed"
+                r.notes.append(f"{tool.name}: run {i + 1} failed, no further runs: {shown(str(e))}")
                 log(f"{tool.name} failed: {e}")
+                if not r.times:
+                    r.skipped = f"failed: {shown(str(e)).splitlines()[0]}"
                 continue
             r.times.append(run.seconds)
             r.cpu.append(run.cpu_seconds)
