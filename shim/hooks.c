@@ -38,6 +38,9 @@ struct lt_counters lt_counters;
 _Atomic int lt_owner_pid;
 bool lt_is_child;                 /* written only in the fork child handler */
 uint64_t lt_start_mono_ns, lt_start_real_ns;
+/* The coarse clock's value at start: block times are measured on that clock, which may lag
+ * the precise one by a few ms (a difference of the two could go negative). */
+static uint64_t start_coarse_ns;
 
 /* Whether hooks record. Off until start-up completes, and in untraced fork children. */
 static _Atomic bool recording_on;
@@ -65,7 +68,8 @@ uint64_t lt_realtime_ns(void) { return clock_ns(CLOCK_REALTIME); }
 uint32_t lt_elapsed_ms(void)
 {
     /* The coarse clock is a vDSO read with no system call: cheap enough for every malloc. */
-    return (uint32_t)((clock_ns(CLOCK_MONOTONIC_COARSE) - lt_start_mono_ns) / 1000000u);
+    uint64_t now = clock_ns(CLOCK_MONOTONIC_COARSE);
+    return now > start_coarse_ns ? (uint32_t)((now - start_coarse_ns) / 1000000u) : 0;
 }
 
 /* ---- recording ------------------------------------------------------------------------- */
@@ -421,6 +425,7 @@ __attribute__((constructor)) static void leaktrace_start(void)
 {
     busy++;
     lt_start_mono_ns = lt_now_ns();
+    start_coarse_ns = clock_ns(CLOCK_MONOTONIC_COARSE);
     lt_start_real_ns = lt_realtime_ns();
     lt_config_load();
     if (lt_stacks_init() && lt_blocks_init() && lt_regions_init() && lt_modules_init()) {

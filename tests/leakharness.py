@@ -25,15 +25,29 @@ def marker_line(source: str, marker: str) -> int:
     raise AssertionError(f"marker {marker} not found in {source}")
 
 
-def compile_program(source: str, out_dir: Path, opt: str = "-O2", extra: list[str] | None = None,
-                    output: str | None = None) -> Path:
+def compile_program(
+    source: str,
+    out_dir: Path,
+    opt: str = "-O2",
+    extra: list[str] | None = None,
+    output: str | None = None,
+) -> Path:
     src = PROGRAMS / source
     compiler = "g++" if src.suffix == ".cpp" else "gcc"
     if shutil.which(compiler) is None:
         raise AssertionError(f"{compiler} is needed to build the test programs")
     exe = out_dir / (output or f"{src.stem}{opt}")
-    cmd = [compiler, opt, "-g", "-fno-omit-frame-pointer" if opt == "-O0" else "-fomit-frame-pointer",
-           "-pthread", "-o", str(exe), str(src), *(extra or [])]
+    cmd = [
+        compiler,
+        opt,
+        "-g",
+        "-fno-omit-frame-pointer" if opt == "-O0" else "-fomit-frame-pointer",
+        "-pthread",
+        "-o",
+        str(exe),
+        str(src),
+        *(extra or []),
+    ]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return exe
 
@@ -47,10 +61,18 @@ class TracedRun:
     report: dict[str, Any]
 
 
-def leaktrace(*args: str, cwd: Path | None = None, check: bool = False,
-              timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LEAKTRACE, *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout, check=check, env=os.environ.copy())
+def leaktrace(
+    *args: str, cwd: Path | None = None, check: bool = False, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*LEAKTRACE, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        check=check,
+        env=os.environ.copy(),
+    )
 
 
 def json_report(capture: Path, *options: str) -> dict[str, Any]:

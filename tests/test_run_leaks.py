@@ -25,9 +25,18 @@ def test_leak_three_calls_deep(build_dir: Path, tmp_path: Path, opt: str) -> Non
     assert run.returncode == 3  # the program's own exit code passes through
     [record] = program_records(run.report, "three_deep.c")
     assert (record["blocks"], record["bytes"], record["kind"]) == (10, 1000, "malloc")
-    assert allocation_site(record, "three_deep.c") == ("three_deep.c", marker_line("three_deep.c", "level3"))
-    lines = [f["line"] for f in record["frames"] if f.get("file", "") and f["file"].endswith("three_deep.c")]
-    assert lines[:4] == [marker_line("three_deep.c", m) for m in ("level3", "level2", "level1", "main")]
+    assert allocation_site(record, "three_deep.c") == (
+        "three_deep.c",
+        marker_line("three_deep.c", "level3"),
+    )
+    lines = [
+        f["line"]
+        for f in record["frames"]
+        if f.get("file", "") and f["file"].endswith("three_deep.c")
+    ]
+    assert lines[:4] == [
+        marker_line("three_deep.c", m) for m in ("level3", "level2", "level1", "main")
+    ]
     functions = [f["function"] for f in record["frames"]]
     assert functions[:4] == ["level3", "level2", "level1", "main"]
 
@@ -41,7 +50,9 @@ def test_cpp_new_string_is_demangled(build_dir: Path, tmp_path: Path, opt: str) 
     # straight from make_name) and their character buffers (allocated inside libstdc++).
     records = records_from(run.report, "cpp_string.cpp", "new_string")
     assert len(records) == 2
-    [objects] = [r for r in records if (r["frames"][1]["function"] or "").startswith("app::make_name")]
+    [objects] = [
+        r for r in records if (r["frames"][1]["function"] or "").startswith("app::make_name")
+    ]
     [buffers] = [r for r in records if r is not objects]
     # 3 objects of sizeof(std::string) == 32 bytes, demangled C++ frames.
     assert (objects["blocks"], objects["bytes"], objects["kind"]) == (3, 96, "malloc")
@@ -85,7 +96,7 @@ def test_every_api_and_no_false_leaks(build_dir: Path, tmp_path: Path, opt: str)
     run = run_traced(exe, work=tmp_path)
     assert run.returncode == 0
     found = {}
-    for marker, expected in EXPECTED_API_LEAKS.items():
+    for marker in EXPECTED_API_LEAKS:
         records = records_from(run.report, "all_apis.c", marker)
         assert len(records) == 1, (marker, records)
         found[marker] = (records[0]["kind"], records[0]["blocks"], records[0]["bytes"])
@@ -96,8 +107,9 @@ def test_every_api_and_no_false_leaks(build_dir: Path, tmp_path: Path, opt: str)
 
 
 def test_dlclosed_library_still_symbolized(build_dir: Path, tmp_path: Path) -> None:
-    plugin = compile_program("dlopen_plugin.c", build_dir, "-O2", ["-shared", "-fPIC"],
-                             output="plugin.so")
+    plugin = compile_program(
+        "dlopen_plugin.c", build_dir, "-O2", ["-shared", "-fPIC"], output="plugin.so"
+    )
     exe = compile_program("dlopen_main.c", build_dir, "-O2", ["-ldl"])
     run = run_traced(exe, str(plugin), work=tmp_path)
     assert run.returncode == 0, run.stderr
@@ -126,7 +138,9 @@ def test_forked_child_traced_with_follow_children(build_dir: Path, tmp_path: Pat
     from leakharness import json_report
 
     child_report = json_report(children[0])
-    child_records = {allocation_site(r, "fork_child.c"): r for r in program_records(child_report, "fork_child.c")}
+    child_records = {
+        allocation_site(r, "fork_child.c"): r for r in program_records(child_report, "fork_child.c")
+    }
     child = child_records[("fork_child.c", marker_line("fork_child.c", "child"))]
     assert (child["blocks"], child["bytes"]) == (2, 444)
 
@@ -141,9 +155,18 @@ def test_program_without_leaks_gives_empty_report(build_dir: Path, tmp_path: Pat
 
 @pytest.mark.parametrize(
     ("how", "exit_code"),
-    [("return", 7), ("exit", 5), ("_exit", 6), ("thread", 4), ("sigterm", 128 + 15), ("sigint", 128 + 2)],
+    [
+        ("return", 7),
+        ("exit", 5),
+        ("_exit", 6),
+        ("thread", 4),
+        ("sigterm", 128 + 15),
+        ("sigint", 128 + 2),
+    ],
 )
-def test_capture_written_on_every_exit_path(build_dir: Path, tmp_path: Path, how: str, exit_code: int) -> None:
+def test_capture_written_on_every_exit_path(
+    build_dir: Path, tmp_path: Path, how: str, exit_code: int
+) -> None:
     exe = compile_program("exit_paths.c", build_dir, "-O2")
     run = run_traced(exe, how, work=tmp_path)
     assert run.returncode == exit_code
