@@ -914,6 +914,8 @@ def render(
     add(f"- Date: {date}; the benchmark took {elapsed / 60:.1f} min")
     for m in machine:
         add(f"- {m}")
+    end_load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    add(f"- Load average when it ended: {end_load} (other work on the machine shows up here)")
     for r in results:
         if not r.name.startswith("native"):
             add(f"- {r.name}: {r.version if not r.skipped else 'skipped: ' + str(r.skipped)}")
@@ -1170,7 +1172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 r.notes.append(f"{tool.name}: run {i + 1} failed, no further runs: {shown(str(e))}")
                 log(f"{tool.name} failed: {e}")
                 if not r.times:
-                    r.skipped = f"failed: {shown(str(e)).splitlines()[0]}"
+                    r.skipped = f"failed: {shown(str(e)).split(' [command:')[0]}"
                 continue
             r.times.append(run.seconds)
             r.cpu.append(run.cpu_seconds)
