@@ -639,7 +639,12 @@ class Leaktrace(Tool):
             text = f"leaktrace {m.group(1)} (pyproject.toml)" if m else "leaktrace"
         try:
             rev = output_of(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]).strip()
+            dirty = output_of(
+                ["git", "-C", str(REPO), "status", "--porcelain", "--", "src", "shim"]
+            ).strip()
             text += f", source tree at git {rev}"
+            if dirty:
+                text += " with uncommitted changes in src/ or shim/ (others' work in progress)"
         except (BenchError, OSError):
             pass
         if self.shim is not None and self.shim.exists():
