@@ -104,22 +104,6 @@ static size_t read_file(const char *path, char *dst, size_t cap)
     return len;
 }
 
-/* ---- small formatting helpers (no snprintf: not async-signal-safe) ----------------------- */
-static char *put_str(char *dst, char *end, const char *s)
-{
-    while (*s && dst < end) *dst++ = *s++;
-    return dst;
-}
-
-static char *put_uint(char *dst, char *end, uint64_t v)
-{
-    char tmp[24];
-    int n = 0;
-    do tmp[n++] = (char)('0' + v % 10); while ((v /= 10));
-    while (n && dst < end) *dst++ = tmp[--n];
-    return dst;
-}
-
 /* Opens a new capture file without ever overwriting one: path, then path with .1, .2, ...
  * inserted before the ".lt" suffix. Fills `path` with the name used. */
 static int open_new_file(char *path, size_t cap, const char *base)
@@ -131,14 +115,14 @@ static int open_new_file(char *path, size_t cap, const char *base)
         char *end = path + cap - 1;
         char *p = path;
         if (attempt == 0) {
-            p = put_str(p, end, base);
+            p = lt_put_str(p, end, base);
         } else {
             size_t n = stem_len < cap - 32 ? stem_len : cap - 32;
             memcpy(p, base, n);
             p += n;
-            p = put_str(p, end, ".");
-            p = put_uint(p, end, attempt);
-            if (has_suffix) p = put_str(p, end, ".lt");
+            p = lt_put_str(p, end, ".");
+            p = lt_put_uint(p, end, attempt);
+            if (has_suffix) p = lt_put_str(p, end, ".lt");
         }
         *p = 0;
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -151,12 +135,51 @@ static void default_name(char *dst, size_t cap)
 {
     extern char *program_invocation_short_name;
     char *end = dst + cap - 1;
-    char *p = put_str(dst, end, lt_cfg.dir);
-    p = put_str(p, end, "/leaktrace-");
-    p = put_str(p, end, program_invocation_short_name ? program_invocation_short_name : "program");
-    p = put_str(p, end, ".");
-    p = put_uint(p, end, (uint64_t)getpid());
-    p = put_str(p, end, ".lt");
+    char *p = lt_put_str(dst, end, lt_cfg.dir);
+    p = lt_put_str(p, end, "/leaktrace-");
+    p = lt_put_str(p, end, program_invocation_short_name ? program_invocation_short_name : "program");
+    p = lt_put_str(p, end, ".");
+    p = lt_put_uint(p, end, (uint64_t)getpid());
+    p = lt_put_str(p, end, ".lt");
+    *p = 0;
+}
+
+/* The base name of this process's captures: the exact output path, or the default name. */
+static void main_name(char *dst, size_t cap)
+{
+    if (lt_cfg.output[0] && !lt_is_child) {
+        strncpy(dst, lt_cfg.output, cap - 1);
+        dst[cap - 1] = 0;
+    } else {
+        default_name(dst, cap);
+    }
+}
+
+static const char *reason_label(unsigned reason)
+{
+    switch (reason) {
+    case LT_REASON_REPORT: return "report";
+    case LT_REASON_SCAN: return "scan";
+    case LT_REASON_MTRACE: return "mtrace";
+    case LT_REASON_MUNTRACE: return "muntrace";
+    default: return "capture";
+    }
+}
+
+/* On-demand captures sit beside the main one: <main without .lt>.<reason>-<n>.lt */
+static void on_demand_name(char *dst, size_t cap, unsigned reason, uint32_t sequence)
+{
+    char main[LT_PATH_MAX];
+    main_name(main, sizeof main);
+    size_t len = strlen(main);
+    if (len > 3 && strcmp(main + len - 3, ".lt") == 0) main[len - 3] = 0;
+    char *end = dst + cap - 1;
+    char *p = lt_put_str(dst, end, main);
+    p = lt_put_str(p, end, ".");
+    p = lt_put_str(p, end, reason_label(reason));
+    p = lt_put_str(p, end, "-");
+    p = lt_put_uint(p, end, sequence);
+    p = lt_put_str(p, end, ".lt");
     *p = 0;
 }
 
@@ -165,11 +188,11 @@ static void notify(const char *path)
     if (!lt_cfg.notify[0]) return;
     char line[LT_PATH_MAX + 64];
     char *end = line + sizeof line - 1;
-    char *p = put_str(line, end, "capture ");
-    p = put_uint(p, end, (uint64_t)getpid());
-    p = put_str(p, end, " ");
-    p = put_str(p, end, path);
-    p = put_str(p, end, "\n");
+    char *p = lt_put_str(line, end, "capture ");
+    p = lt_put_uint(p, end, (uint64_t)getpid());
+    p = lt_put_str(p, end, " ");
+    p = lt_put_str(p, end, path);
+    p = lt_put_str(p, end, "\n");
     int fd = open(lt_cfg.notify, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return;
     /* One write of less than PIPE_BUF bytes with O_APPEND: lines of concurrent writers
@@ -237,11 +260,16 @@ struct block_pass {
     uint64_t count;
     uint64_t *live;      /* per stack id: blocks, bytes */
     uint32_t nstacks;
+    unsigned generation; /* the current baseline generation */
+    bool only_new;       /* write only blocks born since the baseline */
 };
 
 static void emit_record(struct block_pass *bp, uintptr_t addr, uint64_t size, uint32_t stack_id,
-                        uint8_t kind, uint8_t leak_kind, uint8_t heuristic, uint32_t time_ms)
+                        uint8_t kind, uint8_t leak_kind, uint8_t heuristic, uint32_t time_ms,
+                        unsigned generation)
 {
+    bool is_new = generation == (bp->generation & 0xffff);
+    if (bp->only_new && !is_new) return;
     struct writer *w = bp->w;
     w_u64(w, addr);
     w_u64(w, size);
@@ -249,7 +277,7 @@ static void emit_record(struct block_pass *bp, uintptr_t addr, uint64_t size, ui
     w_u8(w, kind);
     w_u8(w, leak_kind);
     w_u8(w, heuristic);
-    w_u8(w, 0);
+    w_u8(w, is_new ? LT_BLOCK_FLAG_SINCE_BASELINE : 0);
     w_u64(w, (uint64_t)time_ms * 1000000u);
     bp->count++;
     if (bp->live && stack_id <= bp->nstacks) {
@@ -261,7 +289,7 @@ static void emit_record(struct block_pass *bp, uintptr_t addr, uint64_t size, ui
 static void emit_block(const struct lt_block *b, void *ctx)
 {
     emit_record(ctx, b->addr, lt_block_size(b), b->stack_id, (uint8_t)lt_block_kind(b),
-                LT_LEAK_UNSCANNED, LT_HEUR_NONE, b->time_ms);
+                LT_LEAK_UNSCANNED, LT_HEUR_NONE, b->time_ms, lt_block_generation(b));
 }
 
 static unsigned write_blocks(struct writer *w, struct block_pass *bp, bool from_signal,
@@ -274,7 +302,8 @@ static unsigned write_blocks(struct writer *w, struct block_pass *bp, bool from_
     if (scan) { /* the heap blocks as the scan saw and classified them */
         for (size_t i = 0; i < scan->count; i++) {
             const struct lt_scan_block *b = &scan->blocks[i];
-            emit_record(bp, b->addr, b->size, b->stack_id, b->kind, b->leak_kind, b->heuristic, b->time_ms);
+            emit_record(bp, b->addr, b->size, b->stack_id, b->kind, b->leak_kind, b->heuristic,
+                        b->time_ms, b->generation);
         }
     } else {
         skipped = lt_blocks_visit(emit_block, bp, from_signal);
@@ -367,17 +396,61 @@ static void write_scan_stats(struct writer *w, const struct lt_scan *scan)
     section_end(w, at);
 }
 
-int lt_capture_write(bool final, bool from_signal, const struct lt_scan *scan)
+static void write_session(struct writer *w, const struct lt_capture_request *req, uint32_t sequence)
 {
-    char path[LT_PATH_MAX];
-    char base[LT_PATH_MAX];
-    if (lt_cfg.output[0] && !lt_is_child) {
-        strncpy(base, lt_cfg.output, sizeof base - 1);
-        base[sizeof base - 1] = 0;
-    } else {
-        default_name(base, sizeof base);
+    uint64_t at = section_begin(w, LT_SECTION_SESSION);
+    w_u64(w, atomic_load(&lt_baseline_ns));
+    w_u32(w, sequence);
+    w_u32(w, req->reason);
+    w_u32(w, lt_collecting() ? 1 : 0);
+    w_u32(w, lt_snapshot_interval_ms());
+    section_end(w, at);
+}
+
+static void write_series(struct writer *w)
+{
+    uint64_t at = section_begin(w, LT_SECTION_SERIES);
+    lt_series_lock();
+    size_t n = lt_series_count();
+    w_u32(w, (uint32_t)n);
+    w_u32(w, 0);
+    for (size_t i = 0; i < n; i++) {
+        const struct lt_series_entry *e;
+        const struct lt_snapshot *s = lt_series_get(i, &e);
+        w_u64(w, s->time_ns);
+        w_u32(w, s->count);
+        w_u32(w, 0);
+        for (uint32_t k = 0; k < s->count; k++) {
+            w_u32(w, e[k].stack_id);
+            w_u32(w, 0);
+            w_u64(w, e[k].alloc_count);
+            w_u64(w, e[k].alloc_bytes);
+            w_u64(w, e[k].live_blocks);
+            w_u64(w, e[k].live_bytes);
+        }
     }
-    int fd = open_new_file(path, sizeof path, base);
+    lt_series_unlock();
+    section_end(w, at);
+}
+
+/* On-demand captures are numbered in one sequence per process. */
+static _Atomic uint32_t on_demand_sequence;
+
+int lt_capture_write(struct lt_capture_request *req)
+{
+    bool final = req->reason == LT_REASON_EXIT || req->reason == LT_REASON_SIGNAL;
+    bool from_signal = req->reason == LT_REASON_SIGNAL;
+    const struct lt_scan *scan = req->scan;
+    char *path = req->path;
+    char base[LT_PATH_MAX];
+    uint32_t sequence = 0;
+    if (final) {
+        main_name(base, sizeof base);
+    } else {
+        sequence = atomic_fetch_add(&on_demand_sequence, 1) + 1;
+        on_demand_name(base, sizeof base, req->reason, sequence);
+    }
+    int fd = open_new_file(path, LT_PATH_MAX, base);
     if (fd < 0) return fd;
 
     struct writer w = { .fd = fd, .buf = lt_map(BUF_SIZE) };
@@ -394,7 +467,8 @@ int lt_capture_write(bool final, bool from_signal, const struct lt_scan *scan)
     if (scratch) write_process(&w, scratch, SCRATCH_SIZE);
     lt_unmap(scratch, SCRATCH_SIZE);
     write_modules(&w);
-    struct block_pass bp = { .w = &w, .nstacks = lt_stacks_count() };
+    struct block_pass bp = { .w = &w, .nstacks = lt_stacks_count(),
+                             .generation = atomic_load(&lt_generation), .only_new = req->only_since_baseline };
     size_t live_size = ((size_t)bp.nstacks + 1) * 2 * sizeof(uint64_t);
     bp.live = lt_map(live_size);
     unsigned skipped = write_blocks(&w, &bp, from_signal, scan);
@@ -403,6 +477,8 @@ int lt_capture_write(bool final, bool from_signal, const struct lt_scan *scan)
         write_leak_groups(&w, scan);
         write_scan_stats(&w, scan);
     }
+    write_session(&w, req, sequence);
+    if (!from_signal) write_series(&w);
     write_counters(&w, skipped);
     section_end(&w, section_begin(&w, LT_SECTION_END));
     w_flush(&w);

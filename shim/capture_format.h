@@ -21,6 +21,8 @@
     X(5, COUNTERS)         \
     X(6, LEAK_GROUPS)      \
     X(7, SCAN)             \
+    X(8, SESSION)          \
+    X(9, SERIES)           \
     X(255, END)
 
 /* Which API made a block: the "kind" byte of each block. */
@@ -78,6 +80,9 @@ enum lt_block_kind {
     LT_BLOCK_KINDS(LT_X)
 #undef LT_X
 };
+
+/* Block flags (byte 3 of a block record's reserved bytes). */
+#define LT_BLOCK_FLAG_SINCE_BASELINE 1u /* born after the last reset / mtrace() baseline */
 
 /* Size in bytes of one record of the BLOCKS section. */
 #define LT_BLOCK_RECORD_SIZE 32

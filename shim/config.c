@@ -41,6 +41,36 @@ static unsigned parse_heuristics(const char *spec)
     return set;
 }
 
+/* Seconds with an optional fraction, to ms; 0 if absent or invalid (strtod may allocate). */
+static uint32_t parse_interval_ms(const char *s)
+{
+    if (!s) return 0;
+    uint64_t ms = 0, scale = 1000;
+    for (; *s >= '0' && *s <= '9'; s++) ms = ms * 10 + (uint64_t)(*s - '0') * 1000;
+    if (*s == '.')
+        for (s++; *s >= '0' && *s <= '9' && scale > 1; s++) ms += (uint64_t)(*s - '0') * (scale /= 10);
+    return ms >= 10 && ms < UINT32_MAX ? (uint32_t)ms : 0;
+}
+
+/* docs/control-protocol.md: LEAKTRACE_CONTROL_DIR, $XDG_RUNTIME_DIR/leaktrace, /tmp/leaktrace-UID. */
+static void choose_control_dir(char *dst, size_t cap)
+{
+    const char *explicit_dir = getenv("LEAKTRACE_CONTROL_DIR");
+    const char *runtime = getenv("XDG_RUNTIME_DIR");
+    char *end = dst + cap - 1;
+    char *p = dst;
+    if (explicit_dir && *explicit_dir) {
+        p = lt_put_str(p, end, explicit_dir);
+    } else if (runtime && *runtime == '/') {
+        p = lt_put_str(p, end, runtime);
+        p = lt_put_str(p, end, "/leaktrace");
+    } else {
+        p = lt_put_str(p, end, "/tmp/leaktrace-");
+        p = lt_put_uint(p, end, (uint64_t)getuid());
+    }
+    *p = 0;
+}
+
 void lt_config_load(void)
 {
     const char *depth = getenv("LEAKTRACE_MAX_DEPTH");
@@ -74,6 +104,12 @@ void lt_config_load(void)
     lt_cfg.scan_at_exit = !flag_is(getenv("LEAKTRACE_SCAN"), "0");
     lt_cfg.freeres_at_exit = !flag_is(getenv("LEAKTRACE_FREERES"), "0");
     lt_cfg.heuristics = parse_heuristics(getenv("LEAKTRACE_HEURISTICS"));
+    /* MEMLEAK_CONFIG=mtraceinit is libmemleak's way of saying "collect from the start". */
+    const char *start = getenv("LEAKTRACE_START");
+    lt_cfg.collect_at_start = !flag_is(start, "on-mtrace");
+    lt_cfg.control_enabled = !flag_is(getenv("LEAKTRACE_CONTROL"), "0");
+    lt_cfg.interval_ms = parse_interval_ms(getenv("LEAKTRACE_INTERVAL"));
+    choose_control_dir(lt_cfg.control_dir, sizeof lt_cfg.control_dir);
     copy_env(lt_cfg.dir, "LEAKTRACE_DIR");
     if (!lt_cfg.dir[0] && !getcwd(lt_cfg.dir, sizeof lt_cfg.dir)) strcpy(lt_cfg.dir, ".");
     /* The exact output path belongs to the root process only. */

@@ -42,18 +42,40 @@ uint64_t lt_start_mono_ns, lt_start_real_ns;
  * the precise one by a few ms (a difference of the two could go negative). */
 static uint64_t start_coarse_ns;
 
-/* Whether hooks record. Off until start-up completes, and in untraced fork children. */
-static _Atomic bool recording_on;
+/* tracking_on: the tables follow the program (frees, unmaps are seen). Off until start-up
+ * completes, and in untraced fork children. collecting_on: new allocations are recorded
+ * (off while paused, or until the first mtrace() with --start=on-mtrace). */
+static _Atomic bool tracking_on, collecting_on;
+_Atomic unsigned lt_generation;
+_Atomic uint64_t lt_baseline_ns;
 static _Atomic bool final_written;
 static __thread int busy __attribute__((tls_model("initial-exec")));
 
 /* Resolved once at start-up (single-threaded), read-only afterwards. */
 static void *(*real_aligned_alloc)(size_t, size_t);
 static int (*real_dlclose)(void *);
+static void (*real_mtrace)(void), (*real_muntrace)(void);
 
+/* For allocations: record the new block? */
 static inline bool recording(void)
 {
-    return LT_LIKELY(atomic_load_explicit(&recording_on, memory_order_relaxed)) && !busy;
+    return LT_LIKELY(atomic_load_explicit(&collecting_on, memory_order_relaxed)) && !busy;
+}
+
+/* For frees and unmaps: keep the tables in step? */
+static inline bool tracking(void)
+{
+    return LT_LIKELY(atomic_load_explicit(&tracking_on, memory_order_relaxed)) && !busy;
+}
+
+bool lt_collecting(void) { return atomic_load(&collecting_on); }
+void lt_set_collecting(bool on) { atomic_store(&collecting_on, on && atomic_load(&tracking_on)); }
+void lt_mark_thread_internal(void) { busy = 1; }
+
+void lt_new_baseline(void)
+{
+    atomic_fetch_add(&lt_generation, 1);
+    atomic_store(&lt_baseline_ns, lt_now_ns() - lt_start_mono_ns);
 }
 
 /* ---- clock ---------------------------------------------------------------------------- */
@@ -86,6 +108,7 @@ static uint32_t current_stack(void)
 static __attribute__((noinline)) void record_block(void *p, size_t size, unsigned kind)
 {
     busy++;
+    lt_control_start();
     uint32_t id = current_stack();
     lt_stack_note_alloc(id, size);
     lt_blocks_insert((uintptr_t)p, size, kind, id);
@@ -109,7 +132,7 @@ LT_EXPORT void *malloc(size_t size)
 
 LT_EXPORT void free(void *p)
 {
-    if (p && recording()) forget_block(p);
+    if (p && tracking()) forget_block(p);
     __libc_free(p);
 }
 
@@ -122,7 +145,7 @@ LT_EXPORT void *calloc(size_t n, size_t size)
 
 static void *realloc_as(void *old, size_t size, unsigned kind)
 {
-    if (!recording()) return __libc_realloc(old, size);
+    if (!tracking()) return __libc_realloc(old, size);
     /* The old entry leaves the table before the real call: once the allocator has released
      * the old address another thread may get it back and record it. */
     struct lt_block prev;
@@ -134,7 +157,7 @@ static void *realloc_as(void *old, size_t size, unsigned kind)
     }
     if (known) lt_stack_note_free(prev.stack_id, lt_block_size(&prev), true);
     else if (old) atomic_fetch_add_explicit(&lt_counters.unknown_frees, 1, memory_order_relaxed);
-    if (p) record_block(p, size, kind); /* NULL here means realloc(p, 0) freed p */
+    if (p && recording()) record_block(p, size, kind); /* NULL: realloc(p, 0) freed p */
     return p;
 }
 
@@ -236,7 +259,7 @@ LT_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_
 
 LT_EXPORT int munmap(void *addr, size_t len)
 {
-    if (!recording()) return (int)syscall(SYS_munmap, addr, len);
+    if (!tracking()) return (int)syscall(SYS_munmap, addr, len);
     busy++;
     lt_regions_lock();
     int r = (int)syscall(SYS_munmap, addr, len);
@@ -255,14 +278,15 @@ LT_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...
         new_addr = va_arg(ap, void *);
         va_end(ap);
     }
-    if (!recording()) return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+    if (!tracking()) return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+    bool collect = recording();
     busy++;
-    uint32_t id = current_stack();
+    uint32_t id = collect ? current_stack() : 0;
     lt_regions_lock();
     void *p = (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
     if (p != MAP_FAILED) {
         lt_regions_remove((uintptr_t)old, page_round(old_len));
-        lt_regions_add((uintptr_t)p, page_round(new_len), LT_KIND_MREMAP, id);
+        if (collect) lt_regions_add((uintptr_t)p, page_round(new_len), LT_KIND_MREMAP, id);
     }
     lt_regions_unlock();
     busy--;
@@ -270,20 +294,24 @@ LT_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...
 }
 
 /* pre: regions lock held. Records a move of the break from `from` to `to`. */
-static void note_break_move(uintptr_t from, uintptr_t to, uint32_t id)
+static void note_break_move(uintptr_t from, uintptr_t to, uint32_t id, bool collect)
 {
-    if (to > from) lt_regions_add(from, to - from, LT_KIND_BRK, id);
+    if (to > from) {
+        if (collect) lt_regions_add(from, to - from, LT_KIND_BRK, id);
+    }
     else if (to < from) lt_regions_remove(to, from - to);
 }
 
 LT_EXPORT void *sbrk(intptr_t increment)
 {
-    if (!recording() || increment == 0) return __sbrk(increment);
+    if (!tracking() || increment == 0) return __sbrk(increment);
+    bool collect = recording();
     busy++;
-    uint32_t id = current_stack();
+    uint32_t id = collect ? current_stack() : 0;
     lt_regions_lock();
     void *old = __sbrk(increment);
-    if (old != (void *)-1) note_break_move((uintptr_t)old, (uintptr_t)old + (uintptr_t)increment, id);
+    if (old != (void *)-1)
+        note_break_move((uintptr_t)old, (uintptr_t)old + (uintptr_t)increment, id, collect);
     lt_regions_unlock();
     busy--;
     return old;
@@ -293,14 +321,14 @@ LT_EXPORT int brk(void *addr)
 {
     /* brk(addr) is sbrk(addr - current break), which keeps glibc's own idea of the break
      * (__curbrk) right, as its brk does. */
-    bool rec = recording();
+    bool rec = tracking(), collect = recording();
     if (rec) busy++;
-    uint32_t id = rec ? current_stack() : 0;
+    uint32_t id = collect ? current_stack() : 0;
     if (rec) lt_regions_lock();
     void *cur = __sbrk(0);
     int r = __sbrk((intptr_t)((uintptr_t)addr - (uintptr_t)cur)) == (void *)-1 ? -1 : 0;
     if (rec) {
-        if (r == 0) note_break_move((uintptr_t)cur, (uintptr_t)addr, id);
+        if (r == 0) note_break_move((uintptr_t)cur, (uintptr_t)addr, id, collect);
         lt_regions_unlock();
         busy--;
     }
@@ -312,7 +340,7 @@ LT_EXPORT int dlclose(void *handle)
 {
     busy++;
     if (!real_dlclose) real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
-    bool rec = atomic_load(&recording_on);
+    bool rec = atomic_load(&tracking_on);
     if (rec) lt_modules_refresh(false); /* make sure what is about to go is recorded */
     busy--;
     int r = real_dlclose ? real_dlclose(handle) : -1;
@@ -323,6 +351,40 @@ LT_EXPORT int dlclose(void *handle)
         busy--;
     }
     return r;
+}
+
+/* ---- glibc's mtrace()/muntrace(): the program marks its own checkpoints ----------------- */
+/* The first mtrace() starts collecting when the run waits for it (--start=on-mtrace); every
+ * other call writes a numbered capture of what was allocated since the previous one and is
+ * still live. muntrace() writes the last one and stops collecting. glibc's own functions are
+ * still called, so a MALLOC_TRACE log works as before. */
+static void write_since_baseline(unsigned reason)
+{
+    struct lt_capture_request req = { .reason = reason, .only_since_baseline = true };
+    lt_capture_write(&req);
+}
+
+LT_EXPORT void mtrace(void)
+{
+    if (real_mtrace) real_mtrace();
+    if (!tracking()) return;
+    busy++;
+    lt_control_start();
+    if (atomic_load(&collecting_on)) write_since_baseline(LT_REASON_MTRACE);
+    lt_new_baseline();
+    lt_set_collecting(true);
+    busy--;
+}
+
+LT_EXPORT void muntrace(void)
+{
+    if (real_muntrace) real_muntrace();
+    if (!tracking() || !atomic_load(&collecting_on)) return;
+    busy++;
+    write_since_baseline(LT_REASON_MUNTRACE);
+    lt_new_baseline();
+    lt_set_collecting(false);
+    busy--;
 }
 
 /* ---- end of the process ---------------------------------------------------------------- */
@@ -347,10 +409,13 @@ static __attribute__((noinline)) void write_final_capture(bool from_signal)
     bool at_exit = !from_signal;
     if (at_exit && lt_cfg.freeres_at_exit) release_runtime_buffers(); /* its frees are recorded */
     busy++;
+    lt_control_stop();
     struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
     bool scanned = at_exit && lt_cfg.scan_at_exit &&
                    lt_scan_run(&scan, (uintptr_t)__builtin_frame_address(0)) == 0;
-    lt_capture_write(true, from_signal, scanned ? &scan : NULL);
+    struct lt_capture_request req = { .reason = at_exit ? LT_REASON_EXIT : LT_REASON_SIGNAL,
+                                      .scan = scanned ? &scan : NULL };
+    lt_capture_write(&req);
     lt_scan_release(&scan);
     busy--;
     errno = saved_errno;
@@ -406,6 +471,8 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     lt_modules_after_fork_child();
+    lt_series_after_fork_child();
+    lt_control_after_fork_child();
     lt_blocks_unlock_all();
     lt_regions_unlock();
     busy--;
@@ -414,7 +481,8 @@ static void fork_child(void)
         atomic_store(&lt_owner_pid, getpid());
         atomic_store(&final_written, false);
     } else {
-        atomic_store(&recording_on, false);
+        atomic_store(&collecting_on, false);
+        atomic_store(&tracking_on, false);
         atomic_store(&lt_owner_pid, 0);
         lt_env_remove_preload(SHIM_FILE_NAME); /* whatever this child execs is not traced */
     }
@@ -433,12 +501,15 @@ __attribute__((constructor)) static void leaktrace_start(void)
         lt_modules_refresh(false);
         real_aligned_alloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "aligned_alloc");
         real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
+        real_mtrace = (void (*)(void))dlsym(RTLD_NEXT, "mtrace");
+        real_muntrace = (void (*)(void))dlsym(RTLD_NEXT, "muntrace");
         pthread_atfork(fork_prepare, fork_parent, fork_child);
         if (lt_cfg.is_root || lt_cfg.follow_children) {
             lt_is_child = !lt_cfg.is_root;
             if (lt_cfg.write_on_signal) install_signal_handlers();
             atomic_store(&lt_owner_pid, getpid());
-            atomic_store(&recording_on, true);
+            atomic_store(&tracking_on, true);
+            atomic_store(&collecting_on, lt_cfg.collect_at_start);
         } else { /* a child that inherited LD_PRELOAD (vfork, posix_spawn, own envp) */
             lt_env_remove_preload(SHIM_FILE_NAME);
         }

@@ -13,6 +13,7 @@ struct region {
     uint64_t len;
     uint32_t stack_id;
     uint32_t time_ms;
+    uint16_t generation;
     uint8_t kind;
 };
 
@@ -99,7 +100,8 @@ void lt_regions_add(uintptr_t start, uint64_t len, unsigned kind, uint32_t stack
 {
     if (!regions || !len) return;
     lt_regions_remove(start, len); /* MAP_FIXED replaces what was there */
-    struct region r = { start, len, stack_id, lt_elapsed_ms(), (uint8_t)kind };
+    struct region r = { start, len, stack_id, lt_elapsed_ms(),
+                        (uint16_t)atomic_load_explicit(&lt_generation, memory_order_relaxed), (uint8_t)kind };
     if (insert_at(first_ending_after(start), &r)) lt_stack_note_alloc(stack_id, len);
 }
 
@@ -111,7 +113,8 @@ unsigned lt_regions_visit(lt_block_visitor fn, void *ctx, bool try_only)
         pthread_mutex_lock(&lock);
     }
     for (size_t i = 0; i < nregions; i++) {
-        struct lt_block b = { regions[i].start, regions[i].len << 8 | regions[i].kind,
+        struct lt_block b = { regions[i].start,
+                              lt_block_pack(regions[i].len, regions[i].generation, regions[i].kind),
                               regions[i].stack_id, regions[i].time_ms };
         fn(&b, ctx);
     }

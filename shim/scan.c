@@ -108,7 +108,8 @@ static int signal_threads(pid_t *done, int ndone)
             if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
             pid_t tid = 0;
             for (const char *c = d->d_name; *c; c++) tid = tid * 10 + (*c - '0');
-            bool seen = tid == self;
+            /* The control thread blocks every signal and holds no program data. */
+            bool seen = tid == self || tid == lt_control_thread_id();
             for (int i = 0; i < ndone && !seen; i++) seen = done[i] == tid;
             if (seen || ndone >= MAX_PARKED) continue;
             if (syscall(SYS_tgkill, pid, tid, scan_signal()) == 0) done[ndone++] = tid;
@@ -533,6 +534,7 @@ static void take_block(const struct lt_block *blk, void *ctx)
     b->addr = blk->addr;
     b->size = lt_block_size(blk);
     b->kind = (uint8_t)lt_block_kind(blk);
+    b->generation = (uint16_t)lt_block_generation(blk);
     b->stack_id = blk->stack_id;
     b->time_ms = blk->time_ms;
 }

@@ -13,6 +13,7 @@ struct lt_scan_block {
     uint32_t indirect_blocks;
     uint32_t stack_id;
     uint32_t time_ms;
+    uint16_t generation;       /* baseline generation it was born in */
     uint8_t kind;              /* the API (enum lt_block_kind) */
     uint8_t state;             /* marking state, internal */
     uint8_t leak_kind;         /* enum lt_leak_kind */

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "capture_format.h"
 
@@ -37,6 +38,10 @@ struct lt_config {
     bool freeres_at_exit;    /* LEAKTRACE_FREERES, default on: glibc/libstdc++ release their
                                 own buffers before the exit scan, as under valgrind */
     unsigned heuristics;     /* LEAKTRACE_HEURISTICS: all (default), none, or a comma list */
+    bool collect_at_start;   /* LEAKTRACE_START=at-load (default) or on-mtrace */
+    bool control_enabled;    /* LEAKTRACE_CONTROL, default on: the control socket */
+    uint32_t interval_ms;    /* LEAKTRACE_INTERVAL seconds (fractions allowed); 0 = default */
+    char control_dir[LT_PATH_MAX]; /* where the control socket goes */
     char output[LT_PATH_MAX];/* LEAKTRACE_OUTPUT: exact path for this process, may be empty */
     char dir[LT_PATH_MAX];   /* LEAKTRACE_DIR or the cwd at start: where default names go */
     char notify[LT_PATH_MAX];/* LEAKTRACE_NOTIFY: file that gets one line per capture */
@@ -46,6 +51,15 @@ struct lt_config {
 extern struct lt_config lt_cfg;
 void lt_config_load(void);
 void lt_env_remove_preload(const char *shim_path);
+
+/* ---- text.c: formatting without snprintf ---------------------------------------------- */
+char *lt_put_str(char *dst, char *end, const char *s);
+char *lt_put_uint(char *dst, char *end, uint64_t v);
+char *lt_put_json_str(char *dst, char *end, const char *s);
+/* `,"key":value` members, for answers that start with `{"ok":true`. */
+char *lt_put_json_uint(char *dst, char *end, const char *key, uint64_t v);
+char *lt_put_json_bool(char *dst, char *end, const char *key, bool v);
+char *lt_put_json_text(char *dst, char *end, const char *key, const char *value);
 
 /* ---- clock ---------------------------------------------------------------------------- */
 uint64_t lt_now_ns(void);        /* monotonic */
@@ -75,15 +89,49 @@ uint32_t lt_stacks_count(void);      /* ids are 1 .. count */
 void lt_stack_note_alloc(uint32_t id, uint64_t size);
 void lt_stack_note_free(uint32_t id, uint64_t size, bool whole_block);
 
+/* ---- series.c: per-stack totals over time ------------------------------------------------ */
+#define LT_MAX_SNAPSHOTS 1024
+struct lt_series_entry {
+    uint32_t stack_id, reserved;
+    uint64_t alloc_count, alloc_bytes, live_blocks, live_bytes;
+};
+struct lt_snapshot {
+    uint64_t time_ns;                /* since start */
+    size_t first;                    /* index of its first entry */
+    uint32_t count;
+};
+/* Takes a snapshot; returns true when older snapshots were merged (the interval should
+ * double to keep the resolution even). */
+bool lt_series_snapshot(void);
+void lt_series_lock(void);
+void lt_series_unlock(void);
+/* pre: series lock held. */
+size_t lt_series_count(void);
+const struct lt_snapshot *lt_series_get(size_t i, const struct lt_series_entry **first_entry);
+void lt_series_after_fork_child(void);
+
 /* ---- blocks.c: live heap blocks, keyed by address ------------------------------------- */
 struct lt_block {
     uintptr_t addr;                  /* 0 = empty slot */
-    uint64_t size_kind;              /* size << 8 | kind */
+    uint64_t packed;                 /* size << 24 | generation << 8 | kind (24 bytes a block) */
     uint32_t stack_id;
     uint32_t time_ms;                /* allocation time, ms since start */
 };
-static inline uint64_t lt_block_size(const struct lt_block *b) { return b->size_kind >> 8; }
-static inline unsigned lt_block_kind(const struct lt_block *b) { return (unsigned)(b->size_kind & 0xff); }
+#define LT_MAX_PACKED_SIZE ((UINT64_C(1) << 40) - 1) /* 1 TiB: no heap block is larger */
+static inline uint64_t lt_block_pack(uint64_t size, unsigned generation, unsigned kind)
+{
+    if (size > LT_MAX_PACKED_SIZE) size = LT_MAX_PACKED_SIZE;
+    return size << 24 | (uint64_t)(generation & 0xffff) << 8 | (kind & 0xff);
+}
+static inline uint64_t lt_block_size(const struct lt_block *b) { return b->packed >> 24; }
+static inline unsigned lt_block_generation(const struct lt_block *b) { return (unsigned)(b->packed >> 8) & 0xffff; }
+static inline unsigned lt_block_kind(const struct lt_block *b) { return (unsigned)(b->packed & 0xff); }
+
+/* The baseline generation: bumped by the control command `reset` and by each mtrace() call.
+ * A block remembers the generation it was born in, so "allocated since the baseline" is exact
+ * (timestamps are not: several allocations share a millisecond). Written by the control thread
+ * and mtrace(), read relaxed by every allocation. */
+extern _Atomic unsigned lt_generation;
 bool lt_blocks_init(void);
 void lt_blocks_insert(uintptr_t addr, uint64_t size, unsigned kind, uint32_t stack_id);
 bool lt_blocks_take(uintptr_t addr, struct lt_block *out);  /* remove and return */
@@ -129,10 +177,19 @@ unsigned lt_modules_count(void);
 const struct lt_module *lt_module_at(unsigned i);
 
 /* ---- capture.c: the capture file ------------------------------------------------------ */
-/* Writes a capture; returns 0 or -errno. final=true for the end-of-process capture. With a
- * scan, heap blocks are written as the scan classified them. */
+enum lt_capture_reason {
+    LT_REASON_EXIT = 1, LT_REASON_REPORT = 2, LT_REASON_SCAN = 3,
+    LT_REASON_MTRACE = 4, LT_REASON_MUNTRACE = 5, LT_REASON_SIGNAL = 6,
+};
 struct lt_scan;
-int lt_capture_write(bool final, bool from_signal, const struct lt_scan *scan);
+struct lt_capture_request {
+    unsigned reason;                 /* exit and signal captures are final, the rest on-demand */
+    const struct lt_scan *scan;      /* heap blocks as a scan classified them, or NULL */
+    bool only_since_baseline;        /* only blocks born since the last reset/mtrace() */
+    char path[LT_PATH_MAX];          /* out: the file written */
+};
+/* Writes a capture; returns 0 or -errno. */
+int lt_capture_write(struct lt_capture_request *req);
 
 /* ---- counters (hooks.c) ---------------------------------------------------------------- */
 struct lt_counters {
@@ -143,5 +200,18 @@ extern struct lt_counters lt_counters;
 /* ---- process state (hooks.c) ----------------------------------------------------------- */
 extern _Atomic int lt_owner_pid;     /* the pid whose capture these tables are */
 extern bool lt_is_child;             /* set in a fork child that keeps tracing */
+extern _Atomic uint64_t lt_baseline_ns; /* monotonic ns since start of the last reset/mtrace() */
+bool lt_collecting(void);            /* new allocations are being recorded */
+void lt_set_collecting(bool on);
+/* Starts a new baseline generation: what is allocated from now on is "since the baseline". */
+void lt_new_baseline(void);
+
+/* ---- control.c: the control socket and the snapshot clock --------------------------------- */
+void lt_control_start(void);         /* idempotent; cheap when already started */
+void lt_control_stop(void);          /* removes the socket file */
+void lt_control_after_fork_child(void);
+uint32_t lt_snapshot_interval_ms(void);
+pid_t lt_control_thread_id(void);    /* 0 when no control thread runs */
+void lt_mark_thread_internal(void);  /* (hooks.c) this thread's allocations are the shim's */
 
 #endif

@@ -1,0 +1,256 @@
+/* The control socket and the snapshot clock: a thread of the shim's own that answers
+ * commands (docs/control-protocol.md) and takes a series snapshot every interval.
+ *
+ * The thread is started at the first recorded allocation (never in a process that does not
+ * allocate), blocks every signal, runs on a stack the shim mapped itself (so a reachability
+ * scan skips it), and is invisible to the hooks (its thread is marked internal). The traced
+ * program never waits for it: clients get one command per connection, with timeouts. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "scan.h"
+#include "shim.h"
+
+#define CONTROL_STACK_SIZE (1u << 20)
+#define ANSWER_SIZE 8192
+
+/* `started` is claimed once with an exchange; the rest is written before the thread starts
+ * (by the thread that claimed `started`) and afterwards only by the control thread. */
+static _Atomic bool started;
+static int listen_fd = -1;
+static char socket_path[108];
+static _Atomic uint32_t interval_ms = 1000;
+static _Atomic pid_t control_tid;
+
+uint32_t lt_snapshot_interval_ms(void) { return atomic_load(&interval_ms); }
+pid_t lt_control_thread_id(void) { return atomic_load(&control_tid); }
+
+/* The private directory: created 0700, and refused if it is a link, someone else's, or open
+ * to others (a socket there would let them drive the traced program). */
+static bool private_dir_ok(const char *dir)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) return false;
+    struct stat st;
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return false;
+    return st.st_uid == getuid() && (st.st_mode & 077) == 0;
+}
+
+static bool open_socket(void)
+{
+    if (!lt_cfg.control_dir[0] || !private_dir_ok(lt_cfg.control_dir)) return false;
+    char *end = socket_path + sizeof socket_path - 1;
+    char *p = lt_put_str(socket_path, end, lt_cfg.control_dir);
+    p = lt_put_str(p, end, "/");
+    p = lt_put_uint(p, end, (uint64_t)getpid());
+    p = lt_put_str(p, end, ".sock");
+    if (p == end) return false; /* too long for sun_path */
+    *p = 0;
+    struct stat st; /* a stale socket of a dead process that had our pid */
+    if (lstat(socket_path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == getuid()) unlink(socket_path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return false;
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    memcpy(addr.sun_path, socket_path, (size_t)(p - socket_path) + 1);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 16) != 0) {
+        close(fd);
+        socket_path[0] = 0;
+        return false;
+    }
+    listen_fd = fd;
+    return true;
+}
+
+/* ---- commands ------------------------------------------------------------------------------ */
+static char *answer_status(char *p, char *end)
+{
+    extern char *program_invocation_short_name;
+    uint64_t live_blocks = 0, live_bytes = 0;
+    uint32_t nstacks = lt_stacks_count();
+    for (uint32_t id = 1; id <= nstacks; id++) {
+        struct lt_stack *s = lt_stack_get(id);
+        uint64_t a = atomic_load_explicit(&s->alloc_count, memory_order_relaxed);
+        uint64_t f = atomic_load_explicit(&s->free_count, memory_order_relaxed);
+        uint64_t ab = atomic_load_explicit(&s->alloc_bytes, memory_order_relaxed);
+        uint64_t fb = atomic_load_explicit(&s->freed_bytes, memory_order_relaxed);
+        live_blocks += a > f ? a - f : 0;
+        live_bytes += ab > fb ? ab - fb : 0;
+    }
+    p = lt_put_json_uint(p, end, "pid", (uint64_t)getpid());
+    p = lt_put_json_text(p, end, "program", program_invocation_short_name ? program_invocation_short_name : "");
+    p = lt_put_json_uint(p, end, "uptime_ms", (lt_now_ns() - lt_start_mono_ns) / 1000000u);
+    p = lt_put_json_bool(p, end, "collecting", lt_collecting());
+    p = lt_put_json_uint(p, end, "live_blocks", live_blocks);
+    p = lt_put_json_uint(p, end, "live_bytes", live_bytes);
+    p = lt_put_json_uint(p, end, "stacks", nstacks);
+    p = lt_put_json_uint(p, end, "dropped_blocks", atomic_load(&lt_counters.dropped_blocks));
+    p = lt_put_json_uint(p, end, "dropped_stacks", atomic_load(&lt_counters.dropped_stacks));
+    p = lt_put_json_uint(p, end, "snapshot_interval_ms", atomic_load(&interval_ms));
+    lt_series_lock();
+    p = lt_put_json_uint(p, end, "snapshots", lt_series_count());
+    lt_series_unlock();
+    return lt_put_json_uint(p, end, "baseline_ms", atomic_load(&lt_baseline_ns) / 1000000u);
+}
+
+static char *answer_capture(char *p, char *end, unsigned reason, char **error)
+{
+    struct lt_capture_request req = { .reason = reason };
+    struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
+    if (reason == LT_REASON_SCAN) {
+        if (lt_scan_run(&scan, (uintptr_t)__builtin_frame_address(0)) != 0) {
+            *error = "the scan ran out of memory";
+            return p;
+        }
+        req.scan = &scan;
+    }
+    int r = lt_capture_write(&req);
+    lt_scan_release(&scan);
+    if (r != 0) {
+        *error = "could not write the capture";
+        return p;
+    }
+    return lt_put_json_text(p, end, "capture", req.path);
+}
+
+/* "0.25" -> 250 ms, without strtod (which may allocate). */
+static long parse_seconds_ms(const char *s)
+{
+    long ms = 0, scale = 1000;
+    bool digits = false;
+    for (; *s >= '0' && *s <= '9'; s++, digits = true) ms = ms * 10 + (*s - '0') * 1000;
+    if (*s == '.')
+        for (s++; *s >= '0' && *s <= '9'; s++, digits = true) ms += (*s - '0') * (scale /= 10);
+    return digits && ms < 86400000L * 365 ? ms : -1;
+}
+
+static void handle(int client, const char *cmd)
+{
+    char answer[ANSWER_SIZE];
+    char *end = answer + sizeof answer - 3;
+    char *p = lt_put_str(answer, end, "{\"ok\":true");
+    char *error = NULL;
+    if (strcmp(cmd, "status") == 0) {
+        p = answer_status(p, end);
+    } else if (strcmp(cmd, "report") == 0) {
+        p = answer_capture(p, end, LT_REASON_REPORT, &error);
+    } else if (strcmp(cmd, "scan") == 0) {
+        p = answer_capture(p, end, LT_REASON_SCAN, &error);
+    } else if (strcmp(cmd, "reset") == 0) {
+        lt_new_baseline();
+        p = lt_put_json_uint(p, end, "baseline_ms", atomic_load(&lt_baseline_ns) / 1000000u);
+    } else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) {
+        lt_set_collecting(cmd[0] == 'r');
+        p = lt_put_json_bool(p, end, "collecting", lt_collecting());
+    } else if (strncmp(cmd, "interval ", 9) == 0) {
+        long ms = parse_seconds_ms(cmd + 9);
+        if (ms < 10) error = "interval needs a number of seconds, at least 0.01";
+        else atomic_store(&interval_ms, (uint32_t)ms);
+        p = lt_put_json_uint(p, end, "snapshot_interval_ms", atomic_load(&interval_ms));
+    } else {
+        error = "unknown command (try status, report, scan, reset, pause, resume, interval SECONDS)";
+    }
+    if (error) {
+        p = lt_put_str(answer, end, "{\"ok\":false,\"error\":");
+        p = lt_put_json_str(p, end, error);
+    }
+    *p++ = '}';
+    *p++ = '\n';
+    send(client, answer, (size_t)(p - answer), MSG_NOSIGNAL);
+}
+
+static void serve_one(void)
+{
+    int client = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (client < 0) return;
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(client, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+        (cred.uid != getuid() && cred.uid != 0)) {
+        static const char refused[] = "{\"ok\":false,\"error\":\"permission denied: another user\"}\n";
+        send(client, refused, sizeof refused - 1, MSG_NOSIGNAL);
+        close(client);
+        return;
+    }
+    struct timeval timeout = { 2, 0 }; /* a stalled client must not stall the thread */
+    setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    char line[256];
+    size_t n = 0;
+    while (n < sizeof line - 1) {
+        ssize_t got = recv(client, line + n, sizeof line - 1 - n, 0);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break;
+        n += (size_t)got;
+        if (memchr(line, '\n', n)) break;
+    }
+    line[n] = 0;
+    char *nl = strchr(line, '\n');
+    if (nl) *nl = 0;
+    if (n && nl) handle(client, line); /* a client gone mid-command just gets nothing */
+    close(client);
+}
+
+static void *control_main(void *arg)
+{
+    (void)arg;
+    lt_mark_thread_internal();
+    atomic_store(&control_tid, (pid_t)syscall(SYS_gettid));
+    uint64_t next_snapshot = lt_now_ns() + (uint64_t)atomic_load(&interval_ms) * 1000000u;
+    for (;;) {
+        uint64_t now = lt_now_ns();
+        if (now >= next_snapshot) {
+            if (lt_series_snapshot()) /* history merged: keep the resolution even */
+                atomic_store(&interval_ms, atomic_load(&interval_ms) * 2);
+            next_snapshot = now + (uint64_t)atomic_load(&interval_ms) * 1000000u;
+        }
+        int wait_ms = (int)((next_snapshot - now) / 1000000u) + 1;
+        struct pollfd pfd = { listen_fd, POLLIN, 0 };
+        if (poll(&pfd, listen_fd >= 0 ? 1 : 0, wait_ms) > 0 && (pfd.revents & POLLIN)) serve_one();
+    }
+    return NULL;
+}
+
+void lt_control_start(void)
+{
+    if (LT_LIKELY(atomic_load_explicit(&started, memory_order_relaxed))) return;
+    if (atomic_exchange(&started, true)) return;
+    if (lt_cfg.interval_ms) atomic_store(&interval_ms, lt_cfg.interval_ms);
+    if (lt_cfg.control_enabled) open_socket(); /* without a socket: snapshots only */
+    void *stack = lt_map(CONTROL_STACK_SIZE);
+    if (!stack) return;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstack(&attr, stack, CONTROL_STACK_SIZE);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits a mask blocking all */
+    pthread_t thread;
+    if (pthread_create(&thread, &attr, control_main, NULL) != 0) lt_unmap(stack, CONTROL_STACK_SIZE);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+}
+
+void lt_control_stop(void)
+{
+    if (socket_path[0]) unlink(socket_path);
+    socket_path[0] = 0;
+}
+
+void lt_control_after_fork_child(void)
+{
+    /* The thread did not survive the fork; the listening socket is the parent's. */
+    if (listen_fd >= 0) close(listen_fd);
+    listen_fd = -1;
+    socket_path[0] = 0;
+    atomic_store(&control_tid, 0);
+    atomic_store(&started, false);
+}
