@@ -10,7 +10,14 @@ import pytest
 
 from leaktrace.capture import CaptureError, read_capture
 from leaktrace.capture import format as fmt
-from leaktrace.capture.reader import BlockRow, Module, ProcessInfo, parse_capture
+from leaktrace.capture.reader import (
+    BlockRow,
+    LeakGroupRow,
+    Module,
+    ProcessInfo,
+    ScanStats,
+    parse_capture,
+)
 from leaktrace.capture.writer import (
     encode_blocks,
     encode_capture,
@@ -22,6 +29,7 @@ from leaktrace.capture.writer import (
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "capture-v1.lt"
+SAMPLE_V2 = DATA / "capture-v2.lt"
 
 
 def small_capture(**overrides: object) -> bytes:
@@ -53,15 +61,76 @@ def test_sample_v1_file_parses() -> None:
     assert len(capture.blocks) == 6
     assert int(capture.blocks["size"].sum()) == 74876
     assert capture.counters["truncated_stacks"] == 1
+    # Version 1 has no scan: every block is unscanned.
+    assert capture.scan is None and not capture.scanned
+    assert not capture.blocks["leak_kind"].any() and len(capture.leak_groups) == 0
 
 
-def test_sample_file_is_what_make_sample_writes() -> None:
+def test_sample_v2_file_parses() -> None:
+    capture = read_capture(SAMPLE_V2)
+    assert (capture.header.version, capture.header.pid) == (2, 4343)
+    assert capture.scanned
+    assert capture.scan == ScanStats(1_234_567, 1_048_576, 65_536, 1, 0, 0b11110)
+    assert capture.scan.heuristics == ["stdstring", "length64", "newarray",
+                                       "multipleinheritance"]
+    rows = list(capture.block_rows())
+    assert len(rows) == 10
+    kinds = [fmt.leak_kind_name(r.leak_kind) for r in rows]
+    assert kinds.count("definitely lost") == 3 and kinds.count("indirectly lost") == 2
+    assert kinds.count("possibly lost") == 1 and kinds.count("still reachable") == 2
+    # The scan leaves memory mappings alone.
+    assert {fmt.kind_name(r.kind) for r in rows if r.leak_kind == fmt.LEAK_UNSCANNED} == {
+        "mmap", "brk"}
+    assert [fmt.heuristic_name(r.heuristic) for r in rows if r.heuristic] == ["stdstring"]
+    assert list(capture.leak_group_rows()) == [LeakGroupRow(0x5555555A0010, 32, 2)]
+
+
+def test_sample_files_are_what_make_sample_writes() -> None:
     import sys
 
     sys.path.insert(0, str(DATA))
-    from make_sample import sample_bytes
+    from make_sample import sample_bytes, sample_v2_bytes
 
     assert SAMPLE.read_bytes() == sample_bytes()
+    assert SAMPLE_V2.read_bytes() == sample_v2_bytes()
+
+
+def test_v2_round_trip_keeps_leak_kinds_groups_and_scan() -> None:
+    blocks = [BlockRow(0x1000, 64, 7, 1, 10, fmt.LEAK_DEFINITELY_LOST),
+              BlockRow(0x2000, 32, 7, 1, 20, fmt.LEAK_INDIRECTLY_LOST),
+              BlockRow(0x3000, 40, 7, 1, 30, fmt.LEAK_STILL_REACHABLE, 3)]
+    scan = ScanStats(5, 6, 7, 8, 9, 1 << 3)
+    capture = parse_capture(small_capture(blocks=blocks, scan=scan,
+                                          leak_groups=[LeakGroupRow(0x1000, 32, 1)]))
+    assert list(capture.block_rows()) == blocks
+    assert capture.scan == scan and capture.scan.heuristics == ["newarray"]
+    assert list(capture.leak_group_rows()) == [LeakGroupRow(0x1000, 32, 1)]
+
+
+def test_v1_reserved_bytes_are_not_leak_kinds() -> None:
+    """A version 1 writer may have left anything in the bytes version 2 calls leak_kind."""
+    blocks = [BlockRow(0x1000, 64, 7, 1, 10, fmt.LEAK_DEFINITELY_LOST, 2)]
+    capture = parse_capture(encode_capture(make_header(version=1), blocks=blocks))
+    [row] = capture.block_rows()
+    assert (row.leak_kind, row.heuristic) == (fmt.LEAK_UNSCANNED, fmt.HEURISTIC_NONE)
+
+
+def test_undefined_leak_kind_is_corrupt() -> None:
+    blocks = [BlockRow(0x1000, 64, 7, 1, 10, 9)]
+    assert "leak_kind 9" in _error(encode_capture(make_header(), blocks=blocks))
+
+
+def test_short_scan_section_is_corrupt() -> None:
+    data = (encode_header(make_header()) + struct.pack("<IIQ", fmt.SECTION_SCAN, 0, 8)
+            + b"\0" * 8 + encode_end())
+    assert "SCAN section is corrupt" in _error(data)
+
+
+def test_leak_group_count_that_does_not_match_the_section_is_corrupt() -> None:
+    payload = struct.pack("<Q", 2) + struct.pack("<QQQ", 1, 2, 3)
+    data = (encode_header(make_header()) + struct.pack("<IIQ", fmt.SECTION_LEAK_GROUPS, 0,
+            len(payload)) + payload + encode_end())
+    assert "LEAK_GROUPS section is corrupt" in _error(data)
 
 
 def test_round_trip_keeps_every_field() -> None:
@@ -115,9 +184,9 @@ def test_not_a_capture(data: bytes) -> None:
 
 def test_newer_version_is_refused_with_upgrade_hint() -> None:
     data = small_capture()
-    newer = data[:8] + struct.pack("<I", 2) + data[12:]
-    assert _error(newer) == ("capture format version 2 is newer than this leaktrace "
-                             "(reads up to 1); upgrade leaktrace")
+    newer = data[:8] + struct.pack("<I", 3) + data[12:]
+    assert _error(newer) == ("capture format version 3 is newer than this leaktrace "
+                             "(reads up to 2); upgrade leaktrace")
 
 
 def test_missing_end_section_is_truncated() -> None:

@@ -27,11 +27,19 @@ BLOCK_DTYPE = np.dtype(
         ("size", "<u8"),
         ("stack_id", "<u4"),
         ("kind", "u1"),
-        ("reserved", "V3"),
+        ("leak_kind", "u1"),  # version 2; always 0 in version 1
+        ("heuristic", "u1"),  # version 2
+        ("flags", "u1"),  # BLOCK_FLAG_*
         ("alloc_time_ns", "<u8"),
     ]
 )
 assert BLOCK_DTYPE.itemsize == fmt.BLOCK_RECORD_SIZE
+
+# One LEAK_GROUPS entry: a definitely lost block and what its clique owns.
+LEAK_GROUP_DTYPE = np.dtype(
+    [("address", "<u8"), ("indirect_bytes", "<u8"), ("indirect_blocks", "<u8")]
+)
+assert LEAK_GROUP_DTYPE.itemsize == fmt.LEAK_GROUP_RECORD_SIZE
 
 _HEADER = struct.Struct("<8sIIIIQQQQII")
 _SECTION = struct.Struct("<IIQ")
@@ -97,6 +105,24 @@ class Stack:
     return_addresses: tuple[int, ...]  # innermost first
 
 
+@dataclass(frozen=True)
+class ScanStats:
+    """The SCAN section: how the reachability scan at exit went."""
+
+    duration_ns: int
+    bytes_scanned: int
+    root_bytes: int
+    threads_stopped: int
+    threads_not_stopped: int  # they block the scan signal; their stacks were scanned whole
+    heuristics_mask: int  # bit (1 << h) set when heuristic h was on
+
+    @property
+    def heuristics(self) -> list[str]:
+        """Names of the heuristics that were on, in the header's order."""
+        return [name for number, name in fmt.HEURISTICS.items()
+                if number != fmt.HEURISTIC_NONE and self.heuristics_mask & (1 << number)]
+
+
 class BlockRow(NamedTuple):
     """One live block, as plain Python values (for dumping and for the test writer)."""
 
@@ -105,6 +131,16 @@ class BlockRow(NamedTuple):
     stack_id: int
     kind: int
     alloc_time_ns: int
+    leak_kind: int = fmt.LEAK_UNSCANNED
+    heuristic: int = fmt.HEURISTIC_NONE
+
+
+class LeakGroupRow(NamedTuple):
+    """A definitely lost block and the indirectly lost blocks only it reaches."""
+
+    address: int
+    indirect_bytes: int
+    indirect_blocks: int
 
 
 @dataclass
@@ -116,12 +152,25 @@ class Capture:
     stacks: dict[int, Stack] = field(default_factory=dict)
     blocks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=BLOCK_DTYPE))
     counters: dict[str, int] = field(default_factory=dict)
+    leak_groups: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, dtype=LEAK_GROUP_DTYPE))
+    scan: ScanStats | None = None  # None: no reachability scan ran (or a version 1 file)
     # Tags this version does not know and skipped, in file order.
     unknown_sections: list[int] = field(default_factory=list)
 
+    @property
+    def scanned(self) -> bool:
+        """Whether the heap blocks carry leak kinds from a reachability scan."""
+        return self.scan is not None
+
     def block_rows(self) -> Iterator[BlockRow]:
-        for address, size, stack_id, kind, _reserved, alloc_time in self.blocks.tolist():
-            yield BlockRow(address, size, stack_id, kind, alloc_time)
+        for (address, size, stack_id, kind, leak_kind, heuristic, _flags,
+             alloc_time) in self.blocks.tolist():
+            yield BlockRow(address, size, stack_id, kind, alloc_time, leak_kind, heuristic)
+
+    def leak_group_rows(self) -> Iterator[LeakGroupRow]:
+        for address, indirect_bytes, indirect_blocks in self.leak_groups.tolist():
+            yield LeakGroupRow(address, indirect_bytes, indirect_blocks)
 
 
 def read_capture(path: str | os.PathLike[str]) -> Capture:
@@ -200,9 +249,13 @@ def _parse_section(capture: Capture, tag: int, cursor: Cursor) -> None:
     elif tag == fmt.SECTION_STACKS:
         capture.stacks = _parse_stacks(cursor)
     elif tag == fmt.SECTION_BLOCKS:
-        capture.blocks = _parse_blocks(cursor)
+        capture.blocks = _parse_blocks(cursor, capture.header.version)
     elif tag == fmt.SECTION_COUNTERS:
         capture.counters = _parse_counters(cursor)
+    elif tag == fmt.SECTION_LEAK_GROUPS and capture.header.version >= 2:
+        capture.leak_groups = _parse_leak_groups(cursor)
+    elif tag == fmt.SECTION_SCAN and capture.header.version >= 2:
+        capture.scan = _parse_scan(cursor)
     else:
         capture.unknown_sections.append(tag)  # a later minor addition: skipped by design
 
@@ -262,7 +315,7 @@ def _parse_stacks(c: Cursor) -> dict[int, Stack]:
     return stacks
 
 
-def _parse_blocks(c: Cursor) -> np.ndarray:
+def _parse_blocks(c: Cursor, version: int) -> np.ndarray:
     count = c.count("block count", fmt.BLOCK_RECORD_SIZE, wide=True)
     if c.remaining() != count * fmt.BLOCK_RECORD_SIZE:
         raise CaptureError(
@@ -270,7 +323,22 @@ def _parse_blocks(c: Cursor) -> np.ndarray:
             f"the section has {c.remaining()}"
         )
     raw = c.take(count * fmt.BLOCK_RECORD_SIZE, "blocks")
-    return np.frombuffer(raw, dtype=BLOCK_DTYPE, count=count)
+    blocks = np.frombuffer(raw, dtype=BLOCK_DTYPE, count=count)
+    if version < 2 and count and (blocks["leak_kind"].any() or blocks["heuristic"].any()
+                                  or blocks["flags"].any()):
+        # Version 1 called these bytes reserved: whatever a writer left there means nothing.
+        blocks = blocks.copy()
+        blocks["leak_kind"] = fmt.LEAK_UNSCANNED
+        blocks["heuristic"] = fmt.HEURISTIC_NONE
+        blocks["flags"] = 0
+    elif count:
+        # A number the format does not define would silently drop blocks from every total.
+        for byte, known in (("leak_kind", fmt.LEAK_KINDS), ("heuristic", fmt.HEURISTICS)):
+            highest = int(blocks[byte].max())
+            if highest > max(known):
+                raise CaptureError(f"{c.where} is corrupt: a block has {byte} {highest}, "
+                                   f"which the format does not define")
+    return blocks
 
 
 def _parse_counters(c: Cursor) -> dict[str, int]:
@@ -281,3 +349,30 @@ def _parse_counters(c: Cursor) -> dict[str, int]:
         name = c.string(f"counter {i} name").decode("utf-8", "replace")
         counters[name] = c.u64(f"counter {name} value")
     return counters
+
+
+def _parse_leak_groups(c: Cursor) -> np.ndarray:
+    count = c.count("leak group count", fmt.LEAK_GROUP_RECORD_SIZE, wide=True)
+    if c.remaining() != count * fmt.LEAK_GROUP_RECORD_SIZE:
+        raise CaptureError(
+            f"{c.where} is corrupt: {count} leak groups need "
+            f"{count * fmt.LEAK_GROUP_RECORD_SIZE} bytes, the section has {c.remaining()}"
+        )
+    raw = c.take(count * fmt.LEAK_GROUP_RECORD_SIZE, "leak groups")
+    return np.frombuffer(raw, dtype=LEAK_GROUP_DTYPE, count=count)
+
+
+def _parse_scan(c: Cursor) -> ScanStats:
+    if c.remaining() < fmt.SCAN_PAYLOAD_SIZE:
+        raise CaptureError(
+            f"{c.where} is corrupt: it has {c.remaining()} bytes, fewer than the "
+            f"{fmt.SCAN_PAYLOAD_SIZE} of its fields"
+        )
+    duration = c.u64("duration")
+    scanned = c.u64("bytes scanned")
+    roots = c.u64("root bytes")
+    stopped = c.u32("threads stopped")
+    not_stopped = c.u32("threads not stopped")
+    heuristics = c.u32("heuristics")
+    c.u32("reserved")  # later versions may append fields: the rest is skipped
+    return ScanStats(duration, scanned, roots, stopped, not_stopped, heuristics)

@@ -8,7 +8,15 @@ import struct
 from collections.abc import Iterable
 
 from leaktrace.capture import format as fmt
-from leaktrace.capture.reader import BlockRow, CaptureHeader, Module, ProcessInfo, Stack
+from leaktrace.capture.reader import (
+    BlockRow,
+    CaptureHeader,
+    LeakGroupRow,
+    Module,
+    ProcessInfo,
+    ScanStats,
+    Stack,
+)
 
 
 def make_header(pid: int = 1234, *, flags: int = fmt.FLAG_FINAL, version: int = fmt.VERSION,
@@ -64,7 +72,8 @@ def encode_stacks(stacks: Iterable[Stack]) -> bytes:
 
 
 def encode_blocks(blocks: Iterable[BlockRow]) -> bytes:
-    rows = [struct.pack("<QQIB3xQ", b.address, b.size, b.stack_id, b.kind, b.alloc_time_ns)
+    rows = [struct.pack("<QQIBBBxQ", b.address, b.size, b.stack_id, b.kind, b.leak_kind,
+                        b.heuristic, b.alloc_time_ns)
             for b in blocks]
     return _section(fmt.SECTION_BLOCKS, struct.pack("<Q", len(rows)) + b"".join(rows))
 
@@ -76,6 +85,17 @@ def encode_counters(counters: dict[str, int]) -> bytes:
     return _section(fmt.SECTION_COUNTERS, payload)
 
 
+def encode_leak_groups(groups: Iterable[LeakGroupRow]) -> bytes:
+    rows = [struct.pack("<QQQ", *g) for g in groups]
+    return _section(fmt.SECTION_LEAK_GROUPS, struct.pack("<Q", len(rows)) + b"".join(rows))
+
+
+def encode_scan(scan: ScanStats) -> bytes:
+    return _section(fmt.SECTION_SCAN, struct.pack(
+        "<QQQIIII", scan.duration_ns, scan.bytes_scanned, scan.root_bytes, scan.threads_stopped,
+        scan.threads_not_stopped, scan.heuristics_mask, 0))
+
+
 def encode_end() -> bytes:
     return _section(fmt.SECTION_END, b"")
 
@@ -83,14 +103,18 @@ def encode_end() -> bytes:
 def encode_capture(header: CaptureHeader, *, process: ProcessInfo | None = None,
                    modules: Iterable[Module] = (), stacks: Iterable[Stack] = (),
                    blocks: Iterable[BlockRow] = (), counters: dict[str, int] | None = None,
+                   scan: ScanStats | None = None, leak_groups: Iterable[LeakGroupRow] = (),
                    extra_sections: Iterable[tuple[int, bytes]] = ()) -> bytes:
-    """A whole capture file; `extra_sections` (tag, payload) come before END, to test that
-    readers skip tags they do not know."""
+    """A whole capture file. LEAK_GROUPS and SCAN are written when `scan` is given (as the
+    shim does after a reachability scan). `extra_sections`
+    (tag, payload) come before END, to test that readers skip tags they do not know."""
     parts = [encode_header(header)]
     if process is not None:
         parts.append(encode_process(process))
-    parts += [encode_modules(modules), encode_stacks(stacks), encode_blocks(blocks),
-              encode_counters(counters or {})]
+    parts += [encode_modules(modules), encode_stacks(stacks), encode_blocks(blocks)]
+    if scan is not None:
+        parts += [encode_leak_groups(leak_groups), encode_scan(scan)]
+    parts.append(encode_counters(counters or {}))
     parts += [_section(tag, payload) for tag, payload in extra_sections]
     parts.append(encode_end())
     return b"".join(parts)

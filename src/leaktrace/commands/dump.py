@@ -67,8 +67,23 @@ def dump_lines(capture: Capture) -> Iterator[str]:
             yield f"    #{n} {ra:#x} {where}"
     yield f"BLOCKS count={len(capture.blocks)}"
     for b in capture.block_rows():
+        scanned = ""
+        if b.leak_kind != fmt.LEAK_UNSCANNED:
+            scanned = f" leak_kind={fmt.leak_kind_name(b.leak_kind).replace(' ', '_')}"
+        if b.heuristic != fmt.HEURISTIC_NONE:
+            scanned += f" heuristic={fmt.heuristic_name(b.heuristic)}"
         yield f"  {b.address:#x} size={b.size} stack={b.stack_id} " \
-              f"kind={fmt.kind_name(b.kind)} alloc_time_ns={b.alloc_time_ns}"
+              f"kind={fmt.kind_name(b.kind)}{scanned} alloc_time_ns={b.alloc_time_ns}"
+    if capture.scan is not None:
+        yield f"LEAK_GROUPS count={len(capture.leak_groups)}"
+        for g in capture.leak_group_rows():
+            yield f"  {g.address:#x} indirect_bytes={g.indirect_bytes} " \
+                  f"indirect_blocks={g.indirect_blocks}"
+        stats = capture.scan
+        yield f"SCAN duration_ns={stats.duration_ns} bytes_scanned={stats.bytes_scanned} " \
+              f"root_bytes={stats.root_bytes} threads_stopped={stats.threads_stopped} " \
+              f"threads_not_stopped={stats.threads_not_stopped} " \
+              f"heuristics={','.join(stats.heuristics) or 'none'}"
     yield f"COUNTERS count={len(capture.counters)}"
     for name, value in capture.counters.items():
         yield f"  {name}={value}"
