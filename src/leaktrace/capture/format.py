@@ -20,8 +20,8 @@ SECTION_BLOCKS = 4
 SECTION_COUNTERS = 5
 SECTION_LEAK_GROUPS = 6  # version 2, present when a reachability scan ran
 SECTION_SCAN = 7  # version 2, present when a reachability scan ran
-SECTION_SESSION = 8  # optional: baseline and why the capture was taken (not read yet)
-SECTION_SERIES = 9  # optional: snapshots of per-backtrace totals (not read yet)
+SECTION_SESSION = 8  # optional: baseline and why the capture was taken (capture/series.py)
+SECTION_SERIES = 9  # optional: snapshots of per-backtrace totals (capture/series.py)
 SECTION_END = 255
 
 SECTION_NAMES: dict[int, str] = {

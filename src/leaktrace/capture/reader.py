@@ -19,6 +19,7 @@ import numpy as np
 from leaktrace.capture import format as fmt
 from leaktrace.capture.cursor import Cursor
 from leaktrace.capture.errors import CaptureError
+from leaktrace.capture.series import Series, Session, parse_series, parse_session
 
 # One BLOCKS record; numpy reads the section without copying it.
 BLOCK_DTYPE = np.dtype(
@@ -155,6 +156,8 @@ class Capture:
     leak_groups: np.ndarray = field(
         default_factory=lambda: np.zeros(0, dtype=LEAK_GROUP_DTYPE))
     scan: ScanStats | None = None  # None: no reachability scan ran (or a version 1 file)
+    session: Session | None = None  # SESSION: why the capture was written (capture/series.py)
+    series: Series | None = None  # SERIES: per-backtrace totals at every snapshot
     # Tags this version does not know and skipped, in file order.
     unknown_sections: list[int] = field(default_factory=list)
 
@@ -256,6 +259,10 @@ def _parse_section(capture: Capture, tag: int, cursor: Cursor) -> None:
         capture.leak_groups = _parse_leak_groups(cursor)
     elif tag == fmt.SECTION_SCAN and capture.header.version >= 2:
         capture.scan = _parse_scan(cursor)
+    elif tag == fmt.SECTION_SESSION:
+        capture.session = parse_session(cursor)
+    elif tag == fmt.SECTION_SERIES:
+        capture.series = parse_series(cursor)
     else:
         capture.unknown_sections.append(tag)  # a later minor addition: skipped by design
 

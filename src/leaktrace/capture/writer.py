@@ -17,6 +17,7 @@ from leaktrace.capture.reader import (
     ScanStats,
     Stack,
 )
+from leaktrace.capture.series import SeriesRow, Session
 
 
 def make_header(pid: int = 1234, *, flags: int = fmt.FLAG_FINAL, version: int = fmt.VERSION,
@@ -96,6 +97,23 @@ def encode_scan(scan: ScanStats) -> bytes:
         scan.threads_not_stopped, scan.heuristics_mask, 0))
 
 
+def encode_session(session: Session) -> bytes:
+    return _section(fmt.SECTION_SESSION, struct.pack(
+        "<QIIII", session.baseline_ns, session.sequence, session.reason,
+        int(session.collecting), session.snapshot_interval_ms))
+
+
+def encode_series(snapshots: Iterable[tuple[int, Iterable[SeriesRow]]]) -> bytes:
+    """SERIES from (time_ns since the start, rows of the backtraces that changed)."""
+    snapshots = [(time_ns, list(rows)) for time_ns, rows in snapshots]
+    payload = struct.pack("<II", len(snapshots), 0)
+    for time_ns, rows in snapshots:
+        payload += struct.pack("<QII", time_ns, len(rows), 0)
+        payload += b"".join(struct.pack("<II4Q", r.stack_id, 0, r.alloc_count, r.alloc_bytes,
+                                        r.live_blocks, r.live_bytes) for r in rows)
+    return _section(fmt.SECTION_SERIES, payload)
+
+
 def encode_end() -> bytes:
     return _section(fmt.SECTION_END, b"")
 
@@ -104,6 +122,8 @@ def encode_capture(header: CaptureHeader, *, process: ProcessInfo | None = None,
                    modules: Iterable[Module] = (), stacks: Iterable[Stack] = (),
                    blocks: Iterable[BlockRow] = (), counters: dict[str, int] | None = None,
                    scan: ScanStats | None = None, leak_groups: Iterable[LeakGroupRow] = (),
+                   session: Session | None = None,
+                   series: Iterable[tuple[int, Iterable[SeriesRow]]] | None = None,
                    extra_sections: Iterable[tuple[int, bytes]] = ()) -> bytes:
     """A whole capture file. LEAK_GROUPS and SCAN are written when `scan` is given (as the
     shim does after a reachability scan). `extra_sections`
@@ -114,6 +134,10 @@ def encode_capture(header: CaptureHeader, *, process: ProcessInfo | None = None,
     parts += [encode_modules(modules), encode_stacks(stacks), encode_blocks(blocks)]
     if scan is not None:
         parts += [encode_leak_groups(leak_groups), encode_scan(scan)]
+    if session is not None:
+        parts.append(encode_session(session))
+    if series is not None:
+        parts.append(encode_series(series))
     parts.append(encode_counters(counters or {}))
     parts += [_section(tag, payload) for tag, payload in extra_sections]
     parts.append(encode_end())
