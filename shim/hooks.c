@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hooked_functions.h"
 #include "scan.h"
 #include "shim.h"
 
@@ -123,20 +124,20 @@ static void forget_block(void *p)
 }
 
 /* ---- the malloc family ----------------------------------------------------------------- */
-LT_EXPORT void *malloc(size_t size)
+void *lt_hook_malloc(size_t size)
 {
     void *p = __libc_malloc(size);
     if (p && recording()) record_block(p, size, LT_KIND_MALLOC);
     return p;
 }
 
-LT_EXPORT void free(void *p)
+void lt_hook_free(void *p)
 {
     if (p && tracking()) forget_block(p);
     __libc_free(p);
 }
 
-LT_EXPORT void *calloc(size_t n, size_t size)
+void *lt_hook_calloc(size_t n, size_t size)
 {
     void *p = __libc_calloc(n, size);
     if (p && recording()) record_block(p, n * size, LT_KIND_CALLOC);
@@ -161,9 +162,9 @@ static void *realloc_as(void *old, size_t size, unsigned kind)
     return p;
 }
 
-LT_EXPORT void *realloc(void *old, size_t size) { return realloc_as(old, size, LT_KIND_REALLOC); }
+void *lt_hook_realloc(void *old, size_t size) { return realloc_as(old, size, LT_KIND_REALLOC); }
 
-LT_EXPORT void *reallocarray(void *old, size_t n, size_t size)
+void *lt_hook_reallocarray(void *old, size_t n, size_t size)
 {
     size_t bytes;
     if (__builtin_mul_overflow(n, size, &bytes)) {
@@ -173,14 +174,14 @@ LT_EXPORT void *reallocarray(void *old, size_t n, size_t size)
     return realloc_as(old, bytes, LT_KIND_REALLOCARRAY);
 }
 
-LT_EXPORT void *memalign(size_t alignment, size_t size)
+void *lt_hook_memalign(size_t alignment, size_t size)
 {
     void *p = __libc_memalign(alignment, size);
     if (p && recording()) record_block(p, size, LT_KIND_MEMALIGN);
     return p;
 }
 
-LT_EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
+int lt_hook_posix_memalign(void **out, size_t alignment, size_t size)
 {
     /* glibc's rule: a power of two multiple of sizeof(void *). */
     if (alignment % sizeof(void *) != 0 || (alignment & (alignment - 1)) != 0 || alignment == 0)
@@ -192,7 +193,7 @@ LT_EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
     return 0;
 }
 
-LT_EXPORT void *aligned_alloc(size_t alignment, size_t size)
+void *lt_hook_aligned_alloc(size_t alignment, size_t size)
 {
     /* glibc's own checks differ between versions: use its function once we know it. */
     void *p;
@@ -207,14 +208,14 @@ LT_EXPORT void *aligned_alloc(size_t alignment, size_t size)
     return p;
 }
 
-LT_EXPORT void *valloc(size_t size)
+void *lt_hook_valloc(size_t size)
 {
     void *p = __libc_valloc(size);
     if (p && recording()) record_block(p, size, LT_KIND_VALLOC);
     return p;
 }
 
-LT_EXPORT void *pvalloc(size_t size)
+void *lt_hook_pvalloc(size_t size)
 {
     void *p = __libc_pvalloc(size);
     /* pvalloc hands out whole pages: that is what the program holds. */
@@ -235,7 +236,7 @@ static void *raw_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t
     return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
 }
 
-LT_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+void *lt_hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     if (off & (off_t)(lt_page_size() - 1)) { /* as glibc checks before the system call */
         errno = EINVAL;
@@ -252,12 +253,12 @@ LT_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t 
     return p;
 }
 
-LT_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+void *lt_hook_mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-    return mmap(addr, len, prot, flags, fd, off);
+    return lt_hook_mmap(addr, len, prot, flags, fd, off);
 }
 
-LT_EXPORT int munmap(void *addr, size_t len)
+int lt_hook_munmap(void *addr, size_t len)
 {
     if (!tracking()) return (int)syscall(SYS_munmap, addr, len);
     busy++;
@@ -269,7 +270,7 @@ LT_EXPORT int munmap(void *addr, size_t len)
     return r;
 }
 
-LT_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+void *lt_hook_mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 {
     void *new_addr = NULL;
     if (flags & MREMAP_FIXED) {
@@ -302,7 +303,7 @@ static void note_break_move(uintptr_t from, uintptr_t to, uint32_t id, bool coll
     else if (to < from) lt_regions_remove(to, from - to);
 }
 
-LT_EXPORT void *sbrk(intptr_t increment)
+void *lt_hook_sbrk(intptr_t increment)
 {
     if (!tracking() || increment == 0) return __sbrk(increment);
     bool collect = recording();
@@ -317,7 +318,7 @@ LT_EXPORT void *sbrk(intptr_t increment)
     return old;
 }
 
-LT_EXPORT int brk(void *addr)
+int lt_hook_brk(void *addr)
 {
     /* brk(addr) is sbrk(addr - current break), which keeps glibc's own idea of the break
      * (__curbrk) right, as its brk does. */
@@ -336,7 +337,7 @@ LT_EXPORT int brk(void *addr)
 }
 
 /* ---- dlclose: keep the module list complete, drop cached unwind rules ------------------ */
-LT_EXPORT int dlclose(void *handle)
+int lt_hook_dlclose(void *handle)
 {
     busy++;
     if (!real_dlclose) real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
@@ -364,7 +365,7 @@ static void write_since_baseline(unsigned reason)
     lt_capture_write(&req);
 }
 
-LT_EXPORT void mtrace(void)
+void lt_hook_mtrace(void)
 {
     if (real_mtrace) real_mtrace();
     if (!tracking()) return;
@@ -376,7 +377,7 @@ LT_EXPORT void mtrace(void)
     busy--;
 }
 
-LT_EXPORT void muntrace(void)
+void lt_hook_muntrace(void)
 {
     if (real_muntrace) real_muntrace();
     if (!tracking() || !atomic_load(&collecting_on)) return;
@@ -421,14 +422,14 @@ static __attribute__((noinline)) void write_final_capture(bool from_signal)
     errno = saved_errno;
 }
 
-LT_EXPORT void _exit(int status)
+void lt_hook__exit(int status)
 {
     write_final_capture(false);
     syscall(SYS_exit_group, status);
     __builtin_unreachable();
 }
 
-LT_EXPORT void _Exit(int status) { _exit(status); }
+void lt_hook__Exit(int status) { lt_hook__exit(status); }
 
 static void on_terminating_signal(int sig)
 {
@@ -518,3 +519,18 @@ __attribute__((constructor)) static void leaktrace_start(void)
 }
 
 __attribute__((destructor)) static void leaktrace_stop(void) { write_final_capture(false); }
+
+/* ---- the exported names ------------------------------------------------------------------
+ * Each interposed symbol is an alias of its lt_hook_ implementation: in preload mode the
+ * dynamic linker binds the program to these; the hidden names are what the GOT patcher
+ * writes (attach mode) and what tells the two modes apart. */
+#define LT_X(name) extern __typeof__(lt_hook_##name) name __attribute__((alias("lt_hook_" #name), visibility("default")));
+LT_HOOKED_FUNCTIONS(LT_X)
+#undef LT_X
+
+const struct lt_hook lt_hooks[] = {
+#define LT_X(name) { #name, (void *)lt_hook_##name },
+    LT_HOOKED_FUNCTIONS(LT_X)
+#undef LT_X
+    { NULL, NULL },
+};

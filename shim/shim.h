@@ -197,6 +197,13 @@ struct lt_counters {
 };
 extern struct lt_counters lt_counters;
 
+/* ---- the hook table (hooks.c, from hooked_functions.h) --------------------------------- */
+struct lt_hook {
+    const char *name;
+    void *function;
+};
+extern const struct lt_hook lt_hooks[]; /* ends with { NULL, NULL } */
+
 /* ---- process state (hooks.c) ----------------------------------------------------------- */
 extern _Atomic int lt_owner_pid;     /* the pid whose capture these tables are */
 extern bool lt_is_child;             /* set in a fork child that keeps tracing */
