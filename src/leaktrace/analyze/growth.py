@@ -1,0 +1,284 @@
+"""Growth per backtrace over a run, in the spirit of libmemleak: the run is cut into about
+eight time intervals, and for each backtrace and interval we give what was allocated in it,
+how much of that is still unfreed, and how its live bytes moved. A verdict then tells a
+steady leak (`growing`) from a cache that filled and stopped (`plateaued`) and from memory
+that comes and goes (`stable`).
+
+Inputs are one capture: its SERIES (per-backtrace totals at every snapshot), its STACKS (the
+totals at capture time, the last point) and its BLOCKS (when each live block was allocated).
+
+Definitions (docs/user-guide.md, "Long-running processes"):
+- points: the start (all totals 0), every snapshot, and the capture itself. Intervals join
+  TARGET_INTERVALS + 1 of these points, picked closest to equal divisions of the run, so
+  each interval spans whole snapshots; fewer points give fewer intervals.
+- growth fraction: the share of intervals in which the backtrace's live bytes went up.
+- first/last third: net change of live bytes over the first and the last third of the
+  intervals (a third is round(N / 3) intervals, at least one).
+- verdict: `growing` when live bytes went up in the last third and in at least a third of
+  all intervals; `plateaued` when they ended above where they started but did not go up in
+  the last third; `stable` otherwise (no net growth, or growth in too few intervals to be a
+  trend, such as a buffer that happened to be live at capture).
+- score (the ranking): growth fraction x net growth rate (bytes/s) over the last half of the
+  intervals. A backtrace that leaks in every interval keeps a high score; one that grew once
+  at start-up scores 0, however much it holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from leaktrace.capture.reader import Capture
+
+TARGET_INTERVALS = 8
+GROWING, PLATEAUED, STABLE = "growing", "plateaued", "stable"
+VERDICTS = (GROWING, PLATEAUED, STABLE)
+MIN_GROWTH_FRACTION = 1 / 3
+
+# Totals columns, in the order of the arrays below.
+_ALLOCS, _ALLOC_BYTES, _LIVE_BLOCKS, _LIVE_BYTES = range(4)
+
+
+@dataclass
+class Interval:
+    """One backtrace in one interval [start, end) of the run (seconds since the start)."""
+
+    start: float
+    end: float
+    allocations: int  # made in the interval (from the SERIES totals)
+    allocated_bytes: int
+    unfreed: int  # of the blocks made in it, those still live at capture (from BLOCKS)
+    unfreed_bytes: int
+    live_change_bytes: int  # net change of the backtrace's live bytes over the interval
+    live_change_blocks: int
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+    @property
+    def unfreed_percent(self) -> float | None:
+        """Share of the allocations made in the interval that are still live; None when it
+        made none (or when the counts disagree: blocks recorded before the series began)."""
+        if self.allocations <= 0:
+            return None
+        return min(100.0, 100.0 * self.unfreed / self.allocations)
+
+    @property
+    def allocations_per_second(self) -> float:
+        return self.allocations / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def bytes_per_second(self) -> float:
+        return self.allocated_bytes / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class StackGrowth:
+    native_id: int  # the shim's number for the backtrace (same in every capture of a process)
+    intervals: list[Interval]
+    live_blocks: int  # at capture
+    live_bytes: int
+    oldest_age_seconds: float | None  # age at capture of its oldest live block
+    growth_fraction: float
+    first_third_bytes: int
+    last_third_bytes: int
+    net_bytes: int  # live bytes at capture minus at the start of the first interval
+    bytes_per_second: float  # net growth over the whole run
+    recent_bytes_per_second: float  # net growth over the last half of the intervals
+    score: float
+    verdict: str
+    reason: str  # the numbers behind the verdict, in words
+    timeline: list[tuple[float, int]] = field(default_factory=list)  # (seconds, live bytes)
+
+    @property
+    def growth_intervals(self) -> int:
+        return sum(1 for i in self.intervals if i.live_change_bytes > 0)
+
+
+@dataclass
+class GrowthAnalysis:
+    run_seconds: float
+    snapshots: int
+    boundaries: list[float]  # interval edges, seconds since the start
+    stacks: list[StackGrowth]  # highest score first
+    notes: list[str] = field(default_factory=list)
+
+    def by_native_id(self) -> dict[int, StackGrowth]:
+        return {s.native_id: s for s in self.stacks}
+
+
+def analyze_growth(capture: Capture, *, target_intervals: int = TARGET_INTERVALS
+                   ) -> GrowthAnalysis:
+    run_ns = max(0, capture.header.capture_monotonic_ns - capture.header.start_monotonic_ns)
+    series = capture.series
+    snapshot_times = series.times_ns.astype(np.int64) if series is not None else np.zeros(0)
+    # Points: the start, every snapshot, the capture. A snapshot at or after the capture
+    # (clock granularity) merges into it.
+    inner = snapshot_times[(snapshot_times > 0) & (snapshot_times < run_ns)]
+    point_times = np.concatenate(([0], inner, [run_ns])).astype(np.int64)
+    point_of_snapshot = np.searchsorted(point_times, snapshot_times, side="left")
+    point_of_snapshot = np.clip(point_of_snapshot, 0, len(point_times) - 1)
+    chosen = _choose_boundaries(point_times, target_intervals)
+    n = len(chosen) - 1
+    edges_ns = point_times[chosen]
+
+    stack_ids = sorted(set(capture.stacks) | set(series.stack_ids() if series else []))
+    totals_at = _totals_at_points(capture, stack_ids, point_of_snapshot, len(point_times))
+    unfreed = _unfreed_per_interval(capture, stack_ids, edges_ns)
+    oldest = _oldest_ages(capture, run_ns)
+
+    stacks = []
+    for row, stack_id in enumerate(stack_ids):
+        totals = totals_at[row]  # (points, 4)
+        at_edges = totals[chosen]
+        intervals = []
+        for j in range(n):
+            before, after = at_edges[j], at_edges[j + 1]
+            intervals.append(Interval(
+                start=edges_ns[j] / 1e9, end=edges_ns[j + 1] / 1e9,
+                allocations=int(after[_ALLOCS] - before[_ALLOCS]),
+                allocated_bytes=int(after[_ALLOC_BYTES] - before[_ALLOC_BYTES]),
+                unfreed=int(unfreed[row, j, 0]), unfreed_bytes=int(unfreed[row, j, 1]),
+                live_change_bytes=int(after[_LIVE_BYTES] - before[_LIVE_BYTES]),
+                live_change_blocks=int(after[_LIVE_BLOCKS] - before[_LIVE_BLOCKS]),
+            ))
+        if not any(i.allocations or i.live_change_bytes or i.unfreed for i in intervals) \
+                and totals[-1][_LIVE_BYTES] == 0:
+            continue  # nothing happened to it during the run and nothing of it is live
+        stack = _judge(stack_id, intervals, at_edges, edges_ns)
+        stack.oldest_age_seconds = oldest.get(stack_id)
+        stack.timeline = [(t / 1e9, int(v)) for t, v in
+                          zip(point_times.tolist(), totals[:, _LIVE_BYTES].tolist(),
+                              strict=True)]
+        stacks.append(stack)
+    stacks.sort(key=lambda s: (-s.score, -s.net_bytes, -s.live_bytes, s.native_id))
+    notes = []
+    if n < 3:
+        notes.append(f"only {len(point_times) - 2} snapshot(s) in this capture: verdicts need "
+                     "several intervals to mean much (run longer, or with a shorter "
+                     "--interval)")
+    if capture.session is not None and capture.session.only_since_checkpoint:
+        notes.append("this capture holds only the blocks allocated since the previous "
+                     "mtrace() checkpoint: unfreed counts cover those only")
+    return GrowthAnalysis(run_ns / 1e9, len(snapshot_times), [e / 1e9 for e in edges_ns.tolist()],
+                          stacks, notes)
+
+
+def _choose_boundaries(point_times: np.ndarray, target: int) -> list[int]:
+    """Indices of the points closest to equal divisions of the run, first and last always in,
+    strictly increasing."""
+    last = len(point_times) - 1
+    count = max(1, min(target, last))
+    chosen = [0]
+    run = float(point_times[-1])
+    for j in range(1, count):
+        wanted = run * j / count
+        index = int(np.argmin(np.abs(point_times - wanted)))
+        # Leave room for the intervals still to come; never go back.
+        index = max(chosen[-1] + 1, min(index, last - (count - j)))
+        chosen.append(index)
+    chosen.append(last)
+    return chosen
+
+
+def _totals_at_points(capture: Capture, stack_ids: list[int], point_of_snapshot: np.ndarray,
+                      points: int) -> np.ndarray:
+    """(stacks, points, 4) array of alloc count, alloc bytes, live blocks, live bytes of each
+    backtrace at each point, carrying each snapshot's values forward until the next change;
+    the last point is the capture's own STACKS totals."""
+    row_of = {s: i for i, s in enumerate(stack_ids)}
+    result = np.zeros((len(stack_ids), points, 4), dtype=np.int64)
+    series = capture.series
+    if series is not None and len(series.entries):
+        entries = series.entries
+        rows = np.array([row_of[s] for s in entries["stack_id"].tolist()], dtype=np.int64)
+        cols = point_of_snapshot[series.snapshot]
+        values = np.stack([entries["alloc_count"], entries["alloc_bytes"],
+                           entries["live_blocks"], entries["live_bytes"]], axis=1).astype(np.int64)
+        known = np.zeros((len(stack_ids), points), dtype=bool)
+        result[rows, cols] = values  # entries are in time order: the later one wins
+        known[rows, cols] = True
+        # Carry forward: for each point, the most recent known column (0 = the start).
+        known[:, 0] = True
+        index = np.where(known, np.arange(points), 0)
+        np.maximum.accumulate(index, axis=1, out=index)
+        result = np.take_along_axis(result, index[:, :, None], axis=1)
+    for stack_id, stack in capture.stacks.items():
+        result[row_of[stack_id], -1] = (stack.alloc_count, stack.alloc_bytes,
+                                        stack.live_blocks, stack.live_bytes)
+    return result
+
+
+def _unfreed_per_interval(capture: Capture, stack_ids: list[int],
+                          edges_ns: np.ndarray) -> np.ndarray:
+    """(stacks, intervals, 2): live blocks and bytes by the interval they were allocated in."""
+    n = len(edges_ns) - 1
+    result = np.zeros((len(stack_ids), n, 2), dtype=np.int64)
+    blocks = capture.blocks
+    if len(blocks) == 0 or not stack_ids:
+        return result
+    lookup = np.asarray(stack_ids, dtype=np.int64)
+    ids = blocks["stack_id"].astype(np.int64)
+    rows = np.searchsorted(lookup, ids)
+    rows = np.clip(rows, 0, len(lookup) - 1)
+    present = lookup[rows] == ids
+    times = blocks["alloc_time_ns"].astype(np.int64)
+    # The last interval is closed at the capture: a block born at that instant belongs to it.
+    columns = np.clip(np.searchsorted(edges_ns, times, side="right") - 1, 0, n - 1)
+    flat = rows[present] * n + columns[present]
+    size = len(stack_ids) * n
+    result[:, :, 0] = np.bincount(flat, minlength=size).reshape(len(stack_ids), n)
+    sizes = blocks["size"][present].astype(np.float64)
+    result[:, :, 1] = np.bincount(flat, weights=sizes, minlength=size).reshape(
+        len(stack_ids), n).round().astype(np.int64)
+    return result
+
+
+def _oldest_ages(capture: Capture, run_ns: int) -> dict[int, float]:
+    blocks = capture.blocks
+    if len(blocks) == 0:
+        return {}
+    ids = blocks["stack_id"].astype(np.int64)
+    times = blocks["alloc_time_ns"].astype(np.int64)
+    order = np.lexsort((times, ids))
+    ids, times = ids[order], times[order]
+    firsts = np.concatenate(([0], np.flatnonzero(np.diff(ids)) + 1))
+    return {int(ids[i]): round(max(0, run_ns - int(times[i])) / 1e9, 6) for i in firsts}
+
+
+def _judge(stack_id: int, intervals: list[Interval], at_edges: np.ndarray,
+           edges_ns: np.ndarray) -> StackGrowth:
+    n = len(intervals)
+    live = at_edges[:, _LIVE_BYTES]
+    third = max(1, round(n / 3))
+    first_third = int(live[third] - live[0])
+    last_third = int(live[n] - live[n - third])
+    net = int(live[n] - live[0])
+    grew = sum(1 for i in intervals if i.live_change_bytes > 0)
+    fraction = grew / n if n else 0.0
+    run_seconds = (edges_ns[-1] - edges_ns[0]) / 1e9
+    half = n // 2
+    recent_seconds = (edges_ns[-1] - edges_ns[half]) / 1e9
+    recent_growth = int(live[n] - live[half])
+    recent_rate = recent_growth / recent_seconds if recent_seconds > 0 else 0.0
+    score = fraction * max(0.0, recent_rate)
+    numbers = (f"live bytes went up in {grew} of {n} intervals; first third {first_third:+,} B, "
+               f"last third {last_third:+,} B")
+    if last_third > 0 and fraction >= MIN_GROWTH_FRACTION:
+        verdict, why = GROWING, f"still growing: {numbers}"
+    elif net > 0 and last_third <= 0:
+        verdict, why = PLATEAUED, f"grew then stopped: {numbers}"
+    elif net > 0:
+        verdict, why = STABLE, f"growth too sparse to be a trend: {numbers}"
+    else:
+        verdict, why = STABLE, f"no net growth ({net:+,} B over the run): {numbers}"
+    return StackGrowth(
+        native_id=stack_id, intervals=intervals,
+        live_blocks=int(at_edges[-1][_LIVE_BLOCKS]), live_bytes=int(live[n]),
+        oldest_age_seconds=None, growth_fraction=round(fraction, 4),
+        first_third_bytes=first_third, last_third_bytes=last_third, net_bytes=net,
+        bytes_per_second=net / run_seconds if run_seconds > 0 else 0.0,
+        recent_bytes_per_second=recent_rate, score=score, verdict=verdict, reason=why,
+    )

@@ -1,0 +1,237 @@
+"""The control socket client: where a process's socket is, one command per connection, and a
+one-line error for each way it can fail (no such process, not traced, another user's process,
+the process exiting under the command, a stalled or garbled answer)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from leaktrace.errors import LeaktraceError
+
+STATUS_TIMEOUT = 10.0
+# report and scan write a capture (and scan stops the world): minutes for a huge heap.
+CAPTURE_TIMEOUT = 600.0
+CAPTURE_COMMANDS = frozenset({"report", "scan"})
+_MAX_ANSWER = 1 << 20
+
+
+class ControlError(LeaktraceError):
+    """Any failure to get an answer from a traced process (one-line message)."""
+
+
+class ProcessGone(ControlError):
+    """The process does not exist, or exited before or while answering."""
+
+
+class NotTraced(ControlError):
+    """The process exists but has no control socket."""
+
+
+class PermissionRefused(ControlError):
+    """The socket or its directory belongs to another user, or the shim refused us."""
+
+
+def control_dir(env: Mapping[str, str] | None = None) -> str:
+    """The directory the shim puts sockets in, chosen exactly as the shim does:
+    $LEAKTRACE_CONTROL_DIR, else $XDG_RUNTIME_DIR/leaktrace (absolute only), else
+    /tmp/leaktrace-<uid>."""
+    env = os.environ if env is None else env
+    explicit = env.get("LEAKTRACE_CONTROL_DIR", "")
+    if explicit:
+        return explicit
+    runtime = env.get("XDG_RUNTIME_DIR", "")
+    if runtime.startswith("/"):
+        return os.path.join(runtime, "leaktrace")
+    return f"/tmp/leaktrace-{os.getuid()}"
+
+
+def socket_path(pid: int, directory: str | None = None) -> str:
+    return os.path.join(directory or control_dir(), f"{pid}.sock")
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's, but it exists
+    return True
+
+
+def process_owner(pid: int) -> int | None:
+    """The real uid of a process, from /proc (readable for every process), or None."""
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+
+
+def process_name(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A process to control and the socket that should answer for it."""
+
+    pid: int
+    path: str
+
+    @property
+    def directory(self) -> str:
+        return os.path.dirname(self.path)
+
+
+def find_target(pid: int, directory: str | None = None) -> Target:
+    """Check that `pid` exists and has a socket we may use; raise a one-line error if not."""
+    if pid <= 0:
+        raise ControlError(f"{pid} is not a process id")
+    if not process_alive(pid):
+        raise ProcessGone(f"no process with pid {pid}")
+    path = socket_path(pid, directory)
+    owner = process_owner(pid)
+    mine = owner is None or owner == os.getuid() or os.getuid() == 0
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        if not mine:
+            raise PermissionRefused(
+                f"process {pid} belongs to another user (uid {owner}): its control socket "
+                f"is not in your directory {os.path.dirname(path)}, and only that user or "
+                "root may control it") from None
+        name = process_name(pid)
+        raise NotTraced(
+            f"process {pid}{f' ({name})' if name else ''} is not traced by leaktrace: no "
+            f"control socket {path} (start it with `leaktrace run`; a process that has not "
+            "allocated yet, or was started with another LEAKTRACE_CONTROL_DIR, has none "
+            "there)") from None
+    except PermissionError:
+        raise PermissionRefused(_unreachable(path)) from None
+    if not stat.S_ISSOCK(st.st_mode):
+        raise ControlError(f"{path} is not a socket: leave that directory to leaktrace")
+    return Target(pid, path)
+
+
+def _unreachable(path: str) -> str:
+    directory = os.path.dirname(path)
+    try:
+        owner = f" (owned by uid {os.stat(directory).st_uid})"
+    except OSError:
+        owner = ""
+    return (f"permission denied: cannot reach {path}: the directory {directory}{owner} "
+            "belongs to another user")
+
+
+def send_command(pid: int, command: str, argument: str | None = None, *,
+                 directory: str | None = None, timeout: float | None = None) -> dict[str, Any]:
+    """Send `COMMAND [ARGUMENT]` to process `pid`, return its JSON answer (with "ok": true).
+    Every failure raises a ControlError subclass with a one-line message."""
+    target = find_target(pid, directory)
+    line = command if argument is None else f"{command} {argument}"
+    if "\n" in line:
+        raise ControlError("a control command is one line")
+    if timeout is None:
+        timeout = CAPTURE_TIMEOUT if command in CAPTURE_COMMANDS else STATUS_TIMEOUT
+    raw = _exchange(target, line, command, timeout)
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        shown = raw[:80].decode("utf-8", "replace")
+        raise ControlError(f"process {pid} answered `{command}` with something that is not "
+                           f"JSON: {shown!r}") from None
+    if not isinstance(answer, dict) or "ok" not in answer:
+        raise ControlError(f"process {pid} answered `{command}` without an \"ok\" field")
+    if not answer["ok"]:
+        error = str(answer.get("error") or "no reason given")
+        if error.startswith("permission denied"):
+            raise PermissionRefused(f"process {pid} refused `{command}`: {error} (only its "
+                                    "owner or root may control it)")
+        raise ControlError(f"process {pid} refused `{command}`: {error}")
+    return answer
+
+
+def _exchange(target: Target, line: str, command: str, timeout: float) -> bytes:
+    pid = target.pid
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(target.path)
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            if not process_alive(pid):
+                raise ProcessGone(f"process {pid} exited before it could answer "
+                                  f"`{command}`") from None
+            if isinstance(e, FileNotFoundError):
+                raise ProcessGone(f"process {pid} removed its control socket (it is writing "
+                                  "its final capture and exiting)") from None
+            raise ControlError(f"process {pid} does not answer on {target.path}: the socket "
+                               "is stale (left by an earlier process with the same pid?)"
+                               ) from None
+        except PermissionError:
+            owner = _owner_of(target.path)
+            raise PermissionRefused(f"permission denied connecting to {target.path}"
+                                    f"{owner}: it is another user's process") from None
+        except TimeoutError:
+            raise ControlError(f"process {pid} did not accept a connection within "
+                               f"{timeout:g} s") from None
+        try:
+            sock.sendall(line.encode() + b"\n")
+            answer = _read_line(sock)
+        except TimeoutError:
+            raise ControlError(f"process {pid} did not answer `{command}` within "
+                               f"{timeout:g} s") from None
+        except OSError as e:
+            if e.errno not in (errno.ECONNRESET, errno.EPIPE):
+                raise
+            answer = b""
+    if not answer.strip():
+        if not process_alive(pid):
+            raise ProcessGone(f"process {pid} exited while answering `{command}`")
+        raise ControlError(f"process {pid} closed the connection without answering "
+                           f"`{command}`")
+    return answer
+
+
+def _read_line(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\n" not in data and len(data) < _MAX_ANSWER:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\n", 1)[0]
+
+
+def _owner_of(path: str) -> str:
+    try:
+        return f" (owned by uid {os.stat(path).st_uid})"
+    except OSError:
+        return ""
+
+
+def list_sockets(directory: str | None = None) -> list[Target]:
+    """Every `<pid>.sock` in the control directory, by pid (none if it does not exist)."""
+    directory = directory or control_dir()
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    except PermissionError:
+        raise PermissionRefused(f"permission denied: cannot list {directory}") from None
+    targets = []
+    for name in names:
+        stem, dot, suffix = name.partition(".")
+        if dot and suffix == "sock" and stem.isdigit():
+            targets.append(Target(int(stem), os.path.join(directory, name)))
+    return sorted(targets, key=lambda t: t.pid)
