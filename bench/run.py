@@ -359,6 +359,7 @@ def check_leaktrace(
     records = report.get("records", []) if isinstance(report, dict) else []
     found: tuple[int, int] | None = None
     leak_stack: list[str] = []
+    leak_records: list[str] = []
     others: list[str] = []
     runtime: list[str] = []
     for rec in records:
@@ -366,16 +367,25 @@ def check_leaktrace(
             continue
         functions = frame_functions(rec)
         blocks, nbytes = int(rec.get("blocks", 0)), int(rec.get("bytes", 0))
-        what = f"{blocks} blocks, {nbytes} B ({rec.get('kind')}) via {' <- '.join(functions[:3])}"
+        label = str(rec.get("kind"))
+        if rec.get("leak_kind"):
+            label += f", {rec.get('leak_kind')}"
+        what = f"{blocks} blocks, {nbytes} B ({label}) via {' <- '.join(functions[:3])}"
         if LEAK_FUNCTION in functions:
             prev = found or (0, 0)
             found = (prev[0] + blocks, prev[1] + nbytes)
             leak_stack = functions
+            leak_records.append(f"{blocks} blocks, {nbytes} B ({label})")
         elif any(f.startswith(SITE_PREFIX) for f in functions):
             others.append(what)
         else:
             runtime.append(what)
     check = judge(tool, expected, found, others, runtime)
+    if len(leak_records) > 1:
+        check.details.append(
+            f"{tool}: {LEAK_FUNCTION} comes in {len(leak_records)} records: "
+            + "; ".join(leak_records)
+        )
     if leak_stack:
         # The workload is built without frame pointers: a complete backtrace shows that the
         # shim unwound through every frame with the CFI, up to the thread's entry point.
@@ -462,6 +472,15 @@ class Tool:
 
     def leak_check(self, run: Run, expected: tuple[int, int]) -> LeakCheck | None:
         return None
+
+    def discard(self, run: Run) -> None:
+        """Delete the bulky outputs of a run that is not leak-checked (heaptrack data files
+        are tens of MB each)."""
+        for path in run.workdir.iterdir():
+            if path.name.startswith(("heaptrack.", "data", "valgrind.log")):
+                path.unlink()
+            elif path.name == "captures" and path.is_dir():
+                shutil.rmtree(path)
 
 
 class Native(Tool):
@@ -716,17 +735,22 @@ class LeaktraceCli(Leaktrace):
     whole user-visible cost, launcher and end-of-run report included."""
 
     name = "leaktrace run (CLI)"
+    unusable: str | None = None
+
+    def missing(self) -> str | None:
+        return self.unusable or super().missing()
 
 
-def source_tree_cli(shim: Path) -> tuple[list[str], dict[str, str]] | None:
-    """The CLI from the source tree, if it has a `run` command."""
+def source_tree_cli(shim: Path) -> tuple[tuple[list[str], dict[str, str]], str | None]:
+    """The CLI from the source tree, and why it cannot be used (None if it can)."""
     cli = [sys.executable, "-m", "leaktrace"]
     env = {"PYTHONPATH": str(SOURCE_TREE), "LEAKTRACE_SHIM": str(shim)}
     try:
         output_of([*cli, "run", "--help"], env=env, timeout=60)
-    except (BenchError, OSError, subprocess.TimeoutExpired):
-        return None
-    return cli, env
+    except (BenchError, OSError, subprocess.TimeoutExpired) as e:
+        last = (str(e).strip().splitlines() or [""])[-1][-200:]
+        return (cli, env), f"`python3 -m leaktrace run --help` failed: {last}"
+    return (cli, env), None
 
 
 def installed_shim(exe: str) -> Path | None:
@@ -1026,7 +1050,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="leaktrace shim .so (default: $LEAKTRACE_SHIM, else builddir/libleaktrace_shim.so)",
     )
-    p.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="scratch directory")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=BENCH_DIR / "out",
+        help="scratch directory; each invocation makes a runs-* directory in it (gitignored)",
+    )
     p.add_argument(
         "--output",
         type=Path,
@@ -1132,15 +1161,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         own_shim = installed_shim(exe) if exe and not args.shim_given else None
         shim = own_shim or args.shim
         tools.append(Leaktrace(workload, n, threads, scratch, shim))
-        cli: tuple[list[str], dict[str, str]] | None = None
+        problem: str | None = None
         if exe:
             cli = ([exe], {} if own_shim else {"LEAKTRACE_SHIM": str(shim)})
-        elif shim.exists():
-            cli = source_tree_cli(shim)
-        if cli:
-            tools.append(
-                LeaktraceCli(workload, n, threads, scratch, shim, cli, measure_memory=False)
-            )
+        else:
+            cli, problem = source_tree_cli(shim)
+        cli_tool = LeaktraceCli(workload, n, threads, scratch, shim, cli, measure_memory=False)
+        cli_tool.unusable = problem
+        tools.append(cli_tool)
     if "heaptrack" in args.tools:
         tools.append(Heaptrack(workload, n, threads, scratch))
     if "valgrind" in args.tools:
@@ -1189,6 +1217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 r.notes.append(f"{tool.name}: run {i + 1} printed no expected-leak line")
             elif tool.iterations == n:
                 expected = exp
+            if i > 0:
+                tool.discard(run)
             if i == 0 and exp is not None:
                 try:
                     r.leak = tool.leak_check(run, exp)
@@ -1209,6 +1239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log(f"{tool.name} memory run failed: {e}")
                 break
             r.rss_kib.append(run.maxrss_kib)
+            tool.discard(run)
             log(f"memory run {i + 1}/{args.memory_runs} {tool.name}: {run.maxrss_kib} KiB")
         if isinstance(tool, Heaptrack) and hasattr(tool, "interpret_rss_kib"):
             r.notes.append(
