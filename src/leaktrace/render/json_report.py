@@ -58,7 +58,7 @@ def _record(record: LeakRecord, with_addresses: bool) -> dict[str, Any]:
         "total_allocations": record.total_allocations,
         "total_allocated_bytes": record.total_allocated_bytes,
         "oldest_age_seconds": record.oldest_age_seconds,
-        "frames": [_frame(f) for f in record.frames],
+        "frames": [frame_json(f) for f in record.frames],
     }
     if with_addresses:
         out["addresses"] = [
@@ -68,7 +68,7 @@ def _record(record: LeakRecord, with_addresses: bool) -> dict[str, Any]:
     return out
 
 
-def _frame(frame: Frame) -> dict[str, Any]:
+def frame_json(frame: Frame) -> dict[str, Any]:
     return {
         "function": frame.function,
         "file": frame.file,
