@@ -169,3 +169,13 @@ void lt_blocks_unlock_all(void)
 {
     for (unsigned i = 0; i < SHARDS; i++) pthread_mutex_unlock(&shards[i].lock);
 }
+
+void lt_blocks_reset(void)
+{
+    for (unsigned i = 0; i < SHARDS; i++) {
+        pthread_mutex_lock(&shards[i].lock);
+        memset(shards[i].slots, 0, shards[i].capacity * sizeof(struct lt_block));
+        shards[i].count = 0;
+        pthread_mutex_unlock(&shards[i].lock);
+    }
+}

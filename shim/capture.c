@@ -438,7 +438,8 @@ static _Atomic uint32_t on_demand_sequence;
 
 int lt_capture_write(struct lt_capture_request *req)
 {
-    bool final = req->reason == LT_REASON_EXIT || req->reason == LT_REASON_SIGNAL;
+    bool final = req->reason == LT_REASON_EXIT || req->reason == LT_REASON_SIGNAL ||
+                 req->reason == LT_REASON_DETACH;
     bool from_signal = req->reason == LT_REASON_SIGNAL;
     const struct lt_scan *scan = req->scan;
     char *path = req->path;

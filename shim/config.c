@@ -1,4 +1,5 @@
 /* Settings, read once from the environment the launcher prepared. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -7,9 +8,25 @@
 
 struct lt_config lt_cfg;
 
+/* Where settings come from: the environment (preload mode), or the file `leaktrace attach`
+ * wrote (attach mode: the target's environment is the program's, not ours to change).
+ * Only switched during a load, which is single-threaded (start-up, or the injected call). */
+static const char *env_setting(const char *name) { return getenv(name); }
+static const char *(*setting)(const char *name) = env_setting;
+static char *file_text;
+static size_t file_size;
+
+static const char *file_setting(const char *name)
+{
+    size_t len = strlen(name);
+    for (char *line = file_text; line < file_text + file_size; line += strlen(line) + 1)
+        if (strncmp(line, name, len) == 0 && line[len] == '=') return line + len + 1;
+    return NULL;
+}
+
 static void copy_env(char *dst, const char *name)
 {
-    const char *v = getenv(name);
+    const char *v = setting(name);
     dst[0] = 0;
     if (v && strlen(v) < LT_PATH_MAX) strcpy(dst, v);
 }
@@ -55,8 +72,8 @@ static uint32_t parse_interval_ms(const char *s)
 /* docs/control-protocol.md: LEAKTRACE_CONTROL_DIR, $XDG_RUNTIME_DIR/leaktrace, /tmp/leaktrace-UID. */
 static void choose_control_dir(char *dst, size_t cap)
 {
-    const char *explicit_dir = getenv("LEAKTRACE_CONTROL_DIR");
-    const char *runtime = getenv("XDG_RUNTIME_DIR");
+    const char *explicit_dir = setting("LEAKTRACE_CONTROL_DIR");
+    const char *runtime = setting("XDG_RUNTIME_DIR");
     char *end = dst + cap - 1;
     char *p = dst;
     if (explicit_dir && *explicit_dir) {
@@ -71,49 +88,73 @@ static void choose_control_dir(char *dst, size_t cap)
     *p = 0;
 }
 
-void lt_config_load(void)
+/* Everything but the root-process logic: shared by preload and attach mode. */
+static void load_common(void)
 {
-    const char *depth = getenv("LEAKTRACE_MAX_DEPTH");
+    const char *depth = setting("LEAKTRACE_MAX_DEPTH");
     lt_cfg.max_depth = 64;
     if (depth && *depth) {
         long d = strtol(depth, NULL, 10);
         if (d >= 1) lt_cfg.max_depth = d > LT_MAX_DEPTH_LIMIT ? LT_MAX_DEPTH_LIMIT : (int)d;
     }
-    const char *follow = getenv("LEAKTRACE_FOLLOW_CHILDREN");
-    lt_cfg.follow_children = follow && strcmp(follow, "1") == 0;
-    const char *signals = getenv("LEAKTRACE_SIGNALS");
-    lt_cfg.write_on_signal = !(signals && strcmp(signals, "0") == 0);
-    /* The first process that loads the shim is the root of the traced tree. Its pid stays in
-     * the environment, so an image it execs without forking (a launcher script's `exec`) is
-     * still the root, while its children can tell they are not. */
-    const char *root = getenv("LEAKTRACE_ROOT_PID");
-    if (root && *root) {
-        lt_cfg.is_root = strtol(root, NULL, 10) == (long)getpid();
-    } else {
-        char pid[24];
-        int n = 0;
-        for (long v = (long)getpid(); v; v /= 10) pid[n++] = (char)('0' + v % 10);
-        char text[24];
-        for (int i = 0; i < n; i++) text[i] = pid[n - 1 - i];
-        text[n] = 0;
-        setenv("LEAKTRACE_ROOT_PID", text, 1); /* allocates: the caller is marked busy */
-        lt_cfg.is_root = true;
-    }
+    lt_cfg.follow_children = flag_is(setting("LEAKTRACE_FOLLOW_CHILDREN"), "1");
+    lt_cfg.write_on_signal = !flag_is(setting("LEAKTRACE_SIGNALS"), "0");
     copy_env(lt_cfg.output, "LEAKTRACE_OUTPUT");
     copy_env(lt_cfg.notify, "LEAKTRACE_NOTIFY");
-    lt_cfg.scan_at_exit = !flag_is(getenv("LEAKTRACE_SCAN"), "0");
-    lt_cfg.freeres_at_exit = !flag_is(getenv("LEAKTRACE_FREERES"), "0");
-    lt_cfg.heuristics = parse_heuristics(getenv("LEAKTRACE_HEURISTICS"));
-    /* MEMLEAK_CONFIG=mtraceinit is libmemleak's way of saying "collect from the start". */
-    const char *start = getenv("LEAKTRACE_START");
-    lt_cfg.collect_at_start = !flag_is(start, "on-mtrace");
-    lt_cfg.control_enabled = !flag_is(getenv("LEAKTRACE_CONTROL"), "0");
-    lt_cfg.interval_ms = parse_interval_ms(getenv("LEAKTRACE_INTERVAL"));
+    lt_cfg.scan_at_exit = !flag_is(setting("LEAKTRACE_SCAN"), "0");
+    lt_cfg.freeres_at_exit = !flag_is(setting("LEAKTRACE_FREERES"), "0");
+    lt_cfg.heuristics = parse_heuristics(setting("LEAKTRACE_HEURISTICS"));
+    /* MEMLEAK_CONFIG=mtraceinit (libmemleak's "collect from the start") is the default. */
+    lt_cfg.collect_at_start = !flag_is(setting("LEAKTRACE_START"), "on-mtrace");
+    lt_cfg.control_enabled = !flag_is(setting("LEAKTRACE_CONTROL"), "0");
+    lt_cfg.interval_ms = parse_interval_ms(setting("LEAKTRACE_INTERVAL"));
     choose_control_dir(lt_cfg.control_dir, sizeof lt_cfg.control_dir);
     copy_env(lt_cfg.dir, "LEAKTRACE_DIR");
     if (!lt_cfg.dir[0] && !getcwd(lt_cfg.dir, sizeof lt_cfg.dir)) strcpy(lt_cfg.dir, ".");
+}
+
+void lt_config_load(void)
+{
+    load_common();
+    /* The first process that loads the shim is the root of the traced tree. Its pid stays in
+     * the environment, so an image it execs without forking (a launcher script's `exec`) is
+     * still the root, while its children can tell they are not. */
+    const char *root = setting("LEAKTRACE_ROOT_PID");
+    if (root && *root) {
+        lt_cfg.is_root = strtol(root, NULL, 10) == (long)getpid();
+    } else {
+        char text[24];
+        char *end = lt_put_uint(text, text + sizeof text - 1, (uint64_t)getpid());
+        *end = 0;
+        setenv("LEAKTRACE_ROOT_PID", text, 1); /* allocates: the caller is marked busy */
+        lt_cfg.is_root = true;
+    }
     /* The exact output path belongs to the root process only. */
     if (!lt_cfg.is_root) lt_cfg.output[0] = 0;
+}
+
+bool lt_config_load_file(const char *path)
+{
+    enum { MAX_FILE = 64 << 10 };
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    file_text = lt_map(MAX_FILE);
+    ssize_t n = file_text ? read(fd, file_text, MAX_FILE - 1) : -1;
+    close(fd);
+    if (n < 0) {
+        lt_unmap(file_text, MAX_FILE);
+        return false;
+    }
+    file_size = (size_t)n;
+    for (size_t i = 0; i < file_size; i++)
+        if (file_text[i] == '\n') file_text[i] = 0;
+    setting = file_setting;
+    load_common();
+    lt_cfg.is_root = true;
+    setting = env_setting;
+    lt_unmap(file_text, MAX_FILE);
+    file_text = NULL;
+    return true;
 }
 
 /* Removes the shim from LD_PRELOAD in this process's environment, in place (no allocation),

@@ -149,13 +149,21 @@ static void handle(int client, const char *cmd)
     } else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) {
         lt_set_collecting(cmd[0] == 'r');
         p = lt_put_json_bool(p, end, "collecting", lt_collecting());
+    } else if (strcmp(cmd, "detach") == 0) {
+        char path[LT_PATH_MAX];
+        if (!lt_attached()) {
+            error = "not attached (a process started with leaktrace run traces until it exits)";
+        } else {
+            lt_detach(path, sizeof path);
+            p = lt_put_json_text(p, end, "capture", path);
+        }
     } else if (strncmp(cmd, "interval ", 9) == 0) {
         long ms = parse_seconds_ms(cmd + 9);
         if (ms < 10) error = "interval needs a number of seconds, at least 0.01";
         else atomic_store(&interval_ms, (uint32_t)ms);
         p = lt_put_json_uint(p, end, "snapshot_interval_ms", atomic_load(&interval_ms));
     } else {
-        error = "unknown command (try status, report, scan, reset, pause, resume, interval SECONDS)";
+        error = "unknown command (try status, report, scan, reset, pause, resume, interval SECONDS, detach)";
     }
     if (error) {
         p = lt_put_str(answer, end, "{\"ok\":false,\"error\":");
@@ -211,7 +219,9 @@ static void *control_main(void *arg)
                 atomic_store(&interval_ms, atomic_load(&interval_ms) * 2);
             next_snapshot = now + (uint64_t)atomic_load(&interval_ms) * 1000000u;
         }
+        lt_attach_poll_new_objects();
         int wait_ms = (int)((next_snapshot - now) / 1000000u) + 1;
+        if (lt_attached() && wait_ms > 100) wait_ms = 100; /* notice dlopen'd objects soon */
         struct pollfd pfd = { listen_fd, POLLIN, 0 };
         if (poll(&pfd, listen_fd >= 0 ? 1 : 0, wait_ms) > 0 && (pfd.revents & POLLIN)) serve_one();
     }

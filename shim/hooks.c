@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -72,6 +73,43 @@ static inline bool tracking(void)
 bool lt_collecting(void) { return atomic_load(&collecting_on); }
 void lt_set_collecting(bool on) { atomic_store(&collecting_on, on && atomic_load(&tracking_on)); }
 void lt_mark_thread_internal(void) { busy = 1; }
+void lt_set_busy(bool on) { busy += on ? 1 : -1; }
+
+static uint64_t clock_ns(clockid_t clock);
+
+/* Set once by the constructor: true when the shim was dlopen'd into a running process (attach
+ * mode) rather than preloaded. */
+static bool attach_mode;
+bool lt_attach_mode(void) { return attach_mode; }
+
+void lt_start_collecting(void)
+{
+    atomic_store(&tracking_on, true);
+    atomic_store(&collecting_on, true);
+}
+
+/* Attach mode: whatever an earlier attach recorded is forgotten; the collection window
+ * starts now. */
+void lt_reset_for_attach(void)
+{
+    atomic_store(&collecting_on, false);
+    atomic_store(&tracking_on, false);
+    lt_blocks_reset();
+    lt_regions_reset();
+    lt_stacks_reset_totals();
+    lt_series_reset();
+    atomic_store(&lt_counters.dropped_blocks, 0);
+    atomic_store(&lt_counters.dropped_stacks, 0);
+    atomic_store(&lt_counters.truncated_stacks, 0);
+    atomic_store(&lt_counters.unknown_frees, 0);
+    lt_start_mono_ns = lt_now_ns();
+    lt_start_real_ns = lt_realtime_ns();
+    start_coarse_ns = clock_ns(CLOCK_MONOTONIC_COARSE);
+    atomic_store(&lt_baseline_ns, 0);
+    atomic_store(&final_written, false);
+    atomic_store(&lt_owner_pid, getpid());
+    lt_modules_refresh(false);
+}
 
 void lt_new_baseline(void)
 {
@@ -354,6 +392,23 @@ int lt_hook_dlclose(void *handle)
     return r;
 }
 
+/* ---- detach (attach mode) ------------------------------------------------------------------ */
+void lt_write_detach_capture(char *path, size_t cap)
+{
+    busy++;
+    struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
+    bool scanned = lt_cfg.scan_at_exit && lt_scan_run(&scan, (uintptr_t)__builtin_frame_address(0)) == 0;
+    struct lt_capture_request req = { .reason = LT_REASON_DETACH, .scan = scanned ? &scan : NULL };
+    if (lt_capture_write(&req) == 0) {
+        strncpy(path, req.path, cap - 1);
+        path[cap - 1] = 0;
+    }
+    lt_scan_release(&scan);
+    atomic_store(&tracking_on, false);
+    atomic_store(&lt_owner_pid, 0);
+    busy--;
+}
+
 /* ---- glibc's mtrace()/muntrace(): the program marks its own checkpoints ----------------- */
 /* The first mtrace() starts collecting when the run waits for it (--start=on-mtrace); every
  * other call writes a numbered capture of what was allocated since the previous one and is
@@ -493,6 +548,23 @@ static void fork_child(void)
 __attribute__((constructor)) static void leaktrace_start(void)
 {
     busy++;
+    /* Preloaded, the global scope finds our malloc first; dlopen'd by `leaktrace attach`, it
+     * finds libc's, and nothing starts until leaktrace_attach() is called. */
+    attach_mode = dlsym(RTLD_DEFAULT, "malloc") != (void *)lt_hook_malloc;
+    if (attach_mode) {
+        lt_start_mono_ns = lt_now_ns();
+        start_coarse_ns = clock_ns(CLOCK_MONOTONIC_COARSE);
+        if (lt_stacks_init() && lt_blocks_init() && lt_regions_init() && lt_modules_init()) {
+            lt_unwind_init();
+            real_aligned_alloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "aligned_alloc");
+            real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
+            real_mtrace = (void (*)(void))dlsym(RTLD_NEXT, "mtrace");
+            real_muntrace = (void (*)(void))dlsym(RTLD_NEXT, "muntrace");
+            pthread_atfork(fork_prepare, fork_parent, fork_child);
+        }
+        busy--;
+        return;
+    }
     lt_start_mono_ns = lt_now_ns();
     start_coarse_ns = clock_ns(CLOCK_MONOTONIC_COARSE);
     lt_start_real_ns = lt_realtime_ns();

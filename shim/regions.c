@@ -121,3 +121,10 @@ unsigned lt_regions_visit(lt_block_visitor fn, void *ctx, bool try_only)
     pthread_mutex_unlock(&lock);
     return 0;
 }
+
+void lt_regions_reset(void)
+{
+    pthread_mutex_lock(&lock);
+    nregions = 0;
+    pthread_mutex_unlock(&lock);
+}

@@ -42,6 +42,7 @@ enum { UNREACHED = 0, POSSIBLE = 1, REACHABLE = 2, INDIRECT = 3 };
 /* ---- stopping the world ------------------------------------------------------------------ */
 struct parked {
     uintptr_t sp;
+    uintptr_t thread_pointer; /* its struct pthread, %fs:0 */
     uintptr_t regs[16];
 };
 
@@ -69,6 +70,7 @@ static void park(int sig, siginfo_t *info, void *context)
                                            REG_R13, REG_R14, REG_R15, REG_RSP };
             for (int i = 0; i < 16; i++) parked[slot].regs[i] = (uintptr_t)uc->uc_mcontext.gregs[which[i]];
             parked[slot].sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+            parked[slot].thread_pointer = (uintptr_t)__builtin_thread_pointer();
         }
         atomic_fetch_add(&parked_ready, 1);
         while (atomic_load(&world_stopped))
@@ -184,6 +186,7 @@ struct scan_state {
     uintptr_t own_start[MAX_OWN], own_end[MAX_OWN];
     unsigned nown;
     uint64_t bytes_scanned, root_bytes;
+    uintptr_t own_thread_pointer; /* the scanning thread's */
 };
 
 static size_t read_all(const char *path, char *dst, size_t cap)
@@ -448,6 +451,25 @@ static void clique_word(struct scan_state *st, uintptr_t v, void *ctx)
     push(st, (size_t)i);
 }
 
+/* The stack of a thread that has exited, kept by glibc for reuse: it still holds the dead
+ * thread's data, which must not keep blocks alive (valgrind treats it as unaddressable). It is
+ * recognised by the thread control block near its top, which the x86-64 TLS ABI makes point
+ * to itself (tcb->tcb == tcb, tcb->self == tcb), belonging to no live thread. */
+static bool is_dead_thread_stack(const struct scan_state *st, const struct mapping *m, int stopped)
+{
+    const uintptr_t search = 1u << 20;
+    uintptr_t lo = m->end - m->start > search ? m->end - search : m->start;
+    for (uintptr_t a = (m->end - 24) & ~(uintptr_t)63; a >= lo; a -= 64) {
+        const uintptr_t *w = (const uintptr_t *)a;
+        if (w[0] != a || w[2] != a) continue;
+        if (a == st->own_thread_pointer) return false;
+        for (int t = 0; t < stopped; t++)
+            if (parked[t].thread_pointer == a) return false;
+        return true;
+    }
+    return false;
+}
+
 static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
 {
     static const int definite = 1;
@@ -482,6 +504,7 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
              * boundary records the size of its read-write part). */
             size_t first = first_block_from(st, m->start);
             if (first < st->n && st->addr[first] < m->end) continue;
+            if (is_dead_thread_stack(st, m, stopped)) continue;
             uintptr_t words[4];
             if ((m->start & (ARENA_HEAP_SIZE - 1)) == 0 && m->end - m->start <= ARENA_HEAP_SIZE) {
                 memcpy(words, (const void *)m->start, sizeof words);
@@ -565,7 +588,7 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp)
 {
     uint64_t t0 = lt_now_ns();
     pthread_mutex_lock(&scan_lock);
-    struct scan_state st = { .scan = scan };
+    struct scan_state st = { .scan = scan, .own_thread_pointer = (uintptr_t)__builtin_thread_pointer() };
     int err = 0;
 
     lt_regions_lock();

@@ -122,3 +122,12 @@ void lt_series_after_fork_child(void)
 {
     pthread_mutex_init(&lock, NULL);
 }
+
+void lt_series_reset(void)
+{
+    pthread_mutex_lock(&lock);
+    nsnaps = 0;
+    nentries = 0;
+    if (last) memset(last, 0, last_cap * sizeof *last);
+    pthread_mutex_unlock(&lock);
+}

@@ -50,6 +50,8 @@ struct lt_config {
  * handler (single-threaded by definition); read-only otherwise. */
 extern struct lt_config lt_cfg;
 void lt_config_load(void);
+/* Attach mode: the same settings, as NAME=VALUE lines of a file. */
+bool lt_config_load_file(const char *path);
 void lt_env_remove_preload(const char *shim_path);
 
 /* ---- text.c: formatting without snprintf ---------------------------------------------- */
@@ -88,6 +90,7 @@ const uintptr_t *lt_stack_pcs(const struct lt_stack *s);
 uint32_t lt_stacks_count(void);      /* ids are 1 .. count */
 void lt_stack_note_alloc(uint32_t id, uint64_t size);
 void lt_stack_note_free(uint32_t id, uint64_t size, bool whole_block);
+void lt_stacks_reset_totals(void);   /* ids stay valid; their totals start again at 0 */
 
 /* ---- series.c: per-stack totals over time ------------------------------------------------ */
 #define LT_MAX_SNAPSHOTS 1024
@@ -109,6 +112,7 @@ void lt_series_unlock(void);
 size_t lt_series_count(void);
 const struct lt_snapshot *lt_series_get(size_t i, const struct lt_series_entry **first_entry);
 void lt_series_after_fork_child(void);
+void lt_series_reset(void);
 
 /* ---- blocks.c: live heap blocks, keyed by address ------------------------------------- */
 struct lt_block {
@@ -142,6 +146,7 @@ typedef void (*lt_block_visitor)(const struct lt_block *b, void *ctx);
  * counted in the return value. */
 unsigned lt_blocks_visit(lt_block_visitor fn, void *ctx, bool try_only);
 void lt_blocks_lock_all(void);
+void lt_blocks_reset(void);          /* forgets every block (attach mode) */
 /* pre: lt_blocks_lock_all() held. */
 size_t lt_blocks_count_locked(void);
 void lt_blocks_visit_locked(lt_block_visitor fn, void *ctx);
@@ -154,6 +159,7 @@ void lt_regions_unlock(void);
 /* pre: regions lock held. */
 void lt_regions_add(uintptr_t start, uint64_t len, unsigned kind, uint32_t stack_id);
 void lt_regions_remove(uintptr_t start, uint64_t len);
+void lt_regions_reset(void);
 unsigned lt_regions_visit(lt_block_visitor fn, void *ctx, bool try_only);
 
 /* ---- modules.c: loaded objects, kept after dlclose ----------------------------------- */
@@ -179,7 +185,7 @@ const struct lt_module *lt_module_at(unsigned i);
 /* ---- capture.c: the capture file ------------------------------------------------------ */
 enum lt_capture_reason {
     LT_REASON_EXIT = 1, LT_REASON_REPORT = 2, LT_REASON_SCAN = 3,
-    LT_REASON_MTRACE = 4, LT_REASON_MUNTRACE = 5, LT_REASON_SIGNAL = 6,
+    LT_REASON_MTRACE = 4, LT_REASON_MUNTRACE = 5, LT_REASON_SIGNAL = 6, LT_REASON_DETACH = 7,
 };
 struct lt_scan;
 struct lt_capture_request {
@@ -220,5 +226,17 @@ void lt_control_after_fork_child(void);
 uint32_t lt_snapshot_interval_ms(void);
 pid_t lt_control_thread_id(void);    /* 0 when no control thread runs */
 void lt_mark_thread_internal(void);  /* (hooks.c) this thread's allocations are the shim's */
+void lt_set_busy(bool on);           /* (hooks.c) enter/leave the shim's own work */
+
+/* ---- attach.c and its support in hooks.c ------------------------------------------------- */
+bool lt_attach_mode(void);           /* dlopen'd into a running process, not preloaded */
+bool lt_attached(void);              /* between leaktrace_attach() and detach */
+void lt_attach_poll_new_objects(void);
+/* Puts back the patched GOT entries, writes the capture of the session into capture_path. */
+void lt_detach(char *capture_path, size_t cap);
+void lt_reset_for_attach(void);
+void lt_start_collecting(void);
+void lt_write_detach_capture(char *path, size_t cap);
+uintptr_t lt_own_load_bias(void);    /* (unwind.c) the shim's own load address */
 
 #endif

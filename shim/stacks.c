@@ -105,3 +105,14 @@ void lt_stack_note_free(uint32_t id, uint64_t size, bool whole_block)
     if (whole_block) atomic_fetch_add_explicit(&s->free_count, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->freed_bytes, size, memory_order_relaxed);
 }
+
+void lt_stacks_reset_totals(void)
+{
+    uint32_t n = lt_stacks_count();
+    for (uint32_t id = 1; id <= n; id++) {
+        atomic_store(&records[id].alloc_count, 0);
+        atomic_store(&records[id].alloc_bytes, 0);
+        atomic_store(&records[id].free_count, 0);
+        atomic_store(&records[id].freed_bytes, 0);
+    }
+}

@@ -26,7 +26,9 @@ enum rule_kind { RULE_CFA_RSP = 0, RULE_CFA_RBP = 1, RULE_END = 2 };
  * impossible: each entry is one word, and a stale entry is still a correct rule). */
 static _Atomic uint64_t *rule_cache;
 /* The shim's own code range, set once at start-up: leading frames inside it are skipped. */
-static uintptr_t own_start, own_end;
+static uintptr_t own_start, own_end, own_bias;
+
+uintptr_t lt_own_load_bias(void) { return own_bias; }
 
 static inline size_t cache_index(uintptr_t pc) { return (pc ^ (pc >> CACHE_BITS)) & (CACHE_SIZE - 1); }
 
@@ -360,6 +362,7 @@ void lt_unwind_init(void)
     if (_dl_find_object((void *)(uintptr_t)&lt_unwind_init, &dlfo) == 0) {
         own_start = (uintptr_t)dlfo.dlfo_map_start;
         own_end = (uintptr_t)dlfo.dlfo_map_end;
+        own_bias = dlfo.dlfo_link_map ? dlfo.dlfo_link_map->l_addr : 0;
     }
 }
 

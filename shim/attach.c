@@ -1,0 +1,181 @@
+/* Attach mode: `leaktrace attach` made a running process dlopen the shim and call
+ * leaktrace_attach(). Nobody was bound to the shim's symbols, so it routes the program to its
+ * hooks by rewriting the GOT entries, in every loaded object, of the functions in
+ * hooked_functions.h, and keeps each original value to put back on detach. Objects loaded
+ * later are patched when the control thread notices them (dl_iterate_phdr's load counter). */
+#include <elf.h>
+#include <link.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "scan.h"
+#include "shim.h"
+
+#define MAX_PATCHES 65536
+
+struct patch {
+    uintptr_t *slot;
+    uintptr_t original;
+    bool in_relro;           /* read-only after relocation: unprotect around each write */
+};
+
+/* Guarded by patch_lock; taken by the injected call, the control thread and the exit path,
+ * never in an allocation hook. */
+static pthread_mutex_t patch_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct patch *patches;
+static size_t npatches;
+static unsigned long long seen_loads; /* dlpi_adds at the last patching pass */
+static _Atomic bool attached;
+
+bool lt_attached(void) { return atomic_load(&attached); }
+
+static void *hook_named(const char *name)
+{
+    for (const struct lt_hook *h = lt_hooks; h->name; h++)
+        if (strcmp(h->name, name) == 0) return h->function;
+    return NULL;
+}
+
+static void write_slot(uintptr_t *slot, uintptr_t value, bool in_relro)
+{
+    uintptr_t page = (uintptr_t)slot & ~(uintptr_t)(lt_page_size() - 1);
+    if (in_relro) mprotect((void *)page, lt_page_size(), PROT_READ | PROT_WRITE);
+    __atomic_store_n(slot, value, __ATOMIC_RELEASE);
+    if (in_relro) mprotect((void *)page, lt_page_size(), PROT_READ);
+}
+
+static uintptr_t dyn_ptr(const struct dl_phdr_info *info, uintptr_t p)
+{
+    /* glibc relocates these entries of a writable .dynamic in place; the vDSO's are not. */
+    return p < info->dlpi_addr ? p + info->dlpi_addr : p;
+}
+
+static void patch_relocations(const struct dl_phdr_info *info, const ElfW(Rela) *rel, size_t count,
+                              const ElfW(Sym) *symtab, const char *strtab, uintptr_t relro_lo,
+                              uintptr_t relro_hi)
+{
+    for (size_t i = 0; i < count; i++) {
+        unsigned long type = ELF64_R_TYPE(rel[i].r_info);
+        if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT) continue;
+        const ElfW(Sym) *sym = &symtab[ELF64_R_SYM(rel[i].r_info)];
+        void *hook = hook_named(strtab + sym->st_name);
+        if (!hook) continue;
+        uintptr_t *slot = (uintptr_t *)(info->dlpi_addr + rel[i].r_offset);
+        if (*slot == (uintptr_t)hook || npatches == MAX_PATCHES) continue;
+        bool in_relro = (uintptr_t)slot >= relro_lo && (uintptr_t)slot < relro_hi;
+        patches[npatches++] = (struct patch){ slot, *slot, in_relro };
+        write_slot(slot, (uintptr_t)hook, in_relro);
+    }
+}
+
+static int patch_object(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+    (void)size;
+    const uintptr_t own_bias = *(const uintptr_t *)ctx;
+    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    /* Not the shim, not the loader (its allocations go straight to libc's malloc either way),
+     * not the vDSO. */
+    if (info->dlpi_addr == own_bias || strstr(name, "ld-linux") || strstr(name, "linux-vdso")) return 0;
+    const ElfW(Dyn) *dyn = NULL;
+    uintptr_t relro_lo = 0, relro_hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_DYNAMIC) dyn = (const ElfW(Dyn) *)(info->dlpi_addr + ph->p_vaddr);
+        if (ph->p_type == PT_GNU_RELRO) {
+            relro_lo = info->dlpi_addr + ph->p_vaddr;
+            relro_hi = relro_lo + ph->p_memsz;
+        }
+    }
+    if (!dyn) return 0;
+    const ElfW(Sym) *symtab = NULL;
+    const char *strtab = NULL;
+    const ElfW(Rela) *jmprel = NULL, *rela = NULL;
+    size_t jmprel_size = 0, rela_size = 0;
+    for (; dyn->d_tag != DT_NULL; dyn++) {
+        switch (dyn->d_tag) {
+        case DT_SYMTAB: symtab = (const ElfW(Sym) *)dyn_ptr(info, dyn->d_un.d_ptr); break;
+        case DT_STRTAB: strtab = (const char *)dyn_ptr(info, dyn->d_un.d_ptr); break;
+        case DT_JMPREL: jmprel = (const ElfW(Rela) *)dyn_ptr(info, dyn->d_un.d_ptr); break;
+        case DT_PLTRELSZ: jmprel_size = dyn->d_un.d_val; break;
+        case DT_RELA: rela = (const ElfW(Rela) *)dyn_ptr(info, dyn->d_un.d_ptr); break;
+        case DT_RELASZ: rela_size = dyn->d_un.d_val; break;
+        default: break;
+        }
+    }
+    if (!symtab || !strtab) return 0;
+    if (jmprel) patch_relocations(info, jmprel, jmprel_size / sizeof *jmprel, symtab, strtab, relro_lo, relro_hi);
+    if (rela) patch_relocations(info, rela, rela_size / sizeof *rela, symtab, strtab, relro_lo, relro_hi);
+    return 0;
+}
+
+static int count_loads(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+    (void)size;
+    *(unsigned long long *)ctx = info->dlpi_adds;
+    return 1; /* the first object is enough: the counter is process-wide */
+}
+
+/* pre: patch_lock held. */
+static void patch_all(void)
+{
+    if (!patches) patches = lt_map(MAX_PATCHES * sizeof *patches);
+    if (!patches) return;
+    uintptr_t own_bias = lt_own_load_bias();
+    dl_iterate_phdr(count_loads, &seen_loads);
+    dl_iterate_phdr(patch_object, &own_bias);
+}
+
+void lt_attach_poll_new_objects(void)
+{
+    if (!atomic_load(&attached)) return;
+    unsigned long long loads = 0;
+    dl_iterate_phdr(count_loads, &loads);
+    if (loads == seen_loads) return;
+    pthread_mutex_lock(&patch_lock);
+    if (atomic_load(&attached)) patch_all();
+    pthread_mutex_unlock(&patch_lock);
+}
+
+/* Called by `leaktrace attach` through an injected call, on one thread of the target. */
+LT_EXPORT int leaktrace_attach(const char *config_path)
+{
+    if (!lt_attach_mode()) return -1;      /* preloaded: already tracing */
+    if (atomic_load(&attached)) return 0;  /* a second attach: nothing to do */
+    lt_set_busy(true);
+    int result = -2;
+    if (lt_config_load_file(config_path)) {
+        lt_reset_for_attach();
+        pthread_mutex_lock(&patch_lock);
+        npatches = 0;
+        patch_all();
+        atomic_store(&attached, true);
+        pthread_mutex_unlock(&patch_lock);
+        lt_start_collecting();
+        lt_control_start();
+        result = 0;
+    }
+    lt_set_busy(false);
+    return result;
+}
+
+void lt_detach(char *capture_path, size_t cap)
+{
+    capture_path[0] = 0;
+    pthread_mutex_lock(&patch_lock);
+    if (!atomic_exchange(&attached, false)) {
+        pthread_mutex_unlock(&patch_lock);
+        return;
+    }
+    /* Put back what was there, unless the program rewrote the slot since (then it is its). */
+    lt_set_collecting(false);
+    for (size_t i = 0; i < npatches; i++) {
+        uintptr_t now = __atomic_load_n(patches[i].slot, __ATOMIC_ACQUIRE);
+        bool ours = false;
+        for (const struct lt_hook *h = lt_hooks; h->name && !ours; h++) ours = now == (uintptr_t)h->function;
+        if (ours) write_slot(patches[i].slot, patches[i].original, patches[i].in_relro);
+    }
+    npatches = 0;
+    pthread_mutex_unlock(&patch_lock);
+    lt_write_detach_capture(capture_path, cap);
+}
