@@ -12,8 +12,10 @@ import click
 from leaktrace.commands.dump import dump_command
 from leaktrace.commands.mem import mem_command
 from leaktrace.commands.mtrace import mtrace_command
+from leaktrace.commands.ps import ps_command
 from leaktrace.commands.report import report_command
 from leaktrace.commands.run import run_command
+from leaktrace.commands.status import status_command
 from leaktrace.commands.valgrind import valgrind_command
 from leaktrace.commands.watch import watch_command
 
@@ -62,3 +64,5 @@ main.add_command(run_command)
 main.add_command(valgrind_command)
 main.add_command(mem_command)
 main.add_command(watch_command)
+main.add_command(status_command)
+main.add_command(ps_command)

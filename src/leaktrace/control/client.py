@@ -114,9 +114,8 @@ def find_target(pid: int, directory: str | None = None) -> Target:
         name = process_name(pid)
         raise NotTraced(
             f"process {pid}{f' ({name})' if name else ''} is not traced by leaktrace: no "
-            f"control socket {path} (start it with `leaktrace run`; a process that has not "
-            "allocated yet, or was started with another LEAKTRACE_CONTROL_DIR, has none "
-            "there)") from None
+            f"control socket {path} (start it with `leaktrace run`, with the same "
+            "LEAKTRACE_CONTROL_DIR)") from None
     except PermissionError:
         raise PermissionRefused(_unreachable(path)) from None
     if not stat.S_ISSOCK(st.st_mode):
