@@ -36,7 +36,7 @@ def build_report(capture: Capture, symbolizer: Symbolizer | None = None, *,
         expected = {m.path: m.build_id for m in capture.modules if m.build_id}
         symbolizer = Symbolizer(expected_build_ids=expected)
     groups = _group_blocks(capture, with_addresses)
-    stack_frames = _symbolize_stacks(capture, {g.stack_id for g in groups}, symbolizer)
+    stack_frames = symbolize_stacks(capture, {g.stack_id for g in groups}, symbolizer)
 
     records = []
     for g in groups:
@@ -123,7 +123,7 @@ def _age(seconds: float) -> float | None:
     return None if np.isnan(seconds) else round(seconds, 6)
 
 
-def _symbolize_stacks(capture: Capture, stack_ids: set[int], symbolizer: Symbolizer
+def symbolize_stacks(capture: Capture, stack_ids: set[int], symbolizer: Symbolizer
                       ) -> dict[int, tuple[list[Frame], list[tuple[str, int]]]]:
     """For each stack: its symbolized frames, and the (module name, return offset) pairs its
     stable id is made of."""

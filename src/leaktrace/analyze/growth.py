@@ -29,7 +29,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from leaktrace.analyze.build_report import symbolize_stacks
+from leaktrace.analyze.stack_ids import stable_stack_id
+from leaktrace.capture import format as fmt
 from leaktrace.capture.reader import Capture
+from leaktrace.model import Frame
+from leaktrace.symbolize import Symbolizer
 
 TARGET_INTERVALS = 8
 GROWING, PLATEAUED, STABLE = "growing", "plateaued", "stable"
@@ -91,6 +96,10 @@ class StackGrowth:
     verdict: str
     reason: str  # the numbers behind the verdict, in words
     timeline: list[tuple[float, int]] = field(default_factory=list)  # (seconds, live bytes)
+    # Filled by describe_stacks (symbolization), as in the leak report:
+    stack_id: str = ""  # stable 8-hex-digit id
+    kind: str | None = None  # API of its live blocks (the largest share); None if none live
+    frames: list[Frame] = field(default_factory=list)
 
     @property
     def growth_intervals(self) -> int:
@@ -99,6 +108,9 @@ class StackGrowth:
 
 @dataclass
 class GrowthAnalysis:
+    capture_path: str
+    pid: int
+    program: str | None
     run_seconds: float
     snapshots: int
     boundaries: list[float]  # interval edges, seconds since the start
@@ -162,8 +174,45 @@ def analyze_growth(capture: Capture, *, target_intervals: int = TARGET_INTERVALS
     if capture.session is not None and capture.session.only_since_checkpoint:
         notes.append("this capture holds only the blocks allocated since the previous "
                      "mtrace() checkpoint: unfreed counts cover those only")
-    return GrowthAnalysis(run_ns / 1e9, len(snapshot_times), [e / 1e9 for e in edges_ns.tolist()],
-                          stacks, notes)
+    program = capture.process.executable if capture.process else None
+    return GrowthAnalysis(capture.path, capture.header.pid, program, run_ns / 1e9,
+                          len(snapshot_times), [e / 1e9 for e in edges_ns.tolist()], stacks,
+                          notes)
+
+
+def describe_stacks(capture: Capture, analysis: GrowthAnalysis,
+                    symbolizer: Symbolizer | None = None) -> None:
+    """Give each backtrace its frames, its API kind and the stable id the leak report uses
+    for the same (kind, backtrace)."""
+    if symbolizer is None:
+        expected = {m.path: m.build_id for m in capture.modules if m.build_id}
+        symbolizer = Symbolizer(expected_build_ids=expected)
+    described = symbolize_stacks(capture, {s.native_id for s in analysis.stacks}, symbolizer)
+    kinds = _main_kinds(capture)
+    for stack in analysis.stacks:
+        frames, id_parts = described.get(stack.native_id, ([], []))
+        stack.frames = frames
+        stack.kind = kinds.get(stack.native_id)
+        # No live block, no kind: the id then cannot match a report record, and says so.
+        stack.stack_id = stable_stack_id(stack.kind or "none", id_parts)
+    analysis.notes += symbolizer.notes
+
+
+def _main_kinds(capture: Capture) -> dict[int, str]:
+    """The API that made most of each backtrace's live bytes."""
+    blocks = capture.blocks
+    if len(blocks) == 0:
+        return {}
+    keys = (blocks["stack_id"].astype(np.uint64) << np.uint64(8)) | blocks["kind"]
+    unique, inverse = np.unique(keys, return_inverse=True)
+    sizes = np.bincount(inverse, weights=blocks["size"].astype(np.float64),
+                        minlength=len(unique))
+    best: dict[int, tuple[float, str]] = {}
+    for key, size in zip(unique.tolist(), sizes.tolist(), strict=True):
+        stack_id, kind = int(key) >> 8, fmt.kind_name(int(key) & 0xFF)
+        if stack_id not in best or size > best[stack_id][0]:
+            best[stack_id] = (size, kind)
+    return {s: kind for s, (_, kind) in best.items()}
 
 
 def _choose_boundaries(point_times: np.ndarray, target: int) -> list[int]:
