@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from leaktrace.commands.dump import dump_command
+from leaktrace.commands.growth import growth_command
 from leaktrace.commands.mem import mem_command
 from leaktrace.commands.mtrace import mtrace_command
 from leaktrace.commands.ps import ps_command
@@ -66,3 +67,4 @@ main.add_command(mem_command)
 main.add_command(watch_command)
 main.add_command(status_command)
 main.add_command(ps_command)
+main.add_command(growth_command)
