@@ -16,10 +16,16 @@ from leaktrace.commands._report_output import render_options, render_report
 from leaktrace.commands.report import format_option
 from leaktrace.errors import LeaktraceError
 from leaktrace.exit_codes import USAGE_ERROR
-from leaktrace.launcher.environment import launch_environment
-from leaktrace.launcher.notifications import find_capture, read_notifications
+from leaktrace.launcher.environment import launch_environment, start_mode
+from leaktrace.launcher.notifications import (
+    CaptureNotice,
+    find_capture,
+    numbered_captures,
+    read_notifications,
+)
 from leaktrace.launcher.program_checks import check_traceable, resolve_program
 from leaktrace.launcher.supervise import run_supervised, signal_description
+from leaktrace.render.capture_changes import numbered_capture_line
 from leaktrace.shim_library import find_shim_library
 
 
@@ -35,12 +41,19 @@ from leaktrace.shim_library import find_shim_library
               help="Also trace child processes; each writes its own capture.")
 @click.option("--report-file", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Write the report to this file ('-' for stdout) instead of stderr.")
+@click.option("--interval", type=click.FloatRange(min=0.01), default=None, metavar="SECONDS",
+              help="Seconds between snapshots of per-backtrace totals, for `leaktrace "
+                   "growth` (fractions allowed; default 1).")
+@click.option("--start", "start", type=click.Choice(["at-load", "on-mtrace"]), default=None,
+              help="Record from the start (at-load, the default; also MEMLEAK_CONFIG="
+                   "mtraceinit) or from the program's first mtrace() call (on-mtrace).")
 @format_option
 @render_options
 @leak_gate_options
 @one_line_errors
 def run_command(command: tuple[str, ...], output: str | None, max_depth: int | None,
-                follow_children: bool, report_file: str | None, output_format: str,
+                follow_children: bool, report_file: str | None, interval: float | None,
+                start: str | None, output_format: str,
                 top: int | None, min_bytes: int, show_addresses: bool,
                 fail_on_leak: int | None, leak_exit_code: int) -> None:
     """Run PROGRAM under the leaktrace shim and report the memory still live when it ends.
@@ -58,12 +71,16 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     if output is None or follow_children:
         _check_writable_dir(capture_dir, "the current directory (where captures are written)")
 
+    start, start_warning = start_mode(start, os.environ)
+    if start_warning:
+        warn(start_warning)
     fd, notify_path = tempfile.mkstemp(prefix="leaktrace-notify-", suffix=".txt")
     os.close(fd)
     try:
         env = launch_environment(os.environ, shim=shim, capture_dir=capture_dir,
                                  notify_path=notify_path, output=output, max_depth=max_depth,
-                                 follow_children=follow_children)
+                                 follow_children=follow_children, interval=interval,
+                                 start=start)
         status, pid = run_supervised(list(command), program, env)
         notices = read_notifications(notify_path)
     finally:
@@ -88,6 +105,7 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     _emit_report(text, report_file)
     click.echo(f"leaktrace: capture saved to {capture}", err=True)
     click.echo(f"leaktrace: to see it again: leaktrace report {shlex.quote(capture)}", err=True)
+    _list_numbered_captures(pid, notices)
     for notice in notices:
         if notice.pid != pid:
             click.echo(f"leaktrace: child {notice.pid}: leaktrace report "
@@ -95,6 +113,15 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     if leaks_exceed(report, fail_on_leak):
         raise SystemExit(leak_exit_code)
     raise SystemExit(status)
+
+
+def _list_numbered_captures(pid: int, notices: list[CaptureNotice]) -> None:
+    """Every capture written while it ran (report/scan commands, mtrace() checkpoints)."""
+    paths = numbered_captures(pid, notices)
+    if paths:
+        click.echo(f"leaktrace: {len(paths)} more capture(s) written while it ran:", err=True)
+    for path in paths:
+        click.echo(f"leaktrace:   {numbered_capture_line(path)}", err=True)
 
 
 def _check_output_file(output: str) -> None:

@@ -9,7 +9,10 @@ from collections.abc import Mapping
 def launch_environment(base: Mapping[str, str], *, shim: str, capture_dir: str,
                        notify_path: str, output: str | None = None,
                        max_depth: int | None = None,
-                       follow_children: bool = False) -> dict[str, str]:
+                       follow_children: bool = False, interval: float | None = None,
+                       start: str | None = None) -> dict[str, str]:
+    """`interval`: seconds between snapshots (LEAKTRACE_INTERVAL); `start`: at-load or
+    on-mtrace (LEAKTRACE_START). Left unset, an inherited value stays."""
     env = dict(base)
     existing = env.get("LD_PRELOAD", "").strip()
     # Prepended: the shim must see allocations before any other preloaded library makes them.
@@ -26,4 +29,25 @@ def launch_environment(base: Mapping[str, str], *, shim: str, capture_dir: str,
         env["LEAKTRACE_FOLLOW_CHILDREN"] = "1"
     else:
         env.pop("LEAKTRACE_FOLLOW_CHILDREN", None)
+    if interval is not None:
+        env["LEAKTRACE_INTERVAL"] = seconds_text(interval)
+    if start is not None:
+        env["LEAKTRACE_START"] = start
     return env
+
+
+def seconds_text(seconds: float) -> str:
+    """Plain decimal seconds to the millisecond ("0.1", "2"): the shim reads digits and a
+    point only, never an exponent."""
+    return f"{seconds:.3f}".rstrip("0").rstrip(".") or "0"
+
+
+def start_mode(requested: str | None, env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(LEAKTRACE_START to set, warning): libmemleak's MEMLEAK_CONFIG=mtraceinit means
+    at-load; an explicit --start wins over it."""
+    libmemleak_at_load = env.get("MEMLEAK_CONFIG", "").strip() == "mtraceinit"
+    if requested is None:
+        return ("at-load" if libmemleak_at_load else None), None
+    if requested != "at-load" and libmemleak_at_load:
+        return requested, f"--start={requested} overrides MEMLEAK_CONFIG=mtraceinit"
+    return requested, None

@@ -7,6 +7,8 @@ import glob
 import os
 from dataclasses import dataclass
 
+from leaktrace.analyze.since_previous import parse_capture_name
+
 
 @dataclass(frozen=True)
 class CaptureNotice:
@@ -31,11 +33,19 @@ def read_notifications(notify_path: str) -> list[CaptureNotice]:
 
 def find_capture(pid: int, notices: list[CaptureNotice], *, output: str | None,
                  capture_dir: str) -> str | None:
-    """The launched process's capture: from the notices, else where it should be."""
+    """The launched process's final capture: from the notices (numbered on-demand and
+    mtrace() captures are not it), else where it should be."""
     for notice in reversed(notices):
-        if notice.pid == pid and os.path.isfile(notice.path):
+        if (notice.pid == pid and parse_capture_name(notice.path).number is None
+                and os.path.isfile(notice.path)):
             return notice.path
     if output is not None:
         return output if os.path.isfile(output) else None
     found = sorted(glob.glob(os.path.join(glob.escape(capture_dir), f"leaktrace-*.{pid}.lt")))
     return found[-1] if found else None
+
+
+def numbered_captures(pid: int, notices: list[CaptureNotice]) -> list[str]:
+    """The on-demand and mtrace() captures process `pid` wrote, in the order written."""
+    return [n.path for n in notices
+            if n.pid == pid and parse_capture_name(n.path).number is not None]
