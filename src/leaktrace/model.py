@@ -52,6 +52,40 @@ class LeakRecord:
     direct_bytes: int | None = None
     indirect_bytes: int | None = None
     loss_record: int | None = None  # valgrind's "loss record N of M" number
+    # The shim's number for the backtrace: the same in every capture of one process.
+    native_stack_id: int | None = None
+    since_previous: Change | None = None  # change since the previous capture of the process
+    growth: Growth | None = None  # how its backtrace grew over the run (snapshot series)
+
+
+@dataclass
+class Change:
+    """Live bytes and blocks gained (negative: lost) since an earlier capture."""
+
+    bytes: int
+    blocks: int
+    new: bool = False  # nothing of it was live in the earlier capture
+
+
+@dataclass
+class Growth:
+    """Net growth of a backtrace's live bytes over the run and its verdict
+    (analyze/growth.py: growing, plateaued or stable)."""
+
+    bytes_per_second: float
+    verdict: str
+
+
+@dataclass
+class PreviousCapture:
+    """The capture a report is compared with, and the totals of the change."""
+
+    against: str  # for people: "report-2", "the previous mtrace() checkpoint"
+    path: str | None  # None when the capture holds only what is new (mtrace checkpoints)
+    seconds_earlier: float | None
+    change: Change
+    new_records: int = 0
+    gone_records: int = 0  # records live before and not any more
 
 
 @dataclass
@@ -98,3 +132,4 @@ class Report:
     build_seconds: float | None = None  # time taken to read, symbolize and build this report
     notes: list[str] = field(default_factory=list)
     frame_totals: list[FrameTotal] = field(default_factory=list)  # bytes descending
+    previous: PreviousCapture | None = None  # set when compared with an earlier capture

@@ -53,6 +53,7 @@ def build_report(capture: Capture, symbolizer: Symbolizer | None = None, *,
             total_allocations=stack.alloc_count if stack else None,
             total_allocated_bytes=stack.alloc_bytes if stack else None,
             oldest_age_seconds=g.oldest_age,
+            native_stack_id=g.stack_id,
         ))
     records.sort(key=lambda r: (-r.bytes, -r.blocks, r.stack_id, r.kind))
 
