@@ -234,10 +234,12 @@ static void write_process(struct writer *w, char *scratch, size_t cap)
     section_end(w, at);
 }
 
-static void write_modules(struct writer *w)
+static void write_modules(struct writer *w, bool may_wait)
 {
     uint64_t at = section_begin(w, LT_SECTION_MODULES);
-    lt_modules_lock();
+    /* A parked thread, or one interrupted by our signal, may hold the lock for good: then
+     * read the list without it (entries are only ever appended). */
+    bool locked = may_wait ? (lt_modules_lock(), true) : lt_modules_trylock();
     unsigned n = lt_modules_count();
     w_u32(w, n);
     w_u32(w, 0);
@@ -251,7 +253,7 @@ static void write_modules(struct writer *w)
         w_bytes(w, m->build_id, m->build_id_len);
         w_str(w, m->path, strnlen(m->path, sizeof m->path));
     }
-    lt_modules_unlock();
+    if (locked) lt_modules_unlock();
     section_end(w, at);
 }
 
@@ -462,12 +464,12 @@ int lt_capture_write(struct lt_capture_request *req)
     }
     /* Module list first: it may take the loader's lock, which must not be taken from a
      * signal handler that interrupted the loader. */
-    if (!from_signal) lt_modules_refresh(false);
+    if (!from_signal && !req->world_stopped) lt_modules_refresh(false);
     write_header(&w, final);
     char *scratch = lt_map(SCRATCH_SIZE);
     if (scratch) write_process(&w, scratch, SCRATCH_SIZE);
     lt_unmap(scratch, SCRATCH_SIZE);
-    write_modules(&w);
+    write_modules(&w, !from_signal && !req->world_stopped);
     struct block_pass bp = { .w = &w, .nstacks = lt_stacks_count(),
                              .generation = atomic_load(&lt_generation), .only_new = req->only_since_baseline };
     size_t live_size = ((size_t)bp.nstacks + 1) * 2 * sizeof(uint64_t);

@@ -105,7 +105,7 @@ static char *answer_capture(char *p, char *end, unsigned reason, char **error)
     struct lt_capture_request req = { .reason = reason };
     struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
     if (reason == LT_REASON_SCAN) {
-        if (lt_scan_run(&scan, (uintptr_t)__builtin_frame_address(0)) != 0) {
+        if (lt_scan_run(&scan, (uintptr_t)__builtin_frame_address(0), false) != 0) {
             *error = "the scan ran out of memory";
             return p;
         }

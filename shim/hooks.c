@@ -397,7 +397,7 @@ void lt_write_detach_capture(char *path, size_t cap)
 {
     busy++;
     struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
-    bool scanned = lt_cfg.scan_at_exit && lt_scan_run(&scan, (uintptr_t)__builtin_frame_address(0)) == 0;
+    bool scanned = lt_cfg.scan_at_exit && lt_scan_run(&scan, (uintptr_t)__builtin_frame_address(0), false) == 0;
     struct lt_capture_request req = { .reason = LT_REASON_DETACH, .scan = scanned ? &scan : NULL };
     if (lt_capture_write(&req) == 0) {
         strncpy(path, req.path, cap - 1);
@@ -467,10 +467,12 @@ static __attribute__((noinline)) void write_final_capture(bool from_signal)
     busy++;
     lt_control_stop();
     struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
+    /* The module list first: after the scan, threads stay parked, maybe inside the loader. */
+    if (at_exit) lt_modules_refresh(false);
     bool scanned = at_exit && lt_cfg.scan_at_exit &&
-                   lt_scan_run(&scan, (uintptr_t)__builtin_frame_address(0)) == 0;
+                   lt_scan_run(&scan, (uintptr_t)__builtin_frame_address(0), true) == 0;
     struct lt_capture_request req = { .reason = at_exit ? LT_REASON_EXIT : LT_REASON_SIGNAL,
-                                      .scan = scanned ? &scan : NULL };
+                                      .scan = scanned ? &scan : NULL, .world_stopped = scanned };
     lt_capture_write(&req);
     lt_scan_release(&scan);
     busy--;

@@ -31,6 +31,7 @@ bool lt_modules_init(void)
 }
 
 void lt_modules_lock(void) { pthread_mutex_lock(&lock); }
+bool lt_modules_trylock(void) { return pthread_mutex_trylock(&lock) == 0; }
 
 /* Not locked around fork (the loader's lock may be taken inside ours there): the child, alone
  * in its process, starts with fresh locks instead. A module half-added at that instant is at

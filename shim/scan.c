@@ -584,7 +584,7 @@ static uint8_t leak_kind(uint8_t state)
     }
 }
 
-int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp)
+int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
 {
     uint64_t t0 = lt_now_ns();
     pthread_mutex_lock(&scan_lock);
@@ -625,7 +625,10 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp)
     st.nown = lt_own_mappings(st.own_start, st.own_end, MAX_OWN);
     scan_roots(&st, scanner_sp);
     find_cliques(&st);
-    resume_world();
+    /* At exit the other threads stay parked until the process ends: resumed, they would see
+     * their pause(), poll() or sleep interrupted (EINTR) and could run on into exit paths of
+     * their own while the program is already exiting. */
+    if (!keep_stopped) resume_world();
 
     for (size_t i = 0; i < st.n; i++) st.b[i].leak_kind = leak_kind(st.b[i].state);
     scan->count = st.n;

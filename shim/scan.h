@@ -29,8 +29,10 @@ struct lt_scan {
 };
 
 /* pre: no lock of the shim held by the caller; busy set. scanner_sp: the stack pointer above
- * which the calling thread's stack belongs to the program (the shim's own frames lie below). */
-int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp);
+ * which the calling thread's stack belongs to the program (the shim's own frames lie below).
+ * keep_stopped: leave the other threads parked (at process exit); after that, nothing may
+ * wait for a lock a parked thread could hold (the loader's, the module list's). */
+int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped);
 void lt_scan_release(struct lt_scan *scan);
 
 #endif

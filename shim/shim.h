@@ -169,6 +169,7 @@ void lt_modules_refresh(bool mark_unloaded);
  * is what keeps the module list complete for captures written from a signal handler. */
 void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bias, const char *name);
 void lt_modules_lock(void);
+bool lt_modules_trylock(void);
 void lt_modules_unlock(void);
 void lt_modules_after_fork_child(void);
 struct lt_module {
@@ -192,6 +193,8 @@ struct lt_capture_request {
     unsigned reason;                 /* exit and signal captures are final, the rest on-demand */
     const struct lt_scan *scan;      /* heap blocks as a scan classified them, or NULL */
     bool only_since_baseline;        /* only blocks born since the last reset/mtrace() */
+    bool world_stopped;              /* other threads are parked for good: take no lock they
+                                        could hold (loader, module list) */
     char path[LT_PATH_MAX];          /* out: the file written */
 };
 /* Writes a capture; returns 0 or -errno. */
