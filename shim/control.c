@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -232,6 +233,11 @@ void lt_control_start(void)
 {
     if (LT_LIKELY(atomic_load_explicit(&started, memory_order_relaxed))) return;
     if (atomic_exchange(&started, true)) return;
+    /* Never from a vfork child (it shares the parent's memory) or an untraced process. */
+    if (getpid() != atomic_load(&lt_owner_pid)) {
+        atomic_store(&started, false);
+        return;
+    }
     if (lt_cfg.interval_ms) atomic_store(&interval_ms, lt_cfg.interval_ms);
     if (lt_cfg.control_enabled) open_socket(); /* without a socket: snapshots only */
     void *stack = lt_map(CONTROL_STACK_SIZE);
@@ -244,9 +250,13 @@ void lt_control_start(void)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits a mask blocking all */
     pthread_t thread;
-    if (pthread_create(&thread, &attr, control_main, NULL) != 0) lt_unmap(stack, CONTROL_STACK_SIZE);
+    bool created = pthread_create(&thread, &attr, control_main, NULL) == 0;
+    if (!created) lt_unmap(stack, CONTROL_STACK_SIZE);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
+    /* Wait (briefly) until it has published its thread id: a scan must not signal it, and the
+     * exit path counts the program's threads without it. */
+    for (int i = 0; created && !atomic_load(&control_tid) && i < 10000; i++) sched_yield();
 }
 
 void lt_control_stop(void)

@@ -11,6 +11,7 @@
  * interposed here by name (off_t is 64-bit on x86-64 either way). */
 #undef _FILE_OFFSET_BITS
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -449,8 +450,31 @@ extern void __libc_freeres(void);
 /* What valgrind does before its exit leak check: glibc and libstdc++ free the buffers they
  * keep for the life of the process (stdio buffers, locale data, the C++ exception pool), so
  * those are not reported. Both flush first; streams are then unbuffered. */
+/* Threads of the program (the control thread aside) still running, read from /proc. */
+static int other_program_threads(void)
+{
+    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char buf[4096];
+    int count = 0;
+    long n;
+    while ((n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < n;) {
+            unsigned short reclen;
+            memcpy(&reclen, buf + off + 16, sizeof reclen);
+            const char *name = buf + off + 19;
+            if (name[0] >= '0' && name[0] <= '9') count++;
+            off += reclen;
+        }
+    }
+    close(fd);
+    return count - 1 - (lt_control_thread_id() != 0);
+}
+
 static void release_runtime_buffers(void)
 {
+    /* Only when no other thread of the program runs: they might still use what is freed. */
+    if (other_program_threads() != 0) return;
     void (*cxx_freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
     if (cxx_freeres) cxx_freeres();
     __libc_freeres();
