@@ -16,6 +16,8 @@ from leaktrace.commands.mtrace import mtrace_command
 from leaktrace.commands.ps import ps_command
 from leaktrace.commands.report import report_command
 from leaktrace.commands.run import run_command
+from leaktrace.commands.scan import scan_command
+from leaktrace.commands.shell import shell_command
 from leaktrace.commands.status import status_command
 from leaktrace.commands.valgrind import valgrind_command
 from leaktrace.commands.watch import watch_command
@@ -68,3 +70,5 @@ main.add_command(watch_command)
 main.add_command(status_command)
 main.add_command(ps_command)
 main.add_command(growth_command)
+main.add_command(scan_command)
+main.add_command(shell_command)

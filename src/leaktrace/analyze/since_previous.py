@@ -21,6 +21,7 @@ import numpy as np
 from leaktrace.capture import format as fmt
 from leaktrace.capture.errors import CaptureError
 from leaktrace.capture.reader import Capture, read_capture
+from leaktrace.model import Change
 
 _NUMBERED = re.compile(r"^(?P<base>.*)\.(?P<label>[a-z]+)-(?P<number>\d+)\.lt$")
 
@@ -55,13 +56,6 @@ def numbered_siblings(path: str) -> list[tuple[int, str]]:
         if other.base == name.base and other.number is not None:
             found.append((other.number, candidate))
     return sorted(found)
-
-
-@dataclass(frozen=True)
-class Change:
-    bytes: int
-    blocks: int
-    new: bool = False  # the backtrace had no live block in the previous capture
 
 
 @dataclass

@@ -1,0 +1,30 @@
+"""What one capture alone does not say, added to its Report: the change of each record since
+the previous capture of the same process, and the growth of its backtrace over the run."""
+
+from __future__ import annotations
+
+from leaktrace.analyze.growth import GrowthAnalysis
+from leaktrace.analyze.since_previous import Comparison
+from leaktrace.model import Change, Growth, PreviousCapture, Report
+
+
+def add_comparison(report: Report, comparison: Comparison) -> None:
+    """Every record gets the change of its (kind, backtrace); records split by leak kind
+    share their backtrace's change."""
+    for record in report.records:
+        if record.native_stack_id is None:
+            continue
+        change = comparison.records.get((record.kind, record.native_stack_id))
+        record.since_previous = change if change is not None else Change(0, 0)
+    report.previous = PreviousCapture(
+        against=comparison.against, path=comparison.previous_path,
+        seconds_earlier=comparison.seconds_earlier, change=comparison.total,
+        new_records=comparison.new_records, gone_records=comparison.gone_records)
+
+
+def add_growth(report: Report, analysis: GrowthAnalysis) -> None:
+    by_id = analysis.by_native_id()
+    for record in report.records:
+        stack = by_id.get(record.native_stack_id) if record.native_stack_id is not None else None
+        if stack is not None:
+            record.growth = Growth(round(stack.bytes_per_second, 3), stack.verdict)

@@ -1,0 +1,1 @@
+"""`leaktrace shell PID`: an interactive prompt on a running traced process."""
