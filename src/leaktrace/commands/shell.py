@@ -25,3 +25,5 @@ def shell_command(pid: int) -> None:
         shell.cmdloop()
     except KeyboardInterrupt:
         click.echo("")
+    # 1 when the process exited under the shell, so a script can tell.
+    raise SystemExit(shell.exit_code)

@@ -46,9 +46,9 @@ class LeakShell(cmd.Cmd):
     def onecmd(self, line: str) -> bool:
         try:
             return super().onecmd(line)
-        except ProcessGone as e:
-            self.say(f"leaktrace: {e}")
-            self.say(self._after_exit())
+        except ProcessGone:
+            self.say(f"leaktrace: {self._after_exit()}")
+            self.exit_code = 1
             return True
         except LeaktraceError as e:
             self.say(f"leaktrace: error: {e}")
