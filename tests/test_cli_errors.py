@@ -60,7 +60,7 @@ def test_newer_version(tmp_path: Path) -> None:
     data = encode_capture(make_header(version=7))
     line = assert_one_line_error(leaktrace("report", write(tmp_path, "n.lt", data)))
     assert line == ("leaktrace: error: capture format version 7 is newer than this leaktrace "
-                    "(reads up to 1); upgrade leaktrace")
+                    "(reads up to 2); upgrade leaktrace")
 
 
 @pytest.mark.parametrize("command", ["report", "dump"])

@@ -139,17 +139,26 @@ def test_top_min_bytes_and_addresses(report: Report) -> None:
 
 def test_json_keys_are_pinned(report: Report) -> None:
     data = json.loads(render_json(report, RenderOptions(show_addresses=True)))
-    assert data["format_version"] == 1
+    assert data["format_version"] == 2
     assert set(data) == {"format_version", "source", "program", "command", "pid",
                          "start_time", "end_time", "capture_path", "build_seconds", "summary",
-                         "counters", "notes", "records_total", "records", "frame_totals"}
+                         "scan", "counters", "notes", "leak_kinds_shown", "records_total",
+                         "records", "mapped_regions", "suppressions_used", "frame_totals"}
     assert set(data["summary"]) == {"live", "by_kind", "total_allocations",
-                                    "total_allocated_bytes"}
+                                    "total_allocated_bytes", "definitely_lost",
+                                    "indirectly_lost", "possibly_lost", "still_reachable",
+                                    "reachable_via_heuristic", "suppressed", "mapped"}
     assert data["summary"]["live"] == {"blocks": 5, "bytes": 5037}
+    # No reachability scan in this capture: no leak kinds, nothing suppressed.
+    assert data["summary"]["definitely_lost"] is None and data["scan"] is None
+    assert data["summary"]["suppressed"] == {"bytes": 0, "blocks": 0}
     record = data["records"][0]
-    assert set(record) == {"stack_id", "kind", "bytes", "blocks", "total_allocations",
+    assert set(record) == {"stack_id", "kind", "leak_kind", "loss_record", "bytes",
+                           "direct_bytes", "indirect_bytes", "blocks", "total_allocations",
                            "total_allocated_bytes", "oldest_age_seconds", "frames",
                            "addresses"}
+    assert (record["leak_kind"], record["direct_bytes"], record["loss_record"]) == (
+        None, None, None)
     assert set(record["frames"][0]) == {"function", "file", "line", "module", "offset",
                                         "address", "inlined"}
     assert set(record["addresses"][0]) == {"address", "size", "age_seconds"}

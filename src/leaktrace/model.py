@@ -37,25 +37,32 @@ class Block:
 
 @dataclass
 class LeakRecord:
-    """Blocks grouped by (API kind, backtrace)."""
+    """Blocks grouped by (API kind, backtrace), and by leak kind when a reachability scan
+    classified them (then it is one of valgrind's "loss records")."""
 
     stack_id: str  # short, stable across runs of the same binaries
     kind: str  # the API that made the blocks: malloc, calloc, mmap, ...
-    bytes: int
+    bytes: int  # for a definitely lost record: direct + indirect bytes, as valgrind prints
     blocks: int
     frames: list[Frame] = field(default_factory=list)
     addresses: list[Block] = field(default_factory=list)
     total_allocations: int | None = None  # every allocation ever made from this backtrace
     total_allocated_bytes: int | None = None
     oldest_age_seconds: float | None = None
-    leak_kind: str | None = None  # definitely/indirectly/possibly lost, still reachable (later)
-    direct_bytes: int | None = None
-    indirect_bytes: int | None = None
+    leak_kind: str | None = None  # leak_kinds.LEAK_KINDS; None when no scan ran
+    direct_bytes: int | None = None  # the blocks' own bytes
+    indirect_bytes: int | None = None  # definitely lost: what only these blocks point to
     loss_record: int | None = None  # valgrind's "loss record N of M" number
     # The shim's number for the backtrace: the same in every capture of one process.
     native_stack_id: int | None = None
     since_previous: Change | None = None  # change since the previous capture of the process
     growth: Growth | None = None  # how its backtrace grew over the run (snapshot series)
+    suppressed_by: str | None = None  # name of the suppression that matched, if any
+
+    @property
+    def own_bytes(self) -> int:
+        """The blocks' own bytes, whatever the source filled in."""
+        return self.direct_bytes if self.direct_bytes is not None else self.bytes
 
 
 @dataclass
@@ -95,12 +102,55 @@ class KindTotal:
 
 
 @dataclass
+class LeakTotals:
+    """valgrind's LEAK SUMMARY: direct bytes and blocks per leak kind (a definitely lost
+    block's indirect bytes are counted once, as indirectly lost), suppressed ones apart."""
+
+    definitely_lost: KindTotal = field(default_factory=KindTotal)
+    indirectly_lost: KindTotal = field(default_factory=KindTotal)
+    possibly_lost: KindTotal = field(default_factory=KindTotal)
+    still_reachable: KindTotal = field(default_factory=KindTotal)
+    # Blocks a heuristic (stdstring, length64, ...) made reachable, whatever their kind.
+    reachable_via_heuristic: dict[str, KindTotal] = field(default_factory=dict)
+
+    def of(self, leak_kind: str) -> KindTotal:
+        total: KindTotal = getattr(self, leak_kind.replace(" ", "_"))
+        return total
+
+
+@dataclass
 class Summary:
     live_blocks: int = 0
     live_bytes: int = 0
     by_kind: dict[str, KindTotal] = field(default_factory=dict)
     total_allocations: int | None = None
     total_allocated_bytes: int | None = None
+    leaks: LeakTotals | None = None  # None when no reachability scan ran
+    suppressed: KindTotal = field(default_factory=KindTotal)  # own bytes of suppressed records
+    mapped: KindTotal = field(default_factory=KindTotal)  # mmap/mremap/brk regions (scan only)
+
+
+@dataclass
+class ScanInfo:
+    """How the reachability scan at exit went."""
+
+    seconds: float
+    bytes_scanned: int
+    root_bytes: int
+    threads_stopped: int
+    threads_not_stopped: int  # they block the scan signal; their stacks were scanned whole
+    heuristics: list[str] = field(default_factory=list)  # the heuristics that were on
+
+
+@dataclass
+class SuppressionUse:
+    """One suppression that matched, and what it hid."""
+
+    name: str
+    origin: str  # FILE:LINE where it is defined
+    records: int = 0
+    blocks: int = 0
+    bytes: int = 0  # own bytes, as counted under "suppressed"
 
 
 @dataclass
@@ -133,3 +183,13 @@ class Report:
     notes: list[str] = field(default_factory=list)
     frame_totals: list[FrameTotal] = field(default_factory=list)  # bytes descending
     previous: PreviousCapture | None = None  # set when compared with an earlier capture
+    # With a reachability scan: memory mappings (mmap, mremap, brk) never unmapped. They are
+    # not heap blocks, so not loss records (valgrind does not report them at all).
+    mapped_regions: list[LeakRecord] = field(default_factory=list)
+    scan: ScanInfo | None = None
+    suppressions_used: list[SuppressionUse] = field(default_factory=list)
+
+    @property
+    def scanned(self) -> bool:
+        """Whether the records are loss records with leak kinds."""
+        return self.summary.leaks is not None

@@ -1,21 +1,24 @@
-"""Capture -> model.Report: group live blocks by (API kind, backtrace), symbolize the
-backtraces, add up totals, and say what the counters mean for the numbers."""
+"""Capture -> model.Report: group live blocks by (API kind, backtrace) and, when a reachability
+scan classified them, by leak kind too (valgrind's loss records); symbolize the backtraces,
+add up totals, and say what the counters mean for the numbers."""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from leaktrace.analyze.frame_totals import compute_frame_totals
+from leaktrace.analyze.leak_totals import leak_totals
+from leaktrace.analyze.loss_records import number_loss_records
 from leaktrace.analyze.module_map import ModuleMap
 from leaktrace.analyze.stack_ids import stable_stack_id
 from leaktrace.capture import format as fmt
 from leaktrace.capture.reader import Capture, Stack, read_capture
-from leaktrace.model import Block, Frame, KindTotal, LeakRecord, Report, Summary
+from leaktrace.leak_kinds import DEFINITELY_LOST
+from leaktrace.model import Block, Frame, KindTotal, LeakRecord, Report, ScanInfo, Summary
 from leaktrace.symbolize import Symbolizer
 
 
@@ -38,12 +41,13 @@ def build_report(capture: Capture, symbolizer: Symbolizer | None = None, *,
     groups = _group_blocks(capture, with_addresses)
     stack_frames = symbolize_stacks(capture, {g.stack_id for g in groups}, symbolizer)
 
-    records = []
+    records: list[LeakRecord] = []
+    mapped_regions: list[LeakRecord] = []
     for g in groups:
         stack = capture.stacks.get(g.stack_id)
         kind = fmt.kind_name(g.kind)
         frames, id_parts = stack_frames.get(g.stack_id, ([], []))
-        records.append(LeakRecord(
+        record = LeakRecord(
             stack_id=stable_stack_id(kind, id_parts),
             kind=kind,
             bytes=g.bytes,
@@ -54,8 +58,21 @@ def build_report(capture: Capture, symbolizer: Symbolizer | None = None, *,
             total_allocated_bytes=stack.alloc_bytes if stack else None,
             oldest_age_seconds=g.oldest_age,
             native_stack_id=g.stack_id,
-        ))
-    records.sort(key=lambda r: (-r.bytes, -r.blocks, r.stack_id, r.kind))
+        )
+        if capture.scanned and g.kind in fmt.MAPPING_KINDS:
+            mapped_regions.append(record)  # not a heap block: no leak kind, no loss record
+            continue
+        if capture.scanned and g.leak_kind != fmt.LEAK_UNSCANNED:
+            record.leak_kind = fmt.leak_kind_name(g.leak_kind)
+            record.direct_bytes = g.bytes
+            record.indirect_bytes = g.indirect_bytes if record.leak_kind == DEFINITELY_LOST else 0
+            record.bytes = record.direct_bytes + record.indirect_bytes
+        records.append(record)
+    if capture.scanned:
+        records = number_loss_records(records)
+    else:
+        records.sort(key=lambda r: (-r.bytes, -r.blocks, r.stack_id, r.kind))
+    mapped_regions.sort(key=lambda r: (-r.bytes, -r.blocks, r.stack_id, r.kind))
 
     header, process = capture.header, capture.process
     report = Report(
@@ -66,11 +83,13 @@ def build_report(capture: Capture, symbolizer: Symbolizer | None = None, *,
         start_time=header.start_time_ns / 1e9,
         end_time=header.capture_time_ns / 1e9,
         records=records,
-        summary=_summary(records, capture.stacks.values()),
+        summary=_summary(capture, records, mapped_regions),
         counters=dict(capture.counters),
         capture_path=os.path.abspath(capture.path),
         notes=_notes(capture, groups) + symbolizer.notes,
         frame_totals=compute_frame_totals(records),
+        mapped_regions=mapped_regions,
+        scan=_scan_info(capture),
     )
     report.build_seconds = time.monotonic() - started
     return report
@@ -79,25 +98,29 @@ def build_report(capture: Capture, symbolizer: Symbolizer | None = None, *,
 @dataclass
 class _Group:
     kind: int
+    leak_kind: int  # fmt.LEAK_UNSCANNED without a scan
     stack_id: int
     blocks: int
     bytes: int
+    indirect_bytes: int  # what the definitely lost blocks among them own (LEAK_GROUPS)
     oldest_age: float | None
     addresses: list[Block]
 
 
 def _group_blocks(capture: Capture, with_addresses: bool) -> list[_Group]:
-    """Vectorized: sort the blocks by (kind, stack id) once, then sum each run."""
+    """Vectorized: sort the blocks by (kind, leak kind, stack id) once, then sum each run."""
     blocks = capture.blocks
     if len(blocks) == 0:
         return []
-    keys = (blocks["kind"].astype(np.uint64) << np.uint64(32)) | blocks["stack_id"]
+    keys = ((blocks["kind"].astype(np.uint64) << np.uint64(40))
+            | (blocks["leak_kind"].astype(np.uint64) << np.uint64(32)) | blocks["stack_id"])
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     starts = np.concatenate(([0], np.flatnonzero(np.diff(sorted_keys)) + 1))
     ends = np.append(starts[1:], len(blocks))
     sizes = blocks["size"][order]
     byte_sums = np.add.reduceat(sizes, starts)
+    indirect_sums = np.add.reduceat(_indirect_bytes(capture)[order], starts)
     run_ns = capture.header.capture_monotonic_ns - capture.header.start_monotonic_ns
     alloc_ns = blocks["alloc_time_ns"][order]
     # An allocation time past the capture cannot be right: its age is unknown (NaN), not
@@ -114,10 +137,27 @@ def _group_blocks(capture: Capture, with_addresses: bool) -> list[_Group]:
             addresses = [Block(a, s, _age(age)) for a, s, age in zip(
                 picked["address"].tolist(), picked["size"].tolist(),
                 ages[start:end].tolist(), strict=True)]
-        groups.append(_Group(kind=key >> 32, stack_id=key & 0xFFFFFFFF, blocks=end - start,
-                             bytes=int(byte_sums[i]), oldest_age=_age(float(oldest[i])),
-                             addresses=addresses))
+        groups.append(_Group(kind=key >> 40, leak_kind=(key >> 32) & 0xFF,
+                             stack_id=key & 0xFFFFFFFF, blocks=end - start,
+                             bytes=int(byte_sums[i]), indirect_bytes=int(indirect_sums[i]),
+                             oldest_age=_age(float(oldest[i])), addresses=addresses))
     return groups
+
+
+def _indirect_bytes(capture: Capture) -> np.ndarray:
+    """Per block: the indirect bytes LEAK_GROUPS gives its address (0 for most blocks)."""
+    blocks, groups = capture.blocks, capture.leak_groups
+    owned = np.zeros(len(blocks), dtype=np.uint64)
+    if len(groups) == 0:
+        return owned
+    group_order = np.argsort(groups["address"])
+    group_addresses = groups["address"][group_order]
+    at = np.searchsorted(group_addresses, blocks["address"])
+    at_clipped = np.minimum(at, len(group_addresses) - 1)
+    found = ((at < len(group_addresses)) & (group_addresses[at_clipped] == blocks["address"])
+             & (blocks["leak_kind"] == fmt.LEAK_DEFINITELY_LOST))
+    owned[found] = groups["indirect_bytes"][group_order][at_clipped[found]]
+    return owned
 
 
 def _age(seconds: float) -> float | None:
@@ -166,20 +206,50 @@ def symbolize_stacks(capture: Capture, stack_ids: set[int], symbolizer: Symboliz
     return result
 
 
-def _summary(records: list[LeakRecord], stacks: Iterable[Stack]) -> Summary:
+def _summary(capture: Capture, records: list[LeakRecord],
+             mapped_regions: list[LeakRecord]) -> Summary:
     by_kind: dict[str, KindTotal] = {}
-    for r in records:
+    for r in records + mapped_regions:
         total = by_kind.setdefault(r.kind, KindTotal())
         total.blocks += r.blocks
-        total.bytes += r.bytes
-    stack_list = list(stacks)
-    return Summary(
-        live_blocks=sum(r.blocks for r in records),
-        live_bytes=sum(r.bytes for r in records),
+        total.bytes += r.own_bytes
+    stack_list: list[Stack] = list(capture.stacks.values())
+    summary = Summary(
+        live_blocks=sum(t.blocks for t in by_kind.values()),
+        live_bytes=sum(t.bytes for t in by_kind.values()),
         by_kind=dict(sorted(by_kind.items(), key=lambda kv: (-kv[1].bytes, kv[0]))),
         total_allocations=sum(s.alloc_count for s in stack_list) if stack_list else None,
         total_allocated_bytes=sum(s.alloc_bytes for s in stack_list) if stack_list else None,
     )
+    if capture.scanned:
+        summary.leaks, summary.suppressed = leak_totals(records, _heuristic_totals(capture))
+        summary.mapped = KindTotal(sum(r.blocks for r in mapped_regions),
+                                   sum(r.bytes for r in mapped_regions))
+    return summary
+
+
+def _heuristic_totals(capture: Capture) -> dict[str, KindTotal]:
+    """Heap blocks a heuristic made reachable, per heuristic, in the header's order."""
+    blocks = capture.blocks
+    heap = ~np.isin(blocks["kind"], list(fmt.MAPPING_KINDS))
+    totals = {}
+    for number, name in fmt.HEURISTICS.items():
+        if number == fmt.HEURISTIC_NONE:
+            continue
+        chosen = heap & (blocks["heuristic"] == number)
+        if chosen.any():
+            totals[name] = KindTotal(int(chosen.sum()), int(blocks["size"][chosen].sum()))
+    return totals
+
+
+def _scan_info(capture: Capture) -> ScanInfo | None:
+    scan = capture.scan
+    if scan is None:
+        return None
+    return ScanInfo(seconds=scan.duration_ns / 1e9, bytes_scanned=scan.bytes_scanned,
+                    root_bytes=scan.root_bytes, threads_stopped=scan.threads_stopped,
+                    threads_not_stopped=scan.threads_not_stopped,
+                    heuristics=scan.heuristics)
 
 
 def _notes(capture: Capture, groups: list[_Group]) -> list[str]:
@@ -199,6 +269,16 @@ def _notes(capture: Capture, groups: list[_Group]) -> list[str]:
         at = f" at {depth} frames" if depth else ""
         notes.append(f"{c['truncated_stacks']:,} backtrace(s) were cut{at}: rerun with a "
                      "larger --max-depth to see their outer callers")
+    scan = capture.scan
+    if scan is not None and scan.threads_not_stopped:
+        notes.append(f"{scan.threads_not_stopped} thread(s) block the scan signal: their "
+                     "registers were not read and their whole stacks counted as roots, so "
+                     "some lost blocks may show as reachable")
+    unclassified = [g for g in groups if capture.scanned and g.kind not in fmt.MAPPING_KINDS
+                    and g.leak_kind == fmt.LEAK_UNSCANNED]
+    if unclassified:
+        notes.append(f"{sum(g.blocks for g in unclassified):,} heap blocks were not classified "
+                     "by the reachability scan: they have no leak kind")
     missing = sorted({g.stack_id for g in groups} - capture.stacks.keys() - {fmt.NO_STACK_ID})
     if missing:
         notes.append(f"{len(missing)} stack ids used by blocks are missing from the STACKS "

@@ -24,8 +24,12 @@ def frame_key(frame: Frame) -> tuple[str, str | None]:
 
 
 def compute_frame_totals(records: Iterable[LeakRecord]) -> list[FrameTotal]:
+    """Own bytes only (a definitely lost record's indirect bytes belong to the indirectly lost
+    records); suppressed records do not count."""
     totals: dict[tuple[str, str | None], FrameTotal] = {}
     for record in records:
+        if record.suppressed_by is not None:
+            continue
         seen: set[tuple[str, str | None]] = set()
         for frame in record.frames:
             key = frame_key(frame)
@@ -35,7 +39,7 @@ def compute_frame_totals(records: Iterable[LeakRecord]) -> list[FrameTotal]:
             total = totals.get(key)
             if total is None:
                 total = totals[key] = FrameTotal(function=key[0], module=key[1], file=frame.file)
-            total.bytes += record.bytes
+            total.bytes += record.own_bytes
             total.blocks += record.blocks
             total.records += 1
     return sorted(totals.values(), key=lambda t: (-t.bytes, -t.blocks, t.function))

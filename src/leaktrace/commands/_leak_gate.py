@@ -1,4 +1,4 @@
-"""--fail-on-leak[=BYTES] and --leak-exit-code: make leaks fail a CI job."""
+"""--fail-on-leak[=BYTES], --fail-on-kinds and --leak-exit-code: make leaks fail a CI job."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Any, TypeVar
 
 import click
 
+from leaktrace.commands._leak_kind_options import LEAK_KINDS_TYPE
 from leaktrace.exit_codes import LEAKS_FOUND
+from leaktrace.leak_kinds import DEFAULT_SHOWN, kind_list_text
 from leaktrace.model import Report
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -19,15 +21,33 @@ def leak_gate_options(function: F) -> F:
         help="Exit code used by --fail-on-leak.",
     )(function)
     function = click.option(
+        "--fail-on-kinds", type=LEAK_KINDS_TYPE, default=kind_list_text(DEFAULT_SHOWN),
+        show_default=True,
+        help="Leak kinds --fail-on-leak counts (as valgrind's --errors-for-leak-kinds): "
+             "definite,indirect,possible,reachable (any of them), all or none.",
+    )(function)
+    function = click.option(
         "--fail-on-leak", type=click.IntRange(min=0), is_flag=False, flag_value=0, default=None,
         metavar="[=BYTES]",
-        help="Exit with --leak-exit-code when more than BYTES (default 0) are still live at "
-             "exit. Give BYTES with '=': --fail-on-leak=4096.",
+        help="Exit with --leak-exit-code when more than BYTES (default 0) leaked. After a "
+             "reachability scan, the bytes of the --fail-on-kinds kinds count (definitely "
+             "and possibly lost by default, never what a suppression matched); without one, "
+             "every live byte not suppressed. Give BYTES with '=': --fail-on-leak=4096.",
     )(function)
     return function
 
 
-def leaks_exceed(report: Report, fail_on_leak: int | None) -> bool:
-    """True when --fail-on-leak was given and live bytes (all records, before --top and
-    --min-bytes, which only change what is shown) exceed its threshold."""
-    return fail_on_leak is not None and report.summary.live_bytes > fail_on_leak
+def leaked_bytes(report: Report, kinds: frozenset[str]) -> int:
+    """What --fail-on-leak compares with its threshold: the blocks' own bytes (as in the
+    LEAK SUMMARY) of the given kinds, or without a scan every live byte not suppressed.
+    --top and --min-bytes only change what is shown, not this."""
+    summary = report.summary
+    if summary.leaks is None:
+        return summary.live_bytes - summary.suppressed.bytes
+    return sum(summary.leaks.of(kind).bytes for kind in kinds)
+
+
+def leaks_exceed(report: Report, fail_on_leak: int | None,
+                 kinds: frozenset[str] = DEFAULT_SHOWN) -> bool:
+    """True when --fail-on-leak was given and the leaked bytes exceed its threshold."""
+    return fail_on_leak is not None and leaked_bytes(report, kinds) > fail_on_leak

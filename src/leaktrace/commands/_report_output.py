@@ -36,12 +36,15 @@ def render_options(function: F) -> F:
 
 
 def render_report(
-    report: Report, output_format: str, *, top: int | None, min_bytes: int, show_addresses: bool
+    report: Report, output_format: str, *, top: int | None, min_bytes: int, show_addresses: bool,
+    leak_kinds: frozenset[str] | None = None, gen_suppressions: bool = False,
 ) -> str:
-    """The report as text or JSON, through the renderers every leaktrace source shares."""
+    """The report as text or JSON, through the renderers every leaktrace source shares.
+    `leak_kinds`: the loss records to list (--show); None lists every kind."""
     from leaktrace.render.options import RenderOptions
 
-    options = RenderOptions(top=top, min_bytes=min_bytes, show_addresses=show_addresses)
+    options = RenderOptions(top=top, min_bytes=min_bytes, show_addresses=show_addresses,
+                            leak_kinds=leak_kinds, gen_suppressions=gen_suppressions)
     if output_format == "json":
         from leaktrace.render.json_report import render_json
 

@@ -12,6 +12,7 @@ import click
 from leaktrace.analyze.build_report import load_report
 from leaktrace.commands._errors import one_line_errors, warn
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
+from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._report_output import render_options, render_report
 from leaktrace.commands.report import format_option
 from leaktrace.errors import LeaktraceError
@@ -27,6 +28,8 @@ from leaktrace.launcher.program_checks import check_traceable, resolve_program
 from leaktrace.launcher.supervise import run_supervised, signal_description
 from leaktrace.render.capture_changes import numbered_capture_line
 from leaktrace.shim_library import find_shim_library
+from leaktrace.suppressions import load_suppressions
+from leaktrace.suppressions.apply import apply_suppressions
 
 
 @click.command("run", context_settings={"allow_interspersed_args": False})
@@ -49,19 +52,25 @@ from leaktrace.shim_library import find_shim_library
                    "mtraceinit) or from the program's first mtrace() call (on-mtrace).")
 @format_option
 @render_options
+@leak_kind_options
 @leak_gate_options
 @one_line_errors
 def run_command(command: tuple[str, ...], output: str | None, max_depth: int | None,
                 follow_children: bool, report_file: str | None, interval: float | None,
                 start: str | None, output_format: str,
                 top: int | None, min_bytes: int, show_addresses: bool,
-                fail_on_leak: int | None, leak_exit_code: int) -> None:
+                show_kinds: frozenset[str], suppression_files: tuple[str, ...],
+                no_default_suppressions: bool, gen_suppressions: bool,
+                fail_on_leak: int | None, fail_on_kinds: frozenset[str],
+                leak_exit_code: int) -> None:
     """Run PROGRAM under the leaktrace shim and report the memory still live when it ends.
 
     Exits with the program's exit status (128+N if signal N killed it), or with
     --leak-exit-code when --fail-on-leak is exceeded.
     """
     shim = str(find_shim_library())
+    # Read before the run: a bad suppression file should not cost a whole run.
+    suppressions = load_suppressions(suppression_files, with_defaults=not no_default_suppressions)
     program = resolve_program(command[0])
     check_traceable(program, shim)
     capture_dir = os.getcwd()
@@ -100,8 +109,10 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     except LeaktraceError as e:
         warn(str(e))
         raise SystemExit(status or USAGE_ERROR) from None
+    apply_suppressions(report, suppressions)
     text = render_report(report, output_format, top=top, min_bytes=min_bytes,
-                         show_addresses=show_addresses)
+                         show_addresses=show_addresses, leak_kinds=show_kinds,
+                         gen_suppressions=gen_suppressions)
     _emit_report(text, report_file)
     click.echo(f"leaktrace: capture saved to {capture}", err=True)
     click.echo(f"leaktrace: to see it again: leaktrace report {shlex.quote(capture)}", err=True)
@@ -110,7 +121,7 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         if notice.pid != pid:
             click.echo(f"leaktrace: child {notice.pid}: leaktrace report "
                        f"{shlex.quote(notice.path)}", err=True)
-    if leaks_exceed(report, fail_on_leak):
+    if leaks_exceed(report, fail_on_leak, fail_on_kinds):
         raise SystemExit(leak_exit_code)
     raise SystemExit(status)
 

@@ -7,10 +7,18 @@ import json
 from typing import Any
 
 from leaktrace.analyze.frame_totals import compute_frame_totals
-from leaktrace.model import Frame, LeakRecord, Report
-from leaktrace.render.options import RenderOptions, shown_records
+from leaktrace.leak_kinds import FIELD_NAMES, LEAK_KINDS
+from leaktrace.model import Frame, KindTotal, LeakRecord, Report
+from leaktrace.render.options import (
+    RenderOptions,
+    selected_records,
+    shown_mapped_regions,
+    shown_records,
+    suppression_text,
+)
 
-FORMAT_VERSION = 1
+# 2: loss records with leak kinds, the LEAK SUMMARY, mapped regions, scan, suppressions.
+FORMAT_VERSION = 2
 
 
 def render_json(report: Report, options: RenderOptions) -> str:
@@ -19,8 +27,25 @@ def render_json(report: Report, options: RenderOptions) -> str:
 
 def report_to_json(report: Report, options: RenderOptions) -> dict[str, Any]:
     records = shown_records(report, options)
-    totals = report.frame_totals or compute_frame_totals(report.records)
+    if report.scanned or options.leak_kinds is not None:
+        totals = compute_frame_totals(selected_records(report, options))
+    else:
+        totals = report.frame_totals or compute_frame_totals(report.records)
     s = report.summary
+    summary: dict[str, Any] = {
+        "live": {"blocks": s.live_blocks, "bytes": s.live_bytes},
+        "by_kind": {k: {"blocks": t.blocks, "bytes": t.bytes} for k, t in s.by_kind.items()},
+        "total_allocations": s.total_allocations,
+        "total_allocated_bytes": s.total_allocated_bytes,
+    }
+    for kind in LEAK_KINDS:
+        summary[FIELD_NAMES[kind]] = _total(s.leaks.of(kind)) if s.leaks else None
+    summary["reachable_via_heuristic"] = (
+        {name: _total(t) for name, t in s.leaks.reachable_via_heuristic.items()}
+        if s.leaks else None)
+    summary["suppressed"] = _total(s.suppressed)
+    summary["mapped"] = _total(s.mapped) if s.leaks else None
+    scan = report.scan
     return {
         "format_version": FORMAT_VERSION,
         "source": report.source,
@@ -31,16 +56,26 @@ def report_to_json(report: Report, options: RenderOptions) -> dict[str, Any]:
         "end_time": report.end_time,
         "capture_path": report.capture_path,
         "build_seconds": report.build_seconds,
-        "summary": {
-            "live": {"blocks": s.live_blocks, "bytes": s.live_bytes},
-            "by_kind": {k: {"blocks": t.blocks, "bytes": t.bytes} for k, t in s.by_kind.items()},
-            "total_allocations": s.total_allocations,
-            "total_allocated_bytes": s.total_allocated_bytes,
+        "summary": summary,
+        "scan": None if scan is None else {
+            "seconds": scan.seconds, "bytes_scanned": scan.bytes_scanned,
+            "root_bytes": scan.root_bytes, "threads_stopped": scan.threads_stopped,
+            "threads_not_stopped": scan.threads_not_stopped,
+            "heuristics": list(scan.heuristics),
         },
         "counters": dict(report.counters),
         "notes": list(report.notes),
+        "leak_kinds_shown": (None if options.leak_kinds is None
+                             else [k for k in LEAK_KINDS if k in options.leak_kinds]),
         "records_total": len(report.records),
-        "records": [_record(r, options.show_addresses) for r in records],
+        "records": [_record(r, options) for r in records],
+        "mapped_regions": [_record(r, options, suppressible=False)
+                           for r in shown_mapped_regions(report, options)],
+        "suppressions_used": [
+            {"name": u.name, "origin": u.origin, "records": u.records, "blocks": u.blocks,
+             "bytes": u.bytes}
+            for u in report.suppressions_used
+        ],
         "frame_totals": [
             {"function": t.function, "module": t.module, "file": t.file, "bytes": t.bytes,
              "blocks": t.blocks, "records": t.records}
@@ -49,18 +84,29 @@ def report_to_json(report: Report, options: RenderOptions) -> dict[str, Any]:
     }
 
 
-def _record(record: LeakRecord, with_addresses: bool) -> dict[str, Any]:
+def _total(total: KindTotal) -> dict[str, int]:
+    return {"bytes": total.bytes, "blocks": total.blocks}
+
+
+def _record(record: LeakRecord, options: RenderOptions,
+            suppressible: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {
         "stack_id": record.stack_id,
         "kind": record.kind,
+        "leak_kind": record.leak_kind,
+        "loss_record": record.loss_record,
         "bytes": record.bytes,
+        "direct_bytes": record.direct_bytes,
+        "indirect_bytes": record.indirect_bytes,
         "blocks": record.blocks,
         "total_allocations": record.total_allocations,
         "total_allocated_bytes": record.total_allocated_bytes,
         "oldest_age_seconds": record.oldest_age_seconds,
         "frames": [frame_json(f) for f in record.frames],
     }
-    if with_addresses:
+    if options.gen_suppressions and suppressible:
+        out["suppression"] = suppression_text(record, options)
+    if options.show_addresses:
         out["addresses"] = [
             {"address": b.address, "size": b.size, "age_seconds": b.age_seconds}
             for b in record.addresses
@@ -78,3 +124,4 @@ def frame_json(frame: Frame) -> dict[str, Any]:
         "address": frame.address,
         "inlined": frame.inlined,
     }
+

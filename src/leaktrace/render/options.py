@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from leaktrace.analyze.loss_records import display_order
 from leaktrace.model import LeakRecord, Report
+
+if TYPE_CHECKING:
+    from leaktrace.suppressions.linkage_names import LinkageNames
 
 
 @dataclass
@@ -12,10 +17,40 @@ class RenderOptions:
     top: int | None = None  # show only the N largest records (None: all)
     min_bytes: int = 0  # hide records smaller than this
     show_addresses: bool = False  # list every live block's address
+    # Leak kinds whose loss records are shown (--show); None shows every kind. Records
+    # without a leak kind (no scan ran) are always shown.
+    leak_kinds: frozenset[str] | None = None
+    gen_suppressions: bool = False  # a valgrind suppression entry after each record shown
+    linkage_names: LinkageNames | None = None  # symbol cache for gen_suppressions, made lazily
+
+
+def selected_records(report: Report, options: RenderOptions) -> list[LeakRecord]:
+    """The records of the leak kinds asked for that no suppression matched, largest first:
+    what "leaked bytes per frame" adds up. --min-bytes and --top only shorten the list."""
+    return display_order(
+        r for r in report.records
+        if r.suppressed_by is None
+        and (options.leak_kinds is None or r.leak_kind is None or r.leak_kind in options.leak_kinds)
+    )
 
 
 def shown_records(report: Report, options: RenderOptions) -> list[LeakRecord]:
-    """The records to print, largest first, after --min-bytes then --top."""
-    records = sorted(report.records, key=lambda r: (-r.bytes, -r.blocks, r.stack_id))
-    records = [r for r in records if r.bytes >= options.min_bytes]
+    """The records to print, largest first, after the kind filter, --min-bytes then --top."""
+    records = [r for r in selected_records(report, options) if r.bytes >= options.min_bytes]
     return records if options.top is None else records[: options.top]
+
+
+def shown_mapped_regions(report: Report, options: RenderOptions) -> list[LeakRecord]:
+    regions = [r for r in report.mapped_regions if r.bytes >= options.min_bytes]
+    return regions if options.top is None else regions[: options.top]
+
+
+def suppression_text(record: LeakRecord, options: RenderOptions) -> str | None:
+    """--gen-suppressions: the valgrind entry for `record` (None without a backtrace)."""
+    # Imported here: symbol tables are only read when --gen-suppressions asks.
+    from leaktrace.suppressions.generate import suppression_entry
+    from leaktrace.suppressions.linkage_names import LinkageNames
+
+    if options.linkage_names is None:
+        options.linkage_names = LinkageNames()  # one symbol cache for the whole report
+    return suppression_entry(record, options.linkage_names)

@@ -1,6 +1,7 @@
 """The human-readable report: summary, leaks largest first with symbolized backtraces,
 leaked bytes per frame, and (on request) every live block's address. Modelled on what
-valgrind and heaptrack print, so it reads the way C++ engineers expect."""
+valgrind and heaptrack print, so it reads the way C++ engineers expect: after a reachability
+scan, loss records and the LEAK SUMMARY use valgrind memcheck's own sentences."""
 
 from __future__ import annotations
 
@@ -8,8 +9,15 @@ import os
 import shlex
 
 from leaktrace.analyze.frame_totals import compute_frame_totals
-from leaktrace.model import Frame, LeakRecord, Report
-from leaktrace.render.options import RenderOptions, shown_records
+from leaktrace.leak_kinds import LEAK_KINDS, STILL_REACHABLE, kind_list_text
+from leaktrace.model import Frame, KindTotal, LeakRecord, Report
+from leaktrace.render.options import (
+    RenderOptions,
+    selected_records,
+    shown_mapped_regions,
+    shown_records,
+    suppression_text,
+)
 from leaktrace.render.sizes import human_size, size_with_bytes
 
 FRAME_TOTALS_SHOWN = 20  # rows of "leaked bytes per frame" when --top is not given
@@ -20,10 +28,16 @@ def render_text(report: Report, options: RenderOptions) -> str:
     lines += _header(report)
     lines += _summary(report)
     records = shown_records(report, options)
-    lines += _leaks(report, records, options)
+    if report.scanned:
+        lines += _loss_records(report, records, options)
+        lines += _mapped_regions(report, options)
+    else:
+        lines += _leaks(report, records, options)
     lines += _frame_totals(report, options)
     if options.show_addresses:
-        lines += _addresses(records)
+        lines += _addresses(records + shown_mapped_regions(report, options))
+    lines += _leak_summary(report, options)
+    lines += _suppressions_used(report)
     return "\n".join(lines) + "\n"
 
 
@@ -55,6 +69,15 @@ def _summary(report: Report) -> list[str]:
         allocated = size_with_bytes(s.total_allocated_bytes or 0)
         lines.append(f"allocated during the run: {s.total_allocations:,} allocations, "
                      f"{allocated}")
+    if s.leaks is not None and report.mapped_regions:
+        lines.append(f"memory mappings never unmapped: {_plural(s.mapped.blocks, 'region')}, "
+                     f"{size_with_bytes(s.mapped.bytes)} (not heap blocks: not in the leak "
+                     "summary)")
+    if s.leaks is None and s.suppressed.blocks:
+        lines.append(f"suppressed: {_plural(s.suppressed.blocks, 'block')}, "
+                     f"{size_with_bytes(s.suppressed.bytes)} (not shown)")
+    if report.scan is not None:
+        lines.append(_scan_line(report))
     counters = ", ".join(f"{k}={v:,}" for k, v in report.counters.items() if v)
     if counters:
         lines.append(f"shim counters: {counters}")
@@ -62,6 +85,16 @@ def _summary(report: Report) -> list[str]:
         lines.append(f"report built in {report.build_seconds:.2f} s")
     lines += [f"note: {note}" for note in report.notes]
     return lines
+
+
+def _scan_line(report: Report) -> str:
+    scan = report.scan
+    assert scan is not None
+    threads = _plural(scan.threads_stopped, "other thread")
+    heuristics = ", ".join(scan.heuristics) or "none"
+    return (f"reachability scan at exit: {scan.seconds * 1000:.1f} ms, "
+            f"{human_size(scan.bytes_scanned)} read ({human_size(scan.root_bytes)} of roots), "
+            f"{threads} stopped; heuristics: {heuristics}")
 
 
 def _leaks(report: Report, records: list[LeakRecord], options: RenderOptions) -> list[str]:
@@ -83,12 +116,125 @@ def _leaks(report: Report, records: list[LeakRecord], options: RenderOptions) ->
         history = _history(record)
         if history:
             lines.append(f"      {history}")
-        if not record.frames:
-            lines.append("    (no backtrace: the allocation could not be unwound, or the "
-                         "stack table was full)")
-        width = len(str(len(record.frames) - 1))
-        for number, frame in enumerate(record.frames):
-            lines.append(f"    {_frame_line(number, width, frame, options.show_addresses)}")
+        lines += _backtrace(record, options)
+    return lines
+
+
+def _backtrace(record: LeakRecord, options: RenderOptions) -> list[str]:
+    lines = []
+    if not record.frames:
+        lines.append("    (no backtrace: the allocation could not be unwound, or the "
+                     "stack table was full)")
+    width = len(str(len(record.frames) - 1))
+    for number, frame in enumerate(record.frames):
+        lines.append(f"    {_frame_line(number, width, frame, options.show_addresses)}")
+    if options.gen_suppressions:
+        lines += _suppression_entry(record, options)
+    return lines
+
+
+def _suppression_entry(record: LeakRecord, options: RenderOptions) -> list[str]:
+    entry = suppression_text(record, options)
+    if entry is None:
+        return ["    (no suppression: without a backtrace it would match every leak of "
+                f"{record.kind})"]
+    return entry.splitlines()
+
+
+def loss_record_sentence(record: LeakRecord, records_total: int) -> str:
+    """valgrind's words: '48 (16 direct, 32 indirect) bytes in 1 blocks are definitely lost
+    in loss record 3 of 9' (valgrind always says 'blocks')."""
+    direct = record.own_bytes
+    indirect = record.indirect_bytes or 0
+    if indirect:
+        size = f"{direct + indirect:,} ({direct:,} direct, {indirect:,} indirect) bytes"
+    else:
+        size = f"{direct:,} bytes"
+    where = f" in loss record {record.loss_record:,} of {records_total:,}" \
+        if record.loss_record is not None else ""
+    return f"{size} in {record.blocks:,} blocks are {record.leak_kind}{where}"
+
+
+def _loss_records(report: Report, records: list[LeakRecord],
+                  options: RenderOptions) -> list[str]:
+    numbered = [r.loss_record for r in report.records if r.loss_record is not None]
+    total = max(numbered, default=0)
+    if not report.records:
+        return ["", "No leaks: every heap block allocated while leaktrace watched was freed."]
+    kinds = ("all kinds" if options.leak_kinds is None
+             else f"--show {kind_list_text(options.leak_kinds)}")
+    limits = [kinds]
+    if options.min_bytes:
+        limits.append(f"--min-bytes {options.min_bytes:,}")
+    if options.top is not None:
+        limits.append(f"--top {options.top}")
+    lines = ["", f"== Loss records, largest first ({len(records)} of {total} shown; "
+                 f"{', '.join(limits)}) =="]
+    if not records:
+        lines += ["", "No loss record of the kinds shown."]
+    for record in records:
+        lines.append("")
+        lines.append(loss_record_sentence(record, total))
+        details = [f"{record.kind}, stack {record.stack_id}"]
+        history = _history(record)
+        if history:
+            details.append(history)
+        lines.append(f"      {'; '.join(details)}")
+        lines += _backtrace(record, options)
+    return lines
+
+
+def _mapped_regions(report: Report, options: RenderOptions) -> list[str]:
+    regions = shown_mapped_regions(report, options)
+    if not report.mapped_regions:
+        return []
+    lines = ["", f"== Memory mappings never unmapped ({len(regions)} of "
+                 f"{len(report.mapped_regions)} shown; not heap blocks, so not loss records) =="]
+    for region in regions:
+        lines.append("")
+        lines.append(f"{size_with_bytes(region.bytes)} in {_plural(region.blocks, 'region')} "
+                     f"from {region.kind}, stack {region.stack_id}")
+        history = _history(region)
+        if history:
+            lines.append(f"      {history}")
+        # A mapping is no loss record: nothing to suppress.
+        lines += _backtrace(region, RenderOptions(show_addresses=options.show_addresses))
+    return lines
+
+
+def _leak_summary(report: Report, options: RenderOptions) -> list[str]:
+    """valgrind's LEAK SUMMARY, line for line (direct bytes per kind)."""
+    leaks = report.summary.leaks
+    if leaks is None:
+        return []
+    lines = ["", "LEAK SUMMARY:"]
+    labels = {kind: f"{kind:>18}" for kind in LEAK_KINDS}
+    for kind in LEAK_KINDS:
+        lines.append(f"{labels[kind]}: {_blocks_text(leaks.of(kind))}")
+        if kind == STILL_REACHABLE and leaks.reachable_via_heuristic:
+            lines.append(" " * 19 + "   of which reachable via heuristic:")
+            for name, total in leaks.reachable_via_heuristic.items():
+                lines.append(" " * 24 + f"{name:<19}: {_blocks_text(total)}")
+    lines.append(f"{'suppressed':>18}: {_blocks_text(report.summary.suppressed)}")
+    shown = options.leak_kinds
+    if shown is not None and STILL_REACHABLE not in shown and leaks.still_reachable.blocks:
+        lines.append("Reachable blocks (those to which a pointer was found) are not shown.")
+        lines.append("To see them, rerun with: --show all")
+    return lines
+
+
+def _blocks_text(total: KindTotal) -> str:
+    return f"{total.bytes:,} bytes in {total.blocks:,} blocks"
+
+
+def _suppressions_used(report: Report) -> list[str]:
+    """As valgrind -v lists them: count of records, name, where it is defined."""
+    if not report.suppressions_used:
+        return []
+    lines = [""]
+    for use in report.suppressions_used:
+        lines.append(f"used_suppression: {use.records:>6} {use.name} {use.origin} suppressed: "
+                     f"{use.bytes:,} bytes in {use.blocks:,} blocks")
     return lines
 
 
@@ -124,12 +270,18 @@ def _frame_line(number: int, width: int, frame: Frame, show_address: bool) -> st
 
 
 def _frame_totals(report: Report, options: RenderOptions) -> list[str]:
-    totals = report.frame_totals or compute_frame_totals(report.records)
+    if report.scanned or options.leak_kinds is not None:
+        # Only the kinds shown: still reachable memory is not "leaked" by default.
+        selected = selected_records(report, options)
+        totals = compute_frame_totals(selected)
+        live = sum(r.own_bytes for r in selected) or 1
+    else:
+        totals = report.frame_totals or compute_frame_totals(report.records)
+        live = (report.summary.live_bytes - report.summary.suppressed.bytes) or 1
     totals = [t for t in totals if t.bytes >= options.min_bytes]
     if not totals:
         return []
     limit = options.top if options.top is not None else FRAME_TOTALS_SHOWN
-    live = report.summary.live_bytes or 1
     lines = ["", f"== Leaked bytes per frame (inclusive; {min(limit, len(totals))} of "
              f"{len(totals)} functions) =="]
     rows = [([size_with_bytes(t.bytes), f"{100 * t.bytes / live:.1f}%",
@@ -148,6 +300,7 @@ def _addresses(records: list[LeakRecord]) -> list[str]:
     for record in records:
         for block in record.addresses:
             age = f"  {block.age_seconds:.3f} s old" if block.age_seconds is not None else ""
+            kind = f"  {record.leak_kind}" if record.leak_kind else ""
             lines.append(f"  {block.address:#014x}  {block.size:>12,} bytes  "
-                         f"stack {record.stack_id}  {record.kind}{age}")
+                         f"stack {record.stack_id}  {record.kind}{kind}{age}")
     return lines

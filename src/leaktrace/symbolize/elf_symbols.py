@@ -39,6 +39,11 @@ class ElfSymbolTable:
     def lookup(self, offset: int) -> str | None:
         """The demangled function containing `offset`. A symbol of size 0 (hand-written
         assembly) is taken to cover everything up to the next symbol."""
+        symbol = self.lookup_symbol(offset)
+        return clean_function_name(demangle(symbol)) if symbol else None
+
+    def lookup_symbol(self, offset: int) -> str | None:
+        """The symbol (mangled, as in the table) of the function containing `offset`."""
         i = bisect.bisect_right(self.starts, offset) - 1
         if i < 0:
             return None
@@ -52,5 +57,4 @@ class ElfSymbolTable:
         if not names:
             return None
         # Prefer the public alias: "malloc" over "__libc_malloc".
-        best = min(names, key=lambda n: (n.startswith("_") and not n.startswith("_Z"), len(n)))
-        return clean_function_name(demangle(best))
+        return min(names, key=lambda n: (n.startswith("_") and not n.startswith("_Z"), len(n)))

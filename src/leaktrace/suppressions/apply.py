@@ -1,0 +1,42 @@
+"""Mark the loss records a suppression matches, and count them as valgrind does: under
+"suppressed" in the summary (own bytes and blocks) and nowhere else. Memory mappings are not
+loss records and are never suppressed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from leaktrace.analyze.frame_totals import compute_frame_totals
+from leaktrace.analyze.leak_totals import leak_totals, suppressed_total
+from leaktrace.model import Report, SuppressionUse
+from leaktrace.suppressions.entries import Suppression
+from leaktrace.suppressions.matcher import SuppressionMatcher
+
+
+def apply_suppressions(report: Report, suppressions: Sequence[Suppression],
+                       matcher: SuppressionMatcher | None = None) -> None:
+    """Updates `report` in place: suppressed_by on each matched record, the summary's leak
+    totals and suppressed total, suppressions_used, frame_totals."""
+    if not suppressions:
+        return
+    matcher = matcher or SuppressionMatcher(suppressions)
+    uses: dict[int, SuppressionUse] = {}
+    for record in report.records:
+        suppression = matcher.match(record)
+        if suppression is None:
+            continue
+        record.suppressed_by = suppression.name
+        use = uses.get(id(suppression))
+        if use is None:
+            use = uses[id(suppression)] = SuppressionUse(suppression.name, suppression.origin)
+        use.records += 1
+        use.blocks += record.blocks
+        use.bytes += record.own_bytes
+    summary = report.summary
+    if summary.leaks is not None:
+        summary.leaks, summary.suppressed = leak_totals(
+            report.records, summary.leaks.reachable_via_heuristic)
+    else:
+        summary.suppressed = suppressed_total(report.records)
+    report.suppressions_used = sorted(uses.values(), key=lambda u: (-u.bytes, u.name))
+    report.frame_totals = compute_frame_totals(report.records)

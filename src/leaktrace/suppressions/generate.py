@@ -1,0 +1,52 @@
+"""--gen-suppressions: a valgrind suppression entry that matches one loss record, written the
+way `valgrind --gen-suppressions=all` writes it, so it can go straight into a file for
+`leaktrace --suppressions` (and for valgrind itself).
+
+Like valgrind, C++ functions are written by their symbol (`fun:_ZN3app4makeEi`); a function
+inlined into another has no symbol and is written demangled, a frame without a function name
+by its object (`obj:/usr/lib/libfoo.so`), and a frame in no known object as `obj:*`. The
+stack stops at main: valgrind does not show the frames below it."""
+
+from __future__ import annotations
+
+from leaktrace.leak_kinds import SHORT_NAME_OF
+from leaktrace.model import Frame, LeakRecord
+from leaktrace.suppressions.linkage_names import LinkageNames
+from leaktrace.suppressions.matcher import allocation_stack
+
+PLACEHOLDER_NAME = "<insert_a_suppression_name_here>"
+
+
+def suppression_entry(record: LeakRecord, linkage_names: LinkageNames,
+                      name: str = PLACEHOLDER_NAME) -> str | None:
+    """The entry's text, or None for a record without a backtrace: its stack would be the
+    allocation function alone, which would suppress every leak made by it."""
+    if not record.frames:
+        return None
+    lines = ["{", f"   {name}", "   Memcheck:Leak"]
+    if record.leak_kind in SHORT_NAME_OF:
+        lines.append(f"   match-leak-kinds: {SHORT_NAME_OF[record.leak_kind]}")
+    for frame in _down_to_main(allocation_stack(record)):
+        lines.append(f"   {_frame_line(frame, linkage_names)}")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _down_to_main(stack: list[Frame]) -> list[Frame]:
+    for i, frame in enumerate(stack):
+        if frame.function == "main":
+            return stack[: i + 1]
+    return stack
+
+
+def _frame_line(frame: Frame, linkage_names: LinkageNames) -> str:
+    if frame.function:
+        symbol = linkage_names.of(frame)
+        # Only a C++ symbol says more than the name shown; a C symbol may carry a GCC clone
+        # suffix (".constprop.0") that the name leaktrace matches against has not.
+        if symbol and symbol.startswith("_Z"):
+            return f"fun:{symbol}"
+        return f"fun:{frame.function}"
+    if frame.module:
+        return f"obj:{frame.module}"
+    return "obj:*"
