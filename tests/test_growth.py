@@ -1,0 +1,171 @@
+"""Growth analysis: intervals, unfreed counts, verdicts and ranking on captures built by the
+test writer, then on a real server under the shim (a leak that grows on every request, a
+bounded cache that fills and stops)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from leakharness import LEAKTRACE
+from liveharness import LiveServer
+
+from leaktrace.analyze.growth import GROWING, PLATEAUED, STABLE, analyze_growth
+from leaktrace.capture.reader import BlockRow, parse_capture
+from leaktrace.capture.series import REASON_EXIT, SeriesRow, Session
+from leaktrace.capture.writer import encode_capture, make_header, stack_from_blocks
+
+SECOND = 1_000_000_000
+LEAK, CACHE, CHURN, TRANSIENT = 1, 2, 3, 4
+
+
+def synthetic_capture(tmp_path: Path) -> Path:
+    """16 snapshots, one a second. LEAK: +100 B (one block) every second. CACHE: +1000 B a
+    second for 3 s, then never again. CHURN: one 500 B block allocated then freed every
+    second. TRANSIENT: nothing until one 64 B block at 15.5 s, still live at capture."""
+    snapshots = []
+    for second in range(1, 17):
+        rows = [SeriesRow(LEAK, second, second * 100, second, second * 100)]
+        if second <= 3:
+            rows.append(SeriesRow(CACHE, second, second * 1000, second, second * 1000))
+        rows.append(SeriesRow(CHURN, second, second * 500, 0, 0))
+        if second == 16:
+            rows.append(SeriesRow(TRANSIENT, 1, 64, 1, 64))
+        snapshots.append((second * SECOND, rows))
+    blocks = [BlockRow(0x1000 + 0x100 * i, 100, LEAK, 1, i * SECOND + SECOND // 2)
+              for i in range(16)]
+    blocks += [BlockRow(0x9000 + 0x1000 * i, 1000, CACHE, 1, i * SECOND + SECOND // 2)
+               for i in range(3)]
+    blocks.append(BlockRow(0x20000, 64, TRANSIENT, 2, 15 * SECOND + SECOND // 2))
+    stacks = [stack_from_blocks(s, [0x401000 + s], blocks) for s in (LEAK, CACHE, TRANSIENT)]
+    stacks.append(stack_from_blocks(CHURN, [0x401000 + CHURN], blocks, freed=(16, 8000)))
+    data = encode_capture(make_header(77, run_ns=16 * SECOND), stacks=stacks, blocks=blocks,
+                          session=Session(0, 0, REASON_EXIT, True, 1000), series=snapshots)
+    path = tmp_path / "synthetic.lt"
+    path.write_bytes(data)
+    return path
+
+
+def test_intervals_verdicts_and_ranking(tmp_path: Path) -> None:
+    capture = parse_capture(synthetic_capture(tmp_path).read_bytes(), "synthetic.lt")
+    growth = analyze_growth(capture)
+    assert len(growth.boundaries) == 9  # eight intervals of two snapshots
+    assert growth.boundaries == [2.0 * i for i in range(9)]
+    by_id = growth.by_native_id()
+    assert by_id[LEAK].verdict == GROWING
+    assert by_id[CACHE].verdict == PLATEAUED
+    assert by_id[CHURN].verdict == STABLE
+    assert by_id[TRANSIENT].verdict == STABLE  # one interval of growth is not a trend
+    # The steady leak ranks first; the cache holds more but stopped growing.
+    assert growth.stacks[0].native_id == LEAK
+    assert by_id[CACHE].score == 0 < by_id[LEAK].score
+    leak = by_id[LEAK]
+    assert leak.growth_intervals == 8 and leak.growth_fraction == 1.0
+    assert (leak.first_third_bytes, leak.last_third_bytes) == (600, 600)
+    first = leak.intervals[0]
+    assert (first.allocations, first.allocated_bytes, first.unfreed, first.unfreed_bytes) == (
+        2, 200, 2, 200)
+    assert first.unfreed_percent == 100.0
+    assert first.allocations_per_second == 1.0 and first.bytes_per_second == 100.0
+    assert leak.oldest_age_seconds == 15.5
+    cache = by_id[CACHE]
+    assert [i.live_change_bytes for i in cache.intervals] == [2000, 1000] + [0] * 6
+    assert [i.unfreed for i in cache.intervals] == [2, 1] + [0] * 6
+    churn = by_id[CHURN]
+    assert [i.allocations for i in churn.intervals] == [2] * 8
+    assert all(i.unfreed == 0 and i.unfreed_percent == 0.0 for i in churn.intervals)
+
+
+def test_capture_without_series_gives_one_interval(tmp_path: Path) -> None:
+    blocks = [BlockRow(0x1000, 10, 1, 1, SECOND)]
+    data = encode_capture(make_header(run_ns=2 * SECOND),
+                          stacks=[stack_from_blocks(1, [0x401000], blocks)], blocks=blocks)
+    growth = analyze_growth(parse_capture(data))
+    assert growth.boundaries == [0.0, 2.0]
+    assert growth.stacks[0].intervals[0].unfreed == 1
+    assert growth.notes  # says the verdicts rest on too few intervals
+
+
+def _growth_json(path: Path, *args: str) -> dict:
+    import subprocess
+
+    done = subprocess.run([*LEAKTRACE, "growth", str(path), "--format", "json", *args],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_growth_json_layout(tmp_path: Path) -> None:
+    result = _growth_json(synthetic_capture(tmp_path))
+    assert result["stacks_total"] == 4
+    stack = result["stacks"][0]
+    assert stack["verdict"] in ("growing", "plateaued", "stable")
+    assert len(stack["stack_id"]) == 8 and stack["native_stack_id"] == LEAK
+    assert len(stack["intervals"]) == 8
+    assert {"start", "end", "seconds", "allocations", "unfreed", "unfreed_percent",
+            "unfreed_bytes", "allocations_per_second", "bytes_per_second",
+            "live_change_bytes"} <= set(stack["intervals"][0])
+    assert isinstance(stack["frames"], list)
+    assert len(_growth_json(synthetic_capture(tmp_path), "--top", "2")["stacks"]) == 2
+
+
+def test_growth_plot_svg(tmp_path: Path) -> None:
+    import subprocess
+
+    plot = tmp_path / "growth.svg"
+    done = subprocess.run([*LEAKTRACE, "growth", str(synthetic_capture(tmp_path)), "--plot",
+                           str(plot)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    svg = plot.read_text()
+    assert svg.startswith("<svg") and svg.count("<polyline") == 4
+    assert "(growing)" in svg and "(plateaued)" in svg
+
+
+def test_growth_errors_are_one_line(tmp_path: Path) -> None:
+    import subprocess
+
+    for args in (["growth"], ["growth", str(tmp_path / "missing.lt")],
+                 ["growth", str(synthetic_capture(tmp_path)), "--plot", str(tmp_path / "x.gif")]):
+        done = subprocess.run([*LEAKTRACE, *args], capture_output=True, text=True)
+        assert done.returncode == 2
+        assert done.stderr.startswith("leaktrace: error: ") and done.stderr.count("\n") == 1
+
+
+def _stack_in(stacks: list[dict], function: str) -> dict:
+    [stack] = [s for s in stacks if any(f["function"] == function for f in s["frames"][:2])]
+    return stack
+
+
+@pytest.fixture()
+def server(build_dir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    live = LiveServer(build_dir, tmp_path, interval="0.1")
+    yield live
+    live.kill()
+
+
+def test_live_server_leak_is_growing_and_cache_plateaued(server: LiveServer) -> None:
+    for key in range(32):  # fills the cache (32 slots)
+        server.request(f"cache {key}")
+    key = 32
+    # Keep the server busy until the shim has taken 40 snapshots (at 0.1 s): driven by the
+    # shim's own count, so a slow machine only makes the loop longer.
+    while server.status()["snapshots"] < 40:
+        for _ in range(5):
+            server.request("leak")
+        server.request(f"cache {key}")  # replaces an entry: the cache does not grow
+        server.request("work")
+        key += 1
+    returncode, stdout, stderr = server.quit()
+    assert returncode == 3, stderr  # the server's own exit status
+    assert stdout.endswith(f"bye after {len(server.answers)} requests\n")
+    result = _growth_json(server.capture)
+    leak = _stack_in(result["stacks"], "handle_leak")
+    cache = _stack_in(result["stacks"], "new_entry")
+    assert leak["verdict"] == "growing", leak["reason"]
+    assert cache["verdict"] == "plateaued", cache["reason"]
+    assert leak["score"] > cache["score"]
+    assert result["stacks"][0]["stack_id"] == leak["stack_id"]  # the leak ranks first
+    assert len(leak["intervals"]) == 8
+    assert sum(i["unfreed"] for i in leak["intervals"]) == leak["live_blocks"]
+    assert cache["live_blocks"] == 32
