@@ -75,8 +75,12 @@ def leaktrace(
     )
 
 
+# Every loss record of every kind, nothing suppressed: tests count every live block.
+EVERY_RECORD = ("--show", "all", "--no-default-suppressions")
+
+
 def json_report(capture: Path, *options: str) -> dict[str, Any]:
-    done = leaktrace("report", str(capture), "--format", "json", *options)
+    done = leaktrace("report", str(capture), "--format", "json", *(options or EVERY_RECORD))
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
     return report
@@ -98,12 +102,30 @@ def allocation_site(record: dict[str, Any], source: str) -> tuple[str, int] | No
     return None
 
 
+def live_records(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Live blocks grouped by (API kind, backtrace) whatever their leak kind: the loss records
+    of one backtrace merged (their own bytes added up), and the memory mappings."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in report["records"]:
+        key = (record["kind"], record["stack_id"])
+        own = record["direct_bytes"] if record["direct_bytes"] is not None else record["bytes"]
+        if key not in merged:
+            merged[key] = {**record, "bytes": own, "leak_kind": None, "direct_bytes": None,
+                           "indirect_bytes": None, "loss_record": None}
+        else:
+            merged[key]["bytes"] += own
+            merged[key]["blocks"] += record["blocks"]
+    return list(merged.values()) + list(report.get("mapped_regions", []))
+
+
 def records_from(report: dict[str, Any], source: str, marker: str) -> list[dict[str, Any]]:
-    """Records whose allocation site in `source` is the line with `marker`."""
+    """Live records (leak kinds merged) whose allocation site in `source` is the line with
+    `marker`."""
     line = marker_line(source, marker)
-    return [r for r in report["records"] if allocation_site(r, source) == (source, line)]
+    return [r for r in live_records(report) if allocation_site(r, source) == (source, line)]
 
 
 def program_records(report: dict[str, Any], source: str) -> list[dict[str, Any]]:
-    """Records allocated (somewhere up the stack) by the test program's own code."""
-    return [r for r in report["records"] if allocation_site(r, source) is not None]
+    """Live records (leak kinds merged) allocated (somewhere up the stack) by the test
+    program's own code."""
+    return [r for r in live_records(report) if allocation_site(r, source) is not None]
