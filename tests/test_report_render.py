@@ -142,8 +142,9 @@ def test_json_keys_are_pinned(report: Report) -> None:
     assert data["format_version"] == 2
     assert set(data) == {"format_version", "source", "program", "command", "pid",
                          "start_time", "end_time", "capture_path", "build_seconds", "summary",
-                         "scan", "counters", "notes", "leak_kinds_shown", "records_total",
-                         "records", "mapped_regions", "suppressions_used", "frame_totals"}
+                         "scan", "counters", "notes", "previous_capture", "leak_kinds_shown",
+                         "records_total", "records", "mapped_regions", "suppressions_used",
+                         "frame_totals"}
     assert set(data["summary"]) == {"live", "by_kind", "total_allocations",
                                     "total_allocated_bytes", "definitely_lost",
                                     "indirectly_lost", "possibly_lost", "still_reachable",
@@ -155,8 +156,8 @@ def test_json_keys_are_pinned(report: Report) -> None:
     record = data["records"][0]
     assert set(record) == {"stack_id", "kind", "leak_kind", "loss_record", "bytes",
                            "direct_bytes", "indirect_bytes", "blocks", "total_allocations",
-                           "total_allocated_bytes", "oldest_age_seconds", "frames",
-                           "addresses"}
+                           "total_allocated_bytes", "oldest_age_seconds", "since_previous",
+                           "growth", "frames", "addresses"}
     assert (record["leak_kind"], record["direct_bytes"], record["loss_record"]) == (
         None, None, None)
     assert set(record["frames"][0]) == {"function", "file", "line", "module", "offset",

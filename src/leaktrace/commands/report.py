@@ -1,4 +1,6 @@
-"""`leaktrace report FILE`: render a capture written by the shim."""
+"""`leaktrace report FILE` / `leaktrace report --pid PID`: render a capture written by the
+shim, or ask a running process for one now; either way with the change since the previous
+capture of the process and each backtrace's growth when the capture has them."""
 
 from __future__ import annotations
 
@@ -7,10 +9,11 @@ from typing import Any, TypeVar
 
 import click
 
-from leaktrace.analyze.build_report import load_report
-from leaktrace.commands._errors import one_line_errors
+from leaktrace.commands._capture_report import CaptureReport, load_capture_report
+from leaktrace.commands._errors import CommandError, one_line_errors, warn
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
+from leaktrace.commands._live_capture import request_capture
 from leaktrace.commands._report_output import render_options, render_report
 from leaktrace.suppressions import load_suppressions
 from leaktrace.suppressions.apply import apply_suppressions
@@ -26,24 +29,53 @@ def format_option(function: F) -> F:
 
 
 @click.command("report")
-@click.argument("capture_file", metavar="FILE")
+@click.argument("capture_file", metavar="[FILE]", required=False)
+@click.option("--pid", type=click.IntRange(min=1), default=None,
+              help="Ask running traced process PID for a capture now and show it, with what "
+                   "changed since its previous capture.")
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False), default=None,
+              help="Also draw live bytes over time of the top backtraces (.svg, or .png with "
+                   "matplotlib installed).")
 @format_option
 @render_options
 @leak_kind_options
 @leak_gate_options
 @one_line_errors
-def report_command(capture_file: str, output_format: str, top: int | None, min_bytes: int,
+def report_command(capture_file: str | None, pid: int | None, plot_file: str | None,
+                   output_format: str, top: int | None, min_bytes: int,
                    show_addresses: bool, show_kinds: frozenset[str],
                    suppression_files: tuple[str, ...], no_default_suppressions: bool,
                    gen_suppressions: bool, fail_on_leak: int | None,
                    fail_on_kinds: frozenset[str], leak_exit_code: int) -> None:
-    """Show the leaks recorded in a capture FILE (written by `leaktrace run`)."""
+    """Show the leaks recorded in a capture FILE (written by `leaktrace run`), or in a
+    capture that running traced process PID writes now (--pid)."""
+    if (capture_file is None) == (pid is None):
+        raise CommandError("give a capture FILE or --pid PID (one of them)")
     suppressions = load_suppressions(suppression_files, with_defaults=not no_default_suppressions)
-    report = load_report(capture_file, with_addresses=show_addresses)
+    if pid is not None:
+        capture_file = request_capture(pid)
+    assert capture_file is not None
+    loaded = load_capture_report(capture_file, with_addresses=show_addresses)
+    report = loaded.report
     apply_suppressions(report, suppressions)
     text = render_report(report, output_format, top=top, min_bytes=min_bytes,
                          show_addresses=show_addresses, leak_kinds=show_kinds,
                          gen_suppressions=gen_suppressions)
     click.echo(text, nl=False)
+    if plot_file is not None:
+        _plot(loaded, plot_file, top)
     if leaks_exceed(report, fail_on_leak, fail_on_kinds):
         raise SystemExit(leak_exit_code)
+
+
+def _plot(loaded: CaptureReport, plot_file: str, top: int | None) -> None:
+    from leaktrace.analyze.growth import describe_stacks
+    from leaktrace.render.growth_plot import write_growth_plot
+
+    if loaded.growth is None:
+        raise CommandError(f"{loaded.capture.path} has no snapshot series to plot")
+    describe_stacks(loaded.capture, loaded.growth)
+    written = write_growth_plot(plot_file, loaded.growth, top)
+    if written != plot_file:
+        warn(f"matplotlib is not installed: wrote an SVG plot, {written}, instead of PNG")
+    click.echo(f"leaktrace: plot written to {written}", err=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 from leaktrace.analyze.frame_totals import compute_frame_totals
 from leaktrace.leak_kinds import FIELD_NAMES, LEAK_KINDS
-from leaktrace.model import Frame, KindTotal, LeakRecord, Report
+from leaktrace.model import Frame, KindTotal, LeakRecord, PreviousCapture, Report
 from leaktrace.render.options import (
     RenderOptions,
     selected_records,
@@ -65,6 +65,7 @@ def report_to_json(report: Report, options: RenderOptions) -> dict[str, Any]:
         },
         "counters": dict(report.counters),
         "notes": list(report.notes),
+        "previous_capture": _previous(report.previous),
         "leak_kinds_shown": (None if options.leak_kinds is None
                              else [k for k in LEAK_KINDS if k in options.leak_kinds]),
         "records_total": len(report.records),
@@ -82,6 +83,15 @@ def report_to_json(report: Report, options: RenderOptions) -> dict[str, Any]:
             for t in totals if t.bytes >= options.min_bytes
         ],
     }
+
+
+def _previous(previous: PreviousCapture | None) -> dict[str, Any] | None:
+    if previous is None:
+        return None
+    return {"against": previous.against, "path": previous.path,
+            "seconds_earlier": previous.seconds_earlier, "bytes": previous.change.bytes,
+            "blocks": previous.change.blocks, "new_records": previous.new_records,
+            "gone_records": previous.gone_records}
 
 
 def _total(total: KindTotal) -> dict[str, int]:
@@ -102,6 +112,12 @@ def _record(record: LeakRecord, options: RenderOptions,
         "total_allocations": record.total_allocations,
         "total_allocated_bytes": record.total_allocated_bytes,
         "oldest_age_seconds": record.oldest_age_seconds,
+        "since_previous": (None if record.since_previous is None else {
+            "bytes": record.since_previous.bytes, "blocks": record.since_previous.blocks,
+            "new": record.since_previous.new}),
+        "growth": (None if record.growth is None else {
+            "bytes_per_second": record.growth.bytes_per_second,
+            "verdict": record.growth.verdict}),
         "frames": [frame_json(f) for f in record.frames],
     }
     if options.gen_suppressions and suppressible:

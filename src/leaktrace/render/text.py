@@ -10,7 +10,7 @@ import shlex
 
 from leaktrace.analyze.frame_totals import compute_frame_totals
 from leaktrace.leak_kinds import LEAK_KINDS, STILL_REACHABLE, kind_list_text
-from leaktrace.model import Frame, KindTotal, LeakRecord, Report
+from leaktrace.model import Frame, KindTotal, LeakRecord, PreviousCapture, Report
 from leaktrace.render.options import (
     RenderOptions,
     selected_records,
@@ -69,6 +69,8 @@ def _summary(report: Report) -> list[str]:
         allocated = size_with_bytes(s.total_allocated_bytes or 0)
         lines.append(f"allocated during the run: {s.total_allocations:,} allocations, "
                      f"{allocated}")
+    if report.previous is not None:
+        lines.append(_previous_line(report.previous))
     if s.leaks is not None and report.mapped_regions:
         lines.append(f"memory mappings never unmapped: {_plural(s.mapped.blocks, 'region')}, "
                      f"{size_with_bytes(s.mapped.bytes)} (not heap blocks: not in the leak "
@@ -85,6 +87,18 @@ def _summary(report: Report) -> list[str]:
         lines.append(f"report built in {report.build_seconds:.2f} s")
     lines += [f"note: {note}" for note in report.notes]
     return lines
+
+
+def _previous_line(previous: PreviousCapture) -> str:
+    change = previous.change
+    if previous.path is None:  # an mtrace() checkpoint: the capture is the difference
+        return (f"allocated since {previous.against} and still live: "
+                f"{_plural(change.blocks, 'block')}, {size_with_bytes(change.bytes)}")
+    earlier = (f", {previous.seconds_earlier:.2f} s earlier"
+               if previous.seconds_earlier is not None else "")
+    return (f"since {previous.against} ({previous.path}{earlier}): {change.bytes:+,} bytes, "
+            f"{change.blocks:+,} blocks; {_plural(previous.new_records, 'new record')}, "
+            f"{previous.gone_records:,} gone")
 
 
 def _scan_line(report: Report) -> str:
@@ -246,6 +260,15 @@ def _history(record: LeakRecord) -> str:
                      "this backtrace during the run")
     if record.oldest_age_seconds is not None:
         parts.append(f"oldest live block {record.oldest_age_seconds:.3f} s old at capture")
+    if record.growth is not None:
+        rate = round(record.growth.bytes_per_second)
+        parts.append(f"growth {'+' if rate >= 0 else '-'}{human_size(abs(rate))}/s over the "
+                     f"run ({record.growth.verdict})")
+    if record.since_previous is not None:
+        change = record.since_previous
+        parts.append("new since the previous capture" if change.new else
+                     f"{change.bytes:+,} bytes, {change.blocks:+,} blocks since the previous "
+                     "capture")
     return "; ".join(parts)
 
 
