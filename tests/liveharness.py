@@ -28,10 +28,10 @@ class LiveServer:
     """request_server running under `leaktrace run -o CAPTURE --interval SECONDS`."""
 
     def __init__(self, build_dir: Path, work: Path, *, interval: str = "0.1",
-                 extra: tuple[str, ...] = ()) -> None:
+                 extra: tuple[str, ...] = (), control_dir: Path | None = None) -> None:
         self.exe = compile_program("request_server.c", build_dir, "-O0")
         self.work = work
-        self.control_dir = work / "ctl"
+        self.control_dir = control_dir or work / "ctl"
         self.capture = work / "server.lt"
         self.env = control_env(self.control_dir)
         self.answers: list[str] = []
