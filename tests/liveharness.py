@@ -49,7 +49,8 @@ class LiveServer:
             if sockets:
                 return int(sockets[0].name.split(".")[0])
             if self.process.poll() is not None:
-                raise AssertionError(f"the server ended early: {self.process.stderr.read()}")
+                _out, err = self.process.communicate()
+                raise AssertionError(f"the server ended early: {err}")
             time.sleep(0.02)
         self.process.kill()
         raise AssertionError("the traced server never opened its control socket")

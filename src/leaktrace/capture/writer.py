@@ -105,9 +105,9 @@ def encode_session(session: Session) -> bytes:
 
 def encode_series(snapshots: Iterable[tuple[int, Iterable[SeriesRow]]]) -> bytes:
     """SERIES from (time_ns since the start, rows of the backtraces that changed)."""
-    snapshots = [(time_ns, list(rows)) for time_ns, rows in snapshots]
-    payload = struct.pack("<II", len(snapshots), 0)
-    for time_ns, rows in snapshots:
+    listed = [(time_ns, list(rows)) for time_ns, rows in snapshots]
+    payload = struct.pack("<II", len(listed), 0)
+    for time_ns, rows in listed:
         payload += struct.pack("<QII", time_ns, len(rows), 0)
         payload += b"".join(struct.pack("<II4Q", r.stack_id, 0, r.alloc_count, r.alloc_bytes,
                                         r.live_blocks, r.live_bytes) for r in rows)

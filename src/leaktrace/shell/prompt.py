@@ -57,9 +57,8 @@ class LeakShell(cmd.Cmd):
     def emptyline(self) -> bool:
         return False  # cmd would repeat the last command: never a surprise capture
 
-    def default(self, line: str) -> bool:
+    def default(self, line: str) -> None:
         self.say(f"unknown command: {line.split()[0]} (type help)")
-        return False
 
     def _after_exit(self) -> str:
         hint = ""
