@@ -89,10 +89,12 @@ class LiveServer:
             self.process.communicate()
 
 
-def python_for(user: str) -> str | None:
-    """An interpreter that `user` may run (ours may sit in root's home)."""
+def python_for(user: str, src: Path) -> str | None:
+    """An interpreter that `user` may run and that imports leaktrace's control client from
+    its installed copy or from `src` (ours may sit in root's home, out of their reach)."""
+    probe = f"import sys; sys.path.insert(0, {str(src)!r}); import leaktrace.control.client"
     for candidate in (sys.executable, "/usr/bin/python3"):
-        done = subprocess.run(["runuser", "-u", user, "--", candidate, "-c", "pass"],
+        done = subprocess.run(["runuser", "-u", user, "--", candidate, "-c", probe],
                               capture_output=True)
         if done.returncode == 0:
             return candidate

@@ -313,9 +313,9 @@ def test_socket_refuses_another_uid(build_dir: Path, tmp_path: Path) -> None:
         pytest.skip("needs root, to run a client as the user nobody")
     if shutil.which("runuser") is None:
         pytest.skip("runuser (util-linux) is not installed")
-    python = python_for("nobody")
+    python = python_for("nobody", SRC)
     if python is None:
-        pytest.skip("no Python interpreter the user nobody may run")
+        pytest.skip("no Python interpreter the user nobody may run with leaktrace importable")
     # The control directory must be reachable by path for nobody to even try.
     control = Path(tempfile.mkdtemp(prefix="leaktrace-ctl-", dir="/tmp"))
     try:
