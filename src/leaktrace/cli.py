@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from leaktrace.commands.attach import attach_command
+from leaktrace.commands.detach import detach_command
 from leaktrace.commands.dump import dump_command
 from leaktrace.commands.growth import growth_command
 from leaktrace.commands.mem import mem_command
@@ -72,3 +74,5 @@ main.add_command(ps_command)
 main.add_command(growth_command)
 main.add_command(scan_command)
 main.add_command(shell_command)
+main.add_command(attach_command)
+main.add_command(detach_command)

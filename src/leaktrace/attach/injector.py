@@ -1,0 +1,248 @@
+"""Load the shim into a running process and call leaktrace_attach() in it, without a
+debugger: seize one thread at a safe point (the others keep running, so a lock they hold is
+released as usual), make it call dlopen(shim) then leaktrace_attach(config), and put it back
+exactly as it was. docs/attach.md tells the whole story."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from leaktrace.attach import ptrace
+from leaktrace.attach.preflight import describe, permission_refused
+from leaktrace.attach.process_info import MemoryMap, status_fields, thread_ids
+from leaktrace.attach.ptrace import PtraceError, Registers
+from leaktrace.attach.remote_call import ProcessExited, call_function, read_string
+from leaktrace.attach.safe_point import unsafe_reason
+from leaktrace.attach.signal_mask import signals_blocked
+from leaktrace.attach.target_libraries import (
+    LIBC,
+    OLD_LIBDL,
+    SHIM,
+    LoadedLibrary,
+    UnsafeCode,
+    find_library,
+    unsafe_code,
+)
+from leaktrace.attach.unwind import Unwinder
+from leaktrace.errors import LeaktraceError
+
+SAFE_POINT_TIMEOUT = 2.0
+RETRY_PAUSE = 0.005  # let the threads run a few ms between rounds
+STOP_TIMEOUT = 1.0  # a thread that ignores PTRACE_INTERRUPT this long is in the kernel's way
+RTLD_NOW = 0x2
+RTLD_DLOPEN = 0x80000000  # __RTLD_DLOPEN: what __libc_dlopen_mode needs to act as dlopen
+
+ATTACH_OK = 0
+ATTACH_PRELOADED = -1
+ATTACH_NO_CONFIG = -2
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Injection:
+    """What happened, for --verbose: the thread used and the time of each step."""
+
+    thread: int = 0
+    shim_path: str = ""
+    steps: list[tuple[str, float]] = field(default_factory=list)  # (step, seconds)
+
+
+@dataclass(frozen=True)
+class _Dlopen:
+    address: int
+    flags: int
+    dlerror: int | None  # address of dlerror(), to say why dlopen failed
+
+
+def inject(pid: int, shim: str, config_path: str, memory: MemoryMap, log: Log) -> Injection:
+    """dlopen the shim in `pid` and run leaktrace_attach(config_path) there. The caller
+    should block SIGINT and SIGTERM, so that the target is never left half-injected."""
+    with signals_blocked({signal.SIGCHLD}):  # a thread's stops wake our waits at once
+        return _inject(pid, shim, config_path, memory, log)
+
+
+def _inject(pid: int, shim: str, config_path: str, memory: MemoryMap, log: Log) -> Injection:
+    result = Injection()
+    clock = time.monotonic()
+
+    def step(name: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        result.steps.append((name, now - clock))
+        clock = now
+
+    libc = find_library(pid, memory, LIBC)
+    if libc is None:
+        raise LeaktraceError(f"{describe(pid)} has no libc.so.6 mapped")
+    dlopen = _find_dlopen(pid, memory, libc)
+    unsafe = unsafe_code(pid, memory, libc)
+    # The shim already loaded by an earlier attach: open that same file again (a second copy
+    # would be a second set of hooks).
+    loaded_shim = find_library(pid, memory, SHIM)
+    result.shim_path = loaded_shim.path if loaded_shim else shim
+    step("read libc's symbols")
+    try:
+        memory_file = os.open(f"/proc/{pid}/mem", os.O_RDWR | os.O_CLOEXEC)
+    except PermissionError:
+        raise permission_refused(pid) from None
+    except FileNotFoundError:
+        raise ProcessExited(f"process {pid} exited") from None
+    try:
+        log(f"stopping a thread of process {pid} at a safe point")
+        tid, saved = _seize_at_safe_point(pid, unsafe, memory_file, log)
+        result.thread = tid
+        step("stopped a thread at a safe point")
+        fp_state: bytes | None = None
+        try:
+            fp_state = ptrace.get_fp_state(tid)
+            status = _load_and_attach(pid, tid, memory_file, saved, dlopen, result.shim_path,
+                                      config_path, step)
+        finally:
+            _restore(tid, saved, fp_state)
+            step("restored the thread")
+    except PtraceError as e:
+        if e.errno == errno.ESRCH:
+            raise ProcessExited(f"process {pid} exited during attach") from None
+        raise LeaktraceError(f"ptrace failed on {describe(pid)}: {e.strerror}") from None
+    finally:
+        os.close(memory_file)
+    if status == ATTACH_PRELOADED:
+        raise LeaktraceError(f"{describe(pid)} already runs under leaktrace (started with "
+                             "leaktrace run): use `leaktrace status` and `leaktrace report "
+                             f"--pid {pid}` instead")
+    if status == ATTACH_NO_CONFIG:
+        raise LeaktraceError(f"{describe(pid)} could not read the settings file {config_path} "
+                             "(its user must be able to read it)")
+    if status != ATTACH_OK:
+        raise LeaktraceError(f"leaktrace_attach() in {describe(pid)} returned {status}")
+    return result
+
+
+def _find_dlopen(pid: int, memory: MemoryMap, libc: LoadedLibrary) -> _Dlopen:
+    address = libc.address_of("dlopen")  # glibc >= 2.34: dlopen lives in libc
+    if address is not None:
+        return _Dlopen(address, RTLD_NOW, libc.address_of("dlerror"))
+    libdl = find_library(pid, memory, OLD_LIBDL)
+    if libdl is not None and libdl.address_of("dlopen") is not None:
+        return _Dlopen(libdl.address_of("dlopen") or 0, RTLD_NOW, libdl.address_of("dlerror"))
+    address = libc.address_of("__libc_dlopen_mode")
+    if address is not None:
+        return _Dlopen(address, RTLD_NOW | RTLD_DLOPEN, None)
+    raise LeaktraceError(f"{describe(pid)}: no dlopen or __libc_dlopen_mode in {libc.path}")
+
+
+def _seize_at_safe_point(pid: int, unsafe: UnsafeCode, memory_file: int,
+                         log: Log) -> tuple[int, Registers]:
+    """Seize and stop one thread that is neither in the allocator nor in the loader; try
+    each thread in turn, letting them all run a few ms between rounds."""
+    deadline = time.monotonic() + SAFE_POINT_TIMEOUT
+    reasons: dict[int, str] = {}
+    unwinder = Unwinder(pid)
+    while True:
+        memory = MemoryMap.read(pid)  # new threads bring new stacks
+        tids = thread_ids(pid)
+        if not tids:
+            raise ProcessExited(f"process {pid} exited")
+        for tid in tids:
+            if not _stoppable(pid, tid):
+                reasons[tid] = "in uninterruptible sleep or exiting"
+                continue
+            try:
+                regs = _seize_and_stop(pid, tid)
+            except PtraceError as e:
+                if e.errno == errno.ESRCH:
+                    continue  # the thread ended meanwhile
+                raise
+            reason = unsafe_reason(regs, memory, unsafe, memory_file, unwinder)
+            if reason is None:
+                return tid, regs
+            reasons[tid] = reason
+            ptrace.detach(tid)
+        if time.monotonic() > deadline:
+            shown = "; ".join(f"thread {t}: {r}" for t, r in list(reasons.items())[:3])
+            raise LeaktraceError(
+                f"no thread of {describe(pid)} reached a safe point within "
+                f"{SAFE_POINT_TIMEOUT:g} s ({shown}): it is always busy in the allocator or "
+                "the dynamic loader; try again")
+        if len(reasons) == len(tids):
+            log(f"no thread at a safe point yet ({next(iter(reasons.values()))}); retrying")
+        reasons.clear()
+        time.sleep(RETRY_PAUSE)
+
+
+def _stoppable(pid: int, tid: int) -> bool:
+    try:
+        state = status_fields(pid, tid).get("State", "?")[:1]
+    except OSError:
+        return False
+    return state not in ("D", "Z", "X")
+
+
+def _seize_and_stop(pid: int, tid: int) -> Registers:
+    try:
+        ptrace.seize(tid)
+    except PtraceError as e:
+        if e.errno == errno.EPERM:
+            raise permission_refused(pid) from None
+        raise
+    ptrace.interrupt(tid)
+    while True:
+        try:
+            stop = ptrace.wait_for_stop(tid, STOP_TIMEOUT)
+        except ptrace.WaitTimeout:
+            raise LeaktraceError(f"thread {tid} of {describe(pid)} did not stop within "
+                                 f"{STOP_TIMEOUT:g} s") from None
+        if stop.exited:
+            raise PtraceError(errno.ESRCH, "the thread exited")
+        if stop.is_event_stop:
+            return ptrace.get_registers(tid)
+        ptrace.resume(tid, stop.signal)  # a signal arrived first: the program gets it
+
+
+def _load_and_attach(pid: int, tid: int, memory_file: int, saved: Registers, dlopen: _Dlopen,
+                     shim_path: str, config_path: str, step: Callable[[str], None]) -> int:
+    handle = call_function(tid, memory_file, saved, dlopen.address,
+                           [os.fsencode(shim_path), dlopen.flags])
+    if handle == 0:
+        why = ""
+        if dlopen.dlerror is not None:
+            message = call_function(tid, memory_file, saved, dlopen.dlerror, [])
+            why = f": {read_string(memory_file, message)}" if message else ""
+        raise LeaktraceError(f"{describe(pid)} could not load the shim {shim_path}{why}")
+    step("dlopen(shim)")
+    shim = find_library(pid, MemoryMap.read(pid), SHIM)
+    attach = shim.address_of("leaktrace_attach") if shim else None
+    if attach is None:
+        raise LeaktraceError(f"{shim_path} was loaded into {describe(pid)} but has no "
+                             "leaktrace_attach: is it an older shim?")
+    rax = call_function(tid, memory_file, saved, attach, [os.fsencode(config_path)])
+    step("leaktrace_attach()")
+    status = rax & 0xFFFFFFFF  # an int: the low half of RAX, sign-extended
+    return status - (1 << 32) if status >= 1 << 31 else status
+
+
+def _restore(tid: int, saved: Registers, fp_state: bytes | None) -> None:
+    """Put the thread back as it was (its registers, FP state, and with orig_rax the system
+    call it was in, which the kernel restarts) and let it go."""
+    try:
+        try:
+            ptrace.set_registers(tid, saved)
+        except PtraceError as e:
+            if e.errno != errno.ESRCH:
+                raise
+            # Still running our call (it timed out): stop it where it is, then restore.
+            ptrace.interrupt(tid)
+            ptrace.wait_for_stop(tid, STOP_TIMEOUT)
+            ptrace.set_registers(tid, saved)
+        if fp_state is not None:
+            ptrace.set_fp_state(tid, fp_state)
+        ptrace.detach(tid)
+    except (PtraceError, ptrace.WaitTimeout):
+        pass  # the thread is gone (the process exited): nothing left to restore
+

@@ -1,0 +1,147 @@
+"""The few ptrace requests attach needs, through ctypes: seize and interrupt one thread, read
+and write its registers and extended FP state, resume it, wait for its stops, detach."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+PTRACE_CONT = 7
+PTRACE_GETREGS = 12
+PTRACE_SETREGS = 13
+PTRACE_DETACH = 17
+PTRACE_GETSIGINFO = 0x4202
+PTRACE_GETREGSET = 0x4204
+PTRACE_SETREGSET = 0x4205
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+PTRACE_EVENT_STOP = 128  # status >> 16 of an interrupt stop or (seized) group-stop
+NT_X86_XSTATE = 0x202
+WALL = 0x40000000  # __WALL: wait for threads too, not only for children
+# Larger than any x86 XSAVE area (AMX's is about 11 KiB); the kernel says how much it used.
+XSTATE_BUFFER_SIZE = 64 << 10
+
+
+class PtraceError(OSError):
+    """A ptrace request failed; errno says why (EPERM, ESRCH...)."""
+
+
+class Registers(ctypes.Structure):
+    """struct user_regs_struct of x86-64 (sys/user.h), in the kernel's order."""
+
+    _fields_ = [(name, ctypes.c_ulonglong) for name in (
+        "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx",
+        "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base",
+        "gs_base", "ds", "es", "fs", "gs")]
+
+    def copy(self) -> Registers:
+        return Registers.from_buffer_copy(self)
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("length", ctypes.c_size_t)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_ptrace = _libc.ptrace
+_ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+_ptrace.restype = ctypes.c_long
+
+
+def _request(request: int, tid: int, addr: int | None = None,
+             data: int | ctypes.c_void_p | None = None) -> None:
+    if _ptrace(request, tid, addr, data) == -1:
+        code = ctypes.get_errno()
+        raise PtraceError(code, os.strerror(code))
+
+
+def seize(tid: int) -> None:
+    _request(PTRACE_SEIZE, tid, 0, 0)
+
+
+def interrupt(tid: int) -> None:
+    _request(PTRACE_INTERRUPT, tid, 0, 0)
+
+
+def resume(tid: int, deliver_signal: int = 0) -> None:
+    _request(PTRACE_CONT, tid, 0, deliver_signal)
+
+
+def detach(tid: int, deliver_signal: int = 0) -> None:
+    _request(PTRACE_DETACH, tid, 0, deliver_signal)
+
+
+def get_registers(tid: int) -> Registers:
+    regs = Registers()
+    _request(PTRACE_GETREGS, tid, 0, ctypes.addressof(regs))
+    return regs
+
+
+def set_registers(tid: int, regs: Registers) -> None:
+    _request(PTRACE_SETREGS, tid, 0, ctypes.addressof(regs))
+
+
+def get_fp_state(tid: int) -> bytes:
+    """The XSAVE area (x87, SSE, AVX, AVX-512...) exactly as the kernel keeps it."""
+    buffer = ctypes.create_string_buffer(XSTATE_BUFFER_SIZE)
+    iov = _IoVec(ctypes.addressof(buffer), XSTATE_BUFFER_SIZE)
+    _request(PTRACE_GETREGSET, tid, NT_X86_XSTATE, ctypes.addressof(iov))
+    return buffer.raw[: iov.length]
+
+
+def set_fp_state(tid: int, state: bytes) -> None:
+    buffer = ctypes.create_string_buffer(state, len(state))
+    iov = _IoVec(ctypes.addressof(buffer), len(state))
+    _request(PTRACE_SETREGSET, tid, NT_X86_XSTATE, ctypes.addressof(iov))
+
+
+def fault_address(tid: int) -> int:
+    """si_addr of the signal the thread is stopped for (a SIGSEGV's faulting address)."""
+    info = ctypes.create_string_buffer(128)  # siginfo_t
+    _request(PTRACE_GETSIGINFO, tid, 0, ctypes.addressof(info))
+    return int.from_bytes(info.raw[16:24], "little")
+
+
+@dataclass(frozen=True)
+class Stop:
+    """What waitpid reported for a traced thread."""
+
+    status: int
+
+    @property
+    def exited(self) -> bool:
+        return os.WIFEXITED(self.status) or os.WIFSIGNALED(self.status)
+
+    @property
+    def signal(self) -> int:
+        return os.WSTOPSIG(self.status) if os.WIFSTOPPED(self.status) else 0
+
+    @property
+    def is_event_stop(self) -> bool:
+        """An interrupt stop or a group-stop (never a signal to deliver)."""
+        return os.WIFSTOPPED(self.status) and self.status >> 16 == PTRACE_EVENT_STOP
+
+
+class WaitTimeout(Exception):
+    pass
+
+
+def wait_for_stop(tid: int, timeout: float) -> Stop:
+    """The next stop (or the end) of `tid`. The caller blocks SIGCHLD, so a stop wakes
+    sigtimedwait at once; the short timeout there is only a safety net."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            waited, status = os.waitpid(tid, os.WNOHANG | WALL)
+        except ChildProcessError:
+            raise PtraceError(errno.ESRCH, "the thread is gone") from None
+        if waited == tid:
+            return Stop(status)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise WaitTimeout
+        signal.sigtimedwait([signal.SIGCHLD], min(left, 0.05))

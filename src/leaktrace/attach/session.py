@@ -1,0 +1,137 @@
+"""Both ends of an attach session besides the injection itself: the settings file the shim
+reads in leaktrace_attach(), where its control socket will be, whether the process is
+already collecting, and detaching through the socket."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+
+from leaktrace.attach.injector import Injection, Log, inject
+from leaktrace.attach.process_info import MemoryMap, real_gid, real_uid
+from leaktrace.control.client import (
+    CAPTURE_TIMEOUT,
+    ControlError,
+    NotTraced,
+    control_dir,
+    send_command,
+    socket_path,
+)
+from leaktrace.errors import LeaktraceError
+
+
+def control_dir_for(pid: int) -> str:
+    """Where the attached process's socket goes; `attach` tells the shim, `detach` looks
+    there. Our own directory, unless root attaches to another user's process: the shim only
+    uses a directory its process owns, so then the default of that user."""
+    if os.environ.get("LEAKTRACE_CONTROL_DIR"):
+        return control_dir()
+    try:
+        owner = real_uid(pid)
+    except OSError:
+        return control_dir()
+    return control_dir() if owner == os.getuid() else f"/tmp/leaktrace-{owner}"
+
+
+@dataclass(frozen=True)
+class AttachSettings:
+    """What the shim is told; the names are those of the preload-mode environment."""
+
+    control_dir: str
+    capture_dir: str  # default-named captures: leaktrace-<program>.<pid>.lt
+    output: str | None = None  # the exact capture path (-o)
+    notify: str | None = None  # where the shim announces each capture it writes
+    max_depth: int | None = None
+
+    def lines(self) -> list[str]:
+        settings = {
+            "LEAKTRACE_CONTROL_DIR": self.control_dir,
+            "LEAKTRACE_DIR": self.capture_dir,
+            "LEAKTRACE_OUTPUT": self.output,
+            "LEAKTRACE_NOTIFY": self.notify,
+            "LEAKTRACE_MAX_DEPTH": None if self.max_depth is None else str(self.max_depth),
+        }
+        lines = []
+        for name, value in settings.items():
+            if value is None:
+                continue
+            if "\n" in value:
+                raise LeaktraceError(f"{value!r} contains a newline: choose another path")
+            lines.append(f"{name}={value}")
+        return lines
+
+
+def write_settings(settings: AttachSettings, pid: int, directory: str) -> str:
+    """The settings file, readable by the target's user and nobody else."""
+    fd, path = tempfile.mkstemp(prefix="leaktrace-attach-", suffix=".conf", dir=directory)
+    try:
+        os.write(fd, ("\n".join(settings.lines()) + "\n").encode())
+        give_to_owner_of(fd, pid)
+    finally:
+        os.close(fd)
+    return path
+
+
+def attach(pid: int, shim: str, settings: AttachSettings, memory: MemoryMap,
+           config_dir: str, log: Log) -> Injection:
+    """Inject the shim and start collecting with these settings; check that its control
+    socket answers (detach needs it). `memory` comes from preflight.check_attachable."""
+    config = write_settings(settings, pid, config_dir)
+    try:
+        injection = inject(pid, shim, config, memory, log)
+    finally:
+        os.unlink(config)  # leaktrace_attach() has read it (or never will)
+    if collecting_status(pid, settings.control_dir) is None:
+        raise LeaktraceError(f"process {pid} is collecting but its control socket "
+                             f"{socket_path(pid, settings.control_dir)} does not answer: it "
+                             "will write its capture when it exits")
+    return injection
+
+
+def give_to_owner_of(fd: int, pid: int) -> None:
+    """Root attaching to another user's process: that process must be able to use the file."""
+    if os.geteuid() != 0:
+        return
+    with contextlib.suppress(OSError):
+        uid, gid = real_uid(pid), real_gid(pid)
+        if uid != os.getuid():
+            os.fchown(fd, uid, gid)
+
+
+def collecting_status(pid: int, directory: str) -> dict[str, object] | None:
+    """The shim's status answer if `pid` has a working control socket there, else None."""
+    if not os.path.exists(socket_path(pid, directory)):
+        return None
+    try:
+        return send_command(pid, "status", directory=directory, timeout=2.0)
+    except ControlError:
+        return None
+
+
+@dataclass(frozen=True)
+class Detached:
+    capture: str
+    attached_at: float | None  # time.time() when collection started, if the shim said
+    detached_at: float
+
+
+def detach(pid: int, directory: str) -> Detached:
+    """Send `detach`: the shim restores the program's GOT, scans, writes its capture and
+    stops collecting. Raises a one-line LeaktraceError when that cannot happen."""
+    try:
+        status = send_command(pid, "status", directory=directory)
+    except NotTraced:
+        raise LeaktraceError(f"process {pid} is not attached: no leaktrace control socket at "
+                             f"{socket_path(pid, directory)}") from None
+    uptime = status.get("uptime_ms")
+    attached_at = time.time() - uptime / 1000 if isinstance(uptime, int) else None
+    answer = send_command(pid, "detach", directory=directory, timeout=CAPTURE_TIMEOUT)
+    detached_at = time.time()
+    capture = answer.get("capture")
+    if not isinstance(capture, str) or not capture:
+        raise LeaktraceError(f"process {pid} detached but could not write its capture (can "
+                             "its user write to the capture directory? see -o)")
+    return Detached(capture, attached_at, detached_at)

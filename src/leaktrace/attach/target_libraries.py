@@ -1,0 +1,117 @@
+"""The libraries of the target that attach cares about, located through /proc/PID/maps: libc
+(dlopen, and the allocator an injected call must not interrupt), the dynamic loader, and the
+shim once it is loaded. Files are read through /proc/PID/root, i.e. as the target sees them."""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+
+from leaktrace.attach.elf_functions import ElfFunctions, read_functions
+from leaktrace.attach.process_info import Mapping, MemoryMap
+from leaktrace.errors import LeaktraceError
+
+LIBC = re.compile(r"^libc(\.so\.6|-2\.\d+\.so)$")
+LOADER = re.compile(r"^ld-linux-x86-64\.so\.2$|^ld-2\.\d+\.so$")
+# glibc < 2.34 kept dlopen and pthread_create in these (merged into libc since).
+OLD_LIBDL = re.compile(r"^libdl(\.so\.2|-2\.\d+\.so)$")
+OLD_LIBPTHREAD = re.compile(r"^libpthread(\.so\.0|-2\.\d+\.so)$")
+SHIM = re.compile(r"^libleaktrace_shim\.so$")
+
+# libc functions a thread must not be inside when it is made to call dlopen: they hold the
+# allocator's arena locks or the loader's locks (dlopen allocates and takes the latter), or
+# run on a stack shared with a vfork child. Internal names only exist with a .symtab.
+UNSAFE_LIBC_FUNCTIONS = (
+    "malloc", "free", "calloc", "realloc", "reallocarray", "memalign", "posix_memalign",
+    "aligned_alloc", "valloc", "pvalloc", "cfree", "malloc_trim", "malloc_usable_size",
+    "malloc_stats", "malloc_info", "mallinfo", "mallinfo2", "mallopt",
+    "__libc_malloc", "__libc_free", "__libc_calloc", "__libc_realloc", "__libc_memalign",
+    "__libc_valloc", "__libc_pvalloc", "__posix_memalign", "__malloc_fork_lock_parent",
+    "__malloc_fork_unlock_parent", "__malloc_fork_unlock_child", "_int_malloc", "_int_free",
+    "_int_realloc", "_int_memalign", "malloc_consolidate", "sysmalloc", "tcache_init",
+    "arena_get2", "__libc_thread_freeres",
+    "dlopen", "dlclose", "dlsym", "dlvsym", "dlmopen", "dladdr", "dladdr1", "dlinfo",
+    "dlerror", "dl_iterate_phdr", "_dl_catch_exception", "_dl_catch_error",
+    "__libc_dlopen_mode", "__libc_dlsym", "__libc_dlvsym", "__libc_dlclose",
+    "fork", "_Fork", "__libc_fork", "vfork", "posix_spawn", "posix_spawnp", "system",
+    "popen", "pthread_create", "exit", "__run_exit_handlers",
+)
+
+
+@dataclass
+class LoadedLibrary:
+    path: str  # as the target sees it
+    mappings: list[Mapping]
+    root: str  # /proc/PID/root: where to read the file from
+    _functions: ElfFunctions | None = field(default=None, repr=False)
+
+    @property
+    def functions(self) -> ElfFunctions:
+        if self._functions is None:
+            self._functions = read_functions(self.root + self.path)
+        return self._functions
+
+    @property
+    def load_bias(self) -> int:
+        first = min((m for m in self.mappings if m.offset == 0), key=lambda m: m.start,
+                    default=self.mappings[0])
+        return first.start - (self.functions.first_load_vaddr & ~0xFFF)
+
+    def address_of(self, name: str) -> int | None:
+        offset = self.functions.address(name)
+        return None if offset is None else self.load_bias + offset
+
+    def text_ranges(self) -> list[tuple[int, int]]:
+        return [(m.start, m.end) for m in self.mappings if m.executable]
+
+
+def find_library(pid: int, memory: MemoryMap, name: re.Pattern[str]) -> LoadedLibrary | None:
+    mappings = memory.of_file(name)
+    if not mappings:
+        return None
+    path = mappings[0].path
+    if path.endswith(" (deleted)"):
+        raise LeaktraceError(f"process {pid} runs a copy of {path[:-10]} that was deleted or "
+                             "replaced since it started (a package upgrade?): restart it, then "
+                             "attach")
+    return LoadedLibrary(path, mappings, f"/proc/{pid}/root")
+
+
+class UnsafeCode:
+    """Address ranges a thread must not be executing, or be called from, when injected into.
+    Overlapping ranges (aliases such as malloc and __libc_malloc) are merged, so a lookup is
+    one bisection: the stack scan asks about thousands of words."""
+
+    def __init__(self, ranges: list[tuple[int, int, str]]) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.labels: list[str] = []
+        for start, end, what in sorted(ranges):
+            if self.ends and start < self.ends[-1]:
+                self.ends[-1] = max(self.ends[-1], end)
+                continue
+            self.starts.append(start)
+            self.ends.append(end)
+            self.labels.append(what)
+
+    def find(self, address: int) -> str | None:
+        i = bisect.bisect_right(self.starts, address) - 1
+        if i >= 0 and address < self.ends[i]:
+            return self.labels[i]
+        return None
+
+
+def unsafe_code(pid: int, memory: MemoryMap, libc: LoadedLibrary) -> UnsafeCode:
+    ranges: list[tuple[int, int, str]] = []
+    bias = libc.load_bias
+    for name in UNSAFE_LIBC_FUNCTIONS:
+        entry = libc.functions.functions.get(name)
+        if entry and entry[1]:
+            ranges.append((bias + entry[0], bias + entry[0] + entry[1], f"libc's {name}"))
+    for pattern, what in ((LOADER, "the dynamic loader"), (SHIM, "the leaktrace shim"),
+                          (OLD_LIBDL, "libdl"), (OLD_LIBPTHREAD, "libpthread")):
+        library = find_library(pid, memory, pattern)
+        if library is not None:
+            ranges.extend((start, end, what) for start, end in library.text_ranges())
+    return UnsafeCode(ranges)

@@ -1,0 +1,87 @@
+"""What `attach` and `detach` share: the report options of `leaktrace report`, and what they
+print once the process has written its capture (the leak report on stdout, as `leaktrace
+report` prints it; the capture path on stderr)."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+
+from leaktrace.commands._capture_report import load_capture_report
+from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
+from leaktrace.commands._leak_kind_options import leak_kind_options
+from leaktrace.commands._report_output import render_options, render_report
+from leaktrace.commands.report import format_option
+from leaktrace.suppressions import load_suppressions
+from leaktrace.suppressions.apply import apply_suppressions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def report_options(function: F) -> F:
+    """Every option of `leaktrace report FILE` about what is shown and the exit code."""
+    return format_option(render_options(leak_kind_options(leak_gate_options(function))))
+
+
+@dataclass(frozen=True)
+class ReportChoices:
+    """The values of report_options(), as click passes them."""
+
+    output_format: str
+    top: int | None
+    min_bytes: int
+    show_addresses: bool
+    show_kinds: frozenset[str]
+    suppression_files: tuple[str, ...]
+    no_default_suppressions: bool
+    gen_suppressions: bool
+    fail_on_leak: int | None
+    fail_on_kinds: frozenset[str]
+    leak_exit_code: int
+
+    @classmethod
+    def take(cls, options: dict[str, Any]) -> ReportChoices:
+        """Pop this dataclass's fields out of a click callback's keyword arguments."""
+        names = cls.__dataclass_fields__
+        return cls(**{name: options.pop(name) for name in list(options) if name in names})
+
+
+def print_capture_report(capture: str, choices: ReportChoices) -> int:
+    """Render the capture as `leaktrace report` would; return the exit code: 0, or
+    --leak-exit-code when --fail-on-leak is exceeded."""
+    suppressions = load_suppressions(choices.suppression_files,
+                                     with_defaults=not choices.no_default_suppressions)
+    report = load_capture_report(capture, with_addresses=choices.show_addresses).report
+    apply_suppressions(report, suppressions)
+    click.echo(render_report(report, choices.output_format, top=choices.top,
+                             min_bytes=choices.min_bytes, show_addresses=choices.show_addresses,
+                             leak_kinds=choices.show_kinds,
+                             gen_suppressions=choices.gen_suppressions), nl=False)
+    click.echo(f"leaktrace: capture saved to {capture}", err=True)
+    click.echo(f"leaktrace: to see it again: leaktrace report {shlex.quote(capture)}", err=True)
+    if leaks_exceed(report, choices.fail_on_leak, choices.fail_on_kinds):
+        return choices.leak_exit_code
+    return 0
+
+
+def check_suppressions(choices: ReportChoices) -> None:
+    """Read the suppression files now: a bad one should not cost a collection window."""
+    load_suppressions(choices.suppression_files,
+                      with_defaults=not choices.no_default_suppressions)
+
+
+def clock_text(when: float) -> str:
+    """12:04:05.123 (local time, to the millisecond)."""
+    return time.strftime("%H:%M:%S", time.localtime(when)) + f".{int(when * 1000) % 1000:03d}"
+
+
+def window_text(attached_at: float | None, ended_at: float) -> str:
+    if attached_at is None:
+        return f"until {clock_text(ended_at)}"
+    return (f"from {clock_text(attached_at)} to {clock_text(ended_at)} "
+            f"({max(ended_at - attached_at, 0.0):.1f} s)")

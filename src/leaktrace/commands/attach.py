@@ -1,0 +1,188 @@
+"""`leaktrace attach PID`: start collecting in a running process, wait (--duration, Ctrl-C,
+SIGTERM), detach and print the report of what was allocated meanwhile and is still live."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import tempfile
+import time
+from typing import Any
+
+import click
+
+from leaktrace.attach.injector import Injection, Log
+from leaktrace.attach.preflight import check_attachable, describe
+from leaktrace.attach.process_info import MemoryMap, status_fields
+from leaktrace.attach.session import (
+    AttachSettings,
+    Detached,
+    attach,
+    collecting_status,
+    control_dir_for,
+    detach,
+    give_to_owner_of,
+)
+from leaktrace.attach.signal_mask import signals_blocked
+from leaktrace.commands._attach_report import (
+    ReportChoices,
+    check_suppressions,
+    clock_text,
+    print_capture_report,
+    report_options,
+    window_text,
+)
+from leaktrace.commands._errors import one_line_errors, warn
+from leaktrace.control.client import ProcessGone, socket_path
+from leaktrace.errors import LeaktraceError
+from leaktrace.launcher.notifications import read_notifications
+from leaktrace.shim_library import find_shim_library
+
+# Each ends the collection window (SIGHUP: the terminal went away). Blocked from the start,
+# so one arriving during the injection is acted on only once the target is whole again.
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+EXIT_CHECK_INTERVAL = 0.2  # how often the wait looks whether the target has exited
+
+
+@click.command("attach")
+@click.argument("pid", type=click.IntRange(min=1))
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS",
+              help="Collect for this long, then detach. Default: until Ctrl-C or SIGTERM.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the capture to this file (never overwritten). Default: "
+                   "leaktrace-PROGRAM.PID.lt in the current directory.")
+@click.option("--max-depth", type=click.IntRange(1, 1024), default=None,
+              help="Most frames kept per backtrace (the shim's default otherwise).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Say how the injection went, step by step, with the time of each.")
+@report_options
+@one_line_errors
+def attach_command(pid: int, duration: float | None, output: str | None,
+                   max_depth: int | None, verbose: bool, **options: Any) -> None:
+    """Attach to the running process PID and collect its allocations until --duration ends,
+    Ctrl-C or SIGTERM; then detach and report the leaks of that window.
+
+    The process keeps running throughout. If leaktrace itself is killed, the process keeps
+    collecting: `leaktrace detach PID` then ends the session and prints the report.
+    """
+    started = time.monotonic()
+    choices = ReportChoices.take(options)
+    check_suppressions(choices)
+    shim = str(find_shim_library())
+    directory = control_dir_for(pid)
+    config_dir = tempfile.gettempdir()
+    capture_dir = os.getcwd()
+    if output is not None:
+        output = os.path.abspath(output)
+        if os.path.lexists(output):
+            raise LeaktraceError(f"{output} already exists: leaktrace never overwrites a "
+                                 "capture; remove it or choose another -o")
+    memory = check_attachable(pid, shim, config_dir)
+    status = collecting_status(pid, directory)
+    if status is not None and status.get("collecting"):
+        raise LeaktraceError(f"{describe(pid)} is already traced by leaktrace (it answers on "
+                             f"{socket_path(pid, directory)}): `leaktrace detach {pid}` ends an "
+                             "attach session")
+
+    def log(message: str) -> None:
+        if verbose:
+            click.echo(f"leaktrace: {message}", err=True)
+
+    notify = _new_notify_file(pid, config_dir)
+    settings = AttachSettings(control_dir=directory, capture_dir=capture_dir, output=output,
+                              notify=notify, max_depth=max_depth)
+    try:
+        with signals_blocked(STOP_SIGNALS | {signal.SIGCHLD}):
+            try:
+                ended = _collect(pid, settings, shim, memory, config_dir, duration, started,
+                                 log)
+            finally:
+                _discard_pending(STOP_SIGNALS)  # the stop they asked for has happened
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(notify)
+    # Signals act normally again: rendering a huge report may be interrupted.
+    click.echo(f"leaktrace: collected {window_text(ended.attached_at, ended.detached_at)}",
+               err=True)
+    raise SystemExit(print_capture_report(ended.capture, choices))
+
+
+def _collect(pid: int, settings: AttachSettings, shim: str, memory: MemoryMap,
+             config_dir: str, duration: float | None, started: float, log: Log) -> Detached:
+    """Inject, wait for the end of the window, detach. Runs with the stop signals blocked."""
+    injection = attach(pid, shim, settings, memory, config_dir, log)
+    attached_at = time.time()
+    _log_injection(injection, time.monotonic() - started, log)
+    until = f"for {duration:g} s" if duration is not None else "until Ctrl-C or SIGTERM"
+    click.echo(f"leaktrace: attached to {describe(pid)} at {clock_text(attached_at)}; "
+               f"collecting {until}", err=True)
+    why = _wait(pid, duration)
+    if why is None:
+        return _exit_capture(pid, settings.notify, attached_at)
+    log(f"detaching ({why})")
+    try:
+        detached = detach(pid, settings.control_dir)
+    except ProcessGone:
+        return _exit_capture(pid, settings.notify, attached_at)
+    return Detached(detached.capture, attached_at, detached.detached_at)
+
+
+def _log_injection(injection: Injection, latency: float, log: Log) -> None:
+    log(f"injected through thread {injection.thread}, shim {injection.shim_path}")
+    for step, seconds in injection.steps:
+        log(f"  {step}: {seconds * 1000:.1f} ms")
+    log(f"attach latency: {latency * 1000:.0f} ms (from the start of this command to "
+        "collecting)")
+
+
+def _wait(pid: int, duration: float | None) -> str | None:
+    """Until the duration ends or a stop signal comes (returns which), or the process exits
+    (returns None)."""
+    deadline = None if duration is None else time.monotonic() + duration
+    while True:
+        timeout = EXIT_CHECK_INTERVAL
+        if deadline is not None:
+            timeout = min(timeout, deadline - time.monotonic())
+            if timeout <= 0:
+                return "the duration ended"
+        received = signal.sigtimedwait(STOP_SIGNALS, timeout)
+        if received is not None:
+            return signal.Signals(received.si_signo).name
+        if not _running(pid):
+            return None
+
+
+def _running(pid: int) -> bool:
+    try:
+        return status_fields(pid).get("State", "?")[:1] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def _exit_capture(pid: int, notify: str | None, attached_at: float) -> Detached:
+    """The process exited while attached: the shim wrote its capture at exit, as under
+    `leaktrace run`, and announced it."""
+    ended_at = time.time()
+    notices = read_notifications(notify) if notify else []
+    captures = [n.path for n in notices if n.pid == pid and os.path.isfile(n.path)]
+    if not captures:
+        raise LeaktraceError(f"process {pid} ended during the collection window without "
+                             "writing a capture (killed?)")
+    warn(f"process {pid} exited during the collection window; this is its capture at exit")
+    return Detached(captures[-1], attached_at, ended_at)
+
+
+def _new_notify_file(pid: int, directory: str) -> str:
+    fd, path = tempfile.mkstemp(prefix="leaktrace-notify-", suffix=".txt", dir=directory)
+    try:
+        give_to_owner_of(fd, pid)
+    finally:
+        os.close(fd)
+    return path
+
+
+def _discard_pending(signals: frozenset[int]) -> None:
+    while signal.sigtimedwait(signals, 0) is not None:
+        pass
