@@ -245,7 +245,31 @@ def test_pause_resume_reset_interval(server: LiveServer) -> None:
         send_command(server.pid, "interval", "0.001", directory=str(server.control_dir))
     report = server.json("report", "--pid", pid)
     assert by_function(report, "handle_leak")["blocks"] == 1
-    server.quit()
+    returncode, stdout, stderr = server.quit()
+    assert returncode == 3, stderr
+    assert stdout.endswith(f"bye after {len(server.answers)} requests\n")
+
+
+def test_scan_shows_leak_kinds(server: LiveServer) -> None:
+    for key in range(4):
+        server.request(f"cache {key}")
+    for _ in range(5):
+        server.request("leak")
+    report = server.json("scan", str(server.pid))
+    assert report["scan"] is not None
+    kinds = {}
+    for record in report["records"]:
+        if any(f["function"] in ("handle_leak", "new_entry") for f in record["frames"][:2]):
+            name = "leak" if record["frames"][0]["function"] == "handle_leak" else "cache"
+            kinds.setdefault(name, {})[record["leak_kind"]] = record["blocks"]
+    # Only the last leaked block is still pointed to (by `sink`); the cache is reachable.
+    assert kinds["leak"] == {"definitely lost": 4, "still reachable": 1}
+    assert kinds["cache"] == {"still reachable": 4}
+    assert (server.work / "server.scan-1.lt").exists()
+    returncode, stdout, stderr = server.quit()
+    assert returncode == 3, stderr
+    assert stdout.endswith(f"bye after {len(server.answers)} requests\n")
+    assert "scan-1 (scan command at " in stderr
 
 
 # ---- mtrace() checkpoints ---------------------------------------------------------------
@@ -344,8 +368,9 @@ def test_socket_refuses_another_uid(build_dir: Path, tmp_path: Path) -> None:
             assert out.startswith("refused: ") and "permission denied: another user" in out, out
             # The owner is still served.
             assert server.status()["pid"] == server.pid
-            returncode, _stdout, _stderr = server.quit()
-            assert returncode == 3
+            returncode, stdout, stderr = server.quit()
+            assert returncode == 3, stderr
+            assert stdout == "bye after 0 requests\n"
         finally:
             server.kill()
     finally:

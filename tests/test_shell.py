@@ -118,4 +118,5 @@ def test_shell_quits_cleanly(server: LiveServer) -> None:
     shell.child.close()
     assert shell.child.exitstatus == 0
     assert server.status()["pid"] == server.pid  # the process goes on
-    server.quit()
+    returncode, stdout, stderr = server.quit()
+    assert (returncode, stdout) == (3, "bye after 0 requests\n"), stderr

@@ -185,15 +185,17 @@ def _exchange(target: Target, line: str, command: str, timeout: float) -> bytes:
             raise ControlError(f"process {pid} did not accept a connection within "
                                f"{timeout:g} s") from None
         try:
-            sock.sendall(line.encode() + b"\n")
+            try:
+                sock.sendall(line.encode() + b"\n")
+            except OSError as e:
+                # The shim may answer and close before reading (a refused peer): the answer
+                # is still there to read.
+                if e.errno not in (errno.ECONNRESET, errno.EPIPE):
+                    raise
             answer = _read_line(sock)
         except TimeoutError:
             raise ControlError(f"process {pid} did not answer `{command}` within "
                                f"{timeout:g} s") from None
-        except OSError as e:
-            if e.errno not in (errno.ECONNRESET, errno.EPIPE):
-                raise
-            answer = b""
     if not answer.strip():
         if not process_alive(pid):
             raise ProcessGone(f"process {pid} exited while answering `{command}`")
@@ -203,9 +205,15 @@ def _exchange(target: Target, line: str, command: str, timeout: float) -> bytes:
 
 
 def _read_line(sock: socket.socket) -> bytes:
+    """The first line received; what arrived before a reset counts (b"" if nothing)."""
     data = b""
     while b"\n" not in data and len(data) < _MAX_ANSWER:
-        chunk = sock.recv(65536)
+        try:
+            chunk = sock.recv(65536)
+        except OSError as e:
+            if e.errno != errno.ECONNRESET:
+                raise
+            break
         if not chunk:
             break
         data += chunk
