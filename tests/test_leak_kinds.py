@@ -1,0 +1,439 @@
+"""Leak kinds from the shim's reachability scan, on real programs under the real shim: valgrind's
+nine pointer-chain shapes, lost cycles and trees, roots in odd places, and the four C++
+heuristics. Exact bytes, blocks, kinds and allocation lines; where valgrind is installed, the
+same binaries under memcheck must give the same LEAK SUMMARY (and, where sizes tell the records
+apart, the same loss records and numbers)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from leakharness import (
+    allocation_site,
+    compile_program,
+    leaktrace,
+    marker_line,
+    run_traced,
+)
+from memcheck_text import (
+    VALGRIND,
+    MemcheckRun,
+    needs_valgrind,
+    parse_leak_summary,
+    run_memcheck,
+)
+
+OPT_LEVELS = ["-O0", "-O2"]
+DEFINITE, INDIRECT = "definitely lost", "indirectly lost"
+POSSIBLE, REACHABLE = "possibly lost", "still reachable"
+
+
+@dataclass
+class Traced:
+    exe: Path
+    args: tuple[str, ...]
+    capture: Path
+    report: dict[str, Any]  # JSON report: every kind, no default suppressions
+
+    def summary(self) -> dict[str, tuple[int, int]]:
+        s = self.report["summary"]
+        return {kind: (s[kind.replace(" ", "_")]["bytes"], s[kind.replace(" ", "_")]["blocks"])
+                for kind in (DEFINITE, INDIRECT, POSSIBLE, REACHABLE)}
+
+    def records_through(self, source: str, marker: str) -> list[dict[str, Any]]:
+        """Loss records whose stack passes through the line of `marker` in `source`."""
+        line = marker_line(source, marker)
+        return [r for r in self.report["records"] if line in _lines_in(r, source)]
+
+    def shapes(self, source: str, marker: str) -> set[tuple[str, int, int, int]]:
+        """(leak kind, direct bytes, indirect bytes, blocks) of those records."""
+        return {(r["leak_kind"], r["direct_bytes"], r["indirect_bytes"], r["blocks"])
+                for r in self.records_through(source, marker)}
+
+    def by_kind(self, source: str, marker: str) -> dict[str, tuple[int, int, int]]:
+        """{leak kind: (direct bytes, indirect bytes, blocks)} added up over those records:
+        at -O2 a loop may be unrolled into calls of its own, each its own record."""
+        totals: dict[str, tuple[int, int, int]] = {}
+        for r in self.records_through(source, marker):
+            direct, indirect, blocks = totals.get(r["leak_kind"], (0, 0, 0))
+            totals[r["leak_kind"]] = (direct + r["direct_bytes"],
+                                      indirect + r["indirect_bytes"], blocks + r["blocks"])
+        return totals
+
+
+def _lines_in(record: dict[str, Any], source: str) -> list[int]:
+    return [f["line"] for f in record["frames"]
+            if f.get("file") and Path(f["file"]).name == source and f.get("line")]
+
+
+@pytest.fixture(scope="session")
+def traced(build_dir: Path, tmp_path_factory: pytest.TempPathFactory
+           ) -> Callable[..., Traced]:
+    """traced(source, opt, *args): compile once, run once under leaktrace."""
+    runs: dict[tuple[str, str, tuple[str, ...]], Traced] = {}
+
+    def run(source: str, opt: str, *args: str) -> Traced:
+        key = (source, opt, args)
+        if key not in runs:
+            exe = _compiled(build_dir, source, opt)
+            work = tmp_path_factory.mktemp("leak-kinds")
+            done = run_traced(exe, *args, work=work)
+            assert done.returncode == 0, done.stderr
+            runs[key] = Traced(exe, args, done.capture, done.report)
+        return runs[key]
+
+    return run
+
+
+_executables: dict[tuple[str, str], Path] = {}
+
+
+def _compiled(build_dir: Path, source: str, opt: str) -> Path:
+    if (source, opt) not in _executables:
+        _executables[(source, opt)] = compile_program(source, build_dir, opt)
+    return _executables[(source, opt)]
+
+
+@pytest.fixture(scope="session")
+def memcheck() -> Callable[[Traced], MemcheckRun]:
+    """memcheck(traced_run): the same binary and arguments under valgrind, run once."""
+    runs: dict[tuple[Path, tuple[str, ...]], MemcheckRun] = {}
+
+    def run(t: Traced) -> MemcheckRun:
+        if VALGRIND is None:
+            pytest.skip("valgrind is not installed")
+        key = (t.exe, t.args)
+        if key not in runs:
+            runs[key] = run_memcheck(t.exe, *t.args)
+        return runs[key]
+
+    return run
+
+
+# --- valgrind's nine pointer-chain shapes ------------------------------------------------
+
+CASES = "leak_cases.c"
+A = {n: 32 + 16 * n for n in range(1, 10)}  # sizes of the A and B blocks of case n
+B = {n: 24 + 16 * n for n in range(1, 10)}
+EXPECTED_CASES = {
+    # call-site marker: {(leak kind, direct bytes, indirect bytes, blocks)}
+    "a1": {(REACHABLE, A[1], 0, 1)},
+    "a2": {(REACHABLE, A[2], 0, 1), (REACHABLE, B[2], 0, 1)},
+    "a3": {(DEFINITE, A[3], 0, 1)},
+    "a4": {(DEFINITE, A[4], B[4], 1), (INDIRECT, B[4], 0, 1)},
+    "a5": {(POSSIBLE, A[5], 0, 1)},
+    "a6": {(REACHABLE, A[6], 0, 1), (POSSIBLE, B[6], 0, 1)},
+    "a7": {(POSSIBLE, A[7], 0, 1), (POSSIBLE, B[7], 0, 1)},
+    "a8": {(POSSIBLE, A[8], 0, 1), (POSSIBLE, B[8], 0, 1)},
+    "a9": {(DEFINITE, A[9], B[9], 1), (INDIRECT, B[9], 0, 1)},
+}
+CASES_SUMMARY = {
+    DEFINITE: (A[3] + A[4] + A[9], 3),
+    INDIRECT: (B[4] + B[9], 2),
+    POSSIBLE: (A[5] + B[6] + A[7] + B[7] + A[8] + B[8], 6),
+    REACHABLE: (A[1] + A[2] + B[2] + A[6], 4),
+}
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_nine_pointer_chain_shapes(traced: Callable[..., Traced], opt: str) -> None:
+    run = traced(CASES, opt)
+    for marker, expected in EXPECTED_CASES.items():
+        assert run.shapes(CASES, marker) == expected, marker
+    records = run.report["records"]
+    assert len(records) == 15 == run.report["records_total"]
+    node_line = marker_line(CASES, "node")
+    assert {allocation_site(r, CASES) for r in records} == {(CASES, node_line)}
+    assert run.summary() == CASES_SUMMARY
+    # A definitely lost record's bytes are its own plus what it owns, as valgrind prints.
+    [case4] = [r for r in run.records_through(CASES, "a4") if r["leak_kind"] == DEFINITE]
+    assert case4["bytes"] == A[4] + B[4]
+    # Numbered as valgrind does: by total bytes, 1 the smallest; shown largest first.
+    assert [r["loss_record"] for r in records] == list(range(15, 0, -1))
+    totals = [r["bytes"] for r in records]
+    assert totals == sorted(totals, reverse=True)
+
+
+@needs_valgrind
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_nine_shapes_agree_with_valgrind(traced: Callable[..., Traced],
+                                         memcheck: Callable[[Traced], MemcheckRun],
+                                         opt: str) -> None:
+    run = traced(CASES, opt)
+    valgrind = memcheck(run)
+    assert valgrind.summary.kinds == run.summary() == CASES_SUMMARY
+    # Every block has its own size: each loss record has one twin in valgrind's output, with
+    # the same kind, bytes and loss record number.
+    for marker in EXPECTED_CASES:
+        line = marker_line(CASES, marker)
+        ours = {(r["leak_kind"], r["bytes"], r["direct_bytes"], r["indirect_bytes"],
+                 r["blocks"], r["loss_record"]) for r in run.records_through(CASES, marker)}
+        theirs = {(r.leak_kind, r.bytes, r.direct, r.indirect, r.blocks, r.number)
+                  for r in valgrind.records_through(CASES, line)}
+        assert ours == theirs, marker
+    assert {r.total for r in valgrind.records} == {15}
+
+
+# --- lost structures, many small leaks, empty blocks -------------------------------------
+
+STRUCTURES = "leak_structures.c"
+STRUCTURES_SUMMARY = {
+    # ring 40 + linked 56 + cut subtree 48 + 1000 bytes + malloc(0) + one-before 64
+    DEFINITE: (40 + 56 + 48 + 1000 + 0 + 64, 1005),
+    INDIRECT: (2 * 40 + (56 + 2 * 72) + 2 * 48, 7),
+    POSSIBLE: (0, 0),
+    REACHABLE: (4 * 48 + 0, 5),
+}
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_isolated_ring_is_one_definite_and_two_indirect(traced: Callable[..., Traced],
+                                                        opt: str) -> None:
+    run = traced(STRUCTURES, opt)
+    assert run.by_kind(STRUCTURES, "ring") == {DEFINITE: (40, 80, 1), INDIRECT: (80, 0, 2)}
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_linked_cycles_form_one_lost_group(traced: Callable[..., Traced], opt: str) -> None:
+    run = traced(STRUCTURES, opt)
+    # One node of the cycle that points to the other leads: it owns its partner and both
+    # nodes of the other cycle.
+    assert run.by_kind(STRUCTURES, "linked_a") == {DEFINITE: (56, 56 + 2 * 72, 1),
+                                                   INDIRECT: (56, 0, 1)}
+    assert run.by_kind(STRUCTURES, "linked_b") == {INDIRECT: (2 * 72, 0, 2)}
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_tree_with_a_subtree_cut_off(traced: Callable[..., Traced], opt: str) -> None:
+    run = traced(STRUCTURES, opt)
+    assert run.by_kind(STRUCTURES, "tree") == {REACHABLE: (4 * 48, 0, 4),
+                                               DEFINITE: (48, 96, 1), INDIRECT: (96, 0, 2)}
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_thousand_one_byte_leaks_from_one_line(traced: Callable[..., Traced], opt: str) -> None:
+    run = traced(STRUCTURES, opt)
+    [record] = run.records_through(STRUCTURES, "bytes")
+    assert (record["leak_kind"], record["blocks"], record["bytes"]) == (DEFINITE, 1000, 1000)
+    assert allocation_site(record, STRUCTURES) == (STRUCTURES, marker_line(STRUCTURES, "bytes"))
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_malloc_zero_kept_and_lost(traced: Callable[..., Traced], opt: str) -> None:
+    run = traced(STRUCTURES, opt)
+    assert run.shapes(STRUCTURES, "zero_kept") == {(REACHABLE, 0, 0, 1)}
+    assert run.shapes(STRUCTURES, "zero_lost") == {(DEFINITE, 0, 0, 1)}
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_pointer_one_byte_before_a_block_does_not_keep_it(traced: Callable[..., Traced],
+                                                           opt: str) -> None:
+    run = traced(STRUCTURES, opt)
+    assert run.shapes(STRUCTURES, "before") == {(DEFINITE, 64, 0, 1)}
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_structures_summary(traced: Callable[..., Traced], opt: str) -> None:
+    assert traced(STRUCTURES, opt).summary() == STRUCTURES_SUMMARY
+
+
+@needs_valgrind
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_structures_agree_with_valgrind(traced: Callable[..., Traced],
+                                        memcheck: Callable[[Traced], MemcheckRun],
+                                        opt: str) -> None:
+    run = traced(STRUCTURES, opt)
+    valgrind = memcheck(run)
+    assert valgrind.summary.kinds == run.summary() == STRUCTURES_SUMMARY
+    for marker in ("ring", "linked_a", "linked_b", "tree", "bytes", "zero_kept", "zero_lost",
+                   "before"):
+        line = marker_line(STRUCTURES, marker)
+        ours = sorted((r["leak_kind"], r["direct_bytes"], r["indirect_bytes"], r["blocks"])
+                      for r in run.records_through(STRUCTURES, marker))
+        theirs = sorted((r.leak_kind, r.direct, r.indirect, r.blocks)
+                        for r in valgrind.records_through(STRUCTURES, line))
+        assert ours == theirs, marker
+
+
+# --- roots in odd places -------------------------------------------------------------------
+
+ROOTS = "leak_roots.c"
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_pointer_kept_in_an_application_mapping_is_a_root(traced: Callable[..., Traced],
+                                                          opt: str) -> None:
+    run = traced(ROOTS, opt)
+    assert run.shapes(ROOTS, "mapped") == {(REACHABLE, 200, 0, 1)}
+    # The two pages are memory mappings, not heap blocks: listed apart, never loss records.
+    page = 4096
+    regions = {allocation_site(r, ROOTS): r for r in run.report["mapped_regions"]}
+    for marker in ("readable_page", "unreadable_page"):
+        region = regions[(ROOTS, marker_line(ROOTS, marker))]
+        assert (region["kind"], region["bytes"], region["blocks"]) == ("mmap", page, 1)
+        assert region["leak_kind"] is None and region["loss_record"] is None
+    assert run.report["summary"]["mapped"] == {"bytes": 2 * page, "blocks": 2}
+    assert all(r["kind"] not in ("mmap", "mremap", "brk") for r in run.report["records"])
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_pointer_only_in_an_unreadable_page_does_not_count(traced: Callable[..., Traced],
+                                                           opt: str) -> None:
+    run = traced(ROOTS, opt)
+    assert run.shapes(ROOTS, "hidden") == {(DEFINITE, 300, 0, 1)}
+    assert run.summary() == {DEFINITE: (300, 1), INDIRECT: (0, 0), POSSIBLE: (0, 0),
+                             REACHABLE: (200, 1)}
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_pointer_only_in_a_register_of_a_live_thread(traced: Callable[..., Traced],
+                                                     opt: str) -> None:
+    run = traced(ROOTS, opt, "thread")
+    assert run.report["scan"]["threads_stopped"] == 1
+    assert run.shapes(ROOTS, "register") == {(REACHABLE, 400, 0, 1)}
+    assert run.shapes(ROOTS, "hidden") == {(DEFINITE, 300, 0, 1)}
+    # Besides the program's blocks, only the thread's dynamic thread vector (made by
+    # pthread_create), which the thread points into: possibly lost, as under valgrind.
+    dtv = [r for r in run.report["records"]
+           if "_dl_allocate_tls" in {f["function"] for f in r["frames"]}]
+    assert [(r["leak_kind"], r["blocks"]) for r in dtv] == [(POSSIBLE, 1)]
+    assert sorted((r["leak_kind"], r["direct_bytes"]) for r in run.report["records"]
+                  if r not in dtv) == [(DEFINITE, 300), (REACHABLE, 200), (REACHABLE, 400)]
+
+
+@needs_valgrind
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+@pytest.mark.parametrize("args", [(), ("thread",)], ids=["main-only", "thread"])
+def test_roots_agree_with_valgrind(traced: Callable[..., Traced],
+                                   memcheck: Callable[[Traced], MemcheckRun], opt: str,
+                                   args: tuple[str, ...]) -> None:
+    run = traced(ROOTS, opt, *args)
+    valgrind = memcheck(run)
+    ours, theirs = run.summary(), dict(valgrind.summary.kinds)
+    if args:
+        # The thread's DTV is possibly lost in both, but its size depends on how many loaded
+        # objects use TLS, and the shim is one more: compare it by kind and count only.
+        assert ours[POSSIBLE][1] == theirs[POSSIBLE][1] == 1
+        del ours[POSSIBLE], theirs[POSSIBLE]
+    assert ours == theirs
+    for marker in ("mapped", "hidden", "register") if args else ("mapped", "hidden"):
+        line = marker_line(ROOTS, marker)
+        assert run.shapes(ROOTS, marker) == {
+            (r.leak_kind, r.direct, r.indirect, r.blocks)
+            for r in valgrind.records_through(ROOTS, line)}, marker
+
+
+# --- C++ heuristics ------------------------------------------------------------------------
+
+HEURISTICS = "leak_heuristics.cpp"
+EXPECTED_HEURISTICS = {
+    # heuristic: (blocks the program keeps as (bytes, via heuristic), )
+    "stdstring": [(8, False), (24 + 100 + 1, True)],  # the object, its old-ABI buffer
+    "length64": [(8 + 88, True)],
+    "newarray": [(8 + 5 * 16, True)],  # the element count, then 5 elements of 16 bytes
+    "multipleinheritance": [(40, True)],  # two vtable pointers, three longs
+}
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+@pytest.mark.parametrize("heuristic", list(EXPECTED_HEURISTICS))
+def test_cpp_heuristic_keeps_block_reachable(traced: Callable[..., Traced], opt: str,
+                                             heuristic: str) -> None:
+    run = traced(HEURISTICS, opt, heuristic)
+    expected = EXPECTED_HEURISTICS[heuristic]
+    line = marker_line(HEURISTICS, heuristic)
+    records = [r for r in run.report["records"]
+               if allocation_site(r, HEURISTICS) == (HEURISTICS, line)]
+    assert sorted((r["leak_kind"], r["bytes"]) for r in records) == sorted(
+        (REACHABLE, size) for size, _ in expected)
+    via = sum(size for size, by_heuristic in expected if by_heuristic)
+    summary = run.report["summary"]
+    assert summary["reachable_via_heuristic"] == {heuristic: {"bytes": via, "blocks": 1}}
+    assert (summary["still_reachable"]["bytes"], summary["possibly_lost"]["blocks"],
+            summary["definitely_lost"]["blocks"]) == (sum(s for s, _ in expected), 0, 0)
+
+
+@needs_valgrind
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+@pytest.mark.parametrize("heuristic", list(EXPECTED_HEURISTICS))
+def test_cpp_heuristics_agree_with_valgrind(traced: Callable[..., Traced],
+                                            memcheck: Callable[[Traced], MemcheckRun],
+                                            opt: str, heuristic: str) -> None:
+    run = traced(HEURISTICS, opt, heuristic)
+    valgrind = memcheck(run)
+    assert valgrind.summary.kinds == run.summary()
+    theirs = valgrind.summary.heuristics
+    ours = {name: (t["bytes"], t["blocks"])
+            for name, t in run.report["summary"]["reachable_via_heuristic"].items()}
+    assert ours == theirs == {heuristic: (theirs[heuristic][0], 1)}
+
+
+# --- the text report, --show and --fail-on-leak ------------------------------------------
+
+def _report_text(capture: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    return leaktrace("report", str(capture), "--no-default-suppressions", *options)
+
+
+def test_text_report_speaks_valgrind(traced: Callable[..., Traced]) -> None:
+    run = traced(CASES, "-O2")
+    done = _report_text(run.capture)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    # Definitely and possibly lost by default, largest first, numbered as valgrind does.
+    total9 = A[9] + B[9]
+    assert (f"{total9} ({A[9]} direct, {B[9]} indirect) bytes in 1 blocks are definitely lost "
+            "in loss record 15 of 15") in text
+    assert f"{A[5]} bytes in 1 blocks are possibly lost in loss record " in text
+    assert "indirectly lost in loss record" not in text
+    assert "still reachable in loss record" not in text
+    assert "(9 of 15 shown; --show definite,possible)" in text
+    assert "Reachable blocks (those to which a pointer was found) are not shown." in text
+    # The LEAK SUMMARY reads exactly like valgrind's.
+    summary = parse_leak_summary(text)
+    assert summary.kinds == CASES_SUMMARY and summary.suppressed == (0, 0)
+    # Cases 9, 4 and 3, largest first.
+    positions = [text.index(f"are definitely lost in loss record {n} of 15")
+                 for n in (15, 14, 4)]
+    assert positions == sorted(positions)
+
+
+def test_show_selects_leak_kinds(traced: Callable[..., Traced]) -> None:
+    run = traced(CASES, "-O0")
+    every = _report_text(run.capture, "--show", "all").stdout
+    assert every.count(" in loss record ") == 15
+    reachable = _report_text(run.capture, "--show", "reachable").stdout
+    assert reachable.count(" are still reachable in loss record ") == 4
+    assert reachable.count(" in loss record ") == 4
+    indirect = _report_text(run.capture, "--show", "indirect,definite").stdout
+    assert indirect.count(" in loss record ") == 5
+    done = _report_text(run.capture, "--show", "lost")
+    assert done.returncode == 2 and "unknown leak kind 'lost'" in done.stderr
+
+
+def test_fail_on_leak_counts_the_chosen_kinds(traced: Callable[..., Traced]) -> None:
+    capture = traced(ROOTS, "-O0").capture  # 300 bytes definitely lost, 200 reachable
+
+    def exit_code(*options: str) -> int:
+        done = _report_text(capture, *options)
+        assert "Traceback" not in done.stderr
+        return done.returncode
+
+    assert exit_code("--fail-on-leak") == 99
+    assert exit_code("--fail-on-leak=300") == 0  # not more than 300
+    assert exit_code("--fail-on-leak=299") == 99
+    assert exit_code("--fail-on-leak=0", "--fail-on-kinds", "possible") == 0
+    assert exit_code("--fail-on-leak=499", "--fail-on-kinds", "all") == 99
+    assert exit_code("--fail-on-leak=500", "--fail-on-kinds", "definite,reachable") == 0
+
+
+def test_mapped_regions_have_their_own_section(traced: Callable[..., Traced]) -> None:
+    text = _report_text(traced(ROOTS, "-O0").capture).stdout
+    assert "== Memory mappings never unmapped (2 of 2 shown; not heap blocks" in text
+    assert "4.0 KiB (4,096 bytes) in 1 region from mmap" in text
+    assert "memory mappings never unmapped: 2 regions, 8.0 KiB (8,192 bytes)" in text
+
