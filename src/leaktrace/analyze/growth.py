@@ -40,6 +40,7 @@ TARGET_INTERVALS = 8
 GROWING, PLATEAUED, STABLE = "growing", "plateaued", "stable"
 VERDICTS = (GROWING, PLATEAUED, STABLE)
 MIN_GROWTH_FRACTION = 1 / 3
+TIMELINE_STACKS = 32  # backtraces a plot can show
 
 # Totals columns, in the order of the arrays below.
 _ALLOCS, _ALLOC_BYTES, _LIVE_BLOCKS, _LIVE_BYTES = range(4)
@@ -95,7 +96,8 @@ class StackGrowth:
     score: float
     verdict: str
     reason: str  # the numbers behind the verdict, in words
-    timeline: list[tuple[float, int]] = field(default_factory=list)  # (seconds, live bytes)
+    # (seconds, live bytes) at every snapshot: for the TIMELINE_STACKS best-ranked only.
+    timeline: list[tuple[float, int]] = field(default_factory=list)
     # Filled by describe_stacks (symbolization), as in the leak report:
     stack_id: str = ""  # stable 8-hex-digit id
     kind: str | None = None  # API of its live blocks (the largest share); None if none live
@@ -137,14 +139,14 @@ def analyze_growth(capture: Capture, *, target_intervals: int = TARGET_INTERVALS
     edges_ns = point_times[chosen]
 
     stack_ids = sorted(set(capture.stacks) | set(series.stack_ids() if series else []))
-    totals_at = _totals_at_points(capture, stack_ids, point_of_snapshot, len(point_times))
+    history = _History(capture, stack_ids, point_of_snapshot, len(point_times))
+    at_chosen = history.at(np.arange(len(stack_ids)), np.asarray(chosen))
     unfreed = _unfreed_per_interval(capture, stack_ids, edges_ns)
     oldest = _oldest_ages(capture, run_ns)
 
     stacks = []
     for row, stack_id in enumerate(stack_ids):
-        totals = totals_at[row]  # (points, 4)
-        at_edges = totals[chosen]
+        at_edges = at_chosen[row]  # (intervals + 1, 4)
         intervals = []
         for j in range(n):
             before, after = at_edges[j], at_edges[j + 1]
@@ -157,15 +159,20 @@ def analyze_growth(capture: Capture, *, target_intervals: int = TARGET_INTERVALS
                 live_change_blocks=int(after[_LIVE_BLOCKS] - before[_LIVE_BLOCKS]),
             ))
         if not any(i.allocations or i.live_change_bytes or i.unfreed for i in intervals) \
-                and totals[-1][_LIVE_BYTES] == 0:
+                and at_edges[-1][_LIVE_BYTES] == 0:
             continue  # nothing happened to it during the run and nothing of it is live
         stack = _judge(stack_id, intervals, at_edges, edges_ns)
         stack.oldest_age_seconds = oldest.get(stack_id)
-        stack.timeline = [(t / 1e9, int(v)) for t, v in
-                          zip(point_times.tolist(), totals[:, _LIVE_BYTES].tolist(),
-                              strict=True)]
         stacks.append(stack)
     stacks.sort(key=lambda s: (-s.score, -s.net_bytes, -s.live_bytes, s.native_id))
+    # Live bytes at every point, for plots: the best-ranked backtraces only.
+    plotted = stacks[:TIMELINE_STACKS]
+    if plotted:
+        rows = np.searchsorted(history.lookup, [s.native_id for s in plotted])
+        live = history.at(rows, np.arange(len(point_times)))[:, :, _LIVE_BYTES]
+        seconds = (point_times / 1e9).tolist()
+        for stack, values in zip(plotted, live.tolist(), strict=True):
+            stack.timeline = list(zip(seconds, values, strict=True))
     notes = []
     if n < 3:
         notes.append(f"only {len(point_times) - 2} snapshot(s) in this capture: verdicts need "
@@ -232,32 +239,47 @@ def _choose_boundaries(point_times: np.ndarray, target: int) -> list[int]:
     return chosen
 
 
-def _totals_at_points(capture: Capture, stack_ids: list[int], point_of_snapshot: np.ndarray,
-                      points: int) -> np.ndarray:
-    """(stacks, points, 4) array of alloc count, alloc bytes, live blocks, live bytes of each
-    backtrace at each point, carrying each snapshot's values forward until the next change;
-    the last point is the capture's own STACKS totals."""
-    row_of = {s: i for i, s in enumerate(stack_ids)}
-    result = np.zeros((len(stack_ids), points, 4), dtype=np.int64)
-    series = capture.series
-    if series is not None and len(series.entries):
-        entries = series.entries
-        rows = np.array([row_of[s] for s in entries["stack_id"].tolist()], dtype=np.int64)
-        cols = point_of_snapshot[series.snapshot]
-        values = np.stack([entries["alloc_count"], entries["alloc_bytes"],
-                           entries["live_blocks"], entries["live_bytes"]], axis=1).astype(np.int64)
-        known = np.zeros((len(stack_ids), points), dtype=bool)
-        result[rows, cols] = values  # entries are in time order: the later one wins
-        known[rows, cols] = True
-        # Carry forward: for each point, the most recent known column (0 = the start).
-        known[:, 0] = True
-        index = np.where(known, np.arange(points), 0)
-        np.maximum.accumulate(index, axis=1, out=index)
-        result = np.take_along_axis(result, index[:, :, None], axis=1)
-    for stack_id, stack in capture.stacks.items():
-        result[row_of[stack_id], -1] = (stack.alloc_count, stack.alloc_bytes,
-                                        stack.live_blocks, stack.live_bytes)
-    return result
+class _History:
+    """Totals of every backtrace at any point: alloc count, alloc bytes, live blocks, live
+    bytes, each snapshot's values carried forward until the next change; the last point is
+    the capture's own STACKS totals. Looked up on demand (sorted keys + binary search), so a
+    long run with thousands of backtraces never needs a stacks x points table."""
+
+    def __init__(self, capture: Capture, stack_ids: list[int], point_of_snapshot: np.ndarray,
+                 points: int) -> None:
+        self.points = points
+        self.lookup = np.asarray(stack_ids, dtype=np.int64)
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.values = np.zeros((0, 4), dtype=np.int64)
+        series = capture.series
+        if series is not None and len(series.entries):
+            entries = series.entries
+            rows = np.searchsorted(self.lookup, entries["stack_id"].astype(np.int64))
+            keys = rows * points + point_of_snapshot[series.snapshot]
+            # Stable: of two snapshots that fall on one point, the later one wins below.
+            order = np.argsort(keys, kind="stable")
+            self.keys = keys[order]
+            self.values = np.stack([entries["alloc_count"], entries["alloc_bytes"],
+                                    entries["live_blocks"], entries["live_bytes"]],
+                                   axis=1).astype(np.int64)[order]
+        self.final = np.zeros((len(stack_ids), 4), dtype=np.int64)
+        for stack_id, stack in capture.stacks.items():
+            row = int(np.searchsorted(self.lookup, stack_id))
+            self.final[row] = (stack.alloc_count, stack.alloc_bytes, stack.live_blocks,
+                               stack.live_bytes)
+
+    def at(self, rows: np.ndarray, point_indices: np.ndarray) -> np.ndarray:
+        """(len(rows), len(point_indices), 4)."""
+        targets = rows[:, None] * self.points + point_indices[None, :]
+        result = np.zeros((len(rows), len(point_indices), 4), dtype=np.int64)
+        if len(self.keys):
+            index = np.searchsorted(self.keys, targets, side="right") - 1
+            safe = np.clip(index, 0, None)
+            valid = (index >= 0) & (self.keys[safe] // self.points == rows[:, None])
+            result = np.where(valid[:, :, None], self.values[safe], 0)
+        last = point_indices == self.points - 1
+        result[:, last] = self.final[rows][:, None, :]
+        return result
 
 
 def _unfreed_per_interval(capture: Capture, stack_ids: list[int],

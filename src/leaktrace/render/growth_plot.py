@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import os
 
-from leaktrace.analyze.growth import GrowthAnalysis, StackGrowth
+from leaktrace.analyze.growth import TIMELINE_STACKS, GrowthAnalysis, StackGrowth
 from leaktrace.errors import LeaktraceError
 from leaktrace.render.sizes import human_size
 
@@ -20,7 +20,7 @@ def write_growth_plot(path: str, analysis: GrowthAnalysis, top: int | None = Non
     """Write the plot; returns the path written: a PNG asked for without matplotlib
     installed becomes an SVG beside it (FILE.svg). Raises LeaktraceError for another
     extension or an unwritable file."""
-    stacks = analysis.stacks[: top or PLOTTED_STACKS]
+    stacks = analysis.stacks[: min(top or PLOTTED_STACKS, TIMELINE_STACKS)]
     stem, extension = os.path.splitext(path)
     title = _title(analysis)
     if extension.lower() == ".png":
