@@ -11,8 +11,7 @@ INDIRECTLY_LOST = "indirectly lost"
 POSSIBLY_LOST = "possibly lost"
 STILL_REACHABLE = "still reachable"
 
-# valgrind's order (its Reachedness enum, reversed): loss records of equal size sort this way,
-# and the LEAK SUMMARY lists them so.
+# The order of valgrind's LEAK SUMMARY.
 LEAK_KINDS = (DEFINITELY_LOST, INDIRECTLY_LOST, POSSIBLY_LOST, STILL_REACHABLE)
 
 # The short names of --show-leak-kinds, --errors-for-leak-kinds and match-leak-kinds.
@@ -57,6 +56,7 @@ def kind_list_text(kinds: frozenset[str]) -> str:
     return ",".join(SHORT_NAME_OF[k] for k in LEAK_KINDS if k in kinds) or "none"
 
 
-def kind_order(kind: str | None) -> int:
-    """Position in valgrind's order; a record without a kind sorts after every kind."""
-    return LEAK_KINDS.index(kind) if kind in LEAK_KINDS else len(LEAK_KINDS)
+def reachedness(kind: str | None) -> int:
+    """valgrind's Reachedness value of a kind (Reachable 0, Possible 1, IndirectLeak 2,
+    Unreached 3): loss records of equal size sort by it. No kind sorts after every kind."""
+    return LEAK_KINDS[::-1].index(kind) if kind in LEAK_KINDS else len(LEAK_KINDS)

@@ -1,7 +1,7 @@
 """Number loss records as valgrind does, and give the order leaktrace shows them in.
 
 valgrind sorts loss records by total bytes (direct + indirect) ascending, then by leak kind
-(definitely, indirectly, possibly lost, still reachable), then by block count, and numbers
+(still reachable, possibly, indirectly, definitely lost), then by block count, and numbers
 them "loss record N of M" in that order, M counting every record (shown, hidden by kind, or
 suppressed). leaktrace shows the largest first: the same numbering, read from M down to 1."""
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from leaktrace.leak_kinds import kind_order
+from leaktrace.leak_kinds import reachedness
 from leaktrace.model import LeakRecord
 
 
 def valgrind_order_key(record: LeakRecord) -> tuple[int, int, int, str, str]:
     # After valgrind's own keys, the stack id and API kind keep the order the same every run.
-    return (record.bytes, kind_order(record.leak_kind), record.blocks, record.stack_id,
+    return (record.bytes, reachedness(record.leak_kind), record.blocks, record.stack_id,
             record.kind)
 
 
