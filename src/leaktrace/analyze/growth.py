@@ -187,16 +187,17 @@ def analyze_growth(capture: Capture, *, target_intervals: int = TARGET_INTERVALS
                           notes)
 
 
-def describe_stacks(capture: Capture, analysis: GrowthAnalysis,
+def describe_stacks(capture: Capture, analysis: GrowthAnalysis, *, limit: int | None = None,
                     symbolizer: Symbolizer | None = None) -> None:
-    """Give each backtrace its frames, its API kind and the stable id the leak report uses
-    for the same (kind, backtrace)."""
+    """Give the `limit` best-ranked backtraces (all by default) their frames, their API kind
+    and the stable id the leak report uses for the same (kind, backtrace)."""
     if symbolizer is None:
         expected = {m.path: m.build_id for m in capture.modules if m.build_id}
         symbolizer = Symbolizer(expected_build_ids=expected)
-    described = symbolize_stacks(capture, {s.native_id for s in analysis.stacks}, symbolizer)
+    chosen = analysis.stacks if limit is None else analysis.stacks[:limit]
+    described = symbolize_stacks(capture, {s.native_id for s in chosen}, symbolizer)
     kinds = _main_kinds(capture)
-    for stack in analysis.stacks:
+    for stack in chosen:
         frames, id_parts = described.get(stack.native_id, ([], []))
         stack.frames = frames
         stack.kind = kinds.get(stack.native_id)

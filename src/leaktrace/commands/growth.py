@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import click
 
-from leaktrace.analyze.growth import analyze_growth, describe_stacks
+from leaktrace.analyze.growth import TIMELINE_STACKS, analyze_growth, describe_stacks
 from leaktrace.capture.reader import read_capture
 from leaktrace.commands._errors import CommandError, one_line_errors, warn
 from leaktrace.commands._live_capture import request_capture
 from leaktrace.commands.report import format_option
 from leaktrace.render.growth_json import render_growth_json
-from leaktrace.render.growth_plot import write_growth_plot
+from leaktrace.render.growth_plot import PLOTTED_STACKS, write_growth_plot
 from leaktrace.render.growth_text import render_growth_text
 
 
@@ -40,7 +40,9 @@ def growth_command(capture_file: str | None, pid: int | None, output_format: str
         warn(f"{capture_file} has no snapshot series (written by an older shim, or from a "
              "signal handler): one interval only")
     analysis = analyze_growth(capture)
-    describe_stacks(capture, analysis)
+    plotted = min(top or PLOTTED_STACKS, TIMELINE_STACKS) if plot_file else 0
+    shown = None if top is None else max(top, plotted)
+    describe_stacks(capture, analysis, limit=shown)
     if output_format == "json":
         click.echo(render_growth_json(analysis, top), nl=False)
     else:

@@ -69,12 +69,12 @@ def report_command(capture_file: str | None, pid: int | None, plot_file: str | N
 
 
 def _plot(loaded: CaptureReport, plot_file: str, top: int | None) -> None:
-    from leaktrace.analyze.growth import describe_stacks
+    from leaktrace.analyze.growth import TIMELINE_STACKS, describe_stacks
     from leaktrace.render.growth_plot import write_growth_plot
 
     if loaded.growth is None:
         raise CommandError(f"{loaded.capture.path} has no snapshot series to plot")
-    describe_stacks(loaded.capture, loaded.growth)
+    describe_stacks(loaded.capture, loaded.growth, limit=TIMELINE_STACKS)
     written = write_growth_plot(plot_file, loaded.growth, top)
     if written != plot_file:
         warn(f"matplotlib is not installed: wrote an SVG plot, {written}, instead of PNG")

@@ -152,7 +152,7 @@ class LeakShell(cmd.Cmd):
         if loaded.growth is None:
             self.say("this capture has no snapshot series")
             return False
-        describe_stacks(loaded.capture, loaded.growth)
+        describe_stacks(loaded.capture, loaded.growth, limit=count)
         self.say(render_growth_text(loaded.growth, count))
         return False
 
