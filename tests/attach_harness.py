@@ -44,20 +44,26 @@ class Client:
 
 
 class Server:
-    """attach_server running on its own (not under leaktrace)."""
+    """attach_server as `process` runs it: on its own (start()), as another user, or under
+    `leaktrace run`, whose stdout is the server's."""
 
-    def __init__(self, build_dir: Path, work: Path) -> None:
-        self.exe = compile_program(SERVER_SOURCE, build_dir, "-O2")
-        self.work = work
-        self.process = subprocess.Popen([str(self.exe)], stdout=subprocess.PIPE, text=True,
-                                        cwd=work)
-        assert self.process.stdout is not None
-        first = self.process.stdout.readline().split()
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        assert process.stdout is not None
+        first = process.stdout.readline().split()
         assert first and first[0] == "port", first
         self.port = int(first[1])
-        self.pid = self.process.pid
+        self.pid = process.pid
         self.leaks_sent = 0
         self.client = Client(self.port)
+
+    @classmethod
+    def start(cls, build_dir: Path, work: Path, *, prefix: tuple[str, ...] = (),
+              exe: Path | None = None) -> Server:
+        """Compiled (unless `exe` is given) and started untraced, after `prefix` (setpriv...)."""
+        exe = exe or compile_program(SERVER_SOURCE, build_dir, "-O2")
+        return cls(subprocess.Popen([*prefix, str(exe)], stdout=subprocess.PIPE, text=True,
+                                    cwd=work))
 
     def leak(self, count: int = 1) -> None:
         """`count` leak requests, each answered (so each block exists) before the next."""

@@ -18,7 +18,7 @@ from leaktrace.attach.process_info import MemoryMap, status_fields, thread_ids
 from leaktrace.attach.ptrace import PtraceError, Registers
 from leaktrace.attach.remote_call import ProcessExited, call_function, read_string
 from leaktrace.attach.safe_point import unsafe_reason
-from leaktrace.attach.signal_mask import signals_blocked
+from leaktrace.attach.signal_watch import SignalWatch
 from leaktrace.attach.target_libraries import (
     LIBC,
     OLD_LIBDL,
@@ -62,66 +62,178 @@ class _Dlopen:
 
 def inject(pid: int, shim: str, config_path: str, memory: MemoryMap, log: Log) -> Injection:
     """dlopen the shim in `pid` and run leaktrace_attach(config_path) there. The caller
-    should block SIGINT and SIGTERM, so that the target is never left half-injected."""
-    with signals_blocked({signal.SIGCHLD}):  # a thread's stops wake our waits at once
-        return _inject(pid, shim, config_path, memory, log)
-
-
-def _inject(pid: int, shim: str, config_path: str, memory: MemoryMap, log: Log) -> Injection:
-    result = Injection()
-    clock = time.monotonic()
-
-    def step(name: str) -> None:
-        nonlocal clock
-        now = time.monotonic()
-        result.steps.append((name, now - clock))
-        clock = now
-
+    should hold SIGINT and SIGTERM back (a SignalWatch), so that the target is never left
+    half-injected."""
     libc = find_library(pid, memory, LIBC)
     if libc is None:
         raise LeaktraceError(f"{describe(pid)} has no libc.so.6 mapped")
-    dlopen = _find_dlopen(pid, memory, libc)
-    unsafe = unsafe_code(pid, memory, libc)
-    # The shim already loaded by an earlier attach: open that same file again (a second copy
-    # would be a second set of hooks).
-    loaded_shim = find_library(pid, memory, SHIM)
-    result.shim_path = loaded_shim.path if loaded_shim else shim
-    step("read libc's symbols")
     try:
         memory_file = os.open(f"/proc/{pid}/mem", os.O_RDWR | os.O_CLOEXEC)
     except PermissionError:
         raise permission_refused(pid) from None
     except FileNotFoundError:
         raise ProcessExited(f"process {pid} exited") from None
-    try:
-        log(f"stopping a thread of process {pid} at a safe point")
-        tid, saved = _seize_at_safe_point(pid, unsafe, memory_file, log)
-        result.thread = tid
-        step("stopped a thread at a safe point")
+    # A tracee's stop sends SIGCHLD: watching it wakes every wait at once.
+    with SignalWatch({signal.SIGCHLD}) as watch:
+        try:
+            return _Injector(pid, memory_file, watch.wait, log).run(shim, config_path, memory,
+                                                                   libc)
+        except PtraceError as e:
+            if e.errno == errno.ESRCH:
+                raise ProcessExited(f"process {pid} exited during attach") from None
+            raise LeaktraceError(f"ptrace failed on {describe(pid)}: {e.strerror}") from None
+        finally:
+            os.close(memory_file)
+
+
+class _Injector:
+    def __init__(self, pid: int, memory_file: int, pause: ptrace.Pause, log: Log) -> None:
+        self.pid = pid
+        self.memory_file = memory_file
+        self.pause = pause
+        self.log = log
+        self.result = Injection()
+        self.clock = time.monotonic()
+
+    def step(self, name: str) -> None:
+        now = time.monotonic()
+        self.result.steps.append((name, now - self.clock))
+        self.clock = now
+
+    def run(self, shim: str, config_path: str, memory: MemoryMap,
+            libc: LoadedLibrary) -> Injection:
+        pid = self.pid
+        dlopen = _find_dlopen(pid, memory, libc)
+        unsafe = unsafe_code(pid, memory, libc)
+        # The shim already loaded by an earlier attach: open that same file again (a second
+        # copy would be a second set of hooks).
+        loaded_shim = find_library(pid, memory, SHIM)
+        self.result.shim_path = loaded_shim.path if loaded_shim else shim
+        self.step("read libc's symbols")
+        self.log(f"stopping a thread of process {pid} at a safe point")
+        tid, saved = self._seize_at_safe_point(unsafe)
+        self.result.thread = tid
+        self.step("stopped a thread at a safe point")
         fp_state: bytes | None = None
         try:
             fp_state = ptrace.get_fp_state(tid)
-            status = _load_and_attach(pid, tid, memory_file, saved, dlopen, result.shim_path,
-                                      config_path, step)
+            status = self._load_and_attach(tid, saved, dlopen, config_path)
         finally:
-            _restore(tid, saved, fp_state)
-            step("restored the thread")
-    except PtraceError as e:
-        if e.errno == errno.ESRCH:
-            raise ProcessExited(f"process {pid} exited during attach") from None
-        raise LeaktraceError(f"ptrace failed on {describe(pid)}: {e.strerror}") from None
-    finally:
-        os.close(memory_file)
-    if status == ATTACH_PRELOADED:
-        raise LeaktraceError(f"{describe(pid)} already runs under leaktrace (started with "
-                             "leaktrace run): use `leaktrace status` and `leaktrace report "
-                             f"--pid {pid}` instead")
-    if status == ATTACH_NO_CONFIG:
-        raise LeaktraceError(f"{describe(pid)} could not read the settings file {config_path} "
-                             "(its user must be able to read it)")
-    if status != ATTACH_OK:
-        raise LeaktraceError(f"leaktrace_attach() in {describe(pid)} returned {status}")
-    return result
+            self._restore(tid, saved, fp_state)
+            self.step("restored the thread")
+        if status == ATTACH_PRELOADED:
+            raise LeaktraceError(f"{describe(pid)} already runs under leaktrace (started with "
+                                 "leaktrace run): use `leaktrace status` and `leaktrace report "
+                                 f"--pid {pid}` instead")
+        if status == ATTACH_NO_CONFIG:
+            raise LeaktraceError(f"{describe(pid)} could not read the settings file "
+                                 f"{config_path} (its user must be able to read it)")
+        if status != ATTACH_OK:
+            raise LeaktraceError(f"leaktrace_attach() in {describe(pid)} returned {status}")
+        return self.result
+
+    def _seize_at_safe_point(self, unsafe: UnsafeCode) -> tuple[int, Registers]:
+        """Seize and stop one thread that is neither in the allocator nor in the loader; try
+        each thread in turn, letting them all run a few ms between rounds."""
+        pid = self.pid
+        deadline = time.monotonic() + SAFE_POINT_TIMEOUT
+        reasons: dict[int, str] = {}
+        unwinder = Unwinder(pid)
+        while True:
+            memory = MemoryMap.read(pid)  # new threads bring new stacks
+            tids = thread_ids(pid)
+            if not tids:
+                raise ProcessExited(f"process {pid} exited")
+            for tid in tids:
+                if not _stoppable(pid, tid):
+                    reasons[tid] = "in uninterruptible sleep or exiting"
+                    continue
+                try:
+                    regs = self._seize_and_stop(tid)
+                except PtraceError as e:
+                    if e.errno == errno.ESRCH:
+                        continue  # the thread ended meanwhile
+                    raise
+                reason = unsafe_reason(regs, memory, unsafe, self.memory_file, unwinder)
+                if reason is None:
+                    return tid, regs
+                reasons[tid] = reason
+                ptrace.detach(tid)
+            if time.monotonic() > deadline:
+                shown = "; ".join(f"thread {t}: {r}" for t, r in list(reasons.items())[:3])
+                raise LeaktraceError(
+                    f"no thread of {describe(pid)} reached a safe point within "
+                    f"{SAFE_POINT_TIMEOUT:g} s ({shown}): it is always busy in the allocator "
+                    "or the dynamic loader; try again")
+            if reasons:
+                self.log(f"no thread at a safe point yet ({next(iter(reasons.values()))}); "
+                         "retrying")
+            reasons.clear()
+            time.sleep(RETRY_PAUSE)
+
+    def _seize_and_stop(self, tid: int) -> Registers:
+        try:
+            ptrace.seize(tid)
+        except PtraceError as e:
+            if e.errno == errno.EPERM:
+                raise permission_refused(self.pid) from None
+            raise
+        ptrace.interrupt(tid)
+        while True:
+            try:
+                stop = ptrace.wait_for_stop(tid, STOP_TIMEOUT, self.pause)
+            except ptrace.WaitTimeout:
+                raise LeaktraceError(f"thread {tid} of {describe(self.pid)} did not stop "
+                                     f"within {STOP_TIMEOUT:g} s") from None
+            if stop.exited:
+                raise PtraceError(errno.ESRCH, "the thread exited")
+            if stop.is_event_stop:
+                return ptrace.get_registers(tid)
+            ptrace.resume(tid, stop.signal)  # a signal arrived first: the program gets it
+
+    def _call(self, tid: int, saved: Registers, function: int,
+              arguments: list[int | bytes]) -> int:
+        return call_function(tid, self.memory_file, saved, function, arguments, self.pause)
+
+    def _load_and_attach(self, tid: int, saved: Registers, dlopen: _Dlopen,
+                         config_path: str) -> int:
+        pid, shim_path = self.pid, self.result.shim_path
+        handle = self._call(tid, saved, dlopen.address, [os.fsencode(shim_path), dlopen.flags])
+        if handle == 0:
+            why = ""
+            if dlopen.dlerror is not None:
+                message = self._call(tid, saved, dlopen.dlerror, [])
+                why = f": {read_string(self.memory_file, message)}" if message else ""
+            raise LeaktraceError(f"{describe(pid)} could not load the shim {shim_path}{why}")
+        self.step("dlopen(shim)")
+        shim = find_library(pid, MemoryMap.read(pid), SHIM)
+        attach = shim.address_of("leaktrace_attach") if shim else None
+        if attach is None:
+            raise LeaktraceError(f"{shim_path} was loaded into {describe(pid)} but has no "
+                                 "leaktrace_attach: is it an older shim?")
+        rax = self._call(tid, saved, attach, [os.fsencode(config_path)])
+        self.step("leaktrace_attach()")
+        status = rax & 0xFFFFFFFF  # an int: the low half of RAX, sign-extended
+        return status - (1 << 32) if status >= 1 << 31 else status
+
+    def _restore(self, tid: int, saved: Registers, fp_state: bytes | None) -> None:
+        """Put the thread back as it was (its registers, FP state, and with orig_rax the
+        system call it was in, which the kernel restarts) and let it go."""
+        try:
+            try:
+                ptrace.set_registers(tid, saved)
+            except PtraceError as e:
+                if e.errno != errno.ESRCH:
+                    raise
+                # Still running our call (it timed out): stop it where it is, then restore.
+                ptrace.interrupt(tid)
+                ptrace.wait_for_stop(tid, STOP_TIMEOUT, self.pause)
+                ptrace.set_registers(tid, saved)
+            if fp_state is not None:
+                ptrace.set_fp_state(tid, fp_state)
+            ptrace.detach(tid)
+        except (PtraceError, ptrace.WaitTimeout):
+            pass  # the thread is gone (the process exited): nothing left to restore
 
 
 def _find_dlopen(pid: int, memory: MemoryMap, libc: LoadedLibrary) -> _Dlopen:
@@ -137,112 +249,9 @@ def _find_dlopen(pid: int, memory: MemoryMap, libc: LoadedLibrary) -> _Dlopen:
     raise LeaktraceError(f"{describe(pid)}: no dlopen or __libc_dlopen_mode in {libc.path}")
 
 
-def _seize_at_safe_point(pid: int, unsafe: UnsafeCode, memory_file: int,
-                         log: Log) -> tuple[int, Registers]:
-    """Seize and stop one thread that is neither in the allocator nor in the loader; try
-    each thread in turn, letting them all run a few ms between rounds."""
-    deadline = time.monotonic() + SAFE_POINT_TIMEOUT
-    reasons: dict[int, str] = {}
-    unwinder = Unwinder(pid)
-    while True:
-        memory = MemoryMap.read(pid)  # new threads bring new stacks
-        tids = thread_ids(pid)
-        if not tids:
-            raise ProcessExited(f"process {pid} exited")
-        for tid in tids:
-            if not _stoppable(pid, tid):
-                reasons[tid] = "in uninterruptible sleep or exiting"
-                continue
-            try:
-                regs = _seize_and_stop(pid, tid)
-            except PtraceError as e:
-                if e.errno == errno.ESRCH:
-                    continue  # the thread ended meanwhile
-                raise
-            reason = unsafe_reason(regs, memory, unsafe, memory_file, unwinder)
-            if reason is None:
-                return tid, regs
-            reasons[tid] = reason
-            ptrace.detach(tid)
-        if time.monotonic() > deadline:
-            shown = "; ".join(f"thread {t}: {r}" for t, r in list(reasons.items())[:3])
-            raise LeaktraceError(
-                f"no thread of {describe(pid)} reached a safe point within "
-                f"{SAFE_POINT_TIMEOUT:g} s ({shown}): it is always busy in the allocator or "
-                "the dynamic loader; try again")
-        if len(reasons) == len(tids):
-            log(f"no thread at a safe point yet ({next(iter(reasons.values()))}); retrying")
-        reasons.clear()
-        time.sleep(RETRY_PAUSE)
-
-
 def _stoppable(pid: int, tid: int) -> bool:
     try:
         state = status_fields(pid, tid).get("State", "?")[:1]
     except OSError:
         return False
     return state not in ("D", "Z", "X")
-
-
-def _seize_and_stop(pid: int, tid: int) -> Registers:
-    try:
-        ptrace.seize(tid)
-    except PtraceError as e:
-        if e.errno == errno.EPERM:
-            raise permission_refused(pid) from None
-        raise
-    ptrace.interrupt(tid)
-    while True:
-        try:
-            stop = ptrace.wait_for_stop(tid, STOP_TIMEOUT)
-        except ptrace.WaitTimeout:
-            raise LeaktraceError(f"thread {tid} of {describe(pid)} did not stop within "
-                                 f"{STOP_TIMEOUT:g} s") from None
-        if stop.exited:
-            raise PtraceError(errno.ESRCH, "the thread exited")
-        if stop.is_event_stop:
-            return ptrace.get_registers(tid)
-        ptrace.resume(tid, stop.signal)  # a signal arrived first: the program gets it
-
-
-def _load_and_attach(pid: int, tid: int, memory_file: int, saved: Registers, dlopen: _Dlopen,
-                     shim_path: str, config_path: str, step: Callable[[str], None]) -> int:
-    handle = call_function(tid, memory_file, saved, dlopen.address,
-                           [os.fsencode(shim_path), dlopen.flags])
-    if handle == 0:
-        why = ""
-        if dlopen.dlerror is not None:
-            message = call_function(tid, memory_file, saved, dlopen.dlerror, [])
-            why = f": {read_string(memory_file, message)}" if message else ""
-        raise LeaktraceError(f"{describe(pid)} could not load the shim {shim_path}{why}")
-    step("dlopen(shim)")
-    shim = find_library(pid, MemoryMap.read(pid), SHIM)
-    attach = shim.address_of("leaktrace_attach") if shim else None
-    if attach is None:
-        raise LeaktraceError(f"{shim_path} was loaded into {describe(pid)} but has no "
-                             "leaktrace_attach: is it an older shim?")
-    rax = call_function(tid, memory_file, saved, attach, [os.fsencode(config_path)])
-    step("leaktrace_attach()")
-    status = rax & 0xFFFFFFFF  # an int: the low half of RAX, sign-extended
-    return status - (1 << 32) if status >= 1 << 31 else status
-
-
-def _restore(tid: int, saved: Registers, fp_state: bytes | None) -> None:
-    """Put the thread back as it was (its registers, FP state, and with orig_rax the system
-    call it was in, which the kernel restarts) and let it go."""
-    try:
-        try:
-            ptrace.set_registers(tid, saved)
-        except PtraceError as e:
-            if e.errno != errno.ESRCH:
-                raise
-            # Still running our call (it timed out): stop it where it is, then restore.
-            ptrace.interrupt(tid)
-            ptrace.wait_for_stop(tid, STOP_TIMEOUT)
-            ptrace.set_registers(tid, saved)
-        if fp_state is not None:
-            ptrace.set_fp_state(tid, fp_state)
-        ptrace.detach(tid)
-    except (PtraceError, ptrace.WaitTimeout):
-        pass  # the thread is gone (the process exited): nothing left to restore
-

@@ -6,8 +6,8 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 PTRACE_CONT = 7
@@ -130,9 +130,13 @@ class WaitTimeout(Exception):
     pass
 
 
-def wait_for_stop(tid: int, timeout: float) -> Stop:
-    """The next stop (or the end) of `tid`. The caller blocks SIGCHLD, so a stop wakes
-    sigtimedwait at once; the short timeout there is only a safety net."""
+Pause = Callable[[float], None]
+
+
+def wait_for_stop(tid: int, timeout: float, pause: Pause) -> Stop:
+    """The next stop (or the end) of `tid`. `pause(seconds)` sleeps until SIGCHLD (which a
+    tracee's stop sends) or the time passes: a SignalWatch's wait, so stops are seen at once;
+    its short timeout here is only a safety net."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -144,4 +148,4 @@ def wait_for_stop(tid: int, timeout: float) -> Stop:
         left = deadline - time.monotonic()
         if left <= 0:
             raise WaitTimeout
-        signal.sigtimedwait([signal.SIGCHLD], min(left, 0.05))
+        pause(min(left, 0.05))

@@ -29,7 +29,7 @@ class CallTimeout(LeaktraceError):
 
 
 def call_function(tid: int, memory_file: int, saved: Registers, function: int,
-                  arguments: Sequence[int | bytes]) -> int:
+                  arguments: Sequence[int | bytes], pause: ptrace.Pause) -> int:
     """Run function(*arguments) on thread `tid` (stopped, seized) and return RAX. A bytes
     argument is copied into the target (NUL added) and passed by address. Signals that
     arrive meanwhile are delivered to the program as usual. On return the thread is stopped
@@ -57,13 +57,13 @@ def call_function(tid: int, memory_file: int, saved: Registers, function: int,
     regs.eflags &= ~(EFLAGS_DF | EFLAGS_TF)
     ptrace.set_registers(tid, regs)
     ptrace.resume(tid)
-    return _wait_for_return(tid)
+    return _wait_for_return(tid, pause)
 
 
-def _wait_for_return(tid: int) -> int:
+def _wait_for_return(tid: int, pause: ptrace.Pause) -> int:
     while True:
         try:
-            stop = ptrace.wait_for_stop(tid, CALL_TIMEOUT)
+            stop = ptrace.wait_for_stop(tid, CALL_TIMEOUT, pause)
         except ptrace.WaitTimeout:
             raise CallTimeout(f"the injected call did not return within {CALL_TIMEOUT:g} s "
                               "(is the process deadlocked, or stopped?)") from None

@@ -64,6 +64,27 @@ class AttachSettings:
         return lines
 
 
+def check_capture_dir(directory: str, pid: int, what: str) -> None:
+    """The target writes the capture, with its own uid: refuse a directory it cannot write
+    (judged from the mode bits; ACLs and supplementary groups are not looked at)."""
+    try:
+        st = os.stat(directory)
+    except FileNotFoundError:
+        raise LeaktraceError(f"{what} {directory} does not exist") from None
+    uid, gid = real_uid(pid), real_gid(pid)
+    if uid == 0:
+        return
+    if st.st_uid == uid:
+        allowed = st.st_mode & 0o300 == 0o300
+    elif st.st_gid == gid:
+        allowed = st.st_mode & 0o030 == 0o030
+    else:
+        allowed = st.st_mode & 0o003 == 0o003
+    if not allowed:
+        raise LeaktraceError(f"process {pid} runs as uid {uid}, which cannot write to {what} "
+                             f"{directory}: use -o FILE in a directory it can write")
+
+
 def write_settings(settings: AttachSettings, pid: int, directory: str) -> str:
     """The settings file, readable by the target's user and nobody else."""
     fd, path = tempfile.mkstemp(prefix="leaktrace-attach-", suffix=".conf", dir=directory)

@@ -19,12 +19,13 @@ from leaktrace.attach.session import (
     AttachSettings,
     Detached,
     attach,
+    check_capture_dir,
     collecting_status,
     control_dir_for,
     detach,
     give_to_owner_of,
 )
-from leaktrace.attach.signal_mask import signals_blocked
+from leaktrace.attach.signal_watch import SignalWatch
 from leaktrace.commands._attach_report import (
     ReportChoices,
     check_suppressions,
@@ -39,8 +40,8 @@ from leaktrace.errors import LeaktraceError
 from leaktrace.launcher.notifications import read_notifications
 from leaktrace.shim_library import find_shim_library
 
-# Each ends the collection window (SIGHUP: the terminal went away). Blocked from the start,
-# so one arriving during the injection is acted on only once the target is whole again.
+# Each ends the collection window (SIGHUP: the terminal went away). Only noted from the
+# start, so one arriving during the injection is acted on once the target is whole again.
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 EXIT_CHECK_INTERVAL = 0.2  # how often the wait looks whether the target has exited
 
@@ -80,6 +81,10 @@ def attach_command(pid: int, duration: float | None, output: str | None,
             raise LeaktraceError(f"{output} already exists: leaktrace never overwrites a "
                                  "capture; remove it or choose another -o")
     memory = check_attachable(pid, shim, config_dir)
+    if output is not None:
+        check_capture_dir(os.path.dirname(output), pid, "the -o directory")
+    else:
+        check_capture_dir(capture_dir, pid, "the current directory (where the capture goes)")
     status = collecting_status(pid, directory)
     if status is not None and status.get("collecting"):
         raise LeaktraceError(f"{describe(pid)} is already traced by leaktrace (it answers on "
@@ -94,12 +99,9 @@ def attach_command(pid: int, duration: float | None, output: str | None,
     settings = AttachSettings(control_dir=directory, capture_dir=capture_dir, output=output,
                               notify=notify, max_depth=max_depth)
     try:
-        with signals_blocked(STOP_SIGNALS | {signal.SIGCHLD}):
-            try:
-                ended = _collect(pid, settings, shim, memory, config_dir, duration, started,
-                                 log)
-            finally:
-                _discard_pending(STOP_SIGNALS)  # the stop they asked for has happened
+        with SignalWatch(STOP_SIGNALS) as watch:
+            ended = _collect(pid, settings, shim, memory, config_dir, duration, started, watch,
+                             log)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(notify)
@@ -110,15 +112,16 @@ def attach_command(pid: int, duration: float | None, output: str | None,
 
 
 def _collect(pid: int, settings: AttachSettings, shim: str, memory: MemoryMap,
-             config_dir: str, duration: float | None, started: float, log: Log) -> Detached:
-    """Inject, wait for the end of the window, detach. Runs with the stop signals blocked."""
+             config_dir: str, duration: float | None, started: float, watch: SignalWatch,
+             log: Log) -> Detached:
+    """Inject, wait for the end of the window, detach; the stop signals only take note."""
     injection = attach(pid, shim, settings, memory, config_dir, log)
     attached_at = time.time()
     _log_injection(injection, time.monotonic() - started, log)
     until = f"for {duration:g} s" if duration is not None else "until Ctrl-C or SIGTERM"
     click.echo(f"leaktrace: attached to {describe(pid)} at {clock_text(attached_at)}; "
                f"collecting {until}", err=True)
-    why = _wait(pid, duration)
+    why = _wait(pid, duration, watch)
     if why is None:
         return _exit_capture(pid, settings.notify, attached_at)
     log(f"detaching ({why})")
@@ -137,21 +140,21 @@ def _log_injection(injection: Injection, latency: float, log: Log) -> None:
         "collecting)")
 
 
-def _wait(pid: int, duration: float | None) -> str | None:
-    """Until the duration ends or a stop signal comes (returns which), or the process exits
-    (returns None)."""
+def _wait(pid: int, duration: float | None, watch: SignalWatch) -> str | None:
+    """Until the duration ends or a stop signal comes, also during the injection (returns
+    which), or the process exits (returns None)."""
     deadline = None if duration is None else time.monotonic() + duration
     while True:
+        if watch.received:
+            return signal.Signals(watch.received[0]).name
+        if not _running(pid):
+            return None
         timeout = EXIT_CHECK_INTERVAL
         if deadline is not None:
             timeout = min(timeout, deadline - time.monotonic())
             if timeout <= 0:
                 return "the duration ended"
-        received = signal.sigtimedwait(STOP_SIGNALS, timeout)
-        if received is not None:
-            return signal.Signals(received.si_signo).name
-        if not _running(pid):
-            return None
+        watch.wait(timeout)
 
 
 def _running(pid: int) -> bool:
@@ -182,7 +185,3 @@ def _new_notify_file(pid: int, directory: str) -> str:
         os.close(fd)
     return path
 
-
-def _discard_pending(signals: frozenset[int]) -> None:
-    while signal.sigtimedwait(signals, 0) is not None:
-        pass

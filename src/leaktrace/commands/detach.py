@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from leaktrace.attach.session import control_dir_for, detach
-from leaktrace.attach.signal_mask import signals_blocked
+from leaktrace.attach.signal_watch import SignalWatch
 from leaktrace.commands._attach_report import (
     ReportChoices,
     check_suppressions,
@@ -30,7 +30,7 @@ def detach_command(pid: int, **options: Any) -> None:
     choices = ReportChoices.take(options)
     check_suppressions(choices)
     # Not cut short by Ctrl-C: the process detaches either way, and its capture is then ours.
-    with signals_blocked({signal.SIGINT, signal.SIGTERM, signal.SIGHUP}):
+    with SignalWatch({signal.SIGINT, signal.SIGTERM, signal.SIGHUP}):
         detached = detach(pid, control_dir_for(pid))
     click.echo(f"leaktrace: collected {window_text(detached.attached_at, detached.detached_at)}",
                err=True)

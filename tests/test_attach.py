@@ -1,0 +1,393 @@
+"""`leaktrace attach` / `leaktrace detach` on live processes: a multi-threaded server under
+load from the test (exact leak counts for the collection window, correct answers during and
+after, its own exit status at the end), 50 attach/detach cycles, Ctrl-C at any moment, a
+real program (python3 -m http.server), and the one-line errors. Nothing measures time."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from attach_harness import AttachRun, Load, Server, attach_env
+from leakharness import (
+    EVERY_RECORD,
+    LEAKTRACE,
+    compile_program,
+    json_report,
+    marker_line,
+    records_from,
+)
+
+from leaktrace.attach.preflight import check_attachable
+from leaktrace.attach.session import AttachSettings, attach, collecting_status, detach
+from leaktrace.shim_library import find_shim_library
+
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux" or os.uname().machine != "x86_64",
+    reason="leaktrace attach works on x86-64 Linux only")
+
+SOURCE = "attach_server.c"
+LEAK_SIZE = 64
+
+
+@pytest.fixture
+def server(build_dir: Path, tmp_path: Path) -> Iterator[Server]:
+    started = Server.start(build_dir, tmp_path)
+    yield started
+    started.kill()
+
+
+def leaktrace(*args: str, env: dict[str, str], cwd: Path,
+              timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*LEAKTRACE, *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=timeout)
+
+
+def leaked_blocks(report: dict[str, object]) -> tuple[int, int]:
+    """(blocks, bytes) still live from the server's leaking line."""
+    records = records_from(report, SOURCE, "request")  # type: ignore[arg-type]
+    return sum(r["blocks"] for r in records), sum(r["bytes"] for r in records)
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], *words: str) -> str:
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("leaktrace: error: "), done.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+# --- the collection window -------------------------------------------------------------------
+
+def test_attach_reports_only_the_window(server: Server, tmp_path: Path) -> None:
+    env = attach_env(tmp_path / "ctl")
+    load = Load(server.port)
+    server.leak(7)  # before attach: never in the report
+    run = AttachRun(server.pid, "--format", "json", *EVERY_RECORD, env=env, cwd=tmp_path)
+    run.wait_attached()
+    server.leak(25)
+    server.check_answers()
+    run.interrupt()  # Ctrl-C ends the window
+    assert run.finish() == 0, run.error_text
+    server.leak(5)  # after detach: not in the report either
+    load.stop()
+
+    report = json.loads(run.stdout)
+    assert leaked_blocks(report) == (25, 25 * LEAK_SIZE)
+    assert "Traceback" not in run.error_text
+    assert re.search(r"leaktrace: collected from \d\d:\d\d:\d\d\.\d{3} to \d\d:\d\d:\d\d\.\d{3}",
+                     run.error_text), run.error_text
+    capture = re.search(r"capture saved to (\S+)", run.error_text)
+    assert capture, run.error_text
+    # The text report names the leaking line.
+    text = leaktrace("report", capture[1], *EVERY_RECORD, env=env, cwd=tmp_path)
+    assert f"{SOURCE}:{marker_line(SOURCE, 'request')}" in text.stdout, text.stdout
+    assert server.quit() == (7, "served 37 leaks\n")
+
+
+def test_attach_with_duration_and_output(server: Server, tmp_path: Path) -> None:
+    env = attach_env(tmp_path / "ctl")
+    output = tmp_path / "window.lt"
+    run = AttachRun(server.pid, "--duration", "600", "-o", str(output), "--verbose",
+                    "--format", "json", *EVERY_RECORD, env=env, cwd=tmp_path)
+    run.wait_attached()
+    server.leak(3)
+    run.interrupt(signal.SIGTERM)  # SIGTERM ends the window like Ctrl-C
+    assert run.finish() == 0, run.error_text
+    assert output.exists()
+    assert leaked_blocks(json.loads(run.stdout)) == (3, 3 * LEAK_SIZE)
+    assert "attach latency:" in run.error_text  # --verbose
+    # A short --duration ends by itself.
+    done = leaktrace("attach", str(server.pid), "--duration", "0.2", "--format", "json",
+                     *EVERY_RECORD, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert leaked_blocks(json.loads(done.stdout)) == (0, 0)
+    assert server.quit()[0] == 7
+
+
+def test_detach_after_leaktrace_was_killed(server: Server, tmp_path: Path) -> None:
+    env = attach_env(tmp_path / "ctl")
+    run = AttachRun(server.pid, env=env, cwd=tmp_path)
+    run.wait_attached()
+    run.interrupt(signal.SIGKILL)
+    run.finish()
+    server.leak(10)  # still collecting without its leaktrace
+    done = leaktrace("detach", str(server.pid), "--format", "json", *EVERY_RECORD, env=env,
+                     cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert leaked_blocks(json.loads(done.stdout)) == (10, 10 * LEAK_SIZE)
+    assert "leaktrace: collected from" in done.stderr
+    again = leaktrace("detach", str(server.pid), env=env, cwd=tmp_path)
+    assert_one_line_error(again, "not attached")
+    server.check_answers()
+    assert server.quit()[0] == 7
+
+
+def test_target_exits_while_attached(server: Server, tmp_path: Path) -> None:
+    env = attach_env(tmp_path / "ctl")
+    run = AttachRun(server.pid, "--format", "json", *EVERY_RECORD, env=env, cwd=tmp_path)
+    run.wait_attached()
+    server.leak(4)
+    assert server.quit()[0] == 7
+    assert run.finish() == 0, run.error_text
+    assert "exited during the collection window" in run.error_text
+    assert leaked_blocks(json.loads(run.stdout)) == (4, 4 * LEAK_SIZE)
+
+
+def test_fifty_attach_detach_cycles(server: Server, tmp_path: Path) -> None:
+    """Through the library (one Python process) so that 50 cycles stay quick."""
+    control_dir = str(tmp_path / "ctl")
+    shim = str(find_shim_library())
+    settings = AttachSettings(control_dir=control_dir, capture_dir=str(tmp_path))
+    load = Load(server.port)
+    captures = []
+    for cycle in range(50):
+        memory = check_attachable(server.pid, shim, "/tmp")
+        attach(server.pid, shim, settings, memory, "/tmp", lambda _message: None)
+        if cycle % 10 == 0:
+            server.leak(2)
+        captures.append(detach(server.pid, control_dir).capture)
+        assert collecting_status(server.pid, control_dir)["collecting"] is False  # type: ignore[index]
+    load.stop()
+    assert len(set(captures)) == 50  # one capture per window, none overwritten
+    assert leaked_blocks(json_report(Path(captures[40]))) == (2, 2 * LEAK_SIZE)
+    assert leaked_blocks(json_report(Path(captures[41]))) == (0, 0)
+    server.check_answers()
+    assert server.quit() == (7, f"served {server.leaks_sent} leaks\n")
+
+
+# --- Ctrl-C at any moment ----------------------------------------------------------------------
+
+def _after_interruption(server: Server, env: dict[str, str], tmp_path: Path) -> None:
+    """The target answers; if the interrupted attach left it collecting, detach works."""
+    server.check_answers()
+    status = collecting_status(server.pid, env["LEAKTRACE_CONTROL_DIR"])
+    if status is not None and status["collecting"]:
+        done = leaktrace("detach", str(server.pid), env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    server.check_answers()
+
+
+@pytest.mark.parametrize("moment", ["injection", "collection", "detach"])
+def test_interrupt_at_a_given_moment(server: Server, tmp_path: Path, moment: str) -> None:
+    env = attach_env(tmp_path / "ctl")
+    load = Load(server.port)
+    for _ in range(3):
+        run = AttachRun(server.pid, "--verbose", env=env, cwd=tmp_path)
+        trigger = {"injection": "stopping a thread", "collection": "attached to",
+                   "detach": "detaching"}[moment]
+        if moment == "detach":
+            assert run.wait_for_line("attached to"), run.error_text
+            run.interrupt()  # starts the detach...
+        assert run.wait_for_line(trigger), run.error_text
+        run.interrupt()  # ...and this one lands in it (or in the injection, the window)
+        code = run.finish()
+        assert code == 0, run.error_text  # the stop was deferred, never fatal
+        assert "Traceback" not in run.error_text
+        _after_interruption(server, env, tmp_path)
+    load.stop()
+    assert server.quit()[0] == 7
+
+
+def test_interrupt_at_random_moments(server: Server, tmp_path: Path) -> None:
+    env = attach_env(tmp_path / "ctl")
+    load = Load(server.port)
+    chance = random.Random(1234)
+    for trial in range(8):
+        run = AttachRun(server.pid, env=env, cwd=tmp_path)
+        time.sleep(chance.uniform(0.0, 1.2))  # Python start-up, injection, window or detach
+        run.interrupt(signal.SIGINT if trial % 2 == 0 else signal.SIGTERM)
+        code = run.finish()
+        # Before the attach began (Python start-up, checks) leaktrace simply dies of the
+        # signal; once it has begun, the signal only ends the window: detach and report.
+        if "leaktrace: attached to" in run.error_text:
+            assert code == 0, run.error_text
+            assert "leaktrace: collected from" in run.error_text
+        _after_interruption(server, env, tmp_path)
+    done = leaktrace("attach", str(server.pid), "--duration", "0.2", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    load.stop()
+    assert server.quit()[0] == 7
+
+
+# --- a real program -------------------------------------------------------------------------
+
+def test_attach_to_python_http_server(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<p>hello</p>\n")
+    web = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind",
+                            "127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           text=True, cwd=tmp_path)
+    try:
+        assert web.stdout is not None
+        port = re.search(r"port (\d+)", web.stdout.readline())
+        assert port, "http.server did not say its port"
+        url = f"http://127.0.0.1:{port[1]}/index.html"
+
+        def fetch() -> str:
+            with urllib.request.urlopen(url, timeout=30) as answer:
+                return str(answer.read().decode())
+
+        assert fetch() == "<p>hello</p>\n"
+        env = attach_env(tmp_path / "ctl")
+        run = AttachRun(web.pid, "--format", "json", *EVERY_RECORD, env=env, cwd=tmp_path)
+        run.wait_attached()
+        for _ in range(20):
+            assert fetch() == "<p>hello</p>\n"
+        run.interrupt()
+        assert run.finish() == 0, run.error_text
+        report = json.loads(run.stdout)
+        assert report["summary"]["total_allocations"] > 0, report["summary"]
+        assert fetch() == "<p>hello</p>\n"  # still serving after detach
+    finally:
+        web.terminate()
+        web.wait(30)
+
+
+# --- one-line errors ------------------------------------------------------------------------
+
+def test_no_such_process(tmp_path: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    env = attach_env(tmp_path / "ctl")
+    assert_one_line_error(leaktrace("attach", str(gone.pid), env=env, cwd=tmp_path),
+                          f"no process with pid {gone.pid}")
+    assert_one_line_error(leaktrace("detach", str(gone.pid), env=env, cwd=tmp_path),
+                          str(gone.pid))
+    assert_one_line_error(leaktrace("attach", "0", env=env, cwd=tmp_path))
+    assert_one_line_error(leaktrace("attach", "not-a-pid", env=env, cwd=tmp_path))
+
+
+def test_static_binary(tmp_path: Path) -> None:
+    source = tmp_path / "static_sleep.c"
+    source.write_text("#include <unistd.h>\nint main(void) { sleep(60); return 0; }\n")
+    exe = tmp_path / "static_sleep"
+    built = subprocess.run(["gcc", "-static", "-o", str(exe), str(source)],
+                           capture_output=True, text=True)
+    if built.returncode != 0:
+        pytest.skip("no static libc (libc.a) to build a static program")
+    target = subprocess.Popen([str(exe)])
+    try:
+        done = leaktrace("attach", str(target.pid), env=attach_env(tmp_path / "ctl"),
+                         cwd=tmp_path)
+        assert_one_line_error(done, "statically linked")
+        assert target.poll() is None
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_process_already_traced(server: Server, tmp_path: Path) -> None:
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    tracer = subprocess.Popen(["strace", "-f", "-o", os.devnull, "-p", str(server.pid)],
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while "TracerPid:\t0" in Path(f"/proc/{server.pid}/status").read_text():
+            assert time.monotonic() < deadline, "strace never attached"
+            time.sleep(0.02)
+        done = leaktrace("attach", str(server.pid), env=attach_env(tmp_path / "ctl"),
+                         cwd=tmp_path)
+        assert_one_line_error(done, "already being traced", "strace")
+    finally:
+        tracer.terminate()
+        tracer.wait(30)
+    server.check_answers()
+
+
+def test_already_attached_and_stopped(server: Server, tmp_path: Path) -> None:
+    env = attach_env(tmp_path / "ctl")
+    run = AttachRun(server.pid, env=env, cwd=tmp_path)
+    run.wait_attached()
+    second = leaktrace("attach", str(server.pid), env=env, cwd=tmp_path)
+    assert_one_line_error(second, "already traced by leaktrace", f"leaktrace detach {server.pid}")
+    run.interrupt()
+    assert run.finish() == 0, run.error_text
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        stopped = leaktrace("attach", str(server.pid), env=env, cwd=tmp_path)
+        assert_one_line_error(stopped, "is stopped", f"kill -CONT {server.pid}")
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    thread = next(int(t) for t in os.listdir(f"/proc/{server.pid}/task")
+                  if int(t) != server.pid)
+    assert_one_line_error(leaktrace("attach", str(thread), env=env, cwd=tmp_path),
+                          f"thread of process {server.pid}")
+    assert server.quit()[0] == 7
+
+
+def test_process_started_by_leaktrace_run(build_dir: Path, tmp_path: Path) -> None:
+    exe = compile_program(SOURCE, build_dir, "-O2")
+    env = attach_env(tmp_path / "ctl")
+    run = subprocess.Popen([*LEAKTRACE, "run", "-o", str(tmp_path / "run.lt"), "--", str(exe)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                           cwd=tmp_path)
+    try:
+        traced = Server(run)
+        traced.leak(1)  # the shim's control socket opens at the first allocation
+        [sock] = (tmp_path / "ctl").glob("*.sock")
+        pid = int(sock.name.split(".")[0])
+        done = leaktrace("attach", str(pid), env=env, cwd=tmp_path)
+        assert_one_line_error(done, "already traced by leaktrace")
+        assert traced.client.request("quit") == "bye"
+    finally:
+        run.communicate(timeout=120)
+
+
+def test_another_users_process(server: Server, tmp_path: Path) -> None:
+    if os.getuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run leaktrace as another user")
+    probe = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            sys.executable, "-c", "import click, elftools, leaktrace"],
+                           capture_output=True, env=os.environ.copy())
+    if probe.returncode != 0:
+        pytest.skip("leaktrace cannot be imported by user nobody here")
+    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           *LEAKTRACE, "attach", str(server.pid)], capture_output=True,
+                          text=True, env=attach_env(tmp_path / "ctl-nobody"), timeout=120)
+    assert_one_line_error(done, "belongs to uid 0")
+    server.check_answers()
+
+
+def test_root_attaches_to_another_users_process(build_dir: Path, tmp_path: Path) -> None:
+    """The shim then needs that user's control directory, a settings file it can read and
+    a capture directory it can write."""
+    if os.getuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to start a process as another user")
+    shared = Path(tempfile.mkdtemp(prefix="leaktrace-attach-test-"))  # nobody can use it
+    server = None
+    try:
+        shared.chmod(0o777)
+        exe = Path(shutil.copy(compile_program(SOURCE, build_dir, "-O2"), shared / "server"))
+        server = Server.start(build_dir, shared, exe=exe, prefix=(
+            "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"))
+        env = {k: v for k, v in os.environ.items() if k != "LEAKTRACE_CONTROL_DIR"}
+        not_writable = tmp_path / "private"
+        not_writable.mkdir(mode=0o700)
+        refused = leaktrace("attach", str(server.pid), env=env, cwd=not_writable)
+        assert_one_line_error(refused, "uid 65534", "-o FILE")
+        run = AttachRun(server.pid, "--format", "json", *EVERY_RECORD, env=env, cwd=shared)
+        run.wait_attached()
+        server.leak(6)
+        run.interrupt()
+        assert run.finish() == 0, run.error_text
+        assert leaked_blocks(json.loads(run.stdout)) == (6, 6 * LEAK_SIZE)
+        assert server.quit()[0] == 7
+    finally:
+        if server is not None:
+            server.kill()
+        shutil.rmtree(shared, ignore_errors=True)
