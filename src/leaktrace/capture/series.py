@@ -24,6 +24,7 @@ REASON_SCAN = 3
 REASON_MTRACE = 4
 REASON_MUNTRACE = 5
 REASON_SIGNAL = 6
+REASON_DETACH = 7  # `leaktrace detach` (or attach's end): the collection window closed
 
 REASONS: dict[int, str] = {
     REASON_EXIT: "process exit",
@@ -32,6 +33,7 @@ REASONS: dict[int, str] = {
     REASON_MTRACE: "mtrace()",
     REASON_MUNTRACE: "muntrace()",
     REASON_SIGNAL: "signal",
+    REASON_DETACH: "detach",
 }
 
 # Captures written at mtrace()/muntrace() hold only the blocks allocated since the previous
