@@ -136,8 +136,21 @@ def _log_injection(injection: Injection, latency: float, log: Log) -> None:
     log(f"injected through thread {injection.thread}, shim {injection.shim_path}")
     for step, seconds in injection.steps:
         log(f"  {step}: {seconds * 1000:.1f} ms")
-    log(f"attach latency: {latency * 1000:.0f} ms (from the start of this command to "
-        "collecting)")
+    since_start = _seconds_since_process_start()
+    whole = f", {since_start * 1000:.0f} ms since leaktrace started" if since_start else ""
+    log(f"attach latency: {latency * 1000:.0f} ms from the start of the attach command to "
+        f"collecting{whole} (Python start-up included)")
+
+
+def _seconds_since_process_start() -> float | None:
+    """From /proc/self/stat's start time (clock ticks since boot, on CLOCK_BOOTTIME)."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat(5)
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - started
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _wait(pid: int, duration: float | None, watch: SignalWatch) -> str | None:
