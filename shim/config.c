@@ -104,8 +104,12 @@ static void load_common(void)
     lt_cfg.scan_at_exit = !flag_is(setting("LEAKTRACE_SCAN"), "0");
     lt_cfg.freeres_at_exit = !flag_is(setting("LEAKTRACE_FREERES"), "0");
     lt_cfg.heuristics = parse_heuristics(setting("LEAKTRACE_HEURISTICS"));
-    /* MEMLEAK_CONFIG=mtraceinit (libmemleak's "collect from the start") is the default. */
-    lt_cfg.collect_at_start = !flag_is(setting("LEAKTRACE_START"), "on-mtrace");
+    /* LEAKTRACE_START=on-mtrace waits for the program's first mtrace(). libmemleak's
+     * MEMLEAK_CONFIG=mtraceinit means "collect from the start", leaktrace's default, and
+     * wins only when LEAKTRACE_START is not set. */
+    const char *start = setting("LEAKTRACE_START");
+    if (!start && flag_is(setting("MEMLEAK_CONFIG"), "mtraceinit")) start = "at-load";
+    lt_cfg.collect_at_start = !flag_is(start, "on-mtrace");
     lt_cfg.control_enabled = !flag_is(setting("LEAKTRACE_CONTROL"), "0");
     lt_cfg.interval_ms = parse_interval_ms(setting("LEAKTRACE_INTERVAL"));
     choose_control_dir(lt_cfg.control_dir, sizeof lt_cfg.control_dir);

@@ -61,7 +61,8 @@ static bool open_socket(void)
     if (fd < 0) return false;
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     memcpy(addr.sun_path, socket_path, (size_t)(p - socket_path) + 1);
-    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 16) != 0) {
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || chmod(socket_path, 0600) != 0 ||
+        listen(fd, 16) != 0) {
         close(fd);
         socket_path[0] = 0;
         return false;
@@ -181,16 +182,11 @@ static void serve_one(void)
     if (client < 0) return;
     struct ucred cred;
     socklen_t len = sizeof cred;
-    if (getsockopt(client, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
-        (cred.uid != getuid() && cred.uid != 0)) {
-        static const char refused[] = "{\"ok\":false,\"error\":\"permission denied: another user\"}\n";
-        send(client, refused, sizeof refused - 1, MSG_NOSIGNAL);
-        close(client);
-        return;
-    }
     struct timeval timeout = { 2, 0 }; /* a stalled client must not stall the thread */
     setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    bool allowed = getsockopt(client, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+                   (cred.uid == getuid() || cred.uid == 0);
     char line[256];
     size_t n = 0;
     while (n < sizeof line - 1) {
@@ -203,7 +199,13 @@ static void serve_one(void)
     line[n] = 0;
     char *nl = strchr(line, '\n');
     if (nl) *nl = 0;
-    if (n && nl) handle(client, line); /* a client gone mid-command just gets nothing */
+    /* The line is read even from a refused peer, so that its send never fails (EPIPE). */
+    if (!allowed) {
+        static const char refused[] = "{\"ok\":false,\"error\":\"permission denied: another user\"}\n";
+        send(client, refused, sizeof refused - 1, MSG_NOSIGNAL);
+    } else if (n && nl) {
+        handle(client, line); /* a client gone mid-command just gets nothing */
+    }
     close(client);
 }
 

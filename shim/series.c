@@ -83,6 +83,7 @@ bool lt_series_snapshot(void)
     if (nsnaps == LT_MAX_SNAPSHOTS) {
         merge_pairs();
         merged = true;
+        if (nsnaps == LT_MAX_SNAPSHOTS) goto out; /* no memory to merge: skip this snapshot */
     }
     size_t first = nentries;
     for (uint32_t id = 1; id <= nstacks; id++) {
