@@ -88,22 +88,6 @@ static void patch_u64(struct writer *w, uint64_t at, uint64_t value)
     }
 }
 
-/* Reads a small /proc file into dst; returns its length. */
-static size_t read_file(const char *path, char *dst, size_t cap)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    size_t len = 0;
-    while (len < cap) {
-        ssize_t n = read(fd, dst + len, cap - len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        len += (size_t)n;
-    }
-    close(fd);
-    return len;
-}
-
 /* Opens a new capture file without ever overwriting one: path, then path with .1, .2, ...
  * inserted before the ".lt" suffix. Fills `path` with the name used. */
 static int open_new_file(char *path, size_t cap, const char *base)
@@ -226,7 +210,7 @@ static void write_process(struct writer *w, char *scratch, size_t cap)
     w_u32(w, 0);
     ssize_t n = readlink("/proc/self/exe", scratch, cap);
     w_str(w, scratch, n > 0 ? (size_t)n : 0);
-    size_t len = read_file("/proc/self/cmdline", scratch, cap);
+    size_t len = lt_read_file("/proc/self/cmdline", scratch, cap);
     if (len && scratch[len - 1] == 0) len--; /* arguments are separated, not terminated */
     w_str(w, scratch, len);
     const char *cwd = getcwd(scratch, cap);

@@ -453,22 +453,8 @@ extern void __libc_freeres(void);
 /* Threads of the program (the control thread aside) still running, read from /proc. */
 static int other_program_threads(void)
 {
-    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    char buf[4096];
-    int count = 0;
-    long n;
-    while ((n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
-        for (long off = 0; off < n;) {
-            unsigned short reclen;
-            memcpy(&reclen, buf + off + 16, sizeof reclen);
-            const char *name = buf + off + 19;
-            if (name[0] >= '0' && name[0] <= '9') count++;
-            off += reclen;
-        }
-    }
-    close(fd);
-    return count - 1 - (lt_control_thread_id() != 0);
+    int count = lt_for_each_thread(NULL, NULL);
+    return count < 0 ? -1 : count - 1 - (lt_control_thread_id() != 0);
 }
 
 static void release_runtime_buffers(void)

@@ -86,39 +86,21 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-struct linux_dirent64 {
-    uint64_t d_ino;
-    int64_t d_off;
-    unsigned short d_reclen;
-    unsigned char d_type;
-    char d_name[];
+struct signalling {
+    pid_t *done;      /* threads signalled so far */
+    int ndone;
+    pid_t self, control;
 };
 
-/* Signals every thread of the process but this one; returns how many were signalled. */
-static int signal_threads(pid_t *done, int ndone)
+static void signal_thread(pid_t tid, void *ctx)
 {
-    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return ndone;
-    pid_t self = (pid_t)syscall(SYS_gettid), pid = getpid();
-    char buf[4096];
-    for (;;) {
-        long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
-        if (n <= 0) break;
-        for (long off = 0; off < n;) {
-            struct linux_dirent64 *d = (struct linux_dirent64 *)(void *)(buf + off);
-            off += d->d_reclen;
-            if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
-            pid_t tid = 0;
-            for (const char *c = d->d_name; *c; c++) tid = tid * 10 + (*c - '0');
-            /* The control thread blocks every signal and holds no program data. */
-            bool seen = tid == self || tid == lt_control_thread_id();
-            for (int i = 0; i < ndone && !seen; i++) seen = done[i] == tid;
-            if (seen || ndone >= MAX_PARKED) continue;
-            if (syscall(SYS_tgkill, pid, tid, scan_signal()) == 0) done[ndone++] = tid;
-        }
-    }
-    close(fd);
-    return ndone;
+    struct signalling *sig = ctx;
+    /* Not this thread; not the control thread, which blocks every signal and holds no
+     * program data. */
+    if (tid == sig->self || tid == sig->control || sig->ndone >= MAX_PARKED) return;
+    for (int i = 0; i < sig->ndone; i++)
+        if (sig->done[i] == tid) return;
+    if (syscall(SYS_tgkill, getpid(), tid, scan_signal()) == 0) sig->done[sig->ndone++] = tid;
 }
 
 static void stop_world(struct lt_scan *scan)
@@ -143,11 +125,13 @@ static void stop_world(struct lt_scan *scan)
     int sent = 0;
     if (parked && signalled) {
         /* Threads may be created while we look: look again until no new one appears. */
+        struct signalling sig = { signalled, 0, (pid_t)syscall(SYS_gettid), lt_control_thread_id() };
         for (int round = 0; round < 20; round++) {
-            int before = sent;
-            sent = signal_threads(signalled, sent);
-            if (sent == before) break;
+            int before = sig.ndone;
+            lt_for_each_thread(signal_thread, &sig);
+            if (sig.ndone == before) break;
         }
+        sent = sig.ndone;
         /* Threads that block the signal never stop: wait a while, then scan without them
          * (their stacks are then scanned whole, as plain mappings). */
         for (int waited = 0; atomic_load(&parked_ready) < sent && waited < 2000; waited++) sleep_ms(1);
@@ -189,21 +173,6 @@ struct scan_state {
     uintptr_t own_thread_pointer; /* the scanning thread's */
 };
 
-static size_t read_all(const char *path, char *dst, size_t cap)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    size_t len = 0;
-    while (len < cap) {
-        ssize_t n = read(fd, dst + len, cap - len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        len += (size_t)n;
-    }
-    close(fd);
-    return len;
-}
-
 static uintptr_t parse_hex(const char **p)
 {
     uintptr_t v = 0;
@@ -218,7 +187,7 @@ static uintptr_t parse_hex(const char **p)
 /* pre: text is MAPS_BUF bytes, and stays mapped until the scan ends (it is itself listed). */
 static size_t read_maps(struct mapping *out, size_t max, char *text)
 {
-    size_t len = read_all("/proc/self/maps", text, MAPS_BUF - 1);
+    size_t len = lt_read_file("/proc/self/maps", text, MAPS_BUF - 1);
     text[len] = 0;
     size_t n = 0;
     for (const char *p = text; *p && n < max;) {

@@ -63,6 +63,11 @@ char *lt_put_json_uint(char *dst, char *end, const char *key, uint64_t v);
 char *lt_put_json_bool(char *dst, char *end, const char *key, bool v);
 char *lt_put_json_text(char *dst, char *end, const char *key, const char *value);
 
+/* ---- procfs.c: /proc/self without allocating --------------------------------------------- */
+size_t lt_read_file(const char *path, char *dst, size_t cap); /* returns the length read */
+/* Calls fn (if not NULL) for each thread of the process; returns how many, or -1. */
+int lt_for_each_thread(void (*fn)(pid_t tid, void *ctx), void *ctx);
+
 /* ---- clock ---------------------------------------------------------------------------- */
 uint64_t lt_now_ns(void);        /* monotonic */
 uint64_t lt_realtime_ns(void);
