@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -24,9 +25,14 @@ from leaktrace.errors import LeaktraceError
 
 
 def control_dir_for(pid: int) -> str:
-    """Where the attached process's socket goes; `attach` tells the shim, `detach` looks
-    there. Our own directory, unless root attaches to another user's process: the shim only
-    uses a directory its process owns, so then the default of that user."""
+    """Where the attached process's socket is or goes; `attach` tells the shim, `detach`
+    looks there. The directory of the socket it already listens on (the shim opens one once
+    and keeps it: an earlier attach, or `leaktrace run`); else our own directory, unless root
+    attaches to another user's process: the shim only uses a directory its process owns, so
+    then the default of that user."""
+    existing = listening_socket_dir(pid)
+    if existing is not None:
+        return existing
     if os.environ.get("LEAKTRACE_CONTROL_DIR"):
         return control_dir()
     try:
@@ -34,6 +40,29 @@ def control_dir_for(pid: int) -> str:
     except OSError:
         return control_dir()
     return control_dir() if owner == os.getuid() else f"/tmp/leaktrace-{owner}"
+
+
+def listening_socket_dir(pid: int) -> str | None:
+    """The directory of the `<pid>.sock` that process `pid` itself listens on, from
+    /proc/PID/net/unix and the inodes of its open sockets; None if it has none (or we may
+    not look)."""
+    try:
+        inodes = set()
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(int(target[8:-1]))
+        with open(f"/proc/{pid}/net/unix", encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.readlines()[1:]
+    except (OSError, ValueError):
+        return None
+    for line in lines:
+        fields = line.split(maxsplit=7)  # Num RefCount Protocol Flags Type St Inode Path
+        if (len(fields) == 8 and fields[6].isdigit() and int(fields[6]) in inodes
+                and os.path.basename(fields[7].rstrip("\n")) == f"{pid}.sock"):
+            return os.path.dirname(fields[7].rstrip("\n"))
+    return None
 
 
 @dataclass(frozen=True)
@@ -62,6 +91,29 @@ class AttachSettings:
                 raise LeaktraceError(f"{value!r} contains a newline: choose another path")
             lines.append(f"{name}={value}")
         return lines
+
+
+def check_control_dir(directory: str, pid: int) -> None:
+    """The shim only opens its socket in a directory that is its user's, not a symbolic
+    link and closed to others (creating it 0700 if missing): without a socket, nothing could
+    end the attach session but the process's exit, so refuse before injecting."""
+    uid = real_uid(pid)
+    try:
+        st = os.lstat(directory)
+    except FileNotFoundError:
+        parent = os.path.dirname(directory.rstrip("/")) or "/"
+        if not os.path.isdir(parent):
+            raise LeaktraceError(f"the control directory's parent {parent} does not exist "
+                                 "(set LEAKTRACE_CONTROL_DIR)") from None
+        return  # the shim creates it
+    if not stat.S_ISDIR(st.st_mode):
+        raise LeaktraceError(f"the control directory {directory} is not a directory (a "
+                             "symbolic link?): set LEAKTRACE_CONTROL_DIR")
+    if st.st_uid != uid or st.st_mode & 0o077:
+        raise LeaktraceError(f"the control directory {directory} must belong to uid {uid} (the "
+                             "process's user) and be closed to others (chmod 700), or the "
+                             "process could not open its socket: fix it or set "
+                             "LEAKTRACE_CONTROL_DIR")
 
 
 def check_capture_dir(directory: str, pid: int, what: str) -> None:

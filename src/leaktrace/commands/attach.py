@@ -20,6 +20,7 @@ from leaktrace.attach.session import (
     Detached,
     attach,
     check_capture_dir,
+    check_control_dir,
     collecting_status,
     control_dir_for,
     detach,
@@ -81,6 +82,7 @@ def attach_command(pid: int, duration: float | None, output: str | None,
             raise LeaktraceError(f"{output} already exists: leaktrace never overwrites a "
                                  "capture; remove it or choose another -o")
     memory = check_attachable(pid, shim, config_dir)
+    check_control_dir(directory, pid)
     if output is not None:
         check_capture_dir(os.path.dirname(output), pid, "the -o directory")
     else:
