@@ -25,7 +25,9 @@ int main(void)
     if (posix_memalign(&pm, 128, 1006) == 0) KEEP(pm); /* @leak:posix_memalign */
     KEEP(aligned_alloc(256, 1024)); /* @leak:aligned_alloc */
     KEEP(valloc(1008)); /* @leak:valloc */
+#ifndef NO_PVALLOC /* valgrind 3.19 aborts the program at pvalloc */
     KEEP(pvalloc(1009)); /* @leak:pvalloc */
+#endif
     KEEP(malloc(0)); /* @leak:malloc0 */
     KEEP(mmap(NULL, 16 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)); /* @leak:mmap */
     char *part = mmap(NULL, 8 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); /* @leak:mmap_partial */
@@ -43,7 +45,9 @@ int main(void)
     if (posix_memalign(&pm, 64, 200) == 0) free(pm);
     free(aligned_alloc(64, 640));
     free(valloc(77));
+#ifndef NO_PVALLOC
     free(pvalloc(77));
+#endif
     free(calloc(10, 10));
     free(malloc(0));
     void *gone = realloc(malloc(30), 0); /* realloc to 0 frees */
