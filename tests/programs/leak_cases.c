@@ -65,15 +65,28 @@ __attribute__((noinline)) static void make_cases(void)
 
 /* Overwrite the stack below main's frame, where make_cases left copies of pointers that
  * would otherwise be found at exit. */
+/* Runs `make` over 1 KiB below main's frame, inside the area scrub_stack clears afterwards:
+ * copies of pointers left in its frames must not be found at exit. */
+__attribute__((noinline)) static void below(void (*make)(void))
+{
+    volatile char pad[1024];
+    pad[0] = 0;
+    make();
+    pad[1] = 0;
+}
+
+/* Overwrites the stack below main's frame (the asm keeps the compiler from dropping the
+ * memset of an array nobody reads). */
 __attribute__((noinline)) static void scrub_stack(void)
 {
-    volatile char area[64 * 1024];
-    memset((char *)area, 0, sizeof area);
+    char area[64 * 1024];
+    memset(area, 0, sizeof area);
+    __asm__ volatile("" : : "r"(area) : "memory");
 }
 
 int main(void)
 {
-    make_cases();
+    below(make_cases);
     scrub_stack();
     static const char done[] = "cases made\n";
     write(1, done, sizeof done - 1);

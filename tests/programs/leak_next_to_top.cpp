@@ -10,22 +10,35 @@
 
 char *volatile kept;
 
-__attribute__((noinline)) static void lose(std::size_t size)
+__attribute__((noinline)) static void lose()
 {
-    char *volatile lost = new char[size]; // @leak:next_to_top
+    char *volatile lost = new char[500]; // @leak:next_to_top
     lost = nullptr;
 }
 
+// Runs `make` over 1 KiB below main's frame, inside the area scrub_stack clears afterwards:
+// copies of pointers left in its frames must not be found at exit.
+__attribute__((noinline)) static void below(void (*make)())
+{
+    volatile char pad[1024];
+    pad[0] = 0;
+    make();
+    pad[1] = 0;
+}
+
+// Overwrites the stack below main's frame (the asm keeps the compiler from dropping the
+// memset of an array nobody reads).
 __attribute__((noinline)) static void scrub_stack()
 {
-    volatile char area[64 * 1024];
-    std::memset(const_cast<char *>(area), 0, sizeof area);
+    char area[64 * 1024];
+    std::memset(area, 0, sizeof area);
+    __asm__ volatile("" : : "r"(area) : "memory");
 }
 
 int main()
 {
     kept = new char[64]; // @leak:kept
-    lose(500);
+    below(lose);
     scrub_stack();
     static const char done[] = "lost one\n";
     write(1, done, sizeof done - 1);

@@ -15,14 +15,18 @@
 void *volatile handover; /* passes the pointer to the thread, which clears it */
 volatile int thread_holds;
 
-__attribute__((noinline)) static void keep_in_mapping(char *page)
+static char *readable, *unreadable; /* the two pages */
+
+__attribute__((noinline)) static void keep_in_mapping(void)
 {
+    char *page = readable;
     void *p = malloc(200); /* @leak:mapped */
     memcpy(page + 128, &p, sizeof p);
 }
 
-__attribute__((noinline)) static void keep_in_unreadable(char *page)
+__attribute__((noinline)) static void keep_in_unreadable(void)
 {
+    char *page = unreadable;
     void *p = malloc(300); /* @leak:hidden */
     memcpy(page + 64, &p, sizeof p);
 }
@@ -51,21 +55,34 @@ __attribute__((noinline)) static void start_holder(void)
     while (!thread_holds) usleep(1000);
 }
 
+/* Runs `make` over 1 KiB below main's frame, inside the area scrub_stack clears afterwards:
+ * copies of pointers left in its frames must not be found at exit. */
+__attribute__((noinline)) static void below(void (*make)(void))
+{
+    volatile char pad[1024];
+    pad[0] = 0;
+    make();
+    pad[1] = 0;
+}
+
+/* Overwrites the stack below main's frame (the asm keeps the compiler from dropping the
+ * memset of an array nobody reads). */
 __attribute__((noinline)) static void scrub_stack(void)
 {
-    volatile char area[64 * 1024];
-    memset((char *)area, 0, sizeof area);
+    char area[64 * 1024];
+    memset(area, 0, sizeof area);
+    __asm__ volatile("" : : "r"(area) : "memory");
 }
 
 int main(int argc, char **argv)
 {
     long size = sysconf(_SC_PAGESIZE);
-    char *readable = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); /* @leak:readable_page */
-    char *unreadable = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); /* @leak:unreadable_page */
-    keep_in_mapping(readable);
-    keep_in_unreadable(unreadable);
+    readable = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); /* @leak:readable_page */
+    unreadable = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); /* @leak:unreadable_page */
+    below(keep_in_mapping);
+    below(keep_in_unreadable);
     mprotect(unreadable, size, PROT_NONE);
-    if (argc > 1 && strcmp(argv[1], "thread") == 0) start_holder();
+    if (argc > 1 && strcmp(argv[1], "thread") == 0) below(start_holder);
     scrub_stack();
     static const char done[] = "roots kept\n";
     write(1, done, sizeof done - 1);

@@ -45,15 +45,28 @@ __attribute__((noinline)) static void make_all()
     made = 1;
 }
 
+// Runs `make` over 1 KiB below main's frame, inside the area scrub_stack clears afterwards:
+// copies of pointers left in its frames must not be found at exit.
+__attribute__((noinline)) static void below(void (*make)())
+{
+    volatile char pad[1024];
+    pad[0] = 0;
+    make();
+    pad[1] = 0;
+}
+
+// Overwrites the stack below main's frame (the asm keeps the compiler from dropping the
+// memset of an array nobody reads).
 __attribute__((noinline)) static void scrub_stack()
 {
-    volatile char area[64 * 1024];
-    std::memset(const_cast<char *>(area), 0, sizeof area);
+    char area[64 * 1024];
+    std::memset(area, 0, sizeof area);
+    __asm__ volatile("" : : "r"(area) : "memory");
 }
 
 int main()
 {
-    make_all();
+    below(make_all);
     scrub_stack();
     static const char done[] = "made\n";
     write(1, done, sizeof done - 1);
