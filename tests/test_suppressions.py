@@ -429,6 +429,32 @@ def test_suppressions_in_json_and_fail_on_leak(capture: Path, tmp_path: Path) ->
     assert passing.returncode == 0
 
 
+def test_run_takes_suppressions_and_fails_on_the_chosen_kinds(program: Path,
+                                                               tmp_path: Path) -> None:
+    supp = _write(tmp_path, "lost.supp",
+                  "{\n lost\n Memcheck:Leak\n match-leak-kinds: definite\n ...\n"
+                  " fun:main\n}\n")
+    common = ["run", "--suppressions", str(supp), "--report-file", "-"]
+    # Possibly lost (90 bytes) still counts by default ...
+    failing = leaktrace(*common, "--fail-on-leak", "--", str(program), cwd=tmp_path)
+    assert failing.returncode == 99, failing.stderr
+    assert parse_leak_summary(failing.stdout).suppressed == (64 + 512, 2)
+    # ... not when only definitely lost memory fails the run.
+    passing = leaktrace(*common, "--fail-on-leak", "--fail-on-kinds", "definite", "--",
+                        str(program), cwd=tmp_path)
+    assert passing.returncode == 0, passing.stderr
+
+
+def test_generated_suppressions_in_json(capture: Path) -> None:
+    import json
+
+    done = leaktrace("report", str(capture), "--format", "json", "--gen-suppressions",
+                     "--no-default-suppressions", "--show", "all")
+    data = json.loads(done.stdout)
+    text = report_text(capture, "--no-default-suppressions", "--gen-suppressions")
+    assert sorted(r["suppression"] for r in data["records"]) == sorted(entries_in(text))
+
+
 def test_default_suppressions_cover_a_live_thread_dtv(build_dir: Path, tmp_path: Path) -> None:
     exe = compile_program("leak_roots.c", build_dir, "-O0")
     run = run_traced(exe, "thread", work=tmp_path)
