@@ -328,11 +328,14 @@ def leaktrace_report_json(capture: Path) -> tuple[str, str, list[str]]:
     cli, env = leaktrace_cli()
     full_env = dict(os.environ)
     full_env.update(env)
-    argv = [*cli, "report", str(capture), "--format", "json"]
+    # Every leak kind: blocks of the leak site may be definitely or indirectly lost (a leaked
+    # block's stale contents can point to another leaked block).
+    argv = [*cli, "report", str(capture), "--format", "json", "--show", "all",
+            "--no-default-suppressions"]
     proc = subprocess.run(argv, capture_output=True, text=True, env=full_env, check=False)
     # A leak report may well exit non-zero when it found leaks; judge by the JSON.
     if proc.stdout.lstrip().startswith("{"):
-        return proc.stdout, "leaktrace report CAPTURE --format json", []
+        return proc.stdout, "leaktrace report CAPTURE --format json --show all", []
     last = (proc.stderr.strip().splitlines() or [""])[-1]
     problems = [f"`leaktrace report` exited {proc.returncode}: {last}"]
     if cli[0] != sys.executable:
@@ -366,7 +369,11 @@ def check_leaktrace(
         if not isinstance(rec, dict):
             continue
         functions = frame_functions(rec)
-        blocks, nbytes = int(rec.get("blocks", 0)), int(rec.get("bytes", 0))
+        # A definitely lost record's bytes include what it owns indirectly, which is counted
+        # again in the indirectly lost records: add up the blocks' own (direct) bytes.
+        direct = rec.get("direct_bytes")
+        blocks = int(rec.get("blocks", 0))
+        nbytes = int(direct if direct is not None else rec.get("bytes", 0))
         label = str(rec.get("kind"))
         if rec.get("leak_kind"):
             label += f", {rec.get('leak_kind')}"
