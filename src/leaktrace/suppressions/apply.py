@@ -32,6 +32,8 @@ def apply_suppressions(report: Report, suppressions: Sequence[Suppression],
         use.records += 1
         use.blocks += record.blocks
         use.bytes += record.own_bytes
+    if not uses:
+        return  # nothing matched: the totals stand
     summary = report.summary
     if summary.leaks is not None:
         summary.leaks, summary.suppressed = leak_totals(

@@ -14,7 +14,6 @@ frame's function, source file or module contains the pattern."""
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Sequence
 
@@ -48,15 +47,20 @@ class SuppressionMatcher:
                  linkage_names: LinkageNames | None = None) -> None:
         self.suppressions = list(suppressions)
         self.linkage_names = linkage_names or LinkageNames()
+        self._needed = [_needed_names(s) for s in self.suppressions]
 
     def match(self, record: LeakRecord) -> Suppression | None:
         """The first suppression (in file order) that matches the record, or None."""
         stack: list[Frame] | None = None
-        for suppression in self.suppressions:
+        names: set[str] = set()
+        for suppression, needed in zip(self.suppressions, self._needed, strict=True):
             if not _kind_matches(suppression, record.leak_kind):
                 continue
             if stack is None:
                 stack = allocation_stack(record)
+                names = {f.function or UNKNOWN for f in stack}
+            if not _has_needed_names(needed, names):
+                continue  # quick no: a function the entry names is nowhere in the stack
             if isinstance(suppression, LsanSuppression):
                 if any(_lsan_frame_matches(suppression.pattern, f) for f in stack):
                     return suppression
@@ -65,17 +69,25 @@ class SuppressionMatcher:
         return None
 
     def _stack_matches(self, patterns: tuple[FramePattern, ...], stack: list[Frame]) -> bool:
-        @functools.cache
-        def matches_from(p: int, f: int) -> bool:
-            if p == len(patterns):
-                return True  # the frames below the entry's last line do not matter
+        """Wildcard matching with `...` as the star, the usual two-pointer way: on a
+        mismatch, the last `...` takes one more frame and matching resumes after it. Reaching
+        the entry's last line is a match (the frames below it do not matter)."""
+        p = f = 0
+        star_p = star_f = -1  # the last `...` seen, and the frame it was first tried at
+        while p < len(patterns):
             pattern = patterns[p]
             if pattern.what == ANY_FRAMES:
-                return matches_from(p + 1, f) or (f < len(stack) and matches_from(p, f + 1))
-            return (f < len(stack) and self.frame_matches(pattern, stack[f])
-                    and matches_from(p + 1, f + 1))
-
-        return matches_from(0, 0)
+                star_p, star_f = p, f
+                p += 1
+            elif f < len(stack) and self.frame_matches(pattern, stack[f]):
+                p += 1
+                f += 1
+            elif star_p >= 0 and star_f < len(stack):
+                star_f += 1
+                p, f = star_p + 1, star_f
+            else:
+                return False
+        return True
 
     def frame_matches(self, pattern: FramePattern, frame: Frame) -> bool:
         if pattern.what == FUN:
@@ -98,6 +110,34 @@ class SuppressionMatcher:
                 or valgrind_match(pattern.pattern, frame.file)):
             return False
         return pattern.line is None or pattern.line == frame.line
+
+
+def _needed_names(suppression: Suppression) -> list[tuple[str, bool]]:
+    """(name, is_prefix) for each fun: line of a valgrind entry that can only match a frame
+    by that exact demangled name (no wildcard) or name prefix (one trailing `*`). Mangled
+    patterns are left out: they may match a symbol instead of the name shown."""
+    if isinstance(suppression, LsanSuppression):
+        return []
+    needed = []
+    for line in suppression.frames:
+        pattern = line.pattern
+        if line.what != FUN or pattern.startswith("_Z"):
+            continue
+        if not has_wildcards(pattern):
+            needed.append((pattern, False))
+        elif pattern.endswith("*") and not has_wildcards(pattern[:-1]):
+            needed.append((pattern[:-1], True))
+    return needed
+
+
+def _has_needed_names(needed: list[tuple[str, bool]], names: set[str]) -> bool:
+    for name, is_prefix in needed:
+        if is_prefix:
+            if not any(n.startswith(name) for n in names):
+                return False
+        elif name not in names:
+            return False
+    return True
 
 
 def _kind_matches(suppression: Suppression, leak_kind: str | None) -> bool:
