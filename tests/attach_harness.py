@@ -17,8 +17,8 @@ from leakharness import LEAKTRACE, compile_program
 
 SERVER_SOURCE = "attach_server.c"
 # Generous limits so a slow CI machine never fails a test; nothing here measures speed.
-START_TIMEOUT = 30.0
-ANSWER_TIMEOUT = 30.0
+START_TIMEOUT = 120.0
+ANSWER_TIMEOUT = 60.0
 
 
 def attach_env(control_dir: Path) -> dict[str, str]:

@@ -196,8 +196,11 @@ def test_interrupt_at_a_given_moment(server: Server, tmp_path: Path, moment: str
         assert run.wait_for_line(trigger), run.error_text
         run.interrupt()  # ...and this one lands in it (or in the injection, the window)
         code = run.finish()
-        assert code == 0, run.error_text  # the stop was deferred, never fatal
+        # The stop was deferred, never fatal: the window closed through a normal detach.
+        assert "leaktrace: collected from" in run.error_text, run.error_text
         assert "Traceback" not in run.error_text
+        # A second Ctrl-C after the detach may cut the printing of the report short.
+        assert code == 0 or (moment == "detach" and code == 130), run.error_text
         _after_interruption(server, env, tmp_path)
     load.stop()
     assert server.quit()[0] == 7

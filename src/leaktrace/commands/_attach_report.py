@@ -21,6 +21,7 @@ from leaktrace.suppressions import load_suppressions
 from leaktrace.suppressions.apply import apply_suppressions
 
 F = TypeVar("F", bound=Callable[..., Any])
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 
 def report_options(function: F) -> F:
@@ -54,6 +55,16 @@ class ReportChoices:
 def print_capture_report(capture: str, choices: ReportChoices) -> int:
     """Render the capture as `leaktrace report` would; return the exit code: 0, or
     --leak-exit-code when --fail-on-leak is exceeded."""
+    try:
+        return _print(capture, choices)
+    except KeyboardInterrupt:
+        # The process is detached already: only the printing was cut short.
+        click.echo(f"leaktrace: interrupted; the capture is saved: leaktrace report "
+                   f"{shlex.quote(capture)}", err=True)
+        return INTERRUPTED
+
+
+def _print(capture: str, choices: ReportChoices) -> int:
     suppressions = load_suppressions(choices.suppression_files,
                                      with_defaults=not choices.no_default_suppressions)
     report = load_capture_report(capture, with_addresses=choices.show_addresses).report
