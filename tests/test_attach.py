@@ -170,6 +170,28 @@ def test_fifty_attach_detach_cycles(server: Server, tmp_path: Path) -> None:
     assert server.quit() == (7, f"served {server.leaks_sent} leaks\n")
 
 
+def test_attach_while_every_thread_allocates(build_dir: Path, tmp_path: Path) -> None:
+    """The safe-point search on a process whose threads are almost always inside malloc or
+    free: each attach waits for a thread outside them, and the program never notices."""
+    exe = compile_program("alloc_storm.c", build_dir, "-O2")
+    storm = subprocess.Popen([str(exe)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert storm.stdout is not None and storm.stdout.readline() == "ready\n"
+        env = attach_env(tmp_path / "ctl")
+        for _ in range(5):
+            done = leaktrace("attach", str(storm.pid), "--duration", "0.2", "--verbose",
+                             env=env, cwd=tmp_path)
+            assert done.returncode == 0, done.stderr
+            assert "leaktrace: collected from" in done.stderr
+        assert storm.poll() is None
+        storm.send_signal(signal.SIGUSR1)
+        assert storm.wait(120) == 0  # every thread's blocks intact, a normal exit
+    finally:
+        if storm.poll() is None:
+            storm.kill()
+            storm.wait()
+
+
 # --- Ctrl-C at any moment ----------------------------------------------------------------------
 
 def _after_interruption(server: Server, env: dict[str, str], tmp_path: Path) -> None:
@@ -272,6 +294,24 @@ def test_no_such_process(tmp_path: Path) -> None:
                           str(gone.pid))
     assert_one_line_error(leaktrace("attach", "0", env=env, cwd=tmp_path))
     assert_one_line_error(leaktrace("attach", "not-a-pid", env=env, cwd=tmp_path))
+
+
+def test_32_bit_program(tmp_path: Path) -> None:
+    source = tmp_path / "spin32.c"
+    source.write_text("#include <unistd.h>\nint main(void) { sleep(60); return 0; }\n")
+    exe = tmp_path / "spin32"
+    built = subprocess.run(["gcc", "-m32", "-o", str(exe), str(source)], capture_output=True,
+                           text=True)
+    if built.returncode != 0:
+        pytest.skip("gcc cannot build 32-bit programs here (no multilib)")
+    target = subprocess.Popen([str(exe)])
+    try:
+        done = leaktrace("attach", str(target.pid), env=attach_env(tmp_path / "ctl"),
+                         cwd=tmp_path)
+        assert_one_line_error(done, "32-bit x86")
+    finally:
+        target.kill()
+        target.wait()
 
 
 def test_static_binary(tmp_path: Path) -> None:

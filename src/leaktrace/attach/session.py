@@ -74,6 +74,7 @@ class AttachSettings:
     output: str | None = None  # the exact capture path (-o)
     notify: str | None = None  # where the shim announces each capture it writes
     max_depth: int | None = None
+    interval: float | None = None  # seconds between snapshots (the shim's default: 1)
 
     def lines(self) -> list[str]:
         settings = {
@@ -82,6 +83,7 @@ class AttachSettings:
             "LEAKTRACE_OUTPUT": self.output,
             "LEAKTRACE_NOTIFY": self.notify,
             "LEAKTRACE_MAX_DEPTH": None if self.max_depth is None else str(self.max_depth),
+            "LEAKTRACE_INTERVAL": None if self.interval is None else f"{self.interval:g}",
         }
         lines = []
         for name, value in settings.items():
@@ -161,6 +163,11 @@ def attach(pid: int, shim: str, settings: AttachSettings, memory: MemoryMap,
         raise LeaktraceError(f"process {pid} is collecting but its control socket "
                              f"{socket_path(pid, settings.control_dir)} does not answer: it "
                              "will write its capture when it exits")
+    if settings.interval is not None:
+        # The shim reads LEAKTRACE_INTERVAL only when its control thread starts, at the
+        # first attach: the control command also works for later ones.
+        send_command(pid, "interval", f"{settings.interval:g}",
+                     directory=settings.control_dir)
     return injection
 
 

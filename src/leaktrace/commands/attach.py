@@ -57,12 +57,16 @@ EXIT_CHECK_INTERVAL = 0.2  # how often the wait looks whether the target has exi
                    "leaktrace-PROGRAM.PID.lt in the current directory.")
 @click.option("--max-depth", type=click.IntRange(1, 1024), default=None,
               help="Most frames kept per backtrace (the shim's default otherwise).")
+@click.option("--interval", type=click.FloatRange(min=0.01), default=None, metavar="SECONDS",
+              help="Seconds between snapshots of per-backtrace totals, for `leaktrace "
+                   "growth` (fractions allowed; default 1).")
 @click.option("-v", "--verbose", is_flag=True,
               help="Say how the injection went, step by step, with the time of each.")
 @report_options
 @one_line_errors
 def attach_command(pid: int, duration: float | None, output: str | None,
-                   max_depth: int | None, verbose: bool, **options: Any) -> None:
+                   max_depth: int | None, interval: float | None, verbose: bool,
+                   **options: Any) -> None:
     """Attach to the running process PID and collect its allocations until --duration ends,
     Ctrl-C or SIGTERM; then detach and report the leaks of that window.
 
@@ -99,7 +103,7 @@ def attach_command(pid: int, duration: float | None, output: str | None,
 
     notify = _new_notify_file(pid, config_dir)
     settings = AttachSettings(control_dir=directory, capture_dir=capture_dir, output=output,
-                              notify=notify, max_depth=max_depth)
+                              notify=notify, max_depth=max_depth, interval=interval)
     try:
         with SignalWatch(STOP_SIGNALS) as watch:
             ended = _collect(pid, settings, shim, memory, config_dir, duration, started, watch,
