@@ -227,3 +227,18 @@ def test_header_size_out_of_range_is_corrupt() -> None:
     data = bytearray(small_capture())
     data[12:16] = struct.pack("<I", 10**6)
     assert "header size" in _error(bytes(data))
+
+
+def test_dump_shows_leak_kinds_groups_and_scan() -> None:
+    from leaktrace.commands.dump import dump_lines
+
+    lines = list(dump_lines(read_capture(SAMPLE_V2)))
+    assert "  0x5555555a0010 size=16 stack=1 kind=malloc leak_kind=definitely_lost " \
+           "alloc_time_ns=100000000" in lines
+    assert any("kind=calloc leak_kind=still_reachable heuristic=stdstring" in line
+               for line in lines)
+    assert "LEAK_GROUPS count=1" in lines
+    assert "  0x5555555a0010 indirect_bytes=32 indirect_blocks=2" in lines
+    assert ("SCAN duration_ns=1234567 bytes_scanned=1048576 root_bytes=65536 "
+            "threads_stopped=1 threads_not_stopped=0 "
+            "heuristics=stdstring,length64,newarray,multipleinheritance") in lines

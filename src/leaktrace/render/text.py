@@ -183,7 +183,7 @@ def _loss_records(report: Report, records: list[LeakRecord],
     if options.top is not None:
         limits.append(f"--top {options.top}")
     lines = ["", f"== Loss records, largest first ({len(records)} of {total} shown; "
-                 f"{', '.join(limits)}) =="]
+                 f"{', '.join(limits)}); numbered as valgrind numbers them, 1 the smallest =="]
     if not records:
         lines += ["", "No loss record of the kinds shown."]
     for record in records:
