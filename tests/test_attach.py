@@ -29,6 +29,7 @@ from leakharness import (
     marker_line,
     records_from,
 )
+from native_programs import compile_source
 
 from leaktrace.attach.preflight import check_attachable
 from leaktrace.attach.session import AttachSettings, attach, collecting_status, detach
@@ -190,6 +191,39 @@ def test_attach_while_every_thread_allocates(build_dir: Path, tmp_path: Path) ->
         if storm.poll() is None:
             storm.kill()
             storm.wait()
+
+
+EPOLL_LOOP = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <sys/epoll.h>
+int main(void)
+{
+    int ep = epoll_create1(0);
+    struct epoll_event event;
+    puts("ready");
+    fflush(stdout);
+    for (;;)
+        if (epoll_wait(ep, &event, 1, -1) < 0 && errno != EINTR) return 1;
+}
+"""
+
+
+def test_warning_for_a_call_linux_does_not_restart(tmp_path: Path) -> None:
+    """A single-threaded epoll loop: its epoll_wait() returns EINTR when stopped (as under
+    gdb); attach says so, and a program that retries goes on."""
+    exe = compile_source(tmp_path, "epoll_loop.c", EPOLL_LOOP)
+    loop = subprocess.Popen([str(exe)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert loop.stdout is not None and loop.stdout.readline() == "ready\n"
+        done = leaktrace("attach", str(loop.pid), "--duration", "0.1",
+                         env=attach_env(tmp_path / "ctl"), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert f"thread {loop.pid} was blocked in epoll_wait()" in done.stderr, done.stderr
+        assert loop.poll() is None
+    finally:
+        loop.kill()
+        loop.wait()
 
 
 # --- Ctrl-C at any moment ----------------------------------------------------------------------

@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 
 from leaktrace.attach import ptrace
 from leaktrace.attach.preflight import describe, permission_refused
-from leaktrace.attach.process_info import MemoryMap, status_fields, thread_ids
+from leaktrace.attach.process_info import (
+    MemoryMap,
+    current_syscall,
+    status_fields,
+    thread_ids,
+)
 from leaktrace.attach.ptrace import PtraceError, Registers
 from leaktrace.attach.remote_call import ProcessExited, call_function, read_string
 from leaktrace.attach.safe_point import unsafe_reason
@@ -37,6 +42,12 @@ STOP_TIMEOUT = 1.0  # a thread that ignores PTRACE_INTERRUPT this long is in the
 RTLD_NOW = 0x2
 RTLD_DLOPEN = 0x80000000  # __RTLD_DLOPEN: what __libc_dlopen_mode needs to act as dlopen
 
+# System calls Linux never restarts after a ptrace stop (signal(7)): the stopped thread's
+# call returns EINTR to the program, as under gdb or strace. Such threads are tried last.
+NEVER_RESTARTED = {232: "epoll_wait", 281: "epoll_pwait", 441: "epoll_pwait2", 65: "semop",
+                   220: "semtimedop", 128: "rt_sigtimedwait", 208: "io_getevents",
+                   333: "io_pgetevents", 69: "msgsnd", 70: "msgrcv"}
+
 ATTACH_OK = 0
 ATTACH_PRELOADED = -1
 ATTACH_NO_CONFIG = -2
@@ -51,6 +62,8 @@ class Injection:
     thread: int = 0
     shim_path: str = ""
     steps: list[tuple[str, float]] = field(default_factory=list)  # (step, seconds)
+    # Threads whose system call returned EINTR to the program because we stopped them.
+    interrupted: list[tuple[int, str]] = field(default_factory=list)  # (thread, call)
 
 
 @dataclass(frozen=True)
@@ -144,7 +157,8 @@ class _Injector:
             tids = thread_ids(pid)
             if not tids:
                 raise ProcessExited(f"process {pid} exited")
-            for tid in tids:
+            calls = {tid: current_syscall(pid, tid) for tid in tids}
+            for tid in sorted(tids, key=lambda t: calls[t] in NEVER_RESTARTED):
                 if not _stoppable(pid, tid):
                     reasons[tid] = "in uninterruptible sleep or exiting"
                     continue
@@ -154,6 +168,11 @@ class _Injector:
                     if e.errno == errno.ESRCH:
                         continue  # the thread ended meanwhile
                     raise
+                call = calls[tid]
+                interrupted = (tid, NEVER_RESTARTED.get(call or -1, ""))
+                if interrupted[1] and regs.orig_rax == call and (
+                        interrupted not in self.result.interrupted):
+                    self.result.interrupted.append(interrupted)
                 reason = unsafe_reason(regs, memory, unsafe, self.memory_file, unwinder)
                 if reason is None:
                     return tid, regs

@@ -84,6 +84,17 @@ def status_fields(pid: int, tid: int | None = None) -> dict[str, str]:
     return fields
 
 
+def current_syscall(pid: int, tid: int) -> int | None:
+    """The system call thread `tid` is blocked in (x86-64 number), None if it is running
+    user code or we may not look."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/syscall", encoding="ascii") as f:
+            first = f.read().split(maxsplit=1)
+    except OSError:
+        return None
+    return int(first[0]) if first and first[0].isdigit() else None
+
+
 def real_uid(pid: int) -> int:
     return int(status_fields(pid)["Uid"].split()[0])
 

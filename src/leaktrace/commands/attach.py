@@ -124,6 +124,9 @@ def _collect(pid: int, settings: AttachSettings, shim: str, memory: MemoryMap,
     injection = attach(pid, shim, settings, memory, config_dir, log)
     attached_at = time.time()
     _log_injection(injection, time.monotonic() - started, log)
+    for tid, call in injection.interrupted:
+        warn(f"thread {tid} was blocked in {call}(), which Linux does not restart after a "
+             "ptrace stop: it returned EINTR to the program (as under gdb or strace)")
     until = f"for {duration:g} s" if duration is not None else "until Ctrl-C or SIGTERM"
     click.echo(f"leaktrace: attached to {describe(pid)} at {clock_text(attached_at)}; "
                f"collecting {until}", err=True)
