@@ -173,7 +173,11 @@ class _Injector:
                 if interrupted[1] and regs.orig_rax == call and (
                         interrupted not in self.result.interrupted):
                     self.result.interrupted.append(interrupted)
-                reason = unsafe_reason(regs, memory, unsafe, self.memory_file, unwinder)
+                try:
+                    reason = unsafe_reason(regs, memory, unsafe, self.memory_file, unwinder)
+                except BaseException:
+                    ptrace.detach(tid)  # untouched: let it go before giving up
+                    raise
                 if reason is None:
                     return tid, regs
                 reasons[tid] = reason
