@@ -18,6 +18,7 @@
  *    becomes indirectly lost. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <string.h>
@@ -354,6 +355,17 @@ static uint8_t heuristic_for(struct scan_state *st, uintptr_t v, const struct lt
     return LT_HEUR_NONE;
 }
 
+/* glibc's own bookkeeping points at chunk headers: main_arena.top, the bins. The header of the
+ * chunk after a block lies inside the block's last 8 bytes when the block uses them, so such
+ * a pointer looks like an interior pointer into the block (valgrind, with an allocator of its
+ * own, never sees one). A pointer to exactly that spot is taken for glibc's, not the program's. */
+static bool is_next_chunk_header(const struct lt_scan_block *b, uintptr_t v)
+{
+    if (v <= b->addr || v - b->addr + 8 < b->size) return false; /* only the last 8 bytes */
+    size_t usable = malloc_usable_size((void *)b->addr);
+    return usable >= 8 && v == b->addr + usable - 8;
+}
+
 /* ---- marking ------------------------------------------------------------------------------ */
 static void push(struct scan_state *st, size_t i)
 {
@@ -373,6 +385,7 @@ static void mark_word(struct scan_state *st, uintptr_t v, void *ctx)
         return;
     }
     bool as_start = v == b->addr;
+    if (!as_start && is_next_chunk_header(b, v)) return;
     if (!as_start && st->scan->heuristics) {
         b->heuristic = heuristic_for(st, v, b);
         as_start = b->heuristic != LT_HEUR_NONE;
@@ -409,7 +422,7 @@ static void clique_word(struct scan_state *st, uintptr_t v, void *ctx)
     long i = block_of(st, v);
     if (i < 0 || (size_t)i == leader) return;
     struct lt_scan_block *b = &st->b[i];
-    if (b->state != UNREACHED) return;
+    if (b->state != UNREACHED || is_next_chunk_header(b, v)) return;
     struct lt_scan_block *head = &st->b[leader];
     b->state = INDIRECT;
     /* A block that led a clique of its own (lower address) joins this one with its group. */
