@@ -44,6 +44,10 @@ def check_attachable(pid: int, shim: str, config_dir: str) -> MemoryMap:
     if int(status.get("Tgid", pid)) != pid:
         raise LeaktraceError(f"{pid} is a thread of process {status['Tgid']}: attach to "
                              f"{status['Tgid']}")
+    # "Kthread" since Linux 6.x; before, every kernel thread is kthreadd (2) or its child.
+    if status.get("Kthread") == "1" or pid == 2 or _ppid(status) == 2:
+        raise LeaktraceError(f"{describe(pid)} is a kernel thread: it has no user-space "
+                             "heap to trace")
     state = status.get("State", "?")[:1]
     if state in ("Z", "X"):
         raise LeaktraceError(f"{describe(pid)} has exited (it is a zombie)")
@@ -66,6 +70,13 @@ def check_attachable(pid: int, shim: str, config_dir: str) -> MemoryMap:
                                  f"(a container?), where {path} is not the same file: run "
                                  "leaktrace attach inside it")
     return memory
+
+
+def _ppid(status: dict[str, str]) -> int:
+    try:
+        return int(status.get("PPid", "-1"))
+    except ValueError:
+        return -1
 
 
 def may_trace_anyone() -> bool:
