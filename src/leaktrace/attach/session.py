@@ -163,12 +163,15 @@ def attach(pid: int, shim: str, settings: AttachSettings, memory: MemoryMap,
         raise LeaktraceError(f"process {pid} is collecting but its control socket "
                              f"{socket_path(pid, settings.control_dir)} does not answer: it "
                              "will write its capture when it exits")
+    return injection
+
+
+def set_interval(pid: int, settings: AttachSettings) -> None:
+    """The shim reads LEAKTRACE_INTERVAL only when its control thread starts, at the first
+    attach: the control command also works for later ones."""
     if settings.interval is not None:
-        # The shim reads LEAKTRACE_INTERVAL only when its control thread starts, at the
-        # first attach: the control command also works for later ones.
         send_command(pid, "interval", f"{settings.interval:g}",
                      directory=settings.control_dir)
-    return injection
 
 
 def give_to_owner_of(fd: int, pid: int) -> None:

@@ -25,6 +25,7 @@ from leaktrace.attach.session import (
     control_dir_for,
     detach,
     give_to_owner_of,
+    set_interval,
 )
 from leaktrace.attach.signal_watch import SignalWatch
 from leaktrace.commands._attach_report import (
@@ -36,7 +37,7 @@ from leaktrace.commands._attach_report import (
     window_text,
 )
 from leaktrace.commands._errors import one_line_errors, warn
-from leaktrace.control.client import ProcessGone, socket_path
+from leaktrace.control.client import ControlError, ProcessGone, socket_path
 from leaktrace.errors import LeaktraceError
 from leaktrace.launcher.notifications import read_notifications
 from leaktrace.shim_library import find_shim_library
@@ -123,6 +124,10 @@ def _collect(pid: int, settings: AttachSettings, shim: str, memory: MemoryMap,
     """Inject, wait for the end of the window, detach; the stop signals only take note."""
     injection = attach(pid, shim, settings, memory, config_dir, log)
     attached_at = time.time()
+    try:
+        set_interval(pid, settings)
+    except LeaktraceError as e:  # collecting anyway: not worth abandoning the window
+        warn(f"--interval not applied: {e}")
     _log_injection(injection, time.monotonic() - started, log)
     for tid, call in injection.interrupted:
         warn(f"thread {tid} was blocked in {call}(), which Linux does not restart after a "
@@ -138,6 +143,9 @@ def _collect(pid: int, settings: AttachSettings, shim: str, memory: MemoryMap,
         detached = detach(pid, settings.control_dir)
     except ProcessGone:
         return _exit_capture(pid, settings.notify, attached_at)
+    except ControlError as e:
+        raise LeaktraceError(f"{e}; the process may still be collecting: try `leaktrace "
+                             f"detach {pid}`") from None
     return Detached(detached.capture, attached_at, detached.detached_at)
 
 
