@@ -65,6 +65,11 @@ def listening_socket_dir(pid: int) -> str | None:
     return None
 
 
+def notify_path(directory: str, pid: int) -> str:
+    """Where the shim is told to announce its captures (`capture <pid> <path>` lines)."""
+    return os.path.join(directory, f"{pid}.notify")
+
+
 @dataclass(frozen=True)
 class AttachSettings:
     """What the shim is told; the names are those of the preload-mode environment."""
@@ -213,6 +218,8 @@ def detach(pid: int, directory: str) -> Detached:
     attached_at = time.time() - uptime / 1000 if isinstance(uptime, int) else None
     answer = send_command(pid, "detach", directory=directory, timeout=CAPTURE_TIMEOUT)
     detached_at = time.time()
+    with contextlib.suppress(OSError):  # left by an attach that was killed
+        os.unlink(notify_path(directory, pid))
     capture = answer.get("capture")
     if not isinstance(capture, str) or not capture:
         raise LeaktraceError(f"process {pid} detached but could not write its capture (can "

@@ -24,7 +24,7 @@ from leaktrace.attach.session import (
     collecting_status,
     control_dir_for,
     detach,
-    give_to_owner_of,
+    notify_path,
     set_interval,
 )
 from leaktrace.attach.signal_watch import SignalWatch
@@ -102,7 +102,10 @@ def attach_command(pid: int, duration: float | None, output: str | None,
         if verbose:
             click.echo(f"leaktrace: {message}", err=True)
 
-    notify = _new_notify_file(pid, config_dir)
+    # The shim announces its capture there if the process exits during the window; kept
+    # beside its socket, so that `leaktrace detach` can remove it too after a killed attach.
+    notify = notify_path(directory, pid)
+    _remove(notify)  # left by an earlier process with this pid
     settings = AttachSettings(control_dir=directory, capture_dir=capture_dir, output=output,
                               notify=notify, max_depth=max_depth, interval=interval)
     try:
@@ -110,8 +113,7 @@ def attach_command(pid: int, duration: float | None, output: str | None,
             ended = _collect(pid, settings, shim, memory, config_dir, duration, started, watch,
                              log)
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(notify)
+        _remove(notify)
     # Signals act normally again: rendering a huge report may be interrupted.
     click.echo(f"leaktrace: collected {window_text(ended.attached_at, ended.detached_at)}",
                err=True)
@@ -207,11 +209,6 @@ def _exit_capture(pid: int, notify: str | None, attached_at: float) -> Detached:
     return Detached(captures[-1], attached_at, ended_at)
 
 
-def _new_notify_file(pid: int, directory: str) -> str:
-    fd, path = tempfile.mkstemp(prefix="leaktrace-notify-", suffix=".txt", dir=directory)
-    try:
-        give_to_owner_of(fd, pid)
-    finally:
-        os.close(fd)
-    return path
-
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
