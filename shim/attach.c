@@ -153,6 +153,7 @@ LT_EXPORT int leaktrace_attach(const char *config_path)
         pthread_mutex_unlock(&patch_lock);
         lt_start_collecting();
         lt_control_start();
+        lt_control_apply_config(); /* a later attach may bring another interval or directory */
         result = 0;
     }
     lt_set_busy(false);
@@ -162,13 +163,16 @@ LT_EXPORT int leaktrace_attach(const char *config_path)
 void lt_detach(char *capture_path, size_t cap)
 {
     capture_path[0] = 0;
+    /* Held throughout, so that an attach cannot reset the tables while they are written. */
     pthread_mutex_lock(&patch_lock);
     if (!atomic_exchange(&attached, false)) {
         pthread_mutex_unlock(&patch_lock);
         return;
     }
-    /* Put back what was there, unless the program rewrote the slot since (then it is its). */
+    /* The capture is written while the hooks still see frees, then the GOT is put back. */
     lt_set_collecting(false);
+    lt_write_detach_capture(capture_path, cap);
+    /* Put back what was there, unless the program rewrote the slot since (then it is its). */
     for (size_t i = 0; i < npatches; i++) {
         uintptr_t now = __atomic_load_n(patches[i].slot, __ATOMIC_ACQUIRE);
         bool ours = false;
@@ -176,6 +180,6 @@ void lt_detach(char *capture_path, size_t cap)
         if (ours) write_slot(patches[i].slot, patches[i].original, patches[i].in_relro);
     }
     npatches = 0;
+    lt_stop_tracking();
     pthread_mutex_unlock(&patch_lock);
-    lt_write_detach_capture(capture_path, cap);
 }

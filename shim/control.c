@@ -27,7 +27,7 @@
 /* `started` is claimed once with an exchange; the rest is written before the thread starts
  * (by the thread that claimed `started`) and afterwards only by the control thread. */
 static _Atomic bool started;
-static int listen_fd = -1;
+static _Atomic int listen_fd = -1;
 static char socket_path[108];
 static _Atomic uint32_t interval_ms = 1000;
 static _Atomic pid_t control_tid;
@@ -141,6 +141,8 @@ static void handle(int client, const char *cmd)
     char *error = NULL;
     if (strcmp(cmd, "status") == 0) {
         p = answer_status(p, end);
+    } else if (lt_attach_mode() && !lt_attached() && strcmp(cmd, "status") != 0) {
+        error = "not attached: leaktrace is not collecting in this process (attach again first)";
     } else if (strcmp(cmd, "report") == 0) {
         p = answer_capture(p, end, LT_REASON_REPORT, &error);
     } else if (strcmp(cmd, "scan") == 0) {
@@ -218,7 +220,7 @@ static void *control_main(void *arg)
     for (;;) {
         uint64_t now = lt_now_ns();
         if (now >= next_snapshot) {
-            if (lt_series_snapshot()) /* history merged: keep the resolution even */
+            if ((!lt_attach_mode() || lt_attached()) && lt_series_snapshot()) /* merged: keep the resolution even */
                 atomic_store(&interval_ms, atomic_load(&interval_ms) * 2);
             next_snapshot = now + (uint64_t)atomic_load(&interval_ms) * 1000000u;
         }
@@ -259,6 +261,13 @@ void lt_control_start(void)
     /* Wait (briefly) until it has published its thread id: a scan must not signal it, and the
      * exit path counts the program's threads without it. */
     for (int i = 0; created && !atomic_load(&control_tid) && i < 10000; i++) sched_yield();
+}
+
+void lt_control_apply_config(void)
+{
+    if (lt_cfg.interval_ms) atomic_store(&interval_ms, lt_cfg.interval_ms);
+    /* The control thread polls whatever listen_fd holds on its next round. */
+    if (atomic_load(&listen_fd) < 0 && lt_cfg.control_enabled) open_socket();
 }
 
 void lt_control_stop(void)

@@ -394,20 +394,25 @@ int lt_hook_dlclose(void *handle)
 }
 
 /* ---- detach (attach mode) ------------------------------------------------------------------ */
+/* No reachability scan here: it stops the program's threads with a signal, which would
+ * interrupt their blocking system calls (EINTR), and detach must leave the process exactly
+ * as it was. The capture has the window's live blocks; `leaktrace scan` gives leak kinds. */
 void lt_write_detach_capture(char *path, size_t cap)
 {
     busy++;
-    struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
-    bool scanned = lt_cfg.scan_at_exit && lt_scan_run(&scan, (uintptr_t)__builtin_frame_address(0), false) == 0;
-    struct lt_capture_request req = { .reason = LT_REASON_DETACH, .scan = scanned ? &scan : NULL };
+    struct lt_capture_request req = { .reason = LT_REASON_DETACH };
     if (lt_capture_write(&req) == 0) {
         strncpy(path, req.path, cap - 1);
         path[cap - 1] = 0;
     }
-    lt_scan_release(&scan);
+    lt_cfg.notify[0] = 0; /* the next attach brings its own */
+    busy--;
+}
+
+void lt_stop_tracking(void)
+{
     atomic_store(&tracking_on, false);
     atomic_store(&lt_owner_pid, 0);
-    busy--;
 }
 
 /* ---- glibc's mtrace()/muntrace(): the program marks its own checkpoints ----------------- */

@@ -245,6 +245,8 @@ void lt_detach(char *capture_path, size_t cap);
 void lt_reset_for_attach(void);
 void lt_start_collecting(void);
 void lt_write_detach_capture(char *path, size_t cap);
+void lt_stop_tracking(void);
+void lt_control_apply_config(void);  /* (control.c) interval and socket from lt_cfg */
 uintptr_t lt_own_load_bias(void);    /* (unwind.c) the shim's own load address */
 
 #endif
