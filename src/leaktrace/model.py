@@ -187,6 +187,7 @@ class Report:
     # not heap blocks, so not loss records (valgrind does not report them at all).
     mapped_regions: list[LeakRecord] = field(default_factory=list)
     scan: ScanInfo | None = None
+    captured_when: str = "at exit"  # "at exit", "at detach", "at the on-demand report", ...
     suppressions_used: list[SuppressionUse] = field(default_factory=list)
 
     @property

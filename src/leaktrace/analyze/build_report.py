@@ -16,6 +16,7 @@ from leaktrace.analyze.loss_records import number_loss_records
 from leaktrace.analyze.module_map import ModuleMap
 from leaktrace.analyze.stack_ids import stable_stack_id
 from leaktrace.capture import format as fmt
+from leaktrace.capture import series
 from leaktrace.capture.reader import Capture, Stack, read_capture
 from leaktrace.leak_kinds import DEFINITELY_LOST
 from leaktrace.model import Block, Frame, KindTotal, LeakRecord, Report, ScanInfo, Summary
@@ -90,9 +91,28 @@ def build_report(capture: Capture, symbolizer: Symbolizer | None = None, *,
         frame_totals=compute_frame_totals(records),
         mapped_regions=mapped_regions,
         scan=_scan_info(capture),
+        captured_when=_captured_when(capture),
     )
     report.build_seconds = time.monotonic() - started
     return report
+
+
+# How the report names the moment of the capture ("still live at exit").
+_MOMENTS = {
+    series.REASON_EXIT: "at exit",
+    series.REASON_SIGNAL: "when a signal ended the process",
+    series.REASON_REPORT: "at the on-demand report",
+    series.REASON_SCAN: "at the on-demand scan",
+    series.REASON_MTRACE: "at the mtrace() checkpoint",
+    series.REASON_MUNTRACE: "at the muntrace() checkpoint",
+    series.REASON_DETACH: "at detach",
+}
+
+
+def _captured_when(capture: Capture) -> str:
+    if capture.session is not None:
+        return _MOMENTS.get(capture.session.reason, "at capture")
+    return "at exit" if capture.header.final else "at capture"
 
 
 @dataclass

@@ -57,7 +57,8 @@ def _header(report: Report) -> list[str]:
 def _summary(report: Report) -> list[str]:
     s = report.summary
     lines = ["", "== Summary ==",
-             f"still live at exit: {s.live_blocks:,} blocks, {size_with_bytes(s.live_bytes)}"]
+             f"still live {report.captured_when}: {s.live_blocks:,} blocks, "
+             f"{size_with_bytes(s.live_bytes)}"]
     if s.by_kind:
         width = max(len(kind) for kind in s.by_kind)
         block_width = max(len(f"{t.blocks:,}") for t in s.by_kind.values())
@@ -106,7 +107,7 @@ def _scan_line(report: Report) -> str:
     assert scan is not None
     threads = _plural(scan.threads_stopped, "other thread")
     heuristics = ", ".join(scan.heuristics) or "none"
-    return (f"reachability scan at exit: {scan.seconds * 1000:.1f} ms, "
+    return (f"reachability scan {report.captured_when}: {scan.seconds * 1000:.1f} ms, "
             f"{human_size(scan.bytes_scanned)} read ({human_size(scan.root_bytes)} of roots), "
             f"{threads} stopped; heuristics: {heuristics}")
 
