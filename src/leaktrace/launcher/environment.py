@@ -1,5 +1,5 @@
 """The environment variables that tell the shim what to do (the launcher-shim contract,
-docs/architecture-python.md)."""
+docs/architecture.md)."""
 
 from __future__ import annotations
 
