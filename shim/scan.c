@@ -277,8 +277,11 @@ static void scan_range(struct scan_state *st, uintptr_t start, uintptr_t end, wo
     end &= ~(uintptr_t)7;
     if (end <= start) return;
     const struct mapping *m = mapping_of(st, start);
+    /* Most words are not heap addresses: the range test, inlined here, spares them the call. */
+    const uintptr_t lo = st->lo, span = st->hi - st->lo;
     if (m && m->readable && !m->file_backed && end <= m->end) {
-        for (const uintptr_t *w = (const uintptr_t *)start; w < (const uintptr_t *)end; w++) fn(st, *w, ctx);
+        for (const uintptr_t *w = (const uintptr_t *)start; w < (const uintptr_t *)end; w++)
+            if (*w - lo < span) fn(st, *w, ctx);
         st->bytes_scanned += end - start;
         return;
     }
@@ -294,7 +297,7 @@ static void scan_range(struct scan_state *st, uintptr_t start, uintptr_t end, wo
         for (size_t i = 0; i + 8 <= (size_t)got; i += 8) {
             uintptr_t w;
             memcpy(&w, st->buf + i, 8);
-            fn(st, w, ctx);
+            if (w - lo < span) fn(st, w, ctx);
         }
         st->bytes_scanned += (uint64_t)got;
         at += (uintptr_t)got;
@@ -544,16 +547,24 @@ static void take_block(const struct lt_block *blk, void *ctx)
     b->time_ms = blk->time_ms;
 }
 
-/* LSD radix sort by address, 8 bits a pass over the 48 bits of a user address. */
-static void sort_by_address(struct lt_scan_block *b, struct lt_scan_block *tmp, size_t n)
+/* LSD radix sort by address, 8 bits a pass over the 48 bits of a user address. Passes over a
+ * byte every address shares (the high bytes of a heap in one region) are skipped, and the two
+ * arrays take turns as source and destination. Returns the array that holds the result. */
+static struct lt_scan_block *sort_by_address(struct lt_scan_block *b, struct lt_scan_block *tmp, size_t n)
 {
     for (unsigned shift = 0; shift < 48; shift += 8) {
         size_t count[257] = { 0 };
         for (size_t i = 0; i < n; i++) count[((b[i].addr >> shift) & 0xff) + 1]++;
+        bool constant = false;
+        for (int d = 0; d < 256 && !constant; d++) constant = count[d + 1] == n;
+        if (constant) continue;
         for (int d = 0; d < 256; d++) count[d + 1] += count[d];
         for (size_t i = 0; i < n; i++) tmp[count[(b[i].addr >> shift) & 0xff]++] = b[i];
-        memcpy(b, tmp, n * sizeof *b);
+        struct lt_scan_block *swap = b;
+        b = tmp;
+        tmp = swap;
     }
+    return b;
 }
 
 static uint8_t leak_kind(uint8_t state)
@@ -591,9 +602,13 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
     }
     struct snapshot_ctx snap = { scan->blocks, 0, cap };
     lt_blocks_visit_locked(take_block, &snap);
-    st.b = scan->blocks;
     st.n = snap.n;
-    sort_by_address(st.b, tmp, st.n);
+    if (sort_by_address(scan->blocks, tmp, st.n) == tmp) { /* keep the sorted one as the result */
+        struct lt_scan_block *swap = scan->blocks;
+        scan->blocks = tmp;
+        tmp = swap;
+    }
+    st.b = scan->blocks;
     for (size_t i = 0; i < st.n; i++) st.addr[i] = st.b[i].addr;
     st.lo = st.n ? st.b[0].addr : 0;
     st.hi = st.n ? st.b[st.n - 1].addr + (st.b[st.n - 1].size ? st.b[st.n - 1].size : 1) : 0;
