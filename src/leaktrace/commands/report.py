@@ -15,6 +15,7 @@ from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._live_capture import request_capture
 from leaktrace.commands._report_output import render_options, render_report
+from leaktrace.sources.detect import load_any, sniff
 from leaktrace.suppressions import load_suppressions
 from leaktrace.suppressions.apply import apply_suppressions
 
@@ -55,14 +56,20 @@ def report_command(capture_file: str | None, pid: int | None, plot_file: str | N
     if pid is not None:
         capture_file = request_capture(pid)
     assert capture_file is not None
-    loaded = load_capture_report(capture_file, with_addresses=show_addresses)
-    report = loaded.report
+    loaded: CaptureReport | None = None
+    if pid is None and sniff(capture_file) != "capture":
+        report = load_any(capture_file)  # valgrind memcheck XML (an mtrace log: a pointer)
+    else:
+        loaded = load_capture_report(capture_file, with_addresses=show_addresses)
+        report = loaded.report
     apply_suppressions(report, suppressions)
     text = render_report(report, output_format, top=top, min_bytes=min_bytes,
                          show_addresses=show_addresses, leak_kinds=show_kinds,
                          gen_suppressions=gen_suppressions)
     click.echo(text, nl=False)
     if plot_file is not None:
+        if loaded is None:
+            raise CommandError("--plot needs a leaktrace capture (it plots its snapshot series)")
         _plot(loaded, plot_file, top)
     if leaks_exceed(report, fail_on_leak, fail_on_kinds):
         raise SystemExit(leak_exit_code)
