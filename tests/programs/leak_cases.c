@@ -19,6 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "scrub_stack.h"
+
 struct node {
     struct node *next; /* first word: a start or interior pointer to the next block */
 };
@@ -61,27 +63,6 @@ __attribute__((noinline)) static void make_cases(void)
 
     (void)node(A_SIZE(9), inside(node(B_SIZE(9), NULL))); /* @call:a9 */
     cases_made = 9;
-}
-
-/* Overwrite the stack below main's frame, where make_cases left copies of pointers that
- * would otherwise be found at exit. */
-/* Runs `make` over 1 KiB below main's frame, inside the area scrub_stack clears afterwards:
- * copies of pointers left in its frames must not be found at exit. */
-__attribute__((noinline)) static void below(void (*make)(void))
-{
-    volatile char pad[1024];
-    pad[0] = 0;
-    make();
-    pad[1] = 0;
-}
-
-/* Overwrites the stack below main's frame (the asm keeps the compiler from dropping the
- * memset of an array nobody reads). */
-__attribute__((noinline)) static void scrub_stack(void)
-{
-    char area[64 * 1024];
-    memset(area, 0, sizeof area);
-    __asm__ volatile("" : : "r"(area) : "memory");
 }
 
 int main(void)

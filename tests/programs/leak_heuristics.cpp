@@ -15,6 +15,8 @@
 #include <string>
 #include <unistd.h>
 
+#include "scrub_stack.h"
+
 struct Element {
     long value[2] = {1, 2}; // 16 bytes: the count (8 bytes) is not a length of the rest
     ~Element() { value[0] = 0; }
@@ -53,25 +55,6 @@ __attribute__((noinline)) static void make()
     } else if (std::strcmp(which, "multipleinheritance") == 0) {
         kept_second = new Both; // @leak:multipleinheritance
     }
-}
-
-// Runs `make` over 1 KiB below main's frame, inside the area scrub_stack clears afterwards:
-// copies of pointers left in its frames must not be found at exit.
-__attribute__((noinline)) static void below(void (*make)())
-{
-    volatile char pad[1024];
-    pad[0] = 0;
-    make();
-    pad[1] = 0;
-}
-
-// Overwrites the stack below main's frame (the asm keeps the compiler from dropping the
-// memset of an array nobody reads).
-__attribute__((noinline)) static void scrub_stack()
-{
-    char area[64 * 1024];
-    std::memset(area, 0, sizeof area);
-    __asm__ volatile("" : : "r"(area) : "memory");
 }
 
 int main(int argc, char **argv)

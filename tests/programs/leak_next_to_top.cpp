@@ -8,31 +8,14 @@
 #include <cstring>
 #include <unistd.h>
 
+#include "scrub_stack.h"
+
 char *volatile kept;
 
 __attribute__((noinline)) static void lose()
 {
     char *volatile lost = new char[500]; // @leak:next_to_top
     lost = nullptr;
-}
-
-// Runs `make` over 1 KiB below main's frame, inside the area scrub_stack clears afterwards:
-// copies of pointers left in its frames must not be found at exit.
-__attribute__((noinline)) static void below(void (*make)())
-{
-    volatile char pad[1024];
-    pad[0] = 0;
-    make();
-    pad[1] = 0;
-}
-
-// Overwrites the stack below main's frame (the asm keeps the compiler from dropping the
-// memset of an array nobody reads).
-__attribute__((noinline)) static void scrub_stack()
-{
-    char area[64 * 1024];
-    std::memset(area, 0, sizeof area);
-    __asm__ volatile("" : : "r"(area) : "memory");
 }
 
 int main()

@@ -12,6 +12,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "scrub_stack.h"
+
 void *volatile handover; /* passes the pointer to the thread, which clears it */
 volatile int thread_holds;
 
@@ -53,25 +55,6 @@ __attribute__((noinline)) static void start_holder(void)
     pthread_t thread;
     pthread_create(&thread, NULL, hold_in_register, NULL);
     while (!thread_holds) usleep(1000);
-}
-
-/* Runs `make` over 1 KiB below main's frame, inside the area scrub_stack clears afterwards:
- * copies of pointers left in its frames must not be found at exit. */
-__attribute__((noinline)) static void below(void (*make)(void))
-{
-    volatile char pad[1024];
-    pad[0] = 0;
-    make();
-    pad[1] = 0;
-}
-
-/* Overwrites the stack below main's frame (the asm keeps the compiler from dropping the
- * memset of an array nobody reads). */
-__attribute__((noinline)) static void scrub_stack(void)
-{
-    char area[64 * 1024];
-    memset(area, 0, sizeof area);
-    __asm__ volatile("" : : "r"(area) : "memory");
 }
 
 int main(int argc, char **argv)

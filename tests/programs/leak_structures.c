@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "scrub_stack.h"
+
 struct node {
     struct node *link[2];
 };
@@ -85,25 +87,6 @@ __attribute__((noinline)) static void make_one_before(void)
     char *p = malloc(64); /* @leak:before */
     memset(p, 7, 64);
     one_before = p - 1;
-}
-
-/* Runs `make` over 1 KiB below main's frame, inside the area scrub_stack clears afterwards:
- * copies of pointers left in its frames must not be found at exit. */
-__attribute__((noinline)) static void below(void (*make)(void))
-{
-    volatile char pad[1024];
-    pad[0] = 0;
-    make();
-    pad[1] = 0;
-}
-
-/* Overwrites the stack below main's frame (the asm keeps the compiler from dropping the
- * memset of an array nobody reads). */
-__attribute__((noinline)) static void scrub_stack(void)
-{
-    char area[64 * 1024];
-    memset(area, 0, sizeof area);
-    __asm__ volatile("" : : "r"(area) : "memory");
 }
 
 int main(void)

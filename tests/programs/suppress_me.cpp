@@ -5,6 +5,8 @@
 #include <cstring>
 #include <unistd.h>
 
+#include "scrub_stack.h"
+
 namespace widgets {
 
 struct Widget {
@@ -43,25 +45,6 @@ __attribute__((noinline)) static void make_all()
     label_inside = widgets::make_label(30) + 10; // possibly lost (90 bytes)
     make_buffer(512);                         // definitely lost (512 bytes)
     made = 1;
-}
-
-// Runs `make` over 1 KiB below main's frame, inside the area scrub_stack clears afterwards:
-// copies of pointers left in its frames must not be found at exit.
-__attribute__((noinline)) static void below(void (*make)())
-{
-    volatile char pad[1024];
-    pad[0] = 0;
-    make();
-    pad[1] = 0;
-}
-
-// Overwrites the stack below main's frame (the asm keeps the compiler from dropping the
-// memset of an array nobody reads).
-__attribute__((noinline)) static void scrub_stack()
-{
-    char area[64 * 1024];
-    std::memset(area, 0, sizeof area);
-    __asm__ volatile("" : : "r"(area) : "memory");
 }
 
 int main()
