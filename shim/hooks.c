@@ -37,9 +37,13 @@ extern void *__sbrk(intptr_t);
 
 #define SHIM_FILE_NAME "libleaktrace_shim.so"
 
-struct lt_counters lt_counters;
-_Atomic int lt_owner_pid;
-bool lt_is_child;                 /* written only in the fork child handler */
+/* Shared state of the process's tracing. Atomics are read and written from any thread; the
+ * plain fields are written only while no hook can run concurrently: at start-up
+ * (single-threaded), in the fork child handler (single-threaded), or by leaktrace_attach
+ * before it turns tracking on. */
+struct lt_counters lt_counters;   /* atomics, bumped from any thread */
+_Atomic int lt_owner_pid;         /* the process these tables describe (0: none) */
+bool lt_is_child;                 /* a fork child that keeps tracing */
 uint64_t lt_start_mono_ns, lt_start_real_ns;
 /* The coarse clock's value at start: block times are measured on that clock, which may lag
  * the precise one by a few ms (a difference of the two could go negative). */
@@ -51,7 +55,7 @@ static uint64_t start_coarse_ns;
 static _Atomic bool tracking_on, collecting_on;
 _Atomic unsigned lt_generation;
 _Atomic uint64_t lt_baseline_ns;
-static _Atomic bool final_written;
+static _Atomic bool final_written; /* the end-of-process capture is written once */
 static __thread int busy __attribute__((tls_model("initial-exec")));
 
 /* Resolved once at start-up (single-threaded), read-only afterwards. */
