@@ -129,3 +129,14 @@ def program_records(report: dict[str, Any], source: str) -> list[dict[str, Any]]
     """Live records (leak kinds merged) allocated (somewhere up the stack) by the test
     program's own code."""
     return [r for r in live_records(report) if allocation_site(r, source) is not None]
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], *words: str) -> str:
+    """Bad input: exit code 2 and exactly one `leaktrace: error: ...` line holding `words`."""
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("leaktrace: error: "), done.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]

@@ -24,6 +24,7 @@ from attach_harness import AttachRun, Load, Server, attach_env
 from leakharness import (
     EVERY_RECORD,
     LEAKTRACE,
+    assert_one_line_error,
     compile_program,
     json_report,
     marker_line,
@@ -62,14 +63,6 @@ def leaked_blocks(report: dict[str, object]) -> tuple[int, int]:
     return sum(r["blocks"] for r in records), sum(r["bytes"] for r in records)
 
 
-def assert_one_line_error(done: subprocess.CompletedProcess[str], *words: str) -> str:
-    assert "Traceback" not in done.stderr, done.stderr
-    assert done.returncode == 2, (done.returncode, done.stderr)
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("leaktrace: error: "), done.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 # --- the collection window -------------------------------------------------------------------

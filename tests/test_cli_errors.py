@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from leakharness import assert_one_line_error
 from native_programs import compile_source
 
 from leaktrace.capture.writer import encode_capture, encode_end, make_header
@@ -27,14 +28,6 @@ def leaktrace(*args: str, cwd: Path | None = None,
                           text=True, cwd=cwd, env=full_env, timeout=120, check=False)
 
 
-def assert_one_line_error(done: subprocess.CompletedProcess[str], *words: str) -> str:
-    assert "Traceback" not in done.stderr, done.stderr
-    assert done.returncode == 2, (done.returncode, done.stderr)
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("leaktrace: error: "), done.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> str:

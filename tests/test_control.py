@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from leakharness import LEAKTRACE, compile_program, json_report, program_records, records_from
+from leakharness import (
+    LEAKTRACE,
+    assert_one_line_error,
+    compile_program,
+    json_report,
+    program_records,
+    records_from,
+)
 from liveharness import LiveServer, control_env, python_for
 
 from leaktrace.control.client import (
@@ -135,12 +142,6 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
-def assert_one_line_error(done: subprocess.CompletedProcess[str], *pieces: str) -> None:
-    assert done.returncode == 2, done
-    assert done.stderr.startswith("leaktrace: error: ") and done.stderr.count("\n") == 1, (
-        done.stderr)
-    for piece in pieces:
-        assert piece in done.stderr
 
 
 def test_cli_errors_are_one_line(ctl: Path, sleeper: subprocess.Popen[bytes]) -> None:
