@@ -50,8 +50,12 @@ class Symbolizer:
         self._symbol_tables: dict[str, ElfSymbolTable] = {}
         if tool and self.tool_path is None:
             wanted = "addr2line or llvm-symbolizer" if tool == "auto" else tool
-            self._note(f"{wanted} not found (install binutils): function names come from ELF "
+            self._note(f"{wanted} not found (install llvm): function names come from ELF "
                        "symbol tables, without files or lines")
+        elif tool == "auto" and self.tool_name == "addr2line":
+            # binutils addr2line misreads DWARF 5 file names for code from headers.
+            self._note("llvm-symbolizer not found, using addr2line: files of code from headers "
+                       "may be wrong with DWARF 5 (install the llvm package)")
 
     @staticmethod
     def _find_tool(tool: str | None) -> tuple[str | None, str | None]:
