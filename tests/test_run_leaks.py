@@ -207,3 +207,21 @@ def test_live_heap_at_exit_matches_valgrind(build_dir: Path, tmp_path: Path, sou
     ours = (sum(run.report["summary"]["by_kind"][k]["bytes"] for k in heap),
             sum(run.report["summary"]["by_kind"][k]["blocks"] for k in heap))
     assert ours == _valgrind_in_use_at_exit(exe)
+
+
+@pytest.mark.skipif(shutil.which("rustc") is None, reason="rustc is not installed")
+def test_rust_leak_is_demangled(build_dir: Path, tmp_path: Path) -> None:
+    exe = build_dir / "rust_leak"
+    subprocess.run(["rustc", "-g", "-O", "-o", str(exe), str(Path(__file__).parent / "programs"
+                    / "rust_leak.rs")], check=True, capture_output=True)
+    run = run_traced(exe, work=tmp_path)
+    assert run.stdout == "config-7 100\n"
+    site = ("rust_leak.rs", marker_line("rust_leak.rs", "rust_box"))
+    [record] = [r for r in run.report["records"]
+                if r["leak_kind"] == "definitely lost" and allocation_site(r, site[0]) == site]
+    # The Config (a String and a Vec: 6 words) owns the Vec's 800 bytes and the string's
+    # buffer (format! reserves 14 bytes for "config-7").
+    assert (record["blocks"], record["direct_bytes"], record["indirect_bytes"]) == (1, 48, 814)
+    functions = [f["function"] or "" for f in record["frames"]]
+    assert "rust_leak::store::make" in functions
+    assert not any("$LT$" in f or "::h" in f[-19:] for f in functions)

@@ -16,8 +16,19 @@ _C_CLONE = re.compile(r"(\.(constprop|isra|part|cold|lto_priv|localalias|clone|"
 _CXX_CLONE = re.compile(r"( \[clone \.[a-z_]+(\.\d+)?\])+$")
 
 
+# Legacy Rust mangling escapes some characters inside path segments ("Box$LT$T$GT$::new");
+# demanglers undo it in linkage names, but inlined frames named from DWARF can keep them.
+_RUST_ESCAPES = {"$LT$": "<", "$GT$": ">", "$RF$": "&", "$BP$": "*", "$C$": ",",
+                 "$SP$": "@", "$u20$": " ", "$u22$": '"', "$u27$": "'", "$u2b$": "+",
+                 "$u3b$": ";", "$u5b$": "[", "$u5d$": "]", "$u7b$": "{", "$u7d$": "}",
+                 "$u7e$": "~"}
+_RUST_ESCAPE = re.compile("|".join(re.escape(e) for e in _RUST_ESCAPES))
+
+
 def clean_function_name(name: str) -> str:
     name = _SYMBOL_VERSION.sub("", name)
     name = _RUST_HASH.sub("", name)
+    if "$" in name:
+        name = _RUST_ESCAPE.sub(lambda m: _RUST_ESCAPES[m.group(0)], name)
     name = _CXX_CLONE.sub("", name)
     return _C_CLONE.sub("", name)
