@@ -181,7 +181,12 @@ static void handle(int client, const char *cmd)
 static void serve_one(void)
 {
     int client = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    if (client < 0) return;
+    if (client < 0) {
+        /* The program closed our socket (daemons close every descriptor), maybe reusing the
+         * number for a file of its own: stop listening rather than spin or touch its file. */
+        if (errno == EBADF || errno == ENOTSOCK || errno == EINVAL) atomic_store(&listen_fd, -1);
+        return;
+    }
     struct ucred cred;
     socklen_t len = sizeof cred;
     struct timeval timeout = { 2, 0 }; /* a stalled client must not stall the thread */
@@ -228,7 +233,10 @@ static void *control_main(void *arg)
         int wait_ms = (int)((next_snapshot - now) / 1000000u) + 1;
         if (lt_attached() && wait_ms > 100) wait_ms = 100; /* notice dlopen'd objects soon */
         struct pollfd pfd = { listen_fd, POLLIN, 0 };
-        if (poll(&pfd, listen_fd >= 0 ? 1 : 0, wait_ms) > 0 && (pfd.revents & POLLIN)) serve_one();
+        if (poll(&pfd, listen_fd >= 0 ? 1 : 0, wait_ms) > 0) {
+            if (pfd.revents & (POLLNVAL | POLLERR)) atomic_store(&listen_fd, -1); /* closed under us */
+            else if (pfd.revents & POLLIN) serve_one();
+        }
     }
     return NULL;
 }
