@@ -4,13 +4,10 @@ on stdin. Used when llvm-symbolizer is not installed (docs/symbolizer.md compare
 from __future__ import annotations
 
 import os
-import subprocess
 
 from leaktrace.model import Frame
+from leaktrace.symbolize.batch_process import run_batch
 from leaktrace.symbolize.names import clean_function_name
-from leaktrace.symbolize.tool_errors import SymbolizerToolFailed
-
-TIMEOUT_SECONDS = 300  # a huge debug file can take a while; a hang must not block forever
 
 
 def run_addr2line(executable: str, elf_path: str, offsets: list[int],
@@ -19,16 +16,7 @@ def run_addr2line(executable: str, elf_path: str, offsets: list[int],
     (inlined) first. `module_path` is what the frames name as their module."""
     command = [executable, "--functions", "--inlines", "--demangle", "--addresses",
                "--exe", elf_path]
-    text = "".join(f"{offset:#x}\n" for offset in offsets)
-    try:
-        done = subprocess.run(command, input=text, capture_output=True, text=True,
-                              errors="replace", timeout=TIMEOUT_SECONDS, check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise SymbolizerToolFailed(f"{executable} failed on {elf_path}: {e}") from None
-    if done.returncode != 0:
-        first_error = (done.stderr.strip().splitlines() or ["no message"])[0]
-        raise SymbolizerToolFailed(f"{executable} failed on {elf_path}: {first_error}")
-    return parse_addr2line_output(done.stdout, offsets, module_path)
+    return parse_addr2line_output(run_batch(command, elf_path, offsets), offsets, module_path)
 
 
 def parse_addr2line_output(output: str, offsets: list[int],

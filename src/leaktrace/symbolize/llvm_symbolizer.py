@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 from leaktrace.model import Frame
+from leaktrace.symbolize.batch_process import SymbolizerToolFailed, run_batch
 from leaktrace.symbolize.names import clean_function_name
-from leaktrace.symbolize.tool_errors import SymbolizerToolFailed
-
-TIMEOUT_SECONDS = 300  # a huge debug file can take a while; a hang must not block forever
-
 
 
 def run_llvm_symbolizer(executable: str, elf_path: str, offsets: list[int],
@@ -22,16 +18,9 @@ def run_llvm_symbolizer(executable: str, elf_path: str, offsets: list[int],
     (inlined) first. `module_path` is what the frames name as their module."""
     command = [executable, "--output-style=JSON", "--inlining", "--demangle",
                "--functions=linkage", f"--obj={elf_path}"]
-    text = "".join(f"{offset:#x}\n" for offset in offsets)
-    try:
-        done = subprocess.run(command, input=text, capture_output=True, text=True,
-                              errors="replace", timeout=TIMEOUT_SECONDS, check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise SymbolizerToolFailed(f"{executable} failed on {elf_path}: {e}") from None
-    answers = done.stdout.splitlines()
-    if done.returncode != 0 or len(answers) != len(offsets):
-        first_error = (done.stderr.strip().splitlines() or ["unexpected output"])[0]
-        raise SymbolizerToolFailed(f"{executable} failed on {elf_path}: {first_error}")
+    answers = run_batch(command, elf_path, offsets).splitlines()
+    if len(answers) != len(offsets):
+        raise SymbolizerToolFailed(f"{executable} failed on {elf_path}: unexpected output")
     return {offset: _frames(answer, offset, module_path)
             for offset, answer in zip(offsets, answers, strict=True)}
 

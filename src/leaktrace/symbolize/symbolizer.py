@@ -13,11 +13,11 @@ from dataclasses import replace
 
 from leaktrace.model import Frame
 from leaktrace.symbolize.addr2line import run_addr2line
+from leaktrace.symbolize.batch_process import SymbolizerToolFailed
 from leaktrace.symbolize.debug_files import DEFAULT_DEBUG_ROOTS, find_debug_file
 from leaktrace.symbolize.elf_info import read_elf_info
 from leaktrace.symbolize.elf_symbols import ElfSymbolTable
 from leaktrace.symbolize.llvm_symbolizer import run_llvm_symbolizer
-from leaktrace.symbolize.tool_errors import SymbolizerToolFailed
 
 Request = tuple[str, int]  # (module path, file-relative address of the instruction)
 ToolRunner = Callable[[str, str, list[int], str], dict[int, list[Frame]]]
