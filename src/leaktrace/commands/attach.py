@@ -37,6 +37,7 @@ from leaktrace.commands._attach_report import (
     window_text,
 )
 from leaktrace.commands._errors import one_line_errors, warn
+from leaktrace.commands._trace_options import interval_option, max_depth_option, output_option
 from leaktrace.control.client import ControlError, ProcessGone, socket_path
 from leaktrace.errors import LeaktraceError
 from leaktrace.launcher.notifications import read_notifications
@@ -53,14 +54,9 @@ EXIT_CHECK_INTERVAL = 0.2  # how often the wait looks whether the target has exi
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="SECONDS",
               help="Collect for this long, then detach. Default: until Ctrl-C or SIGTERM.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Write the capture to this file (never overwritten). Default: "
-                   "leaktrace-PROGRAM.PID.lt in the current directory.")
-@click.option("--max-depth", type=click.IntRange(1, 1024), default=None,
-              help="Most frames kept per backtrace (the shim's default otherwise).")
-@click.option("--interval", type=click.FloatRange(min=0.01), default=None, metavar="SECONDS",
-              help="Seconds between snapshots of per-backtrace totals, for `leaktrace "
-                   "growth` (fractions allowed; default 1).")
+@output_option
+@max_depth_option
+@interval_option
 @click.option("-v", "--verbose", is_flag=True,
               help="Say how the injection went, step by step, with the time of each.")
 @report_options

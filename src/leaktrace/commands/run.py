@@ -14,6 +14,7 @@ from leaktrace.commands._errors import one_line_errors, warn
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._report_output import render_options, render_report
+from leaktrace.commands._trace_options import interval_option, max_depth_option, output_option
 from leaktrace.commands.report import format_option
 from leaktrace.errors import LeaktraceError
 from leaktrace.exit_codes import USAGE_ERROR
@@ -35,18 +36,13 @@ from leaktrace.suppressions.apply import apply_suppressions
 @click.command("run", context_settings={"allow_interspersed_args": False})
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED,
                 metavar="[--] PROGRAM [ARGS]...")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Write the capture to this file (never overwritten). Default: "
-                   "leaktrace-PROGRAM.PID.lt in the current directory.")
-@click.option("--max-depth", type=click.IntRange(1, 1024), default=None,
-              help="Most frames kept per backtrace (the shim's default otherwise).")
+@output_option
+@max_depth_option
 @click.option("--follow-children", is_flag=True,
               help="Also trace child processes; each writes its own capture.")
 @click.option("--report-file", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Write the report to this file ('-' for stdout) instead of stderr.")
-@click.option("--interval", type=click.FloatRange(min=0.01), default=None, metavar="SECONDS",
-              help="Seconds between snapshots of per-backtrace totals, for `leaktrace "
-                   "growth` (fractions allowed; default 1).")
+@interval_option
 @click.option("--start", "start", type=click.Choice(["at-load", "on-mtrace"]), default=None,
               help="Record from the start (at-load, the default; also MEMLEAK_CONFIG="
                    "mtraceinit) or from the program's first mtrace() call (on-mtrace).")
