@@ -24,6 +24,9 @@ libc.free.argtypes = [ctypes.c_void_p]
 libc.free.restype = None
 
 MMAP_THRESHOLD = 128 * 1024  # glibc's default: bigger blocks get their own mmap
+# The guard measures the whole test process: in a full test run, a thread another test left
+# behind (a client of a test server, say) may allocate a few bytes during the block.
+OTHER_THREADS_SLACK = 256
 
 
 def chunk_size(request: int) -> int:
@@ -86,9 +89,10 @@ def test_context_manager_fails_on_growth(blocks: list[int]) -> None:
             for index in range(50):
                 blocks[index] = libc.malloc(4000)
     message = str(failure.value)
-    assert f"grew by {50 * chunk_size(4000):,} bytes over the block" in message
+    grown = failure.value.delta.uordblks
+    assert 50 * chunk_size(4000) <= grown <= 50 * chunk_size(4000) + OTHER_THREADS_SLACK
+    assert f"grew by {grown:,} bytes over the block" in message
     assert "allowed: 1,000" in message
-    assert failure.value.delta.uordblks == 50 * chunk_size(4000)
     assert isinstance(failure.value, AssertionError)
 
 
@@ -100,7 +104,7 @@ def test_context_manager_passes_when_everything_is_freed() -> None:
 
 
 def test_context_manager_tolerates_growth_within_the_limit(blocks: list[int]) -> None:
-    with heap.growth_limit(max_bytes=chunk_size(3000)):
+    with heap.growth_limit(max_bytes=chunk_size(3000) + OTHER_THREADS_SLACK):
         blocks[0] = libc.malloc(3000)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 import tempfile
 import time
@@ -155,10 +156,50 @@ def write_settings(settings: AttachSettings, pid: int, directory: str) -> str:
     return path
 
 
+def _readable_by_anyone(path: str) -> bool:
+    """The file is world-readable and every directory above it world-searchable."""
+    try:
+        if not os.stat(path).st_mode & stat.S_IROTH:
+            return False
+        parent = os.path.dirname(os.path.abspath(path))
+        while True:
+            if not os.stat(parent).st_mode & stat.S_IXOTH:
+                return False
+            if parent == "/":
+                return True
+            parent = os.path.dirname(parent)
+    except OSError:
+        return False
+
+
+def shim_loadable_by(pid: int, shim: str, memory: MemoryMap, config_dir: str) -> str:
+    """The shim path the target can open. Root attaching to another user's process, with
+    leaktrace installed where that user cannot read (a virtual environment in a 0700 home or
+    temporary directory), gets a world-readable copy in `config_dir`; the copy keeps its
+    name and stays, so a later attach loads the same file again, not a second shim."""
+    loaded = [m.path for m in memory.mappings if os.path.basename(m.path) == os.path.basename(shim)]
+    if loaded:
+        return loaded[0]  # already in the process: dlopen must name that file
+    if real_uid(pid) == os.getuid() or _readable_by_anyone(shim):
+        return shim
+    copy = os.path.join(config_dir, f"leaktrace-{os.getuid()}-{os.path.basename(shim)}")
+    source = os.stat(shim)
+    with contextlib.suppress(OSError):
+        existing = os.stat(copy)
+        if existing.st_size == source.st_size and existing.st_mtime == source.st_mtime:
+            return copy
+    temporary = f"{copy}.{os.getpid()}"
+    shutil.copy2(shim, temporary)
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, copy)
+    return copy
+
+
 def attach(pid: int, shim: str, settings: AttachSettings, memory: MemoryMap,
            config_dir: str, log: Log) -> Injection:
     """Inject the shim and start collecting with these settings; check that its control
     socket answers (detach needs it). `memory` comes from preflight.check_attachable."""
+    shim = shim_loadable_by(pid, shim, memory, config_dir)
     config = write_settings(settings, pid, config_dir)
     try:
         injection = inject(pid, shim, config, memory, log)
