@@ -182,7 +182,14 @@ def shim_loadable_by(pid: int, shim: str, memory: MemoryMap, config_dir: str) ->
         return loaded[0]  # already in the process: dlopen must name that file
     if real_uid(pid) == os.getuid() or _readable_by_anyone(shim):
         return shim
-    copy = os.path.join(config_dir, f"leaktrace-{os.getuid()}-{os.path.basename(shim)}")
+    # Same file name (the injector finds the shim in the target's memory map by it).
+    directory = os.path.join(config_dir, f"leaktrace-shim-{os.getuid()}")
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    if os.lstat(directory).st_uid != os.getuid() or not stat.S_ISDIR(os.lstat(directory).st_mode):
+        raise LeaktraceError(f"{directory} is not a directory of ours: cannot place the shim "
+                             "where the target's user can read it")
+    os.chmod(directory, 0o755)
+    copy = os.path.join(directory, os.path.basename(shim))
     source = os.stat(shim)
     with contextlib.suppress(OSError):
         existing = os.stat(copy)
