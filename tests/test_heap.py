@@ -24,9 +24,14 @@ libc.free.argtypes = [ctypes.c_void_p]
 libc.free.restype = None
 
 MMAP_THRESHOLD = 128 * 1024  # glibc's default: bigger blocks get their own mmap
-# The guard measures the whole test process: in a full test run, a thread another test left
-# behind (a client of a test server, say) may allocate a few bytes during the block.
-OTHER_THREADS_SLACK = 256
+# The numbers are the whole test process's: the interpreter itself may malloc a few bytes
+# during a measured block (a dict or list past pymalloc's 512-byte limit growing, for one),
+# depending on what earlier tests left in it. Seen: 16 bytes.
+INTERPRETER_SLACK = 256
+
+
+def assert_grew_by(grown: int, expected: int) -> None:
+    assert expected <= grown <= expected + INTERPRETER_SLACK, (grown, expected)
 
 
 def chunk_size(request: int) -> int:
@@ -60,14 +65,14 @@ def test_heap_allocations_change_uordblks_exactly(blocks: list[int]) -> None:
     after = heap.snapshot()
     delta = after - before
     assert isinstance(delta, heap.HeapDelta)
-    assert delta.uordblks == 1000 * chunk_size(2000)
+    assert_grew_by(delta.uordblks, 1000 * chunk_size(2000))
     assert delta.hblks == 0 and delta.hblkhd == 0
-    assert delta.in_use == 1000 * chunk_size(2000)
+    assert_grew_by(delta.in_use, 1000 * chunk_size(2000))
 
     for index in range(1000):
         libc.free(blocks[index])
         blocks[index] = 0
-    assert (heap.snapshot() - before).in_use == 0
+    assert abs((heap.snapshot() - before).in_use) <= INTERPRETER_SLACK
 
 
 def test_mmapped_blocks_count_in_hblkhd(blocks: list[int]) -> None:
@@ -90,7 +95,7 @@ def test_context_manager_fails_on_growth(blocks: list[int]) -> None:
                 blocks[index] = libc.malloc(4000)
     message = str(failure.value)
     grown = failure.value.delta.uordblks
-    assert 50 * chunk_size(4000) <= grown <= 50 * chunk_size(4000) + OTHER_THREADS_SLACK
+    assert_grew_by(grown, 50 * chunk_size(4000))
     assert f"grew by {grown:,} bytes over the block" in message
     assert "allowed: 1,000" in message
     assert isinstance(failure.value, AssertionError)
@@ -104,7 +109,7 @@ def test_context_manager_passes_when_everything_is_freed() -> None:
 
 
 def test_context_manager_tolerates_growth_within_the_limit(blocks: list[int]) -> None:
-    with heap.growth_limit(max_bytes=chunk_size(3000) + OTHER_THREADS_SLACK):
+    with heap.growth_limit(max_bytes=chunk_size(3000) + INTERPRETER_SLACK):
         blocks[0] = libc.malloc(3000)
 
 
