@@ -339,7 +339,7 @@ static void write_counter(struct writer *w, const char *name, uint64_t value)
 static void write_counters(struct writer *w, unsigned skipped_shards)
 {
     uint64_t at = section_begin(w, LT_SECTION_COUNTERS);
-    w_u32(w, 6);
+    w_u32(w, 7);
     w_u32(w, 0);
     write_counter(w, "dropped_blocks", atomic_load(&lt_counters.dropped_blocks));
     write_counter(w, "dropped_stacks", atomic_load(&lt_counters.dropped_stacks));
@@ -347,6 +347,23 @@ static void write_counters(struct writer *w, unsigned skipped_shards)
     write_counter(w, "unknown_frees", atomic_load(&lt_counters.unknown_frees));
     write_counter(w, "max_depth", (uint64_t)lt_cfg.max_depth);
     write_counter(w, "skipped_shards", skipped_shards);
+    write_counter(w, "fatal_signal", (uint64_t)lt_final_signal());
+    section_end(w, at);
+}
+
+/* What the shim knows the report must say about what it could not see. */
+static void write_notes(struct writer *w)
+{
+    const char *foreign = lt_foreign_allocator_note();
+    if (!foreign) return;
+    static const char tail[] = ": calls to those functions are not traced";
+    uint64_t at = section_begin(w, LT_SECTION_NOTES);
+    w_u32(w, 1);
+    w_u32(w, 0);
+    size_t len = strlen(foreign);
+    w_u32(w, (uint32_t)(len + sizeof tail - 1));
+    w_bytes(w, foreign, len);
+    w_bytes(w, tail, sizeof tail - 1);
     section_end(w, at);
 }
 
@@ -426,7 +443,7 @@ int lt_capture_write(struct lt_capture_request *req)
 {
     bool final = req->reason == LT_REASON_EXIT || req->reason == LT_REASON_SIGNAL ||
                  req->reason == LT_REASON_DETACH;
-    bool from_signal = req->reason == LT_REASON_SIGNAL;
+    bool from_signal = req->in_signal_handler;
     const struct lt_scan *scan = req->scan;
     char *path = req->path;
     char base[LT_PATH_MAX];
@@ -467,6 +484,7 @@ int lt_capture_write(struct lt_capture_request *req)
     write_session(&w, req, sequence);
     if (!from_signal) write_series(&w);
     write_counters(&w, skipped);
+    write_notes(&w);
     section_end(&w, section_begin(&w, LT_SECTION_END));
     w_flush(&w);
     lt_unmap(bp.live, live_size);

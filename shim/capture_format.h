@@ -23,6 +23,7 @@
     X(7, SCAN)             \
     X(8, SESSION)          \
     X(9, SERIES)           \
+    X(10, NOTES)           \
     X(255, END)
 
 /* Which API made a block: the "kind" byte of each block. */

@@ -244,6 +244,8 @@ static void *control_main(void *arg)
 void lt_control_start(void)
 {
     if (LT_LIKELY(atomic_load_explicit(&started, memory_order_relaxed))) return;
+    /* Not from an allocation made in a library's constructor, before the shim's own ran. */
+    if (!lt_may_start_threads()) return;
     if (atomic_exchange(&started, true)) return;
     /* Never from a vfork child (it shares the parent's memory) or an untraced process. */
     if (getpid() != atomic_load(&lt_owner_pid)) {

@@ -1,11 +1,13 @@
 /* The one list of functions the shim interposes. From it come the exported symbols (preload
  * mode: the dynamic linker binds the program to them), the GOT patcher's table (attach mode:
  * the shim rewrites each loaded object's GOT entries for these names), and nothing else needs
- * to know the list. Each name N has its implementation in hooks.c as lt_hook_N. */
+ * to know the list. Each name N has its implementation as lt_hook_N: the allocation API in
+ * hooks.c, the signal functions (which hide the shim's fatal-signal handlers) in signals.c.
+ * An exported alias must sit in the file that defines its target, hence two lists. */
 #ifndef LEAKTRACE_HOOKED_FUNCTIONS_H
 #define LEAKTRACE_HOOKED_FUNCTIONS_H
 
-#define LT_HOOKED_FUNCTIONS(X) \
+#define LT_HOOKED_ALLOCATION_FUNCTIONS(X) \
     X(malloc)                  \
     X(free)                    \
     X(calloc)                  \
@@ -27,5 +29,14 @@
     X(muntrace)                \
     X(_exit)                   \
     X(_Exit)
+
+#define LT_HOOKED_SIGNAL_FUNCTIONS(X) \
+    X(sigaction)                      \
+    X(signal)                         \
+    X(bsd_signal)                     \
+    X(sysv_signal)                    \
+    X(sigset)
+
+#define LT_HOOKED_FUNCTIONS(X) LT_HOOKED_ALLOCATION_FUNCTIONS(X) LT_HOOKED_SIGNAL_FUNCTIONS(X)
 
 #endif

@@ -55,7 +55,7 @@ static _Atomic int world_stopped; /* futex word */
 static bool handler_installed;
 static pthread_mutex_t scan_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int scan_signal(void) { return SIGRTMAX - 1; }
+int lt_scan_signal(void) { return SIGRTMAX - 1; }
 
 static void park(int sig, siginfo_t *info, void *context)
 {
@@ -101,7 +101,7 @@ static void signal_thread(pid_t tid, void *ctx)
     if (tid == sig->self || tid == sig->control || sig->ndone >= MAX_PARKED) return;
     for (int i = 0; i < sig->ndone; i++)
         if (sig->done[i] == tid) return;
-    if (syscall(SYS_tgkill, getpid(), tid, scan_signal()) == 0) sig->done[sig->ndone++] = tid;
+    if (syscall(SYS_tgkill, getpid(), tid, lt_scan_signal()) == 0) sig->done[sig->ndone++] = tid;
 }
 
 static void stop_world(struct lt_scan *scan)
@@ -115,7 +115,7 @@ static void stop_world(struct lt_scan *scan)
         sa.sa_sigaction = park;
         sa.sa_flags = SA_SIGINFO | SA_RESTART;
         sigfillset(&sa.sa_mask);
-        sigaction(scan_signal(), &sa, NULL);
+        sigaction(lt_scan_signal(), &sa, NULL);
         handler_installed = true;
     }
     atomic_store(&parked_slots, 0);

@@ -79,6 +79,9 @@ void lt_unwind_init(void);
 /* Fills pcs with return addresses, innermost first, skipping the shim's own frames.
  * Returns the depth; *truncated is set when more frames existed than max. */
 int lt_unwind(uintptr_t *pcs, int max, bool *truncated);
+/* The stack pointer where the program's own frames begin on this thread: the frames below it
+ * belong to the runtime (libc, the loader) and the shim, e.g. exit() and its handlers. */
+uintptr_t lt_unwind_program_sp(void);
 void lt_unwind_flush_cache(void); /* after dlclose: cached rules may describe unmapped code */
 
 /* ---- stacks.c: deduplicated backtraces and their totals ------------------------------- */
@@ -193,6 +196,7 @@ enum lt_capture_reason {
     LT_REASON_EXIT = 1, LT_REASON_REPORT = 2, LT_REASON_SCAN = 3,
     LT_REASON_MTRACE = 4, LT_REASON_MUNTRACE = 5, LT_REASON_SIGNAL = 6, LT_REASON_DETACH = 7,
 };
+int lt_scan_signal(void);            /* (scan.c) the signal that parks threads for a scan */
 struct lt_scan;
 struct lt_capture_request {
     unsigned reason;                 /* exit and signal captures are final, the rest on-demand */
@@ -200,43 +204,68 @@ struct lt_capture_request {
     bool only_since_baseline;        /* only blocks born since the last reset/mtrace() */
     bool world_stopped;              /* other threads are parked for good: take no lock they
                                         could hold (loader, module list) */
+    bool in_signal_handler;          /* written from a signal handler: only try-locks */
     char path[LT_PATH_MAX];          /* out: the file written */
 };
 /* Writes a capture; returns 0 or -errno. */
 int lt_capture_write(struct lt_capture_request *req);
 
-/* ---- counters (hooks.c) ---------------------------------------------------------------- */
+/* ---- counters (lifecycle.c) ------------------------------------------------------------ */
 struct lt_counters {
     _Atomic uint64_t dropped_blocks, dropped_stacks, truncated_stacks, unknown_frees;
 };
 extern struct lt_counters lt_counters;
-
 /* ---- the hook table (hooks.c, from hooked_functions.h) --------------------------------- */
 struct lt_hook {
     const char *name;
     void *function;
 };
 extern const struct lt_hook lt_hooks[]; /* ends with { NULL, NULL } */
-
-/* ---- process state (hooks.c) ----------------------------------------------------------- */
+void lt_hooks_resolve(void);         /* dlsym(RTLD_NEXT) of the few functions called by name */
+/* ---- lifecycle.c: the tracer's one state and its transitions ------------------------------ */
+enum lt_state {
+    LT_STATE_LOADED = 0,     /* nothing started: preloaded before the first hooked call, or
+                                dlopen'd by attach before leaktrace_attach() */
+    LT_STATE_STARTING = 1,   /* one thread is setting up; hooks pass through */
+    LT_STATE_OFF = 2,        /* not tracing: untraced child, detached, or set-up failed */
+    LT_STATE_FINAL = 3,      /* the final capture is claimed (being written or written) */
+    LT_STATE_TRACKING = 4,   /* the tables follow frees and unmaps; nothing new is recorded */
+    LT_STATE_COLLECTING = 5, /* every allocation is recorded */
+};
+extern _Atomic int lt_state;         /* written by lifecycle.c's transitions only */
+/* Per thread: > 0 while the shim works on this thread, so what it allocates is not recorded.
+ * Initial-exec TLS: reading it never allocates. */
+extern __thread int lt_busy;
 extern _Atomic int lt_owner_pid;     /* the pid whose capture these tables are */
 extern bool lt_is_child;             /* set in a fork child that keeps tracing */
 extern _Atomic uint64_t lt_baseline_ns; /* monotonic ns since start of the last reset/mtrace() */
+bool lt_start_on_first_call(void);   /* LOADED -> STARTING -> ...; true when it now collects */
+bool lt_may_start_threads(void);     /* the shim's constructor has run */
 bool lt_collecting(void);            /* new allocations are being recorded */
-void lt_set_collecting(bool on);
+void lt_set_collecting(bool on);     /* COLLECTING <-> TRACKING */
 /* Starts a new baseline generation: what is allocated from now on is "since the baseline". */
 void lt_new_baseline(void);
-
+void lt_final_at_exit(void);         /* the destructor's and _exit()'s final capture */
+/* From a fatal signal's handler: the final capture (once; a second thread waits for it). */
+void lt_final_on_signal(int sig, uintptr_t interrupted_sp, bool interrupted_in_shim);
+int lt_final_signal(void);           /* the signal that ended the process, or 0 */
+/* ---- signals.c: fatal-signal handlers the program does not see ------------------------ */
+void lt_signals_install(void);
+/* ---- linkmap.c: answers read from the loader's list of objects ------------------------- */
+bool lt_loaded_by_preload(void);
+void lt_allocator_check(void);       /* notes objects before the shim that define malloc & co */
+const char *lt_foreign_allocator_note(void); /* NULL when every allocation reaches the shim */
+extern void *__libc_malloc(size_t);
 /* ---- control.c: the control socket and the snapshot clock --------------------------------- */
 void lt_control_start(void);         /* idempotent; cheap when already started */
 void lt_control_stop(void);          /* removes the socket file */
 void lt_control_after_fork_child(void);
 uint32_t lt_snapshot_interval_ms(void);
 pid_t lt_control_thread_id(void);    /* 0 when no control thread runs */
-void lt_mark_thread_internal(void);  /* (hooks.c) this thread's allocations are the shim's */
-void lt_set_busy(bool on);           /* (hooks.c) enter/leave the shim's own work */
+void lt_mark_thread_internal(void);  /* (lifecycle.c) this thread's allocations are the shim's */
+void lt_set_busy(bool on);           /* (lifecycle.c) enter/leave the shim's own work */
 
-/* ---- attach.c and its support in hooks.c ------------------------------------------------- */
+/* ---- attach.c and its support in lifecycle.c ------------------------------------------------- */
 bool lt_attach_mode(void);           /* dlopen'd into a running process, not preloaded */
 bool lt_attached(void);              /* between leaktrace_attach() and detach */
 void lt_attach_poll_new_objects(void);

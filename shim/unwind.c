@@ -399,3 +399,64 @@ __attribute__((noinline)) int lt_unwind(uintptr_t *pcs, int max, bool *truncated
     }
     return n;
 }
+
+/* ---- where the program's own stack begins -------------------------------------------------
+ * At exit the frames below the program's last frame are exit(), its handlers, the loader's
+ * _dl_fini and the shim: their slots hold dead values of the program's (a leaked pointer in a
+ * frame that has returned) which must not keep blocks alive, as LeakSanitizer and valgrind
+ * agree. The runtime is libc, the loader and the shim, found once by address. */
+static uintptr_t runtime_start[3], runtime_end[3];
+static _Atomic bool runtime_known;
+
+extern void *__tls_get_addr(void *); /* defined by the loader, ld-linux */
+
+static void find_runtime(void)
+{
+    void *members[3] = { (void *)(uintptr_t)&__libc_malloc, (void *)(uintptr_t)&__tls_get_addr,
+                         (void *)(uintptr_t)&lt_unwind_program_sp };
+    for (int i = 0; i < 3; i++) {
+        struct dl_find_object dlfo;
+        if (_dl_find_object(members[i], &dlfo) == 0) {
+            runtime_start[i] = (uintptr_t)dlfo.dlfo_map_start;
+            runtime_end[i] = (uintptr_t)dlfo.dlfo_map_end;
+        }
+    }
+    atomic_store(&runtime_known, true);
+}
+
+static bool in_runtime(uintptr_t pc)
+{
+    for (int i = 0; i < 3; i++)
+        if (pc >= runtime_start[i] && pc < runtime_end[i]) return true;
+    return false;
+}
+
+/* When a frame cannot be stepped over, the answer is the innermost place known to be safe:
+ * this function's caller's stack pointer (more roots, so leaks may hide, never invented). */
+__attribute__((noinline)) uintptr_t lt_unwind_program_sp(void)
+{
+    uintptr_t pc, sp, bp;
+    __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2"
+                     : "=r"(pc), "=r"(sp), "=r"(bp));
+    uintptr_t fallback = sp;
+    if (!rule_cache) return fallback;
+    if (!atomic_load(&runtime_known)) find_runtime();
+    bool innermost = true;
+    for (int step = 0; step < 512; step++) {
+        uint64_t rule = rule_for(pc, innermost);
+        unsigned kind = (unsigned)(rule >> 1) & 3;
+        if (!rule || kind == RULE_END) return fallback;
+        uintptr_t cfa_off = (uintptr_t)(rule >> 3) & 0xffff;
+        uintptr_t rbp_off = (uintptr_t)(rule >> 19) & 0x3fff;
+        uintptr_t cfa = (kind == RULE_CFA_RBP ? bp : sp) + cfa_off;
+        if (cfa <= sp || cfa - sp > ((uintptr_t)1 << 30) || (cfa & 7)) return fallback;
+        pc = *(const uintptr_t *)(cfa - 8);
+        if (rbp_off) bp = *(const uintptr_t *)(cfa - rbp_off);
+        sp = cfa;
+        innermost = false;
+        if (pc < 4096) return fallback;
+        /* The caller's frame starts at this CFA: the first frame that is the program's. */
+        if (!in_runtime(pc)) return sp;
+    }
+    return fallback;
+}

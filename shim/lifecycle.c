@@ -1,0 +1,336 @@
+/* The tracer's life cycle, in one place: one explicit state, and every transition below.
+ *
+ *   LOADED ──first hooked call or constructor (preloaded)──► STARTING ──► COLLECTING
+ *      │                                                          │   └─► TRACKING (--start=on-mtrace)
+ *      │                                                          └─► OFF (a child that is not traced,
+ *      │                                                                   or the tables could not be mapped)
+ *      └──leaktrace_attach() (dlopen'd by `leaktrace attach`)──────────► COLLECTING
+ *   COLLECTING ◄──► TRACKING      pause/resume, mtrace()/muntrace()
+ *   COLLECTING, TRACKING ──► FINAL   the final capture is claimed: return from main, exit(),
+ *                                     _exit(), a signal that kills the program
+ *   COLLECTING, TRACKING ──► OFF     detach; a fork child that is not followed
+ *
+ * TRACKING and above: the tables follow the program (frees, unmaps are seen). COLLECTING: new
+ * allocations are recorded too. The hot path reads the state with one relaxed load.
+ *
+ * How the shim was loaded decides launch vs attach (never a symbol lookup, which a non-PIE
+ * program's PLT or a program's own malloc would fool): preloaded objects precede libc in the
+ * loader's list of objects, a dlopen'd one follows it. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "scan.h"
+#include "shim.h"
+
+#define SHIM_FILE_NAME "libleaktrace_shim.so"
+
+/* The state (enum lt_state): written by the transitions below, read relaxed by every hook. */
+_Atomic int lt_state;
+__thread int lt_busy __attribute__((tls_model("initial-exec")));
+
+/* Shared state of the process's tracing, written only by the transitions here while no hook
+ * can run concurrently (start-up before other threads exist, the fork child handler, or
+ * leaktrace_attach before it turns tracking on); read from any thread. */
+struct lt_counters lt_counters;   /* atomics, bumped from any thread */
+_Atomic int lt_owner_pid;         /* the process these tables describe (0: none) */
+bool lt_is_child;                 /* a fork child that keeps tracing */
+uint64_t lt_start_mono_ns, lt_start_real_ns;
+_Atomic unsigned lt_generation;
+_Atomic uint64_t lt_baseline_ns;
+/* The coarse clock's value at start: block times are measured on that clock, which may lag
+ * the precise one by a few ms (a difference of the two could go negative). */
+static uint64_t start_coarse_ns;
+static bool attach_mode;          /* set once, at the first look at how we were loaded */
+static _Atomic bool ready_for_threads; /* the constructor ran: the control thread may start */
+/* The signal that ended the process (written by the thread that claimed FINAL, before the
+ * capture), and whether that capture is complete. */
+static int final_signal;
+static _Atomic bool final_done;
+
+/* ---- clock ---------------------------------------------------------------------------- */
+static uint64_t clock_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+uint64_t lt_now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+uint64_t lt_realtime_ns(void) { return clock_ns(CLOCK_REALTIME); }
+uint32_t lt_elapsed_ms(void)
+{
+    /* The coarse clock is a vDSO read with no system call: cheap enough for every malloc. */
+    uint64_t now = clock_ns(CLOCK_MONOTONIC_COARSE);
+    return now > start_coarse_ns ? (uint32_t)((now - start_coarse_ns) / 1000000u) : 0;
+}
+
+static void reset_clocks(void)
+{
+    lt_start_mono_ns = lt_now_ns();
+    lt_start_real_ns = lt_realtime_ns();
+    start_coarse_ns = clock_ns(CLOCK_MONOTONIC_COARSE);
+}
+
+/* ---- small accessors the other modules use -------------------------------------------- */
+bool lt_attach_mode(void) { return attach_mode; }
+bool lt_collecting(void) { return atomic_load(&lt_state) == LT_STATE_COLLECTING; }
+void lt_mark_thread_internal(void) { lt_busy = 1; }
+void lt_set_busy(bool on) { lt_busy += on ? 1 : -1; }
+bool lt_may_start_threads(void) { return atomic_load(&ready_for_threads); }
+int lt_final_signal(void) { return final_signal; }
+
+/* COLLECTING <-> TRACKING; nothing else changes. */
+void lt_set_collecting(bool on)
+{
+    int from = on ? LT_STATE_TRACKING : LT_STATE_COLLECTING;
+    atomic_compare_exchange_strong(&lt_state, &from, on ? LT_STATE_COLLECTING : LT_STATE_TRACKING);
+}
+
+void lt_new_baseline(void)
+{
+    atomic_fetch_add(&lt_generation, 1);
+    atomic_store(&lt_baseline_ns, lt_now_ns() - lt_start_mono_ns);
+}
+
+/* ---- starting --------------------------------------------------------------------------- */
+static void fork_prepare(void);
+static void fork_parent(void);
+static void fork_child(void);
+
+/* pre: lt_busy set; state STARTING, so no other thread records. */
+static bool init_tables(void)
+{
+    if (!(lt_stacks_init() && lt_blocks_init() && lt_regions_init() && lt_modules_init())) return false;
+    lt_unwind_init();
+    lt_hooks_resolve();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    return true;
+}
+
+static void start_preloaded(void)
+{
+    reset_clocks();
+    lt_config_load();
+    if (!init_tables()) {
+        atomic_store(&lt_state, LT_STATE_OFF);
+        return;
+    }
+    lt_modules_refresh(false);
+    lt_allocator_check();
+    if (!lt_cfg.is_root && !lt_cfg.follow_children) {
+        /* A child that inherited LD_PRELOAD (vfork, posix_spawn, its own envp). */
+        lt_env_remove_preload(SHIM_FILE_NAME);
+        atomic_store(&lt_state, LT_STATE_OFF);
+        return;
+    }
+    lt_is_child = !lt_cfg.is_root;
+    if (lt_cfg.write_on_signal) lt_signals_install();
+    atomic_store(&lt_owner_pid, getpid());
+    atomic_store(&lt_state, lt_cfg.collect_at_start ? LT_STATE_COLLECTING : LT_STATE_TRACKING);
+}
+
+/* LOADED -> STARTING -> ...: on the first hooked call, which may come from a library's
+ * constructor long before ours runs. Returns whether the caller may record. */
+bool lt_start_on_first_call(void)
+{
+    if (lt_busy) return false;
+    int expected = LT_STATE_LOADED;
+    if (!atomic_compare_exchange_strong(&lt_state, &expected, LT_STATE_STARTING))
+        return expected == LT_STATE_COLLECTING; /* another thread is starting, or did */
+    lt_busy++;
+    attach_mode = !lt_loaded_by_preload();
+    if (attach_mode) atomic_store(&lt_state, LT_STATE_LOADED); /* leaktrace_attach() starts */
+    else start_preloaded();
+    lt_busy--;
+    return atomic_load(&lt_state) == LT_STATE_COLLECTING;
+}
+
+__attribute__((constructor)) static void leaktrace_constructor(void)
+{
+    lt_busy++;
+    if (atomic_load(&lt_state) == LT_STATE_LOADED) {
+        attach_mode = !lt_loaded_by_preload();
+        if (attach_mode) { /* dlopen'd: nothing starts until leaktrace_attach() */
+            reset_clocks();
+            if (!init_tables()) atomic_store(&lt_state, LT_STATE_OFF);
+        } else {
+            int expected = LT_STATE_LOADED;
+            if (atomic_compare_exchange_strong(&lt_state, &expected, LT_STATE_STARTING)) start_preloaded();
+        }
+    }
+    atomic_store(&ready_for_threads, true);
+    lt_busy--;
+}
+
+/* ---- attach mode ------------------------------------------------------------------------ */
+/* Whatever an earlier attach recorded is forgotten; the collection window starts now. */
+void lt_reset_for_attach(void)
+{
+    atomic_store(&lt_state, LT_STATE_LOADED);
+    lt_blocks_reset();
+    lt_regions_reset();
+    lt_stacks_reset_totals();
+    lt_series_reset();
+    atomic_store(&lt_counters.dropped_blocks, 0);
+    atomic_store(&lt_counters.dropped_stacks, 0);
+    atomic_store(&lt_counters.truncated_stacks, 0);
+    atomic_store(&lt_counters.unknown_frees, 0);
+    reset_clocks();
+    atomic_store(&lt_baseline_ns, 0);
+    atomic_store(&lt_owner_pid, getpid());
+    lt_modules_refresh(false);
+}
+
+void lt_start_collecting(void) { atomic_store(&lt_state, LT_STATE_COLLECTING); }
+
+/* COLLECTING/TRACKING -> OFF: the hooks pass everything through from now on. */
+void lt_stop_tracking(void)
+{
+    atomic_store(&lt_state, LT_STATE_OFF);
+    atomic_store(&lt_owner_pid, 0);
+}
+
+/* No reachability scan at detach: it stops the program's threads with a signal, which would
+ * interrupt their blocking system calls (EINTR), and detach must leave the process exactly
+ * as it was. The capture has the window's live blocks; `leaktrace scan` gives leak kinds. */
+void lt_write_detach_capture(char *path, size_t cap)
+{
+    lt_busy++;
+    struct lt_capture_request req = { .reason = LT_REASON_DETACH };
+    if (lt_capture_write(&req) == 0) {
+        strncpy(path, req.path, cap - 1);
+        path[cap - 1] = 0;
+    }
+    lt_cfg.notify[0] = 0; /* the next attach brings its own */
+    lt_busy--;
+}
+
+/* ---- fork ------------------------------------------------------------------------------ */
+static void fork_prepare(void)
+{
+    lt_busy++;
+    lt_regions_lock();
+    lt_blocks_lock_all();
+}
+
+static void fork_parent(void)
+{
+    lt_blocks_unlock_all();
+    lt_regions_unlock();
+    lt_busy--;
+}
+
+static void fork_child(void)
+{
+    lt_modules_after_fork_child();
+    lt_series_after_fork_child();
+    lt_control_after_fork_child();
+    lt_blocks_unlock_all();
+    lt_regions_unlock();
+    lt_busy--;
+    int state = atomic_load(&lt_state);
+    if (state < LT_STATE_TRACKING) return;
+    if (lt_cfg.follow_children && !attach_mode) { /* trace on, into a capture of the child's own */
+        lt_is_child = true;
+        atomic_store(&lt_owner_pid, getpid());
+    } else {
+        atomic_store(&lt_state, LT_STATE_OFF);
+        atomic_store(&lt_owner_pid, 0);
+        if (!attach_mode) lt_env_remove_preload(SHIM_FILE_NAME); /* what it execs is not traced */
+    }
+}
+
+/* ---- the final capture ------------------------------------------------------------------ */
+extern void __libc_freeres(void);
+
+/* Threads of the program (the control thread aside) still running, read from /proc. */
+static int other_program_threads(void)
+{
+    int count = lt_for_each_thread(NULL, NULL);
+    return count < 0 ? -1 : count - 1 - (lt_control_thread_id() != 0);
+}
+
+/* What valgrind does before its exit leak check: glibc and libstdc++ free the buffers they
+ * keep for the life of the process (stdio buffers, locale data, the C++ exception pool), so
+ * those are not reported. Both flush first; streams are then unbuffered. Only when no other
+ * thread of the program runs: they might still use what is freed. */
+static void release_runtime_buffers(void)
+{
+    if (other_program_threads() != 0) return;
+    void (*cxx_freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
+    if (cxx_freeres) cxx_freeres();
+    __libc_freeres();
+}
+
+/* TRACKING/COLLECTING -> FINAL, once. Returns the state it left, or -1 when another path
+ * already claimed the final capture (or this process is not the one traced). */
+static int claim_final(void)
+{
+    if (getpid() != atomic_load(&lt_owner_pid)) return -1; /* untraced child, or a vfork child */
+    int state = atomic_load(&lt_state);
+    while (state >= LT_STATE_TRACKING)
+        if (atomic_compare_exchange_weak(&lt_state, &state, LT_STATE_FINAL)) return state;
+    return -1;
+}
+
+/* The final capture. `program_sp`: where the program's live stack begins on this thread;
+ * below it lie only the frames of exit handlers, the loader, a signal handler and ours, whose
+ * dead slots must not keep leaked blocks alive. `safe_to_scan`: no lock the scan needs can be
+ * held by the code this thread interrupted. */
+static void write_final(unsigned reason, uintptr_t program_sp, bool safe_to_scan, bool in_handler)
+{
+    int saved_errno = errno;
+    if (!in_handler && lt_cfg.freeres_at_exit && reason == LT_REASON_EXIT)
+        release_runtime_buffers(); /* its frees are recorded */
+    lt_busy++;
+    lt_control_stop();
+    struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
+    /* The module list first: after the scan, threads stay parked, maybe inside the loader. */
+    if (!in_handler) lt_modules_refresh(false);
+    bool scanned = safe_to_scan && lt_cfg.scan_at_exit &&
+                   lt_scan_run(&scan, program_sp, true) == 0;
+    struct lt_capture_request req = { .reason = reason, .scan = scanned ? &scan : NULL,
+                                      .world_stopped = scanned, .in_signal_handler = in_handler };
+    lt_capture_write(&req);
+    lt_scan_release(&scan);
+    atomic_store(&final_done, true);
+    lt_busy--;
+    errno = saved_errno;
+}
+
+/* The end of a normal run: the shim's destructor (return from main, exit(), the last thread
+ * exiting) and _exit(). */
+static __attribute__((noinline)) void write_final_at_exit(void)
+{
+    if (claim_final() < 0) return;
+    write_final(LT_REASON_EXIT, lt_unwind_program_sp(), true, false);
+}
+
+__attribute__((destructor)) static void leaktrace_destructor(void) { write_final_at_exit(); }
+
+void lt_final_at_exit(void) { write_final_at_exit(); }
+
+/* From the handler of a signal that kills the program (signals.c). The scan runs only when
+ * the interrupted code was not inside the shim (whose locks it may hold). */
+void lt_final_on_signal(int sig, uintptr_t interrupted_sp, bool interrupted_in_shim)
+{
+    if (claim_final() < 0) {
+        /* Another thread of the traced process is writing it: die only once it is written
+         * (that thread's scan may also park this one for good, which is as well). */
+        bool traced = getpid() == atomic_load(&lt_owner_pid);
+        for (int waited = 0; traced && !atomic_load(&final_done) && waited < 30000; waited++) {
+            struct timespec ms = { 0, 1000000 };
+            nanosleep(&ms, NULL);
+        }
+        return;
+    }
+    final_signal = sig;
+    uintptr_t program_sp = interrupted_sp > 128 ? interrupted_sp - 128 : interrupted_sp; /* red zone */
+    write_final(LT_REASON_SIGNAL, program_sp, !interrupted_in_shim, true);
+}

@@ -1,0 +1,155 @@
+/* A capture even when a signal kills the program, without changing what the program does
+ * with its signals.
+ *
+ * Where the program leaves a signal whose default action ends the process at SIG_DFL, the
+ * shim puts a handler of its own, which writes the final capture and then lets the same signal
+ * kill the process (core dump and the parent's WIFSIGNALED as without us). The program never
+ * sees that handler: sigaction() and signal() (and bsd_signal, sysv_signal, sigset) report
+ * SIG_DFL for it, and the program's own handler or SIG_IGN simply replaces it. So CPython,
+ * which installs its SIGINT handler only where it finds SIG_DFL, gets its KeyboardInterrupt.
+ * What is not virtualized: a raw rt_sigaction system call, and /proc/PID/status's SigCgt. */
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "hooked_functions.h"
+#include "shim.h"
+
+typedef void (*handler_fn)(int);
+typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+
+/* Resolved at install (start-up, single-threaded) or on the first call (attach mode); a
+ * racing second resolution stores the same values. */
+static _Atomic(sigaction_fn) real_sigaction;
+static _Atomic(handler_fn (*)(int, handler_fn)) real_signal, real_bsd_signal, real_sysv_signal, real_sigset;
+
+/* ours[sig]: the shim's handler stands in for the program's SIG_DFL. Set at install, cleared
+ * by whichever thread replaces the disposition (atomics: the program may race itself). */
+static _Atomic bool ours[_NSIG];
+
+static const int fatal_signals[] = {
+    SIGHUP, SIGINT, SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGUSR1, SIGSEGV,
+    SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGSTKFLT, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF,
+    SIGIO, SIGPWR, SIGSYS,
+};
+
+static void *next_symbol(const char *name)
+{
+    lt_set_busy(true);
+    void *f = dlsym(RTLD_NEXT, name);
+    lt_set_busy(false);
+    return f;
+}
+
+static sigaction_fn sigaction_real(void)
+{
+    sigaction_fn f = atomic_load(&real_sigaction);
+    if (!f) {
+        f = (sigaction_fn)next_symbol("sigaction");
+        atomic_store(&real_sigaction, f);
+    }
+    return f;
+}
+
+static bool is_ours(int sig) { return sig > 0 && sig < _NSIG && atomic_load(&ours[sig]); }
+
+/* Faults that happen again when the handler returns: the default action then takes the
+ * process at the faulting instruction, as it would have without us. */
+static bool refaults(int sig, const siginfo_t *info)
+{
+    return info && info->si_code > 0 && (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE);
+}
+
+static void on_fatal_signal(int sig, siginfo_t *info, void *context)
+{
+    const ucontext_t *uc = context;
+    bool in_shim = lt_busy != 0;
+    lt_final_on_signal(sig, (uintptr_t)uc->uc_mcontext.gregs[REG_RSP], in_shim);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    atomic_store(&ours[sig], false);
+    sigaction_real()(sig, &dfl, NULL);
+    if (refaults(sig, info)) return;
+    /* Pending until this handler returns (the signal is blocked in it), then fatal. */
+    syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+}
+
+void lt_signals_install(void)
+{
+    sigaction_fn act = sigaction_real();
+    if (!act) return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fatal_signal;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigfillset(&sa.sa_mask);
+    sigdelset(&sa.sa_mask, lt_scan_signal()); /* a scan elsewhere must be able to park us */
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof *fatal_signals; i++) {
+        int sig = fatal_signals[i];
+        struct sigaction old;
+        /* Only where the program left the default action: SIG_IGN stays ignored. */
+        if (act(sig, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) continue;
+        atomic_store(&ours[sig], true);
+        if (act(sig, &sa, NULL) != 0) atomic_store(&ours[sig], false);
+    }
+}
+
+/* ---- what the program sees --------------------------------------------------------------- */
+int lt_hook_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    sigaction_fn real = sigaction_real();
+    if (!is_ours(sig)) return real(sig, act, old);
+    /* Keeping the default keeps our stand-in; anything else replaces it. */
+    bool keep = act && !(act->sa_flags & SA_SIGINFO) && act->sa_handler == SIG_DFL;
+    int r = real(sig, keep ? NULL : act, old);
+    if (r == 0 && act && !keep) atomic_store(&ours[sig], false);
+    if (r == 0 && old) {
+        memset(old, 0, sizeof *old);
+        old->sa_handler = SIG_DFL;
+    }
+    return r;
+}
+
+static handler_fn replace(_Atomic(handler_fn (*)(int, handler_fn)) *real, const char *name, int sig,
+                          handler_fn handler)
+{
+    handler_fn (*f)(int, handler_fn) = atomic_load(real);
+    if (!f) {
+        f = (handler_fn (*)(int, handler_fn))next_symbol(name);
+        atomic_store(real, f);
+    }
+    if (!is_ours(sig)) return f(sig, handler);
+    if (handler == SIG_DFL) return SIG_DFL;
+    handler_fn previous = f(sig, handler);
+    if (previous == SIG_ERR) return SIG_ERR;
+    atomic_store(&ours[sig], false);
+    return SIG_DFL;
+}
+
+handler_fn lt_hook_signal(int sig, handler_fn h) { return replace(&real_signal, "signal", sig, h); }
+handler_fn lt_hook_bsd_signal(int sig, handler_fn h) { return replace(&real_bsd_signal, "bsd_signal", sig, h); }
+handler_fn lt_hook_sysv_signal(int sig, handler_fn h) { return replace(&real_sysv_signal, "sysv_signal", sig, h); }
+handler_fn lt_hook_sigset(int sig, handler_fn h)
+{
+    /* SIG_HOLD only blocks the signal: the disposition stays what it was. */
+    if (h == SIG_HOLD) {
+        handler_fn (*f)(int, handler_fn) = atomic_load(&real_sigset);
+        if (!f) {
+            f = (handler_fn (*)(int, handler_fn))next_symbol("sigset");
+            atomic_store(&real_sigset, f);
+        }
+        handler_fn previous = f(sig, h);
+        return is_ours(sig) && previous != SIG_ERR && previous != SIG_HOLD ? SIG_DFL : previous;
+    }
+    return replace(&real_sigset, "sigset", sig, h);
+}
+
+/* The exported names (see hooked_functions.h). */
+#define LT_X(name) extern __typeof__(lt_hook_##name) name __attribute__((alias("lt_hook_" #name), visibility("default")));
+LT_HOOKED_SIGNAL_FUNCTIONS(LT_X)
+#undef LT_X
