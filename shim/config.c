@@ -120,19 +120,13 @@ static void load_common(void)
 void lt_config_load(void)
 {
     load_common();
-    /* The first process that loads the shim is the root of the traced tree. Its pid stays in
-     * the environment, so an image it execs without forking (a launcher script's `exec`) is
-     * still the root, while its children can tell they are not. */
-    const char *root = setting("LEAKTRACE_ROOT_PID");
-    if (root && *root) {
-        lt_cfg.is_root = strtol(root, NULL, 10) == (long)getpid();
-    } else {
-        char text[24];
-        char *end = lt_put_uint(text, text + sizeof text - 1, (uint64_t)getpid());
-        *end = 0;
-        setenv("LEAKTRACE_ROOT_PID", text, 1); /* allocates: the caller is marked busy */
-        lt_cfg.is_root = true;
-    }
+    /* The process `leaktrace run` started is the root of the traced tree: its parent is the
+     * launcher (an image it execs without forking keeps both pid and parent). Its children
+     * are not, unless followed. Nothing is written into the program's environment: a program
+     * with a setenv of its own (bash) would record our variable as its data. Preloaded by
+     * hand, without the launcher, every process that loads the shim is a root. */
+    const char *launcher = setting("LEAKTRACE_LAUNCHER_PID");
+    lt_cfg.is_root = !launcher || !*launcher || strtol(launcher, NULL, 10) == (long)getppid();
     /* The exact output path belongs to the root process only. */
     if (!lt_cfg.is_root) lt_cfg.output[0] = 0;
 }

@@ -9,6 +9,8 @@
  *   COLLECTING, TRACKING ──► FINAL   the final capture is claimed: return from main, exit(),
  *                                     _exit(), a signal that kills the program
  *   COLLECTING, TRACKING ──► OFF     detach; a fork child that is not followed
+ *   FINAL is terminal; it still follows frees (glibc's and libstdc++'s buffers, freed before
+ *   the exit scan as under valgrind), but records nothing new.
  *
  * TRACKING and above: the tables follow the program (frees, unmaps are seen). COLLECTING: new
  * allocations are recorded too. The hot path reads the state with one relaxed load.
@@ -235,7 +237,7 @@ static void fork_child(void)
     lt_regions_unlock();
     lt_busy--;
     int state = atomic_load(&lt_state);
-    if (state < LT_STATE_TRACKING) return;
+    if (state < LT_STATE_TRACKING || state == LT_STATE_FINAL) return;
     if (lt_cfg.follow_children && !attach_mode) { /* trace on, into a capture of the child's own */
         lt_is_child = true;
         atomic_store(&lt_owner_pid, getpid());
@@ -274,7 +276,7 @@ static int claim_final(void)
 {
     if (getpid() != atomic_load(&lt_owner_pid)) return -1; /* untraced child, or a vfork child */
     int state = atomic_load(&lt_state);
-    while (state >= LT_STATE_TRACKING)
+    while (state >= LT_STATE_TRACKING && state != LT_STATE_FINAL)
         if (atomic_compare_exchange_weak(&lt_state, &state, LT_STATE_FINAL)) return state;
     return -1;
 }

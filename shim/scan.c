@@ -436,23 +436,95 @@ static void clique_word(struct scan_state *st, uintptr_t v, void *ctx)
     push(st, (size_t)i);
 }
 
-/* The stack of a thread that has exited, kept by glibc for reuse: it still holds the dead
- * thread's data, which must not keep blocks alive (valgrind treats it as unaddressable). It is
- * recognised by the thread control block near its top, which the x86-64 TLS ABI makes point
- * to itself (tcb->tcb == tcb, tcb->self == tcb), belonging to no live thread. */
-static bool is_dead_thread_stack(const struct scan_state *st, const struct mapping *m, int stopped)
+/* ---- what is a root, byte range by byte range -------------------------------------------
+ * The kernel merges adjacent anonymous mappings with the same protection, so one mapping can
+ * hold the program's own data next to a block malloc mmap'd, a glibc arena heap or a dead
+ * thread's stack. Each of those is cut out as a range, never the mapping as a whole. */
+struct range { uintptr_t start, end; };
+#define MAX_CUTS 64
+
+/* A glibc arena heap (not the main arena): it starts at a 64 MiB boundary with its heap_info,
+ * {arena, previous heap, size, mprotect_size, pagesize}; its read-write part holds chunks,
+ * free ones included, whose stale contents must not keep blocks alive. */
+static bool arena_heap_at(const struct scan_state *st, uintptr_t h, const struct mapping *m, struct range *out)
 {
-    const uintptr_t search = 1u << 20;
-    uintptr_t lo = m->end - m->start > search ? m->end - search : m->start;
-    for (uintptr_t a = (m->end - 24) & ~(uintptr_t)63; a >= lo; a -= 64) {
+    if (h + 5 * sizeof(uintptr_t) > m->end) return false;
+    const uintptr_t *w = (const uintptr_t *)h;
+    uintptr_t arena = w[0], size = w[2], mprotect_size = w[3];
+    size_t page = lt_page_size();
+    (void)st;
+    if (!arena || (arena & 7) || !size || size % page || size > mprotect_size ||
+        mprotect_size > ARENA_HEAP_SIZE || h + mprotect_size > m->end)
+        return false;
+    out->start = h;
+    out->end = h + mprotect_size;
+    return true;
+}
+
+/* The stack of a thread that has exited, kept by glibc for reuse: it still holds the dead
+ * thread's data, which must not keep blocks alive (valgrind treats it as unaddressable). Its
+ * thread control block (TCB) is recognised by the x86-64 TLS ABI's self pointers
+ * (tcb->tcb == tcb, tcb->self == tcb) and its dtv pointer, which points 16 bytes into the
+ * heap block glibc allocated for the thread's TLS vector; a live thread's TCB is its thread
+ * pointer. The stack lies below the TCB, from the end of its guard page, which is where its
+ * read-write mapping starts. Above the TCB is glibc's struct pthread, still in glibc's stack
+ * cache: that stays a root (it holds the DTV, which valgrind finds reachable too). */
+static bool dead_stack_in(const struct scan_state *st, const struct mapping *m, int stopped, struct range *out)
+{
+    for (uintptr_t a = (m->start + 63) & ~(uintptr_t)63; a + 24 <= m->end; a += 64) {
         const uintptr_t *w = (const uintptr_t *)a;
         if (w[0] != a || w[2] != a) continue;
+        long dtv = block_of(st, w[1]);
+        if (dtv < 0 || w[1] - st->b[dtv].addr != 16) continue;
         if (a == st->own_thread_pointer) return false;
         for (int t = 0; t < stopped; t++)
             if (parked[t].thread_pointer == a) return false;
+        out->start = m->start;
+        out->end = a;
         return true;
     }
     return false;
+}
+
+/* Scans [from, m->end) as roots, minus the cuts (in any order), the heap blocks (scanned when
+ * marked, never as roots) and the shim's own mappings. */
+static void scan_root_ranges(struct scan_state *st, const struct mapping *m, uintptr_t from,
+                             const struct range *cuts, unsigned ncuts)
+{
+    static const int definite = 1;
+    void *root = (void *)&definite;
+    for (uintptr_t at = from; at < m->end;) {
+        uintptr_t stop = m->end, skip_to = 0;
+        /* Each candidate is a range [s, e): if `at` is inside, skip to e; else stop before s. */
+#define LT_CUT(s, e)                                   \
+    do {                                               \
+        uintptr_t cs = (s), ce = (e);                  \
+        if (cs <= at && at < ce) {                     \
+            if (ce > skip_to) skip_to = ce;            \
+        } else if (cs > at && cs < stop) {             \
+            stop = cs;                                 \
+        }                                              \
+    } while (0)
+        for (unsigned k = 0; k < st->nown; k++) LT_CUT(st->own_start[k], st->own_end[k]);
+        for (unsigned k = 0; k < ncuts; k++) LT_CUT(cuts[k].start, cuts[k].end);
+        if (st->n) {
+            size_t i = first_block_from(st, at);
+            if (i > 0) { /* a block that starts below `at` may still cover it */
+                const struct lt_scan_block *b = &st->b[i - 1];
+                LT_CUT(b->addr, b->addr + (b->size ? b->size : 1));
+            }
+            if (i < st->n) LT_CUT(st->b[i].addr, st->b[i].addr + (st->b[i].size ? st->b[i].size : 1));
+        }
+#undef LT_CUT
+        if (skip_to) {
+            at = skip_to;
+            continue;
+        }
+        st->root_bytes += stop - at;
+        scan_range(st, at, stop, mark_word, root);
+        drain_roots(st);
+        at = stop;
+    }
 }
 
 static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
@@ -461,6 +533,8 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
     void *root = (void *)&definite;
     int stopped = atomic_load(&parked_ready);
     if (stopped > MAX_PARKED) stopped = MAX_PARKED;
+    /* A thread that did not stop has a stack we cannot tell from a dead one. */
+    bool all_stopped = st->scan->threads_unstopped == 0;
     /* Registers of the stopped threads. */
     for (int t = 0; t < stopped; t++)
         for (int r = 0; r < 16; r++) mark_word(st, parked[t].regs[r], root);
@@ -483,37 +557,16 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
                 is_stack = true;
             }
         }
-        if (!is_stack && m->kind == 'a') {
-            /* Heap memory is never a root: a mapping that holds heap blocks (a glibc arena, a
-             * large block mmap'd by malloc), or an empty glibc arena heap (heap_info at a 64 MiB
-             * boundary records the size of its read-write part). */
-            size_t first = first_block_from(st, m->start);
-            if (first < st->n && st->addr[first] < m->end) continue;
-            if (is_dead_thread_stack(st, m, stopped)) continue;
-            uintptr_t words[4];
-            if ((m->start & (ARENA_HEAP_SIZE - 1)) == 0 && m->end - m->start <= ARENA_HEAP_SIZE) {
-                memcpy(words, (const void *)m->start, sizeof words);
-                if (words[3] == m->end - m->start && words[2] <= words[3]) continue;
-            }
+        struct range cuts[MAX_CUTS];
+        unsigned ncuts = 0;
+        if (m->kind == 'a') {
+            for (uintptr_t h = (m->start + ARENA_HEAP_SIZE - 1) & ~(ARENA_HEAP_SIZE - 1);
+                 h < m->end && h >= m->start && ncuts < MAX_CUTS; h += ARENA_HEAP_SIZE)
+                if (arena_heap_at(st, h, m, &cuts[ncuts])) ncuts++;
+            if (!is_stack && all_stopped && ncuts < MAX_CUTS && dead_stack_in(st, m, stopped, &cuts[ncuts]))
+                ncuts++;
         }
-        /* Cut out the shim's own mappings (kernels without VMA names merge neighbours). */
-        for (uintptr_t at = from; at < m->end;) {
-            uintptr_t stop = m->end;
-            bool inside_own = false;
-            for (unsigned k = 0; k < st->nown; k++) {
-                if (st->own_start[k] <= at && at < st->own_end[k]) {
-                    at = st->own_end[k];
-                    inside_own = true;
-                    break;
-                }
-                if (st->own_start[k] > at && st->own_start[k] < stop) stop = st->own_start[k];
-            }
-            if (inside_own) continue;
-            st->root_bytes += stop - at;
-            scan_range(st, at, stop, mark_word, root);
-            drain_roots(st);
-            at = stop;
-        }
+        scan_root_ranges(st, m, from, cuts, ncuts);
     }
 }
 

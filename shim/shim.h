@@ -228,8 +228,9 @@ enum lt_state {
                                 dlopen'd by attach before leaktrace_attach() */
     LT_STATE_STARTING = 1,   /* one thread is setting up; hooks pass through */
     LT_STATE_OFF = 2,        /* not tracing: untraced child, detached, or set-up failed */
-    LT_STATE_FINAL = 3,      /* the final capture is claimed (being written or written) */
-    LT_STATE_TRACKING = 4,   /* the tables follow frees and unmaps; nothing new is recorded */
+    LT_STATE_TRACKING = 3,   /* the tables follow frees and unmaps; nothing new is recorded */
+    LT_STATE_FINAL = 4,      /* the final capture is claimed (being written or written); frees
+                                are still followed (the runtime's own buffers are freed first) */
     LT_STATE_COLLECTING = 5, /* every allocation is recorded */
 };
 extern _Atomic int lt_state;         /* written by lifecycle.c's transitions only */

@@ -3,6 +3,7 @@ docs/architecture.md)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 
@@ -17,6 +18,8 @@ def launch_environment(base: Mapping[str, str], *, shim: str, capture_dir: str,
     existing = env.get("LD_PRELOAD", "").strip()
     # Prepended: the shim must see allocations before any other preloaded library makes them.
     env["LD_PRELOAD"] = f"{shim}:{existing}" if existing else shim
+    # The shim takes the process whose parent this is for the root of the traced tree.
+    env["LEAKTRACE_LAUNCHER_PID"] = str(os.getpid())
     env["LEAKTRACE_DIR"] = capture_dir
     env["LEAKTRACE_NOTIFY"] = notify_path
     if output is not None:
