@@ -141,7 +141,10 @@ static void start_preloaded(void)
  * constructor long before ours runs. Returns whether the caller may record. */
 bool lt_start_on_first_call(void)
 {
-    if (lt_busy) return false;
+    extern char **environ;
+    /* Not before libc has set up the environment, which holds our settings (the loader may
+     * allocate before libc's own initialisation). */
+    if (lt_busy || !environ) return false;
     int expected = LT_STATE_LOADED;
     if (!atomic_compare_exchange_strong(&lt_state, &expected, LT_STATE_STARTING))
         return expected == LT_STATE_COLLECTING; /* another thread is starting, or did */

@@ -1,0 +1,160 @@
+/* Leak-checker cases in the spirit of LLVM's compiler-rt/test/lsan/TestCases, written anew as
+ * plain programs (no sanitizer runtime): each puts a 1337-byte block where a root may or may
+ * not see it. argv[1] picks the case; tests/test_lsan_cases.py runs each under leaktrace and
+ * valgrind and checks both agree with the kind written next to the case. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SIZE 1337
+
+void **stale_slot;               /* where the stale pointer sits, printed after the check */
+void *global_initialized = (void *)1;
+void *global_uninitialized;
+char unaligned_store[sizeof(void *) * 2];
+__thread void *thread_local; /* not static: -O2 would drop a store nobody reads */
+static atomic_int ready;
+
+__attribute__((noinline)) static void *allocate(void)
+{
+    void *p = malloc(SIZE); /* @leak:lsan */
+    __asm__ volatile("" : : "r"(p) : "memory"); /* no tail call: this frame stays on the stack */
+    return p;
+}
+
+/* Puts p far down the stack, in a frame that returns at once: a dead slot. */
+__attribute__((noinline)) static void put_on_stale_stack(void *p)
+{
+    void *volatile locals[2048];
+    locals[0] = p;
+    stale_slot = (void **)&locals[0];
+    __asm__ volatile("" ::: "memory");
+}
+
+static void stale_check_in_atexit(void)
+{
+    /* The exit handler's own frame lies over the dead one: still not a root. */
+    volatile char pad[256];
+    memset((char *)pad, 0, sizeof pad);
+}
+
+/* definitely lost: the only pointer is in a frame that returned before main did */
+static int stale_stack(void)
+{
+    put_on_stale_stack(allocate());
+    return 0;
+}
+
+/* definitely lost: as above, the process leaves through exit() from an atexit handler's run */
+static int exit_atexit_stale_stack(void)
+{
+    atexit(stale_check_in_atexit);
+    put_on_stale_stack(allocate());
+    exit(0);
+}
+
+/* still reachable: a global with an initializer (.data) */
+static int use_globals_initialized(void)
+{
+    global_initialized = allocate();
+    return 0;
+}
+
+/* still reachable: a zero-initialized global (.bss) */
+static int use_globals_uninitialized(void)
+{
+    global_uninitialized = allocate();
+    return 0;
+}
+
+/* still reachable: the main thread's thread-local storage */
+static int use_tls_static(void)
+{
+    thread_local = allocate();
+    return 0;
+}
+
+/* definitely lost: a pointer stored at a misaligned address is not a pointer to either tool */
+static int use_unaligned(void)
+{
+    void *p = allocate();
+    memcpy(unaligned_store + 1, &p, sizeof p);
+    return 0;
+}
+
+/* definitely lost: a block that points only to itself */
+static int pointer_to_self(void)
+{
+    void **p = allocate();
+    *p = p;
+    return 0;
+}
+
+static void *spin_with_local(void *arg)
+{
+    (void)arg;
+    void *volatile local = allocate();
+    atomic_store(&ready, 1);
+    for (;;) {
+        (void)local;
+        sched_yield();
+    }
+    return NULL;
+}
+
+/* still reachable: the stack of a thread that is still running at exit */
+static int use_stacks_threaded(void)
+{
+    pthread_t t;
+    pthread_create(&t, NULL, spin_with_local, NULL);
+    while (!atomic_load(&ready)) sched_yield();
+    return 0;
+}
+
+static void *finish_at_once(void *arg) { return arg; }
+static void *keep_running(void *arg)
+{
+    (void)arg;
+    atomic_store(&ready, 1);
+    for (;;) pause();
+    return NULL;
+}
+
+/* definitely lost: one leak; a detached thread that has finished leaves glibc's thread data
+ * (its TLS vector) behind, which is not the program's leak */
+static int finished_detached_thread(void)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    pthread_create(&t, &attr, finish_at_once, NULL);
+    pthread_create(&t, &attr, keep_running, NULL);
+    while (!atomic_load(&ready)) sched_yield();
+    usleep(100 * 1000); /* the first thread has certainly finished */
+    put_on_stale_stack(allocate());
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct { const char *name; int (*run)(void); } cases[] = {
+        { "stale_stack", stale_stack },
+        { "exit_atexit_stale_stack", exit_atexit_stale_stack },
+        { "use_globals_initialized", use_globals_initialized },
+        { "use_globals_uninitialized", use_globals_uninitialized },
+        { "use_tls_static", use_tls_static },
+        { "use_unaligned", use_unaligned },
+        { "pointer_to_self", pointer_to_self },
+        { "use_stacks_threaded", use_stacks_threaded },
+        { "finished_detached_thread", finished_detached_thread },
+    };
+    for (size_t i = 0; argc > 1 && i < sizeof cases / sizeof *cases; i++)
+        if (strcmp(argv[1], cases[i].name) == 0) return cases[i].run();
+    fprintf(stderr, "usage: lsan_cases CASE\n");
+    return 2;
+}
