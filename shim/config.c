@@ -126,7 +126,8 @@ void lt_config_load(void)
      * with a setenv of its own (bash) would record our variable as its data. Preloaded by
      * hand, without the launcher, every process that loads the shim is a root. */
     const char *launcher = setting("LEAKTRACE_LAUNCHER_PID");
-    lt_cfg.is_root = !launcher || !*launcher || strtol(launcher, NULL, 10) == (long)getppid();
+    lt_cfg.launched = launcher && *launcher;
+    lt_cfg.is_root = !lt_cfg.launched || strtol(launcher, NULL, 10) == (long)getppid();
     /* The exact output path belongs to the root process only. */
     if (!lt_cfg.is_root) lt_cfg.output[0] = 0;
 }

@@ -2,8 +2,9 @@
  * mode: the dynamic linker binds the program to them), the GOT patcher's table (attach mode:
  * the shim rewrites each loaded object's GOT entries for these names), and nothing else needs
  * to know the list. Each name N has its implementation as lt_hook_N: the allocation API in
- * hooks.c, the signal functions (which hide the shim's fatal-signal handlers) in signals.c.
- * An exported alias must sit in the file that defines its target, hence two lists. */
+ * hooks.c, the signal functions (which hide the shim's fatal-signal handlers) in signals.c,
+ * the exec functions in environment.c. An exported alias must sit in the file that defines
+ * its target, hence one list per file. */
 #ifndef LEAKTRACE_HOOKED_FUNCTIONS_H
 #define LEAKTRACE_HOOKED_FUNCTIONS_H
 
@@ -28,7 +29,8 @@
     X(mtrace)                  \
     X(muntrace)                \
     X(_exit)                   \
-    X(_Exit)
+    X(_Exit)                   \
+    X(quick_exit)
 
 #define LT_HOOKED_SIGNAL_FUNCTIONS(X) \
     X(sigaction)                      \
@@ -37,6 +39,17 @@
     X(sysv_signal)                    \
     X(sigset)
 
-#define LT_HOOKED_FUNCTIONS(X) LT_HOOKED_ALLOCATION_FUNCTIONS(X) LT_HOOKED_SIGNAL_FUNCTIONS(X)
+/* environment.c: the settings hidden from the program go with it into an image it execs. */
+#define LT_HOOKED_EXEC_FUNCTIONS(X) \
+    X(execve)                       \
+    X(execv)                        \
+    X(execvp)                       \
+    X(execvpe)                      \
+    X(execl)                        \
+    X(execlp)                       \
+    X(execle)
+
+#define LT_HOOKED_FUNCTIONS(X) \
+    LT_HOOKED_ALLOCATION_FUNCTIONS(X) LT_HOOKED_SIGNAL_FUNCTIONS(X) LT_HOOKED_EXEC_FUNCTIONS(X)
 
 #endif

@@ -357,7 +357,7 @@ void lt_hook_muntrace(void)
     lt_busy--;
 }
 
-/* ---- _exit: the program leaves without running exit handlers --------------------------- */
+/* ---- _exit, quick_exit: the program leaves without running exit handlers ----------------- */
 void lt_hook__exit(int status)
 {
     lt_final_at_exit();
@@ -366,6 +366,22 @@ void lt_hook__exit(int status)
 }
 
 void lt_hook__Exit(int status) { lt_hook__exit(status); }
+
+/* quick_exit runs the at_quick_exit handlers, then _exit from inside libc, where no hook sees
+ * it: the capture comes first. */
+void lt_hook_quick_exit(int status)
+{
+    static void (*_Atomic real_quick_exit)(int);
+    void (*real)(int) = atomic_load(&real_quick_exit);
+    if (!real) {
+        real = (void (*)(int))lt_next_symbol("quick_exit");
+        atomic_store(&real_quick_exit, real);
+    }
+    lt_final_at_exit();
+    if (real) real(status);
+    syscall(SYS_exit_group, status);
+    __builtin_unreachable();
+}
 
 /* ---- the exported names ------------------------------------------------------------------
  * Each interposed symbol is an alias of its lt_hook_ implementation: in preload mode the
@@ -381,6 +397,14 @@ __sighandler_t lt_hook_signal(int sig, __sighandler_t handler);
 __sighandler_t lt_hook_bsd_signal(int sig, __sighandler_t handler);
 __sighandler_t lt_hook_sysv_signal(int sig, __sighandler_t handler);
 __sighandler_t lt_hook_sigset(int sig, __sighandler_t handler);
+/* The exec functions' hooks (environment.c). */
+int lt_hook_execve(const char *path, char *const argv[], char *const envp[]);
+int lt_hook_execv(const char *path, char *const argv[]);
+int lt_hook_execvp(const char *file, char *const argv[]);
+int lt_hook_execvpe(const char *file, char *const argv[], char *const envp[]);
+int lt_hook_execl(const char *path, const char *arg, ...);
+int lt_hook_execlp(const char *file, const char *arg, ...);
+int lt_hook_execle(const char *path, const char *arg, ...);
 
 const struct lt_hook lt_hooks[] = {
 #define LT_X(name) { #name, (void *)lt_hook_##name },

@@ -105,6 +105,26 @@ static void fork_prepare(void);
 static void fork_parent(void);
 static void fork_child(void);
 
+/* The final capture at exit is written after every library's destructor has run, as
+ * valgrind's leak check is: libraries free their data there (curl's TLS library does). The
+ * loader runs all destructors from one exit handler, _dl_fini, which libc registers after the
+ * constructors ran; exit handlers run last-registered first, so one registered now, from a
+ * constructor or an allocation made before main, runs after it. Registered without a DSO
+ * handle: one with ours would run from the shim's own destructor. */
+extern int __cxa_atexit(void (*fn)(void *), void *arg, void *dso_handle);
+static bool late_exit_handler;    /* written at start-up only */
+
+static void final_after_destructors(void *unused)
+{
+    (void)unused;
+    lt_final_at_exit();
+}
+
+static void register_late_exit_handler(void)
+{
+    late_exit_handler = __cxa_atexit(final_after_destructors, NULL, NULL) == 0;
+}
+
 /* pre: lt_busy set; state STARTING, so no other thread records. */
 static bool init_tables(void)
 {
@@ -132,7 +152,9 @@ static void start_preloaded(void)
         return;
     }
     lt_is_child = !lt_cfg.is_root;
+    if (lt_cfg.launched && !lt_cfg.follow_children) lt_env_hide_settings(SHIM_FILE_NAME);
     if (lt_cfg.write_on_signal) lt_signals_install();
+    register_late_exit_handler();
     atomic_store(&lt_owner_pid, getpid());
     atomic_store(&lt_state, lt_cfg.collect_at_start ? LT_STATE_COLLECTING : LT_STATE_TRACKING);
 }
@@ -317,7 +339,11 @@ static __attribute__((noinline)) void write_final_at_exit(void)
     write_final(LT_REASON_EXIT, lt_unwind_program_sp(), true, false);
 }
 
-__attribute__((destructor)) static void leaktrace_destructor(void) { write_final_at_exit(); }
+/* Attach mode (or a failed registration): the shim's own destructor is the last chance. */
+__attribute__((destructor)) static void leaktrace_destructor(void)
+{
+    if (!late_exit_handler) write_final_at_exit();
+}
 
 void lt_final_at_exit(void) { write_final_at_exit(); }
 

@@ -32,7 +32,8 @@ unsigned lt_own_mappings(uintptr_t *starts, uintptr_t *ends, unsigned max);
 struct lt_config {
     int max_depth;           /* LEAKTRACE_MAX_DEPTH, default 64 */
     bool follow_children;    /* LEAKTRACE_FOLLOW_CHILDREN=1 */
-    bool is_root;            /* this process is the one leaktrace launched (LEAKTRACE_ROOT_PID) */
+    bool is_root;            /* this process is the one leaktrace launched, or preloaded by hand */
+    bool launched;           /* started by `leaktrace run` (LEAKTRACE_LAUNCHER_PID is set) */
     bool write_on_signal;    /* LEAKTRACE_SIGNALS, default on: capture on SIGINT/SIGTERM */
     bool scan_at_exit;       /* LEAKTRACE_SCAN, default on: reachability scan at exit */
     bool freeres_at_exit;    /* LEAKTRACE_FREERES, default on: glibc/libstdc++ release their
@@ -252,6 +253,9 @@ void lt_final_on_signal(int sig, uintptr_t interrupted_sp, bool interrupted_in_s
 int lt_final_signal(void);           /* the signal that ended the process, or 0 */
 /* ---- signals.c: fatal-signal handlers the program does not see ------------------------ */
 void lt_signals_install(void);
+void *lt_next_symbol(const char *name); /* dlsym(RTLD_NEXT, name), marked busy */
+/* ---- environment.c: the program sees its own environment ------------------------------- */
+void lt_env_hide_settings(const char *shim_file_name); /* root process, at start-up */
 /* ---- linkmap.c: answers read from the loader's list of objects ------------------------- */
 bool lt_loaded_by_preload(void);
 void lt_allocator_check(void);       /* notes objects before the shim that define malloc & co */

@@ -37,7 +37,8 @@ static const int fatal_signals[] = {
     SIGIO, SIGPWR, SIGSYS,
 };
 
-static void *next_symbol(const char *name)
+/* The next definition of a function the shim interposes (dlsym may allocate: busy). */
+void *lt_next_symbol(const char *name)
 {
     lt_set_busy(true);
     void *f = dlsym(RTLD_NEXT, name);
@@ -49,7 +50,7 @@ static sigaction_fn sigaction_real(void)
 {
     sigaction_fn f = atomic_load(&real_sigaction);
     if (!f) {
-        f = (sigaction_fn)next_symbol("sigaction");
+        f = (sigaction_fn)lt_next_symbol("sigaction");
         atomic_store(&real_sigaction, f);
     }
     return f;
@@ -120,7 +121,7 @@ static handler_fn replace(_Atomic(handler_fn (*)(int, handler_fn)) *real, const 
 {
     handler_fn (*f)(int, handler_fn) = atomic_load(real);
     if (!f) {
-        f = (handler_fn (*)(int, handler_fn))next_symbol(name);
+        f = (handler_fn (*)(int, handler_fn))lt_next_symbol(name);
         atomic_store(real, f);
     }
     if (!is_ours(sig)) return f(sig, handler);
@@ -140,7 +141,7 @@ handler_fn lt_hook_sigset(int sig, handler_fn h)
     if (h == SIG_HOLD) {
         handler_fn (*f)(int, handler_fn) = atomic_load(&real_sigset);
         if (!f) {
-            f = (handler_fn (*)(int, handler_fn))next_symbol("sigset");
+            f = (handler_fn (*)(int, handler_fn))lt_next_symbol("sigset");
             atomic_store(&real_sigset, f);
         }
         handler_fn previous = f(sig, h);

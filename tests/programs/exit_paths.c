@@ -1,5 +1,5 @@
-/* Leaks 77 bytes, then ends the way argv[1] says: return, exit, _exit, thread-exit, sigterm,
- * sigint. The capture must be written in every case. */
+/* Leaks 77 bytes, then ends the way argv[1] says: return, exit, _exit, quick_exit,
+ * thread-exit, sigterm, sigint. The capture must be written in every case. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -20,6 +20,7 @@ int main(int argc, char **argv)
     const char *how = argc > 1 ? argv[1] : "return";
     if (!strcmp(how, "exit")) exit(5);
     if (!strcmp(how, "_exit")) _exit(6);
+    if (!strcmp(how, "quick_exit")) quick_exit(8);
     if (!strcmp(how, "sigterm")) raise(SIGTERM);
     if (!strcmp(how, "sigint")) raise(SIGINT);
     if (!strcmp(how, "thread")) {

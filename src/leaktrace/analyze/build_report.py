@@ -5,6 +5,7 @@ add up totals, and say what the counters mean for the numbers."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import dataclass
 
@@ -272,10 +273,20 @@ def _scan_info(capture: Capture) -> ScanInfo | None:
                     heuristics=scan.heuristics)
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def _notes(capture: Capture, groups: list[_Group]) -> list[str]:
     """What the user must know to trust (or distrust) the numbers."""
     c = capture.counters
-    notes = []
+    notes = list(capture.notes)
+    if c.get("fatal_signal"):
+        notes.append(f"the capture was written as {_signal_name(c['fatal_signal'])} ended the "
+                     "program")
     if not capture.header.final:
         notes.append("this capture is a snapshot taken while the program ran, not at its exit")
     if c.get("dropped_blocks"):

@@ -14,8 +14,10 @@ Definitions (docs/user-guide.md, "Long-running processes"):
 - growth fraction: the share of intervals in which the backtrace's live bytes went up.
 - first/last third: net change of live bytes over the first and the last third of the
   intervals (a third is round(N / 3) intervals, at least one).
-- verdict: `growing` when live bytes went up in the last third and in at least a third of
-  all intervals; `plateaued` when they ended above where they started but did not go up in
+- verdict: `growing` when live bytes went up in the last third, in at least a third of all
+  intervals and in at least MIN_GROWTH_INTERVALS (3) of them: a trend needs evidence from
+  several snapshots, so blocks allocated once (or in a run too short for three intervals) are
+  never called growing; `plateaued` when they ended above where they started but did not go up in
   the last third; `stable` otherwise (no net growth, or growth in too few intervals to be a
   trend, such as a buffer that happened to be live at capture).
 - score (the ranking): growth fraction x net growth rate (bytes/s) over the last half of the
@@ -40,6 +42,7 @@ TARGET_INTERVALS = 8
 GROWING, PLATEAUED, STABLE = "growing", "plateaued", "stable"
 VERDICTS = (GROWING, PLATEAUED, STABLE)
 MIN_GROWTH_FRACTION = 1 / 3
+MIN_GROWTH_INTERVALS = 3  # a trend is seen in at least this many intervals
 TIMELINE_STACKS = 32  # backtraces a plot can show
 
 # Totals columns, in the order of the arrays below.
@@ -338,7 +341,7 @@ def _judge(stack_id: int, intervals: list[Interval], at_edges: np.ndarray,
     score = fraction * max(0.0, recent_rate)
     numbers = (f"live bytes went up in {grew} of {n} intervals; first third {first_third:+,} B, "
                f"last third {last_third:+,} B")
-    if last_third > 0 and fraction >= MIN_GROWTH_FRACTION:
+    if last_third > 0 and fraction >= MIN_GROWTH_FRACTION and grew >= MIN_GROWTH_INTERVALS:
         verdict, why = GROWING, f"still growing: {numbers}"
     elif net > 0 and last_third <= 0:
         verdict, why = PLATEAUED, f"grew then stopped: {numbers}"

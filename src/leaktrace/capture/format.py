@@ -22,6 +22,7 @@ SECTION_LEAK_GROUPS = 6  # version 2, present when a reachability scan ran
 SECTION_SCAN = 7  # version 2, present when a reachability scan ran
 SECTION_SESSION = 8  # optional: baseline and why the capture was taken (capture/series.py)
 SECTION_SERIES = 9  # optional: snapshots of per-backtrace totals (capture/series.py)
+SECTION_NOTES = 10  # optional: what the shim could not see, as sentences
 SECTION_END = 255
 
 SECTION_NAMES: dict[int, str] = {
@@ -34,6 +35,7 @@ SECTION_NAMES: dict[int, str] = {
     SECTION_SCAN: "SCAN",
     SECTION_SESSION: "SESSION",
     SECTION_SERIES: "SERIES",
+    SECTION_NOTES: "NOTES",
     SECTION_END: "END",
 }
 

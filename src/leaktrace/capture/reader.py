@@ -158,6 +158,7 @@ class Capture:
     scan: ScanStats | None = None  # None: no reachability scan ran (or a version 1 file)
     session: Session | None = None  # SESSION: why the capture was written (capture/series.py)
     series: Series | None = None  # SERIES: per-backtrace totals at every snapshot
+    notes: list[str] = field(default_factory=list)  # NOTES: what the shim could not see
     # Tags this version does not know and skipped, in file order.
     unknown_sections: list[int] = field(default_factory=list)
 
@@ -263,6 +264,8 @@ def _parse_section(capture: Capture, tag: int, cursor: Cursor) -> None:
         capture.session = parse_session(cursor)
     elif tag == fmt.SECTION_SERIES:
         capture.series = parse_series(cursor)
+    elif tag == fmt.SECTION_NOTES:
+        capture.notes = _parse_notes(cursor)
     else:
         capture.unknown_sections.append(tag)  # a later minor addition: skipped by design
 
@@ -346,6 +349,12 @@ def _parse_blocks(c: Cursor, version: int) -> np.ndarray:
                 raise CaptureError(f"{c.where} is corrupt: a block has {byte} {highest}, "
                                    f"which the format does not define")
     return blocks
+
+
+def _parse_notes(c: Cursor) -> list[str]:
+    count = c.count("note count", 4)
+    c.u32("reserved")
+    return [c.string(f"note {i}").decode("utf-8", "replace") for i in range(count)]
 
 
 def _parse_counters(c: Cursor) -> dict[str, int]:

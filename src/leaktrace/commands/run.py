@@ -6,10 +6,13 @@ from __future__ import annotations
 import os
 import shlex
 import tempfile
+from typing import NoReturn
 
 import click
 
 from leaktrace.analyze.build_report import load_report
+from leaktrace.analyze.leak_totals import capture_leak_totals
+from leaktrace.analyze.since_previous import parse_capture_name
 from leaktrace.commands._errors import one_line_errors, warn
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
@@ -26,7 +29,11 @@ from leaktrace.launcher.notifications import (
     read_notifications,
 )
 from leaktrace.launcher.program_checks import check_traceable, resolve_program
-from leaktrace.launcher.supervise import run_supervised, signal_description
+from leaktrace.launcher.supervise import (
+    end_like,
+    run_supervised,
+    signal_description,
+)
 from leaktrace.render.capture_changes import numbered_capture_line
 from leaktrace.shim_library import find_shim_library
 from leaktrace.suppressions import load_suppressions
@@ -61,8 +68,9 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
                 leak_exit_code: int) -> None:
     """Run PROGRAM under the leaktrace shim and report the memory still live when it ends.
 
-    Exits with the program's exit status (128+N if signal N killed it), or with
-    --leak-exit-code when --fail-on-leak is exceeded.
+    Ends the way the program ended: with its exit status, or killed by the same signal
+    (the report is printed first; a shell shows 128+N), or with --leak-exit-code when
+    --fail-on-leak is exceeded.
     """
     shim = str(find_shim_library())
     # Read before the run: a bad suppression file should not cost a whole run.
@@ -73,7 +81,8 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     if output is not None:
         output = os.path.abspath(output)
         _check_output_file(output)
-    if output is None or follow_children:
+        capture_dir = os.path.dirname(output)  # children's captures go beside it
+    else:
         _check_writable_dir(capture_dir, "the current directory (where captures are written)")
 
     start, start_warning = start_mode(start, os.environ)
@@ -86,25 +95,25 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
                                  notify_path=notify_path, output=output, max_depth=max_depth,
                                  follow_children=follow_children, interval=interval,
                                  start=start)
-        status, pid = run_supervised(list(command), program, env)
+        returncode, pid = run_supervised(list(command), program, env)
         notices = read_notifications(notify_path)
     finally:
         os.unlink(notify_path)
 
     capture = find_capture(pid, notices, output=output, capture_dir=capture_dir)
-    died = signal_description(status)
+    died = signal_description(returncode)
     if died:
         warn(f"{command[0]} was {died}")
     if capture is None:
         warn(f"no capture was written for {command[0]} (pid {pid}): it may have crashed or "
              "been killed before exit (SIGKILL, abort), or left through a path the shim "
              "cannot see")
-        raise SystemExit(status or USAGE_ERROR)  # 0 would claim a clean, checked run
+        _end_unchecked(returncode)
     try:
         report = load_report(capture, with_addresses=show_addresses)
     except LeaktraceError as e:
         warn(str(e))
-        raise SystemExit(status or USAGE_ERROR) from None
+        _end_unchecked(returncode)
     apply_suppressions(report, suppressions)
     text = render_report(report, output_format, top=top, min_bytes=min_bytes,
                          show_addresses=show_addresses, leak_kinds=show_kinds,
@@ -113,13 +122,44 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     click.echo(f"leaktrace: capture saved to {capture}", err=True)
     click.echo(f"leaktrace: to see it again: leaktrace report {shlex.quote(capture)}", err=True)
     _list_numbered_captures(pid, notices)
-    for notice in notices:
-        if notice.pid != pid:
-            click.echo(f"leaktrace: child {notice.pid}: leaktrace report "
-                       f"{shlex.quote(notice.path)}", err=True)
+    _summarize_children(pid, notices)
     if leaks_exceed(report, fail_on_leak, fail_on_kinds):
         raise SystemExit(leak_exit_code)
-    raise SystemExit(status)
+    end_like(returncode)
+
+
+def _summarize_children(pid: int, notices: list[CaptureNotice]) -> None:
+    """One line per traced child (--follow-children) with its leak summary, and the total."""
+    children = [n for n in notices if n.pid != pid
+                and parse_capture_name(n.path).number is None]
+    if not children:
+        return
+    click.echo(f"leaktrace: {len(children)} child process(es) traced:", err=True)
+    total = {kind: [0, 0] for kind in ("definitely lost", "indirectly lost", "possibly lost")}
+    for notice in children:
+        try:
+            totals = capture_leak_totals(notice.path)
+        except LeaktraceError as e:
+            click.echo(f"leaktrace:   child {notice.pid}: {e}", err=True)
+            continue
+        for kind, (nbytes, blocks) in totals.items():
+            if kind in total:
+                total[kind][0] += nbytes
+                total[kind][1] += blocks
+        lost = totals.get("definitely lost", (0, 0))
+        click.echo(f"leaktrace:   child {notice.pid}: definitely lost {lost[0]:,} bytes in "
+                   f"{lost[1]:,} blocks; leaktrace report {shlex.quote(notice.path)}", err=True)
+    click.echo("leaktrace: children together: " + ", ".join(
+        f"{kind} {nbytes:,} bytes in {blocks:,} blocks" for kind, (nbytes, blocks)
+        in total.items()), err=True)
+
+
+def _end_unchecked(returncode: int) -> NoReturn:
+    """No report could be made: the program's own ending, but never a 0, which would claim
+    a clean, checked run."""
+    if returncode < 0:
+        end_like(returncode)
+    raise SystemExit(returncode or USAGE_ERROR)
 
 
 def _list_numbered_captures(pid: int, notices: list[CaptureNotice]) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import signal
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from types import FrameType
+from typing import NoReturn
 
 from leaktrace.errors import LeaktraceError
 
@@ -22,8 +26,9 @@ def _ignore(_signum: int, _frame: FrameType | None) -> None:
 
 def run_supervised(argv: Sequence[str], executable: str,
                    env: Mapping[str, str]) -> tuple[int, int]:
-    """(exit status as a shell reports it: the exit code, or 128+N when killed by signal N;
-    the program's pid, which exec keeps, so it is the pid the shim writes captures for)."""
+    """(the program's return code as subprocess gives it: the exit code, or -N when signal N
+    killed it; the program's pid, which exec keeps, so it is the pid the shim writes captures
+    for)."""
     child: subprocess.Popen[bytes] | None = None
     pending: list[int] = []
 
@@ -46,14 +51,36 @@ def run_supervised(argv: Sequence[str], executable: str,
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return (128 - returncode if returncode < 0 else returncode), child.pid
+    return returncode, child.pid
 
 
 def signal_description(returncode: int) -> str | None:
-    """'killed by SIGSEGV' for a 128+N status, else None."""
-    if returncode > 128:
+    """'killed by SIGSEGV' for a program a signal killed (return code -N), else None; an
+    exit(139) is an exit status, not a signal."""
+    if returncode < 0:
         try:
-            return f"killed by {signal.Signals(returncode - 128).name}"
+            return f"killed by {signal.Signals(-returncode).name}"
         except ValueError:
-            return None
+            return f"killed by signal {-returncode}"
     return None
+
+
+def shell_status(returncode: int) -> int:
+    """The status a shell shows for it: the exit code, or 128+N for signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def end_like(returncode: int) -> NoReturn:
+    """Leave the way the program left: with its exit code, or killed by its signal (so a
+    parent sees WIFSIGNALED as without leaktrace). The launcher's own core dump is not the
+    program's: none is written."""
+    if returncode >= 0:
+        raise SystemExit(returncode)
+    sig = -returncode
+    sys.stdout.flush()
+    sys.stderr.flush()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+    signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+    os.kill(os.getpid(), sig)
+    raise SystemExit(shell_status(returncode))  # a signal that does not kill (SIGCHLD...)

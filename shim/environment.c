@@ -1,0 +1,183 @@
+/* The program sees the environment it would have had without leaktrace.
+ *
+ * `leaktrace run` hands the shim its settings in the environment (LD_PRELOAD, LEAKTRACE_*).
+ * Programs copy their environment into their own data (bash's variable tables, perl's %ENV,
+ * make's exports), so those strings would show up as the program's memory, and the program's
+ * view of its environment would differ from a plain run. In the process leaktrace launched,
+ * the shim takes its entries out of `environ` (moving pointers only: nothing is allocated or
+ * freed) as it starts, and puts them back into the environment of an image that process
+ * execs without forking (a wrapper script's `exec`), so that image is traced too. With
+ * --follow-children nothing is hidden: every child must inherit the settings. */
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hooked_functions.h"
+#include "shim.h"
+
+#define MAX_HIDDEN 32
+#define MAX_EXEC_ARGS 4096
+
+extern char **environ;
+
+/* The entries taken out, as they were. Written once at start-up (single-threaded); the
+ * LD_PRELOAD entry is a copy in the shim's memory, because the visible one is edited in place
+ * to drop only the shim when the user preloads libraries of their own. */
+static const char *hidden[MAX_HIDDEN];
+static unsigned nhidden;
+
+static bool is_setting(const char *entry) { return strncmp(entry, "LEAKTRACE_", 10) == 0; }
+
+/* pre: start-up of the root process, single-threaded. */
+void lt_env_hide_settings(const char *shim_file_name)
+{
+    if (!environ) return;
+    char **out = environ;
+    for (char **e = environ; *e; e++) {
+        bool preload = strncmp(*e, "LD_PRELOAD=", 11) == 0 && strstr(*e, shim_file_name);
+        if ((is_setting(*e) || preload) && nhidden < MAX_HIDDEN) {
+            const char *kept = *e;
+            if (preload) {
+                size_t len = strlen(*e) + 1;
+                char *copy = lt_map(len);
+                if (!copy) {
+                    *out++ = *e;
+                    continue;
+                }
+                memcpy(copy, *e, len);
+                kept = copy;
+                lt_env_remove_preload(shim_file_name); /* edits *e in place */
+                if ((*e)[11] != 0) *out++ = *e;        /* other preloaded libraries stay */
+            }
+            hidden[nhidden++] = kept;
+            continue;
+        }
+        *out++ = *e;
+    }
+    *out = NULL;
+}
+
+/* ---- exec: the hidden entries go with the process into its next image ------------------- */
+typedef int (*execve_fn)(const char *, char *const[], char *const[]);
+
+static int exec_with_settings(execve_fn real, const char *file, char *const argv[], char *const envp[])
+{
+    /* Only the traced process itself: a vfork child shares its memory but is not it, and
+     * children are not traced unless followed (then nothing was hidden). */
+    if (!nhidden || getpid() != atomic_load(&lt_owner_pid) || !envp) return real(file, argv, envp);
+    size_t n = 0;
+    while (envp[n]) n++;
+    size_t bytes = (n + nhidden + 1) * sizeof(char *);
+    char **full = lt_map(bytes);
+    if (!full) return real(file, argv, envp);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool replaced = false; /* the program's own LD_PRELOAD gives way to the full one */
+        for (unsigned h = 0; h < nhidden && !replaced; h++)
+            replaced = strncmp(hidden[h], "LD_PRELOAD=", 11) == 0 && strncmp(envp[i], "LD_PRELOAD=", 11) == 0;
+        if (!replaced) full[k++] = envp[i];
+    }
+    for (unsigned h = 0; h < nhidden; h++) full[k++] = (char *)hidden[h];
+    full[k] = NULL;
+    int r = real(file, argv, full);
+    lt_unmap(full, bytes); /* only reached when the exec failed */
+    return r;
+}
+
+static execve_fn real_execve(void)
+{
+    static _Atomic(execve_fn) f;
+    execve_fn g = atomic_load(&f);
+    if (!g) {
+        g = (execve_fn)lt_next_symbol("execve");
+        atomic_store(&f, g);
+    }
+    return g;
+}
+
+static execve_fn real_execvpe(void)
+{
+    static _Atomic(execve_fn) f;
+    execve_fn g = atomic_load(&f);
+    if (!g) {
+        g = (execve_fn)lt_next_symbol("execvpe");
+        atomic_store(&f, g);
+    }
+    return g;
+}
+
+int lt_hook_execve(const char *path, char *const argv[], char *const envp[])
+{
+    return exec_with_settings(real_execve(), path, argv, envp);
+}
+
+int lt_hook_execv(const char *path, char *const argv[])
+{
+    return exec_with_settings(real_execve(), path, argv, environ);
+}
+
+int lt_hook_execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    return exec_with_settings(real_execvpe(), file, argv, envp);
+}
+
+int lt_hook_execvp(const char *file, char *const argv[])
+{
+    return exec_with_settings(real_execvpe(), file, argv, environ);
+}
+
+/* execl, execlp, execle: the arguments into an array of our own, then as above. */
+static int exec_list(execve_fn real, const char *file, const char *arg, va_list ap, bool with_env)
+{
+    size_t bytes = MAX_EXEC_ARGS * sizeof(char *);
+    char **argv = lt_map(bytes);
+    if (!argv) return -1;
+    size_t n = 0;
+    argv[n++] = (char *)arg;
+    while (arg && n < MAX_EXEC_ARGS) {
+        arg = va_arg(ap, const char *);
+        argv[n++] = (char *)arg;
+    }
+    if (arg) { /* more arguments than we can hold */
+        lt_unmap(argv, bytes);
+        errno = E2BIG;
+        return -1;
+    }
+    char *const *envp = with_env ? va_arg(ap, char *const *) : environ;
+    int r = exec_with_settings(real, file, argv, envp);
+    lt_unmap(argv, bytes);
+    return r;
+}
+
+int lt_hook_execl(const char *path, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    int r = exec_list(real_execve(), path, arg, ap, false);
+    va_end(ap);
+    return r;
+}
+
+int lt_hook_execlp(const char *file, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    int r = exec_list(real_execvpe(), file, arg, ap, false);
+    va_end(ap);
+    return r;
+}
+
+int lt_hook_execle(const char *path, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    int r = exec_list(real_execve(), path, arg, ap, true);
+    va_end(ap);
+    return r;
+}
+
+/* The exported names (see hooked_functions.h). */
+#define LT_X(name) extern __typeof__(lt_hook_##name) name __attribute__((alias("lt_hook_" #name), visibility("default")));
+LT_HOOKED_EXEC_FUNCTIONS(LT_X)
+#undef LT_X

@@ -1,0 +1,209 @@
+"""The tracer's life cycle on programs that are not written to be traced: a report when the
+program dies of a signal (and the same death), signal handlers the program cannot tell from
+its own, allocations made by library constructors before the shim's, a non-PIE program that
+takes malloc's address, and a program with an allocator of its own. Each program also runs
+without leaktrace: its output and its ending must be the same."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from leakharness import compile_program, json_report, leaktrace, records_from
+from native_programs import compile_source, marker_line
+
+FAULTS = {"segv": signal.SIGSEGV, "bus": signal.SIGBUS, "fpe": signal.SIGFPE,
+          "ill": signal.SIGILL, "abort": signal.SIGABRT}
+SENT = {"term": signal.SIGTERM, "hup": signal.SIGHUP, "quit": signal.SIGQUIT,
+        "int": signal.SIGINT}
+
+
+def _native(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("how", sorted({**FAULTS, **SENT}))
+def test_a_fatal_signal_still_gives_a_report_and_the_same_death(build_dir: Path, tmp_path: Path,
+                                                                how: str) -> None:
+    exe = compile_program("crash.c", build_dir, "-O2")
+    sig = {**FAULTS, **SENT}[how]
+    native = _native(str(exe), how)
+    assert native.returncode == -sig
+    capture = tmp_path / "crash.lt"
+    done = leaktrace("run", "-o", str(capture), "--", str(exe), how, cwd=tmp_path)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == -sig, done.stderr  # leaktrace run dies of it too
+    assert done.stdout == native.stdout == f"about to die: {how}\n"
+    assert f"was killed by {signal.Signals(sig).name}" in done.stderr
+    assert "LEAK SUMMARY" in done.stderr
+    report = json_report(capture)
+    # The scan ran from the signal handler: leak kinds, not just live blocks.
+    assert report["summary"]["definitely_lost"] == {"bytes": 300, "blocks": 3}
+    [leak] = records_from(report, "crash.c", "crash")
+    assert (leak["bytes"], leak["blocks"]) == (300, 3)
+    assert report["counters"]["fatal_signal"] == sig
+
+
+PYTHON_CATCHES_CTRL_C = """
+import os, signal, time
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("caught KeyboardInterrupt")
+finally:
+    print("finally ran")
+print(signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+      signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+"""
+
+
+def test_python_gets_its_keyboard_interrupt(tmp_path: Path) -> None:
+    native = _native(sys.executable, "-c", PYTHON_CATCHES_CTRL_C)
+    done = leaktrace("run", "-o", str(tmp_path / "py.lt"), "--", sys.executable, "-c",
+                     PYTHON_CATCHES_CTRL_C, cwd=tmp_path)
+    assert native.stdout == "caught KeyboardInterrupt\nfinally ran\nTrue True\n"
+    assert native.returncode == 0
+    assert (done.returncode, done.stdout) == (native.returncode, native.stdout)
+    assert (tmp_path / "py.lt").exists()
+
+
+SIGNAL_VIEW = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+static void handler(int sig) { printf("handler %d\n", sig); }
+int main(void)
+{
+    int sigs[] = { SIGINT, SIGTERM, SIGSEGV, SIGHUP };
+    for (int i = 0; i < 4; i++) {
+        struct sigaction old;
+        sigaction(sigs[i], NULL, &old);
+        int dfl = old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO);
+        printf("%d default=%d\n", sigs[i], dfl);
+    }
+    printf("signal returns default=%d\n", signal(SIGTERM, handler) == SIG_DFL);
+    raise(SIGTERM);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    struct sigaction old;
+    sigaction(SIGTERM, &dfl, &old);
+    printf("own handler back=%d\n", old.sa_handler == handler);
+    signal(SIGHUP, SIG_IGN);
+    raise(SIGHUP); /* ignored, as the program asked */
+    printf("still here\n");
+    return 3;
+}
+"""
+
+
+def test_the_program_sees_its_own_signal_dispositions(tmp_path: Path) -> None:
+    exe = compile_source(tmp_path, "signal_view.c", SIGNAL_VIEW, "-O2")
+    native = _native(str(exe))
+    done = leaktrace("run", "-o", str(tmp_path / "view.lt"), "--", str(exe), cwd=tmp_path)
+    assert native.returncode == 3 and "handler 15\n" in native.stdout
+    assert (done.returncode, done.stdout) == (native.returncode, native.stdout)
+
+
+CONSTRUCTOR_LIBRARY = """
+#include <stdlib.h>
+void *volatile library_sink;
+__attribute__((constructor)) static void library_init(void)
+{
+    library_sink = malloc(1000); /* ctor-leak */
+    library_sink = NULL;
+}
+int library_answer(void) { return 42; }
+"""
+CONSTRUCTOR_MAIN = """
+#include <stdio.h>
+int library_answer(void);
+int main(void) { printf("%d\\n", library_answer()); return 0; }
+"""
+
+
+def test_allocations_of_library_constructors_are_traced(tmp_path: Path) -> None:
+    library = compile_source(tmp_path, "libctor.c", CONSTRUCTOR_LIBRARY, "-shared", "-fPIC",
+                             "-O2")
+    library.rename(tmp_path / "libctor.so")
+    exe = compile_source(tmp_path, "ctor_main.c", CONSTRUCTOR_MAIN, f"-L{tmp_path}", "-lctor",
+                         f"-Wl,-rpath,{tmp_path}")
+    done = leaktrace("run", "-o", str(tmp_path / "ctor.lt"), "--", str(exe), cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "42\n"), done.stderr
+    report = json_report(tmp_path / "ctor.lt")
+    line = marker_line(CONSTRUCTOR_LIBRARY, "ctor-leak")
+    leaks = [r for r in report["records"] if r["leak_kind"] == "definitely lost"
+             and any(f.get("file", "").endswith("libctor.c") and f.get("line") == line
+                     for f in r["frames"])]
+    assert [(r["bytes"], r["blocks"]) for r in leaks] == [(1000, 1)]
+
+
+NON_PIE = """
+#include <stdio.h>
+#include <stdlib.h>
+void *(*volatile allocate)(size_t) = malloc; /* malloc's address: the PLT stub's in non-PIE */
+void *volatile sink;
+int main(void)
+{
+    sink = allocate(123); /* non-pie-leak */
+    sink = NULL;
+    puts("done");
+    return 4;
+}
+"""
+
+
+def test_non_pie_program_that_takes_mallocs_address_is_traced(tmp_path: Path) -> None:
+    exe = compile_source(tmp_path, "nonpie.c", NON_PIE, "-O0", "-fno-pic", "-no-pie")
+    done = leaktrace("run", "-o", str(tmp_path / "nonpie.lt"), "--", str(exe), cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (4, "done\n"), done.stderr
+    report = json_report(tmp_path / "nonpie.lt")
+    assert report["summary"]["definitely_lost"] == {"bytes": 123, "blocks": 1}
+
+
+OWN_ALLOCATOR = """
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+static char *arena, *next;
+void *malloc(size_t n)
+{
+    if (!arena) next = arena = mmap(NULL, 64 << 20, PROT_READ | PROT_WRITE,
+                                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *p = next;
+    next += (n + 15) & ~(size_t)15;
+    return p;
+}
+void free(void *p) { (void)p; }
+void *calloc(size_t n, size_t m) { void *p = malloc(n * m); memset(p, 0, n * m); return p; }
+void *realloc(void *old, size_t n)
+{
+    void *p = malloc(n);
+    if (old) memcpy(p, old, n);
+    return p;
+}
+int main(void)
+{
+    void *volatile p = malloc(100);
+    (void)p;
+    puts("own allocator");
+    return 9;
+}
+"""
+
+
+def test_a_program_with_its_own_malloc_is_told_so_and_keeps_its_exit_code(tmp_path: Path) -> None:
+    exe = compile_source(tmp_path, "own_malloc.c", OWN_ALLOCATOR, "-O0")
+    done = leaktrace("run", "-o", str(tmp_path / "own.lt"), "--", str(exe), cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (9, "own allocator\n"), done.stderr
+    assert "Traceback" not in done.stderr
+    notes = json_report(tmp_path / "own.lt")["notes"]
+    assert any("the program defines its own malloc, free, calloc, realloc" in n
+               and "not traced" in n for n in notes), notes
+    assert "defines its own malloc" in done.stderr
