@@ -4,7 +4,7 @@
  *      │                                                          │   └─► TRACKING (--start=on-mtrace)
  *      │                                                          └─► OFF (a child that is not traced,
  *      │                                                                   or the tables could not be mapped)
- *      └──leaktrace_attach() (dlopen'd by `leaktrace attach`)──────────► COLLECTING
+ *      └──leaktrace_attach() (dlopen'd by `leaktrace attach`)──► OFF ──► COLLECTING
  *   COLLECTING ◄──► TRACKING      pause/resume, mtrace()/muntrace()
  *   COLLECTING, TRACKING ──► FINAL   the final capture is claimed: return from main, exit(),
  *                                     _exit(), a signal that kills the program
@@ -199,7 +199,7 @@ __attribute__((constructor)) static void leaktrace_constructor(void)
 /* Whatever an earlier attach recorded is forgotten; the collection window starts now. */
 void lt_reset_for_attach(void)
 {
-    atomic_store(&lt_state, LT_STATE_LOADED);
+    atomic_store(&lt_state, LT_STATE_OFF); /* hooks pass through until collecting starts */
     lt_blocks_reset();
     lt_regions_reset();
     lt_stacks_reset_totals();

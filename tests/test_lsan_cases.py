@@ -82,3 +82,15 @@ def test_case_summary_equals_valgrind(programs: Callable[[str], Path], tmp_path:
         assert ours["possibly_lost"] == (theirs["possibly_lost"][0] + 16 * blocks, blocks)
     del ours["possibly_lost"], theirs["possibly_lost"]
     assert ours == theirs
+
+
+def test_ten_runs_give_the_same_kinds(build_dir: Path, tmp_path: Path) -> None:
+    """Address layout changes from run to run (ASLR, thread timing): the verdicts must not."""
+    exe = compile_program("leak_cases.c", build_dir, "-O2", output="leak_cases-ten-runs")
+    summaries = []
+    for i in range(10):
+        work = tmp_path / str(i)
+        work.mkdir()
+        summaries.append(_summary(run_traced(exe, work=work).report))
+    assert all(s == summaries[0] for s in summaries), summaries
+    assert summaries[0]["definitely_lost"][1] > 0 and summaries[0]["indirectly_lost"][1] > 0

@@ -42,8 +42,8 @@ def test_a_fatal_signal_still_gives_a_report_and_the_same_death(build_dir: Path,
     report = json_report(capture)
     # The scan ran from the signal handler: leak kinds, not just live blocks.
     assert report["summary"]["definitely_lost"] == {"bytes": 300, "blocks": 3}
-    [leak] = records_from(report, "crash.c", "crash")
-    assert (leak["bytes"], leak["blocks"]) == (300, 3)
+    leaks = records_from(report, "crash.c", "crash")  # -O2 may unroll the loop: one per call
+    assert (sum(r["bytes"] for r in leaks), sum(r["blocks"] for r in leaks)) == (300, 3)
     assert report["counters"]["fatal_signal"] == sig
 
 
@@ -131,8 +131,10 @@ def test_allocations_of_library_constructors_are_traced(tmp_path: Path) -> None:
     library = compile_source(tmp_path, "libctor.c", CONSTRUCTOR_LIBRARY, "-shared", "-fPIC",
                              "-O2")
     library.rename(tmp_path / "libctor.so")
-    exe = compile_source(tmp_path, "ctor_main.c", CONSTRUCTOR_MAIN, f"-L{tmp_path}", "-lctor",
-                         f"-Wl,-rpath,{tmp_path}")
+    (tmp_path / "ctor_main.c").write_text(CONSTRUCTOR_MAIN)
+    exe = tmp_path / "ctor_main"
+    subprocess.run(["gcc", "-g", "-o", str(exe), str(tmp_path / "ctor_main.c"), f"-L{tmp_path}",
+                    "-lctor", f"-Wl,-rpath,{tmp_path}"], check=True, capture_output=True)
     done = leaktrace("run", "-o", str(tmp_path / "ctor.lt"), "--", str(exe), cwd=tmp_path)
     assert (done.returncode, done.stdout) == (0, "42\n"), done.stderr
     report = json_report(tmp_path / "ctor.lt")
