@@ -168,6 +168,18 @@ class FrameTotal:
 
 
 @dataclass
+class LoadedModule:
+    """An executable or shared library of the traced process (for exports that name
+    mappings, like pprof's): where it was loaded and its GNU build id."""
+
+    path: str
+    start: int
+    end: int
+    load_bias: int
+    build_id: str = ""  # hex; empty when unknown
+
+
+@dataclass
 class Report:
     source: str  # "leaktrace", "mtrace", "valgrind", ...
     program: str | None = None
@@ -189,6 +201,7 @@ class Report:
     scan: ScanInfo | None = None
     captured_when: str = "at exit"  # "at exit", "at detach", "at the on-demand report", ...
     suppressions_used: list[SuppressionUse] = field(default_factory=list)
+    modules: list[LoadedModule] = field(default_factory=list)  # empty when the source has none
 
     @property
     def scanned(self) -> bool:

@@ -20,7 +20,16 @@ from leaktrace.capture import format as fmt
 from leaktrace.capture import series
 from leaktrace.capture.reader import Capture, Stack, read_capture
 from leaktrace.leak_kinds import DEFINITELY_LOST
-from leaktrace.model import Block, Frame, KindTotal, LeakRecord, Report, ScanInfo, Summary
+from leaktrace.model import (
+    Block,
+    Frame,
+    KindTotal,
+    LeakRecord,
+    LoadedModule,
+    Report,
+    ScanInfo,
+    Summary,
+)
 from leaktrace.symbolize import Symbolizer
 
 
@@ -93,6 +102,8 @@ def build_report(capture: Capture, symbolizer: Symbolizer | None = None, *,
         mapped_regions=mapped_regions,
         scan=_scan_info(capture),
         captured_when=_captured_when(capture),
+        modules=[LoadedModule(m.path, m.start, m.end, m.load_bias, m.build_id.hex())
+                 for m in capture.modules],
     )
     report.build_seconds = time.monotonic() - started
     return report

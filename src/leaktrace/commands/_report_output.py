@@ -41,14 +41,21 @@ def render_report(
 ) -> str:
     """The report as text or JSON, through the renderers every leaktrace source shares.
     `leak_kinds`: the loss records to list (--show); None lists every kind."""
+    rendered = render_report_as(report, output_format, top=top, min_bytes=min_bytes,
+                                show_addresses=show_addresses, leak_kinds=leak_kinds,
+                                gen_suppressions=gen_suppressions)
+    assert isinstance(rendered, str), "binary formats go through render_report_as"
+    return rendered
+
+
+def render_report_as(
+    report: Report, output_format: str, *, top: int | None, min_bytes: int, show_addresses: bool,
+    leak_kinds: frozenset[str] | None = None, gen_suppressions: bool = False,
+) -> str | bytes:
+    """The report in any format of render/formats.py (pprof is bytes)."""
+    from leaktrace.render.formats import render_as
     from leaktrace.render.options import RenderOptions
 
     options = RenderOptions(top=top, min_bytes=min_bytes, show_addresses=show_addresses,
                             leak_kinds=leak_kinds, gen_suppressions=gen_suppressions)
-    if output_format == "json":
-        from leaktrace.render.json_report import render_json
-
-        return render_json(report, options)
-    from leaktrace.render.text import render_text
-
-    return render_text(report, options)
+    return render_as(report, output_format, options)

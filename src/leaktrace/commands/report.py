@@ -14,7 +14,8 @@ from leaktrace.commands._errors import CommandError, one_line_errors, warn
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._live_capture import request_capture
-from leaktrace.commands._report_output import render_options, render_report
+from leaktrace.commands._report_output import render_options, render_report_as
+from leaktrace.render.formats import write_output
 from leaktrace.sources.detect import load_any, sniff
 from leaktrace.suppressions import load_suppressions
 from leaktrace.suppressions.apply import apply_suppressions
@@ -29,6 +30,26 @@ def format_option(function: F) -> F:
     )(function)
 
 
+def report_format_option(function: F) -> F:
+    """--format with every report format (format_option is the text/json one other
+    commands share)."""
+    from leaktrace.render.formats import REPORT_FORMATS
+
+    return click.option(
+        "--format", "output_format", type=click.Choice(REPORT_FORMATS), default="text",
+        show_default=True,
+        help="text for people; json for tools (docs/json-report.md); folded, speedscope, "
+             "pprof for flame graphs and profilers; html for a browser (docs/exports.md).",
+    )(function)
+
+
+def output_file_option(function: F) -> F:
+    return click.option(
+        "-o", "--output", "output_file", type=click.Path(dir_okay=False, allow_dash=True),
+        default=None, help="Write the report to FILE instead of stdout.",
+    )(function)
+
+
 @click.command("report")
 @click.argument("capture_file", metavar="[FILE]", required=False)
 @click.option("--pid", type=click.IntRange(min=1), default=None,
@@ -37,13 +58,15 @@ def format_option(function: F) -> F:
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False), default=None,
               help="Also draw live bytes over time of the top backtraces (.svg, or .png with "
                    "matplotlib installed).")
-@format_option
+@report_format_option
+@output_file_option
 @render_options
 @leak_kind_options
 @leak_gate_options
 @one_line_errors
 def report_command(capture_file: str | None, pid: int | None, plot_file: str | None,
-                   output_format: str, top: int | None, min_bytes: int,
+                   output_format: str, output_file: str | None, top: int | None,
+                   min_bytes: int,
                    show_addresses: bool, show_kinds: frozenset[str],
                    suppression_files: tuple[str, ...], no_default_suppressions: bool,
                    gen_suppressions: bool, fail_on_leak: int | None,
@@ -63,10 +86,10 @@ def report_command(capture_file: str | None, pid: int | None, plot_file: str | N
         loaded = load_capture_report(capture_file, with_addresses=show_addresses)
         report = loaded.report
     apply_suppressions(report, suppressions)
-    text = render_report(report, output_format, top=top, min_bytes=min_bytes,
-                         show_addresses=show_addresses, leak_kinds=show_kinds,
-                         gen_suppressions=gen_suppressions)
-    click.echo(text, nl=False)
+    rendered = render_report_as(report, output_format, top=top, min_bytes=min_bytes,
+                                show_addresses=show_addresses, leak_kinds=show_kinds,
+                                gen_suppressions=gen_suppressions)
+    write_output(rendered, output_file)
     if plot_file is not None:
         if loaded is None:
             raise CommandError("--plot needs a leaktrace capture (it plots its snapshot series)")

@@ -16,9 +16,9 @@ from leaktrace.analyze.since_previous import parse_capture_name
 from leaktrace.commands._errors import one_line_errors, warn
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
-from leaktrace.commands._report_output import render_options, render_report
+from leaktrace.commands._report_output import render_options, render_report_as
 from leaktrace.commands._trace_options import interval_option, max_depth_option, output_option
-from leaktrace.commands.report import format_option
+from leaktrace.commands.report import report_format_option
 from leaktrace.errors import LeaktraceError
 from leaktrace.exit_codes import USAGE_ERROR
 from leaktrace.launcher.environment import launch_environment, start_mode
@@ -35,6 +35,7 @@ from leaktrace.launcher.supervise import (
     signal_description,
 )
 from leaktrace.render.capture_changes import numbered_capture_line
+from leaktrace.render.formats import BINARY_FORMATS, write_output
 from leaktrace.shim_library import find_shim_library
 from leaktrace.suppressions import load_suppressions
 from leaktrace.suppressions.apply import apply_suppressions
@@ -53,7 +54,7 @@ from leaktrace.suppressions.apply import apply_suppressions
 @click.option("--start", "start", type=click.Choice(["at-load", "on-mtrace"]), default=None,
               help="Record from the start (at-load, the default; also MEMLEAK_CONFIG="
                    "mtraceinit) or from the program's first mtrace() call (on-mtrace).")
-@format_option
+@report_format_option
 @render_options
 @leak_kind_options
 @leak_gate_options
@@ -72,6 +73,9 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     (the report is printed first; a shell shows 128+N), or with --leak-exit-code when
     --fail-on-leak is exceeded.
     """
+    if output_format in BINARY_FORMATS and report_file is None:
+        raise LeaktraceError(f"--format {output_format} is binary: give --report-file FILE "
+                             "(the report goes to stderr otherwise)")
     shim = str(find_shim_library())
     # Read before the run: a bad suppression file should not cost a whole run.
     suppressions = load_suppressions(suppression_files, with_defaults=not no_default_suppressions)
@@ -115,10 +119,10 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         warn(str(e))
         _end_unchecked(returncode)
     apply_suppressions(report, suppressions)
-    text = render_report(report, output_format, top=top, min_bytes=min_bytes,
-                         show_addresses=show_addresses, leak_kinds=show_kinds,
-                         gen_suppressions=gen_suppressions)
-    _emit_report(text, report_file)
+    rendered = render_report_as(report, output_format, top=top, min_bytes=min_bytes,
+                                show_addresses=show_addresses, leak_kinds=show_kinds,
+                                gen_suppressions=gen_suppressions)
+    _emit_report(rendered, report_file)
     click.echo(f"leaktrace: capture saved to {capture}", err=True)
     click.echo(f"leaktrace: to see it again: leaktrace report {shlex.quote(capture)}", err=True)
     _list_numbered_captures(pid, notices)
@@ -186,15 +190,12 @@ def _check_writable_dir(directory: str, what: str) -> None:
                              "writable")
 
 
-def _emit_report(text: str, report_file: str | None) -> None:
+def _emit_report(text: str | bytes, report_file: str | None) -> None:
     if report_file is None:
-        click.echo(text, nl=False, err=True)
-    elif report_file == "-":
-        click.echo(text, nl=False)
+        write_output(text, None, stream="stderr")
     else:
         try:
-            with open(report_file, "w", encoding="utf-8") as f:
-                f.write(text)
+            write_output(text, report_file)
         except OSError as e:
             raise LeaktraceError(f"cannot write the report to {report_file}: "
                                  f"{e.strerror or e}") from None

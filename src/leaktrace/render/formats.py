@@ -1,0 +1,60 @@
+"""Every report format by name, and writing one to stdout or a file: text and JSON for
+people and tools, folded/speedscope/pprof for profilers, HTML for a browser."""
+
+from __future__ import annotations
+
+import sys
+
+from leaktrace.errors import LeaktraceError
+from leaktrace.model import Report
+from leaktrace.render.options import RenderOptions
+
+# Formats any leak report can be rendered in (report, run, attach, diff of one side, merge).
+REPORT_FORMATS = ["text", "json", "folded", "speedscope", "pprof"]
+BINARY_FORMATS = frozenset({"pprof"})
+
+
+def render_as(report: Report, output_format: str, options: RenderOptions) -> str | bytes:
+    if output_format == "json":
+        from leaktrace.render.json_report import render_json
+
+        return render_json(report, options)
+    if output_format == "folded":
+        from leaktrace.render.folded import render_folded
+
+        return render_folded(report, options)
+    if output_format == "speedscope":
+        from leaktrace.render.speedscope import render_speedscope
+
+        return render_speedscope(report, options)
+    if output_format == "pprof":
+        from leaktrace.render.pprof import render_pprof
+
+        return render_pprof(report, options)
+    from leaktrace.render.text import render_text
+
+    return render_text(report, options)
+
+
+def write_output(data: str | bytes, path: str | None, *, stream: str = "stdout") -> None:
+    """To `path` ('-' or None: to `stream`, stdout or stderr). Binary data is never written
+    to a terminal: it would only garble it."""
+    if path is not None and path != "-":
+        if isinstance(data, bytes):
+            with open(path, "wb") as binary:
+                binary.write(data)
+        else:
+            with open(path, "w", encoding="utf-8") as text:
+                text.write(data)
+        return
+    out = sys.stdout if stream == "stdout" else sys.stderr
+    if isinstance(data, bytes):
+        if out.isatty():
+            raise LeaktraceError("this format is binary: write it to a file with -o FILE, "
+                                 "or pipe it")
+        out.flush()
+        out.buffer.write(data)
+        out.buffer.flush()
+    else:
+        out.write(data)
+        out.flush()

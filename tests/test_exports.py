@@ -1,0 +1,137 @@
+"""--format folded, speedscope and pprof (and -o FILE) on captures of a real leaking program:
+the numbers the tools read back are the leaks export_leaks.c made."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+from export_helpers import (
+    BIG_BYTES,
+    build,
+    capture,
+    definitely_lost,
+    name_bytes,
+    run_tool,
+    small_bytes,
+    tool,
+)
+from leakharness import assert_one_line_error, leaktrace, marker_line
+
+COUNT = 5
+ROOT = "_start;__libc_start_main;__libc_start_call_main;main;below;make_leaks"
+SCHEMA = Path(__file__).parent / "data" / "speedscope-file-format-schema.json"
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("exports")
+
+
+@pytest.fixture(scope="module")
+def leaks(work: Path) -> Path:
+    return capture(build(work), COUNT, work)
+
+
+def report(*args: str) -> str:
+    done = leaktrace("report", *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_folded_lines_are_exact(leaks: Path) -> None:
+    assert report(str(leaks), "--format", "folded").splitlines() == sorted([
+        f"{ROOT};keep_names;copy_name_[i] {name_bytes(COUNT)}",
+        f"{ROOT};leak_big {BIG_BYTES}",
+        f"{ROOT};leak_small {small_bytes(COUNT)}",
+    ])
+
+
+def test_folded_follows_show_and_min_bytes(leaks: Path) -> None:
+    every = report(str(leaks), "--format", "folded", "--show", "all").splitlines()
+    assert f"{ROOT} 64" in every and len(every) == 4  # the still reachable config
+    assert report(str(leaks), "--format", "folded", "--min-bytes", "500").splitlines() == [
+        f"{ROOT};leak_big {BIG_BYTES}"]
+
+
+def test_every_format_goes_to_a_file_with_o(leaks: Path, work: Path) -> None:
+    for output_format in ("text", "json", "folded", "speedscope", "pprof"):
+        out = work / f"report.{output_format}"
+        done = leaktrace("report", str(leaks), "--format", output_format, "-o", str(out))
+        assert done.returncode == 0 and done.stdout == "", done.stderr
+        assert out.stat().st_size > 0
+    assert json.loads((work / "report.json").read_text())["summary"]["definitely_lost"] == {
+        "bytes": definitely_lost(COUNT), "blocks": 2 * COUNT + 2}
+
+
+def test_speedscope_matches_the_published_schema(leaks: Path) -> None:
+    document = json.loads(report(str(leaks), "--format", "speedscope"))
+    jsonschema.validate(document, json.loads(SCHEMA.read_text()))
+    leaked, allocated = document["profiles"]
+    assert leaked["unit"] == "bytes"
+    assert sum(leaked["weights"]) == leaked["endValue"] == definitely_lost(COUNT)
+    names = [f["name"] for f in document["shared"]["frames"]]
+    paths = {tuple(names[i] for i in stack): weight
+             for stack, weight in zip(leaked["samples"], leaked["weights"], strict=True)}
+    assert paths[(*ROOT.split(";"), "leak_small")] == small_bytes(COUNT)
+    assert paths[(*ROOT.split(";"), "keep_names", "copy_name (inlined)")] == \
+        name_bytes(COUNT)
+    assert sum(allocated["weights"]) == definitely_lost(COUNT)  # nothing was ever freed
+
+
+def _go_env(work: Path) -> dict[str, str]:
+    return {**os.environ, "HOME": str(work), "GOCACHE": str(work / "gocache"),
+            "GOPATH": str(work / "gopath"), "GOFLAGS": ""}
+
+
+def test_go_pprof_reads_the_profile(leaks: Path, work: Path) -> None:
+    go = tool("go", "golang-go")
+    profile = work / "leaks.pb.gz"
+    report(str(leaks), "--format", "pprof", "-o", str(profile))
+    top = run_tool(go, "tool", "pprof", "-top", str(profile), env=_go_env(work))
+    assert top.returncode == 0, top.stderr
+    assert "Type: inuse_space" in top.stdout
+    flat = {m[1]: m[0] for m in re.findall(
+        r"^\s*(\S+)\s+\S+%\s+\S+%\s+\S+\s+\S+%\s+(\S+(?: \(inline\))?)\s*$", top.stdout, re.M)}
+    assert flat["leak_small"] == f"{small_bytes(COUNT)}B"
+    assert flat["copy_name (inline)"] == f"{name_bytes(COUNT)}B"  # pprof saw the inlining
+    assert flat["leak_big"] == f"{BIG_BYTES}B"
+    assert flat["main"] == "0"
+    raw = run_tool(go, "tool", "pprof", "-raw", str(profile), env=_go_env(work))
+    samples = re.findall(r"^\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+):", raw.stdout, re.M)
+    assert sum(int(s[1]) for s in samples) == definitely_lost(COUNT)
+    assert sum(int(s[0]) for s in samples) == 2 * COUNT + 2
+    assert re.search(r"/export_leaks-O2 [0-9a-f]{40} \[FN\]\[FL\]\[LN\]\[IN\]", raw.stdout)
+
+
+def test_go_pprof_traces_show_file_line_and_inlining(leaks: Path, work: Path) -> None:
+    go = tool("go", "golang-go")
+    profile = work / "traces.pb.gz"
+    report(str(leaks), "--format", "pprof", "-o", str(profile))
+    traces = run_tool(go, "tool", "pprof", "-traces", "-lines", str(profile), env=_go_env(work))
+    assert traces.returncode == 0, traces.stderr
+    small = marker_line("export_leaks.c", "small")
+    assert re.search(rf"{small_bytes(COUNT)}B\s+leak_small \S*export_leaks.c:{small}\n",
+                     traces.stdout), traces.stdout
+    names = marker_line("export_leaks.c", "copy_name")
+    call = marker_line("export_leaks.c", "keep_names")
+    assert re.search(rf"{name_bytes(COUNT)}B\s+copy_name \S*export_leaks.c:{names} \(inline\)\n"
+                     rf"\s+keep_names \S*export_leaks.c:{call}\n", traces.stdout), traces.stdout
+
+
+def test_run_writes_any_format_to_its_report_file(work: Path) -> None:
+    exe = build(work)
+    folded = work / "run.folded"
+    done = leaktrace("run", "-o", str(work / "run.lt"), "--format", "folded",
+                     "--report-file", str(folded), "--", str(exe), "2", cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert f"{ROOT};leak_small {small_bytes(2)}" in folded.read_text().splitlines()
+
+
+def test_run_refuses_a_binary_format_on_stderr(work: Path) -> None:
+    done = leaktrace("run", "--format", "pprof", "--", "/bin/true", cwd=work)
+    assert_one_line_error(done, "--report-file")
