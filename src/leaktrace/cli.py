@@ -11,9 +11,11 @@ import click
 
 from leaktrace.commands.attach import attach_command
 from leaktrace.commands.detach import detach_command
+from leaktrace.commands.diff import diff_command
 from leaktrace.commands.dump import dump_command
 from leaktrace.commands.growth import growth_command
 from leaktrace.commands.mem import mem_command
+from leaktrace.commands.merge import merge_command
 from leaktrace.commands.mtrace import mtrace_command
 from leaktrace.commands.ps import ps_command
 from leaktrace.commands.report import report_command
@@ -76,3 +78,5 @@ main.add_command(scan_command)
 main.add_command(shell_command)
 main.add_command(attach_command)
 main.add_command(detach_command)
+main.add_command(diff_command)
+main.add_command(merge_command)

@@ -142,7 +142,7 @@ def _backtrace(record: LeakRecord, options: RenderOptions) -> list[str]:
                      "stack table was full)")
     width = len(str(len(record.frames) - 1))
     for number, frame in enumerate(record.frames):
-        lines.append(f"    {_frame_line(number, width, frame, options.show_addresses)}")
+        lines.append(f"    {frame_line(number, width, frame, options.show_addresses)}")
     if options.gen_suppressions:
         lines += _suppression_entry(record, options)
     return lines
@@ -277,7 +277,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
-def _frame_line(number: int, width: int, frame: Frame, show_address: bool) -> str:
+def frame_line(number: int, width: int, frame: Frame, show_address: bool) -> str:
     module = os.path.basename(frame.module) if frame.module else None
     parts = [f"#{number:<{width}}"]
     if show_address:

@@ -1,0 +1,139 @@
+"""`leaktrace diff` and `leaktrace merge` on real runs of export_leaks.c with different leak
+counts, from two builds of it (different code addresses, different load addresses)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from export_helpers import BIG_BYTES, build, capture, definitely_lost, name_bytes, small_bytes
+from leakharness import assert_one_line_error, compile_program, leaktrace
+
+ROOT = "_start;__libc_start_main;__libc_start_call_main;main;below;make_leaks"
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("diff")
+
+
+@pytest.fixture(scope="module")
+def runs(work: Path) -> dict[int, Path]:
+    """Leak counts 0 and 2 from one build, 5 from a rebuild whose code sits elsewhere."""
+    exe = build(work)
+    rebuilt = compile_program("export_leaks.c", work, output="export_leaks_rebuilt",
+                              extra=[f"-I{Path(__file__).parent / 'programs'}",
+                                     "-DSHIFT_CODE"])
+    return {0: capture(exe, 0, work), 2: capture(exe, 2, work), 5: capture(rebuilt, 5, work)}
+
+
+def run_json(*args: str) -> dict[str, Any]:
+    done = leaktrace(*args, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    document: dict[str, Any] = json.loads(done.stdout)
+    return document
+
+
+def by_function(stacks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each stack by its innermost frame's function."""
+    return {s["frames"][0]["function"]: s for s in stacks}
+
+
+def test_the_rebuild_moved_the_code(runs: dict[int, Path]) -> None:
+    def offset(path: Path) -> int:
+        report = run_json("report", str(path))
+        [small] = [r for r in report["records"] if r["frames"][0]["function"] == "leak_small"]
+        return int(small["frames"][0]["offset"])
+
+    assert offset(runs[2]) != offset(runs[5])  # so the match below is by name, not address
+
+
+def test_diff_json_matches_stacks_across_builds(runs: dict[int, Path]) -> None:
+    diff = run_json("diff", str(runs[2]), str(runs[5]))
+    stacks = by_function(diff["stacks"])
+    assert set(stacks) == {"leak_small", "leak_big", "copy_name"}
+    small = stacks["leak_small"]
+    assert (small["status"], small["before"], small["after"], small["change"]) == (
+        "grew", {"bytes": small_bytes(2), "blocks": 2}, {"bytes": small_bytes(5), "blocks": 5},
+        {"bytes": small_bytes(3), "blocks": 3})
+    assert stacks["copy_name"]["change"] == {"bytes": name_bytes(3), "blocks": 3}
+    assert stacks["copy_name"]["frames"][0]["inlined"] is True
+    big = stacks["leak_big"]
+    assert (big["status"], big["after"]["bytes"]) == ("same", BIG_BYTES)
+    assert diff["total"] == {
+        "before": {"bytes": definitely_lost(2), "blocks": 2 + 2 + 2},
+        "after": {"bytes": definitely_lost(5), "blocks": 5 + 2 + 5},
+        "change": {"bytes": definitely_lost(5) - definitely_lost(2), "blocks": 6}}
+    assert diff["before"]["capture_path"] == str(runs[2])
+    assert diff["stacks"][0]["frames"][0]["function"] == "leak_small"  # largest change first
+
+
+def test_diff_new_and_gone_stacks(runs: dict[int, Path]) -> None:
+    grown = by_function(run_json("diff", str(runs[0]), str(runs[5]))["stacks"])
+    assert grown["leak_small"]["status"] == "new"
+    assert grown["leak_small"]["before"] == {"bytes": 0, "blocks": 0}
+    assert grown["leak_small"]["stack_ids_before"] == []
+    shrunk = by_function(run_json("diff", str(runs[5]), str(runs[0]))["stacks"])
+    assert shrunk["copy_name"]["status"] == "gone"
+    assert shrunk["copy_name"]["change"] == {"bytes": -name_bytes(5), "blocks": -5}
+
+
+def test_diff_text(runs: dict[int, Path], work: Path) -> None:
+    out = work / "diff.txt"
+    done = leaktrace("diff", str(runs[2]), str(runs[5]), "-o", str(out))
+    assert done.returncode == 0 and done.stdout == "", done.stderr
+    text = out.read_text()
+    assert "stacks: 2 grew, 0 shrank, 0 new, 0 gone, 1 unchanged" in text
+    assert "GREW +72 bytes (+3 blocks): 48 bytes in 2 blocks -> 120 bytes in 5 blocks" in text
+    assert "#0  copy_name (inlined)" in text
+    assert "leak_big" not in text  # unchanged stacks only with --show-unchanged
+    everything = leaktrace("diff", str(runs[2]), str(runs[5]), "--show-unchanged").stdout
+    assert "SAME +0 bytes (+0 blocks)" in everything and "leak_big" in everything
+
+
+def test_diff_show_reachable(runs: dict[int, Path]) -> None:
+    stacks = run_json("diff", str(runs[2]), str(runs[5]), "--show", "reachable")["stacks"]
+    assert [(s["leak_kind"], s["status"], s["after"]["bytes"]) for s in stacks] == [
+        ("still reachable", "same", 64)]
+
+
+def test_merge_json_adds_up_and_keeps_each_process(runs: dict[int, Path]) -> None:
+    merged = run_json("merge", str(runs[2]), str(runs[5]))
+    assert merged["summary"]["definitely_lost"] == {
+        "bytes": definitely_lost(2) + definitely_lost(5), "blocks": 6 + 12}
+    pids = [m["pid"] for m in merged["merged_from"]]
+    assert [m["definitely_lost"]["bytes"] for m in merged["merged_from"]] == [
+        definitely_lost(2), definitely_lost(5)]
+    [small] = [r for r in merged["records"] if r["frames"][0]["function"] == "leak_small"]
+    assert (small["bytes"], small["blocks"]) == (small_bytes(7), 7)
+    assert small["by_process"] == [
+        {"source": 0, "pid": pids[0], "bytes": small_bytes(2), "blocks": 2},
+        {"source": 1, "pid": pids[1], "bytes": small_bytes(5), "blocks": 5}]
+    [big] = [r for r in merged["records"] if r["frames"][0]["function"] == "leak_big"]
+    assert big["bytes"] == 2 * BIG_BYTES  # two call sites of each run, one backtrace by name
+    assert merged["notes"][0] == f"merged from 2 reports: pid {pids[0]}, pid {pids[1]}"
+
+
+def test_merge_renders_any_format(runs: dict[int, Path], work: Path) -> None:
+    out = work / "merged.folded"
+    done = leaktrace("merge", str(runs[2]), str(runs[5]), str(runs[0]), "--format", "folded",
+                     "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert sorted(out.read_text().splitlines()) == sorted([
+        f"{ROOT};keep_names;copy_name_[i] {name_bytes(7)}",
+        f"{ROOT};leak_big {3 * BIG_BYTES}",
+        f"{ROOT};leak_small {small_bytes(7)}"])
+    text = leaktrace("merge", str(runs[2]), str(runs[5])).stdout
+    assert "== Processes merged ==" in text
+    assert f"definitely lost: {definitely_lost(2) + definitely_lost(5):,} bytes in 18 blocks" \
+        in text
+
+
+def test_bad_inputs_are_one_line_errors(runs: dict[int, Path], work: Path) -> None:
+    assert_one_line_error(leaktrace("diff", str(runs[2]), str(work / "missing.lt")),
+                          "missing.lt")
+    junk = work / "junk.lt"
+    junk.write_text("not a capture\n")
+    assert_one_line_error(leaktrace("merge", str(runs[2]), str(junk)), "junk.lt")
