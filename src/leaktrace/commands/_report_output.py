@@ -5,11 +5,14 @@ the common text and JSON renderers."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from leaktrace.model import Report
+
+if TYPE_CHECKING:
+    from leaktrace.render.html_report import Timeline
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,11 +54,13 @@ def render_report(
 def render_report_as(
     report: Report, output_format: str, *, top: int | None, min_bytes: int, show_addresses: bool,
     leak_kinds: frozenset[str] | None = None, gen_suppressions: bool = False,
+    timeline: Timeline | None = None,
 ) -> str | bytes:
-    """The report in any format of render/formats.py (pprof is bytes)."""
+    """The report in any format of render/formats.py (pprof is bytes); `timeline` is the
+    growth section of the HTML page."""
     from leaktrace.render.formats import render_as
     from leaktrace.render.options import RenderOptions
 
     options = RenderOptions(top=top, min_bytes=min_bytes, show_addresses=show_addresses,
                             leak_kinds=leak_kinds, gen_suppressions=gen_suppressions)
-    return render_as(report, output_format, options)
+    return render_as(report, output_format, options, timeline)

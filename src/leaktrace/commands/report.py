@@ -11,6 +11,7 @@ import click
 
 from leaktrace.commands._capture_report import CaptureReport, load_capture_report
 from leaktrace.commands._errors import CommandError, one_line_errors, warn
+from leaktrace.commands._html_timeline import html_timeline
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._live_capture import request_capture
@@ -86,9 +87,10 @@ def report_command(capture_file: str | None, pid: int | None, plot_file: str | N
         loaded = load_capture_report(capture_file, with_addresses=show_addresses)
         report = loaded.report
     apply_suppressions(report, suppressions)
+    timeline = html_timeline(loaded) if output_format == "html" else None
     rendered = render_report_as(report, output_format, top=top, min_bytes=min_bytes,
                                 show_addresses=show_addresses, leak_kinds=show_kinds,
-                                gen_suppressions=gen_suppressions)
+                                gen_suppressions=gen_suppressions, timeline=timeline)
     write_output(rendered, output_file)
     if plot_file is not None:
         if loaded is None:

@@ -50,6 +50,8 @@ from leaktrace.suppressions.apply import apply_suppressions
               help="Also trace child processes; each writes its own capture.")
 @click.option("--report-file", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Write the report to this file ('-' for stdout) instead of stderr.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), default=None,
+              help="Also write the report as a self-contained HTML page to this file.")
 @interval_option
 @click.option("--start", "start", type=click.Choice(["at-load", "on-mtrace"]), default=None,
               help="Record from the start (at-load, the default; also MEMLEAK_CONFIG="
@@ -60,7 +62,8 @@ from leaktrace.suppressions.apply import apply_suppressions
 @leak_gate_options
 @one_line_errors
 def run_command(command: tuple[str, ...], output: str | None, max_depth: int | None,
-                follow_children: bool, report_file: str | None, interval: float | None,
+                follow_children: bool, report_file: str | None, html_file: str | None,
+                interval: float | None,
                 start: str | None, output_format: str,
                 top: int | None, min_bytes: int, show_addresses: bool,
                 show_kinds: frozenset[str], suppression_files: tuple[str, ...],
@@ -123,6 +126,11 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
                                 show_addresses=show_addresses, leak_kinds=show_kinds,
                                 gen_suppressions=gen_suppressions)
     _emit_report(rendered, report_file)
+    if html_file is not None:
+        page = render_report_as(report, "html", top=top, min_bytes=min_bytes,
+                                show_addresses=show_addresses, leak_kinds=show_kinds)
+        _emit_report(page, html_file)
+        click.echo(f"leaktrace: HTML report written to {html_file}", err=True)
     click.echo(f"leaktrace: capture saved to {capture}", err=True)
     click.echo(f"leaktrace: to see it again: leaktrace report {shlex.quote(capture)}", err=True)
     _list_numbered_captures(pid, notices)

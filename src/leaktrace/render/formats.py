@@ -4,17 +4,27 @@ people and tools, folded/speedscope/pprof for profilers, HTML for a browser."""
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from leaktrace.errors import LeaktraceError
 from leaktrace.model import Report
 from leaktrace.render.options import RenderOptions
 
-# Formats any leak report can be rendered in (report, run, attach, diff of one side, merge).
-REPORT_FORMATS = ["text", "json", "folded", "speedscope", "pprof"]
+if TYPE_CHECKING:
+    from leaktrace.render.html_report import Timeline
+
+# Formats any leak report can be rendered in (report, run, merge).
+REPORT_FORMATS = ["text", "json", "folded", "speedscope", "pprof", "html"]
 BINARY_FORMATS = frozenset({"pprof"})
 
 
-def render_as(report: Report, output_format: str, options: RenderOptions) -> str | bytes:
+def render_as(report: Report, output_format: str, options: RenderOptions,
+              timeline: Timeline | None = None) -> str | bytes:
+    """`timeline`: the growth section of the HTML page (other formats ignore it)."""
+    if output_format == "html":
+        from leaktrace.render.html_report import render_html
+
+        return render_html(report, options, timeline)
     if output_format == "json":
         from leaktrace.render.json_report import render_json
 

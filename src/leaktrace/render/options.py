@@ -54,3 +54,12 @@ def suppression_text(record: LeakRecord, options: RenderOptions) -> str | None:
     if options.linkage_names is None:
         options.linkage_names = LinkageNames()  # one symbol cache for the whole report
     return suppression_entry(record, options.linkage_names)
+
+
+def samples_selection(report: Report, options: RenderOptions) -> list[LeakRecord]:
+    """What a page that filters by itself needs (the HTML report): every record of every
+    leak kind that no suppression matched, largest first; --min-bytes and --top still apply
+    (they bound the page's size)."""
+    records = [r for r in display_order(x for x in report.records if x.suppressed_by is None)
+               if r.bytes >= options.min_bytes]
+    return records if options.top is None else records[: options.top]

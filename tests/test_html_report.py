@@ -1,0 +1,172 @@
+"""--format html in a real browser (headless Chromium): the numbers on the page are the JSON
+report's, search highlights frames, clicking a frame zooms, the views switch, the table
+filters, sorts and expands, the growth timeline appears for a capture with snapshots, and
+10,000 stacks stay under 2 MB. A screenshot is kept under the test's tmp directory."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser import Element, dom, find, screenshot
+from export_helpers import BIG_BYTES, build, capture, definitely_lost, name_bytes, small_bytes
+from leakharness import compile_program, leaktrace
+
+COUNT = 5
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("html")
+
+
+@pytest.fixture(scope="module")
+def leaks(work: Path) -> Path:
+    return capture(build(work), COUNT, work)
+
+
+@pytest.fixture(scope="module")
+def page(leaks: Path, work: Path) -> Path:
+    out = work / "leaks.html"
+    done = leaktrace("report", str(leaks), "--format", "html", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def frames(elements: list[Element]) -> list[Element]:
+    return find(elements, "div", "fr")
+
+
+def width(frame: Element) -> float:
+    match = re.search(r"width:([\d.]+)%", frame.attrs["style"])
+    assert match, frame.attrs
+    return float(match.group(1))
+
+
+def test_page_is_self_contained(page: Path) -> None:
+    text = page.read_text()
+    assert not re.search(r"<(script|link|img|iframe)[^>]*\s(src|href)=", text)
+    assert "@import" not in text and "url(" not in text and "fetch(" not in text
+
+
+def test_summary_numbers_are_the_json_reports(page: Path, leaks: Path, work: Path) -> None:
+    report: dict[str, Any] = json.loads(leaktrace("report", str(leaks), "--format",
+                                                  "json").stdout)
+    elements = dom(page)
+    rows = {r.attrs["data-kind"]: r for r in find(elements, "tr") if "data-kind" in r.attrs}
+    for kind in ("definitely lost", "indirectly lost", "possibly lost", "still reachable",
+                 "suppressed"):
+        [bytes_cell] = find(elements, "td", "bytes")[list(rows).index(kind):][:1]
+        [blocks_cell] = find(elements, "td", "blocks")[list(rows).index(kind):][:1]
+        expected = report["summary"][kind.replace(" ", "_")]
+        assert (int(bytes_cell.attrs["data-bytes"]), int(blocks_cell.attrs["data-blocks"])) \
+            == (expected["bytes"], expected["blocks"]), kind
+    assert "2,200 bytes" in rows["definitely lost"].text
+    assert report["summary"]["definitely_lost"]["bytes"] == definitely_lost(COUNT)
+    [all_frame] = find(elements, "div", "fr", data_name="all")
+    assert int(all_frame.attrs["data-value"]) == definitely_lost(COUNT)  # leaked bytes view
+    shot = screenshot(page, work / "leaks.png")
+    print(f"screenshot: {shot}")
+
+
+def test_search_highlights_the_matching_frames(page: Path) -> None:
+    elements = dom(page, "#drive=search:leak_small")
+    assert [f.attrs["data-name"] for f in frames(elements) if "match" in f.classes] == \
+        ["leak_small"]
+    [info] = find(elements, id="match-info")
+    assert int(info.attrs["data-matched"]) == small_bytes(COUNT)
+    elements = dom(page, "#drive=search:LEAK_")  # case-insensitive substring
+    assert sorted(f.attrs["data-name"] for f in frames(elements) if "match" in f.classes) == \
+        ["leak_big", "leak_small"]
+
+
+def test_clicking_a_frame_zooms_to_it(page: Path) -> None:
+    before = {f.attrs["data-name"]: f for f in frames(dom(page))}
+    assert width(before["keep_names"]) < 10 and "leak_big" in before
+    after = frames(dom(page, "#drive=click:keep_names"))
+    by_name = {f.attrs["data-name"]: f for f in after}
+    assert "zoomed" in by_name["keep_names"].classes
+    assert width(by_name["keep_names"]) == 100
+    assert width(by_name["copy_name"]) == 100 and "inl" in by_name["copy_name"].classes
+    assert "leak_big" not in by_name and "leak_small" not in by_name  # outside the zoom
+    assert "ancestor" in by_name["make_leaks"].classes  # the way back out
+    assert int(by_name["keep_names"].attrs["data-value"]) == name_bytes(COUNT)
+
+
+def test_views_switch_to_live_bytes_and_allocations(page: Path) -> None:
+    def total(fragment: str) -> int:
+        [root] = find(dom(page, fragment), "div", "fr", data_name="all")
+        return int(root.attrs["data-value"])
+
+    assert total("#drive=weight:live") == definitely_lost(COUNT) + 64  # + still reachable
+    assert total("#drive=weight:allocCount") == COUNT + 2 + COUNT + 1
+    assert total("#drive=weight:allocBytes") == definitely_lost(COUNT) + 64
+
+
+def test_table_filters_sorts_and_expands(page: Path, leaks: Path) -> None:
+    elements = dom(page, "#drive=filter:keep_names")
+    [count] = find(elements, id="record-count")
+    assert count.attrs["data-matching"] == "1"
+    [row] = find(elements, "tr", "rec")
+    assert "copy_name (inlined)" in row.text and f"{name_bytes(COUNT)}" in row.text
+    rows = find(dom(page, "#drive=sort:bytes"), "tr", "rec")  # second click: ascending
+    assert [int(r.attrs["data-bytes"]) for r in rows] == sorted(
+        [BIG_BYTES // 2, BIG_BYTES // 2, small_bytes(COUNT), name_bytes(COUNT), 64])
+    stack_id = row.attrs["data-stack"]
+    [stack] = find(dom(page, f"#drive=expand:{stack_id}"), "tr", "stack")
+    assert re.search(r"copy_name \(inlined\)\s+\S*export_leaks\.c:\d+.*keep_names", stack.text,
+                     re.S)
+
+
+def test_growth_timeline(work: Path) -> None:
+    exe = compile_program("slow_growth.c", work)
+    lt = work / "slow.lt"
+    done = leaktrace("run", "-o", str(lt), "--interval", "0.05", "--", str(exe), cwd=work)
+    assert lt.exists(), done.stderr
+    out = work / "slow.html"
+    assert leaktrace("report", str(lt), "--format", "html", "-o", str(out)).returncode == 0
+    elements = dom(out)
+    lines = find(elements, "polyline")
+    assert "total" in lines[0].classes and len(lines) >= 3
+    legend = {e.text for e in find(elements, "li") if "data-verdict" in e.attrs}
+    assert any("leak_step" in t and t.endswith("growing") for t in legend), legend
+    assert any("fill_cache" in t and t.endswith("plateaued") for t in legend), legend
+    total_points = lines[0].attrs["points"].split()
+    assert len(total_points) >= 5  # the start, the snapshots, the capture
+    screenshot(out, work / "slow.png", "1280,1600")
+
+
+def test_ten_thousand_stacks_stay_under_two_megabytes(work: Path) -> None:
+    exe = compile_program("many_stacks.c", work)
+    lt = work / "many.lt"
+    leaktrace("run", "-o", str(lt), "--", str(exe), cwd=work)
+    out = work / "many.html"
+    done = leaktrace("report", str(lt), "--format", "html", "--show", "all", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    records = json.loads(leaktrace("report", str(lt), "--format", "json", "--show",
+                                   "all").stdout)["records"]
+    assert len(records) >= 10_000
+    assert out.stat().st_size < 2_000_000
+    elements = dom(out)
+    [count] = find(elements, id="record-count")
+    assert int(count.attrs["data-matching"]) == len(records)
+    assert len(find(elements, "tr", "rec")) == 200  # the rest behind "show all"
+
+
+def test_no_timeline_without_snapshots(page: Path) -> None:
+    assert not find(dom(page), id="timeline-section")
+
+
+def test_run_writes_an_html_page_too(work: Path) -> None:
+    exe = build(work)
+    out = work / "run.html"
+    done = leaktrace("run", "-o", str(work / "run.lt"), "--html", str(out), "--", str(exe), "1",
+                     cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert f"HTML report written to {out}" in done.stderr
+    assert "definitely lost: " in done.stderr  # the text report still goes to stderr
+    [root] = find(dom(out), "div", "fr", data_name="all")
+    assert int(root.attrs["data-value"]) == definitely_lost(1)
