@@ -15,6 +15,7 @@ from leaktrace.model import Frame
 from leaktrace.symbolize.addr2line import run_addr2line
 from leaktrace.symbolize.batch_process import SymbolizerToolFailed
 from leaktrace.symbolize.debug_files import DEFAULT_DEBUG_ROOTS, find_debug_file
+from leaktrace.symbolize.debuginfod import DebuginfodClient
 from leaktrace.symbolize.elf_info import read_elf_info
 from leaktrace.symbolize.elf_symbols import ElfSymbolTable
 from leaktrace.symbolize.llvm_symbolizer import run_llvm_symbolizer
@@ -39,15 +40,19 @@ class Symbolizer:
 
     def __init__(self, *, tool: str | None = "auto",
                  debug_roots: tuple[str, ...] = DEFAULT_DEBUG_ROOTS,
-                 expected_build_ids: dict[str, bytes] | None = None) -> None:
+                 expected_build_ids: dict[str, bytes] | None = None,
+                 debuginfod: DebuginfodClient | str | None = "environment") -> None:
         """tool: "auto" (llvm-symbolizer, else addr2line), one of TOOLS by name, or None for
-        ELF symbol tables only."""
+        ELF symbol tables only. debuginfod: where to fetch debug info missing here; by default
+        the servers DEBUGINFOD_URLS names, if any."""
         self.tool_name, self.tool_path = self._find_tool(tool)
         self.debug_roots = debug_roots
         self.expected_build_ids = expected_build_ids or {}
         self.notes: list[str] = []
         self._cache: dict[Request, list[Frame]] = {}
         self._symbol_tables: dict[str, ElfSymbolTable] = {}
+        self.debuginfod = (DebuginfodClient.from_environment(note=self._note)
+                           if isinstance(debuginfod, str) else debuginfod)
         if tool and self.tool_path is None:
             wanted = "addr2line or llvm-symbolizer" if tool == "auto" else tool
             self._note(f"{wanted} not found (install llvm): function names come from ELF "
@@ -106,6 +111,8 @@ class Symbolizer:
             source = module
             if not info.has_dwarf:  # pass the separate debug file ourselves: same addresses
                 source = find_debug_file(module, info, self.debug_roots) or module
+                if source == module and self.debuginfod and info.build_id:
+                    source = self.debuginfod.debuginfo(info.build_id, module) or module
             try:
                 frames = TOOLS[self.tool_name](self.tool_path, source, ordered, module)
             except SymbolizerToolFailed as e:
