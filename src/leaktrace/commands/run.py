@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 import tempfile
 from typing import NoReturn
 
@@ -35,6 +36,7 @@ from leaktrace.launcher.supervise import (
     signal_description,
 )
 from leaktrace.render.capture_changes import numbered_capture_line
+from leaktrace.render.colors import colorize_report, use_color
 from leaktrace.render.formats import BINARY_FORMATS, write_output
 from leaktrace.shim_library import find_shim_library
 from leaktrace.suppressions import load_suppressions
@@ -125,6 +127,8 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     rendered = render_report_as(report, output_format, top=top, min_bytes=min_bytes,
                                 show_addresses=show_addresses, leak_kinds=show_kinds,
                                 gen_suppressions=gen_suppressions)
+    if output_format == "text" and report_file is None and use_color(sys.stderr):
+        rendered = colorize_report(str(rendered))
     _emit_report(rendered, report_file)
     if html_file is not None:
         page = render_report_as(report, "html", top=top, min_bytes=min_bytes,

@@ -1,0 +1,101 @@
+"""Terminal niceties: colour in the text report on a terminal only (NO_COLOR respected), shell
+completion as the README documents it, and the man pages generated from the CLI's help."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+from export_helpers import build, capture, tool
+from leakharness import LEAKTRACE, leaktrace
+
+ROOT = Path(__file__).resolve().parent.parent
+RED = "\x1b[1;31m"
+
+
+@pytest.fixture(scope="module")
+def leaks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("terminal")
+    return capture(build(work), 2, work)
+
+
+def on_terminal(*args: str, env: dict[str, str] | None = None) -> str:
+    environment = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    environment["TERM"] = "xterm"
+    child = pexpect.spawn(LEAKTRACE[0], [*LEAKTRACE[1:], *args], env={**environment,
+                          **(env or {})}, encoding="utf-8", timeout=120,
+                          dimensions=(50, 300))
+    child.expect(pexpect.EOF)
+    child.close()
+    return str(child.before)
+
+
+def test_colour_on_a_terminal(leaks: Path) -> None:
+    text = on_terminal("report", str(leaks))
+    assert f"{RED}2,000 bytes in 2 blocks are definitely lost" not in text  # one per record
+    assert f"{RED}1,000 bytes in 1 blocks are definitely lost in loss record" in text
+    assert "\x1b[1m== Summary ==\x1b[0m" in text
+    assert "#0  \x1b[1mleak_small\x1b[0m  " in text
+
+
+def test_no_colour_with_no_color_or_off_a_terminal(leaks: Path) -> None:
+    assert "\x1b[" not in on_terminal("report", str(leaks), env={"NO_COLOR": "1"})
+    assert "\x1b[" not in on_terminal("report", str(leaks), env={"TERM": "dumb"})
+    piped = leaktrace("report", str(leaks))
+    assert piped.returncode == 0 and "\x1b[" not in piped.stdout
+    assert "are definitely lost" in piped.stdout
+    assert "\x1b[" not in on_terminal("report", str(leaks), "--format", "json")
+
+
+def test_run_colours_its_report_on_a_terminal(leaks: Path) -> None:
+    exe = leaks.parent / "export_leaks-O2"
+    text = on_terminal("run", "-o", str(leaks.parent / "tty.lt"), "--", str(exe), "1")
+    assert f"{RED}1,000 bytes in 1 blocks are definitely lost" in text
+
+
+def _bash_completion(words: list[str]) -> list[str]:
+    """What bash offers after the README's completion line, for the words typed so far
+    (the last one being completed)."""
+    bash = tool("bash", "bash")
+    leaktrace_bin = Path(sys.executable).parent / "leaktrace"
+    script = (f'eval "$(_LEAKTRACE_COMPLETE=bash_source {leaktrace_bin})"\n'
+              f"COMP_WORDS=({' '.join(words)} ''); COMP_CWORD={len(words)}\n"
+              "_leaktrace_completion leaktrace  # bash passes the command name\n"
+              'printf "%s\\n" "${COMPREPLY[@]}"\n')
+    done = subprocess.run([bash, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": f"{leaktrace_bin.parent}:"
+                               f"{os.environ['PATH']}"})
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_bash_completion_offers_commands_and_formats() -> None:
+    assert {"diff", "merge", "report", "run"} <= set(_bash_completion(["leaktrace"]))
+    formats = _bash_completion(["leaktrace", "report", "x.lt", "--format"])
+    assert {"text", "json", "html", "pprof", "speedscope", "folded"} == set(formats)
+
+
+def test_man_pages_are_generated_from_the_cli(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_man_pages.py"),
+                           str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"})
+    assert done.returncode == 0, done.stderr
+    from leaktrace.cli import main
+
+    pages = {p.name for p in tmp_path.glob("*.1")}
+    assert pages == {"leaktrace.1"} | {f"leaktrace-{name}.1" for name in main.commands}
+    man = tool("man", "man-db")
+    rendered = subprocess.run([man, "-l", str(tmp_path / "leaktrace-report.1")],
+                              capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "MANWIDTH": "120", "MAN_KEEP_FORMATTING": ""})
+    assert rendered.returncode == 0, rendered.stderr
+    assert "leaktrace report [OPTIONS] [FILE]" in rendered.stdout
+    assert "[text|json|folded|speedscope|pprof|html]" in rendered.stdout
+    assert "2023-11-14" in rendered.stdout  # SOURCE_DATE_EPOCH
+    top = subprocess.run([man, "-l", str(tmp_path / "leaktrace.1")], capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "MANWIDTH": "120"}).stdout
+    assert "leaktrace-diff(1)" in top and "leaktrace-merge(1)" in top
