@@ -137,3 +137,24 @@ def test_bad_inputs_are_one_line_errors(runs: dict[int, Path], work: Path) -> No
     junk = work / "junk.lt"
     junk.write_text("not a capture\n")
     assert_one_line_error(leaktrace("merge", str(runs[2]), str(junk)), "junk.lt")
+
+
+def test_diff_html_in_a_browser(runs: dict[int, Path], work: Path) -> None:
+    from browser import dom, find
+
+    page = work / "diff.html"
+    done = leaktrace("diff", str(runs[0]), str(runs[5]), "--format", "html", "-o", str(page))
+    assert done.returncode == 0, done.stderr
+    elements = dom(page)
+    [total] = find(elements, id="diff-total")
+    assert (int(total.attrs["data-before"]), int(total.attrs["data-after"])) == (
+        definitely_lost(0), definitely_lost(5))
+    counts = {e.attrs["data-status"]: e.text for e in find(elements, "tr")
+              if "data-status" in e.attrs}
+    assert counts["new"].endswith("2") and counts["same"].endswith("1")  # small, names; big
+    [root] = find(elements, "div", "fr", data_name="all")
+    assert int(root.attrs["data-value"]) == small_bytes(5) + name_bytes(5)  # bytes gained
+    rows = find(elements, "tr", "rec")
+    assert [r.classes & {"new", "same"} for r in rows] == [{"new"}, {"new"}, {"same"}]
+    [gone_root] = find(dom(page, "#drive=weight:beforeBytes"), "div", "fr", data_name="all")
+    assert int(gone_root.attrs["data-value"]) == BIG_BYTES

@@ -18,9 +18,9 @@ from leaktrace.render.options import RenderOptions, selected_records
 @click.command("diff")
 @click.argument("before", type=click.Path(dir_okay=False))
 @click.argument("after", type=click.Path(dir_okay=False))
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]),
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "html"]),
               default="text", show_default=True,
-              help="text for people; json for tools (docs/exports.md).")
+              help="text for people; json for tools; html for a browser (docs/exports.md).")
 @output_file_option
 @click.option("--show", "show_kinds", type=LEAK_KINDS_TYPE,
               default=kind_list_text(DEFAULT_SHOWN), show_default=True,
@@ -47,6 +47,10 @@ def diff_command(before: str, after: str, output_format: str, output_file: str |
         from leaktrace.render.diff_json import render_diff_json
 
         write_output(render_diff_json(diff), output_file)
+    elif output_format == "html":
+        from leaktrace.render.diff_html import render_diff_html
+
+        write_output(render_diff_html(diff), output_file)
     else:
         from leaktrace.render.diff_text import render_diff_text
 

@@ -17,7 +17,7 @@ from importlib.resources import files
 from typing import Any
 
 from leaktrace.leak_kinds import LEAK_KINDS
-from leaktrace.model import Frame, Report
+from leaktrace.model import Frame, LeakRecord, Report
 from leaktrace.render.options import RenderOptions, samples_selection
 from leaktrace.render.stack_paths import frame_name, samples_of
 
@@ -40,13 +40,17 @@ class Timeline:
 
 
 def render_html(report: Report, options: RenderOptions, timeline: Timeline | None = None) -> str:
-    data = page_data(report, options, timeline)
+    return html_page(page_data(report, options, timeline), _program(report))
+
+
+def html_page(data: dict[str, Any], program: str) -> str:
+    """The page around `data` (page_data's layout)."""
     # "</" inside a script element would end it: JSON allows the escaped form.
     blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     assets = files("leaktrace.render") / "html"
     script = (assets / "report.js").read_text(encoding="utf-8")
     style = (assets / "report.css").read_text(encoding="utf-8")
-    title = html.escape(f"leaktrace: {_program(report)}")
+    title = html.escape(f"leaktrace: {program}")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{title}</title><style>{style}</style></head><body>"
@@ -59,8 +63,20 @@ def _program(report: Report) -> str:
     return os.path.basename(report.program) if report.program else report.source
 
 
-def page_data(report: Report, options: RenderOptions,
-              timeline: Timeline | None = None) -> dict[str, Any]:
+@dataclass
+class DiffSide:
+    """A record's other side in a diff page: what BEFORE had of the same backtrace."""
+
+    bytes: int
+    blocks: int
+    status: str  # new, gone, grew, shrank, same
+
+
+def page_data(report: Report, options: RenderOptions, timeline: Timeline | None = None, *,
+              records: list[LeakRecord] | None = None,
+              before: dict[int, DiffSide] | None = None) -> dict[str, Any]:
+    """`records` replaces the report's own (the diff page's one record per backtrace);
+    `before`, by id() of those records, makes it a diff page."""
     frames: list[list[Any]] = []
     frame_index: dict[tuple[Any, ...], int] = {}
     nodes: list[int] = []  # flat pairs: parent node (-1 for a root), frame
@@ -86,16 +102,20 @@ def page_data(report: Report, options: RenderOptions,
 
     kinds = list(LEAK_KINDS)
     apis: list[str] = []
-    records = []
-    for sample in samples_of(samples_selection(report, options)):
+    records_out: list[list[Any]] = []
+    chosen = samples_selection(report, options) if records is None else records
+    for sample in samples_of(chosen):
         r = sample.record
         if r.kind not in apis:
             apis.append(r.kind)
-        records.append([
+        records_out.append([
             leaf_node(sample.root_first), apis.index(r.kind),
             kinds.index(r.leak_kind) if r.leak_kind in kinds else -1,
             r.bytes, sample.bytes, r.blocks, sample.alloc_count, sample.alloc_bytes,
             r.loss_record or 0, r.stack_id, r.growth.verdict if r.growth else ""])
+        if before is not None:
+            side = before[id(r)]
+            records_out[-1] += [side.bytes, side.blocks, side.status]
     s = report.summary
     return {
         "facts": _facts(report),
@@ -112,8 +132,9 @@ def page_data(report: Report, options: RenderOptions,
         "apis": apis,
         "frames": frames,
         "nodes": nodes,
-        "records": records,
-        "recordsTotal": len(report.records),
+        "records": records_out,
+        "recordsTotal": len(report.records) if records is None else len(records),
+        "diff": before is not None,
         "timeline": None if timeline is None else {
             "total": timeline.total,
             "lines": [{"label": line.label, "verdict": line.verdict, "points": line.points}

@@ -1,5 +1,6 @@
 /* leaktrace HTML report: builds the page from the JSON in #leaktrace-data. No network, no
- * libraries. Sections: summary, icicle graph, loss records, growth timeline, facts.
+ * libraries. Sections: summary, icicle graph, loss records, growth timeline, facts. A diff
+ * page (D.diff) has each record's BEFORE side too: bytes gained, freed, before and after.
  * A URL hash "#drive=search:NAME;click:NAME;weight:VIEW;filter:TEXT;sort:COLUMN" replays
  * those actions after loading (the browser tests use it). */
 (function () {
@@ -36,14 +37,22 @@
   const frameWhere = (f) => (FR[f][1] ? FR[f][1] + (FR[f][2] ? ":" + FR[f][2] : "") : "");
 
   // Records: [leaf, api, leakKind, bytes, ownBytes, blocks, allocCount, allocBytes,
-  //           lossRecord, stackId, growthVerdict]
+  //           lossRecord, stackId, growthVerdict (, beforeBytes, beforeBlocks, status)]
   const R = D.records.map((r, i) => ({
     i, leaf: r[0], api: D.apis[r[1]], kind: r[2] < 0 ? null : D.kinds[r[2]], bytes: r[3],
     own: r[4], blocks: r[5], allocs: r[6], allocBytes: r[7], loss: r[8], id: r[9],
     growth: r[10], path: pathOf(r[0]),
+    before: D.diff ? r[11] : 0, beforeBlocks: D.diff ? r[12] : 0, status: D.diff ? r[13] : "",
   }));
   const shown = (r) => r.kind === null || D.shownKinds === null || D.shownKinds.includes(r.kind);
-  const WEIGHTS = {
+  const WEIGHTS = D.diff ? {
+    gained: { label: "bytes gained since BEFORE", of: (r) => Math.max(0, r.own - r.before),
+      bytes: true },
+    freed: { label: "bytes gone since BEFORE", of: (r) => Math.max(0, r.before - r.own),
+      bytes: true },
+    after: { label: "bytes in AFTER", of: (r) => r.own, bytes: true },
+    beforeBytes: { label: "bytes in BEFORE", of: (r) => r.before, bytes: true },
+  } : {
     leaked: { label: "leaked bytes", of: (r) => (shown(r) ? r.own : 0), bytes: true },
     live: { label: "live bytes", of: (r) => r.own, bytes: true },
     allocBytes: { label: "allocated bytes", of: (r) => r.allocBytes, bytes: true },
@@ -53,11 +62,28 @@
   /* ---- header and summary ---- */
   const program = D.facts.program ? D.facts.program.split("/").pop() : D.facts.source;
   document.title = "leaktrace: " + program;
-  const header = el("header", {}, el("h1", {}, "leaktrace report: " + program),
-    el("p", { class: "sub" }, (D.facts.pid ? "pid " + D.facts.pid + ", " : "") +
-      "memory still live " + D.facts.when));
+  const side = (s) => (s.capture || s.program || "") + (s.pid ? " (pid " + s.pid + ")" : "");
+  const header = D.diff ? el("header", {}, el("h1", {}, "leaktrace diff: " + program),
+    el("p", { class: "sub" }, "BEFORE: " + side(D.sides.before)),
+    el("p", { class: "sub" }, "AFTER: " + side(D.sides.after)))
+    : el("header", {}, el("h1", {}, "leaktrace report: " + program),
+      el("p", { class: "sub" }, (D.facts.pid ? "pid " + D.facts.pid + ", " : "") +
+        "memory still live " + D.facts.when));
 
+  function diffSummarySection() {
+    const total = (f) => R.reduce((a, r) => a + f(r), 0);
+    const before = total((r) => r.before), after = total((r) => r.own);
+    const statuses = ["grew", "shrank", "new", "gone", "same"].map((st) => el("tr",
+      { "data-status": st }, el("th", {}, st + ":"),
+      el("td", { class: "count" }, String(R.filter((r) => r.status === st).length))));
+    return el("section", { id: "summary-section" }, el("h2", {}, "What changed"),
+      el("p", { id: "diff-total", "data-before": before, "data-after": after },
+        "total: " + plural(before, "byte") + " \u2192 " + plural(after, "byte") + " (" +
+        (after >= before ? "+" : "") + num(after - before) + " bytes)"),
+      el("table", { id: "summary" }, el("tbody", {}, ...statuses)));
+  }
   function summarySection() {
+    if (D.diff) return diffSummarySection();
     const rows = [];
     const row = (label, bytes, blocks, cls) => el("tr", { "data-kind": label, class: cls },
       el("th", {}, label + ":"),
@@ -81,7 +107,7 @@
   }
 
   /* ---- icicle graph ---- */
-  let weight = "leaked", query = "", tree = null, zoomed = null;
+  let weight = Object.keys(WEIGHTS)[0], query = "", tree = null, zoomed = null;
   const flame = el("div", { id: "flame" });
   const matchInfo = el("span", { id: "match-info" });
   const searchBox = el("input", { id: "search", type: "search", placeholder: "search functions",
@@ -190,16 +216,27 @@
   }
 
   /* ---- loss records table ---- */
-  const COLUMNS = [
+  const DIFF_COLUMNS = [
+    ["status", "status", (r) => r.status], ["kind", "leak kind", (r) => r.kind || "live"],
+    ["api", "API", (r) => r.api], ["change", "change (bytes)", (r) => r.own - r.before],
+    ["before", "before", (r) => r.before], ["bytes", "after", (r) => r.bytes],
+    ["blocks", "blocks after", (r) => r.blocks],
+  ];
+  const COLUMNS = D.diff ? DIFF_COLUMNS.concat(commonColumns()) : [
     ["loss", "#", (r) => r.loss || ""], ["kind", "leak kind", (r) => r.kind || "live"],
     ["api", "API", (r) => r.api], ["bytes", "bytes", (r) => r.bytes],
     ["blocks", "blocks", (r) => r.blocks], ["allocs", "allocations", (r) => r.allocs],
-    ["function", "function", (r) => (r.path.length ? frameLabel(r.path[r.path.length - 1]) : "")],
-    ["where", "file:line", (r) => (r.path.length ? frameWhere(r.path[r.path.length - 1]) : "")],
-    ["module", "module", (r) => (r.path.length ? FR[r.path[r.path.length - 1]][3] : "")],
-  ];
-  const NUMERIC = new Set(["loss", "bytes", "blocks", "allocs"]);
-  let sortKey = "bytes", sortDesc = true, limit = 200;
+  ].concat(commonColumns());
+  function commonColumns() {
+    const leaf = (r) => r.path[r.path.length - 1];
+    return [
+      ["function", "function", (r) => (r.path.length ? frameLabel(leaf(r)) : "")],
+      ["where", "file:line", (r) => (r.path.length ? frameWhere(leaf(r)) : "")],
+      ["module", "module", (r) => (r.path.length ? FR[leaf(r)][3] : "")],
+    ];
+  }
+  const NUMERIC = new Set(["loss", "bytes", "blocks", "allocs", "change", "before"]);
+  let sortKey = D.diff ? "change" : "bytes", sortDesc = true, limit = 200;
   const kindFilter = el("select", { id: "filter-kind", onchange: () => drawTable() },
     el("option", { value: "" }, "every kind"),
     ...[...new Set(R.map((r) => r.kind || "live"))].map((k) => el("option", { value: k }, k)));
@@ -229,11 +266,13 @@
     });
     tbody.textContent = "";
     for (const r of rows.slice(0, limit)) {
-      const tr = el("tr", { class: "rec " + (r.kind || "live").replace(/ /g, "-"),
+      const tr = el("tr", { class: "rec " + (r.kind || "live").replace(/ /g, "-") +
+        (r.status ? " " + r.status : ""),
         "data-stack": r.id, "data-bytes": r.bytes,
         onclick: () => toggleStack(tr, r) },
       ...COLUMNS.map(([k, , get]) => el("td", { class: "c-" + k },
-        k === "bytes" ? num(get(r)) : String(get(r)))));
+        k === "bytes" || k === "before" ? num(get(r))
+          : k === "change" ? (get(r) > 0 ? "+" : "") + num(get(r)) : String(get(r)))));
       tbody.append(tr);
     }
     count.textContent = "showing " + Math.min(rows.length, limit) + " of " + rows.length +
@@ -249,7 +288,10 @@
       { class: FR[f][4] ? "inl" : "" }, el("b", {}, frameLabel(f)), "  ", frameWhere(f),
       FR[f][3] ? "  [" + FR[f][3] + "]" : "")));
     if (!frames.length) list.append(el("li", {}, "(no backtrace)"));
-    const info = el("p", {}, "stack " + r.id + ", " + r.api + ", " + plural(r.blocks, "block") +
+    const info = el("p", {}, D.diff ? "stack " + r.id + ", " + r.api + ", " + r.status + ": " +
+      plural(r.before, "byte") + " in " + plural(r.beforeBlocks, "block") + " \u2192 " +
+      plural(r.bytes, "byte") + " in " + plural(r.blocks, "block")
+      : "stack " + r.id + ", " + r.api + ", " + plural(r.blocks, "block") +
       ", " + num(r.bytes) + " bytes; " + plural(r.allocs, "allocation") + " (" +
       human(r.allocBytes) + ") from this backtrace during the run" +
       (r.growth ? "; growth: " + r.growth : ""));
@@ -262,7 +304,8 @@
         sortKey = k; drawTable();
       } }, label)));
     drawTable();
-    return el("section", { id: "records-section" }, el("h2", {}, "Loss records"),
+    return el("section", { id: "records-section" },
+      el("h2", {}, D.diff ? "Backtraces, largest change first" : "Loss records"),
       el("div", { class: "controls" }, kindFilter, " ", textFilter, " ", minFilter),
       count, el("table", { id: "records" }, el("thead", {}, head), tbody), more);
   }
@@ -334,7 +377,8 @@
   document.body.append(header, summarySection(), flameSection(), tableSection());
   const timeline = timelineSection();
   if (timeline) document.body.append(timeline);
-  document.body.append(factsSection(), el("footer", {}, "written by leaktrace; works offline"));
+  if (!D.diff) document.body.append(factsSection());
+  document.body.append(el("footer", {}, "written by leaktrace; works offline"));
   drawFlame();
 
   /* ---- replay of actions from the URL hash (for tests and for sharing a view) ---- */
