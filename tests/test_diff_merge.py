@@ -158,3 +158,21 @@ def test_diff_html_in_a_browser(runs: dict[int, Path], work: Path) -> None:
     assert [r.classes & {"new", "same"} for r in rows] == [{"new"}, {"new"}, {"same"}]
     [gone_root] = find(dom(page, "#drive=weight:beforeBytes"), "div", "fr", data_name="all")
     assert int(gone_root.attrs["data-value"]) == BIG_BYTES
+
+
+def test_diff_matches_valgrind_xml_with_a_capture(runs: dict[int, Path], work: Path) -> None:
+    """valgrind names clones by symbol (below.constprop.0) and stops at main; the match
+    ignores both."""
+    import subprocess
+
+    from export_helpers import tool
+
+    xml = work / "memcheck.xml"
+    subprocess.run([tool("valgrind", "valgrind"), "--leak-check=full", "--xml=yes",
+                    f"--xml-file={xml}", str(work / "export_leaks-O2"), "3"],
+                   capture_output=True, timeout=300, check=True)
+    stacks = by_function(run_json("diff", str(xml), str(runs[5]))["stacks"])
+    assert set(stacks) == {"leak_small", "leak_big", "copy_name"}
+    assert (stacks["leak_small"]["status"], stacks["leak_small"]["change"]) == (
+        "grew", {"bytes": small_bytes(2), "blocks": 2})
+    assert stacks["leak_big"]["status"] == "same"
