@@ -380,6 +380,8 @@
   if (!D.diff) document.body.append(factsSection());
   document.body.append(el("footer", {}, "written by leaktrace; works offline"));
   drawFlame();
+  // Milliseconds from navigation to a drawn page: bench/html_bench.py reads it.
+  document.body.dataset.renderMs = performance.now().toFixed(1);
 
   /* ---- replay of actions from the URL hash (for tests and for sharing a view) ---- */
   const drive = decodeURIComponent(location.hash).match(/^#drive=(.*)$/);
