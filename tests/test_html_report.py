@@ -170,3 +170,21 @@ def test_run_writes_an_html_page_too(work: Path) -> None:
     assert "definitely lost: " in done.stderr  # the text report still goes to stderr
     [root] = find(dom(out), "div", "fr", data_name="all")
     assert int(root.attrs["data-value"]) == definitely_lost(1)
+
+
+def test_names_cannot_break_out_of_the_page(work: Path) -> None:
+    """A frame name holding markup (C++ operators can: operator</, templates with <>) stays
+    text: the page's script still runs and shows the name as written."""
+    from leaktrace.model import Frame, LeakRecord, Report
+    from leaktrace.render.html_report import render_html
+    from leaktrace.render.options import RenderOptions
+
+    name = "operator</script><img src=x onerror=alert(1)>"
+    report = Report(source="leaktrace", program="/bin/x", records=[LeakRecord(
+        stack_id="00000001", kind="malloc", bytes=8, blocks=1,
+        frames=[Frame(address=0x1000, function=name, file="<a>.cc", line=1)])])
+    page = work / "markup.html"
+    page.write_text(render_html(report, RenderOptions()))
+    elements = dom(page)
+    assert [f.attrs["data-name"] for f in find(elements, "div", "fr")] == ["all", name]
+    assert not find(elements, "img")

@@ -99,3 +99,15 @@ def test_man_pages_are_generated_from_the_cli(tmp_path: Path) -> None:
     top = subprocess.run([man, "-l", str(tmp_path / "leaktrace.1")], capture_output=True,
                          text=True, timeout=60, env={**os.environ, "MANWIDTH": "120"}).stdout
     assert "leaktrace-diff(1)" in top and "leaktrace-merge(1)" in top
+
+
+def test_binary_pprof_is_never_written_to_a_terminal(leaks: Path) -> None:
+    environment = {**os.environ, "TERM": "xterm"}
+    child = pexpect.spawn(LEAKTRACE[0], [*LEAKTRACE[1:], "report", str(leaks), "--format",
+                                         "pprof"], env=environment, encoding="utf-8",
+                          timeout=120)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 2
+    assert str(child.before).strip() == ("leaktrace: error: this format is binary: write it "
+                                         "to a file with -o FILE, or pipe it")
