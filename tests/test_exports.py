@@ -135,3 +135,33 @@ def test_run_writes_any_format_to_its_report_file(work: Path) -> None:
 def test_run_refuses_a_binary_format_on_stderr(work: Path) -> None:
     done = leaktrace("run", "--format", "pprof", "--", "/bin/true", cwd=work)
     assert_one_line_error(done, "--report-file")
+
+
+MTRACE_PROGRAM = r"""
+#include <mcheck.h>
+#include <stdlib.h>
+void * volatile sink[2];
+__attribute__((noinline)) void leak_small(void) { sink[0] = malloc(100); }
+__attribute__((noinline)) void leak_array(void) { sink[1] = calloc(3, 40); }
+int main(void) { mtrace(); leak_small(); leak_array(); muntrace(); return 0; }
+"""
+
+
+def test_mtrace_logs_export_too(work: Path) -> None:
+    """The same formats from glibc's MALLOC_TRACE log (one frame: the caller)."""
+    from companion_helpers import compile_c
+
+    exe = compile_c(work, MTRACE_PROGRAM, "mtrace_leaks")
+    log = work / "mtrace.log"
+    done = run_tool(str(exe), env={**os.environ, "MALLOC_TRACE": str(log),
+                                   "LD_PRELOAD": "libc_malloc_debug.so.0"})
+    assert done.returncode == 0 and log.exists(), done.stderr
+    folded = leaktrace("mtrace", str(exe), str(log), "--format", "folded")
+    assert folded.returncode == 1  # memory was not freed, as glibc's script says
+    assert folded.stdout.splitlines() == ["leak_array 120", "leak_small 100"]
+    profile = work / "mtrace.pb.gz"
+    assert leaktrace("mtrace", str(exe), str(log), "--format", "pprof", "-o",
+                     str(profile)).returncode == 1
+    top = run_tool(tool("go", "golang-go"), "tool", "pprof", "-top", str(profile),
+                   env=_go_env(work))
+    assert re.search(r"^\s+100B .* leak_small$", top.stdout, re.M), top.stdout

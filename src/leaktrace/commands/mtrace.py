@@ -8,8 +8,10 @@ import time
 import click
 
 from leaktrace.commands._errors import one_line_errors, warn
-from leaktrace.commands._report_output import render_options, render_report
+from leaktrace.commands._report_output import render_options, render_report_as
+from leaktrace.commands.report import output_file_option
 from leaktrace.errors import LeaktraceError
+from leaktrace.render.formats import REPORT_FORMATS, write_output
 from leaktrace.render.mtrace_table import render_mtrace_table
 from leaktrace.sources.mtrace_callers import CallerResolver, source_location
 from leaktrace.sources.mtrace_log import read_mtrace_log
@@ -42,16 +44,19 @@ class _MalformedLineReporter:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["mtrace", "text", "json"]),
+    type=click.Choice(["mtrace", *REPORT_FORMATS]),
     default="mtrace",
     show_default=True,
-    help="mtrace: glibc's table; text/json: a leaktrace report, leaks grouped by caller.",
+    help="mtrace: glibc's table; text/json: a leaktrace report, leaks grouped by caller; "
+         "html, folded, speedscope, pprof: docs/exports.md.",
 )
+@output_file_option
 @render_options
 @one_line_errors
 def mtrace_command(
     arguments: tuple[str, ...],
     output_format: str,
+    output_file: str | None,
     top: int | None,
     min_bytes: int,
     show_addresses: bool,
@@ -87,14 +92,14 @@ def mtrace_command(
         # Looked up as glibc's script does, so that both print the same lines.
         resolved = resolver.resolve(callers, call_site=False)
         locations = {caller: source_location(frames) for caller, frames in resolved.items()}
-        click.echo(render_mtrace_table(log, locations.get), nl=False)
+        write_output(render_mtrace_table(log, locations.get), output_file)
     else:
         report = build_report(log, resolver, log_path=log_path)
         report.build_seconds = time.monotonic() - started
-        text = render_report(
+        rendered = render_report_as(
             report, output_format, top=top, min_bytes=min_bytes, show_addresses=show_addresses
         )
-        click.echo(text, nl=not text.endswith("\n"))
+        write_output(rendered, output_file)
     raise SystemExit(1 if log.live else 0)
 
 

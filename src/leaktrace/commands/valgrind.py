@@ -9,7 +9,9 @@ import tempfile
 import click
 
 from leaktrace.commands._errors import one_line_errors, warn
-from leaktrace.commands._report_output import render_options, render_report
+from leaktrace.commands._report_output import render_options, render_report_as
+from leaktrace.commands.report import output_file_option
+from leaktrace.render.formats import REPORT_FORMATS, write_output
 from leaktrace.runners.valgrind import run_memcheck
 from leaktrace.sources.valgrind_xml import REAL_LEAK_KINDS, load
 
@@ -34,10 +36,12 @@ from leaktrace.sources.valgrind_xml import REAL_LEAK_KINDS, load
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(REPORT_FORMATS),
     default="text",
     show_default=True,
+    help="text, json, or a picture/profile format (docs/exports.md).",
 )
+@output_file_option
 @render_options
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @one_line_errors
@@ -45,6 +49,7 @@ def valgrind_command(
     valgrind_args: tuple[str, ...],
     xml_file: str | None,
     output_format: str,
+    output_file: str | None,
     top: int | None,
     min_bytes: int,
     show_addresses: bool,
@@ -68,9 +73,9 @@ def valgrind_command(
         report.notes.append(message)
         warn(message)
 
-    text = render_report(
+    rendered = render_report_as(
         report, output_format, top=top, min_bytes=min_bytes, show_addresses=show_addresses
     )
-    click.echo(text, nl=not text.endswith("\n"))
+    write_output(rendered, output_file)
     leaked = any(record.leak_kind in REAL_LEAK_KINDS for record in report.records)
     raise SystemExit(1 if leaked else 0)
