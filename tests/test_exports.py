@@ -133,8 +133,9 @@ def test_run_writes_any_format_to_its_report_file(work: Path) -> None:
 
 
 def test_run_refuses_a_binary_format_on_stderr(work: Path) -> None:
-    done = leaktrace("run", "--format", "pprof", "--", "/bin/true", cwd=work)
-    assert_one_line_error(done, "--report-file")
+    for output_format in ("pprof", "html"):
+        done = leaktrace("run", "--format", output_format, "--", "/bin/true", cwd=work)
+        assert_one_line_error(done, "--report-file")
 
 
 MTRACE_PROGRAM = r"""

@@ -78,9 +78,9 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     (the report is printed first; a shell shows 128+N), or with --leak-exit-code when
     --fail-on-leak is exceeded.
     """
-    if output_format in BINARY_FORMATS and report_file is None:
-        raise LeaktraceError(f"--format {output_format} is binary: give --report-file FILE "
-                             "(the report goes to stderr otherwise)")
+    if output_format in BINARY_FORMATS | {"html"} and report_file is None:
+        raise LeaktraceError(f"--format {output_format} needs --report-file FILE (the report "
+                             "goes to stderr otherwise, between leaktrace's own messages)")
     shim = str(find_shim_library())
     # Read before the run: a bad suppression file should not cost a whole run.
     suppressions = load_suppressions(suppression_files, with_defaults=not no_default_suppressions)
