@@ -4,6 +4,7 @@ counts, from two builds of it (different code addresses, different load addresse
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +110,10 @@ def test_merge_json_adds_up_and_keeps_each_process(runs: dict[int, Path]) -> Non
     [small] = [r for r in merged["records"] if r["frames"][0]["function"] == "leak_small"]
     assert (small["bytes"], small["blocks"]) == (small_bytes(7), 7)
     assert small["by_process"] == [
-        {"source": 0, "pid": pids[0], "bytes": small_bytes(2), "blocks": 2},
-        {"source": 1, "pid": pids[1], "bytes": small_bytes(5), "blocks": 5}]
+        {"source": 0, "pid": pids[0], "bytes": small_bytes(2), "blocks": 2,
+         "total_allocations": 2, "total_allocated_bytes": small_bytes(2)},
+        {"source": 1, "pid": pids[1], "bytes": small_bytes(5), "blocks": 5,
+         "total_allocations": 5, "total_allocated_bytes": small_bytes(5)}]
     [big] = [r for r in merged["records"] if r["frames"][0]["function"] == "leak_big"]
     assert big["bytes"] == 2 * BIG_BYTES  # two call sites of each run, one backtrace by name
     assert merged["notes"][0] == f"merged from 2 reports: pid {pids[0]}, pid {pids[1]}"
@@ -176,3 +179,25 @@ def test_diff_matches_valgrind_xml_with_a_capture(runs: dict[int, Path], work: P
     assert (stacks["leak_small"]["status"], stacks["leak_small"]["change"]) == (
         "grew", {"bytes": small_bytes(2), "blocks": 2})
     assert stacks["leak_big"]["status"] == "same"
+
+
+def test_merged_pprof_keeps_a_pid_label(runs: dict[int, Path], work: Path) -> None:
+    import re
+
+    from export_helpers import run_tool, tool
+
+    profile = work / "merged.pb.gz"
+    done = leaktrace("merge", str(runs[2]), str(runs[5]), "--format", "pprof", "-o",
+                     str(profile))
+    assert done.returncode == 0, done.stderr
+    pids = [run_json("report", str(runs[n]))["pid"] for n in (2, 5)]
+    env = {**os.environ, "HOME": str(work), "GOCACHE": str(work / "gocache")}
+    go = tool("go", "golang-go")
+    for pid, count in zip(pids, (2, 5), strict=True):
+        top = run_tool(go, "tool", "pprof", "-top", "-unit=B", f"-tagfocus=pid={pid}",
+                       str(profile), env=env)
+        assert top.returncode == 0, top.stderr
+        assert re.search(rf"^\s+{small_bytes(count)}B .* leak_small$", top.stdout, re.M), \
+            top.stdout
+    whole = run_tool(go, "tool", "pprof", "-top", "-unit=B", str(profile), env=env).stdout
+    assert re.search(rf"^\s+{small_bytes(7)}B .* leak_small$", whole, re.M), whole

@@ -15,17 +15,27 @@ from leaktrace.model import KindTotal, LeakRecord, LeakTotals, Report, Summary
 
 
 @dataclass
+class Share:
+    """What one process had of a merged record."""
+
+    source: int  # index into MergedReport.sources
+    bytes: int  # own bytes
+    blocks: int
+    allocations: int | None
+    allocated_bytes: int | None
+
+
+@dataclass
 class MergedReport:
     report: Report
     sources: list[Report]
-    # Per merged record (by identity): (index into sources, bytes, blocks) of each share.
-    shares: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
+    shares: dict[int, list[Share]] = field(default_factory=dict)  # by id() of merged records
 
 
 def merge_reports(reports: list[Report]) -> MergedReport:
     # Suppressed and shown records of one backtrace stay apart.
     merged: dict[tuple[StackKey, str], LeakRecord] = {}
-    shares: dict[int, list[tuple[int, int, int]]] = {}
+    shares: dict[int, list[Share]] = {}
     for index, report in enumerate(reports):
         for record in report.records:
             key = (stack_key(record), record.suppressed_by or "")
@@ -35,7 +45,9 @@ def merge_reports(reports: list[Report]) -> MergedReport:
                 shares[id(target)] = []
             else:
                 _add(target, record)
-            shares[id(target)].append((index, record.own_bytes, record.blocks))
+            shares[id(target)].append(Share(index, record.own_bytes, record.blocks,
+                                            record.total_allocations,
+                                            record.total_allocated_bytes))
     records = list(merged.values())
     scanned = all(r.scanned for r in reports)
     if scanned:

@@ -22,8 +22,11 @@ def render_merged_json(merged: MergedReport, options: RenderOptions) -> str:
     for entry, record in zip(document["records"], shown_records(merged.report, options),
                              strict=True):
         entry["by_process"] = [
-            {"source": index, "pid": merged.sources[index].pid, "bytes": own, "blocks": blocks}
-            for index, own, blocks in merged.shares.get(id(record), [])]
+            {"source": share.source, "pid": merged.sources[share.source].pid,
+             "bytes": share.bytes, "blocks": share.blocks,
+             "total_allocations": share.allocations,
+             "total_allocated_bytes": share.allocated_bytes}
+            for share in merged.shares.get(id(record), [])]
     return json.dumps(document, indent=2) + "\n"
 
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import gzip
 import os
+from typing import TYPE_CHECKING
 
 from leaktrace.model import Frame, LoadedModule, Report
 from leaktrace.render.options import RenderOptions
 from leaktrace.render.protobuf import Message
 from leaktrace.render.stack_paths import frame_name, stack_samples
+
+if TYPE_CHECKING:
+    from leaktrace.analyze.merge_reports import MergedReport
 
 # profile.proto field numbers (only those written).
 _P_SAMPLE_TYPE, _P_SAMPLE, _P_MAPPING, _P_LOCATION, _P_FUNCTION, _P_STRINGS = 1, 2, 3, 4, 5, 6
@@ -103,7 +107,10 @@ def _guessed_module(frame: Frame) -> LoadedModule:
     return LoadedModule(frame.module or "", max(base, 0), frame.address + 1, base)
 
 
-def render_pprof(report: Report, options: RenderOptions) -> bytes:
+def render_pprof(report: Report, options: RenderOptions,
+                 merged: MergedReport | None = None) -> bytes:
+    """`merged`: the report is a merge; each record becomes one sample per process, with a
+    numeric `pid` label, so a merged profile can still be split by process."""
     builder = _ProfileBuilder(report)
     strings = builder.strings
     profile = Message()
@@ -111,14 +118,25 @@ def render_pprof(report: Report, options: RenderOptions) -> bytes:
         profile.message(_P_SAMPLE_TYPE, _value_type(strings(kind), strings(unit)))
     for sample in stack_samples(report, options):
         record = sample.record
-        message = Message().packed(1, builder.location_ids(record.frames) or
-                                   [builder._location([_no_backtrace()])])
-        message.packed(2, [sample.blocks, sample.bytes, sample.alloc_count, sample.alloc_bytes])
-        for key, value in (("kind", record.kind), ("leak_kind", record.leak_kind),
-                           ("stack_id", record.stack_id)):
-            if value:
-                message.message(3, Message().integer(1, strings(key)).integer(2, strings(value)))
-        profile.message(_P_SAMPLE, message)
+        locations = (builder.location_ids(record.frames)
+                     or [builder._location([_no_backtrace()])])
+        labels = [Message().integer(1, strings(key)).integer(2, strings(value))
+                  for key, value in (("kind", record.kind), ("leak_kind", record.leak_kind),
+                                     ("stack_id", record.stack_id)) if value]
+        parts: list[tuple[list[int], int | None]] = [
+            ([sample.blocks, sample.bytes, sample.alloc_count, sample.alloc_bytes], None)]
+        if merged is not None and id(record) in merged.shares:
+            first = sample.alloc_count or sample.alloc_bytes  # allocations not yet counted
+            parts = [([s.blocks, s.bytes, (s.allocations or 0) if first else 0,
+                       (s.allocated_bytes or 0) if first else 0], merged.sources[s.source].pid)
+                     for s in merged.shares[id(record)]]
+        for values, pid in parts:
+            message = Message().packed(1, locations).packed(2, values)
+            for label in labels:
+                message.message(3, label)
+            if pid is not None:
+                message.message(3, Message().integer(1, strings("pid")).integer(3, pid))
+            profile.message(_P_SAMPLE, message)
     for _, mapping in builder.mappings.values():
         profile.message(_P_MAPPING, mapping)
     for _, location in builder.locations.values():
@@ -132,8 +150,10 @@ def render_pprof(report: Report, options: RenderOptions) -> bytes:
     profile.message(_P_PERIOD_TYPE, _value_type(strings("space"), strings("bytes")))
     profile.integer(_P_PERIOD, 1)
     program = os.path.basename(report.program) if report.program else report.source
-    profile.packed(_P_COMMENT, [strings(f"leaktrace: {program} (pid {report.pid}), memory "
-                                        f"still live {report.captured_when}")])
+    who = (f"{program} (pid {report.pid})" if merged is None
+           else f"{program}, {len(merged.sources)} processes merged")
+    profile.packed(_P_COMMENT, [strings(f"leaktrace: {who}, memory still live "
+                                        f"{report.captured_when}")])
     profile.integer(_P_DEFAULT_SAMPLE_TYPE, strings("inuse_space"))
     for text in strings.table:  # last: every string is interned by now
         profile.string(_P_STRINGS, text)
