@@ -131,9 +131,18 @@ def test_growth_timeline(work: Path) -> None:
     elements = dom(out)
     lines = find(elements, "polyline")
     assert "total" in lines[0].classes and len(lines) >= 3
-    legend = {e.text for e in find(elements, "li") if "data-verdict" in e.attrs}
-    assert any("leak_step" in t and t.endswith("growing") for t in legend), legend
-    assert any("fill_cache" in t and t.endswith("plateaued") for t in legend), legend
+    # Each line is a backtrace of `leaktrace growth` with its verdict (which verdict depends
+    # on the snapshots' timing, so it is taken from growth's own answer, not assumed).
+    growth = json.loads(leaktrace("growth", str(lt), "--format", "json").stdout)["stacks"]
+    verdicts = {s["stack_id"]: s["verdict"] for s in growth}
+    legend = [e.text for e in find(elements, "li") if "data-verdict" in e.attrs]
+    assert len(legend) == min(8, len(growth)) == len(lines) - 1
+    for text, line in zip(legend, lines[1:], strict=True):
+        stack_id, verdict = text.split()[0], text.rsplit(" ", 1)[1]
+        assert verdicts[stack_id] == verdict and verdict in line.classes
+        assert line.attrs["stroke"] == {"growing": "#d62728", "plateaued": "#ff7f0e",
+                                        "stable": "#2ca02c"}[verdict]
+    assert any("leak_step" in t for t in legend) and any("fill_cache" in t for t in legend)
     total_points = lines[0].attrs["points"].split()
     assert len(total_points) >= 5  # the start, the snapshots, the capture
     screenshot(out, work / "slow.png", "1280,1600")
