@@ -201,3 +201,21 @@ def test_merged_pprof_keeps_a_pid_label(runs: dict[int, Path], work: Path) -> No
             top.stdout
     whole = run_tool(go, "tool", "pprof", "-top", "-unit=B", str(profile), env=env).stdout
     assert re.search(rf"^\s+{small_bytes(7)}B .* leak_small$", whole, re.M), whole
+
+
+def test_merged_html_shows_each_process(runs: dict[int, Path], work: Path) -> None:
+    from browser import dom, find
+
+    page = work / "merged.html"
+    assert leaktrace("merge", str(runs[2]), str(runs[5]), "--format", "html", "-o",
+                     str(page)).returncode == 0
+    pids = [run_json("report", str(runs[n]))["pid"] for n in (2, 5)]
+    [small] = [r for r in find(dom(page), "tr", "rec") if "leak_small" in r.text]
+    elements = dom(page, f"#drive=expand:{small.attrs['data-stack']}")
+    [stack] = find(elements, "tr", "stack")
+    assert (f"per process: pid {pids[0]} {small_bytes(2)} bytes in 2 blocks, "
+            f"pid {pids[1]} {small_bytes(5)} bytes in 5 blocks") in stack.text
+    facts = " ".join(e.text for e in find(elements, "dt"))
+    assert f"merged: pid {pids[0]}" in facts and f"merged: pid {pids[1]}" in facts
+    [root] = find(elements, "div", "fr", data_name="all")
+    assert int(root.attrs["data-value"]) == definitely_lost(2) + definitely_lost(5)

@@ -46,6 +46,10 @@ def merge_command(captures: tuple[str, ...], output_format: str, output_file: st
         from leaktrace.render.merge_output import render_merged_text
 
         rendered = render_merged_text(merged, options)
+    elif output_format == "html":
+        from leaktrace.render.merge_output import render_merged_html
+
+        rendered = render_merged_html(merged, options)
     elif output_format == "pprof":
         from leaktrace.render.pprof import render_pprof
 

@@ -51,3 +51,18 @@ def render_merged_text(merged: MergedReport, options: RenderOptions) -> str:
         pid = f"pid {report.pid}" if report.pid is not None else "pid ?"
         lines.append(f"  {pid:<10}  {lost}  {report.capture_path or report.program or ''}")
     return render_text(merged.report, options) + "\n".join(lines) + "\n"
+
+
+def render_merged_html(merged: MergedReport, options: RenderOptions) -> str:
+    """The HTML page of the merged report, with the processes in its facts and each record's
+    share per process in its expanded row."""
+    from leaktrace.render.html_report import html_page, page_data
+    from leaktrace.render.options import samples_selection
+
+    data = page_data(merged.report, options)
+    data["processes"] = [_source(r) for r in merged.sources]
+    data["byProcess"] = {
+        str(index): [[merged.sources[s.source].pid, s.bytes, s.blocks]
+                     for s in merged.shares.get(id(record), [])]
+        for index, record in enumerate(samples_selection(merged.report, options))}
+    return html_page(data, f"{len(merged.sources)} processes merged")

@@ -295,6 +295,10 @@
       ", " + num(r.bytes) + " bytes; " + plural(r.allocs, "allocation") + " (" +
       human(r.allocBytes) + ") from this backtrace during the run" +
       (r.growth ? "; growth: " + r.growth : ""));
+    const shares = D.byProcess && D.byProcess[r.i];
+    if (shares) info.append(el("span", { class: "by-process" }, "; per process: " +
+      shares.map(([pid, b, n]) => "pid " + pid + " " + plural(b, "byte") + " in " +
+        plural(n, "block")).join(", ")));
     tr.after(el("tr", { class: "stack" }, el("td", { colspan: COLUMNS.length }, info, list)));
   }
   function tableSection() {
@@ -369,6 +373,9 @@
     if (F.start && F.end) add("run time", (F.end - F.start).toFixed(3) + " s");
     if (F.scan) add("scan", Object.entries(F.scan).map(([k, v]) => k + " " + v).join(", "));
     for (const [k, v] of Object.entries(F.counters || {})) add(k, num(v));
+    for (const p of D.processes || []) add("merged: pid " + p.pid, (p.capture_path || "") +
+      (p.definitely_lost ? "  (definitely lost " + plural(p.definitely_lost.bytes, "byte") +
+        ")" : "  (live " + plural(p.live.bytes, "byte") + ")"));
     return el("section", { id: "facts-section" }, el("h2", {}, "Capture"),
       el("dl", { id: "facts" }, ...items),
       F.notes.length ? el("ul", { id: "notes" }, ...F.notes.map((n) => el("li", {}, n))) : null);
