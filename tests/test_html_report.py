@@ -197,3 +197,15 @@ def test_names_cannot_break_out_of_the_page(work: Path) -> None:
     elements = dom(page)
     assert [f.attrs["data-name"] for f in find(elements, "div", "fr")] == ["all", name]
     assert not find(elements, "img")
+
+
+def test_inverted_and_without_start_up_frames(page: Path) -> None:
+    top = [f for f in frames(dom(page, "#drive=hidestartup:1"))
+           if "top:18px" in f.attrs["style"]]
+    assert [f.attrs["data-name"] for f in top] == ["main"]  # _start & co. left out
+    inverted = {f.attrs["data-name"]: f for f in frames(dom(page, "#drive=invert:1"))
+                if "top:18px" in f.attrs["style"]}
+    # Allocation sites first: the functions that called the allocator, by bytes.
+    assert set(inverted) == {"leak_big", "leak_small", "copy_name"}
+    assert int(inverted["leak_big"].attrs["data-value"]) == BIG_BYTES
+    assert "inl" in inverted["copy_name"].classes

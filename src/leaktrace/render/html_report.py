@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any
 
+from leaktrace.analyze.frame_totals import PROCESS_START_FUNCTIONS
 from leaktrace.leak_kinds import LEAK_KINDS
 from leaktrace.model import Frame, LeakRecord, Report
 from leaktrace.render.options import RenderOptions, samples_selection
@@ -135,6 +136,7 @@ def page_data(report: Report, options: RenderOptions, timeline: Timeline | None 
         "records": records_out,
         "recordsTotal": len(report.records) if records is None else len(records),
         "diff": before is not None,
+        "startFrames": sorted(PROCESS_START_FUNCTIONS),
         "timeline": None if timeline is None else {
             "total": timeline.total,
             "lines": [{"label": line.label, "verdict": line.verdict, "points": line.points}

@@ -116,6 +116,10 @@
     weight = weightSelect.value; buildTree(); zoomed = tree; drawFlame(); } },
   ...Object.entries(WEIGHTS).map(([k, w]) => el("option", { value: k }, w.label)));
 
+  const START = new Set(D.startFrames || []);
+  const redraw = () => { buildTree(); zoomed = tree; drawFlame(); };
+  const hideStartup = el("input", { type: "checkbox", id: "hide-startup", onchange: redraw });
+  const inverted = el("input", { type: "checkbox", id: "inverted", onchange: redraw });
   function buildTree() {
     tree = { name: "all", f: -1, value: 0, children: new Map(), parent: null, depth: 0 };
     const of = WEIGHTS[weight].of;
@@ -124,7 +128,14 @@
       if (!w) continue;
       let node = tree;
       node.value += w;
-      for (const f of r.path) {
+      let path = r.path;
+      if (hideStartup.checked) {
+        let at = 0;
+        while (at < path.length - 1 && START.has(FR[path[at]][0])) at++;
+        path = path.slice(at);
+      }
+      if (inverted.checked) path = [...path].reverse();
+      for (const f of path) {
         const key = FR[f][0] + (FR[f][4] ? "\u0001" : "");
         let child = node.children.get(key);
         if (!child) {
@@ -209,8 +220,10 @@
       el("h2", {}, "Where the memory was allocated"),
       el("div", { class: "controls" }, "show ", weightSelect, " ", searchBox, " ",
         el("button", { onclick: () => { zoomed = tree; drawFlame(); } }, "reset zoom"), " ",
-        matchInfo),
-      el("p", { class: "hint" }, "Callers above callees; width is the share of the view. " +
+        el("label", {}, hideStartup, "hide start-up frames"), " ",
+        el("label", {}, inverted, "allocation sites on top (inverted)"), " ", matchInfo),
+      el("p", { class: "hint" }, "Callers above callees (inverted: callees above callers); " +
+        "width is the share of the view. " +
         "Click a frame to zoom, a frame above it to zoom out. Frames of the program are warm, " +
         "library frames blue, inlined frames dashed."), flame);
   }
@@ -401,6 +414,11 @@
         if (target) target.click();
       }
       if (op === "weight") { weightSelect.value = arg; weightSelect.dispatchEvent(new Event("change")); }
+      if (op === "invert" || op === "hidestartup") {
+        const box = op === "invert" ? inverted : hideStartup;
+        box.checked = arg === "1";
+        box.dispatchEvent(new Event("change"));
+      }
       if (op === "filter") { textFilter.value = arg; textFilter.dispatchEvent(new Event("input")); }
       if (op === "sort") {
         const th = document.querySelector('th[data-sort="' + arg + '"]');
