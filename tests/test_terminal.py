@@ -111,3 +111,11 @@ def test_binary_pprof_is_never_written_to_a_terminal(leaks: Path) -> None:
     assert child.exitstatus == 2
     assert str(child.before).strip() == ("leaktrace: error: this format is binary: write it "
                                          "to a file with -o FILE, or pipe it")
+
+
+def test_diff_colours_growth_red_on_a_terminal(leaks: Path) -> None:
+    more = capture(leaks.parent / "export_leaks-O2", 4, leaks.parent, "more.lt")
+    text = on_terminal("diff", str(leaks), str(more))
+    assert f"{RED}GREW +48 bytes (+2 blocks)" in text
+    assert "#0  \x1b[1mleak_small\x1b[0m  " in text
+    assert "\x1b[" not in leaktrace("diff", str(leaks), str(more)).stdout

@@ -4,6 +4,8 @@ not break the match)."""
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from leaktrace.commands._compare_inputs import load_reports
@@ -52,7 +54,10 @@ def diff_command(before: str, after: str, output_format: str, output_file: str |
 
         write_output(render_diff_html(diff), output_file)
     else:
+        from leaktrace.render.colors import colorize_diff, use_color
         from leaktrace.render.diff_text import render_diff_text
 
-        write_output(render_diff_text(diff, top=top, show_unchanged=show_unchanged),
-                     output_file)
+        text = render_diff_text(diff, top=top, show_unchanged=show_unchanged)
+        if output_file in (None, "-") and use_color(sys.stdout):
+            text = colorize_diff(text)
+        write_output(text, output_file)

@@ -1,7 +1,8 @@
 """Colour for the text report on a terminal: headings bold, loss records by leak kind
 (definitely lost red, possibly lost yellow), function names of backtraces bold, non-zero
-lost totals in the LEAK SUMMARY red. Applied to the finished text, line by line, so the
-text renderer stays the one source of the words; never used for files or pipes."""
+lost totals in the LEAK SUMMARY red; in `leaktrace diff`, growth red and shrinking green.
+Applied to the finished text, line by line, so the text renderer stays the one source of the
+words; never used for files or pipes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from typing import TextIO
 
 RESET, BOLD = "\x1b[0m", "\x1b[1m"
-RED, YELLOW, CYAN = "\x1b[1;31m", "\x1b[1;33m", "\x1b[36m"
+RED, YELLOW, CYAN, GREEN = "\x1b[1;31m", "\x1b[1;33m", "\x1b[36m", "\x1b[1;32m"
 
 _LOSS = re.compile(r" are (definitely|possibly|indirectly) lost in loss record |"
                    r" are still reachable in loss record ")
@@ -49,3 +50,18 @@ def _line(line: str) -> str:
     if frame:
         return f"{frame.group(1)}{BOLD}{frame.group(2)}{RESET}{line[frame.end(2):]}"
     return line
+
+
+_DIFF_COLORS = {"NEW": RED, "GREW": RED, "SHRANK": GREEN, "GONE": GREEN}
+
+
+def colorize_diff(text: str) -> str:
+    """`leaktrace diff`'s text: each backtrace's headline by its status, frames as above."""
+    lines = []
+    for line in text.split("\n"):
+        word = line.split(" ", 1)[0]
+        if word in _DIFF_COLORS and " bytes (" in line:
+            lines.append(f"{_DIFF_COLORS[word]}{line}{RESET}")
+        else:
+            lines.append(_line(line))
+    return "\n".join(lines)
