@@ -162,7 +162,7 @@ LT_EXPORT int leaktrace_attach(const char *config_path)
 
 void lt_detach(char *capture_path, size_t cap)
 {
-    capture_path[0] = 0;
+    if (capture_path) capture_path[0] = 0;
     /* Held throughout, so that an attach cannot reset the tables while they are written. */
     pthread_mutex_lock(&patch_lock);
     if (!atomic_exchange(&attached, false)) {
@@ -171,7 +171,7 @@ void lt_detach(char *capture_path, size_t cap)
     }
     /* The capture is written while the hooks still see frees, then the GOT is put back. */
     lt_set_collecting(false);
-    lt_write_detach_capture(capture_path, cap);
+    if (capture_path) lt_write_detach_capture(capture_path, cap);
     /* Put back what was there, unless the program rewrote the slot since (then it is its). */
     for (size_t i = 0; i < npatches; i++) {
         uintptr_t now = __atomic_load_n(patches[i].slot, __ATOMIC_ACQUIRE);

@@ -90,7 +90,7 @@ static void insert_block(const struct lt_block *nb)
 
 void lt_blocks_insert(uintptr_t addr, uint64_t size, unsigned kind, uint32_t stack_id)
 {
-    struct lt_block b = { addr, lt_block_pack(size, atomic_load_explicit(&lt_generation, memory_order_relaxed), kind),
+    struct lt_block b = { addr, lt_block_pack(size, lt_generation_now(), kind),
                           stack_id, lt_elapsed_ms() };
     insert_block(&b);
 }

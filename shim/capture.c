@@ -248,6 +248,7 @@ struct block_pass {
     uint32_t nstacks;
     unsigned generation; /* the current baseline generation */
     bool only_new;       /* write only blocks born since the baseline */
+    const uint8_t *generations; /* if set: write only blocks of these generations */
 };
 
 static void emit_record(struct block_pass *bp, uintptr_t addr, uint64_t size, uint32_t stack_id,
@@ -256,6 +257,7 @@ static void emit_record(struct block_pass *bp, uintptr_t addr, uint64_t size, ui
 {
     bool is_new = generation == (bp->generation & 0xffff);
     if (bp->only_new && !is_new) return;
+    if (bp->generations && !(bp->generations[(generation & 0xffff) >> 3] >> (generation & 7) & 1)) return;
     struct writer *w = bp->w;
     w_u64(w, addr);
     w_u64(w, size);
@@ -448,7 +450,10 @@ int lt_capture_write(struct lt_capture_request *req)
     char *path = req->path;
     char base[LT_PATH_MAX];
     uint32_t sequence = 0;
-    if (final) {
+    if (req->exact_path) {
+        strncpy(base, req->exact_path, sizeof base - 1);
+        base[sizeof base - 1] = 0;
+    } else if (final) {
         main_name(base, sizeof base);
     } else {
         sequence = atomic_fetch_add(&on_demand_sequence, 1) + 1;
@@ -472,7 +477,8 @@ int lt_capture_write(struct lt_capture_request *req)
     lt_unmap(scratch, SCRATCH_SIZE);
     write_modules(&w, !from_signal && !req->world_stopped);
     struct block_pass bp = { .w = &w, .nstacks = lt_stacks_count(),
-                             .generation = atomic_load(&lt_generation), .only_new = req->only_since_baseline };
+                             .generation = atomic_load(&lt_generation), .only_new = req->only_since_baseline,
+                             .generations = req->generations };
     size_t live_size = ((size_t)bp.nstacks + 1) * 2 * sizeof(uint64_t);
     bp.live = lt_map(live_size);
     unsigned skipped = write_blocks(&w, &bp, from_signal, scan);
@@ -495,6 +501,6 @@ int lt_capture_write(struct lt_capture_request *req)
         unlink(path);
         return -err;
     }
-    notify(path);
+    if (!req->exact_path) notify(path);
     return 0;
 }

@@ -145,6 +145,13 @@ static inline unsigned lt_block_kind(const struct lt_block *b) { return (unsigne
  * (timestamps are not: several allocations share a millisecond). Written by the control thread
  * and mtrace(), read relaxed by every allocation. */
 extern _Atomic unsigned lt_generation;
+/* (track.c) A thread inside a leaktrace.track() block stamps its own generation instead. */
+extern __thread unsigned lt_thread_generation __attribute__((tls_model("initial-exec")));
+static inline unsigned lt_generation_now(void)
+{
+    unsigned own = lt_thread_generation;
+    return own ? own : atomic_load_explicit(&lt_generation, memory_order_relaxed);
+}
 bool lt_blocks_init(void);
 void lt_blocks_insert(uintptr_t addr, uint64_t size, unsigned kind, uint32_t stack_id);
 bool lt_blocks_take(uintptr_t addr, struct lt_block *out);  /* remove and return */
@@ -206,6 +213,8 @@ struct lt_capture_request {
     bool world_stopped;              /* other threads are parked for good: take no lock they
                                         could hold (loader, module list) */
     bool in_signal_handler;          /* written from a signal handler: only try-locks */
+    const uint8_t *generations;      /* if set: only blocks whose generation's bit is set */
+    const char *exact_path;          /* if set: the file to create, and no notify line */
     char path[LT_PATH_MAX];          /* out: the file written */
 };
 /* Writes a capture; returns 0 or -errno. */
@@ -275,7 +284,8 @@ bool lt_attach_mode(void);           /* dlopen'd into a running process, not pre
 bool lt_attached(void);              /* between leaktrace_attach() and detach */
 void lt_attach_poll_new_objects(void);
 /* Puts back the patched GOT entries, writes the capture of the session into capture_path. */
-void lt_detach(char *capture_path, size_t cap);
+void lt_detach(char *capture_path, size_t cap); /* capture_path NULL: no capture */
+int leaktrace_attach(const char *config_path);
 void lt_reset_for_attach(void);
 void lt_start_collecting(void);
 void lt_write_detach_capture(char *path, size_t cap);

@@ -1,0 +1,261 @@
+"""leaktrace.track(): record the native allocations made inside a block of Python code and
+report those still live when it ends, with valgrind's leak kinds.
+
+    with leaktrace.track() as t:
+        module.parse(data)
+    assert t.leaked_bytes == 0, t.report().render()
+
+A block's allocations are the ones born in its generations (shim/track.c): the entering
+thread's own, plus with threads="all" every generation other threads stamp until it ends."""
+
+from __future__ import annotations
+
+import functools
+import gc
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from leaktrace.errors import LeaktraceError
+from leaktrace.leak_kinds import kind_list_text, parse_kind_list
+from leaktrace.tracking.shim_session import session
+
+if TYPE_CHECKING:
+    from leaktrace.tracking.report import TrackReport
+
+F = TypeVar("F", bound=Callable[..., Any])
+THREAD_CHOICES = ("all", "current")
+
+_nesting = threading.local()  # .open: this thread's open Tracker objects, innermost last
+
+
+class LeakError(AssertionError):
+    """A tracked block left more bytes of the checked leak kinds than allowed."""
+
+    def __init__(self, message: str, tracker: Tracker) -> None:
+        super().__init__(message)
+        self.tracker = tracker
+
+
+class Tracker:
+    """What `leaktrace.track(...)` returns: a context manager, a decorator, and after the
+    block the results (`report()`, `leaked_bytes`, `summary`, `capture_path`)."""
+
+    def __init__(self, *, repeat: int = 1, threads: str = "all", collect: bool = True,
+                 scan: bool = True, max_bytes: int | None = None, kinds: str = "definite",
+                 max_depth: int = 64, suppressions: bool = True) -> None:
+        if repeat < 1:
+            raise ValueError("repeat must be 1 or more")
+        if threads not in THREAD_CHOICES:
+            raise ValueError(f"threads must be 'all' or 'current', not {threads!r}")
+        self.repeat = repeat
+        self.threads = threads
+        self.collect = collect  # gc.collect() before the scan: Python garbage is not a leak
+        self.scan = scan
+        self.max_bytes = max_bytes  # if set, leaving the block raises LeakError above it
+        self.kinds = parse_kind_list(kinds)  # what max_bytes counts
+        self.max_depth = max_depth
+        self.suppressions = suppressions  # the default suppressions (glibc, libstdc++, ld.so)
+        self.capture_path: Path | None = None
+        self._generation = 0
+        self._previous = 0
+        self._own_generations: set[int] = set()  # this thread's, nested blocks' included
+        self._stack_ids: set[int] | None = None  # repeat: backtraces that grew every time
+        self._report: TrackReport | None = None
+        self._active = False
+
+    # ---- with -----------------------------------------------------------------------------
+    def __enter__(self) -> Tracker:
+        if self.repeat != 1:
+            raise LeaktraceError("leaktrace.track(repeat=N) runs a function N times: use it as "
+                                 "a decorator or call .run(function)")
+        self._begin()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._end(check=exc[0] is None)
+
+    # ---- decorator and run ----------------------------------------------------------------
+    def __call__(self, function: F) -> F:
+        settings = dict(repeat=self.repeat, threads=self.threads, collect=self.collect,
+                        scan=self.scan, max_bytes=self.max_bytes,
+                        kinds=kind_list_text(self.kinds), max_depth=self.max_depth,
+                        suppressions=self.suppressions)
+
+        @functools.wraps(function)
+        def tracked(*args: Any, **kwargs: Any) -> Any:
+            tracker = Tracker(**settings)  # type: ignore[arg-type]
+            tracked.last_track = tracker  # type: ignore[attr-defined]
+            return tracker.run(function, *args, **kwargs)
+
+        return tracked  # type: ignore[return-value]
+
+    def run(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Calls function(*args, **kwargs) `repeat` times inside the block; returns the last
+        result. With repeat > 1 the first call is a warm-up: the report holds the blocks of
+        the other calls from the backtraces that left live blocks in every one of them."""
+        self._begin()
+        iterations: list[set[int] | range] = []
+        result: Any = None
+        try:
+            for _ in range(self.repeat):
+                iterations.append(self._run_once(function, args, kwargs, iterations))
+                result = self._last_result
+        except BaseException:
+            self._end(check=False)
+            raise
+        if self.repeat > 1:
+            self._stack_ids = self._growing_stacks(iterations[1:])
+        self._end(check=True, generations=_union(iterations[1:]) if self.repeat > 1 else None)
+        return result
+
+    # ---- results --------------------------------------------------------------------------
+    def report(self) -> TrackReport:
+        """The report of the blocks allocated inside and still live (built once, then kept)."""
+        if self.capture_path is None:
+            raise LeaktraceError("leaktrace: the tracked block has not ended yet")
+        if self._report is None:
+            from leaktrace.tracking.report import load_track_report  # numpy: only now
+            self._report = load_track_report(str(self.capture_path), self._stack_ids,
+                                             suppressions=self.suppressions)
+        return self._report
+
+    @property
+    def leaked_bytes(self) -> int:
+        """Definitely, indirectly and possibly lost bytes (not still reachable)."""
+        return self.report().leaked_bytes
+
+    @property
+    def live_bytes(self) -> int:
+        return self.report().summary.live_bytes
+
+    @property
+    def summary(self):  # type: ignore[no-untyped-def]
+        """The report's model.Summary (live bytes, leak totals per kind)."""
+        return self.report().summary
+
+    def checked_bytes(self) -> int:
+        """Bytes of the leak kinds `kinds` names: what max_bytes limits."""
+        return self.report().bytes_of(self.kinds)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Copies the capture where `leaktrace report` / `diff` can read it later."""
+        import shutil
+        if self.capture_path is None:
+            raise LeaktraceError("leaktrace: the tracked block has not ended yet")
+        return Path(shutil.copyfile(self.capture_path, path))
+
+    # ---- internals ------------------------------------------------------------------------
+    def _begin(self) -> None:
+        if self._active:
+            raise LeaktraceError("leaktrace: this tracked block is already open")
+        session().open_block(self.max_depth)
+        self._generation, self._previous = session().enter_thread()
+        self._own_generations = {self._generation}
+        self._active = True
+        _open_blocks().append(self)
+
+    def _end(self, *, check: bool, generations: set[int] | range | None = None) -> None:
+        shim = session()
+        try:
+            if check:
+                if self.collect:
+                    gc.collect()
+                if generations is None:
+                    generations = self._generations()
+                self.capture_path = self._capture(generations, self.scan)
+        finally:
+            shim.leave_thread(self._previous)
+            opened = _open_blocks()
+            if opened and opened[-1] is self:
+                opened.pop()
+                if opened:
+                    opened[-1]._own_generations |= self._own_generations
+            self._active = False
+            shim.close_block()
+        if check and self.max_bytes is not None:
+            self._check_limit()
+
+    def _capture(self, generations: set[int] | range, scan: bool) -> Path:
+        """What the capture call itself allocates (ctypes buffers, the file name) goes into a
+        generation of its own, outside the block's."""
+        shim = session()
+        _, previous = shim.enter_thread()
+        try:
+            return shim.capture(generations, scan)
+        finally:
+            shim.leave_thread(previous)
+
+    def _generations(self) -> set[int] | range:
+        if self.threads == "current":
+            return self._own_generations
+        return range(self._generation, session().current_generation() + 1)
+
+    _last_result: Any = None
+
+    def _run_once(self, function: Callable[..., Any], args: tuple[Any, ...],
+                  kwargs: dict[str, Any], done: list[set[int] | range]) -> set[int] | range:
+        """One call in a nested block of its own; returns its generations."""
+        inner = Tracker(threads=self.threads, max_depth=self.max_depth)
+        inner._begin()
+        try:
+            self._last_result = function(*args, **kwargs)
+        finally:
+            generations = inner._generations()
+            inner._end(check=False)
+        return generations
+
+    def _growing_stacks(self, iterations: list[set[int] | range]) -> set[int]:
+        """Backtraces with live blocks from every one of these calls (after a gc)."""
+        if self.collect:
+            gc.collect()
+        from leaktrace.tracking.report import live_stack_ids
+
+        common: set[int] | None = None
+        for generations in iterations:
+            path = self._capture(generations, scan=False)
+            try:
+                ids = live_stack_ids(str(path))
+            finally:
+                path.unlink()
+            common = ids if common is None else common & ids
+        return common or set()
+
+    def _check_limit(self) -> None:
+        assert self.max_bytes is not None
+        found = self.checked_bytes()
+        if found > self.max_bytes:
+            raise LeakError(
+                f"{found} bytes {kind_list_text(self.kinds)} leaked inside the tracked block "
+                f"(limit {self.max_bytes})\n" + self.report().render(
+                    kinds=kind_list_text(self.kinds)), self)
+
+
+def _open_blocks() -> list[Tracker]:
+    opened = getattr(_nesting, "open", None)
+    if opened is None:
+        opened = _nesting.open = []
+    return opened
+
+
+def _union(parts: list[set[int] | range]) -> set[int]:
+    result: set[int] = set()
+    for part in parts:
+        result.update(part)
+    return result
+
+
+def track(*, repeat: int = 1, threads: str = "all", collect: bool = True, scan: bool = True,
+          max_bytes: int | None = None, kinds: str = "definite", max_depth: int = 64,
+          suppressions: bool = True) -> Tracker:
+    """Track the native allocations of a block: `with track() as t:` or `@track()`.
+
+    repeat: run a function N times (decorator, `.run`), report only what grew every time
+    after the first; threads: "all" (default: every thread's allocations during the block)
+    or "current" (only the thread that entered it); collect: gc.collect() before the scan;
+    max_bytes/kinds: raise LeakError when more bytes of these leak kinds are left."""
+    return Tracker(repeat=repeat, threads=threads, collect=collect, scan=scan,
+                   max_bytes=max_bytes, kinds=kinds, max_depth=max_depth,
+                   suppressions=suppressions)

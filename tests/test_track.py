@@ -1,0 +1,188 @@
+"""leaktrace.track(): the shim loaded into a Python process by itself (no ptrace), recording
+only what a block allocates. Each scenario runs in a fresh interpreter with the test
+extension module (tests/programs/track_ext.c, built with setuptools) importable.
+
+Leak sizes are multiples of 16: glibc's top-chunk pointer (a root in libc's data) points
+8 bytes before the end of a block of 16k+8 bytes carved from the top, which would make the
+newest such block only "possibly lost"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from trackharness import build_extension, marker_line, records_from, run_json, run_python
+
+SOURCE = "track_ext.c"
+
+
+@pytest.fixture(scope="module")
+def ext_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_extension(tmp_path_factory.mktemp("track_ext"))
+
+
+def kinds(report: dict[str, Any]) -> dict[str, dict[str, int]]:
+    return report["summary"]
+
+
+def test_extension_leak_is_definitely_lost_with_file_and_line(ext_dir: Path) -> None:
+    report = run_json("""
+        import json, leaktrace, lt_track_ext as ext
+        with leaktrace.track() as t:
+            ext.leak(48)
+            ext.leak(48)
+            ext.keep(64)
+            ext.no_leak(1000)
+        print(json.dumps({"leaked": t.leaked_bytes, "live": t.live_bytes,
+                          "report": json.loads(t.report().render("json"))}))
+    """, ext_dir)
+    leaks = kinds(report["report"])
+    assert leaks["definitely_lost"] == {"bytes": 96, "blocks": 2}
+    assert leaks["indirectly_lost"] == {"bytes": 0, "blocks": 0}
+    assert leaks["possibly_lost"] == {"bytes": 0, "blocks": 0}
+    assert leaks["still_reachable"] == {"bytes": 64, "blocks": 1}
+    assert report["leaked"] == 96
+    assert report["live"] == 96 + 64
+    lost = records_from(report["report"], SOURCE, marker_line("lost"))
+    assert [(r["leak_kind"], r["bytes"], r["blocks"]) for r in lost] == [("definitely lost", 96, 2)]
+    assert lost[0]["frames"][0]["function"] == "make_lost"
+    kept = records_from(report["report"], SOURCE, marker_line("kept"))
+    assert [(r["leak_kind"], r["bytes"]) for r in kept] == [("still reachable", 64)]
+
+
+def test_nothing_live_when_the_block_frees_everything(ext_dir: Path) -> None:
+    report = run_json("""
+        import json, leaktrace, lt_track_ext as ext
+        with leaktrace.track() as t:
+            for _ in range(100):
+                ext.no_leak(4096)
+        print(json.dumps({"leaked": t.leaked_bytes, "records": len(t.report().records)}))
+    """, ext_dir)
+    assert report == {"leaked": 0, "records": 0}
+
+
+def test_ctypes_strdup_leak(ext_dir: Path) -> None:
+    report = run_json("""
+        import ctypes, json, leaktrace
+        libc = ctypes.CDLL("libc.so.6")
+        libc.strdup.restype = ctypes.c_void_p
+        libc.strdup.argtypes = [ctypes.c_char_p]
+        with leaktrace.track() as t:
+            libc.strdup(b"twenty-nine bytes of text...")  # the address is dropped at once
+        lost = [r for r in t.report().records if r.leak_kind == "definitely lost"]
+        print(json.dumps({"lost": [(r.bytes, r.blocks, r.frames[0].function) for r in lost]}))
+    """, ext_dir)
+    assert report["lost"] == [[29, 1, "strdup"]]
+
+
+def test_only_the_block_is_recorded_and_leaving_detaches(ext_dir: Path) -> None:
+    report = run_json("""
+        import json, leaktrace, lt_track_ext as ext
+        ext.leak(32)                 # before: not in any block
+        with leaktrace.track() as t:
+            ext.leak(16)
+        ext.leak(64)                 # after: the GOT is back, nothing records
+        with leaktrace.track() as again:
+            ext.leak(80)
+        lost = lambda tr: [(r.bytes, r.blocks) for r in tr.report().records
+                           if r.leak_kind == "definitely lost"]
+        print(json.dumps({"first": lost(t), "second": lost(again)}))
+    """, ext_dir)
+    assert report == {"first": [[16, 1]], "second": [[80, 1]]}
+
+
+def test_nested_blocks(ext_dir: Path) -> None:
+    """The three leaks share one backtrace (the same C call): one loss record."""
+    report = run_json("""
+        import json, leaktrace, lt_track_ext as ext
+        with leaktrace.track() as outer:
+            ext.leak(16)
+            with leaktrace.track() as inner:
+                ext.leak(32)
+            ext.leak(48)
+        lost = lambda tr: [(r.bytes, r.blocks) for r in tr.report().records
+                           if r.leak_kind == "definitely lost"]
+        print(json.dumps({"outer": lost(outer), "inner": lost(inner)}))
+    """, ext_dir)
+    assert report == {"outer": [[96, 3]], "inner": [[32, 1]]}
+
+
+def test_repeat_reports_what_grows_every_time(ext_dir: Path) -> None:
+    """init_then_leak loses 100 bytes on its first call only, then 16 bytes per call: the
+    warm-up call is left out, and so is the one-time loss."""
+    report = run_json("""
+        import json, leaktrace, lt_track_ext as ext
+
+        @leaktrace.track(repeat=4)
+        def work():
+            ext.init_then_leak(16)
+            return "done"
+
+        result = work()
+        r = work.last_track.report()
+        print(json.dumps({"result": result, "records": [(r.leak_kind, r.bytes, r.blocks)
+                                                        for r in r.records]}))
+    """, ext_dir)
+    assert report["result"] == "done"
+    assert report["records"] == [["definitely lost", 48, 3]]
+
+
+def test_threads_current_leaves_out_other_threads(ext_dir: Path) -> None:
+    """A thread started inside the block is covered with threads="all" only. (Compared by
+    the extension's live blocks, whatever their leak kind.)"""
+    report = run_json("""
+        import json, threading, leaktrace, lt_track_ext as ext
+        def results(threads):
+            with leaktrace.track(threads=threads) as t:
+                ext.leak(208)
+                worker = threading.Thread(target=ext.leak, args=(336,))
+                worker.start()
+                worker.join()
+            return sorted(b.size for r in t.report().records
+                          if r.frames and r.frames[0].function == "make_lost"
+                          for b in r.addresses)
+        print(json.dumps({"all": results("all"), "current": results("current")}))
+    """, ext_dir)
+    assert report == {"all": [208, 336], "current": [208]}
+
+
+def test_max_bytes_raises_leak_error_with_the_report(ext_dir: Path) -> None:
+    result = run_python("""
+        import leaktrace, lt_track_ext as ext
+        try:
+            with leaktrace.track(max_bytes=0):
+                ext.leak(64)
+        except leaktrace.LeakError as e:
+            print(e)
+    """, ext_dir)
+    assert result.returncode == 0, result.stderr
+    assert "64 bytes definite leaked inside the tracked block (limit 0)" in result.stdout
+    assert f"track_ext.c:{marker_line('lost')}" in result.stdout
+
+
+def test_under_leaktrace_run_the_preloaded_shim_is_used(ext_dir: Path, tmp_path: Path) -> None:
+    """`leaktrace run -- python ...`: track() uses the preloaded shim as it is."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import json, leaktrace, lt_track_ext as ext\n"
+        "with leaktrace.track() as t:\n"
+        "    ext.leak(48)\n"
+        "print(json.dumps([(r.leak_kind, r.bytes) for r in t.report().records\n"
+        "                  if r.leak_kind == 'definitely lost']))\n")
+    # One OpenBLAS thread (numpy's) is enough: with more, the preloaded shim's exit scan
+    # currently waits forever (a shim issue outside track(), reported to the lead).
+    capture = str(tmp_path / "run.lt")
+    result = run_python(f"""
+        import subprocess, sys
+        r = subprocess.run([sys.executable, "-m", "leaktrace", "run", "-o", {capture!r},
+                            "--", sys.executable, {str(script)!r}], capture_output=True, text=True)
+        print(r.returncode)
+        print(r.stdout)
+        sys.stderr.write(r.stderr)
+    """, ext_dir, env={"OPENBLAS_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "0", result.stderr
+    assert lines[1] == '[["definitely lost", 48]]'
+    assert (tmp_path / "run.lt").is_file()  # the run's own capture is written as usual
