@@ -527,6 +527,36 @@ static void scan_root_ranges(struct scan_state *st, const struct mapping *m, uin
     }
 }
 
+/* Attach mode: glibc's main heap as a root, chunk by chunk. The chunks in use that are not
+ * known blocks (allocated before the shim came) are roots; free chunks are not: what they
+ * still hold points to addresses the allocator has since handed out again. glibc's layout:
+ * the chunk size in the second word, bit 0 of the next chunk's size set when this one is in
+ * use, the top chunk last. Anything unexpected: the rest is scanned whole. */
+static void scan_main_heap(struct scan_state *st, uintptr_t at, uintptr_t end)
+{
+    static const int definite = 1;
+    void *root = (void *)&definite;
+    uintptr_t size_word, next_word;
+    while (at + 32 <= end && read_word(st, at + 8, &size_word)) {
+        uintptr_t size = size_word & ~(uintptr_t)7;
+        if (size < 32 || size % 16 || size > end - at) break;
+        if (at + size + 16 > end || !read_word(st, at + size + 8, &next_word)) return; /* top */
+        size_t i = first_block_from(st, at + 16);
+        bool known = i < st->n && st->addr[i] == at + 16;
+        if ((next_word & 1) && !known) {
+            st->root_bytes += size - 8;
+            scan_range(st, at + 16, at + size + 8, mark_word, root);
+            drain_roots(st);
+        }
+        at += size;
+    }
+    if (at < end) {
+        st->root_bytes += end - at;
+        scan_range(st, at, end, mark_word, root);
+        drain_roots(st);
+    }
+}
+
 static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
 {
     static const int definite = 1;
@@ -539,8 +569,15 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
     for (int t = 0; t < stopped; t++)
         for (int r = 0; r < 16; r++) mark_word(st, parked[t].regs[r], root);
     drain_roots(st);
+    /* Attached to a running process, the main heap holds blocks allocated before the shim
+     * came, which it does not know: they may point to its blocks, so they are roots too. */
+    bool heap_is_root = lt_attach_mode();
     for (size_t mi = 0; mi < st->nmaps; mi++) {
         const struct mapping *m = &st->maps[mi];
+        if (heap_is_root && m->kind == 'h' && m->readable && m->writable) {
+            scan_main_heap(st, m->start, m->end);
+            continue;
+        }
         if (!m->readable || !m->writable || m->kind == 'h' || m->kind == 'o') continue;
         /* A thread's stack is scanned from its stack pointer up, not whole. */
         uintptr_t from = m->start;

@@ -48,16 +48,24 @@ static PyObject *no_leak(PyObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-/* Loses 100 bytes on its first call only (one-time initialisation done badly), then leaks
- * n bytes on every call. */
-static PyObject *init_then_leak(PyObject *self, PyObject *arg)
+/* Loses 100 bytes on its first call only: one-time initialisation done badly. */
+static PyObject *init_once(PyObject *self, PyObject *unused)
 {
+    (void)self, (void)unused;
     if (!once) {
         void *volatile first = malloc(100); /* @leak:first_call */
         first = NULL;
         (void)first;
         once = (void *)1;
     }
+    Py_RETURN_NONE;
+}
+
+/* init_once, then loses n bytes on every call. */
+static PyObject *init_then_leak(PyObject *self, PyObject *arg)
+{
+    PyObject *none = init_once(self, NULL);
+    Py_XDECREF(none);
     return leak(self, arg);
 }
 
@@ -78,6 +86,7 @@ static PyMethodDef methods[] = {
     { "leak", leak, METH_O, "malloc(n) and lose it" },
     { "keep", keep, METH_O, "malloc(n) kept in a global" },
     { "no_leak", no_leak, METH_O, "malloc(n) and free it" },
+    { "init_once", init_once, METH_NOARGS, "lose 100 bytes on the first call only" },
     { "init_then_leak", init_then_leak, METH_O, "lose 100 bytes once, then n per call" },
     { NULL, NULL, 0, NULL },
 };

@@ -1,25 +1,32 @@
-"""A tracked block's capture -> the project's report model, with `render()` for convenience
-and the byte counts a test asserts on."""
+"""A tracked block's capture -> the project's report model, with `render()` and the byte
+counts a test asserts on.
+
+The tracked process never holds a capture's block addresses longer than it must: a copy left
+in its memory (a freed buffer, a numpy temporary) would look like a pointer to whatever block
+the allocator puts at that address later, and a later scan would find that block reachable.
+So the symbolized report is built in a child process (report_worker.py) and sent back
+pickled, and the quick totals read the file into one buffer that is cleared right after."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, fields
+import os
+import pickle
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
-import numpy as np
-
-from leaktrace.capture.reader import Capture, read_capture
-from leaktrace.leak_kinds import (
-    DEFINITELY_LOST,
-    INDIRECTLY_LOST,
-    LEAK_KINDS,
-    POSSIBLY_LOST,
-    parse_kind_list,
-)
+from leaktrace.errors import LeaktraceError
+from leaktrace.leak_kinds import DEFINITELY_LOST, INDIRECTLY_LOST, POSSIBLY_LOST, parse_kind_list
 from leaktrace.model import Report
+
+if TYPE_CHECKING:
+    from leaktrace.capture.reader import Capture
 
 # What `leaked_bytes` counts: every kind but still reachable, as in valgrind's summary.
 LEAKED_KINDS = frozenset({DEFINITELY_LOST, INDIRECTLY_LOST, POSSIBLY_LOST})
+T = TypeVar("T")
 
 
 @dataclass
@@ -53,10 +60,14 @@ class TrackReport(Report):
         return self.bytes_of(LEAKED_KINDS)
 
 
-def load_track_report(path: str, stack_ids: set[int] | None = None, *,
-                      suppressions: bool = True) -> TrackReport:
-    """The report of a track capture; with `stack_ids`, only blocks from those backtraces."""
+def build_track_report(path: str, stack_ids: set[int] | None, suppressions: bool) -> TrackReport:
+    """The report (in the child process): with `stack_ids`, only those backtraces' blocks."""
+    from dataclasses import fields
+
+    import numpy as np
+
     from leaktrace.analyze.build_report import build_report
+    from leaktrace.capture.reader import read_capture
 
     capture = read_capture(path)
     if stack_ids is not None:
@@ -70,10 +81,61 @@ def load_track_report(path: str, stack_ids: set[int] | None = None, *,
     return TrackReport(**{f.name: getattr(report, f.name) for f in fields(report)})
 
 
+def load_track_report(path: str, stack_ids: set[int] | None, suppressions: bool) -> TrackReport:
+    """build_track_report, run in a child process (see the module's docstring)."""
+    ids = "-" if stack_ids is None else ",".join(str(i) for i in sorted(stack_ids))
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    done = subprocess.run(
+        [sys.executable, "-m", "leaktrace.tracking.report_worker", path, ids,
+         "1" if suppressions else "0"], capture_output=True, env=env, check=False)
+    if done.returncode != 0:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()
+        raise LeaktraceError(f"leaktrace: could not build the tracked block's report: "
+                             f"{reason[-1] if reason else f'exit code {done.returncode}'}")
+    report = pickle.loads(done.stdout)
+    assert isinstance(report, TrackReport)
+    return report
+
+
+def _with_capture(path: str, use: Callable[[Capture], T]) -> T:
+    """use(capture) on the file read into one buffer, cleared afterwards."""
+    from leaktrace.capture.reader import parse_capture
+
+    with open(path, "rb", buffering=0) as f:  # unbuffered: no other copy of the bytes
+        data = bytearray(os.fstat(f.fileno()).st_size)
+        f.readinto(data)
+    try:
+        return use(parse_capture(data, path))  # type: ignore[arg-type]  # bytes-like is enough
+    finally:
+        data[:] = bytes(len(data))
+
+
+def kind_totals(path: str, stack_ids: set[int] | None) -> dict[str, tuple[int, int]]:
+    """{leak kind: (blocks, own bytes)} of a capture, without symbolizing."""
+    def totals(capture: Capture) -> dict[str, tuple[int, int]]:
+        import numpy as np
+
+        from leaktrace.capture import format as fmt
+
+        blocks = capture.blocks
+        keep = np.ones(len(blocks), dtype=bool)
+        if stack_ids is not None:
+            keep = np.isin(blocks["stack_id"], np.array(sorted(stack_ids), dtype=np.uint32))
+        keep &= ~np.isin(blocks["kind"], np.array(sorted(fmt.MAPPING_KINDS), dtype=np.uint8))
+        kinds = blocks["leak_kind"][keep]
+        sizes = blocks["size"][keep]
+        return {fmt.leak_kind_name(int(k)): (int((kinds == k).sum()), int(sizes[kinds == k].sum()))
+                for k in np.unique(kinds)}
+    return _with_capture(path, totals)
+
+
 def live_stack_ids(path: str) -> set[int]:
-    """Backtraces with at least one live block in a capture (no symbolization)."""
-    capture: Capture = read_capture(path)
-    return {int(s) for s in np.unique(capture.blocks["stack_id"])}
+    """Backtraces with at least one live block in a capture."""
+    def ids(capture: Capture) -> set[int]:
+        import numpy as np
+        return {int(s) for s in np.unique(capture.blocks["stack_id"])}
+    return _with_capture(path, ids)
 
 
-__all__ = ["LEAKED_KINDS", "LEAK_KINDS", "TrackReport", "live_stack_ids", "load_track_report"]
+__all__ = ["LEAKED_KINDS", "TrackReport", "build_track_report", "kind_totals", "live_stack_ids",
+           "load_track_report"]

@@ -23,6 +23,7 @@ from leaktrace.leak_kinds import kind_list_text, parse_kind_list
 from leaktrace.tracking.shim_session import session
 
 if TYPE_CHECKING:
+    from leaktrace.model import Summary
     from leaktrace.tracking.report import TrackReport
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,7 +45,7 @@ class Tracker:
     block the results (`report()`, `leaked_bytes`, `summary`, `capture_path`)."""
 
     def __init__(self, *, repeat: int = 1, threads: str = "all", collect: bool = True,
-                 scan: bool = True, max_bytes: int | None = None, kinds: str = "definite",
+                 scan: bool = True, max_bytes: int | None = None, kinds: str = "definite,possible",
                  max_depth: int = 64, suppressions: bool = True) -> None:
         if repeat < 1:
             raise ValueError("repeat must be 1 or more")
@@ -64,6 +65,7 @@ class Tracker:
         self._own_generations: set[int] = set()  # this thread's, nested blocks' included
         self._stack_ids: set[int] | None = None  # repeat: backtraces that grew every time
         self._report: TrackReport | None = None
+        self._kind_totals: dict[str, tuple[int, int]] | None = None
         self._active = False
 
     # ---- with -----------------------------------------------------------------------------
@@ -106,9 +108,7 @@ class Tracker:
         except BaseException:
             self._end(check=False)
             raise
-        if self.repeat > 1:
-            self._stack_ids = self._growing_stacks(iterations[1:])
-        self._end(check=True, generations=_union(iterations[1:]) if self.repeat > 1 else None)
+        self._end(check=True, iterations=iterations[1:] if self.repeat > 1 else None)
         return result
 
     # ---- results --------------------------------------------------------------------------
@@ -117,28 +117,46 @@ class Tracker:
         if self.capture_path is None:
             raise LeaktraceError("leaktrace: the tracked block has not ended yet")
         if self._report is None:
-            from leaktrace.tracking.report import load_track_report  # numpy: only now
+            from leaktrace.tracking.report import load_track_report
             self._report = load_track_report(str(self.capture_path), self._stack_ids,
-                                             suppressions=self.suppressions)
+                                             self.suppressions)
         return self._report
 
     @property
     def leaked_bytes(self) -> int:
         """Definitely, indirectly and possibly lost bytes (not still reachable)."""
-        return self.report().leaked_bytes
+        from leaktrace.tracking.report import LEAKED_KINDS
+        return self._bytes_of(LEAKED_KINDS)
 
     @property
     def live_bytes(self) -> int:
-        return self.report().summary.live_bytes
+        """Every live block's bytes, reachable or not."""
+        return sum(size for _, size in self._totals().values())
 
     @property
-    def summary(self):  # type: ignore[no-untyped-def]
+    def summary(self) -> Summary:
         """The report's model.Summary (live bytes, leak totals per kind)."""
         return self.report().summary
 
     def checked_bytes(self) -> int:
         """Bytes of the leak kinds `kinds` names: what max_bytes limits."""
-        return self.report().bytes_of(self.kinds)
+        return self._bytes_of(self.kinds)
+
+    def _bytes_of(self, kinds: frozenset[str]) -> int:
+        """From the capture's totals; from the report (default suppressions applied, which
+        needs symbols) only when there is something to suppress."""
+        quick = sum(size for kind, (_, size) in self._totals().items() if kind in kinds)
+        if quick and self.suppressions:
+            return self.report().bytes_of(kinds)
+        return quick
+
+    def _totals(self) -> dict[str, tuple[int, int]]:
+        if self.capture_path is None:
+            raise LeaktraceError("leaktrace: the tracked block has not ended yet")
+        if self._kind_totals is None:
+            from leaktrace.tracking.report import kind_totals
+            self._kind_totals = kind_totals(str(self.capture_path), self._stack_ids)
+        return self._kind_totals
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Copies the capture where `leaktrace report` / `diff` can read it later."""
@@ -157,15 +175,19 @@ class Tracker:
         self._active = True
         _open_blocks().append(self)
 
-    def _end(self, *, check: bool, generations: set[int] | range | None = None) -> None:
+    def _end(self, *, check: bool, iterations: list[set[int] | range] | None = None) -> None:
+        """With `iterations` (repeat), the calls whose growth is reported."""
         shim = session()
+        iteration_captures: list[Path] = []
         try:
             if check:
                 if self.collect:
                     gc.collect()
-                if generations is None:
-                    generations = self._generations()
+                generations = self._generations() if iterations is None else _union(iterations)
+                # The scan first: reading captures puts block addresses in this process's
+                # memory, where the scan would take them for pointers.
                 self.capture_path = self._capture(generations, self.scan)
+                iteration_captures = [self._capture(g, scan=False) for g in iterations or []]
         finally:
             shim.leave_thread(self._previous)
             opened = _open_blocks()
@@ -175,6 +197,10 @@ class Tracker:
                     opened[-1]._own_generations |= self._own_generations
             self._active = False
             shim.close_block()
+        # Read once detached: what it imports (numpy) must not be loaded, nor its GOT
+        # patched, while the shim is attached.
+        if iteration_captures:
+            self._stack_ids = _growing_stacks(iteration_captures)
         if check and self.max_bytes is not None:
             self._check_limit()
 
@@ -207,22 +233,6 @@ class Tracker:
             inner._end(check=False)
         return generations
 
-    def _growing_stacks(self, iterations: list[set[int] | range]) -> set[int]:
-        """Backtraces with live blocks from every one of these calls (after a gc)."""
-        if self.collect:
-            gc.collect()
-        from leaktrace.tracking.report import live_stack_ids
-
-        common: set[int] | None = None
-        for generations in iterations:
-            path = self._capture(generations, scan=False)
-            try:
-                ids = live_stack_ids(str(path))
-            finally:
-                path.unlink()
-            common = ids if common is None else common & ids
-        return common or set()
-
     def _check_limit(self) -> None:
         assert self.max_bytes is not None
         found = self.checked_bytes()
@@ -240,6 +250,20 @@ def _open_blocks() -> list[Tracker]:
     return opened
 
 
+def _growing_stacks(paths: list[Path]) -> set[int]:
+    """Backtraces with live blocks in every one of these captures (one per call)."""
+    from leaktrace.tracking.report import live_stack_ids
+
+    common: set[int] | None = None
+    for path in paths:
+        try:
+            ids = live_stack_ids(str(path))
+        finally:
+            path.unlink()
+        common = ids if common is None else common & ids
+    return common or set()
+
+
 def _union(parts: list[set[int] | range]) -> set[int]:
     result: set[int] = set()
     for part in parts:
@@ -248,7 +272,7 @@ def _union(parts: list[set[int] | range]) -> set[int]:
 
 
 def track(*, repeat: int = 1, threads: str = "all", collect: bool = True, scan: bool = True,
-          max_bytes: int | None = None, kinds: str = "definite", max_depth: int = 64,
+          max_bytes: int | None = None, kinds: str = "definite,possible", max_depth: int = 64,
           suppressions: bool = True) -> Tracker:
     """Track the native allocations of a block: `with track() as t:` or `@track()`.
 
