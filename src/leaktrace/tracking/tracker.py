@@ -103,8 +103,8 @@ class Tracker:
         result: Any = None
         try:
             for _ in range(self.repeat):
-                iterations.append(self._run_once(function, args, kwargs, iterations))
-                result = self._last_result
+                generations, result = self._run_once(function, args, kwargs)
+                iterations.append(generations)
         except BaseException:
             self._end(check=False)
             raise
@@ -219,19 +219,17 @@ class Tracker:
             return self._own_generations
         return range(self._generation, session().current_generation() + 1)
 
-    _last_result: Any = None
-
     def _run_once(self, function: Callable[..., Any], args: tuple[Any, ...],
-                  kwargs: dict[str, Any], done: list[set[int] | range]) -> set[int] | range:
-        """One call in a nested block of its own; returns its generations."""
+                  kwargs: dict[str, Any]) -> tuple[set[int] | range, Any]:
+        """One call in a nested block of its own: (its generations, its result)."""
         inner = Tracker(threads=self.threads, max_depth=self.max_depth)
         inner._begin()
         try:
-            self._last_result = function(*args, **kwargs)
+            result = function(*args, **kwargs)
         finally:
             generations = inner._generations()
             inner._end(check=False)
-        return generations
+        return generations, result
 
     def _check_limit(self) -> None:
         assert self.max_bytes is not None
