@@ -71,9 +71,12 @@ def test_ctypes_strdup_leak(ext_dir: Path) -> None:
         with leaktrace.track() as t:
             libc.strdup(b"twenty-nine bytes of text...")  # the address is dropped at once
         lost = [r for r in t.report().records if r.leak_kind == "definitely lost"]
-        print(json.dumps({"lost": [(r.bytes, r.blocks, r.frames[0].function) for r in lost]}))
+        page = t.report().render("html")
+        print(json.dumps({"lost": [(r.bytes, r.blocks, r.frames[0].function) for r in lost],
+                          "html": page.startswith("<!DOCTYPE html>") and "strdup" in page}))
     """, ext_dir)
     assert report["lost"] == [[29, 1, "strdup"]]
+    assert report["html"]
 
 
 def test_only_the_block_is_recorded_and_leaving_detaches(ext_dir: Path) -> None:

@@ -123,7 +123,7 @@ def _check(item: pytest.Function, tracker: Tracker, settings: CheckSettings) -> 
         saved = _save_capture(item, tracker)
         report = tracker.report()
         report.capture_path = str(saved)
-        text = report.render(kinds=settings.kinds, top=RECORDS_SHOWN)
+        text = report.text(kinds=settings.kinds, top=RECORDS_SHOWN)
     finally:
         tracker.capture_path.unlink(missing_ok=True)
     item.config.stash[_failures_key].append(f"{item.nodeid}: {saved}")

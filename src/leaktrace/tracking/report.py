@@ -34,19 +34,23 @@ class TrackReport(Report):
     """model.Report of the blocks allocated inside a tracked block and still live."""
 
     def render(self, output_format: str = "text", *, kinds: str = "all",
-               top: int | None = None) -> str:
-        """"text" or "json", as `leaktrace report` prints them; `kinds` the loss records
-        shown ('definite,possible', 'all', ...)."""
+               top: int | None = None) -> str | bytes:
+        """Any format of `leaktrace report --format` ("text", "json", "html", "folded",
+        "speedscope"; "pprof" is bytes); `kinds` the loss records shown ('definite,possible',
+        'all', ...), `top` the largest N only."""
+        from leaktrace.render.formats import REPORT_FORMATS, render_as
         from leaktrace.render.options import RenderOptions
 
-        options = RenderOptions(top=top, leak_kinds=parse_kind_list(kinds))
-        if output_format == "text":
-            from leaktrace.render.text import render_text
-            return render_text(self, options)
-        if output_format == "json":
-            from leaktrace.render.json_report import render_json
-            return render_json(self, options)
-        raise ValueError(f"unknown format {output_format!r}: use text or json")
+        if output_format not in REPORT_FORMATS:
+            raise ValueError(f"unknown format {output_format!r}: use {', '.join(REPORT_FORMATS)}")
+        return render_as(self, output_format, RenderOptions(top=top,
+                                                            leak_kinds=parse_kind_list(kinds)))
+
+    def text(self, *, kinds: str = "all", top: int | None = None) -> str:
+        """render("text")."""
+        rendered = self.render("text", kinds=kinds, top=top)
+        assert isinstance(rendered, str)
+        return rendered
 
     def bytes_of(self, kinds: Iterable[str]) -> int:
         """Own bytes of these leak kinds (LEAK SUMMARY numbers, suppressed records apart)."""

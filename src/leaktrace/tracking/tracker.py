@@ -237,7 +237,7 @@ class Tracker:
         if found > self.max_bytes:
             raise LeakError(
                 f"{found} bytes {kind_list_text(self.kinds)} leaked inside the tracked block "
-                f"(limit {self.max_bytes})\n" + self.report().render(
+                f"(limit {self.max_bytes})\n" + self.report().text(
                     kinds=kind_list_text(self.kinds)), self)
 
 
