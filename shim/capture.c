@@ -167,14 +167,21 @@ static void on_demand_name(char *dst, size_t cap, unsigned reason, uint32_t sequ
     *p = 0;
 }
 
-static void notify(const char *path)
+/* One line for the launcher: "capture <pid> <path>" for a capture written, or
+ * "failed <pid> <errno> <path>" when it could not be (disk full, a directory it may not write,
+ * no memory left), so `leaktrace run` can say why there is no capture. */
+static void notify(const char *path, int error)
 {
     if (!lt_cfg.notify[0]) return;
     char line[LT_PATH_MAX + 64];
     char *end = line + sizeof line - 1;
-    char *p = lt_put_str(line, end, "capture ");
+    char *p = lt_put_str(line, end, error ? "failed " : "capture ");
     p = lt_put_uint(p, end, (uint64_t)getpid());
     p = lt_put_str(p, end, " ");
+    if (error) {
+        p = lt_put_uint(p, end, (uint64_t)error);
+        p = lt_put_str(p, end, " ");
+    }
     p = lt_put_str(p, end, path);
     p = lt_put_str(p, end, "\n");
     int fd = open(lt_cfg.notify, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
@@ -460,12 +467,16 @@ int lt_capture_write(struct lt_capture_request *req)
         on_demand_name(base, sizeof base, req->reason, sequence);
     }
     int fd = open_new_file(path, LT_PATH_MAX, base);
-    if (fd < 0) return fd;
+    if (fd < 0) {
+        if (!req->exact_path) notify(path, -fd);
+        return fd;
+    }
 
     struct writer w = { .fd = fd, .buf = lt_map(BUF_SIZE) };
     if (!w.buf) {
         close(fd);
         unlink(path);
+        if (!req->exact_path) notify(path, ENOMEM);
         return -ENOMEM;
     }
     /* Module list first: it may take the loader's lock, which must not be taken from a
@@ -499,8 +510,9 @@ int lt_capture_write(struct lt_capture_request *req)
     close(fd);
     if (err) {
         unlink(path);
+        if (!req->exact_path) notify(path, err);
         return -err;
     }
-    if (!req->exact_path) notify(path);
+    if (!req->exact_path) notify(path, 0);
     return 0;
 }

@@ -1,5 +1,5 @@
 """`python -m leaktrace`: the same as the `leaktrace` command."""
 
-from leaktrace.cli import main
+from leaktrace.entry import main
 
-main(prog_name="leaktrace")
+main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ class _OneLineErrorsGroup(click.Group):
              **extra: Any) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
+        _write_names_as_bytes()
         try:
             result = super().main(args, prog_name, complete_var, False, **extra)
         except click.UsageError as e:
@@ -56,6 +58,15 @@ class _OneLineErrorsGroup(click.Group):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
+
+
+def _write_names_as_bytes() -> None:
+    """File and program names are bytes that need not be UTF-8: the readers keep them as
+    os.fsdecode makes them (surrogate escapes), and the text output writes those bytes back
+    as they were, as ls and valgrind do, instead of failing on them."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors != "surrogateescape":
+            stream.reconfigure(errors="surrogateescape")
 
 
 @click.group(cls=_OneLineErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]})

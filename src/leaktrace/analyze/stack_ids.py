@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 
 
@@ -11,4 +12,4 @@ def stable_stack_id(kind: str, frames: Iterable[tuple[str, int]]) -> str:
     return address). Runtime addresses are never used, so ASLR cannot change the id, and
     neither can the directory the program was run from. Same scheme as the mtrace source."""
     text = "|".join(f"{module}+{offset:x}" for module, offset in frames)
-    return hashlib.blake2b(f"{kind}|{text}".encode(), digest_size=4).hexdigest()
+    return hashlib.blake2b(os.fsencode(f"{kind}|{text}"), digest_size=4).hexdigest()

@@ -20,6 +20,7 @@ from leaktrace.capture import format as fmt
 from leaktrace.capture.cursor import Cursor
 from leaktrace.capture.errors import CaptureError
 from leaktrace.capture.series import Series, Session, parse_series, parse_session
+from leaktrace.input_files import read_regular
 
 # One BLOCKS record; numpy reads the section without copying it.
 BLOCK_DTYPE = np.dtype(
@@ -43,6 +44,11 @@ LEAK_GROUP_DTYPE = np.dtype(
 assert LEAK_GROUP_DTYPE.itemsize == fmt.LEAK_GROUP_RECORD_SIZE
 
 _HEADER = struct.Struct("<8sIIIIQQQQII")
+
+# No count or byte total a real process reaches: past these a field is corrupt, and the
+# analysis (64-bit signed numpy arithmetic) must never see it.
+MAX_TOTAL = (1 << 63) - 1
+MAX_BLOCK_SIZE = 1 << 57  # larger than any x86-64 address space (57-bit with 5-level paging)
 _SECTION = struct.Struct("<IIQ")
 
 
@@ -180,11 +186,7 @@ class Capture:
 def read_capture(path: str | os.PathLike[str]) -> Capture:
     """Read and check a capture file. Raises CaptureError (one line) for anything unreadable."""
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise CaptureError(f"cannot read {name}: {e.strerror or e}") from None
+    data = read_regular(name, "capture", error=CaptureError)
     return parse_capture(data, name)
 
 
@@ -320,6 +322,9 @@ def _parse_stacks(c: Cursor) -> dict[int, Stack]:
         addresses = struct.unpack(f"<{depth}Q", c.take(depth * 8, f"stack {stack_id}"))
         if stack_id in stacks:
             raise CaptureError(f"{c.where} is corrupt: stack id {stack_id} appears twice")
+        if max(allocs, alloc_bytes, frees, freed_bytes, live, live_bytes) > MAX_TOTAL:
+            raise CaptureError(f"{c.where} is corrupt: stack {stack_id} has a total of 2^63 "
+                               "or more")
         stacks[stack_id] = Stack(stack_id, allocs, alloc_bytes, frees, freed_bytes, live,
                                  live_bytes, tuple(addresses))
     return stacks
@@ -341,7 +346,10 @@ def _parse_blocks(c: Cursor, version: int) -> np.ndarray:
         blocks["leak_kind"] = fmt.LEAK_UNSCANNED
         blocks["heuristic"] = fmt.HEURISTIC_NONE
         blocks["flags"] = 0
-    elif count:
+    if count and int(blocks["size"].max()) > MAX_BLOCK_SIZE:
+        raise CaptureError(f"{c.where} is corrupt: a block is larger than any address space "
+                           f"({int(blocks['size'].max())} bytes)")
+    if version >= 2 and count:
         # A number the format does not define would silently drop blocks from every total.
         for byte, known in (("leak_kind", fmt.LEAK_KINDS), ("heuristic", fmt.HEURISTICS)):
             highest = int(blocks[byte].max())

@@ -40,6 +40,7 @@ REASONS: dict[int, str] = {
 # checkpoint: they are a difference already, not the whole heap.
 CHECKPOINT_REASONS = frozenset({REASON_MTRACE, REASON_MUNTRACE})
 
+MAX_TOTAL = (1 << 63) - 1  # as reader.MAX_TOTAL: the analysis computes in signed 64 bits
 SESSION_PAYLOAD_SIZE = 24  # u64 baseline, then four u32
 SNAPSHOT_HEADER_SIZE = 16  # u64 time, u32 entries, u32 reserved
 SERIES_ENTRY_DTYPE = np.dtype(
@@ -141,4 +142,9 @@ def parse_series(c: Cursor) -> Series:
         owners.append(np.full(entries, i, dtype=np.int64))
     if not chunks:
         return Series(times)
-    return Series(times, np.concatenate(chunks), np.concatenate(owners))
+    entries = np.concatenate(chunks)
+    for column in ("alloc_count", "alloc_bytes", "live_blocks", "live_bytes"):
+        if len(entries) and int(entries[column].max()) > MAX_TOTAL:
+            raise CaptureError(f"{c.where} is corrupt: a snapshot has a {column} of 2^63 "
+                               "or more")
+    return Series(times, entries, np.concatenate(owners))

@@ -196,11 +196,15 @@ def _exit_capture(pid: int, notify: str | None, attached_at: float) -> Detached:
     """The process exited while attached: the shim wrote its capture at exit, as under
     `leaktrace run`, and announced it."""
     ended_at = time.time()
-    notices = read_notifications(notify) if notify else []
+    notices, failures = read_notifications(notify) if notify else ([], [])
     captures = [n.path for n in notices if n.pid == pid and os.path.isfile(n.path)]
+    failed = [f for f in failures if f.pid == pid]
+    if not captures and failed:
+        raise LeaktraceError(f"process {pid} ended during the collection window and could not "
+                             f"write its capture {failed[-1].path}: {failed[-1].reason}")
     if not captures:
         raise LeaktraceError(f"process {pid} ended during the collection window without "
-                             "writing a capture (killed?)")
+                             "writing a capture (killed by a signal it could not catch?)")
     warn(f"process {pid} exited during the collection window; this is its capture at exit")
     return Detached(captures[-1], attached_at, ended_at)
 

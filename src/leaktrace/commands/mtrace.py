@@ -11,6 +11,7 @@ from leaktrace.commands._errors import one_line_errors, warn
 from leaktrace.commands._report_output import render_options, render_report_as
 from leaktrace.commands.report import output_file_option
 from leaktrace.errors import LeaktraceError
+from leaktrace.input_files import file_type_name
 from leaktrace.render.formats import REPORT_FORMATS, write_output
 from leaktrace.render.mtrace_table import render_mtrace_table
 from leaktrace.sources.mtrace_callers import CallerResolver, source_location
@@ -77,6 +78,12 @@ def mtrace_command(
     log = read_mtrace_log(log_path, malformed)
     malformed.finish()
     understood = log.counters["lines"] - malformed.count - log.counters["blank_lines"]
+    if understood == 0 and not malformed.count:
+        # glibc's script says "No memory leaks." here; but nothing was traced at all.
+        raise LeaktraceError(
+            f"{log_path} is empty: nothing was traced (the program did not call mtrace(), "
+            "or MALLOC_TRACE was not set in its environment, or it could not write the log)"
+        )
     if malformed.count and understood == 0 and malformed.first:
         line, reason = malformed.first
         raise LeaktraceError(
@@ -106,5 +113,6 @@ def mtrace_command(
 def _check_binary(binary: str) -> None:
     if not os.path.exists(binary):
         raise LeaktraceError(f"{binary}: no such file (the traced program)")
-    if os.path.isdir(binary):
-        raise LeaktraceError(f"{binary}: is a directory, not the traced program")
+    if not os.path.isfile(binary):
+        mode = os.stat(binary).st_mode
+        raise LeaktraceError(f"{binary}: is {file_type_name(mode)}, not the traced program")

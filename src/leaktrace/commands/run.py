@@ -24,6 +24,7 @@ from leaktrace.errors import LeaktraceError
 from leaktrace.exit_codes import USAGE_ERROR
 from leaktrace.launcher.environment import launch_environment, start_mode
 from leaktrace.launcher.notifications import (
+    CaptureFailure,
     CaptureNotice,
     find_capture,
     numbered_captures,
@@ -105,7 +106,7 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
                                  follow_children=follow_children, interval=interval,
                                  start=start)
         returncode, pid = run_supervised(list(command), program, env)
-        notices = read_notifications(notify_path)
+        notices, failures = read_notifications(notify_path)
     finally:
         os.unlink(notify_path)
 
@@ -114,9 +115,8 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     if died:
         warn(f"{command[0]} was {died}")
     if capture is None:
-        warn(f"no capture was written for {command[0]} (pid {pid}): it may have crashed or "
-             "been killed before exit (SIGKILL, abort), or left through a path the shim "
-             "cannot see")
+        warn(f"no capture was written for {command[0]} (pid {pid}): "
+             f"{_why_no_capture(returncode, [f for f in failures if f.pid == pid])}")
         _end_unchecked(returncode)
     try:
         report = load_report(capture, with_addresses=show_addresses)
@@ -176,6 +176,20 @@ def _end_unchecked(returncode: int) -> NoReturn:
     if returncode < 0:
         end_like(returncode)
     raise SystemExit(returncode or USAGE_ERROR)
+
+
+def _why_no_capture(returncode: int, failures: list[CaptureFailure]) -> str:
+    """The true reason, as far as the launcher can know it."""
+    if failures:
+        last = failures[-1]
+        return f"the shim could not write {last.path}: {last.reason}"
+    if returncode < 0:
+        name = signal_description(returncode) or "killed by a signal"
+        return (f"it was {name}, which the shim cannot catch, before it could write one "
+                "(the shim writes its capture at exit and on the signals it handles)")
+    return (f"it exited with status {returncode} without the shim writing one: it made no "
+            "allocation through the shim, or ended through a path the shim does not see "
+            "(exec of another program, a raw exit system call)")
 
 
 def _list_numbered_captures(pid: int, notices: list[CaptureNotice]) -> None:

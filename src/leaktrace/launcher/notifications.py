@@ -1,5 +1,5 @@
 """Which captures the shim wrote: it appends `capture <pid> <path>` to $LEAKTRACE_NOTIFY
-for each one."""
+for each one, and `failed <pid> <errno> <path>` for each one it could not write."""
 
 from __future__ import annotations
 
@@ -16,19 +16,43 @@ class CaptureNotice:
     path: str
 
 
-def read_notifications(notify_path: str) -> list[CaptureNotice]:
+@dataclass(frozen=True)
+class CaptureFailure:
+    """The shim could not write the capture `path`: errno `error`."""
+
+    pid: int
+    error: int
+    path: str
+
+    @property
+    def reason(self) -> str:
+        return os.strerror(self.error)
+
+
+# The shim writes short lines; a notify file larger than this was not written by it.
+_MAX_NOTIFY_BYTES = 16 << 20
+
+
+def read_notifications(notify_path: str) -> tuple[list[CaptureNotice], list[CaptureFailure]]:
     try:
         with open(notify_path, "rb") as f:
-            raw = f.read()
+            raw = f.read(_MAX_NOTIFY_BYTES)
     except OSError:
-        return []
-    notices = []
+        return [], []
+    notices: list[CaptureNotice] = []
+    failures: list[CaptureFailure] = []
     for line in raw.split(b"\n"):
         parts = line.split(b" ", 2)
         # A line cut short by a crash mid-write is skipped, never misread.
-        if len(parts) == 3 and parts[0] == b"capture" and parts[1].isdigit() and parts[2]:
+        if len(parts) != 3 or not parts[1].isdigit() or not parts[2]:
+            continue
+        if parts[0] == b"capture":
             notices.append(CaptureNotice(int(parts[1]), os.fsdecode(parts[2])))
-    return notices
+        elif parts[0] == b"failed":
+            error, _, path = parts[2].partition(b" ")
+            if error.isdigit() and path:
+                failures.append(CaptureFailure(int(parts[1]), int(error), os.fsdecode(path)))
+    return notices, failures
 
 
 def find_capture(pid: int, notices: list[CaptureNotice], *, output: str | None,

@@ -1,6 +1,8 @@
 """Refuse, before launching, the programs the shim cannot enter, with the reason in one line:
 missing, not executable, statically linked, another ELF class, setuid/setgid or with file
-capabilities (the loader then ignores LD_PRELOAD)."""
+capabilities (the loader then ignores LD_PRELOAD), built with a sanitizer or with an allocator
+of its own in the executable (the program's own malloc comes before the shim's: the shim
+would see no allocation at all)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,24 @@ import stat
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
+from elftools.elf.hash import ELFHashSection, GNUHashSection
 
 from leaktrace.errors import LeaktraceError
 
 DF_1_PIE = 0x08000000
+
+# Sanitizer runtimes replace malloc themselves, in the executable or as a needed library.
+_SANITIZERS = {
+    "__asan_init": "AddressSanitizer", "__hwasan_init": "HWAddressSanitizer",
+    "__tsan_init": "ThreadSanitizer", "__msan_init": "MemorySanitizer",
+    "__lsan_init": "LeakSanitizer",
+}
+_SANITIZER_LIBRARIES = {
+    "libasan.so": "AddressSanitizer", "libhwasan.so": "HWAddressSanitizer",
+    "libtsan.so": "ThreadSanitizer", "liblsan.so": "LeakSanitizer",
+    "libclang_rt.asan": "AddressSanitizer", "libclang_rt.hwasan": "HWAddressSanitizer",
+    "libclang_rt.tsan": "ThreadSanitizer", "libclang_rt.msan": "MemorySanitizer",
+}
 
 
 def resolve_program(name: str) -> str:
@@ -46,10 +62,58 @@ def check_traceable(program: str, shim: str) -> None:
         kind = "statically linked (static-pie)" if is_static_pie else "statically linked"
         raise LeaktraceError(f"{shown} is {kind}: the leaktrace shim cannot enter it "
                              "(it needs the dynamic loader); rebuild it dynamically linked")
+    _check_allocator(target, shown)
     shim_facts = _elf_facts(shim)
     if shim_facts is not None and shim_facts[0] != elf_class:
         raise LeaktraceError(f"{shown} is a {elf_class}-bit program and the leaktrace shim is "
                              f"{shim_facts[0]}-bit: the loader would skip the shim")
+
+
+def _check_allocator(path: str, shown: str) -> None:
+    """A sanitizer, or a malloc defined in the executable itself, takes every allocation
+    before the shim can see it; say so now rather than report nothing."""
+    sanitizer, own_malloc = _allocator_facts(path)
+    if sanitizer:
+        raise LeaktraceError(f"{shown} is built with {sanitizer}, which replaces malloc itself: "
+                             "the leaktrace shim would see no allocation; use the sanitizer's "
+                             "own leak check (LeakSanitizer) or rebuild without it")
+    if own_malloc:
+        raise LeaktraceError(f"{shown} defines malloc itself (an allocator linked into the "
+                             "program): its allocations never reach the leaktrace shim")
+
+
+def _allocator_facts(path: str) -> tuple[str | None, bool]:
+    """(sanitizer name or None, whether the executable defines malloc)."""
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            for section in elf.iter_sections():
+                if isinstance(section, DynamicSection):
+                    for tag in section.iter_tags():
+                        if tag.entry.d_tag != "DT_NEEDED":
+                            continue
+                        for prefix, sanitizer in _SANITIZER_LIBRARIES.items():
+                            if getattr(tag, "needed", "").startswith(prefix):
+                                return sanitizer, False
+            for name, sanitizer in _SANITIZERS.items():
+                if _defines(elf, name):
+                    return sanitizer, False
+            return None, _defines(elf, "malloc")
+    except (OSError, ELFError, ValueError):
+        return None, False
+
+
+def _defines(elf: ELFFile, name: str) -> bool:
+    """Whether the dynamic symbol table defines `name` (looked up through the hash table,
+    so a program with a hundred thousand exported symbols costs no more)."""
+    for hash_name in (".gnu.hash", ".hash"):
+        table = elf.get_section_by_name(hash_name)
+        if isinstance(table, (GNUHashSection, ELFHashSection)):
+            symbol = table.get_symbol(name)
+            break
+    else:
+        return False
+    return symbol is not None and symbol["st_shndx"] != "SHN_UNDEF"
 
 
 def _check_privileges(program: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from leaktrace.capture.format import MAGIC
 from leaktrace.errors import LeaktraceError
+from leaktrace.input_files import open_regular
 from leaktrace.model import Report
 from leaktrace.sources import valgrind_xml
 
@@ -14,13 +15,8 @@ _SNIFF_BYTES = 4096  # enough for the XML declaration, comments and valgrind's r
 
 def sniff(path: str) -> str:
     """ "capture", "valgrind" or "mtrace"; raises LeaktraceError for anything else."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(_SNIFF_BYTES)
-    except IsADirectoryError:
-        raise LeaktraceError(f"{path}: is a directory, not a report file") from None
-    except OSError as error:
-        raise LeaktraceError(f"cannot read {path}: {error.strerror}") from None
+    with open_regular(path, "report") as handle:
+        head = handle.read(_SNIFF_BYTES)
     if head.startswith(MAGIC):
         return "capture"
     if valgrind_xml.is_valgrind_xml(head):

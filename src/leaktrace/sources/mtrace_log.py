@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from leaktrace.errors import LeaktraceError
+from leaktrace.input_files import open_regular
 from leaktrace.progress import byte_progress
 
 MALLOC_API = "malloc"  # a `+` line: malloc, calloc, strdup, ... glibc does not say which
@@ -248,27 +248,25 @@ class MtraceLogReader:
 
 def read_mtrace_log(path: str, on_malformed: MalformedLineHandler | None = None) -> MtraceLog:
     """Read a whole log, showing a progress bar on a terminal."""
-    try:
-        size = os.path.getsize(path)
-        log = open(path, "rb")  # noqa: SIM115 - closed below; the with block holds the bar
-    except IsADirectoryError:
-        raise LeaktraceError(f"{path}: is a directory, not an mtrace log") from None
-    except OSError as error:
-        raise LeaktraceError(f"cannot open mtrace log {path}: {error.strerror}") from None
+    log = open_regular(path, "mtrace log")
+    size = os.fstat(log.fileno()).st_size
 
     reader = MtraceLogReader(on_malformed)
     with log, byte_progress(size, "reading mtrace log") as advance:
-        for lines, consumed in _chunked_lines(log):
+        for lines, consumed in _chunked_lines(log, size):
             reader.feed(lines)
             advance(consumed)
     return reader.finish()
 
 
-def _chunked_lines(log: BinaryIO) -> Iterator[tuple[list[bytes], int]]:
+def _chunked_lines(log: BinaryIO, size: int) -> Iterator[tuple[list[bytes], int]]:
     """Yield (lines, bytes consumed) a large chunk at a time: splitting in C is much faster
-    than a readline per line, and a file without newlines cannot fill the memory."""
+    than a readline per line, and a file without newlines cannot fill the memory. Reads stop
+    at the size the file had when opened: a log still being written is read to that point."""
     carry = b""
-    while chunk := log.read(_CHUNK_BYTES):
+    left = size
+    while left > 0 and (chunk := log.read(min(_CHUNK_BYTES, left))):
+        left -= len(chunk)
         lines = (carry + chunk).split(b"\n")
         carry = lines.pop()
         if len(carry) > _MAX_LINE_BYTES:  # not a log line: let the parser call it malformed

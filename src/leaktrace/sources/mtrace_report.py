@@ -25,7 +25,7 @@ def _stack_id(api: str, caller: str, stack: Stack | None) -> str:
         return stable_stack_id(api, [(os.path.basename(f.module), f.offset) for f in stack])
     # glibc's caller text is already module-relative; drop the directory it was run from
     text = caller.rsplit("/", 1)[-1]
-    return hashlib.blake2b(f"{api}|{text}".encode(), digest_size=4).hexdigest()
+    return hashlib.blake2b(os.fsencode(f"{api}|{text}"), digest_size=4).hexdigest()
 
 
 def _stack_frames(stack: Stack, resolved: Mapping[tuple[str, int], list[Frame]]) -> list[Frame]:

@@ -13,9 +13,11 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from leaktrace.errors import LeaktraceError
+from leaktrace.input_files import open_regular
 from leaktrace.model import Frame, KindTotal, LeakRecord, Report, Summary
 
 LEAK_KINDS = {
@@ -72,12 +74,17 @@ def load(path: str) -> Report:
 
 
 def _parse(path: str) -> Report:
+    with open_regular(path, "valgrind XML file", ValgrindXmlError) as source:
+        return _parse_events(path, ET.iterparse(source, events=("start", "end")))
+
+
+def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]]) -> Report:
     process = _Process()
     records: list[LeakRecord] = []
     other_errors: Counter[str] = Counter()
     suppressed = 0
     seen_root = False
-    for event, element in ET.iterparse(path, events=("start", "end")):
+    for event, element in events:
         if event == "start":
             if not seen_root:
                 if element.tag != "valgrindoutput":

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 
 from leaktrace.errors import LeaktraceError
+from leaktrace.input_files import read_regular
 from leaktrace.leak_kinds import parse_kind_list
 from leaktrace.suppressions.entries import (
     ANY_FRAMES,
@@ -29,6 +30,9 @@ from leaktrace.suppressions.entries import (
 # LeakSanitizer suppression types that are not about leaks (other sanitizers share the
 # syntax): skipped, as LSan itself does.
 _LSAN_LEAK_TYPE = "leak"
+# valgrind's own default.supp is 50 KB; a file a thousand times larger is not a list of
+# suppressions, and reading it would only take the memory.
+MAX_FILE_BYTES = 64 << 20
 
 
 class SuppressionFileError(LeaktraceError):
@@ -37,13 +41,8 @@ class SuppressionFileError(LeaktraceError):
 
 def load_suppression_file(path: str | os.PathLike[str]) -> list[Suppression]:
     name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except OSError as e:
-        raise SuppressionFileError(f"cannot read suppression file {name}: "
-                                   f"{e.strerror or e}") from None
-    return parse_suppressions(text, name)
+    data = read_regular(name, "suppression file", limit=MAX_FILE_BYTES, error=SuppressionFileError)
+    return parse_suppressions(data.decode("utf-8", errors="replace"), name)
 
 
 def parse_suppressions(text: str, name: str = "<suppressions>") -> list[Suppression]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 
 
 @functools.cache
@@ -33,7 +34,7 @@ def demangle(symbol: str) -> str:
     if fn is None:
         return symbol
     status = ctypes.c_int(0)
-    pointer = fn(symbol.encode(), None, None, ctypes.byref(status))
+    pointer = fn(os.fsencode(symbol), None, None, ctypes.byref(status))
     if status.value != 0 or not pointer:
         return symbol
     try:

@@ -95,6 +95,10 @@ class Symbolizer:
         unresolved = {o: [Frame(address=0, module=module, offset=o)] for o in ordered}
         if not module.startswith("/"):
             return module, unresolved  # [vdso] and the like: nothing on disk to read
+        if os.path.exists(module) and not os.path.isfile(module):
+            # A FIFO or a device: opening it could block forever or never end.
+            self._note(f"{module} is not a regular file: its frames show module+offset only")
+            return module, unresolved
         info = read_elf_info(module)
         if info is None:
             exists = os.path.exists(module)

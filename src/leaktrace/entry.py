@@ -1,0 +1,31 @@
+"""The `leaktrace` command's entry point: as small as it can be, so that Ctrl-C during
+start-up (importing click, numpy and the commands takes a few hundred milliseconds) ends
+with one line and status 130 instead of a traceback."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports it
+
+
+def _interrupted() -> None:
+    try:
+        sys.stderr.write("leaktrace: interrupted\n")
+        sys.stderr.flush()
+    finally:
+        # Nothing more to run, and no interpreter teardown that a second Ctrl-C could break.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sys.exit(INTERRUPTED_EXIT)
+
+
+def main() -> None:
+    try:
+        from leaktrace.cli import main as cli_main
+    except KeyboardInterrupt:
+        _interrupted()
+    try:
+        cli_main(prog_name="leaktrace")
+    except KeyboardInterrupt:
+        _interrupted()
