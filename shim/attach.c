@@ -34,6 +34,8 @@ static void *hook_named(const char *name)
 {
     for (const struct lt_hook *h = lt_hooks; h->name; h++)
         if (strcmp(h->name, name) == 0) return h->function;
+    for (const struct lt_hook *h = lt_allocator_hooks; h->name; h++)
+        if (strcmp(h->name, name) == 0) return h->function;
     return NULL;
 }
 
@@ -177,6 +179,8 @@ void lt_detach(char *capture_path, size_t cap)
         uintptr_t now = __atomic_load_n(patches[i].slot, __ATOMIC_ACQUIRE);
         bool ours = false;
         for (const struct lt_hook *h = lt_hooks; h->name && !ours; h++) ours = now == (uintptr_t)h->function;
+        for (const struct lt_hook *h = lt_allocator_hooks; h->name && !ours; h++)
+            ours = now == (uintptr_t)h->function;
         if (ours) write_slot(patches[i].slot, patches[i].original, patches[i].in_relro);
     }
     npatches = 0;

@@ -52,4 +52,32 @@
 #define LT_HOOKED_FUNCTIONS(X) \
     LT_HOOKED_ALLOCATION_FUNCTIONS(X) LT_HOOKED_SIGNAL_FUNCTIONS(X) LT_HOOKED_EXEC_FUNCTIONS(X)
 
+/* Implemented in allocator.c (lt_hook_N there too): the provider's own malloc_usable_size,
+ * and C++'s operator new and delete, forwarded to the C++ runtime's own definitions so that
+ * an allocator library's replacements (tcmalloc, jemalloc) never see the hooks' blocks. */
+#define LT_HOOKED_ALLOCATOR_FUNCTIONS(X) \
+    X(malloc_usable_size)
+
+#define LT_HOOKED_CXX_FUNCTIONS(X)                 \
+    X(_Znwm)                                       \
+    X(_Znam)                                       \
+    X(_ZnwmRKSt9nothrow_t)                         \
+    X(_ZnamRKSt9nothrow_t)                         \
+    X(_ZnwmSt11align_val_t)                        \
+    X(_ZnamSt11align_val_t)                        \
+    X(_ZnwmSt11align_val_tRKSt9nothrow_t)          \
+    X(_ZnamSt11align_val_tRKSt9nothrow_t)          \
+    X(_ZdlPv)                                      \
+    X(_ZdaPv)                                      \
+    X(_ZdlPvm)                                     \
+    X(_ZdaPvm)                                     \
+    X(_ZdlPvRKSt9nothrow_t)                        \
+    X(_ZdaPvRKSt9nothrow_t)                        \
+    X(_ZdlPvSt11align_val_t)                       \
+    X(_ZdaPvSt11align_val_t)                       \
+    X(_ZdlPvmSt11align_val_t)                      \
+    X(_ZdaPvmSt11align_val_t)                      \
+    X(_ZdlPvSt11align_val_tRKSt9nothrow_t)         \
+    X(_ZdaPvSt11align_val_tRKSt9nothrow_t)
+
 #endif

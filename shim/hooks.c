@@ -43,7 +43,8 @@ static void (*real_mtrace)(void), (*real_muntrace)(void);
 
 void lt_hooks_resolve(void)
 {
-    real_aligned_alloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "aligned_alloc");
+    lt_allocator_init(); /* aligned_alloc of the allocator that serves __libc_malloc */
+    real_aligned_alloc = lt_provider_aligned_alloc();
     real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
     real_mtrace = (void (*)(void))dlsym(RTLD_NEXT, "mtrace");
     real_muntrace = (void (*)(void))dlsym(RTLD_NEXT, "muntrace");

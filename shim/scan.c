@@ -365,7 +365,7 @@ static uint8_t heuristic_for(struct scan_state *st, uintptr_t v, const struct lt
 static bool is_next_chunk_header(const struct lt_scan_block *b, uintptr_t v)
 {
     if (v <= b->addr || v - b->addr + 8 < b->size) return false; /* only the last 8 bytes */
-    size_t usable = malloc_usable_size((void *)b->addr);
+    size_t usable = lt_usable_size((void *)b->addr);
     return usable >= 8 && v == b->addr + usable - 8;
 }
 

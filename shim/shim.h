@@ -247,6 +247,13 @@ extern _Atomic int lt_state;         /* written by lifecycle.c's transitions onl
 /* Per thread: > 0 while the shim works on this thread, so what it allocates is not recorded.
  * Initial-exec TLS: reading it never allocates. */
 extern __thread int lt_busy;
+extern const struct lt_hook lt_allocator_hooks[]; /* (allocator.c) likewise */
+
+/* ---- allocator.c: the allocator behind the hooks ------------------------------------------ */
+void lt_allocator_init(void);        /* at start-up, busy set */
+size_t lt_usable_size(void *p);      /* the provider's malloc_usable_size, never the PLT's */
+void *(*lt_provider_aligned_alloc(void))(size_t, size_t); /* NULL if it has none */
+
 extern _Atomic int lt_owner_pid;     /* the pid whose capture these tables are */
 extern bool lt_is_child;             /* set in a fork child that keeps tracing */
 extern _Atomic uint64_t lt_baseline_ns; /* monotonic ns since start of the last reset/mtrace() */

@@ -219,22 +219,6 @@ def test_disk_full_names_the_reason(tmp_path: Path) -> None:
     assert f"the shim could not write {full}/x.lt: No space left on device" in done.stderr
 
 
-OWN_MALLOC = r"""
-#include <stddef.h>
-static char pool[1 << 16]; static size_t used;
-void *malloc(size_t n) { void *p = pool + used; used += (n + 15) & ~(size_t)15; return p; }
-void free(void *p) { (void)p; }
-void *calloc(size_t a, size_t b) { return malloc(a * b); }
-void *realloc(void *p, size_t n) { (void)p; return malloc(n); }
-int main(void) { void * volatile x = malloc(10); (void)x; return 0; }
-"""
-
-
-def test_program_with_its_own_malloc_is_refused(tmp_path: Path) -> None:
-    binary = compile_c(tmp_path, OWN_MALLOC, "own")
-    assert_one_line_error(leaktrace("run", "--", str(binary)), "defines malloc itself")
-
-
 def test_asan_program_is_refused(tmp_path: Path) -> None:
     try:
         binary = compile_c(tmp_path, LEAK_AND_EXIT, "asan", "-fsanitize=address")

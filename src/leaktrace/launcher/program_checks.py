@@ -1,8 +1,7 @@
 """Refuse, before launching, the programs the shim cannot enter, with the reason in one line:
 missing, not executable, statically linked, another ELF class, setuid/setgid or with file
-capabilities (the loader then ignores LD_PRELOAD), built with a sanitizer or with an allocator
-of its own in the executable (the program's own malloc comes before the shim's: the shim
-would see no allocation at all)."""
+capabilities (the loader then ignores LD_PRELOAD), built with a sanitizer (its runtime
+replaces malloc: the shim would see no allocation at all)."""
 
 from __future__ import annotations
 
@@ -70,20 +69,17 @@ def check_traceable(program: str, shim: str) -> None:
 
 
 def _check_allocator(path: str, shown: str) -> None:
-    """A sanitizer, or a malloc defined in the executable itself, takes every allocation
-    before the shim can see it; say so now rather than report nothing."""
-    sanitizer, own_malloc = _allocator_facts(path)
+    """A sanitizer takes every allocation before the shim can see it; say so now rather than
+    report nothing. (A program that defines malloc itself runs, and is told so: linkmap.c.)"""
+    sanitizer = _sanitizer(path)
     if sanitizer:
         raise LeaktraceError(f"{shown} is built with {sanitizer}, which replaces malloc itself: "
                              "the leaktrace shim would see no allocation; use the sanitizer's "
                              "own leak check (LeakSanitizer) or rebuild without it")
-    if own_malloc:
-        raise LeaktraceError(f"{shown} defines malloc itself (an allocator linked into the "
-                             "program): its allocations never reach the leaktrace shim")
 
 
-def _allocator_facts(path: str) -> tuple[str | None, bool]:
-    """(sanitizer name or None, whether the executable defines malloc)."""
+def _sanitizer(path: str) -> str | None:
+    """The sanitizer whose runtime the program carries or needs, if any."""
     try:
         with open(path, "rb") as f:
             elf = ELFFile(f)
@@ -94,13 +90,13 @@ def _allocator_facts(path: str) -> tuple[str | None, bool]:
                             continue
                         for prefix, sanitizer in _SANITIZER_LIBRARIES.items():
                             if getattr(tag, "needed", "").startswith(prefix):
-                                return sanitizer, False
+                                return sanitizer
             for name, sanitizer in _SANITIZERS.items():
                 if _defines(elf, name):
-                    return sanitizer, False
-            return None, _defines(elf, "malloc")
+                    return sanitizer
+            return None
     except (OSError, ELFError, ValueError):
-        return None, False
+        return None
 
 
 def _defines(elf: ELFFile, name: str) -> bool:

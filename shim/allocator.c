@@ -1,0 +1,271 @@
+/* One allocator behind every allocation API the program can call.
+ *
+ * The hooks allocate with __libc_malloc and friends. Whoever defines those in the process
+ * is "the provider": glibc, or tcmalloc (which exports __libc_malloc & co. itself). A program
+ * that brings another allocator (jemalloc, tcmalloc, preloaded or linked) also exports that
+ * allocator's malloc_usable_size and C++ operator new/delete; the shim's malloc comes first
+ * in symbol lookup, so those must follow it, or they see pointers of another heap:
+ * - malloc_usable_size (the program's calls, and the scan's, which never go through the PLT)
+ *   is the provider's own, found in the provider's object;
+ * - aligned_alloc's real function is the provider's too (RTLD_NEXT could be jemalloc's);
+ * - operator new and delete (all 20 of C++17) are the C++ runtime's own (libstdc++ or libc++),
+ *   which allocate through malloc, and so through the hooks: tcmalloc's and jemalloc's
+ *   replacements, which never call malloc, are bypassed. Reports are the same as with glibc
+ *   (operator new heads the backtrace). The forwarders are tail calls, so no frame of the
+ *   shim appears between the program and operator new. */
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "hooked_functions.h"
+#include "shim.h"
+
+extern void *__libc_malloc(size_t);
+extern void *lt_hook_malloc(size_t);
+extern void *lt_hook_memalign(size_t, size_t);
+extern void lt_hook_free(void *);
+
+/* ---- the provider ------------------------------------------------------------------------- */
+/* Written once at start-up (single-threaded, or by the first hook call that needs them: the
+ * same values whoever writes them, published with release stores). */
+static size_t (*_Atomic provider_usable_size)(void *);
+static void *(*_Atomic provider_aligned_alloc)(size_t, size_t);
+static _Atomic bool provider_resolved;
+
+/* pre: busy set (dladdr and dlopen may allocate). */
+static void resolve_provider(void)
+{
+    Dl_info info;
+    void *object = NULL;
+    if (dladdr((void *)__libc_malloc, &info) && info.dli_fname)
+        object = dlopen(info.dli_fname, RTLD_NOLOAD | RTLD_LAZY);
+    if (!object) object = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
+    if (object) {
+        /* A handle looks in the object itself first: its own definitions, not the program's. */
+        atomic_store(&provider_usable_size, (size_t (*)(void *))dlsym(object, "malloc_usable_size"));
+        atomic_store(&provider_aligned_alloc,
+                     (void *(*)(size_t, size_t))dlsym(object, "aligned_alloc"));
+        dlclose(object); /* NOLOAD took a reference; the object stays loaded */
+    }
+    atomic_store(&provider_resolved, true);
+}
+
+void lt_allocator_init(void)
+{
+    if (!atomic_load(&provider_resolved)) resolve_provider();
+}
+
+void *(*lt_provider_aligned_alloc(void))(size_t, size_t)
+{
+    return atomic_load(&provider_aligned_alloc);
+}
+
+size_t lt_usable_size(void *p)
+{
+    size_t (*usable)(void *) = atomic_load_explicit(&provider_usable_size, memory_order_acquire);
+    return p && usable ? usable(p) : 0;
+}
+
+size_t lt_hook_malloc_usable_size(void *p)
+{
+    if (LT_UNLIKELY(!atomic_load_explicit(&provider_resolved, memory_order_acquire))) {
+        lt_set_busy(true); /* called before the shim's constructor ran */
+        resolve_provider();
+        lt_set_busy(false);
+    }
+    return lt_usable_size(p);
+}
+
+/* ---- C++ operator new and delete ------------------------------------------------------------ */
+enum cxx_function {
+#define LT_X(name) CXX_##name,
+    LT_HOOKED_CXX_FUNCTIONS(LT_X)
+#undef LT_X
+    CXX_COUNT
+};
+static const char *const cxx_names[CXX_COUNT] = {
+#define LT_X(name) #name,
+    LT_HOOKED_CXX_FUNCTIONS(LT_X)
+#undef LT_X
+};
+
+/* The runtime's own functions: written by the one thread that wins the CAS on cxx_state
+ * (0 -> 1), published by the release store of 2; read only after an acquire load sees 2.
+ * With no C++ runtime in the process they stay NULL and the fallbacks below serve. */
+static void *cxx_targets[CXX_COUNT];
+static _Atomic int cxx_state;
+
+/* pre: busy clear (this sets it). Resolved at the first call of any of them: by then the
+ * caller's C++ runtime is loaded (it is what the caller was linked against). */
+static void resolve_cxx_runtime(void)
+{
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&cxx_state, &expected, 1)) return;
+    lt_set_busy(true);
+    static const char *const runtimes[] = { "libstdc++.so.6", "libc++.so.1", NULL };
+    for (const char *const *r = runtimes; *r; r++) {
+        void *runtime = dlopen(*r, RTLD_NOLOAD | RTLD_LAZY);
+        if (!runtime) continue;
+        for (int i = 0; i < CXX_COUNT; i++) cxx_targets[i] = dlsym(runtime, cxx_names[i]);
+        dlclose(runtime);
+        break;
+    }
+    lt_set_busy(false);
+    atomic_store_explicit(&cxx_state, 2, memory_order_release);
+}
+
+static inline void *cxx_target(enum cxx_function f)
+{
+    if (LT_UNLIKELY(atomic_load_explicit(&cxx_state, memory_order_acquire) != 2)) {
+        resolve_cxx_runtime();
+        if (atomic_load_explicit(&cxx_state, memory_order_acquire) != 2) return NULL;
+    }
+    return cxx_targets[f];
+}
+
+/* Without a C++ runtime (or while another thread resolves it): the same heap through the
+ * hooks. No std::bad_alloc to throw without a runtime: a failed throwing new aborts. */
+static void *fallback_new(size_t size, size_t alignment, bool nothrow)
+{
+    if (size == 0) size = 1;
+    void *p = alignment ? lt_hook_memalign(alignment, size) : lt_hook_malloc(size);
+    if (!p && !nothrow) abort();
+    return p;
+}
+
+typedef void *new_fn(size_t);
+typedef void *new_nothrow_fn(size_t, const void *);
+typedef void *new_aligned_fn(size_t, size_t);
+typedef void *new_aligned_nothrow_fn(size_t, size_t, const void *);
+typedef void delete_fn(void *);
+typedef void delete_sized_fn(void *, size_t);
+typedef void delete_nothrow_fn(void *, const void *);
+typedef void delete_aligned_fn(void *, size_t);
+typedef void delete_sized_aligned_fn(void *, size_t, size_t);
+typedef void delete_aligned_nothrow_fn(void *, size_t, const void *);
+
+/* Each body ends in a call through the runtime's pointer with the same arguments: compiled
+ * as a jump, it leaves no frame of the shim on the stack. */
+#define NEW(name)                                                                            \
+    void *lt_hook_##name(size_t size)                                                        \
+    {                                                                                        \
+        new_fn *f = (new_fn *)cxx_target(CXX_##name);                                        \
+        if (!f) return fallback_new(size, 0, false);                                         \
+        return f(size);                                                                      \
+    }
+#define NEW_NOTHROW(name)                                                                    \
+    void *lt_hook_##name(size_t size, const void *tag)                                       \
+    {                                                                                        \
+        new_nothrow_fn *f = (new_nothrow_fn *)cxx_target(CXX_##name);                        \
+        if (!f) return fallback_new(size, 0, true);                                          \
+        return f(size, tag);                                                                 \
+    }
+#define NEW_ALIGNED(name)                                                                    \
+    void *lt_hook_##name(size_t size, size_t alignment)                                      \
+    {                                                                                        \
+        new_aligned_fn *f = (new_aligned_fn *)cxx_target(CXX_##name);                        \
+        if (!f) return fallback_new(size, alignment, false);                                 \
+        return f(size, alignment);                                                           \
+    }
+#define NEW_ALIGNED_NOTHROW(name)                                                            \
+    void *lt_hook_##name(size_t size, size_t alignment, const void *tag)                     \
+    {                                                                                        \
+        new_aligned_nothrow_fn *f = (new_aligned_nothrow_fn *)cxx_target(CXX_##name);        \
+        if (!f) return fallback_new(size, alignment, true);                                  \
+        return f(size, alignment, tag);                                                      \
+    }
+#define DELETE(name)                                                                         \
+    void lt_hook_##name(void *p)                                                             \
+    {                                                                                        \
+        delete_fn *f = (delete_fn *)cxx_target(CXX_##name);                                  \
+        if (!f) {                                                                            \
+            lt_hook_free(p);                                                                 \
+            return;                                                                          \
+        }                                                      \
+        f(p);                                                                                \
+    }
+#define DELETE_SIZED(name)                                                                   \
+    void lt_hook_##name(void *p, size_t size)                                                \
+    {                                                                                        \
+        delete_sized_fn *f = (delete_sized_fn *)cxx_target(CXX_##name);                      \
+        if (!f) {                                                                            \
+            lt_hook_free(p);                                                                 \
+            return;                                                                          \
+        }                                                      \
+        f(p, size);                                                                          \
+    }
+#define DELETE_NOTHROW(name)                                                                 \
+    void lt_hook_##name(void *p, const void *tag)                                            \
+    {                                                                                        \
+        delete_nothrow_fn *f = (delete_nothrow_fn *)cxx_target(CXX_##name);                  \
+        if (!f) {                                                                            \
+            lt_hook_free(p);                                                                 \
+            return;                                                                          \
+        }                                                      \
+        f(p, tag);                                                                           \
+    }
+#define DELETE_ALIGNED(name)                                                                 \
+    void lt_hook_##name(void *p, size_t alignment)                                           \
+    {                                                                                        \
+        delete_aligned_fn *f = (delete_aligned_fn *)cxx_target(CXX_##name);                  \
+        if (!f) {                                                                            \
+            lt_hook_free(p);                                                                 \
+            return;                                                                          \
+        }                                                      \
+        f(p, alignment);                                                                     \
+    }
+#define DELETE_SIZED_ALIGNED(name)                                                           \
+    void lt_hook_##name(void *p, size_t size, size_t alignment)                              \
+    {                                                                                        \
+        delete_sized_aligned_fn *f = (delete_sized_aligned_fn *)cxx_target(CXX_##name);      \
+        if (!f) {                                                                            \
+            lt_hook_free(p);                                                                 \
+            return;                                                                          \
+        }                                                      \
+        f(p, size, alignment);                                                               \
+    }
+#define DELETE_ALIGNED_NOTHROW(name)                                                         \
+    void lt_hook_##name(void *p, size_t alignment, const void *tag)                          \
+    {                                                                                        \
+        delete_aligned_nothrow_fn *f = (delete_aligned_nothrow_fn *)cxx_target(CXX_##name);  \
+        if (!f) {                                                                            \
+            lt_hook_free(p);                                                                 \
+            return;                                                                          \
+        }                                                      \
+        f(p, alignment, tag);                                                                \
+    }
+
+NEW(_Znwm)
+NEW(_Znam)
+NEW_NOTHROW(_ZnwmRKSt9nothrow_t)
+NEW_NOTHROW(_ZnamRKSt9nothrow_t)
+NEW_ALIGNED(_ZnwmSt11align_val_t)
+NEW_ALIGNED(_ZnamSt11align_val_t)
+NEW_ALIGNED_NOTHROW(_ZnwmSt11align_val_tRKSt9nothrow_t)
+NEW_ALIGNED_NOTHROW(_ZnamSt11align_val_tRKSt9nothrow_t)
+DELETE(_ZdlPv)
+DELETE(_ZdaPv)
+DELETE_SIZED(_ZdlPvm)
+DELETE_SIZED(_ZdaPvm)
+DELETE_NOTHROW(_ZdlPvRKSt9nothrow_t)
+DELETE_NOTHROW(_ZdaPvRKSt9nothrow_t)
+DELETE_ALIGNED(_ZdlPvSt11align_val_t)
+DELETE_ALIGNED(_ZdaPvSt11align_val_t)
+DELETE_SIZED_ALIGNED(_ZdlPvmSt11align_val_t)
+DELETE_SIZED_ALIGNED(_ZdaPvmSt11align_val_t)
+DELETE_ALIGNED_NOTHROW(_ZdlPvSt11align_val_tRKSt9nothrow_t)
+DELETE_ALIGNED_NOTHROW(_ZdaPvSt11align_val_tRKSt9nothrow_t)
+
+/* ---- the exported names, and the GOT patcher's table (attach mode) ------------------------ */
+#define LT_X(name) extern __typeof__(lt_hook_##name) name __attribute__((alias("lt_hook_" #name), visibility("default")));
+LT_HOOKED_ALLOCATOR_FUNCTIONS(LT_X)
+LT_HOOKED_CXX_FUNCTIONS(LT_X)
+#undef LT_X
+
+const struct lt_hook lt_allocator_hooks[] = {
+#define LT_X(name) { #name, (void *)lt_hook_##name },
+    LT_HOOKED_ALLOCATOR_FUNCTIONS(LT_X)
+    LT_HOOKED_CXX_FUNCTIONS(LT_X)
+#undef LT_X
+    { NULL, NULL },
+};
