@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -23,11 +24,21 @@
 
 #define CONTROL_STACK_SIZE (1u << 20)
 #define ANSWER_SIZE 8192
+#define CLIENT_DEADLINE_MS 2000 /* for the whole command line, however slowly it comes */
+#define REOPEN_AFTER_MS 1000    /* lost socket: opened again at most this often */
 
 /* `started` is claimed once with an exchange; the rest is written before the thread starts
  * (by the thread that claimed `started`) and afterwards only by the control thread. */
 static _Atomic bool started;
 static _Atomic int listen_fd = -1;
+/* The identity of the socket listen_fd was made for: a descriptor number the program has
+ * closed or dup2'd over then holds another file, and is never accepted on. Written before
+ * listen_fd is published (an atomic store), read after loading it. */
+static dev_t listen_dev;
+static ino_t listen_ino;
+/* When the socket was last lost, 0 if not: the control thread's only (and the fork child's,
+ * single-threaded). */
+static uint64_t lost_at_ns;
 static char socket_path[108];
 static _Atomic uint32_t interval_ms = 1000;
 static _Atomic pid_t control_tid;
@@ -37,17 +48,64 @@ pid_t lt_control_thread_id(void) { return atomic_load(&control_tid); }
 
 /* The private directory: created 0700, and refused if it is a link, someone else's, or open
  * to others (a socket there would let them drive the traced program). */
-static bool private_dir_ok(const char *dir)
+static const char *private_dir_problem(const char *dir)
 {
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) return false;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) return " could not be created";
     struct stat st;
-    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return false;
-    return st.st_uid == getuid() && (st.st_mode & 077) == 0;
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return " is not a directory (a link?)";
+    if (st.st_uid != getuid()) return " belongs to another user";
+    if (st.st_mode & 077) return " is open to other users";
+    return NULL;
 }
 
-static bool open_socket(void)
+/* One line on the program's stderr: the user asked for a control socket and has none. */
+static void say_no_socket(const char *why)
 {
-    if (!lt_cfg.control_dir[0] || !private_dir_ok(lt_cfg.control_dir)) return false;
+    char line[LT_PATH_MAX + 256];
+    char *end = line + sizeof line - 1;
+    char *p = lt_put_str(line, end, "leaktrace: no control socket for process ");
+    p = lt_put_uint(p, end, (uint64_t)getpid());
+    p = lt_put_str(p, end, ": the directory ");
+    p = lt_put_str(p, end, lt_cfg.control_dir);
+    p = lt_put_str(p, end, why);
+    p = lt_put_str(p, end, " (status, report --pid, scan and detach cannot reach it; set "
+                           "LEAKTRACE_CONTROL_DIR to a directory of your own)\n");
+    ssize_t ignored = write(2, line, (size_t)(p - line));
+    (void)ignored;
+}
+
+/* Out of the program's way: a high descriptor number, which the lowest-free-number rule
+ * of open() and socket() will not hand out again soon, close-on-exec. */
+static int move_high(int fd)
+{
+    struct rlimit rl;
+    int floor = 1000;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < 2048)
+        floor = (int)(rl.rlim_cur * 3 / 4);
+    int high = floor > fd ? fcntl(fd, F_DUPFD_CLOEXEC, floor) : -1;
+    if (high < 0) return fd;
+    close(fd);
+    return high;
+}
+
+static bool is_listen_socket(int fd)
+{
+    struct stat st;
+    return fd >= 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == listen_dev &&
+           st.st_ino == listen_ino;
+}
+
+/* `say`: explain a failure on stderr. Only at start-up: later, descriptor 2 may be a file
+ * of a daemon's own. */
+static bool open_socket(bool say)
+{
+    if (!lt_cfg.control_dir[0]) return false;
+    const char *problem = private_dir_problem(lt_cfg.control_dir);
+    if (problem) {
+        if (say) say_no_socket(problem);
+        return false;
+    }
     char *end = socket_path + sizeof socket_path - 1;
     char *p = lt_put_str(socket_path, end, lt_cfg.control_dir);
     p = lt_put_str(p, end, "/");
@@ -59,15 +117,20 @@ static bool open_socket(void)
     if (lstat(socket_path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == getuid()) unlink(socket_path);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return false;
+    fd = move_high(fd);
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     memcpy(addr.sun_path, socket_path, (size_t)(p - socket_path) + 1);
+    struct stat own;
     if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || chmod(socket_path, 0600) != 0 ||
-        listen(fd, 16) != 0) {
+        listen(fd, 16) != 0 || fstat(fd, &own) != 0) {
         close(fd);
         socket_path[0] = 0;
+        if (say) say_no_socket(": could not create a socket there");
         return false;
     }
-    listen_fd = fd;
+    listen_dev = own.st_dev;
+    listen_ino = own.st_ino;
+    atomic_store(&listen_fd, fd);
     return true;
 }
 
@@ -178,13 +241,58 @@ static void handle(int client, const char *cmd)
     send(client, answer, (size_t)(p - answer), MSG_NOSIGNAL);
 }
 
+/* The program closed our socket (daemons close every descriptor) or put a file of its own
+ * under its number: forget the number without touching it (it is the program's now), and
+ * open a new socket at the same path a little later. */
+static void lose_socket(void)
+{
+    atomic_store(&listen_fd, -1);
+    lost_at_ns = lt_now_ns();
+}
+
+static void maybe_reopen(void)
+{
+    if (atomic_load(&listen_fd) >= 0 || !lost_at_ns || !lt_cfg.control_enabled) return;
+    if (lt_now_ns() - lost_at_ns < (uint64_t)REOPEN_AFTER_MS * 1000000u) return;
+    lost_at_ns = 0;
+    lt_set_busy(true);
+    open_socket(false);
+    lt_set_busy(false);
+}
+
+/* Reads the command line within CLIENT_DEADLINE_MS in all (a client sending a byte at a
+ * time cannot hold the thread); returns its length, 0 if none came. */
+static size_t read_command(int client, char *line, size_t cap)
+{
+    uint64_t deadline = lt_now_ns() + (uint64_t)CLIENT_DEADLINE_MS * 1000000u;
+    size_t n = 0;
+    while (n < cap - 1) {
+        uint64_t now = lt_now_ns();
+        if (now >= deadline) break;
+        struct pollfd pfd = { client, POLLIN, 0 };
+        int ready = poll(&pfd, 1, (int)((deadline - now) / 1000000u) + 1);
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready <= 0) break;
+        ssize_t got = recv(client, line + n, cap - 1 - n, MSG_DONTWAIT);
+        if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (got <= 0) break;
+        n += (size_t)got;
+        if (memchr(line, '\n', n)) break;
+    }
+    line[n] = 0;
+    return n;
+}
+
 static void serve_one(void)
 {
-    int client = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    int fd = atomic_load(&listen_fd);
+    if (!is_listen_socket(fd)) { /* checked just before accepting: never the program's */
+        lose_socket();
+        return;
+    }
+    int client = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
     if (client < 0) {
-        /* The program closed our socket (daemons close every descriptor), maybe reusing the
-         * number for a file of its own: stop listening rather than spin or touch its file. */
-        if (errno == EBADF || errno == ENOTSOCK || errno == EINVAL) atomic_store(&listen_fd, -1);
+        if (errno == EBADF || errno == ENOTSOCK || errno == EINVAL) lose_socket();
         return;
     }
     struct ucred cred;
@@ -195,15 +303,7 @@ static void serve_one(void)
     bool allowed = getsockopt(client, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
                    (cred.uid == getuid() || cred.uid == 0);
     char line[256];
-    size_t n = 0;
-    while (n < sizeof line - 1) {
-        ssize_t got = recv(client, line + n, sizeof line - 1 - n, 0);
-        if (got < 0 && errno == EINTR) continue;
-        if (got <= 0) break;
-        n += (size_t)got;
-        if (memchr(line, '\n', n)) break;
-    }
-    line[n] = 0;
+    size_t n = read_command(client, line, sizeof line);
     char *nl = strchr(line, '\n');
     if (nl) *nl = 0;
     /* The line is read even from a refused peer, so that its send never fails (EPIPE). */
@@ -230,11 +330,18 @@ static void *control_main(void *arg)
             next_snapshot = now + (uint64_t)atomic_load(&interval_ms) * 1000000u;
         }
         lt_attach_poll_new_objects();
+        maybe_reopen();
+        int fd = atomic_load(&listen_fd);
+        if (fd >= 0 && !is_listen_socket(fd)) {
+            lose_socket(); /* closed, or another file under the number: not ours to poll */
+            fd = -1;
+        }
         int wait_ms = (int)((next_snapshot - now) / 1000000u) + 1;
         if (lt_attached() && wait_ms > 100) wait_ms = 100; /* notice dlopen'd objects soon */
-        struct pollfd pfd = { listen_fd, POLLIN, 0 };
-        if (poll(&pfd, listen_fd >= 0 ? 1 : 0, wait_ms) > 0) {
-            if (pfd.revents & (POLLNVAL | POLLERR)) atomic_store(&listen_fd, -1); /* closed under us */
+        if (fd < 0 && lost_at_ns && wait_ms > REOPEN_AFTER_MS) wait_ms = REOPEN_AFTER_MS;
+        struct pollfd pfd = { fd, POLLIN, 0 };
+        if (poll(&pfd, fd >= 0 ? 1 : 0, wait_ms) > 0) {
+            if (pfd.revents & (POLLNVAL | POLLERR)) lose_socket(); /* closed under us */
             else if (pfd.revents & POLLIN) serve_one();
         }
     }
@@ -253,7 +360,7 @@ void lt_control_start(void)
         return;
     }
     if (lt_cfg.interval_ms) atomic_store(&interval_ms, lt_cfg.interval_ms);
-    if (lt_cfg.control_enabled) open_socket(); /* without a socket: snapshots only */
+    if (lt_cfg.control_enabled) open_socket(true); /* without a socket: snapshots only */
     void *stack = lt_map(CONTROL_STACK_SIZE);
     if (!stack) return;
     pthread_attr_t attr;
@@ -277,7 +384,7 @@ void lt_control_apply_config(void)
 {
     if (lt_cfg.interval_ms) atomic_store(&interval_ms, lt_cfg.interval_ms);
     /* The control thread polls whatever listen_fd holds on its next round. */
-    if (atomic_load(&listen_fd) < 0 && lt_cfg.control_enabled) open_socket();
+    if (atomic_load(&listen_fd) < 0 && lt_cfg.control_enabled) open_socket(true);
 }
 
 void lt_control_stop(void)
@@ -288,9 +395,12 @@ void lt_control_stop(void)
 
 void lt_control_after_fork_child(void)
 {
-    /* The thread did not survive the fork; the listening socket is the parent's. */
-    if (listen_fd >= 0) close(listen_fd);
-    listen_fd = -1;
+    /* The thread did not survive the fork; the listening socket is the parent's (unless the
+     * parent lost it: then the number is the program's). */
+    int fd = atomic_load(&listen_fd);
+    if (is_listen_socket(fd)) close(fd);
+    atomic_store(&listen_fd, -1);
+    lost_at_ns = 0;
     socket_path[0] = 0;
     atomic_store(&control_tid, 0);
     atomic_store(&started, false);
