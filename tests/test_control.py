@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -55,6 +56,44 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     child.wait()
 
 
+# A fake traced process: it listens at <ctl>/<its own pid>.sock (the client checks with
+# SO_PEERCRED that the process asked is the one answering), prints the command line it got,
+# then sends REPLY, or exits without answering when REPLY is "die".
+FAKE_PROCESS = r"""
+import os, socket, sys, time
+ctl, reply = sys.argv[1], sys.argv[2].encode().decode("unicode_escape").encode("latin-1")
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind(os.path.join(ctl, f"{os.getpid()}.sock"))
+listener.listen(1)
+print("ready", flush=True)
+client, _ = listener.accept()
+print(client.recv(256).decode(), end="", flush=True)
+if reply == b"die":
+    os._exit(0)
+client.sendall(reply)
+client.close()
+time.sleep(600)
+"""
+
+
+@pytest.fixture()
+def fake_process(ctl: Path) -> Iterator[Callable[[bytes], subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+
+    def start(reply: bytes) -> subprocess.Popen[str]:
+        child = subprocess.Popen([sys.executable, "-c", FAKE_PROCESS, str(ctl),
+                                  reply.decode("latin-1").encode("unicode_escape").decode()],
+                                 stdout=subprocess.PIPE, text=True)
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        started.append(child)
+        return child
+
+    yield start
+    for child in started:
+        child.kill()
+        child.wait()
+
+
 def serve_once(path: Path, behaviour: Callable[[socket.socket, bytes], None]) -> threading.Thread:
     """Listen at `path`; for one client, read its line and hand both to `behaviour`."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -83,17 +122,12 @@ def ctl(tmp_path: Path) -> Path:
     return directory
 
 
-def test_answer_is_parsed(ctl: Path, sleeper: subprocess.Popen[bytes]) -> None:
-    seen: list[bytes] = []
-
-    def behaviour(client: socket.socket, line: bytes) -> None:
-        seen.append(line)
-        client.sendall(b'{"ok":true,"snapshot_interval_ms":250}\n')
-
-    serve_once(ctl / f"{sleeper.pid}.sock", behaviour)
-    result = send_command(sleeper.pid, "interval", "0.25", directory=str(ctl))
+def test_answer_is_parsed(ctl: Path, fake_process: Callable[[bytes], subprocess.Popen[str]]
+                          ) -> None:
+    fake = fake_process(b'{"ok":true,"snapshot_interval_ms":250}\n')
+    result = send_command(fake.pid, "interval", "0.25", directory=str(ctl))
     assert result == {"ok": True, "snapshot_interval_ms": 250}
-    assert seen == [b"interval 0.25\n"]
+    assert fake.stdout is not None and fake.stdout.readline() == "interval 0.25\n"
 
 
 @pytest.mark.parametrize(("reply", "error", "message"), [
@@ -103,21 +137,38 @@ def test_answer_is_parsed(ctl: Path, sleeper: subprocess.Popen[bytes]) -> None:
      "permission denied"),
     (b"", ControlError, "closed the connection without answering"),
 ])
-def test_bad_answers(ctl: Path, sleeper: subprocess.Popen[bytes], reply: bytes,
-                     error: type[Exception], message: str) -> None:
-    serve_once(ctl / f"{sleeper.pid}.sock", answer(reply))
+def test_bad_answers(ctl: Path, fake_process: Callable[[bytes], subprocess.Popen[str]],
+                     reply: bytes, error: type[Exception], message: str) -> None:
+    fake = fake_process(reply)
     with pytest.raises(error, match=re.escape(message)):
+        send_command(fake.pid, "status", directory=str(ctl))
+
+
+def test_process_exits_mid_command(ctl: Path,
+                                   fake_process: Callable[[bytes], subprocess.Popen[str]]
+                                   ) -> None:
+    fake = fake_process(b"die")
+    with pytest.raises(ProcessGone, match="exited while answering `report`"):
+        send_command(fake.pid, "report", directory=str(ctl))
+
+
+def test_an_answer_from_another_process_is_refused(
+        ctl: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    """A socket at the right path, answered by a process that is not the one asked (this
+    test process, for the sleeper): refused, whatever it says."""
+    serve_once(ctl / f"{sleeper.pid}.sock", answer(b'{"ok":true,"pid":1}\n'))
+    with pytest.raises(PermissionRefused, match=f"comes from process {os.getpid()}"):
         send_command(sleeper.pid, "status", directory=str(ctl))
 
 
-def test_process_exits_mid_command(ctl: Path, sleeper: subprocess.Popen[bytes]) -> None:
-    def die(_client: socket.socket, _line: bytes) -> None:
-        sleeper.kill()
-        sleeper.wait()
-
-    serve_once(ctl / f"{sleeper.pid}.sock", die)
-    with pytest.raises(ProcessGone, match="exited while answering `report`"):
-        send_command(sleeper.pid, "report", directory=str(ctl))
+def test_a_directory_open_to_others_is_refused(tmp_path: Path,
+                                               sleeper: subprocess.Popen[bytes]) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).bind(str(shared / f"{sleeper.pid}.sock"))
+    with pytest.raises(PermissionRefused, match="open to other users"):
+        send_command(sleeper.pid, "status", directory=str(shared))
 
 
 def test_stale_socket_of_a_live_pid(ctl: Path, sleeper: subprocess.Popen[bytes]) -> None:
@@ -144,7 +195,8 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 
-def test_cli_errors_are_one_line(ctl: Path, sleeper: subprocess.Popen[bytes]) -> None:
+def test_cli_errors_are_one_line(ctl: Path, sleeper: subprocess.Popen[bytes],
+                                 fake_process: Callable[[bytes], subprocess.Popen[str]]) -> None:
     env = control_env(ctl)
     gone = subprocess.Popen(["true"])
     gone.wait()
@@ -155,16 +207,16 @@ def test_cli_errors_are_one_line(ctl: Path, sleeper: subprocess.Popen[bytes]) ->
     assert_one_line_error(cli("status", str(sleeper.pid), env=env), "is not traced by leaktrace")
     assert_one_line_error(cli("status", "abc", env=env), "abc")
     assert_one_line_error(cli("report", env=env), "FILE or --pid")
-    serve_once(ctl / f"{sleeper.pid}.sock", answer(b""))
-    assert_one_line_error(cli("report", "--pid", str(sleeper.pid), env=env),
+    fake = fake_process(b"")
+    assert_one_line_error(cli("report", "--pid", str(fake.pid), env=env),
                           "without answering")
 
 
 def test_ps_lists_answering_processes_and_forgets_dead_ones(
-        ctl: Path, sleeper: subprocess.Popen[bytes]) -> None:
-    status = {"ok": True, "pid": sleeper.pid, "program": "fake-server", "uptime_ms": 125000,
+        ctl: Path, fake_process: Callable[[bytes], subprocess.Popen[str]]) -> None:
+    status = {"ok": True, "program": "fake-server", "uptime_ms": 125000,
               "collecting": True, "live_blocks": 12, "live_bytes": 4096}
-    serve_once(ctl / f"{sleeper.pid}.sock", answer(json.dumps(status).encode() + b"\n"))
+    sleeper = fake_process(json.dumps(status).encode() + b"\n")
     gone = subprocess.Popen(["true"])
     gone.wait()
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -352,9 +404,15 @@ def test_socket_refuses_another_uid(build_dir: Path, tmp_path: Path) -> None:
                       "except ControlError as e:\n    print('refused:', e)")
             env = {"LEAKTRACE_CONTROL_DIR": str(control), "PATH": os.environ["PATH"]}
 
-            def as_nobody() -> str:
+            # The raw exchange, without the client's own checks of the directory.
+            raw_client = ("import socket, sys\n"
+                          "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+                          "s.connect(sys.argv[1] + '/' + sys.argv[2] + '.sock')\n"
+                          "s.sendall(b'status\\n'); print(s.recv(4096).decode())")
+
+            def as_nobody(code: str = client, first: str = str(SRC)) -> str:
                 done = subprocess.run(["runuser", "-u", "nobody", "--", "env", *(
-                    f"{k}={v}" for k, v in env.items()), python, "-c", client, str(SRC),
+                    f"{k}={v}" for k, v in env.items()), python, "-c", code, first,
                     str(server.pid)], capture_output=True, text=True, timeout=60)
                 assert "Traceback" not in done.stderr, done.stderr
                 return done.stdout
@@ -366,8 +424,11 @@ def test_socket_refuses_another_uid(build_dir: Path, tmp_path: Path) -> None:
             control.chmod(0o711)
             (control / f"{server.pid}.sock").chmod(0o777)
             out = as_nobody()
-            assert out.startswith("refused: ") and "permission denied: another user" in out, out
-            # The owner is still served.
+            assert out.startswith("refused: ") and "open to other users" in out, out
+            out = as_nobody(raw_client, str(control))
+            assert "permission denied: another user" in out, out
+            # The owner is still served (in a private directory again).
+            control.chmod(0o700)
             assert server.status()["pid"] == server.pid
             returncode, stdout, stderr = server.quit()
             assert returncode == 3, stderr

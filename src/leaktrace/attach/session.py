@@ -19,6 +19,7 @@ from leaktrace.control.client import (
     ControlError,
     NotTraced,
     control_dir,
+    listening_socket_dir,
     send_command,
     socket_path,
 )
@@ -41,29 +42,6 @@ def control_dir_for(pid: int) -> str:
     except OSError:
         return control_dir()
     return control_dir() if owner == os.getuid() else f"/tmp/leaktrace-{owner}"
-
-
-def listening_socket_dir(pid: int) -> str | None:
-    """The directory of the `<pid>.sock` that process `pid` itself listens on, from
-    /proc/PID/net/unix and the inodes of its open sockets; None if it has none (or we may
-    not look)."""
-    try:
-        inodes = set()
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            with contextlib.suppress(OSError):
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if target.startswith("socket:["):
-                    inodes.add(int(target[8:-1]))
-        with open(f"/proc/{pid}/net/unix", encoding="utf-8", errors="surrogateescape") as f:
-            lines = f.readlines()[1:]
-    except (OSError, ValueError):
-        return None
-    for line in lines:
-        fields = line.split(maxsplit=7)  # Num RefCount Protocol Flags Type St Inode Path
-        if (len(fields) == 8 and fields[6].isdigit() and int(fields[6]) in inodes
-                and os.path.basename(fields[7].rstrip("\n")) == f"{pid}.sock"):
-            return os.path.dirname(fields[7].rstrip("\n"))
-    return None
 
 
 def notify_path(directory: str, pid: int) -> str:

@@ -38,8 +38,9 @@ def ps_command(output_format: str, verbose: bool) -> None:
             _forget_stale(target, verbose)
             continue
         try:
-            rows.append(send_command(target.pid, "status", directory=directory,
-                                     timeout=PS_TIMEOUT))
+            answer = send_command(target.pid, "status", directory=directory,
+                                  timeout=PS_TIMEOUT)
+            rows.append({**answer, "pid": target.pid})  # the pid asked and checked
         except ControlError as e:
             if verbose:
                 click.echo(f"leaktrace: skipped {target.path}: {e}", err=True)

@@ -1,6 +1,10 @@
 """The control socket client: where a process's socket is, one command per connection, and a
 one-line error for each way it can fail (no such process, not traced, another user's process,
-the process exiting under the command, a stalled or garbled answer)."""
+the process exiting under the command, a stalled or garbled answer).
+
+Nothing is trusted that another local user could have put there: the directory must be the
+process's user's, not a link and closed to others, the socket file that user's too, and the
+process that answers (SO_PEERCRED) must be the one asked, running as that user."""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import json
 import os
 import socket
 import stat
+import struct
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -56,14 +62,70 @@ def socket_path(pid: int, directory: str | None = None) -> str:
     return os.path.join(directory or control_dir(), f"{pid}.sock")
 
 
+def process_real_uid(pid: int) -> int | None:
+    """The real uid (the shim's getuid(): whose directory it uses), or None."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def listening_socket_dir(pid: int) -> str | None:
+    """The directory of the `<pid>.sock` that process `pid` itself listens on, from
+    /proc/PID/net/unix and the inodes of its open sockets; None if it has none (or we may
+    not look: only its user and root may)."""
+    try:
+        inodes = set()
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(int(target[8:-1]))
+        with open(f"/proc/{pid}/net/unix", encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.readlines()[1:]
+    except (OSError, ValueError):
+        return None
+    for line in lines:
+        fields = line.split(maxsplit=7)  # Num RefCount Protocol Flags Type St Inode Path
+        if (len(fields) == 8 and fields[6].isdigit() and int(fields[6]) in inodes
+                and os.path.basename(fields[7].rstrip("\n")) == f"{pid}.sock"):
+            return os.path.dirname(fields[7].rstrip("\n"))
+    return None
+
+
+def default_dir_for(pid: int) -> str:
+    """Where process `pid`'s socket should be when no directory is given: the one it really
+    listens in (found through /proc), else ours; root asking about another user's process
+    looks in that user's default directory (the shim only uses one its user owns)."""
+    listening = listening_socket_dir(pid)
+    if listening is not None:
+        return listening
+    owner = process_real_uid(pid)
+    if (owner is not None and owner != os.getuid() and os.getuid() == 0
+            and not os.environ.get("LEAKTRACE_CONTROL_DIR")):
+        return f"/tmp/leaktrace-{owner}"
+    return control_dir()
+
+
 def process_alive(pid: int) -> bool:
+    """Exists and has not exited (a zombie, not yet reaped by its parent, has)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # someone else's, but it exists
-    return True
+        pass  # someone else's, but it exists
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
 
 
 def process_owner(pid: int) -> int | None:
@@ -100,7 +162,7 @@ def find_target(pid: int, directory: str | None = None) -> Target:
         raise ControlError(f"{pid} is not a process id")
     if not process_alive(pid):
         raise ProcessGone(f"no process with pid {pid}")
-    path = socket_path(pid, directory)
+    path = socket_path(pid, directory or default_dir_for(pid))
     owner = process_owner(pid)
     mine = owner is None or owner == os.getuid() or os.getuid() == 0
     try:
@@ -112,6 +174,11 @@ def find_target(pid: int, directory: str | None = None) -> Target:
                 f"is not in your directory {os.path.dirname(path)}, and only that user or "
                 "root may control it") from None
         name = process_name(pid)
+        if _has_shim(pid):
+            raise NotTraced(
+                f"process {pid}{f' ({name})' if name else ''} is traced by leaktrace but has no "
+                f"control socket {path}: the shim could not open one (it said why on the "
+                "program's stderr), or the program closed it") from None
         raise NotTraced(
             f"process {pid}{f' ({name})' if name else ''} is not traced by leaktrace: no "
             f"control socket {path} (start it with `leaktrace run`, with the same "
@@ -120,7 +187,58 @@ def find_target(pid: int, directory: str | None = None) -> Target:
         raise PermissionRefused(_unreachable(path)) from None
     if not stat.S_ISSOCK(st.st_mode):
         raise ControlError(f"{path} is not a socket: leave that directory to leaktrace")
+    _check_trusted(pid, path, st)
     return Target(pid, path)
+
+
+def _check_trusted(pid: int, path: str, socket_stat: os.stat_result) -> None:
+    """The directory and the socket must be the process's user's, the directory private:
+    anything else may be another local user's trap (a directory created in /tmp before the
+    victim's, with a socket of the attacker's that answers for the victim's pid)."""
+    uid = process_real_uid(pid)
+    if uid is None:
+        return  # the process is gone: connecting will say so
+    directory = os.path.dirname(path)
+    try:
+        dir_stat = os.lstat(directory)
+    except OSError as e:
+        raise ControlError(f"cannot check {directory}: {e.strerror}") from None
+    if not stat.S_ISDIR(dir_stat.st_mode):
+        raise PermissionRefused(f"refusing {directory}: it is not a directory (a symbolic "
+                                "link?); leaktrace's control directory must be a private "
+                                "directory of the process's user")
+    if dir_stat.st_uid != uid:
+        raise PermissionRefused(
+            f"refusing {directory}: it belongs to uid {dir_stat.st_uid}, not to uid {uid} who "
+            f"runs process {pid}: another user may have created it to answer in its place "
+            "(remove it, or set LEAKTRACE_CONTROL_DIR)")
+    if dir_stat.st_mode & 0o077:
+        raise PermissionRefused(f"refusing {directory}: it is open to other users (mode "
+                                f"{stat.S_IMODE(dir_stat.st_mode):o}); it must be 0700")
+    if socket_stat.st_uid != uid:
+        raise PermissionRefused(f"refusing {path}: the socket belongs to uid "
+                                f"{socket_stat.st_uid}, not to uid {uid} who runs process {pid}")
+
+
+def _check_peer(sock: socket.socket, target: Target) -> None:
+    """The process that answers must be the one asked, running as its user (SO_PEERCRED:
+    the credentials of the process that made the listening socket)."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    peer_pid, peer_uid, _gid = struct.unpack("3i", raw)
+    uid = process_real_uid(target.pid)
+    if peer_pid != target.pid or (uid is not None and peer_uid != uid):
+        raise PermissionRefused(
+            f"refusing the answer on {target.path}: it comes from process {peer_pid} (uid "
+            f"{peer_uid}), not from process {target.pid}"
+            f"{'' if uid is None else f' (uid {uid})'}: the socket is not that process's")
+
+
+def _has_shim(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/maps", "rb") as f:
+            return b"libleaktrace_shim" in f.read()
+    except OSError:
+        return False
 
 
 def _unreachable(path: str) -> str:
@@ -184,6 +302,7 @@ def _exchange(target: Target, line: str, command: str, timeout: float) -> bytes:
         except TimeoutError:
             raise ControlError(f"process {pid} did not accept a connection within "
                                f"{timeout:g} s") from None
+        _check_peer(sock, target)
         try:
             try:
                 sock.sendall(line.encode() + b"\n")
@@ -197,8 +316,11 @@ def _exchange(target: Target, line: str, command: str, timeout: float) -> bytes:
             raise ControlError(f"process {pid} did not answer `{command}` within "
                                f"{timeout:g} s") from None
     if not answer.strip():
-        if not process_alive(pid):
-            raise ProcessGone(f"process {pid} exited while answering `{command}`")
+        # A process that exits closes its descriptors a moment before it is gone: look again.
+        for _ in range(50):
+            if not process_alive(pid):
+                raise ProcessGone(f"process {pid} exited while answering `{command}`")
+            time.sleep(0.01)
         raise ControlError(f"process {pid} closed the connection without answering "
                            f"`{command}`")
     return answer
