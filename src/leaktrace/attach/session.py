@@ -24,6 +24,7 @@ from leaktrace.control.client import (
     socket_path,
 )
 from leaktrace.errors import LeaktraceError
+from leaktrace.nameless_files import NamelessFile
 
 
 def control_dir_for(pid: int) -> str:
@@ -123,11 +124,26 @@ def check_capture_dir(directory: str, pid: int, what: str) -> None:
                              f"{directory}: use -o FILE in a directory it can write")
 
 
-def write_settings(settings: AttachSettings, pid: int, directory: str) -> str:
-    """The settings file, readable by the target's user and nobody else."""
+def same_user(pid: int) -> bool:
+    """The target runs as we do: it can open our nameless files through /proc/<us>/fd."""
+    try:
+        return real_uid(pid) == os.getuid()
+    except OSError:
+        return False
+
+
+def write_settings(settings: AttachSettings, pid: int, directory: str) -> NamelessFile | str:
+    """The settings file, readable by the target's user and nobody else: a file without a
+    name when the target runs as we do (nothing can be left behind), else a named file given
+    to its user (root attaching to another user's process), removed after the injection."""
+    text = ("\n".join(settings.lines()) + "\n").encode()
+    if same_user(pid):
+        nameless = NamelessFile(directory)
+        nameless.write(text)
+        return nameless
     fd, path = tempfile.mkstemp(prefix="leaktrace-attach-", suffix=".conf", dir=directory)
     try:
-        os.write(fd, ("\n".join(settings.lines()) + "\n").encode())
+        os.write(fd, text)
         give_to_owner_of(fd, pid)
     finally:
         os.close(fd)
@@ -187,9 +203,13 @@ def attach(pid: int, shim: str, settings: AttachSettings, memory: MemoryMap,
     shim = shim_loadable_by(pid, shim, memory, config_dir)
     config = write_settings(settings, pid, config_dir)
     try:
-        injection = inject(pid, shim, config, memory, log)
-    finally:
-        os.unlink(config)  # leaktrace_attach() has read it (or never will)
+        injection = inject(pid, shim, config if isinstance(config, str) else config.path,
+                           memory, log)
+    finally:  # leaktrace_attach() has read it (or never will)
+        if isinstance(config, str):
+            os.unlink(config)
+        else:
+            config.close()
     if collecting_status(pid, settings.control_dir) is None:
         raise LeaktraceError(f"process {pid} is collecting but its control socket "
                              f"{socket_path(pid, settings.control_dir)} does not answer: it "

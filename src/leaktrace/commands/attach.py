@@ -25,6 +25,7 @@ from leaktrace.attach.session import (
     control_dir_for,
     detach,
     notify_path,
+    same_user,
     set_interval,
 )
 from leaktrace.attach.signal_watch import SignalWatch
@@ -38,9 +39,10 @@ from leaktrace.commands._attach_report import (
 )
 from leaktrace.commands._errors import one_line_errors, warn
 from leaktrace.commands._trace_options import interval_option, max_depth_option, output_option
-from leaktrace.control.client import ControlError, ProcessGone, socket_path
+from leaktrace.control.client import ControlError, ProcessGone, remove_stale_socket, socket_path
 from leaktrace.errors import LeaktraceError
 from leaktrace.launcher.notifications import read_notifications
+from leaktrace.nameless_files import NamelessFile
 from leaktrace.shim_library import find_shim_library
 
 # Each ends the collection window (SIGHUP: the terminal went away). Only noted from the
@@ -98,10 +100,13 @@ def attach_command(pid: int, duration: float | None, output: str | None,
         if verbose:
             click.echo(f"leaktrace: {message}", err=True)
 
-    # The shim announces its capture there if the process exits during the window; kept
-    # beside its socket, so that `leaktrace detach` can remove it too after a killed attach.
-    notify = notify_path(directory, pid)
-    _remove(notify)  # left by an earlier process with this pid
+    # The shim announces its capture there if the process exits during the window: a file
+    # without a name when the process runs as we do (nothing stays if leaktrace is killed),
+    # else beside its socket, where `leaktrace detach` removes it too after a killed attach.
+    nameless = NamelessFile(config_dir) if same_user(pid) else None
+    notify = nameless.path if nameless else notify_path(directory, pid)
+    if nameless is None:
+        _remove(notify)  # left by an earlier process with this pid
     settings = AttachSettings(control_dir=directory, capture_dir=capture_dir, output=output,
                               notify=notify, max_depth=max_depth, interval=interval)
     try:
@@ -109,7 +114,10 @@ def attach_command(pid: int, duration: float | None, output: str | None,
             ended = _collect(pid, settings, shim, memory, config_dir, duration, started, watch,
                              log)
     finally:
-        _remove(notify)
+        if nameless is None:
+            _remove(notify)
+        else:
+            nameless.close()
     # Signals act normally again: rendering a huge report may be interrupted.
     click.echo(f"leaktrace: collected {window_text(ended.attached_at, ended.detached_at)}",
                err=True)
@@ -135,12 +143,12 @@ def _collect(pid: int, settings: AttachSettings, shim: str, memory: MemoryMap,
                f"collecting {until}", err=True)
     why = _wait(pid, duration, watch)
     if why is None:
-        return _exit_capture(pid, settings.notify, attached_at)
+        return _exit_capture(pid, settings.notify, attached_at, settings.control_dir)
     log(f"detaching ({why})")
     try:
         detached = detach(pid, settings.control_dir)
     except ProcessGone:
-        return _exit_capture(pid, settings.notify, attached_at)
+        return _exit_capture(pid, settings.notify, attached_at, settings.control_dir)
     except ControlError as e:
         raise LeaktraceError(f"{e}; the process may still be collecting: try `leaktrace "
                              f"detach {pid}`") from None
@@ -192,13 +200,15 @@ def _running(pid: int) -> bool:
         return False
 
 
-def _exit_capture(pid: int, notify: str | None, attached_at: float) -> Detached:
+def _exit_capture(pid: int, notify: str | None, attached_at: float,
+                  control_dir: str) -> Detached:
     """The process exited while attached: the shim wrote its capture at exit, as under
     `leaktrace run`, and announced it."""
     ended_at = time.time()
     notices, failures = read_notifications(notify) if notify else ([], [])
     captures = [n.path for n in notices if n.pid == pid and os.path.isfile(n.path)]
     failed = [f for f in failures if f.pid == pid]
+    remove_stale_socket(pid, directory=control_dir)  # killed: it could not remove it
     if not captures and failed:
         raise LeaktraceError(f"process {pid} ended during the collection window and could not "
                              f"write its capture {failed[-1].path}: {failed[-1].reason}")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-import tempfile
 from typing import NoReturn
 
 import click
@@ -20,6 +19,7 @@ from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._report_output import render_options, render_report_as
 from leaktrace.commands._trace_options import interval_option, max_depth_option, output_option
 from leaktrace.commands.report import report_format_option
+from leaktrace.control.client import remove_stale_socket
 from leaktrace.errors import LeaktraceError
 from leaktrace.exit_codes import USAGE_ERROR
 from leaktrace.launcher.environment import launch_environment, start_mode
@@ -36,6 +36,7 @@ from leaktrace.launcher.supervise import (
     run_supervised,
     signal_description,
 )
+from leaktrace.nameless_files import NamelessFile
 from leaktrace.render.capture_changes import numbered_capture_line
 from leaktrace.render.colors import colorize_report, use_color
 from leaktrace.render.formats import BINARY_FORMATS, write_output
@@ -98,17 +99,14 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     start, start_warning = start_mode(start, os.environ)
     if start_warning:
         warn(start_warning)
-    fd, notify_path = tempfile.mkstemp(prefix="leaktrace-notify-", suffix=".txt")
-    os.close(fd)
-    try:
+    with NamelessFile() as notify:  # nothing left in /tmp, even if leaktrace is killed
         env = launch_environment(os.environ, shim=shim, capture_dir=capture_dir,
-                                 notify_path=notify_path, output=output, max_depth=max_depth,
+                                 notify_path=notify.path, output=output, max_depth=max_depth,
                                  follow_children=follow_children, interval=interval,
                                  start=start)
         returncode, pid = run_supervised(list(command), program, env)
-        notices, failures = read_notifications(notify_path)
-    finally:
-        os.unlink(notify_path)
+        notices, failures = read_notifications(notify.path)
+    remove_stale_socket(pid, env)
 
     capture = find_capture(pid, notices, output=output, capture_dir=capture_dir)
     died = signal_description(returncode)

@@ -349,6 +349,21 @@ def _owner_of(path: str) -> str:
         return ""
 
 
+def remove_stale_socket(pid: int, env: Mapping[str, str] | None = None,
+                        directory: str | None = None) -> None:
+    """After process `pid` is gone: its socket file, if it could not remove it (killed), and
+    if it is ours to remove."""
+    path = socket_path(pid, directory or control_dir(env))
+    if process_alive(pid):
+        return
+    try:
+        st = os.lstat(path)
+        if stat.S_ISSOCK(st.st_mode) and st.st_uid == os.getuid():
+            os.unlink(path)
+    except OSError:
+        pass
+
+
 def list_sockets(directory: str | None = None) -> list[Target]:
     """Every `<pid>.sock` in the control directory, by pid (none if it does not exist)."""
     directory = directory or control_dir()
