@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from leaktrace.attach import ptrace
+from leaktrace.attach.elf_functions import ElfFunctions, read_functions
 from leaktrace.attach.preflight import describe, permission_refused
 from leaktrace.attach.process_info import (
     MemoryMap,
@@ -23,7 +24,7 @@ from leaktrace.attach.process_info import (
 from leaktrace.attach.ptrace import PtraceError, Registers
 from leaktrace.attach.remote_call import ProcessExited, call_function, read_string
 from leaktrace.attach.safe_point import unsafe_reason
-from leaktrace.attach.signal_watch import SignalWatch
+from leaktrace.attach.signal_watch import DeferredSignals, SignalWatch
 from leaktrace.attach.target_libraries import (
     LIBC,
     OLD_LIBDL,
@@ -86,8 +87,9 @@ def inject(pid: int, shim: str, config_path: str, memory: MemoryMap, log: Log) -
         raise permission_refused(pid) from None
     except FileNotFoundError:
         raise ProcessExited(f"process {pid} exited") from None
-    # A tracee's stop sends SIGCHLD: watching it wakes every wait at once.
-    with SignalWatch({signal.SIGCHLD}) as watch:
+    # A tracee's stop sends SIGCHLD: watching it wakes every wait at once. Every other
+    # signal that would end or stop leaktrace waits until the thread is restored.
+    with DeferredSignals(), SignalWatch({signal.SIGCHLD}) as watch:
         try:
             return _Injector(pid, memory_file, watch.wait, log).run(shim, config_path, memory,
                                                                    libc)
@@ -107,6 +109,7 @@ class _Injector:
         self.log = log
         self.result = Injection()
         self.clock = time.monotonic()
+        self.shim_functions: ElfFunctions | None = None
 
     def step(self, name: str) -> None:
         now = time.monotonic()
@@ -122,6 +125,12 @@ class _Injector:
         # copy would be a second set of hooks).
         loaded_shim = find_library(pid, memory, SHIM)
         self.result.shim_path = loaded_shim.path if loaded_shim else shim
+        # Read before a thread is stopped: every millisecond between the stop and the restore
+        # is one in which leaktrace's death (SIGKILL) would leave the thread mid-call.
+        self.shim_functions = read_functions(f"/proc/{pid}/root{self.result.shim_path}")
+        if self.shim_functions.address("leaktrace_attach") is None:
+            raise LeaktraceError(f"{self.result.shim_path} has no leaktrace_attach: is it an "
+                                 "older shim?")
         self.step("read libc's symbols")
         self.log(f"stopping a thread of process {pid} at a safe point")
         tid, saved = self._seize_at_safe_point(unsafe)
@@ -229,11 +238,14 @@ class _Injector:
                 why = f": {read_string(self.memory_file, message)}" if message else ""
             raise LeaktraceError(f"{describe(pid)} could not load the shim {shim_path}{why}")
         self.step("dlopen(shim)")
-        shim = find_library(pid, MemoryMap.read(pid), SHIM)
-        attach = shim.address_of("leaktrace_attach") if shim else None
-        if attach is None:
-            raise LeaktraceError(f"{shim_path} was loaded into {describe(pid)} but has no "
-                                 "leaktrace_attach: is it an older shim?")
+        # dlopen's handle is the shim's struct link_map, whose first field is its load bias:
+        # one 8-byte read instead of parsing /proc/PID/maps while the thread waits.
+        try:
+            bias = int.from_bytes(os.pread(self.memory_file, 8, handle), "little")
+        except OSError:
+            raise LeaktraceError(f"cannot read the shim's link map in {describe(pid)}") from None
+        assert self.shim_functions is not None
+        attach = bias + (self.shim_functions.address("leaktrace_attach") or 0)
         rax = self._call(tid, saved, attach, [os.fsencode(config_path)])
         self.step("leaktrace_attach()")
         status = rax & 0xFFFFFFFF  # an int: the low half of RAX, sign-extended

@@ -56,3 +56,46 @@ class SignalWatch:
                 pass
         except BlockingIOError:
             pass
+
+
+def _deadly_signals() -> list[int]:
+    """Every catchable signal whose default action ends or stops the process (SIGKILL and
+    SIGSTOP cannot be caught; faults such as SIGSEGV are our own bugs, not someone's kill)."""
+    names = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGPIPE", "SIGALRM",
+             "SIGTERM", "SIGSTKFLT", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGXCPU", "SIGXFSZ",
+             "SIGVTALRM", "SIGPROF", "SIGIO", "SIGPWR")
+    found = [int(getattr(signal, name)) for name in names if hasattr(signal, name)]
+    return found + list(range(signal.SIGRTMIN, signal.SIGRTMAX + 1))
+
+
+class DeferredSignals:
+    """`with DeferredSignals():` every deadly signal that still has its default action is
+    held back (noted by a handler) and delivered again, with its default action, when the
+    block ends: a Ctrl-\\ or a stray SIGUSR1 during the injection then ends leaktrace after
+    the target's thread is restored, never in the middle. Signals someone already handles
+    (a SignalWatch) are left to their handler."""
+
+    def __init__(self) -> None:
+        self.noted: list[int] = []
+        self._taken: list[int] = []
+
+    def __enter__(self) -> DeferredSignals:
+        for signum in _deadly_signals():
+            try:
+                if signal.getsignal(signum) is signal.SIG_DFL:
+                    signal.signal(signum, self._note)
+                    self._taken.append(signum)
+            except (OSError, ValueError):
+                continue  # reserved by the C library or the platform
+        return self
+
+    def _note(self, signum: int, _frame: FrameType | None) -> None:
+        if signum not in self.noted:
+            self.noted.append(signum)
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        for signum in self._taken:
+            signal.signal(signum, signal.SIG_DFL)
+        for signum in self.noted:
+            signal.raise_signal(signum)

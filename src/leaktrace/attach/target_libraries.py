@@ -66,7 +66,9 @@ class LoadedLibrary:
         return [(m.start, m.end) for m in self.mappings if m.executable]
 
 
-def find_library(pid: int, memory: MemoryMap, name: re.Pattern[str]) -> LoadedLibrary | None:
+def find_library(pid: int, memory: MemoryMap, name: re.Pattern[str],
+                 functions: ElfFunctions | None = None) -> LoadedLibrary | None:
+    """`functions`: the file's symbols when already read (no second read)."""
     mappings = memory.of_file(name)
     if not mappings:
         return None
@@ -75,7 +77,7 @@ def find_library(pid: int, memory: MemoryMap, name: re.Pattern[str]) -> LoadedLi
         raise LeaktraceError(f"process {pid} runs a copy of {path[:-10]} that was deleted or "
                              "replaced since it started (a package upgrade?): restart it, then "
                              "attach")
-    return LoadedLibrary(path, mappings, f"/proc/{pid}/root")
+    return LoadedLibrary(path, mappings, f"/proc/{pid}/root", functions)
 
 
 class UnsafeCode:

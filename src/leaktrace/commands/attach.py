@@ -47,7 +47,8 @@ from leaktrace.shim_library import find_shim_library
 
 # Each ends the collection window (SIGHUP: the terminal went away). Only noted from the
 # start, so one arriving during the injection is acted on once the target is whole again.
-STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+# End the collection window cleanly (detach, report); held back during the injection.
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT})
 EXIT_CHECK_INTERVAL = 0.2  # how often the wait looks whether the target has exited
 
 
