@@ -34,7 +34,8 @@ int main(void) {
   sink = malloc(64);
   printf("%d\n", (int)getpid());
   fflush(stdout);
-  sleep(20);
+  char byte;
+  while (read(0, &byte, 1) > 0) {} /* until the test closes our stdin */
   sink = malloc(21); sink = 0; /* leaked */
   return 0;
 }
@@ -61,8 +62,8 @@ while True:
 def _as(user_args: list[str], *command: str, env: dict[str, str],
         **kwargs: object) -> subprocess.Popen[str]:
     return subprocess.Popen([*user_args, "env", *(f"{k}={v}" for k, v in env.items()),
-                             *command], text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, **kwargs)  # type: ignore[call-overload]
+                             *command], text=True, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)  # type: ignore[call-overload]
 
 
 CLIENT = ("import sys; sys.path.insert(0, sys.argv[1])\n"
@@ -137,4 +138,41 @@ def test_a_control_directory_planted_by_another_user(tmp_path: Path) -> None:
             if process is not None and process.poll() is None:
                 process.kill()
                 process.communicate()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_root_finds_another_users_traced_process(tmp_path: Path) -> None:
+    """The socket is found where the process really listens (its descriptors and
+    /proc/PID/net/unix), not in root's own directory: `status` answers instead of saying
+    "not traced"."""
+    if os.getuid() != 0 or not shutil.which("runuser"):
+        pytest.skip("needs root and runuser, to run a process as another user")
+    from leaktrace.shim_library import find_shim_library
+
+    base = Path(tempfile.mkdtemp(prefix="leaktrace-other-", dir="/tmp"))
+    victim: subprocess.Popen[str] | None = None
+    try:
+        base.chmod(0o755)
+        exe = compile_c(base, PROGRAM, "victim")
+        work = base / "work"
+        work.mkdir()
+        victim_uid = int(subprocess.run(["id", "-u", VICTIM], capture_output=True, text=True,
+                                        check=True).stdout)
+        os.chown(work, victim_uid, -1)
+        their_dir = work / "ctl"  # the victim's own choice, unknown to root's environment
+        victim = _as(["runuser", "-u", VICTIM, "--"], str(exe), cwd=work,
+                     env={"LD_PRELOAD": str(find_shim_library()), "LEAKTRACE_DIR": str(work),
+                          "LEAKTRACE_CONTROL_DIR": str(their_dir)})
+        assert victim.stdout is not None
+        pid = int(victim.stdout.readline())
+        env = {k: v for k, v in os.environ.items() if k != "LEAKTRACE_CONTROL_DIR"}
+        done = subprocess.run([sys.executable, "-m", "leaktrace", "status", "--format", "json",
+                               str(pid)], capture_output=True, text=True, timeout=60,
+                              check=False, env=env)
+        assert done.returncode == 0, done.stderr
+        assert f'"pid": {pid}' in done.stdout
+    finally:
+        if victim is not None and victim.poll() is None:
+            victim.kill()
+            victim.communicate()
         shutil.rmtree(base, ignore_errors=True)
