@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -80,7 +81,8 @@ def end_like(returncode: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
-    signal.signal(sig, signal.SIG_DFL)
+    with contextlib.suppress(OSError, ValueError):  # SIGKILL's disposition cannot be set
+        signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
     os.kill(os.getpid(), sig)
     raise SystemExit(shell_status(returncode))  # a signal that does not kill (SIGCHLD...)
