@@ -281,7 +281,7 @@ def run_command(arguments: list[str], timeout: int) -> str | None:
 
 
 def fuzz(reader: Reader, count: int, seed: int, workdir: Path,
-         timeout: int = 20) -> Iterator[Failure]:
+         timeout: int = 60) -> Iterator[Failure]:
     """`count` mutated inputs of one reader; yields each failure."""
     rng = random.Random(f"{reader.name}:{seed}")
     seeds = reader.seeds()
