@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import sys
@@ -10,25 +11,56 @@ from typing import Any
 
 import click
 
-from leaktrace.commands.attach import attach_command
-from leaktrace.commands.detach import detach_command
-from leaktrace.commands.diff import diff_command
-from leaktrace.commands.dump import dump_command
-from leaktrace.commands.growth import growth_command
-from leaktrace.commands.mem import mem_command
-from leaktrace.commands.merge import merge_command
-from leaktrace.commands.mtrace import mtrace_command
-from leaktrace.commands.ps import ps_command
-from leaktrace.commands.report import report_command
-from leaktrace.commands.run import run_command
-from leaktrace.commands.scan import scan_command
-from leaktrace.commands.shell import shell_command
-from leaktrace.commands.status import status_command
-from leaktrace.commands.valgrind import valgrind_command
-from leaktrace.commands.watch import watch_command
+# Each subcommand's module is imported only when that subcommand runs (or --help lists them):
+# numpy, pyelftools and the analysis code stay off the start-up path of `--version` and of
+# the light commands.
+_COMMANDS: dict[str, str] = {
+    "mtrace": "leaktrace.commands.mtrace:mtrace_command",
+    "report": "leaktrace.commands.report:report_command",
+    "dump": "leaktrace.commands.dump:dump_command",
+    "run": "leaktrace.commands.run:run_command",
+    "valgrind": "leaktrace.commands.valgrind:valgrind_command",
+    "mem": "leaktrace.commands.mem:mem_command",
+    "watch": "leaktrace.commands.watch:watch_command",
+    "status": "leaktrace.commands.status:status_command",
+    "ps": "leaktrace.commands.ps:ps_command",
+    "growth": "leaktrace.commands.growth:growth_command",
+    "scan": "leaktrace.commands.scan:scan_command",
+    "shell": "leaktrace.commands.shell:shell_command",
+    "attach": "leaktrace.commands.attach:attach_command",
+    "detach": "leaktrace.commands.detach:detach_command",
+    "diff": "leaktrace.commands.diff:diff_command",
+    "merge": "leaktrace.commands.merge:merge_command",
+}
 
 
-class _OneLineErrorsGroup(click.Group):
+class _LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        # numpy loads OpenBLAS, which starts a thread per CPU when it loads; leaktrace does no
+        # linear algebra, so one is enough (a tenth of a second less at start). Set only
+        # while the command's modules load: a program that `run` starts inherits our environment.
+        added = "OPENBLAS_NUM_THREADS" not in os.environ
+        if added:
+            os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        try:
+            command = getattr(importlib.import_module(module_name), attribute)
+        finally:
+            if added:
+                os.environ.pop("OPENBLAS_NUM_THREADS", None)
+        assert isinstance(command, click.Command)
+        return command
+
+
+class _OneLineErrorsGroup(_LazyGroup):
     """Usage errors as one `leaktrace: error: ...` line (click prints usage and 'Error:' on
     several), and no traceback when stdout is a closed pipe (`leaktrace report F | head`)."""
 
@@ -73,21 +105,3 @@ def _write_names_as_bytes() -> None:
 @click.version_option(package_name="leaktrace", message="leaktrace %(version)s")
 def main() -> None:
     """Find native heap leaks in Linux programs."""
-
-
-main.add_command(mtrace_command)
-main.add_command(report_command)
-main.add_command(dump_command)
-main.add_command(run_command)
-main.add_command(valgrind_command)
-main.add_command(mem_command)
-main.add_command(watch_command)
-main.add_command(status_command)
-main.add_command(ps_command)
-main.add_command(growth_command)
-main.add_command(scan_command)
-main.add_command(shell_command)
-main.add_command(attach_command)
-main.add_command(detach_command)
-main.add_command(diff_command)
-main.add_command(merge_command)

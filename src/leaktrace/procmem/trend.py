@@ -27,19 +27,18 @@ def fit_trend(seconds: Sequence[float], values: Sequence[int], *, min_growth_byt
     if n < MIN_SAMPLES or max(seconds) - min(seconds) <= 0:
         return Trend(TOO_FEW, n, 0.0, 0.0, 0.0, 0.0)
 
-    import numpy as np
-    from scipy import stats
+    from leaktrace.student_t import t_quantile
 
-    minutes = np.asarray(seconds, dtype=float) / 60.0
-    y = np.asarray(values, dtype=float)
-    x_mean, y_mean = minutes.mean(), y.mean()
-    sxx = float(((minutes - x_mean) ** 2).sum())
-    slope = float(((minutes - x_mean) * (y - y_mean)).sum() / sxx)
-    residuals = y - (y_mean + slope * (minutes - x_mean))
-    variance = float((residuals**2).sum()) / (n - 2)
-    half_width = float(stats.t.ppf(0.975, n - 2)) * (variance / sxx) ** 0.5
+    minutes = [s / 60.0 for s in seconds]
+    y = [float(v) for v in values]
+    x_mean, y_mean = sum(minutes) / n, sum(y) / n
+    sxx = sum((x - x_mean) ** 2 for x in minutes)
+    slope = sum((x - x_mean) * (v - y_mean) for x, v in zip(minutes, y, strict=True)) / sxx
+    variance = sum((v - (y_mean + slope * (x - x_mean))) ** 2
+                   for x, v in zip(minutes, y, strict=True)) / (n - 2)
+    half_width = t_quantile(0.975, n - 2) * (variance / sxx) ** 0.5
     low, high = slope - half_width, slope + half_width
-    growth = slope * float(minutes[-1] - minutes[0])
+    growth = slope * (minutes[-1] - minutes[0])
 
     if low > 0 and growth >= min_growth_bytes:
         verdict = GROWING
