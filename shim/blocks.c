@@ -1,17 +1,65 @@
 /* Live heap blocks, in a side table keyed by address (never a header in front of the block:
  * headers break aligned_alloc, pvalloc and malloc_usable_size). The table is split in shards,
- * each an open-addressing hash with its own mutex, so threads rarely meet on a lock. */
-#include <pthread.h>
+ * each an open-addressing hash with its own lock, so threads rarely meet on a lock.
+ *
+ * Signal safety: a signal handler may allocate or free while its thread is inside this file
+ * holding a shard lock (e.g. interrupted inside free). Taking any shard lock again from there
+ * could deadlock, so while a thread holds one (`locks_held`, per thread), its hooks do not
+ * lock: they append the operation to the thread's pending queue, which the thread applies in
+ * order as soon as it lets go of its last lock. The hot path pays one thread-local increment
+ * and decrement, and one compare after unlocking. */
+#include <linux/futex.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include "sampling.h"
 #include "shim.h"
 
 #define SHARD_BITS 6
 #define SHARDS (1u << SHARD_BITS)
 #define INITIAL_SLOTS 256u
 
+/* A futex lock (0 free, 1 held, 2 held with waiters): the uncontended path is one CAS and
+ * one exchange, inlined, with no call into libc. */
+typedef _Atomic int lt_lock;
+
+static inline void futex(lt_lock *word, int op, int value)
+{
+    syscall(SYS_futex, (int *)word, op | FUTEX_PRIVATE_FLAG, value, NULL, NULL, 0);
+}
+
+static void lock_slow(lt_lock *l)
+{
+    int c = atomic_exchange_explicit(l, 2, memory_order_acquire);
+    while (c != 0) {
+        futex(l, FUTEX_WAIT, 2); /* EINTR (e.g. the scan's stop signal) just loops */
+        c = atomic_exchange_explicit(l, 2, memory_order_acquire);
+    }
+}
+
+static inline void raw_lock(lt_lock *l)
+{
+    int expected = 0;
+    if (LT_UNLIKELY(!atomic_compare_exchange_strong_explicit(l, &expected, 1, memory_order_acquire,
+                                                              memory_order_relaxed)))
+        lock_slow(l);
+}
+
+static inline bool raw_trylock(lt_lock *l)
+{
+    int expected = 0;
+    return atomic_compare_exchange_strong_explicit(l, &expected, 1, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+static inline void raw_unlock(lt_lock *l)
+{
+    if (LT_UNLIKELY(atomic_exchange_explicit(l, 0, memory_order_release) == 2)) futex(l, FUTEX_WAKE, 1);
+}
+
 struct shard {
-    _Alignas(64) pthread_mutex_t lock; /* guards every field below; one cache line per shard */
+    _Alignas(64) lt_lock lock; /* guards every field below; one cache line per shard */
     struct lt_block *slots;  /* lt_map'd; addr 0 marks an empty slot */
     size_t capacity;         /* a power of two */
     size_t count;
@@ -31,15 +79,114 @@ static inline uint64_t mix(uintptr_t addr)
 
 static inline struct shard *shard_of(uint64_t h) { return &shards[h >> (64 - SHARD_BITS)]; }
 
+/* ---- sampling mode: a filter in front of the table ---------------------------------------
+ * Most frees are of blocks that were not sampled. Per hash bucket, a saturating count of the
+ * recorded blocks that hash there (64 KiB, so it stays in cache): a zero lets such a free skip
+ * the table, whose probe would be a cache miss. Atomics; a count that reached 255 stays. */
+#define FILTER_BITS 16
+static _Atomic uint8_t *filter; /* lt_map'd at init */
+
+static inline _Atomic uint8_t *filter_slot(uint64_t h) { return &filter[(h >> 24) & ((1u << FILTER_BITS) - 1)]; }
+
+static void filter_add(uint64_t h)
+{
+    _Atomic uint8_t *c = filter_slot(h);
+    uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
+    while (v < 255 && !atomic_compare_exchange_weak_explicit(c, &v, (uint8_t)(v + 1), memory_order_relaxed,
+                                                             memory_order_relaxed)) {
+    }
+}
+
+static void filter_remove(uint64_t h)
+{
+    _Atomic uint8_t *c = filter_slot(h);
+    uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
+    while (v > 0 && v < 255 && !atomic_compare_exchange_weak_explicit(c, &v, (uint8_t)(v - 1), memory_order_relaxed,
+                                                                      memory_order_relaxed)) {
+    }
+}
+
+/* False only when no recorded block can have this address. */
+static inline bool may_hold(uint64_t h)
+{
+    return LT_LIKELY(lt_sample_mean_bytes == 0) || atomic_load_explicit(filter_slot(h), memory_order_relaxed) != 0;
+}
+
+/* ---- per-thread: locks held, and what a signal handler asked for meanwhile ------------- */
+enum pending_op { OP_INSERT, OP_FORGET };
+struct pending {
+    unsigned op;
+    struct lt_block block;   /* OP_INSERT: the block; OP_FORGET: only addr */
+};
+/* Mapped (NORESERVE: pages cost memory only once written) by the first handler that needs it,
+ * and kept. Handlers can pile up while their thread holds a lock for long (a shard growing):
+ * a timer signal every 50 us queued a few hundred operations in tests. */
+#define PENDING_MAX 16384u
+/* Only their own thread touches these: the thread itself, or a signal handler running on it
+ * (which runs to completion before the thread goes on). `volatile` keeps the compiler from
+ * caching them across the points where a handler may run. The queue is not in TLS: static
+ * TLS is scarce when the shim is dlopen'd (attach), and few threads ever need one. */
+static __thread volatile unsigned locks_held __attribute__((tls_model("initial-exec")));
+static __thread volatile unsigned pending_head, pending_tail __attribute__((tls_model("initial-exec")));
+static __thread struct pending *pending __attribute__((tls_model("initial-exec")));
+static __thread volatile bool applying __attribute__((tls_model("initial-exec")));
+
+static void apply_pending(void);
+
+static inline void shard_lock(struct shard *s)
+{
+    locks_held = locks_held + 1; /* before taking it: a handler must never see it taken but unnoted */
+    atomic_signal_fence(memory_order_seq_cst);
+    raw_lock(&s->lock);
+}
+
+static inline bool shard_trylock(struct shard *s)
+{
+    locks_held = locks_held + 1;
+    atomic_signal_fence(memory_order_seq_cst);
+    if (raw_trylock(&s->lock)) return true;
+    locks_held = locks_held - 1;
+    return false;
+}
+
+static inline void shard_unlock(struct shard *s)
+{
+    raw_unlock(&s->lock);
+    atomic_signal_fence(memory_order_seq_cst);
+    locks_held = locks_held - 1;
+    atomic_signal_fence(memory_order_seq_cst);
+    if (LT_UNLIKELY(pending_head != pending_tail) && locks_held == 0 && !applying) apply_pending();
+}
+
+/* From a signal handler that interrupted this thread while it held a shard lock. */
+static void defer(unsigned op, const struct lt_block *b)
+{
+    if (!pending) pending = lt_map(PENDING_MAX * sizeof(struct pending)); /* mmap: signal-safe */
+    if (!pending || pending_tail - pending_head >= PENDING_MAX) {
+        if (op == OP_INSERT) atomic_fetch_add_explicit(&lt_counters.dropped_blocks, 1, memory_order_relaxed);
+        else atomic_fetch_add_explicit(&lt_counters.unknown_frees, 1, memory_order_relaxed);
+        return;
+    }
+    struct pending *slot = &pending[pending_tail % PENDING_MAX];
+    slot->op = op;
+    slot->block = *b;
+    atomic_signal_fence(memory_order_seq_cst);
+    pending_tail = pending_tail + 1;
+}
+
+/* While the thread holds a lock, and while it applies the queue (a handler's operations must
+ * not overtake the ones queued before them). */
+static inline bool must_defer(void) { return LT_UNLIKELY(locks_held != 0 || applying); }
+
 bool lt_blocks_init(void)
 {
     for (unsigned i = 0; i < SHARDS; i++) {
-        pthread_mutex_init(&shards[i].lock, NULL);
         shards[i].slots = lt_map(INITIAL_SLOTS * sizeof(struct lt_block));
         if (!shards[i].slots) return false;
         shards[i].capacity = INITIAL_SLOTS;
     }
-    return true;
+    filter = lt_map(sizeof(uint8_t) << FILTER_BITS);
+    return filter != NULL;
 }
 
 /* pre: shard locked. Returns the slot holding addr, or the empty slot where it would go. */
@@ -68,13 +215,13 @@ static bool grow(struct shard *s)
     return true;
 }
 
-static void insert_block(const struct lt_block *nb)
+static void insert_now(const struct lt_block *nb)
 {
     uint64_t h = mix(nb->addr);
     struct shard *s = shard_of(h);
-    pthread_mutex_lock(&s->lock);
+    shard_lock(s);
     if ((s->count + 1) * 4 > s->capacity * 3 && !grow(s) && s->count + 1 >= s->capacity) {
-        pthread_mutex_unlock(&s->lock);
+        shard_unlock(s);
         atomic_fetch_add_explicit(&lt_counters.dropped_blocks, 1, memory_order_relaxed);
         return;
     }
@@ -82,10 +229,20 @@ static void insert_block(const struct lt_block *nb)
     struct lt_block replaced = *b;
     if (!b->addr) s->count++;
     *b = *nb;
-    pthread_mutex_unlock(&s->lock);
+    shard_unlock(s);
     /* An address still recorded as live was freed behind our back (e.g. from a signal handler
      * while this thread was inside the shim): its old block is gone. */
-    if (replaced.addr) lt_stack_note_free(replaced.stack_id, lt_block_size(&replaced), true);
+    if (replaced.addr) {
+        if (lt_sample_mean_bytes) filter_remove(h); /* counted once for each insert */
+        lt_stack_note_free(replaced.stack_id, lt_block_size(&replaced), true);
+    }
+}
+
+static void insert_block(const struct lt_block *nb)
+{
+    if (lt_sample_mean_bytes) filter_add(mix(nb->addr)); /* before the block can be freed */
+    if (must_defer()) defer(OP_INSERT, nb);
+    else insert_now(nb);
 }
 
 void lt_blocks_insert(uintptr_t addr, uint64_t size, unsigned kind, uint32_t stack_id)
@@ -97,14 +254,16 @@ void lt_blocks_insert(uintptr_t addr, uint64_t size, unsigned kind, uint32_t sta
 
 void lt_blocks_put_back(const struct lt_block *b) { insert_block(b); }
 
-bool lt_blocks_take(uintptr_t addr, struct lt_block *out)
+/* pre: not must_defer(). */
+static bool take_block(uintptr_t addr, struct lt_block *out)
 {
     uint64_t h = mix(addr);
+    if (!may_hold(h)) return false;
     struct shard *s = shard_of(h);
-    pthread_mutex_lock(&s->lock);
+    shard_lock(s);
     struct lt_block *b = probe(s, addr, h);
     if (!b->addr) {
-        pthread_mutex_unlock(&s->lock);
+        shard_unlock(s);
         return false;
     }
     *out = *b;
@@ -122,8 +281,49 @@ bool lt_blocks_take(uintptr_t addr, struct lt_block *out)
     }
     s->slots[hole].addr = 0;
     s->count--;
-    pthread_mutex_unlock(&s->lock);
+    shard_unlock(s);
+    if (lt_sample_mean_bytes) filter_remove(h);
     return true;
+}
+
+bool lt_blocks_take(uintptr_t addr, struct lt_block *out)
+{
+    return !must_defer() && take_block(addr, out); /* a handler's caller falls back to forget */
+}
+
+static void forget_now(uintptr_t addr)
+{
+    struct lt_block b;
+    if (take_block(addr, &b)) lt_stack_note_free(b.stack_id, lt_block_size(&b), true);
+    else if (!lt_sample_mean_bytes) /* sampling: most frees are of blocks never recorded */
+        atomic_fetch_add_explicit(&lt_counters.unknown_frees, 1, memory_order_relaxed);
+}
+
+void lt_blocks_forget(uintptr_t addr)
+{
+    if (must_defer()) {
+        struct lt_block b = { .addr = addr };
+        defer(OP_FORGET, &b);
+        return;
+    }
+    forget_now(addr);
+}
+
+/* pre: locks_held == 0. Applies, in order, what signal handlers queued; a handler that runs
+ * meanwhile (while an operation below holds a lock) queues behind. */
+static void apply_pending(void)
+{
+    applying = true;
+    atomic_signal_fence(memory_order_seq_cst);
+    while (pending_head != pending_tail) {
+        struct pending op = pending[pending_head % PENDING_MAX];
+        atomic_signal_fence(memory_order_seq_cst);
+        pending_head = pending_head + 1;
+        if (op.op == OP_INSERT) insert_now(&op.block);
+        else forget_now(op.block.addr);
+    }
+    atomic_signal_fence(memory_order_seq_cst);
+    applying = false;
 }
 
 unsigned lt_blocks_visit(lt_block_visitor fn, void *ctx, bool try_only)
@@ -132,16 +332,16 @@ unsigned lt_blocks_visit(lt_block_visitor fn, void *ctx, bool try_only)
     for (unsigned i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
         if (try_only) {
-            if (pthread_mutex_trylock(&s->lock) != 0) {
+            if (!shard_trylock(s)) {
                 skipped++;
                 continue;
             }
         } else {
-            pthread_mutex_lock(&s->lock);
+            shard_lock(s);
         }
         for (size_t j = 0; j < s->capacity; j++)
             if (s->slots[j].addr) fn(&s->slots[j], ctx);
-        pthread_mutex_unlock(&s->lock);
+        shard_unlock(s);
     }
     return skipped;
 }
@@ -162,20 +362,21 @@ void lt_blocks_visit_locked(lt_block_visitor fn, void *ctx)
 
 void lt_blocks_lock_all(void)
 {
-    for (unsigned i = 0; i < SHARDS; i++) pthread_mutex_lock(&shards[i].lock);
+    for (unsigned i = 0; i < SHARDS; i++) shard_lock(&shards[i]);
 }
 
 void lt_blocks_unlock_all(void)
 {
-    for (unsigned i = 0; i < SHARDS; i++) pthread_mutex_unlock(&shards[i].lock);
+    for (unsigned i = 0; i < SHARDS; i++) shard_unlock(&shards[i]);
 }
 
 void lt_blocks_reset(void)
 {
     for (unsigned i = 0; i < SHARDS; i++) {
-        pthread_mutex_lock(&shards[i].lock);
+        shard_lock(&shards[i]);
         memset(shards[i].slots, 0, shards[i].capacity * sizeof(struct lt_block));
         shards[i].count = 0;
-        pthread_mutex_unlock(&shards[i].lock);
+        shard_unlock(&shards[i]);
     }
+    for (size_t i = 0; i < (size_t)1 << FILTER_BITS; i++) atomic_store_explicit(&filter[i], 0, memory_order_relaxed);
 }

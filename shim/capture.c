@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "scan.h"
+#include "sampling.h"
 #include "shim.h"
 
 #define BUF_SIZE (256u << 10)
@@ -348,7 +349,7 @@ static void write_counter(struct writer *w, const char *name, uint64_t value)
 static void write_counters(struct writer *w, unsigned skipped_shards)
 {
     uint64_t at = section_begin(w, LT_SECTION_COUNTERS);
-    w_u32(w, 7);
+    w_u32(w, lt_sample_mean_bytes ? 8 : 7);
     w_u32(w, 0);
     write_counter(w, "dropped_blocks", atomic_load(&lt_counters.dropped_blocks));
     write_counter(w, "dropped_stacks", atomic_load(&lt_counters.dropped_stacks));
@@ -357,6 +358,7 @@ static void write_counters(struct writer *w, unsigned skipped_shards)
     write_counter(w, "max_depth", (uint64_t)lt_cfg.max_depth);
     write_counter(w, "skipped_shards", skipped_shards);
     write_counter(w, "fatal_signal", (uint64_t)lt_final_signal());
+    if (lt_sample_mean_bytes) write_counter(w, "sample_mean_bytes", lt_sample_mean_bytes);
     section_end(w, at);
 }
 

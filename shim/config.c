@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sampling.h"
 #include "shim.h"
 
 struct lt_config lt_cfg;
@@ -112,6 +113,9 @@ static void load_common(void)
     lt_cfg.collect_at_start = !flag_is(start, "on-mtrace");
     lt_cfg.control_enabled = !flag_is(setting("LEAKTRACE_CONTROL"), "0");
     lt_cfg.interval_ms = parse_interval_ms(setting("LEAKTRACE_INTERVAL"));
+    const char *sample = setting("LEAKTRACE_SAMPLE");
+    lt_cfg.sample_bytes = sample ? strtoull(sample, NULL, 10) : 0;
+    lt_sampling_configure(lt_cfg.sample_bytes);
     choose_control_dir(lt_cfg.control_dir, sizeof lt_cfg.control_dir);
     copy_env(lt_cfg.dir, "LEAKTRACE_DIR");
     if (!lt_cfg.dir[0] && !getcwd(lt_cfg.dir, sizeof lt_cfg.dir)) strcpy(lt_cfg.dir, ".");

@@ -348,11 +348,22 @@ static void *control_main(void *arg)
     return NULL;
 }
 
+static void start_thread(void);
+
+/* Called on every recorded allocation, outside the `busy` guard (a signal handler's
+ * allocations must be seen): only the first call, which allocates, marks the thread busy. */
 void lt_control_start(void)
 {
     if (LT_LIKELY(atomic_load_explicit(&started, memory_order_relaxed))) return;
     /* Not from an allocation made in a library's constructor, before the shim's own ran. */
     if (!lt_may_start_threads()) return;
+    lt_set_busy(true);
+    start_thread();
+    lt_set_busy(false);
+}
+
+static void start_thread(void)
+{
     if (atomic_exchange(&started, true)) return;
     /* Never from a vfork child (it shares the parent's memory) or an untraced process. */
     if (getpid() != atomic_load(&lt_owner_pid)) {

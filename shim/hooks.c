@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "hooked_functions.h"
+#include "sampling.h"
 #include "scan.h"
 #include "shim.h"
 
@@ -66,7 +67,7 @@ static inline bool tracking(void)
 }
 
 /* ---- recording ------------------------------------------------------------------------- */
-/* pre: lt_busy set. */
+/* Runs outside lt_busy (record_block below). */
 static uint32_t current_stack(void)
 {
     uintptr_t pcs[LT_MAX_DEPTH_LIMIT];
@@ -76,22 +77,19 @@ static uint32_t current_stack(void)
     return lt_stacks_intern(pcs, depth);
 }
 
+/* Not `busy` while unwinding and inserting: nothing there calls a hooked function, and a
+ * signal handler that allocates meanwhile must be recorded too (blocks.c defers its table
+ * operations until this thread leaves the table). */
 static __attribute__((noinline)) void record_block(void *p, size_t size, unsigned kind)
 {
-    lt_busy++;
-    lt_control_start();
+    if (lt_sample_skip(size)) return; /* sampling mode: not this one */
+    lt_control_start(); /* marks itself busy the first time, when it allocates */
     uint32_t id = current_stack();
     lt_stack_note_alloc(id, size);
     lt_blocks_insert((uintptr_t)p, size, kind, id);
-    lt_busy--;
 }
 
-static void forget_block(void *p)
-{
-    struct lt_block b;
-    if (lt_blocks_take((uintptr_t)p, &b)) lt_stack_note_free(b.stack_id, lt_block_size(&b), true);
-    else atomic_fetch_add_explicit(&lt_counters.unknown_frees, 1, memory_order_relaxed);
-}
+static void forget_block(void *p) { lt_blocks_forget((uintptr_t)p); }
 
 /* ---- the malloc family ----------------------------------------------------------------- */
 void *lt_hook_malloc(size_t size)
@@ -127,7 +125,7 @@ static void *realloc_as(void *old, size_t size, unsigned kind)
         return p;
     }
     if (known) lt_stack_note_free(prev.stack_id, lt_block_size(&prev), true);
-    else if (old) atomic_fetch_add_explicit(&lt_counters.unknown_frees, 1, memory_order_relaxed);
+    else if (old) lt_blocks_forget((uintptr_t)old); /* unknown, or deferred from a handler */
     if (p && recording()) record_block(p, size, kind); /* NULL: realloc(p, 0) freed p */
     return p;
 }

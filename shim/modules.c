@@ -120,9 +120,16 @@ static int on_object(struct dl_phdr_info *info, size_t size, void *ctx)
     return 0;
 }
 
+/* Set while this thread notes an object: a signal handler that interrupts it and unwinds a
+ * new frame skips the note (the next capture's refresh lists the object) instead of waiting
+ * for a lock its own thread holds. */
+static __thread volatile bool noting __attribute__((tls_model("initial-exec")));
+
 void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bias, const char *name)
 {
-    if (!modules) return;
+    if (!modules || noting) return;
+    noting = true;
+    atomic_signal_fence(memory_order_seq_cst);
     pthread_mutex_lock(&lock);
     if (find_loaded(bias) < 0) {
         struct lt_module *m = add_module(bias, map_start, map_end, name);
@@ -136,6 +143,8 @@ void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bi
         }
     }
     pthread_mutex_unlock(&lock);
+    atomic_signal_fence(memory_order_seq_cst);
+    noting = false;
 }
 
 static int on_object_locked(struct dl_phdr_info *info, size_t size, void *ctx)

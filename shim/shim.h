@@ -42,6 +42,7 @@ struct lt_config {
     bool collect_at_start;   /* LEAKTRACE_START=at-load (default) or on-mtrace */
     bool control_enabled;    /* LEAKTRACE_CONTROL, default on: the control socket */
     uint32_t interval_ms;    /* LEAKTRACE_INTERVAL seconds (fractions allowed); 0 = default */
+    uint64_t sample_bytes;   /* LEAKTRACE_SAMPLE: mean bytes between samples; 0 = every block */
     char control_dir[LT_PATH_MAX]; /* where the control socket goes */
     char output[LT_PATH_MAX];/* LEAKTRACE_OUTPUT: exact path for this process, may be empty */
     char dir[LT_PATH_MAX];   /* LEAKTRACE_DIR or the cwd at start: where default names go */
@@ -154,8 +155,13 @@ static inline unsigned lt_generation_now(void)
 }
 bool lt_blocks_init(void);
 void lt_blocks_insert(uintptr_t addr, uint64_t size, unsigned kind, uint32_t stack_id);
-bool lt_blocks_take(uintptr_t addr, struct lt_block *out);  /* remove and return */
+/* Remove and return. False when unknown, and also, doing nothing, when called from a signal
+ * handler that interrupted its thread inside this table: the caller then uses forget. */
+bool lt_blocks_take(uintptr_t addr, struct lt_block *out);
 void lt_blocks_put_back(const struct lt_block *b);
+/* Remove and count the block as freed (or the free as unknown); from a signal handler that
+ * interrupted its thread inside this table, done as soon as the thread leaves it. */
+void lt_blocks_forget(uintptr_t addr);
 typedef void (*lt_block_visitor)(const struct lt_block *b, void *ctx);
 /* Visits every live block, one shard locked at a time. With try_only, shards whose lock is
  * held (e.g. by a thread interrupted by the signal that asked for this) are skipped and

@@ -1,0 +1,60 @@
+/* Sampling mode: the Poisson process's random intervals, and the per-thread countdown. */
+#include <math.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sampling.h"
+
+uint64_t lt_sample_mean_bytes;
+__thread int64_t lt_sample_countdown __attribute__((tls_model("initial-exec")));
+/* Per thread: the xorshift state (0 until the thread's first allocation draws it). */
+static __thread uint64_t rng_state __attribute__((tls_model("initial-exec")));
+
+void lt_sampling_configure(uint64_t mean_bytes)
+{
+    lt_sample_mean_bytes = mean_bytes > (UINT64_C(1) << 40) ? UINT64_C(1) << 40 : mean_bytes;
+}
+
+static uint64_t next_random(void)
+{
+    if (LT_UNLIKELY(!rng_state)) {
+        /* A different stream per thread and per run: thread id, clock, and a stack address. */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t seed = (uint64_t)syscall(SYS_gettid) * 0x9e3779b97f4a7c15ull ^
+                        (uint64_t)ts.tv_nsec * 0xbf58476d1ce4e5b9ull ^ (uint64_t)(uintptr_t)&ts;
+        rng_state = seed | 1;
+    }
+    uint64_t x = rng_state; /* xorshift64* */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    rng_state = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* An exponentially distributed distance to the next sample point, mean lt_sample_mean_bytes. */
+static int64_t next_interval(void)
+{
+    double u = (double)((next_random() >> 11) + 1) * 0x1.0p-53; /* (0, 1] */
+    double d = -log(u) * (double)lt_sample_mean_bytes;
+    return d >= 0x1.0p62 ? INT64_C(1) << 62 : (int64_t)d + 1;
+}
+
+bool lt_sample_pick_slow(size_t size)
+{
+    int64_t bytes = (int64_t)(size > INT64_MAX ? INT64_MAX : size);
+    if (LT_UNLIKELY(!rng_state)) {
+        /* The thread's first allocation: where its first point lies is still to be drawn. */
+        int64_t left = next_interval() - bytes;
+        if (left > 0) {
+            lt_sample_countdown = left;
+            return false;
+        }
+    }
+    /* A point fell inside this block. The process is memoryless: the next point lies an
+     * independent exponential distance past the block's end. */
+    lt_sample_countdown = next_interval();
+    return true;
+}
