@@ -12,7 +12,8 @@
  * Built without frame pointers on purpose (-O2 -fomit-frame-pointer -g): a tracer has to unwind
  * with the DWARF call frame information, as it would for most distribution binaries.
  *
- * usage: workload [-n ITERATIONS_PER_THREAD] [-t THREADS] [-s SEED]
+ * usage: workload [-n ITERATIONS_PER_THREAD] [-t THREADS] [-s SEED] [-l LEAK_SIZE]
+ * (-l: bytes of each leaked block, default 100; bench/sampling_accuracy.py uses 1000.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,7 +30,7 @@
 #define NOINLINE __attribute__((noinline, noclone))
 #define RING_SLOTS 4096
 #define LEAK_PERIOD 1000
-#define LEAK_SIZE 100
+static size_t leak_size = 100; /* -l */
 #define MMAP_SIZE (64 * 1024)
 #define NSITES 15 /* allocation sites picked at random; leak_site() is the 16th */
 #define MAX_DEPTH 12
@@ -229,11 +230,11 @@ static NOINLINE void site_malloc_deep(struct thread_state *t)
 /* The one deliberate leak: the block is written, read and dropped. */
 static NOINLINE void leak_site(struct thread_state *t)
 {
-    unsigned char *p = malloc(LEAK_SIZE);
+    unsigned char *p = malloc(leak_size);
     if (p == NULL)
         abort();
-    memset(p, 0x5A, LEAK_SIZE);
-    sink += p[LEAK_SIZE / 2];
+    memset(p, 0x5A, leak_size);
+    sink += p[leak_size / 2];
     t->leaked_blocks++;
 }
 
@@ -366,7 +367,7 @@ int main(int argc, char **argv)
     unsigned long threads = 4;
     unsigned long seed = 0x5EEDULL;
     int opt;
-    while ((opt = getopt(argc, argv, "n:t:s:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:t:s:l:")) != -1) {
         switch (opt) {
         case 'n':
             iterations = parse_count(optarg, "iteration count");
@@ -377,8 +378,11 @@ int main(int argc, char **argv)
         case 's':
             seed = parse_count(optarg, "seed");
             break;
+        case 'l':
+            leak_size = parse_count(optarg, "leak size");
+            break;
         default:
-            fprintf(stderr, "usage: %s [-n ITERATIONS_PER_THREAD] [-t THREADS] [-s SEED]\n",
+            fprintf(stderr, "usage: %s [-n ITERATIONS_PER_THREAD] [-t THREADS] [-s SEED] [-l LEAK_SIZE]\n",
                     argv[0]);
             return 2;
         }
@@ -415,7 +419,7 @@ int main(int argc, char **argv)
     }
     munmap(states, state_bytes);
 
-    fprintf(stderr, "expected leak: %lu blocks, %lu bytes\n", leaked, leaked * LEAK_SIZE);
+    fprintf(stderr, "expected leak: %lu blocks, %lu bytes\n", leaked, leaked * leak_size);
     fprintf(stderr, "peak rss: %ld KiB\n", peak_rss_kib());
     return 0;
 }

@@ -36,7 +36,7 @@ def test_no_hang_and_exact_count_over_many_runs(build_dir: Path, tmp_path: Path)
             done = subprocess.run([str(exe)], env=env, capture_output=True, text=True,
                                   timeout=30)
         except subprocess.TimeoutExpired as e:
-            raise AssertionError(f"run {i} hung (a signal handler allocated inside the shim)") from e
+            raise AssertionError(f"run {i} hung: a handler allocated inside the shim") from e
         assert done.returncode == 0, (i, done.returncode, done.stderr)
         blocks = read_capture(str(capture)).blocks
         kept = int((blocks["size"] == HANDLER_SIZE).sum())

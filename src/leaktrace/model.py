@@ -35,6 +35,22 @@ class Block:
     age_seconds: float | None = None
 
 
+# z of a two-sided 95% normal interval: statistics.NormalDist().inv_cdf(0.975).
+Z95 = 1.959963984540054
+
+
+@dataclass
+class Estimate:
+    """Sampling mode: a record's bytes and blocks are estimates from its sampled blocks (each
+    divided by its chance of being sampled). The 95% interval is the normal one around the
+    Horvitz-Thompson estimate."""
+
+    sampled_blocks: int
+    bytes_low: int
+    bytes_high: int
+    bytes_variance: float
+
+
 @dataclass
 class LeakRecord:
     """Blocks grouped by (API kind, backtrace), and by leak kind when a reachability scan
@@ -58,6 +74,7 @@ class LeakRecord:
     since_previous: Change | None = None  # change since the previous capture of the process
     growth: Growth | None = None  # how its backtrace grew over the run (snapshot series)
     suppressed_by: str | None = None  # name of the suppression that matched, if any
+    estimate: Estimate | None = None  # sampling mode: bytes and blocks are estimates
 
     @property
     def own_bytes(self) -> int:
@@ -99,6 +116,20 @@ class PreviousCapture:
 class KindTotal:
     blocks: int = 0
     bytes: int = 0
+    # Sampling mode: the variance of the bytes estimate (None: exact, nothing estimated).
+    bytes_variance: float | None = None
+
+    def add_estimate(self, estimate: Estimate | None) -> None:
+        if estimate is not None:
+            self.bytes_variance = (self.bytes_variance or 0.0) + estimate.bytes_variance
+
+    def bytes_interval(self) -> tuple[int, int] | None:
+        """Sampling mode: the 95% interval of the bytes (records are independent, so their
+        variances add)."""
+        if self.bytes_variance is None:
+            return None
+        half = Z95 * self.bytes_variance ** 0.5
+        return max(0, round(self.bytes - half)), round(self.bytes + half)
 
 
 @dataclass
@@ -202,6 +233,7 @@ class Report:
     captured_when: str = "at exit"  # "at exit", "at detach", "at the on-demand report", ...
     suppressions_used: list[SuppressionUse] = field(default_factory=list)
     modules: list[LoadedModule] = field(default_factory=list)  # empty when the source has none
+    sample_mean_bytes: int | None = None  # sampling mode: mean bytes between samples
 
     @property
     def scanned(self) -> bool:

@@ -21,7 +21,9 @@ from leaktrace.capture import series
 from leaktrace.capture.reader import Capture, Stack, read_capture
 from leaktrace.leak_kinds import DEFINITELY_LOST
 from leaktrace.model import (
+    Z95,
     Block,
+    Estimate,
     Frame,
     KindTotal,
     LeakRecord,
@@ -69,6 +71,7 @@ def build_report(capture: Capture, symbolizer: Symbolizer | None = None, *,
             total_allocated_bytes=stack.alloc_bytes if stack else None,
             oldest_age_seconds=g.oldest_age,
             native_stack_id=g.stack_id,
+            estimate=g.estimate,
         )
         if capture.scanned and g.kind in fmt.MAPPING_KINDS:
             mapped_regions.append(record)  # not a heap block: no leak kind, no loss record
@@ -104,6 +107,7 @@ def build_report(capture: Capture, symbolizer: Symbolizer | None = None, *,
         captured_when=_captured_when(capture),
         modules=[LoadedModule(m.path, m.start, m.end, m.load_bias, m.build_id.hex())
                  for m in capture.modules],
+        sample_mean_bytes=capture.sample_mean_bytes,
     )
     report.build_seconds = time.monotonic() - started
     return report
@@ -137,6 +141,20 @@ class _Group:
     indirect_bytes: int  # what the definitely lost blocks among them own (LEAK_GROUPS)
     oldest_age: float | None
     addresses: list[Block]
+    estimate: Estimate | None = None  # sampling mode: blocks and bytes are estimates
+
+
+def _sampling_weights(capture: Capture) -> np.ndarray | None:
+    """Sampling mode: per block, 1 / (its chance of being sampled), 1 - exp(-size / mean).
+    Mappings are always recorded: weight 1. None in exact mode."""
+    mean = capture.sample_mean_bytes
+    if not mean:
+        return None
+    blocks = capture.blocks
+    sizes = np.maximum(blocks["size"].astype(np.float64), 1.0)
+    weights = 1.0 / -np.expm1(-sizes / mean)
+    weights[np.isin(blocks["kind"], list(fmt.MAPPING_KINDS))] = 1.0
+    return weights
 
 
 def _group_blocks(capture: Capture, with_addresses: bool) -> list[_Group]:
@@ -159,6 +177,14 @@ def _group_blocks(capture: Capture, with_addresses: bool) -> list[_Group]:
     # negative.
     ages = np.where(alloc_ns <= run_ns, (run_ns - alloc_ns.astype(np.float64)) / 1e9, np.nan)
     oldest = np.fmax.reduceat(ages, starts)
+    weights = _sampling_weights(capture)
+    if weights is not None:
+        w = weights[order]
+        sizes_f = sizes.astype(np.float64)
+        est_blocks = np.add.reduceat(w, starts)
+        est_bytes = np.add.reduceat(sizes_f * w, starts)
+        # Horvitz-Thompson: Var = sum of size^2 (1 - p) / p^2 = size^2 w (w - 1).
+        variances = np.add.reduceat(sizes_f * sizes_f * w * (w - 1.0), starts)
 
     groups = []
     for i, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
@@ -169,10 +195,20 @@ def _group_blocks(capture: Capture, with_addresses: bool) -> list[_Group]:
             addresses = [Block(a, s, _age(age)) for a, s, age in zip(
                 picked["address"].tolist(), picked["size"].tolist(),
                 ages[start:end].tolist(), strict=True)]
-        groups.append(_Group(kind=key >> 40, leak_kind=(key >> 32) & 0xFF,
-                             stack_id=key & 0xFFFFFFFF, blocks=end - start,
-                             bytes=int(byte_sums[i]), indirect_bytes=int(indirect_sums[i]),
-                             oldest_age=_age(float(oldest[i])), addresses=addresses))
+        group = _Group(kind=key >> 40, leak_kind=(key >> 32) & 0xFF,
+                       stack_id=key & 0xFFFFFFFF, blocks=end - start,
+                       bytes=int(byte_sums[i]), indirect_bytes=int(indirect_sums[i]),
+                       oldest_age=_age(float(oldest[i])), addresses=addresses)
+        if weights is not None:
+            estimate, variance = float(est_bytes[i]), float(variances[i])
+            half = Z95 * variance ** 0.5
+            group.estimate = Estimate(sampled_blocks=end - start,
+                                      bytes_low=max(round(estimate - half), group.bytes),
+                                      bytes_high=round(estimate + half),
+                                      bytes_variance=variance)
+            group.blocks, group.bytes = round(float(est_blocks[i])), round(estimate)
+            group.indirect_bytes = 0  # owned blocks are estimated in their own records
+        groups.append(group)
     return groups
 
 
@@ -245,6 +281,7 @@ def _summary(capture: Capture, records: list[LeakRecord],
         total = by_kind.setdefault(r.kind, KindTotal())
         total.blocks += r.blocks
         total.bytes += r.own_bytes
+        total.add_estimate(r.estimate)
     stack_list: list[Stack] = list(capture.stacks.values())
     summary = Summary(
         live_blocks=sum(t.blocks for t in by_kind.values()),
@@ -298,6 +335,14 @@ def _notes(capture: Capture, groups: list[_Group]) -> list[str]:
     if c.get("fatal_signal"):
         notes.append(f"the capture was written as {_signal_name(c['fatal_signal'])} ended the "
                      "program")
+    if capture.sample_mean_bytes:
+        notes.append(
+            f"sampling mode (--sample {capture.sample_mean_bytes}): a block was recorded with "
+            f"probability 1 - exp(-size/{capture.sample_mean_bytes}); bytes and blocks are "
+            "estimates (each sampled block divided by that probability), shown with their 95% "
+            "interval; leak kinds come from the reachability scan of the sampled blocks only, "
+            "and a definitely lost record's indirect bytes are not added to it; per-backtrace "
+            "allocation totals count sampled allocations only")
     if not capture.header.final:
         notes.append("this capture is a snapshot taken while the program ran, not at its exit")
     if c.get("dropped_blocks"):

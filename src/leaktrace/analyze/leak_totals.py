@@ -28,6 +28,7 @@ def leak_totals(records: Iterable[LeakRecord],
             continue
         target.blocks += record.blocks
         target.bytes += record.own_bytes
+        target.add_estimate(record.estimate)
     return totals, suppressed
 
 

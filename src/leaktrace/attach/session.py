@@ -60,6 +60,7 @@ class AttachSettings:
     notify: str | None = None  # where the shim announces each capture it writes
     max_depth: int | None = None
     interval: float | None = None  # seconds between snapshots (the shim's default: 1)
+    sample_bytes: int | None = None  # sampling mode's mean bytes between samples
 
     def lines(self) -> list[str]:
         settings = {
@@ -69,6 +70,7 @@ class AttachSettings:
             "LEAKTRACE_NOTIFY": self.notify,
             "LEAKTRACE_MAX_DEPTH": None if self.max_depth is None else str(self.max_depth),
             "LEAKTRACE_INTERVAL": None if self.interval is None else f"{self.interval:g}",
+            "LEAKTRACE_SAMPLE": None if self.sample_bytes is None else str(self.sample_bytes),
         }
         lines = []
         for name, value in settings.items():

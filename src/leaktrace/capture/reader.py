@@ -173,6 +173,12 @@ class Capture:
         """Whether the heap blocks carry leak kinds from a reachability scan."""
         return self.scan is not None
 
+    @property
+    def sample_mean_bytes(self) -> int | None:
+        """Sampling mode (`--sample BYTES`): the mean bytes between samples; None when every
+        block was recorded."""
+        return self.counters.get("sample_mean_bytes") or None
+
     def block_rows(self) -> Iterator[BlockRow]:
         for (address, size, stack_id, kind, leak_kind, heuristic, _flags,
              alloc_time) in self.blocks.tolist():

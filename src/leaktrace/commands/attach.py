@@ -38,7 +38,12 @@ from leaktrace.commands._attach_report import (
     window_text,
 )
 from leaktrace.commands._errors import one_line_errors, warn
-from leaktrace.commands._trace_options import interval_option, max_depth_option, output_option
+from leaktrace.commands._trace_options import (
+    interval_option,
+    max_depth_option,
+    output_option,
+    sample_option,
+)
 from leaktrace.control.client import ControlError, ProcessGone, remove_stale_socket, socket_path
 from leaktrace.errors import LeaktraceError
 from leaktrace.launcher.notifications import read_notifications
@@ -60,12 +65,14 @@ EXIT_CHECK_INTERVAL = 0.2  # how often the wait looks whether the target has exi
 @output_option
 @max_depth_option
 @interval_option
+@sample_option
 @click.option("-v", "--verbose", is_flag=True,
               help="Say how the injection went, step by step, with the time of each.")
 @report_options
 @one_line_errors
 def attach_command(pid: int, duration: float | None, output: str | None,
-                   max_depth: int | None, interval: float | None, verbose: bool,
+                   max_depth: int | None, interval: float | None,
+                   sample_bytes: int | None, verbose: bool,
                    **options: Any) -> None:
     """Attach to the running process PID and collect its allocations until --duration ends,
     Ctrl-C or SIGTERM; then detach and report the leaks of that window.
@@ -109,7 +116,8 @@ def attach_command(pid: int, duration: float | None, output: str | None,
     if nameless is None:
         _remove(notify)  # left by an earlier process with this pid
     settings = AttachSettings(control_dir=directory, capture_dir=capture_dir, output=output,
-                              notify=notify, max_depth=max_depth, interval=interval)
+                              notify=notify, max_depth=max_depth, interval=interval,
+                              sample_bytes=sample_bytes)
     try:
         with SignalWatch(STOP_SIGNALS) as watch:
             ended = _collect(pid, settings, shim, memory, config_dir, duration, started, watch,

@@ -17,7 +17,12 @@ from leaktrace.commands._errors import one_line_errors, warn
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._report_output import render_options, render_report_as
-from leaktrace.commands._trace_options import interval_option, max_depth_option, output_option
+from leaktrace.commands._trace_options import (
+    interval_option,
+    max_depth_option,
+    output_option,
+    sample_option,
+)
 from leaktrace.commands.report import report_format_option
 from leaktrace.control.client import remove_stale_socket
 from leaktrace.errors import LeaktraceError
@@ -57,6 +62,7 @@ from leaktrace.suppressions.apply import apply_suppressions
 @click.option("--html", "html_file", type=click.Path(dir_okay=False), default=None,
               help="Also write the report as a self-contained HTML page to this file.")
 @interval_option
+@sample_option
 @click.option("--start", "start", type=click.Choice(["at-load", "on-mtrace"]), default=None,
               help="Record from the start (at-load, the default; also MEMLEAK_CONFIG="
                    "mtraceinit) or from the program's first mtrace() call (on-mtrace).")
@@ -67,7 +73,7 @@ from leaktrace.suppressions.apply import apply_suppressions
 @one_line_errors
 def run_command(command: tuple[str, ...], output: str | None, max_depth: int | None,
                 follow_children: bool, report_file: str | None, html_file: str | None,
-                interval: float | None,
+                interval: float | None, sample_bytes: int | None,
                 start: str | None, output_format: str,
                 top: int | None, min_bytes: int, show_addresses: bool,
                 show_kinds: frozenset[str], suppression_files: tuple[str, ...],
@@ -103,7 +109,7 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         env = launch_environment(os.environ, shim=shim, capture_dir=capture_dir,
                                  notify_path=notify.path, output=output, max_depth=max_depth,
                                  follow_children=follow_children, interval=interval,
-                                 start=start)
+                                 start=start, sample_bytes=sample_bytes)
         returncode, pid = run_supervised(list(command), program, env)
         notices, failures = read_notifications(notify.path)
     remove_stale_socket(pid, env)

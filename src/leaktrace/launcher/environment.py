@@ -11,9 +11,11 @@ def launch_environment(base: Mapping[str, str], *, shim: str, capture_dir: str,
                        notify_path: str, output: str | None = None,
                        max_depth: int | None = None,
                        follow_children: bool = False, interval: float | None = None,
-                       start: str | None = None) -> dict[str, str]:
+                       start: str | None = None,
+                       sample_bytes: int | None = None) -> dict[str, str]:
     """`interval`: seconds between snapshots (LEAKTRACE_INTERVAL); `start`: at-load or
-    on-mtrace (LEAKTRACE_START). Left unset, an inherited value stays."""
+    on-mtrace (LEAKTRACE_START); `sample_bytes`: sampling mode's mean (LEAKTRACE_SAMPLE).
+    Left unset, an inherited value stays."""
     env = dict(base)
     existing = env.get("LD_PRELOAD", "").strip()
     # Prepended: the shim must see allocations before any other preloaded library makes them.
@@ -36,6 +38,8 @@ def launch_environment(base: Mapping[str, str], *, shim: str, capture_dir: str,
         env["LEAKTRACE_INTERVAL"] = seconds_text(interval)
     if start is not None:
         env["LEAKTRACE_START"] = start
+    if sample_bytes is not None:
+        env["LEAKTRACE_SAMPLE"] = str(sample_bytes)
     return env
 
 

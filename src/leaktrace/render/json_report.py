@@ -56,6 +56,7 @@ def report_to_json(report: Report, options: RenderOptions) -> dict[str, Any]:
         "end_time": report.end_time,
         "capture_path": report.capture_path,
         "build_seconds": report.build_seconds,
+        "sample_mean_bytes": report.sample_mean_bytes,
         "summary": summary,
         "scan": None if scan is None else {
             "seconds": scan.seconds, "bytes_scanned": scan.bytes_scanned,
@@ -94,8 +95,12 @@ def _previous(previous: PreviousCapture | None) -> dict[str, Any] | None:
             "gone_records": previous.gone_records}
 
 
-def _total(total: KindTotal) -> dict[str, int]:
-    return {"bytes": total.bytes, "blocks": total.blocks}
+def _total(total: KindTotal) -> dict[str, Any]:
+    out: dict[str, Any] = {"bytes": total.bytes, "blocks": total.blocks}
+    interval = total.bytes_interval()
+    if interval is not None:  # sampling mode: estimates
+        out["bytes_interval"] = list(interval)
+    return out
 
 
 def _record(record: LeakRecord, options: RenderOptions,
@@ -120,6 +125,10 @@ def _record(record: LeakRecord, options: RenderOptions,
             "verdict": record.growth.verdict}),
         "frames": [frame_json(f) for f in record.frames],
     }
+    if record.estimate is not None:
+        e = record.estimate
+        out["estimate"] = {"sampled_blocks": e.sampled_blocks,
+                           "bytes_interval": [e.bytes_low, e.bytes_high]}
     if options.gen_suppressions and suppressible:
         out["suppression"] = suppression_text(record, options)
     if options.show_addresses:

@@ -125,8 +125,9 @@ def _leaks(report: Report, records: list[LeakRecord], options: RenderOptions) ->
     lines = ["", f"== Leaks, largest first ({shown}) =="]
     for index, record in enumerate(records, start=1):
         lines.append("")
-        lines.append(f"[{index}/{total}] {size_with_bytes(record.bytes)} in "
-                     f"{_plural(record.blocks, 'block')} from {record.kind}, "
+        about = "~" if record.estimate is not None else ""  # sampling mode: estimates
+        lines.append(f"[{index}/{total}] {about}{size_with_bytes(record.bytes)} in "
+                     f"{about}{_plural(record.blocks, 'block')} from {record.kind}, "
                      f"stack {record.stack_id}")
         history = _history(record)
         if history:
@@ -167,7 +168,8 @@ def loss_record_sentence(record: LeakRecord, records_total: int) -> str:
         size = f"{direct:,} bytes"
     where = f" in loss record {record.loss_record:,} of {records_total:,}" \
         if record.loss_record is not None else ""
-    return f"{size} in {record.blocks:,} blocks are {record.leak_kind}{where}"
+    about = "~" if record.estimate is not None else ""  # sampling mode: estimates
+    return f"{about}{size} in {about}{record.blocks:,} blocks are {record.leak_kind}{where}"
 
 
 def _loss_records(report: Report, records: list[LeakRecord],
@@ -239,7 +241,11 @@ def _leak_summary(report: Report, options: RenderOptions) -> list[str]:
 
 
 def _blocks_text(total: KindTotal) -> str:
-    return f"{total.bytes:,} bytes in {total.blocks:,} blocks"
+    text = f"{total.bytes:,} bytes in {total.blocks:,} blocks"
+    if total.bytes_variance is not None:  # sampling mode: an estimate
+        low, high = total.bytes_interval() or (total.bytes, total.bytes)
+        text = f"~{text} (95% interval {low:,}-{high:,} bytes)"
+    return text
 
 
 def _suppressions_used(report: Report) -> list[str]:
@@ -255,6 +261,10 @@ def _suppressions_used(report: Report) -> list[str]:
 
 def _history(record: LeakRecord) -> str:
     parts = []
+    if record.estimate is not None:
+        e = record.estimate
+        parts.append(f"estimated from {_plural(e.sampled_blocks, 'sampled block')}; 95% "
+                     f"interval {e.bytes_low:,}-{e.bytes_high:,} bytes")
     if record.total_allocations:
         made = human_size(record.total_allocated_bytes or 0)
         parts.append(f"allocated {_plural(record.total_allocations, 'time')} ({made}) from "
