@@ -189,6 +189,19 @@ bool lt_blocks_init(void)
     return filter != NULL;
 }
 
+/* Starts loading the cache line of addr's home slot, read without the lock: a stale pointer
+ * (the shard just grew) only wastes the hint, a prefetch never faults. The slot is most often
+ * a cache miss, so loading it while the caller unwinds (or takes the lock) hides most of it. */
+static inline void prefetch_slot(uint64_t h)
+{
+    struct shard *s = shard_of(h);
+    struct lt_block *slots = __atomic_load_n(&s->slots, __ATOMIC_RELAXED);
+    size_t mask = __atomic_load_n(&s->capacity, __ATOMIC_RELAXED) - 1;
+    __builtin_prefetch(&slots[h & mask], 1);
+}
+
+void lt_blocks_prefetch(uintptr_t addr) { prefetch_slot(mix(addr)); }
+
 /* pre: shard locked. Returns the slot holding addr, or the empty slot where it would go. */
 static struct lt_block *probe(struct shard *s, uintptr_t addr, uint64_t h)
 {
@@ -259,6 +272,7 @@ static bool take_block(uintptr_t addr, struct lt_block *out)
 {
     uint64_t h = mix(addr);
     if (!may_hold(h)) return false;
+    prefetch_slot(h);
     struct shard *s = shard_of(h);
     shard_lock(s);
     struct lt_block *b = probe(s, addr, h);

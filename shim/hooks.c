@@ -83,6 +83,7 @@ static uint32_t current_stack(void)
 static __attribute__((noinline)) void record_block(void *p, size_t size, unsigned kind)
 {
     if (lt_sample_skip(size)) return; /* sampling mode: not this one */
+    lt_blocks_prefetch((uintptr_t)p);
     lt_control_start(); /* marks itself busy the first time, when it allocates */
     uint32_t id = current_stack();
     lt_stack_note_alloc(id, size);

@@ -162,6 +162,8 @@ void lt_blocks_put_back(const struct lt_block *b);
 /* Remove and count the block as freed (or the free as unknown); from a signal handler that
  * interrupted its thread inside this table, done as soon as the thread leaves it. */
 void lt_blocks_forget(uintptr_t addr);
+/* A hint: the insertion of addr comes soon (the caller unwinds meanwhile). */
+void lt_blocks_prefetch(uintptr_t addr);
 typedef void (*lt_block_visitor)(const struct lt_block *b, void *ctx);
 /* Visits every live block, one shard locked at a time. With try_only, shards whose lock is
  * held (e.g. by a thread interrupted by the signal that asked for this) are skipped and

@@ -366,6 +366,28 @@ void lt_unwind_init(void)
     }
 }
 
+/* The shim is built with frame pointers, so its own frames (this function, the hook and what
+ * lies between) are stepped over along the rbp chain, without a rule lookup each. Sets the
+ * first frame outside the shim: its return address, stack pointer and rbp. False when the
+ * chain does not look like one (then the caller walks every frame by the rules). */
+static bool skip_own_frames(uintptr_t bp, uintptr_t sp, uintptr_t *pc_out, uintptr_t *sp_out,
+                            uintptr_t *bp_out)
+{
+    for (int step = 0; step < 16; step++) {
+        if (bp < sp || bp - sp > ((uintptr_t)1 << 20) || (bp & 7)) return false;
+        uintptr_t pc = *(const uintptr_t *)(bp + 8);
+        sp = bp + 16;
+        bp = *(const uintptr_t *)bp;
+        if (pc < own_start || pc >= own_end) {
+            *pc_out = pc;
+            *sp_out = sp;
+            *bp_out = bp;
+            return true;
+        }
+    }
+    return false;
+}
+
 __attribute__((noinline)) int lt_unwind(uintptr_t *pcs, int max, bool *truncated)
 {
     uintptr_t pc, sp, bp;
@@ -375,6 +397,11 @@ __attribute__((noinline)) int lt_unwind(uintptr_t *pcs, int max, bool *truncated
     if (LT_UNLIKELY(!rule_cache)) return 0;
     int n = 0;
     bool innermost = true;
+    if (LT_LIKELY(own_end && max > 0 && skip_own_frames(bp, sp, &pc, &sp, &bp))) {
+        if (pc < 4096) return 0;
+        pcs[n++] = pc; /* the program's call of the hook: the loop below adds its callers */
+        innermost = false;
+    }
     /* Bounded even if a corrupt stack made a loop of frames. */
     for (int step = 0; step < max + 32; step++) {
         uint64_t rule = rule_for(pc, innermost);
