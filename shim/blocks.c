@@ -81,9 +81,10 @@ static inline struct shard *shard_of(uint64_t h) { return &shards[h >> (64 - SHA
 
 /* ---- sampling mode: a filter in front of the table ---------------------------------------
  * Most frees are of blocks that were not sampled. Per hash bucket, a saturating count of the
- * recorded blocks that hash there (64 KiB, so it stays in cache): a zero lets such a free skip
- * the table, whose probe would be a cache miss. Atomics; a count that reached 255 stays. */
-#define FILTER_BITS 16
+ * recorded blocks that hash there (8 KiB, so it stays in L1: 64 KiB missed it on most frees):
+ * a zero lets such a free skip the table, whose probe would be a cache miss. Atomics; a count
+ * that reached 255 stays. */
+#define FILTER_BITS 13
 static _Atomic uint8_t *filter; /* lt_map'd at init */
 
 static inline _Atomic uint8_t *filter_slot(uint64_t h) { return &filter[(h >> 24) & ((1u << FILTER_BITS) - 1)]; }
@@ -302,6 +303,7 @@ static bool take_block(uintptr_t addr, struct lt_block *out)
 
 bool lt_blocks_take(uintptr_t addr, struct lt_block *out)
 {
+    if (!may_hold(mix(addr))) return false; /* sampling mode: never recorded, the common case */
     return !must_defer() && take_block(addr, out); /* a handler's caller falls back to forget */
 }
 
@@ -315,6 +317,7 @@ static void forget_now(uintptr_t addr)
 
 void lt_blocks_forget(uintptr_t addr)
 {
+    if (!may_hold(mix(addr))) return; /* sampling mode: never recorded, the common case */
     if (must_defer()) {
         struct lt_block b = { .addr = addr };
         defer(OP_FORGET, &b);

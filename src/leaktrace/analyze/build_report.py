@@ -235,42 +235,41 @@ def _age(seconds: float) -> float | None:
 def symbolize_stacks(capture: Capture, stack_ids: set[int], symbolizer: Symbolizer
                       ) -> dict[int, tuple[list[Frame], list[tuple[str, int]]]]:
     """For each stack: its symbolized frames, and the (module name, return offset) pairs its
-    stable id is made of."""
+    stable id is made of. Each distinct return address is located and symbolized once: a big
+    capture has a million stacks but only thousands of call sites."""
     modules = ModuleMap(capture.modules)
-    located: dict[int, list[tuple[int, str | None, int]]] = {}
-    requests: set[tuple[str, int]] = set()
-    for stack_id in stack_ids:
-        stack = capture.stacks.get(stack_id)
-        if stack is None:
-            continue
-        entries: list[tuple[int, str | None, int]] = []
+    stacks = [(stack_id, capture.stacks[stack_id]) for stack_id in stack_ids
+              if stack_id in capture.stacks]
+    # A return address points after the call; the call itself is one byte earlier, which
+    # matters when the call is the last instruction of an inlined range.
+    place: dict[int, tuple[str | None, int]] = {}  # ra -> (module path or None, lookup)
+    for _, stack in stacks:
         for ra in stack.return_addresses:
-            module = modules.find(ra)
-            if module is None:
-                entries.append((ra, None, ra))
-                continue
-            # A return address points after the call; the call itself is one byte earlier,
-            # which matters when the call is the last instruction of an inlined range.
-            lookup = ra - module.load_bias - 1
-            entries.append((ra, module.path, lookup))
-            requests.add((module.path, lookup))
-        located[stack_id] = entries
-    resolved = symbolizer.resolve(requests)
+            if ra not in place:
+                module = modules.find(ra)
+                place[ra] = (None, ra) if module is None else (module.path,
+                                                              ra - module.load_bias - 1)
+    resolved = symbolizer.resolve({(path, lookup) for path, lookup in place.values()
+                                   if path is not None})
+    per_ra: dict[int, tuple[list[Frame], tuple[str, int]]] = {}
+    for ra, (path, lookup) in place.items():
+        if path is None:
+            per_ra[ra] = ([Frame(address=ra)], ("?", ra))
+            continue
+        frames = resolved[(path, lookup)]
+        for frame in frames:
+            frame.address = ra
+        per_ra[ra] = (frames, (os.path.basename(path), lookup + 1))
 
     result: dict[int, tuple[list[Frame], list[tuple[str, int]]]] = {}
-    for stack_id, entries in located.items():
-        frames: list[Frame] = []
+    for stack_id, stack in stacks:
+        stack_frames: list[Frame] = []
         id_parts: list[tuple[str, int]] = []
-        for ra, path, lookup in entries:
-            if path is None:
-                frames.append(Frame(address=ra))
-                id_parts.append(("?", ra))
-                continue
-            for frame in resolved[(path, lookup)]:
-                frame.address = ra
-                frames.append(frame)
-            id_parts.append((os.path.basename(path), lookup + 1))
-        result[stack_id] = (frames, id_parts)
+        for ra in stack.return_addresses:
+            frame_list, part = per_ra[ra]
+            stack_frames.extend(frame_list)
+            id_parts.append(part)
+        result[stack_id] = (stack_frames, id_parts)
     return result
 
 
