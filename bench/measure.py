@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 EXPECTED_RE = re.compile(r"expected leak: (\d+) blocks, (\d+) bytes")
+# The workloads print their own VmHWM at the end. wait4()'s ru_maxrss cannot be used for a
+# small program: posix_spawn's child shares the parent's memory until it execs, and exec
+# carries that high-water mark (the benchmark's Python, ~17 MiB) into the child's maxrss.
+PEAK_RE = re.compile(r"^peak rss: (\d+) KiB$", re.M)
 
 
 # ---- running one process --------------------------------------------------------------------
@@ -59,14 +63,16 @@ def run_measured(
     pid = spawn(argv, env, workdir, name)
     _, status, usage = os.wait4(pid, 0)
     seconds = time.perf_counter() - start
+    stderr = (workdir / f"{name}.stderr").read_text(errors="replace")
+    peak = PEAK_RE.search(stderr)
     run = Run(
         argv=list(argv),
         seconds=seconds,
-        maxrss_kib=usage.ru_maxrss,
+        maxrss_kib=int(peak.group(1)) if peak else usage.ru_maxrss,
         cpu_seconds=usage.ru_utime + usage.ru_stime,
         exit_code=os.waitstatus_to_exitcode(status),
         stdout=(workdir / f"{name}.stdout").read_text(errors="replace"),
-        stderr=(workdir / f"{name}.stderr").read_text(errors="replace"),
+        stderr=stderr,
         workdir=workdir,
     )
     if run.exit_code != 0:

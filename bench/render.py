@@ -205,7 +205,9 @@ def render(
     add("")
     add(
         "Wall time is measured around spawning the command and reaping it with `wait4()`. Peak "
-        "RSS is `ru_maxrss` from that `wait4()`: for native and valgrind (which runs the "
+        "RSS is the VmHWM the workload prints of itself at its end (`wait4()`'s `ru_maxrss` "
+        "would include the benchmark's own Python, whose memory posix_spawn's child shares "
+        "until exec), else `ru_maxrss`: for native and valgrind (which runs the "
         "program inside its own process) and leaktrace (the shim preloaded directly) the timed "
         "runs give it directly. The heaptrack script is a launcher, not the traced process, so "
         "its peak RSS comes from separate runs of the preloaded program as a direct child, fed "

@@ -79,40 +79,6 @@ static inline uint64_t mix(uintptr_t addr)
 
 static inline struct shard *shard_of(uint64_t h) { return &shards[h >> (64 - SHARD_BITS)]; }
 
-/* ---- sampling mode: a filter in front of the table ---------------------------------------
- * Most frees are of blocks that were not sampled. Per hash bucket, a saturating count of the
- * recorded blocks that hash there (8 KiB, so it stays in L1: 64 KiB missed it on most frees):
- * a zero lets such a free skip the table, whose probe would be a cache miss. Atomics; a count
- * that reached 255 stays. */
-#define FILTER_BITS 13
-static _Atomic uint8_t *filter; /* lt_map'd at init */
-
-static inline _Atomic uint8_t *filter_slot(uint64_t h) { return &filter[(h >> 24) & ((1u << FILTER_BITS) - 1)]; }
-
-static void filter_add(uint64_t h)
-{
-    _Atomic uint8_t *c = filter_slot(h);
-    uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
-    while (v < 255 && !atomic_compare_exchange_weak_explicit(c, &v, (uint8_t)(v + 1), memory_order_relaxed,
-                                                             memory_order_relaxed)) {
-    }
-}
-
-static void filter_remove(uint64_t h)
-{
-    _Atomic uint8_t *c = filter_slot(h);
-    uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
-    while (v > 0 && v < 255 && !atomic_compare_exchange_weak_explicit(c, &v, (uint8_t)(v - 1), memory_order_relaxed,
-                                                                      memory_order_relaxed)) {
-    }
-}
-
-/* False only when no recorded block can have this address. */
-static inline bool may_hold(uint64_t h)
-{
-    return LT_LIKELY(lt_sample_mean_bytes == 0) || atomic_load_explicit(filter_slot(h), memory_order_relaxed) != 0;
-}
-
 /* ---- per-thread: locks held, and what a signal handler asked for meanwhile ------------- */
 enum pending_op { OP_INSERT, OP_FORGET };
 struct pending {
@@ -186,8 +152,7 @@ bool lt_blocks_init(void)
         if (!shards[i].slots) return false;
         shards[i].capacity = INITIAL_SLOTS;
     }
-    filter = lt_map(sizeof(uint8_t) << FILTER_BITS);
-    return filter != NULL;
+    return lt_sampling_init();
 }
 
 /* Starts loading the cache line of addr's home slot, read without the lock: a stale pointer
@@ -247,14 +212,14 @@ static void insert_now(const struct lt_block *nb)
     /* An address still recorded as live was freed behind our back (e.g. from a signal handler
      * while this thread was inside the shim): its old block is gone. */
     if (replaced.addr) {
-        if (lt_sample_mean_bytes) filter_remove(h); /* counted once for each insert */
+        if (lt_sample_mean_bytes) lt_sample_filter_remove(nb->addr); /* counted once per insert */
         lt_stack_note_free(replaced.stack_id, lt_block_size(&replaced), true);
     }
 }
 
 static void insert_block(const struct lt_block *nb)
 {
-    if (lt_sample_mean_bytes) filter_add(mix(nb->addr)); /* before the block can be freed */
+    if (lt_sample_mean_bytes) lt_sample_filter_add(nb->addr); /* before it can be freed */
     if (must_defer()) defer(OP_INSERT, nb);
     else insert_now(nb);
 }
@@ -272,7 +237,7 @@ void lt_blocks_put_back(const struct lt_block *b) { insert_block(b); }
 static bool take_block(uintptr_t addr, struct lt_block *out)
 {
     uint64_t h = mix(addr);
-    if (!may_hold(h)) return false;
+    if (lt_sample_unrecorded(addr)) return false;
     prefetch_slot(h);
     struct shard *s = shard_of(h);
     shard_lock(s);
@@ -297,13 +262,13 @@ static bool take_block(uintptr_t addr, struct lt_block *out)
     s->slots[hole].addr = 0;
     s->count--;
     shard_unlock(s);
-    if (lt_sample_mean_bytes) filter_remove(h);
+    if (lt_sample_mean_bytes) lt_sample_filter_remove(addr);
     return true;
 }
 
 bool lt_blocks_take(uintptr_t addr, struct lt_block *out)
 {
-    if (!may_hold(mix(addr))) return false; /* sampling mode: never recorded, the common case */
+    if (lt_sample_unrecorded(addr)) return false; /* sampling mode: the common case */
     return !must_defer() && take_block(addr, out); /* a handler's caller falls back to forget */
 }
 
@@ -317,7 +282,7 @@ static void forget_now(uintptr_t addr)
 
 void lt_blocks_forget(uintptr_t addr)
 {
-    if (!may_hold(mix(addr))) return; /* sampling mode: never recorded, the common case */
+    if (lt_sample_unrecorded(addr)) return; /* sampling mode: the common case */
     if (must_defer()) {
         struct lt_block b = { .addr = addr };
         defer(OP_FORGET, &b);
@@ -395,5 +360,5 @@ void lt_blocks_reset(void)
         shards[i].count = 0;
         shard_unlock(&shards[i]);
     }
-    for (size_t i = 0; i < (size_t)1 << FILTER_BITS; i++) atomic_store_explicit(&filter[i], 0, memory_order_relaxed);
+    lt_sample_filter_clear();
 }

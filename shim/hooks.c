@@ -80,9 +80,8 @@ static uint32_t current_stack(void)
 /* Not `busy` while unwinding and inserting: nothing there calls a hooked function, and a
  * signal handler that allocates meanwhile must be recorded too (blocks.c defers its table
  * operations until this thread leaves the table). */
-static __attribute__((noinline)) void record_block(void *p, size_t size, unsigned kind)
+static __attribute__((noinline)) void record_sampled_block(void *p, size_t size, unsigned kind)
 {
-    if (lt_sample_skip(size)) return; /* sampling mode: not this one */
     lt_blocks_prefetch((uintptr_t)p);
     lt_control_start(); /* marks itself busy the first time, when it allocates */
     uint32_t id = current_stack();
@@ -90,7 +89,15 @@ static __attribute__((noinline)) void record_block(void *p, size_t size, unsigne
     lt_blocks_insert((uintptr_t)p, size, kind, id);
 }
 
-static void forget_block(void *p) { lt_blocks_forget((uintptr_t)p); }
+static inline void record_block(void *p, size_t size, unsigned kind)
+{
+    if (!lt_sample_skip(size)) record_sampled_block(p, size, kind); /* sampling: inlined */
+}
+
+static inline void forget_block(void *p)
+{
+    if (!lt_sample_unrecorded((uintptr_t)p)) lt_blocks_forget((uintptr_t)p);
+}
 
 /* ---- the malloc family ----------------------------------------------------------------- */
 void *lt_hook_malloc(size_t size)

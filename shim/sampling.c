@@ -11,6 +11,38 @@ __thread int64_t lt_sample_countdown __attribute__((tls_model("initial-exec")));
 /* Per thread: the xorshift state (0 until the thread's first allocation draws it). */
 static __thread uint64_t rng_state __attribute__((tls_model("initial-exec")));
 
+_Atomic uint8_t *lt_sample_filter;
+
+bool lt_sampling_init(void)
+{
+    lt_sample_filter = lt_map(sizeof(uint8_t) << LT_SAMPLE_FILTER_BITS);
+    return lt_sample_filter != NULL;
+}
+
+void lt_sample_filter_add(uintptr_t addr)
+{
+    _Atomic uint8_t *c = lt_sample_filter_slot(addr);
+    uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
+    while (v < 255 && !atomic_compare_exchange_weak_explicit(c, &v, (uint8_t)(v + 1), memory_order_relaxed,
+                                                             memory_order_relaxed)) {
+    }
+}
+
+void lt_sample_filter_remove(uintptr_t addr)
+{
+    _Atomic uint8_t *c = lt_sample_filter_slot(addr);
+    uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
+    while (v > 0 && v < 255 && !atomic_compare_exchange_weak_explicit(c, &v, (uint8_t)(v - 1), memory_order_relaxed,
+                                                                      memory_order_relaxed)) {
+    }
+}
+
+void lt_sample_filter_clear(void)
+{
+    for (size_t i = 0; i < (size_t)1 << LT_SAMPLE_FILTER_BITS; i++)
+        atomic_store_explicit(&lt_sample_filter[i], 0, memory_order_relaxed);
+}
+
 void lt_sampling_configure(uint64_t mean_bytes)
 {
     lt_sample_mean_bytes = mean_bytes > (UINT64_C(1) << 40) ? UINT64_C(1) << 40 : mean_bytes;

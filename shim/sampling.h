@@ -16,6 +16,30 @@ extern uint64_t lt_sample_mean_bytes;
 extern __thread int64_t lt_sample_countdown __attribute__((tls_model("initial-exec")));
 
 void lt_sampling_configure(uint64_t mean_bytes);
+
+/* Most frees in sampling mode are of blocks never recorded. Per hash bucket, a saturating count
+ * of the recorded blocks that hash there (8 KiB, so it stays in L1: 64 KiB missed it on most
+ * frees): a zero lets such a free skip the block table, whose probe would be a cache miss.
+ * Mapped by lt_sampling_init; atomics; a count that reached 255 stays. */
+#define LT_SAMPLE_FILTER_BITS 13
+extern _Atomic uint8_t *lt_sample_filter;
+bool lt_sampling_init(void);
+void lt_sample_filter_add(uintptr_t addr);
+void lt_sample_filter_remove(uintptr_t addr);
+void lt_sample_filter_clear(void);
+
+static inline _Atomic uint8_t *lt_sample_filter_slot(uintptr_t addr)
+{
+    uint64_t h = ((uint64_t)addr >> 4) * 0x9e3779b97f4a7c15ull;
+    return &lt_sample_filter[h >> (64 - LT_SAMPLE_FILTER_BITS)];
+}
+
+/* True when no recorded block can have this address (sampling mode only). */
+static inline bool lt_sample_unrecorded(uintptr_t addr)
+{
+    return LT_UNLIKELY(lt_sample_mean_bytes != 0) &&
+           atomic_load_explicit(lt_sample_filter_slot(addr), memory_order_relaxed) == 0;
+}
 /* The countdown ran out inside a block of `size` bytes: true when it is sampled. */
 bool lt_sample_pick_slow(size_t size);
 
