@@ -37,6 +37,16 @@ _COMMANDS: dict[str, str] = {
 class _LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
 
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, click.Command]:
+        """Every subcommand, imported: for tools that walk the tree (click-man's man pages)."""
+        loaded = {name: self.get_command(None, name) for name in _COMMANDS}  # type: ignore[arg-type]
+        return {name: command for name, command in loaded.items() if command is not None}
+
+    @commands.setter
+    def commands(self, _value: object) -> None:
+        """click.Group.__init__ sets an empty table; the table here is _COMMANDS."""
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
 
