@@ -149,7 +149,8 @@ def test_json_keys_are_pinned(report: Report) -> None:
     assert set(data["summary"]) == {"live", "by_kind", "total_allocations",
                                     "total_allocated_bytes", "definitely_lost",
                                     "indirectly_lost", "possibly_lost", "still_reachable",
-                                    "reachable_via_heuristic", "suppressed", "mapped"}
+                                    "reachable_via_heuristic", "suppressed",
+                                    "source_suppressed_errors", "mapped"}
     assert data["summary"]["live"] == {"blocks": 5, "bytes": 5037}
     # No reachability scan in this capture: no leak kinds, nothing suppressed.
     assert data["summary"]["definitely_lost"] is None and data["scan"] is None

@@ -143,6 +143,9 @@ class LeakTotals:
     still_reachable: KindTotal = field(default_factory=KindTotal)
     # Blocks a heuristic (stdstring, length64, ...) made reachable, whatever their kind.
     reachable_via_heuristic: dict[str, KindTotal] = field(default_factory=dict)
+    # Kinds the source did not report (valgrind's --show-leak-kinds left them out of its
+    # XML): their totals are unknown, not 0.
+    unknown_kinds: frozenset[str] = frozenset()
 
     def of(self, leak_kind: str) -> KindTotal:
         total: KindTotal = getattr(self, leak_kind.replace(" ", "_"))
@@ -159,6 +162,9 @@ class Summary:
     leaks: LeakTotals | None = None  # None when no reachability scan ran
     suppressed: KindTotal = field(default_factory=KindTotal)  # own bytes of suppressed records
     mapped: KindTotal = field(default_factory=KindTotal)  # mmap/mremap/brk regions (scan only)
+    # Errors the source suppressed itself without giving their sizes (valgrind XML's
+    # <suppcounts>): counted, not in `suppressed`.
+    source_suppressed_errors: int = 0
 
 
 @dataclass
@@ -234,6 +240,9 @@ class Report:
     suppressions_used: list[SuppressionUse] = field(default_factory=list)
     modules: list[LoadedModule] = field(default_factory=list)  # empty when the source has none
     sample_mean_bytes: int | None = None  # sampling mode: mean bytes between samples
+    # M of "loss record N of M" when the source numbered its records (valgrind XML) and M
+    # also counts records it left out; None: M is the largest number among the records.
+    loss_records_total: int | None = None
 
     @property
     def scanned(self) -> bool:

@@ -1,5 +1,5 @@
 """`leaktrace valgrind -- PROG ARGS`: run valgrind memcheck and show its leaks as a leaktrace
-report (the same text and JSON as every other source)."""
+report (the same text and JSON, LEAK SUMMARY and options as every other source)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,16 @@ import tempfile
 import click
 
 from leaktrace.commands._errors import one_line_errors, warn
+from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
+from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._report_output import render_options, render_report_as
-from leaktrace.commands.report import output_file_option
-from leaktrace.render.formats import REPORT_FORMATS, write_output
+from leaktrace.commands.report import output_file_option, report_format_option
+from leaktrace.launcher.supervise import signal_description
+from leaktrace.render.formats import write_output
 from leaktrace.runners.valgrind import run_memcheck
-from leaktrace.sources.valgrind_xml import REAL_LEAK_KINDS, load
+from leaktrace.sources.valgrind_xml import load
+from leaktrace.suppressions import load_suppressions
+from leaktrace.suppressions.apply import apply_suppressions
 
 
 @click.command(
@@ -33,32 +38,28 @@ from leaktrace.sources.valgrind_xml import REAL_LEAK_KINDS, load
     default=None,
     help="Keep valgrind's XML here (open it again with `leaktrace report FILE`).",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(REPORT_FORMATS),
-    default="text",
-    show_default=True,
-    help="text, json, or a picture/profile format (docs/exports.md).",
-)
+@report_format_option
 @output_file_option
 @render_options
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@leak_kind_options
+@leak_gate_options
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED,
+                metavar="[--] PROGRAM [ARGS]...")
 @one_line_errors
 def valgrind_command(
-    valgrind_args: tuple[str, ...],
-    xml_file: str | None,
-    output_format: str,
-    output_file: str | None,
-    top: int | None,
-    min_bytes: int,
-    show_addresses: bool,
+    valgrind_args: tuple[str, ...], xml_file: str | None, output_format: str,
+    output_file: str | None, top: int | None, min_bytes: int, show_addresses: bool,
+    show_kinds: frozenset[str], suppression_files: tuple[str, ...],
+    no_default_suppressions: bool, gen_suppressions: bool,
+    fail_on_leak: int | None, fail_on_kinds: frozenset[str], leak_exit_code: int,
     command: tuple[str, ...],
 ) -> None:
-    """Run PROG under valgrind memcheck and report its leaks.
+    """Run PROGRAM under valgrind memcheck and report its leaks as `run` does.
 
-    Exits 1 when memory was definitely, indirectly or possibly lost, else 0.
+    Exits with the program's exit status (128+N if signal N killed it), or with
+    --leak-exit-code when --fail-on-leak is exceeded.
     """
+    suppressions = load_suppressions(suppression_files, with_defaults=not no_default_suppressions)
     with tempfile.TemporaryDirectory(prefix="leaktrace-valgrind-") as workdir:
         xml_path = f"{workdir}/memcheck.xml"
         run = run_memcheck(list(command), list(valgrind_args), xml_path, f"{workdir}/valgrind.log")
@@ -68,14 +69,14 @@ def valgrind_command(
             report.capture_path = xml_file
         else:
             report.capture_path = None  # the temporary file is gone once we return
-    if run.exit_status != 0:
-        message = f"{command[0]} exited with status {run.exit_status} under valgrind"
-        report.notes.append(message)
-        warn(message)
-
-    rendered = render_report_as(
-        report, output_format, top=top, min_bytes=min_bytes, show_addresses=show_addresses
-    )
+    died = signal_description(run.exit_status)
+    if died:
+        warn(f"{command[0]} was {died}")
+    apply_suppressions(report, suppressions)
+    rendered = render_report_as(report, output_format, top=top, min_bytes=min_bytes,
+                                show_addresses=show_addresses, leak_kinds=show_kinds,
+                                gen_suppressions=gen_suppressions)
     write_output(rendered, output_file)
-    leaked = any(record.leak_kind in REAL_LEAK_KINDS for record in report.records)
-    raise SystemExit(1 if leaked else 0)
+    if leaks_exceed(report, fail_on_leak, fail_on_kinds):
+        raise SystemExit(leak_exit_code)
+    raise SystemExit(run.exit_status)

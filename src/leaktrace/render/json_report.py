@@ -39,11 +39,13 @@ def report_to_json(report: Report, options: RenderOptions) -> dict[str, Any]:
         "total_allocated_bytes": s.total_allocated_bytes,
     }
     for kind in LEAK_KINDS:
-        summary[FIELD_NAMES[kind]] = _total(s.leaks.of(kind)) if s.leaks else None
+        known = s.leaks is not None and kind not in s.leaks.unknown_kinds
+        summary[FIELD_NAMES[kind]] = _total(s.leaks.of(kind)) if s.leaks and known else None
     summary["reachable_via_heuristic"] = (
         {name: _total(t) for name, t in s.leaks.reachable_via_heuristic.items()}
         if s.leaks else None)
     summary["suppressed"] = _total(s.suppressed)
+    summary["source_suppressed_errors"] = s.source_suppressed_errors
     summary["mapped"] = _total(s.mapped) if s.leaks else None
     scan = report.scan
     return {
@@ -69,7 +71,7 @@ def report_to_json(report: Report, options: RenderOptions) -> dict[str, Any]:
         "previous_capture": _previous(report.previous),
         "leak_kinds_shown": (None if options.leak_kinds is None
                              else [k for k in LEAK_KINDS if k in options.leak_kinds]),
-        "records_total": len(report.records),
+        "records_total": report.loss_records_total or len(report.records),
         "records": [_record(r, options) for r in records],
         "mapped_regions": [_record(r, options, suppressible=False)
                            for r in shown_mapped_regions(report, options)],

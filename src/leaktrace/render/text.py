@@ -21,6 +21,10 @@ from leaktrace.render.options import (
 from leaktrace.render.sizes import human_size, size_with_bytes
 
 FRAME_TOTALS_SHOWN = 20  # rows of "leaked bytes per frame" when --top is not given
+# Counters kept in the capture (and the JSON) but not worth a line of the text report:
+# frees of blocks allocated before recording started, or of blocks a snapshot's reset
+# forgot, are normal and say nothing about leaks.
+HIDDEN_COUNTERS = frozenset({"unknown_frees"})
 
 
 def render_text(report: Report, options: RenderOptions) -> str:
@@ -56,9 +60,11 @@ def _header(report: Report) -> list[str]:
 
 def _summary(report: Report) -> list[str]:
     s = report.summary
+    unknown = [k for k in LEAK_KINDS if s.leaks is not None and k in s.leaks.unknown_kinds]
     lines = ["", "== Summary ==",
              f"still live {report.captured_when}: {s.live_blocks:,} blocks, "
-             f"{size_with_bytes(s.live_bytes)}"]
+             f"{size_with_bytes(s.live_bytes)}"
+             + (f" (not counting {', '.join(unknown)}: unknown)" if unknown else "")]
     if s.by_kind:
         width = max(len(kind) for kind in s.by_kind)
         block_width = max(len(f"{t.blocks:,}") for t in s.by_kind.values())
@@ -81,9 +87,11 @@ def _summary(report: Report) -> list[str]:
                      f"{size_with_bytes(s.suppressed.bytes)} (not shown)")
     if report.scan is not None:
         lines.append(_scan_line(report))
-    counters = ", ".join(f"{k}={v:,}" for k, v in report.counters.items() if v)
+    counters = ", ".join(f"{k}={v:,}" for k, v in report.counters.items()
+                         if v and k not in HIDDEN_COUNTERS)
     if counters:
-        lines.append(f"shim counters: {counters}")
+        owner = "shim" if report.source == "leaktrace" else report.source
+        lines.append(f"{owner} counters: {counters}")
     if report.build_seconds is not None:
         lines.append(f"report built in {report.build_seconds:.2f} s")
     lines += [f"note: {note}" for note in report.notes]
@@ -175,8 +183,11 @@ def loss_record_sentence(record: LeakRecord, records_total: int) -> str:
 def _loss_records(report: Report, records: list[LeakRecord],
                   options: RenderOptions) -> list[str]:
     numbered = [r.loss_record for r in report.records if r.loss_record is not None]
-    total = max(numbered, default=0)
+    total = report.loss_records_total or max(numbered, default=0)
     if not report.records:
+        if report.source != "leaktrace":
+            return ["", f"No loss records: {report.source} reported no leak of the kinds it "
+                        "was asked to show."]
         return ["", "No leaks: every heap block allocated while leaktrace watched was freed."]
     kinds = ("all kinds" if options.leak_kinds is None
              else f"--show {kind_list_text(options.leak_kinds)}")
@@ -227,12 +238,21 @@ def _leak_summary(report: Report, options: RenderOptions) -> list[str]:
     lines = ["", "LEAK SUMMARY:"]
     labels = {kind: f"{kind:>18}" for kind in LEAK_KINDS}
     for kind in LEAK_KINDS:
+        if kind in leaks.unknown_kinds:
+            lines.append(f"{labels[kind]}: unknown (not in the {report.source} output; "
+                         "rerun valgrind with --show-leak-kinds=all)")
+            continue
         lines.append(f"{labels[kind]}: {_blocks_text(leaks.of(kind))}")
         if kind == STILL_REACHABLE and leaks.reachable_via_heuristic:
             lines.append(" " * 19 + "   of which reachable via heuristic:")
             for name, total in leaks.reachable_via_heuristic.items():
                 lines.append(" " * 24 + f"{name:<19}: {_blocks_text(total)}")
-    lines.append(f"{'suppressed':>18}: {_blocks_text(report.summary.suppressed)}")
+    suppressed = _blocks_text(report.summary.suppressed)
+    by_source = report.summary.source_suppressed_errors
+    if by_source:
+        suppressed += (f", and {_plural(by_source, 'error')} {report.source} suppressed itself "
+                       "(of unknown size)")
+    lines.append(f"{'suppressed':>18}: {suppressed}")
     shown = options.leak_kinds
     if shown is not None and STILL_REACHABLE not in shown and leaks.still_reachable.blocks:
         lines.append("Reachable blocks (those to which a pointer was found) are not shown.")

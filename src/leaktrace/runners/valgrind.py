@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 
 from leaktrace.errors import LeaktraceError
+from leaktrace.launcher.supervise import run_supervised
 
 # Full leak check, deep stacks, origins of uninitialised values, and full source paths
 # (--fullpath-after= with nothing after it keeps every path whole). All leak kinds are
@@ -32,7 +32,7 @@ INSTALL_HINT = (
 class ValgrindRun:
     xml_path: str
     log_path: str
-    exit_status: int  # the program's (valgrind passes it through), or valgrind's own on failure
+    exit_status: int  # the program's (valgrind passes it through; 128+N for signal N)
 
 
 def find_valgrind() -> str:
@@ -69,13 +69,15 @@ def run_memcheck(
         "--",
         *command,
     ]
-    completed = subprocess.run(arguments, check=False)
+    # Supervised as `run` does: Ctrl-C goes to the program, and leaktrace survives it to
+    # print the report; a program killed by signal N gives 128+N.
+    status, _pid = run_supervised(arguments, valgrind, os.environ)
     if not os.path.exists(xml_path) or os.path.getsize(xml_path) == 0:
         raise LeaktraceError(
-            f"valgrind did not run {command[0]} (exit status {completed.returncode}); "
+            f"valgrind did not run {command[0]} (exit status {status}); "
             f"{_first_log_line(log_path) or 'see its message above'}"
         )
-    return ValgrindRun(xml_path, log_path, completed.returncode)
+    return ValgrindRun(xml_path, log_path, status)
 
 
 def _first_log_line(log_path: str) -> str | None:

@@ -1,9 +1,11 @@
 """Read valgrind memcheck's XML output (--xml=yes, protocol version 4) into a Report.
 
-Each leak error (<kind>Leak_...</kind>) is one loss record: bytes, blocks, the leak kind and
-the allocation's stack. valgrind 3.19 writes no leak summary into the XML, so the totals per
-leak kind are added up here from the loss records, as valgrind's text summary does: direct
-bytes per kind (a definitely lost block's "indirect" bytes are indirectly lost records too).
+Each leak error (<kind>Leak_...</kind>) is one loss record: bytes, blocks, the leak kind,
+valgrind's "loss record N of M" and the allocation's stack. valgrind writes no LEAK SUMMARY
+into the XML, so the summary is added up here from the loss records, as valgrind's text
+summary is (own bytes per kind). A kind that valgrind's --show-leak-kinds left out of the
+XML (by default still reachable and indirectly lost) is unknown, never 0; so are the sizes of
+the errors valgrind suppressed (its <suppcounts> only counts them).
 """
 
 from __future__ import annotations
@@ -14,20 +16,30 @@ import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from leaktrace.analyze.leak_totals import leak_totals
 from leaktrace.errors import LeaktraceError
 from leaktrace.input_files import open_regular
+from leaktrace.leak_kinds import (
+    DEFAULT_SHOWN,
+    DEFINITELY_LOST,
+    INDIRECTLY_LOST,
+    LEAK_KINDS,
+    POSSIBLY_LOST,
+    STILL_REACHABLE,
+    parse_kind_list,
+)
 from leaktrace.model import Frame, KindTotal, LeakRecord, Report, Summary
 
-LEAK_KINDS = {
-    "Leak_DefinitelyLost": "definitely lost",
-    "Leak_IndirectlyLost": "indirectly lost",
-    "Leak_PossiblyLost": "possibly lost",
-    "Leak_StillReachable": "still reachable",
+ERROR_KINDS = {
+    "Leak_DefinitelyLost": DEFINITELY_LOST,
+    "Leak_IndirectlyLost": INDIRECTLY_LOST,
+    "Leak_PossiblyLost": POSSIBLY_LOST,
+    "Leak_StillReachable": STILL_REACHABLE,
 }
-# Leaks a user must fix; "still reachable" blocks are pointed to at exit and are not counted.
-REAL_LEAK_KINDS = ("definitely lost", "indirectly lost", "possibly lost")
+# Leaks a user must fix; "still reachable" blocks are pointed to at exit.
+REAL_LEAK_KINDS = (DEFINITELY_LOST, INDIRECTLY_LOST, POSSIBLY_LOST)
 
 # "64 (32 direct, 32 indirect) bytes in 1 blocks are definitely lost in loss record 2 of 5"
 _SPLIT_BYTES = re.compile(r"\(([\d,]+) direct, ([\d,]+) indirect\)")
@@ -45,7 +57,7 @@ class _Process:
     pid: int | None = None
     executable: str | None = None
     arguments: list[str] | None = None
-    tool: str | None = None
+    valgrind_arguments: list[str] = field(default_factory=list)
     finished: bool = False
 
 
@@ -83,6 +95,7 @@ def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]]) -> Report
     records: list[LeakRecord] = []
     other_errors: Counter[str] = Counter()
     suppressed = 0
+    records_total: int | None = None
     seen_root = False
     for event, element in events:
         if event == "start":
@@ -93,14 +106,16 @@ def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]]) -> Report
             continue
         tag = element.tag
         if tag == "protocoltool":
-            process.tool = (element.text or "").strip()
-            if process.tool != "memcheck":
+            tool = (element.text or "").strip()
+            if tool != "memcheck":
                 raise ValgrindXmlError(
-                    f"{path}: written by valgrind's {process.tool or 'unknown'} tool; "
+                    f"{path}: written by valgrind's {tool or 'unknown'} tool; "
                     "leak records come from memcheck"
                 )
         elif tag == "pid":
             process.pid = _int(element.text)
+        elif tag == "vargv":
+            process.valgrind_arguments = [(arg.text or "") for arg in element.findall("arg")]
         elif tag == "argv":
             process.executable = (element.findtext("exe") or "").strip() or None
             process.arguments = [(arg.text or "") for arg in element.findall("arg")]
@@ -108,8 +123,10 @@ def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]]) -> Report
             process.finished = True
         elif tag == "error":
             kind = (element.findtext("kind") or "").strip()
-            if kind in LEAK_KINDS:
-                records.append(_leak_record(element, LEAK_KINDS[kind]))
+            if kind in ERROR_KINDS:
+                record, of = _leak_record(element, ERROR_KINDS[kind])
+                records.append(record)
+                records_total = of or records_total
             else:
                 other_errors[kind or "unknown"] += 1
             element.clear()  # keep memory flat on huge files
@@ -117,7 +134,30 @@ def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]]) -> Report
             suppressed += _int(element.findtext("count")) or 0
     if not seen_root:
         raise ValgrindXmlError(f"{path}: empty file, not valgrind XML")
-    return _report(path, process, records, other_errors, suppressed)
+    report = _report(path, process, records, other_errors, suppressed)
+    report.loss_records_total = records_total
+    return report
+
+
+def shown_leak_kinds(valgrind_arguments: list[str]) -> frozenset[str]:
+    """The leak kinds valgrind wrote loss records for, from its command line as the XML
+    gives it: --show-leak-kinds (default definite,possible), the older --show-reachable and
+    --show-possibly-lost, the last one given winning; none with --leak-check=no."""
+    shown = DEFAULT_SHOWN
+    for argument in valgrind_arguments:
+        name, _, value = argument.partition("=")
+        if name == "--leak-check" and value == "no":
+            return frozenset()
+        if name == "--show-leak-kinds":
+            try:
+                shown = parse_kind_list(value)
+            except LeaktraceError:
+                continue  # valgrind itself refuses such a value; keep what came before
+        elif name == "--show-reachable":
+            shown = frozenset(LEAK_KINDS) if value == "yes" else DEFAULT_SHOWN
+        elif name == "--show-possibly-lost":
+            shown = shown | {POSSIBLY_LOST} if value == "yes" else shown - {POSSIBLY_LOST}
+    return shown
 
 
 def _int(text: str | None) -> int | None:
@@ -127,19 +167,19 @@ def _int(text: str | None) -> int | None:
         return None
 
 
-def _leak_record(error: ET.Element, leak_kind: str) -> LeakRecord:
+def _number(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def _leak_record(error: ET.Element, leak_kind: str) -> tuple[LeakRecord, int | None]:
+    """The loss record, and M of its "loss record N of M"."""
     total_bytes = _int(error.findtext("xwhat/leakedbytes")) or 0
     blocks = _int(error.findtext("xwhat/leakedblocks")) or 0
     text = error.findtext("xwhat/text") or ""
     split = _SPLIT_BYTES.search(text)
     direct, indirect = (total_bytes, 0)
     if split:
-        direct, indirect = (
-            int(split.group(1).replace(",", "")),
-            int(split.group(2).replace(",", "")),
-        )
-    loss_record = _LOSS_RECORD.search(text)
-
+        direct, indirect = _number(split.group(1)), _number(split.group(2))
     frames = [_frame(frame) for frame in error.iterfind("stack/frame")]
     # The first frames are valgrind's malloc/new replacements: they name the API.
     api = "unknown"
@@ -148,16 +188,18 @@ def _leak_record(error: ET.Element, leak_kind: str) -> LeakRecord:
     record = LeakRecord(
         stack_id=_stack_id(api, leak_kind, frames),
         kind=api,
-        bytes=direct,
+        bytes=direct + indirect,
         blocks=blocks,
         frames=frames,
         leak_kind=leak_kind,
         direct_bytes=direct,
         indirect_bytes=indirect,
     )
-    if loss_record:
-        record.loss_record = int(loss_record.group(1).replace(",", ""))
-    return record
+    loss_record = _LOSS_RECORD.search(text)
+    if loss_record is None:
+        return record, None
+    record.loss_record = _number(loss_record.group(1))
+    return record, _number(loss_record.group(2))
 
 
 def _stack_id(api: str, leak_kind: str, frames: list[Frame]) -> str:
@@ -190,27 +232,22 @@ def _report(
     other_errors: Counter[str],
     suppressed: int,
 ) -> Report:
-    summary = Summary()
-    counters: dict[str, int] = {}
+    by_kind: dict[str, KindTotal] = {}
     for record in records:
-        summary.live_blocks += record.blocks
-        summary.live_bytes += record.bytes
-        by_kind = summary.by_kind.setdefault(record.kind, KindTotal())
-        by_kind.blocks += record.blocks
-        by_kind.bytes += record.bytes
-        prefix = (record.leak_kind or "").replace(" ", "_")
-        counters[f"{prefix}_bytes"] = counters.get(f"{prefix}_bytes", 0) + record.bytes
-        counters[f"{prefix}_blocks"] = counters.get(f"{prefix}_blocks", 0) + record.blocks
-        counters["loss_records"] = counters.get("loss_records", 0) + 1
-    counters["other_errors"] = sum(other_errors.values())
-    counters["suppressed_errors"] = suppressed
-
-    notes = [
-        f"{leak_kind}: {counters.get(key + '_bytes', 0):,} bytes in "
-        f"{counters.get(key + '_blocks', 0):,} blocks"
-        for leak_kind in (*REAL_LEAK_KINDS, "still reachable")
-        for key in [leak_kind.replace(" ", "_")]
-    ]
+        total = by_kind.setdefault(record.kind, KindTotal())
+        total.blocks += record.blocks
+        total.bytes += record.own_bytes
+    shown = shown_leak_kinds(process.valgrind_arguments)
+    written = {record.leak_kind for record in records}
+    leaks, _ = leak_totals(records, unknown_kinds=frozenset(LEAK_KINDS) - shown - written)
+    summary = Summary(
+        live_blocks=sum(t.blocks for t in by_kind.values()),
+        live_bytes=sum(t.bytes for t in by_kind.values()),
+        by_kind=dict(sorted(by_kind.items(), key=lambda kv: (-kv[1].bytes, kv[0]))),
+        leaks=leaks,
+        source_suppressed_errors=suppressed,
+    )
+    notes = []
     if other_errors:
         listed = ", ".join(f"{kind} x{count}" for kind, count in other_errors.most_common())
         notes.append(f"valgrind also reported {sum(other_errors.values())} memory errors: {listed}")
@@ -226,7 +263,6 @@ def _report(
         pid=process.pid,
         records=records,
         summary=summary,
-        counters=counters,
         capture_path=path,
         notes=notes,
     )
