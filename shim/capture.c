@@ -197,10 +197,10 @@ static void notify(const char *path, int error)
 /* ---- sections -------------------------------------------------------------------------- */
 static void write_header(struct writer *w, bool final)
 {
-    char magic[8] = LT_CAPTURE_MAGIC;
+    char magic[8] = LT_MAGIC;
     w_bytes(w, magic, 8);
-    w_u32(w, LT_CAPTURE_VERSION);
-    w_u32(w, LT_CAPTURE_HEADER_SIZE);
+    w_u32(w, LT_VERSION);
+    w_u32(w, LT_HEADER_SIZE);
     w_u32(w, (uint32_t)getpid());
     w_u32(w, (final ? LT_FLAG_FINAL : 0) | (lt_is_child ? LT_FLAG_CHILD : 0));
     w_u64(w, lt_start_real_ns);
@@ -285,7 +285,7 @@ static void emit_record(struct block_pass *bp, uintptr_t addr, uint64_t size, ui
 static void emit_block(const struct lt_block *b, void *ctx)
 {
     emit_record(ctx, b->addr, lt_block_size(b), b->stack_id, (uint8_t)lt_block_kind(b),
-                LT_LEAK_UNSCANNED, LT_HEUR_NONE, b->time_ms, lt_block_generation(b));
+                LT_LEAK_UNSCANNED, LT_HEURISTIC_NONE, b->time_ms, lt_block_generation(b));
 }
 
 static unsigned write_blocks(struct writer *w, struct block_pass *bp, bool from_signal,
@@ -404,7 +404,7 @@ static void write_scan_stats(struct writer *w, const struct lt_scan *scan)
     w_u64(w, scan->bytes_scanned);
     w_u64(w, scan->root_bytes);
     w_u32(w, scan->threads_stopped);
-    w_u32(w, scan->threads_unstopped);
+    w_u32(w, scan->threads_not_stopped);
     w_u32(w, scan->heuristics);
     w_u32(w, 0);
     section_end(w, at);

@@ -1,16 +1,38 @@
 /* The capture file format, defined once. docs/capture-format.md describes it in prose and
- * src/leaktrace/capture/format.py mirrors it; tests/test_format_agreement.py checks that the
- * Python mirror agrees with this header. All integers are little-endian. */
+ * src/leaktrace/capture/format.py mirrors it: every LT_X defined here (a #define, or an enum
+ * constant made from an X-macro list) is X there, with the same value;
+ * tests/test_format_agreement.py checks both directions. All integers are little-endian. */
 #ifndef LEAKTRACE_CAPTURE_FORMAT_H
 #define LEAKTRACE_CAPTURE_FORMAT_H
 
-#define LT_CAPTURE_MAGIC "LEAKTRC"   /* 7 chars + NUL = 8 bytes */
-#define LT_CAPTURE_VERSION 2 /* 2: leak kinds in BLOCKS, LEAK_GROUPS and SCAN sections */
-#define LT_CAPTURE_HEADER_SIZE 64
+#define LT_MAGIC "LEAKTRC"   /* 7 chars + NUL = 8 bytes */
+#define LT_VERSION 2 /* the capture format's version. 2: leak kinds in BLOCKS, LEAK_GROUPS, SCAN */
+#define LT_HEADER_SIZE 64
+#define LT_POINTER_SIZE 8    /* x86-64 only */
+_Static_assert(sizeof(void *) == LT_POINTER_SIZE, "leaktrace captures are written on x86-64");
 
 /* Header flags. */
 #define LT_FLAG_FINAL 1u     /* written when the process ended (not an on-demand snapshot) */
 #define LT_FLAG_CHILD 2u     /* written by a child traced with --follow-children */
+
+/* MODULES entry flags. */
+#define LT_MODULE_FLAG_UNLOADED 1u /* unloaded by dlclose before the capture */
+
+/* Block flags (byte 3 of a block record's reserved bytes). */
+#define LT_BLOCK_FLAG_SINCE_BASELINE 1u /* born after the baseline (control reset, mtrace()) */
+
+/* Sizes in bytes of the fixed-size parts. */
+#define LT_SECTION_HEADER_SIZE 16   /* u32 tag, u32 reserved, u64 payload length */
+#define LT_BLOCK_RECORD_SIZE 32     /* one BLOCKS record */
+#define LT_STACK_ENTRY_SIZE 56      /* one STACKS entry before its return addresses */
+#define LT_LEAK_GROUP_RECORD_SIZE 24 /* one LEAK_GROUPS entry */
+#define LT_SCAN_PAYLOAD_SIZE 40     /* the SCAN payload: three u64, four u32 */
+#define LT_SESSION_PAYLOAD_SIZE 24  /* the SESSION payload: u64 baseline, four u32 */
+#define LT_SNAPSHOT_HEADER_SIZE 16  /* one SERIES snapshot: u64 time, u32 entries, u32 reserved */
+#define LT_SERIES_ENTRY_SIZE 40     /* one SERIES entry: two u32, four u64 */
+
+/* Stack id 0 means "no backtrace": unwinding failed or the stack table was full. */
+#define LT_NO_STACK_ID 0
 
 /* Section tags: every section is {u32 tag, u32 reserved, u64 payload_length, payload}. */
 #define LT_SECTION_TAGS(X) \
@@ -58,6 +80,18 @@
     X(3, NEWARRAY, "newarray")                            \
     X(4, MULTIPLEINHERITANCE, "multipleinheritance")
 
+/* Why the shim wrote a capture: the SESSION section's reason. The text is the label in an
+ * on-demand capture's file name, <main>.<label>-<n>.lt (exit, signal and detach captures are
+ * final and have the main name). */
+#define LT_CAPTURE_REASONS(X)         \
+    X(1, EXIT, "exit")                \
+    X(2, REPORT, "report")            \
+    X(3, SCAN, "scan")                \
+    X(4, MTRACE, "mtrace")            \
+    X(5, MUNTRACE, "muntrace")        \
+    X(6, SIGNAL, "signal")            \
+    X(7, DETACH, "detach")
+
 enum lt_leak_kind {
 #define LT_X(num, name, text) LT_LEAK_##name = num,
     LT_LEAK_KINDS(LT_X)
@@ -65,7 +99,7 @@ enum lt_leak_kind {
 };
 
 enum lt_heuristic {
-#define LT_X(num, name, text) LT_HEUR_##name = num,
+#define LT_X(num, name, text) LT_HEURISTIC_##name = num,
     LT_HEURISTICS(LT_X)
 #undef LT_X
 };
@@ -82,10 +116,10 @@ enum lt_block_kind {
 #undef LT_X
 };
 
-/* Block flags (byte 3 of a block record's reserved bytes). */
-#define LT_BLOCK_FLAG_SINCE_BASELINE 1u /* born after the last reset / mtrace() baseline */
-
-/* Size in bytes of one record of the BLOCKS section. */
-#define LT_BLOCK_RECORD_SIZE 32
+enum lt_capture_reason {
+#define LT_X(num, name, text) LT_REASON_##name = num,
+    LT_CAPTURE_REASONS(LT_X)
+#undef LT_X
+};
 
 #endif

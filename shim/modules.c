@@ -72,7 +72,7 @@ static void read_build_id(struct lt_module *m, const struct dl_phdr_info *info)
 static int find_loaded(uintptr_t bias)
 {
     for (unsigned i = 0; i < nmodules; i++)
-        if (modules[i].bias == bias && !(modules[i].flags & 1)) return (int)i;
+        if (modules[i].bias == bias && !(modules[i].flags & LT_MODULE_FLAG_UNLOADED)) return (int)i;
     return -1;
 }
 
@@ -167,7 +167,7 @@ void lt_modules_refresh(bool mark_unloaded)
     if (mark_unloaded) {
         pthread_mutex_lock(&lock);
         for (unsigned i = 0; i < nmodules; i++)
-            if (!seen[i]) modules[i].flags |= 1;
+            if (!seen[i]) modules[i].flags |= LT_MODULE_FLAG_UNLOADED;
         pthread_mutex_unlock(&lock);
     }
     pthread_mutex_unlock(&refresh_lock);

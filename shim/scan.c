@@ -139,7 +139,7 @@ static void stop_world(struct lt_scan *scan)
     }
     lt_unmap(signalled, sizeof(pid_t) * MAX_PARKED);
     scan->threads_stopped = (uint32_t)atomic_load(&parked_ready);
-    scan->threads_unstopped = (uint32_t)(sent - (int)scan->threads_stopped);
+    scan->threads_not_stopped = (uint32_t)(sent - (int)scan->threads_stopped);
 }
 
 static void resume_world(void)
@@ -340,22 +340,22 @@ static uint8_t heuristic_for(struct scan_state *st, uintptr_t v, const struct lt
     uintptr_t w0 = 0, w1 = 0;
     bool have0 = b->size >= 8 && read_word(st, b->addr, &w0);
     /* Old-ABI std::string: {length, capacity, refcount} then the characters. */
-    if ((enabled & (1u << LT_HEUR_STDSTRING)) && v == b->addr + 24 && have0 &&
+    if ((enabled & (1u << LT_HEURISTIC_STDSTRING)) && v == b->addr + 24 && have0 &&
         read_word(st, b->addr + 8, &w1) && 24 + w1 + 1 == b->size && w0 <= w1)
-        return LT_HEUR_STDSTRING;
+        return LT_HEURISTIC_STDSTRING;
     /* A block that starts with the 64-bit length of the rest. */
-    if ((enabled & (1u << LT_HEUR_LENGTH64)) && v == b->addr + 8 && have0 && w0 > 0 && b->size - 8 == w0)
-        return LT_HEUR_LENGTH64;
+    if ((enabled & (1u << LT_HEURISTIC_LENGTH64)) && v == b->addr + 8 && have0 && w0 > 0 && b->size - 8 == w0)
+        return LT_HEURISTIC_LENGTH64;
     /* new[] of objects with a destructor: the element count, then the array. */
-    if ((enabled & (1u << LT_HEUR_NEWARRAY)) && v == b->addr + 8 && have0 && w0 > 0 && (b->size - 8) % w0 == 0)
-        return LT_HEUR_NEWARRAY;
+    if ((enabled & (1u << LT_HEURISTIC_NEWARRAY)) && v == b->addr + 8 && have0 && w0 > 0 && (b->size - 8) % w0 == 0)
+        return LT_HEURISTIC_NEWARRAY;
     /* A base-class sub-object of a multiply inheriting object: two vtable pointers. */
-    if ((enabled & (1u << LT_HEUR_MULTIPLEINHERITANCE)) && (v & 7) == 0 && have0) {
+    if ((enabled & (1u << LT_HEURISTIC_MULTIPLEINHERITANCE)) && (v & 7) == 0 && have0) {
         uintptr_t inner;
         if (read_word(st, v, &inner) && inner && w0 && is_vtable(st, inner) && is_vtable(st, w0))
-            return LT_HEUR_MULTIPLEINHERITANCE;
+            return LT_HEURISTIC_MULTIPLEINHERITANCE;
     }
-    return LT_HEUR_NONE;
+    return LT_HEURISTIC_NONE;
 }
 
 /* glibc's own bookkeeping points at chunk headers: main_arena.top, the bins. The header of the
@@ -384,14 +384,14 @@ static void mark_word(struct scan_state *st, uintptr_t v, void *ctx)
     if (i < 0) return;
     struct lt_scan_block *b = &st->b[i];
     if (b->state == REACHABLE) {
-        if (b->heuristic && v == b->addr) b->heuristic = LT_HEUR_NONE;
+        if (b->heuristic && v == b->addr) b->heuristic = LT_HEURISTIC_NONE;
         return;
     }
     bool as_start = v == b->addr;
     if (!as_start && is_next_chunk_header(b, v)) return;
     if (!as_start && st->scan->heuristics) {
         b->heuristic = heuristic_for(st, v, b);
-        as_start = b->heuristic != LT_HEUR_NONE;
+        as_start = b->heuristic != LT_HEURISTIC_NONE;
     }
     if (as_start && prior_definite) {
         b->state = REACHABLE;
@@ -564,7 +564,7 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
     int stopped = atomic_load(&parked_ready);
     if (stopped > MAX_PARKED) stopped = MAX_PARKED;
     /* A thread that did not stop has a stack we cannot tell from a dead one. */
-    bool all_stopped = st->scan->threads_unstopped == 0;
+    bool all_stopped = st->scan->threads_not_stopped == 0;
     /* Registers of the stopped threads. */
     for (int t = 0; t < stopped; t++)
         for (int r = 0; r < 16; r++) mark_word(st, parked[t].regs[r], root);

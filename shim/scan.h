@@ -21,11 +21,11 @@ struct lt_scan_block {
 };
 
 struct lt_scan {
-    unsigned heuristics;       /* in: bit (1 << LT_HEUR_x) enables heuristic x */
+    unsigned heuristics;       /* in: bit (1 << LT_HEURISTIC_x) enables heuristic x */
     struct lt_scan_block *blocks; /* out: sorted by address */
     size_t count, blocks_size;
     uint64_t duration_ns, bytes_scanned, root_bytes;
-    uint32_t threads_stopped, threads_unstopped;
+    uint32_t threads_stopped, threads_not_stopped;
 };
 
 /* pre: no lock of the shim held by the caller; busy set. scanner_sp: the stack pointer above

@@ -198,7 +198,7 @@ void lt_modules_unlock(void);
 void lt_modules_after_fork_child(void);
 struct lt_module {
     uint64_t bias, start, end;
-    uint32_t flags;                  /* bit 0: unloaded */
+    uint32_t flags;                  /* LT_MODULE_FLAG_* */
     uint32_t build_id_len;
     uint8_t build_id[32];
     char path[512];
@@ -208,10 +208,7 @@ unsigned lt_modules_count(void);
 const struct lt_module *lt_module_at(unsigned i);
 
 /* ---- capture.c: the capture file ------------------------------------------------------ */
-enum lt_capture_reason {
-    LT_REASON_EXIT = 1, LT_REASON_REPORT = 2, LT_REASON_SCAN = 3,
-    LT_REASON_MTRACE = 4, LT_REASON_MUNTRACE = 5, LT_REASON_SIGNAL = 6, LT_REASON_DETACH = 7,
-};
+/* enum lt_capture_reason (LT_REASON_*): capture_format.h */
 int lt_scan_signal(void);            /* (scan.c) the signal that parks threads for a scan */
 struct lt_scan;
 struct lt_capture_request {

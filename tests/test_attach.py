@@ -43,6 +43,9 @@ pytestmark = pytest.mark.skipif(
 SOURCE = "attach_server.c"
 LEAK_SIZE = 64
 
+# attach and detach have no --show: the capture written at detach has no leak kinds.
+ATTACH_EVERY_RECORD = ("--no-default-suppressions",)
+
 
 @pytest.fixture
 def server(build_dir: Path, tmp_path: Path) -> Iterator[Server]:
@@ -71,7 +74,7 @@ def test_attach_reports_only_the_window(server: Server, tmp_path: Path) -> None:
     env = attach_env(tmp_path / "ctl")
     load = Load(server.port)
     server.leak(7)  # before attach: never in the report
-    run = AttachRun(server.pid, "--format", "json", *EVERY_RECORD, env=env, cwd=tmp_path)
+    run = AttachRun(server.pid, "--format", "json", *ATTACH_EVERY_RECORD, env=env, cwd=tmp_path)
     run.wait_attached()
     server.leak(25)
     server.check_answers()
@@ -97,7 +100,7 @@ def test_attach_with_duration_and_output(server: Server, tmp_path: Path) -> None
     env = attach_env(tmp_path / "ctl")
     output = tmp_path / "window.lt"
     run = AttachRun(server.pid, "--duration", "600", "-o", str(output), "--verbose",
-                    "--format", "json", *EVERY_RECORD, env=env, cwd=tmp_path)
+                    "--format", "json", *ATTACH_EVERY_RECORD, env=env, cwd=tmp_path)
     run.wait_attached()
     server.leak(3)
     run.interrupt(signal.SIGTERM)  # SIGTERM ends the window like Ctrl-C
@@ -107,7 +110,7 @@ def test_attach_with_duration_and_output(server: Server, tmp_path: Path) -> None
     assert "attach latency:" in run.error_text  # --verbose
     # A short --duration ends by itself.
     done = leaktrace("attach", str(server.pid), "--duration", "0.2", "--format", "json",
-                     *EVERY_RECORD, env=env, cwd=tmp_path)
+                     *ATTACH_EVERY_RECORD, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert leaked_blocks(json.loads(done.stdout)) == (0, 0)
     assert server.quit()[0] == 7
@@ -120,7 +123,7 @@ def test_detach_after_leaktrace_was_killed(server: Server, tmp_path: Path) -> No
     run.interrupt(signal.SIGKILL)
     run.finish()
     server.leak(10)  # still collecting without its leaktrace
-    done = leaktrace("detach", str(server.pid), "--format", "json", *EVERY_RECORD, env=env,
+    done = leaktrace("detach", str(server.pid), "--format", "json", *ATTACH_EVERY_RECORD, env=env,
                      cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert leaked_blocks(json.loads(done.stdout)) == (10, 10 * LEAK_SIZE)
@@ -133,7 +136,7 @@ def test_detach_after_leaktrace_was_killed(server: Server, tmp_path: Path) -> No
 
 def test_target_exits_while_attached(server: Server, tmp_path: Path) -> None:
     env = attach_env(tmp_path / "ctl")
-    run = AttachRun(server.pid, "--format", "json", *EVERY_RECORD, env=env, cwd=tmp_path)
+    run = AttachRun(server.pid, "--format", "json", *ATTACH_EVERY_RECORD, env=env, cwd=tmp_path)
     run.wait_attached()
     server.leak(4)
     assert server.quit()[0] == 7
@@ -295,7 +298,7 @@ def test_attach_to_python_http_server(tmp_path: Path) -> None:
 
         assert fetch() == "<p>hello</p>\n"
         env = attach_env(tmp_path / "ctl")
-        run = AttachRun(web.pid, "--format", "json", *EVERY_RECORD, env=env, cwd=tmp_path)
+        run = AttachRun(web.pid, "--format", "json", *ATTACH_EVERY_RECORD, env=env, cwd=tmp_path)
         run.wait_attached()
         for _ in range(20):
             assert fetch() == "<p>hello</p>\n"
@@ -450,7 +453,7 @@ def test_root_attaches_to_another_users_process(build_dir: Path, tmp_path: Path)
         not_writable.mkdir(mode=0o700)
         refused = leaktrace("attach", str(server.pid), env=env, cwd=not_writable)
         assert_one_line_error(refused, "uid 65534", "-o FILE")
-        run = AttachRun(server.pid, "--format", "json", *EVERY_RECORD, env=env, cwd=shared)
+        run = AttachRun(server.pid, "--format", "json", *ATTACH_EVERY_RECORD, env=env, cwd=shared)
         run.wait_attached()
         server.leak(6)
         run.interrupt()

@@ -308,12 +308,32 @@ def test_pause_resume_reset_interval(server: LiveServer) -> None:
     assert stdout.endswith(f"bye after {len(server.answers)} requests\n")
 
 
+def test_reset_marks_what_was_allocated_before(server: LiveServer) -> None:
+    """The blocks a capture flags as born since the baseline (the per-block flag of
+    capture_format.h) are what the report counts as allocated since the reset."""
+    for _ in range(2):
+        server.request("leak")
+    before = server.json("report", "--pid", str(server.pid))["summary"]
+    assert before["since_baseline"] is None  # no reset yet
+    baseline = send_command(server.pid, "reset", directory=str(server.control_dir))
+    assert baseline["baseline_ms"] > 0
+    for _ in range(3):
+        server.request("leak")
+    after = server.json("report", "--pid", str(server.pid))["summary"]
+    assert after["since_baseline"]["blocks"] == 3
+    assert after["since_baseline"]["bytes"] == 3 * 48
+    assert after["since_baseline"]["seconds"] == pytest.approx(baseline["baseline_ms"] / 1000,
+                                                               abs=0.002)
+    assert after["live"]["blocks"] == before["live"]["blocks"] + 3
+    server.quit()
+
+
 def test_scan_shows_leak_kinds(server: LiveServer) -> None:
     for key in range(4):
         server.request(f"cache {key}")
     for _ in range(5):
         server.request("leak")
-    report = server.json("scan", str(server.pid))
+    report = server.json("scan", "--show", "all", str(server.pid))
     assert report["scan"] is not None
     kinds = {}
     for record in report["records"]:

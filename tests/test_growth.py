@@ -12,8 +12,9 @@ from leakharness import LEAKTRACE
 from liveharness import LiveServer
 
 from leaktrace.analyze.growth import GROWING, PLATEAUED, STABLE, analyze_growth
+from leaktrace.capture.format import REASON_EXIT
 from leaktrace.capture.reader import BlockRow, parse_capture
-from leaktrace.capture.series import REASON_EXIT, SeriesRow, Session
+from leaktrace.capture.series import SeriesRow, Session
 from leaktrace.capture.writer import encode_capture, make_header, stack_from_blocks
 
 SECOND = 1_000_000_000

@@ -96,7 +96,7 @@ def test_watch_command_that_grows_says_growing(tmp_path: Path) -> None:
         "watch", "--interval", "0.1", "--duration", "2.5", "--format", "json",
         "--csv", str(csv_file), "--plot", str(plot_file), "--", sys.executable, "-c", GROWS,
     )  # fmt: skip
-    assert result.returncode == 1, result.stderr  # 1: growing
+    assert result.returncode == 99, result.stderr  # 99: leaks found (growing)
     verdict = json.loads(result.stdout)
     assert verdict["verdict"] == GROWING
     low, high = verdict["ci95_bytes_per_minute"]

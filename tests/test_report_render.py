@@ -150,7 +150,7 @@ def test_json_keys_are_pinned(report: Report) -> None:
                                     "total_allocated_bytes", "definitely_lost",
                                     "indirectly_lost", "possibly_lost", "still_reachable",
                                     "reachable_via_heuristic", "suppressed",
-                                    "source_suppressed_errors", "mapped"}
+                                    "source_suppressed_errors", "since_baseline", "mapped"}
     assert data["summary"]["live"] == {"blocks": 5, "bytes": 5037}
     # No reachability scan in this capture: no leak kinds, nothing suppressed.
     assert data["summary"]["definitely_lost"] is None and data["scan"] is None

@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from leaktrace.exit_codes import BROKEN_PIPE, INTERRUPTED, POLICY_TEXT
+
 # Each subcommand's module is imported only when that subcommand runs (or --help lists them):
 # numpy, pyelftools and the analysis code stay off the start-up path of `--version` and of
 # the light commands.
@@ -32,6 +34,63 @@ _COMMANDS: dict[str, str] = {
     "diff": "leaktrace.commands.diff:diff_command",
     "merge": "leaktrace.commands.merge:merge_command",
 }
+
+
+# One line each in `leaktrace --help`: what the command is for, whole.
+SHORT_HELP = {
+    "run": "Run a program under the shim; report its leaks when it ends.",
+    "report": "Show the leaks of a capture, a valgrind XML file, or a live process.",
+    "dump": "Print every record of a capture, unsymbolized (for debugging).",
+    "attach": "Trace a running process for a while, then report (no restart).",
+    "detach": "End an attach session and print its report.",
+    "status": "Live totals of a traced process.",
+    "scan": "Reachability scan of a traced process now: leak kinds.",
+    "ps": "List the traced processes you can control.",
+    "shell": "Interactive prompt on a traced process.",
+    "growth": "Per backtrace, how live memory grew over the run.",
+    "diff": "What changed between two captures, per backtrace.",
+    "merge": "Add up the leaks of several captures into one report.",
+    "mtrace": "Read a glibc MALLOC_TRACE log, like glibc's mtrace script.",
+    "valgrind": "Run valgrind memcheck; show its leaks as a leaktrace report.",
+    "mem": "A process's memory by mapping.",
+    "watch": "Sample a process's memory; say whether it grows.",
+}
+
+# An example per command, shown at the end of its --help.
+EXAMPLES = {
+    "run": "leaktrace run --fail-on-leak -- ./server --port 8080",
+    "report": "leaktrace report --show all --top 5 leaktrace-server.4242.lt",
+    "dump": "leaktrace dump leaktrace-server.4242.lt | less",
+    "attach": "leaktrace attach --duration 60 4242",
+    "detach": "leaktrace detach 4242",
+    "status": "leaktrace status 4242",
+    "scan": "leaktrace scan --show all 4242",
+    "ps": "leaktrace ps",
+    "shell": "leaktrace shell 4242",
+    "growth": "leaktrace growth --pid 4242",
+    "diff": "leaktrace diff leaktrace-server.4242.lt leaktrace-server.4343.lt",
+    "merge": "leaktrace merge leaktrace-worker.*.lt",
+    "mtrace": "leaktrace mtrace ./prog trace.log",
+    "valgrind": "leaktrace valgrind --fail-on-leak -- ./server --port 8080",
+    "mem": "leaktrace mem 4242",
+    "watch": "leaktrace watch --duration 60 4242",
+}
+
+# The variables a user may set; the launcher sets the others (docs/architecture.md).
+ENVIRONMENT = """\
+Environment (read by the shim in the traced program, or by leaktrace):
+  LEAKTRACE_SHIM=PATH        the shim library to use instead of the installed one
+  LEAKTRACE_MAX_DEPTH=N      frames kept per backtrace (default 64; run --max-depth)
+  LEAKTRACE_INTERVAL=SECS    seconds between snapshots (default 1; run --interval)
+  LEAKTRACE_START=WHEN       at-load (default) or on-mtrace (run --start)
+  LEAKTRACE_FOLLOW_CHILDREN=1  children write captures too (run --follow-children)
+  LEAKTRACE_OUTPUT=FILE      capture path (run -o); LEAKTRACE_DIR=DIR: where captures go
+  LEAKTRACE_SIGNALS=0        no capture from a SIGINT/SIGTERM handler
+  LEAKTRACE_SCAN=0           no reachability scan at exit (no leak kinds)
+  LEAKTRACE_FREERES=0        do not free glibc's and libstdc++'s buffers before the scan
+  LEAKTRACE_HEURISTICS=LIST  valgrind's interior-pointer heuristics (default all)
+  LEAKTRACE_CONTROL=0        no control socket (status, report --pid, scan, shell)
+  LEAKTRACE_CONTROL_DIR=DIR  where the control sockets are"""
 
 
 class _LazyGroup(click.Group):
@@ -67,6 +126,8 @@ class _LazyGroup(click.Group):
             if added:
                 os.environ.pop("OPENBLAS_NUM_THREADS", None)
         assert isinstance(command, click.Command)
+        command.short_help = SHORT_HELP[cmd_name]  # whole, in `leaktrace --help`
+        command.epilog = f"Example: {EXAMPLES[cmd_name]}"
         return command
 
 
@@ -94,13 +155,21 @@ class _OneLineErrorsGroup(_LazyGroup):
             sys.exit(e.exit_code)
         except click.Abort:
             click.echo("leaktrace: interrupted", err=True)
-            sys.exit(130)
+            sys.exit(INTERRUPTED)
         except BrokenPipeError:
             # The reader went away: stop quietly, and keep Python from complaining at exit.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(1)
+            sys.exit(BROKEN_PIPE)
         sys.exit(result if isinstance(result, int) else 0)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """As click does, but never cutting a description short with '...'."""
+        rows = [(name, command.get_short_help_str(limit=200))
+                for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 def _write_names_as_bytes() -> None:
     """File and program names are bytes that need not be UTF-8: the readers keep them as
@@ -111,7 +180,12 @@ def _write_names_as_bytes() -> None:
             stream.reconfigure(errors="surrogateescape")
 
 
-@click.group(cls=_OneLineErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_OneLineErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=f"\b\n{POLICY_TEXT}\n\n\b\n{ENVIRONMENT}")
 @click.version_option(package_name="leaktrace", message="leaktrace %(version)s")
 def main() -> None:
-    """Find native heap leaks in Linux programs."""
+    """Find native heap leaks in Linux programs.
+
+    Start with `leaktrace run -- PROGRAM ARGS`; `leaktrace COMMAND --help` explains each
+    command, with an example.
+    """

@@ -1,8 +1,32 @@
-"""Exit codes of the leaktrace command, in one place so docs and code agree."""
+"""Exit codes of the leaktrace command: one policy for every subcommand, in one place so that
+README ("Exit status"), `leaktrace --help` and the code agree.
 
-# Bad input: unreadable or corrupt capture, unknown option, program that cannot be traced.
-# Same as click's usage errors.
+    0    done; no leak gate tripped (run and valgrind: the program exited 0)
+    N    run, valgrind: the program's own exit status, 128+N if signal N killed it
+    2    usage error (bad option or argument) or bad input (a file leaktrace cannot read,
+         a process that does not exist or cannot be traced, a program that cannot start);
+         one `leaktrace: error: ...` line says which
+    99   leaks found: --fail-on-leak exceeded (--leak-exit-code changes it); `watch`: the
+         memory grows
+    130  interrupted (Ctrl-C)
+    141  the reader of stdout went away (`leaktrace report F | head`), as for SIGPIPE
+"""
+
+# The command line is wrong: click's own code for usage errors.
 USAGE_ERROR = 2
-# Default for --fail-on-leak when live bytes exceed the threshold (--leak-exit-code changes it).
-# Chosen far from common program exit codes and from 128+signal.
+# The input is wrong: the same code, so a script needs one test for "leaktrace could not do
+# its job"; the error line says what went wrong.
+INPUT_ERROR = 2
+# --fail-on-leak exceeded (default of --leak-exit-code). Chosen far from common program exit
+# codes and from 128+signal, since run and valgrind otherwise exit with the program's status.
 LEAKS_FOUND = 99
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+BROKEN_PIPE = 141  # 128 + SIGPIPE
+
+POLICY_TEXT = """\
+Exit status (every command):
+  0        done; no leak gate tripped
+  N        run, valgrind: the program's own status (128+N if signal N killed it)
+  2        usage error or bad input (one `leaktrace: error:` line says which)
+  99       leaks found: --fail-on-leak exceeded (see --leak-exit-code); watch: growing
+  130      interrupted"""

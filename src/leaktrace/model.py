@@ -162,6 +162,10 @@ class Summary:
     leaks: LeakTotals | None = None  # None when no reachability scan ran
     suppressed: KindTotal = field(default_factory=KindTotal)  # own bytes of suppressed records
     mapped: KindTotal = field(default_factory=KindTotal)  # mmap/mremap/brk regions (scan only)
+    # Live blocks allocated after the baseline (control reset, mtrace()): None when the
+    # capture has no baseline, or is an mtrace() checkpoint (whose blocks are all new).
+    since_baseline: KindTotal | None = None
+    baseline_seconds: float | None = None  # when the baseline was set, seconds after the start
     # Errors the source suppressed itself without giving their sizes (valgrind XML's
     # <suppcounts>): counted, not in `suppressed`.
     source_suppressed_errors: int = 0

@@ -17,7 +17,6 @@ from leaktrace.analyze.loss_records import number_loss_records
 from leaktrace.analyze.module_map import ModuleMap
 from leaktrace.analyze.stack_ids import stable_stack_id
 from leaktrace.capture import format as fmt
-from leaktrace.capture import series
 from leaktrace.capture.reader import Capture, Stack, read_capture
 from leaktrace.leak_kinds import DEFINITELY_LOST
 from leaktrace.model import (
@@ -115,13 +114,13 @@ def build_report(capture: Capture, symbolizer: Symbolizer | None = None, *,
 
 # How the report names the moment of the capture ("still live at exit").
 _MOMENTS = {
-    series.REASON_EXIT: "at exit",
-    series.REASON_SIGNAL: "when a signal ended the process",
-    series.REASON_REPORT: "at the on-demand report",
-    series.REASON_SCAN: "at the on-demand scan",
-    series.REASON_MTRACE: "at the mtrace() checkpoint",
-    series.REASON_MUNTRACE: "at the muntrace() checkpoint",
-    series.REASON_DETACH: "at detach",
+    fmt.REASON_EXIT: "at exit",
+    fmt.REASON_SIGNAL: "when a signal ended the process",
+    fmt.REASON_REPORT: "at the on-demand report",
+    fmt.REASON_SCAN: "at the on-demand scan",
+    fmt.REASON_MTRACE: "at the mtrace() checkpoint",
+    fmt.REASON_MUNTRACE: "at the muntrace() checkpoint",
+    fmt.REASON_DETACH: "at detach",
 }
 
 
@@ -289,6 +288,12 @@ def _summary(capture: Capture, records: list[LeakRecord],
         total_allocations=sum(s.alloc_count for s in stack_list) if stack_list else None,
         total_allocated_bytes=sum(s.alloc_bytes for s in stack_list) if stack_list else None,
     )
+    session = capture.session
+    if session is not None and session.baseline_ns and not session.only_since_checkpoint:
+        born_since = (capture.blocks["flags"] & fmt.BLOCK_FLAG_SINCE_BASELINE) != 0
+        summary.since_baseline = KindTotal(int(born_since.sum()),
+                                           int(capture.blocks["size"][born_since].sum()))
+        summary.baseline_seconds = session.baseline_ns / 1e9
     if capture.scanned:
         summary.leaks, summary.suppressed = leak_totals(records, _heuristic_totals(capture))
         summary.mapped = KindTotal(sum(r.blocks for r in mapped_regions),

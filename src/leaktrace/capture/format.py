@@ -1,6 +1,6 @@
-"""Constants of the capture file format, mirroring shim/capture_format.h (the definition).
-docs/capture-format.md describes the layout; tests/test_format_agreement.py checks that these
-values agree with the C header."""
+"""Constants of the capture file format, mirroring shim/capture_format.h (the definition):
+every LT_X there is X here, with the same value. docs/capture-format.md describes the layout;
+tests/test_format_agreement.py checks that the two agree, in both directions."""
 
 MAGIC = b"LEAKTRC\0"
 VERSION = 2  # the newest version this leaktrace reads (and the test writer writes)
@@ -11,6 +11,22 @@ FLAG_FINAL = 1  # written when the process ended (not an on-demand snapshot)
 FLAG_CHILD = 2  # written by a child traced with --follow-children
 
 MODULE_FLAG_UNLOADED = 1  # unloaded by dlclose before the capture
+
+# Block flags: the "flags" byte of each block record.
+BLOCK_FLAG_SINCE_BASELINE = 1  # born after the baseline (control reset, mtrace())
+
+# Sizes in bytes of the fixed-size parts.
+SECTION_HEADER_SIZE = 16  # u32 tag, u32 reserved, u64 payload length
+BLOCK_RECORD_SIZE = 32  # one BLOCKS record
+STACK_ENTRY_SIZE = 56  # one STACKS entry before its return addresses: u32 id, u32 depth, 6 u64
+LEAK_GROUP_RECORD_SIZE = 24  # one LEAK_GROUPS entry: address, indirect bytes, indirect blocks
+SCAN_PAYLOAD_SIZE = 40  # the SCAN payload: three u64 then four u32
+SESSION_PAYLOAD_SIZE = 24  # the SESSION payload: u64 baseline, then four u32
+SNAPSHOT_HEADER_SIZE = 16  # one SERIES snapshot: u64 time, u32 entries, u32 reserved
+SERIES_ENTRY_SIZE = 40  # one SERIES entry: u32 stack id, u32 reserved, four u64
+
+# Stack id 0 means "no backtrace": unwinding failed or the stack table was full.
+NO_STACK_ID = 0
 
 # Section tags: each section is {u32 tag, u32 reserved, u64 payload length, payload}.
 SECTION_PROCESS = 1
@@ -39,29 +55,33 @@ SECTION_NAMES: dict[int, str] = {
     SECTION_END: "END",
 }
 
-SECTION_HEADER_SIZE = 16
-BLOCK_RECORD_SIZE = 32
-# Fixed part of one STACKS entry: u32 stack_id, u32 depth, six u64 totals.
-STACK_ENTRY_SIZE = 56
-# One LEAK_GROUPS entry: u64 address, u64 indirect bytes, u64 indirect blocks.
-LEAK_GROUP_RECORD_SIZE = 24
-# The SCAN payload: three u64 then four u32.
-SCAN_PAYLOAD_SIZE = 40
-
 # The API that made a block: the "kind" byte of each block record.
+KIND_MALLOC = 1
+KIND_CALLOC = 2
+KIND_REALLOC = 3
+KIND_REALLOCARRAY = 4
+KIND_MEMALIGN = 5
+KIND_POSIX_MEMALIGN = 6
+KIND_ALIGNED_ALLOC = 7
+KIND_VALLOC = 8
+KIND_PVALLOC = 9
+KIND_MMAP = 10
+KIND_MREMAP = 11
+KIND_BRK = 12
+
 BLOCK_KINDS: dict[int, str] = {
-    1: "malloc",
-    2: "calloc",
-    3: "realloc",
-    4: "reallocarray",
-    5: "memalign",
-    6: "posix_memalign",
-    7: "aligned_alloc",
-    8: "valloc",
-    9: "pvalloc",
-    10: "mmap",
-    11: "mremap",
-    12: "brk",
+    KIND_MALLOC: "malloc",
+    KIND_CALLOC: "calloc",
+    KIND_REALLOC: "realloc",
+    KIND_REALLOCARRAY: "reallocarray",
+    KIND_MEMALIGN: "memalign",
+    KIND_POSIX_MEMALIGN: "posix_memalign",
+    KIND_ALIGNED_ALLOC: "aligned_alloc",
+    KIND_VALLOC: "valloc",
+    KIND_PVALLOC: "pvalloc",
+    KIND_MMAP: "mmap",
+    KIND_MREMAP: "mremap",
+    KIND_BRK: "brk",
 }
 
 # What the reachability scan concluded about a heap block: the "leak_kind" byte (version 2).
@@ -81,22 +101,41 @@ LEAK_KINDS: dict[int, str] = {
 
 # Which valgrind interior-pointer heuristic made a block reachable: the "heuristic" byte.
 HEURISTIC_NONE = 0
+HEURISTIC_STDSTRING = 1
+HEURISTIC_LENGTH64 = 2
+HEURISTIC_NEWARRAY = 3
+HEURISTIC_MULTIPLEINHERITANCE = 4
+
 HEURISTICS: dict[int, str] = {
     HEURISTIC_NONE: "none",
-    1: "stdstring",
-    2: "length64",
-    3: "newarray",
-    4: "multipleinheritance",
+    HEURISTIC_STDSTRING: "stdstring",
+    HEURISTIC_LENGTH64: "length64",
+    HEURISTIC_NEWARRAY: "newarray",
+    HEURISTIC_MULTIPLEINHERITANCE: "multipleinheritance",
 }
 
-# Block flags: the "flags" byte of each block record.
-BLOCK_FLAG_SINCE_BASELINE = 1  # born after the last reset / mtrace() baseline
+# Why the shim wrote the capture: the SESSION section's reason.
+REASON_EXIT = 1
+REASON_REPORT = 2
+REASON_SCAN = 3
+REASON_MTRACE = 4
+REASON_MUNTRACE = 5
+REASON_SIGNAL = 6
+REASON_DETACH = 7  # `leaktrace detach` (or attach's end): the collection window closed
+
+# The label of an on-demand capture's file name, <main>.<label>-<n>.lt.
+REASON_LABELS: dict[int, str] = {
+    REASON_EXIT: "exit",
+    REASON_REPORT: "report",
+    REASON_SCAN: "scan",
+    REASON_MTRACE: "mtrace",
+    REASON_MUNTRACE: "muntrace",
+    REASON_SIGNAL: "signal",
+    REASON_DETACH: "detach",
+}
 
 # Blocks of these kinds are memory mappings, not heap blocks: the scan leaves them alone.
-MAPPING_KINDS = frozenset(k for k, name in BLOCK_KINDS.items() if name in ("mmap", "mremap", "brk"))
-
-# Stack id 0 means "no backtrace": unwinding failed or the stack table was full.
-NO_STACK_ID = 0
+MAPPING_KINDS = frozenset({KIND_MMAP, KIND_MREMAP, KIND_BRK})
 
 
 def kind_name(kind: int) -> str:

@@ -14,35 +14,26 @@ from typing import NamedTuple
 
 import numpy as np
 
+from leaktrace.capture import format as fmt
 from leaktrace.capture.cursor import Cursor
 from leaktrace.capture.errors import CaptureError
 
-# SESSION reason: what made the shim write the capture.
-REASON_EXIT = 1
-REASON_REPORT = 2
-REASON_SCAN = 3
-REASON_MTRACE = 4
-REASON_MUNTRACE = 5
-REASON_SIGNAL = 6
-REASON_DETACH = 7  # `leaktrace detach` (or attach's end): the collection window closed
-
+# SESSION reason, for people (the codes: capture/format.py, REASON_*).
 REASONS: dict[int, str] = {
-    REASON_EXIT: "process exit",
-    REASON_REPORT: "report command",
-    REASON_SCAN: "scan command",
-    REASON_MTRACE: "mtrace()",
-    REASON_MUNTRACE: "muntrace()",
-    REASON_SIGNAL: "signal",
-    REASON_DETACH: "detach",
+    fmt.REASON_EXIT: "process exit",
+    fmt.REASON_REPORT: "report command",
+    fmt.REASON_SCAN: "scan command",
+    fmt.REASON_MTRACE: "mtrace()",
+    fmt.REASON_MUNTRACE: "muntrace()",
+    fmt.REASON_SIGNAL: "signal",
+    fmt.REASON_DETACH: "detach",
 }
 
 # Captures written at mtrace()/muntrace() hold only the blocks allocated since the previous
 # checkpoint: they are a difference already, not the whole heap.
-CHECKPOINT_REASONS = frozenset({REASON_MTRACE, REASON_MUNTRACE})
+CHECKPOINT_REASONS = frozenset({fmt.REASON_MTRACE, fmt.REASON_MUNTRACE})
 
 MAX_TOTAL = (1 << 63) - 1  # as reader.MAX_TOTAL: the analysis computes in signed 64 bits
-SESSION_PAYLOAD_SIZE = 24  # u64 baseline, then four u32
-SNAPSHOT_HEADER_SIZE = 16  # u64 time, u32 entries, u32 reserved
 SERIES_ENTRY_DTYPE = np.dtype(
     [
         ("stack_id", "<u4"),
@@ -53,8 +44,7 @@ SERIES_ENTRY_DTYPE = np.dtype(
         ("live_bytes", "<u8"),
     ]
 )
-SERIES_ENTRY_SIZE = SERIES_ENTRY_DTYPE.itemsize
-assert SERIES_ENTRY_SIZE == 40
+assert SERIES_ENTRY_DTYPE.itemsize == fmt.SERIES_ENTRY_SIZE
 
 _SNAPSHOT_HEADER = struct.Struct("<QII")
 
@@ -110,9 +100,9 @@ class Series:
 
 
 def parse_session(c: Cursor) -> Session:
-    if c.remaining() < SESSION_PAYLOAD_SIZE:
+    if c.remaining() < fmt.SESSION_PAYLOAD_SIZE:
         raise CaptureError(f"{c.where} is corrupt: it has {c.remaining()} bytes, fewer than "
-                           f"the {SESSION_PAYLOAD_SIZE} of its fields")
+                           f"the {fmt.SESSION_PAYLOAD_SIZE} of its fields")
     baseline = c.u64("baseline")
     sequence = c.u32("sequence")
     reason = c.u32("reason")
@@ -122,22 +112,22 @@ def parse_session(c: Cursor) -> Session:
 
 
 def parse_series(c: Cursor) -> Series:
-    count = c.count("snapshot count", SNAPSHOT_HEADER_SIZE)
+    count = c.count("snapshot count", fmt.SNAPSHOT_HEADER_SIZE)
     c.u32("reserved")
     times = np.zeros(count, dtype=np.uint64)
     chunks: list[np.ndarray] = []
     owners: list[np.ndarray] = []
     for i in range(count):
-        time_ns, entries, _reserved = _SNAPSHOT_HEADER.unpack(c.take(SNAPSHOT_HEADER_SIZE,
+        time_ns, entries, _reserved = _SNAPSHOT_HEADER.unpack(c.take(fmt.SNAPSHOT_HEADER_SIZE,
                                                                      f"snapshot {i}"))
-        if entries * SERIES_ENTRY_SIZE > c.remaining():
+        if entries * fmt.SERIES_ENTRY_SIZE > c.remaining():
             raise CaptureError(f"{c.where} is corrupt: snapshot {i} claims {entries} entries, "
                                "more than the section holds")
         if i and time_ns < times[i - 1]:
             raise CaptureError(f"{c.where} is corrupt: snapshot {i} is older than the one "
                                "before it")
         times[i] = time_ns
-        raw = c.take(entries * SERIES_ENTRY_SIZE, f"snapshot {i} entries")
+        raw = c.take(entries * fmt.SERIES_ENTRY_SIZE, f"snapshot {i} entries")
         chunks.append(np.frombuffer(raw, dtype=SERIES_ENTRY_DTYPE, count=entries))
         owners.append(np.full(entries, i, dtype=np.int64))
     if not chunks:

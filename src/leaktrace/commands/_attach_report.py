@@ -4,7 +4,6 @@ report` prints it; the capture path on stderr)."""
 
 from __future__ import annotations
 
-import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,20 +12,22 @@ from typing import Any, TypeVar
 import click
 
 from leaktrace.commands._capture_report import load_capture_report
-from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
-from leaktrace.commands._leak_kind_options import leak_kind_options
+from leaktrace.commands._leak_gate import fail_on_leak_options, leaks_exceed
+from leaktrace.commands._leak_kind_options import suppression_options
 from leaktrace.commands._report_output import render_options, render_report
 from leaktrace.commands.report import format_option
+from leaktrace.exit_codes import INTERRUPTED
+from leaktrace.invocation import report_hint
 from leaktrace.suppressions import load_suppressions
 from leaktrace.suppressions.apply import apply_suppressions
 
 F = TypeVar("F", bound=Callable[..., Any])
-INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 
 def report_options(function: F) -> F:
-    """Every option of `leaktrace report FILE` about what is shown and the exit code."""
-    return format_option(render_options(leak_kind_options(leak_gate_options(function))))
+    """The options of `leaktrace report FILE` about what is shown and the exit code, except
+    those about leak kinds: the capture written at detach has no reachability scan."""
+    return format_option(render_options(suppression_options(fail_on_leak_options(function))))
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,10 @@ class ReportChoices:
     top: int | None
     min_bytes: int
     show_addresses: bool
-    show_kinds: frozenset[str]
     suppression_files: tuple[str, ...]
     no_default_suppressions: bool
     gen_suppressions: bool
     fail_on_leak: int | None
-    fail_on_kinds: frozenset[str]
     leak_exit_code: int
 
     @classmethod
@@ -59,8 +58,8 @@ def print_capture_report(capture: str, choices: ReportChoices) -> int:
         return _print(capture, choices)
     except KeyboardInterrupt:
         # The process is detached already: only the printing was cut short.
-        click.echo(f"leaktrace: interrupted; the capture is saved: leaktrace report "
-                   f"{shlex.quote(capture)}", err=True)
+        click.echo(f"leaktrace: interrupted; the capture is saved: {report_hint(capture)}",
+                   err=True)
         return INTERRUPTED
 
 
@@ -71,11 +70,10 @@ def _print(capture: str, choices: ReportChoices) -> int:
     apply_suppressions(report, suppressions)
     click.echo(render_report(report, choices.output_format, top=choices.top,
                              min_bytes=choices.min_bytes, show_addresses=choices.show_addresses,
-                             leak_kinds=choices.show_kinds,
                              gen_suppressions=choices.gen_suppressions), nl=False)
     click.echo(f"leaktrace: capture saved to {capture}", err=True)
-    click.echo(f"leaktrace: to see it again: leaktrace report {shlex.quote(capture)}", err=True)
-    if leaks_exceed(report, choices.fail_on_leak, choices.fail_on_kinds):
+    click.echo(f"leaktrace: to see it again: {report_hint(capture)}", err=True)
+    if leaks_exceed(report, choices.fail_on_leak):
         return choices.leak_exit_code
     return 0
 

@@ -11,11 +11,12 @@ from typing import ParamSpec, TypeVar
 import click
 
 from leaktrace.errors import LeaktraceError
+from leaktrace.exit_codes import INPUT_ERROR, INTERRUPTED
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-ERROR_EXIT_CODE = 2  # as click's usage errors; 1 means "leaks found" for mtrace and valgrind
+ERROR_EXIT_CODE = INPUT_ERROR  # leaktrace/exit_codes.py: the same as click's usage errors
 
 
 class CommandError(click.ClickException):
@@ -44,6 +45,6 @@ def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise CommandError(f"{where}{error.strerror or error}") from None
         except KeyboardInterrupt:
             click.echo("leaktrace: interrupted", err=True)
-            sys.exit(130)
+            sys.exit(INTERRUPTED)
 
     return wrapper

@@ -15,7 +15,24 @@ from leaktrace.model import Report
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def fail_on_leak_options(function: F) -> F:
+    """--fail-on-leak[=BYTES] and --leak-exit-code, for the reports without leak kinds
+    (attach, detach, mtrace)."""
+    function = click.option(
+        "--leak-exit-code", type=click.IntRange(1, 255), default=LEAKS_FOUND, show_default=True,
+        help="Exit code used by --fail-on-leak.",
+    )(function)
+    function = click.option(
+        "--fail-on-leak", type=click.IntRange(min=0), is_flag=False, flag_value=0, default=None,
+        metavar="[=BYTES]",
+        help="Exit with --leak-exit-code when more than BYTES (default 0) are still live and "
+             "not suppressed. Give BYTES with '=': --fail-on-leak=4096.",
+    )(function)
+    return function
+
+
 def leak_gate_options(function: F) -> F:
+    """--fail-on-leak[=BYTES], --fail-on-kinds and --leak-exit-code."""
     function = click.option(
         "--leak-exit-code", type=click.IntRange(1, 255), default=LEAKS_FOUND, show_default=True,
         help="Exit code used by --fail-on-leak.",

@@ -33,7 +33,8 @@ class LeakKindsType(click.ParamType):
 LEAK_KINDS_TYPE = LeakKindsType()
 
 
-def leak_kind_options(function: F) -> F:
+def suppression_options(function: F) -> F:
+    """--suppressions, --no-default-suppressions, --gen-suppressions."""
     function = click.option(
         "--gen-suppressions", is_flag=True,
         help="After each loss record shown, print a valgrind suppression entry for it "
@@ -50,6 +51,12 @@ def leak_kind_options(function: F) -> F:
         help="Leave out the leaks a suppression in FILE matches (valgrind's format or "
              "LeakSanitizer's leak: lines); they count as 'suppressed'. Repeatable.",
     )(function)
+    return function
+
+
+def leak_kind_options(function: F) -> F:
+    """--show and the suppression options."""
+    function = suppression_options(function)
     function = click.option(
         "--show", "show_kinds", type=LEAK_KINDS_TYPE, default=kind_list_text(DEFAULT_SHOWN),
         show_default=True,

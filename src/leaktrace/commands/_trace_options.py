@@ -11,7 +11,7 @@ output_option = click.option(
 
 max_depth_option = click.option(
     "--max-depth", type=click.IntRange(1, 1024), default=None,
-    help="Most frames kept per backtrace (the shim's default otherwise).")
+    help="Most frames kept per backtrace (deeper ones are cut and counted).  [default: 64]")
 
 sample_option = click.option(
     "--sample", "sample_bytes", type=click.IntRange(min=1, max=1 << 40), default=None,

@@ -10,6 +10,7 @@ import click
 from leaktrace.commands._errors import one_line_errors, warn
 from leaktrace.commands._report_output import render_options, render_report_as
 from leaktrace.commands.report import output_file_option
+from leaktrace.commands._leak_gate import fail_on_leak_options
 from leaktrace.errors import LeaktraceError
 from leaktrace.input_files import file_type_name
 from leaktrace.render.formats import REPORT_FORMATS, write_output
@@ -53,6 +54,7 @@ class _MalformedLineReporter:
 )
 @output_file_option
 @render_options
+@fail_on_leak_options
 @one_line_errors
 def mtrace_command(
     arguments: tuple[str, ...],
@@ -61,11 +63,14 @@ def mtrace_command(
     top: int | None,
     min_bytes: int,
     show_addresses: bool,
+    fail_on_leak: int | None,
+    leak_exit_code: int,
 ) -> None:
     """Read a glibc MALLOC_TRACE log and list the memory never freed.
 
     BINARY, the traced program, resolves callers written relative to the program's working
-    directory. Exits 1 when memory was not freed, 0 when none was (as glibc's script does).
+    directory. glibc's script exits 1 when memory was not freed: --fail-on-leak
+    --leak-exit-code 1 does the same.
     """
     if len(arguments) > 2:
         raise click.UsageError("expected [BINARY] LOGFILE")
@@ -107,7 +112,8 @@ def mtrace_command(
             report, output_format, top=top, min_bytes=min_bytes, show_addresses=show_addresses
         )
         write_output(rendered, output_file)
-    raise SystemExit(1 if log.live else 0)
+    if fail_on_leak is not None and sum(block.size for block in log.live) > fail_on_leak:
+        raise SystemExit(leak_exit_code)
 
 
 def _check_binary(binary: str) -> None:

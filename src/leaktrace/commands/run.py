@@ -27,6 +27,7 @@ from leaktrace.commands.report import report_format_option
 from leaktrace.control.client import remove_stale_socket
 from leaktrace.errors import LeaktraceError
 from leaktrace.exit_codes import USAGE_ERROR
+from leaktrace.invocation import report_hint
 from leaktrace.launcher.environment import launch_environment, start_mode
 from leaktrace.launcher.notifications import (
     CaptureFailure,
@@ -140,7 +141,7 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         _emit_report(page, html_file)
         click.echo(f"leaktrace: HTML report written to {html_file}", err=True)
     click.echo(f"leaktrace: capture saved to {capture}", err=True)
-    click.echo(f"leaktrace: to see it again: leaktrace report {shlex.quote(capture)}", err=True)
+    click.echo(f"leaktrace: to see it again: {report_hint(capture)}", err=True)
     _list_numbered_captures(pid, notices)
     _summarize_children(pid, notices)
     if leaks_exceed(report, fail_on_leak, fail_on_kinds):
@@ -168,7 +169,7 @@ def _summarize_children(pid: int, notices: list[CaptureNotice]) -> None:
                 total[kind][1] += blocks
         lost = totals.get("definitely lost", (0, 0))
         click.echo(f"leaktrace:   child {notice.pid}: definitely lost {lost[0]:,} bytes in "
-                   f"{lost[1]:,} blocks; leaktrace report {shlex.quote(notice.path)}", err=True)
+                   f"{lost[1]:,} blocks; {report_hint(notice.path)}", err=True)
     click.echo("leaktrace: children together: " + ", ".join(
         f"{kind} {nbytes:,} bytes in {blocks:,} blocks" for kind, (nbytes, blocks)
         in total.items()), err=True)

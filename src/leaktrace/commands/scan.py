@@ -7,21 +7,36 @@ import click
 
 from leaktrace.commands._capture_report import load_capture_report
 from leaktrace.commands._errors import one_line_errors
+from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
+from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._live_capture import request_capture
 from leaktrace.commands._report_output import render_options, render_report
 from leaktrace.commands.report import format_option
+from leaktrace.suppressions import load_suppressions
+from leaktrace.suppressions.apply import apply_suppressions
 
 
 @click.command("scan")
 @click.argument("pid", type=click.IntRange(min=1))
 @format_option
 @render_options
+@leak_kind_options
+@leak_gate_options
 @one_line_errors
 def scan_command(pid: int, output_format: str, top: int | None, min_bytes: int,
-                 show_addresses: bool) -> None:
+                 show_addresses: bool, show_kinds: frozenset[str],
+                 suppression_files: tuple[str, ...], no_default_suppressions: bool,
+                 gen_suppressions: bool, fail_on_leak: int | None,
+                 fail_on_kinds: frozenset[str], leak_exit_code: int) -> None:
     """Scan traced process PID for unreachable blocks now (its threads stop briefly) and show
     the leak report with leak kinds."""
+    # Read before the scan: a bad suppression file should not cost a stop of the process.
+    suppressions = load_suppressions(suppression_files, with_defaults=not no_default_suppressions)
     path = request_capture(pid, "scan")
     report = load_capture_report(path, with_addresses=show_addresses).report
+    apply_suppressions(report, suppressions)
     click.echo(render_report(report, output_format, top=top, min_bytes=min_bytes,
-                             show_addresses=show_addresses), nl=False)
+                             show_addresses=show_addresses, leak_kinds=show_kinds,
+                             gen_suppressions=gen_suppressions), nl=False)
+    if leaks_exceed(report, fail_on_leak, fail_on_kinds):
+        raise SystemExit(leak_exit_code)

@@ -10,6 +10,7 @@ import click
 
 from leaktrace.commands._errors import one_line_errors, warn
 from leaktrace.errors import LeaktraceError
+from leaktrace.exit_codes import LEAKS_FOUND
 from leaktrace.procmem.live_chart import LiveChart
 from leaktrace.procmem.plot import write_csv, write_plot
 from leaktrace.procmem.sampler import METRICS, Sample, take_sample
@@ -71,7 +72,7 @@ def watch_command(
     target: tuple[str, ...],
 ) -> None:
     """Sample RSS, Pss, private dirty memory and heap size of PID (or of COMMAND, started
-    here) and fit a trend. Exits 1 when the process is growing, 0 otherwise."""
+    here) and fit a trend. Exits 99 (leaks found) when the process is growing, else 0."""
     child: subprocess.Popen[bytes] | None = None
     if len(target) == 1 and target[0].isdigit():
         pid = int(target[0])
@@ -99,7 +100,8 @@ def watch_command(
         write_plot(plot_path, samples, trend, metric, f"leaktrace watch: pid {pid} ({command})")
     render = render_watch_json if output_format == "json" else render_watch_text
     click.echo(render(pid, command, samples, interval, trend, metric), nl=False)
-    raise SystemExit(1 if trend.verdict == GROWING else 0)
+    if trend.verdict == GROWING:
+        raise SystemExit(LEAKS_FOUND)
 
 
 def _start(command: list[str]) -> subprocess.Popen[bytes]:

@@ -3,8 +3,6 @@ when and why it was written, and what changed since the capture before it."""
 
 from __future__ import annotations
 
-import shlex
-
 from leaktrace.analyze.since_previous import (
     Change,
     Comparison,
@@ -36,4 +34,6 @@ def numbered_capture_line(path: str) -> str:
     why = capture.session.reason_name if capture.session else "on demand"
     comparison = compare_with_previous(path, capture)
     change = comparison_text(comparison) if comparison else "the first capture"
-    return f"{name} ({why} {when}): {change}: leaktrace report {shlex.quote(path)}"
+    from leaktrace.invocation import report_hint
+
+    return f"{name} ({why} {when}): {change}: {report_hint(path)}"

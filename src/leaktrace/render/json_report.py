@@ -46,6 +46,8 @@ def report_to_json(report: Report, options: RenderOptions) -> dict[str, Any]:
         if s.leaks else None)
     summary["suppressed"] = _total(s.suppressed)
     summary["source_suppressed_errors"] = s.source_suppressed_errors
+    summary["since_baseline"] = (None if s.since_baseline is None else
+                                 {**_total(s.since_baseline), "seconds": s.baseline_seconds})
     summary["mapped"] = _total(s.mapped) if s.leaks else None
     scan = report.scan
     return {

@@ -78,6 +78,11 @@ def _summary(report: Report) -> list[str]:
                      f"{allocated}")
     if report.previous is not None:
         lines.append(_previous_line(report.previous))
+    if s.since_baseline is not None and s.baseline_seconds is not None:
+        lines.append(f"allocated since the baseline ({s.baseline_seconds:.2f} s after the "
+                     f"start: the last reset or mtrace()) and still live: "
+                     f"{_plural(s.since_baseline.blocks, 'block')}, "
+                     f"{size_with_bytes(s.since_baseline.bytes)}")
     if s.leaks is not None and report.mapped_regions:
         lines.append(f"memory mappings never unmapped: {_plural(s.mapped.blocks, 'region')}, "
                      f"{size_with_bytes(s.mapped.bytes)} (not heap blocks: not in the leak "

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import cmd
 import os
-import shlex
 from typing import IO
 
 from leaktrace.analyze.growth import describe_stacks
 from leaktrace.commands._capture_report import CaptureReport, load_capture_report
 from leaktrace.control.client import ControlError, ProcessGone, send_command
 from leaktrace.errors import LeaktraceError
+from leaktrace.exit_codes import INPUT_ERROR
 from leaktrace.model import LeakRecord
 from leaktrace.render.growth_text import frame_lines, interval_table, render_growth_text
 from leaktrace.render.process_status import render_status
@@ -48,7 +48,7 @@ class LeakShell(cmd.Cmd):
             return super().onecmd(line)
         except ProcessGone:
             self.say(f"leaktrace: {self._after_exit()}")
-            self.exit_code = 1
+            self.exit_code = INPUT_ERROR
             return True
         except LeaktraceError as e:
             self.say(f"leaktrace: error: {e}")
@@ -67,7 +67,9 @@ class LeakShell(cmd.Cmd):
 
             final = parse_capture_name(self.latest.capture.path).base + ".lt"
             if os.path.exists(final):
-                hint = f"; its final capture: leaktrace report {shlex.quote(final)}"
+                from leaktrace.invocation import report_hint
+
+                hint = f"; its final capture: {report_hint(final)}"
         return f"process {self.pid} has exited{hint}"
 
     def _send(self, command: str, argument: str | None = None) -> dict[str, object]:

@@ -1,0 +1,115 @@
+"""One exit-code policy for every command (leaktrace/exit_codes.py, README "Exit status"):
+2 for a usage error or bad input, 99 for leaks found, the program's own status for run and
+valgrind; and the --help texts that state it. Real command lines in subprocesses."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from leakharness import assert_one_line_error
+from native_programs import compile_source
+
+from leaktrace import exit_codes
+from leaktrace.invocation import leaktrace_command
+
+SRC = Path(__file__).parent.parent / "src"
+SAMPLE = Path(__file__).parent / "data" / "capture-v1.lt"
+COMMANDS = ["attach", "detach", "diff", "dump", "growth", "mem", "merge", "mtrace", "ps", "report",
+            "run", "scan", "shell", "status", "valgrind", "watch"]
+
+
+def leaktrace(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    return subprocess.run([sys.executable, "-m", "leaktrace", *args], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_usage_error_exits_2_in_every_command(command: str) -> None:
+    done = leaktrace(command, "--no-such-option")
+    assert done.returncode == exit_codes.USAGE_ERROR == 2
+    assert_one_line_error(done, "no-such-option")
+
+
+@pytest.mark.parametrize("args", [["report", "/nonexistent.lt"], ["dump", "/nonexistent.lt"],
+                                  ["growth", "/nonexistent.lt"], ["mtrace", "/nonexistent.log"],
+                                  ["status", "999999999"], ["scan", "999999999"],
+                                  ["mem", "999999999"], ["detach", "999999999"]])
+def test_input_error_exits_2(args: list[str]) -> None:
+    done = leaktrace(*args)
+    assert done.returncode == exit_codes.INPUT_ERROR == 2
+    assert_one_line_error(done)
+
+
+def test_leaks_found_is_99_in_report_and_mtrace(tmp_path: Path) -> None:
+    assert leaktrace("report", str(SAMPLE)).returncode == 0
+    assert leaktrace("report", str(SAMPLE), "--fail-on-leak").returncode == 99
+    log = tmp_path / "trace.log"
+    log.write_text("= Start\n@ [0x401136] + 0x5000 0x64\n= End\n")
+    assert leaktrace("mtrace", str(log)).returncode == 0
+    assert leaktrace("mtrace", str(log), "--fail-on-leak").returncode == 99
+    assert leaktrace("mtrace", "--fail-on-leak=100", str(log)).returncode == 0
+
+
+def test_top_level_help_states_the_policy_and_whole_descriptions() -> None:
+    text = leaktrace("--help").stdout
+    commands = text[text.index("Commands:"):text.index("Exit status")]
+    assert "..." not in commands
+    for command in COMMANDS:
+        assert f"\n  {command} " in commands
+    for line in exit_codes.POLICY_TEXT.splitlines():
+        assert line in text
+    for variable in ("LEAKTRACE_MAX_DEPTH", "LEAKTRACE_SHIM", "LEAKTRACE_START",
+                     "LEAKTRACE_SCAN", "LEAKTRACE_CONTROL_DIR"):
+        assert variable in text
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_help_has_an_example(command: str) -> None:
+    text = leaktrace(command, "--help").stdout
+    example = text.rsplit("Example: ", 1)[1].strip()
+    assert example.startswith(f"leaktrace {command}")
+
+
+def test_help_states_max_depth_default_and_drops_options_without_effect() -> None:
+    assert "[default: 64]" in leaktrace("run", "--help").stdout
+    attach = leaktrace("attach", "--help").stdout
+    assert "--show " not in attach and "--fail-on-kinds" not in attach
+    assert "--fail-on-leak" in attach
+    scan = leaktrace("scan", "--help").stdout
+    for option in ("--show ", "--suppressions", "--fail-on-leak"):
+        assert option in scan
+
+
+def test_hint_names_leaktrace_as_it_was_started(tmp_path: Path) -> None:
+    assert leaktrace_command("/usr/lib/python3/dist-packages/leaktrace/__main__.py",
+                             "/no/such/python3") == "/no/such/python3 -m leaktrace"
+    script = tmp_path / "venv-bin-leaktrace"
+    script.write_text("#!/bin/sh\n")
+    assert leaktrace_command(str(script)) == str(script)
+    os.chdir(tmp_path)
+    assert leaktrace_command(str(script)) == "venv-bin-leaktrace"
+
+
+def test_run_hint_works_when_pasted(tmp_path: Path) -> None:
+    """The closing hint of `run`, pasted into a shell as is, re-opens the capture."""
+    program = compile_source(tmp_path, "leaky.c", "#include <stdlib.h>\n"
+                             "__attribute__((noinline)) void lose(void) {\n"
+                             "  char *volatile p = malloc(5); p[0] = 1; }\n"
+                             "int main(void) { lose(); return 4; }\n")
+    # The installed package: it has the shim.
+    done = subprocess.run([sys.executable, "-m", "leaktrace", "run", "--", str(program)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False)
+    assert done.returncode == 4, done.stderr  # the program's own status
+    (hint,) = [line for line in done.stderr.splitlines() if "to see it again:" in line]
+    command = hint.split("to see it again: ", 1)[1]
+    assert command.startswith(f"{shlex.quote(sys.executable)} -m leaktrace report ")
+    again = subprocess.run(command, shell=True, capture_output=True, text=True, cwd=tmp_path,
+                           check=False)
+    assert again.returncode == 0, again.stderr
+    assert "definitely lost: 5 bytes in 1 blocks" in again.stdout
