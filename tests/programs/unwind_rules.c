@@ -1,0 +1,54 @@
+/* Drives the shim's .eh_frame reader for tests/test_unwind_agreement.py. shim/unwind.c is
+ * included whole, so its static rule computation is reachable; the two shim functions it
+ * calls are given here. Usage: unwind_rules LIBRARY < file-addresses; for each hex file
+ * address (an ELF virtual address of LIBRARY) prints one line:
+ *     ADDRESS end | ADDRESS unsupported | ADDRESS rsp|rbp CFA_OFFSET RBP_OFFSET
+ * the rule the shim would cache for that address as the innermost frame. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <link.h>
+#include <stdio.h>
+#include <sys/mman.h>
+
+#include "unwind.c"
+
+void *lt_map(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bias,
+                            const char *name)
+{
+    (void)map_start, (void)map_end, (void)bias, (void)name;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s LIBRARY < addresses\n", argv[0]);
+        return 2;
+    }
+    void *handle = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    struct link_map *map = NULL;
+    if (!handle || dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0) {
+        fprintf(stderr, "%s: %s\n", argv[1], dlerror());
+        return 2;
+    }
+    unsigned long long vaddr;
+    while (scanf("%llx", &vaddr) == 1) {
+        uintptr_t pc = map->l_addr + (uintptr_t)vaddr;
+        uint64_t rule = compute_rule(pc, pc);
+        unsigned kind = (unsigned)(rule >> 1) & 3;
+        if (rule == 0) {
+            printf("%llx unsupported\n", vaddr);
+        } else if (kind == RULE_END) {
+            printf("%llx end\n", vaddr);
+        } else {
+            printf("%llx %s %u %u\n", vaddr, kind == RULE_CFA_RBP ? "rbp" : "rsp",
+                   (unsigned)(rule >> 3) & 0xffff, (unsigned)(rule >> 19) & 0x3fff);
+        }
+    }
+    return 0;
+}
