@@ -26,6 +26,7 @@
 #include "hooked_functions.h"
 #include "sampling.h"
 #include "scan.h"
+#include "mtrace_log.h"
 #include "shim.h"
 
 extern void *__libc_malloc(size_t);
@@ -87,6 +88,7 @@ static __attribute__((noinline)) void record_sampled_block(void *p, size_t size,
     uint32_t id = current_stack();
     lt_stack_note_alloc(id, size);
     lt_blocks_insert((uintptr_t)p, size, kind, id);
+    lt_mtrace_log_alloc(p, size, kind, id);
 }
 
 static inline void record_block(void *p, size_t size, unsigned kind)
@@ -96,6 +98,7 @@ static inline void record_block(void *p, size_t size, unsigned kind)
 
 static inline void forget_block(void *p)
 {
+    lt_mtrace_log_free(p, false);
     if (!lt_sample_unrecorded((uintptr_t)p)) lt_blocks_forget((uintptr_t)p);
 }
 
@@ -126,6 +129,7 @@ static void *realloc_as(void *old, size_t size, unsigned kind)
     /* The old entry leaves the table before the real call: once the allocator has released
      * the old address another thread may get it back and record it. */
     struct lt_block prev;
+    if (old) lt_mtrace_log_free(old, true);
     bool known = old && lt_blocks_take((uintptr_t)old, &prev);
     void *p = __libc_realloc(old, size);
     if (!p && (size != 0 || !old)) { /* failed: the old block is untouched */

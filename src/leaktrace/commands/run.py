@@ -27,7 +27,7 @@ from leaktrace.commands.report import report_format_option
 from leaktrace.control.client import remove_stale_socket
 from leaktrace.errors import LeaktraceError
 from leaktrace.exit_codes import USAGE_ERROR
-from leaktrace.invocation import report_hint
+from leaktrace.invocation import leaktrace_command, report_hint
 from leaktrace.launcher.environment import launch_environment, start_mode
 from leaktrace.launcher.notifications import (
     CaptureFailure,
@@ -64,6 +64,10 @@ from leaktrace.suppressions.apply import apply_suppressions
               help="Also write the report as a self-contained HTML page to this file.")
 @interval_option
 @sample_option
+@click.option("--mtrace-log", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Also write a glibc MALLOC_TRACE log with each allocation's backtrace to "
+                   "FILE (never overwritten), for glibc's mtrace script or `leaktrace mtrace` "
+                   "(docs/mtrace-log.md).")
 @click.option("--start", "start", type=click.Choice(["at-load", "on-mtrace"]), default=None,
               help="Record from the start (at-load, the default; also MEMLEAK_CONFIG="
                    "mtraceinit) or from the program's first mtrace() call (on-mtrace).")
@@ -74,7 +78,7 @@ from leaktrace.suppressions.apply import apply_suppressions
 @one_line_errors
 def run_command(command: tuple[str, ...], output: str | None, max_depth: int | None,
                 follow_children: bool, report_file: str | None, html_file: str | None,
-                interval: float | None, sample_bytes: int | None,
+                interval: float | None, sample_bytes: int | None, mtrace_log: str | None,
                 start: str | None, output_format: str,
                 top: int | None, min_bytes: int, show_addresses: bool,
                 show_kinds: frozenset[str], suppression_files: tuple[str, ...],
@@ -96,6 +100,9 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     program = resolve_program(command[0])
     check_traceable(program, shim)
     capture_dir = os.getcwd()
+    if mtrace_log is not None:
+        mtrace_log = os.path.abspath(mtrace_log)
+        _check_new_file(mtrace_log, "--mtrace-log")
     if output is not None:
         output = os.path.abspath(output)
         _check_output_file(output)
@@ -111,6 +118,10 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
                                  notify_path=notify.path, output=output, max_depth=max_depth,
                                  follow_children=follow_children, interval=interval,
                                  start=start, sample_bytes=sample_bytes)
+        if mtrace_log is not None:
+            env["LEAKTRACE_MTRACE_LOG"] = mtrace_log
+        else:
+            env.pop("LEAKTRACE_MTRACE_LOG", None)  # an inherited one is not this run's
         returncode, pid = run_supervised(list(command), program, env)
         notices, failures = read_notifications(notify.path)
     remove_stale_socket(pid, env)
@@ -143,6 +154,9 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     click.echo(f"leaktrace: capture saved to {capture}", err=True)
     click.echo(f"leaktrace: to see it again: {report_hint(capture)}", err=True)
     _list_numbered_captures(pid, notices)
+    if mtrace_log is not None and os.path.exists(mtrace_log):
+        click.echo(f"leaktrace: mtrace log written to {mtrace_log}: "
+                   f"{leaktrace_command()} mtrace {shlex.quote(mtrace_log)}", err=True)
     _summarize_children(pid, notices)
     if leaks_exceed(report, fail_on_leak, fail_on_kinds):
         raise SystemExit(leak_exit_code)
@@ -211,6 +225,13 @@ def _check_output_file(output: str) -> None:
         raise LeaktraceError(f"{output} already exists: leaktrace never overwrites a capture; "
                              "remove it or choose another -o")
     _check_writable_dir(os.path.dirname(output), "the -o directory")
+
+
+def _check_new_file(path: str, option: str) -> None:
+    if os.path.lexists(path):
+        raise LeaktraceError(f"{path} already exists: leaktrace never overwrites it; remove it "
+                             f"or choose another {option}")
+    _check_writable_dir(os.path.dirname(path), f"the {option} directory")
 
 
 def _check_writable_dir(directory: str, what: str) -> None:
