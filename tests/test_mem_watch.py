@@ -155,7 +155,7 @@ def test_bad_plot_extension_is_a_one_line_error(tmp_path: Path) -> None:
 def test_non_numeric_pid_is_a_usage_error() -> None:
     result = run_cli("mem", "abc")
     assert result.returncode == 2
-    assert "Traceback" not in result.stderr
+    assert_one_line_error(result, "'abc' is not a valid integer")
 
 
 # --- units ----------------------------------------------------------------------------------

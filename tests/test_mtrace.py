@@ -300,7 +300,7 @@ def test_missing_binary_is_an_error(tmp_path: Path) -> None:
 def test_too_many_arguments_is_a_usage_error(tmp_path: Path) -> None:
     result = run_cli("mtrace", "a", "b", "c")
     assert result.returncode == 2
-    assert "Traceback" not in result.stderr
+    assert_one_line_error(result, r"expected \[BINARY\] LOGFILE")
 
 
 # --- units ----------------------------------------------------------------------------------

@@ -167,6 +167,7 @@ def test_installed_libc_debug_info_is_used() -> None:
         pytest.skip("needs a stripped libc with its debug package installed (libc6-dbg)")
     requests = lookups(libc, "malloc")[:20]
     result = Symbolizer().resolve(requests)
+    assert requests and set(result) == set(requests)
     assert all(frames[-1].file and frames[-1].line for frames in result.values())
 
 
