@@ -102,6 +102,7 @@ static void load_common(void)
     lt_cfg.write_on_signal = !flag_is(setting("LEAKTRACE_SIGNALS"), "0");
     copy_env(lt_cfg.output, "LEAKTRACE_OUTPUT");
     copy_env(lt_cfg.notify, "LEAKTRACE_NOTIFY");
+    copy_env(lt_cfg.mtrace_log, "LEAKTRACE_MTRACE_LOG");
     lt_cfg.scan_at_exit = !flag_is(setting("LEAKTRACE_SCAN"), "0");
     lt_cfg.freeres_at_exit = !flag_is(setting("LEAKTRACE_FREERES"), "0");
     lt_cfg.heuristics = parse_heuristics(setting("LEAKTRACE_HEURISTICS"));

@@ -16,7 +16,8 @@
  * old block are logged before the real call, as hooks.c updates its tables: once the
  * allocator has the address back, another thread may get it and log its allocation.
  *
- * Enabled by LEAKTRACE_MTRACE_LOG=PATH, read at the first event. The file is created with
+ * Enabled by LEAKTRACE_MTRACE_LOG=PATH (lt_cfg.mtrace_log, read with the other settings
+ * before the shim hides them from the program); opened at the first event. The file is created with
  * O_EXCL, so a child with --follow-children, whose shim sees the same variable, never writes
  * into the parent's log; a child made by fork stops logging (lt_owner_pid changes). */
 #include <dlfcn.h>
@@ -24,7 +25,6 @@
 #include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -85,8 +85,8 @@ static bool log_ready(void)
 {
     if (log_state != LOG_UNOPENED) return log_state == LOG_OPEN;
     log_state = LOG_OFF;
-    const char *path = getenv("LEAKTRACE_MTRACE_LOG");
-    if (!path || !*path) return false;
+    const char *path = lt_cfg.mtrace_log;
+    if (!*path) return false;
     int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC,
                           0644);
     if (fd < 0) return false;

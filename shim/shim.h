@@ -47,6 +47,7 @@ struct lt_config {
     char output[LT_PATH_MAX];/* LEAKTRACE_OUTPUT: exact path for this process, may be empty */
     char dir[LT_PATH_MAX];   /* LEAKTRACE_DIR or the cwd at start: where default names go */
     char notify[LT_PATH_MAX];/* LEAKTRACE_NOTIFY: file that gets one line per capture */
+    char mtrace_log[LT_PATH_MAX]; /* LEAKTRACE_MTRACE_LOG: run --mtrace-log (mtrace_log.c) */
 };
 /* Written once by lt_config_load() during start-up (single-threaded), and by the fork child
  * handler (single-threaded by definition); read-only otherwise. */

@@ -214,6 +214,16 @@ def test_program_exit_status_is_kept(tmp_path: Path) -> None:
 
 
 @needs_valgrind
+def test_program_killed_by_a_signal_ends_leaktrace_the_same_way(tmp_path: Path) -> None:
+    killed = compile_c(tmp_path, "#include <signal.h>\n#include <unistd.h>\n"
+                       "int main(void){kill(getpid(), SIGTERM);return 0;}\n")
+    result = run_cli("valgrind", "--", str(killed), timeout=300)
+    assert result.returncode == -15, result.stderr  # killed by SIGTERM, after the report
+    assert "was killed by SIGTERM" in result.stderr
+    assert "LEAK SUMMARY:" in result.stdout
+
+
+@needs_valgrind
 def test_fail_on_leak_gives_the_leak_exit_code(program: Path) -> None:
     result = run_cli("valgrind", "--fail-on-leak=531", "--", str(program), timeout=300)
     assert result.returncode == 99, result.stderr  # 332 definite + 200 possible > 531

@@ -2,7 +2,8 @@
 README ("Exit status"), `leaktrace --help` and the code agree.
 
     0    done; no leak gate tripped (run and valgrind: the program exited 0)
-    N    run, valgrind: the program's own exit status, 128+N if signal N killed it
+    N    run, valgrind: the program's own exit status; a program killed by signal N
+         ends leaktrace with the same signal (a shell shows 128+N)
     2    usage error (bad option or argument) or bad input (a file leaktrace cannot read,
          a process that does not exist or cannot be traced, a program that cannot start);
          one `leaktrace: error: ...` line says which
@@ -26,7 +27,7 @@ BROKEN_PIPE = 141  # 128 + SIGPIPE
 POLICY_TEXT = """\
 Exit status (every command):
   0        done; no leak gate tripped
-  N        run, valgrind: the program's own status (128+N if signal N killed it)
+  N        run, valgrind: the program's own status (its signal: 128+N in a shell)
   2        usage error or bad input (one `leaktrace: error:` line says which)
   99       leaks found: --fail-on-leak exceeded (see --leak-exit-code); watch: growing
   130      interrupted"""

@@ -13,7 +13,7 @@ from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._report_output import render_options, render_report_as
 from leaktrace.commands.report import output_file_option, report_format_option
-from leaktrace.launcher.supervise import signal_description
+from leaktrace.launcher.supervise import end_like, signal_description
 from leaktrace.render.formats import write_output
 from leaktrace.runners.valgrind import run_memcheck
 from leaktrace.sources.valgrind_xml import load
@@ -56,8 +56,9 @@ def valgrind_command(
 ) -> None:
     """Run PROGRAM under valgrind memcheck and report its leaks as `run` does.
 
-    Exits with the program's exit status (128+N if signal N killed it), or with
-    --leak-exit-code when --fail-on-leak is exceeded.
+    Ends the way the program ended: with its exit status, or killed by the same signal
+    (the report is printed first; a shell shows 128+N), or with --leak-exit-code when
+    --fail-on-leak is exceeded.
     """
     suppressions = load_suppressions(suppression_files, with_defaults=not no_default_suppressions)
     with tempfile.TemporaryDirectory(prefix="leaktrace-valgrind-") as workdir:
@@ -69,7 +70,7 @@ def valgrind_command(
             report.capture_path = xml_file
         else:
             report.capture_path = None  # the temporary file is gone once we return
-    died = signal_description(run.exit_status)
+    died = signal_description(run.returncode)
     if died:
         warn(f"{command[0]} was {died}")
     apply_suppressions(report, suppressions)
@@ -79,4 +80,4 @@ def valgrind_command(
     write_output(rendered, output_file)
     if leaks_exceed(report, fail_on_leak, fail_on_kinds):
         raise SystemExit(leak_exit_code)
-    raise SystemExit(run.exit_status)
+    end_like(run.returncode)

@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass
 
 from leaktrace.errors import LeaktraceError
-from leaktrace.launcher.supervise import run_supervised
+from leaktrace.launcher.supervise import run_supervised, shell_status
 
 # Full leak check, deep stacks, origins of uninitialised values, and full source paths
 # (--fullpath-after= with nothing after it keeps every path whole). All leak kinds are
@@ -32,7 +32,7 @@ INSTALL_HINT = (
 class ValgrindRun:
     xml_path: str
     log_path: str
-    exit_status: int  # the program's (valgrind passes it through; 128+N for signal N)
+    returncode: int  # the program's, as subprocess gives it: the exit code, or -N for signal N
 
 
 def find_valgrind() -> str:
@@ -70,14 +70,14 @@ def run_memcheck(
         *command,
     ]
     # Supervised as `run` does: Ctrl-C goes to the program, and leaktrace survives it to
-    # print the report; a program killed by signal N gives 128+N.
-    status, _pid = run_supervised(arguments, valgrind, os.environ)
+    # print the report. valgrind ends as the program did (its status, or the same signal).
+    returncode, _pid = run_supervised(arguments, valgrind, os.environ)
     if not os.path.exists(xml_path) or os.path.getsize(xml_path) == 0:
         raise LeaktraceError(
-            f"valgrind did not run {command[0]} (exit status {status}); "
+            f"valgrind did not run {command[0]} (exit status {shell_status(returncode)}); "
             f"{_first_log_line(log_path) or 'see its message above'}"
         )
-    return ValgrindRun(xml_path, log_path, status)
+    return ValgrindRun(xml_path, log_path, returncode)
 
 
 def _first_log_line(log_path: str) -> str | None:
