@@ -8,9 +8,9 @@ import time
 import click
 
 from leaktrace.commands._errors import one_line_errors, warn
+from leaktrace.commands._leak_gate import fail_on_leak_options
 from leaktrace.commands._report_output import render_options, render_report_as
 from leaktrace.commands.report import output_file_option
-from leaktrace.commands._leak_gate import fail_on_leak_options
 from leaktrace.errors import LeaktraceError
 from leaktrace.input_files import file_type_name
 from leaktrace.render.formats import REPORT_FORMATS, write_output
