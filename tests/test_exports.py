@@ -158,7 +158,7 @@ def test_mtrace_logs_export_too(work: Path) -> None:
                                    "LD_PRELOAD": "libc_malloc_debug.so.0"})
     assert done.returncode == 0 and log.exists(), done.stderr
     folded = leaktrace("mtrace", str(exe), str(log), "--format", "folded")
-    assert folded.returncode == 1  # memory was not freed, as glibc's script says
+    assert folded.returncode == 0  # leaks change the exit status only with --fail-on-leak
     assert folded.stdout.splitlines() == ["leak_array 120", "leak_small 100"]
     profile = work / "mtrace.pb.gz"
     assert leaktrace("mtrace", str(exe), str(log), "--format", "pprof", "-o",
