@@ -349,7 +349,7 @@ void lt_final_at_exit(void) { write_final_at_exit(); }
 
 /* From the handler of a signal that kills the program (signals.c). The scan runs only when
  * the interrupted code was not inside the shim (whose locks it may hold). */
-void lt_final_on_signal(int sig, uintptr_t interrupted_sp, bool interrupted_in_shim)
+void lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim)
 {
     if (claim_final() < 0) {
         /* Another thread of the traced process is writing it: die only once it is written
@@ -362,6 +362,5 @@ void lt_final_on_signal(int sig, uintptr_t interrupted_sp, bool interrupted_in_s
         return;
     }
     final_signal = sig;
-    uintptr_t program_sp = interrupted_sp > 128 ? interrupted_sp - 128 : interrupted_sp; /* red zone */
     write_final(LT_REASON_SIGNAL, program_sp, !interrupted_in_shim, true);
 }

@@ -85,6 +85,8 @@ int lt_unwind(uintptr_t *pcs, int max, bool *truncated);
 /* The stack pointer where the program's own frames begin on this thread: the frames below it
  * belong to the runtime (libc, the loader) and the shim, e.g. exit() and its handlers. */
 uintptr_t lt_unwind_program_sp(void);
+/* The same from an interrupted context (a signal handler's): `fallback` when it cannot tell. */
+uintptr_t lt_unwind_program_sp_from(uintptr_t pc, uintptr_t sp, uintptr_t bp, uintptr_t fallback);
 void lt_unwind_flush_cache(void); /* after dlclose: cached rules may describe unmapped code */
 
 /* ---- stacks.c: deduplicated backtraces and their totals ------------------------------- */
@@ -271,7 +273,7 @@ void lt_set_collecting(bool on);     /* COLLECTING <-> TRACKING */
 void lt_new_baseline(void);
 void lt_final_at_exit(void);         /* the destructor's and _exit()'s final capture */
 /* From a fatal signal's handler: the final capture (once; a second thread waits for it). */
-void lt_final_on_signal(int sig, uintptr_t interrupted_sp, bool interrupted_in_shim);
+void lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim);
 int lt_final_signal(void);           /* the signal that ended the process, or 0 */
 /* ---- signals.c: fatal-signal handlers the program does not see ------------------------ */
 void lt_signals_install(void);

@@ -69,7 +69,15 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *context)
 {
     const ucontext_t *uc = context;
     bool in_shim = lt_busy != 0;
-    lt_final_on_signal(sig, (uintptr_t)uc->uc_mcontext.gregs[REG_RSP], in_shim);
+    /* Roots begin at the program's own innermost frame: an abort() or a fault inside libc
+     * leaves libc's frames below it, whose slots may hold dead values of the program's.
+     * In the program's own code, they begin at the interrupted stack pointer, less the
+     * 128-byte red zone the interrupted function may use. */
+    uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    uintptr_t program_sp = lt_unwind_program_sp_from((uintptr_t)uc->uc_mcontext.gregs[REG_RIP], sp,
+                                                     (uintptr_t)uc->uc_mcontext.gregs[REG_RBP],
+                                                     sp > 128 ? sp - 128 : sp);
+    lt_final_on_signal(sig, program_sp, in_shim);
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;

@@ -458,16 +458,14 @@ static bool in_runtime(uintptr_t pc)
     return false;
 }
 
-/* When a frame cannot be stepped over, the answer is the innermost place known to be safe:
- * this function's caller's stack pointer (more roots, so leaks may hide, never invented). */
-__attribute__((noinline)) uintptr_t lt_unwind_program_sp(void)
+/* Walks up from the frame at (pc, sp, bp) over the runtime's frames; `fallback` when a frame
+ * cannot be stepped over: the innermost place known to be safe (more roots, so leaks may
+ * hide, never invented). */
+uintptr_t lt_unwind_program_sp_from(uintptr_t pc, uintptr_t sp, uintptr_t bp, uintptr_t fallback)
 {
-    uintptr_t pc, sp, bp;
-    __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2"
-                     : "=r"(pc), "=r"(sp), "=r"(bp));
-    uintptr_t fallback = sp;
     if (!rule_cache) return fallback;
     if (!atomic_load(&runtime_known)) find_runtime();
+    if (!in_runtime(pc)) return fallback; /* already in the program's own code */
     bool innermost = true;
     for (int step = 0; step < 512; step++) {
         uint64_t rule = rule_for(pc, innermost);
@@ -486,4 +484,12 @@ __attribute__((noinline)) uintptr_t lt_unwind_program_sp(void)
         if (!in_runtime(pc)) return sp;
     }
     return fallback;
+}
+
+__attribute__((noinline)) uintptr_t lt_unwind_program_sp(void)
+{
+    uintptr_t pc, sp, bp;
+    __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2"
+                     : "=r"(pc), "=r"(sp), "=r"(bp));
+    return lt_unwind_program_sp_from(pc, sp, bp, sp);
 }

@@ -137,7 +137,7 @@ def test_mtrace_log_with_bytes_that_are_not_utf8(tmp_path: Path) -> None:
     for fmt in ("mtrace", "text", "json"):
         done = subprocess.run([*LEAKTRACE, "mtrace", "--format", fmt, str(log)],
                               capture_output=True, env=env, timeout=60, check=False)
-        assert done.returncode == 1, done.stderr  # memory not freed, as glibc's script says
+        assert done.returncode == 0, done.stderr  # leaks are a failure only with --fail-on-leak
         assert b"Traceback" not in done.stderr
 
 

@@ -116,4 +116,10 @@ def test_real_program_same_behaviour_and_same_leak_kinds_as_valgrind(tmp_path: P
         (ours_bytes, ours_blocks), (their_bytes, their_blocks) = (
             ours.pop("still_reachable"), theirs.pop("still_reachable"))
         assert abs(ours_blocks - their_blocks) <= 1 and abs(ours_bytes - their_bytes) <= 64
+    if name == "bash":
+        # bash keeps its parent's pid as text ($PPID): the launcher's and valgrind's pids may
+        # differ in their number of digits.
+        (ours_bytes, ours_blocks), (their_bytes, their_blocks) = (
+            ours.pop("still_reachable"), theirs.pop("still_reachable"))
+        assert ours_blocks == their_blocks and abs(ours_bytes - their_bytes) <= 2
     assert ours == theirs
