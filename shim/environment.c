@@ -85,27 +85,20 @@ static int exec_with_settings(execve_fn real, const char *file, char *const argv
     return r;
 }
 
-static execve_fn real_execve(void)
+/* The next execve and execvpe, looked up at the first exec (racing lookups agree). */
+static execve_fn next_exec(_Atomic(execve_fn) *slot, const char *name)
 {
-    static _Atomic(execve_fn) f;
-    execve_fn g = atomic_load(&f);
-    if (!g) {
-        g = (execve_fn)lt_next_symbol("execve");
-        atomic_store(&f, g);
+    execve_fn f = atomic_load(slot);
+    if (!f) {
+        f = (execve_fn)lt_next_symbol(name);
+        atomic_store(slot, f);
     }
-    return g;
+    return f;
 }
 
-static execve_fn real_execvpe(void)
-{
-    static _Atomic(execve_fn) f;
-    execve_fn g = atomic_load(&f);
-    if (!g) {
-        g = (execve_fn)lt_next_symbol("execvpe");
-        atomic_store(&f, g);
-    }
-    return g;
-}
+static _Atomic(execve_fn) next_execve, next_execvpe;
+static execve_fn real_execve(void) { return next_exec(&next_execve, "execve"); }
+static execve_fn real_execvpe(void) { return next_exec(&next_execvpe, "execvpe"); }
 
 int lt_hook_execve(const char *path, char *const argv[], char *const envp[])
 {

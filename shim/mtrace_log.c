@@ -46,7 +46,7 @@ static char buf[64 << 10];
  * (-1 not known yet, 0 no, 1 yes; most processes never do, and return at one relaxed load)
  * and the pid the log belongs to, so a forked child returns before taking the lock, which a
  * thread that does not exist in the child may have held at the fork. */
-static _Atomic int log_wanted = -1;
+_Atomic int lt_mtrace_log_wanted = -1;
 static _Atomic pid_t log_pid;
 
 static void write_all(const char *p, size_t len)
@@ -137,15 +137,15 @@ static char *put_backtrace(char *p, char *end, const uintptr_t *pcs, uint32_t de
 }
 
 /* One event: `@ CALLER OP PTR [SIZE]`, then the backtrace for allocations. */
-static void log_event(char op, const void *ptr, uint64_t size, uint32_t stack_id)
+void lt_mtrace_log_event(char op, const void *ptr, uint64_t size, uint32_t stack_id)
 {
-    int wanted = atomic_load_explicit(&log_wanted, memory_order_relaxed);
+    int wanted = atomic_load_explicit(&lt_mtrace_log_wanted, memory_order_relaxed);
     if (wanted == 0) return;
     if (wanted == 1 && atomic_load(&lt_owner_pid) != atomic_load(&log_pid)) return;
     lt_set_busy(true); /* a signal handler's malloc passes straight through, never here */
     pthread_mutex_lock(&log_lock);
     bool ready = log_ready();
-    if (wanted < 0) atomic_store(&log_wanted, ready ? 1 : 0);
+    if (wanted < 0) atomic_store(&lt_mtrace_log_wanted, ready ? 1 : 0);
     if (ready && atomic_load(&lt_owner_pid) == atomic_load(&log_pid)) {
         char *p = buf, *end = buf + sizeof buf;
         const struct lt_stack *stack = stack_id ? lt_stack_get(stack_id) : NULL;
@@ -170,10 +170,5 @@ static void log_event(char op, const void *ptr, uint64_t size, uint32_t stack_id
 void lt_mtrace_log_alloc(const void *p, uint64_t size, unsigned kind, uint32_t stack_id)
 {
     bool moved = kind == LT_KIND_REALLOC || kind == LT_KIND_REALLOCARRAY;
-    log_event(moved ? '>' : '+', p, size, stack_id);
-}
-
-void lt_mtrace_log_free(const void *p, bool realloc_old)
-{
-    log_event(realloc_old ? '<' : '-', p, 0, 0);
+    lt_mtrace_log_event(moved ? '>' : '+', p, size, stack_id);
 }

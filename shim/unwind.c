@@ -388,6 +388,24 @@ static bool skip_own_frames(uintptr_t bp, uintptr_t sp, uintptr_t *pc_out, uintp
     return false;
 }
 
+/* One step to the caller's frame with the cached rule for pc; false at the end of the stack
+ * (no rule, a frame we cannot step over, a broken or bottom frame). */
+static inline bool step_frame(uintptr_t *pc, uintptr_t *sp, uintptr_t *bp, bool innermost)
+{
+    uint64_t rule = rule_for(*pc, innermost);
+    unsigned kind = (unsigned)(rule >> 1) & 3;
+    if (!rule || kind == RULE_END) return false;
+    uintptr_t cfa_off = (uintptr_t)(rule >> 3) & 0xffff;
+    uintptr_t rbp_off = (uintptr_t)(rule >> 19) & 0x3fff;
+    uintptr_t cfa = (kind == RULE_CFA_RBP ? *bp : *sp) + cfa_off;
+    /* A caller's frame lies above its callee's; anything else is a broken stack. */
+    if (cfa <= *sp || cfa - *sp > ((uintptr_t)1 << 30) || (cfa & 7)) return false;
+    *pc = *(const uintptr_t *)(cfa - 8);
+    if (rbp_off) *bp = *(const uintptr_t *)(cfa - rbp_off);
+    *sp = cfa;
+    return *pc >= 4096;
+}
+
 __attribute__((noinline)) int lt_unwind(uintptr_t *pcs, int max, bool *truncated)
 {
     uintptr_t pc, sp, bp;
@@ -404,19 +422,8 @@ __attribute__((noinline)) int lt_unwind(uintptr_t *pcs, int max, bool *truncated
     }
     /* Bounded even if a corrupt stack made a loop of frames. */
     for (int step = 0; step < max + 32; step++) {
-        uint64_t rule = rule_for(pc, innermost);
-        unsigned kind = (unsigned)(rule >> 1) & 3;
-        if (!rule || kind == RULE_END) break;
-        uintptr_t cfa_off = (uintptr_t)(rule >> 3) & 0xffff;
-        uintptr_t rbp_off = (uintptr_t)(rule >> 19) & 0x3fff;
-        uintptr_t cfa = (kind == RULE_CFA_RBP ? bp : sp) + cfa_off;
-        /* A caller's frame lies above its callee's; anything else is a broken stack. */
-        if (cfa <= sp || cfa - sp > ((uintptr_t)1 << 30) || (cfa & 7)) break;
-        pc = *(const uintptr_t *)(cfa - 8);
-        if (rbp_off) bp = *(const uintptr_t *)(cfa - rbp_off);
-        sp = cfa;
+        if (!step_frame(&pc, &sp, &bp, innermost)) break;
         innermost = false;
-        if (pc < 4096) break;
         if (n == 0 && pc >= own_start && pc < own_end) continue; /* the shim's own frames */
         if (n == max) {
             *truncated = true;
@@ -468,18 +475,8 @@ uintptr_t lt_unwind_program_sp_from(uintptr_t pc, uintptr_t sp, uintptr_t bp, ui
     if (!in_runtime(pc)) return fallback; /* already in the program's own code */
     bool innermost = true;
     for (int step = 0; step < 512; step++) {
-        uint64_t rule = rule_for(pc, innermost);
-        unsigned kind = (unsigned)(rule >> 1) & 3;
-        if (!rule || kind == RULE_END) return fallback;
-        uintptr_t cfa_off = (uintptr_t)(rule >> 3) & 0xffff;
-        uintptr_t rbp_off = (uintptr_t)(rule >> 19) & 0x3fff;
-        uintptr_t cfa = (kind == RULE_CFA_RBP ? bp : sp) + cfa_off;
-        if (cfa <= sp || cfa - sp > ((uintptr_t)1 << 30) || (cfa & 7)) return fallback;
-        pc = *(const uintptr_t *)(cfa - 8);
-        if (rbp_off) bp = *(const uintptr_t *)(cfa - rbp_off);
-        sp = cfa;
+        if (!step_frame(&pc, &sp, &bp, innermost)) return fallback;
         innermost = false;
-        if (pc < 4096) return fallback;
         /* The caller's frame starts at this CFA: the first frame that is the program's. */
         if (!in_runtime(pc)) return sp;
     }
