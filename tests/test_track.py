@@ -113,7 +113,13 @@ def test_nested_blocks(ext_dir: Path) -> None:
 
 def test_repeat_reports_what_grows_every_time(ext_dir: Path) -> None:
     """init_then_leak loses 100 bytes on its first call only, then 96 bytes per call: the
-    warm-up call is left out, and so is the one-time loss."""
+    warm-up call is left out, and so is the one-time loss.
+
+    Which kind each of the three blocks gets is not exact in a Python process: a stale copy
+    of a block's address in the tail of a pymalloc slot (an object that once lived at the
+    address the allocator now gives the leak) is a root, so one of them can come out still
+    reachable (docs/tracking.md, "Limits"; seen in CI in one run of a few dozen). What repeat
+    selects is exact: the blocks, their bytes and their allocation site."""
     report = run_json("""
         import json, leaktrace, lt_track_ext as ext
 
@@ -124,11 +130,18 @@ def test_repeat_reports_what_grows_every_time(ext_dir: Path) -> None:
 
         result = work()
         r = work.last_track.report()
-        print(json.dumps({"result": result, "records": [(r.leak_kind, r.bytes, r.blocks)
-                                                        for r in r.records]}))
+        print(json.dumps({"result": result,
+                          "records": [(r.leak_kind, r.bytes, r.blocks, r.frames[0].function,
+                                       r.frames[0].line) for r in r.records]}))
     """, ext_dir)
     assert report["result"] == "done"
-    assert report["records"] == [["definitely lost", 288, 3]]
+    records = report["records"]
+    assert sum(r[1] for r in records) == 288
+    assert sum(r[2] for r in records) == 3
+    assert {(r[3], r[4]) for r in records} == {("make_lost", marker_line("lost"))}
+    assert {r[0] for r in records} <= {"definitely lost", "possibly lost", "still reachable"}
+    definite = [r for r in records if r[0] == "definitely lost"]
+    assert definite and definite[0][1] >= 192  # at most one block hidden by a stale copy
 
 
 def test_threads_current_leaves_out_other_threads(ext_dir: Path) -> None:
