@@ -146,8 +146,17 @@ LT_EXPORT int leaktrace_attach(const char *config_path)
     if (atomic_load(&attached)) return 0;  /* a second attach: nothing to do */
     lt_set_busy(true);
     int result = -2;
+    /* The thread of an earlier session may still be on its way out (it ends after answering
+     * detach): the tables and the socket are made again only once it is gone. */
+    lt_control_join_previous();
     if (lt_config_load_file(config_path)) {
-        lt_reset_for_attach();
+        pthread_mutex_lock(&patch_lock);
+        bool ready = lt_reset_for_attach();
+        pthread_mutex_unlock(&patch_lock);
+        if (!ready) {
+            lt_set_busy(false);
+            return -3; /* the tables could not be mapped again */
+        }
         pthread_mutex_lock(&patch_lock);
         npatches = 0;
         patch_all();
@@ -162,14 +171,14 @@ LT_EXPORT int leaktrace_attach(const char *config_path)
     return result;
 }
 
-void lt_detach(char *capture_path, size_t cap)
+bool lt_detach(char *capture_path, size_t cap)
 {
     if (capture_path) capture_path[0] = 0;
     /* Held throughout, so that an attach cannot reset the tables while they are written. */
     pthread_mutex_lock(&patch_lock);
     if (!atomic_exchange(&attached, false)) {
         pthread_mutex_unlock(&patch_lock);
-        return;
+        return false;
     }
     /* The capture is written while the hooks still see frees, then the GOT is put back. */
     lt_set_collecting(false);
@@ -184,6 +193,17 @@ void lt_detach(char *capture_path, size_t cap)
         if (ours) write_slot(patches[i].slot, patches[i].original, patches[i].in_relro);
     }
     npatches = 0;
+    lt_unmap(patches, MAX_PATCHES * sizeof *patches);
+    patches = NULL;
     lt_stop_tracking();
     pthread_mutex_unlock(&patch_lock);
+    /* Nothing of the session stays in the process: its thread ends (at once, or after it has
+     * answered when it is the caller) and the tables go back to the system once no hook is
+     * inside them. Not under patch_lock: the thread may be waiting for it. The shim's own
+     * mapping stays (it cannot be unloaded). */
+    lt_control_request_exit();
+    pthread_mutex_lock(&patch_lock);
+    bool released = !atomic_load(&attached) && lt_release_tables();
+    pthread_mutex_unlock(&patch_lock);
+    return released;
 }

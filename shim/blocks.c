@@ -362,3 +362,17 @@ void lt_blocks_reset(void)
     }
     lt_sample_filter_clear();
 }
+
+/* After a detach (lt_release_tables): the shards' slot arrays go back to the system;
+ * lt_blocks_init maps fresh ones. */
+void lt_blocks_release(void)
+{
+    for (unsigned i = 0; i < SHARDS; i++) {
+        shard_lock(&shards[i]);
+        lt_unmap(shards[i].slots, shards[i].capacity * sizeof(struct lt_block));
+        shards[i].slots = NULL;
+        shards[i].capacity = 0;
+        shards[i].count = 0;
+        shard_unlock(&shards[i]);
+    }
+}

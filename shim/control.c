@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -42,6 +43,17 @@ static uint64_t lost_at_ns;
 static char socket_path[108];
 static _Atomic uint32_t interval_ms = 1000;
 static _Atomic pid_t control_tid;
+
+/* Attach mode: a session's thread ends at detach. exit_requested is set by the detaching
+ * thread; wake_fd (an eventfd) cuts the thread's wait short. The thread is joinable there:
+ * control_thread, control_joinable and control_stack are written by start_thread and
+ * lt_control_join_previous, under join_lock. */
+static _Atomic bool exit_requested;
+static _Atomic int wake_fd = -1;
+static pthread_mutex_t join_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t control_thread;
+static bool control_joinable;
+static void *control_stack;
 
 uint32_t lt_snapshot_interval_ms(void) { return atomic_load(&interval_ms); }
 pid_t lt_control_thread_id(void) { return atomic_load(&control_tid); }
@@ -221,8 +233,9 @@ static void handle(int client, const char *cmd)
         if (!lt_attached()) {
             error = "not attached (a process started with leaktrace run traces until it exits)";
         } else {
-            lt_detach(path, sizeof path);
+            bool released = lt_detach(path, sizeof path);
             p = lt_put_json_text(p, end, "capture", path);
+            p = lt_put_json_bool(p, end, "tables_released", released);
         }
     } else if (strncmp(cmd, "interval ", 9) == 0) {
         long ms = parse_seconds_ms(cmd + 9);
@@ -316,6 +329,20 @@ static void serve_one(void)
     close(client);
 }
 
+/* Attach mode, after detach: the socket and the wake-up descriptor are closed (the socket
+ * only if the number still holds it), its file removed; the thread then returns. */
+static void end_session(void)
+{
+    int fd = atomic_exchange(&listen_fd, -1);
+    if (is_listen_socket(fd)) close(fd);
+    if (socket_path[0]) unlink(socket_path);
+    socket_path[0] = 0;
+    lost_at_ns = 0;
+    int wake = atomic_exchange(&wake_fd, -1);
+    if (wake >= 0) close(wake);
+    atomic_store(&control_tid, 0);
+}
+
 static void *control_main(void *arg)
 {
     (void)arg;
@@ -339,12 +366,16 @@ static void *control_main(void *arg)
         int wait_ms = (int)((next_snapshot - now) / 1000000u) + 1;
         if (lt_attached() && wait_ms > 100) wait_ms = 100; /* notice dlopen'd objects soon */
         if (fd < 0 && lost_at_ns && wait_ms > REOPEN_AFTER_MS) wait_ms = REOPEN_AFTER_MS;
-        struct pollfd pfd = { fd, POLLIN, 0 };
-        if (poll(&pfd, fd >= 0 ? 1 : 0, wait_ms) > 0) {
-            if (pfd.revents & (POLLNVAL | POLLERR)) lose_socket(); /* closed under us */
-            else if (pfd.revents & POLLIN) serve_one();
+        /* The socket first, so that it may be left out (fd -1 is ignored by poll anyway). */
+        struct pollfd pfd[2] = { { fd, POLLIN, 0 }, { atomic_load(&wake_fd), POLLIN, 0 } };
+        if (atomic_load(&exit_requested)) break;
+        if (poll(pfd, 2, wait_ms) > 0) {
+            if (pfd[0].revents & (POLLNVAL | POLLERR)) lose_socket(); /* closed under us */
+            else if (pfd[0].revents & POLLIN) serve_one();
         }
+        if (atomic_load(&exit_requested)) break;
     }
+    end_session();
     return NULL;
 }
 
@@ -374,15 +405,28 @@ static void start_thread(void)
     if (lt_cfg.control_enabled) open_socket(true); /* without a socket: snapshots only */
     void *stack = lt_map(CONTROL_STACK_SIZE);
     if (!stack) return;
+    bool joinable = lt_attach_mode(); /* its session ends at detach (lt_control_request_exit) */
+    atomic_store(&exit_requested, false);
+    if (joinable) {
+        int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        atomic_store(&wake_fd, wake >= 0 ? move_high(wake) : -1);
+    }
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstack(&attr, stack, CONTROL_STACK_SIZE);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setdetachstate(&attr, joinable ? PTHREAD_CREATE_JOINABLE : PTHREAD_CREATE_DETACHED);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits a mask blocking all */
     pthread_t thread;
+    pthread_mutex_lock(&join_lock);
     bool created = pthread_create(&thread, &attr, control_main, NULL) == 0;
+    if (created && joinable) {
+        control_thread = thread;
+        control_joinable = true;
+        control_stack = stack;
+    }
+    pthread_mutex_unlock(&join_lock);
     if (!created) lt_unmap(stack, CONTROL_STACK_SIZE);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
@@ -404,6 +448,37 @@ void lt_control_stop(void)
     socket_path[0] = 0;
 }
 
+/* Ends the session's thread: at once when another thread asks (it is joined and its stack
+ * unmapped), after its answer when the thread itself asks (serving `detach`). */
+void lt_control_request_exit(void)
+{
+    atomic_store(&exit_requested, true);
+    int wake = atomic_load(&wake_fd);
+    uint64_t one = 1;
+    if (wake >= 0 && write(wake, &one, sizeof one) < 0) { /* already signalled: full counter */ }
+    if ((pid_t)syscall(SYS_gettid) != atomic_load(&control_tid)) lt_control_join_previous();
+}
+
+/* Waits for a session thread that was asked to end, and gives its stack back; the next
+ * session may then start its own. */
+void lt_control_join_previous(void)
+{
+    pthread_mutex_lock(&join_lock);
+    if (control_joinable) {
+        atomic_store(&exit_requested, true);
+        int wake = atomic_load(&wake_fd);
+        uint64_t one = 1;
+        if (wake >= 0 && write(wake, &one, sizeof one) < 0) { /* already signalled */ }
+        pthread_join(control_thread, NULL);
+        control_joinable = false;
+        lt_unmap(control_stack, CONTROL_STACK_SIZE);
+        control_stack = NULL;
+        atomic_store(&exit_requested, false);
+        atomic_store(&started, false);
+    }
+    pthread_mutex_unlock(&join_lock);
+}
+
 void lt_control_after_fork_child(void)
 {
     /* The thread did not survive the fork; the listening socket is the parent's (unless the
@@ -415,4 +490,9 @@ void lt_control_after_fork_child(void)
     socket_path[0] = 0;
     atomic_store(&control_tid, 0);
     atomic_store(&started, false);
+    /* The thread does not exist here: nothing to join. The eventfd is shared with the
+     * parent; this process must not close or use it. */
+    control_joinable = false;
+    atomic_store(&wake_fd, -1);
+    atomic_store(&exit_requested, false);
 }

@@ -53,18 +53,21 @@ void lt_hooks_resolve(void)
 }
 
 /* For allocations: record the new block? The first hooked call of the process starts the
- * tracer (lifecycle.c): a library's constructor may allocate before the shim's runs. */
+ * tracer (lifecycle.c): a library's constructor may allocate before the shim's runs.
+ * When true, and for tracking() below, the thread is inside the tables (shim.h,
+ * lt_tables_enter) until it calls lt_tables_leave(): record_block and forget_block do. */
 static inline bool recording(void)
 {
     int state = atomic_load_explicit(&lt_state, memory_order_relaxed);
-    if (LT_LIKELY(state == LT_STATE_COLLECTING)) return !lt_busy;
-    return LT_UNLIKELY(state == LT_STATE_LOADED) && lt_start_on_first_call();
+    if (LT_LIKELY(state == LT_STATE_COLLECTING)) return !lt_busy && lt_tables_enter();
+    return LT_UNLIKELY(state == LT_STATE_LOADED) && lt_start_on_first_call() && lt_tables_enter();
 }
 
 /* For frees and unmaps: keep the tables in step? */
 static inline bool tracking(void)
 {
-    return LT_LIKELY(atomic_load_explicit(&lt_state, memory_order_relaxed) >= LT_STATE_TRACKING) && !lt_busy;
+    return LT_LIKELY(atomic_load_explicit(&lt_state, memory_order_relaxed) >= LT_STATE_TRACKING) &&
+           !lt_busy && lt_tables_enter();
 }
 
 /* ---- recording ------------------------------------------------------------------------- */
@@ -91,15 +94,19 @@ static __attribute__((noinline)) void record_sampled_block(void *p, size_t size,
     lt_mtrace_log_alloc(p, size, kind, id);
 }
 
+/* pre: recording() was true; leaves the tables. */
 static inline void record_block(void *p, size_t size, unsigned kind)
 {
     if (!lt_sample_skip(size)) record_sampled_block(p, size, kind); /* sampling: inlined */
+    lt_tables_leave();
 }
 
+/* pre: tracking() was true; leaves the tables. */
 static inline void forget_block(void *p)
 {
     lt_mtrace_log_free(p, false);
     if (!lt_sample_unrecorded((uintptr_t)p)) lt_blocks_forget((uintptr_t)p);
+    lt_tables_leave();
 }
 
 /* ---- the malloc family ----------------------------------------------------------------- */
@@ -134,11 +141,13 @@ static void *realloc_as(void *old, size_t size, unsigned kind)
     void *p = __libc_realloc(old, size);
     if (!p && (size != 0 || !old)) { /* failed: the old block is untouched */
         if (known) lt_blocks_put_back(&prev);
+        lt_tables_leave();
         return p;
     }
     if (known) lt_stack_note_free(prev.stack_id, lt_block_size(&prev), true);
     else if (old) lt_blocks_forget((uintptr_t)old); /* unknown, or deferred from a handler */
     if (p && recording()) record_block(p, size, kind); /* NULL: realloc(p, 0) freed p */
+    lt_tables_leave();
     return p;
 }
 
@@ -230,6 +239,7 @@ void *lt_hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t of
     if (p != MAP_FAILED) lt_regions_add((uintptr_t)p, page_round(len), LT_KIND_MMAP, id);
     lt_regions_unlock();
     lt_busy--;
+    lt_tables_leave();
     return p;
 }
 
@@ -247,6 +257,7 @@ int lt_hook_munmap(void *addr, size_t len)
     if (r == 0) lt_regions_remove((uintptr_t)addr, page_round(len));
     lt_regions_unlock();
     lt_busy--;
+    lt_tables_leave();
     return r;
 }
 
@@ -271,6 +282,8 @@ void *lt_hook_mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
     }
     lt_regions_unlock();
     lt_busy--;
+    if (collect) lt_tables_leave();
+    lt_tables_leave();
     return p;
 }
 
@@ -285,7 +298,7 @@ static void note_break_move(uintptr_t from, uintptr_t to, uint32_t id, bool coll
 
 void *lt_hook_sbrk(intptr_t increment)
 {
-    if (!tracking() || increment == 0) return __sbrk(increment);
+    if (increment == 0 || !tracking()) return __sbrk(increment);
     bool collect = recording();
     lt_busy++;
     uint32_t id = collect ? current_stack() : 0;
@@ -295,6 +308,8 @@ void *lt_hook_sbrk(intptr_t increment)
         note_break_move((uintptr_t)old, (uintptr_t)old + (uintptr_t)increment, id, collect);
     lt_regions_unlock();
     lt_busy--;
+    if (collect) lt_tables_leave();
+    lt_tables_leave();
     return old;
 }
 
@@ -312,7 +327,9 @@ int lt_hook_brk(void *addr)
         if (r == 0) note_break_move((uintptr_t)cur, (uintptr_t)addr, id, collect);
         lt_regions_unlock();
         lt_busy--;
+        lt_tables_leave();
     }
+    if (collect) lt_tables_leave();
     return r;
 }
 
@@ -321,7 +338,7 @@ int lt_hook_dlclose(void *handle)
 {
     lt_busy++;
     if (!real_dlclose) real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
-    bool rec = atomic_load(&lt_state) >= LT_STATE_TRACKING;
+    bool rec = atomic_load(&lt_state) >= LT_STATE_TRACKING && lt_tables_enter();
     if (rec) lt_modules_refresh(false); /* make sure what is about to go is recorded */
     lt_busy--;
     int r = real_dlclose ? real_dlclose(handle) : -1;
@@ -330,6 +347,7 @@ int lt_hook_dlclose(void *handle)
         lt_modules_refresh(true);
         lt_unwind_flush_cache(); /* the freed address range may be reused by other code */
         lt_busy--;
+        lt_tables_leave();
     }
     return r;
 }
@@ -355,17 +373,21 @@ void lt_hook_mtrace(void)
     lt_new_baseline();
     lt_set_collecting(true);
     lt_busy--;
+    lt_tables_leave();
 }
 
 void lt_hook_muntrace(void)
 {
     if (real_muntrace) real_muntrace();
-    if (!tracking() || !lt_collecting()) return;
-    lt_busy++;
-    write_since_baseline(LT_REASON_MUNTRACE);
-    lt_new_baseline();
-    lt_set_collecting(false);
-    lt_busy--;
+    if (!tracking()) return;
+    if (lt_collecting()) {
+        lt_busy++;
+        write_since_baseline(LT_REASON_MUNTRACE);
+        lt_new_baseline();
+        lt_set_collecting(false);
+        lt_busy--;
+    }
+    lt_tables_leave();
 }
 
 /* ---- _exit, quick_exit: the program leaves without running exit handlers ----------------- */

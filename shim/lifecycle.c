@@ -129,6 +129,7 @@ static void register_late_exit_handler(void)
 static bool init_tables(void)
 {
     if (!(lt_stacks_init() && lt_blocks_init() && lt_regions_init() && lt_modules_init())) return false;
+    lt_inflight_init(); /* without it the tables are simply never released after a detach */
     lt_unwind_init();
     lt_hooks_resolve();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
@@ -196,10 +197,22 @@ __attribute__((constructor)) static void leaktrace_constructor(void)
 }
 
 /* ---- attach mode ------------------------------------------------------------------------ */
+/* Whether the last detach gave the tables back. Written by attach and detach, which attach.c
+ * serializes (its patch_lock). */
+static bool tables_released;
+
 /* Whatever an earlier attach recorded is forgotten; the collection window starts now. */
-void lt_reset_for_attach(void)
+bool lt_reset_for_attach(void)
 {
     atomic_store(&lt_state, LT_STATE_OFF); /* hooks pass through until collecting starts */
+    if (tables_released) {
+        if (!(lt_stacks_init() && lt_blocks_init() && lt_regions_init() && lt_modules_init())) return false;
+        tables_released = false;
+    }
+    lt_inflight_prepare();
+    /* Code may have been unloaded and other code loaded in its place while detached (the
+     * dlclose hook passes through then): cached unwind rules may describe what is gone. */
+    lt_unwind_flush_cache();
     lt_blocks_reset();
     lt_regions_reset();
     lt_stacks_reset_totals();
@@ -212,6 +225,24 @@ void lt_reset_for_attach(void)
     atomic_store(&lt_baseline_ns, 0);
     atomic_store(&lt_owner_pid, getpid());
     lt_modules_refresh(false);
+    return true;
+}
+
+/* After a detach, with the state OFF and no thread of ours left that uses the tables (the
+ * control thread has ended, or is the caller): the hooks no longer touch them once every
+ * thread still inside has left (inflight.c), and the program should not keep hundreds of MB
+ * of reserved address space for a session that is over. */
+bool lt_release_tables(void)
+{
+    if (!attach_mode || tables_released) return tables_released;
+    if (!lt_inflight_wait_quiet(1000)) return false;
+    lt_stacks_release();
+    lt_blocks_release();
+    lt_regions_release();
+    lt_modules_release();
+    lt_series_release();
+    tables_released = true;
+    return true;
 }
 
 void lt_start_collecting(void) { atomic_store(&lt_state, LT_STATE_COLLECTING); }

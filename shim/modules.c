@@ -172,3 +172,17 @@ void lt_modules_refresh(bool mark_unloaded)
     }
     pthread_mutex_unlock(&refresh_lock);
 }
+
+/* After a detach (lt_release_tables); lt_modules_init maps the table again. */
+void lt_modules_release(void)
+{
+    pthread_mutex_lock(&refresh_lock);
+    pthread_mutex_lock(&lock);
+    lt_unmap(modules, sizeof(struct lt_module) * MAX_MODULES);
+    lt_unmap(seen, MAX_MODULES);
+    modules = NULL;
+    seen = NULL;
+    nmodules = 0;
+    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&refresh_lock);
+}

@@ -128,3 +128,13 @@ void lt_regions_reset(void)
     nregions = 0;
     pthread_mutex_unlock(&lock);
 }
+
+/* After a detach (lt_release_tables); lt_regions_init maps the array again. */
+void lt_regions_release(void)
+{
+    pthread_mutex_lock(&lock);
+    lt_unmap(regions, sizeof(struct region) * MAX_REGIONS);
+    regions = NULL;
+    nregions = 0;
+    pthread_mutex_unlock(&lock);
+}

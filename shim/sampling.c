@@ -15,6 +15,7 @@ _Atomic uint8_t *lt_sample_filter;
 
 bool lt_sampling_init(void)
 {
+    if (lt_sample_filter) return true; /* a later attach: kept across detach (8 KiB) */
     lt_sample_filter = lt_map(sizeof(uint8_t) << LT_SAMPLE_FILTER_BITS);
     return lt_sample_filter != NULL;
 }

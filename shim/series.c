@@ -132,3 +132,18 @@ void lt_series_reset(void)
     if (last) memset(last, 0, last_cap * sizeof *last);
     pthread_mutex_unlock(&lock);
 }
+
+/* After a detach (lt_release_tables): the arrays are mapped again when the next session's
+ * first snapshot needs them. */
+void lt_series_release(void)
+{
+    pthread_mutex_lock(&lock);
+    lt_unmap(snaps, LT_MAX_SNAPSHOTS * sizeof *snaps);
+    lt_unmap(entries, entries_cap * sizeof *entries);
+    lt_unmap(last, last_cap * sizeof *last);
+    snaps = NULL;
+    entries = NULL;
+    last = NULL;
+    nsnaps = nentries = entries_cap = last_cap = 0;
+    pthread_mutex_unlock(&lock);
+}

@@ -97,6 +97,7 @@ struct lt_stack {
     _Atomic uint64_t alloc_count, alloc_bytes, free_count, freed_bytes;
 };
 bool lt_stacks_init(void);
+void lt_stacks_release(void);          /* after detach: lt_release_tables */
 uint32_t lt_stacks_intern(const uintptr_t *pcs, int depth); /* 0 when the table is full */
 struct lt_stack *lt_stack_get(uint32_t id);
 const uintptr_t *lt_stack_pcs(const struct lt_stack *s);
@@ -126,6 +127,7 @@ size_t lt_series_count(void);
 const struct lt_snapshot *lt_series_get(size_t i, const struct lt_series_entry **first_entry);
 void lt_series_after_fork_child(void);
 void lt_series_reset(void);
+void lt_series_release(void);          /* after detach: lt_release_tables */
 
 /* ---- blocks.c: live heap blocks, keyed by address ------------------------------------- */
 struct lt_block {
@@ -157,6 +159,7 @@ static inline unsigned lt_generation_now(void)
     return own ? own : atomic_load_explicit(&lt_generation, memory_order_relaxed);
 }
 bool lt_blocks_init(void);
+void lt_blocks_release(void);          /* after detach: lt_release_tables */
 void lt_blocks_insert(uintptr_t addr, uint64_t size, unsigned kind, uint32_t stack_id);
 /* Remove and return. False when unknown, and also, doing nothing, when called from a signal
  * handler that interrupted its thread inside this table: the caller then uses forget. */
@@ -181,6 +184,7 @@ void lt_blocks_unlock_all(void);
 
 /* ---- regions.c: mmap'd ranges and program-break growth ------------------------------- */
 bool lt_regions_init(void);
+void lt_regions_release(void);         /* after detach: lt_release_tables */
 void lt_regions_lock(void);
 void lt_regions_unlock(void);
 /* pre: regions lock held. */
@@ -191,6 +195,7 @@ unsigned lt_regions_visit(lt_block_visitor fn, void *ctx, bool try_only);
 
 /* ---- modules.c: loaded objects, kept after dlclose ----------------------------------- */
 bool lt_modules_init(void);
+void lt_modules_release(void);         /* after detach: lt_release_tables */
 void lt_modules_refresh(bool mark_unloaded);
 /* Records an object the unwinder met (from _dl_find_object), without calling the loader: this
  * is what keeps the module list complete for captures written from a signal handler. */
@@ -255,6 +260,52 @@ extern _Atomic int lt_state;         /* written by lifecycle.c's transitions onl
 /* Per thread: > 0 while the shim works on this thread, so what it allocates is not recorded.
  * Initial-exec TLS: reading it never allocates. */
 extern __thread int lt_busy;
+
+/* ---- inflight.c: which threads are inside the tables (so detach can unmap them) ----------
+ * A hook that will touch the tables calls lt_tables_enter() first and, when it returned true,
+ * lt_tables_leave() when done. Entering raises the thread's own count, then confirms the
+ * state still lets hooks in; detach sets the state OFF, then waits for every count to fall
+ * to zero (lt_inflight_wait_quiet) before it unmaps anything. */
+struct lt_thread_slot {
+    _Atomic unsigned inside;  /* written by the owner only, unless `shared` */
+    _Atomic pid_t owner;      /* 0: free; claimed with a CAS */
+    bool shared;              /* slot 0: threads that found no free slot, updated atomically */
+    char pad[55];
+};
+extern __thread struct lt_thread_slot *lt_my_slot __attribute__((tls_model("initial-exec")));
+bool lt_inflight_init(void);         /* at start-up: the registry (never unmapped) */
+void lt_inflight_prepare(void);      /* at attach: registers for the cheap membarrier */
+struct lt_thread_slot *lt_inflight_claim(void); /* this thread's slot; NULL without a registry */
+bool lt_inflight_wait_quiet(unsigned timeout_ms);
+
+static inline void lt_tables_leave_slot(struct lt_thread_slot *s)
+{
+    if (LT_UNLIKELY(s->shared)) atomic_fetch_sub(&s->inside, 1);
+    else atomic_store_explicit(&s->inside, atomic_load_explicit(&s->inside, memory_order_relaxed) - 1,
+                               memory_order_relaxed);
+}
+
+/* True when the caller may touch the tables (then lt_tables_leave() must follow). No fence:
+ * the waiter's membarrier() orders this thread's count before its read of the state. */
+static inline bool lt_tables_enter(void)
+{
+    struct lt_thread_slot *s = lt_my_slot;
+    if (LT_UNLIKELY(!s) && !(s = lt_inflight_claim()))
+        return atomic_load_explicit(&lt_state, memory_order_relaxed) >= LT_STATE_TRACKING;
+    if (LT_UNLIKELY(s->shared)) atomic_fetch_add(&s->inside, 1);
+    else atomic_store_explicit(&s->inside, atomic_load_explicit(&s->inside, memory_order_relaxed) + 1,
+                               memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (LT_LIKELY(atomic_load_explicit(&lt_state, memory_order_relaxed) >= LT_STATE_TRACKING)) return true;
+    lt_tables_leave_slot(s);
+    return false;
+}
+
+static inline void lt_tables_leave(void)
+{
+    struct lt_thread_slot *s = lt_my_slot;
+    if (LT_LIKELY(s != NULL)) lt_tables_leave_slot(s); /* NULL: no registry, nothing counted */
+}
 extern const struct lt_hook lt_allocator_hooks[]; /* (allocator.c) likewise */
 
 /* ---- allocator.c: the allocator behind the hooks ------------------------------------------ */
@@ -298,10 +349,17 @@ void lt_set_busy(bool on);           /* (lifecycle.c) enter/leave the shim's own
 bool lt_attach_mode(void);           /* dlopen'd into a running process, not preloaded */
 bool lt_attached(void);              /* between leaktrace_attach() and detach */
 void lt_attach_poll_new_objects(void);
-/* Puts back the patched GOT entries, writes the capture of the session into capture_path. */
-void lt_detach(char *capture_path, size_t cap); /* capture_path NULL: no capture */
+/* Puts back the patched GOT entries, writes the capture of the session into capture_path
+ * (NULL: no capture), ends the control thread and gives the tables back. Returns whether the
+ * tables were given back. */
+bool lt_detach(char *capture_path, size_t cap);
 int leaktrace_attach(const char *config_path);
-void lt_reset_for_attach(void);
+bool lt_reset_for_attach(void);       /* false when the tables could not be made again */
+/* After a detach: unmaps the tables once no thread is inside them (inflight.c); false when
+ * they stay (a thread still inside, or no membarrier). The next attach makes them again. */
+bool lt_release_tables(void);
+void lt_control_join_previous(void);  /* (control.c) waits for a detached session's thread */
+void lt_control_request_exit(void);   /* (control.c) the thread ends its session and exits */
 void lt_start_collecting(void);
 void lt_write_detach_capture(char *path, size_t cap);
 void lt_stop_tracking(void);

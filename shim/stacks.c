@@ -116,3 +116,17 @@ void lt_stacks_reset_totals(void)
         atomic_store(&records[id].freed_bytes, 0);
     }
 }
+
+/* After a detach, once no thread is inside the tables (lifecycle.c, lt_release_tables): the
+ * arenas go back to the system, and ids start again at 1 when lt_stacks_init makes new ones. */
+void lt_stacks_release(void)
+{
+    lt_unmap(records, sizeof(struct lt_stack) * MAX_STACKS);
+    lt_unmap((void *)slots, sizeof(uint32_t) * TABLE_SLOTS);
+    lt_unmap(pcs_arena, sizeof(uintptr_t) * MAX_PCS);
+    records = NULL;
+    slots = NULL;
+    pcs_arena = NULL;
+    atomic_store(&next_id, 1);
+    atomic_store(&pcs_used, 0);
+}

@@ -77,7 +77,7 @@ static uintptr_t scan_start(int own_stack)
 LT_EXPORT int leaktrace_track_capture(const uint8_t *generations, int scan, int own_stack,
                                       const char *path)
 {
-    if (atomic_load(&lt_owner_pid) != getpid()) return -ESRCH;
+    if (atomic_load(&lt_owner_pid) != getpid() || !lt_tables_enter()) return -ESRCH;
     lt_set_busy(true);
     uintptr_t scanner_sp = scan_start(own_stack);
     struct lt_scan result = { .heuristics = lt_cfg.heuristics };
@@ -91,5 +91,6 @@ LT_EXPORT int leaktrace_track_capture(const uint8_t *generations, int scan, int 
     if (r == 0) r = lt_capture_write(&req);
     lt_scan_release(&result);
     lt_set_busy(false);
+    lt_tables_leave();
     return r;
 }

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -145,21 +145,53 @@ def test_target_exits_while_attached(server: Server, tmp_path: Path) -> None:
     assert leaked_blocks(json.loads(run.stdout)) == (4, 4 * LEAK_SIZE)
 
 
+def thread_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def reserved_kib(pid: int) -> int:
+    """The process's virtual size (VmSize), reserved address space included."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmSize")
+
+
+def wait_until(condition: Callable[[], bool], what: str, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting: {what}"
+        time.sleep(0.01)
+
+
 def test_fifty_attach_detach_cycles(server: Server, tmp_path: Path) -> None:
     """Through the library (one Python process) so that 50 cycles stay quick."""
     control_dir = str(tmp_path / "ctl")
     shim = str(find_shim_library())
     settings = AttachSettings(control_dir=control_dir, capture_dir=str(tmp_path))
     load = Load(server.port)
+    threads_before = thread_count(server.pid)
+    reserved_before = reserved_kib(server.pid)
     captures = []
     for cycle in range(50):
         memory = check_attachable(server.pid, shim, "/tmp")
         attach(server.pid, shim, settings, memory, "/tmp", lambda _message: None)
+        assert thread_count(server.pid) == threads_before + 1  # the session's control thread
         if cycle % 10 == 0:
             server.leak(2)
-        captures.append(detach(server.pid, control_dir).capture)
-        assert collecting_status(server.pid, control_dir)["collecting"] is False  # type: ignore[index]
+        detached = detach(server.pid, control_dir)
+        captures.append(detached.capture)
+        # Nothing of the session stays: its thread ends after answering, its socket is gone,
+        # its tables are unmapped.
+        assert detached.tables_released
+        wait_until(lambda: thread_count(server.pid) == threads_before, "the control thread ends")
+        assert collecting_status(server.pid, control_dir) is None
+        assert not Path(control_dir, f"{server.pid}.sock").exists()
     load.stop()
+    # What stays: the shim's own mapping, its thread registry, unwind-rule cache and the
+    # last session's control-thread stack (docs/attach.md, "After detach"); not its tables,
+    # which reserve over 300 MiB while attached.
+    assert reserved_kib(server.pid) - reserved_before < 4096
     assert len(set(captures)) == 50  # one capture per window, none overwritten
     assert leaked_blocks(json_report(Path(captures[40]))) == (2, 2 * LEAK_SIZE)
     assert leaked_blocks(json_report(Path(captures[41]))) == (0, 0)

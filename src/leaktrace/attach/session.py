@@ -252,6 +252,7 @@ class Detached:
     capture: str
     attached_at: float | None  # time.time() when collection started, if the shim said
     detached_at: float
+    tables_released: bool = False  # the shim unmapped its tables (docs/attach.md, "After detach")
 
 
 def detach(pid: int, directory: str) -> Detached:
@@ -272,4 +273,4 @@ def detach(pid: int, directory: str) -> Detached:
     if not isinstance(capture, str) or not capture:
         raise LeaktraceError(f"process {pid} detached but could not write its capture (can "
                              "its user write to the capture directory? see -o)")
-    return Detached(capture, attached_at, detached_at)
+    return Detached(capture, attached_at, detached_at, answer.get("tables_released") is True)

@@ -1,0 +1,104 @@
+/* Which threads are inside the shim's tables, so that detach can give the tables back.
+ *
+ * After a detach the GOT entries are put back and the state is OFF, but a thread that read
+ * the state just before may still be recording, and a function pointer the program took
+ * from a patched GOT still leads to a hook later (which then passes through). The tables may
+ * be unmapped only once no thread is inside them. Each thread counts its own entries in a slot
+ * of a registry (an asymmetric Dekker pair, as userspace RCU does): a hook raises its count,
+ * then reads the state; detach writes the state, issues membarrier(), which orders every
+ * running thread's memory accesses as a full fence would, then waits for every count to be
+ * zero. A thread whose raised count detach did not see reads OFF after it, and leaves. The
+ * hook pays a plain increment and decrement of its own slot, never a fence or an atomic
+ * read-modify-write (except a thread that found no free slot: it shares one, atomically).
+ *
+ * The registry itself stays mapped for the life of the process (a slot pointer lives in
+ * every thread's TLS); 512 KiB reserved, a few pages touched. */
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define MAX_SLOTS 8192u
+
+/* Slot 0 is the shared one, for threads that found no free slot. The others belong to one
+ * thread each (struct lt_thread_slot, shim.h). */
+_Static_assert(sizeof(struct lt_thread_slot) == 64, "one cache line per slot");
+
+static struct lt_thread_slot *slots;       /* lt_map'd once (lt_inflight_init, start-up) */
+static _Atomic unsigned slots_used = 1;    /* high-water mark of claimed slots */
+static pthread_key_t release_key;          /* its destructor gives the slot back */
+static bool key_made;
+static bool expedited;                     /* MEMBARRIER_CMD_PRIVATE_EXPEDITED registered */
+
+/* This thread's slot; NULL until its first entry. Initial-exec: no allocation on access. */
+__thread struct lt_thread_slot *lt_my_slot __attribute__((tls_model("initial-exec")));
+
+static void give_back(void *slot)
+{
+    struct lt_thread_slot *s = slot;
+    /* Hooks may still run later in this thread's exit (other destructors free): they use
+     * the shared slot from now on, since the slot may be claimed by a new thread. */
+    lt_my_slot = &slots[0];
+    atomic_store(&s->owner, 0);
+}
+
+bool lt_inflight_init(void)
+{
+    if (slots) return true;
+    slots = lt_map(MAX_SLOTS * sizeof *slots);
+    if (!slots) return false;
+    slots[0].shared = true;
+    key_made = pthread_key_create(&release_key, give_back) == 0;
+    return true;
+}
+
+/* Registers the process for the cheap membarrier (attach time, when the tables are made). */
+void lt_inflight_prepare(void)
+{
+    if (!expedited)
+        expedited = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+struct lt_thread_slot *lt_inflight_claim(void)
+{
+    if (lt_my_slot) return lt_my_slot; /* pthread_setspecific below may allocate: re-entered */
+    if (!slots) return NULL;
+    pid_t me = (pid_t)syscall(SYS_gettid);
+    for (unsigned i = 1; i < MAX_SLOTS; i++) {
+        pid_t expected = 0;
+        if (atomic_load_explicit(&slots[i].owner, memory_order_relaxed) != 0 ||
+            !atomic_compare_exchange_strong(&slots[i].owner, &expected, me))
+            continue;
+        /* Published before the slot's first count: a waiter that sees the count sees this. */
+        unsigned used = atomic_load(&slots_used);
+        while (used < i + 1 && !atomic_compare_exchange_weak(&slots_used, &used, i + 1)) {}
+        lt_my_slot = &slots[i];
+        /* No destructor (the key could not be made): the slot is never given back. */
+        if (key_made) pthread_setspecific(release_key, &slots[i]);
+        return lt_my_slot;
+    }
+    lt_my_slot = &slots[0];
+    return lt_my_slot;
+}
+
+/* pre: the state is no longer one in which hooks touch the tables. True once no thread is
+ * inside them; false when that cannot be known (no membarrier) or takes over timeout_ms. */
+bool lt_inflight_wait_quiet(unsigned timeout_ms)
+{
+    if (!slots) return false;
+    int cmd = expedited ? MEMBARRIER_CMD_PRIVATE_EXPEDITED : MEMBARRIER_CMD_GLOBAL;
+    if (syscall(SYS_membarrier, cmd, 0, 0) != 0) return false;
+    struct timespec nap = { 0, 1000000 }; /* 1 ms */
+    unsigned used = atomic_load(&slots_used);
+    for (unsigned waited = 0;; waited++) {
+        bool quiet = true;
+        for (unsigned i = 0; i < used && quiet; i++)
+            quiet = atomic_load(&slots[i].inside) == 0;
+        if (quiet) return true;
+        if (waited >= timeout_ms) return false;
+        nanosleep(&nap, NULL);
+    }
+}
