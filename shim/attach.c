@@ -17,6 +17,7 @@
 struct patch {
     uintptr_t *slot;
     uintptr_t original;
+    uintptr_t bias;          /* the load address of the object the slot belongs to */
     bool in_relro;           /* read-only after relocation: unprotect around each write */
 };
 
@@ -66,23 +67,29 @@ static void patch_relocations(const struct dl_phdr_info *info, const ElfW(Rela) 
         uintptr_t *slot = (uintptr_t *)(info->dlpi_addr + rel[i].r_offset);
         if (*slot == (uintptr_t)hook || npatches == MAX_PATCHES) continue;
         bool in_relro = (uintptr_t)slot >= relro_lo && (uintptr_t)slot < relro_hi;
-        patches[npatches++] = (struct patch){ slot, *slot, in_relro };
+        patches[npatches++] = (struct patch){ slot, *slot, info->dlpi_addr, in_relro };
         write_slot(slot, (uintptr_t)hook, in_relro);
     }
 }
 
+struct patch_pass {
+    uintptr_t own_bias;
+    bool incomplete; /* an object was left for the next pass (still being loaded) */
+};
+
 static int patch_object(struct dl_phdr_info *info, size_t size, void *ctx)
 {
     (void)size;
-    const uintptr_t own_bias = *(const uintptr_t *)ctx;
+    struct patch_pass *pass = ctx;
     const char *name = info->dlpi_name ? info->dlpi_name : "";
     /* Not the shim, not the loader (its allocations go straight to libc's malloc either way),
      * not the vDSO. */
-    if (info->dlpi_addr == own_bias || strstr(name, "ld-linux") || strstr(name, "linux-vdso")) return 0;
+    if (info->dlpi_addr == pass->own_bias || strstr(name, "ld-linux") || strstr(name, "linux-vdso")) return 0;
     const ElfW(Dyn) *dyn = NULL;
-    uintptr_t relro_lo = 0, relro_hi = 0;
+    uintptr_t relro_lo = 0, relro_hi = 0, first_load = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && !first_load) first_load = info->dlpi_addr + ph->p_vaddr;
         if (ph->p_type == PT_DYNAMIC) dyn = (const ElfW(Dyn) *)(info->dlpi_addr + ph->p_vaddr);
         if (ph->p_type == PT_GNU_RELRO) {
             relro_lo = info->dlpi_addr + ph->p_vaddr;
@@ -90,6 +97,17 @@ static int patch_object(struct dl_phdr_info *info, size_t size, void *ctx)
         }
     }
     if (!dyn) return 0;
+    /* An object dlopen is still relocating is already in the loader's list: its relocation
+     * would overwrite our GOT writes, and its RELRO page is made read-only at the end of it,
+     * which our unprotect-write-protect around a write would race with (the loader then
+     * crashes writing a page we made read-only). _dl_find_object knows an object only once
+     * dlopen has relocated it (glibc >= 2.35: it is added after relocation): until then the
+     * object waits for the next pass. */
+    struct dl_find_object found;
+    if (first_load && _dl_find_object((void *)first_load, &found) != 0) {
+        pass->incomplete = true;
+        return 0;
+    }
     const ElfW(Sym) *symtab = NULL;
     const char *strtab = NULL;
     const ElfW(Rela) *jmprel = NULL, *rela = NULL;
@@ -123,9 +141,12 @@ static void patch_all(void)
 {
     if (!patches) patches = lt_map(MAX_PATCHES * sizeof *patches);
     if (!patches) return;
-    uintptr_t own_bias = lt_own_load_bias();
-    dl_iterate_phdr(count_loads, &seen_loads);
-    dl_iterate_phdr(patch_object, &own_bias);
+    struct patch_pass pass = { lt_own_load_bias(), false };
+    unsigned long long loads = 0;
+    dl_iterate_phdr(count_loads, &loads);
+    dl_iterate_phdr(patch_object, &pass);
+    /* Left out objects still being loaded: the control thread's next poll tries again. */
+    if (!pass.incomplete) seen_loads = loads;
 }
 
 void lt_attach_poll_new_objects(void)
@@ -171,6 +192,41 @@ LT_EXPORT int leaktrace_attach(const char *config_path)
     return result;
 }
 
+static bool holds_a_hook(uintptr_t value)
+{
+    for (const struct lt_hook *h = lt_hooks; h->name; h++)
+        if (value == (uintptr_t)h->function) return true;
+    for (const struct lt_hook *h = lt_allocator_hooks; h->name; h++)
+        if (value == (uintptr_t)h->function) return true;
+    return false;
+}
+
+/* Puts back the slots patched in this object, unless the program rewrote one since (then it
+ * is its). Object by object, from inside dl_iterate_phdr: the loader's list lock is held, so
+ * an object found in the list cannot be unloaded meanwhile (dlclose takes it off the list
+ * before unmapping it), and the patches of an object already unloaded are never touched.
+ * pre: patch_lock held. */
+static int restore_object(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+    (void)size;
+    (void)ctx;
+    for (size_t i = 0; i < npatches; i++) {
+        const struct patch *pt = &patches[i];
+        if (pt->bias != info->dlpi_addr) continue;
+        bool inside = false;
+        for (int k = 0; k < info->dlpi_phnum && !inside; k++) {
+            const ElfW(Phdr) *ph = &info->dlpi_phdr[k];
+            uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+            inside = ph->p_type == PT_LOAD && (uintptr_t)pt->slot >= lo &&
+                     (uintptr_t)pt->slot + sizeof(uintptr_t) <= lo + ph->p_memsz;
+        }
+        /* Another object loaded at the same address since holds its own relocations. */
+        if (inside && holds_a_hook(__atomic_load_n(pt->slot, __ATOMIC_ACQUIRE)))
+            write_slot(pt->slot, pt->original, pt->in_relro);
+    }
+    return 0;
+}
+
 bool lt_detach(char *capture_path, size_t cap)
 {
     if (capture_path) capture_path[0] = 0;
@@ -183,15 +239,7 @@ bool lt_detach(char *capture_path, size_t cap)
     /* The capture is written while the hooks still see frees, then the GOT is put back. */
     lt_set_collecting(false);
     if (capture_path) lt_write_detach_capture(capture_path, cap);
-    /* Put back what was there, unless the program rewrote the slot since (then it is its). */
-    for (size_t i = 0; i < npatches; i++) {
-        uintptr_t now = __atomic_load_n(patches[i].slot, __ATOMIC_ACQUIRE);
-        bool ours = false;
-        for (const struct lt_hook *h = lt_hooks; h->name && !ours; h++) ours = now == (uintptr_t)h->function;
-        for (const struct lt_hook *h = lt_allocator_hooks; h->name && !ours; h++)
-            ours = now == (uintptr_t)h->function;
-        if (ours) write_slot(patches[i].slot, patches[i].original, patches[i].in_relro);
-    }
+    dl_iterate_phdr(restore_object, NULL);
     npatches = 0;
     lt_unmap(patches, MAX_PATCHES * sizeof *patches);
     patches = NULL;

@@ -24,6 +24,7 @@ from attach_harness import AttachRun, Load, Server, attach_env
 from leakharness import (
     EVERY_RECORD,
     LEAKTRACE,
+    PROGRAMS,
     assert_one_line_error,
     compile_program,
     json_report,
@@ -197,6 +198,39 @@ def test_fifty_attach_detach_cycles(server: Server, tmp_path: Path) -> None:
     assert leaked_blocks(json_report(Path(captures[41]))) == (0, 0)
     server.check_answers()
     assert server.quit() == (7, f"served {server.leaks_sent} leaks\n")
+
+
+def test_attach_and_detach_while_libraries_load_and_unload(tmp_path: Path) -> None:
+    """Two threads dlopen and dlclose a library with a long relocation pass (3000 data
+    relocations, RELRO, BIND_NOW) without pause. Attach must leave an object the loader is
+    still relocating for a later pass, and detach must not write to a library unloaded since
+    it was patched (both killed the process within 30 cycles before)."""
+    plugin_source = "#include <stdlib.h>\n" + "".join(
+        f"int v{i}; int *const p{i} = &v{i};\n" for i in range(3000)) + (
+        "void *plugin_alloc(void) { return malloc(32); }\n"
+        "void plugin_free(void *p) { free(p); }\n")
+    (tmp_path / "plugin.c").write_text(plugin_source)
+    plugin = tmp_path / "libplugin.so"
+    subprocess.run(["gcc", "-O1", "-fPIC", "-shared", "-Wl,-z,relro,-z,now", "-o", str(plugin),
+                    str(tmp_path / "plugin.c")], check=True, capture_output=True)
+    program = compile_source(tmp_path, "dlopen_churn.c",
+                             (PROGRAMS / "dlopen_churn.c").read_text(), "-O1", "-pthread")
+    process = subprocess.Popen([str(program), str(plugin)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdout.readline() == "ready\n"
+        control_dir = str(tmp_path / "ctl")
+        shim = str(find_shim_library())
+        settings = AttachSettings(control_dir=control_dir, capture_dir=str(tmp_path))
+        for cycle in range(30):
+            memory = check_attachable(process.pid, shim, "/tmp")
+            attach(process.pid, shim, settings, memory, "/tmp", lambda _message: None)
+            time.sleep(0.02)
+            detached = detach(process.pid, control_dir)
+            Path(detached.capture).unlink()
+            assert process.poll() is None, f"the program died in cycle {cycle}"
+    finally:
+        process.kill()
+        process.wait()
 
 
 def test_attach_while_every_thread_allocates(build_dir: Path, tmp_path: Path) -> None:
