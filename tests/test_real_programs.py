@@ -32,6 +32,12 @@ print(json.dumps({"rows": db.execute("select count(*) from t").fetchone()[0]}))
 print(email.message_from_string("Subject: hi\\n\\nbody")["Subject"])
 """
 
+NODE_SCRIPT = """
+const m = new Map();
+for (let i = 0; i < 300; i++) m.set(i, "x".repeat(i));
+console.log(m.size, JSON.stringify({a: [1, 2]}), Buffer.from("hi").toString("hex"));
+"""
+
 # name: (argv, stdin); files they read are written into the work directory first.
 PROGRAMS: dict[str, list[str]] = {
     "python3": ["/usr/bin/python3", "-c", PYTHON_SCRIPT],
@@ -45,6 +51,7 @@ PROGRAMS: dict[str, list[str]] = {
     "curl": ["curl", "-s", "file://{work}/input.txt"],
     "make": ["make", "-s"],
     "tar": ["tar", "-cf", "-", "input.txt"],
+    "node": ["node", "-e", NODE_SCRIPT],
 }
 
 
@@ -122,4 +129,18 @@ def test_real_program_same_behaviour_and_same_leak_kinds_as_valgrind(tmp_path: P
         (ours_bytes, ours_blocks), (their_bytes, their_blocks) = (
             ours.pop("still_reachable"), theirs.pop("still_reachable"))
         assert ours_blocks == their_blocks and abs(ours_bytes - their_bytes) <= 2
+    if name == "node":
+        # node's worker threads still run at exit. Two differences, both taken out by
+        # leaktrace's documented default suppressions (docs/user-guide.md), so compared with
+        # them: the thread vectors glibc made for the threads (pthread_create's DTVs) are
+        # held only by a pointer 16 bytes in, and valgrind says possibly lost for some of
+        # them (glibc-thread-dtv suppresses them all); and libstdc++'s emergency exception
+        # pool, which valgrind frees at exit even with threads running and leaktrace does not
+        # (freeing it under a running thread could crash the program), stays reachable.
+        default = json_report(capture, "--show", "all")
+        ours = {name: (default["summary"][name]["bytes"], default["summary"][name]["blocks"])
+                for name in KIND_NAMES.values()}
+        their_bytes, their_blocks = theirs.pop("possibly_lost")
+        assert ours.pop("possibly_lost") == (0, 0)
+        assert their_blocks <= 8 and their_bytes <= their_blocks * 512
     assert ours == theirs
