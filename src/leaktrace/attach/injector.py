@@ -38,6 +38,10 @@ from leaktrace.attach.unwind import Unwinder
 from leaktrace.errors import LeaktraceError
 
 SAFE_POINT_TIMEOUT = 2.0
+# On a loaded machine a round (stop and look at every thread) takes longer, and fewer rounds
+# fit in the timeout: the search also goes on until it has made this many, up to the limit.
+SAFE_POINT_MIN_ROUNDS = 100
+SAFE_POINT_LIMIT = 10.0
 RETRY_PAUSE = 0.005  # let the threads run a few ms between rounds
 STOP_TIMEOUT = 1.0  # a thread that ignores PTRACE_INTERRUPT this long is in the kernel's way
 RTLD_NOW = 0x2
@@ -158,7 +162,8 @@ class _Injector:
         """Seize and stop one thread that is neither in the allocator nor in the loader; try
         each thread in turn, letting them all run a few ms between rounds."""
         pid = self.pid
-        deadline = time.monotonic() + SAFE_POINT_TIMEOUT
+        started = time.monotonic()
+        rounds = 0
         reasons: dict[int, str] = {}
         unwinder = Unwinder(pid)
         while True:
@@ -191,12 +196,15 @@ class _Injector:
                     return tid, regs
                 reasons[tid] = reason
                 ptrace.detach(tid)
-            if time.monotonic() > deadline:
+            rounds += 1
+            waited = time.monotonic() - started
+            if (waited > SAFE_POINT_TIMEOUT and rounds >= SAFE_POINT_MIN_ROUNDS) or (
+                    waited > SAFE_POINT_LIMIT):
                 shown = "; ".join(f"thread {t}: {r}" for t, r in list(reasons.items())[:3])
                 raise LeaktraceError(
-                    f"no thread of {describe(pid)} reached a safe point within "
-                    f"{SAFE_POINT_TIMEOUT:g} s ({shown}): it is always busy in the allocator "
-                    "or the dynamic loader; try again")
+                    f"no thread of {describe(pid)} reached a safe point within {waited:.1f} s "
+                    f"and {rounds} rounds ({shown}): it is always busy in the allocator or "
+                    "the dynamic loader; try again")
             if reasons:
                 self.log(f"no thread at a safe point yet ({next(iter(reasons.values()))}); "
                          "retrying")
