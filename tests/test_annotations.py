@@ -132,6 +132,20 @@ def test_slabs_are_never_reported_nor_counted(pool_run: Callable[..., PoolRun], 
     assert sum(r["blocks"] for r in program) == sum(n for _, n in SUMMARY.values())
 
 
+def test_capture_without_a_scan_does_not_count_slabs(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a scan (here LEAKTRACE_SCAN=0; also detach, `report --pid`) the capture lists
+    the slabs beside their objects: the reader applies the same rule (capture/superblocks.py)."""
+    exe = compile_pool(tmp_path, "-O2", name="noscan")
+    monkeypatch.setenv("LEAKTRACE_SCAN", "0")
+    report = run_traced(exe, "malloc", work=tmp_path).report
+    assert report["scan"] is None
+    program = [r for r in report["records"] if frame_lines(r["frames"])]
+    assert not [r for r in program if marker_line(SOURCE, "slab") in frame_lines(r["frames"])]
+    assert sum(r["bytes"] for r in program) == sum(b for b, _ in SUMMARY.values())
+    assert sum(r["blocks"] for r in program) == sum(n for _, n in SUMMARY.values())
+
+
 def test_freelike_of_an_unknown_address_is_counted(
         pool_run: Callable[..., PoolRun], tmp_path: Path) -> None:
     """The program makes one FREELIKE_BLOCK of an address that never was a block: one more
