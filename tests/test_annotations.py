@@ -255,3 +255,28 @@ def test_track_patches_the_annotation_entry(tmp_path: Path) -> None:
     assert {k: (s[k.replace(" ", "_")]["bytes"], s[k.replace(" ", "_")]["blocks"])
             for k in SUMMARY} == SUMMARY
     assert {r["kind"] for r in report["records"]} == {"mempool", "malloclike"}
+
+
+def test_request_edge_cases(tmp_path: Path) -> None:
+    """tests/programs/pool_edges.c: an allocation in a pool never created is kept (the pool is
+    created), a block annotated twice is one block of the second size, FREELIKE of a pool's
+    object is an unknown free that leaves it, and MEMPOOL_EXISTS follows CREATE/DESTROY."""
+    source = "pool_edges.c"
+    exe = compile_program(source, tmp_path, "-O2", [f"-I{include_dir()}", f"-I{PROGRAMS}"])
+    done = run_traced(exe, work=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "1100\n")
+    s = done.report["summary"]
+    assert s["definitely_lost"] == {"bytes": 224, "blocks": 3}
+    assert s["still_reachable"] == s["possibly_lost"] == {"bytes": 0, "blocks": 0}
+    for marker, api, size in [("implicit_pool", "mempool", 48),
+                              ("annotated_twice", "malloclike", 80),
+                              ("wrong_free", "mempool", 96)]:
+        line = marker_line(source, marker)
+        records = [r for r in done.report["records"]
+                   if any(f.get("file") and Path(f["file"]).name == source and f.get("line") == line
+                          for f in r["frames"])]
+        assert [(r["kind"], r["leak_kind"], r["bytes"], r["blocks"]) for r in records] == [
+            (api, DEFINITE, size, 1)], marker
+    baseline_exe = compile_program("no_leak.c", tmp_path, "-O2")
+    baseline = run_traced(baseline_exe, work=tmp_path).report["counters"]["unknown_frees"]
+    assert done.report["counters"]["unknown_frees"] == baseline + 1
