@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from attach_harness import AttachRun, attach_env
 from leakharness import PROGRAMS, compile_program, leaktrace, marker_line, run_traced
 from memcheck_text import VALGRIND, MemcheckRun, run_memcheck
 
@@ -222,6 +223,42 @@ def test_valgrind_differs_only_by_scanning_mmapped_slabs_as_roots(
 
 
 # --- leaktrace.track(): the shim loaded by the process itself ---------------------------------
+
+def test_attach_patches_the_annotation_entry(pool_run: Callable[..., PoolRun],
+                                             tmp_path: Path) -> None:
+    """`leaktrace attach` to a program whose pools were created before it came: the objects
+    made during the window are recorded (each pool is created by its first MEMPOOL_ALLOC), the
+    capture at detach (no scan) lists them and not their slabs."""
+    exe = pool_run("-O2").exe
+    program = subprocess.Popen([str(exe), "malloc", "wait"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert program.stdin is not None and program.stdout is not None
+    try:
+        assert program.stdout.readline() == "ready\n"
+        run = AttachRun(program.pid, "--format", "json", "--no-default-suppressions",
+                        env=attach_env(tmp_path / "ctl"), cwd=tmp_path)
+        run.wait_attached()
+        program.stdin.write("\n")
+        program.stdin.flush()
+        assert program.stdout.readline() == "made\n"
+        run.interrupt()
+        assert run.finish() == 0, run.error_text
+        program.stdin.write("\n")
+        program.stdin.flush()
+        assert program.stdout.readline() == "done\n"  # the pool requests answered as expected
+        assert program.wait(timeout=60) == 0
+    finally:
+        program.kill()
+        program.wait()
+    report = json.loads(run.stdout)
+    live = {marker: sorted(r["bytes"] for r in report["records"]
+                           if marker_line(SOURCE, marker) in frame_lines(r["frames"]))
+            for marker in EXPECTED}
+    assert live == {marker: sorted(direct for _kind, direct, _indirect, _n in shapes)
+                    for marker, (_api, shapes) in EXPECTED.items()}
+    assert not [r for r in report["records"]
+                if marker_line(SOURCE, "slab") in frame_lines(r["frames"])]
+
 
 def test_track_patches_the_annotation_entry(tmp_path: Path) -> None:
     """A library loaded before the tracked block: track() points its weak reference at the shim

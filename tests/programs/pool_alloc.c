@@ -195,14 +195,27 @@ static void make_objects(void)
 /* For leaktrace.track()'s test, which loads this file as a library: is a tool answering now? */
 int pool_tool_running(void) { return TOOL_RUNNING(); }
 
+/* With a second argument "wait": the pools are created, then the program waits for a line on
+ * stdin before it makes the objects (leaktrace attach comes meanwhile), and for another before
+ * it exits. */
+static void wait_for_line(const char *say)
+{
+    char c;
+    write(1, say, strlen(say));
+    while (read(0, &c, 1) == 1 && c != '\n') continue;
+}
+
 int main(int argc, char **argv)
 {
     int use_mmap = argc > 1 && strcmp(argv[1], "mmap") == 0;
+    int wait = argc > 2 && strcmp(argv[2], "wait") == 0;
     pool_init(&pool_p, use_mmap);
     pool_init(&pool_q, use_mmap);
     pool_init(&pool_r, 0);
+    if (wait) wait_for_line("ready\n");
     below(make_objects);
     scrub_stack();
+    if (wait) wait_for_line("made\n");
     write(1, "done\n", 5);
     return 0;
 }
