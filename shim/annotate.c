@@ -310,21 +310,38 @@ static void move_pool(uintptr_t from, uintptr_t to)
     unlock_table();
 }
 
-/* The block keeps its backtrace (valgrind keeps the allocation context too). */
+/* The block keeps its backtrace (valgrind keeps the allocation context too). In one critical
+ * section: a scan never sees the block missing. */
 static void change_block(uintptr_t pool, uintptr_t from, uintptr_t to, uint64_t size)
 {
-    struct annotated e, replaced;
-    if (!take(from, pool, &e)) return;
-    uint64_t old_size = lt_block_size(&e.block);
-    if (size < old_size) lt_stack_note_free(e.block.stack_id, old_size - size, false);
-    else lt_stack_note_alloc(e.block.stack_id, size - old_size);
-    e.block.addr = to;
-    e.block.packed = lt_block_pack(size, lt_block_generation(&e.block), lt_block_kind(&e.block));
+    if (inside) {
+        drop(&lt_counters.unknown_frees);
+        return;
+    }
+    struct annotated e = { { 0, 0, 0, 0 }, 0 }, replaced = e;
     lock_table();
-    bool stored = put(&e, &replaced);
+    struct annotated *slot = probe(from);
+    bool found = slot && slot->block.addr && slot->pool == pool, stored = true;
+    uint64_t old_size = 0;
+    if (found) {
+        e = *slot;
+        old_size = lt_block_size(&e.block);
+        remove_at((size_t)(slot - slots));
+        e.block.addr = to;
+        e.block.packed = lt_block_pack(size, lt_block_generation(&e.block), lt_block_kind(&e.block));
+        stored = put(&e, &replaced); /* room: one entry was just removed */
+    }
     unlock_table();
+    if (!found) {
+        if (!lt_sample_mean_bytes) drop(&lt_counters.unknown_frees);
+        return;
+    }
     if (!stored) drop(&lt_counters.dropped_blocks);
     note_freed(&replaced);
+    /* The stack's totals follow the size (not a new allocation, not a whole free). */
+    struct lt_stack *st = lt_stack_get(e.block.stack_id);
+    if (st && size < old_size) lt_stack_note_free(e.block.stack_id, old_size - size, false);
+    else if (st) atomic_fetch_add_explicit(&st->alloc_bytes, size - old_size, memory_order_relaxed);
 }
 
 static bool pool_exists(uintptr_t pool)
@@ -348,14 +365,16 @@ static void create_pool(uintptr_t pool)
 LT_EXPORT uintptr_t leaktrace_client_request(unsigned request, uintptr_t a1, uintptr_t a2,
                                              uintptr_t a3, uintptr_t a4)
 {
-    if (request == LEAKTRACE_REQ_MALLOCLIKE_BLOCK || request == LEAKTRACE_REQ_MEMPOOL_ALLOC) {
-        uintptr_t pool = request == LEAKTRACE_REQ_MEMPOOL_ALLOC ? a1 : 0;
-        uintptr_t addr = pool ? a2 : a1, size = pool ? a3 : a2;
-        if (addr && !(addr & POOL_TAG) && (request == LEAKTRACE_REQ_MALLOCLIKE_BLOCK || pool) &&
-            recording())
-            record(addr, size, pool ? LT_KIND_MEMPOOL : LT_KIND_MALLOCLIKE, pool);
+    /* New blocks: recorded while collecting, as malloc's. */
+    if (request == LEAKTRACE_REQ_MALLOCLIKE_BLOCK) {
+        if (a1 && !(a1 & POOL_TAG) && recording()) record(a1, a2, LT_KIND_MALLOCLIKE, 0);
         return 0;
     }
+    if (request == LEAKTRACE_REQ_MEMPOOL_ALLOC) {
+        if (a1 && a2 && !(a2 & POOL_TAG) && recording()) record(a2, a3, LT_KIND_MEMPOOL, a1);
+        return 0;
+    }
+    /* The rest: followed whenever the tables are (frees, pools). */
     if (!tracking()) return 0;
     switch (request) {
     case LEAKTRACE_REQ_RUNNING: return 1;
