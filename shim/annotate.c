@@ -389,7 +389,6 @@ LT_EXPORT uintptr_t leaktrace_client_request(unsigned request, uintptr_t a1, uin
     case LEAKTRACE_REQ_MEMPOOL_EXISTS: return a1 && pool_exists(a1);
     default: break; /* a newer header's request: nothing to do */
     }
-    (void)a4;
     return 0;
 }
 
