@@ -146,18 +146,21 @@ static void note_freed(const struct annotated *e)
 }
 
 /* ---- the requests ------------------------------------------------------------------------ */
-/* As hooks.c: record new blocks? (The first hooked call of a preloaded shim starts it.) */
+/* As hooks.c: record new blocks? (The first hooked call of a preloaded shim starts it.) When
+ * true, as for tracking(), the thread is inside the tables (shim.h, lt_tables_enter) until
+ * it calls lt_tables_leave(): a detach does not unmap them meanwhile. */
 static inline bool recording(void)
 {
     int state = atomic_load_explicit(&lt_state, memory_order_relaxed);
-    if (LT_LIKELY(state == LT_STATE_COLLECTING)) return !lt_busy;
-    return LT_UNLIKELY(state == LT_STATE_LOADED) && lt_start_on_first_call();
+    if (LT_LIKELY(state == LT_STATE_COLLECTING)) return !lt_busy && lt_tables_enter();
+    return LT_UNLIKELY(state == LT_STATE_LOADED) && lt_start_on_first_call() && lt_tables_enter();
 }
 
 /* Follow frees and pools? */
 static inline bool tracking(void)
 {
-    return atomic_load_explicit(&lt_state, memory_order_relaxed) >= LT_STATE_TRACKING && !lt_busy;
+    return atomic_load_explicit(&lt_state, memory_order_relaxed) >= LT_STATE_TRACKING && !lt_busy &&
+           lt_tables_enter();
 }
 
 static void drop(_Atomic uint64_t *counter)
@@ -362,20 +365,9 @@ static void create_pool(uintptr_t pool)
     unlock_table();
 }
 
-LT_EXPORT uintptr_t leaktrace_client_request(unsigned request, uintptr_t a1, uintptr_t a2,
-                                             uintptr_t a3, uintptr_t a4)
+/* pre: tracking() was true. Requests other than new blocks. */
+static uintptr_t follow(unsigned request, uintptr_t a1, uintptr_t a2, uintptr_t a3, uintptr_t a4)
 {
-    /* New blocks: recorded while collecting, as malloc's. */
-    if (request == LEAKTRACE_REQ_MALLOCLIKE_BLOCK) {
-        if (a1 && !(a1 & POOL_TAG) && recording()) record(a1, a2, LT_KIND_MALLOCLIKE, 0);
-        return 0;
-    }
-    if (request == LEAKTRACE_REQ_MEMPOOL_ALLOC) {
-        if (a1 && a2 && !(a2 & POOL_TAG) && recording()) record(a2, a3, LT_KIND_MEMPOOL, a1);
-        return 0;
-    }
-    /* The rest: followed whenever the tables are (frees, pools). */
-    if (!tracking()) return 0;
     switch (request) {
     case LEAKTRACE_REQ_RUNNING: return 1;
     case LEAKTRACE_REQ_FREELIKE_BLOCK: if (a1) free_block(a1, 0); break;
@@ -390,6 +382,26 @@ LT_EXPORT uintptr_t leaktrace_client_request(unsigned request, uintptr_t a1, uin
     default: break; /* a newer header's request: nothing to do */
     }
     return 0;
+}
+
+LT_EXPORT uintptr_t leaktrace_client_request(unsigned request, uintptr_t a1, uintptr_t a2,
+                                             uintptr_t a3, uintptr_t a4)
+{
+    /* New blocks: recorded while collecting, as malloc's. */
+    if (request == LEAKTRACE_REQ_MALLOCLIKE_BLOCK || request == LEAKTRACE_REQ_MEMPOOL_ALLOC) {
+        bool pooled = request == LEAKTRACE_REQ_MEMPOOL_ALLOC;
+        uintptr_t pool = pooled ? a1 : 0, addr = pooled ? a2 : a1, size = pooled ? a3 : a2;
+        if (addr && !(addr & POOL_TAG) && (pool || !pooled) && recording()) {
+            record(addr, size, pooled ? LT_KIND_MEMPOOL : LT_KIND_MALLOCLIKE, pool);
+            lt_tables_leave();
+        }
+        return 0;
+    }
+    /* The rest: followed whenever the tables are (frees, pools). */
+    if (!tracking()) return 0;
+    uintptr_t answer = follow(request, a1, a2, a3, a4);
+    lt_tables_leave();
+    return answer;
 }
 
 /* The GOT patcher's table (attach.c): attach and track() point the program's weak reference
@@ -422,6 +434,17 @@ unsigned lt_annotations_visit(lt_block_visitor fn, void *ctx, bool try_only)
     lt_annotations_visit_locked(fn, ctx);
     unlock_table();
     return 0;
+}
+
+/* After a detach (lt_release_tables), with no thread inside the tables: the next request
+ * maps a fresh table. */
+void lt_annotations_release(void)
+{
+    lock_table();
+    if (slots) lt_unmap(slots, capacity * sizeof *slots);
+    slots = NULL;
+    capacity = count = 0;
+    unlock_table();
 }
 
 void lt_annotations_reset(void)

@@ -242,6 +242,7 @@ bool lt_release_tables(void)
     lt_regions_release();
     lt_modules_release();
     lt_series_release();
+    lt_annotations_release();
     tables_released = true;
     return true;
 }

@@ -193,6 +193,7 @@ unsigned lt_annotations_visit(lt_block_visitor fn, void *ctx, bool try_only);
 void lt_annotations_lock(void);
 void lt_annotations_unlock(void);
 void lt_annotations_reset(void);     /* forgets every annotated block and pool (attach mode) */
+void lt_annotations_release(void);   /* after detach: lt_release_tables */
 /* pre: lt_annotations_lock() held. */
 size_t lt_annotations_count_locked(void);
 void lt_annotations_visit_locked(lt_block_visitor fn, void *ctx);
