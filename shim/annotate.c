@@ -413,6 +413,7 @@ const struct lt_hook lt_annotation_hooks[] = {
 
 /* ---- for the scan, the capture, fork and attach -------------------------------------------- */
 void lt_annotations_lock(void) { lock_table(); }
+bool lt_annotations_held_here(void) { return inside; }
 void lt_annotations_unlock(void) { unlock_table(); }
 
 size_t lt_annotations_count_locked(void) { return count; }

@@ -727,6 +727,9 @@ static uint8_t leak_kind(uint8_t state)
 
 int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
 {
+    /* A signal handler (a fatal signal's capture) on a thread inside the annotation table
+     * would wait for itself: no scan then (the capture is written without one). */
+    if (lt_annotations_held_here()) return -EDEADLK;
     uint64_t t0 = lt_now_ns();
     pthread_mutex_lock(&scan_lock);
     struct scan_state st = { .scan = scan, .own_thread_pointer = (uintptr_t)__builtin_thread_pointer() };

@@ -194,6 +194,7 @@ void lt_annotations_lock(void);
 void lt_annotations_unlock(void);
 void lt_annotations_reset(void);     /* forgets every annotated block and pool (attach mode) */
 void lt_annotations_release(void);   /* after detach: lt_release_tables */
+bool lt_annotations_held_here(void); /* this thread is inside the table (a handler interrupted it) */
 /* pre: lt_annotations_lock() held. */
 size_t lt_annotations_count_locked(void);
 void lt_annotations_visit_locked(lt_block_visitor fn, void *ctx);
