@@ -354,3 +354,24 @@ def test_requests_from_signal_handlers(tmp_path: Path) -> None:
     baseline = run_traced(baseline_exe, work=tmp_path).report["counters"]["unknown_frees"]
     counters = done.report["counters"]
     assert counters["unknown_frees"] - baseline == counters["dropped_blocks"]
+
+
+def test_cpp_pedantic(tmp_path: Path) -> None:
+    """The header in C++ under -Wall -Wextra -pedantic -Werror; an object of an arena class is
+    reported lost, with its caller's line."""
+    source = "pool_cpp.cpp"
+    # (scrub_stack.h's write-only pad is the test helper's, not the header's.)
+    exe = compile_program(source, tmp_path, "-O2", [f"-I{include_dir()}", f"-I{PROGRAMS}",
+                                                    "-Wall", "-Wextra", "-pedantic", "-Werror",
+                                                    "-Wno-unused-but-set-variable"])
+    alone = subprocess.run([str(exe)], capture_output=True, timeout=60, check=False)
+    assert alone.returncode == 3  # LEAKTRACE_RUNNING() is 0 without leaktrace
+    done = run_traced(exe, work=tmp_path)
+    assert done.returncode == 0, done.stderr
+    s = done.report["summary"]
+    assert s["definitely_lost"] == {"bytes": 72, "blocks": 1}
+    lost = [r for r in done.report["records"] if r["leak_kind"] == DEFINITE]
+    assert len(lost) == 1 and lost[0]["kind"] == "malloclike"
+    lines = [f["line"] for f in lost[0]["frames"]
+             if f.get("file") and Path(f["file"]).name == source]
+    assert lines[:2] == [marker_line(source, "cpp_request"), marker_line(source, "cpp_lost")]
