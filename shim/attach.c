@@ -37,6 +37,8 @@ static void *hook_named(const char *name)
         if (strcmp(h->name, name) == 0) return h->function;
     for (const struct lt_hook *h = lt_allocator_hooks; h->name; h++)
         if (strcmp(h->name, name) == 0) return h->function;
+    for (const struct lt_hook *h = lt_annotation_hooks; h->name; h++)
+        if (strcmp(h->name, name) == 0) return h->function;
     return NULL;
 }
 
@@ -197,6 +199,8 @@ static bool holds_a_hook(uintptr_t value)
     for (const struct lt_hook *h = lt_hooks; h->name; h++)
         if (value == (uintptr_t)h->function) return true;
     for (const struct lt_hook *h = lt_allocator_hooks; h->name; h++)
+        if (value == (uintptr_t)h->function) return true;
+    for (const struct lt_hook *h = lt_annotation_hooks; h->name; h++)
         if (value == (uintptr_t)h->function) return true;
     return false;
 }

@@ -303,6 +303,7 @@ static unsigned write_blocks(struct writer *w, struct block_pass *bp, bool from_
         }
     } else {
         skipped = lt_blocks_visit(emit_block, bp, from_signal);
+        skipped += lt_annotations_visit(emit_block, bp, from_signal); /* custom allocators' */
     }
     skipped += lt_regions_visit(emit_block, bp, from_signal);
     patch_u64(w, count_at, bp->count);

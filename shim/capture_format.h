@@ -61,7 +61,9 @@ _Static_assert(sizeof(void *) == LT_POINTER_SIZE, "leaktrace captures are writte
     X(9, PVALLOC, "pvalloc")              \
     X(10, MMAP, "mmap")                   \
     X(11, MREMAP, "mremap")               \
-    X(12, BRK, "brk")
+    X(12, BRK, "brk")                     \
+    X(13, MALLOCLIKE, "malloclike")       \
+    X(14, MEMPOOL, "mempool")
 
 /* What a reachability scan concluded about a heap block (byte 0 of a block record's reserved
  * bytes), in valgrind memcheck's terms. 0 means no scan ran. */

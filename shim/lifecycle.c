@@ -214,6 +214,7 @@ bool lt_reset_for_attach(void)
      * dlclose hook passes through then): cached unwind rules may describe what is gone. */
     lt_unwind_flush_cache();
     lt_blocks_reset();
+    lt_annotations_reset();
     lt_regions_reset();
     lt_stacks_reset_totals();
     lt_series_reset();
@@ -241,6 +242,7 @@ bool lt_release_tables(void)
     lt_regions_release();
     lt_modules_release();
     lt_series_release();
+    lt_annotations_release();
     tables_released = true;
     return true;
 }
@@ -275,10 +277,12 @@ static void fork_prepare(void)
     lt_busy++;
     lt_regions_lock();
     lt_blocks_lock_all();
+    lt_annotations_lock();
 }
 
 static void fork_parent(void)
 {
+    lt_annotations_unlock();
     lt_blocks_unlock_all();
     lt_regions_unlock();
     lt_busy--;
@@ -289,6 +293,7 @@ static void fork_child(void)
     lt_modules_after_fork_child();
     lt_series_after_fork_child();
     lt_control_after_fork_child();
+    lt_annotations_unlock();
     lt_blocks_unlock_all();
     lt_regions_unlock();
     lt_busy--;

@@ -157,8 +157,16 @@ struct mapping {
     char kind; /* 'h' heap, 's' main stack, 'o' other special, 'a' anonymous, 'f' file */
 };
 
+/* A heap block that holds blocks of a custom allocator (annotate.c): valgrind's rule (its leak
+ * check drops a malloc'd block that holds a MALLOCLIKE or mempool block) makes it neither a
+ * block nor a root. Its objects are the blocks; the rest of it (free space, the pool's own
+ * headers) is ignored. */
+struct superblock { uintptr_t start, end; };
+
 struct scan_state {
     struct lt_scan *scan;
+    struct superblock *super;  /* sorted, taken out of b */
+    size_t nsuper;
     struct lt_scan_block *b;   /* sorted by address */
     uintptr_t *addr;           /* b[i].addr, contiguous for the binary search */
     size_t n;
@@ -251,6 +259,18 @@ static inline long block_of(const struct scan_state *st, uintptr_t v)
     const struct lt_scan_block *b = &st->b[lo];
     uint64_t size = b->size ? b->size : 1;
     return v >= b->addr && v - b->addr < size ? (long)lo : -1;
+}
+
+/* First superblock that ends above a. */
+static size_t first_superblock_from(const struct scan_state *st, uintptr_t a)
+{
+    size_t lo = 0, hi = st->nsuper;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (st->super[mid].end <= a) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
 }
 
 /* First block at or above a. */
@@ -364,6 +384,7 @@ static uint8_t heuristic_for(struct scan_state *st, uintptr_t v, const struct lt
  * own, never sees one). A pointer to exactly that spot is taken for glibc's, not the program's. */
 static bool is_next_chunk_header(const struct lt_scan_block *b, uintptr_t v)
 {
+    if (lt_kind_is_annotated(b->kind)) return false; /* not a malloc chunk: no header */
     if (v <= b->addr || v - b->addr + 8 < b->size) return false; /* only the last 8 bytes */
     size_t usable = lt_usable_size((void *)b->addr);
     return usable >= 8 && v == b->addr + usable - 8;
@@ -515,6 +536,10 @@ static void scan_root_ranges(struct scan_state *st, const struct mapping *m, uin
             }
             if (i < st->n) LT_CUT(st->b[i].addr, st->b[i].addr + (st->b[i].size ? st->b[i].size : 1));
         }
+        if (st->nsuper) {
+            size_t k = first_superblock_from(st, at);
+            if (k < st->nsuper) LT_CUT(st->super[k].start, st->super[k].end);
+        }
 #undef LT_CUT
         if (skip_to) {
             at = skip_to;
@@ -543,6 +568,10 @@ static void scan_main_heap(struct scan_state *st, uintptr_t at, uintptr_t end)
         if (at + size + 16 > end || !read_word(st, at + size + 8, &next_word)) return; /* top */
         size_t i = first_block_from(st, at + 16);
         bool known = i < st->n && st->addr[i] == at + 16;
+        if (!known && st->nsuper) {
+            size_t k = first_superblock_from(st, at + 16);
+            known = k < st->nsuper && st->super[k].start == at + 16;
+        }
         if ((next_word & 1) && !known) {
             st->root_bytes += size - 8;
             scan_range(st, at + 16, at + size + 8, mark_word, root);
@@ -637,6 +666,35 @@ static void take_block(const struct lt_block *blk, void *ctx)
     b->time_ms = blk->time_ms;
 }
 
+/* pre: st->b sorted by address. Moves the superblocks (above) out of st->b into st->super.
+ * Only called when annotated blocks exist; a heap block is one when an annotated block starts
+ * inside it (blocks at its own address may sort on either side of it). */
+#define SUPERBLOCK 0xff
+static void split_superblocks(struct scan_state *st)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        struct lt_scan_block *b = &st->b[i];
+        if (lt_kind_is_annotated(b->kind)) continue;
+        uintptr_t end = b->addr + (b->size ? b->size : 1);
+        bool holds = false;
+        for (size_t j = i; j-- > 0 && st->b[j].addr == b->addr && !holds;)
+            holds = lt_kind_is_annotated(st->b[j].kind);
+        for (size_t j = i + 1; j < st->n && st->b[j].addr < end && !holds; j++)
+            holds = lt_kind_is_annotated(st->b[j].kind);
+        if (holds) b->state = SUPERBLOCK;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        if (st->b[i].state == SUPERBLOCK) {
+            uintptr_t start = st->b[i].addr;
+            st->super[st->nsuper++] = (struct superblock){ start, start + (st->b[i].size ? st->b[i].size : 1) };
+        } else {
+            st->b[kept++] = st->b[i];
+        }
+    }
+    st->n = kept;
+}
+
 /* LSD radix sort by address, 8 bits a pass over the 48 bits of a user address. Passes over a
  * byte every address shares (the high bytes of a heap in one region) are skipped, and the two
  * arrays take turns as source and destination. Returns the array that holds the result. */
@@ -669,6 +727,9 @@ static uint8_t leak_kind(uint8_t state)
 
 int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
 {
+    /* A signal handler (a fatal signal's capture) on a thread inside the annotation table
+     * would wait for itself: no scan then (the capture is written without one). */
+    if (lt_annotations_held_here()) return -EDEADLK;
     uint64_t t0 = lt_now_ns();
     pthread_mutex_lock(&scan_lock);
     struct scan_state st = { .scan = scan, .own_thread_pointer = (uintptr_t)__builtin_thread_pointer() };
@@ -676,7 +737,9 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
 
     lt_regions_lock();
     lt_blocks_lock_all();
-    size_t cap = lt_blocks_count_locked() + 16;
+    lt_annotations_lock();
+    size_t annotated = lt_annotations_count_locked(); /* with pools: an upper bound */
+    size_t cap = lt_blocks_count_locked() + annotated + 16;
     scan->blocks_size = cap * sizeof(struct lt_scan_block);
     scan->blocks = lt_map(scan->blocks_size);
     struct lt_scan_block *tmp = lt_map(scan->blocks_size);
@@ -686,12 +749,15 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
     st.maps = lt_map(MAX_MAPPINGS * sizeof(struct mapping));
     st.buf = lt_map(READ_CHUNK);
     char *maps_text = lt_map(MAPS_BUF);
-    if (!scan->blocks || !tmp || !st.addr || !st.stack || !st.maps || !st.buf || !maps_text) {
+    if (annotated) st.super = lt_map(cap * sizeof(struct superblock));
+    if ((annotated && !st.super) || !scan->blocks || !tmp || !st.addr || !st.stack || !st.maps || !st.buf || !maps_text) {
         err = -ENOMEM;
         goto unlock;
     }
     struct snapshot_ctx snap = { scan->blocks, 0, cap };
     lt_blocks_visit_locked(take_block, &snap);
+    size_t heap_blocks = snap.n;
+    lt_annotations_visit_locked(take_block, &snap);
     st.n = snap.n;
     if (sort_by_address(scan->blocks, tmp, st.n) == tmp) { /* keep the sorted one as the result */
         struct lt_scan_block *swap = scan->blocks;
@@ -699,6 +765,7 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
         tmp = swap;
     }
     st.b = scan->blocks;
+    if (st.n > heap_blocks) split_superblocks(&st);
     for (size_t i = 0; i < st.n; i++) st.addr[i] = st.b[i].addr;
     st.lo = st.n ? st.b[0].addr : 0;
     st.hi = st.n ? st.b[st.n - 1].addr + (st.b[st.n - 1].size ? st.b[st.n - 1].size : 1) : 0;
@@ -722,6 +789,7 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
     scan->bytes_scanned = st.bytes_scanned;
     scan->root_bytes = st.root_bytes;
 unlock:
+    lt_annotations_unlock();
     lt_blocks_unlock_all();
     lt_regions_unlock();
     lt_unmap(tmp, scan->blocks_size);
@@ -730,6 +798,7 @@ unlock:
     lt_unmap(st.maps, MAX_MAPPINGS * sizeof(struct mapping));
     lt_unmap(st.buf, READ_CHUNK);
     lt_unmap(maps_text, MAPS_BUF);
+    if (st.super) lt_unmap(st.super, cap * sizeof(struct superblock));
     pthread_mutex_unlock(&scan_lock);
     scan->duration_ns = lt_now_ns() - t0;
     return err;

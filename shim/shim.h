@@ -182,6 +182,23 @@ size_t lt_blocks_count_locked(void);
 void lt_blocks_visit_locked(lt_block_visitor fn, void *ctx);
 void lt_blocks_unlock_all(void);
 
+/* ---- annotate.c: blocks of custom allocators (leaktrace/annotate.h) ------------------------
+ * Kinds LT_KIND_MALLOCLIKE and LT_KIND_MEMPOOL, in a table of their own, guarded by one lock
+ * (taken after the block-shard locks, before nothing else of the shim). */
+static inline bool lt_kind_is_annotated(unsigned kind)
+{
+    return kind == LT_KIND_MALLOCLIKE || kind == LT_KIND_MEMPOOL;
+}
+unsigned lt_annotations_visit(lt_block_visitor fn, void *ctx, bool try_only);
+void lt_annotations_lock(void);
+void lt_annotations_unlock(void);
+void lt_annotations_reset(void);     /* forgets every annotated block and pool (attach mode) */
+void lt_annotations_release(void);   /* after detach: lt_release_tables */
+bool lt_annotations_held_here(void); /* this thread is inside the table (a handler interrupted it) */
+/* pre: lt_annotations_lock() held. */
+size_t lt_annotations_count_locked(void);
+void lt_annotations_visit_locked(lt_block_visitor fn, void *ctx);
+
 /* ---- regions.c: mmap'd ranges and program-break growth ------------------------------- */
 bool lt_regions_init(void);
 void lt_regions_release(void);         /* after detach: lt_release_tables */
@@ -307,6 +324,7 @@ static inline void lt_tables_leave(void)
     if (LT_LIKELY(s != NULL)) lt_tables_leave_slot(s); /* NULL: no registry, nothing counted */
 }
 extern const struct lt_hook lt_allocator_hooks[]; /* (allocator.c) likewise */
+extern const struct lt_hook lt_annotation_hooks[]; /* (annotate.c) likewise */
 
 /* ---- allocator.c: the allocator behind the hooks ------------------------------------------ */
 void lt_allocator_init(void);        /* at start-up, busy set */

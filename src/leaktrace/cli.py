@@ -33,6 +33,7 @@ _COMMANDS: dict[str, str] = {
     "detach": "leaktrace.commands.detach:detach_command",
     "diff": "leaktrace.commands.diff:diff_command",
     "merge": "leaktrace.commands.merge:merge_command",
+    "include-dir": "leaktrace.commands.include_dir:include_dir_command",
 }
 
 
@@ -54,6 +55,7 @@ SHORT_HELP = {
     "valgrind": "Run valgrind memcheck; show its leaks as a leaktrace report.",
     "mem": "A process's memory by mapping.",
     "watch": "Sample a process's memory; say whether it grows.",
+    "include-dir": "Where leaktrace/annotate.h is (custom-allocator annotations).",
 }
 
 # An example per command, shown at the end of its --help.
@@ -74,6 +76,7 @@ EXAMPLES = {
     "valgrind": "leaktrace valgrind --fail-on-leak -- ./server --port 8080",
     "mem": "leaktrace mem 4242",
     "watch": "leaktrace watch --duration 60 4242",
+    "include-dir": 'gcc -I"$(leaktrace include-dir)" -o pool pool.c',
 }
 
 # The variables a user may set; the launcher sets the others (docs/architecture.md).

@@ -68,6 +68,8 @@ KIND_PVALLOC = 9
 KIND_MMAP = 10
 KIND_MREMAP = 11
 KIND_BRK = 12
+KIND_MALLOCLIKE = 13  # a custom allocator's block: LEAKTRACE_MALLOCLIKE_BLOCK (annotate.h)
+KIND_MEMPOOL = 14  # a block of a custom allocator's pool: LEAKTRACE_MEMPOOL_ALLOC
 
 BLOCK_KINDS: dict[int, str] = {
     KIND_MALLOC: "malloc",
@@ -82,6 +84,8 @@ BLOCK_KINDS: dict[int, str] = {
     KIND_MMAP: "mmap",
     KIND_MREMAP: "mremap",
     KIND_BRK: "brk",
+    KIND_MALLOCLIKE: "malloclike",
+    KIND_MEMPOOL: "mempool",
 }
 
 # What the reachability scan concluded about a heap block: the "leak_kind" byte (version 2).

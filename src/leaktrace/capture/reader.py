@@ -20,6 +20,7 @@ from leaktrace.capture import format as fmt
 from leaktrace.capture.cursor import Cursor
 from leaktrace.capture.errors import CaptureError
 from leaktrace.capture.series import Series, Session, parse_series, parse_session
+from leaktrace.capture.superblocks import drop_superblocks
 from leaktrace.input_files import read_regular
 
 # One BLOCKS record; numpy reads the section without copying it.
@@ -362,7 +363,7 @@ def _parse_blocks(c: Cursor, version: int) -> np.ndarray:
             if highest > max(known):
                 raise CaptureError(f"{c.where} is corrupt: a block has {byte} {highest}, "
                                    f"which the format does not define")
-    return blocks
+    return drop_superblocks(blocks)
 
 
 def _parse_notes(c: Cursor) -> list[str]:
