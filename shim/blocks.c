@@ -376,3 +376,6 @@ void lt_blocks_release(void)
         shard_unlock(&shards[i]);
     }
 }
+
+/* This thread holds a shard lock (a signal handler interrupted it there). */
+bool lt_blocks_held_here(void) { return locks_held != 0; }

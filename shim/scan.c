@@ -727,9 +727,11 @@ static uint8_t leak_kind(uint8_t state)
 
 int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
 {
-    /* A signal handler (a fatal signal's capture) on a thread inside the annotation table
-     * would wait for itself: no scan then (the capture is written without one). */
-    if (lt_annotations_held_here()) return -EDEADLK;
+    /* A signal handler (a fatal signal's capture) on a thread inside the annotation table,
+     * or holding a shard lock of the block table (the recording path runs outside lt_busy,
+     * so that handlers' allocations are seen), would wait for itself: no scan then (the
+     * capture is written without one, skipping the locked shard, and says so). */
+    if (lt_annotations_held_here() || lt_blocks_held_here()) return -EDEADLK;
     uint64_t t0 = lt_now_ns();
     pthread_mutex_lock(&scan_lock);
     struct scan_state st = { .scan = scan, .own_thread_pointer = (uintptr_t)__builtin_thread_pointer() };
