@@ -51,6 +51,13 @@ static _Atomic pid_t control_tid;
 static _Atomic bool exit_requested;
 static _Atomic int wake_fd = -1;
 static pthread_mutex_t join_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Held by the control thread while it works (a snapshot, patching new objects, a command),
+ * never while it waits. A reachability scan on another thread takes it: the thread does not
+ * stop with the others, and its snapshots and captures map and unmap memory, which must not
+ * change under the scan (it reads anonymous mappings directly, as /proc/PID/maps listed them
+ * when it began; a mapping of ours merged with the program's and unmapped meanwhile faulted). */
+static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t control_thread;
 static bool control_joinable;
 static void *control_stack;
@@ -350,6 +357,7 @@ static void *control_main(void *arg)
     atomic_store(&control_tid, (pid_t)syscall(SYS_gettid));
     uint64_t next_snapshot = lt_now_ns() + (uint64_t)atomic_load(&interval_ms) * 1000000u;
     for (;;) {
+        pthread_mutex_lock(&work_lock);
         uint64_t now = lt_now_ns();
         if (now >= next_snapshot) {
             if ((!lt_attach_mode() || lt_attached()) && lt_series_snapshot()) /* merged: keep the resolution even */
@@ -368,10 +376,13 @@ static void *control_main(void *arg)
         if (fd < 0 && lost_at_ns && wait_ms > REOPEN_AFTER_MS) wait_ms = REOPEN_AFTER_MS;
         /* The socket first, so that it may be left out (fd -1 is ignored by poll anyway). */
         struct pollfd pfd[2] = { { fd, POLLIN, 0 }, { atomic_load(&wake_fd), POLLIN, 0 } };
+        pthread_mutex_unlock(&work_lock);
         if (atomic_load(&exit_requested)) break;
         if (poll(pfd, 2, wait_ms) > 0) {
+            pthread_mutex_lock(&work_lock);
             if (pfd[0].revents & (POLLNVAL | POLLERR)) lose_socket(); /* closed under us */
             else if (pfd[0].revents & POLLIN) serve_one();
+            pthread_mutex_unlock(&work_lock);
         }
         if (atomic_load(&exit_requested)) break;
     }
@@ -448,6 +459,22 @@ void lt_control_stop(void)
     socket_path[0] = 0;
 }
 
+/* From a scan on another thread: waits (up to 3 s) until the control thread is between two
+ * pieces of work and keeps it there; true when it must be let go (lt_control_let_go). */
+bool lt_control_hold_still(void)
+{
+    pid_t control = atomic_load(&control_tid);
+    if (!control || (pid_t)syscall(SYS_gettid) == control) return false;
+    struct timespec ms = { 0, 1000000 };
+    for (int waited = 0; waited < 3000; waited++) {
+        if (pthread_mutex_trylock(&work_lock) == 0) return true;
+        nanosleep(&ms, NULL);
+    }
+    return false;
+}
+
+void lt_control_let_go(void) { pthread_mutex_unlock(&work_lock); }
+
 /* Ends the session's thread: at once when another thread asks (it is joined and its stack
  * unmapped), after its answer when the thread itself asks (serving `detach`). */
 void lt_control_request_exit(void)
@@ -495,4 +522,5 @@ void lt_control_after_fork_child(void)
     control_joinable = false;
     atomic_store(&wake_fd, -1);
     atomic_store(&exit_requested, false);
+    pthread_mutex_init(&work_lock, NULL); /* the parent's thread may have held it */
 }

@@ -733,6 +733,7 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
      * capture is written without one, skipping the locked shard, and says so). */
     if (lt_annotations_held_here() || lt_blocks_held_here()) return -EDEADLK;
     uint64_t t0 = lt_now_ns();
+    bool holding_control = lt_control_hold_still();
     pthread_mutex_lock(&scan_lock);
     struct scan_state st = { .scan = scan, .own_thread_pointer = (uintptr_t)__builtin_thread_pointer() };
     int err = 0;
@@ -802,6 +803,8 @@ unlock:
     lt_unmap(maps_text, MAPS_BUF);
     if (st.super) lt_unmap(st.super, cap * sizeof(struct superblock));
     pthread_mutex_unlock(&scan_lock);
+    /* At exit the control thread stays held too: the final capture follows. */
+    if (holding_control && !keep_stopped) lt_control_let_go();
     scan->duration_ns = lt_now_ns() - t0;
     return err;
 }

@@ -361,6 +361,8 @@ void lt_control_stop(void);          /* removes the socket file */
 void lt_control_after_fork_child(void);
 uint32_t lt_snapshot_interval_ms(void);
 pid_t lt_control_thread_id(void);    /* 0 when no control thread runs */
+bool lt_control_hold_still(void);    /* a scan keeps the control thread from changing mappings */
+void lt_control_let_go(void);        /* after lt_control_hold_still() returned true */
 void lt_mark_thread_internal(void);  /* (lifecycle.c) this thread's allocations are the shim's */
 void lt_set_busy(bool on);           /* (lifecycle.c) enter/leave the shim's own work */
 
