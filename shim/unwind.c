@@ -500,9 +500,10 @@ struct trail {
     uintptr_t end_slot;        /* END_BY_LOW_PC, END_CUT: the return address slot read last */
     uint32_t last_id;          /* stack id of [last_start, TRAIL_CAP), 0 = unknown */
     int last_start;
-    uintptr_t pc[TRAIL_CAP], sp[TRAIL_CAP], bp[TRAIL_CAP];
-    /* lt_stack_hash_step over [i, TRAIL_CAP), outside in; [TRAIL_CAP] is the seed, and
-     * info[TRAIL_CAP] 0, so the outermost frame needs no special case */
+    uintptr_t pc[TRAIL_CAP], bp[TRAIL_CAP];
+    uintptr_t sp[TRAIL_CAP + 1];
+    /* lt_stack_hash_step over [i, TRAIL_CAP), outside in. Past the outermost frame: the seed,
+     * info 0 and sp UINTPTR_MAX, so it needs no special case. */
     uint64_t hash[TRAIL_CAP + 1];
     uint32_t info[TRAIL_CAP + 1];
     /* the walk in progress, innermost first, until it meets the record */
@@ -530,6 +531,7 @@ static struct trail *claim_trail(void)
             t->last_id = 0;
             t->hash[TRAIL_CAP] = LT_STACK_HASH_SEED;
             t->info[TRAIL_CAP] = 0;
+            t->sp[TRAIL_CAP] = UINTPTR_MAX;
             return t;
         }
     }
@@ -615,8 +617,8 @@ __attribute__((noinline)) void lt_backtrace_take(struct lt_backtrace *bt, uintpt
     enum trail_end end = END_BY_RULE;
     uintptr_t end_slot = 0;
     for (;;) {
-        while (j < TRAIL_CAP && t->sp[j] < sp) j++;
-        if (j >= changed_at && j < TRAIL_CAP && t->sp[j] == sp && t->pc[j] == pc &&
+        while (t->sp[j] < sp) j++; /* stops at TRAIL_CAP at the latest */
+        if (t->sp[j] == sp && j >= changed_at && t->pc[j] == pc &&
             (!(t->info[j] & INFO_NEEDS_BP) || t->bp[j] == bp)) {
             changed_at = first_changed(t, j);
             if (changed_at == TRAIL_CAP) {
