@@ -16,6 +16,9 @@ EXPECTED_RE = re.compile(r"expected leak: (\d+) blocks, (\d+) bytes")
 # small program: posix_spawn's child shares the parent's memory until it execs, and exec
 # carries that high-water mark (the benchmark's Python, ~17 MiB) into the child's maxrss.
 PEAK_RE = re.compile(r"^peak rss: (\d+) KiB$", re.M)
+# Environment every measured run gets (the workload's, e.g. PYTHONMALLOC=malloc), set once by
+# run.py before the first run.
+WORKLOAD_ENV: dict[str, str] = {}
 
 
 # ---- running one process --------------------------------------------------------------------
@@ -58,6 +61,7 @@ def run_measured(
     """Run argv to completion, timing it and taking its peak RSS from wait4()."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
+    env.update(WORKLOAD_ENV)
     env.update(extra_env or {})
     start = time.perf_counter()
     pid = spawn(argv, env, workdir, name)

@@ -60,6 +60,7 @@ def render(
     elapsed: float,
 ) -> str:
     by_name = {r.name: r for r in results}
+    real = not args.workload.deliberate_leak  # a real program (sqlite3, python3)
     lines: list[str] = []
     add = lines.append
     add(f"# Benchmarks: the {args.workload.title} workload")
@@ -73,10 +74,11 @@ def render(
     add("")
     add("## Results")
     add("")
+    leak_column = "Leaks reported" if real else "Found exactly the deliberate leak"
     add(
-        "| Tool | Iterations per thread | Median wall time (min-max) | x native | "
+        f"| Tool | {args.workload.unit} | Median wall time (min-max) | x native | "
         "Median CPU time (x native) | "
-        "Peak RSS of the traced process | x native peak | Found exactly the deliberate leak |"
+        f"Peak RSS of the traced process | x native peak | {leak_column} |"
     )
     add("|---|---|---|---|---|---|---|---|")
     for r in results:
@@ -112,12 +114,14 @@ def render(
             f"{rss_cell} | {ratio_m} | {leak} |"
         )
     add("")
+    threads = ("The program runs as it does natively" if real
+               else f"{args.threads} threads")
     add(
-        f"{args.threads} threads; {args.runs} timed runs per tool (median shown), "
+        f"{threads}; {args.runs} timed runs per tool (median shown), "
         f"{args.memory_runs} extra direct run(s) per tool whose timed command is a launcher. "
         "Ratios are against the native row with the same iteration count. CPU time is user + "
         "system time from `wait4()` (including helper processes the command waits for, such as "
-        f"heaptrack_interpret); on this 2-CPU machine the {args.threads} workload threads and "
+        "heaptrack_interpret); on this 2-CPU machine the workload and "
         "the other work on it compete for the CPUs, so CPU time is the steadier measure of the "
         "work a tracer adds, wall time the one a user waits for."
     )
@@ -125,13 +129,16 @@ def render(
     if valgrind and not valgrind.skipped:
         add("")
         add(
-            f"**valgrind runs with fewer iterations** ({valgrind.iterations:,} per thread instead "
-            f"of {args.iterations:,}) to keep the benchmark short. Its ratios are against native "
+            f"**valgrind runs a smaller workload** ({valgrind.iterations:,} instead "
+            f"of {args.iterations:,}: {args.workload.unit.lower()}) to keep the benchmark short. "
+            "Its ratios are against native "
             'runs of that same reduced count (row "native (valgrind size)"), and the "scaled" '
             "time is that ratio times the full-size native median. valgrind's fixed start-up cost "
             "(about half a second) weighs more in a shorter run, so the ratio is somewhat "
-            "pessimistic for valgrind; the peak RSS barely depends on the iteration count "
-            "because the workload's live set is bounded by its rings."
+            "pessimistic for valgrind"
+            + ("; its peak RSS is that of the smaller run." if real else
+               "; the peak RSS barely depends on the iteration count "
+               "because the workload's live set is bounded by its rings.")
         )
     add("")
     add("### Targets")
@@ -152,8 +159,14 @@ def render(
             if r.rss_kib and ref.rss_kib
             else float("nan")
         )
-        if r.name == "leaktrace":
-            target = 1.5 if args.workload.key == "c" else 2.0
+        if r.name == "leaktrace" and args.workload.target is None:
+            cpu = (statistics.median(r.cpu) / statistics.median(ref.cpu)
+                   if r.cpu and ref.cpu else float("nan"))
+            add(f"- leaktrace: {tr:.2f}x native wall time, {cpu:.2f}x CPU time (no target of "
+                "its own: a real program, for comparison with the built workloads), "
+                f"{mr:.2f}x native peak RSS.")  # fmt: skip
+        elif r.name == "leaktrace":
+            target = args.workload.target
             cpu = (statistics.median(r.cpu) / statistics.median(ref.cpu)
                    if r.cpu and ref.cpu else float("nan"))
             verdict_t = "meets" if max(tr, cpu) <= target else "misses"
@@ -228,7 +241,19 @@ def render(
             "process is the same as the leaktrace row's, so its peak RSS is not measured again."
         )
     add("")
-    add("Leak checks (untimed, on the first timed run of each tool): valgrind's `definitely "
+    if real:
+        add("Peak RSS of the real program comes from `bench/peak.c`, a statically linked "
+            "launcher that runs it and prints its `ru_maxrss` (the tracer's LD_PRELOAD reaches "
+            "only the program); valgrind, which is the traced process itself, and the "
+            "launchers (heaptrack's script, `leaktrace run`) run the program directly.")
+    add("")
+    if real:
+        add("Leak reports (untimed, on the first timed run of each tool): the program has no "
+            "deliberate leak, so the last column says what each tool reported as leaked "
+            "(valgrind's definitely and possibly lost records, heaptrack's leaks, LeakSanitizer's "
+            "direct and indirect leaks, leaktrace's loss records); the notes list them.")
+    else:
+        add("Leak checks (untimed, on the first timed run of each tool): valgrind's `definitely "
         "lost` records; heaptrack: exact bytes per backtrace from `heaptrack_print -F FILE "
         "--flamegraph-cost-type leaked`, block count = calls of that backtrace from "
         "`heaptrack_print -l`; leaktrace: `leaktrace report CAPTURE --format json`. \"yes\" means "

@@ -1,21 +1,24 @@
 #!/usr/bin/env python3
 """Benchmark leaktrace against running natively, heaptrack, LeakSanitizer and valgrind memcheck.
 
-Builds a workload (bench/workload.c, or bench/workload_cpp.cpp with --workload cpp), runs it N
-times natively and under each tracer that is installed, and writes a Markdown report
-(docs/benchmarks.md for the C workload, docs/benchmarks-cpp.md for C++) with the median wall
-and CPU time, the peak resident set size of the traced process, their ratios to native, and
-whether each tool reported exactly the workload's one deliberate leak.
+Builds a workload (bench/workload.c, or bench/workload_cpp.cpp with --workload cpp), or takes
+a real program of the system (--workload sqlite3, --workload python3), runs it N times natively
+and under each tracer that is installed, and writes a Markdown report (docs/benchmarks.md for
+the C workload, docs/benchmarks-WORKLOAD.md for the others) with the median wall and CPU time,
+the peak resident set size of the traced process, their ratios to native, and whether each tool
+reported exactly the workload's one deliberate leak (for the real programs: what it reported).
 
     nice -n 10 python3 bench/run.py                   # full run, writes docs/benchmarks.md
     nice -n 10 python3 bench/run.py --workload cpp    # writes docs/benchmarks-cpp.md
+    nice -n 10 python3 bench/run.py --workload sqlite3   # docs/benchmarks-sqlite3.md (python3 too)
     python3 bench/run.py --quick                      # smoke run, into bench/out/
 
 Timings are informational: the machine is shared and noisy, so nothing here passes or fails.
 Runs of the different tools are interleaved (run 1 of every tool, then run 2, ...) so that a
 burst of load from elsewhere hits all of them alike.
 
-The modules, one concern each: workloads.py (the programs), measure.py (running one process:
+The modules, one concern each: workloads.py (the programs; peak.c measures a real program's
+peak RSS), measure.py (running one process:
 wall, CPU, peak RSS), tools.py (each row: native, the shim, the CLI, heaptrack, LeakSanitizer,
 valgrind), leak_checks.py (did a tool report exactly the deliberate leak), render.py (the
 Markdown report), paths.py (where things are), and this file (arguments and the run order).
@@ -34,6 +37,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import measure
 import paths
 from leak_checks import LeakCheck
 from measure import BenchError
@@ -67,10 +71,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="direct runs for peak RSS, for tools timed through a launcher (default 3)",
     )
     p.add_argument("--workload", choices=sorted(WORKLOADS), default="c",
-                   help="c (bench/workload.c, the default) or cpp (bench/workload_cpp.cpp)")
+                   help="c (bench/workload.c, the default), cpp (bench/workload_cpp.cpp), or a "
+                   "real program: sqlite3 (a row-insert script), python3 (a large dict)")
     p.add_argument("--iterations", type=int, default=None,
-                   help="per thread (default: c 2,000,000, cpp 300,000)")
-    p.add_argument("--threads", type=int, default=None, help="workload threads (c 4, cpp 2)")
+                   help="per thread (default: c 2,000,000, cpp 300,000), rows (sqlite3 "
+                   "20,000) or dict entries (python3 1,000,000)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="workload threads (c 4, cpp 2; the real programs run theirs)")
     p.add_argument(
         "--valgrind-fraction",
         type=float,
@@ -172,15 +179,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="runs-", dir=out))
     machine = machine_description()
-    workload, build_command = args.workload.build(out)
-    log(f"built {workload}")
+    unavailable = args.workload.missing()
+    if unavailable:
+        log(f"cannot run the {args.workload.key} workload: {unavailable}")
+        return 2
+    built, build_command = args.workload.build(out)
+    log(f"built {built}")
+    measure.WORKLOAD_ENV.update(args.workload.env)
+    workload = args.workload
 
     n, threads = args.iterations, args.threads
     vg_n = max(1000, round(n * args.valgrind_fraction))
     tools: list[Tool] = []
     references: dict[str, str] = {}
     # Native is always measured: everything is relative to it.
-    tools.append(Native(workload, n, threads, scratch))
+    tools.append(Native(workload, built, n, threads, scratch))
     if "leaktrace" in args.tools and not shutil.which("leaktrace") and args.shim.exists():
         args.shim = snapshot_leaktrace(args.shim, scratch)
         log(f"copied the leaktrace shim and package to {args.shim.parent}")
@@ -192,24 +205,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         exe = shutil.which("leaktrace")
         own_shim = installed_shim(exe) if exe and not args.shim_given else None
         shim = own_shim or args.shim
-        tools.append(Leaktrace(workload, n, threads, scratch, shim))
+        tools.append(Leaktrace(workload, built, n, threads, scratch, shim))
         problem: str | None = None
         if exe:
             cli = ([exe], {} if own_shim else {"LEAKTRACE_SHIM": str(shim)})
         else:
             cli, problem = source_tree_cli(shim)
-        cli_tool = LeaktraceCli(workload, n, threads, scratch, shim, cli, measure_memory=False)
+        cli_tool = LeaktraceCli(workload, built, n, threads, scratch, shim, cli,
+                                measure_memory=False)
         cli_tool.unusable = problem
         tools.append(cli_tool)
     if "heaptrack" in args.tools:
-        tools.append(Heaptrack(workload, n, threads, scratch))
+        tools.append(Heaptrack(workload, built, n, threads, scratch))
     if "lsan" in args.tools:
-        tools.append(LeakSanitizer(workload, n, threads, scratch))
+        tools.append(LeakSanitizer(workload, built, n, threads, scratch))
     if "valgrind" in args.tools:
         if vg_n != n:
-            tools.append(NativeAt(workload, vg_n, threads, scratch))
+            tools.append(NativeAt(workload, built, vg_n, threads, scratch))
             references[Valgrind.name] = NativeAt.name
-        tools.append(Valgrind(workload, vg_n, threads, scratch))
+        tools.append(Valgrind(workload, built, vg_n, threads, scratch))
 
     results: dict[str, Result] = {}
     for tool in tools:
@@ -247,13 +261,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 r.rss_kib.append(run.maxrss_kib)
             log(f"run {i + 1}/{args.runs} {tool.name}: {run.seconds:.2f} s, {run.maxrss_kib} KiB")
             exp = run.expected_leak()
-            if exp is None:
+            if exp is None and workload.deliberate_leak:
                 r.notes.append(f"{tool.name}: run {i + 1} printed no expected-leak line")
             elif tool.iterations == n:
                 expected = exp
             if i > 0:
                 tool.discard(run)
-            if i == 0 and exp is not None:
+            if i == 0 and (exp is not None or not workload.deliberate_leak):
                 try:
                     r.leak = tool.leak_check(run, exp)
                 except (BenchError, OSError) as e:

@@ -25,6 +25,7 @@ from leak_checks import (
 )
 from measure import BenchError, Run, first_line, output_of, run_measured, spawn
 from paths import REPO, shown
+from workloads import Workload
 
 # ---- the tools ------------------------------------------------------------------------------
 
@@ -54,14 +55,17 @@ class Tool:
     name = "tool"
     separate_memory_run = False
 
-    def __init__(self, workload: Path, iterations: int, threads: int, out: Path) -> None:
+    def __init__(self, workload: Workload, exe: Path, iterations: int, threads: int,
+                 out: Path) -> None:
         self.workload = workload
+        self.exe = exe
         self.iterations = iterations
         self.threads = threads
         self.out = out / re.sub(r"\W+", "-", self.name).strip("-")
 
-    def workload_argv(self) -> list[str]:
-        return [str(self.workload), "-n", str(self.iterations), "-t", str(self.threads)]
+    def workload_argv(self, launcher: bool = True) -> list[str]:
+        """launcher: False for a tool that is itself the traced process or launches it."""
+        return self.workload.argv(self.exe, self.iterations, self.threads, launcher)
 
     def missing(self) -> str | None:
         return None
@@ -81,7 +85,7 @@ class Tool:
     def memory(self, index: int) -> Run:
         return self.timed(index)
 
-    def leak_check(self, run: Run, expected: tuple[int, int]) -> LeakCheck | None:
+    def leak_check(self, run: Run, expected: tuple[int, int] | None) -> LeakCheck | None:
         return None
 
     def discard(self, run: Run) -> None:
@@ -123,7 +127,8 @@ class Valgrind(Tool):
         return first_line(["valgrind", "--version"])
 
     def argv(self, log: str) -> list[str]:
-        return ["valgrind", "--leak-check=full", f"--log-file={log}", *self.workload_argv()]
+        return ["valgrind", "--leak-check=full", f"--log-file={log}",
+                *self.workload_argv(launcher=False)]
 
     def timing_command(self) -> str:
         return shlex.join(self.argv("LOG"))
@@ -133,7 +138,7 @@ class Valgrind(Tool):
         workdir.mkdir(parents=True, exist_ok=True)
         return run_measured(self.argv(str(workdir / "valgrind.log")), workdir)
 
-    def leak_check(self, run: Run, expected: tuple[int, int]) -> LeakCheck:
+    def leak_check(self, run: Run, expected: tuple[int, int] | None) -> LeakCheck:
         return check_valgrind(run, run.workdir / "valgrind.log", expected)
 
 
@@ -164,7 +169,7 @@ class LeakSanitizer(Tool):
     def timed(self, index: int) -> Run:
         return run_measured(self.workload_argv(), self.out / f"run{index}", self.env())
 
-    def leak_check(self, run: Run, expected: tuple[int, int]) -> LeakCheck:
+    def leak_check(self, run: Run, expected: tuple[int, int] | None) -> LeakCheck:
         return check_lsan(run, expected)
 
 
@@ -196,7 +201,7 @@ class Heaptrack(Tool):
         return self.libdir() / "libexec" / "heaptrack_interpret"
 
     def timing_command(self) -> str:
-        return shlex.join(["heaptrack", "-o", "FILE", *self.workload_argv()])
+        return shlex.join(["heaptrack", "-o", "FILE", *self.workload_argv(launcher=False)])
 
     def compressor(self) -> str:
         return "zstd -c" if shutil.which("zstd") else "gzip -c"
@@ -217,7 +222,8 @@ class Heaptrack(Tool):
         # streams to heaptrack_interpret (concurrently), which is compressed into FILE.zst or
         # .gz. With no heaptrack_gui installed it does not analyse anything afterwards.
         return run_measured(
-            ["heaptrack", "-o", str(workdir / "heaptrack.workload"), *self.workload_argv()], workdir
+            ["heaptrack", "-o", str(workdir / "heaptrack.workload"),
+             *self.workload_argv(launcher=False)], workdir
         )
 
     def memory(self, index: int) -> Run:
@@ -254,7 +260,7 @@ class Heaptrack(Tool):
         self.interpret_rss_kib = usage.ru_maxrss
         return run
 
-    def leak_check(self, run: Run, expected: tuple[int, int]) -> LeakCheck:
+    def leak_check(self, run: Run, expected: tuple[int, int] | None) -> LeakCheck:
         files = sorted(run.workdir.glob("heaptrack.workload.*"))
         if not files:
             return LeakCheck(False, "no: heaptrack wrote no data file")
@@ -269,7 +275,8 @@ class Leaktrace(Tool):
 
     def __init__(
         self,
-        workload: Path,
+        workload: Workload,
+        exe: Path,
         iterations: int,
         threads: int,
         out: Path,
@@ -277,7 +284,7 @@ class Leaktrace(Tool):
         cli: tuple[list[str], dict[str, str]] | None = None,
         measure_memory: bool = True,
     ) -> None:
-        super().__init__(workload, iterations, threads, out)
+        super().__init__(workload, exe, iterations, threads, out)
         self.shim = shim
         self.cli = cli
         self.measure_memory = measure_memory
@@ -324,7 +331,7 @@ class Leaktrace(Tool):
         assert self.cli is not None
         return [
             *self.cli[0], "run", "-o", capture, "--report-file", report,
-            "--", *self.workload_argv(),
+            "--", *self.workload_argv(launcher=False),
         ]  # fmt: skip
 
     def timing_command(self) -> str:
@@ -360,7 +367,7 @@ class Leaktrace(Tool):
         workdir = self.out / f"mem{index}"
         return run_measured(self.workload_argv(), workdir, self.direct_env(self.fresh_dir(workdir)))
 
-    def leak_check(self, run: Run, expected: tuple[int, int]) -> LeakCheck:
+    def leak_check(self, run: Run, expected: tuple[int, int] | None) -> LeakCheck:
         captures = sorted(p for p in (run.workdir / "captures").rglob("*") if p.is_file())
         if not captures:
             return LeakCheck(False, "no: no capture file written")

@@ -1,11 +1,14 @@
-"""The benchmark's workloads: each a program that prints "expected leak: N blocks, M bytes" and
-leaks only from leak_site(); every other allocation site is named site_*."""
+"""The benchmark's workloads. The built ones (C, C++) print "expected leak: N blocks, M bytes"
+and leak only from leak_site(); every other allocation site is named site_*. The real programs
+(sqlite3, python3) are the system's own binaries doing allocation-heavy work, with no
+deliberate leak: they measure what tracing costs a program nobody wrote for the benchmark."""
 
 from __future__ import annotations
 
 import shlex
+import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from paths import BENCH_DIR
@@ -21,6 +24,19 @@ class Workload:
     default_threads: int
     default_iterations: int
     description: str
+    unit: str = "Iterations per thread"  # the table's column for `iterations`
+    env: dict[str, str] = field(default_factory=dict)  # for every run, native included
+    deliberate_leak: bool = True
+    target: float | None = None  # issue 10's goal for leaktrace, x native
+
+    def argv(self, exe: Path, iterations: int, threads: int, launcher: bool = True) -> list[str]:
+        """The command of one run. `launcher`: through bench/peak.c where the workload needs
+        it for its peak RSS (real programs; a tool that is itself the traced process, as
+        valgrind is, or that launches it, says False)."""
+        return [str(exe), "-n", str(iterations), "-t", str(threads)]
+
+    def missing(self) -> str | None:
+        return None
 
     def build(self, out: Path) -> tuple[Path, str]:
         """(executable, the build command as shown in the report)."""
@@ -31,6 +47,53 @@ class Workload:
         shown = [self.compiler, *self.flags, "-o", f"bench/out/{exe.name}", f"bench/{self.source}"]
         return exe, shlex.join(shown)
 
+
+@dataclass(frozen=True)
+class RealProgram(Workload):
+    """A program of the system run through bench/peak.c (built statically here, so the
+    tracer's LD_PRELOAD reaches only the program), which prints its peak RSS."""
+
+    program: tuple[str, ...] = ()
+
+    def build(self, out: Path) -> tuple[Path, str]:
+        out.mkdir(parents=True, exist_ok=True)
+        exe = out / "peak"
+        flags = ["-O2", "-static"]
+        subprocess.run(["gcc", *flags, "-o", str(exe), str(BENCH_DIR / "peak.c")],
+                       check=True, capture_output=True, text=True)
+        return exe, shlex.join(["gcc", *flags, "-o", "bench/out/peak", "bench/peak.c"])
+
+    def missing(self) -> str | None:
+        return None if shutil.which(self.program[0]) else f"{self.program[0]} not installed"
+
+    def program_argv(self, workdir: Path, iterations: int) -> list[str]:
+        return [*self.program, str(iterations)]
+
+    def argv(self, exe: Path, iterations: int, threads: int, launcher: bool = True) -> list[str]:
+        command = self.program_argv(exe.parent, iterations)
+        return [str(exe), *command] if launcher else command
+
+
+@dataclass(frozen=True)
+class Sqlite(RealProgram):
+    """sqlite3 inserting ITERATIONS rows into an in-memory database in one transaction."""
+
+    def program_argv(self, workdir: Path, iterations: int) -> list[str]:
+        script = workdir / f"sqlite-insert-{iterations}.sql"
+        if not script.exists():
+            rows = "".join(
+                f"INSERT INTO t(name, value) VALUES('row {i} of the benchmark', {i}.5);\n"
+                for i in range(iterations)
+            )
+            script.write_text(
+                "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, value REAL);\nBEGIN;\n"
+                f"{rows}COMMIT;\nSELECT count(*), sum(value) FROM t;\n"
+            )
+        return [*self.program, ":memory:", f".read {script}"]
+
+
+# Builds a dict of ITERATIONS str values and drops it.
+PYTHON_DICT = "import sys\nd = {i: str(i) for i in range(int(sys.argv[1]))}\ndel d\n"
 
 WORKLOADS = {
     "c": Workload(
@@ -49,7 +112,7 @@ WORKLOADS = {
             "allocates 100 bytes and drops the pointer, so threads x ITERATIONS/1000 blocks of "
             "100 B leak; the workload prints that total and the rings are emptied at the end. "
             "It is built without frame pointers, so tracers must unwind with DWARF CFI "
-            "(`.eh_frame`).")),
+            "(`.eh_frame`)."), target=1.5),
     "cpp": Workload(
         key="cpp", title="C++", source="workload_cpp.cpp", compiler="g++",
         flags=("-std=c++17", "-O2", "-fomit-frame-pointer", "-g", "-pthread"),
@@ -63,5 +126,27 @@ WORKLOADS = {
             "temporary concatenation), kept in a ring of 4096 objects per thread that "
             "destroys the one it replaces (about 7 heap calls per step). Every 1000th step a "
             "12-frame chain reaches `leak_site`, which leaks 100 bytes from new[]. Built "
-            "without frame pointers.")),
+            "without frame pointers."), target=2.0),
+    "sqlite3": Sqlite(
+        key="sqlite3", title="sqlite3 (a real program)", source="", compiler="", flags=(),
+        default_threads=1, default_iterations=20_000, unit="Rows inserted",
+        deliberate_leak=False, program=("sqlite3",),
+        description=(
+            "`sqlite3 :memory: '.read SCRIPT'`: Debian's sqlite3 shell creates a table and "
+            "inserts ITERATIONS rows (an integer key, a 25-character text, a real) in one "
+            "transaction into an in-memory database, then sums a column. The script is "
+            "generated once per row count (bench/workloads.py). No deliberate leak: the leak "
+            "column is empty; the notes say what each tool reported.")),
+    "python3": RealProgram(
+        key="python3", title="python3 (a real program)", source="", compiler="", flags=(),
+        default_threads=1, default_iterations=1_000_000, unit="Dict entries",
+        env={"PYTHONMALLOC": "malloc"}, deliberate_leak=False,
+        program=("/usr/bin/python3", "-c", PYTHON_DICT),
+        description=(
+            "`PYTHONMALLOC=malloc /usr/bin/python3 -c CODE ITERATIONS`: Debian's Python builds "
+            "a dict of ITERATIONS int keys and str values, then drops it. PYTHONMALLOC=malloc "
+            "makes every object its own malloc call (Python's small-object allocator would "
+            "otherwise hand out most of them from its own arenas, unseen by any tracer); the "
+            "variable is set for every row, native included. No deliberate leak: the leak "
+            "column is empty; the notes say what each tool reported.")),
 }

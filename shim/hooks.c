@@ -74,11 +74,27 @@ static inline bool tracking(void)
 /* Runs outside lt_busy (record_block below). */
 static uint32_t current_stack(void)
 {
-    uintptr_t pcs[LT_MAX_DEPTH_LIMIT];
-    bool truncated;
-    int depth = lt_unwind(pcs, lt_cfg.max_depth, &truncated);
-    if (truncated) atomic_fetch_add_explicit(&lt_counters.truncated_stacks, 1, memory_order_relaxed);
-    return lt_stacks_intern(pcs, depth);
+    uintptr_t buf[LT_MAX_DEPTH_LIMIT];
+    struct lt_backtrace bt;
+    lt_backtrace_take(&bt, buf, lt_cfg.max_depth);
+    if (bt.truncated) atomic_fetch_add_explicit(&lt_counters.truncated_stacks, 1, memory_order_relaxed);
+    uint32_t id = bt.id ? bt.id : lt_stacks_intern_hashed(bt.pcs, bt.depth, bt.hash);
+#ifdef LT_UNWIND_SELFCHECK /* a debugging build: every incremental backtrace against a full walk */
+    {
+        uintptr_t full[LT_MAX_DEPTH_LIMIT];
+        bool cut;
+        int d = lt_unwind(full, lt_cfg.max_depth, &cut);
+        /* lt_unwind's own frame: same pcs from the hook's caller on */
+        if (d != bt.depth || cut != bt.truncated || memcmp(full, bt.pcs, sizeof(uintptr_t) * (size_t)d) != 0 ||
+            (bt.id && lt_stacks_intern(full, d) != bt.id) || (bt.hash && lt_stacks_intern(full, d) != id)) {
+            static const char msg[] = "leaktrace: incremental backtrace differs\n";
+            (void)!write(2, msg, sizeof msg - 1);
+            __builtin_trap();
+        }
+    }
+#endif
+    lt_backtrace_done(&bt, id);
+    return id;
 }
 
 /* Not `busy` while unwinding and inserting: nothing there calls a hooked function, and a
@@ -91,7 +107,8 @@ static __attribute__((noinline)) void record_sampled_block(void *p, size_t size,
     uint32_t id = current_stack();
     lt_stack_note_alloc(id, size);
     lt_blocks_insert((uintptr_t)p, size, kind, id);
-    lt_mtrace_log_alloc(p, size, kind, id);
+    if (atomic_load_explicit(&lt_mtrace_log_wanted, memory_order_relaxed) != 0) /* -1: not known yet */
+        lt_mtrace_log_alloc(p, size, kind, id);
 }
 
 /* pre: recording() was true; leaves the tables. */

@@ -88,6 +88,29 @@ uintptr_t lt_unwind_program_sp(void);
 /* The same from an interrupted context (a signal handler's): `fallback` when it cannot tell. */
 uintptr_t lt_unwind_program_sp_from(uintptr_t pc, uintptr_t sp, uintptr_t bp, uintptr_t fallback);
 void lt_unwind_flush_cache(void); /* after dlclose: cached rules may describe unmapped code */
+/* The backtrace of the hook's caller, re-walking only the frames that changed since this
+ * thread's previous one (unwind.c, "incremental backtraces"); the same frames lt_unwind finds. */
+struct lt_backtrace {
+    const uintptr_t *pcs;            /* innermost first: buf, or the thread's own record */
+    int depth;
+    bool truncated;                  /* more frames existed than max */
+    uint64_t hash;                   /* lt_stack_hash of pcs[0..depth), or 0: not computed */
+    uint32_t id;                     /* the stack id, when known already (this thread's last
+                                        backtrace again), else 0 */
+    void *trail;                     /* (unwind.c) the thread's record, held until done */
+    int trail_start;
+};
+void lt_backtrace_take(struct lt_backtrace *bt, uintptr_t *buf, int max);
+/* Ends the use of bt.pcs; id is the stack id the caller interned them as. */
+void lt_backtrace_done(const struct lt_backtrace *bt, uint32_t id);
+/* The hash the stack table keys a backtrace with, built from the outermost frame inwards so
+ * a backtrace that shares its outer frames with the previous one reuses their part. */
+#define LT_STACK_HASH_SEED 0x9e3779b97f4a7c15ull
+static inline uint64_t lt_stack_hash_step(uint64_t outer, uintptr_t pc)
+{
+    uint64_t h = (outer ^ pc) * 0xff51afd7ed558ccdull;
+    return h ^ (h >> 32);
+}
 
 /* ---- stacks.c: deduplicated backtraces and their totals ------------------------------- */
 struct lt_stack {
@@ -99,6 +122,8 @@ struct lt_stack {
 bool lt_stacks_init(void);
 void lt_stacks_release(void);          /* after detach: lt_release_tables */
 uint32_t lt_stacks_intern(const uintptr_t *pcs, int depth); /* 0 when the table is full */
+/* The same with the hash known (0: not known). */
+uint32_t lt_stacks_intern_hashed(const uintptr_t *pcs, int depth, uint64_t hash);
 struct lt_stack *lt_stack_get(uint32_t id);
 const uintptr_t *lt_stack_pcs(const struct lt_stack *s);
 uint32_t lt_stacks_count(void);      /* ids are 1 .. count */

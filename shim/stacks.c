@@ -26,15 +26,13 @@ bool lt_stacks_init(void)
     return records && slots && pcs_arena;
 }
 
+/* lt_stack_hash_step from the outermost frame in: unwind.c computes the same value
+ * incrementally. Never 0, so a zeroed record never matches. */
 static uint64_t hash_pcs(const uintptr_t *pcs, int depth)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)depth;
-    for (int i = 0; i < depth; i++) {
-        h ^= pcs[i];
-        h *= 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-    }
-    return h | 1; /* never 0, so a zeroed record never matches */
+    uint64_t h = LT_STACK_HASH_SEED;
+    for (int i = depth - 1; i >= 0; i--) h = lt_stack_hash_step(h, pcs[i]);
+    return h | 1;
 }
 
 static bool same_stack(const struct lt_stack *s, uint64_t hash, const uintptr_t *pcs, int depth)
@@ -43,10 +41,12 @@ static bool same_stack(const struct lt_stack *s, uint64_t hash, const uintptr_t 
            memcmp(pcs_arena + s->pcs_index, pcs, sizeof(uintptr_t) * (size_t)depth) == 0;
 }
 
-uint32_t lt_stacks_intern(const uintptr_t *pcs, int depth)
+uint32_t lt_stacks_intern(const uintptr_t *pcs, int depth) { return lt_stacks_intern_hashed(pcs, depth, 0); }
+
+uint32_t lt_stacks_intern_hashed(const uintptr_t *pcs, int depth, uint64_t hash)
 {
     if (depth <= 0) return 0;
-    uint64_t hash = hash_pcs(pcs, depth);
+    if (!hash) hash = hash_pcs(pcs, depth);
     uint32_t mine = 0; /* a record we filled but have not published yet */
     for (uint32_t i = 0; i < TABLE_SLOTS; i++) {
         _Atomic uint32_t *slot = &slots[(hash + i) & (TABLE_SLOTS - 1)];

@@ -38,9 +38,14 @@ static inline uint64_t pack_rule(uintptr_t pc, unsigned kind, uint32_t cfa_off, 
            ((uint64_t)cfa_off << 3) | ((uint64_t)kind << 1) | 1u;
 }
 
+/* Bumped by every flush: a thread's recorded backtrace (below) holds the rules of its frames,
+ * valid only in the generation they were read in. */
+static _Atomic unsigned rules_generation;
+
 void lt_unwind_flush_cache(void)
 {
     if (!rule_cache) return;
+    atomic_fetch_add_explicit(&rules_generation, 1, memory_order_relaxed);
     for (size_t i = 0; i < CACHE_SIZE; i++) atomic_store_explicit(&rule_cache[i], 0, memory_order_relaxed);
 }
 
@@ -341,6 +346,8 @@ static uint64_t compute_rule(uintptr_t pc, uintptr_t lookup_pc)
                      (uint32_t)row.cfa_offset, rbp_off);
 }
 
+static void map_trails(void); /* the per-thread records of incremental backtraces (below) */
+
 static inline uint64_t rule_for(uintptr_t pc, bool innermost)
 {
     if (LT_UNLIKELY(pc >> 47)) return 0;
@@ -358,6 +365,7 @@ static inline uint64_t rule_for(uintptr_t pc, bool innermost)
 void lt_unwind_init(void)
 {
     rule_cache = lt_map(CACHE_SIZE * sizeof(uint64_t));
+    map_trails();
     struct dl_find_object dlfo;
     if (_dl_find_object((void *)(uintptr_t)&lt_unwind_init, &dlfo) == 0) {
         own_start = (uintptr_t)dlfo.dlfo_map_start;
@@ -388,22 +396,29 @@ static bool skip_own_frames(uintptr_t bp, uintptr_t sp, uintptr_t *pc_out, uintp
     return false;
 }
 
-/* One step to the caller's frame with the cached rule for pc; false at the end of the stack
- * (no rule, a frame we cannot step over, a broken or bottom frame). */
-static inline bool step_frame(uintptr_t *pc, uintptr_t *sp, uintptr_t *bp, bool innermost)
+/* One step to the caller's frame with a rule: STEP_OK, or why the backtrace ends there
+ * (STEP_STOP: no rule, a frame we cannot step over, a broken frame; STEP_LOW_PC: the return
+ * address read is not one, as at the bottom of some stacks). */
+enum step_result { STEP_OK, STEP_STOP, STEP_LOW_PC };
+static inline enum step_result step_by(uint64_t rule, uintptr_t *pc, uintptr_t *sp, uintptr_t *bp)
 {
-    uint64_t rule = rule_for(*pc, innermost);
     unsigned kind = (unsigned)(rule >> 1) & 3;
-    if (!rule || kind == RULE_END) return false;
+    if (!rule || kind == RULE_END) return STEP_STOP;
     uintptr_t cfa_off = (uintptr_t)(rule >> 3) & 0xffff;
     uintptr_t rbp_off = (uintptr_t)(rule >> 19) & 0x3fff;
     uintptr_t cfa = (kind == RULE_CFA_RBP ? *bp : *sp) + cfa_off;
     /* A caller's frame lies above its callee's; anything else is a broken stack. */
-    if (cfa <= *sp || cfa - *sp > ((uintptr_t)1 << 30) || (cfa & 7)) return false;
+    if (cfa <= *sp || cfa - *sp > ((uintptr_t)1 << 30) || (cfa & 7)) return STEP_STOP;
     *pc = *(const uintptr_t *)(cfa - 8);
     if (rbp_off) *bp = *(const uintptr_t *)(cfa - rbp_off);
     *sp = cfa;
-    return *pc >= 4096;
+    return *pc >= 4096 ? STEP_OK : STEP_LOW_PC;
+}
+
+/* One step with the cached rule for pc; false at the end of the stack. */
+static inline bool step_frame(uintptr_t *pc, uintptr_t *sp, uintptr_t *bp, bool innermost)
+{
+    return step_by(rule_for(*pc, innermost), pc, sp, bp) == STEP_OK;
 }
 
 __attribute__((noinline)) int lt_unwind(uintptr_t *pcs, int max, bool *truncated)
@@ -432,6 +447,247 @@ __attribute__((noinline)) int lt_unwind(uintptr_t *pcs, int max, bool *truncated
         pcs[n++] = pc;
     }
     return n;
+}
+
+/* ---- incremental backtraces ---------------------------------------------------------------
+ * Most allocations of a thread share their outer frames with its previous one (the same
+ * main loop, worker, request handler...). Each thread keeps its last backtrace: for every
+ * frame the return address, the stack pointer and rbp the walk reached it with, and the rule
+ * it stepped on with. A new walk goes outwards from the hook as usual, and at each frame looks
+ * for the one of the previous backtrace with the same stack pointer: if that frame also has
+ * the same return address (and rbp, when the frames outside it use rbp), the rest of the old
+ * backtrace is *checked* instead of walked: for each outer frame, the stack slot the walk
+ * would read its return address from (and its saved rbp from, where that matters) must still
+ * hold the recorded value, and the reason the old walk ended must still hold.
+ *
+ * Why that is exact (not a heuristic like "same return address and CFA, so the same frame"):
+ * a walk is a function of its state (pc, sp, rbp), the rules of the return addresses it meets
+ * and the stack words it reads. From a frame whose state equals a recorded one, with the
+ * recorded frames' rules (unchanged while the rule cache is not flushed: a flush starts a new
+ * generation, which voids every record), every step computes the recorded CFA and reads the
+ * recorded slot; where that slot still holds the recorded word, the step lands on the recorded
+ * state. So the checked backtrace is exactly what a full walk would produce, whatever ran
+ * in between: a frame that returned and was re-entered by a different caller at the same
+ * depth (bytehound's shadow stack must patch return addresses to notice that; we never touch
+ * the program's stack), longjmp, an exception unwinding C++ frames, a signal handler, the
+ * same stack reused by a new thread. The check reads the slots a full walk reads, in the same
+ * order, and stops at the first difference, so it reads no memory a full walk would not.
+ * What it saves: the rule cache lookup and CFA arithmetic per outer frame (one load and a
+ * compare instead), the return addresses' hashing (the stack table's hash is built outside
+ * in, kept per frame), and, for the same backtrace twice in a row, the stack table lookup.
+ *
+ * Records live in a table the shim maps (never malloc), TRAILS of them, claimed by a thread
+ * at its first backtrace with a CAS of its thread pointer (%fs:0, unique among live threads);
+ * a thread created on the thread control block of one that exited takes its record over. A
+ * thread that finds none free walks every frame, as before. A signal handler that interrupts
+ * its thread while it uses its record walks every frame too (`trail_busy`). */
+#define TRAIL_CAP LT_MAX_DEPTH_LIMIT
+#define TRAILS 1024u
+#define TRAIL_PROBES 8u
+/* Per recorded frame: how the walk stepped from it (its rule's rbp restore offset, and
+ * whether the caller's CFA is computed from rbp), and whether the walk from it reads the
+ * incoming rbp at all (a frame matches a new one only on the rbp values that matter). */
+enum { INFO_RBP_OFF = 0x3fff, INFO_CFA_RBP = 1u << 14, INFO_NEEDS_BP = 1u << 15 };
+enum trail_end { END_BY_RULE, END_BY_LOW_PC, END_CUT };
+
+/* Only its thread touches a record, and not while a handler of that thread uses it
+ * (trail_busy); `owner` is claimed with a CAS. */
+struct trail {
+    _Atomic uintptr_t owner;   /* thread pointer of the thread it belongs to; 0 = free */
+    unsigned generation;       /* of the rules its frames were stepped with */
+    int start;                 /* its frames are [start, TRAIL_CAP), innermost first */
+    uint8_t end;               /* why the walk stopped after frame TRAIL_CAP-1 */
+    uintptr_t end_slot;        /* END_BY_LOW_PC, END_CUT: the return address slot read last */
+    uint32_t last_id;          /* stack id of [last_start, TRAIL_CAP), 0 = unknown */
+    int last_start;
+    uintptr_t pc[TRAIL_CAP], bp[TRAIL_CAP];
+    uintptr_t sp[TRAIL_CAP + 1];
+    /* lt_stack_hash_step over [i, TRAIL_CAP), outside in. Past the outermost frame: the seed,
+     * info 0 and sp UINTPTR_MAX, so it needs no special case. */
+    uint64_t hash[TRAIL_CAP + 1];
+    uint32_t info[TRAIL_CAP + 1];
+    /* the walk in progress, innermost first, until it meets the record */
+    struct { uintptr_t pc, sp, bp; uint32_t info; } fresh[TRAIL_CAP];
+};
+
+static struct trail *trails;   /* mapped at start-up (NORESERVE: untouched records cost nothing) */
+#define NO_TRAIL ((struct trail *)1)
+
+static void map_trails(void) { trails = lt_map(TRAILS * sizeof(struct trail)); }
+static __thread struct trail *my_trail __attribute__((tls_model("initial-exec")));
+static __thread volatile int trail_busy __attribute__((tls_model("initial-exec")));
+
+static struct trail *claim_trail(void)
+{
+    if (!trails) return NO_TRAIL;
+    uintptr_t tp;
+    __asm__("movq %%fs:0, %0" : "=r"(tp));
+    size_t home = (size_t)((((uint64_t)tp >> 6) * 0x9e3779b97f4a7c15ull) >> 32);
+    for (unsigned i = 0; i < TRAIL_PROBES; i++) {
+        struct trail *t = &trails[(home + i) % TRAILS];
+        uintptr_t owner = atomic_load_explicit(&t->owner, memory_order_relaxed);
+        if (owner == tp || (owner == 0 && atomic_compare_exchange_strong(&t->owner, &owner, tp))) {
+            t->start = TRAIL_CAP;
+            t->last_id = 0;
+            t->hash[TRAIL_CAP] = LT_STACK_HASH_SEED;
+            t->info[TRAIL_CAP] = 0;
+            t->sp[TRAIL_CAP] = UINTPTR_MAX;
+            return t;
+        }
+    }
+    return NO_TRAIL;
+}
+
+/* (An end rule has no offsets: 0.) */
+static inline uint32_t info_of(uint64_t rule)
+{
+    return ((uint32_t)(rule >> 19) & INFO_RBP_OFF) | ((((rule >> 1) & 3) == RULE_CFA_RBP) ? INFO_CFA_RBP : 0);
+}
+
+/* Are the frames of the record outside frame j still those a walk from j would find?
+ * Returns TRAIL_CAP when they are, else the first frame whose slot changed (no frame inside
+ * it can match either: the same slot decides), or TRAIL_CAP + 1 when the end changed. */
+static int first_changed(const struct trail *t, int j)
+{
+    for (int m = j + 1; m < TRAIL_CAP; m++) {
+        if (*(const uintptr_t *)(t->sp[m] - 8) != t->pc[m]) return m;
+        uint32_t off = t->info[m - 1] & INFO_RBP_OFF;
+        if (off && (t->info[m] & INFO_NEEDS_BP) && *(const uintptr_t *)(t->sp[m] - off) != t->bp[m])
+            return m;
+    }
+    if (t->end == END_BY_LOW_PC && *(const uintptr_t *)t->end_slot >= 4096) return TRAIL_CAP + 1;
+    if (t->end == END_CUT && *(const uintptr_t *)t->end_slot < 4096) return TRAIL_CAP + 1;
+    return TRAIL_CAP;
+}
+
+/* Puts the n new frames in front of slot `at`, and completes their per-frame data from the
+ * outside in. Returns whether their return addresses are those the slots held already. */
+static bool place_new_frames(struct trail *t, int n, int at)
+{
+    bool same = true;
+    int first = at - n;
+    uint64_t hash = t->hash[at];
+    uint32_t outer_needs = t->info[at] & INFO_NEEDS_BP;
+    for (int x = n - 1; x >= 0; x--) {
+        int i = first + x;
+        uintptr_t pc = t->fresh[x].pc;
+        same &= t->pc[i] == pc;
+        t->pc[i] = pc;
+        t->sp[i] = t->fresh[x].sp;
+        t->bp[i] = t->fresh[x].bp;
+        uint32_t info = t->fresh[x].info;
+        if (!(info & INFO_RBP_OFF)) info |= outer_needs; /* rbp passes through unchanged */
+        if (info & INFO_CFA_RBP) info |= INFO_NEEDS_BP;
+        outer_needs = info & INFO_NEEDS_BP;
+        t->info[i] = info;
+        t->hash[i] = hash = lt_stack_hash_step(hash, pc);
+    }
+    return same;
+}
+
+__attribute__((noinline)) void lt_backtrace_take(struct lt_backtrace *bt, uintptr_t *buf, int max)
+{
+    uintptr_t pc, sp, bp;
+    __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2"
+                     : "=r"(pc), "=r"(sp), "=r"(bp));
+    bt->pcs = buf;
+    bt->hash = 0;
+    bt->id = 0;
+    bt->trail = NULL;
+    struct trail *t = NULL;
+    if (LT_LIKELY(!trail_busy && rule_cache && own_end && max > 0)) {
+        t = my_trail;
+        if (LT_UNLIKELY(!t)) t = my_trail = claim_trail();
+    }
+    if (LT_UNLIKELY(!t || t == NO_TRAIL || !skip_own_frames(bp, sp, &pc, &sp, &bp) || pc < 4096)) {
+        bt->depth = lt_unwind(buf, max, &bt->truncated);
+        return;
+    }
+    trail_busy = 1;
+    atomic_signal_fence(memory_order_seq_cst);
+    unsigned generation = atomic_load_explicit(&rules_generation, memory_order_relaxed);
+    if (LT_UNLIKELY(t->generation != generation)) {
+        t->generation = generation;
+        t->start = TRAIL_CAP;
+        t->last_id = 0;
+    }
+
+    /* Walk until a frame of the record, whose outer frames are still on the stack. */
+    int j = t->start, n = 0, match = -1, changed_at = 0;
+    enum trail_end end = END_BY_RULE;
+    uintptr_t end_slot = 0;
+    for (;;) {
+        while (t->sp[j] < sp) j++; /* stops at TRAIL_CAP at the latest */
+        if (t->sp[j] == sp && j >= changed_at && t->pc[j] == pc &&
+            (!(t->info[j] & INFO_NEEDS_BP) || t->bp[j] == bp)) {
+            changed_at = first_changed(t, j);
+            if (changed_at == TRAIL_CAP) {
+                match = j;
+                break;
+            }
+        }
+        uint64_t rule = rule_for(pc, false);
+        t->fresh[n].pc = pc;
+        t->fresh[n].sp = sp;
+        t->fresh[n].bp = bp;
+        t->fresh[n].info = info_of(rule);
+        n++;
+        enum step_result r = step_by(rule, &pc, &sp, &bp);
+        if (r != STEP_OK) {
+            end = r == STEP_LOW_PC ? END_BY_LOW_PC : END_BY_RULE;
+            end_slot = sp - 8; /* sp is the CFA the return address was read below */
+            break;
+        }
+        if (n == max) { /* another frame exists: the backtrace is cut here */
+            end = END_CUT;
+            end_slot = sp - 8;
+            break;
+        }
+    }
+
+    bool same = false;
+    int total;
+    if (match < 0) {
+        t->end = (uint8_t)end;
+        t->end_slot = end_slot;
+        t->start = TRAIL_CAP - n;
+        place_new_frames(t, n, TRAIL_CAP);
+        total = n;
+    } else {
+        total = n + (TRAIL_CAP - match);
+        if (LT_UNLIKELY(match < n || (t->end == END_CUT && total < max))) {
+            /* Deeper than a record holds, or the old walk was cut short of what this one
+             * needs: walk it all, and start the record again next time. */
+            t->start = TRAIL_CAP;
+            t->last_id = 0;
+            atomic_signal_fence(memory_order_seq_cst);
+            trail_busy = 0;
+            bt->depth = lt_unwind(buf, max, &bt->truncated);
+            return;
+        }
+        same = place_new_frames(t, n, match);
+        t->start = match - n;
+    }
+    bt->trail = t;
+    bt->trail_start = t->start;
+    bt->pcs = &t->pc[t->start];
+    bt->truncated = total > max || t->end == END_CUT;
+    bt->depth = total > max ? max : total;
+    if (total <= max) {
+        bt->hash = t->hash[t->start] | 1;
+        if (same && t->last_start == t->start) bt->id = t->last_id;
+    }
+}
+
+void lt_backtrace_done(const struct lt_backtrace *bt, uint32_t id)
+{
+    struct trail *t = bt->trail;
+    if (!t) return;
+    bool whole = bt->depth == TRAIL_CAP - bt->trail_start;
+    t->last_id = whole ? id : 0;
+    t->last_start = bt->trail_start;
+    atomic_signal_fence(memory_order_seq_cst);
+    trail_busy = 0;
 }
 
 /* ---- where the program's own stack begins -------------------------------------------------

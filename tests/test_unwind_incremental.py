@@ -1,0 +1,93 @@
+"""The shim's incremental backtraces (shim/unwind.c) are exact when consecutive allocations'
+stacks change in subtle ways: the same function at the same depth under another caller,
+recursion of varying depth, longjmp, C++ exceptions, signal handlers, threads that reuse an
+exited thread's stack. Every leaking block's full backtrace (file:line of each frame of the
+test program) and the exact block counts are checked, at -O2 without frame pointers (every
+frame found from .eh_frame) and at -O0 with them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from leakharness import compile_program, marker_line, program_records, run_traced
+
+SOURCE = "changing_stacks.cpp"
+
+
+def lines(*markers: str) -> list[int]:
+    return [marker_line(SOURCE, m) for m in markers]
+
+
+Stacks = dict[tuple[int, ...], tuple[int, int]]
+
+
+def expected_stacks() -> Stacks:
+    """The program's frames' lines, innermost first -> (blocks, bytes)."""
+    via_a = lines("leaf", "common", "via_a", "dispatch_a", "same_depth")
+    via_b = lines("leaf", "common", "via_b", "dispatch_b", "same_depth")
+    main_same = lines("main_same_depth")
+    thread = lines("thread_main")
+    rec_bottom = lines("leaf", "rec_bottom")
+    recursion = lines("recursion", "main_recursion")
+    stacks: list[tuple[list[int], int, int]] = [
+        # main's two rounds (101 bytes, then 102): 30 calls each, every third through via_b
+        (via_a + main_same, 40, 20 * 101 + 20 * 102),
+        (via_b + main_same, 20, 10 * 101 + 10 * 102),
+        (rec_bottom + lines("rec") * 3 + recursion, 20, 20 * 103),
+        (rec_bottom + lines("rec") * 6 + recursion, 20, 20 * 104),
+        (lines("leaf", "jump_bottom") + lines("deep_jump") * 4 + lines("longjmps", "main_longjmps"),
+         20, 20 * 105),
+        (lines("leaf", "common", "after_jump", "main_longjmps"), 20, 20 * 106),
+        (lines("leaf", "throw_bottom") + lines("thrower") * 3
+         + lines("exceptions", "main_exceptions"), 20, 20 * 107),
+        (lines("leaf", "common", "after_throw", "main_exceptions"), 20, 20 * 108),
+        # the handler's backtrace ends at the signal frame
+        (lines("leaf", "on_signal"), 24, 24 * 109),
+        (lines("leaf", "common", "after_signal", "main_signals"), 24, 24 * 110),
+        # 4 threads one after another (111 bytes), then 3 at once (112); 30 calls each
+        (via_a + thread, 80 + 60, 80 * 111 + 60 * 112),
+        (via_b + thread, 40 + 30, 40 * 111 + 30 * 112),
+    ]
+    return {tuple(own): (blocks, size) for own, blocks, size in stacks}
+
+
+def found_stacks(report: dict[str, Any]) -> Stacks:
+    found: Stacks = {}
+    for record in program_records(report, SOURCE):
+        own = tuple(
+            f["line"] for f in record["frames"] if f.get("file") and Path(f["file"]).name == SOURCE
+        )
+        blocks, size = found.get(own, (0, 0))
+        found[own] = (blocks + record["blocks"], size + record["bytes"])
+    return found
+
+
+@pytest.mark.parametrize("opt", ["-O2", "-O0"])
+def test_backtraces_exact_under_changing_call_paths(build_dir: Path, tmp_path: Path,
+                                                     opt: str) -> None:
+    exe = compile_program(SOURCE, build_dir, opt)
+    run = run_traced(exe, work=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert found_stacks(run.report) == expected_stacks()
+    # every backtrace was complete (none cut at --max-depth)
+    assert not run.report.get("shim_counters", {}).get("truncated_stacks"), run.report.get(
+        "shim_counters")
+
+
+def test_backtraces_exact_when_cut_at_max_depth(build_dir: Path, tmp_path: Path) -> None:
+    """A depth limit that cuts the recursion's backtraces (and not the shallow ones): a
+    record cut short by one allocation must not leave its cut into the next one's."""
+    exe = compile_program(SOURCE, build_dir, "-O2")
+    run = run_traced(exe, work=tmp_path, options=("--max-depth", "8"))
+    assert run.returncode == 0, run.stderr
+    found = found_stacks(run.report)
+    expected: Stacks = {}
+    for own, (blocks, size) in expected_stacks().items():
+        # the first 8 frames: malloc's caller is frame 0; the frames outside the program's file
+        # (libc's, the thread start) all come after the program's, and only the recursion's
+        # backtraces are longer than 8 frames
+        old = expected.get(own[:8], (0, 0))
+        expected[own[:8]] = (old[0] + blocks, old[1] + size)
+    assert found == expected
