@@ -9,6 +9,8 @@
  *   COLLECTING, TRACKING ──► FINAL   the final capture is claimed: return from main, exit(),
  *                                     _exit(), a signal that kills the program
  *   COLLECTING, TRACKING ──► OFF     detach; a fork child that is not followed
+ *   COLLECTING, TRACKING: exec       the image's capture (lt_capture_before_exec), state kept:
+ *                                     the exec may fail
  *   FINAL is terminal; it still follows frees (glibc's and libstdc++'s buffers, freed before
  *   the exit scan as under valgrind), but records nothing new.
  *
