@@ -28,6 +28,7 @@ from leaktrace.attach.return_home import (
     Slot,
     call_returning_home,
     find_restorer,
+    in_timed_sleep,
     resumed_registers,
     signal_mask,
     usable_fp_state,
@@ -166,7 +167,10 @@ class _Injector:
                          "thread back even if leaktrace dies meanwhile")
             status = self._load_and_attach(tid, saved, dlopen, config_path)
         finally:
-            self._restore(tid, resumed_registers(saved) if self.went_home else saved, fp_state)
+            # After rt_sigreturn the thread is at a system call's exit, where the kernel
+            # restarts nothing: the restart is in the registers; else the kernel does it.
+            back_by_itself = self.went_home and not in_timed_sleep(saved)
+            self._restore(tid, resumed_registers(saved) if back_by_itself else saved, fp_state)
             self.step("restored the thread")
         if status == ATTACH_PRELOADED:
             raise LeaktraceError(f"{describe(pid)} already runs under leaktrace (started with "

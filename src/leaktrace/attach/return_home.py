@@ -14,9 +14,13 @@ there, reads what the call left in memory, and lets rt_sigreturn run.
 rt_sigreturn never restarts an interrupted system call, which a ptrace stop in a blocking
 call leaves pending (-ERESTARTSYS and the call's number in orig_rax): the frame holds what
 the kernel would have done, the instruction pointer back on the `syscall` instruction and the
-call's number in RAX (restart_syscall for -ERESTART_RESTARTBLOCK). The alternate signal
-stack in the frame has invalid flags, so the kernel keeps the thread's own (it ignores such a
-value on return).
+call's number in RAX. One difference: a sleep with a timeout (nanosleep, clock_nanosleep,
+poll: -ERESTART_RESTARTBLOCK) would go on for the time left through restart_syscall, whose
+state rt_sigreturn clears; the frame issues the call again, with its whole timeout. That
+happens only when leaktrace died; alive, it keeps the kernel's own restart for such a thread
+(it ends the call at a fault it catches, as remote_call does, instead of rt_sigreturn). The
+alternate signal stack in the frame has invalid flags, so the kernel keeps the thread's own
+(it ignores such a value on return).
 """
 
 from __future__ import annotations
@@ -44,7 +48,6 @@ from leaktrace.attach.target_libraries import LoadedLibrary
 
 RESTORE_RT = bytes.fromhex("48c7c00f000000" "0f05")  # mov $15, %rax; syscall
 SYS_RT_SIGRETURN = 15
-SYS_RESTART_SYSCALL = 219
 RESTARTED = {512, 513, 514}  # -ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND
 RESTART_RESTARTBLOCK = 516
 UC_FLAGS = 1 | 2 | 4  # UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS
@@ -113,13 +116,18 @@ def usable_fp_state(fp_state: bytes | None) -> bool:
     return fp_state is not None and len(fp_state) >= XSAVE_HEADER_END
 
 
+def in_timed_sleep(saved: Registers) -> bool:
+    """Stopped in a sleep the kernel resumes for the time left (-ERESTART_RESTARTBLOCK)."""
+    return saved.orig_rax != NO_SYSCALL and (1 << 64) - saved.rax == RESTART_RESTARTBLOCK
+
+
 def resumed_registers(saved: Registers) -> Registers:
-    """`saved` as rt_sigreturn must leave the thread: an interrupted system call is restarted
-    the way the kernel would have restarted it."""
+    """`saved` as rt_sigreturn must leave the thread: an interrupted system call is issued
+    again as the kernel would restart it."""
     regs = saved.copy()
-    error = (1 << 64) - saved.rax
-    if saved.orig_rax != NO_SYSCALL and error in RESTARTED | {RESTART_RESTARTBLOCK}:
-        regs.rax = saved.orig_rax if error in RESTARTED else SYS_RESTART_SYSCALL
+    if saved.orig_rax != NO_SYSCALL and (1 << 64) - saved.rax in RESTARTED | {
+            RESTART_RESTARTBLOCK}:
+        regs.rax = saved.orig_rax
         regs.rip = saved.rip - 2
     regs.orig_rax = NO_SYSCALL
     return regs
@@ -143,13 +151,21 @@ class Slot:
     (the call's results, since its return value is gone when rt_sigreturn runs)."""
 
 
-def call_returning_home(tid: int, memory_file: int, saved: Registers, home: Home,
-                        function: int, arguments: list[int | bytes | Slot],
-                        pause: ptrace.Pause) -> list[int] | None:
-    """Run function(*arguments) on thread `tid` (stopped, seized); its return brings the
-    thread back to `saved` by itself. Returns the values of the Slot arguments, the thread
-    then stopped after rt_sigreturn with its own registers; or None when the kernel refused
-    the frame (the thread is then stopped at the SIGSEGV it would have got, taken off)."""
+@dataclass(frozen=True)
+class StartedCall:
+    """An injected call under way: where its frame is, what it writes, how it must end."""
+
+    sp: int
+    slots: list[int]
+    resumed: Registers
+    timed_sleep: bool
+
+
+def start_call_returning_home(tid: int, memory_file: int, saved: Registers, home: Home,
+                              function: int, arguments: list[int | bytes | Slot]) -> StartedCall:
+    """Write the arguments and the signal frame below the thread's stack, point the thread
+    at function(*arguments) and let it run (stopping at each system call). From here on the
+    thread gets back to `saved` by itself, whatever becomes of leaktrace."""
     top = saved.rsp - RED_ZONE
     values: list[int] = []
     slots: list[int] = []
@@ -183,6 +199,20 @@ def call_returning_home(tid: int, memory_file: int, saved: Registers, home: Home
     regs.eflags &= ~(EFLAGS_DF | EFLAGS_TF)
     ptrace.set_registers(tid, regs)
     ptrace.resume_to_syscall(tid)
+    return StartedCall(sp, slots, resumed, in_timed_sleep(saved))
+
+
+def call_returning_home(tid: int, memory_file: int, saved: Registers, home: Home,
+                        function: int, arguments: list[int | bytes | Slot],
+                        pause: ptrace.Pause) -> list[int] | None:
+    """Run function(*arguments) on thread `tid` (stopped, seized); its return brings the
+    thread back to `saved` by itself. Returns the values of the Slot arguments, the thread
+    then stopped after rt_sigreturn with its own registers; or None when the kernel refused
+    the frame (the thread is then stopped at the SIGSEGV it would have got, taken off).
+    For a thread stopped in a timed sleep (in_timed_sleep), leaktrace skips rt_sigreturn and
+    lets the thread fault at address 0, caught: the caller restores it as remote_call's
+    callers do, and the kernel resumes the sleep for the time left."""
+    call = start_call_returning_home(tid, memory_file, saved, home, function, arguments)
     results: list[int] | None = None
     while True:
         try:
@@ -197,17 +227,26 @@ def call_returning_home(tid: int, memory_file: int, saved: Registers, home: Home
             continue
         if not stop.is_syscall_stop:
             if results is not None and stop.signal == signal.SIGSEGV:
-                return None  # the frame was refused: this SIGSEGV is ours, never delivered
+                # Ours, never delivered: the frame was refused, or the fault we asked for.
+                return results if call.timed_sleep else None
             ptrace.resume_to_syscall(tid, stop.signal)  # the program's own signal
             continue
         info = ptrace.syscall_info(tid)
         if results is None and info.op == ptrace.SYSCALL_INFO_ENTRY and (
-                info.number == SYS_RT_SIGRETURN and info.stack_pointer == sp + 8
+                info.number == SYS_RT_SIGRETURN and info.stack_pointer == call.sp + 8
                 and info.instruction_pointer == home.restorer + len(RESTORE_RT)):
-            results = [int.from_bytes(os.pread(memory_file, 8, at), "little") for at in slots]
+            results = [int.from_bytes(os.pread(memory_file, 8, at), "little")
+                       for at in call.slots]
+            if call.timed_sleep:  # skip rt_sigreturn: return to address 0, a fault we catch
+                now = ptrace.get_registers(tid)
+                now.orig_rax = NO_SYSCALL
+                now.rip = 0
+                ptrace.set_registers(tid, now)
+                ptrace.resume(tid)
+                continue
         elif results is not None and info.op == ptrace.SYSCALL_INFO_EXIT:
             now = ptrace.get_registers(tid)
-            if (now.rip, now.rsp) == (resumed.rip, resumed.rsp):
+            if (now.rip, now.rsp) == (call.resumed.rip, call.resumed.rsp):
                 return results
         ptrace.resume_to_syscall(tid)
 
