@@ -263,7 +263,8 @@ def _why_no_capture(returncode: int, failures: list[CaptureFailure]) -> str:
                 "(the shim writes its capture at exit and on the signals it handles)")
     return (f"it exited with status {returncode} without the shim writing one: it made no "
             "allocation through the shim, or ended through a path the shim does not see "
-            "(exec of another program, a raw exit system call)")
+            "(a raw exit or execve system call, an exec of a program the loader does not "
+            "preload into: static, setuid)")
 
 
 def _address_limit(failure: CaptureFailure) -> str:
@@ -303,9 +304,37 @@ def _check_new_file(path: str, option: str) -> None:
 def _check_writable_dir(directory: str, what: str) -> None:
     if not os.path.isdir(directory):
         raise LeaktraceError(f"{what} {directory} does not exist")
+    kernel_fs = _kernel_filesystem(directory)
+    if kernel_fs is not None:
+        raise LeaktraceError(f"{what} {directory} is on the kernel's {kernel_fs} filesystem, "
+                             "where no file can be created: use -o FILE on a real disk")
     if not os.access(directory, os.W_OK | os.X_OK):
         raise LeaktraceError(f"{what} {directory} is not writable: use -o FILE somewhere "
                              "writable")
+
+
+# Filesystems the kernel makes up, where root's access() says "writable" and yet no capture
+# file can be created.
+_KERNEL_FILESYSTEMS = frozenset({"proc", "sysfs", "cgroup", "cgroup2", "debugfs", "tracefs",
+                                 "securityfs", "configfs", "pstore", "bpf", "devpts",
+                                 "mqueue", "fusectl", "binfmt_misc", "efivarfs"})
+
+
+def _kernel_filesystem(directory: str) -> str | None:
+    """The type of the kernel filesystem `directory` is on (proc, sysfs...), else None."""
+    path = os.path.realpath(directory)
+    best, fs_type = "", None
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split(" - ", 1)
+                mount_point = fields[0].split(" ")[4].replace("\\040", " ")
+                inside = path == mount_point or path.startswith(mount_point.rstrip("/") + "/")
+                if inside and len(mount_point) >= len(best) and len(fields) == 2:
+                    best, fs_type = mount_point, fields[1].split(" ")[0]
+    except (OSError, IndexError):
+        return None
+    return fs_type if fs_type in _KERNEL_FILESYSTEMS else None
 
 
 def _emit_report(text: str | bytes, report_file: str | None) -> None:
