@@ -233,9 +233,11 @@ void lt_capture_prepare_final(void)
     errno = saved_errno;
 }
 
-/* A fork child has descriptors of its parent's capture: not its own. */
+/* A fork child has descriptors of its parent's capture: not its own. Its only thread is
+ * the one that forked, so the reserve is free whatever another thread was doing. */
 void lt_capture_after_fork_child(void)
 {
+    atomic_store(&reserve_taken, false);
     if (atomic_load(&prepared.state) != PREPARED_READY) return;
     if (prepared.fd >= 0) close(prepared.fd);
     if (prepared.notify_fd >= 0) close(prepared.notify_fd);
@@ -248,13 +250,27 @@ static bool prepared_here(void)
     return atomic_load(&prepared.state) == PREPARED_READY && prepared.pid == getpid();
 }
 
+/* An exec replaces the image that would have written into the early-opened file: it goes
+ * (if the new user may not remove it, it stays empty, and the launcher takes an empty file
+ * for no capture and removes it). */
+void lt_capture_drop_prepared(void)
+{
+    if (!prepared_here() || prepared.fd < 0) return;
+    int saved_errno = errno;
+    close(prepared.fd);
+    prepared.fd = -1;
+    prepared.error = 0; /* if the exec fails, the final capture opens its file as usual */
+    unlink(prepared.path);
+    errno = saved_errno;
+}
+
 /* The final capture's file opened before a privilege change: its descriptor (claimed once),
- * or -errno of that open; 0 when none was prepared. */
+ * or -errno of that open; 0 when there is none to use. */
 static int take_prepared_file(char *path, size_t cap)
 {
     if (!prepared_here()) return 0;
     int fd = prepared.fd;
-    if (fd < 0) return -(prepared.error ? prepared.error : EBADF);
+    if (fd < 0) return prepared.error ? -prepared.error : 0;
     prepared.fd = -1;
     size_t n = strnlen(prepared.path, cap - 1);
     memcpy(path, prepared.path, n);

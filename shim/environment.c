@@ -118,7 +118,8 @@ static int exec_with_settings(execve_fn real, bool search, const char *file, cha
                               char *const envp[])
 {
     char capture[LT_PATH_MAX];
-    bool captured = executable(file, search) && lt_capture_before_exec(capture, sizeof capture);
+    bool captured = lt_exec_capture_wanted() && executable(file, search) &&
+                    lt_capture_before_exec(capture, sizeof capture);
     int r = exec_with_hidden(real, file, argv, envp);
     if (captured) lt_discard_exec_capture(capture);
     return r;

@@ -402,11 +402,16 @@ static void write_final(unsigned reason, uintptr_t program_sp, bool safe_to_scan
  * as at exit), with a scan from which the other threads resume: the exec may still fail, and
  * the program then carries on (the capture is removed). Only the traced process itself, while
  * it traces: a vfork child shares our memory but is not it. */
-bool lt_capture_before_exec(char *path, size_t cap)
+bool lt_exec_capture_wanted(void)
 {
     int state = atomic_load(&lt_state);
     if (state < LT_STATE_TRACKING || state == LT_STATE_FINAL || lt_attach_mode()) return false;
-    if (getpid() != atomic_load(&lt_owner_pid)) return false;
+    return getpid() == atomic_load(&lt_owner_pid);
+}
+
+bool lt_capture_before_exec(char *path, size_t cap)
+{
+    if (!lt_exec_capture_wanted()) return false;
     int saved_errno = errno;
     lt_busy++;
     struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
@@ -417,6 +422,7 @@ bool lt_capture_before_exec(char *path, size_t cap)
         req.note = "no reachability scan before exec: the shim could not map memory for it";
     bool written = lt_capture_write(&req) == 0;
     lt_scan_release(&scan);
+    if (written) lt_capture_drop_prepared();
     if (written) {
         strncpy(path, req.path, cap - 1);
         path[cap - 1] = 0;

@@ -281,6 +281,7 @@ void lt_capture_reserve(void);       /* at start-up: the writer's memory, for wh
  * file are opened now, while it still may (once per process). */
 void lt_capture_prepare_final(void);
 void lt_capture_after_fork_child(void);
+void lt_capture_drop_prepared(void); /* before an exec: the early-opened final file goes */
 void lt_capture_notify_failure(int error); /* tells the launcher no final capture will come */
 
 /* ---- counters (lifecycle.c) ------------------------------------------------------------ */
@@ -382,6 +383,7 @@ void lt_signals_install(void);
 void *lt_next_symbol(const char *name); /* dlsym(RTLD_NEXT, name), marked busy */
 /* Exec without fork: the image about to be replaced writes its capture (lifecycle.c);
  * `path` gets its name, to be removed if the exec fails. Returns whether one was written. */
+bool lt_exec_capture_wanted(void);  /* this process traces, and is the traced one */
 bool lt_capture_before_exec(char *path, size_t cap);
 void lt_discard_exec_capture(const char *path);
 /* ---- privileges.c: setuid & co. ------------------------------------------------------- */

@@ -20,7 +20,7 @@ from leakharness import LEAKTRACE, compile_program
 pytestmark = pytest.mark.skipif("avx2" not in Path("/proc/cpuinfo").read_text(),
                                 reason="the register keeper uses AVX registers")
 
-# A tracer that seizes the target's main thread in its blocking call, starts an injected
+# A tracer that stops the target's main thread inside its blocking call, starts an injected
 # call of strtod (which uses the vector registers) that returns through the signal frame,
 # says so, and waits to be killed.
 TRACER = textwrap.dedent("""
@@ -35,10 +35,15 @@ TRACER = textwrap.dedent("""
     restorer = find_restorer(libc)
     memory = open(f"/proc/{pid}/mem", "r+b", buffering=0)
     ptrace.seize(pid)
-    ptrace.interrupt(pid)
-    while not ptrace.wait_for_stop(pid, 10, time.sleep).is_event_stop:
-        pass
-    saved = ptrace.get_registers(pid)
+    for attempt in range(200):  # until it is stopped inside its blocking call
+        ptrace.interrupt(pid)
+        while not ptrace.wait_for_stop(pid, 10, time.sleep).is_event_stop:
+            pass
+        saved = ptrace.get_registers(pid)
+        if saved.rax >= 1 << 63 and saved.orig_rax < 1 << 63:
+            break
+        ptrace.resume(pid)
+        time.sleep(0.003)
     home = Home(restorer, ptrace.get_fp_state(pid), signal_mask(pid, pid))
     start_call_returning_home(pid, memory.fileno(), saved, home, libc.address_of("strtod"),
                               [b"1.5", 0])

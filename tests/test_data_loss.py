@@ -112,6 +112,24 @@ def test_a_program_that_drops_to_nobody_still_gets_its_capture(build_dir: Path,
         captures[0].unlink()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to drop to the user nobody")
+def test_a_program_killed_after_dropping_to_nobody_leaves_no_empty_capture(
+        build_dir: Path, tmp_path: Path) -> None:
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+    exe = compile_program("drop_privileges.c", build_dir, "-O0")
+    work = tmp_path / "private"
+    work.mkdir(mode=0o700)
+    done = leaktrace("run", "-o", str(work / "d.lt"), "--", str(exe), "kill", cwd=work)
+    assert done.returncode == -9, done.stderr
+    assert "was killed by SIGKILL" in done.stderr and "which the shim cannot catch" \
+        in done.stderr, done.stderr
+    # The capture's file was opened before the drop and never written: it is not left.
+    assert list(work.iterdir()) == []
+
+
 # ---- RLIMIT_AS -------------------------------------------------------------------------------
 
 def test_a_program_at_its_soft_address_limit_gets_a_full_scan(build_dir: Path,

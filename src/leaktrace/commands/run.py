@@ -39,6 +39,7 @@ from leaktrace.launcher.notifications import (
     find_capture,
     numbered_captures,
     read_notifications,
+    remove_empty_captures,
 )
 from leaktrace.launcher.program_checks import check_traceable, resolve_program
 from leaktrace.launcher.supervise import (
@@ -132,6 +133,7 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     remove_stale_socket(pid, env)
 
     capture = find_capture(pid, notices, output=output, capture_dir=capture_dir)
+    remove_empty_captures(pid, output=output, capture_dir=capture_dir)
     died = signal_description(returncode)
     if died:
         warn(f"{command[0]} was {died}")

@@ -3,6 +3,7 @@ for each one, and `failed <pid> <errno> <path>` for each one it could not write.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 from dataclasses import dataclass
@@ -71,6 +72,16 @@ def find_capture(pid: int, notices: list[CaptureNotice], *, output: str | None,
                                                            f"leaktrace-*.{pid}.lt")))
              if _non_empty(path)]
     return found[-1] if found else None
+
+
+def remove_empty_captures(pid: int, *, output: str | None, capture_dir: str) -> None:
+    """Empty files where process `pid`'s final capture goes: opened early by a process that
+    changed its user, then killed, or replaced by exec, before it wrote them."""
+    candidates = glob.glob(os.path.join(glob.escape(capture_dir), f"leaktrace-*.{pid}.lt"))
+    for path in ([output] if output else []) + candidates:
+        with contextlib.suppress(OSError):
+            if os.path.isfile(path) and os.path.getsize(path) == 0:
+                os.remove(path)
 
 
 def _non_empty(path: str) -> bool:
