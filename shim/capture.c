@@ -207,6 +207,14 @@ void lt_capture_reserve(void)
     if (!reserve) reserve = lt_map(RESERVE_SIZE);
 }
 
+/* After a detach, with the other tables (lt_release_tables): no capture is being written. */
+void lt_capture_release_reserve(void)
+{
+    if (!reserve || atomic_load(&reserve_taken)) return;
+    lt_unmap(reserve, RESERVE_SIZE);
+    reserve = NULL;
+}
+
 /* Out of the program's way: a high descriptor number, close-on-exec. */
 static int move_high(int fd)
 {

@@ -212,6 +212,7 @@ bool lt_reset_for_attach(void)
     atomic_store(&lt_state, LT_STATE_OFF); /* hooks pass through until collecting starts */
     if (tables_released) {
         if (!(lt_stacks_init() && lt_blocks_init() && lt_regions_init() && lt_modules_init())) return false;
+        lt_capture_reserve();
         tables_released = false;
     }
     lt_inflight_prepare();
@@ -248,6 +249,7 @@ bool lt_release_tables(void)
     lt_modules_release();
     lt_series_release();
     lt_annotations_release();
+    lt_capture_release_reserve();
     tables_released = true;
     return true;
 }

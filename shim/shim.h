@@ -277,6 +277,7 @@ struct lt_capture_request {
 /* Writes a capture; returns 0 or -errno. */
 int lt_capture_write(struct lt_capture_request *req);
 void lt_capture_reserve(void);       /* at start-up: the writer's memory, for when none is left */
+void lt_capture_release_reserve(void); /* attach mode, after detach */
 /* Before the process changes its user or groups: the final capture's file and the notify
  * file are opened now, while it still may (once per process). */
 void lt_capture_prepare_final(void);
