@@ -231,6 +231,16 @@ static int restore_object(struct dl_phdr_info *info, size_t size, void *ctx)
     return 0;
 }
 
+/* The same, the result also stored at *status: `leaktrace attach` calls it so that its
+ * return goes through rt_sigreturn, which brings the thread back whether or not leaktrace is
+ * still alive, and restores RAX on the way (attach/return_home.py). */
+LT_EXPORT int leaktrace_attach_status(const char *config_path, int *status)
+{
+    int result = leaktrace_attach(config_path);
+    if (status) *status = result;
+    return result;
+}
+
 bool lt_detach(char *capture_path, size_t cap)
 {
     if (capture_path) capture_path[0] = 0;

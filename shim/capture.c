@@ -93,6 +93,7 @@ static void patch_u64(struct writer *w, uint64_t at, uint64_t value)
  * inserted before the ".lt" suffix. Fills `path` with the name used. */
 static int open_new_file(char *path, size_t cap, const char *base)
 {
+    int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
     size_t base_len = strlen(base);
     bool has_suffix = base_len > 3 && strcmp(base + base_len - 3, ".lt") == 0;
     size_t stem_len = has_suffix ? base_len - 3 : base_len;
@@ -110,7 +111,7 @@ static int open_new_file(char *path, size_t cap, const char *base)
             if (has_suffix) p = lt_put_str(p, end, ".lt");
         }
         *p = 0;
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        int fd = open(path, flags, 0644);
         if (fd >= 0 || errno != EEXIST) return fd < 0 ? -errno : fd;
     }
     return -EEXIST;
@@ -147,6 +148,7 @@ static const char *reason_label(unsigned reason)
     case LT_REASON_SCAN: return "scan";
     case LT_REASON_MTRACE: return "mtrace";
     case LT_REASON_MUNTRACE: return "muntrace";
+    case LT_REASON_EXEC: return "exec";
     default: return "capture";
     }
 }
@@ -168,6 +170,122 @@ static void on_demand_name(char *dst, size_t cap, unsigned reason, uint32_t sequ
     *p = 0;
 }
 
+/* The capture of an image the process replaces by exec: <main>.exec-<n>.lt, n the first
+ * number free, so the images of one process (each with its own sequence) never collide. */
+static int open_exec_file(char *path, size_t cap)
+{
+    for (uint32_t n = 1; n < 1000; n++) {
+        on_demand_name(path, cap, LT_REASON_EXEC, n);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0 || errno != EEXIST) return fd < 0 ? -errno : fd;
+    }
+    return -EEXIST;
+}
+
+/* ---- set aside before it is needed ------------------------------------------------------
+ * Memory: a program that fills its address space up to RLIMIT_AS and carries on leaves no
+ * room for a new mapping at exit, so the writer's buffer and scratch are mapped at start-up
+ * (address space only: no page is touched until used) and taken when lt_map fails.
+ * Files: a process that changes its user or groups (setuid & co, privileges.c) may no
+ * longer create its capture, nor open the launcher's notify file (/proc/<launcher>/fd/N of
+ * another user's process), afterwards: both are opened just before the change. */
+#define RESERVE_SIZE (BUF_SIZE + SCRATCH_SIZE)
+static uint8_t *reserve;             /* mapped once at start-up; read-only after */
+static _Atomic bool reserve_taken;   /* one writer at a time uses it */
+
+enum { PREPARED_NONE, PREPARED_BUSY, PREPARED_READY, PREPARED_USED };
+static struct {
+    _Atomic int state;               /* PREPARED_*: the CAS from NONE claims the fields */
+    int pid;                         /* the process they were opened for */
+    int fd, notify_fd;               /* -1 when the open failed */
+    int error;                       /* errno of the capture's open */
+    char path[LT_PATH_MAX];
+} prepared;
+
+void lt_capture_reserve(void)
+{
+    if (!reserve) reserve = lt_map(RESERVE_SIZE);
+}
+
+/* After a detach, with the other tables (lt_release_tables): no capture is being written. */
+void lt_capture_release_reserve(void)
+{
+    if (!reserve || atomic_load(&reserve_taken)) return;
+    lt_unmap(reserve, RESERVE_SIZE);
+    reserve = NULL;
+}
+
+/* Out of the program's way: a high descriptor number, close-on-exec. */
+static int move_high(int fd)
+{
+    if (fd < 0) return fd;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+    if (high < 0) return fd;
+    close(fd);
+    return high;
+}
+
+void lt_capture_prepare_final(void)
+{
+    int expected = PREPARED_NONE;
+    if (!atomic_compare_exchange_strong(&prepared.state, &expected, PREPARED_BUSY)) return;
+    int saved_errno = errno;
+    char base[LT_PATH_MAX];
+    main_name(base, sizeof base);
+    int fd = open_new_file(prepared.path, sizeof prepared.path, base);
+    prepared.error = fd < 0 ? -fd : 0;
+    prepared.fd = move_high(fd);
+    prepared.notify_fd = lt_cfg.notify[0] ? move_high(open(lt_cfg.notify, O_WRONLY | O_APPEND | O_CLOEXEC)) : -1;
+    prepared.pid = getpid();
+    atomic_store(&prepared.state, PREPARED_READY);
+    errno = saved_errno;
+}
+
+/* A fork child has descriptors of its parent's capture: not its own. Its only thread is
+ * the one that forked, so the reserve is free whatever another thread was doing. */
+void lt_capture_after_fork_child(void)
+{
+    atomic_store(&reserve_taken, false);
+    if (atomic_load(&prepared.state) != PREPARED_READY) return;
+    if (prepared.fd >= 0) close(prepared.fd);
+    if (prepared.notify_fd >= 0) close(prepared.notify_fd);
+    prepared.fd = prepared.notify_fd = -1;
+    atomic_store(&prepared.state, PREPARED_USED);
+}
+
+static bool prepared_here(void)
+{
+    return atomic_load(&prepared.state) == PREPARED_READY && prepared.pid == getpid();
+}
+
+/* An exec replaces the image that would have written into the early-opened file: it goes
+ * (if the new user may not remove it, it stays empty, and the launcher takes an empty file
+ * for no capture and removes it). */
+void lt_capture_drop_prepared(void)
+{
+    if (!prepared_here() || prepared.fd < 0) return;
+    int saved_errno = errno;
+    close(prepared.fd);
+    prepared.fd = -1;
+    prepared.error = 0; /* if the exec fails, the final capture opens its file as usual */
+    unlink(prepared.path);
+    errno = saved_errno;
+}
+
+/* The final capture's file opened before a privilege change: its descriptor (claimed once),
+ * or -errno of that open; 0 when there is none to use. */
+static int take_prepared_file(char *path, size_t cap)
+{
+    if (!prepared_here()) return 0;
+    int fd = prepared.fd;
+    if (fd < 0) return prepared.error ? -prepared.error : 0;
+    prepared.fd = -1;
+    size_t n = strnlen(prepared.path, cap - 1);
+    memcpy(path, prepared.path, n);
+    path[n] = 0;
+    return fd;
+}
+
 /* One line for the launcher: "capture <pid> <path>" for a capture written, or
  * "failed <pid> <errno> <path>" when it could not be (disk full, a directory it may not write,
  * no memory left), so `leaktrace run` can say why there is no capture. */
@@ -185,13 +303,21 @@ static void notify(const char *path, int error)
     }
     p = lt_put_str(p, end, path);
     p = lt_put_str(p, end, "\n");
-    int fd = open(lt_cfg.notify, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    bool own = !(prepared_here() && prepared.notify_fd >= 0);
+    int fd = own ? open(lt_cfg.notify, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600) : prepared.notify_fd;
     if (fd < 0) return;
     /* One write of less than PIPE_BUF bytes with O_APPEND: lines of concurrent writers
      * (parent and children) never interleave. */
     ssize_t ignored = write(fd, line, (size_t)(p - line));
     (void)ignored;
-    close(fd);
+    if (own) close(fd);
+}
+
+void lt_capture_notify_failure(int error)
+{
+    char path[LT_PATH_MAX];
+    main_name(path, sizeof path);
+    notify(path, error);
 }
 
 /* ---- sections -------------------------------------------------------------------------- */
@@ -364,18 +490,21 @@ static void write_counters(struct writer *w, unsigned skipped_shards)
 }
 
 /* What the shim knows the report must say about what it could not see. */
-static void write_notes(struct writer *w)
+static void write_notes(struct writer *w, const char *request_note)
 {
     const char *foreign = lt_foreign_allocator_note();
-    if (!foreign) return;
+    if (!foreign && !request_note) return;
     static const char tail[] = ": calls to those functions are not traced";
     uint64_t at = section_begin(w, LT_SECTION_NOTES);
-    w_u32(w, 1);
+    w_u32(w, (foreign != NULL) + (request_note != NULL));
     w_u32(w, 0);
-    size_t len = strlen(foreign);
-    w_u32(w, (uint32_t)(len + sizeof tail - 1));
-    w_bytes(w, foreign, len);
-    w_bytes(w, tail, sizeof tail - 1);
+    if (foreign) {
+        size_t len = strlen(foreign);
+        w_u32(w, (uint32_t)(len + sizeof tail - 1));
+        w_bytes(w, foreign, len);
+        w_bytes(w, tail, sizeof tail - 1);
+    }
+    if (request_note) w_str(w, request_note, strlen(request_note));
     section_end(w, at);
 }
 
@@ -451,50 +580,86 @@ static void write_series(struct writer *w)
 /* On-demand captures are numbered in one sequence per process. */
 static _Atomic uint32_t on_demand_sequence;
 
+/* The writer's buffer and scratch: fresh mappings, else the reserve (one writer at a time). */
+struct buffers {
+    uint8_t *buf;
+    char *scratch;
+    bool reserved;
+};
+
+static bool get_buffers(struct buffers *b)
+{
+    b->buf = lt_map(BUF_SIZE);
+    b->scratch = lt_map(SCRATCH_SIZE);
+    b->reserved = false;
+    if (b->buf && b->scratch) return true;
+    lt_unmap(b->buf, BUF_SIZE);
+    lt_unmap(b->scratch, SCRATCH_SIZE);
+    bool expected = false;
+    if (!reserve || !atomic_compare_exchange_strong(&reserve_taken, &expected, true)) return false;
+    b->buf = reserve;
+    b->scratch = (char *)reserve + BUF_SIZE;
+    b->reserved = true;
+    return true;
+}
+
+static void put_buffers(struct buffers *b)
+{
+    if (b->reserved) {
+        atomic_store(&reserve_taken, false);
+        return;
+    }
+    lt_unmap(b->buf, BUF_SIZE);
+    lt_unmap(b->scratch, SCRATCH_SIZE);
+}
+
 int lt_capture_write(struct lt_capture_request *req)
 {
     bool final = req->reason == LT_REASON_EXIT || req->reason == LT_REASON_SIGNAL ||
-                 req->reason == LT_REASON_DETACH;
+                 req->reason == LT_REASON_DETACH || req->reason == LT_REASON_EXEC;
     bool from_signal = req->in_signal_handler;
     const struct lt_scan *scan = req->scan;
     char *path = req->path;
     char base[LT_PATH_MAX];
     uint32_t sequence = 0;
+    int fd = 0;
     if (req->exact_path) {
         strncpy(base, req->exact_path, sizeof base - 1);
         base[sizeof base - 1] = 0;
+    } else if (req->reason == LT_REASON_EXEC) {
+        fd = open_exec_file(path, LT_PATH_MAX);
     } else if (final) {
         main_name(base, sizeof base);
+        fd = req->reason == LT_REASON_DETACH ? 0 : take_prepared_file(path, LT_PATH_MAX);
     } else {
         sequence = atomic_fetch_add(&on_demand_sequence, 1) + 1;
         on_demand_name(base, sizeof base, req->reason, sequence);
     }
-    int fd = open_new_file(path, LT_PATH_MAX, base);
+    if (fd == 0 && req->reason != LT_REASON_EXEC) fd = open_new_file(path, LT_PATH_MAX, base);
     if (fd < 0) {
         if (!req->exact_path) notify(path, -fd);
         return fd;
     }
 
-    struct writer w = { .fd = fd, .buf = lt_map(BUF_SIZE) };
-    if (!w.buf) {
+    struct buffers mem;
+    if (!get_buffers(&mem)) {
+        if (unlink(path) != 0 && ftruncate(fd, 0) != 0) { /* an empty file: no capture */ }
         close(fd);
-        unlink(path);
         if (!req->exact_path) notify(path, ENOMEM);
         return -ENOMEM;
     }
+    struct writer w = { .fd = fd, .buf = mem.buf };
     /* Module list first: it may take the loader's lock, which must not be taken from a
      * signal handler that interrupted the loader. */
     if (!from_signal && !req->world_stopped) lt_modules_refresh(false);
     write_header(&w, final);
-    char *scratch = lt_map(SCRATCH_SIZE);
-    if (scratch) write_process(&w, scratch, SCRATCH_SIZE);
-    lt_unmap(scratch, SCRATCH_SIZE);
+    write_process(&w, mem.scratch, SCRATCH_SIZE);
     write_modules(&w, !from_signal && !req->world_stopped);
     struct block_pass bp = { .w = &w, .nstacks = lt_stacks_count(),
                              .generation = atomic_load(&lt_generation), .only_new = req->only_since_baseline,
                              .generations = req->generations };
     size_t live_size = ((size_t)bp.nstacks + 1) * 2 * sizeof(uint64_t);
-    bp.live = lt_map(live_size);
+    bp.live = lt_map(live_size); /* NULL: the STACKS section's live totals stay 0 */
     unsigned skipped = write_blocks(&w, &bp, from_signal, scan);
     write_stacks(&w, &bp);
     if (scan) {
@@ -504,15 +669,15 @@ int lt_capture_write(struct lt_capture_request *req)
     write_session(&w, req, sequence);
     if (!from_signal) write_series(&w);
     write_counters(&w, skipped);
-    write_notes(&w);
+    write_notes(&w, req->note);
     section_end(&w, section_begin(&w, LT_SECTION_END));
     w_flush(&w);
     lt_unmap(bp.live, live_size);
-    lt_unmap(w.buf, BUF_SIZE);
+    put_buffers(&mem);
     int err = w.error;
+    if (err && unlink(path) != 0 && ftruncate(fd, 0) != 0) { /* an empty file: no capture */ }
     close(fd);
     if (err) {
-        unlink(path);
         if (!req->exact_path) notify(path, err);
         return -err;
     }

@@ -84,7 +84,8 @@ _Static_assert(sizeof(void *) == LT_POINTER_SIZE, "leaktrace captures are writte
 
 /* Why the shim wrote a capture: the SESSION section's reason. The text is the label in an
  * on-demand capture's file name, <main>.<label>-<n>.lt (exit, signal and detach captures are
- * final and have the main name). */
+ * final and have the main name). An exec capture is the final one of an image the process
+ * replaced by exec (flagged final), named <main>.exec-<n>.lt. */
 #define LT_CAPTURE_REASONS(X)         \
     X(1, EXIT, "exit")                \
     X(2, REPORT, "report")            \
@@ -92,7 +93,8 @@ _Static_assert(sizeof(void *) == LT_POINTER_SIZE, "leaktrace captures are writte
     X(4, MTRACE, "mtrace")            \
     X(5, MUNTRACE, "muntrace")        \
     X(6, SIGNAL, "signal")            \
-    X(7, DETACH, "detach")
+    X(7, DETACH, "detach")            \
+    X(8, EXEC, "exec")
 
 enum lt_leak_kind {
 #define LT_X(num, name, text) LT_LEAK_##name = num,

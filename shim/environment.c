@@ -10,6 +10,7 @@
  * --follow-children nothing is hidden: every child must inherit the settings. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -60,8 +61,9 @@ void lt_env_hide_settings(const char *shim_file_name)
 
 /* ---- exec: the hidden entries go with the process into its next image ------------------- */
 typedef int (*execve_fn)(const char *, char *const[], char *const[]);
+static _Atomic(execve_fn) next_execve, next_execvpe; /* the real ones, looked up at first use */
 
-static int exec_with_settings(execve_fn real, const char *file, char *const argv[], char *const envp[])
+static int exec_with_hidden(execve_fn real, const char *file, char *const argv[], char *const envp[])
 {
     /* Only the traced process itself: a vfork child shares its memory but is not it, and
      * children are not traced unless followed (then nothing was hidden). */
@@ -85,6 +87,44 @@ static int exec_with_settings(execve_fn real, const char *file, char *const argv
     return r;
 }
 
+/* Would an exec of `file` start a new image? Checked before writing the image's capture, so
+ * the usual failures (execvp's callers trying names, a missing program) cost nothing. With
+ * `search`, a name without a slash is looked for in $PATH as execvp does. */
+static bool executable(const char *file, bool search)
+{
+    if (!file || !*file) return false;
+    if (!search || strchr(file, '/')) return access(file, X_OK) == 0;
+    const char *dirs = getenv("PATH");
+    if (!dirs) dirs = "/bin:/usr/bin";
+    char candidate[LT_PATH_MAX];
+    size_t flen = strlen(file);
+    for (const char *d = dirs;; d++) {
+        const char *end = strchrnul(d, ':');
+        size_t dlen = (size_t)(end - d);
+        if (dlen + flen + 2 <= sizeof candidate) {
+            memcpy(candidate, d, dlen);
+            size_t n = dlen;
+            if (n) candidate[n++] = '/';
+            memcpy(candidate + n, file, flen + 1);
+            if (access(candidate, X_OK) == 0) return true;
+        }
+        if (!*end) return false;
+        d = end;
+    }
+}
+
+/* The image about to be replaced writes its capture first (removed if the exec fails). */
+static int exec_with_settings(execve_fn real, bool search, const char *file, char *const argv[],
+                              char *const envp[])
+{
+    char capture[LT_PATH_MAX];
+    bool captured = lt_exec_capture_wanted() && executable(file, search) &&
+                    lt_capture_before_exec(capture, sizeof capture);
+    int r = exec_with_hidden(real, file, argv, envp);
+    if (captured) lt_discard_exec_capture(capture);
+    return r;
+}
+
 /* The next execve and execvpe, looked up at the first exec (racing lookups agree). */
 static execve_fn next_exec(_Atomic(execve_fn) *slot, const char *name)
 {
@@ -96,32 +136,32 @@ static execve_fn next_exec(_Atomic(execve_fn) *slot, const char *name)
     return f;
 }
 
-static _Atomic(execve_fn) next_execve, next_execvpe;
 static execve_fn real_execve(void) { return next_exec(&next_execve, "execve"); }
 static execve_fn real_execvpe(void) { return next_exec(&next_execvpe, "execvpe"); }
 
 int lt_hook_execve(const char *path, char *const argv[], char *const envp[])
 {
-    return exec_with_settings(real_execve(), path, argv, envp);
+    return exec_with_settings(real_execve(), false, path, argv, envp);
 }
 
 int lt_hook_execv(const char *path, char *const argv[])
 {
-    return exec_with_settings(real_execve(), path, argv, environ);
+    return exec_with_settings(real_execve(), false, path, argv, environ);
 }
 
 int lt_hook_execvpe(const char *file, char *const argv[], char *const envp[])
 {
-    return exec_with_settings(real_execvpe(), file, argv, envp);
+    return exec_with_settings(real_execvpe(), true, file, argv, envp);
 }
 
 int lt_hook_execvp(const char *file, char *const argv[])
 {
-    return exec_with_settings(real_execvpe(), file, argv, environ);
+    return exec_with_settings(real_execvpe(), true, file, argv, environ);
 }
 
 /* execl, execlp, execle: the arguments into an array of our own, then as above. */
-static int exec_list(execve_fn real, const char *file, const char *arg, va_list ap, bool with_env)
+static int exec_list(execve_fn real, bool search, const char *file, const char *arg, va_list ap,
+                     bool with_env)
 {
     size_t bytes = MAX_EXEC_ARGS * sizeof(char *);
     char **argv = lt_map(bytes);
@@ -138,7 +178,7 @@ static int exec_list(execve_fn real, const char *file, const char *arg, va_list 
         return -1;
     }
     char *const *envp = with_env ? va_arg(ap, char *const *) : environ;
-    int r = exec_with_settings(real, file, argv, envp);
+    int r = exec_with_settings(real, search, file, argv, envp);
     lt_unmap(argv, bytes);
     return r;
 }
@@ -147,7 +187,7 @@ int lt_hook_execl(const char *path, const char *arg, ...)
 {
     va_list ap;
     va_start(ap, arg);
-    int r = exec_list(real_execve(), path, arg, ap, false);
+    int r = exec_list(real_execve(), false, path, arg, ap, false);
     va_end(ap);
     return r;
 }
@@ -156,7 +196,7 @@ int lt_hook_execlp(const char *file, const char *arg, ...)
 {
     va_list ap;
     va_start(ap, arg);
-    int r = exec_list(real_execvpe(), file, arg, ap, false);
+    int r = exec_list(real_execvpe(), true, file, arg, ap, false);
     va_end(ap);
     return r;
 }
@@ -165,7 +205,7 @@ int lt_hook_execle(const char *path, const char *arg, ...)
 {
     va_list ap;
     va_start(ap, arg);
-    int r = exec_list(real_execve(), path, arg, ap, true);
+    int r = exec_list(real_execve(), false, path, arg, ap, true);
     va_end(ap);
     return r;
 }

@@ -9,6 +9,8 @@
  *   COLLECTING, TRACKING ──► FINAL   the final capture is claimed: return from main, exit(),
  *                                     _exit(), a signal that kills the program
  *   COLLECTING, TRACKING ──► OFF     detach; a fork child that is not followed
+ *   COLLECTING, TRACKING: exec       the image's capture (lt_capture_before_exec), state kept:
+ *                                     the exec may fail
  *   FINAL is terminal; it still follows frees (glibc's and libstdc++'s buffers, freed before
  *   the exit scan as under valgrind), but records nothing new.
  *
@@ -24,6 +26,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -132,6 +135,7 @@ static bool init_tables(void)
     lt_inflight_init(); /* without it the tables are simply never released after a detach */
     lt_unwind_init();
     lt_hooks_resolve();
+    lt_capture_reserve();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     return true;
 }
@@ -140,8 +144,9 @@ static void start_preloaded(void)
 {
     reset_clocks();
     lt_config_load();
-    if (!init_tables()) {
+    if (!init_tables()) { /* no address space for the tables (RLIMIT_AS): the launcher is told */
         atomic_store(&lt_state, LT_STATE_OFF);
+        if (lt_cfg.is_root) lt_capture_notify_failure(ENOMEM);
         return;
     }
     lt_modules_refresh(false);
@@ -207,6 +212,7 @@ bool lt_reset_for_attach(void)
     atomic_store(&lt_state, LT_STATE_OFF); /* hooks pass through until collecting starts */
     if (tables_released) {
         if (!(lt_stacks_init() && lt_blocks_init() && lt_regions_init() && lt_modules_init())) return false;
+        lt_capture_reserve();
         tables_released = false;
     }
     lt_inflight_prepare();
@@ -243,6 +249,7 @@ bool lt_release_tables(void)
     lt_modules_release();
     lt_series_release();
     lt_annotations_release();
+    lt_capture_release_reserve();
     tables_released = true;
     return true;
 }
@@ -290,6 +297,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    lt_capture_after_fork_child();
     lt_modules_after_fork_child();
     lt_series_after_fork_child();
     lt_control_after_fork_child();
@@ -342,6 +350,26 @@ static int claim_final(void)
     return -1;
 }
 
+/* The final scan, even when the program has used its address space up to RLIMIT_AS (the scan
+ * needs memory in proportion to the live blocks): the process is ending, so its soft limit
+ * may rise to the hard one. Returns NULL, or the note that says why there is no scan. */
+static const char *final_scan(struct lt_scan *scan, uintptr_t program_sp)
+{
+    int r = lt_scan_run(scan, program_sp, true);
+    struct rlimit as;
+    if (r == -ENOMEM && getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur < as.rlim_max) {
+        as.rlim_cur = as.rlim_max;
+        if (setrlimit(RLIMIT_AS, &as) == 0) r = lt_scan_run(scan, program_sp, true);
+    }
+    if (r == 0) return NULL;
+    if (r != -ENOMEM) return "no reachability scan at exit: it failed; the blocks have no leak kind";
+    if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
+        return "no reachability scan at exit: no address space was left for it (the program "
+               "had used its RLIMIT_AS limit); every live block is listed, without a leak kind";
+    return "no reachability scan at exit: the shim could not map memory for it; every live "
+           "block is listed, without a leak kind";
+}
+
 /* The final capture. `program_sp`: where the program's live stack begins on this thread;
  * below it lie only the frames of exit handlers, the loader, a signal handler and ours, whose
  * dead slots must not keep leaked blocks alive. `safe_to_scan`: no lock the scan needs can be
@@ -360,14 +388,62 @@ static void write_final(unsigned reason, uintptr_t program_sp, bool safe_to_scan
     struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
     /* The module list first: after the scan, threads stay parked, maybe inside the loader. */
     if (!in_handler) lt_modules_refresh(false);
-    bool scanned = safe_to_scan && lt_cfg.scan_at_exit &&
-                   lt_scan_run(&scan, program_sp, true) == 0;
+    const char *note = NULL;
+    bool scanned = false;
+    if (safe_to_scan && lt_cfg.scan_at_exit) {
+        note = final_scan(&scan, program_sp);
+        scanned = note == NULL;
+    }
     struct lt_capture_request req = { .reason = reason, .scan = scanned ? &scan : NULL,
-                                      .world_stopped = scanned, .in_signal_handler = in_handler };
+                                      .world_stopped = scanned, .in_signal_handler = in_handler,
+                                      .note = note };
     lt_capture_write(&req);
     lt_scan_release(&scan);
     atomic_store(&final_done, true);
     lt_busy--;
+    errno = saved_errno;
+}
+
+/* Exec without fork: the image being replaced gets its capture first (its memory ends here
+ * as at exit), with a scan from which the other threads resume: the exec may still fail, and
+ * the program then carries on (the capture is removed). Only the traced process itself, while
+ * it traces: a vfork child shares our memory but is not it. */
+bool lt_exec_capture_wanted(void)
+{
+    int state = atomic_load(&lt_state);
+    if (state < LT_STATE_TRACKING || state == LT_STATE_FINAL || lt_attach_mode()) return false;
+    return getpid() == atomic_load(&lt_owner_pid);
+}
+
+bool lt_capture_before_exec(char *path, size_t cap)
+{
+    if (!lt_exec_capture_wanted()) return false;
+    int saved_errno = errno;
+    lt_busy++;
+    struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
+    bool scanned = lt_cfg.scan_at_exit &&
+                   lt_scan_run(&scan, lt_unwind_program_sp(), false) == 0;
+    struct lt_capture_request req = { .reason = LT_REASON_EXEC, .scan = scanned ? &scan : NULL };
+    if (lt_cfg.scan_at_exit && !scanned)
+        req.note = "no reachability scan before exec: the shim could not map memory for it";
+    bool written = lt_capture_write(&req) == 0;
+    lt_scan_release(&scan);
+    if (written) lt_capture_drop_prepared();
+    if (written) {
+        strncpy(path, req.path, cap - 1);
+        path[cap - 1] = 0;
+    }
+    lt_busy--;
+    errno = saved_errno;
+    return written;
+}
+
+/* The exec failed: the image lives on, and its capture would say it ended. The launcher
+ * skips an exec capture whose file is gone. */
+void lt_discard_exec_capture(const char *path)
+{
+    int saved_errno = errno;
+    unlink(path);
     errno = saved_errno;
 }
 

@@ -271,10 +271,19 @@ struct lt_capture_request {
     bool in_signal_handler;          /* written from a signal handler: only try-locks */
     const uint8_t *generations;      /* if set: only blocks whose generation's bit is set */
     const char *exact_path;          /* if set: the file to create, and no notify line */
+    const char *note;                /* if set: one more line for the NOTES section */
     char path[LT_PATH_MAX];          /* out: the file written */
 };
 /* Writes a capture; returns 0 or -errno. */
 int lt_capture_write(struct lt_capture_request *req);
+void lt_capture_reserve(void);       /* at start-up: the writer's memory, for when none is left */
+void lt_capture_release_reserve(void); /* attach mode, after detach */
+/* Before the process changes its user or groups: the final capture's file and the notify
+ * file are opened now, while it still may (once per process). */
+void lt_capture_prepare_final(void);
+void lt_capture_after_fork_child(void);
+void lt_capture_drop_prepared(void); /* before an exec: the early-opened final file goes */
+void lt_capture_notify_failure(int error); /* tells the launcher no final capture will come */
 
 /* ---- counters (lifecycle.c) ------------------------------------------------------------ */
 struct lt_counters {
@@ -373,6 +382,22 @@ int lt_final_signal(void);           /* the signal that ended the process, or 0 
 /* ---- signals.c: fatal-signal handlers the program does not see ------------------------ */
 void lt_signals_install(void);
 void *lt_next_symbol(const char *name); /* dlsym(RTLD_NEXT, name), marked busy */
+/* Exec without fork: the image about to be replaced writes its capture (lifecycle.c);
+ * `path` gets its name, to be removed if the exec fails. Returns whether one was written. */
+bool lt_exec_capture_wanted(void);  /* this process traces, and is the traced one */
+bool lt_capture_before_exec(char *path, size_t cap);
+void lt_discard_exec_capture(const char *path);
+/* ---- privileges.c: setuid & co. ------------------------------------------------------- */
+#include <grp.h>
+int lt_hook_setuid(uid_t uid);
+int lt_hook_setgid(gid_t gid);
+int lt_hook_seteuid(uid_t uid);
+int lt_hook_setegid(gid_t gid);
+int lt_hook_setreuid(uid_t ruid, uid_t euid);
+int lt_hook_setregid(gid_t rgid, gid_t egid);
+int lt_hook_setresuid(uid_t ruid, uid_t euid, uid_t suid);
+int lt_hook_setresgid(gid_t rgid, gid_t egid, gid_t sgid);
+int lt_hook_setgroups(size_t size, const gid_t *list);
 /* ---- environment.c: the program sees its own environment ------------------------------- */
 void lt_env_hide_settings(const char *shim_file_name); /* root process, at start-up */
 /* ---- linkmap.c: answers read from the loader's list of objects ------------------------- */

@@ -193,13 +193,16 @@ def test_killed_by_sigkill_says_why_there_is_no_capture(tmp_path: Path) -> None:
     assert "may have crashed" not in done.stderr
 
 
-def test_output_the_shim_cannot_create_names_the_reason(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("output", "filesystem"), [("/proc/leaktrace-test.lt", "proc"),
+                                                    ("/proc/self/x.lt", "proc"),
+                                                    ("/sys/leaktrace-test.lt", "sysfs")])
+def test_output_on_a_kernel_filesystem_is_refused_before_the_run(tmp_path: Path, output: str,
+                                                                 filesystem: str) -> None:
     binary = compile_c(tmp_path, LEAK_AND_EXIT, "exits")
-    done = leaktrace("run", "-o", "/proc/leaktrace-test.lt", "--", str(binary), "0",
-                     cwd=tmp_path)
-    assert done.returncode == 2, done.stderr
-    assert "the shim could not write /proc/leaktrace-test.lt: No such file or directory" \
-        in done.stderr, done.stderr
+    done = leaktrace("run", "-o", output, "--", str(binary), "0", cwd=tmp_path)
+    assert_one_line_error(done, f"is on the kernel's {filesystem} filesystem",
+                          "use -o FILE on a real disk")
+    assert done.stdout == ""  # the program never ran
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")

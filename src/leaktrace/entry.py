@@ -21,12 +21,32 @@ def _interrupted() -> None:
         sys.exit(INTERRUPTED_EXIT)
 
 
+def _caused_by_ctrl_c(error: BaseException) -> bool:
+    """Python wraps a KeyboardInterrupt raised while a class is being created (in a
+    descriptor's __set_name__, as ipaddress's cached_property) in a RuntimeError."""
+    seen = 0
+    cause: BaseException | None = error
+    while cause is not None and seen < 16:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return False
+
+
 def main() -> None:
     try:
         from leaktrace.cli import main as cli_main
     except KeyboardInterrupt:
         _interrupted()
+    except Exception as e:
+        if not _caused_by_ctrl_c(e):
+            raise
+        _interrupted()
     try:
         cli_main(prog_name="leaktrace")
     except KeyboardInterrupt:
+        _interrupted()
+    except Exception as e:
+        if not _caused_by_ctrl_c(e):
+            raise
         _interrupted()

@@ -121,6 +121,7 @@ _MOMENTS = {
     fmt.REASON_MTRACE: "at the mtrace() checkpoint",
     fmt.REASON_MUNTRACE: "at the muntrace() checkpoint",
     fmt.REASON_DETACH: "at detach",
+    fmt.REASON_EXEC: "when the process exec'd another program",
 }
 
 

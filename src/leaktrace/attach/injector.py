@@ -23,6 +23,16 @@ from leaktrace.attach.process_info import (
 )
 from leaktrace.attach.ptrace import PtraceError, Registers
 from leaktrace.attach.remote_call import ProcessExited, call_function, read_string
+from leaktrace.attach.return_home import (
+    Home,
+    Slot,
+    call_returning_home,
+    find_restorer,
+    in_timed_sleep,
+    resumed_registers,
+    signal_mask,
+    usable_fp_state,
+)
 from leaktrace.attach.safe_point import unsafe_reason
 from leaktrace.attach.signal_watch import DeferredSignals, SignalWatch
 from leaktrace.attach.target_libraries import (
@@ -114,6 +124,9 @@ class _Injector:
         self.result = Injection()
         self.clock = time.monotonic()
         self.shim_functions: ElfFunctions | None = None
+        self.restorer: int | None = None
+        self.home: Home | None = None  # set while calls bring the thread back themselves
+        self.went_home = False  # a call ended through rt_sigreturn: restore as it did
 
     def step(self, name: str) -> None:
         now = time.monotonic()
@@ -135,6 +148,9 @@ class _Injector:
         if self.shim_functions.address("leaktrace_attach") is None:
             raise LeaktraceError(f"{self.result.shim_path} has no leaktrace_attach: is it an "
                                  "older shim?")
+        # Calls whose end brings the thread back by itself (return_home.py): leaktrace's
+        # SIGKILL during them no longer takes the target with it.
+        self.restorer = find_restorer(libc)
         self.step("read libc's symbols")
         self.log(f"stopping a thread of process {pid} at a safe point")
         tid, saved = self._seize_at_safe_point(unsafe)
@@ -143,9 +159,18 @@ class _Injector:
         fp_state: bytes | None = None
         try:
             fp_state = ptrace.get_fp_state(tid)
+            mask = signal_mask(pid, tid)
+            if self.restorer is not None and usable_fp_state(fp_state) and mask is not None:
+                assert fp_state is not None
+                self.home = Home(self.restorer, fp_state, mask)
+                self.log("the injected calls return through rt_sigreturn: they bring the "
+                         "thread back even if leaktrace dies meanwhile")
             status = self._load_and_attach(tid, saved, dlopen, config_path)
         finally:
-            self._restore(tid, saved, fp_state)
+            # After rt_sigreturn the thread is at a system call's exit, where the kernel
+            # restarts nothing: the restart is in the registers; else the kernel does it.
+            back_by_itself = self.went_home and not in_timed_sleep(saved)
+            self._restore(tid, resumed_registers(saved) if back_by_itself else saved, fp_state)
             self.step("restored the thread")
         if status == ATTACH_PRELOADED:
             raise LeaktraceError(f"{describe(pid)} already runs under leaktrace (started with "
@@ -235,9 +260,39 @@ class _Injector:
               arguments: list[int | bytes]) -> int:
         return call_function(tid, self.memory_file, saved, function, arguments, self.pause)
 
+    def _call_home(self, tid: int, saved: Registers, function: int,
+                   arguments: list[int | bytes | Slot]) -> list[int] | None:
+        """A call that brings the thread back by itself; None when that cannot be (then the
+        old way is used from here on)."""
+        if self.home is None:
+            return None
+        results = call_returning_home(tid, self.memory_file, saved, self.home, function,
+                                      arguments, self.pause)
+        if results is None:
+            self.log("the kernel refused the signal frame: injected calls return to "
+                     "leaktrace from here on")
+            self.home = None
+        else:
+            self.went_home = True
+        return results
+
     def _load_and_attach(self, tid: int, saved: Registers, dlopen: _Dlopen,
                          config_path: str) -> int:
         pid, shim_path = self.pid, self.result.shim_path
+        assert self.shim_functions is not None
+        attach_status = self.shim_functions.address("leaktrace_attach_status")
+        if attach_status is not None and self._call_home(
+                tid, saved, dlopen.address, [os.fsencode(shim_path), dlopen.flags]) is not None:
+            # dlopen's handle went with RAX: the shim's load address is read from the map.
+            loaded = find_library(pid, MemoryMap.read(pid), SHIM, self.shim_functions)
+            if loaded is not None and loaded.path == shim_path:
+                self.step("dlopen(shim)")
+                results = self._call_home(tid, saved, loaded.load_bias + attach_status,
+                                          [os.fsencode(config_path), Slot()])
+                if results is not None:
+                    self.step("leaktrace_attach()")
+                    status = results[0] & 0xFFFFFFFF
+                    return status - (1 << 32) if status >= 1 << 31 else status
         handle = self._call(tid, saved, dlopen.address, [os.fsencode(shim_path), dlopen.flags])
         if handle == 0:
             why = ""

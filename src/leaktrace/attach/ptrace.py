@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 PTRACE_CONT = 7
+PTRACE_SYSCALL = 24
 PTRACE_GETREGS = 12
 PTRACE_SETREGS = 13
 PTRACE_DETACH = 17
@@ -19,6 +20,10 @@ PTRACE_GETREGSET = 0x4204
 PTRACE_SETREGSET = 0x4205
 PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
+PTRACE_GET_SYSCALL_INFO = 0x420E
+PTRACE_O_TRACESYSGOOD = 1  # syscall stops report SIGTRAP | 0x80: never taken for a signal
+SYSCALL_STOP = 0x80 | 5  # SIGTRAP | 0x80
+SYSCALL_INFO_ENTRY, SYSCALL_INFO_EXIT = 1, 2
 PTRACE_EVENT_STOP = 128  # status >> 16 of an interrupt stop or (seized) group-stop
 NT_X86_XSTATE = 0x202
 WALL = 0x40000000  # __WALL: wait for threads too, not only for children
@@ -60,7 +65,7 @@ def _request(request: int, tid: int, addr: int | None = None,
 
 
 def seize(tid: int) -> None:
-    _request(PTRACE_SEIZE, tid, 0, 0)
+    _request(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD)
 
 
 def interrupt(tid: int) -> None:
@@ -69,6 +74,30 @@ def interrupt(tid: int) -> None:
 
 def resume(tid: int, deliver_signal: int = 0) -> None:
     _request(PTRACE_CONT, tid, 0, deliver_signal)
+
+
+def resume_to_syscall(tid: int, deliver_signal: int = 0) -> None:
+    """Resume, stopping at the next system call's entry or exit (a syscall stop)."""
+    _request(PTRACE_SYSCALL, tid, 0, deliver_signal)
+
+
+@dataclass(frozen=True)
+class SyscallInfo:
+    """PTRACE_GET_SYSCALL_INFO at a syscall stop: entry or exit, and at an entry the
+    system call's number, the instruction and the stack pointer."""
+
+    op: int
+    number: int
+    instruction_pointer: int
+    stack_pointer: int
+
+
+def syscall_info(tid: int) -> SyscallInfo:
+    buffer = ctypes.create_string_buffer(88)  # struct ptrace_syscall_info
+    _request(PTRACE_GET_SYSCALL_INFO, tid, ctypes.sizeof(buffer), ctypes.addressof(buffer))
+    raw = buffer.raw
+    return SyscallInfo(raw[0], int.from_bytes(raw[24:32], "little"),
+                       int.from_bytes(raw[8:16], "little"), int.from_bytes(raw[16:24], "little"))
 
 
 def detach(tid: int, deliver_signal: int = 0) -> None:
@@ -119,6 +148,10 @@ class Stop:
     @property
     def signal(self) -> int:
         return os.WSTOPSIG(self.status) if os.WIFSTOPPED(self.status) else 0
+
+    @property
+    def is_syscall_stop(self) -> bool:
+        return os.WIFSTOPPED(self.status) and os.WSTOPSIG(self.status) == SYSCALL_STOP
 
     @property
     def is_event_stop(self) -> bool:

@@ -126,6 +126,7 @@ REASON_MTRACE = 4
 REASON_MUNTRACE = 5
 REASON_SIGNAL = 6
 REASON_DETACH = 7  # `leaktrace detach` (or attach's end): the collection window closed
+REASON_EXEC = 8  # the image the process replaced by exec (without fork): its final capture
 
 # The label of an on-demand capture's file name, <main>.<label>-<n>.lt.
 REASON_LABELS: dict[int, str] = {
@@ -136,6 +137,7 @@ REASON_LABELS: dict[int, str] = {
     REASON_MUNTRACE: "muntrace",
     REASON_SIGNAL: "signal",
     REASON_DETACH: "detach",
+    REASON_EXEC: "exec",
 }
 
 # Blocks of these kinds are memory mappings, not heap blocks: the scan leaves them alone.

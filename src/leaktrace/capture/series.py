@@ -27,6 +27,7 @@ REASONS: dict[int, str] = {
     fmt.REASON_MUNTRACE: "muntrace()",
     fmt.REASON_SIGNAL: "signal",
     fmt.REASON_DETACH: "detach",
+    fmt.REASON_EXEC: "exec of another program",
 }
 
 # Captures written at mtrace()/muntrace() hold only the blocks allocated since the previous

@@ -3,9 +3,12 @@ its leak report (on stderr, like valgrind, so the program's stdout stays its own
 
 from __future__ import annotations
 
+import errno
 import os
+import resource
 import shlex
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 import click
@@ -32,9 +35,11 @@ from leaktrace.launcher.environment import launch_environment, start_mode
 from leaktrace.launcher.notifications import (
     CaptureFailure,
     CaptureNotice,
+    exec_captures,
     find_capture,
     numbered_captures,
     read_notifications,
+    remove_empty_captures,
 )
 from leaktrace.launcher.program_checks import check_traceable, resolve_program
 from leaktrace.launcher.supervise import (
@@ -42,12 +47,13 @@ from leaktrace.launcher.supervise import (
     run_supervised,
     signal_description,
 )
+from leaktrace.model import Report
 from leaktrace.nameless_files import NamelessFile
 from leaktrace.render.capture_changes import numbered_capture_line
 from leaktrace.render.colors import colorize_report, use_color
 from leaktrace.render.formats import BINARY_FORMATS, write_output
 from leaktrace.shim_library import find_shim_library
-from leaktrace.suppressions import load_suppressions
+from leaktrace.suppressions import Suppression, load_suppressions
 from leaktrace.suppressions.apply import apply_suppressions
 
 
@@ -127,12 +133,26 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     remove_stale_socket(pid, env)
 
     capture = find_capture(pid, notices, output=output, capture_dir=capture_dir)
+    remove_empty_captures(pid, output=output, capture_dir=capture_dir)
     died = signal_description(returncode)
     if died:
         warn(f"{command[0]} was {died}")
+
+    def render(report: Report, fmt: str) -> str | bytes:
+        return render_report_as(report, fmt, top=top, min_bytes=min_bytes,
+                                show_addresses=show_addresses, leak_kinds=show_kinds,
+                                gen_suppressions=gen_suppressions)
+
+    # Images the process replaced by exec without forking: each has a report of its own.
+    inline = output_format == "text" and report_file is None
+    earlier = _report_exec_images(exec_captures(pid, notices), suppressions, render,
+                                  show_addresses, inline=inline)
     if capture is None:
-        warn(f"no capture was written for {command[0]} (pid {pid}): "
+        last = " by the image it exec'd last" if earlier else ""
+        warn(f"no capture was written for {command[0]} (pid {pid}){last}: "
              f"{_why_no_capture(returncode, [f for f in failures if f.pid == pid])}")
+        if leaks_exceed_any(earlier, fail_on_leak, fail_on_kinds):
+            raise SystemExit(leak_exit_code)
         _end_unchecked(returncode)
     try:
         report = load_report(capture, with_addresses=show_addresses)
@@ -140,9 +160,9 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         warn(str(e))
         _end_unchecked(returncode)
     apply_suppressions(report, suppressions)
-    rendered = render_report_as(report, output_format, top=top, min_bytes=min_bytes,
-                                show_addresses=show_addresses, leak_kinds=show_kinds,
-                                gen_suppressions=gen_suppressions)
+    if earlier:
+        click.echo(f"leaktrace: the last image ({report.program}), at its end:", err=True)
+    rendered = render(report, output_format)
     if output_format == "text" and report_file is None and use_color(sys.stderr):
         rendered = colorize_report(str(rendered))
     _emit_report(rendered, report_file)
@@ -158,9 +178,46 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         click.echo(f"leaktrace: mtrace log written to {mtrace_log}: "
                    f"{leaktrace_command()} mtrace {shlex.quote(mtrace_log)}", err=True)
     _summarize_children(pid, notices)
-    if leaks_exceed(report, fail_on_leak, fail_on_kinds):
+    if leaks_exceed_any([report, *earlier], fail_on_leak, fail_on_kinds):
         raise SystemExit(leak_exit_code)
     end_like(returncode)
+
+
+def leaks_exceed_any(reports: list[Report], fail_on_leak: int | None,
+                     fail_on_kinds: frozenset[str]) -> bool:
+    return any(leaks_exceed(r, fail_on_leak, fail_on_kinds) for r in reports)
+
+
+def _report_exec_images(paths: list[str], suppressions: list[Suppression],
+                        render: Callable[[Report, str], str | bytes], show_addresses: bool, *,
+                        inline: bool) -> list[Report]:
+    """The report of each image the program replaced by exec: in full before the last
+    image's when the report is text on stderr, else (another format, --report-file, which
+    hold the last image's report alone) one line each with its totals and how to see it."""
+    reports = []
+    for number, path in enumerate(paths, start=1):
+        try:
+            report = load_report(path, with_addresses=show_addresses)
+        except LeaktraceError as e:
+            warn(str(e))
+            continue
+        apply_suppressions(report, suppressions)
+        reports.append(report)
+        what = f"image {number} ({report.program}), replaced by exec"
+        if inline:
+            click.echo(f"leaktrace: {what}:", err=True)
+            rendered = render(report, "text")
+            _emit_report(colorize_report(str(rendered)) if use_color(sys.stderr)
+                         else rendered, None)
+            click.echo(f"leaktrace: capture saved to {path}", err=True)
+        else:
+            leaks = report.summary.leaks
+            totals = (f"definitely lost {leaks.definitely_lost.bytes:,} bytes in "
+                      f"{leaks.definitely_lost.blocks:,} blocks" if leaks else
+                      f"{report.summary.live_bytes:,} bytes live in "
+                      f"{report.summary.live_blocks:,} blocks")
+            click.echo(f"leaktrace: {what}: {totals}; {report_hint(path)}", err=True)
+    return reports
 
 
 def _summarize_children(pid: int, notices: list[CaptureNotice]) -> None:
@@ -201,14 +258,26 @@ def _why_no_capture(returncode: int, failures: list[CaptureFailure]) -> str:
     """The true reason, as far as the launcher can know it."""
     if failures:
         last = failures[-1]
-        return f"the shim could not write {last.path}: {last.reason}"
+        return f"the shim could not write {last.path}: {last.reason}{_address_limit(last)}"
     if returncode < 0:
         name = signal_description(returncode) or "killed by a signal"
         return (f"it was {name}, which the shim cannot catch, before it could write one "
                 "(the shim writes its capture at exit and on the signals it handles)")
     return (f"it exited with status {returncode} without the shim writing one: it made no "
             "allocation through the shim, or ended through a path the shim does not see "
-            "(exec of another program, a raw exit system call)")
+            "(a raw exit or execve system call, an exec of a program the loader does not "
+            "preload into: static, setuid)")
+
+
+def _address_limit(failure: CaptureFailure) -> str:
+    """Out of memory under an address-space limit (`ulimit -v`), which the program inherited
+    from leaktrace: the shim reserves its tables (address space, not memory) at start-up."""
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if failure.error != errno.ENOMEM or limit == resource.RLIM_INFINITY:
+        return ""
+    return (f" (the address-space limit RLIMIT_AS, `ulimit -v`, is {limit >> 20:,} MiB; the "
+            "shim reserves a few hundred MiB of address space for its tables, most of it "
+            "never used: raise the limit)")
 
 
 def _list_numbered_captures(pid: int, notices: list[CaptureNotice]) -> None:
@@ -237,9 +306,37 @@ def _check_new_file(path: str, option: str) -> None:
 def _check_writable_dir(directory: str, what: str) -> None:
     if not os.path.isdir(directory):
         raise LeaktraceError(f"{what} {directory} does not exist")
+    kernel_fs = _kernel_filesystem(directory)
+    if kernel_fs is not None:
+        raise LeaktraceError(f"{what} {directory} is on the kernel's {kernel_fs} filesystem, "
+                             "where no file can be created: use -o FILE on a real disk")
     if not os.access(directory, os.W_OK | os.X_OK):
         raise LeaktraceError(f"{what} {directory} is not writable: use -o FILE somewhere "
                              "writable")
+
+
+# Filesystems the kernel makes up, where root's access() says "writable" and yet no capture
+# file can be created.
+_KERNEL_FILESYSTEMS = frozenset({"proc", "sysfs", "cgroup", "cgroup2", "debugfs", "tracefs",
+                                 "securityfs", "configfs", "pstore", "bpf", "devpts",
+                                 "mqueue", "fusectl", "binfmt_misc", "efivarfs"})
+
+
+def _kernel_filesystem(directory: str) -> str | None:
+    """The type of the kernel filesystem `directory` is on (proc, sysfs...), else None."""
+    path = os.path.realpath(directory)
+    best, fs_type = "", None
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split(" - ", 1)
+                mount_point = fields[0].split(" ")[4].replace("\\040", " ")
+                inside = path == mount_point or path.startswith(mount_point.rstrip("/") + "/")
+                if inside and len(mount_point) >= len(best) and len(fields) == 2:
+                    best, fs_type = mount_point, fields[1].split(" ")[0]
+    except (OSError, IndexError):
+        return None
+    return fs_type if fs_type in _KERNEL_FILESYSTEMS else None
 
 
 def _emit_report(text: str | bytes, report_file: str | None) -> None:

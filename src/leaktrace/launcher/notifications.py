@@ -3,6 +3,7 @@ for each one, and `failed <pid> <errno> <path>` for each one it could not write.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ class CaptureFailure:
     def reason(self) -> str:
         return os.strerror(self.error)
 
+
+EXEC_LABEL = "exec"  # <main>.exec-<n>.lt: an image replaced by exec without fork
 
 # The shim writes short lines; a notify file larger than this was not written by it.
 _MAX_NOTIFY_BYTES = 16 << 20
@@ -61,15 +64,46 @@ def find_capture(pid: int, notices: list[CaptureNotice], *, output: str | None,
     mtrace() captures are not it), else where it should be."""
     for notice in reversed(notices):
         if (notice.pid == pid and parse_capture_name(notice.path).number is None
-                and os.path.isfile(notice.path)):
+                and _non_empty(notice.path)):
             return notice.path
     if output is not None:
-        return output if os.path.isfile(output) else None
-    found = sorted(glob.glob(os.path.join(glob.escape(capture_dir), f"leaktrace-*.{pid}.lt")))
+        return output if _non_empty(output) else None
+    found = [path for path in sorted(glob.glob(os.path.join(glob.escape(capture_dir),
+                                                           f"leaktrace-*.{pid}.lt")))
+             if _non_empty(path)]
     return found[-1] if found else None
+
+
+def remove_empty_captures(pid: int, *, output: str | None, capture_dir: str) -> None:
+    """Empty files where process `pid`'s final capture goes: opened early by a process that
+    changed its user, then killed, or replaced by exec, before it wrote them."""
+    candidates = glob.glob(os.path.join(glob.escape(capture_dir), f"leaktrace-*.{pid}.lt"))
+    for path in ([output] if output else []) + candidates:
+        with contextlib.suppress(OSError):
+            if os.path.isfile(path) and os.path.getsize(path) == 0:
+                os.remove(path)
+
+
+def _non_empty(path: str) -> bool:
+    """A capture file with something in it: the shim opens the final capture's file early
+    when the program changes its user, and it stays empty if the program never gets to write
+    it (killed by SIGKILL)."""
+    try:
+        return os.path.isfile(path) and os.path.getsize(path) > 0
+    except OSError:
+        return False
 
 
 def numbered_captures(pid: int, notices: list[CaptureNotice]) -> list[str]:
     """The on-demand and mtrace() captures process `pid` wrote, in the order written."""
     return [n.path for n in notices
-            if n.pid == pid and parse_capture_name(n.path).number is not None]
+            if n.pid == pid and parse_capture_name(n.path).number is not None
+            and parse_capture_name(n.path).label != EXEC_LABEL]
+
+
+def exec_captures(pid: int, notices: list[CaptureNotice]) -> list[str]:
+    """The captures of the images process `pid` replaced by exec, in order. The shim removes
+    the file when the exec failed (the image lived on), so only existing files count."""
+    return [n.path for n in notices
+            if n.pid == pid and parse_capture_name(n.path).label == EXEC_LABEL
+            and os.path.isfile(n.path)]

@@ -1,0 +1,192 @@
+"""No capture lost (issue 13, item 5): a program that replaces its image by exec without
+forking, one that drops its privileges (setuid to `nobody`), and one that uses its address
+space up to RLIMIT_AS and carries on. Each runs without leaktrace too: its output and exit
+status must be the same under it."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import resource
+import subprocess
+from pathlib import Path
+
+import pytest
+from leakharness import (
+    LEAKTRACE,
+    compile_program,
+    json_report,
+    leaktrace,
+    marker_line,
+    records_from,
+)
+
+
+def _native(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+def _one_leak(report: dict, source: str, marker: str, nbytes: int, kind: str | None) -> None:
+    """Exactly one live block of `nbytes` from malloc at `marker`'s line, of leak kind `kind`
+    (None: no reachability scan)."""
+    records = records_from(report, source, marker)
+    assert [(r["kind"], r["blocks"], r["bytes"]) for r in records] == [("malloc", 1, nbytes)], \
+        records
+    kinds = [r["leak_kind"] for r in report["records"]
+             if any(f.get("line") == marker_line(source, marker)
+                    and Path(f.get("file") or "").name == source for f in r["frames"])]
+    assert kinds == [kind], kinds
+
+
+# ---- exec without fork ----------------------------------------------------------------------
+
+def test_exec_without_fork_reports_both_images(build_dir: Path, tmp_path: Path) -> None:
+    exe = compile_program("exec_self.c", build_dir, "-O0")
+    native = _native(str(exe), "fail", cwd=tmp_path)
+    capture = tmp_path / "ex.lt"
+    done = leaktrace("run", "-o", str(capture), "--", str(exe), "fail", cwd=tmp_path)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert (done.returncode, done.stdout) == (native.returncode, native.stdout) \
+        == (12, "first image\nsecond image\n"), done.stderr
+    first = tmp_path / "ex.exec-1.lt"
+    # Only the exec that replaced the image left a capture: the failed one's was removed.
+    assert sorted(p.name for p in tmp_path.glob("*.lt")) == ["ex.exec-1.lt", "ex.lt"]
+    report_1 = json_report(first)
+    assert report_1["summary"]["definitely_lost"] == {"bytes": 444, "blocks": 2}
+    _one_leak(report_1, "exec_self.c", "first_image", 111, "definitely lost")
+    _one_leak(report_1, "exec_self.c", "after_failed_exec", 333, "definitely lost")
+    assert not records_from(report_1, "exec_self.c", "second_image")
+    report_2 = json_report(capture)
+    _one_leak(report_2, "exec_self.c", "second_image", 222, "still reachable")
+    assert report_2["summary"]["definitely_lost"] == {"bytes": 0, "blocks": 0}
+    # Both reports, the replaced image's first, each saying which capture it is.
+    assert done.stderr.count("LEAK SUMMARY") == 2, done.stderr
+    image_1 = done.stderr.index("image 1 (")
+    assert image_1 < done.stderr.index(str(first)) < done.stderr.index("the last image (") \
+        < done.stderr.index(f"capture saved to {capture}")
+    assert "replaced by exec" in done.stderr
+    assert "when the process exec'd another program" in done.stderr
+
+
+def test_exec_images_with_a_report_file_get_one_line_each(build_dir: Path,
+                                                            tmp_path: Path) -> None:
+    exe = compile_program("exec_self.c", build_dir, "-O0")
+    report_file = tmp_path / "report.json"
+    done = leaktrace("run", "-o", str(tmp_path / "ex.lt"), "--format", "json",
+                     "--report-file", str(report_file), "--fail-on-leak", "--", str(exe),
+                     cwd=tmp_path)
+    # The second image leaks nothing definite; the first did: --fail-on-leak counts both.
+    assert done.returncode == 99, done.stderr
+    assert "image 1 (" in done.stderr and "definitely lost 111 bytes in 1 blocks" in done.stderr
+    assert "LEAK SUMMARY" not in done.stderr
+    assert json.loads(report_file.read_text())["command"][-1] == "second"
+
+
+# ---- privileges dropped -----------------------------------------------------------------------
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to drop to the user nobody")
+def test_a_program_that_drops_to_nobody_still_gets_its_capture(build_dir: Path,
+                                                               tmp_path: Path) -> None:
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+    exe = compile_program("drop_privileges.c", build_dir, "-O0")
+    os.chmod(exe, 0o755)
+    work = tmp_path / "private"  # root's, 0700: nobody can create nothing here
+    work.mkdir(mode=0o700)
+    native = _native(str(exe), cwd=work)
+    assert (native.returncode, native.stdout) == (13, f"now uid {nobody.pw_uid}\n")
+    for output in (["-o", str(work / "d.lt")], []):  # the -o file, then the default name
+        done = leaktrace("run", *output, "--", str(exe), cwd=work)
+        assert "Traceback" not in done.stderr, done.stderr
+        assert (done.returncode, done.stdout) == (13, native.stdout), done.stderr
+        captures = sorted(work.glob("*.lt"))
+        assert len(captures) == 1, done.stderr
+        report = json_report(captures[0])
+        _one_leak(report, "drop_privileges.c", "before_drop", 64, "definitely lost")
+        _one_leak(report, "drop_privileges.c", "after_drop", 96, "definitely lost")
+        assert report["summary"]["definitely_lost"] == {"bytes": 160, "blocks": 2}
+        assert f"capture saved to {captures[0]}" in done.stderr
+        captures[0].unlink()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to drop to the user nobody")
+def test_a_program_killed_after_dropping_to_nobody_leaves_no_empty_capture(
+        build_dir: Path, tmp_path: Path) -> None:
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+    exe = compile_program("drop_privileges.c", build_dir, "-O0")
+    work = tmp_path / "private"
+    work.mkdir(mode=0o700)
+    done = leaktrace("run", "-o", str(work / "d.lt"), "--", str(exe), "kill", cwd=work)
+    assert done.returncode == -9, done.stderr
+    assert "was killed by SIGKILL" in done.stderr and "which the shim cannot catch" \
+        in done.stderr, done.stderr
+    # The capture's file was opened before the drop and never written: it is not left.
+    assert list(work.iterdir()) == []
+
+
+# ---- RLIMIT_AS -------------------------------------------------------------------------------
+
+def test_a_program_at_its_soft_address_limit_gets_a_full_scan(build_dir: Path,
+                                                              tmp_path: Path) -> None:
+    exe = compile_program("address_limit.c", build_dir, "-O0")
+    native = _native(str(exe), "soft", cwd=tmp_path)
+    done = leaktrace("run", "-o", str(tmp_path / "as.lt"), "--", str(exe), "soft",
+                     cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (native.returncode, native.stdout) \
+        == (14, "malloc failed after many blocks; carrying on\n"), done.stderr
+    report = json_report(tmp_path / "as.lt")
+    _one_leak(report, "address_limit.c", "before_limit", 48, "definitely lost")
+    assert report["summary"]["definitely_lost"] == {"bytes": 48, "blocks": 1}
+    kept = records_from(report, "address_limit.c", "fill")
+    assert kept and sum(r["bytes"] for r in kept) > 32 << 20  # the blocks it kept
+    kept_stacks = {r["stack_id"] for r in kept}
+    assert {r["leak_kind"] for r in report["records"] if r["stack_id"] in kept_stacks} \
+        == {"still reachable"}
+    assert not [n for n in report["notes"] if "scan" in n]
+
+
+def test_a_program_at_its_hard_address_limit_gets_its_blocks_and_the_reason(
+        build_dir: Path, tmp_path: Path) -> None:
+    exe = compile_program("address_limit.c", build_dir, "-O0")
+    native = _native(str(exe), "hard", cwd=tmp_path)
+    done = leaktrace("run", "-o", str(tmp_path / "as.lt"), "--", str(exe), "hard",
+                     cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (native.returncode, native.stdout) \
+        == (14, "malloc failed after many blocks; carrying on\n"), done.stderr
+    assert "may have crashed" not in done.stderr
+    report = json_report(tmp_path / "as.lt")
+    # No room for the scan's tables: every live block, without a leak kind, and why.
+    _one_leak(report, "address_limit.c", "before_limit", 48, None)
+    assert sum(r["bytes"] for r in records_from(report, "address_limit.c", "fill")) > 32 << 20
+    assert report["summary"]["definitely_lost"] is None
+    assert [n for n in report["notes"] if "no reachability scan at exit" in n
+            and "RLIMIT_AS" in n] != []
+    assert "no reachability scan at exit: no address space was left" in done.stderr
+
+
+def test_an_address_limit_too_low_for_the_shim_is_named(build_dir: Path,
+                                                        tmp_path: Path) -> None:
+    exe = compile_program("exec_self.c", build_dir, "-O0")
+    limit = 300 << 20
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+    done = subprocess.run([*LEAKTRACE, "run", "-o", str(tmp_path / "low.lt"), "--", str(exe),
+                           "second"], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, preexec_fn=low_limit)
+    if done.returncode != 12 and "leaktrace: warning" not in done.stderr:
+        pytest.skip(f"the launcher itself does not run under this limit here: {done.stderr}")
+    assert (done.returncode, done.stdout) == (12, "second image\n"), done.stderr
+    assert "Traceback" not in done.stderr
+    assert (f"no capture was written for {exe} (pid " in done.stderr
+            and f"the shim could not write {tmp_path / 'low.lt'}: Cannot allocate memory "
+                "(the address-space limit RLIMIT_AS, `ulimit -v`, is 300 MiB" in done.stderr), \
+        done.stderr
+    assert "may have crashed" not in done.stderr
