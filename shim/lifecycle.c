@@ -213,6 +213,7 @@ bool lt_reset_for_attach(void)
     if (tables_released) {
         if (!(lt_stacks_init() && lt_blocks_init() && lt_regions_init() && lt_modules_init())) return false;
         lt_capture_reserve();
+        lt_unwind_reacquire();
         tables_released = false;
     }
     lt_inflight_prepare();
@@ -244,6 +245,7 @@ bool lt_release_tables(void)
     if (!attach_mode || tables_released) return tables_released;
     if (!lt_inflight_wait_quiet(1000)) return false;
     lt_stacks_release();
+    lt_unwind_release();
     lt_blocks_release();
     lt_regions_release();
     lt_modules_release();

@@ -88,6 +88,8 @@ uintptr_t lt_unwind_program_sp(void);
 /* The same from an interrupted context (a signal handler's): `fallback` when it cannot tell. */
 uintptr_t lt_unwind_program_sp_from(uintptr_t pc, uintptr_t sp, uintptr_t bp, uintptr_t fallback);
 void lt_unwind_flush_cache(void); /* after dlclose: cached rules may describe unmapped code */
+void lt_unwind_release(void);     /* after detach: the incremental records go (lt_release_tables) */
+void lt_unwind_reacquire(void);   /* the next attach maps new ones */
 /* The backtrace of the hook's caller, re-walking only the frames that changed since this
  * thread's previous one (unwind.c, "incremental backtraces"); the same frames lt_unwind finds. */
 struct lt_backtrace {

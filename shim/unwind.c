@@ -515,6 +515,24 @@ static struct trail *trails;   /* mapped at start-up (NORESERVE: untouched recor
 
 static void map_trails(void) { trails = lt_map(TRAILS * sizeof(struct trail)); }
 static __thread struct trail *my_trail __attribute__((tls_model("initial-exec")));
+/* Attach mode gives the records back at detach (18 MiB reserved) and maps new ones at the
+ * next attach: a thread's my_trail is its own only while its epoch is the current one.
+ * trails_epoch is written by lifecycle.c's release and re-attach (attach.c's patch_lock),
+ * with no thread inside the tables (inflight.c). */
+static _Atomic unsigned trails_epoch;
+static __thread unsigned my_trail_epoch __attribute__((tls_model("initial-exec")));
+
+void lt_unwind_release(void)
+{
+    lt_unmap(trails, TRAILS * sizeof(struct trail));
+    trails = NULL;
+    atomic_fetch_add(&trails_epoch, 1);
+}
+
+void lt_unwind_reacquire(void)
+{
+    if (!trails) map_trails();
+}
 static __thread volatile int trail_busy __attribute__((tls_model("initial-exec")));
 
 static struct trail *claim_trail(void)
@@ -597,7 +615,11 @@ __attribute__((noinline)) void lt_backtrace_take(struct lt_backtrace *bt, uintpt
     struct trail *t = NULL;
     if (LT_LIKELY(!trail_busy && rule_cache && own_end && max > 0)) {
         t = my_trail;
-        if (LT_UNLIKELY(!t)) t = my_trail = claim_trail();
+        unsigned epoch = atomic_load_explicit(&trails_epoch, memory_order_relaxed);
+        if (LT_UNLIKELY(!t || my_trail_epoch != epoch)) {
+            t = my_trail = claim_trail();
+            my_trail_epoch = epoch;
+        }
     }
     if (LT_UNLIKELY(!t || t == NO_TRAIL || !skip_own_frames(bp, sp, &pc, &sp, &bp) || pc < 4096)) {
         bt->depth = lt_unwind(buf, max, &bt->truncated);
