@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from leaktrace.analyze.build_report import symbolize_stacks
-from leaktrace.analyze.stack_ids import stable_stack_id
+from leaktrace.analyze.stack_ids import stable_stack_id_of_text
 from leaktrace.capture import format as fmt
 from leaktrace.capture.reader import Capture
 from leaktrace.model import Frame
@@ -201,11 +201,11 @@ def describe_stacks(capture: Capture, analysis: GrowthAnalysis, *, limit: int | 
     described = symbolize_stacks(capture, {s.native_id for s in chosen}, symbolizer)
     kinds = _main_kinds(capture)
     for stack in chosen:
-        frames, id_parts = described.get(stack.native_id, ([], []))
+        frames, id_text = described.get(stack.native_id, ([], ""))
         stack.frames = frames
         stack.kind = kinds.get(stack.native_id)
         # No live block, no kind: the id then cannot match a report record, and says so.
-        stack.stack_id = stable_stack_id(stack.kind or "none", id_parts)
+        stack.stack_id = stable_stack_id_of_text(stack.kind or "none", id_text)
     analysis.notes += symbolizer.notes
 
 
