@@ -180,44 +180,55 @@ def _sampling_weights(capture: Capture) -> np.ndarray | None:
 def _exact_sums(bins: np.ndarray, values: np.ndarray, length: int) -> np.ndarray:
     """Per bin, the exact sum of uint64 `values` (bincount adds in float64: exact for each
     24-bit half-word sum below 2^53, i.e. for any total below 2^77)."""
-    low = np.bincount(bins, weights=(values & 0xFFFFFF).astype(np.float64), minlength=length)
-    high = np.bincount(bins, weights=(values >> 24).astype(np.float64), minlength=length)
+    low = np.bincount(bins, weights=(values & np.uint64(0xFFFFFF)).astype(np.float64),
+                      minlength=length)
+    high = np.bincount(bins, weights=(values >> np.uint64(24)).astype(np.float64),
+                       minlength=length)
     return (high.astype(np.int64) << 24) + low.astype(np.int64)
 
 
 def _group_blocks(capture: Capture, with_addresses: bool) -> _Groups:
     """Vectorized without sorting millions of keys: a group number per block (dense stack
-    numbers within each (kind, leak kind) pair present), then bincount sums per group."""
+    numbers within each (kind, leak kind) pair present), then bincount sums per group.
+    Temporaries of the size of the block list are few and dropped early: a capture may hold
+    tens of millions of blocks."""
     blocks = capture.blocks
     count = len(blocks)
-    stack_column = blocks["stack_id"].astype(np.int64)
-    if count and int(stack_column.max()) >= 4 * count + (1 << 21):
-        stack_values, dense = np.unique(stack_column, return_inverse=True)  # sparse ids
+    dense = blocks["stack_id"].astype(np.int64)
+    if count and int(dense.max()) >= 4 * count + (1 << 21):
+        stack_values, dense = np.unique(dense, return_inverse=True)  # sparse ids
     else:
-        dense = stack_column
-        stack_values = np.arange(int(stack_column.max()) + 1 if count else 0)
-    pair = (blocks["kind"].astype(np.int64) << 8) | blocks["leak_kind"]
+        stack_values = np.arange(int(dense.max()) + 1 if count else 0)
+    pair = (blocks["kind"].astype(np.uint16) << 8) | blocks["leak_kind"]
     pairs = np.flatnonzero(np.bincount(pair)) if count else np.zeros(0, dtype=np.int64)
-    group = np.zeros(count, dtype=np.int64)  # group number of each block
     firsts: list[np.ndarray] = []  # per pair: its groups' dense stack numbers
-    for p in pairs.tolist():
-        chosen = pair == p if len(pairs) > 1 else slice(None)
-        members = dense[chosen]
-        present = np.bincount(members, minlength=len(stack_values)) > 0
-        numbers = np.cumsum(present) - 1 + sum(len(f) for f in firsts)
-        group[chosen] = numbers[members]
+    if len(pairs) == 1:  # the usual case: one API, one leak kind
+        present = np.bincount(dense, minlength=len(stack_values)) > 0
+        group = (np.cumsum(present) - 1)[dense]
         firsts.append(np.flatnonzero(present))
+    else:
+        group = np.zeros(count, dtype=np.int64)  # group number of each block
+        for p in pairs.tolist():
+            chosen = pair == p
+            members = dense[chosen]
+            present = np.bincount(members, minlength=len(stack_values)) > 0
+            group[chosen] = (np.cumsum(present) - 1 + sum(len(f) for f in firsts))[members]
+            firsts.append(np.flatnonzero(present))
+    del dense, pair
     groups = sum(len(f) for f in firsts)
     pair_of_group = np.repeat(pairs, [len(f) for f in firsts]) if firsts else \
         np.zeros(0, dtype=np.int64)
-    sizes = blocks["size"].astype(np.uint64)
+    sizes = blocks["size"]
     run_ns = capture.header.capture_monotonic_ns - capture.header.start_monotonic_ns
     alloc_ns = blocks["alloc_time_ns"]
     # An allocation time past the capture cannot be right: its age is unknown (NaN), not
     # negative. The oldest block of a group is the one allocated first.
     first_ns = np.full(groups, np.iinfo(np.uint64).max, dtype=np.uint64)
     valid = alloc_ns <= run_ns
-    np.minimum.at(first_ns, group[valid], alloc_ns[valid])
+    if valid.all():
+        np.minimum.at(first_ns, group, alloc_ns)
+    else:
+        np.minimum.at(first_ns, group[valid], alloc_ns[valid])
     known = first_ns <= run_ns
     oldest = np.full(groups, np.nan)
     oldest[known] = (run_ns - first_ns[known].astype(np.float64)) / 1e9
@@ -226,7 +237,8 @@ def _group_blocks(capture: Capture, with_addresses: bool) -> _Groups:
         stack_ids=stack_values[np.concatenate(firsts)] if firsts else np.zeros(0, np.int64),
         blocks=np.bincount(group, minlength=groups),
         bytes=_exact_sums(group, sizes, groups),
-        indirect_bytes=_exact_sums(group, _indirect_bytes(capture), groups),
+        indirect_bytes=(_exact_sums(group, _indirect_bytes(capture), groups)
+                        if len(capture.leak_groups) else np.zeros(groups, dtype=np.int64)),
         oldest_ages=oldest, addresses=[], estimates=[])
     if with_addresses and groups:
         order = np.argsort(group, kind="stable")
@@ -240,7 +252,7 @@ def _group_blocks(capture: Capture, with_addresses: bool) -> _Groups:
             ends, result.blocks.tolist(), strict=True)]
     weights = _sampling_weights(capture)
     if weights is not None:
-        sizes_f = sizes.astype(np.float64)
+        sizes_f = np.asarray(sizes, dtype=np.float64)
         est_blocks = np.bincount(group, weights=weights, minlength=groups)
         est_bytes = np.bincount(group, weights=sizes_f * weights, minlength=groups)
         # Horvitz-Thompson: Var = sum of size^2 (1 - p) / p^2 = size^2 w (w - 1).

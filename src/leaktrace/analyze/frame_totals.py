@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
 
 from leaktrace.model import Frame, FrameTotal, LeakRecord
 
@@ -25,21 +26,53 @@ def frame_key(frame: Frame) -> tuple[str, str | None]:
 
 def compute_frame_totals(records: Iterable[LeakRecord]) -> list[FrameTotal]:
     """Own bytes only (a definitely lost record's indirect bytes belong to the indirectly lost
-    records); suppressed records do not count."""
+    records); suppressed records do not count. Each record counts once per function, however
+    often its backtrace passes through it (recursion)."""
     totals: dict[tuple[str, str | None], FrameTotal] = {}
+    keys = PerFrame(_total_key)  # records share Frame objects: each is keyed once
     for record in records:
         if record.suppressed_by is not None:
             continue
-        seen: set[tuple[str, str | None]] = set()
-        for frame in record.frames:
-            key = frame_key(frame)
-            if key in seen or key[0] in PROCESS_START_FUNCTIONS:
-                continue  # recursion: a record counts once per function
-            seen.add(key)
+        functions = set(keys.of(record.frames))
+        functions.discard(None)
+        for key in functions:
+            assert key is not None
             total = totals.get(key)
             if total is None:
-                total = totals[key] = FrameTotal(function=key[0], module=key[1], file=frame.file)
+                # Its file is that of the first frame of the function, as the report shows it.
+                first = next(f for f in record.frames if _total_key(f) == key)
+                total = totals[key] = FrameTotal(function=key[0], module=key[1], file=first.file)
             total.bytes += record.own_bytes
             total.blocks += record.blocks
             total.records += 1
     return sorted(totals.values(), key=lambda t: (-t.bytes, -t.blocks, t.function))
+
+
+def _total_key(frame: Frame) -> tuple[str, str | None] | None:
+    key = frame_key(frame)
+    return None if key[0] in PROCESS_START_FUNCTIONS else key
+
+
+T = TypeVar("T")
+
+
+class PerFrame(Generic[T]):
+    """A value computed once per Frame object. The records of a big capture share the frames
+    of their return addresses, so a backtrace is a few lookups done by C code, not a
+    Python call per frame."""
+
+    def __init__(self, compute: Callable[[Frame], T]) -> None:
+        self._compute = compute
+        self._values: dict[int, T] = {}  # id(frame) -> value
+        self._frames: list[Frame] = []  # keeps every frame seen alive: its id stays its own
+
+    def of(self, frames: list[Frame]) -> list[T]:
+        values = self._values
+        try:
+            return list(map(values.__getitem__, map(id, frames)))
+        except KeyError:
+            for frame in frames:
+                if id(frame) not in values:
+                    values[id(frame)] = self._compute(frame)
+                    self._frames.append(frame)
+            return list(map(values.__getitem__, map(id, frames)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Iterable
 from typing import NoReturn
 
 import click
@@ -16,7 +17,11 @@ from leaktrace.analyze.since_previous import parse_capture_name
 from leaktrace.commands._errors import one_line_errors, warn
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
-from leaktrace.commands._report_output import render_options, render_report_as
+from leaktrace.commands._report_output import (
+    render_options,
+    render_report_as,
+    stream_report_as,
+)
 from leaktrace.commands._trace_options import (
     interval_option,
     max_depth_option,
@@ -140,11 +145,12 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         warn(str(e))
         _end_unchecked(returncode)
     apply_suppressions(report, suppressions)
-    rendered = render_report_as(report, output_format, top=top, min_bytes=min_bytes,
+    rendered = stream_report_as(report, output_format, top=top, min_bytes=min_bytes,
                                 show_addresses=show_addresses, leak_kinds=show_kinds,
                                 gen_suppressions=gen_suppressions)
     if output_format == "text" and report_file is None and use_color(sys.stderr):
-        rendered = colorize_report(str(rendered))
+        assert not isinstance(rendered, bytes)
+        rendered = colorize_report("".join(rendered))
     _emit_report(rendered, report_file)
     if html_file is not None:
         page = render_report_as(report, "html", top=top, min_bytes=min_bytes,
@@ -242,7 +248,7 @@ def _check_writable_dir(directory: str, what: str) -> None:
                              "writable")
 
 
-def _emit_report(text: str | bytes, report_file: str | None) -> None:
+def _emit_report(text: str | bytes | Iterable[str], report_file: str | None) -> None:
     if report_file is None:
         write_output(text, None, stream="stderr")
     else:
