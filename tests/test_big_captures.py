@@ -92,6 +92,18 @@ def test_json_writer_gives_json_dumps_text(sample: str, options: RenderOptions) 
     assert render_json(report, options) == expected
 
 
+@pytest.mark.parametrize("count", [999, 1000, 2001])
+def test_json_writer_with_records_in_batches(count: int) -> None:
+    blocks = [BlockRow(0x1000 + 0x20 * i, 1 + i, 1 + i, 1, 0) for i in range(count)]
+    stacks = [stack_from_blocks(1 + i, [0x401000 + i, 0x402000], blocks) for i in range(count)]
+    report = build_report(parse_capture(encode_capture(make_header(), stacks=stacks,
+                                                       blocks=blocks)))
+    assert len(report.records) == count
+    options = RenderOptions()
+    assert render_json(report, options) == json.dumps(report_to_json(report, options),
+                                                      indent=2) + "\n"
+
+
 def test_json_writer_escapes_and_non_finite_numbers_as_json_does() -> None:
     blocks = [BlockRow(0x1000, 8, 1, 1, 0)]
     report: Report = build_report(parse_capture(encode_capture(
@@ -129,3 +141,22 @@ def test_stack_table_reads_as_the_mapping_it_replaces() -> None:
         table[1 << 33]
     every = sorted({a for s in as_dict.values() for a in s.return_addresses})
     assert table.distinct_addresses().tolist() == every == rebuilt.distinct_addresses().tolist()
+
+
+def test_many_loss_records_number_as_valgrind_does() -> None:
+    """From 10,000 records on numpy sorts them: the same numbers as the key sort, ties
+    (equal bytes, kinds, blocks) included."""
+    from leaktrace.analyze.loss_records import number_loss_records, valgrind_order_key
+    from leaktrace.leak_kinds import LEAK_KINDS
+    from leaktrace.model import LeakRecord
+
+    rng = np.random.default_rng(7)
+    records = [LeakRecord(stack_id=f"{int(rng.integers(0, 40)):08x}",
+                          kind=["malloc", "calloc", "realloc"][int(rng.integers(0, 3))],
+                          bytes=int(rng.integers(0, 50)), blocks=int(rng.integers(1, 4)),
+                          leak_kind=LEAK_KINDS[int(rng.integers(0, 4))])
+               for _ in range(12_000)]
+    expected = [id(r) for r in sorted(records, key=valgrind_order_key)][::-1]
+    numbered = number_loss_records(records)
+    assert [id(r) for r in numbered] == expected
+    assert [r.loss_record for r in numbered] == list(range(12_000, 0, -1))

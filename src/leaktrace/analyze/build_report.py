@@ -4,6 +4,7 @@ add up totals, and say what the counters mean for the numbers."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
@@ -51,6 +52,19 @@ def build_report(capture: Capture, symbolizer: Symbolizer | None = None, *,
     if symbolizer is None:
         expected = {m.path: m.build_id for m in capture.modules if m.build_id}
         symbolizer = Symbolizer(expected_build_ids=expected)
+    # Millions of new objects and no cycles among them: the cycle collector would only walk
+    # them again and again.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _build(capture, symbolizer, with_addresses, started)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _build(capture: Capture, symbolizer: Symbolizer, with_addresses: bool,
+           started: float) -> Report:
     groups = _group_blocks(capture, with_addresses)
     described = StackFrames(capture, groups.stack_ids, symbolizer)
     table = described.table

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
-from leaktrace.model import Frame, FrameTotal, LeakRecord
+from leaktrace.model import Frame, FrameTotal, LeakRecord, Report
 
 # Frames every backtrace passes through, which would top the table and tell nothing.
 PROCESS_START_FUNCTIONS = frozenset({
@@ -46,6 +46,17 @@ def compute_frame_totals(records: Iterable[LeakRecord]) -> list[FrameTotal]:
             total.blocks += record.blocks
             total.records += 1
     return sorted(totals.values(), key=lambda t: (-t.bytes, -t.blocks, t.function))
+
+
+def totals_of_selection(report: Report, selected: list[LeakRecord]) -> list[FrameTotal]:
+    """compute_frame_totals(selected), `selected` being the records of the leak kinds shown
+    (render/options.selected_records): the report's own totals when it selects every record
+    no suppression matched, as with a capture whose leaks are all definitely lost (a
+    million records are then added up once, not twice)."""
+    if report.source == "leaktrace" and report.frame_totals and len(selected) == sum(
+            1 for r in report.records if r.suppressed_by is None):
+        return report.frame_totals
+    return compute_frame_totals(selected)
 
 
 def _total_key(frame: Frame) -> tuple[str, str | None] | None:

@@ -34,6 +34,10 @@ class StackFrames:
         self._frames_of: dict[int, tuple[Frame, ...]] = {}  # return address -> its frames
         self._part_of: dict[int, str] = {}  # return address -> "module+offset" of the id
         self._symbolize(self._distinct_addresses(rows[rows >= 0]), capture, symbolizer)
+        # Plain lists: one numpy call a stack, not three.
+        self._starts: list[int] = self.table.starts.tolist()
+        self._depths: list[int] = self.table.depths.tolist()
+        self._words = np.asarray(self.table.addresses)
 
     def _distinct_addresses(self, rows: np.ndarray) -> list[int]:
         table = self.table
@@ -71,9 +75,8 @@ class StackFrames:
         row = self._row_of.get(stack_id)
         if row is None:
             return None
-        table = self.table
-        start = int(table.starts[row])
-        return np.asarray(table.addresses[start:start + int(table.depths[row])]).tolist()
+        start = self._starts[row]
+        return self._words[start:start + self._depths[row]].tolist()
 
     def frames_and_id_text(self, stack_id: int) -> tuple[list[Frame], str] | None:
         """The stack's frames, innermost first (inlined frames each on their own), and the

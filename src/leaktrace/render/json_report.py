@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
-from leaktrace.analyze.frame_totals import PerFrame, compute_frame_totals
+from leaktrace.analyze.frame_totals import PerFrame, compute_frame_totals, totals_of_selection
 from leaktrace.leak_kinds import FIELD_NAMES, LEAK_KINDS
 from leaktrace.model import Frame, KindTotal, LeakRecord, PreviousCapture, Report
 from leaktrace.render.options import (
@@ -33,7 +33,7 @@ def json_chunks(report: Report, options: RenderOptions) -> Iterator[str]:
     records one by one, each frame's JSON made once (records share Frame objects), so a
     report of a million records is written as it is made."""
     records = shown_records(report, options)
-    document = report_to_json(report, options, records=[])
+    document = report_to_json(report, options, records=[])  # the records are written below
     head, marker, tail = json.dumps(document, indent=2).partition(_RECORDS_MARKER)
     if not records or not marker:
         yield json.dumps(report_to_json(report, options), indent=2) + "\n"
@@ -41,6 +41,7 @@ def json_chunks(report: Report, options: RenderOptions) -> Iterator[str]:
     yield head + '\n  "records": [\n'
     frames = PerFrame(_frame_fragment)
     batch: list[str] = []
+    separator = ""  # before the next batch: none before the first
     for record in records:
         text = "    " + indented_json(_record(record, options, with_frames=False), 2)
         if record.frames:
@@ -49,9 +50,11 @@ def json_chunks(report: Report, options: RenderOptions) -> Iterator[str]:
                 + "\n      ]", 1)
         batch.append(text)
         if len(batch) == 1000:
-            yield ",\n".join(batch) + ",\n"
-            batch = []
-    yield ",\n".join(batch) + "\n  ],\n" + tail + "\n"
+            yield separator + ",\n".join(batch)
+            batch, separator = [], ",\n"
+    if batch:
+        yield separator + ",\n".join(batch)
+    yield "\n  ],\n" + tail + "\n"
 
 
 # Where the records go in the document made with none, and a record's empty frame list.
@@ -97,10 +100,11 @@ def report_to_json(report: Report, options: RenderOptions,
                    records: list[LeakRecord] | None = None) -> dict[str, Any]:
     """`records`: the records to list instead of the shown ones (json_chunks lists none and
     writes them itself)."""
+    selected = selected_records(report, options)
     if records is None:
-        records = shown_records(report, options)
+        records = shown_records(report, options, selected)
     if report.scanned or options.leak_kinds is not None:
-        totals = compute_frame_totals(selected_records(report, options))
+        totals = totals_of_selection(report, selected)
     else:
         totals = report.frame_totals or compute_frame_totals(report.records)
     s = report.summary

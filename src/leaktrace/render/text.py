@@ -10,7 +10,7 @@ import shlex
 from collections.abc import Iterator
 from functools import partial
 
-from leaktrace.analyze.frame_totals import PerFrame, compute_frame_totals
+from leaktrace.analyze.frame_totals import PerFrame, compute_frame_totals, totals_of_selection
 from leaktrace.leak_kinds import LEAK_KINDS, STILL_REACHABLE, kind_list_text
 from leaktrace.model import Frame, KindTotal, LeakRecord, PreviousCapture, Report
 from leaktrace.render.options import (
@@ -370,7 +370,7 @@ def _frame_totals(report: Report, options: RenderOptions,
     """`selected`: selected_records(report, options)."""
     if report.scanned or options.leak_kinds is not None:
         # Only the kinds shown: still reachable memory is not "leaked" by default.
-        totals = compute_frame_totals(selected)
+        totals = totals_of_selection(report, selected)
         live = sum(r.own_bytes for r in selected) or 1
     else:
         totals = report.frame_totals or compute_frame_totals(report.records)
