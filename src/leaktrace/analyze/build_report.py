@@ -5,6 +5,7 @@ add up totals, and say what the counters mean for the numbers."""
 from __future__ import annotations
 
 import gc
+import math
 import os
 import signal
 import time
@@ -72,24 +73,17 @@ def _build(capture: Capture, symbolizer: Symbolizer, with_addresses: bool,
     has_stack = rows >= 0
     alloc_counts = np.where(has_stack, table.totals[rows, ALLOC_COUNT], -1).tolist()
     alloc_bytes = np.where(has_stack, table.totals[rows, ALLOC_BYTES], -1).tolist()
-    # A backtrace split by API or leak kind is looked up once.
-    shared = len(np.unique(groups.stack_ids)) < len(groups.stack_ids)
-    seen: dict[int, tuple[list[Frame], str] | None] = {}
+    stack_ids = groups.stack_ids.tolist()
 
     records: list[LeakRecord] = []
     mapped_regions: list[LeakRecord] = []
     for i, (kind_number, leak_number, stack_id, blocks, size, indirect, oldest, allocs,
-            allocated) in enumerate(zip(
-                groups.kinds.tolist(), groups.leak_kinds.tolist(), groups.stack_ids.tolist(),
+            allocated, found) in enumerate(zip(
+                groups.kinds.tolist(), groups.leak_kinds.tolist(), stack_ids,
                 groups.blocks.tolist(), groups.bytes.tolist(), groups.indirect_bytes.tolist(),
-                groups.oldest_ages.tolist(), alloc_counts, alloc_bytes, strict=True)):
+                groups.oldest_ages.tolist(), alloc_counts, alloc_bytes,
+                described.each(stack_ids), strict=True)):
         kind = fmt.kind_name(kind_number)
-        if shared:
-            if stack_id not in seen:
-                seen[stack_id] = described.frames_and_id_text(stack_id)
-            found = seen[stack_id]
-        else:
-            found = described.frames_and_id_text(stack_id)
         frames, id_text = found if found is not None else ([], "")
         record = LeakRecord(
             stack_id=stable_stack_id_of_text(kind, id_text),
@@ -302,7 +296,7 @@ def _indirect_bytes(capture: Capture) -> np.ndarray:
 
 
 def _age(seconds: float) -> float | None:
-    return None if np.isnan(seconds) else round(seconds, 6)
+    return None if math.isnan(seconds) else round(seconds, 6)
 
 
 def symbolize_stacks(capture: Capture, stack_ids: set[int], symbolizer: Symbolizer

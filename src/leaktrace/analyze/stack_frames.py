@@ -8,7 +8,7 @@ reports never modify frames."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from itertools import chain
 
 import numpy as np
@@ -38,6 +38,10 @@ class StackFrames:
         self._starts: list[int] = self.table.starts.tolist()
         self._depths: list[int] = self.table.depths.tolist()
         self._words = np.asarray(self.table.addresses)
+        # Usually each return address is one frame (no inlined calls at it): then a stack
+        # is a plain lookup per address.
+        self._one_frame_each = all(len(f) == 1 for f in self._frames_of.values())
+        self._frame_of = {ra: f[0] for ra, f in self._frames_of.items() if len(f) == 1}
 
     def _distinct_addresses(self, rows: np.ndarray) -> list[int]:
         table = self.table
@@ -78,14 +82,42 @@ class StackFrames:
         start = self._starts[row]
         return self._words[start:start + self._depths[row]].tolist()
 
+    def _describe(self, addresses: list[int]) -> tuple[list[Frame], str]:
+        if self._one_frame_each:
+            frames = list(map(self._frame_of.__getitem__, addresses))
+        else:
+            frames = list(chain.from_iterable(map(self._frames_of.__getitem__, addresses)))
+        return frames, "|".join(map(self._part_of.__getitem__, addresses))
+
     def frames_and_id_text(self, stack_id: int) -> tuple[list[Frame], str] | None:
         """The stack's frames, innermost first (inlined frames each on their own), and the
         text its stable id is hashed from; None for a stack the capture does not have."""
         addresses = self._addresses(stack_id)
-        if addresses is None:
-            return None
-        frames = list(chain.from_iterable(map(self._frames_of.__getitem__, addresses)))
-        return frames, "|".join(map(self._part_of.__getitem__, addresses))
+        return None if addresses is None else self._describe(addresses)
+
+    def each(self, stack_ids: list[int]) -> Iterator[tuple[list[Frame], str] | None]:
+        """frames_and_id_text of each id in turn, made as they are used (a million id texts
+        would not fit in memory together). Ids in file order, as reports group them, are
+        read a few thousand stacks at a time: one numpy call a batch, not one a stack."""
+        batch_size = 4096
+        for begin in range(0, len(stack_ids), batch_size):
+            rows = [self._row_of.get(s) for s in stack_ids[begin:begin + batch_size]]
+            present = [r for r in rows if r is not None]
+            words, low = None, 0
+            if present:
+                low = min(self._starts[r] for r in present)
+                high = max(self._starts[r] + self._depths[r] for r in present)
+                if high - low <= 2 * sum(self._depths[r] for r in present) + 4096:
+                    words = self._words[low:high].tolist()
+            for row in rows:
+                if row is None:
+                    yield None
+                elif words is None:
+                    start = self._starts[row]
+                    yield self._describe(self._words[start:start + self._depths[row]].tolist())
+                else:
+                    start = self._starts[row] - low
+                    yield self._describe(words[start:start + self._depths[row]])
 
     def frames(self, stack_id: int) -> list[Frame]:
         found = self.frames_and_id_text(stack_id)

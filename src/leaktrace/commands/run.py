@@ -15,6 +15,7 @@ from leaktrace.analyze.build_report import load_report
 from leaktrace.analyze.leak_totals import capture_leak_totals
 from leaktrace.analyze.since_previous import parse_capture_name
 from leaktrace.commands._errors import one_line_errors, warn
+from leaktrace.commands._gc import no_cycle_collection
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._report_output import (
@@ -139,6 +140,7 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         warn(f"no capture was written for {command[0]} (pid {pid}): "
              f"{_why_no_capture(returncode, [f for f in failures if f.pid == pid])}")
         _end_unchecked(returncode)
+    no_cycle_collection()
     try:
         report = load_report(capture, with_addresses=show_addresses)
     except LeaktraceError as e:
