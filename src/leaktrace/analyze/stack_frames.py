@@ -45,7 +45,7 @@ class StackFrames:
 
     def _distinct_addresses(self, rows: np.ndarray) -> list[int]:
         table = self.table
-        if len(rows) == len(table):
+        if 2 * len(rows) >= len(table):  # most stacks: the few others' addresses cost little
             return table.distinct_addresses().tolist()
         addresses = np.asarray(table.addresses)
         pieces = [addresses[s:s + d] for s, d in zip(table.starts[rows].tolist(),
