@@ -27,24 +27,33 @@ def frame_key(frame: Frame) -> tuple[str, str | None]:
 def compute_frame_totals(records: Iterable[LeakRecord]) -> list[FrameTotal]:
     """Own bytes only (a definitely lost record's indirect bytes belong to the indirectly lost
     records); suppressed records do not count. Each record counts once per function, however
-    often its backtrace passes through it (recursion)."""
+    often its backtrace passes through it (recursion). Records through the same set of
+    functions are added up together first: a million records share a few hundred sets."""
     totals: dict[tuple[str, str | None], FrameTotal] = {}
     keys = PerFrame(_total_key)  # records share Frame objects: each is keyed once
+    by_set: dict[frozenset[tuple[str, str | None] | None], list[int]] = {}
     for record in records:
         if record.suppressed_by is not None:
             continue
-        functions = set(keys.of(record.frames))
-        functions.discard(None)
+        frame_keys = keys.of(record.frames)
+        functions = frozenset(frame_keys)
+        sums = by_set.get(functions)
+        if sums is None:
+            sums = by_set[functions] = [0, 0, 0]
+            for key, frame in zip(frame_keys, record.frames, strict=True):
+                if key is not None and key not in totals:
+                    # Its file is that of the function's first frame, as the report shows it.
+                    totals[key] = FrameTotal(function=key[0], module=key[1], file=frame.file)
+        sums[0] += record.own_bytes
+        sums[1] += record.blocks
+        sums[2] += 1
+    for functions, (size, blocks, count) in by_set.items():
         for key in functions:
-            assert key is not None
-            total = totals.get(key)
-            if total is None:
-                # Its file is that of the first frame of the function, as the report shows it.
-                first = next(f for f in record.frames if _total_key(f) == key)
-                total = totals[key] = FrameTotal(function=key[0], module=key[1], file=first.file)
-            total.bytes += record.own_bytes
-            total.blocks += record.blocks
-            total.records += 1
+            if key is not None:
+                total = totals[key]
+                total.bytes += size
+                total.blocks += blocks
+                total.records += count
     return sorted(totals.values(), key=lambda t: (-t.bytes, -t.blocks, t.function))
 
 
