@@ -9,7 +9,7 @@ text and JSON, and of `leaktrace run`'s own report.
 Each size is STACKS:BLOCKS. The leaktrace CLI defaults to this Python with `-m leaktrace` (the
 installed package, as `pip install .` built it); the shim to that package's. Captures and
 reports go to a temporary directory (a 1 M-stack capture is about 600 MB, its text report
-1.2 GB and its JSON report 6 GB)."""
+2 GB and its JSON report 7 GB)."""
 
 from __future__ import annotations
 
