@@ -12,7 +12,7 @@ import click
 
 from leaktrace.commands._capture_report import CaptureReport, load_capture_report
 from leaktrace.commands._errors import CommandError, one_line_errors, warn
-from leaktrace.commands._gc import no_cycle_collection
+from leaktrace.commands._gc import without_cycle_collection
 from leaktrace.commands._html_timeline import html_timeline
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
@@ -68,6 +68,7 @@ def output_file_option(function: F) -> F:
 @leak_kind_options
 @leak_gate_options
 @one_line_errors
+@without_cycle_collection
 def report_command(capture_file: str | None, pid: int | None, plot_file: str | None,
                    output_format: str, output_file: str | None, top: int | None,
                    min_bytes: int,
@@ -79,7 +80,6 @@ def report_command(capture_file: str | None, pid: int | None, plot_file: str | N
     capture that running traced process PID writes now (--pid)."""
     if (capture_file is None) == (pid is None):
         raise CommandError("give a capture FILE or --pid PID (one of them)")
-    no_cycle_collection()
     suppressions = load_suppressions(suppression_files, with_defaults=not no_default_suppressions)
     if pid is not None:
         capture_file = request_capture(pid)

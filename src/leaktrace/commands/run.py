@@ -15,7 +15,7 @@ from leaktrace.analyze.build_report import load_report
 from leaktrace.analyze.leak_totals import capture_leak_totals
 from leaktrace.analyze.since_previous import parse_capture_name
 from leaktrace.commands._errors import one_line_errors, warn
-from leaktrace.commands._gc import no_cycle_collection
+from leaktrace.commands._gc import without_cycle_collection
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._report_output import (
@@ -82,6 +82,7 @@ from leaktrace.suppressions.apply import apply_suppressions
 @leak_kind_options
 @leak_gate_options
 @one_line_errors
+@without_cycle_collection
 def run_command(command: tuple[str, ...], output: str | None, max_depth: int | None,
                 follow_children: bool, report_file: str | None, html_file: str | None,
                 interval: float | None, sample_bytes: int | None, mtrace_log: str | None,
@@ -140,7 +141,6 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         warn(f"no capture was written for {command[0]} (pid {pid}): "
              f"{_why_no_capture(returncode, [f for f in failures if f.pid == pid])}")
         _end_unchecked(returncode)
-    no_cycle_collection()
     try:
         report = load_report(capture, with_addresses=show_addresses)
     except LeaktraceError as e:
