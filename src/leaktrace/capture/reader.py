@@ -20,12 +20,12 @@ from leaktrace.capture import format as fmt
 from leaktrace.capture.cursor import Cursor
 from leaktrace.capture.errors import CaptureError
 from leaktrace.capture.series import Series, Session, parse_series, parse_session
-from leaktrace.capture.superblocks import drop_superblocks
 
 # Stack and MAX_TOTAL are re-exported: other modules have long imported them from here.
 from leaktrace.capture.stack import Stack as Stack
 from leaktrace.capture.stack_table import MAX_TOTAL as MAX_TOTAL
 from leaktrace.capture.stack_table import parse_stacks
+from leaktrace.capture.superblocks import drop_superblocks
 from leaktrace.input_files import read_regular
 
 # One BLOCKS record; numpy reads the section without copying it.
