@@ -53,6 +53,14 @@ uint32_t lt_stacks_intern_hashed(const uintptr_t *pcs, int depth, uint64_t hash)
         uint32_t id = atomic_load_explicit(slot, memory_order_acquire);
         if (id == 0) {
             if (!mine) {
+                /* Full: claim nothing more. Counters that kept growing with every dropped
+                 * allocation would wrap after 2^32 of them and hand out ids and return
+                 * address slots already in use. Racing threads overshoot by a few only. */
+                if (atomic_load_explicit(&next_id, memory_order_relaxed) >= MAX_STACKS ||
+                    atomic_load_explicit(&pcs_used, memory_order_relaxed) > MAX_PCS - (uint32_t)depth) {
+                    atomic_fetch_add_explicit(&lt_counters.dropped_stacks, 1, memory_order_relaxed);
+                    return 0;
+                }
                 uint32_t new_id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
                 uint32_t at = atomic_fetch_add_explicit(&pcs_used, (uint32_t)depth, memory_order_relaxed);
                 if (new_id >= MAX_STACKS || at + (uint32_t)depth > MAX_PCS) {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(slots=True)  # a big capture has millions of these
 class Frame:
     """One symbolized frame. `address` is the runtime address (a return address for every
     frame but possibly the first of foreign sources); `offset` is relative to the module."""
@@ -28,7 +28,7 @@ class Frame:
         return f"{self.address:#x}"
 
 
-@dataclass
+@dataclass(slots=True)  # a big capture has millions of these
 class Block:
     address: int
     size: int
@@ -39,7 +39,7 @@ class Block:
 Z95 = 1.959963984540054
 
 
-@dataclass
+@dataclass(slots=True)  # a big capture has millions of these
 class Estimate:
     """Sampling mode: a record's bytes and blocks are estimates from its sampled blocks (each
     divided by its chance of being sampled). The 95% interval is the normal one around the
@@ -51,7 +51,7 @@ class Estimate:
     bytes_variance: float
 
 
-@dataclass
+@dataclass(slots=True)  # a big capture has millions of these
 class LeakRecord:
     """Blocks grouped by (API kind, backtrace), and by leak kind when a reachability scan
     classified them (then it is one of valgrind's "loss records")."""
@@ -82,7 +82,7 @@ class LeakRecord:
         return self.direct_bytes if self.direct_bytes is not None else self.bytes
 
 
-@dataclass
+@dataclass(slots=True)  # a big capture has millions of these
 class Change:
     """Live bytes and blocks gained (negative: lost) since an earlier capture."""
 
@@ -91,7 +91,7 @@ class Change:
     new: bool = False  # nothing of it was live in the earlier capture
 
 
-@dataclass
+@dataclass(slots=True)  # a big capture has millions of these
 class Growth:
     """Net growth of a backtrace's live bytes over the run and its verdict
     (analyze/growth.py: growing, plateaued or stable)."""

@@ -4,6 +4,8 @@ add up totals, and say what the counters mean for the numbers."""
 
 from __future__ import annotations
 
+import gc
+import math
 import os
 import signal
 import time
@@ -14,10 +16,11 @@ import numpy as np
 from leaktrace.analyze.frame_totals import compute_frame_totals
 from leaktrace.analyze.leak_totals import leak_totals
 from leaktrace.analyze.loss_records import number_loss_records
-from leaktrace.analyze.module_map import ModuleMap
-from leaktrace.analyze.stack_ids import stable_stack_id
+from leaktrace.analyze.stack_frames import StackFrames
+from leaktrace.analyze.stack_ids import stable_stack_id_of_text
 from leaktrace.capture import format as fmt
-from leaktrace.capture.reader import Capture, Stack, read_capture
+from leaktrace.capture.reader import Capture, read_capture
+from leaktrace.capture.stack_table import ALLOC_BYTES, ALLOC_COUNT, StackTable
 from leaktrace.leak_kinds import DEFINITELY_LOST
 from leaktrace.model import (
     Z95,
@@ -50,35 +53,58 @@ def build_report(capture: Capture, symbolizer: Symbolizer | None = None, *,
     if symbolizer is None:
         expected = {m.path: m.build_id for m in capture.modules if m.build_id}
         symbolizer = Symbolizer(expected_build_ids=expected)
+    # Millions of new objects and no cycles among them: the cycle collector would only walk
+    # them again and again.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _build(capture, symbolizer, with_addresses, started)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _build(capture: Capture, symbolizer: Symbolizer, with_addresses: bool,
+           started: float) -> Report:
     groups = _group_blocks(capture, with_addresses)
-    stack_frames = symbolize_stacks(capture, {g.stack_id for g in groups}, symbolizer)
+    described = StackFrames(capture, groups.stack_ids, symbolizer)
+    table = described.table
+    rows = table.rows_of(groups.stack_ids)
+    has_stack = rows >= 0
+    alloc_counts = np.where(has_stack, table.totals[rows, ALLOC_COUNT], -1).tolist()
+    alloc_bytes = np.where(has_stack, table.totals[rows, ALLOC_BYTES], -1).tolist()
+    stack_ids = groups.stack_ids.tolist()
 
     records: list[LeakRecord] = []
     mapped_regions: list[LeakRecord] = []
-    for g in groups:
-        stack = capture.stacks.get(g.stack_id)
-        kind = fmt.kind_name(g.kind)
-        frames, id_parts = stack_frames.get(g.stack_id, ([], []))
+    for i, (kind_number, leak_number, stack_id, blocks, size, indirect, oldest, allocs,
+            allocated, found) in enumerate(zip(
+                groups.kinds.tolist(), groups.leak_kinds.tolist(), stack_ids,
+                groups.blocks.tolist(), groups.bytes.tolist(), groups.indirect_bytes.tolist(),
+                groups.oldest_ages.tolist(), alloc_counts, alloc_bytes,
+                described.each(stack_ids), strict=True)):
+        kind = fmt.kind_name(kind_number)
+        frames, id_text = found if found is not None else ([], "")
         record = LeakRecord(
-            stack_id=stable_stack_id(kind, id_parts),
+            stack_id=stable_stack_id_of_text(kind, id_text),
             kind=kind,
-            bytes=g.bytes,
-            blocks=g.blocks,
-            frames=[Frame(**vars(f)) for f in frames],  # records never share frame objects
-            addresses=g.addresses,
-            total_allocations=stack.alloc_count if stack else None,
-            total_allocated_bytes=stack.alloc_bytes if stack else None,
-            oldest_age_seconds=g.oldest_age,
-            native_stack_id=g.stack_id,
-            estimate=g.estimate,
+            bytes=size,
+            blocks=blocks,
+            frames=frames,
+            addresses=groups.addresses[i] if groups.addresses else [],
+            total_allocations=None if allocs < 0 else allocs,
+            total_allocated_bytes=None if allocated < 0 else allocated,
+            oldest_age_seconds=_age(oldest),
+            native_stack_id=stack_id,
+            estimate=groups.estimates[i] if groups.estimates else None,
         )
-        if capture.scanned and g.kind in fmt.MAPPING_KINDS:
+        if capture.scanned and kind_number in fmt.MAPPING_KINDS:
             mapped_regions.append(record)  # not a heap block: no leak kind, no loss record
             continue
-        if capture.scanned and g.leak_kind != fmt.LEAK_UNSCANNED:
-            record.leak_kind = fmt.leak_kind_name(g.leak_kind)
-            record.direct_bytes = g.bytes
-            record.indirect_bytes = g.indirect_bytes if record.leak_kind == DEFINITELY_LOST else 0
+        if capture.scanned and leak_number != fmt.LEAK_UNSCANNED:
+            record.leak_kind = fmt.leak_kind_name(leak_number)
+            record.direct_bytes = record.bytes
+            record.indirect_bytes = indirect if record.leak_kind == DEFINITELY_LOST else 0
             record.bytes = record.direct_bytes + record.indirect_bytes
         records.append(record)
     if capture.scanned:
@@ -96,10 +122,10 @@ def build_report(capture: Capture, symbolizer: Symbolizer | None = None, *,
         start_time=header.start_time_ns / 1e9,
         end_time=header.capture_time_ns / 1e9,
         records=records,
-        summary=_summary(capture, records, mapped_regions),
+        summary=_summary(capture, table, records, mapped_regions),
         counters=dict(capture.counters),
         capture_path=os.path.abspath(capture.path),
-        notes=_notes(capture, groups) + symbolizer.notes,
+        notes=_notes(capture, groups, table) + symbolizer.notes,
         frame_totals=compute_frame_totals(records),
         mapped_regions=mapped_regions,
         scan=_scan_info(capture),
@@ -132,16 +158,19 @@ def _captured_when(capture: Capture) -> str:
 
 
 @dataclass
-class _Group:
-    kind: int
-    leak_kind: int  # fmt.LEAK_UNSCANNED without a scan
-    stack_id: int
-    blocks: int
-    bytes: int
-    indirect_bytes: int  # what the definitely lost blocks among them own (LEAK_GROUPS)
-    oldest_age: float | None
-    addresses: list[Block]
-    estimate: Estimate | None = None  # sampling mode: blocks and bytes are estimates
+class _Groups:
+    """Live blocks grouped by (API kind, leak kind, stack id), one array entry per group, in
+    that key's order."""
+
+    kinds: np.ndarray
+    leak_kinds: np.ndarray  # fmt.LEAK_UNSCANNED without a scan
+    stack_ids: np.ndarray
+    blocks: np.ndarray
+    bytes: np.ndarray
+    indirect_bytes: np.ndarray  # what the definitely lost blocks among them own (LEAK_GROUPS)
+    oldest_ages: np.ndarray  # seconds; NaN when unknown
+    addresses: list[list[Block]]  # per group, in file order; empty unless asked for
+    estimates: list[Estimate]  # sampling mode only: blocks and bytes are then estimates
 
 
 def _sampling_weights(capture: Capture) -> np.ndarray | None:
@@ -157,59 +186,98 @@ def _sampling_weights(capture: Capture) -> np.ndarray | None:
     return weights
 
 
-def _group_blocks(capture: Capture, with_addresses: bool) -> list[_Group]:
-    """Vectorized: sort the blocks by (kind, leak kind, stack id) once, then sum each run."""
+def _exact_sums(bins: np.ndarray, values: np.ndarray, length: int) -> np.ndarray:
+    """Per bin, the exact sum of uint64 `values` (bincount adds in float64: exact for each
+    24-bit half-word sum below 2^53, i.e. for any total below 2^77)."""
+    low = np.bincount(bins, weights=(values & np.uint64(0xFFFFFF)).astype(np.float64),
+                      minlength=length)
+    high = np.bincount(bins, weights=(values >> np.uint64(24)).astype(np.float64),
+                       minlength=length)
+    return (high.astype(np.int64) << 24) + low.astype(np.int64)
+
+
+def _group_blocks(capture: Capture, with_addresses: bool) -> _Groups:
+    """Vectorized without sorting millions of keys: a group number per block (dense stack
+    numbers within each (kind, leak kind) pair present), then bincount sums per group.
+    Temporaries of the size of the block list are few and dropped early: a capture may hold
+    tens of millions of blocks."""
     blocks = capture.blocks
-    if len(blocks) == 0:
-        return []
-    keys = ((blocks["kind"].astype(np.uint64) << np.uint64(40))
-            | (blocks["leak_kind"].astype(np.uint64) << np.uint64(32)) | blocks["stack_id"])
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(sorted_keys)) + 1))
-    ends = np.append(starts[1:], len(blocks))
-    sizes = blocks["size"][order]
-    byte_sums = np.add.reduceat(sizes, starts)
-    indirect_sums = np.add.reduceat(_indirect_bytes(capture)[order], starts)
+    count = len(blocks)
+    dense = blocks["stack_id"].astype(np.int64)
+    if count and int(dense.max()) >= 4 * count + (1 << 21):
+        stack_values, dense = np.unique(dense, return_inverse=True)  # sparse ids
+    else:
+        stack_values = np.arange(int(dense.max()) + 1 if count else 0)
+    pair = (blocks["kind"].astype(np.uint16) << 8) | blocks["leak_kind"]
+    pairs = np.flatnonzero(np.bincount(pair)) if count else np.zeros(0, dtype=np.int64)
+    firsts: list[np.ndarray] = []  # per pair: its groups' dense stack numbers
+    if len(pairs) == 1:  # the usual case: one API, one leak kind
+        present = np.bincount(dense, minlength=len(stack_values)) > 0
+        group = (np.cumsum(present) - 1)[dense]
+        firsts.append(np.flatnonzero(present))
+    else:
+        group = np.zeros(count, dtype=np.int64)  # group number of each block
+        for p in pairs.tolist():
+            chosen = pair == p
+            members = dense[chosen]
+            present = np.bincount(members, minlength=len(stack_values)) > 0
+            group[chosen] = (np.cumsum(present) - 1 + sum(len(f) for f in firsts))[members]
+            firsts.append(np.flatnonzero(present))
+    del dense, pair
+    groups = sum(len(f) for f in firsts)
+    pair_of_group = np.repeat(pairs, [len(f) for f in firsts]) if firsts else \
+        np.zeros(0, dtype=np.int64)
+    sizes = blocks["size"]
     run_ns = capture.header.capture_monotonic_ns - capture.header.start_monotonic_ns
-    alloc_ns = blocks["alloc_time_ns"][order]
+    alloc_ns = blocks["alloc_time_ns"]
     # An allocation time past the capture cannot be right: its age is unknown (NaN), not
-    # negative.
-    ages = np.where(alloc_ns <= run_ns, (run_ns - alloc_ns.astype(np.float64)) / 1e9, np.nan)
-    oldest = np.fmax.reduceat(ages, starts)
+    # negative. The oldest block of a group is the one allocated first.
+    first_ns = np.full(groups, np.iinfo(np.uint64).max, dtype=np.uint64)
+    valid = alloc_ns <= run_ns
+    if valid.all():
+        np.minimum.at(first_ns, group, alloc_ns)
+    else:
+        np.minimum.at(first_ns, group[valid], alloc_ns[valid])
+    known = first_ns <= run_ns
+    oldest = np.full(groups, np.nan)
+    oldest[known] = (run_ns - first_ns[known].astype(np.float64)) / 1e9
+    result = _Groups(
+        kinds=pair_of_group >> 8, leak_kinds=pair_of_group & 0xFF,
+        stack_ids=stack_values[np.concatenate(firsts)] if firsts else np.zeros(0, np.int64),
+        blocks=np.bincount(group, minlength=groups),
+        bytes=_exact_sums(group, sizes, groups),
+        indirect_bytes=(_exact_sums(group, _indirect_bytes(capture), groups)
+                        if len(capture.leak_groups) else np.zeros(groups, dtype=np.int64)),
+        oldest_ages=oldest, addresses=[], estimates=[])
+    if with_addresses and groups:
+        order = np.argsort(group, kind="stable")
+        ends = np.cumsum(result.blocks).tolist()
+        ages = np.where(valid, (run_ns - alloc_ns.astype(np.float64)) / 1e9, np.nan)
+        picked = blocks[order]
+        every = [Block(a, s, _age(age)) for a, s, age in zip(
+            picked["address"].tolist(), picked["size"].tolist(), ages[order].tolist(),
+            strict=True)]
+        result.addresses = [every[end - n:end] for end, n in zip(
+            ends, result.blocks.tolist(), strict=True)]
     weights = _sampling_weights(capture)
     if weights is not None:
-        w = weights[order]
-        sizes_f = sizes.astype(np.float64)
-        est_blocks = np.add.reduceat(w, starts)
-        est_bytes = np.add.reduceat(sizes_f * w, starts)
+        sizes_f = np.asarray(sizes, dtype=np.float64)
+        est_blocks = np.bincount(group, weights=weights, minlength=groups)
+        est_bytes = np.bincount(group, weights=sizes_f * weights, minlength=groups)
         # Horvitz-Thompson: Var = sum of size^2 (1 - p) / p^2 = size^2 w (w - 1).
-        variances = np.add.reduceat(sizes_f * sizes_f * w * (w - 1.0), starts)
-
-    groups = []
-    for i, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
-        key = int(sorted_keys[start])
-        addresses = []
-        if with_addresses:
-            picked = blocks[order[start:end]]
-            addresses = [Block(a, s, _age(age)) for a, s, age in zip(
-                picked["address"].tolist(), picked["size"].tolist(),
-                ages[start:end].tolist(), strict=True)]
-        group = _Group(kind=key >> 40, leak_kind=(key >> 32) & 0xFF,
-                       stack_id=key & 0xFFFFFFFF, blocks=end - start,
-                       bytes=int(byte_sums[i]), indirect_bytes=int(indirect_sums[i]),
-                       oldest_age=_age(float(oldest[i])), addresses=addresses)
-        if weights is not None:
-            estimate, variance = float(est_bytes[i]), float(variances[i])
+        variances = np.bincount(group, weights=sizes_f * sizes_f * weights * (weights - 1.0),
+                                minlength=groups)
+        for sampled, exact_bytes, estimate, variance in zip(
+                result.blocks.tolist(), result.bytes.tolist(), est_bytes.tolist(),
+                variances.tolist(), strict=True):
             half = Z95 * variance ** 0.5
-            group.estimate = Estimate(sampled_blocks=end - start,
-                                      bytes_low=max(round(estimate - half), group.bytes),
-                                      bytes_high=round(estimate + half),
-                                      bytes_variance=variance)
-            group.blocks, group.bytes = round(float(est_blocks[i])), round(estimate)
-            group.indirect_bytes = 0  # owned blocks are estimated in their own records
-        groups.append(group)
-    return groups
+            result.estimates.append(Estimate(
+                sampled_blocks=sampled, bytes_low=max(round(estimate - half), exact_bytes),
+                bytes_high=round(estimate + half), bytes_variance=variance))
+        result.blocks = np.array([round(b) for b in est_blocks.tolist()], dtype=np.int64)
+        result.bytes = np.array([round(b) for b in est_bytes.tolist()], dtype=np.int64)
+        result.indirect_bytes[:] = 0  # owned blocks are estimated in their own records
+    return result
 
 
 def _indirect_bytes(capture: Capture) -> np.ndarray:
@@ -229,51 +297,23 @@ def _indirect_bytes(capture: Capture) -> np.ndarray:
 
 
 def _age(seconds: float) -> float | None:
-    return None if np.isnan(seconds) else round(seconds, 6)
+    return None if math.isnan(seconds) else round(seconds, 6)
 
 
 def symbolize_stacks(capture: Capture, stack_ids: set[int], symbolizer: Symbolizer
-                      ) -> dict[int, tuple[list[Frame], list[tuple[str, int]]]]:
-    """For each stack: its symbolized frames, and the (module name, return offset) pairs its
-    stable id is made of. Each distinct return address is located and symbolized once: a big
-    capture has a million stacks but only thousands of call sites."""
-    modules = ModuleMap(capture.modules)
-    stacks = [(stack_id, capture.stacks[stack_id]) for stack_id in stack_ids
-              if stack_id in capture.stacks]
-    # A return address points after the call; the call itself is one byte earlier, which
-    # matters when the call is the last instruction of an inlined range.
-    place: dict[int, tuple[str | None, int]] = {}  # ra -> (module path or None, lookup)
-    for _, stack in stacks:
-        for ra in stack.return_addresses:
-            if ra not in place:
-                module = modules.find(ra)
-                place[ra] = (None, ra) if module is None else (module.path,
-                                                              ra - module.load_bias - 1)
-    resolved = symbolizer.resolve({(path, lookup) for path, lookup in place.values()
-                                   if path is not None})
-    per_ra: dict[int, tuple[list[Frame], tuple[str, int]]] = {}
-    for ra, (path, lookup) in place.items():
-        if path is None:
-            per_ra[ra] = ([Frame(address=ra)], ("?", ra))
-            continue
-        frames = resolved[(path, lookup)]
-        for frame in frames:
-            frame.address = ra
-        per_ra[ra] = (frames, (os.path.basename(path), lookup + 1))
-
-    result: dict[int, tuple[list[Frame], list[tuple[str, int]]]] = {}
-    for stack_id, stack in stacks:
-        stack_frames: list[Frame] = []
-        id_parts: list[tuple[str, int]] = []
-        for ra in stack.return_addresses:
-            frame_list, part = per_ra[ra]
-            stack_frames.extend(frame_list)
-            id_parts.append(part)
-        result[stack_id] = (stack_frames, id_parts)
+                      ) -> dict[int, tuple[list[Frame], str]]:
+    """For each stack the capture has: its symbolized frames, and the text its stable id is
+    hashed from (analyze/stack_ids.py)."""
+    described = StackFrames(capture, stack_ids, symbolizer)
+    result = {}
+    for stack_id in stack_ids:
+        found = described.frames_and_id_text(stack_id)
+        if found is not None:
+            result[stack_id] = found
     return result
 
 
-def _summary(capture: Capture, records: list[LeakRecord],
+def _summary(capture: Capture, table: StackTable, records: list[LeakRecord],
              mapped_regions: list[LeakRecord]) -> Summary:
     by_kind: dict[str, KindTotal] = {}
     for r in records + mapped_regions:
@@ -281,13 +321,13 @@ def _summary(capture: Capture, records: list[LeakRecord],
         total.blocks += r.blocks
         total.bytes += r.own_bytes
         total.add_estimate(r.estimate)
-    stack_list: list[Stack] = list(capture.stacks.values())
     summary = Summary(
         live_blocks=sum(t.blocks for t in by_kind.values()),
         live_bytes=sum(t.bytes for t in by_kind.values()),
         by_kind=dict(sorted(by_kind.items(), key=lambda kv: (-kv[1].bytes, kv[0]))),
-        total_allocations=sum(s.alloc_count for s in stack_list) if stack_list else None,
-        total_allocated_bytes=sum(s.alloc_bytes for s in stack_list) if stack_list else None,
+        total_allocations=sum(table.totals[:, ALLOC_COUNT].tolist()) if len(table) else None,
+        total_allocated_bytes=(sum(table.totals[:, ALLOC_BYTES].tolist()) if len(table)
+                               else None),
     )
     session = capture.session
     if session is not None and session.baseline_ns and not session.only_since_checkpoint:
@@ -333,7 +373,7 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _notes(capture: Capture, groups: list[_Group]) -> list[str]:
+def _notes(capture: Capture, groups: _Groups, table: StackTable) -> list[str]:
     """What the user must know to trust (or distrust) the numbers."""
     c = capture.counters
     notes = list(capture.notes)
@@ -366,13 +406,14 @@ def _notes(capture: Capture, groups: list[_Group]) -> list[str]:
         notes.append(f"{scan.threads_not_stopped} thread(s) block the scan signal: their "
                      "registers were not read and their whole stacks counted as roots, so "
                      "some lost blocks may show as reachable")
-    unclassified = [g for g in groups if capture.scanned and g.kind not in fmt.MAPPING_KINDS
-                    and g.leak_kind == fmt.LEAK_UNSCANNED]
-    if unclassified:
-        notes.append(f"{sum(g.blocks for g in unclassified):,} heap blocks were not classified "
-                     "by the reachability scan: they have no leak kind")
-    missing = sorted({g.stack_id for g in groups} - capture.stacks.keys() - {fmt.NO_STACK_ID})
-    if missing:
+    unclassified = (~np.isin(groups.kinds, list(fmt.MAPPING_KINDS))
+                    & (groups.leak_kinds == fmt.LEAK_UNSCANNED))
+    if capture.scanned and unclassified.any():
+        notes.append(f"{int(groups.blocks[unclassified].sum()):,} heap blocks were not "
+                     "classified by the reachability scan: they have no leak kind")
+    stack_ids = np.unique(groups.stack_ids)
+    missing = stack_ids[(table.rows_of(stack_ids) < 0) & (stack_ids != fmt.NO_STACK_ID)]
+    if len(missing):
         notes.append(f"{len(missing)} stack ids used by blocks are missing from the STACKS "
                      "section: those blocks show no backtrace")
     return notes

@@ -32,9 +32,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from leaktrace.analyze.build_report import symbolize_stacks
-from leaktrace.analyze.stack_ids import stable_stack_id
+from leaktrace.analyze.stack_ids import stable_stack_id_of_text
 from leaktrace.capture import format as fmt
 from leaktrace.capture.reader import Capture
+from leaktrace.capture.stack_table import (
+    ALLOC_BYTES,
+    ALLOC_COUNT,
+    LIVE_BLOCKS,
+    LIVE_BYTES,
+    StackTable,
+)
 from leaktrace.model import Frame
 from leaktrace.symbolize import Symbolizer
 
@@ -190,6 +197,63 @@ def analyze_growth(capture: Capture, *, target_intervals: int = TARGET_INTERVALS
                           notes)
 
 
+def growth_rates(capture: Capture, *, target_intervals: int = TARGET_INTERVALS
+                 ) -> dict[int, tuple[float, str]]:
+    """Per backtrace that analyze_growth lists: (bytes_per_second, verdict), the same numbers
+    computed for all backtraces at once, without the per-interval objects. What a leak
+    report shows of the growth, for captures with a million backtraces."""
+    run_ns = max(0, capture.header.capture_monotonic_ns - capture.header.start_monotonic_ns)
+    series = capture.series
+    snapshot_times = series.times_ns.astype(np.int64) if series is not None else np.zeros(0)
+    inner = snapshot_times[(snapshot_times > 0) & (snapshot_times < run_ns)]
+    point_times = np.concatenate(([0], inner, [run_ns])).astype(np.int64)
+    point_of_snapshot = np.clip(np.searchsorted(point_times, snapshot_times, side="left"),
+                                0, len(point_times) - 1)
+    chosen = np.asarray(_choose_boundaries(point_times, target_intervals))
+    n = len(chosen) - 1
+    edges_ns = point_times[chosen]
+    stack_ids = np.union1d(StackTable.from_stacks(capture.stacks).ids,
+                           np.asarray(series.stack_ids() if series else [], dtype=np.int64))
+    history = _History(capture, stack_ids.tolist(), point_of_snapshot, len(point_times))
+    unfreed = _any_unfreed(capture, stack_ids)
+    run_seconds = (edges_ns[-1] - edges_ns[0]) / 1e9
+    third = max(1, round(n / 3))
+    result: dict[int, tuple[float, str]] = {}
+    chunk = 65536  # bounds the (stacks x points x 4) table
+    for begin in range(0, len(stack_ids), chunk):
+        rows = np.arange(begin, min(begin + chunk, len(stack_ids)))
+        at_edges = history.at(rows, chosen)
+        changes = np.diff(at_edges, axis=1)  # per interval
+        live = at_edges[:, :, _LIVE_BYTES]
+        happened = ((changes[:, :, _ALLOCS] != 0) | (changes[:, :, _LIVE_BYTES] != 0)).any(
+            axis=1) | unfreed[rows] | (live[:, n] != 0)
+        grew = (changes[:, :, _LIVE_BYTES] > 0).sum(axis=1)
+        fraction = grew / n
+        last_third = live[:, n] - live[:, n - third]
+        net = live[:, n] - live[:, 0]
+        growing = (last_third > 0) & (fraction >= MIN_GROWTH_FRACTION) & (
+            grew >= MIN_GROWTH_INTERVALS)
+        plateaued = ~growing & (net > 0) & (last_third <= 0)
+        verdicts = np.where(growing, 0, np.where(plateaued, 1, 2))
+        rates = net / run_seconds if run_seconds > 0 else np.zeros(len(rows))
+        for stack_id, rate, verdict, keep in zip(
+                stack_ids[rows].tolist(), rates.tolist(), verdicts.tolist(),
+                happened.tolist(), strict=True):
+            if keep:
+                result[stack_id] = (rate, VERDICTS[verdict])
+    return result
+
+
+def _any_unfreed(capture: Capture, stack_ids: np.ndarray) -> np.ndarray:
+    """Per stack id (sorted): whether any live block came from it."""
+    ids = capture.blocks["stack_id"].astype(np.int64)
+    if len(ids) == 0 or len(stack_ids) == 0:
+        return np.zeros(len(stack_ids), dtype=bool)
+    rows = np.clip(np.searchsorted(stack_ids, ids), 0, len(stack_ids) - 1)
+    present = stack_ids[rows] == ids
+    return np.bincount(rows[present], minlength=len(stack_ids)) > 0
+
+
 def describe_stacks(capture: Capture, analysis: GrowthAnalysis, *, limit: int | None = None,
                     symbolizer: Symbolizer | None = None) -> None:
     """Give the `limit` best-ranked backtraces (all by default) their frames, their API kind
@@ -201,11 +265,11 @@ def describe_stacks(capture: Capture, analysis: GrowthAnalysis, *, limit: int | 
     described = symbolize_stacks(capture, {s.native_id for s in chosen}, symbolizer)
     kinds = _main_kinds(capture)
     for stack in chosen:
-        frames, id_parts = described.get(stack.native_id, ([], []))
+        frames, id_text = described.get(stack.native_id, ([], ""))
         stack.frames = frames
         stack.kind = kinds.get(stack.native_id)
         # No live block, no kind: the id then cannot match a report record, and says so.
-        stack.stack_id = stable_stack_id(stack.kind or "none", id_parts)
+        stack.stack_id = stable_stack_id_of_text(stack.kind or "none", id_text)
     analysis.notes += symbolizer.notes
 
 
@@ -267,10 +331,11 @@ class _History:
                                     entries["live_blocks"], entries["live_bytes"]],
                                    axis=1).astype(np.int64)[order]
         self.final = np.zeros((len(stack_ids), 4), dtype=np.int64)
-        for stack_id, stack in capture.stacks.items():
-            row = int(np.searchsorted(self.lookup, stack_id))
-            self.final[row] = (stack.alloc_count, stack.alloc_bytes, stack.live_blocks,
-                               stack.live_bytes)
+        table = StackTable.from_stacks(capture.stacks)
+        if len(table):
+            rows = np.searchsorted(self.lookup, table.ids)
+            self.final[rows] = table.totals[:, [ALLOC_COUNT, ALLOC_BYTES, LIVE_BLOCKS,
+                                                LIVE_BYTES]]
 
     def at(self, rows: np.ndarray, point_indices: np.ndarray) -> np.ndarray:
         """(len(rows), len(point_indices), 4)."""

@@ -7,10 +7,14 @@ suppressed). leaktrace shows the largest first: the same numbering, read from M 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from operator import attrgetter, gt
 
 from leaktrace.leak_kinds import reachedness
 from leaktrace.model import LeakRecord
+
+_LOSS_RECORD = attrgetter("loss_record")
 
 
 def valgrind_order_key(record: LeakRecord) -> tuple[int, int, int, str, str]:
@@ -23,7 +27,7 @@ def number_loss_records(records: Iterable[LeakRecord]) -> list[LeakRecord]:
     """Sets loss_record on every record with a leak kind (1 = smallest); returns all records
     largest first, the records without a leak kind last."""
     records = list(records)
-    classified = sorted((r for r in records if r.leak_kind is not None), key=valgrind_order_key)
+    classified = _in_valgrind_order([r for r in records if r.leak_kind is not None])
     for number, record in enumerate(classified, start=1):
         record.loss_record = number
     others = sorted((r for r in records if r.leak_kind is None),
@@ -34,5 +38,41 @@ def number_loss_records(records: Iterable[LeakRecord]) -> list[LeakRecord]:
 def display_order(records: Iterable[LeakRecord]) -> list[LeakRecord]:
     """Largest first: by loss record number when the records have them (M down to 1), else by
     bytes, then blocks."""
+    records = list(records)
+    numbers = list(map(_LOSS_RECORD, records))
+    if None not in numbers and all(map(gt, numbers, numbers[1:])):
+        return records  # numbered, and in that order already (a report's own list)
     return sorted(records, key=lambda r: (
         r.loss_record is None, -(r.loss_record or 0), -r.bytes, -r.blocks, r.stack_id))
+
+
+_STACK_ID = re.compile(r"[0-9a-f]{8}")
+_MANY = 10_000  # from this many records on, numpy sorts them
+
+
+def _in_valgrind_order(records: list[LeakRecord]) -> list[LeakRecord]:
+    """sorted(records, key=valgrind_order_key), by numpy for a big capture's million records:
+    the same keys (8-hex-digit stack ids sort as numbers, API kinds by name), a stable sort."""
+    if len(records) < _MANY or not all(map(_STACK_ID.fullmatch, map(_ID, records))):
+        return sorted(records, key=valgrind_order_key)
+    import numpy as np
+
+    sizes = list(map(_BYTES, records))
+    if max(sizes) >= 1 << 63:
+        return sorted(records, key=valgrind_order_key)
+    kinds = sorted(set(map(_KIND, records)))
+    rank = {kind: i for i, kind in enumerate(kinds)}
+    ranks = {kind: reachedness(kind) for kind in {r.leak_kind for r in records}}
+    order = np.lexsort((
+        np.fromiter(map(rank.__getitem__, map(_KIND, records)), np.int64, len(records)),
+        np.fromiter((int(i, 16) for i in map(_ID, records)), np.int64, len(records)),
+        np.fromiter(map(_BLOCKS, records), np.int64, len(records)),
+        np.fromiter(map(ranks.__getitem__, map(_LEAK_KIND, records)), np.int64,
+                    len(records)),
+        np.array(sizes, dtype=np.int64),
+    ))
+    return list(map(records.__getitem__, order.tolist()))
+
+
+_ID, _BYTES, _BLOCKS, _KIND, _LEAK_KIND = (attrgetter(name) for name in (
+    "stack_id", "bytes", "blocks", "kind", "leak_kind"))

@@ -28,3 +28,12 @@ def add_growth(report: Report, analysis: GrowthAnalysis) -> None:
         stack = by_id.get(record.native_stack_id) if record.native_stack_id is not None else None
         if stack is not None:
             record.growth = Growth(round(stack.bytes_per_second, 3), stack.verdict)
+
+
+def add_growth_rates(report: Report, rates: dict[int, tuple[float, str]]) -> None:
+    """add_growth from growth_rates (the same numbers, for any number of backtraces)."""
+    for record in report.records:
+        found = rates.get(record.native_stack_id) if record.native_stack_id is not None \
+            else None
+        if found is not None:
+            record.growth = Growth(round(found[0], 3), found[1])

@@ -12,4 +12,10 @@ def stable_stack_id(kind: str, frames: Iterable[tuple[str, int]]) -> str:
     return address). Runtime addresses are never used, so ASLR cannot change the id, and
     neither can the directory the program was run from. Same scheme as the mtrace source."""
     text = "|".join(f"{module}+{offset:x}" for module, offset in frames)
-    return hashlib.blake2b(os.fsencode(f"{kind}|{text}"), digest_size=4).hexdigest()
+    return stable_stack_id_of_text(kind, text)
+
+
+def stable_stack_id_of_text(kind: str, frames_text: str) -> str:
+    """stable_stack_id with the frames already joined: "module+offset|module+offset|..."
+    (offset in hex), as a report builder that formats each return address once has them."""
+    return hashlib.blake2b(os.fsencode(f"{kind}|{frames_text}"), digest_size=4).hexdigest()

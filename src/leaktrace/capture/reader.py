@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -20,6 +20,11 @@ from leaktrace.capture import format as fmt
 from leaktrace.capture.cursor import Cursor
 from leaktrace.capture.errors import CaptureError
 from leaktrace.capture.series import Series, Session, parse_series, parse_session
+
+# Stack and MAX_TOTAL are re-exported: other modules have long imported them from here.
+from leaktrace.capture.stack import Stack as Stack
+from leaktrace.capture.stack_table import MAX_TOTAL as MAX_TOTAL
+from leaktrace.capture.stack_table import parse_stacks
 from leaktrace.capture.superblocks import drop_superblocks
 from leaktrace.input_files import read_regular
 
@@ -46,9 +51,7 @@ assert LEAK_GROUP_DTYPE.itemsize == fmt.LEAK_GROUP_RECORD_SIZE
 
 _HEADER = struct.Struct("<8sIIIIQQQQII")
 
-# No count or byte total a real process reaches: past these a field is corrupt, and the
-# analysis (64-bit signed numpy arithmetic) must never see it.
-MAX_TOTAL = (1 << 63) - 1
+# No block size a real process reaches: past it the field is corrupt.
 MAX_BLOCK_SIZE = 1 << 57  # larger than any x86-64 address space (57-bit with 5-level paging)
 _SECTION = struct.Struct("<IIQ")
 
@@ -102,18 +105,6 @@ class Module:
 
 
 @dataclass(frozen=True)
-class Stack:
-    stack_id: int
-    alloc_count: int
-    alloc_bytes: int
-    free_count: int
-    freed_bytes: int
-    live_blocks: int
-    live_bytes: int
-    return_addresses: tuple[int, ...]  # innermost first
-
-
-@dataclass(frozen=True)
 class ScanStats:
     """The SCAN section: how the reachability scan at exit went."""
 
@@ -157,7 +148,8 @@ class Capture:
     header: CaptureHeader
     process: ProcessInfo | None = None
     modules: list[Module] = field(default_factory=list)
-    stacks: dict[int, Stack] = field(default_factory=dict)
+    # {stack id: Stack}; read from a file, a StackTable (numpy arrays, same mapping).
+    stacks: Mapping[int, Stack] = field(default_factory=dict)
     blocks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=BLOCK_DTYPE))
     counters: dict[str, int] = field(default_factory=dict)
     leak_groups: np.ndarray = field(
@@ -260,7 +252,7 @@ def _parse_section(capture: Capture, tag: int, cursor: Cursor) -> None:
     elif tag == fmt.SECTION_MODULES:
         capture.modules = _parse_modules(cursor)
     elif tag == fmt.SECTION_STACKS:
-        capture.stacks = _parse_stacks(cursor)
+        capture.stacks = parse_stacks(cursor)
     elif tag == fmt.SECTION_BLOCKS:
         capture.blocks = _parse_blocks(cursor, capture.header.version)
     elif tag == fmt.SECTION_COUNTERS:
@@ -308,33 +300,6 @@ def _parse_modules(c: Cursor) -> list[Module]:
         modules.append(Module(load_bias, start, end, bool(flags & fmt.MODULE_FLAG_UNLOADED),
                               build_id, path))
     return modules
-
-
-_STACK_FIXED = struct.Struct("<II6Q")
-
-
-def _parse_stacks(c: Cursor) -> dict[int, Stack]:
-    count = c.count("stack count", fmt.STACK_ENTRY_SIZE)
-    c.u32("reserved")
-    stacks: dict[int, Stack] = {}
-    for i in range(count):
-        fixed = c.take(fmt.STACK_ENTRY_SIZE, f"stack {i}")
-        stack_id, depth, allocs, alloc_bytes, frees, freed_bytes, live, live_bytes = (
-            _STACK_FIXED.unpack(fixed))
-        if depth * 8 > c.remaining():
-            raise CaptureError(
-                f"{c.where} is corrupt: stack {stack_id} has depth {depth}, more than the "
-                "section holds"
-            )
-        addresses = struct.unpack(f"<{depth}Q", c.take(depth * 8, f"stack {stack_id}"))
-        if stack_id in stacks:
-            raise CaptureError(f"{c.where} is corrupt: stack id {stack_id} appears twice")
-        if max(allocs, alloc_bytes, frees, freed_bytes, live, live_bytes) > MAX_TOTAL:
-            raise CaptureError(f"{c.where} is corrupt: stack {stack_id} has a total of 2^63 "
-                               "or more")
-        stacks[stack_id] = Stack(stack_id, allocs, alloc_bytes, frees, freed_bytes, live,
-                                 live_bytes, tuple(addresses))
-    return stacks
 
 
 def _parse_blocks(c: Cursor, version: int) -> np.ndarray:

@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 
 from leaktrace.analyze.build_report import build_report
-from leaktrace.analyze.growth import GrowthAnalysis, analyze_growth
-from leaktrace.analyze.report_history import add_comparison, add_growth
+from leaktrace.analyze.growth import GrowthAnalysis, analyze_growth, growth_rates
+from leaktrace.analyze.report_history import add_comparison, add_growth_rates
 from leaktrace.analyze.since_previous import compare_with_previous
 from leaktrace.capture.reader import Capture, read_capture
 from leaktrace.model import Report
@@ -18,7 +18,15 @@ from leaktrace.model import Report
 class CaptureReport:
     capture: Capture
     report: Report
-    growth: GrowthAnalysis | None  # None without a snapshot series
+    _growth: GrowthAnalysis | None = None
+
+    @property
+    def growth(self) -> GrowthAnalysis | None:
+        """Each backtrace's intervals over the run (None without a snapshot series): made
+        when first asked for (plots, the HTML timeline); the records have their rates."""
+        if self._growth is None and self.capture.series is not None:
+            self._growth = analyze_growth(self.capture)
+        return self._growth
 
 
 def load_capture_report(path: str, *, with_addresses: bool = True,
@@ -26,13 +34,11 @@ def load_capture_report(path: str, *, with_addresses: bool = True,
     started = time.monotonic()
     capture = read_capture(path)
     report = build_report(capture, with_addresses=with_addresses, started=started)
-    growth = None
     if capture.series is not None:
-        growth = analyze_growth(capture)
-        add_growth(report, growth)
+        add_growth_rates(report, growth_rates(capture))
     if compare:
         comparison = compare_with_previous(path, capture)
         if comparison is not None:
             add_comparison(report, comparison)
     report.build_seconds = time.monotonic() - started
-    return CaptureReport(capture, report, growth)
+    return CaptureReport(capture, report)

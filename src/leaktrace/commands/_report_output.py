@@ -4,7 +4,7 @@ the common text and JSON renderers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -64,3 +64,17 @@ def render_report_as(
     options = RenderOptions(top=top, min_bytes=min_bytes, show_addresses=show_addresses,
                             leak_kinds=leak_kinds, gen_suppressions=gen_suppressions)
     return render_as(report, output_format, options, timeline)
+
+
+def stream_report_as(
+    report: Report, output_format: str, *, top: int | None, min_bytes: int, show_addresses: bool,
+    leak_kinds: frozenset[str] | None = None, gen_suppressions: bool = False,
+    timeline: Timeline | None = None,
+) -> Iterable[str] | bytes:
+    """render_report_as for write_output: text and JSON in pieces, made as they are written."""
+    from leaktrace.render.formats import stream_as
+    from leaktrace.render.options import RenderOptions
+
+    options = RenderOptions(top=top, min_bytes=min_bytes, show_addresses=show_addresses,
+                            leak_kinds=leak_kinds, gen_suppressions=gen_suppressions)
+    return stream_as(report, output_format, options, timeline)

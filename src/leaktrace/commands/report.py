@@ -12,11 +12,12 @@ import click
 
 from leaktrace.commands._capture_report import CaptureReport, load_capture_report
 from leaktrace.commands._errors import CommandError, one_line_errors, warn
+from leaktrace.commands._gc import without_cycle_collection
 from leaktrace.commands._html_timeline import html_timeline
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._live_capture import request_capture
-from leaktrace.commands._report_output import render_options, render_report_as
+from leaktrace.commands._report_output import render_options, stream_report_as
 from leaktrace.render.colors import colorize_report, use_color
 from leaktrace.render.formats import write_output
 from leaktrace.sources.detect import load_any, sniff
@@ -67,6 +68,7 @@ def output_file_option(function: F) -> F:
 @leak_kind_options
 @leak_gate_options
 @one_line_errors
+@without_cycle_collection
 def report_command(capture_file: str | None, pid: int | None, plot_file: str | None,
                    output_format: str, output_file: str | None, top: int | None,
                    min_bytes: int,
@@ -90,11 +92,12 @@ def report_command(capture_file: str | None, pid: int | None, plot_file: str | N
         report = loaded.report
     apply_suppressions(report, suppressions)
     timeline = html_timeline(loaded) if output_format == "html" else None
-    rendered = render_report_as(report, output_format, top=top, min_bytes=min_bytes,
+    rendered = stream_report_as(report, output_format, top=top, min_bytes=min_bytes,
                                 show_addresses=show_addresses, leak_kinds=show_kinds,
                                 gen_suppressions=gen_suppressions, timeline=timeline)
     if output_format == "text" and output_file in (None, "-") and use_color(sys.stdout):
-        rendered = colorize_report(str(rendered))
+        assert not isinstance(rendered, bytes)
+        rendered = colorize_report("".join(rendered))
     write_output(rendered, output_file)
     if plot_file is not None:
         if loaded is None:

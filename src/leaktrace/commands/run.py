@@ -8,7 +8,7 @@ import os
 import resource
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import NoReturn
 
 import click
@@ -17,9 +17,14 @@ from leaktrace.analyze.build_report import load_report
 from leaktrace.analyze.leak_totals import capture_leak_totals
 from leaktrace.analyze.since_previous import parse_capture_name
 from leaktrace.commands._errors import one_line_errors, warn
+from leaktrace.commands._gc import without_cycle_collection
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
-from leaktrace.commands._report_output import render_options, render_report_as
+from leaktrace.commands._report_output import (
+    render_options,
+    render_report_as,
+    stream_report_as,
+)
 from leaktrace.commands._trace_options import (
     interval_option,
     max_depth_option,
@@ -82,6 +87,7 @@ from leaktrace.suppressions.apply import apply_suppressions
 @leak_kind_options
 @leak_gate_options
 @one_line_errors
+@without_cycle_collection
 def run_command(command: tuple[str, ...], output: str | None, max_depth: int | None,
                 follow_children: bool, report_file: str | None, html_file: str | None,
                 interval: float | None, sample_bytes: int | None, mtrace_log: str | None,
@@ -162,9 +168,12 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     apply_suppressions(report, suppressions)
     if earlier:
         click.echo(f"leaktrace: the last image ({report.program}), at its end:", err=True)
-    rendered = render(report, output_format)
+    rendered = stream_report_as(report, output_format, top=top, min_bytes=min_bytes,
+                                show_addresses=show_addresses, leak_kinds=show_kinds,
+                                gen_suppressions=gen_suppressions)
     if output_format == "text" and report_file is None and use_color(sys.stderr):
-        rendered = colorize_report(str(rendered))
+        assert not isinstance(rendered, bytes)
+        rendered = colorize_report("".join(rendered))
     _emit_report(rendered, report_file)
     if html_file is not None:
         page = render_report_as(report, "html", top=top, min_bytes=min_bytes,
@@ -339,7 +348,7 @@ def _kernel_filesystem(directory: str) -> str | None:
     return fs_type if fs_type in _KERNEL_FILESYSTEMS else None
 
 
-def _emit_report(text: str | bytes, report_file: str | None) -> None:
+def _emit_report(text: str | bytes | Iterable[str], report_file: str | None) -> None:
     if report_file is None:
         write_output(text, None, stream="stderr")
     else:

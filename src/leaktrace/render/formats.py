@@ -4,6 +4,7 @@ people and tools, folded/speedscope/pprof for profilers, HTML for a browser."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from leaktrace.errors import LeaktraceError
@@ -46,16 +47,33 @@ def render_as(report: Report, output_format: str, options: RenderOptions,
     return render_text(report, options)
 
 
-def write_output(data: str | bytes, path: str | None, *, stream: str = "stdout") -> None:
+def stream_as(report: Report, output_format: str, options: RenderOptions,
+              timeline: Timeline | None = None) -> Iterable[str] | bytes:
+    """As render_as, the text and JSON reports in pieces made while they are written (a big
+    capture's report is never held whole)."""
+    if output_format == "text":
+        from leaktrace.render.text import text_chunks
+
+        return text_chunks(report, options)
+    if output_format == "json":
+        from leaktrace.render.json_report import json_chunks
+
+        return json_chunks(report, options)
+    rendered = render_as(report, output_format, options, timeline)
+    return rendered if isinstance(rendered, bytes) else [rendered]
+
+
+def write_output(data: str | bytes | Iterable[str], path: str | None, *,
+                 stream: str = "stdout") -> None:
     """To `path` ('-' or None: to `stream`, stdout or stderr). Binary data is never written
-    to a terminal: it would only garble it."""
+    to a terminal: it would only garble it. Text may come in pieces."""
     if path is not None and path != "-":
         if isinstance(data, bytes):
             with open(path, "wb") as binary:
                 binary.write(data)
         else:
             with open(path, "w", encoding="utf-8") as text:
-                text.write(data)
+                text.writelines([data] if isinstance(data, str) else data)
         return
     out = sys.stdout if stream == "stdout" else sys.stderr
     if isinstance(data, bytes):
@@ -66,5 +84,5 @@ def write_output(data: str | bytes, path: str | None, *, stream: str = "stdout")
         out.buffer.write(data)
         out.buffer.flush()
     else:
-        out.write(data)
+        out.writelines([data] if isinstance(data, str) else data)
         out.flush()

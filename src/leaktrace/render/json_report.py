@@ -4,9 +4,12 @@ change it only by adding keys, or bump FORMAT_VERSION."""
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterator
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
-from leaktrace.analyze.frame_totals import compute_frame_totals
+from leaktrace.analyze.frame_totals import PerFrame, compute_frame_totals, totals_of_selection
 from leaktrace.leak_kinds import FIELD_NAMES, LEAK_KINDS
 from leaktrace.model import Frame, KindTotal, LeakRecord, PreviousCapture, Report
 from leaktrace.render.options import (
@@ -22,13 +25,86 @@ FORMAT_VERSION = 2
 
 
 def render_json(report: Report, options: RenderOptions) -> str:
-    return json.dumps(report_to_json(report, options), indent=2) + "\n"
+    return "".join(json_chunks(report, options))
 
 
-def report_to_json(report: Report, options: RenderOptions) -> dict[str, Any]:
+def json_chunks(report: Report, options: RenderOptions) -> Iterator[str]:
+    """The same text as json.dumps(report_to_json(...), indent=2) + newline, in pieces: the
+    records one by one, each frame's JSON made once (records share Frame objects), so a
+    report of a million records is written as it is made."""
     records = shown_records(report, options)
+    document = report_to_json(report, options, records=[])  # the records are written below
+    head, marker, tail = json.dumps(document, indent=2).partition(_RECORDS_MARKER)
+    if not records or not marker:
+        yield json.dumps(report_to_json(report, options), indent=2) + "\n"
+        return
+    yield head + '\n  "records": [\n'
+    frames = PerFrame(_frame_fragment)
+    batch: list[str] = []
+    separator = ""  # before the next batch: none before the first
+    for record in records:
+        text = "    " + indented_json(_record(record, options, with_frames=False), 2)
+        if record.frames:
+            text = text.replace(
+                _NO_FRAMES, '\n      "frames": [\n' + ",\n".join(frames.of(record.frames))
+                + "\n      ]", 1)
+        batch.append(text)
+        if len(batch) == 1000:
+            yield separator + ",\n".join(batch)
+            batch, separator = [], ",\n"
+    if batch:
+        yield separator + ",\n".join(batch)
+    yield "\n  ],\n" + tail + "\n"
+
+
+# Where the records go in the document made with none, and a record's empty frame list.
+_RECORDS_MARKER = '\n  "records": [],\n'
+_NO_FRAMES = '\n      "frames": []'
+
+
+def _frame_fragment(frame: Frame) -> str:
+    """A frame as it appears in the records list: 8 spaces in, its keys 10."""
+    return "        " + indented_json(frame_json(frame), 4)
+
+
+def indented_json(value: Any, level: int) -> str:
+    """json.dumps(value, indent=2) for a value nested `level` deep, the same characters,
+    without the pure-Python encoder json uses whenever it indents."""
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = "\n" + "  " * (level + 1)
+        return "{" + ",".join(f"{inner}{encode_basestring_ascii(k)}: "
+                              f"{indented_json(v, level + 1)}" for k, v in value.items()) \
+            + "\n" + "  " * level + "}"
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        inner = "\n" + "  " * (level + 1)
+        return "[" + ",".join(inner + indented_json(v, level + 1) for v in value) \
+            + "\n" + "  " * level + "]"
+    if isinstance(value, str):
+        return encode_basestring_ascii(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return float.__repr__(value)
+    return json.dumps(value)  # NaN, Infinity, as json writes them
+
+
+def report_to_json(report: Report, options: RenderOptions,
+                   records: list[LeakRecord] | None = None) -> dict[str, Any]:
+    """`records`: the records to list instead of the shown ones (json_chunks lists none and
+    writes them itself)."""
+    selected = selected_records(report, options)
+    if records is None:
+        records = shown_records(report, options, selected)
     if report.scanned or options.leak_kinds is not None:
-        totals = compute_frame_totals(selected_records(report, options))
+        totals = totals_of_selection(report, selected)
     else:
         totals = report.frame_totals or compute_frame_totals(report.records)
     s = report.summary
@@ -108,7 +184,7 @@ def _total(total: KindTotal) -> dict[str, Any]:
 
 
 def _record(record: LeakRecord, options: RenderOptions,
-            suppressible: bool = True) -> dict[str, Any]:
+            suppressible: bool = True, with_frames: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {
         "stack_id": record.stack_id,
         "kind": record.kind,
@@ -127,7 +203,7 @@ def _record(record: LeakRecord, options: RenderOptions,
         "growth": (None if record.growth is None else {
             "bytes_per_second": record.growth.bytes_per_second,
             "verdict": record.growth.verdict}),
-        "frames": [frame_json(f) for f in record.frames],
+        "frames": [frame_json(f) for f in record.frames] if with_frames else [],
     }
     if record.estimate is not None:
         e = record.estimate

@@ -34,9 +34,13 @@ def selected_records(report: Report, options: RenderOptions) -> list[LeakRecord]
     )
 
 
-def shown_records(report: Report, options: RenderOptions) -> list[LeakRecord]:
-    """The records to print, largest first, after the kind filter, --min-bytes then --top."""
-    records = [r for r in selected_records(report, options) if r.bytes >= options.min_bytes]
+def shown_records(report: Report, options: RenderOptions,
+                  selected: list[LeakRecord] | None = None) -> list[LeakRecord]:
+    """The records to print, largest first, after the kind filter, --min-bytes then --top.
+    `selected`: selected_records(report, options), when the caller has it already."""
+    if selected is None:
+        selected = selected_records(report, options)
+    records = [r for r in selected if r.bytes >= options.min_bytes]
     return records if options.top is None else records[: options.top]
 
 

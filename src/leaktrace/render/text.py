@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Iterator
+from functools import partial
 
-from leaktrace.analyze.frame_totals import compute_frame_totals
+from leaktrace.analyze.frame_totals import PerFrame, compute_frame_totals, totals_of_selection
 from leaktrace.leak_kinds import LEAK_KINDS, STILL_REACHABLE, kind_list_text
 from leaktrace.model import Frame, KindTotal, LeakRecord, PreviousCapture, Report
 from leaktrace.render.options import (
@@ -28,21 +30,47 @@ HIDDEN_COUNTERS = frozenset({"unknown_frees"})
 
 
 def render_text(report: Report, options: RenderOptions) -> str:
-    lines: list[str] = []
-    lines += _header(report)
-    lines += _summary(report)
-    records = shown_records(report, options)
+    return "".join(text_chunks(report, options))
+
+
+def text_chunks(report: Report, options: RenderOptions) -> Iterator[str]:
+    """The text report in pieces, each ending with a newline: a report of a million loss
+    records is written as it is made, never held whole."""
+    yield from _lines_chunk(_header(report) + _summary(report))
+    selected = selected_records(report, options)
+    records = shown_records(report, options, selected)
+    frames = _FrameTexts(options.show_addresses)
     if report.scanned:
-        lines += _loss_records(report, records, options)
-        lines += _mapped_regions(report, options)
+        yield from _loss_records(report, records, options, frames)
+        yield from _lines_chunk(_mapped_regions(report, options, frames))
     else:
-        lines += _leaks(report, records, options)
-    lines += _frame_totals(report, options)
+        yield from _leaks(report, records, options, frames)
+    yield from _lines_chunk(_frame_totals(report, options, selected))
     if options.show_addresses:
-        lines += _addresses(records + shown_mapped_regions(report, options))
-    lines += _leak_summary(report, options)
-    lines += _suppressions_used(report)
-    return "\n".join(lines) + "\n"
+        yield from _lines_chunk(_addresses(records + shown_mapped_regions(report, options)))
+    yield from _lines_chunk(_leak_summary(report, options) + _suppressions_used(report))
+
+
+def _lines_chunk(lines: list[str]) -> Iterator[str]:
+    if lines:
+        yield "\n".join(lines) + "\n"
+
+
+class _FrameTexts:
+    """Each frame's line after its number, made once per Frame object: the records of a big
+    capture share the frames of their return addresses, and print them millions of times."""
+
+    def __init__(self, show_address: bool) -> None:
+        self._texts = PerFrame(partial(frame_text, show_address=show_address))
+        self._numbers: dict[int, list[str]] = {}  # backtrace length -> "    #N  " prefixes
+
+    def lines(self, frames: list[Frame]) -> list[str]:
+        numbers = self._numbers.get(len(frames))
+        if numbers is None:
+            width = len(str(len(frames) - 1))
+            numbers = self._numbers[len(frames)] = [
+                f"    #{n:<{width}}  " for n in range(len(frames))]
+        return list(map(str.__add__, numbers, self._texts.of(frames)))
 
 
 def _header(report: Report) -> list[str]:
@@ -125,19 +153,22 @@ def _scan_line(report: Report) -> str:
             f"{threads} stopped; heuristics: {heuristics}")
 
 
-def _leaks(report: Report, records: list[LeakRecord], options: RenderOptions) -> list[str]:
+def _leaks(report: Report, records: list[LeakRecord], options: RenderOptions,
+           frames: _FrameTexts) -> Iterator[str]:
     total = len(report.records)
     if total == 0:
-        return ["", "No leaks: every block allocated while leaktrace watched was freed."]
+        yield from _lines_chunk(["", "No leaks: every block allocated while leaktrace watched "
+                                     "was freed."])
+        return
     limits = []
     if options.min_bytes:
         limits.append(f"--min-bytes {options.min_bytes:,}")
     if options.top is not None:
         limits.append(f"--top {options.top}")
     shown = f"{len(records)} of {total} records" + (f"; {', '.join(limits)}" if limits else "")
-    lines = ["", f"== Leaks, largest first ({shown}) =="]
+    yield from _lines_chunk(["", f"== Leaks, largest first ({shown}) =="])
     for index, record in enumerate(records, start=1):
-        lines.append("")
+        lines = [""]
         about = "~" if record.estimate is not None else ""  # sampling mode: estimates
         lines.append(f"[{index}/{total}] {about}{size_with_bytes(record.bytes)} in "
                      f"{about}{_plural(record.blocks, 'block')} from {record.kind}, "
@@ -145,18 +176,16 @@ def _leaks(report: Report, records: list[LeakRecord], options: RenderOptions) ->
         history = _history(record)
         if history:
             lines.append(f"      {history}")
-        lines += _backtrace(record, options)
-    return lines
+        lines += _backtrace(record, options, frames)
+        yield from _lines_chunk(lines)
 
 
-def _backtrace(record: LeakRecord, options: RenderOptions) -> list[str]:
+def _backtrace(record: LeakRecord, options: RenderOptions, frames: _FrameTexts) -> list[str]:
     lines = []
     if not record.frames:
         lines.append("    (no backtrace: the allocation could not be unwound, or the "
                      "stack table was full)")
-    width = len(str(len(record.frames) - 1))
-    for number, frame in enumerate(record.frames):
-        lines.append(f"    {frame_line(number, width, frame, options.show_addresses)}")
+    lines += frames.lines(record.frames)
     if options.gen_suppressions:
         lines += _suppression_entry(record, options)
     return lines
@@ -185,15 +214,18 @@ def loss_record_sentence(record: LeakRecord, records_total: int) -> str:
     return f"{about}{size} in {about}{record.blocks:,} blocks are {record.leak_kind}{where}"
 
 
-def _loss_records(report: Report, records: list[LeakRecord],
-                  options: RenderOptions) -> list[str]:
-    numbered = [r.loss_record for r in report.records if r.loss_record is not None]
-    total = report.loss_records_total or max(numbered, default=0)
+def _loss_records(report: Report, records: list[LeakRecord], options: RenderOptions,
+                  frames: _FrameTexts) -> Iterator[str]:
+    total = report.loss_records_total or max(
+        (r.loss_record for r in report.records if r.loss_record is not None), default=0)
     if not report.records:
         if report.source != "leaktrace":
-            return ["", f"No loss records: {report.source} reported no leak of the kinds it "
-                        "was asked to show."]
-        return ["", "No leaks: every heap block allocated while leaktrace watched was freed."]
+            yield from _lines_chunk(["", f"No loss records: {report.source} reported no leak "
+                                         "of the kinds it was asked to show."])
+            return
+        yield from _lines_chunk(["", "No leaks: every heap block allocated while leaktrace "
+                                     "watched was freed."])
+        return
     kinds = ("all kinds" if options.leak_kinds is None
              else f"--show {kind_list_text(options.leak_kinds)}")
     limits = [kinds]
@@ -205,19 +237,19 @@ def _loss_records(report: Report, records: list[LeakRecord],
                  f"{', '.join(limits)}); numbered as valgrind numbers them, 1 the smallest =="]
     if not records:
         lines += ["", "No loss record of the kinds shown."]
+    yield from _lines_chunk(lines)
     for record in records:
-        lines.append("")
-        lines.append(loss_record_sentence(record, total))
+        lines = ["", loss_record_sentence(record, total)]
         details = [f"{record.kind}, stack {record.stack_id}"]
         history = _history(record)
         if history:
             details.append(history)
         lines.append(f"      {'; '.join(details)}")
-        lines += _backtrace(record, options)
-    return lines
+        lines += _backtrace(record, options, frames)
+        yield from _lines_chunk(lines)
 
 
-def _mapped_regions(report: Report, options: RenderOptions) -> list[str]:
+def _mapped_regions(report: Report, options: RenderOptions, frames: _FrameTexts) -> list[str]:
     regions = shown_mapped_regions(report, options)
     if not report.mapped_regions:
         return []
@@ -231,7 +263,7 @@ def _mapped_regions(report: Report, options: RenderOptions) -> list[str]:
         if history:
             lines.append(f"      {history}")
         # A mapping is no loss record: nothing to suppress.
-        lines += _backtrace(region, RenderOptions(show_addresses=options.show_addresses))
+        lines += _backtrace(region, RenderOptions(show_addresses=options.show_addresses), frames)
     return lines
 
 
@@ -313,8 +345,13 @@ def _plural(n: int, word: str) -> str:
 
 
 def frame_line(number: int, width: int, frame: Frame, show_address: bool) -> str:
+    return f"#{number:<{width}}  {frame_text(frame, show_address)}"
+
+
+def frame_text(frame: Frame, show_address: bool) -> str:
+    """A backtrace line after the frame's number."""
     module = os.path.basename(frame.module) if frame.module else None
-    parts = [f"#{number:<{width}}"]
+    parts = []
     if show_address:
         parts.append(f"{frame.address:#014x}")
     parts.append((frame.function or "??") + (" (inlined)" if frame.inlined else ""))
@@ -328,11 +365,12 @@ def frame_line(number: int, width: int, frame: Frame, show_address: bool) -> str
     return "  ".join(parts)
 
 
-def _frame_totals(report: Report, options: RenderOptions) -> list[str]:
+def _frame_totals(report: Report, options: RenderOptions,
+                  selected: list[LeakRecord]) -> list[str]:
+    """`selected`: selected_records(report, options)."""
     if report.scanned or options.leak_kinds is not None:
         # Only the kinds shown: still reachable memory is not "leaked" by default.
-        selected = selected_records(report, options)
-        totals = compute_frame_totals(selected)
+        totals = totals_of_selection(report, selected)
         live = sum(r.own_bytes for r in selected) or 1
     else:
         totals = report.frame_totals or compute_frame_totals(report.records)

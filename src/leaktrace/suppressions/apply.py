@@ -19,7 +19,7 @@ def apply_suppressions(report: Report, suppressions: Sequence[Suppression],
     totals and suppressed total, suppressions_used, frame_totals."""
     if not suppressions:
         return
-    matcher = matcher or SuppressionMatcher(suppressions)
+    matcher = (matcher or SuppressionMatcher(suppressions)).narrowed(report.records)
     uses: dict[int, SuppressionUse] = {}
     for record in report.records:
         suppression = matcher.match(record)

@@ -1,0 +1,128 @@
+"""Backtraces as the reports show them: symbolized frames and the text of the stable id.
+
+A big capture has a million stacks but only thousands of distinct return addresses (call
+sites), so each distinct address is located, symbolized and formatted once; a stack is then
+a lookup per address. The Frame objects of one address are shared by every stack through it:
+reports never modify frames."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from itertools import chain
+
+import numpy as np
+
+from leaktrace.analyze.module_map import ModuleMap
+from leaktrace.analyze.stack_ids import stable_stack_id_of_text
+from leaktrace.capture.reader import Capture
+from leaktrace.capture.stack_table import StackTable
+from leaktrace.model import Frame
+from leaktrace.symbolize import Symbolizer
+
+
+class StackFrames:
+    """The frames of the given stacks (ids of the capture's STACKS; others have none)."""
+
+    def __init__(self, capture: Capture, stack_ids: Iterable[int],
+                 symbolizer: Symbolizer) -> None:
+        self.table = StackTable.from_stacks(capture.stacks)
+        wanted = np.unique(np.fromiter(stack_ids, dtype=np.int64))
+        rows = self.table.rows_of(wanted)
+        self._row_of = dict(zip(wanted[rows >= 0].tolist(), rows[rows >= 0].tolist(),
+                                strict=True))
+        self._frames_of: dict[int, tuple[Frame, ...]] = {}  # return address -> its frames
+        self._part_of: dict[int, str] = {}  # return address -> "module+offset" of the id
+        self._symbolize(self._distinct_addresses(rows[rows >= 0]), capture, symbolizer)
+        # Plain lists: one numpy call a stack, not three.
+        self._starts: list[int] = self.table.starts.tolist()
+        self._depths: list[int] = self.table.depths.tolist()
+        self._words = np.asarray(self.table.addresses)
+        # Usually each return address is one frame (no inlined calls at it): then a stack
+        # is a plain lookup per address.
+        self._one_frame_each = all(len(f) == 1 for f in self._frames_of.values())
+        self._frame_of = {ra: f[0] for ra, f in self._frames_of.items() if len(f) == 1}
+
+    def _distinct_addresses(self, rows: np.ndarray) -> list[int]:
+        table = self.table
+        if 2 * len(rows) >= len(table):  # most stacks: the few others' addresses cost little
+            return table.distinct_addresses().tolist()
+        addresses = np.asarray(table.addresses)
+        pieces = [addresses[s:s + d] for s, d in zip(table.starts[rows].tolist(),
+                                                     table.depths[rows].tolist(), strict=True)]
+        if not pieces:
+            return []
+        return np.unique(np.concatenate(pieces).astype(np.uint64)).tolist()
+
+    def _symbolize(self, addresses: list[int], capture: Capture,
+                   symbolizer: Symbolizer) -> None:
+        modules = ModuleMap(capture.modules)
+        # A return address points after the call; the call itself is one byte earlier,
+        # which matters when the call is the last instruction of an inlined range.
+        place: dict[int, tuple[str, int]] = {}  # address -> (module path, lookup offset)
+        for ra in addresses:
+            module = modules.find(ra)
+            if module is None:
+                self._frames_of[ra] = (Frame(address=ra),)
+                self._part_of[ra] = f"?+{ra:x}"
+            else:
+                place[ra] = (module.path, ra - module.load_bias - 1)
+        resolved = symbolizer.resolve(set(place.values()))
+        for ra, (path, lookup) in place.items():
+            frames = resolved[(path, lookup)]
+            for frame in frames:
+                frame.address = ra
+            self._frames_of[ra] = tuple(frames)
+            self._part_of[ra] = f"{os.path.basename(path)}+{lookup + 1:x}"
+
+    def _addresses(self, stack_id: int) -> list[int] | None:
+        row = self._row_of.get(stack_id)
+        if row is None:
+            return None
+        start = self._starts[row]
+        return self._words[start:start + self._depths[row]].tolist()
+
+    def _describe(self, addresses: list[int]) -> tuple[list[Frame], str]:
+        if self._one_frame_each:
+            frames = list(map(self._frame_of.__getitem__, addresses))
+        else:
+            frames = list(chain.from_iterable(map(self._frames_of.__getitem__, addresses)))
+        return frames, "|".join(map(self._part_of.__getitem__, addresses))
+
+    def frames_and_id_text(self, stack_id: int) -> tuple[list[Frame], str] | None:
+        """The stack's frames, innermost first (inlined frames each on their own), and the
+        text its stable id is hashed from; None for a stack the capture does not have."""
+        addresses = self._addresses(stack_id)
+        return None if addresses is None else self._describe(addresses)
+
+    def each(self, stack_ids: list[int]) -> Iterator[tuple[list[Frame], str] | None]:
+        """frames_and_id_text of each id in turn, made as they are used (a million id texts
+        would not fit in memory together). Ids in file order, as reports group them, are
+        read a few thousand stacks at a time: one numpy call a batch, not one a stack."""
+        batch_size = 4096
+        for begin in range(0, len(stack_ids), batch_size):
+            rows = [self._row_of.get(s) for s in stack_ids[begin:begin + batch_size]]
+            present = [r for r in rows if r is not None]
+            words, low = None, 0
+            if present:
+                low = min(self._starts[r] for r in present)
+                high = max(self._starts[r] + self._depths[r] for r in present)
+                if high - low <= 2 * sum(self._depths[r] for r in present) + 4096:
+                    words = self._words[low:high].tolist()
+            for row in rows:
+                if row is None:
+                    yield None
+                elif words is None:
+                    start = self._starts[row]
+                    yield self._describe(self._words[start:start + self._depths[row]].tolist())
+                else:
+                    start = self._starts[row] - low
+                    yield self._describe(words[start:start + self._depths[row]])
+
+    def frames(self, stack_id: int) -> list[Frame]:
+        found = self.frames_and_id_text(stack_id)
+        return found[0] if found is not None else []
+
+    def stable_id(self, kind: str, stack_id: int) -> str:
+        found = self.frames_and_id_text(stack_id)
+        return stable_stack_id_of_text(kind, found[1] if found is not None else "")
