@@ -383,10 +383,10 @@ static void write_final(unsigned reason, uintptr_t program_sp, bool safe_to_scan
         release_runtime_buffers(); /* its frees are recorded */
     lt_busy++;
     lt_control_stop();
-    /* The series ends with the process's state at exit: the control thread stays held from
-     * the scan on (a run shorter than one interval has this one snapshot). Not from a signal
-     * handler: the series lock may be held by the code it interrupted. */
-    if (!in_handler && lt_control_thread_id() != 0) lt_series_snapshot();
+    /* A series ends with the process's state at exit: the control thread stays held from
+     * the scan on. (A run shorter than one interval keeps no series: one point is no growth.)
+     * Not from a signal handler: the series lock may be held by the code it interrupted. */
+    if (!in_handler && lt_control_thread_id() != 0 && lt_series_count() > 0) lt_series_snapshot();
     struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
     /* The module list first: after the scan, threads stay parked, maybe inside the loader. */
     if (!in_handler) lt_modules_refresh(false);

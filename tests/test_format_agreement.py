@@ -119,7 +119,10 @@ def test_the_shim_writes_the_header_sizes(tmp_path: Path) -> None:
         _stack_id, depth = struct.unpack_from("<II", stacks, at)
         at += fmt.STACK_ENTRY_SIZE + 8 * depth
     assert at == len(stacks)
-    series = sections[fmt.SECTION_SERIES]
+    # A series: snapshots every 10 ms of a program that runs for 400 ms.
+    slow = run_traced(compile_program("slow_growth.c", tmp_path, "-O0"), work=tmp_path,
+                      options=("--interval", "0.01"))
+    series = _sections(slow.capture.read_bytes())[fmt.SECTION_SERIES]
     (count,) = struct.unpack_from("<I", series)
     at = 8
     for _ in range(count):
