@@ -50,7 +50,8 @@ def test_small_leak_allowed():
 
 @pytest.mark.leaktrace
 def test_ctypes_strdup():
-    libc.strdup(b"twenty-nine bytes of text...")
+    for _ in range(3):  # three leaks: a stale copy of one address cannot hide them all
+        libc.strdup(b"twenty-nine bytes of text...")
 
 
 @pytest.mark.leaktrace(kinds="lost")
@@ -118,7 +119,9 @@ def test_marked_tests_fail_exactly_when_they_leak(inner: pytest.Pytester) -> Non
     # Still reachable counts what the interpreter itself keeps from the call too.
     assert "80 bytes in 1 blocks are still reachable" in out
     assert f"track_ext.c:{marker_line('kept')}" in out
-    assert left.format(29) in out
+    # The three strdup leaks, less any one a stale copy of its address in the interpreter's
+    # memory made look still reachable (docs/tracking.md, "Limits"; seen once in CI).
+    assert re.search(r"the test left (29|58|87) bytes of native memory \(definite,possible", out)
     assert "#0   strdup" in out
     assert "@pytest.mark.leaktrace: unknown leak kind 'lost'" in out
     # repeat=3: the two calls after the warm-up, not the first call's one-time loss. (Whether

@@ -18,6 +18,11 @@ void *lt_map(size_t size)
     return p == MAP_FAILED ? NULL : p;
 }
 
+void lt_unmap(void *addr, size_t size)
+{
+    if (addr) munmap(addr, size);
+}
+
 void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bias,
                             const char *name)
 {
