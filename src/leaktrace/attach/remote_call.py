@@ -48,6 +48,14 @@ def call_function(tid: int, memory_file: int, saved: Registers, function: int,
     # At the first instruction of a function, (rsp + 8) is 16-byte aligned (SysV ABI).
     sp = ((top - 256) & ~15) - 8
     _write(memory_file, sp, (0).to_bytes(8, "little"))
+    ptrace.set_registers(tid, call_registers(regs, function, sp, values))
+    ptrace.resume(tid)
+    return _wait_for_return(tid, pause)
+
+
+def call_registers(regs: Registers, function: int, sp: int, values: Sequence[int]) -> Registers:
+    """`regs` set to enter function(*values) with stack pointer `sp`: integer arguments in
+    the SysV registers, no system call to restart, direction and trap flags clear."""
     for name, value in zip(ARGUMENT_REGISTERS, values, strict=False):
         setattr(regs, name, value)
     regs.rax = 0
@@ -55,9 +63,7 @@ def call_function(tid: int, memory_file: int, saved: Registers, function: int,
     regs.rsp = sp
     regs.orig_rax = NO_SYSCALL
     regs.eflags &= ~(EFLAGS_DF | EFLAGS_TF)
-    ptrace.set_registers(tid, regs)
-    ptrace.resume(tid)
-    return _wait_for_return(tid, pause)
+    return regs
 
 
 def _wait_for_return(tid: int, pause: ptrace.Pause) -> int:

@@ -37,12 +37,11 @@ from elftools.elf.elffile import ELFFile
 from leaktrace.attach import ptrace
 from leaktrace.attach.ptrace import Registers
 from leaktrace.attach.remote_call import (
-    EFLAGS_DF,
-    EFLAGS_TF,
     NO_SYSCALL,
     RED_ZONE,
     CallTimeout,
     ProcessExited,
+    call_registers,
 )
 from leaktrace.attach.target_libraries import LoadedLibrary
 
@@ -189,15 +188,7 @@ def start_call_returning_home(tid: int, memory_file: int, saved: Registers, home
     resumed = resumed_registers(saved)
     _write(memory_file, sp, home.restorer.to_bytes(8, "little")
            + _ucontext(resumed, fp_address, home.signal_mask) + bytes(SIGINFO_SIZE))
-    regs = saved.copy()
-    for name, value in zip(("rdi", "rsi", "rdx", "rcx", "r8", "r9"), values, strict=False):
-        setattr(regs, name, value)
-    regs.rax = 0
-    regs.rip = function
-    regs.rsp = sp
-    regs.orig_rax = NO_SYSCALL
-    regs.eflags &= ~(EFLAGS_DF | EFLAGS_TF)
-    ptrace.set_registers(tid, regs)
+    ptrace.set_registers(tid, call_registers(saved.copy(), function, sp, values))
     ptrace.resume_to_syscall(tid)
     return StartedCall(sp, slots, resumed, in_timed_sleep(saved))
 
