@@ -490,9 +490,27 @@ static bool arena_heap_at(const struct scan_state *st, uintptr_t h, const struct
  * pointer. The stack lies below the TCB, from the end of its guard page, which is where its
  * read-write mapping starts. Above the TCB is glibc's struct pthread, still in glibc's stack
  * cache: that stays a root (it holds the DTV, which valgrind finds reachable too). */
+/* The first 64-byte line from `a` on outside the shim's own mappings. The kernel merges
+ * those (hundreds of MiB reserved, mostly never touched) into neighbouring mappings: reading
+ * them would fault in every page. */
+static uintptr_t past_own_mappings(const struct scan_state *st, uintptr_t a)
+{
+    for (bool moved = true; moved;) {
+        moved = false;
+        for (unsigned k = 0; k < st->nown; k++)
+            if (st->own_start[k] <= a && a < st->own_end[k]) {
+                a = (st->own_end[k] + 63) & ~(uintptr_t)63;
+                moved = true;
+            }
+    }
+    return a;
+}
+
 static bool dead_stack_in(const struct scan_state *st, const struct mapping *m, int stopped, struct range *out)
 {
     for (uintptr_t a = (m->start + 63) & ~(uintptr_t)63; a + 24 <= m->end; a += 64) {
+        a = past_own_mappings(st, a);
+        if (a + 24 > m->end) break;
         const uintptr_t *w = (const uintptr_t *)a;
         if (w[0] != a || w[2] != a) continue;
         long dtv = block_of(st, w[1]);

@@ -306,6 +306,25 @@ def test_pointer_only_in_a_register_of_a_live_thread(traced: Callable[..., Trace
                   if r not in dtv) == [(DEFINITE, 300), (REACHABLE, 200), (REACHABLE, 400)]
 
 
+DEAD_STACK = "dead_thread_stack.c"
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+@pytest.mark.parametrize("freeres", ["1", "0"])
+def test_stale_pointer_on_a_dead_threads_cached_stack_does_not_count(
+        build_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opt: str,
+        freeres: str) -> None:
+    """glibc keeps an exited thread's stack for reuse; without the run-time buffers freed at
+    exit (LEAKTRACE_FREERES=0) it is still mapped at the scan, with the stale pointer on it."""
+    monkeypatch.setenv("LEAKTRACE_FREERES", freeres)
+    done = run_traced(_compiled(build_dir, DEAD_STACK, opt), work=tmp_path)
+    assert done.returncode == 0, done.stderr
+    site = [r for r in done.report["records"]
+            if allocation_site(r, DEAD_STACK) == (DEAD_STACK, marker_line(DEAD_STACK, "dead_stack"))]
+    assert [(r["leak_kind"], r["direct_bytes"], r["blocks"]) for r in site] == [(DEFINITE, 700, 1)]
+    assert done.report["summary"]["definitely_lost"] == {"bytes": 700, "blocks": 1}
+
+
 @needs_valgrind
 @pytest.mark.parametrize("opt", OPT_LEVELS)
 @pytest.mark.parametrize("args", [(), ("thread",)], ids=["main-only", "thread"])
