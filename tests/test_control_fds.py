@@ -11,6 +11,8 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -87,7 +89,10 @@ int main(void) { sink = malloc(10); sleep(60); return 0; }
 """
 
 
-def test_slow_client_cannot_hold_the_control_thread(tmp_path: Path) -> None:
+@contextmanager
+def traced_sleeper(tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """A program sleeping under `leaktrace run`: yields its pid (once its control socket is
+    up) and the environment that finds the socket; kills both at the end."""
     from companion_helpers import compile_c
 
     exe = compile_c(tmp_path, SLEEPER, "sleeper")
@@ -95,16 +100,25 @@ def test_slow_client_cannot_hold_the_control_thread(tmp_path: Path) -> None:
     env = dict(os.environ, LEAKTRACE_CONTROL_DIR=str(control))
     run = subprocess.Popen([*LEAKTRACE, "run", "--", str(exe)], cwd=tmp_path, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sockets: list[Path] = []
     try:
         deadline = time.monotonic() + 30
-        sockets: list[Path] = []
         while not sockets and time.monotonic() < deadline:
             sockets = list(control.glob("*.sock")) if control.exists() else []
             time.sleep(0.05)
-        (path,) = sockets
-        pid = int(path.name.split(".")[0])
+        assert sockets, "the control socket never appeared"
+        yield int(sockets[0].name.split(".")[0]), env
+    finally:
+        if sockets:
+            os.kill(int(sockets[0].name.split(".")[0]), 9)
+        run.kill()
+        run.communicate()
+
+
+def test_slow_client_cannot_hold_the_control_thread(tmp_path: Path) -> None:
+    with traced_sleeper(tmp_path) as (pid, env):
         slow = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        slow.connect(str(path))
+        slow.connect(str(tmp_path / "control" / f"{pid}.sock"))
         slow.sendall(b"s")  # then one byte every 0.5 s: never a whole line in time
         started = time.monotonic()
         status = subprocess.Popen([*LEAKTRACE, "status", str(pid)], env=env,
@@ -122,28 +136,10 @@ def test_slow_client_cannot_hold_the_control_thread(tmp_path: Path) -> None:
         slow.close()
         assert status.returncode == 0, err
         assert elapsed < 5, elapsed  # the 2-second deadline, not the slow client's pace
-    finally:
-        if sockets:
-            os.kill(int(sockets[0].name.split(".")[0]), 9)
-        run.kill()
-        run.communicate()
 
 
 def test_control_socket_descriptor_is_high_and_close_on_exec(tmp_path: Path) -> None:
-    from companion_helpers import compile_c
-
-    exe = compile_c(tmp_path, SLEEPER, "sleeper")
-    control = tmp_path / "control"
-    env = dict(os.environ, LEAKTRACE_CONTROL_DIR=str(control))
-    run = subprocess.Popen([*LEAKTRACE, "run", "--", str(exe)], cwd=tmp_path, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        sockets: list[Path] = []
-        while not sockets and time.monotonic() < deadline:
-            sockets = list(control.glob("*.sock")) if control.exists() else []
-            time.sleep(0.05)
-        pid = int(sockets[0].name.split(".")[0])
+    with traced_sleeper(tmp_path) as (pid, _env):
         inodes = {}
         for fd in os.listdir(f"/proc/{pid}/fd"):
             target = os.readlink(f"/proc/{pid}/fd/{fd}")
@@ -154,9 +150,3 @@ def test_control_socket_descriptor_is_high_and_close_on_exec(tmp_path: Path) -> 
             flags = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
             octal = int(flags.split("flags:")[1].split()[0], 8)
             assert octal & os.O_CLOEXEC, (fd, flags)
-    finally:
-        if sockets:
-            os.kill(int(sockets[0].name.split(".")[0]), 9)
-        run.kill()
-        run.communicate()
-

@@ -42,8 +42,9 @@ def _gone(pid: int, seconds: float = 30) -> None:
     raise AssertionError(f"process {pid} still runs")
 
 
-def test_run_killed_with_sigkill_leaves_no_temporary_file(tmp_path: Path) -> None:
-    env, temp, control = _isolated(tmp_path)
+def _run_slow(tmp_path: Path, env: dict[str, str], control: Path
+              ) -> tuple[subprocess.Popen[bytes], int]:
+    """`leaktrace run` of SLOW, and the program's pid once its control socket is up."""
     exe = compile_c(tmp_path, SLOW, "slow")
     run = subprocess.Popen([*LEAKTRACE, "run", "--", str(exe)], cwd=tmp_path, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -52,7 +53,12 @@ def test_run_killed_with_sigkill_leaves_no_temporary_file(tmp_path: Path) -> Non
         assert time.monotonic() < deadline, "the program never started"
         time.sleep(0.02)
     (sock,) = control.glob("*.sock")
-    program = int(sock.name.split(".")[0])
+    return run, int(sock.name.split(".")[0])
+
+
+def test_run_killed_with_sigkill_leaves_no_temporary_file(tmp_path: Path) -> None:
+    env, temp, control = _isolated(tmp_path)
+    run, program = _run_slow(tmp_path, env, control)
     run.send_signal(signal.SIGKILL)
     run.communicate()
     _gone(program)
@@ -63,15 +69,8 @@ def test_run_killed_with_sigkill_leaves_no_temporary_file(tmp_path: Path) -> Non
 
 def test_program_killed_with_sigkill_leaves_no_socket(tmp_path: Path) -> None:
     env, temp, control = _isolated(tmp_path)
-    exe = compile_c(tmp_path, SLOW, "slow")
-    run = subprocess.Popen([*LEAKTRACE, "run", "--", str(exe)], cwd=tmp_path, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while not (control.exists() and list(control.glob("*.sock"))):
-        assert time.monotonic() < deadline, "the program never started"
-        time.sleep(0.02)
-    (sock,) = control.glob("*.sock")
-    os.kill(int(sock.name.split(".")[0]), signal.SIGKILL)
+    run, program = _run_slow(tmp_path, env, control)
+    os.kill(program, signal.SIGKILL)
     run.communicate(timeout=60)
     assert run.returncode == -signal.SIGKILL  # leaktrace ends the way the program did
     assert list(temp.iterdir()) == []
