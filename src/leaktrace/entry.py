@@ -34,15 +34,10 @@ def _caused_by_ctrl_c(error: BaseException) -> bool:
 
 
 def main() -> None:
+    # Ctrl-C may land while the CLI's modules are still being imported, or later.
     try:
         from leaktrace.cli import main as cli_main
-    except KeyboardInterrupt:
-        _interrupted()
-    except Exception as e:
-        if not _caused_by_ctrl_c(e):
-            raise
-        _interrupted()
-    try:
+
         cli_main(prog_name="leaktrace")
     except KeyboardInterrupt:
         _interrupted()
