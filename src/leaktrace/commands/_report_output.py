@@ -17,6 +17,26 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def report_format_option(function: F) -> F:
+    """--format with every report format (format_option is the text/json one other
+    commands share)."""
+    from leaktrace.render.formats import REPORT_FORMATS
+
+    return click.option(
+        "--format", "output_format", type=click.Choice(REPORT_FORMATS), default="text",
+        show_default=True,
+        help="text for people; json for tools (docs/json-report.md); folded, speedscope, "
+             "pprof for flame graphs and profilers; html for a browser (docs/exports.md).",
+    )(function)
+
+
+def output_file_option(function: F) -> F:
+    return click.option(
+        "-o", "--output", "output_file", type=click.Path(dir_okay=False, allow_dash=True),
+        default=None, help="Write the report to FILE instead of stdout.",
+    )(function)
+
+
 def render_options(function: F) -> F:
     """--top, --min-bytes and --show-addresses, as RenderOptions takes them."""
     function = click.option(

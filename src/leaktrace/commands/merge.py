@@ -9,8 +9,11 @@ import click
 from leaktrace.commands._compare_inputs import load_reports
 from leaktrace.commands._errors import one_line_errors
 from leaktrace.commands._leak_kind_options import leak_kind_options
-from leaktrace.commands._report_output import render_options
-from leaktrace.commands.report import output_file_option, report_format_option
+from leaktrace.commands._report_output import (
+    output_file_option,
+    render_options,
+    report_format_option,
+)
 from leaktrace.render.formats import write_output
 from leaktrace.render.options import RenderOptions
 

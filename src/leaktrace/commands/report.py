@@ -17,7 +17,12 @@ from leaktrace.commands._html_timeline import html_timeline
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._live_capture import request_capture
-from leaktrace.commands._report_output import render_options, stream_report_as
+from leaktrace.commands._report_output import (
+    output_file_option,
+    render_options,
+    report_format_option,
+    stream_report_as,
+)
 from leaktrace.render.colors import colorize_report, use_color
 from leaktrace.render.formats import write_output
 from leaktrace.sources.detect import load_any, sniff
@@ -31,26 +36,6 @@ def format_option(function: F) -> F:
     return click.option(
         "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
         show_default=True, help="text for people; json for tools (docs/json-report.md).",
-    )(function)
-
-
-def report_format_option(function: F) -> F:
-    """--format with every report format (format_option is the text/json one other
-    commands share)."""
-    from leaktrace.render.formats import REPORT_FORMATS
-
-    return click.option(
-        "--format", "output_format", type=click.Choice(REPORT_FORMATS), default="text",
-        show_default=True,
-        help="text for people; json for tools (docs/json-report.md); folded, speedscope, "
-             "pprof for flame graphs and profilers; html for a browser (docs/exports.md).",
-    )(function)
-
-
-def output_file_option(function: F) -> F:
-    return click.option(
-        "-o", "--output", "output_file", type=click.Path(dir_okay=False, allow_dash=True),
-        default=None, help="Write the report to FILE instead of stdout.",
     )(function)
 
 

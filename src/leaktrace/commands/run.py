@@ -9,13 +9,10 @@ import resource
 import shlex
 import sys
 from collections.abc import Callable, Iterable
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from leaktrace.analyze.build_report import load_report
-from leaktrace.analyze.leak_totals import capture_leak_totals
-from leaktrace.analyze.since_previous import parse_capture_name
 from leaktrace.commands._errors import one_line_errors, warn
 from leaktrace.commands._gc import without_cycle_collection
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
@@ -23,6 +20,7 @@ from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._report_output import (
     render_options,
     render_report_as,
+    report_format_option,
     stream_report_as,
 )
 from leaktrace.commands._trace_options import (
@@ -31,7 +29,6 @@ from leaktrace.commands._trace_options import (
     output_option,
     sample_option,
 )
-from leaktrace.commands.report import report_format_option
 from leaktrace.control.client import remove_stale_socket
 from leaktrace.errors import LeaktraceError
 from leaktrace.exit_codes import USAGE_ERROR
@@ -52,14 +49,14 @@ from leaktrace.launcher.supervise import (
     run_supervised,
     signal_description,
 )
-from leaktrace.model import Report
 from leaktrace.nameless_files import NamelessFile
-from leaktrace.render.capture_changes import numbered_capture_line
 from leaktrace.render.colors import colorize_report, use_color
 from leaktrace.render.formats import BINARY_FORMATS, write_output
 from leaktrace.shim_library import find_shim_library
 from leaktrace.suppressions import Suppression, load_suppressions
-from leaktrace.suppressions.apply import apply_suppressions
+
+if TYPE_CHECKING:
+    from leaktrace.model import Report
 
 
 @click.command("run", context_settings={"allow_interspersed_args": False})
@@ -161,11 +158,10 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
             raise SystemExit(leak_exit_code)
         _end_unchecked(returncode)
     try:
-        report = load_report(capture, with_addresses=show_addresses)
+        report = _suppressed_report(capture, suppressions, show_addresses)
     except LeaktraceError as e:
         warn(str(e))
         _end_unchecked(returncode)
-    apply_suppressions(report, suppressions)
     if earlier:
         click.echo(f"leaktrace: the last image ({report.program}), at its end:", err=True)
     rendered = stream_report_as(report, output_format, top=top, min_bytes=min_bytes,
@@ -192,6 +188,18 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     end_like(returncode)
 
 
+def _suppressed_report(capture: str, suppressions: list[Suppression],
+                       show_addresses: bool) -> Report:
+    """A capture's report with the suppressions applied. The analysis modules (numpy, the
+    symbolizer) are imported here, after the program has ended: they never delay its start."""
+    from leaktrace.analyze.build_report import load_report
+    from leaktrace.suppressions.apply import apply_suppressions
+
+    report = load_report(capture, with_addresses=show_addresses)
+    apply_suppressions(report, suppressions)
+    return report
+
+
 def leaks_exceed_any(reports: list[Report], fail_on_leak: int | None,
                      fail_on_kinds: frozenset[str]) -> bool:
     return any(leaks_exceed(r, fail_on_leak, fail_on_kinds) for r in reports)
@@ -206,11 +214,10 @@ def _report_exec_images(paths: list[str], suppressions: list[Suppression],
     reports = []
     for number, path in enumerate(paths, start=1):
         try:
-            report = load_report(path, with_addresses=show_addresses)
+            report = _suppressed_report(path, suppressions, show_addresses)
         except LeaktraceError as e:
             warn(str(e))
             continue
-        apply_suppressions(report, suppressions)
         reports.append(report)
         what = f"image {number} ({report.program}), replaced by exec"
         if inline:
@@ -231,11 +238,15 @@ def _report_exec_images(paths: list[str], suppressions: list[Suppression],
 
 def _summarize_children(pid: int, notices: list[CaptureNotice]) -> None:
     """One line per traced child (--follow-children) with its leak summary, and the total."""
+    from leaktrace.capture_names import parse_capture_name
+
     children = [n for n in notices if n.pid != pid
                 and parse_capture_name(n.path).number is None]
     if not children:
         return
     click.echo(f"leaktrace: {len(children)} child process(es) traced:", err=True)
+    from leaktrace.analyze.leak_totals import capture_leak_totals
+
     total = {kind: [0, 0] for kind in ("definitely lost", "indirectly lost", "possibly lost")}
     for notice in children:
         try:
@@ -291,6 +302,8 @@ def _address_limit(failure: CaptureFailure) -> str:
 
 def _list_numbered_captures(pid: int, notices: list[CaptureNotice]) -> None:
     """Every capture written while it ran (report/scan commands, mtrace() checkpoints)."""
+    from leaktrace.render.capture_changes import numbered_capture_line
+
     paths = numbered_captures(pid, notices)
     if paths:
         click.echo(f"leaktrace: {len(paths)} more capture(s) written while it ran:", err=True)

@@ -11,8 +11,12 @@ import click
 from leaktrace.commands._errors import one_line_errors, warn
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
-from leaktrace.commands._report_output import render_options, render_report_as
-from leaktrace.commands.report import output_file_option, report_format_option
+from leaktrace.commands._report_output import (
+    output_file_option,
+    render_options,
+    render_report_as,
+    report_format_option,
+)
 from leaktrace.launcher.supervise import end_like, signal_description
 from leaktrace.render.formats import write_output
 from leaktrace.runners.valgrind import run_memcheck

@@ -8,7 +8,7 @@ import glob
 import os
 from dataclasses import dataclass
 
-from leaktrace.analyze.since_previous import parse_capture_name
+from leaktrace.capture_names import parse_capture_name
 
 
 @dataclass(frozen=True)

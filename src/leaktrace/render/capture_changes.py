@@ -7,10 +7,10 @@ from leaktrace.analyze.since_previous import (
     Change,
     Comparison,
     compare_with_previous,
-    parse_capture_name,
 )
 from leaktrace.capture.errors import CaptureError
 from leaktrace.capture.reader import read_capture
+from leaktrace.capture_names import parse_capture_name
 
 
 def change_text(change: Change) -> str:

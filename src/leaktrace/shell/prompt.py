@@ -63,7 +63,7 @@ class LeakShell(cmd.Cmd):
     def _after_exit(self) -> str:
         hint = ""
         if self.latest is not None:
-            from leaktrace.analyze.since_previous import parse_capture_name
+            from leaktrace.capture_names import parse_capture_name
 
             final = parse_capture_name(self.latest.capture.path).base + ".lt"
             if os.path.exists(final):
