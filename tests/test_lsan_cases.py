@@ -26,6 +26,9 @@ CASES = {
     "pointer_to_self": DEFINITE,
     "use_stacks_threaded": REACHABLE,
     "finished_detached_thread": DEFINITE,
+    "use_tls_pthread_specific_static": REACHABLE,
+    "use_tls_pthread_specific_dynamic": REACHABLE,
+    "use_swapcontext_stack": REACHABLE,
 }
 KIND_NAMES = {"definitely lost": "definitely_lost", "indirectly lost": "indirectly_lost",
               "possibly lost": "possibly_lost", "still reachable": "still_reachable"}

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #define SIZE 1337
@@ -140,6 +141,50 @@ static int finished_detached_thread(void)
     return 0;
 }
 
+/* still reachable: a pthread_setspecific value of one of the first 32 keys, which glibc keeps
+ * in the thread's descriptor */
+static int use_tls_pthread_specific_static(void)
+{
+    pthread_key_t key;
+    pthread_key_create(&key, NULL);
+    pthread_setspecific(key, allocate());
+    return 0;
+}
+
+/* still reachable: a pthread_setspecific value of a key past the first 32, which glibc keeps
+ * in a second-level array it allocates with malloc */
+static int use_tls_pthread_specific_dynamic(void)
+{
+    pthread_key_t key;
+    for (int i = 0; i < 40; i++) pthread_key_create(&key, NULL);
+    pthread_setspecific(key, allocate());
+    return 0;
+}
+
+/* still reachable: a local on the stack of a suspended ucontext (swapcontext), a stack that is
+ * itself a heap block a global points to */
+static ucontext_t main_context, side_context;
+void *side_stack;
+static void on_side_stack(void)
+{
+    void *volatile local = allocate();
+    (void)local;
+    swapcontext(&side_context, &main_context);
+}
+
+static int use_swapcontext_stack(void)
+{
+    enum { STACK_SIZE = 64 * 1024 };
+    side_stack = malloc(STACK_SIZE);
+    getcontext(&side_context);
+    side_context.uc_stack.ss_sp = side_stack;
+    side_context.uc_stack.ss_size = STACK_SIZE;
+    side_context.uc_link = NULL;
+    makecontext(&side_context, on_side_stack, 0);
+    swapcontext(&main_context, &side_context);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct { const char *name; int (*run)(void); } cases[] = {
@@ -152,6 +197,9 @@ int main(int argc, char **argv)
         { "pointer_to_self", pointer_to_self },
         { "use_stacks_threaded", use_stacks_threaded },
         { "finished_detached_thread", finished_detached_thread },
+        { "use_tls_pthread_specific_static", use_tls_pthread_specific_static },
+        { "use_tls_pthread_specific_dynamic", use_tls_pthread_specific_dynamic },
+        { "use_swapcontext_stack", use_swapcontext_stack },
     };
     for (size_t i = 0; argc > 1 && i < sizeof cases / sizeof *cases; i++)
         if (strcmp(argv[1], cases[i].name) == 0) return cases[i].run();
