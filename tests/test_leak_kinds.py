@@ -319,8 +319,8 @@ def test_stale_pointer_on_a_dead_threads_cached_stack_does_not_count(
     monkeypatch.setenv("LEAKTRACE_FREERES", freeres)
     done = run_traced(_compiled(build_dir, DEAD_STACK, opt), work=tmp_path)
     assert done.returncode == 0, done.stderr
-    site = [r for r in done.report["records"]
-            if allocation_site(r, DEAD_STACK) == (DEAD_STACK, marker_line(DEAD_STACK, "dead_stack"))]
+    where = (DEAD_STACK, marker_line(DEAD_STACK, "dead_stack"))
+    site = [r for r in done.report["records"] if allocation_site(r, DEAD_STACK) == where]
     assert [(r["leak_kind"], r["direct_bytes"], r["blocks"]) for r in site] == [(DEFINITE, 700, 1)]
     assert done.report["summary"]["definitely_lost"] == {"bytes": 700, "blocks": 1}
 
