@@ -55,13 +55,22 @@ class _ProfileBuilder:
         if frame.module is None:
             return 0
         if frame.module not in self.mappings:
-            module = self._modules.get(frame.module) or _guessed_module(frame)
+            module = self._modules.get(frame.module) or self._guessed_module(frame.module)
             message = (Message().integer(1, len(self.mappings) + 1).integer(2, module.start)
                        .integer(3, module.end).integer(5, self.strings(module.path))
                        .integer(6, self.strings(module.build_id))
                        .integer(7, 1).integer(8, 1).integer(9, 1).integer(10, 1))
             self.mappings[frame.module] = (len(self.mappings) + 1, message)
         return self.mappings[frame.module][0]
+
+    def _guessed_module(self, path: str) -> LoadedModule:
+        """A source without module ranges (valgrind XML): from the lowest to the highest
+        address of the module's frames in the report, so every location falls inside. No
+        build id: the file on disk may not be the one that ran."""
+        addresses = [f.address for r in self.report.records for f in r.frames
+                     if f.module == path and f.address]
+        start, end = (min(addresses), max(addresses) + 1) if addresses else (0, 0)
+        return LoadedModule(path, start, end, start)
 
     def function_id(self, frame: Frame) -> int:
         name = frame_name(frame)
@@ -101,10 +110,6 @@ class _ProfileBuilder:
         return self.locations[key][0]
 
 
-def _guessed_module(frame: Frame) -> LoadedModule:
-    """A source without module ranges (valgrind XML): one page around the address."""
-    base = frame.address - (frame.offset or 0) - 1 if frame.offset is not None else frame.address
-    return LoadedModule(frame.module or "", max(base, 0), frame.address + 1, base)
 
 
 def render_pprof(report: Report, options: RenderOptions,
