@@ -284,3 +284,47 @@ def test_merge_of_a_follow_children_run(work: Path) -> None:
         ("still reachable", child_line): (222, [(child_pid, 222, 1)]),
     }
     assert [m["pid"] for m in merged["merged_from"]] == [parent_pid, child_pid]
+
+
+def test_diff_exports_for_flame_graph_tools(runs: dict[int, Path], work: Path) -> None:
+    """folded: BEFORE and AFTER bytes per path (a differential flame graph's input);
+    speedscope: both sides as profiles, valid against the published schema; pprof: the
+    change, which go tool pprof reads (negative where the leak shrank)."""
+    import re
+
+    import jsonschema
+    from export_helpers import run_tool, tool
+
+    folded = leaktrace("diff", str(runs[2]), str(runs[5]), "--format", "folded")
+    assert folded.returncode == 0, folded.stderr
+    assert folded.stdout.splitlines() == sorted([
+        f"{ROOT};keep_names;copy_name_[i] {name_bytes(2)} {name_bytes(5)}",
+        f"{ROOT};leak_big {BIG_BYTES} {BIG_BYTES}",
+        f"{ROOT};leak_small {small_bytes(2)} {small_bytes(5)}"])
+
+    schema = json.loads((Path(__file__).parent / "data" /
+                         "speedscope-file-format-schema.json").read_text())
+    out = work / "diff.speedscope.json"
+    assert leaktrace("diff", str(runs[2]), str(runs[5]), "--format", "speedscope", "-o",
+                     str(out)).returncode == 0
+    document = json.loads(out.read_text())
+    jsonschema.validate(document, schema)
+    before, after = document["profiles"]
+    assert (before["endValue"], after["endValue"]) == (definitely_lost(2), definitely_lost(5))
+    assert before["name"].startswith("BEFORE: export-2.lt")
+
+    env = {**os.environ, "HOME": str(work), "GOCACHE": str(work / "gocache")}
+    go = tool("go", "golang-go")
+    for old, new, sign in ((2, 5, ""), (5, 2, "-")):
+        profile = work / f"diff-{old}-{new}.pb.gz"
+        done = leaktrace("diff", str(runs[old]), str(runs[new]), "--format", "pprof", "-o",
+                         str(profile))
+        assert done.returncode == 0, done.stderr
+        top = run_tool(go, "tool", "pprof", "-top", "-unit=B", str(profile), env=env)
+        assert top.returncode == 0, top.stderr
+        flat = {name: value for value, name in re.findall(
+            r"^\s+(-?\d+B)\s+\S+%\s+\S+%\s+\S+\s+\S+%\s+(\S+(?: \(inline\))?)$", top.stdout,
+            re.M)}
+        assert flat["leak_small"] == f"{sign}{small_bytes(3)}B", top.stdout
+        assert flat["copy_name (inline)"] == f"{sign}{name_bytes(3)}B", top.stdout
+        assert "leak_big" not in flat  # unchanged: no sample

@@ -102,9 +102,11 @@ def test_man_pages_are_generated_from_the_cli(tmp_path: Path) -> None:
     assert "leaktrace-diff(1)" in top and "leaktrace-merge(1)" in top
 
 
-def test_binary_pprof_is_never_written_to_a_terminal(leaks: Path) -> None:
+@pytest.mark.parametrize("command", ["report", "diff", "merge"])
+def test_binary_pprof_is_never_written_to_a_terminal(leaks: Path, command: str) -> None:
     environment = {**os.environ, "TERM": "xterm"}
-    child = pexpect.spawn(LEAKTRACE[0], [*LEAKTRACE[1:], "report", str(leaks), "--format",
+    inputs = [str(leaks)] * (1 if command == "report" else 2)
+    child = pexpect.spawn(LEAKTRACE[0], [*LEAKTRACE[1:], command, *inputs, "--format",
                                          "pprof"], env=environment, encoding="utf-8",
                           timeout=120)
     child.expect(pexpect.EOF)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import gzip
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from leaktrace.model import Frame, LoadedModule, Report
+from leaktrace.model import Frame, LeakRecord, LoadedModule, Report
 from leaktrace.render.options import RenderOptions
 from leaktrace.render.protobuf import Message
 from leaktrace.render.stack_paths import frame_name, stack_samples
@@ -142,12 +143,7 @@ def render_pprof(report: Report, options: RenderOptions,
             if pid is not None:
                 message.message(3, Message().integer(1, strings("pid")).integer(3, pid))
             profile.message(_P_SAMPLE, message)
-    for _, mapping in builder.mappings.values():
-        profile.message(_P_MAPPING, mapping)
-    for _, location in builder.locations.values():
-        profile.message(_P_LOCATION, location)
-    for _, function in builder.functions.values():
-        profile.message(_P_FUNCTION, function)
+    _add_tables(profile, builder)
     if report.end_time:
         profile.integer(_P_TIME_NANOS, int(report.end_time * 1e9))
         if report.start_time:
@@ -163,6 +159,58 @@ def render_pprof(report: Report, options: RenderOptions,
     for text in strings.table:  # last: every string is interned by now
         profile.string(_P_STRINGS, text)
     return gzip.compress(profile.encode(), mtime=0)
+
+
+@dataclass
+class DiffSample:
+    """One backtrace of a diff: its frames (in `record`), the change and the status."""
+
+    record: LeakRecord
+    blocks_change: int
+    bytes_change: int
+    status: str
+
+
+def render_change_pprof(after: Report, samples: list[DiffSample], comment: str) -> bytes:
+    """A diff as a profile: inuse_objects/inuse_space are the change per backtrace (negative
+    where it shrank), as `go tool pprof -diff_base` computes one; labels status, kind,
+    leak_kind, stack_id. Mappings come from the frames (both sides' addresses), without
+    build ids: the two sides may be different builds."""
+    frames_only = Report(source=after.source, program=after.program,
+                         records=[s.record for s in samples])
+    builder = _ProfileBuilder(frames_only)
+    strings = builder.strings
+    profile = Message()
+    for kind, unit in SAMPLE_TYPES[:2]:
+        profile.message(_P_SAMPLE_TYPE, _value_type(strings(kind), strings(unit)))
+    for sample in samples:
+        record = sample.record
+        locations = (builder.location_ids(record.frames)
+                     or [builder._location([_no_backtrace()])])
+        message = Message().packed(1, locations).packed(
+            2, [sample.blocks_change, sample.bytes_change])
+        for key, value in (("status", sample.status), ("kind", record.kind),
+                           ("leak_kind", record.leak_kind), ("stack_id", record.stack_id)):
+            if value:
+                message.message(3, Message().integer(1, strings(key)).integer(2, strings(value)))
+        profile.message(_P_SAMPLE, message)
+    _add_tables(profile, builder)
+    profile.message(_P_PERIOD_TYPE, _value_type(strings("space"), strings("bytes")))
+    profile.integer(_P_PERIOD, 1)
+    profile.packed(_P_COMMENT, [strings(comment)])
+    profile.integer(_P_DEFAULT_SAMPLE_TYPE, strings("inuse_space"))
+    for text in strings.table:
+        profile.string(_P_STRINGS, text)
+    return gzip.compress(profile.encode(), mtime=0)
+
+
+def _add_tables(profile: Message, builder: _ProfileBuilder) -> None:
+    for _, mapping in builder.mappings.values():
+        profile.message(_P_MAPPING, mapping)
+    for _, location in builder.locations.values():
+        profile.message(_P_LOCATION, location)
+    for _, function in builder.functions.values():
+        profile.message(_P_FUNCTION, function)
 
 
 def _value_type(kind: int, unit: int) -> Message:
