@@ -98,6 +98,12 @@ def test_clicking_a_frame_zooms_to_it(page: Path) -> None:
     assert "leak_big" not in by_name and "leak_small" not in by_name  # outside the zoom
     assert "ancestor" in by_name["make_leaks"].classes  # the way back out
     assert int(by_name["keep_names"].attrs["data-value"]) == name_bytes(COUNT)
+    # Clicking the greyed caller above zooms back out to it: its other callees return.
+    out = {f.attrs["data-name"]: f for f in frames(dom(page,
+                                                          "#drive=click:keep_names;click:below"))}
+    assert "zoomed" in out["below"].classes and width(out["below"]) == 100
+    assert {"leak_big", "leak_small", "keep_names"} <= set(out)
+    assert width(out["keep_names"]) < 10
 
 
 def test_views_switch_to_live_bytes_and_allocations(page: Path) -> None:
