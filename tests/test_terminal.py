@@ -180,3 +180,27 @@ def test_zsh_and_fish_completion_lines_give_their_scripts() -> None:
     assert fish == [f"plain,{f}" for f in formats]
     assert [a.split("\t")[0] for a in answers("fish", "leaktrace me", "me")] == [
         "plain,mem", "plain,merge"]
+
+
+def test_merge_and_mtrace_text_reports_are_coloured_on_a_terminal_only(leaks: Path) -> None:
+    from companion_helpers import compile_c
+    from export_helpers import run_tool
+    from test_exports import MTRACE_PROGRAM
+
+    text = on_terminal("merge", str(leaks), str(leaks))
+    assert f"{RED}4,000 bytes in 4 blocks are definitely lost in loss record" in text
+    assert "\x1b[" not in on_terminal("merge", str(leaks), str(leaks), env={"NO_COLOR": "1"})
+    assert "\x1b[" not in leaktrace("merge", str(leaks), str(leaks)).stdout
+
+    exe = compile_c(leaks.parent, MTRACE_PROGRAM, "mtrace_colour")
+    log = leaks.parent / "colour-mtrace.log"
+    ran = run_tool(str(exe), env={**os.environ, "MALLOC_TRACE": str(log),
+                                  "LD_PRELOAD": "libc_malloc_debug.so.0"})
+    assert ran.returncode == 0, ran.stderr
+    text = on_terminal("mtrace", str(exe), str(log), "--format", "text")
+    assert "#0  \x1b[1mleak_small\x1b[0m  " in text
+    # No colour (SGR) sequence; the progress bar still moves the cursor on a terminal.
+    assert not re.search(r"\x1b\[[\d;]*m", on_terminal("mtrace", str(exe), str(log), "--format",
+                                                       "text", env={"NO_COLOR": "1"}))
+    piped = leaktrace("mtrace", str(exe), str(log), "--format", "text").stdout
+    assert "leak_small" in piped and "\x1b[" not in piped
