@@ -262,3 +262,30 @@ def test_valgrind_xml_exports_keep_its_inlined_frames(work: Path) -> None:
     [(start, end)] = re.findall(rf"^1: (0x[0-9a-f]+)/(0x[0-9a-f]+)/0x0 {exe} ", raw, re.M)
     addresses = [int(a, 16) for a in re.findall(r"^\s+\d+: (0x[0-9a-f]+) M=1 ", raw, re.M)]
     assert addresses and all(int(start, 16) <= a < int(end, 16) for a in addresses)
+
+
+STRDUP_PROGRAM = r"""
+#include <stdlib.h>
+#include <string.h>
+void *volatile sink;
+int main(void) { sink = strdup("leaked by libc's strdup"); sink = NULL; return 0; }
+"""
+
+
+def test_pprof_names_the_program_when_libc_allocated(work: Path) -> None:
+    """pprof calls the first Mapping the profile's file: the program's, even when every
+    backtrace starts in a library (strdup in libc)."""
+    from companion_helpers import compile_c
+
+    exe = compile_c(work, STRDUP_PROGRAM, "strdup_leak")
+    lt = work / "strdup.lt"
+    done = leaktrace("run", "-o", str(lt), "--", str(exe), cwd=work)
+    assert lt.exists(), done.stderr
+    profile = work / "strdup.pb.gz"
+    report(str(lt), "--format", "pprof", "-o", str(profile))
+    top = run_tool(tool("go", "golang-go"), "tool", "pprof", "-top", str(profile),
+                   env=_go_env(work))
+    assert top.returncode == 0, top.stderr
+    assert top.stdout.startswith("File: strdup_leak\n"), top.stdout
+    assert re.search(r"^\s+24B\s+100%\s+100%\s+24B\s+100%\s+(__)?strdup$", top.stdout,
+                     re.M), top.stdout

@@ -52,17 +52,26 @@ class _ProfileBuilder:
         self.locations: dict[tuple[str | None, int], tuple[int, Message]] = {}
         self._modules = {m.path: m for m in report.modules}
 
+    def main_mapping_first(self) -> None:
+        """pprof takes the first Mapping for the program ("File:"): the executable's, when
+        one of the samples' frames is in it."""
+        program = self.report.program
+        if program and any(f.module == program for r in self.report.records
+                           for f in r.frames):
+            self._mapping(program)
+
     def mapping_id(self, frame: Frame) -> int:
-        if frame.module is None:
-            return 0
-        if frame.module not in self.mappings:
-            module = self._modules.get(frame.module) or self._guessed_module(frame.module)
+        return 0 if frame.module is None else self._mapping(frame.module)
+
+    def _mapping(self, path: str) -> int:
+        if path not in self.mappings:
+            module = self._modules.get(path) or self._guessed_module(path)
             message = (Message().integer(1, len(self.mappings) + 1).integer(2, module.start)
                        .integer(3, module.end).integer(5, self.strings(module.path))
                        .integer(6, self.strings(module.build_id))
                        .integer(7, 1).integer(8, 1).integer(9, 1).integer(10, 1))
-            self.mappings[frame.module] = (len(self.mappings) + 1, message)
-        return self.mappings[frame.module][0]
+            self.mappings[path] = (len(self.mappings) + 1, message)
+        return self.mappings[path][0]
 
     def _guessed_module(self, path: str) -> LoadedModule:
         """A source without module ranges (valgrind XML): from the lowest to the highest
@@ -118,6 +127,7 @@ def render_pprof(report: Report, options: RenderOptions,
     """`merged`: the report is a merge; each record becomes one sample per process, with a
     numeric `pid` label, so a merged profile can still be split by process."""
     builder = _ProfileBuilder(report)
+    builder.main_mapping_first()
     strings = builder.strings
     profile = Message()
     for kind, unit in SAMPLE_TYPES:
@@ -179,6 +189,7 @@ def render_change_pprof(after: Report, samples: list[DiffSample], comment: str) 
     frames_only = Report(source=after.source, program=after.program,
                          records=[s.record for s in samples])
     builder = _ProfileBuilder(frames_only)
+    builder.main_mapping_first()
     strings = builder.strings
     profile = Message()
     for kind, unit in SAMPLE_TYPES[:2]:
