@@ -397,3 +397,28 @@ def test_run_html_has_the_growth_timeline(work: Path) -> None:
     assert "total" in lines[0].classes and len(lines) >= 3
     legend = [e.text for e in find(elements, "li") if "data-verdict" in e.attrs]
     assert any("leak_step" in t for t in legend)
+
+
+def test_growth_timeline_colours_each_verdict(work: Path) -> None:
+    """A backtrace that always has one block live is stable (green) beside the growing and
+    plateaued ones; every line's colour is its verdict's."""
+    exe = compile_program("growth_verdicts.c", work)
+    lt = work / "verdicts.lt"
+    done = leaktrace("run", "-o", str(lt), "--interval", "0.05", "--", str(exe), cwd=work)
+    assert lt.exists(), done.stderr
+    out = work / "verdicts.html"
+    assert leaktrace("report", str(lt), "--format", "html", "-o", str(out)).returncode == 0
+    growth = json.loads(leaktrace("growth", str(lt), "--format", "json").stdout)["stacks"]
+    verdicts = {s["stack_id"]: s["verdict"] for s in growth}
+    elements = dom(out)
+    lines = find(elements, "polyline")[1:]  # after the process total
+    legend = [e.text for e in find(elements, "li") if "data-verdict" in e.attrs]
+    colours = {"growing": "#d62728", "plateaued": "#ff7f0e", "stable": "#2ca02c"}
+    by_function = {}
+    for text, line in zip(legend, lines, strict=True):
+        stack_id, verdict = text.split()[0], text.rsplit(" ", 1)[1]
+        assert verdicts[stack_id] == verdict and line.attrs["stroke"] == colours[verdict]
+        by_function[text.split()[1]] = verdict
+    assert by_function["swap_buffer"] == "stable"
+    assert by_function["leak_step"] == "growing"
+    screenshot(out, work / "verdicts.png", "1280,1600")
