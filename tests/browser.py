@@ -3,6 +3,8 @@ page's scripts ran (as a list of elements with their attributes and text), or a 
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -65,8 +67,16 @@ def dom(page: Path, fragment: str = "") -> list[Element]:
 
 
 def screenshot(page: Path, out: Path, size: str = "1280,1400") -> Path:
+    """A PNG of the page, kept as a test artifact: under pytest's tmp directory (the last
+    three runs stay; `--basetemp DIR` chooses where) and, when LEAKTRACE_TEST_ARTIFACTS names
+    a directory, copied there too (for CI to upload)."""
     _chromium(f"--screenshot={out}", f"--window-size={size}", page.resolve().as_uri())
     assert out.exists() and out.stat().st_size > 10_000
+    assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    artifacts = os.environ.get("LEAKTRACE_TEST_ARTIFACTS")
+    if artifacts:
+        os.makedirs(artifacts, exist_ok=True)
+        shutil.copyfile(out, Path(artifacts) / out.name)
     return out
 
 

@@ -119,3 +119,22 @@ def test_an_unreachable_server_is_one_note(capture: Path, tmp_path: Path) -> Non
     notes = [n for n in document["notes"] if "debuginfod" in n]
     assert len(notes) == 2 and notes[0].startswith(f"debuginfod server {dead} unreachable (")
     assert leak_small(document)["line"] is None  # and the report is still there
+
+
+def test_a_server_that_never_answers_times_out(capture: Path, tmp_path: Path) -> None:
+    """A server that takes the connection and never answers (a listening socket nobody
+    serves) costs DEBUGINFOD_TIMEOUT once, not a hang: then one note, and the report."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes connections; nothing reads or answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        document = report(capture, {"DEBUGINFOD_URLS": url,
+                                    "DEBUGINFOD_CACHE_PATH": str(tmp_path / "empty"),
+                                    "DEBUGINFOD_TIMEOUT": "3"})
+        elapsed = time.monotonic() - started
+    notes = [n for n in document["notes"] if "debuginfod" in n]
+    assert notes == [f"debuginfod server {url} unreachable (timed out): frames of modules "
+                     "without local debug info show no file:line"]
+    assert 3 <= elapsed < 60  # waited for the timeout, not for ever
+    assert leak_small(document)["line"] is None

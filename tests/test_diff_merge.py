@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from export_helpers import BIG_BYTES, build, capture, definitely_lost, name_bytes, small_bytes
-from leakharness import assert_one_line_error, compile_program, leaktrace
+from leakharness import assert_one_line_error, compile_program, leaktrace, marker_line
 
 ROOT = "_start;__libc_start_main;__libc_start_call_main;main;below;make_leaks"
 
@@ -219,3 +220,111 @@ def test_merged_html_shows_each_process(runs: dict[int, Path], work: Path) -> No
     assert f"merged: pid {pids[0]}" in facts and f"merged: pid {pids[1]}" in facts
     [root] = find(elements, "div", "fr", data_name="all")
     assert int(root.attrs["data-value"]) == definitely_lost(2) + definitely_lost(5)
+
+
+def test_diff_matches_a_rebuild_with_lines_added_above_the_leaks(
+        runs: dict[int, Path], work: Path) -> None:
+    """The source edited (lines added at the top, so every leak moved down) and rebuilt: a
+    new build id, new addresses, new line numbers; the backtraces still match by name."""
+    edited_dir = work / "edited"
+    edited_dir.mkdir()
+    source = Path(__file__).parent / "programs" / "export_leaks.c"
+    added = ("/* an edit */\nstatic int unused_counter;\n"
+             "int bump(void) { return ++unused_counter; }\n")
+    (edited_dir / "export_leaks.c").write_text(added + source.read_text())
+    exe = edited_dir / "export_leaks_edited"
+    subprocess.run(["gcc", "-O2", "-g", "-fomit-frame-pointer", "-o", str(exe),
+                    str(edited_dir / "export_leaks.c"), f"-I{source.parent}"], check=True)
+    edited = capture(exe, 4, work, "edited-4.lt")
+
+    def small_line(path: Path) -> int:
+        report = run_json("report", str(path))
+        [small] = [r for r in report["records"] if r["frames"][0]["function"] == "leak_small"]
+        return int(small["frames"][0]["line"])
+
+    assert small_line(edited) == small_line(runs[2]) + 3
+    diff = run_json("diff", str(runs[2]), str(edited))
+    stacks = by_function(diff["stacks"])
+    assert {s["status"] for s in diff["stacks"]} == {"grew", "same"}  # nothing new or gone
+    assert (stacks["leak_small"]["status"], stacks["leak_small"]["change"]) == (
+        "grew", {"bytes": small_bytes(2), "blocks": 2})
+    assert stacks["copy_name"]["change"] == {"bytes": name_bytes(2), "blocks": 2}
+    assert stacks["leak_big"]["status"] == "same"
+
+
+def test_merge_of_a_follow_children_run(work: Path) -> None:
+    """fork_child.c: the parent keeps 111 bytes reachable; its forked child inherits that
+    block (lost there: the child overwrote the pointer), leaks one 222-byte block and keeps
+    another. The merge keeps the two allocation sites of main apart (same build: lines
+    count), adds up each kind over the processes and says which process had what."""
+    exe = compile_program("fork_child.c", work, "-O0")
+    run_dir = work / "children"
+    run_dir.mkdir()
+    parent = run_dir / "parent.lt"
+    done = leaktrace("run", "-o", str(parent), "--follow-children", "--", str(exe),
+                     cwd=run_dir)
+    assert done.returncode == 0, done.stderr
+    [child] = [c for c in run_dir.glob("*.lt") if c != parent]
+    inputs = [run_json("report", str(p), "--show", "all") for p in (parent, child)]
+    merged = run_json("merge", str(parent), str(child), "--show", "all")
+    for kind in ("definitely_lost", "still_reachable"):
+        assert merged["summary"][kind] == {
+            "bytes": sum(i["summary"][kind]["bytes"] for i in inputs),
+            "blocks": sum(i["summary"][kind]["blocks"] for i in inputs)}
+    parent_pid, child_pid = (i["pid"] for i in inputs)
+    sites = {(r["leak_kind"], r["frames"][0]["line"]):
+             (r["bytes"], [(p["pid"], p["bytes"], p["blocks"]) for p in r["by_process"]])
+             for r in merged["records"] if r["frames"][0]["function"] == "main"}
+    parent_line = marker_line("fork_child.c", "parent")
+    child_line = marker_line("fork_child.c", "child")
+    assert sites == {
+        ("still reachable", parent_line): (111, [(parent_pid, 111, 1)]),
+        ("definitely lost", parent_line): (111, [(child_pid, 111, 1)]),
+        ("definitely lost", child_line): (222, [(child_pid, 222, 1)]),
+        ("still reachable", child_line): (222, [(child_pid, 222, 1)]),
+    }
+    assert [m["pid"] for m in merged["merged_from"]] == [parent_pid, child_pid]
+
+
+def test_diff_exports_for_flame_graph_tools(runs: dict[int, Path], work: Path) -> None:
+    """folded: BEFORE and AFTER bytes per path (a differential flame graph's input);
+    speedscope: both sides as profiles, valid against the published schema; pprof: the
+    change, which go tool pprof reads (negative where the leak shrank)."""
+    import re
+
+    import jsonschema
+    from export_helpers import run_tool, tool
+
+    folded = leaktrace("diff", str(runs[2]), str(runs[5]), "--format", "folded")
+    assert folded.returncode == 0, folded.stderr
+    assert folded.stdout.splitlines() == sorted([
+        f"{ROOT};keep_names;copy_name_[i] {name_bytes(2)} {name_bytes(5)}",
+        f"{ROOT};leak_big {BIG_BYTES} {BIG_BYTES}",
+        f"{ROOT};leak_small {small_bytes(2)} {small_bytes(5)}"])
+
+    schema = json.loads((Path(__file__).parent / "data" /
+                         "speedscope-file-format-schema.json").read_text())
+    out = work / "diff.speedscope.json"
+    assert leaktrace("diff", str(runs[2]), str(runs[5]), "--format", "speedscope", "-o",
+                     str(out)).returncode == 0
+    document = json.loads(out.read_text())
+    jsonschema.validate(document, schema)
+    before, after = document["profiles"]
+    assert (before["endValue"], after["endValue"]) == (definitely_lost(2), definitely_lost(5))
+    assert before["name"].startswith("BEFORE: export-2.lt")
+
+    env = {**os.environ, "HOME": str(work), "GOCACHE": str(work / "gocache")}
+    go = tool("go", "golang-go")
+    for old, new, sign in ((2, 5, ""), (5, 2, "-")):
+        profile = work / f"diff-{old}-{new}.pb.gz"
+        done = leaktrace("diff", str(runs[old]), str(runs[new]), "--format", "pprof", "-o",
+                         str(profile))
+        assert done.returncode == 0, done.stderr
+        top = run_tool(go, "tool", "pprof", "-top", "-unit=B", str(profile), env=env)
+        assert top.returncode == 0, top.stderr
+        flat = {name: value for value, name in re.findall(
+            r"^\s+(-?\d+B)\s+\S+%\s+\S+%\s+\S+\s+\S+%\s+(\S+(?: \(inline\))?)$", top.stdout,
+            re.M)}
+        assert flat["leak_small"] == f"{sign}{small_bytes(3)}B", top.stdout
+        assert flat["copy_name (inline)"] == f"{sign}{name_bytes(3)}B", top.stdout
+        assert "leak_big" not in flat  # unchanged: no sample

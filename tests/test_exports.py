@@ -166,3 +166,126 @@ def test_mtrace_logs_export_too(work: Path) -> None:
     top = run_tool(tool("go", "golang-go"), "tool", "pprof", "-top", str(profile),
                    env=_go_env(work))
     assert re.search(r"^\s+100B .* leak_small$", top.stdout, re.M), top.stdout
+
+
+def test_pprof_sample_types_locations_and_mappings(leaks: Path, work: Path) -> None:
+    """The four sample types in order, one Location with several Lines for an inlined call,
+    and the program's Mapping with the build id readelf reads from the binary."""
+    import subprocess
+
+    go = tool("go", "golang-go")
+    profile = work / "raw.pb.gz"
+    report(str(leaks), "--format", "pprof", "-o", str(profile))
+    assert profile.read_bytes()[:2] == b"\x1f\x8b"  # gzip
+    raw = run_tool(go, "tool", "pprof", "-raw", str(profile), env=_go_env(work)).stdout
+    assert "inuse_objects/count inuse_space/bytes[dflt] alloc_objects/count alloc_space/bytes" \
+        in raw
+    exe = work / "export_leaks-O2"
+    notes = subprocess.run(["readelf", "-n", str(exe)], capture_output=True, text=True,
+                           check=True).stdout
+    build_id = notes.split("Build ID:")[1].split()[0]
+    assert re.search(rf"^\d+: 0x[0-9a-f]+/0x[0-9a-f]+/0x[0-9a-f]+ {exe} {build_id} "
+                     r"\[FN\]\[FL\]\[LN\]\[IN\]$", raw, re.M), raw
+    names = marker_line("export_leaks.c", "copy_name")
+    call = marker_line("export_leaks.c", "keep_names")
+    # One address, two Lines: the inlined copy_name first, then keep_names around it.
+    assert re.search(rf"^\s+\d+: 0x[0-9a-f]+ M=\d+ copy_name \S*export_leaks.c:{names} s=0\n"
+                     rf"\s+keep_names \S*export_leaks.c:{call} s=0$", raw, re.M), raw
+
+
+ALLOC_PROGRAM = r"""
+#include <stdlib.h>
+void *volatile sink;
+__attribute__((noinline)) void churn(void)
+{
+    void *blocks[10];
+    for (int i = 0; i < 10; i++)
+        blocks[i] = malloc(32);
+    for (int i = 0; i < 7; i++)
+        free(blocks[i]);
+    for (int i = 7; i < 10; i++)
+        sink = blocks[i];
+    blocks[7] = blocks[8] = blocks[9] = NULL;
+    sink = NULL;  /* 3 blocks of 32 bytes definitely lost */
+}
+int main(void) { churn(); return 0; }
+"""
+
+
+def test_pprof_alloc_sample_types_count_freed_blocks_too(work: Path) -> None:
+    """10 allocations of 32 bytes from one site, 7 freed: inuse 3 blocks / 96 bytes, alloc
+    10 blocks / 320 bytes, as go tool pprof reads them per sample type."""
+    from companion_helpers import compile_c
+
+    exe = compile_c(work, ALLOC_PROGRAM, "churn")
+    lt = work / "churn.lt"
+    done = leaktrace("run", "-o", str(lt), "--", str(exe), cwd=work)
+    assert lt.exists(), done.stderr
+    profile = work / "churn.pb.gz"
+    report(str(lt), "--format", "pprof", "-o", str(profile))
+    go = tool("go", "golang-go")
+    expected = {"inuse_objects": "3", "inuse_space": "96B", "alloc_objects": "10",
+                "alloc_space": "320B"}
+    for sample_index, value in expected.items():
+        top = run_tool(go, "tool", "pprof", f"-sample_index={sample_index}", "-top",
+                       str(profile), env=_go_env(work))
+        assert top.returncode == 0, top.stderr
+        assert f"Type: {sample_index}" in top.stdout
+        assert re.search(rf"^\s+{value}\s+100%\s+100%\s+{value}\s+100%\s+churn$", top.stdout,
+                         re.M), top.stdout
+
+
+def test_valgrind_xml_exports_keep_its_inlined_frames(work: Path) -> None:
+    """valgrind gives an inlined call as a frame of its own at its caller's address: pprof
+    gets one Location with both Lines (`-traces` shows copy_name (inline) in keep_names),
+    folded marks it, and the Mapping covers every frame's address."""
+    import subprocess
+
+    exe = build(work)
+    xml = work / "exports-memcheck.xml"
+    subprocess.run([tool("valgrind", "valgrind"), "--leak-check=full", "--xml=yes",
+                    f"--xml-file={xml}", str(exe), "3"], capture_output=True, timeout=300,
+                   check=True)
+    folded = leaktrace("report", str(xml), "--format", "folded").stdout.splitlines()
+    valgrind_root = "main;below.constprop.0;make_leaks"
+    assert f"{valgrind_root};keep_names;copy_name_[i] {name_bytes(3)}" in folded
+    profile = work / "memcheck.pb.gz"
+    report(str(xml), "--format", "pprof", "-o", str(profile))
+    go = tool("go", "golang-go")
+    traces = run_tool(go, "tool", "pprof", "-traces", "-lines", str(profile),
+                      env=_go_env(work)).stdout
+    names = marker_line("export_leaks.c", "copy_name")
+    call = marker_line("export_leaks.c", "keep_names")
+    assert re.search(rf"{name_bytes(3)}B\s+copy_name \S*export_leaks.c:{names} \(inline\)\n"
+                     rf"\s+keep_names \S*export_leaks.c:{call}\n", traces), traces
+    raw = run_tool(go, "tool", "pprof", "-raw", str(profile), env=_go_env(work)).stdout
+    [(start, end)] = re.findall(rf"^1: (0x[0-9a-f]+)/(0x[0-9a-f]+)/0x0 {exe} ", raw, re.M)
+    addresses = [int(a, 16) for a in re.findall(r"^\s+\d+: (0x[0-9a-f]+) M=1 ", raw, re.M)]
+    assert addresses and all(int(start, 16) <= a < int(end, 16) for a in addresses)
+
+
+STRDUP_PROGRAM = r"""
+#include <stdlib.h>
+#include <string.h>
+void *volatile sink;
+int main(void) { sink = strdup("leaked by libc's strdup"); sink = NULL; return 0; }
+"""
+
+
+def test_pprof_names_the_program_when_libc_allocated(work: Path) -> None:
+    """pprof calls the first Mapping the profile's file: the program's, even when every
+    backtrace starts in a library (strdup in libc)."""
+    from companion_helpers import compile_c
+
+    exe = compile_c(work, STRDUP_PROGRAM, "strdup_leak")
+    lt = work / "strdup.lt"
+    done = leaktrace("run", "-o", str(lt), "--", str(exe), cwd=work)
+    assert lt.exists(), done.stderr
+    profile = work / "strdup.pb.gz"
+    report(str(lt), "--format", "pprof", "-o", str(profile))
+    top = run_tool(tool("go", "golang-go"), "tool", "pprof", "-top", str(profile),
+                   env=_go_env(work))
+    assert top.returncode == 0, top.stderr
+    assert top.stdout.startswith("File: strdup_leak\n"), top.stdout
+    assert re.search(r"^\s+24B\s+100%\s+100%\s+24B\s+100%\s+(__)?strdup$", top.stdout,
+                     re.M), top.stdout

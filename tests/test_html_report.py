@@ -50,6 +50,10 @@ def test_page_is_self_contained(page: Path) -> None:
     text = page.read_text()
     assert not re.search(r"<(script|link|img|iframe)[^>]*\s(src|href)=", text)
     assert "@import" not in text and "url(" not in text and "fetch(" not in text
+    assert "@font-face" not in text and "XMLHttpRequest" not in text
+    # The one URL in the page is SVG's namespace name, an identifier nothing loads.
+    assert set(re.findall(r"(?:https?:)?//[\w.-]+\.\w+[^\s\"')]*", text)) == {
+        "http://www.w3.org/2000/svg"}
 
 
 def test_summary_numbers_are_the_json_reports(page: Path, leaks: Path, work: Path) -> None:
@@ -94,6 +98,12 @@ def test_clicking_a_frame_zooms_to_it(page: Path) -> None:
     assert "leak_big" not in by_name and "leak_small" not in by_name  # outside the zoom
     assert "ancestor" in by_name["make_leaks"].classes  # the way back out
     assert int(by_name["keep_names"].attrs["data-value"]) == name_bytes(COUNT)
+    # Clicking the greyed caller above zooms back out to it: its other callees return.
+    out = {f.attrs["data-name"]: f for f in frames(dom(page,
+                                                          "#drive=click:keep_names;click:below"))}
+    assert "zoomed" in out["below"].classes and width(out["below"]) == 100
+    assert {"leak_big", "leak_small", "keep_names"} <= set(out)
+    assert width(out["keep_names"]) < 10
 
 
 def test_views_switch_to_live_bytes_and_allocations(page: Path) -> None:
@@ -209,3 +219,206 @@ def test_inverted_and_without_start_up_frames(page: Path) -> None:
     assert set(inverted) == {"leak_big", "leak_small", "copy_name"}
     assert int(inverted["leak_big"].attrs["data-value"]) == BIG_BYTES
     assert "inl" in inverted["copy_name"].classes
+
+
+FILTERS_LIBRARY = r"""
+#include <stdlib.h>
+#include <string.h>
+__attribute__((noinline)) char *lib_copy(void)
+{
+    return memset(malloc(40), 'l', 40);
+}
+"""
+
+FILTERS_PROGRAM = r"""
+#include <stdlib.h>
+#include <string.h>
+#include "scrub_stack.h"
+char *lib_copy(void);
+void *volatile sink;
+void *volatile kept;
+__attribute__((noinline)) static void big_block(void) { sink = memset(malloc(3000), 0, 3000); }
+__attribute__((noinline)) static void make(void)
+{
+    sink = lib_copy();   /* 40 bytes definitely lost, allocated in libfilters.so */
+    big_block();         /* 3000 bytes definitely lost */
+    kept = memset(malloc(100), 'k', 100); /* still reachable */
+    sink = NULL;
+}
+int main(void)
+{
+    below(make);
+    scrub_stack();
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def filters_page(work: Path) -> Path:
+    """A program whose leaks differ by kind, module (one is allocated in a library), source
+    file and size."""
+    import subprocess
+
+    from companion_helpers import compile_c
+
+    source = work / "filters_lib.c"
+    source.write_text(FILTERS_LIBRARY)
+    library = work / "libfilters.so"
+    subprocess.run(["gcc", "-g", "-O2", "-shared", "-fPIC", "-o", str(library), str(source)],
+                   check=True, capture_output=True)
+    exe = compile_c(work, FILTERS_PROGRAM, "filters", f"-I{Path(__file__).parent / 'programs'}",
+                    "-Wl,--no-as-needed", str(library), f"-Wl,-rpath,{work}")
+    lt = work / "filters.lt"
+    done = leaktrace("run", "-o", str(lt), "--", str(exe), cwd=work)
+    assert lt.exists(), done.stderr
+    out = work / "filters.html"
+    assert leaktrace("report", str(lt), "--format", "html", "-o", str(out)).returncode == 0
+    return out
+
+
+def test_table_filters_by_kind_module_file_and_minimum_bytes(filters_page: Path) -> None:
+    def rows(fragment: str) -> list[int]:
+        elements = dom(filters_page, fragment)
+        [count] = find(elements, id="record-count")
+        found = [int(r.attrs["data-bytes"]) for r in find(elements, "tr", "rec")]
+        assert int(count.attrs["data-matching"]) == len(found)
+        return found
+
+    assert sorted(rows("")) == [40, 100, 3000]
+    assert rows("#drive=kind:still%20reachable") == [100]
+    assert sorted(rows("#drive=kind:definitely%20lost")) == [40, 3000]
+    assert rows("#drive=filter:LIBFILTERS") == [40]  # the module's name (any case)
+    assert rows("#drive=filter:filters_lib.c") == [40]  # the source file's name
+    assert rows("#drive=filter:big_block") == [3000]  # a function
+    assert rows("#drive=filter:no_such_thing") == []
+    assert sorted(rows("#drive=min:100")) == [100, 3000]
+    assert rows("#drive=min:101") == [3000]
+    assert rows("#drive=kind:definitely%20lost;min:41") == [3000]  # filters combine
+    assert rows("#drive=sort:function") == [3000, 40, 100]  # big_block, lib_copy, make
+
+
+def test_capture_facts_are_the_json_reports(work: Path) -> None:
+    """Program, command, pid, start and capture times, counters and notes; --max-depth
+    cuts the backtraces, which gives the capture a note."""
+    from datetime import datetime, timezone
+
+    exe = build(work)
+    lt = work / "facts.lt"
+    done = leaktrace("run", "-o", str(lt), "--max-depth", "3", "--", str(exe), "2", cwd=work)
+    assert lt.exists(), done.stderr
+    report: dict[str, Any] = json.loads(leaktrace("report", str(lt), "--format",
+                                                  "json").stdout)
+    out = work / "facts.html"
+    assert leaktrace("report", str(lt), "--format", "html", "-o", str(out)).returncode == 0
+    elements = dom(out)
+    assert find(elements, "dl", id="facts")
+    terms = [e.text for e in find(elements, "dt")]
+    values = [e.text for e in find(elements, "dd")]
+    shown = dict(zip(terms, values, strict=True))
+
+    def iso(seconds: float) -> str:
+        return datetime.fromtimestamp(seconds, timezone.utc).isoformat(
+            timespec="milliseconds").replace("+00:00", "Z")
+
+    assert shown["program"] == report["program"] == str(exe)
+    assert shown["command"] == " ".join(report["command"]) == f"{exe} 2"
+    assert shown["pid"] == str(report["pid"])
+    assert shown["capture"] == str(lt)
+    assert shown["started"] == iso(report["start_time"])
+    assert shown["captured"].startswith(iso(report["end_time"]) + " (")
+    assert shown["run time"] == f"{report['end_time'] - report['start_time']:.3f} s"
+    for counter, value in report["counters"].items():
+        assert shown[counter] == f"{value:,}", counter
+    assert report["counters"]["truncated_stacks"] > 0 and report["notes"]
+    notes = [e.text for e in find(elements, "li") if e.text in report["notes"]]
+    assert notes == report["notes"]
+    assert any("were cut" in n for n in notes)
+
+
+def test_valgrind_xml_and_mtrace_logs_make_pages_too(work: Path) -> None:
+    """The page reads the one report model: valgrind's XML (its inlined frames marked) and a
+    glibc mtrace log (no scan: live blocks) give the JSON report's numbers."""
+    import os
+    import subprocess
+
+    from companion_helpers import compile_c
+    from export_helpers import run_tool, tool
+    from test_exports import MTRACE_PROGRAM
+
+    exe = build(work)
+    xml = work / "memcheck.xml"
+    subprocess.run([tool("valgrind", "valgrind"), "--leak-check=full", "--xml=yes",
+                    f"--xml-file={xml}", str(exe), "3"], capture_output=True, timeout=300,
+                   check=True)
+    page = work / "memcheck.html"
+    assert leaktrace("report", str(xml), "--format", "html", "-o", str(page)).returncode == 0
+    report = json.loads(leaktrace("report", str(xml), "--format", "json").stdout)
+    elements = dom(page, "#drive=search:copy_name")
+    [definite] = [r for r in find(elements, "tr") if r.attrs.get("data-kind") ==
+                  "definitely lost"]
+    assert definite.text.split(":")[1].split("in")[0].strip() == \
+        f"{report['summary']['definitely_lost']['bytes']:,} bytes" == \
+        f"{definitely_lost(3):,} bytes"
+    [root] = find(elements, "div", "fr", data_name="all")
+    assert int(root.attrs["data-value"]) == definitely_lost(3)
+    [copy_name] = [f for f in frames(elements) if f.attrs["data-name"] == "copy_name"]
+    assert {"inl", "match"} <= copy_name.classes
+    assert int(copy_name.attrs["data-value"]) == name_bytes(3)
+
+    mtrace_exe = compile_c(work, MTRACE_PROGRAM, "mtrace_page")
+    log = work / "page-mtrace.log"
+    ran = run_tool(str(mtrace_exe), env={**os.environ, "MALLOC_TRACE": str(log),
+                                         "LD_PRELOAD": "libc_malloc_debug.so.0"})
+    assert ran.returncode == 0 and log.exists(), ran.stderr
+    mtrace_page = work / "mtrace.html"
+    done = leaktrace("mtrace", str(mtrace_exe), str(log), "--format", "html", "-o",
+                     str(mtrace_page))
+    assert done.returncode == 0, done.stderr
+    elements = dom(mtrace_page)
+    [live] = [r for r in find(elements, "tr") if r.attrs.get("data-kind") == "live"]
+    [live_bytes] = [c for c in find(elements, "td", "bytes") if c.text in live.text]
+    assert int(live_bytes.attrs["data-bytes"]) == 220
+    assert sorted(int(r.attrs["data-bytes"]) for r in find(elements, "tr", "rec")) == [100, 120]
+    [root] = find(elements, "div", "fr", data_name="all")
+    assert int(root.attrs["data-value"]) == 220
+
+
+def test_run_html_has_the_growth_timeline(work: Path) -> None:
+    """`run --html` draws the same page as `report --format html`: with --interval, the
+    growth timeline too."""
+    exe = compile_program("slow_growth.c", work)
+    page = work / "run-slow.html"
+    done = leaktrace("run", "-o", str(work / "run-slow.lt"), "--interval", "0.05", "--html",
+                     str(page), "--", str(exe), cwd=work)
+    assert done.returncode == 0, done.stderr
+    elements = dom(page)
+    lines = find(elements, "polyline")
+    assert "total" in lines[0].classes and len(lines) >= 3
+    legend = [e.text for e in find(elements, "li") if "data-verdict" in e.attrs]
+    assert any("leak_step" in t for t in legend)
+
+
+def test_growth_timeline_colours_each_verdict(work: Path) -> None:
+    """A backtrace that always has one block live is stable (green) beside the growing and
+    plateaued ones; every line's colour is its verdict's."""
+    exe = compile_program("growth_verdicts.c", work)
+    lt = work / "verdicts.lt"
+    done = leaktrace("run", "-o", str(lt), "--interval", "0.05", "--", str(exe), cwd=work)
+    assert lt.exists(), done.stderr
+    out = work / "verdicts.html"
+    assert leaktrace("report", str(lt), "--format", "html", "-o", str(out)).returncode == 0
+    growth = json.loads(leaktrace("growth", str(lt), "--format", "json").stdout)["stacks"]
+    verdicts = {s["stack_id"]: s["verdict"] for s in growth}
+    elements = dom(out)
+    lines = find(elements, "polyline")[1:]  # after the process total
+    legend = [e.text for e in find(elements, "li") if "data-verdict" in e.attrs]
+    colours = {"growing": "#d62728", "plateaued": "#ff7f0e", "stable": "#2ca02c"}
+    by_function = {}
+    for text, line in zip(legend, lines, strict=True):
+        stack_id, verdict = text.split()[0], text.rsplit(" ", 1)[1]
+        assert verdicts[stack_id] == verdict and line.attrs["stroke"] == colours[verdict]
+        by_function[text.split()[1]] = verdict
+    assert by_function["swap_buffer"] == "stable"
+    assert by_function["leak_step"] == "growing"
+    screenshot(out, work / "verdicts.png", "1280,1600")

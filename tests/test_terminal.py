@@ -4,6 +4,7 @@ completion as the README documents it, and the man pages generated from the CLI'
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -101,9 +102,11 @@ def test_man_pages_are_generated_from_the_cli(tmp_path: Path) -> None:
     assert "leaktrace-diff(1)" in top and "leaktrace-merge(1)" in top
 
 
-def test_binary_pprof_is_never_written_to_a_terminal(leaks: Path) -> None:
+@pytest.mark.parametrize("command", ["report", "diff", "merge"])
+def test_binary_pprof_is_never_written_to_a_terminal(leaks: Path, command: str) -> None:
     environment = {**os.environ, "TERM": "xterm"}
-    child = pexpect.spawn(LEAKTRACE[0], [*LEAKTRACE[1:], "report", str(leaks), "--format",
+    inputs = [str(leaks)] * (1 if command == "report" else 2)
+    child = pexpect.spawn(LEAKTRACE[0], [*LEAKTRACE[1:], command, *inputs, "--format",
                                          "pprof"], env=environment, encoding="utf-8",
                           timeout=120)
     child.expect(pexpect.EOF)
@@ -119,3 +122,85 @@ def test_diff_colours_growth_red_on_a_terminal(leaks: Path) -> None:
     assert f"{RED}GREW +48 bytes (+2 blocks)" in text
     assert "#0  \x1b[1mleak_small\x1b[0m  " in text
     assert "\x1b[" not in leaktrace("diff", str(leaks), str(more)).stdout
+
+
+def _flags(text: str) -> set[str]:
+    """Every option name (-o, --output, ...) that starts an entry of an options list."""
+    return {flag for entry in re.findall(r"^ +(-[^ ].*?)(?:  |$)", text, re.M)
+            for flag in re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", entry.split(" [")[0])}
+
+
+def test_man_pages_say_what_help_says(tmp_path: Path) -> None:
+    """Each command's man page lists the options --help lists, its description, and the
+    text after the options (leaktrace(1): exit statuses and environment; the commands:
+    their example)."""
+    from leaktrace.cli import main
+
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_man_pages.py"), str(tmp_path)],
+                   check=True, capture_output=True, timeout=120)
+    man = tool("man", "man-db")
+    for name in ["", *main.commands]:
+        words = [name] if name else []
+        page = tmp_path / ("leaktrace.1" if not name else f"leaktrace-{name}.1")
+        rendered = subprocess.run([man, "-l", str(page)], capture_output=True, text=True,
+                                  timeout=60, env={**os.environ, "MANWIDTH": "250"}).stdout
+        help_text = leaktrace(*words, "--help").stdout
+        options = help_text.split("\nOptions:\n", 1)[1].split("\nCommands:\n")[0]
+        options = re.split(r"\n(?=\S)", options, maxsplit=1)[0]  # up to the epilog
+        man_options = rendered.split("\nOPTIONS\n", 1)[1] if "\nOPTIONS\n" in rendered else ""
+        man_options = re.split(r"\n(?=[A-Z]{3,})", man_options, maxsplit=1)[0]
+        assert _flags(options) - {"-h", "--help"} == _flags(man_options), name
+        assert " ".join(help_text.split("\n\n")[1].split()) in " ".join(rendered.split()), name
+        epilog = main.epilog if not name else main.commands[name].epilog
+        for line in (epilog or "").replace("\b\n", "").strip().splitlines():
+            assert line.strip() in rendered, (name, line)
+
+
+def test_zsh_and_fish_completion_lines_give_their_scripts() -> None:
+    """The README's zsh and fish lines: the script each shell sources, for this program."""
+    leaktrace_bin = str(Path(sys.executable).parent / "leaktrace")
+    for shell, registers in (("zsh", "compdef _leaktrace_completion leaktrace"),
+                             ("fish", "complete --no-files --command leaktrace")):
+        done = subprocess.run([leaktrace_bin], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "_LEAKTRACE_COMPLETE": f"{shell}_source"})
+        assert done.returncode == 0 and registers in done.stdout, (shell, done.stdout)
+    # What those scripts ask the program when TAB is pressed (zsh: the words and the index
+    # of the one completed; fish: the line so far and the current token), and its answers.
+    def answers(shell: str, line: str, current: str) -> list[str]:
+        done = subprocess.run([leaktrace_bin], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "_LEAKTRACE_COMPLETE": f"{shell}_complete",
+                                   "COMP_WORDS": line, "COMP_CWORD": current})
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()
+
+    formats = ["text", "json", "folded", "speedscope", "pprof", "html"]
+    zsh = answers("zsh", "leaktrace report x.lt --format ", "4")
+    assert zsh == [line for f in formats for line in ("plain", f, "_")]
+    fish = answers("fish", "leaktrace report x.lt --format ", "")
+    assert fish == [f"plain,{f}" for f in formats]
+    assert [a.split("\t")[0] for a in answers("fish", "leaktrace me", "me")] == [
+        "plain,mem", "plain,merge"]
+
+
+def test_merge_and_mtrace_text_reports_are_coloured_on_a_terminal_only(leaks: Path) -> None:
+    from companion_helpers import compile_c
+    from export_helpers import run_tool
+    from test_exports import MTRACE_PROGRAM
+
+    text = on_terminal("merge", str(leaks), str(leaks))
+    assert f"{RED}4,000 bytes in 4 blocks are definitely lost in loss record" in text
+    assert "\x1b[" not in on_terminal("merge", str(leaks), str(leaks), env={"NO_COLOR": "1"})
+    assert "\x1b[" not in leaktrace("merge", str(leaks), str(leaks)).stdout
+
+    exe = compile_c(leaks.parent, MTRACE_PROGRAM, "mtrace_colour")
+    log = leaks.parent / "colour-mtrace.log"
+    ran = run_tool(str(exe), env={**os.environ, "MALLOC_TRACE": str(log),
+                                  "LD_PRELOAD": "libc_malloc_debug.so.0"})
+    assert ran.returncode == 0, ran.stderr
+    text = on_terminal("mtrace", str(exe), str(log), "--format", "text")
+    assert "#0  \x1b[1mleak_small\x1b[0m  " in text
+    # No colour (SGR) sequence; the progress bar still moves the cursor on a terminal.
+    assert not re.search(r"\x1b\[[\d;]*m", on_terminal("mtrace", str(exe), str(log), "--format",
+                                                       "text", env={"NO_COLOR": "1"}))
+    piped = leaktrace("mtrace", str(exe), str(log), "--format", "text").stdout
+    assert "leak_small" in piped and "\x1b[" not in piped

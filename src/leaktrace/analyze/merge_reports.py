@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from leaktrace.analyze.frame_totals import compute_frame_totals
 from leaktrace.analyze.leak_totals import leak_totals, suppressed_total
 from leaktrace.analyze.loss_records import number_loss_records
-from leaktrace.analyze.symbolic_stacks import StackKey, stack_key
+from leaktrace.analyze.symbolic_stacks import StackKey, same_builds, stack_key
 from leaktrace.model import KindTotal, LeakRecord, LeakTotals, Report, Summary
 
 
@@ -36,18 +36,19 @@ def merge_reports(reports: list[Report]) -> MergedReport:
     # Suppressed and shown records of one backtrace stay apart.
     merged: dict[tuple[StackKey, str], LeakRecord] = {}
     shares: dict[int, list[Share]] = {}
+    same_build = same_builds(reports)
     for index, report in enumerate(reports):
         for record in report.records:
-            key = (stack_key(record), record.suppressed_by or "")
+            key = (stack_key(record, same_build), record.suppressed_by or "")
             target = merged.get(key)
             if target is None:
                 target = merged[key] = _copy(record)
                 shares[id(target)] = []
             else:
                 _add(target, record)
-            shares[id(target)].append(Share(index, record.own_bytes, record.blocks,
-                                            record.total_allocations,
-                                            record.total_allocated_bytes))
+            _add_share(shares[id(target)], Share(index, record.own_bytes, record.blocks,
+                                                 record.total_allocations,
+                                                 record.total_allocated_bytes))
     records = list(merged.values())
     scanned = all(r.scanned for r in reports)
     if scanned:
@@ -70,6 +71,21 @@ def merge_reports(reports: list[Report]) -> MergedReport:
         modules=[m for r in reports for m in r.modules],
     )
     return MergedReport(report, reports, shares)
+
+
+def _add_share(shares: list[Share], share: Share) -> None:
+    """One share per process: a process's records of one backtrace (an unrolled loop's
+    call addresses) add up."""
+    if shares and shares[-1].source == share.source:
+        last = shares[-1]
+        last.bytes += share.bytes
+        last.blocks += share.blocks
+        if share.allocations is not None:
+            last.allocations = (last.allocations or 0) + share.allocations
+        if share.allocated_bytes is not None:
+            last.allocated_bytes = (last.allocated_bytes or 0) + share.allocated_bytes
+        return
+    shares.append(share)
 
 
 def _copy(record: LeakRecord) -> LeakRecord:

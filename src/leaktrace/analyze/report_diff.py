@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from leaktrace.analyze.symbolic_stacks import StackKey, stack_key
+from leaktrace.analyze.symbolic_stacks import StackKey, same_builds, stack_key
 from leaktrace.model import Frame, KindTotal, LeakRecord, Report
 
 NEW, GONE, GREW, SHRANK, SAME = "new", "gone", "grew", "shrank", "same"
@@ -63,9 +63,10 @@ def diff_reports(before: Report, after: Report, before_records: list[LeakRecord]
     """The records given are the ones compared (kinds shown, not suppressed); own bytes, so
     a definitely lost block's children are counted once, in their own records."""
     changes: dict[StackKey, StackChange] = {}
+    same_build = same_builds([before, after])
     for side, records in (("before", before_records), ("after", after_records)):
         for record in records:
-            key = stack_key(record)
+            key = stack_key(record, same_build)
             change = changes.get(key)
             if change is None:
                 change = changes[key] = StackChange(record.kind, record.leak_kind,

@@ -1,7 +1,9 @@
 """A backtrace's identity across runs, processes and tools: the names of its frames, not
 their addresses. Two runs load the same binaries at different addresses (ASLR), and a rebuilt
 binary moves code around, but the functions on the path stay the same. Left out on purpose:
-- line numbers: an edit elsewhere in a file would otherwise break every match below it;
+- line numbers, unless the frame's module is the same build (GNU build id) in every report
+  compared: in a rebuilt binary an edit elsewhere in a file would otherwise break every match
+  below it, while in one build they keep two allocation sites of one function apart;
 - the compiler's clone suffixes (`below.constprop.0`, `.isra.0`, `.part.1`, `.cold`): valgrind
   names a clone by its symbol, leaktrace by its DWARF name;
 - the process start-up frames outside main (`_start`, `__libc_start_main`, `start_thread`,
@@ -14,24 +16,37 @@ import os
 import re
 
 from leaktrace.analyze.frame_totals import PROCESS_START_FUNCTIONS
-from leaktrace.model import Frame, LeakRecord
+from leaktrace.model import Frame, LeakRecord, Report
 
-FrameKey = tuple[str, str]  # (function or module+offset, file name)
+# (function or module+offset, file name, line when the module is one build everywhere)
+FrameKey = tuple[str, str, int | None]
 StackKey = tuple[str, str | None, tuple[FrameKey, ...]]  # (API kind, leak kind, frames)
 
 _CLONE_SUFFIX = re.compile(r"(\.(constprop|isra|part|cold|lto_priv|localalias)(\.\d+)?)+$")
 
 
-def frame_key(frame: Frame) -> FrameKey:
+def same_builds(reports: list[Report]) -> frozenset[str]:
+    """File names of the modules loaded with one and the same build id in every report (none
+    for sources without build ids, like valgrind XML): their line numbers can be compared."""
+    common: dict[str, str] | None = None
+    for report in reports:
+        ids = {os.path.basename(m.path): m.build_id for m in report.modules if m.build_id}
+        common = ids if common is None else {
+            name: build for name, build in common.items() if ids.get(name) == build}
+    return frozenset(common or ())
+
+
+def frame_key(frame: Frame, same_build: frozenset[str] = frozenset()) -> FrameKey:
+    module = os.path.basename(frame.module) if frame.module else "?"
+    line = frame.line if module in same_build else None
     if frame.function:
         name = _CLONE_SUFFIX.sub("", frame.function)
-        return name, os.path.basename(frame.file) if frame.file else ""
-    module = os.path.basename(frame.module) if frame.module else "?"
-    return f"{module}+{frame.offset:#x}" if frame.offset is not None else module, ""
+        return name, os.path.basename(frame.file) if frame.file else "", line
+    return f"{module}+{frame.offset:#x}" if frame.offset is not None else module, "", None
 
 
-def stack_key(record: LeakRecord) -> StackKey:
+def stack_key(record: LeakRecord, same_build: frozenset[str] = frozenset()) -> StackKey:
     frames = list(record.frames)
     while frames and frames[-1].function in PROCESS_START_FUNCTIONS:
         frames.pop()
-    return record.kind, record.leak_kind, tuple(frame_key(f) for f in frames)
+    return record.kind, record.leak_kind, tuple(frame_key(f, same_build) for f in frames)

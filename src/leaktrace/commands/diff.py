@@ -20,9 +20,12 @@ from leaktrace.render.options import RenderOptions, selected_records
 @click.command("diff")
 @click.argument("before", type=click.Path(dir_okay=False))
 @click.argument("after", type=click.Path(dir_okay=False))
-@click.option("--format", "output_format", type=click.Choice(["text", "json", "html"]),
+@click.option("--format", "output_format",
+              type=click.Choice(["text", "json", "html", "folded", "speedscope", "pprof"]),
               default="text", show_default=True,
-              help="text for people; json for tools; html for a browser (docs/exports.md).")
+              help="text for people; json for tools; html for a browser; folded (BEFORE and "
+                   "AFTER bytes: a differential flame graph), speedscope (both sides), pprof "
+                   "(the change) (docs/exports.md).")
 @output_file_option
 @click.option("--show", "show_kinds", type=LEAK_KINDS_TYPE,
               default=kind_list_text(DEFAULT_SHOWN), show_default=True,
@@ -53,6 +56,17 @@ def diff_command(before: str, after: str, output_format: str, output_file: str |
         from leaktrace.render.diff_html import render_diff_html
 
         write_output(render_diff_html(diff), output_file)
+    elif output_format in ("folded", "speedscope", "pprof"):
+        from leaktrace.render import diff_exports
+
+        rendered: str | bytes
+        if output_format == "folded":
+            rendered = diff_exports.render_diff_folded(diff)
+        elif output_format == "speedscope":
+            rendered = diff_exports.render_diff_speedscope(diff)
+        else:
+            rendered = diff_exports.render_diff_pprof(diff)
+        write_output(rendered, output_file)
     else:
         from leaktrace.render.colors import colorize_diff, use_color
         from leaktrace.render.diff_text import render_diff_text

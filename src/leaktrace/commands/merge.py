@@ -4,6 +4,8 @@ kept in the JSON."""
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from leaktrace.commands._compare_inputs import load_reports
@@ -61,4 +63,9 @@ def merge_command(captures: tuple[str, ...], output_format: str, output_file: st
         from leaktrace.render.formats import render_as
 
         rendered = render_as(merged.report, output_format, options)
+    if output_format == "text" and output_file in (None, "-"):
+        from leaktrace.render.colors import colorize_report, use_color
+
+        if use_color(sys.stdout):
+            rendered = colorize_report(str(rendered))
     write_output(rendered, output_file)

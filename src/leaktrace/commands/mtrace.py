@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import click
@@ -111,6 +112,11 @@ def mtrace_command(
         rendered = render_report_as(
             report, output_format, top=top, min_bytes=min_bytes, show_addresses=show_addresses
         )
+        if output_format == "text" and output_file in (None, "-"):
+            from leaktrace.render.colors import colorize_report, use_color
+
+            if use_color(sys.stdout):
+                rendered = colorize_report(str(rendered))
         write_output(rendered, output_file)
     if fail_on_leak is not None and sum(block.size for block in log.live) > fail_on_leak:
         raise SystemExit(leak_exit_code)

@@ -15,6 +15,7 @@ import click
 
 from leaktrace.commands._errors import one_line_errors, warn
 from leaktrace.commands._gc import without_cycle_collection
+from leaktrace.commands._html_timeline import html_timeline
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._report_output import (
@@ -56,6 +57,7 @@ from leaktrace.shim_library import find_shim_library
 from leaktrace.suppressions import Suppression, load_suppressions
 
 if TYPE_CHECKING:
+    from leaktrace.commands._capture_report import CaptureReport
     from leaktrace.model import Report
 
 
@@ -157,23 +159,33 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         if leaks_exceed_any(earlier, fail_on_leak, fail_on_kinds):
             raise SystemExit(leak_exit_code)
         _end_unchecked(returncode)
+    # An HTML page draws the growth timeline of a capture with snapshots (run --interval):
+    # the same page `leaktrace report CAPTURE --format html` makes.
+    wants_html = html_file is not None or output_format == "html"
+    loaded: CaptureReport | None = None
     try:
-        report = _suppressed_report(capture, suppressions, show_addresses)
+        if wants_html:
+            loaded = _loaded_capture(capture, suppressions, show_addresses)
+            report = loaded.report
+        else:
+            report = _suppressed_report(capture, suppressions, show_addresses)
     except LeaktraceError as e:
         warn(str(e))
         _end_unchecked(returncode)
     if earlier:
         click.echo(f"leaktrace: the last image ({report.program}), at its end:", err=True)
+    timeline = html_timeline(loaded)
     rendered = stream_report_as(report, output_format, top=top, min_bytes=min_bytes,
                                 show_addresses=show_addresses, leak_kinds=show_kinds,
-                                gen_suppressions=gen_suppressions)
+                                gen_suppressions=gen_suppressions, timeline=timeline)
     if output_format == "text" and report_file is None and use_color(sys.stderr):
         assert not isinstance(rendered, bytes)
         rendered = colorize_report("".join(rendered))
     _emit_report(rendered, report_file)
     if html_file is not None:
         page = render_report_as(report, "html", top=top, min_bytes=min_bytes,
-                                show_addresses=show_addresses, leak_kinds=show_kinds)
+                                show_addresses=show_addresses, leak_kinds=show_kinds,
+                                timeline=timeline)
         _emit_report(page, html_file)
         click.echo(f"leaktrace: HTML report written to {html_file}", err=True)
     click.echo(f"leaktrace: capture saved to {capture}", err=True)
@@ -198,6 +210,17 @@ def _suppressed_report(capture: str, suppressions: list[Suppression],
     report = load_report(capture, with_addresses=show_addresses)
     apply_suppressions(report, suppressions)
     return report
+
+
+def _loaded_capture(capture: str, suppressions: list[Suppression],
+                    show_addresses: bool) -> CaptureReport:
+    """As _suppressed_report, with the capture's series for the HTML page's growth timeline."""
+    from leaktrace.commands._capture_report import load_capture_report
+    from leaktrace.suppressions.apply import apply_suppressions
+
+    loaded = load_capture_report(capture, with_addresses=show_addresses, compare=False)
+    apply_suppressions(loaded.report, suppressions)
+    return loaded
 
 
 def leaks_exceed_any(reports: list[Report], fail_on_leak: int | None,

@@ -13,14 +13,14 @@ def folded_lines(report: Report, options: RenderOptions) -> dict[str, int]:
     backtrace) are added up."""
     totals: dict[str, int] = {}
     for sample in stack_samples(report, options):
-        names = [_folded_name(frame_name(f), f.inlined)
+        names = [folded_frame_name(frame_name(f), f.inlined)
                  for f in sample.root_first] or [NO_BACKTRACE]
         path = ";".join(names)
         totals[path] = totals.get(path, 0) + sample.bytes
     return totals
 
 
-def _folded_name(name: str, inlined: bool) -> str:
+def folded_frame_name(name: str, inlined: bool) -> str:
     # ';' separates frames and a newline ends the line: neither may appear in a name.
     name = name.replace(";", ":").replace("\n", " ")
     return f"{name}_[i]" if inlined else name

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import gzip
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from leaktrace.model import Frame, LoadedModule, Report
+from leaktrace.model import Frame, LeakRecord, LoadedModule, Report
 from leaktrace.render.options import RenderOptions
 from leaktrace.render.protobuf import Message
 from leaktrace.render.stack_paths import frame_name, stack_samples
@@ -51,17 +52,35 @@ class _ProfileBuilder:
         self.locations: dict[tuple[str | None, int], tuple[int, Message]] = {}
         self._modules = {m.path: m for m in report.modules}
 
+    def main_mapping_first(self) -> None:
+        """pprof takes the first Mapping for the program ("File:"): the executable's, when
+        one of the samples' frames is in it."""
+        program = self.report.program
+        if program and any(f.module == program for r in self.report.records
+                           for f in r.frames):
+            self._mapping(program)
+
     def mapping_id(self, frame: Frame) -> int:
-        if frame.module is None:
-            return 0
-        if frame.module not in self.mappings:
-            module = self._modules.get(frame.module) or _guessed_module(frame)
+        return 0 if frame.module is None else self._mapping(frame.module)
+
+    def _mapping(self, path: str) -> int:
+        if path not in self.mappings:
+            module = self._modules.get(path) or self._guessed_module(path)
             message = (Message().integer(1, len(self.mappings) + 1).integer(2, module.start)
                        .integer(3, module.end).integer(5, self.strings(module.path))
                        .integer(6, self.strings(module.build_id))
                        .integer(7, 1).integer(8, 1).integer(9, 1).integer(10, 1))
-            self.mappings[frame.module] = (len(self.mappings) + 1, message)
-        return self.mappings[frame.module][0]
+            self.mappings[path] = (len(self.mappings) + 1, message)
+        return self.mappings[path][0]
+
+    def _guessed_module(self, path: str) -> LoadedModule:
+        """A source without module ranges (valgrind XML): from the lowest to the highest
+        address of the module's frames in the report, so every location falls inside. No
+        build id: the file on disk may not be the one that ran."""
+        addresses = [f.address for r in self.report.records for f in r.frames
+                     if f.module == path and f.address]
+        start, end = (min(addresses), max(addresses) + 1) if addresses else (0, 0)
+        return LoadedModule(path, start, end, start)
 
     def function_id(self, frame: Frame) -> int:
         name = frame_name(frame)
@@ -101,10 +120,6 @@ class _ProfileBuilder:
         return self.locations[key][0]
 
 
-def _guessed_module(frame: Frame) -> LoadedModule:
-    """A source without module ranges (valgrind XML): one page around the address."""
-    base = frame.address - (frame.offset or 0) - 1 if frame.offset is not None else frame.address
-    return LoadedModule(frame.module or "", max(base, 0), frame.address + 1, base)
 
 
 def render_pprof(report: Report, options: RenderOptions,
@@ -112,6 +127,7 @@ def render_pprof(report: Report, options: RenderOptions,
     """`merged`: the report is a merge; each record becomes one sample per process, with a
     numeric `pid` label, so a merged profile can still be split by process."""
     builder = _ProfileBuilder(report)
+    builder.main_mapping_first()
     strings = builder.strings
     profile = Message()
     for kind, unit in SAMPLE_TYPES:
@@ -137,12 +153,7 @@ def render_pprof(report: Report, options: RenderOptions,
             if pid is not None:
                 message.message(3, Message().integer(1, strings("pid")).integer(3, pid))
             profile.message(_P_SAMPLE, message)
-    for _, mapping in builder.mappings.values():
-        profile.message(_P_MAPPING, mapping)
-    for _, location in builder.locations.values():
-        profile.message(_P_LOCATION, location)
-    for _, function in builder.functions.values():
-        profile.message(_P_FUNCTION, function)
+    _add_tables(profile, builder)
     if report.end_time:
         profile.integer(_P_TIME_NANOS, int(report.end_time * 1e9))
         if report.start_time:
@@ -158,6 +169,59 @@ def render_pprof(report: Report, options: RenderOptions,
     for text in strings.table:  # last: every string is interned by now
         profile.string(_P_STRINGS, text)
     return gzip.compress(profile.encode(), mtime=0)
+
+
+@dataclass
+class DiffSample:
+    """One backtrace of a diff: its frames (in `record`), the change and the status."""
+
+    record: LeakRecord
+    blocks_change: int
+    bytes_change: int
+    status: str
+
+
+def render_change_pprof(after: Report, samples: list[DiffSample], comment: str) -> bytes:
+    """A diff as a profile: inuse_objects/inuse_space are the change per backtrace (negative
+    where it shrank), as `go tool pprof -diff_base` computes one; labels status, kind,
+    leak_kind, stack_id. Mappings come from the frames (both sides' addresses), without
+    build ids: the two sides may be different builds."""
+    frames_only = Report(source=after.source, program=after.program,
+                         records=[s.record for s in samples])
+    builder = _ProfileBuilder(frames_only)
+    builder.main_mapping_first()
+    strings = builder.strings
+    profile = Message()
+    for kind, unit in SAMPLE_TYPES[:2]:
+        profile.message(_P_SAMPLE_TYPE, _value_type(strings(kind), strings(unit)))
+    for sample in samples:
+        record = sample.record
+        locations = (builder.location_ids(record.frames)
+                     or [builder._location([_no_backtrace()])])
+        message = Message().packed(1, locations).packed(
+            2, [sample.blocks_change, sample.bytes_change])
+        for key, value in (("status", sample.status), ("kind", record.kind),
+                           ("leak_kind", record.leak_kind), ("stack_id", record.stack_id)):
+            if value:
+                message.message(3, Message().integer(1, strings(key)).integer(2, strings(value)))
+        profile.message(_P_SAMPLE, message)
+    _add_tables(profile, builder)
+    profile.message(_P_PERIOD_TYPE, _value_type(strings("space"), strings("bytes")))
+    profile.integer(_P_PERIOD, 1)
+    profile.packed(_P_COMMENT, [strings(comment)])
+    profile.integer(_P_DEFAULT_SAMPLE_TYPE, strings("inuse_space"))
+    for text in strings.table:
+        profile.string(_P_STRINGS, text)
+    return gzip.compress(profile.encode(), mtime=0)
+
+
+def _add_tables(profile: Message, builder: _ProfileBuilder) -> None:
+    for _, mapping in builder.mappings.values():
+        profile.message(_P_MAPPING, mapping)
+    for _, location in builder.locations.values():
+        profile.message(_P_LOCATION, location)
+    for _, function in builder.functions.values():
+        profile.message(_P_FUNCTION, function)
 
 
 def _value_type(kind: int, unit: int) -> Message:

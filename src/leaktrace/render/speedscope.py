@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
@@ -16,7 +17,9 @@ from leaktrace.render.stack_paths import NO_BACKTRACE, frame_name, stack_samples
 SCHEMA_URL = "https://www.speedscope.app/file-format-schema.json"
 
 
-def render_speedscope(report: Report, options: RenderOptions) -> str:
+def frame_table() -> tuple[list[dict[str, Any]], Callable[[Frame | None], int]]:
+    """speedscope's shared frame list, and the function that gives a frame's index in it
+    (None: the `[no backtrace]` frame)."""
     frames: list[dict[str, Any]] = []
     index: dict[tuple[str, str | None, int | None], int] = {}
 
@@ -37,12 +40,17 @@ def render_speedscope(report: Report, options: RenderOptions) -> str:
             frames.append(entry)
         return index[key]
 
+    return frames, frame_index
+
+
+def render_speedscope(report: Report, options: RenderOptions) -> str:
+    frames, frame_index = frame_table()
     samples = stack_samples(report, options)
     stacks = [[frame_index(f) for f in s.root_first] or [frame_index(None)] for s in samples]
     program = os.path.basename(report.program) if report.program else report.source
     profiles = [
-        _profile(f"{program}: leaked bytes", stacks, [s.bytes for s in samples]),
-        _profile(f"{program}: allocated bytes", stacks, [s.alloc_bytes for s in samples]),
+        sampled_profile(f"{program}: leaked bytes", stacks, [s.bytes for s in samples]),
+        sampled_profile(f"{program}: allocated bytes", stacks, [s.alloc_bytes for s in samples]),
     ]
     document = {
         "$schema": SCHEMA_URL,
@@ -55,7 +63,7 @@ def render_speedscope(report: Report, options: RenderOptions) -> str:
     return json.dumps(document, separators=(",", ":")) + "\n"
 
 
-def _profile(name: str, stacks: list[list[int]], weights: list[int]) -> dict[str, Any]:
+def sampled_profile(name: str, stacks: list[list[int]], weights: list[int]) -> dict[str, Any]:
     kept = [(s, w) for s, w in zip(stacks, weights, strict=True) if w > 0]
     return {"type": "sampled", "name": name, "unit": "bytes", "startValue": 0,
             "endValue": sum(w for _, w in kept), "samples": [s for s, _ in kept],

@@ -11,6 +11,7 @@ the errors valgrind suppressed (its <suppcounts> only counts them).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -185,6 +186,10 @@ def _leak_record(error: ET.Element, leak_kind: str) -> tuple[LeakRecord, int | N
     api = "unknown"
     while frames and frames[0].module and _PRELOAD_OBJECT.search(frames[0].module):
         api = frames.pop(0).function or api
+    # valgrind lists a call inlined into its caller as a frame of its own with the caller's
+    # instruction address.
+    for inner, outer in itertools.pairwise(frames):
+        inner.inlined = inner.address != 0 and inner.address == outer.address
     record = LeakRecord(
         stack_id=_stack_id(api, leak_kind, frames),
         kind=api,

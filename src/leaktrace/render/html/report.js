@@ -1,8 +1,8 @@
 /* leaktrace HTML report: builds the page from the JSON in #leaktrace-data. No network, no
  * libraries. Sections: summary, icicle graph, loss records, growth timeline, facts. A diff
  * page (D.diff) has each record's BEFORE side too: bytes gained, freed, before and after.
- * A URL hash "#drive=search:NAME;click:NAME;weight:VIEW;filter:TEXT;sort:COLUMN" replays
- * those actions after loading (the browser tests use it). */
+ * A URL hash "#drive=search:NAME;click:NAME;weight:VIEW;filter:TEXT;kind:KIND;min:BYTES;
+ * sort:COLUMN" replays those actions after loading (the browser tests use it). */
 (function () {
   "use strict";
   const D = JSON.parse(document.getElementById("leaktrace-data").textContent);
@@ -420,6 +420,8 @@
         box.dispatchEvent(new Event("change"));
       }
       if (op === "filter") { textFilter.value = arg; textFilter.dispatchEvent(new Event("input")); }
+      if (op === "kind") { kindFilter.value = arg; kindFilter.dispatchEvent(new Event("change")); }
+      if (op === "min") { minFilter.value = arg; minFilter.dispatchEvent(new Event("input")); }
       if (op === "sort") {
         const th = document.querySelector('th[data-sort="' + arg + '"]');
         if (th) th.click();
