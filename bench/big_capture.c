@@ -1,11 +1,12 @@
 /* A big capture for bench/big_capture.py: STACKS distinct backtraces (a recursion DEPTH levels
  * deep with two call sites per level: leaf number i takes the path of i's bits) and BLOCKS
  * live blocks of 16 bytes at exit, spread evenly over the leaves and leaked.
- * Prints "end <CLOCK_MONOTONIC ns>" just before returning from main, so the caller can time
- * what follows (the shim's exit scan and capture).
+ * Prints "end <CLOCK_MONOTONIC ns> <CPU ns so far>" just before returning from main, so the
+ * caller can time what follows (the shim's exit scan and capture), in wall and CPU time.
  * usage: big_capture STACKS BLOCKS */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define DEPTH 20
@@ -42,7 +43,12 @@ int main(int argc, char **argv)
     for (unsigned long i = 0; i < stacks; i++) walk(0, i);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    printf("end %llu\n", (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    unsigned long long cpu_us = (unsigned long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000ull +
+                                (unsigned long long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    printf("end %llu %llu\n", (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec,
+           cpu_us * 1000ull);
     fflush(stdout);
     return 0;
 }

@@ -168,7 +168,6 @@ struct scan_state {
     struct superblock *super;  /* sorted, taken out of b */
     size_t nsuper;
     struct lt_scan_block *b;   /* sorted by address */
-    uintptr_t *addr;           /* b[i].addr, contiguous for the binary search */
     size_t n;
     uintptr_t lo, hi;          /* every block lies in [lo, hi) */
     struct mapping *maps;
@@ -253,7 +252,7 @@ static inline long block_of(const struct scan_state *st, uintptr_t v)
     size_t lo = 0, hi = st->n;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
-        if (st->addr[mid] <= v) lo = mid;
+        if (st->b[mid].addr <= v) lo = mid;
         else hi = mid;
     }
     const struct lt_scan_block *b = &st->b[lo];
@@ -279,7 +278,7 @@ static size_t first_block_from(const struct scan_state *st, uintptr_t a)
     size_t lo = 0, hi = st->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (st->addr[mid] < a) lo = mid + 1;
+        if (st->b[mid].addr < a) lo = mid + 1;
         else hi = mid;
     }
     return lo;
@@ -447,13 +446,18 @@ static void clique_word(struct scan_state *st, uintptr_t v, void *ctx)
     if (i < 0 || (size_t)i == leader) return;
     struct lt_scan_block *b = &st->b[i];
     if (b->state != UNREACHED || is_next_chunk_header(b, v)) return;
-    struct lt_scan_block *head = &st->b[leader];
+    struct lt_scan_clique *head = &st->scan->cliques[leader];
     b->state = INDIRECT;
-    /* A block that led a clique of its own (lower address) joins this one with its group. */
-    head->indirect_bytes += b->size + b->indirect_bytes;
-    head->indirect_blocks += 1 + b->indirect_blocks;
-    b->indirect_bytes = 0;
-    b->indirect_blocks = 0;
+    st->b[leader].owns = 1;
+    head->indirect_bytes += b->size;
+    head->indirect_blocks += 1;
+    if (b->owns) { /* it led a clique of its own (lower address): that joins this one */
+        struct lt_scan_clique *own = &st->scan->cliques[i];
+        head->indirect_bytes += own->indirect_bytes;
+        head->indirect_blocks += own->indirect_blocks;
+        *own = (struct lt_scan_clique){ 0 };
+        b->owns = 0;
+    }
     push(st, (size_t)i);
 }
 
@@ -585,7 +589,7 @@ static void scan_main_heap(struct scan_state *st, uintptr_t at, uintptr_t end)
         if (size < 32 || size % 16 || size > end - at) break;
         if (at + size + 16 > end || !read_word(st, at + size + 8, &next_word)) return; /* top */
         size_t i = first_block_from(st, at + 16);
-        bool known = i < st->n && st->addr[i] == at + 16;
+        bool known = i < st->n && st->b[i].addr == at + 16;
         if (!known && st->nsuper) {
             size_t k = first_superblock_from(st, at + 16);
             known = k < st->nsuper && st->super[k].start == at + 16;
@@ -667,22 +671,55 @@ static void find_cliques(struct scan_state *st)
     }
 }
 
-/* ---- snapshot ------------------------------------------------------------------------------ */
-struct snapshot_ctx { struct lt_scan_block *b; size_t n, cap; };
+/* ---- snapshot ------------------------------------------------------------------------------
+ * The block tables stay locked for the whole scan, so the snapshot keeps (address, entry)
+ * pairs: 16 bytes a block to sort rather than the 32-byte scan records. The pairs and the
+ * sort's second array are the two halves of the records' own memory, and the records are
+ * filled from the sorted pairs in place, in address order: no other array in proportion to
+ * the blocks (fresh memory costs the kernel's zeroing, a second per GB on a busy machine). */
+struct sort_pair {
+    uintptr_t addr;
+    const struct lt_block *blk;
+};
+_Static_assert(2 * sizeof(struct sort_pair) == sizeof(struct lt_scan_block), "two pairs a record");
+
+struct snapshot_ctx {
+    struct sort_pair *pairs;
+    size_t n, cap;
+    uintptr_t min, max; /* of the addresses: the sort looks only at the bits that differ */
+};
 
 static void take_block(const struct lt_block *blk, void *ctx)
 {
     struct snapshot_ctx *s = ctx;
     if (s->n == s->cap) return;
-    struct lt_scan_block *b = &s->b[s->n++];
-    memset(b, 0, sizeof *b);
-    b->addr = blk->addr;
-    b->size = lt_block_size(blk);
-    b->kind = (uint8_t)lt_block_kind(blk);
-    b->generation = (uint16_t)lt_block_generation(blk);
-    b->stack_id = blk->stack_id;
-    b->time_ms = blk->time_ms;
+    s->pairs[s->n++] = (struct sort_pair){ blk->addr, blk };
+    if (blk->addr < s->min) s->min = blk->addr;
+    if (blk->addr > s->max) s->max = blk->addr;
 }
+
+static void fill_block(struct lt_scan_block *b, const struct lt_block *blk)
+{
+    *b = (struct lt_scan_block){ .addr = blk->addr, .size = lt_block_size(blk),
+                                 .stack_id = blk->stack_id, .time_ms = blk->time_ms,
+                                 .generation = (uint16_t)lt_block_generation(blk),
+                                 .kind = (uint8_t)lt_block_kind(blk) };
+}
+
+/* pre: sorted pairs in the second half of `blocks` (cap pairs from blocks + cap / 2). Record i
+ * overwrites only pairs before pair i + 1 (its bytes end at 32 i + 32 <= 16 cap + 16 (i + 1)),
+ * and pair i is read before record i is written. */
+static void fill_blocks_in_place(struct lt_scan_block *blocks, const struct sort_pair *sorted, size_t n)
+{
+    enum { AHEAD = 32 }; /* the table entries are read in random order: ask for them early */
+    for (size_t i = 0; i < n; i++) {
+        struct sort_pair p;
+        if (i + AHEAD < n) __builtin_prefetch(sorted[i + AHEAD].blk);
+        memcpy(&p, &sorted[i], sizeof p);
+        fill_block(&blocks[i], p.blk);
+    }
+}
+
 
 /* pre: st->b sorted by address. Moves the superblocks (above) out of st->b into st->super.
  * Only called when annotated blocks exist; a heap block is one when an annotated block starts
@@ -713,24 +750,41 @@ static void split_superblocks(struct scan_state *st)
     st->n = kept;
 }
 
-/* LSD radix sort by address, 8 bits a pass over the 48 bits of a user address. Passes over a
- * byte every address shares (the high bytes of a heap in one region) are skipped, and the two
- * arrays take turns as source and destination. Returns the array that holds the result. */
-static struct lt_scan_block *sort_by_address(struct lt_scan_block *b, struct lt_scan_block *tmp, size_t n)
+/* LSD radix sort of the pairs by address, RADIX_BITS a pass over the bits in which the
+ * addresses differ (address - min: 3 passes for a heap of up to 8 GiB). Every pass's counts
+ * come from one read of the input; a pass whose digit every address shares is skipped. The
+ * two arrays take turns as source and destination; returns the one that holds the result. */
+#define RADIX_BITS 11
+#define RADIX (1u << RADIX_BITS)
+#define MAX_PASSES ((64 + RADIX_BITS - 1) / RADIX_BITS)
+static struct sort_pair *sort_by_address(struct sort_pair *p, struct sort_pair *tmp, size_t n,
+                                         uintptr_t min, uintptr_t max)
 {
-    for (unsigned shift = 0; shift < 48; shift += 8) {
-        size_t count[257] = { 0 };
-        for (size_t i = 0; i < n; i++) count[((b[i].addr >> shift) & 0xff) + 1]++;
+    unsigned passes = 0;
+    for (uintptr_t span = max - min; span; span >>= RADIX_BITS) passes++;
+    static size_t count[MAX_PASSES][RADIX]; /* guarded by scan_lock, like every scan */
+    memset(count, 0, sizeof count);
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t key = p[i].addr - min;
+        for (unsigned k = 0; k < passes; k++) count[k][(key >> (k * RADIX_BITS)) & (RADIX - 1)]++;
+    }
+    for (unsigned k = 0; k < passes; k++) {
+        size_t *c = count[k], at = 0;
         bool constant = false;
-        for (int d = 0; d < 256 && !constant; d++) constant = count[d + 1] == n;
+        for (unsigned d = 0; d < RADIX && !constant; d++) constant = c[d] == n;
         if (constant) continue;
-        for (int d = 0; d < 256; d++) count[d + 1] += count[d];
-        for (size_t i = 0; i < n; i++) tmp[count[(b[i].addr >> shift) & 0xff]++] = b[i];
-        struct lt_scan_block *swap = b;
-        b = tmp;
+        for (unsigned d = 0; d < RADIX; d++) {
+            size_t here = c[d];
+            c[d] = at;
+            at += here;
+        }
+        unsigned shift = k * RADIX_BITS;
+        for (size_t i = 0; i < n; i++) tmp[c[((p[i].addr - min) >> shift) & (RADIX - 1)]++] = p[i];
+        struct sort_pair *swap = p;
+        p = tmp;
         tmp = swap;
     }
-    return b;
+    return p;
 }
 
 static uint8_t leak_kind(uint8_t state)
@@ -762,32 +816,31 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
     size_t annotated = lt_annotations_count_locked(); /* with pools: an upper bound */
     size_t cap = lt_blocks_count_locked() + annotated + 16;
     scan->blocks_size = cap * sizeof(struct lt_scan_block);
+    scan->cliques_size = cap * sizeof(struct lt_scan_clique);
     scan->blocks = lt_map(scan->blocks_size);
-    struct lt_scan_block *tmp = lt_map(scan->blocks_size);
-    st.addr = lt_map(cap * sizeof(uintptr_t));
+    scan->cliques = lt_map(scan->cliques_size); /* zero; only cliques' leaders touch it */
     st.stack_cap = 3 * cap + 16;
     st.stack = lt_map(st.stack_cap * sizeof(uint32_t));
     st.maps = lt_map(MAX_MAPPINGS * sizeof(struct mapping));
     st.buf = lt_map(READ_CHUNK);
     char *maps_text = lt_map(MAPS_BUF);
     if (annotated) st.super = lt_map(cap * sizeof(struct superblock));
-    if ((annotated && !st.super) || !scan->blocks || !tmp || !st.addr || !st.stack || !st.maps || !st.buf || !maps_text) {
+    if ((annotated && !st.super) || !scan->blocks || !scan->cliques || !st.stack || !st.maps ||
+        !st.buf || !maps_text) {
         err = -ENOMEM;
         goto unlock;
     }
-    struct snapshot_ctx snap = { scan->blocks, 0, cap };
+    struct sort_pair *pairs = (struct sort_pair *)scan->blocks, *upper = pairs + cap;
+    struct snapshot_ctx snap = { pairs, 0, cap, UINTPTR_MAX, 0 };
     lt_blocks_visit_locked(take_block, &snap);
     size_t heap_blocks = snap.n;
     lt_annotations_visit_locked(take_block, &snap);
     st.n = snap.n;
-    if (sort_by_address(scan->blocks, tmp, st.n) == tmp) { /* keep the sorted one as the result */
-        struct lt_scan_block *swap = scan->blocks;
-        scan->blocks = tmp;
-        tmp = swap;
-    }
+    struct sort_pair *sorted = st.n ? sort_by_address(pairs, upper, st.n, snap.min, snap.max) : upper;
+    if (sorted != upper) memcpy(upper, sorted, st.n * sizeof *sorted);
+    fill_blocks_in_place(scan->blocks, upper, st.n);
     st.b = scan->blocks;
     if (st.n > heap_blocks) split_superblocks(&st);
-    for (size_t i = 0; i < st.n; i++) st.addr[i] = st.b[i].addr;
     st.lo = st.n ? st.b[0].addr : 0;
     st.hi = st.n ? st.b[st.n - 1].addr + (st.b[st.n - 1].size ? st.b[st.n - 1].size : 1) : 0;
     for (size_t i = 0; i + 1 < st.n; i++) { /* a big block early may end after a later start */
@@ -813,13 +866,12 @@ unlock:
     lt_annotations_unlock();
     lt_blocks_unlock_all();
     lt_regions_unlock();
-    lt_unmap(tmp, scan->blocks_size);
-    lt_unmap(st.addr, cap * sizeof(uintptr_t));
     lt_unmap(st.stack, st.stack_cap * sizeof(uint32_t));
     lt_unmap(st.maps, MAX_MAPPINGS * sizeof(struct mapping));
     lt_unmap(st.buf, READ_CHUNK);
     lt_unmap(maps_text, MAPS_BUF);
     if (st.super) lt_unmap(st.super, cap * sizeof(struct superblock));
+    if (err) lt_scan_release(scan);
     pthread_mutex_unlock(&scan_lock);
     /* At exit the control thread stays held too: the final capture follows. */
     if (holding_control && !keep_stopped) lt_control_let_go();
@@ -830,6 +882,8 @@ unlock:
 void lt_scan_release(struct lt_scan *scan)
 {
     lt_unmap(scan->blocks, scan->blocks_size);
+    lt_unmap(scan->cliques, scan->cliques_size);
     scan->blocks = NULL;
+    scan->cliques = NULL;
     scan->count = 0;
 }

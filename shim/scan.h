@@ -6,11 +6,10 @@
 
 #include "shim.h"
 
+/* 32 bytes: the scan of 10 M blocks sorts and walks these, so their size is its memory traffic. */
 struct lt_scan_block {
     uintptr_t addr;
     uint64_t size;
-    uint64_t indirect_bytes;   /* for a definitely lost block: what its clique owns */
-    uint32_t indirect_blocks;
     uint32_t stack_id;
     uint32_t time_ms;
     uint16_t generation;       /* baseline generation it was born in */
@@ -18,12 +17,23 @@ struct lt_scan_block {
     uint8_t state;             /* marking state, internal */
     uint8_t leak_kind;         /* enum lt_leak_kind */
     uint8_t heuristic;         /* enum lt_heuristic */
+    uint8_t owns;              /* leads a clique with members: see cliques[] */
+};
+_Static_assert(sizeof(struct lt_scan_block) == 32, "one scan record is 32 bytes");
+
+/* What a definitely lost block's clique owns (the blocks only it reaches), valid where the
+ * block's `owns` is set: few blocks lead one, so these live in their own zero-filled array,
+ * indexed like the blocks, of which only the touched pages cost memory. */
+struct lt_scan_clique {
+    uint64_t indirect_bytes;
+    uint64_t indirect_blocks;
 };
 
 struct lt_scan {
     unsigned heuristics;       /* in: bit (1 << LT_HEURISTIC_x) enables heuristic x */
     struct lt_scan_block *blocks; /* out: sorted by address */
-    size_t count, blocks_size;
+    struct lt_scan_clique *cliques; /* out: cliques[i] for blocks[i] */
+    size_t count, blocks_size, cliques_size;
     uint64_t duration_ns, bytes_scanned, root_bytes;
     uint32_t threads_stopped, threads_not_stopped;
 };
