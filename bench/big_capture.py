@@ -6,8 +6,10 @@ text and JSON, and of `leaktrace run`'s own report.
     python3 bench/big_capture.py [--sizes 100000:1000000,1000000:10000000] [--shim PATH]
                                  [--leaktrace CMD] [--out docs/benchmarks-big.md]
 
-Each size is STACKS:BLOCKS. The leaktrace CLI defaults to this Python with `-m leaktrace` (the
-installed package, as `pip install .` built it); the shim to that package's. Captures and
+Each size is STACKS:BLOCKS[:SKIP], SKIP naming steps to leave out, joined by +: text, json,
+run (a 1 M-stack JSON report is 7 GB and minutes long). The leaktrace CLI defaults to this
+Python with `-m leaktrace` (the installed package, as `pip install .` built it); the shim to
+that package's. Captures and
 reports go to a temporary directory (a 1 M-stack capture is about 600 MB, its text report
 2 GB and its JSON report 7 GB)."""
 
@@ -69,10 +71,15 @@ def default_shim() -> Path:
     return Path(found.stdout.strip()) / "libleaktrace_shim.so"
 
 
-def run_program(program: Path, shim: Path, capture: Path, stacks: int, blocks: int
-                ) -> tuple[float, float]:
-    """(seconds from the end of main to the end of the process, its peak RSS in MiB). The
-    program prints the monotonic time just before main returns."""
+@dataclass
+class ExitPath:
+    seconds: float      # wall, from the end of main to the end of the process
+    cpu_seconds: float  # CPU time the process used in that while
+    peak_mib: float     # the program's peak RSS
+
+
+def run_program(program: Path, shim: Path, capture: Path, stacks: int, blocks: int) -> ExitPath:
+    """The program prints the monotonic time and its CPU time just before main returns."""
     env = dict(os.environ, LD_PRELOAD=str(shim), LEAKTRACE_OUTPUT=str(capture))
     process = subprocess.Popen([str(program), str(stacks), str(blocks)], env=env,
                                stdout=subprocess.PIPE, text=True)
@@ -83,7 +90,9 @@ def run_program(program: Path, shim: Path, capture: Path, stacks: int, blocks: i
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0 or not line.startswith("end "):
         raise SystemExit(f"{program} failed ({process.returncode}): {line!r}")
-    return (ended - int(line.split()[1])) / 1e9, usage.ru_maxrss / 1024
+    _, mono_ns, cpu_ns = line.split()
+    return ExitPath((ended - int(mono_ns)) / 1e9,
+                    usage.ru_utime + usage.ru_stime - int(cpu_ns) / 1e9, usage.ru_maxrss / 1024)
 
 
 def mib(n: float) -> str:
@@ -107,19 +116,27 @@ def main() -> int:
         subprocess.run(["cc", "-O2", "-g", "-o", str(program), str(BENCH / "big_capture.c")],
                        check=True)
         for size in args.sizes.split(","):
-            stacks, blocks = (int(x) for x in size.split(":"))
+            stacks_text, blocks_text, *skipped = size.split(":")
+            stacks, blocks = int(stacks_text), int(blocks_text)
+            skip = set(skipped[0].split("+")) if skipped else set()
             capture = work / f"big-{stacks}.lt"
-            exit_path, program_peak = run_program(program, shim, capture, stacks, blocks)
+            exit_path = run_program(program, shim, capture, stacks, blocks)
             scan = scan_seconds(capture)
             capture_mib = capture.stat().st_size / 2**20
-            print(f"{stacks:,} stacks, {blocks:,} blocks: exit path {exit_path:.2f} s "
-                  f"(scan {scan or 0:.2f} s), capture {capture_mib:,.0f} MiB", flush=True)
+            load = os.getloadavg()[0]
+            print(f"{stacks:,} stacks, {blocks:,} blocks: exit path {exit_path.seconds:.2f} s "
+                  f"wall, {exit_path.cpu_seconds:.2f} s CPU (scan {scan or 0:.2f} s wall), "
+                  f"capture {capture_mib:,.0f} MiB, load {load:.1f}", flush=True)
             label = f"{stacks:,} stacks, {blocks:,} blocks"
             rows.append(f"| {label} | shim: exit path (scan, capture, process end) | "
-                        f"{exit_path:.2f} s, of which the scan {scan or 0:.2f} s | - | "
-                        f"{mib(program_peak)} (the program) | capture {capture_mib:,.0f} MiB |")
-            for what, extra, suffix in (("report (text)", [], "txt"),
-                                        ("report --format json", ["--format", "json"], "json")):
+                        f"{exit_path.seconds:.2f} s, of which the scan {scan or 0:.2f} s | "
+                        f"{exit_path.cpu_seconds:.2f} s | {mib(exit_path.peak_mib)} (the program) "
+                        f"| capture {capture_mib:,.0f} MiB | {load:.1f} |")
+            steps = [step for step in (("text", "report (text)", [], "txt"),
+                                       ("json", "report --format json", ["--format", "json"],
+                                        "json"))
+                     if step[0] not in skip]
+            for _, what, extra, suffix in steps:
                 output = work / f"report-{stacks}.{suffix}"
                 m = measure([*cli, "report", str(capture), *extra, "-o", str(output)])
                 size_mib = output.stat().st_size / 2**20 if output.exists() else 0
@@ -127,16 +144,18 @@ def main() -> int:
                       f"{mib(m.peak_mib)} (exit {m.exit_code})", flush=True)
                 rows.append(f"| {label} | `leaktrace {what}` | {m.seconds:.2f} s | "
                             f"{m.cpu_seconds:.2f} s | {mib(m.peak_mib)} | "
-                            f"output {size_mib:,.0f} MiB |")
+                            f"output {size_mib:,.0f} MiB | {os.getloadavg()[0]:.1f} |")
                 output.unlink(missing_ok=True)
+            capture.unlink()
+            if "run" in skip:
+                continue
             # What users hit: `leaktrace run`, the program and its report at exit.
             output = work / f"run-{stacks}.txt"
-            capture.unlink()
             m = measure([*cli, "run", "-o", str(capture), "--report-file", str(output), "--",
                          str(program), str(stacks), str(blocks)])
             rows.append(f"| {label} | `leaktrace run` (whole: program, exit path, report) | "
                         f"{m.seconds:.2f} s | {m.cpu_seconds:.2f} s | "
-                        f"{mib(m.peak_mib)} (largest process) | - |")
+                        f"{mib(m.peak_mib)} (largest process) | - | {os.getloadavg()[0]:.1f} |")
             print(f"  run: {m.seconds:.2f} s wall, {m.cpu_seconds:.2f} s CPU", flush=True)
             capture.unlink(missing_ok=True)
             output.unlink(missing_ok=True)
@@ -153,10 +172,12 @@ Generated by `bench/big_capture.py`; do not edit by hand, re-run it. The program
 levels deep, two call sites a level, so ~25 frames each) and BLOCKS live 16-byte blocks,
 all leaked. Timings come from a shared, noisy machine ({cpus} CPUs,
 {platform.machine()}, Linux {platform.release()}; {time.strftime('%Y-%m-%d %H:%M UTC',
-time.gmtime())}): treat them as indications.
+time.gmtime())}): wall times depend on what else ran (the load average, one minute, is
+in the last column), CPU times much less. The exit path's CPU time is the program's CPU
+time at its end minus what it had used when `main` returned.
 
-| capture | what | wall time | CPU time | peak RSS | size |
-|---|---|---|---|---|---|
+| capture | what | wall time | CPU time | peak RSS | size | load |
+|---|---|---|---|---|---|---|
 """ + "\n".join(rows) + """
 
 The issue's goal (issue 10, goal 4), at 1 M stacks and 10 M blocks: the capture written in

@@ -171,6 +171,53 @@ def test_installed_libc_debug_info_is_used() -> None:
     assert all(frames[-1].file and frames[-1].line for frames in result.values())
 
 
+def _elf_facts_by_pyelftools(path: str) -> tuple[bool, bytes | None, str | None]:
+    """The same facts read_elf_info gives, read by pyelftools (what it used before)."""
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import NoteSection
+
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        info = elf.get_section_by_name(".debug_info")
+        has_dwarf = bool(info is not None and info.header.sh_type != "SHT_NOBITS"
+                         and info.header.sh_size > 0)
+        build_id = next((bytes.fromhex(note["n_desc"]) for section in elf.iter_sections()
+                         if isinstance(section, NoteSection) for note in section.iter_notes()
+                         if note["n_type"] == "NT_GNU_BUILD_ID"), None)
+        link = elf.get_section_by_name(".gnu_debuglink")
+        debuglink = link.data().split(b"\0", 1)[0].decode() if link is not None else None
+    return has_dwarf, build_id, debuglink or None
+
+
+@pytest.mark.skipif(shutil.which("objcopy") is None, reason="objcopy not installed")
+def test_elf_facts_agree_with_pyelftools(tmp_path: Path) -> None:
+    """read_elf_info reads ELF headers by hand: the same answers as pyelftools on a program
+    with DWARF, the same program split into a debuglink and a debug file, and libc."""
+    from leaktrace.symbolize.elf_info import read_elf_info
+
+    exe = compile_source(tmp_path, "prog.c", C_SOURCE, "-O0", "-Wl,--build-id=sha1")
+    stripped = tmp_path / "stripped"
+    shutil.copy(exe, stripped)
+    _split_debug_info(stripped, tmp_path / "prog.debug")
+    subprocess.run(["objcopy", f"--add-gnu-debuglink={tmp_path / 'prog.debug'}", str(stripped)],
+                   check=True, capture_output=True)
+    files = [exe, stripped, tmp_path / "prog.debug", Path("/lib/x86_64-linux-gnu/libc.so.6")]
+    for path in filter(Path.exists, files):
+        info = read_elf_info(str(path))
+        assert info is not None
+        assert (info.has_dwarf, info.build_id, info.debuglink) == \
+            _elf_facts_by_pyelftools(str(path)), path
+    facts = read_elf_info(str(stripped))
+    assert facts is not None and not facts.has_dwarf and facts.debuglink == "prog.debug"
+    assert facts.build_id and len(facts.build_id) == 20
+    # Not ELF, or cut short: no facts, no exception.
+    (tmp_path / "text").write_text("not an ELF file\n")
+    cut = tmp_path / "cut"
+    cut.write_bytes(exe.read_bytes()[:100])
+    assert read_elf_info(str(tmp_path / "text")) is None
+    assert read_elf_info(str(cut)) is None
+
+
 def test_unresolved_frames_keep_module_and_offset(tmp_path: Path) -> None:
     missing = str(tmp_path / "gone.so")
     symbolizer = Symbolizer()

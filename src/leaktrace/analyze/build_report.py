@@ -19,6 +19,7 @@ from leaktrace.analyze.loss_records import number_loss_records
 from leaktrace.analyze.stack_frames import StackFrames
 from leaktrace.analyze.stack_ids import stable_stack_id_of_text
 from leaktrace.capture import format as fmt
+from leaktrace.capture.distinct import distinct
 from leaktrace.capture.reader import Capture, read_capture
 from leaktrace.capture.stack_table import ALLOC_BYTES, ALLOC_COUNT, StackTable
 from leaktrace.leak_kinds import DEFINITELY_LOST
@@ -411,7 +412,7 @@ def _notes(capture: Capture, groups: _Groups, table: StackTable) -> list[str]:
     if capture.scanned and unclassified.any():
         notes.append(f"{int(groups.blocks[unclassified].sum()):,} heap blocks were not "
                      "classified by the reachability scan: they have no leak kind")
-    stack_ids = np.unique(groups.stack_ids)
+    stack_ids = distinct(groups.stack_ids)
     missing = stack_ids[(table.rows_of(stack_ids) < 0) & (stack_ids != fmt.NO_STACK_ID)]
     if len(missing):
         notes.append(f"{len(missing)} stack ids used by blocks are missing from the STACKS "

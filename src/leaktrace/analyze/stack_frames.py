@@ -15,6 +15,7 @@ import numpy as np
 
 from leaktrace.analyze.module_map import ModuleMap
 from leaktrace.analyze.stack_ids import stable_stack_id_of_text
+from leaktrace.capture.distinct import distinct
 from leaktrace.capture.reader import Capture
 from leaktrace.capture.stack_table import StackTable
 from leaktrace.model import Frame
@@ -27,7 +28,7 @@ class StackFrames:
     def __init__(self, capture: Capture, stack_ids: Iterable[int],
                  symbolizer: Symbolizer) -> None:
         self.table = StackTable.from_stacks(capture.stacks)
-        wanted = np.unique(np.fromiter(stack_ids, dtype=np.int64))
+        wanted = distinct(np.fromiter(stack_ids, dtype=np.int64))
         rows = self.table.rows_of(wanted)
         self._row_of = dict(zip(wanted[rows >= 0].tolist(), rows[rows >= 0].tolist(),
                                 strict=True))
@@ -52,7 +53,7 @@ class StackFrames:
                                                      table.depths[rows].tolist(), strict=True)]
         if not pieces:
             return []
-        return np.unique(np.concatenate(pieces).astype(np.uint64)).tolist()
+        return distinct(np.concatenate(pieces).astype(np.uint64)).tolist()
 
     def _symbolize(self, addresses: list[int], capture: Capture,
                    symbolizer: Symbolizer) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from leaktrace.capture import format as fmt
 from leaktrace.capture.cursor import Cursor
+from leaktrace.capture.distinct import distinct
 from leaktrace.capture.errors import CaptureError
 from leaktrace.capture.stack import Stack
 
@@ -59,8 +60,8 @@ class StackTable(Mapping[int, Stack]):
             np.add.at(inside, starts, 1)
             np.add.at(inside, ends, -1)
             keep = np.cumsum(inside[:-1], dtype=np.int8) > 0  # stacks never overlap
-            pieces.append(np.unique(words[low:high][keep].astype(np.uint64)))
-        return np.unique(np.concatenate(pieces))
+            pieces.append(distinct(words[low:high][keep].astype(np.uint64)))
+        return distinct(np.concatenate(pieces))
 
     @classmethod
     def from_stacks(cls, stacks: Mapping[int, Stack]) -> StackTable:

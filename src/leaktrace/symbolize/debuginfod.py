@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 
 DEFAULT_TIMEOUT = 10.0
@@ -66,6 +64,11 @@ class DebuginfodClient:
         return None
 
     def _download(self, address: str, server: str, cached: str) -> bool:
+        # Imported here: urllib.request (with http.client and email) is 30 ms of every
+        # report's start-up, and only a download needs it.
+        import urllib.error
+        import urllib.request
+
         try:
             with urllib.request.urlopen(address, timeout=self.timeout) as answer:
                 os.makedirs(os.path.dirname(cached), exist_ok=True)

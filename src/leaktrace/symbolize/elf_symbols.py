@@ -6,10 +6,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
-
 from leaktrace.symbolize.demangle import demangle
 from leaktrace.symbolize.names import clean_function_name
 
@@ -18,10 +14,17 @@ class ElfSymbolTable:
     def __init__(self, path: str) -> None:
         self.starts: list[int] = []
         self.entries: list[tuple[int, int, str]] = []  # (start, size, mangled name)
+        # pyelftools is imported only here, when a frame lacks a function name: most reports
+        # never need it, and it is 40 ms of start-up.
+        from elftools.common.exceptions import ELFError
+
         with contextlib.suppress(OSError, ELFError, ValueError):
             self._load(path)  # an unreadable file simply has no symbols
 
     def _load(self, path: str) -> None:
+        from elftools.elf.elffile import ELFFile
+        from elftools.elf.sections import SymbolTableSection
+
         with open(path, "rb") as f:
             elf = ELFFile(f)
             table = elf.get_section_by_name(".symtab") or elf.get_section_by_name(".dynsym")
