@@ -676,7 +676,8 @@ static void find_cliques(struct scan_state *st)
  * pairs: 16 bytes a block to sort rather than the 32-byte scan records. The pairs and the
  * sort's second array are the two halves of the records' own memory, and the records are
  * filled from the sorted pairs in place, in address order: no other array in proportion to
- * the blocks (fresh memory costs the kernel's zeroing, a second per GB on a busy machine). */
+ * the blocks is written (fresh memory costs page faults and the kernel's zeroing: at 10 M
+ * blocks, more than the sort itself). */
 struct sort_pair {
     uintptr_t addr;
     const struct lt_block *blk;
@@ -706,9 +707,9 @@ static void fill_block(struct lt_scan_block *b, const struct lt_block *blk)
                                  .kind = (uint8_t)lt_block_kind(blk) };
 }
 
-/* pre: sorted pairs in the second half of `blocks` (cap pairs from blocks + cap / 2). Record i
- * overwrites only pairs before pair i + 1 (its bytes end at 32 i + 32 <= 16 cap + 16 (i + 1)),
- * and pair i is read before record i is written. */
+/* pre: the n sorted pairs fill the second half of the array of cap records `blocks` (from
+ * byte 16 cap on), n <= cap. Record i overwrites only pairs before pair i + 1 (its bytes end
+ * at 32 i + 32 <= 16 cap + 16 (i + 1)), and pair i is read before record i is written. */
 static void fill_blocks_in_place(struct lt_scan_block *blocks, const struct sort_pair *sorted, size_t n)
 {
     enum { AHEAD = 32 }; /* the table entries are read in random order: ask for them early */
@@ -719,7 +720,6 @@ static void fill_blocks_in_place(struct lt_scan_block *blocks, const struct sort
         fill_block(&blocks[i], p.blk);
     }
 }
-
 
 /* pre: st->b sorted by address. Moves the superblocks (above) out of st->b into st->super.
  * Only called when annotated blocks exist; a heap block is one when an annotated block starts
