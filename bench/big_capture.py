@@ -192,7 +192,7 @@ this script, 2026-12-01 14:31 UTC, load 8-11; no CPU column then): the exit path
 program peaking at 218 MiB and 1,989 MiB. Interleaved runs of the two shims at load 6-11
 (CPU time of the exit path, three pairs): 1 M stacks 2.92-3.21 s before, 1.49-1.81 s
 after; 100,000 stacks 0.28-0.35 s before, 0.15-0.18 s after. At load 4.1-4.7 (1 M stacks,
-four runs of each): 4.44-4.58 s wall and 3.16-3.23 s CPU before, 1.59-2.84 s wall and
+two runs before, four after): 4.44-4.58 s wall and 3.16-3.23 s CPU before, 1.59-2.84 s wall and
 1.47-1.89 s CPU after.
 """
     path.write_text(text)
