@@ -35,28 +35,46 @@ LEAK_KINDS_TYPE = LeakKindsType()
 
 def suppression_options(function: F) -> F:
     """--suppressions, --no-default-suppressions, --gen-suppressions."""
+    function = _gen_suppressions_option(function)
     function = click.option(
+        "--no-default-suppressions", is_flag=True,
+        help="Also report what glibc, libstdc++ and ld.so keep until exit on purpose "
+             "(leaktrace's default.supp, see docs/user-guide.md). valgrind XML never gets "
+             "that list: valgrind applied its own defaults.",
+    )(function)
+    return _suppressions_option(function)
+
+
+def _gen_suppressions_option(function: F) -> F:
+    return click.option(
         "--gen-suppressions", is_flag=True,
         help="After each loss record shown, print a valgrind suppression entry for it "
              "(ready for --suppressions, and for valgrind itself).",
     )(function)
-    function = click.option(
-        "--no-default-suppressions", is_flag=True,
-        help="Also report what glibc, libstdc++ and ld.so keep until exit on purpose "
-             "(leaktrace's default.supp, see docs/user-guide.md).",
-    )(function)
-    function = click.option(
+
+
+def _suppressions_option(function: F) -> F:
+    return click.option(
         "--suppressions", "suppression_files", multiple=True, metavar="FILE",
         type=click.Path(dir_okay=False),
         help="Leave out the leaks a suppression in FILE matches (valgrind's format or "
              "LeakSanitizer's leak: lines); they count as 'suppressed'. Repeatable.",
     )(function)
-    return function
 
 
 def leak_kind_options(function: F) -> F:
     """--show and the suppression options."""
-    function = suppression_options(function)
+    return _show_option(suppression_options(function))
+
+
+def valgrind_leak_kind_options(function: F) -> F:
+    """--show, --suppressions and --gen-suppressions for valgrind's findings: leaktrace's
+    default list is not applied to them (valgrind applied its own default suppressions), so
+    there is no --no-default-suppressions."""
+    return _show_option(_suppressions_option(_gen_suppressions_option(function)))
+
+
+def _show_option(function: F) -> F:
     function = click.option(
         "--show", "show_kinds", type=LEAK_KINDS_TYPE, default=kind_list_text(DEFAULT_SHOWN),
         show_default=True,

@@ -65,12 +65,16 @@ def report_command(capture_file: str | None, pid: int | None, plot_file: str | N
     capture that running traced process PID writes now (--pid)."""
     if (capture_file is None) == (pid is None):
         raise CommandError("give a capture FILE or --pid PID (one of them)")
-    suppressions = load_suppressions(suppression_files, with_defaults=not no_default_suppressions)
+    source = "capture" if pid is not None else sniff(capture_file or "")
+    # valgrind applied its own default suppressions: its XML is shown as valgrind judged it,
+    # so that its LEAK SUMMARY is valgrind's.
+    suppressions = load_suppressions(
+        suppression_files, with_defaults=not no_default_suppressions and source != "valgrind")
     if pid is not None:
         capture_file = request_capture(pid)
     assert capture_file is not None
     loaded: CaptureReport | None = None
-    if pid is None and sniff(capture_file) != "capture":
+    if source != "capture":
         report = load_any(capture_file)  # valgrind memcheck XML (an mtrace log: a pointer)
     else:
         loaded = load_capture_report(capture_file, with_addresses=show_addresses)

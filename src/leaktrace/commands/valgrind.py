@@ -10,7 +10,7 @@ import click
 
 from leaktrace.commands._errors import one_line_errors, warn
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
-from leaktrace.commands._leak_kind_options import leak_kind_options
+from leaktrace.commands._leak_kind_options import valgrind_leak_kind_options
 from leaktrace.commands._report_output import (
     output_file_option,
     render_options,
@@ -45,7 +45,7 @@ from leaktrace.suppressions.apply import apply_suppressions
 @report_format_option
 @output_file_option
 @render_options
-@leak_kind_options
+@valgrind_leak_kind_options
 @leak_gate_options
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED,
                 metavar="[--] PROGRAM [ARGS]...")
@@ -53,8 +53,7 @@ from leaktrace.suppressions.apply import apply_suppressions
 def valgrind_command(
     valgrind_args: tuple[str, ...], xml_file: str | None, output_format: str,
     output_file: str | None, top: int | None, min_bytes: int, show_addresses: bool,
-    show_kinds: frozenset[str], suppression_files: tuple[str, ...],
-    no_default_suppressions: bool, gen_suppressions: bool,
+    show_kinds: frozenset[str], suppression_files: tuple[str, ...], gen_suppressions: bool,
     fail_on_leak: int | None, fail_on_kinds: frozenset[str], leak_exit_code: int,
     command: tuple[str, ...],
 ) -> None:
@@ -64,10 +63,10 @@ def valgrind_command(
     (the report is printed first; a shell shows 128+N), or with --leak-exit-code when
     --fail-on-leak is exceeded.
     """
-    suppressions = load_suppressions(suppression_files, with_defaults=not no_default_suppressions)
+    # valgrind applied its own default suppressions: its verdicts are shown as it gave them.
+    suppressions = load_suppressions(suppression_files, with_defaults=False)
     with tempfile.TemporaryDirectory(prefix="leaktrace-valgrind-") as workdir:
-        xml_path = f"{workdir}/memcheck.xml"
-        run = run_memcheck(list(command), list(valgrind_args), xml_path, f"{workdir}/valgrind.log")
+        run = run_memcheck(list(command), list(valgrind_args), workdir)
         report = load(run.xml_path)
         if xml_file:
             shutil.copyfile(run.xml_path, xml_file)

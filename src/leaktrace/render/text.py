@@ -287,8 +287,13 @@ def _leak_summary(report: Report, options: RenderOptions) -> list[str]:
     suppressed = _blocks_text(report.summary.suppressed)
     by_source = report.summary.source_suppressed_errors
     if by_source:
-        suppressed += (f", and {_plural(by_source, 'error')} {report.source} suppressed itself "
-                       "(of unknown size)")
+        # valgrind's XML counts what its own suppressions matched, without sizes: the total
+        # is unknown, never the 0 bytes leaktrace's suppressions may have matched.
+        ours = report.summary.suppressed
+        suppressed = (f"unknown ({report.source} suppressed {_plural(by_source, 'error')} "
+                      "itself, its output gives no sizes"
+                      + (f"; leaktrace's suppressions: {suppressed}" if ours.blocks else "")
+                      + ")")
     lines.append(f"{'suppressed':>18}: {suppressed}")
     shown = options.leak_kinds
     if shown is not None and STILL_REACHABLE not in shown and leaks.still_reachable.blocks:

@@ -13,6 +13,11 @@ from leaktrace.launcher.supervise import run_supervised, shell_status
 # (--fullpath-after= with nothing after it keeps every path whole). All leak kinds are
 # shown so that "still reachable" records reach the report; a later --valgrind-arg such as
 # --show-leak-kinds=definite overrides it, valgrind taking the last value.
+# The program is followed through exec, as `run` follows it (a script, or a wrapper such as
+# pyenv's shims, execs the real program): valgrind can only do so with --trace-children=yes,
+# which also puts the program's children under valgrind; --child-silent-after-fork keeps the
+# forked ones quiet, and the XML file is per process (%p), so only the launched process's
+# file (exec keeps the pid) is read.
 MEMCHECK_ARGS = (
     "--tool=memcheck",
     "--leak-check=full",
@@ -20,6 +25,8 @@ MEMCHECK_ARGS = (
     "--num-callers=40",
     "--track-origins=yes",
     "--fullpath-after=",
+    "--trace-children=yes",
+    "--child-silent-after-fork=yes",
 )
 
 INSTALL_HINT = (
@@ -53,25 +60,25 @@ def check_program(program: str) -> None:
         raise LeaktraceError(f"{program}: not an executable file")
 
 
-def run_memcheck(
-    command: list[str], extra_args: list[str], xml_path: str, log_path: str
-) -> ValgrindRun:
-    """Run `command` under memcheck; the program's own stdin/stdout/stderr stay connected."""
+def run_memcheck(command: list[str], extra_args: list[str], workdir: str) -> ValgrindRun:
+    """Run `command` under memcheck, valgrind's files in `workdir`; the program's own
+    stdin/stdout/stderr stay connected."""
     valgrind = find_valgrind()
     check_program(command[0])
     arguments = [
         valgrind,
         *MEMCHECK_ARGS,
         *extra_args,
-        f"--log-file={log_path}",
+        f"--log-file={workdir}/valgrind.%p.log",
         "--xml=yes",
-        f"--xml-file={xml_path}",
+        f"--xml-file={workdir}/memcheck.%p.xml",
         "--",
         *command,
     ]
     # Supervised as `run` does: Ctrl-C goes to the program, and leaktrace survives it to
     # print the report. valgrind ends as the program did (its status, or the same signal).
-    returncode, _pid = run_supervised(arguments, valgrind, os.environ)
+    returncode, pid = run_supervised(arguments, valgrind, os.environ)
+    xml_path, log_path = f"{workdir}/memcheck.{pid}.xml", f"{workdir}/valgrind.{pid}.log"
     if not os.path.exists(xml_path) or os.path.getsize(xml_path) == 0:
         raise LeaktraceError(
             f"valgrind did not run {command[0]} (exit status {shell_status(returncode)}); "

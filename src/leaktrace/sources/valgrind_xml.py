@@ -59,7 +59,8 @@ class _Process:
     executable: str | None = None
     arguments: list[str] | None = None
     valgrind_arguments: list[str] = field(default_factory=list)
-    finished: bool = False
+    running: bool = False  # <status><state>RUNNING: the program started
+    finished: bool = False  # <state>FINISHED: it ended and valgrind wrote its checks
 
 
 def is_valgrind_xml(head: bytes) -> bool:
@@ -70,15 +71,15 @@ def is_valgrind_xml(head: bytes) -> bool:
 
 def load(path: str) -> Report:
     """Parse the XML file valgrind wrote with --xml-file. Raises ValgrindXmlError."""
+    process = _Process()
     try:
-        return _parse(path)
+        with open_regular(path, "valgrind XML file", ValgrindXmlError) as source:
+            return _parse_events(path, ET.iterparse(source, events=("start", "end")), process)
     except ET.ParseError as error:
         line, column = error.position
         reason = str(error).split(":", 1)[0]
         if reason.startswith("no element found") or reason.startswith("unclosed token"):
-            raise ValgrindXmlError(
-                f"{path}: valgrind XML ends early at line {line} (was valgrind killed?)"
-            ) from None
+            raise ValgrindXmlError(_ends_early(path, line, process)) from None
         raise ValgrindXmlError(f"{path}:{line}:{column}: not valid XML ({reason})") from None
     except IsADirectoryError:
         raise ValgrindXmlError(f"{path}: is a directory, not a valgrind XML file") from None
@@ -86,13 +87,20 @@ def load(path: str) -> Report:
         raise ValgrindXmlError(f"cannot read {path}: {error.strerror}") from None
 
 
-def _parse(path: str) -> Report:
-    with open_regular(path, "valgrind XML file", ValgrindXmlError) as source:
-        return _parse_events(path, ET.iterparse(source, events=("start", "end")))
+def _ends_early(path: str, line: int, process: _Process) -> str:
+    """Why a file stops before </valgrindoutput>. valgrind stops writing, in the middle of
+    the run, when the program replaces itself by exec (a script, a wrapper such as pyenv's
+    shims) unless --trace-children=yes follows it; or it was killed."""
+    if process.running and not process.finished:
+        program = process.executable or "the program"
+        return (f"{path}: valgrind's output stops at line {line} while {program} was running: "
+                "it exec'd another program, which valgrind follows only with "
+                "--trace-children=yes, or valgrind was killed; no leak check was written")
+    return f"{path}: valgrind XML ends early at line {line} (was valgrind killed?)"
 
 
-def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]]) -> Report:
-    process = _Process()
+def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]],
+                  process: _Process) -> Report:
     records: list[LeakRecord] = []
     other_errors: Counter[str] = Counter()
     suppressed = 0
@@ -120,8 +128,10 @@ def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]]) -> Report
         elif tag == "argv":
             process.executable = (element.findtext("exe") or "").strip() or None
             process.arguments = [(arg.text or "") for arg in element.findall("arg")]
-        elif tag == "state" and (element.text or "").strip() == "FINISHED":
-            process.finished = True
+        elif tag == "state":
+            state = (element.text or "").strip()
+            process.running |= state == "RUNNING"
+            process.finished |= state == "FINISHED"
         elif tag == "error":
             kind = (element.findtext("kind") or "").strip()
             if kind in ERROR_KINDS:
