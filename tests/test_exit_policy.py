@@ -5,6 +5,7 @@ valgrind; and the --help texts that state it. Real command lines in subprocesses
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -33,7 +34,8 @@ def leaktrace(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
 def test_usage_error_exits_2_in_every_command(command: str) -> None:
     done = leaktrace(command, "--no-such-option")
     assert done.returncode == exit_codes.USAGE_ERROR == 2
-    assert_one_line_error(done, "no-such-option")
+    # Never taken for a program or file name (valgrind once said "command not found").
+    assert_one_line_error(done, "No such option '--no-such-option'")
 
 
 @pytest.mark.parametrize("args", [["report", "/nonexistent.lt"], ["dump", "/nonexistent.lt"],
@@ -56,6 +58,27 @@ def test_leaks_found_is_99_in_report_and_mtrace(tmp_path: Path) -> None:
     assert leaktrace("mtrace", "--fail-on-leak=100", str(log)).returncode == 0
 
 
+def test_fail_on_leak_before_a_file_says_how_to_write_it() -> None:
+    """click gives a bare --fail-on-leak the next argument: the error says what to do."""
+    done = leaktrace("report", "--fail-on-leak", str(SAMPLE))
+    assert done.returncode == 2
+    assert_one_line_error(done, "is not a number of bytes: give BYTES with '='")
+    assert leaktrace("report", "--fail-on-leak=0", str(SAMPLE)).returncode == 99
+
+
+@pytest.mark.parametrize("command", [["report"], ["report", "--format", "json"], ["dump"]])
+def test_reader_gone_is_141_and_quiet(command: list[str]) -> None:
+    """`leaktrace report F | head`: the reader closes the pipe; leaktrace stops as a program
+    killed by SIGPIPE would be seen by a shell (141), without an error line."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    process = subprocess.Popen([sys.executable, "-m", "leaktrace", *command, str(SAMPLE)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before Python has started: the first write fails
+    assert process.wait(timeout=120) == exit_codes.BROKEN_PIPE == 141
+    assert process.stderr.read() == b""
+
+
 def test_top_level_help_states_the_policy_and_whole_descriptions() -> None:
     text = leaktrace("--help").stdout
     commands = text[text.index("Commands:"):text.index("Exit status")]
@@ -64,9 +87,14 @@ def test_top_level_help_states_the_policy_and_whole_descriptions() -> None:
         assert f"\n  {command} " in commands
     for line in exit_codes.POLICY_TEXT.splitlines():
         assert line in text
-    for variable in ("LEAKTRACE_MAX_DEPTH", "LEAKTRACE_SHIM", "LEAKTRACE_START",
-                     "LEAKTRACE_SCAN", "LEAKTRACE_CONTROL_DIR"):
-        assert variable in text
+    # Every variable the shim or leaktrace reads, found in their sources, but the two the
+    # launcher sets for the shim (docs/architecture.md, "Launcher-shim contract").
+    sources = [*(SRC.parent / "shim").glob("*.c"), *(SRC / "leaktrace").rglob("*.py")]
+    read = {name for path in sources
+            for name in re.findall(r'"(LEAKTRACE_[A-Z_]+)"', path.read_text())}
+    assert len(read) > 10
+    for variable in read - {"LEAKTRACE_NOTIFY", "LEAKTRACE_LAUNCHER_PID"}:
+        assert re.search(rf"^    {variable}=", text, re.MULTILINE), variable
 
 
 @pytest.mark.parametrize("command", COMMANDS)

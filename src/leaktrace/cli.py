@@ -87,9 +87,11 @@ Environment (read by the shim in the traced program, or by leaktrace):
   LEAKTRACE_INTERVAL=SECS    seconds between snapshots (default 1; run --interval)
   LEAKTRACE_START=WHEN       at-load (default) or on-mtrace (run --start)
   LEAKTRACE_FOLLOW_CHILDREN=1  children write captures too (run --follow-children)
-  LEAKTRACE_OUTPUT=FILE      capture path (run -o); LEAKTRACE_DIR=DIR: where captures go
+  LEAKTRACE_OUTPUT=FILE      capture path (run -o)
+  LEAKTRACE_DIR=DIR          where default-named captures go (default: the current directory)
   LEAKTRACE_MTRACE_LOG=FILE  also write a MALLOC_TRACE log with backtraces (run --mtrace-log)
-  LEAKTRACE_SIGNALS=0        no capture from a SIGINT/SIGTERM handler
+  LEAKTRACE_SAMPLE=BYTES     sampling mode: one sample per BYTES allocated (run --sample)
+  LEAKTRACE_SIGNALS=0        no capture when a signal kills the program
   LEAKTRACE_SCAN=0           no reachability scan at exit (no leak kinds)
   LEAKTRACE_FREERES=0        do not free glibc's and libstdc++'s buffers before the scan
   LEAKTRACE_HEURISTICS=LIST  valgrind's interior-pointer heuristics (default all)

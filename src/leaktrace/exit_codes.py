@@ -30,4 +30,4 @@ Exit status (every command):
   N        run, valgrind: the program's own status (its signal: 128+N in a shell)
   2        usage error or bad input (one `leaktrace: error:` line says which)
   99       leaks found: --fail-on-leak exceeded (see --leak-exit-code); watch: growing
-  130      interrupted"""
+  130      interrupted; 141: the reader of the output went away (`| head`)"""

@@ -4,6 +4,7 @@ exit status 2, never a traceback (LeaktraceError is raised by sources and helper
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -11,7 +12,7 @@ from typing import ParamSpec, TypeVar
 import click
 
 from leaktrace.errors import LeaktraceError
-from leaktrace.exit_codes import INPUT_ERROR, INTERRUPTED
+from leaktrace.exit_codes import BROKEN_PIPE, INPUT_ERROR, INTERRUPTED
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,6 +40,11 @@ def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
             return command(*args, **kwargs)
         except LeaktraceError as error:
             raise CommandError(str(error)) from None
+        except BrokenPipeError:
+            # The reader of stdout went away (`| head`): stop quietly, as a program killed by
+            # SIGPIPE would, and keep Python from complaining about the final flush.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(BROKEN_PIPE)
         except OSError as error:
             # A file that vanished or cannot be read: the OS message is what the user needs.
             where = f"{error.filename}: " if error.filename else ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -22,13 +21,11 @@ def dump_command(capture_file: str) -> None:
     """Print every section and record of a capture FILE, unsymbolized."""
     capture = read_capture(capture_file)
     out = sys.stdout
-    try:
-        for line in dump_lines(capture):
-            out.write(line + "\n")
-        out.flush()
-    except BrokenPipeError:
-        # `leaktrace dump F | head`: the reader has seen enough. Silence the final flush.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    # `leaktrace dump F | head`: a BrokenPipeError ends leaktrace quietly with 141 (cli.py),
+    # as every command does.
+    for line in dump_lines(capture):
+        out.write(line + "\n")
+    out.flush()
 
 
 def _time(ns: int) -> str:

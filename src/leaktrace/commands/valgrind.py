@@ -27,7 +27,8 @@ from leaktrace.suppressions.apply import apply_suppressions
 
 @click.command(
     "valgrind",
-    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    # No ignore_unknown_options: as for run, a mistyped option before PROGRAM is an error.
+    context_settings={"allow_interspersed_args": False},
 )
 @click.option(
     "--valgrind-arg",
