@@ -77,7 +77,7 @@ if TYPE_CHECKING:
 @click.option("--mtrace-log", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Also write a glibc MALLOC_TRACE log with each allocation's backtrace to "
                    "FILE (never overwritten), for glibc's mtrace script or `leaktrace mtrace` "
-                   "(docs/mtrace-log.md).")
+                   "(docs/mtrace-log.md). Not with --sample.")
 @click.option("--start", "start", type=click.Choice(["at-load", "on-mtrace"]), default=None,
               help="Record from the start (at-load, the default; also MEMLEAK_CONFIG="
                    "mtraceinit) or from the program's first mtrace() call (on-mtrace).")
@@ -105,6 +105,11 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     if output_format in BINARY_FORMATS | {"html"} and report_file is None:
         raise LeaktraceError(f"--format {output_format} needs --report-file FILE (the report "
                              "goes to stderr otherwise, between leaktrace's own messages)")
+    if mtrace_log is not None and sample_bytes is not None:
+        # The log needs every allocation (glibc's script pairs each free with one); sampling
+        # records a few, and the frees of the others would be frees of unknown blocks.
+        raise click.UsageError("--mtrace-log logs every allocation, --sample only some: "
+                               "give one of them")
     shim = str(find_shim_library())
     # Read before the run: a bad suppression file should not cost a whole run.
     suppressions = load_suppressions(suppression_files, with_defaults=not no_default_suppressions)
