@@ -124,6 +124,13 @@ def test_hint_names_leaktrace_as_it_was_started(tmp_path: Path) -> None:
     assert leaktrace_command(str(script)) == "venv-bin-leaktrace"
 
 
+def test_error_hints_name_leaktrace_as_it_was_started() -> None:
+    """Not only run's closing hint: an error that suggests a command names it as started."""
+    done = leaktrace("status", str(os.getpid()))  # this test process is not traced
+    assert_one_line_error(done, "not traced by leaktrace",
+                          r"\(start it with `\S*python\S* -m leaktrace run`")
+
+
 def test_run_hint_works_when_pasted(tmp_path: Path) -> None:
     """The closing hint of `run`, pasted into a shell as is, re-opens the capture."""
     program = compile_source(tmp_path, "leaky.c", "#include <stdlib.h>\n"

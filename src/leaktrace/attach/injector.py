@@ -46,6 +46,7 @@ from leaktrace.attach.target_libraries import (
 )
 from leaktrace.attach.unwind import Unwinder
 from leaktrace.errors import LeaktraceError
+from leaktrace.invocation import leaktrace_command
 
 SAFE_POINT_TIMEOUT = 2.0
 # On a loaded machine a round (stop and look at every thread) takes longer, and fewer rounds
@@ -174,8 +175,8 @@ class _Injector:
             self.step("restored the thread")
         if status == ATTACH_PRELOADED:
             raise LeaktraceError(f"{describe(pid)} already runs under leaktrace (started with "
-                                 "leaktrace run): use `leaktrace status` and `leaktrace report "
-                                 f"--pid {pid}` instead")
+                                 f"leaktrace run): use `{leaktrace_command()} status {pid}` and "
+                                 f"`{leaktrace_command()} report --pid {pid}` instead")
         if status == ATTACH_NO_CONFIG:
             raise LeaktraceError(f"{describe(pid)} could not read the settings file "
                                  f"{config_path} (its user must be able to read it)")

@@ -46,6 +46,7 @@ from leaktrace.commands._trace_options import (
 )
 from leaktrace.control.client import ControlError, ProcessGone, remove_stale_socket, socket_path
 from leaktrace.errors import LeaktraceError
+from leaktrace.invocation import leaktrace_command
 from leaktrace.launcher.notifications import read_notifications
 from leaktrace.nameless_files import NamelessFile
 from leaktrace.shim_library import find_shim_library
@@ -101,8 +102,8 @@ def attach_command(pid: int, duration: float | None, output: str | None,
     status = collecting_status(pid, directory)
     if status is not None and status.get("collecting"):
         raise LeaktraceError(f"{describe(pid)} is already traced by leaktrace (it answers on "
-                             f"{socket_path(pid, directory)}): `leaktrace detach {pid}` ends an "
-                             "attach session")
+                             f"{socket_path(pid, directory)}): "
+                             f"`{leaktrace_command()} detach {pid}` ends an attach session")
 
     def log(message: str) -> None:
         if verbose:
@@ -159,8 +160,8 @@ def _collect(pid: int, settings: AttachSettings, shim: str, memory: MemoryMap,
     except ProcessGone:
         return _exit_capture(pid, settings.notify, attached_at, settings.control_dir)
     except ControlError as e:
-        raise LeaktraceError(f"{e}; the process may still be collecting: try `leaktrace "
-                             f"detach {pid}`") from None
+        raise LeaktraceError(f"{e}; the process may still be collecting: try "
+                             f"`{leaktrace_command()} detach {pid}`") from None
     return Detached(detached.capture, attached_at, detached.detached_at)
 
 

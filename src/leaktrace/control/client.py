@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from leaktrace.errors import LeaktraceError
+from leaktrace.invocation import leaktrace_command
 
 STATUS_TIMEOUT = 10.0
 # report and scan write a capture (and scan stops the world): minutes for a huge heap.
@@ -181,7 +182,7 @@ def find_target(pid: int, directory: str | None = None) -> Target:
                 "program's stderr), or the program closed it") from None
         raise NotTraced(
             f"process {pid}{f' ({name})' if name else ''} is not traced by leaktrace: no "
-            f"control socket {path} (start it with `leaktrace run`, with the same "
+            f"control socket {path} (start it with `{leaktrace_command()} run`, with the same "
             "LEAKTRACE_CONTROL_DIR)") from None
     except PermissionError:
         raise PermissionRefused(_unreachable(path)) from None
