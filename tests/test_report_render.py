@@ -3,6 +3,7 @@ program (so symbolization is real), loaded at different addresses to imitate ASL
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -190,3 +191,12 @@ def test_sizes(n: int, short: str, full: str | None) -> None:
     assert human_size(n) == short
     if full:
         assert size_with_bytes(n) == full
+
+
+def test_unknown_frees_stay_out_of_the_text_report(report: Report) -> None:
+    """Frees of blocks allocated before recording started are normal: the JSON keeps the
+    count (docs/json-report.md), the text report does not mention it."""
+    counted = dataclasses.replace(report, counters={"unknown_frees": 7, "max_depth": 64})
+    text = render_text(counted, RenderOptions())
+    assert "shim counters: max_depth=64\n" in text and "unknown_frees" not in text
+    assert json.loads(render_json(counted, RenderOptions()))["counters"]["unknown_frees"] == 7
