@@ -145,14 +145,14 @@ static void main_name(char *dst, size_t cap)
     }
 }
 
+/* The label of capture_format.h's list: its one definition (format.py mirrors it). */
 static const char *reason_label(unsigned reason)
 {
     switch (reason) {
-    case LT_REASON_REPORT: return "report";
-    case LT_REASON_SCAN: return "scan";
-    case LT_REASON_MTRACE: return "mtrace";
-    case LT_REASON_MUNTRACE: return "muntrace";
-    case LT_REASON_EXEC: return "exec";
+#define LT_X(num, name, text) \
+    case LT_REASON_##name: return text;
+        LT_CAPTURE_REASONS(LT_X)
+#undef LT_X
     default: return "capture";
     }
 }
