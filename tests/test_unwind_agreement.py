@@ -8,6 +8,7 @@ addresses inside it (prologue, body, epilogue)."""
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
@@ -35,9 +36,14 @@ def _libraries() -> dict[str, str]:
             if os.path.exists(os.path.join(directory, name)):
                 found[name] = os.path.realpath(os.path.join(directory, name))
                 break
-    libpython = os.path.join(sysconfig.get_config_var("LIBDIR") or "",
-                             sysconfig.get_config_var("INSTSONAME") or "")
-    if os.path.isfile(libpython):
+    # This interpreter's libpython; else the system's (Debian's python3 has the interpreter
+    # inside its executable, which dlopen cannot load: the library is package libpython3.X).
+    candidates = [os.path.join(sysconfig.get_config_var("LIBDIR") or "",
+                               sysconfig.get_config_var("INSTSONAME") or "")]
+    for directory in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/lib64"):
+        candidates += sorted(glob.glob(os.path.join(directory, "libpython3*.so.1*")))
+    libpython = next((path for path in candidates if os.path.isfile(path)), None)
+    if libpython is not None:
         found["libpython"] = os.path.realpath(libpython)
     return found
 
@@ -90,7 +96,7 @@ def _beyond_the_shim_cache(shim: Rule, python: Rule) -> bool:
 @pytest.mark.parametrize("name", ["libc.so.6", "libstdc++.so.6", "libpython"])
 def test_shim_and_attach_read_eh_frame_alike(harness: Path, name: str) -> None:
     if name not in LIBRARIES:
-        pytest.skip(f"{name} is not installed")
+        pytest.skip(f"{name} is not installed (libpython: apt-get install libpython3-dev)")
     library = LIBRARIES[name]
     module = ModuleFrames.load(library)
     assert module is not None and len(module.starts) > 500
