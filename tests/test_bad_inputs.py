@@ -139,6 +139,12 @@ def test_mtrace_log_with_bytes_that_are_not_utf8(tmp_path: Path) -> None:
                               capture_output=True, env=env, timeout=60, check=False)
         assert done.returncode == 0, done.stderr  # leaks are a failure only with --fail-on-leak
         assert b"Traceback" not in done.stderr
+        if fmt == "mtrace":  # glibc's table: the one block, by address and size
+            assert b"0x0000000000001000     0x10  at " in done.stdout, done.stdout
+        elif fmt == "text":  # the module name's bytes come back as they were
+            assert b"[pr\xffog]" in done.stdout, done.stdout
+        else:  # JSON escapes them as Python's surrogates
+            assert b'"module": "/tmp/pr\\udcffog"' in done.stdout, done.stdout
 
 
 # Python's own start-up (before any leaktrace code runs: the interpreter, `site`, the

@@ -28,10 +28,14 @@ def test_mutated_inputs_never_give_a_traceback_or_hang(reader: Reader, tmp_path:
 def test_every_seed_is_read_cleanly(reader: Reader, tmp_path: Path) -> None:
     """The unmutated seeds are valid inputs: a fuzz that only ever feeds garbage would test
     the first check of each reader and nothing after it."""
-    for number, seed in enumerate(reader.seeds()):
+    seeds = list(reader.seeds())
+    assert seeds, reader.name  # no seed would pass on nothing
+    for number, seed in enumerate(seeds):
         path = tmp_path / f"seed-{number}"
         path.write_bytes(seed)
-        for command in reader.commands(str(path)):
+        commands = list(reader.commands(str(path)))
+        assert commands, reader.name
+        for command in commands:
             from click.testing import CliRunner
 
             from leaktrace.cli import main
