@@ -475,3 +475,40 @@ def test_a_program_that_execs_is_followed(program: Path, tmp_path: Path) -> None
     assert_one_line_error(run_cli("report", str(xml)),
                           "stopped.xml: valgrind's output stops at line [0-9]+ while "
                           f"{script} was running: it exec'd another program")
+
+
+MEMORY_ERRORS = r"""
+#include <stdio.h>
+#include <stdlib.h>
+int main(void) {
+  int sum = 0;
+  for (int i = 0; i < 5; i++) {
+    int *p = malloc(4);
+    sum += p[1]; /* READ_PAST_END: five times, one context */
+    free(p);
+  }
+  char * volatile c = malloc(3);
+  c[3] = 0; /* WRITE_PAST_END */
+  printf("%d\n", sum > 0);
+  return 0;
+}
+"""
+
+
+@needs_valgrind
+def test_other_memory_errors_are_counted_as_valgrind_counts_them(tmp_path: Path) -> None:
+    """valgrind writes an error context once, however often it happened: the note gives
+    valgrind's own counts (<errorcounts>), which add up to its ERROR SUMMARY without the
+    leak."""
+    program = compile_c(tmp_path, MEMORY_ERRORS, "errors")
+    xml = tmp_path / "errors.xml"
+    subprocess.run([VALGRIND, "--leak-check=full", "--xml=yes", f"--xml-file={xml}",
+                    str(program)], capture_output=True, check=True, timeout=300)
+    text = subprocess.run([VALGRIND, "--leak-check=full", str(program)], capture_output=True,
+                          text=True, check=True, timeout=300).stderr
+    summary = re.search(r"ERROR SUMMARY: (\d+) errors from (\d+) contexts", text)
+    assert summary and (int(summary[1]), int(summary[2])) == (5 + 1 + 1, 3)  # and the leak
+    report = valgrind_xml.load(str(xml))
+    assert report.notes == ["valgrind also reported 6 memory errors from 2 contexts: "
+                            "InvalidRead x5, InvalidWrite x1"]
+    assert [(r.leak_kind, r.bytes) for r in report.records] == [("definitely lost", 3)]

@@ -102,7 +102,8 @@ def _ends_early(path: str, line: int, process: _Process) -> str:
 def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]],
                   process: _Process) -> Report:
     records: list[LeakRecord] = []
-    other_errors: Counter[str] = Counter()
+    other_errors: dict[str, str] = {}  # unique id -> kind of each other error's context
+    occurrences: dict[str, int] = {}  # unique id -> times it happened (<errorcounts>)
     suppressed = 0
     records_total: int | None = None
     seen_root = False
@@ -139,13 +140,20 @@ def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]],
                 records.append(record)
                 records_total = of or records_total
             else:
-                other_errors[kind or "unknown"] += 1
+                unique = (element.findtext("unique") or "").strip() or f"#{len(other_errors)}"
+                other_errors[unique] = kind or "unknown"
             element.clear()  # keep memory flat on huge files
-        elif tag == "pair" and element.find("name") is not None:
+        elif tag == "pair" and element.find("name") is not None:  # <suppcounts>
             suppressed += _int(element.findtext("count")) or 0
+        elif tag == "pair" and element.find("unique") is not None:  # <errorcounts>
+            occurrences[(element.findtext("unique") or "").strip()] = (
+                _int(element.findtext("count")) or 1)
     if not seen_root:
         raise ValgrindXmlError(f"{path}: empty file, not valgrind XML")
-    report = _report(path, process, records, other_errors, suppressed)
+    errors: Counter[str] = Counter()
+    for unique, kind in other_errors.items():
+        errors[kind] += occurrences.get(unique, 1)
+    report = _report(path, process, records, errors, len(other_errors), suppressed)
     report.loss_records_total = records_total
     return report
 
@@ -245,6 +253,7 @@ def _report(
     process: _Process,
     records: list[LeakRecord],
     other_errors: Counter[str],
+    contexts: int,
     suppressed: int,
 ) -> Report:
     by_kind: dict[str, KindTotal] = {}
@@ -264,8 +273,12 @@ def _report(
     )
     notes = []
     if other_errors:
-        listed = ", ".join(f"{kind} x{count}" for kind, count in other_errors.most_common())
-        notes.append(f"valgrind also reported {sum(other_errors.values())} memory errors: {listed}")
+        # valgrind's counts (<errorcounts>): an error context is written once however often
+        # it happened.
+        listed = ", ".join(f"{kind} x{count:,}" for kind, count in other_errors.most_common())
+        count = sum(other_errors.values())
+        notes.append(f"valgrind also reported {count:,} memory error{'s' * (count != 1)} "
+                     f"from {contexts:,} context{'s' * (contexts != 1)}: {listed}")
     if not process.finished:
         notes.append("the program did not finish under valgrind: the leak check may be missing")
     records.sort(key=lambda r: (-r.bytes, -r.blocks, r.stack_id))
