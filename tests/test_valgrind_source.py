@@ -119,7 +119,7 @@ def _valgrind_text(argv: list[str], *valgrind_args: str,
         capture_output=True, text=True, check=False, env=env,
     ).stderr
     lines = [re.sub(r"^==\d+== ?", "", line) for line in text.splitlines()]
-    start = lines.index("LEAK SUMMARY:")
+    start = len(lines) - 1 - lines[::-1].index("LEAK SUMMARY:")  # the one at exit
     records = [line for line in lines if " in loss record " in line]
     return [line for line in lines[start + 1:start + 6] if ":" in line], records
 
@@ -512,3 +512,38 @@ def test_other_memory_errors_are_counted_as_valgrind_counts_them(tmp_path: Path)
     assert report.notes == ["valgrind also reported 6 memory errors from 2 contexts: "
                             "InvalidRead x5, InvalidWrite x1"]
     assert [(r.leak_kind, r.bytes) for r in report.records] == [("definitely lost", 3)]
+
+
+LEAK_CHECK_MID_RUN = r"""
+#include <stdlib.h>
+#include <valgrind/memcheck.h>
+__attribute__((noinline)) void lose(size_t n) { char * volatile p = malloc(n); p[0] = 1; }
+int main(void) {
+  lose(10);
+  lose(20);
+  VALGRIND_DO_LEAK_CHECK;
+  lose(30);
+  return 0;
+}
+"""
+
+
+@needs_valgrind
+def test_a_leak_check_the_program_asked_for_is_not_added_in(tmp_path: Path) -> None:
+    """VALGRIND_DO_LEAK_CHECK writes a first set of loss records into the XML; valgrind's
+    LEAK SUMMARY is the one at exit, and so is the report's (it said 90 bytes in 5 blocks)."""
+    if not Path("/usr/include/valgrind/memcheck.h").exists():
+        pytest.skip("valgrind's client-request header is not installed")
+    program = compile_c(tmp_path, LEAK_CHECK_MID_RUN, "mid_run")
+    xml = tmp_path / "mid.xml"
+    subprocess.run([VALGRIND, "--leak-check=full", "--show-leak-kinds=all", "--xml=yes",
+                    f"--xml-file={xml}", str(program)], capture_output=True, check=True,
+                   timeout=300)
+    assert xml.read_text().count("<kind>Leak_DefinitelyLost</kind>") == 2 + 3
+    theirs = _valgrind_leak_summary(program, "--show-leak-kinds=all")
+    assert theirs[0] == "   definitely lost: 60 bytes in 3 blocks"
+    result = run_cli("report", str(xml))
+    lines = result.stdout.splitlines()
+    assert lines[lines.index("LEAK SUMMARY:") + 1:][:5] == theirs
+    assert "note: valgrind ran 2 leak checks (the program asked for the earlier ones): this " \
+           "report is the last" in lines

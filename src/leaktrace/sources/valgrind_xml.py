@@ -106,6 +106,7 @@ def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]],
     occurrences: dict[str, int] = {}  # unique id -> times it happened (<errorcounts>)
     suppressed = 0
     records_total: int | None = None
+    leak_checks = 1
     seen_root = False
     for event, element in events:
         if event == "start":
@@ -137,6 +138,11 @@ def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]],
             kind = (element.findtext("kind") or "").strip()
             if kind in ERROR_KINDS:
                 record, of = _leak_record(element, ERROR_KINDS[kind])
+                if _starts_a_leak_check(record, of, records, records_total):
+                    # The program asked for a leak check (VALGRIND_DO_LEAK_CHECK) before the
+                    # one at exit: only the last is kept, as valgrind's final LEAK SUMMARY.
+                    records.clear()
+                    leak_checks += 1
                 records.append(record)
                 records_total = of or records_total
             else:
@@ -154,8 +160,20 @@ def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]],
     for unique, kind in other_errors.items():
         errors[kind] += occurrences.get(unique, 1)
     report = _report(path, process, records, errors, len(other_errors), suppressed)
+    if leak_checks > 1:
+        report.notes.append(f"valgrind ran {leak_checks} leak checks (the program asked for "
+                            "the earlier ones): this report is the last")
     report.loss_records_total = records_total
     return report
+
+
+def _starts_a_leak_check(record: LeakRecord, of: int | None, records: list[LeakRecord],
+                         records_total: int | None) -> bool:
+    """Whether a loss record begins another leak check: each check numbers its records from 1
+    and writes them in order, so a number that does not grow, or another total, starts one."""
+    if not records or record.loss_record is None or records[-1].loss_record is None:
+        return False
+    return record.loss_record <= records[-1].loss_record or of != records_total
 
 
 def shown_leak_kinds(valgrind_arguments: list[str]) -> frozenset[str]:
