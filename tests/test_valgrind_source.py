@@ -547,3 +547,28 @@ def test_a_leak_check_the_program_asked_for_is_not_added_in(tmp_path: Path) -> N
     assert lines[lines.index("LEAK SUMMARY:") + 1:][:5] == theirs
     assert "note: valgrind ran 2 leak checks (the program asked for the earlier ones): this " \
            "report is the last" in lines
+
+
+@needs_valgrind
+def test_heuristics_valgrind_does_not_write_are_unknown(tmp_path: Path) -> None:
+    """valgrind's text summary says which still reachable blocks a heuristic reached; its XML
+    does not. The totals per kind agree; the breakdown is null, never an empty {}."""
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed")
+    programs = Path(__file__).parent / "programs"
+    program = tmp_path / "heuristics"
+    subprocess.run(["g++", "-g", "-O0", f"-I{programs}", "-o", str(program),
+                    str(programs / "leak_heuristics.cpp")], check=True, capture_output=True)
+    xml = tmp_path / "heuristics.xml"
+    subprocess.run([VALGRIND, "--leak-check=full", "--show-leak-kinds=all", "--xml=yes",
+                    f"--xml-file={xml}", str(program), "stdstring"], capture_output=True,
+                   check=True, timeout=300)
+    text = subprocess.run([VALGRIND, "--leak-check=full", "--show-leak-kinds=all",
+                           str(program), "stdstring"], capture_output=True, text=True,
+                          check=True, timeout=300).stderr
+    assert re.search(r"of which reachable via heuristic:\n==\d+== +stdstring +: [1-9]", text)
+    reachable = re.search(r"still reachable: ([\d,]+) bytes in ([\d,]+) blocks", text)
+    data = json.loads(run_cli("report", "--format", "json", str(xml)).stdout)["summary"]
+    assert reachable and data["still_reachable"] == {
+        "bytes": int(reachable[1].replace(",", "")), "blocks": int(reachable[2])}
+    assert data["reachable_via_heuristic"] is None

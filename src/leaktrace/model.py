@@ -146,6 +146,9 @@ class LeakTotals:
     # Kinds the source did not report (valgrind's --show-leak-kinds left them out of its
     # XML): their totals are unknown, not 0.
     unknown_kinds: frozenset[str] = frozenset()
+    # The source does not say which blocks a heuristic made reachable (valgrind's XML):
+    # reachable_via_heuristic is then empty for want of knowledge, not because none was.
+    heuristics_unknown: bool = False
 
     def of(self, leak_kind: str) -> KindTotal:
         total: KindTotal = getattr(self, leak_kind.replace(" ", "_"))

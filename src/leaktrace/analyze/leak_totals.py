@@ -13,13 +13,15 @@ from leaktrace.model import KindTotal, LeakRecord, LeakTotals
 
 def leak_totals(records: Iterable[LeakRecord],
                 heuristics: dict[str, KindTotal] | None = None,
-                unknown_kinds: frozenset[str] = frozenset()) -> tuple[LeakTotals, KindTotal]:
+                unknown_kinds: frozenset[str] = frozenset(),
+                heuristics_unknown: bool = False) -> tuple[LeakTotals, KindTotal]:
     """(totals per leak kind, suppressed total). Only direct bytes count: the indirect bytes of
     a definitely lost record are the indirectly lost records' own bytes, counted there.
     `heuristics` (blocks a heuristic made reachable) is carried over as given: valgrind counts
-    them before suppressions. `unknown_kinds`: kinds the source did not report."""
+    them before suppressions. `unknown_kinds`: kinds the source did not report;
+    `heuristics_unknown`: the source does not tell which blocks a heuristic reached."""
     totals = LeakTotals(reachable_via_heuristic=dict(heuristics or {}),
-                        unknown_kinds=unknown_kinds)
+                        unknown_kinds=unknown_kinds, heuristics_unknown=heuristics_unknown)
     suppressed = KindTotal()
     for record in records:
         if record.suppressed_by is not None:

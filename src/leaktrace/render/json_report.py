@@ -119,7 +119,7 @@ def report_to_json(report: Report, options: RenderOptions,
         summary[FIELD_NAMES[kind]] = _total(s.leaks.of(kind)) if s.leaks and known else None
     summary["reachable_via_heuristic"] = (
         {name: _total(t) for name, t in s.leaks.reachable_via_heuristic.items()}
-        if s.leaks else None)
+        if s.leaks and not s.leaks.heuristics_unknown else None)
     summary["suppressed"] = _total(s.suppressed)
     summary["source_suppressed_errors"] = s.source_suppressed_errors
     summary["since_baseline"] = (None if s.since_baseline is None else

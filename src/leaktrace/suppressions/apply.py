@@ -37,7 +37,8 @@ def apply_suppressions(report: Report, suppressions: Sequence[Suppression],
     summary = report.summary
     if summary.leaks is not None:
         summary.leaks, summary.suppressed = leak_totals(
-            report.records, summary.leaks.reachable_via_heuristic, summary.leaks.unknown_kinds)
+            report.records, summary.leaks.reachable_via_heuristic, summary.leaks.unknown_kinds,
+            summary.leaks.heuristics_unknown)
     else:
         summary.suppressed = suppressed_total(report.records)
     report.suppressions_used = sorted(uses.values(), key=lambda u: (-u.bytes, u.name))
