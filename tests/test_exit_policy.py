@@ -58,12 +58,20 @@ def test_leaks_found_is_99_in_report_and_mtrace(tmp_path: Path) -> None:
     assert leaktrace("mtrace", "--fail-on-leak=100", str(log)).returncode == 0
 
 
-def test_fail_on_leak_before_a_file_says_how_to_write_it() -> None:
-    """click gives a bare --fail-on-leak the next argument: the error says what to do."""
-    done = leaktrace("report", "--fail-on-leak", str(SAMPLE))
-    assert done.returncode == 2
-    assert_one_line_error(done, "is not a number of bytes: give BYTES with '='")
-    assert leaktrace("report", "--fail-on-leak=0", str(SAMPLE)).returncode == 99
+def test_bare_fail_on_leak_before_a_file_or_pid() -> None:
+    """click would give a bare --fail-on-leak the next argument as its BYTES: before a file
+    (or a PID) it is --fail-on-leak=0; a number is still BYTES; the program's own arguments
+    after `--` are never touched."""
+    assert leaktrace("report", "--fail-on-leak", str(SAMPLE)).returncode == 99
+    assert leaktrace("report", "--fail-on-leak", "100000000", str(SAMPLE)).returncode == 0
+    done = leaktrace("report", "--fail-on-leak=many", str(SAMPLE))
+    assert_one_line_error(done, "'many' is not a number of bytes (--fail-on-leak=4096)")
+    from leaktrace.cli import _bare_fail_on_leak
+
+    assert _bare_fail_on_leak(["run", "--fail-on-leak", "--", "prog", "--fail-on-leak", "x"]) \
+        == ["run", "--fail-on-leak=0", "--", "prog", "--fail-on-leak", "x"]
+    assert _bare_fail_on_leak(["scan", "--fail-on-leak", "--show", "all", "42"]) \
+        == ["scan", "--fail-on-leak=0", "--show", "all", "42"]
 
 
 @pytest.mark.parametrize("command", [["report"], ["report", "--format", "json"], ["dump"]])

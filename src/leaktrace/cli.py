@@ -137,6 +137,20 @@ class _LazyGroup(click.Group):
         return command
 
 
+def _bare_fail_on_leak(args: Sequence[str]) -> list[str]:
+    """--fail-on-leak[=BYTES] takes an optional value, and click would give it the next
+    argument whatever it is: `report --fail-on-leak FILE` would read FILE as BYTES. A bare
+    --fail-on-leak before something that is not a number means --fail-on-leak=0. Nothing
+    after `--` (the traced program's own arguments) is touched."""
+    out = list(args)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "--":
+            break
+        if arg == "--fail-on-leak" and not out[i + 1].isdigit():
+            out[i] = "--fail-on-leak=0"
+    return out
+
+
 class _OneLineErrorsGroup(_LazyGroup):
     """Usage errors as one `leaktrace: error: ...` line (click prints usage and 'Error:' on
     several), and no traceback when stdout is a closed pipe (`leaktrace report F | head`)."""
@@ -144,6 +158,7 @@ class _OneLineErrorsGroup(_LazyGroup):
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
              **extra: Any) -> Any:
+        args = _bare_fail_on_leak(sys.argv[1:] if args is None else args)
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
         _write_names_as_bytes()

@@ -16,8 +16,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ByteThreshold(click.IntRange):
-    """--fail-on-leak's optional BYTES. click gives a bare --fail-on-leak the next argument
-    when that is not an option (`report --fail-on-leak FILE`): say how to write it."""
+    """--fail-on-leak's optional BYTES: a whole number (cli.py turns a bare --fail-on-leak
+    before a file or PID into --fail-on-leak=0)."""
 
     def __init__(self) -> None:
         super().__init__(min=0)
@@ -25,9 +25,7 @@ class ByteThreshold(click.IntRange):
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> Any:
         if isinstance(value, str) and not value.strip().isdigit():
-            self.fail(f"{value!r} is not a number of bytes: give BYTES with '=' "
-                      "(--fail-on-leak=4096), or put a bare --fail-on-leak after the other "
-                      "arguments", param, ctx)
+            self.fail(f"{value!r} is not a number of bytes (--fail-on-leak=4096)", param, ctx)
         return super().convert(value, param, ctx)
 
 
