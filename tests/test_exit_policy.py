@@ -72,6 +72,9 @@ def test_bare_fail_on_leak_before_a_file_or_pid() -> None:
         == ["run", "--fail-on-leak=0", "--", "prog", "--fail-on-leak", "x"]
     assert _bare_fail_on_leak(["scan", "--fail-on-leak", "--show", "all", "42"]) \
         == ["scan", "--fail-on-leak=0", "--show", "all", "42"]
+    # A PID after it: first taken for BYTES, then the PID is missing, so it was the PID.
+    done = leaktrace("detach", "--fail-on-leak", "999999999")
+    assert_one_line_error(done, "no process with pid 999999999")
 
 
 @pytest.mark.parametrize("command", [["report"], ["report", "--format", "json"], ["dump"]])

@@ -151,6 +151,18 @@ def _bare_fail_on_leak(args: Sequence[str]) -> list[str]:
     return out
 
 
+def _number_taken_by_fail_on_leak(args: Sequence[str]) -> list[str] | None:
+    """`scan --fail-on-leak 4242`: click gave the PID to --fail-on-leak as its BYTES and then
+    missed the PID. The same arguments with --fail-on-leak=0 before the number, or None when
+    no bare --fail-on-leak took a number."""
+    for i, arg in enumerate(args[:-1]):
+        if arg == "--":
+            break
+        if arg == "--fail-on-leak" and args[i + 1].isdigit():
+            return [*args[:i], "--fail-on-leak=0", *args[i + 1:]]
+    return None
+
+
 class _OneLineErrorsGroup(_LazyGroup):
     """Usage errors as one `leaktrace: error: ...` line (click prints usage and 'Error:' on
     several), and no traceback when stdout is a closed pipe (`leaktrace report F | head`)."""
@@ -163,7 +175,15 @@ class _OneLineErrorsGroup(_LazyGroup):
             return super().main(args, prog_name, complete_var, False, **extra)
         _write_names_as_bytes()
         try:
-            result = super().main(args, prog_name, complete_var, False, **extra)
+            try:
+                result = super().main(args, prog_name, complete_var, False, **extra)
+            except click.MissingParameter:
+                # Raised while parsing, before the command ran: parse again with the
+                # number as the missing argument, if --fail-on-leak took it.
+                again = _number_taken_by_fail_on_leak(args)
+                if again is None:
+                    raise
+                result = super().main(again, prog_name, complete_var, False, **extra)
         except click.UsageError as e:
             hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
             click.echo(f"leaktrace: error: {e.format_message()}{hint}", err=True)
