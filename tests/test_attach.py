@@ -458,6 +458,23 @@ def test_process_already_traced(server: Server, tmp_path: Path) -> None:
     server.check_answers()
 
 
+def test_session_ended_by_detach_from_elsewhere(server: Server, tmp_path: Path) -> None:
+    """`leaktrace detach PID` from another terminal ends a session its `leaktrace attach` still
+    watches: detach prints the report; attach, at the end of its window, says so and exits 0
+    (it said "process N is not attached" and exited 2)."""
+    env = attach_env(tmp_path / "ctl")
+    run = AttachRun(server.pid, "--duration", "3", env=env, cwd=tmp_path)
+    run.wait_attached()
+    server.leak(2)
+    detached = leaktrace("detach", "--fail-on-leak", str(server.pid), env=env, cwd=tmp_path)
+    assert detached.returncode == 99, detached.stderr  # the two leaks, in detach's report
+    assert run.finish() == 0, run.error_text
+    assert ("leaktrace: the session was ended by `" in run.error_text
+            and f" detach {server.pid}`, which printed its report" in run.error_text)
+    assert "error" not in run.error_text
+    assert server.quit()[0] == 7
+
+
 def test_already_attached_and_stopped(server: Server, tmp_path: Path) -> None:
     env = attach_env(tmp_path / "ctl")
     run = AttachRun(server.pid, env=env, cwd=tmp_path)

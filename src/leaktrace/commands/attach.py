@@ -155,6 +155,12 @@ def _collect(pid: int, settings: AttachSettings, shim: str, memory: MemoryMap,
     if why is None:
         return _exit_capture(pid, settings.notify, attached_at, settings.control_dir)
     log(f"detaching ({why})")
+    if not os.path.exists(socket_path(pid, settings.control_dir)) and _running(pid):
+        # The shim removes its socket at detach (and at exit, which _running tells apart):
+        # `leaktrace detach PID` from elsewhere ended the session and printed its report.
+        click.echo(f"leaktrace: the session was ended by `{leaktrace_command()} detach {pid}`, "
+                   "which printed its report", err=True)
+        raise SystemExit(0)
     try:
         detached = detach(pid, settings.control_dir)
     except ProcessGone:
