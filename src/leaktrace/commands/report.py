@@ -61,8 +61,9 @@ def report_command(capture_file: str | None, pid: int | None, plot_file: str | N
                    suppression_files: tuple[str, ...], no_default_suppressions: bool,
                    gen_suppressions: bool, fail_on_leak: int | None,
                    fail_on_kinds: frozenset[str], leak_exit_code: int) -> None:
-    """Show the leaks recorded in a capture FILE (written by `leaktrace run`), or in a
-    capture that running traced process PID writes now (--pid)."""
+    """Show the leaks recorded in a capture FILE (written by `leaktrace run`) or in a valgrind
+    memcheck XML FILE (valgrind --xml=yes --xml-file=FILE: valgrind's own LEAK SUMMARY), or in
+    a capture that running traced process PID writes now (--pid)."""
     if (capture_file is None) == (pid is None):
         raise CommandError("give a capture FILE or --pid PID (one of them)")
     source = "capture" if pid is not None else sniff(capture_file or "")
