@@ -60,6 +60,10 @@ def valgrind_command(
 ) -> None:
     """Run PROGRAM under valgrind memcheck and report its leaks as `run` does.
 
+    valgrind follows PROGRAM through exec (a script or wrapper that execs the real program),
+    as `run` does, with --trace-children=yes: its children run under valgrind too
+    (--valgrind-arg=--trace-children=no to leave them). The LEAK SUMMARY is valgrind's own.
+
     Ends the way the program ended: with its exit status, or killed by the same signal
     (the report is printed first; a shell shows 128+N), or with --leak-exit-code when
     --fail-on-leak is exceeded.
