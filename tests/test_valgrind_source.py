@@ -572,3 +572,23 @@ def test_heuristics_valgrind_does_not_write_are_unknown(tmp_path: Path) -> None:
     assert reachable and data["still_reachable"] == {
         "bytes": int(reachable[1].replace(",", "")), "blocks": int(reachable[2])}
     assert data["reachable_via_heuristic"] is None
+
+
+@needs_valgrind
+@pytest.mark.parametrize("leak_check", ["summary", "no"])
+def test_leak_check_summary_or_no(program: Path, tmp_path: Path, leak_check: str) -> None:
+    """valgrind's --leak-check=summary and =no: in XML mode valgrind still writes the loss
+    records of its default kinds; the kinds it left out stay unknown, never 0."""
+    xml = tmp_path / f"{leak_check}.xml"
+    subprocess.run([VALGRIND, f"--leak-check={leak_check}", "--xml=yes", f"--xml-file={xml}",
+                    str(program)], capture_output=True, check=True, timeout=300)
+    data = json.loads(run_cli("report", "--format", "json", str(xml)).stdout)["summary"]
+    records = xml.read_text().count("<kind>Leak_")
+    if leak_check == "no" and records == 0:  # a valgrind that honours =no in XML mode
+        assert all(data[kind] is None for kind in
+                   ("definitely_lost", "indirectly_lost", "possibly_lost", "still_reachable"))
+        return
+    assert records == 3  # valgrind 3.19: the default kinds, as with --leak-check=full
+    assert data["definitely_lost"] == {"bytes": 332, "blocks": 4}
+    assert data["possibly_lost"] == {"bytes": 200, "blocks": 1}
+    assert data["indirectly_lost"] is None and data["still_reachable"] is None
