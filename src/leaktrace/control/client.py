@@ -178,8 +178,9 @@ def find_target(pid: int, directory: str | None = None) -> Target:
         if _has_shim(pid):
             raise NotTraced(
                 f"process {pid}{f' ({name})' if name else ''} is traced by leaktrace but has no "
-                f"control socket {path}: the shim could not open one (it said why on the "
-                "program's stderr), or the program closed it") from None
+                f"control socket {path}: the socket opens at the program's first allocation, "
+                "and this one has made none yet; or the shim could not open it (it then said "
+                "why on the program's stderr), or the program closed it") from None
         raise NotTraced(
             f"process {pid}{f' ({name})' if name else ''} is not traced by leaktrace: no "
             f"control socket {path} (start it with `{leaktrace_command()} run`, with the same "
