@@ -62,6 +62,7 @@ static void park(int sig, siginfo_t *info, void *context)
     (void)sig;
     (void)info;
     int saved_errno = errno;
+    lt_scan_signals_here++; /* a sleep this signal ended goes on (sleeps.c) */
     if (atomic_load(&world_stopped)) {
         const ucontext_t *uc = context;
         int slot = atomic_fetch_add(&parked_slots, 1);

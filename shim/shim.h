@@ -400,6 +400,14 @@ int lt_hook_setregid(gid_t rgid, gid_t egid);
 int lt_hook_setresuid(uid_t ruid, uid_t euid, uid_t suid);
 int lt_hook_setresgid(gid_t rgid, gid_t egid, gid_t sgid);
 int lt_hook_setgroups(size_t size, const gid_t *list);
+/* ---- sleeps.c: sleeps go on through scans ---------------------------------------------- */
+#include <time.h>
+extern _Thread_local unsigned lt_scan_signals_here; /* this thread's count of scan signals */
+unsigned lt_hook_sleep(unsigned seconds);
+int lt_hook_usleep(useconds_t usec);
+int lt_hook_nanosleep(const struct timespec *req, struct timespec *rem);
+int lt_hook_clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
+                            struct timespec *rem);
 /* ---- environment.c: the program sees its own environment ------------------------------- */
 void lt_env_hide_settings(const char *shim_file_name); /* root process, at start-up */
 /* ---- linkmap.c: answers read from the loader's list of objects ------------------------- */

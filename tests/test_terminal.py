@@ -204,3 +204,58 @@ def test_merge_and_mtrace_text_reports_are_coloured_on_a_terminal_only(leaks: Pa
                                                        "text", env={"NO_COLOR": "1"}))
     piped = leaktrace("mtrace", str(exe), str(log), "--format", "text").stdout
     assert "leak_small" in piped and "\x1b[" not in piped
+
+
+LOSE_THEN_SLEEP = r"""
+#include <stdlib.h>
+#include <unistd.h>
+void * volatile sink;
+#include <string.h>
+__attribute__((noinline)) static void lose(void)
+{
+    sink = malloc(1000);
+    sink = 0;
+}
+__attribute__((noinline)) static void scrub(void)
+{
+    volatile char stack[4096];
+    memset((char *)stack, 0, sizeof stack); /* no stale copy of the address below */
+}
+int main(void) { lose(); scrub(); sleep(60); return 0; }
+"""
+
+
+def test_valgrind_and_scan_reports_are_coloured_on_a_terminal_only(leaks: Path,
+                                                                   tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from companion_helpers import compile_c
+
+    exe = leaks.parent / "export_leaks-O2"
+    text = on_terminal("valgrind", "--", str(exe), "1")
+    assert f"{RED}1,000 bytes in 1 blocks are definitely lost in loss record" in text
+    assert "\x1b[" not in on_terminal("valgrind", "--", str(exe), "1", env={"NO_COLOR": "1"})
+
+    sleeper = compile_c(tmp_path, LOSE_THEN_SLEEP, "lose_then_sleep")
+    control = tmp_path / "control"
+    env = {**os.environ, "LEAKTRACE_CONTROL_DIR": str(control)}
+    run = subprocess.Popen([*LEAKTRACE, "run", "--", str(sleeper)], cwd=tmp_path, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not (control.exists() and list(control.glob("*.sock"))):
+            assert time.monotonic() < deadline, "the program never started"
+            time.sleep(0.05)
+        pid = next(control.glob("*.sock")).name.split(".")[0]
+        text = on_terminal("scan", pid, env={"LEAKTRACE_CONTROL_DIR": str(control)})
+        assert f"{RED}1,000 bytes in 1 blocks are definitely lost in loss record" in text
+        piped = subprocess.run([*LEAKTRACE, "scan", pid], env=env, capture_output=True,
+                               text=True, timeout=60, check=False)
+        assert "1,000 bytes in 1 blocks are definitely lost" in piped.stdout, piped.stderr
+        assert "\x1b[" not in piped.stdout
+    finally:
+        for sock in control.glob("*.sock") if control.exists() else []:
+            os.kill(int(sock.name.split(".")[0]), signal.SIGKILL)
+        run.kill()
+        run.wait()

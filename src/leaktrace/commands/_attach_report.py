@@ -14,7 +14,7 @@ import click
 from leaktrace.commands._capture_report import load_capture_report
 from leaktrace.commands._leak_gate import fail_on_leak_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import suppression_options
-from leaktrace.commands._report_output import render_options, render_report
+from leaktrace.commands._report_output import for_stdout, render_options, render_report
 from leaktrace.commands.report import format_option
 from leaktrace.exit_codes import INTERRUPTED
 from leaktrace.invocation import report_hint
@@ -68,9 +68,11 @@ def _print(capture: str, choices: ReportChoices) -> int:
                                      with_defaults=not choices.no_default_suppressions)
     report = load_capture_report(capture, with_addresses=choices.show_addresses).report
     apply_suppressions(report, suppressions)
-    click.echo(render_report(report, choices.output_format, top=choices.top,
-                             min_bytes=choices.min_bytes, show_addresses=choices.show_addresses,
-                             gen_suppressions=choices.gen_suppressions), nl=False)
+    click.echo(for_stdout(render_report(report, choices.output_format, top=choices.top,
+                                        min_bytes=choices.min_bytes,
+                                        show_addresses=choices.show_addresses,
+                                        gen_suppressions=choices.gen_suppressions),
+                          choices.output_format), nl=False)
     click.echo(f"leaktrace: capture saved to {capture}", err=True)
     click.echo(f"leaktrace: to see it again: {report_hint(capture)}", err=True)
     if leaks_exceed(report, choices.fail_on_leak):

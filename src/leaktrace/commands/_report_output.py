@@ -71,6 +71,18 @@ def render_report(
     return rendered
 
 
+def for_stdout(rendered: str, output_format: str) -> str:
+    """A text report coloured when stdout is a terminal (NO_COLOR and TERM=dumb respected),
+    as every command that prints one does."""
+    import sys
+
+    from leaktrace.render.colors import colorize_report, use_color
+
+    if output_format == "text" and use_color(sys.stdout):
+        return colorize_report(rendered)
+    return rendered
+
+
 def render_report_as(
     report: Report, output_format: str, *, top: int | None, min_bytes: int, show_addresses: bool,
     leak_kinds: frozenset[str] | None = None, gen_suppressions: bool = False,

@@ -12,6 +12,7 @@ from leaktrace.commands._errors import one_line_errors, warn
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import valgrind_leak_kind_options
 from leaktrace.commands._report_output import (
+    for_stdout,
     output_file_option,
     render_options,
     render_report_as,
@@ -85,6 +86,8 @@ def valgrind_command(
     rendered = render_report_as(report, output_format, top=top, min_bytes=min_bytes,
                                 show_addresses=show_addresses, leak_kinds=show_kinds,
                                 gen_suppressions=gen_suppressions)
+    if output_file in (None, "-") and isinstance(rendered, str):
+        rendered = for_stdout(rendered, output_format)
     write_output(rendered, output_file)
     if leaks_exceed(report, fail_on_leak, fail_on_kinds):
         raise SystemExit(leak_exit_code)
