@@ -66,7 +66,9 @@
     X(sleep)                         \
     X(usleep)                        \
     X(nanosleep)                     \
-    X(clock_nanosleep)
+    X(clock_nanosleep)               \
+    X(pause)                         \
+    X(sigsuspend)
 
 #define LT_HOOKED_FUNCTIONS(X)                                                                 \
     LT_HOOKED_ALLOCATION_FUNCTIONS(X) LT_HOOKED_SIGNAL_FUNCTIONS(X) LT_HOOKED_EXEC_FUNCTIONS(X) \

@@ -408,6 +408,8 @@ int lt_hook_usleep(useconds_t usec);
 int lt_hook_nanosleep(const struct timespec *req, struct timespec *rem);
 int lt_hook_clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
                             struct timespec *rem);
+int lt_hook_pause(void);
+int lt_hook_sigsuspend(const sigset_t *mask);
 /* ---- environment.c: the program sees its own environment ------------------------------- */
 void lt_env_hide_settings(const char *shim_file_name); /* root process, at start-up */
 /* ---- linkmap.c: answers read from the loader's list of objects ------------------------- */

@@ -2,10 +2,11 @@
  * handler ends a sleep early with EINTR, SA_RESTART or not: a program doing `sleep(300)`
  * would carry on at the first scan. So the sleeps the program calls go back to sleep for
  * what is left when a scan's signal ended them, and end early only for a signal of the
- * program's own. What is not covered: libc's own internal sleeps, poll, select and
+ * program's own; pause and sigsuspend likewise wait on. What is not covered: libc's own internal sleeps, poll, select and
  * epoll_wait (they see EINTR, as under strace or gdb), and a signal of the program's that
  * arrives during the very sleep a scan interrupted (that sleep then goes on). */
 #include <errno.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,6 +82,30 @@ unsigned lt_hook_sleep(unsigned seconds)
     if (nanosleep_through_scans(&ts, &ts) < 0) return (unsigned)ts.tv_sec;
     errno = saved_errno;
     return 0;
+}
+
+typedef int (*pause_fn)(void);
+typedef int (*sigsuspend_fn)(const sigset_t *);
+
+/* Waits for a signal of the program's: a scan's signal does not end them. */
+int lt_hook_pause(void)
+{
+    NEXT(pause_fn, pause)
+    for (;;) {
+        unsigned scans = lt_scan_signals_here;
+        int r = f();
+        if (errno != EINTR || lt_scan_signals_here == scans) return r;
+    }
+}
+
+int lt_hook_sigsuspend(const sigset_t *mask)
+{
+    NEXT(sigsuspend_fn, sigsuspend)
+    for (;;) {
+        unsigned scans = lt_scan_signals_here;
+        int r = f(mask);
+        if (errno != EINTR || lt_scan_signals_here == scans) return r;
+    }
 }
 
 /* The exported names (see hooked_functions.h). */

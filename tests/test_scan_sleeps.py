@@ -1,7 +1,7 @@
 """On-demand scans stop the program's threads with a signal, which ends a sleep early
 (EINTR) whatever SA_RESTART says. The program must not notice: sleep, usleep, nanosleep and
-clock_nanosleep sleep their whole time through any number of scans, and a signal of the
-program's own still ends a sleep as it would without leaktrace."""
+clock_nanosleep sleep their whole time through any number of scans, pause and sigsuspend go on
+waiting, and a signal of the program's own still ends each as it would without leaktrace."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_sleeps_last_their_whole_time_through_scans(build_dir: Path, tmp_path: P
     finally:
         out, err = run.communicate(timeout=60)
     assert run.returncode == 0, err
-    assert scans >= 5, (scans, err)  # the program took about 6 s: a scan every ~0.4 s
+    assert scans >= 8, (scans, err)  # the program takes about 9 s: a scan every ~0.4 s
     results = {line.rsplit(" ", 2)[0]: (int(line.split()[-2]), float(line.split()[-1]))
                for line in out.splitlines()}
     assert results["sleep"][0] == 0 and results["sleep"][1] >= 1.9, results
@@ -44,3 +44,6 @@ def test_sleeps_last_their_whole_time_through_scans(build_dir: Path, tmp_path: P
     # alarm(1) during sleep(3): ended after about a second with 2 seconds left, as natively.
     left, took = results["alarmed sleep"]
     assert left == 2 and took < 1.9, results
+    # pause and sigsuspend end with the program's alarm (2 s, 1 s), not at a scan.
+    assert results["pause"][0] == -1 and results["pause"][1] >= 1.9, results
+    assert results["sigsuspend"][0] == -1 and results["sigsuspend"][1] >= 0.9, results

@@ -1,6 +1,6 @@
 /* Sleeps of every kind while `leaktrace scan` stops the process again and again: each sleeps
  * its whole time and returns 0, as without scans; a signal of the program's own (SIGALRM)
- * still ends a sleep early. Prints each call's result and the seconds it took. */
+ * still ends a sleep early, and pause and sigsuspend wait for it, not for a scan. Prints each call's result and the seconds it took. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +22,12 @@ int main(void) {
     printf("clock_nanosleep %d %.1f\n", c, now() - t0); fflush(stdout);
     signal(SIGALRM, on_alarm); alarm(1);
     t0 = now(); left = sleep(3);
-    printf("alarmed sleep %u %.1f\n", left, now() - t0);
+    printf("alarmed sleep %u %.1f\n", left, now() - t0); fflush(stdout);
+    alarm(2);
+    t0 = now(); int p = pause();
+    printf("pause %d %.1f\n", p, now() - t0); fflush(stdout);
+    sigset_t none; sigemptyset(&none); alarm(1);
+    t0 = now(); int s = sigsuspend(&none);
+    printf("sigsuspend %d %.1f\n", s, now() - t0);
     return 0;
 }
