@@ -71,12 +71,13 @@ static inline bool tracking(void)
 }
 
 /* ---- recording ------------------------------------------------------------------------- */
-/* Runs outside lt_busy (record_block below). */
-static uint32_t current_stack(void)
+/* Runs outside lt_busy (record_block below). `hook_frame`: the calling hook's frame address,
+ * so the unwinder steps over the shim's frames from there (one step instead of four). */
+static uint32_t current_stack(const void *hook_frame)
 {
     uintptr_t buf[LT_MAX_DEPTH_LIMIT];
     struct lt_backtrace bt;
-    lt_backtrace_take(&bt, buf, lt_cfg.max_depth);
+    lt_backtrace_take(&bt, buf, lt_cfg.max_depth, hook_frame);
     if (bt.truncated) atomic_fetch_add_explicit(&lt_counters.truncated_stacks, 1, memory_order_relaxed);
     uint32_t id = bt.id ? bt.id : lt_stacks_intern_hashed(bt.pcs, bt.depth, bt.hash);
 #ifdef LT_UNWIND_SELFCHECK /* a debugging build: every incremental backtrace against a full walk */
@@ -100,21 +101,23 @@ static uint32_t current_stack(void)
 /* Not `busy` while unwinding and inserting: nothing there calls a hooked function, and a
  * signal handler that allocates meanwhile must be recorded too (blocks.c defers its table
  * operations until this thread leaves the table). */
-static __attribute__((noinline)) void record_sampled_block(void *p, size_t size, unsigned kind)
+static __attribute__((noinline)) void record_sampled_block(void *p, size_t size, unsigned kind,
+                                                           const void *hook_frame)
 {
     lt_blocks_prefetch((uintptr_t)p);
     lt_control_start(); /* marks itself busy the first time, when it allocates */
-    uint32_t id = current_stack();
+    uint32_t id = current_stack(hook_frame);
     lt_stack_note_alloc(id, size);
     lt_blocks_insert((uintptr_t)p, size, kind, id);
     if (atomic_load_explicit(&lt_mtrace_log_wanted, memory_order_relaxed) != 0) /* -1: not known yet */
         lt_mtrace_log_alloc(p, size, kind, id);
 }
 
-/* pre: recording() was true; leaves the tables. */
-static inline void record_block(void *p, size_t size, unsigned kind)
+/* pre: recording() was true; leaves the tables. Inlined into the hook, so the frame address is
+ * the hook's (were it not inlined, its own: the unwinder goes on along the rbp chain). */
+static inline __attribute__((always_inline)) void record_block(void *p, size_t size, unsigned kind)
 {
-    if (!lt_sample_skip(size)) record_sampled_block(p, size, kind); /* sampling: inlined */
+    if (!lt_sample_skip(size)) record_sampled_block(p, size, kind, __builtin_frame_address(0)); /* sampling: inlined */
     lt_tables_leave();
 }
 
@@ -250,7 +253,7 @@ void *lt_hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t of
     }
     if (!recording()) return raw_mmap(addr, len, prot, flags, fd, off);
     lt_busy++;
-    uint32_t id = current_stack();
+    uint32_t id = current_stack(__builtin_frame_address(0));
     lt_regions_lock();
     void *p = raw_mmap(addr, len, prot, flags, fd, off);
     if (p != MAP_FAILED) lt_regions_add((uintptr_t)p, page_round(len), LT_KIND_MMAP, id);
@@ -290,7 +293,7 @@ void *lt_hook_mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
     if (!tracking()) return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
     bool collect = recording();
     lt_busy++;
-    uint32_t id = collect ? current_stack() : 0;
+    uint32_t id = collect ? current_stack(__builtin_frame_address(0)) : 0;
     lt_regions_lock();
     void *p = (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
     if (p != MAP_FAILED) {
@@ -318,7 +321,7 @@ void *lt_hook_sbrk(intptr_t increment)
     if (increment == 0 || !tracking()) return __sbrk(increment);
     bool collect = recording();
     lt_busy++;
-    uint32_t id = collect ? current_stack() : 0;
+    uint32_t id = collect ? current_stack(__builtin_frame_address(0)) : 0;
     lt_regions_lock();
     void *old = __sbrk(increment);
     if (old != (void *)-1)
@@ -336,7 +339,7 @@ int lt_hook_brk(void *addr)
      * (__curbrk) right, as its brk does. */
     bool rec = tracking(), collect = recording();
     if (rec) lt_busy++;
-    uint32_t id = collect ? current_stack() : 0;
+    uint32_t id = collect ? current_stack(__builtin_frame_address(0)) : 0;
     if (rec) lt_regions_lock();
     void *cur = __sbrk(0);
     int r = __sbrk((intptr_t)((uintptr_t)addr - (uintptr_t)cur)) == (void *)-1 ? -1 : 0;

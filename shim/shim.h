@@ -102,7 +102,9 @@ struct lt_backtrace {
     void *trail;                     /* (unwind.c) the thread's record, held until done */
     int trail_start;
 };
-void lt_backtrace_take(struct lt_backtrace *bt, uintptr_t *buf, int max);
+/* `frame`: the frame address of the hook (__builtin_frame_address(0) inside it), where the
+ * skipping of the shim's own frames starts; NULL: from lt_backtrace_take's own frame. */
+void lt_backtrace_take(struct lt_backtrace *bt, uintptr_t *buf, int max, const void *frame);
 /* Ends the use of bt.pcs; id is the stack id the caller interned them as. */
 void lt_backtrace_done(const struct lt_backtrace *bt, uint32_t id);
 /* The hash the stack table keys a backtrace with, built from the outermost frame inwards so

@@ -603,11 +603,16 @@ static bool place_new_frames(struct trail *t, int n, int at)
     return same;
 }
 
-__attribute__((noinline)) void lt_backtrace_take(struct lt_backtrace *bt, uintptr_t *buf, int max)
+__attribute__((noinline)) void lt_backtrace_take(struct lt_backtrace *bt, uintptr_t *buf, int max,
+                                                const void *frame)
 {
     uintptr_t pc, sp, bp;
     __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2"
                      : "=r"(pc), "=r"(sp), "=r"(bp));
+    /* The hook's frame lies further up this thread's rbp chain: the frames in between are the
+     * shim's own, so skipping starts there (skip_own_frames checks it is a frame of the chain's
+     * shape, and goes on if its return address is still the shim's). */
+    if (frame) bp = (uintptr_t)frame;
     bt->pcs = buf;
     bt->hash = 0;
     bt->id = 0;
