@@ -86,7 +86,8 @@ static uint32_t current_stack(const void *hook_frame)
         bool cut;
         int d = lt_unwind(full, lt_cfg.max_depth, &cut);
         /* lt_unwind's own frame: same pcs from the hook's caller on */
-        if (d != bt.depth || cut != bt.truncated || memcmp(full, bt.pcs, sizeof(uintptr_t) * (size_t)d) != 0 ||
+        const uintptr_t *pcs = bt.pcs ? bt.pcs : lt_stack_pcs(lt_stack_get(bt.id));
+        if (d != bt.depth || cut != bt.truncated || memcmp(full, pcs, sizeof(uintptr_t) * (size_t)d) != 0 ||
             (bt.id && lt_stacks_intern(full, d) != bt.id) || (bt.hash && lt_stacks_intern(full, d) != id)) {
             static const char msg[] = "leaktrace: incremental backtrace differs\n";
             (void)!write(2, msg, sizeof msg - 1);

@@ -93,7 +93,9 @@ void lt_unwind_reacquire(void);   /* the next attach maps new ones */
 /* The backtrace of the hook's caller, re-walking only the frames that changed since this
  * thread's previous one (unwind.c, "incremental backtraces"); the same frames lt_unwind finds. */
 struct lt_backtrace {
-    const uintptr_t *pcs;            /* innermost first: buf, or the thread's own record */
+    const uintptr_t *pcs;            /* innermost first: buf, or the thread's own record;
+                                        NULL when id is set from a recent path (unwind.c):
+                                        the stack table has the frames */
     int depth;
     bool truncated;                  /* more frames existed than max */
     uint64_t hash;                   /* lt_stack_hash of pcs[0..depth), or 0: not computed */
