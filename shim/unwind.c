@@ -531,7 +531,9 @@ struct trail {
     int last_start;
     int max;                   /* the depth limit of the backtrace in progress */
     uint8_t next_way[PATH_SETS]; /* the way a new path replaces, round robin */
-    struct path paths[PATH_SETS][PATH_WAYS];
+    /* Way-major: the first ways of all sets are contiguous and fill first, so a thread that
+     * allocates from a few places touches a few pages of them, not one page per set. */
+    struct path paths[PATH_WAYS][PATH_SETS];
     uintptr_t pc[TRAIL_CAP], bp[TRAIL_CAP];
     uintptr_t sp[TRAIL_CAP + 1];
     /* lt_stack_hash_step over [i, TRAIL_CAP), outside in. Past the outermost frame: the seed,
@@ -547,7 +549,7 @@ static struct trail *trails;   /* mapped at start-up (NORESERVE: untouched recor
 
 static void map_trails(void) { trails = lt_map(TRAILS * sizeof(struct trail)); }
 static __thread struct trail *my_trail __attribute__((tls_model("initial-exec")));
-/* Attach mode gives the records back at detach (18 MiB reserved) and maps new ones at the
+/* Attach mode gives the records back at detach (121 MiB reserved, 104 KiB of each the paths) and maps new ones at the
  * next attach: a thread's my_trail is its own only while its epoch is the current one.
  * trails_epoch is written by lifecycle.c's release and re-attach (attach.c's patch_lock),
  * with no thread inside the tables (inflight.c). */
@@ -582,8 +584,10 @@ static struct trail *claim_trail(void)
             t->hash[TRAIL_CAP] = LT_STACK_HASH_SEED;
             t->info[TRAIL_CAP] = 0;
             t->sp[TRAIL_CAP] = UINTPTR_MAX;
-            for (unsigned set = 0; set < PATH_SETS; set++) /* ids of another session, maybe */
-                for (unsigned w = 0; w < PATH_WAYS; w++) t->paths[set][w].id = 0;
+            /* The paths stay: those of the record's previous owner (an exited thread whose
+             * control block this one reuses) are checked against this thread's stack like any
+             * other, and their ids stay valid until the tables are given back, which unmaps
+             * the records too. (Clearing them touched every page of them for every thread.) */
             return t;
         }
     }
@@ -656,9 +660,9 @@ static inline bool path_holds(const struct path *p)
 static inline const struct path *path_hit(struct trail *t, uintptr_t pc, uintptr_t sp, uintptr_t bp,
                                           unsigned generation, int max)
 {
-    const struct path *set = t->paths[path_set(pc, sp)];
+    unsigned set = path_set(pc, sp);
     for (unsigned w = 0; w < PATH_WAYS; w++) {
-        const struct path *p = &set[w];
+        const struct path *p = &t->paths[w][set];
         if (p->id && p->pc == pc && p->sp == sp && (!p->needs_bp || p->bp == bp) &&
             p->generation == generation && p->max == max && path_holds(p))
             return p;
@@ -672,9 +676,9 @@ static void remember_path(struct trail *t, int s, uint32_t id, uint64_t hash)
 {
     unsigned set = path_set(t->pc[s], t->sp[s]);
     unsigned way = 0;
-    while (way < PATH_WAYS && t->paths[set][way].id) way++;
+    while (way < PATH_WAYS && t->paths[way][set].id) way++;
     if (way == PATH_WAYS) way = t->next_way[set]++ % PATH_WAYS;
-    struct path *p = &t->paths[set][way];
+    struct path *p = &t->paths[way][set];
     p->id = 0;
     unsigned n = 0;
     for (int m = s + 1; m < TRAIL_CAP; m++) {
