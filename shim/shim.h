@@ -119,7 +119,6 @@ static inline uint64_t lt_stack_hash_step(uint64_t outer, uintptr_t pc)
 }
 
 /* ---- stacks.c: deduplicated backtraces and their totals ------------------------------- */
-#define LT_STACK_ID_BITS 20          /* ids are below 2^20 (blocks.c packs them in 20 bits) */
 struct lt_stack {
     uint64_t hash;
     uint32_t depth;
@@ -162,10 +161,9 @@ void lt_series_reset(void);
 void lt_series_release(void);          /* after detach: lt_release_tables */
 
 /* ---- blocks.c: live heap blocks, keyed by address ------------------------------------- */
-/* A block as the tables hand it out (the block table keeps its own, smaller record). */
 struct lt_block {
     uintptr_t addr;                  /* 0 = empty slot */
-    uint64_t packed;                 /* size << 24 | generation << 8 | kind */
+    uint64_t packed;                 /* size << 24 | generation << 8 | kind (24 bytes a block) */
     uint32_t stack_id;
     uint32_t time_ms;                /* allocation time, ms since start */
 };

@@ -5,7 +5,7 @@
 
 #include "shim.h"
 
-#define MAX_STACKS (1u << LT_STACK_ID_BITS)         /* records; id 0 is reserved for "no backtrace" */
+#define MAX_STACKS (1u << 20)          /* records; id 0 is reserved for "no backtrace" */
 #define TABLE_SLOTS (1u << 21)         /* hash slots: at most half full */
 #define MAX_PCS (32u << 20)            /* return addresses in all records */
 
