@@ -22,15 +22,6 @@ static void before_change(void)
     lt_busy--;
 }
 
-/* The next definition of `name`, looked up at its first call (racing lookups agree). */
-#define NEXT(type, name)                                         \
-    static _Atomic(type) next_##name;                            \
-    type f = atomic_load(&next_##name);                          \
-    if (!f) {                                                    \
-        f = (type)lt_next_symbol(#name);                         \
-        atomic_store(&next_##name, f);                           \
-    }
-
 typedef int (*id1_fn)(unsigned);
 typedef int (*id2_fn)(unsigned, unsigned);
 typedef int (*id3_fn)(unsigned, unsigned, unsigned);
@@ -39,63 +30,63 @@ typedef int (*groups_fn)(size_t, const gid_t *);
 int lt_hook_setuid(uid_t uid)
 {
     before_change();
-    NEXT(id1_fn, setuid)
+    LT_NEXT(id1_fn, setuid);
     return f(uid);
 }
 
 int lt_hook_setgid(gid_t gid)
 {
     before_change();
-    NEXT(id1_fn, setgid)
+    LT_NEXT(id1_fn, setgid);
     return f(gid);
 }
 
 int lt_hook_seteuid(uid_t uid)
 {
     before_change();
-    NEXT(id1_fn, seteuid)
+    LT_NEXT(id1_fn, seteuid);
     return f(uid);
 }
 
 int lt_hook_setegid(gid_t gid)
 {
     before_change();
-    NEXT(id1_fn, setegid)
+    LT_NEXT(id1_fn, setegid);
     return f(gid);
 }
 
 int lt_hook_setreuid(uid_t ruid, uid_t euid)
 {
     before_change();
-    NEXT(id2_fn, setreuid)
+    LT_NEXT(id2_fn, setreuid);
     return f(ruid, euid);
 }
 
 int lt_hook_setregid(gid_t rgid, gid_t egid)
 {
     before_change();
-    NEXT(id2_fn, setregid)
+    LT_NEXT(id2_fn, setregid);
     return f(rgid, egid);
 }
 
 int lt_hook_setresuid(uid_t ruid, uid_t euid, uid_t suid)
 {
     before_change();
-    NEXT(id3_fn, setresuid)
+    LT_NEXT(id3_fn, setresuid);
     return f(ruid, euid, suid);
 }
 
 int lt_hook_setresgid(gid_t rgid, gid_t egid, gid_t sgid)
 {
     before_change();
-    NEXT(id3_fn, setresgid)
+    LT_NEXT(id3_fn, setresgid);
     return f(rgid, egid, sgid);
 }
 
 int lt_hook_setgroups(size_t size, const gid_t *list)
 {
     before_change();
-    NEXT(groups_fn, setgroups)
+    LT_NEXT(groups_fn, setgroups);
     return f(size, list);
 }
 

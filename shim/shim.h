@@ -388,6 +388,16 @@ int lt_final_signal(void);           /* the signal that ended the process, or 0 
 /* ---- signals.c: fatal-signal handlers the program does not see ------------------------ */
 void lt_signals_install(void);
 void *lt_next_symbol(const char *name); /* dlsym(RTLD_NEXT, name), marked busy */
+/* In a hook: `f`, the next definition of `name` (of function type `type`), looked up at its
+ * first call (racing lookups agree). */
+#define LT_NEXT(type, name)                                      \
+    static _Atomic(type) next_##name;                            \
+    type f = atomic_load(&next_##name);                          \
+    if (!f) {                                                    \
+        f = (type)lt_next_symbol(#name);                         \
+        atomic_store(&next_##name, f);                           \
+    }                                                            \
+    (void)0
 /* Exec without fork: the image about to be replaced writes its capture (lifecycle.c);
  * `path` gets its name, to be removed if the exec fails. Returns whether one was written. */
 bool lt_exec_capture_wanted(void);  /* this process traces, and is the traced one */

@@ -19,21 +19,12 @@ _Thread_local unsigned lt_scan_signals_here;
 typedef int (*nanosleep_fn)(const struct timespec *, struct timespec *);
 typedef int (*clock_nanosleep_fn)(clockid_t, int, const struct timespec *, struct timespec *);
 
-/* The next definition of `name`, looked up at its first call (racing lookups agree). */
-#define NEXT(type, name)                              \
-    static _Atomic(type) next_##name;                 \
-    type f = atomic_load(&next_##name);               \
-    if (!f) {                                         \
-        f = (type)lt_next_symbol(#name);              \
-        atomic_store(&next_##name, f);                \
-    }
-
 /* nanosleep, resumed for what is left while only scans interrupt it. The caller's `rem`
  * (or ours) receives what is left; a first call gets the caller's own `req`, so a bad
  * pointer fails as it would without us. */
 static int nanosleep_through_scans(const struct timespec *req, struct timespec *rem)
 {
-    NEXT(nanosleep_fn, nanosleep)
+    LT_NEXT(nanosleep_fn, nanosleep);
     struct timespec left;
     struct timespec *out = rem ? rem : &left;
     for (;;) {
@@ -53,7 +44,7 @@ int lt_hook_nanosleep(const struct timespec *req, struct timespec *rem)
 int lt_hook_clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
                             struct timespec *rem)
 {
-    NEXT(clock_nanosleep_fn, clock_nanosleep)
+    LT_NEXT(clock_nanosleep_fn, clock_nanosleep);
     struct timespec left;
     struct timespec *out = rem ? rem : &left;
     for (;;) {
@@ -90,7 +81,7 @@ typedef int (*sigsuspend_fn)(const sigset_t *);
 /* Waits for a signal of the program's: a scan's signal does not end them. */
 int lt_hook_pause(void)
 {
-    NEXT(pause_fn, pause)
+    LT_NEXT(pause_fn, pause);
     for (;;) {
         unsigned scans = lt_scan_signals_here;
         int r = f();
@@ -100,7 +91,7 @@ int lt_hook_pause(void)
 
 int lt_hook_sigsuspend(const sigset_t *mask)
 {
-    NEXT(sigsuspend_fn, sigsuspend)
+    LT_NEXT(sigsuspend_fn, sigsuspend);
     for (;;) {
         unsigned scans = lt_scan_signals_here;
         int r = f(mask);
