@@ -290,7 +290,7 @@ static size_t read_command(int client, char *line, size_t cap)
         uint64_t now = lt_now_ns();
         if (now >= deadline) break;
         struct pollfd pfd = { client, POLLIN, 0 };
-        int ready = poll(&pfd, 1, (int)((deadline - now) / 1000000u) + 1);
+        int ready = lt_sys_poll(&pfd, 1, (int)((deadline - now) / 1000000u) + 1);
         if (ready < 0 && errno == EINTR) continue;
         if (ready <= 0) break;
         ssize_t got = recv(client, line + n, cap - 1 - n, MSG_DONTWAIT);
@@ -378,7 +378,7 @@ static void *control_main(void *arg)
         struct pollfd pfd[2] = { { fd, POLLIN, 0 }, { atomic_load(&wake_fd), POLLIN, 0 } };
         pthread_mutex_unlock(&work_lock);
         if (atomic_load(&exit_requested)) break;
-        if (poll(pfd, 2, wait_ms) > 0) {
+        if (lt_sys_poll(pfd, 2, wait_ms) > 0) {
             pthread_mutex_lock(&work_lock);
             if (pfd[0].revents & (POLLNVAL | POLLERR)) lose_socket(); /* closed under us */
             else if (pfd[0].revents & POLLIN) serve_one();
@@ -468,7 +468,7 @@ bool lt_control_hold_still(void)
     struct timespec ms = { 0, 1000000 };
     for (int waited = 0; waited < 3000; waited++) {
         if (pthread_mutex_trylock(&work_lock) == 0) return true;
-        nanosleep(&ms, NULL);
+        lt_sys_nanosleep(&ms, NULL);
     }
     return false;
 }

@@ -68,7 +68,10 @@
     X(nanosleep)                     \
     X(clock_nanosleep)               \
     X(pause)                         \
-    X(sigsuspend)
+    X(sigsuspend)                    \
+    X(poll)                          \
+    X(select)                        \
+    X(epoll_wait)
 
 #define LT_HOOKED_FUNCTIONS(X)                                                                 \
     LT_HOOKED_ALLOCATION_FUNCTIONS(X) LT_HOOKED_SIGNAL_FUNCTIONS(X) LT_HOOKED_EXEC_FUNCTIONS(X) \

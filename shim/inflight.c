@@ -99,6 +99,6 @@ bool lt_inflight_wait_quiet(unsigned timeout_ms)
             quiet = atomic_load(&slots[i].inside) == 0;
         if (quiet) return true;
         if (waited >= timeout_ms) return false;
-        nanosleep(&nap, NULL);
+        lt_sys_nanosleep(&nap, NULL);
     }
 }

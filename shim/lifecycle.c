@@ -354,7 +354,7 @@ static int other_program_threads(void)
         if (lt_for_each_thread(count_live_thread, &live) < 0) return -1;
         if (live.count == 0) return 0;
         struct timespec pause = { 0, 1000000 };
-        nanosleep(&pause, NULL);
+        lt_sys_nanosleep(&pause, NULL);
     }
     return live.count;
 }
@@ -505,7 +505,7 @@ void lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim)
         bool traced = getpid() == atomic_load(&lt_owner_pid);
         for (int waited = 0; traced && !atomic_load(&final_done) && waited < 30000; waited++) {
             struct timespec ms = { 0, 1000000 };
-            nanosleep(&ms, NULL);
+            lt_sys_nanosleep(&ms, NULL);
         }
         return;
     }

@@ -85,7 +85,7 @@ static void park(int sig, siginfo_t *info, void *context)
 static void sleep_ms(long ms)
 {
     struct timespec ts = { 0, ms * 1000000L };
-    nanosleep(&ts, NULL);
+    lt_sys_nanosleep(&ts, NULL);
 }
 
 struct signalling {

@@ -415,6 +415,19 @@ int lt_hook_setresuid(uid_t ruid, uid_t euid, uid_t suid);
 int lt_hook_setresgid(gid_t rgid, gid_t egid, gid_t sgid);
 int lt_hook_setgroups(size_t size, const gid_t *list);
 /* ---- sleeps.c: sleeps go on through scans ---------------------------------------------- */
+/* The shim's own waits: system calls, never the hooks below (whose first call looks up the
+ * next definition, which could wait for the loader's lock a parked thread holds). */
+#include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static inline int lt_sys_nanosleep(const struct timespec *req, struct timespec *rem)
+{
+    return (int)syscall(SYS_nanosleep, req, rem);
+}
+static inline int lt_sys_poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+    return (int)syscall(SYS_poll, fds, nfds, timeout);
+}
 #include <time.h>
 extern _Thread_local unsigned lt_scan_signals_here; /* this thread's count of scan signals */
 unsigned lt_hook_sleep(unsigned seconds);
@@ -424,6 +437,13 @@ int lt_hook_clock_nanosleep(clockid_t clock, int flags, const struct timespec *r
                             struct timespec *rem);
 int lt_hook_pause(void);
 int lt_hook_sigsuspend(const sigset_t *mask);
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+int lt_hook_poll(struct pollfd *fds, nfds_t nfds, int timeout);
+int lt_hook_select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
+                   struct timeval *timeout);
+int lt_hook_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout);
 /* ---- environment.c: the program sees its own environment ------------------------------- */
 void lt_env_hide_settings(const char *shim_file_name); /* root process, at start-up */
 /* ---- linkmap.c: answers read from the loader's list of objects ------------------------- */

@@ -2,11 +2,16 @@
  * handler ends a sleep early with EINTR, SA_RESTART or not: a program doing `sleep(300)`
  * would carry on at the first scan. So the sleeps the program calls go back to sleep for
  * what is left when a scan's signal ended them, and end early only for a signal of the
- * program's own; pause and sigsuspend likewise wait on. What is not covered: libc's own internal sleeps, poll, select and
- * epoll_wait (they see EINTR, as under strace or gdb), and a signal of the program's that
- * arrives during the very sleep a scan interrupted (that sleep then goes on). */
+ * program's own; pause and sigsuspend likewise wait on, and poll, select and epoll_wait go
+ * on with what is left of their timeout. What is not covered: libc's own internal waits,
+ * ppoll, pselect and epoll_pwait (they see EINTR once, as under strace or gdb), and a
+ * signal of the program's that arrives during the very wait a scan interrupted (that wait
+ * then goes on). */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -96,6 +101,70 @@ int lt_hook_sigsuspend(const sigset_t *mask)
         unsigned scans = lt_scan_signals_here;
         int r = f(mask);
         if (errno != EINTR || lt_scan_signals_here == scans) return r;
+    }
+}
+
+/* The milliseconds left until `deadline` (CLOCK_MONOTONIC), rounded up, for a wait to go on. */
+static int ms_left(const struct timespec *deadline)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long ns = (long long)(deadline->tv_sec - now.tv_sec) * 1000000000LL + (deadline->tv_nsec - now.tv_nsec);
+    return ns <= 0 ? 0 : (int)((ns + 999999) / 1000000);
+}
+
+static struct timespec deadline_in(int timeout_ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += timeout_ms / 1000;
+    t.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (t.tv_nsec >= 1000000000) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000;
+    }
+    return t;
+}
+
+typedef int (*poll_fn)(struct pollfd *, nfds_t, int);
+typedef int (*select_fn)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+typedef int (*epoll_wait_fn)(int, struct epoll_event *, int, int);
+
+/* poll and epoll_wait with a timeout in ms (-1: none) go on with what is left of it. */
+int lt_hook_poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+    LT_NEXT(poll_fn, poll);
+    struct timespec deadline = timeout > 0 ? deadline_in(timeout) : (struct timespec){ 0, 0 };
+    for (;;) {
+        unsigned scans = lt_scan_signals_here;
+        int r = f(fds, nfds, timeout);
+        if (r >= 0 || errno != EINTR || lt_scan_signals_here == scans) return r;
+        if (timeout > 0) timeout = ms_left(&deadline);
+    }
+}
+
+int lt_hook_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
+{
+    LT_NEXT(epoll_wait_fn, epoll_wait);
+    struct timespec deadline = timeout > 0 ? deadline_in(timeout) : (struct timespec){ 0, 0 };
+    for (;;) {
+        unsigned scans = lt_scan_signals_here;
+        int r = f(epfd, events, maxevents, timeout);
+        if (r >= 0 || errno != EINTR || lt_scan_signals_here == scans) return r;
+        if (timeout > 0) timeout = ms_left(&deadline);
+    }
+}
+
+/* Linux's select leaves the sets as they were when a signal ends it and writes what is left
+ * of the timeout back, so calling it again goes on where it stopped. */
+int lt_hook_select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
+                   struct timeval *timeout)
+{
+    LT_NEXT(select_fn, select);
+    for (;;) {
+        unsigned scans = lt_scan_signals_here;
+        int r = f(nfds, readfds, writefds, exceptfds, timeout);
+        if (r >= 0 || errno != EINTR || lt_scan_signals_here == scans) return r;
     }
 }
 
