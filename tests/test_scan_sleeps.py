@@ -1,7 +1,8 @@
 """On-demand scans stop the program's threads with a signal, which ends a sleep early
 (EINTR) whatever SA_RESTART says. The program must not notice: sleep, usleep, nanosleep and
 clock_nanosleep sleep their whole time through any number of scans, poll, select and epoll_wait
-wait out their timeout, pause and sigsuspend go on waiting, and a signal of the program's own still ends each as it would without leaktrace."""
+wait out their timeout, pause and sigsuspend go on waiting, and a signal of the program's own
+still ends each as it would without leaktrace."""
 
 from __future__ import annotations
 
