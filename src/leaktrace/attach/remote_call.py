@@ -66,15 +66,22 @@ def call_registers(regs: Registers, function: int, sp: int, values: Sequence[int
     return regs
 
 
+def next_call_stop(tid: int, pause: ptrace.Pause) -> ptrace.Stop:
+    """The next stop of a thread running an injected call; CallTimeout or ProcessExited when
+    there is none to come."""
+    try:
+        stop = ptrace.wait_for_stop(tid, CALL_TIMEOUT, pause)
+    except ptrace.WaitTimeout:
+        raise CallTimeout(f"the injected call did not return within {CALL_TIMEOUT:g} s "
+                          "(is the process deadlocked, or stopped?)") from None
+    if stop.exited:
+        raise ProcessExited("the process exited during the injected call")
+    return stop
+
+
 def _wait_for_return(tid: int, pause: ptrace.Pause) -> int:
     while True:
-        try:
-            stop = ptrace.wait_for_stop(tid, CALL_TIMEOUT, pause)
-        except ptrace.WaitTimeout:
-            raise CallTimeout(f"the injected call did not return within {CALL_TIMEOUT:g} s "
-                              "(is the process deadlocked, or stopped?)") from None
-        if stop.exited:
-            raise ProcessExited("the process exited during the injected call")
+        stop = next_call_stop(tid, pause)
         if stop.is_event_stop:  # a group-stop (SIGSTOP...): finish the call first
             ptrace.resume(tid)
             continue

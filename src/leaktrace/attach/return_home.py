@@ -39,9 +39,8 @@ from leaktrace.attach.ptrace import Registers
 from leaktrace.attach.remote_call import (
     NO_SYSCALL,
     RED_ZONE,
-    CallTimeout,
-    ProcessExited,
     call_registers,
+    next_call_stop,
 )
 from leaktrace.attach.target_libraries import LoadedLibrary
 
@@ -57,7 +56,6 @@ ALL_FEATURES = (1 << 64) - 1  # the kernel keeps those it supports
 XSAVE_HEADER_END = 576  # legacy area (512) and XSAVE header (64)
 UCONTEXT_SIZE = 304  # flags, link, stack_t (24), sigcontext (256), sigset (8)
 SIGINFO_SIZE = 128
-CALL_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -206,13 +204,7 @@ def call_returning_home(tid: int, memory_file: int, saved: Registers, home: Home
     call = start_call_returning_home(tid, memory_file, saved, home, function, arguments)
     results: list[int] | None = None
     while True:
-        try:
-            stop = ptrace.wait_for_stop(tid, CALL_TIMEOUT, pause)
-        except ptrace.WaitTimeout:
-            raise CallTimeout(f"the injected call did not return within {CALL_TIMEOUT:g} s "
-                              "(is the process deadlocked, or stopped?)") from None
-        if stop.exited:
-            raise ProcessExited("the process exited during the injected call")
+        stop = next_call_stop(tid, pause)
         if stop.is_event_stop:
             ptrace.resume_to_syscall(tid)
             continue
