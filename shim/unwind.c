@@ -600,6 +600,16 @@ static inline uint32_t info_of(uint64_t rule)
     return ((uint32_t)(rule >> 19) & INFO_RBP_OFF) | ((((rule >> 1) & 3) == RULE_CFA_RBP) ? INFO_CFA_RBP : 0);
 }
 
+/* Would a walk still end where the recorded one did? (By a rule: the same rules, nothing to
+ * read. By a return address below 4096, or cut at the depth limit: the last slot read still
+ * says so.) */
+static inline bool end_holds(uint8_t end, uintptr_t end_slot)
+{
+    if (end == END_BY_LOW_PC) return *(const uintptr_t *)end_slot < 4096;
+    if (end == END_CUT) return *(const uintptr_t *)end_slot >= 4096;
+    return true;
+}
+
 /* Are the frames of the record outside frame j still those a walk from j would find?
  * Returns TRAIL_CAP when they are, else the first frame whose slot changed (no frame inside
  * it can match either: the same slot decides), or TRAIL_CAP + 1 when the end changed. */
@@ -611,9 +621,7 @@ static int first_changed(const struct trail *t, int j)
         if (off && (t->info[m] & INFO_NEEDS_BP) && *(const uintptr_t *)(t->sp[m] - off) != t->bp[m])
             return m;
     }
-    if (t->end == END_BY_LOW_PC && *(const uintptr_t *)t->end_slot >= 4096) return TRAIL_CAP + 1;
-    if (t->end == END_CUT && *(const uintptr_t *)t->end_slot < 4096) return TRAIL_CAP + 1;
-    return TRAIL_CAP;
+    return end_holds(t->end, t->end_slot) ? TRAIL_CAP : TRAIL_CAP + 1;
 }
 
 /* Puts the n new frames in front of slot `at`, and completes their per-frame data from the
@@ -651,9 +659,7 @@ static inline bool path_holds(const struct path *p)
 {
     for (unsigned k = 0; k < p->nchecks; k++)
         if (*(const uintptr_t *)p->check[k].addr != p->check[k].word) return false;
-    if (p->end == END_BY_LOW_PC && *(const uintptr_t *)p->end_slot >= 4096) return false;
-    if (p->end == END_CUT && *(const uintptr_t *)p->end_slot < 4096) return false;
-    return true;
+    return end_holds(p->end, p->end_slot);
 }
 
 /* A path of the thread that a walk from (pc, sp, bp) would follow again, or NULL. */
