@@ -263,6 +263,8 @@ def test_missing_tool_is_noted_once(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     ("level3.constprop.0", "level3"),
     ("level1.constprop.0.isra.0", "level1"),
     ("f(int) [clone .constprop.0] [clone .isra.0]", "f(int)"),
+    ("f(int) (.constprop.0.isra.0)", "f(int)"),  # LLVM's demangler
+    ("g(char*) (.part.0)", "g(char*)"),
     ("_IO_puts@@GLIBC_2.2.5", "_IO_puts"),
     ("r::inner::work::h5228c4ca53fe1bb4", "r::inner::work"),
     ("std::vector<int, std::allocator<int> >::push_back(int const&)",

@@ -9,11 +9,12 @@ _RUST_HASH = re.compile(r"::h[0-9a-f]{16}$")
 # Names taken from a symbol table can carry a version: "_IO_puts@@GLIBC_2.2.5".
 _SYMBOL_VERSION = re.compile(r"@@?[A-Za-z][A-Za-z0-9_.]*$")
 # GCC's optimized copies of a function: "level3.constprop.0.isra.0" in C,
-# "f(int) [clone .constprop.0]" in demangled C++. They are the same source function, and
-# addr2line already names them so; llvm-symbolizer gives the clone's symbol name.
+# "f(int) [clone .constprop.0]" in demangled C++ (GNU's demangler), "f(int) (.constprop.0)"
+# (LLVM's). They are the same source function, and addr2line already names them so;
+# llvm-symbolizer gives the clone's symbol name.
 _C_CLONE = re.compile(r"(\.(constprop|isra|part|cold|lto_priv|localalias|clone|"
                       r"specialized|ipa_sra)\.\d+)+$")
-_CXX_CLONE = re.compile(r"( \[clone \.[a-z_]+(\.\d+)?\])+$")
+_CXX_CLONE = re.compile(r"( \[clone \.[a-z_]+(\.\d+)?\]| \((\.[a-z_]+\.\d+)+\))+$")
 
 
 # Legacy Rust mangling escapes some characters inside path segments ("Box$LT$T$GT$::new");
