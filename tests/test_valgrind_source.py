@@ -592,3 +592,40 @@ def test_leak_check_summary_or_no(program: Path, tmp_path: Path, leak_check: str
     assert data["definitely_lost"] == {"bytes": 332, "blocks": 4}
     assert data["possibly_lost"] == {"bytes": 200, "blocks": 1}
     assert data["indirectly_lost"] is None and data["still_reachable"] is None
+
+
+RECURSION = r"""
+#include <stdlib.h>
+void * volatile sink;
+__attribute__((noinline)) void descend(int depth) {
+  if (depth == 0) {
+    sink = malloc(48); /* LEAF */
+    sink = NULL;
+    return;
+  }
+  descend(depth - 1); /* RECURSE */
+  sink = NULL;
+}
+int main(void) { descend(3); return 0; }
+"""
+
+
+@needs_valgrind
+@pytest.mark.parametrize("debug_info", ["-g", "-g0"])
+def test_a_recursive_call_is_not_taken_for_an_inlined_one(tmp_path: Path,
+                                                          debug_info: str) -> None:
+    """Returning to the same call site, recursion repeats a frame's address as inlining does;
+    only the debug info's different name or line makes a frame inlined."""
+    program = compile_c(tmp_path, RECURSION, "recurse", debug_info)
+    xml = tmp_path / "memcheck.xml"
+    result = run_cli("valgrind", "--xml-file", str(xml), "--format", "json", "--",
+                     str(program), timeout=300)
+    assert result.returncode == 0, result.stderr
+    [record] = valgrind_xml.load(str(xml)).records
+    assert (record.bytes, record.blocks, record.leak_kind) == (48, 1, "definitely lost")
+    names = [frame.function for frame in record.frames]
+    assert names == ["descend"] * 4 + ["main"]
+    assert not any(frame.inlined for frame in record.frames)
+    if debug_info == "-g":
+        lines = [frame.line for frame in record.frames[:4]]
+        assert lines == [marker_line(RECURSION, "LEAF")] + [marker_line(RECURSION, "RECURSE")] * 3

@@ -223,9 +223,13 @@ def _leak_record(error: ET.Element, leak_kind: str) -> tuple[LeakRecord, int | N
     while frames and frames[0].module and _PRELOAD_OBJECT.search(frames[0].module):
         api = frames.pop(0).function or api
     # valgrind lists a call inlined into its caller as a frame of its own with the caller's
-    # instruction address.
+    # instruction address, named from the debug info. A recursive call returning to the same
+    # place also repeats the address, but as the same frame again.
     for inner, outer in itertools.pairwise(frames):
-        inner.inlined = inner.address != 0 and inner.address == outer.address
+        inner.inlined = (inner.address != 0 and inner.address == outer.address
+                         and inner.line is not None
+                         and (inner.function, inner.file, inner.line)
+                         != (outer.function, outer.file, outer.line))
     record = LeakRecord(
         stack_id=_stack_id(api, leak_kind, frames),
         kind=api,
