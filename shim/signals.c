@@ -7,6 +7,8 @@
  * sees that handler: sigaction() and signal() (and bsd_signal, sysv_signal, sigset) report
  * SIG_DFL for it, and the program's own handler or SIG_IGN simply replaces it. So CPython,
  * which installs its SIGINT handler only where it finds SIG_DFL, gets its KeyboardInterrupt.
+ * A program that puts the default back (CPython before it re-raises a Ctrl-C nobody caught,
+ * a cleanup handler's `signal(sig, SIG_DFL); raise(sig)`) gets the stand-in back.
  * What is not virtualized: a raw rt_sigaction system call, and /proc/PID/status's SigCgt. */
 #include <dlfcn.h>
 #include <signal.h>
@@ -30,6 +32,8 @@ static _Atomic(handler_fn (*)(int, handler_fn)) real_signal, real_bsd_signal, re
 /* ours[sig]: the shim's handler stands in for the program's SIG_DFL. Set at install, cleared
  * by whichever thread replaces the disposition (atomics: the program may race itself). */
 static _Atomic bool ours[_NSIG];
+/* Set once by lt_signals_install, at start-up; read-only after. */
+static bool stand_ins_wanted;
 
 static const int fatal_signals[] = {
     SIGHUP, SIGINT, SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGUSR1, SIGSEGV,
@@ -57,6 +61,43 @@ static sigaction_fn sigaction_real(void)
 }
 
 static bool is_ours(int sig) { return sig > 0 && sig < _NSIG && atomic_load(&ours[sig]); }
+
+static bool is_fatal(int sig)
+{
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof *fatal_signals; i++)
+        if (fatal_signals[i] == sig) return true;
+    return false;
+}
+
+/* Only in the traced process itself: a vfork child shares `ours` with its parent, not its
+ * dispositions, and an untraced child writes no capture. */
+static bool may_stand_in(int sig)
+{
+    return stand_ins_wanted && is_fatal(sig) && getpid() == atomic_load(&lt_owner_pid);
+}
+
+static void on_fatal_signal(int sig, siginfo_t *info, void *context);
+
+static struct sigaction stand_in_action(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fatal_signal;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigfillset(&sa.sa_mask);
+    sigdelset(&sa.sa_mask, lt_scan_signal()); /* a scan elsewhere must be able to park us */
+    return sa;
+}
+
+/* Our handler in place of SIG_DFL; `old` (may be NULL) gets what was there. */
+static int stand_in(int sig, struct sigaction *old)
+{
+    struct sigaction sa = stand_in_action();
+    atomic_store(&ours[sig], true);
+    int r = sigaction_real()(sig, &sa, old);
+    if (r != 0) atomic_store(&ours[sig], false);
+    return r;
+}
 
 /* Faults that happen again when the handler returns: the default action then takes the
  * process at the faulting instruction, as it would have without us. */
@@ -92,19 +133,13 @@ void lt_signals_install(void)
 {
     sigaction_fn act = sigaction_real();
     if (!act) return;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_fatal_signal;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-    sigfillset(&sa.sa_mask);
-    sigdelset(&sa.sa_mask, lt_scan_signal()); /* a scan elsewhere must be able to park us */
+    stand_ins_wanted = true;
     for (size_t i = 0; i < sizeof fatal_signals / sizeof *fatal_signals; i++) {
         int sig = fatal_signals[i];
         struct sigaction old;
         /* Only where the program left the default action: SIG_IGN stays ignored. */
         if (act(sig, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) continue;
-        atomic_store(&ours[sig], true);
-        if (act(sig, &sa, NULL) != 0) atomic_store(&ours[sig], false);
+        stand_in(sig, NULL);
     }
 }
 
@@ -112,9 +147,10 @@ void lt_signals_install(void)
 int lt_hook_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     sigaction_fn real = sigaction_real();
-    if (!is_ours(sig)) return real(sig, act, old);
+    bool to_default = act && !(act->sa_flags & SA_SIGINFO) && act->sa_handler == SIG_DFL;
+    if (!is_ours(sig)) return to_default && may_stand_in(sig) ? stand_in(sig, old) : real(sig, act, old);
     /* Keeping the default keeps our stand-in; anything else replaces it. */
-    bool keep = act && !(act->sa_flags & SA_SIGINFO) && act->sa_handler == SIG_DFL;
+    bool keep = to_default;
     int r = real(sig, keep ? NULL : act, old);
     if (r == 0 && act && !keep) atomic_store(&ours[sig], false);
     if (r == 0 && old) {
@@ -132,7 +168,12 @@ static handler_fn replace(_Atomic(handler_fn (*)(int, handler_fn)) *real, const 
         f = (handler_fn (*)(int, handler_fn))lt_next_symbol(name);
         atomic_store(real, f);
     }
-    if (!is_ours(sig)) return f(sig, handler);
+    if (!is_ours(sig)) {
+        handler_fn previous = f(sig, handler);
+        /* The real call first: sigset() also unblocks the signal. */
+        if (previous != SIG_ERR && handler == SIG_DFL && may_stand_in(sig)) stand_in(sig, NULL);
+        return previous;
+    }
     if (handler == SIG_DFL) return SIG_DFL;
     handler_fn previous = f(sig, handler);
     if (previous == SIG_ERR) return SIG_ERR;

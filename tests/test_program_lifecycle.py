@@ -72,6 +72,89 @@ def test_python_gets_its_keyboard_interrupt(tmp_path: Path) -> None:
     assert (tmp_path / "py.lt").exists()
 
 
+PYTHON_LEAVES_CTRL_C_UNCAUGHT = """
+import os, signal, time
+print("about to be interrupted", flush=True)
+os.kill(os.getpid(), signal.SIGINT)
+time.sleep(5)
+print("not interrupted")
+"""
+
+
+def test_python_dying_of_an_uncaught_ctrl_c_still_gives_a_report(tmp_path: Path) -> None:
+    """CPython puts SIGINT's default back and sends it to itself again after it has
+    finalized: the death is the same, and the shim's stand-in for the default is back in
+    place to write the capture first."""
+    native = _native(sys.executable, "-c", PYTHON_LEAVES_CTRL_C_UNCAUGHT)
+    capture = tmp_path / "py.lt"
+    done = leaktrace("run", "-o", str(capture), "--", sys.executable, "-c",
+                     PYTHON_LEAVES_CTRL_C_UNCAUGHT, cwd=tmp_path)
+    assert native.returncode == done.returncode == -signal.SIGINT, done.stderr
+    assert native.stdout == done.stdout == "about to be interrupted\n"
+    assert "KeyboardInterrupt" in native.stderr and "KeyboardInterrupt" in done.stderr
+    assert "was killed by SIGINT" in done.stderr and "LEAK SUMMARY" in done.stderr
+    assert json_report(capture)["counters"]["fatal_signal"] == signal.SIGINT
+
+
+CLEANUP_HANDLER = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static int use_sigaction;
+static void cleanup_then_die(int sig)
+{
+    static const char note[] = "cleaned up\n";
+    write(1, note, sizeof note - 1);
+    if (use_sigaction) {
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        sigaction(sig, &dfl, NULL);
+    } else {
+        signal(sig, SIG_DFL);
+    }
+    raise(sig); /* pending until this handler returns, then the default action */
+}
+__attribute__((noinline)) static void leak(size_t n)
+{
+    char *volatile p = malloc(n); /* cleanup-leak */
+    p[0] = 1;
+}
+int main(int argc, char **argv)
+{
+    use_sigaction = argc > 1 && strcmp(argv[1], "sigaction") == 0;
+    signal(SIGTERM, cleanup_then_die);
+    for (int i = 0; i < 4; i++) leak(25);
+    printf("about to be terminated\n");
+    fflush(stdout);
+    raise(SIGTERM);
+    printf("not terminated\n");
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("how", ["signal", "sigaction"])
+def test_a_handler_that_puts_the_default_back_and_raises_still_gives_a_report(
+        tmp_path: Path, how: str) -> None:
+    exe = compile_source(tmp_path, "cleanup.c", CLEANUP_HANDLER, "-O2")
+    native = _native(str(exe), how)
+    capture = tmp_path / "cleanup.lt"
+    done = leaktrace("run", "-o", str(capture), "--", str(exe), how, cwd=tmp_path)
+    assert native.returncode == done.returncode == -signal.SIGTERM, done.stderr
+    assert native.stdout == done.stdout == "about to be terminated\ncleaned up\n"
+    report = json_report(capture)
+    assert report["counters"]["fatal_signal"] == signal.SIGTERM
+    assert report["summary"]["definitely_lost"] == {"bytes": 100, "blocks": 4}
+    line = marker_line(CLEANUP_HANDLER, "cleanup-leak")
+    lost = [r for r in report["records"] if r["leak_kind"] == "definitely lost"]
+    # -O2 may unroll the loop: one record per call site, all on the marked line.
+    assert {(r["frames"][0]["function"], r["frames"][0]["line"]) for r in lost} == {("leak", line)}
+    assert sum(r["blocks"] for r in lost) == 4
+
+
 SIGNAL_VIEW = r"""
 #include <signal.h>
 #include <stdio.h>
