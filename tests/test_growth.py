@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from leakharness import LEAKTRACE
+from leakharness import LEAKTRACE, leaktrace
 from liveharness import LiveServer
+from native_programs import compile_source
 
 from leaktrace.analyze.growth import GROWING, PLATEAUED, STABLE, analyze_growth
 from leaktrace.capture.format import REASON_EXIT
@@ -170,3 +171,42 @@ def test_live_server_leak_is_growing_and_cache_plateaued(server: LiveServer) -> 
     assert len(leak["intervals"]) == 8
     assert sum(i["unfreed"] for i in leak["intervals"]) == leak["live_blocks"]
     assert cache["live_blocks"] == 32
+
+
+STEADY_LEAK = r"""
+#include <stdlib.h>
+#include <time.h>
+void *volatile sink;
+__attribute__((noinline)) static void leak_one(void) { sink = malloc(1000); }
+int main(void)
+{
+    struct timespec start, now, tick = { 0, 50 * 1000 * 1000 };
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do { /* one block every 50 ms for 1.25 s */
+        leak_one();
+        nanosleep(&tick, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec)
+             < 1250000000L);
+    return 0;
+}
+"""
+
+
+def test_a_short_steady_leak_is_growing(tmp_path: Path) -> None:
+    """A run of two and a half --interval: the series' last snapshot, taken at exit with the
+    capture, must not make an interval of its own, empty and a third of the run, which would
+    make the steady leak look as if it had stopped."""
+    exe = compile_source(tmp_path, "steady.c", STEADY_LEAK, "-O2")
+    capture = tmp_path / "steady.lt"
+    done = leaktrace("run", "-o", str(capture), "--interval", "0.5", "--", str(exe),
+                     cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = _growth_json(capture)
+    leak = _stack_in(result["stacks"], "leak_one")
+    assert leak["verdict"] == "growing", leak["reason"]
+    assert len(leak["intervals"]) == 3
+    assert all(i["live_change_bytes"] > 0 for i in leak["intervals"])
+    report = json.loads(leaktrace("report", str(capture), "--format", "json").stdout)
+    [record] = [r for r in report["records"] if r["frames"][0]["function"] == "leak_one"]
+    assert record["growth"]["verdict"] == "growing"

@@ -135,15 +135,8 @@ class GrowthAnalysis:
 
 def analyze_growth(capture: Capture, *, target_intervals: int = TARGET_INTERVALS
                    ) -> GrowthAnalysis:
-    run_ns = max(0, capture.header.capture_monotonic_ns - capture.header.start_monotonic_ns)
+    run_ns, snapshot_times, point_times, point_of_snapshot = _points(capture)
     series = capture.series
-    snapshot_times = series.times_ns.astype(np.int64) if series is not None else np.zeros(0)
-    # Points: the start, every snapshot, the capture. A snapshot at or after the capture
-    # (clock granularity) merges into it.
-    inner = snapshot_times[(snapshot_times > 0) & (snapshot_times < run_ns)]
-    point_times = np.concatenate(([0], inner, [run_ns])).astype(np.int64)
-    point_of_snapshot = np.searchsorted(point_times, snapshot_times, side="left")
-    point_of_snapshot = np.clip(point_of_snapshot, 0, len(point_times) - 1)
     chosen = _choose_boundaries(point_times, target_intervals)
     n = len(chosen) - 1
     edges_ns = point_times[chosen]
@@ -202,13 +195,8 @@ def growth_rates(capture: Capture, *, target_intervals: int = TARGET_INTERVALS
     """Per backtrace that analyze_growth lists: (bytes_per_second, verdict), the same numbers
     computed for all backtraces at once, without the per-interval objects. What a leak
     report shows of the growth, for captures with a million backtraces."""
-    run_ns = max(0, capture.header.capture_monotonic_ns - capture.header.start_monotonic_ns)
+    _, _, point_times, point_of_snapshot = _points(capture)
     series = capture.series
-    snapshot_times = series.times_ns.astype(np.int64) if series is not None else np.zeros(0)
-    inner = snapshot_times[(snapshot_times > 0) & (snapshot_times < run_ns)]
-    point_times = np.concatenate(([0], inner, [run_ns])).astype(np.int64)
-    point_of_snapshot = np.clip(np.searchsorted(point_times, snapshot_times, side="left"),
-                                0, len(point_times) - 1)
     chosen = np.asarray(_choose_boundaries(point_times, target_intervals))
     n = len(chosen) - 1
     edges_ns = point_times[chosen]
@@ -288,6 +276,26 @@ def _main_kinds(capture: Capture) -> dict[int, str]:
         if stack_id not in best or size > best[stack_id][0]:
             best[stack_id] = (size, kind)
     return {s: kind for s, (_, kind) in best.items()}
+
+
+def _points(capture: Capture) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """The run's length, the snapshot times, the points (the start, every snapshot, the
+    capture; ns since the start) and the point each snapshot falls on. A snapshot at or after
+    the capture (clock granularity), or less than a quarter of the usual spacing before it
+    (the series' last snapshot, taken at exit or detach with the capture), merges into the
+    capture: an interval of a few milliseconds with nothing in it would count as the whole
+    last third of a short run, and make a steady leak look as if it had stopped."""
+    run_ns = max(0, capture.header.capture_monotonic_ns - capture.header.start_monotonic_ns)
+    series = capture.series
+    snapshot_times = series.times_ns.astype(np.int64) if series is not None else np.zeros(0)
+    inner = np.unique(snapshot_times[(snapshot_times > 0) & (snapshot_times < run_ns)])
+    if len(inner):
+        spacing = float(np.median(np.diff(np.concatenate(([0], inner)))))
+        inner = inner[run_ns - inner >= spacing / 4]
+    point_times = np.concatenate(([0], inner, [run_ns])).astype(np.int64)
+    point_of_snapshot = np.clip(np.searchsorted(point_times, snapshot_times, side="left"),
+                                0, len(point_times) - 1)
+    return run_ns, snapshot_times, point_times, point_of_snapshot
 
 
 def _choose_boundaries(point_times: np.ndarray, target: int) -> list[int]:
