@@ -4,12 +4,14 @@
  * Programs copy their environment into their own data (bash's variable tables, perl's %ENV,
  * make's exports), so those strings would show up as the program's memory, and the program's
  * view of its environment would differ from a plain run. In the process leaktrace launched,
- * the shim takes its entries out of `environ` (moving pointers only: nothing is allocated or
- * freed) as it starts, and puts them back into the environment of an image that process
+ * the shim points `environ` at a copy of the array without its entries (nothing is allocated
+ * with malloc or freed) as it starts, and puts them back into the environment of an image that process
  * execs without forking (a wrapper script's `exec`), so that image is traced too. With
  * --follow-children nothing is hidden: every child must inherit the settings. */
 #include <errno.h>
 #include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,11 +32,38 @@ static unsigned nhidden;
 
 static bool is_setting(const char *entry) { return strncmp(entry, "LEAKTRACE_", 10) == 0; }
 
+/* The array `environ` points at from now on, and main's `envp`. Not the one on the initial
+ * stack, edited in place: runtimes that find the auxiliary vector by walking past envp's NULL
+ * (Go's, cgo programs included) would find the leftover slots there instead. The copy is
+ * followed by a copy of the auxiliary vector, for code that walks past main's `envp`. Not
+ * one of the shim's tables: the program may store its own pointers in it, so a scan reads
+ * it as the program's memory. */
+#define AUXV_ROOM 4096
+static size_t environment_bytes(size_t entries) { return (entries + 1) * sizeof(char *) + AUXV_ROOM; }
+
+static char **environment_copy(size_t entries)
+{
+    void *p = (void *)syscall(SYS_mmap, NULL, environment_bytes(entries), PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* The auxiliary vector right after the copy's NULL at `end`: zeros, an empty vector, if it
+ * cannot be read; the last pair stays AT_NULL. */
+static void auxv_after(char **end)
+{
+    lt_read_file("/proc/self/auxv", (char *)(end + 1), AUXV_ROOM - 16);
+}
+
 /* pre: start-up of the root process, single-threaded. */
 void lt_env_hide_settings(const char *shim_file_name)
 {
     if (!environ) return;
-    char **out = environ;
+    size_t entries = 0;
+    while (environ[entries]) entries++;
+    char **visible = environment_copy(entries);
+    if (!visible) return;
+    char **out = visible;
     for (char **e = environ; *e; e++) {
         bool preload = strncmp(*e, "LD_PRELOAD=", 11) == 0 && strstr(*e, shim_file_name);
         if ((is_setting(*e) || preload) && nhidden < MAX_HIDDEN) {
@@ -57,6 +86,9 @@ void lt_env_hide_settings(const char *shim_file_name)
         *out++ = *e;
     }
     *out = NULL;
+    auxv_after(out);
+    if (nhidden) environ = visible;
+    else syscall(SYS_munmap, visible, environment_bytes(entries));
 }
 
 /* ---- exec: the hidden entries go with the process into its next image ------------------- */
