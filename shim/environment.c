@@ -5,8 +5,9 @@
  * make's exports), so those strings would show up as the program's memory, and the program's
  * view of its environment would differ from a plain run. In the process leaktrace launched,
  * the shim points `environ` at a copy of the array without its entries (nothing is allocated
- * with malloc or freed) as it starts, and puts them back into the environment of an image that process
- * execs without forking (a wrapper script's `exec`), so that image is traced too. With
+ * with malloc or freed) as it starts, and puts them back into the environment of an image
+ * that process execs without forking (a wrapper script's `exec`), so that image is traced
+ * too. With
  * --follow-children nothing is hidden: every child must inherit the settings. */
 #include <errno.h>
 #include <stdarg.h>
