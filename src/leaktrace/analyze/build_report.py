@@ -10,6 +10,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from leaktrace.analyze.frame_totals import compute_frame_totals
 from leaktrace.analyze.leak_totals import leak_totals
 from leaktrace.analyze.loss_records import number_loss_records
 from leaktrace.analyze.stack_frames import StackFrames
-from leaktrace.analyze.stack_ids import stable_stack_id_of_text
+from leaktrace.analyze.stack_ids import stable_stack_id_of_bytes
 from leaktrace.capture import format as fmt
 from leaktrace.capture.distinct import distinct
 from leaktrace.capture.reader import Capture, read_capture
@@ -75,6 +76,10 @@ def _build(capture: Capture, symbolizer: Symbolizer, with_addresses: bool,
     alloc_counts = np.where(has_stack, table.totals[rows, ALLOC_COUNT], -1).tolist()
     alloc_bytes = np.where(has_stack, table.totals[rows, ALLOC_BYTES], -1).tolist()
     stack_ids = groups.stack_ids.tolist()
+    # Names and prefixes once per number: a million records share a handful.
+    kinds = {k: fmt.kind_name(k) for k in distinct(groups.kinds).tolist()}
+    leak_kinds = {k: fmt.leak_kind_name(k) for k in distinct(groups.leak_kinds).tolist()}
+    ages = [None if math.isnan(age) else round(age, 6) for age in groups.oldest_ages.tolist()]
 
     records: list[LeakRecord] = []
     mapped_regions: list[LeakRecord] = []
@@ -82,20 +87,13 @@ def _build(capture: Capture, symbolizer: Symbolizer, with_addresses: bool,
             allocated, found) in enumerate(zip(
                 groups.kinds.tolist(), groups.leak_kinds.tolist(), stack_ids,
                 groups.blocks.tolist(), groups.bytes.tolist(), groups.indirect_bytes.tolist(),
-                groups.oldest_ages.tolist(), alloc_counts, alloc_bytes,
-                described.each(stack_ids), strict=True)):
-        kind = fmt.kind_name(kind_number)
-        frames, id_text = found if found is not None else ([], "")
+                ages, alloc_counts, alloc_bytes, described.each(stack_ids), strict=True)):
+        kind = kinds[kind_number]
+        frames, id_text = found if found is not None else ([], b"")
         record = LeakRecord(
-            stack_id=stable_stack_id_of_text(kind, id_text),
-            kind=kind,
-            bytes=size,
-            blocks=blocks,
-            frames=frames,
-            addresses=groups.addresses[i] if groups.addresses else [],
-            total_allocations=None if allocs < 0 else allocs,
-            total_allocated_bytes=None if allocated < 0 else allocated,
-            oldest_age_seconds=_age(oldest),
+            stable_stack_id_of_bytes(kind, id_text), kind, size, blocks, frames,
+            groups.addresses[i] if groups.addresses else [],
+            None if allocs < 0 else allocs, None if allocated < 0 else allocated, oldest,
             native_stack_id=stack_id,
             estimate=groups.estimates[i] if groups.estimates else None,
         )
@@ -103,10 +101,10 @@ def _build(capture: Capture, symbolizer: Symbolizer, with_addresses: bool,
             mapped_regions.append(record)  # not a heap block: no leak kind, no loss record
             continue
         if capture.scanned and leak_number != fmt.LEAK_UNSCANNED:
-            record.leak_kind = fmt.leak_kind_name(leak_number)
-            record.direct_bytes = record.bytes
-            record.indirect_bytes = indirect if record.leak_kind == DEFINITELY_LOST else 0
-            record.bytes = record.direct_bytes + record.indirect_bytes
+            leak_kind = record.leak_kind = leak_kinds[leak_number]
+            record.direct_bytes = size
+            record.indirect_bytes = indirect if leak_kind == DEFINITELY_LOST else 0
+            record.bytes = size + record.indirect_bytes
         records.append(record)
     if capture.scanned:
         records = number_loss_records(records)
@@ -302,9 +300,9 @@ def _age(seconds: float) -> float | None:
 
 
 def symbolize_stacks(capture: Capture, stack_ids: set[int], symbolizer: Symbolizer
-                      ) -> dict[int, tuple[list[Frame], str]]:
+                      ) -> dict[int, tuple[list[Frame], bytes]]:
     """For each stack the capture has: its symbolized frames, and the text its stable id is
-    hashed from (analyze/stack_ids.py)."""
+    hashed from, encoded (analyze/stack_ids.py)."""
     described = StackFrames(capture, stack_ids, symbolizer)
     result = {}
     for stack_id in stack_ids:
@@ -317,11 +315,14 @@ def symbolize_stacks(capture: Capture, stack_ids: set[int], symbolizer: Symboliz
 def _summary(capture: Capture, table: StackTable, records: list[LeakRecord],
              mapped_regions: list[LeakRecord]) -> Summary:
     by_kind: dict[str, KindTotal] = {}
-    for r in records + mapped_regions:
-        total = by_kind.setdefault(r.kind, KindTotal())
+    for r in chain(records, mapped_regions):
+        total = by_kind.get(r.kind)
+        if total is None:
+            total = by_kind[r.kind] = KindTotal()
         total.blocks += r.blocks
-        total.bytes += r.own_bytes
-        total.add_estimate(r.estimate)
+        total.bytes += r.bytes if r.direct_bytes is None else r.direct_bytes  # own bytes
+        if r.estimate is not None:
+            total.add_estimate(r.estimate)
     summary = Summary(
         live_blocks=sum(t.blocks for t in by_kind.values()),
         live_bytes=sum(t.bytes for t in by_kind.values()),

@@ -29,32 +29,40 @@ def compute_frame_totals(records: Iterable[LeakRecord]) -> list[FrameTotal]:
     records); suppressed records do not count. Each record counts once per function, however
     often its backtrace passes through it (recursion). Records through the same set of
     functions are added up together first: a million records share a few hundred sets."""
-    totals: dict[tuple[str, str | None], FrameTotal] = {}
-    keys = PerFrame(_total_key)  # records share Frame objects: each is keyed once
-    by_set: dict[frozenset[tuple[str, str | None] | None], list[int]] = {}
+    totals: list[FrameTotal] = []  # by key number
+    numbers: dict[tuple[str, str | None], int] = {}  # key -> its number (-1: not counted)
+
+    def number(frame: Frame) -> int:
+        key = _total_key(frame)
+        if key is None:
+            return -1
+        found = numbers.get(key)
+        if found is None:
+            found = numbers[key] = len(totals)
+            # Its file is that of the function's first frame, as the report shows it.
+            totals.append(FrameTotal(function=key[0], module=key[1], file=frame.file))
+        return found
+
+    keys = PerFrame(number)  # records share Frame objects: each is keyed once
+    by_set: dict[frozenset[int], list[int]] = {}
     for record in records:
         if record.suppressed_by is not None:
             continue
-        frame_keys = keys.of(record.frames)
-        functions = frozenset(frame_keys)
+        functions = keys.distinct(record.frames)
         sums = by_set.get(functions)
         if sums is None:
             sums = by_set[functions] = [0, 0, 0]
-            for key, frame in zip(frame_keys, record.frames, strict=True):
-                if key is not None and key not in totals:
-                    # Its file is that of the function's first frame, as the report shows it.
-                    totals[key] = FrameTotal(function=key[0], module=key[1], file=frame.file)
         sums[0] += record.own_bytes
         sums[1] += record.blocks
         sums[2] += 1
     for functions, (size, blocks, count) in by_set.items():
-        for key in functions:
-            if key is not None:
-                total = totals[key]
+        for key_number in functions:
+            if key_number >= 0:
+                total = totals[key_number]
                 total.bytes += size
                 total.blocks += blocks
                 total.records += count
-    return sorted(totals.values(), key=lambda t: (-t.bytes, -t.blocks, t.function))
+    return sorted(totals, key=lambda t: (-t.bytes, -t.blocks, t.function))
 
 
 def totals_of_selection(report: Report, selected: list[LeakRecord]) -> list[FrameTotal]:
@@ -87,12 +95,24 @@ class PerFrame(Generic[T]):
         self._frames: list[Frame] = []  # keeps every frame seen alive: its id stays its own
 
     def of(self, frames: list[Frame]) -> list[T]:
-        values = self._values
         try:
-            return list(map(values.__getitem__, map(id, frames)))
+            return list(map(self._values.__getitem__, map(id, frames)))
         except KeyError:
-            for frame in frames:
-                if id(frame) not in values:
-                    values[id(frame)] = self._compute(frame)
-                    self._frames.append(frame)
-            return list(map(values.__getitem__, map(id, frames)))
+            self._add(frames)
+            return list(map(self._values.__getitem__, map(id, frames)))
+
+    def distinct(self, frames: list[Frame]) -> frozenset[T]:
+        """The set of the frames' values (T hashable)."""
+        try:
+            return frozenset(map(self._values.__getitem__, map(id, frames)))
+        except KeyError:
+            self._add(frames)
+            return frozenset(map(self._values.__getitem__, map(id, frames)))
+
+    def _add(self, frames: list[Frame]) -> None:
+        """Computes the value of each frame not seen yet, in order."""
+        values = self._values
+        for frame in frames:
+            if id(frame) not in values:
+                values[id(frame)] = self._compute(frame)
+                self._frames.append(frame)

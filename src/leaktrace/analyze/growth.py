@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from leaktrace.analyze.build_report import symbolize_stacks
-from leaktrace.analyze.stack_ids import stable_stack_id_of_text
+from leaktrace.analyze.stack_ids import stable_stack_id_of_bytes
 from leaktrace.capture import format as fmt
 from leaktrace.capture.reader import Capture
 from leaktrace.capture.stack_table import (
@@ -190,11 +190,38 @@ def analyze_growth(capture: Capture, *, target_intervals: int = TARGET_INTERVALS
                           notes)
 
 
+@dataclass
+class GrowthRates:
+    """Each backtrace's net growth and verdict, as columns: stack ids sorted."""
+
+    stack_ids: np.ndarray  # int64, ascending
+    bytes_per_second: np.ndarray  # float64
+    verdicts: np.ndarray  # index into VERDICTS
+
+    def as_dict(self) -> dict[int, tuple[float, str]]:
+        verdicts = map(VERDICTS.__getitem__, self.verdicts.tolist())
+        return dict(zip(self.stack_ids.tolist(),
+                        zip(self.bytes_per_second.tolist(), verdicts, strict=True), strict=True))
+
+    def rows_of(self, stack_ids: np.ndarray) -> np.ndarray:
+        """Row of each id, -1 where there is none."""
+        if len(self.stack_ids) == 0:
+            return np.full(len(stack_ids), -1, dtype=np.int64)
+        at = np.clip(np.searchsorted(self.stack_ids, stack_ids), 0, len(self.stack_ids) - 1)
+        return np.where(self.stack_ids[at] == stack_ids, at, -1)
+
+
 def growth_rates(capture: Capture, *, target_intervals: int = TARGET_INTERVALS
                  ) -> dict[int, tuple[float, str]]:
     """Per backtrace that analyze_growth lists: (bytes_per_second, verdict), the same numbers
-    computed for all backtraces at once, without the per-interval objects. What a leak
-    report shows of the growth, for captures with a million backtraces."""
+    computed for all backtraces at once, without the per-interval objects."""
+    return growth_rate_table(capture, target_intervals=target_intervals).as_dict()
+
+
+def growth_rate_table(capture: Capture, *, target_intervals: int = TARGET_INTERVALS
+                      ) -> GrowthRates:
+    """growth_rates as columns: what a leak report shows of the growth, for captures with a
+    million backtraces (no dict of a million entries)."""
     _, _, point_times, point_of_snapshot = _points(capture)
     series = capture.series
     chosen = np.asarray(_choose_boundaries(point_times, target_intervals))
@@ -206,7 +233,7 @@ def growth_rates(capture: Capture, *, target_intervals: int = TARGET_INTERVALS
     unfreed = _any_unfreed(capture, stack_ids)
     run_seconds = (edges_ns[-1] - edges_ns[0]) / 1e9
     third = max(1, round(n / 3))
-    result: dict[int, tuple[float, str]] = {}
+    pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     chunk = 65536  # bounds the (stacks x points x 4) table
     for begin in range(0, len(stack_ids), chunk):
         rows = np.arange(begin, min(begin + chunk, len(stack_ids)))
@@ -224,12 +251,10 @@ def growth_rates(capture: Capture, *, target_intervals: int = TARGET_INTERVALS
         plateaued = ~growing & (net > 0) & (last_third <= 0)
         verdicts = np.where(growing, 0, np.where(plateaued, 1, 2))
         rates = net / run_seconds if run_seconds > 0 else np.zeros(len(rows))
-        for stack_id, rate, verdict, keep in zip(
-                stack_ids[rows].tolist(), rates.tolist(), verdicts.tolist(),
-                happened.tolist(), strict=True):
-            if keep:
-                result[stack_id] = (rate, VERDICTS[verdict])
-    return result
+        pieces.append((stack_ids[rows][happened], rates[happened], verdicts[happened]))
+    if not pieces:
+        return GrowthRates(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
+    return GrowthRates(*(np.concatenate(column) for column in zip(*pieces, strict=True)))
 
 
 def _any_unfreed(capture: Capture, stack_ids: np.ndarray) -> np.ndarray:
@@ -253,11 +278,11 @@ def describe_stacks(capture: Capture, analysis: GrowthAnalysis, *, limit: int | 
     described = symbolize_stacks(capture, {s.native_id for s in chosen}, symbolizer)
     kinds = _main_kinds(capture)
     for stack in chosen:
-        frames, id_text = described.get(stack.native_id, ([], ""))
+        frames, id_text = described.get(stack.native_id, ([], b""))
         stack.frames = frames
         stack.kind = kinds.get(stack.native_id)
         # No live block, no kind: the id then cannot match a report record, and says so.
-        stack.stack_id = stable_stack_id_of_text(stack.kind or "none", id_text)
+        stack.stack_id = stable_stack_id_of_bytes(stack.kind or "none", id_text)
     analysis.notes += symbolizer.notes
 
 

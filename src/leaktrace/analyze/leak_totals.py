@@ -23,16 +23,16 @@ def leak_totals(records: Iterable[LeakRecord],
     totals = LeakTotals(reachable_via_heuristic=dict(heuristics or {}),
                         unknown_kinds=unknown_kinds, heuristics_unknown=heuristics_unknown)
     suppressed = KindTotal()
+    target_of = {kind: totals.of(kind) for kind in LEAK_KINDS}
     for record in records:
-        if record.suppressed_by is not None:
-            target = suppressed
-        elif record.leak_kind in LEAK_KINDS:
-            target = totals.of(record.leak_kind)
-        else:
+        target = suppressed if record.suppressed_by is not None else \
+            target_of.get(record.leak_kind)  # type: ignore[arg-type]
+        if target is None:
             continue
         target.blocks += record.blocks
-        target.bytes += record.own_bytes
-        target.add_estimate(record.estimate)
+        target.bytes += record.bytes if record.direct_bytes is None else record.direct_bytes
+        if record.estimate is not None:
+            target.add_estimate(record.estimate)
     return totals, suppressed
 
 

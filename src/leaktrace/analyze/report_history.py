@@ -3,7 +3,11 @@ the previous capture of the same process, and the growth of its backtrace over t
 
 from __future__ import annotations
 
-from leaktrace.analyze.growth import GrowthAnalysis
+from itertools import compress
+
+import numpy as np
+
+from leaktrace.analyze.growth import VERDICTS, GrowthAnalysis, GrowthRates
 from leaktrace.analyze.since_previous import Comparison
 from leaktrace.model import Change, Growth, PreviousCapture, Report
 
@@ -30,10 +34,14 @@ def add_growth(report: Report, analysis: GrowthAnalysis) -> None:
             record.growth = Growth(round(stack.bytes_per_second, 3), stack.verdict)
 
 
-def add_growth_rates(report: Report, rates: dict[int, tuple[float, str]]) -> None:
-    """add_growth from growth_rates (the same numbers, for any number of backtraces)."""
-    for record in report.records:
-        found = rates.get(record.native_stack_id) if record.native_stack_id is not None \
-            else None
-        if found is not None:
-            record.growth = Growth(round(found[0], 3), found[1])
+def add_growth_rates(report: Report, rates: GrowthRates) -> None:
+    """add_growth from growth_rate_table (the same numbers, for any number of backtraces)."""
+    records = report.records
+    ids = np.fromiter((-1 if r.native_stack_id is None else r.native_stack_id
+                       for r in records), dtype=np.int64, count=len(records))
+    rows = rates.rows_of(ids)
+    found = rows >= 0
+    for record, rate, verdict in zip(
+            compress(records, found.tolist()), rates.bytes_per_second[rows[found]].tolist(),
+            rates.verdicts[rows[found]].tolist(), strict=True):
+        record.growth = Growth(round(rate, 3), VERDICTS[verdict])

@@ -1,4 +1,5 @@
-"""Backtraces as the reports show them: symbolized frames and the text of the stable id.
+"""Backtraces as the reports show them: symbolized frames and the text of the stable id
+(encoded, os.fsencode: analyze/stack_ids.stable_stack_id_of_bytes).
 
 A big capture has a million stacks but only thousands of distinct return addresses (call
 sites), so each distinct address is located, symbolized and formatted once; a stack is then
@@ -14,7 +15,7 @@ from itertools import chain
 import numpy as np
 
 from leaktrace.analyze.module_map import ModuleMap
-from leaktrace.analyze.stack_ids import stable_stack_id_of_text
+from leaktrace.analyze.stack_ids import stable_stack_id_of_bytes
 from leaktrace.capture.distinct import distinct
 from leaktrace.capture.reader import Capture
 from leaktrace.capture.stack_table import StackTable
@@ -33,7 +34,7 @@ class StackFrames:
         self._row_of = dict(zip(wanted[rows >= 0].tolist(), rows[rows >= 0].tolist(),
                                 strict=True))
         self._frames_of: dict[int, tuple[Frame, ...]] = {}  # return address -> its frames
-        self._part_of: dict[int, str] = {}  # return address -> "module+offset" of the id
+        self._part_of: dict[int, bytes] = {}  # return address -> b"module+offset" of the id
         self._symbolize(self._distinct_addresses(rows[rows >= 0]), capture, symbolizer)
         # Plain lists: one numpy call a stack, not three.
         self._starts: list[int] = self.table.starts.tolist()
@@ -65,7 +66,7 @@ class StackFrames:
             module = modules.find(ra)
             if module is None:
                 self._frames_of[ra] = (Frame(address=ra),)
-                self._part_of[ra] = f"?+{ra:x}"
+                self._part_of[ra] = f"?+{ra:x}".encode()
             else:
                 place[ra] = (module.path, ra - module.load_bias - 1)
         resolved = symbolizer.resolve(set(place.values()))
@@ -74,7 +75,7 @@ class StackFrames:
             for frame in frames:
                 frame.address = ra
             self._frames_of[ra] = tuple(frames)
-            self._part_of[ra] = f"{os.path.basename(path)}+{lookup + 1:x}"
+            self._part_of[ra] = os.fsencode(f"{os.path.basename(path)}+{lookup + 1:x}")
 
     def _addresses(self, stack_id: int) -> list[int] | None:
         row = self._row_of.get(stack_id)
@@ -83,20 +84,20 @@ class StackFrames:
         start = self._starts[row]
         return self._words[start:start + self._depths[row]].tolist()
 
-    def _describe(self, addresses: list[int]) -> tuple[list[Frame], str]:
+    def _describe(self, addresses: list[int]) -> tuple[list[Frame], bytes]:
         if self._one_frame_each:
             frames = list(map(self._frame_of.__getitem__, addresses))
         else:
             frames = list(chain.from_iterable(map(self._frames_of.__getitem__, addresses)))
-        return frames, "|".join(map(self._part_of.__getitem__, addresses))
+        return frames, b"|".join(map(self._part_of.__getitem__, addresses))
 
-    def frames_and_id_text(self, stack_id: int) -> tuple[list[Frame], str] | None:
+    def frames_and_id_text(self, stack_id: int) -> tuple[list[Frame], bytes] | None:
         """The stack's frames, innermost first (inlined frames each on their own), and the
         text its stable id is hashed from; None for a stack the capture does not have."""
         addresses = self._addresses(stack_id)
         return None if addresses is None else self._describe(addresses)
 
-    def each(self, stack_ids: list[int]) -> Iterator[tuple[list[Frame], str] | None]:
+    def each(self, stack_ids: list[int]) -> Iterator[tuple[list[Frame], bytes] | None]:
         """frames_and_id_text of each id in turn, made as they are used (a million id texts
         would not fit in memory together). Ids in file order, as reports group them, are
         read a few thousand stacks at a time: one numpy call a batch, not one a stack."""
@@ -126,4 +127,4 @@ class StackFrames:
 
     def stable_id(self, kind: str, stack_id: int) -> str:
         found = self.frames_and_id_text(stack_id)
-        return stable_stack_id_of_text(kind, found[1] if found is not None else "")
+        return stable_stack_id_of_bytes(kind, found[1] if found is not None else b"")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable
+from functools import lru_cache
 
 
 def stable_stack_id(kind: str, frames: Iterable[tuple[str, int]]) -> str:
@@ -17,5 +18,16 @@ def stable_stack_id(kind: str, frames: Iterable[tuple[str, int]]) -> str:
 
 def stable_stack_id_of_text(kind: str, frames_text: str) -> str:
     """stable_stack_id with the frames already joined: "module+offset|module+offset|..."
-    (offset in hex), as a report builder that formats each return address once has them."""
-    return hashlib.blake2b(os.fsencode(f"{kind}|{frames_text}"), digest_size=4).hexdigest()
+    (offset in hex)."""
+    return stable_stack_id_of_bytes(kind, os.fsencode(frames_text))
+
+
+def stable_stack_id_of_bytes(kind: str, frames_text: bytes) -> str:
+    """stable_stack_id_of_text with the frames' text encoded (os.fsencode), as a report
+    builder that encodes each return address's part once has it."""
+    return hashlib.blake2b(_prefix(kind) + frames_text, digest_size=4).hexdigest()
+
+
+@lru_cache(maxsize=64)  # API kinds: a handful
+def _prefix(kind: str) -> bytes:
+    return os.fsencode(kind) + b"|"

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from leaktrace.analyze.build_report import build_report
-from leaktrace.analyze.growth import GrowthAnalysis, analyze_growth, growth_rates
+from leaktrace.analyze.growth import GrowthAnalysis, analyze_growth, growth_rate_table
 from leaktrace.analyze.report_history import add_comparison, add_growth_rates
 from leaktrace.analyze.since_previous import compare_with_previous
 from leaktrace.capture.reader import Capture, read_capture
@@ -35,7 +35,7 @@ def load_capture_report(path: str, *, with_addresses: bool = True,
     capture = read_capture(path)
     report = build_report(capture, with_addresses=with_addresses, started=started)
     if capture.series is not None:
-        add_growth_rates(report, growth_rates(capture))
+        add_growth_rates(report, growth_rate_table(capture))
     if compare:
         comparison = compare_with_previous(path, capture)
         if comparison is not None:

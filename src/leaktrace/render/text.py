@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Iterator
-from functools import partial
+from functools import lru_cache, partial
 
 from leaktrace.analyze.frame_totals import PerFrame, compute_frame_totals, totals_of_selection
 from leaktrace.leak_kinds import LEAK_KINDS, STILL_REACHABLE, kind_list_text
@@ -62,15 +62,17 @@ class _FrameTexts:
 
     def __init__(self, show_address: bool) -> None:
         self._texts = PerFrame(partial(frame_text, show_address=show_address))
-        self._numbers: dict[int, list[str]] = {}  # backtrace length -> "    #N  " prefixes
+        # backtrace length -> "\n    #0  %s\n    #1  %s...": its lines, each after a newline
+        self._templates: dict[int, str] = {}
 
-    def lines(self, frames: list[Frame]) -> list[str]:
-        numbers = self._numbers.get(len(frames))
-        if numbers is None:
+    def lines(self, frames: list[Frame]) -> str:
+        """The backtrace's lines, each after a newline."""
+        template = self._templates.get(len(frames))
+        if template is None:
             width = len(str(len(frames) - 1))
-            numbers = self._numbers[len(frames)] = [
-                f"    #{n:<{width}}  " for n in range(len(frames))]
-        return list(map(str.__add__, numbers, self._texts.of(frames)))
+            template = self._templates[len(frames)] = "".join(
+                f"\n    #{n:<{width}}  %s" for n in range(len(frames)))
+        return template % tuple(self._texts.of(frames))
 
 
 def _header(report: Report) -> list[str]:
@@ -167,28 +169,33 @@ def _leaks(report: Report, records: list[LeakRecord], options: RenderOptions,
         limits.append(f"--top {options.top}")
     shown = f"{len(records)} of {total} records" + (f"; {', '.join(limits)}" if limits else "")
     yield from _lines_chunk(["", f"== Leaks, largest first ({shown}) =="])
+    texts = []
     for index, record in enumerate(records, start=1):
-        lines = [""]
         about = "~" if record.estimate is not None else ""  # sampling mode: estimates
-        lines.append(f"[{index}/{total}] {about}{size_with_bytes(record.bytes)} in "
-                     f"{about}{_plural(record.blocks, 'block')} from {record.kind}, "
-                     f"stack {record.stack_id}")
         history = _history(record)
-        if history:
-            lines.append(f"      {history}")
-        lines += _backtrace(record, options, frames)
-        yield from _lines_chunk(lines)
+        texts.append(f"\n[{index}/{total}] {about}{size_with_bytes(record.bytes)} in "
+                     f"{about}{_plural(record.blocks, 'block')} from {record.kind}, "
+                     f"stack {record.stack_id}" + (f"\n      {history}" if history else "")
+                     + _backtrace(record, options, frames) + "\n")
+        if len(texts) == _RECORDS_A_CHUNK:
+            yield "".join(texts)
+            texts.clear()
+    if texts:
+        yield "".join(texts)
 
 
-def _backtrace(record: LeakRecord, options: RenderOptions, frames: _FrameTexts) -> list[str]:
-    lines = []
-    if not record.frames:
-        lines.append("    (no backtrace: the allocation could not be unwound, or the "
-                     "stack table was full)")
-    lines += frames.lines(record.frames)
+# Records written together: a million write calls would cost more than the joins.
+_RECORDS_A_CHUNK = 256
+_NO_BACKTRACE = ("\n    (no backtrace: the allocation could not be unwound, or the stack "
+                 "table was full)")
+
+
+def _backtrace(record: LeakRecord, options: RenderOptions, frames: _FrameTexts) -> str:
+    """The backtrace's lines, each after a newline."""
+    text = frames.lines(record.frames) if record.frames else _NO_BACKTRACE
     if options.gen_suppressions:
-        lines += _suppression_entry(record, options)
-    return lines
+        text += "".join("\n" + line for line in _suppression_entry(record, options))
+    return text
 
 
 def _suppression_entry(record: LeakRecord, options: RenderOptions) -> list[str]:
@@ -202,16 +209,22 @@ def _suppression_entry(record: LeakRecord, options: RenderOptions) -> list[str]:
 def loss_record_sentence(record: LeakRecord, records_total: int) -> str:
     """valgrind's words: '48 (16 direct, 32 indirect) bytes in 1 blocks are definitely lost
     in loss record 3 of 9' (valgrind always says 'blocks')."""
-    direct = record.own_bytes
-    indirect = record.indirect_bytes or 0
+    head = _sentence_head(record.own_bytes, record.indirect_bytes or 0, record.blocks,
+                          record.leak_kind, record.estimate is not None)
+    if record.loss_record is None:
+        return head
+    return f"{head} in loss record {record.loss_record:,} of {records_total:,}"
+
+
+@lru_cache(maxsize=4096)  # a big capture's records repeat the same few sizes
+def _sentence_head(direct: int, indirect: int, blocks: int, leak_kind: str | None,
+                   estimated: bool) -> str:
     if indirect:
         size = f"{direct + indirect:,} ({direct:,} direct, {indirect:,} indirect) bytes"
     else:
         size = f"{direct:,} bytes"
-    where = f" in loss record {record.loss_record:,} of {records_total:,}" \
-        if record.loss_record is not None else ""
-    about = "~" if record.estimate is not None else ""  # sampling mode: estimates
-    return f"{about}{size} in {about}{record.blocks:,} blocks are {record.leak_kind}{where}"
+    about = "~" if estimated else ""  # sampling mode: estimates
+    return f"{about}{size} in {about}{blocks:,} blocks are {leak_kind}"
 
 
 def _loss_records(report: Report, records: list[LeakRecord], options: RenderOptions,
@@ -238,15 +251,17 @@ def _loss_records(report: Report, records: list[LeakRecord], options: RenderOpti
     if not records:
         lines += ["", "No loss record of the kinds shown."]
     yield from _lines_chunk(lines)
+    texts = []
     for record in records:
-        lines = ["", loss_record_sentence(record, total)]
-        details = [f"{record.kind}, stack {record.stack_id}"]
         history = _history(record)
-        if history:
-            details.append(history)
-        lines.append(f"      {'; '.join(details)}")
-        lines += _backtrace(record, options, frames)
-        yield from _lines_chunk(lines)
+        texts.append(f"\n{loss_record_sentence(record, total)}\n      {record.kind}, stack "
+                     f"{record.stack_id}" + (f"; {history}" if history else "")
+                     + _backtrace(record, options, frames) + "\n")
+        if len(texts) == _RECORDS_A_CHUNK:
+            yield "".join(texts)
+            texts.clear()
+    if texts:
+        yield "".join(texts)
 
 
 def _mapped_regions(report: Report, options: RenderOptions, frames: _FrameTexts) -> list[str]:
@@ -263,7 +278,8 @@ def _mapped_regions(report: Report, options: RenderOptions, frames: _FrameTexts)
         if history:
             lines.append(f"      {history}")
         # A mapping is no loss record: nothing to suppress.
-        lines += _backtrace(region, RenderOptions(show_addresses=options.show_addresses), frames)
+        lines.append(_backtrace(region, RenderOptions(show_addresses=options.show_addresses),
+                                frames)[1:])
     return lines
 
 
@@ -328,21 +344,30 @@ def _history(record: LeakRecord) -> str:
         parts.append(f"estimated from {_plural(e.sampled_blocks, 'sampled block')}; 95% "
                      f"interval {e.bytes_low:,}-{e.bytes_high:,} bytes")
     if record.total_allocations:
-        made = human_size(record.total_allocated_bytes or 0)
-        parts.append(f"allocated {_plural(record.total_allocations, 'time')} ({made}) from "
-                     "this backtrace during the run")
+        parts.append(_allocated_text(record.total_allocations, record.total_allocated_bytes))
     if record.oldest_age_seconds is not None:
         parts.append(f"oldest live block {record.oldest_age_seconds:.3f} s old at capture")
     if record.growth is not None:
-        rate = round(record.growth.bytes_per_second)
-        parts.append(f"growth {'+' if rate >= 0 else '-'}{human_size(abs(rate))}/s over the "
-                     f"run ({record.growth.verdict})")
+        parts.append(_growth_text(round(record.growth.bytes_per_second),
+                                  record.growth.verdict))
     if record.since_previous is not None:
         change = record.since_previous
         parts.append("new since the previous capture" if change.new else
                      f"{change.bytes:+,} bytes, {change.blocks:+,} blocks since the previous "
                      "capture")
     return "; ".join(parts)
+
+
+# A big capture's records repeat the same few counts and rates: each text is made once.
+@lru_cache(maxsize=4096)
+def _allocated_text(count: int, size: int | None) -> str:
+    return (f"allocated {_plural(count, 'time')} ({human_size(size or 0)}) from this "
+            "backtrace during the run")
+
+
+@lru_cache(maxsize=4096)
+def _growth_text(rate: int, verdict: str) -> str:
+    return f"growth {'+' if rate >= 0 else '-'}{human_size(abs(rate))}/s over the run ({verdict})"
 
 
 def _plural(n: int, word: str) -> str:
