@@ -160,3 +160,17 @@ def test_many_loss_records_number_as_valgrind_does() -> None:
     numbered = number_loss_records(records)
     assert [id(r) for r in numbered] == expected
     assert [r.loss_record for r in numbered] == list(range(12_000, 0, -1))
+
+
+@pytest.mark.parametrize("odd_id", ["0000000A", "1234567", "12 45678", "g0000000", "123456789"])
+def test_many_loss_records_with_an_odd_stack_id_sort_as_strings(odd_id: str) -> None:
+    """An id that is not 8 lowercase hex digits (other sources name stacks their own way)
+    makes numpy's number order wrong: the key sort is used, and the numbers are its."""
+    from leaktrace.analyze.loss_records import number_loss_records, valgrind_order_key
+    from leaktrace.model import LeakRecord
+
+    ids = [f"{i % 37:08x}" for i in range(11_999)] + [odd_id]
+    records = [LeakRecord(stack_id=s, kind="malloc", bytes=16, blocks=1,
+                          leak_kind="definitely lost") for s in ids]
+    expected = [id(r) for r in sorted(records, key=valgrind_order_key)][::-1]
+    assert [id(r) for r in number_loss_records(records)] == expected

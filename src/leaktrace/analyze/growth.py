@@ -34,6 +34,7 @@ import numpy as np
 from leaktrace.analyze.build_report import symbolize_stacks
 from leaktrace.analyze.stack_ids import stable_stack_id_of_bytes
 from leaktrace.capture import format as fmt
+from leaktrace.capture.distinct import distinct
 from leaktrace.capture.reader import Capture
 from leaktrace.capture.stack_table import (
     ALLOC_BYTES,
@@ -227,8 +228,9 @@ def growth_rate_table(capture: Capture, *, target_intervals: int = TARGET_INTERV
     chosen = np.asarray(_choose_boundaries(point_times, target_intervals))
     n = len(chosen) - 1
     edges_ns = point_times[chosen]
-    stack_ids = np.union1d(StackTable.from_stacks(capture.stacks).ids,
-                           np.asarray(series.stack_ids() if series else [], dtype=np.int64))
+    stack_ids = distinct(np.concatenate((
+        StackTable.from_stacks(capture.stacks).ids,
+        np.asarray(series.stack_ids() if series else [], dtype=np.int64))))
     history = _History(capture, stack_ids.tolist(), point_of_snapshot, len(point_times))
     unfreed = _any_unfreed(capture, stack_ids)
     run_seconds = (edges_ns[-1] - edges_ns[0]) / 1e9
@@ -259,9 +261,15 @@ def growth_rate_table(capture: Capture, *, target_intervals: int = TARGET_INTERV
 
 def _any_unfreed(capture: Capture, stack_ids: np.ndarray) -> np.ndarray:
     """Per stack id (sorted): whether any live block came from it."""
-    ids = capture.blocks["stack_id"].astype(np.int64)
+    ids = capture.blocks["stack_id"]
     if len(ids) == 0 or len(stack_ids) == 0:
         return np.zeros(len(stack_ids), dtype=bool)
+    top = int(stack_ids[-1])
+    if top < 4 * len(ids) + (1 << 21):  # the shim's ids are dense: one flag per id
+        seen = np.zeros(top + 1, dtype=bool)
+        seen[ids[ids <= top]] = True
+        return seen[stack_ids]
+    ids = ids.astype(np.int64)
     rows = np.clip(np.searchsorted(stack_ids, ids), 0, len(stack_ids) - 1)
     present = stack_ids[rows] == ids
     return np.bincount(rows[present], minlength=len(stack_ids)) > 0

@@ -7,12 +7,15 @@ suppressed). leaktrace shows the largest first: the same numbering, read from M 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from operator import attrgetter, gt
+from typing import TYPE_CHECKING
 
 from leaktrace.leak_kinds import reachedness
 from leaktrace.model import LeakRecord
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _LOSS_RECORD = attrgetter("loss_record")
 
@@ -46,17 +49,19 @@ def display_order(records: Iterable[LeakRecord]) -> list[LeakRecord]:
         r.loss_record is None, -(r.loss_record or 0), -r.bytes, -r.blocks, r.stack_id))
 
 
-_STACK_ID = re.compile(r"[0-9a-f]{8}")
 _MANY = 10_000  # from this many records on, numpy sorts them
 
 
 def _in_valgrind_order(records: list[LeakRecord]) -> list[LeakRecord]:
     """sorted(records, key=valgrind_order_key), by numpy for a big capture's million records:
     the same keys (8-hex-digit stack ids sort as numbers, API kinds by name), a stable sort."""
-    if len(records) < _MANY or not all(map(_STACK_ID.fullmatch, map(_ID, records))):
+    if len(records) < _MANY:
         return sorted(records, key=valgrind_order_key)
     import numpy as np
 
+    ids = _stack_id_numbers(list(map(_ID, records)))
+    if ids is None:
+        return sorted(records, key=valgrind_order_key)
     sizes = list(map(_BYTES, records))
     if max(sizes) >= 1 << 63:
         return sorted(records, key=valgrind_order_key)
@@ -65,13 +70,30 @@ def _in_valgrind_order(records: list[LeakRecord]) -> list[LeakRecord]:
     ranks = {kind: reachedness(kind) for kind in {r.leak_kind for r in records}}
     order = np.lexsort((
         np.fromiter(map(rank.__getitem__, map(_KIND, records)), np.int64, len(records)),
-        np.fromiter((int(i, 16) for i in map(_ID, records)), np.int64, len(records)),
+        ids,
         np.fromiter(map(_BLOCKS, records), np.int64, len(records)),
         np.fromiter(map(ranks.__getitem__, map(_LEAK_KIND, records)), np.int64,
                     len(records)),
         np.array(sizes, dtype=np.int64),
     ))
     return list(map(records.__getitem__, order.tolist()))
+
+
+def _stack_id_numbers(ids: list[str]) -> np.ndarray | None:
+    """The 8-hex-digit ids as numbers (sorting as the strings do), decoded at once; None if
+    any is not 8 lowercase hex digits."""
+    import numpy as np
+
+    text = "".join(ids)
+    if len(text) != 8 * len(ids) or any(len(i) != 8 for i in ids) or text != text.lower():
+        return None
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        return None
+    if len(raw) != 4 * len(ids):  # fromhex skips spaces
+        return None
+    return np.frombuffer(raw, dtype=">u4").astype(np.int64)
 
 
 _ID, _BYTES, _BLOCKS, _KIND, _LEAK_KIND = (attrgetter(name) for name in (
