@@ -18,6 +18,7 @@ from leaktrace.capture.reader import (
     ScanStats,
     parse_capture,
 )
+from leaktrace.capture.stack_table import StackTable
 from leaktrace.capture.writer import (
     encode_blocks,
     encode_capture,
@@ -242,3 +243,20 @@ def test_dump_shows_leak_kinds_groups_and_scan() -> None:
     assert ("SCAN duration_ns=1234567 bytes_scanned=1048576 root_bytes=65536 "
             "threads_stopped=1 threads_not_stopped=0 "
             "heuristics=stdstring,length64,newarray,multipleinheritance") in lines
+
+
+@pytest.mark.parametrize("extra", range(8))
+def test_blocks_and_stacks_are_read_aligned(tmp_path: Path, extra: int) -> None:
+    """Whatever the length of the PROCESS and MODULES strings before them, the BLOCKS and
+    STACKS arrays start at a multiple of 8 bytes in memory (numpy is many times slower on
+    unaligned numbers), and hold what the file says."""
+    path = tmp_path / f"aligned-{extra}.lt"
+    path.write_bytes(small_capture(
+        process=ProcessInfo(1, "/bin/prog" + "x" * extra, ["prog"], "/tmp")))
+    capture = read_capture(path)
+    table = capture.stacks
+    assert isinstance(table, StackTable)
+    assert capture.blocks.flags.aligned and table.addresses.flags.aligned
+    assert capture.blocks["alloc_time_ns"].flags.aligned
+    assert capture.blocks["size"].tolist() == [64, 32]
+    assert table.return_addresses(0) == (0x401234, 0x401500)

@@ -54,12 +54,12 @@ class StackTable(Mapping[int, Stack]):
         pieces = [np.zeros(0, dtype=np.uint64)]
         for low in range(0, len(words), chunk):
             high = min(low + chunk, len(words))
-            inside = np.zeros(high - low + 1, dtype=np.int8)  # +1 at a start, -1 at an end
             starts = np.clip(self.starts, low, high) - low
             ends = np.clip(self.starts + self.depths, low, high) - low
-            np.add.at(inside, starts, 1)
-            np.add.at(inside, ends, -1)
-            keep = np.cumsum(inside[:-1], dtype=np.int8) > 0  # stacks never overlap
+            # +1 at a start, -1 at an end (bincount: ufunc.at is 15x slower)
+            inside = np.bincount(starts, minlength=high - low + 1) - np.bincount(
+                ends, minlength=high - low + 1)
+            keep = np.cumsum(inside[:-1]) > 0  # stacks never overlap
             pieces.append(distinct(words[low:high][keep].astype(np.uint64)))
         return distinct(np.concatenate(pieces))
 
