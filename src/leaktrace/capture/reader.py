@@ -200,7 +200,8 @@ def read_capture(path: str | os.PathLike[str]) -> Capture:
             if not got:
                 break  # the file shrank since it was opened
             filled += got
-    return parse_capture(view[:filled], name)
+    # Read-only, as bytes were: no reader writes into the arrays viewed on it.
+    return parse_capture(memoryview(buffer).toreadonly()[pad:pad + filled], name)
 
 
 def _blocks_offset(fd: int, size: int) -> int:
