@@ -516,7 +516,9 @@ struct path {
     uint8_t needs_bp, end;   /* enum trail_end */
     uint16_t nchecks;
     uintptr_t end_slot;
-    struct { uintptr_t addr, word; } check[PATH_CHECKS];
+    /* The slots to check, then a sentinel that never holds its word (its own address, and
+     * that plus one), so the check loop needs no count. */
+    struct path_check { uintptr_t addr, word; } check[PATH_CHECKS + 1];
 };
 
 /* Only its thread touches a record, and not while a handler of that thread uses it
@@ -657,9 +659,9 @@ static inline unsigned path_set(uintptr_t pc, uintptr_t sp)
 /* Does every slot of the path still hold its word (and the end still hold)? */
 static inline bool path_holds(const struct path *p)
 {
-    for (unsigned k = 0; k < p->nchecks; k++)
-        if (*(const uintptr_t *)p->check[k].addr != p->check[k].word) return false;
-    return end_holds(p->end, p->end_slot);
+    const struct path_check *c = p->check;
+    while (*(const uintptr_t *)c->addr == c->word) c++;
+    return c == &p->check[p->nchecks] && end_holds(p->end, p->end_slot);
 }
 
 /* A path of the thread that a walk from (pc, sp, bp) would follow again, or NULL. */
@@ -697,6 +699,8 @@ static void remember_path(struct trail *t, int s, uint32_t id, uint64_t hash)
             p->check[n++].word = t->bp[m];
         }
     }
+    p->check[n].addr = (uintptr_t)&p->check[n].addr;
+    p->check[n].word = p->check[n].addr + 1;
     p->nchecks = (uint16_t)n;
     p->pc = t->pc[s];
     p->sp = t->sp[s];
