@@ -551,7 +551,7 @@ static struct trail *trails;   /* mapped at start-up (NORESERVE: untouched recor
 
 static void map_trails(void) { trails = lt_map(TRAILS * sizeof(struct trail)); }
 static __thread struct trail *my_trail __attribute__((tls_model("initial-exec")));
-/* Attach mode gives the records back at detach (121 MiB reserved, 104 KiB of each the paths) and maps new ones at the
+/* Attach mode gives the records back at detach (123 MiB reserved, 106 KiB of each the paths) and maps new ones at the
  * next attach: a thread's my_trail is its own only while its epoch is the current one.
  * trails_epoch is written by lifecycle.c's release and re-attach (attach.c's patch_lock),
  * with no thread inside the tables (inflight.c). */
