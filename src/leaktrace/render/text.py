@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import lru_cache, partial
 
 from leaktrace.analyze.frame_totals import PerFrame, compute_frame_totals, totals_of_selection
@@ -169,23 +169,34 @@ def _leaks(report: Report, records: list[LeakRecord], options: RenderOptions,
         limits.append(f"--top {options.top}")
     shown = f"{len(records)} of {total} records" + (f"; {', '.join(limits)}" if limits else "")
     yield from _lines_chunk(["", f"== Leaks, largest first ({shown}) =="])
-    texts = []
-    for index, record in enumerate(records, start=1):
-        about = "~" if record.estimate is not None else ""  # sampling mode: estimates
-        history = _history(record)
-        texts.append(f"\n[{index}/{total}] {about}{size_with_bytes(record.bytes)} in "
-                     f"{about}{_plural(record.blocks, 'block')} from {record.kind}, "
-                     f"stack {record.stack_id}" + (f"\n      {history}" if history else "")
-                     + _backtrace(record, options, frames) + "\n")
-        if len(texts) == _RECORDS_A_CHUNK:
-            yield "".join(texts)
-            texts.clear()
-    if texts:
-        yield "".join(texts)
+    yield from _in_chunks(_leak_text(index, total, record, options, frames)
+                          for index, record in enumerate(records, start=1))
+
+
+def _leak_text(index: int, total: int, record: LeakRecord, options: RenderOptions,
+               frames: _FrameTexts) -> str:
+    about = "~" if record.estimate is not None else ""  # sampling mode: estimates
+    history = _history(record)
+    return (f"\n[{index}/{total}] {about}{size_with_bytes(record.bytes)} in "
+            f"{about}{_plural(record.blocks, 'block')} from {record.kind}, "
+            f"stack {record.stack_id}" + (f"\n      {history}" if history else "")
+            + _backtrace(record, options, frames) + "\n")
 
 
 # Records written together: a million write calls would cost more than the joins.
 _RECORDS_A_CHUNK = 256
+
+
+def _in_chunks(texts: Iterable[str]) -> Iterator[str]:
+    """The records' texts joined _RECORDS_A_CHUNK at a time."""
+    chunk: list[str] = []
+    for text in texts:
+        chunk.append(text)
+        if len(chunk) == _RECORDS_A_CHUNK:
+            yield "".join(chunk)
+            chunk.clear()
+    if chunk:
+        yield "".join(chunk)
 _NO_BACKTRACE = ("\n    (no backtrace: the allocation could not be unwound, or the stack "
                  "table was full)")
 
@@ -251,17 +262,16 @@ def _loss_records(report: Report, records: list[LeakRecord], options: RenderOpti
     if not records:
         lines += ["", "No loss record of the kinds shown."]
     yield from _lines_chunk(lines)
-    texts = []
-    for record in records:
-        history = _history(record)
-        texts.append(f"\n{loss_record_sentence(record, total)}\n      {record.kind}, stack "
-                     f"{record.stack_id}" + (f"; {history}" if history else "")
-                     + _backtrace(record, options, frames) + "\n")
-        if len(texts) == _RECORDS_A_CHUNK:
-            yield "".join(texts)
-            texts.clear()
-    if texts:
-        yield "".join(texts)
+    yield from _in_chunks(_loss_record_text(record, total, options, frames)
+                          for record in records)
+
+
+def _loss_record_text(record: LeakRecord, total: int, options: RenderOptions,
+                      frames: _FrameTexts) -> str:
+    history = _history(record)
+    return (f"\n{loss_record_sentence(record, total)}\n      {record.kind}, stack "
+            f"{record.stack_id}" + (f"; {history}" if history else "")
+            + _backtrace(record, options, frames) + "\n")
 
 
 def _mapped_regions(report: Report, options: RenderOptions, frames: _FrameTexts) -> list[str]:
