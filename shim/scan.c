@@ -57,14 +57,27 @@ static pthread_mutex_t scan_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int lt_scan_signal(void) { return SIGRTMAX - 1; }
 
+/* A signal of the program's, pending and not blocked once this handler returns: it comes
+ * meanwhile (this handler blocks every other signal) and is delivered as the handler
+ * returns, in the same interruption of whatever the thread was waiting in. */
+static bool program_signal_follows(const ucontext_t *uc)
+{
+    sigset_t pending;
+    if (sigpending(&pending) != 0) return false;
+    for (int s = 1; s < _NSIG; s++)
+        if (s != lt_scan_signal() && sigismember(&pending, s) == 1 && sigismember(&uc->uc_sigmask, s) != 1)
+            return true;
+    return false;
+}
+
 static void park(int sig, siginfo_t *info, void *context)
 {
     (void)sig;
     (void)info;
     int saved_errno = errno;
+    const ucontext_t *uc = context;
     lt_scan_signals_here++; /* a sleep this signal ended goes on (sleeps.c) */
     if (atomic_load(&world_stopped)) {
-        const ucontext_t *uc = context;
         int slot = atomic_fetch_add(&parked_slots, 1);
         if (slot < MAX_PARKED) {
             static const int which[16] = { REG_RAX, REG_RBX, REG_RCX, REG_RDX, REG_RSI, REG_RDI,
@@ -79,6 +92,8 @@ static void park(int sig, siginfo_t *info, void *context)
             syscall(SYS_futex, &world_stopped, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0);
         atomic_fetch_add(&parked_resumed, 1);
     }
+    /* Then that wait ends, as it would have without the scan (sleeps.c). */
+    if (program_signal_follows(uc)) lt_program_signals_after_scan++;
     errno = saved_errno;
 }
 

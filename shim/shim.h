@@ -430,6 +430,8 @@ static inline int lt_sys_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 }
 #include <time.h>
 extern _Thread_local unsigned lt_scan_signals_here; /* this thread's count of scan signals */
+/* ... and of those a signal of the program's followed (delivered as the scan's handler ended) */
+extern _Thread_local unsigned lt_program_signals_after_scan;
 unsigned lt_hook_sleep(unsigned seconds);
 int lt_hook_usleep(useconds_t usec);
 int lt_hook_nanosleep(const struct timespec *req, struct timespec *rem);

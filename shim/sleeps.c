@@ -4,9 +4,10 @@
  * what is left when a scan's signal ended them, and end early only for a signal of the
  * program's own; pause and sigsuspend likewise wait on, and poll, select and epoll_wait go
  * on with what is left of their timeout. What is not covered: libc's own internal waits,
- * ppoll, pselect and epoll_pwait (they see EINTR once, as under strace or gdb), and a
- * signal of the program's that arrives during the very wait a scan interrupted (that wait
- * then goes on). */
+ * ppoll, pselect and epoll_pwait (they see EINTR once, as under strace or gdb). A signal of
+ * the program's that comes while the scan holds the thread still ends the wait (the scan's
+ * handler blocks it, sees it pending and counts it); one delivered a moment before the
+ * scan's signal, in the same interruption, is not seen: that wait goes on. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -18,8 +19,26 @@
 #include "hooked_functions.h"
 #include "shim.h"
 
-/* How many times the scan's signal has run on this thread (scan.c's handler counts). */
+/* How many times the scan's signal has run on this thread, and how many of those times a
+ * signal of the program's was delivered right after it (scan.c's handler counts both). */
 _Thread_local unsigned lt_scan_signals_here;
+_Thread_local unsigned lt_program_signals_after_scan;
+
+/* Where a wait began, to tell afterwards what ended it. */
+struct wait_mark {
+    unsigned scans, program;
+};
+
+static struct wait_mark wait_mark_now(void)
+{
+    return (struct wait_mark){ lt_scan_signals_here, lt_program_signals_after_scan };
+}
+
+/* Only scans interrupted the wait since `m`: no signal of the program's came. */
+static bool only_scans_since(struct wait_mark m)
+{
+    return lt_scan_signals_here != m.scans && lt_program_signals_after_scan == m.program;
+}
 
 typedef int (*nanosleep_fn)(const struct timespec *, struct timespec *);
 typedef int (*clock_nanosleep_fn)(clockid_t, int, const struct timespec *, struct timespec *);
@@ -33,9 +52,9 @@ static int nanosleep_through_scans(const struct timespec *req, struct timespec *
     struct timespec left;
     struct timespec *out = rem ? rem : &left;
     for (;;) {
-        unsigned scans = lt_scan_signals_here;
+        struct wait_mark m = wait_mark_now();
         int r = f(req, out);
-        if (r == 0 || errno != EINTR || lt_scan_signals_here == scans) return r;
+        if (r == 0 || errno != EINTR || !only_scans_since(m)) return r;
         left = *out;
         req = &left;
     }
@@ -53,9 +72,9 @@ int lt_hook_clock_nanosleep(clockid_t clock, int flags, const struct timespec *r
     struct timespec left;
     struct timespec *out = rem ? rem : &left;
     for (;;) {
-        unsigned scans = lt_scan_signals_here;
+        struct wait_mark m = wait_mark_now();
         int r = f(clock, flags, req, out);
-        if (r != EINTR || lt_scan_signals_here == scans) return r;
+        if (r != EINTR || !only_scans_since(m)) return r;
         if (!(flags & TIMER_ABSTIME)) { /* an absolute deadline stays as it is */
             left = *out;
             req = &left;
@@ -88,9 +107,9 @@ int lt_hook_pause(void)
 {
     LT_NEXT(pause_fn, pause);
     for (;;) {
-        unsigned scans = lt_scan_signals_here;
+        struct wait_mark m = wait_mark_now();
         int r = f();
-        if (errno != EINTR || lt_scan_signals_here == scans) return r;
+        if (errno != EINTR || !only_scans_since(m)) return r;
     }
 }
 
@@ -98,9 +117,9 @@ int lt_hook_sigsuspend(const sigset_t *mask)
 {
     LT_NEXT(sigsuspend_fn, sigsuspend);
     for (;;) {
-        unsigned scans = lt_scan_signals_here;
+        struct wait_mark m = wait_mark_now();
         int r = f(mask);
-        if (errno != EINTR || lt_scan_signals_here == scans) return r;
+        if (errno != EINTR || !only_scans_since(m)) return r;
     }
 }
 
@@ -136,9 +155,9 @@ int lt_hook_poll(struct pollfd *fds, nfds_t nfds, int timeout)
     LT_NEXT(poll_fn, poll);
     struct timespec deadline = timeout > 0 ? deadline_in(timeout) : (struct timespec){ 0, 0 };
     for (;;) {
-        unsigned scans = lt_scan_signals_here;
+        struct wait_mark m = wait_mark_now();
         int r = f(fds, nfds, timeout);
-        if (r >= 0 || errno != EINTR || lt_scan_signals_here == scans) return r;
+        if (r >= 0 || errno != EINTR || !only_scans_since(m)) return r;
         if (timeout > 0) timeout = ms_left(&deadline);
     }
 }
@@ -148,9 +167,9 @@ int lt_hook_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int 
     LT_NEXT(epoll_wait_fn, epoll_wait);
     struct timespec deadline = timeout > 0 ? deadline_in(timeout) : (struct timespec){ 0, 0 };
     for (;;) {
-        unsigned scans = lt_scan_signals_here;
+        struct wait_mark m = wait_mark_now();
         int r = f(epfd, events, maxevents, timeout);
-        if (r >= 0 || errno != EINTR || lt_scan_signals_here == scans) return r;
+        if (r >= 0 || errno != EINTR || !only_scans_since(m)) return r;
         if (timeout > 0) timeout = ms_left(&deadline);
     }
 }
@@ -162,9 +181,9 @@ int lt_hook_select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfd
 {
     LT_NEXT(select_fn, select);
     for (;;) {
-        unsigned scans = lt_scan_signals_here;
+        struct wait_mark m = wait_mark_now();
         int r = f(nfds, readfds, writefds, exceptfds, timeout);
-        if (r >= 0 || errno != EINTR || lt_scan_signals_here == scans) return r;
+        if (r >= 0 || errno != EINTR || !only_scans_since(m)) return r;
     }
 }
 

@@ -7,7 +7,9 @@ still ends each as it would without leaktrace."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -54,3 +56,42 @@ def test_sleeps_last_their_whole_time_through_scans(build_dir: Path, tmp_path: P
     # pause and sigsuspend end with the program's alarm (2 s, 1 s), not at a scan.
     assert results["pause"][0] == -1 and results["pause"][1] >= 1.9, results
     assert results["sigsuspend"][0] == -1 and results["sigsuspend"][1] >= 0.9, results
+
+
+def _in_futex_wait(pid: int) -> bool:
+    """The main thread waits on a futex: parked by the scan's signal handler."""
+    try:
+        return Path(f"/proc/{pid}/syscall").read_text().split()[0] == "202"  # futex
+    except (OSError, IndexError):
+        return False
+
+
+def test_a_signal_of_the_programs_during_a_scan_ends_its_wait(build_dir: Path,
+                                                             tmp_path: Path) -> None:
+    """SIGUSR1 sent while the scan holds the thread (parked in the scan's handler, which
+    blocks it): it is delivered as the handler returns, and sigsuspend ends with it instead
+    of waiting on for a signal that has come and gone."""
+    exe = compile_program("signal_during_scan.c", build_dir, "-O2")
+    control = tmp_path / "control"
+    env = {**os.environ, "LEAKTRACE_CONTROL_DIR": str(control)}
+    run = subprocess.Popen([*LEAKTRACE, "run", "-o", str(tmp_path / "w.lt"), "--", str(exe)],
+                           cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout is not None
+        assert run.stdout.readline() == "ready\n"
+        pid = int(next(control.glob("*.sock")).name.split(".")[0])
+        scan = threading.Thread(target=send_command, args=(pid, "scan"),
+                                kwargs={"directory": str(control)})
+        scan.start()
+        deadline = time.monotonic() + 30
+        while not _in_futex_wait(pid):
+            assert time.monotonic() < deadline, "the scan never stopped the program"
+            time.sleep(0.001)
+        os.kill(pid, signal.SIGUSR1)
+        scan.join(timeout=60)
+        out, err = run.communicate(timeout=30)
+    finally:
+        run.kill()
+    assert run.returncode == 0, err
+    assert out == "woke -1 1\n"
