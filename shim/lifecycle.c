@@ -58,6 +58,11 @@ static _Atomic bool ready_for_threads; /* the constructor ran: the control threa
  * capture), and whether that capture is complete. */
 static int final_signal;
 static _Atomic bool final_done;
+/* This thread is writing the final capture; a fatal signal it gets meanwhile (the parent's
+ * SIGTERM to a child at its exit) waits until the capture is written (deferred_signal,
+ * this thread's only). */
+static _Thread_local bool writing_final;
+static _Thread_local int deferred_signal;
 
 /* ---- clock ---------------------------------------------------------------------------- */
 static uint64_t clock_ns(clockid_t clock)
@@ -409,6 +414,7 @@ static const char *final_scan(struct lt_scan *scan, uintptr_t program_sp)
 static void write_final(unsigned reason, uintptr_t program_sp, bool safe_to_scan, bool in_handler)
 {
     int saved_errno = errno;
+    writing_final = true;
     if (!in_handler && lt_cfg.freeres_at_exit && reason == LT_REASON_EXIT)
         release_runtime_buffers(); /* its frees are recorded */
     lt_busy++;
@@ -433,7 +439,9 @@ static void write_final(unsigned reason, uintptr_t program_sp, bool safe_to_scan
     lt_scan_release(&scan);
     atomic_store(&final_done, true);
     lt_busy--;
+    writing_final = false;
     errno = saved_errno;
+    if (deferred_signal) lt_signals_die_of(deferred_signal);
 }
 
 /* Exec without fork: the image being replaced gets its capture first (its memory ends here
@@ -496,9 +504,17 @@ __attribute__((destructor)) static void leaktrace_destructor(void)
 void lt_final_at_exit(void) { write_final_at_exit(); }
 
 /* From the handler of a signal that kills the program (signals.c). The scan runs only when
- * the interrupted code was not inside the shim (whose locks it may hold). */
-void lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim)
+ * the interrupted code was not inside the shim (whose locks it may hold). Returns whether
+ * the signal should end the process now (false: once this thread's capture is written). */
+bool lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim, bool refaults)
 {
+    if (writing_final) {
+        /* It interrupted this thread's own final capture: a fault there ends the process
+         * now; any other signal waits until the capture is written, then ends it. */
+        if (refaults) return true;
+        deferred_signal = sig;
+        return false;
+    }
     if (claim_final() < 0) {
         /* Another thread of the traced process is writing it: die only once it is written
          * (that thread's scan may also park this one for good, which is as well). */
@@ -507,8 +523,9 @@ void lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim)
             struct timespec ms = { 0, 1000000 };
             lt_sys_nanosleep(&ms, NULL);
         }
-        return;
+        return true;
     }
     final_signal = sig;
     write_final(LT_REASON_SIGNAL, program_sp, !interrupted_in_shim, true);
+    return true;
 }

@@ -382,8 +382,10 @@ void lt_set_collecting(bool on);     /* COLLECTING <-> TRACKING */
 /* Starts a new baseline generation: what is allocated from now on is "since the baseline". */
 void lt_new_baseline(void);
 void lt_final_at_exit(void);         /* the destructor's and _exit()'s final capture */
-/* From a fatal signal's handler: the final capture (once; a second thread waits for it). */
-void lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim);
+/* From a fatal signal's handler: the final capture (once; a second thread waits for it).
+ * False: the signal interrupted this thread's own final capture and ends the process after it. */
+bool lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim, bool refaults);
+void lt_signals_die_of(int sig);     /* the default action of `sig`, now */
 int lt_final_signal(void);           /* the signal that ended the process, or 0 */
 /* ---- signals.c: fatal-signal handlers the program does not see ------------------------ */
 void lt_signals_install(void);

@@ -99,6 +99,15 @@ static int stand_in(int sig, struct sigaction *old)
     return r;
 }
 
+static void back_to_default(int sig)
+{
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    atomic_store(&ours[sig], false);
+    sigaction_real()(sig, &dfl, NULL);
+}
+
 /* Faults that happen again when the handler returns: the default action then takes the
  * process at the faulting instruction, as it would have without us. */
 static bool refaults(int sig, const siginfo_t *info)
@@ -118,14 +127,17 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *context)
     uintptr_t program_sp = lt_unwind_program_sp_from((uintptr_t)uc->uc_mcontext.gregs[REG_RIP], sp,
                                                      (uintptr_t)uc->uc_mcontext.gregs[REG_RBP],
                                                      sp > 128 ? sp - 128 : sp);
-    lt_final_on_signal(sig, program_sp, in_shim);
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    atomic_store(&ours[sig], false);
-    sigaction_real()(sig, &dfl, NULL);
+    if (!lt_final_on_signal(sig, program_sp, in_shim, refaults(sig, info)))
+        return; /* it came during this thread's final capture, which ends with it (lifecycle.c) */
+    back_to_default(sig);
     if (refaults(sig, info)) return;
     /* Pending until this handler returns (the signal is blocked in it), then fatal. */
+    syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+}
+
+void lt_signals_die_of(int sig)
+{
+    back_to_default(sig);
     syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
 }
 

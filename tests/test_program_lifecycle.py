@@ -6,15 +6,17 @@ without leaktrace: its output and its ending must be the same."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from leakharness import compile_program, json_report, leaktrace, records_from
+from leakharness import LEAKTRACE, compile_program, json_report, leaktrace, records_from
 from native_programs import compile_source, marker_line
 
 FAULTS = {"segv": signal.SIGSEGV, "bus": signal.SIGBUS, "fpe": signal.SIGFPE,
@@ -365,3 +367,33 @@ def test_a_program_with_its_own_malloc_is_told_so_and_keeps_its_exit_code(tmp_pa
     assert any("the program defines its own malloc, free, calloc, realloc" in n
                and "not traced" in n for n in notes), notes
     assert "defines its own malloc" in done.stderr
+
+
+def test_a_signal_during_the_final_capture_waits_for_it(build_dir: Path,
+                                                        tmp_path: Path) -> None:
+    """A SIGTERM that comes while the shim writes the final capture (a pool's parent
+    terminating its workers as they exit) used to make the dying thread wait 30 s for the
+    capture it was itself writing, which it never finished. It now ends the process as soon
+    as the capture is written."""
+    exe = compile_program("term_during_exit.c", build_dir, "-O2")
+    capture = tmp_path / "term.lt"
+    started = time.monotonic()
+    run = subprocess.Popen([*LEAKTRACE, "run", "-o", str(capture), "--", str(exe)],
+                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        assert run.stdout is not None
+        line = run.stdout.readline()
+        assert line.endswith(" exiting\n"), line
+        time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):  # it had ended already
+            os.kill(int(line.split()[0]), signal.SIGTERM)
+        run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert time.monotonic() - started < 20
+    assert run.returncode in (0, -signal.SIGTERM)
+    summary = json_report(capture)["summary"]
+    # The array in main's dead frame: lost, and the million blocks it holds with it.
+    assert summary["definitely_lost"]["blocks"] == 1
+    assert summary["indirectly_lost"]["blocks"] == 1_000_000
