@@ -18,13 +18,19 @@ from leakharness import LEAKTRACE, compile_program
 from leaktrace.control.client import ControlError, send_command
 
 
-def test_sleeps_last_their_whole_time_through_scans(build_dir: Path, tmp_path: Path) -> None:
-    exe = compile_program("sleeps_through_scans.c", build_dir, "-O2")
+def _run_with_control(exe: Path, tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    """`leaktrace run` of `exe` whose control socket goes in tmp_path/control."""
     control = tmp_path / "control"
     env = {**os.environ, "LEAKTRACE_CONTROL_DIR": str(control)}
-    run = subprocess.Popen([*LEAKTRACE, "run", "-o", str(tmp_path / "s.lt"), "--", str(exe)],
-                           cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+    run = subprocess.Popen([*LEAKTRACE, "run", "-o", str(tmp_path / f"{exe.name}.lt"), "--",
+                            str(exe)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
+    return run, control
+
+
+def test_sleeps_last_their_whole_time_through_scans(build_dir: Path, tmp_path: Path) -> None:
+    exe = compile_program("sleeps_through_scans.c", build_dir, "-O2")
+    run, control = _run_with_control(exe, tmp_path)
     scans = 0
     try:
         deadline = time.monotonic() + 30
@@ -72,11 +78,7 @@ def test_a_signal_of_the_programs_during_a_scan_ends_its_wait(build_dir: Path,
     blocks it): it is delivered as the handler returns, and sigsuspend ends with it instead
     of waiting on for a signal that has come and gone."""
     exe = compile_program("signal_during_scan.c", build_dir, "-O2")
-    control = tmp_path / "control"
-    env = {**os.environ, "LEAKTRACE_CONTROL_DIR": str(control)}
-    run = subprocess.Popen([*LEAKTRACE, "run", "-o", str(tmp_path / "w.lt"), "--", str(exe)],
-                           cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+    run, control = _run_with_control(exe, tmp_path)
     try:
         assert run.stdout is not None
         assert run.stdout.readline() == "ready\n"
