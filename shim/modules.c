@@ -1,8 +1,11 @@
 /* The loaded objects (executable, shared libraries) and where they sit in memory, so the
  * symbolizer can map return addresses back to files. Refreshed at start-up, before every
  * dlclose and when a capture is written; entries are never removed, only flagged unloaded,
- * so frames in a library that was dlclose'd still resolve. */
+ * so frames in a library that was dlclose'd still resolve. Adding objects never waits for the
+ * loader's lock (note_mapped_objects); only marking unloaded ones, around dlclose, takes it. */
 #include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
 #include <string.h>
@@ -156,9 +159,55 @@ static int on_object_locked(struct dl_phdr_info *info, size_t size, void *ctx)
 }
 
 
+/* Notes every object with an executable mapping in /proc/self/maps, each found with
+ * _dl_find_object, which takes no lock. dl_iterate_phdr would take the loader's lock, which a
+ * thread of the program may hold for as long as it likes (inside a dl_iterate_phdr callback
+ * that allocates, loops or waits), and the process would hang at exit. The file is read in
+ * chunks by a small state machine: only each line's start address and permissions matter.
+ * False when the file cannot be read. */
+static bool note_mapped_objects(void)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    enum { START, END, PERMS, REST } field = START;
+    uintptr_t start = 0;
+    int perm = 0;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+        for (ssize_t i = 0; i < n; i++) {
+            char c = buf[i];
+            if (c == '\n') {
+                field = START;
+                start = 0;
+                perm = 0;
+            } else if (field == START) {
+                if (c == '-') field = END;
+                else start = start * 16 + (uintptr_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+            } else if (field == END) {
+                if (c == ' ') field = PERMS;
+            } else if (field == PERMS) {
+                if (++perm == 3 && c == 'x') {
+                    struct dl_find_object found;
+                    if (_dl_find_object((void *)start, &found) == 0 && found.dlfo_link_map)
+                        lt_modules_note_object((uintptr_t)found.dlfo_map_start,
+                                               (uintptr_t)found.dlfo_map_end,
+                                               found.dlfo_link_map->l_addr,
+                                               found.dlfo_link_map->l_name);
+                }
+                if (perm == 4) field = REST;
+            }
+        }
+    }
+    close(fd);
+    return true;
+}
+
 void lt_modules_refresh(bool mark_unloaded)
 {
     if (!modules) return;
+    /* Adding what is loaded needs no lock of the loader's; marking what is gone does. */
+    if (!mark_unloaded && note_mapped_objects()) return;
     pthread_mutex_lock(&refresh_lock);
     pthread_mutex_lock(&lock);
     memset(seen, 0, nmodules);

@@ -7,6 +7,7 @@ without leaktrace: its output and its ending must be the same."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -397,3 +398,45 @@ def test_a_signal_during_the_final_capture_waits_for_it(build_dir: Path,
     # The array in main's dead frame: lost, and the million blocks it holds with it.
     assert summary["definitely_lost"]["blocks"] == 1
     assert summary["indirectly_lost"]["blocks"] == 1_000_000
+
+
+def _loader_lock_leak(report: dict) -> tuple[int, int]:
+    records = records_from(report, "exit_in_loader_lock.c", "loader_locked")
+    return sum(r["bytes"] for r in records), sum(r["blocks"] for r in records)
+
+
+def test_exit_while_another_thread_holds_the_loaders_lock(build_dir: Path, tmp_path: Path) -> None:
+    """A thread inside a dl_iterate_phdr callback that never returns holds the loader's lock;
+    natively the process still ends at once. The shim's final module list used to wait for
+    that lock, and the process hung at exit."""
+    exe = compile_program("exit_in_loader_lock.c", build_dir, "-O2")
+    capture = tmp_path / "locked.lt"
+    started = time.monotonic()
+    done = leaktrace("run", "-o", str(capture), "--", str(exe), timeout=60)
+    assert time.monotonic() - started < 30
+    assert done.returncode == 0, done.stderr
+    report = json_report(capture)
+    assert _loader_lock_leak(report) == (77, 1)
+    assert report["summary"]["definitely_lost"]["bytes"] == 77
+
+
+def test_an_on_demand_scan_while_the_loaders_lock_is_held(build_dir: Path, tmp_path: Path) -> None:
+    """`leaktrace scan` of a process one of whose threads holds the loader's lock for good
+    answers (it waited for that lock before) and finds the leak."""
+    exe = compile_program("exit_in_loader_lock.c", build_dir, "-O2")
+    run = subprocess.Popen([*LEAKTRACE, "run", "-o", str(tmp_path / "locked.lt"), "--",
+                            str(exe), "60"], cwd=tmp_path, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    pid = 0
+    try:
+        assert run.stdout is not None
+        pid = int(run.stdout.readline().split()[0])
+        scan = leaktrace("scan", "--format", "json", "--show", "all", str(pid), timeout=60)
+        assert scan.returncode == 0, scan.stderr
+        assert _loader_lock_leak(json.loads(scan.stdout)) == (77, 1)
+    finally:
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        run.kill()
+        run.communicate(timeout=60)
