@@ -70,6 +70,21 @@ static bool program_signal_follows(const ucontext_t *uc)
     return false;
 }
 
+/* A handler of the program's that the kernel entered just before this one, in the same
+ * interruption: a signal sent to this thread (tgkill, raise, pthread_kill) before the scan's
+ * is taken first (the lowest number first), and the scan's is delivered on top of it, so this
+ * handler interrupts that one at its first instruction, the signal's number its argument.
+ * That handler ends the wait too. The kernel's own record of the disposition (the raw
+ * system call) is asked: sigaction() would answer for the program. */
+static bool program_handler_entered(const ucontext_t *uc)
+{
+    long signo = (long)uc->uc_mcontext.gregs[REG_RDI];
+    if (signo <= 0 || signo >= _NSIG || signo == lt_scan_signal()) return false;
+    struct { uintptr_t handler; unsigned long flags; uintptr_t restorer; uint64_t mask; } now;
+    if (syscall(SYS_rt_sigaction, signo, NULL, &now, sizeof now.mask) != 0) return false;
+    return now.handler > (uintptr_t)SIG_IGN && now.handler == (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+}
+
 static void park(int sig, siginfo_t *info, void *context)
 {
     (void)sig;
@@ -93,7 +108,7 @@ static void park(int sig, siginfo_t *info, void *context)
         atomic_fetch_add(&parked_resumed, 1);
     }
     /* Then that wait ends, as it would have without the scan (sleeps.c). */
-    if (program_signal_follows(uc)) lt_program_signals_after_scan++;
+    if (program_handler_entered(uc) || program_signal_follows(uc)) lt_program_signals_after_scan++;
     errno = saved_errno;
 }
 

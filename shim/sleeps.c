@@ -6,8 +6,10 @@
  * on with what is left of their timeout. What is not covered: libc's own internal waits,
  * ppoll, pselect and epoll_pwait (they see EINTR once, as under strace or gdb). A signal of
  * the program's that comes while the scan holds the thread still ends the wait (the scan's
- * handler blocks it, sees it pending and counts it); one delivered a moment before the
- * scan's signal, in the same interruption, is not seen: that wait goes on. */
+ * handler blocks it, sees it pending and counts it), and so does one whose handler the kernel
+ * entered just before the scan's, in the same interruption (scan.c sees it interrupted that
+ * handler at its entry). One whose handler blocks the scan's signal, sent a moment before it,
+ * runs to its end before the scan's handler and is not seen: that wait goes on. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>

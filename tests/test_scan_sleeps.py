@@ -6,13 +6,17 @@ still ends each as it would without leaktrace."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
+import pytest
 from leakharness import LEAKTRACE, compile_program
 
 from leaktrace.control.client import ControlError, send_command
@@ -95,5 +99,82 @@ def test_a_signal_of_the_programs_during_a_scan_ends_its_wait(build_dir: Path,
         out, err = run.communicate(timeout=30)
     finally:
         run.kill()
+    assert run.returncode == 0, err
+    assert out == "woke -1 1\n"
+
+
+HOLD_CPU = """
+import os, sys, time
+os.sched_setaffinity(0, {{{cpu}}})
+os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+print("holding", flush=True)
+end = time.monotonic() + 0.9  # under the kernel's real-time throttle (0.95 s a second)
+while time.monotonic() < end and not os.path.exists({stop!r}):
+    pass
+"""
+
+
+def _pending(pid: int) -> int:
+    """The signals pending for the main thread alone (tgkill), as a bit set."""
+    for line in Path(f"/proc/{pid}/task/{pid}/status").read_text().splitlines():
+        if line.startswith("SigPnd:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
+def _tgkill(pid: int, tid: int, sig: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(234, pid, tid, sig) != 0:  # SYS_tgkill on x86_64
+        raise OSError(ctypes.get_errno(), "tgkill")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 or os.geteuid() != 0,
+                    reason="needs two CPUs and root, to hold a thread off its CPU")
+def test_a_signal_sent_to_the_thread_just_before_the_scans_ends_its_wait(
+        build_dir: Path, tmp_path: Path) -> None:
+    """SIGUSR1 sent to the waiting thread itself, then the scan's signal, both while the
+    thread cannot run (a real-time busy loop holds its CPU). When it runs, the kernel enters
+    the program's handler first (the lower number) and the scan's on top of it, in the same
+    interruption of sigsuspend: the wait must end with SIGUSR1, as without the scan (it went
+    on waiting for good)."""
+    exe = compile_program("signal_during_scan.c", build_dir, "-O2")
+    run, control = _run_with_control(exe, tmp_path)
+    mine = os.sched_getaffinity(0)
+    held, other = sorted(mine)[:2]
+    stop = tmp_path / "stop"
+    hold = None
+    both = False
+    pid = 0
+    try:
+        assert run.stdout is not None
+        assert run.stdout.readline() == "ready\n"
+        pid = int(next(control.glob("*.sock")).name.split(".")[0])
+        os.sched_setaffinity(0, {other})
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            os.sched_setaffinity(int(tid), {held} if int(tid) == pid else {other})
+        hold = subprocess.Popen([sys.executable, "-c", HOLD_CPU.format(cpu=held, stop=str(stop))],
+                                stdout=subprocess.PIPE, text=True)
+        assert hold.stdout is not None and hold.stdout.readline() == "holding\n"
+        _tgkill(pid, pid, signal.SIGUSR1)
+        scan = threading.Thread(target=send_command, args=(pid, "scan"),
+                                kwargs={"directory": str(control)})
+        scan.start()
+        wanted = 1 << (signal.SIGUSR1 - 1) | 1 << (signal.SIGRTMAX - 2)  # the scan's: SIGRTMAX-1
+        while hold.poll() is None and not both:
+            both = _pending(pid) & wanted == wanted
+        stop.touch()
+        hold.wait(timeout=30)
+        scan.join(timeout=60)
+        out, err = run.communicate(timeout=30)
+    finally:
+        os.sched_setaffinity(0, mine)
+        run.kill()
+        if hold:
+            hold.kill()
+        if pid and run.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    if not both:
+        pytest.skip("the machine did not hold the thread off its CPU long enough")
     assert run.returncode == 0, err
     assert out == "woke -1 1\n"
