@@ -218,6 +218,50 @@ def test_elf_facts_agree_with_pyelftools(tmp_path: Path) -> None:
     assert read_elf_info(str(cut)) is None
 
 
+def _functions_by_pyelftools(path: str) -> list[tuple[int, int, bytes]]:
+    """The function symbols read_function_symbols gives, read by pyelftools (which names
+    STT_GNU_IFUNC, 10, after STT_LOOS, the same number)."""
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        table = elf.get_section_by_name(".symtab") or elf.get_section_by_name(".dynsym")
+        if not isinstance(table, SymbolTableSection):
+            return []
+        return sorted({(sym["st_value"], sym["st_size"], sym.name.encode())
+                       for sym in table.iter_symbols()
+                       if sym["st_info"]["type"] in ("STT_FUNC", "STT_GNU_IFUNC", "STT_LOOS")
+                       and sym["st_value"] and sym.name})
+
+
+@pytest.mark.skipif(shutil.which("objcopy") is None, reason="objcopy not installed")
+def test_function_symbols_agree_with_pyelftools(tmp_path: Path) -> None:
+    """read_function_symbols reads .symtab (else .dynsym) by hand: the same functions as
+    pyelftools in a program, its debug file, the program stripped of .symtab, and libc (only
+    .dynsym, with ifuncs); none, and no exception, for what is not ELF or is cut short."""
+    from leaktrace.symbolize.elf_info import read_function_symbols
+
+    exe = compile_source(tmp_path, "prog.cpp", CPP_SOURCE, "-O0")
+    debug_only = tmp_path / "prog.debug"
+    _split_debug_info(Path(shutil.copy(exe, tmp_path / "split")), debug_only)
+    stripped = tmp_path / "stripped"
+    subprocess.run(["objcopy", "--strip-all", str(exe), str(stripped)], check=True)
+    libc = Path("/lib/x86_64-linux-gnu/libc.so.6")
+    for path in filter(Path.exists, [exe, debug_only, stripped, libc]):
+        assert read_function_symbols(str(path)) == _functions_by_pyelftools(str(path)), path
+    assert any(name.startswith(b"_ZN3app5store5Table4grow")
+               for _, _, name in read_function_symbols(str(exe)))
+    if libc.exists():  # memcpy is an ifunc there
+        assert any(name == b"memcpy" for _, _, name in read_function_symbols(str(libc)))
+    (tmp_path / "text").write_text("not an ELF file\n")
+    cut = tmp_path / "cut"
+    cut.write_bytes(exe.read_bytes()[:3000])
+    assert read_function_symbols(str(tmp_path / "text")) == []
+    assert read_function_symbols(str(cut)) == []
+    assert read_function_symbols(str(tmp_path / "missing")) == []
+
+
 def test_unresolved_frames_keep_module_and_offset(tmp_path: Path) -> None:
     missing = str(tmp_path / "gone.so")
     symbolizer = Symbolizer()
