@@ -378,10 +378,15 @@ int lt_hook_dlclose(void *handle)
  * other call writes a numbered capture of what was allocated since the previous one and is
  * still live. muntrace() writes the last one and stops collecting. glibc's own functions are
  * still called, so a MALLOC_TRACE log works as before. */
+static void write_since_baseline_here(void *reason)
+{
+    struct lt_capture_request req = { .reason = *(unsigned *)reason, .only_since_baseline = true };
+    lt_capture_write(&req);
+}
+
 static void write_since_baseline(unsigned reason)
 {
-    struct lt_capture_request req = { .reason = reason, .only_since_baseline = true };
-    lt_capture_write(&req);
+    lt_on_own_stack(write_since_baseline_here, &reason); /* the caller's stack may be small */
 }
 
 void lt_hook_mtrace(void)

@@ -411,8 +411,18 @@ static const char *final_scan(struct lt_scan *scan, uintptr_t program_sp)
  * below it lie only the frames of exit handlers, the loader, a signal handler and ours, whose
  * dead slots must not keep leaked blocks alive. `safe_to_scan`: no lock the scan needs can be
  * held by the code this thread interrupted. */
-static void write_final(unsigned reason, uintptr_t program_sp, bool safe_to_scan, bool in_handler)
+struct final_request {
+    unsigned reason;
+    uintptr_t program_sp;
+    bool safe_to_scan, in_handler;
+};
+
+static void write_final_here(void *request)
 {
+    const struct final_request *r = request;
+    unsigned reason = r->reason;
+    uintptr_t program_sp = r->program_sp;
+    bool safe_to_scan = r->safe_to_scan, in_handler = r->in_handler;
     int saved_errno = errno;
     writing_final = true;
     if (!in_handler && lt_cfg.freeres_at_exit && reason == LT_REASON_EXIT)
@@ -444,6 +454,12 @@ static void write_final(unsigned reason, uintptr_t program_sp, bool safe_to_scan
     if (deferred_signal) lt_signals_die_of(deferred_signal);
 }
 
+static void write_final(unsigned reason, uintptr_t program_sp, bool safe_to_scan, bool in_handler)
+{
+    struct final_request request = { reason, program_sp, safe_to_scan, in_handler };
+    lt_on_own_stack(write_final_here, &request);
+}
+
 /* Exec without fork: the image being replaced gets its capture first (its memory ends here
  * as at exit), with a scan from which the other threads resume: the exec may still fail, and
  * the program then carries on (the capture is removed). Only the traced process itself, while
@@ -455,27 +471,40 @@ bool lt_exec_capture_wanted(void)
     return getpid() == atomic_load(&lt_owner_pid);
 }
 
+struct exec_capture {
+    uintptr_t program_sp;
+    char *path;
+    size_t cap;
+    bool written;
+};
+
+static void capture_before_exec_here(void *request)
+{
+    struct exec_capture *e = request;
+    struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
+    bool scanned = lt_cfg.scan_at_exit && lt_scan_run(&scan, e->program_sp, false) == 0;
+    struct lt_capture_request req = { .reason = LT_REASON_EXEC, .scan = scanned ? &scan : NULL };
+    if (lt_cfg.scan_at_exit && !scanned)
+        req.note = "no reachability scan before exec: the shim could not map memory for it";
+    e->written = lt_capture_write(&req) == 0;
+    lt_scan_release(&scan);
+    if (e->written) {
+        lt_capture_drop_prepared();
+        strncpy(e->path, req.path, e->cap - 1);
+        e->path[e->cap - 1] = 0;
+    }
+}
+
 bool lt_capture_before_exec(char *path, size_t cap)
 {
     if (!lt_exec_capture_wanted()) return false;
     int saved_errno = errno;
     lt_busy++;
-    struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
-    bool scanned = lt_cfg.scan_at_exit &&
-                   lt_scan_run(&scan, lt_unwind_program_sp(), false) == 0;
-    struct lt_capture_request req = { .reason = LT_REASON_EXEC, .scan = scanned ? &scan : NULL };
-    if (lt_cfg.scan_at_exit && !scanned)
-        req.note = "no reachability scan before exec: the shim could not map memory for it";
-    bool written = lt_capture_write(&req) == 0;
-    lt_scan_release(&scan);
-    if (written) lt_capture_drop_prepared();
-    if (written) {
-        strncpy(path, req.path, cap - 1);
-        path[cap - 1] = 0;
-    }
+    struct exec_capture request = { lt_unwind_program_sp(), path, cap, false };
+    lt_on_own_stack(capture_before_exec_here, &request);
     lt_busy--;
     errno = saved_errno;
-    return written;
+    return request.written;
 }
 
 /* The exec failed: the image lives on, and its capture would say it ended. The launcher

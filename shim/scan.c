@@ -206,7 +206,7 @@ struct scan_state {
     uint32_t *stack;           /* the mark stack of block indexes */
     size_t depth, stack_cap;
     uint8_t *buf;              /* READ_CHUNK bytes for process_vm_readv */
-    uintptr_t own_start[MAX_OWN], own_end[MAX_OWN];
+    uintptr_t *own_start, *own_end; /* MAX_OWN each, mapped: not on the caller's stack */
     unsigned nown;
     uint64_t bytes_scanned, root_bytes;
     uintptr_t own_thread_pointer; /* the scanning thread's */
@@ -855,9 +855,11 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
     st.maps = lt_map(MAX_MAPPINGS * sizeof(struct mapping));
     st.buf = lt_map(READ_CHUNK);
     char *maps_text = lt_map(MAPS_BUF);
+    st.own_start = lt_map(2 * MAX_OWN * sizeof(uintptr_t));
+    if (st.own_start) st.own_end = st.own_start + MAX_OWN;
     if (annotated) st.super = lt_map(cap * sizeof(struct superblock));
     if ((annotated && !st.super) || !scan->blocks || !scan->cliques || !st.stack || !st.maps ||
-        !st.buf || !maps_text) {
+        !st.buf || !maps_text || !st.own_start) {
         err = -ENOMEM;
         goto unlock;
     }
@@ -901,6 +903,7 @@ unlock:
     lt_unmap(st.maps, MAX_MAPPINGS * sizeof(struct mapping));
     lt_unmap(st.buf, READ_CHUNK);
     lt_unmap(maps_text, MAPS_BUF);
+    if (st.own_start) lt_unmap(st.own_start, 2 * MAX_OWN * sizeof(uintptr_t));
     if (st.super) lt_unmap(st.super, cap * sizeof(struct superblock));
     if (err) lt_scan_release(scan);
     pthread_mutex_unlock(&scan_lock);

@@ -25,6 +25,9 @@
 void *lt_map(size_t size);             /* zeroed, NORESERVE; NULL on failure */
 void lt_unmap(void *addr, size_t size);
 size_t lt_page_size(void);
+/* own_stack.c: fn(arg) on a fresh stack of the shim's own (the exit, signal and exec paths'
+ * scan and capture must not depend on the stack the program's thread has left). */
+void lt_on_own_stack(void (*fn)(void *), void *arg);
 /* Fills up to max [start, end) ranges of the shim's live mappings; returns how many. */
 unsigned lt_own_mappings(uintptr_t *starts, uintptr_t *ends, unsigned max);
 

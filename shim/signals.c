@@ -115,6 +115,32 @@ static bool refaults(int sig, const siginfo_t *info)
     return info && info->si_code > 0 && (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE);
 }
 
+/* Where the program's own stack begins when this handler runs on an alternate stack below
+ * a handler of the program's that raised the signal again (Python's faulthandler does): not
+ * on the alternate stack, but where the kernel found the thread when it first switched to it
+ * (else the scan reads the thread's own stack whole, dead frames included). Each frame the
+ * kernel writes on the alternate stack starts with the handler's return address, libc's
+ * signal trampoline (this handler's own), followed by the ucontext, whose uc_stack names the
+ * alternate stack; the highest such frame is the outermost. `sp`, when no frame is found. */
+static uintptr_t sp_before_alternate_stack(uintptr_t sp, uintptr_t trampoline)
+{
+    stack_t ss;
+    if (sigaltstack(NULL, &ss) != 0 || !(ss.ss_flags & SS_ONSTACK)) return sp;
+    uintptr_t lo = (uintptr_t)ss.ss_sp, hi = lo + ss.ss_size;
+    if (sp < lo || sp >= hi || hi - lo < sizeof(ucontext_t) + 8) return sp;
+    for (uintptr_t at = (hi - sizeof(ucontext_t) - 8) & ~(uintptr_t)7; at >= sp && at >= lo; at -= 8) {
+        if (*(const uintptr_t *)at != trampoline) continue;
+        const ucontext_t *uc = (const ucontext_t *)(at + 8);
+        if ((uintptr_t)uc->uc_stack.ss_sp != lo || uc->uc_stack.ss_size != ss.ss_size) continue;
+        const greg_t *r = uc->uc_mcontext.gregs;
+        uintptr_t outer = (uintptr_t)r[REG_RSP];
+        if (outer >= lo && outer < hi) return sp; /* the alternate stack was in use already */
+        return lt_unwind_program_sp_from((uintptr_t)r[REG_RIP], outer, (uintptr_t)r[REG_RBP],
+                                         outer > 128 ? outer - 128 : outer);
+    }
+    return sp;
+}
+
 static void on_fatal_signal(int sig, siginfo_t *info, void *context)
 {
     const ucontext_t *uc = context;
@@ -127,6 +153,7 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *context)
     uintptr_t program_sp = lt_unwind_program_sp_from((uintptr_t)uc->uc_mcontext.gregs[REG_RIP], sp,
                                                      (uintptr_t)uc->uc_mcontext.gregs[REG_RBP],
                                                      sp > 128 ? sp - 128 : sp);
+    program_sp = sp_before_alternate_stack(program_sp, (uintptr_t)__builtin_return_address(0));
     if (!lt_final_on_signal(sig, program_sp, in_shim, refaults(sig, info)))
         return; /* it came during this thread's final capture, which ends with it (lifecycle.c) */
     back_to_default(sig);

@@ -74,23 +74,38 @@ static uintptr_t scan_start(int own_stack)
 /* Writes a capture, at exactly `path` (never overwritten: O_EXCL), of the live blocks whose
  * generation's bit is set in `generations` (65536 bits, one per 16-bit generation), after a
  * reachability scan when `scan` is set. Returns 0 or -errno. */
+struct track_capture {
+    const uint8_t *generations;
+    const char *path;
+    uintptr_t scanner_sp;
+    bool scan;
+    int result;
+};
+
+static void track_capture_here(void *request)
+{
+    struct track_capture *t = request;
+    struct lt_scan result = { .heuristics = lt_cfg.heuristics };
+    struct lt_capture_request req = { .reason = t->scan ? LT_REASON_SCAN : LT_REASON_REPORT,
+                                      .generations = t->generations, .exact_path = t->path };
+    int r = 0;
+    if (t->scan) {
+        r = lt_scan_run(&result, t->scanner_sp, false) == 0 ? 0 : -ENOMEM;
+        req.scan = &result;
+    }
+    if (r == 0) r = lt_capture_write(&req);
+    lt_scan_release(&result);
+    t->result = r;
+}
+
 LT_EXPORT int leaktrace_track_capture(const uint8_t *generations, int scan, int own_stack,
                                       const char *path)
 {
     if (atomic_load(&lt_owner_pid) != getpid() || !lt_tables_enter()) return -ESRCH;
     lt_set_busy(true);
-    uintptr_t scanner_sp = scan_start(own_stack);
-    struct lt_scan result = { .heuristics = lt_cfg.heuristics };
-    struct lt_capture_request req = { .reason = scan ? LT_REASON_SCAN : LT_REASON_REPORT,
-                                      .generations = generations, .exact_path = path };
-    int r = 0;
-    if (scan) {
-        r = lt_scan_run(&result, scanner_sp, false) == 0 ? 0 : -ENOMEM;
-        req.scan = &result;
-    }
-    if (r == 0) r = lt_capture_write(&req);
-    lt_scan_release(&result);
+    struct track_capture request = { generations, path, scan_start(own_stack), scan != 0, 0 };
+    lt_on_own_stack(track_capture_here, &request);
     lt_set_busy(false);
     lt_tables_leave();
-    return r;
+    return request.result;
 }

@@ -17,7 +17,15 @@ import time
 from pathlib import Path
 
 import pytest
-from leakharness import LEAKTRACE, compile_program, json_report, leaktrace, records_from
+from leakharness import (
+    LEAKTRACE,
+    allocation_site,
+    compile_program,
+    json_report,
+    leaktrace,
+    records_from,
+)
+from leakharness import marker_line as leak_marker_line
 from native_programs import compile_source, marker_line
 
 FAULTS = {"segv": signal.SIGSEGV, "bus": signal.SIGBUS, "fpe": signal.SIGFPE,
@@ -440,3 +448,43 @@ def test_an_on_demand_scan_while_the_loaders_lock_is_held(build_dir: Path, tmp_p
                 os.kill(pid, signal.SIGKILL)
         run.kill()
         run.communicate(timeout=60)
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+@pytest.mark.parametrize(("mode", "status"), [("thread-exit", 7),
+                                              ("altstack-raise", -signal.SIGSEGV),
+                                              ("altstack-return", -signal.SIGSEGV)])
+def test_the_end_of_a_run_on_a_small_stack(build_dir: Path, tmp_path: Path, mode: str,
+                                           status: int, opt: str) -> None:
+    """exit() from a thread with a 32 KiB stack, and a fatal signal handled on a 16 KiB
+    alternate stack (Python's faulthandler): the shim's scan and capture needed more stack
+    than was left, and the program died of SIGSEGV with no capture. The leak is definitely
+    lost, as valgrind says: below a handler that raised the signal again on the alternate
+    stack, the thread's own stack is read from where the first signal found it."""
+    exe = compile_program("small_stacks.c", build_dir, opt)
+    native = subprocess.run([str(exe), mode], capture_output=True, timeout=60)
+    assert native.returncode == status
+    capture = tmp_path / f"{mode}.lt"
+    run = subprocess.run([*LEAKTRACE, "run", "-o", str(capture), "--", str(exe), mode],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == status, run.stderr  # the same exit status, or the same death
+    site = ("small_stacks.c", leak_marker_line("small_stacks.c", "small_stack"))
+    records = [r for r in json_report(capture)["records"]
+               if allocation_site(r, "small_stacks.c") == site]
+    assert [(r["leak_kind"], r["bytes"], r["blocks"]) for r in records] == \
+        [("definitely lost", 24, 1)]
+
+
+def test_python_crashing_under_faulthandler_still_gives_a_report(tmp_path: Path) -> None:
+    """faulthandler handles the crash on its own small alternate stack, puts the default
+    back and raises the signal again; the shim's handler then runs on what is left of it."""
+    capture = tmp_path / "faulthandler.lt"
+    code = "import ctypes; ctypes.string_at(0)"
+    native = subprocess.run([sys.executable, "-X", "faulthandler", "-c", code],
+                            capture_output=True, text=True, timeout=60)
+    run = subprocess.run([*LEAKTRACE, "run", "-o", str(capture), "--", sys.executable, "-X",
+                          "faulthandler", "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert native.returncode == run.returncode == -signal.SIGSEGV
+    assert "Fatal Python error: Segmentation fault" in run.stderr
+    assert capture.exists() and json_report(capture)["summary"]["live"]["blocks"] > 0
