@@ -6,6 +6,7 @@ Block sizes are above glibc's tcache range (1032 bytes): chunks cached in a tcac
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import subprocess
 import sys
@@ -26,7 +27,8 @@ libc.free.restype = None
 MMAP_THRESHOLD = 128 * 1024  # glibc's default: bigger blocks get their own mmap
 # The numbers are the whole test process's: the interpreter itself may malloc a few bytes
 # during a measured block (a dict or list past pymalloc's 512-byte limit growing, for one),
-# depending on what earlier tests left in it. Seen: 16 bytes.
+# depending on what earlier tests left in it. Seen: 16 bytes. (Frees, by a garbage
+# collection, are kept out: no_garbage_collection.)
 INTERPRETER_SLACK = 256
 
 
@@ -38,6 +40,16 @@ def chunk_size(request: int) -> int:
     """The size glibc's malloc gives a heap chunk for `request` bytes (8-byte header,
     16-byte alignment) on 64-bit glibc."""
     return max(32, (request + 8 + 15) // 16 * 16)
+
+
+@pytest.fixture(autouse=True)
+def no_garbage_collection() -> Iterator[None]:
+    """No collection in the middle of a measurement: a collection frees whatever cyclic
+    garbage earlier tests left, and the heap shrank by 8 KiB during one (in a full run)."""
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()
 
 
 @pytest.fixture
