@@ -3,6 +3,7 @@ into and what every renderer (text, JSON, ...) reads. Renderers never see a capt
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -231,7 +232,8 @@ class Report:
     pid: int | None = None
     start_time: float | None = None  # Unix seconds
     end_time: float | None = None
-    records: list[LeakRecord] = field(default_factory=list)
+    # A capture's records are analyze/record_columns.ColumnRecords: made on access.
+    records: Sequence[LeakRecord] = field(default_factory=list)
     summary: Summary = field(default_factory=Summary)
     counters: dict[str, int] = field(default_factory=dict)
     capture_path: str | None = None

@@ -10,15 +10,16 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from itertools import chain
+from hashlib import blake2b
 
 import numpy as np
 
-from leaktrace.analyze.frame_totals import compute_frame_totals
-from leaktrace.analyze.leak_totals import leak_totals
-from leaktrace.analyze.loss_records import number_loss_records
+from leaktrace.analyze.column_frame_totals import column_frame_totals
+from leaktrace.analyze.column_order import kind_ranks, number_loss_records
+from leaktrace.analyze.leak_totals import column_leak_totals
+from leaktrace.analyze.record_columns import NO_LEAK_KIND, NONE, ColumnRecords, RecordColumns
 from leaktrace.analyze.stack_frames import StackFrames
-from leaktrace.analyze.stack_ids import stable_stack_id_of_bytes
+from leaktrace.analyze.stack_ids import stable_id_prefix
 from leaktrace.capture import format as fmt
 from leaktrace.capture.distinct import distinct
 from leaktrace.capture.reader import Capture, read_capture
@@ -71,46 +72,19 @@ def _build(capture: Capture, symbolizer: Symbolizer, with_addresses: bool,
     groups = _group_blocks(capture, with_addresses)
     described = StackFrames(capture, groups.stack_ids, symbolizer)
     table = described.table
-    rows = table.rows_of(groups.stack_ids)
-    has_stack = rows >= 0
-    alloc_counts = np.where(has_stack, table.totals[rows, ALLOC_COUNT], -1).tolist()
-    alloc_bytes = np.where(has_stack, table.totals[rows, ALLOC_BYTES], -1).tolist()
-    stack_ids = groups.stack_ids.tolist()
-    # Names and prefixes once per number: a million records share a handful.
-    kinds = {k: fmt.kind_name(k) for k in distinct(groups.kinds).tolist()}
-    leak_kinds = {k: fmt.leak_kind_name(k) for k in distinct(groups.leak_kinds).tolist()}
-    ages = [None if math.isnan(age) else round(age, 6) for age in groups.oldest_ages.tolist()]
-
-    records: list[LeakRecord] = []
-    mapped_regions: list[LeakRecord] = []
-    for i, (kind_number, leak_number, stack_id, blocks, size, indirect, oldest, allocs,
-            allocated, found) in enumerate(zip(
-                groups.kinds.tolist(), groups.leak_kinds.tolist(), stack_ids,
-                groups.blocks.tolist(), groups.bytes.tolist(), groups.indirect_bytes.tolist(),
-                ages, alloc_counts, alloc_bytes, described.each(stack_ids), strict=True)):
-        kind = kinds[kind_number]
-        frames, id_text = found if found is not None else ([], b"")
-        record = LeakRecord(
-            stable_stack_id_of_bytes(kind, id_text), kind, size, blocks, frames,
-            groups.addresses[i] if groups.addresses else [],
-            None if allocs < 0 else allocs, None if allocated < 0 else allocated, oldest,
-            native_stack_id=stack_id,
-            estimate=groups.estimates[i] if groups.estimates else None,
-        )
-        if capture.scanned and kind_number in fmt.MAPPING_KINDS:
-            mapped_regions.append(record)  # not a heap block: no leak kind, no loss record
-            continue
-        if capture.scanned and leak_number != fmt.LEAK_UNSCANNED:
-            leak_kind = record.leak_kind = leak_kinds[leak_number]
-            record.direct_bytes = size
-            record.indirect_bytes = indirect if leak_kind == DEFINITELY_LOST else 0
-            record.bytes = size + record.indirect_bytes
-        records.append(record)
+    every = _columns(capture, groups, described)
     if capture.scanned:
-        records = number_loss_records(records)
+        mapping = np.isin(groups.kinds, list(fmt.MAPPING_KINDS))
+        heap = np.flatnonzero(~mapping)
+        order = number_loss_records(every, heap)  # sets every.loss_records
+        mapped_order = _largest_first(every, np.flatnonzero(mapping))
     else:
-        records.sort(key=lambda r: (-r.bytes, -r.blocks, r.stack_id, r.kind))
-    mapped_regions.sort(key=lambda r: (-r.bytes, -r.blocks, r.stack_id, r.kind))
+        order = _largest_first(every, np.arange(len(every)))
+        mapped_order = np.zeros(0, dtype=np.int64)
+    columns = every.take(order)
+    records = ColumnRecords(columns)
+    # Not heap blocks: no leak kind, no loss record; a few, kept as objects.
+    mapped_regions = ColumnRecords(every.take(mapped_order)).materialized()
 
     header, process = capture.header, capture.process
     report = Report(
@@ -121,11 +95,11 @@ def _build(capture: Capture, symbolizer: Symbolizer, with_addresses: bool,
         start_time=header.start_time_ns / 1e9,
         end_time=header.capture_time_ns / 1e9,
         records=records,
-        summary=_summary(capture, table, records, mapped_regions),
+        summary=_summary(capture, table, columns, mapped_regions),
         counters=dict(capture.counters),
         capture_path=os.path.abspath(capture.path),
         notes=_notes(capture, groups, table) + symbolizer.notes,
-        frame_totals=compute_frame_totals(records),
+        frame_totals=column_frame_totals(columns),
         mapped_regions=mapped_regions,
         scan=_scan_info(capture),
         captured_when=_captured_when(capture),
@@ -135,6 +109,59 @@ def _build(capture: Capture, symbolizer: Symbolizer, with_addresses: bool,
     )
     report.build_seconds = time.monotonic() - started
     return report
+
+
+def _columns(capture: Capture, groups: _Groups, described: StackFrames) -> RecordColumns:
+    """One entry per group, in the groups' order."""
+    table = described.table
+    rows = table.rows_of(groups.stack_ids)
+    has_stack = rows >= 0
+    kind_numbers = distinct(groups.kinds)
+    kind_names = [fmt.kind_name(k) for k in kind_numbers.tolist()]
+    kinds = np.searchsorted(kind_numbers, groups.kinds)
+    leak_numbers = distinct(groups.leak_kinds)
+    leak_kinds = np.searchsorted(leak_numbers, groups.leak_kinds)
+    classified = (np.zeros(len(kinds), dtype=bool) if not capture.scanned else
+                  (groups.leak_kinds != fmt.LEAK_UNSCANNED)
+                  & ~np.isin(groups.kinds, list(fmt.MAPPING_KINDS)))
+    leak_kinds[~classified] = NO_LEAK_KIND
+    leak_kind_names = [fmt.leak_kind_name(k) for k in leak_numbers.tolist()]
+    definitely = [name == DEFINITELY_LOST for name in leak_kind_names]
+    lost = classified & np.array([*definitely, False], dtype=bool)[leak_kinds]
+    indirect = np.where(lost, groups.indirect_bytes, 0)
+    ages = [None if math.isnan(age) else round(age, 6) for age in groups.oldest_ages.tolist()]
+    count = len(kinds)
+    return RecordColumns(
+        kind_names=kind_names, kinds=kinds, leak_kind_names=leak_kind_names,
+        leak_kinds=leak_kinds, ids=_stable_ids(kind_names, kinds, rows, described),
+        native_ids=groups.stack_ids.astype(np.int64), rows=rows,
+        bytes=groups.bytes + indirect, own_bytes=groups.bytes, indirect_bytes=indirect,
+        blocks=groups.blocks.astype(np.int64),
+        alloc_counts=np.where(has_stack, table.totals[rows, ALLOC_COUNT], -1),
+        alloc_bytes=np.where(has_stack, table.totals[rows, ALLOC_BYTES], -1),
+        oldest_ages=np.array([math.nan if a is None else a for a in ages], dtype=np.float64),
+        loss_records=np.zeros(count, dtype=np.int64),
+        growth_rates=np.full(count, math.nan), growth_verdicts=np.full(count, NONE),
+        growth_verdict_names=[], suppressed=np.full(count, NONE), suppression_names=[],
+        addresses=groups.addresses or None, estimates=groups.estimates or None,
+        frames=described)
+
+
+def _stable_ids(kind_names: list[str], kinds: np.ndarray, rows: np.ndarray,
+                described: StackFrames) -> np.ndarray:
+    """stable_stack_id_of_bytes of each group, as the number its 8 hex digits spell."""
+    prefixes = [stable_id_prefix(name) for name in kind_names]
+    texts = described.id_texts_of_rows(rows.tolist())
+    return np.fromiter(
+        (int.from_bytes(blake2b(prefixes[k] + text, digest_size=4).digest(), "big")
+         for k, text in zip(kinds.tolist(), texts, strict=True)),
+        dtype=np.uint32, count=len(kinds))
+
+
+def _largest_first(columns: RecordColumns, chosen: np.ndarray) -> np.ndarray:
+    """`chosen` sorted as (-bytes, -blocks, stack id, API kind), a stable sort."""
+    return chosen[np.lexsort((kind_ranks(columns)[chosen], columns.ids[chosen],
+                              -columns.blocks[chosen], -columns.bytes[chosen]))]
 
 
 # How the report names the moment of the capture ("still live at exit").
@@ -312,17 +339,24 @@ def symbolize_stacks(capture: Capture, stack_ids: set[int], symbolizer: Symboliz
     return result
 
 
-def _summary(capture: Capture, table: StackTable, records: list[LeakRecord],
+def _summary(capture: Capture, table: StackTable, columns: RecordColumns,
              mapped_regions: list[LeakRecord]) -> Summary:
     by_kind: dict[str, KindTotal] = {}
-    for r in chain(records, mapped_regions):
+    for number, name in enumerate(columns.kind_names):
+        chosen = columns.kinds == number
+        if chosen.any():
+            by_kind[name] = KindTotal(int(columns.blocks[chosen].sum()),
+                                      int(columns.own_bytes[chosen].sum()))
+    if columns.estimates is not None:  # added up in order, as the records come
+        for kind, estimate in zip(columns.kinds.tolist(), columns.estimates, strict=True):
+            by_kind[columns.kind_names[kind]].add_estimate(estimate)
+    for r in mapped_regions:
         total = by_kind.get(r.kind)
         if total is None:
             total = by_kind[r.kind] = KindTotal()
         total.blocks += r.blocks
-        total.bytes += r.bytes if r.direct_bytes is None else r.direct_bytes  # own bytes
-        if r.estimate is not None:
-            total.add_estimate(r.estimate)
+        total.bytes += r.own_bytes
+        total.add_estimate(r.estimate)
     summary = Summary(
         live_blocks=sum(t.blocks for t in by_kind.values()),
         live_bytes=sum(t.bytes for t in by_kind.values()),
@@ -338,7 +372,8 @@ def _summary(capture: Capture, table: StackTable, records: list[LeakRecord],
                                            int(capture.blocks["size"][born_since].sum()))
         summary.baseline_seconds = session.baseline_ns / 1e9
     if capture.scanned:
-        summary.leaks, summary.suppressed = leak_totals(records, _heuristic_totals(capture))
+        summary.leaks, summary.suppressed = column_leak_totals(
+            columns, _heuristic_totals(capture))
         summary.mapped = KindTotal(sum(r.blocks for r in mapped_regions),
                                    sum(r.bytes for r in mapped_regions))
     return summary

@@ -33,7 +33,7 @@ def compute_frame_totals(records: Iterable[LeakRecord]) -> list[FrameTotal]:
     numbers: dict[tuple[str, str | None], int] = {}  # key -> its number (-1: not counted)
 
     def number(frame: Frame) -> int:
-        key = _total_key(frame)
+        key = total_key(frame)
         if key is None:
             return -1
         found = numbers.get(key)
@@ -76,7 +76,7 @@ def totals_of_selection(report: Report, selected: list[LeakRecord]) -> list[Fram
     return compute_frame_totals(selected)
 
 
-def _total_key(frame: Frame) -> tuple[str, str | None] | None:
+def total_key(frame: Frame) -> tuple[str, str | None] | None:
     key = frame_key(frame)
     return None if key[0] in PROCESS_START_FUNCTIONS else key
 

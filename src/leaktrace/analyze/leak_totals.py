@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from leaktrace.analyze.record_columns import NONE, RecordColumns
 from leaktrace.leak_kinds import LEAK_KINDS
 from leaktrace.model import KindTotal, LeakRecord, LeakTotals
 
@@ -34,6 +35,39 @@ def leak_totals(records: Iterable[LeakRecord],
         if record.estimate is not None:
             target.add_estimate(record.estimate)
     return totals, suppressed
+
+
+def column_leak_totals(columns: RecordColumns,
+                       heuristics: dict[str, KindTotal] | None = None,
+                       unknown_kinds: frozenset[str] = frozenset(),
+                       heuristics_unknown: bool = False) -> tuple[LeakTotals, KindTotal]:
+    """leak_totals of records as columns (analyze/record_columns.py)."""
+    totals = LeakTotals(reachable_via_heuristic=dict(heuristics or {}),
+                        unknown_kinds=unknown_kinds, heuristics_unknown=heuristics_unknown)
+    suppressed = KindTotal()
+    # Per record, where it counts: 0 suppressed, 1 + i the i-th of leak_kind_names, -1 nowhere.
+    names = columns.leak_kind_names
+    known = np.array([1 + i if name in LEAK_KINDS else -1 for i, name in enumerate(names)]
+                     + [-1], dtype=np.int64)
+    target_numbers = np.where(columns.suppressed != NONE, 0, known[columns.leak_kinds])
+    targets = [suppressed] + [totals.of(name) if name in LEAK_KINDS else KindTotal()
+                              for name in names]
+    for number, target in enumerate(targets):
+        chosen = target_numbers == number
+        if chosen.any():
+            target.blocks += int(columns.blocks[chosen].sum())
+            target.bytes += int(columns.own_bytes[chosen].sum())
+    if columns.estimates is not None:  # variances added in record order, as leak_totals does
+        for number, estimate in zip(target_numbers.tolist(), columns.estimates, strict=True):
+            if number >= 0:
+                targets[number].add_estimate(estimate)
+    return totals, suppressed
+
+
+def column_suppressed_total(columns: RecordColumns) -> KindTotal:
+    """suppressed_total of records as columns."""
+    chosen = columns.suppressed != NONE
+    return KindTotal(int(columns.blocks[chosen].sum()), int(columns.own_bytes[chosen].sum()))
 
 
 def suppressed_total(records: Iterable[LeakRecord]) -> KindTotal:

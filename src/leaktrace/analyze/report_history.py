@@ -8,6 +8,7 @@ from itertools import compress
 import numpy as np
 
 from leaktrace.analyze.growth import VERDICTS, GrowthAnalysis, GrowthRates
+from leaktrace.analyze.record_columns import columns_of
 from leaktrace.analyze.since_previous import Comparison
 from leaktrace.model import Change, Growth, PreviousCapture, Report
 
@@ -36,6 +37,15 @@ def add_growth(report: Report, analysis: GrowthAnalysis) -> None:
 
 def add_growth_rates(report: Report, rates: GrowthRates) -> None:
     """add_growth from growth_rate_table (the same numbers, for any number of backtraces)."""
+    columns = columns_of(report.records)
+    if columns is not None:
+        rows = rates.rows_of(columns.native_ids)
+        found = rows >= 0
+        columns.growth_verdict_names = list(VERDICTS)
+        columns.growth_rates[found] = [round(rate, 3) for rate in
+                                       rates.bytes_per_second[rows[found]].tolist()]
+        columns.growth_verdicts[found] = rates.verdicts[rows[found]]
+        return
     records = report.records
     ids = np.fromiter((-1 if r.native_stack_id is None else r.native_stack_id
                        for r in records), dtype=np.int64, count=len(records))

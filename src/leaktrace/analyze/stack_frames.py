@@ -31,8 +31,8 @@ class StackFrames:
         self.table = StackTable.from_stacks(capture.stacks)
         wanted = distinct(np.fromiter(stack_ids, dtype=np.int64))
         rows = self.table.rows_of(wanted)
-        self._row_of = dict(zip(wanted[rows >= 0].tolist(), rows[rows >= 0].tolist(),
-                                strict=True))
+        self._wanted = wanted[rows >= 0], rows[rows >= 0]
+        self._row_of_ids: dict[int, int] | None = None  # made when first asked for
         self._frames_of: dict[int, tuple[Frame, ...]] = {}  # return address -> its frames
         self._part_of: dict[int, bytes] = {}  # return address -> b"module+offset" of the id
         self._symbolize(self._distinct_addresses(rows[rows >= 0]), capture, symbolizer)
@@ -44,6 +44,14 @@ class StackFrames:
         # is a plain lookup per address.
         self._one_frame_each = all(len(f) == 1 for f in self._frames_of.values())
         self._frame_of = {ra: f[0] for ra, f in self._frames_of.items() if len(f) == 1}
+
+    @property
+    def _row_of(self) -> dict[int, int]:
+        """Row of each wanted stack id (a dict: the report builder uses rows directly)."""
+        if self._row_of_ids is None:
+            ids, rows = self._wanted
+            self._row_of_ids = dict(zip(ids.tolist(), rows.tolist(), strict=True))
+        return self._row_of_ids
 
     def _distinct_addresses(self, rows: np.ndarray) -> list[int]:
         table = self.table
@@ -120,6 +128,40 @@ class StackFrames:
                 else:
                     start = self._starts[row] - low
                     yield self._describe(words[start:start + self._depths[row]])
+
+    def frames_by_address(self) -> dict[int, tuple[Frame, ...]]:
+        """Every return address symbolized, and its frames (innermost first)."""
+        return self._frames_of
+
+    def frames_of_row(self, row: int) -> list[Frame]:
+        """The frames of the stack in `row` of the table."""
+        start = self._starts[row]
+        return self._describe(self._words[start:start + self._depths[row]].tolist())[0]
+
+    def id_texts_of_rows(self, rows: list[int]) -> Iterator[bytes]:
+        """The text each stack's stable id is hashed from (b"" for row -1), made as they are
+        used. Rows in file order are read a few thousand at a time: one numpy call a batch."""
+        part = self._part_of.__getitem__
+        join = b"|".join
+        batch_size = 4096
+        for begin in range(0, len(rows), batch_size):
+            batch = rows[begin:begin + batch_size]
+            present = [r for r in batch if r >= 0]
+            words, low = None, 0
+            if present:
+                low = min(self._starts[r] for r in present)
+                high = max(self._starts[r] + self._depths[r] for r in present)
+                if high - low <= 2 * sum(self._depths[r] for r in present) + 4096:
+                    words = self._words[low:high].tolist()
+            for row in batch:
+                if row < 0:
+                    yield b""
+                    continue
+                start = self._starts[row]
+                if words is None:
+                    yield join(map(part, self._words[start:start + self._depths[row]].tolist()))
+                else:
+                    yield join(map(part, words[start - low:start - low + self._depths[row]]))
 
     def frames(self, stack_id: int) -> list[Frame]:
         found = self.frames_and_id_text(stack_id)

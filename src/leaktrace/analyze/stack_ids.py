@@ -25,9 +25,10 @@ def stable_stack_id_of_text(kind: str, frames_text: str) -> str:
 def stable_stack_id_of_bytes(kind: str, frames_text: bytes) -> str:
     """stable_stack_id_of_text with the frames' text encoded (os.fsencode), as a report
     builder that encodes each return address's part once has it."""
-    return hashlib.blake2b(_prefix(kind) + frames_text, digest_size=4).hexdigest()
+    return hashlib.blake2b(stable_id_prefix(kind) + frames_text, digest_size=4).hexdigest()
 
 
 @lru_cache(maxsize=64)  # API kinds: a handful
-def _prefix(kind: str) -> bytes:
+def stable_id_prefix(kind: str) -> bytes:
+    """What the id's hash starts with, before the frames' text."""
     return os.fsencode(kind) + b"|"

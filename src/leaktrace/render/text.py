@@ -12,7 +12,7 @@ from functools import lru_cache, partial
 
 from leaktrace.analyze.frame_totals import PerFrame, compute_frame_totals, totals_of_selection
 from leaktrace.leak_kinds import LEAK_KINDS, STILL_REACHABLE, kind_list_text
-from leaktrace.model import Frame, KindTotal, LeakRecord, PreviousCapture, Report
+from leaktrace.model import Frame, FrameTotal, KindTotal, LeakRecord, PreviousCapture, Report
 from leaktrace.render.options import (
     RenderOptions,
     selected_records,
@@ -37,18 +37,37 @@ def text_chunks(report: Report, options: RenderOptions) -> Iterator[str]:
     """The text report in pieces, each ending with a newline: a report of a million loss
     records is written as it is made, never held whole."""
     yield from _lines_chunk(_header(report) + _summary(report))
+    # A capture's records as columns (ColumnRecords.columns), while they are the truth.
+    columns = getattr(report.records, "columns", None)
+    if columns is not None:
+        from leaktrace.render.column_text import record_sections
+
+        yield from record_sections(report, columns, options)
+    else:
+        yield from _record_sections(report, options)
+    yield from _lines_chunk(_leak_summary(report, options) + _suppressions_used(report))
+
+
+def _record_sections(report: Report, options: RenderOptions) -> Iterator[str]:
+    """The records, mapped regions, leaked bytes per frame and live blocks."""
     selected = selected_records(report, options)
     records = shown_records(report, options, selected)
-    frames = _FrameTexts(options.show_addresses)
+    frames = FrameTexts(options.show_addresses)
     if report.scanned:
         yield from _loss_records(report, records, options, frames)
-        yield from _lines_chunk(_mapped_regions(report, options, frames))
+        yield from _lines_chunk(mapped_regions(report, options, frames))
     else:
         yield from _leaks(report, records, options, frames)
-    yield from _lines_chunk(_frame_totals(report, options, selected))
+    if report.scanned or options.leak_kinds is not None:
+        # Only the kinds shown: still reachable memory is not "leaked" by default.
+        totals = totals_of_selection(report, selected)
+        live = sum(r.own_bytes for r in selected) or 1
+    else:
+        totals = report.frame_totals or compute_frame_totals(report.records)
+        live = (report.summary.live_bytes - report.summary.suppressed.bytes) or 1
+    yield from _lines_chunk(frame_totals(totals, live, options))
     if options.show_addresses:
-        yield from _lines_chunk(_addresses(records + shown_mapped_regions(report, options)))
-    yield from _lines_chunk(_leak_summary(report, options) + _suppressions_used(report))
+        yield from _lines_chunk(addresses(records + shown_mapped_regions(report, options)))
 
 
 def _lines_chunk(lines: list[str]) -> Iterator[str]:
@@ -56,7 +75,7 @@ def _lines_chunk(lines: list[str]) -> Iterator[str]:
         yield "\n".join(lines) + "\n"
 
 
-class _FrameTexts:
+class FrameTexts:
     """Each frame's line after its number, made once per Frame object: the records of a big
     capture share the frames of their return addresses, and print them millions of times."""
 
@@ -67,12 +86,16 @@ class _FrameTexts:
 
     def lines(self, frames: list[Frame]) -> str:
         """The backtrace's lines, each after a newline."""
-        template = self._templates.get(len(frames))
+        return self.template(len(frames)) % tuple(self._texts.of(frames))
+
+    def template(self, count: int) -> str:
+        """"\n    #0  %s..." for a backtrace of `count` frames."""
+        template = self._templates.get(count)
         if template is None:
-            width = len(str(len(frames) - 1))
-            template = self._templates[len(frames)] = "".join(
-                f"\n    #{n:<{width}}  %s" for n in range(len(frames)))
-        return template % tuple(self._texts.of(frames))
+            width = len(str(count - 1))
+            template = self._templates[count] = "".join(
+                f"\n    #{n:<{width}}  %s" for n in range(count))
+        return template
 
 
 def _header(report: Report) -> list[str]:
@@ -156,7 +179,7 @@ def _scan_line(report: Report) -> str:
 
 
 def _leaks(report: Report, records: list[LeakRecord], options: RenderOptions,
-           frames: _FrameTexts) -> Iterator[str]:
+           frames: FrameTexts) -> Iterator[str]:
     total = len(report.records)
     if total == 0:
         yield from _lines_chunk(["", "No leaks: every block allocated while leaktrace watched "
@@ -174,7 +197,7 @@ def _leaks(report: Report, records: list[LeakRecord], options: RenderOptions,
 
 
 def _leak_text(index: int, total: int, record: LeakRecord, options: RenderOptions,
-               frames: _FrameTexts) -> str:
+               frames: FrameTexts) -> str:
     about = "~" if record.estimate is not None else ""  # sampling mode: estimates
     history = _history(record)
     return (f"\n[{index}/{total}] {about}{size_with_bytes(record.bytes)} in "
@@ -201,7 +224,7 @@ _NO_BACKTRACE = ("\n    (no backtrace: the allocation could not be unwound, or t
                  "table was full)")
 
 
-def _backtrace(record: LeakRecord, options: RenderOptions, frames: _FrameTexts) -> str:
+def _backtrace(record: LeakRecord, options: RenderOptions, frames: FrameTexts) -> str:
     """The backtrace's lines, each after a newline."""
     text = frames.lines(record.frames) if record.frames else _NO_BACKTRACE
     if options.gen_suppressions:
@@ -239,7 +262,7 @@ def _sentence_head(direct: int, indirect: int, blocks: int, leak_kind: str | Non
 
 
 def _loss_records(report: Report, records: list[LeakRecord], options: RenderOptions,
-                  frames: _FrameTexts) -> Iterator[str]:
+                  frames: FrameTexts) -> Iterator[str]:
     total = report.loss_records_total or max(
         (r.loss_record for r in report.records if r.loss_record is not None), default=0)
     if not report.records:
@@ -267,14 +290,14 @@ def _loss_records(report: Report, records: list[LeakRecord], options: RenderOpti
 
 
 def _loss_record_text(record: LeakRecord, total: int, options: RenderOptions,
-                      frames: _FrameTexts) -> str:
+                      frames: FrameTexts) -> str:
     history = _history(record)
     return (f"\n{loss_record_sentence(record, total)}\n      {record.kind}, stack "
             f"{record.stack_id}" + (f"; {history}" if history else "")
             + _backtrace(record, options, frames) + "\n")
 
 
-def _mapped_regions(report: Report, options: RenderOptions, frames: _FrameTexts) -> list[str]:
+def mapped_regions(report: Report, options: RenderOptions, frames: FrameTexts) -> list[str]:
     regions = shown_mapped_regions(report, options)
     if not report.mapped_regions:
         return []
@@ -405,16 +428,9 @@ def frame_text(frame: Frame, show_address: bool) -> str:
     return "  ".join(parts)
 
 
-def _frame_totals(report: Report, options: RenderOptions,
-                  selected: list[LeakRecord]) -> list[str]:
-    """`selected`: selected_records(report, options)."""
-    if report.scanned or options.leak_kinds is not None:
-        # Only the kinds shown: still reachable memory is not "leaked" by default.
-        totals = totals_of_selection(report, selected)
-        live = sum(r.own_bytes for r in selected) or 1
-    else:
-        totals = report.frame_totals or compute_frame_totals(report.records)
-        live = (report.summary.live_bytes - report.summary.suppressed.bytes) or 1
+def frame_totals(totals: list[FrameTotal], live: int, options: RenderOptions) -> list[str]:
+    """"Leaked bytes per frame": `totals` of the records it adds up, whose own bytes are
+    `live`."""
     totals = [t for t in totals if t.bytes >= options.min_bytes]
     if not totals:
         return []
@@ -432,7 +448,7 @@ def _frame_totals(report: Report, options: RenderOptions,
     return lines
 
 
-def _addresses(records: list[LeakRecord]) -> list[str]:
+def addresses(records: list[LeakRecord]) -> list[str]:
     lines = ["", "== Live blocks of the records shown (address, size, stack, age) =="]
     for record in records:
         for block in record.addresses:

@@ -19,6 +19,13 @@ def apply_suppressions(report: Report, suppressions: Sequence[Suppression],
     totals and suppressed total, suppressions_used, frame_totals."""
     if not suppressions:
         return
+    # A capture's records as columns (ColumnRecords.columns), while they are the truth.
+    columns = getattr(report.records, "columns", None)
+    if columns is not None:
+        from leaktrace.suppressions.apply_columns import apply_to_columns
+
+        apply_to_columns(report, columns, matcher or SuppressionMatcher(suppressions))
+        return
     matcher = (matcher or SuppressionMatcher(suppressions)).narrowed(report.records)
     uses: dict[int, SuppressionUse] = {}
     for record in report.records:

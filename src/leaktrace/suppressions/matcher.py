@@ -59,8 +59,13 @@ class SuppressionMatcher:
         for record in records:
             names.add(record.kind)
             names.update(map(_FUNCTION, record.frames))
+        return self.narrowed_to(names)
+
+    def narrowed_to(self, names: set[str | None]) -> SuppressionMatcher:
+        """narrowed() of records whose API kinds and frames' functions are `names` (None: a
+        frame without a function)."""
         if None in names:
-            names.discard(None)
+            names = names - {None}
             names.add(UNKNOWN)
         present = {name for name in names if name is not None}
         kept = [(s, needed) for s, needed in zip(self.suppressions, self._needed, strict=True)
@@ -69,6 +74,11 @@ class SuppressionMatcher:
         narrowed.suppressions = [s for s, _ in kept]
         narrowed._needed = [needed for _, needed in kept]
         return narrowed
+
+    def needed_names(self) -> list[list[tuple[str, bool]]]:
+        """Per suppression: (name, is_prefix) of each function a stack must have for it to
+        match (see _needed_names)."""
+        return self._needed
 
     def match(self, record: LeakRecord) -> Suppression | None:
         """The first suppression (in file order) that matches the record, or None."""
