@@ -151,11 +151,15 @@ def _stable_ids(kind_names: list[str], kinds: np.ndarray, rows: np.ndarray,
                 described: StackFrames) -> np.ndarray:
     """stable_stack_id_of_bytes of each group, as the number its 8 hex digits spell."""
     prefixes = [stable_id_prefix(name) for name in kind_names]
-    texts = described.id_texts_of_rows(rows.tolist())
-    return np.fromiter(
+    # In the order of the stacks in the file: their words are then read in long runs.
+    order = np.argsort(np.where(rows >= 0, described.table.starts[rows], -1), kind="stable")
+    texts = described.id_texts_of_rows(rows[order].tolist())
+    ids = np.empty(len(kinds), dtype=np.uint32)
+    ids[order] = np.fromiter(
         (int.from_bytes(blake2b(prefixes[k] + text, digest_size=4).digest(), "big")
-         for k, text in zip(kinds.tolist(), texts, strict=True)),
+         for k, text in zip(kinds[order].tolist(), texts, strict=True)),
         dtype=np.uint32, count=len(kinds))
+    return ids
 
 
 def _largest_first(columns: RecordColumns, chosen: np.ndarray) -> np.ndarray:

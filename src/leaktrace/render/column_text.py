@@ -12,6 +12,9 @@ import numpy as np
 
 from leaktrace.analyze.column_frame_totals import column_frame_totals
 from leaktrace.analyze.record_columns import NO_LEAK_KIND, NONE, RecordColumns
+from leaktrace.analyze.stack_matrix import address_matrix
+from leaktrace.capture.distinct import distinct
+from leaktrace.capture.stack_table import StackTable
 from leaktrace.leak_kinds import kind_list_text
 from leaktrace.model import Report
 from leaktrace.render import text
@@ -19,6 +22,8 @@ from leaktrace.render.options import RenderOptions, shown_mapped_regions
 from leaktrace.render.sizes import size_with_bytes
 
 _BATCH = 4096  # records whose columns are turned into lists at a time
+_JOINED_LINES = 1 << 22  # most distinct frame lines _AddressTexts.joined keeps
+_POWERS_OF_TEN = np.array([10 ** n for n in range(1, 19)], dtype=np.int64)
 
 
 def selected_indexes(columns: RecordColumns, options: RenderOptions) -> np.ndarray:
@@ -84,30 +89,41 @@ def _loss_records(report: Report, columns: RecordColumns, shown: np.ndarray,
         lines += ["", "No loss record of the kinds shown."]
     yield from text._lines_chunk(lines)
     for low in range(0, len(shown), _BATCH):
-        yield from text._in_chunks(_loss_record_texts(columns, shown[low:low + _BATCH], total,
-                                                      options, texts))
+        yield _loss_record_texts(columns, shown[low:low + _BATCH], total, options, texts)
 
 
 def _loss_record_texts(columns: RecordColumns, chosen: np.ndarray, total: int,
-                       options: RenderOptions, texts: _AddressTexts) -> Iterator[str]:
+                       options: RenderOptions, texts: _AddressTexts) -> str:
+    """The loss records `chosen`, text._loss_record_text's text each."""
     head = text._sentence_head
     leak_names = columns.leak_kind_names
     estimated = columns.estimates is not None
     of_total = f" of {total:,}"
-    for own, indirect, blocks, leak, number, kind, history, backtrace in zip(
+    heads = []
+    for own, indirect, blocks, leak, number, kind, history in zip(
             columns.own_bytes[chosen].tolist(),
             columns.indirect_bytes[chosen].tolist(), columns.blocks[chosen].tolist(),
             columns.leak_kinds[chosen].tolist(), columns.loss_records[chosen].tolist(),
-            _kinds_and_ids(columns, chosen), _histories(columns, chosen),
-            _backtraces(columns, chosen, options, texts), strict=True):
+            _kinds_and_ids(columns, chosen), _histories(columns, chosen), strict=True):
         if leak == NO_LEAK_KIND:
             sentence = head(own, 0, blocks, None, estimated)
         else:
             sentence = head(own, indirect, blocks, leak_names[leak], estimated)
         if number:
             sentence = f"{sentence} in loss record {number:,}{of_total}"
-        yield (f"\n{sentence}\n      {kind}" + (f"; {history}" if history else "")
-               + backtrace + "\n")
+        heads.append(f"\n{sentence}\n      {kind}" + (f"; {history}" if history else ""))
+    return _with_backtraces(columns, chosen, heads, options, texts)
+
+
+def _with_backtraces(columns: RecordColumns, chosen: np.ndarray, heads: list[str],
+                     options: RenderOptions, texts: _AddressTexts) -> str:
+    """Each record's head, backtrace and final newline, one after the other."""
+    if not options.gen_suppressions:
+        joined = texts.joined(columns.frames.table, columns.rows[chosen], heads)
+        if joined is not None:
+            return joined
+    return "".join(head + backtrace + "\n" for head, backtrace in zip(
+        heads, _backtraces(columns, chosen, options, texts), strict=True))
 
 
 def _leaks(report: Report, columns: RecordColumns, shown: np.ndarray,
@@ -129,16 +145,16 @@ def _leaks(report: Report, columns: RecordColumns, shown: np.ndarray,
     index = 1
     for low in range(0, len(shown), _BATCH):
         chosen = shown[low:low + _BATCH]
-        made = []
-        for size, blocks, kind, history, backtrace in zip(
+        heads = []
+        for size, blocks, kind, history in zip(
                 columns.bytes[chosen].tolist(), columns.blocks[chosen].tolist(),
                 _kinds_and_ids(columns, chosen, " from "), _histories(columns, chosen),
-                _backtraces(columns, chosen, options, texts), strict=True):
-            made.append(f"\n[{index}{of_total}{size_with_bytes(size)} in "
+                strict=True):
+            heads.append(f"\n[{index}{of_total}{size_with_bytes(size)} in "
                          f"{about}{text._plural(blocks, 'block')}{kind}"
-                         + (f"\n      {history}" if history else "") + backtrace + "\n")
+                         + (f"\n      {history}" if history else ""))
             index += 1
-        yield from text._in_chunks(made)
+        yield _with_backtraces(columns, chosen, heads, options, texts)
 
 
 def _kinds_and_ids(columns: RecordColumns, chosen: np.ndarray, before: str = "") -> list[str]:
@@ -175,17 +191,17 @@ def _histories(columns: RecordColumns, chosen: np.ndarray) -> Iterator[str]:
 def _backtraces(columns: RecordColumns, chosen: np.ndarray, options: RenderOptions,
                 texts: _AddressTexts) -> Iterator[str]:
     """text._backtrace of each record: its frames' lines from each address's text."""
-    described = columns.frames
-    table = described.table
-    words = np.asarray(table.addresses)
+    table = columns.frames.table
     rows = columns.rows[chosen]
-    starts = np.where(rows >= 0, table.starts[rows], 0).tolist()
-    depths = np.where(rows >= 0, table.depths[rows], 0).tolist()
-    for i, row, start, depth in zip(chosen.tolist(), rows.tolist(), starts, depths,
-                                    strict=True):
-        lines = texts.lines(words[start:start + depth].tolist()) if row >= 0 and depth \
-            else ""
-        result = lines or text._NO_BACKTRACE
+    present = rows >= 0
+    # The stacks' words gathered by numpy at once, as numbers of the distinct addresses.
+    if present.any():
+        found = address_matrix(table, texts.addresses, np.where(present, rows, 0)).tolist()
+        depths = np.where(present, table.depths[rows], 0).tolist()
+    else:  # no record has a backtrace (the table may be empty)
+        found, depths = [[]] * len(rows), [0] * len(rows)
+    for i, numbers, depth in zip(chosen.tolist(), found, depths, strict=True):
+        result = texts.lines(numbers[:depth]) or text._NO_BACKTRACE
         if options.gen_suppressions:
             result += "".join("\n" + line for line in text._suppression_entry(
                 columns.record(i), options))
@@ -198,13 +214,29 @@ class _AddressTexts:
     def __init__(self, columns: RecordColumns, show_address: bool) -> None:
         frames_of = columns.frames.frames_by_address()
         make = partial(text.frame_text, show_address=show_address)
-        self._one_each = all(len(f) == 1 for f in frames_of.values())
-        self._text_of = {a: make(f[0]) for a, f in frames_of.items() if len(f) == 1}
-        self._texts_of = {a: tuple(map(make, f)) for a, f in frames_of.items()}
+        self.addresses = np.array(sorted(frames_of), dtype=np.uint64)
+        each = [frames_of[a] for a in self.addresses.tolist()]  # by address number
+        self._one_each = all(len(f) == 1 for f in each)
+        self._text_of = [make(f[0]) if len(f) == 1 else "" for f in each]
+        self._texts_of = [tuple(map(make, f)) for f in each]
         self._pieces: dict[int, list[str]] = {}  # per frame count: line starts and texts
+        # For joined(): each frame's text by slot (an address's frames are consecutive
+        # slots), and each frame line ever made, by (number width, frame number, slot).
+        frame_counts = [len(f) for f in each]
+        self._slot_texts = [t for ts in self._texts_of for t in ts]
+        self._frame_counts = np.array([*frame_counts, 0], dtype=np.int64)
+        self._first_slots = _starts(self._frame_counts)
+        numbers = int(columns.frames.table.depths.max(initial=1)) * max(frame_counts,
+                                                                         default=1)
+        self._numbers = max(numbers, 1)
+        self._lines_count = (len(str(self._numbers - 1)) * self._numbers
+                             * max(len(self._slot_texts), 1))
+        self._strings: list[str] = []  # the lines, "\n", then a batch's heads
+        self._made = np.zeros(0, dtype=bool)
 
     def lines(self, addresses: list[int]) -> str:
-        """The backtrace's lines, each after a newline (as text.FrameTexts.lines)."""
+        """The lines of the backtrace through `addresses` (numbers into self.addresses),
+        each after a newline (as text.FrameTexts.lines)."""
         if self._one_each:
             texts = list(map(self._text_of.__getitem__, addresses))
         else:
@@ -218,3 +250,60 @@ class _AddressTexts:
                 piece for n in range(len(texts)) for piece in (f"\n    #{n:<{width}}  ", "")]
         pieces[1::2] = texts  # a join is faster than a %-format of as many strings
         return "".join(pieces)
+
+    def joined(self, table: StackTable, rows: np.ndarray, heads: list[str]) -> str | None:
+        """Each head, then the lines of the stack in `rows` (the same entry; -1: none), then
+        a newline: one join over a list of every frame line met (made once each), without
+        Python work per frame. None when that list would be too long."""
+        if self._lines_count > _JOINED_LINES:
+            return None
+        if not self._strings:
+            self._strings = [""] * self._lines_count + ["\n"]
+            self._made = np.zeros(self._lines_count, dtype=bool)
+        present = rows >= 0
+        count = len(rows)
+        if present.any():
+            found = address_matrix(table, self.addresses, np.where(present, rows, 0))
+            depths = np.where(present, table.depths[rows], 0)
+        else:
+            found = np.zeros((count, 0), dtype=np.int64)
+            depths = np.zeros(count, dtype=np.int64)
+        # Each frame of each record, records one after the other, frames innermost first
+        # (an address's inlined frames each on their own).
+        inside = np.arange(found.shape[1])[None, :] < depths[:, None]
+        cells = found[inside]
+        frames_each = self._frame_counts[cells]
+        slots = np.repeat(self._first_slots[cells] - _starts(frames_each), frames_each) \
+            + np.arange(int(frames_each.sum()))
+        frame_records = np.repeat(np.repeat(np.arange(count), depths), frames_each)
+        counts = np.bincount(frame_records, minlength=count)
+        numbers = np.arange(len(slots)) - np.repeat(_starts(counts), counts)
+        # Digits of the last frame number (the width of every number of the backtrace),
+        # less one.
+        widths = np.searchsorted(_POWERS_OF_TEN, np.maximum(counts - 1, 0), side="right")
+        keys = ((widths[frame_records] * self._numbers + numbers) * len(self._slot_texts)
+                + slots)
+        self._make_lines(distinct(keys[~self._made[keys]]))
+        # Where each piece goes: a head, its lines, then "\n" (the list's entry there).
+        starts = _starts(counts + 2)
+        pieces = np.full(int((counts + 2).sum()), self._lines_count, dtype=np.int64)
+        pieces[starts] = self._lines_count + 1 + np.arange(count)
+        pieces[np.repeat(starts + 1, counts) + numbers] = keys
+        strings = self._strings
+        del strings[self._lines_count + 1:]
+        strings += [h if n else h + text._NO_BACKTRACE for h, n in zip(
+            heads, counts.tolist(), strict=True)]
+        return "".join(map(strings.__getitem__, pieces.tolist()))
+
+    def _make_lines(self, keys: np.ndarray) -> None:
+        per_width = self._numbers * len(self._slot_texts)
+        for key in keys.tolist():
+            width, rest = divmod(key, per_width)
+            number, slot = divmod(rest, len(self._slot_texts))
+            self._strings[key] = f"\n    #{number:<{width + 1}}  {self._slot_texts[slot]}"
+        self._made[keys] = True
+
+
+def _starts(counts: np.ndarray) -> np.ndarray:
+    """Where each of consecutive runs of `counts` items starts."""
+    return np.cumsum(counts) - counts
