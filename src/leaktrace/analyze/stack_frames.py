@@ -140,28 +140,50 @@ class StackFrames:
 
     def id_texts_of_rows(self, rows: list[int]) -> Iterator[bytes]:
         """The text each stack's stable id is hashed from (b"" for row -1), made as they are
-        used. Rows in file order are read a few thousand at a time: one numpy call a batch."""
-        part = self._part_of.__getitem__
-        join = b"|".join
+        used. Rows in file order are read a few thousand at a time: the parts of the words
+        from the first stack's to the last one's are gathered by numpy at once, each stack's
+        text a slice of that."""
+        addresses = np.array(sorted(self._part_of), dtype=np.uint64)
+        parts = [self._part_of[a] + b"|" for a in addresses.tolist()]
+        lengths = np.array([len(p) for p in parts], dtype=np.int64)
+        # Each part as a line of bytes, padded: a batch's text is then gathered by numpy.
+        width = int(lengths.max(initial=1))
+        padded = np.frombuffer(b"".join(p.ljust(width, b"\0") for p in parts),
+                               dtype=np.uint8).reshape(len(parts), width)
+        used = np.arange(width)[None, :] < lengths[:, None]
         batch_size = 4096
         for begin in range(0, len(rows), batch_size):
             batch = rows[begin:begin + batch_size]
             present = [r for r in batch if r >= 0]
-            words, low = None, 0
-            if present:
-                low = min(self._starts[r] for r in present)
-                high = max(self._starts[r] + self._depths[r] for r in present)
-                if high - low <= 2 * sum(self._depths[r] for r in present) + 4096:
-                    words = self._words[low:high].tolist()
+            low = min((self._starts[r] for r in present), default=0)
+            high = max((self._starts[r] + self._depths[r] for r in present), default=0)
+            if high - low > 2 * sum(self._depths[r] for r in present) + 4096:
+                yield from self._id_texts_one_by_one(batch)
+                continue
+            # Words between stacks (entry headers) are joined too, as any address: only
+            # the stacks' slices are used.
+            numbers = np.minimum(np.searchsorted(addresses, self._words[low:high]),
+                                 len(addresses) - 1) if len(addresses) else \
+                np.zeros(high - low, dtype=np.int64)
+            joined = padded[numbers][used[numbers]].tobytes() if len(parts) else b""
+            ends = np.cumsum(lengths[numbers]).tolist() if len(parts) else []
+            ends.insert(0, 0)
             for row in batch:
                 if row < 0:
                     yield b""
                     continue
-                start = self._starts[row]
-                if words is None:
-                    yield join(map(part, self._words[start:start + self._depths[row]].tolist()))
-                else:
-                    yield join(map(part, words[start - low:start - low + self._depths[row]]))
+                start = self._starts[row] - low
+                yield joined[ends[start]:ends[start + self._depths[row]] - 1] \
+                    if self._depths[row] else b""
+
+    def _id_texts_one_by_one(self, rows: list[int]) -> Iterator[bytes]:
+        part = self._part_of.__getitem__
+        for row in rows:
+            if row < 0:
+                yield b""
+                continue
+            start = self._starts[row]
+            yield b"|".join(map(part, self._words[start:start + self._depths[row]].tolist()))
 
     def frames(self, stack_id: int) -> list[Frame]:
         found = self.frames_and_id_text(stack_id)
