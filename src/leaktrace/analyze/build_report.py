@@ -73,18 +73,20 @@ def _build(capture: Capture, symbolizer: Symbolizer, with_addresses: bool,
     described = StackFrames(capture, groups.stack_ids, symbolizer)
     table = described.table
     every = _columns(capture, groups, described)
+    notes = _notes(capture, groups, table) + symbolizer.notes
+    mapping = np.isin(groups.kinds, list(fmt.MAPPING_KINDS))
+    del groups  # the columns hold what the report needs of it
     if capture.scanned:
-        mapping = np.isin(groups.kinds, list(fmt.MAPPING_KINDS))
         heap = np.flatnonzero(~mapping)
         order = number_loss_records(every, heap)  # sets every.loss_records
         mapped_order = _largest_first(every, np.flatnonzero(mapping))
     else:
         order = _largest_first(every, np.arange(len(every)))
         mapped_order = np.zeros(0, dtype=np.int64)
-    columns = every.take(order)
-    records = ColumnRecords(columns)
     # Not heap blocks: no leak kind, no loss record; a few, kept as objects.
     mapped_regions = ColumnRecords(every.take(mapped_order)).materialized()
+    columns = every.reorder(order)
+    records = ColumnRecords(columns)
 
     header, process = capture.header, capture.process
     report = Report(
@@ -98,7 +100,7 @@ def _build(capture: Capture, symbolizer: Symbolizer, with_addresses: bool,
         summary=_summary(capture, table, columns, mapped_regions),
         counters=dict(capture.counters),
         capture_path=os.path.abspath(capture.path),
-        notes=_notes(capture, groups, table) + symbolizer.notes,
+        notes=notes,
         frame_totals=column_frame_totals(columns),
         mapped_regions=mapped_regions,
         scan=_scan_info(capture),
@@ -212,18 +214,24 @@ def _sampling_weights(capture: Capture) -> np.ndarray | None:
     blocks = capture.blocks
     sizes = np.maximum(blocks["size"].astype(np.float64), 1.0)
     weights = 1.0 / -np.expm1(-sizes / mean)
-    weights[np.isin(blocks["kind"], list(fmt.MAPPING_KINDS))] = 1.0
+    weights[~_heap_blocks(blocks["kind"])] = 1.0
     return weights
 
 
 def _exact_sums(bins: np.ndarray, values: np.ndarray, length: int) -> np.ndarray:
     """Per bin, the exact sum of uint64 `values` (bincount adds in float64: exact for each
     24-bit half-word sum below 2^53, i.e. for any total below 2^77)."""
-    low = np.bincount(bins, weights=(values & np.uint64(0xFFFFFF)).astype(np.float64),
-                      minlength=length)
-    high = np.bincount(bins, weights=(values >> np.uint64(24)).astype(np.float64),
-                       minlength=length)
-    return (high.astype(np.int64) << 24) + low.astype(np.int64)
+    low = np.zeros(length, dtype=np.int64)
+    high = np.zeros(length, dtype=np.int64)
+    # A million values at a time: float copies of ten million would be 160 MB more at peak.
+    step = 1 << 20
+    for begin in range(0, len(values), step):
+        chunk, chunk_bins = values[begin:begin + step], bins[begin:begin + step]
+        low += np.bincount(chunk_bins, weights=(chunk & np.uint64(0xFFFFFF)).astype(
+            np.float64), minlength=length).astype(np.int64)
+        high += np.bincount(chunk_bins, weights=(chunk >> np.uint64(24)).astype(np.float64),
+                            minlength=length).astype(np.int64)
+    return (high << 24) + low
 
 
 def _group_blocks(capture: Capture, with_addresses: bool) -> _Groups:
@@ -365,8 +373,8 @@ def _summary(capture: Capture, table: StackTable, columns: RecordColumns,
         live_blocks=sum(t.blocks for t in by_kind.values()),
         live_bytes=sum(t.bytes for t in by_kind.values()),
         by_kind=dict(sorted(by_kind.items(), key=lambda kv: (-kv[1].bytes, kv[0]))),
-        total_allocations=sum(table.totals[:, ALLOC_COUNT].tolist()) if len(table) else None,
-        total_allocated_bytes=(sum(table.totals[:, ALLOC_BYTES].tolist()) if len(table)
+        total_allocations=_exact_total(table.totals[:, ALLOC_COUNT]) if len(table) else None,
+        total_allocated_bytes=(_exact_total(table.totals[:, ALLOC_BYTES]) if len(table)
                                else None),
     )
     session = capture.session
@@ -383,18 +391,37 @@ def _summary(capture: Capture, table: StackTable, columns: RecordColumns,
     return summary
 
 
+def _exact_total(values: np.ndarray) -> int:
+    """The sum of non-negative int64 values, exact past 2^63 (by 32-bit halves: a list of a
+    million Python ints would cost 70 MB)."""
+    low = int((values & 0xFFFFFFFF).sum())
+    return (int((values >> 32).sum()) << 32) + low
+
+
 def _heuristic_totals(capture: Capture) -> dict[str, KindTotal]:
     """Heap blocks a heuristic made reachable, per heuristic, in the header's order."""
     blocks = capture.blocks
-    heap = ~np.isin(blocks["kind"], list(fmt.MAPPING_KINDS))
+    heuristics = blocks["heuristic"]
+    if not (heuristics != fmt.HEURISTIC_NONE).any():
+        return {}  # the usual case: ten million blocks are looked at once, not per heuristic
+    heap = _heap_blocks(blocks["kind"])
     totals = {}
     for number, name in fmt.HEURISTICS.items():
         if number == fmt.HEURISTIC_NONE:
             continue
-        chosen = heap & (blocks["heuristic"] == number)
+        chosen = heap & (heuristics == number)
         if chosen.any():
             totals[name] = KindTotal(int(chosen.sum()), int(blocks["size"][chosen].sum()))
     return totals
+
+
+def _heap_blocks(kinds: np.ndarray) -> np.ndarray:
+    """Per block: not a memory mapping. (np.isin of ten million values sorts copies of
+    them.)"""
+    heap = np.ones(len(kinds), dtype=bool)
+    for kind in fmt.MAPPING_KINDS:
+        heap &= kinds != kind
+    return heap
 
 
 def _scan_info(capture: Capture) -> ScanInfo | None:

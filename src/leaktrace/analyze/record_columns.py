@@ -74,6 +74,20 @@ class RecordColumns:
             changes["estimates"] = [self.estimates[i] for i in picked]
         return replace(self, **changes)  # type: ignore[arg-type]
 
+    def reorder(self, order: np.ndarray) -> RecordColumns:
+        """take(order) in place, one column at a time (a copy of every column at once
+        would be 150 MB more at a million records); returns self."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                setattr(self, f.name, value[order])
+        picked = order.tolist()
+        if self.addresses is not None:
+            self.addresses = [self.addresses[i] for i in picked]
+        if self.estimates is not None:
+            self.estimates = [self.estimates[i] for i in picked]
+        return self
+
     def classified(self) -> np.ndarray:
         return self.leak_kinds != NO_LEAK_KIND
 

@@ -37,13 +37,27 @@ class StackFrames:
         self._part_of: dict[int, bytes] = {}  # return address -> b"module+offset" of the id
         self._symbolize(self._distinct_addresses(rows[rows >= 0]), capture, symbolizer)
         # Plain lists: one numpy call a stack, not three.
-        self._starts: list[int] = self.table.starts.tolist()
-        self._depths: list[int] = self.table.depths.tolist()
+        self._start_list: list[int] | None = None  # made when first asked for
+        self._depth_list: list[int] | None = None
         self._words = np.asarray(self.table.addresses)
         # Usually each return address is one frame (no inlined calls at it): then a stack
         # is a plain lookup per address.
         self._one_frame_each = all(len(f) == 1 for f in self._frames_of.values())
         self._frame_of = {ra: f[0] for ra, f in self._frames_of.items() if len(f) == 1}
+
+    @property
+    def _starts(self) -> list[int]:
+        """Plain lists for the per-stack methods: one numpy call a stack, not three (70 MB
+        at a million stacks: the report builder reads the arrays instead)."""
+        if self._start_list is None:
+            self._start_list = self.table.starts.tolist()
+        return self._start_list
+
+    @property
+    def _depths(self) -> list[int]:
+        if self._depth_list is None:
+            self._depth_list = self.table.depths.tolist()
+        return self._depth_list
 
     @property
     def _row_of(self) -> dict[int, int]:
@@ -153,12 +167,16 @@ class StackFrames:
         used = np.arange(width)[None, :] < lengths[:, None]
         batch_size = 4096
         for begin in range(0, len(rows), batch_size):
-            batch = rows[begin:begin + batch_size]
-            present = [r for r in batch if r >= 0]
-            low = min((self._starts[r] for r in present), default=0)
-            high = max((self._starts[r] + self._depths[r] for r in present), default=0)
-            if high - low > 2 * sum(self._depths[r] for r in present) + 4096:
-                yield from self._id_texts_one_by_one(batch)
+            batch = np.asarray(rows[begin:begin + batch_size], dtype=np.int64)
+            present = batch >= 0
+            starts = np.where(present, self.table.starts[batch], 0)
+            depths = np.where(present, self.table.depths[batch], 0)
+            low = int(starts[present].min(initial=1 << 62))
+            high = int((starts + depths)[present].max(initial=0))
+            if not present.any():
+                low = high = 0
+            if high - low > 2 * int(depths.sum()) + 4096:
+                yield from self._id_texts_one_by_one(batch.tolist())
                 continue
             # Words between stacks (entry headers) are joined too, as any address: only
             # the stacks' slices are used.
@@ -168,13 +186,8 @@ class StackFrames:
             joined = padded[numbers][used[numbers]].tobytes() if len(parts) else b""
             ends = np.cumsum(lengths[numbers]).tolist() if len(parts) else []
             ends.insert(0, 0)
-            for row in batch:
-                if row < 0:
-                    yield b""
-                    continue
-                start = self._starts[row] - low
-                yield joined[ends[start]:ends[start + self._depths[row]] - 1] \
-                    if self._depths[row] else b""
+            for start, depth in zip((starts - low).tolist(), depths.tolist(), strict=True):
+                yield joined[ends[start]:ends[start + depth] - 1] if depth else b""
 
     def _id_texts_one_by_one(self, rows: list[int]) -> Iterator[bytes]:
         part = self._part_of.__getitem__
