@@ -21,7 +21,8 @@ from leaktrace.render import text
 from leaktrace.render.options import RenderOptions, shown_mapped_regions
 from leaktrace.render.sizes import size_with_bytes
 
-_BATCH = 4096  # records whose columns are turned into lists at a time
+_BATCH = 512  # records made at a time: each batch is one string of about 1 MB (8 MB strings
+# cost three times the system time to allocate and write)
 _JOINED_LINES = 1 << 22  # most distinct frame lines _AddressTexts.joined keeps
 _POWERS_OF_TEN = np.array([10 ** n for n in range(1, 19)], dtype=np.int64)
 
