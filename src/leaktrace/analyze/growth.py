@@ -231,12 +231,12 @@ def growth_rate_table(capture: Capture, *, target_intervals: int = TARGET_INTERV
     stack_ids = distinct(np.concatenate((
         StackTable.from_stacks(capture.stacks).ids,
         np.asarray(series.stack_ids() if series else [], dtype=np.int64))))
-    history = _History(capture, stack_ids.tolist(), point_of_snapshot, len(point_times))
+    history = _History(capture, stack_ids, point_of_snapshot, len(point_times))
     unfreed = _any_unfreed(capture, stack_ids)
     run_seconds = (edges_ns[-1] - edges_ns[0]) / 1e9
     third = max(1, round(n / 3))
     pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    chunk = 65536  # bounds the (stacks x points x 4) table
+    chunk = 16384  # bounds the (stacks x points x 4) table and its temporaries
     for begin in range(0, len(stack_ids), chunk):
         rows = np.arange(begin, min(begin + chunk, len(stack_ids)))
         at_edges = history.at(rows, chosen)
@@ -354,8 +354,8 @@ class _History:
     the capture's own STACKS totals. Looked up on demand (sorted keys + binary search), so a
     long run with thousands of backtraces never needs a stacks x points table."""
 
-    def __init__(self, capture: Capture, stack_ids: list[int], point_of_snapshot: np.ndarray,
-                 points: int) -> None:
+    def __init__(self, capture: Capture, stack_ids: list[int] | np.ndarray,
+                 point_of_snapshot: np.ndarray, points: int) -> None:
         self.points = points
         self.lookup = np.asarray(stack_ids, dtype=np.int64)
         self.keys = np.zeros(0, dtype=np.int64)

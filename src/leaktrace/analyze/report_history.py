@@ -40,11 +40,17 @@ def add_growth_rates(report: Report, rates: GrowthRates) -> None:
     columns = columns_of(report.records)
     if columns is not None:
         rows = rates.rows_of(columns.native_ids)
-        found = rows >= 0
         columns.growth_verdict_names = list(VERDICTS)
-        columns.growth_rates[found] = [round(rate, 3) for rate in
-                                       rates.bytes_per_second[rows[found]].tolist()]
-        columns.growth_verdicts[found] = rates.verdicts[rows[found]]
+        # Python's round (numpy's can differ in the last digit), 65536 at a time: a list of
+        # a million floats is 60 MB.
+        step = 1 << 16
+        for begin in range(0, len(rows), step):
+            chunk = rows[begin:begin + step]
+            at = begin + np.flatnonzero(chunk >= 0)
+            chosen = rows[at]
+            columns.growth_rates[at] = [round(rate, 3) for rate in
+                                        rates.bytes_per_second[chosen].tolist()]
+            columns.growth_verdicts[at] = rates.verdicts[chosen]
         return
     records = report.records
     ids = np.fromiter((-1 if r.native_stack_id is None else r.native_stack_id
