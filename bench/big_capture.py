@@ -198,6 +198,10 @@ two runs before, four after): 4.44-4.58 s wall and 3.16-3.23 s CPU before, 1.59-
 `leaktrace report` before its per-record work was cut and the capture read aligned (the
 2026-12-01 16:47 UTC run of this script, load 5.9-6.6): text 7.65 s CPU and 244 MiB, JSON
 10.26 s CPU and 243 MiB at 100,000 stacks; text 84.75 s CPU and 1,877 MiB at 1 M stacks.
+Before the records became numpy columns (docs/benchmarks-shim.md, "Third pass"; the
+2026-12-01 20:10 UTC run, load 2.1-3.0): text 5.31 s CPU and 242 MiB, JSON 9.99 s CPU and
+246 MiB, `leaktrace run` 7.55 s CPU and 244 MiB at 100,000 stacks; text 56.12 s CPU and
+1,770 MiB at 1 M stacks.
 """
     path.write_text(text)
 
