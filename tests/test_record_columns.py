@@ -201,7 +201,7 @@ def test_records_are_made_once_and_changes_kept(capture: Path) -> None:
     assert records[0] is first and records[-1] is records[len(records) - 1]
     assert columns_of(records) is None  # an object is out: the objects are the truth now
     first.oldest_age_seconds = 123.0
-    assert list(records)[0] is first and first.oldest_age_seconds == 123.0
+    assert next(iter(records)) is first and first.oldest_age_seconds == 123.0
     assert records[1:3] == list(records)[1:3]
     with pytest.raises(IndexError):
         records[len(records)]

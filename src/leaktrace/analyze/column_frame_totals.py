@@ -54,13 +54,18 @@ def column_frame_totals(columns: RecordColumns) -> list[FrameTotal]:
     if not keys.names:
         return []
     # Records of one stack (split by kind) count once each: sums per stack row first.
-    rows, per_row = np.unique(columns.rows[counted], return_inverse=True)
+    table = columns.frames.table
+    number_of_row = np.full(len(table), -1, dtype=np.int64)  # no sort of a million rows
+    number_of_row[columns.rows[counted]] = 0
+    rows = np.flatnonzero(number_of_row == 0)
+    number_of_row[rows] = np.arange(len(rows))
+    per_row = number_of_row[columns.rows[counted]]
     size = _exact_sums(per_row, columns.own_bytes[counted], len(rows))
     blocks = _exact_sums(per_row, columns.blocks[counted], len(rows))
     records = np.bincount(per_row, minlength=len(rows))
     count = len(keys.names)
     totals = np.zeros((3, count), dtype=np.int64)
-    for chosen in row_batches(columns.frames.table, rows):
+    for chosen in row_batches(table, rows):
         numbers, _ = keys.matrix(columns, rows[chosen])
         numbers.sort(axis=1)
         first = np.ones(numbers.shape, dtype=bool)

@@ -236,7 +236,7 @@ def growth_rate_table(capture: Capture, *, target_intervals: int = TARGET_INTERV
     run_seconds = (edges_ns[-1] - edges_ns[0]) / 1e9
     third = max(1, round(n / 3))
     pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    chunk = 16384  # bounds the (stacks x points x 4) table and its temporaries
+    chunk = 8192  # bounds the (stacks x points x 4) table and its temporaries
     for begin in range(0, len(stack_ids), chunk):
         rows = np.arange(begin, min(begin + chunk, len(stack_ids)))
         at_edges = history.at(rows, chosen)
@@ -267,7 +267,10 @@ def _any_unfreed(capture: Capture, stack_ids: np.ndarray) -> np.ndarray:
     top = int(stack_ids[-1])
     if top < 4 * len(ids) + (1 << 21):  # the shim's ids are dense: one flag per id
         seen = np.zeros(top + 1, dtype=bool)
-        seen[ids[ids <= top]] = True
+        step = 1 << 20  # a million blocks at a time: index copies of ten million are 80 MB
+        for begin in range(0, len(ids), step):
+            chunk = ids[begin:begin + step]
+            seen[chunk[chunk <= top]] = True
         return seen[stack_ids]
     ids = ids.astype(np.int64)
     rows = np.clip(np.searchsorted(stack_ids, ids), 0, len(stack_ids) - 1)
@@ -368,15 +371,18 @@ class _History:
             # Stable: of two snapshots that fall on one point, the later one wins below.
             order = np.argsort(keys, kind="stable")
             self.keys = keys[order]
-            self.values = np.stack([entries["alloc_count"], entries["alloc_bytes"],
-                                    entries["live_blocks"], entries["live_bytes"]],
-                                   axis=1).astype(np.int64)[order]
+            # Column by column: a stacked copy of a million entries is 100 MB at peak.
+            self.values = np.empty((len(order), 4), dtype=np.int64)
+            for column, name in enumerate(("alloc_count", "alloc_bytes", "live_blocks",
+                                           "live_bytes")):
+                self.values[:, column] = entries[name][order]
         self.final = np.zeros((len(stack_ids), 4), dtype=np.int64)
         table = StackTable.from_stacks(capture.stacks)
         if len(table):
             rows = np.searchsorted(self.lookup, table.ids)
-            self.final[rows] = table.totals[:, [ALLOC_COUNT, ALLOC_BYTES, LIVE_BLOCKS,
-                                                LIVE_BYTES]]
+            for column, total in enumerate((ALLOC_COUNT, ALLOC_BYTES, LIVE_BLOCKS,
+                                            LIVE_BYTES)):  # one at a time: smaller copies
+                self.final[rows, column] = table.totals[:, total]
 
     def at(self, rows: np.ndarray, point_indices: np.ndarray) -> np.ndarray:
         """(len(rows), len(point_indices), 4)."""

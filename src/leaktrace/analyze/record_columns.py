@@ -97,9 +97,9 @@ class RecordColumns:
         return [f"{n:08x}" for n in ids.tolist()]
 
     def record(self, i: int) -> LeakRecord:
-        return next(self._records([i]))
+        return next(self.records_at([i]))
 
-    def _records(self, indexes: list[int]) -> Iterator[LeakRecord]:
+    def records_at(self, indexes: list[int]) -> Iterator[LeakRecord]:
         """Each record object as the report builder used to make them."""
         chosen = np.asarray(indexes, dtype=np.int64)
         leak_names = self.leak_kind_names
@@ -177,7 +177,7 @@ class ColumnRecords(Sequence[LeakRecord]):
         if self._all is None:
             made = self._made
             missing = [i for i in range(len(self)) if i not in made]
-            new = dict(zip(missing, self._columns._records(missing), strict=True))
+            new = dict(zip(missing, self._columns.records_at(missing), strict=True))
             self._all = [made.get(i) or new[i] for i in range(len(self))]
             self._made = {}
         return self._all

@@ -9,7 +9,7 @@ import numpy as np
 
 from leaktrace.capture.stack_table import StackTable
 
-CELLS = 1 << 20  # matrix cells (stacks x frames) made at once: temporaries stay small
+CELLS = 1 << 19  # matrix cells (stacks x frames) made at once: temporaries stay small
 
 
 def address_matrix(table: StackTable, addresses: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -50,7 +50,7 @@ class StackTable(Mapping[int, Stack]):
         million words at a time: 25 million return addresses copied and sorted whole would
         cost more memory than the rest of a report."""
         words = np.asarray(self.addresses)
-        chunk = 1 << 22
+        chunk = 1 << 20
         pieces = [np.zeros(0, dtype=np.uint64)]
         for low in range(0, len(words), chunk):
             high = min(low + chunk, len(words))

@@ -66,7 +66,7 @@ def record_sections(report: Report, columns: RecordColumns,
         live = (report.summary.live_bytes - report.summary.suppressed.bytes) or 1
     yield from text._lines_chunk(text.frame_totals(totals, live, options))
     if options.show_addresses:
-        records = list(columns._records(shown.tolist()))
+        records = list(columns.records_at(shown.tolist()))
         yield from text._lines_chunk(text.addresses(
             records + shown_mapped_regions(report, options)))
 

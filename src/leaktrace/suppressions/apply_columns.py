@@ -80,7 +80,9 @@ def _candidates(columns: RecordColumns, matcher: SuppressionMatcher,
     for a, address in enumerate(addresses.tolist()):
         address_masks[a] = mask_of({f.function or UNKNOWN for f in frames_of[address]})
     table = columns.frames.table
-    rows = np.unique(columns.rows[columns.rows >= 0])
+    used = np.zeros(len(table), dtype=bool)  # a flag per stack: no sort of a million rows
+    used[columns.rows[columns.rows >= 0]] = True
+    rows = np.flatnonzero(used)
     row_masks = np.zeros(len(rows), dtype=np.uint64)
     for chosen in row_batches(table, rows):
         found = address_matrix(table, addresses, rows[chosen])
