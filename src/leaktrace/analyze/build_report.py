@@ -11,6 +11,7 @@ import signal
 import time
 from dataclasses import dataclass
 from hashlib import blake2b
+from itertools import islice
 
 import numpy as np
 
@@ -152,15 +153,22 @@ def _columns(capture: Capture, groups: _Groups, described: StackFrames) -> Recor
 def _stable_ids(kind_names: list[str], kinds: np.ndarray, rows: np.ndarray,
                 described: StackFrames) -> np.ndarray:
     """stable_stack_id_of_bytes of each group, as the number its 8 hex digits spell."""
-    prefixes = [stable_id_prefix(name) for name in kind_names]
+    # Each kind's prefix hashed once; a record's hash is a copy of it, updated.
+    hashes = [blake2b(stable_id_prefix(name), digest_size=4) for name in kind_names]
     # In the order of the stacks in the file: their words are then read in long runs.
     order = np.argsort(np.where(rows >= 0, described.table.starts[rows], -1), kind="stable")
     texts = described.id_texts_of_rows(rows[order].tolist())
     ids = np.empty(len(kinds), dtype=np.uint32)
-    ids[order] = np.fromiter(
-        (int.from_bytes(blake2b(prefixes[k] + text, digest_size=4).digest(), "big")
-         for k, text in zip(kinds[order].tolist(), texts, strict=True)),
-        dtype=np.uint32, count=len(kinds))
+    step = 1 << 16  # digests collected a chunk at a time: a million bytes objects are 45 MB
+    for begin in range(0, len(order), step):
+        chosen = order[begin:begin + step]
+        digests = []
+        for kind, text in zip(kinds[chosen].tolist(), islice(texts, len(chosen)),
+                              strict=True):
+            digest = hashes[kind].copy()
+            digest.update(text)
+            digests.append(digest.digest())
+        ids[chosen] = np.frombuffer(b"".join(digests), dtype=">u4")
     return ids
 
 
