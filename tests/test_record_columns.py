@@ -221,3 +221,27 @@ def test_largest_first_and_loss_records_numbered(capture: Path) -> None:
         assert numbers == []
         sizes = [r.bytes for r in objects]
         assert sizes == sorted(sizes, reverse=True)
+
+
+def test_id_texts_of_far_apart_stacks_are_each_stacks_own() -> None:
+    """Stacks far apart in the file are read one by one, near ones in one gather: the same
+    texts either way, as frames_and_id_text gives them."""
+    from leaktrace.analyze.stack_frames import StackFrames
+    from leaktrace.capture.reader import BlockRow, parse_capture
+    from leaktrace.capture.writer import encode_capture, make_header, stack_from_blocks
+    from leaktrace.symbolize import Symbolizer
+
+    count = 2000
+    blocks = [BlockRow(0x1000 + 0x20 * i, 8, 1 + i, 1, 0) for i in range(count)]
+    stacks = [stack_from_blocks(1 + i, [0x401000 + 16 * (i % 7), 0x402000 + i, 0x403000],
+                                blocks) for i in range(count)]
+    capture = parse_capture(encode_capture(make_header(), stacks=stacks, blocks=blocks))
+    described = StackFrames(capture, range(1, count + 1), Symbolizer())
+    ids = list(range(1, count + 1))
+    rows = described.table.rows_of(np.array(ids)).tolist()
+    expected = [described.frames_and_id_text(i)[1] for i in ids]  # type: ignore[index]
+    assert list(described.id_texts_of_rows(rows)) == expected  # near: gathered
+    far = [rows[0], rows[-1], -1, rows[count // 2]]
+    assert list(described.id_texts_of_rows(far)) == [
+        expected[0], expected[-1], b"", expected[count // 2]]
+    assert expected[5] == b"?+401050|?+402005|?+403000"  # no module: ?+address
