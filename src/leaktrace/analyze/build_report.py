@@ -135,17 +135,20 @@ def _columns(capture: Capture, groups: _Groups, described: StackFrames) -> Recor
     ages = [None if math.isnan(age) else round(age, 6) for age in groups.oldest_ages.tolist()]
     count = len(kinds)
     return RecordColumns(
-        kind_names=kind_names, kinds=kinds, leak_kind_names=leak_kind_names,
-        leak_kinds=leak_kinds, ids=_stable_ids(kind_names, kinds, rows, described),
-        native_ids=groups.stack_ids.astype(np.int64), rows=rows,
+        # Small numbers in small types: a million records' columns are 100 MB as it is.
+        kind_names=kind_names, kinds=kinds.astype(np.int16),
+        leak_kind_names=leak_kind_names, leak_kinds=leak_kinds.astype(np.int16),
+        ids=_stable_ids(kind_names, kinds, rows, described),
+        native_ids=groups.stack_ids.astype(np.int64), rows=rows.astype(np.int32),
         bytes=groups.bytes + indirect, own_bytes=groups.bytes, indirect_bytes=indirect,
         blocks=groups.blocks.astype(np.int64),
         alloc_counts=np.where(has_stack, table.totals[rows, ALLOC_COUNT], -1),
         alloc_bytes=np.where(has_stack, table.totals[rows, ALLOC_BYTES], -1),
         oldest_ages=np.array([math.nan if a is None else a for a in ages], dtype=np.float64),
-        loss_records=np.zeros(count, dtype=np.int64),
-        growth_rates=np.full(count, math.nan), growth_verdicts=np.full(count, NONE),
-        growth_verdict_names=[], suppressed=np.full(count, NONE), suppression_names=[],
+        loss_records=np.zeros(count, dtype=np.int32),
+        growth_rates=np.full(count, math.nan),
+        growth_verdicts=np.full(count, NONE, dtype=np.int8), growth_verdict_names=[],
+        suppressed=np.full(count, NONE, dtype=np.int32), suppression_names=[],
         addresses=groups.addresses or None, estimates=groups.estimates or None,
         frames=described)
 
