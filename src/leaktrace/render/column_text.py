@@ -130,17 +130,9 @@ def _with_backtraces(columns: RecordColumns, chosen: np.ndarray, heads: list[str
 def _leaks(report: Report, columns: RecordColumns, shown: np.ndarray,
            options: RenderOptions, texts: _AddressTexts) -> Iterator[str]:
     total = len(columns)
+    yield from text._lines_chunk(text.leaks_heading(len(shown), total, options))
     if total == 0:
-        yield from text._lines_chunk(["", "No leaks: every block allocated while leaktrace "
-                                          "watched was freed."])
         return
-    limits = []
-    if options.min_bytes:
-        limits.append(f"--min-bytes {options.min_bytes:,}")
-    if options.top is not None:
-        limits.append(f"--top {options.top}")
-    what = f"{len(shown)} of {total} records" + (f"; {', '.join(limits)}" if limits else "")
-    yield from text._lines_chunk(["", f"== Leaks, largest first ({what}) =="])
     about = "~" if columns.estimates is not None else ""
     of_total = f"/{total}] {about}"
     index = 1

@@ -178,20 +178,26 @@ def _scan_line(report: Report) -> str:
             f"{threads} stopped; heuristics: {heuristics}")
 
 
-def _leaks(report: Report, records: list[LeakRecord], options: RenderOptions,
-           frames: FrameTexts) -> Iterator[str]:
-    total = len(report.records)
+def leaks_heading(shown: int, total: int, options: RenderOptions) -> list[str]:
+    """The lines before the list of leaks (a capture without scan): what it shows, or that
+    there is nothing to show."""
     if total == 0:
-        yield from _lines_chunk(["", "No leaks: every block allocated while leaktrace watched "
-                                     "was freed."])
-        return
+        return ["", "No leaks: every block allocated while leaktrace watched was freed."]
     limits = []
     if options.min_bytes:
         limits.append(f"--min-bytes {options.min_bytes:,}")
     if options.top is not None:
         limits.append(f"--top {options.top}")
-    shown = f"{len(records)} of {total} records" + (f"; {', '.join(limits)}" if limits else "")
-    yield from _lines_chunk(["", f"== Leaks, largest first ({shown}) =="])
+    what = f"{shown} of {total} records" + (f"; {', '.join(limits)}" if limits else "")
+    return ["", f"== Leaks, largest first ({what}) =="]
+
+
+def _leaks(report: Report, records: list[LeakRecord], options: RenderOptions,
+           frames: FrameTexts) -> Iterator[str]:
+    total = len(report.records)
+    yield from _lines_chunk(leaks_heading(len(records), total, options))
+    if total == 0:
+        return
     yield from _in_chunks(_leak_text(index, total, record, options, frames)
                           for index, record in enumerate(records, start=1))
 

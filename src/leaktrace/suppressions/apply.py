@@ -8,9 +8,20 @@ from collections.abc import Sequence
 
 from leaktrace.analyze.frame_totals import compute_frame_totals
 from leaktrace.analyze.leak_totals import leak_totals, suppressed_total
-from leaktrace.model import Report, SuppressionUse
+from leaktrace.model import LeakRecord, Report, SuppressionUse
 from leaktrace.suppressions.entries import Suppression
 from leaktrace.suppressions.matcher import SuppressionMatcher
+
+
+def count_use(uses: dict[int, SuppressionUse], suppression: Suppression,
+              record: LeakRecord) -> None:
+    """Adds `record`, which `suppression` matched, to that suppression's use."""
+    use = uses.get(id(suppression))
+    if use is None:
+        use = uses[id(suppression)] = SuppressionUse(suppression.name, suppression.origin)
+    use.records += 1
+    use.blocks += record.blocks
+    use.bytes += record.own_bytes
 
 
 def apply_suppressions(report: Report, suppressions: Sequence[Suppression],
@@ -33,12 +44,7 @@ def apply_suppressions(report: Report, suppressions: Sequence[Suppression],
         if suppression is None:
             continue
         record.suppressed_by = suppression.name
-        use = uses.get(id(suppression))
-        if use is None:
-            use = uses[id(suppression)] = SuppressionUse(suppression.name, suppression.origin)
-        use.records += 1
-        use.blocks += record.blocks
-        use.bytes += record.own_bytes
+        count_use(uses, suppression, record)
     if not uses:
         return  # nothing matched: the totals stand
     summary = report.summary

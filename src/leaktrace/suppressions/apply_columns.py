@@ -12,6 +12,7 @@ from leaktrace.analyze.leak_totals import column_leak_totals, column_suppressed_
 from leaktrace.analyze.record_columns import RecordColumns
 from leaktrace.analyze.stack_matrix import address_matrix, row_batches
 from leaktrace.model import Report, SuppressionUse
+from leaktrace.suppressions.apply import count_use
 from leaktrace.suppressions.matcher import UNKNOWN, SuppressionMatcher
 
 _MASK_BITS = 63  # needed names told apart per stack; past that, every record is tried
@@ -35,12 +36,7 @@ def apply_to_columns(report: Report, columns: RecordColumns,
         if suppression is None:
             continue
         columns.suppressed[i] = names_by_number[id(suppression)]
-        use = uses.get(id(suppression))
-        if use is None:
-            use = uses[id(suppression)] = SuppressionUse(suppression.name, suppression.origin)
-        use.records += 1
-        use.blocks += record.blocks
-        use.bytes += record.own_bytes
+        count_use(uses, suppression, record)
     if not uses:
         return
     columns.suppression_names = supp_names
