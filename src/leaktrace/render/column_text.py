@@ -15,7 +15,6 @@ from leaktrace.analyze.record_columns import NO_LEAK_KIND, NONE, RecordColumns
 from leaktrace.analyze.stack_matrix import address_matrix
 from leaktrace.capture.distinct import distinct
 from leaktrace.capture.stack_table import StackTable
-from leaktrace.leak_kinds import kind_list_text
 from leaktrace.model import Report
 from leaktrace.render import text
 from leaktrace.render.options import RenderOptions, shown_mapped_regions
@@ -78,17 +77,7 @@ def _loss_records(report: Report, columns: RecordColumns, shown: np.ndarray,
         yield from text._lines_chunk(["", "No leaks: every heap block allocated while "
                                           "leaktrace watched was freed."])
         return
-    limits = ["all kinds" if options.leak_kinds is None
-              else f"--show {kind_list_text(options.leak_kinds)}"]
-    if options.min_bytes:
-        limits.append(f"--min-bytes {options.min_bytes:,}")
-    if options.top is not None:
-        limits.append(f"--top {options.top}")
-    lines = ["", f"== Loss records, largest first ({len(shown)} of {total} shown; "
-                 f"{', '.join(limits)}); numbered as valgrind numbers them, 1 the smallest =="]
-    if not len(shown):
-        lines += ["", "No loss record of the kinds shown."]
-    yield from text._lines_chunk(lines)
+    yield from text._lines_chunk(text.loss_records_heading(len(shown), total, options))
     for low in range(0, len(shown), _BATCH):
         yield _loss_record_texts(columns, shown[low:low + _BATCH], total, options, texts)
 

@@ -178,6 +178,21 @@ def _scan_line(report: Report) -> str:
             f"{threads} stopped; heuristics: {heuristics}")
 
 
+def loss_records_heading(shown: int, total: int, options: RenderOptions) -> list[str]:
+    """The lines before the loss records: which of them are shown, numbered how."""
+    limits = ["all kinds" if options.leak_kinds is None
+              else f"--show {kind_list_text(options.leak_kinds)}"]
+    if options.min_bytes:
+        limits.append(f"--min-bytes {options.min_bytes:,}")
+    if options.top is not None:
+        limits.append(f"--top {options.top}")
+    lines = ["", f"== Loss records, largest first ({shown} of {total} shown; "
+                 f"{', '.join(limits)}); numbered as valgrind numbers them, 1 the smallest =="]
+    if not shown:
+        lines += ["", "No loss record of the kinds shown."]
+    return lines
+
+
 def leaks_heading(shown: int, total: int, options: RenderOptions) -> list[str]:
     """The lines before the list of leaks (a capture without scan): what it shows, or that
     there is nothing to show."""
@@ -279,18 +294,7 @@ def _loss_records(report: Report, records: list[LeakRecord], options: RenderOpti
         yield from _lines_chunk(["", "No leaks: every heap block allocated while leaktrace "
                                      "watched was freed."])
         return
-    kinds = ("all kinds" if options.leak_kinds is None
-             else f"--show {kind_list_text(options.leak_kinds)}")
-    limits = [kinds]
-    if options.min_bytes:
-        limits.append(f"--min-bytes {options.min_bytes:,}")
-    if options.top is not None:
-        limits.append(f"--top {options.top}")
-    lines = ["", f"== Loss records, largest first ({len(records)} of {total} shown; "
-                 f"{', '.join(limits)}); numbered as valgrind numbers them, 1 the smallest =="]
-    if not records:
-        lines += ["", "No loss record of the kinds shown."]
-    yield from _lines_chunk(lines)
+    yield from _lines_chunk(loss_records_heading(len(records), total, options))
     yield from _in_chunks(_loss_record_text(record, total, options, frames)
                           for record in records)
 
