@@ -9,6 +9,7 @@
 #include <link.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -48,25 +49,57 @@ void lt_modules_unlock(void) { pthread_mutex_unlock(&lock); }
 unsigned lt_modules_count(void) { return nmodules; }
 const struct lt_module *lt_module_at(unsigned i) { return &modules[i]; }
 
+/* The GNU build-id among the notes at p..end. */
+static void build_id_from_notes(struct lt_module *m, const uint8_t *p, const uint8_t *end)
+{
+    while (p + sizeof(ElfW(Nhdr)) <= end) {
+        const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)(const void *)p;
+        const uint8_t *name = p + sizeof *n;
+        const uint8_t *desc = name + ((n->n_namesz + 3) & ~3u);
+        if (desc + n->n_descsz > end) return;
+        if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
+            n->n_descsz <= sizeof m->build_id) {
+            memcpy(m->build_id, desc, n->n_descsz);
+            m->build_id_len = n->n_descsz;
+            return;
+        }
+        p = desc + ((n->n_descsz + 3) & ~3u);
+    }
+}
+
+/* Copies len bytes of this process's memory, or says it could not: an object found without
+ * the loader's lock may be unmapped by another thread's dlclose at any moment, and reading
+ * it directly would then kill the process. */
+static bool copy_safely(void *dst, uintptr_t src, size_t len)
+{
+    struct iovec local = { dst, len }, remote = { (void *)src, len };
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)len;
+}
+
+/* The build-id of an object that may be going away: headers and notes read by copy. */
+static void read_build_id_safely(struct lt_module *m, uintptr_t map_start, uintptr_t bias)
+{
+    ElfW(Ehdr) eh;
+    if (!copy_safely(&eh, map_start, sizeof eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) return;
+    ElfW(Phdr) ph[32];
+    unsigned n = eh.e_phnum < 32 ? eh.e_phnum : 32;
+    if (!copy_safely(ph, map_start + eh.e_phoff, n * sizeof *ph)) return;
+    for (unsigned i = 0; i < n && m->build_id_len == 0; i++) {
+        uint8_t notes[1024];
+        size_t len = ph[i].p_memsz < sizeof notes ? ph[i].p_memsz : sizeof notes;
+        if (ph[i].p_type == PT_NOTE && copy_safely(notes, bias + ph[i].p_vaddr, len))
+            build_id_from_notes(m, notes, notes + len);
+    }
+}
+
+/* Inside dl_iterate_phdr: the loader's lock keeps the object mapped. */
 static void read_build_id(struct lt_module *m, const struct dl_phdr_info *info)
 {
-    for (int i = 0; i < info->dlpi_phnum; i++) {
+    for (int i = 0; i < info->dlpi_phnum && m->build_id_len == 0; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_NOTE) continue;
         const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
-        const uint8_t *end = p + ph->p_memsz;
-        while (p + sizeof(ElfW(Nhdr)) <= end) {
-            const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)(const void *)p;
-            const uint8_t *name = p + sizeof *n;
-            const uint8_t *desc = name + ((n->n_namesz + 3) & ~3u);
-            if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
-                n->n_descsz <= sizeof m->build_id) {
-                memcpy(m->build_id, desc, n->n_descsz);
-                m->build_id_len = n->n_descsz;
-                return;
-            }
-            p = desc + ((n->n_descsz + 3) & ~3u);
-        }
+        build_id_from_notes(m, p, p + ph->p_memsz);
     }
 }
 
@@ -137,13 +170,7 @@ void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bi
     if (find_loaded(bias) < 0) {
         struct lt_module *m = add_module(bias, map_start, map_end, name);
         /* The ELF header and program headers are mapped at the start of the first segment. */
-        const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)map_start;
-        if (m && memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0) {
-            struct dl_phdr_info info = { .dlpi_addr = bias,
-                                         .dlpi_phdr = (const ElfW(Phdr) *)(map_start + eh->e_phoff),
-                                         .dlpi_phnum = eh->e_phnum };
-            read_build_id(m, &info);
-        }
+        if (m) read_build_id_safely(m, map_start, bias);
     }
     pthread_mutex_unlock(&lock);
     atomic_signal_fence(memory_order_seq_cst);
