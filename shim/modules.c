@@ -9,7 +9,6 @@
 #include <link.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -67,27 +66,20 @@ static void build_id_from_notes(struct lt_module *m, const uint8_t *p, const uin
     }
 }
 
-/* Copies len bytes of this process's memory, or says it could not: an object found without
- * the loader's lock may be unmapped by another thread's dlclose at any moment, and reading
- * it directly would then kill the process. */
-static bool copy_safely(void *dst, uintptr_t src, size_t len)
-{
-    struct iovec local = { dst, len }, remote = { (void *)src, len };
-    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)len;
-}
-
-/* The build-id of an object that may be going away: headers and notes read by copy. */
+/* The build-id of an object that may be going away: found without the loader's lock, it may
+ * be unmapped by another thread's dlclose at any moment, so its headers and notes are read by
+ * copy (lt_copy_memory), which fails instead of faulting. */
 static void read_build_id_safely(struct lt_module *m, uintptr_t map_start, uintptr_t bias)
 {
     ElfW(Ehdr) eh;
-    if (!copy_safely(&eh, map_start, sizeof eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) return;
+    if (!lt_copy_memory(&eh, map_start, sizeof eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) return;
     ElfW(Phdr) ph[32];
     unsigned n = eh.e_phnum < 32 ? eh.e_phnum : 32;
-    if (!copy_safely(ph, map_start + eh.e_phoff, n * sizeof *ph)) return;
+    if (!lt_copy_memory(ph, map_start + eh.e_phoff, n * sizeof *ph)) return;
     for (unsigned i = 0; i < n && m->build_id_len == 0; i++) {
         uint8_t notes[1024];
         size_t len = ph[i].p_memsz < sizeof notes ? ph[i].p_memsz : sizeof notes;
-        if (ph[i].p_type == PT_NOTE && copy_safely(notes, bias + ph[i].p_vaddr, len))
+        if (ph[i].p_type == PT_NOTE && lt_copy_memory(notes, bias + ph[i].p_vaddr, len))
             build_id_from_notes(m, notes, notes + len);
     }
 }

@@ -1,8 +1,10 @@
-/* Reading the kernel's view of this process (/proc/self) with plain system calls: no stdio,
- * no opendir (both allocate), so it works inside hooks, at exit and while threads are parked. */
+/* Reading the kernel's view of this process (/proc/self, and its memory by copy) with plain
+ * system calls: no stdio, no opendir (both allocate), so it works inside hooks, at exit and
+ * while threads are parked. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -20,6 +22,12 @@ size_t lt_read_file(const char *path, char *dst, size_t cap)
     }
     close(fd);
     return len;
+}
+
+bool lt_copy_memory(void *dst, uintptr_t src, size_t len)
+{
+    struct iovec local = { dst, len }, remote = { (void *)src, len };
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)len;
 }
 
 struct linux_dirent64 {

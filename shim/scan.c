@@ -362,8 +362,7 @@ static bool read_word(struct scan_state *st, uintptr_t a, uintptr_t *out)
         memcpy(out, (const void *)a, 8);
         return true;
     }
-    struct iovec local = { out, 8 }, remote = { (void *)a, 8 };
-    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == 8;
+    return lt_copy_memory(out, a, 8);
 }
 
 /* ---- valgrind's interior-pointer heuristics ------------------------------------------------ */

@@ -71,6 +71,9 @@ char *lt_put_json_text(char *dst, char *end, const char *key, const char *value)
 
 /* ---- procfs.c: /proc/self without allocating --------------------------------------------- */
 size_t lt_read_file(const char *path, char *dst, size_t cap); /* returns the length read */
+/* Copies len bytes of this process's memory; false where any of it is not readable (an
+ * unmapped or protected page: the kernel reports it instead of the process faulting). */
+bool lt_copy_memory(void *dst, uintptr_t src, size_t len);
 /* Calls fn (if not NULL) for each thread of the process; returns how many, or -1. */
 int lt_for_each_thread(void (*fn)(pid_t tid, void *ctx), void *ctx);
 
