@@ -91,11 +91,6 @@ class RecordColumns:
     def classified(self) -> np.ndarray:
         return self.leak_kinds != NO_LEAK_KIND
 
-    def stack_id_texts(self, order: np.ndarray | None = None) -> list[str]:
-        """The stable ids as LeakRecord.stack_id spells them (of records `order`, or all)."""
-        ids = self.ids if order is None else self.ids[order]
-        return [f"{n:08x}" for n in ids.tolist()]
-
     def record(self, i: int) -> LeakRecord:
         return next(self.records_at([i]))
 

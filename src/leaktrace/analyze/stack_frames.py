@@ -15,7 +15,6 @@ from itertools import chain
 import numpy as np
 
 from leaktrace.analyze.module_map import ModuleMap
-from leaktrace.analyze.stack_ids import stable_stack_id_of_bytes
 from leaktrace.capture.distinct import distinct
 from leaktrace.capture.reader import Capture
 from leaktrace.capture.stack_table import StackTable
@@ -202,6 +201,3 @@ class StackFrames:
         found = self.frames_and_id_text(stack_id)
         return found[0] if found is not None else []
 
-    def stable_id(self, kind: str, stack_id: int) -> str:
-        found = self.frames_and_id_text(stack_id)
-        return stable_stack_id_of_bytes(kind, found[1] if found is not None else b"")
