@@ -332,18 +332,10 @@ struct live_threads {
     int count;
 };
 
-/* A thread counts while it still has the address space: one that has left it for good (its
- * statm reads all zeros) or is gone from /proc no longer runs program code. */
 static void count_live_thread(pid_t tid, void *ctx)
 {
     struct live_threads *live = ctx;
-    if (tid == live->self || tid == live->control) return;
-    char path[64], statm[8];
-    char *end = path + sizeof path - 1;
-    char *at = lt_put_str(lt_put_uint(lt_put_str(path, end, "/proc/self/task/"), end,
-                                      (uint64_t)tid), end, "/statm");
-    *at = '\0';
-    if (lt_read_file(path, statm, sizeof statm) > 0 && statm[0] != '0') live->count++;
+    if (tid != live->self && tid != live->control && !lt_thread_has_left(tid)) live->count++;
 }
 
 /* Threads of the program (the control thread aside) still running, read from /proc. A thread

@@ -59,3 +59,13 @@ int lt_for_each_thread(void (*fn)(pid_t tid, void *ctx), void *ctx)
     close(fd);
     return count;
 }
+
+bool lt_thread_has_left(pid_t tid)
+{
+    char path[64], statm[8];
+    char *end = path + sizeof path - 1;
+    char *at = lt_put_str(lt_put_uint(lt_put_str(path, end, "/proc/self/task/"), end, (uint64_t)tid),
+                          end, "/statm");
+    *at = '\0';
+    return lt_read_file(path, statm, sizeof statm) == 0 || statm[0] == '0';
+}

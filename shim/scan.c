@@ -135,6 +135,14 @@ static void signal_thread(pid_t tid, void *ctx)
     if (syscall(SYS_tgkill, getpid(), tid, lt_scan_signal()) == 0) sig->done[sig->ndone++] = tid;
 }
 
+/* A parked thread has not left: it waits in park(). */
+static int threads_that_left(const pid_t *signalled, int sent)
+{
+    int left = 0;
+    for (int i = 0; i < sent; i++) left += lt_thread_has_left(signalled[i]);
+    return left;
+}
+
 static void stop_world(struct lt_scan *scan)
 {
     if (!parked) parked = lt_map(sizeof(struct parked) * MAX_PARKED);
@@ -154,7 +162,7 @@ static void stop_world(struct lt_scan *scan)
     atomic_store(&parked_resumed, 0);
     atomic_store(&world_stopped, 1);
     pid_t *signalled = lt_map(sizeof(pid_t) * MAX_PARKED);
-    int sent = 0;
+    int sent = 0, left = 0;
     if (parked && signalled) {
         /* Threads may be created while we look: look again until no new one appears. */
         struct signalling sig = { signalled, 0, (pid_t)syscall(SYS_gettid), lt_control_thread_id() };
@@ -165,12 +173,17 @@ static void stop_world(struct lt_scan *scan)
         }
         sent = sig.ndone;
         /* Threads that block the signal never stop: wait a while, then scan without them
-         * (their stacks are then scanned whole, as plain mappings). */
-        for (int waited = 0; atomic_load(&parked_ready) < sent && waited < 2000; waited++) sleep_ms(1);
+         * (their stacks are then scanned whole, as plain mappings). A thread that was leaving
+         * when signalled (glibc blocks every signal in its last steps) never stops either,
+         * but it is gone a moment later and no longer counts. */
+        for (int waited = 0; atomic_load(&parked_ready) + left < sent && waited < 2000; waited++) {
+            sleep_ms(1);
+            if (waited % 4 == 3) left = threads_that_left(signalled, sent); /* reads /proc */
+        }
     }
     lt_unmap(signalled, sizeof(pid_t) * MAX_PARKED);
     scan->threads_stopped = (uint32_t)atomic_load(&parked_ready);
-    scan->threads_not_stopped = (uint32_t)(sent - (int)scan->threads_stopped);
+    scan->threads_not_stopped = (uint32_t)(sent - left - (int)scan->threads_stopped);
 }
 
 static void resume_world(void)

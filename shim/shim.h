@@ -76,6 +76,11 @@ size_t lt_read_file(const char *path, char *dst, size_t cap); /* returns the len
 bool lt_copy_memory(void *dst, uintptr_t src, size_t len);
 /* Calls fn (if not NULL) for each thread of the process; returns how many, or -1. */
 int lt_for_each_thread(void (*fn)(pid_t tid, void *ctx), void *ctx);
+/* The thread no longer runs code of this process: gone from /proc, or it has left the address
+ * space (its statm reads zeros). The kernel wakes a thread's joiner while that thread is still
+ * leaving, and glibc blocks every signal in a thread's last steps: such a thread is listed a
+ * moment longer but never handles a signal again. */
+bool lt_thread_has_left(pid_t tid);
 
 /* ---- clock ---------------------------------------------------------------------------- */
 uint64_t lt_now_ns(void);        /* monotonic */
