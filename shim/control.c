@@ -7,9 +7,9 @@
  * program never waits for it: clients get one command per connection, with timeouts. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -43,6 +43,11 @@ static uint64_t lost_at_ns;
 static char socket_path[108];
 static _Atomic uint32_t interval_ms = 1000;
 static _Atomic pid_t control_tid;
+/* Between a control thread's creation and its first step, which publishes control_tid: a
+ * thread that has not run yet (a loaded machine can take milliseconds) is still the control
+ * thread, and a scan must not count it among the program's. Set by start_thread, cleared by
+ * the thread itself (or where it no longer exists). */
+static _Atomic bool control_starting;
 
 /* Attach mode: a session's thread ends at detach. exit_requested is set by the detaching
  * thread; wake_fd (an eventfd) cuts the thread's wait short. The thread is joinable there:
@@ -63,7 +68,15 @@ static bool control_joinable;
 static void *control_stack;
 
 uint32_t lt_snapshot_interval_ms(void) { return atomic_load(&interval_ms); }
-pid_t lt_control_thread_id(void) { return atomic_load(&control_tid); }
+pid_t lt_control_thread_id(void)
+{
+    /* A futex wait on control_tid, which the thread wakes once it has written it. */
+    for (int waited_ms = 0; atomic_load(&control_starting) && !atomic_load(&control_tid) && waited_ms < 2000; waited_ms += 10) {
+        struct timespec ten_ms = { 0, 10 * 1000000L };
+        syscall(SYS_futex, &control_tid, FUTEX_WAIT_PRIVATE, 0, &ten_ms, NULL, 0);
+    }
+    return atomic_load(&control_tid);
+}
 
 /* The private directory: created 0700, and refused if it is a link, someone else's, or open
  * to others (a socket there would let them drive the traced program). */
@@ -355,6 +368,8 @@ static void *control_main(void *arg)
     (void)arg;
     lt_mark_thread_internal();
     atomic_store(&control_tid, (pid_t)syscall(SYS_gettid));
+    atomic_store(&control_starting, false);
+    syscall(SYS_futex, &control_tid, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
     uint64_t next_snapshot = lt_now_ns() + (uint64_t)atomic_load(&interval_ms) * 1000000u;
     for (;;) {
         pthread_mutex_lock(&work_lock);
@@ -431,7 +446,9 @@ static void start_thread(void)
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits a mask blocking all */
     pthread_t thread;
     pthread_mutex_lock(&join_lock);
+    atomic_store(&control_starting, true);
     bool created = pthread_create(&thread, &attr, control_main, NULL) == 0;
+    if (!created) atomic_store(&control_starting, false);
     if (created && joinable) {
         control_thread = thread;
         control_joinable = true;
@@ -441,9 +458,6 @@ static void start_thread(void)
     if (!created) lt_unmap(stack, CONTROL_STACK_SIZE);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
-    /* Wait (briefly) until it has published its thread id: a scan must not signal it, and the
-     * exit path counts the program's threads without it. */
-    for (int i = 0; created && !atomic_load(&control_tid) && i < 10000; i++) sched_yield();
 }
 
 void lt_control_apply_config(void)
@@ -463,7 +477,7 @@ void lt_control_stop(void)
  * pieces of work and keeps it there; true when it must be let go (lt_control_let_go). */
 bool lt_control_hold_still(void)
 {
-    pid_t control = atomic_load(&control_tid);
+    pid_t control = lt_control_thread_id();
     if (!control || (pid_t)syscall(SYS_gettid) == control) return false;
     struct timespec ms = { 0, 1000000 };
     for (int waited = 0; waited < 3000; waited++) {
@@ -516,6 +530,7 @@ void lt_control_after_fork_child(void)
     lost_at_ns = 0;
     socket_path[0] = 0;
     atomic_store(&control_tid, 0);
+    atomic_store(&control_starting, false);
     atomic_store(&started, false);
     /* The thread does not exist here: nothing to join. The eventfd is shared with the
      * parent; this process must not close or use it. */
