@@ -3,6 +3,7 @@
  * while threads are parked. */
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -68,4 +69,58 @@ bool lt_thread_has_left(pid_t tid)
                           end, "/statm");
     *at = '\0';
     return lt_read_file(path, statm, sizeof statm) == 0 || statm[0] == '0';
+}
+
+uintptr_t lt_parse_hex(const char **p)
+{
+    if ((*p)[0] == '0' && (*p)[1] == 'x') *p += 2;
+    uintptr_t v = 0;
+    for (;; (*p)++) {
+        char c = **p;
+        if (c >= '0' && c <= '9') v = v * 16 + (uintptr_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') v = v * 16 + (uintptr_t)(c - 'a' + 10);
+        else return v;
+    }
+}
+
+/* The set a sigwait-family call waits for (rt_sigtimedwait's first argument) holds `sig`. */
+static bool waits_for_signal(uintptr_t set, int sig)
+{
+    uint64_t words;
+    return lt_copy_memory(&words, set, sizeof words) && (words >> (sig - 1)) & 1;
+}
+
+bool lt_thread_state(pid_t tid, int sig, struct lt_thread_state *out)
+{
+    *out = (struct lt_thread_state){ 0 };
+    char path[64], text[2048];
+    char *end = path + sizeof path - 1;
+    char *dir = lt_put_uint(lt_put_str(path, end, "/proc/self/task/"), end, (uint64_t)tid);
+    *lt_put_str(dir, end, "/status") = '\0';
+    size_t len = lt_read_file(path, text, sizeof text - 1);
+    text[len] = '\0';
+    const char *blocked = strstr(text, "\nSigBlk:\t");
+    if (!blocked) return false;
+    blocked += 9;
+    out->blocks_signal = (lt_parse_hex(&blocked) >> (sig - 1)) & 1;
+    /* "NR ARG1 .. ARG6 SP PC" in a system call, "-1 SP PC" blocked outside one, "running". */
+    *lt_put_str(dir, end, "/syscall") = '\0';
+    len = lt_read_file(path, text, sizeof text - 1);
+    text[len] = '\0';
+    if (text[0] < '0' || text[0] > '9') return true;
+    long nr = 0;
+    const char *p = text;
+    for (; *p >= '0' && *p <= '9'; p++) nr = nr * 10 + (*p - '0');
+    uintptr_t field[8];
+    int n = 0;
+    for (; n < 8 && *p == ' '; n++) {
+        p++;
+        field[n] = lt_parse_hex(&p);
+    }
+    if (n != 8) return true;
+    out->in_syscall = true;
+    out->sp = field[6];
+    /* Waiting for signals that include ours: sent, it would be taken as the program's. */
+    if (nr == SYS_rt_sigtimedwait && waits_for_signal(field[0], sig)) out->blocks_signal = true;
+    return true;
 }

@@ -42,6 +42,7 @@ enum { UNREACHED = 0, POSSIBLE = 1, REACHABLE = 2, INDIRECT = 3 };
 
 /* ---- stopping the world ------------------------------------------------------------------ */
 struct parked {
+    pid_t tid;
     uintptr_t sp;
     uintptr_t thread_pointer; /* its struct pthread, %fs:0 */
     uintptr_t regs[16];
@@ -53,6 +54,14 @@ static struct parked *parked;
 static _Atomic int parked_slots, parked_ready, parked_resumed;
 static _Atomic int world_stopped; /* futex word */
 static bool handler_installed;
+/* The threads of the current scan that did not stop: written by stop_world, read by
+ * scan_roots, under scan_lock. sp 0: not known (the thread runs). */
+struct unstopped {
+    pid_t tid;
+    uintptr_t sp;
+};
+static struct unstopped *unstopped;
+static int nunstopped;
 static pthread_mutex_t scan_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int lt_scan_signal(void) { return SIGRTMAX - 1; }
@@ -100,6 +109,7 @@ static void park(int sig, siginfo_t *info, void *context)
                                            REG_R13, REG_R14, REG_R15, REG_RSP };
             for (int i = 0; i < 16; i++) parked[slot].regs[i] = (uintptr_t)uc->uc_mcontext.gregs[which[i]];
             parked[slot].sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+            parked[slot].tid = (pid_t)syscall(SYS_gettid);
             parked[slot].thread_pointer = (uintptr_t)__builtin_thread_pointer();
         }
         atomic_fetch_add(&parked_ready, 1);
@@ -118,34 +128,87 @@ static void sleep_ms(long ms)
     lt_sys_nanosleep(&ts, NULL);
 }
 
+/* The threads a scan asked to stop, and those it left alone because the signal could not
+ * reach a handler of theirs (lt_thread_state). Mapped for the scan; scan_lock guards it. */
 struct signalling {
-    pid_t *done;      /* threads signalled so far */
-    int ndone;
+    pid_t *sent;     /* signalled */
+    pid_t *blocking; /* not signalled: they block the signal */
+    int nsent, nblocking;
     pid_t self, control;
 };
+
+static bool listed(const pid_t *tids, int n, pid_t tid)
+{
+    for (int i = 0; i < n; i++)
+        if (tids[i] == tid) return true;
+    return false;
+}
 
 static void signal_thread(pid_t tid, void *ctx)
 {
     struct signalling *sig = ctx;
     /* Not this thread; not the control thread, which blocks every signal and holds no
      * program data. */
-    if (tid == sig->self || tid == sig->control || sig->ndone >= MAX_PARKED) return;
-    for (int i = 0; i < sig->ndone; i++)
-        if (sig->done[i] == tid) return;
-    if (syscall(SYS_tgkill, getpid(), tid, lt_scan_signal()) == 0) sig->done[sig->ndone++] = tid;
+    if (tid == sig->self || tid == sig->control || sig->nsent + sig->nblocking >= MAX_PARKED) return;
+    if (listed(sig->sent, sig->nsent, tid) || listed(sig->blocking, sig->nblocking, tid)) return;
+    /* A thread that blocks the signal is never sent it: it would stay pending until the
+     * thread's sigwait() or signalfd took it as the program's own (a signal thread printing
+     * "got signal 63", or stopping the program). The thread may check its mask again in
+     * between: a tiny window, left open. */
+    struct lt_thread_state state;
+    if (lt_thread_state(tid, lt_scan_signal(), &state) && state.blocks_signal) {
+        sig->blocking[sig->nblocking++] = tid;
+        return;
+    }
+    if (syscall(SYS_tgkill, getpid(), tid, lt_scan_signal()) == 0) sig->sent[sig->nsent++] = tid;
 }
 
-/* A parked thread has not left: it waits in park(). */
-static int threads_that_left(const pid_t *signalled, int sent)
+/* Blocking threads that no longer block the signal (a thread blocks every signal for a
+ * moment in pthread_create, and in its last steps) are sent it after all. */
+static void signal_unblocked(struct signalling *sig)
+{
+    for (int i = 0; i < sig->nblocking;) {
+        struct lt_thread_state state;
+        pid_t tid = sig->blocking[i];
+        if (lt_thread_state(tid, lt_scan_signal(), &state) && state.blocks_signal) {
+            i++;
+            continue;
+        }
+        sig->blocking[i] = sig->blocking[--sig->nblocking];
+        if (syscall(SYS_tgkill, getpid(), tid, lt_scan_signal()) == 0) sig->sent[sig->nsent++] = tid;
+    }
+}
+
+/* Threads that have left (lt_thread_has_left); a parked thread has not: it waits in park(). */
+static int threads_that_left(const pid_t *tids, int n)
 {
     int left = 0;
-    for (int i = 0; i < sent; i++) left += lt_thread_has_left(signalled[i]);
+    for (int i = 0; i < n; i++) left += lt_thread_has_left(tids[i]);
     return left;
+}
+
+static bool parked_thread(pid_t tid, int stopped)
+{
+    for (int t = 0; t < stopped; t++)
+        if (parked[t].tid == tid) return true;
+    return false;
+}
+
+/* A thread that did not stop and is still there: its stack pointer where it waits in a
+ * system call (0 where it runs), for its stack to be read from there up. */
+static void note_unstopped(pid_t tid, int stopped)
+{
+    if (parked_thread(tid, stopped) || lt_thread_has_left(tid) || nunstopped >= MAX_PARKED) return;
+    struct lt_thread_state state;
+    bool known = lt_thread_state(tid, lt_scan_signal(), &state) && state.in_syscall;
+    unstopped[nunstopped++] = (struct unstopped){ tid, known ? state.sp : 0 };
 }
 
 static void stop_world(struct lt_scan *scan)
 {
     if (!parked) parked = lt_map(sizeof(struct parked) * MAX_PARKED);
+    if (!unstopped) unstopped = lt_map(sizeof(struct unstopped) * MAX_PARKED);
+    nunstopped = 0;
     if (!handler_installed) {
         /* Stays installed: a signal still pending after a scan must find a handler (the
          * default action of a real-time signal kills the process). Outside a scan the
@@ -161,29 +224,37 @@ static void stop_world(struct lt_scan *scan)
     atomic_store(&parked_ready, 0);
     atomic_store(&parked_resumed, 0);
     atomic_store(&world_stopped, 1);
-    pid_t *signalled = lt_map(sizeof(pid_t) * MAX_PARKED);
-    int sent = 0, left = 0;
-    if (parked && signalled) {
+    pid_t *tids = lt_map(2 * sizeof(pid_t) * MAX_PARKED);
+    if (parked && unstopped && tids) {
         /* Threads may be created while we look: look again until no new one appears. */
-        struct signalling sig = { signalled, 0, (pid_t)syscall(SYS_gettid), lt_control_thread_id() };
+        struct signalling sig = { tids, tids + MAX_PARKED, 0, 0, (pid_t)syscall(SYS_gettid),
+                                  lt_control_thread_id() };
         for (int round = 0; round < 20; round++) {
-            int before = sig.ndone;
+            int before = sig.nsent + sig.nblocking;
             lt_for_each_thread(signal_thread, &sig);
-            if (sig.ndone == before) break;
+            if (sig.nsent + sig.nblocking == before) break;
         }
-        sent = sig.ndone;
-        /* Threads that block the signal never stop: wait a while, then scan without them
-         * (their stacks are then scanned whole, as plain mappings). A thread that was leaving
-         * when signalled (glibc blocks every signal in its last steps) never stops either,
-         * but it is gone a moment later and no longer counts. */
-        for (int waited = 0; atomic_load(&parked_ready) + left < sent && waited < 2000; waited++) {
+        /* A thread that blocks the signal does not stop: it is waited for a while, then the
+         * scan goes on without it (its registers unread, its stack read from where it waits in
+         * a system call, or whole). One that was leaving when signalled (glibc blocks every
+         * signal in its last steps) never stops either, but it is gone a moment later and no
+         * longer counts. */
+        int left = 0;
+        for (int waited = 0; waited < 2000; waited++) {
+            if (waited < 20 && sig.nblocking && waited % 2 == 1) signal_unblocked(&sig);
+            if (atomic_load(&parked_ready) + left >= sig.nsent && (waited >= 20 || !sig.nblocking))
+                break;
             sleep_ms(1);
-            if (waited % 4 == 3) left = threads_that_left(signalled, sent); /* reads /proc */
+            if (waited % 4 == 3) left = threads_that_left(sig.sent, sig.nsent); /* reads /proc */
         }
+        int stopped = atomic_load(&parked_ready);
+        if (stopped > MAX_PARKED) stopped = MAX_PARKED;
+        for (int i = 0; i < sig.nsent; i++) note_unstopped(sig.sent[i], stopped);
+        for (int i = 0; i < sig.nblocking; i++) note_unstopped(sig.blocking[i], stopped);
     }
-    lt_unmap(signalled, sizeof(pid_t) * MAX_PARKED);
+    lt_unmap(tids, 2 * sizeof(pid_t) * MAX_PARKED);
     scan->threads_stopped = (uint32_t)atomic_load(&parked_ready);
-    scan->threads_not_stopped = (uint32_t)(sent - left - (int)scan->threads_stopped);
+    scan->threads_not_stopped = (uint32_t)nunstopped;
 }
 
 static void resume_world(void)
@@ -225,17 +296,6 @@ struct scan_state {
     uintptr_t own_thread_pointer; /* the scanning thread's */
 };
 
-static uintptr_t parse_hex(const char **p)
-{
-    uintptr_t v = 0;
-    for (;; (*p)++) {
-        char c = **p;
-        if (c >= '0' && c <= '9') v = v * 16 + (uintptr_t)(c - '0');
-        else if (c >= 'a' && c <= 'f') v = v * 16 + (uintptr_t)(c - 'a' + 10);
-        else return v;
-    }
-}
-
 /* pre: text is MAPS_BUF bytes, and stays mapped until the scan ends (it is itself listed). */
 static size_t read_maps(struct mapping *out, size_t max, char *text)
 {
@@ -246,9 +306,9 @@ static size_t read_maps(struct mapping *out, size_t max, char *text)
         const char *eol = strchr(p, '\n');
         if (!eol) eol = p + strlen(p);
         struct mapping m = { 0 };
-        m.start = parse_hex(&p);
+        m.start = lt_parse_hex(&p);
         p++; /* '-' */
-        m.end = parse_hex(&p);
+        m.end = lt_parse_hex(&p);
         p++;
         m.readable = p[0] == 'r';
         m.writable = p[1] == 'w';
@@ -657,8 +717,11 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
     void *root = (void *)&definite;
     int stopped = atomic_load(&parked_ready);
     if (stopped > MAX_PARKED) stopped = MAX_PARKED;
-    /* A thread that did not stop has a stack we cannot tell from a dead one. */
-    bool all_stopped = st->scan->threads_not_stopped == 0;
+    /* A thread that did not stop and runs has a stack we cannot tell from a dead one; one
+     * that waits in a system call has its stack pointer in /proc. */
+    bool all_stopped = true;
+    for (int u = 0; u < nunstopped; u++)
+        if (!unstopped[u].sp) all_stopped = false;
     /* Registers of the stopped threads. */
     for (int t = 0; t < stopped; t++)
         for (int r = 0; r < 16; r++) mark_word(st, parked[t].regs[r], root);
@@ -680,9 +743,9 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
             from = scanner_sp;
             is_stack = true;
         }
-        for (int t = 0; t < stopped; t++) {
-            uintptr_t sp = parked[t].sp;
-            if (sp >= m->start && sp < m->end) {
+        for (int t = 0; t < stopped + nunstopped; t++) {
+            uintptr_t sp = t < stopped ? parked[t].sp : unstopped[t - stopped].sp;
+            if (sp && sp >= m->start && sp < m->end) {
                 uintptr_t low = sp - RED_ZONE;
                 from = low > m->start ? low : m->start;
                 is_stack = true;

@@ -81,6 +81,16 @@ int lt_for_each_thread(void (*fn)(pid_t tid, void *ctx), void *ctx);
  * leaving, and glibc blocks every signal in a thread's last steps: such a thread is listed a
  * moment longer but never handles a signal again. */
 bool lt_thread_has_left(pid_t tid);
+/* What /proc says of another thread. blocks_signal: `sig` cannot reach a handler of the
+ * thread now: its mask blocks it, or it waits in sigwait/sigtimedwait for a set that holds
+ * it (sending it then would hand the program a signal it never sent itself, as a signalfd
+ * would too). in_syscall: it waits in a system call, `sp` its user stack pointer there. */
+struct lt_thread_state {
+    bool blocks_signal, in_syscall;
+    uintptr_t sp;
+};
+bool lt_thread_state(pid_t tid, int sig, struct lt_thread_state *out); /* false: unknown */
+uintptr_t lt_parse_hex(const char **p); /* lower-case hex digits, "0x" allowed; moves *p */
 
 /* ---- clock ---------------------------------------------------------------------------- */
 uint64_t lt_now_ns(void);        /* monotonic */

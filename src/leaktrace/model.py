@@ -183,7 +183,7 @@ class ScanInfo:
     bytes_scanned: int
     root_bytes: int
     threads_stopped: int
-    threads_not_stopped: int  # they block the scan signal; their stacks were scanned whole
+    threads_not_stopped: int  # they block the scan signal (docs/capture-format.md)
     heuristics: list[str] = field(default_factory=list)  # the heuristics that were on
 
 

@@ -1,8 +1,8 @@
-/* A thread that blocks every signal leaves the only pointer to its block on its stack and
- * ends while the exit scan waits for it to stop: glibc blocks every signal in a thread's last
- * steps too, and the kernel wakes a joiner while the joined thread is still leaving. Once the
- * thread has ended its stack is dead, so the block is definitely lost (as valgrind says), and
- * a thread that is gone is not one that "did not stop". */
+/* A thread that blocks every signal leaves the only pointer to its block on its stack, below
+ * its stack pointer, and ends 0.3 s after main returns, while the exit scan runs. It cannot
+ * stop for the scan; its stack is read from where it waits, so the block is definitely lost
+ * (as valgrind says). glibc blocks every signal in a thread's last steps too, and the kernel
+ * wakes a joiner while the joined thread is still leaving. */
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>

@@ -482,9 +482,11 @@ def _notes(capture: Capture, groups: _Groups, table: StackTable) -> list[str]:
                      "larger --max-depth to see their outer callers")
     scan = capture.scan
     if scan is not None and scan.threads_not_stopped:
-        notes.append(f"{scan.threads_not_stopped} thread(s) block the scan signal: their "
-                     "registers were not read and their whole stacks counted as roots, so "
-                     "some lost blocks may show as reachable")
+        notes.append(f"{scan.threads_not_stopped} thread(s) block the scan signal and were "
+                     "not stopped: their registers were not read (a block only they point to "
+                     "may show as lost) and their stacks were read from where they waited in "
+                     "a system call, or whole where they ran (a lost block may show as "
+                     "reachable)")
     unclassified = (~np.isin(groups.kinds, list(fmt.MAPPING_KINDS))
                     & (groups.leak_kinds == fmt.LEAK_UNSCANNED))
     if capture.scanned and unclassified.any():

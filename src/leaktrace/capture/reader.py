@@ -112,7 +112,7 @@ class ScanStats:
     bytes_scanned: int
     root_bytes: int
     threads_stopped: int
-    threads_not_stopped: int  # they block the scan signal; their stacks were scanned whole
+    threads_not_stopped: int  # they block the scan signal (docs/capture-format.md)
     heuristics_mask: int  # bit (1 << h) set when heuristic h was on
 
     @property
