@@ -90,37 +90,54 @@ static bool waits_for_signal(uintptr_t set, int sig)
     return lt_copy_memory(&words, set, sizeof words) && (words >> (sig - 1)) & 1;
 }
 
+/* Whether the thread's mask (SigBlk of its status) holds `sig`; false when unreadable. */
+static bool mask_blocks(const char *status_path, int sig, bool *readable)
+{
+    char text[2048];
+    size_t len = lt_read_file(status_path, text, sizeof text - 1);
+    text[len] = '\0';
+    const char *blocked = strstr(text, "\nSigBlk:\t");
+    *readable = blocked != NULL;
+    if (!blocked) return false;
+    blocked += 9;
+    return (lt_parse_hex(&blocked) >> (sig - 1)) & 1;
+}
+
 bool lt_thread_state(pid_t tid, int sig, struct lt_thread_state *out)
 {
     *out = (struct lt_thread_state){ 0 };
-    char path[64], text[2048];
-    char *end = path + sizeof path - 1;
-    char *dir = lt_put_uint(lt_put_str(path, end, "/proc/self/task/"), end, (uint64_t)tid);
+    char status[64], syscall_path[64], text[512];
+    char *end = status + sizeof status - 1;
+    char *dir = lt_put_uint(lt_put_str(status, end, "/proc/self/task/"), end, (uint64_t)tid);
     *lt_put_str(dir, end, "/status") = '\0';
-    size_t len = lt_read_file(path, text, sizeof text - 1);
-    text[len] = '\0';
-    const char *blocked = strstr(text, "\nSigBlk:\t");
-    if (!blocked) return false;
-    blocked += 9;
-    out->blocks_signal = (lt_parse_hex(&blocked) >> (sig - 1)) & 1;
-    /* "NR ARG1 .. ARG6 SP PC" in a system call, "-1 SP PC" blocked outside one, "running". */
+    end = syscall_path + sizeof syscall_path - 1;
+    dir = lt_put_uint(lt_put_str(syscall_path, end, "/proc/self/task/"), end, (uint64_t)tid);
     *lt_put_str(dir, end, "/syscall") = '\0';
-    len = lt_read_file(path, text, sizeof text - 1);
+    bool readable;
+    out->blocks_signal = mask_blocks(status, sig, &readable);
+    if (!readable) return false;
+    /* "NR ARG1 .. ARG6 SP PC" in a system call, "-1 SP PC" blocked outside one, "running". */
+    size_t len = lt_read_file(syscall_path, text, sizeof text - 1);
     text[len] = '\0';
-    if (text[0] < '0' || text[0] > '9') return true;
-    long nr = 0;
-    const char *p = text;
-    for (; *p >= '0' && *p <= '9'; p++) nr = nr * 10 + (*p - '0');
+    long nr = -1;
     uintptr_t field[8];
     int n = 0;
-    for (; n < 8 && *p == ' '; n++) {
-        p++;
-        field[n] = lt_parse_hex(&p);
+    if (text[0] >= '0' && text[0] <= '9') {
+        const char *p = text;
+        for (nr = 0; *p >= '0' && *p <= '9'; p++) nr = nr * 10 + (*p - '0');
+        for (; n < 8 && *p == ' '; n++) {
+            p++;
+            field[n] = lt_parse_hex(&p);
+        }
     }
-    if (n != 8) return true;
-    out->in_syscall = true;
-    out->sp = field[6];
-    /* Waiting for signals that include ours: sent, it would be taken as the program's. */
-    if (nr == SYS_rt_sigtimedwait && waits_for_signal(field[0], sig)) out->blocks_signal = true;
+    if (n == 8) {
+        out->in_syscall = true;
+        out->sp = field[6];
+        /* Waiting for signals that include ours: sent, it would be taken as the program's. */
+        if (nr == SYS_rt_sigtimedwait && waits_for_signal(field[0], sig)) out->blocks_signal = true;
+    }
+    /* In sigwait the mask reads without the signals waited for; a thread that left sigwait
+     * between the two reads above has its own mask back by now. */
+    if (!out->blocks_signal) out->blocks_signal = mask_blocks(status, sig, &readable);
     return true;
 }
