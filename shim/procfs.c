@@ -133,6 +133,7 @@ bool lt_thread_state(pid_t tid, int sig, struct lt_thread_state *out)
     if (n == 8) {
         out->in_syscall = true;
         out->sp = field[6];
+        for (int i = 0; i < 6; i++) out->args[i] = field[i];
         /* Waiting for signals that include ours: sent, it would be taken as the program's. */
         if (nr == SYS_rt_sigtimedwait && waits_for_signal(field[0], sig)) out->blocks_signal = true;
     }

@@ -59,6 +59,7 @@ static bool handler_installed;
 struct unstopped {
     pid_t tid;
     uintptr_t sp;
+    uintptr_t args[6]; /* of the system call it waits in: roots, as registers are */
 };
 static struct unstopped *unstopped;
 static int nunstopped;
@@ -200,8 +201,12 @@ static void note_unstopped(pid_t tid, int stopped)
 {
     if (parked_thread(tid, stopped) || lt_thread_has_left(tid) || nunstopped >= MAX_PARKED) return;
     struct lt_thread_state state;
-    bool known = lt_thread_state(tid, lt_scan_signal(), &state) && state.in_syscall;
-    unstopped[nunstopped++] = (struct unstopped){ tid, known ? state.sp : 0 };
+    struct unstopped *u = &unstopped[nunstopped++];
+    *u = (struct unstopped){ .tid = tid };
+    if (lt_thread_state(tid, lt_scan_signal(), &state) && state.in_syscall) {
+        u->sp = state.sp;
+        memcpy(u->args, state.args, sizeof u->args);
+    }
 }
 
 static void stop_world(struct lt_scan *scan)
@@ -722,9 +727,12 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
     bool all_stopped = true;
     for (int u = 0; u < nunstopped; u++)
         if (!unstopped[u].sp) all_stopped = false;
-    /* Registers of the stopped threads. */
+    /* Registers of the stopped threads; of the others, those /proc shows: a system call's
+     * arguments (a read() into a block may be its only pointer). */
     for (int t = 0; t < stopped; t++)
         for (int r = 0; r < 16; r++) mark_word(st, parked[t].regs[r], root);
+    for (int u = 0; u < nunstopped; u++)
+        for (int r = 0; r < 6; r++) mark_word(st, unstopped[u].args[r], root);
     drain_roots(st);
     /* Attached to a running process, the main heap holds blocks allocated before the shim
      * came, which it does not know: they may point to its blocks, so they are roots too. */

@@ -88,6 +88,7 @@ bool lt_thread_has_left(pid_t tid);
 struct lt_thread_state {
     bool blocks_signal, in_syscall;
     uintptr_t sp;
+    uintptr_t args[6]; /* the system call's arguments: registers that may hold pointers */
 };
 bool lt_thread_state(pid_t tid, int sig, struct lt_thread_state *out); /* false: unknown */
 uintptr_t lt_parse_hex(const char **p); /* lower-case hex digits, "0x" allowed; moves *p */

@@ -3,7 +3,9 @@
  * as the program's own ("got signal 63"): leaktrace must not send it. The signal thread cannot
  * stop for a scan, so its stack is read from where it waits: a block it keeps in its live
  * frame is still reachable, one whose pointer lies below its stack pointer (in a frame that has
- * returned) is definitely lost, as valgrind says.
+ * returned) is definitely lost, as valgrind says. A second thread waits in read() into a block
+ * whose only pointer (at -O2) is in registers: the system call's arguments, which /proc shows,
+ * keep it reachable.
  * Usage: sigwait_thread          ends by itself
  *        sigwait_thread serve    prints its pid, then waits for SIGTERM (exit status 4) */
 #include <pthread.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,16 +46,36 @@ static void *signal_thread(void *arg)
     return NULL;
 }
 
+static int never_written[2];
+
+/* Clears what malloc's frames left below the caller (a leaf: no register of the caller is
+ * saved on the stack). */
+static __attribute__((noinline)) void clear_below(void)
+{
+    volatile char area[1024];
+    for (unsigned i = 0; i < sizeof area; i++) area[i] = 0;
+}
+
+static void *reading_thread(void *arg)
+{
+    (void)arg;
+    char *buffer = malloc(800); /* @leak:reading */
+    clear_below();
+    return (void *)syscall(SYS_read, never_written[0], buffer, 800);
+}
+
 int main(int argc, char **argv)
 {
     static sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     pthread_t thread;
-    if (pthread_create(&thread, NULL, signal_thread, &all) != 0) return 3;
+    if (pipe(never_written) != 0 || pthread_create(&thread, NULL, signal_thread, &all) != 0 ||
+        pthread_create(&thread, NULL, reading_thread, NULL) != 0)
+        return 3;
     while (!atomic_load(&waiting)) sched_yield();
     struct timespec moment = { 0, 20 * 1000000L };
-    nanosleep(&moment, NULL); /* the thread is in sigwait() by now */
+    nanosleep(&moment, NULL); /* the threads wait in sigwait() and read() by now */
     if (argc > 1 && strcmp(argv[1], "serve") == 0) {
         printf("%d ready\n", (int)getpid());
         fflush(stdout);
