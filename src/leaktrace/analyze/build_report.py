@@ -483,10 +483,10 @@ def _notes(capture: Capture, groups: _Groups, table: StackTable) -> list[str]:
     scan = capture.scan
     if scan is not None and scan.threads_not_stopped:
         notes.append(f"{scan.threads_not_stopped} thread(s) block the scan signal and were "
-                     "not stopped: their registers were not read (a block only they point to "
-                     "may show as lost) and their stacks were read from where they waited in "
-                     "a system call, or whole where they ran (a lost block may show as "
-                     "reachable)")
+                     "not stopped: their registers were not read, but for a system call's "
+                     "arguments (a block only they point to may show as lost), and their "
+                     "stacks were read from where they waited in a system call, or whole "
+                     "where they ran (a lost block may show as reachable)")
     unclassified = (~np.isin(groups.kinds, list(fmt.MAPPING_KINDS))
                     & (groups.leak_kinds == fmt.LEAK_UNSCANNED))
     if capture.scanned and unclassified.any():
