@@ -78,9 +78,12 @@ def test_case_summary_equals_valgrind(programs: Callable[[str], Path], tmp_path:
     # has one more slot under leaktrace, whose shim has thread-local data of its own: 16 bytes.
     blocks = ours["possibly_lost"][1]
     if case == "finished_detached_thread":
-        # valgrind runs one thread at a time: the first thread has ended before the second
-        # starts, which reuses its stack and TLS vector, so valgrind sees one vector, not two.
-        assert theirs["possibly_lost"][1] == 1 and blocks == 2
+        # The finished thread's vector stays in glibc's stack cache, which valgrind's run of
+        # glibc's freeres empties at exit; leaktrace runs freeres only when no other thread
+        # runs, and one does here (docs/user-guide.md, "The default suppressions").
+        vector, _ = theirs["possibly_lost"]
+        assert theirs["possibly_lost"][1] == 1
+        assert ours["possibly_lost"] == (2 * (vector + 16), 2)
     else:
         assert ours["possibly_lost"] == (theirs["possibly_lost"][0] + 16 * blocks, blocks)
     del ours["possibly_lost"], theirs["possibly_lost"]
