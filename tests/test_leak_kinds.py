@@ -325,6 +325,23 @@ def test_stale_pointer_on_a_dead_threads_cached_stack_does_not_count(
     assert done.report["summary"]["definitely_lost"] == {"bytes": 700, "blocks": 1}
 
 
+def test_a_control_thread_that_starts_late_is_not_taken_for_the_programs(
+        build_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shim's control thread is made at the first allocation and learns its thread id when
+    it first runs; on a loaded machine a short program reached its exit scan before that. The
+    scan then signalled it (it blocks every signal) as a program thread, waited 2 s for it, and
+    with a thread "not stopped" no stack could be told dead: the leak read still reachable
+    (a CI failure). A library preloaded after the shim holds that thread back 1.5 s."""
+    late = compile_program("slow_shim_threads.c", build_dir, "-O2",
+                           extra=["-shared", "-fPIC", "-ldl"], output="slow_shim_threads.so")
+    monkeypatch.setenv("LD_PRELOAD", str(late))
+    monkeypatch.setenv("LEAKTRACE_FREERES", "0")
+    done = run_traced(_compiled(build_dir, DEAD_STACK, "-O0"), work=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.report["scan"]["threads_not_stopped"] == 0
+    assert done.report["summary"]["definitely_lost"] == {"bytes": 700, "blocks": 1}
+
+
 LEAVING_THREAD = "leaving_thread.c"
 
 
