@@ -546,3 +546,20 @@ def test_on_demand_scans_of_a_sigwait_program(build_dir: Path, tmp_path: Path) -
     finally:
         run.kill()
         run.communicate(timeout=60)
+
+
+def test_a_thread_reading_a_signalfd_is_never_sent_the_scan_signal(build_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    """The same with a signalfd: the scan's signal, sent to the reading thread, was read from
+    the signalfd as the program's own."""
+    exe = compile_program("signalfd_thread.c", build_dir, "-O2")
+    native = _native(str(exe))
+    assert (native.returncode, native.stdout) == (0, "main done\n")
+    capture = tmp_path / "signalfd.lt"
+    done = leaktrace("run", "-o", str(capture), "--", str(exe), cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "main done\n"), done.stderr
+    site = ("signalfd_thread.c", leak_marker_line("signalfd_thread.c", "kept"))
+    kept = [r for r in json_report(capture)["records"]
+            if allocation_site(r, "signalfd_thread.c") == site]
+    assert [(r["leak_kind"], r["bytes"]) for r in kept] == [("still reachable", 300)]
+
