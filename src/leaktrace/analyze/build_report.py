@@ -15,6 +15,7 @@ from itertools import islice
 
 import numpy as np
 
+from leaktrace.analyze import native
 from leaktrace.analyze.column_frame_totals import column_frame_totals
 from leaktrace.analyze.column_order import kind_ranks, number_loss_records
 from leaktrace.analyze.leak_totals import column_leak_totals
@@ -156,6 +157,16 @@ def _columns(capture: Capture, groups: _Groups, described: StackFrames) -> Recor
 def _stable_ids(kind_names: list[str], kinds: np.ndarray, rows: np.ndarray,
                 described: StackFrames) -> np.ndarray:
     """stable_stack_id_of_bytes of each group, as the number its 8 hex digits spell."""
+    lib = native.usable(len(kinds))
+    if lib is not None:
+        present = rows >= 0
+        table = described.table
+        ids = native.stable_ids(lib, [stable_id_prefix(name) for name in kind_names],
+                                described.id_parts(), np.asarray(table.addresses), kinds,
+                                np.where(present, table.starts[rows], 0),
+                                np.where(present, table.depths[rows], 0))
+        if ids is not None:
+            return ids
     # Each kind's prefix hashed once; a record's hash is a copy of it, updated.
     hashes = [blake2b(stable_id_prefix(name), digest_size=4) for name in kind_names]
     # In the order of the stacks in the file: their words are then read in long runs.

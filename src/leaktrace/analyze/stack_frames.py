@@ -142,6 +142,11 @@ class StackFrames:
                     start = self._starts[row] - low
                     yield self._describe(words[start:start + self._depths[row]])
 
+    def id_parts(self) -> dict[int, bytes]:
+        """Each symbolized return address's part of the stable id's text (b"module+offset",
+        offset in hex)."""
+        return self._part_of
+
     def frames_by_address(self) -> dict[int, tuple[Frame, ...]]:
         """Every return address symbolized, and its frames (innermost first)."""
         return self._frames_of

@@ -5,11 +5,13 @@ return address's frame text made once, without a LeakRecord per record."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import partial
-from itertools import chain
+from functools import lru_cache, partial
+from itertools import chain, repeat
+from operator import add
 
 import numpy as np
 
+from leaktrace.analyze import native
 from leaktrace.analyze.column_frame_totals import column_frame_totals
 from leaktrace.analyze.record_columns import NO_LEAK_KIND, NONE, RecordColumns
 from leaktrace.analyze.stack_matrix import address_matrix
@@ -84,24 +86,24 @@ def _loss_records(report: Report, columns: RecordColumns, shown: np.ndarray,
 
 def _loss_record_texts(columns: RecordColumns, chosen: np.ndarray, total: int,
                        options: RenderOptions, texts: _AddressTexts) -> str:
-    """The loss records `chosen`, text._loss_record_text's text each."""
-    head = text._sentence_head
-    leak_names = columns.leak_kind_names
-    estimated = columns.estimates is not None
+    """The loss records `chosen`, text._loss_record_text's text each. Each part of the heads
+    is a list made by one comprehension or C-level map (the repeated parts from caches):
+    a loop per record with its branches cost several microseconds a record."""
+    count = len(chosen)
+    leaks = columns.leak_kinds[chosen]
+    classified = leaks != NO_LEAK_KIND
+    names = [*columns.leak_kind_names, None]  # NO_LEAK_KIND (-1): None
+    sentences = list(map(
+        text._sentence_head, columns.own_bytes[chosen].tolist(),
+        np.where(classified, columns.indirect_bytes[chosen], 0).tolist(),
+        columns.blocks[chosen].tolist(), [names[k] for k in leaks.tolist()],
+        repeat(columns.estimates is not None, count)))
     of_total = f" of {total:,}"
-    heads = []
-    for own, indirect, blocks, leak, number, kind, history in zip(
-            columns.own_bytes[chosen].tolist(),
-            columns.indirect_bytes[chosen].tolist(), columns.blocks[chosen].tolist(),
-            columns.leak_kinds[chosen].tolist(), columns.loss_records[chosen].tolist(),
-            _kinds_and_ids(columns, chosen), _histories(columns, chosen), strict=True):
-        if leak == NO_LEAK_KIND:
-            sentence = head(own, 0, blocks, None, estimated)
-        else:
-            sentence = head(own, indirect, blocks, leak_names[leak], estimated)
-        if number:
-            sentence = f"{sentence} in loss record {number:,}{of_total}"
-        heads.append(f"\n{sentence}\n      {kind}" + (f"; {history}" if history else ""))
+    numbers = [f" in loss record {n:,}{of_total}" if n else ""
+               for n in columns.loss_records[chosen].tolist()]
+    heads = [f"\n{sentence}{number}\n      {kind}{history}" for sentence, number, kind, history
+             in zip(sentences, numbers, _kinds_and_ids(columns, chosen),
+                    _history_parts(columns, chosen), strict=True)]
     return _with_backtraces(columns, chosen, heads, options, texts)
 
 
@@ -124,19 +126,22 @@ def _leaks(report: Report, columns: RecordColumns, shown: np.ndarray,
         return
     about = "~" if columns.estimates is not None else ""
     of_total = f"/{total}] {about}"
-    index = 1
     for low in range(0, len(shown), _BATCH):
         chosen = shown[low:low + _BATCH]
-        heads = []
-        for size, blocks, kind, history in zip(
-                columns.bytes[chosen].tolist(), columns.blocks[chosen].tolist(),
-                _kinds_and_ids(columns, chosen, " from "), _histories(columns, chosen),
-                strict=True):
-            heads.append(f"\n[{index}{of_total}{size_with_bytes(size)} in "
-                         f"{about}{text._plural(blocks, 'block')}{kind}"
-                         + (f"\n      {history}" if history else ""))
-            index += 1
+        sizes = list(map(_size_in_blocks, columns.bytes[chosen].tolist(),
+                         columns.blocks[chosen].tolist(), repeat(about, len(chosen))))
+        heads = [f"\n[{index}{of_total}{size}{kind}" + (f"\n      {history[2:]}" if history
+                                                       else "")
+                 for index, size, kind, history in zip(
+                     range(low + 1, low + 1 + len(chosen)), sizes,
+                     _kinds_and_ids(columns, chosen, " from "),
+                     _history_parts(columns, chosen), strict=True)]
         yield _with_backtraces(columns, chosen, heads, options, texts)
+
+
+@lru_cache(maxsize=4096)  # a big capture's records repeat the same few sizes
+def _size_in_blocks(size: int, blocks: int, about: str) -> str:
+    return f"{size_with_bytes(size)} in {about}{text._plural(blocks, 'block')}"
 
 
 def _kinds_and_ids(columns: RecordColumns, chosen: np.ndarray, before: str = "") -> list[str]:
@@ -146,28 +151,37 @@ def _kinds_and_ids(columns: RecordColumns, chosen: np.ndarray, before: str = "")
         columns.kinds[chosen].tolist(), columns.ids[chosen].tolist(), strict=True)]
 
 
-def _histories(columns: RecordColumns, chosen: np.ndarray) -> Iterator[str]:
-    """text._history of each record."""
-    allocated_text, growth_text = text._allocated_text, text._growth_text
-    verdicts = columns.growth_verdict_names
-    estimates = columns.estimates
-    for i, allocs, allocated, age, rate, verdict in zip(
-            chosen.tolist(), columns.alloc_counts[chosen].tolist(),
-            columns.alloc_bytes[chosen].tolist(), columns.oldest_ages[chosen].tolist(),
-            columns.growth_rates[chosen].tolist(), columns.growth_verdicts[chosen].tolist(),
-            strict=True):
-        parts = []
-        if estimates is not None:
-            e = estimates[i]
-            parts.append(f"estimated from {text._plural(e.sampled_blocks, 'sampled block')}; "
-                         f"95% interval {e.bytes_low:,}-{e.bytes_high:,} bytes")
-        if allocs > 0:
-            parts.append(allocated_text(allocs, allocated if allocated >= 0 else None))
-        if age == age:  # not NaN: known
-            parts.append(f"oldest live block {age:.3f} s old at capture")
-        if verdict != NONE:
-            parts.append(growth_text(round(rate), verdicts[verdict]))
-        yield "; ".join(parts)
+def _history_parts(columns: RecordColumns, chosen: np.ndarray) -> list[str]:
+    """text._history of each record, each part after "; " (so "" when it has none)."""
+    count = len(chosen)
+    history = list(map(_allocated_part, columns.alloc_counts[chosen].tolist(),
+                       columns.alloc_bytes[chosen].tolist()))
+    if columns.estimates is not None:
+        estimates = columns.estimates
+        history = list(map(add, [
+            f"; estimated from {text._plural(e.sampled_blocks, 'sampled block')}; 95% "
+            f"interval {e.bytes_low:,}-{e.bytes_high:,} bytes"
+            for e in map(estimates.__getitem__, chosen.tolist())], history))
+    ages = [f"; oldest live block {age:.3f} s old at capture" if age == age else ""
+            for age in columns.oldest_ages[chosen].tolist()]  # age == age: not NaN
+    history = list(map(add, history, ages))
+    verdicts = columns.growth_verdicts[chosen]
+    if (verdicts != NONE).any():
+        names, growth = columns.growth_verdict_names, text._growth_text
+        history = list(map(add, history, [
+            f"; {growth(round(rate), names[verdict])}" if verdict != NONE else ""
+            for rate, verdict in zip(columns.growth_rates[chosen].tolist(), verdicts.tolist(),
+                                     strict=True)]))
+    assert len(history) == count
+    return history
+
+
+@lru_cache(maxsize=4096)  # a big capture's records repeat the same few totals
+def _allocated_part(count: int, size: int) -> str:
+    """"; allocated ..." (text._allocated_text) for a positive count, else ""."""
+    if count <= 0:
+        return ""
+    return "; " + text._allocated_text(count, size if size >= 0 else None)
 
 
 def _backtraces(columns: RecordColumns, chosen: np.ndarray, options: RenderOptions,
@@ -215,6 +229,12 @@ class _AddressTexts:
                              * max(len(self._slot_texts), 1))
         self._strings: list[str] = []  # the lines, "\n", then a batch's heads
         self._made = np.zeros(0, dtype=bool)
+        # With the report helper library: the same lines encoded, joined in C.
+        self._native = native.usable(len(columns))
+        self._encoded: list[bytes] = []  # the lines made, in the order made
+        self._encoded_size = 0
+        self._line_bytes = b""  # self._encoded joined, remade when lines are added
+        self._line_starts = self._line_lengths = np.zeros(0, dtype=np.int64)
 
     def lines(self, addresses: list[int]) -> str:
         """The lines of the backtrace through `addresses` (numbers into self.addresses),
@@ -242,6 +262,9 @@ class _AddressTexts:
         if not self._strings:
             self._strings = [""] * self._lines_count + ["\n"]
             self._made = np.zeros(self._lines_count, dtype=bool)
+            self._line_starts = np.zeros(self._lines_count + 1, dtype=np.int64)
+            self._line_lengths = np.zeros(self._lines_count + 1, dtype=np.int64)
+            self._add_encoded(self._lines_count, "\n")
         present = rows >= 0
         count = len(rows)
         if present.any():
@@ -271,18 +294,52 @@ class _AddressTexts:
         pieces = np.full(int((counts + 2).sum()), self._lines_count, dtype=np.int64)
         pieces[starts] = self._lines_count + 1 + np.arange(count)
         pieces[np.repeat(starts + 1, counts) + numbers] = keys
+        heads = [h if n else h + text._NO_BACKTRACE for h, n in zip(
+            heads, counts.tolist(), strict=True)]
+        if self._native is not None:
+            joined = self._native_join(heads, pieces)
+            if joined is not None:
+                return joined
         strings = self._strings
         del strings[self._lines_count + 1:]
-        strings += [h if n else h + text._NO_BACKTRACE for h, n in zip(
-            heads, counts.tolist(), strict=True)]
+        strings += heads
         return "".join(map(strings.__getitem__, pieces.tolist()))
+
+    def _native_join(self, heads: list[str], pieces: np.ndarray) -> str | None:
+        """joined's join in C (None if the library refuses it)."""
+        assert self._native is not None
+        if len(self._line_bytes) != self._encoded_size:  # lines were added
+            self._line_bytes = b"".join(self._encoded)
+        all_heads = "".join(heads)
+        head_bytes = all_heads.encode()
+        if len(head_bytes) == len(all_heads):  # ASCII: a character is a byte
+            lengths = np.fromiter(map(len, heads), dtype=np.int64, count=len(heads))
+        else:
+            lengths = np.array([len(h.encode()) for h in heads], dtype=np.int64)
+        out = native.gather(
+            self._native, np.frombuffer(self._line_bytes or b"\0", dtype=np.uint8),
+            self._line_starts, self._line_lengths,
+            np.frombuffer(head_bytes or b"\0", dtype=np.uint8), _starts(lengths), lengths,
+            pieces)
+        return None if out is None else str(out.data, "utf-8")
+
+    def _add_encoded(self, key: int, line: str) -> None:
+        """Line `key`'s bytes for _native_join, after those of the lines made before."""
+        if self._native is None:
+            return
+        encoded = line.encode()
+        self._line_starts[key] = self._encoded_size
+        self._line_lengths[key] = len(encoded)
+        self._encoded.append(encoded)
+        self._encoded_size += len(encoded)
 
     def _make_lines(self, keys: np.ndarray) -> None:
         per_width = self._numbers * len(self._slot_texts)
         for key in keys.tolist():
             width, rest = divmod(key, per_width)
             number, slot = divmod(rest, len(self._slot_texts))
-            self._strings[key] = f"\n    #{number:<{width + 1}}  {self._slot_texts[slot]}"
+            line = self._strings[key] = f"\n    #{number:<{width + 1}}  {self._slot_texts[slot]}"
+            self._add_encoded(key, line)
         self._made[keys] = True
 
 

@@ -1,0 +1,36 @@
+/* leaktrace's report helper library (libleaktrace_report.so): the report's per-record loops
+ * that Python does too slowly at a million records (stable ids, joining the text's pieces),
+ * loaded with ctypes by src/leaktrace/analyze/native.py. The Python code computes the same
+ * thing when the library is absent. */
+#ifndef LEAKTRACE_REPORT_NATIVE_H
+#define LEAKTRACE_REPORT_NATIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* BLAKE2b of data with a 4-byte digest, as the big-endian number of its bytes:
+ * int.from_bytes(hashlib.blake2b(data, digest_size=4).digest(), "big"). */
+uint32_t lt_blake2b_4(const uint8_t *data, size_t length);
+
+/* The stable id of each of `count` records (analyze/stack_ids.py): the hash of the prefix
+ * of its API kind (prefixes[prefix_ends[kind - 1]:prefix_ends[kind]], kind numbers index
+ * prefix_ends), then the parts of the return addresses words[starts[i]:starts[i] +
+ * depths[i]] joined by '|'; an address's part is parts[part_ends[j - 1]:part_ends[j]] for
+ * its index j in the sorted `addresses`. Returns count, or the index of the first record
+ * with an address that is not in `addresses` (ids from there on are not set). */
+int64_t lt_stable_ids(const uint8_t *prefixes, const int64_t *prefix_ends,
+                      const uint8_t *parts, const int64_t *part_ends,
+                      const uint64_t *addresses, int64_t address_count,
+                      const uint64_t *words, const int64_t *kinds, const int64_t *starts,
+                      const int64_t *depths, int64_t count, uint32_t *ids);
+
+/* The concatenation of the pieces `pieces` into `out` (room bytes): piece p < line_count is
+ * lines[line_starts[p]:][:line_lengths[p]], a larger one head p - line_count of `heads`
+ * likewise. Returns the bytes written, or -1 for a piece out of range or too little room
+ * (the caller's Python path then joins the batch). */
+int64_t lt_gather(const uint8_t *lines, const int64_t *line_starts,
+                  const int64_t *line_lengths, int64_t line_count, const uint8_t *heads,
+                  const int64_t *head_starts, const int64_t *head_lengths, int64_t head_count,
+                  const int64_t *pieces, int64_t piece_count, uint8_t *out, int64_t room);
+
+#endif
