@@ -167,13 +167,26 @@ def _history_parts(columns: RecordColumns, chosen: np.ndarray) -> list[str]:
     history = list(map(add, history, ages))
     verdicts = columns.growth_verdicts[chosen]
     if (verdicts != NONE).any():
-        names, growth = columns.growth_verdict_names, text._growth_text
-        history = list(map(add, history, [
-            f"; {growth(round(rate), names[verdict])}" if verdict != NONE else ""
-            for rate, verdict in zip(columns.growth_rates[chosen].tolist(), verdicts.tolist(),
-                                     strict=True)]))
+        rates = columns.growth_rates[chosen]
+        judged = verdicts != NONE
+        if np.isfinite(rates[judged]).all():  # rint rounds half to even, as round() does
+            names = [*columns.growth_verdict_names, ""]  # NONE (-1): ""
+            history = list(map(add, history, map(
+                _growth_part, np.where(judged, np.rint(rates), 0).astype(np.int64).tolist(),
+                [names[v] for v in verdicts.tolist()])))
+        else:
+            names, growth = columns.growth_verdict_names, text._growth_text
+            history = list(map(add, history, [
+                f"; {growth(round(rate), names[verdict])}" if verdict != NONE else ""
+                for rate, verdict in zip(rates.tolist(), verdicts.tolist(), strict=True)]))
     assert len(history) == count
     return history
+
+
+@lru_cache(maxsize=4096)  # a big capture's records repeat the same few rates
+def _growth_part(rate: int, verdict: str) -> str:
+    """"; growth ..." (text._growth_text) for a verdict, else ""."""
+    return f"; {text._growth_text(rate, verdict)}" if verdict else ""
 
 
 @lru_cache(maxsize=4096)  # a big capture's records repeat the same few totals

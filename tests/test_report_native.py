@@ -1,0 +1,174 @@
+"""The report helper library (report_native/, analyze/native.py): its BLAKE2b against Python's
+hashlib, and a real program's report (10,000 backtraces, one leak each: past the size where
+the library is used) made with the library and without it, which must be the same: the same
+stable ids, the same text in every option set, and the same text as records as objects give.
+The Python paths are the reference: they are what every report was made of before."""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import random
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from leakharness import LEAKTRACE, PROGRAMS, compile_program
+
+from leaktrace.analyze import native
+from leaktrace.analyze.record_columns import columns_of
+from leaktrace.analyze.stack_ids import stable_stack_id
+from leaktrace.commands._capture_report import load_capture_report
+from leaktrace.model import Report
+from leaktrace.render.options import RenderOptions
+from leaktrace.render.text import render_text
+from leaktrace.suppressions import load_suppressions, parse_suppressions
+from leaktrace.suppressions.apply import apply_suppressions
+
+
+def _library() -> ctypes.CDLL:
+    lib = native.library()
+    assert lib is not None, "pip install . builds libleaktrace_report.so next to the package"
+    return lib
+
+
+def test_blake2b_is_hashlibs() -> None:
+    lib = _library()
+    rng = random.Random(10)
+    # Every length around the 128-byte blocks, then longer random ones.
+    lengths = list(range(0, 600)) + [rng.randrange(600, 20000) for _ in range(300)]
+    for length in lengths:
+        data = rng.randbytes(length)
+        expected = int.from_bytes(hashlib.blake2b(data, digest_size=4).digest(), "big")
+        assert lib.lt_blake2b_4(data, length) == expected, length
+    assert lib.lt_blake2b_4(b"malloc|", 7) == int(hashlib.blake2b(
+        b"malloc|", digest_size=4).hexdigest(), 16)
+
+
+def test_stable_ids_of_made_up_stacks() -> None:
+    lib = _library()
+    rng = random.Random(4)
+    addresses = sorted(rng.sample(range(1 << 40, 1 << 41), 300))
+    parts = {a: f"lib{a % 7}.so+{a & 0xFFFFF:x}".encode() for a in addresses}
+    depths = [rng.randrange(0, 40) for _ in range(500)]
+    words = [rng.choice(addresses) for _ in range(sum(depths) + 10)]
+    starts = np.cumsum([0, *depths[:-1]]) + 5
+    kinds = [rng.randrange(3) for _ in depths]
+    names = ["malloc", "calloc", "new[]"]
+    ids = native.stable_ids(lib, [f"{n}|".encode() for n in names], parts,
+                            np.array(words, dtype=np.uint64), np.array(kinds),
+                            starts, np.array(depths))
+    assert ids is not None
+    for i, (kind, start, depth) in enumerate(zip(kinds, starts.tolist(), depths, strict=True)):
+        stack = words[start:start + depth]
+        frames = [(parts[a].decode().split("+")[0], int(parts[a].decode().split("+")[1], 16))
+                  for a in stack]
+        assert f"{ids[i]:08x}" == stable_stack_id(names[kind], frames)
+    # An address without a part: no ids (the caller's Python path says what is wrong).
+    assert native.stable_ids(lib, [b"malloc|"], {}, np.array(words[:5], dtype=np.uint64),
+                             np.array([0]), np.array([0]), np.array([3])) is None
+
+
+def test_gather_refuses_pieces_out_of_range() -> None:
+    lib = _library()
+    lines = np.frombuffer(b"abcdef", dtype=np.uint8)
+    heads = np.frombuffer(b"XY", dtype=np.uint8)
+    line_starts, line_lengths = np.array([0, 2]), np.array([2, 4])
+    head_starts, head_lengths = np.array([0, 1]), np.array([1, 1])
+    out = native.gather(lib, lines, line_starts, line_lengths, heads, head_starts,
+                        head_lengths, np.array([2, 0, 1, 3, 0]))
+    assert out is not None and out.tobytes() == b"XabcdefYab"
+    assert native.gather(lib, lines, line_starts, line_lengths, heads, head_starts,
+                         head_lengths, np.array([0, 4])) is None
+    assert native.gather(lib, lines, line_starts, line_lengths, heads, head_starts,
+                         head_lengths, np.array([-1])) is None
+
+
+def test_small_reports_do_not_load_it() -> None:
+    assert native.usable(native.MIN_RECORDS - 1) is None
+    assert native.usable(native.MIN_RECORDS) is not None
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("native")
+    exe = compile_program("many_stacks.c", work, opt="-O0")
+    path = work / "many.lt"
+    done = subprocess.run([*LEAKTRACE, "run", "-o", str(path), "--report-file", os.devnull,
+                           "--", str(exe)], capture_output=True, text=True, timeout=300)
+    assert path.exists(), done.stderr
+    return path
+
+
+def _report(capture: Path, monkeypatch: pytest.MonkeyPatch, with_library: bool) -> Report:
+    with monkeypatch.context() as patch:
+        if not with_library:
+            patch.setattr(native, "usable", lambda records: None)
+        return load_capture_report(str(capture), with_addresses=True).report
+
+
+OPTIONS = [
+    RenderOptions(),
+    RenderOptions(leak_kinds=frozenset({"definitely lost", "possibly lost"})),
+    RenderOptions(top=50, min_bytes=10),
+    RenderOptions(leak_kinds=None),
+]
+
+
+def _text(report: Report, options: RenderOptions, monkeypatch: pytest.MonkeyPatch,
+          with_library: bool) -> str:
+    with monkeypatch.context() as patch:
+        if not with_library:
+            patch.setattr(native, "usable", lambda records: None)
+        return render_text(report, options)
+
+
+def test_report_is_the_same_with_and_without_it(capture: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    made = _report(capture, monkeypatch, with_library=True)
+    python = _report(capture, monkeypatch, with_library=False)
+    made_columns, python_columns = columns_of(made.records), columns_of(python.records)
+    assert made_columns is not None and python_columns is not None
+    assert len(made_columns) == 10000
+    assert np.array_equal(made_columns.ids, python_columns.ids)
+    python.build_seconds = made.build_seconds
+    for options in OPTIONS:
+        text = _text(made, options, monkeypatch, with_library=True)
+        assert text == _text(python, options, monkeypatch, with_library=False)
+    # A real report of the program: 10,000 one-block leaks, 17 frames or more each.
+    assert text.count(" bytes in 1 blocks are definitely lost in loss record ") == 10000
+    assert "many_stacks.c:" in text and "\n    #16 " in text
+    # Records as objects (the reference renderer) give the same text.
+    objects = _report(capture, monkeypatch, with_library=True)
+    objects.records = list(objects.records)
+    objects.build_seconds = made.build_seconds
+    assert render_text(objects, RenderOptions()) == _text(made, RenderOptions(), monkeypatch,
+                                                          with_library=True)
+
+
+def test_ids_match_the_reference_function(capture: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    report = _report(capture, monkeypatch, with_library=True)
+    records = list(report.records)[:300]
+    modules = {m.path: m for m in report.modules}
+    for record in records:
+        frames = [(os.path.basename(f.module), f.address - modules[f.module].load_bias)
+                  for f in record.frames if f.module]
+        assert len(frames) == len(record.frames)
+        assert record.stack_id == stable_stack_id(record.kind, frames)
+
+
+def test_suppressed_reports_are_the_same(capture: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entries = parse_suppressions("{\n   one-side\n   Memcheck:Leak\n   fun:malloc\n"
+                                 "   fun:step_a\n}\n", "t.supp") + load_suppressions(())
+    texts = []
+    for with_library in (True, False):
+        report = _report(capture, monkeypatch, with_library)
+        apply_suppressions(report, entries)
+        report.build_seconds = 0.0
+        texts.append(_text(report, RenderOptions(), monkeypatch, with_library))
+    assert texts[0] == texts[1]
+    assert "one-side" in texts[0]
+    assert (PROGRAMS / "many_stacks.c").exists()
