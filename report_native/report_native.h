@@ -1,7 +1,7 @@
 /* leaktrace's report helper library (libleaktrace_report.so): the report's per-record loops
- * that Python does too slowly at a million records (stable ids, joining the text's pieces),
- * loaded with ctypes by src/leaktrace/analyze/native.py. The Python code computes the same
- * thing when the library is absent. */
+ * that Python does too slowly at a million records (stable ids, joining the text's pieces,
+ * walking the STACKS entries), loaded with ctypes by src/leaktrace/report_native.py. The
+ * Python code computes the same thing when the library is absent. */
 #ifndef LEAKTRACE_REPORT_NATIVE_H
 #define LEAKTRACE_REPORT_NATIVE_H
 
@@ -32,5 +32,12 @@ int64_t lt_gather(const uint8_t *lines, const int64_t *line_starts,
                   const int64_t *line_lengths, int64_t line_count, const uint8_t *heads,
                   const int64_t *head_starts, const int64_t *head_lengths, int64_t head_count,
                   const int64_t *pieces, int64_t piece_count, uint8_t *out, int64_t room);
+
+/* Where each of `count` STACKS entries starts (bytes from `data`) and its depth: an entry is
+ * entry_size bytes (u32 id, u32 depth, totals) then depth u64 return addresses. Returns
+ * count, or the index of the first entry that does not fit in `size` bytes (the caller's
+ * Python path then says what is wrong). */
+int64_t lt_stack_entries(const uint8_t *data, int64_t size, int64_t count, int64_t entry_size,
+                         int64_t *entries, int64_t *depths);
 
 #endif

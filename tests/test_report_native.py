@@ -1,4 +1,4 @@
-"""The report helper library (report_native/, analyze/native.py): its BLAKE2b against Python's
+"""The report helper library (report_native/, report_native.py): its BLAKE2b against Python's
 hashlib, and a real program's report (10,000 backtraces, one leak each: past the size where
 the library is used) made with the library and without it, which must be the same: the same
 stable ids, the same text in every option set, and the same text as records as objects give.
@@ -17,9 +17,14 @@ import numpy as np
 import pytest
 from leakharness import LEAKTRACE, PROGRAMS, compile_program
 
-from leaktrace.analyze import native
+from leaktrace import report_native as native
 from leaktrace.analyze.record_columns import columns_of
 from leaktrace.analyze.stack_ids import stable_stack_id
+from leaktrace.capture.cursor import Cursor
+from leaktrace.capture.errors import CaptureError
+from leaktrace.capture.stack import Stack
+from leaktrace.capture.stack_table import StackTable, parse_stacks
+from leaktrace.capture.writer import encode_stacks
 from leaktrace.commands._capture_report import load_capture_report
 from leaktrace.model import Report
 from leaktrace.render.options import RenderOptions
@@ -172,3 +177,38 @@ def test_suppressed_reports_are_the_same(capture: Path, monkeypatch: pytest.Monk
     assert texts[0] == texts[1]
     assert "one-side" in texts[0]
     assert (PROGRAMS / "many_stacks.c").exists()
+
+
+def _stacks_payload(depths: list[int]) -> bytes:
+    stacks = [Stack(i + 1, 1, 16, 0, 0, 1, 16, tuple(range(0x1000 + i, 0x1000 + i + d)))
+              for i, d in enumerate(depths)]
+    return encode_stacks(stacks)[16:]  # the section's content, after its header
+
+
+def _parse(payload: bytes, monkeypatch: pytest.MonkeyPatch, with_library: bool) -> StackTable:
+    with monkeypatch.context() as patch:
+        if not with_library:
+            patch.setattr(native, "usable", lambda records: None)
+        return parse_stacks(Cursor(memoryview(payload), "t.lt: STACKS section"))
+
+
+def test_stack_entries_walk_as_python_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(7)
+    depths = [rng.randrange(0, 70) for _ in range(native.MIN_RECORDS + 500)]
+    payload = _stacks_payload(depths)
+    made = _parse(payload, monkeypatch, with_library=True)
+    python = _parse(payload, monkeypatch, with_library=False)
+    assert made.depths.tolist() == python.depths.tolist() == depths
+    assert made.starts.tolist() == python.starts.tolist()
+    assert made[2000].return_addresses == tuple(range(0x1000 + 1999, 0x1000 + 1999
+                                                      + depths[1999]))
+    # The last entry claims more addresses than the section holds: the same one-line error.
+    cut = payload[:-8]
+    errors = []
+    for with_library in (True, False):
+        with pytest.raises(CaptureError) as raised:
+            _parse(cut, monkeypatch, with_library)
+        errors.append(str(raised.value))
+    assert errors[0] == errors[1]
+    assert f"stack {len(depths)} has depth {depths[-1]}, more than the section holds" in \
+        errors[0]

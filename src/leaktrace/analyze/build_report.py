@@ -15,7 +15,7 @@ from itertools import islice
 
 import numpy as np
 
-from leaktrace.analyze import native
+from leaktrace import report_native as native
 from leaktrace.analyze.column_frame_totals import column_frame_totals
 from leaktrace.analyze.column_order import kind_ranks, number_loss_records
 from leaktrace.analyze.leak_totals import column_leak_totals

@@ -122,8 +122,46 @@ def parse_stacks(c: Cursor) -> StackTable:
     have different lengths); totals and return addresses are gathered by numpy."""
     count = c.count("stack count", fmt.STACK_ENTRY_SIZE)
     c.u32("reserved")
+    data, base = c.data, c.pos
+    found = _entries_in_c(data, base, count)
+    if found is not None:
+        entry_bytes, depths, pos = found
+    else:
+        entry_bytes, depths, pos = _entries(c, count)
+    c.pos = pos
+    entry_words = entry_bytes >> 3
+    # Every entry is a whole number of u64 words after the count: one view of them all.
+    words = np.frombuffer(data[base:pos], dtype="<u8")
+    ids = (words[entry_words] & 0xFFFFFFFF).astype(np.int64)
+    totals = words[entry_words[:, None] + np.arange(1, 7)] if count else \
+        np.zeros((0, 6), dtype=np.uint64)
+    _check_ids_and_totals(c, ids, totals)
+    return StackTable(ids, totals, depths, words, entry_words + _WORDS_BEFORE_ADDRESSES)
+
+
+def _entries_in_c(data: bytes | memoryview, base: int, count: int
+                  ) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """_entries by the report helper library, for big sections; None without it, or when an
+    entry does not fit (_entries then names it)."""
+    from leaktrace import report_native
+
+    lib = report_native.usable(count)
+    if lib is None:
+        return None
+    found = report_native.stack_entries(lib, memoryview(data)[base:], count,
+                                        fmt.STACK_ENTRY_SIZE)
+    if found is None:
+        return None
+    entries, depths = found
+    end = int(entries[-1] + fmt.STACK_ENTRY_SIZE + 8 * depths[-1]) if count else 0
+    return entries, depths, base + end
+
+
+def _entries(c: Cursor, count: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Where each entry starts (bytes after the count), its depth, and where the section's
+    entries end."""
     data, base, end = c.data, c.pos, len(c.data)
-    entry_list: list[int] = []  # where each entry starts, in bytes after the count
+    entry_list: list[int] = []
     depth_list: list[int] = []
     unpack_from, entry_size = _ID_DEPTH.unpack_from, fmt.STACK_ENTRY_SIZE
     pos = base
@@ -141,15 +179,8 @@ def parse_stacks(c: Cursor) -> StackTable:
         depth_list.append(depth)
         pos += entry_size + depth * 8
     c.pos = pos
-    entry_words = np.array(entry_list, dtype=np.int64) >> 3
-    depths = np.array(depth_list, dtype=np.int64)
-    # Every entry is a whole number of u64 words after the count: one view of them all.
-    words = np.frombuffer(data[base:pos], dtype="<u8")
-    ids = (words[entry_words] & 0xFFFFFFFF).astype(np.int64)
-    totals = words[entry_words[:, None] + np.arange(1, 7)] if count else \
-        np.zeros((0, 6), dtype=np.uint64)
-    _check_ids_and_totals(c, ids, totals)
-    return StackTable(ids, totals, depths, words, entry_words + _WORDS_BEFORE_ADDRESSES)
+    return (np.array(entry_list, dtype=np.int64), np.array(depth_list, dtype=np.int64),
+            pos)
 
 
 def _check_ids_and_totals(c: Cursor, ids: np.ndarray, totals: np.ndarray) -> None:

@@ -11,7 +11,7 @@ from operator import add
 
 import numpy as np
 
-from leaktrace.analyze import native
+from leaktrace import report_native as native
 from leaktrace.analyze.column_frame_totals import column_frame_totals
 from leaktrace.analyze.record_columns import NO_LEAK_KIND, NONE, RecordColumns
 from leaktrace.analyze.stack_matrix import address_matrix

@@ -24,7 +24,7 @@ MIN_RECORDS = 2000
 @lru_cache(maxsize=1)
 def library() -> ctypes.CDLL | None:
     """The loaded library, or None when it is not installed (or cannot be loaded)."""
-    path = Path(__file__).resolve().parent.parent / LIBRARY_FILE_NAME
+    path = Path(__file__).resolve().parent / LIBRARY_FILE_NAME
     if not path.is_file():
         return None
     import ctypes
@@ -39,6 +39,8 @@ def library() -> ctypes.CDLL | None:
     lib.lt_gather.restype = i64
     lib.lt_gather.argtypes = [pointer, pointer, pointer, i64, pointer, pointer, pointer, i64,
                               pointer, i64, pointer, i64]
+    lib.lt_stack_entries.restype = i64
+    lib.lt_stack_entries.argtypes = [pointer, i64, i64, i64, pointer, pointer]
     lib.lt_stable_ids.restype = i64
     lib.lt_stable_ids.argtypes = [pointer, pointer, pointer, pointer, pointer, i64, pointer,
                                   pointer, pointer, pointer, i64, pointer]
@@ -102,3 +104,15 @@ def gather(lib: ctypes.CDLL, lines: np.ndarray, line_starts: np.ndarray,
         _address(heads), _address(head_starts), _address(head_lengths), len(head_starts),
         _address(pieces), len(pieces), _address(out), room)
     return out[:written] if written == room else None
+
+
+def stack_entries(lib: ctypes.CDLL, data: memoryview, count: int, entry_size: int
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where each of `count` STACKS entries starts in `data` (bytes) and its depth, as
+    capture/stack_table.parse_stacks finds them; None if one does not fit."""
+    raw = np.frombuffer(data, dtype=np.uint8) if len(data) else np.zeros(1, dtype=np.uint8)
+    entries = np.empty(count, dtype=np.int64)
+    depths = np.empty(count, dtype=np.int64)
+    done = lib.lt_stack_entries(_address(raw), len(data), count, entry_size,
+                                _address(entries), _address(depths))
+    return (entries, depths) if done == count else None
