@@ -1,7 +1,8 @@
 /* leaktrace's report helper library (libleaktrace_report.so): the report's per-record loops
- * that Python does too slowly at a million records (stable ids, joining the text's pieces,
- * walking the STACKS entries), loaded with ctypes by src/leaktrace/report_native.py. The
- * Python code computes the same thing when the library is absent. */
+ * that Python does too slowly at a million records (stable ids, the loss records' text,
+ * joining the text's pieces, walking the STACKS entries), loaded with ctypes by
+ * src/leaktrace/report_native.py. The Python code computes the same thing when the library
+ * is absent. */
 #ifndef LEAKTRACE_REPORT_NATIVE_H
 #define LEAKTRACE_REPORT_NATIVE_H
 
@@ -39,5 +40,43 @@ int64_t lt_gather(const uint8_t *lines, const int64_t *line_starts,
  * Python path then says what is wrong). */
 int64_t lt_stack_entries(const uint8_t *data, int64_t size, int64_t count, int64_t entry_size,
                          int64_t *entries, int64_t *depths);
+
+/* Texts by number: text i < count is bytes[starts[i]:][:lengths[i]] (made once a report:
+ * the frame texts), a larger one text i - count of more_bytes likewise (made for a batch). */
+struct lt_texts {
+    const uint8_t *bytes;
+    const int64_t *starts;
+    const int64_t *lengths;
+    int64_t count;
+    const uint8_t *more_bytes;
+    const int64_t *more_starts;
+    const int64_t *more_lengths;
+    int64_t of_total;     /* " of N" after a loss record number */
+    int64_t no_backtrace; /* the line of a record without frames */
+};
+
+/* Per record, loss records' columns: text numbers of the sentence ("16 bytes in 1 blocks are
+ * definitely lost"), the kind prefix ("malloc, stack "), the allocation part ("; allocated
+ * ...", -1: none) and the growth part (-1: none); the loss record number (0: none); the stable
+ * id; the oldest block's age (NaN: unknown); the stack's words (depth 0: no backtrace). */
+struct lt_loss_columns {
+    const int64_t *sentences, *numbers, *kinds, *allocated, *growth, *starts, *depths;
+    const uint32_t *ids;
+    const double *ages;
+};
+
+/* The stacks: words, the sorted distinct return addresses, and per address its first frame
+ * text's number and how many frames it has (inlined ones). */
+struct lt_stacks {
+    const uint64_t *words, *addresses;
+    int64_t address_count;
+    const int64_t *first_slots, *frame_counts;
+};
+
+/* `count` loss records as render/text.py writes them (head, backtrace, empty line) into out.
+ * Returns the bytes written; -1 when `room` was too small; -2 for what only the Python path
+ * writes (an address without frames, an age too large for this buffer). */
+int64_t lt_loss_records(const struct lt_texts *t, const struct lt_loss_columns *c,
+                        int64_t count, const struct lt_stacks *s, uint8_t *out, int64_t room);
 
 #endif

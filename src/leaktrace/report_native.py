@@ -7,6 +7,7 @@ which computes the same values."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,8 @@ def library() -> ctypes.CDLL | None:
     lib.lt_gather.restype = i64
     lib.lt_gather.argtypes = [pointer, pointer, pointer, i64, pointer, pointer, pointer, i64,
                               pointer, i64, pointer, i64]
+    lib.lt_loss_records.restype = i64
+    lib.lt_loss_records.argtypes = [pointer, pointer, i64, pointer, pointer, i64]
     lib.lt_stack_entries.restype = i64
     lib.lt_stack_entries.argtypes = [pointer, i64, i64, i64, pointer, pointer]
     lib.lt_stable_ids.restype = i64
@@ -116,3 +119,91 @@ def stack_entries(lib: ctypes.CDLL, data: memoryview, count: int, entry_size: in
     done = lib.lt_stack_entries(_address(raw), len(data), count, entry_size,
                                 _address(entries), _address(depths))
     return (entries, depths) if done == count else None
+
+
+@lru_cache(maxsize=1)
+def _structures() -> tuple[type[ctypes.Structure], type[ctypes.Structure],
+                           type[ctypes.Structure]]:
+    """report_native.h's lt_texts, lt_loss_columns and lt_stacks."""
+    import ctypes
+
+    pointer, i64 = ctypes.c_void_p, ctypes.c_int64
+
+    class Texts(ctypes.Structure):
+        _fields_ = [("bytes", pointer), ("starts", pointer), ("lengths", pointer),
+                    ("count", i64), ("more_bytes", pointer), ("more_starts", pointer),
+                    ("more_lengths", pointer), ("of_total", i64), ("no_backtrace", i64)]
+
+    class LossColumns(ctypes.Structure):
+        _fields_ = [(name, pointer) for name in (
+            "sentences", "numbers", "kinds", "allocated", "growth", "starts", "depths", "ids",
+            "ages")]
+
+    class Stacks(ctypes.Structure):
+        _fields_ = [("words", pointer), ("addresses", pointer), ("address_count", i64),
+                    ("first_slots", pointer), ("frame_counts", pointer)]
+
+    return Texts, LossColumns, Stacks
+
+
+@dataclass
+class TextTable:
+    """Texts by number, encoded (UTF-8): text i is data[starts[i]:][:lengths[i]]."""
+
+    data: np.ndarray  # uint8
+    starts: np.ndarray  # int64
+    lengths: np.ndarray  # int64
+
+    @classmethod
+    def of(cls, texts: list[str]) -> TextTable:
+        encoded = [t.encode() for t in texts]
+        lengths = np.array([len(e) for e in encoded], dtype=np.int64)
+        return cls(np.frombuffer(b"".join(encoded) or b"\0", dtype=np.uint8),
+                   np.cumsum(lengths) - lengths, lengths)
+
+
+def loss_records(lib: ctypes.CDLL, texts: TextTable, more_texts: TextTable, of_total: int,
+                 no_backtrace: int,
+                 columns: dict[str, np.ndarray], words: np.ndarray, addresses: np.ndarray,
+                 first_slots: np.ndarray, frame_counts: np.ndarray) -> np.ndarray | None:
+    """report_native.h's lt_loss_records: the records' text (uint8, UTF-8), or None when the
+    library leaves them to Python. Text numbers past len(texts.starts) are more_texts'.
+    `columns`: lt_loss_columns' arrays by name (ids uint32, ages float64, the rest int64)."""
+    texts_type, columns_type, stacks_type = _structures()
+    kept = {name: np.ascontiguousarray(
+        array, dtype=np.uint32 if name == "ids" else np.float64 if name == "ages" else np.int64)
+        for name, array in columns.items()}
+    count = len(kept["ids"])
+    words = np.ascontiguousarray(words, dtype=np.uint64)
+    addresses = np.ascontiguousarray(addresses, dtype=np.uint64)
+    first_slots = np.ascontiguousarray(first_slots, dtype=np.int64)
+    frame_counts = np.ascontiguousarray(frame_counts, dtype=np.int64)
+    table = texts_type(_address(texts.data), _address(texts.starts), _address(texts.lengths),
+                       len(texts.starts), _address(more_texts.data),
+                       _address(more_texts.starts), _address(more_texts.lengths), of_total,
+                       no_backtrace)
+    record_columns = columns_type(**{name: _address(array) for name, array in kept.items()})
+    stacks = stacks_type(_address(words), _address(addresses), len(addresses),
+                         _address(first_slots), _address(frame_counts))
+    global _out
+    if _out is None:
+        _out = np.empty(1 << 21, dtype=np.uint8)
+    while True:
+        written = lib.lt_loss_records(ctypes_ref(table), ctypes_ref(record_columns), count,
+                                      ctypes_ref(stacks), _address(_out), len(_out))
+        if written >= 0:
+            return _out[:written]
+        if written != -1 or len(_out) > 1 << 34:
+            return None
+        _out = np.empty(4 * len(_out), dtype=np.uint8)
+
+
+# Where loss_records writes, kept from batch to batch (a new buffer each time would be new
+# pages for the kernel to fault in); its text is copied out (a str) before the next batch.
+_out: np.ndarray | None = None
+
+
+def ctypes_ref(structure: ctypes.Structure) -> Any:
+    import ctypes
+
+    return ctypes.byref(structure)

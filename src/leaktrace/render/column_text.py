@@ -98,6 +98,10 @@ def _loss_record_texts(columns: RecordColumns, chosen: np.ndarray, total: int,
         np.where(classified, columns.indirect_bytes[chosen], 0).tolist(),
         columns.blocks[chosen].tolist(), [names[k] for k in leaks.tolist()],
         repeat(columns.estimates is not None, count)))
+    if texts.native_ready(columns, options):
+        made = texts.native_loss_records(columns, chosen, total, sentences)
+        if made is not None:
+            return made
     of_total = f" of {total:,}"
     numbers = [f" in loss record {n:,}{of_total}" if n else ""
                for n in columns.loss_records[chosen].tolist()]
@@ -246,6 +250,7 @@ class _AddressTexts:
         self._native = native.usable(len(columns))
         self._encoded: list[bytes] = []  # the lines made, in the order made
         self._encoded_size = 0
+        self._slot_table: native.TextTable | None = None  # for native_loss_records
         self._line_bytes = b""  # self._encoded joined, remade when lines are added
         self._line_starts = self._line_lengths = np.zeros(0, dtype=np.int64)
 
@@ -318,6 +323,60 @@ class _AddressTexts:
         strings += heads
         return "".join(map(strings.__getitem__, pieces.tolist()))
 
+    def native_ready(self, columns: RecordColumns, options: RenderOptions) -> bool:
+        """Whether native_loss_records may write these records (the library is there; no
+        suppression entries or sampling estimates, which only Python writes)."""
+        return (self._native is not None and not options.gen_suppressions
+                and columns.estimates is None)
+
+    def native_loss_records(self, columns: RecordColumns, chosen: np.ndarray, total: int,
+                            sentences: list[str]) -> str | None:
+        """_loss_record_texts' text, written by the report helper library from the heads'
+        parts as numbers of texts made once; None leaves it to Python."""
+        assert self._native is not None
+        if self._slot_table is None:
+            self._slot_table = native.TextTable.of(self._slot_texts)
+        # The batch's other texts (sentences, kinds, allocation and growth parts), numbered
+        # after the frame texts.
+        interned = _Interned(len(self._slot_texts))
+        number = interned.__getitem__
+        kinds = np.array([number(f"{name}, stack ") for name in columns.kind_names] or [0],
+                         dtype=np.int64)
+        verdicts = columns.growth_verdicts[chosen]
+        judged = verdicts != NONE
+        growth: list[int] | np.ndarray = np.full(len(chosen), -1, dtype=np.int64)
+        if judged.any():
+            rates = columns.growth_rates[chosen]
+            if not np.isfinite(rates[judged]).all():
+                return None
+            names = [*columns.growth_verdict_names, ""]  # NONE (-1): ""
+            growth = list(map(number, map(
+                _growth_part, np.where(judged, np.rint(rates), 0).astype(np.int64).tolist(),
+                [names[v] for v in verdicts.tolist()])))
+        table = columns.frames.table
+        rows = columns.rows[chosen]
+        present = rows >= 0
+        record_columns = {
+            "sentences": list(map(number, sentences)),
+            "numbers": columns.loss_records[chosen],
+            "kinds": kinds[columns.kinds[chosen]],
+            "allocated": list(map(number, map(_allocated_part,
+                                              columns.alloc_counts[chosen].tolist(),
+                                              columns.alloc_bytes[chosen].tolist()))),
+            "growth": growth,
+            "starts": np.where(present, table.starts[rows], 0),
+            "depths": np.where(present, table.depths[rows], 0),
+            "ids": columns.ids[chosen],
+            "ages": columns.oldest_ages[chosen],
+        }
+        of_total, no_backtrace = number(f" of {total:,}"), number(text._NO_BACKTRACE)
+        out = native.loss_records(
+            self._native, self._slot_table, native.TextTable.of(interned.texts), of_total,
+            no_backtrace, record_columns,
+            np.asarray(table.addresses), self.addresses,
+            self._first_slots[:len(self.addresses)], self._frame_counts[:len(self.addresses)])
+        return None if out is None else str(out.data, "utf-8")
+
     def _native_join(self, heads: list[str], pieces: np.ndarray) -> str | None:
         """joined's join in C (None if the library refuses it)."""
         assert self._native is not None
@@ -354,6 +413,20 @@ class _AddressTexts:
             line = self._strings[key] = f"\n    #{number:<{width + 1}}  {self._slot_texts[slot]}"
             self._add_encoded(key, line)
         self._made[keys] = True
+
+
+class _Interned(dict[str, int]):
+    """Each text's number, counted from `first` (a new text is added when first met)."""
+
+    def __init__(self, first: int) -> None:
+        super().__init__()
+        self.first = first
+        self.texts: list[str] = []
+
+    def __missing__(self, text: str) -> int:
+        self[text] = number = self.first + len(self.texts)
+        self.texts.append(text)
+        return number
 
 
 def _starts(counts: np.ndarray) -> np.ndarray:
