@@ -212,3 +212,56 @@ def test_stack_entries_walk_as_python_does(monkeypatch: pytest.MonkeyPatch) -> N
     assert errors[0] == errors[1]
     assert f"stack {len(depths)} has depth {depths[-1]}, more than the section holds" in \
         errors[0]
+
+
+@pytest.fixture(scope="module", params=["plain", "series"])
+def series_capture(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Path:
+    """many_stacks.c's capture, and one with snapshots (growth verdicts in the heads)."""
+    work = tmp_path_factory.mktemp("native-series")
+    exe = compile_program("many_stacks.c", work, opt="-O2")
+    path = work / f"many-{request.param}.lt"
+    extra = ["--interval", "0.01"] if request.param == "series" else []
+    done = subprocess.run([*LEAKTRACE, "run", "-o", str(path), *extra, "--report-file",
+                           os.devnull, "--", str(exe)], capture_output=True, text=True,
+                          timeout=300)
+    assert path.exists(), done.stderr
+    return path
+
+
+def test_loss_records_in_c_are_the_objects_text(series_capture: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loss records written in C against records as objects (render/text.py, the
+    reference), in every option set that reaches it, and against the Python heads."""
+    made = _report(series_capture, monkeypatch, with_library=True)
+    objects = _report(series_capture, monkeypatch, with_library=True)
+    objects.records = list(objects.records)
+    objects.build_seconds = made.build_seconds
+    options = [RenderOptions(), RenderOptions(leak_kinds=None, top=700, min_bytes=1),
+               RenderOptions(leak_kinds=frozenset({"still reachable"}))]
+    for option in options:
+        text = _text(made, option, monkeypatch, with_library=True)
+        assert text == render_text(objects, option)
+        assert text == _text(made, option, monkeypatch, with_library=False)
+    default = _text(made, RenderOptions(), monkeypatch, with_library=True)
+    assert "in loss record 10,000 of 10,000\n      malloc, stack " in default
+    if series_capture.name == "many-series.lt":
+        assert "/s over the run (" in default
+
+
+def test_loss_records_of_a_small_program_in_c(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """test_record_columns.py's program (three APIs, every leak kind, one- and two-digit
+    frame numbers), its few records written by the library as a big report's would be."""
+    from test_record_columns import OPTIONS as COLUMN_OPTIONS
+    from test_record_columns import _capture as columns_capture
+
+    monkeypatch.setattr(native, "MIN_RECORDS", 1)
+    for scan in (True, False):
+        capture = columns_capture(tmp_path, f"small-{scan}.lt", scan)
+        made = load_capture_report(str(capture)).report
+        objects = load_capture_report(str(capture)).report
+        objects.records = list(objects.records)
+        objects.build_seconds = made.build_seconds
+        for option in COLUMN_OPTIONS:
+            assert render_text(made, option) == render_text(objects, option)
