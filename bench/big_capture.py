@@ -201,7 +201,11 @@ two runs before, four after): 4.44-4.58 s wall and 3.16-3.23 s CPU before, 1.59-
 Before the records became numpy columns (docs/benchmarks-shim.md, "Third pass"; the
 2026-12-01 20:10 UTC run, load 2.1-3.0): text 5.31 s CPU and 242 MiB, JSON 9.99 s CPU and
 246 MiB, `leaktrace run` 7.55 s CPU and 244 MiB at 100,000 stacks; text 56.12 s CPU and
-1,770 MiB at 1 M stacks.
+1,770 MiB at 1 M stacks. Before the report helper library (docs/benchmarks-shim.md, "Fourth
+pass"; the 2026-12-01 23:55 UTC run, load 2.4-4.7): text 2.50 s CPU and 157 MiB, JSON
+8.59 s CPU and 228 MiB, `leaktrace run` 2.85 s CPU and 158 MiB at 100,000 stacks; text
+28.97 s CPU and 999 MiB at 1 M stacks. On this machine the kernel's side of writing a file
+costs several seconds per GB (see "Fourth pass"): the 1 M-stack text report writes 1.9 GB.
 """
     path.write_text(text)
 
