@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import os
 import random
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from leakharness import LEAKTRACE, PROGRAMS, compile_program
 
 from leaktrace import report_native as native
+from leaktrace.analyze.build_report import round_micro
 from leaktrace.analyze.record_columns import columns_of
 from leaktrace.analyze.stack_ids import stable_stack_id
 from leaktrace.capture.cursor import Cursor
@@ -265,3 +267,22 @@ def test_loss_records_of_a_small_program_in_c(tmp_path: Path,
         objects.build_seconds = made.build_seconds
         for option in COLUMN_OPTIONS:
             assert render_text(made, option) == render_text(objects, option)
+
+
+def test_ages_rounded_as_python_rounds() -> None:
+    """build_report.round_micro (numpy) against round(value, 6), near and on ties too."""
+    rng = random.Random(5)
+    values = [0.0, -0.0, math.nan, math.inf, 1e300, 5e-7, 1.5e-6, 2.5e-6, 2.0 ** 60]
+    for _ in range(60000):
+        values.append(rng.choice([
+            rng.uniform(0, 100),
+            rng.randrange(10 ** 9) / 1e6 + rng.choice([0, 5e-7, -5e-7, 4.9999e-7]),
+            rng.randrange(2 ** 40) / 2 ** rng.randrange(1, 30),  # binary fractions: exact ties
+            rng.uniform(-1, 1) * 10 ** rng.randrange(-8, 16)]))
+    made = round_micro(np.array(values)).tolist()
+    for value, rounded in zip(values, made, strict=True):
+        if math.isnan(value):
+            assert math.isnan(rounded)
+        else:
+            assert (rounded, math.copysign(1, rounded)) == (round(value, 6), math.copysign(
+                1, round(value, 6))), value
