@@ -76,20 +76,6 @@ static void put_line_start(struct out *o, int64_t n, int width)
     put(o, text, (size_t)at);
 }
 
-/* Index of `address` in the sorted `addresses`, or -1. */
-static int64_t find(const uint64_t *addresses, int64_t count, uint64_t address)
-{
-    int64_t low = 0, high = count;
-    while (low < high) {
-        int64_t middle = low + (high - low) / 2;
-        if (addresses[middle] < address)
-            low = middle + 1;
-        else
-            high = middle;
-    }
-    return low < count && addresses[low] == address ? low : -1;
-}
-
 int64_t lt_loss_records(const struct lt_texts *t, const struct lt_loss_columns *c,
                         int64_t count, const struct lt_stacks *s, uint8_t *out, int64_t room)
 {
@@ -128,7 +114,7 @@ int64_t lt_loss_records(const struct lt_texts *t, const struct lt_loss_columns *
         const uint64_t *stack = s->words + c->starts[i];
         int64_t frames = 0, found[FOUND_KEPT];
         for (int64_t f = 0; f < c->depths[i]; f++) {
-            int64_t at = find(s->addresses, s->address_count, stack[f]);
+            int64_t at = lt_find_address(s->addresses, s->address_count, stack[f]);
             if (at < 0)
                 return -2;
             if (f < FOUND_KEPT)
@@ -140,8 +126,8 @@ int64_t lt_loss_records(const struct lt_texts *t, const struct lt_loss_columns *
         int width = digit_count(frames > 0 ? frames - 1 : 0);
         int64_t number = 0;
         for (int64_t f = 0; f < c->depths[i]; f++) {
-            int64_t at = f < FOUND_KEPT ? found[f] : find(s->addresses, s->address_count,
-                                                          stack[f]);
+            int64_t at = f < FOUND_KEPT ? found[f]
+                                        : lt_find_address(s->addresses, s->address_count, stack[f]);
             for (int64_t k = 0; k < s->frame_counts[at]; k++, number++) {
                 put_line_start(&o, number, width);
                 put_text(&o, t, s->first_slots[at] + k);

@@ -79,4 +79,19 @@ struct lt_stacks {
 int64_t lt_loss_records(const struct lt_texts *t, const struct lt_loss_columns *c,
                         int64_t count, const struct lt_stacks *s, uint8_t *out, int64_t room);
 
+/* Index of `address` in the sorted `addresses`, or -1 (the loss records and the stable ids
+ * look up each return address's text this way). */
+static inline int64_t lt_find_address(const uint64_t *addresses, int64_t count, uint64_t address)
+{
+    int64_t low = 0, high = count;
+    while (low < high) {
+        int64_t middle = low + (high - low) / 2;
+        if (addresses[middle] < address)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    return low < count && addresses[low] == address ? low : -1;
+}
+
 #endif

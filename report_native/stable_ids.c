@@ -138,20 +138,6 @@ uint32_t lt_blake2b_4(const uint8_t *data, size_t length)
     return blake2b_final4(&s);
 }
 
-/* Index of `address` in the sorted `addresses`, or -1. */
-static int64_t find_address(const uint64_t *addresses, int64_t count, uint64_t address)
-{
-    int64_t low = 0, high = count;
-    while (low < high) {
-        int64_t middle = low + (high - low) / 2;
-        if (addresses[middle] < address)
-            low = middle + 1;
-        else
-            high = middle;
-    }
-    return low < count && addresses[low] == address ? low : -1;
-}
-
 int64_t lt_stable_ids(const uint8_t *prefixes, const int64_t *prefix_ends,
                       const uint8_t *parts, const int64_t *part_ends,
                       const uint64_t *addresses, int64_t address_count,
@@ -169,7 +155,7 @@ int64_t lt_stable_ids(const uint8_t *prefixes, const int64_t *prefix_ends,
         const uint64_t *stack = words + starts[i];
         for (int64_t f = 0; f < depths[i]; f++) {
             int64_t index = (int64_t)stack[f] == last ? last_index
-                                                      : find_address(addresses, address_count,
+                                                      : lt_find_address(addresses, address_count,
                                                                      stack[f]);
             if (index < 0)
                 return i; /* not a symbolized address: the caller's Python path decides */
