@@ -71,8 +71,9 @@ uint32_t lt_snapshot_interval_ms(void) { return atomic_load(&interval_ms); }
 pid_t lt_control_thread_id(void)
 {
     /* A futex wait on control_tid, which the thread wakes once it has written it. */
-    for (int waited_ms = 0; atomic_load(&control_starting) && !atomic_load(&control_tid) && waited_ms < 2000; waited_ms += 10) {
-        struct timespec ten_ms = { 0, 10 * 1000000L };
+    struct timespec ten_ms = { 0, 10 * 1000000L };
+    for (int waited_ms = 0; waited_ms < 2000; waited_ms += 10) {
+        if (!atomic_load(&control_starting) || atomic_load(&control_tid)) break;
         syscall(SYS_futex, &control_tid, FUTEX_WAIT_PRIVATE, 0, &ten_ms, NULL, 0);
     }
     return atomic_load(&control_tid);

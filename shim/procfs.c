@@ -61,13 +61,18 @@ int lt_for_each_thread(void (*fn)(pid_t tid, void *ctx), void *ctx)
     return count;
 }
 
+/* "/proc/self/task/TID/FILE" in path (64 bytes). */
+static void task_file(char path[64], pid_t tid, const char *file)
+{
+    char *end = path + 63;
+    *lt_put_str(lt_put_uint(lt_put_str(path, end, "/proc/self/task/"), end, (uint64_t)tid), end,
+                file) = '\0';
+}
+
 bool lt_thread_has_left(pid_t tid)
 {
     char path[64], statm[8];
-    char *end = path + sizeof path - 1;
-    char *at = lt_put_str(lt_put_uint(lt_put_str(path, end, "/proc/self/task/"), end, (uint64_t)tid),
-                          end, "/statm");
-    *at = '\0';
+    task_file(path, tid, "/statm");
     return lt_read_file(path, statm, sizeof statm) == 0 || statm[0] == '0';
 }
 
@@ -107,12 +112,8 @@ bool lt_thread_state(pid_t tid, int sig, struct lt_thread_state *out)
 {
     *out = (struct lt_thread_state){ 0 };
     char status[64], syscall_path[64], text[512];
-    char *end = status + sizeof status - 1;
-    char *dir = lt_put_uint(lt_put_str(status, end, "/proc/self/task/"), end, (uint64_t)tid);
-    *lt_put_str(dir, end, "/status") = '\0';
-    end = syscall_path + sizeof syscall_path - 1;
-    dir = lt_put_uint(lt_put_str(syscall_path, end, "/proc/self/task/"), end, (uint64_t)tid);
-    *lt_put_str(dir, end, "/syscall") = '\0';
+    task_file(status, tid, "/status");
+    task_file(syscall_path, tid, "/syscall");
     bool readable;
     out->blocks_signal = mask_blocks(status, sig, &readable);
     if (!readable) return false;

@@ -239,11 +239,11 @@ static void stop_world(struct lt_scan *scan)
             lt_for_each_thread(signal_thread, &sig);
             if (sig.nsent + sig.nblocking == before) break;
         }
-        /* A thread that blocks the signal does not stop: it is waited for a while, then the
-         * scan goes on without it (its registers unread, its stack read from where it waits in
-         * a system call, or whole). One that was leaving when signalled (glibc blocks every
-         * signal in its last steps) never stops either, but it is gone a moment later and no
-         * longer counts. */
+        /* Threads that block the signal are looked at again for 20 ms (signal_unblocked);
+         * signalled threads are waited for up to 2 s. Either kind that has not stopped then is
+         * scanned without stopping (note_unstopped), unless it has left meanwhile: one that was
+         * leaving when signalled (glibc blocks every signal in its last steps) never stops,
+         * but it is gone a moment later. */
         int left = 0;
         for (int waited = 0; waited < 2000; waited++) {
             if (waited < 20 && sig.nblocking && waited % 2 == 1) signal_unblocked(&sig);
