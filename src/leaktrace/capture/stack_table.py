@@ -178,7 +178,6 @@ def _entries(c: Cursor, count: int) -> tuple[np.ndarray, np.ndarray, int]:
         entry_list.append(pos - base)
         depth_list.append(depth)
         pos += entry_size + depth * 8
-    c.pos = pos
     return (np.array(entry_list, dtype=np.int64), np.array(depth_list, dtype=np.int64),
             pos)
 

@@ -171,20 +171,28 @@ def _history_parts(columns: RecordColumns, chosen: np.ndarray) -> list[str]:
     history = list(map(add, history, ages))
     verdicts = columns.growth_verdicts[chosen]
     if (verdicts != NONE).any():
-        rates = columns.growth_rates[chosen]
-        judged = verdicts != NONE
-        if np.isfinite(rates[judged]).all():  # rint rounds half to even, as round() does
-            names = [*columns.growth_verdict_names, ""]  # NONE (-1): ""
-            history = list(map(add, history, map(
-                _growth_part, np.where(judged, np.rint(rates), 0).astype(np.int64).tolist(),
-                [names[v] for v in verdicts.tolist()])))
-        else:
-            names, growth = columns.growth_verdict_names, text._growth_text
-            history = list(map(add, history, [
-                f"; {growth(round(rate), names[verdict])}" if verdict != NONE else ""
-                for rate, verdict in zip(rates.tolist(), verdicts.tolist(), strict=True)]))
+        growth = _growth_parts(columns, chosen)
+        if growth is None:
+            names, growth_text = columns.growth_verdict_names, text._growth_text
+            growth = [f"; {growth_text(round(rate), names[verdict])}" if verdict != NONE
+                      else "" for rate, verdict in zip(columns.growth_rates[chosen].tolist(),
+                                                       verdicts.tolist(), strict=True)]
+        history = list(map(add, history, growth))
     assert len(history) == count
     return history
+
+
+def _growth_parts(columns: RecordColumns, chosen: np.ndarray) -> list[str] | None:
+    """_growth_part of each record ("" without a verdict), by numpy's rint (half to even, as
+    round() does); None when a judged rate is not finite (round() then says what it says)."""
+    verdicts = columns.growth_verdicts[chosen]
+    rates = columns.growth_rates[chosen]
+    judged = verdicts != NONE
+    if not np.isfinite(rates[judged]).all():
+        return None
+    names = [*columns.growth_verdict_names, ""]  # NONE (-1): ""
+    return list(map(_growth_part, np.where(judged, np.rint(rates), 0).astype(np.int64).tolist(),
+                    [names[v] for v in verdicts.tolist()]))
 
 
 @lru_cache(maxsize=4096)  # a big capture's records repeat the same few rates
@@ -342,17 +350,12 @@ class _AddressTexts:
         number = interned.__getitem__
         kinds = np.array([number(f"{name}, stack ") for name in columns.kind_names] or [0],
                          dtype=np.int64)
-        verdicts = columns.growth_verdicts[chosen]
-        judged = verdicts != NONE
         growth: list[int] | np.ndarray = np.full(len(chosen), -1, dtype=np.int64)
-        if judged.any():
-            rates = columns.growth_rates[chosen]
-            if not np.isfinite(rates[judged]).all():
+        if (columns.growth_verdicts[chosen] != NONE).any():
+            parts = _growth_parts(columns, chosen)
+            if parts is None:
                 return None
-            names = [*columns.growth_verdict_names, ""]  # NONE (-1): ""
-            growth = list(map(number, map(
-                _growth_part, np.where(judged, np.rint(rates), 0).astype(np.int64).tolist(),
-                [names[v] for v in verdicts.tolist()])))
+            growth = list(map(number, parts))
         table = columns.frames.table
         rows = columns.rows[chosen]
         present = rows >= 0
