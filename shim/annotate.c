@@ -342,9 +342,8 @@ static void change_block(uintptr_t pool, uintptr_t from, uintptr_t to, uint64_t 
     if (!stored) drop(&lt_counters.dropped_blocks);
     note_freed(&replaced);
     /* The stack's totals follow the size (not a new allocation, not a whole free). */
-    struct lt_stack *st = lt_stack_get(e.block.stack_id);
-    if (st && size < old_size) lt_stack_note_free(e.block.stack_id, old_size - size, false);
-    else if (st) atomic_fetch_add_explicit(&st->alloc_bytes, size - old_size, memory_order_relaxed);
+    if (size < old_size) lt_stack_note_free(e.block.stack_id, old_size - size, false);
+    else lt_stack_note_grow(e.block.stack_id, size - old_size);
 }
 
 static bool pool_exists(uintptr_t pool)

@@ -453,16 +453,13 @@ static void write_stacks(struct writer *w, const struct block_pass *bp)
         struct lt_stack *s = lt_stack_get(id);
         uint64_t live_blocks = bp->live ? bp->live[2 * id] : 0;
         uint64_t live_bytes = bp->live ? bp->live[2 * id + 1] : 0;
-        uint64_t allocs = s ? atomic_load_explicit(&s->alloc_count, memory_order_relaxed) : 0;
-        if (!allocs && !live_blocks) continue; /* unused id, or stack 0 with nothing live */
+        struct lt_stack_totals t = lt_stack_totals(id);
+        if (!t.alloc_count && !live_blocks) continue; /* unused id, or stack 0 with nothing live */
         uint32_t depth = s ? s->depth : 0;
         struct {
             uint32_t id, depth;
             uint64_t allocs, alloc_bytes, frees, freed_bytes, live_blocks, live_bytes;
-        } entry = { id, depth, allocs,
-                    s ? atomic_load_explicit(&s->alloc_bytes, memory_order_relaxed) : 0,
-                    s ? atomic_load_explicit(&s->free_count, memory_order_relaxed) : 0,
-                    s ? atomic_load_explicit(&s->freed_bytes, memory_order_relaxed) : 0,
+        } entry = { id, depth, t.alloc_count, t.alloc_bytes, t.free_count, t.freed_bytes,
                     live_blocks, live_bytes };
         _Static_assert(sizeof entry == LT_STACK_ENTRY_SIZE, "a STACKS entry as the format says");
         w_bytes(w, &entry, sizeof entry);

@@ -174,13 +174,9 @@ static char *answer_status(char *p, char *end)
     uint64_t live_blocks = 0, live_bytes = 0;
     uint32_t nstacks = lt_stacks_count();
     for (uint32_t id = 1; id <= nstacks; id++) {
-        struct lt_stack *s = lt_stack_get(id);
-        uint64_t a = atomic_load_explicit(&s->alloc_count, memory_order_relaxed);
-        uint64_t f = atomic_load_explicit(&s->free_count, memory_order_relaxed);
-        uint64_t ab = atomic_load_explicit(&s->alloc_bytes, memory_order_relaxed);
-        uint64_t fb = atomic_load_explicit(&s->freed_bytes, memory_order_relaxed);
-        live_blocks += a > f ? a - f : 0;
-        live_bytes += ab > fb ? ab - fb : 0;
+        struct lt_stack_totals t = lt_stack_totals(id);
+        live_blocks += t.alloc_count > t.free_count ? t.alloc_count - t.free_count : 0;
+        live_bytes += t.alloc_bytes > t.freed_bytes ? t.alloc_bytes - t.freed_bytes : 0;
     }
     p = lt_put_json_uint(p, end, "pid", (uint64_t)getpid());
     p = lt_put_json_text(p, end, "program", program_invocation_short_name ? program_invocation_short_name : "");

@@ -87,12 +87,9 @@ bool lt_series_snapshot(void)
     }
     size_t first = nentries;
     for (uint32_t id = 1; id <= nstacks; id++) {
-        struct lt_stack *s = lt_stack_get(id);
-        uint64_t allocs = atomic_load_explicit(&s->alloc_count, memory_order_relaxed);
+        struct lt_stack_totals t = lt_stack_totals(id);
+        uint64_t allocs = t.alloc_count, bytes = t.alloc_bytes, frees = t.free_count, freed = t.freed_bytes;
         if (!allocs) continue;
-        uint64_t bytes = atomic_load_explicit(&s->alloc_bytes, memory_order_relaxed);
-        uint64_t frees = atomic_load_explicit(&s->free_count, memory_order_relaxed);
-        uint64_t freed = atomic_load_explicit(&s->freed_bytes, memory_order_relaxed);
         /* Totals are read one by one while threads run: clamp the rare torn difference. */
         uint64_t live_blocks = allocs > frees ? allocs - frees : 0;
         uint64_t live_bytes = bytes > freed ? bytes - freed : 0;

@@ -145,7 +145,10 @@ struct lt_stack {
     uint64_t hash;
     uint32_t depth;
     uint32_t pcs_index;              /* into the pcs arena */
-    _Atomic uint64_t alloc_count, alloc_bytes, free_count, freed_bytes;
+};
+/* A stack's totals since start (or the last reset), summed over the threads' stripes. */
+struct lt_stack_totals {
+    uint64_t alloc_count, alloc_bytes, free_count, freed_bytes;
 };
 bool lt_stacks_init(void);
 void lt_stacks_release(void);          /* after detach: lt_release_tables */
@@ -157,6 +160,8 @@ const uintptr_t *lt_stack_pcs(const struct lt_stack *s);
 uint32_t lt_stacks_count(void);      /* ids are 1 .. count */
 void lt_stack_note_alloc(uint32_t id, uint64_t size);
 void lt_stack_note_free(uint32_t id, uint64_t size, bool whole_block);
+void lt_stack_note_grow(uint32_t id, uint64_t grown_by); /* a block resized in place */
+struct lt_stack_totals lt_stack_totals(uint32_t id);
 void lt_stacks_reset_totals(void);   /* ids stay valid; their totals start again at 0 */
 
 /* ---- series.c: per-stack totals over time ------------------------------------------------ */

