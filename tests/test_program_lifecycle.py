@@ -207,6 +207,33 @@ def test_the_program_sees_its_own_signal_dispositions(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout) == (native.returncode, native.stdout)
 
 
+def test_the_program_inherits_the_descriptors_given_to_leaktrace(tmp_path: Path) -> None:
+    """A shell's `5>file` or `6<(...)`, a make jobserver's pipe: descriptors the caller opened
+    for the program reach it through leaktrace as they do without it."""
+
+    def run_with_descriptors(*argv: str) -> tuple[int, str, str]:
+        written = tmp_path / "out.txt"
+        read_end, write_end = os.pipe()
+        os.write(write_end, b"piped\n")
+        os.close(write_end)
+        out = os.open(written, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        unopened = max(out, read_end) + 1  # given to neither run
+        script = (f"echo written >&{out}; read -r line <&{read_end}; echo \"read $line\"; "
+                  f"ls /proc/self/fd/{unopened}")
+        try:
+            done = subprocess.run([*argv, "bash", "-c", script], capture_output=True, text=True,
+                                  timeout=60, pass_fds=(out, read_end), cwd=tmp_path)
+        finally:
+            os.close(out)
+            os.close(read_end)
+        return done.returncode, done.stdout, written.read_text()
+
+    native = run_with_descriptors()
+    traced = run_with_descriptors(*LEAKTRACE, "run", "-o", str(tmp_path / "fds.lt"), "--")
+    assert native == (2, "read piped\n", "written\n")  # ls: no such descriptor
+    assert traced == native
+
+
 AUXV_AFTER_ENVIRONMENT = r"""
 #include <elf.h>
 #include <stdio.h>

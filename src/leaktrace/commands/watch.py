@@ -11,6 +11,7 @@ import click
 from leaktrace.commands._errors import one_line_errors, warn
 from leaktrace.errors import LeaktraceError
 from leaktrace.exit_codes import LEAKS_FOUND
+from leaktrace.launcher import inherited_fds
 from leaktrace.procmem.live_chart import LiveChart
 from leaktrace.procmem.plot import write_csv, write_plot
 from leaktrace.procmem.sampler import METRICS, Sample, take_sample
@@ -106,7 +107,8 @@ def watch_command(
 
 def _start(command: list[str]) -> subprocess.Popen[bytes]:
     try:
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL,
+                                pass_fds=inherited_fds.still_open())
     except FileNotFoundError:
         raise LeaktraceError(f"{command[0]}: command not found") from None
     except PermissionError:

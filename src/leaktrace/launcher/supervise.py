@@ -13,6 +13,7 @@ from types import FrameType
 from typing import NoReturn
 
 from leaktrace.errors import LeaktraceError
+from leaktrace.launcher import inherited_fds
 
 FORWARDED = (signal.SIGTERM, signal.SIGHUP)
 # The terminal sends these to the whole foreground group, the program included: the program
@@ -43,7 +44,8 @@ def run_supervised(argv: Sequence[str], executable: str,
     previous.update({sig: signal.signal(sig, _ignore) for sig in LEFT_TO_THE_PROGRAM})
     try:
         try:
-            child = subprocess.Popen(list(argv), executable=executable, env=dict(env))
+            child = subprocess.Popen(list(argv), executable=executable, env=dict(env),
+                                     pass_fds=inherited_fds.still_open())
         except OSError as e:
             raise LeaktraceError(f"cannot start {executable}: {e.strerror or e}") from None
         for signum in pending:
