@@ -324,7 +324,7 @@ def _points(capture: Capture) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     run_ns = max(0, capture.header.capture_monotonic_ns - capture.header.start_monotonic_ns)
     series = capture.series
     snapshot_times = series.times_ns.astype(np.int64) if series is not None else np.zeros(0)
-    inner = np.unique(snapshot_times[(snapshot_times > 0) & (snapshot_times < run_ns)])
+    inner = distinct(snapshot_times[(snapshot_times > 0) & (snapshot_times < run_ns)])
     if len(inner):
         spacing = float(np.median(np.diff(np.concatenate(([0], inner)))))
         inner = inner[run_ns - inner >= spacing / 4]

@@ -120,6 +120,7 @@ def kind_totals(path: str, stack_ids: set[int] | None) -> dict[str, tuple[int, i
         import numpy as np
 
         from leaktrace.capture import format as fmt
+        from leaktrace.capture.distinct import distinct
 
         blocks = capture.blocks
         keep = np.ones(len(blocks), dtype=bool)
@@ -129,15 +130,15 @@ def kind_totals(path: str, stack_ids: set[int] | None) -> dict[str, tuple[int, i
         kinds = blocks["leak_kind"][keep]
         sizes = blocks["size"][keep]
         return {fmt.leak_kind_name(int(k)): (int((kinds == k).sum()), int(sizes[kinds == k].sum()))
-                for k in np.unique(kinds)}
+                for k in distinct(kinds)}
     return _with_capture(path, totals)
 
 
 def live_stack_ids(path: str) -> set[int]:
     """Backtraces with at least one live block in a capture."""
     def ids(capture: Capture) -> set[int]:
-        import numpy as np
-        return {int(s) for s in np.unique(capture.blocks["stack_id"])}
+        from leaktrace.capture.distinct import distinct
+        return {int(s) for s in distinct(capture.blocks["stack_id"])}
     return _with_capture(path, ids)
 
 
