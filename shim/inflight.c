@@ -12,7 +12,10 @@
  * read-modify-write (except a thread that found no free slot: it shares one, atomically).
  *
  * The registry itself stays mapped for the life of the process (a slot pointer lives in
- * every thread's TLS); 512 KiB reserved, a few pages touched. */
+ * every thread's TLS); 512 KiB reserved, a few pages touched. A slot is not given back when its
+ * thread ends (that would take a pthread key, one of the program's PTHREAD_KEYS_MAX): a thread
+ * that finds none free takes over the slot of a thread that no longer exists. */
+#include <errno.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sys/syscall.h>
@@ -29,21 +32,10 @@ _Static_assert(sizeof(struct lt_thread_slot) == 64, "one cache line per slot");
 
 static struct lt_thread_slot *slots;       /* lt_map'd once (lt_inflight_init, start-up) */
 static _Atomic unsigned slots_used = 1;    /* high-water mark of claimed slots */
-static pthread_key_t release_key;          /* its destructor gives the slot back */
-static bool key_made;
 static bool expedited;                     /* MEMBARRIER_CMD_PRIVATE_EXPEDITED registered */
 
 /* This thread's slot; NULL until its first entry. Initial-exec: no allocation on access. */
 __thread struct lt_thread_slot *lt_my_slot __attribute__((tls_model("initial-exec")));
-
-static void give_back(void *slot)
-{
-    struct lt_thread_slot *s = slot;
-    /* Hooks may still run later in this thread's exit (other destructors free): they use
-     * the shared slot from now on, since the slot may be claimed by a new thread. */
-    lt_my_slot = &slots[0];
-    atomic_store(&s->owner, 0);
-}
 
 bool lt_inflight_init(void)
 {
@@ -51,7 +43,6 @@ bool lt_inflight_init(void)
     slots = lt_map(MAX_SLOTS * sizeof *slots);
     if (!slots) return false;
     slots[0].shared = true;
-    key_made = pthread_key_create(&release_key, give_back) == 0;
     return true;
 }
 
@@ -62,9 +53,25 @@ void lt_inflight_prepare(void)
         expedited = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
+static void publish_claim(unsigned i)
+{
+    /* Published before the slot's first count: a waiter that sees the count sees this. */
+    unsigned used = atomic_load(&slots_used);
+    while (used < i + 1 && !atomic_compare_exchange_weak(&slots_used, &used, i + 1)) {}
+    lt_my_slot = &slots[i];
+}
+
+/* The owner of a slot has ended (its thread id names no thread of this process). A thread
+ * ends with its count at zero; the id may since name a new thread, whose slot is then
+ * left alone until that thread ends too. */
+static bool owner_gone(pid_t owner, pid_t pid)
+{
+    return owner != 0 && syscall(SYS_tgkill, pid, owner, 0) != 0 && errno == ESRCH;
+}
+
 struct lt_thread_slot *lt_inflight_claim(void)
 {
-    if (lt_my_slot) return lt_my_slot; /* pthread_setspecific below may allocate: re-entered */
+    if (lt_my_slot) return lt_my_slot;
     if (!slots) return NULL;
     pid_t me = (pid_t)syscall(SYS_gettid);
     for (unsigned i = 1; i < MAX_SLOTS; i++) {
@@ -72,16 +79,30 @@ struct lt_thread_slot *lt_inflight_claim(void)
         if (atomic_load_explicit(&slots[i].owner, memory_order_relaxed) != 0 ||
             !atomic_compare_exchange_strong(&slots[i].owner, &expected, me))
             continue;
-        /* Published before the slot's first count: a waiter that sees the count sees this. */
-        unsigned used = atomic_load(&slots_used);
-        while (used < i + 1 && !atomic_compare_exchange_weak(&slots_used, &used, i + 1)) {}
-        lt_my_slot = &slots[i];
-        /* No destructor (the key could not be made): the slot is never given back. */
-        if (key_made) pthread_setspecific(release_key, &slots[i]);
+        publish_claim(i);
         return lt_my_slot;
     }
+    pid_t pid = getpid();
+    int saved_errno = errno; /* a hook must leave errno as the program set it */
+    for (unsigned i = 1; i < MAX_SLOTS; i++) {
+        pid_t owner = atomic_load_explicit(&slots[i].owner, memory_order_relaxed);
+        if (!owner_gone(owner, pid) || atomic_load(&slots[i].inside) != 0 ||
+            !atomic_compare_exchange_strong(&slots[i].owner, &owner, me))
+            continue;
+        errno = saved_errno;
+        publish_claim(i);
+        return lt_my_slot;
+    }
+    errno = saved_errno;
     lt_my_slot = &slots[0];
     return lt_my_slot;
+}
+
+/* In a fork child: this thread's slot names the parent's thread, which other threads of the
+ * child would take for ended. */
+void lt_inflight_after_fork_child(void)
+{
+    if (lt_my_slot && !lt_my_slot->shared) atomic_store(&lt_my_slot->owner, (pid_t)syscall(SYS_gettid));
 }
 
 /* pre: the state is no longer one in which hooks touch the tables. True once no thread is

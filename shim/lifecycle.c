@@ -304,6 +304,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    lt_inflight_after_fork_child();
     lt_capture_after_fork_child();
     lt_modules_after_fork_child();
     lt_series_after_fork_child();

@@ -361,6 +361,7 @@ extern __thread struct lt_thread_slot *lt_my_slot __attribute__((tls_model("init
 bool lt_inflight_init(void);         /* at start-up: the registry (never unmapped) */
 void lt_inflight_prepare(void);      /* at attach: registers for the cheap membarrier */
 struct lt_thread_slot *lt_inflight_claim(void); /* this thread's slot; NULL without a registry */
+void lt_inflight_after_fork_child(void);
 bool lt_inflight_wait_quiet(unsigned timeout_ms);
 
 static inline void lt_tables_leave_slot(struct lt_thread_slot *s)

@@ -234,6 +234,49 @@ def test_the_program_inherits_the_descriptors_given_to_leaktrace(tmp_path: Path)
     assert traced == native
 
 
+EVERY_KEY_AND_MANY_THREADS = r"""
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+/* Takes every pthread key the process has (LSan's many_tls_keys case), then runs 9,000
+ * threads one after the other, more than the shim's registry has slots: each keeps one block. */
+#define THREADS 9000
+static void *kept[THREADS];
+static void *keep_one(void *slot)
+{
+    *(void **)slot = malloc(24); /* @leak:thread_block */
+    return NULL;
+}
+int main(void)
+{
+    static pthread_key_t keys[PTHREAD_KEYS_MAX];
+    int n = 0;
+    while (n < PTHREAD_KEYS_MAX && pthread_key_create(&keys[n], NULL) == 0) n++;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, keep_one, &kept[i]) != 0) return 1;
+        pthread_join(t, NULL);
+    }
+    printf("%d keys\n", n);
+    return 0;
+}
+"""
+
+
+def test_the_program_has_every_pthread_key_and_any_number_of_threads(tmp_path: Path) -> None:
+    exe = compile_source(tmp_path, "every_key.c", EVERY_KEY_AND_MANY_THREADS, "-O2", "-pthread")
+    native = _native(str(exe))
+    done = leaktrace("run", "-o", str(tmp_path / "keys.lt"), "--", str(exe), cwd=tmp_path,
+                     timeout=300)
+    assert native.returncode == 0 and native.stdout == "1024 keys\n"
+    assert (done.returncode, done.stdout) == (native.returncode, native.stdout), done.stderr
+    report = json_report(tmp_path / "keys.lt")
+    [record] = [r for r in report["records"] if r["total_allocations"] == 9000]
+    assert (record["blocks"], record["bytes"], record["leak_kind"]) == (
+        9000, 9000 * 24, "still reachable")
+
+
 AUXV_AFTER_ENVIRONMENT = r"""
 #include <elf.h>
 #include <stdio.h>
