@@ -29,7 +29,13 @@ CASES = {
     "use_tls_pthread_specific_static": REACHABLE,
     "use_tls_pthread_specific_dynamic": REACHABLE,
     "use_swapcontext_stack": REACHABLE,
+    "thread_on_heap_stack": REACHABLE,
 }
+# valgrind does not read the stack a thread left for a context of its own: it finds only the
+# stack pointer inside the context's block, and calls that block and the case's block possibly
+# lost (and the thread's TLS vector definitely lost). leaktrace reads the left stack as memory
+# and finds the context there, which points to the block's start.
+VALGRIND_DIFFERS = {"thread_on_heap_stack"}
 KIND_NAMES = {"definitely lost": "definitely_lost", "indirectly lost": "indirectly_lost",
               "possibly lost": "possibly_lost", "still reachable": "still_reachable"}
 
@@ -66,7 +72,7 @@ def test_case_block_has_the_expected_kind(programs: Callable[[str], Path], tmp_p
 
 
 @needs_valgrind
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted(set(CASES) - VALGRIND_DIFFERS))
 def test_case_summary_equals_valgrind(programs: Callable[[str], Path], tmp_path: Path,
                                       case: str) -> None:
     exe = programs("-O2")

@@ -191,6 +191,49 @@ static int use_swapcontext_stack(void)
     return 0;
 }
 
+/* still reachable: a thread that moved onto a context stack it allocated (makecontext), as
+ * coroutine libraries do, and spins there at exit (LSan's Linux/guard-page.c). Its stack
+ * pointer is in a heap block, not in its thread stack; the stack it left still holds its
+ * context, which points to the start of that block. */
+static pthread_mutex_t heap_stack_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t heap_stack_started = PTHREAD_COND_INITIALIZER;
+static int on_heap_stack_running;
+
+static void spin_on_heap_stack(void)
+{
+    void *volatile local = allocate();
+    (void)local;
+    pthread_mutex_lock(&heap_stack_lock);
+    on_heap_stack_running = 1;
+    pthread_cond_signal(&heap_stack_started);
+    pthread_mutex_unlock(&heap_stack_lock);
+    for (;;) __asm__ volatile("");
+}
+
+static void *move_to_heap_stack(void *arg)
+{
+    (void)arg;
+    enum { STACK_SIZE = 16 * 1024 };
+    ucontext_t context;
+    getcontext(&context);
+    context.uc_stack.ss_sp = malloc(STACK_SIZE);
+    context.uc_stack.ss_size = STACK_SIZE;
+    context.uc_link = NULL;
+    makecontext(&context, spin_on_heap_stack, 0);
+    setcontext(&context);
+    return NULL;
+}
+
+static int thread_on_heap_stack(void)
+{
+    pthread_t thread;
+    pthread_mutex_lock(&heap_stack_lock);
+    pthread_create(&thread, NULL, move_to_heap_stack, NULL);
+    while (!on_heap_stack_running) pthread_cond_wait(&heap_stack_started, &heap_stack_lock);
+    pthread_mutex_unlock(&heap_stack_lock);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct { const char *name; int (*run)(void); } cases[] = {
@@ -206,6 +249,7 @@ int main(int argc, char **argv)
         { "use_tls_pthread_specific_static", use_tls_pthread_specific_static },
         { "use_tls_pthread_specific_dynamic", use_tls_pthread_specific_dynamic },
         { "use_swapcontext_stack", use_swapcontext_stack },
+        { "thread_on_heap_stack", thread_on_heap_stack },
     };
     for (size_t i = 0; argc > 1 && i < sizeof cases / sizeof *cases; i++)
         if (strcmp(argv[1], cases[i].name) == 0) return cases[i].run();
