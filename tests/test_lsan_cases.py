@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from leakharness import allocation_site, compile_program, marker_line, run_traced
 from memcheck_text import needs_valgrind, run_memcheck
+from native_programs import compile_source
 
 SOURCE = "lsan_cases.c"
 SIZE = 1337
@@ -106,3 +107,44 @@ def test_ten_runs_give_the_same_kinds(build_dir: Path, tmp_path: Path) -> None:
         summaries.append(_summary(run_traced(exe, work=work).report))
     assert all(s == summaries[0] for s in summaries), summaries
     assert summaries[0]["definitely_lost"][1] > 0 and summaries[0]["indirectly_lost"][1] > 0
+
+
+# LSan's Linux/use_tls_dynamic.cpp: a library loaded by dlopen whose thread-local data is too big
+# for glibc's static TLS surplus, so each thread's copy is a block ld.so allocates on first use.
+TLS_LIBRARY = r"""
+__thread void *huge_thread_local_array[(1 << 20) / sizeof(void *)];
+void store_in_tls(void *p) { huge_thread_local_array[0] = p; }
+"""
+TLS_PROGRAM = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv)
+{
+    void *library = argc > 1 ? dlopen(argv[1], RTLD_LAZY) : NULL;
+    void (*store_in_tls)(void *) =
+        library ? (void (*)(void *))dlsym(library, "store_in_tls") : NULL;
+    if (!store_in_tls) {
+        fprintf(stderr, "%s\n", dlerror());
+        return 1;
+    }
+    store_in_tls(malloc(1337));
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_a_pointer_in_a_dlopened_librarys_thread_local_data_is_a_root(tmp_path: Path,
+                                                                      opt: str) -> None:
+    library = compile_source(tmp_path, "tls_library.c", TLS_LIBRARY, opt, "-fPIC", "-shared")
+    exe = compile_source(tmp_path, "tls_program.c", TLS_PROGRAM, opt, "-ldl")
+    run = run_traced(exe, str(library), work=tmp_path)
+    assert run.returncode == 0, run.stderr
+    [block] = [r for r in run.report["records"] if r["bytes"] == 1337]
+    assert (block["blocks"], block["leak_kind"]) == (1, "still reachable")
+    # The thread's copy of the library's data: a block ld.so made, found through the thread's
+    # dynamic thread vector.
+    [tls] = [r for r in run.report["records"] if r["bytes"] == 1 << 20]
+    assert tls["leak_kind"] == "still reachable"
+    assert _summary(run.report)[DEFINITE] == (0, 0)
