@@ -31,7 +31,8 @@
 _Static_assert(sizeof(struct lt_thread_slot) == 64, "one cache line per slot");
 
 static struct lt_thread_slot *slots;       /* lt_map'd once (lt_inflight_init, start-up) */
-static _Atomic unsigned slots_used = 1;    /* high-water mark of claimed slots */
+static _Atomic unsigned slots_used = 1;    /* slots below it have been claimed */
+static _Atomic unsigned reclaim_cursor;    /* where the next search for an ended owner starts */
 static bool expedited;                     /* MEMBARRIER_CMD_PRIVATE_EXPEDITED registered */
 
 /* This thread's slot; NULL until its first entry. Initial-exec: no allocation on access. */
@@ -53,14 +54,6 @@ void lt_inflight_prepare(void)
         expedited = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
-static void publish_claim(unsigned i)
-{
-    /* Published before the slot's first count: a waiter that sees the count sees this. */
-    unsigned used = atomic_load(&slots_used);
-    while (used < i + 1 && !atomic_compare_exchange_weak(&slots_used, &used, i + 1)) {}
-    lt_my_slot = &slots[i];
-}
-
 /* The owner of a slot has ended (its thread id names no thread of this process). A thread
  * ends with its count at zero; the id may since name a new thread, whose slot is then
  * left alone until that thread ends too. */
@@ -74,23 +67,28 @@ struct lt_thread_slot *lt_inflight_claim(void)
     if (lt_my_slot) return lt_my_slot;
     if (!slots) return NULL;
     pid_t me = (pid_t)syscall(SYS_gettid);
-    for (unsigned i = 1; i < MAX_SLOTS; i++) {
-        pid_t expected = 0;
-        if (atomic_load_explicit(&slots[i].owner, memory_order_relaxed) != 0 ||
-            !atomic_compare_exchange_strong(&slots[i].owner, &expected, me))
-            continue;
-        publish_claim(i);
-        return lt_my_slot;
-    }
+    /* Slots are never given back, so the free ones are those never claimed. Counted in
+     * slots_used before the slot's first count: a waiter that sees the count sees it. */
+    unsigned fresh = atomic_load(&slots_used);
+    while (fresh < MAX_SLOTS)
+        if (atomic_compare_exchange_weak(&slots_used, &fresh, fresh + 1)) {
+            atomic_store(&slots[fresh].owner, me);
+            lt_my_slot = &slots[fresh];
+            return lt_my_slot;
+        }
+    /* Full: take over the slot of a thread that has ended, searching on from where the last
+     * search stopped (the oldest slots are the likeliest to have ended). */
     pid_t pid = getpid();
     int saved_errno = errno; /* a hook must leave errno as the program set it */
-    for (unsigned i = 1; i < MAX_SLOTS; i++) {
+    for (unsigned n = 1; n < MAX_SLOTS; n++) {
+        unsigned at = atomic_fetch_add_explicit(&reclaim_cursor, 1, memory_order_relaxed);
+        unsigned i = at % (MAX_SLOTS - 1) + 1;
         pid_t owner = atomic_load_explicit(&slots[i].owner, memory_order_relaxed);
         if (!owner_gone(owner, pid) || atomic_load(&slots[i].inside) != 0 ||
             !atomic_compare_exchange_strong(&slots[i].owner, &owner, me))
             continue;
         errno = saved_errno;
-        publish_claim(i);
+        lt_my_slot = &slots[i];
         return lt_my_slot;
     }
     errno = saved_errno;
