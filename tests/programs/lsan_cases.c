@@ -234,6 +234,32 @@ static int thread_on_heap_stack(void)
     return 0;
 }
 
+/* still reachable: the argument of a detached thread that main's exit may find not yet
+ * started, or waiting for a lock main never lets go of (LSan's
+ * leak_check_before_thread_started.cpp) */
+static pthread_mutex_t never_unlocked = PTHREAD_MUTEX_INITIALIZER;
+
+static void *free_under_lock(void *arg)
+{
+    pthread_mutex_lock(&never_unlocked);
+    free(arg);
+    pthread_mutex_unlock(&never_unlocked);
+    return NULL;
+}
+
+static int thread_starting_at_exit(void)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    void *arg = allocate();
+    pthread_mutex_lock(&never_unlocked);
+    pthread_create(&thread, &attr, free_under_lock, arg);
+    pthread_attr_destroy(&attr);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct { const char *name; int (*run)(void); } cases[] = {
@@ -250,6 +276,7 @@ int main(int argc, char **argv)
         { "use_tls_pthread_specific_dynamic", use_tls_pthread_specific_dynamic },
         { "use_swapcontext_stack", use_swapcontext_stack },
         { "thread_on_heap_stack", thread_on_heap_stack },
+        { "thread_starting_at_exit", thread_starting_at_exit },
     };
     for (size_t i = 0; argc > 1 && i < sizeof cases / sizeof *cases; i++)
         if (strcmp(argv[1], cases[i].name) == 0) return cases[i].run();
