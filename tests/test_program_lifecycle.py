@@ -234,6 +234,45 @@ def test_the_program_inherits_the_descriptors_given_to_leaktrace(tmp_path: Path)
     assert traced == native
 
 
+SHOW_DISPOSITIONS = r"""
+#include <signal.h>
+#include <stdio.h>
+int main(void)
+{
+    static const struct { int sig; const char *name; } shown[] = {
+        { SIGINT, "INT" }, { SIGQUIT, "QUIT" }, { SIGHUP, "HUP" }, { SIGTERM, "TERM" },
+        { SIGPIPE, "PIPE" }, { SIGUSR1, "USR1" },
+    };
+    for (unsigned i = 0; i < sizeof shown / sizeof *shown; i++) {
+        struct sigaction sa;
+        sigaction(shown[i].sig, NULL, &sa);
+        printf("%s=%s ", shown[i].name, sa.sa_handler == SIG_IGN ? "ignored" : "default");
+    }
+    putchar('\n');
+    return 0;
+}
+"""
+
+
+def _ignore_hangup_and_interrupts() -> None:
+    """What `nohup` and a shell's background job do before exec."""
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def test_the_program_inherits_the_signals_leaktrace_was_started_with_ignored(
+        tmp_path: Path) -> None:
+    exe = compile_source(tmp_path, "dispositions.c", SHOW_DISPOSITIONS, "-O2")
+    native = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60,
+                            preexec_fn=_ignore_hangup_and_interrupts)
+    done = subprocess.run([*LEAKTRACE, "run", "-o", str(tmp_path / "sig.lt"), "--", str(exe)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          preexec_fn=_ignore_hangup_and_interrupts)
+    assert native.stdout == ("INT=ignored QUIT=ignored HUP=ignored TERM=default PIPE=default "
+                             "USR1=ignored \n")
+    assert (done.returncode, done.stdout) == (0, native.stdout), done.stderr
+
+
 EVERY_KEY_AND_MANY_THREADS = r"""
 #include <limits.h>
 #include <pthread.h>

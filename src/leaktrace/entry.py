@@ -36,9 +36,10 @@ def _caused_by_ctrl_c(error: BaseException) -> bool:
 def main() -> None:
     # Ctrl-C may land while the CLI's modules are still being imported, or later.
     try:
-        from leaktrace.launcher import inherited_fds
+        from leaktrace.launcher import inherited_fds, inherited_signals
 
         inherited_fds.remember()  # before any module opens a file of its own
+        inherited_signals.remember()
         from leaktrace.cli import main as cli_main
 
         cli_main(prog_name="leaktrace")

@@ -13,7 +13,7 @@ from types import FrameType
 from typing import NoReturn
 
 from leaktrace.errors import LeaktraceError
-from leaktrace.launcher import inherited_fds
+from leaktrace.launcher import inherited_fds, inherited_signals
 
 FORWARDED = (signal.SIGTERM, signal.SIGHUP)
 # The terminal sends these to the whole foreground group, the program included: the program
@@ -40,8 +40,11 @@ def run_supervised(argv: Sequence[str], executable: str,
         elif child.returncode is None:
             child.send_signal(signum)
 
-    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
-    previous.update({sig: signal.signal(sig, _ignore) for sig in LEFT_TO_THE_PROGRAM})
+    # A signal leaktrace was started with ignored stays ignored, so the program inherits it so.
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED
+                if not inherited_signals.ignored_at_start(sig)}
+    previous.update({sig: signal.signal(sig, _ignore) for sig in LEFT_TO_THE_PROGRAM
+                     if not inherited_signals.ignored_at_start(sig)})
     try:
         try:
             child = subprocess.Popen(list(argv), executable=executable, env=dict(env),
