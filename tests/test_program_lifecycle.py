@@ -234,6 +234,37 @@ def test_the_program_inherits_the_descriptors_given_to_leaktrace(tmp_path: Path)
     assert traced == native
 
 
+WAIT_FOR_A_SIGNAL = r"""
+#include <stdio.h>
+#include <unistd.h>
+int main(void)
+{
+    printf("ready %d\n", (int)getpid());
+    fflush(stdout);
+    for (;;) pause();
+}
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
+                                 signal.SIGALRM])
+def test_a_signal_sent_to_leaktrace_reaches_the_program(tmp_path: Path, sig: int) -> None:
+    """A supervisor signals the pid it started, leaktrace's: the program gets the signal (and
+    dies of it here, as natively) and leaktrace ends the same way."""
+    exe = compile_source(tmp_path, "wait_signal.c", WAIT_FOR_A_SIGNAL, "-O2")
+    launcher = subprocess.Popen([*LEAKTRACE, "run", "-o", str(tmp_path / "w.lt"), "--", str(exe)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=tmp_path)
+    assert launcher.stdout is not None
+    program_pid = int(launcher.stdout.readline().split()[1])
+    launcher.send_signal(sig)
+    _, stderr = launcher.communicate(timeout=60)
+    assert launcher.returncode == -sig, stderr
+    assert f"was killed by {signal.Signals(sig).name}" in stderr
+    with pytest.raises(ProcessLookupError):
+        os.kill(program_pid, 0)
+
+
 SHOW_DISPOSITIONS = r"""
 #include <signal.h>
 #include <stdio.h>

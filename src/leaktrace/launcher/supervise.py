@@ -15,7 +15,9 @@ from typing import NoReturn
 from leaktrace.errors import LeaktraceError
 from leaktrace.launcher import inherited_fds, inherited_signals
 
-FORWARDED = (signal.SIGTERM, signal.SIGHUP)
+# Sent to the launcher's pid by whoever started it (a supervisor's stop, reload or
+# application signal): meant for the program, and the launcher would die of most of them.
+FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
 # The terminal sends these to the whole foreground group, the program included: the program
 # reacts (writes its capture, dies) and the launcher must outlive it to print the report.
 LEFT_TO_THE_PROGRAM = (signal.SIGINT, signal.SIGQUIT)
