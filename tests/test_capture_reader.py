@@ -260,3 +260,14 @@ def test_blocks_and_stacks_are_read_aligned(tmp_path: Path, extra: int) -> None:
     assert capture.blocks["alloc_time_ns"].flags.aligned
     assert capture.blocks["size"].tolist() == [64, 32]
     assert table.return_addresses(0) == (0x401234, 0x401500)
+
+
+def test_reading_a_capture_turns_numpy_huge_pages_off() -> None:
+    # numpy's huge page requests cost this project's VMs several times the system time of
+    # a big report (leaktrace/numpy_pages.py); reading a capture turns them off.
+    import numpy as np
+
+    switch = np._core.multiarray._set_madvise_hugepage
+    switch(True)
+    read_capture(SAMPLE)
+    assert switch(False) is False  # the previous setting

@@ -27,6 +27,7 @@ from leaktrace.capture.stack_table import MAX_TOTAL as MAX_TOTAL
 from leaktrace.capture.stack_table import parse_stacks
 from leaktrace.capture.superblocks import drop_superblocks
 from leaktrace.input_files import open_regular
+from leaktrace.numpy_pages import ordinary_pages
 
 # One BLOCKS record; numpy reads the section without copying it.
 BLOCK_DTYPE = np.dtype(
@@ -188,6 +189,7 @@ def read_capture(path: str | os.PathLike[str]) -> Capture:
     section starts at a multiple of 8 bytes: the sections after the PROCESS and MODULES
     strings all start at the same place modulo 8, and numpy works on arrays of unaligned
     numbers through a slow, buffered path (a million-stack report spent seconds there)."""
+    ordinary_pages()  # a big capture's arrays are first touched here and by the report
     name = os.fspath(path)
     with open_regular(name, "capture", error=CaptureError) as f:
         size = os.fstat(f.fileno()).st_size
