@@ -41,6 +41,25 @@ int64_t lt_gather(const uint8_t *lines, const int64_t *line_starts,
 int64_t lt_stack_entries(const uint8_t *data, int64_t size, int64_t count, int64_t entry_size,
                          int64_t *entries, int64_t *depths);
 
+/* The distinct rows among `count` rows of `width` numbers (row i is rows[i * width:][:width]),
+ * numbered in the order first met: numbers[i] is row i's number, firsts[n] the first row
+ * numbered n. table is scratch room for table_size (a power of two above count) numbers.
+ * Returns how many distinct rows there are, or -1 for a table_size that does not fit. */
+int64_t lt_distinct_rows(const int64_t *rows, int64_t count, int64_t width, int64_t *numbers,
+                         int64_t *firsts, int64_t *table, int64_t table_size);
+
+/* Per function, the sums over the stacks rows[0..row_count) that go through it (each stack
+ * once) of sizes[i], blocks[i] and records[i] (i indexes rows), into totals (3 rows of
+ * function_count). Stack r is words[starts[r]:][:depths[r]]; the functions of the address
+ * addresses[a] (sorted) are functions[a * width:][:width], -1 for none. last_row is scratch
+ * room for function_count numbers. Returns row_count, or the index of the first stack with
+ * an address not in `addresses` (the caller's Python path then counts). */
+int64_t lt_frame_totals(const uint64_t *words, const int64_t *starts, const int64_t *depths,
+                        const int64_t *rows, int64_t row_count, const uint64_t *addresses,
+                        int64_t address_count, const int64_t *functions, int64_t width,
+                        int64_t function_count, const int64_t *sizes, const int64_t *blocks,
+                        const int64_t *records, int64_t *last_row, uint64_t *totals);
+
 /* Texts by number: text i < count is bytes[starts[i]:][:lengths[i]] (made once a report:
  * the frame texts), a larger one text i - count of more_bytes likewise (made for a batch). */
 struct lt_texts {

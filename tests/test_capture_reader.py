@@ -271,3 +271,21 @@ def test_reading_a_capture_turns_numpy_huge_pages_off() -> None:
     switch(True)
     read_capture(SAMPLE)
     assert switch(False) is False  # the previous setting
+
+
+def test_captures_read_into_mapped_memory_read_the_same(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    # Big captures are read into memory mapped with MAP_POPULATE (reader._room), small ones
+    # into a bytearray: the same capture either way.
+    import mmap
+
+    from leaktrace.capture import reader
+
+    small = read_capture(SAMPLE_V2)
+    monkeypatch.setattr(reader, "_MAPPED_FROM", 0)
+    room = reader._room(4096)
+    assert isinstance(room, mmap.mmap) and len(room) == 4096 and room[:] == bytes(4096)
+    mapped = read_capture(SAMPLE_V2)
+    assert mapped.blocks.tobytes() == small.blocks.tobytes()
+    assert list(mapped.stacks.items()) == list(small.stacks.items())
+    assert mapped.header == small.header and mapped.modules == small.modules

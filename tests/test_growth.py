@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from leakharness import LEAKTRACE, leaktrace
 from liveharness import LiveServer
 from native_programs import compile_source
 
-from leaktrace.analyze.growth import GROWING, PLATEAUED, STABLE, analyze_growth
+from leaktrace.analyze.growth import GROWING, PLATEAUED, STABLE, _History, analyze_growth
 from leaktrace.capture.format import REASON_EXIT
 from leaktrace.capture.reader import BlockRow, parse_capture
 from leaktrace.capture.series import SeriesRow, Session
@@ -210,3 +211,29 @@ def test_a_short_steady_leak_is_growing(tmp_path: Path) -> None:
     report = json.loads(leaktrace("report", str(capture), "--format", "json").stdout)
     [record] = [r for r in report["records"] if r["frames"][0]["function"] == "leak_one"]
     assert record["growth"]["verdict"] == "growing"
+
+
+def test_history_at_range_is_at() -> None:
+    """growth_rate_table's lookup of a range of rows (a pass over their entries per point)
+    against _History.at (a binary search per row and point), on random histories: rows
+    with no entry, several entries on one point (the later wins), entries past the range."""
+    rng = np.random.default_rng(11)
+    for points in (2, 3, 9):
+        history = _History.__new__(_History)
+        history.points = points
+        rows = rng.integers(0, 300, size=2000)
+        keys = rows * points + rng.integers(0, points, size=2000)
+        order = np.argsort(keys, kind="stable")
+        history.keys = keys[order]
+        history.values = rng.integers(-50, 50, size=(2000, 4))[order]
+        history.final = rng.integers(0, 9, size=(300, 4))
+        chosen = np.array(sorted(set(rng.integers(0, points, size=3).tolist()) | {points - 1}))
+        for begin, end in ((0, 300), (17, 90), (299, 300), (5, 5)):
+            expected = history.at(np.arange(begin, end), chosen)
+            made = history.at_range(begin, end, chosen, (0, 3, 2))
+            for got, column in zip(made, (0, 3, 2), strict=True):
+                assert np.array_equal(got, expected[:, :, column])
+    history.keys = np.zeros(0, dtype=np.int64)
+    history.values = np.zeros((0, 4), dtype=np.int64)
+    [got] = history.at_range(3, 9, chosen, (1,))
+    assert np.array_equal(got, history.at(np.arange(3, 9), chosen)[:, :, 1])

@@ -140,6 +140,8 @@ def test_report_is_the_same_with_and_without_it(capture: Path,
     assert made_columns is not None and python_columns is not None
     assert len(made_columns) == 10000
     assert np.array_equal(made_columns.ids, python_columns.ids)
+    # Frame totals: lt_frame_totals' one pass against the matrix of function numbers.
+    assert made.frame_totals and made.frame_totals == python.frame_totals
     python.build_seconds = made.build_seconds
     for options in OPTIONS:
         text = _text(made, options, monkeypatch, with_library=True)
@@ -286,3 +288,53 @@ def test_ages_rounded_as_python_rounds() -> None:
         else:
             assert (rounded, math.copysign(1, rounded)) == (round(value, 6), math.copysign(
                 1, round(value, 6))), value
+
+
+def test_distinct_rows_numbers_rows_in_the_order_first_met() -> None:
+    lib = _library()
+    rng = np.random.default_rng(3)
+    rows = rng.integers(-3, 3, size=(5000, 3)) * np.array([1, 1 << 40, -(1 << 62)])
+    numbers, firsts = native.distinct_rows(lib, rows)
+    seen: dict[tuple[int, ...], int] = {}
+    for i, row in enumerate(map(tuple, rows.tolist())):
+        assert numbers[i] == seen.setdefault(row, len(seen))
+    assert len(firsts) == len(seen) == len(np.unique(rows, axis=0))
+    assert [tuple(rows[f].tolist()) for f in firsts] == list(seen)
+    numbers, firsts = native.distinct_rows(lib, np.zeros((1, 1), dtype=np.int64))
+    assert numbers.tolist() == [0] and firsts.tolist() == [0]
+
+
+def test_ages_formatted_in_c_as_python_formats() -> None:
+    """The library writes "%.3f" of each age by integer arithmetic: against format(age,
+    ".3f") on ties (binary fractions), negatives, zeros and values up to 1e15."""
+    lib = _library()
+    rng = random.Random(12)
+    ages = [0.0, -0.0, 0.0005, 0.0625, 0.1875, -0.0625, 2.5e-4, 999.9995, 1e15 - 1, 5e-324,
+            -1e-9, 123456789.0125]
+    for _ in range(20000):
+        ages.append(rng.choice([
+            rng.uniform(0, 1000),
+            rng.randrange(1 << 40) / (1 << rng.randrange(1, 30)),  # exact ties among them
+            rng.randrange(10 ** 9) / 1e6,  # ages as round_micro leaves them
+            -rng.uniform(0, 1e14),
+            rng.uniform(0, 1) * 10 ** rng.randrange(-12, 15)]))
+    count = len(ages)
+    empty = native.TextTable.of([""])
+    columns = {"sentences": np.zeros(count), "numbers": np.zeros(count),
+               "kinds": np.zeros(count), "allocated": np.full(count, -1),
+               "growth": np.full(count, -1), "starts": np.zeros(count),
+               "depths": np.zeros(count), "ids": np.zeros(count), "ages": np.array(ages)}
+    writer = native.LossRecordWriter(lib, empty, empty, 0, 0, columns,
+                                     np.zeros(1, dtype=np.uint64), np.zeros(0, dtype=np.uint64),
+                                     np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    out = writer.write(0, count)
+    assert out is not None
+    written = [line.split("block ")[1].split(" ")[0] for line in str(out.data, "utf-8").split("\n")
+               if "oldest live block" in line]
+    assert written == [format(age, ".3f") for age in ages]
+    # Past 1e15 the library leaves the batch to Python.
+    columns["ages"] = np.array([1e15] * count)
+    assert native.LossRecordWriter(lib, empty, empty, 0, 0, columns,
+                                   np.zeros(1, dtype=np.uint64), np.zeros(0, dtype=np.uint64),
+                                   np.zeros(0, dtype=np.int64),
+                                   np.zeros(0, dtype=np.int64)).write(0, count) is None

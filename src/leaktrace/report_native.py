@@ -37,6 +37,12 @@ def library() -> ctypes.CDLL | None:
     pointer, i64 = ctypes.c_void_p, ctypes.c_int64
     lib.lt_blake2b_4.restype = ctypes.c_uint32
     lib.lt_blake2b_4.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    lib.lt_distinct_rows.restype = i64
+    lib.lt_frame_totals.restype = i64
+    lib.lt_frame_totals.argtypes = [pointer, pointer, pointer, pointer, i64, pointer, i64,
+                                    pointer, i64, i64, pointer, pointer, pointer, pointer,
+                                    pointer]
+    lib.lt_distinct_rows.argtypes = [pointer, i64, i64, pointer, pointer, pointer, i64]
     lib.lt_gather.restype = i64
     lib.lt_gather.argtypes = [pointer, pointer, pointer, i64, pointer, pointer, pointer, i64,
                               pointer, i64, pointer, i64]
@@ -162,43 +168,100 @@ class TextTable:
                    np.cumsum(lengths) - lengths, lengths)
 
 
-def loss_records(lib: ctypes.CDLL, texts: TextTable, more_texts: TextTable, of_total: int,
-                 no_backtrace: int,
-                 columns: dict[str, np.ndarray], words: np.ndarray, addresses: np.ndarray,
-                 first_slots: np.ndarray, frame_counts: np.ndarray) -> np.ndarray | None:
-    """report_native.h's lt_loss_records: the records' text (uint8, UTF-8), or None when the
-    library leaves them to Python. Text numbers past len(texts.starts) are more_texts'.
-    `columns`: lt_loss_columns' arrays by name (ids uint32, ages float64, the rest int64)."""
-    texts_type, columns_type, stacks_type = _structures()
-    kept = {name: np.ascontiguousarray(
-        array, dtype=np.uint32 if name == "ids" else np.float64 if name == "ages" else np.int64)
-        for name, array in columns.items()}
-    count = len(kept["ids"])
-    words = np.ascontiguousarray(words, dtype=np.uint64)
-    addresses = np.ascontiguousarray(addresses, dtype=np.uint64)
-    first_slots = np.ascontiguousarray(first_slots, dtype=np.int64)
-    frame_counts = np.ascontiguousarray(frame_counts, dtype=np.int64)
-    table = texts_type(_address(texts.data), _address(texts.starts), _address(texts.lengths),
-                       len(texts.starts), _address(more_texts.data),
-                       _address(more_texts.starts), _address(more_texts.lengths), of_total,
-                       no_backtrace)
-    record_columns = columns_type(**{name: _address(array) for name, array in kept.items()})
-    stacks = stacks_type(_address(words), _address(addresses), len(addresses),
-                         _address(first_slots), _address(frame_counts))
-    global _out
-    if _out is None:
-        _out = np.empty(1 << 21, dtype=np.uint8)
-    while True:
-        written = lib.lt_loss_records(ctypes_ref(table), ctypes_ref(record_columns), count,
-                                      ctypes_ref(stacks), _address(_out), len(_out))
-        if written >= 0:
-            return _out[:written]
-        if written != -1 or len(_out) > 1 << 34:
-            return None
-        _out = np.empty(4 * len(_out), dtype=np.uint8)
+class LossRecordWriter:
+    """report_native.h's lt_loss_records over the columns of a run of records, any
+    consecutive few of them at a time (`write`). Text numbers past len(texts.starts) are
+    more_texts'. `columns`: lt_loss_columns' arrays by name, one value per record of the run
+    (ids uint32, ages float64, the rest int64)."""
+
+    def __init__(self, lib: ctypes.CDLL, texts: TextTable, more_texts: TextTable,
+                 of_total: int, no_backtrace: int, columns: dict[str, np.ndarray],
+                 words: np.ndarray, addresses: np.ndarray, first_slots: np.ndarray,
+                 frame_counts: np.ndarray) -> None:
+        texts_type, columns_type, stacks_type = _structures()
+        self._lib = lib
+        # Kept referenced: the structures below hold their addresses.
+        self._kept: list[object] = [texts, more_texts]
+        self._columns = {name: np.ascontiguousarray(array, dtype=np.uint32 if name == "ids"
+                                                    else np.float64 if name == "ages"
+                                                    else np.int64)
+                         for name, array in columns.items()}
+        self._bases = {name: (_address(array), array.itemsize)
+                       for name, array in self._columns.items()}
+        stacks = [np.ascontiguousarray(words, dtype=np.uint64),
+                  np.ascontiguousarray(addresses, dtype=np.uint64),
+                  np.ascontiguousarray(first_slots, dtype=np.int64),
+                  np.ascontiguousarray(frame_counts, dtype=np.int64)]
+        self._kept += stacks
+        self._table = texts_type(
+            _address(texts.data), _address(texts.starts), _address(texts.lengths),
+            len(texts.starts), _address(more_texts.data), _address(more_texts.starts),
+            _address(more_texts.lengths), of_total, no_backtrace)
+        self._stacks = stacks_type(_address(stacks[0]), _address(stacks[1]), len(stacks[1]),
+                                   _address(stacks[2]), _address(stacks[3]))
+        self._record_columns = columns_type()
+
+    def write(self, first: int, count: int) -> np.ndarray | None:
+        """Records first to first + count - 1 of the run as text (uint8, UTF-8, valid until
+        the next write), or None when the library leaves them to Python."""
+        for name, (base, size) in self._bases.items():
+            setattr(self._record_columns, name, base + first * size)
+        global _out
+        if _out is None:
+            _out = np.empty(1 << 21, dtype=np.uint8)
+        while True:
+            written = self._lib.lt_loss_records(
+                ctypes_ref(self._table), ctypes_ref(self._record_columns), count,
+                ctypes_ref(self._stacks), _address(_out), len(_out))
+            if written >= 0:
+                return _out[:written]
+            if written != -1 or len(_out) > 1 << 34:
+                return None
+            _out = np.empty(4 * len(_out), dtype=np.uint8)
 
 
-# Where loss_records writes, kept from batch to batch (a new buffer each time would be new
+def frame_totals(lib: ctypes.CDLL, words: np.ndarray, starts: np.ndarray, depths: np.ndarray,
+                 rows: np.ndarray, addresses: np.ndarray, functions: np.ndarray,
+                 function_count: int, sizes: np.ndarray, blocks: np.ndarray,
+                 records: np.ndarray) -> np.ndarray | None:
+    """report_native.h's lt_frame_totals: (3, function_count) int64 sums of sizes, blocks
+    and records (one value per row of `rows`) per function of the stacks `rows`; stack r is
+    words[starts[r]:][:depths[r]], the functions of addresses[a] functions[a] (2-D, -1 for
+    none). None when an address is not in `addresses`."""
+    kept = [np.ascontiguousarray(words, dtype=np.uint64),
+            np.ascontiguousarray(starts, dtype=np.int64),
+            np.ascontiguousarray(depths, dtype=np.int64),
+            np.ascontiguousarray(rows, dtype=np.int64),
+            np.ascontiguousarray(addresses, dtype=np.uint64),
+            np.ascontiguousarray(functions, dtype=np.int64),
+            *(np.ascontiguousarray(v, dtype=np.int64) for v in (sizes, blocks, records))]
+    if kept[5].ndim != 2 or kept[5].shape[0] < len(kept[4]) or not len(kept[0]):
+        return None
+    last_row = np.empty(max(function_count, 1), dtype=np.int64)
+    totals = np.empty((3, function_count), dtype=np.uint64)
+    done = lib.lt_frame_totals(
+        *(_address(array) for array in kept[:4]), len(kept[3]), _address(kept[4]),
+        len(kept[4]), _address(kept[5]), kept[5].shape[1], function_count,
+        *(_address(array) for array in kept[6:]), _address(last_row), _address(totals))
+    return totals.view(np.int64) if done == len(kept[3]) else None
+
+
+def distinct_rows(lib: ctypes.CDLL, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of `rows` (2-D, int64), numbered in the order first met: each
+    row's number, and the first row of each number."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    count, width = rows.shape
+    numbers = np.empty(count, dtype=np.int64)
+    firsts = np.empty(max(count, 1), dtype=np.int64)
+    table = np.empty(1 << (2 * count + 1).bit_length(), dtype=np.int64)
+    distinct = lib.lt_distinct_rows(_address(rows) if count else 0, count, max(width, 1),
+                                    _address(numbers), _address(firsts), _address(table),
+                                    len(table))
+    assert distinct >= 0  # the table is a power of two past twice count
+    return numbers, firsts[:distinct]
+
+
+# Where LossRecordWriter writes, kept from batch to batch (a new buffer each time would be new
 # pages for the kernel to fault in); its text is copied out (a str) before the next batch.
 _out: np.ndarray | None = None
 

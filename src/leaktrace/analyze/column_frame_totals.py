@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from leaktrace import report_native as native
 from leaktrace.analyze.frame_totals import total_key
 from leaktrace.analyze.record_columns import NONE, RecordColumns
 from leaktrace.analyze.stack_matrix import address_matrix, row_batches
@@ -64,8 +65,27 @@ def column_frame_totals(columns: RecordColumns) -> list[FrameTotal]:
     blocks = _exact_sums(per_row, columns.blocks[counted], len(rows))
     records = np.bincount(per_row, minlength=len(rows))
     count = len(keys.names)
+    lib = native.usable(len(counted))
+    made = None if lib is None else native.frame_totals(
+        lib, np.asarray(table.addresses), table.starts, table.depths, rows, keys.addresses,
+        keys.numbers, count, size, blocks, records)
+    totals = made if made is not None else _matrix_totals(columns, keys, rows, size, blocks,
+                                                          records)
+    met = _first_met(columns, counted, keys, int((totals[2] > 0).sum()))
+    result = [FrameTotal(name, module, file, *totals[:, keys.index[(name, module)]].tolist())
+              for (name, module), file in met]
+    return sorted(result, key=lambda t: (-t.bytes, -t.blocks, t.function))
+
+
+def _matrix_totals(columns: RecordColumns, keys: _Keys, rows: np.ndarray, size: np.ndarray,
+                   blocks: np.ndarray, records: np.ndarray) -> np.ndarray:
+    """Per function (3, count): the sums of size, blocks and records (per entry of `rows`)
+    over the stacks `rows` going through it, each stack once: from a matrix of the stacks'
+    function numbers, each row sorted (the report helper library's lt_frame_totals does the
+    same in one pass)."""
+    count = len(keys.names)
     totals = np.zeros((3, count), dtype=np.int64)
-    for chosen in row_batches(table, rows):
+    for chosen in row_batches(columns.frames.table, rows):
         numbers, _ = keys.matrix(columns, rows[chosen])
         numbers.sort(axis=1)
         first = np.ones(numbers.shape, dtype=bool)
@@ -75,10 +95,7 @@ def column_frame_totals(columns: RecordColumns) -> list[FrameTotal]:
         owner = np.broadcast_to(chosen[:, None], numbers.shape)[first]
         for column, values in enumerate((size, blocks, records)):
             totals[column] += _exact_sums(which, values[owner], count)
-    met = _first_met(columns, counted, keys, int((totals[2] > 0).sum()))
-    result = [FrameTotal(name, module, file, *totals[:, keys.index[(name, module)]].tolist())
-              for (name, module), file in met]
-    return sorted(result, key=lambda t: (-t.bytes, -t.blocks, t.function))
+    return totals
 
 
 def _first_met(columns: RecordColumns, counted: np.ndarray, keys: _Keys, wanted: int

@@ -24,6 +24,7 @@ from leaktrace.render.sizes import size_with_bytes
 
 _BATCH = 512  # records made at a time: each batch is one string of about 1 MB (8 MB strings
 # cost three times the system time to allocate and write)
+_NATIVE_RUN = 1 << 16  # records whose heads' texts the library's path numbers at once
 _JOINED_LINES = 1 << 22  # most distinct frame lines _AddressTexts.joined keeps
 _POWERS_OF_TEN = np.array([10 ** n for n in range(1, 19)], dtype=np.int64)
 
@@ -80,6 +81,9 @@ def _loss_records(report: Report, columns: RecordColumns, shown: np.ndarray,
                                           "leaktrace watched was freed."])
         return
     yield from text._lines_chunk(text.loss_records_heading(len(shown), total, options))
+    if texts.native_ready(columns, options):
+        yield from texts.native_loss_records(columns, shown, total, options)
+        return
     for low in range(0, len(shown), _BATCH):
         yield _loss_record_texts(columns, shown[low:low + _BATCH], total, options, texts)
 
@@ -98,10 +102,6 @@ def _loss_record_texts(columns: RecordColumns, chosen: np.ndarray, total: int,
         np.where(classified, columns.indirect_bytes[chosen], 0).tolist(),
         columns.blocks[chosen].tolist(), [names[k] for k in leaks.tolist()],
         repeat(columns.estimates is not None, count)))
-    if texts.native_ready(columns, options):
-        made = texts.native_loss_records(columns, chosen, total, sentences)
-        if made is not None:
-            return made
     of_total = f" of {total:,}"
     numbers = [f" in loss record {n:,}{of_total}" if n else ""
                for n in columns.loss_records[chosen].tolist()]
@@ -337,48 +337,84 @@ class _AddressTexts:
         return (self._native is not None and not options.gen_suppressions
                 and columns.estimates is None)
 
-    def native_loss_records(self, columns: RecordColumns, chosen: np.ndarray, total: int,
-                            sentences: list[str]) -> str | None:
-        """_loss_record_texts' text, written by the report helper library from the heads'
-        parts as numbers of texts made once; None leaves it to Python."""
+    def native_loss_records(self, columns: RecordColumns, shown: np.ndarray, total: int,
+                            options: RenderOptions) -> Iterator[str]:
+        """_loss_record_texts' text of each batch of `shown`, written by the report helper
+        library (a batch it leaves to Python is made by _loss_record_texts)."""
         assert self._native is not None
         if self._slot_table is None:
             self._slot_table = native.TextTable.of(self._slot_texts)
-        # The batch's other texts (sentences, kinds, allocation and growth parts), numbered
-        # after the frame texts.
-        interned = _Interned(len(self._slot_texts))
-        number = interned.__getitem__
-        kinds = np.array([number(f"{name}, stack ") for name in columns.kind_names] or [0],
-                         dtype=np.int64)
-        growth: list[int] | np.ndarray = np.full(len(chosen), -1, dtype=np.int64)
-        if (columns.growth_verdicts[chosen] != NONE).any():
-            parts = _growth_parts(columns, chosen)
-            if parts is None:
+        for low in range(0, len(shown), _NATIVE_RUN):
+            run = shown[low:low + _NATIVE_RUN]
+            writer = self._loss_record_writer(columns, run, total)
+            for first in range(0, len(run), _BATCH):
+                count = min(_BATCH, len(run) - first)
+                out = None if writer is None else writer.write(first, count)
+                yield (str(out.data, "utf-8") if out is not None else _loss_record_texts(
+                    columns, run[first:first + count], total, options, self))
+
+    def _loss_record_writer(self, columns: RecordColumns, run: np.ndarray,
+                            total: int) -> native.LossRecordWriter | None:
+        """The library's writer of the records `run`: the texts their heads repeat
+        (sentence, kind, allocation and growth parts) made once per distinct value of the
+        columns they are made of, numbered after the frame texts. None leaves the run to
+        Python (a judged growth rate that is not finite)."""
+        assert self._native is not None and self._slot_table is not None
+        lib = self._native
+        texts: list[str] = [f" of {total:,}", text._NO_BACKTRACE]
+        first_text = len(self._slot_texts)
+
+        def numbered(made: list[str], numbers: np.ndarray) -> np.ndarray:
+            texts.extend(made)
+            return numbers + (first_text + len(texts) - len(made))
+
+        kinds = numbered([f"{name}, stack " for name in columns.kind_names],
+                         np.arange(len(columns.kind_names), dtype=np.int64))
+        leaks = columns.leak_kinds[run].astype(np.int64)
+        indirect = np.where(leaks != NO_LEAK_KIND, columns.indirect_bytes[run], 0)
+        numbers, firsts = native.distinct_rows(lib, np.stack(
+            (columns.own_bytes[run], indirect, columns.blocks[run], leaks), axis=1))
+        names = [*columns.leak_kind_names, None]  # NO_LEAK_KIND (-1): None
+        sentences = numbered(list(map(
+            text._sentence_head, columns.own_bytes[run[firsts]].tolist(),
+            indirect[firsts].tolist(), columns.blocks[run[firsts]].tolist(),
+            [names[k] for k in leaks[firsts].tolist()], repeat(False, len(firsts)))), numbers)
+        counts, sizes = columns.alloc_counts[run], columns.alloc_bytes[run]
+        numbers, firsts = native.distinct_rows(lib, np.stack((counts, sizes), axis=1))
+        allocated = numbered(list(map(_allocated_part, counts[firsts].tolist(),
+                                      sizes[firsts].tolist())), numbers)
+        growth = np.full(len(run), -1, dtype=np.int64)
+        verdicts = columns.growth_verdicts[run]
+        judged = verdicts != NONE
+        if judged.any():
+            rates = columns.growth_rates[run]
+            if not np.isfinite(rates[judged]).all():
                 return None
-            growth = list(map(number, parts))
+            rates = np.where(judged, np.rint(rates), 0).astype(np.int64)
+            verdicts = verdicts.astype(np.int64)
+            numbers, firsts = native.distinct_rows(lib, np.stack((rates, verdicts), axis=1))
+            verdict_names = [*columns.growth_verdict_names, ""]  # NONE (-1): ""
+            growth = numbered(list(map(_growth_part, rates[firsts].tolist(),
+                                       [verdict_names[v] for v in verdicts[firsts].tolist()])),
+                              numbers)
         table = columns.frames.table
-        rows = columns.rows[chosen]
+        rows = columns.rows[run]
         present = rows >= 0
         record_columns = {
-            "sentences": list(map(number, sentences)),
-            "numbers": columns.loss_records[chosen],
-            "kinds": kinds[columns.kinds[chosen]],
-            "allocated": list(map(number, map(_allocated_part,
-                                              columns.alloc_counts[chosen].tolist(),
-                                              columns.alloc_bytes[chosen].tolist()))),
+            "sentences": sentences,
+            "numbers": columns.loss_records[run],
+            "kinds": kinds[columns.kinds[run]],
+            "allocated": allocated,
             "growth": growth,
             "starts": np.where(present, table.starts[rows], 0),
             "depths": np.where(present, table.depths[rows], 0),
-            "ids": columns.ids[chosen],
-            "ages": columns.oldest_ages[chosen],
+            "ids": columns.ids[run],
+            "ages": columns.oldest_ages[run],
         }
-        of_total, no_backtrace = number(f" of {total:,}"), number(text._NO_BACKTRACE)
-        out = native.loss_records(
-            self._native, self._slot_table, native.TextTable.of(interned.texts), of_total,
-            no_backtrace, record_columns,
-            np.asarray(table.addresses), self.addresses,
+        return native.LossRecordWriter(
+            lib, self._slot_table, native.TextTable.of(texts), first_text, first_text + 1,
+            record_columns, np.asarray(table.addresses), self.addresses,
             self._first_slots[:len(self.addresses)], self._frame_counts[:len(self.addresses)])
-        return None if out is None else str(out.data, "utf-8")
 
     def _native_join(self, heads: list[str], pieces: np.ndarray) -> str | None:
         """joined's join in C (None if the library refuses it)."""
@@ -416,20 +452,6 @@ class _AddressTexts:
             line = self._strings[key] = f"\n    #{number:<{width + 1}}  {self._slot_texts[slot]}"
             self._add_encoded(key, line)
         self._made[keys] = True
-
-
-class _Interned(dict[str, int]):
-    """Each text's number, counted from `first` (a new text is added when first met)."""
-
-    def __init__(self, first: int) -> None:
-        super().__init__()
-        self.first = first
-        self.texts: list[str] = []
-
-    def __missing__(self, text: str) -> int:
-        self[text] = number = self.first + len(self.texts)
-        self.texts.append(text)
-        return number
 
 
 def _starts(counts: np.ndarray) -> np.ndarray:
