@@ -48,6 +48,13 @@ int64_t lt_stack_entries(const uint8_t *data, int64_t size, int64_t count, int64
 int64_t lt_distinct_rows(const int64_t *rows, int64_t count, int64_t width, int64_t *numbers,
                          int64_t *firsts, int64_t *table, int64_t table_size);
 
+/* The distinct words among those of `count` stacks (stack i is words[starts[i]:][:depths[i]]),
+ * in the order first met, into out (room for table_size / 2); table is scratch room for
+ * table_size (a power of two) words. Returns how many, or -1 when there are more than
+ * table_size / 2 (the caller's numpy path then finds them). */
+int64_t lt_distinct_words(const uint64_t *words, const int64_t *starts, const int64_t *depths,
+                          int64_t count, uint64_t *table, int64_t table_size, uint64_t *out);
+
 /* Per function, the sums over the stacks rows[0..row_count) that go through it (each stack
  * once) of sizes[i], blocks[i] and records[i] (i indexes rows), into totals (3 rows of
  * function_count). Stack r is words[starts[r]:][:depths[r]]; the functions of the address
@@ -59,6 +66,13 @@ int64_t lt_frame_totals(const uint64_t *words, const int64_t *starts, const int6
                         int64_t address_count, const int64_t *functions, int64_t width,
                         int64_t function_count, const int64_t *sizes, const int64_t *blocks,
                         const int64_t *records, int64_t *last_row, uint64_t *totals);
+
+/* Per stack rows[i] (i < row_count; stack r is words[starts[r]:][:depths[r]]), the OR of
+ * address_masks[a] over its return addresses addresses[a] (sorted), into masks[i]. Returns
+ * row_count, or the index of the first stack with an address not in `addresses`. */
+int64_t lt_stack_masks(const uint64_t *words, const int64_t *starts, const int64_t *depths,
+                       const int64_t *rows, int64_t row_count, const uint64_t *addresses,
+                       int64_t address_count, const uint64_t *address_masks, uint64_t *masks);
 
 /* Texts by number: text i < count is bytes[starts[i]:][:lengths[i]] (made once a report:
  * the frame texts), a larger one text i - count of more_bytes likewise (made for a batch). */

@@ -13,7 +13,14 @@ from leakharness import LEAKTRACE, leaktrace
 from liveharness import LiveServer
 from native_programs import compile_source
 
-from leaktrace.analyze.growth import GROWING, PLATEAUED, STABLE, _History, analyze_growth
+from leaktrace.analyze.growth import (
+    GROWING,
+    PLATEAUED,
+    STABLE,
+    _History,
+    _rows_of,
+    analyze_growth,
+)
 from leaktrace.capture.format import REASON_EXIT
 from leaktrace.capture.reader import BlockRow, parse_capture
 from leaktrace.capture.series import SeriesRow, Session
@@ -237,3 +244,10 @@ def test_history_at_range_is_at() -> None:
     history.values = np.zeros((0, 4), dtype=np.int64)
     [got] = history.at_range(3, 9, chosen, (1,))
     assert np.array_equal(got, history.at(np.arange(3, 9), chosen)[:, :, 1])
+
+
+def test_rows_of_ids_is_searchsorted() -> None:
+    rng = np.random.default_rng(2)
+    for lookup in (np.arange(1, 5000) * 3, np.array([5, 1 << 40, 1 << 50]), np.array([0])):
+        ids = rng.choice(lookup, size=3000)
+        assert np.array_equal(_rows_of(lookup, ids), np.searchsorted(lookup, ids))

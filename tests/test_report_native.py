@@ -183,6 +183,32 @@ def test_suppressed_reports_are_the_same(capture: Path, monkeypatch: pytest.Monk
     assert (PROGRAMS / "many_stacks.c").exists()
 
 
+def test_suppression_candidates_are_the_same(capture: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which records a suppression entry could match: lt_stack_masks' ORs of each stack's
+    address masks against numpy's matrix of them."""
+    from leaktrace.suppressions.apply_columns import _candidates
+    from leaktrace.suppressions.matcher import SuppressionMatcher
+
+    report = _report(capture, monkeypatch, with_library=True)
+    columns = columns_of(report.records)
+    assert columns is not None
+    frames_of = columns.frames.frames_by_address()
+    # Every stack of the program goes through step_a and step_b, none through nowhere.
+    for text, expected in (("   fun:malloc\n   fun:step_a\n", True),
+                           ("   fun:malloc\n   fun:step_b\n   fun:*\n", True),
+                           ("   fun:malloc\n   fun:nowhere\n", False),
+                           ("   fun:malloc\n   fun:step_*\n   fun:nowhere\n", False)):
+        entries = parse_suppressions(f"{{\n   one\n   Memcheck:Leak\n{text}}}\n", "t.supp")
+        matcher = SuppressionMatcher(entries)
+        made = _candidates(columns, matcher, frames_of)
+        with monkeypatch.context() as patch:
+            patch.setattr(native, "usable", lambda records: None)
+            python = _candidates(columns, matcher, frames_of)
+        assert np.array_equal(made, python)
+        assert made.all() if expected else not made.any()
+
+
 def _stacks_payload(depths: list[int]) -> bytes:
     stacks = [Stack(i + 1, 1, 16, 0, 0, 1, 16, tuple(range(0x1000 + i, 0x1000 + i + d)))
               for i, d in enumerate(depths)]
@@ -338,3 +364,26 @@ def test_ages_formatted_in_c_as_python_formats() -> None:
                                    np.zeros(1, dtype=np.uint64), np.zeros(0, dtype=np.uint64),
                                    np.zeros(0, dtype=np.int64),
                                    np.zeros(0, dtype=np.int64)).write(0, count) is None
+
+
+def test_distinct_words_of_stacks_as_numpy_finds_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stacks' distinct return addresses (StackTable.distinct_addresses) by the library's
+    hash set against numpy's sort: words between stacks left out, a zero word, and more
+    distinct words than the first table holds."""
+    rng = np.random.default_rng(8)
+    for distinct_count in (50, 70000):
+        depths = rng.integers(0, 30, size=native.MIN_RECORDS + 3000)
+        gaps = rng.integers(0, 3, size=len(depths))
+        starts = np.cumsum(gaps + np.concatenate(([0], depths[:-1])))
+        words = rng.integers(1, 1 << 47, size=distinct_count, dtype=np.uint64)[
+            rng.integers(0, distinct_count, size=int(starts[-1] + depths[-1]))]
+        words[starts[depths > 0][:3]] = 0
+        table = StackTable(np.arange(len(depths)), np.zeros((len(depths), 6), dtype=np.int64),
+                           depths, words, starts)
+        made = table.distinct_addresses()
+        with monkeypatch.context() as patch:
+            patch.setattr(native, "usable", lambda records: None)
+            python = table.distinct_addresses()
+        inside = np.concatenate([words[s:s + d] for s, d in zip(starts, depths, strict=True)])
+        assert made.dtype == np.uint64 and made[0] == 0
+        assert made.tolist() == python.tolist() == np.unique(inside).tolist()

@@ -38,6 +38,11 @@ def library() -> ctypes.CDLL | None:
     lib.lt_blake2b_4.restype = ctypes.c_uint32
     lib.lt_blake2b_4.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
     lib.lt_distinct_rows.restype = i64
+    lib.lt_stack_masks.restype = i64
+    lib.lt_stack_masks.argtypes = [pointer, pointer, pointer, pointer, i64, pointer, i64,
+                                   pointer, pointer]
+    lib.lt_distinct_words.restype = i64
+    lib.lt_distinct_words.argtypes = [pointer, pointer, pointer, i64, pointer, i64, pointer]
     lib.lt_frame_totals.restype = i64
     lib.lt_frame_totals.argtypes = [pointer, pointer, pointer, pointer, i64, pointer, i64,
                                     pointer, i64, i64, pointer, pointer, pointer, pointer,
@@ -244,6 +249,46 @@ def frame_totals(lib: ctypes.CDLL, words: np.ndarray, starts: np.ndarray, depths
         len(kept[4]), _address(kept[5]), kept[5].shape[1], function_count,
         *(_address(array) for array in kept[6:]), _address(last_row), _address(totals))
     return totals.view(np.int64) if done == len(kept[3]) else None
+
+
+def stack_masks(lib: ctypes.CDLL, words: np.ndarray, starts: np.ndarray, depths: np.ndarray,
+                rows: np.ndarray, addresses: np.ndarray, address_masks: np.ndarray
+                ) -> np.ndarray | None:
+    """report_native.h's lt_stack_masks: per stack of `rows` (stack r is
+    words[starts[r]:][:depths[r]]) the OR of address_masks[a] (uint64) over its addresses
+    addresses[a]. None when an address is not in `addresses`."""
+    kept = [np.ascontiguousarray(words, dtype=np.uint64),
+            np.ascontiguousarray(starts, dtype=np.int64),
+            np.ascontiguousarray(depths, dtype=np.int64),
+            np.ascontiguousarray(rows, dtype=np.int64),
+            np.ascontiguousarray(addresses, dtype=np.uint64),
+            np.ascontiguousarray(address_masks, dtype=np.uint64)]
+    if len(kept[5]) < len(kept[4]) or not len(kept[0]):
+        return None
+    masks = np.empty(max(len(kept[3]), 1), dtype=np.uint64)
+    done = lib.lt_stack_masks(*(_address(array) for array in kept[:4]), len(kept[3]),
+                              _address(kept[4]), len(kept[4]), _address(kept[5]),
+                              _address(masks))
+    return masks[:len(kept[3])] if done == len(kept[3]) else None
+
+
+def distinct_words(lib: ctypes.CDLL, words: np.ndarray, starts: np.ndarray,
+                   depths: np.ndarray) -> np.ndarray | None:
+    """The distinct words of the stacks (stack i is words[starts[i]:][:depths[i]]), sorted
+    (uint64); None when there are more than a few million (numpy's sort then finds them)."""
+    kept = [np.ascontiguousarray(words, dtype=np.uint64),
+            np.ascontiguousarray(starts, dtype=np.int64),
+            np.ascontiguousarray(depths, dtype=np.int64)]
+    if not len(kept[0]):
+        return None
+    for size in (1 << 16, 1 << 22):  # room for half as many distinct words
+        table = np.empty(size, dtype=np.uint64)
+        out = np.empty(size // 2, dtype=np.uint64)
+        found = lib.lt_distinct_words(*(_address(array) for array in kept), len(kept[1]),
+                                      _address(table), size, _address(out))
+        if found >= 0:
+            return np.sort(out[:found])
+    return None
 
 
 def distinct_rows(lib: ctypes.CDLL, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

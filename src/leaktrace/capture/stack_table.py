@@ -49,7 +49,14 @@ class StackTable(Mapping[int, Stack]):
         """Every return address of every stack, once each, sorted (uint64). Taken a few
         million words at a time: 25 million return addresses copied and sorted whole would
         cost more memory than the rest of a report."""
+        from leaktrace import report_native
+
         words = np.asarray(self.addresses)
+        lib = report_native.usable(len(self.ids))
+        found = None if lib is None else report_native.distinct_words(
+            lib, words, self.starts, self.depths)
+        if found is not None:
+            return found
         chunk = 1 << 20
         pieces = [np.zeros(0, dtype=np.uint64)]
         for low in range(0, len(words), chunk):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from leaktrace import report_native as native
 from leaktrace.analyze.column_frame_totals import column_frame_totals
 from leaktrace.analyze.leak_totals import column_leak_totals, column_suppressed_total
 from leaktrace.analyze.record_columns import RecordColumns
@@ -79,16 +80,23 @@ def _candidates(columns: RecordColumns, matcher: SuppressionMatcher,
     used = np.zeros(len(table), dtype=bool)  # a flag per stack: no sort of a million rows
     used[columns.rows[columns.rows >= 0]] = True
     rows = np.flatnonzero(used)
-    row_masks = np.zeros(len(rows), dtype=np.uint64)
-    for chosen in row_batches(table, rows):
-        found = address_matrix(table, addresses, rows[chosen])
-        row_masks[chosen] = np.bitwise_or.reduce(address_masks[found], axis=1) \
-            if found.shape[1] else 0
+    lib = native.usable(len(rows))
+    row_masks = None if lib is None else native.stack_masks(
+        lib, np.asarray(table.addresses), table.starts, table.depths, rows, addresses,
+        address_masks)
+    if row_masks is None:  # the same ORs from a matrix of the stacks' address numbers
+        row_masks = np.zeros(len(rows), dtype=np.uint64)
+        for chosen in row_batches(table, rows):
+            found = address_matrix(table, addresses, rows[chosen])
+            row_masks[chosen] = np.bitwise_or.reduce(address_masks[found], axis=1) \
+                if found.shape[1] else 0
     # The API kind heads the stack the matcher sees (or operator new, a frame already).
     kind_masks = np.array([mask_of({name}) for name in columns.kind_names], dtype=np.uint64)
     masks = kind_masks[columns.kinds]
     has_row = columns.rows >= 0
-    masks[has_row] |= row_masks[np.searchsorted(rows, columns.rows[has_row])]
+    by_row = np.zeros(len(table), dtype=np.uint64)  # a gather, not a search per record
+    by_row[rows] = row_masks
+    masks[has_row] |= by_row[columns.rows[has_row]]
     wanted_masks = [np.uint64(sum(bit_of[name] for name in set(n))) for n in needed]
     possible = np.zeros(len(columns), dtype=bool)
     for want in wanted_masks:
