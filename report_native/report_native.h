@@ -112,19 +112,21 @@ struct lt_stacks {
 int64_t lt_loss_records(const struct lt_texts *t, const struct lt_loss_columns *c,
                         int64_t count, const struct lt_stacks *s, uint8_t *out, int64_t room);
 
-/* Index of `address` in the sorted `addresses`, or -1 (the loss records and the stable ids
- * look up each return address's text this way). */
+/* Index of `address` in the sorted `addresses`, or -1 (the loss records, the stable ids, the
+ * frame totals and the suppressions' masks look up each return address's text this way).
+ * Without branches on the comparisons (a conditional move each step): a million stacks'
+ * 25 million lookups mispredicted most of their branches. */
 static inline int64_t lt_find_address(const uint64_t *addresses, int64_t count, uint64_t address)
 {
-    int64_t low = 0, high = count;
-    while (low < high) {
-        int64_t middle = low + (high - low) / 2;
-        if (addresses[middle] < address)
-            low = middle + 1;
-        else
-            high = middle;
+    if (count <= 0)
+        return -1;
+    const uint64_t *base = addresses;
+    while (count > 1) {
+        int64_t half = count / 2;
+        base = base[half] <= address ? base + half : base;
+        count -= half;
     }
-    return low < count && addresses[low] == address ? low : -1;
+    return *base == address ? base - addresses : -1;
 }
 
 #endif

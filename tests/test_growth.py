@@ -18,7 +18,6 @@ from leaktrace.analyze.growth import (
     PLATEAUED,
     STABLE,
     _History,
-    _rows_of,
     analyze_growth,
 )
 from leaktrace.capture.format import REASON_EXIT
@@ -246,8 +245,17 @@ def test_history_at_range_is_at() -> None:
     assert np.array_equal(got, history.at(np.arange(3, 9), chosen)[:, :, 1])
 
 
-def test_rows_of_ids_is_searchsorted() -> None:
+def test_rows_in_is_a_search_of_the_ids() -> None:
+    """capture/id_rows.rows_in (a table indexed by id for many dense ids) against a binary
+    search, with ids that are not there, negative and past the last."""
+    from leaktrace.capture.id_rows import rows_in
+
     rng = np.random.default_rng(2)
-    for lookup in (np.arange(1, 5000) * 3, np.array([5, 1 << 40, 1 << 50]), np.array([0])):
-        ids = rng.choice(lookup, size=3000)
-        assert np.array_equal(_rows_of(lookup, ids), np.searchsorted(lookup, ids))
+    for ids in (np.arange(1, 5000) * 3, np.array([5, 1 << 40, 1 << 50]), np.array([0]),
+                np.arange(-3, 400), np.zeros(0, dtype=np.int64)):
+        for wanted in (rng.integers(-5, 16000, size=3000), rng.choice(ids, size=3000)
+                       if len(ids) else np.zeros(0), np.array([7, 15, 1 << 40])):
+            at = np.clip(np.searchsorted(ids, wanted), 0, max(len(ids) - 1, 0))
+            expected = np.where(ids[at] == wanted, at, -1) if len(ids) else \
+                np.full(len(wanted), -1)
+            assert rows_in(ids, wanted).tolist() == expected.tolist()

@@ -35,6 +35,7 @@ from leaktrace.analyze.build_report import symbolize_stacks
 from leaktrace.analyze.stack_ids import stable_stack_id_of_bytes
 from leaktrace.capture import format as fmt
 from leaktrace.capture.distinct import distinct
+from leaktrace.capture.id_rows import rows_in
 from leaktrace.capture.reader import Capture
 from leaktrace.capture.stack_table import (
     ALLOC_BYTES,
@@ -206,10 +207,7 @@ class GrowthRates:
 
     def rows_of(self, stack_ids: np.ndarray) -> np.ndarray:
         """Row of each id, -1 where there is none."""
-        if len(self.stack_ids) == 0:
-            return np.full(len(stack_ids), -1, dtype=np.int64)
-        at = np.clip(np.searchsorted(self.stack_ids, stack_ids), 0, len(self.stack_ids) - 1)
-        return np.where(self.stack_ids[at] == stack_ids, at, -1)
+        return rows_in(self.stack_ids, stack_ids)
 
 
 def growth_rates(capture: Capture, *, target_intervals: int = TARGET_INTERVALS
@@ -351,18 +349,6 @@ def _choose_boundaries(point_times: np.ndarray, target: int) -> list[int]:
     return chosen
 
 
-def _rows_of(lookup: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """np.searchsorted(lookup, ids) for ids that are all in `lookup` (sorted, distinct): by
-    a table of every id's row when the ids are dense, as the shim's are (a binary search
-    per id over a million ids cost a million-stack report 0.4 s)."""
-    top = int(lookup[-1]) if len(lookup) else -1
-    if len(lookup) == 0 or lookup[0] < 0 or top >= 4 * len(lookup) + (1 << 21):
-        return np.searchsorted(lookup, ids)
-    row_of = np.zeros(top + 1, dtype=np.int64)
-    row_of[lookup] = np.arange(len(lookup))
-    return row_of[ids]
-
-
 class _History:
     """Totals of every backtrace at any point: alloc count, alloc bytes, live blocks, live
     bytes, each snapshot's values carried forward until the next change; the last point is
@@ -378,7 +364,7 @@ class _History:
         series = capture.series
         if series is not None and len(series.entries):
             entries = series.entries
-            rows = _rows_of(self.lookup, entries["stack_id"].astype(np.int64))
+            rows = rows_in(self.lookup, entries["stack_id"].astype(np.int64))
             keys = rows * points + point_of_snapshot[series.snapshot]
             # Stable: of two snapshots that fall on one point, the later one wins below.
             order = np.argsort(keys, kind="stable")
@@ -391,7 +377,7 @@ class _History:
         self.final = np.zeros((len(stack_ids), 4), dtype=np.int64)
         table = StackTable.from_stacks(capture.stacks)
         if len(table):
-            rows = _rows_of(self.lookup, table.ids)
+            rows = rows_in(self.lookup, table.ids)
             for column, total in enumerate((ALLOC_COUNT, ALLOC_BYTES, LIVE_BLOCKS,
                                             LIVE_BYTES)):  # one at a time: smaller copies
                 self.final[rows, column] = table.totals[:, total]

@@ -14,6 +14,7 @@ from leaktrace.capture import format as fmt
 from leaktrace.capture.cursor import Cursor
 from leaktrace.capture.distinct import distinct
 from leaktrace.capture.errors import CaptureError
+from leaktrace.capture.id_rows import rows_in
 from leaktrace.capture.stack import Stack
 
 # No count or byte total a real process reaches: past this a field is corrupt, and the
@@ -86,11 +87,8 @@ class StackTable(Mapping[int, Stack]):
 
     def rows_of(self, stack_ids: np.ndarray) -> np.ndarray:
         """Row of each id, -1 where the table has no such stack."""
-        wanted = np.asarray(stack_ids, dtype=np.int64)
-        if len(self.ids) == 0:
-            return np.full(len(wanted), -1, dtype=np.int64)
-        at = np.clip(np.searchsorted(self._sorted_ids, wanted), 0, len(self.ids) - 1)
-        return np.where(self._sorted_ids[at] == wanted, self._order[at], -1)
+        at = rows_in(self._sorted_ids, stack_ids)
+        return np.where(at >= 0, self._order[at], -1)
 
     def return_addresses(self, row: int) -> tuple[int, ...]:
         start = int(self.starts[row])
