@@ -234,7 +234,7 @@ def growth_rate_table(capture: Capture, *, target_intervals: int = TARGET_INTERV
     run_seconds = (edges_ns[-1] - edges_ns[0]) / 1e9
     third = max(1, round(n / 3))
     pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    chunk = 1 << 16  # bounds the (stacks x points) tables and their temporaries (a few MB)
+    chunk = 8192  # bounds the (stacks x points) tables and their temporaries
     for begin in range(0, len(stack_ids), chunk):
         rows = np.arange(begin, min(begin + chunk, len(stack_ids)))
         allocs, live = history.at_range(begin, begin + len(rows), chosen,
