@@ -204,8 +204,13 @@ Before the records became numpy columns (docs/benchmarks-shim.md, "Third pass"; 
 1,770 MiB at 1 M stacks. Before the report helper library (docs/benchmarks-shim.md, "Fourth
 pass"; the 2026-12-01 23:55 UTC run, load 2.4-4.7): text 2.50 s CPU and 157 MiB, JSON
 8.59 s CPU and 228 MiB, `leaktrace run` 2.85 s CPU and 158 MiB at 100,000 stacks; text
-28.97 s CPU and 999 MiB at 1 M stacks. On this machine the kernel's side of writing a file
-costs several seconds per GB (see "Fourth pass"): the 1 M-stack text report writes 1.9 GB.
+28.97 s CPU and 999 MiB at 1 M stacks. Before the fifth pass (docs/benchmarks-shim.md;
+the 2026-12-02 03:22 UTC run, load 3.8-5.9): text 2.35 s CPU and 157 MiB, JSON 10.17 s CPU
+and 229 MiB, `leaktrace run` 2.70 s CPU and 159 MiB at 100,000 stacks; text 20.81 s CPU and
+995 MiB at 1 M stacks. On this machine the kernel's side of writing a file costs several
+seconds per GB (see "Fourth pass" and "Fifth pass": `dd` of 2,000 MB to a new file spent
+2.8-14.0 s of system time in three runs): the 1 M-stack text report writes 1.9 GB, and its
+CPU time above includes that.
 """
     path.write_text(text)
 

@@ -200,3 +200,37 @@ def test_unknown_frees_stay_out_of_the_text_report(report: Report) -> None:
     text = render_text(counted, RenderOptions())
     assert "shim counters: max_depth=64\n" in text and "unknown_frees" not in text
     assert json.loads(render_json(counted, RenderOptions()))["counters"]["unknown_frees"] == 7
+
+
+def test_big_text_output_is_synced_and_dropped_as_written(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """write_output hands a regular file's text to the disk and out of the page cache every
+    _SYNC_EVERY characters (the kernel's cost of new page cache pages): the same text, the
+    ranges dropped one after the other from the start; a pipe or StringIO is written as is."""
+    import io
+    import itertools
+    import os
+
+    from leaktrace.render import formats
+
+    monkeypatch.setattr(formats, "_SYNC_EVERY", 1000)
+    dropped: list[tuple[int, int]] = []
+    real_fadvise = os.posix_fadvise
+
+    def fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        dropped.append((offset, length))
+        real_fadvise(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    pieces = [f"line {i} é\n" * 30 for i in range(200)]
+    path = tmp_path / "out.txt"
+    formats.write_output(iter(pieces), str(path))
+    assert path.read_text(encoding="utf-8") == "".join(pieces)
+    assert len(dropped) >= 40 and dropped[0][0] == 0
+    assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(dropped))
+    assert dropped[-1][0] + dropped[-1][1] <= path.stat().st_size
+    dropped.clear()
+    buffer = io.StringIO()
+    formats._write_pieces(buffer, pieces)
+    assert buffer.getvalue() == "".join(pieces) and not dropped
