@@ -209,8 +209,10 @@ the 2026-12-02 03:22 UTC run, load 3.8-5.9): text 2.35 s CPU and 157 MiB, JSON 1
 and 229 MiB, `leaktrace run` 2.70 s CPU and 159 MiB at 100,000 stacks; text 20.81 s CPU and
 995 MiB at 1 M stacks. On this machine the kernel's side of writing a file costs several
 seconds per GB (see "Fourth pass" and "Fifth pass": `dd` of 2,000 MB to a new file spent
-2.8-14.0 s of system time in three runs): the 1 M-stack text report writes 1.9 GB, and its
-CPU time above includes that.
+2.8-14.0 s of system time in three runs): the 1 M-stack text report writes 1.9 GB, since
+the fifth pass synced and dropped from the page cache every 64 MiB as it goes (a Python loop
+writing 1.9 GB so spent 0.8 s of system time, 5.4-14.5 s without), and its CPU time above
+includes that.
 """
     path.write_text(text)
 
