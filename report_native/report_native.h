@@ -18,7 +18,8 @@ uint32_t lt_blake2b_4(const uint8_t *data, size_t length);
  * prefix_ends), then the parts of the return addresses words[starts[i]:starts[i] +
  * depths[i]] joined by '|'; an address's part is parts[part_ends[j - 1]:part_ends[j]] for
  * its index j in the sorted `addresses`. Returns count, or the index of the first record
- * with an address that is not in `addresses` (ids from there on are not set). */
+ * with an address that is not in `addresses` (ids from there on are not set), or 0 when it
+ * could not allocate its 160 KB of scratch room. */
 int64_t lt_stable_ids(const uint8_t *prefixes, const int64_t *prefix_ends,
                       const uint8_t *parts, const int64_t *part_ends,
                       const uint64_t *addresses, int64_t address_count,

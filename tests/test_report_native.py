@@ -387,3 +387,38 @@ def test_distinct_words_of_stacks_as_numpy_finds_them(monkeypatch: pytest.Monkey
         inside = np.concatenate([words[s:s + d] for s, d in zip(starts, depths, strict=True)])
         assert made.dtype == np.uint64 and made[0] == 0
         assert made.tolist() == python.tolist() == np.unique(inside).tolist()
+
+
+def test_stable_ids_of_stacks_sharing_their_first_blocks() -> None:
+    """lt_stable_ids starts a text from the hash state of the blocks it shares with the text
+    before: neighbours sharing 0 to 40 innermost frames, texts around whole blocks, and stacks
+    too long to keep (hashed as made), against stable_stack_id."""
+    lib = _library()
+    rng = random.Random(21)
+    addresses = sorted(rng.sample(range(1 << 40, 1 << 41), 400))
+    parts = {a: f"lib{a % 5}.so+{a & 0xFFFFFFF:x}".encode() for a in addresses}
+    stacks: list[list[int]] = []
+    for n in range(1500):
+        if n % 300 == 299:  # past the 64 KB a text is kept in
+            stacks.append([rng.choice(addresses) for _ in range(rng.randrange(4500, 6000))])
+        elif stacks and rng.random() < 0.8:
+            shared = stacks[-1][:rng.randrange(0, 41)]
+            stacks.append(shared + [rng.choice(addresses) for _ in range(rng.randrange(0, 30))])
+        else:
+            stacks.append([rng.choice(addresses) for _ in range(rng.randrange(0, 60))])
+    depths = np.array([len(s) for s in stacks])
+    words = np.array([a for s in stacks for a in s], dtype=np.uint64)
+    starts = np.cumsum(depths) - depths
+    kinds = np.array([rng.randrange(2) for _ in stacks])
+    names = ["malloc", "calloc"]
+    ids = native.stable_ids(lib, [f"{n}|".encode() for n in names], parts, words, kinds,
+                            starts, depths)
+    assert ids is not None
+    for i, stack in enumerate(stacks):
+        frames = [(parts[a].decode().split("+")[0], int(parts[a].decode().split("+")[1], 16))
+                  for a in stack]
+        assert f"{ids[i]:08x}" == stable_stack_id(names[kinds[i]], frames), i
+    # An address without a part deep in a stack too long to keep: no ids.
+    long_stack = np.array([addresses[0]] * 6000 + [7], dtype=np.uint64)
+    assert native.stable_ids(lib, [b"malloc|"], parts, long_stack, np.array([0]),
+                             np.array([0]), np.array([6001])) is None
