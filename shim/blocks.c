@@ -221,7 +221,7 @@ static struct lt_block *probe(struct shard *s, uintptr_t addr, uint64_t h)
 static bool grow(struct shard *s)
 {
     size_t new_cap = s->capacity * 2;
-    struct lt_block *fresh = lt_map(new_cap * sizeof(struct lt_block));
+    struct lt_block *fresh = lt_map_populated(new_cap * sizeof(struct lt_block));
     if (!fresh) return false;
     struct lt_block *old = s->slots;
     size_t old_cap = s->capacity;

@@ -44,6 +44,7 @@ bool lt_inflight_init(void)
     slots = lt_map(MAX_SLOTS * sizeof *slots);
     if (!slots) return false;
     slots[0].shared = true;
+    for (unsigned i = 0; i < MAX_SLOTS; i++) slots[i].stripe = lt_stack_stripe_of_slot(i);
     return true;
 }
 

@@ -23,6 +23,7 @@
  * supports naming) and listed in lt_own_mappings, so a reachability scan can skip them.
  * The real allocator is never used for bookkeeping. */
 void *lt_map(size_t size);             /* zeroed, NORESERVE; NULL on failure */
+void *lt_map_populated(size_t size);   /* lt_map with every page already faulted in */
 void lt_unmap(void *addr, size_t size);
 size_t lt_page_size(void);
 /* own_stack.c: fn(arg) on a fresh stack of the shim's own (the exit, signal and exec paths'
@@ -158,6 +159,7 @@ uint32_t lt_stacks_intern_hashed(const uintptr_t *pcs, int depth, uint64_t hash)
 struct lt_stack *lt_stack_get(uint32_t id);
 const uintptr_t *lt_stack_pcs(const struct lt_stack *s);
 uint32_t lt_stacks_count(void);      /* ids are 1 .. count */
+uint8_t lt_stack_stripe_of_slot(unsigned slot); /* the stripe a thread registry slot adds to */
 void lt_stack_note_alloc(uint32_t id, uint64_t size);
 void lt_stack_note_free(uint32_t id, uint64_t size, bool whole_block);
 void lt_stack_note_grow(uint32_t id, uint64_t grown_by); /* a block resized in place */
@@ -355,7 +357,8 @@ struct lt_thread_slot {
     _Atomic unsigned inside;  /* written by the owner only, unless `shared` */
     _Atomic pid_t owner;      /* 0: free; claimed with a CAS */
     bool shared;              /* slot 0: threads that found no free slot, updated atomically */
-    char pad[55];
+    uint8_t stripe;           /* the stack totals' stripe its owner adds to (stacks.c); set once */
+    char pad[54];
 };
 extern __thread struct lt_thread_slot *lt_my_slot __attribute__((tls_model("initial-exec")));
 bool lt_inflight_init(void);         /* at start-up: the registry (never unmapped) */
