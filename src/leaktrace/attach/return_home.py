@@ -43,6 +43,7 @@ from leaktrace.attach.remote_call import (
     next_call_stop,
 )
 from leaktrace.attach.target_libraries import LoadedLibrary
+from leaktrace.attach.xsave_layout import LEGACY_AND_HEADER, user_components
 
 RESTORE_RT = bytes.fromhex("48c7c00f000000" "0f05")  # mov $15, %rax; syscall
 SYS_RT_SIGRETURN = 15
@@ -69,13 +70,37 @@ class Home:
 
     def signal_frame_fp_state(self) -> bytes:
         """The XSAVE image as a signal frame holds it: the software bytes of the legacy
-        area say it is an XSAVE image and how big (the kernel then restores every component
-        its header marks, and initialises the others), and a second magic word ends it."""
+        area say it is an XSAVE image (the kernel then restores every component its header
+        marks, and initialises the others), and a second magic word ends it, at each size
+        the thread's state may have (frame_state_sizes)."""
         state = bytearray(self.fp_state)
-        size = len(state)
-        state[464:512] = struct.pack("<IIQI", FP_XSTATE_MAGIC1, size + 4, ALL_FEATURES,
-                                     size).ljust(48, b"\0")
-        return bytes(state) + FP_XSTATE_MAGIC2.to_bytes(4, "little")
+        sizes = frame_state_sizes(len(state), int.from_bytes(state[512:520], "little"))
+        magic2 = FP_XSTATE_MAGIC2.to_bytes(4, "little")
+        for size in sizes[:-1]:
+            state[size:size + 4] = magic2
+        # Older kernels take the size given here (if not above the thread's) and look for
+        # the end marker there: the smallest, which covers every component in use.
+        state[464:512] = struct.pack("<IIQI", FP_XSTATE_MAGIC1, sizes[0] + 4, ALL_FEATURES,
+                                     sizes[0]).ljust(48, b"\0")
+        return bytes(state) + magic2
+
+
+def frame_state_sizes(image_size: int, xstate_bv: int) -> list[int]:
+    """The sizes, smallest first, that the kernel may take for the thread's XSAVE state in a
+    signal frame (rt_sigreturn looks for the end marker there; without it, it restores x87
+    and SSE only, and the upper halves of the vector registers come back zeroed). It is the
+    end of the last component the thread may use, which ptrace does not tell: ptrace's image
+    always has the size of every component (AMX's 8 KiB of tile data included), a thread's
+    state only those it asked for (ARCH_REQ_XCOMP_PERM). So: the end of every component that
+    lies past the components in use, whose bytes XRSTOR never reads, and the image's size.
+    Only the image's size when the layout is unknown (CPUID could not be run here)."""
+    components = user_components()
+    in_use = [number for number in range(2, 64) if xstate_bv >> number & 1]
+    if not components or any(number not in components for number in in_use):
+        return [image_size]
+    used_end = max([LEGACY_AND_HEADER] + [sum(components[number]) for number in in_use])
+    ends = {offset + size for offset, size in components.values()}
+    return sorted({end for end in ends if used_end <= end <= image_size - 4} | {image_size})
 
 
 def find_restorer(libc: LoadedLibrary) -> int | None:
