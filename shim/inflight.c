@@ -44,7 +44,7 @@ bool lt_inflight_init(void)
     slots = lt_map(MAX_SLOTS * sizeof *slots);
     if (!slots) return false;
     slots[0].shared = true;
-    for (unsigned i = 0; i < MAX_SLOTS; i++) slots[i].stripe = lt_stack_stripe_of_slot(i);
+    slots[0].stripe = lt_stack_stripe_of_slot(0);
     return true;
 }
 
@@ -73,6 +73,7 @@ struct lt_thread_slot *lt_inflight_claim(void)
     unsigned fresh = atomic_load(&slots_used);
     while (fresh < MAX_SLOTS)
         if (atomic_compare_exchange_weak(&slots_used, &fresh, fresh + 1)) {
+            slots[fresh].stripe = lt_stack_stripe_of_slot(fresh); /* kept by later owners */
             atomic_store(&slots[fresh].owner, me);
             lt_my_slot = &slots[fresh];
             return lt_my_slot;
