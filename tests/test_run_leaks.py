@@ -13,6 +13,7 @@ import pytest
 from leakharness import (
     allocation_site,
     compile_program,
+    json_report,
     marker_line,
     program_records,
     records_from,
@@ -162,6 +163,21 @@ def test_forked_child_traced_with_follow_children(build_dir: Path, tmp_path: Pat
     }
     child = child_records[("fork_child.c", marker_line("fork_child.c", "child"))]
     assert (child["blocks"], child["bytes"]) == (2, 444)
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_children_forked_while_threads_allocate_neither_hang_nor_lose_count(
+        build_dir: Path, tmp_path: Path, opt: str) -> None:
+    exe = compile_program("fork_under_churn.c", build_dir, opt)
+    run = run_traced(exe, work=tmp_path, options=("--follow-children",))
+    assert (run.returncode, run.stdout) == (0, "done\n" * 8)
+    counted = []
+    for capture in tmp_path.glob("*.lt"):
+        report = run.report if capture == run.capture else json_report(capture)
+        for record in records_from(report, "fork_under_churn.c", "child"):
+            counted.append((record["blocks"], record["bytes"]))
+    # 8 grandchildren, each with its 10,000 blocks: 9,999 lost and the last one in `sink`.
+    assert counted == [(10000, 40000)] * 8
 
 
 def test_program_without_leaks_gives_empty_report(build_dir: Path, tmp_path: Path) -> None:
