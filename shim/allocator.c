@@ -32,9 +32,19 @@ static size_t (*_Atomic provider_usable_size)(void *);
 static void *(*_Atomic provider_aligned_alloc)(size_t, size_t);
 static _Atomic bool provider_resolved;
 
-/* pre: busy set (dladdr and dlopen may allocate). */
+/* pre: busy set (dladdr and dlopen may allocate). Read from the provider's own symbol table
+ * first: dlopen of an object loaded at start-up makes the loader allocate its search list,
+ * blocks the program then frees in __libc_freeres, unknown to the shim. */
 static void resolve_provider(void)
 {
+    static const char *const names[] = { "malloc_usable_size", "aligned_alloc" };
+    void *found[2];
+    if (lt_object_symbols((const void *)(uintptr_t)__libc_malloc, names, found, 2)) {
+        atomic_store(&provider_usable_size, (size_t (*)(void *))found[0]);
+        atomic_store(&provider_aligned_alloc, (void *(*)(size_t, size_t))found[1]);
+        atomic_store(&provider_resolved, true);
+        return;
+    }
     Dl_info info;
     void *object = NULL;
     if (dladdr((void *)__libc_malloc, &info) && info.dli_fname)
@@ -96,20 +106,16 @@ static void *cxx_targets[CXX_COUNT];
 static _Atomic int cxx_state;
 
 /* pre: busy clear (this sets it). Resolved at the first call of any of them: by then the
- * caller's C++ runtime is loaded (it is what the caller was linked against). */
+ * caller's C++ runtime is loaded (it is what the caller was linked against). Read from the
+ * runtime's symbol table, not with dlopen (see resolve_provider). */
 static void resolve_cxx_runtime(void)
 {
     int expected = 0;
     if (!atomic_compare_exchange_strong(&cxx_state, &expected, 1)) return;
     lt_set_busy(true);
     static const char *const runtimes[] = { "libstdc++.so.6", "libc++.so.1", NULL };
-    for (const char *const *r = runtimes; *r; r++) {
-        void *runtime = dlopen(*r, RTLD_NOLOAD | RTLD_LAZY);
-        if (!runtime) continue;
-        for (int i = 0; i < CXX_COUNT; i++) cxx_targets[i] = dlsym(runtime, cxx_names[i]);
-        dlclose(runtime);
-        break;
-    }
+    for (const char *const *r = runtimes; *r; r++)
+        if (lt_soname_symbols(*r, cxx_names, cxx_targets, CXX_COUNT)) break;
     lt_set_busy(false);
     atomic_store_explicit(&cxx_state, 2, memory_order_release);
 }

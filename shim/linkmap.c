@@ -30,27 +30,33 @@ bool lt_loaded_by_preload(void)
 }
 
 struct dynamic_symbols {
+    uintptr_t base; /* the object's load bias */
     const ElfW(Sym) *symtab;
     const char *strtab;
     const uint32_t *gnu_hash, *sysv_hash;
+    const ElfW(Half) *versym; /* NULL: the object has no symbol versions */
+    size_t soname;            /* offset in strtab; 0: none */
 };
 
-static uintptr_t dyn_ptr(const struct link_map *m, uintptr_t p)
+static uintptr_t dyn_ptr(uintptr_t base, uintptr_t p)
 {
     /* glibc relocates these entries of a writable .dynamic in place; the vDSO's are not. */
-    return p < m->l_addr ? p + m->l_addr : p;
+    return p < base ? p + base : p;
 }
 
-static bool read_dynamic(const struct link_map *m, struct dynamic_symbols *ds)
+static bool read_dynamic(uintptr_t base, const ElfW(Dyn) *dynamic, struct dynamic_symbols *ds)
 {
     memset(ds, 0, sizeof *ds);
-    if (!m->l_ld) return false;
-    for (const ElfW(Dyn) *d = m->l_ld; d->d_tag != DT_NULL; d++) {
+    ds->base = base;
+    if (!dynamic) return false;
+    for (const ElfW(Dyn) *d = dynamic; d->d_tag != DT_NULL; d++) {
         switch (d->d_tag) {
-        case DT_SYMTAB: ds->symtab = (const ElfW(Sym) *)dyn_ptr(m, d->d_un.d_ptr); break;
-        case DT_STRTAB: ds->strtab = (const char *)dyn_ptr(m, d->d_un.d_ptr); break;
-        case DT_GNU_HASH: ds->gnu_hash = (const uint32_t *)dyn_ptr(m, d->d_un.d_ptr); break;
-        case DT_HASH: ds->sysv_hash = (const uint32_t *)dyn_ptr(m, d->d_un.d_ptr); break;
+        case DT_SYMTAB: ds->symtab = (const ElfW(Sym) *)dyn_ptr(base, d->d_un.d_ptr); break;
+        case DT_STRTAB: ds->strtab = (const char *)dyn_ptr(base, d->d_un.d_ptr); break;
+        case DT_GNU_HASH: ds->gnu_hash = (const uint32_t *)dyn_ptr(base, d->d_un.d_ptr); break;
+        case DT_HASH: ds->sysv_hash = (const uint32_t *)dyn_ptr(base, d->d_un.d_ptr); break;
+        case DT_VERSYM: ds->versym = (const ElfW(Half) *)dyn_ptr(base, d->d_un.d_ptr); break;
+        case DT_SONAME: ds->soname = d->d_un.d_val; break;
         default: break;
         }
     }
@@ -67,8 +73,11 @@ static bool defines(const struct dynamic_symbols *ds, uint32_t index, const char
            strcmp(ds->strtab + s->st_name, name) == 0;
 }
 
-static bool object_defines(const struct dynamic_symbols *ds, const char *name)
+/* The index of the object's definition of `name` (its default version, where it has several),
+ * or 0. */
+static uint32_t find_definition(const struct dynamic_symbols *ds, const char *name)
 {
+    uint32_t found = 0;
     if (ds->gnu_hash) {
         uint32_t h = 5381;
         for (const char *c = name; *c; c++) h = h * 33 + (uint8_t)*c;
@@ -80,8 +89,11 @@ static bool object_defines(const struct dynamic_symbols *ds, const char *name)
         if (i < symoffset) return false;
         for (;; i++) {
             uint32_t link = chain[i - symoffset];
-            if ((link | 1) == (h | 1) && defines(ds, i, name)) return true;
-            if (link & 1) return false;
+            if ((link | 1) == (h | 1) && defines(ds, i, name)) {
+                found = i;
+                if (!ds->versym || !(ds->versym[i] & 0x8000)) return i; /* bit 15: hidden */
+            }
+            if (link & 1) return found;
         }
     }
     uint32_t h = 0;
@@ -92,11 +104,71 @@ static bool object_defines(const struct dynamic_symbols *ds, const char *name)
         h &= ~g;
     }
     uint32_t nbucket = ds->sysv_hash[0];
-    if (!nbucket) return false;
+    if (!nbucket) return 0;
     const uint32_t *bucket = ds->sysv_hash + 2, *chain = bucket + nbucket;
     for (uint32_t i = bucket[h % nbucket]; i != 0; i = chain[i])
-        if (defines(ds, i, name)) return true;
-    return false;
+        if (defines(ds, i, name)) {
+            found = i;
+            if (!ds->versym || !(ds->versym[i] & 0x8000)) return i;
+        }
+    return found;
+}
+
+static bool object_defines(const struct dynamic_symbols *ds, const char *name)
+{
+    return find_definition(ds, name) != 0;
+}
+
+/* The address of the object's own `name`, as dlsym on a handle of the object gives it; NULL
+ * if it has none, or only an ifunc (whose resolver only the loader should call). */
+static void *definition_address(const struct dynamic_symbols *ds, const char *name)
+{
+    uint32_t i = find_definition(ds, name);
+    if (!i || ELF64_ST_TYPE(ds->symtab[i].st_info) == STT_GNU_IFUNC) return NULL;
+    return (void *)(ds->base + ds->symtab[i].st_value);
+}
+
+bool lt_object_symbols(const void *inside, const char *const *names, void **addresses, int count)
+{
+    struct dl_find_object object;
+    struct dynamic_symbols ds;
+    if (_dl_find_object((void *)(uintptr_t)inside, &object) != 0 || !object.dlfo_link_map ||
+        !read_dynamic(object.dlfo_link_map->l_addr, object.dlfo_link_map->l_ld, &ds))
+        return false;
+    for (int i = 0; i < count; i++) addresses[i] = definition_address(&ds, names[i]);
+    return true;
+}
+
+struct soname_search {
+    const char *soname;
+    const char *const *names;
+    void **addresses;
+    int count;
+    bool found;
+};
+
+static int search_soname(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct soname_search *search = data;
+    const ElfW(Dyn) *dynamic = NULL;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+            dynamic = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+    struct dynamic_symbols ds;
+    if (!read_dynamic(info->dlpi_addr, dynamic, &ds) || !ds.soname ||
+        strcmp(ds.strtab + ds.soname, search->soname) != 0)
+        return 0;
+    for (int i = 0; i < search->count; i++) search->addresses[i] = definition_address(&ds, search->names[i]);
+    search->found = true;
+    return 1;
+}
+
+bool lt_soname_symbols(const char *soname, const char *const *names, void **addresses, int count)
+{
+    struct soname_search search = { soname, names, addresses, count, false };
+    dl_iterate_phdr(search_soname, &search); /* takes the loader's lock; allocates nothing */
+    return search.found;
 }
 
 /* pre: start-up, preloaded. Objects searched before the shim are the program itself and the
@@ -112,7 +184,7 @@ void lt_allocator_check(void)
     char *p = foreign_note, *end = foreign_note + sizeof foreign_note - 1;
     for (const struct link_map *m = _r_debug.r_map; m && m != own.dlfo_link_map; m = m->l_next) {
         struct dynamic_symbols ds;
-        if (!read_dynamic(m, &ds)) continue;
+        if (!read_dynamic(m->l_addr, m->l_ld, &ds)) continue;
         bool first = true;
         for (size_t i = 0; i < sizeof allocation_functions / sizeof *allocation_functions; i++) {
             if (!object_defines(&ds, allocation_functions[i])) continue;

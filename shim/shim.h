@@ -485,6 +485,11 @@ void lt_env_hide_settings(const char *shim_file_name); /* root process, at start
 bool lt_loaded_by_preload(void);
 void lt_allocator_check(void);       /* notes objects before the shim that define malloc & co */
 const char *lt_foreign_allocator_note(void); /* NULL when every allocation reaches the shim */
+/* The addresses of an object's own definitions of `names`, as dlsym on its handle would give
+ * them, without dlopen (which makes the loader allocate): the object holding `inside`, or the
+ * loaded object with that DT_SONAME. false: no such object; a name it lacks gets NULL. */
+bool lt_object_symbols(const void *inside, const char *const *names, void **addresses, int count);
+bool lt_soname_symbols(const char *soname, const char *const *names, void **addresses, int count);
 extern void *__libc_malloc(size_t);
 /* ---- control.c: the control socket and the snapshot clock --------------------------------- */
 void lt_control_start(void);         /* idempotent; cheap when already started */
