@@ -364,8 +364,12 @@ static int other_program_threads(void)
 static void release_runtime_buffers(void)
 {
     if (other_program_threads() != 0) return;
-    void (*cxx_freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
-    if (cxx_freeres) cxx_freeres();
+    /* Not dlsym: where no object defines it (C programs) dlsym allocates an error message,
+     * which __libc_freeres then frees, unknown to the shim. */
+    static const char *const name[] = { "_ZN9__gnu_cxx9__freeresEv" };
+    void *cxx_freeres = NULL;
+    if (lt_soname_symbols("libstdc++.so.6", name, &cxx_freeres, 1) && cxx_freeres)
+        ((void (*)(void))cxx_freeres)();
     __libc_freeres();
 }
 
