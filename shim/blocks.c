@@ -228,7 +228,7 @@ static struct lt_block *probe(struct shard *s, uintptr_t addr, uint64_t h)
  * half at 3/5 full, a table is 40-60% full: 40-60 bytes a block. Doubling at half full left it
  * 25-50% full (48-96 bytes), and since a full 64 MiB arena heap always holds about the same
  * number of blocks, a program could sit at the bad end for good (a python3 dict of 1 M
- * entries: peak RSS 324 -> 258 MB, native 158). */
+ * entries: peak RSS 323-330 -> 258 MB, native 158). */
 static bool grow(struct shard *s)
 {
     size_t new_cap = s->capacity + s->capacity / 2;
