@@ -131,16 +131,22 @@ static void *keep_running(void *arg)
     return NULL;
 }
 
-/* definitely lost: one leak; a detached thread that has finished leaves glibc's thread data
- * (its TLS vector) behind, which is not the program's leak */
-static int finished_detached_thread(void)
+static void start_detached(void *(*run)(void *), void *arg)
 {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t t;
-    pthread_create(&t, &attr, finish_at_once, NULL);
-    pthread_create(&t, &attr, keep_running, NULL);
+    pthread_t thread;
+    pthread_create(&thread, &attr, run, arg);
+    pthread_attr_destroy(&attr);
+}
+
+/* definitely lost: one leak; a detached thread that has finished leaves glibc's thread data
+ * (its TLS vector) behind, which is not the program's leak */
+static int finished_detached_thread(void)
+{
+    start_detached(finish_at_once, NULL);
+    start_detached(keep_running, NULL);
     while (!atomic_load(&ready)) sched_yield();
     usleep(100 * 1000); /* the first thread has certainly finished */
     put_on_stale_stack(allocate());
@@ -249,14 +255,9 @@ static void *free_under_lock(void *arg)
 
 static int thread_starting_at_exit(void)
 {
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t thread;
     void *arg = allocate();
     pthread_mutex_lock(&never_unlocked);
-    pthread_create(&thread, &attr, free_under_lock, arg);
-    pthread_attr_destroy(&attr);
+    start_detached(free_under_lock, arg);
     return 0;
 }
 
