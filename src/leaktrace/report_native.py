@@ -38,6 +38,7 @@ def library() -> ctypes.CDLL | None:
     lib.lt_blake2b_4.restype = ctypes.c_uint32
     lib.lt_blake2b_4.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
     lib.lt_distinct_rows.restype = i64
+    lib.lt_distinct_rows.argtypes = [pointer, i64, i64, pointer, pointer, pointer, i64]
     lib.lt_stack_masks.restype = i64
     lib.lt_stack_masks.argtypes = [pointer, pointer, pointer, pointer, i64, pointer, i64,
                                    pointer, pointer]
@@ -47,7 +48,6 @@ def library() -> ctypes.CDLL | None:
     lib.lt_frame_totals.argtypes = [pointer, pointer, pointer, pointer, i64, pointer, i64,
                                     pointer, i64, i64, pointer, pointer, pointer, pointer,
                                     pointer]
-    lib.lt_distinct_rows.argtypes = [pointer, i64, i64, pointer, pointer, pointer, i64]
     lib.lt_gather.restype = i64
     lib.lt_gather.argtypes = [pointer, pointer, pointer, i64, pointer, pointer, pointer, i64,
                               pointer, i64, pointer, i64]
