@@ -13,7 +13,6 @@
  *   replacements, which never call malloc, are bypassed. Reports are the same as with glibc
  *   (operator new heads the backtrace). The forwarders are tail calls, so no frame of the
  *   shim appears between the program and operator new. */
-#include <dlfcn.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -32,31 +31,16 @@ static size_t (*_Atomic provider_usable_size)(void *);
 static void *(*_Atomic provider_aligned_alloc)(size_t, size_t);
 static _Atomic bool provider_resolved;
 
-/* pre: busy set (dladdr and dlopen may allocate). Read from the provider's own symbol table
- * first: dlopen of an object loaded at start-up makes the loader allocate its search list,
- * blocks the program then frees in __libc_freeres, unknown to the shim. */
+/* Read from the provider's own symbol table, as dlsym on its handle would, not with dlopen:
+ * dlopen of an object loaded at start-up makes the loader allocate its search list, blocks
+ * the program then frees in __libc_freeres, unknown to the shim. */
 static void resolve_provider(void)
 {
     static const char *const names[] = { "malloc_usable_size", "aligned_alloc" };
-    void *found[2];
-    if (lt_object_symbols((const void *)(uintptr_t)__libc_malloc, names, found, 2)) {
-        atomic_store(&provider_usable_size, (size_t (*)(void *))found[0]);
-        atomic_store(&provider_aligned_alloc, (void *(*)(size_t, size_t))found[1]);
-        atomic_store(&provider_resolved, true);
-        return;
-    }
-    Dl_info info;
-    void *object = NULL;
-    if (dladdr((void *)__libc_malloc, &info) && info.dli_fname)
-        object = dlopen(info.dli_fname, RTLD_NOLOAD | RTLD_LAZY);
-    if (!object) object = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
-    if (object) {
-        /* A handle looks in the object itself first: its own definitions, not the program's. */
-        atomic_store(&provider_usable_size, (size_t (*)(void *))dlsym(object, "malloc_usable_size"));
-        atomic_store(&provider_aligned_alloc,
-                     (void *(*)(size_t, size_t))dlsym(object, "aligned_alloc"));
-        dlclose(object); /* NOLOAD took a reference; the object stays loaded */
-    }
+    void *found[2] = { NULL, NULL };
+    lt_object_symbols((const void *)(uintptr_t)__libc_malloc, names, found, 2);
+    atomic_store(&provider_usable_size, (size_t (*)(void *))found[0]);
+    atomic_store(&provider_aligned_alloc, (void *(*)(size_t, size_t))found[1]);
     atomic_store(&provider_resolved, true);
 }
 
@@ -78,11 +62,8 @@ size_t lt_usable_size(void *p)
 
 size_t lt_hook_malloc_usable_size(void *p)
 {
-    if (LT_UNLIKELY(!atomic_load_explicit(&provider_resolved, memory_order_acquire))) {
-        lt_set_busy(true); /* called before the shim's constructor ran */
-        resolve_provider();
-        lt_set_busy(false);
-    }
+    /* Called before the shim's constructor ran. */
+    if (LT_UNLIKELY(!atomic_load_explicit(&provider_resolved, memory_order_acquire))) resolve_provider();
     return lt_usable_size(p);
 }
 
@@ -105,18 +86,16 @@ static const char *const cxx_names[CXX_COUNT] = {
 static void *cxx_targets[CXX_COUNT];
 static _Atomic int cxx_state;
 
-/* pre: busy clear (this sets it). Resolved at the first call of any of them: by then the
- * caller's C++ runtime is loaded (it is what the caller was linked against). Read from the
- * runtime's symbol table, not with dlopen (see resolve_provider). */
+/* Resolved at the first call of any of them: by then the caller's C++ runtime is loaded (it
+ * is what the caller was linked against). Read from the runtime's symbol table, not with
+ * dlopen (see resolve_provider): nothing here allocates. */
 static void resolve_cxx_runtime(void)
 {
     int expected = 0;
     if (!atomic_compare_exchange_strong(&cxx_state, &expected, 1)) return;
-    lt_set_busy(true);
     static const char *const runtimes[] = { "libstdc++.so.6", "libc++.so.1", NULL };
     for (const char *const *r = runtimes; *r; r++)
         if (lt_soname_symbols(*r, cxx_names, cxx_targets, CXX_COUNT)) break;
-    lt_set_busy(false);
     atomic_store_explicit(&cxx_state, 2, memory_order_release);
 }
 

@@ -213,7 +213,12 @@ static inline void prefetch_slot(uint64_t h)
     __builtin_prefetch(&slots[home_slot(h, __atomic_load_n(&s->capacity, __ATOMIC_RELAXED))], 1);
 }
 
-void lt_blocks_prefetch(uintptr_t addr) { prefetch_slot(mix(addr)); }
+uint64_t lt_blocks_prefetch(uintptr_t addr)
+{
+    uint64_t h = mix(addr);
+    prefetch_slot(h);
+    return h;
+}
 
 /* pre: shard locked. Returns the slot holding addr, or the empty slot where it would go. */
 static struct lt_block *probe(struct shard *s, uintptr_t addr, uint64_t h)
@@ -245,9 +250,9 @@ static bool grow(struct shard *s)
     return true;
 }
 
-static void insert_now(const struct lt_block *nb)
+/* h: mix(nb->addr). */
+static void insert_now(const struct lt_block *nb, uint64_t h)
 {
-    uint64_t h = mix(nb->addr);
     struct shard *s = shard_of(h);
     shard_lock(s);
     /* Grows at 3/5 full: at 3/4 the probe and the backward-shift deletion walked about 7
@@ -270,21 +275,21 @@ static void insert_now(const struct lt_block *nb)
     }
 }
 
-static void insert_block(const struct lt_block *nb)
+static void insert_block(const struct lt_block *nb, uint64_t h)
 {
     if (lt_sample_mean_bytes) lt_sample_filter_add(nb->addr); /* before it can be freed */
     if (must_defer()) defer(OP_INSERT, nb);
-    else insert_now(nb);
+    else insert_now(nb, h);
 }
 
-void lt_blocks_insert(uintptr_t addr, uint64_t size, unsigned kind, uint32_t stack_id)
+void lt_blocks_insert(uintptr_t addr, uint64_t hash, uint64_t size, unsigned kind, uint32_t stack_id)
 {
     struct lt_block b = { addr, lt_block_pack(size, lt_generation_now(), kind),
                           stack_id, lt_elapsed_ms() };
-    insert_block(&b);
+    insert_block(&b, hash);
 }
 
-void lt_blocks_put_back(const struct lt_block *b) { insert_block(b); }
+void lt_blocks_put_back(const struct lt_block *b) { insert_block(b, mix(b->addr)); }
 
 /* pre: not must_defer(). */
 static bool take_block(uintptr_t addr, struct lt_block *out)
@@ -354,7 +359,7 @@ static void apply_pending(void)
         struct pending op = pending[pending_head % PENDING_MAX];
         atomic_signal_fence(memory_order_seq_cst);
         pending_head = pending_head + 1;
-        if (op.op == OP_INSERT) insert_now(&op.block);
+        if (op.op == OP_INSERT) insert_now(&op.block, mix(op.block.addr));
         else forget_now(op.block.addr);
     }
     atomic_signal_fence(memory_order_seq_cst);

@@ -105,11 +105,11 @@ static uint32_t current_stack(const void *hook_frame)
 static __attribute__((noinline)) void record_sampled_block(void *p, size_t size, unsigned kind,
                                                            const void *hook_frame)
 {
-    lt_blocks_prefetch((uintptr_t)p);
+    uint64_t slot_hash = lt_blocks_prefetch((uintptr_t)p);
     lt_control_start(); /* marks itself busy the first time, when it allocates */
     uint32_t id = current_stack(hook_frame);
     lt_stack_note_alloc(id, size);
-    lt_blocks_insert((uintptr_t)p, size, kind, id);
+    lt_blocks_insert((uintptr_t)p, slot_hash, size, kind, id);
     if (atomic_load_explicit(&lt_mtrace_log_wanted, memory_order_relaxed) != 0) /* -1: not known yet */
         lt_mtrace_log_alloc(p, size, kind, id);
 }

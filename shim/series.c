@@ -88,16 +88,16 @@ bool lt_series_snapshot(void)
     size_t first = nentries;
     for (uint32_t id = 1; id <= nstacks; id++) {
         struct lt_stack_totals t = lt_stack_totals(id);
-        uint64_t allocs = t.alloc_count, bytes = t.alloc_bytes, frees = t.free_count, freed = t.freed_bytes;
-        if (!allocs) continue;
+        if (!t.alloc_count) continue;
         /* Totals are read one by one while threads run: clamp the rare torn difference. */
-        uint64_t live_blocks = allocs > frees ? allocs - frees : 0;
-        uint64_t live_bytes = bytes > freed ? bytes - freed : 0;
+        uint64_t live_blocks = t.alloc_count > t.free_count ? t.alloc_count - t.free_count : 0;
+        uint64_t live_bytes = t.alloc_bytes > t.freed_bytes ? t.alloc_bytes - t.freed_bytes : 0;
         struct last_totals *l = &last[id];
-        if (l->alloc_count == allocs && l->live_blocks == live_blocks && l->live_bytes == live_bytes) continue;
+        if (l->alloc_count == t.alloc_count && l->live_blocks == live_blocks && l->live_bytes == live_bytes)
+            continue;
         if (!grow_array((void **)&entries, &entries_cap, nentries + 1, sizeof *entries)) break;
-        entries[nentries++] = (struct lt_series_entry){ id, 0, allocs, bytes, live_blocks, live_bytes };
-        *l = (struct last_totals){ allocs, live_blocks, live_bytes };
+        entries[nentries++] = (struct lt_series_entry){ id, 0, t.alloc_count, t.alloc_bytes, live_blocks, live_bytes };
+        *l = (struct last_totals){ t.alloc_count, live_blocks, live_bytes };
     }
     snaps[nsnaps++] = (struct lt_snapshot){ lt_now_ns() - lt_start_mono_ns, first, (uint32_t)(nentries - first) };
 out:

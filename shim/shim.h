@@ -159,7 +159,7 @@ uint32_t lt_stacks_intern_hashed(const uintptr_t *pcs, int depth, uint64_t hash)
 struct lt_stack *lt_stack_get(uint32_t id);
 const uintptr_t *lt_stack_pcs(const struct lt_stack *s);
 uint32_t lt_stacks_count(void);      /* ids are 1 .. count */
-uint8_t lt_stack_stripe_of_slot(unsigned slot); /* the stripe a thread registry slot adds to */
+uint8_t lt_stack_stripe_of_slot(unsigned slot); /* a registry slot's stripe, marked in use */
 void lt_stack_note_alloc(uint32_t id, uint64_t size);
 void lt_stack_note_free(uint32_t id, uint64_t size, bool whole_block);
 void lt_stack_note_grow(uint32_t id, uint64_t grown_by); /* a block resized in place */
@@ -221,7 +221,8 @@ static inline unsigned lt_generation_now(void)
 bool lt_blocks_init(void);
 bool lt_blocks_held_here(void);          /* this thread holds a shard lock */
 void lt_blocks_release(void);          /* after detach: lt_release_tables */
-void lt_blocks_insert(uintptr_t addr, uint64_t size, unsigned kind, uint32_t stack_id);
+/* hash: lt_blocks_prefetch's for addr (computed once on the malloc path). */
+void lt_blocks_insert(uintptr_t addr, uint64_t hash, uint64_t size, unsigned kind, uint32_t stack_id);
 /* Remove and return. False when unknown, and also, doing nothing, when called from a signal
  * handler that interrupted its thread inside this table: the caller then uses forget. */
 bool lt_blocks_take(uintptr_t addr, struct lt_block *out);
@@ -229,8 +230,9 @@ void lt_blocks_put_back(const struct lt_block *b);
 /* Remove and count the block as freed (or the free as unknown); from a signal handler that
  * interrupted its thread inside this table, done as soon as the thread leaves it. */
 void lt_blocks_forget(uintptr_t addr);
-/* A hint: the insertion of addr comes soon (the caller unwinds meanwhile). */
-void lt_blocks_prefetch(uintptr_t addr);
+/* A hint: the insertion of addr comes soon (the caller unwinds meanwhile). Returns addr's
+ * hash, for lt_blocks_insert. */
+uint64_t lt_blocks_prefetch(uintptr_t addr);
 typedef void (*lt_block_visitor)(const struct lt_block *b, void *ctx);
 /* Visits every live block, one shard locked at a time. With try_only, shards whose lock is
  * held (e.g. by a thread interrupted by the signal that asked for this) are skipped and

@@ -36,14 +36,18 @@ struct totals {
 };
 /* Mapped at start-up (NORESERVE: a stripe no thread used costs no memory). */
 static struct totals *stripes[STRIPES];
-/* Bit i set: stripe i may hold totals (readers skip the others). */
-static _Atomic uint32_t stripes_used;
+/* Bit i set: stripe i may hold totals (readers skip the others). Set when a registry slot
+ * is first given its stripe, so the adds never look at it; the stripe of threads without a
+ * slot from the start. */
+static _Atomic uint32_t stripes_used = 1u << EXCLUSIVE_STRIPES;
 _Static_assert(STRIPES <= 32, "stripes_used is a 32-bit mask");
 
 uint8_t lt_stack_stripe_of_slot(unsigned slot)
 {
-    if (slot >= 1 && slot <= EXCLUSIVE_STRIPES) return (uint8_t)(slot - 1);
-    return (uint8_t)(EXCLUSIVE_STRIPES + slot % SHARED_STRIPES);
+    unsigned stripe = slot >= 1 && slot <= EXCLUSIVE_STRIPES ? slot - 1
+                                                             : EXCLUSIVE_STRIPES + slot % SHARED_STRIPES;
+    atomic_fetch_or_explicit(&stripes_used, 1u << stripe, memory_order_relaxed);
+    return (uint8_t)stripe;
 }
 
 bool lt_stacks_init(void)
@@ -60,10 +64,7 @@ bool lt_stacks_init(void)
 static inline unsigned my_stripe(void)
 {
     struct lt_thread_slot *slot = lt_my_slot;
-    unsigned stripe = slot ? slot->stripe : EXCLUSIVE_STRIPES;
-    if (LT_UNLIKELY(!(atomic_load_explicit(&stripes_used, memory_order_relaxed) & (1u << stripe))))
-        atomic_fetch_or_explicit(&stripes_used, 1u << stripe, memory_order_relaxed);
-    return stripe;
+    return slot ? slot->stripe : EXCLUSIVE_STRIPES;
 }
 
 /* Adds to a counter of this thread's stripe (see EXCLUSIVE_STRIPES). */
@@ -196,13 +197,15 @@ struct lt_stack_totals lt_stack_totals(uint32_t id)
 void lt_stacks_reset_totals(void)
 {
     uint32_t count = lt_stacks_count();
-    for (uint32_t used = atomic_load(&stripes_used); used; used &= used - 1)
-        for (uint32_t id = 1, i = (uint32_t)__builtin_ctz(used); id <= count; id++) {
-            atomic_store(&stripes[i][id].alloc_count, 0);
-            atomic_store(&stripes[i][id].alloc_bytes, 0);
-            atomic_store(&stripes[i][id].free_count, 0);
-            atomic_store(&stripes[i][id].freed_bytes, 0);
+    for (uint32_t used = atomic_load(&stripes_used); used; used &= used - 1) {
+        struct totals *stripe = stripes[__builtin_ctz(used)];
+        for (uint32_t id = 1; id <= count; id++) {
+            atomic_store(&stripe[id].alloc_count, 0);
+            atomic_store(&stripe[id].alloc_bytes, 0);
+            atomic_store(&stripe[id].free_count, 0);
+            atomic_store(&stripe[id].freed_bytes, 0);
         }
+    }
 }
 
 /* After a detach, once no thread is inside the tables (lifecycle.c, lt_release_tables): the
