@@ -10,8 +10,8 @@
  * 3. Roots: the registers of each stopped thread, each thread's stack from its stack
  *    pointer (minus the 128-byte red zone, unless it waits in a system call) up, and every
  *    other readable, writable mapping except the heap ([heap], glibc arena heaps, mappings
- *    holding heap blocks) and the shim's own tables. Memory that may be unreadable is read with process_vm_readv, which reports
- *    a bad page instead of faulting.
+ *    holding heap blocks) and the shim's own tables. Memory that may be unreadable is read
+ *    with process_vm_readv, which reports a bad page instead of faulting.
  * 4. Mark as valgrind does: a start pointer from a definite node makes a block reachable, an
  *    interior pointer (unless a heuristic says it is really a start) only possibly lost; then
  *    unreached blocks, in address order, each lead a clique and own what they reach, which
@@ -44,7 +44,7 @@ enum { UNREACHED = 0, POSSIBLE = 1, REACHABLE = 2, INDIRECT = 3 };
 struct parked {
     pid_t tid;
     uintptr_t sp;
-    bool at_syscall; /* stopped at a system call: no live red zone (at_syscall_instruction) */
+    uintptr_t ip;    /* where it was stopped: at a system call, it has no live red zone */
     uintptr_t thread_pointer; /* its struct pthread, %fs:0 */
     uintptr_t regs[16];
 };
@@ -96,20 +96,6 @@ static bool program_handler_entered(const ucontext_t *uc)
     return now.handler > (uintptr_t)SIG_IGN && now.handler == (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
 }
 
-/* Whether the thread was stopped at a system call instruction (`syscall`, 0f 05): just
- * after it (the call returned or was interrupted) or on it (the kernel moves the thread
- * back onto it to restart the call after our handler). A thread blocked in read() or a
- * futex wait is there, in a libc wrapper that keeps nothing in the red zone below its
- * stack pointer; what lies there is dead stack of the thread's deeper calls before it,
- * the malloc path among them, whose stale copies of block addresses would pass for roots.
- * The two bytes before the instruction pointer are read only within its page. */
-static bool at_syscall_instruction(uintptr_t ip)
-{
-    const uint8_t *code = (const uint8_t *)ip;
-    if ((ip & 4095) <= 4093 && code[0] == 0x0f && code[1] == 0x05) return true;
-    return (ip & 4095) >= 2 && code[-2] == 0x0f && code[-1] == 0x05;
-}
-
 static void park(int sig, siginfo_t *info, void *context)
 {
     (void)sig;
@@ -125,7 +111,7 @@ static void park(int sig, siginfo_t *info, void *context)
                                            REG_R13, REG_R14, REG_R15, REG_RSP };
             for (int i = 0; i < 16; i++) parked[slot].regs[i] = (uintptr_t)uc->uc_mcontext.gregs[which[i]];
             parked[slot].sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-            parked[slot].at_syscall = at_syscall_instruction((uintptr_t)uc->uc_mcontext.gregs[REG_RIP]);
+            parked[slot].ip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
             parked[slot].tid = (pid_t)syscall(SYS_gettid);
             parked[slot].thread_pointer = (uintptr_t)__builtin_thread_pointer();
         }
@@ -732,6 +718,20 @@ static void scan_main_heap(struct scan_state *st, uintptr_t at, uintptr_t end)
     }
 }
 
+/* Whether a thread stopped at ip was at a system call instruction (`syscall`, 0f 05): just
+ * after it (the call returned or was interrupted) or on it (the kernel moves the thread
+ * back onto it to restart the call after our handler). A thread blocked in read() or a
+ * futex wait is there, in a libc wrapper that keeps nothing in the red zone below its
+ * stack pointer; what lies there is dead stack of the thread's deeper calls before it,
+ * the malloc path among them, whose stale copies of block addresses would pass for roots.
+ * The code is copied, not read: it may be execute-only (a protection key), or end a page. */
+static bool at_syscall_instruction(uintptr_t ip)
+{
+    uint8_t code[2];
+    if (lt_copy_memory(code, ip, 2) && code[0] == 0x0f && code[1] == 0x05) return true;
+    return ip >= 2 && lt_copy_memory(code, ip - 2, 2) && code[0] == 0x0f && code[1] == 0x05;
+}
+
 static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
 {
     static const int definite = 1;
@@ -772,7 +772,7 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
             if (sp && sp >= m->start && sp < m->end) {
                 /* A thread that waits in a system call (the unstopped ones with a known
                  * stack pointer all do) has no live red zone. */
-                bool at_syscall = t >= stopped || parked[t].at_syscall;
+                bool at_syscall = t >= stopped || at_syscall_instruction(parked[t].ip);
                 uintptr_t low = at_syscall ? sp : sp - RED_ZONE;
                 from = low > m->start ? low : m->start;
                 is_stack = true;
