@@ -16,6 +16,7 @@
  *    interior pointer (unless a heuristic says it is really a start) only possibly lost; then
  *    unreached blocks, in address order, each lead a clique and own what they reach, which
  *    becomes indirectly lost. */
+#include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -40,6 +41,60 @@
 
 enum { UNREACHED = 0, POSSIBLE = 1, REACHABLE = 2, INDIRECT = 3 };
 
+/* ---- vector registers ----------------------------------------------------------------------
+ * A pointer may be held only in a vector register: a struct of pointers copied through xmm or
+ * ymm, a value the compiler keeps there. Their words are roots too, as LeakSanitizer counts
+ * them (its use_registers_extra case); valgrind reads only the general-purpose registers.
+ * The signal frame holds them: xmm0-15 in the legacy area, then, in XSAVE's standard format,
+ * the upper halves of ymm0-15 (component 2), of zmm0-15 (6) and zmm16-31 (7), each present
+ * when its bit of the frame's XSTATE_BV says the registers are in use. */
+#define XMM_WORDS 32
+#define VECTOR_WORDS (XMM_WORDS + 32 + 64 + 128)
+struct vector_part { uint32_t offset, words, component; };
+/* Set by stop_world from CPUID before the first stop signal is sent, read-only afterwards. */
+static struct vector_part vector_parts[3];
+static int nvector_parts;
+
+static void find_vector_parts(void)
+{
+    static const uint32_t components[3] = { 2, 6, 7 };
+    nvector_parts = 0;
+    for (int i = 0; i < 3; i++) {
+        unsigned size, offset, ecx, edx;
+        if (!__get_cpuid_count(0xd, components[i], &size, &offset, &ecx, &edx) || !size || !offset)
+            continue;
+        vector_parts[nvector_parts++] = (struct vector_part){ offset, size / 8, components[i] };
+    }
+}
+
+/* From a stop signal's handler: copies the interrupted thread's vector registers. */
+static int copy_vector_words(const ucontext_t *uc, uintptr_t *out)
+{
+    const uint8_t *fx = (const uint8_t *)uc->uc_mcontext.fpregs;
+    if (!fx) return 0;
+    __builtin_memcpy(out, fx + 160, XMM_WORDS * 8); /* the FXSAVE image's xmm0-15 */
+    int n = XMM_WORDS;
+    /* The kernel's software bytes, at the end of the legacy area, say whether an XSAVE image
+     * follows (both magic numbers) and how long it is. */
+    struct _fpx_sw_bytes sw;
+    uint32_t magic2;
+    uint64_t in_use;
+    __builtin_memcpy(&sw, fx + 464, sizeof sw);
+    if (sw.magic1 != FP_XSTATE_MAGIC1 || sw.extended_size < sw.xstate_size + 4) return n;
+    __builtin_memcpy(&magic2, fx + sw.xstate_size, 4);
+    if (magic2 != FP_XSTATE_MAGIC2) return n;
+    __builtin_memcpy(&in_use, fx + 512, 8); /* the XSAVE header's XSTATE_BV */
+    for (int i = 0; i < nvector_parts; i++) {
+        const struct vector_part *v = &vector_parts[i];
+        if (!((in_use >> v->component) & 1) || v->offset + v->words * 8 > sw.xstate_size ||
+            n + (int)v->words > VECTOR_WORDS)
+            continue;
+        __builtin_memcpy(out + n, fx + v->offset, v->words * 8);
+        n += (int)v->words;
+    }
+    return n;
+}
+
 /* ---- stopping the world ------------------------------------------------------------------ */
 struct parked {
     pid_t tid;
@@ -47,6 +102,8 @@ struct parked {
     uintptr_t ip;    /* where it was stopped: at a system call, it has no live red zone */
     uintptr_t thread_pointer; /* its struct pthread, %fs:0 */
     uintptr_t regs[16];
+    int nvector;
+    uintptr_t vector[VECTOR_WORDS];
 };
 
 /* Mapped at the first scan and never unmapped: a late signal handler may still write to it.
@@ -112,6 +169,7 @@ static void park(int sig, siginfo_t *info, void *context)
             for (int i = 0; i < 16; i++) parked[slot].regs[i] = (uintptr_t)uc->uc_mcontext.gregs[which[i]];
             parked[slot].sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
             parked[slot].ip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+            parked[slot].nvector = copy_vector_words(uc, parked[slot].vector);
             parked[slot].tid = (pid_t)syscall(SYS_gettid);
             parked[slot].thread_pointer = (uintptr_t)__builtin_thread_pointer();
         }
@@ -217,6 +275,7 @@ static void stop_world(struct lt_scan *scan)
     if (!unstopped) unstopped = lt_map(sizeof(struct unstopped) * MAX_PARKED);
     nunstopped = 0;
     if (!handler_installed) {
+        find_vector_parts();
         /* Stays installed: a signal still pending after a scan must find a handler (the
          * default action of a real-time signal kills the process). Outside a scan the
          * handler returns at once. */
@@ -743,10 +802,12 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
     bool all_stopped = true;
     for (int u = 0; u < nunstopped; u++)
         if (!unstopped[u].sp) all_stopped = false;
-    /* Registers of the stopped threads; of the others, those /proc shows: a system call's
-     * arguments (a read() into a block may be its only pointer). */
-    for (int t = 0; t < stopped; t++)
+    /* Registers of the stopped threads, vector ones included; of the others, those /proc
+     * shows: a system call's arguments (a read() into a block may be its only pointer). */
+    for (int t = 0; t < stopped; t++) {
         for (int r = 0; r < 16; r++) mark_word(st, parked[t].regs[r], root);
+        for (int w = 0; w < parked[t].nvector; w++) mark_word(st, parked[t].vector[w], root);
+    }
     for (int u = 0; u < nunstopped; u++)
         for (int r = 0; r < 6; r++) mark_word(st, unstopped[u].args[r], root);
     drain_roots(st);

@@ -261,6 +261,71 @@ static int thread_starting_at_exit(void)
     return 0;
 }
 
+/* still reachable: a pointer held only in a vector register of a running thread (LSan's
+ * use_registers_extra.cpp: xmm0; here also the upper half of ymm1, and zmm17). The thread
+ * takes the block from `handover` and clears it, in one asm block that then spins. */
+void *volatile handover;
+
+static void *hold_in_xmm(void *unused)
+{
+    (void)unused;
+    __asm__ volatile("movq (%0), %%xmm0\n\t"
+                     "movq $0, (%0)\n\t"
+                     "movl $1, (%1)\n\t"
+                     "1: pause\n\t"
+                     "jmp 1b"
+                     :
+                     : "r"(&handover), "r"(&ready)
+                     : "xmm0", "memory");
+    return NULL;
+}
+
+/* AVX: the lower half of ymm1 is zero, the upper holds the pointer. */
+static void *hold_in_ymm_upper(void *unused)
+{
+    (void)unused;
+    __asm__ volatile("vmovq (%0), %%xmm1\n\t"
+                     "vpxor %%xmm2, %%xmm2, %%xmm2\n\t"
+                     "vinsertf128 $1, %%xmm1, %%ymm2, %%ymm1\n\t"
+                     "vpxor %%xmm2, %%xmm2, %%xmm2\n\t"
+                     "movq $0, (%0)\n\t"
+                     "movl $1, (%1)\n\t"
+                     "1: pause\n\t"
+                     "jmp 1b"
+                     :
+                     : "r"(&handover), "r"(&ready)
+                     : "xmm1", "xmm2", "memory");
+    return NULL;
+}
+
+/* AVX-512: zmm17, one of the 16 registers past xmm0-15. */
+static void *hold_in_zmm17(void *unused)
+{
+    (void)unused;
+    __asm__ volatile("vmovq (%0), %%xmm17\n\t"
+                     "movq $0, (%0)\n\t"
+                     "movl $1, (%1)\n\t"
+                     "1: pause\n\t"
+                     "jmp 1b"
+                     :
+                     : "r"(&handover), "r"(&ready)
+                     : "memory");
+    return NULL;
+}
+
+static int hold_in_vector_register(void *(*hold)(void *))
+{
+    handover = allocate();
+    pthread_t t;
+    pthread_create(&t, NULL, hold, NULL);
+    while (!atomic_load(&ready)) sched_yield();
+    return 0;
+}
+
+static int use_registers_extra(void) { return hold_in_vector_register(hold_in_xmm); }
+static int use_registers_ymm_upper(void) { return hold_in_vector_register(hold_in_ymm_upper); }
+static int use_registers_zmm17(void) { return hold_in_vector_register(hold_in_zmm17); }
+
 int main(int argc, char **argv)
 {
     static const struct { const char *name; int (*run)(void); } cases[] = {
@@ -278,6 +343,9 @@ int main(int argc, char **argv)
         { "use_swapcontext_stack", use_swapcontext_stack },
         { "thread_on_heap_stack", thread_on_heap_stack },
         { "thread_starting_at_exit", thread_starting_at_exit },
+        { "use_registers_extra", use_registers_extra },
+        { "use_registers_ymm_upper", use_registers_ymm_upper },
+        { "use_registers_zmm17", use_registers_zmm17 },
     };
     for (size_t i = 0; argc > 1 && i < sizeof cases / sizeof *cases; i++)
         if (strcmp(argv[1], cases[i].name) == 0) return cases[i].run();
