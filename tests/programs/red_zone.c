@@ -17,16 +17,21 @@ void *volatile handover;
 volatile int waiting, spinning;
 static int never; /* the futex word the waiter waits on: never woken */
 
+/* asm: takes the block from `handover` (operand 0), stores it 64 bytes below the stack
+ * pointer, clears `handover` and rax. */
+#define HANDOVER_BELOW_SP                                                                      \
+    "mov (%0), %%rax\n\t"                                                                     \
+    "mov %%rax, -64(%%rsp)\n\t"                                                               \
+    "movq $0, (%0)\n\t"                                                                       \
+    "xor %%eax, %%eax\n\t"
+
 static void *wait_in_syscall(void *unused)
 {
     (void)unused;
     /* The flag's store is the last instruction before `syscall`: once it is seen, the thread
      * is at or in the system call, where the scan finds it. */
     __asm__ volatile(
-        "mov (%0), %%rax\n\t"
-        "mov %%rax, -64(%%rsp)\n\t"
-        "movq $0, (%0)\n\t"
-        "xor %%eax, %%eax\n\t"
+        HANDOVER_BELOW_SP
         "mov %2, %%rdi\n\t"
         "mov $128, %%esi\n\t" /* FUTEX_WAIT_PRIVATE */
         "xor %%edx, %%edx\n\t"
@@ -45,10 +50,7 @@ static void *spin_in_leaf(void *unused)
 {
     (void)unused;
     __asm__ volatile(
-        "mov (%0), %%rax\n\t"
-        "mov %%rax, -64(%%rsp)\n\t"
-        "movq $0, (%0)\n\t"
-        "xor %%eax, %%eax\n\t"
+        HANDOVER_BELOW_SP
         "movl $1, (%1)\n\t"
         "1: pause\n\t"
         "jmp 1b\n\t"
@@ -58,20 +60,23 @@ static void *spin_in_leaf(void *unused)
     return NULL;
 }
 
+static void start_holder(void *(*hold)(void *), volatile int *holds)
+{
+    pthread_t thread;
+    pthread_create(&thread, NULL, hold, NULL);
+    while (!*holds) usleep(1000);
+}
+
 __attribute__((noinline)) static void start_waiter(void)
 {
     handover = malloc(500); /* @leak:waiter */
-    pthread_t thread;
-    pthread_create(&thread, NULL, wait_in_syscall, NULL);
-    while (!waiting) usleep(1000);
+    start_holder(wait_in_syscall, &waiting);
 }
 
 __attribute__((noinline)) static void start_spinner(void)
 {
     handover = malloc(600); /* @leak:spinner */
-    pthread_t thread;
-    pthread_create(&thread, NULL, spin_in_leaf, NULL);
-    while (!spinning) usleep(1000);
+    start_holder(spin_in_leaf, &spinning);
 }
 
 int main(void)
