@@ -25,9 +25,8 @@
 #define SHARDS (1u << SHARD_BITS)
 #define REGION_SHIFT 26             /* glibc's arena heaps are 64 MiB, aligned on 64 MiB */
 #define INITIAL_SLOTS 64u          /* 1.5 KiB a shard: small programs stay small */
-#define SPAN_SHIFT 8                /* a group of large tables hashes blocks by 256-byte span */
-#define SPAN_MIN_SLOTS 16384u       /* a shard this large (384 KiB) turns its group to spans */
-#define SPAN_FLAG (UINT64_C(1) << 32) /* in a hash: computed by span (its bits 32-55 are free) */
+#define SPAN_SHIFT 8                /* blocks are hashed by their 256-byte span (home_slot) */
+#define SPAN_MIN_SLOTS 16384u       /* from this size (384 KiB) a table keeps spans together */
 
 /* A futex lock (0 free, 1 held, 2 held with waiters): the uncontended path is one CAS and
  * one exchange, inlined, with no call into libc. */
@@ -91,51 +90,26 @@ struct shard {
     struct lt_block *slots;  /* lt_map'd; addr 0 marks an empty slot */
     size_t capacity;         /* slots; any number below 2^32 (home_slot) */
     size_t count;
-    uint32_t spread;         /* home_slot's; 0 while the group hashes by granule */
-    bool by_span;            /* the group hashes by span (to_spans) */
+    uint32_t spread;         /* home_slot's: 0 until the table is large */
 };
 
 /* Each shard is guarded by its own lock. */
 static struct shard shards[SHARDS];
 
-/* Per group: hashes by span (written by to_spans under every lock of the group; read without
- * one to compute a hash, which the shard's by_span confirms under its lock), and a shard of
- * it grew large enough for that (set under that shard's lock, cleared by to_spans). */
-static _Atomic bool group_by_span[1u << GROUP_BITS];
-static _Atomic bool group_wants_spans[1u << GROUP_BITS];
-
-static inline unsigned group_of(uintptr_t addr)
-{
-    return (unsigned)((((uint64_t)addr >> REGION_SHIFT) * 0x9e3779b97f4a7c15ull) >> (64 - GROUP_BITS));
-}
-
 /* The top GROUP_BITS: a hash of the block's region (its group of shards); below them, a hash
- * of its 16-byte granule, or of its 256-byte span once the group hashes by span (the shard in
- * the group from the top bits, the slot from the low ones, with home_slot); SPAN_FLAG says
- * which. */
-static inline uint64_t mix_in(uintptr_t addr, unsigned group, bool by_span)
+ * of its 256-byte span (the shard in the group from the top bits; in a large table, the slot
+ * from the low ones: home_slot). */
+static inline uint64_t mix(uintptr_t addr)
 {
-    uint64_t h = (uint64_t)addr >> (by_span ? SPAN_SHIFT : 4);
+    uint64_t h = (uint64_t)addr >> SPAN_SHIFT;
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
-    h = ((h >> GROUP_BITS) & ~SPAN_FLAG) | (by_span ? SPAN_FLAG : 0);
-    return h | ((uint64_t)group << (64 - GROUP_BITS));
-}
-
-static inline uint64_t mix_as(uintptr_t addr, bool by_span) { return mix_in(addr, group_of(addr), by_span); }
-
-static inline uint64_t mix(uintptr_t addr)
-{
-    unsigned group = group_of(addr);
-    return mix_in(addr, group, atomic_load_explicit(&group_by_span[group], memory_order_relaxed));
+    uint64_t region = ((uint64_t)addr >> REGION_SHIFT) * 0x9e3779b97f4a7c15ull;
+    return (h >> GROUP_BITS) | (region >> (64 - GROUP_BITS) << (64 - GROUP_BITS));
 }
 
 static inline struct shard *shard_of(uint64_t h) { return &shards[h >> (64 - SHARD_BITS)]; }
-
-/* pre: s locked. Was h computed the way s's group hashes now? (No only when to_spans ran in
- * between: once a group's life.) */
-static inline bool hashed_as(const struct shard *s, uint64_t h) { return ((h & SPAN_FLAG) != 0) == s->by_span; }
 
 /* ---- per-thread: locks held, and what a signal handler asked for meanwhile ------------- */
 enum pending_op { OP_INSERT, OP_FORGET };
@@ -220,35 +194,32 @@ bool lt_blocks_init(void)
     for (unsigned i = 0; i < SHARDS; i++) {
         shards[i].slots = first_arrays + (size_t)i * INITIAL_SLOTS;
         shards[i].capacity = INITIAL_SLOTS;
-        shards[i].spread = 0;
-        shards[i].by_span = false;
-    }
-    for (unsigned g = 0; g < (1u << GROUP_BITS); g++) {
-        atomic_store(&group_by_span[g], false);
-        atomic_store(&group_wants_spans[g], false);
+        shards[i].spread = 0; /* small: spread_for(INITIAL_SLOTS) */
     }
     return lt_sampling_init();
 }
 
-/* The slot a block starts probing at: the low 32 bits of its hash plus its granule in its
- * span times the shard's spread, scaled to the capacity (a multiply and a shift, for a
- * capacity that is not a power of two: the table grows by half, below).
- *
- * Why spans: in a large table every insert and free reads a random line, a cache and TLB miss,
- * unless blocks made and freed together have their records on the same lines. A group whose
- * tables grow large (SPAN_MIN_SLOTS) is rehashed by span (to_spans), and its spread puts a
- * span's 16 granules on consecutive slots: a Python dict's objects, made and freed in address
- * order, then share lines (python3 dict benchmark: 16-19% less CPU). Small tables stay in
- * cache, where a span's blocks on neighbouring slots only lengthened probes (C++ workload
- * +7% when every group hashed by span): they hash each granule, with a spread of 0. */
+/* The slot a block starts probing at, as 32 bits scaled to the capacity (a multiply and a
+ * shift, for a capacity that is not a power of two: the table grows by half, below).
+ * A small table stays in cache: there the 32 bits are a hash of the block's own 16-byte
+ * granule (Fibonacci hashing), which scatters the blocks of a span. In a large table every
+ * insert and free reads a line no cache holds, unless blocks made and freed together have
+ * their records on the same lines: from SPAN_MIN_SLOTS the 32 bits are the span's hash plus
+ * the block's granule in the span times the spread (2^32 / capacity), so a span's records sit
+ * on consecutive slots (a Python dict's objects, made and freed in address order, then share
+ * lines). Placing by span in small tables too only lengthened their probes. */
 static inline size_t home_slot(uint64_t h, uintptr_t addr, size_t capacity, uint32_t spread)
 {
-    uint32_t granule = (uint32_t)(addr >> 4) & ((1u << (SPAN_SHIFT - 4)) - 1);
-    uint32_t at = (uint32_t)h + granule * spread;
+    uint32_t at;
+    if (!spread) at = (uint32_t)(((uint64_t)(addr >> 4) * 0x9e3779b97f4a7c15ull) >> 32);
+    else at = (uint32_t)h + ((uint32_t)(addr >> 4) & ((1u << (SPAN_SHIFT - 4)) - 1)) * spread;
     return (size_t)(((uint64_t)at * (uint64_t)capacity) >> 32);
 }
 
-static inline uint32_t span_spread(size_t capacity) { return (uint32_t)((UINT64_C(1) << 32) / capacity); }
+static inline uint32_t spread_for(size_t capacity)
+{
+    return capacity >= SPAN_MIN_SLOTS ? (uint32_t)((UINT64_C(1) << 32) / capacity) : 0;
+}
 
 static inline size_t next_slot(size_t i, size_t capacity) { return i + 1 == capacity ? 0 : i + 1; }
 
@@ -270,20 +241,13 @@ uint64_t lt_blocks_prefetch(uintptr_t addr)
     return h;
 }
 
-/* Returns the slot of slots[capacity] holding addr, or the empty slot where it would go. */
-static struct lt_block *probe_in(struct lt_block *slots, size_t capacity, uint32_t spread,
-                                 uintptr_t addr, uint64_t h)
-{
-    for (size_t i = home_slot(h, addr, capacity, spread);; i = next_slot(i, capacity)) {
-        struct lt_block *b = &slots[i];
-        if (b->addr == addr || b->addr == 0) return b;
-    }
-}
-
-/* pre: shard locked, hashed_as(s, h). */
+/* pre: shard locked. Returns the slot holding addr, or the empty slot where it would go. */
 static struct lt_block *probe(struct shard *s, uintptr_t addr, uint64_t h)
 {
-    return probe_in(s->slots, s->capacity, s->spread, addr, h);
+    for (size_t i = home_slot(h, addr, s->capacity, s->spread);; i = next_slot(i, s->capacity)) {
+        struct lt_block *b = &s->slots[i];
+        if (b->addr == addr || b->addr == 0) return b;
+    }
 }
 
 /* pre: shard locked. Grows the table by half; false if the shim's memory ran out. Grown by
@@ -301,76 +265,21 @@ static bool grow(struct shard *s)
     size_t old_cap = s->capacity;
     s->slots = fresh;
     s->capacity = new_cap;
-    if (s->by_span) s->spread = span_spread(new_cap);
-    else if (new_cap >= SPAN_MIN_SLOTS) atomic_store(&group_wants_spans[(size_t)(s - shards) >> (SHARD_BITS - GROUP_BITS)], true);
+    s->spread = spread_for(new_cap);
     for (size_t i = 0; i < old_cap; i++)
-        if (old[i].addr) *probe(s, old[i].addr, mix_as(old[i].addr, s->by_span)) = old[i];
+        if (old[i].addr) *probe(s, old[i].addr, mix(old[i].addr)) = old[i];
     release_array(old, old_cap);
     return true;
 }
 
-/* Rehashes group g by span (see home_slot), under every lock of the group, taken in order (as
- * lt_blocks_lock_all does). Each shard gets a table of twice its new count. Where memory runs
- * out, the group stays as it was, and is not asked again. */
-static void to_spans(unsigned g)
-{
-    enum { PER_GROUP = 1u << (SHARD_BITS - GROUP_BITS) };
-    struct shard *group = &shards[(size_t)g * PER_GROUP];
-    for (unsigned i = 0; i < PER_GROUP; i++) shard_lock(&group[i]);
-    if (atomic_exchange(&group_wants_spans[g], false) && !group[0].by_span) {
-        size_t counts[PER_GROUP] = { 0 }, caps[PER_GROUP];
-        struct lt_block *fresh[PER_GROUP] = { NULL };
-        for (unsigned i = 0; i < PER_GROUP; i++)
-            for (size_t j = 0; j < group[i].capacity; j++)
-                if (group[i].slots[j].addr)
-                    counts[(mix_as(group[i].slots[j].addr, true) >> (64 - SHARD_BITS)) % PER_GROUP]++;
-        bool mapped = true;
-        for (unsigned t = 0; t < PER_GROUP && mapped; t++) {
-            caps[t] = counts[t] * 2 > INITIAL_SLOTS ? counts[t] * 2 : INITIAL_SLOTS;
-            mapped = caps[t] < (UINT64_C(1) << 32) &&
-                     (fresh[t] = lt_map_populated(caps[t] * sizeof(struct lt_block))) != NULL;
-        }
-        if (mapped) {
-            for (unsigned i = 0; i < PER_GROUP; i++)
-                for (size_t j = 0; j < group[i].capacity; j++) {
-                    const struct lt_block *b = &group[i].slots[j];
-                    if (!b->addr) continue;
-                    uint64_t h = mix_as(b->addr, true);
-                    unsigned t = (unsigned)((h >> (64 - SHARD_BITS)) % PER_GROUP);
-                    *probe_in(fresh[t], caps[t], span_spread(caps[t]), b->addr, h) = *b;
-                }
-            for (unsigned t = 0; t < PER_GROUP; t++) {
-                release_array(group[t].slots, group[t].capacity);
-                group[t].slots = fresh[t];
-                group[t].capacity = caps[t];
-                group[t].count = counts[t];
-                group[t].spread = span_spread(caps[t]);
-                group[t].by_span = true;
-            }
-            atomic_store(&group_by_span[g], true);
-        } else {
-            for (unsigned t = 0; t < PER_GROUP; t++)
-                if (fresh[t]) lt_unmap(fresh[t], caps[t] * sizeof(struct lt_block));
-        }
-    }
-    for (unsigned i = PER_GROUP; i-- > 0;) shard_unlock(&group[i]);
-}
-
-/* h: mix(nb->addr), perhaps from before its group turned to spans. */
+/* h: mix(nb->addr). */
 static void insert_now(const struct lt_block *nb, uint64_t h)
 {
     struct shard *s = shard_of(h);
     shard_lock(s);
-    while (LT_UNLIKELY(!hashed_as(s, h))) {
-        shard_unlock(s);
-        h = mix(nb->addr);
-        s = shard_of(h);
-        shard_lock(s);
-    }
     /* Grows at 3/5 full: at 3/4 the probe and the backward-shift deletion walked about 7
      * and 10 slots a call. */
-    bool grows = (s->count + 1) * 5 > s->capacity * 3;
-    if (LT_UNLIKELY(grows) && !grow(s) && s->count + 1 >= s->capacity) {
+    if ((s->count + 1) * 5 > s->capacity * 3 && !grow(s) && s->count + 1 >= s->capacity) {
         shard_unlock(s);
         atomic_fetch_add_explicit(&lt_counters.dropped_blocks, 1, memory_order_relaxed);
         return;
@@ -380,10 +289,6 @@ static void insert_now(const struct lt_block *nb, uint64_t h)
     if (!b->addr) s->count++;
     *b = *nb;
     shard_unlock(s);
-    unsigned g = (unsigned)(h >> (64 - GROUP_BITS));
-    if (LT_UNLIKELY(grows) && atomic_load_explicit(&group_wants_spans[g], memory_order_relaxed) &&
-        !must_defer())
-        to_spans(g); /* asked for by this grow (or an earlier one that could not act on it) */
     /* An address still recorded as live was freed behind our back (e.g. from a signal handler
      * while this thread was inside the shim): its old block is gone. */
     if (replaced.addr) {
@@ -416,12 +321,6 @@ static bool take_block(uintptr_t addr, struct lt_block *out)
     prefetch_slot(h, addr);
     struct shard *s = shard_of(h);
     shard_lock(s);
-    while (LT_UNLIKELY(!hashed_as(s, h))) {
-        shard_unlock(s);
-        h = mix(addr);
-        s = shard_of(h);
-        shard_lock(s);
-    }
     struct lt_block *b = probe(s, addr, h);
     if (!b->addr) {
         shard_unlock(s);
@@ -433,7 +332,7 @@ static bool take_block(uintptr_t addr, struct lt_block *out)
     size_t hole = (size_t)(b - s->slots);
     for (size_t i = next_slot(hole, capacity); s->slots[i].addr; i = next_slot(i, capacity)) {
         uintptr_t moved = s->slots[i].addr;
-        size_t home = home_slot(mix_as(moved, s->by_span), moved, capacity, s->spread);
+        size_t home = home_slot(s->spread ? mix(moved) : 0, moved, capacity, s->spread);
         /* Move slot i into the hole unless its home lies cyclically in (hole, i]. */
         bool home_after_hole = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
         if (!home_after_hole) {

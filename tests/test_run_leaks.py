@@ -183,8 +183,9 @@ def test_children_forked_while_threads_allocate_neither_hang_nor_lose_count(
 @pytest.mark.parametrize("opt", OPT_LEVELS)
 def test_counts_stay_exact_while_a_large_live_set_is_rehashed_by_span(
         build_dir: Path, tmp_path: Path, opt: str) -> None:
-    """Three threads each hold 200,000 blocks at once: their groups of shards turn to hashing
-    by span (shim/blocks.c, to_spans) while they and the others allocate and free, and main
+    """Three threads each hold 200,000 blocks at once: their shards grow past the size where
+    blocks are placed by span (shim/blocks.c, home_slot) while they and the others allocate
+    and free, and main
     frees a quarter of each thread's blocks from its own thread. 50,000 blocks a thread are
     lost, exactly; no free goes unmatched."""
     exe = compile_program("big_live_set.c", build_dir, opt)

@@ -1,6 +1,6 @@
-/* A live set large enough that the shim rehashes its tables by span (blocks.c, to_spans) while
- * threads allocate and free: three threads each make BLOCKS blocks (the rehash comes while
- * they do), free every other one, and hand the rest to main, which frees half of those from
+/* A live set large enough that the shim's tables switch to placing blocks by span (blocks.c,
+ * home_slot) as they grow, while threads allocate and free: three threads each make BLOCKS
+ * blocks (the tables grow past the switch while they do), free every other one, and hand the rest to main, which frees half of those from
  * its own thread and then drops the array: BLOCKS / 4 blocks a thread are definitely lost.
  * Only write() is used: stdio would leave buffers of its own at exit. */
 #include <pthread.h>
