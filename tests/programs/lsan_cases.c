@@ -266,17 +266,21 @@ static int thread_starting_at_exit(void)
  * takes the block from `handover` and clears it, in one asm block that then spins. */
 void *volatile handover;
 
+/* asm that loads the block from handover into a register (`load`, operand 0 the address of
+ * handover), clears handover, says it holds the block and spins for good; xmm0-2 may change. */
+#define HOLD_AND_SPIN(load)                                                                    \
+    __asm__ volatile(load "movq $0, (%0)\n\t"                                                 \
+                          "movl $1, (%1)\n\t"                                                 \
+                          "1: pause\n\t"                                                      \
+                          "jmp 1b"                                                           \
+                     :                                                                       \
+                     : "r"(&handover), "r"(&ready)                                           \
+                     : "xmm0", "xmm1", "xmm2", "memory")
+
 static void *hold_in_xmm(void *unused)
 {
     (void)unused;
-    __asm__ volatile("movq (%0), %%xmm0\n\t"
-                     "movq $0, (%0)\n\t"
-                     "movl $1, (%1)\n\t"
-                     "1: pause\n\t"
-                     "jmp 1b"
-                     :
-                     : "r"(&handover), "r"(&ready)
-                     : "xmm0", "memory");
+    HOLD_AND_SPIN("movq (%0), %%xmm0\n\t");
     return NULL;
 }
 
@@ -284,17 +288,10 @@ static void *hold_in_xmm(void *unused)
 static void *hold_in_ymm_upper(void *unused)
 {
     (void)unused;
-    __asm__ volatile("vmovq (%0), %%xmm1\n\t"
-                     "vpxor %%xmm2, %%xmm2, %%xmm2\n\t"
-                     "vinsertf128 $1, %%xmm1, %%ymm2, %%ymm1\n\t"
-                     "vpxor %%xmm2, %%xmm2, %%xmm2\n\t"
-                     "movq $0, (%0)\n\t"
-                     "movl $1, (%1)\n\t"
-                     "1: pause\n\t"
-                     "jmp 1b"
-                     :
-                     : "r"(&handover), "r"(&ready)
-                     : "xmm1", "xmm2", "memory");
+    HOLD_AND_SPIN("vmovq (%0), %%xmm1\n\t"
+                  "vpxor %%xmm2, %%xmm2, %%xmm2\n\t"
+                  "vinsertf128 $1, %%xmm1, %%ymm2, %%ymm1\n\t"
+                  "vpxor %%xmm2, %%xmm2, %%xmm2\n\t");
     return NULL;
 }
 
@@ -302,14 +299,7 @@ static void *hold_in_ymm_upper(void *unused)
 static void *hold_in_zmm17(void *unused)
 {
     (void)unused;
-    __asm__ volatile("vmovq (%0), %%xmm17\n\t"
-                     "movq $0, (%0)\n\t"
-                     "movl $1, (%1)\n\t"
-                     "1: pause\n\t"
-                     "jmp 1b"
-                     :
-                     : "r"(&handover), "r"(&ready)
-                     : "memory");
+    HOLD_AND_SPIN("vmovq (%0), %%xmm17\n\t");
     return NULL;
 }
 
