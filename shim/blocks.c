@@ -313,11 +313,12 @@ void lt_blocks_insert(uintptr_t addr, uint64_t hash, uint64_t size, unsigned kin
 
 void lt_blocks_put_back(const struct lt_block *b) { insert_block(b, mix(b->addr)); }
 
-/* pre: not must_defer(); the caller has checked lt_sample_unrecorded (a queued forget did when
- * it was queued). No prefetch here: the probe reads the same line a moment later. */
+/* pre: not must_defer(). */
 static bool take_block(uintptr_t addr, struct lt_block *out)
 {
     uint64_t h = mix(addr);
+    if (lt_sample_unrecorded(addr)) return false;
+    prefetch_slot(h, addr);
     struct shard *s = shard_of(h);
     shard_lock(s);
     struct lt_block *b = probe(s, addr, h);
