@@ -311,6 +311,7 @@ static void fork_child(void)
     lt_control_after_fork_child();
     lt_annotations_unlock();
     lt_blocks_unlock_all();
+    lt_blocks_after_fork_child();
     lt_regions_unlock();
     lt_busy--;
     int state = atomic_load(&lt_state);

@@ -221,6 +221,7 @@ static inline unsigned lt_generation_now(void)
 bool lt_blocks_init(void);
 bool lt_blocks_held_here(void);          /* this thread holds a shard lock */
 void lt_blocks_release(void);          /* after detach: lt_release_tables */
+void lt_blocks_after_fork_child(void); /* after lt_blocks_unlock_all in a fork child */
 /* hash: lt_blocks_prefetch's for addr (computed once on the malloc path). */
 void lt_blocks_insert(uintptr_t addr, uint64_t hash, uint64_t size, unsigned kind, uint32_t stack_id);
 /* Remove and return. False when unknown, and also, doing nothing, when called from a signal
