@@ -203,8 +203,8 @@ static inline bool must_defer(void) { return LT_UNLIKELY(locks_held != 0 || appl
 /* ---- owned shards ------------------------------------------------------------------------ */
 static void membarrier_all_threads(void)
 {
-    /* Registered at init: the private expedited command cannot fail then, short of EINTR-free
-     * kernel errors; the fallback orders as strongly, only slower. */
+    /* Registered at init, so the expedited command works; should it fail anyway, the global
+     * one orders as strongly, only slower. */
     if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
         syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0);
 }
@@ -213,9 +213,13 @@ static void membarrier_all_threads(void)
  * is not inside; false if `spins` ran out first (0: wait as long as it takes). */
 static bool owner_out(struct shard *s, unsigned spins)
 {
+    /* An owner is inside for a few dozen nanoseconds, unless it was preempted (yield to it)
+     * or stopped (a debugger: sleep rather than burn a CPU). */
+    static const struct timespec nap = { 0, 50000 };
     for (unsigned n = 1; atomic_load_explicit(&s->busy, memory_order_acquire); n++) {
         if (spins && n >= spins) return false;
-        if (n % 128 == 0) syscall(SYS_sched_yield); /* the owner was preempted inside */
+        if (n >= 4096) lt_sys_nanosleep(&nap, NULL);
+        else if (n % 128 == 0) syscall(SYS_sched_yield);
         else cpu_relax();
     }
     return true;
@@ -279,8 +283,8 @@ static inline void shard_leave(struct shard *s, bool owned)
 
 /* Keeps every owner out of its shard without the lock, until thaw_all: raises every gate and
  * waits for owners inside to leave. wait false (a signal handler, which may have interrupted
- * an owner inside on its own thread): gives up on a shard whose owner stays inside, and
- * returns how many it gave up on (they are skipped; thaw_all is still called). */
+ * an owner inside on its own thread): gives up on a shard whose owner stays inside, and marks
+ * it in given_up (the caller skips it; thaw_all is still called). */
 static void freeze_all(bool wait, bool given_up[SHARDS])
 {
     for (unsigned i = 0; i < SHARDS; i++) atomic_fetch_add(&shards[i].gate, 2);
