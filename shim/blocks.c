@@ -113,8 +113,9 @@ struct shard {
 /* Each shard is guarded by its own lock, or owned (above). */
 static struct shard shards[SHARDS];
 
-/* Set once at lt_blocks_init (and in a fork child): membarrier works, so shards may be owned. */
-static bool owning_allowed;
+/* Set at lt_blocks_init (and in a fork child): membarrier works, so shards may be owned.
+ * Cleared for good by lt_blocks_stop_owning (sandboxed: the filter may forbid membarrier). */
+static bool owning_allowed, sandboxed;
 /* A thread's owner id, from owner_ids (0: none yet); only its own thread touches it. */
 static __thread uint32_t my_owner_id __attribute__((tls_model("initial-exec")));
 static _Atomic uint32_t owner_ids;
@@ -313,7 +314,23 @@ static void release_array(struct lt_block *slots, size_t capacity)
 /* Shards may be owned only where membarrier can order their owners (Linux 4.14 on). */
 static void allow_owning(void)
 {
-    owning_allowed = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+    owning_allowed = !sandboxed && syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+/* Before a seccomp filter goes in (sandbox.c): every shard is made shared, with the one
+ * membarrier() still allowed, and none is owned again; no membarrier() is made after this. */
+void lt_blocks_stop_owning(void)
+{
+    if (sandboxed) return;
+    sandboxed = true;
+    if (!owning_allowed) return;
+    for (unsigned i = 0; i < SHARDS; i++) atomic_fetch_or(&shards[i].gate, 1);
+    membarrier_all_threads();
+    for (unsigned i = 0; i < SHARDS; i++) {
+        owner_out(&shards[i], 0);
+        atomic_store(&shards[i].owner, SHARED_OWNER);
+    }
+    owning_allowed = false;
 }
 
 bool lt_blocks_init(void)

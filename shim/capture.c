@@ -621,7 +621,8 @@ static void put_buffers(struct buffers *b)
 int lt_capture_write(struct lt_capture_request *req)
 {
     bool final = req->reason == LT_REASON_EXIT || req->reason == LT_REASON_SIGNAL ||
-                 req->reason == LT_REASON_DETACH || req->reason == LT_REASON_EXEC;
+                 req->reason == LT_REASON_DETACH || req->reason == LT_REASON_EXEC ||
+                 req->reason == LT_REASON_SANDBOX;
     bool from_signal = req->in_signal_handler;
     const struct lt_scan *scan = req->scan;
     char *path = req->path;

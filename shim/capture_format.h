@@ -94,7 +94,8 @@ _Static_assert(sizeof(void *) == LT_POINTER_SIZE, "leaktrace captures are writte
     X(5, MUNTRACE, "muntrace")        \
     X(6, SIGNAL, "signal")            \
     X(7, DETACH, "detach")            \
-    X(8, EXEC, "exec")
+    X(8, EXEC, "exec")                \
+    X(9, SANDBOX, "sandbox")
 
 enum lt_leak_kind {
 #define LT_X(num, name, text) LT_LEAK_##name = num,

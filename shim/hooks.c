@@ -464,6 +464,8 @@ int lt_hook_execvpe(const char *file, char *const argv[], char *const envp[]);
 int lt_hook_execl(const char *path, const char *arg, ...);
 int lt_hook_execlp(const char *file, const char *arg, ...);
 int lt_hook_execle(const char *path, const char *arg, ...);
+long lt_hook_syscall(long number, ...);
+int lt_hook_prctl(int option, ...);
 
 const struct lt_hook lt_hooks[] = {
 #define LT_X(name) { #name, (void *)lt_hook_##name },

@@ -58,6 +58,9 @@ static _Atomic bool ready_for_threads; /* the constructor ran: the control threa
  * capture), and whether that capture is complete. */
 static int final_signal;
 static _Atomic bool final_done;
+/* Set once, by the thread about to install a seccomp filter (lt_before_sandbox); read in fork
+ * children, which inherit the filter. */
+static _Atomic bool sandboxed;
 /* This thread is writing the final capture; a fatal signal it gets meanwhile (the parent's
  * SIGTERM to a child at its exit) waits until the capture is written (deferred_signal,
  * this thread's only). */
@@ -304,6 +307,13 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    if (atomic_load(&sandboxed)) { /* the child inherits the filter: only the locks go */
+        lt_annotations_unlock();
+        lt_blocks_unlock_all();
+        lt_regions_unlock();
+        lt_busy--;
+        return;
+    }
     lt_inflight_after_fork_child();
     lt_capture_after_fork_child();
     lt_modules_after_fork_child();
@@ -378,8 +388,10 @@ static void release_runtime_buffers(void)
  * already claimed the final capture (or this process is not the one traced). */
 static int claim_final(void)
 {
-    if (getpid() != atomic_load(&lt_owner_pid)) return -1; /* untraced child, or a vfork child */
     int state = atomic_load(&lt_state);
+    /* The state first: once sandboxed (state OFF), even getpid() may be forbidden. */
+    if (state < LT_STATE_TRACKING || state == LT_STATE_FINAL) return -1;
+    if (getpid() != atomic_load(&lt_owner_pid)) return -1; /* untraced child, or a vfork child */
     while (state >= LT_STATE_TRACKING && state != LT_STATE_FINAL)
         if (atomic_compare_exchange_weak(&lt_state, &state, LT_STATE_FINAL)) return state;
     return -1;
@@ -511,6 +523,50 @@ void lt_discard_exec_capture(const char *path)
 {
     int saved_errno = errno;
     unlink(path);
+    errno = saved_errno;
+}
+
+/* A seccomp filter is about to go in (sandbox.c): past it, a system call of the shim's may
+ * kill the program. The capture is written now, with a scan from which the other threads
+ * resume (the program goes on); then the shim stops: no control thread, nothing recorded or
+ * looked up (state OFF), the program's default signal actions back, no membarrier. In attach
+ * mode only the last: the session ends at its detach. */
+struct sandbox_capture {
+    uintptr_t program_sp;
+};
+
+static void capture_before_sandbox_here(void *request)
+{
+    const struct sandbox_capture *r = request;
+    lt_control_stop();
+    lt_modules_refresh(false);
+    struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
+    bool scanned = lt_cfg.scan_at_exit && lt_scan_run(&scan, r->program_sp, false) == 0;
+    struct lt_capture_request req = {
+        .reason = LT_REASON_SANDBOX, .scan = scanned ? &scan : NULL,
+        .note = "the program installed a seccomp filter here: tracing stopped, and the blocks "
+                "live then are listed as they were then (leaks made after it are not seen)" };
+    lt_capture_write(&req);
+    lt_scan_release(&scan);
+}
+
+void lt_before_sandbox(void)
+{
+    int saved_errno = errno;
+    /* Not started yet (no allocation so far): started now, while it still may. */
+    if (atomic_load(&lt_state) == LT_STATE_LOADED) lt_start_on_first_call();
+    lt_blocks_stop_owning();
+    if (!lt_attach_mode() && claim_final() >= 0) {
+        lt_busy++;
+        struct sandbox_capture request = { lt_unwind_program_sp() };
+        lt_on_own_stack(capture_before_sandbox_here, &request);
+        lt_control_request_exit();
+        lt_signals_uninstall();
+        atomic_store(&sandboxed, true);
+        atomic_store(&final_done, true);
+        atomic_store(&lt_state, LT_STATE_OFF);
+        lt_busy--;
+    }
     errno = saved_errno;
 }
 

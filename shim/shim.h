@@ -222,6 +222,7 @@ bool lt_blocks_init(void);
 bool lt_blocks_held_here(void);          /* this thread holds a shard lock */
 void lt_blocks_release(void);          /* after detach: lt_release_tables */
 void lt_blocks_after_fork_child(void); /* after lt_blocks_unlock_all in a fork child */
+void lt_blocks_stop_owning(void);      /* before a seccomp filter: no membarrier after it */
 /* hash: lt_blocks_prefetch's for addr (computed once on the malloc path). */
 void lt_blocks_insert(uintptr_t addr, uint64_t hash, uint64_t size, unsigned kind, uint32_t stack_id);
 /* Remove and return. False when unknown, and also, doing nothing, when called from a signal
@@ -497,6 +498,8 @@ extern void *__libc_malloc(size_t);
 /* ---- control.c: the control socket and the snapshot clock --------------------------------- */
 void lt_control_start(void);         /* idempotent; cheap when already started */
 void lt_control_stop(void);          /* removes the socket file */
+void lt_before_sandbox(void);        /* lifecycle.c: a seccomp filter is about to go in */
+void lt_signals_uninstall(void);     /* signals.c: the program's default actions back */
 void lt_control_after_fork_child(void);
 uint32_t lt_snapshot_interval_ms(void);
 pid_t lt_control_thread_id(void);    /* 0 when no control thread runs */

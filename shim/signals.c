@@ -32,7 +32,7 @@ static _Atomic(handler_fn (*)(int, handler_fn)) real_signal, real_bsd_signal, re
 /* ours[sig]: the shim's handler stands in for the program's SIG_DFL. Set at install, cleared
  * by whichever thread replaces the disposition (atomics: the program may race itself). */
 static _Atomic bool ours[_NSIG];
-/* Set once by lt_signals_install, at start-up; read-only after. */
+/* Set by lt_signals_install, at start-up; cleared for good by lt_signals_uninstall. */
 static bool stand_ins_wanted;
 
 static const int fatal_signals[] = {
@@ -160,6 +160,14 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *context)
     if (refaults(sig, info)) return;
     /* Pending until this handler returns (the signal is blocked in it), then fatal. */
     syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+}
+
+/* The shim stops for good (a seccomp filter is coming): the stand-ins go, SIG_DFL is back. */
+void lt_signals_uninstall(void)
+{
+    stand_ins_wanted = false;
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof *fatal_signals; i++)
+        if (is_ours(fatal_signals[i])) back_to_default(fatal_signals[i]);
 }
 
 void lt_signals_die_of(int sig)

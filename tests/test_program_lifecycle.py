@@ -25,6 +25,7 @@ from leakharness import (
     json_report,
     leaktrace,
     records_from,
+    run_traced,
 )
 from leakharness import marker_line as leak_marker_line
 from native_programs import compile_source, marker_line
@@ -703,3 +704,27 @@ def test_a_thread_reading_a_signalfd_is_never_sent_the_scan_signal(build_dir: Pa
             if allocation_site(r, "signalfd_thread.c") == site]
     assert [(r["leak_kind"], r["bytes"]) for r in kept] == [("still reachable", 300)]
 
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+@pytest.mark.parametrize("how", ["prctl", "syscall"])
+def test_a_program_that_sandboxes_itself_runs_on_and_is_reported_up_to_its_filter(
+        build_dir: Path, tmp_path: Path, how: str, opt: str) -> None:
+    """The program installs a seccomp filter that kills it on any system call not listed
+    (OpenSSH's privilege-separated child does; libseccomp installs it with syscall()), with a
+    second thread allocating. The shim writes the capture just before the filter goes in and
+    stops, so the program exits as it does natively; the leak before the filter is reported,
+    the one after it is not seen."""
+    exe = compile_program("sandboxed.c", build_dir, opt)
+    native = _native(str(exe), how)
+    assert (native.returncode, native.stdout) == (3, "sandboxed\n")
+    run = run_traced(exe, how, work=tmp_path)
+    assert (run.returncode, run.stdout) == (3, "sandboxed\n"), run.stderr
+    assert "SIGSYS" not in run.stderr
+    before = records_from(run.report, "sandboxed.c", "before")
+    assert [(r["blocks"], r["bytes"]) for r in before] == [(1, 111)]
+    assert run.report["summary"]["definitely_lost"] == {"bytes": 111, "blocks": 1}
+    kept = records_from(run.report, "sandboxed.c", "kept")
+    assert [(r["blocks"], r["bytes"]) for r in kept] == [(1, 333)]
+    assert records_from(run.report, "sandboxed.c", "after") == []
+    assert any("seccomp filter" in note for note in run.report["notes"])

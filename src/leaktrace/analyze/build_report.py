@@ -218,6 +218,7 @@ _MOMENTS = {
     fmt.REASON_MUNTRACE: "at the muntrace() checkpoint",
     fmt.REASON_DETACH: "at detach",
     fmt.REASON_EXEC: "when the process exec'd another program",
+    fmt.REASON_SANDBOX: "when the program installed a seccomp filter",
 }
 
 

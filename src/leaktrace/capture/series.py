@@ -28,6 +28,7 @@ REASONS: dict[int, str] = {
     fmt.REASON_SIGNAL: "signal",
     fmt.REASON_DETACH: "detach",
     fmt.REASON_EXEC: "exec of another program",
+    fmt.REASON_SANDBOX: "seccomp filter (tracing stopped)",
 }
 
 # Captures written at mtrace()/muntrace() hold only the blocks allocated since the previous

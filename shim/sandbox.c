@@ -1,0 +1,72 @@
+/* A program that sandboxes itself with a seccomp filter (OpenSSH's privilege-separated child,
+ * libseccomp users, browsers' renderers): once the filter is in, any system call the filter
+ * does not list may kill the process with SIGSYS, and the shim cannot know the list. So just
+ * before the filter goes in, the shim writes the capture (blocks classified at that moment)
+ * and stops: no more recording, no control thread, the program's default signal actions back
+ * (lifecycle.c, lt_before_sandbox). The program then runs as it would without us.
+ *
+ * Both ways in are interposed: prctl(PR_SET_SECCOMP) and syscall(SYS_seccomp) (libseccomp's
+ * seccomp_load). The shim itself calls syscall() and prctl() too, which bind to these
+ * definitions: so they make the system call themselves, as libc's do, and never look up the
+ * next definition (dlsym allocates, and may run while the shim starts). x86-64 only, as the
+ * shim is. */
+#include <errno.h>
+#include <linux/seccomp.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include "hooked_functions.h"
+#include "shim.h"
+
+static long raw_syscall6(long n, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+    register long r10 __asm__("r10") = a4;
+    register long r8 __asm__("r8") = a5;
+    register long r9 __asm__("r9") = a6;
+    long ret;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"(n), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+
+/* libc's convention: -1 and errno for a return in [-4095, -1]. */
+static long as_libc_returns(long ret)
+{
+    if ((unsigned long)ret > -4096ul) {
+        errno = (int)-ret;
+        return -1;
+    }
+    return ret;
+}
+
+long lt_hook_syscall(long number, ...)
+{
+    va_list ap;
+    va_start(ap, number);
+    long a[6];
+    for (int i = 0; i < 6; i++) a[i] = va_arg(ap, long); /* as libc's: six, whatever was passed */
+    va_end(ap);
+    if (LT_UNLIKELY(number == SYS_seccomp) &&
+        (a[0] == SECCOMP_SET_MODE_FILTER || a[0] == SECCOMP_SET_MODE_STRICT))
+        lt_before_sandbox();
+    return as_libc_returns(raw_syscall6(number, a[0], a[1], a[2], a[3], a[4], a[5]));
+}
+
+int lt_hook_prctl(int option, ...)
+{
+    va_list ap;
+    va_start(ap, option);
+    long a[4];
+    for (int i = 0; i < 4; i++) a[i] = (long)va_arg(ap, unsigned long);
+    va_end(ap);
+    if (LT_UNLIKELY(option == PR_SET_SECCOMP)) lt_before_sandbox();
+    return (int)as_libc_returns(raw_syscall6(SYS_prctl, option, a[0], a[1], a[2], a[3], 0));
+}
+
+/* The exported names (see hooked_functions.h). */
+#define LT_X(name) extern __typeof__(lt_hook_##name) name __attribute__((alias("lt_hook_" #name), visibility("default")));
+LT_HOOKED_SANDBOX_FUNCTIONS(LT_X)
+#undef LT_X
