@@ -346,7 +346,7 @@ static void write_process(struct writer *w, char *scratch, size_t cap)
     uint64_t at = section_begin(w, LT_SECTION_PROCESS);
     w_u32(w, (uint32_t)getppid());
     w_u32(w, 0);
-    ssize_t n = readlink("/proc/self/exe", scratch, cap);
+    ssize_t n = lt_readlink_proc("/proc/self/exe", scratch, cap);
     w_str(w, scratch, n > 0 ? (size_t)n : 0);
     size_t len = lt_read_file("/proc/self/cmdline", scratch, cap);
     if (len && scratch[len - 1] == 0) len--; /* arguments are separated, not terminated */

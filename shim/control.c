@@ -346,6 +346,19 @@ static void serve_one(void)
     close(client);
 }
 
+/* The wake-up descriptor is still an eventfd (the program may close any descriptor, and get
+ * the number back for a file of its own). */
+static bool is_eventfd(int fd)
+{
+    char path[32], target[32];
+    char *end = path + sizeof path - 1;
+    *lt_put_uint(lt_put_str(path, end, "/proc/self/fd/"), end, (uint64_t)fd) = 0;
+    ssize_t n = fd >= 0 ? lt_readlink_proc(path, target, sizeof target - 1) : -1;
+    if (n <= 0) return false;
+    target[n] = 0;
+    return strcmp(target, "anon_inode:[eventfd]") == 0;
+}
+
 /* Attach mode, after detach: the socket and the wake-up descriptor are closed (the socket
  * only if the number still holds it), its file removed; the thread then returns. */
 static void end_session(void)
@@ -356,7 +369,7 @@ static void end_session(void)
     socket_path[0] = 0;
     lost_at_ns = 0;
     int wake = atomic_exchange(&wake_fd, -1);
-    if (wake >= 0) close(wake);
+    if (is_eventfd(wake)) close(wake);
     atomic_store(&control_tid, 0);
 }
 
@@ -386,8 +399,10 @@ static void *control_main(void *arg)
         int wait_ms = (int)((next_snapshot - now) / 1000000u) + 1;
         if (lt_attached() && wait_ms > 100) wait_ms = 100; /* notice dlopen'd objects soon */
         if (fd < 0 && lost_at_ns && wait_ms > REOPEN_AFTER_MS) wait_ms = REOPEN_AFTER_MS;
+        int wake = atomic_load(&wake_fd);
+        if (wake < 0 && wait_ms > 250) wait_ms = 250; /* nothing can wake it: notice an end soon */
         /* The socket first, so that it may be left out (fd -1 is ignored by poll anyway). */
-        struct pollfd pfd[2] = { { fd, POLLIN, 0 }, { atomic_load(&wake_fd), POLLIN, 0 } };
+        struct pollfd pfd[2] = { { fd, POLLIN, 0 }, { wake, POLLIN, 0 } };
         pthread_mutex_unlock(&work_lock);
         if (atomic_load(&exit_requested)) break;
         if (lt_sys_poll(pfd, 2, wait_ms) > 0) {
@@ -395,6 +410,9 @@ static void *control_main(void *arg)
             if (pfd[0].revents & (POLLNVAL | POLLERR)) lose_socket(); /* closed under us */
             else if (pfd[0].revents & POLLIN) serve_one();
             pthread_mutex_unlock(&work_lock);
+            /* Woken with no end asked for: the program closed the descriptor (maybe reusing
+             * the number). Not ours any more: left alone, never polled again. */
+            if (pfd[1].revents && !atomic_load(&exit_requested)) atomic_store(&wake_fd, -1);
         }
         if (atomic_load(&exit_requested)) break;
     }
@@ -428,12 +446,12 @@ static void start_thread(void)
     if (lt_cfg.control_enabled) open_socket(true); /* without a socket: snapshots only */
     void *stack = lt_map(CONTROL_STACK_SIZE);
     if (!stack) return;
-    bool joinable = lt_attach_mode(); /* its session ends at detach (lt_control_request_exit) */
+    /* Joinable: its session ends at detach (lt_control_request_exit), and it ends for a while
+     * before a call that needs the process single-threaded (lt_control_pause). */
+    bool joinable = true;
     atomic_store(&exit_requested, false);
-    if (joinable) {
-        int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        atomic_store(&wake_fd, wake >= 0 ? move_high(wake) : -1);
-    }
+    int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    atomic_store(&wake_fd, wake >= 0 ? move_high(wake) : -1);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstack(&attr, stack, CONTROL_STACK_SIZE);
@@ -516,6 +534,29 @@ void lt_control_join_previous(void)
     }
     pthread_mutex_unlock(&join_lock);
 }
+
+/* Before a call the kernel refuses to a process with more than one thread (unshare or setns
+ * of a user namespace): the control thread ends, and none starts until lt_control_resume. */
+void lt_control_pause(void)
+{
+    atomic_store(&started, true); /* no allocation meanwhile (a signal handler's) starts one */
+    pthread_mutex_lock(&join_lock);
+    if (control_joinable) {
+        atomic_store(&exit_requested, true);
+        int wake = atomic_load(&wake_fd);
+        uint64_t one = 1;
+        if (wake >= 0 && write(wake, &one, sizeof one) < 0) { /* already signalled */ }
+        pthread_join(control_thread, NULL);
+        control_joinable = false;
+        lt_unmap(control_stack, CONTROL_STACK_SIZE);
+        control_stack = NULL;
+        atomic_store(&exit_requested, false);
+    }
+    pthread_mutex_unlock(&join_lock);
+}
+
+/* The next recorded allocation starts the control thread again. */
+void lt_control_resume(void) { atomic_store(&started, false); }
 
 void lt_control_after_fork_child(void)
 {

@@ -50,7 +50,7 @@
     X(execlp)                       \
     X(execle)
 
-/* privileges.c: the final capture's files are opened before the process changes user. */
+/* privileges.c: the final capture's files are opened before the process changes user or root. */
 #define LT_HOOKED_PRIVILEGE_FUNCTIONS(X) \
     X(setuid)                            \
     X(setgid)                            \
@@ -60,7 +60,10 @@
     X(setregid)                          \
     X(setresuid)                         \
     X(setresgid)                         \
-    X(setgroups)
+    X(setgroups)                         \
+    X(chroot)                            \
+    X(unshare)                           \
+    X(setns)
 
 /* sleeps.c: a sleep a scan's signal interrupted goes on for what is left. */
 #define LT_HOOKED_SLEEP_FUNCTIONS(X) \

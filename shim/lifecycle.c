@@ -560,7 +560,7 @@ void lt_before_sandbox(void)
         lt_busy++;
         struct sandbox_capture request = { lt_unwind_program_sp() };
         lt_on_own_stack(capture_before_sandbox_here, &request);
-        lt_control_request_exit();
+        lt_control_pause(); /* ended before the filter, never resumed */
         lt_signals_uninstall();
         atomic_store(&sandboxed, true);
         atomic_store(&final_done, true);

@@ -117,7 +117,7 @@ static struct lt_module *add_module(uintptr_t bias, uintptr_t lo, uintptr_t hi, 
     if (name && name[0]) {
         strncpy(m->path, name, sizeof m->path - 1);
     } else { /* the main program has no name in the loader's list */
-        ssize_t n = readlink("/proc/self/exe", m->path, sizeof m->path - 1);
+        ssize_t n = lt_readlink_proc("/proc/self/exe", m->path, sizeof m->path - 1);
         m->path[n > 0 ? n : 0] = 0;
     }
     seen[nmodules] = 1;
@@ -186,7 +186,7 @@ static int on_object_locked(struct dl_phdr_info *info, size_t size, void *ctx)
  * False when the file cannot be read. */
 static bool note_mapped_objects(void)
 {
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int fd = lt_open_proc("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
     enum { START, END, PERMS, REST } field = START;
     uintptr_t start = 0;

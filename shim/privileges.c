@@ -1,12 +1,21 @@
 /* A program that changes its user or groups (a daemon started as root that drops to `nobody`)
  * may afterwards be refused what the final capture needs: creating the file in the capture
  * directory, and opening the launcher's notify file (/proc/<launcher>/fd/N, another user's
- * process now). So before the first such call of the traced process, the shim opens both
- * while it still may (lt_capture_prepare_final); the capture written at exit goes into that
- * file. Only the glibc wrappers are seen: a raw setuid system call is not.
+ * process now). One that changes its root directory (`chroot`, as sshd's privilege-separated
+ * child, vsftpd or named do) no longer sees either path. So before the first such call of the
+ * traced process, the shim opens both while it still may (lt_capture_prepare_final); the
+ * capture written at exit goes into that file. Only the glibc wrappers are seen: a raw setuid
+ * or chroot system call is not.
+ *
+ * Entering a new user namespace (`unshare(CLONE_NEWUSER)`, `setns` into one: `unshare -U`,
+ * bubblewrap, rootless containers) also changes the user, and the kernel refuses it to a
+ * process with more than one thread: the shim's control thread ends for the call (joined),
+ * and starts again with the next recorded allocation.
  *
  * Not in attach mode: there the capture is written at detach, by a session that has its own
  * files, and a file opened early could stay empty behind it. */
+#include <errno.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "hooked_functions.h"
@@ -26,6 +35,9 @@ typedef int (*id1_fn)(unsigned);
 typedef int (*id2_fn)(unsigned, unsigned);
 typedef int (*id3_fn)(unsigned, unsigned, unsigned);
 typedef int (*groups_fn)(size_t, const gid_t *);
+typedef int (*path_fn)(const char *);
+typedef int (*flags_fn)(int);
+typedef int (*ns_fn)(int, int);
 
 int lt_hook_setuid(uid_t uid)
 {
@@ -88,6 +100,51 @@ int lt_hook_setgroups(size_t size, const gid_t *list)
     before_change();
     LT_NEXT(groups_fn, setgroups);
     return f(size, list);
+}
+
+/* Around a call that may enter a user namespace: the process must be single-threaded for it.
+ * Not in attach mode, whose session is the control thread. */
+static bool before_single_threaded_call(void)
+{
+    before_change();
+    if (lt_attach_mode()) return false;
+    lt_control_pause();
+    return true;
+}
+
+static void after_single_threaded_call(bool paused)
+{
+    int saved_errno = errno;
+    if (paused) lt_control_resume();
+    errno = saved_errno;
+}
+
+int lt_hook_unshare(int flags)
+{
+    LT_NEXT(flags_fn, unshare);
+    if (!(flags & CLONE_NEWUSER)) return f(flags);
+    bool paused = before_single_threaded_call();
+    int r = f(flags);
+    after_single_threaded_call(paused);
+    return r;
+}
+
+int lt_hook_setns(int fd, int nstype)
+{
+    LT_NEXT(ns_fn, setns);
+    if (nstype != 0 && nstype != CLONE_NEWUSER) return f(fd, nstype); /* 0: any kind, a user one too */
+    bool paused = before_single_threaded_call();
+    int r = f(fd, nstype);
+    after_single_threaded_call(paused);
+    return r;
+}
+
+int lt_hook_chroot(const char *path)
+{
+    before_change();
+    lt_procfs_keep(); /* the scan and the capture read /proc, which the new root may lack */
+    LT_NEXT(path_fn, chroot);
+    return f(path);
 }
 
 /* The exported names (see hooked_functions.h). */

@@ -10,9 +10,59 @@
 
 #include "shim.h"
 
+/* /proc's directory, kept open (O_PATH) from before the program changed its root directory
+ * (lt_procfs_keep, from the chroot hook): where /proc is gone from the new root, the paths
+ * under /proc/ are opened through it. -1: none kept. */
+static _Atomic int kept_proc = -1;
+
+void lt_procfs_keep(void)
+{
+    if (atomic_load(&kept_proc) >= 0) return;
+    int saved_errno = errno;
+    int fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        /* High, out of the way of a program that hands out low descriptors (as capture.c). */
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+        if (high >= 0) {
+            close(fd);
+            fd = high;
+        }
+        int none = -1;
+        if (!atomic_compare_exchange_strong(&kept_proc, &none, fd)) close(fd);
+    }
+    errno = saved_errno;
+}
+
+/* The kept directory and the path below it, when `path` is under /proc/ and /proc is gone. */
+static bool through_kept(const char *path, int *dir, const char **rest)
+{
+    *dir = atomic_load(&kept_proc);
+    if (*dir < 0 || errno != ENOENT || strncmp(path, "/proc/", 6) != 0) return false;
+    *rest = path + 6;
+    return true;
+}
+
+int lt_open_proc(const char *path, int flags)
+{
+    int fd = open(path, flags);
+    int dir;
+    const char *rest;
+    if (fd < 0 && through_kept(path, &dir, &rest)) fd = openat(dir, rest, flags);
+    return fd;
+}
+
+ssize_t lt_readlink_proc(const char *path, char *dst, size_t cap)
+{
+    ssize_t n = readlink(path, dst, cap);
+    int dir;
+    const char *rest;
+    if (n < 0 && through_kept(path, &dir, &rest)) n = readlinkat(dir, rest, dst, cap);
+    return n;
+}
+
 size_t lt_read_file(const char *path, char *dst, size_t cap)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = lt_open_proc(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     size_t len = 0;
     while (len < cap) {
@@ -41,7 +91,7 @@ struct linux_dirent64 {
 
 int lt_for_each_thread(void (*fn)(pid_t tid, void *ctx), void *ctx)
 {
-    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = lt_open_proc("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return -1;
     char buf[4096];
     int count = 0;

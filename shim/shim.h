@@ -72,6 +72,11 @@ char *lt_put_json_text(char *dst, char *end, const char *key, const char *value)
 
 /* ---- procfs.c: /proc/self without allocating --------------------------------------------- */
 size_t lt_read_file(const char *path, char *dst, size_t cap); /* returns the length read */
+/* open and readlink of a /proc path, through /proc as it was before a chroot when the new
+ * root has none (lt_procfs_keep, called by the chroot hook). */
+int lt_open_proc(const char *path, int flags);
+ssize_t lt_readlink_proc(const char *path, char *dst, size_t cap);
+void lt_procfs_keep(void);
 /* Copies len bytes of this process's memory; false where any of it is not readable (an
  * unmapped or protected page: the kernel reports it instead of the process faulting). */
 bool lt_copy_memory(void *dst, uintptr_t src, size_t len);
@@ -451,6 +456,9 @@ int lt_hook_setregid(gid_t rgid, gid_t egid);
 int lt_hook_setresuid(uid_t ruid, uid_t euid, uid_t suid);
 int lt_hook_setresgid(gid_t rgid, gid_t egid, gid_t sgid);
 int lt_hook_setgroups(size_t size, const gid_t *list);
+int lt_hook_chroot(const char *path);
+int lt_hook_unshare(int flags);
+int lt_hook_setns(int fd, int nstype);
 /* ---- sleeps.c: sleeps go on through scans ---------------------------------------------- */
 /* The shim's own waits: system calls, never the hooks below (whose first call looks up the
  * next definition, which could wait for the loader's lock a parked thread holds). */
@@ -498,6 +506,8 @@ extern void *__libc_malloc(size_t);
 /* ---- control.c: the control socket and the snapshot clock --------------------------------- */
 void lt_control_start(void);         /* idempotent; cheap when already started */
 void lt_control_stop(void);          /* removes the socket file */
+void lt_control_pause(void);         /* the control thread ends (joined) until resumed */
+void lt_control_resume(void);
 void lt_before_sandbox(void);        /* lifecycle.c: a seccomp filter is about to go in */
 void lt_signals_uninstall(void);     /* signals.c: the program's default actions back */
 void lt_control_after_fork_child(void);

@@ -728,3 +728,27 @@ def test_a_program_that_sandboxes_itself_runs_on_and_is_reported_up_to_its_filte
     assert [(r["blocks"], r["bytes"]) for r in kept] == [(1, 333)]
     assert records_from(run.report, "sandboxed.c", "after") == []
     assert any("seccomp filter" in note for note in run.report["notes"])
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_a_program_in_a_user_namespace_and_a_new_root_keeps_its_behaviour_and_report(
+        build_dir: Path, tmp_path: Path, opt: str) -> None:
+    """unshare(CLONE_NEWUSER) is refused to a process with more than one thread: the shim's
+    control thread ends for the call. After chroot into an empty directory, the capture goes
+    into the file opened before it, and the scan reads /proc through a descriptor kept from
+    before. Both leaks are found, with the program's path."""
+    exe = compile_program("new_root.c", build_dir, opt)
+    jail = tmp_path / "jail"
+    jail.mkdir()
+    native = _native(str(exe), str(jail))
+    if native.returncode == 2:
+        pytest.skip(f"this system refuses user namespaces or chroot: {native.stderr.strip()}")
+    assert (native.returncode, native.stdout) == (0, "jailed\n")
+    run = run_traced(exe, str(jail), work=tmp_path)
+    assert (run.returncode, run.stdout) == (0, "jailed\n"), run.stderr
+    for marker, size in (("before", 100), ("after", 200)):
+        found = records_from(run.report, "new_root.c", marker)
+        assert [(r["blocks"], r["bytes"]) for r in found] == [(1, size)]
+    assert run.report["summary"]["definitely_lost"] == {"bytes": 300, "blocks": 2}
+    assert run.report["program"] == str(exe)
+    assert not any("scan" in note for note in run.report["notes"])
