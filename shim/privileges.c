@@ -8,9 +8,9 @@
  * or chroot system call is not.
  *
  * Entering a new user namespace (`unshare(CLONE_NEWUSER)`, `setns` into one: `unshare -U`,
- * bubblewrap, rootless containers) also changes the user, and the kernel refuses it to a
- * process with more than one thread: the shim's control thread ends for the call (joined),
- * and starts again with the next recorded allocation.
+ * bubblewrap, rootless containers) also changes the user, and the kernel refuses it, and
+ * `setns` into a mount namespace, to a process with more than one thread: the shim's control
+ * thread ends for the call (joined), and starts again with the next recorded allocation.
  *
  * Not in attach mode: there the capture is written at detach, by a session that has its own
  * files, and a file opened early could stay empty behind it. */
@@ -122,7 +122,9 @@ static void after_single_threaded_call(bool paused)
 int lt_hook_unshare(int flags)
 {
     LT_NEXT(flags_fn, unshare);
-    if (!(flags & CLONE_NEWUSER)) return f(flags);
+    /* What the kernel refuses to a process with more than one thread (CLONE_NEWUSER implies
+     * CLONE_THREAD). */
+    if (!(flags & (CLONE_NEWUSER | CLONE_THREAD | CLONE_SIGHAND | CLONE_VM))) return f(flags);
     bool paused = before_single_threaded_call();
     int r = f(flags);
     after_single_threaded_call(paused);
@@ -132,7 +134,9 @@ int lt_hook_unshare(int flags)
 int lt_hook_setns(int fd, int nstype)
 {
     LT_NEXT(ns_fn, setns);
-    if (nstype != 0 && nstype != CLONE_NEWUSER) return f(fd, nstype); /* 0: any kind, a user one too */
+    /* A user or mount namespace is refused to a process with more than one thread; 0: any kind
+     * (or a pidfd's set of them). */
+    if (nstype != 0 && !(nstype & (CLONE_NEWUSER | CLONE_NEWNS))) return f(fd, nstype);
     bool paused = before_single_threaded_call();
     int r = f(fd, nstype);
     after_single_threaded_call(paused);
