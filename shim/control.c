@@ -515,23 +515,29 @@ void lt_control_request_exit(void)
     if ((pid_t)syscall(SYS_gettid) != atomic_load(&control_tid)) lt_control_join_previous();
 }
 
+/* pre: join_lock held. Ends the control thread, if there is one to join, and gives its stack
+ * back; true if there was. */
+static bool end_thread_locked(void)
+{
+    if (!control_joinable) return false;
+    atomic_store(&exit_requested, true);
+    int wake = atomic_load(&wake_fd);
+    uint64_t one = 1;
+    if (wake >= 0 && write(wake, &one, sizeof one) < 0) { /* already signalled */ }
+    pthread_join(control_thread, NULL);
+    control_joinable = false;
+    lt_unmap(control_stack, CONTROL_STACK_SIZE);
+    control_stack = NULL;
+    atomic_store(&exit_requested, false);
+    return true;
+}
+
 /* Waits for a session thread that was asked to end, and gives its stack back; the next
  * session may then start its own. */
 void lt_control_join_previous(void)
 {
     pthread_mutex_lock(&join_lock);
-    if (control_joinable) {
-        atomic_store(&exit_requested, true);
-        int wake = atomic_load(&wake_fd);
-        uint64_t one = 1;
-        if (wake >= 0 && write(wake, &one, sizeof one) < 0) { /* already signalled */ }
-        pthread_join(control_thread, NULL);
-        control_joinable = false;
-        lt_unmap(control_stack, CONTROL_STACK_SIZE);
-        control_stack = NULL;
-        atomic_store(&exit_requested, false);
-        atomic_store(&started, false);
-    }
+    if (end_thread_locked()) atomic_store(&started, false);
     pthread_mutex_unlock(&join_lock);
 }
 
@@ -541,17 +547,7 @@ void lt_control_pause(void)
 {
     atomic_store(&started, true); /* no allocation meanwhile (a signal handler's) starts one */
     pthread_mutex_lock(&join_lock);
-    if (control_joinable) {
-        atomic_store(&exit_requested, true);
-        int wake = atomic_load(&wake_fd);
-        uint64_t one = 1;
-        if (wake >= 0 && write(wake, &one, sizeof one) < 0) { /* already signalled */ }
-        pthread_join(control_thread, NULL);
-        control_joinable = false;
-        lt_unmap(control_stack, CONTROL_STACK_SIZE);
-        control_stack = NULL;
-        atomic_store(&exit_requested, false);
-    }
+    end_thread_locked();
     pthread_mutex_unlock(&join_lock);
 }
 
