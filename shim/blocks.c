@@ -172,14 +172,18 @@ static inline bool shard_trylock(struct shard *s)
     return false;
 }
 
-static inline void shard_unlock(struct shard *s)
+/* Leaves a shard entered as its owner (`owned`, shard_enter below) or with its lock. */
+static inline void shard_leave(struct shard *s, bool owned)
 {
-    raw_unlock(&s->lock);
+    if (owned) atomic_store_explicit(&s->busy, 0, memory_order_release);
+    else raw_unlock(&s->lock);
     atomic_signal_fence(memory_order_seq_cst);
     locks_held = locks_held - 1;
     atomic_signal_fence(memory_order_seq_cst);
     if (LT_UNLIKELY(pending_head != pending_tail) && locks_held == 0 && !applying) apply_pending();
 }
+
+static inline void shard_unlock(struct shard *s) { shard_leave(s, false); }
 
 /* From a signal handler that interrupted this thread while it held a shard lock. */
 static void defer(unsigned op, const struct lt_block *b)
@@ -226,13 +230,16 @@ static bool owner_out(struct shard *s, unsigned spins)
     return true;
 }
 
-/* A second thread needs the shard: every thread takes its lock from now on. */
-static void make_shared(struct shard *s)
+/* Every thread takes the lock of these shards from now on: a second thread needs one, or the
+ * shim stops owning. */
+static void make_shared(struct shard *first, unsigned n)
 {
-    atomic_fetch_or(&s->gate, 1);
+    for (unsigned i = 0; i < n; i++) atomic_fetch_or(&first[i].gate, 1);
     membarrier_all_threads(); /* also when another thread raised it: this thread's view of busy */
-    owner_out(s, 0);
-    atomic_store(&s->owner, SHARED_OWNER);
+    for (unsigned i = 0; i < n; i++) {
+        owner_out(&first[i], 0);
+        atomic_store(&first[i].owner, SHARED_OWNER);
+    }
 }
 
 /* The shard's owner is not this thread: claims it if nobody owns it yet. True if this thread
@@ -245,10 +252,9 @@ static __attribute__((noinline, cold)) bool settle_owner(struct shard *s, uint32
         if (id >= SHARED_OWNER) return false; /* 4 G threads made: the rest lock */
         my_owner_id = id;
     }
-    if (owner == my_owner_id) return true;
     if (owner == 0 && atomic_compare_exchange_strong(&s->owner, &owner, my_owner_id)) return true;
     if (owner == my_owner_id) return true; /* a signal handler on this thread claimed it */
-    if (owner != SHARED_OWNER) make_shared(s);
+    if (owner != SHARED_OWNER) make_shared(s, 1);
     return false;
 }
 
@@ -270,16 +276,6 @@ static inline bool shard_enter(struct shard *s)
     }
     raw_lock(&s->lock);
     return false;
-}
-
-static inline void shard_leave(struct shard *s, bool owned)
-{
-    if (owned) atomic_store_explicit(&s->busy, 0, memory_order_release);
-    else raw_unlock(&s->lock);
-    atomic_signal_fence(memory_order_seq_cst);
-    locks_held = locks_held - 1;
-    atomic_signal_fence(memory_order_seq_cst);
-    if (LT_UNLIKELY(pending_head != pending_tail) && locks_held == 0 && !applying) apply_pending();
 }
 
 /* Keeps every owner out of its shard without the lock, until thaw_all: raises every gate and
@@ -311,9 +307,15 @@ static void release_array(struct lt_block *slots, size_t capacity)
     lt_unmap(slots, capacity * sizeof(struct lt_block));
 }
 
-/* Shards may be owned only where membarrier can order their owners (Linux 4.14 on). */
-static void allow_owning(void)
+/* No shard owned, and may they be: only where membarrier can order their owners (Linux 4.14
+ * on; registered anew, as a fork child's registration is its own). */
+static void forget_owners(void)
 {
+    for (unsigned i = 0; i < SHARDS; i++) {
+        atomic_store(&shards[i].owner, 0);
+        atomic_store(&shards[i].gate, 0);
+        atomic_store(&shards[i].busy, 0);
+    }
     owning_allowed = !sandboxed && syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
@@ -324,12 +326,7 @@ void lt_blocks_stop_owning(void)
     if (sandboxed) return;
     sandboxed = true;
     if (!owning_allowed) return;
-    for (unsigned i = 0; i < SHARDS; i++) atomic_fetch_or(&shards[i].gate, 1);
-    membarrier_all_threads();
-    for (unsigned i = 0; i < SHARDS; i++) {
-        owner_out(&shards[i], 0);
-        atomic_store(&shards[i].owner, SHARED_OWNER);
-    }
+    make_shared(shards, SHARDS);
     owning_allowed = false;
 }
 
@@ -341,25 +338,13 @@ bool lt_blocks_init(void)
         shards[i].slots = first_arrays + (size_t)i * INITIAL_SLOTS;
         shards[i].capacity = INITIAL_SLOTS;
         shards[i].spread = 0; /* small: spread_for(INITIAL_SLOTS) */
-        atomic_store(&shards[i].owner, 0); /* a new attach: the last one's owners may be gone */
-        atomic_store(&shards[i].gate, 0);
-        atomic_store(&shards[i].busy, 0);
     }
-    allow_owning();
+    forget_owners(); /* a new attach: the last one's owners may be gone */
     return lt_sampling_init();
 }
 
-/* In a fork child (lt_blocks_unlock_all done): the owners were the parent's threads, and the
- * child's membarrier registration is its own. */
-void lt_blocks_after_fork_child(void)
-{
-    for (unsigned i = 0; i < SHARDS; i++) {
-        atomic_store(&shards[i].owner, 0);
-        atomic_store(&shards[i].gate, 0);
-        atomic_store(&shards[i].busy, 0);
-    }
-    allow_owning();
-}
+/* In a fork child (lt_blocks_unlock_all done): the owners were the parent's threads. */
+void lt_blocks_after_fork_child(void) { forget_owners(); }
 
 /* The slot a block starts probing at, as 32 bits scaled to the capacity (a multiply and a
  * shift, for a capacity that is not a power of two: the table grows by half, below).

@@ -49,10 +49,11 @@ static _Atomic pid_t control_tid;
  * the thread itself (or where it no longer exists). */
 static _Atomic bool control_starting;
 
-/* Attach mode: a session's thread ends at detach. exit_requested is set by the detaching
- * thread; wake_fd (an eventfd) cuts the thread's wait short. The thread is joinable there:
- * control_thread, control_joinable and control_stack are written by start_thread and
- * lt_control_join_previous, under join_lock. */
+/* The thread ends at an attach session's detach, and for a while before a call that needs the
+ * process single-threaded (lt_control_pause). exit_requested is set by the thread ending it;
+ * wake_fd (an eventfd) cuts the thread's wait short. The thread is joinable: control_thread,
+ * control_joinable and control_stack are written by start_thread and end_thread_locked, under
+ * join_lock. */
 static _Atomic bool exit_requested;
 static _Atomic int wake_fd = -1;
 static pthread_mutex_t join_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -446,16 +447,13 @@ static void start_thread(void)
     if (lt_cfg.control_enabled) open_socket(true); /* without a socket: snapshots only */
     void *stack = lt_map(CONTROL_STACK_SIZE);
     if (!stack) return;
-    /* Joinable: its session ends at detach (lt_control_request_exit), and it ends for a while
-     * before a call that needs the process single-threaded (lt_control_pause). */
-    bool joinable = true;
     atomic_store(&exit_requested, false);
     int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     atomic_store(&wake_fd, wake >= 0 ? move_high(wake) : -1);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstack(&attr, stack, CONTROL_STACK_SIZE);
-    pthread_attr_setdetachstate(&attr, joinable ? PTHREAD_CREATE_JOINABLE : PTHREAD_CREATE_DETACHED);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_JOINABLE);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits a mask blocking all */
@@ -464,7 +462,7 @@ static void start_thread(void)
     atomic_store(&control_starting, true);
     bool created = pthread_create(&thread, &attr, control_main, NULL) == 0;
     if (!created) atomic_store(&control_starting, false);
-    if (created && joinable) {
+    if (created) {
         control_thread = thread;
         control_joinable = true;
         control_stack = stack;

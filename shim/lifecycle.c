@@ -307,21 +307,19 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-    if (atomic_load(&sandboxed)) { /* the child inherits the filter: only the locks go */
-        lt_annotations_unlock();
-        lt_blocks_unlock_all();
-        lt_regions_unlock();
-        lt_busy--;
-        return;
+    /* The child of a sandboxed process inherits its filter: only the locks go (the state is
+     * OFF, so nothing more is done below), none of the system calls the rest would make. */
+    bool sandboxed_parent = atomic_load(&sandboxed);
+    if (!sandboxed_parent) {
+        lt_inflight_after_fork_child();
+        lt_capture_after_fork_child();
+        lt_modules_after_fork_child();
+        lt_series_after_fork_child();
+        lt_control_after_fork_child();
     }
-    lt_inflight_after_fork_child();
-    lt_capture_after_fork_child();
-    lt_modules_after_fork_child();
-    lt_series_after_fork_child();
-    lt_control_after_fork_child();
     lt_annotations_unlock();
     lt_blocks_unlock_all();
-    lt_blocks_after_fork_child();
+    if (!sandboxed_parent) lt_blocks_after_fork_child();
     lt_regions_unlock();
     lt_busy--;
     int state = atomic_load(&lt_state);
