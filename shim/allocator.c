@@ -14,6 +14,7 @@
  *   (operator new heads the backtrace). The forwarders are tail calls, so no frame of the
  *   shim appears between the program and operator new. */
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "hooked_functions.h"
@@ -254,3 +255,26 @@ const struct lt_hook lt_allocator_hooks[] = {
 #undef LT_X
     { NULL, NULL },
 };
+
+/* ---- dlsym's answers (lookups.c) ------------------------------------------------------------ */
+/* Only where the definition is the very function the hook forwards to (the provider's own C
+ * function, the C++ runtime's operator): calling the hook then does the same. Another
+ * allocator's malloc, looked up in its own library, stays what it is. */
+void *lt_allocation_hook_for(const char *name, void *definition)
+{
+    static const char *const provider_functions[] = {
+        "malloc", "free", "calloc", "realloc", "reallocarray", "memalign", "posix_memalign",
+        "aligned_alloc", "valloc", "pvalloc", "malloc_usable_size",
+    };
+    if (!definition) return NULL;
+    void *target = NULL;
+    for (size_t i = 0; i < sizeof provider_functions / sizeof *provider_functions; i++)
+        if (strcmp(name, provider_functions[i]) == 0) {
+            lt_object_symbols((const void *)(uintptr_t)__libc_malloc, &provider_functions[i], &target, 1);
+            break;
+        }
+    for (int f = 0; !target && f < CXX_COUNT; f++)
+        if (strcmp(name, cxx_names[f]) == 0) target = cxx_target((enum cxx_function)f);
+    void *hook = target == definition ? lt_hook_named(name) : NULL;
+    return hook ? hook : definition;
+}

@@ -31,17 +31,6 @@ static _Atomic bool attached;
 
 bool lt_attached(void) { return atomic_load(&attached); }
 
-static void *hook_named(const char *name)
-{
-    for (const struct lt_hook *h = lt_hooks; h->name; h++)
-        if (strcmp(h->name, name) == 0) return h->function;
-    for (const struct lt_hook *h = lt_allocator_hooks; h->name; h++)
-        if (strcmp(h->name, name) == 0) return h->function;
-    for (const struct lt_hook *h = lt_annotation_hooks; h->name; h++)
-        if (strcmp(h->name, name) == 0) return h->function;
-    return NULL;
-}
-
 static void write_slot(uintptr_t *slot, uintptr_t value, bool in_relro)
 {
     uintptr_t page = (uintptr_t)slot & ~(uintptr_t)(lt_page_size() - 1);
@@ -64,7 +53,7 @@ static void patch_relocations(const struct dl_phdr_info *info, const ElfW(Rela) 
         unsigned long type = ELF64_R_TYPE(rel[i].r_info);
         if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT) continue;
         const ElfW(Sym) *sym = &symtab[ELF64_R_SYM(rel[i].r_info)];
-        void *hook = hook_named(strtab + sym->st_name);
+        void *hook = lt_hook_named(strtab + sym->st_name);
         if (!hook) continue;
         uintptr_t *slot = (uintptr_t *)(info->dlpi_addr + rel[i].r_offset);
         if (*slot == (uintptr_t)hook || npatches == MAX_PATCHES) continue;

@@ -466,6 +466,8 @@ int lt_hook_execlp(const char *file, const char *arg, ...);
 int lt_hook_execle(const char *path, const char *arg, ...);
 long lt_hook_syscall(long number, ...);
 int lt_hook_prctl(int option, ...);
+/* dlsym (lookups.c, in assembly). */
+void *lt_hook_dlsym(void *handle, const char *name);
 
 const struct lt_hook lt_hooks[] = {
 #define LT_X(name) { #name, (void *)lt_hook_##name },
@@ -473,3 +475,14 @@ const struct lt_hook lt_hooks[] = {
 #undef LT_X
     { NULL, NULL },
 };
+
+void *lt_hook_named(const char *name)
+{
+    for (const struct lt_hook *h = lt_hooks; h->name; h++)
+        if (strcmp(h->name, name) == 0) return h->function;
+    for (const struct lt_hook *h = lt_allocator_hooks; h->name; h++)
+        if (strcmp(h->name, name) == 0) return h->function;
+    for (const struct lt_hook *h = lt_annotation_hooks; h->name; h++)
+        if (strcmp(h->name, name) == 0) return h->function;
+    return NULL;
+}

@@ -340,6 +340,7 @@ struct lt_hook {
     void *function;
 };
 extern const struct lt_hook lt_hooks[]; /* ends with { NULL, NULL } */
+void *lt_hook_named(const char *name); /* any table's hook for that name; NULL: none */
 void lt_hooks_resolve(void);         /* dlsym(RTLD_NEXT) of the few functions called by name */
 /* ---- lifecycle.c: the tracer's one state and its transitions ------------------------------ */
 enum lt_state {
@@ -410,6 +411,9 @@ extern const struct lt_hook lt_annotation_hooks[]; /* (annotate.c) likewise */
 /* ---- allocator.c: the allocator behind the hooks ------------------------------------------ */
 void lt_allocator_init(void);        /* at start-up, busy set */
 size_t lt_usable_size(void *p);      /* the provider's malloc_usable_size, never the PLT's */
+/* dlsym found `definition` for `name` (lookups.c): the hook, if the definition is the function
+ * that hook forwards to; else `definition`. */
+void *lt_allocation_hook_for(const char *name, void *definition);
 void *(*lt_provider_aligned_alloc(void))(size_t, size_t); /* NULL if it has none */
 
 extern _Atomic int lt_owner_pid;     /* the pid whose capture these tables are */

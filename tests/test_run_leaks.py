@@ -126,6 +126,34 @@ def test_every_api_and_no_false_leaks(build_dir: Path, tmp_path: Path, opt: str)
     assert len(program_records(run.report, "all_apis.c")) == len(EXPECTED_API_LEAKS)
 
 
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_allocation_functions_looked_up_with_dlsym_are_traced(build_dir: Path, tmp_path: Path,
+                                                               opt: str) -> None:
+    # dlsym on libc's handle (ctypes.CDLL("libc.so.6").malloc) finds libc's own malloc; the
+    # shim's dlsym hands out its hooks instead, and RTLD_NEXT still answers for the caller.
+    exe = compile_program("looked_up.c", build_dir, opt, ["-ldl"])
+    native = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    run = run_traced(exe, work=tmp_path)
+    assert (run.returncode, run.stdout) == (native.returncode, native.stdout) == (
+        0, "the next sigaction is the first: yes\n")
+    found = {}
+    for marker in ("handle", "calloc", "realloc", "default", "freed_by_handle", "freed_by_plt"):
+        records = records_from(run.report, "looked_up.c", marker)  # -O2 unrolls the loop
+        found[marker] = ({r["kind"] for r in records}, sum(r["blocks"] for r in records),
+                         sum(r["bytes"] for r in records))
+    assert found == {
+        "handle": ({"malloc"}, 3, 963),
+        "calloc": ({"calloc"}, 1, 100),
+        "realloc": ({"realloc"}, 1, 555),
+        "default": ({"malloc"}, 1, 64),
+        "freed_by_handle": (set(), 0, 0),
+        "freed_by_plt": (set(), 0, 0),
+    }
+    # Nothing else: the block realloc'd through libc's handle is gone.
+    assert sum(r["blocks"] for r in program_records(run.report, "looked_up.c")) == 6
+    assert run.report["counters"]["unknown_frees"] == 0
+
+
 def test_dlclosed_library_still_symbolized(build_dir: Path, tmp_path: Path) -> None:
     plugin = compile_program(
         "dlopen_plugin.c", build_dir, "-O2", ["-shared", "-fPIC"], output="plugin.so"

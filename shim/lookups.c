@@ -1,0 +1,79 @@
+/* dlsym: a function looked up by name, not called through the PLT.
+ *
+ * dlsym on a library's handle finds that library's own definition, whatever comes first in
+ * symbol lookup: `ctypes.CDLL("libc.so.6").malloc` is libc's malloc, not the shim's, and a
+ * block allocated or freed through it would pass unseen (a leak missed, or a freed block
+ * reported as lost). In attach mode every handle, RTLD_DEFAULT too, finds libc's. So when the
+ * definition found is the very function an allocation hook forwards to (allocator.c decides),
+ * the hook is returned instead: calling it does the same, and is seen.
+ *
+ * dlsym(RTLD_NEXT, name) answers relative to its caller, which glibc finds from the return
+ * address: a C wrapper would make the shim the caller. So the hook is a few instructions of
+ * assembly that jump to the next dlsym with the caller's return address untouched for
+ * RTLD_NEXT (a hook is never what the next definition after a caller should be mapped to: an
+ * interposer asking for it wants the real one), and to lt_dlsym_in_scope otherwise. x86-64
+ * only, as the shim is. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stddef.h>
+
+#include "shim.h"
+
+/* dlsym's next definition (libc's; libdl's before glibc 2.34). Written by whichever thread
+ * resolves it first: every writer stores the same value. */
+__attribute__((used, externally_visible)) void *(*_Atomic lt_next_dlsym)(void *, const char *);
+
+__attribute__((used, externally_visible)) void *(*lt_resolve_next_dlsym(void))(void *, const char *)
+{
+    static const char *const name[] = { "dlsym" };
+    void *found = NULL;
+    /* Any libc function will do to find libc; nobody interposes __errno_location. */
+    if (!lt_object_symbols((const void *)(uintptr_t)&__errno_location, name, &found, 1) || !found)
+        lt_soname_symbols("libdl.so.2", name, &found, 1);
+    void *(*next)(void *, const char *) = (void *(*)(void *, const char *))found;
+    if (next) atomic_store(&lt_next_dlsym, next);
+    return next;
+}
+
+/* A handle other than RTLD_NEXT: the caller does not matter to dlsym (for RTLD_DEFAULT only
+ * its namespace, and callers in other namespaces have their own libc). */
+__attribute__((used, externally_visible)) void *lt_dlsym_in_scope(void *handle, const char *name)
+{
+    void *(*next)(void *, const char *) = atomic_load(&lt_next_dlsym);
+    if (!next) next = lt_resolve_next_dlsym();
+    if (!next) return NULL;
+    void *definition = next(handle, name);
+    return name ? lt_allocation_hook_for(name, definition) : definition;
+}
+
+/* `dlsym` is exported (preload mode) and `lt_hook_dlsym` is what the GOT patcher writes
+ * (attach mode); both are this code. The stack is kept as the caller left it until the jump,
+ * but for the rare first call that must resolve the next dlsym. */
+__asm__(".text\n"
+        ".globl lt_hook_dlsym\n"
+        ".hidden lt_hook_dlsym\n"
+        ".type lt_hook_dlsym, @function\n"
+        ".globl dlsym\n"
+        ".type dlsym, @function\n"
+        "lt_hook_dlsym:\n"
+        "dlsym:\n"
+        "    cmpq $-1, %rdi\n"            /* RTLD_NEXT */
+        "    je 1f\n"
+        "    jmp lt_dlsym_in_scope\n"
+        "1:  movq lt_next_dlsym(%rip), %rax\n"
+        "    testq %rax, %rax\n"
+        "    jz 2f\n"
+        "    jmp *%rax\n"
+        "2:  pushq %rdi\n"                /* two pushes and 8 bytes: the call's 16-byte alignment */
+        "    pushq %rsi\n"
+        "    subq $8, %rsp\n"
+        "    call lt_resolve_next_dlsym\n"
+        "    addq $8, %rsp\n"
+        "    popq %rsi\n"
+        "    popq %rdi\n"
+        "    testq %rax, %rax\n"
+        "    jz 3f\n"
+        "    jmp *%rax\n"
+        "3:  ret\n"                       /* no dlsym in the process: NULL */
+        ".size lt_hook_dlsym, .-lt_hook_dlsym\n"
+        ".size dlsym, .-dlsym\n");
