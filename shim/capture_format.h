@@ -31,7 +31,7 @@ _Static_assert(sizeof(void *) == LT_POINTER_SIZE, "leaktrace captures are writte
 #define LT_SNAPSHOT_HEADER_SIZE 16  /* one SERIES snapshot: u64 time, u32 entries, u32 reserved */
 #define LT_SERIES_ENTRY_SIZE 40     /* one SERIES entry: two u32, four u64 */
 
-/* Stack id 0 means "no backtrace": unwinding failed or the stack table was full. */
+/* Stack id 0 means "no backtrace": unwinding failed, or the stack table was full or out of memory. */
 #define LT_NO_STACK_ID 0
 
 /* Section tags: every section is {u32 tag, u32 reserved, u64 payload_length, payload}. */

@@ -7,6 +7,7 @@
 #include "shim.h"
 
 #define MAX_REGIONS (1u << 20)
+#define FIRST_REGIONS 1024u /* 32 KiB; doubled as needed (address space is not free: RLIMIT_AS) */
 
 struct region {
     uintptr_t start;
@@ -21,12 +22,27 @@ struct region {
  * other thread can map the same range between the call and our update. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct region *regions; /* lt_map'd, sorted by start */
-static size_t nregions;
+static size_t nregions, capacity;
 
 bool lt_regions_init(void)
 {
-    regions = lt_map(sizeof(struct region) * MAX_REGIONS);
+    regions = lt_map(sizeof(struct region) * FIRST_REGIONS);
+    capacity = regions ? FIRST_REGIONS : 0;
     return regions != NULL;
+}
+
+/* pre: lock held. */
+static bool grow(void)
+{
+    size_t new_cap = capacity * 2;
+    if (new_cap > MAX_REGIONS) return false;
+    struct region *fresh = lt_map(sizeof(struct region) * new_cap);
+    if (!fresh) return false;
+    memcpy(fresh, regions, nregions * sizeof *regions);
+    lt_unmap(regions, sizeof(struct region) * capacity);
+    regions = fresh;
+    capacity = new_cap;
+    return true;
 }
 
 void lt_regions_lock(void) { pthread_mutex_lock(&lock); }
@@ -46,7 +62,7 @@ static size_t first_ending_after(uintptr_t addr)
 
 static bool insert_at(size_t i, const struct region *r)
 {
-    if (nregions == MAX_REGIONS) {
+    if (nregions == capacity && !grow()) {
         atomic_fetch_add_explicit(&lt_counters.dropped_blocks, 1, memory_order_relaxed);
         return false;
     }
@@ -133,8 +149,9 @@ void lt_regions_reset(void)
 void lt_regions_release(void)
 {
     pthread_mutex_lock(&lock);
-    lt_unmap(regions, sizeof(struct region) * MAX_REGIONS);
+    lt_unmap(regions, sizeof(struct region) * capacity);
     regions = NULL;
     nregions = 0;
+    capacity = 0;
     pthread_mutex_unlock(&lock);
 }

@@ -14,12 +14,20 @@
 #define TABLE_SLOTS (1u << 21)         /* hash slots: at most half full */
 #define MAX_PCS (32u << 20)            /* return addresses in all records */
 
-/* All three arenas are mapped once at start-up (NORESERVE: only touched pages cost memory).
- * next_id and pcs_used are claimed with atomic adds; a slot is published with a CAS after
+/* Records, totals and return addresses are mapped a chunk at a time, as ids and addresses are
+ * claimed: mapped all at once they took 800 MiB of address space, which a program under an
+ * address-space limit (RLIMIT_AS, `ulimit -v`) needs for itself. NORESERVE: only touched pages
+ * cost memory. A chunk is installed (CAS) before any id in it is published, and never moves. */
+#define CHUNK_BITS 14                  /* stack ids a chunk holds */
+#define CHUNK_IDS (1u << CHUNK_BITS)
+#define PCS_CHUNK_BITS 18              /* return addresses a chunk holds (2 MiB): a stack's are
+                                        * never split across two, as readers take them whole */
+#define PCS_CHUNK (1u << PCS_CHUNK_BITS)
+_Static_assert(LT_MAX_DEPTH_LIMIT <= PCS_CHUNK, "a stack fits in a chunk");
+
+/* next_id and pcs_used are claimed with atomic adds; a slot is published with a CAS after
  * the record it names is complete, so readers that see an id see its record. */
-static struct lt_stack *records;
 static _Atomic uint32_t *slots;
-static uintptr_t *pcs_arena;
 static _Atomic uint32_t next_id = 1;
 static _Atomic uint32_t pcs_used;
 
@@ -34,8 +42,14 @@ static _Atomic uint32_t pcs_used;
 struct totals {
     _Atomic uint64_t alloc_count, alloc_bytes, free_count, freed_bytes;
 };
-/* Mapped at start-up (NORESERVE: a stripe no thread used costs no memory). */
-static struct totals *stripes[STRIPES];
+/* A chunk of ids: their records, and each stripe's totals (a stripe no thread used costs no
+ * memory). */
+struct id_chunk {
+    struct lt_stack records[CHUNK_IDS];
+    struct totals stripes[STRIPES][CHUNK_IDS];
+};
+static _Atomic(struct id_chunk *) id_chunks[MAX_STACKS / CHUNK_IDS];
+static _Atomic(uintptr_t *) pcs_chunks[MAX_PCS / PCS_CHUNK];
 /* Bit i set: stripe i may hold totals (readers skip the others). Set when a registry slot
  * is first given its stripe, so the adds never look at it; the stripe of threads without a
  * slot from the start. */
@@ -52,12 +66,39 @@ uint8_t lt_stack_stripe_of_slot(unsigned slot)
 
 bool lt_stacks_init(void)
 {
-    records = lt_map(sizeof(struct lt_stack) * MAX_STACKS);
     slots = lt_map(sizeof(uint32_t) * TABLE_SLOTS);
-    pcs_arena = lt_map(sizeof(uintptr_t) * MAX_PCS);
-    for (unsigned i = 0; i < STRIPES; i++)
-        if (!(stripes[i] = lt_map(sizeof(struct totals) * MAX_STACKS))) return false;
-    return records && slots && pcs_arena;
+    return slots != NULL;
+}
+
+/* The chunk `*at` points to, mapped first if nobody has yet; NULL if the system refused. */
+static void *chunk(_Atomic(void *) *at, size_t size)
+{
+    void *c = atomic_load_explicit(at, memory_order_acquire);
+    if (c) return c;
+    void *fresh = lt_map(size);
+    if (!fresh) return NULL;
+    if (atomic_compare_exchange_strong(at, &c, fresh)) return fresh;
+    lt_unmap(fresh, size); /* another thread's is in */
+    return c;
+}
+
+/* For an id published (or claimed by this thread, chunk ensured): its chunk is in. */
+static inline struct id_chunk *chunk_of(uint32_t id)
+{
+    return atomic_load_explicit(&id_chunks[id >> CHUNK_BITS], memory_order_relaxed);
+}
+
+static inline struct lt_stack *record_of(uint32_t id) { return &chunk_of(id)->records[id & (CHUNK_IDS - 1)]; }
+
+static inline struct totals *totals_of(unsigned stripe, uint32_t id)
+{
+    return &chunk_of(id)->stripes[stripe][id & (CHUNK_IDS - 1)];
+}
+
+static inline uintptr_t *pcs_at(uint32_t index)
+{
+    return atomic_load_explicit(&pcs_chunks[index >> PCS_CHUNK_BITS], memory_order_relaxed) +
+           (index & (PCS_CHUNK - 1));
 }
 
 /* This thread's stripe: its registry slot's, or a shared one before it has a slot. */
@@ -92,7 +133,21 @@ static uint64_t hash_pcs(const uintptr_t *pcs, int depth)
 static bool same_stack(const struct lt_stack *s, uint64_t hash, const uintptr_t *pcs, int depth)
 {
     return s->hash == hash && s->depth == (uint32_t)depth &&
-           memcmp(pcs_arena + s->pcs_index, pcs, sizeof(uintptr_t) * (size_t)depth) == 0;
+           memcmp(pcs_at(s->pcs_index), pcs, sizeof(uintptr_t) * (size_t)depth) == 0;
+}
+
+/* Room for `depth` return addresses, all in one chunk (mapped): their index, or UINT32_MAX. */
+static uint32_t claim_pcs(uint32_t depth)
+{
+    for (;;) {
+        uint32_t at = atomic_fetch_add_explicit(&pcs_used, depth, memory_order_relaxed);
+        if (at > MAX_PCS - depth) return UINT32_MAX;
+        if (at >> PCS_CHUNK_BITS != (at + depth - 1) >> PCS_CHUNK_BITS) continue; /* the rest of
+                                                                      * this chunk stays unused */
+        if (!chunk((_Atomic(void *) *)&pcs_chunks[at >> PCS_CHUNK_BITS], sizeof(uintptr_t) * PCS_CHUNK))
+            return UINT32_MAX;
+        return at;
+    }
 }
 
 uint32_t lt_stacks_intern(const uintptr_t *pcs, int depth) { return lt_stacks_intern_hashed(pcs, depth, 0); }
@@ -116,15 +171,17 @@ uint32_t lt_stacks_intern_hashed(const uintptr_t *pcs, int depth, uint64_t hash)
                     return 0;
                 }
                 uint32_t new_id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
-                uint32_t at = atomic_fetch_add_explicit(&pcs_used, (uint32_t)depth, memory_order_relaxed);
-                if (new_id >= MAX_STACKS || at + (uint32_t)depth > MAX_PCS) {
+                uint32_t at = claim_pcs((uint32_t)depth);
+                if (new_id >= MAX_STACKS || at == UINT32_MAX ||
+                    !chunk((_Atomic(void *) *)&id_chunks[new_id >> CHUNK_BITS], sizeof(struct id_chunk))) {
                     atomic_fetch_add_explicit(&lt_counters.dropped_stacks, 1, memory_order_relaxed);
                     return 0;
                 }
-                memcpy(pcs_arena + at, pcs, sizeof(uintptr_t) * (size_t)depth);
-                records[new_id].pcs_index = at;
-                records[new_id].depth = (uint32_t)depth;
-                records[new_id].hash = hash;
+                memcpy(pcs_at(at), pcs, sizeof(uintptr_t) * (size_t)depth);
+                struct lt_stack *record = record_of(new_id);
+                record->pcs_index = at;
+                record->depth = (uint32_t)depth;
+                record->hash = hash;
                 mine = new_id;
             }
             uint32_t expected = 0;
@@ -133,7 +190,7 @@ uint32_t lt_stacks_intern_hashed(const uintptr_t *pcs, int depth, uint64_t hash)
                 return mine;
             id = expected; /* another thread published first: is it the same stack? */
         }
-        if (same_stack(&records[id], hash, pcs, depth)) return id; /* `mine`, if any, stays unused */
+        if (same_stack(record_of(id), hash, pcs, depth)) return id; /* `mine`, if any, stays unused */
     }
     atomic_fetch_add_explicit(&lt_counters.dropped_stacks, 1, memory_order_relaxed);
     return 0;
@@ -141,10 +198,11 @@ uint32_t lt_stacks_intern_hashed(const uintptr_t *pcs, int depth, uint64_t hash)
 
 struct lt_stack *lt_stack_get(uint32_t id)
 {
-    return id && id < MAX_STACKS ? &records[id] : NULL;
+    /* An id counted in lt_stacks_count but still being claimed may have no chunk yet. */
+    return id && id < MAX_STACKS && chunk_of(id) ? record_of(id) : NULL;
 }
 
-const uintptr_t *lt_stack_pcs(const struct lt_stack *s) { return pcs_arena + s->pcs_index; }
+const uintptr_t *lt_stack_pcs(const struct lt_stack *s) { return pcs_at(s->pcs_index); }
 
 uint32_t lt_stacks_count(void)
 {
@@ -156,7 +214,7 @@ void lt_stack_note_alloc(uint32_t id, uint64_t size)
 {
     if (!id || id >= MAX_STACKS) return;
     unsigned stripe = my_stripe();
-    struct totals *t = &stripes[stripe][id];
+    struct totals *t = totals_of(stripe, id);
     add(stripe, &t->alloc_count, 1);
     add(stripe, &t->alloc_bytes, size);
 }
@@ -165,7 +223,7 @@ void lt_stack_note_free(uint32_t id, uint64_t size, bool whole_block)
 {
     if (!id || id >= MAX_STACKS) return;
     unsigned stripe = my_stripe();
-    struct totals *t = &stripes[stripe][id];
+    struct totals *t = totals_of(stripe, id);
     if (whole_block) add(stripe, &t->free_count, 1);
     add(stripe, &t->freed_bytes, size);
 }
@@ -174,7 +232,7 @@ void lt_stack_note_grow(uint32_t id, uint64_t grown_by)
 {
     if (!id || id >= MAX_STACKS) return;
     unsigned stripe = my_stripe();
-    add(stripe, &stripes[stripe][id].alloc_bytes, grown_by);
+    add(stripe, &totals_of(stripe, id)->alloc_bytes, grown_by);
 }
 
 /* Read while threads add: each field is exact as of its own read, so a reader can see a
@@ -182,10 +240,10 @@ void lt_stack_note_grow(uint32_t id, uint64_t grown_by)
 struct lt_stack_totals lt_stack_totals(uint32_t id)
 {
     struct lt_stack_totals sum = { 0, 0, 0, 0 };
-    if (!id || id >= MAX_STACKS) return sum;
+    if (!id || id >= MAX_STACKS || !chunk_of(id)) return sum;
     for (uint32_t used = atomic_load_explicit(&stripes_used, memory_order_relaxed); used;
          used &= used - 1) {
-        struct totals *t = &stripes[__builtin_ctz(used)][id];
+        struct totals *t = totals_of((unsigned)__builtin_ctz(used), id);
         sum.alloc_count += atomic_load_explicit(&t->alloc_count, memory_order_relaxed);
         sum.alloc_bytes += atomic_load_explicit(&t->alloc_bytes, memory_order_relaxed);
         sum.free_count += atomic_load_explicit(&t->free_count, memory_order_relaxed);
@@ -198,12 +256,14 @@ void lt_stacks_reset_totals(void)
 {
     uint32_t count = lt_stacks_count();
     for (uint32_t used = atomic_load(&stripes_used); used; used &= used - 1) {
-        struct totals *stripe = stripes[__builtin_ctz(used)];
+        unsigned stripe = (unsigned)__builtin_ctz(used);
         for (uint32_t id = 1; id <= count; id++) {
-            atomic_store(&stripe[id].alloc_count, 0);
-            atomic_store(&stripe[id].alloc_bytes, 0);
-            atomic_store(&stripe[id].free_count, 0);
-            atomic_store(&stripe[id].freed_bytes, 0);
+            if (!chunk_of(id)) continue;
+            struct totals *t = totals_of(stripe, id);
+            atomic_store(&t->alloc_count, 0);
+            atomic_store(&t->alloc_bytes, 0);
+            atomic_store(&t->free_count, 0);
+            atomic_store(&t->freed_bytes, 0);
         }
     }
 }
@@ -212,16 +272,13 @@ void lt_stacks_reset_totals(void)
  * arenas go back to the system, and ids start again at 1 when lt_stacks_init makes new ones. */
 void lt_stacks_release(void)
 {
-    lt_unmap(records, sizeof(struct lt_stack) * MAX_STACKS);
     lt_unmap((void *)slots, sizeof(uint32_t) * TABLE_SLOTS);
-    lt_unmap(pcs_arena, sizeof(uintptr_t) * MAX_PCS);
-    for (unsigned i = 0; i < STRIPES; i++) {
-        lt_unmap(stripes[i], sizeof(struct totals) * MAX_STACKS);
-        stripes[i] = NULL; /* stripes_used stays: bits only say where to look */
-    }
-    records = NULL;
+    for (size_t i = 0; i < sizeof id_chunks / sizeof *id_chunks; i++)
+        lt_unmap(atomic_exchange(&id_chunks[i], NULL), sizeof(struct id_chunk)); /* stripes_used stays:
+                                                                   * bits only say where to look */
+    for (size_t i = 0; i < sizeof pcs_chunks / sizeof *pcs_chunks; i++)
+        lt_unmap(atomic_exchange(&pcs_chunks[i], NULL), sizeof(uintptr_t) * PCS_CHUNK);
     slots = NULL;
-    pcs_arena = NULL;
     atomic_store(&next_id, 1);
     atomic_store(&pcs_used, 0);
 }

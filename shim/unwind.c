@@ -476,8 +476,10 @@ __attribute__((noinline)) int lt_unwind(uintptr_t *pcs, int max, bool *truncated
  * compare instead), the return addresses' hashing (the stack table's hash is built outside
  * in, kept per frame), and, for the same backtrace twice in a row, the stack table lookup.
  *
- * Records live in a table the shim maps (never malloc), TRAILS of them, claimed by a thread
- * at its first backtrace with a CAS of its thread pointer (%fs:0, unique among live threads);
+ * Records live in memory the shim maps (never malloc), one mapping each, made when a thread
+ * first needs it (a table of all TRAILS took 123 MiB of address space, which a program under
+ * RLIMIT_AS needs for itself); TRAILS of them, claimed by a thread at its first backtrace
+ * with a CAS of its thread pointer (%fs:0, unique among live threads);
  * a thread created on the thread control block of one that exited takes its record over. A
  * thread that finds none free walks every frame, as before. A signal handler that interrupts
  * its thread while it uses its record walks every frame too (`trail_busy`). */
@@ -551,12 +553,14 @@ struct trail {
     struct { uintptr_t pc, sp, bp; uint32_t info; } fresh[TRAIL_CAP];
 };
 
-static struct trail *trails;   /* mapped at start-up (NORESERVE: untouched records cost nothing) */
+/* The records' addresses, mapped at start-up; each record mapped by the first thread that
+ * claims it and installed with a CAS (NORESERVE: its untouched pages cost nothing). */
+static _Atomic(struct trail *) *trails;
 #define NO_TRAIL ((struct trail *)1)
 
-static void map_trails(void) { trails = lt_map(TRAILS * sizeof(struct trail)); }
+static void map_trails(void) { trails = lt_map(TRAILS * sizeof *trails); }
 static __thread struct trail *my_trail __attribute__((tls_model("initial-exec")));
-/* Attach mode gives the records back at detach (123 MiB reserved, 106 KiB of each the paths) and maps new ones at the
+/* Attach mode gives the records back at detach (123 KiB each, 106 KiB of it the paths) and maps new ones at the
  * next attach: a thread's my_trail is its own only while its epoch is the current one.
  * trails_epoch is written by lifecycle.c's release and re-attach (attach.c's patch_lock),
  * with no thread inside the tables (inflight.c). */
@@ -565,7 +569,9 @@ static __thread unsigned my_trail_epoch __attribute__((tls_model("initial-exec")
 
 void lt_unwind_release(void)
 {
-    lt_unmap(trails, TRAILS * sizeof(struct trail));
+    if (trails)
+        for (unsigned i = 0; i < TRAILS; i++) lt_unmap(atomic_load(&trails[i]), sizeof(struct trail));
+    lt_unmap((void *)trails, TRAILS * sizeof *trails);
     trails = NULL;
     atomic_fetch_add(&trails_epoch, 1);
 }
@@ -583,7 +589,14 @@ static struct trail *claim_trail(void)
     __asm__("movq %%fs:0, %0" : "=r"(tp));
     size_t home = (size_t)((((uint64_t)tp >> 6) * 0x9e3779b97f4a7c15ull) >> 32);
     for (unsigned i = 0; i < TRAIL_PROBES; i++) {
-        struct trail *t = &trails[(home + i) % TRAILS];
+        _Atomic(struct trail *) *at = &trails[(home + i) % TRAILS];
+        struct trail *t = atomic_load_explicit(at, memory_order_acquire);
+        if (!t) { /* never used yet */
+            struct trail *fresh = lt_map(sizeof *fresh);
+            if (!fresh) return NO_TRAIL;
+            if (atomic_compare_exchange_strong(at, &t, fresh)) t = fresh;
+            else lt_unmap(fresh, sizeof *fresh); /* another thread's is in: t */
+        }
         uintptr_t owner = atomic_load_explicit(&t->owner, memory_order_relaxed);
         if (owner == tp || (owner == 0 && atomic_compare_exchange_strong(&t->owner, &owner, tp))) {
             t->start = TRAIL_CAP;

@@ -65,12 +65,13 @@ def test_report_states_allocations_without_backtrace() -> None:
         scan=ScanStats(0, 0, 0, 0, 0, 0), counters={"dropped_stacks": 5}))
     report = build_report(capture)
     text = render_text(report, RenderOptions(leak_kinds=DEFAULT_SHOWN))
-    assert "note: 5 allocations have no backtrace (the stack table was full)" in text
+    assert "note: 5 allocations have no backtrace (the stack table was full, or the shim had " \
+           "no memory left for it)" in text
     assert "shim counters: dropped_stacks=5" in text
     assert ("39 bytes in 3 blocks are definitely lost in loss record 2 of 2\n"
             "      malloc, stack ") in text
     assert "    (no backtrace: the allocation could not be unwound, or the stack table was " \
-           "full)" in text
+           "full or out of memory)" in text
     document = json.loads(render_json(report, RenderOptions()))
     assert document["counters"]["dropped_stacks"] == 5
     assert [(r["blocks"], len(r["frames"])) for r in document["records"]] == [(3, 0), (1, 1)]

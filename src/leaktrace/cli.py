@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from leaktrace.exit_codes import BROKEN_PIPE, INTERRUPTED, POLICY_TEXT
+from leaktrace.numpy_pages import one_blas_thread
 
 # Each subcommand's module is imported only when that subcommand runs (or --help lists them):
 # numpy, pyelftools and the analysis code stay off the start-up path of `--version` and of
@@ -120,17 +121,8 @@ class _LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attribute = target.split(":")
-        # numpy loads OpenBLAS, which starts a thread per CPU when it loads; leaktrace does no
-        # linear algebra, so one is enough (a tenth of a second less at start). Set only
-        # while the command's modules load: a program that `run` starts inherits our environment.
-        added = "OPENBLAS_NUM_THREADS" not in os.environ
-        if added:
-            os.environ["OPENBLAS_NUM_THREADS"] = "1"
-        try:
+        with one_blas_thread():  # the command's modules may import numpy
             command = getattr(importlib.import_module(module_name), attribute)
-        finally:
-            if added:
-                os.environ.pop("OPENBLAS_NUM_THREADS", None)
         assert isinstance(command, click.Command)
         command.short_help = SHORT_HELP[cmd_name]  # whole, in `leaktrace --help`
         command.epilog = f"Example: {EXAMPLES[cmd_name]}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys  # built in: importing this module costs nothing, so Ctrl-C cannot land here
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports it
+USAGE_ERROR_EXIT = 2  # leaktrace/exit_codes.py's INPUT_ERROR (not imported: start-up stays small)
 
 
 def _interrupted() -> None:
@@ -45,6 +46,10 @@ def main() -> None:
         cli_main(prog_name="leaktrace")
     except KeyboardInterrupt:
         _interrupted()
+    except MemoryError:
+        # Outside a command (importing the CLI itself): one line, as every command's errors.
+        sys.stderr.write("leaktrace: error: out of memory\n")
+        sys.exit(USAGE_ERROR_EXIT)
     except Exception as e:
         if not _caused_by_ctrl_c(e):
             raise

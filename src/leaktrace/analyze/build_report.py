@@ -521,7 +521,7 @@ def _notes(capture: Capture, groups: _Groups, table: StackTable) -> list[str]:
                      "memory): live totals are too low")
     if c.get("dropped_stacks"):
         notes.append(f"{c['dropped_stacks']:,} allocations have no backtrace (the stack table "
-                     "was full)")
+                     "was full, or the shim had no memory left for it)")
     if c.get("truncated_stacks"):
         depth = c.get("max_depth")
         at = f" at {depth} frames" if depth else ""

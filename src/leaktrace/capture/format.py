@@ -25,7 +25,7 @@ SESSION_PAYLOAD_SIZE = 24  # the SESSION payload: u64 baseline, then four u32
 SNAPSHOT_HEADER_SIZE = 16  # one SERIES snapshot: u64 time, u32 entries, u32 reserved
 SERIES_ENTRY_SIZE = 40  # one SERIES entry: u32 stack id, u32 reserved, four u64
 
-# Stack id 0 means "no backtrace": unwinding failed or the stack table was full.
+# Stack id 0 means "no backtrace": unwinding failed, or the stack table was full or out of memory.
 NO_STACK_ID = 0
 
 # Section tags: each section is {u32 tag, u32 reserved, u64 payload length, payload}.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import resource
 import sys
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -31,8 +32,19 @@ def warn(message: str) -> None:
     click.echo(f"leaktrace: warning: {message}", err=True)
 
 
+def out_of_memory() -> str:
+    """What to say when leaktrace itself ran out of memory, naming the address-space limit
+    (`ulimit -v`) when there is one: the usual cause."""
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit == resource.RLIM_INFINITY:
+        return "out of memory"
+    return (f"out of memory under the address-space limit RLIMIT_AS (`ulimit -v`) of "
+            f"{limit >> 20:,} MiB: raise it")
+
+
 def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Decorate a click callback so LeaktraceError and OSError end it with one line."""
+    """Decorate a click callback so LeaktraceError, OSError and MemoryError end it with one
+    line."""
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -52,5 +64,7 @@ def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt:
             click.echo("leaktrace: interrupted", err=True)
             sys.exit(INTERRUPTED)
+        except MemoryError:
+            raise CommandError(out_of_memory()) from None
 
     return wrapper

@@ -209,7 +209,10 @@ def _suppressed_report(capture: str, suppressions: list[Suppression],
                        show_addresses: bool) -> Report:
     """A capture's report with the suppressions applied. The analysis modules (numpy, the
     symbolizer) are imported here, after the program has ended: they never delay its start."""
-    from leaktrace.analyze.build_report import load_report
+    from leaktrace.numpy_pages import one_blas_thread
+
+    with one_blas_thread():
+        from leaktrace.analyze.build_report import load_report
     from leaktrace.suppressions.apply import apply_suppressions
 
     report = load_report(capture, with_addresses=show_addresses)
@@ -320,13 +323,13 @@ def _why_no_capture(returncode: int, failures: list[CaptureFailure]) -> str:
 
 def _address_limit(failure: CaptureFailure) -> str:
     """Out of memory under an address-space limit (`ulimit -v`), which the program inherited
-    from leaktrace: the shim reserves its tables (address space, not memory) at start-up."""
+    from leaktrace: the shim's tables need address space too."""
     limit = resource.getrlimit(resource.RLIMIT_AS)[0]
     if failure.error != errno.ENOMEM or limit == resource.RLIM_INFINITY:
         return ""
     return (f" (the address-space limit RLIMIT_AS, `ulimit -v`, is {limit >> 20:,} MiB; the "
-            "shim reserves a few hundred MiB of address space for its tables, most of it "
-            "never used: raise the limit)")
+            "shim needs about 30 MiB of address space for its tables, more for a program "
+            "with many live blocks or backtraces: raise the limit)")
 
 
 def _list_numbered_captures(pid: int, notices: list[CaptureNotice]) -> None:

@@ -242,7 +242,7 @@ def _in_chunks(texts: Iterable[str]) -> Iterator[str]:
     if chunk:
         yield "".join(chunk)
 _NO_BACKTRACE = ("\n    (no backtrace: the allocation could not be unwound, or the stack "
-                 "table was full)")
+                 "table was full or out of memory)")
 
 
 def _backtrace(record: LeakRecord, options: RenderOptions, frames: FrameTexts) -> str:

@@ -81,11 +81,15 @@ class Symbolizer:
             by_module[module].add(offset)
         # One addr2line per module; they run in parallel (the work is in the child processes).
         workers = max(1, min(len(by_module), os.cpu_count() or 1))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for module, frames in pool.map(lambda item: self._resolve_module(*item),
-                                           by_module.items()):
-                for offset, frame_list in frames.items():
-                    self._cache[(module, offset)] = frame_list
+        items = list(by_module.items())
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = list(pool.map(lambda item: self._resolve_module(*item), items))
+        except RuntimeError:  # no thread could start (`ulimit -v`): one module at a time
+            results = [self._resolve_module(*item) for item in items]
+        for module, frames in results:
+            for offset, frame_list in frames.items():
+                self._cache[(module, offset)] = frame_list
         # Fresh copies: callers fill in runtime addresses.
         return {req: [replace(f) for f in self._cache[req]] for req in wanted}
 
