@@ -22,6 +22,7 @@
  * loader's list of objects, a dlopen'd one follows it. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -419,6 +420,23 @@ static const char *final_scan(struct lt_scan *scan, uintptr_t program_sp)
  * below it lie only the frames of exit handlers, the loader, a signal handler and ours, whose
  * dead slots must not keep leaked blocks alive. `safe_to_scan`: no lock the scan needs can be
  * held by the code this thread interrupted. */
+/* A program that used up its descriptors (RLIMIT_NOFILE) and exits leaves none for the
+ * capture's file, its /proc reads and the launcher's notice: the process is ending, so its
+ * soft limit may rise towards the hard one. */
+static void room_for_descriptors(void)
+{
+    int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (probe >= 0) {
+        close(probe);
+        return;
+    }
+    struct rlimit nofile;
+    if (errno != EMFILE || getrlimit(RLIMIT_NOFILE, &nofile) != 0 || nofile.rlim_cur >= nofile.rlim_max)
+        return;
+    nofile.rlim_cur = nofile.rlim_max - nofile.rlim_cur > 16 ? nofile.rlim_cur + 16 : nofile.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) { /* then there is no capture: the launcher says so */ }
+}
+
 struct final_request {
     unsigned reason;
     uintptr_t program_sp;
@@ -437,6 +455,7 @@ static void write_final_here(void *request)
         release_runtime_buffers(); /* its frees are recorded */
     lt_busy++;
     lt_control_stop();
+    if (reason == LT_REASON_EXIT || reason == LT_REASON_SIGNAL) room_for_descriptors();
     /* A series ends with the process's state at exit: the control thread stays held from
      * the scan on. (A run shorter than one interval keeps no series: one point is no growth.)
      * Not from a signal handler: the series lock may be held by the code it interrupted. */

@@ -170,6 +170,27 @@ def test_a_program_at_its_hard_address_limit_gets_its_blocks_and_the_reason(
     assert "no reachability scan at exit: no address space was left" in done.stderr
 
 
+# ---- RLIMIT_NOFILE ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["soft", "hard"])
+def test_a_program_that_uses_up_its_descriptors_runs_as_natively(build_dir: Path, tmp_path: Path,
+                                                                 mode: str) -> None:
+    # The shim's own descriptors sit above the limit the program sets, so it gets as many as
+    # natively; at exit the soft limit may rise for the capture (the process is ending).
+    exe = compile_program("descriptor_limit.c", build_dir, "-O0")
+    native = _native(str(exe), mode, cwd=tmp_path)
+    assert native.returncode == 0 and native.stdout.startswith("opened "), native.stderr
+    done = leaktrace("run", "-o", str(tmp_path / "fd.lt"), "--", str(exe), mode, cwd=tmp_path)
+    assert done.stdout == native.stdout, done.stderr
+    assert "Traceback" not in done.stderr
+    if mode == "hard":  # no descriptor can be had for the capture: said, never a crash
+        assert done.returncode == 2 and "no capture was written" in done.stderr, done.stderr
+        return
+    assert done.returncode == 0, done.stderr
+    _one_leak(json_report(tmp_path / "fd.lt"), "descriptor_limit.c", "before_limit", 48,
+              "definitely lost")
+
+
 def _under_address_limit(limit: int, argv: list[str],
                          cwd: Path) -> subprocess.CompletedProcess[str]:
     """`leaktrace run`, or the program alone, with RLIMIT_AS lowered to `limit` (inherited)."""
