@@ -431,7 +431,9 @@ void lt_control_start(void)
     /* Not from an allocation made in a library's constructor, before the shim's own ran. */
     if (!lt_may_start_threads()) return;
     lt_set_busy(true);
+    int saved_errno = errno; /* from an allocation hook, whose caller sees errno as malloc left it */
     start_thread();
+    errno = saved_errno;
     lt_set_busy(false);
 }
 

@@ -186,9 +186,11 @@ bool lt_start_on_first_call(void)
     if (!atomic_compare_exchange_strong(&lt_state, &expected, LT_STATE_STARTING))
         return expected == LT_STATE_COLLECTING; /* another thread is starting, or did */
     lt_busy++;
+    int saved_errno = errno; /* start-up makes many system calls; the hook's caller sees none */
     attach_mode = !lt_loaded_by_preload();
     if (attach_mode) atomic_store(&lt_state, LT_STATE_LOADED); /* leaktrace_attach() starts */
     else start_preloaded();
+    errno = saved_errno;
     lt_busy--;
     return atomic_load(&lt_state) == LT_STATE_COLLECTING;
 }

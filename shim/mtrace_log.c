@@ -143,6 +143,7 @@ void lt_mtrace_log_event(char op, const void *ptr, uint64_t size, uint32_t stack
     if (wanted == 0) return;
     if (wanted == 1 && atomic_load(&lt_owner_pid) != atomic_load(&log_pid)) return;
     lt_set_busy(true); /* a signal handler's malloc passes straight through, never here */
+    int saved_errno = errno; /* the hook's caller sees errno as the real function left it */
     pthread_mutex_lock(&log_lock);
     bool ready = log_ready();
     if (wanted < 0) atomic_store(&lt_mtrace_log_wanted, ready ? 1 : 0);
@@ -164,6 +165,7 @@ void lt_mtrace_log_event(char op, const void *ptr, uint64_t size, uint32_t stack
         write_all(buf, (size_t)(p - buf));
     }
     pthread_mutex_unlock(&log_lock);
+    errno = saved_errno;
     lt_set_busy(false);
 }
 

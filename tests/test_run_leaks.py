@@ -154,6 +154,19 @@ def test_allocation_functions_looked_up_with_dlsym_are_traced(build_dir: Path, t
     assert run.report["counters"]["unknown_frees"] == 0
 
 
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_malloc_and_free_leave_errno_as_natively(build_dir: Path, tmp_path: Path,
+                                                 opt: str) -> None:
+    # The shim's system calls inside the hooks that fail (a contended lock's futex wait,
+    # a table mapped on a kernel without VMA names) must not show in errno.
+    exe = compile_program("keeps_errno.c", build_dir, opt)
+    native = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    run = run_traced(exe, work=tmp_path)
+    expected = "malloc changed errno 0 times, free 0; a failed malloc: NULL, errno ENOMEM\n"
+    assert (native.returncode, native.stdout) == (0, expected)
+    assert (run.returncode, run.stdout) == (0, expected), run.stderr
+
+
 def test_dlclosed_library_still_symbolized(build_dir: Path, tmp_path: Path) -> None:
     plugin = compile_program(
         "dlopen_plugin.c", build_dir, "-O2", ["-shared", "-fPIC"], output="plugin.so"
