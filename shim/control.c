@@ -374,6 +374,34 @@ static void end_session(void)
     atomic_store(&control_tid, 0);
 }
 
+/* glibc ends the process with exit(0) when its last thread ends (returning from its start
+ * routine or in pthread_exit, main's included), and counts them in __nptl_nthreads. The
+ * control thread must not count: a program whose main thread calls pthread_exit would never
+ * end, its last thread never being the last. So the count is lowered once the thread is made
+ * (by the program's thread that made it, alive then) and raised again just before it ends,
+ * and glibc's own decrement as it ends then balances. Looked up in libc's symbol table (it is
+ * GLIBC_PRIVATE, so never linked): without it, nothing is done. Set once, read-only after. */
+static _Atomic unsigned *nptl_thread_count;
+static _Atomic bool thread_count_looked_up;
+
+static _Atomic unsigned *thread_count(void)
+{
+    if (!atomic_load(&thread_count_looked_up)) {
+        static const char *const name[] = { "__nptl_nthreads" };
+        void *found = NULL;
+        lt_object_symbols((const void *)(uintptr_t)&pthread_create, name, &found, 1);
+        atomic_store(&nptl_thread_count, (_Atomic unsigned *)found);
+        atomic_store(&thread_count_looked_up, true);
+    }
+    return atomic_load(&nptl_thread_count);
+}
+
+static void count_control_thread(bool counted)
+{
+    _Atomic unsigned *count = thread_count();
+    if (count) atomic_fetch_add(count, counted ? 1u : (unsigned)-1);
+}
+
 static void *control_main(void *arg)
 {
     (void)arg;
@@ -418,6 +446,7 @@ static void *control_main(void *arg)
         if (atomic_load(&exit_requested)) break;
     }
     end_session();
+    count_control_thread(true); /* glibc takes it off as the thread ends */
     return NULL;
 }
 
@@ -468,6 +497,7 @@ static void start_thread(void)
         control_thread = thread;
         control_joinable = true;
         control_stack = stack;
+        count_control_thread(false);
     }
     pthread_mutex_unlock(&join_lock);
     if (!created) lt_unmap(stack, CONTROL_STACK_SIZE);

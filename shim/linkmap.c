@@ -69,7 +69,8 @@ static bool defines(const struct dynamic_symbols *ds, uint32_t index, const char
     unsigned type = ELF64_ST_TYPE(s->st_info);
     /* An undefined symbol with a value is a non-PIE program's PLT stub: calls through it still
      * go through its GOT, to whichever definition the loader bound. */
-    return s->st_shndx != SHN_UNDEF && s->st_value != 0 && (type == STT_FUNC || type == STT_GNU_IFUNC) &&
+    return s->st_shndx != SHN_UNDEF && s->st_value != 0 &&
+           (type == STT_FUNC || type == STT_GNU_IFUNC || type == STT_OBJECT) &&
            strcmp(ds->strtab + s->st_name, name) == 0;
 }
 
@@ -119,8 +120,9 @@ static bool object_defines(const struct dynamic_symbols *ds, const char *name)
     return find_definition(ds, name) != 0;
 }
 
-/* The address of the object's own `name`, as dlsym on a handle of the object gives it; NULL
- * if it has none, or only an ifunc (whose resolver only the loader should call). */
+/* The address of the object's own `name` (a function or a variable), as dlsym on a handle of
+ * the object gives it; NULL if it has none, or only an ifunc (whose resolver only the loader
+ * should call). */
 static void *definition_address(const struct dynamic_symbols *ds, const char *name)
 {
     uint32_t i = find_definition(ds, name);

@@ -90,7 +90,7 @@ static bool log_ready(void)
     int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC,
                           0644);
     if (fd < 0) return false;
-    ssize_t n = syscall(SYS_readlink, "/proc/self/exe", exe_path, sizeof exe_path - 1);
+    ssize_t n = lt_readlink_proc("/proc/self/exe", exe_path, sizeof exe_path - 1);
     exe_path[n > 0 ? n : 0] = 0;
     log_fd = fd;
     atomic_store(&log_pid, getpid());

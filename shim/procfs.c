@@ -42,7 +42,22 @@ static bool through_kept(const char *path, int *dir, const char **rest)
     return true;
 }
 
-int lt_open_proc(const char *path, int flags)
+/* /proc/self is the main thread's: once it has ended (pthread_exit) while other threads go
+ * on, the files of the process's memory read empty there (maps, cmdline, exe). So a path
+ * under /proc/self/ (but its task directory) is tried as /proc/thread-self/ first, the
+ * calling thread's view of the same process; /proc/self where that is missing (Linux before
+ * 3.17). Fills `buf` (LT_PATH_MAX) and returns it, or NULL when `path` has no such view. */
+static const char *thread_view(const char *path, char *buf)
+{
+    static const char self[] = "/proc/self/";
+    if (strncmp(path, self, sizeof self - 1) != 0 || strncmp(path + sizeof self - 1, "task", 4) == 0)
+        return NULL;
+    char *end = buf + LT_PATH_MAX - 1;
+    *lt_put_str(lt_put_str(buf, end, "/proc/thread-self/"), end, path + sizeof self - 1) = 0;
+    return buf;
+}
+
+static int open_here(const char *path, int flags)
 {
     int fd = open(path, flags);
     int dir;
@@ -51,13 +66,29 @@ int lt_open_proc(const char *path, int flags)
     return fd;
 }
 
-ssize_t lt_readlink_proc(const char *path, char *dst, size_t cap)
+int lt_open_proc(const char *path, int flags)
+{
+    char buf[LT_PATH_MAX];
+    const char *own = thread_view(path, buf);
+    int fd = own ? open_here(own, flags) : -1;
+    return fd >= 0 ? fd : open_here(path, flags);
+}
+
+static ssize_t readlink_here(const char *path, char *dst, size_t cap)
 {
     ssize_t n = readlink(path, dst, cap);
     int dir;
     const char *rest;
     if (n < 0 && through_kept(path, &dir, &rest)) n = readlinkat(dir, rest, dst, cap);
     return n;
+}
+
+ssize_t lt_readlink_proc(const char *path, char *dst, size_t cap)
+{
+    char buf[LT_PATH_MAX];
+    const char *own = thread_view(path, buf);
+    ssize_t n = own ? readlink_here(own, dst, cap) : -1;
+    return n >= 0 ? n : readlink_here(path, dst, cap);
 }
 
 size_t lt_read_file(const char *path, char *dst, size_t cap)
@@ -75,10 +106,17 @@ size_t lt_read_file(const char *path, char *dst, size_t cap)
     return len;
 }
 
+pid_t lt_own_memory_id(void)
+{
+    /* The calling thread's id, not the process's: the kernel finds the memory through that
+     * task, and the main thread's has none once it has ended (pthread_exit). */
+    return (pid_t)syscall(SYS_gettid);
+}
+
 bool lt_copy_memory(void *dst, uintptr_t src, size_t len)
 {
     struct iovec local = { dst, len }, remote = { (void *)src, len };
-    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)len;
+    return process_vm_readv(lt_own_memory_id(), &local, 1, &remote, 1, 0) == (ssize_t)len;
 }
 
 struct linux_dirent64 {

@@ -360,6 +360,7 @@ struct scan_state {
     unsigned nown;
     uint64_t bytes_scanned, root_bytes;
     uintptr_t own_thread_pointer; /* the scanning thread's */
+    pid_t memory_id;              /* for process_vm_readv: lt_own_memory_id() */
 };
 
 /* pre: text is MAPS_BUF bytes, and stays mapped until the scan ends (it is itself listed). */
@@ -478,7 +479,7 @@ static void scan_range(struct scan_state *st, uintptr_t start, uintptr_t end, wo
     for (uintptr_t at = start; at < end;) {
         size_t want = end - at < READ_CHUNK ? end - at : READ_CHUNK;
         struct iovec local = { st->buf, want }, remote = { (void *)at, want };
-        ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+        ssize_t got = process_vm_readv(st->memory_id, &local, 1, &remote, 1, 0);
         if (got <= 0) { /* skip to the next page */
             at = (at + page) & ~(uintptr_t)(page - 1);
             continue;
@@ -1001,7 +1002,8 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
     uint64_t t0 = lt_now_ns();
     bool holding_control = lt_control_hold_still();
     pthread_mutex_lock(&scan_lock);
-    struct scan_state st = { .scan = scan, .own_thread_pointer = (uintptr_t)__builtin_thread_pointer() };
+    struct scan_state st = { .scan = scan, .own_thread_pointer = (uintptr_t)__builtin_thread_pointer(),
+                             .memory_id = lt_own_memory_id() };
     int err = 0;
 
     lt_regions_lock();

@@ -80,6 +80,7 @@ void lt_procfs_keep(void);
 /* Copies len bytes of this process's memory; false where any of it is not readable (an
  * unmapped or protected page: the kernel reports it instead of the process faulting). */
 bool lt_copy_memory(void *dst, uintptr_t src, size_t len);
+pid_t lt_own_memory_id(void); /* for process_vm_readv on this process: this thread's id */
 /* Calls fn (if not NULL) for each thread of the process; returns how many, or -1. */
 int lt_for_each_thread(void (*fn)(pid_t tid, void *ctx), void *ctx);
 /* The thread no longer runs code of this process: gone from /proc, or it has left the address
@@ -501,8 +502,8 @@ void lt_env_hide_settings(const char *shim_file_name); /* root process, at start
 bool lt_loaded_by_preload(void);
 void lt_allocator_check(void);       /* notes objects before the shim that define malloc & co */
 const char *lt_foreign_allocator_note(void); /* NULL when every allocation reaches the shim */
-/* The addresses of an object's own definitions of `names`, as dlsym on its handle would give
- * them, without dlopen (which makes the loader allocate): the object holding `inside`, or the
+/* The addresses of an object's own definitions of `names` (functions or variables), as dlsym
+ * on its handle would give them, without dlopen (which makes the loader allocate): the object holding `inside`, or the
  * loaded object with that DT_SONAME. false: no such object; a name it lacks gets NULL. */
 bool lt_object_symbols(const void *inside, const char *const *names, void **addresses, int count);
 bool lt_soname_symbols(const char *soname, const char *const *names, void **addresses, int count);

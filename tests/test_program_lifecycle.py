@@ -752,3 +752,29 @@ def test_a_program_in_a_user_namespace_and_a_new_root_keeps_its_behaviour_and_re
     assert run.report["summary"]["definitely_lost"] == {"bytes": 300, "blocks": 2}
     assert run.report["program"] == str(exe)
     assert not any("scan" in note for note in run.report["notes"])
+
+
+@pytest.mark.parametrize("ending", ["last", "exit"])
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_a_program_whose_main_thread_ends_first(build_dir: Path, tmp_path: Path, ending: str,
+                                                 opt: str) -> None:
+    # main calls pthread_exit; the process ends with its worker: glibc calls exit(0) when
+    # the last thread returns (the shim's control thread must not count, or the process
+    # never ends), or the worker calls exit (then /proc/self is the ended main thread's
+    # view, empty: the capture must read the process through the worker).
+    exe = compile_program("main_thread_exits.c", build_dir, opt)
+    native = _native(str(exe), ending)
+    assert (native.returncode, native.stdout) == (0, "main ends\nworker done\n")
+    capture = tmp_path / "main.lt"
+    done = subprocess.run([*LEAKTRACE, "run", "-o", str(capture), "--", str(exe), ending],
+                          capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, native.stdout), done.stderr
+    report = json_report(capture)
+    assert Path(report["program"]).name == exe.name and report["command"][-1] == ending
+    kinds = {marker: [(r["blocks"], r["bytes"], r["leak_kind"]) for r in report["records"]
+                      if allocation_site(r, "main_thread_exits.c")
+                      == ("main_thread_exits.c", leak_marker_line("main_thread_exits.c", marker))]
+             for marker in ("main", "worker", "kept")}
+    assert kinds == {"main": [(1, 77, "definitely lost")], "worker": [(1, 123, "definitely lost")],
+                     "kept": [(1, 55, "still reachable")]}
+    assert report["summary"]["definitely_lost"] == {"bytes": 200, "blocks": 2}
