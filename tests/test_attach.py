@@ -557,3 +557,25 @@ def test_root_attaches_to_another_users_process(build_dir: Path, tmp_path: Path)
         if server is not None:
             server.kill()
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_attach_to_a_process_whose_main_thread_has_ended(build_dir: Path, tmp_path: Path) -> None:
+    """/proc/PID is the ended main thread's, a zombie's: the process is seen through its live
+    thread, attach injects there, and the window's leaks are reported."""
+    exe = compile_program("main_thread_exits.c", build_dir, "-O0")
+    server = subprocess.Popen([str(exe), "serve"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline() == "main ends\n"
+        assert server.stdout.readline() == "ready\n"
+        capture = tmp_path / "window.lt"
+        done = leaktrace("attach", str(server.pid), "--duration", "0.5", "-o", str(capture),
+                         env=attach_env(tmp_path / "ctl"), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "leaktrace: collected from" in done.stderr
+        [record] = records_from(json_report(capture), "main_thread_exits.c", "serve")
+        assert record["blocks"] >= 10 and record["bytes"] == 64 * record["blocks"]
+        assert server.poll() is None  # it goes on
+    finally:
+        server.kill()
+        server.wait()

@@ -47,6 +47,7 @@ from leaktrace.attach.target_libraries import (
 from leaktrace.attach.unwind import Unwinder
 from leaktrace.errors import LeaktraceError
 from leaktrace.invocation import leaktrace_command
+from leaktrace.proc_view import proc_dir
 
 SAFE_POINT_TIMEOUT = 2.0
 # On a loaded machine a round (stop and look at every thread) takes longer, and fewer rounds
@@ -97,7 +98,7 @@ def inject(pid: int, shim: str, config_path: str, memory: MemoryMap, log: Log) -
     if libc is None:
         raise LeaktraceError(f"{describe(pid)} has no libc.so.6 mapped")
     try:
-        memory_file = os.open(f"/proc/{pid}/mem", os.O_RDWR | os.O_CLOEXEC)
+        memory_file = os.open(f"{proc_dir(pid)}/mem", os.O_RDWR | os.O_CLOEXEC)
     except PermissionError:
         raise permission_refused(pid) from None
     except FileNotFoundError:
@@ -145,7 +146,7 @@ class _Injector:
         self.result.shim_path = loaded_shim.path if loaded_shim else shim
         # Read before a thread is stopped: every millisecond between the stop and the restore
         # is one in which leaktrace's death (SIGKILL) would leave the thread mid-call.
-        self.shim_functions = read_functions(f"/proc/{pid}/root{self.result.shim_path}")
+        self.shim_functions = read_functions(f"{proc_dir(pid)}/root{self.result.shim_path}")
         if self.shim_functions.address("leaktrace_attach") is None:
             raise LeaktraceError(f"{self.result.shim_path} has no leaktrace_attach: is it an "
                                  "older shim?")

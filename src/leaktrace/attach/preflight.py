@@ -21,6 +21,7 @@ from leaktrace.attach.process_info import (
 )
 from leaktrace.attach.target_libraries import LIBC
 from leaktrace.errors import LeaktraceError
+from leaktrace.proc_view import proc_dir
 
 YAMA_SCOPE = "/proc/sys/kernel/yama/ptrace_scope"
 CAP_SYS_PTRACE = 19
@@ -49,7 +50,8 @@ def check_attachable(pid: int, shim: str, config_dir: str) -> MemoryMap:
         raise LeaktraceError(f"{describe(pid)} is a kernel thread: it has no user-space "
                              "heap to trace")
     state = status.get("State", "?")[:1]
-    if state in ("Z", "X"):
+    view = proc_dir(pid)  # a live thread's, when the main thread has ended
+    if state in ("Z", "X") and view == f"/proc/{pid}":
         raise LeaktraceError(f"{describe(pid)} has exited (it is a zombie)")
     _check_permission(pid)
     _check_not_traced(pid)
@@ -65,7 +67,7 @@ def check_attachable(pid: int, shim: str, config_dir: str) -> MemoryMap:
                              "memory map): leaktrace attach needs the C library's dlopen; "
                              "rebuild it dynamically linked, or start it with leaktrace run")
     for path in (shim, config_dir):
-        if not same_file(path, f"/proc/{pid}/root{path}"):
+        if not same_file(path, f"{view}/root{path}"):
             raise LeaktraceError(f"{describe(pid)} lives in another root or mount namespace "
                                  f"(a container?), where {path} is not the same file: run "
                                  "leaktrace attach inside it")
@@ -146,7 +148,7 @@ def _check_not_traced(pid: int) -> None:
 
 def _check_machine(pid: int) -> None:
     try:
-        machine = elf_machine(f"/proc/{pid}/exe")
+        machine = elf_machine(f"{proc_dir(pid)}/exe")
     except PermissionError:
         raise permission_refused(pid) from None
     except OSError:

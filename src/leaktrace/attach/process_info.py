@@ -8,6 +8,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from leaktrace.proc_view import proc_dir
+
 EM_X86_64 = 62
 ELF_MACHINES = {3: "32-bit x86", 40: "ARM", 62: "x86-64", 183: "AArch64", 243: "RISC-V"}
 
@@ -42,7 +44,7 @@ class MemoryMap:
     @classmethod
     def read(cls, pid: int) -> MemoryMap:
         mappings = []
-        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="surrogateescape") as f:
+        with open(f"{proc_dir(pid)}/maps", encoding="utf-8", errors="surrogateescape") as f:
             for line in f:
                 m = _MAPS_LINE.match(line.rstrip("\n"))
                 if m:

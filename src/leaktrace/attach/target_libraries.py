@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from leaktrace.attach.elf_functions import ElfFunctions, read_functions
 from leaktrace.attach.process_info import Mapping, MemoryMap
 from leaktrace.errors import LeaktraceError
+from leaktrace.proc_view import proc_dir
 
 LIBC = re.compile(r"^libc(\.so\.6|-2\.\d+\.so)$")
 LOADER = re.compile(r"^ld-linux-x86-64\.so\.2$|^ld-2\.\d+\.so$")
@@ -77,7 +78,7 @@ def find_library(pid: int, memory: MemoryMap, name: re.Pattern[str],
         raise LeaktraceError(f"process {pid} runs a copy of {path[:-10]} that was deleted or "
                              "replaced since it started (a package upgrade?): restart it, then "
                              "attach")
-    return LoadedLibrary(path, mappings, f"/proc/{pid}/root", functions)
+    return LoadedLibrary(path, mappings, f"{proc_dir(pid)}/root", functions)
 
 
 class UnsafeCode:

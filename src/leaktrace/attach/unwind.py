@@ -20,6 +20,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from leaktrace.attach.process_info import MemoryMap
+from leaktrace.proc_view import proc_dir
 
 MAX_FRAMES = 512
 RSP, RBP, RA = 7, 6, 16  # DWARF register numbers of x86-64
@@ -359,7 +360,8 @@ class Unwinder:
         if mapping is None or not mapping.path.startswith("/"):
             return None
         if mapping.path not in self.modules:
-            self.modules[mapping.path] = ModuleFrames.load(f"/proc/{self.pid}/root{mapping.path}")
+            root = f"{proc_dir(self.pid)}/root"
+            self.modules[mapping.path] = ModuleFrames.load(root + mapping.path)
         module = self.modules[mapping.path]
         if module is None:
             return None

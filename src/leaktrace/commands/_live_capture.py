@@ -8,6 +8,7 @@ import os
 import click
 
 from leaktrace.control.client import ControlError, send_command
+from leaktrace.proc_view import proc_dir
 
 
 def request_capture(pid: int, command: str = "report", *, quiet: bool = False) -> str:
@@ -18,7 +19,7 @@ def request_capture(pid: int, command: str = "report", *, quiet: bool = False) -
         raise ControlError(f"process {pid} answered `{command}` without a capture path")
     if not os.path.isabs(path):
         # The shim names it from its own working directory (no LEAKTRACE_DIR set).
-        path = os.path.join(os.readlink(f"/proc/{pid}/cwd"), path)
+        path = os.path.join(os.readlink(f"{proc_dir(pid)}/cwd"), path)
     if not quiet:
         click.echo(f"leaktrace: process {pid} wrote {path}", err=True)
     return path

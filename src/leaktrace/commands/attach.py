@@ -14,7 +14,7 @@ import click
 
 from leaktrace.attach.injector import Injection, Log
 from leaktrace.attach.preflight import check_attachable, describe
-from leaktrace.attach.process_info import MemoryMap, status_fields
+from leaktrace.attach.process_info import MemoryMap
 from leaktrace.attach.session import (
     AttachSettings,
     Detached,
@@ -44,7 +44,13 @@ from leaktrace.commands._trace_options import (
     output_option,
     sample_option,
 )
-from leaktrace.control.client import ControlError, ProcessGone, remove_stale_socket, socket_path
+from leaktrace.control.client import (
+    ControlError,
+    ProcessGone,
+    process_alive,
+    remove_stale_socket,
+    socket_path,
+)
 from leaktrace.errors import LeaktraceError
 from leaktrace.invocation import leaktrace_command
 from leaktrace.launcher.notifications import read_notifications
@@ -210,10 +216,7 @@ def _wait(pid: int, duration: float | None, watch: SignalWatch) -> str | None:
 
 
 def _running(pid: int) -> bool:
-    try:
-        return status_fields(pid).get("State", "?")[:1] not in ("Z", "X")
-    except OSError:
-        return False
+    return process_alive(pid)  # a zombie main thread with live threads is still running
 
 
 def _exit_capture(pid: int, notify: str | None, attached_at: float,

@@ -21,6 +21,7 @@ from typing import Any
 
 from leaktrace.errors import LeaktraceError
 from leaktrace.invocation import leaktrace_command
+from leaktrace.proc_view import proc_dir
 
 STATUS_TIMEOUT = 10.0
 # report and scan write a capture (and scan stops the world): minutes for a huge heap.
@@ -79,16 +80,17 @@ def listening_socket_dir(pid: int) -> str | None:
     """The directory of the `<pid>.sock` that process `pid` itself listens on, from
     /proc/PID/net/unix and the inodes of its open sockets; None if it has none (or we may
     not look: only its user and root may)."""
+    view = proc_dir(pid)  # a live thread's, when the main thread has ended
     try:
         inodes = set()
-        for fd in os.listdir(f"/proc/{pid}/fd"):
+        for fd in os.listdir(f"{view}/fd"):
             try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                target = os.readlink(f"{view}/fd/{fd}")
             except OSError:
                 continue
             if target.startswith("socket:["):
                 inodes.add(int(target[8:-1]))
-        with open(f"/proc/{pid}/net/unix", encoding="utf-8", errors="surrogateescape") as f:
+        with open(f"{view}/net/unix", encoding="utf-8", errors="surrogateescape") as f:
             lines = f.readlines()[1:]
     except (OSError, ValueError):
         return None
@@ -123,7 +125,8 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         pass  # someone else's, but it exists
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
+        # A live thread's view: the main thread may have ended (pthread_exit) and be a zombie.
+        with open(f"{proc_dir(pid)}/stat", "rb") as f:
             return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
     except (OSError, IndexError):
         return True
@@ -237,7 +240,7 @@ def _check_peer(sock: socket.socket, target: Target) -> None:
 
 def _has_shim(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/maps", "rb") as f:
+        with open(f"{proc_dir(pid)}/maps", "rb") as f:
             return b"libleaktrace_shim" in f.read()
     except OSError:
         return False

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 
 from leaktrace.errors import LeaktraceError
+from leaktrace.proc_view import proc_dir
 
 # "55d93e882000-55d93e884000 r--p 00000000 fe:00 260386    /usr/bin/head"
 _HEADER = re.compile(
@@ -104,7 +105,7 @@ def parse_rollup(text: str) -> dict[str, int]:
 
 def read_proc_file(pid: int, name: str) -> str:
     """/proc/PID/NAME as text, with errors a person understands."""
-    path = f"/proc/{pid}/{name}"
+    path = f"{proc_dir(pid)}/{name}"  # a live thread's, should the main thread have ended
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             return handle.read()
@@ -123,7 +124,7 @@ def read_proc_file(pid: int, name: str) -> str:
 
 def process_exists(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat") as handle:
+        with open(f"{proc_dir(pid)}/stat") as handle:
             # A zombie has no memory left to watch: "pid (comm) Z ..."
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
