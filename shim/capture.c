@@ -3,7 +3,10 @@
  * threads keep allocating. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "scan.h"
@@ -618,7 +621,7 @@ static void put_buffers(struct buffers *b)
     lt_unmap(b->scratch, SCRATCH_SIZE);
 }
 
-int lt_capture_write(struct lt_capture_request *req)
+static int write_capture(struct lt_capture_request *req)
 {
     bool final = req->reason == LT_REASON_EXIT || req->reason == LT_REASON_SIGNAL ||
                  req->reason == LT_REASON_DETACH || req->reason == LT_REASON_EXEC ||
@@ -689,4 +692,55 @@ int lt_capture_write(struct lt_capture_request *req)
     }
     if (!req->exact_path) notify(path, 0);
     return 0;
+}
+
+/* A program may limit the size of the files it writes (RLIMIT_FSIZE; OpenSSH's sandboxed
+ * child sets it to 0): a write past the limit raises SIGXFSZ, whose default action kills the
+ * program. Around a capture under such a limit: at exit (the process is ending) the soft
+ * limit rises to the hard one; while writing, SIGXFSZ is blocked, so a write past the limit
+ * fails (EFBIG: no capture, and `run` says why), and the SIGXFSZ the kernel queued for it is
+ * taken back, unless one was already pending for the program. */
+struct size_guard {
+    bool active, was_pending;
+    sigset_t old_mask;
+};
+
+static void size_guard_begin(struct size_guard *g, bool ending)
+{
+    g->active = false;
+    struct rlimit fsize;
+    if (getrlimit(RLIMIT_FSIZE, &fsize) != 0 || fsize.rlim_cur == RLIM_INFINITY) return;
+    if (ending && fsize.rlim_cur < fsize.rlim_max) {
+        fsize.rlim_cur = fsize.rlim_max;
+        if (setrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur == RLIM_INFINITY) return;
+    }
+    sigset_t xfsz, pending;
+    sigemptyset(&xfsz);
+    sigaddset(&xfsz, SIGXFSZ);
+    pthread_sigmask(SIG_BLOCK, &xfsz, &g->old_mask);
+    g->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGXFSZ);
+    g->active = true;
+}
+
+static void size_guard_end(struct size_guard *g)
+{
+    if (!g->active) return;
+    sigset_t xfsz, pending;
+    sigemptyset(&xfsz);
+    sigaddset(&xfsz, SIGXFSZ);
+    static const struct timespec now = { 0, 0 };
+    if (!g->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGXFSZ))
+        sigtimedwait(&xfsz, NULL, &now);
+    pthread_sigmask(SIG_SETMASK, &g->old_mask, NULL);
+}
+
+int lt_capture_write(struct lt_capture_request *req)
+{
+    int saved_errno = errno;
+    struct size_guard guard;
+    size_guard_begin(&guard, req->reason == LT_REASON_EXIT || req->reason == LT_REASON_SIGNAL);
+    int r = write_capture(req);
+    size_guard_end(&guard);
+    errno = saved_errno;
+    return r;
 }

@@ -191,6 +191,27 @@ def test_a_program_that_uses_up_its_descriptors_runs_as_natively(build_dir: Path
               "definitely lost")
 
 
+# ---- RLIMIT_FSIZE ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["soft", "hard"])
+def test_a_program_that_limits_its_file_sizes_is_not_killed(build_dir: Path, tmp_path: Path,
+                                                            mode: str) -> None:
+    # Writing the capture past RLIMIT_FSIZE raised SIGXFSZ, which killed the program at exit.
+    # At exit the soft limit rises to the hard one; past the hard one the write fails quietly.
+    exe = compile_program("file_size_limit.c", build_dir, "-O0")
+    native = _native(str(exe), mode, cwd=tmp_path)
+    assert (native.returncode, native.stdout) == (0, "limited\n"), native.stderr
+    done = leaktrace("run", "-o", str(tmp_path / "fs.lt"), "--", str(exe), mode, cwd=tmp_path)
+    assert done.stdout == native.stdout, done.stderr
+    assert "SIGXFSZ" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    if mode == "hard":  # not one byte may be written: no capture, said
+        assert done.returncode == 2 and "no capture was written" in done.stderr, done.stderr
+        return
+    assert done.returncode == 0, done.stderr
+    _one_leak(json_report(tmp_path / "fs.lt"), "file_size_limit.c", "before_limit", 48,
+              "definitely lost")
+
+
 def _under_address_limit(limit: int, argv: list[str],
                          cwd: Path) -> subprocess.CompletedProcess[str]:
     """`leaktrace run`, or the program alone, with RLIMIT_AS lowered to `limit` (inherited)."""
