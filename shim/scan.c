@@ -111,7 +111,6 @@ struct parked {
 static struct parked *parked;
 static _Atomic int parked_slots, parked_ready, parked_resumed;
 static _Atomic int world_stopped; /* futex word */
-static bool handler_installed;
 /* The threads of the current scan that did not stop: written by stop_world, read by
  * scan_roots, under scan_lock. sp 0: not known (the thread runs). */
 struct unstopped {
@@ -123,7 +122,51 @@ static struct unstopped *unstopped;
 static int nunstopped;
 static pthread_mutex_t scan_lock = PTHREAD_MUTEX_INITIALIZER;
 
-int lt_scan_signal(void) { return SIGRTMAX - 1; }
+/* The scan's signal: SIGRTMAX-1, or the next real-time signal down that the program leaves
+ * at its default. A program with a handler of its own for it keeps that handler: the scan
+ * takes another, and does again when the program later puts its own handler over the scan's
+ * (signals.c reports the scan's as SIG_DFL, so the program never sees it). Written under
+ * scan_lock, read by any thread. */
+static _Atomic int scan_signal;
+
+int lt_scan_signal(void)
+{
+    int sig = atomic_load_explicit(&scan_signal, memory_order_relaxed);
+    return sig ? sig : SIGRTMAX - 1;
+}
+
+static void park(int sig, siginfo_t *info, void *context);
+
+void *lt_scan_handler(void) { return (void *)park; }
+
+/* The kernel's record of a disposition (the raw system call: sigaction() answers for the
+ * program). */
+static uintptr_t disposition(int sig)
+{
+    struct { uintptr_t handler; unsigned long flags; uintptr_t restorer; uint64_t mask; } now;
+    return syscall(SYS_rt_sigaction, sig, NULL, &now, sizeof now.mask) == 0 ? now.handler : (uintptr_t)-1;
+}
+
+/* pre: scan_lock. The scan's handler in place on a signal nobody else uses. */
+static void own_a_signal(void)
+{
+    if (disposition(lt_scan_signal()) == (uintptr_t)park) return;
+    int chosen = SIGRTMAX - 1; /* all taken: as before, the program's handler gives way */
+    for (int sig = SIGRTMAX - 1; sig >= SIGRTMIN; sig--)
+        if (disposition(sig) == (uintptr_t)SIG_DFL) {
+            chosen = sig;
+            break;
+        }
+    atomic_store(&scan_signal, chosen);
+    /* Stays installed: a signal still pending after a scan must find a handler (the default
+     * action of a real-time signal kills the process). Outside a scan the handler returns at
+     * once. */
+    struct sigaction sa = { 0 };
+    sa.sa_sigaction = park;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    sigaction(chosen, &sa, NULL); /* libc's, through the hook: it adds the return trampoline */
+}
 
 /* A signal of the program's, pending and not blocked once this handler returns: it comes
  * meanwhile (this handler blocks every other signal) and is delivered as the handler
@@ -274,18 +317,8 @@ static void stop_world(struct lt_scan *scan)
     if (!parked) parked = lt_map(sizeof(struct parked) * MAX_PARKED);
     if (!unstopped) unstopped = lt_map(sizeof(struct unstopped) * MAX_PARKED);
     nunstopped = 0;
-    if (!handler_installed) {
-        find_vector_parts();
-        /* Stays installed: a signal still pending after a scan must find a handler (the
-         * default action of a real-time signal kills the process). Outside a scan the
-         * handler returns at once. */
-        struct sigaction sa = { 0 };
-        sa.sa_sigaction = park;
-        sa.sa_flags = SA_SIGINFO | SA_RESTART;
-        sigfillset(&sa.sa_mask);
-        sigaction(lt_scan_signal(), &sa, NULL);
-        handler_installed = true;
-    }
+    if (!nvector_parts) find_vector_parts();
+    own_a_signal();
     atomic_store(&parked_slots, 0);
     atomic_store(&parked_ready, 0);
     atomic_store(&parked_resumed, 0);

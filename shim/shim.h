@@ -306,6 +306,7 @@ const struct lt_module *lt_module_at(unsigned i);
 /* ---- capture.c: the capture file ------------------------------------------------------ */
 /* enum lt_capture_reason (LT_REASON_*): capture_format.h */
 int lt_scan_signal(void);            /* (scan.c) the signal that parks threads for a scan */
+void *lt_scan_handler(void);         /* (scan.c) its handler: reported as SIG_DFL (signals.c) */
 struct lt_scan;
 struct lt_capture_request {
     unsigned reason;                 /* exit and signal captures are final, the rest on-demand */

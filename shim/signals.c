@@ -191,11 +191,25 @@ void lt_signals_install(void)
 }
 
 /* ---- what the program sees --------------------------------------------------------------- */
+/* The scan's handler (scan.c) on its signal is reported as the default: the program never
+ * sees it, and a handler of its own simply replaces it (the next scan takes another signal). */
+static void hide_scan_handler(struct sigaction *old)
+{
+    if (old && (void *)old->sa_sigaction == lt_scan_handler()) {
+        memset(old, 0, sizeof *old);
+        old->sa_handler = SIG_DFL;
+    }
+}
+
 int lt_hook_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     sigaction_fn real = sigaction_real();
     bool to_default = act && !(act->sa_flags & SA_SIGINFO) && act->sa_handler == SIG_DFL;
-    if (!is_ours(sig)) return to_default && may_stand_in(sig) ? stand_in(sig, old) : real(sig, act, old);
+    if (!is_ours(sig)) {
+        int r = to_default && may_stand_in(sig) ? stand_in(sig, old) : real(sig, act, old);
+        if (r == 0) hide_scan_handler(old);
+        return r;
+    }
     /* Keeping the default keeps our stand-in; anything else replaces it. */
     bool keep = to_default;
     int r = real(sig, keep ? NULL : act, old);
@@ -219,7 +233,7 @@ static handler_fn replace(_Atomic(handler_fn (*)(int, handler_fn)) *real, const 
         handler_fn previous = f(sig, handler);
         /* The real call first: sigset() also unblocks the signal. */
         if (previous != SIG_ERR && handler == SIG_DFL && may_stand_in(sig)) stand_in(sig, NULL);
-        return previous;
+        return (void *)previous == lt_scan_handler() ? SIG_DFL : previous;
     }
     if (handler == SIG_DFL) return SIG_DFL;
     handler_fn previous = f(sig, handler);

@@ -778,3 +778,43 @@ def test_a_program_whose_main_thread_ends_first(build_dir: Path, tmp_path: Path,
     assert kinds == {"main": [(1, 77, "definitely lost")], "worker": [(1, 123, "definitely lost")],
                      "kept": [(1, 55, "still reachable")]}
     assert report["summary"]["definitely_lost"] == {"bytes": 200, "blocks": 2}
+
+
+def test_a_program_keeps_its_handler_for_the_scans_signal(build_dir: Path, tmp_path: Path) -> None:
+    # The scan signal (SIGRTMAX-1 by default) is the program's own here: a scan before it
+    # installs its handler is reported as SIG_DFL, one after takes another signal, and the
+    # program gets exactly its own signal, in its own handler.
+    exe = compile_program("own_rt_signal.c", build_dir, "-O0")
+    native = subprocess.run([str(exe)], input="go\ngo\n", capture_output=True, text=True,
+                            timeout=60)
+    expected = ["found the default", "installed", "received 1, handler mine"]
+    assert native.returncode == 0 and native.stdout.splitlines()[1:] == expected
+    env = {**os.environ, "LEAKTRACE_CONTROL_DIR": str(tmp_path / "ctl")}
+    capture = tmp_path / "own.lt"
+    run = subprocess.Popen([*LEAKTRACE, "run", "-o", str(capture), "--", str(exe)], env=env,
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, cwd=tmp_path)
+    try:
+        assert run.stdin is not None and run.stdout is not None
+        pid = int(run.stdout.readline().split()[0])
+        lines = []
+        for step in range(2):  # a scan before each step: the program's signal is free, then its
+            scan = subprocess.run([*LEAKTRACE, "scan", str(pid)], env=env, capture_output=True,
+                                  text=True, timeout=60, cwd=tmp_path)
+            assert scan.returncode == 0, scan.stderr
+            assert "threads stopped" in scan.stdout + scan.stderr or "definitely" in scan.stdout
+            run.stdin.write("go\n")
+            run.stdin.flush()
+            lines.append(run.stdout.readline().rstrip("\n"))
+            if step == 0:
+                lines.append(run.stdout.readline().rstrip("\n"))
+        assert lines == expected
+        assert run.wait(60) == 0
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    report = json_report(capture)
+    [record] = records_from(report, "own_rt_signal.c", "own_rt")
+    assert (record["blocks"], record["bytes"]) == (1, 48)
+    assert report["summary"]["definitely_lost"] == {"bytes": 48, "blocks": 1}  # scanned at exit
