@@ -15,7 +15,6 @@
  * (`inside`) cannot wait for it: the request is dropped and counted (dropped_blocks for a new
  * block, unknown_frees for a free). Backtraces are taken before the lock, nothing called under
  * it takes another lock of the shim, and the table lives in lt_map'd memory: no malloc. */
-#include <errno.h>
 #include <linux/futex.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -51,10 +50,8 @@ static void lock_table(void)
     if (atomic_compare_exchange_strong_explicit(&table_lock, &c, 1, memory_order_acquire,
                                                 memory_order_relaxed))
         return;
-    int saved_errno = errno; /* the program's client request sees errno as it left it */
     while (atomic_exchange_explicit(&table_lock, 2, memory_order_acquire) != 0)
-        syscall(SYS_futex, (int *)&table_lock, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
-    errno = saved_errno;
+        lt_raw_syscall(SYS_futex, (long)&table_lock, FUTEX_WAIT_PRIVATE, 2, 0, 0, 0);
 }
 
 static bool trylock_table(void)
@@ -71,11 +68,8 @@ static bool trylock_table(void)
 
 static void unlock_table(void)
 {
-    if (atomic_exchange_explicit(&table_lock, 0, memory_order_release) == 2) {
-        int saved_errno = errno;
-        syscall(SYS_futex, (int *)&table_lock, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-        errno = saved_errno;
-    }
+    if (atomic_exchange_explicit(&table_lock, 0, memory_order_release) == 2)
+        lt_raw_syscall(SYS_futex, (long)&table_lock, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
     atomic_signal_fence(memory_order_seq_cst);
     inside = false;
 }

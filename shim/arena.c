@@ -1,7 +1,6 @@
 /* Memory the shim maps for its own tables. Never the program's allocator: a malloc from
  * inside a malloc hook would recurse, and a block of ours in the heap would look like the
  * program's to a reachability scan. */
-#include <errno.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -65,25 +64,19 @@ size_t lt_page_size(void)
     return page;
 }
 
-/* Both keep errno as they found it: they run inside the hooks, whose callers see errno as the
- * real function left it. */
 static void *map_with(size_t size, int extra_flags)
 {
-    int saved_errno = errno;
-    /* The system call itself, not mmap(): in the preloaded shim that name is our own hook,
-     * which would record the shim's tables as the program's mappings when called outside
-     * the `busy` guard (the recording path runs without it, so signal handlers are seen). */
-    void *p = (void *)syscall(SYS_mmap, NULL, size, PROT_READ | PROT_WRITE,
-                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | extra_flags, -1, 0);
-    if (p == MAP_FAILED) {
-        errno = saved_errno;
-        return NULL;
-    }
+    /* The system calls themselves, not mmap() and prctl(): in the preloaded shim those names
+     * are our own hooks (mmap's would record the shim's tables as the program's mappings),
+     * and the raw call leaves errno alone (PR_SET_VMA fails on kernels without VMA names). */
+    long r = lt_raw_syscall(SYS_mmap, 0, (long)size, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | extra_flags, -1, 0);
+    if ((unsigned long)r > -4096ul) return NULL;
+    void *p = (void *)r;
     /* Shows as [anon:leaktrace] in /proc/PID/maps (Linux >= 5.17; harmless elsewhere), which is
      * how tools and the reachability scan tell the shim's memory from the program's. */
-    prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, size, (unsigned long)"leaktrace");
+    lt_raw_syscall(SYS_prctl, PR_SET_VMA, PR_SET_VMA_ANON_NAME, r, (long)size, (long)"leaktrace", 0);
     remember(p, size);
-    errno = saved_errno; /* PR_SET_VMA fails (EINVAL) on kernels without VMA names */
     return p;
 }
 
@@ -98,8 +91,17 @@ void *lt_map_populated(size_t size) { return map_with(size, MAP_POPULATE); }
 void lt_unmap(void *addr, size_t size)
 {
     if (!addr) return;
-    int saved_errno = errno;
     forget(addr);
-    syscall(SYS_munmap, addr, size);
-    errno = saved_errno;
+    lt_raw_syscall(SYS_munmap, (long)addr, (long)size, 0, 0, 0, 0);
+}
+
+void *lt_map_once(_Atomic(void *) *at, size_t size)
+{
+    void *mapped = atomic_load_explicit(at, memory_order_acquire);
+    if (mapped) return mapped;
+    void *fresh = lt_map(size);
+    if (!fresh) return NULL;
+    if (atomic_compare_exchange_strong(at, &mapped, fresh)) return fresh;
+    lt_unmap(fresh, size); /* another thread's is in */
+    return mapped;
 }

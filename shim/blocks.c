@@ -22,7 +22,6 @@
  * owner either sees the gate or has its busy flag visible, and waits until busy is down (an
  * owner inside never waits on anything). A second thread makes the shard shared for good:
  * from then on every thread takes the lock, as before. Without membarrier no shard is owned. */
-#include <errno.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <string.h>
@@ -44,12 +43,9 @@
  * one exchange, inlined, with no call into libc. */
 typedef _Atomic int lt_lock;
 
-/* Keeps errno (EAGAIN, EINTR): the hooks' callers see it as the real function left it. */
 static inline void futex(lt_lock *word, int op, int value)
 {
-    int saved_errno = errno;
-    syscall(SYS_futex, (int *)word, op | FUTEX_PRIVATE_FLAG, value, NULL, NULL, 0);
-    errno = saved_errno;
+    lt_raw_syscall(SYS_futex, (long)word, op | FUTEX_PRIVATE_FLAG, value, 0, 0, 0);
 }
 
 static inline void cpu_relax(void)
@@ -213,11 +209,9 @@ static inline bool must_defer(void) { return LT_UNLIKELY(locks_held != 0 || appl
 static void membarrier_all_threads(void)
 {
     /* Registered at init, so the expedited command works; should it fail anyway, the global
-     * one orders as strongly, only slower. errno kept, as by futex(). */
-    int saved_errno = errno;
-    if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
-        syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0);
-    errno = saved_errno;
+     * one orders as strongly, only slower. */
+    if (lt_raw_syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0, 0, 0, 0) != 0)
+        lt_raw_syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0, 0, 0, 0);
 }
 
 /* pre: the shard's gate was raised and membarrier_all_threads() ran since. True once its owner
@@ -227,19 +221,13 @@ static bool owner_out(struct shard *s, unsigned spins)
     /* An owner is inside for a few dozen nanoseconds, unless it was preempted (yield to it)
      * or stopped (a debugger: sleep rather than burn a CPU). */
     static const struct timespec nap = { 0, 50000 };
-    int saved_errno = errno; /* as by futex() */
-    bool out = true;
     for (unsigned n = 1; atomic_load_explicit(&s->busy, memory_order_acquire); n++) {
-        if (spins && n >= spins) {
-            out = false;
-            break;
-        }
+        if (spins && n >= spins) return false;
         if (n >= 4096) lt_sys_nanosleep(&nap, NULL);
-        else if (n % 128 == 0) syscall(SYS_sched_yield);
+        else if (n % 128 == 0) lt_raw_syscall(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
         else cpu_relax();
     }
-    errno = saved_errno;
-    return out;
+    return true;
 }
 
 /* Every thread takes the lock of these shards from now on: a second thread needs one, or the
@@ -328,9 +316,8 @@ static void forget_owners(void)
         atomic_store(&shards[i].gate, 0);
         atomic_store(&shards[i].busy, 0);
     }
-    int saved_errno = errno; /* as by futex() */
-    owning_allowed = !sandboxed && syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
-    errno = saved_errno;
+    owning_allowed = !sandboxed &&
+                     lt_raw_syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0, 0, 0, 0) == 0;
 }
 
 /* Before a seccomp filter goes in (sandbox.c): every shard is made shared, with the one

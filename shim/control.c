@@ -380,26 +380,13 @@ static void end_session(void)
  * end, its last thread never being the last. So the count is lowered once the thread is made
  * (by the program's thread that made it, alive then) and raised again just before it ends,
  * and glibc's own decrement as it ends then balances. Looked up in libc's symbol table (it is
- * GLIBC_PRIVATE, so never linked): without it, nothing is done. Set once, read-only after. */
-static _Atomic unsigned *nptl_thread_count;
-static _Atomic bool thread_count_looked_up;
-
-static _Atomic unsigned *thread_count(void)
-{
-    if (!atomic_load(&thread_count_looked_up)) {
-        static const char *const name[] = { "__nptl_nthreads" };
-        void *found = NULL;
-        lt_object_symbols((const void *)(uintptr_t)&pthread_create, name, &found, 1);
-        atomic_store(&nptl_thread_count, (_Atomic unsigned *)found);
-        atomic_store(&thread_count_looked_up, true);
-    }
-    return atomic_load(&nptl_thread_count);
-}
-
+ * GLIBC_PRIVATE, so never linked) each time, twice a thread: without it, nothing is done. */
 static void count_control_thread(bool counted)
 {
-    _Atomic unsigned *count = thread_count();
-    if (count) atomic_fetch_add(count, counted ? 1u : (unsigned)-1);
+    static const char *const name[] = { "__nptl_nthreads" };
+    void *count = NULL;
+    lt_object_symbols((const void *)(uintptr_t)&pthread_create, name, &count, 1);
+    if (count) atomic_fetch_add((_Atomic unsigned *)count, counted ? 1u : (unsigned)-1);
 }
 
 static void *control_main(void *arg)

@@ -60,7 +60,7 @@ void lt_inflight_prepare(void)
  * left alone until that thread ends too. */
 static bool owner_gone(pid_t owner, pid_t pid)
 {
-    return owner != 0 && syscall(SYS_tgkill, pid, owner, 0) != 0 && errno == ESRCH;
+    return owner != 0 && lt_raw_syscall(SYS_tgkill, pid, owner, 0, 0, 0, 0) == -ESRCH;
 }
 
 struct lt_thread_slot *lt_inflight_claim(void)
@@ -81,7 +81,6 @@ struct lt_thread_slot *lt_inflight_claim(void)
     /* Full: take over the slot of a thread that has ended, searching on from where the last
      * search stopped (the oldest slots are the likeliest to have ended). */
     pid_t pid = getpid();
-    int saved_errno = errno; /* a hook must leave errno as the program set it */
     for (unsigned n = 1; n < MAX_SLOTS; n++) {
         unsigned at = atomic_fetch_add_explicit(&reclaim_cursor, 1, memory_order_relaxed);
         unsigned i = at % (MAX_SLOTS - 1) + 1;
@@ -89,11 +88,9 @@ struct lt_thread_slot *lt_inflight_claim(void)
         if (!owner_gone(owner, pid) || atomic_load(&slots[i].inside) != 0 ||
             !atomic_compare_exchange_strong(&slots[i].owner, &owner, me))
             continue;
-        errno = saved_errno;
         lt_my_slot = &slots[i];
         return lt_my_slot;
     }
-    errno = saved_errno;
     lt_my_slot = &slots[0];
     return lt_my_slot;
 }

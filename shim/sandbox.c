@@ -19,19 +19,6 @@
 #include "hooked_functions.h"
 #include "shim.h"
 
-static long raw_syscall6(long n, long a1, long a2, long a3, long a4, long a5, long a6)
-{
-    register long r10 __asm__("r10") = a4;
-    register long r8 __asm__("r8") = a5;
-    register long r9 __asm__("r9") = a6;
-    long ret;
-    __asm__ volatile("syscall"
-                     : "=a"(ret)
-                     : "a"(n), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
-                     : "rcx", "r11", "memory");
-    return ret;
-}
-
 /* libc's convention: -1 and errno for a return in [-4095, -1]. */
 static long as_libc_returns(long ret)
 {
@@ -52,7 +39,7 @@ long lt_hook_syscall(long number, ...)
     if (LT_UNLIKELY(number == SYS_seccomp) &&
         (a[0] == SECCOMP_SET_MODE_FILTER || a[0] == SECCOMP_SET_MODE_STRICT))
         lt_before_sandbox();
-    return as_libc_returns(raw_syscall6(number, a[0], a[1], a[2], a[3], a[4], a[5]));
+    return as_libc_returns(lt_raw_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]));
 }
 
 int lt_hook_prctl(int option, ...)
@@ -63,7 +50,7 @@ int lt_hook_prctl(int option, ...)
     for (int i = 0; i < 4; i++) a[i] = (long)va_arg(ap, unsigned long);
     va_end(ap);
     if (LT_UNLIKELY(option == PR_SET_SECCOMP)) lt_before_sandbox();
-    return (int)as_libc_returns(raw_syscall6(SYS_prctl, option, a[0], a[1], a[2], a[3], 0));
+    return (int)as_libc_returns(lt_raw_syscall(SYS_prctl, option, a[0], a[1], a[2], a[3], 0));
 }
 
 /* The exported names (see hooked_functions.h). */

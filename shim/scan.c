@@ -144,7 +144,8 @@ void *lt_scan_handler(void) { return (void *)park; }
 static uintptr_t disposition(int sig)
 {
     struct { uintptr_t handler; unsigned long flags; uintptr_t restorer; uint64_t mask; } now;
-    return syscall(SYS_rt_sigaction, sig, NULL, &now, sizeof now.mask) == 0 ? now.handler : (uintptr_t)-1;
+    return lt_raw_syscall(SYS_rt_sigaction, sig, 0, (long)&now, sizeof now.mask, 0, 0) == 0 ? now.handler
+                                                                                          : (uintptr_t)-1;
 }
 
 /* pre: scan_lock. The scan's handler in place on a signal nobody else uses. */
@@ -191,9 +192,8 @@ static bool program_handler_entered(const ucontext_t *uc)
 {
     long signo = (long)uc->uc_mcontext.gregs[REG_RDI];
     if (signo <= 0 || signo >= _NSIG || signo == lt_scan_signal()) return false;
-    struct { uintptr_t handler; unsigned long flags; uintptr_t restorer; uint64_t mask; } now;
-    if (syscall(SYS_rt_sigaction, signo, NULL, &now, sizeof now.mask) != 0) return false;
-    return now.handler > (uintptr_t)SIG_IGN && now.handler == (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    uintptr_t handler = disposition((int)signo);
+    return handler > (uintptr_t)SIG_IGN && handler == (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
 }
 
 static void park(int sig, siginfo_t *info, void *context)

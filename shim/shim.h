@@ -25,6 +25,9 @@
 void *lt_map(size_t size);             /* zeroed, NORESERVE; NULL on failure */
 void *lt_map_populated(size_t size);   /* lt_map with every page already faulted in */
 void lt_unmap(void *addr, size_t size);
+/* The mapping `*at` points to, mapped (size bytes) and installed with a CAS by the first
+ * caller; NULL if the system refused. For tables mapped a piece at a time, as they grow. */
+void *lt_map_once(_Atomic(void *) *at, size_t size);
 size_t lt_page_size(void);
 /* own_stack.c: fn(arg) on a fresh stack of the shim's own (the exit, signal and exec paths'
  * scan and capture must not depend on the stack the program's thread has left). */
@@ -471,9 +474,24 @@ int lt_hook_setns(int fd, int nstype);
 #include <poll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+/* A system call of the shim's own, made with the instruction itself: it never sets errno (a
+ * hook's caller sees errno as the real function left it) and never goes through the shim's
+ * own syscall() hook (sandbox.c). Returns the kernel's value: -errno on failure. x86-64. */
+static inline long lt_raw_syscall(long n, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+    register long r10 __asm__("r10") = a4;
+    register long r8 __asm__("r8") = a5;
+    register long r9 __asm__("r9") = a6;
+    long ret;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"(n), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
 static inline int lt_sys_nanosleep(const struct timespec *req, struct timespec *rem)
 {
-    return (int)syscall(SYS_nanosleep, req, rem);
+    return (int)lt_raw_syscall(SYS_nanosleep, (long)req, (long)rem, 0, 0, 0, 0);
 }
 static inline int lt_sys_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 {

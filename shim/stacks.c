@@ -70,18 +70,6 @@ bool lt_stacks_init(void)
     return slots != NULL;
 }
 
-/* The chunk `*at` points to, mapped first if nobody has yet; NULL if the system refused. */
-static void *chunk(_Atomic(void *) *at, size_t size)
-{
-    void *c = atomic_load_explicit(at, memory_order_acquire);
-    if (c) return c;
-    void *fresh = lt_map(size);
-    if (!fresh) return NULL;
-    if (atomic_compare_exchange_strong(at, &c, fresh)) return fresh;
-    lt_unmap(fresh, size); /* another thread's is in */
-    return c;
-}
-
 /* For an id published (or claimed by this thread, chunk ensured): its chunk is in. */
 static inline struct id_chunk *chunk_of(uint32_t id)
 {
@@ -144,7 +132,7 @@ static uint32_t claim_pcs(uint32_t depth)
         if (at > MAX_PCS - depth) return UINT32_MAX;
         if (at >> PCS_CHUNK_BITS != (at + depth - 1) >> PCS_CHUNK_BITS) continue; /* the rest of
                                                                       * this chunk stays unused */
-        if (!chunk((_Atomic(void *) *)&pcs_chunks[at >> PCS_CHUNK_BITS], sizeof(uintptr_t) * PCS_CHUNK))
+        if (!lt_map_once((_Atomic(void *) *)&pcs_chunks[at >> PCS_CHUNK_BITS], sizeof(uintptr_t) * PCS_CHUNK))
             return UINT32_MAX;
         return at;
     }
@@ -173,7 +161,7 @@ uint32_t lt_stacks_intern_hashed(const uintptr_t *pcs, int depth, uint64_t hash)
                 uint32_t new_id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
                 uint32_t at = claim_pcs((uint32_t)depth);
                 if (new_id >= MAX_STACKS || at == UINT32_MAX ||
-                    !chunk((_Atomic(void *) *)&id_chunks[new_id >> CHUNK_BITS], sizeof(struct id_chunk))) {
+                    !lt_map_once((_Atomic(void *) *)&id_chunks[new_id >> CHUNK_BITS], sizeof(struct id_chunk))) {
                     atomic_fetch_add_explicit(&lt_counters.dropped_stacks, 1, memory_order_relaxed);
                     return 0;
                 }

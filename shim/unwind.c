@@ -589,14 +589,8 @@ static struct trail *claim_trail(void)
     __asm__("movq %%fs:0, %0" : "=r"(tp));
     size_t home = (size_t)((((uint64_t)tp >> 6) * 0x9e3779b97f4a7c15ull) >> 32);
     for (unsigned i = 0; i < TRAIL_PROBES; i++) {
-        _Atomic(struct trail *) *at = &trails[(home + i) % TRAILS];
-        struct trail *t = atomic_load_explicit(at, memory_order_acquire);
-        if (!t) { /* never used yet */
-            struct trail *fresh = lt_map(sizeof *fresh);
-            if (!fresh) return NO_TRAIL;
-            if (atomic_compare_exchange_strong(at, &t, fresh)) t = fresh;
-            else lt_unmap(fresh, sizeof *fresh); /* another thread's is in: t */
-        }
+        struct trail *t = lt_map_once((_Atomic(void *) *)&trails[(home + i) % TRAILS], sizeof *t);
+        if (!t) return NO_TRAIL;
         uintptr_t owner = atomic_load_explicit(&t->owner, memory_order_relaxed);
         if (owner == tp || (owner == 0 && atomic_compare_exchange_strong(&t->owner, &owner, tp))) {
             t->start = TRAIL_CAP;
