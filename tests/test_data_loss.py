@@ -177,17 +177,18 @@ def test_a_program_that_uses_up_its_descriptors_runs_as_natively(build_dir: Path
                                                                  mode: str) -> None:
     # The shim's own descriptors sit above the limit the program sets, so it gets as many as
     # natively; at exit the soft limit may rise for the capture (the process is ending).
-    exe = compile_program("descriptor_limit.c", build_dir, "-O0")
-    native = _native(str(exe), mode, cwd=tmp_path)
+    exe = compile_program("lowered_limit.c", build_dir, "-O0")
+    native = _native(str(exe), "nofile", mode, cwd=tmp_path)
     assert native.returncode == 0 and native.stdout.startswith("opened "), native.stderr
-    done = leaktrace("run", "-o", str(tmp_path / "fd.lt"), "--", str(exe), mode, cwd=tmp_path)
+    done = leaktrace("run", "-o", str(tmp_path / "fd.lt"), "--", str(exe), "nofile", mode,
+                     cwd=tmp_path)
     assert done.stdout == native.stdout, done.stderr
     assert "Traceback" not in done.stderr
     if mode == "hard":  # no descriptor can be had for the capture: said, never a crash
         assert done.returncode == 2 and "no capture was written" in done.stderr, done.stderr
         return
     assert done.returncode == 0, done.stderr
-    _one_leak(json_report(tmp_path / "fd.lt"), "descriptor_limit.c", "before_limit", 48,
+    _one_leak(json_report(tmp_path / "fd.lt"), "lowered_limit.c", "before_limit", 48,
               "definitely lost")
 
 
@@ -198,17 +199,18 @@ def test_a_program_that_limits_its_file_sizes_is_not_killed(build_dir: Path, tmp
                                                             mode: str) -> None:
     # Writing the capture past RLIMIT_FSIZE raised SIGXFSZ, which killed the program at exit.
     # At exit the soft limit rises to the hard one; past the hard one the write fails quietly.
-    exe = compile_program("file_size_limit.c", build_dir, "-O0")
-    native = _native(str(exe), mode, cwd=tmp_path)
+    exe = compile_program("lowered_limit.c", build_dir, "-O0")
+    native = _native(str(exe), "fsize", mode, cwd=tmp_path)
     assert (native.returncode, native.stdout) == (0, "limited\n"), native.stderr
-    done = leaktrace("run", "-o", str(tmp_path / "fs.lt"), "--", str(exe), mode, cwd=tmp_path)
+    done = leaktrace("run", "-o", str(tmp_path / "fs.lt"), "--", str(exe), "fsize", mode,
+                     cwd=tmp_path)
     assert done.stdout == native.stdout, done.stderr
     assert "SIGXFSZ" not in done.stderr and "Traceback" not in done.stderr, done.stderr
     if mode == "hard":  # not one byte may be written: no capture, said
         assert done.returncode == 2 and "no capture was written" in done.stderr, done.stderr
         return
     assert done.returncode == 0, done.stderr
-    _one_leak(json_report(tmp_path / "fs.lt"), "file_size_limit.c", "before_limit", 48,
+    _one_leak(json_report(tmp_path / "fs.lt"), "lowered_limit.c", "before_limit", 48,
               "definitely lost")
 
 

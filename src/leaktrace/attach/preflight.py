@@ -57,7 +57,7 @@ def check_attachable(pid: int, shim: str, config_dir: str) -> MemoryMap:
     _check_not_traced(pid)
     if state in ("T", "t"):
         raise LeaktraceError(f"{describe(pid)} is stopped: resume it first (kill -CONT {pid})")
-    _check_machine(pid)
+    _check_machine(pid, view)
     memory = MemoryMap.read(pid)
     if not memory.of_file(LIBC):
         if memory.of_file(MUSL):
@@ -146,9 +146,9 @@ def _check_not_traced(pid: int) -> None:
                                  "first (only one tracer at a time)")
 
 
-def _check_machine(pid: int) -> None:
+def _check_machine(pid: int, view: str) -> None:
     try:
-        machine = elf_machine(f"{proc_dir(pid)}/exe")
+        machine = elf_machine(f"{view}/exe")
     except PermissionError:
         raise permission_refused(pid) from None
     except OSError:

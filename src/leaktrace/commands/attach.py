@@ -161,8 +161,8 @@ def _collect(pid: int, settings: AttachSettings, shim: str, memory: MemoryMap,
     if why is None:
         return _exit_capture(pid, settings.notify, attached_at, settings.control_dir)
     log(f"detaching ({why})")
-    if not os.path.exists(socket_path(pid, settings.control_dir)) and _running(pid):
-        # The shim removes its socket at detach (and at exit, which _running tells apart):
+    if not os.path.exists(socket_path(pid, settings.control_dir)) and process_alive(pid):
+        # The shim removes its socket at detach (and at exit, which process_alive tells apart):
         # `leaktrace detach PID` from elsewhere ended the session and printed its report.
         click.echo(f"leaktrace: the session was ended by `{leaktrace_command()} detach {pid}`, "
                    "which printed its report", err=True)
@@ -205,7 +205,7 @@ def _wait(pid: int, duration: float | None, watch: SignalWatch) -> str | None:
     while True:
         if watch.received:
             return signal.Signals(watch.received[0]).name
-        if not _running(pid):
+        if not process_alive(pid):  # a main thread ended while others run: still running
             return None
         timeout = EXIT_CHECK_INTERVAL
         if deadline is not None:
@@ -213,10 +213,6 @@ def _wait(pid: int, duration: float | None, watch: SignalWatch) -> str | None:
             if timeout <= 0:
                 return "the duration ended"
         watch.wait(timeout)
-
-
-def _running(pid: int) -> bool:
-    return process_alive(pid)  # a zombie main thread with live threads is still running
 
 
 def _exit_capture(pid: int, notify: str | None, attached_at: float,
