@@ -1,6 +1,6 @@
 /* Drives the shim's .eh_frame reader for tests/test_unwind_agreement.py. shim/unwind.c is
- * included whole, so its static rule computation is reachable; the two shim functions it
- * calls are given here. Usage: unwind_rules LIBRARY < file-addresses; for each hex file
+ * included whole, so its static rule computation is reachable; the shim functions it
+ * calls are given here (mapping, and noting an object). Usage: unwind_rules LIBRARY < file-addresses; for each hex file
  * address (an ELF virtual address of LIBRARY) prints one line:
  *     ADDRESS end | ADDRESS unsupported | ADDRESS rsp|rbp CFA_OFFSET RBP_OFFSET
  * the rule the shim would cache for that address as the innermost frame. */
@@ -21,6 +21,12 @@ void *lt_map(size_t size)
 void lt_unmap(void *addr, size_t size)
 {
     if (addr) munmap(addr, size);
+}
+
+void *lt_map_once(_Atomic(void *) *at, size_t size)
+{
+    if (!*at) *at = lt_map(size); /* one thread here */
+    return *at;
 }
 
 void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bias,
