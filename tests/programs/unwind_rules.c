@@ -1,7 +1,7 @@
 /* Drives the shim's .eh_frame reader for tests/test_unwind_agreement.py. shim/unwind.c is
  * included whole, so its static rule computation is reachable; the shim functions it
- * calls are given here (mapping, and noting an object). Usage: unwind_rules LIBRARY < file-addresses; for each hex file
- * address (an ELF virtual address of LIBRARY) prints one line:
+ * calls are given here (mapping, and noting an object). Usage: unwind_rules LIBRARY <
+ * file-addresses; for each hex file address (an ELF virtual address of LIBRARY) prints one line:
  *     ADDRESS end | ADDRESS unsupported | ADDRESS rsp|rbp CFA_OFFSET RBP_OFFSET
  * the rule the shim would cache for that address as the innermost frame. */
 #define _GNU_SOURCE
