@@ -383,6 +383,20 @@ def test_the_initial_stack_keeps_its_layout(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout) == (native.returncode, native.stdout), done.stderr
 
 
+def test_the_program_finds_its_own_path_in_underscore(tmp_path: Path) -> None:
+    """A shell sets `_` to the path of the command it runs, here leaktrace's: the program
+    sees its own there, as natively (`env` prints it, bash keeps it as `$_` and copies it
+    into its memory); `_` naming anything else is left alone."""
+    env_program = shutil.which("env")
+    assert env_program is not None
+    for underscore, seen in ((sys.executable, env_program), ("/somewhere/else", "/somewhere/else")):
+        done = subprocess.run([*LEAKTRACE, "run", "-o", str(tmp_path / f"{len(seen)}.lt"), "--",
+                               "env"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                              env={**os.environ, "_": underscore})
+        assert done.returncode == 0, done.stderr
+        assert f"_={seen}\n" in done.stdout, done.stdout
+
+
 CGO_PROGRAM = """package main
 
 // #include <stdlib.h>

@@ -34,7 +34,7 @@ from leaktrace.control.client import remove_stale_socket
 from leaktrace.errors import LeaktraceError
 from leaktrace.exit_codes import USAGE_ERROR
 from leaktrace.invocation import leaktrace_command, report_hint
-from leaktrace.launcher.environment import launch_environment, start_mode
+from leaktrace.launcher.environment import as_if_run_directly, launch_environment, start_mode
 from leaktrace.launcher.notifications import (
     CaptureFailure,
     CaptureNotice,
@@ -134,6 +134,7 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
                                  notify_path=notify.path, output=output, max_depth=max_depth,
                                  follow_children=follow_children, interval=interval,
                                  start=start, sample_bytes=sample_bytes)
+        as_if_run_directly(env, program)
         if mtrace_log is not None:
             env["LEAKTRACE_MTRACE_LOG"] = mtrace_log
         else:

@@ -4,7 +4,8 @@ docs/architecture.md)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, MutableMapping
 
 
 def launch_environment(base: Mapping[str, str], *, shim: str, capture_dir: str,
@@ -41,6 +42,22 @@ def launch_environment(base: Mapping[str, str], *, shim: str, capture_dir: str,
     if sample_bytes is not None:
         env["LEAKTRACE_SAMPLE"] = str(sample_bytes)
     return env
+
+
+def as_if_run_directly(env: MutableMapping[str, str], program: str) -> None:
+    """A shell puts the path of the command it runs in `_`, and here that command is
+    leaktrace: the program finds its own path there instead, as when run without us (`env`
+    prints it, bash keeps it as `$_`). Left alone when `_` names something else."""
+    named = env.get("_")
+    if named and any(_same_file(named, ours) for ours in (sys.argv[0], sys.executable)):
+        env["_"] = program
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def seconds_text(seconds: float) -> str:
