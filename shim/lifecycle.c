@@ -170,6 +170,7 @@ static void start_preloaded(void)
     if (lt_cfg.launched && !lt_cfg.follow_children) lt_env_hide_settings(SHIM_FILE_NAME);
     if (lt_cfg.write_on_signal) lt_signals_install();
     register_late_exit_handler();
+    lt_go_exit_redirect();
     atomic_store(&lt_owner_pid, getpid());
     atomic_store(&lt_state, lt_cfg.collect_at_start ? LT_STATE_COLLECTING : LT_STATE_TRACKING);
 }
@@ -604,6 +605,13 @@ __attribute__((destructor)) static void leaktrace_destructor(void)
 }
 
 void lt_final_at_exit(void) { write_final_at_exit(); }
+
+/* The same, from a thread whose live stack begins at program_sp (go_exit.c). */
+void lt_final_at_exit_from(uintptr_t program_sp)
+{
+    if (claim_final() < 0) return;
+    write_final(LT_REASON_EXIT, program_sp, true, false);
+}
 
 /* From the handler of a signal that kills the program (signals.c). The scan runs only when
  * the interrupted code was not inside the shim (whose locks it may hold). Returns whether

@@ -102,6 +102,7 @@ struct parked {
     uintptr_t ip;    /* where it was stopped: at a system call, it has no live red zone */
     uintptr_t thread_pointer; /* its struct pthread, %fs:0 */
     uintptr_t regs[16];
+    uintptr_t go_stack_from; /* a Go thread running a goroutine: its own stack's live part */
     int nvector;
     uintptr_t vector[VECTOR_WORDS];
 };
@@ -839,6 +840,7 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
     /* Registers of the stopped threads, vector ones included; of the others, those /proc
      * shows: a system call's arguments (a read() into a block may be its only pointer). */
     for (int t = 0; t < stopped; t++) {
+        parked[t].go_stack_from = lt_go_live_stack_from(parked[t].regs[13] /* %r14 */, parked[t].sp);
         for (int r = 0; r < 16; r++) mark_word(st, parked[t].regs[r], root);
         for (int w = 0; w < parked[t].nvector; w++) mark_word(st, parked[t].vector[w], root);
     }
@@ -870,6 +872,14 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
                 bool at_syscall = t >= stopped || at_syscall_instruction(parked[t].ip);
                 uintptr_t low = at_syscall ? sp : sp - RED_ZONE;
                 from = low > m->start ? low : m->start;
+                is_stack = true;
+            }
+        }
+        /* A Go thread's own stack, while it runs a goroutine on another (go_exit.c). */
+        for (int t = 0; t < stopped && !is_stack; t++) {
+            uintptr_t go_from = parked[t].go_stack_from;
+            if (go_from >= m->start && go_from < m->end) {
+                from = go_from;
                 is_stack = true;
             }
         }

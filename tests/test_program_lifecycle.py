@@ -397,42 +397,6 @@ def test_the_program_finds_its_own_path_in_underscore(tmp_path: Path) -> None:
         assert f"_={seen}\n" in done.stdout, done.stdout
 
 
-CGO_PROGRAM = """package main
-
-// #include <stdlib.h>
-// static void *volatile sink;
-// static void keep(int n) { sink = malloc(n); }
-import "C"
-import "fmt"
-
-func main() {
-	C.keep(100)
-	fmt.Println("cgo ran")
-}
-"""
-
-
-def test_a_cgo_program_runs_as_without_leaktrace(tmp_path: Path) -> None:
-    """Go's runtime exits with a raw exit_group system call, which the shim cannot see: no
-    capture at exit (the launcher says so), but the program runs and ends as it would."""
-    go = shutil.which("go")
-    if go is None:
-        pytest.skip("go is not installed (apt-get install golang-go)")
-    (tmp_path / "main.go").write_text(CGO_PROGRAM)
-    (tmp_path / "go.mod").write_text("module cgoprog\n\ngo 1.19\n")
-    env = {**os.environ, "GOCACHE": str(tmp_path / "cache"), "GOPATH": str(tmp_path / "gopath"),
-           "GOFLAGS": "-mod=mod", "CGO_ENABLED": "1"}
-    subprocess.run([go, "build", "-o", "cgoprog", "."], cwd=tmp_path, env=env, check=True,
-                   capture_output=True, timeout=600)
-    exe = tmp_path / "cgoprog"
-    native = _native(str(exe))
-    done = leaktrace("run", "-o", str(tmp_path / "go.lt"), "--", str(exe), cwd=tmp_path)
-    assert (native.returncode, native.stdout) == (0, "cgo ran\n")
-    assert done.stdout == native.stdout, done.stderr
-    assert "fatal error" not in done.stderr
-    assert "as Go programs make" in done.stderr
-
-
 CONSTRUCTOR_LIBRARY = """
 #include <stdlib.h>
 void *volatile library_sink;

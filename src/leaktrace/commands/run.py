@@ -317,7 +317,7 @@ def _why_no_capture(returncode: int, failures: list[CaptureFailure]) -> str:
                 "(the shim writes its capture at exit and on the signals it handles)")
     return (f"it exited with status {returncode} without the shim writing one: it made no "
             "allocation through the shim, or ended through a path the shim does not see "
-            "(a raw exit or execve system call, as Go programs make: ask a running one with "
+            "(a raw exit or execve system call, as Go's syscall.Exec makes: ask a running one with "
             "`leaktrace report --pid PID`; an exec of a program the loader does not preload "
             "into: static, setuid)")
 

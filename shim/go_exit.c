@@ -1,0 +1,252 @@
+/* Go programs (cgo ones: a Go program without cgo is static, and nothing is preloaded into
+ * it) end with a raw exit_group system call in runtime.exit, past every exit handler and hook
+ * of ours: no capture at exit. At start-up the shim therefore redirects runtime.exit to
+ * go_exit_entry below, which writes the final capture as _exit's hook does and then makes
+ * the same system call with the same status. Every way a Go program ends by itself goes
+ * through runtime.exit: main returning, os.Exit, a panic or fatal error (status 2).
+ *
+ * runtime.exit is a few bytes of Go's assembly, the same in every release since Go 1.0:
+ *     movl 8(%rsp), %edi; movl $231, %eax; syscall; ret          (12 bytes)
+ * It is found by name in the executable's symbol table ("runtime.exit.abi0" from Go 1.17,
+ * "runtime.exit" before) or, in a stripped executable, as the only copy of those bytes in its
+ * .text. Only an executable with Go's build id note or build info section is searched, and
+ * only those exact bytes are overwritten, with the same length of code:
+ *     movabs $go_exit_entry, %rax; jmp *%rax                     (12 bytes)
+ * %rax is free there (runtime.exit is about to load it), and the status stays at 8(%rsp).
+ *
+ * go_exit_entry may be reached on a goroutine's stack, which can have under a kilobyte left:
+ * it first moves to a stack of its own (exit_stack), which one thread claims; a second
+ * thread that exits meanwhile waits there for the first to end the process. x86-64 only. */
+#include <elf.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#if defined(__x86_64__)
+
+#define EXIT_STACK_SIZE (64u * 1024)
+
+static const unsigned char runtime_exit_code[12] = {
+    0x8b, 0x7c, 0x24, 0x08,       /* movl 8(%rsp), %edi */
+    0xb8, 0xe7, 0x00, 0x00, 0x00, /* movl $231 (exit_group), %eax */
+    0x0f, 0x05,                   /* syscall */
+    0xc3,                         /* ret */
+};
+
+/* The top of go_exit_entry's stack (16-byte aligned), written once at start-up before the
+ * patch that makes it reachable; exit_stack_claimed is the one claim on it. */
+__attribute__((used, externally_visible)) uintptr_t lt_go_exit_stack_top;
+__attribute__((used, externally_visible)) int lt_go_exit_stack_claimed;
+
+/* Set once runtime.exit leads here (written at start-up, before any other thread exists). */
+bool lt_go_program;
+
+/* Where the live part of a thread's own stack begins, for the scan: below it lie
+ * dead frames, of cgo calls among others, whose stale words would keep leaked blocks alive.
+ * A goroutine runs on a stack of Go's heap; the thread's own stack is its g0's, live only
+ * above g0.sched.sp. Go keeps the running g in %r14 (since Go 1.17) and its layout is fixed
+ * (runtime2.go: g.stack.lo, .hi at 0 and 8, g.m at 48, g.sched.sp at 56, g.sched.g at 72;
+ * m.g0 at 0). Read with lt_copy_memory, which fails instead of faulting, and believed only
+ * if g0.sched.g is g0 itself and the pointer lies in its stack. `g`: the thread's %r14, `sp`
+ * its stack pointer. 0 if not a Go thread running a goroutine. */
+uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp)
+{
+    if (!lt_go_program) return 0;
+    uintptr_t m, g0, words[10];
+    if (!g || !lt_copy_memory(&m, g + 48, sizeof m) || !m || !lt_copy_memory(&g0, m, sizeof g0) ||
+        !g0 || !lt_copy_memory(words, g0, sizeof words))
+        return 0;
+    uintptr_t lo = words[0], hi = words[1], saved_sp = words[7], self = words[9];
+    if (self != g0 || lo >= hi) return 0;
+    if (sp > lo && sp < hi) return sp; /* on g0 itself (a cgo call, a fatal error) */
+    return saved_sp > lo && saved_sp < hi ? saved_sp : 0;
+}
+
+/* On exit_stack, never returns: the final capture, then the program's own ending. */
+__attribute__((used, externally_visible, noreturn)) void lt_go_exit(int status, uintptr_t g, uintptr_t entry_sp)
+{
+    uintptr_t live_from = lt_go_live_stack_from(g, entry_sp);
+    if (live_from) lt_final_at_exit_from(live_from);
+    else lt_final_at_exit();
+    for (;;) lt_raw_syscall(SYS_exit_group, status, 0, 0, 0, 0, 0);
+}
+
+__asm__(".text\n"
+        ".globl lt_go_exit_entry\n"
+        ".hidden lt_go_exit_entry\n"
+        ".type lt_go_exit_entry, @function\n"
+        "lt_go_exit_entry:\n"
+        "    movl 8(%rsp), %edi\n"                  /* runtime.exit's status */
+        "    movq %r14, %rsi\n"                     /* Go's g, checked before use */
+        "    movq %rsp, %rdx\n"
+        "    movl $1, %eax\n"
+        "1:  xchgl %eax, lt_go_exit_stack_claimed(%rip)\n"
+        "    testl %eax, %eax\n"
+        "    jz 2f\n"
+        "    pause\n"                               /* another thread is ending the process */
+        "    movl $1, %eax\n"
+        "    jmp 1b\n"
+        "2:  movq lt_go_exit_stack_top(%rip), %rsp\n"
+        "    call lt_go_exit\n"
+        "    ud2\n"
+        ".size lt_go_exit_entry, .-lt_go_exit_entry\n");
+extern char lt_go_exit_entry[];
+
+/* The executable's file, mapped read-only whole (unmapped by the caller). */
+struct image {
+    const unsigned char *bytes;
+    size_t size;
+};
+
+static bool map_executable(struct image *im)
+{
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    struct stat st;
+    void *p = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(Elf64_Ehdr))
+        p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return false;
+    im->bytes = p;
+    im->size = (size_t)st.st_size;
+    return true;
+}
+
+static const Elf64_Shdr *section_headers(const struct image *im, const Elf64_Ehdr *eh)
+{
+    if (eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shoff >= im->size ||
+        eh->e_shnum > (im->size - eh->e_shoff) / sizeof(Elf64_Shdr) || eh->e_shstrndx >= eh->e_shnum)
+        return NULL;
+    return (const Elf64_Shdr *)(im->bytes + eh->e_shoff);
+}
+
+static bool inside(const struct image *im, const Elf64_Shdr *s)
+{
+    return s->sh_type == SHT_NOBITS || (s->sh_offset <= im->size && s->sh_size <= im->size - s->sh_offset);
+}
+
+static const Elf64_Shdr *section_named(const struct image *im, const Elf64_Ehdr *eh, const char *name)
+{
+    const Elf64_Shdr *sh = section_headers(im, eh);
+    if (!sh || !inside(im, &sh[eh->e_shstrndx])) return NULL;
+    const char *names = (const char *)im->bytes + sh[eh->e_shstrndx].sh_offset;
+    size_t names_size = sh[eh->e_shstrndx].sh_size, len = strlen(name);
+    for (unsigned i = 0; i < eh->e_shnum; i++)
+        if (sh[i].sh_name < names_size && names_size - sh[i].sh_name > len &&
+            memcmp(names + sh[i].sh_name, name, len + 1) == 0 && inside(im, &sh[i]))
+            return &sh[i];
+    return NULL;
+}
+
+/* runtime.exit's link-time address from the symbol table, 0 if there is none. */
+static uint64_t by_symbol(const struct image *im, const Elf64_Ehdr *eh)
+{
+    const Elf64_Shdr *sh = section_headers(im, eh), *symtab = section_named(im, eh, ".symtab");
+    if (!symtab || symtab->sh_type != SHT_SYMTAB || symtab->sh_link >= eh->e_shnum) return 0;
+    const Elf64_Shdr *strtab = &sh[symtab->sh_link];
+    if (!inside(im, strtab) || strtab->sh_type != SHT_STRTAB) return 0;
+    const Elf64_Sym *syms = (const Elf64_Sym *)(im->bytes + symtab->sh_offset);
+    const char *strs = (const char *)im->bytes + strtab->sh_offset;
+    for (size_t i = 0; i < symtab->sh_size / sizeof(Elf64_Sym); i++) {
+        if (syms[i].st_name >= strtab->sh_size || ELF64_ST_TYPE(syms[i].st_info) != STT_FUNC) continue;
+        const char *name = strs + syms[i].st_name;
+        size_t room = strtab->sh_size - syms[i].st_name;
+        if ((room > 18 && strcmp(name, "runtime.exit.abi0") == 0) ||
+            (room > 13 && strcmp(name, "runtime.exit") == 0))
+            return syms[i].st_value;
+    }
+    return 0;
+}
+
+/* In a stripped executable: the one copy of runtime.exit's bytes in .text, at a function's
+ * alignment (Go aligns functions on 32 bytes); 0 if none or more than one. */
+static uint64_t by_code(const struct image *im, const Elf64_Ehdr *eh)
+{
+    const Elf64_Shdr *text = section_named(im, eh, ".text");
+    if (!text || text->sh_type != SHT_PROGBITS || text->sh_size < sizeof runtime_exit_code) return 0;
+    uint64_t found = 0;
+    const unsigned char *code = im->bytes + text->sh_offset;
+    for (uint64_t off = (32 - text->sh_addr % 32) % 32; off + sizeof runtime_exit_code <= text->sh_size; off += 32) {
+        if (memcmp(code + off, runtime_exit_code, sizeof runtime_exit_code) != 0) continue;
+        if (found) return 0;
+        found = text->sh_addr + off;
+    }
+    return found;
+}
+
+/* The executable's load bias: where its first byte of file offset e_phoff (its program
+ * headers, which the kernel tells us the address of) was linked, against where it is. */
+static bool load_bias(const struct image *im, const Elf64_Ehdr *eh, uintptr_t *bias)
+{
+    const Elf64_Phdr *ph = (const Elf64_Phdr *)getauxval(AT_PHDR);
+    size_t n = getauxval(AT_PHNUM);
+    if (!ph || eh->e_phoff >= im->size) return false;
+    for (size_t i = 0; i < n; i++)
+        if (ph[i].p_type == PT_LOAD && ph[i].p_offset <= eh->e_phoff && eh->e_phoff - ph[i].p_offset < ph[i].p_filesz) {
+            *bias = (uintptr_t)ph - (uintptr_t)(ph[i].p_vaddr + (eh->e_phoff - ph[i].p_offset));
+            return true;
+        }
+    return false;
+}
+
+/* Where runtime.exit is in memory, if this is a Go executable whose runtime.exit is as above. */
+static unsigned char *find_runtime_exit(void)
+{
+    struct image im;
+    if (!map_executable(&im)) return NULL;
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)im.bytes;
+    uint64_t linked = 0;
+    uintptr_t bias = 0;
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_ident[EI_CLASS] == ELFCLASS64 &&
+        eh->e_machine == EM_X86_64 &&
+        (section_named(&im, eh, ".note.go.buildid") || section_named(&im, eh, ".go.buildinfo")) &&
+        load_bias(&im, eh, &bias)) {
+        linked = by_symbol(&im, eh);
+        if (!linked) linked = by_code(&im, eh);
+    }
+    munmap((void *)im.bytes, im.size);
+    if (!linked) return NULL;
+    unsigned char *at = (unsigned char *)(uintptr_t)(linked + bias);
+    return memcmp(at, runtime_exit_code, sizeof runtime_exit_code) == 0 ? at : NULL;
+}
+
+/* At start-up (single-threaded: no Go code has run yet). Returns whether runtime.exit now
+ * leads to go_exit_entry; a program that is not Go, or whose text may not be written (a
+ * security module's policy), is left as it is. */
+bool lt_go_exit_redirect(void)
+{
+    unsigned char *at = find_runtime_exit();
+    if (!at) return false;
+    void *stack = lt_map(EXIT_STACK_SIZE);
+    if (!stack) return false;
+    lt_go_exit_stack_top = (uintptr_t)stack + EXIT_STACK_SIZE;
+    unsigned char patch[sizeof runtime_exit_code] = { 0x48, 0xb8 }; /* movabs $imm64, %rax */
+    uintptr_t entry = (uintptr_t)lt_go_exit_entry;
+    memcpy(patch + 2, &entry, sizeof entry);
+    patch[10] = 0xff, patch[11] = 0xe0;                             /* jmp *%rax */
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t first = (uintptr_t)at & ~(uintptr_t)(page - 1);
+    size_t span = (uintptr_t)at + sizeof patch - first;
+    /* Writable without being executable meanwhile (W^X policies): no code runs there yet. */
+    if (mprotect((void *)first, span, PROT_READ | PROT_WRITE) != 0) {
+        lt_unmap(stack, EXIT_STACK_SIZE);
+        return false;
+    }
+    memcpy(at, patch, sizeof patch);
+    mprotect((void *)first, span, PROT_READ | PROT_EXEC);
+    lt_go_program = true;
+    return true;
+}
+
+#else
+bool lt_go_program;
+bool lt_go_exit_redirect(void) { return false; }
+uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp) { (void)g, (void)sp; return 0; }
+#endif
