@@ -44,18 +44,24 @@ static const unsigned char runtime_exit_code[12] = {
 __attribute__((used, externally_visible)) uintptr_t lt_go_exit_stack_top;
 __attribute__((used, externally_visible)) int lt_go_exit_stack_claimed;
 
-/* Set once runtime.exit leads here (written at start-up, before any other thread exists). */
+/* Set once runtime.exit leads here; Go's own code (0, 0: not known, a stripped executable).
+ * Written at start-up, before any other thread exists. */
 bool lt_go_program;
+static uintptr_t go_text, go_etext;
 
-/* Where the live part of a thread's own stack begins, for the scan: below it lie
- * dead frames, of cgo calls among others, whose stale words would keep leaked blocks alive.
- * A goroutine runs on a stack of Go's heap; the thread's own stack is its g0's, live only
- * above g0.sched.sp. Go keeps the running g in %r14 (since Go 1.17) and its layout is fixed
- * (runtime2.go: g.stack.lo, .hi at 0 and 8, g.m at 48, g.sched.sp at 56, g.sched.g at 72;
- * m.g0 at 0). Read with lt_copy_memory, which fails instead of faulting, and believed only
- * if g0.sched.g is g0 itself and the pointer lies in its stack. `g`: the thread's %r14, `sp`
- * its stack pointer. 0 if not a Go thread running a goroutine. */
-uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp)
+/* Where the live part of a thread's own stack begins, for the scan: below it lie dead
+ * frames, of cgo calls among others, whose stale words would keep leaked blocks alive.
+ * Go's scheduler runs on each thread's own stack (its g0's) from g0.sched.sp down, and C calls
+ * run there too: while the thread runs a goroutine (on a stack in Go's heap), or Go's own
+ * code on g0 (the scheduler of an idle thread, the runtime's exit), nothing below g0.sched.sp
+ * is a live C frame; while it runs C code on g0, its stack pointer is where the live part
+ * begins. (A Go callback from C moves g0.sched.sp below the C frames first.) Go keeps the
+ * running g in %r14 (since Go 1.17) and its layout is fixed (runtime2.go: g.stack.lo, .hi at
+ * 0 and 8, g.m at 48, g.sched.sp at 56, g.sched.g at 72; m.g0 at 0). Read with
+ * lt_copy_memory, which fails instead of faulting, and believed only if g0.sched.g is g0
+ * itself and the pointers lie in its stack. `g`: the thread's %r14; sp, ip: its stack and
+ * instruction pointers. 0: not known (not a Go thread, or not in a state read here). */
+uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp, uintptr_t ip)
 {
     if (!lt_go_program) return 0;
     uintptr_t m, g0, words[10];
@@ -63,15 +69,18 @@ uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp)
         !g0 || !lt_copy_memory(words, g0, sizeof words))
         return 0;
     uintptr_t lo = words[0], hi = words[1], saved_sp = words[7], self = words[9];
-    if (self != g0 || lo >= hi) return 0;
-    if (sp > lo && sp < hi) return sp; /* on g0 itself (a cgo call, a fatal error) */
-    return saved_sp > lo && saved_sp < hi ? saved_sp : 0;
+    if (self != g0 || lo >= hi || saved_sp <= lo || saved_sp >= hi) return 0;
+    bool on_g0 = sp > lo && sp < hi;
+    bool in_go_code = go_etext ? ip >= go_text && ip < go_etext : !on_g0;
+    if (on_g0 && (!in_go_code || saved_sp < sp)) return sp;
+    return saved_sp;
 }
 
 /* On exit_stack, never returns: the final capture, then the program's own ending. */
-__attribute__((used, externally_visible, noreturn)) void lt_go_exit(int status, uintptr_t g, uintptr_t entry_sp)
+__attribute__((used, externally_visible, noreturn)) void lt_go_exit(int status, uintptr_t g, uintptr_t entry_sp,
+                                                                   uintptr_t entry_ip)
 {
-    uintptr_t live_from = lt_go_live_stack_from(g, entry_sp);
+    uintptr_t live_from = lt_go_live_stack_from(g, entry_sp, entry_ip);
     if (live_from) lt_final_at_exit_from(live_from);
     else lt_final_at_exit();
     for (;;) lt_raw_syscall(SYS_exit_group, status, 0, 0, 0, 0, 0);
@@ -85,6 +94,7 @@ __asm__(".text\n"
         "    movl 8(%rsp), %edi\n"                  /* runtime.exit's status */
         "    movq %r14, %rsi\n"                     /* Go's g, checked before use */
         "    movq %rsp, %rdx\n"
+        "    movq (%rsp), %rcx\n"                   /* the return address: Go's code */
         "    movl $1, %eax\n"
         "1:  xchgl %eax, lt_go_exit_stack_claimed(%rip)\n"
         "    testl %eax, %eax\n"
@@ -145,24 +155,31 @@ static const Elf64_Shdr *section_named(const struct image *im, const Elf64_Ehdr 
     return NULL;
 }
 
-/* runtime.exit's link-time address from the symbol table, 0 if there is none. */
-static uint64_t by_symbol(const struct image *im, const Elf64_Ehdr *eh)
+/* Link-time addresses from the symbol table (0: not there): runtime.exit, and the bounds of
+ * Go's own code (runtime.text, runtime.etext; C code, cgo's included, lies outside them). */
+struct go_symbols {
+    uint64_t exit, text, etext;
+};
+
+static void by_symbol(const struct image *im, const Elf64_Ehdr *eh, struct go_symbols *found)
 {
     const Elf64_Shdr *sh = section_headers(im, eh), *symtab = section_named(im, eh, ".symtab");
-    if (!symtab || symtab->sh_type != SHT_SYMTAB || symtab->sh_link >= eh->e_shnum) return 0;
+    if (!symtab || symtab->sh_type != SHT_SYMTAB || symtab->sh_link >= eh->e_shnum) return;
     const Elf64_Shdr *strtab = &sh[symtab->sh_link];
-    if (!inside(im, strtab) || strtab->sh_type != SHT_STRTAB) return 0;
+    if (!inside(im, strtab) || strtab->sh_type != SHT_STRTAB || strtab->sh_size == 0) return;
     const Elf64_Sym *syms = (const Elf64_Sym *)(im->bytes + symtab->sh_offset);
     const char *strs = (const char *)im->bytes + strtab->sh_offset;
+    if (strs[strtab->sh_size - 1] != 0) return; /* every name must end inside the table */
     for (size_t i = 0; i < symtab->sh_size / sizeof(Elf64_Sym); i++) {
-        if (syms[i].st_name >= strtab->sh_size || ELF64_ST_TYPE(syms[i].st_info) != STT_FUNC) continue;
+        if (syms[i].st_name >= strtab->sh_size) continue;
         const char *name = strs + syms[i].st_name;
-        size_t room = strtab->sh_size - syms[i].st_name;
-        if ((room > 18 && strcmp(name, "runtime.exit.abi0") == 0) ||
-            (room > 13 && strcmp(name, "runtime.exit") == 0))
-            return syms[i].st_value;
+        if (strncmp(name, "runtime.", 8) != 0) continue;
+        name += 8;
+        if (ELF64_ST_TYPE(syms[i].st_info) == STT_FUNC && (strcmp(name, "exit.abi0") == 0 || strcmp(name, "exit") == 0))
+            found->exit = syms[i].st_value;
+        else if (strcmp(name, "text") == 0) found->text = syms[i].st_value;
+        else if (strcmp(name, "etext") == 0) found->etext = syms[i].st_value;
     }
-    return 0;
 }
 
 /* In a stripped executable: the one copy of runtime.exit's bytes in .text, at a function's
@@ -202,18 +219,22 @@ static unsigned char *find_runtime_exit(void)
     struct image im;
     if (!map_executable(&im)) return NULL;
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)im.bytes;
-    uint64_t linked = 0;
+    struct go_symbols symbols = { 0, 0, 0 };
     uintptr_t bias = 0;
     if (memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_ident[EI_CLASS] == ELFCLASS64 &&
         eh->e_machine == EM_X86_64 &&
         (section_named(&im, eh, ".note.go.buildid") || section_named(&im, eh, ".go.buildinfo")) &&
         load_bias(&im, eh, &bias)) {
-        linked = by_symbol(&im, eh);
-        if (!linked) linked = by_code(&im, eh);
+        by_symbol(&im, eh, &symbols);
+        if (!symbols.exit) symbols.exit = by_code(&im, eh);
     }
     munmap((void *)im.bytes, im.size);
-    if (!linked) return NULL;
-    unsigned char *at = (unsigned char *)(uintptr_t)(linked + bias);
+    if (!symbols.exit) return NULL;
+    if (symbols.text && symbols.etext > symbols.text) {
+        go_text = (uintptr_t)symbols.text + bias;
+        go_etext = (uintptr_t)symbols.etext + bias;
+    }
+    unsigned char *at = (unsigned char *)(uintptr_t)(symbols.exit + bias);
     return memcmp(at, runtime_exit_code, sizeof runtime_exit_code) == 0 ? at : NULL;
 }
 
@@ -248,5 +269,5 @@ bool lt_go_exit_redirect(void)
 #else
 bool lt_go_program;
 bool lt_go_exit_redirect(void) { return false; }
-uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp) { (void)g, (void)sp; return 0; }
+uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp, uintptr_t ip) { (void)g, (void)sp, (void)ip; return 0; }
 #endif

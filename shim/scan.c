@@ -826,6 +826,20 @@ static bool at_syscall_instruction(uintptr_t ip)
     return ip >= 2 && lt_copy_memory(code, ip - 2, 2) && code[0] == 0x0f && code[1] == 0x05;
 }
 
+/* Whether m is thread t's own stack, whose part below its stack pointer is dead: the main
+ * thread's, or one that holds the thread's own struct pthread (glibc puts it at the top of
+ * every thread's stack). A stack pointer elsewhere may lie in a stack carved out of a larger
+ * mapping (a goroutine's, in Go's heap, beside live objects that hold C pointers): that
+ * mapping is scanned whole. A thread that did not stop has no known thread pointer: its
+ * stack is taken for its own, but in a Go program. */
+static bool is_own_stack(const struct mapping *m, int t, int stopped)
+{
+    if (m->kind == 's') return true;
+    if (t >= stopped) return !lt_go_program;
+    uintptr_t tp = parked[t].thread_pointer;
+    return tp >= m->start && tp < m->end;
+}
+
 static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
 {
     static const int definite = 1;
@@ -840,7 +854,7 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
     /* Registers of the stopped threads, vector ones included; of the others, those /proc
      * shows: a system call's arguments (a read() into a block may be its only pointer). */
     for (int t = 0; t < stopped; t++) {
-        parked[t].go_stack_from = lt_go_live_stack_from(parked[t].regs[13] /* %r14 */, parked[t].sp);
+        parked[t].go_stack_from = lt_go_live_stack_from(parked[t].regs[13] /* %r14 */, parked[t].sp, parked[t].ip);
         for (int r = 0; r < 16; r++) mark_word(st, parked[t].regs[r], root);
         for (int w = 0; w < parked[t].nvector; w++) mark_word(st, parked[t].vector[w], root);
     }
@@ -865,21 +879,19 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
             is_stack = true;
         }
         for (int t = 0; t < stopped + nunstopped; t++) {
+            uintptr_t go_from = t < stopped ? parked[t].go_stack_from : 0;
+            if (go_from >= m->start && go_from < m->end) { /* a Go thread's own stack (go_exit.c) */
+                from = go_from;
+                is_stack = true;
+                continue;
+            }
             uintptr_t sp = t < stopped ? parked[t].sp : unstopped[t - stopped].sp;
-            if (sp && sp >= m->start && sp < m->end) {
+            if (sp && sp >= m->start && sp < m->end && is_own_stack(m, t, stopped)) {
                 /* A thread that waits in a system call (the unstopped ones with a known
                  * stack pointer all do) has no live red zone. */
                 bool at_syscall = t >= stopped || at_syscall_instruction(parked[t].ip);
                 uintptr_t low = at_syscall ? sp : sp - RED_ZONE;
                 from = low > m->start ? low : m->start;
-                is_stack = true;
-            }
-        }
-        /* A Go thread's own stack, while it runs a goroutine on another (go_exit.c). */
-        for (int t = 0; t < stopped && !is_stack; t++) {
-            uintptr_t go_from = parked[t].go_stack_from;
-            if (go_from >= m->start && go_from < m->end) {
-                from = go_from;
                 is_stack = true;
             }
         }

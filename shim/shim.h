@@ -434,8 +434,8 @@ void lt_final_at_exit(void);         /* the destructor's and _exit()'s final cap
 void lt_final_at_exit_from(uintptr_t program_sp); /* the same, the live stack given */
 bool lt_go_exit_redirect(void);      /* go_exit.c: runtime.exit writes the final capture too */
 extern bool lt_go_program;           /* go_exit.c: set by lt_go_exit_redirect, at start-up */
-/* A Go thread's own stack is live from here (0: not known); g is its %r14, sp its sp. */
-uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp);
+/* A Go thread's own stack is live from here (0: not known); g is its %r14. */
+uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp, uintptr_t ip);
 /* From a fatal signal's handler: the final capture (once; a second thread waits for it).
  * False: the signal interrupted this thread's own final capture and ends the process after it. */
 bool lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim, bool refaults);

@@ -2,7 +2,8 @@
 preloaded into it). Go's runtime ends the process with a raw exit_group system call in
 runtime.exit, past every exit handler; the shim redirects runtime.exit to write the final
 capture first (shim/go_exit.c), which holds every leak the C code made, from goroutines on
-several threads."""
+several threads, each definitely lost as valgrind says: the scan skips the dead part of each
+Go thread's own stack, where those C calls ran."""
 
 from __future__ import annotations
 
@@ -62,22 +63,73 @@ ENDINGS = {"return": 0, "exit": 3, "panic": 2}
 BUILDS = {"plain": [], "stripped": ["-ldflags=-s"], "pie": ["-buildmode=pie"]}
 
 
-@pytest.fixture(scope="module")
-def go_programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+# Go objects that hold C blocks (the usual wrapper), while goroutines run at exit: their
+# stacks lie in Go's heap, beside those objects.
+HELD_SOURCE = """package main
+
+// #include <stdlib.h>
+import "C"
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+	"unsafe"
+)
+
+type wrapper struct {
+	pad [40]byte
+	p   unsafe.Pointer
+}
+
+var kept []*wrapper
+var stop int64
+
+func busy(depth int) int64 {
+	if depth > 0 {
+		var local [64]byte
+		local[depth%64] = 1
+		return busy(depth-1) + int64(local[3])
+	}
+	for atomic.LoadInt64(&stop) == 0 {
+	}
+	return 0
+}
+
+func main() {
+	for i := 0; i < 4; i++ {
+		go busy(50)
+	}
+	for i := 0; i < 20000; i++ {
+		kept = append(kept, &wrapper{p: C.malloc(32)})
+		if i%100 == 0 {
+			go busy(10)
+		}
+	}
+	fmt.Println(len(kept))
+	os.Exit(0)
+}
+"""
+
+
+def _go_build(work: Path, source: str, builds: dict[str, list[str]]) -> dict[str, Path]:
     go = shutil.which("go")
     if go is None:
         pytest.skip("go is not installed (apt-get install golang-go)")
-    work = tmp_path_factory.mktemp("go")
-    (work / "main.go").write_text(GO_SOURCE)
+    (work / "main.go").write_text(source)
     (work / "go.mod").write_text("module cgoleak\n\ngo 1.19\n")
-    env = {**os.environ, "GOCACHE": str(work / "cache"), "GOPATH": str(work / "gopath"),
-           "GOFLAGS": "-mod=mod", "CGO_ENABLED": "1"}
+    env = {**os.environ, "GOCACHE": str(work.parent / "gocache"),
+           "GOPATH": str(work.parent / "gopath"), "GOFLAGS": "-mod=mod", "CGO_ENABLED": "1"}
     built = {}
-    for name, flags in BUILDS.items():
+    for name, flags in builds.items():
         subprocess.run([go, "build", *flags, "-o", name, "."], cwd=work, env=env, check=True,
                        capture_output=True, timeout=600)
         built[name] = work / name
     return built
+
+
+@pytest.fixture(scope="module")
+def go_programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return _go_build(tmp_path_factory.mktemp("go"), GO_SOURCE, BUILDS)
 
 
 @pytest.mark.parametrize("ending", sorted(ENDINGS))
@@ -88,18 +140,44 @@ def test_a_cgo_program_leaves_a_capture_with_its_leaks(go_programs: dict[str, Pa
     exe = go_programs[build]
     native = subprocess.run([str(exe), ending], capture_output=True, text=True, timeout=60)
     assert (native.returncode, native.stdout) == (ENDINGS[ending], "cgo ran\n")
-    capture = tmp_path / "go.lt"
-    done = leaktrace("run", "-o", str(capture), "--", str(exe), ending, cwd=tmp_path)
-    assert (done.returncode, done.stdout) == (native.returncode, native.stdout), done.stderr
-    assert "fatal error" not in done.stderr
-    assert capture.exists(), done.stderr
-    report = json_report(capture)
-    # Go's runtime allocates from C only with calloc (its threads' vectors): every block
-    # from malloc is one of the leaks, which a stripped build cannot name.
-    leaks = [r for r in report["records"] if r["kind"] == "malloc"]
-    assert (sum(r["bytes"] for r in leaks), sum(r["blocks"] for r in leaks)) == LEAKED
-    if build != "stripped":
+    # Go's heap is read whole, stacks of ended goroutines included, and a stale word in one
+    # keeps a leak "still reachable" in about one run of twenty (docs/user-guide.md, Go
+    # programs): a second run settles it. Everything else must hold in every run.
+    for attempt in range(2):
+        capture = tmp_path / f"go{attempt}.lt"
+        done = leaktrace("run", "-o", str(capture), "--", str(exe), ending, cwd=tmp_path)
+        assert (done.returncode, done.stdout) == (native.returncode, native.stdout), done.stderr
+        assert "fatal error" not in done.stderr
+        assert capture.exists(), done.stderr
+        report = json_report(capture)
+        # Go's runtime allocates from C only with calloc (its threads' vectors): every block
+        # from malloc is one of the leaks, which a stripped build cannot name.
+        leaks = [r for r in report["records"] if r["kind"] == "malloc"]
+        assert (sum(r["bytes"] for r in leaks), sum(r["blocks"] for r in leaks)) == LEAKED
+        assert {r["leak_kind"] for r in leaks} <= {"definitely lost", "still reachable"}
+        if build == "stripped":
+            # Without runtime.text and runtime.etext the scan cannot tell an idle thread's
+            # scheduler frames from C frames: stale words there keep leaks "still reachable"
+            # more often.
+            return
         assert {allocation_site(r, "main.go") for r in leaks} == {("main.go", LEAK_LINE)}
-    # Each leak is found lost, or kept "still reachable" by a stale word on the stack of a
-    # thread that made a C call (docs/user-guide.md, Go programs); never anything else.
-    assert {r["leak_kind"] for r in leaks} <= {"definitely lost", "still reachable"}
+        lost = report["summary"]["definitely_lost"]
+        if (lost["bytes"], lost["blocks"]) == LEAKED:
+            return
+    raise AssertionError(f"definitely lost in both runs: {lost}, not {LEAKED}")
+
+
+def test_c_blocks_held_by_go_objects_are_reachable(tmp_path: Path) -> None:
+    """The goroutines' stack pointers lie in Go's heap: the scan must not take that mapping
+    for a thread stack and skip what lies below them (it found thousands of the blocks
+    "definitely lost" in most runs)."""
+    work = tmp_path / "held"
+    work.mkdir()
+    exe = _go_build(work, HELD_SOURCE, {"held": []})["held"]
+    for run in range(3):
+        capture = tmp_path / f"held{run}.lt"
+        done = leaktrace("run", "-o", str(capture), "--", str(exe), cwd=tmp_path)
+        assert (done.returncode, done.stdout) == (0, "20000\n"), done.stderr
+        summary = json_report(capture)["summary"]
+        assert summary["definitely_lost"] == {"bytes": 0, "blocks": 0}
+        assert summary["still_reachable"]["blocks"] >= 20000
