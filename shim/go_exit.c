@@ -44,8 +44,8 @@ static const unsigned char runtime_exit_code[12] = {
 __attribute__((used, externally_visible)) uintptr_t lt_go_exit_stack_top;
 __attribute__((used, externally_visible)) int lt_go_exit_stack_claimed;
 
-/* Set once runtime.exit leads here; Go's own code (0, 0: not known, a stripped executable).
- * Written at start-up, before any other thread exists. */
+/* Set once runtime.exit leads here; Go's own code (0, 0: not known). Written at start-up,
+ * before any other thread exists. */
 bool lt_go_program;
 static uintptr_t go_text, go_etext;
 
@@ -182,6 +182,48 @@ static void by_symbol(const struct image *im, const Elf64_Ehdr *eh, struct go_sy
     }
 }
 
+/* In a stripped executable, the bounds of Go's code from its pclntab header (Go 1.18 on),
+ * read in memory, where the loader has relocated it: magic, 0, 0, minLC 1, pointer size 8,
+ * nfunc, nfiles, textStart, then offsets, the last (at 64) that of the function table, whose
+ * nfunc + 1 entries of (entry offset, func offset) end with the end of the code. The header
+ * is its own section (.gopclntab), or in a position-independent executable somewhere in
+ * .data.rel.ro; believed only if all of it is consistent with .text. */
+static bool pclntab_at(const unsigned char *h, size_t room, uintptr_t text_lo, uintptr_t text_hi,
+                       uintptr_t *lo, uintptr_t *hi)
+{
+    uint32_t magic;
+    uint64_t nfunc, text_start, pcln;
+    if (room < 72) return false;
+    memcpy(&magic, h, 4);
+    if ((magic != 0xfffffff0u && magic != 0xfffffff1u) || h[4] || h[5] || h[6] != 1 || h[7] != 8)
+        return false;
+    memcpy(&nfunc, h + 8, 8);
+    memcpy(&text_start, h + 24, 8);
+    memcpy(&pcln, h + 64, 8);
+    if (nfunc == 0 || nfunc > (1u << 24) || pcln >= room || (nfunc + 1) * 8 > room - pcln ||
+        text_start < text_lo || text_start >= text_hi)
+        return false;
+    uint32_t end;
+    memcpy(&end, h + pcln + nfunc * 8, 4);
+    if (end == 0 || text_start + end > text_hi) return false;
+    *lo = (uintptr_t)text_start;
+    *hi = (uintptr_t)text_start + end;
+    return true;
+}
+
+static void go_code_from_pclntab(const struct image *im, const Elf64_Ehdr *eh, uintptr_t bias)
+{
+    const Elf64_Shdr *text = section_named(im, eh, ".text");
+    if (!text) return;
+    uintptr_t text_lo = (uintptr_t)text->sh_addr + bias, text_hi = text_lo + text->sh_size;
+    const Elf64_Shdr *own = section_named(im, eh, ".gopclntab");
+    const Elf64_Shdr *in = own ? own : section_named(im, eh, ".data.rel.ro");
+    if (!in || !(in->sh_flags & SHF_ALLOC)) return;
+    const unsigned char *at = (const unsigned char *)(uintptr_t)(in->sh_addr + bias);
+    for (size_t off = 0; off + 72 <= in->sh_size; off += own ? in->sh_size : 8)
+        if (pclntab_at(at + off, in->sh_size - off, text_lo, text_hi, &go_text, &go_etext)) return;
+}
+
 /* In a stripped executable: the one copy of runtime.exit's bytes in .text, at a function's
  * alignment (Go aligns functions on 32 bytes); 0 if none or more than one. */
 static uint64_t by_code(const struct image *im, const Elf64_Ehdr *eh)
@@ -228,12 +270,14 @@ static unsigned char *find_runtime_exit(void)
         by_symbol(&im, eh, &symbols);
         if (!symbols.exit) symbols.exit = by_code(&im, eh);
     }
-    munmap((void *)im.bytes, im.size);
-    if (!symbols.exit) return NULL;
-    if (symbols.text && symbols.etext > symbols.text) {
+    if (symbols.exit && symbols.text && symbols.etext > symbols.text) {
         go_text = (uintptr_t)symbols.text + bias;
         go_etext = (uintptr_t)symbols.etext + bias;
+    } else if (symbols.exit) {
+        go_code_from_pclntab(&im, eh, bias);
     }
+    munmap((void *)im.bytes, im.size);
+    if (!symbols.exit) return NULL;
     unsigned char *at = (unsigned char *)(uintptr_t)(symbols.exit + bias);
     return memcmp(at, runtime_exit_code, sizeof runtime_exit_code) == 0 ? at : NULL;
 }
