@@ -180,3 +180,51 @@ def test_c_blocks_held_by_go_objects_are_reachable(tmp_path: Path) -> None:
         summary = json_report(capture)["summary"]
         assert summary["definitely_lost"] == {"bytes": 0, "blocks": 0}
         assert summary["still_reachable"]["blocks"] >= 20000
+
+
+CALLBACK_SOURCE = """package main
+
+/*
+#include <stdlib.h>
+#include <string.h>
+extern void goCallback(void);
+static __attribute__((noinline)) void with_block(void) {
+    char *volatile held = malloc(333);
+    memset(held, 7, 333);
+    goCallback();
+    free(held);
+}
+static void run(void) { with_block(); }
+*/
+import "C"
+import (
+	"fmt"
+	"os"
+)
+
+//export goCallback
+func goCallback() {
+	fmt.Println("in callback")
+	os.Exit(5)
+}
+
+func main() {
+	C.run()
+}
+"""
+
+
+def test_a_block_held_by_a_c_frame_under_a_go_callback_is_reachable(tmp_path: Path) -> None:
+    """C calls back into Go, which exits: the C frame that holds the block's only pointer
+    lies on the thread's own stack above where Go's scheduler now starts (the callback moved
+    g0.sched.sp below the C frames), so it is live, and the block reachable, as valgrind says."""
+    work = tmp_path / "callback"
+    work.mkdir()
+    exe = _go_build(work, CALLBACK_SOURCE, {"callback": []})["callback"]
+    for run in range(3):
+        capture = tmp_path / f"callback{run}.lt"
+        done = leaktrace("run", "-o", str(capture), "--", str(exe), cwd=tmp_path)
+        assert (done.returncode, done.stdout) == (5, "in callback\n"), done.stderr
+        held = [r for r in json_report(capture)["records"] if r["kind"] == "malloc"]
+        assert [(r["leak_kind"], r["bytes"], r["blocks"]) for r in held] == [
+            ("still reachable", 333, 1)]
