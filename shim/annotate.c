@@ -193,6 +193,7 @@ static void record(uintptr_t addr, uint64_t size, unsigned kind, uintptr_t pool)
     unlock_table();
     if (!stored) drop(&lt_counters.dropped_blocks);
     note_freed(&replaced);
+    lt_scrub_scratch_registers();
 }
 
 /* Removes the block at addr made for `pool` (0: by MALLOCLIKE_BLOCK). Returns false, counting

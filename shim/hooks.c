@@ -120,6 +120,7 @@ static inline __attribute__((always_inline)) void record_block(void *p, size_t s
 {
     if (!lt_sample_skip(size)) record_sampled_block(p, size, kind, __builtin_frame_address(0)); /* sampling: inlined */
     lt_tables_leave();
+    lt_scrub_scratch_registers(); /* the hook returns next */
 }
 
 /* pre: tracking() was true; leaves the tables. */

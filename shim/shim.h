@@ -389,6 +389,27 @@ static inline void lt_tables_leave_slot(struct lt_thread_slot *s)
                                memory_order_relaxed);
 }
 
+/* Zeroes the registers a call may clobber, but %rax (the hook's result), so that no copy of a
+ * block's address the shim's recording made there outlives the hook. A thread that next waits
+ * in a system call keeps whatever those registers held, and the scan reads a stopped thread's
+ * registers as roots: a record copied through %xmm3 kept a leaked block "still reachable" while
+ * its thread waited on a condition variable. The ABI lets a call clobber all of them; zeroing
+ * idioms cost next to nothing. Call it last before returning to the program. */
+static inline __attribute__((always_inline)) void lt_scrub_scratch_registers(void)
+{
+#if defined(__x86_64__)
+    __asm__ volatile("xor %%ecx, %%ecx\n\txor %%edx, %%edx\n\txor %%esi, %%esi\n\txor %%edi, %%edi\n\t"
+                     "xor %%r8d, %%r8d\n\txor %%r9d, %%r9d\n\txor %%r10d, %%r10d\n\txor %%r11d, %%r11d\n\t"
+                     "pxor %%xmm0, %%xmm0\n\tpxor %%xmm1, %%xmm1\n\tpxor %%xmm2, %%xmm2\n\tpxor %%xmm3, %%xmm3\n\t"
+                     "pxor %%xmm4, %%xmm4\n\tpxor %%xmm5, %%xmm5\n\tpxor %%xmm6, %%xmm6\n\tpxor %%xmm7, %%xmm7\n\t"
+                     "pxor %%xmm8, %%xmm8\n\tpxor %%xmm9, %%xmm9\n\tpxor %%xmm10, %%xmm10\n\tpxor %%xmm11, %%xmm11\n\t"
+                     "pxor %%xmm12, %%xmm12\n\tpxor %%xmm13, %%xmm13\n\tpxor %%xmm14, %%xmm14\n\tpxor %%xmm15, %%xmm15"
+                     ::: "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11",
+                         "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+                         "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+#endif
+}
+
 /* True when the caller may touch the tables (then lt_tables_leave() must follow). No fence:
  * the waiter's membarrier() orders this thread's count before its read of the state. */
 static inline bool lt_tables_enter(void)
