@@ -169,6 +169,7 @@ LT_EXPORT int leaktrace_attach(const char *config_path)
             lt_set_busy(false);
             return -3; /* the tables could not be mapped again */
         }
+        lt_go_detect(); /* before any scan: Go threads' stacks are read the Go way */
         pthread_mutex_lock(&patch_lock);
         npatches = 0;
         patch_all();

@@ -44,8 +44,9 @@ static const unsigned char runtime_exit_code[12] = {
 __attribute__((used, externally_visible)) uintptr_t lt_go_exit_stack_top;
 __attribute__((used, externally_visible)) int lt_go_exit_stack_claimed;
 
-/* Set once runtime.exit leads here; Go's own code (0, 0: not known). Written at start-up,
- * before any other thread exists. */
+/* Set once this is known to be a Go executable (runtime.exit leads here when preloaded; attach
+ * only reads); Go's own code (0, 0: not known). Written at start-up before any other thread
+ * exists, or by leaktrace_attach before its collection (and so any scan) starts. */
 bool lt_go_program;
 static uintptr_t go_text, go_etext;
 
@@ -310,8 +311,19 @@ bool lt_go_exit_redirect(void)
     return true;
 }
 
+/* At attach: whether this is a Go executable, for the scan (Go threads' own stacks, above);
+ * runtime.exit stays as it is, since Go code already runs and the page holding it may be in
+ * use by another thread while it would be writable. So an attached Go program that ends by
+ * itself leaves no capture of its end; `leaktrace attach` reports the window up to then. */
+bool lt_go_detect(void)
+{
+    if (!lt_go_program && find_runtime_exit()) lt_go_program = true;
+    return lt_go_program;
+}
+
 #else
 bool lt_go_program;
 bool lt_go_exit_redirect(void) { return false; }
+bool lt_go_detect(void) { return false; }
 uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp, uintptr_t ip) { (void)g, (void)sp, (void)ip; return 0; }
 #endif

@@ -454,7 +454,8 @@ void lt_new_baseline(void);
 void lt_final_at_exit(void);         /* the destructor's and _exit()'s final capture */
 void lt_final_at_exit_from(uintptr_t program_sp); /* the same, the live stack given */
 bool lt_go_exit_redirect(void);      /* go_exit.c: runtime.exit writes the final capture too */
-extern bool lt_go_program;           /* go_exit.c: set by lt_go_exit_redirect, at start-up */
+bool lt_go_detect(void);             /* go_exit.c: at attach, only whether this is Go */
+extern bool lt_go_program;           /* go_exit.c: a Go executable (lt_go_exit_redirect, lt_go_detect) */
 /* A Go thread's own stack is live from here (0: not known); g is its %r14. */
 uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp, uintptr_t ip);
 /* From a fatal signal's handler: the final capture (once; a second thread waits for it).
