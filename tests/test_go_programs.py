@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 from leakharness import LEAKTRACE, allocation_site, json_report, leaktrace
 
-GO_SOURCE = """package main
-
-// #include <stdlib.h>
+# The C side of the Go programs below: leak(n) leaks n bytes from one line.
+CGO_LEAK = """// #include <stdlib.h>
 // #include <string.h>
 // static void *volatile sink;
 // static __attribute__((noinline)) void leak(int n) {
@@ -27,13 +26,10 @@ GO_SOURCE = """package main
 //     sink = 0;
 // }
 import "C"
-import (
-	"fmt"
-	"os"
-	"sync"
-)
-
-func main() {
+"""
+# Eight goroutines, on several threads, each leak a block from C, then the caller does: nine.
+LEAK_NINE = """
+func leakNine() {
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
@@ -47,6 +43,16 @@ func main() {
 	}
 	wg.Wait()
 	C.leak(50)
+}
+"""
+GO_SOURCE = "package main\n\n" + CGO_LEAK + """import (
+	"fmt"
+	"os"
+	"sync"
+)
+""" + LEAK_NINE + """
+func main() {
+	leakNine()
 	fmt.Println("cgo ran")
 	switch os.Args[1] {
 	case "exit":
@@ -233,42 +239,19 @@ def test_a_block_held_by_a_c_frame_under_a_go_callback_is_reachable(tmp_path: Pa
 
 # A Go program that runs until its input ends, for `leaktrace attach`: each "leak" line leaks
 # nine blocks from C, eight of them from goroutines on several threads.
-SERVED_SOURCE = """package main
-
-// #include <stdlib.h>
-// #include <string.h>
-// static void *volatile sink;
-// static __attribute__((noinline)) void leak(int n) {
-//     sink = malloc(n); /* @leak:served */
-//     memset(sink, 1, n);
-//     sink = 0;
-// }
-import "C"
-import (
+SERVED_SOURCE = "package main\n\n" + CGO_LEAK + """import (
 	"bufio"
 	"fmt"
 	"os"
 	"sync"
 )
-
+""" + LEAK_NINE + """
 func main() {
 	lines := bufio.NewScanner(os.Stdin)
 	fmt.Println("ready")
 	for lines.Scan() {
 		if lines.Text() == "leak" {
-			var wg sync.WaitGroup
-			for g := 0; g < 8; g++ {
-				wg.Add(1)
-				go func(g int) {
-					defer wg.Done()
-					for i := 0; i < 200; i++ {
-						C.free(C.malloc(64))
-					}
-					C.leak(C.int(100 + g))
-				}(g)
-			}
-			wg.Wait()
-			C.leak(50)
+			leakNine()
 		}
 		fmt.Println("ok")
 	}
@@ -287,7 +270,7 @@ def test_scan_of_an_attached_cgo_program_finds_its_leaks_lost(tmp_path: Path) ->
     work = tmp_path / "served"
     work.mkdir()
     exe = _go_build(work, SERVED_SOURCE, {"served": []})["served"]
-    line = next(n for n, text in enumerate(SERVED_SOURCE.splitlines(), 1) if "@leak:served" in text)
+    line = next(n for n, text in enumerate(SERVED_SOURCE.splitlines(), 1) if "@leak:cgo" in text)
     env = attach_env(tmp_path / "ctl")
     program = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True, cwd=tmp_path)
@@ -319,7 +302,7 @@ def test_scan_of_an_attached_cgo_program_finds_its_leaks_lost(tmp_path: Path) ->
                     blocks, nbytes = kinds.get(record["leak_kind"], (0, 0))
                     kinds[record["leak_kind"]] = (blocks + record["blocks"],
                                                   nbytes + record["bytes"])
-            leaked = (9 * (attempt + 1), (50 + sum(100 + g for g in range(8))) * (attempt + 1))
+            leaked = (LEAKED[1] * (attempt + 1), LEAKED[0] * (attempt + 1))  # (blocks, bytes)
             assert sum(b for b, _ in kinds.values()) == leaked[0], kinds
             if kinds == {"definitely lost": leaked}:
                 break
