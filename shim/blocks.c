@@ -317,6 +317,9 @@ static void thaw_all(void)
 #define TAG_EMPTY 0u /* so that a fresh zeroed mapping is an empty table */
 #define TAG_DELETED 1u
 #define SLOT_BYTES (sizeof(struct lt_block) + 1) /* the record and its tag */
+_Static_assert(INITIAL_SLOTS % BUCKET == 0, "a shard's capacity is a whole number of buckets");
+_Static_assert(INITIAL_SLOTS * SLOT_BYTES % 16 == 0 && INITIAL_SLOTS * sizeof(struct lt_block) % 16 == 0,
+               "each shard's first tags are 16-byte aligned in the first arrays");
 
 /* A set of a bucket's slots, bit i for slot i. */
 typedef uint32_t slot_set;
