@@ -259,39 +259,58 @@ func main() {
 """
 
 
-@pytest.mark.skipif(os.uname().machine != "x86_64", reason="leaktrace attach is x86-64 only")
-def test_scan_of_an_attached_cgo_program_finds_its_leaks_lost(tmp_path: Path) -> None:
+class Served:
+    """The served program, started untraced; one answer line per request."""
+
+    def __init__(self, exe: Path, cwd: Path) -> None:
+        self.process = subprocess.Popen([str(exe)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True, cwd=cwd)
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline() == "ready\n"
+
+    def request(self, text: str) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+        assert self.process.stdout.readline() == "ok\n"
+
+    def end(self) -> int:
+        """Ends its input: main returns, and Go's runtime.exit ends the process."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        return self.process.wait(60)
+
+
+@pytest.fixture(scope="module")
+def served_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _go_build(tmp_path_factory.mktemp("served"), SERVED_SOURCE, {"served": []})["served"]
+
+
+ATTACH_ONLY_ON_X86_64 = pytest.mark.skipif(os.uname().machine != "x86_64",
+                                           reason="leaktrace attach is x86-64 only")
+
+
+@ATTACH_ONLY_ON_X86_64
+def test_scan_of_an_attached_cgo_program_finds_its_leaks_lost(served_program: Path,
+                                                             tmp_path: Path) -> None:
     """Attached (the shim's runtime.exit redirect is for launches only), the shim still knows
     the program is Go's (shim/go_exit.c, lt_go_detect), so a scan reads each Go thread's own
     stack only from where Go's scheduler left it: the nine blocks the window's C calls leaked
     are definitely lost, as valgrind says of them. The program goes on serving afterwards."""
     from attach_harness import AttachRun, attach_env
 
-    work = tmp_path / "served"
-    work.mkdir()
-    exe = _go_build(work, SERVED_SOURCE, {"served": []})["served"]
     line = next(n for n, text in enumerate(SERVED_SOURCE.splitlines(), 1) if "@leak:cgo" in text)
     env = attach_env(tmp_path / "ctl")
-    program = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               text=True, cwd=tmp_path)
-    assert program.stdin is not None and program.stdout is not None
-
-    def request(text: str) -> None:
-        assert program.stdin is not None and program.stdout is not None
-        program.stdin.write(text + "\n")
-        program.stdin.flush()
-        assert program.stdout.readline() == "ok\n"
-
+    served = Served(served_program, tmp_path)
     try:
-        assert program.stdout.readline() == "ready\n"
-        run = AttachRun(program.pid, "--format", "json", "--no-default-suppressions", env=env,
-                        cwd=tmp_path)
+        run = AttachRun(served.process.pid, "--format", "json", "--no-default-suppressions",
+                        env=env, cwd=tmp_path)
         run.wait_attached()
         kinds: dict[str, tuple[int, int]] = {}
         for attempt in range(3):  # a stale word in Go's heap, as above: one of three runs
-            request("leak")
+            served.request("leak")
             scan = subprocess.run([*LEAKTRACE, "scan", "--format", "json", "--show", "all",
-                                   "--no-default-suppressions", str(program.pid)],
+                                   "--no-default-suppressions", str(served.process.pid)],
                                   capture_output=True, text=True, env=env, cwd=tmp_path,
                                   timeout=120)
             assert scan.returncode == 0, scan.stderr
@@ -309,7 +328,29 @@ def test_scan_of_an_attached_cgo_program_finds_its_leaks_lost(tmp_path: Path) ->
         assert kinds == {"definitely lost": leaked}, kinds
         run.interrupt()
         assert run.finish() == 0, "".join(run.stderr)
-        request("work")  # still serving after detach
+        served.request("work")  # still serving after detach
     finally:
-        program.stdin.close()
-        assert program.wait(60) == 0
+        assert served.end() == 0
+
+
+@ATTACH_ONLY_ON_X86_64
+def test_attach_says_why_a_go_program_that_ended_left_no_capture(served_program: Path,
+                                                                 tmp_path: Path) -> None:
+    """An attached Go program that ends by itself skips every exit handler (runtime.exit is
+    redirected only under `leaktrace run`): attach says so in one line, exit status 2, and
+    what to do instead; the program ends as it would have."""
+    from attach_harness import AttachRun, attach_env
+
+    served = Served(served_program, tmp_path)
+    run = AttachRun(served.process.pid, "--format", "json", env=attach_env(tmp_path / "ctl"),
+                    cwd=tmp_path)
+    run.wait_attached()
+    served.request("leak")
+    assert served.end() == 0
+    assert run.finish() == 2
+    errors = [line for line in run.stderr if line.startswith("leaktrace: error:")]
+    assert len(errors) == 1, run.stderr
+    assert "a Go program ends with a raw exit system call" in errors[0]
+    assert f"report --pid {served.process.pid}" in errors[0]
+    assert "Traceback" not in "".join(run.stderr)
+    assert run.stdout == ""

@@ -123,6 +123,21 @@ def elf_machine(path: str) -> tuple[int, int] | None:
     return header[4], int.from_bytes(machine, "little" if header[5] == 1 else "big")
 
 
+def is_go_executable(path: str) -> bool:
+    """Whether `path` is a Go executable: Go's build id note or build info section, which
+    stripped builds keep too (the shim looks for the same, shim/go_exit.c)."""
+    from elftools.common.exceptions import ELFError  # only attach needs it
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            return any(elf.get_section_by_name(name) is not None
+                       for name in (".note.go.buildid", ".go.buildinfo"))
+    except (OSError, ELFError, ValueError):
+        return False
+
+
 def same_file(a: str, b: str) -> bool:
     try:
         sa, sb = os.stat(a), os.stat(b)

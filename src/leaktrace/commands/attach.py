@@ -14,7 +14,7 @@ import click
 
 from leaktrace.attach.injector import Injection, Log
 from leaktrace.attach.preflight import check_attachable, describe
-from leaktrace.attach.process_info import MemoryMap
+from leaktrace.attach.process_info import MemoryMap, is_go_executable
 from leaktrace.attach.session import (
     AttachSettings,
     Detached,
@@ -125,10 +125,12 @@ def attach_command(pid: int, duration: float | None, output: str | None,
     settings = AttachSettings(control_dir=directory, capture_dir=capture_dir, output=output,
                               notify=notify, max_depth=max_depth, interval=interval,
                               sample_bytes=sample_bytes)
+    # Known now: once the process is gone, /proc no longer shows its executable.
+    go_program = is_go_executable(f"/proc/{pid}/exe")
     try:
         with SignalWatch(STOP_SIGNALS) as watch:
             ended = _collect(pid, settings, shim, memory, config_dir, duration, started, watch,
-                             log)
+                             log, go_program)
     finally:
         if nameless is None:
             _remove(notify)
@@ -142,7 +144,7 @@ def attach_command(pid: int, duration: float | None, output: str | None,
 
 def _collect(pid: int, settings: AttachSettings, shim: str, memory: MemoryMap,
              config_dir: str, duration: float | None, started: float, watch: SignalWatch,
-             log: Log) -> Detached:
+             log: Log, go_program: bool) -> Detached:
     """Inject, wait for the end of the window, detach; the stop signals only take note."""
     injection = attach(pid, shim, settings, memory, config_dir, log)
     attached_at = time.time()
@@ -159,7 +161,7 @@ def _collect(pid: int, settings: AttachSettings, shim: str, memory: MemoryMap,
                f"collecting {until}", err=True)
     why = _wait(pid, duration, watch)
     if why is None:
-        return _exit_capture(pid, settings.notify, attached_at, settings.control_dir)
+        return _exit_capture(pid, settings.notify, attached_at, settings.control_dir, go_program)
     log(f"detaching ({why})")
     if not os.path.exists(socket_path(pid, settings.control_dir)) and process_alive(pid):
         # The shim removes its socket at detach (and at exit, which process_alive tells apart):
@@ -170,7 +172,7 @@ def _collect(pid: int, settings: AttachSettings, shim: str, memory: MemoryMap,
     try:
         detached = detach(pid, settings.control_dir)
     except ProcessGone:
-        return _exit_capture(pid, settings.notify, attached_at, settings.control_dir)
+        return _exit_capture(pid, settings.notify, attached_at, settings.control_dir, go_program)
     except ControlError as e:
         raise LeaktraceError(f"{e}; the process may still be collecting: try "
                              f"`{leaktrace_command()} detach {pid}`") from None
@@ -216,9 +218,10 @@ def _wait(pid: int, duration: float | None, watch: SignalWatch) -> str | None:
 
 
 def _exit_capture(pid: int, notify: str | None, attached_at: float,
-                  control_dir: str) -> Detached:
+                  control_dir: str, go_program: bool) -> Detached:
     """The process exited while attached: the shim wrote its capture at exit, as under
-    `leaktrace run`, and announced it."""
+    `leaktrace run`, and announced it. (Not a Go program: its runtime ends the process with a
+    raw exit system call, which the shim redirects only when it is preloaded.)"""
     ended_at = time.time()
     notices, failures = read_notifications(notify) if notify else ([], [])
     captures = [n.path for n in notices if n.pid == pid and os.path.isfile(n.path)]
@@ -227,6 +230,12 @@ def _exit_capture(pid: int, notify: str | None, attached_at: float,
     if not captures and failed:
         raise LeaktraceError(f"process {pid} ended during the collection window and could not "
                              f"write its capture {failed[-1].path}: {failed[-1].reason}")
+    if not captures and go_program:
+        raise LeaktraceError(f"process {pid} ended during the collection window without "
+                             "writing a capture: a Go program ends with a raw exit system call, "
+                             "which leaktrace catches only under `leaktrace run`; take "
+                             f"`{leaktrace_command()} report --pid {pid}` or "
+                             f"`{leaktrace_command()} detach {pid}` before it ends")
     if not captures:
         raise LeaktraceError(f"process {pid} ended during the collection window without "
                              "writing a capture (killed by a signal it could not catch?)")
