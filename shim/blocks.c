@@ -102,7 +102,7 @@ struct shard {
     _Alignas(64) lt_lock lock; /* with `busy` (below), guards the rest but owner, gate, busy */
     struct lt_block *slots;  /* lt_map'd, with the tags after them; addr 0 in a slot not full */
     uint8_t *tags;           /* a tag a slot (TAG_EMPTY, TAG_DELETED or tag_of: below) */
-    size_t capacity;         /* slots; a multiple of GROUP below 2^32 (home_slot) */
+    size_t capacity;         /* slots; a multiple of BUCKET below 2^32 (home_slot) */
     size_t count;            /* full slots */
     size_t used;             /* full and deleted slots: rehashed at 3/4 of capacity */
     uint32_t spread;         /* home_slot's: 0 until the table is large */
