@@ -455,8 +455,9 @@ static inline uint32_t spread_for(size_t capacity)
  * pointer (the shard just grew) only wastes the hint, a prefetch never faults. The record is
  * most often a cache miss, so loading it while the caller unwinds (or takes the lock) hides
  * most of it; an insert puts the block in its home slot when that is free. */
-static inline void prefetch_slot(uint64_t h, uintptr_t addr)
+uint64_t lt_blocks_prefetch(uintptr_t addr)
 {
+    uint64_t h = mix(addr);
     struct shard *s = shard_of(h);
     struct lt_block *slots = __atomic_load_n(&s->slots, __ATOMIC_RELAXED);
     uint8_t *tags = __atomic_load_n(&s->tags, __ATOMIC_RELAXED);
@@ -464,12 +465,6 @@ static inline void prefetch_slot(uint64_t h, uintptr_t addr)
     size_t home = home_slot(h, addr, capacity, __atomic_load_n(&s->spread, __ATOMIC_RELAXED));
     __builtin_prefetch(&tags[home], 1);
     __builtin_prefetch(&slots[home], 1);
-}
-
-uint64_t lt_blocks_prefetch(uintptr_t addr)
-{
-    uint64_t h = mix(addr);
-    prefetch_slot(h, addr);
     return h;
 }
 
@@ -566,8 +561,8 @@ static bool rehash(struct shard *s)
     s->count = s->used = 0;
     for (size_t i = 0; i < old_cap; i++) {
         if (!old[i].addr) continue;
-        bool is_new;
-        fill(s, place(s, old[i].addr, mix(old[i].addr), &is_new), &old[i]);
+        bool fresh; /* always: a rehash meets each address once */
+        fill(s, place(s, old[i].addr, mix(old[i].addr), &fresh), &old[i]);
     }
     release_array(old, old_cap);
     return true;

@@ -314,7 +314,7 @@ bool lt_go_exit_redirect(void)
 /* At attach: whether this is a Go executable, for the scan (Go threads' own stacks, above);
  * runtime.exit stays as it is, since Go code already runs and the page holding it may be in
  * use by another thread while it would be writable. So an attached Go program that ends by
- * itself leaves no capture of its end; `leaktrace attach` reports the window up to then. */
+ * itself leaves no capture of its end (`leaktrace attach` says so). */
 bool lt_go_detect(void)
 {
     if (!lt_go_program && find_runtime_exit()) lt_go_program = true;

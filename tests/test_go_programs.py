@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from attach_harness import AttachRun, attach_env
 from leakharness import LEAKTRACE, allocation_site, json_report, leaktrace
 
 # The C side of the Go programs below: leak(n) leaks n bytes from one line.
@@ -297,8 +298,6 @@ def test_scan_of_an_attached_cgo_program_finds_its_leaks_lost(served_program: Pa
     the program is Go's (shim/go_exit.c, lt_go_detect), so a scan reads each Go thread's own
     stack only from where Go's scheduler left it: the nine blocks the window's C calls leaked
     are definitely lost, as valgrind says of them. The program goes on serving afterwards."""
-    from attach_harness import AttachRun, attach_env
-
     line = next(n for n, text in enumerate(SERVED_SOURCE.splitlines(), 1) if "@leak:cgo" in text)
     env = attach_env(tmp_path / "ctl")
     served = Served(served_program, tmp_path)
@@ -339,8 +338,6 @@ def test_attach_says_why_a_go_program_that_ended_left_no_capture(served_program:
     """An attached Go program that ends by itself skips every exit handler (runtime.exit is
     redirected only under `leaktrace run`): attach says so in one line, exit status 2, and
     what to do instead; the program ends as it would have."""
-    from attach_harness import AttachRun, attach_env
-
     served = Served(served_program, tmp_path)
     run = AttachRun(served.process.pid, "--format", "json", env=attach_env(tmp_path / "ctl"),
                     cwd=tmp_path)
