@@ -36,7 +36,8 @@
 #define SHARDS (1u << SHARD_BITS)
 #define REGION_SHIFT 26             /* glibc's arena heaps are 64 MiB, aligned on 64 MiB */
 #define INITIAL_SLOTS 64u           /* 1.6 KiB a shard: small programs stay small */
-#define SPAN_SHIFT 8                /* blocks are hashed by their 256-byte span (home_slot) */
+#define SPAN_SHIFT 10               /* blocks are hashed by their 1 KiB span (home_slot) */
+#define SPAN_UNIT_SHIFT 5           /* a large table gives a span a slot per 32 bytes (home_slot) */
 #define SPAN_MIN_SLOTS 16384u       /* from this size (384 KiB) a table keeps spans together */
 
 /* A futex lock (0 free, 1 held, 2 held with waiters): the uncontended path is one CAS and
@@ -123,7 +124,7 @@ static __thread uint32_t my_owner_id __attribute__((tls_model("initial-exec")));
 static _Atomic uint32_t owner_ids;
 
 /* The top GROUP_BITS: a hash of the block's region (its group of shards); below them, a hash
- * of its 256-byte span (the shard in the group from the top bits; in a large table, the slot
+ * of its 1 KiB span (the shard in the group from the top bits; in a large table, the slot
  * from the low ones: home_slot). */
 static inline uint64_t mix(uintptr_t addr)
 {
@@ -435,14 +436,17 @@ void lt_blocks_after_fork_child(void) { forget_owners(); }
  * granule (Fibonacci hashing), which scatters the blocks of a span. In a large table every
  * insert and free reads a line no cache holds, unless blocks made and freed together have
  * their records on the same lines: from SPAN_MIN_SLOTS the 32 bits are the span's hash plus
- * the block's granule in the span times the spread (2^32 / capacity), so a span's records sit
- * on consecutive slots (a Python dict's objects, made and freed in address order, then share
- * lines). Placing by span in small tables too only lengthened their probes. */
+ * the block's 32-byte unit in the span times the spread (2^32 / capacity), so a span's records
+ * sit on 32 consecutive slots, two buckets (a Python dict's objects, made and freed in address
+ * order, then share lines). A unit of 32 bytes: glibc's smallest chunk, so two of its blocks
+ * never share a home. Spans of 1 KiB rather than 256 bytes: a quarter of the jumps to a random
+ * place of the table where blocks come and go in address order (python3 dict -20% CPU), even
+ * elsewhere (docs/benchmarks-shim.md). Placing by span in small tables too only lengthened their probes. */
 static inline size_t home_slot(uint64_t h, uintptr_t addr, size_t capacity, uint32_t spread)
 {
     uint32_t at;
     if (!spread) at = (uint32_t)(((uint64_t)(addr >> 4) * 0x9e3779b97f4a7c15ull) >> 32);
-    else at = (uint32_t)h + ((uint32_t)(addr >> 4) & ((1u << (SPAN_SHIFT - 4)) - 1)) * spread;
+    else at = (uint32_t)h + ((uint32_t)(addr >> SPAN_UNIT_SHIFT) & ((1u << (SPAN_SHIFT - SPAN_UNIT_SHIFT)) - 1)) * spread;
     return (size_t)(((uint64_t)at * (uint64_t)capacity) >> 32);
 }
 
