@@ -378,11 +378,12 @@ static void release_runtime_buffers(void)
 {
     if (other_program_threads() != 0) return;
     /* Not dlsym: where no object defines it (C programs) dlsym allocates an error message,
-     * which __libc_freeres then frees, unknown to the shim. */
-    static const char *const name[] = { "_ZN9__gnu_cxx9__freeresEv" };
-    void *cxx_freeres = NULL;
-    if (lt_soname_symbols("libstdc++.so.6", name, &cxx_freeres, 1) && cxx_freeres)
-        ((void (*)(void))cxx_freeres)();
+     * which __libc_freeres then frees, unknown to the shim. Every object's: a program that
+     * links libstdc++ statically has its own exception pool, and exports its __freeres with
+     * -rdynamic (valgrind finds it there too). */
+    void *cxx_freeres[4];
+    int copies = lt_exported_definitions("_ZN9__gnu_cxx9__freeresEv", cxx_freeres, 4);
+    for (int i = 0; i < copies; i++) ((void (*)(void))cxx_freeres[i])();
     __libc_freeres();
 }
 

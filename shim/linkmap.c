@@ -149,16 +149,21 @@ struct soname_search {
     bool found;
 };
 
-static int search_soname(struct dl_phdr_info *info, size_t size, void *data)
+static bool read_object_dynamic(const struct dl_phdr_info *info, struct dynamic_symbols *ds)
 {
-    (void)size;
-    struct soname_search *search = data;
     const ElfW(Dyn) *dynamic = NULL;
     for (int i = 0; i < info->dlpi_phnum; i++)
         if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
             dynamic = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+    return read_dynamic(info->dlpi_addr, dynamic, ds);
+}
+
+static int search_soname(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct soname_search *search = data;
     struct dynamic_symbols ds;
-    if (!read_dynamic(info->dlpi_addr, dynamic, &ds) || !ds.soname ||
+    if (!read_object_dynamic(info, &ds) || !ds.soname ||
         strcmp(ds.strtab + ds.soname, search->soname) != 0)
         return 0;
     for (int i = 0; i < search->count; i++) search->addresses[i] = definition_address(&ds, search->names[i]);
@@ -170,6 +175,33 @@ bool lt_soname_symbols(const char *soname, const char *const *names, void **addr
 {
     struct soname_search search = { soname, names, addresses, count, false };
     dl_iterate_phdr(search_soname, &search); /* takes the loader's lock; allocates nothing */
+    return search.found;
+}
+
+struct definition_search {
+    const char *name;
+    void **addresses; /* distinct definitions, in load order */
+    int max, found;
+};
+
+static int collect_definition(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct definition_search *search = data;
+    struct dynamic_symbols ds;
+    if (!read_object_dynamic(info, &ds)) return 0;
+    void *address = definition_address(&ds, search->name);
+    if (!address) return 0;
+    for (int i = 0; i < search->found; i++)
+        if (search->addresses[i] == address) return 0;
+    search->addresses[search->found++] = address;
+    return search->found == search->max;
+}
+
+int lt_exported_definitions(const char *name, void **addresses, int max)
+{
+    struct definition_search search = { name, addresses, max, 0 };
+    if (max > 0) dl_iterate_phdr(collect_definition, &search); /* allocates nothing */
     return search.found;
 }
 

@@ -553,6 +553,9 @@ const char *lt_foreign_allocator_note(void); /* NULL when every allocation reach
  * loaded object with that DT_SONAME. false: no such object; a name it lacks gets NULL. */
 bool lt_object_symbols(const void *inside, const char *const *names, void **addresses, int count);
 bool lt_soname_symbols(const char *soname, const char *const *names, void **addresses, int count);
+/* Every loaded object's own exported definition of `name` (an executable linked with -rdynamic
+ * exports what it linked statically): up to max distinct addresses, in load order. */
+int lt_exported_definitions(const char *name, void **addresses, int max);
 extern void *__libc_malloc(size_t);
 /* ---- control.c: the control socket and the snapshot clock --------------------------------- */
 void lt_control_start(void);         /* idempotent; cheap when already started */
