@@ -70,7 +70,8 @@ def test_leaks_every_time():
 
 
 def test_unmarked_leak():
-    ext.leak(80)
+    for _ in range(3):  # as for strdup: a stale copy of one address cannot hide them all
+        ext.leak(80)
 '''
 
 
@@ -154,8 +155,10 @@ def test_option_checks_every_test_and_fail_on_kinds(inner: pytest.Pytester) -> N
                                         "-k", "unmarked or frees")
     assert outcomes(result) == {"test_frees_everything": "PASSED",
                                 "test_unmarked_leak": "FAILED"}, result.stdout.str()
-    assert ("leaktrace: the test left 80 bytes of native memory (definite; 0 allowed)"
-            in result.stdout.str())
+    # Each of the three 80-byte leaks, less any a stale pointer made look possibly lost (one
+    # did in CI when the test leaked a single block; docs/tracking.md, "Limits").
+    assert re.search(r"leaktrace: the test left (80|160|240) bytes of native memory "
+                     r"\(definite; 0 allowed\)", result.stdout.str()), result.stdout.str()
 
 
 def test_without_the_option_unmarked_tests_are_not_checked(inner: pytest.Pytester) -> None:
