@@ -162,10 +162,13 @@ static void own_a_signal(void)
     atomic_store(&scan_signal, chosen);
     /* Stays installed: a signal still pending after a scan must find a handler (the default
      * action of a real-time signal kills the process). Outside a scan the handler returns at
-     * once. */
+     * once. SA_ONSTACK: a thread with an alternate signal stack may run on a small stack
+     * carved out of live memory (a goroutine's, in Go's heap; Go requires it of every handler
+     * non-Go code installs): the kernel would push the signal frame, 1-4 KiB, below that
+     * stack's pointer, over the objects there. */
     struct sigaction sa = { 0 };
     sa.sa_sigaction = park;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
     sigfillset(&sa.sa_mask);
     sigaction(chosen, &sa, NULL); /* libc's, through the hook: it adds the return trampoline */
 }

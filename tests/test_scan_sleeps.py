@@ -103,6 +103,35 @@ def test_a_signal_of_the_programs_during_a_scan_ends_its_wait(build_dir: Path,
     assert out == "woke -1 1\n"
 
 
+
+def test_a_scan_leaves_the_memory_below_a_small_stack_alone(build_dir: Path,
+                                                          tmp_path: Path) -> None:
+    """A thread on a 1 KiB stack inside a larger region (a goroutine's, in Go's heap), with an
+    alternate signal stack, as every Go thread has: the scan's handler must run there. Run on
+    the small stack, the kernel pushed its signal frame over the live memory below it (Go
+    objects that held C blocks lost their pointers, and the blocks looked lost)."""
+    exe = compile_program("coroutine_stack.c", build_dir, "-O2")
+    native = subprocess.run([str(exe)], input="", capture_output=True, text=True, timeout=30)
+    assert (native.returncode, native.stdout) == (0, "0 bytes below the small stack changed\n")
+    control = tmp_path / "control"
+    run = subprocess.Popen([*LEAKTRACE, "run", "-o", str(tmp_path / "coroutine.lt"), "--",
+                            str(exe)], cwd=tmp_path, stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "LEAKTRACE_CONTROL_DIR": str(control)})
+    try:
+        deadline = time.monotonic() + 30
+        while not (control.exists() and list(control.glob("*.sock"))):
+            assert time.monotonic() < deadline, "the program never started"
+            time.sleep(0.02)
+        pid = int(next(control.glob("*.sock")).name.split(".")[0])
+        for _ in range(3):
+            send_command(pid, "scan", directory=str(control))
+        out, err = run.communicate("", timeout=60)
+    finally:
+        run.kill()
+    assert (run.returncode, out) == (0, native.stdout), err
+
+
 HOLD_CPU = """
 import os, sys, time
 os.sched_setaffinity(0, {{{cpu}}})
