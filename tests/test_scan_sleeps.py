@@ -22,14 +22,24 @@ from leakharness import LEAKTRACE, compile_program
 from leaktrace.control.client import ControlError, send_command
 
 
-def _run_with_control(exe: Path, tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+def _run_with_control(exe: Path, tmp_path: Path,
+                      stdin: int | None = None) -> tuple[subprocess.Popen[str], Path]:
     """`leaktrace run` of `exe` whose control socket goes in tmp_path/control."""
     control = tmp_path / "control"
     env = {**os.environ, "LEAKTRACE_CONTROL_DIR": str(control)}
     run = subprocess.Popen([*LEAKTRACE, "run", "-o", str(tmp_path / f"{exe.name}.lt"), "--",
-                            str(exe)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+                            str(exe)], cwd=tmp_path, env=env, stdin=stdin,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return run, control
+
+
+def _wait_for_control(control: Path) -> int:
+    """The traced program's pid, once its control socket is there."""
+    deadline = time.monotonic() + 30
+    while not (control.exists() and list(control.glob("*.sock"))):
+        assert time.monotonic() < deadline, "the program never started"
+        time.sleep(0.02)
+    return int(next(control.glob("*.sock")).name.split(".")[0])
 
 
 def test_sleeps_last_their_whole_time_through_scans(build_dir: Path, tmp_path: Path) -> None:
@@ -37,11 +47,7 @@ def test_sleeps_last_their_whole_time_through_scans(build_dir: Path, tmp_path: P
     run, control = _run_with_control(exe, tmp_path)
     scans = 0
     try:
-        deadline = time.monotonic() + 30
-        while not (control.exists() and list(control.glob("*.sock"))):
-            assert time.monotonic() < deadline, "the program never started"
-            time.sleep(0.02)
-        pid = int(next(control.glob("*.sock")).name.split(".")[0])
+        pid = _wait_for_control(control)
         # Straight to the control socket, not a `leaktrace scan` process each time: on a
         # loaded machine each start of the CLI took a second, too few scans per wait.
         while run.poll() is None:
@@ -113,17 +119,9 @@ def test_a_scan_leaves_the_memory_below_a_small_stack_alone(build_dir: Path,
     exe = compile_program("coroutine_stack.c", build_dir, "-O2")
     native = subprocess.run([str(exe)], input="", capture_output=True, text=True, timeout=30)
     assert (native.returncode, native.stdout) == (0, "0 bytes below the small stack changed\n")
-    control = tmp_path / "control"
-    run = subprocess.Popen([*LEAKTRACE, "run", "-o", str(tmp_path / "coroutine.lt"), "--",
-                            str(exe)], cwd=tmp_path, stdin=subprocess.PIPE,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           env={**os.environ, "LEAKTRACE_CONTROL_DIR": str(control)})
+    run, control = _run_with_control(exe, tmp_path, stdin=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 30
-        while not (control.exists() and list(control.glob("*.sock"))):
-            assert time.monotonic() < deadline, "the program never started"
-            time.sleep(0.02)
-        pid = int(next(control.glob("*.sock")).name.split(".")[0])
+        pid = _wait_for_control(control)
         for _ in range(3):
             send_command(pid, "scan", directory=str(control))
         out, err = run.communicate("", timeout=60)
