@@ -18,6 +18,15 @@ from leakharness import LEAKTRACE, compile_program
 SOCKET_WAIT = 30.0  # seconds for the server to start and open its socket (not a measurement)
 
 
+def wait_for_control_socket(control: Path) -> int:
+    """The pid of the traced program whose control socket appears in `control`."""
+    deadline = time.monotonic() + SOCKET_WAIT
+    while not (control.exists() and list(control.glob("*.sock"))):
+        assert time.monotonic() < deadline, "the program never started"
+        time.sleep(0.02)
+    return int(next(control.glob("*.sock")).name.split(".")[0])
+
+
 def control_env(control_dir: Path) -> dict[str, str]:
     env = os.environ.copy()
     env["LEAKTRACE_CONTROL_DIR"] = str(control_dir)

@@ -15,6 +15,7 @@ from pathlib import Path
 from attach_harness import AttachRun, Server
 from companion_helpers import compile_c
 from leakharness import LEAKTRACE
+from liveharness import wait_for_control_socket
 
 SLOW = r"""
 #include <stdlib.h>
@@ -48,12 +49,7 @@ def _run_slow(tmp_path: Path, env: dict[str, str], control: Path
     exe = compile_c(tmp_path, SLOW, "slow")
     run = subprocess.Popen([*LEAKTRACE, "run", "--", str(exe)], cwd=tmp_path, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while not (control.exists() and list(control.glob("*.sock"))):
-        assert time.monotonic() < deadline, "the program never started"
-        time.sleep(0.02)
-    (sock,) = control.glob("*.sock")
-    return run, int(sock.name.split(".")[0])
+    return run, wait_for_control_socket(control)
 
 
 def test_run_killed_with_sigkill_leaves_no_temporary_file(tmp_path: Path) -> None:

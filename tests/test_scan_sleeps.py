@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from leakharness import LEAKTRACE, compile_program
+from liveharness import wait_for_control_socket
 
 from leaktrace.control.client import ControlError, send_command
 
@@ -33,21 +34,12 @@ def _run_with_control(exe: Path, tmp_path: Path,
     return run, control
 
 
-def _wait_for_control(control: Path) -> int:
-    """The traced program's pid, once its control socket is there."""
-    deadline = time.monotonic() + 30
-    while not (control.exists() and list(control.glob("*.sock"))):
-        assert time.monotonic() < deadline, "the program never started"
-        time.sleep(0.02)
-    return int(next(control.glob("*.sock")).name.split(".")[0])
-
-
 def test_sleeps_last_their_whole_time_through_scans(build_dir: Path, tmp_path: Path) -> None:
     exe = compile_program("sleeps_through_scans.c", build_dir, "-O2")
     run, control = _run_with_control(exe, tmp_path)
     scans = 0
     try:
-        pid = _wait_for_control(control)
+        pid = wait_for_control_socket(control)
         # Straight to the control socket, not a `leaktrace scan` process each time: on a
         # loaded machine each start of the CLI took a second, too few scans per wait.
         while run.poll() is None:
@@ -109,7 +101,6 @@ def test_a_signal_of_the_programs_during_a_scan_ends_its_wait(build_dir: Path,
     assert out == "woke -1 1\n"
 
 
-
 def test_a_scan_leaves_the_memory_below_a_small_stack_alone(build_dir: Path,
                                                           tmp_path: Path) -> None:
     """A thread on a 1 KiB stack inside a larger region (a goroutine's, in Go's heap), with an
@@ -121,7 +112,7 @@ def test_a_scan_leaves_the_memory_below_a_small_stack_alone(build_dir: Path,
     assert (native.returncode, native.stdout) == (0, "0 bytes below the small stack changed\n")
     run, control = _run_with_control(exe, tmp_path, stdin=subprocess.PIPE)
     try:
-        pid = _wait_for_control(control)
+        pid = wait_for_control_socket(control)
         for _ in range(3):
             send_command(pid, "scan", directory=str(control))
         out, err = run.communicate("", timeout=60)

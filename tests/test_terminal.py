@@ -13,6 +13,7 @@ import pexpect
 import pytest
 from export_helpers import build, capture, tool
 from leakharness import LEAKTRACE, leaktrace
+from liveharness import wait_for_control_socket
 
 ROOT = Path(__file__).resolve().parent.parent
 RED = "\x1b[1;31m"
@@ -228,7 +229,6 @@ int main(void) { lose(); scrub(); sleep(60); return 0; }
 def test_valgrind_and_scan_reports_are_coloured_on_a_terminal_only(leaks: Path,
                                                                    tmp_path: Path) -> None:
     import signal
-    import time
 
     from companion_helpers import compile_c
 
@@ -243,11 +243,7 @@ def test_valgrind_and_scan_reports_are_coloured_on_a_terminal_only(leaks: Path,
     run = subprocess.Popen([*LEAKTRACE, "run", "--", str(sleeper)], cwd=tmp_path, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while not (control.exists() and list(control.glob("*.sock"))):
-            assert time.monotonic() < deadline, "the program never started"
-            time.sleep(0.05)
-        pid = next(control.glob("*.sock")).name.split(".")[0]
+        pid = str(wait_for_control_socket(control))
         text = on_terminal("scan", pid, env={"LEAKTRACE_CONTROL_DIR": str(control)})
         assert f"{RED}1,000 bytes in 1 blocks are definitely lost in loss record" in text
         piped = subprocess.run([*LEAKTRACE, "scan", pid], env=env, capture_output=True,
