@@ -49,7 +49,9 @@ def _run_slow(tmp_path: Path, env: dict[str, str], control: Path
     exe = compile_c(tmp_path, SLOW, "slow")
     run = subprocess.Popen([*LEAKTRACE, "run", "--", str(exe)], cwd=tmp_path, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    return run, wait_for_control_socket(control)
+    pid = wait_for_control_socket(control)
+    assert len(list(control.glob("*.sock"))) == 1  # one program, one socket
+    return run, pid
 
 
 def test_run_killed_with_sigkill_leaves_no_temporary_file(tmp_path: Path) -> None:
