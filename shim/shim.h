@@ -172,6 +172,8 @@ uint8_t lt_stack_stripe_of_slot(unsigned slot); /* a registry slot's stripe, mar
 void lt_stack_note_alloc(uint32_t id, uint64_t size);
 void lt_stack_note_free(uint32_t id, uint64_t size, bool whole_block);
 void lt_stack_note_grow(uint32_t id, uint64_t grown_by); /* a block resized in place */
+void lt_stack_note_cut(void);          /* an allocation's backtrace was cut at the depth limit */
+uint64_t lt_stacks_cut_count(void);    /* how many since start (or the last reset) */
 struct lt_stack_totals lt_stack_totals(uint32_t id);
 void lt_stacks_reset_totals(void);   /* ids stay valid; their totals start again at 0 */
 
@@ -335,6 +337,8 @@ void lt_capture_drop_prepared(void); /* before an exec: the early-opened final f
 void lt_capture_notify_failure(int error); /* tells the launcher no final capture will come */
 
 /* ---- counters (lifecycle.c) ------------------------------------------------------------ */
+/* truncated_stacks: annotations' cut backtraces only; allocations' are counted per stripe
+ * (lt_stack_note_cut), and a capture writes the sum. */
 struct lt_counters {
     _Atomic uint64_t dropped_blocks, dropped_stacks, truncated_stacks, unknown_frees;
 };

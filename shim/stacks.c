@@ -216,6 +216,26 @@ void lt_stack_note_free(uint32_t id, uint64_t size, bool whole_block)
     add(stripe, &t->freed_bytes, size);
 }
 
+/* Allocations whose backtrace was cut at the depth limit, a counter a stripe: a single shared
+ * counter took a cache line from CPU to CPU on every allocation of a program deeper than the
+ * limit (two threads of the C++ workload cut at 8 frames: 5.4x native CPU, 3.0x without it). */
+static struct {
+    _Alignas(64) _Atomic uint64_t count;
+} cut_backtraces[STRIPES];
+
+void lt_stack_note_cut(void)
+{
+    unsigned stripe = my_stripe();
+    add(stripe, &cut_backtraces[stripe].count, 1);
+}
+
+uint64_t lt_stacks_cut_count(void)
+{
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < STRIPES; i++) sum += atomic_load_explicit(&cut_backtraces[i].count, memory_order_relaxed);
+    return sum;
+}
+
 void lt_stack_note_grow(uint32_t id, uint64_t grown_by)
 {
     if (!id || id >= MAX_STACKS) return;
@@ -242,6 +262,7 @@ struct lt_stack_totals lt_stack_totals(uint32_t id)
 
 void lt_stacks_reset_totals(void)
 {
+    for (unsigned i = 0; i < STRIPES; i++) atomic_store(&cut_backtraces[i].count, 0);
     uint32_t count = lt_stacks_count();
     for (uint32_t used = atomic_load(&stripes_used); used; used &= used - 1) {
         unsigned stripe = (unsigned)__builtin_ctz(used);

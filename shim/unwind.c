@@ -771,7 +771,7 @@ __attribute__((noinline)) void lt_backtrace_take(struct lt_backtrace *bt, uintpt
         bt->id = hit->id;
         bt->hash = hit->hash;
         bt->depth = hit->depth;
-        bt->truncated = false;
+        bt->truncated = hit->end == END_CUT;
         bt->pcs = NULL; /* the stack table holds them */
         atomic_signal_fence(memory_order_seq_cst);
         trail_busy = 0;
@@ -853,8 +853,10 @@ void lt_backtrace_done(const struct lt_backtrace *bt, uint32_t id)
     t->last_id = whole ? id : 0;
     t->last_start = bt->trail_start;
     /* A backtrace met again as the previous one is kept already (or was evicted: then the
-     * record serves it). */
-    if (whole && id && !bt->truncated && !bt->id) remember_path(t, bt->trail_start, id, bt->hash);
+     * record serves it). One cut at the depth limit is kept too: its end (END_CUT) is checked
+     * like any other, and a program deeper than the limit otherwise walked and hashed every
+     * frame of every allocation (C++ workload cut at 8 frames: 3.0x native CPU, 2.4x with). */
+    if (whole && id && !bt->id) remember_path(t, bt->trail_start, id, bt->hash);
     atomic_signal_fence(memory_order_seq_cst);
     trail_busy = 0;
 }

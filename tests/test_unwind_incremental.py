@@ -72,8 +72,7 @@ def test_backtraces_exact_under_changing_call_paths(build_dir: Path, tmp_path: P
     assert run.returncode == 0, run.stderr
     assert found_stacks(run.report) == expected_stacks()
     # every backtrace was complete (none cut at --max-depth)
-    assert not run.report.get("shim_counters", {}).get("truncated_stacks"), run.report.get(
-        "shim_counters")
+    assert run.report["counters"]["truncated_stacks"] == 0, run.report["counters"]
 
 
 def test_backtraces_exact_when_cut_at_max_depth(build_dir: Path, tmp_path: Path) -> None:
@@ -91,3 +90,21 @@ def test_backtraces_exact_when_cut_at_max_depth(build_dir: Path, tmp_path: Path)
         old = expected.get(own[:8], (0, 0))
         expected[own[:8]] = (old[0] + blocks, old[1] + size)
     assert found == expected
+
+
+@pytest.mark.parametrize("opt", ["-O2", "-O0"])
+def test_cut_backtraces_recognised_again_and_each_counted(build_dir: Path, tmp_path: Path,
+                                                          opt: str) -> None:
+    """Three threads leak 200 blocks each from 20 to 22 calls deep, the same three backtraces
+    over and over, under a limit of 8 frames: every one of the 600 allocations is counted as cut
+    (also those whose backtrace was recognised from the thread's recent ones without a walk),
+    and they make one record of the 8 innermost frames."""
+    source = "cut_backtraces.c"
+    exe = compile_program(source, build_dir, opt)
+    run = run_traced(exe, work=tmp_path, options=("--max-depth", "8"))
+    assert run.returncode == 0, run.stderr
+    assert run.report["counters"]["truncated_stacks"] == 600, run.report["counters"]
+    [record] = program_records(run.report, source)
+    assert (record["blocks"], record["bytes"]) == (600, 600 * 48)
+    assert [f.get("line") for f in record["frames"]] == (
+        [marker_line(source, "deep")] + [marker_line(source, "descend")] * 7)
