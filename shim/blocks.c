@@ -646,7 +646,7 @@ static void forget_now(uintptr_t addr)
     struct lt_block b;
     if (take_block(addr, &b)) lt_stack_note_free(b.stack_id, lt_block_size(&b), true);
     else if (!lt_sample_mean_bytes) /* sampling: most frees are of blocks never recorded */
-        atomic_fetch_add_explicit(&lt_counters.unknown_frees, 1, memory_order_relaxed);
+        lt_striped_add(LT_UNKNOWN_FREES); /* after an attach, most frees for a while */
 }
 
 void lt_blocks_forget(uintptr_t addr)

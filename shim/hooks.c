@@ -78,7 +78,7 @@ static uint32_t current_stack(const void *hook_frame)
     uintptr_t buf[LT_MAX_DEPTH_LIMIT];
     struct lt_backtrace bt;
     lt_backtrace_take(&bt, buf, lt_cfg.max_depth, hook_frame);
-    if (bt.truncated) lt_stack_note_cut();
+    if (bt.truncated) lt_striped_add(LT_CUT_BACKTRACES);
     uint32_t id = bt.id ? bt.id : lt_stacks_intern_hashed(bt.pcs, bt.depth, bt.hash);
 #ifdef LT_UNWIND_SELFCHECK /* a debugging build: every incremental backtrace against a full walk */
     {

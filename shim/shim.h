@@ -172,8 +172,15 @@ uint8_t lt_stack_stripe_of_slot(unsigned slot); /* a registry slot's stripe, mar
 void lt_stack_note_alloc(uint32_t id, uint64_t size);
 void lt_stack_note_free(uint32_t id, uint64_t size, bool whole_block);
 void lt_stack_note_grow(uint32_t id, uint64_t grown_by); /* a block resized in place */
-void lt_stack_note_cut(void);          /* an allocation's backtrace was cut at the depth limit */
-uint64_t lt_stacks_cut_count(void);    /* how many since start (or the last reset) */
+/* Counts of events any thread may meet on every call, kept per stripe (as the totals) and
+ * summed by readers; reset with the totals. */
+enum lt_striped {
+    LT_CUT_BACKTRACES, /* allocations whose backtrace was cut at the depth limit */
+    LT_UNKNOWN_FREES,  /* frees of blocks the table did not hold */
+    LT_STRIPED_COUNTERS
+};
+void lt_striped_add(enum lt_striped which);
+uint64_t lt_striped_sum(enum lt_striped which);
 struct lt_stack_totals lt_stack_totals(uint32_t id);
 void lt_stacks_reset_totals(void);   /* ids stay valid; their totals start again at 0 */
 
@@ -337,8 +344,8 @@ void lt_capture_drop_prepared(void); /* before an exec: the early-opened final f
 void lt_capture_notify_failure(int error); /* tells the launcher no final capture will come */
 
 /* ---- counters (lifecycle.c) ------------------------------------------------------------ */
-/* truncated_stacks: annotations' cut backtraces only; allocations' are counted per stripe
- * (lt_stack_note_cut), and a capture writes the sum. */
+/* truncated_stacks and unknown_frees: annotations' only (annotate.c); the hooks' are counted
+ * per stripe (lt_striped_add), and a capture writes the sums. */
 struct lt_counters {
     _Atomic uint64_t dropped_blocks, dropped_stacks, truncated_stacks, unknown_frees;
 };

@@ -216,23 +216,24 @@ void lt_stack_note_free(uint32_t id, uint64_t size, bool whole_block)
     add(stripe, &t->freed_bytes, size);
 }
 
-/* Allocations whose backtrace was cut at the depth limit, a counter a stripe: a single shared
- * counter took a cache line from CPU to CPU on every allocation of a program deeper than the
- * limit (two threads of the C++ workload cut at 8 frames: 5.4x native CPU, 3.0x without it). */
+/* Counters every thread may bump on every call (enum lt_striped), a set a stripe: a single
+ * shared counter took a cache line from CPU to CPU on every allocation of a program deeper than
+ * the depth limit (two threads of the C++ workload cut at 8 frames: 5.4x native CPU, 3.0x
+ * without it), and on every free of a block allocated before an attach. */
 static struct {
-    _Alignas(64) _Atomic uint64_t count;
-} cut_backtraces[STRIPES];
+    _Alignas(64) _Atomic uint64_t count[LT_STRIPED_COUNTERS];
+} striped[STRIPES];
 
-void lt_stack_note_cut(void)
+void lt_striped_add(enum lt_striped which)
 {
     unsigned stripe = my_stripe();
-    add(stripe, &cut_backtraces[stripe].count, 1);
+    add(stripe, &striped[stripe].count[which], 1);
 }
 
-uint64_t lt_stacks_cut_count(void)
+uint64_t lt_striped_sum(enum lt_striped which)
 {
     uint64_t sum = 0;
-    for (unsigned i = 0; i < STRIPES; i++) sum += atomic_load_explicit(&cut_backtraces[i].count, memory_order_relaxed);
+    for (unsigned i = 0; i < STRIPES; i++) sum += atomic_load_explicit(&striped[i].count[which], memory_order_relaxed);
     return sum;
 }
 
@@ -262,7 +263,8 @@ struct lt_stack_totals lt_stack_totals(uint32_t id)
 
 void lt_stacks_reset_totals(void)
 {
-    for (unsigned i = 0; i < STRIPES; i++) atomic_store(&cut_backtraces[i].count, 0);
+    for (unsigned i = 0; i < STRIPES; i++)
+        for (unsigned c = 0; c < LT_STRIPED_COUNTERS; c++) atomic_store(&striped[i].count[c], 0);
     uint32_t count = lt_stacks_count();
     for (uint32_t used = atomic_load(&stripes_used); used; used &= used - 1) {
         unsigned stripe = (unsigned)__builtin_ctz(used);
