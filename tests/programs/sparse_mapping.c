@@ -5,6 +5,10 @@
  *   last:    in the last word of that mapping: still reachable
  *   shared:  in the middle of a 1 MiB shared anonymous mapping: still reachable
  *   lost:    nowhere: definitely lost
+ *   big:     a 64 MiB block (glibc maps it) that a global points to: still reachable; the
+ *   in_big:  block whose only pointer is in the big block's middle page, and the
+ *   big_end: one whose only pointer is the big block's last word: still reachable too, the
+ *            rest of the big block never touched
  * The mappings are never unmapped. Nothing else allocates (no stdio). */
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +16,10 @@
 
 #define SPARSE_BYTES ((size_t)256 << 20)
 #define SHARED_BYTES ((size_t)1 << 20)
+#define BIG_BYTES ((size_t)64 << 20)
 
 void *volatile sink;
+void *volatile big;
 
 static char *map(size_t size, int flags)
 {
@@ -46,6 +52,16 @@ __attribute__((noinline)) static void lose(void)
     sink = NULL;
 }
 
+__attribute__((noinline)) static void keep_in_big_block(void)
+{
+    char *block = malloc(BIG_BYTES); /* @leak:big */
+    big = block;
+    void *p = malloc(500); /* @leak:in_big */
+    memcpy(block + BIG_BYTES / 2, &p, sizeof p);
+    void *q = malloc(600); /* @leak:big_end */
+    memcpy(block + BIG_BYTES - sizeof q, &q, sizeof q);
+}
+
 int main(void)
 {
     char *sparse = map(SPARSE_BYTES, MAP_PRIVATE);
@@ -54,5 +70,6 @@ int main(void)
     keep_in_last_word(sparse + SPARSE_BYTES - sizeof(void *));
     keep_in_shared(shared + SHARED_BYTES / 2);
     lose();
+    keep_in_big_block();
     return 0;
 }
