@@ -124,7 +124,8 @@ def self_checking_shim(build_dir: Path) -> Path:
     out = build_dir / "libleaktrace_shim_selfcheck.so"
     subprocess.run(["gcc", "-std=gnu11", "-O1", "-shared", "-fPIC", "-D_GNU_SOURCE",
                     "-DLT_UNWIND_SELFCHECK", "-fvisibility=hidden", "-fno-omit-frame-pointer",
-                    "-ftls-model=initial-exec", f"-I{ROOT / 'src/leaktrace/include'}", "-o", str(out),
+                    "-ftls-model=initial-exec", f"-I{ROOT / 'src/leaktrace/include'}",
+                    "-o", str(out),
                     *(str(ROOT / source) for source in sources),
                     "-Wl,-z,nodelete", "-Wl,--no-undefined", "-lpthread", "-ldl", "-lm"],
                    check=True)
