@@ -402,7 +402,9 @@ struct scan_state {
     unsigned nown;
     uint64_t bytes_scanned, root_bytes;
     int pagemap_fd;               /* /proc/self/pagemap, or -1 */
-    uint64_t *pagemap;            /* PAGEMAP_BATCH entries, mapped */
+    uint64_t *pagemap;            /* PAGEMAP_BATCH entries, mapped: those of pages */
+    uintptr_t pagemap_first;      /* pagemap_first on, */
+    size_t pagemap_count;         /* pagemap_count of them (page_touched) */
     uintptr_t own_thread_pointer; /* the scanning thread's */
     pid_t memory_id;              /* for process_vm_readv: lt_own_memory_id() */
 };
@@ -466,6 +468,26 @@ static const struct mapping *mapping_of(const struct scan_state *st, uintptr_t a
  * (a buffer mapped large and filled little, an allocator's released spans) then costs an
  * 8-byte entry a page instead of a page fault and a read (a 4 GiB mapping: 1.5 s). Elsewhere,
  * or when pagemap cannot be read, the whole range. False when nothing is left. */
+/* Whether page number `pn` may hold data (in memory or in swap); true when pagemap cannot
+ * tell. Entries are read PAGEMAP_BATCH at a time and kept, so a range of many short runs
+ * costs a system call per batch, not per run. */
+static bool page_touched(struct scan_state *st, uintptr_t pn)
+{
+    if (pn - st->pagemap_first >= st->pagemap_count) {
+        ssize_t got = pread(st->pagemap_fd, st->pagemap, PAGEMAP_BATCH * sizeof(uint64_t),
+                            (off_t)(pn * sizeof(uint64_t)));
+        if (got < (ssize_t)sizeof(uint64_t)) { /* from now on every range is read whole */
+            if (st->pagemap_fd >= 0) close(st->pagemap_fd);
+            st->pagemap_fd = -1;
+            st->pagemap_count = 0;
+            return true;
+        }
+        st->pagemap_first = pn;
+        st->pagemap_count = (size_t)got / sizeof(uint64_t);
+    }
+    return (st->pagemap[pn - st->pagemap_first] & (PAGE_PRESENT | PAGE_SWAPPED)) != 0;
+}
+
 static bool next_touched_run(struct scan_state *st, const struct mapping *m, uintptr_t from, uintptr_t to,
                              uintptr_t *run_start, uintptr_t *run_end)
 {
@@ -476,29 +498,13 @@ static bool next_touched_run(struct scan_state *st, const struct mapping *m, uin
         return true;
     }
     size_t page = lt_page_size();
-    bool in_run = false;
-    for (uintptr_t p = from & ~(uintptr_t)(page - 1); p < to;) {
-        size_t left = (to - p + page - 1) / page;
-        size_t want = left < PAGEMAP_BATCH ? left : PAGEMAP_BATCH;
-        ssize_t got = pread(st->pagemap_fd, st->pagemap, want * sizeof(uint64_t), (off_t)(p / page * sizeof(uint64_t)));
-        if (got < (ssize_t)sizeof(uint64_t)) { /* cannot tell: the rest may hold data */
-            if (!in_run) *run_start = p < from ? from : p;
-            *run_end = to;
-            return true;
-        }
-        for (size_t i = 0; i < (size_t)got / sizeof(uint64_t) && p < to; i++, p += page) {
-            bool touched = (st->pagemap[i] & (PAGE_PRESENT | PAGE_SWAPPED)) != 0;
-            if (touched && !in_run) {
-                *run_start = p < from ? from : p;
-                in_run = true;
-            } else if (!touched && in_run) {
-                *run_end = p;
-                return true;
-            }
-        }
-    }
-    if (in_run) *run_end = to;
-    return in_run;
+    uintptr_t p = from & ~(uintptr_t)(page - 1);
+    while (p < to && !page_touched(st, p / page)) p += page;
+    if (p >= to) return false;
+    *run_start = p < from ? from : p;
+    for (p += page; p < to && page_touched(st, p / page); p += page) {}
+    *run_end = p < to ? p : to;
+    return true;
 }
 
 /* ---- finding blocks ---------------------------------------------------------------------- */
