@@ -402,9 +402,9 @@ struct scan_state {
     unsigned nown;
     uint64_t bytes_scanned, root_bytes;
     int pagemap_fd;               /* /proc/self/pagemap, or -1 */
-    uint64_t *pagemap;            /* PAGEMAP_BATCH entries, mapped: those of pages */
-    uintptr_t pagemap_first;      /* pagemap_first on, */
-    size_t pagemap_count;         /* pagemap_count of them (page_touched) */
+    uint64_t *pagemap;            /* PAGEMAP_BATCH entries, mapped (page_touched): those */
+    uintptr_t pagemap_first;      /* of the pages numbered from this one on, */
+    size_t pagemap_count;         /* this many */
     uintptr_t own_thread_pointer; /* the scanning thread's */
     pid_t memory_id;              /* for process_vm_readv: lt_own_memory_id() */
 };
@@ -462,12 +462,6 @@ static const struct mapping *mapping_of(const struct scan_state *st, uintptr_t a
     return lo < st->nmaps && st->maps[lo].start <= a ? &st->maps[lo] : NULL;
 }
 
-/* The first run [*run_start, *run_end) in [from, to) of memory that may hold data. In private
- * anonymous memory (a mapping of its own, [heap]) a page the program never touched is in neither memory nor swap
- * (/proc/self/pagemap) and reads as zeros, so it holds no pointer: skipped, reserved memory
- * (a buffer mapped large and filled little, an allocator's released spans) then costs an
- * 8-byte entry a page instead of a page fault and a read (a 4 GiB mapping: 1.5 s). Elsewhere,
- * or when pagemap cannot be read, the whole range. False when nothing is left. */
 /* Whether page number `pn` may hold data (in memory or in swap); true when pagemap cannot
  * tell. Entries are read PAGEMAP_BATCH at a time and kept, so a range of many short runs
  * costs a system call per batch, not per run. */
@@ -488,6 +482,13 @@ static bool page_touched(struct scan_state *st, uintptr_t pn)
     return (st->pagemap[pn - st->pagemap_first] & (PAGE_PRESENT | PAGE_SWAPPED)) != 0;
 }
 
+/* The first run [*run_start, *run_end) in [from, to) of memory that may hold data. In private
+ * anonymous memory (a mapping of its own, [heap]) a page the program never touched is in
+ * neither memory nor swap (/proc/self/pagemap) and reads as zeros, so it holds no pointer:
+ * skipped, reserved memory (a buffer mapped large and filled little, an allocator's released
+ * spans) then costs an 8-byte entry a page instead of a page fault and a read (a 4 GiB
+ * mapping: 1.5 s). Elsewhere, or when pagemap cannot be read, the whole range. False when
+ * nothing is left. */
 static bool next_touched_run(struct scan_state *st, const struct mapping *m, uintptr_t from, uintptr_t to,
                              uintptr_t *run_start, uintptr_t *run_end)
 {

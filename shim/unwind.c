@@ -569,7 +569,7 @@ static _Atomic(struct trail *) *trails;
 
 static void map_trails(void) { trails = lt_map(TRAILS * sizeof *trails); }
 static __thread struct trail *my_trail __attribute__((tls_model("initial-exec")));
-/* Attach mode gives the records back at detach (123 KiB each, 106 KiB of it the paths) and maps new ones at the
+/* Attach mode gives the records back at detach (155 KiB each: 106 KiB the paths, 32 KiB the cut ids) and maps new ones at the
  * next attach: a thread's my_trail is its own only while its epoch is the current one.
  * trails_epoch is written by lifecycle.c's release and re-attach (attach.c's patch_lock),
  * with no thread inside the tables (inflight.c). */
