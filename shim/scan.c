@@ -781,7 +781,10 @@ static uintptr_t span_outside(const struct scan_state *st, uintptr_t a, uintptr_
             }
         }
         if (!skip_to) return a;
-        if (skip_to >= end) return end;
+        if (skip_to >= end) {
+            *stop = end;
+            return end;
+        }
         a = skip_to;
     }
 }
@@ -825,9 +828,12 @@ static void scan_root_ranges(struct scan_state *st, const struct mapping *m, uin
 {
     static const int definite = 1;
     void *root = (void *)&definite;
-    for (uintptr_t at = from; at < m->end;) {
-        uintptr_t stop = m->end, skip_to = 0;
-        /* Each candidate is a range [s, e): if `at` is inside, skip to e; else stop before s. */
+    for (uintptr_t at = from, stop; at < m->end; at = stop) {
+        at = span_outside(st, at, m->end, cuts, ncuts, &stop);
+        if (at >= stop) break;
+        /* Heap blocks and pools' superblocks too: if `at` is inside one, skip to its end; else
+         * stop before the next. */
+        uintptr_t skip_to = 0;
 #define LT_CUT(s, e)                                   \
     do {                                               \
         uintptr_t cs = (s), ce = (e);                  \
@@ -837,8 +843,6 @@ static void scan_root_ranges(struct scan_state *st, const struct mapping *m, uin
             stop = cs;                                 \
         }                                              \
     } while (0)
-        for (unsigned k = 0; k < st->nown; k++) LT_CUT(st->own_start[k], st->own_end[k]);
-        for (unsigned k = 0; k < ncuts; k++) LT_CUT(cuts[k].start, cuts[k].end);
         if (st->n) {
             size_t i = first_block_from(st, at);
             if (i > 0) { /* a block that starts below `at` may still cover it */
@@ -853,15 +857,14 @@ static void scan_root_ranges(struct scan_state *st, const struct mapping *m, uin
         }
 #undef LT_CUT
         if (skip_to) {
-            at = skip_to;
+            stop = skip_to;
             continue;
         }
-        for (uintptr_t from = at, rs, re; next_touched_run(st, m, from, stop, &rs, &re); from = re) {
+        for (uintptr_t run = at, rs, re; next_touched_run(st, m, run, stop, &rs, &re); run = re) {
             st->root_bytes += re - rs;
             scan_range(st, rs, re, mark_word, root);
             drain_roots(st);
         }
-        at = stop;
     }
 }
 
