@@ -182,7 +182,7 @@ static void record(uintptr_t addr, uint64_t size, unsigned kind, uintptr_t pool)
     uintptr_t pcs[LT_MAX_DEPTH_LIMIT];
     bool truncated;
     int depth = lt_unwind(pcs, lt_cfg.max_depth, &truncated);
-    if (truncated) drop(&lt_counters.truncated_stacks);
+    if (truncated) lt_striped_add(LT_CUT_BACKTRACES);
     uint32_t id = lt_stacks_intern(pcs, depth);
     lt_stack_note_alloc(id, size);
     struct annotated e = { { addr, lt_block_pack(size, lt_generation_now(), kind), id, lt_elapsed_ms() }, pool };
@@ -201,7 +201,7 @@ static void record(uintptr_t addr, uint64_t size, unsigned kind, uintptr_t pool)
 static bool take(uintptr_t addr, uintptr_t pool, struct annotated *out)
 {
     if (inside) {
-        drop(&lt_counters.unknown_frees);
+        lt_striped_add(LT_UNKNOWN_FREES);
         return false;
     }
     lock_table();
@@ -212,7 +212,7 @@ static bool take(uintptr_t addr, uintptr_t pool, struct annotated *out)
         remove_at((size_t)(slot - slots));
     }
     unlock_table();
-    if (!found && !lt_sample_mean_bytes) drop(&lt_counters.unknown_frees);
+    if (!found && !lt_sample_mean_bytes) lt_striped_add(LT_UNKNOWN_FREES);
     return found;
 }
 
@@ -319,7 +319,7 @@ static void move_pool(uintptr_t from, uintptr_t to)
 static void change_block(uintptr_t pool, uintptr_t from, uintptr_t to, uint64_t size)
 {
     if (inside) {
-        drop(&lt_counters.unknown_frees);
+        lt_striped_add(LT_UNKNOWN_FREES);
         return;
     }
     struct annotated e = { { 0, 0, 0, 0 }, 0 }, replaced = e;
@@ -337,7 +337,7 @@ static void change_block(uintptr_t pool, uintptr_t from, uintptr_t to, uint64_t 
     }
     unlock_table();
     if (!found) {
-        if (!lt_sample_mean_bytes) drop(&lt_counters.unknown_frees);
+        if (!lt_sample_mean_bytes) lt_striped_add(LT_UNKNOWN_FREES);
         return;
     }
     if (!stored) drop(&lt_counters.dropped_blocks);

@@ -194,7 +194,7 @@ static void defer(unsigned op, const struct lt_block *b)
     if (!pending) pending = lt_map(PENDING_MAX * sizeof(struct pending)); /* mmap: signal-safe */
     if (!pending || pending_tail - pending_head >= PENDING_MAX) {
         if (op == OP_INSERT) atomic_fetch_add_explicit(&lt_counters.dropped_blocks, 1, memory_order_relaxed);
-        else atomic_fetch_add_explicit(&lt_counters.unknown_frees, 1, memory_order_relaxed);
+        else lt_striped_add(LT_UNKNOWN_FREES);
         return;
     }
     struct pending *slot = &pending[pending_tail % PENDING_MAX];

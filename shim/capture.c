@@ -487,10 +487,8 @@ static void write_counters(struct writer *w, unsigned skipped_shards)
     w_u32(w, 0);
     write_counter(w, "dropped_blocks", atomic_load(&lt_counters.dropped_blocks));
     write_counter(w, "dropped_stacks", atomic_load(&lt_counters.dropped_stacks));
-    write_counter(w, "truncated_stacks", /* annotations' and the hooks' */
-                  atomic_load(&lt_counters.truncated_stacks) + lt_striped_sum(LT_CUT_BACKTRACES));
-    write_counter(w, "unknown_frees",
-                  atomic_load(&lt_counters.unknown_frees) + lt_striped_sum(LT_UNKNOWN_FREES));
+    write_counter(w, "truncated_stacks", lt_striped_sum(LT_CUT_BACKTRACES));
+    write_counter(w, "unknown_frees", lt_striped_sum(LT_UNKNOWN_FREES));
     write_counter(w, "max_depth", (uint64_t)lt_cfg.max_depth);
     write_counter(w, "skipped_shards", skipped_shards);
     write_counter(w, "fatal_signal", (uint64_t)lt_final_signal());

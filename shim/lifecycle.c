@@ -239,8 +239,6 @@ bool lt_reset_for_attach(void)
     lt_series_reset();
     atomic_store(&lt_counters.dropped_blocks, 0);
     atomic_store(&lt_counters.dropped_stacks, 0);
-    atomic_store(&lt_counters.truncated_stacks, 0);
-    atomic_store(&lt_counters.unknown_frees, 0);
     reset_clocks();
     atomic_store(&lt_baseline_ns, 0);
     atomic_store(&lt_owner_pid, getpid());

@@ -135,6 +135,7 @@ struct lt_backtrace {
                                         backtrace again), else 0 */
     void *trail;                     /* (unwind.c) the thread's record, held until done */
     int trail_start;
+    uint64_t cut_key;                /* (unwind.c) a cut backtrace's key to remember, or 0 */
 };
 /* `frame`: the frame address of the hook (__builtin_frame_address(0) inside it), where the
  * skipping of the shim's own frames starts; NULL: from lt_backtrace_take's own frame. */
@@ -172,8 +173,9 @@ uint8_t lt_stack_stripe_of_slot(unsigned slot); /* a registry slot's stripe, mar
 void lt_stack_note_alloc(uint32_t id, uint64_t size);
 void lt_stack_note_free(uint32_t id, uint64_t size, bool whole_block);
 void lt_stack_note_grow(uint32_t id, uint64_t grown_by); /* a block resized in place */
-/* Counts of events any thread may meet on every call, kept per stripe (as the totals) and
- * summed by readers; reset with the totals. */
+/* Counts of events any thread may meet on every call (the hooks, annotations, a free deferred
+ * from a signal handler), kept per stripe (as the totals) and summed by readers; reset with
+ * the totals. */
 enum lt_striped {
     LT_CUT_BACKTRACES, /* allocations whose backtrace was cut at the depth limit */
     LT_UNKNOWN_FREES,  /* frees of blocks the table did not hold */
@@ -344,10 +346,9 @@ void lt_capture_drop_prepared(void); /* before an exec: the early-opened final f
 void lt_capture_notify_failure(int error); /* tells the launcher no final capture will come */
 
 /* ---- counters (lifecycle.c) ------------------------------------------------------------ */
-/* truncated_stacks and unknown_frees: annotations' only (annotate.c); the hooks' are counted
- * per stripe (lt_striped_add), and a capture writes the sums. */
+/* Rare events; the per-call ones (cut backtraces, unknown frees) are lt_striped_add's. */
 struct lt_counters {
-    _Atomic uint64_t dropped_blocks, dropped_stacks, truncated_stacks, unknown_frees;
+    _Atomic uint64_t dropped_blocks, dropped_stacks;
 };
 extern struct lt_counters lt_counters;
 /* ---- the hook table (hooks.c, from hooked_functions.h) --------------------------------- */

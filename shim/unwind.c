@@ -545,10 +545,8 @@ struct trail {
      * limit, met at another depth than last time, as a recursion's are): the stack id of the
      * cut frames, by cut_key_of them. Used when the stack's return addresses are the cut
      * frames; it spares the stack table's hash, whose steps each wait for the last (a bash
-     * function recursing 60 levels: 27% of the samples). cut_key: the backtrace in
-     * progress's, 0 if none. */
+     * function recursing 60 levels: 27% of the samples). */
     struct cut_id { uint64_t key; uint32_t id; } cut_ids[CUT_IDS];
-    uint64_t cut_key;
     /* Way-major: the first ways of all sets are contiguous and fill first, so a thread that
      * allocates from a few places touches a few pages of them, not one page per set. */
     struct path paths[PATH_WAYS][PATH_SETS];
@@ -771,6 +769,7 @@ __attribute__((noinline)) void lt_backtrace_take(struct lt_backtrace *bt, uintpt
     bt->hash = 0;
     bt->id = 0;
     bt->trail = NULL;
+    bt->cut_key = 0;
     struct trail *t = NULL;
     if (LT_LIKELY(!trail_busy && rule_cache && own_end && max > 0)) {
         t = my_trail;
@@ -866,7 +865,6 @@ __attribute__((noinline)) void lt_backtrace_take(struct lt_backtrace *bt, uintpt
     bt->pcs = &t->pc[t->start];
     bt->truncated = total > max || t->end == END_CUT;
     bt->depth = total > max ? max : total;
-    t->cut_key = 0;
     if (total <= max) {
         bt->hash = t->hash[t->start] | 1;
         if (same && t->last_start == t->start) bt->id = t->last_id;
@@ -878,7 +876,7 @@ __attribute__((noinline)) void lt_backtrace_take(struct lt_backtrace *bt, uintpt
             memcmp(lt_stack_pcs(known), bt->pcs, sizeof(uintptr_t) * (size_t)max) == 0)
             bt->id = c->id;
         else
-            t->cut_key = key;
+            bt->cut_key = key;
     }
 }
 
@@ -894,7 +892,7 @@ void lt_backtrace_done(const struct lt_backtrace *bt, uint32_t id)
      * like any other, and a program deeper than the limit otherwise walked and hashed every
      * frame of every allocation (C++ workload cut at 8 frames: 3.0x native CPU, 2.4x with). */
     if (whole && id && !bt->id) remember_path(t, bt->trail_start, id, bt->hash);
-    if (t->cut_key && id) t->cut_ids[t->cut_key % CUT_IDS] = (struct cut_id){ t->cut_key, id };
+    if (bt->cut_key && id) t->cut_ids[bt->cut_key % CUT_IDS] = (struct cut_id){ bt->cut_key, id };
     atomic_signal_fence(memory_order_seq_cst);
     trail_busy = 0;
 }
