@@ -630,9 +630,32 @@ static bool is_vtable(struct scan_state *st, uintptr_t a)
     return functions >= 2;
 }
 
-static uint8_t heuristic_for(struct scan_state *st, uintptr_t v, const struct lt_scan_block *b)
+/* A block's first_word, found once per scan (the world is stopped: it cannot change). */
+enum { FIRST_WORD_UNKNOWN, FIRST_WORD_VTABLE, FIRST_WORD_OTHER };
+
+/* Whether the block's first word points to a vtable (multipleinheritance needs it), asked of
+ * the memory once per block: a heap of objects reached only through interior pointers (perl's
+ * arenas) otherwise read the first word and searched the mappings for every such pointer. */
+static bool first_word_is_vtable(struct scan_state *st, struct lt_scan_block *b)
+{
+    if (b->first_word == FIRST_WORD_UNKNOWN) {
+        uintptr_t w0;
+        bool vtable = b->size >= 8 && read_word(st, b->addr, &w0) && w0 && is_vtable(st, w0);
+        b->first_word = vtable ? FIRST_WORD_VTABLE : FIRST_WORD_OTHER;
+    }
+    return b->first_word == FIRST_WORD_VTABLE;
+}
+
+static uint8_t heuristic_for(struct scan_state *st, uintptr_t v, struct lt_scan_block *b)
 {
     unsigned enabled = st->scan->heuristics;
+    /* Only these offsets, and only an aligned pointer into an object whose first word is a
+     * vtable's address, can match: anything else is no pointer to the start. */
+    bool at_8 = v == b->addr + 8 && (enabled & (1u << LT_HEURISTIC_LENGTH64 | 1u << LT_HEURISTIC_NEWARRAY));
+    bool at_24 = v == b->addr + 24 && (enabled & (1u << LT_HEURISTIC_STDSTRING));
+    bool inheriting = (enabled & (1u << LT_HEURISTIC_MULTIPLEINHERITANCE)) && (v & 7) == 0 &&
+                      first_word_is_vtable(st, b);
+    if (!at_8 && !at_24 && !inheriting) return LT_HEURISTIC_NONE;
     uintptr_t w0 = 0, w1 = 0;
     bool have0 = b->size >= 8 && read_word(st, b->addr, &w0);
     /* Old-ABI std::string: {length, capacity, refcount} then the characters. */
@@ -646,10 +669,9 @@ static uint8_t heuristic_for(struct scan_state *st, uintptr_t v, const struct lt
     if ((enabled & (1u << LT_HEURISTIC_NEWARRAY)) && v == b->addr + 8 && have0 && w0 > 0 && (b->size - 8) % w0 == 0)
         return LT_HEURISTIC_NEWARRAY;
     /* A base-class sub-object of a multiply inheriting object: two vtable pointers. */
-    if ((enabled & (1u << LT_HEURISTIC_MULTIPLEINHERITANCE)) && (v & 7) == 0 && have0) {
+    if (inheriting && have0) { /* first_word_is_vtable: w0 is a vtable's address */
         uintptr_t inner;
-        if (read_word(st, v, &inner) && inner && w0 && is_vtable(st, inner) && is_vtable(st, w0))
-            return LT_HEURISTIC_MULTIPLEINHERITANCE;
+        if (read_word(st, v, &inner) && inner && is_vtable(st, inner)) return LT_HEURISTIC_MULTIPLEINHERITANCE;
     }
     return LT_HEURISTIC_NONE;
 }

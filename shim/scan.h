@@ -18,6 +18,7 @@ struct lt_scan_block {
     uint8_t leak_kind;         /* enum lt_leak_kind */
     uint8_t heuristic;         /* enum lt_heuristic */
     uint8_t owns;              /* leads a clique with members: see cliques[] */
+    uint8_t first_word;        /* scan.c's, internal: is its first word a vtable's address? */
 };
 _Static_assert(sizeof(struct lt_scan_block) == 32, "one scan record is 32 bytes");
 
