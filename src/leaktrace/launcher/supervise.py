@@ -8,7 +8,7 @@ import resource
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import NoReturn
 
@@ -28,11 +28,12 @@ def _ignore(_signum: int, _frame: FrameType | None) -> None:
     inherited and the program could no longer be interrupted."""
 
 
-def run_supervised(argv: Sequence[str], executable: str,
-                   env: Mapping[str, str]) -> tuple[int, int]:
+def run_supervised(argv: Sequence[str], executable: str, env: Mapping[str, str],
+                   while_running: Callable[[], None] | None = None) -> tuple[int, int]:
     """(the program's return code as subprocess gives it: the exit code, or -N when signal N
     killed it; the program's pid, which exec keeps, so it is the pid the shim writes captures
-    for)."""
+    for). `while_running` is called once the program has started, before waiting for it
+    (what it raises is ignored: it may only prepare what comes after)."""
     child: subprocess.Popen[bytes] | None = None
     pending: list[int] = []
 
@@ -55,6 +56,9 @@ def run_supervised(argv: Sequence[str], executable: str,
             raise LeaktraceError(f"cannot start {executable}: {e.strerror or e}") from None
         for signum in pending:
             child.send_signal(signum)
+        if while_running is not None:
+            with contextlib.suppress(Exception):
+                while_running()
         returncode = child.wait()
     finally:
         for sig, handler in previous.items():
