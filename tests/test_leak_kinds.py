@@ -425,6 +425,32 @@ def test_pointers_in_a_large_mostly_untouched_mapping_are_found(
     assert run.summary() == dict(memcheck(run).summary.kinds)
 
 
+# --- the scan's page index over many blocks -------------------------------------------
+
+INDEXED = "indexed_blocks.c"
+KEPT_BYTES = 60 * (16 + 32 + 48 + 64 + 80)  # 300 blocks of 16 + (i % 5) * 16 bytes
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_blocks_found_through_the_page_index(
+        traced: Callable[..., Traced], memcheck: Callable[[Traced], MemcheckRun], opt: str) -> None:
+    """With 300 blocks and more the scan finds a word's block through a page index (the blocks
+    starting in the word's page, the one before them else): start pointers into a page where
+    many blocks start, a pointer 3 pages into a 1 MiB block glibc maps apart (a segment of its
+    own), an interior pointer into a page where no block starts, one to a block's last byte in
+    the page where the next block starts. Each block gets the kind valgrind gives it."""
+    run = traced(INDEXED, opt)
+    assert run.shapes(INDEXED, "kept") == {(REACHABLE, KEPT_BYTES, 0, 300)}
+    for marker, size in (("far", 1 << 20), ("via_far", 40), ("after_tail", 48)):
+        assert run.shapes(INDEXED, marker) == {(REACHABLE, size, 0, 1)}, marker
+    assert run.shapes(INDEXED, "interior") == {(POSSIBLE, 64 << 10, 0, 1)}
+    assert run.shapes(INDEXED, "tail") == {(POSSIBLE, 8000, 0, 1)}
+    assert run.shapes(INDEXED, "lost") == {(DEFINITE, 64, 24, 1)}
+    assert run.summary() == {DEFINITE: (64, 1), INDIRECT: (24, 1), POSSIBLE: (8000 + (64 << 10), 2),
+                             REACHABLE: (KEPT_BYTES + (1 << 20) + 40 + 48, 303)}
+    assert run.summary() == dict(memcheck(run).summary.kinds)
+
+
 # --- a block right before glibc's top chunk --------------------------------------------
 
 NEXT_TO_TOP = "leak_next_to_top.cpp"
