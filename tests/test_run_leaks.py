@@ -206,6 +206,54 @@ def test_forked_child_traced_with_follow_children(build_dir: Path, tmp_path: Pat
     assert (child["blocks"], child["bytes"]) == (2, 444)
 
 
+CHILDREN_LINE = re.compile(r"children together: definitely lost ([\d,]+) bytes in ([\d,]+) "
+                           r"blocks, indirectly lost ([\d,]+) bytes in ([\d,]+) blocks, "
+                           r"possibly lost ([\d,]+) bytes in ([\d,]+) blocks")
+
+
+def children_together(stderr: str) -> tuple[int, ...]:
+    found = CHILDREN_LINE.search(stderr)
+    assert found, stderr
+    return tuple(int(n.replace(",", "")) for n in found.groups())
+
+
+def test_fail_on_leak_counts_the_followed_children(build_dir: Path, tmp_path: Path) -> None:
+    """With --follow-children, --fail-on-leak counts each child's leaks as it counts the
+    program's (a CI job running `make check` under leaktrace must fail when a test binary
+    leaks): fork_child.c's parent loses nothing, its child 333 bytes (its first 222-byte
+    block, and the parent's 111-byte one, whose pointer it overwrites)."""
+    exe = compile_program("fork_child.c", build_dir, "-O0")
+    for name in ("alone", "gated", "under"):
+        (tmp_path / name).mkdir()
+    alone = run_traced(exe, work=tmp_path / "alone", options=("--fail-on-leak",))
+    assert alone.returncode == 0
+    gated = run_traced(exe, work=tmp_path / "gated",
+                       options=("--follow-children", "--fail-on-leak"))
+    assert gated.returncode == 99, gated.stderr
+    assert children_together(gated.stderr) == (333, 2, 0, 0, 0, 0)
+    under = run_traced(exe, work=tmp_path / "under",
+                       options=("--follow-children", "--fail-on-leak=333"))
+    assert under.returncode == 0, under.stderr
+
+
+def test_followed_children_summary_leaves_out_what_suppressions_match(
+        build_dir: Path, tmp_path: Path) -> None:
+    """A child whose thread ends the process: the thread's TLS vector, which the child's own
+    report counts as suppressed (glibc's, leaktrace's default list), is neither in the
+    children's line nor counted by --fail-on-leak."""
+    exe = compile_program("child_thread_exit.c", build_dir, "-O0")
+    run = run_traced(exe, work=tmp_path, options=("--follow-children", "--fail-on-leak"))
+    assert run.returncode == 0, run.stderr
+    assert children_together(run.stderr) == (0, 0, 0, 0, 0, 0)
+    [child] = [c for c in tmp_path.glob("*.lt") if c != run.capture]
+    from leakharness import json_report
+
+    every = json_report(child)["summary"]  # the default suppressions off
+    assert every["possibly_lost"]["blocks"] + every["definitely_lost"]["blocks"] >= 1
+    shown = json_report(child, "--show", "all")["summary"]
+    assert shown["possibly_lost"] == shown["definitely_lost"] == {"bytes": 0, "blocks": 0}
+
+
 @pytest.mark.parametrize("opt", OPT_LEVELS)
 def test_children_forked_while_threads_allocate_neither_hang_nor_lose_count(
         build_dir: Path, tmp_path: Path, opt: str) -> None:

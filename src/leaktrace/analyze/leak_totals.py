@@ -82,15 +82,14 @@ def suppressed_total(records: Iterable[LeakRecord]) -> KindTotal:
 
 def capture_leak_totals(path: str) -> dict[str, tuple[int, int]]:
     """{leak kind: (bytes, blocks)} of a capture's heap blocks, straight from the scan's
-    verdicts: no symbolization, no suppressions (a one-line summary of a child process)."""
+    verdicts: no symbolization, no suppressions (whether a child process needs its report
+    built); "unscanned" for the blocks no scan classified."""
     from leaktrace.capture import format as fmt
     from leaktrace.capture.reader import read_capture
 
     capture = read_capture(path)
     totals: dict[str, tuple[int, int]] = {}
     for code, name in fmt.LEAK_KINDS.items():
-        if code == fmt.LEAK_UNSCANNED:
-            continue
         chosen = capture.blocks[(capture.blocks["leak_kind"] == code)
                                 & ~np.isin(capture.blocks["kind"], list(fmt.MAPPING_KINDS))]
         totals[name] = (int(chosen["size"].sum()), len(chosen))

@@ -201,8 +201,9 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     if mtrace_log is not None and os.path.exists(mtrace_log):
         click.echo(f"leaktrace: mtrace log written to {mtrace_log}: "
                    f"{leaktrace_command()} mtrace {shlex.quote(mtrace_log)}", err=True)
-    _summarize_children(pid, notices)
-    if leaks_exceed_any([report, *earlier], fail_on_leak, fail_on_kinds):
+    counted = fail_on_kinds if fail_on_leak is not None else frozenset()
+    children = _summarize_children(pid, notices, suppressions, counted)
+    if leaks_exceed_any([report, *earlier, *children], fail_on_leak, fail_on_kinds):
         raise SystemExit(leak_exit_code)
     end_like(returncode)
 
@@ -280,34 +281,41 @@ def _report_exec_images(paths: list[str], suppressions: list[Suppression],
     return reports
 
 
-def _summarize_children(pid: int, notices: list[CaptureNotice]) -> None:
-    """One line per traced child (--follow-children) with its leak summary, and the total."""
+def _summarize_children(pid: int, notices: list[CaptureNotice],
+                        suppressions: list[Suppression],
+                        counted_kinds: frozenset[str]) -> list[Report]:
+    """One line per traced child (--follow-children) with its leak summary, and the total,
+    suppressions applied as in the child's own report; returns the reports built for the
+    children with blocks of a shown or `counted_kinds` kind (for --fail-on-leak)."""
     from leaktrace.capture_names import parse_capture_name
+    from leaktrace.commands._children import LOST_KINDS, child_leaks
 
     children = [n for n in notices if n.pid != pid
                 and parse_capture_name(n.path).number is None]
     if not children:
-        return
+        return []
     click.echo(f"leaktrace: {len(children)} child process(es) traced:", err=True)
-    from leaktrace.analyze.leak_totals import capture_leak_totals
-
-    total = {kind: [0, 0] for kind in ("definitely lost", "indirectly lost", "possibly lost")}
+    total = {kind: [0, 0] for kind in LOST_KINDS}
+    reports = []
     for notice in children:
         try:
-            totals = capture_leak_totals(notice.path)
+            leaks = child_leaks(notice.path, counted_kinds,
+                                lambda path: _suppressed_report(path, suppressions, False))
         except LeaktraceError as e:
             click.echo(f"leaktrace:   child {notice.pid}: {e}", err=True)
             continue
-        for kind, (nbytes, blocks) in totals.items():
-            if kind in total:
-                total[kind][0] += nbytes
-                total[kind][1] += blocks
-        lost = totals.get("definitely lost", (0, 0))
+        if leaks.report is not None:
+            reports.append(leaks.report)
+        for kind in LOST_KINDS:
+            total[kind][0] += leaks.totals[kind][0]
+            total[kind][1] += leaks.totals[kind][1]
+        lost = leaks.totals[LOST_KINDS[0]]
         click.echo(f"leaktrace:   child {notice.pid}: definitely lost {lost[0]:,} bytes in "
                    f"{lost[1]:,} blocks; {report_hint(notice.path)}", err=True)
     click.echo("leaktrace: children together: " + ", ".join(
         f"{kind} {nbytes:,} bytes in {blocks:,} blocks" for kind, (nbytes, blocks)
         in total.items()), err=True)
+    return reports
 
 
 def _end_unchecked(returncode: int) -> NoReturn:

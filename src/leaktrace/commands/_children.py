@@ -1,0 +1,43 @@
+"""The traced children of `run --follow-children`: one line each with its leaks, a total, and
+their reports for --fail-on-leak, with the suppressions the program's own report gets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from leaktrace.leak_kinds import DEFINITELY_LOST, INDIRECTLY_LOST, POSSIBLY_LOST, STILL_REACHABLE
+from leaktrace.model import Report
+
+LOST_KINDS = (DEFINITELY_LOST, INDIRECTLY_LOST, POSSIBLY_LOST)
+
+
+@dataclass
+class ChildLeaks:
+    """{leak kind: (bytes, blocks)} of one child, suppressed blocks left out; its report
+    when one had to be built (None: nothing of the counted kinds, nothing unscanned)."""
+
+    totals: dict[str, tuple[int, int]]
+    report: Report | None
+
+
+def child_leaks(path: str, counted_kinds: frozenset[str],
+                build_report: Callable[[str], Report]) -> ChildLeaks:
+    """Most children (a shell, sed, cc1) leave nothing lost: their capture's scan verdicts
+    say so without symbolizing anything. A child with blocks of a shown or counted kind, or
+    not scanned, gets its report built as `leaktrace report` builds it (`build_report`, with
+    the suppressions), so that a block a suppression matches (a thread's TLS vector, glibc's
+    and libstdc++'s own) neither shows nor counts, as in that report."""
+    from leaktrace.analyze.leak_totals import capture_leak_totals
+
+    raw = capture_leak_totals(path)
+    kinds = set(LOST_KINDS) | set(counted_kinds)
+    if not any(raw.get(kind, (0, 0))[1] for kind in kinds) and not raw.get("unscanned", (0, 0))[1]:
+        return ChildLeaks({kind: raw.get(kind, (0, 0)) for kind in (*LOST_KINDS, STILL_REACHABLE)},
+                          None)
+    report = build_report(path)
+    leaks = report.summary.leaks
+    if leaks is None:  # not scanned: every live byte not suppressed is of no known kind
+        return ChildLeaks({kind: (0, 0) for kind in (*LOST_KINDS, STILL_REACHABLE)}, report)
+    return ChildLeaks({kind: (leaks.of(kind).bytes, leaks.of(kind).blocks)
+                       for kind in (*LOST_KINDS, STILL_REACHABLE)}, report)
