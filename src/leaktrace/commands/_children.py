@@ -3,11 +3,16 @@ their reports for --fail-on-leak, with the suppressions the program's own report
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from leaktrace.leak_kinds import DEFINITELY_LOST, INDIRECTLY_LOST, POSSIBLY_LOST, STILL_REACHABLE
 from leaktrace.model import Report
+
+if TYPE_CHECKING:
+    from leaktrace.suppressions import Suppression
+    from leaktrace.symbolize import Symbolizer
 
 LOST_KINDS = (DEFINITELY_LOST, INDIRECTLY_LOST, POSSIBLY_LOST)
 
@@ -41,3 +46,37 @@ def child_leaks(path: str, counted_kinds: frozenset[str],
         return ChildLeaks({kind: (0, 0) for kind in (*LOST_KINDS, STILL_REACHABLE)}, report)
     return ChildLeaks({kind: (leaks.of(kind).bytes, leaks.of(kind).blocks)
                        for kind in (*LOST_KINDS, STILL_REACHABLE)}, report)
+
+
+class ChildReports:
+    """Builds children's reports as `leaktrace report` does, suppressions applied, with
+    symbolizers shared among them: a build's children run the same programs and libraries
+    (cc1, as, ld, libc), whose frames are then resolved once. Children share a symbolizer
+    only while their modules' build ids agree (a library rebuilt between two children gets
+    one of its own)."""
+
+    def __init__(self, suppressions: Sequence[Suppression]) -> None:
+        self._suppressions = suppressions
+        self._symbolizers: list[Symbolizer] = []
+
+    def _symbolizer_for(self, build_ids: dict[str, bytes]) -> Symbolizer:
+        for symbolizer in self._symbolizers:
+            known = symbolizer.expected_build_ids
+            if all(known.get(path, build_id) == build_id for path, build_id in build_ids.items()):
+                known.update(build_ids)
+                return symbolizer
+        from leaktrace.symbolize import Symbolizer
+
+        self._symbolizers.append(Symbolizer(expected_build_ids=dict(build_ids)))
+        return self._symbolizers[-1]
+
+    def __call__(self, path: str) -> Report:
+        from leaktrace.analyze.build_report import build_report
+        from leaktrace.capture.reader import read_capture
+        from leaktrace.suppressions.apply import apply_suppressions
+
+        capture = read_capture(path)
+        build_ids = {m.path: m.build_id for m in capture.modules if m.build_id}
+        report = build_report(capture, self._symbolizer_for(build_ids), with_addresses=False)
+        apply_suppressions(report, self._suppressions)
+        return report

@@ -288,19 +288,19 @@ def _summarize_children(pid: int, notices: list[CaptureNotice],
     suppressions applied as in the child's own report; returns the reports built for the
     children with blocks of a shown or `counted_kinds` kind (for --fail-on-leak)."""
     from leaktrace.capture_names import parse_capture_name
-    from leaktrace.commands._children import LOST_KINDS, child_leaks
+    from leaktrace.commands._children import LOST_KINDS, ChildReports, child_leaks
 
     children = [n for n in notices if n.pid != pid
                 and parse_capture_name(n.path).number is None]
     if not children:
         return []
     click.echo(f"leaktrace: {len(children)} child process(es) traced:", err=True)
+    build = ChildReports(suppressions)
     total = {kind: [0, 0] for kind in LOST_KINDS}
     reports = []
     for notice in children:
         try:
-            leaks = child_leaks(notice.path, counted_kinds,
-                                lambda path: _suppressed_report(path, suppressions, False))
+            leaks = child_leaks(notice.path, counted_kinds, build)
         except LeaktraceError as e:
             click.echo(f"leaktrace:   child {notice.pid}: {e}", err=True)
             continue
