@@ -8,7 +8,10 @@
  * with malloc or freed) as it starts, and puts them back into the environment of an image
  * that process execs without forking (a wrapper script's `exec`), so that image is traced
  * too. With
- * --follow-children nothing is hidden: every child must inherit the settings. */
+ * --follow-children nothing is hidden: every child must inherit the settings, and an exec
+ * whose environment lost them (a program that clears it for its children: `env -i`,
+ * clearenv(), Python's subprocess with env=) gets them back, as valgrind's
+ * --trace-children=yes follows such children too. */
 #include <errno.h>
 #include <stdarg.h>
 #include <sys/mman.h>
@@ -92,15 +95,117 @@ void lt_env_hide_settings(const char *shim_file_name)
     else syscall(SYS_munmap, visible, environment_bytes(entries));
 }
 
-/* ---- exec: the hidden entries go with the process into its next image ------------------- */
+/* ---- --follow-children: the settings every image of every child needs ------------------ */
 typedef int (*execve_fn)(const char *, char *const[], char *const[]);
+/* Copies in the shim's memory, made once at start-up (single-threaded): the LEAKTRACE_*
+ * entries, and "LD_PRELOAD=" with the shim's own path alone (not the user's libraries). */
+static const char *followed[MAX_HIDDEN];
+static unsigned nfollowed;
+static const char *followed_preload;
+static const char *shim_base; /* the shim's file name, as LD_PRELOAD's lists name it */
+
+static const char *copy_of(const char *text, size_t len)
+{
+    char *copy = lt_map(len + 1);
+    if (copy) {
+        memcpy(copy, text, len);
+        copy[len] = 0;
+    }
+    return copy;
+}
+
+/* Where in an LD_PRELOAD value (after "LD_PRELOAD=") the shim is named, or NULL; *len its
+ * length. Entries are separated by colons or spaces, as the loader reads them. */
+static const char *shim_in_preload(const char *list, size_t *len)
+{
+    for (const char *tok = list; *tok;) {
+        size_t n = strcspn(tok, ": ");
+        const char *slash = memrchr(tok, '/', n);
+        const char *name = slash ? slash + 1 : tok;
+        if ((size_t)(tok + n - name) == strlen(shim_base) && strncmp(name, shim_base, strlen(shim_base)) == 0) {
+            *len = n;
+            return tok;
+        }
+        tok += n;
+        while (*tok == ':' || *tok == ' ') tok++;
+    }
+    return NULL;
+}
+
+void lt_env_keep_settings(const char *shim_file_name)
+{
+    shim_base = shim_file_name;
+    for (char **e = environ; e && *e; e++) {
+        if (is_setting(*e) && nfollowed < MAX_HIDDEN) {
+            const char *copy = copy_of(*e, strlen(*e));
+            if (copy) followed[nfollowed++] = copy;
+        } else if (strncmp(*e, "LD_PRELOAD=", 11) == 0 && !followed_preload) {
+            size_t len;
+            const char *shim = shim_in_preload(*e + 11, &len);
+            char entry[LT_PATH_MAX + 12];
+            if (shim && len < LT_PATH_MAX) {
+                memcpy(entry, "LD_PRELOAD=", 11);
+                memcpy(entry + 11, shim, len);
+                followed_preload = copy_of(entry, 11 + len);
+            }
+        }
+    }
+}
+
+/* Whether envp has an entry for the variable `entry` ("NAME=value") names. */
+static bool has_variable(char *const envp[], size_t n, const char *entry)
+{
+    size_t name_len = (size_t)(strchrnul(entry, '=') - entry) + 1;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(envp[i], entry, name_len) == 0) return true;
+    return false;
+}
+
+/* --follow-children: the exec with the settings envp lacks added (the shim put in front of the
+ * program's own LD_PRELOAD list when that list lacks it). On the stack, not mapped: a vfork
+ * child (Python's subprocess, posix_spawn) shares its parent's memory, where a mapping would
+ * stay. An environment too large for that goes as it is. */
+#define MAX_FOLLOWED_ENV 4096
+static int exec_followed(execve_fn real, const char *file, char *const argv[], char *const envp[])
+{
+    size_t n = 0;
+    while (envp && envp[n]) n++; /* none after clearenv(): environ is NULL */
+    if (n > MAX_FOLLOWED_ENV) return real(file, argv, envp);
+    char *full[n + MAX_HIDDEN + 2];
+    char preload[4096];
+    size_t k = 0;
+    bool preloaded = !followed_preload;
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        if (strncmp(envp[i], "LD_PRELOAD=", 11) == 0) {
+            preloaded = true;
+            if (followed_preload && !shim_in_preload(envp[i] + 11, &len) &&
+                strlen(followed_preload) + strlen(envp[i]) - 11 + 2 <= sizeof preload) {
+                strcpy(preload, followed_preload); /* the program's own list, after the shim */
+                strcat(preload, ":");
+                strcat(preload, envp[i] + 11);
+                full[k++] = preload;
+                continue;
+            }
+        }
+        full[k++] = envp[i];
+    }
+    if (!preloaded) full[k++] = (char *)followed_preload;
+    for (unsigned f = 0; f < nfollowed; f++)
+        if (!has_variable(envp, n, followed[f])) full[k++] = (char *)followed[f];
+    full[k] = NULL;
+    return real(file, argv, full);
+}
+
+/* ---- exec: the hidden entries go with the process into its next image ------------------- */
 static _Atomic(execve_fn) next_execve, next_execvpe; /* the real ones, looked up at first use */
 
 static int exec_with_hidden(execve_fn real, const char *file, char *const argv[], char *const envp[])
 {
-    /* Only the traced process itself: a vfork child shares its memory but is not it, and
-     * children are not traced unless followed (then nothing was hidden). */
-    if (!nhidden || getpid() != atomic_load(&lt_owner_pid) || !envp) return real(file, argv, envp);
+    /* Hidden entries go only with the traced process itself: a vfork child shares its memory
+     * but is not it, and children are not traced unless followed (then nothing was hidden). */
+    if (nfollowed || followed_preload) return exec_followed(real, file, argv, envp); /* vfork too */
+    if (!envp || !nhidden || getpid() != atomic_load(&lt_owner_pid)) return real(file, argv, envp);
     size_t n = 0;
     while (envp[n]) n++;
     size_t bytes = (n + nhidden + 1) * sizeof(char *);

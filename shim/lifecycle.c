@@ -168,6 +168,7 @@ static void start_preloaded(void)
     }
     lt_is_child = !lt_cfg.is_root;
     if (lt_cfg.launched && !lt_cfg.follow_children) lt_env_hide_settings(SHIM_FILE_NAME);
+    if (lt_cfg.follow_children) lt_env_keep_settings(SHIM_FILE_NAME);
     if (lt_cfg.write_on_signal) lt_signals_install();
     register_late_exit_handler();
     lt_go_exit_redirect();

@@ -556,6 +556,7 @@ int lt_hook_select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfd
 int lt_hook_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout);
 /* ---- environment.c: the program sees its own environment ------------------------------- */
 void lt_env_hide_settings(const char *shim_file_name); /* root process, at start-up */
+void lt_env_keep_settings(const char *shim_file_name); /* --follow-children, at start-up */
 /* ---- linkmap.c: answers read from the loader's list of objects ------------------------- */
 bool lt_loaded_by_preload(void);
 void lt_allocator_check(void);       /* notes objects before the shim that define malloc & co */
