@@ -13,6 +13,7 @@
  * clearenv(), Python's subprocess with env=) gets them back, as valgrind's
  * --trace-children=yes follows such children too. */
 #include <errno.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -161,18 +162,14 @@ static bool has_variable(char *const envp[], size_t n, const char *entry)
     return false;
 }
 
-/* --follow-children: the exec with the settings envp lacks added (the shim put in front of the
- * program's own LD_PRELOAD list when that list lacks it). On the stack, not mapped: a vfork
- * child (Python's subprocess, posix_spawn) shares its parent's memory, where a mapping would
- * stay. An environment too large for that goes as it is. */
+/* --follow-children: envp's n entries with the settings it lacks added, into `full` (room for
+ * n + MAX_HIDDEN + 2) and `preload` (the shim put in front of the program's own LD_PRELOAD
+ * list when that list lacks it). The callers keep both on the stack, not mapped: a vfork
+ * child (Python's subprocess) shares its parent's memory, where a mapping would stay. */
 #define MAX_FOLLOWED_ENV 4096
-static int exec_followed(execve_fn real, const char *file, char *const argv[], char *const envp[])
+#define FOLLOWED_PRELOAD_BYTES 4096
+static void followed_environment(char *const envp[], size_t n, char **full, char *preload)
 {
-    size_t n = 0;
-    while (envp && envp[n]) n++; /* none after clearenv(): environ is NULL */
-    if (n > MAX_FOLLOWED_ENV) return real(file, argv, envp);
-    char *full[n + MAX_HIDDEN + 2];
-    char preload[4096];
     size_t k = 0;
     bool preloaded = !followed_preload;
     for (size_t i = 0; i < n; i++) {
@@ -180,7 +177,7 @@ static int exec_followed(execve_fn real, const char *file, char *const argv[], c
         if (strncmp(envp[i], "LD_PRELOAD=", 11) == 0) {
             preloaded = true;
             if (followed_preload && !shim_in_preload(envp[i] + 11, &len) &&
-                strlen(followed_preload) + strlen(envp[i]) - 11 + 2 <= sizeof preload) {
+                strlen(followed_preload) + strlen(envp[i]) - 11 + 2 <= FOLLOWED_PRELOAD_BYTES) {
                 strcpy(preload, followed_preload); /* the program's own list, after the shim */
                 strcat(preload, ":");
                 strcat(preload, envp[i] + 11);
@@ -194,6 +191,23 @@ static int exec_followed(execve_fn real, const char *file, char *const argv[], c
     for (unsigned f = 0; f < nfollowed; f++)
         if (!has_variable(envp, n, followed[f])) full[k++] = (char *)followed[f];
     full[k] = NULL;
+}
+
+static size_t environment_size(char *const envp[])
+{
+    size_t n = 0;
+    while (envp && envp[n]) n++; /* none after clearenv(): environ is NULL */
+    return n;
+}
+
+/* An environment too large for the stack goes as it is. */
+static int exec_followed(execve_fn real, const char *file, char *const argv[], char *const envp[])
+{
+    size_t n = environment_size(envp);
+    if (n > MAX_FOLLOWED_ENV) return real(file, argv, envp);
+    char *full[n + MAX_HIDDEN + 2];
+    char preload[FOLLOWED_PRELOAD_BYTES];
+    followed_environment(envp, n, full, preload);
     return real(file, argv, full);
 }
 
@@ -346,6 +360,42 @@ int lt_hook_execle(const char *path, const char *arg, ...)
     int r = exec_list(real_execve(), false, path, arg, ap, true);
     va_end(ap);
     return r;
+}
+
+/* ---- posix_spawn: glibc's execs inside, out of the hooks' reach, so the environment is
+ * completed here (--follow-children; otherwise as it is). */
+typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+                        const posix_spawnattr_t *, char *const[], char *const[]);
+static _Atomic(spawn_fn) next_spawn, next_spawnp;
+
+static int spawn_followed(_Atomic(spawn_fn) *slot, const char *name, pid_t *pid, const char *file,
+                          const posix_spawn_file_actions_t *actions, const posix_spawnattr_t *attr,
+                          char *const argv[], char *const envp[])
+{
+    spawn_fn real = atomic_load(slot);
+    if (!real) {
+        real = (spawn_fn)lt_next_symbol(name);
+        atomic_store(slot, real);
+    }
+    if (!real) return ENOSYS;
+    size_t n = environment_size(envp);
+    if (!(nfollowed || followed_preload) || n > MAX_FOLLOWED_ENV) return real(pid, file, actions, attr, argv, envp);
+    char *full[n + MAX_HIDDEN + 2];
+    char preload[FOLLOWED_PRELOAD_BYTES];
+    followed_environment(envp, n, full, preload);
+    return real(pid, file, actions, attr, argv, full);
+}
+
+int lt_hook_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    return spawn_followed(&next_spawn, "posix_spawn", pid, path, actions, attr, argv, envp);
+}
+
+int lt_hook_posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
+                         const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    return spawn_followed(&next_spawnp, "posix_spawnp", pid, file, actions, attr, argv, envp);
 }
 
 /* The exported names (see hooked_functions.h). */

@@ -48,7 +48,9 @@
     X(execvpe)                      \
     X(execl)                        \
     X(execlp)                       \
-    X(execle)
+    X(execle)                       \
+    X(posix_spawn)                  \
+    X(posix_spawnp)
 
 /* privileges.c: the final capture's files are opened before the process changes user or root. */
 #define LT_HOOKED_PRIVILEGE_FUNCTIONS(X) \

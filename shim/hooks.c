@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -465,6 +466,10 @@ int lt_hook_execvpe(const char *file, char *const argv[], char *const envp[]);
 int lt_hook_execl(const char *path, const char *arg, ...);
 int lt_hook_execlp(const char *file, const char *arg, ...);
 int lt_hook_execle(const char *path, const char *arg, ...);
+int lt_hook_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
+int lt_hook_posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
+                         const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
 long lt_hook_syscall(long number, ...);
 int lt_hook_prctl(int option, ...);
 /* dlsym (lookups.c, in assembly). */
