@@ -99,6 +99,7 @@ static void load_common(void)
         if (d >= 1) lt_cfg.max_depth = d > LT_MAX_DEPTH_LIMIT ? LT_MAX_DEPTH_LIMIT : (int)d;
     }
     lt_cfg.follow_children = flag_is(setting("LEAKTRACE_FOLLOW_CHILDREN"), "1");
+    copy_env(lt_cfg.skip_children, "LEAKTRACE_SKIP_CHILDREN");
     lt_cfg.write_on_signal = !flag_is(setting("LEAKTRACE_SIGNALS"), "0");
     copy_env(lt_cfg.output, "LEAKTRACE_OUTPUT");
     copy_env(lt_cfg.notify, "LEAKTRACE_NOTIFY");

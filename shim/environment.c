@@ -211,6 +211,57 @@ static int exec_followed(execve_fn real, const char *file, char *const argv[], c
     return real(file, argv, full);
 }
 
+/* ---- run --skip-children: programs whose children-to-be are left out ------------------- */
+/* Does `name` match the glob `pattern` (`*` any characters, `?` one) of length plen? */
+static bool glob_match(const char *pattern, size_t plen, const char *name)
+{
+    const char *star = NULL, *resume = NULL;
+    size_t p = 0;
+    while (*name) {
+        if (p < plen && (pattern[p] == '?' || pattern[p] == *name)) {
+            p++;
+            name++;
+        } else if (p < plen && pattern[p] == '*') {
+            star = pattern + p++;
+            resume = name;
+        } else if (star) {
+            p = (size_t)(star - pattern) + 1;
+            name = ++resume;
+        } else {
+            return false;
+        }
+    }
+    while (p < plen && pattern[p] == '*') p++;
+    return p == plen;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* Whether one of the comma-separated patterns matches this program: the name it was run by
+ * (argv[0]) or its executable's path, whole when the pattern has a slash, else their last
+ * part (valgrind's --trace-children-skip). */
+bool lt_env_child_skipped(const char *patterns)
+{
+    char argv0[LT_PATH_MAX] = "", exe[LT_PATH_MAX] = "";
+    lt_read_file("/proc/self/cmdline", argv0, sizeof argv0 - 1); /* up to the first NUL */
+    long n = syscall(SYS_readlink, "/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = 0;
+    for (const char *p = patterns; *p;) {
+        size_t len = strcspn(p, ",");
+        bool whole = memchr(p, '/', len) != NULL;
+        const char *names[2] = { argv0, exe };
+        for (int i = 0; i < 2; i++)
+            if (names[i][0] && glob_match(p, len, whole ? names[i] : base_name(names[i]))) return true;
+        p += len;
+        while (*p == ',') p++;
+    }
+    return false;
+}
+
 /* ---- exec: the hidden entries go with the process into its next image ------------------- */
 static _Atomic(execve_fn) next_execve, next_execvpe; /* the real ones, looked up at first use */
 

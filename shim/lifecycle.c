@@ -166,6 +166,11 @@ static void start_preloaded(void)
         atomic_store(&lt_state, LT_STATE_OFF);
         return;
     }
+    if (!lt_cfg.is_root && lt_cfg.skip_children[0] && lt_env_child_skipped(lt_cfg.skip_children)) {
+        /* run --skip-children: not traced, but LD_PRELOAD stays, so its children may be. */
+        atomic_store(&lt_state, LT_STATE_OFF);
+        return;
+    }
     lt_is_child = !lt_cfg.is_root;
     if (lt_cfg.launched && !lt_cfg.follow_children) lt_env_hide_settings(SHIM_FILE_NAME);
     if (lt_cfg.follow_children) lt_env_keep_settings(SHIM_FILE_NAME);

@@ -39,6 +39,7 @@ unsigned lt_own_mappings(uintptr_t *starts, uintptr_t *ends, unsigned max);
 struct lt_config {
     int max_depth;           /* LEAKTRACE_MAX_DEPTH, default 64 */
     bool follow_children;    /* LEAKTRACE_FOLLOW_CHILDREN=1 */
+    char skip_children[LT_PATH_MAX]; /* LEAKTRACE_SKIP_CHILDREN: comma-separated name patterns */
     bool is_root;            /* this process is the one leaktrace launched, or preloaded by hand */
     bool launched;           /* started by `leaktrace run` (LEAKTRACE_LAUNCHER_PID is set) */
     bool write_on_signal;    /* LEAKTRACE_SIGNALS, default on: capture on SIGINT/SIGTERM */
@@ -557,6 +558,7 @@ int lt_hook_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int 
 /* ---- environment.c: the program sees its own environment ------------------------------- */
 void lt_env_hide_settings(const char *shim_file_name); /* root process, at start-up */
 void lt_env_keep_settings(const char *shim_file_name); /* --follow-children, at start-up */
+bool lt_env_child_skipped(const char *patterns); /* run --skip-children: this program is left out */
 /* ---- linkmap.c: answers read from the loader's list of objects ------------------------- */
 bool lt_loaded_by_preload(void);
 void lt_allocator_check(void);       /* notes objects before the shim that define malloc & co */

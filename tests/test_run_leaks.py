@@ -14,6 +14,7 @@ from leakharness import (
     allocation_site,
     compile_program,
     json_report,
+    leaktrace,
     marker_line,
     program_records,
     records_from,
@@ -270,6 +271,24 @@ def test_children_given_an_environment_of_their_own_are_followed(
     alone = run_traced(exe, work=tmp_path / "alone", options=("--fail-on-leak",))
     assert alone.returncode == 0, alone.stderr
     assert list((tmp_path / "alone").glob("*.lt")) == [alone.capture]
+
+
+def test_skip_children_leaves_out_the_programs_it_names(build_dir: Path, tmp_path: Path) -> None:
+    """--skip-children (valgrind's --trace-children-skip): a shell runs two programs that each
+    lose 66 bytes; the one whose name matches a pattern writes no capture and is not counted,
+    the other is. Without --follow-children the option is a usage error."""
+    kept = compile_program("cleared_env_children.c", build_dir, "-O0", output="kept_child")
+    skipped = compile_program("cleared_env_children.c", build_dir, "-O0", output="skipped_child")
+    script = f"{kept} forked; {skipped} forked"
+    done = leaktrace("run", "-o", str(tmp_path / "sh.lt"), "--follow-children",
+                     "--skip-children", "cc1,skipped_*", "--fail-on-leak", "--",
+                     "sh", "-c", script, cwd=tmp_path)
+    assert done.returncode == 99, done.stderr
+    assert children_together(done.stderr) == (66, 1, 0, 0, 0, 0)
+    captured = [c.name.split(".")[0] for c in tmp_path.glob("leaktrace-*.lt")]
+    assert captured == ["leaktrace-kept_child"]
+    unused = leaktrace("run", "--skip-children", "x", "--", "true", cwd=tmp_path)
+    assert unused.returncode == 2 and "give --follow-children too" in unused.stderr
 
 
 @pytest.mark.parametrize("opt", OPT_LEVELS)

@@ -88,6 +88,7 @@ Environment (read by the shim in the traced program, or by leaktrace):
   LEAKTRACE_INTERVAL=SECS    seconds between snapshots (default 1; run --interval)
   LEAKTRACE_START=WHEN       at-load (default) or on-mtrace (run --start)
   LEAKTRACE_FOLLOW_CHILDREN=1  children write captures too (run --follow-children)
+  LEAKTRACE_SKIP_CHILDREN=PATTERNS  children left out of that (run --skip-children)
   LEAKTRACE_OUTPUT=FILE      capture path (run -o)
   LEAKTRACE_DIR=DIR          where default-named captures go (default: the current directory)
   LEAKTRACE_MTRACE_LOG=FILE  also write a MALLOC_TRACE log with backtraces (run --mtrace-log)

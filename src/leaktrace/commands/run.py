@@ -68,6 +68,12 @@ if TYPE_CHECKING:
 @max_depth_option
 @click.option("--follow-children", is_flag=True,
               help="Also trace child processes; each writes its own capture.")
+@click.option("--skip-children", metavar="PATTERNS", default=None,
+              help="With --follow-children: do not trace the children whose program matches "
+                   "one of these comma-separated patterns ('*' and '?'; the name it was run "
+                   "by or its executable, the last part unless a pattern has a '/'), e.g. "
+                   "'cc1,as,ld,collect2,gcc*' (valgrind's --trace-children-skip). Their own "
+                   "children are still traced.")
 @click.option("--report-file", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Write the report to this file ('-' for stdout) instead of stderr.")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False), default=None,
@@ -88,7 +94,8 @@ if TYPE_CHECKING:
 @one_line_errors
 @without_cycle_collection
 def run_command(command: tuple[str, ...], output: str | None, max_depth: int | None,
-                follow_children: bool, report_file: str | None, html_file: str | None,
+                follow_children: bool, skip_children: str | None,
+                report_file: str | None, html_file: str | None,
                 interval: float | None, sample_bytes: int | None, mtrace_log: str | None,
                 start: str | None, output_format: str,
                 top: int | None, min_bytes: int, show_addresses: bool,
@@ -105,6 +112,9 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     if output_format in BINARY_FORMATS | {"html"} and report_file is None:
         raise LeaktraceError(f"--format {output_format} needs --report-file FILE (the report "
                              "goes to stderr otherwise, between leaktrace's own messages)")
+    if skip_children is not None and not follow_children:
+        raise click.UsageError("--skip-children leaves out some of the children "
+                               "--follow-children traces: give --follow-children too")
     if mtrace_log is not None and sample_bytes is not None:
         # The log needs every allocation (glibc's script pairs each free with one); sampling
         # records a few, and the frees of the others would be frees of unknown blocks.
@@ -132,7 +142,8 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     with NamelessFile() as notify:  # nothing left in /tmp, even if leaktrace is killed
         env = launch_environment(os.environ, shim=shim, capture_dir=capture_dir,
                                  notify_path=notify.path, output=output, max_depth=max_depth,
-                                 follow_children=follow_children, interval=interval,
+                                 follow_children=follow_children,
+                                 skip_children=skip_children, interval=interval,
                                  start=start, sample_bytes=sample_bytes)
         as_if_run_directly(env, program)
         if mtrace_log is not None:

@@ -11,7 +11,8 @@ from collections.abc import Mapping, MutableMapping
 def launch_environment(base: Mapping[str, str], *, shim: str, capture_dir: str,
                        notify_path: str, output: str | None = None,
                        max_depth: int | None = None,
-                       follow_children: bool = False, interval: float | None = None,
+                       follow_children: bool = False, skip_children: str | None = None,
+                       interval: float | None = None,
                        start: str | None = None,
                        sample_bytes: int | None = None) -> dict[str, str]:
     """`interval`: seconds between snapshots (LEAKTRACE_INTERVAL); `start`: at-load or
@@ -35,6 +36,10 @@ def launch_environment(base: Mapping[str, str], *, shim: str, capture_dir: str,
         env["LEAKTRACE_FOLLOW_CHILDREN"] = "1"
     else:
         env.pop("LEAKTRACE_FOLLOW_CHILDREN", None)
+    if skip_children:
+        env["LEAKTRACE_SKIP_CHILDREN"] = skip_children
+    else:
+        env.pop("LEAKTRACE_SKIP_CHILDREN", None)
     if interval is not None:
         env["LEAKTRACE_INTERVAL"] = seconds_text(interval)
     if start is not None:
