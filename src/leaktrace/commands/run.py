@@ -72,8 +72,8 @@ if TYPE_CHECKING:
               help="With --follow-children: do not trace the children whose program matches "
                    "one of these comma-separated patterns ('*' and '?'; the name it was run "
                    "by or its executable, the last part unless a pattern has a '/'), e.g. "
-                   "'cc1,as,ld,collect2,gcc*' (valgrind's --trace-children-skip). Their own "
-                   "children are still traced.")
+                   "'cc1,as,ld,collect2,gcc*', as valgrind's trace-children-skip option does. "
+                   "Their own children are still traced.")
 @click.option("--report-file", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Write the report to this file ('-' for stdout) instead of stderr.")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False), default=None,
