@@ -73,7 +73,7 @@ if TYPE_CHECKING:
                    "one of these comma-separated patterns ('*' and '?'; the name it was run "
                    "by or its executable, the last part unless a pattern has a '/'), e.g. "
                    "'cc1,as,ld,collect2,gcc*', as valgrind's trace-children-skip option does. "
-                   "Their own children are still traced.")
+                   "The programs they run are still traced.")
 @click.option("--report-file", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Write the report to this file ('-' for stdout) instead of stderr.")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False), default=None,
