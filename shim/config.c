@@ -162,23 +162,27 @@ bool lt_config_load_file(const char *path)
     return true;
 }
 
+bool lt_preload_entry_is(const char *entry, size_t len, const char *shim_path)
+{
+    const char *base = strrchr(shim_path, '/');
+    base = base ? base + 1 : shim_path;
+    const char *slash = memrchr(entry, '/', len);
+    const char *name = slash ? slash + 1 : entry;
+    size_t name_len = len - (size_t)(name - entry);
+    return name_len == strlen(base) && strncmp(name, base, name_len) == 0;
+}
+
 /* Removes the shim from LD_PRELOAD in this process's environment, in place (no allocation),
  * so programs this one executes are not traced unless --follow-children asked for it. */
 void lt_env_remove_preload(const char *shim_path)
 {
     extern char **environ;
-    const char *base = strrchr(shim_path, '/');
-    base = base ? base + 1 : shim_path;
     for (char **e = environ; e && *e; e++) {
         if (strncmp(*e, "LD_PRELOAD=", 11) != 0) continue;
         char *list = *e + 11, *out = list, *tok = list;
         while (*tok) {
             size_t len = strcspn(tok, ": ");
-            const char *slash = memrchr(tok, '/', len);
-            const char *name = slash ? slash + 1 : tok;
-            size_t name_len = len - (size_t)(name - tok);
-            bool ours = name_len == strlen(base) && strncmp(name, base, name_len) == 0;
-            if (!ours) {
+            if (!lt_preload_entry_is(tok, len, shim_path)) {
                 if (out != list) *out++ = ':';
                 memmove(out, tok, len);
                 out += len;

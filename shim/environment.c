@@ -116,14 +116,12 @@ static const char *copy_of(const char *text, size_t len)
 }
 
 /* Where in an LD_PRELOAD value (after "LD_PRELOAD=") the shim is named, or NULL; *len its
- * length. Entries are separated by colons or spaces, as the loader reads them. */
+ * length. */
 static const char *shim_in_preload(const char *list, size_t *len)
 {
     for (const char *tok = list; *tok;) {
         size_t n = strcspn(tok, ": ");
-        const char *slash = memrchr(tok, '/', n);
-        const char *name = slash ? slash + 1 : tok;
-        if ((size_t)(tok + n - name) == strlen(shim_base) && strncmp(name, shim_base, strlen(shim_base)) == 0) {
+        if (lt_preload_entry_is(tok, n, shim_base)) {
             *len = n;
             return tok;
         }
@@ -161,6 +159,9 @@ static bool has_variable(char *const envp[], size_t n, const char *entry)
         if (strncmp(envp[i], entry, name_len) == 0) return true;
     return false;
 }
+
+/* --follow-children, its settings kept (lt_env_keep_settings). */
+static bool following(void) { return nfollowed || followed_preload; }
 
 /* --follow-children: envp's n entries with the settings it lacks added, into `full` (room for
  * n + MAX_HIDDEN + 2) and `preload` (the shim put in front of the program's own LD_PRELOAD
@@ -248,7 +249,7 @@ bool lt_env_child_skipped(const char *patterns)
 {
     char argv0[LT_PATH_MAX] = "", exe[LT_PATH_MAX] = "";
     lt_read_file("/proc/self/cmdline", argv0, sizeof argv0 - 1); /* up to the first NUL */
-    long n = syscall(SYS_readlink, "/proc/self/exe", exe, sizeof exe - 1);
+    ssize_t n = lt_readlink_proc("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = 0;
     for (const char *p = patterns; *p;) {
         size_t len = strcspn(p, ",");
@@ -269,7 +270,7 @@ static int exec_with_hidden(execve_fn real, const char *file, char *const argv[]
 {
     /* Hidden entries go only with the traced process itself: a vfork child shares its memory
      * but is not it, and children are not traced unless followed (then nothing was hidden). */
-    if (nfollowed || followed_preload) return exec_followed(real, file, argv, envp); /* vfork too */
+    if (following()) return exec_followed(real, file, argv, envp); /* vfork too */
     if (!envp || !nhidden || getpid() != atomic_load(&lt_owner_pid)) return real(file, argv, envp);
     size_t n = 0;
     while (envp[n]) n++;
@@ -417,20 +418,14 @@ int lt_hook_execle(const char *path, const char *arg, ...)
  * completed here (--follow-children; otherwise as it is). */
 typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
                         const posix_spawnattr_t *, char *const[], char *const[]);
-static _Atomic(spawn_fn) next_spawn, next_spawnp;
 
-static int spawn_followed(_Atomic(spawn_fn) *slot, const char *name, pid_t *pid, const char *file,
+static int spawn_followed(spawn_fn real, pid_t *pid, const char *file,
                           const posix_spawn_file_actions_t *actions, const posix_spawnattr_t *attr,
                           char *const argv[], char *const envp[])
 {
-    spawn_fn real = atomic_load(slot);
-    if (!real) {
-        real = (spawn_fn)lt_next_symbol(name);
-        atomic_store(slot, real);
-    }
     if (!real) return ENOSYS;
     size_t n = environment_size(envp);
-    if (!(nfollowed || followed_preload) || n > MAX_FOLLOWED_ENV) return real(pid, file, actions, attr, argv, envp);
+    if (!following() || n > MAX_FOLLOWED_ENV) return real(pid, file, actions, attr, argv, envp);
     char *full[n + MAX_HIDDEN + 2];
     char preload[FOLLOWED_PRELOAD_BYTES];
     followed_environment(envp, n, full, preload);
@@ -440,13 +435,15 @@ static int spawn_followed(_Atomic(spawn_fn) *slot, const char *name, pid_t *pid,
 int lt_hook_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
                         const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-    return spawn_followed(&next_spawn, "posix_spawn", pid, path, actions, attr, argv, envp);
+    LT_NEXT(spawn_fn, posix_spawn);
+    return spawn_followed(f, pid, path, actions, attr, argv, envp);
 }
 
 int lt_hook_posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
                          const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-    return spawn_followed(&next_spawnp, "posix_spawnp", pid, file, actions, attr, argv, envp);
+    LT_NEXT(spawn_fn, posix_spawnp);
+    return spawn_followed(f, pid, file, actions, attr, argv, envp);
 }
 
 /* The exported names (see hooked_functions.h). */

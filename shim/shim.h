@@ -64,6 +64,9 @@ void lt_config_load(void);
 /* Attach mode: the same settings, as NAME=VALUE lines of a file. */
 bool lt_config_load_file(const char *path);
 void lt_env_remove_preload(const char *shim_path);
+/* Does the LD_PRELOAD list entry [entry, entry + len) name the shim (by its file name)? The
+ * loader separates entries by colons or spaces. */
+bool lt_preload_entry_is(const char *entry, size_t len, const char *shim_path);
 
 /* ---- text.c: formatting without snprintf ---------------------------------------------- */
 char *lt_put_str(char *dst, char *end, const char *s);
