@@ -641,29 +641,23 @@ bool lt_blocks_take(uintptr_t addr, struct lt_block *out)
     return !must_defer() && take_block(addr, out); /* a handler's caller falls back to forget */
 }
 
-/* The size of the block removed (0: none was recorded at addr). */
-static uint64_t forget_now(uintptr_t addr)
+static void forget_now(uintptr_t addr)
 {
     struct lt_block b;
-    if (take_block(addr, &b)) {
-        uint64_t size = lt_block_size(&b);
-        lt_stack_note_free(b.stack_id, size, true);
-        return size;
-    }
-    if (!lt_sample_mean_bytes) /* sampling: most frees are of blocks never recorded */
+    if (take_block(addr, &b)) lt_stack_note_free(b.stack_id, lt_block_size(&b), true);
+    else if (!lt_sample_mean_bytes) /* sampling: most frees are of blocks never recorded */
         lt_striped_add(LT_UNKNOWN_FREES); /* after an attach, most frees for a while */
-    return 0;
 }
 
-uint64_t lt_blocks_forget(uintptr_t addr)
+void lt_blocks_forget(uintptr_t addr)
 {
-    if (lt_sample_unrecorded(addr)) return 0; /* sampling mode: the common case */
+    if (lt_sample_unrecorded(addr)) return; /* sampling mode: the common case */
     if (must_defer()) {
         struct lt_block b = { .addr = addr };
         defer(OP_FORGET, &b);
-        return 0;
+        return;
     }
-    return forget_now(addr);
+    forget_now(addr);
 }
 
 /* pre: locks_held == 0. Applies, in order, what signal handlers queued; a handler that runs
@@ -677,7 +671,7 @@ static void apply_pending(void)
         atomic_signal_fence(memory_order_seq_cst);
         pending_head = pending_head + 1;
         if (op.op == OP_INSERT) insert_now(&op.block, mix(op.block.addr));
-        else (void)forget_now(op.block.addr);
+        else forget_now(op.block.addr);
     }
     atomic_signal_fence(memory_order_seq_cst);
     applying = false;

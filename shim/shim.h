@@ -254,9 +254,8 @@ void lt_blocks_insert(uintptr_t addr, uint64_t hash, uint64_t size, unsigned kin
 bool lt_blocks_take(uintptr_t addr, struct lt_block *out);
 void lt_blocks_put_back(const struct lt_block *b);
 /* Remove and count the block as freed (or the free as unknown); from a signal handler that
- * interrupted its thread inside this table, done as soon as the thread leaves it. Returns the
- * size of the recorded block it removed now, else 0. */
-uint64_t lt_blocks_forget(uintptr_t addr);
+ * interrupted its thread inside this table, done as soon as the thread leaves it. */
+void lt_blocks_forget(uintptr_t addr);
 /* A hint: the insertion of addr comes soon (the caller unwinds meanwhile). Returns addr's
  * hash, for lt_blocks_insert. */
 uint64_t lt_blocks_prefetch(uintptr_t addr);
