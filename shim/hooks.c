@@ -171,7 +171,7 @@ static inline uint64_t whole_words(uint64_t bytes) { return (bytes + 7) & ~(uint
 static inline __attribute__((always_inline)) void record_block(void *p, size_t size, unsigned kind,
                                                                size_t written)
 {
-    if (!lt_sample_skip(size)) { /* sampling: inlined */
+    if (!lt_sample_skip(size) && LT_LIKELY(lt_thread_generation != LT_QUIET_GENERATION)) { /* sampling: inlined */
         if (size <= CLEAR_LIMIT && written < size) clear_range(p, whole_words(written), whole_words(size));
         record_sampled_block(p, size, kind, __builtin_frame_address(0));
     }

@@ -116,6 +116,7 @@ void lt_regions_add(uintptr_t start, uint64_t len, unsigned kind, uint32_t stack
 {
     if (!regions || !len) return;
     lt_regions_remove(start, len); /* MAP_FIXED replaces what was there */
+    if (lt_thread_generation == LT_QUIET_GENERATION) return; /* track()'s bookkeeping (track.c) */
     struct region r = { start, len, stack_id, lt_elapsed_ms(),
                         (uint16_t)lt_generation_now(), (uint8_t)kind };
     if (insert_at(first_ending_after(start), &r)) lt_stack_note_alloc(stack_id, len);

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -235,8 +236,11 @@ static inline unsigned lt_block_kind(const struct lt_block *b) { return (unsigne
  * (timestamps are not: several allocations share a millisecond). Written by the control thread
  * and mtrace(), read relaxed by every allocation. */
 extern _Atomic unsigned lt_generation;
-/* (track.c) A thread inside a leaktrace.track() block stamps its own generation instead. */
+/* (track.c) A thread inside a leaktrace.track() block stamps its own generation instead;
+ * LT_QUIET_GENERATION while track()'s own Python code does its bookkeeping: what the thread
+ * allocates then is not recorded (hooks.c). */
 extern __thread unsigned lt_thread_generation __attribute__((tls_model("initial-exec")));
+#define LT_QUIET_GENERATION UINT_MAX
 static inline unsigned lt_generation_now(void)
 {
     unsigned own = lt_thread_generation;

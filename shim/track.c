@@ -49,6 +49,21 @@ LT_EXPORT unsigned leaktrace_track_enter(unsigned *previous)
 
 LT_EXPORT void leaktrace_track_leave(unsigned previous) { lt_thread_generation = previous; }
 
+/* Takes two fresh generations as leaktrace_track_enter does, without stamping g on this thread
+ * yet (leaktrace_track_leave(g) starts that): track()'s Python code, quiet meanwhile, keeps
+ * g first, and nothing it allocates to do so is in the block. */
+LT_EXPORT unsigned leaktrace_track_reserve(void) { return atomic_fetch_add(&lt_generation, 2) + 1; }
+
+/* This thread's allocations are not recorded until leaktrace_track_leave(returned value), or
+ * another generation, ends it: track()'s bookkeeping (its generation numbers, sets and ranges
+ * are Python objects) must not show up as the tracked code's blocks. Frees are kept as ever. */
+LT_EXPORT unsigned leaktrace_track_quiet(void)
+{
+    unsigned previous = lt_thread_generation;
+    lt_thread_generation = LT_QUIET_GENERATION;
+    return previous;
+}
+
 /* The generation other threads stamp now: the last one a capture of "all threads" includes. */
 LT_EXPORT unsigned leaktrace_track_generation(void) { return atomic_load(&lt_generation); }
 

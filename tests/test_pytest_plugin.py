@@ -161,6 +161,45 @@ def test_option_checks_every_test_and_fail_on_kinds(inner: pytest.Pytester) -> N
                      r"\(definite; 0 allowed\)", result.stdout.str()), result.stdout.str()
 
 
+REFERENCE_LEAK_TESTS = '''
+import pytest
+import lt_track_ext as ext
+
+
+@pytest.mark.leaktrace(kinds="all", repeat=4)
+def test_reference_leak():
+    ext.leak_object(200)  # 233 bytes: pymalloc serves objects up to 512
+
+
+@pytest.mark.leaktrace(kinds="all", repeat=4)
+def test_clean():
+    ext.no_leak(64)
+    return [str(i) for i in range(100)]
+'''
+
+
+@pytest.mark.parametrize("allocator", ["pymalloc", "malloc"])
+def test_python_objects_are_checked_with_python_malloc(
+        pytester: pytest.Pytester, ext_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        allocator: str) -> None:
+    """A test that loses a reference to a new small object fails only where each Python
+    object is its own malloc call (PYTHONMALLOC=malloc): pymalloc serves it from arenas of
+    its own, unseen. The header says which case it is."""
+    monkeypatch.setenv("PYTHONPATH", str(ext_dir))
+    monkeypatch.setenv("PYTHONMALLOC", allocator)
+    pytester.makepyfile(test_inner=REFERENCE_LEAK_TESTS)
+    result = pytester.runpytest_subprocess("-rA", "-p", "no:cacheprovider", "--leaktrace")
+    out = result.stdout.str()
+    if allocator == "malloc":
+        assert outcomes(result) == {"test_reference_leak": "FAILED", "test_clean": "PASSED"}, out
+        assert "leaktrace: the test left 699 bytes of native memory (all; 0 allowed)" in out
+        assert f"track_ext.c:{marker_line('object')}" in out
+        assert "leaktrace: PYTHONMALLOC=malloc: Python objects and PyMem blocks are checked" in out
+    else:
+        assert outcomes(result) == {"test_reference_leak": "PASSED", "test_clean": "PASSED"}, out
+        assert "PYTHONMALLOC=malloc checks them too" in out
+
+
 def test_without_the_option_unmarked_tests_are_not_checked(inner: pytest.Pytester) -> None:
     result = inner.runpytest_subprocess("-rA", "-p", "no:cacheprovider", "-k", "unmarked")
     assert outcomes(result) == {"test_unmarked_leak": "PASSED"}

@@ -178,6 +178,54 @@ def test_threads_current_leaves_out_other_threads(ext_dir: Path) -> None:
     assert report == {"all": [208, 336], "current": [208]}
 
 
+PYTHON_MALLOC = {"PYTHONMALLOC": "malloc"}  # every Python object its own malloc call
+
+
+@pytest.mark.parametrize("threads", ["all", "current"])
+def test_the_trackers_own_objects_are_not_the_blocks(ext_dir: Path, threads: str) -> None:
+    """With PYTHONMALLOC=malloc each Python object is a malloc'd block, the tracker's own too
+    (its generation numbers, sets, ranges): none of them may be reported, or every tracked
+    test of a clean function would fail with kinds="all"."""
+    report = run_json(f"""
+        import json, leaktrace, lt_track_ext as ext
+
+        @leaktrace.track(repeat=4, threads={threads!r})
+        def clean():
+            ext.no_leak(64)
+            return [str(i) for i in range(100)]
+
+        clean()
+        with leaktrace.track(threads={threads!r}) as t:
+            ext.no_leak(64)
+        print(json.dumps({{"repeat": clean.last_track.live_bytes, "with": t.live_bytes}}))
+    """, ext_dir, PYTHON_MALLOC)
+    assert report == {"repeat": 0, "with": 0}
+
+
+def test_reference_and_pymem_leaks_with_python_malloc(ext_dir: Path) -> None:
+    """A lost reference to a new object, and a lost PyMem_Malloc block: with
+    PYTHONMALLOC=malloc both are malloc'd blocks, found with their lines. The lost object is
+    still linked from the interpreter's own lists (kinds="all" counts it), the PyMem block
+    is not linked anywhere."""
+    report = run_json("""
+        import json, leaktrace, lt_track_ext as ext
+
+        @leaktrace.track(repeat=4, kinds="all")
+        def work():
+            ext.leak_object(1000)
+            ext.leak_pymem(96)
+
+        work()
+        r = work.last_track.report()
+        def site(rec):  # the first frame in the extension: where it allocated
+            return next(f.line for f in rec.frames if f.file and f.file.endswith("track_ext.c"))
+        print(json.dumps(sorted([b.size, site(rec)] for rec in r.records for b in rec.addresses)))
+    """, ext_dir, PYTHON_MALLOC)
+    object_size = 1000 + 33  # PyBytesObject's header and the terminating NUL
+    assert report == sorted([[96, marker_line("pymem")]] * 3
+                            + [[object_size, marker_line("object")]] * 3)
+
+
 def test_max_bytes_raises_leak_error_with_the_report(ext_dir: Path) -> None:
     result = run_python("""
         import leaktrace, lt_track_ext as ext

@@ -72,6 +72,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 _failures_key = pytest.StashKey[list[str]]()
 
+# The allocators that make each Python object its own malloc call, which the shim sees.
+MALLOC_ALLOCATORS = ("malloc", "malloc_debug")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if not config.getoption("leaktrace"):
+        return None
+    import os
+    if os.environ.get("PYTHONMALLOC") in MALLOC_ALLOCATORS:
+        return "leaktrace: PYTHONMALLOC=malloc: Python objects and PyMem blocks are checked too"
+    return ("leaktrace: native memory only: Python objects and PyMem_Malloc blocks come from "
+            "pymalloc's arenas, unseen; PYTHONMALLOC=malloc checks them too (docs/tracking.md)")
+
 
 def _settings(item: pytest.Function) -> CheckSettings | None:
     marker = item.get_closest_marker(MARKER)

@@ -69,6 +69,44 @@ static PyObject *init_then_leak(PyObject *self, PyObject *arg)
     return leak(self, arg);
 }
 
+/* A reference leak: a new bytes object of n bytes whose reference is never given back, the
+ * commonest leak of an extension. Python allocates it with PyObject_Malloc: under pymalloc
+ * (objects up to 512 bytes) no malloc call happens; with PYTHONMALLOC=malloc it is one. */
+__attribute__((noinline)) static PyObject *make_object(Py_ssize_t n)
+{
+    PyObject *o = PyBytes_FromStringAndSize(NULL, n); /* @leak:object */
+    __asm__ volatile("" ::: "memory"); /* not a tail call: this frame stays in the stack */
+    return o;
+}
+
+static PyObject *leak_object(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n < 0 && PyErr_Occurred()) return NULL;
+    if (!make_object(n)) return NULL; /* the reference is dropped on the floor */
+    Py_RETURN_NONE;
+}
+
+/* PyMem_Malloc(n), lost. */
+__attribute__((noinline)) static void *make_pymem(size_t n)
+{
+    void *p = PyMem_Malloc(n); /* @leak:pymem */
+    if (p) memset(p, 0x5a, n);
+    return p;
+}
+
+static PyObject *leak_pymem(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    size_t n = PyLong_AsSize_t(arg);
+    if (n == (size_t)-1 && PyErr_Occurred()) return NULL;
+    void *volatile p = make_pymem(n);
+    p = NULL;
+    (void)p;
+    Py_RETURN_NONE;
+}
+
 /* Clears 64 KiB of stack below the caller's frame: pointers left in dead frames of earlier
  * calls (the allocator's, the shim's) would make a lost block look reachable, since the scan
  * of the calling thread's stack is conservative. The test calls it at the depth of the leaking
@@ -88,6 +126,8 @@ static PyMethodDef methods[] = {
     { "no_leak", no_leak, METH_O, "malloc(n) and free it" },
     { "init_once", init_once, METH_NOARGS, "lose 100 bytes on the first call only" },
     { "init_then_leak", init_then_leak, METH_O, "lose 100 bytes once, then n per call" },
+    { "leak_object", leak_object, METH_O, "a bytes object of n bytes whose reference is lost" },
+    { "leak_pymem", leak_pymem, METH_O, "PyMem_Malloc(n) and lose it" },
     { NULL, NULL, 0, NULL },
 };
 

@@ -62,7 +62,18 @@ class ShimSession:
         return generation, previous.value
 
     def leave_thread(self, previous: int) -> None:
+        """Stamps `previous` (a generation, or one quiet() returned) on this thread's blocks."""
         self._library().leaktrace_track_leave(previous)
+
+    def reserve_generations(self) -> int:
+        """Two fresh generations, g (returned) and g + 1, which other threads stamp from now
+        on; this thread stamps g once leave_thread(g) is called."""
+        return int(self._library().leaktrace_track_reserve())
+
+    def quiet(self) -> int:
+        """Until leave_thread(): this thread's allocations are not recorded (track()'s own
+        Python objects). Returns what leave_thread() takes to end it as it was."""
+        return int(self._library().leaktrace_track_quiet())
 
     def current_generation(self) -> int:
         return int(self._library().leaktrace_track_generation())
@@ -109,6 +120,10 @@ class ShimSession:
         lib.leaktrace_track_enter.restype = ctypes.c_uint
         lib.leaktrace_track_leave.argtypes = [ctypes.c_uint]
         lib.leaktrace_track_leave.restype = None
+        lib.leaktrace_track_reserve.argtypes = []
+        lib.leaktrace_track_reserve.restype = ctypes.c_uint
+        lib.leaktrace_track_quiet.argtypes = []
+        lib.leaktrace_track_quiet.restype = ctypes.c_uint
         lib.leaktrace_track_generation.argtypes = []
         lib.leaktrace_track_generation.restype = ctypes.c_uint
         lib.leaktrace_track_capture.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int,

@@ -98,13 +98,13 @@ class Tracker:
         """Calls function(*args, **kwargs) `repeat` times inside the block; returns the last
         result. With repeat > 1 the first call is a warm-up: the report holds the blocks of
         the other calls from the backtraces that left live blocks in every one of them."""
-        self._begin()
-        iterations: list[set[int] | range] = []
+        # Made before the block: what the tracker keeps must not be among the block's blocks.
+        iterations: list[set[int] | range] = [range(0)] * self.repeat
         result: Any = None
+        self._begin()
         try:
-            for _ in range(self.repeat):
-                generations, result = self._run_once(function, args, kwargs)
-                iterations.append(generations)
+            for i in range(self.repeat):
+                iterations[i], result = self._run_once(function, args, kwargs)
         except BaseException:
             self._end(check=False)
             raise
@@ -166,30 +166,47 @@ class Tracker:
         return Path(shutil.copyfile(self.capture_path, path))
 
     # ---- internals ------------------------------------------------------------------------
+    # The tracker's own Python objects (generation numbers, sets, ranges) are made while the
+    # thread is quiet (shim_session.quiet): they are not recorded, so they never show up as
+    # the tracked code's blocks (with PYTHONMALLOC=malloc each one is a malloc'd block).
     def _begin(self) -> None:
         if self._active:
             raise LeaktraceError("leaktrace: this tracked block is already open")
-        session().open_block(self.max_depth)
-        self._generation, self._previous = session().enter_thread()
-        self._own_generations = {self._generation}
-        self._active = True
-        _open_blocks().append(self)
-
-    def _end(self, *, check: bool, iterations: list[set[int] | range] | None = None) -> None:
-        """With `iterations` (repeat), the calls whose growth is reported."""
         shim = session()
+        shim.open_block(self.max_depth)
+        previous = shim.quiet()
+        try:
+            self._generation = shim.reserve_generations()
+            self._previous = previous
+            self._own_generations = {self._generation}
+            self._active = True
+            _open_blocks().append(self)
+        except BaseException:
+            shim.leave_thread(previous)
+            raise
+        shim.leave_thread(self._generation)  # the block starts here
+
+    def _end(self, *, check: bool, iterations: list[set[int] | range] | None = None
+             ) -> set[int] | range:
+        """With `iterations` (repeat), the calls whose growth is reported. Returns the block's
+        generations."""
+        shim = session()
+        if check and self.collect:
+            gc.collect()  # finalizers run now belong to the block
+        shim.quiet()
         iteration_captures: list[Path] = []
+        own = self._generations()
         try:
             if check:
-                if self.collect:
-                    gc.collect()
-                generations = self._generations() if iterations is None else _union(iterations)
+                generations = own if iterations is None else _union(iterations)
                 # The scan first: reading captures puts block addresses in this process's
                 # memory, where the scan would take them for pointers.
                 self.capture_path = self._capture(generations, self.scan)
-                iteration_captures = [self._capture(g, scan=False) for g in iterations or []]
+                # A loop, not a comprehension: that would make `self` a cell, a Python object
+                # made when _end starts, before the thread is quiet.
+                for g in iterations or ():
+                    iteration_captures.append(self._capture(g, scan=False))
         finally:
-            shim.leave_thread(self._previous)
             opened = _open_blocks()
             if opened and opened[-1] is self:
                 opened.pop()
@@ -197,12 +214,14 @@ class Tracker:
                     opened[-1]._own_generations |= self._own_generations
             self._active = False
             shim.close_block()
+            shim.leave_thread(self._previous)
         # Read once detached: what it imports (numpy) must not be loaded, nor its GOT
         # patched, while the shim is attached.
         if iteration_captures:
             self._stack_ids = _growing_stacks(iteration_captures)
         if check and self.max_bytes is not None:
             self._check_limit()
+        return own
 
     def _capture(self, generations: set[int] | range, scan: bool) -> Path:
         """What the capture call itself allocates (ctypes buffers, the file name) goes into a
@@ -227,8 +246,7 @@ class Tracker:
         try:
             result = function(*args, **kwargs)
         finally:
-            generations = inner._generations()
-            inner._end(check=False)
+            generations = inner._end(check=False)
         return generations, result
 
     def _check_limit(self) -> None:
