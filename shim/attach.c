@@ -248,6 +248,7 @@ bool lt_detach(char *capture_path, size_t cap)
     lt_unmap(patches, MAX_PATCHES * sizeof *patches);
     patches = NULL;
     lt_stop_tracking();
+    lt_scan_give_back_signal(); /* a scan ran: its handler goes, unless a signal is pending */
     pthread_mutex_unlock(&patch_lock);
     /* Nothing of the session stays in the process: its thread ends (at once, or after it has
      * answered when it is the caller) and the tables go back to the system once no hook is

@@ -178,6 +178,40 @@ static void own_a_signal(void)
     sigaction(chosen, &sa, NULL); /* libc's, through the hook: it adds the return trampoline */
 }
 
+/* lt_scan_give_back_signal: set by a thread that has the scan's signal pending. */
+static void note_pending_scan_signal(pid_t tid, void *pending)
+{
+    char path[64], text[2048];
+    char *end = path + sizeof path - 1;
+    *lt_put_str(lt_put_uint(lt_put_str(path, end, "/proc/self/task/"), end, (uint64_t)tid), end,
+                "/status") = '\0';
+    size_t len = lt_read_file(path, text, sizeof text - 1);
+    text[len] = '\0';
+    int sig = lt_scan_signal();
+    for (const char *field = text; (field = strstr(field, "Pnd:\t")) != NULL;) { /* SigPnd, ShdPnd */
+        field += 5;
+        if ((lt_parse_hex(&field) >> (sig - 1)) & 1) *(bool *)pending = true;
+    }
+}
+
+void lt_scan_give_back_signal(void)
+{
+    pthread_mutex_lock(&scan_lock);
+    int sig = atomic_load(&scan_signal);
+    if (sig && disposition(sig) == (uintptr_t)park) {
+        /* A scan signal still pending in some thread (one that blocked it after it was sent)
+         * would kill the process under the default action: the handler then stays. */
+        bool pending = false;
+        if (lt_for_each_thread(note_pending_scan_signal, &pending) > 0 && !pending) {
+            struct sigaction dfl = { 0 };
+            dfl.sa_handler = SIG_DFL;
+            sigaction(sig, &dfl, NULL);
+            atomic_store(&scan_signal, 0);
+        }
+    }
+    pthread_mutex_unlock(&scan_lock);
+}
+
 /* A signal of the program's, pending and not blocked once this handler returns: it comes
  * meanwhile (this handler blocks every other signal) and is delivered as the handler
  * returns, in the same interruption of whatever the thread was waiting in. */

@@ -329,6 +329,7 @@ const struct lt_module *lt_module_at(unsigned i);
 /* enum lt_capture_reason (LT_REASON_*): capture_format.h */
 int lt_scan_signal(void);            /* (scan.c) the signal that parks threads for a scan */
 void *lt_scan_handler(void);         /* (scan.c) its handler: reported as SIG_DFL (signals.c) */
+void lt_scan_give_back_signal(void); /* (scan.c) at detach: that signal's default action back */
 struct lt_scan;
 struct lt_capture_request {
     unsigned reason;                 /* exit and signal captures are final, the rest on-demand */

@@ -458,6 +458,70 @@ def test_process_already_traced(server: Server, tmp_path: Path) -> None:
     server.check_answers()
 
 
+def test_attach_again_after_the_shim_file_was_replaced(server: Server, tmp_path: Path) -> None:
+    """The shim a process loaded at an earlier attach stays loaded; when its file is then
+    replaced (leaktrace reinstalled), a new attach must use the loaded copy's symbols. The same
+    build again (same build id) is attached; another build is refused in one line, and the
+    process runs on (a call at the new file's offsets crashed it with SIGSEGV)."""
+    from leaktrace.symbolize.elf_info import read_elf_info
+
+    installed = find_shim_library()
+    shim = tmp_path / "shim" / installed.name
+    shim.parent.mkdir()
+    shutil.copyfile(installed, shim)
+    env = dict(attach_env(tmp_path / "ctl"), LEAKTRACE_SHIM=str(shim))
+
+    def attach_once() -> subprocess.CompletedProcess[str]:
+        return leaktrace("attach", str(server.pid), "--duration", "0.3", "--format", "json",
+                         *ATTACH_EVERY_RECORD, env=env, cwd=tmp_path)
+
+    def replace_with(content: bytes) -> None:
+        shim.unlink()  # as pip does: the loaded copy becomes "(deleted)"
+        shim.write_bytes(content)
+
+    first = attach_once()
+    assert first.returncode == 0, first.stderr
+    replace_with(installed.read_bytes())
+    server.leak(4)
+    same_build = attach_once()
+    assert same_build.returncode == 0, same_build.stderr
+    info = read_elf_info(str(installed))
+    assert info is not None and info.build_id
+    content = installed.read_bytes()
+    at = content.index(info.build_id)
+    replace_with(content[:at] + bytes([content[at] ^ 0xFF]) + content[at + 1:])
+    refused = attach_once()
+    assert_one_line_error(refused, "replaced by another build", "restart the process")
+    server.check_answers()
+    assert server.quit()[0] == 7
+
+
+def caught_signals(pid: int) -> int:
+    """The process's caught signals (SigCgt), less glibc's own two (32 and 33, whose handlers
+    glibc installs once the process has a second thread: the shim's control thread)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    mask = int(re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, re.M)[1], 16)  # type: ignore[index]
+    return mask & ~(0b11 << 31)
+
+
+def test_a_scan_leaves_no_signal_handler_after_detach(server: Server, tmp_path: Path) -> None:
+    """A scan while attached installs the handler that parks threads, on a real-time signal
+    the program does not use; detach gives that signal its default action back (it stayed
+    caught, so the signal no longer ended the process)."""
+    env = attach_env(tmp_path / "ctl")
+    before = caught_signals(server.pid)
+    run = AttachRun(server.pid, env=env, cwd=tmp_path)
+    run.wait_attached()
+    scanned = leaktrace("scan", str(server.pid), env=env, cwd=tmp_path)
+    assert scanned.returncode == 0, scanned.stderr
+    assert caught_signals(server.pid) != before  # the scan's handler, while attached
+    run.interrupt()
+    assert run.finish() == 0, run.error_text
+    assert caught_signals(server.pid) == before
+    server.check_answers()
+    assert server.quit()[0] == 7
+
+
 def test_session_ended_by_detach_from_elsewhere(server: Server, tmp_path: Path) -> None:
     """`leaktrace detach PID` from another terminal ends a session its `leaktrace attach` still
     watches: detach prints the report; attach, at the end of its window, says so and exits 0

@@ -14,6 +14,9 @@ EM_X86_64 = 62
 ELF_MACHINES = {3: "32-bit x86", 40: "ARM", 62: "x86-64", 183: "AArch64", 243: "RISC-V"}
 
 
+DELETED = " (deleted)"  # /proc/PID/maps's mark of a mapped file no longer on disk
+
+
 @dataclass(frozen=True)
 class Mapping:
     start: int
@@ -28,7 +31,10 @@ class Mapping:
 
     @property
     def file_name(self) -> str:
-        return os.path.basename(self.path)
+        """The file's name, also when the kernel marks it " (deleted)": a library replaced
+        since it was loaded (a package upgrade) is still that library, and must be found as
+        such (target_libraries refuses to read another file's symbols for it)."""
+        return os.path.basename(self.path.removesuffix(DELETED))
 
 
 _MAPS_LINE = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) ([0-9a-f]+) \S+ \d+\s*(.*)$")

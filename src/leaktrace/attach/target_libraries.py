@@ -5,11 +5,13 @@ shim once it is loaded. Files are read through /proc/PID/root, i.e. as the targe
 from __future__ import annotations
 
 import bisect
+import os
 import re
+import struct
 from dataclasses import dataclass, field
 
 from leaktrace.attach.elf_functions import ElfFunctions, read_functions
-from leaktrace.attach.process_info import Mapping, MemoryMap
+from leaktrace.attach.process_info import DELETED, Mapping, MemoryMap
 from leaktrace.errors import LeaktraceError
 from leaktrace.proc_view import proc_dir
 
@@ -19,6 +21,8 @@ LOADER = re.compile(r"^ld-linux-x86-64\.so\.2$|^ld-2\.\d+\.so$")
 OLD_LIBDL = re.compile(r"^libdl(\.so\.2|-2\.\d+\.so)$")
 OLD_LIBPTHREAD = re.compile(r"^libpthread(\.so\.0|-2\.\d+\.so)$")
 SHIM = re.compile(r"^libleaktrace_shim\.so$")
+PT_NOTE = 4
+NT_GNU_BUILD_ID = 3
 
 # libc functions a thread must not be inside when it is made to call dlopen: they hold the
 # allocator's arena locks or the loader's locks (dlopen allocates and takes the latter), or
@@ -74,11 +78,65 @@ def find_library(pid: int, memory: MemoryMap, name: re.Pattern[str],
     if not mappings:
         return None
     path = mappings[0].path
-    if path.endswith(" (deleted)"):
-        raise LeaktraceError(f"process {pid} runs a copy of {path[:-10]} that was deleted or "
-                             "replaced since it started (a package upgrade?): restart it, then "
-                             "attach")
-    return LoadedLibrary(path, mappings, f"{proc_dir(pid)}/root", functions)
+    root = f"{proc_dir(pid)}/root"
+    if path.endswith(DELETED):
+        # Replaced since it was loaded: the symbols are read from the file there now, which
+        # must be the same build (the offsets of another one are not the loaded copy's: a
+        # call at one of them crashes the target; and dlopen of that path returns the copy).
+        path = path.removesuffix(DELETED)
+        if _mapped_build_id(pid, mappings) is None or (
+                _file_build_id(root + path) != _mapped_build_id(pid, mappings)):
+            raise LeaktraceError(
+                f"process {pid} runs a copy of {path} that was replaced by another build since "
+                "it was loaded (a package upgrade, or leaktrace reinstalled?): restart the "
+                "process, then attach")
+    return LoadedLibrary(path, mappings, root, functions)
+
+
+def _file_build_id(path: str) -> bytes | None:
+    from leaktrace.symbolize.elf_info import read_elf_info
+    info = read_elf_info(path)
+    return info.build_id if info else None
+
+
+def _mapped_build_id(pid: int, mappings: list[Mapping]) -> bytes | None:
+    """The GNU build id of a loaded ELF object, read from the target's memory: its ELF
+    header is where the mapping of file offset 0 starts, and the note segment lies in that
+    mapping (where linkers put it)."""
+    first = next((m for m in mappings if m.offset == 0), None)
+    if first is None:
+        return None
+    try:
+        fd = os.open(f"{proc_dir(pid)}/mem", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        size = first.end - first.start
+        header = os.pread(fd, 64, first.start)
+        if len(header) < 64 or header[:4] != b"\x7fELF" or header[4] != 2 or header[5] != 1:
+            return None  # 64-bit little-endian only, like the shim
+        phoff, = struct.unpack_from("<Q", header, 0x20)
+        phentsize, phnum = struct.unpack_from("<HH", header, 0x36)
+        if phentsize < 56 or phnum > 64 or phoff + phentsize * phnum > size:
+            return None
+        table = os.pread(fd, phentsize * phnum, first.start + phoff)
+        for i in range(phnum):
+            kind, _, offset, _, _, filesz = struct.unpack_from("<IIQQQQ", table, i * phentsize)
+            if kind != PT_NOTE or offset + filesz > size or filesz > 1 << 16:
+                continue
+            notes = os.pread(fd, filesz, first.start + offset)
+            at = 0
+            while at + 12 <= len(notes):
+                namesz, descsz, note_type = struct.unpack_from("<III", notes, at)
+                desc_at = at + 12 + (namesz + 3) // 4 * 4
+                if note_type == NT_GNU_BUILD_ID and notes[at + 12:at + 12 + namesz] == b"GNU\0":
+                    return notes[desc_at:desc_at + descsz]
+                at = desc_at + (descsz + 3) // 4 * 4
+        return None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 class UnsafeCode:
