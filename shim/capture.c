@@ -138,7 +138,7 @@ static void default_name(char *dst, size_t cap)
 }
 
 /* The base name of this process's captures: the exact output path, or the default name. */
-static void main_name(char *dst, size_t cap)
+void lt_capture_main_name(char *dst, size_t cap)
 {
     if (lt_cfg.output[0] && !lt_is_child) {
         strncpy(dst, lt_cfg.output, cap - 1);
@@ -164,7 +164,7 @@ static const char *reason_label(unsigned reason)
 static void on_demand_name(char *dst, size_t cap, unsigned reason, uint32_t sequence)
 {
     char main[LT_PATH_MAX];
-    main_name(main, sizeof main);
+    lt_capture_main_name(main, sizeof main);
     size_t len = strlen(main);
     if (len > 3 && strcmp(main + len - 3, ".lt") == 0) main[len - 3] = 0;
     char *end = dst + cap - 1;
@@ -238,7 +238,7 @@ void lt_capture_prepare_final(void)
     if (!atomic_compare_exchange_strong(&prepared.state, &expected, PREPARED_BUSY)) return;
     int saved_errno = errno;
     char base[LT_PATH_MAX];
-    main_name(base, sizeof base);
+    lt_capture_main_name(base, sizeof base);
     int fd = open_new_file(prepared.path, sizeof prepared.path, base);
     prepared.error = fd < 0 ? -fd : 0;
     prepared.fd = move_high(fd);
@@ -323,7 +323,7 @@ static void notify(const char *path, int error)
 void lt_capture_notify_failure(int error)
 {
     char path[LT_PATH_MAX];
-    main_name(path, sizeof path);
+    lt_capture_main_name(path, sizeof path);
     notify(path, error);
 }
 
@@ -638,7 +638,7 @@ static int write_capture(struct lt_capture_request *req)
     } else if (req->reason == LT_REASON_EXEC) {
         fd = open_exec_file(path, LT_PATH_MAX);
     } else if (final) {
-        main_name(base, sizeof base);
+        lt_capture_main_name(base, sizeof base);
         fd = req->reason == LT_REASON_DETACH ? 0 : take_prepared_file(path, LT_PATH_MAX);
     } else {
         sequence = atomic_fetch_add(&on_demand_sequence, 1) + 1;

@@ -192,6 +192,9 @@ static char *answer_status(char *p, char *end)
     lt_series_lock();
     p = lt_put_json_uint(p, end, "snapshots", lt_series_count());
     lt_series_unlock();
+    char capture[LT_PATH_MAX];
+    lt_capture_main_name(capture, sizeof capture);
+    p = lt_put_json_text(p, end, "capture", capture);
     return lt_put_json_uint(p, end, "baseline_ms", atomic_load(&lt_baseline_ns) / 1000000u);
 }
 

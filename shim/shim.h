@@ -330,6 +330,9 @@ const struct lt_module *lt_module_at(unsigned i);
 int lt_scan_signal(void);            /* (scan.c) the signal that parks threads for a scan */
 void *lt_scan_handler(void);         /* (scan.c) its handler: reported as SIG_DFL (signals.c) */
 void lt_scan_give_back_signal(void); /* (scan.c) at detach: that signal's default action back */
+/* (capture.c) The base name of this process's captures: its final capture's, but for a
+ * ".N" before ".lt" when a file of that name exists already. */
+void lt_capture_main_name(char *dst, size_t cap);
 struct lt_scan;
 struct lt_capture_request {
     unsigned reason;                 /* exit and signal captures are final, the rest on-demand */

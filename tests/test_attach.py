@@ -518,6 +518,9 @@ def test_a_scan_leaves_no_signal_handler_after_detach(server: Server, tmp_path: 
     run.interrupt()
     assert run.finish() == 0, run.error_text
     assert caught_signals(server.pid) == before
+    # Detached, it is not traced; the shim stays loaded: said as such, not "no allocation yet".
+    assert_one_line_error(leaktrace("status", str(server.pid), env=env, cwd=tmp_path),
+                          "detached since", f"attach {server.pid}")
     server.check_answers()
     assert server.quit()[0] == 7
 
@@ -572,7 +575,7 @@ def test_process_started_by_leaktrace_run(build_dir: Path, tmp_path: Path) -> No
         [sock] = (tmp_path / "ctl").glob("*.sock")
         pid = int(sock.name.split(".")[0])
         done = leaktrace("attach", str(pid), env=env, cwd=tmp_path)
-        assert_one_line_error(done, "already traced by leaktrace")
+        assert_one_line_error(done, "already runs under leaktrace", f"report --pid {pid}")
         assert traced.client.request("quit") == "bye"
     finally:
         run.communicate(timeout=120)

@@ -12,8 +12,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import signal
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -348,6 +350,30 @@ def test_scan_shows_leak_kinds(server: LiveServer) -> None:
     assert returncode == 3, stderr
     assert stdout.endswith(f"bye after {len(server.answers)} requests\n")
     assert "scan-1 (scan command at " in stderr
+
+
+def test_a_stopped_process_is_said_to_be_stopped(server: LiveServer) -> None:
+    """A stopped process (SIGSTOP, Ctrl-Z, a debugger) cannot answer: every command says so
+    in one line at once (report, scan and growth waited 10 minutes in silence; their
+    captures were written after SIGCONT for nobody). Resumed, it answers again."""
+    server.request("leak")
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 10
+        while b") T" not in Path(f"/proc/{server.pid}/stat").read_bytes():
+            assert time.monotonic() < deadline, "the process never stopped"
+            time.sleep(0.01)
+        for command in (["status", str(server.pid)], ["report", "--pid", str(server.pid)],
+                        ["scan", str(server.pid)], ["growth", "--pid", str(server.pid)]):
+            started = time.monotonic()
+            assert_one_line_error(server.leaktrace(*command), "is stopped",
+                                  f"kill -CONT {server.pid}")
+            assert time.monotonic() - started < 10, command
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    assert server.status()["ok"]
+    assert not list(server.work.glob("server.report-*.lt"))  # nothing asked for meanwhile
+    assert server.quit()[0] == 3
 
 
 # ---- mtrace() checkpoints ---------------------------------------------------------------

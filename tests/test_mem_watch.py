@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,6 +139,21 @@ def test_watch_stops_when_the_process_exits() -> None:
 @pytest.mark.parametrize("command", ["mem", "watch"])
 def test_missing_pid_is_a_one_line_error(command: str) -> None:
     assert_one_line_error(run_cli(command, NO_SUCH_PID), f"no process with PID {NO_SUCH_PID}")
+
+
+def test_a_zombie_is_a_one_line_error() -> None:
+    """An exited child its parent has not reaped has no memory: mem printed empty tables and
+    exited 0."""
+    zombie = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 10
+        while b") Z" not in Path(f"/proc/{zombie.pid}/stat").read_bytes():
+            assert time.monotonic() < deadline, "the child never exited"
+            time.sleep(0.01)
+        assert_one_line_error(run_cli("mem", str(zombie.pid)), "has exited", "zombie")
+        assert_one_line_error(run_cli("watch", str(zombie.pid)), "no process with PID")
+    finally:
+        zombie.wait()
 
 
 def test_missing_command_is_a_one_line_error() -> None:

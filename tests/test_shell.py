@@ -111,6 +111,21 @@ def test_shell_session(server: LiveServer, tmp_path: Path) -> None:
     assert shell.child.exitstatus == 2  # bad input: the process is gone
 
 
+def test_shell_names_the_final_capture_without_an_earlier_one(server: LiveServer) -> None:
+    """Only `status` asked, then the process exits: the shell still names the capture it wrote
+    at exit (status's `capture`), not only when a capture taken in the shell showed where."""
+    shell = Shell(server)
+    assert "live" in shell.run("status")
+    returncode, _stdout, stderr = server.quit()
+    assert returncode == 3, stderr
+    shell.child.sendline("status")
+    shell.child.expect(pexpect.EOF)
+    assert f"process {server.pid} has exited; its final capture:" in shell.child.before
+    assert str(server.capture) in shell.child.before
+    shell.child.close()
+    assert shell.child.exitstatus == 2
+
+
 def test_shell_quits_cleanly(server: LiveServer) -> None:
     shell = Shell(server)
     shell.child.sendline("quit")

@@ -49,6 +49,7 @@ from leaktrace.control.client import (
     ProcessGone,
     process_alive,
     remove_stale_socket,
+    shim_preloaded,
     socket_path,
 )
 from leaktrace.errors import LeaktraceError
@@ -107,6 +108,10 @@ def attach_command(pid: int, duration: float | None, output: str | None,
         check_capture_dir(capture_dir, pid, "the current directory (where the capture goes)")
     status = collecting_status(pid, directory)
     if status is not None and status.get("collecting"):
+        if shim_preloaded(pid):
+            raise LeaktraceError(f"{describe(pid)} already runs under leaktrace (started with "
+                                 f"leaktrace run): use `{leaktrace_command()} status {pid}` and "
+                                 f"`{leaktrace_command()} report --pid {pid}` instead")
         raise LeaktraceError(f"{describe(pid)} is already traced by leaktrace (it answers on "
                              f"{socket_path(pid, directory)}): "
                              f"`{leaktrace_command()} detach {pid}` ends an attach session")

@@ -150,8 +150,10 @@ def _sample(
                     break
                 try:
                     samples.append(take_sample(pid, now))
-                except LeaktraceError:  # it exited between the check and the read
-                    warn(f"process {pid} exited after {now:.1f} s")
+                except LeaktraceError:
+                    if process_exists(pid) and (child is None or child.poll() is None):
+                        raise  # it runs: the read failed (another user's process)
+                    warn(f"process {pid} exited after {now:.1f} s")  # between check and read
                     break
                 if chart.enabled:
                     chart.update(

@@ -132,6 +132,24 @@ def process_alive(pid: int) -> bool:
         return True
 
 
+def process_stopped(pid: int) -> bool:
+    """Stopped by a signal (SIGSTOP, Ctrl-Z) or by a debugger: it cannot answer until resumed.
+    Every thread is asked: a thread stopped alone (a debugger's) cannot answer either."""
+    try:
+        tasks = os.listdir(f"{proc_dir(pid)}/task")
+    except OSError:
+        return False
+    for tid in tasks:
+        try:
+            with open(f"{proc_dir(pid)}/task/{tid}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state in (b"T", b"t"):
+            return True
+    return False
+
+
 def process_owner(pid: int) -> int | None:
     """The real uid of a process, from /proc (readable for every process), or None."""
     try:
@@ -178,6 +196,12 @@ def find_target(pid: int, directory: str | None = None) -> Target:
                 f"is not in your directory {os.path.dirname(path)}, and only that user or "
                 "root may control it") from None
         name = process_name(pid)
+        if _has_shim(pid) and shim_preloaded(pid) is False:
+            raise NotTraced(
+                f"process {pid}{f' ({name})' if name else ''} is not traced by leaktrace now: "
+                "it was attached (or used leaktrace.track()) and has been detached since, the "
+                f"shim staying loaded and idle; `{leaktrace_command()} attach {pid}` traces it "
+                "again") from None
         if _has_shim(pid):
             raise NotTraced(
                 f"process {pid}{f' ({name})' if name else ''} is traced by leaktrace but has no "
@@ -246,6 +270,19 @@ def _has_shim(pid: int) -> bool:
         return False
 
 
+def shim_preloaded(pid: int) -> bool | None:
+    """Whether the process was started with the shim in LD_PRELOAD (`leaktrace run`), as its
+    initial environment says; None when that cannot be read (another user's process)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            environment = f.read()
+    except OSError:
+        return None
+    # The shim hides its entry from the program by cutting the string after "LD_PRELOAD="
+    # in place (environment.c): the path then follows as a string of its own.
+    return b"LD_PRELOAD=" in environment and b"libleaktrace_shim" in environment
+
+
 def _unreachable(path: str) -> str:
     directory = os.path.dirname(path)
     try:
@@ -266,6 +303,8 @@ def send_command(pid: int, command: str, argument: str | None = None, *,
         raise ControlError("a control command is one line")
     if timeout is None:
         timeout = CAPTURE_TIMEOUT if command in CAPTURE_COMMANDS else STATUS_TIMEOUT
+    if process_stopped(pid):
+        raise ControlError(_stopped_message(pid, command))
     raw = _exchange(target, line, command, timeout)
     try:
         answer = json.loads(raw)
@@ -282,6 +321,17 @@ def send_command(pid: int, command: str, argument: str | None = None, *,
                                     "owner or root may control it)")
         raise ControlError(f"process {pid} refused `{command}`: {error}")
     return answer
+
+
+def _stopped_message(pid: int, command: str) -> str:
+    return (f"process {pid} is stopped (SIGSTOP, Ctrl-Z or a debugger) and cannot answer "
+            f"`{command}`: resume it (kill -CONT {pid}), then ask again")
+
+
+# While waiting for an answer the process is looked at this often; stopped this long (a
+# moment's stop is a debugger's breakpoint, or the scan's own), the command gives up.
+WAIT_SLICE = 0.5
+STOPPED_GIVE_UP = 5.0
 
 
 def _exchange(target: Target, line: str, command: str, timeout: float) -> bytes:
@@ -316,7 +366,7 @@ def _exchange(target: Target, line: str, command: str, timeout: float) -> bytes:
                 # is still there to read.
                 if e.errno not in (errno.ECONNRESET, errno.EPIPE):
                     raise
-            answer = _read_line(sock)
+            answer = _read_answer(sock, pid, command, timeout)
         except TimeoutError:
             raise ControlError(f"process {pid} did not answer `{command}` within "
                                f"{timeout:g} s") from None
@@ -331,12 +381,27 @@ def _exchange(target: Target, line: str, command: str, timeout: float) -> bytes:
     return answer
 
 
-def _read_line(sock: socket.socket) -> bytes:
-    """The first line received; what arrived before a reset counts (b"" if nothing)."""
+def _read_answer(sock: socket.socket, pid: int, command: str, timeout: float) -> bytes:
+    """The first line received; what arrived before a reset counts (b"" if nothing). Raises
+    TimeoutError after `timeout`, and gives up on a process that stays stopped."""
+    deadline = time.monotonic() + timeout
+    stopped_since: float | None = None
     data = b""
     while b"\n" not in data and len(data) < _MAX_ANSWER:
+        now = time.monotonic()
+        if now >= deadline:
+            raise TimeoutError
+        sock.settimeout(min(WAIT_SLICE, deadline - now))
         try:
             chunk = sock.recv(65536)
+        except TimeoutError:
+            if not process_stopped(pid):
+                stopped_since = None
+            elif stopped_since is None:
+                stopped_since = now
+            elif now - stopped_since >= STOPPED_GIVE_UP:
+                raise ControlError(_stopped_message(pid, command)) from None
+            continue
         except OSError as e:
             if e.errno != errno.ECONNRESET:
                 raise

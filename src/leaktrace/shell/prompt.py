@@ -30,9 +30,11 @@ class LeakShell(cmd.Cmd):
     intro = ""
     doc_header = "Commands (help COMMAND for more):"
 
-    def __init__(self, pid: int, stdout: IO[str] | None = None) -> None:
+    def __init__(self, pid: int, stdout: IO[str] | None = None,
+                 final_capture: str | None = None) -> None:
         super().__init__(stdout=stdout)
         self.pid = pid
+        self.final_capture = final_capture  # where the process writes it at exit
         self.prompt = f"leaktrace {pid}> "
         self.latest: CaptureReport | None = None  # the last capture asked for
         self.ranked: list[LeakRecord] = []  # records in the order `top` showed them
@@ -61,16 +63,39 @@ class LeakShell(cmd.Cmd):
         self.say(f"unknown command: {line.split()[0]} (type help)")
 
     def _after_exit(self) -> str:
+        final = self._final_capture()
         hint = ""
-        if self.latest is not None:
+        if final is not None:
+            from leaktrace.invocation import report_hint
+
+            hint = f"; its final capture: {report_hint(final)}"
+        return f"process {self.pid} has exited{hint}"
+
+    def _final_capture(self) -> str | None:
+        """The final capture the process wrote: at the name it gave (status), or that name
+        with ".N" added when a file had it already (the newest such file)."""
+        base = self.final_capture
+        if base is None and self.latest is not None:
             from leaktrace.capture_names import parse_capture_name
 
-            final = parse_capture_name(self.latest.capture.path).base + ".lt"
-            if os.path.exists(final):
-                from leaktrace.invocation import report_hint
-
-                hint = f"; its final capture: {report_hint(final)}"
-        return f"process {self.pid} has exited{hint}"
+            base = parse_capture_name(self.latest.capture.path).base + ".lt"
+        if base is None:
+            return None
+        stem = base[:-3] if base.endswith(".lt") else base
+        directory = os.path.dirname(stem) or "."
+        prefix = os.path.basename(stem) + "."
+        found = [base] if os.path.exists(base) else []
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            names = []
+        for name in names:
+            if name.startswith(prefix) and name.endswith(".lt") and (
+                    name[len(prefix):-3].isdigit()):
+                found.append(os.path.join(directory, name))
+        if not found:
+            return None
+        return max(found, key=lambda path: os.stat(path).st_mtime_ns if os.path.exists(path) else 0)
 
     def _send(self, command: str, argument: str | None = None) -> dict[str, object]:
         return send_command(self.pid, command, argument)
