@@ -9,10 +9,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
-import signal
 import tempfile
 import threading
 import time
