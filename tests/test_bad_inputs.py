@@ -80,6 +80,33 @@ def test_block_larger_than_an_address_space_is_corrupt(tmp_path: Path) -> None:
     assert_one_line_error(leaktrace("report", str(capture)), "corrupt", "larger than any")
 
 
+def test_a_capture_without_stacks_is_reported(tmp_path: Path) -> None:
+    """Every block without a backtrace (stack id 0) and no STACKS entries: a valid capture
+    (the reader also skips an unknown section tag, as a renamed STACKS would be). Each report
+    and command reads it; it stopped at an IndexError."""
+    capture = tmp_path / "no-stacks.lt"
+    capture.write_bytes(encode_capture(make_header(5), stacks=[],
+                                       blocks=[BlockRow(0x1000, 100, 0, 1, 0),
+                                               BlockRow(0x2000, 28, 0, 1, 0)], counters={}))
+    done = leaktrace("report", str(capture), "--show", "all")
+    assert done.returncode == 0, done.stderr
+    assert "128 bytes in 2 blocks" in done.stdout and "no backtrace" in done.stdout
+    for command in (["report", "--format", "json"], ["report", "--format", "folded"],
+                    ["report", "--format", "speedscope"], ["report", "--top", "0"],
+                    ["report", "--format", "pprof", "-o", str(tmp_path / "p.pb")],
+                    ["report", "--format", "html", "-o", str(tmp_path / "p.html")],
+                    ["diff", str(capture)], ["merge"], ["growth"]):
+        done = leaktrace(*command, str(capture))
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (command, done.stderr)
+
+
+def test_top_zero_shows_the_summary_only() -> None:
+    """--top 0 (no record shown) stopped at max() of an empty list, and the leak gate with it."""
+    done = leaktrace("report", str(CAPTURE), "--top", "0", "--fail-on-leak")
+    assert done.returncode == 99, done.stderr
+    assert "LEAK SUMMARY:" in done.stdout and "Leaked bytes per frame" not in done.stdout
+
+
 def test_oversized_suppression_file_is_refused_without_reading_it(tmp_path: Path) -> None:
     huge = tmp_path / "huge.supp"
     with open(huge, "wb") as f:

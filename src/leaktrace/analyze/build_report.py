@@ -24,6 +24,7 @@ from leaktrace.analyze.stack_frames import StackFrames
 from leaktrace.analyze.stack_ids import stable_id_prefix
 from leaktrace.capture import format as fmt
 from leaktrace.capture.distinct import distinct
+from leaktrace.capture.id_rows import take_rows
 from leaktrace.capture.reader import Capture, read_capture
 from leaktrace.capture.stack_table import ALLOC_BYTES, ALLOC_COUNT, StackTable
 from leaktrace.leak_kinds import DEFINITELY_LOST
@@ -158,18 +159,17 @@ def _stable_ids(kind_names: list[str], kinds: np.ndarray, rows: np.ndarray,
     """stable_stack_id_of_bytes of each group, as the number its 8 hex digits spell."""
     lib = native.usable(len(kinds))
     if lib is not None:
-        present = rows >= 0
         table = described.table
         ids = native.stable_ids(lib, [stable_id_prefix(name) for name in kind_names],
                                 described.id_parts(), np.asarray(table.addresses), kinds,
-                                np.where(present, table.starts[rows], 0),
-                                np.where(present, table.depths[rows], 0))
+                                take_rows(table.starts, rows, 0),
+                                take_rows(table.depths, rows, 0))
         if ids is not None:
             return ids
     # Each kind's prefix hashed once; a record's hash is a copy of it, updated.
     hashes = [blake2b(stable_id_prefix(name), digest_size=4) for name in kind_names]
     # In the order of the stacks in the file: their words are then read in long runs.
-    order = np.argsort(np.where(rows >= 0, described.table.starts[rows], -1), kind="stable")
+    order = np.argsort(take_rows(described.table.starts, rows), kind="stable")
     texts = described.id_texts_of_rows(rows[order].tolist())
     ids = np.empty(len(kinds), dtype=np.uint32)
     step = 1 << 16  # digests collected a chunk at a time: a million bytes objects are 45 MB

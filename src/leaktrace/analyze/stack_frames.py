@@ -16,6 +16,7 @@ import numpy as np
 
 from leaktrace.analyze.module_map import ModuleMap
 from leaktrace.capture.distinct import distinct
+from leaktrace.capture.id_rows import take_rows
 from leaktrace.capture.reader import Capture
 from leaktrace.capture.stack_table import StackTable
 from leaktrace.model import Frame
@@ -173,8 +174,8 @@ class StackFrames:
         for begin in range(0, len(rows), batch_size):
             batch = np.asarray(rows[begin:begin + batch_size], dtype=np.int64)
             present = batch >= 0
-            starts = np.where(present, self.table.starts[batch], 0)
-            depths = np.where(present, self.table.depths[batch], 0)
+            starts = take_rows(self.table.starts, batch, 0)
+            depths = take_rows(self.table.depths, batch, 0)
             low = int(starts[present].min(initial=1 << 62))
             high = int((starts + depths)[present].max(initial=0))
             if not present.any():

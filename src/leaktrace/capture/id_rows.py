@@ -30,3 +30,11 @@ def rows_in(sorted_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
         return rows
     at = np.clip(np.searchsorted(sorted_ids, wanted), 0, len(sorted_ids) - 1)
     return np.where(sorted_ids[at] == wanted, at, -1)
+
+
+def take_rows(values: np.ndarray, rows: np.ndarray, missing: int = -1) -> np.ndarray:
+    """values[rows], with `missing` where a row is -1 (also when `values` is empty: a capture
+    whose blocks all have no backtrace has no stacks at all)."""
+    if len(values) == 0:
+        return np.full(len(rows), missing, dtype=values.dtype)
+    return np.where(rows >= 0, values[rows], missing)

@@ -14,7 +14,7 @@ from leaktrace.capture import format as fmt
 from leaktrace.capture.cursor import Cursor
 from leaktrace.capture.distinct import distinct
 from leaktrace.capture.errors import CaptureError
-from leaktrace.capture.id_rows import rows_in
+from leaktrace.capture.id_rows import rows_in, take_rows
 from leaktrace.capture.stack import Stack
 
 # No count or byte total a real process reaches: past this a field is corrupt, and the
@@ -45,6 +45,13 @@ class StackTable(Mapping[int, Stack]):
         self.addresses = addresses
         self._order = np.argsort(self.ids, kind="stable")
         self._sorted_ids = self.ids[self._order]
+        if len(self.ids) == 0:
+            # No stacks (every block without a backtrace): one row of zeros past the ids, so
+            # that gathering by row -1 ("no stack", masked by the caller) reads something, as
+            # it reads the last row of a table that has stacks.
+            self.totals = np.zeros((1, 6), dtype=np.int64)
+            self.depths = np.zeros(1, dtype=np.int64)
+            self.starts = np.zeros(1, dtype=np.int64)
 
     def distinct_addresses(self) -> np.ndarray:
         """Every return address of every stack, once each, sorted (uint64). Taken a few
@@ -87,8 +94,7 @@ class StackTable(Mapping[int, Stack]):
 
     def rows_of(self, stack_ids: np.ndarray) -> np.ndarray:
         """Row of each id, -1 where the table has no such stack."""
-        at = rows_in(self._sorted_ids, stack_ids)
-        return np.where(at >= 0, self._order[at], -1)
+        return take_rows(self._order, rows_in(self._sorted_ids, stack_ids))
 
     def return_addresses(self, row: int) -> tuple[int, ...]:
         start = int(self.starts[row])

@@ -16,6 +16,7 @@ from leaktrace.analyze.column_frame_totals import column_frame_totals
 from leaktrace.analyze.record_columns import NO_LEAK_KIND, NONE, RecordColumns
 from leaktrace.analyze.stack_matrix import address_matrix
 from leaktrace.capture.distinct import distinct
+from leaktrace.capture.id_rows import take_rows
 from leaktrace.capture.stack_table import StackTable
 from leaktrace.model import Report
 from leaktrace.render import text
@@ -218,7 +219,7 @@ def _backtraces(columns: RecordColumns, chosen: np.ndarray, options: RenderOptio
     # The stacks' words gathered by numpy at once, as numbers of the distinct addresses.
     if present.any():
         found = address_matrix(table, texts.addresses, np.where(present, rows, 0)).tolist()
-        depths = np.where(present, table.depths[rows], 0).tolist()
+        depths = take_rows(table.depths, rows, 0).tolist()
     else:  # no record has a backtrace (the table may be empty)
         found, depths = [[]] * len(rows), [0] * len(rows)
     for i, numbers, depth in zip(chosen.tolist(), found, depths, strict=True):
@@ -295,7 +296,7 @@ class _AddressTexts:
         count = len(rows)
         if present.any():
             found = address_matrix(table, self.addresses, np.where(present, rows, 0))
-            depths = np.where(present, table.depths[rows], 0)
+            depths = take_rows(table.depths, rows, 0)
         else:
             found = np.zeros((count, 0), dtype=np.int64)
             depths = np.zeros(count, dtype=np.int64)
@@ -399,15 +400,14 @@ class _AddressTexts:
                               numbers)
         table = columns.frames.table
         rows = columns.rows[run]
-        present = rows >= 0
         record_columns = {
             "sentences": sentences,
             "numbers": columns.loss_records[run],
             "kinds": kinds[columns.kinds[run]],
             "allocated": allocated,
             "growth": growth,
-            "starts": np.where(present, table.starts[rows], 0),
-            "depths": np.where(present, table.depths[rows], 0),
+            "starts": take_rows(table.starts, rows, 0),
+            "depths": take_rows(table.depths, rows, 0),
             "ids": columns.ids[run],
             "ages": columns.oldest_ages[run],
         }

@@ -442,9 +442,9 @@ def frame_totals(totals: list[FrameTotal], live: int, options: RenderOptions) ->
     """"Leaked bytes per frame": `totals` of the records it adds up, whose own bytes are
     `live`."""
     totals = [t for t in totals if t.bytes >= options.min_bytes]
-    if not totals:
-        return []
     limit = options.top if options.top is not None else FRAME_TOTALS_SHOWN
+    if not totals or limit == 0:  # --top 0: the summary only
+        return []
     lines = ["", f"== Leaked bytes per frame (inclusive; {min(limit, len(totals))} of "
              f"{len(totals)} functions) =="]
     rows = [([size_with_bytes(t.bytes), f"{100 * t.bytes / live:.1f}%",
