@@ -100,6 +100,35 @@ def test_a_capture_without_stacks_is_reported(tmp_path: Path) -> None:
         assert done.returncode == 0 and "Traceback" not in done.stderr, (command, done.stderr)
 
 
+def _under_address_limit(*args: str, limit: int = 3 << 30) -> subprocess.CompletedProcess[str]:
+    """leaktrace with RLIMIT_AS set: a command that reads a whole 10 GiB file fails."""
+    import resource
+
+    def lower() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return subprocess.run([*LEAKTRACE, *args], capture_output=True, text=True, timeout=120,
+                          preexec_fn=lower)
+
+
+def test_only_the_capture_itself_is_read(tmp_path: Path) -> None:
+    """A 10 GiB file (sparse: no disk) that does not start like a capture, and a capture
+    followed by 10 GiB of zeros: dump and growth read the first whole (10.5 GB of memory,
+    20 s), every command the second."""
+    sparse = tmp_path / "sparse.bin"
+    with open(sparse, "wb") as f:
+        f.truncate(10 << 30)
+    for command in ("dump", "growth", "report"):
+        assert_one_line_error(_under_address_limit(command, str(sparse)), "not a leaktrace capture")
+    padded = tmp_path / "padded.lt"
+    padded.write_bytes(CAPTURE.read_bytes())
+    with open(padded, "r+b") as f:
+        f.truncate(10 << 30)
+    for command in (["report"], ["dump"], ["growth"], ["merge"], ["diff", str(CAPTURE)]):
+        done = _under_address_limit(*command, str(padded))
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (command, done.stderr)
+
+
 def test_top_zero_shows_the_summary_only() -> None:
     """--top 0 (no record shown) stopped at max() of an empty list, and the leak gate with it."""
     done = leaktrace("report", str(CAPTURE), "--top", "0", "--fail-on-leak")

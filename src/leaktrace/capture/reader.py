@@ -194,8 +194,10 @@ def read_capture(path: str | os.PathLike[str]) -> Capture:
     ordinary_pages()  # a big capture's arrays are first touched here and by the report
     name = os.fspath(path)
     with open_regular(name, "capture", error=CaptureError) as f:
-        size = os.fstat(f.fileno()).st_size
-        pad = -_blocks_offset(f.fileno(), size) % 8
+        # Only the capture itself is read: what follows its END section (a file padded or
+        # extended since) is never a capture's, nor is a file that does not start like one.
+        size, blocks_at = _extent(f.fileno(), os.fstat(f.fileno()).st_size)
+        pad = -blocks_at % 8
         buffer = _room(pad + size)
         view = memoryview(buffer)[pad:]
         filled = 0
@@ -221,25 +223,30 @@ def _room(size: int) -> bytearray | mmap.mmap:
         return bytearray(size)
 
 
-def _blocks_offset(fd: int, size: int) -> int:
-    """Where the BLOCKS section's content starts in the file, from its section headers alone
-    (0 when it cannot be found: the parse then says what is wrong)."""
+def _extent(fd: int, size: int) -> tuple[int, int]:
+    """(bytes to read, where the BLOCKS section's content starts or 0), from the header and
+    the section headers alone. A file that does not start with the magic gets its first
+    bytes read only (the parse says what it is); one whose sections cannot be followed is
+    read whole (the parse says where it breaks)."""
     head = os.pread(fd, fmt.HEADER_SIZE, 0)
-    if len(head) < fmt.HEADER_SIZE:
-        return 0
+    if len(head) < fmt.HEADER_SIZE or not head.startswith(fmt.MAGIC):
+        return min(size, fmt.HEADER_SIZE), 0
     pos = _HEADER.unpack_from(head, 0)[2]  # header_size
-    for _ in range(64):  # a capture has about ten sections
+    blocks_at = 0
+    for _ in range(1024):  # a capture has about ten sections
         section = os.pread(fd, fmt.SECTION_HEADER_SIZE, pos)
         if len(section) < fmt.SECTION_HEADER_SIZE:
-            return 0
+            return size, blocks_at
         tag, _reserved, length = _SECTION.unpack_from(section, 0)
         pos += fmt.SECTION_HEADER_SIZE
-        if tag == fmt.SECTION_BLOCKS:
-            return pos
-        if tag == fmt.SECTION_END or length > size - pos:
-            return 0
+        if tag == fmt.SECTION_BLOCKS and not blocks_at:
+            blocks_at = pos
+        if length > size - pos:
+            return size, blocks_at
         pos += length
-    return 0
+        if tag == fmt.SECTION_END:
+            return pos, blocks_at
+    return size, blocks_at
 
 
 def parse_capture(data: bytes | bytearray | memoryview, name: str = "<capture>") -> Capture:
