@@ -183,6 +183,19 @@ def test_program_name_that_is_not_utf8(tmp_path: Path) -> None:
                                 timeout=120, check=False)
         assert result.returncode == 0, (command, result.stderr)
         assert b"pr\xffog" in result.stdout or b"pr\\udcffog" in result.stdout, command
+    # Written to files, the name's bytes come back as they were (it was a UnicodeEncodeError,
+    # and `run` lost the program's exit code with it).
+    for output_format, name in (("text", "r.txt"), ("html", "r.html"), ("json", "r.json")):
+        result = subprocess.run([*LEAKTRACE, "report", "--format", output_format, "-o", name,
+                                 str(capture)], capture_output=True, env=env, cwd=tmp_path,
+                                timeout=120, check=False)
+        assert result.returncode == 0, (output_format, result.stderr)
+        written = (tmp_path / name).read_bytes()
+        assert b"pr\xffog" in written or b"pr\\udcffog" in written, output_format
+    done = subprocess.run([*LEAKTRACE, "run", "--report-file", "run.txt", "--", str(odd)],
+                          capture_output=True, cwd=tmp_path, env=env, timeout=120, check=False)
+    assert done.returncode == 3, done.stderr
+    assert b"pr\xffog" in (tmp_path / "run.txt").read_bytes()
 
 
 def test_mtrace_log_with_bytes_that_are_not_utf8(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ _WIDTH, _HEIGHT, _MARGIN = 900, 420, 70
 
 
 def write_csv(path: str, samples: Sequence[Sample]) -> None:
-    with open(path, "w", newline="") as handle:
+    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for s in samples:
@@ -29,13 +29,13 @@ def write_plot(path: str, samples: Sequence[Sample], trend: Trend, metric: str, 
     extension = os.path.splitext(path)[1].lower()
     if extension in (".html", ".htm"):
         svg = render_svg(samples, trend, metric, title)
-        with open(path, "w") as handle:
+        with open(path, "w", encoding="utf-8", errors="surrogateescape") as handle:
             handle.write(
                 f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
                 f"<title>{html.escape(title)}</title></head>\n<body>\n{svg}\n</body></html>\n"
             )
     elif extension == ".svg":
-        with open(path, "w") as handle:
+        with open(path, "w", encoding="utf-8", errors="surrogateescape") as handle:
             handle.write(render_svg(samples, trend, metric, title))
     elif extension == ".png":
         _write_png(path, samples, trend, metric, title)

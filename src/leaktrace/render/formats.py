@@ -74,7 +74,7 @@ def write_output(data: str | bytes | Iterable[str], path: str | None, *,
             with open(path, "wb") as binary:
                 binary.write(data)
         else:
-            with open(path, "w", encoding="utf-8") as text:
+            with open(path, "w", encoding="utf-8", errors="surrogateescape") as text:
                 _write_pieces(text, [data] if isinstance(data, str) else data)
         return
     out = sys.stdout if stream == "stdout" else sys.stderr

@@ -30,7 +30,7 @@ def write_growth_plot(path: str, analysis: GrowthAnalysis, top: int | None = Non
     elif extension.lower() != ".svg":
         raise LeaktraceError(f"{path}: the plot must be a .svg or .png file")
     try:
-        with open(path, "w", encoding="utf-8") as f:
+        with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(render_growth_svg(stacks, title))
     except OSError as e:
         raise LeaktraceError(f"cannot write the plot to {path}: {e.strerror or e}") from None

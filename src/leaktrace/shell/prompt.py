@@ -220,7 +220,8 @@ class LeakShell(cmd.Cmd):
         target = arg.strip()
         if target:
             try:
-                with open(os.path.expanduser(target), "w", encoding="utf-8") as f:
+                with open(os.path.expanduser(target), "w", encoding="utf-8",
+                          errors="surrogateescape") as f:
                     f.write(text)
             except OSError as e:
                 raise LeaktraceError(f"cannot write {target}: {e.strerror or e}") from None
