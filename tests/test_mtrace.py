@@ -261,13 +261,16 @@ def test_malformed_lines_are_reported_by_number_without_stopping(tmp_path: Path)
         "# 0x1234 nomodule\n"
         "@ ./prog:[0x11c4] + 0x6000 0x20\n"
         "- 0x6000\n"
+        "@ ./prog:[0x11a7] + 0x7000 -0x64\n"  # a negative size (was counted as one)
+        "@ ./prog:[0x11a7] + 0x8000 0xffffffffffffffffffffffff\n"  # past 64 bits
+        "@ ./prog:[0x11a7] + 0x9000 0x8000000000000000\n"  # past any address space
         "= End\n"
     )
     result = run_cli("mtrace", str(log))
     assert result.returncode == 0
     assert "Traceback" not in result.stderr
     warnings = result.stderr.splitlines()
-    assert [w.split(":")[3] for w in warnings] == ["3", "4", "5"]
+    assert [w.split(":")[3] for w in warnings] == ["3", "4", "5", "8", "9", "10"]
     assert all(w.startswith("leaktrace: warning: ") for w in warnings)
     assert "0x0000000000005000     0x64  at 0x11a7" in result.stdout
 

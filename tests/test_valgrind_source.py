@@ -284,6 +284,12 @@ HEAD = '<?xml version="1.0"?>\n<valgrindoutput>\n<protocolversion>4</protocolver
         (HEAD + "<protocoltool>memcheck</protocoltool><a></b></valgrindoutput>", "not valid XML"),
         (HEAD + "<protocoltool>helgrind</protocoltool></valgrindoutput>", "helgrind"),
         ('<?xml version="1.0"?><svg></svg>', "not valgrind output"),
+        # Counts no valgrind writes: a negative total made the summary negative and passed
+        # --fail-on-leak; a 26-digit one made a pprof file go tool pprof cannot read.
+        *((HEAD + "<protocoltool>memcheck</protocoltool><error><kind>Leak_DefinitelyLost</kind>"
+           f"<xwhat><text>x</text><leakedbytes>{value}</leakedbytes><leakedblocks>1"
+           "</leakedblocks></xwhat></error></valgrindoutput>", f"holds '{value}', not a count")
+          for value in ("-5000", "abc", "9" * 26)),
     ],
 )
 def test_malformed_xml_gives_clear_errors(tmp_path: Path, content: str, message: str) -> None:

@@ -96,11 +96,18 @@ class _MalformedLine(Exception):
     pass
 
 
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
 def _hex(token: bytes, what: str) -> int:
-    try:
-        return int(token, 16)
-    except ValueError:
-        raise _MalformedLine(f"{what} is not a hexadecimal number") from None
+    """A 64-bit value as glibc writes it (%p, %#lx): hex digits, "0x" allowed; no sign."""
+    digits = token[2:] if token[:2] in (b"0x", b"0X") else token
+    if not digits or not set(digits) <= _HEX_DIGITS:
+        raise _MalformedLine(f"{what} is not a hexadecimal number")
+    value = int(digits, 16)
+    if value >> 64:
+        raise _MalformedLine(f"{what} does not fit in 64 bits")
+    return value
 
 
 class MtraceLogReader:
@@ -173,7 +180,10 @@ class MtraceLogReader:
             if arguments[0] == b"(nil)":  # a failed allocation: nothing became live
                 self._counters["failed_allocations"] += 1
                 return
-            self._allocate(_hex(arguments[0], "address"), _hex(arguments[1], "size"), caller, api)
+            size = _hex(arguments[1], "size")
+            if size >> 63:
+                raise _MalformedLine("size is larger than any address space")
+            self._allocate(_hex(arguments[0], "address"), size, caller, api)
         elif operation in (b"-", b"<"):
             if not arguments:
                 raise _MalformedLine("a free needs an address")

@@ -137,7 +137,10 @@ def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]],
         elif tag == "error":
             kind = (element.findtext("kind") or "").strip()
             if kind in ERROR_KINDS:
-                record, of = _leak_record(element, ERROR_KINDS[kind])
+                try:
+                    record, of = _leak_record(element, ERROR_KINDS[kind])
+                except _BadNumber as bad:
+                    raise ValgrindXmlError(f"{path}: not valgrind's leak report: {bad}") from None
                 if _starts_a_leak_check(record, of, records, records_total):
                     # The program asked for a leak check (VALGRIND_DO_LEAK_CHECK) before the
                     # one at exit: only the last is kept, as valgrind's final LEAK SUMMARY.
@@ -150,7 +153,7 @@ def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]],
                 other_errors[unique] = kind or "unknown"
             element.clear()  # keep memory flat on huge files
         elif tag == "pair" and element.find("name") is not None:  # <suppcounts>
-            suppressed += _int(element.findtext("count")) or 0
+            suppressed += min(max(_int(element.findtext("count")) or 0, 0), MAX_COUNT)
         elif tag == "pair" and element.find("unique") is not None:  # <errorcounts>
             occurrences[(element.findtext("unique") or "").strip()] = (
                 _int(element.findtext("count")) or 1)
@@ -208,15 +211,33 @@ def _number(text: str) -> int:
     return int(text.replace(",", ""))
 
 
+# No count or byte total a real process reaches (as the capture reader's limit): past it, or
+# below 0, or not a number, a field is not valgrind's.
+MAX_COUNT = (1 << 63) - 1
+
+
+class _BadNumber(Exception):
+    """A leak record's count that no valgrind writes (reported with the file's name)."""
+
+
+def _count(text: str | None, field: str) -> int:
+    value = _int(text) if text is not None else 0
+    if value is None or not 0 <= value <= MAX_COUNT:
+        raise _BadNumber(f"<{field}> holds {(text or '').strip()[:40]!r}, not a count")
+    return value
+
+
 def _leak_record(error: ET.Element, leak_kind: str) -> tuple[LeakRecord, int | None]:
     """The loss record, and M of its "loss record N of M"."""
-    total_bytes = _int(error.findtext("xwhat/leakedbytes")) or 0
-    blocks = _int(error.findtext("xwhat/leakedblocks")) or 0
+    total_bytes = _count(error.findtext("xwhat/leakedbytes"), "leakedbytes")
+    blocks = _count(error.findtext("xwhat/leakedblocks"), "leakedblocks")
     text = error.findtext("xwhat/text") or ""
     split = _SPLIT_BYTES.search(text)
     direct, indirect = (total_bytes, 0)
     if split:
         direct, indirect = _number(split.group(1)), _number(split.group(2))
+        if direct + indirect > MAX_COUNT:
+            raise _BadNumber(f"a leak record's text gives {direct + indirect} bytes, not a count")
     frames = [_frame(frame) for frame in error.iterfind("stack/frame")]
     # The first frames are valgrind's malloc/new replacements: they name the API.
     api = "unknown"
