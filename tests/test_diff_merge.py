@@ -182,6 +182,28 @@ def test_diff_matches_valgrind_xml_with_a_capture(runs: dict[int, Path], work: P
     assert stacks["leak_big"]["status"] == "same"
 
 
+def test_cxx_new_records_of_a_capture_and_of_valgrind_xml_match(work: Path) -> None:
+    """Each form of operator new: valgrind's XML has it as the record's kind, the capture
+    has kind malloc and operator new as the first frame (new[] calls new). The same run
+    under both tools: every stack the same (7 new and 7 gone before), and merge adds them
+    up into one record each."""
+    from export_helpers import tool
+
+    exe = compile_program("cxx_new_leaks.cpp", work, "-O2")
+    xml = work / "cxx.xml"
+    subprocess.run([tool("valgrind", "valgrind"), "--leak-check=full", "--xml=yes",
+                    f"--xml-file={xml}", str(exe)], capture_output=True, timeout=300, check=True)
+    lt = work / "cxx.lt"
+    done = leaktrace("run", "-o", str(lt), "--", str(exe))
+    assert done.returncode == 0, done.stderr
+    diff = run_json("diff", str(lt), str(xml))
+    assert {s["status"] for s in diff["stacks"]} == {"same"}, diff["stacks"]
+    assert len(diff["stacks"]) == 4
+    merged = run_json("merge", str(lt), str(xml))
+    sizes = sorted(r["bytes"] for r in merged["records"])
+    assert sizes == sorted(2 * n for n in (16, 400, 333, 77)), sizes
+
+
 def test_merged_pprof_keeps_a_pid_label(runs: dict[int, Path], work: Path) -> None:
     import re
 

@@ -45,8 +45,21 @@ def frame_key(frame: Frame, same_build: frozenset[str] = frozenset()) -> FrameKe
     return f"{module}+{frame.offset:#x}" if frame.offset is not None else module, "", None
 
 
+# C++'s allocation functions, by their demangled names' start: `operator new(unsigned long)`,
+# `operator new[](unsigned long, std::nothrow_t const&)`, ...
+_CXX_NEW = "operator new"
+
+
 def stack_key(record: LeakRecord, same_build: frozenset[str] = frozenset()) -> StackKey:
+    """The API is C++'s `operator new` for any of its forms, whichever way the source says
+    it: valgrind's XML names the form as the record's kind (its replacement function), a
+    capture has kind malloc and the C++ runtime's operator new as the first frame (its
+    `new[]` calls `new`, often as a tail call: new[] and new are one API here)."""
     frames = list(record.frames)
     while frames and frames[-1].function in PROCESS_START_FUNCTIONS:
         frames.pop()
-    return record.kind, record.leak_kind, tuple(frame_key(f, same_build) for f in frames)
+    api = _CXX_NEW if record.kind.startswith(_CXX_NEW) else record.kind
+    while frames and (frames[0].function or "").startswith(_CXX_NEW):
+        frames.pop(0)
+        api = _CXX_NEW
+    return api, record.leak_kind, tuple(frame_key(f, same_build) for f in frames)
