@@ -5,14 +5,16 @@ way `valgrind --gen-suppressions=all` writes it, so it can go straight into a fi
 Like valgrind, C++ functions are written by their symbol (`fun:_ZN3app4makeEi`); a function
 inlined into another has no symbol and is written demangled, a frame without a function name
 by its object (`obj:/usr/lib/libfoo.so`), and a frame in no known object as `obj:*`. The
-stack stops at main: valgrind does not show the frames below it."""
+stack stops at main: valgrind does not show the frames below it (in a stripped program, at
+`(below main)`, its name for the C library's caller of main). One difference: C++'s operator
+new is written `_Zn?m` (new and new[], which a backtrace cannot tell apart)."""
 
 from __future__ import annotations
 
 from leaktrace.leak_kinds import SHORT_NAME_OF
 from leaktrace.model import Frame, LeakRecord
 from leaktrace.suppressions.linkage_names import LinkageNames
-from leaktrace.suppressions.matcher import allocation_stack
+from leaktrace.suppressions.matcher import BELOW_MAIN, BELOW_MAIN_NAME, allocation_stack
 
 PLACEHOLDER_NAME = "<insert_a_suppression_name_here>"
 
@@ -26,20 +28,32 @@ def suppression_entry(record: LeakRecord, linkage_names: LinkageNames,
     lines = ["{", f"   {name}", "   Memcheck:Leak"]
     if record.leak_kind in SHORT_NAME_OF:
         lines.append(f"   match-leak-kinds: {SHORT_NAME_OF[record.leak_kind]}")
-    for frame in _down_to_main(allocation_stack(record)):
-        lines.append(f"   {_frame_line(frame, linkage_names)}")
+    for i, frame in enumerate(_down_to_main(allocation_stack(record))):
+        line = _frame_line(frame, linkage_names)
+        if i == 0 and line.startswith("fun:_Znw"):
+            # libstdc++'s new[] calls new, often as a tail call: a backtrace shows new for
+            # both, where valgrind writes new[]'s own symbol. `?` matches either, in both.
+            line = "fun:_Zn?" + line[len("fun:_Znw"):]
+        lines.append(f"   {line}")
     lines.append("}")
     return "\n".join(lines)
 
 
 def _down_to_main(stack: list[Frame]) -> list[Frame]:
+    """Down to main, as valgrind shows stacks; in a program whose main has no name (a
+    stripped binary), down to the C library's caller of main, which valgrind calls
+    `(below main)`."""
     for i, frame in enumerate(stack):
         if frame.function == "main":
             return stack[: i + 1]
+        if frame.function in BELOW_MAIN:
+            return [*stack[:i], Frame(address=frame.address, function=BELOW_MAIN_NAME)]
     return stack
 
 
 def _frame_line(frame: Frame, linkage_names: LinkageNames) -> str:
+    if frame.function == BELOW_MAIN_NAME:
+        return f"fun:{BELOW_MAIN_NAME}"
     if frame.function:
         symbol = linkage_names.of(frame)
         # Only a C++ symbol says more than the name shown; a C symbol may carry a GCC clone

@@ -15,6 +15,7 @@ frame's function, source file or module contains the pattern."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from operator import attrgetter
 
@@ -34,6 +35,22 @@ from leaktrace.symbolize.demangle import demangle
 
 UNKNOWN = "???"  # what valgrind matches a frame without a function or object name against
 _FUNCTION = attrgetter("function")
+# The C library's callers of main, which valgrind names `(below main)` (and stops there).
+BELOW_MAIN_NAME = "(below main)"
+BELOW_MAIN = frozenset({"__libc_start_call_main", "__libc_start_main", "generic_start_main"})
+# A constructor's or destructor's code in a symbol (C1/C2, D1/D2 name one function when the
+# class has no virtual bases: two aliases of one address, either of which a tool may show),
+# and operator new[]'s symbol prefix (libstdc++'s new[] calls new, often as a tail call, so a
+# capture's backtrace shows new where valgrind's replacement says new[]).
+_STRUCTOR = re.compile(r"(?<=[A-Za-z0-9_])([CD])[12](?=[EIB])")
+_NEW_ARRAY = re.compile(r"^_Zna")
+
+
+def _same_function_symbols(pattern: str) -> list[str]:
+    """`pattern` and the patterns of the aliases it may stand for."""
+    variants = {pattern, _STRUCTOR.sub(r"\g<1>1", pattern), _STRUCTOR.sub(r"\g<1>2", pattern)}
+    variants |= {_NEW_ARRAY.sub("_Znw", v) for v in variants}
+    return sorted(variants)
 
 
 def allocation_stack(record: LeakRecord) -> list[Frame]:
@@ -124,14 +141,20 @@ class SuppressionMatcher:
         if pattern.what == FUN:
             if valgrind_match(pattern.pattern, frame.function or UNKNOWN):
                 return True
+            if pattern.pattern == BELOW_MAIN_NAME:
+                return frame.function in BELOW_MAIN
             if not pattern.pattern.startswith("_Z"):
                 return False
-            # A mangled pattern: against the symbol, or demangled when it has no wildcard.
+            # A mangled pattern: against the symbol, or demangled when it has no wildcard;
+            # with the aliases valgrind may have written instead of the symbol shown here.
             symbol = self.linkage_names.of(frame)
-            if symbol is not None and valgrind_match(pattern.pattern, symbol):
-                return True
-            return (not has_wildcards(pattern.pattern) and frame.function is not None
-                    and demangle(pattern.pattern) == frame.function)
+            for variant in _same_function_symbols(pattern.pattern):
+                if symbol is not None and valgrind_match(variant, symbol):
+                    return True
+                if (not has_wildcards(variant) and frame.function is not None
+                        and demangle(variant) == frame.function):
+                    return True
+            return False
         if pattern.what == OBJ:
             return valgrind_match(pattern.pattern, frame.module or UNKNOWN)
         # src:FILE[:LINE] names the source file as valgrind shows it, without its directory.
@@ -152,7 +175,7 @@ def _needed_names(suppression: Suppression) -> list[tuple[str, bool]]:
     needed = []
     for line in suppression.frames:
         pattern = line.pattern
-        if line.what != FUN or pattern.startswith("_Z"):
+        if line.what != FUN or pattern.startswith("_Z") or pattern == BELOW_MAIN_NAME:
             continue
         if not has_wildcards(pattern):
             needed.append((pattern, False))

@@ -38,5 +38,7 @@ class ElfSymbolTable:
             i -= 1
         if not names:
             return None
-        # Prefer the public alias: "malloc" over "__libc_malloc".
-        return min(names, key=lambda n: (n.startswith("_") and not n.startswith("_Z"), len(n)))
+        # Prefer the public alias: "malloc" over "__libc_malloc"; then the shorter; then the
+        # first in order, as valgrind does (a constructor's C1 over its C2 alias).
+        return min(names, key=lambda n: (n.startswith("_") and not n.startswith("_Z"), len(n),
+                                          n))
