@@ -161,7 +161,8 @@ def render_pprof(report: Report, options: RenderOptions,
     profile.message(_P_PERIOD_TYPE, _value_type(strings("space"), strings("bytes")))
     profile.integer(_P_PERIOD, 1)
     program = os.path.basename(report.program) if report.program else report.source
-    who = (f"{program} (pid {report.pid})" if merged is None
+    pid_text = f" (pid {report.pid})" if report.pid is not None else ""
+    who = (f"{program}{pid_text}" if merged is None
            else f"{program}, {len(merged.sources)} processes merged")
     profile.packed(_P_COMMENT, [strings(f"leaktrace: {who}, memory still live "
                                         f"{report.captured_when}")])

@@ -107,7 +107,7 @@ def build_report(
         records=records,
         summary=summary,
         counters=dict(log.counters),
-        capture_path=log_path,
+        capture_path=os.path.abspath(log_path),
         notes=_anomaly_notes(log) + resolver.notes,
     )
 

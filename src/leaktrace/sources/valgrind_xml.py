@@ -336,6 +336,6 @@ def _report(
         pid=process.pid,
         records=records,
         summary=summary,
-        capture_path=path,
+        capture_path=os.path.abspath(path),
         notes=notes,
     )
