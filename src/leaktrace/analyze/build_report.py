@@ -525,8 +525,8 @@ def _notes(capture: Capture, groups: _Groups, table: StackTable) -> list[str]:
     if c.get("truncated_stacks"):
         depth = c.get("max_depth")
         at = f" at {depth} frames" if depth else ""
-        notes.append(f"{c['truncated_stacks']:,} backtrace(s) were cut{at}: rerun with a "
-                     "larger --max-depth to see their outer callers")
+        notes.append(f"{c['truncated_stacks']:,} allocation(s) had their backtrace cut{at}: "
+                     "rerun with a larger --max-depth to see their outer callers")
     scan = capture.scan
     if scan is not None and scan.threads_not_stopped:
         notes.append(f"{scan.threads_not_stopped} thread(s) block the scan signal and were "
