@@ -13,6 +13,18 @@ struct lt_config lt_cfg;
  * wrote (attach mode: the target's environment is the program's, not ours to change).
  * Only switched during a load, which is single-threaded (start-up, or the injected call). */
 static const char *env_setting(const char *name) { return getenv(name); }
+
+/* glibc fills new and freed blocks with a byte of the user's (MALLOC_PERTURB_=N, or the
+ * tunable glibc.malloc.perturb=N; N & 0xff not 0): the process's own environment, whatever
+ * way the shim's settings come. */
+static bool glibc_perturbs(void)
+{
+    const char *env = getenv("MALLOC_PERTURB_");
+    if (env && (strtol(env, NULL, 0) & 0xff) != 0) return true;
+    const char *tunables = getenv("GLIBC_TUNABLES");
+    const char *perturb = tunables ? strstr(tunables, "glibc.malloc.perturb=") : NULL;
+    return perturb && (strtol(perturb + strlen("glibc.malloc.perturb="), NULL, 0) & 0xff) != 0;
+}
 static const char *(*setting)(const char *name) = env_setting;
 static char *file_text;
 static size_t file_size;
@@ -114,6 +126,7 @@ static void load_common(void)
     if (!start && flag_is(setting("MEMLEAK_CONFIG"), "mtraceinit")) start = "at-load";
     lt_cfg.collect_at_start = !flag_is(start, "on-mtrace");
     lt_cfg.control_enabled = !flag_is(setting("LEAKTRACE_CONTROL"), "0");
+    lt_cfg.clear_new_blocks = !glibc_perturbs();
     lt_cfg.interval_ms = parse_interval_ms(setting("LEAKTRACE_INTERVAL"));
     const char *sample = setting("LEAKTRACE_SAMPLE");
     lt_cfg.sample_bytes = sample ? strtoull(sample, NULL, 10) : 0;

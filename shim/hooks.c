@@ -172,7 +172,8 @@ static inline __attribute__((always_inline)) void record_block(void *p, size_t s
                                                                size_t written)
 {
     if (!lt_sample_skip(size) && LT_LIKELY(lt_thread_generation != LT_QUIET_GENERATION)) { /* sampling: inlined */
-        if (size <= CLEAR_LIMIT && written < size) clear_range(p, whole_words(written), whole_words(size));
+        if (size <= CLEAR_LIMIT && written < size && lt_cfg.clear_new_blocks)
+            clear_range(p, whole_words(written), whole_words(size));
         record_sampled_block(p, size, kind, __builtin_frame_address(0));
     }
     lt_tables_leave();

@@ -50,6 +50,9 @@ struct lt_config {
     unsigned heuristics;     /* LEAKTRACE_HEURISTICS: all (default), none, or a comma list */
     bool collect_at_start;   /* LEAKTRACE_START=at-load (default) or on-mtrace */
     bool control_enabled;    /* LEAKTRACE_CONTROL, default on: the control socket */
+    bool clear_new_blocks;   /* hooks.c clears new blocks; off when glibc fills them itself
+                                (MALLOC_PERTURB_, glibc.malloc.perturb: a debugging run's
+                                pattern must stay what the program reads) */
     uint32_t interval_ms;    /* LEAKTRACE_INTERVAL seconds (fractions allowed); 0 = default */
     uint64_t sample_bytes;   /* LEAKTRACE_SAMPLE: mean bytes between samples; 0 = every block */
     char control_dir[LT_PATH_MAX]; /* where the control socket goes */
