@@ -334,6 +334,29 @@ def named(entries: list[str]) -> str:
                      for i, e in enumerate(entries))
 
 
+MEMCHECK_ALL = ("--leak-check=full", "--show-leak-kinds=all")
+
+
+def valgrinds_entries(program: Path) -> list[str]:
+    """The entries `valgrind --gen-suppressions=all` writes for the program's leaks."""
+    assert VALGRIND is not None
+    generated = subprocess.run([VALGRIND, *MEMCHECK_ALL, "--gen-suppressions=all", str(program)],
+                               capture_output=True, text=True, check=False, timeout=300)
+    return entries_in("\n".join(line for line in generated.stderr.splitlines()
+                                if not line.startswith("==")))
+
+
+def valgrind_with_suppressions(program: Path, entries: list[str], work: Path) -> Any:
+    """valgrind's LEAK SUMMARY of the program with these entries as its suppressions."""
+    assert VALGRIND is not None
+    supp = work / "entries.supp"
+    supp.write_text(named(entries))
+    suppressed = subprocess.run([VALGRIND, *MEMCHECK_ALL, f"--suppressions={supp}",
+                                 str(program)], capture_output=True, text=True, check=False,
+                                timeout=300)
+    return parse_leak_summary(suppressed.stderr)
+
+
 def test_program_records(capture: Path) -> None:
     text = report_text(capture, "--no-default-suppressions")
     assert shown(text) == sorted([WIDGET_LOST, WIDGET_KEPT, LABEL, BUFFER])
@@ -375,18 +398,10 @@ def test_generated_entries_are_what_valgrind_generates_and_work_in_valgrind(
         program: Path, capture: Path, tmp_path: Path) -> None:
     assert VALGRIND is not None
     ours = entries_in(report_text(capture, "--no-default-suppressions", "--gen-suppressions"))
-    memcheck = [VALGRIND, "--leak-check=full", "--show-leak-kinds=all"]
-    generated = subprocess.run([*memcheck, "--gen-suppressions=all", str(program)],
-                               capture_output=True, text=True, check=False, timeout=300)
-    theirs = entries_in("\n".join(line for line in generated.stderr.splitlines()
-                                  if not line.startswith("==")))
+    theirs = valgrinds_entries(program)
     # The same, but for operator new, written _Zn?m (new[] too: a backtrace cannot tell).
     assert sorted(e.replace("fun:_Zn?m", "fun:_Znwm") for e in ours) == sorted(theirs)
-    supp = tmp_path / "generated.supp"
-    supp.write_text(named(ours))
-    suppressed = subprocess.run([*memcheck, f"--suppressions={supp}", str(program)],
-                                capture_output=True, text=True, check=False, timeout=300)
-    summary = parse_leak_summary(suppressed.stderr)
+    summary = valgrind_with_suppressions(program, ours, tmp_path)
     assert set(summary.kinds.values()) == {(0, 0)}
     assert summary.suppressed == (64 + 64 + 90 + 512, 4)
 
@@ -411,11 +426,7 @@ def test_suppressions_go_both_ways_between_valgrind_and_leaktrace(
         subprocess.run(["strip", str(program)], check=True)
     run = run_traced(program, work=tmp_path)
     assert run.returncode == 0, run.stderr
-    memcheck = [VALGRIND, "--leak-check=full", "--show-leak-kinds=all"]
-    generated = subprocess.run([*memcheck, "--gen-suppressions=all", str(program)],
-                               capture_output=True, text=True, check=False, timeout=300)
-    theirs = entries_in("\n".join(line for line in generated.stderr.splitlines()
-                                  if not line.startswith("==")))
+    theirs = valgrinds_entries(program)
     assert len(theirs) == 4
     valgrinds = tmp_path / "valgrind.supp"
     valgrinds.write_text(named(theirs))
@@ -427,11 +438,7 @@ def test_suppressions_go_both_ways_between_valgrind_and_leaktrace(
     ours = entries_in(report_text(run.capture, "--no-default-suppressions",
                                   "--gen-suppressions"))
     assert len(ours) == 4
-    leaktraces = tmp_path / "leaktrace.supp"
-    leaktraces.write_text(named(ours))
-    suppressed = subprocess.run([*memcheck, f"--suppressions={leaktraces}", str(program)],
-                                capture_output=True, text=True, check=False, timeout=300)
-    summary = parse_leak_summary(suppressed.stderr)
+    summary = valgrind_with_suppressions(program, ours, tmp_path)
     assert set(summary.kinds.values()) == {(0, 0)}
     assert summary.suppressed == CXX_LEAKED
 
