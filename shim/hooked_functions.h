@@ -4,7 +4,7 @@
  * to know the list. Each name N has its implementation as lt_hook_N: the allocation API in
  * hooks.c, the signal functions (which hide the shim's fatal-signal handlers) in signals.c,
  * the exec functions in environment.c, setuid & co in privileges.c, the sleeps in sleeps.c,
- * prctl and syscall in sandbox.c, dlsym in lookups.c. An exported alias must sit in the file that defines
+ * prctl and syscall in sandbox.c, dlsym in lookups.c, exit & co in exits.c. An exported alias must sit in the file that defines
  * its target, hence one list per file. */
 #ifndef LEAKTRACE_HOOKED_FUNCTIONS_H
 #define LEAKTRACE_HOOKED_FUNCTIONS_H
@@ -28,10 +28,7 @@
     X(brk)                     \
     X(dlclose)                 \
     X(mtrace)                  \
-    X(muntrace)                \
-    X(_exit)                   \
-    X(_Exit)                   \
-    X(quick_exit)
+    X(muntrace)
 
 #define LT_HOOKED_SIGNAL_FUNCTIONS(X) \
     X(sigaction)                      \
@@ -84,6 +81,15 @@
     X(prctl)                           \
     X(syscall)
 
+/* exits.c: the functions that end the process (exported by its assembly, which keeps the
+ * program's callee-saved registers for the final scan). */
+#define LT_HOOKED_EXIT_FUNCTIONS(X) \
+    X(exit)                         \
+    X(_exit)                        \
+    X(_Exit)                        \
+    X(quick_exit)                   \
+    X(abort)
+
 /* lookups.c: dlsym hands out the hooks for libc's allocation functions (exported by its
  * assembly, not by an alias). */
 #define LT_HOOKED_LOOKUP_FUNCTIONS(X) \
@@ -92,7 +98,7 @@
 #define LT_HOOKED_FUNCTIONS(X)                                                                 \
     LT_HOOKED_ALLOCATION_FUNCTIONS(X) LT_HOOKED_SIGNAL_FUNCTIONS(X) LT_HOOKED_EXEC_FUNCTIONS(X) \
     LT_HOOKED_PRIVILEGE_FUNCTIONS(X) LT_HOOKED_SLEEP_FUNCTIONS(X) LT_HOOKED_SANDBOX_FUNCTIONS(X) \
-    LT_HOOKED_LOOKUP_FUNCTIONS(X)
+    LT_HOOKED_LOOKUP_FUNCTIONS(X) LT_HOOKED_EXIT_FUNCTIONS(X)
 
 /* Implemented in allocator.c (lt_hook_N there too): the provider's own malloc_usable_size,
  * and C++'s operator new and delete, forwarded to the C++ runtime's own definitions so that

@@ -476,32 +476,6 @@ void lt_hook_muntrace(void)
     lt_tables_leave();
 }
 
-/* ---- _exit, quick_exit: the program leaves without running exit handlers ----------------- */
-void lt_hook__exit(int status)
-{
-    lt_final_at_exit();
-    syscall(SYS_exit_group, status);
-    __builtin_unreachable();
-}
-
-void lt_hook__Exit(int status) { lt_hook__exit(status); }
-
-/* quick_exit runs the at_quick_exit handlers, then _exit from inside libc, where no hook sees
- * it: the capture comes first. */
-void lt_hook_quick_exit(int status)
-{
-    static void (*_Atomic real_quick_exit)(int);
-    void (*real)(int) = atomic_load(&real_quick_exit);
-    if (!real) {
-        real = (void (*)(int))lt_next_symbol("quick_exit");
-        atomic_store(&real_quick_exit, real);
-    }
-    lt_final_at_exit();
-    if (real) real(status);
-    syscall(SYS_exit_group, status);
-    __builtin_unreachable();
-}
-
 /* ---- the exported names ------------------------------------------------------------------
  * Each interposed symbol is an alias of its lt_hook_ implementation: in preload mode the
  * dynamic linker binds the program to these; the hidden names are what the GOT patcher
@@ -532,6 +506,12 @@ long lt_hook_syscall(long number, ...);
 int lt_hook_prctl(int option, ...);
 /* dlsym (lookups.c, in assembly). */
 void *lt_hook_dlsym(void *handle, const char *name);
+/* exit & co (exits.c, in assembly). */
+void lt_hook_exit(int status);
+void lt_hook__exit(int status);
+void lt_hook__Exit(int status);
+void lt_hook_quick_exit(int status);
+void lt_hook_abort(void);
 
 const struct lt_hook lt_hooks[] = {
 #define LT_X(name) { #name, (void *)lt_hook_##name },

@@ -126,10 +126,12 @@ static void fork_child(void);
 extern int __cxa_atexit(void (*fn)(void *), void *arg, void *dso_handle);
 static bool late_exit_handler;    /* written at start-up only */
 
+static void write_final_at_exit(bool after_exit);
+
 static void final_after_destructors(void *unused)
 {
     (void)unused;
-    lt_final_at_exit();
+    write_final_at_exit(true);
 }
 
 static void register_late_exit_handler(void)
@@ -449,6 +451,7 @@ struct final_request {
     unsigned reason;
     uintptr_t program_sp;
     bool safe_to_scan, in_handler;
+    bool after_exit; /* the C library's exit ran (stdio flushed): its buffers may be freed */
 };
 
 static void write_final_here(void *request)
@@ -459,7 +462,9 @@ static void write_final_here(void *request)
     bool safe_to_scan = r->safe_to_scan, in_handler = r->in_handler;
     int saved_errno = errno;
     writing_final = true;
-    if (!in_handler && lt_cfg.freeres_at_exit && reason == LT_REASON_EXIT)
+    /* Not after _exit, quick_exit or Go's exit: __libc_freeres flushes stdio, which those do
+     * not (a forked daemon's parent would print its buffered lines twice). */
+    if (!in_handler && lt_cfg.freeres_at_exit && reason == LT_REASON_EXIT && r->after_exit)
         release_runtime_buffers(); /* its frees are recorded */
     lt_busy++;
     lt_control_stop();
@@ -489,9 +494,10 @@ static void write_final_here(void *request)
     if (deferred_signal) lt_signals_die_of(deferred_signal);
 }
 
-static void write_final(unsigned reason, uintptr_t program_sp, bool safe_to_scan, bool in_handler)
+static void write_final(unsigned reason, uintptr_t program_sp, bool safe_to_scan, bool in_handler,
+                        bool after_exit)
 {
-    struct final_request request = { reason, program_sp, safe_to_scan, in_handler };
+    struct final_request request = { reason, program_sp, safe_to_scan, in_handler, after_exit };
     lt_on_own_stack(write_final_here, &request);
 }
 
@@ -597,25 +603,25 @@ void lt_before_sandbox(void)
 
 /* The end of a normal run: the shim's destructor (return from main, exit(), the last thread
  * exiting) and _exit(). */
-static __attribute__((noinline)) void write_final_at_exit(void)
+static __attribute__((noinline)) void write_final_at_exit(bool after_exit)
 {
     if (claim_final() < 0) return;
-    write_final(LT_REASON_EXIT, lt_unwind_program_sp(), true, false);
+    write_final(LT_REASON_EXIT, lt_unwind_program_sp(), true, false, after_exit);
 }
 
 /* Attach mode (or a failed registration): the shim's own destructor is the last chance. */
 __attribute__((destructor)) static void leaktrace_destructor(void)
 {
-    if (!late_exit_handler) write_final_at_exit();
+    if (!late_exit_handler) write_final_at_exit(true);
 }
 
-void lt_final_at_exit(void) { write_final_at_exit(); }
+void lt_final_at_exit(void) { write_final_at_exit(false); }
 
 /* The same, from a thread whose live stack begins at program_sp (go_exit.c). */
 void lt_final_at_exit_from(uintptr_t program_sp)
 {
     if (claim_final() < 0) return;
-    write_final(LT_REASON_EXIT, program_sp, true, false);
+    write_final(LT_REASON_EXIT, program_sp, true, false, false);
 }
 
 /* From the handler of a signal that kills the program (signals.c). The scan runs only when
@@ -641,6 +647,6 @@ bool lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim,
         return true;
     }
     final_signal = sig;
-    write_final(LT_REASON_SIGNAL, program_sp, !interrupted_in_shim, true);
+    write_final(LT_REASON_SIGNAL, program_sp, !interrupted_in_shim, true, false);
     return true;
 }

@@ -178,6 +178,25 @@ static void own_a_signal(void)
     sigaction(chosen, &sa, NULL); /* libc's, through the hook: it adds the return trampoline */
 }
 
+/* Register values of the ending thread that no frame the scan reads holds any more (exits.c:
+ * the program's callee-saved registers where it called exit; signals.c: a fatal signal's
+ * context), as valgrind reads every register of every thread. Written by the one thread that
+ * ends the process, before its final scan; read by that scan. */
+#define MAX_EXTRA_ROOTS 32
+static uintptr_t extra_roots[MAX_EXTRA_ROOTS];
+static _Atomic int nextra_roots;
+
+void lt_scan_add_roots(const uintptr_t *words, int n)
+{
+    /* A vfork child shares this memory and ends without a capture of its own: not its. */
+    if (getpid() != atomic_load(&lt_owner_pid)) return;
+    for (int i = 0; i < n; i++) {
+        int at = atomic_fetch_add(&nextra_roots, 1);
+        if (at >= MAX_EXTRA_ROOTS) return;
+        extra_roots[at] = words[i];
+    }
+}
+
 /* lt_scan_give_back_signal: set by a thread that has the scan's signal pending. */
 static void note_pending_scan_signal(pid_t tid, void *pending)
 {
@@ -1128,6 +1147,8 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
     }
     for (int u = 0; u < nunstopped; u++)
         for (int r = 0; r < 6; r++) mark_word(st, unstopped[u].args[r], root);
+    int nextra = atomic_load(&nextra_roots);
+    for (int i = 0; i < nextra && i < MAX_EXTRA_ROOTS; i++) mark_word(st, extra_roots[i], root);
     drain_roots(st);
     /* Attached to a running process, the main heap holds blocks allocated before the shim
      * came, which it does not know: they may point to its blocks, so they are roots too. */

@@ -333,6 +333,8 @@ const struct lt_module *lt_module_at(unsigned i);
 int lt_scan_signal(void);            /* (scan.c) the signal that parks threads for a scan */
 void *lt_scan_handler(void);         /* (scan.c) its handler: reported as SIG_DFL (signals.c) */
 void lt_scan_give_back_signal(void); /* (scan.c) at detach: that signal's default action back */
+/* (scan.c) Roots for the final scan that only registers held: the ending thread's. */
+void lt_scan_add_roots(const uintptr_t *words, int n);
 /* (capture.c) The base name of this process's captures: its final capture's, but for a
  * ".N" before ".lt" when a file of that name exists already. */
 void lt_capture_main_name(char *dst, size_t cap);
@@ -478,7 +480,7 @@ bool lt_collecting(void);            /* new allocations are being recorded */
 void lt_set_collecting(bool on);     /* COLLECTING <-> TRACKING */
 /* Starts a new baseline generation: what is allocated from now on is "since the baseline". */
 void lt_new_baseline(void);
-void lt_final_at_exit(void);         /* the destructor's and _exit()'s final capture */
+void lt_final_at_exit(void);         /* the final capture of _exit(), quick_exit(), Go's exit */
 void lt_final_at_exit_from(uintptr_t program_sp); /* the same, the live stack given */
 bool lt_go_exit_redirect(void);      /* go_exit.c: runtime.exit writes the final capture too */
 bool lt_go_detect(void);             /* go_exit.c: at attach, only whether this is Go */

@@ -154,6 +154,15 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *context)
                                                      (uintptr_t)uc->uc_mcontext.gregs[REG_RBP],
                                                      sp > 128 ? sp - 128 : sp);
     program_sp = sp_before_alternate_stack(program_sp, (uintptr_t)__builtin_return_address(0));
+    if (!in_shim) { /* the interrupted registers, as valgrind reads a thread's (exits.c) */
+        static const int registers[] = { REG_RAX, REG_RBX, REG_RCX, REG_RDX, REG_RSI, REG_RDI,
+                                         REG_RBP, REG_R8, REG_R9, REG_R10, REG_R11, REG_R12,
+                                         REG_R13, REG_R14, REG_R15 };
+        uintptr_t values[sizeof registers / sizeof *registers];
+        for (size_t i = 0; i < sizeof registers / sizeof *registers; i++)
+            values[i] = (uintptr_t)uc->uc_mcontext.gregs[registers[i]];
+        lt_scan_add_roots(values, (int)(sizeof values / sizeof *values));
+    }
     if (!lt_final_on_signal(sig, program_sp, in_shim, refaults(sig, info)))
         return; /* it came during this thread's final capture, which ends with it (lifecycle.c) */
     back_to_default(sig);

@@ -796,3 +796,23 @@ def test_a_program_keeps_its_handler_for_the_scans_signal(build_dir: Path, tmp_p
     [record] = records_from(report, "own_rt_signal.c", "own_rt")
     assert (record["blocks"], record["bytes"]) == (1, 48)
     assert report["summary"]["definitely_lost"] == {"bytes": 48, "blocks": 1}  # scanned at exit
+
+
+@pytest.mark.parametrize(("how", "status"), [("_exit", 3), ("_Exit", 4), ("quick_exit", 5),
+                                             ("exit", 6)])
+def test_unflushed_stdio_stays_as_the_way_out_leaves_it(build_dir: Path, tmp_path: Path,
+                                                         how: str, status: int) -> None:
+    """_exit, _Exit and quick_exit throw buffered stdio output away; exit writes it. The final
+    capture released glibc's buffers with __libc_freeres, which flushes them: the output and
+    the file were written under leaktrace (a forked daemon printed its parent's lines twice)."""
+    exe = compile_program("unflushed_exit.c", build_dir, "-O2")
+    native_file, traced_file = tmp_path / "native.txt", tmp_path / "traced.txt"
+    native = subprocess.run([str(exe), how, str(native_file)], capture_output=True, text=True,
+                            check=False)
+    traced = subprocess.run([*LEAKTRACE, "run", "--report-file", os.devnull, "-o",
+                             str(tmp_path / "c.lt"), "--", str(exe), how, str(traced_file)],
+                            capture_output=True, text=True, check=False)
+    assert (native.returncode, traced.returncode) == (status, status), traced.stderr
+    assert traced.stdout == native.stdout
+    assert traced_file.read_text() == native_file.read_text()
+    assert (tmp_path / "c.lt").exists()

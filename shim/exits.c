@@ -1,0 +1,107 @@
+/* The functions that end the process from the program's code: exit, _exit, _Exit, quick_exit
+ * and abort. Each writes (or lets the exit path write) the final capture; first, the program's
+ * callee-saved registers where it called them go to the final scan as roots.
+ *
+ * Why: the program's function that calls exit may keep a live block's only pointer in a
+ * callee-saved register (rbx, rbp, r12-r15: at -O2, a pointer live across the call). The
+ * C library's exit path saves that register in its own frames, and the scan leaves the
+ * runtime's frames out (their other slots hold dead values: unwind.c). valgrind reads those
+ * frames and finds the block still reachable; without these registers leaktrace called it
+ * definitely lost. Their values at the call are the program's, whatever the callee does
+ * later, so each hook is a few instructions of assembly that store them before anything
+ * else runs, then jump to its C part (the exported name and the hidden lt_hook_ name the GOT
+ * patcher writes are one address, as for dlsym in lookups.c). */
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "hooked_functions.h"
+#include "shim.h"
+
+/* The six registers of the latest call (another thread's concurrent exit may overwrite them:
+ * both are the program's values). Written by the stubs below, read by the C parts. */
+__attribute__((used, externally_visible)) uintptr_t lt_exit_registers[6];
+
+#define LT_EXIT_STUB(name)                                         \
+    __asm__(".text\n"                                              \
+            ".globl lt_hook_" #name "\n"                           \
+            ".hidden lt_hook_" #name "\n"                          \
+            ".type lt_hook_" #name ", @function\n"                 \
+            ".globl " #name "\n"                                   \
+            ".type " #name ", @function\n"                         \
+            "lt_hook_" #name ":\n" #name ":\n"                     \
+            "    movq %rbx, lt_exit_registers(%rip)\n"             \
+            "    movq %rbp, lt_exit_registers+8(%rip)\n"           \
+            "    movq %r12, lt_exit_registers+16(%rip)\n"          \
+            "    movq %r13, lt_exit_registers+24(%rip)\n"          \
+            "    movq %r14, lt_exit_registers+32(%rip)\n"          \
+            "    movq %r15, lt_exit_registers+40(%rip)\n"          \
+            "    jmp lt_" #name "_saved\n"                         \
+            ".size lt_hook_" #name ", .-lt_hook_" #name "\n"        \
+            ".size " #name ", .-" #name "\n");
+LT_HOOKED_EXIT_FUNCTIONS(LT_EXIT_STUB)
+#undef LT_EXIT_STUB
+
+static void keep_registers(void) { lt_scan_add_roots(lt_exit_registers, 6); }
+
+/* exit runs the program's exit handlers, then the shim's destructor writes the capture. */
+__attribute__((used, externally_visible, noreturn)) void lt_exit_saved(int status)
+{
+    keep_registers();
+    static void (*_Atomic real_exit)(int);
+    void (*real)(int) = atomic_load(&real_exit);
+    if (!real) {
+        real = (void (*)(int))lt_next_symbol("exit");
+        atomic_store(&real_exit, real);
+    }
+    if (real) real(status);
+    syscall(SYS_exit_group, status);
+    __builtin_unreachable();
+}
+
+/* _exit and _Exit run no exit handlers: the capture is written here. */
+__attribute__((used, externally_visible, noreturn)) void lt__exit_saved(int status)
+{
+    keep_registers();
+    lt_final_at_exit();
+    syscall(SYS_exit_group, status);
+    __builtin_unreachable();
+}
+
+__attribute__((used, externally_visible, noreturn)) void lt__Exit_saved(int status)
+{
+    lt__exit_saved(status);
+}
+
+/* quick_exit runs the at_quick_exit handlers, then _exit from inside libc, where no hook sees
+ * it: the capture comes first. */
+__attribute__((used, externally_visible, noreturn)) void lt_quick_exit_saved(int status)
+{
+    keep_registers();
+    static void (*_Atomic real_quick_exit)(int);
+    void (*real)(int) = atomic_load(&real_quick_exit);
+    if (!real) {
+        real = (void (*)(int))lt_next_symbol("quick_exit");
+        atomic_store(&real_quick_exit, real);
+    }
+    lt_final_at_exit();
+    if (real) real(status);
+    syscall(SYS_exit_group, status);
+    __builtin_unreachable();
+}
+
+/* abort raises SIGABRT: the fatal-signal handler (signals.c) writes the capture. */
+__attribute__((used, externally_visible, noreturn)) void lt_abort_saved(void)
+{
+    keep_registers();
+    static void (*_Atomic real_abort)(void);
+    void (*real)(void) = atomic_load(&real_abort);
+    if (!real) {
+        real = (void (*)(void))lt_next_symbol("abort");
+        atomic_store(&real_abort, real);
+    }
+    if (real) real();
+    syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), SIGABRT);
+    syscall(SYS_exit_group, 128 + SIGABRT);
+    __builtin_unreachable();
+}
