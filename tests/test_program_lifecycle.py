@@ -816,3 +816,24 @@ def test_unflushed_stdio_stays_as_the_way_out_leaves_it(build_dir: Path, tmp_pat
     assert traced.stdout == native.stdout
     assert traced_file.read_text() == native_file.read_text()
     assert (tmp_path / "c.lt").exists()
+
+
+def test_started_with_sigchld_ignored_the_status_is_the_programs(tmp_path: Path) -> None:
+    """A parent that ignores SIGCHLD passes that on through exec: the launcher's children were
+    then reaped by the kernel and wait() found none (the program's 42 came out as 0). The
+    program still inherits SIGCHLD ignored."""
+    script = ("import os, signal, sys\n"
+              "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+              "os.execvp(sys.argv[1], sys.argv[1:])\n")
+    program = ["sh", "-c", "grep SigIgn /proc/self/status >&2; exit 42"]
+    done = subprocess.run([sys.executable, "-c", script, *LEAKTRACE, "run", "-o",
+                           str(tmp_path / "c.lt"), "--report-file", os.devnull, "--",
+                           "grep", "SigIgn", "/proc/self/status"], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    ignored = int(done.stdout.split()[1], 16)
+    assert ignored >> (signal.SIGCHLD - 1) & 1
+    status = subprocess.run([sys.executable, "-c", script, *LEAKTRACE, "run", "-o",
+                             str(tmp_path / "d.lt"), "--report-file", os.devnull, "--",
+                             *program], capture_output=True, text=True, check=False)
+    assert status.returncode == 42, status.stderr

@@ -28,6 +28,10 @@ def _ignore(_signum: int, _frame: FrameType | None) -> None:
     inherited and the program could no longer be interrupted."""
 
 
+def _ignore_sigchld() -> None:
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+
+
 def run_supervised(argv: Sequence[str], executable: str, env: Mapping[str, str],
                    while_running: Callable[[], None] | None = None) -> tuple[int, int]:
     """(the program's return code as subprocess gives it: the exit code, or -N when signal N
@@ -48,10 +52,18 @@ def run_supervised(argv: Sequence[str], executable: str, env: Mapping[str, str],
                 if not inherited_signals.ignored_at_start(sig)}
     previous.update({sig: signal.signal(sig, _ignore) for sig in LEFT_TO_THE_PROGRAM
                      if not inherited_signals.ignored_at_start(sig)})
+    # Started with SIGCHLD ignored, the launcher's children would be reaped by the kernel and
+    # the program's status lost (wait: ECHILD). The launcher takes the default; the program
+    # gets SIGCHLD ignored back before its exec, as it would have inherited it.
+    child_setup = None
+    if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
+        previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        child_setup = _ignore_sigchld
     try:
         try:
             child = subprocess.Popen(list(argv), executable=executable, env=dict(env),
-                                     pass_fds=inherited_fds.still_open())
+                                     pass_fds=inherited_fds.still_open(),
+                                     preexec_fn=child_setup)
         except OSError as e:
             raise LeaktraceError(f"cannot start {executable}: {e.strerror or e}") from None
         for signum in pending:
