@@ -34,6 +34,13 @@ extern char **environ;
  * to drop only the shim when the user preloads libraries of their own. */
 static const char *hidden[MAX_HIDDEN];
 static unsigned nhidden;
+/* "LD_PRELOAD=" with the shim's own path alone, which an exec puts in front of whatever list
+ * the program's environment has then (it may have changed it: a wrapper that preloads a
+ * library of its own, or unset it). Written once at start-up, like `hidden`. */
+static const char *shim_preload;
+static const char *shim_in_preload(const char *list, size_t *len);
+static const char *copy_of(const char *text, size_t len);
+static const char *shim_base; /* the shim's file name, as LD_PRELOAD's lists name it */
 
 static bool is_setting(const char *entry) { return strncmp(entry, "LEAKTRACE_", 10) == 0; }
 
@@ -74,6 +81,15 @@ void lt_env_hide_settings(const char *shim_file_name)
         if ((is_setting(*e) || preload) && nhidden < MAX_HIDDEN) {
             const char *kept = *e;
             if (preload) {
+                size_t shim_len;
+                shim_base = shim_file_name;
+                const char *shim = shim_in_preload(*e + 11, &shim_len);
+                char entry[LT_PATH_MAX + 12];
+                if (shim && shim_len < LT_PATH_MAX) {
+                    memcpy(entry, "LD_PRELOAD=", 11);
+                    memcpy(entry + 11, shim, shim_len);
+                    shim_preload = copy_of(entry, 11 + shim_len);
+                }
                 size_t len = strlen(*e) + 1;
                 char *copy = lt_map(len);
                 if (!copy) {
@@ -103,7 +119,6 @@ typedef int (*execve_fn)(const char *, char *const[], char *const[]);
 static const char *followed[MAX_HIDDEN];
 static unsigned nfollowed;
 static const char *followed_preload;
-static const char *shim_base; /* the shim's file name, as LD_PRELOAD's lists name it */
 
 static const char *copy_of(const char *text, size_t len)
 {
@@ -274,17 +289,35 @@ static int exec_with_hidden(execve_fn real, const char *file, char *const argv[]
     if (!envp || !nhidden || getpid() != atomic_load(&lt_owner_pid)) return real(file, argv, envp);
     size_t n = 0;
     while (envp[n]) n++;
-    size_t bytes = (n + nhidden + 1) * sizeof(char *);
+    size_t list_bytes = 0; /* the program's LD_PRELOAD list as it is now */
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(envp[i], "LD_PRELOAD=", 11) == 0) list_bytes = strlen(envp[i]) - 11;
+    size_t preload_at = (n + nhidden + 1) * sizeof(char *);
+    size_t bytes = preload_at + (shim_preload ? strlen(shim_preload) : 0) + 1 + list_bytes + 1;
     char **full = lt_map(bytes);
     if (!full) return real(file, argv, envp);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        bool replaced = false; /* the program's own LD_PRELOAD gives way to the full one */
-        for (unsigned h = 0; h < nhidden && !replaced; h++)
-            replaced = strncmp(hidden[h], "LD_PRELOAD=", 11) == 0 && strncmp(envp[i], "LD_PRELOAD=", 11) == 0;
-        if (!replaced) full[k++] = envp[i];
+        if (shim_preload && strncmp(envp[i], "LD_PRELOAD=", 11) == 0) {
+            /* The shim, then the program's own list as it is now (it may have changed it). */
+            char *preload = (char *)full + preload_at;
+            strcpy(preload, shim_preload);
+            size_t shim_len;
+            if (envp[i][11] && !shim_in_preload(envp[i] + 11, &shim_len)) {
+                strcat(preload, ":");
+                strcat(preload, envp[i] + 11);
+            }
+            full[k++] = preload;
+            continue;
+        }
+        full[k++] = envp[i];
     }
-    for (unsigned h = 0; h < nhidden; h++) full[k++] = (char *)hidden[h];
+    for (unsigned h = 0; h < nhidden; h++) {
+        bool preload = strncmp(hidden[h], "LD_PRELOAD=", 11) == 0;
+        if (!preload) full[k++] = (char *)hidden[h];
+        else if (!list_bytes && !has_variable(envp, n, "LD_PRELOAD="))
+            full[k++] = (char *)(shim_preload ? shim_preload : hidden[h]); /* unset: the shim alone */
+    }
     full[k] = NULL;
     int r = real(file, argv, full);
     lt_unmap(full, bytes); /* only reached when the exec failed */

@@ -259,3 +259,30 @@ def test_a_program_that_leaves_the_shim_no_room_runs_as_natively(build_dir: Path
         assert [(r["blocks"], r["bytes"]) for r in report["records"]] == [(1, 222)]
     else:
         assert "(the address-space limit RLIMIT_AS, `ulimit -v`, is 200 MiB" in done.stderr
+
+
+@pytest.mark.parametrize(("change", "seen"), [
+    ("LD_PRELOAD=$LIB", "[$LIB]"),           # a wrapper preloads a library of its own
+    ("unset LD_PRELOAD", "[]"),              # or clears the list it was given
+    (":", "[$START]"),                       # or leaves it: the list it started with
+])
+def test_an_exec_gets_the_ld_preload_the_program_left(tmp_path: Path, change: str,
+                                                      seen: str) -> None:
+    """The image a program execs into gets its own LD_PRELOAD as the program left it, with
+    the shim in front (still traced); the exec put back the list leaktrace started it with,
+    so eatmydata- or faketime-style wrappers lost their library."""
+    lib = "/lib/x86_64-linux-gnu/libdl.so.2"
+    start = "/lib/x86_64-linux-gnu/libm.so.6"
+    script = (f"LIB={lib}; START={start}; {change}; export LD_PRELOAD 2>/dev/null; "
+              "exec sh -c 'echo \"[$LD_PRELOAD]\"; grep -c libleaktrace_shim /proc/$$/maps'")
+    env = dict(os.environ, LD_PRELOAD=start)
+    done = subprocess.run([*LEAKTRACE, "run", "-o", str(tmp_path / "c.lt"), "--report-file",
+                           os.devnull, "--", "sh", "-c", script], capture_output=True, text=True,
+                          env=env, check=False)
+    native = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env,
+                            check=False)
+    expected = seen.replace("$LIB", lib).replace("$START", start)
+    assert native.stdout.splitlines()[0] == expected
+    lines = done.stdout.splitlines()
+    assert lines[0] == expected, done.stderr
+    assert int(lines[1]) > 0  # the shim is in the new image: still traced
