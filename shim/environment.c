@@ -38,8 +38,7 @@ static unsigned nhidden;
  * the program's environment has then (it may have changed it: a wrapper that preloads a
  * library of its own, or unset it). Written once at start-up, like `hidden`. */
 static const char *shim_preload;
-static const char *shim_in_preload(const char *list, size_t *len);
-static const char *copy_of(const char *text, size_t len);
+static const char *shim_alone(const char *entry);
 static const char *shim_base; /* the shim's file name, as LD_PRELOAD's lists name it */
 
 static bool is_setting(const char *entry) { return strncmp(entry, "LEAKTRACE_", 10) == 0; }
@@ -81,15 +80,8 @@ void lt_env_hide_settings(const char *shim_file_name)
         if ((is_setting(*e) || preload) && nhidden < MAX_HIDDEN) {
             const char *kept = *e;
             if (preload) {
-                size_t shim_len;
                 shim_base = shim_file_name;
-                const char *shim = shim_in_preload(*e + 11, &shim_len);
-                char entry[LT_PATH_MAX + 12];
-                if (shim && shim_len < LT_PATH_MAX) {
-                    memcpy(entry, "LD_PRELOAD=", 11);
-                    memcpy(entry + 11, shim, shim_len);
-                    shim_preload = copy_of(entry, 11 + shim_len);
-                }
+                shim_preload = shim_alone(*e);
                 size_t len = strlen(*e) + 1;
                 char *copy = lt_map(len);
                 if (!copy) {
@@ -146,6 +138,19 @@ static const char *shim_in_preload(const char *list, size_t *len)
     return NULL;
 }
 
+/* "LD_PRELOAD=" with the shim's path alone, copied from an "LD_PRELOAD=..." entry that names
+ * it; NULL if it does not (or no memory). */
+static const char *shim_alone(const char *entry)
+{
+    size_t len;
+    const char *shim = shim_in_preload(entry + 11, &len);
+    char alone[LT_PATH_MAX + 12];
+    if (!shim || len >= LT_PATH_MAX) return NULL;
+    memcpy(alone, "LD_PRELOAD=", 11);
+    memcpy(alone + 11, shim, len);
+    return copy_of(alone, 11 + len);
+}
+
 void lt_env_keep_settings(const char *shim_file_name)
 {
     shim_base = shim_file_name;
@@ -154,14 +159,7 @@ void lt_env_keep_settings(const char *shim_file_name)
             const char *copy = copy_of(*e, strlen(*e));
             if (copy) followed[nfollowed++] = copy;
         } else if (strncmp(*e, "LD_PRELOAD=", 11) == 0 && !followed_preload) {
-            size_t len;
-            const char *shim = shim_in_preload(*e + 11, &len);
-            char entry[LT_PATH_MAX + 12];
-            if (shim && len < LT_PATH_MAX) {
-                memcpy(entry, "LD_PRELOAD=", 11);
-                memcpy(entry + 11, shim, len);
-                followed_preload = copy_of(entry, 11 + len);
-            }
+            followed_preload = shim_alone(*e);
         }
     }
 }

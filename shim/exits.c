@@ -44,16 +44,23 @@ LT_HOOKED_EXIT_FUNCTIONS(LT_EXIT_STUB)
 
 static void keep_registers(void) { lt_scan_add_roots(lt_exit_registers, 6); }
 
+/* The C library's own `name`, looked up once into *slot. */
+static void *next_function(void *_Atomic *slot, const char *name)
+{
+    void *f = atomic_load(slot);
+    if (!f) {
+        f = lt_next_symbol(name);
+        atomic_store(slot, f);
+    }
+    return f;
+}
+
 /* exit runs the program's exit handlers, then the shim's destructor writes the capture. */
 __attribute__((used, externally_visible, noreturn)) void lt_exit_saved(int status)
 {
     keep_registers();
-    static void (*_Atomic real_exit)(int);
-    void (*real)(int) = atomic_load(&real_exit);
-    if (!real) {
-        real = (void (*)(int))lt_next_symbol("exit");
-        atomic_store(&real_exit, real);
-    }
+    static void *_Atomic real_exit;
+    void (*real)(int) = (void (*)(int))next_function(&real_exit, "exit");
     if (real) real(status);
     syscall(SYS_exit_group, status);
     __builtin_unreachable();
@@ -78,12 +85,8 @@ __attribute__((used, externally_visible, noreturn)) void lt__Exit_saved(int stat
 __attribute__((used, externally_visible, noreturn)) void lt_quick_exit_saved(int status)
 {
     keep_registers();
-    static void (*_Atomic real_quick_exit)(int);
-    void (*real)(int) = atomic_load(&real_quick_exit);
-    if (!real) {
-        real = (void (*)(int))lt_next_symbol("quick_exit");
-        atomic_store(&real_quick_exit, real);
-    }
+    static void *_Atomic real_quick_exit;
+    void (*real)(int) = (void (*)(int))next_function(&real_quick_exit, "quick_exit");
     lt_final_at_exit();
     if (real) real(status);
     syscall(SYS_exit_group, status);
@@ -94,12 +97,8 @@ __attribute__((used, externally_visible, noreturn)) void lt_quick_exit_saved(int
 __attribute__((used, externally_visible, noreturn)) void lt_abort_saved(void)
 {
     keep_registers();
-    static void (*_Atomic real_abort)(void);
-    void (*real)(void) = atomic_load(&real_abort);
-    if (!real) {
-        real = (void (*)(void))lt_next_symbol("abort");
-        atomic_store(&real_abort, real);
-    }
+    static void *_Atomic real_abort;
+    void (*real)(void) = (void (*)(void))next_function(&real_abort, "abort");
     if (real) real();
     syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), SIGABRT);
     syscall(SYS_exit_group, 128 + SIGABRT);
