@@ -137,6 +137,14 @@ def _go_build(work: Path, source: str, builds: dict[str, list[str]]) -> dict[str
     return built
 
 
+def program_mallocs(report: dict) -> list[dict]:
+    """The malloc'd records of the program's own C code: not cgo's runtime (x_cgo_thread_start's
+    24-byte start record of a thread still starting when Go exits, which the new thread frees
+    itself: live at exit in some runs, natively too)."""
+    return [r for r in report["records"] if r["kind"] == "malloc"
+            and not any((f["function"] or "").startswith("x_cgo_") for f in r["frames"][:2])]
+
+
 @pytest.fixture(scope="module")
 def go_programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return _go_build(tmp_path_factory.mktemp("go"), GO_SOURCE, BUILDS)
@@ -163,7 +171,7 @@ def test_a_cgo_program_leaves_a_capture_with_its_leaks(go_programs: dict[str, Pa
         report = json_report(capture)
         # Go's runtime allocates from C only with calloc (its threads' vectors): every block
         # from malloc is one of the leaks, which a stripped build cannot name.
-        leaks = [r for r in report["records"] if r["kind"] == "malloc"]
+        leaks = program_mallocs(report)
         assert (sum(r["bytes"] for r in leaks), sum(r["blocks"] for r in leaks)) == LEAKED
         assert {r["leak_kind"] for r in leaks} <= {"definitely lost", "still reachable"}
         if "stripped" not in build:  # no debug information, no file:line
@@ -233,7 +241,7 @@ def test_a_block_held_by_a_c_frame_under_a_go_callback_is_reachable(tmp_path: Pa
         capture = tmp_path / f"callback{run}.lt"
         done = leaktrace("run", "-o", str(capture), "--", str(exe), cwd=tmp_path)
         assert (done.returncode, done.stdout) == (5, "in callback\n"), done.stderr
-        held = [r for r in json_report(capture)["records"] if r["kind"] == "malloc"]
+        held = program_mallocs(json_report(capture))
         assert [(r["leak_kind"], r["bytes"], r["blocks"]) for r in held] == [
             ("still reachable", 333, 1)]
 
