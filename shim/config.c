@@ -126,7 +126,7 @@ static void load_common(void)
     if (!start && flag_is(setting("MEMLEAK_CONFIG"), "mtraceinit")) start = "at-load";
     lt_cfg.collect_at_start = !flag_is(start, "on-mtrace");
     lt_cfg.control_enabled = !flag_is(setting("LEAKTRACE_CONTROL"), "0");
-    lt_cfg.clear_new_blocks = !glibc_perturbs();
+    lt_cfg.clear_limit = glibc_perturbs() ? 0 : LT_CLEAR_LIMIT;
     lt_cfg.interval_ms = parse_interval_ms(setting("LEAKTRACE_INTERVAL"));
     const char *sample = setting("LEAKTRACE_SAMPLE");
     lt_cfg.sample_bytes = sample ? strtoull(sample, NULL, 10) : 0;

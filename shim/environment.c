@@ -29,14 +29,13 @@
 
 extern char **environ;
 
-/* The entries taken out, as they were. Written once at start-up (single-threaded); the
- * LD_PRELOAD entry is a copy in the shim's memory, because the visible one is edited in place
- * to drop only the shim when the user preloads libraries of their own. */
+/* The LEAKTRACE_* entries taken out, as they were. Written once at start-up (single-threaded). */
 static const char *hidden[MAX_HIDDEN];
 static unsigned nhidden;
-/* "LD_PRELOAD=" with the shim's own path alone, which an exec puts in front of whatever list
- * the program's environment has then (it may have changed it: a wrapper that preloads a
- * library of its own, or unset it). Written once at start-up, like `hidden`. */
+/* "LD_PRELOAD=" with the shim's own path alone (a copy: the visible entry is edited in place to
+ * drop only the shim when the user preloads libraries of their own), which an exec puts in
+ * front of whatever list the program's environment has then (it may have changed it: a
+ * wrapper that preloads a library of its own, or unset it). Written once at start-up. */
 static const char *shim_preload;
 static const char *shim_alone(const char *entry);
 static const char *shim_base; /* the shim's file name, as LD_PRELOAD's lists name it */
@@ -77,30 +76,23 @@ void lt_env_hide_settings(const char *shim_file_name)
     char **out = visible;
     for (char **e = environ; *e; e++) {
         bool preload = strncmp(*e, "LD_PRELOAD=", 11) == 0 && strstr(*e, shim_file_name);
-        if ((is_setting(*e) || preload) && nhidden < MAX_HIDDEN) {
-            const char *kept = *e;
-            if (preload) {
-                shim_base = shim_file_name;
-                shim_preload = shim_alone(*e);
-                size_t len = strlen(*e) + 1;
-                char *copy = lt_map(len);
-                if (!copy) {
-                    *out++ = *e;
-                    continue;
-                }
-                memcpy(copy, *e, len);
-                kept = copy;
+        if (preload && !shim_preload) {
+            shim_base = shim_file_name;
+            shim_preload = shim_alone(*e); /* what an exec puts back in front */
+            if (shim_preload) {
                 lt_env_remove_preload(shim_file_name); /* edits *e in place */
                 if ((*e)[11] != 0) *out++ = *e;        /* other preloaded libraries stay */
+                continue;
             }
-            hidden[nhidden++] = kept;
+        } else if (is_setting(*e) && nhidden < MAX_HIDDEN) {
+            hidden[nhidden++] = *e;
             continue;
         }
         *out++ = *e;
     }
     *out = NULL;
     auxv_after(out);
-    if (nhidden) environ = visible;
+    if (nhidden || shim_preload) environ = visible;
     else syscall(SYS_munmap, visible, environment_bytes(entries));
 }
 
@@ -176,34 +168,39 @@ static bool has_variable(char *const envp[], size_t n, const char *entry)
 /* --follow-children, its settings kept (lt_env_keep_settings). */
 static bool following(void) { return nfollowed || followed_preload; }
 
-/* --follow-children: envp's n entries with the settings it lacks added, into `full` (room for
- * n + MAX_HIDDEN + 2) and `preload` (the shim put in front of the program's own LD_PRELOAD
- * list when that list lacks it). The callers keep both on the stack, not mapped: a vfork
- * child (Python's subprocess) shares its parent's memory, where a mapping would stay. */
+/* envp's n entries completed for the next image, into `full` (room for n + MAX_HIDDEN + 2) and
+ * `preload`: `shim` ("LD_PRELOAD=<the shim>") in front of the program's LD_PRELOAD list as it
+ * is now, unless the list names the shim (alone when it has none: the program unset it), and
+ * the `settings` envp lacks. The callers keep both on the stack, not mapped: a vfork child
+ * (Python's subprocess) shares its parent's memory, where a mapping would stay. */
 #define MAX_FOLLOWED_ENV 4096
 #define FOLLOWED_PRELOAD_BYTES 4096
-static void followed_environment(char *const envp[], size_t n, char **full, char *preload)
+static void completed_environment(char *const envp[], size_t n, const char *shim,
+                                  const char *const settings[], unsigned nsettings, char **full,
+                                  char *preload)
 {
     size_t k = 0;
-    bool preloaded = !followed_preload;
+    bool preloaded = !shim;
     for (size_t i = 0; i < n; i++) {
         size_t len;
-        if (strncmp(envp[i], "LD_PRELOAD=", 11) == 0) {
+        if (shim && strncmp(envp[i], "LD_PRELOAD=", 11) == 0) {
             preloaded = true;
-            if (followed_preload && !shim_in_preload(envp[i] + 11, &len) &&
-                strlen(followed_preload) + strlen(envp[i]) - 11 + 2 <= FOLLOWED_PRELOAD_BYTES) {
-                strcpy(preload, followed_preload); /* the program's own list, after the shim */
-                strcat(preload, ":");
-                strcat(preload, envp[i] + 11);
+            if (!shim_in_preload(envp[i] + 11, &len) &&
+                strlen(shim) + strlen(envp[i]) - 11 + 2 <= FOLLOWED_PRELOAD_BYTES) {
+                strcpy(preload, shim); /* the program's own list, after the shim */
+                if (envp[i][11]) {
+                    strcat(preload, ":");
+                    strcat(preload, envp[i] + 11);
+                }
                 full[k++] = preload;
                 continue;
             }
         }
         full[k++] = envp[i];
     }
-    if (!preloaded) full[k++] = (char *)followed_preload;
-    for (unsigned f = 0; f < nfollowed; f++)
-        if (!has_variable(envp, n, followed[f])) full[k++] = (char *)followed[f];
+    if (!preloaded) full[k++] = (char *)shim;
+    for (unsigned f = 0; f < nsettings; f++)
+        if (!has_variable(envp, n, settings[f])) full[k++] = (char *)settings[f];
     full[k] = NULL;
 }
 
@@ -215,13 +212,14 @@ static size_t environment_size(char *const envp[])
 }
 
 /* An environment too large for the stack goes as it is. */
-static int exec_followed(execve_fn real, const char *file, char *const argv[], char *const envp[])
+static int exec_completed(execve_fn real, const char *file, char *const argv[], char *const envp[],
+                          const char *shim, const char *const settings[], unsigned nsettings)
 {
     size_t n = environment_size(envp);
     if (n > MAX_FOLLOWED_ENV) return real(file, argv, envp);
     char *full[n + MAX_HIDDEN + 2];
     char preload[FOLLOWED_PRELOAD_BYTES];
-    followed_environment(envp, n, full, preload);
+    completed_environment(envp, n, shim, settings, nsettings, full, preload);
     return real(file, argv, full);
 }
 
@@ -283,43 +281,11 @@ static int exec_with_hidden(execve_fn real, const char *file, char *const argv[]
 {
     /* Hidden entries go only with the traced process itself: a vfork child shares its memory
      * but is not it, and children are not traced unless followed (then nothing was hidden). */
-    if (following()) return exec_followed(real, file, argv, envp); /* vfork too */
-    if (!envp || !nhidden || getpid() != atomic_load(&lt_owner_pid)) return real(file, argv, envp);
-    size_t n = 0;
-    while (envp[n]) n++;
-    size_t list_bytes = 0; /* the program's LD_PRELOAD list as it is now */
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(envp[i], "LD_PRELOAD=", 11) == 0) list_bytes = strlen(envp[i]) - 11;
-    size_t preload_at = (n + nhidden + 1) * sizeof(char *);
-    size_t bytes = preload_at + (shim_preload ? strlen(shim_preload) : 0) + 1 + list_bytes + 1;
-    char **full = lt_map(bytes);
-    if (!full) return real(file, argv, envp);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (shim_preload && strncmp(envp[i], "LD_PRELOAD=", 11) == 0) {
-            /* The shim, then the program's own list as it is now (it may have changed it). */
-            char *preload = (char *)full + preload_at;
-            strcpy(preload, shim_preload);
-            size_t shim_len;
-            if (envp[i][11] && !shim_in_preload(envp[i] + 11, &shim_len)) {
-                strcat(preload, ":");
-                strcat(preload, envp[i] + 11);
-            }
-            full[k++] = preload;
-            continue;
-        }
-        full[k++] = envp[i];
-    }
-    for (unsigned h = 0; h < nhidden; h++) {
-        bool preload = strncmp(hidden[h], "LD_PRELOAD=", 11) == 0;
-        if (!preload) full[k++] = (char *)hidden[h];
-        else if (!list_bytes && !has_variable(envp, n, "LD_PRELOAD="))
-            full[k++] = (char *)(shim_preload ? shim_preload : hidden[h]); /* unset: the shim alone */
-    }
-    full[k] = NULL;
-    int r = real(file, argv, full);
-    lt_unmap(full, bytes); /* only reached when the exec failed */
-    return r;
+    if (following()) /* vfork too */
+        return exec_completed(real, file, argv, envp, followed_preload, followed, nfollowed);
+    if (!envp || !(nhidden || shim_preload) || getpid() != atomic_load(&lt_owner_pid))
+        return real(file, argv, envp);
+    return exec_completed(real, file, argv, envp, shim_preload, hidden, nhidden);
 }
 
 /* Would an exec of `file` start a new image? Checked before writing the image's capture, so
@@ -459,7 +425,7 @@ static int spawn_followed(spawn_fn real, pid_t *pid, const char *file,
     if (!following() || n > MAX_FOLLOWED_ENV) return real(pid, file, actions, attr, argv, envp);
     char *full[n + MAX_HIDDEN + 2];
     char preload[FOLLOWED_PRELOAD_BYTES];
-    followed_environment(envp, n, full, preload);
+    completed_environment(envp, n, followed_preload, followed, nfollowed, full, preload);
     return real(pid, file, actions, attr, argv, full);
 }
 

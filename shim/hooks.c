@@ -119,7 +119,7 @@ static __attribute__((noinline)) void record_sampled_block(void *p, size_t size,
         lt_mtrace_log_alloc(p, size, kind, id);
 }
 
-/* A new block's bytes the program has not written yet are cleared, up to this size. The
+/* A new block's bytes the program has not written yet are cleared, up to LT_CLEAR_LIMIT. The
  * allocator hands memory out again as the last block there left it, and a block the program
  * writes only in part (an obstack chunk, a buffer, a vector's spare room) would keep that
  * block's pointers: blocks leaked since would look reachable through them (valgrind and
@@ -127,7 +127,6 @@ static __attribute__((noinline)) void record_sampled_block(void *p, size_t size,
  * changes only what a read of never-written memory returns. Larger blocks are left alone:
  * clearing them would touch pages the program may never use (its memory would grow). A
  * page covers an obstack's default chunk (4064 bytes) and most arrays of pointers. */
-#define CLEAR_LIMIT 4096u
 
 /* Clears bytes [from, to) of block p, both multiples of 8 (allocators round sizes up to at
  * least 8, so the last word is the block's). Stores that overlap at the ends, as libc's memset
@@ -172,7 +171,7 @@ static inline __attribute__((always_inline)) void record_block(void *p, size_t s
                                                                size_t written)
 {
     if (!lt_sample_skip(size) && LT_LIKELY(lt_thread_generation != LT_QUIET_GENERATION)) { /* sampling: inlined */
-        if (size <= CLEAR_LIMIT && written < size && lt_cfg.clear_new_blocks)
+        if (written < size && size <= lt_cfg.clear_limit)
             clear_range(p, whole_words(written), whole_words(size));
         record_sampled_block(p, size, kind, __builtin_frame_address(0));
     }

@@ -196,6 +196,19 @@ static bool mask_blocks(const char *status_path, int sig, bool *readable)
     return (lt_parse_hex(&blocked) >> (sig - 1)) & 1;
 }
 
+bool lt_thread_has_pending(pid_t tid, int sig)
+{
+    char path[64], text[2048];
+    task_file(path, tid, "/status");
+    size_t len = lt_read_file(path, text, sizeof text - 1);
+    text[len] = '\0';
+    for (const char *field = text; (field = strstr(field, "Pnd:\t")) != NULL;) { /* SigPnd, ShdPnd */
+        field += 5;
+        if ((lt_parse_hex(&field) >> (sig - 1)) & 1) return true;
+    }
+    return false;
+}
+
 bool lt_thread_state(pid_t tid, int sig, struct lt_thread_state *out)
 {
     *out = (struct lt_thread_state){ 0 };

@@ -200,17 +200,7 @@ void lt_scan_add_roots(const uintptr_t *words, int n)
 /* lt_scan_give_back_signal: set by a thread that has the scan's signal pending. */
 static void note_pending_scan_signal(pid_t tid, void *pending)
 {
-    char path[64], text[2048];
-    char *end = path + sizeof path - 1;
-    *lt_put_str(lt_put_uint(lt_put_str(path, end, "/proc/self/task/"), end, (uint64_t)tid), end,
-                "/status") = '\0';
-    size_t len = lt_read_file(path, text, sizeof text - 1);
-    text[len] = '\0';
-    int sig = lt_scan_signal();
-    for (const char *field = text; (field = strstr(field, "Pnd:\t")) != NULL;) { /* SigPnd, ShdPnd */
-        field += 5;
-        if ((lt_parse_hex(&field) >> (sig - 1)) & 1) *(bool *)pending = true;
-    }
+    if (lt_thread_has_pending(tid, lt_scan_signal())) *(bool *)pending = true;
 }
 
 void lt_scan_give_back_signal(void)

@@ -37,6 +37,7 @@ void lt_on_own_stack(void (*fn)(void *), void *arg);
 unsigned lt_own_mappings(uintptr_t *starts, uintptr_t *ends, unsigned max);
 
 /* ---- config.c: settings read from the environment at start-up -------------------------- */
+#define LT_CLEAR_LIMIT 4096u /* the largest new block hooks.c clears (the reasons there) */
 struct lt_config {
     int max_depth;           /* LEAKTRACE_MAX_DEPTH, default 64 */
     bool follow_children;    /* LEAKTRACE_FOLLOW_CHILDREN=1 */
@@ -50,9 +51,9 @@ struct lt_config {
     unsigned heuristics;     /* LEAKTRACE_HEURISTICS: all (default), none, or a comma list */
     bool collect_at_start;   /* LEAKTRACE_START=at-load (default) or on-mtrace */
     bool control_enabled;    /* LEAKTRACE_CONTROL, default on: the control socket */
-    bool clear_new_blocks;   /* hooks.c clears new blocks; off when glibc fills them itself
-                                (MALLOC_PERTURB_, glibc.malloc.perturb: a debugging run's
-                                pattern must stay what the program reads) */
+    uint32_t clear_limit;    /* hooks.c clears new blocks up to this size; 0 when glibc fills
+                                them itself (MALLOC_PERTURB_, glibc.malloc.perturb: a
+                                debugging run's pattern must stay what the program reads) */
     uint32_t interval_ms;    /* LEAKTRACE_INTERVAL seconds (fractions allowed); 0 = default */
     uint64_t sample_bytes;   /* LEAKTRACE_SAMPLE: mean bytes between samples; 0 = every block */
     char control_dir[LT_PATH_MAX]; /* where the control socket goes */
@@ -109,6 +110,8 @@ struct lt_thread_state {
     uintptr_t args[6]; /* the system call's arguments: registers that may hold pointers */
 };
 bool lt_thread_state(pid_t tid, int sig, struct lt_thread_state *out); /* false: unknown */
+/* Whether thread tid has signal sig pending (its own, or the process's). */
+bool lt_thread_has_pending(pid_t tid, int sig);
 uintptr_t lt_parse_hex(const char **p); /* lower-case hex digits, "0x" allowed; moves *p */
 
 /* ---- clock ---------------------------------------------------------------------------- */

@@ -36,23 +36,22 @@ LT_EXPORT void leaktrace_track_stop(void)
     lt_set_busy(false);
 }
 
+/* Takes two fresh generations (lt_generation was g - 1, it is now g + 1) without stamping g
+ * on this thread yet (leaktrace_track_leave(g) starts that): track()'s Python code, quiet
+ * meanwhile, keeps g first, and nothing it allocates to do so is in the block. */
+LT_EXPORT unsigned leaktrace_track_reserve(void) { return atomic_fetch_add(&lt_generation, 2) + 1; }
+
 /* Enters a tracked block on this thread: returns its generation g (see above) and the thread
  * override it replaces in *previous, to give back to leaktrace_track_leave. */
 LT_EXPORT unsigned leaktrace_track_enter(unsigned *previous)
 {
-    unsigned g = atomic_fetch_add(&lt_generation, 2) + 1;
-    /* lt_generation was g - 1; it is now g + 1, the other threads' generation. */
+    unsigned g = leaktrace_track_reserve(); /* other threads stamp g + 1 from now on */
     *previous = lt_thread_generation;
     lt_thread_generation = g;
     return g;
 }
 
 LT_EXPORT void leaktrace_track_leave(unsigned previous) { lt_thread_generation = previous; }
-
-/* Takes two fresh generations as leaktrace_track_enter does, without stamping g on this thread
- * yet (leaktrace_track_leave(g) starts that): track()'s Python code, quiet meanwhile, keeps
- * g first, and nothing it allocates to do so is in the block. */
-LT_EXPORT unsigned leaktrace_track_reserve(void) { return atomic_fetch_add(&lt_generation, 2) + 1; }
 
 /* This thread's allocations are not recorded until leaktrace_track_leave(returned value), or
  * another generation, ends it: track()'s bookkeeping (its generation numbers, sets and ranges
