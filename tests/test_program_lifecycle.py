@@ -837,3 +837,31 @@ def test_started_with_sigchld_ignored_the_status_is_the_programs(tmp_path: Path)
                              str(tmp_path / "d.lt"), "--report-file", os.devnull, "--",
                              *program], capture_output=True, text=True, check=False)
     assert status.returncode == 42, status.stderr
+
+
+@pytest.mark.parametrize("ending, status", [("exit 5", 5), ("kill -TERM $$", -signal.SIGTERM)])
+def test_a_report_nobody_reads_keeps_the_programs_ending(tmp_path: Path, ending: str,
+                                                         status: int) -> None:
+    """`leaktrace run PROG 2>&1 | true`: the reader is gone before the report comes; the
+    report is lost, not the program's status (it was 141, Python's broken pipe)."""
+    reader_gone = subprocess.Popen(["true"], stdin=subprocess.PIPE)
+    reader_gone.wait()
+    assert reader_gone.stdin is not None
+    done = subprocess.run([*LEAKTRACE, "run", "-o", str(tmp_path / "unread.lt"), "--",
+                           "sh", "-c", f"sleep 0.2; {ending}"], stdout=reader_gone.stdin,
+                          stderr=reader_gone.stdin, timeout=120, check=False)
+    assert done.returncode == status
+
+
+def test_a_report_nobody_reads_still_fails_the_leak_gate(tmp_path: Path) -> None:
+    exe = compile_source(tmp_path, "leaks_one.c",
+                         "#include <stdlib.h>\nvoid *volatile sink;\n"
+                         "int main(void) { sink = malloc(42); sink = 0; return 0; }\n", "-O0")
+    reader_gone = subprocess.Popen(["true"], stdin=subprocess.PIPE)
+    reader_gone.wait()
+    assert reader_gone.stdin is not None
+    done = subprocess.run([*LEAKTRACE, "run", "--fail-on-leak", "0", "--leak-exit-code", "7",
+                           "-o", str(tmp_path / "gate.lt"), "--", str(exe)],
+                          stdout=reader_gone.stdin, stderr=reader_gone.stdin, timeout=120,
+                          check=False)
+    assert done.returncode == 7

@@ -50,6 +50,7 @@ from leaktrace.launcher.supervise import (
     run_supervised,
     signal_description,
 )
+from leaktrace.launcher.unread_output import drop_when_unread
 from leaktrace.nameless_files import NamelessFile
 from leaktrace.render.colors import colorize_report, use_color
 from leaktrace.render.formats import BINARY_FORMATS, write_output
@@ -153,6 +154,7 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         returncode, pid = run_supervised(list(command), program, env,
                                          while_running=_import_report_modules)
         notices, failures = read_notifications(notify.path)
+    drop_when_unread()
     remove_stale_socket(pid, env)
 
     capture = find_capture(pid, notices, output=output, capture_dir=capture_dir)

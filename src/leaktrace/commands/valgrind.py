@@ -19,6 +19,7 @@ from leaktrace.commands._report_output import (
     report_format_option,
 )
 from leaktrace.launcher.supervise import end_like, signal_description
+from leaktrace.launcher.unread_output import drop_when_unread
 from leaktrace.render.formats import write_output
 from leaktrace.runners.valgrind import run_memcheck
 from leaktrace.sources.valgrind_xml import load
@@ -73,6 +74,7 @@ def valgrind_command(
     suppressions = load_suppressions(suppression_files, with_defaults=False)
     with tempfile.TemporaryDirectory(prefix="leaktrace-valgrind-") as workdir:
         run = run_memcheck(list(command), list(valgrind_args), workdir)
+        drop_when_unread()
         report = load(run.xml_path)
         if xml_file:
             shutil.copyfile(run.xml_path, xml_file)

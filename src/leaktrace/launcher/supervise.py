@@ -8,28 +8,43 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from types import FrameType
 from typing import NoReturn
 
 from leaktrace.errors import LeaktraceError
 from leaktrace.launcher import inherited_fds, inherited_signals
+from leaktrace.launcher.job_control import Job
 
-# Sent to the launcher's pid by whoever started it (a supervisor's stop, reload or
-# application signal): meant for the program, and the launcher would die of most of them.
-FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
-# The terminal sends these to the whole foreground group, the program included: the program
-# reacts (writes its capture, dies) and the launcher must outlive it to print the report.
-LEFT_TO_THE_PROGRAM = (signal.SIGINT, signal.SIGQUIT)
+# Signals for the program that reach leaktrace: a supervisor's stop, reload or application
+# signal sent to the pid it started; Ctrl-C and the like sent by a process (not the terminal);
+# a stop or a continue. Blocked while the program runs and taken with sigwaitinfo, which says
+# who sent each.
+PASSED_ON = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGALRM, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
+             signal.SIGCONT)
+# Sent by the terminal to its foreground group (si_code SI_KERNEL): when leaktrace gets one,
+# the program, in the same group, has had its own.
+FROM_THE_TERMINAL = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGHUP)
+SI_KERNEL = 0x80
+PR_SET_PDEATHSIG = 1
 
 
-def _ignore(_signum: int, _frame: FrameType | None) -> None:
-    """A handler, not SIG_IGN: exec resets handlers to default, whereas SIG_IGN would be
-    inherited and the program could no longer be interrupted."""
+def _death_signal_setter() -> Callable[[], None]:
+    """What sets SIGKILL as the program's signal for leaktrace's death (`kill -9`, `timeout
+    -k` of leaktrace would have killed the program itself without leaktrace), loaded before
+    the fork so the child only calls it."""
+    import ctypes
 
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    launcher = os.getpid()
 
-def _ignore_sigchld() -> None:
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    def set_it() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != launcher:  # leaktrace died before it was set
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return set_it
 
 
 def run_supervised(argv: Sequence[str], executable: str, env: Mapping[str, str],
@@ -38,44 +53,112 @@ def run_supervised(argv: Sequence[str], executable: str, env: Mapping[str, str],
     killed it; the program's pid, which exec keeps, so it is the pid the shim writes captures
     for). `while_running` is called once the program has started, before waiting for it
     (what it raises is ignored: it may only prepare what comes after)."""
-    child: subprocess.Popen[bytes] | None = None
-    pending: list[int] = []
-
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        if child is None:
-            pending.append(signum)
-        elif child.returncode is None:
-            child.send_signal(signum)
-
     # A signal leaktrace was started with ignored stays ignored, so the program inherits it so.
-    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED
-                if not inherited_signals.ignored_at_start(sig)}
-    previous.update({sig: signal.signal(sig, _ignore) for sig in LEFT_TO_THE_PROGRAM
-                     if not inherited_signals.ignored_at_start(sig)})
+    waited = {int(sig) for sig in PASSED_ON if not inherited_signals.ignored_at_start(sig)}
+    waited.add(signal.SIGCHLD)
     # Started with SIGCHLD ignored, the launcher's children would be reaped by the kernel and
     # the program's status lost (wait: ECHILD). The launcher takes the default; the program
     # gets SIGCHLD ignored back before its exec, as it would have inherited it.
-    child_setup = None
-    if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
-        previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        child_setup = _ignore_sigchld
+    sigchld_ignored = signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN
+    if sigchld_ignored:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    job = Job()
+    mask_before = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+    die_with_the_launcher = _death_signal_setter()
+    passed_fds = inherited_fds.still_open()
+
+    def in_the_program() -> None:
+        job.enter()
+        if sigchld_ignored:
+            signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        die_with_the_launcher()
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask_before)
+
     try:
         try:
             child = subprocess.Popen(list(argv), executable=executable, env=dict(env),
-                                     pass_fds=inherited_fds.still_open(),
-                                     preexec_fn=child_setup)
+                                     pass_fds=passed_fds, preexec_fn=in_the_program)
         except OSError as e:
             raise LeaktraceError(f"cannot start {executable}: {e.strerror or e}") from None
-        for signum in pending:
-            child.send_signal(signum)
-        if while_running is not None:
-            with contextlib.suppress(Exception):
-                while_running()
-        returncode = child.wait()
+        job.started(child.pid)
+        # On a thread of its own, so that signals for the program are passed on meanwhile
+        # (two that waited for it would have been one); it has the signals blocked too.
+        preparing = threading.Thread(target=_quietly, args=(while_running,), daemon=True)
+        preparing.start()
+        child.returncode = _wait_for_the_end(job, waited)
+        preparing.join()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return returncode, child.pid
+        job.close()
+        _drop_pending(waited)  # meant for the program, which is gone
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask_before)
+        if sigchld_ignored:
+            signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    return child.returncode, child.pid
+
+
+def _quietly(work: Callable[[], None] | None) -> None:
+    if work is not None:
+        with contextlib.suppress(Exception):
+            work()
+
+
+def _wait_for_the_end(job: Job, waited: set[int]) -> int:
+    while True:
+        info = signal.sigwaitinfo(waited)
+        sig = info.si_signo
+        if sig == signal.SIGCHLD:
+            ended = _reap(job, waited)
+            if ended is not None:
+                return ended
+        elif info.si_code == SI_KERNEL and sig in FROM_THE_TERMINAL:
+            continue  # the program had it from the terminal too
+        elif info.si_code <= 0 and info.si_pid and job.sent_by_the_program(info.si_pid):
+            continue  # the program signalled its own group
+        elif sig == signal.SIGCONT:
+            _continue(job)
+        else:
+            job.send(sig)
+
+
+def _reap(job: Job, waited: set[int]) -> int | None:
+    """The program's return code once it has ended; None while it runs. A stopped program
+    stops leaktrace with the same signal, so that whoever waits for leaktrace sees the job
+    stop (a shell's Ctrl-Z, a debugger's SIGSTOP)."""
+    while True:
+        pid, status = os.waitpid(job.pid, os.WNOHANG | os.WUNTRACED)
+        if pid == 0:
+            return None
+        if not os.WIFSTOPPED(status):
+            return os.waitstatus_to_exitcode(status)
+        _stop_like(os.WSTOPSIG(status), waited)
+        _continue(job)
+        with contextlib.suppress(OSError):  # the SIGCONT that woke leaktrace: handled now
+            signal.sigtimedwait([signal.SIGCONT], 0)
+
+
+def _stop_like(sig: int, waited: set[int]) -> None:
+    if sig == signal.SIGSTOP or sig not in waited:
+        os.kill(os.getpid(), signal.SIGSTOP)
+        return
+    previous = signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])  # stopped here until continued
+    signal.pthread_sigmask(signal.SIG_BLOCK, [sig])
+    signal.signal(sig, previous)
+
+
+def _continue(job: Job) -> None:
+    """leaktrace was continued (a shell's `fg` or `bg`, a `kill -CONT`): so is the program,
+    with the terminal if the shell gave it to leaktrace."""
+    job.give_terminal()
+    if job.own_group or job.is_stopped():
+        job.send(signal.SIGCONT)
+
+
+def _drop_pending(waited: set[int]) -> None:
+    with contextlib.suppress(OSError):
+        while signal.sigtimedwait(waited, 0) is not None:
+            pass
 
 
 def signal_description(returncode: int) -> str | None:

@@ -1,0 +1,315 @@
+"""`leaktrace run` as a shell's job: the program has the process group, the terminal and the
+signals it would have had without leaktrace. Each case runs the program natively and under
+leaktrace, the same way, and compares what the program saw and how it ended."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from leakharness import LEAKTRACE
+from native_programs import compile_source
+
+SIGNALS_SEEN = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+static volatile sig_atomic_t got;
+static void count(int sig) { (void)sig; got++; }
+int main(int argc, char **argv)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = count;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    const char *what = argc > 1 ? argv[1] : "";
+    if (strcmp(what, "setsid") == 0) {
+        printf("setsid %s\n", setsid() < 0 ? "failed" : "succeeded");
+        return 0;
+    }
+    if (strcmp(what, "stop") == 0) {
+        raise(SIGSTOP);
+        printf("resumed\n");
+        return 3;
+    }
+    if (strcmp(what, "own-group") == 0)
+        kill(0, SIGUSR1);
+    printf("ready\n");
+    fflush(stdout);
+    if (strcmp(what, "forever") == 0)
+        for (;;)
+            pause();
+    struct timespec left = { 1, 0 };
+    while (nanosleep(&left, &left) != 0) /* a handler's run cuts it short: sleep the rest */
+        ;
+    printf("signals %d\n", (int)got);
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def signals_seen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return compile_source(tmp_path_factory.mktemp("job"), "signals_seen.c", SIGNALS_SEEN, "-O2")
+
+
+def _under_leaktrace(tmp_path: Path) -> list[str]:
+    capture = tmp_path / f"job{time.monotonic_ns()}.lt"
+    return [*LEAKTRACE, "run", "-o", str(capture), "--"]
+
+
+def _both(tmp_path: Path, run: Callable[[list[str]], Any]) -> tuple[Any, Any]:
+    """(what `run` gives for the program natively, and under leaktrace)."""
+    return run([]), run(_under_leaktrace(tmp_path))
+
+
+def _output(prefix: list[str], *argv: str, **popen: Any) -> tuple[str, int]:
+    done = subprocess.run([*prefix, *argv], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True, timeout=120, **popen)
+    return done.stdout, done.returncode
+
+
+@pytest.mark.parametrize("leader", [True, False], ids=["group-leader", "in-the-callers-group"])
+def test_setsid_fails_or_succeeds_as_without_leaktrace(tmp_path: Path, signals_seen: Path,
+                                                       leader: bool) -> None:
+    """A shell's job leads its process group, so its setsid() fails; a script's command is
+    in the script's group, so its setsid() succeeds. Under leaktrace the same."""
+    native, traced = _both(tmp_path, lambda prefix: _output(
+        prefix, str(signals_seen), "setsid", start_new_session=leader))
+    assert native == (f"setsid {'failed' if leader else 'succeeded'}\n", 0)
+    assert traced == native
+
+
+@pytest.mark.parametrize("through_a_shell", [False, True], ids=["leader", "in-a-scripts-group"])
+def test_a_program_signalling_its_own_group_gets_the_signal_once(
+        tmp_path: Path, signals_seen: Path, through_a_shell: bool) -> None:
+    """kill(0, SIGUSR1) reaches leaktrace too, when it is in the program's group: passing it
+    on would give the program a second one."""
+    shell = ["sh", "-c", 'trap : USR1; "$@"; exit $?', "sh"] if through_a_shell else []
+    native, traced = _both(tmp_path, lambda prefix: _output(
+        [*shell, *prefix], str(signals_seen), "own-group", start_new_session=True))
+    assert native == ("ready\nsignals 1\n", 0)
+    assert traced == native
+
+
+def test_a_signal_for_the_jobs_group_reaches_the_program_once(tmp_path: Path,
+                                                              signals_seen: Path) -> None:
+    def signal_the_group(prefix: list[str]) -> tuple[str, int]:
+        job = subprocess.Popen([*prefix, str(signals_seen)], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+        assert job.stdout is not None
+        assert job.stdout.readline() == "ready\n"
+        os.killpg(job.pid, signal.SIGTERM)
+        time.sleep(0.1)
+        os.killpg(job.pid, signal.SIGTERM)
+        out, _ = job.communicate(timeout=120)
+        return out, job.returncode
+
+    native, traced = _both(tmp_path, signal_the_group)
+    assert native == ("signals 2\n", 0)
+    assert traced == native
+
+
+@pytest.mark.parametrize("leader", [True, False], ids=["group-leader", "in-the-callers-group"])
+def test_a_program_that_stops_itself_stops_the_job(tmp_path: Path, signals_seen: Path,
+                                                   leader: bool) -> None:
+    """The parent sees the job stop with the program's signal, and its SIGCONT resumes the
+    program."""
+    def stop_and_continue(prefix: list[str]) -> tuple[str, str, int]:
+        job = subprocess.Popen([*prefix, str(signals_seen), "stop"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, start_new_session=leader)
+        deadline = time.monotonic() + 30
+        pid, status = 0, 0
+        while pid == 0 and time.monotonic() < deadline:
+            pid, status = os.waitpid(job.pid, os.WNOHANG | os.WUNTRACED)
+            time.sleep(0.02)
+        seen = (signal.Signals(os.WSTOPSIG(status)).name if pid and os.WIFSTOPPED(status)
+                else "not stopped")
+        os.kill(job.pid, signal.SIGCONT)
+        if seen == "not stopped":  # the program alone may be: end the whole job
+            for pid in _descendants(job.pid):
+                os.kill(pid, signal.SIGKILL)
+            os.kill(job.pid, signal.SIGKILL)
+        out, _ = job.communicate(timeout=60)
+        return seen, out, job.returncode
+
+    native, traced = _both(tmp_path, stop_and_continue)
+    assert native == ("SIGSTOP", "resumed\n", 3)
+    assert traced == native
+
+
+PYTHON_WAITS_FOR_CTRL_C = """
+import time
+print("ready", flush=True)
+try:
+    time.sleep(60)
+except KeyboardInterrupt:
+    print("caught KeyboardInterrupt")
+"""
+
+
+def test_sigint_sent_to_leaktraces_pid_reaches_the_program(tmp_path: Path) -> None:
+    """`kill -INT PID` (or Popen.send_signal) of the pid a script started."""
+    def interrupt(prefix: list[str]) -> tuple[str, int]:
+        job = subprocess.Popen([*prefix, sys.executable, "-c", PYTHON_WAITS_FOR_CTRL_C],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert job.stdout is not None
+        assert job.stdout.readline() == "ready\n"
+        job.send_signal(signal.SIGINT)
+        out, _ = job.communicate(timeout=120)
+        return out, job.returncode
+
+    native, traced = _both(tmp_path, interrupt)
+    assert native == ("caught KeyboardInterrupt\n", 0)
+    assert traced == native
+
+
+def _descendants(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        children = [int(child) for child in f.read().split()]
+    return [*children, *(grandchild for child in children for grandchild in _descendants(child))]
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def test_killing_leaktrace_kills_the_program(tmp_path: Path, signals_seen: Path) -> None:
+    """`kill -9` or `timeout -k` of the pid they started kills the program without leaktrace;
+    under it, SIGKILL of leaktrace kills the program too."""
+    job = subprocess.Popen([*_under_leaktrace(tmp_path), str(signals_seen), "forever"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert job.stdout is not None
+    assert job.stdout.readline() == "ready\n"
+    with open(f"/proc/{job.pid}/task/{job.pid}/children") as f:
+        program = int(f.read().split()[0])
+    job.kill()
+    job.wait(timeout=60)
+    deadline = time.monotonic() + 10
+    while _state(program) not in ("Z", "gone") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    state = _state(program)
+    if state not in ("Z", "gone"):
+        os.kill(program, signal.SIGKILL)
+    assert state in ("Z", "gone")
+
+
+READS_THE_TERMINAL = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+static volatile sig_atomic_t interrupts;
+static void count(int sig) { (void)sig; interrupts++; }
+static void *volatile sink;
+int main(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = count;
+    sigaction(SIGINT, &sa, NULL);
+    sink = malloc(42);
+    sink = NULL;
+    char line[100];
+    printf("ready\n");
+    fflush(stdout);
+    for (;;) {
+        char *got = fgets(line, sizeof line, stdin);
+        if (interrupts) {
+            printf("interrupts %d\n", (int)interrupts);
+            fflush(stdout);
+            interrupts = 0;
+            clearerr(stdin);
+            continue;
+        }
+        if (!got || strcmp(line, "end\n") == 0)
+            return 7;
+        printf("read %s", line);
+        fflush(stdout);
+    }
+}
+"""
+
+
+class _Terminal:
+    """An interactive bash on a pseudo-terminal, typed at as a user would."""
+
+    def __init__(self) -> None:
+        pid, fd = pty.fork()
+        if pid == 0:  # pragma: no cover - the child execs
+            os.execvp("bash", ["bash", "--norc", "--noprofile", "-i"])
+        self.pid, self.fd = pid, fd
+        self.seen = b""
+        self.type("PS1='$ '")
+        self.expect("$ ")
+
+    def type(self, text: str) -> None:
+        os.write(self.fd, text.encode() + (b"" if text in ("\x03", "\x1a") else b"\n"))
+
+    def expect(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{text!r} not seen; the terminal shows {self.seen!r}"
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready:
+                try:
+                    self.seen += os.read(self.fd, 4096)
+                except OSError:
+                    break
+        assert text.encode() in self.seen, self.seen
+        self.seen = self.seen[self.seen.index(text.encode()) + len(text):]
+
+    def close(self) -> None:
+        self.type("exit")
+        os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+def test_an_interactive_shells_job_reads_the_terminal_and_obeys_ctrl_c_and_ctrl_z(
+        tmp_path: Path) -> None:
+    """Typed lines reach the program, Ctrl-C reaches its handler once, Ctrl-Z stops the job,
+    `fg` resumes it with the terminal; the report follows its end."""
+    exe = compile_source(tmp_path, "reads_terminal.c", READS_THE_TERMINAL, "-O0", "-g")
+    capture = tmp_path / "terminal.lt"
+    leaktrace = " ".join([*LEAKTRACE, "run", "-o", str(capture), "--"])
+    for prefix in ("", leaktrace):
+        terminal = _Terminal()
+        try:
+            terminal.type(f"{prefix} {exe} 2>{tmp_path}/stderr.txt")
+            terminal.expect("ready")
+            terminal.type("hello")
+            terminal.expect("read hello")
+            terminal.type("\x03")
+            terminal.expect("interrupts 1")
+            terminal.type("\x1a")
+            terminal.expect("Stopped")
+            terminal.expect("$ ")
+            terminal.type("fg")
+            time.sleep(0.5)
+            terminal.type("again")
+            terminal.expect("read again")
+            terminal.type("end")
+            terminal.expect("$ ")
+            terminal.type("echo status=$?")
+            terminal.expect("status=7")
+        finally:
+            terminal.close()
+    report = (tmp_path / "stderr.txt").read_text()
+    assert "definitely lost: 42 bytes in 1 blocks" in report, report
