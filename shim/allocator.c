@@ -119,6 +119,13 @@ static void *fallback_new(size_t size, size_t alignment, bool nothrow)
     return p;
 }
 
+/* What the program asked of an aligned operator new, plus one (0: nothing asked), for the
+ * aligned allocation the C++ runtime makes inside it: libstdc++ rounds the size up to a
+ * multiple of the alignment (C11's rule for aligned_alloc), and the block is reported at the
+ * size the program asked for, as valgrind reports it. Set just before the forwarder's tail
+ * call, taken by the thread's next aligned hook (lt_asked_size). Thread-local: no guard. */
+__thread size_t lt_aligned_new_asked __attribute__((tls_model("initial-exec")));
+
 typedef void *new_fn(size_t);
 typedef void *new_nothrow_fn(size_t, const void *);
 typedef void *new_aligned_fn(size_t, size_t);
@@ -149,6 +156,7 @@ typedef void delete_aligned_nothrow_fn(void *, size_t, const void *);
 #define NEW_ALIGNED(name)                                                                    \
     void *lt_hook_##name(size_t size, size_t alignment)                                      \
     {                                                                                        \
+        lt_aligned_new_asked = size + 1;                                                     \
         new_aligned_fn *f = (new_aligned_fn *)cxx_target(CXX_##name);                        \
         if (!f) return fallback_new(size, alignment, false);                                 \
         return f(size, alignment);                                                           \
@@ -156,6 +164,7 @@ typedef void delete_aligned_nothrow_fn(void *, size_t, const void *);
 #define NEW_ALIGNED_NOTHROW(name)                                                            \
     void *lt_hook_##name(size_t size, size_t alignment, const void *tag)                     \
     {                                                                                        \
+        lt_aligned_new_asked = size + 1;                                                     \
         new_aligned_nothrow_fn *f = (new_aligned_nothrow_fn *)cxx_target(CXX_##name);        \
         if (!f) return fallback_new(size, alignment, true);                                  \
         return f(size, alignment, tag);                                                      \

@@ -246,7 +246,7 @@ void *lt_hook_reallocarray(void *old, size_t n, size_t size)
 void *lt_hook_memalign(size_t alignment, size_t size)
 {
     void *p = __libc_memalign(alignment, size);
-    if (p && recording()) record_block(p, size, LT_KIND_MEMALIGN, 0);
+    if (p && recording()) record_block(p, lt_asked_size(alignment, size), LT_KIND_MEMALIGN, 0);
     return p;
 }
 
@@ -258,7 +258,7 @@ int lt_hook_posix_memalign(void **out, size_t alignment, size_t size)
     void *p = __libc_memalign(alignment, size);
     if (!p) return ENOMEM;
     *out = p;
-    if (recording()) record_block(p, size, LT_KIND_POSIX_MEMALIGN, 0);
+    if (recording()) record_block(p, lt_asked_size(alignment, size), LT_KIND_POSIX_MEMALIGN, 0);
     return 0;
 }
 
@@ -273,7 +273,7 @@ void *lt_hook_aligned_alloc(size_t alignment, size_t size)
     } else {
         p = __libc_memalign(alignment, size);
     }
-    if (p && recording()) record_block(p, size, LT_KIND_ALIGNED_ALLOC, 0);
+    if (p && recording()) record_block(p, lt_asked_size(alignment, size), LT_KIND_ALIGNED_ALLOC, 0);
     return p;
 }
 

@@ -246,6 +246,19 @@ extern _Atomic unsigned lt_generation;
  * LT_QUIET_GENERATION while track()'s own Python code does its bookkeeping: what the thread
  * allocates then is not recorded (hooks.c). */
 extern __thread unsigned lt_thread_generation __attribute__((tls_model("initial-exec")));
+
+/* The size an aligned operator new asked for (allocator.c), for the aligned hook inside it:
+ * the size to record for a block of `size` bytes aligned to `alignment`. A value left by a
+ * new that failed before allocating is used only by an allocation it could have made. */
+extern __thread size_t lt_aligned_new_asked __attribute__((tls_model("initial-exec")));
+static inline size_t lt_asked_size(size_t alignment, size_t size)
+{
+    size_t asked = lt_aligned_new_asked;
+    if (LT_LIKELY(asked == 0)) return size;
+    lt_aligned_new_asked = 0;
+    asked--;
+    return asked <= size && size - asked < (alignment ? alignment : 1) ? asked : size;
+}
 #define LT_QUIET_GENERATION UINT_MAX
 static inline unsigned lt_generation_now(void)
 {

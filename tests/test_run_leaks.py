@@ -458,3 +458,16 @@ def test_rust_leak_is_demangled(build_dir: Path, tmp_path: Path) -> None:
     functions = [f["function"] or "" for f in record["frames"]]
     assert "rust_leak::store::make" in functions
     assert not any("$LT$" in f or "::h" in f[-19:] for f in functions)
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_aligned_new_is_reported_at_the_size_asked(tmp_path: Path, opt: str) -> None:
+    """libstdc++'s aligned operator new rounds the size up to the alignment before calling
+    aligned_alloc: the block is the size the program asked for (as valgrind reports it)."""
+    exe = compile_program("aligned_new_leaks.cpp", tmp_path, opt, extra=["-std=c++17"])
+    run = run_traced(exe, work=tmp_path)
+    sizes = {marker: [(r["blocks"], r["bytes"]) for r in
+                      records_from(run.report, "aligned_new_leaks.cpp", marker)]
+             for marker in ("explicit", "nothrow", "slots", "rounded", "after_failure")}
+    assert sizes == {"explicit": [(1, 100)], "nothrow": [(1, 70)], "slots": [(1, 192)],
+                     "rounded": [(1, 128)], "after_failure": [(1, 64)]}
