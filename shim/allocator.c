@@ -21,6 +21,7 @@
 #include "shim.h"
 
 extern void *__libc_malloc(size_t);
+extern int __libc_mallopt(int, int);
 extern void *lt_hook_malloc(size_t);
 extern void *lt_hook_memalign(size_t, size_t);
 extern void lt_hook_free(void *);
@@ -30,6 +31,7 @@ extern void lt_hook_free(void *);
  * same values whoever writes them, published with release stores). */
 static size_t (*_Atomic provider_usable_size)(void *);
 static void *(*_Atomic provider_aligned_alloc)(size_t, size_t);
+static int (*_Atomic provider_mallopt)(int, int);
 static _Atomic bool provider_resolved;
 
 /* Read from the provider's own symbol table, as dlsym on its handle would, not with dlopen:
@@ -37,11 +39,12 @@ static _Atomic bool provider_resolved;
  * the program then frees in __libc_freeres, unknown to the shim. */
 static void resolve_provider(void)
 {
-    static const char *const names[] = { "malloc_usable_size", "aligned_alloc" };
-    void *found[2] = { NULL, NULL };
-    lt_object_symbols((const void *)(uintptr_t)__libc_malloc, names, found, 2);
+    static const char *const names[] = { "malloc_usable_size", "aligned_alloc", "mallopt" };
+    void *found[3] = { NULL, NULL, NULL };
+    lt_object_symbols((const void *)(uintptr_t)__libc_malloc, names, found, 3);
     atomic_store(&provider_usable_size, (size_t (*)(void *))found[0]);
     atomic_store(&provider_aligned_alloc, (void *(*)(size_t, size_t))found[1]);
+    atomic_store(&provider_mallopt, (int (*)(int, int))found[2]);
     atomic_store(&provider_resolved, true);
 }
 
@@ -53,6 +56,15 @@ void lt_allocator_init(void)
 void *(*lt_provider_aligned_alloc(void))(size_t, size_t)
 {
     return atomic_load(&provider_aligned_alloc);
+}
+
+/* The provider's mallopt (glibc's, or tcmalloc's, which accepts and ignores it); glibc's
+ * when the provider has none. */
+int lt_provider_mallopt(int param, int value)
+{
+    if (LT_UNLIKELY(!atomic_load_explicit(&provider_resolved, memory_order_acquire))) resolve_provider();
+    int (*own)(int, int) = atomic_load_explicit(&provider_mallopt, memory_order_acquire);
+    return own ? own(param, value) : __libc_mallopt(param, value);
 }
 
 size_t lt_usable_size(void *p)

@@ -20,6 +20,7 @@
     X(aligned_alloc)           \
     X(valloc)                  \
     X(pvalloc)                 \
+    X(mallopt)                 \
     X(mmap)                    \
     X(mmap64)                  \
     X(munmap)                  \

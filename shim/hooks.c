@@ -14,6 +14,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -171,7 +172,7 @@ static inline __attribute__((always_inline)) void record_block(void *p, size_t s
                                                                size_t written)
 {
     if (!lt_sample_skip(size) && LT_LIKELY(lt_thread_generation != LT_QUIET_GENERATION)) { /* sampling: inlined */
-        if (written < size && size <= lt_cfg.clear_limit)
+        if (written < size && size <= atomic_load_explicit(&lt_cfg.clear_limit, memory_order_relaxed))
             clear_range(p, whole_words(written), whole_words(size));
         record_sampled_block(p, size, kind, __builtin_frame_address(0));
     }
@@ -275,6 +276,17 @@ void *lt_hook_aligned_alloc(size_t alignment, size_t size)
     }
     if (p && recording()) record_block(p, lt_asked_size(alignment, size), LT_KIND_ALIGNED_ALLOC, 0);
     return p;
+}
+
+/* mallopt(M_PERTURB, v): from now on glibc fills new and freed blocks with the program's
+ * pattern, which must stay what the program reads: clearing new blocks stops (and starts
+ * again with v = 0). */
+int lt_hook_mallopt(int param, int value)
+{
+    int done = lt_provider_mallopt(param, value);
+    if (param == M_PERTURB && done)
+        atomic_store_explicit(&lt_cfg.clear_limit, value ? 0 : LT_CLEAR_LIMIT, memory_order_relaxed);
+    return done;
 }
 
 void *lt_hook_valloc(size_t size)

@@ -51,9 +51,10 @@ struct lt_config {
     unsigned heuristics;     /* LEAKTRACE_HEURISTICS: all (default), none, or a comma list */
     bool collect_at_start;   /* LEAKTRACE_START=at-load (default) or on-mtrace */
     bool control_enabled;    /* LEAKTRACE_CONTROL, default on: the control socket */
-    uint32_t clear_limit;    /* hooks.c clears new blocks up to this size; 0 when glibc fills
-                                them itself (MALLOC_PERTURB_, glibc.malloc.perturb: a
-                                debugging run's pattern must stay what the program reads) */
+    _Atomic uint32_t clear_limit; /* hooks.c clears new blocks up to this size; 0 when glibc
+                                fills them itself (MALLOC_PERTURB_, glibc.malloc.perturb,
+                                mallopt(M_PERTURB): a debugging run's pattern must stay what
+                                the program reads). Atomic: mallopt may change it at run time */
     uint32_t interval_ms;    /* LEAKTRACE_INTERVAL seconds (fractions allowed); 0 = default */
     uint64_t sample_bytes;   /* LEAKTRACE_SAMPLE: mean bytes between samples; 0 = every block */
     char control_dir[LT_PATH_MAX]; /* where the control socket goes */
@@ -482,6 +483,7 @@ extern const struct lt_hook lt_annotation_hooks[]; /* (annotate.c) likewise */
 /* ---- allocator.c: the allocator behind the hooks ------------------------------------------ */
 void lt_allocator_init(void);        /* at start-up, busy set */
 size_t lt_usable_size(void *p);      /* the provider's malloc_usable_size, never the PLT's */
+int lt_provider_mallopt(int param, int value); /* the provider's mallopt, as the program would call it */
 /* dlsym found `definition` for `name` (lookups.c): the hook, if the definition is the function
  * that hook forwards to; else `definition`. */
 void *lt_allocation_hook_for(const char *name, void *definition);

@@ -476,19 +476,23 @@ def test_old_pointers_in_a_reused_block_do_not_keep_leaks(
     assert run.summary() == dict(memcheck(run).summary.kinds)
 
 
-@pytest.mark.parametrize("perturb", [{"MALLOC_PERTURB_": "85"},
-                                     {"GLIBC_TUNABLES": "glibc.malloc.perturb=85"}],
-                         ids=["MALLOC_PERTURB_", "tunable"])
+@pytest.mark.parametrize("perturb, args", [({"MALLOC_PERTURB_": "85"}, []),
+                                           ({"GLIBC_TUNABLES": "glibc.malloc.perturb=85"}, []),
+                                           ({}, ["85"])],
+                         ids=["MALLOC_PERTURB_", "tunable", "mallopt"])
 def test_a_perturbed_heap_is_left_as_glibc_fills_it(build_dir: Path, tmp_path: Path,
-                                                     perturb: dict[str, str]) -> None:
-    """A debugging run with glibc's perturbation: new blocks hold its pattern (0x55 ^ 0xff),
-    not the zeros leaktrace clears them to otherwise."""
+                                                     perturb: dict[str, str],
+                                                     args: list[str]) -> None:
+    """A debugging run with glibc's perturbation (from the environment, or the program's own
+    mallopt(M_PERTURB)): new blocks hold its pattern (0x55 ^ 0xff), not the zeros leaktrace
+    clears them to otherwise."""
     exe = _compiled(build_dir, "fresh_bytes.c", "-O0")
     env = dict(os.environ, **perturb)
-    native = subprocess.run([str(exe)], capture_output=True, text=True, env=env, check=True)
+    native = subprocess.run([str(exe), *args], capture_output=True, text=True, env=env,
+                            check=True)
     assert native.stdout.startswith("aa aa ")  # (realloc's new bytes glibc leaves as they are)
-    traced = subprocess.run([*LEAKTRACE, "run", "-o", str(tmp_path / "f.lt"), "--", str(exe)],
-                            capture_output=True, text=True, env=env, check=False)
+    traced = subprocess.run([*LEAKTRACE, "run", "-o", str(tmp_path / "f.lt"), "--", str(exe),
+                             *args], capture_output=True, text=True, env=env, check=False)
     assert traced.returncode == 0, traced.stderr
     assert traced.stdout == native.stdout
 
