@@ -51,8 +51,8 @@ def run_supervised(argv: Sequence[str], executable: str, env: Mapping[str, str],
                    while_running: Callable[[], None] | None = None) -> tuple[int, int]:
     """(the program's return code as subprocess gives it: the exit code, or -N when signal N
     killed it; the program's pid, which exec keeps, so it is the pid the shim writes captures
-    for). `while_running` is called once the program has started, before waiting for it
-    (what it raises is ignored: it may only prepare what comes after)."""
+    for). `while_running` is called on a thread of its own once the program has started, while
+    leaktrace waits for it (what it raises is ignored: it may only prepare what comes after)."""
     # A signal leaktrace was started with ignored stays ignored, so the program inherits it so.
     waited = {int(sig) for sig in PASSED_ON if not inherited_signals.ignored_at_start(sig)}
     waited.add(signal.SIGCHLD)
