@@ -222,16 +222,6 @@ void lt_capture_release_reserve(void)
     reserve = NULL;
 }
 
-/* Out of the program's way: a high descriptor number, close-on-exec. */
-static int move_high(int fd)
-{
-    if (fd < 0) return fd;
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
-    if (high < 0) return fd;
-    close(fd);
-    return high;
-}
-
 void lt_capture_prepare_final(void)
 {
     int expected = PREPARED_NONE;
@@ -241,8 +231,8 @@ void lt_capture_prepare_final(void)
     lt_capture_main_name(base, sizeof base);
     int fd = open_new_file(prepared.path, sizeof prepared.path, base);
     prepared.error = fd < 0 ? -fd : 0;
-    prepared.fd = move_high(fd);
-    prepared.notify_fd = lt_cfg.notify[0] ? move_high(open(lt_cfg.notify, O_WRONLY | O_APPEND | O_CLOEXEC)) : -1;
+    prepared.fd = lt_fd_out_of_the_way(fd);
+    prepared.notify_fd = lt_cfg.notify[0] ? lt_fd_out_of_the_way(open(lt_cfg.notify, O_WRONLY | O_APPEND | O_CLOEXEC)) : -1;
     prepared.pid = getpid();
     atomic_store(&prepared.state, PREPARED_READY);
     errno = saved_errno;

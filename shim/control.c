@@ -108,21 +108,6 @@ static void say_no_socket(const char *why)
     (void)ignored;
 }
 
-/* Out of the program's way: a high descriptor number, which the lowest-free-number rule
- * of open() and socket() will not hand out again soon, close-on-exec. */
-static int move_high(int fd)
-{
-    struct rlimit rl;
-    int floor = 1000;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        rl.rlim_cur < 2048)
-        floor = (int)(rl.rlim_cur * 3 / 4);
-    int high = floor > fd ? fcntl(fd, F_DUPFD_CLOEXEC, floor) : -1;
-    if (high < 0) return fd;
-    close(fd);
-    return high;
-}
-
 static bool is_listen_socket(int fd)
 {
     struct stat st;
@@ -151,7 +136,7 @@ static bool open_socket(bool say)
     if (lstat(socket_path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == getuid()) unlink(socket_path);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return false;
-    fd = move_high(fd);
+    fd = lt_fd_out_of_the_way(fd);
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     memcpy(addr.sun_path, socket_path, (size_t)(p - socket_path) + 1);
     struct stat own;
@@ -470,7 +455,7 @@ static void start_thread(void)
     if (!stack) return;
     atomic_store(&exit_requested, false);
     int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    atomic_store(&wake_fd, wake >= 0 ? move_high(wake) : -1);
+    atomic_store(&wake_fd, wake >= 0 ? lt_fd_out_of_the_way(wake) : -1);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstack(&attr, stack, CONTROL_STACK_SIZE);

@@ -21,12 +21,7 @@ void lt_procfs_keep(void)
     int saved_errno = errno;
     int fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
-        /* High, out of the way of a program that hands out low descriptors (as capture.c). */
-        int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
-        if (high >= 0) {
-            close(fd);
-            fd = high;
-        }
+        fd = lt_fd_out_of_the_way(fd);
         int none = -1;
         if (!atomic_compare_exchange_strong(&kept_proc, &none, fd)) close(fd);
     }

@@ -83,6 +83,12 @@ char *lt_put_json_uint(char *dst, char *end, const char *key, uint64_t v);
 char *lt_put_json_bool(char *dst, char *end, const char *key, bool v);
 char *lt_put_json_text(char *dst, char *end, const char *key, const char *value);
 
+/* ---- descriptors.c ------------------------------------------------------------------------ */
+/* Moves a descriptor of the shim's own to a number at or above the soft RLIMIT_NOFILE (where
+ * the program's open() never reaches), close-on-exec; returns the new number (fd itself if it
+ * cannot move; negative stays negative). */
+int lt_fd_out_of_the_way(int fd);
+
 /* ---- procfs.c: /proc/self without allocating --------------------------------------------- */
 size_t lt_read_file(const char *path, char *dst, size_t cap); /* returns the length read */
 /* open and readlink of a /proc path, through /proc as it was before a chroot when the new

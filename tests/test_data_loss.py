@@ -192,6 +192,35 @@ def test_a_program_that_uses_up_its_descriptors_runs_as_natively(build_dir: Path
               "definitely lost")
 
 
+@pytest.mark.parametrize("hard", [64, 128])
+def test_a_program_that_uses_up_the_descriptors_it_was_started_with(
+        build_dir: Path, tmp_path: Path, hard: int) -> None:
+    """`ulimit -Sn 64` and a program that opens until EMFILE: it gets as many as natively
+    (the shim's descriptors sit above the soft limit), and the capture is written at exit.
+    With the hard limit at 64 too there is no room above it: no capture can be written, and
+    the launcher, which has the same limit, says that may be why."""
+    exe = compile_program("lowered_limit.c", build_dir, "-O0")
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+
+    argv = [str(exe), "nofile", "inherited"]
+    native = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                            preexec_fn=limited)
+    done = subprocess.run([*LEAKTRACE, "run", "-o", str(tmp_path / "fd.lt"), "--", *argv],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          preexec_fn=limited)
+    assert native.stdout == "opened 61 descriptors\n"
+    if hard == 64:
+        assert done.returncode == 2
+        assert "all the 64 file descriptors its limit (RLIMIT_NOFILE, soft and hard)" in \
+            done.stderr
+        return
+    assert (done.returncode, done.stdout) == (0, native.stdout), done.stderr
+    _one_leak(json_report(tmp_path / "fd.lt"), "lowered_limit.c", "before_limit", 48,
+              "definitely lost")
+
+
 # ---- RLIMIT_FSIZE ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mode", ["soft", "hard"])

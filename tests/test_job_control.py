@@ -123,37 +123,31 @@ def test_a_signal_for_the_jobs_group_reaches_the_program_once(tmp_path: Path,
 
 
 @pytest.mark.parametrize("leader", [True, False], ids=["group-leader", "in-the-callers-group"])
-def test_a_program_that_stops_itself_stops_the_job(tmp_path: Path, signals_seen: Path,
-                                                   leader: bool) -> None:
-    """The parent sees the job stop with the program's signal, and its SIGCONT resumes the
-    program."""
-    def stop_and_continue(prefix: list[str]) -> tuple[str, str, int]:
-        job = subprocess.Popen([*prefix, str(signals_seen), "stop"], stdout=subprocess.PIPE,
+def test_a_program_stopped_and_continued_by_its_pid_runs_to_its_end(
+        tmp_path: Path, signals_seen: Path, leader: bool) -> None:
+    """`kill -STOP PID; kill -CONT PID` of the program, outside an interactive shell: nobody
+    would continue leaktrace, so it does not stop with the program, and waits for its end."""
+    def stop_and_continue(prefix: list[str]) -> tuple[str, int]:
+        job = subprocess.Popen([*prefix, str(signals_seen)], stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True, start_new_session=leader)
-        deadline = time.monotonic() + 30
-        pid, status = 0, 0
-        while pid == 0 and time.monotonic() < deadline:
-            pid, status = os.waitpid(job.pid, os.WNOHANG | os.WUNTRACED)
-            time.sleep(0.02)
-        seen = (signal.Signals(os.WSTOPSIG(status)).name if pid and os.WIFSTOPPED(status)
-                else "not stopped")
-        os.kill(job.pid, signal.SIGCONT)
-        if seen == "not stopped":  # the program alone may be: end the whole job
-            for pid in _descendants(job.pid):
-                os.kill(pid, signal.SIGKILL)
-            os.kill(job.pid, signal.SIGKILL)
+        assert job.stdout is not None
+        assert job.stdout.readline() == "ready\n"
+        program = _descendants(job.pid)[0] if prefix else job.pid
+        os.kill(program, signal.SIGSTOP)
+        time.sleep(0.3)
+        os.kill(program, signal.SIGCONT)
         out, _ = job.communicate(timeout=60)
-        return seen, out, job.returncode
+        return out, job.returncode
 
     native, traced = _both(tmp_path, stop_and_continue)
-    assert native == ("SIGSTOP", "resumed\n", 3)
+    assert native == ("signals 0\n", 0)
     assert traced == native
 
 
 PYTHON_WAITS_FOR_CTRL_C = """
 import time
-print("ready", flush=True)
 try:
+    print("ready", flush=True)
     time.sleep(60)
 except KeyboardInterrupt:
     print("caught KeyboardInterrupt")
@@ -313,3 +307,25 @@ def test_an_interactive_shells_job_reads_the_terminal_and_obeys_ctrl_c_and_ctrl_
             terminal.close()
     report = (tmp_path / "stderr.txt").read_text()
     assert "definitely lost: 42 bytes in 1 blocks" in report, report
+
+
+def test_a_program_that_stops_itself_stops_the_interactive_job(tmp_path: Path,
+                                                              signals_seen: Path) -> None:
+    """raise(SIGSTOP) in an interactive shell's job: the shell sees the job stop, and `fg`
+    continues the program to its end."""
+    capture = tmp_path / "stop.lt"
+    leaktrace = " ".join([*LEAKTRACE, "run", "-o", str(capture), "--"])
+    for prefix in ("", leaktrace):
+        terminal = _Terminal()
+        try:
+            terminal.type(f"{prefix} {signals_seen} stop 2>/dev/null")
+            terminal.expect("Stopped")
+            terminal.expect("$ ")
+            terminal.type("fg")
+            terminal.expect("resumed")
+            terminal.expect("$ ")
+            terminal.type("echo status=$?")
+            terminal.expect("status=3")
+        finally:
+            terminal.close()
+    assert capture.exists()

@@ -4,7 +4,8 @@
  * argv[1] "fsize": RLIMIT_FSIZE to 0, as OpenSSH's sandboxed child does: a write to a file past
  *   the limit raises SIGXFSZ, whose default action kills. Its output goes to a pipe, which the
  *   limit does not cover.
- * argv[2]: "soft" lowers only the soft limit, "hard" both. */
+ * argv[2]: "soft" lowers only the soft limit, "hard" both, "inherited" neither (the limit is
+ *   the one the program was started with). */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@ int main(int argc, char **argv)
     getrlimit(resource, &rl);
     rl.rlim_cur = nofile ? 16 : 0;
     if (!strcmp(argv[2], "hard")) rl.rlim_max = rl.rlim_cur;
-    if (setrlimit(resource, &rl) != 0) {
+    if (strcmp(argv[2], "inherited") != 0 && setrlimit(resource, &rl) != 0) {
         perror("setrlimit");
         return 1;
     }

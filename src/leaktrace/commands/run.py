@@ -352,7 +352,17 @@ def _why_no_capture(returncode: int, failures: list[CaptureFailure]) -> str:
             "allocation through the shim, or ended through a path the shim does not see "
             "(a raw exit or execve system call, as Go's syscall.Exec makes: ask a running one with "
             "`leaktrace report --pid PID`; an exec of a program the loader does not preload "
-            "into: static, setuid)")
+            f"into: static, setuid){_descriptor_limit()}")
+
+
+def _descriptor_limit() -> str:
+    """A program that ends with every descriptor its limit allows open leaves the shim none
+    for its capture: with a soft limit below the hard one the shim raises it, not otherwise."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard or hard == resource.RLIM_INFINITY:
+        return ""
+    return (f"; or it ended with all the {hard:,} file descriptors its limit (RLIMIT_NOFILE, "
+            "soft and hard) allows open, leaving none for the capture: raise the hard limit")
 
 
 def _address_limit(failure: CaptureFailure) -> str:

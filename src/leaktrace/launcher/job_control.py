@@ -13,20 +13,19 @@ import os
 import signal
 
 
-def _foreground_terminal() -> int | None:
-    """A descriptor of the controlling terminal when this process's group is its foreground
-    group; None without a terminal or in the background."""
+def _controlling_terminal() -> int | None:
+    """A descriptor of the controlling terminal; None without one."""
     try:
-        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        return os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
         return None
+
+
+def _is_foreground(terminal: int) -> bool:
     try:
-        if os.tcgetpgrp(fd) == os.getpgrp():
-            return fd
+        return os.tcgetpgrp(terminal) == os.getpgrp()
     except OSError:
-        pass
-    os.close(fd)
-    return None
+        return False
 
 
 def _parent_of(pid: int) -> int:
@@ -40,21 +39,26 @@ def _parent_of(pid: int) -> int:
 
 
 class Job:
-    """The program as a job: its group, the terminal it holds, and how a signal meant for it
-    reaches it. The terminal calls (tcsetpgrp) are made with SIGTTOU blocked, which the
+    """The program as a job: its group, the terminal it may hold, and how a signal meant for
+    it reaches it. The terminal calls (tcsetpgrp) are made with SIGTTOU blocked, which the
     supervisor's blocked signals include, so a background caller is not stopped by them."""
 
     def __init__(self) -> None:
         self.own_group = os.getpgrp() == os.getpid()
-        self.terminal = _foreground_terminal() if self.own_group else None
+        # A job of an interactive shell (a group of its own in a session with a terminal):
+        # its stops are the shell's business, so the program's are leaktrace's too.
+        self.terminal = _controlling_terminal() if self.own_group else None
+        self.interactive = self.terminal is not None
         self.pid = 0
 
     def enter(self) -> None:
         """In the program's process, between fork and exec: its own group, and the terminal
-        before it could read it as a background job (which would stop it)."""
+        if leaktrace is in the foreground, before the program could read it as a background
+        job (which would stop it)."""
         if self.own_group:
+            foreground = self.terminal is not None and _is_foreground(self.terminal)
             os.setpgid(0, 0)
-            if self.terminal is not None:
+            if self.terminal is not None and foreground:
                 with contextlib.suppress(OSError):
                     os.tcsetpgrp(self.terminal, os.getpid())
 
@@ -95,18 +99,18 @@ class Job:
 
     def take_terminal(self) -> None:
         """The terminal back to leaktrace's group, as a shell takes it back from a job that
-        ended or stopped."""
+        ended or stopped, if the program's group has it."""
         if self.terminal is not None:
             with contextlib.suppress(OSError):
-                os.tcsetpgrp(self.terminal, os.getpgrp())
+                if os.tcgetpgrp(self.terminal) == self.pid:
+                    os.tcsetpgrp(self.terminal, os.getpgrp())
 
     def give_terminal(self) -> None:
         """To the program's group again, if the shell has given it back to leaktrace's (`fg`
         after a stop; not `bg`)."""
-        if self.terminal is not None:
+        if self.terminal is not None and _is_foreground(self.terminal):
             with contextlib.suppress(OSError):
-                if os.tcgetpgrp(self.terminal) == os.getpgrp():
-                    os.tcsetpgrp(self.terminal, self.pid)
+                os.tcsetpgrp(self.terminal, self.pid)
 
     def close(self) -> None:
         self.take_terminal()

@@ -121,15 +121,19 @@ def _wait_for_the_end(job: Job, waited: set[int]) -> int:
 
 
 def _reap(job: Job, waited: set[int]) -> int | None:
-    """The program's return code once it has ended; None while it runs. A stopped program
-    stops leaktrace with the same signal, so that whoever waits for leaktrace sees the job
-    stop (a shell's Ctrl-Z, a debugger's SIGSTOP)."""
+    """The program's return code once it has ended; None while it runs. In an interactive
+    shell's job a stopped program stops leaktrace with the same signal, so that the shell sees
+    the job stop (Ctrl-Z, a read of the terminal in the background, a SIGSTOP), and its `fg`
+    or `bg` continues both. Elsewhere nobody would continue leaktrace when the program is
+    continued by its pid: it does not stop."""
     while True:
         pid, status = os.waitpid(job.pid, os.WNOHANG | os.WUNTRACED)
         if pid == 0:
             return None
         if not os.WIFSTOPPED(status):
             return os.waitstatus_to_exitcode(status)
+        if not job.interactive:
+            continue
         _stop_like(os.WSTOPSIG(status), waited)
         _continue(job)
         with contextlib.suppress(OSError):  # the SIGCONT that woke leaktrace: handled now
