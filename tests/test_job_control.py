@@ -276,35 +276,44 @@ class _Terminal:
         os.close(self.fd)
 
 
+def _natively_then_traced(capture: Path, session: Callable[[_Terminal, str], None]) -> None:
+    """`session(terminal, prefix)` in an interactive shell, with the program run natively
+    (prefix "") and then under `leaktrace run -o capture`."""
+    leaktrace = " ".join([*LEAKTRACE, "run", "-o", str(capture), "--"])
+    for prefix in ("", leaktrace):
+        terminal = _Terminal()
+        try:
+            session(terminal, prefix)
+        finally:
+            terminal.close()
+
+
 def test_an_interactive_shells_job_reads_the_terminal_and_obeys_ctrl_c_and_ctrl_z(
         tmp_path: Path) -> None:
     """Typed lines reach the program, Ctrl-C reaches its handler once, Ctrl-Z stops the job,
     `fg` resumes it with the terminal; the report follows its end."""
     exe = compile_source(tmp_path, "reads_terminal.c", READS_THE_TERMINAL, "-O0", "-g")
-    capture = tmp_path / "terminal.lt"
-    leaktrace = " ".join([*LEAKTRACE, "run", "-o", str(capture), "--"])
-    for prefix in ("", leaktrace):
-        terminal = _Terminal()
-        try:
-            terminal.type(f"{prefix} {exe} 2>{tmp_path}/stderr.txt")
-            terminal.expect("ready")
-            terminal.type("hello")
-            terminal.expect("read hello")
-            terminal.type("\x03")
-            terminal.expect("interrupts 1")
-            terminal.type("\x1a")
-            terminal.expect("Stopped")
-            terminal.expect("$ ")
-            terminal.type("fg")
-            time.sleep(0.5)
-            terminal.type("again")
-            terminal.expect("read again")
-            terminal.type("end")
-            terminal.expect("$ ")
-            terminal.type("echo status=$?")
-            terminal.expect("status=7")
-        finally:
-            terminal.close()
+
+    def session(terminal: _Terminal, prefix: str) -> None:
+        terminal.type(f"{prefix} {exe} 2>{tmp_path}/stderr.txt")
+        terminal.expect("ready")
+        terminal.type("hello")
+        terminal.expect("read hello")
+        terminal.type("\x03")
+        terminal.expect("interrupts 1")
+        terminal.type("\x1a")
+        terminal.expect("Stopped")
+        terminal.expect("$ ")
+        terminal.type("fg")
+        time.sleep(0.5)
+        terminal.type("again")
+        terminal.expect("read again")
+        terminal.type("end")
+        terminal.expect("$ ")
+        terminal.type("echo status=$?")
+        terminal.expect("status=7")
+
+    _natively_then_traced(tmp_path / "terminal.lt", session)
     report = (tmp_path / "stderr.txt").read_text()
     assert "definitely lost: 42 bytes in 1 blocks" in report, report
 
@@ -313,19 +322,15 @@ def test_a_program_that_stops_itself_stops_the_interactive_job(tmp_path: Path,
                                                               signals_seen: Path) -> None:
     """raise(SIGSTOP) in an interactive shell's job: the shell sees the job stop, and `fg`
     continues the program to its end."""
-    capture = tmp_path / "stop.lt"
-    leaktrace = " ".join([*LEAKTRACE, "run", "-o", str(capture), "--"])
-    for prefix in ("", leaktrace):
-        terminal = _Terminal()
-        try:
-            terminal.type(f"{prefix} {signals_seen} stop 2>/dev/null")
-            terminal.expect("Stopped")
-            terminal.expect("$ ")
-            terminal.type("fg")
-            terminal.expect("resumed")
-            terminal.expect("$ ")
-            terminal.type("echo status=$?")
-            terminal.expect("status=3")
-        finally:
-            terminal.close()
-    assert capture.exists()
+    def session(terminal: _Terminal, prefix: str) -> None:
+        terminal.type(f"{prefix} {signals_seen} stop 2>/dev/null")
+        terminal.expect("Stopped")
+        terminal.expect("$ ")
+        terminal.type("fg")
+        terminal.expect("resumed")
+        terminal.expect("$ ")
+        terminal.type("echo status=$?")
+        terminal.expect("status=3")
+
+    _natively_then_traced(tmp_path / "stop.lt", session)
+    assert (tmp_path / "stop.lt").exists()
