@@ -1,10 +1,10 @@
-"""The program's place among processes: where a shell made leaktrace a job of its own (the
-leader of its process group), the program gets that place instead, as it would have had it
-without leaktrace: it leads a group of its own and, if leaktrace was the terminal's foreground
-job, has the terminal. The terminal's signals (Ctrl-C, Ctrl-Z, a hangup) then reach the
-program alone and once, a signal for leaktrace's group is passed on once, and the program's
-setsid() fails as it would. Elsewhere (a script's command, a supervisor's child) leaktrace
-was not a group leader, and the program stays in leaktrace's group as it would have."""
+"""The program as a shell's job sees it: it stays in leaktrace's process group, so that the
+terminal's signals (Ctrl-C, Ctrl-Z, a hangup), a pipeline's other members and a signal for the
+whole job reach it as they would have. (A group of its own would make its setsid() fail as a
+job leader's does, but it also took the program out of a pipeline's group and the shell's
+`fg`, `kill %1` and hangups: measured in the field and dropped.) What leaktrace adds is
+passing on what is sent to its own pid, and, in an interactive shell's job, stopping when the
+program stops."""
 
 from __future__ import annotations
 
@@ -13,19 +13,12 @@ import os
 import signal
 
 
-def _controlling_terminal() -> int | None:
-    """A descriptor of the controlling terminal; None without one."""
+def _has_controlling_terminal() -> bool:
     try:
-        return os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError:
-        return None
-
-
-def _is_foreground(terminal: int) -> bool:
-    try:
-        return os.tcgetpgrp(terminal) == os.getpgrp()
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC))
     except OSError:
         return False
+    return True
 
 
 def _parent_of(pid: int) -> int:
@@ -39,28 +32,14 @@ def _parent_of(pid: int) -> int:
 
 
 class Job:
-    """The program as a job: its group, the terminal it may hold, and how a signal meant for
-    it reaches it. The terminal calls (tcsetpgrp) are made with SIGTTOU blocked, which the
-    supervisor's blocked signals include, so a background caller is not stopped by them."""
+    """The program as a job: whether it is an interactive shell's, and how a signal meant for
+    it reaches it."""
 
     def __init__(self) -> None:
-        self.own_group = os.getpgrp() == os.getpid()
-        # A job of an interactive shell (a group of its own in a session with a terminal):
-        # its stops are the shell's business, so the program's are leaktrace's too.
-        self.terminal = _controlling_terminal() if self.own_group else None
-        self.interactive = self.terminal is not None
+        # The leader of a group in a session with a terminal: a job of an interactive shell,
+        # which watches it stop and continues it (`fg`, `bg`).
+        self.interactive = os.getpgrp() == os.getpid() and _has_controlling_terminal()
         self.pid = 0
-
-    def enter(self) -> None:
-        """In the program's process, between fork and exec: its own group, and the terminal
-        if leaktrace is in the foreground, before the program could read it as a background
-        job (which would stop it)."""
-        if self.own_group:
-            foreground = self.terminal is not None and _is_foreground(self.terminal)
-            os.setpgid(0, 0)
-            if self.terminal is not None and foreground:
-                with contextlib.suppress(OSError):
-                    os.tcsetpgrp(self.terminal, os.getpid())
 
     def started(self, pid: int) -> None:
         self.pid = pid
@@ -68,10 +47,6 @@ class Job:
     def sent_by_the_program(self, sender: int) -> bool:
         """The program (or a process it started) signalled its own group, which leaktrace is
         in: passing that on would make the program signal itself twice."""
-        if self.own_group:
-            with contextlib.suppress(OSError):
-                if os.getpgid(sender) == self.pid:
-                    return True
         for _ in range(64):  # the ancestry is short; a loop in it cannot be
             if sender == self.pid:
                 return True
@@ -81,13 +56,8 @@ class Job:
         return False
 
     def send(self, sig: int) -> None:
-        """A signal sent to leaktrace's pid, to the program's pid; SIGCONT to its whole group,
-        which a stopped job is, as a shell's `fg` and `bg` send it."""
         with contextlib.suppress(ProcessLookupError):
-            if sig == signal.SIGCONT and self.own_group:
-                os.killpg(self.pid, sig)
-            else:
-                os.kill(self.pid, sig)
+            os.kill(self.pid, sig)
 
     def is_stopped(self) -> bool:
         try:
@@ -97,23 +67,8 @@ class Job:
             return False
         return stat[stat.rindex(b")") + 2:][:1] in (b"T", b"t")
 
-    def take_terminal(self) -> None:
-        """The terminal back to leaktrace's group, as a shell takes it back from a job that
-        ended or stopped, if the program's group has it."""
-        if self.terminal is not None:
-            with contextlib.suppress(OSError):
-                if os.tcgetpgrp(self.terminal) == self.pid:
-                    os.tcsetpgrp(self.terminal, os.getpgrp())
-
-    def give_terminal(self) -> None:
-        """To the program's group again, if the shell has given it back to leaktrace's (`fg`
-        after a stop; not `bg`)."""
-        if self.terminal is not None and _is_foreground(self.terminal):
-            with contextlib.suppress(OSError):
-                os.tcsetpgrp(self.terminal, self.pid)
-
-    def close(self) -> None:
-        self.take_terminal()
-        if self.terminal is not None:
-            os.close(self.terminal)
-            self.terminal = None
+    def continue_if_stopped(self) -> None:
+        """leaktrace was continued (a shell's `fg` or `bg`, a `kill -CONT`): so is the program,
+        if that did not reach it too."""
+        if self.is_stopped():
+            self.send(signal.SIGCONT)

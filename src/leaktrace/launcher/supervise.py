@@ -68,7 +68,6 @@ def run_supervised(argv: Sequence[str], executable: str, env: Mapping[str, str],
     passed_fds = inherited_fds.still_open()
 
     def in_the_program() -> None:
-        job.enter()
         if sigchld_ignored:
             signal.signal(signal.SIGCHLD, signal.SIG_IGN)
         die_with_the_launcher()
@@ -88,7 +87,6 @@ def run_supervised(argv: Sequence[str], executable: str, env: Mapping[str, str],
         child.returncode = _wait_for_the_end(job, waited)
         preparing.join()
     finally:
-        job.close()
         _drop_pending(waited)  # meant for the program, which is gone
         signal.pthread_sigmask(signal.SIG_SETMASK, mask_before)
         if sigchld_ignored:
@@ -115,7 +113,7 @@ def _wait_for_the_end(job: Job, waited: set[int]) -> int:
         elif info.si_code <= 0 and info.si_pid and job.sent_by_the_program(info.si_pid):
             continue  # the program signalled its own group
         elif sig == signal.SIGCONT:
-            _continue(job)
+            job.continue_if_stopped()
         else:
             job.send(sig)
 
@@ -135,7 +133,7 @@ def _reap(job: Job, waited: set[int]) -> int | None:
         if not job.interactive:
             continue
         _stop_like(os.WSTOPSIG(status), waited)
-        _continue(job)
+        job.continue_if_stopped()
         with contextlib.suppress(OSError):  # the SIGCONT that woke leaktrace: handled now
             signal.sigtimedwait([signal.SIGCONT], 0)
 
@@ -149,14 +147,6 @@ def _stop_like(sig: int, waited: set[int]) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])  # stopped here until continued
     signal.pthread_sigmask(signal.SIG_BLOCK, [sig])
     signal.signal(sig, previous)
-
-
-def _continue(job: Job) -> None:
-    """leaktrace was continued (a shell's `fg` or `bg`, a `kill -CONT`): so is the program,
-    with the terminal if the shell gave it to leaktrace."""
-    job.give_terminal()
-    if job.own_group or job.is_stopped():
-        job.send(signal.SIGCONT)
 
 
 def _drop_pending(waited: set[int]) -> None:
