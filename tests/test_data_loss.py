@@ -315,3 +315,18 @@ def test_an_exec_gets_the_ld_preload_the_program_left(tmp_path: Path, change: st
     lines = done.stdout.splitlines()
     assert lines[0] == expected, done.stderr
     assert int(lines[1]) > 0  # the shim is in the new image: still traced
+
+
+def test_an_address_limit_too_low_for_the_report_keeps_the_program_and_its_status(
+        tmp_path: Path) -> None:
+    """`ulimit -v` 100 MB: the program runs to its end as natively (numpy, which OpenBLAS
+    would take down with the launcher and the program, is not loaded while it runs); the
+    report cannot be made, which one line says, and the program's status is kept."""
+    argv = ["sh", "-c", "sleep 0.5; echo done; exit 3"]
+    done = _under_address_limit(100 << 20, [*LEAKTRACE, "run", "-o", str(tmp_path / "v.lt"),
+                                            "--", *argv], tmp_path)
+    assert (done.returncode, done.stdout) == (3, "done\n"), done.stderr
+    assert "Traceback" not in done.stderr and "OpenBLAS" not in done.stderr, done.stderr
+    [line] = [text for text in done.stderr.splitlines() if "no report" in text]
+    assert "RLIMIT_AS" in line and str(tmp_path / "v.lt") in line
+    assert (tmp_path / "v.lt").exists()

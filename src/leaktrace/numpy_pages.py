@@ -8,8 +8,37 @@ of system time against 0.7 s, and a million-stack report 4.6 s against 1.7 s
 from __future__ import annotations
 
 import os
+import re
+import resource
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from leaktrace.errors import LeaktraceError
+
+# Address space numpy and OpenBLAS's buffers for one thread take when numpy is imported
+# (measured: 80 MiB), with some to spare for the work.
+NUMPY_ROOM = 96 << 20
+
+
+def room_for_numpy() -> None:
+    """Under an address-space limit (`ulimit -v`) too low for numpy, OpenBLAS, which numpy
+    loads, fails to map its buffers and ends the whole process from its loader (status 1,
+    "Memory allocation still failed"): say so in one line instead, before importing it."""
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if "numpy" in sys.modules or limit == resource.RLIM_INFINITY:
+        return
+    try:
+        with open("/proc/self/status") as status:
+            found = re.search(r"^VmSize:\s+(\d+) kB", status.read(), re.MULTILINE)
+    except OSError:
+        return
+    used = int(found.group(1)) << 10 if found else 0
+    if limit - used < NUMPY_ROOM:
+        raise LeaktraceError(
+            f"the address-space limit (RLIMIT_AS, `ulimit -v`) of {limit >> 20:,} MiB leaves "
+            f"leaktrace too little room to load numpy (about {NUMPY_ROOM >> 20} MiB more than "
+            f"its {used >> 20} MiB): raise it")
 
 
 @contextmanager

@@ -162,6 +162,12 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     died = signal_description(returncode)
     if died:
         warn(f"{command[0]} was {died}")
+    try:
+        _import_report_modules_now()
+    except LeaktraceError as e:
+        kept = f"; the capture is kept: {capture}" if capture else ""
+        warn(f"no report: {e}{kept}")
+        _end_unchecked(returncode)
 
     def render(report: Report, fmt: str) -> str | bytes:
         return render_report_as(report, fmt, top=top, min_bytes=min_bytes,
@@ -223,9 +229,18 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
 
 def _import_report_modules() -> None:
     """Imports what the report needs (numpy, the analysis, the symbolizer: 0.1-0.2 s) while
-    the program runs, so that its report follows its end sooner; never before it starts."""
-    from leaktrace.numpy_pages import one_blas_thread
+    the program runs, so that its report follows its end sooner; never before it starts. Not
+    under an address-space limit (`ulimit -v`): there OpenBLAS, which numpy loads, may fail to
+    map its buffers and end the whole launcher (and with it the program) or spin on its
+    retries; after the program's end only the report is at stake."""
+    if resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY:
+        _import_report_modules_now()
 
+
+def _import_report_modules_now() -> None:
+    from leaktrace.numpy_pages import one_blas_thread, room_for_numpy
+
+    room_for_numpy()
     with one_blas_thread():
         import leaktrace.analyze.build_report
         import leaktrace.commands._capture_report
