@@ -4,6 +4,7 @@ and under leaktrace, the same way, and compares what the program saw and how it 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import select
@@ -252,8 +253,18 @@ class _Terminal:
         self.seen = self.seen[self.seen.index(text.encode()) + len(text):]
 
     def close(self) -> None:
+        """Exit the shell; a shell stuck with a job that never gave the terminal back (what
+        a failing test may leave) is killed, with what it started."""
         self.type("exit")
-        os.waitpid(self.pid, 0)
+        deadline = time.monotonic() + 10
+        while os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                for pid in [*_descendants(self.pid), self.pid]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                break
+            time.sleep(0.05)
         os.close(self.fd)
 
 
@@ -315,3 +326,37 @@ def test_a_program_that_stops_itself_stops_the_interactive_job(tmp_path: Path,
 
     _natively_then_traced(tmp_path / "stop.lt", session)
     assert (tmp_path / "stop.lt").exists()
+
+
+def test_ctrl_z_stops_a_pipeline_whose_later_member_is_leaktrace(tmp_path: Path) -> None:
+    """`sleep 30 | leaktrace run cat`: leaktrace is not its group's leader, but the terminal's
+    Ctrl-Z reaches it: it stops with the program, so the shell sees the whole job stop."""
+    def session(terminal: _Terminal, prefix: str) -> None:
+        terminal.type(f"sleep 30 | {prefix} cat 2>/dev/null")
+        time.sleep(1)
+        terminal.type("\x1a")
+        terminal.expect("Stopped")
+        terminal.expect("$ ")
+        terminal.type("fg")
+        time.sleep(0.5)
+        terminal.type("\x03")
+        terminal.expect("$ ")
+        terminal.type("echo status=$?")
+        terminal.expect("status=130")
+
+    _natively_then_traced(tmp_path / "pipeline.lt", session)
+
+
+def test_ctrl_c_reaches_a_program_that_left_leaktraces_group(tmp_path: Path) -> None:
+    """coreutils `timeout` puts itself in a group of its own (setpgid), a no-op for a shell's
+    job leader; under leaktrace it leaves the terminal's group, and the Ctrl-C that reaches
+    leaktrace is passed on to that group."""
+    def session(terminal: _Terminal, prefix: str) -> None:
+        terminal.type(f"{prefix} timeout 20 sleep 10 2>/dev/null")
+        time.sleep(1.5)
+        terminal.type("\x03")
+        terminal.expect("$ ", timeout=5)  # not after the 10 s sleep
+        terminal.type("echo status=$?")
+        terminal.expect("status=130")
+
+    _natively_then_traced(tmp_path / "timeout.lt", session)

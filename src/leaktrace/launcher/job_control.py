@@ -38,8 +38,10 @@ class Job:
     def __init__(self) -> None:
         # The leader of a group in a session with a terminal: a job of an interactive shell,
         # which watches it stop and continues it (`fg`, `bg`).
+        # Also set once a terminal's signal reaches leaktrace (a pipeline's later member).
         self.interactive = os.getpgrp() == os.getpid() and _has_controlling_terminal()
         self.pid = 0
+        self.stopped_by = 0  # the signal that stopped the program, while it is stopped
 
     def started(self, pid: int) -> None:
         self.pid = pid
@@ -58,6 +60,15 @@ class Job:
     def send(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, sig)
+
+    def send_from_the_terminal(self, sig: int) -> None:
+        """The terminal signalled leaktrace's group, which the program had in it: if the
+        program has left it for a group of its own (setpgid, as `timeout` does), where the
+        terminal's signals no longer reach it, that group gets it, as it would have."""
+        with contextlib.suppress(OSError):
+            group = os.getpgid(self.pid)
+            if group != os.getpgrp():
+                os.killpg(group, sig)
 
     def is_stopped(self) -> bool:
         try:

@@ -105,37 +105,50 @@ def _wait_for_the_end(job: Job, waited: set[int]) -> int:
         info = signal.sigwaitinfo(waited)
         sig = info.si_signo
         if sig == signal.SIGCHLD:
-            ended = _reap(job, waited)
+            ended = _reap(job)
             if ended is not None:
                 return ended
         elif info.si_code == SI_KERNEL and sig in FROM_THE_TERMINAL:
-            continue  # the program had it from the terminal too
+            # leaktrace is in a terminal's foreground job, whose shell watches it stop; the
+            # program had the signal too, unless it left leaktrace's group (setpgid).
+            job.interactive = True
+            job.send_from_the_terminal(sig)
         elif info.si_code <= 0 and info.si_pid and job.sent_by_the_program(info.si_pid):
             continue  # the program signalled its own group
         elif sig == signal.SIGCONT:
             job.continue_if_stopped()
         else:
             job.send(sig)
+        if job.interactive and job.stopped_by:
+            _stop_with_the_program(job, waited)
 
 
-def _reap(job: Job, waited: set[int]) -> int | None:
-    """The program's return code once it has ended; None while it runs. In an interactive
-    shell's job a stopped program stops leaktrace with the same signal, so that the shell sees
-    the job stop (Ctrl-Z, a read of the terminal in the background, a SIGSTOP), and its `fg`
-    or `bg` continues both. Elsewhere nobody would continue leaktrace when the program is
-    continued by its pid: it does not stop."""
+def _reap(job: Job) -> int | None:
+    """The program's return code once it has ended; None while it runs. Notes the signal
+    that stopped it (and forgets it when it is continued)."""
     while True:
-        pid, status = os.waitpid(job.pid, os.WNOHANG | os.WUNTRACED)
+        pid, status = os.waitpid(job.pid, os.WNOHANG | os.WUNTRACED | os.WCONTINUED)
         if pid == 0:
             return None
-        if not os.WIFSTOPPED(status):
+        if os.WIFSTOPPED(status):
+            job.stopped_by = os.WSTOPSIG(status)
+        elif os.WIFCONTINUED(status):
+            job.stopped_by = 0
+        else:
             return os.waitstatus_to_exitcode(status)
-        if not job.interactive:
-            continue
-        _stop_like(os.WSTOPSIG(status), waited)
-        job.continue_if_stopped()
-        with contextlib.suppress(OSError):  # the SIGCONT that woke leaktrace: handled now
-            signal.sigtimedwait([signal.SIGCONT], 0)
+
+
+def _stop_with_the_program(job: Job, waited: set[int]) -> None:
+    """In an interactive shell's job (leaktrace leads it, or the terminal's signals reach it)
+    a stopped program stops leaktrace with the same signal, so that the shell sees the whole
+    job stop (Ctrl-Z, a read of the terminal in the background, a SIGSTOP), and its `fg` or
+    `bg` continues both. Elsewhere nobody would continue leaktrace when the program is
+    continued by its pid: it does not stop."""
+    _stop_like(job.stopped_by, waited)
+    job.stopped_by = 0
+    job.continue_if_stopped()
+    with contextlib.suppress(OSError):  # the SIGCONT that woke leaktrace: handled now
+        signal.sigtimedwait([signal.SIGCONT], 0)
 
 
 def _stop_like(sig: int, waited: set[int]) -> None:
