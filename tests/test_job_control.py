@@ -291,6 +291,7 @@ def test_an_interactive_shells_job_reads_the_terminal_and_obeys_ctrl_c_and_ctrl_
         terminal.expect("ready")
         terminal.type("hello")
         terminal.expect("read hello")
+        time.sleep(0.5)  # back in read(), which the handler's signal interrupts
         terminal.type("\x03")
         terminal.expect("interrupts 1")
         terminal.type("\x1a")
