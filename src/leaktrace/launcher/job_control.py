@@ -12,6 +12,8 @@ import contextlib
 import os
 import signal
 
+from leaktrace.control.client import process_stopped
+
 
 def _has_controlling_terminal() -> bool:
     try:
@@ -70,16 +72,8 @@ class Job:
             if group != os.getpgrp():
                 os.killpg(group, sig)
 
-    def is_stopped(self) -> bool:
-        try:
-            with open(f"/proc/{self.pid}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            return False
-        return stat[stat.rindex(b")") + 2:][:1] in (b"T", b"t")
-
     def continue_if_stopped(self) -> None:
         """leaktrace was continued (a shell's `fg` or `bg`, a `kill -CONT`): so is the program,
         if that did not reach it too."""
-        if self.is_stopped():
+        if process_stopped(self.pid):
             self.send(signal.SIGCONT)
