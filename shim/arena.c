@@ -1,6 +1,7 @@
 /* Memory the shim maps for its own tables. Never the program's allocator: a malloc from
  * inside a malloc hook would recurse, and a block of ours in the heap would look like the
  * program's to a reachability scan. */
+#include <errno.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -87,6 +88,22 @@ void *lt_map(size_t size) { return map_with(size, 0); }
  * entry and flush it from every CPU running the program (an interrupt to each): measured at
  * 6% of the C++ workload's samples. Faulting every page in for writing up front avoids both. */
 void *lt_map_populated(size_t size) { return map_with(size, MAP_POPULATE); }
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+void lt_ready_page_slow(const void *at, _Atomic uint64_t *ready, size_t bit)
+{
+    static _Atomic bool unsupported; /* EINVAL once: the kernel predates it */
+    if (!atomic_load_explicit(&unsupported, memory_order_relaxed)) {
+        uintptr_t page = (uintptr_t)at & ~(uintptr_t)(lt_page_size() - 1);
+        long r = lt_raw_syscall(SYS_madvise, (long)page, (long)lt_page_size(), MADV_POPULATE_WRITE, 0, 0, 0);
+        if (r == -EINVAL) atomic_store_explicit(&unsupported, true, memory_order_relaxed);
+        /* Other failures (no memory) leave the page as it was: a read maps the zero page. */
+    }
+    atomic_fetch_or_explicit(&ready[bit / 64], 1ull << (bit % 64), memory_order_relaxed);
+}
 
 void lt_unmap(void *addr, size_t size)
 {

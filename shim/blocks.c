@@ -111,6 +111,7 @@ struct shard {
     _Atomic uint32_t gate;   /* +2 per caller holding every shard (freeze), +1 once shared:
                               * the owner enters without the lock only while it is 0 */
     _Atomic uint32_t busy;   /* 1 while the owner is inside without the lock; only it writes */
+    unsigned char *small;    /* lt_map'd, two halves of SMALL_ARRAY_BYTES (rehash); or NULL */
 };
 
 /* Each shard is guarded by its own lock, or owned (above). */
@@ -376,11 +377,46 @@ static inline uint8_t tag_of(uintptr_t addr)
 static unsigned char *first_arrays;
 #define FIRST_ARRAYS_BYTES ((size_t)SHARDS * INITIAL_SLOTS * SLOT_BYTES)
 
-static void release_array(struct lt_block *slots, size_t capacity)
+/* Small arrays take turns in the two halves of the shard's `small` mapping, which stays: a
+ * munmap makes the kernel flush the old array from every CPU running the program, an
+ * interrupt to each that it waits for (tens of microseconds in a virtual machine, more than
+ * rehashing a few thousand blocks). Tables grow by half, so a shard grown to 2,000 blocks had
+ * rehashed 8 times: munmap was 2.7% of the C++ workload's samples. The cost: while a table is
+ * small, its previous array stays in memory too (at most SMALL_ARRAY_BYTES a shard). */
+#define SMALL_ARRAY_BYTES ((size_t)64 << 10)
+
+static bool in_small(const struct shard *s, const void *array)
+{
+    const unsigned char *at = array;
+    return s->small && at >= s->small && at < s->small + 2 * SMALL_ARRAY_BYTES;
+}
+
+/* pre: the shard's arrays are no longer `slots` (set_arrays). */
+static void release_array(struct shard *s, struct lt_block *slots, size_t capacity)
 {
     unsigned char *at = (unsigned char *)slots;
     if (at >= first_arrays && at < first_arrays + FIRST_ARRAYS_BYTES) return;
+    if (in_small(s, slots)) {
+        if (in_small(s, s->slots)) return;
+        lt_unmap(s->small, 2 * SMALL_ARRAY_BYTES); /* grown out of it: tables never shrink */
+        s->small = NULL;
+        return;
+    }
     lt_unmap(slots, capacity * SLOT_BYTES);
+}
+
+/* Zeroed arrays for `capacity` slots: the half of `small` the table is not in while they fit
+ * (written before read: no zero page to replace, see lt_map_populated), else a mapping of
+ * their own. */
+static void *fresh_arrays(struct shard *s, size_t capacity)
+{
+    size_t bytes = capacity * SLOT_BYTES;
+    if (bytes > SMALL_ARRAY_BYTES) return lt_map_populated(bytes);
+    if (!s->small) s->small = lt_map(2 * SMALL_ARRAY_BYTES);
+    if (!s->small) return lt_map_populated(bytes);
+    unsigned char *half = (unsigned char *)s->slots == s->small ? s->small + SMALL_ARRAY_BYTES : s->small;
+    memset(half, 0, bytes);
+    return half;
 }
 
 static void set_arrays(struct shard *s, void *mapping, size_t capacity)
@@ -556,7 +592,7 @@ static bool rehash(struct shard *s)
     size_t new_cap = (s->count + 1) * 2 > s->capacity ? s->capacity + s->capacity / 2 : s->capacity;
     new_cap = (new_cap + BUCKET - 1) / BUCKET * BUCKET;
     if (new_cap >= (1ull << 32)) return false;
-    void *fresh = lt_map_populated(new_cap * SLOT_BYTES);
+    void *fresh = fresh_arrays(s, new_cap);
     if (!fresh) return false;
     struct lt_block *old = s->slots;
     size_t old_cap = s->capacity;
@@ -568,7 +604,7 @@ static bool rehash(struct shard *s)
         bool fresh; /* always: a rehash meets each address once */
         fill(s, place(s, old[i].addr, mix(old[i].addr), &fresh), &old[i]);
     }
-    release_array(old, old_cap);
+    release_array(s, old, old_cap);
     return true;
 }
 
@@ -746,8 +782,9 @@ void lt_blocks_release(void)
     freeze_all(true, NULL); /* thawed by the next lt_blocks_init */
     for (unsigned i = 0; i < SHARDS; i++) {
         shard_lock(&shards[i]);
-        release_array(shards[i].slots, shards[i].capacity);
+        struct lt_block *slots = shards[i].slots;
         shards[i].slots = NULL;
+        release_array(&shards[i], slots, shards[i].capacity); /* and `small`, if they were there */
         shards[i].tags = NULL;
         shards[i].capacity = 0;
         shards[i].count = shards[i].used = 0;

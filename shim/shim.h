@@ -30,6 +30,25 @@ void lt_unmap(void *addr, size_t size);
  * caller; NULL if the system refused. For tables mapped a piece at a time, as they grow. */
 void *lt_map_once(_Atomic(void *) *at, size_t size);
 size_t lt_page_size(void);
+/* A table read at places a hash picks, then written there (the stack table, the unwinder's
+ * rule cache): a first read of an untouched page maps the kernel's zero page, and the write
+ * after it must replace that entry and flush it from every CPU running the program (an
+ * interrupt to each, which it waits for: tens of microseconds in a virtual machine). So each
+ * 4 KiB of such a table has a bit, set once the page was made writable (MADV_POPULATE_WRITE,
+ * Linux 5.14; older kernels keep the flush); call lt_ready_page before reading at `at`. */
+#define LT_READY_SHIFT 12
+void lt_ready_page_slow(const void *at, _Atomic uint64_t *ready, size_t bit);
+static inline void lt_ready_page(const void *table, _Atomic uint64_t *ready, const void *at)
+{
+    size_t bit = (size_t)((uintptr_t)at - (uintptr_t)table) >> LT_READY_SHIFT;
+    if (__builtin_expect(!((atomic_load_explicit(&ready[bit / 64], memory_order_relaxed) >> (bit % 64)) & 1), 0))
+        lt_ready_page_slow(at, ready, bit);
+}
+static inline bool lt_page_ready(const void *table, _Atomic uint64_t *ready, const void *at)
+{
+    size_t bit = (size_t)((uintptr_t)at - (uintptr_t)table) >> LT_READY_SHIFT;
+    return (atomic_load_explicit(&ready[bit / 64], memory_order_relaxed) >> (bit % 64)) & 1;
+}
 /* own_stack.c: fn(arg) on a fresh stack of the shim's own (the exit, signal and exec paths'
  * scan and capture must not depend on the stack the program's thread has left). */
 void lt_on_own_stack(void (*fn)(void *), void *arg);

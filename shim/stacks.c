@@ -28,6 +28,7 @@ _Static_assert(LT_MAX_DEPTH_LIMIT <= PCS_CHUNK, "a stack fits in a chunk");
 /* next_id and pcs_used are claimed with atomic adds; a slot is published with a CAS after
  * the record it names is complete, so readers that see an id see its record. */
 static _Atomic uint32_t *slots;
+static _Atomic uint64_t slots_ready[sizeof(uint32_t) * TABLE_SLOTS >> LT_READY_SHIFT >> 6]; /* lt_ready_page */
 static _Atomic uint32_t next_id = 1;
 static _Atomic uint32_t pcs_used;
 
@@ -147,6 +148,7 @@ uint32_t lt_stacks_intern_hashed(const uintptr_t *pcs, int depth, uint64_t hash)
     uint32_t mine = 0; /* a record we filled but have not published yet */
     for (uint32_t i = 0; i < TABLE_SLOTS; i++) {
         _Atomic uint32_t *slot = &slots[(hash + i) & (TABLE_SLOTS - 1)];
+        lt_ready_page(slots, slots_ready, slot);
         uint32_t id = atomic_load_explicit(slot, memory_order_acquire);
         if (id == 0) {
             if (!mine) {
@@ -291,6 +293,7 @@ void lt_stacks_release(void)
     for (size_t i = 0; i < sizeof pcs_chunks / sizeof *pcs_chunks; i++)
         lt_unmap(atomic_exchange(&pcs_chunks[i], NULL), sizeof(uintptr_t) * PCS_CHUNK);
     slots = NULL;
+    for (size_t i = 0; i < sizeof slots_ready / sizeof *slots_ready; i++) atomic_store(&slots_ready[i], 0);
     atomic_store(&next_id, 1);
     atomic_store(&pcs_used, 0);
 }

@@ -25,6 +25,7 @@ enum rule_kind { RULE_CFA_RSP = 0, RULE_CFA_RBP = 1, RULE_END = 2 };
 /* Mapped once at start-up; entries are written and read with relaxed atomics (a torn read is
  * impossible: each entry is one word, and a stale entry is still a correct rule). */
 static _Atomic uint64_t *rule_cache;
+static _Atomic uint64_t rule_ready[CACHE_SIZE * sizeof(uint64_t) >> LT_READY_SHIFT >> 6]; /* lt_ready_page */
 /* The shim's own code range, set once at start-up: leading frames inside it are skipped. */
 static uintptr_t own_start, own_end, own_bias;
 
@@ -46,7 +47,9 @@ void lt_unwind_flush_cache(void)
 {
     if (!rule_cache) return;
     atomic_fetch_add_explicit(&rules_generation, 1, memory_order_relaxed);
-    for (size_t i = 0; i < CACHE_SIZE; i++) atomic_store_explicit(&rule_cache[i], 0, memory_order_relaxed);
+    for (size_t i = 0; i < CACHE_SIZE; i++) /* pages never read hold zeros: leave them untouched */
+        if (lt_page_ready(rule_cache, rule_ready, &rule_cache[i]))
+            atomic_store_explicit(&rule_cache[i], 0, memory_order_relaxed);
 }
 
 /* ---- reading .eh_frame ------------------------------------------------------------------ */
@@ -352,6 +355,7 @@ static inline uint64_t rule_for(uintptr_t pc, bool innermost)
 {
     if (LT_UNLIKELY(pc >> 47)) return 0;
     _Atomic uint64_t *slot = &rule_cache[cache_index(pc)];
+    lt_ready_page(rule_cache, rule_ready, slot);
     uint64_t rule = atomic_load_explicit(slot, memory_order_relaxed);
     if (LT_LIKELY((rule >> 33) == (pc >> CACHE_BITS) && (rule & 1))) return rule;
     rule = compute_rule(pc, innermost ? pc : pc - 1);
@@ -524,6 +528,8 @@ struct path {
     struct path_check { uintptr_t addr, word; } check[PATH_CHECKS + 1];
 };
 
+#define TRAIL_MAX_BYTES (256u << 10) /* a record's size at most (asserted below) */
+
 /* Only its thread touches a record, and not while a handler of that thread uses it
  * (trail_busy); `owner` is claimed with a CAS. */
 struct trail {
@@ -535,6 +541,12 @@ struct trail {
     uint32_t last_id;          /* stack id of [last_start, TRAIL_CAP), 0 = unknown */
     int last_start;
     int max;                   /* the depth limit of the backtrace in progress */
+    /* lt_ready_page's bits for this record's pages (cut_ids). */
+    _Atomic uint64_t ready[(TRAIL_MAX_BYTES >> LT_READY_SHIFT) / 64];
+    /* A set's ways from this one on were never written: path_hit reads none of them (a read
+     * of an untouched page maps the zero page, and remember_path's write there would then
+     * cost a flush on every CPU: see lt_ready_page), and they are all empty. */
+    uint8_t ways_used[PATH_SETS];
     /* Picks the way a new path replaces in a full set. Not in turn: when more paths than
      * ways are taken in turn (two busy states sharing a set; which do depends on the stack's
      * address, so it changed from run to run), replacing in turn evicted each just before
@@ -562,6 +574,7 @@ struct trail {
 
 /* The records' addresses, mapped at start-up; each record mapped by the first thread that
  * claims it and installed with a CAS (NORESERVE: its untouched pages cost nothing). */
+_Static_assert(sizeof(struct trail) <= TRAIL_MAX_BYTES, "a trail's ready bits cover it");
 static _Atomic(struct trail *) *trails;
 #define NO_TRAIL ((struct trail *)1)
 
@@ -706,7 +719,7 @@ static inline const struct path *path_hit(struct trail *t, uintptr_t pc, uintptr
                                           unsigned generation, int max)
 {
     unsigned set = path_set(pc, sp);
-    for (unsigned w = 0; w < PATH_WAYS; w++) {
+    for (unsigned w = 0; w < t->ways_used[set]; w++) {
         const struct path *p = &t->paths[w][set];
         if (p->id && p->pc == pc && p->sp == sp && (!p->needs_bp || p->bp == bp) &&
             p->generation == generation && p->max == max && path_holds(p))
@@ -721,7 +734,8 @@ static void remember_path(struct trail *t, int s, uint32_t id, uint64_t hash)
 {
     unsigned set = path_set(t->pc[s], t->sp[s]);
     unsigned way = 0;
-    while (way < PATH_WAYS && t->paths[way][set].id) way++;
+    while (way < t->ways_used[set] && t->paths[way][set].id) way++;
+    if (way == t->ways_used[set] && way < PATH_WAYS) t->ways_used[set]++;
     if (way == PATH_WAYS) { /* a way at random: see evict_seed */
         t->evict_seed = t->evict_seed * 1664525u + 1013904223u; /* an LCG: its high bits */
         way = (t->evict_seed >> 24) % PATH_WAYS;
@@ -871,6 +885,8 @@ __attribute__((noinline)) void lt_backtrace_take(struct lt_backtrace *bt, uintpt
     } else {
         uint64_t key = cut_key_of(&t->pc[t->start], max);
         const struct cut_id *c = &t->cut_ids[key % CUT_IDS];
+        lt_ready_page(t, t->ready, c);
+        lt_ready_page(t, t->ready, (const char *)(c + 1) - 1);
         const struct lt_stack *known = c->key == key ? lt_stack_get(c->id) : NULL;
         if (known && known->depth == (uint32_t)max &&
             memcmp(lt_stack_pcs(known), bt->pcs, sizeof(uintptr_t) * (size_t)max) == 0)

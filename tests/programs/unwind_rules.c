@@ -29,6 +29,12 @@ void *lt_map_once(_Atomic(void *) *at, size_t size)
     return *at;
 }
 
+void lt_ready_page_slow(const void *at, _Atomic uint64_t *ready, size_t bit)
+{
+    (void)at;
+    atomic_fetch_or(&ready[bit / 64], 1ull << (bit % 64)); /* the zero page is fine here */
+}
+
 void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bias,
                             const char *name)
 {
