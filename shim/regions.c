@@ -129,14 +129,20 @@ unsigned lt_regions_visit(lt_block_visitor fn, void *ctx, bool try_only)
     } else {
         pthread_mutex_lock(&lock);
     }
+    lt_regions_visit_locked(fn, ctx);
+    pthread_mutex_unlock(&lock);
+    return 0;
+}
+
+/* pre: lock held (the scan holds it throughout). */
+void lt_regions_visit_locked(lt_block_visitor fn, void *ctx)
+{
     for (size_t i = 0; i < nregions; i++) {
         struct lt_block b = { regions[i].start,
                               lt_block_pack(regions[i].len, regions[i].generation, regions[i].kind),
                               regions[i].stack_id, regions[i].time_ms };
         fn(&b, ctx);
     }
-    pthread_mutex_unlock(&lock);
-    return 0;
 }
 
 void lt_regions_reset(void)

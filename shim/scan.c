@@ -1055,6 +1055,25 @@ static void scan_root_ranges(struct scan_state *st, const struct mapping *m, uin
     }
 }
 
+/* The program's own memory in the main heap's mapping: what it took with sbrk() or brk()
+ * (regions.c; glibc's main arena grows the break without the hooks). It holds the program's
+ * data, so it is a root, as valgrind counts it; the arena's chunks beside it are not. */
+struct own_break_ctx { struct scan_state *st; const struct mapping *m; };
+
+static void scan_own_break(const struct lt_block *region, void *ctx)
+{
+    const struct own_break_ctx *c = ctx;
+    if (lt_block_kind(region) != LT_KIND_BRK) return;
+    uintptr_t start = region->addr, end = region->addr + lt_block_size(region);
+    if (start < c->m->start) start = c->m->start;
+    if (end > c->m->end) end = c->m->end;
+    if (start >= end) return;
+    struct mapping part = *c->m;
+    part.start = start;
+    part.end = end;
+    scan_root_ranges(c->st, &part, start, NULL, 0);
+}
+
 /* Attach mode: glibc's main heap as a root, chunk by chunk. The chunks in use that are not
  * known blocks (allocated before the shim came) are roots; free chunks are not: what they
  * still hold points to addresses the allocator has since handed out again. glibc's layout:
@@ -1147,6 +1166,11 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
         const struct mapping *m = &st->maps[mi];
         if (heap_is_root && m->kind == 'h' && m->readable && m->writable) {
             scan_main_heap(st, m->start, m->end);
+            continue;
+        }
+        if (m->kind == 'h' && m->readable && m->writable) { /* regions' lock: held by lt_scan */
+            struct own_break_ctx c = { st, m };
+            lt_regions_visit_locked(scan_own_break, &c);
             continue;
         }
         if (!m->readable || !m->writable || m->kind == 'h' || m->kind == 'o') continue;

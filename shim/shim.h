@@ -347,6 +347,7 @@ void lt_regions_add(uintptr_t start, uint64_t len, unsigned kind, uint32_t stack
 void lt_regions_remove(uintptr_t start, uint64_t len);
 void lt_regions_reset(void);
 unsigned lt_regions_visit(lt_block_visitor fn, void *ctx, bool try_only);
+void lt_regions_visit_locked(lt_block_visitor fn, void *ctx); /* pre: lt_regions_lock held */
 
 /* ---- modules.c: loaded objects, kept after dlclose ----------------------------------- */
 bool lt_modules_init(void);

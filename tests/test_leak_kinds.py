@@ -309,6 +309,22 @@ def test_pointer_only_in_a_register_of_a_live_thread(traced: Callable[..., Trace
                   if r not in dtv) == [(DEFINITE, 300), (REACHABLE, 200), (REACHABLE, 400)]
 
 
+BREAK = "break_roots.c"
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_memory_the_program_took_from_the_break_is_a_root(
+        traced: Callable[..., Traced], memcheck: Callable[[Traced], MemcheckRun], opt: str) -> None:
+    """The program's own sbrk()/brk() memory sits in the [heap] mapping beside glibc's main
+    arena, whose chunks are not roots: its own part is (it was not: every block kept only
+    there was called definitely lost). Given back with a negative sbrk, it is not any more."""
+    run = traced(BREAK, opt)
+    kinds = sorted((r["leak_kind"], r["direct_bytes"], r["blocks"]) for r in run.report["records"])
+    assert kinds == [(DEFINITE, 24, 1), (DEFINITE, 72, 1), (REACHABLE, 40, 1), (REACHABLE, 56, 1)]
+    assert run.shapes(BREAK, "lost") == {(DEFINITE, 24, 0, 1)}
+    assert run.summary() == dict(memcheck(run).summary.kinds)
+
+
 RED_ZONE = "red_zone.c"
 
 
