@@ -357,6 +357,22 @@ def test_realloc_duplicate_and_failed_lines() -> None:
     assert "0x0000000000000200        0  at \n" in table
 
 
+def test_an_allocation_without_a_caller_says_so(tmp_path: Path) -> None:
+    """glibc logs no caller where it could not place the call; its table prints "at " and the
+    report's frame says the log had none (it showed a bare 0x0 frame)."""
+    log = tmp_path / "nocaller.log"
+    log.write_text("= Start\n+ 0x5581a2b3c010 0x10\n@ [0x401136] + 0x5581a2b3c030 0x20\n= End\n")
+    done = run_cli("mtrace", "--format", "json", str(log))
+    assert done.returncode == 0, done.stderr
+    records = {r["bytes"]: r for r in json.loads(done.stdout)["records"]}
+    assert [f["function"] for f in records[16]["frames"]] == ["(no caller in the log)"]
+    assert [f["address"] for f in records[32]["frames"]] == [0x401136]
+    folded = run_cli("mtrace", "--format", "folded", str(log))
+    assert "(no caller in the log) 16" in folded.stdout.splitlines()
+    table = run_cli("mtrace", str(log))
+    assert "0x00005581a2b3c010     0x10  at \n" in table.stdout
+
+
 def test_long_log_streams(tmp_path: Path) -> None:
     log = tmp_path / "long.log"
     with log.open("w") as out:

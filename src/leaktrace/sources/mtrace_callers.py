@@ -169,6 +169,9 @@ def source_location(frames: list[Frame]) -> str | None:
     return None
 
 
+NO_CALLER = "(no caller in the log)"
+
+
 def caller_frame(caller: str, frames: list[Frame]) -> list[Frame]:
     """Frames for the report model: the symbolized ones, or one raw frame saying what we know."""
     parsed = parse_caller(caller)
@@ -177,8 +180,8 @@ def caller_frame(caller: str, frames: list[Frame]) -> list[Frame]:
             replace(frame, module=frame.module or (parsed.module if parsed else None))
             for frame in frames
         ]
-    if parsed is None:
-        return [Frame(address=0, function=caller or None)]
+    if parsed is None:  # glibc logs no caller for calls it could not place (its table: "at ")
+        return [Frame(address=0, function=caller or NO_CALLER)]
     function = parsed.symbol.rsplit("+", 1)[0] if parsed.symbol else None
     offset = parsed.number if parsed.module else None
     return [Frame(address=parsed.number, function=function, module=parsed.module, offset=offset)]
