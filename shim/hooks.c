@@ -53,9 +53,10 @@ void lt_hooks_resolve(void)
 {
     lt_allocator_init(); /* aligned_alloc of the allocator that serves __libc_malloc */
     real_aligned_alloc = lt_provider_aligned_alloc();
-    real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
-    real_mtrace = (void (*)(void))dlsym(RTLD_NEXT, "mtrace");
-    real_muntrace = (void (*)(void))dlsym(RTLD_NEXT, "muntrace");
+    lt_next_symbols_resolve();
+    real_dlclose = (int (*)(void *))lt_next_symbol("dlclose");
+    real_mtrace = (void (*)(void))lt_next_symbol("mtrace");
+    real_muntrace = (void (*)(void))lt_next_symbol("muntrace");
 }
 
 /* For allocations: record the new block? The first hooked call of the process starts the
@@ -429,7 +430,7 @@ int lt_hook_brk(void *addr)
 int lt_hook_dlclose(void *handle)
 {
     lt_busy++;
-    if (!real_dlclose) real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
+    if (!real_dlclose) real_dlclose = (int (*)(void *))lt_next_symbol("dlclose");
     bool rec = atomic_load(&lt_state) >= LT_STATE_TRACKING && lt_tables_enter();
     if (rec) lt_modules_refresh(false); /* make sure what is about to go is recorded */
     lt_busy--;

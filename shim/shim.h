@@ -538,7 +538,9 @@ void lt_signals_die_of(int sig);     /* the default action of `sig`, now */
 int lt_final_signal(void);           /* the signal that ended the process, or 0 */
 /* ---- signals.c: fatal-signal handlers the program does not see ------------------------ */
 void lt_signals_install(void);
-void *lt_next_symbol(const char *name); /* dlsym(RTLD_NEXT, name), marked busy */
+/* lookups.c: dlsym(RTLD_NEXT, name) of every hooked name, once at start-up; then the answer. */
+void lt_next_symbols_resolve(void);
+void *lt_next_symbol(const char *name);
 /* In a hook: `f`, the next definition of `name` (of function type `type`), looked up at its
  * first call (racing lookups agree). */
 #define LT_NEXT(type, name)                                      \

@@ -41,15 +41,6 @@ static const int fatal_signals[] = {
     SIGIO, SIGPWR, SIGSYS,
 };
 
-/* The next definition of a function the shim interposes (dlsym may allocate: busy). */
-void *lt_next_symbol(const char *name)
-{
-    lt_set_busy(true);
-    void *f = dlsym(RTLD_NEXT, name);
-    lt_set_busy(false);
-    return f;
-}
-
 static sigaction_fn sigaction_real(void)
 {
     sigaction_fn f = atomic_load(&real_sigaction);

@@ -155,6 +155,39 @@ def test_allocation_functions_looked_up_with_dlsym_are_traced(build_dir: Path, t
     assert run.report["counters"]["unknown_frees"] == 0
 
 
+DLERROR_LIBRARY = """
+#define _GNU_SOURCE
+#include <dlfcn.h>
+int own_function(void) { return 42; }
+void *find_own(void)
+{
+    void *volatile own = dlsym(RTLD_DEFAULT, "own_function"); /* not a tail call: the library asks */
+    return own;
+}
+"""
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_dlsym_leaves_dlerror_and_scope_as_natively(build_dir: Path, tmp_path: Path,
+                                                     opt: str) -> None:
+    """dlsym(RTLD_DEFAULT) answers for its caller (the scope it searches, the object its error
+    names), and a hook's own lookups must not drop the program's pending dlerror() message:
+    under the old shim the message named the shim, was gone after usleep(), and a library
+    loaded RTLD_LOCAL did not find its own function."""
+    library = tmp_path / "libown.so"
+    (tmp_path / "own.c").write_text(DLERROR_LIBRARY)
+    subprocess.run(["gcc", "-g", opt, "-fPIC", "-shared", "-o", str(library), str(tmp_path / "own.c")],
+                   check=True, capture_output=True)
+    exe = compile_program("dlerror_state.c", build_dir, opt, ["-ldl"])
+    native = subprocess.run([str(exe), str(library)], capture_output=True, text=True, timeout=60)
+    run = run_traced(exe, str(library), work=tmp_path)
+    assert native.returncode == 0, native.stdout
+    assert (run.returncode, run.stdout) == (native.returncode, native.stdout)
+    assert "library's own function: found" in run.stdout
+    summary = run.report["summary"]
+    assert (summary["definitely_lost"]["blocks"], summary["possibly_lost"]["blocks"]) == (0, 0)
+
+
 @pytest.mark.parametrize("opt", OPT_LEVELS)
 def test_malloc_and_free_leave_errno_as_natively(build_dir: Path, tmp_path: Path,
                                                  opt: str) -> None:
