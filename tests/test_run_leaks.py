@@ -161,7 +161,8 @@ DLERROR_LIBRARY = """
 int own_function(void) { return 42; }
 void *find_own(void)
 {
-    void *volatile own = dlsym(RTLD_DEFAULT, "own_function"); /* not a tail call: the library asks */
+    /* not a tail call: the library itself asks */
+    void *volatile own = dlsym(RTLD_DEFAULT, "own_function");
     return own;
 }
 """
@@ -176,8 +177,8 @@ def test_dlsym_leaves_dlerror_and_scope_as_natively(build_dir: Path, tmp_path: P
     loaded RTLD_LOCAL did not find its own function."""
     library = tmp_path / "libown.so"
     (tmp_path / "own.c").write_text(DLERROR_LIBRARY)
-    subprocess.run(["gcc", "-g", opt, "-fPIC", "-shared", "-o", str(library), str(tmp_path / "own.c")],
-                   check=True, capture_output=True)
+    subprocess.run(["gcc", "-g", opt, "-fPIC", "-shared", "-o", str(library),
+                    str(tmp_path / "own.c")], check=True, capture_output=True)
     exe = compile_program("dlerror_state.c", build_dir, opt, ["-ldl"])
     native = subprocess.run([str(exe), str(library)], capture_output=True, text=True, timeout=60)
     run = run_traced(exe, str(library), work=tmp_path)
