@@ -12,8 +12,10 @@
 #include "shim.h"
 
 /* Above this soft limit a descriptor numbered at the limit would make the kernel size the
- * process's descriptor table to it (8 bytes a slot): the old place, 1000, serves instead. */
-#define HIGHEST_LIMIT_TO_EXCEED 4096
+ * process's descriptor table to it (8 bytes a slot, copied at every fork: 512 KiB here):
+ * the old place, 1000, serves instead, where a program that asks for that number (a shell's
+ * `exec 1000>file`) finds it taken. */
+#define HIGHEST_LIMIT_TO_EXCEED 65536
 #define USUAL_PLACE 1000
 
 int lt_fd_out_of_the_way(int fd)

@@ -221,6 +221,30 @@ def test_a_program_that_uses_up_the_descriptors_it_was_started_with(
               "definitely lost")
 
 
+@pytest.mark.parametrize("soft", [8192, 20000])
+def test_a_shell_that_asks_for_descriptor_1000_gets_it(tmp_path: Path, soft: int) -> None:
+    """Under a soft limit above 4096 the shim's control socket and wake-up sat at 1000 and
+    1001, so `exec 1000>f` in a shell found the number taken and its echo went to the shim's
+    socket ("Transport endpoint is not connected"). They sit above the soft limit now (at 3/4
+    of it when soft and hard are equal), up to a limit of 65536."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < soft:
+        pytest.skip(f"the hard descriptor limit ({hard}) is below {soft}")
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    script = "exec 1000>f; echo hi >&1000; exec 1000>&-; cat f; exec 3>g; echo $?"
+    native = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
+                            cwd=tmp_path, preexec_fn=limited)
+    (tmp_path / "f").unlink()
+    done = subprocess.run([*LEAKTRACE, "run", "-o", str(tmp_path / "fd.lt"), "--", "bash", "-c",
+                           script], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          preexec_fn=limited)
+    assert native.stdout == "hi\n0\n", native.stderr
+    assert (done.returncode, done.stdout) == (native.returncode, native.stdout), done.stderr
+
+
 # ---- RLIMIT_FSIZE ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mode", ["soft", "hard"])
