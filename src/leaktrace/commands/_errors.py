@@ -51,6 +51,9 @@ def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except LeaktraceError as error:
+            if error.exit_code != ERROR_EXIT_CODE:  # a convention's own code (exit_codes)
+                click.echo(f"leaktrace: error: {error}", err=True)
+                sys.exit(error.exit_code)
             raise CommandError(str(error)) from None
         except BrokenPipeError:
             # The reader of stdout went away (`| head`): stop quietly, as a program killed by

@@ -15,6 +15,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.hash import ELFHashSection, GNUHashSection
 
 from leaktrace.errors import LeaktraceError
+from leaktrace.exit_codes import PROGRAM_NOT_EXECUTABLE, PROGRAM_NOT_FOUND
 
 DF_1_PIE = 0x08000000
 
@@ -37,14 +38,17 @@ def resolve_program(name: str) -> str:
     if "/" not in name:
         found = shutil.which(name)
         if found is None:
-            raise LeaktraceError(f"program not found: {name} (not in PATH)")
+            raise LeaktraceError(f"program not found: {name} (not in PATH)",
+                                 exit_code=PROGRAM_NOT_FOUND)
         return found
     if not os.path.exists(name):
-        raise LeaktraceError(f"program not found: {name}")
+        raise LeaktraceError(f"program not found: {name}", exit_code=PROGRAM_NOT_FOUND)
     if os.path.isdir(name):
-        raise LeaktraceError(f"{name} is a directory, not a program")
+        raise LeaktraceError(f"{name} is a directory, not a program",
+                             exit_code=PROGRAM_NOT_EXECUTABLE)
     if not os.access(name, os.X_OK):
-        raise LeaktraceError(f"{name} is not executable (chmod +x it, or check the mount)")
+        raise LeaktraceError(f"{name} is not executable (chmod +x it, or check the mount)",
+                             exit_code=PROGRAM_NOT_EXECUTABLE)
     return name
 
 
