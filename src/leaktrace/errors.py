@@ -1,4 +1,5 @@
-"""The one exception type the command line turns into `leaktrace: error: ...` (exit 2)."""
+"""The one exception type the command line turns into `leaktrace: error: ...` (exit 2, or
+the error's own code: exit_codes)."""
 
 
 class LeaktraceError(Exception):

@@ -5,7 +5,7 @@ README ("Exit status"), `leaktrace --help` and the code agree.
     N    run, valgrind: the program's own exit status; a program killed by signal N
          ends leaktrace with the same signal (a shell shows 128+N)
     2    usage error (bad option or argument) or bad input (a file leaktrace cannot read,
-         a process that does not exist or cannot be traced, a program that cannot start);
+         a process that does not exist or cannot be traced, a program the shim cannot enter);
          one `leaktrace: error: ...` line says which
     126  run: the program is not executable (or a directory), as a shell, env or valgrind says
     127  run: the program does not exist (nor in $PATH), likewise
