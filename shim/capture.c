@@ -285,20 +285,22 @@ static int take_prepared_file(char *path, size_t cap)
 
 /* One line for the launcher: "capture <pid> <path>" for a capture written, or
  * "failed <pid> <errno> <path>" when it could not be (disk full, a directory it may not write,
- * no memory left), so `leaktrace run` can say why there is no capture. */
-static void notify(const char *path, int error)
+ * no memory left), so `leaktrace run` can say why there is no capture; in attach mode also
+ * "detached <pid> <session>" when a detach ended the session (lt_capture_notify_detached). */
+static void notify_line(const char *word, int error, const char *text)
 {
     if (!lt_cfg.notify[0]) return;
     char line[LT_PATH_MAX + 64];
     char *end = line + sizeof line - 1;
-    char *p = lt_put_str(line, end, error ? "failed " : "capture ");
+    char *p = lt_put_str(line, end, word);
+    p = lt_put_str(p, end, " ");
     p = lt_put_uint(p, end, (uint64_t)getpid());
     p = lt_put_str(p, end, " ");
     if (error) {
         p = lt_put_uint(p, end, (uint64_t)error);
         p = lt_put_str(p, end, " ");
     }
-    p = lt_put_str(p, end, path);
+    p = lt_put_str(p, end, text);
     p = lt_put_str(p, end, "\n");
     bool own = !(prepared_here() && prepared.notify_fd >= 0);
     int fd = own ? open(lt_cfg.notify, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600) : prepared.notify_fd;
@@ -308,6 +310,18 @@ static void notify(const char *path, int error)
     ssize_t ignored = write(fd, line, (size_t)(p - line));
     (void)ignored;
     if (own) close(fd);
+}
+
+static void notify(const char *path, int error)
+{
+    notify_line(error ? "failed" : "capture", error, path);
+}
+
+/* The `leaktrace attach` that started the session learns that `leaktrace detach` ended it
+ * (its own capture goes in detach's answer, not here). */
+void lt_capture_notify_detached(void)
+{
+    notify_line("detached", 0, lt_cfg.session[0] ? lt_cfg.session : "-");
 }
 
 void lt_capture_notify_failure(int error)
@@ -622,6 +636,9 @@ static int write_capture(struct lt_capture_request *req)
     char base[LT_PATH_MAX];
     uint32_t sequence = 0;
     int fd = 0;
+    /* Named in the notify file, unless the caller chose the path or the answer to `detach`
+     * carries it (to the notify file's reader it is not a capture at exit). */
+    bool announce = !req->exact_path && req->reason != LT_REASON_DETACH;
     if (req->exact_path) {
         strncpy(base, req->exact_path, sizeof base - 1);
         base[sizeof base - 1] = 0;
@@ -636,7 +653,7 @@ static int write_capture(struct lt_capture_request *req)
     }
     if (fd == 0 && req->reason != LT_REASON_EXEC) fd = open_new_file(path, LT_PATH_MAX, base);
     if (fd < 0) {
-        if (!req->exact_path) notify(path, -fd);
+        if (announce) notify(path, -fd);
         return fd;
     }
 
@@ -644,7 +661,7 @@ static int write_capture(struct lt_capture_request *req)
     if (!get_buffers(&mem)) {
         if (unlink(path) != 0 && ftruncate(fd, 0) != 0) { /* an empty file: no capture */ }
         close(fd);
-        if (!req->exact_path) notify(path, ENOMEM);
+        if (announce) notify(path, ENOMEM);
         return -ENOMEM;
     }
     struct writer w = { .fd = fd, .buf = mem.buf };
@@ -677,10 +694,10 @@ static int write_capture(struct lt_capture_request *req)
     if (err && unlink(path) != 0 && ftruncate(fd, 0) != 0) { /* an empty file: no capture */ }
     close(fd);
     if (err) {
-        if (!req->exact_path) notify(path, err);
+        if (announce) notify(path, err);
         return -err;
     }
-    if (!req->exact_path) notify(path, 0);
+    if (announce) notify(path, 0);
     return 0;
 }
 

@@ -116,6 +116,9 @@ static void load_common(void)
     copy_env(lt_cfg.output, "LEAKTRACE_OUTPUT");
     copy_env(lt_cfg.notify, "LEAKTRACE_NOTIFY");
     copy_env(lt_cfg.mtrace_log, "LEAKTRACE_MTRACE_LOG");
+    const char *session = setting("LEAKTRACE_SESSION");
+    lt_cfg.session[0] = 0;
+    if (session && strlen(session) < sizeof lt_cfg.session) strcpy(lt_cfg.session, session);
     lt_cfg.scan_at_exit = !flag_is(setting("LEAKTRACE_SCAN"), "0");
     lt_cfg.freeres_at_exit = !flag_is(setting("LEAKTRACE_FREERES"), "0");
     lt_cfg.heuristics = parse_heuristics(setting("LEAKTRACE_HEURISTICS"));

@@ -168,6 +168,7 @@ static char *answer_status(char *p, char *end)
     p = lt_put_json_text(p, end, "program", program_invocation_short_name ? program_invocation_short_name : "");
     p = lt_put_json_uint(p, end, "uptime_ms", (lt_now_ns() - lt_start_mono_ns) / 1000000u);
     p = lt_put_json_bool(p, end, "collecting", lt_collecting());
+    if (lt_attached()) p = lt_put_json_text(p, end, "session", lt_cfg.session);
     p = lt_put_json_uint(p, end, "live_blocks", live_blocks);
     p = lt_put_json_uint(p, end, "live_bytes", live_bytes);
     p = lt_put_json_uint(p, end, "stacks", nstacks);
@@ -234,10 +235,14 @@ static void handle(int client, const char *cmd)
     } else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) {
         lt_set_collecting(cmd[0] == 'r');
         p = lt_put_json_bool(p, end, "collecting", lt_collecting());
-    } else if (strcmp(cmd, "detach") == 0) {
+    } else if (strcmp(cmd, "detach") == 0 || strncmp(cmd, "detach ", 7) == 0) {
+        /* "detach NAME": the `leaktrace attach` that started session NAME ending it; another
+         * session since (after a `leaktrace detach`) is not its to end. */
         char path[LT_PATH_MAX];
         if (!lt_attached()) {
             error = "not attached (a process started with leaktrace run traces until it exits)";
+        } else if (cmd[6] == ' ' && strcmp(cmd + 7, lt_cfg.session) != 0) {
+            error = "that attach session has ended; another one runs now";
         } else {
             bool released = lt_detach(path, sizeof path);
             p = lt_put_json_text(p, end, "capture", path);
@@ -249,7 +254,7 @@ static void handle(int client, const char *cmd)
         else atomic_store(&interval_ms, (uint32_t)ms);
         p = lt_put_json_uint(p, end, "snapshot_interval_ms", atomic_load(&interval_ms));
     } else {
-        error = "unknown command (try status, report, scan, reset, pause, resume, interval SECONDS, detach)";
+        error = "unknown command (try status, report, scan, reset, pause, resume, interval SECONDS, detach [SESSION])";
     }
     if (error) {
         p = lt_put_str(answer, end, "{\"ok\":false,\"error\":");

@@ -294,6 +294,7 @@ void lt_write_detach_capture(char *path, size_t cap)
         strncpy(path, req.path, cap - 1);
         path[cap - 1] = 0;
     }
+    lt_capture_notify_detached();
     lt_cfg.notify[0] = 0; /* the next attach brings its own */
     lt_busy--;
 }

@@ -56,6 +56,7 @@ void lt_on_own_stack(void (*fn)(void *), void *arg);
 unsigned lt_own_mappings(uintptr_t *starts, uintptr_t *ends, unsigned max);
 
 /* ---- config.c: settings read from the environment at start-up -------------------------- */
+#define LT_SESSION_MAX 64
 #define LT_CLEAR_LIMIT 4096u /* the largest new block hooks.c clears (the reasons there) */
 struct lt_config {
     int max_depth;           /* LEAKTRACE_MAX_DEPTH, default 64 */
@@ -81,9 +82,12 @@ struct lt_config {
     char dir[LT_PATH_MAX];   /* LEAKTRACE_DIR or the cwd at start: where default names go */
     char notify[LT_PATH_MAX];/* LEAKTRACE_NOTIFY: file that gets one line per capture */
     char mtrace_log[LT_PATH_MAX]; /* LEAKTRACE_MTRACE_LOG: run --mtrace-log (mtrace_log.c) */
+    char session[LT_SESSION_MAX]; /* LEAKTRACE_SESSION: the attach session's name, chosen by
+                                `leaktrace attach`; `detach NAME` ends that session only */
 };
-/* Written once by lt_config_load() during start-up (single-threaded), and by the fork child
- * handler (single-threaded by definition); read-only otherwise. */
+/* Written once by lt_config_load() during start-up (single-threaded), by the fork child
+ * handler (single-threaded by definition), and by leaktrace_attach() before it starts the
+ * control thread (the previous session's is joined first); read-only otherwise. */
 extern struct lt_config lt_cfg;
 void lt_config_load(void);
 /* Attach mode: the same settings, as NAME=VALUE lines of a file. */
@@ -404,6 +408,7 @@ void lt_capture_prepare_final(void);
 void lt_capture_after_fork_child(void);
 void lt_capture_drop_prepared(void); /* before an exec: the early-opened final file goes */
 void lt_capture_notify_failure(int error); /* tells the launcher no final capture will come */
+void lt_capture_notify_detached(void);   /* tells `leaktrace attach` a detach ended its session */
 
 /* ---- counters (lifecycle.c) ------------------------------------------------------------ */
 /* Rare events; the per-call ones (cut backtraces, unknown frees) are lt_striped_add's. */

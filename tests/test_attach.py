@@ -34,7 +34,14 @@ from leakharness import (
 from native_programs import compile_source
 
 from leaktrace.attach.preflight import check_attachable
-from leaktrace.attach.session import AttachSettings, attach, collecting_status, detach
+from leaktrace.attach.session import (
+    AttachSettings,
+    SessionEnded,
+    attach,
+    collecting_status,
+    detach,
+)
+from leaktrace.control.client import ControlError, send_command
 from leaktrace.shim_library import find_shim_library
 
 pytestmark = pytest.mark.skipif(
@@ -539,6 +546,89 @@ def test_session_ended_by_detach_from_elsewhere(server: Server, tmp_path: Path) 
     assert ("leaktrace: the session was ended by `" in run.error_text
             and f" detach {server.pid}`, which printed its report" in run.error_text)
     assert "error" not in run.error_text
+    assert server.quit()[0] == 7
+
+
+def test_a_waiting_attach_ends_when_detach_ends_its_session(server: Server,
+                                                           tmp_path: Path) -> None:
+    """An attach without --duration whose session `leaktrace detach` ended stops waiting at
+    once (it waited for the program's exit, then called the detach capture a capture at exit:
+    "exited during the collection window")."""
+    env = attach_env(tmp_path / "ctl")
+    run = AttachRun(server.pid, env=env, cwd=tmp_path)
+    run.wait_attached()
+    server.leak(3)
+    detached = leaktrace("detach", "--fail-on-leak", str(server.pid), env=env, cwd=tmp_path)
+    assert detached.returncode == 99, detached.stderr
+    assert run.finish(timeout=30) == 0, run.error_text
+    assert f" detach {server.pid}`, which printed its report" in run.error_text
+    assert "exited during" not in run.error_text and run.stdout == ""
+    server.check_answers()
+    assert server.quit()[0] == 7
+
+
+def test_an_old_attach_never_ends_a_newer_session(server: Server, tmp_path: Path) -> None:
+    """Attach A, `leaktrace detach`, attach B: A, stopped meanwhile so that it could not see
+    its session end, then told to stop, leaves B's session alone (it detached B and showed
+    B's window as its own). B ends later with its own report."""
+    env = attach_env(tmp_path / "ctl")
+    first = AttachRun(server.pid, env=env, cwd=tmp_path)
+    first.wait_attached()
+    first.process.send_signal(signal.SIGSTOP)
+    try:
+        ended = leaktrace("detach", str(server.pid), env=env, cwd=tmp_path)
+        assert ended.returncode == 0, ended.stderr
+        second = AttachRun(server.pid, "--format", "json", *ATTACH_EVERY_RECORD, env=env,
+                           cwd=tmp_path)
+        second.wait_attached()
+        first.interrupt(signal.SIGTERM)
+    finally:
+        first.process.send_signal(signal.SIGCONT)
+    assert first.finish(timeout=30) == 0, first.error_text
+    assert f" detach {server.pid}`, which printed its report" in first.error_text
+    assert first.stdout == ""
+    server.leak(2)
+    status = leaktrace("status", str(server.pid), env=env, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr  # B still collects
+    second.interrupt()
+    assert second.finish() == 0, second.error_text
+    assert leaked_blocks(json.loads(second.stdout)) == (2, 2 * LEAK_SIZE)
+    assert server.quit()[0] == 7
+
+
+def test_detach_ends_only_the_session_it_names(server: Server, tmp_path: Path) -> None:
+    """The control command `detach NAME` is refused once session NAME is over."""
+    settings = AttachSettings(control_dir=str(tmp_path / "ctl"), capture_dir=str(tmp_path),
+                              session="first")
+    shim = str(find_shim_library())
+    memory = check_attachable(server.pid, shim, str(tmp_path))
+    attach(server.pid, shim, settings, memory, str(tmp_path), lambda _: None)
+    detach(server.pid, settings.control_dir, "first")
+    later = AttachSettings(control_dir=settings.control_dir, capture_dir=str(tmp_path),
+                           session="second")
+    attach(server.pid, shim, later, check_attachable(server.pid, shim, str(tmp_path)),
+           str(tmp_path), lambda _: None)
+    with pytest.raises(SessionEnded):
+        detach(server.pid, settings.control_dir, "first")
+    with pytest.raises(ControlError, match="that attach session has ended"):
+        send_command(server.pid, "detach", "first", directory=settings.control_dir)
+    assert collecting_status(server.pid, settings.control_dir) is not None
+    assert os.path.isfile(detach(server.pid, settings.control_dir, "second").capture)
+    assert server.quit()[0] == 7
+
+
+def test_detach_of_a_stopped_process_says_detach(server: Server, tmp_path: Path) -> None:
+    env = attach_env(tmp_path / "ctl")
+    run = AttachRun(server.pid, env=env, cwd=tmp_path)
+    run.wait_attached()
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        stopped = leaktrace("detach", str(server.pid), env=env, cwd=tmp_path)
+        assert_one_line_error(stopped, "is stopped", "cannot detach", f"kill -CONT {server.pid}")
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    run.interrupt()
+    assert run.finish() == 0, run.error_text
     assert server.quit()[0] == 7
 
 

@@ -20,10 +20,13 @@ from leaktrace.control.client import (
     NotTraced,
     control_dir,
     listening_socket_dir,
+    process_stopped,
     send_command,
     socket_path,
 )
 from leaktrace.errors import LeaktraceError
+from leaktrace.invocation import leaktrace_command
+from leaktrace.launcher.notifications import detached_sessions
 from leaktrace.nameless_files import NamelessFile
 
 
@@ -45,9 +48,30 @@ def control_dir_for(pid: int) -> str:
     return control_dir() if owner == os.getuid() else f"/tmp/leaktrace-{owner}"
 
 
-def notify_path(directory: str, pid: int) -> str:
-    """Where the shim is told to announce its captures (`capture <pid> <path>` lines)."""
-    return os.path.join(directory, f"{pid}.notify")
+class NoticeFile:
+    """Where the shim announces its capture at exit and a detach from elsewhere (the lines
+    of launcher/notifications.py): a file without a name when the process runs as we do
+    (nothing stays, even if leaktrace is killed), else a named file in `directory` given to
+    the process's user (root attaching), removed at close."""
+
+    def __init__(self, pid: int, directory: str) -> None:
+        self._nameless: NamelessFile | None = None
+        if same_user(pid):
+            self._nameless = NamelessFile(directory)
+            self.path = self._nameless.path
+            return
+        fd, self.path = tempfile.mkstemp(prefix="leaktrace-notify-", dir=directory)
+        try:
+            give_to_owner_of(fd, pid)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        if self._nameless is not None:
+            self._nameless.close()
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
 
 
 @dataclass(frozen=True)
@@ -61,6 +85,7 @@ class AttachSettings:
     max_depth: int | None = None
     interval: float | None = None  # seconds between snapshots (the shim's default: 1)
     sample_bytes: int | None = None  # sampling mode's mean bytes between samples
+    session: str | None = None  # the session's name: `detach NAME` ends this session only
 
     def lines(self) -> list[str]:
         settings = {
@@ -71,6 +96,7 @@ class AttachSettings:
             "LEAKTRACE_MAX_DEPTH": None if self.max_depth is None else str(self.max_depth),
             "LEAKTRACE_INTERVAL": None if self.interval is None else f"{self.interval:g}",
             "LEAKTRACE_SAMPLE": None if self.sample_bytes is None else str(self.sample_bytes),
+            "LEAKTRACE_SESSION": self.session,
         }
         lines = []
         for name, value in settings.items():
@@ -255,22 +281,71 @@ class Detached:
     tables_released: bool = False  # the shim unmapped its tables (docs/attach.md, "After detach")
 
 
-def detach(pid: int, directory: str) -> Detached:
-    """Send `detach`: the shim restores the program's GOT, scans, writes its capture and
-    stops collecting. Raises a one-line LeaktraceError when that cannot happen."""
+class SessionEnded(LeaktraceError):
+    """The attach session was ended by `leaktrace detach` (which printed its report); the
+    process may be in another session since."""
+
+
+def detach(pid: int, directory: str, session: str | None = None) -> Detached:
+    """Send `detach`: the shim restores the program's GOT, writes its capture and stops
+    collecting. With `session`, only that session is ended (SessionEnded if it is over).
+    Raises a one-line LeaktraceError when that cannot happen."""
+    if process_stopped(pid):
+        raise LeaktraceError(f"process {pid} is stopped (SIGSTOP, Ctrl-Z or a debugger) and "
+                             f"cannot detach: resume it (kill -CONT {pid}), then run "
+                             f"`{leaktrace_command()} detach {pid}`")
     try:
         status = send_command(pid, "status", directory=directory)
     except NotTraced:
+        if session is not None:
+            raise SessionEnded(f"process {pid} is not attached any more") from None
         raise LeaktraceError(f"process {pid} is not attached: no leaktrace control socket at "
                              f"{socket_path(pid, directory)}") from None
+    if session is not None and status.get("session") != session:
+        raise SessionEnded(f"process {pid} is in another attach session now")
     uptime = status.get("uptime_ms")
     attached_at = time.time() - uptime / 1000 if isinstance(uptime, int) else None
-    answer = send_command(pid, "detach", directory=directory, timeout=CAPTURE_TIMEOUT)
+    answer = send_command(pid, "detach", session, directory=directory, timeout=CAPTURE_TIMEOUT)
     detached_at = time.time()
-    with contextlib.suppress(OSError):  # left by an attach that was killed
-        os.unlink(notify_path(directory, pid))
     capture = answer.get("capture")
     if not isinstance(capture, str) or not capture:
         raise LeaktraceError(f"process {pid} detached but could not write its capture (can "
                              "its user write to the capture directory? see -o)")
     return Detached(capture, attached_at, detached_at, answer.get("tables_released") is True)
+
+
+class OwnSession:
+    """Whether the session a `leaktrace attach` started is still the process's, looked at
+    cheaply while it waits: the socket file's identity, then the notify file and the
+    process's answer only once that changed. `leaktrace detach` writes `detached` to the
+    notify file and removes the socket; a later attach makes a new socket (so does the shim
+    after the program closed its descriptor, in the same session)."""
+
+    def __init__(self, pid: int, directory: str, name: str, notices: str) -> None:
+        self.pid, self.directory, self.name, self.notices = pid, directory, name, notices
+        self.socket = self._socket_identity()
+
+    def _socket_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.lstat(socket_path(self.pid, self.directory))
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def ended_by_detach(self) -> bool:
+        """True once a detach ended this session; false while it runs or when the process
+        is exiting (its socket goes first)."""
+        current = self._socket_identity()
+        if current == self.socket:
+            return False
+        if self.name in detached_sessions(self.notices, self.pid):
+            return True
+        if current is None:
+            return False
+        status = collecting_status(self.pid, self.directory)
+        if status is None:
+            return False
+        if status.get("session") == self.name:
+            self.socket = current
+            return False
+        return True

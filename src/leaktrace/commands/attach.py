@@ -3,12 +3,12 @@ SIGTERM), detach and print the report of what was allocated meanwhile and is sti
 
 from __future__ import annotations
 
-import contextlib
 import os
+import secrets
 import signal
 import tempfile
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -18,14 +18,15 @@ from leaktrace.attach.process_info import MemoryMap, is_go_executable
 from leaktrace.attach.session import (
     AttachSettings,
     Detached,
+    NoticeFile,
+    OwnSession,
+    SessionEnded,
     attach,
     check_capture_dir,
     check_control_dir,
     collecting_status,
     control_dir_for,
     detach,
-    notify_path,
-    same_user,
     set_interval,
 )
 from leaktrace.attach.signal_watch import SignalWatch
@@ -54,8 +55,7 @@ from leaktrace.control.client import (
 )
 from leaktrace.errors import LeaktraceError
 from leaktrace.invocation import leaktrace_command
-from leaktrace.launcher.notifications import read_notifications
-from leaktrace.nameless_files import NamelessFile
+from leaktrace.launcher.notifications import detached_sessions, read_notifications
 from leaktrace.shim_library import find_shim_library
 
 # Each ends the collection window (SIGHUP: the terminal went away). Only noted from the
@@ -120,27 +120,18 @@ def attach_command(pid: int, duration: float | None, output: str | None,
         if verbose:
             click.echo(f"leaktrace: {message}", err=True)
 
-    # The shim announces its capture there if the process exits during the window: a file
-    # without a name when the process runs as we do (nothing stays if leaktrace is killed),
-    # else beside its socket, where `leaktrace detach` removes it too after a killed attach.
-    nameless = NamelessFile(config_dir) if same_user(pid) else None
-    notify = nameless.path if nameless else notify_path(directory, pid)
-    if nameless is None:
-        _remove(notify)  # left by an earlier process with this pid
+    notices = NoticeFile(pid, config_dir)
     settings = AttachSettings(control_dir=directory, capture_dir=capture_dir, output=output,
-                              notify=notify, max_depth=max_depth, interval=interval,
-                              sample_bytes=sample_bytes)
+                              notify=notices.path, max_depth=max_depth, interval=interval,
+                              sample_bytes=sample_bytes, session=secrets.token_hex(8))
     # Known now: once the process is gone, /proc no longer shows its executable.
     go_program = is_go_executable(f"/proc/{pid}/exe")
     try:
         with SignalWatch(STOP_SIGNALS) as watch:
-            ended = _collect(pid, settings, shim, memory, config_dir, duration, started, watch,
-                             log, go_program)
+            ended = _collect(pid, settings, shim, memory, config_dir, duration,
+                             started, watch, log, go_program)
     finally:
-        if nameless is None:
-            _remove(notify)
-        else:
-            nameless.close()
+        notices.close()
     # Signals act normally again: rendering a huge report may be interrupted.
     click.echo(f"leaktrace: collected {window_text(ended.attached_at, ended.detached_at)}",
                err=True)
@@ -151,8 +142,11 @@ def _collect(pid: int, settings: AttachSettings, shim: str, memory: MemoryMap,
              config_dir: str, duration: float | None, started: float, watch: SignalWatch,
              log: Log, go_program: bool) -> Detached:
     """Inject, wait for the end of the window, detach; the stop signals only take note."""
+    assert settings.session is not None and settings.notify is not None
+    notices = settings.notify
     injection = attach(pid, shim, settings, memory, config_dir, log)
     attached_at = time.time()
+    own = OwnSession(pid, settings.control_dir, settings.session, notices)
     try:
         set_interval(pid, settings)
     except LeaktraceError as e:  # collecting anyway: not worth abandoning the window
@@ -164,24 +158,30 @@ def _collect(pid: int, settings: AttachSettings, shim: str, memory: MemoryMap,
     until = f"for {duration:g} s" if duration is not None else "until Ctrl-C or SIGTERM"
     click.echo(f"leaktrace: attached to {describe(pid)} at {clock_text(attached_at)}; "
                f"collecting {until}", err=True)
-    why = _wait(pid, duration, watch)
+    why = _wait(pid, duration, watch, own)
     if why is None:
-        return _exit_capture(pid, settings.notify, attached_at, settings.control_dir, go_program)
+        return _exit_capture(pid, notices, settings.session, attached_at,
+                             settings.control_dir, go_program)
+    if why == ENDED_BY_DETACH:
+        _ended_by_detach(pid)
     log(f"detaching ({why})")
-    if not os.path.exists(socket_path(pid, settings.control_dir)) and process_alive(pid):
-        # The shim removes its socket at detach (and at exit, which process_alive tells apart):
-        # `leaktrace detach PID` from elsewhere ended the session and printed its report.
-        click.echo(f"leaktrace: the session was ended by `{leaktrace_command()} detach {pid}`, "
-                   "which printed its report", err=True)
-        raise SystemExit(0)
     try:
-        detached = detach(pid, settings.control_dir)
+        detached = detach(pid, settings.control_dir, settings.session)
+    except SessionEnded:
+        _ended_by_detach(pid)
     except ProcessGone:
-        return _exit_capture(pid, settings.notify, attached_at, settings.control_dir, go_program)
+        return _exit_capture(pid, notices, settings.session, attached_at,
+                             settings.control_dir, go_program)
     except ControlError as e:
         raise LeaktraceError(f"{e}; the process may still be collecting: try "
                              f"`{leaktrace_command()} detach {pid}`") from None
     return Detached(detached.capture, attached_at, detached.detached_at)
+
+
+def _ended_by_detach(pid: int) -> NoReturn:
+    click.echo(f"leaktrace: the session was ended by `{leaktrace_command()} detach {pid}`, "
+               "which printed its report", err=True)
+    raise SystemExit(0)
 
 
 def _log_injection(injection: Injection, latency: float, log: Log) -> None:
@@ -205,15 +205,21 @@ def _seconds_since_process_start() -> float | None:
         return None
 
 
-def _wait(pid: int, duration: float | None, watch: SignalWatch) -> str | None:
+ENDED_BY_DETACH = "ended by detach"
+
+
+def _wait(pid: int, duration: float | None, watch: SignalWatch, own: OwnSession) -> str | None:
     """Until the duration ends or a stop signal comes, also during the injection (returns
-    which), or the process exits (returns None)."""
+    which), a detach from elsewhere ends the session (ENDED_BY_DETACH), or the process exits
+    (returns None)."""
     deadline = None if duration is None else time.monotonic() + duration
     while True:
         if watch.received:
             return signal.Signals(watch.received[0]).name
         if not process_alive(pid):  # a main thread ended while others run: still running
             return None
+        if own.ended_by_detach():
+            return ENDED_BY_DETACH
         timeout = EXIT_CHECK_INTERVAL
         if deadline is not None:
             timeout = min(timeout, deadline - time.monotonic())
@@ -222,13 +228,15 @@ def _wait(pid: int, duration: float | None, watch: SignalWatch) -> str | None:
         watch.wait(timeout)
 
 
-def _exit_capture(pid: int, notify: str | None, attached_at: float,
+def _exit_capture(pid: int, notify: str, session: str, attached_at: float,
                   control_dir: str, go_program: bool) -> Detached:
     """The process exited while attached: the shim wrote its capture at exit, as under
     `leaktrace run`, and announced it. (Not a Go program: its runtime ends the process with a
     raw exit system call, which the shim redirects only when it is preloaded.)"""
     ended_at = time.time()
-    notices, failures = read_notifications(notify) if notify else ([], [])
+    if session in detached_sessions(notify, pid):  # just before it exited
+        _ended_by_detach(pid)
+    notices, failures = read_notifications(notify)
     captures = [n.path for n in notices if n.pid == pid and os.path.isfile(n.path)]
     failed = [f for f in failures if f.pid == pid]
     remove_stale_socket(pid, directory=control_dir)  # killed: it could not remove it
@@ -247,7 +255,3 @@ def _exit_capture(pid: int, notify: str | None, attached_at: float,
     warn(f"process {pid} exited during the collection window; this is its capture at exit")
     return Detached(captures[-1], attached_at, ended_at)
 
-
-def _remove(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)

@@ -1,5 +1,6 @@
 """Which captures the shim wrote: it appends `capture <pid> <path>` to $LEAKTRACE_NOTIFY
-for each one, and `failed <pid> <errno> <path>` for each one it could not write."""
+for each one, and `failed <pid> <errno> <path>` for each one it could not write; in attach
+mode, `detached <pid> <session>` when a detach ended the session."""
 
 from __future__ import annotations
 
@@ -36,19 +37,23 @@ EXEC_LABEL = "exec"  # <main>.exec-<n>.lt: an image replaced by exec without for
 _MAX_NOTIFY_BYTES = 16 << 20
 
 
-def read_notifications(notify_path: str) -> tuple[list[CaptureNotice], list[CaptureFailure]]:
+def _lines(notify_path: str) -> list[list[bytes]]:
+    """Each line's three fields: word, pid, the rest. A line cut short by a crash mid-write
+    is skipped, never misread."""
     try:
         with open(notify_path, "rb") as f:
             raw = f.read(_MAX_NOTIFY_BYTES)
     except OSError:
-        return [], []
+        return []
+    split = (line.split(b" ", 2) for line in raw.split(b"\n"))
+    return [parts for parts in split
+            if len(parts) == 3 and parts[1].isdigit() and parts[2]]
+
+
+def read_notifications(notify_path: str) -> tuple[list[CaptureNotice], list[CaptureFailure]]:
     notices: list[CaptureNotice] = []
     failures: list[CaptureFailure] = []
-    for line in raw.split(b"\n"):
-        parts = line.split(b" ", 2)
-        # A line cut short by a crash mid-write is skipped, never misread.
-        if len(parts) != 3 or not parts[1].isdigit() or not parts[2]:
-            continue
+    for parts in _lines(notify_path):
         if parts[0] == b"capture":
             notices.append(CaptureNotice(int(parts[1]), os.fsdecode(parts[2])))
         elif parts[0] == b"failed":
@@ -56,6 +61,12 @@ def read_notifications(notify_path: str) -> tuple[list[CaptureNotice], list[Capt
             if error.isdigit() and path:
                 failures.append(CaptureFailure(int(parts[1]), int(error), os.fsdecode(path)))
     return notices, failures
+
+
+def detached_sessions(notify_path: str, pid: int) -> set[str]:
+    """The attach sessions of process `pid` that a detach ended."""
+    return {os.fsdecode(parts[2]) for parts in _lines(notify_path)
+            if parts[0] == b"detached" and int(parts[1]) == pid}
 
 
 def find_capture(pid: int, notices: list[CaptureNotice], *, output: str | None,
