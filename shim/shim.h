@@ -38,16 +38,19 @@ size_t lt_page_size(void);
  * Linux 5.14; older kernels keep the flush); call lt_ready_page before reading at `at`. */
 #define LT_READY_SHIFT 12
 void lt_ready_page_slow(const void *at, _Atomic uint64_t *ready, size_t bit);
-static inline void lt_ready_page(const void *table, _Atomic uint64_t *ready, const void *at)
+static inline size_t lt_page_bit(const void *table, const void *at)
 {
-    size_t bit = (size_t)((uintptr_t)at - (uintptr_t)table) >> LT_READY_SHIFT;
-    if (__builtin_expect(!((atomic_load_explicit(&ready[bit / 64], memory_order_relaxed) >> (bit % 64)) & 1), 0))
-        lt_ready_page_slow(at, ready, bit);
+    return (size_t)((uintptr_t)at - (uintptr_t)table) >> LT_READY_SHIFT;
 }
 static inline bool lt_page_ready(const void *table, _Atomic uint64_t *ready, const void *at)
 {
-    size_t bit = (size_t)((uintptr_t)at - (uintptr_t)table) >> LT_READY_SHIFT;
+    size_t bit = lt_page_bit(table, at);
     return (atomic_load_explicit(&ready[bit / 64], memory_order_relaxed) >> (bit % 64)) & 1;
+}
+static inline void lt_ready_page(const void *table, _Atomic uint64_t *ready, const void *at)
+{
+    if (__builtin_expect(!lt_page_ready(table, ready, at), 0))
+        lt_ready_page_slow(at, ready, lt_page_bit(table, at));
 }
 /* own_stack.c: fn(arg) on a fresh stack of the shim's own (the exit, signal and exec paths'
  * scan and capture must not depend on the stack the program's thread has left). */
