@@ -98,13 +98,13 @@ def test_top_level_help_states_the_policy_and_whole_descriptions() -> None:
         assert f"\n  {command} " in commands
     for line in exit_codes.POLICY_TEXT.splitlines():
         assert line in text
-    # Every variable the shim or leaktrace reads, found in their sources, but the two the
-    # launcher sets for the shim (docs/architecture.md, "Launcher-shim contract").
+    # Every variable the shim or leaktrace reads, found in their sources, but the three
+    # leaktrace sets for the shim (docs/architecture.md, "Launcher-shim contract").
     sources = [*(SRC.parent / "shim").glob("*.c"), *(SRC / "leaktrace").rglob("*.py")]
     read = {name for path in sources
             for name in re.findall(r'"(LEAKTRACE_[A-Z_]+)"', path.read_text())}
     assert len(read) > 10
-    for variable in read - {"LEAKTRACE_NOTIFY", "LEAKTRACE_LAUNCHER_PID"}:
+    for variable in read - {"LEAKTRACE_NOTIFY", "LEAKTRACE_LAUNCHER_PID", "LEAKTRACE_SESSION"}:
         assert re.search(rf"^    {variable}=", text, re.MULTILINE), variable
 
 

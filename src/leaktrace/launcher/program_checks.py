@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from dataclasses import dataclass
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
@@ -56,64 +57,81 @@ def check_traceable(program: str, shim: str) -> None:
     """Raise LeaktraceError when LD_PRELOAD would not bring the shim into `program`."""
     _check_privileges(program)
     target = _script_interpreter(program) or program
-    elf = _elf_facts(target)
+    elf = _read_elf(target)
     if elf is None:
         return  # not ELF: binfmt_misc or similar; let exec decide
-    elf_class, has_interp, is_static_pie, soname = elf
     shown = program if target == program else f"{program} (its interpreter {target})"
-    if not has_interp and not (soname or "").startswith("ld-"):
-        kind = "statically linked (static-pie)" if is_static_pie else "statically linked"
+    if not elf.has_interp and not (elf.soname or "").startswith("ld-"):
+        kind = "statically linked (static-pie)" if elf.static_pie else "statically linked"
         raise LeaktraceError(f"{shown} is {kind}: the leaktrace shim cannot enter it "
                              "(it needs the dynamic loader); rebuild it dynamically linked")
-    _check_allocator(target, shown)
-    shim_facts = _elf_facts(shim)
-    if shim_facts is not None and shim_facts[0] != elf_class:
-        raise LeaktraceError(f"{shown} is a {elf_class}-bit program and the leaktrace shim is "
-                             f"{shim_facts[0]}-bit: the loader would skip the shim")
+    if elf.sanitizer:
+        # Its runtime takes every allocation before the shim can see it: say so now rather
+        # than report nothing. (A program that defines malloc itself runs, and is told so:
+        # linkmap.c.)
+        raise LeaktraceError(f"{shown} is built with {elf.sanitizer}, which replaces malloc "
+                             "itself: the leaktrace shim would see no allocation; use the "
+                             "sanitizer's own leak check (LeakSanitizer) or rebuild without it")
+    shim_elf = _read_elf(shim)
+    if shim_elf is not None and shim_elf.elf_class != elf.elf_class:
+        raise LeaktraceError(f"{shown} is a {elf.elf_class}-bit program and the leaktrace shim "
+                             f"is {shim_elf.elf_class}-bit: the loader would skip the shim")
 
 
-def _check_allocator(path: str, shown: str) -> None:
-    """A sanitizer takes every allocation before the shim can see it; say so now rather than
-    report nothing. (A program that defines malloc itself runs, and is told so: linkmap.c.)"""
-    sanitizer = _sanitizer(path)
-    if sanitizer:
-        raise LeaktraceError(f"{shown} is built with {sanitizer}, which replaces malloc itself: "
-                             "the leaktrace shim would see no allocation; use the sanitizer's "
-                             "own leak check (LeakSanitizer) or rebuild without it")
+@dataclass(frozen=True)
+class _ElfFacts:
+    elf_class: int  # 32 or 64
+    has_interp: bool  # PT_INTERP: the dynamic loader runs it
+    static_pie: bool
+    soname: str | None
+    sanitizer: str | None  # the sanitizer whose runtime it carries or needs
 
 
-def _sanitizer(path: str) -> str | None:
-    """The sanitizer whose runtime the program carries or needs, if any."""
+def _read_elf(path: str) -> _ElfFacts | None:
+    """What the checks need from an ELF file, or None if it is not one. Each section is made
+    once: pyelftools parses a section whole each time it is asked for, and a large program's
+    symbol hash table is slow to parse (node's: 20 ms)."""
     try:
         with open(path, "rb") as f:
             elf = ELFFile(f)
+            types = {seg["p_type"] for seg in elf.iter_segments()}
+            flags_1, soname, needed = 0, None, []
+            hash_tables: dict[str, GNUHashSection | ELFHashSection] = {}
             for section in elf.iter_sections():
                 if isinstance(section, DynamicSection):
                     for tag in section.iter_tags():
-                        if tag.entry.d_tag != "DT_NEEDED":
-                            continue
-                        for prefix, sanitizer in _SANITIZER_LIBRARIES.items():
-                            if getattr(tag, "needed", "").startswith(prefix):
-                                return sanitizer
-            for name, sanitizer in _SANITIZERS.items():
-                if _defines(elf, name):
-                    return sanitizer
-            return None
+                        if tag.entry.d_tag == "DT_FLAGS_1":
+                            flags_1 = tag.entry.d_val
+                        elif tag.entry.d_tag == "DT_SONAME":
+                            soname = getattr(tag, "soname", None)
+                        elif tag.entry.d_tag == "DT_NEEDED":
+                            needed.append(getattr(tag, "needed", ""))
+                elif isinstance(section, (GNUHashSection, ELFHashSection)):
+                    hash_tables[section.name] = section
+            has_interp = "PT_INTERP" in types
+            static_pie = not has_interp and "PT_DYNAMIC" in types and bool(flags_1 & DF_1_PIE)
+            table = hash_tables.get(".gnu.hash") or hash_tables.get(".hash")
+            return _ElfFacts(elf.elfclass, has_interp, static_pie, soname,
+                             _sanitizer(needed, table))
     except (OSError, ELFError, ValueError):
         return None
 
 
-def _defines(elf: ELFFile, name: str) -> bool:
-    """Whether the dynamic symbol table defines `name` (looked up through the hash table,
-    so a program with a hundred thousand exported symbols costs no more)."""
-    for hash_name in (".gnu.hash", ".hash"):
-        table = elf.get_section_by_name(hash_name)
-        if isinstance(table, (GNUHashSection, ELFHashSection)):
-            symbol = table.get_symbol(name)
-            break
-    else:
-        return False
-    return symbol is not None and symbol["st_shndx"] != "SHN_UNDEF"
+def _sanitizer(needed: list[str], table: GNUHashSection | ELFHashSection | None) -> str | None:
+    """The sanitizer whose runtime is a needed library or defined in the dynamic symbol
+    table (looked up through its hash table: a hundred thousand exported symbols cost no
+    more)."""
+    for library in needed:
+        for prefix, sanitizer in _SANITIZER_LIBRARIES.items():
+            if library.startswith(prefix):
+                return sanitizer
+    if table is None:
+        return None
+    for name, sanitizer in _SANITIZERS.items():
+        symbol = table.get_symbol(name)
+        if symbol is not None and symbol["st_shndx"] != "SHN_UNDEF":
+            return sanitizer
+    return None
 
 
 def _check_privileges(program: str) -> None:
@@ -145,24 +163,3 @@ def _script_interpreter(program: str) -> str | None:
         return None
     parts = first[2:].strip().split()
     return os.fsdecode(parts[0]) if parts and os.path.isfile(parts[0]) else None
-
-
-def _elf_facts(path: str) -> tuple[int, bool, bool, str | None] | None:
-    """(ELF class 32/64, has PT_INTERP, is static-pie, DT_SONAME) or None if not ELF."""
-    try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            types = {seg["p_type"] for seg in elf.iter_segments()}
-            flags_1, soname = 0, None
-            for section in elf.iter_sections():
-                if isinstance(section, DynamicSection):
-                    for tag in section.iter_tags():
-                        if tag.entry.d_tag == "DT_FLAGS_1":
-                            flags_1 = tag.entry.d_val
-                        elif tag.entry.d_tag == "DT_SONAME":
-                            soname = getattr(tag, "soname", None)
-            has_interp = "PT_INTERP" in types
-            static_pie = not has_interp and "PT_DYNAMIC" in types and bool(flags_1 & DF_1_PIE)
-            return elf.elfclass, has_interp, static_pie, soname
-    except (OSError, ELFError, ValueError):
-        return None
