@@ -1,5 +1,4 @@
 /* Sampling mode: the Poisson process's random intervals, and the per-thread countdown. */
-#include <math.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,11 +66,32 @@ static uint64_t next_random(void)
     return x * 0x2545F4914F6CDD1Dull;
 }
 
+/* ln(x) for a normal x > 0, to about 1e-14, without libm: the shim links no library but libc
+ * (an extra one would change the program's link map and its loader's allocations), and a call
+ * to `log` would bind to a program's own exported function of that name, a common one for a
+ * logging helper (seen with -rdynamic). x = m * 2^e, m in [sqrt(1/2), sqrt(2)); ln(m) is
+ * 2 atanh(s) with s = (m - 1) / (m + 1), |s| < 0.172, summed to s^15. */
+static double natural_log(double x)
+{
+    union { double d; uint64_t bits; } v = { x };
+    int e = (int)((v.bits >> 52) & 0x7ff) - 1023;
+    v.bits = (v.bits & ((UINT64_C(1) << 52) - 1)) | (UINT64_C(1023) << 52); /* m in [1, 2) */
+    double m = v.d;
+    if (m > 1.4142135623730950488) {
+        m *= 0.5;
+        e++;
+    }
+    double s = (m - 1) / (m + 1), s2 = s * s;
+    double tail = s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9 + s2 * (1.0 / 11 +
+                  s2 * (1.0 / 13 + s2 * (1.0 / 15)))))));
+    return e * 0.69314718055994530942 + 2 * s * (1 + tail);
+}
+
 /* An exponentially distributed distance to the next sample point, mean lt_sample_mean_bytes. */
 static int64_t next_interval(void)
 {
     double u = (double)((next_random() >> 11) + 1) * 0x1.0p-53; /* (0, 1] */
-    double d = -log(u) * (double)lt_sample_mean_bytes;
+    double d = -natural_log(u) * (double)lt_sample_mean_bytes;
     return d >= 0x1.0p62 ? INT64_C(1) << 62 : (int64_t)d + 1;
 }
 

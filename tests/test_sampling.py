@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from leakharness import compile_program, records_from, run_traced
@@ -50,3 +51,18 @@ def test_sample_option_refuses_a_bad_value(tmp_path: Path) -> None:
 
     done = leaktrace("run", "--sample", "0", "--", "/bin/true", cwd=tmp_path)
     assert_one_line_error(done, "--sample")
+
+
+def test_sampling_calls_no_function_of_the_program_and_loads_no_library(
+        build_dir: Path, tmp_path: Path) -> None:
+    """The sampling intervals' logarithm is the shim's own: a `log` the program exports (its
+    logging helper) ran once per sample, and libm was loaded into a program without it."""
+    for opt in ("-O0", "-O2"):
+        exe = compile_program("own_log.c", build_dir, opt, ["-rdynamic", "-fno-builtin"])
+        native = subprocess.run([str(exe), "1000"], capture_output=True, text=True, check=True)
+        assert native.stdout == "log called 1 time(s); libm not loaded\n"
+        run = run_traced(exe, "1000", work=tmp_path, options=("--sample", "4096"))
+        assert run.returncode == 0, run.stderr
+        assert run.stdout == native.stdout
+        [record] = records_from(run.report, "own_log.c", "each_block")
+        assert record["estimate"]["sampled_blocks"] > 300  # 1000 blocks at p = 0.63
