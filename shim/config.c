@@ -89,6 +89,8 @@ static void choose_control_dir(char *dst, size_t cap)
     const char *runtime = setting("XDG_RUNTIME_DIR");
     char *end = dst + cap - 1;
     char *p = dst;
+    lt_cfg.control_dir_explicit = explicit_dir && *explicit_dir;
+    lt_cfg.control_dir_uid = getuid();
     if (explicit_dir && *explicit_dir) {
         p = lt_put_str(p, end, explicit_dir);
     } else if (runtime && *runtime == '/') {

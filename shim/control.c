@@ -92,6 +92,21 @@ static const char *private_dir_problem(const char *dir)
     return NULL;
 }
 
+/* The directory of this process's socket: the configured one, unless that was a default
+ * chosen for another user (the process changed its user since, as a child of root's that
+ * became `man` or `www-data`: root's directory is closed to it); then that of its own user,
+ * /tmp/leaktrace-<uid>, where `leaktrace status` looks for another user's process. */
+static const char *socket_dir(void)
+{
+    /* Written by whoever opens the socket: the thread that starts the control thread, then
+     * only the control thread (attach mode, whose directory is explicit, never writes it). */
+    static char own_user_dir[64];
+    if (lt_cfg.control_dir_explicit || lt_cfg.control_dir_uid == getuid()) return lt_cfg.control_dir;
+    char *end = own_user_dir + sizeof own_user_dir - 1;
+    *lt_put_uint(lt_put_str(own_user_dir, end, "/tmp/leaktrace-"), end, (uint64_t)getuid()) = 0;
+    return own_user_dir;
+}
+
 /* One line on the program's stderr: the user asked for a control socket and has none. */
 static void say_no_socket(const char *why)
 {
@@ -100,7 +115,7 @@ static void say_no_socket(const char *why)
     char *p = lt_put_str(line, end, "leaktrace: no control socket for process ");
     p = lt_put_uint(p, end, (uint64_t)getpid());
     p = lt_put_str(p, end, ": the directory ");
-    p = lt_put_str(p, end, lt_cfg.control_dir);
+    p = lt_put_str(p, end, socket_dir());
     p = lt_put_str(p, end, why);
     p = lt_put_str(p, end, " (status, report --pid, scan and detach cannot reach it; set "
                            "LEAKTRACE_CONTROL_DIR to a directory of your own)\n");
@@ -120,13 +135,14 @@ static bool is_listen_socket(int fd)
 static bool open_socket(bool say)
 {
     if (!lt_cfg.control_dir[0]) return false;
-    const char *problem = private_dir_problem(lt_cfg.control_dir);
+    const char *dir = socket_dir();
+    const char *problem = private_dir_problem(dir);
     if (problem) {
         if (say) say_no_socket(problem);
         return false;
     }
     char *end = socket_path + sizeof socket_path - 1;
-    char *p = lt_put_str(socket_path, end, lt_cfg.control_dir);
+    char *p = lt_put_str(socket_path, end, dir);
     p = lt_put_str(p, end, "/");
     p = lt_put_uint(p, end, (uint64_t)getpid());
     p = lt_put_str(p, end, ".sock");

@@ -29,6 +29,17 @@ static long as_libc_returns(long ret)
     return ret;
 }
 
+/* Whether a seccomp call could install anything. The kernel refuses, with no effect, strict
+ * mode given flags or arguments (EINVAL) and filter mode without a program (EFAULT), and
+ * libseccomp probes the kernel with exactly such calls (seccomp_api_get: seccomp(STRICT, 1,
+ * NULL), seccomp(FILTER, flag, NULL) for each flag); man-db's `man` probes at start-up and
+ * installs its filter only in its children. A probe must not end the tracing. */
+static bool may_install(long mode, unsigned long flags, const void *args)
+{
+    if (mode == SECCOMP_SET_MODE_STRICT) return flags == 0 && args == NULL;
+    return mode == SECCOMP_SET_MODE_FILTER && args != NULL;
+}
+
 long lt_hook_syscall(long number, ...)
 {
     va_list ap;
@@ -36,8 +47,7 @@ long lt_hook_syscall(long number, ...)
     long a[6];
     for (int i = 0; i < 6; i++) a[i] = va_arg(ap, long); /* as libc's: six, whatever was passed */
     va_end(ap);
-    if (LT_UNLIKELY(number == SYS_seccomp) &&
-        (a[0] == SECCOMP_SET_MODE_FILTER || a[0] == SECCOMP_SET_MODE_STRICT))
+    if (LT_UNLIKELY(number == SYS_seccomp) && may_install(a[0], (unsigned long)a[1], (const void *)a[2]))
         lt_before_sandbox();
     return as_libc_returns(lt_raw_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]));
 }
@@ -49,7 +59,10 @@ int lt_hook_prctl(int option, ...)
     long a[4];
     for (int i = 0; i < 4; i++) a[i] = (long)va_arg(ap, unsigned long);
     va_end(ap);
-    if (LT_UNLIKELY(option == PR_SET_SECCOMP)) lt_before_sandbox();
+    /* prctl's strict mode ignores the third argument (the kernel passes none on). */
+    if (LT_UNLIKELY(option == PR_SET_SECCOMP) &&
+        (a[0] == SECCOMP_MODE_STRICT || (a[0] == SECCOMP_MODE_FILTER && a[1] != 0)))
+        lt_before_sandbox();
     return (int)as_libc_returns(lt_raw_syscall(SYS_prctl, option, a[0], a[1], a[2], a[3], 0));
 }
 

@@ -81,6 +81,8 @@ struct lt_config {
     uint32_t interval_ms;    /* LEAKTRACE_INTERVAL seconds (fractions allowed); 0 = default */
     uint64_t sample_bytes;   /* LEAKTRACE_SAMPLE: mean bytes between samples; 0 = every block */
     char control_dir[LT_PATH_MAX]; /* where the control socket goes */
+    bool control_dir_explicit; /* control_dir is LEAKTRACE_CONTROL_DIR's, not a default */
+    uid_t control_dir_uid;   /* the user the default control_dir was chosen for */
     char output[LT_PATH_MAX];/* LEAKTRACE_OUTPUT: exact path for this process, may be empty */
     char dir[LT_PATH_MAX];   /* LEAKTRACE_DIR or the cwd at start: where default names go */
     char notify[LT_PATH_MAX];/* LEAKTRACE_NOTIFY: file that gets one line per capture */

@@ -113,6 +113,30 @@ def test_a_program_that_drops_to_nobody_still_gets_its_capture(build_dir: Path,
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to drop to the user nobody")
+def test_a_child_that_drops_to_nobody_gets_a_control_socket_of_its_user(build_dir: Path,
+                                                                         tmp_path: Path) -> None:
+    """A traced child of root's that becomes `nobody` cannot use root's default control
+    directory: its socket goes to nobody's own (/tmp/leaktrace-<uid>), with no line on the
+    program's stderr (it said "no control socket ... could not be created": man-db's children
+    do this)."""
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+    exe = compile_program("drop_privileges.c", build_dir, "-O0")
+    os.chmod(exe, 0o755)
+    work = tmp_path / "work"
+    work.mkdir(mode=0o777)
+    os.chmod(work, 0o777)
+    env = {k: v for k, v in os.environ.items() if k != "LEAKTRACE_CONTROL_DIR"}
+    done = subprocess.run([*LEAKTRACE, "run", "--follow-children", "--", str(exe), "child"],
+                          capture_output=True, text=True, cwd=work, env=env, timeout=120)
+    assert (done.returncode, done.stdout) == (13, f"now uid {nobody.pw_uid}\n"), done.stderr
+    assert "no control socket" not in done.stderr, done.stderr
+    assert "1 child process(es) traced" in done.stderr, done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to drop to the user nobody")
 def test_a_program_killed_after_dropping_to_nobody_leaves_no_empty_capture(
         build_dir: Path, tmp_path: Path) -> None:
     try:

@@ -709,6 +709,23 @@ def test_a_program_that_sandboxes_itself_runs_on_and_is_reported_up_to_its_filte
 
 
 @pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_probing_for_seccomp_does_not_stop_the_tracing(build_dir: Path, tmp_path: Path,
+                                                       opt: str) -> None:
+    """libseccomp probes the kernel with seccomp calls that install nothing (man-db's `man`
+    does at start-up): tracing goes on, and the leak after the probes is found (it stopped at
+    the first probe: "the program installed a seccomp filter here")."""
+    exe = compile_program("sandboxed.c", build_dir, opt)
+    native = _native(str(exe), "probe")
+    assert (native.returncode, native.stdout) == (3, "probed\n")
+    run = run_traced(exe, "probe", work=tmp_path)
+    assert (run.returncode, run.stdout) == (3, "probed\n"), run.stderr
+    after = records_from(run.report, "sandboxed.c", "after")
+    assert [(r["blocks"], r["bytes"]) for r in after] == [(1, 222)]
+    assert run.report["summary"]["definitely_lost"] == {"bytes": 333, "blocks": 2}
+    assert not any("seccomp" in note for note in run.report["notes"])
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
 def test_a_program_in_a_user_namespace_and_a_new_root_keeps_its_behaviour_and_report(
         build_dir: Path, tmp_path: Path, opt: str) -> None:
     """unshare(CLONE_NEWUSER) is refused to a process with more than one thread: the shim's

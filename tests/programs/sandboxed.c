@@ -3,7 +3,10 @@
  * it with prctl(PR_SET_SECCOMP), "syscall" with syscall(SYS_seccomp) as libseccomp does.
  * Before the filter: one block leaked (@leak:before), one kept in a global (@leak:kept), and a
  * second thread allocating in a loop. After it: one more block leaked (@leak:after), which no
- * tracer that must stop at the filter sees. Exits 3 after printing "sandboxed". */
+ * tracer that must stop at the filter sees. Exits 3 after printing "sandboxed". argv[1]
+ * "probe" only probes the kernel as libseccomp does (calls that install nothing: strict mode
+ * with flags, filter mode without a program, prctl without a program or with no mode), then
+ * leaks the block after the filter too and prints "probed". */
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
@@ -49,7 +52,9 @@ static void *churn(void *unused)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2 || (strcmp(argv[1], "prctl") != 0 && strcmp(argv[1], "syscall") != 0)) return 2;
+    if (argc != 2 || (strcmp(argv[1], "prctl") != 0 && strcmp(argv[1], "syscall") != 0 &&
+                      strcmp(argv[1], "probe") != 0))
+        return 2;
     kept = malloc(333); /* @leak:kept */
     leak_before();
     pthread_t thread;
@@ -65,6 +70,21 @@ int main(int argc, char **argv)
     };
     struct sock_fprog program = { sizeof filter / sizeof filter[0], filter };
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return 2;
+    if (argv[1][1] == 'r' && argv[1][2] == 'o') { /* probe: every call fails, nothing is installed */
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_STRICT, 1, NULL) != -1 ||
+            syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, NULL) != -1 ||
+            syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_LOG, NULL) != -1 ||
+            prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, NULL) != -1 ||
+            prctl(PR_SET_SECCOMP, 7, &program) != -1)
+            return 2;
+        for (int i = 0; i < 1000; i++) free(make(48));
+        leak_after();
+        stop = 1;
+        pthread_join(thread, NULL);
+        static const char probed[] = "probed\n";
+        (void)!write(1, probed, sizeof probed - 1);
+        return 3;
+    }
     long r = argv[1][0] == 'p' ? prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program)
                                : syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program);
     if (r != 0) return 2;
