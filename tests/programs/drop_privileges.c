@@ -1,8 +1,8 @@
 /* Started as root, drops to the user `nobody` (setgroups, setgid, setuid), as a daemon does:
  * leaks 64 bytes before the drop and 96 after, then exits with status 13 (or, with argv[1]
  * "kill", kills itself with SIGKILL; with "child", a forked child drops first, before any
- * allocation, then leaks both, and the parent exits with its status). Afterwards it may no longer create its capture in the
- * run's directory. */
+ * allocation, then leaks both, and the parent exits with its status). Afterwards it may no
+ * longer create its capture in the run's directory. */
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
