@@ -633,6 +633,7 @@ void lt_env_keep_settings(const char *shim_file_name); /* --follow-children, at 
 bool lt_env_child_skipped(const char *patterns); /* run --skip-children: this program is left out */
 /* ---- linkmap.c: answers read from the loader's list of objects ------------------------- */
 bool lt_loaded_by_preload(void);
+const void *lt_libc_address(void); /* an address inside glibc's libc.so */
 void lt_allocator_check(void);       /* notes objects before the shim that define malloc & co */
 const char *lt_foreign_allocator_note(void); /* NULL when every allocation reaches the shim */
 /* The addresses of an object's own definitions of `names` (functions or variables), as dlsym

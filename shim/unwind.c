@@ -925,7 +925,7 @@ extern void *__tls_get_addr(void *); /* defined by the loader, ld-linux */
 
 static void find_runtime(void)
 {
-    void *members[3] = { (void *)(uintptr_t)&__libc_malloc, (void *)(uintptr_t)&__tls_get_addr,
+    void *members[3] = { (void *)(uintptr_t)lt_libc_address(), (void *)(uintptr_t)&__tls_get_addr,
                          (void *)(uintptr_t)&lt_unwind_program_sp };
     for (int i = 0; i < 3; i++) {
         struct dl_find_object dlfo;

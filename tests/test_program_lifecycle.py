@@ -477,25 +477,40 @@ void *realloc(void *old, size_t n)
     if (old) memcpy(p, old, n);
     return p;
 }
-int main(void)
+#ifdef LIBC_NAMES /* glibc's own entry points too, as Chromium's PartitionAlloc and tcmalloc */
+void *__libc_malloc(size_t n) { return malloc(n); }
+void __libc_free(void *p) { free(p); }
+void *__libc_calloc(size_t n, size_t m) { return calloc(n, m); }
+void *__libc_realloc(void *old, size_t n) { return realloc(old, n); }
+#endif
+int main(int argc, char **argv)
 {
+    (void)argv;
     void *volatile p = malloc(100);
     (void)p;
     puts("own allocator");
-    return 9;
+    return argc > 1 ? 0 : 9;
 }
 """
 
 
-def test_a_program_with_its_own_malloc_is_told_so_and_keeps_its_exit_code(tmp_path: Path) -> None:
-    exe = compile_source(tmp_path, "own_malloc.c", OWN_ALLOCATOR, "-O0")
-    done = leaktrace("run", "-o", str(tmp_path / "own.lt"), "--", str(exe), cwd=tmp_path)
-    assert (done.returncode, done.stdout) == (9, "own allocator\n"), done.stderr
+@pytest.mark.parametrize("libc_names", [False, True])
+@pytest.mark.parametrize("status", [9, 0])
+def test_a_program_with_its_own_malloc_is_told_so_and_keeps_its_exit_code(
+        tmp_path: Path, libc_names: bool, status: int) -> None:
+    """Defining __libc_malloc too (Chromium does) made the shim take itself for dlopen'd (it
+    found libc by that name): no capture, and `run` ended 2 for the program's 0."""
+    exe = compile_source(tmp_path, "own_malloc.c", OWN_ALLOCATOR, "-O0",
+                         *(["-DLIBC_NAMES"] if libc_names else []))
+    args = ["zero"] if status == 0 else []
+    done = leaktrace("run", "-o", str(tmp_path / "own.lt"), "--", str(exe), *args, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (status, "own allocator\n"), done.stderr
     assert "Traceback" not in done.stderr
     notes = json_report(tmp_path / "own.lt")["notes"]
     assert any("the program defines its own malloc, free, calloc, realloc" in n
                and "not traced" in n for n in notes), notes
     assert "defines its own malloc" in done.stderr
+    assert "No heap blocks seen: the program allocates with a malloc of its own" in done.stderr
 
 
 def test_a_signal_during_the_final_capture_waits_for_it(build_dir: Path,

@@ -78,8 +78,7 @@ def _loss_records(report: Report, columns: RecordColumns, shown: np.ndarray,
                   options: RenderOptions, texts: _AddressTexts) -> Iterator[str]:
     total = report.loss_records_total or int(columns.loss_records.max(initial=0))
     if len(columns) == 0:
-        yield from text._lines_chunk(["", "No leaks: every heap block allocated while "
-                                          "leaktrace watched was freed."])
+        yield from text._lines_chunk(["", text.no_leaks_text(report)])
         return
     yield from text._lines_chunk(text.loss_records_heading(len(shown), total, options))
     if texts.native_ready(columns, options):

@@ -282,6 +282,16 @@ def _sentence_head(direct: int, indirect: int, blocks: int, leak_kind: str | Non
     return f"{about}{size} in {about}{blocks:,} blocks are {leak_kind}"
 
 
+def no_leaks_text(report: Report) -> str:
+    """The line where the loss records would be. A program with a malloc of its own (the
+    shim's note says so: malloc comes first in its list) allocates unseen: no record is no
+    clean bill of health then."""
+    if any(" defines its own malloc" in note for note in report.notes):
+        return ("No heap blocks seen: the program allocates with a malloc of its own, which "
+                "leaktrace does not see (the note above); its leaks are not in this report.")
+    return "No leaks: every heap block allocated while leaktrace watched was freed."
+
+
 def _loss_records(report: Report, records: list[LeakRecord], options: RenderOptions,
                   frames: FrameTexts) -> Iterator[str]:
     total = report.loss_records_total or max(
@@ -291,8 +301,7 @@ def _loss_records(report: Report, records: list[LeakRecord], options: RenderOpti
             yield from _lines_chunk(["", f"No loss records: {report.source} reported no leak "
                                          "of the kinds it was asked to show."])
             return
-        yield from _lines_chunk(["", "No leaks: every heap block allocated while leaktrace "
-                                     "watched was freed."])
+        yield from _lines_chunk(["", no_leaks_text(report)])
         return
     yield from _lines_chunk(loss_records_heading(len(records), total, options))
     yield from _in_chunks(_loss_record_text(record, total, options, frames)
