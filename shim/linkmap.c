@@ -3,7 +3,6 @@
  * comes before it in symbol lookup defines an allocation function itself (then the program's
  * calls to that function never reach the shim). */
 #include <elf.h>
-#include <gnu/libc-version.h>
 #include <link.h>
 #include <string.h>
 
@@ -16,14 +15,6 @@ static char foreign_note[1024];
 const char *lt_foreign_allocator_note(void) { return foreign_note[0] ? foreign_note : NULL; }
 
 /* pre: the loader's list is stable (start-up, or inside the loader's own lock). */
-/* An address in glibc's libc.so: a function no program or allocator redefines (Chromium's
- * executable defines __libc_malloc and the rest of glibc's allocator entry points, as
- * tcmalloc does, so &__libc_malloc may lie in the program). */
-const void *lt_libc_address(void)
-{
-    return (const void *)(uintptr_t)&gnu_get_libc_version;
-}
-
 bool lt_loaded_by_preload(void)
 {
     struct dl_find_object own, libc;

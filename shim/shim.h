@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <gnu/libc-version.h>
 
 #include "capture_format.h"
 
@@ -633,7 +634,13 @@ void lt_env_keep_settings(const char *shim_file_name); /* --follow-children, at 
 bool lt_env_child_skipped(const char *patterns); /* run --skip-children: this program is left out */
 /* ---- linkmap.c: answers read from the loader's list of objects ------------------------- */
 bool lt_loaded_by_preload(void);
-const void *lt_libc_address(void); /* an address inside glibc's libc.so */
+/* An address in glibc's libc.so: a function no program or allocator redefines (Chromium's
+ * executable defines __libc_malloc and the rest of glibc's allocator entry points, as
+ * tcmalloc does, so &__libc_malloc may lie in the program). */
+static inline const void *lt_libc_address(void)
+{
+    return (const void *)(uintptr_t)&gnu_get_libc_version;
+}
 void lt_allocator_check(void);       /* notes objects before the shim that define malloc & co */
 const char *lt_foreign_allocator_note(void); /* NULL when every allocation reaches the shim */
 /* The addresses of an object's own definitions of `names` (functions or variables), as dlsym
