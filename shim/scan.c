@@ -979,15 +979,20 @@ static uintptr_t span_outside(const struct scan_state *st, uintptr_t a, uintptr_
 /* The stack of a thread that has exited, kept by glibc for reuse: it still holds the dead
  * thread's data, which must not keep blocks alive (valgrind treats it as unaddressable). Its
  * thread control block (TCB) is recognised by the x86-64 TLS ABI's self pointers
- * (tcb->tcb == tcb, tcb->self == tcb) and its dtv pointer, which points 16 bytes into the
- * heap block glibc allocated for the thread's TLS vector; a live thread's TCB is its thread
- * pointer. The stack lies below the TCB, from the end of its guard page, which is where its
- * read-write mapping starts. Above the TCB is glibc's struct pthread, still in glibc's stack
- * cache: that stays a root (it holds the DTV, which valgrind finds reachable too). A TCB was
- * written, so it lies in a page the program touched, and not in the cuts (arena heaps). */
+ * (tcb->tcb == tcb, tcb->self == tcb) and either the stack and pointer guards, random values
+ * every thread of the process copies from the first (at 0x28 and 0x30, read here from our
+ * own TCB), or its dtv pointer, which points 16 bytes into the heap block glibc allocated
+ * for the thread's TLS vector (a block the shim may not know: allocated before an attach or
+ * a track() block); a live thread's TCB is its thread pointer. The stack lies below the TCB,
+ * from the end of its guard page, which is where its read-write mapping starts. Above the TCB
+ * is glibc's struct pthread, still in glibc's stack cache: that stays a root (it holds the
+ * DTV, which valgrind finds reachable too). A TCB was written, so it lies in a page the
+ * program touched, and not in the cuts (arena heaps). */
 static bool dead_stack_in(struct scan_state *st, const struct mapping *m, int stopped,
                           const struct range *cuts, unsigned ncuts, struct range *out)
 {
+    uintptr_t guards[2];
+    __asm__("mov %%fs:0x28, %0\n\tmov %%fs:0x30, %1" : "=r"(guards[0]), "=r"(guards[1]));
     for (uintptr_t from = m->start, rs, re; next_touched_run(st, m, from, m->end, &rs, &re); from = re) {
         for (uintptr_t at = rs, stop; at < re; at = stop) {
             at = span_outside(st, at, re, cuts, ncuts, &stop);
@@ -995,7 +1000,10 @@ static bool dead_stack_in(struct scan_state *st, const struct mapping *m, int st
                 const uintptr_t *w = (const uintptr_t *)a;
                 if (w[0] != a || w[2] != a) continue;
                 long dtv = block_of(st, w[1]);
-                if (dtv < 0 || w[1] - st->b[dtv].addr != 16) continue;
+                bool tls_vector = dtv >= 0 && w[1] - st->b[dtv].addr == 16;
+                bool guarded = a + 7 * sizeof(uintptr_t) <= stop && w[5] == guards[0] &&
+                               w[6] == guards[1];
+                if (!tls_vector && !guarded) continue;
                 if (a == st->own_thread_pointer) return false;
                 for (int t = 0; t < stopped; t++)
                     if (parked[t].thread_pointer == a) return false;
