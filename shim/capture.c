@@ -285,8 +285,9 @@ static int take_prepared_file(char *path, size_t cap)
 
 /* One line for the launcher: "capture <pid> <path>" for a capture written, or
  * "failed <pid> <errno> <path>" when it could not be (disk full, a directory it may not write,
- * no memory left), so `leaktrace run` can say why there is no capture; in attach mode also
- * "detached <pid> <session>" when a detach ended the session (lt_capture_notify_detached). */
+ * no memory left), so `leaktrace run` can say why there is no capture; "traced <pid> <parent>"
+ * when a child is traced (lt_capture_notify_traced); in attach mode "detached <pid> <session>"
+ * when a detach ended the session (lt_capture_notify_detached). */
 static void notify_line(const char *word, int error, const char *text)
 {
     if (!lt_cfg.notify[0]) return;
@@ -315,6 +316,15 @@ static void notify_line(const char *word, int error, const char *text)
 static void notify(const char *path, int error)
 {
     notify_line(error ? "failed" : "capture", error, path);
+}
+
+/* `leaktrace run --follow-children` learns which processes are traced, so that it can wait a
+ * moment, after the program's end, for a child that outlives it. */
+void lt_capture_notify_traced(void)
+{
+    char parent[24];
+    *lt_put_uint(parent, parent + sizeof parent - 1, (uint64_t)getppid()) = 0;
+    notify_line("traced", 0, parent);
 }
 
 /* The `leaktrace attach` that started the session learns that `leaktrace detach` ended it

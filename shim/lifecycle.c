@@ -174,6 +174,7 @@ static void start_preloaded(void)
         return;
     }
     lt_is_child = !lt_cfg.is_root;
+    if (lt_is_child) lt_capture_notify_traced(); /* a spawned child's new image */
     if (lt_cfg.launched && !lt_cfg.follow_children) lt_env_hide_settings(SHIM_FILE_NAME);
     if (lt_cfg.follow_children) lt_env_keep_settings(SHIM_FILE_NAME);
     if (lt_cfg.write_on_signal) lt_signals_install();
@@ -338,6 +339,7 @@ static void fork_child(void)
     if (lt_cfg.follow_children && !attach_mode) { /* trace on, into a capture of the child's own */
         lt_is_child = true;
         atomic_store(&lt_owner_pid, getpid());
+        lt_capture_notify_traced();
     } else {
         atomic_store(&lt_state, LT_STATE_OFF);
         atomic_store(&lt_owner_pid, 0);

@@ -415,6 +415,7 @@ void lt_capture_after_fork_child(void);
 void lt_capture_drop_prepared(void); /* before an exec: the early-opened final file goes */
 void lt_capture_notify_failure(int error); /* tells the launcher no final capture will come */
 void lt_capture_notify_detached(void);   /* tells `leaktrace attach` a detach ended its session */
+void lt_capture_notify_traced(void);     /* tells `leaktrace run` a child is traced */
 
 /* ---- counters (lifecycle.c) ------------------------------------------------------------ */
 /* Rare events; the per-call ones (cut backtraces, unknown frees) are lt_striped_add's. */

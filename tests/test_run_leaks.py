@@ -3,6 +3,7 @@ the file:line of each leaking call."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -269,6 +270,27 @@ def test_fail_on_leak_counts_the_followed_children(build_dir: Path, tmp_path: Pa
     under = run_traced(exe, work=tmp_path / "under",
                        options=("--follow-children", "--fail-on-leak=333"))
     assert under.returncode == 0, under.stderr
+
+
+def test_a_child_that_outlives_the_program_is_waited_for_and_counted(build_dir: Path,
+                                                                    tmp_path: Path) -> None:
+    """A traced child that ends a moment after the program (multiprocessing's resource
+    tracker) was left out of the children's summary and of --fail-on-leak: run exited 0 with
+    its 4,000-byte leak. run now waits for it (at most 2 s). A child still running then (a
+    daemon) is named, not waited for."""
+    exe = compile_program("outliving_child.c", build_dir, "-O0")
+    (tmp_path / "ends").mkdir()
+    run = run_traced(exe, work=tmp_path / "ends", options=("--follow-children", "--fail-on-leak"))
+    assert (run.returncode, run.stdout) == (99, "parent done\n"), run.stderr
+    assert children_together(run.stderr)[:2] == (4000, 1)
+    (tmp_path / "daemon").mkdir()
+    daemon = run_traced(exe, "daemon", work=tmp_path / "daemon",
+                        options=("--follow-children", "--fail-on-leak"))
+    assert (daemon.returncode, daemon.stdout) == (0, "parent leaves a daemon\n"), daemon.stderr
+    line = re.search(r"leaktrace: child (\d+) \(outliving_child\S*\) still runs after the "
+                     r"program's end \(waited 2 s\)", daemon.stderr)
+    assert line, daemon.stderr
+    os.kill(int(line[1]), signal.SIGKILL)
 
 
 def test_followed_children_summary_leaves_out_what_suppressions_match(

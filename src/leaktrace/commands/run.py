@@ -44,6 +44,7 @@ from leaktrace.launcher.notifications import (
     read_notifications,
     remove_empty_captures,
 )
+from leaktrace.launcher.outliving_children import GRACE_SECONDS, wait_for_children
 from leaktrace.launcher.program_checks import check_traceable, resolve_program
 from leaktrace.launcher.supervise import (
     end_like,
@@ -153,7 +154,13 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
             env.pop("LEAKTRACE_MTRACE_LOG", None)  # an inherited one is not this run's
         returncode, pid = run_supervised(list(command), program, env,
                                          while_running=_import_report_modules)
-        notices, failures = read_notifications(notify.path)
+        still_running: list[int] = []
+        if follow_children:  # a child may end a moment after the program
+            at_end = wait_for_children(notify.path, pid)
+            notices, failures, still_running = at_end.notices, at_end.failures, \
+                at_end.still_running
+        else:
+            notices, failures = read_notifications(notify.path)
     drop_when_unread()
     remove_stale_socket(pid, env)
 
@@ -222,6 +229,7 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
                    f"{leaktrace_command()} mtrace {shlex.quote(mtrace_log)}", err=True)
     counted = fail_on_kinds if fail_on_leak is not None else frozenset()
     children = _summarize_children(pid, notices, suppressions, counted)
+    _name_children_still_running(still_running, capture_dir)
     if leaks_exceed_any([report, *earlier, *children], fail_on_leak, fail_on_kinds):
         raise SystemExit(leak_exit_code)
     end_like(returncode)
@@ -344,6 +352,18 @@ def _summarize_children(pid: int, notices: list[CaptureNotice],
         f"{kind} {nbytes:,} bytes in {blocks:,} blocks" for kind, (nbytes, blocks)
         in total.items()), err=True)
     return reports
+
+
+def _name_children_still_running(pids: list[int], capture_dir: str) -> None:
+    """Traced children that outlived the program by more than the grace period: not in the
+    summary above; each writes its capture when it ends."""
+    from leaktrace.control.client import process_name
+
+    for child in pids:
+        name = process_name(child) or "?"
+        click.echo(f"leaktrace: child {child} ({name}) still runs after the program's end "
+                   f"(waited {GRACE_SECONDS:g} s): not counted here; it writes its capture, "
+                   f"leaktrace-*.{child}.lt in {capture_dir}, when it ends", err=True)
 
 
 def _end_unchecked(returncode: int) -> NoReturn:

@@ -1,6 +1,7 @@
 """Which captures the shim wrote: it appends `capture <pid> <path>` to $LEAKTRACE_NOTIFY
-for each one, and `failed <pid> <errno> <path>` for each one it could not write; in attach
-mode, `detached <pid> <session>` when a detach ended the session."""
+for each one, and `failed <pid> <errno> <path>` for each one it could not write;
+`traced <pid> <parent>` for each child it traces (--follow-children); in attach mode,
+`detached <pid> <session>` when a detach ended the session."""
 
 from __future__ import annotations
 
@@ -67,6 +68,17 @@ def detached_sessions(notify_path: str, pid: int) -> set[str]:
     """The attach sessions of process `pid` that a detach ended."""
     return {os.fsdecode(parts[2]) for parts in _lines(notify_path)
             if parts[0] == b"detached" and int(parts[1]) == pid}
+
+
+def traced_children(notify_path: str) -> set[int]:
+    """The processes the shim traces as children (--follow-children)."""
+    return {int(parts[1]) for parts in _lines(notify_path) if parts[0] == b"traced"}
+
+
+def ended(pid: int, notices: list[CaptureNotice], failures: list[CaptureFailure]) -> bool:
+    """Process `pid` wrote its final capture, or said it could not."""
+    return (any(n.pid == pid and parse_capture_name(n.path).label is None for n in notices)
+            or any(f.pid == pid for f in failures))
 
 
 def find_capture(pid: int, notices: list[CaptureNotice], *, output: str | None,
