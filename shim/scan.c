@@ -1016,6 +1016,45 @@ static bool dead_stack_in(struct scan_state *st, const struct mapping *m, int st
     return false;
 }
 
+static bool in_free_list(const struct lt_pool *pool, uint32_t i)
+{
+    return (pool->free[i / 8] >> (i % 8)) & 1;
+}
+
+/* The roots of a touched run [rs, re). In anonymous memory, a pool of CPython's small-object
+ * allocator gives its header and its blocks in use only (pymalloc_pools.c): pools lie on
+ * their size's boundary (16 KiB, or 4 KiB before CPython 3.10). */
+static void scan_root_run(struct scan_state *st, const struct mapping *m, uintptr_t rs, uintptr_t re,
+                          void *root)
+{
+    static const uint32_t pool_sizes[] = { 16384, 4096 };
+    if (m->kind != 'a' || m->file_backed) {
+        scan_range(st, rs, re, mark_word, root);
+        return;
+    }
+    struct lt_pool pool;
+    uintptr_t at = rs;
+    for (uintptr_t p = (rs + 4095) & ~(uintptr_t)4095; p + LT_POOL_OVERHEAD <= re; p += 4096) {
+        bool found = false;
+        for (unsigned k = 0; k < sizeof pool_sizes / sizeof *pool_sizes && !found; k++)
+            found = p % pool_sizes[k] == 0 && lt_pymalloc_pool_at(p, pool_sizes[k], m->end, &pool);
+        if (!found) continue;
+        scan_range(st, at, p + LT_POOL_OVERHEAD, mark_word, root); /* what precedes, the header */
+        uintptr_t blocks = p + LT_POOL_OVERHEAD;
+        for (uint32_t i = 0, j; i < pool.carved; i = j) {
+            while (i < pool.carved && in_free_list(&pool, i)) i++;
+            for (j = i; j < pool.carved && !in_free_list(&pool, j); j++) {}
+            uintptr_t from = blocks + (uintptr_t)i * pool.block_size;
+            uintptr_t to = blocks + (uintptr_t)j * pool.block_size;
+            if (from < re) scan_range(st, from, to < re ? to : re, mark_word, root);
+        }
+        at = p + pool.size;
+        if (at >= re) return;
+        p = at - 4096;
+    }
+    scan_range(st, at, re, mark_word, root);
+}
+
 /* Scans [from, m->end) as roots, minus the cuts (in any order), the heap blocks (scanned when
  * marked, never as roots) and the shim's own mappings. */
 static void scan_root_ranges(struct scan_state *st, const struct mapping *m, uintptr_t from,
@@ -1057,7 +1096,7 @@ static void scan_root_ranges(struct scan_state *st, const struct mapping *m, uin
         }
         for (uintptr_t run = at, rs, re; next_touched_run(st, m, run, stop, &rs, &re); run = re) {
             st->root_bytes += re - rs;
-            scan_range(st, rs, re, mark_word, root);
+            scan_root_run(st, m, rs, re, root);
             drain_roots(st);
         }
     }

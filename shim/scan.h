@@ -46,4 +46,14 @@ struct lt_scan {
 int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped);
 void lt_scan_release(struct lt_scan *scan);
 
+/* pymalloc_pools.c: a pool of CPython's small-object allocator at p, its blocks in use. */
+#define LT_POOL_OVERHEAD 48u
+#define LT_POOL_MAX_BLOCKS ((16384u - LT_POOL_OVERHEAD) / 16u)
+struct lt_pool {
+    uintptr_t start;
+    uint32_t size, block_size, carved; /* blocks carved from start + LT_POOL_OVERHEAD on */
+    uint8_t free[(LT_POOL_MAX_BLOCKS + 7) / 8]; /* bit i: carved block i is on the free list */
+};
+bool lt_pymalloc_pool_at(uintptr_t p, uint32_t pool_size, uintptr_t limit, struct lt_pool *out);
+
 #endif
