@@ -85,15 +85,22 @@ def test_exec_images_with_a_report_file_get_one_line_each(build_dir: Path,
 
 # ---- privileges dropped -----------------------------------------------------------------------
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to drop to the user nobody")
-def test_a_program_that_drops_to_nobody_still_gets_its_capture(build_dir: Path,
-                                                               tmp_path: Path) -> None:
+def _nobody_and_dropping_program(build_dir: Path) -> tuple[pwd.struct_passwd, Path]:
+    """The user nobody (the test is skipped without one) and drop_privileges.c, built and
+    runnable by everyone."""
     try:
         nobody = pwd.getpwnam("nobody")
     except KeyError:
         pytest.skip("no user nobody")
     exe = compile_program("drop_privileges.c", build_dir, "-O0")
     os.chmod(exe, 0o755)
+    return nobody, exe
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to drop to the user nobody")
+def test_a_program_that_drops_to_nobody_still_gets_its_capture(build_dir: Path,
+                                                               tmp_path: Path) -> None:
+    nobody, exe = _nobody_and_dropping_program(build_dir)
     work = tmp_path / "private"  # root's, 0700: nobody can create nothing here
     work.mkdir(mode=0o700)
     native = _native(str(exe), cwd=work)
@@ -119,12 +126,7 @@ def test_a_child_that_drops_to_nobody_gets_a_control_socket_of_its_user(build_di
     directory: its socket goes to nobody's own (/tmp/leaktrace-<uid>), with no line on the
     program's stderr (it said "no control socket ... could not be created": man-db's children
     do this)."""
-    try:
-        nobody = pwd.getpwnam("nobody")
-    except KeyError:
-        pytest.skip("no user nobody")
-    exe = compile_program("drop_privileges.c", build_dir, "-O0")
-    os.chmod(exe, 0o755)
+    nobody, exe = _nobody_and_dropping_program(build_dir)
     work = tmp_path / "work"
     work.mkdir(mode=0o777)
     os.chmod(work, 0o777)
