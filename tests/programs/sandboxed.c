@@ -10,6 +10,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,29 +71,25 @@ int main(int argc, char **argv)
     };
     struct sock_fprog program = { sizeof filter / sizeof filter[0], filter };
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return 2;
-    if (argv[1][1] == 'r' && argv[1][2] == 'o') { /* probe: every call fails, nothing is installed */
+    bool probe = strcmp(argv[1], "probe") == 0;
+    if (probe) { /* every call fails, nothing is installed */
         if (syscall(SYS_seccomp, SECCOMP_SET_MODE_STRICT, 1, NULL) != -1 ||
             syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, NULL) != -1 ||
             syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_LOG, NULL) != -1 ||
             prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, NULL) != -1 ||
             prctl(PR_SET_SECCOMP, 7, &program) != -1)
             return 2;
-        for (int i = 0; i < 1000; i++) free(make(48));
-        leak_after();
-        stop = 1;
-        pthread_join(thread, NULL);
-        static const char probed[] = "probed\n";
-        (void)!write(1, probed, sizeof probed - 1);
-        return 3;
+    } else {
+        long r = argv[1][0] == 'p' ? prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program)
+                                   : syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program);
+        if (r != 0) return 2;
     }
-    long r = argv[1][0] == 'p' ? prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program)
-                               : syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program);
-    if (r != 0) return 2;
     for (int i = 0; i < 1000; i++) free(make(48));
     leak_after();
     stop = 1;
     pthread_join(thread, NULL);
-    static const char done[] = "sandboxed\n";
-    (void)!write(1, done, sizeof done - 1);
+    static const char sandboxed[] = "sandboxed\n", probed[] = "probed\n";
+    if (probe) (void)!write(1, probed, sizeof probed - 1);
+    else (void)!write(1, sandboxed, sizeof sandboxed - 1);
     return 3;
 }
