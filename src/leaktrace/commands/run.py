@@ -41,7 +41,6 @@ from leaktrace.launcher.notifications import (
     exec_captures,
     find_capture,
     numbered_captures,
-    read_notifications,
     remove_empty_captures,
 )
 from leaktrace.launcher.outliving_children import GRACE_SECONDS, wait_for_children
@@ -154,13 +153,9 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
             env.pop("LEAKTRACE_MTRACE_LOG", None)  # an inherited one is not this run's
         returncode, pid = run_supervised(list(command), program, env,
                                          while_running=_import_report_modules)
-        still_running: list[int] = []
-        if follow_children:  # a child may end a moment after the program
-            at_end = wait_for_children(notify.path, pid)
-            notices, failures, still_running = at_end.notices, at_end.failures, \
-                at_end.still_running
-        else:
-            notices, failures = read_notifications(notify.path)
+        # A followed child may end a moment after the program (none traced: no wait).
+        at_end = wait_for_children(notify.path, pid)
+        notices, failures, still_running = at_end.notices, at_end.failures, at_end.still_running
     drop_when_unread()
     remove_stale_socket(pid, env)
 
