@@ -55,7 +55,6 @@ bool lt_pymalloc_pool_at(uintptr_t p, uint32_t pool_size, uintptr_t limit, struc
         if (++nfree > carved) return false;
     }
     if (h->count + nfree != carved) return false;
-    out->start = p;
     out->size = pool_size;
     out->block_size = size;
     out->carved = carved;

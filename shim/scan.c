@@ -1033,12 +1033,15 @@ static void scan_root_run(struct scan_state *st, const struct mapping *m, uintpt
         return;
     }
     struct lt_pool pool;
-    uintptr_t at = rs;
-    for (uintptr_t p = (rs + 4095) & ~(uintptr_t)4095; p + LT_POOL_OVERHEAD <= re; p += 4096) {
+    uintptr_t at = rs, p = (rs + 4095) & ~(uintptr_t)4095;
+    while (p + LT_POOL_OVERHEAD <= re) {
         bool found = false;
         for (unsigned k = 0; k < sizeof pool_sizes / sizeof *pool_sizes && !found; k++)
             found = p % pool_sizes[k] == 0 && lt_pymalloc_pool_at(p, pool_sizes[k], m->end, &pool);
-        if (!found) continue;
+        if (!found) {
+            p += 4096;
+            continue;
+        }
         scan_range(st, at, p + LT_POOL_OVERHEAD, mark_word, root); /* what precedes, the header */
         uintptr_t blocks = p + LT_POOL_OVERHEAD;
         for (uint32_t i = 0, j; i < pool.carved; i = j) {
@@ -1048,11 +1051,9 @@ static void scan_root_run(struct scan_state *st, const struct mapping *m, uintpt
             uintptr_t to = blocks + (uintptr_t)j * pool.block_size;
             if (from < re) scan_range(st, from, to < re ? to : re, mark_word, root);
         }
-        at = p + pool.size;
-        if (at >= re) return;
-        p = at - 4096;
+        at = p = p + pool.size;
     }
-    scan_range(st, at, re, mark_word, root);
+    if (at < re) scan_range(st, at, re, mark_word, root);
 }
 
 /* Scans [from, m->end) as roots, minus the cuts (in any order), the heap blocks (scanned when

@@ -50,7 +50,6 @@ void lt_scan_release(struct lt_scan *scan);
 #define LT_POOL_OVERHEAD 48u
 #define LT_POOL_MAX_BLOCKS ((16384u - LT_POOL_OVERHEAD) / 16u)
 struct lt_pool {
-    uintptr_t start;
     uint32_t size, block_size, carved; /* blocks carved from start + LT_POOL_OVERHEAD on */
     uint8_t free[(LT_POOL_MAX_BLOCKS + 7) / 8]; /* bit i: carved block i is on the free list */
 };
