@@ -81,13 +81,14 @@ __attribute__((used, externally_visible, noreturn)) void lt__Exit_saved(int stat
 }
 
 /* quick_exit runs the at_quick_exit handlers, then _exit from inside libc, where no hook sees
- * it: the capture comes first. */
+ * it: the shim's own handler, registered at start-up, writes the capture after the program's
+ * (lifecycle.c); without it (attach mode), the capture comes first. */
 __attribute__((used, externally_visible, noreturn)) void lt_quick_exit_saved(int status)
 {
     keep_registers();
     static void *_Atomic real_quick_exit;
     void (*real)(int) = (void (*)(int))next_function(&real_quick_exit, "quick_exit");
-    lt_final_at_exit();
+    if (!lt_quick_exit_handled()) lt_final_at_exit();
     if (real) real(status);
     syscall(SYS_exit_group, status);
     __builtin_unreachable();

@@ -134,9 +134,25 @@ static void final_after_destructors(void *unused)
     write_final_at_exit(true);
 }
 
+/* quick_exit runs the at_quick_exit handlers, last-registered first, then ends the process
+ * from inside libc: one registered now runs after the program's (which may free or leak).
+ * Not in attach mode, where the program's are registered already: exits.c's hook writes the
+ * capture before them then. */
+extern int __cxa_at_quick_exit(void (*fn)(void *), void *dso_handle);
+static bool quick_exit_handler;   /* written at start-up only */
+
+static void final_at_quick_exit(void *unused)
+{
+    (void)unused;
+    write_final_at_exit(false);
+}
+
+bool lt_quick_exit_handled(void) { return quick_exit_handler; }
+
 static void register_late_exit_handler(void)
 {
     late_exit_handler = __cxa_atexit(final_after_destructors, NULL, NULL) == 0;
+    if (!attach_mode) quick_exit_handler = __cxa_at_quick_exit(final_at_quick_exit, NULL) == 0;
 }
 
 /* pre: lt_busy set; state STARTING, so no other thread records. */

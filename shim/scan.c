@@ -154,13 +154,14 @@ static uintptr_t disposition(int sig)
                                                                                           : (uintptr_t)-1;
 }
 
-/* pre: scan_lock. The scan's handler in place on a signal nobody else uses. */
+/* pre: scan_lock. The scan's handler in place on a signal nobody else uses (at SIG_DFL, or the
+ * shim's stand-in for it, signals.c: the program sees SIG_DFL either way). */
 static void own_a_signal(void)
 {
     if (disposition(lt_scan_signal()) == (uintptr_t)park) return;
     int chosen = SIGRTMAX - 1; /* all taken: as before, the program's handler gives way */
     for (int sig = SIGRTMAX - 1; sig >= SIGRTMIN; sig--)
-        if (disposition(sig) == (uintptr_t)SIG_DFL) {
+        if (disposition(sig) == (uintptr_t)SIG_DFL || lt_signals_stands_in(disposition(sig))) {
             chosen = sig;
             break;
         }

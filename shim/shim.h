@@ -548,8 +548,10 @@ uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp, uintptr_t ip);
 bool lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim, bool refaults);
 void lt_signals_die_of(int sig);     /* the default action of `sig`, now */
 int lt_final_signal(void);           /* the signal that ended the process, or 0 */
+bool lt_quick_exit_handled(void);    /* lifecycle.c: its at_quick_exit handler writes the capture */
 /* ---- signals.c: fatal-signal handlers the program does not see ------------------------ */
 void lt_signals_install(void);
+bool lt_signals_stands_in(uintptr_t handler); /* the shim's handler in place of SIG_DFL */
 /* lookups.c: dlsym(RTLD_NEXT, name) of every hooked name, once at start-up; then the answer. */
 void lt_next_symbols_resolve(void);
 void *lt_next_symbol(const char *name);

@@ -8,9 +8,13 @@
  * SIG_DFL for it, and the program's own handler or SIG_IGN simply replaces it. So CPython,
  * which installs its SIGINT handler only where it finds SIG_DFL, gets its KeyboardInterrupt.
  * A program that puts the default back (CPython before it re-raises a Ctrl-C nobody caught,
- * a cleanup handler's `signal(sig, SIG_DFL); raise(sig)`) gets the stand-in back.
+ * a cleanup handler's `signal(sig, SIG_DFL); raise(sig)`) gets the stand-in back, as does a
+ * handler installed with SA_RESETHAND (a crash reporter's; sysv_signal's) once it fires: the
+ * kernel would put SIG_DFL back itself at delivery, unseen, so the shim installs the handler
+ * without the flag and puts the stand-in back as the signal arrives (run_once below).
  * What is not virtualized: a raw rt_sigaction system call, and /proc/PID/status's SigCgt. */
 #include <dlfcn.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -27,7 +31,7 @@ typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
 /* Resolved at install (start-up, single-threaded) or on the first call (attach mode); a
  * racing second resolution stores the same values. */
 static _Atomic(sigaction_fn) real_sigaction;
-static _Atomic(handler_fn (*)(int, handler_fn)) real_signal, real_bsd_signal, real_sysv_signal, real_sigset;
+static _Atomic(handler_fn (*)(int, handler_fn)) real_signal, real_bsd_signal, real_sigset;
 
 /* ours[sig]: the shim's handler stands in for the program's SIG_DFL. Set at install, cleared
  * by whichever thread replaces the disposition (atomics: the program may race itself). */
@@ -35,11 +39,22 @@ static _Atomic bool ours[_NSIG];
 /* Set by lt_signals_install, at start-up; cleared for good by lt_signals_uninstall. */
 static bool stand_ins_wanted;
 
+/* With the real-time signals, SIGRTMIN to SIGRTMAX: each one's default action ends the process. */
 static const int fatal_signals[] = {
     SIGHUP, SIGINT, SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGUSR1, SIGSEGV,
     SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGSTKFLT, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF,
     SIGIO, SIGPWR, SIGSYS,
 };
+#define FATAL_COUNT (sizeof fatal_signals / sizeof *fatal_signals)
+
+/* The i-th signal whose default action ends the process, i < fatal_count(). */
+static int fatal_count(void) { return (int)FATAL_COUNT + SIGRTMAX - SIGRTMIN + 1; }
+static int fatal_signal(int i) { return i < (int)FATAL_COUNT ? fatal_signals[i] : SIGRTMIN + i - (int)FATAL_COUNT; }
+
+/* The program's action for a signal it gave an SA_RESETHAND handler, while run_once stands
+ * for it. Written by the thread that installs it, before run_once goes in; read by run_once
+ * (a program that races itself on one signal gets one of its two actions). */
+static struct sigaction one_shot[_NSIG];
 
 static sigaction_fn sigaction_real(void)
 {
@@ -55,10 +70,15 @@ static bool is_ours(int sig) { return sig > 0 && sig < _NSIG && atomic_load(&our
 
 static bool is_fatal(int sig)
 {
-    for (size_t i = 0; i < sizeof fatal_signals / sizeof *fatal_signals; i++)
+    if (sig >= SIGRTMIN && sig <= SIGRTMAX) return true;
+    for (size_t i = 0; i < FATAL_COUNT; i++)
         if (fatal_signals[i] == sig) return true;
     return false;
 }
+
+/* SIG_DFL, whatever the flags: with SA_SIGINFO the same word is sa_sigaction (Go's runtime
+ * puts the default back so before it re-raises a signal it does not handle). */
+static bool is_default(const struct sigaction *sa) { return sa->sa_handler == SIG_DFL; }
 
 /* Only in the traced process itself: a vfork child shares `ours` with its parent, not its
  * dispositions, and an untraced child writes no capture. */
@@ -162,12 +182,14 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *context)
     syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
 }
 
+bool lt_signals_stands_in(uintptr_t handler) { return handler == (uintptr_t)on_fatal_signal; }
+
 /* The shim stops for good (a seccomp filter is coming): the stand-ins go, SIG_DFL is back. */
 void lt_signals_uninstall(void)
 {
     stand_ins_wanted = false;
-    for (size_t i = 0; i < sizeof fatal_signals / sizeof *fatal_signals; i++)
-        if (is_ours(fatal_signals[i])) back_to_default(fatal_signals[i]);
+    for (int i = 0; i < fatal_count(); i++)
+        if (is_ours(fatal_signal(i))) back_to_default(fatal_signal(i));
 }
 
 void lt_signals_die_of(int sig)
@@ -181,11 +203,11 @@ void lt_signals_install(void)
     sigaction_fn act = sigaction_real();
     if (!act) return;
     stand_ins_wanted = true;
-    for (size_t i = 0; i < sizeof fatal_signals / sizeof *fatal_signals; i++) {
-        int sig = fatal_signals[i];
+    for (int i = 0; i < fatal_count(); i++) {
+        int sig = fatal_signal(i);
         struct sigaction old;
         /* Only where the program left the default action: SIG_IGN stays ignored. */
-        if (act(sig, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) continue;
+        if (act(sig, NULL, &old) != 0 || !is_default(&old)) continue;
         stand_in(sig, NULL);
     }
 }
@@ -201,13 +223,63 @@ static void hide_scan_handler(struct sigaction *old)
     }
 }
 
+/* Runs in place of a program's SA_RESETHAND handler: the kernel would have put SIG_DFL back
+ * as it delivered the signal; the stand-in goes back instead, then the handler runs. */
+static void run_once(int sig, siginfo_t *info, void *context)
+{
+    struct sigaction program = one_shot[sig];
+    struct sigaction now;
+    if (sigaction_real()(sig, NULL, &now) == 0 && now.sa_sigaction == run_once) {
+        if (may_stand_in(sig)) stand_in(sig, NULL);
+        else back_to_default(sig);
+    }
+    if (program.sa_flags & SA_SIGINFO) program.sa_sigaction(sig, info, context);
+    else program.sa_handler(sig);
+}
+
+/* What the program installed, where the kernel holds run_once for it. */
+static void show_one_shot(struct sigaction *old, const struct sigaction *program)
+{
+    if (old && old->sa_sigaction == run_once) *old = *program;
+}
+
+/* The program's SA_RESETHAND action now, before a sigaction() may replace it. */
+static struct sigaction one_shot_of(int sig)
+{
+    return sig > 0 && sig < _NSIG ? one_shot[sig] : (struct sigaction){ 0 };
+}
+
+/* pre: `act` has a handler with SA_RESETHAND, and the stand-in may take `sig`. */
+static int install_one_shot(sigaction_fn real, int sig, const struct sigaction *act, struct sigaction *old)
+{
+    struct sigaction previous = one_shot[sig], installed = *act;
+    bool was_ours = is_ours(sig);
+    one_shot[sig] = *act;
+    installed.sa_sigaction = run_once;
+    installed.sa_flags = (act->sa_flags & ~SA_RESETHAND) | SA_SIGINFO;
+    int r = real(sig, &installed, old);
+    if (r != 0) return r;
+    atomic_store(&ours[sig], false);
+    if (old && was_ours) {
+        memset(old, 0, sizeof *old);
+        old->sa_handler = SIG_DFL;
+    }
+    hide_scan_handler(old);
+    show_one_shot(old, &previous);
+    return r;
+}
+
 int lt_hook_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     sigaction_fn real = sigaction_real();
-    bool to_default = act && !(act->sa_flags & SA_SIGINFO) && act->sa_handler == SIG_DFL;
+    bool to_default = act && is_default(act);
+    if (act && (act->sa_flags & SA_RESETHAND) && !to_default && act->sa_handler != SIG_IGN && may_stand_in(sig))
+        return install_one_shot(real, sig, act, old);
     if (!is_ours(sig)) {
+        struct sigaction program = one_shot_of(sig);
         int r = to_default && may_stand_in(sig) ? stand_in(sig, old) : real(sig, act, old);
         if (r == 0) hide_scan_handler(old);
+        if (r == 0) show_one_shot(old, &program);
         return r;
     }
     /* Keeping the default keeps our stand-in; anything else replaces it. */
@@ -230,9 +302,11 @@ static handler_fn replace(_Atomic(handler_fn (*)(int, handler_fn)) *real, const 
         atomic_store(real, f);
     }
     if (!is_ours(sig)) {
+        struct sigaction program = one_shot_of(sig);
         handler_fn previous = f(sig, handler);
         /* The real call first: sigset() also unblocks the signal. */
         if (previous != SIG_ERR && handler == SIG_DFL && may_stand_in(sig)) stand_in(sig, NULL);
+        if ((void *)previous == (void *)run_once) return program.sa_handler;
         return (void *)previous == lt_scan_handler() ? SIG_DFL : previous;
     }
     if (handler == SIG_DFL) return SIG_DFL;
@@ -244,7 +318,20 @@ static handler_fn replace(_Atomic(handler_fn (*)(int, handler_fn)) *real, const 
 
 handler_fn lt_hook_signal(int sig, handler_fn h) { return replace(&real_signal, "signal", sig, h); }
 handler_fn lt_hook_bsd_signal(int sig, handler_fn h) { return replace(&real_bsd_signal, "bsd_signal", sig, h); }
-handler_fn lt_hook_sysv_signal(int sig, handler_fn h) { return replace(&real_sysv_signal, "sysv_signal", sig, h); }
+/* glibc's sysv_signal is sigaction with a handler that resets and does not block its signal:
+ * through the hook above, so that the reset is seen. */
+handler_fn lt_hook_sysv_signal(int sig, handler_fn h)
+{
+    if (h == SIG_ERR || sig < 1 || sig >= _NSIG) {
+        errno = EINVAL;
+        return SIG_ERR;
+    }
+    struct sigaction act, old;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = h;
+    act.sa_flags = SA_RESETHAND | SA_NODEFER;
+    return lt_hook_sigaction(sig, &act, &old) == 0 ? old.sa_handler : SIG_ERR;
+}
 handler_fn lt_hook_sigset(int sig, handler_fn h)
 {
     /* SIG_HOLD only blocks the signal: the disposition stays what it was. */

@@ -33,7 +33,14 @@ from native_programs import compile_source, marker_line
 FAULTS = {"segv": signal.SIGSEGV, "bus": signal.SIGBUS, "fpe": signal.SIGFPE,
           "ill": signal.SIGILL, "abort": signal.SIGABRT}
 SENT = {"term": signal.SIGTERM, "hup": signal.SIGHUP, "quit": signal.SIGQUIT,
-        "int": signal.SIGINT}
+        "int": signal.SIGINT, "rt": signal.SIGRTMIN + 2}
+
+
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:  # a real-time signal has no name of its own
+        return f"signal {sig}"
 
 
 def _native(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -52,7 +59,7 @@ def test_a_fatal_signal_still_gives_a_report_and_the_same_death(build_dir: Path,
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == -sig, done.stderr  # leaktrace run dies of it too
     assert done.stdout == native.stdout == f"about to die: {how}\n"
-    assert f"was killed by {signal.Signals(sig).name}" in done.stderr
+    assert f"was killed by {_signal_name(sig)}" in done.stderr
     assert "LEAK SUMMARY" in done.stderr
     report = json_report(capture)
     # The scan ran from the signal handler: leak kinds, not just live blocks.
@@ -117,20 +124,27 @@ CLEANUP_HANDLER = r"""
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-static int use_sigaction;
+static const char *how;
+/* signal, sigaction, siginfo: the handler puts the default back itself (siginfo: as Go's
+ * runtime does, SA_SIGINFO with a null sa_sigaction); resethand, sysv: the kernel does, as the
+ * signal is delivered (SA_RESETHAND; sysv_signal's also leaves the signal unblocked). */
 static void cleanup_then_die(int sig)
 {
     static const char note[] = "cleaned up\n";
     write(1, note, sizeof note - 1);
-    if (use_sigaction) {
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    if (strcmp(how, "signal") == 0) signal(sig, SIG_DFL);
+    else if (strcmp(how, "sigaction") == 0) sigaction(sig, &dfl, NULL);
+    else if (strcmp(how, "siginfo") == 0) {
+        dfl.sa_flags = SA_SIGINFO;
         sigaction(sig, &dfl, NULL);
-    } else {
-        signal(sig, SIG_DFL);
     }
-    raise(sig); /* pending until this handler returns, then the default action */
+    struct sigaction now;
+    sigaction(sig, NULL, &now);
+    if (now.sa_handler != SIG_DFL) write(1, "not reset\n", 10);
+    raise(sig); /* the default action: at once, or as this handler returns */
 }
 __attribute__((noinline)) static void leak(size_t n)
 {
@@ -139,8 +153,21 @@ __attribute__((noinline)) static void leak(size_t n)
 }
 int main(int argc, char **argv)
 {
-    use_sigaction = argc > 1 && strcmp(argv[1], "sigaction") == 0;
-    signal(SIGTERM, cleanup_then_die);
+    how = argc > 1 ? argv[1] : "signal";
+    if (strcmp(how, "resethand") == 0) {
+        struct sigaction sa, seen;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = cleanup_then_die;
+        sa.sa_flags = SA_RESETHAND;
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGTERM, NULL, &seen);
+        if (seen.sa_handler != cleanup_then_die || !(seen.sa_flags & SA_RESETHAND))
+            printf("seen otherwise\n");
+    } else if (strcmp(how, "sysv") == 0) {
+        if (sysv_signal(SIGTERM, cleanup_then_die) != SIG_DFL) printf("not the default before\n");
+    } else {
+        signal(SIGTERM, cleanup_then_die);
+    }
     for (int i = 0; i < 4; i++) leak(25);
     printf("about to be terminated\n");
     fflush(stdout);
@@ -151,7 +178,7 @@ int main(int argc, char **argv)
 """
 
 
-@pytest.mark.parametrize("how", ["signal", "sigaction"])
+@pytest.mark.parametrize("how", ["signal", "sigaction", "siginfo", "resethand", "sysv"])
 def test_a_handler_that_puts_the_default_back_and_raises_still_gives_a_report(
         tmp_path: Path, how: str) -> None:
     exe = compile_source(tmp_path, "cleanup.c", CLEANUP_HANDLER, "-O2")

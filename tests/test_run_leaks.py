@@ -461,6 +461,18 @@ def test_capture_written_on_every_exit_path(
     assert (record["blocks"], record["bytes"]) == (1, 77)
 
 
+def test_quick_exit_writes_the_capture_after_its_handlers(build_dir: Path, tmp_path: Path) -> None:
+    exe = compile_program("quick_exit_handlers.c", build_dir, "-O2")
+    run = run_traced(exe, work=tmp_path)
+    assert run.returncode == 3
+    line = marker_line("quick_exit_handlers.c", "in_handler")
+    mine = [r for r in run.report["records"]
+            if allocation_site(r, "quick_exit_handlers.c") is not None]
+    # The handler's leak, and not the block it freed.
+    assert [(r["blocks"], r["bytes"], r["leak_kind"], allocation_site(r, "quick_exit_handlers.c"))
+            for r in mine] == [(1, 33, "definitely lost", ("quick_exit_handlers.c", line))]
+
+
 MAPPING_KINDS = {"mmap", "mremap", "brk"}
 
 

@@ -1,5 +1,5 @@
 /* Leaks, then dies the way argv[1] says: a fault (segv, bus, fpe, ill), abort(), or a signal
- * sent to itself (term, hup, quit, int). A capture must still be written, and the process
+ * sent to itself (term, hup, quit, int, and rt: the real-time signal SIGRTMIN + 2). A capture must still be written, and the process
  * must still die of that signal. */
 #include <signal.h>
 #include <stdio.h>
@@ -40,7 +40,7 @@ int main(int argc, char **argv)
         abort();
     } else {
         int sig = strcmp(how, "term") == 0 ? SIGTERM : strcmp(how, "hup") == 0 ? SIGHUP
-                : strcmp(how, "quit") == 0 ? SIGQUIT : SIGINT;
+                : strcmp(how, "quit") == 0 ? SIGQUIT : strcmp(how, "rt") == 0 ? SIGRTMIN + 2 : SIGINT;
         kill(getpid(), sig);
         pause();
     }
