@@ -264,7 +264,7 @@ def test_killed_by_sigkill_says_why_there_is_no_capture(tmp_path: Path) -> None:
     done = leaktrace("run", "--", str(binary), cwd=tmp_path)
     assert done.returncode == -signal.SIGKILL  # leaktrace ends the way the program did
     assert "was killed by SIGKILL" in done.stderr
-    assert "which the shim cannot catch" in done.stderr
+    assert "which no process can catch" in done.stderr
     assert "may have crashed" not in done.stderr
 
 

@@ -150,7 +150,7 @@ def test_a_program_killed_after_dropping_to_nobody_leaves_no_empty_capture(
     work.mkdir(mode=0o700)
     done = leaktrace("run", "-o", str(work / "d.lt"), "--", str(exe), "kill", cwd=work)
     assert done.returncode == -9, done.stderr
-    assert "was killed by SIGKILL" in done.stderr and "which the shim cannot catch" \
+    assert "was killed by SIGKILL" in done.stderr and "which no process can catch" \
         in done.stderr, done.stderr
     # The capture's file was opened before the drop and never written: it is not left.
     assert list(work.iterdir()) == []

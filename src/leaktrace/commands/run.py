@@ -7,6 +7,7 @@ import errno
 import os
 import resource
 import shlex
+import signal
 import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NoReturn
@@ -376,8 +377,11 @@ def _why_no_capture(returncode: int, failures: list[CaptureFailure]) -> str:
         return f"the shim could not write {last.path}: {last.reason}{_address_limit(last)}"
     if returncode < 0:
         name = signal_description(returncode) or "killed by a signal"
-        return (f"it was {name}, which the shim cannot catch, before it could write one "
-                "(the shim writes its capture at exit and on the signals it handles)")
+        if returncode == -signal.SIGKILL:
+            return f"it was {name}, which no process can catch, before the shim could write one"
+        return (f"it was {name} without the shim's handler running: the program set that "
+                "signal's action with a raw rt_sigaction system call, or a fault came while it "
+                "blocked or ignored the signal (the kernel then kills the process at once)")
     return (f"it exited with status {returncode} without the shim writing one: it made no "
             "allocation through the shim, or ended through a path the shim does not see "
             "(a raw exit or execve system call, as Go's syscall.Exec makes: ask a running one with "
