@@ -292,6 +292,30 @@ def test_elf_symbol_fallback_without_tools(tmp_path: Path) -> None:
     assert frame.file is None and frame.line is None
 
 
+NOISY_PRELOAD = """\
+#include <unistd.h>
+__attribute__((destructor)) static void bye(void) { write(1, "bye\\n", 4); }
+"""
+
+
+@pytest.mark.parametrize("tool", TOOL_NAMES)
+def test_the_programs_preload_stays_out_of_the_tools(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path, tool: str) -> None:
+    """A user's LD_PRELOAD is meant for the program: in the symbolizer, a library writing to
+    stdout at exit broke the answers (every frame lost its file:line)."""
+    exe = compile_source(tmp_path, "prog.c", C_SOURCE, "-O0")
+    noisy = tmp_path / "libnoisy.so"
+    (tmp_path / "noisy.c").write_text(NOISY_PRELOAD)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(noisy), str(tmp_path / "noisy.c")],
+                   check=True)
+    monkeypatch.setenv("LD_PRELOAD", str(noisy))
+    symbolizer = Symbolizer(tool=tool)
+    [request] = lookups(exe, "malloc")
+    [frame] = symbolizer.resolve([request])[request]
+    assert (frame.function, frame.line) == ("leaf", marker_line(C_SOURCE, "leaf-malloc"))
+    assert symbolizer.notes == []
+
+
 def test_missing_tool_is_noted_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no addr2line, no llvm-symbolizer
     exe = compile_source(tmp_path, "prog.c", C_SOURCE, "-O0") if shutil.which("gcc") else None
