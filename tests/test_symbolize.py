@@ -335,6 +335,16 @@ def test_missing_tool_is_noted_once(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     ("g(char*) (.part.0)", "g(char*)"),
     ("_IO_puts@@GLIBC_2.2.5", "_IO_puts"),
     ("r::inner::work::h5228c4ca53fe1bb4", "r::inner::work"),
+    # Legacy Rust names as the Itanium demanglers leave them (rustc-demangle's output right).
+    ("_$LT$alloc..string..String$u20$as$u20$core..convert..From$LT$$RF$str$GT$$GT$::from"
+     "::h0f3c1d2e4b5a6978", "<alloc::string::String as core::convert::From<&str>>::from"),
+    ("_$LT$u8$u20$as$u20$alloc..vec..spec_from_elem..SpecFromElem$GT$::from_elem",
+     "<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem"),
+    ("std::rt::lang_start::_$u7b$$u7b$closure$u7d$$u7d$::h9a8b7c6d5e4f3a2b",
+     "std::rt::lang_start::{{closure}}"),
+    ("core::ops::function::FnOnce::call_once$u7b$$u7b$vtable.shim$u7d$$u7d$$LP$$RP$",
+     "core::ops::function::FnOnce::call_once{{vtable.shim}}()"),
+    ("printf(char const*, ...)", "printf(char const*, ...)"),
     ("std::vector<int, std::allocator<int> >::push_back(int const&)",
      "std::vector<int, std::allocator<int> >::push_back(int const&)"),
 ])

@@ -17,19 +17,26 @@ _C_CLONE = re.compile(r"(\.(constprop|isra|part|cold|lto_priv|localalias|clone|"
 _CXX_CLONE = re.compile(r"( \[clone \.[a-z_]+(\.\d+)?\]| \((\.[a-z_]+\.\d+)+\))+$")
 
 
-# Legacy Rust mangling escapes some characters inside path segments ("Box$LT$T$GT$::new");
-# demanglers undo it in linkage names, but inlined frames named from DWARF can keep them.
+# Legacy Rust mangling escapes some characters inside path segments ("Box$LT$T$GT$::new"),
+# writes "::" inside a segment as "..", and puts "_" before a segment that starts with an
+# escape ("_$LT$u8$u20$as$u20$alloc..vec..SpecFromElem$GT$::from_elem"). The Itanium
+# demanglers (c++filt's without --format=rust, llvm-symbolizer's) leave all three, and
+# inlined frames named from DWARF can keep them; rustc-demangle undoes them, as here.
 _RUST_ESCAPES = {"$LT$": "<", "$GT$": ">", "$RF$": "&", "$BP$": "*", "$C$": ",",
-                 "$SP$": "@", "$u20$": " ", "$u22$": '"', "$u27$": "'", "$u2b$": "+",
-                 "$u3b$": ";", "$u5b$": "[", "$u5d$": "]", "$u7b$": "{", "$u7d$": "}",
-                 "$u7e$": "~"}
+                 "$SP$": "@", "$LP$": "(", "$RP$": ")", "$u20$": " ", "$u22$": '"',
+                 "$u27$": "'", "$u2b$": "+", "$u3b$": ";", "$u5b$": "[", "$u5d$": "]",
+                 "$u7b$": "{", "$u7d$": "}", "$u7e$": "~"}
 _RUST_ESCAPE = re.compile("|".join(re.escape(e) for e in _RUST_ESCAPES))
+_RUST_ESCAPED_SEGMENT = re.compile(r"(^|::)_(?=\$)")
 
 
 def clean_function_name(name: str) -> str:
     name = _SYMBOL_VERSION.sub("", name)
+    rust = _RUST_HASH.search(name) is not None or _RUST_ESCAPE.search(name) is not None
     name = _RUST_HASH.sub("", name)
-    if "$" in name:
+    if rust:
+        name = _RUST_ESCAPED_SEGMENT.sub(r"\1", name)
         name = _RUST_ESCAPE.sub(lambda m: _RUST_ESCAPES[m.group(0)], name)
+        name = name.replace("..", "::")
     name = _CXX_CLONE.sub("", name)
     return _C_CLONE.sub("", name)
