@@ -912,6 +912,25 @@ def test_a_report_nobody_reads_keeps_the_programs_ending(tmp_path: Path, ending:
     assert done.returncode == status
 
 
+@pytest.mark.parametrize("where", ["closed", "full"])
+def test_a_report_that_cannot_be_written_keeps_the_programs_status(tmp_path: Path,
+                                                                   where: str) -> None:
+    """`2>&-` and `2>/dev/full`: the report is lost, not the program's status (it was 1)."""
+    stderr: Any = subprocess.DEVNULL
+    if where == "full":
+        stderr = open("/dev/full", "w")  # noqa: SIM115
+    command = [*LEAKTRACE, "run", "-o", str(tmp_path / "lost.lt"), "--", "sh", "-c",
+               "echo out; exit 7"]
+    # Closed: the program starts with descriptor 2 closed too, as it would under the shell.
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=120,
+                          check=False, preexec_fn=(lambda: os.close(2)) if where == "closed"
+                          else None)
+    if where == "full":
+        stderr.close()
+    assert (done.returncode, done.stdout) == (7, "out\n")
+    assert (tmp_path / "lost.lt").exists()
+
+
 def test_a_report_nobody_reads_still_fails_the_leak_gate(tmp_path: Path) -> None:
     exe = compile_source(tmp_path, "leaks_one.c",
                          "#include <stdlib.h>\nvoid *volatile sink;\n"

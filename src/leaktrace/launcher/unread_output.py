@@ -1,7 +1,8 @@
 """After the program has ended, leaktrace's report goes to a reader that may be gone
-(`leaktrace run PROG 2>&1 | head`): the report is then lost, but leaktrace still ends as the
-program did (its status, its signal, or the leak gate's status), where Python would end with
-141 on the first write."""
+(`leaktrace run PROG 2>&1 | head`), to a full disk or device (`2>/dev/full`), or nowhere
+(`2>&-`, which the program had closed too): the report is then lost, but leaktrace still ends
+as the program did (its status, its signal, or the leak gate's status), where Python would
+end with 141 on the first write, or 1."""
 
 from __future__ import annotations
 
@@ -20,14 +21,14 @@ class _DroppedWhenUnread:
     def write(self, text: str) -> int:
         try:
             return self._stream.write(text)
-        except BrokenPipeError:
+        except OSError:  # EPIPE, ENOSPC, EIO: the same for the program's ending
             self._drop()
             return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
-        except BrokenPipeError:
+        except OSError:
             self._drop()
 
     def _drop(self) -> None:
@@ -45,5 +46,7 @@ def drop_when_unread() -> None:
     """From here on, standard output and error drop what their reader no longer takes."""
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
-        if stream is not None and not isinstance(stream, _DroppedWhenUnread):
+        if stream is None:  # started with the descriptor closed
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 (kept to the end)
+        elif not isinstance(stream, _DroppedWhenUnread):
             setattr(sys, name, _DroppedWhenUnread(stream))
