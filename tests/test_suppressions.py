@@ -226,6 +226,19 @@ def test_frame_without_function_matches_obj_and_question_marks() -> None:
     assert not matches(valgrind_entry("fun:malloc", "fun:main"), leak)
 
 
+def test_obj_lines_match_the_file_a_module_path_resolves_to(tmp_path: Path) -> None:
+    """valgrind shows the file (libstdc++.so.6.0.30, /usr/lib/...), the loader's list the
+    name it was asked for (libstdc++.so.6, /lib/...)."""
+    real = tmp_path / "usr" / "libfoo.so.1.2.3"
+    real.parent.mkdir()
+    real.write_bytes(b"")
+    (tmp_path / "libfoo.so.1").symlink_to(real)
+    leak = record("", "main", module=str(tmp_path / "libfoo.so.1"))
+    assert matches(valgrind_entry("fun:malloc", f"obj:{real}"), leak)
+    assert matches(valgrind_entry("fun:malloc", f"obj:{tmp_path}/libfoo.so.1"), leak)
+    assert not matches(valgrind_entry("fun:malloc", f"obj:{tmp_path}/usr/libbar.so*"), leak)
+
+
 def test_leak_kinds_of_an_entry() -> None:
     entry = valgrind_entry("fun:malloc", kinds="definite,possible")
     assert matches(entry, record("f", leak_kind=DEFINITE))
@@ -441,6 +454,31 @@ def test_suppressions_go_both_ways_between_valgrind_and_leaktrace(
     summary = valgrind_with_suppressions(program, ours, tmp_path)
     assert set(summary.kinds.values()) == {(0, 0)}
     assert summary.suppressed == CXX_LEAKED
+
+
+@needs_valgrind
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_valgrinds_entries_for_c_library_leaks_suppress_them(build_dir: Path, tmp_path: Path,
+                                                             opt: str) -> None:
+    """valgrind names glibc's functions by their exported, versioned symbols (strndup,
+    fclose@@GLIBC_2.2.5, realpath@@GLIBC_2.3) where debug info says __strndup or
+    _IO_new_fclose, and puts its memalign at the head of the aligned allocators' stacks: its
+    generated entries still suppress each record."""
+    program = compile_program("suppress_libc.c", build_dir, opt)
+    run = run_traced(program, work=tmp_path)
+    assert run.returncode == 0, run.stderr
+    theirs = valgrinds_entries(program)
+    assert len(theirs) == 7
+    assert any("@@GLIBC_" in e for e in theirs)  # what is tried here
+    valgrinds = tmp_path / "valgrind.supp"
+    valgrinds.write_text(named(theirs))
+    before = parse_leak_summary(report_text(run.capture, "--no-default-suppressions"))
+    assert before.kinds["definitely lost"][1] == 7
+    again = report_text(run.capture, "--no-default-suppressions", "--suppressions",
+                        str(valgrinds))
+    assert shown(again) == []
+    assert parse_leak_summary(again).suppressed == before.kinds["definitely lost"]
+    assert again.count("used_suppression:") == 7
 
 
 @pytest.mark.parametrize(("content", "left"), [

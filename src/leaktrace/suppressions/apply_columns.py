@@ -14,7 +14,7 @@ from leaktrace.analyze.record_columns import RecordColumns
 from leaktrace.analyze.stack_matrix import address_matrix, row_batches
 from leaktrace.model import Report, SuppressionUse
 from leaktrace.suppressions.apply import count_use
-from leaktrace.suppressions.matcher import UNKNOWN, SuppressionMatcher
+from leaktrace.suppressions.matcher import SuppressionMatcher, api_names
 
 _MASK_BITS = 63  # needed names told apart per stack; past that, every record is tried
 
@@ -22,9 +22,10 @@ _MASK_BITS = 63  # needed names told apart per stack; past that, every record is
 def apply_to_columns(report: Report, columns: RecordColumns,
                      matcher: SuppressionMatcher) -> None:
     frames_of = columns.frames.frames_by_address()
-    names: set[str | None] = set(columns.kind_names)
+    names: set[str | None] = {n for kind in columns.kind_names for n in api_names(kind)}
     for frames in frames_of.values():
-        names.update(f.function for f in frames)
+        for frame in frames:
+            names.update(matcher.frame_names(frame))
     matcher = matcher.narrowed_to(names)
     if not matcher.suppressions:
         return
@@ -75,7 +76,7 @@ def _candidates(columns: RecordColumns, matcher: SuppressionMatcher,
     addresses = np.array(sorted(frames_of), dtype=np.uint64)
     address_masks = np.zeros(len(addresses) + 1, dtype=np.uint64)
     for a, address in enumerate(addresses.tolist()):
-        address_masks[a] = mask_of({f.function or UNKNOWN for f in frames_of[address]})
+        address_masks[a] = mask_of({n for f in frames_of[address] for n in matcher.frame_names(f)})
     table = columns.frames.table
     used = np.zeros(len(table), dtype=bool)  # a flag per stack: no sort of a million rows
     used[columns.rows[columns.rows >= 0]] = True
@@ -91,7 +92,8 @@ def _candidates(columns: RecordColumns, matcher: SuppressionMatcher,
             row_masks[chosen] = np.bitwise_or.reduce(address_masks[found], axis=1) \
                 if found.shape[1] else 0
     # The API kind heads the stack the matcher sees (or operator new, a frame already).
-    kind_masks = np.array([mask_of({name}) for name in columns.kind_names], dtype=np.uint64)
+    kind_masks = np.array([mask_of(api_names(name)) for name in columns.kind_names],
+                          dtype=np.uint64)
     masks = kind_masks[columns.kinds]
     has_row = columns.rows >= 0
     by_row = np.zeros(len(table), dtype=np.uint64)  # a gather, not a search per record

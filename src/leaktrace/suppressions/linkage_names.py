@@ -14,23 +14,48 @@ from leaktrace.symbolize.elf_symbols import ElfSymbolTable
 _SYMBOL_VERSION = re.compile(r"@@?[A-Za-z][A-Za-z0-9_.]*$")
 
 
+def without_version(name: str) -> str:
+    """"realpath@@GLIBC_2.3" -> "realpath": valgrind writes a dynamic symbol's version."""
+    return _SYMBOL_VERSION.sub("", name)
+
+
 class LinkageNames:
     """Looks symbols up once per (module, offset); symbol tables are read on first use."""
 
     def __init__(self) -> None:
         self._tables: dict[str, ElfSymbolTable] = {}
         self._names: dict[tuple[str, int], str | None] = {}
+        self._aliases: dict[tuple[str, int], tuple[str, ...]] = {}
 
-    def of(self, frame: Frame) -> str | None:
+    def _table(self, frame: Frame) -> ElfSymbolTable | None:
         if frame.inlined or frame.module is None or frame.offset is None:
             return None
         if not frame.module.startswith("/"):
             return None  # [vdso] and the like: nothing on disk
+        table = self._tables.get(frame.module)
+        if table is None:
+            table = self._tables[frame.module] = ElfSymbolTable(frame.module)
+        return table
+
+    def of(self, frame: Frame) -> str | None:
+        table = self._table(frame)
+        if table is None or frame.offset is None or frame.module is None:
+            return None
         key = (frame.module, frame.offset)
         if key not in self._names:
-            table = self._tables.get(frame.module)
-            if table is None:
-                table = self._tables[frame.module] = ElfSymbolTable(frame.module)
             symbol = table.lookup_symbol(frame.offset)
-            self._names[key] = _SYMBOL_VERSION.sub("", symbol) if symbol else None
+            self._names[key] = without_version(symbol) if symbol else None
         return self._names[key]
+
+    def c_aliases(self, frame: Frame) -> tuple[str, ...]:
+        """The plain (not C++-mangled) symbols of the frame's function: a frame named from
+        debug info as glibc's source names it (__strndup, _IO_new_fclose) is the strndup or
+        fclose a valgrind suppression names."""
+        table = self._table(frame)
+        if table is None or frame.offset is None or frame.module is None:
+            return ()
+        key = (frame.module, frame.offset)
+        if key not in self._aliases:
+            self._aliases[key] = tuple(sorted({without_version(n) for n in table.symbols_at(
+                frame.offset) if not n.startswith("_Z")}))
+        return self._aliases[key]

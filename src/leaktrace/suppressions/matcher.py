@@ -9,15 +9,20 @@ its call to malloc), and valgrind shows it first too.
 A valgrind entry's stack lines must match the top of that stack, `...` standing for any number
 of frames (none included); frames below the last line do not matter. `fun:` is compared with
 the demangled name leaktrace shows and, for a pattern written mangled as valgrind writes them
-(`_Z...`), with the function's symbol as well. A LeakSanitizer `leak:` line matches when any
-frame's function, source file or module contains the pattern."""
+(`_Z...`), with the function's symbol as well; a plain pattern also with the function's other
+C symbols (valgrind names glibc's functions by their exported symbols, strndup and fclose,
+where debug info says __strndup and _IO_new_fclose) and without the version valgrind writes
+after a dynamic symbol (`realpath@@GLIBC_2.3`). `obj:` is compared with the module's path and
+the file it resolves to (valgrind shows /usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30 for
+/lib/x86_64-linux-gnu/libstdc++.so.6). A LeakSanitizer `leak:` line matches when any frame's
+function, source file or module contains the pattern."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Sequence
-from operator import attrgetter
 
 from leaktrace.leak_kinds import LEAK_KINDS
 from leaktrace.model import Frame, LeakRecord
@@ -29,15 +34,21 @@ from leaktrace.suppressions.entries import (
     LsanSuppression,
     Suppression,
 )
-from leaktrace.suppressions.linkage_names import LinkageNames
+from leaktrace.suppressions.linkage_names import LinkageNames, without_version
 from leaktrace.suppressions.patterns import has_wildcards, lsan_match, valgrind_match
 from leaktrace.symbolize.demangle import demangle
 
 UNKNOWN = "???"  # what valgrind matches a frame without a function or object name against
-_FUNCTION = attrgetter("function")
 # The C library's callers of main, which valgrind names `(below main)` (and stops there).
 BELOW_MAIN_NAME = "(below main)"
-BELOW_MAIN = frozenset({"__libc_start_call_main", "__libc_start_main", "generic_start_main"})
+# (_start: below __libc_start_main when a constructor allocates.)
+BELOW_MAIN = frozenset({"__libc_start_call_main", "__libc_start_main", "generic_start_main",
+                        "_start"})
+# valgrind's replacements of the aligned allocators go through its memalign, which heads their
+# stacks (valgrind 3.19: memalign, posix_memalign, caller; memalign, caller for the others).
+_VALGRIND_ALIGNED = {"posix_memalign": ("memalign", "posix_memalign"),
+                     "aligned_alloc": ("memalign",), "valloc": ("memalign",),
+                     "pvalloc": ("memalign",)}
 # A constructor's or destructor's code in a symbol (C1/C2, D1/D2 name one function when the
 # class has no virtual bases: two aliases of one address, either of which a tool may show),
 # and operator new[]'s symbol prefix (libstdc++'s new[] calls new, often as a tail call, so a
@@ -61,6 +72,25 @@ def allocation_stack(record: LeakRecord) -> list[Frame]:
     return [Frame(address=0, function=record.kind), *frames]
 
 
+def _allocation_stacks(record: LeakRecord) -> list[list[Frame]]:
+    """allocation_stack, and for an aligned allocator the stack valgrind 3.19 shows too."""
+    stack = allocation_stack(record)
+    heads = _VALGRIND_ALIGNED.get(record.kind or "")
+    if heads is None or stack[0].function != record.kind:
+        return [stack]
+    return [stack, [*(Frame(address=0, function=name) for name in heads), *stack[1:]]]
+
+
+def api_names(kind: str) -> set[str]:
+    """The names an allocation of API `kind` may have at the head of a valgrind stack."""
+    return {kind, *_VALGRIND_ALIGNED.get(kind, ())}
+
+
+@functools.cache
+def _resolved(path: str) -> str:
+    return os.path.realpath(path)
+
+
 class SuppressionMatcher:
     def __init__(self, suppressions: Sequence[Suppression],
                  linkage_names: LinkageNames | None = None) -> None:
@@ -74,9 +104,14 @@ class SuppressionMatcher:
         never tried. Which entry matches a record first does not change."""
         names: set[str | None] = set()
         for record in records:
-            names.add(record.kind)
-            names.update(map(_FUNCTION, record.frames))
+            names.update(api_names(record.kind or ""))
+            for frame in record.frames:
+                names.update(self.frame_names(frame))
         return self.narrowed_to(names)
+
+    def frame_names(self, frame: Frame) -> set[str]:
+        """The names a fun: line may match the frame by (UNKNOWN for none)."""
+        return {frame.function or UNKNOWN, *self.linkage_names.c_aliases(frame)}
 
     def narrowed_to(self, names: set[str | None]) -> SuppressionMatcher:
         """narrowed() of records whose API kinds and frames' functions are `names` (None: a
@@ -99,20 +134,20 @@ class SuppressionMatcher:
 
     def match(self, record: LeakRecord) -> Suppression | None:
         """The first suppression (in file order) that matches the record, or None."""
-        stack: list[Frame] | None = None
+        stacks: list[list[Frame]] | None = None
         names: set[str] = set()
         for suppression, needed in zip(self.suppressions, self._needed, strict=True):
             if not _kind_matches(suppression, record.leak_kind):
                 continue
-            if stack is None:
-                stack = allocation_stack(record)
-                names = {f.function or UNKNOWN for f in stack}
+            if stacks is None:
+                stacks = _allocation_stacks(record)
+                names = {n for stack in stacks for f in stack for n in self.frame_names(f)}
             if not _has_needed_names(needed, names):
                 continue  # quick no: a function the entry names is nowhere in the stack
             if isinstance(suppression, LsanSuppression):
-                if any(_lsan_frame_matches(suppression.pattern, f) for f in stack):
+                if any(_lsan_frame_matches(suppression.pattern, f) for f in stacks[0]):
                     return suppression
-            elif self._stack_matches(suppression.frames, stack):
+            elif any(self._stack_matches(suppression.frames, stack) for stack in stacks):
                 return suppression
         return None
 
@@ -139,16 +174,18 @@ class SuppressionMatcher:
 
     def frame_matches(self, pattern: FramePattern, frame: Frame) -> bool:
         if pattern.what == FUN:
-            if valgrind_match(pattern.pattern, frame.function or UNKNOWN):
+            wanted = without_version(pattern.pattern)
+            if valgrind_match(wanted, frame.function or UNKNOWN):
                 return True
-            if pattern.pattern == BELOW_MAIN_NAME:
+            if wanted == BELOW_MAIN_NAME:
                 return frame.function in BELOW_MAIN
-            if not pattern.pattern.startswith("_Z"):
-                return False
+            if not wanted.startswith("_Z"):
+                return any(valgrind_match(wanted, alias)
+                           for alias in self.linkage_names.c_aliases(frame))
             # A mangled pattern: against the symbol, or demangled when it has no wildcard;
             # with the aliases valgrind may have written instead of the symbol shown here.
             symbol = self.linkage_names.of(frame)
-            for variant in _same_function_symbols(pattern.pattern):
+            for variant in _same_function_symbols(wanted):
                 if symbol is not None and valgrind_match(variant, symbol):
                     return True
                 if (not has_wildcards(variant) and frame.function is not None
@@ -156,7 +193,10 @@ class SuppressionMatcher:
                     return True
             return False
         if pattern.what == OBJ:
-            return valgrind_match(pattern.pattern, frame.module or UNKNOWN)
+            if valgrind_match(pattern.pattern, frame.module or UNKNOWN):
+                return True
+            return (frame.module is not None and frame.module.startswith("/")
+                    and valgrind_match(pattern.pattern, _resolved(frame.module)))
         # src:FILE[:LINE] names the source file as valgrind shows it, without its directory.
         if frame.file is None:
             return False
@@ -174,7 +214,7 @@ def _needed_names(suppression: Suppression) -> list[tuple[str, bool]]:
         return []
     needed = []
     for line in suppression.frames:
-        pattern = line.pattern
+        pattern = without_version(line.pattern)
         if line.what != FUN or pattern.startswith("_Z") or pattern == BELOW_MAIN_NAME:
             continue
         if not has_wildcards(pattern):

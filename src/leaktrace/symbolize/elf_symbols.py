@@ -24,11 +24,12 @@ class ElfSymbolTable:
         symbol = self.lookup_symbol(offset)
         return clean_function_name(demangle(symbol)) if symbol else None
 
-    def lookup_symbol(self, offset: int) -> str | None:
-        """The symbol (mangled, as in the table) of the function containing `offset`."""
+    def symbols_at(self, offset: int) -> list[str]:
+        """Every symbol (mangled, as in the table) of the function containing `offset`: the C
+        library names one function several ways (fclose, _IO_fclose, _IO_new_fclose)."""
         i = bisect.bisect_right(self.starts, offset) - 1
         if i < 0:
-            return None
+            return []
         start = self.starts[i]
         names = []
         while i >= 0 and self.starts[i] == start:  # aliases share a start
@@ -36,6 +37,11 @@ class ElfSymbolTable:
             if size == 0 or offset < start + size:
                 names.append(name)
             i -= 1
+        return names
+
+    def lookup_symbol(self, offset: int) -> str | None:
+        """The symbol (mangled, as in the table) of the function containing `offset`."""
+        names = self.symbols_at(offset)
         if not names:
             return None
         # Prefer the public alias: "malloc" over "__libc_malloc"; then the shorter; then the
