@@ -420,7 +420,8 @@ def test_generated_entries_are_what_valgrind_generates_and_work_in_valgrind(
 
 
 CXX_PROGRAM = "suppress_cxx.cpp"
-CXX_LEAKED = (100 + 8 + 48 + 12, 4)  # new int[25]; a Holder and its new char[48]; new int[3]
+# new int[25]; a Holder and its new char[48]; new int[3]; the inlined new int[5]
+CXX_LEAKED = (100 + 8 + 48 + 12 + 20, 5)
 
 
 @needs_valgrind
@@ -429,9 +430,9 @@ def test_suppressions_go_both_ways_between_valgrind_and_leaktrace(
         build_dir: Path, tmp_path: Path, stripped: bool) -> None:
     """Where the names differ between the tools: operator new[] (libstdc++'s calls new: a
     backtrace shows new, valgrind's replacement says new[]), a constructor (C1 and C2 are one
-    address), a stripped program (no main: valgrind stops at "(below main)"). valgrind's
-    generated entries suppress every record of leaktrace's, and leaktrace's every record of
-    valgrind's."""
+    address), an inlined call (valgrind: the debug info's short name), a stripped program (no
+    main: valgrind stops at "(below main)"). valgrind's generated entries suppress every
+    record of leaktrace's, and leaktrace's every record of valgrind's."""
     assert VALGRIND is not None
     program = compile_program(CXX_PROGRAM, build_dir, "-O0")
     if stripped:
@@ -440,7 +441,7 @@ def test_suppressions_go_both_ways_between_valgrind_and_leaktrace(
     run = run_traced(program, work=tmp_path)
     assert run.returncode == 0, run.stderr
     theirs = valgrinds_entries(program)
-    assert len(theirs) == 4
+    assert len(theirs) == 5
     valgrinds = tmp_path / "valgrind.supp"
     valgrinds.write_text(named(theirs))
     again = report_text(run.capture, "--no-default-suppressions", "--suppressions",
@@ -450,7 +451,7 @@ def test_suppressions_go_both_ways_between_valgrind_and_leaktrace(
 
     ours = entries_in(report_text(run.capture, "--no-default-suppressions",
                                   "--gen-suppressions"))
-    assert len(ours) == 4
+    assert len(ours) == 5
     summary = valgrind_with_suppressions(program, ours, tmp_path)
     assert set(summary.kinds.values()) == {(0, 0)}
     assert summary.suppressed == CXX_LEAKED

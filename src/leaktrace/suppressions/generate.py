@@ -3,7 +3,8 @@ way `valgrind --gen-suppressions=all` writes it, so it can go straight into a fi
 `leaktrace --suppressions` (and for valgrind itself).
 
 Like valgrind, C++ functions are written by their symbol (`fun:_ZN3app4makeEi`); a function
-inlined into another has no symbol and is written demangled, a frame without a function name
+inlined into another has no symbol and is written by its short name, as valgrind names it from
+the debug info (`fun:make`; template arguments as `<*>`), a frame without a function name
 by its object (`obj:/usr/lib/libfoo.so`), and a frame in no known object as `obj:*`. The
 stack stops at main: valgrind does not show the frames below it (in a stripped program, at
 `(below main)`, its name for the C library's caller of main). One difference: C++'s operator
@@ -14,7 +15,12 @@ from __future__ import annotations
 from leaktrace.leak_kinds import SHORT_NAME_OF
 from leaktrace.model import Frame, LeakRecord
 from leaktrace.suppressions.linkage_names import LinkageNames
-from leaktrace.suppressions.matcher import BELOW_MAIN, BELOW_MAIN_NAME, allocation_stack
+from leaktrace.suppressions.matcher import (
+    BELOW_MAIN,
+    BELOW_MAIN_NAME,
+    allocation_stack,
+    inlined_pattern,
+)
 
 PLACEHOLDER_NAME = "<insert_a_suppression_name_here>"
 
@@ -54,6 +60,8 @@ def _down_to_main(stack: list[Frame]) -> list[Frame]:
 def _frame_line(frame: Frame, linkage_names: LinkageNames) -> str:
     if frame.function == BELOW_MAIN_NAME:
         return f"fun:{BELOW_MAIN_NAME}"
+    if frame.function and frame.inlined:
+        return f"fun:{inlined_pattern(frame.function)}"
     if frame.function:
         symbol = linkage_names.of(frame)
         # Only a C++ symbol says more than the name shown; a C symbol may carry a GCC clone

@@ -9,13 +9,15 @@ its call to malloc), and valgrind shows it first too.
 A valgrind entry's stack lines must match the top of that stack, `...` standing for any number
 of frames (none included); frames below the last line do not matter. `fun:` is compared with
 the demangled name leaktrace shows and, for a pattern written mangled as valgrind writes them
-(`_Z...`), with the function's symbol as well; a plain pattern also with the function's other
-C symbols (valgrind names glibc's functions by their exported symbols, strndup and fclose,
-where debug info says __strndup and _IO_new_fclose) and without the version valgrind writes
-after a dynamic symbol (`realpath@@GLIBC_2.3`). `obj:` is compared with the module's path and
-the file it resolves to (valgrind shows /usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30 for
-/lib/x86_64-linux-gnu/libstdc++.so.6). A LeakSanitizer `leak:` line matches when any frame's
-function, source file or module contains the pattern."""
+(`_Z...`), with the function's symbol as well; a plain pattern also with an inlined call's
+short name, as valgrind names inlined calls (`make` for app::Box<app::Widget>::make(int)),
+and with the function's other C symbols (valgrind names glibc's functions by their exported
+symbols, strndup and fclose, where debug info says __strndup and _IO_new_fclose) and without
+the version valgrind writes after a dynamic symbol (`realpath@@GLIBC_2.3`). `obj:` is compared
+with the module's path and the file it resolves to (valgrind shows
+/usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30 for /lib/x86_64-linux-gnu/libstdc++.so.6).
+A LeakSanitizer `leak:` line matches when any frame's function, source file or module
+contains the pattern."""
 
 from __future__ import annotations
 
@@ -91,6 +93,45 @@ def _resolved(path: str) -> str:
     return os.path.realpath(path)
 
 
+def inlined_pattern(function: str) -> str:
+    """A fun: pattern for an inlined call of `function` that valgrind matches too: its short
+    name, any template arguments as `<*>` (valgrind may show them, or `<>`)."""
+    names = inlined_names(function)
+    if not names:
+        return function
+    short = min(names, key=len)  # without its template arguments, if it has any
+    return short + "<*>" if short + "<>" in names else short
+
+
+@functools.cache
+def inlined_names(function: str) -> frozenset[str]:
+    """The names valgrind may show for an inlined call of `function`: the debug info's short
+    name, the last component of the qualified name without its parameters ("make" for
+    app::Box<app::Widget>::make(int)), with its template arguments, without them, and as
+    GCC writes a deduced template's ("basic_string<>")."""
+    depth = 0
+    last_start = 0
+    end = len(function)
+    for i, char in enumerate(function):
+        if char in "<(":
+            if char == "(" and depth == 0:
+                end = i
+                break
+            depth += 1
+        elif char in ">)":
+            depth -= 1
+        elif char == ":" and depth == 0 and function.startswith("::", i):
+            last_start = i + 2
+    last = function[last_start:end].strip()
+    if depth != 0 or not last:
+        return frozenset()  # "operator<" and the like: not taken apart
+    names = {last}
+    if last.endswith(">") and "<" in last:
+        base = last[:last.index("<")]
+        names |= {base, base + "<>"}
+    return frozenset(names)
+
+
 class SuppressionMatcher:
     def __init__(self, suppressions: Sequence[Suppression],
                  linkage_names: LinkageNames | None = None) -> None:
@@ -111,6 +152,8 @@ class SuppressionMatcher:
 
     def frame_names(self, frame: Frame) -> set[str]:
         """The names a fun: line may match the frame by (UNKNOWN for none)."""
+        if frame.inlined and frame.function:
+            return {frame.function, *inlined_names(frame.function)}
         return {frame.function or UNKNOWN, *self.linkage_names.c_aliases(frame)}
 
     def narrowed_to(self, names: set[str | None]) -> SuppressionMatcher:
@@ -180,8 +223,7 @@ class SuppressionMatcher:
             if wanted == BELOW_MAIN_NAME:
                 return frame.function in BELOW_MAIN
             if not wanted.startswith("_Z"):
-                return any(valgrind_match(wanted, alias)
-                           for alias in self.linkage_names.c_aliases(frame))
+                return any(valgrind_match(wanted, name) for name in self.frame_names(frame))
             # A mangled pattern: against the symbol, or demangled when it has no wildcard;
             # with the aliases valgrind may have written instead of the symbol shown here.
             symbol = self.linkage_names.of(frame)
