@@ -35,7 +35,61 @@ def _valgrind_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(parts), re.DOTALL)
 
 
+# A regex with many `.*` backtracks exponentially on a name it does not match (`*a*a*a*a*ab`
+# against a 300-character C++ name ran for minutes): from this many stars on, the glob is
+# matched by _glob_match instead, in time bounded by the two lengths' product.
+_REGEX_MAX_STARS = 2
+
+_STAR, _ANY = object(), object()
+
+
+@functools.cache
+def _glob_tokens(pattern: str) -> tuple[object, ...]:
+    tokens: list[object] = []
+    escaped = False
+    for char in pattern:
+        if escaped:
+            tokens.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "*":
+            if not tokens or tokens[-1] is not _STAR:  # a run of stars is one star
+                tokens.append(_STAR)
+        elif char == "?":
+            tokens.append(_ANY)
+        else:
+            tokens.append(char)
+    if escaped:
+        tokens.append("\\")
+    return tuple(tokens)
+
+
+def _glob_match(tokens: tuple[object, ...], name: str) -> bool:
+    """The usual two-pointer wildcard match: on a mismatch the last star takes one more
+    character and matching resumes after it."""
+    t = n = 0
+    star_t, star_n = -1, 0
+    while n < len(name):
+        if t < len(tokens) and tokens[t] is _STAR:
+            star_t, star_n = t, n
+            t += 1
+        elif t < len(tokens) and (tokens[t] is _ANY or tokens[t] == name[n]):
+            t += 1
+            n += 1
+        elif star_t >= 0:
+            star_n += 1
+            t, n = star_t + 1, star_n
+        else:
+            return False
+    while t < len(tokens) and tokens[t] is _STAR:
+        t += 1
+    return t == len(tokens)
+
+
 def valgrind_match(pattern: str, name: str) -> bool:
+    if pattern.count("*") > _REGEX_MAX_STARS:
+        return _glob_match(_glob_tokens(pattern), name)
     return _valgrind_regex(pattern).fullmatch(name) is not None
 
 
