@@ -8,6 +8,8 @@ System V gABI's (ELF32 and ELF64, either byte order)."""
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -40,10 +42,24 @@ class _Section:
     link: int  # for a symbol table: the index of its string table
 
 
+def _open_regular(path: str) -> BinaryIO:
+    """The file for reading, if it is a regular file (OSError if not): a module path may name
+    a FIFO by now, whose open() would wait for a writer forever, or a device without end.
+    Opened without blocking, which a regular file's reads ignore."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_elf_info(path: str) -> ElfInfo | None:
     """None when the file cannot be opened or is not ELF."""
     try:
-        with open(path, "rb") as f:
+        with _open_regular(path) as f:
             sections = _sections(f)
             if sections is None:
                 return None
@@ -135,7 +151,7 @@ def read_function_symbols(path: str) -> list[tuple[int, int, bytes]]:
     """The functions of .symtab, else of .dynsym: (start, size, mangled name), sorted and
     without repeats. Empty when the file cannot be read, is not ELF or has no such table."""
     try:
-        with open(path, "rb") as f:
+        with _open_regular(path) as f:
             sections = _sections(f)
             if not sections:
                 return []
