@@ -138,3 +138,41 @@ def test_a_server_that_never_answers_times_out(capture: Path, tmp_path: Path) ->
                      "without local debug info show no file:line"]
     assert 3 <= elapsed < 60  # waited for the timeout, not for ever
     assert leak_small(document)["line"] is None
+
+
+def test_an_answer_that_is_not_the_debug_file_is_not_cached(
+        capture: Path, server: str, stripped: tuple[Path, Path, str], tmp_path: Path) -> None:
+    """A server (a proxy's error page) answering 200 with something else: one note, the next
+    server is asked, and the cache, which gdb and debuginfod-find share, keeps the real file.
+    A bad file already in the cache is downloaded again."""
+    import http.server
+    import threading
+
+    class ErrorPage(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+            body = b"<html>please log in</html>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    proxy = http.server.HTTPServer(("127.0.0.1", 0), ErrorPage)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    build_id = stripped[2]
+    cache = tmp_path / "cache"
+    try:
+        bad = f"http://127.0.0.1:{proxy.server_address[1]}"
+        document = report(capture, {"DEBUGINFOD_URLS": f"{bad} {server}",
+                                    "DEBUGINFOD_CACHE_PATH": str(cache)})
+        assert leak_small(document)["line"] == marker_line("export_leaks.c", "small")
+        assert any(n.startswith(f"debuginfod server {bad} answered") and "ignored" in n
+                   for n in document["notes"]), document["notes"]
+        assert (cache / build_id / "debuginfo").read_bytes()[:4] == b"\x7fELF"
+        (cache / build_id / "debuginfo").write_bytes(b"<html>please log in</html>")
+        again = report(capture, {"DEBUGINFOD_URLS": server, "DEBUGINFOD_CACHE_PATH": str(cache)})
+        assert leak_small(again)["line"] == marker_line("export_leaks.c", "small")
+    finally:
+        proxy.shutdown()

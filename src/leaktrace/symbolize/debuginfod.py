@@ -48,8 +48,8 @@ class DebuginfodClient:
         """Path of the cached debug file for `build_id`, downloaded first if need be."""
         hex_id = build_id.hex()
         cached = os.path.join(self.cache_dir, hex_id, "debuginfo")
-        if os.path.isfile(cached):
-            return cached
+        if os.path.isfile(cached) and _is_debug_file_of(cached, build_id):
+            return cached  # (a bad one a server once sent is downloaded again, replaced)
         with self._lock:
             if hex_id in self._missing:
                 return None
@@ -57,13 +57,13 @@ class DebuginfodClient:
             with self._lock:
                 if url in self._dead:
                     continue
-            if self._download(f"{url}/buildid/{hex_id}/debuginfo", url, cached):
+            if self._download(f"{url}/buildid/{hex_id}/debuginfo", url, cached, build_id):
                 return cached
         with self._lock:
             self._missing.add(hex_id)
         return None
 
-    def _download(self, address: str, server: str, cached: str) -> bool:
+    def _download(self, address: str, server: str, cached: str, build_id: bytes) -> bool:
         # Imported here: urllib.request (with http.client and email) is 30 ms of every
         # report's start-up, and only a download needs it.
         import urllib.error
@@ -81,6 +81,13 @@ class DebuginfodClient:
                             if copied > _MAX_BYTES:
                                 raise OSError("answer too large")
                             out.write(chunk)
+                    if not _is_debug_file_of(partial, build_id):
+                        # A proxy's error page, another build: kept out of the cache, which
+                        # gdb and debuginfod-find read too.
+                        self._note(f"debuginfod server {server} answered {address} with "
+                                   "something other than that build's ELF debug file: "
+                                   "ignored")
+                        return False
                     os.replace(partial, cached)  # readers never see half a file
                 finally:
                     if os.path.exists(partial):
@@ -97,3 +104,11 @@ class DebuginfodClient:
             self._note(f"debuginfod server {server} unreachable ({reason}): frames of modules "
                        "without local debug info show no file:line")
             return False
+
+
+def _is_debug_file_of(path: str, build_id: bytes) -> bool:
+    """An ELF file whose build id is `build_id` (or that has none, as some debug files)."""
+    from leaktrace.symbolize.elf_info import read_elf_info
+
+    info = read_elf_info(path)
+    return info is not None and info.build_id in (None, build_id)
