@@ -149,7 +149,7 @@ def test_an_answer_that_is_not_the_debug_file_is_not_cached(
     import threading
 
     class ErrorPage(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+        def do_GET(self) -> None:  # the name http.server calls
             body = b"<html>please log in</html>"
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))

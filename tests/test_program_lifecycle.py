@@ -69,6 +69,21 @@ def test_a_fatal_signal_still_gives_a_report_and_the_same_death(build_dir: Path,
     assert report["counters"]["fatal_signal"] == sig
 
 
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_realloc_keeps_what_the_program_wrote_in_the_usable_size(build_dir: Path,
+                                                                 tmp_path: Path, opt: str) -> None:
+    """The shim clears the bytes of a grown block the program has not written: those past
+    the old block's usable size, not past the size it asked for (Redis lost string bytes)."""
+    exe = compile_program("realloc_usable.c", build_dir, opt)
+    native = _native(str(exe))
+    done = leaktrace("run", "-o", str(tmp_path / "realloc.lt"), "--", str(exe), cwd=tmp_path)
+    assert native.returncode == done.returncode == 0, done.stderr
+    lines = native.stdout.splitlines()
+    assert len(lines) == 20 and all(line.split(": ")[1].split(" of ")[0]
+                                    == line.split(" of ")[1] for line in lines)
+    assert done.stdout == native.stdout
+
+
 PYTHON_CATCHES_CTRL_C = """
 import os, signal, time
 try:
