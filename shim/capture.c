@@ -124,13 +124,28 @@ static int open_new_file(char *path, size_t cap, const char *base)
     return -EEXIST;
 }
 
-static void default_name(char *dst, size_t cap)
+/* The program's name as it started (program_invocation_short_name), for default capture
+ * names. Copied at start-up: the name points into argv[0], which daemons overwrite with a
+ * title ("nginx: master process /etc/nginx/nginx.conf": a '/' made the capture's path name
+ * a directory that does not exist). Written once, by the thread that starts the tracer. */
+static char start_name[64];
+
+void lt_capture_remember_name(void)
 {
     extern char *program_invocation_short_name;
+    const char *name = program_invocation_short_name;
+    size_t n = 0;
+    for (; name && name[n] && n < sizeof start_name - 1; n++)
+        start_name[n] = name[n] == '/' ? '_' : name[n];
+    start_name[n] = 0;
+}
+
+static void default_name(char *dst, size_t cap)
+{
     char *end = dst + cap - 1;
     char *p = lt_put_str(dst, end, lt_cfg.dir);
     p = lt_put_str(p, end, "/leaktrace-");
-    p = lt_put_str(p, end, program_invocation_short_name ? program_invocation_short_name : "program");
+    p = lt_put_str(p, end, start_name[0] ? start_name : "program");
     p = lt_put_str(p, end, ".");
     p = lt_put_uint(p, end, (uint64_t)getpid());
     p = lt_put_str(p, end, ".lt");

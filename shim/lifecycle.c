@@ -194,6 +194,7 @@ static void start_preloaded(void)
     if (lt_cfg.launched && !lt_cfg.follow_children) lt_env_hide_settings(SHIM_FILE_NAME);
     if (lt_cfg.follow_children) lt_env_keep_settings(SHIM_FILE_NAME);
     if (lt_cfg.write_on_signal) lt_signals_install();
+    lt_capture_remember_name();
     register_late_exit_handler();
     lt_go_exit_redirect();
     atomic_store(&lt_owner_pid, getpid());
@@ -268,6 +269,7 @@ bool lt_reset_for_attach(void)
     atomic_store(&lt_baseline_ns, 0);
     atomic_store(&lt_owner_pid, getpid());
     lt_modules_refresh(false);
+    lt_capture_remember_name(); /* argv[0] may hold a title by now: its '/'s become '_' */
     return true;
 }
 

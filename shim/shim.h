@@ -548,6 +548,7 @@ uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp, uintptr_t ip);
 bool lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim, bool refaults);
 void lt_signals_die_of(int sig);     /* the default action of `sig`, now */
 int lt_final_signal(void);           /* the signal that ended the process, or 0 */
+void lt_capture_remember_name(void); /* capture.c: the program's name, for capture names */
 bool lt_quick_exit_handled(void);    /* lifecycle.c: its at_quick_exit handler writes the capture */
 /* ---- signals.c: fatal-signal handlers the program does not see ------------------------ */
 void lt_signals_install(void);

@@ -84,6 +84,20 @@ def test_realloc_keeps_what_the_program_wrote_in_the_usable_size(build_dir: Path
     assert done.stdout == native.stdout
 
 
+def test_a_process_title_with_slashes_keeps_the_capture_name(build_dir: Path,
+                                                             tmp_path: Path) -> None:
+    """Default capture names come from the program's name as it started: a title written
+    over argv[0] (with '/' in it) made the capture's path name a missing directory."""
+    exe = compile_program("process_title.c", build_dir, "-O0")
+    long_name = tmp_path / "titled-program"  # its full path leaves room for the title
+    shutil.copy(exe, long_name)
+    done = leaktrace("run", "--", str(long_name), cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "done\n"), done.stderr
+    [capture] = tmp_path.glob("leaktrace-*.lt")
+    assert capture.name.startswith(f"leaktrace-{long_name.name}.")
+    assert "definitely lost: 100 bytes in 1 blocks" in done.stderr
+
+
 PYTHON_CATCHES_CTRL_C = """
 import os, signal, time
 try:
