@@ -31,6 +31,25 @@ static void before_change(void)
     lt_busy--;
 }
 
+/* A user change: the control socket is in its user's directory (control.c), which the new
+ * user may not reach and where root's `leaktrace status PID` would not look for it. The
+ * control thread ends before the call, removing its socket while it still may, and starts
+ * again, in the new user's directory, with the next recorded allocation. */
+static bool before_user_change(void)
+{
+    before_change();
+    int state = atomic_load(&lt_state);
+    if (lt_attach_mode() || state < LT_STATE_TRACKING || state == LT_STATE_FINAL) return false;
+    if (getpid() != atomic_load(&lt_owner_pid)) return false;
+    lt_control_pause();
+    return true;
+}
+
+static void after_user_change(bool paused)
+{
+    if (paused) lt_control_resume();
+}
+
 typedef int (*id1_fn)(unsigned);
 typedef int (*id2_fn)(unsigned, unsigned);
 typedef int (*id3_fn)(unsigned, unsigned, unsigned);
@@ -41,9 +60,13 @@ typedef int (*ns_fn)(int, int);
 
 int lt_hook_setuid(uid_t uid)
 {
-    before_change();
+    bool paused = before_user_change();
     LT_NEXT(id1_fn, setuid);
-    return f(uid);
+    int r = f(uid);
+    int saved_errno = errno;
+    after_user_change(paused);
+    errno = saved_errno;
+    return r;
 }
 
 int lt_hook_setgid(gid_t gid)
@@ -55,9 +78,13 @@ int lt_hook_setgid(gid_t gid)
 
 int lt_hook_seteuid(uid_t uid)
 {
-    before_change();
+    bool paused = before_user_change();
     LT_NEXT(id1_fn, seteuid);
-    return f(uid);
+    int r = f(uid);
+    int saved_errno = errno;
+    after_user_change(paused);
+    errno = saved_errno;
+    return r;
 }
 
 int lt_hook_setegid(gid_t gid)
@@ -69,9 +96,13 @@ int lt_hook_setegid(gid_t gid)
 
 int lt_hook_setreuid(uid_t ruid, uid_t euid)
 {
-    before_change();
+    bool paused = before_user_change();
     LT_NEXT(id2_fn, setreuid);
-    return f(ruid, euid);
+    int r = f(ruid, euid);
+    int saved_errno = errno;
+    after_user_change(paused);
+    errno = saved_errno;
+    return r;
 }
 
 int lt_hook_setregid(gid_t rgid, gid_t egid)
@@ -83,9 +114,13 @@ int lt_hook_setregid(gid_t rgid, gid_t egid)
 
 int lt_hook_setresuid(uid_t ruid, uid_t euid, uid_t suid)
 {
-    before_change();
+    bool paused = before_user_change();
     LT_NEXT(id3_fn, setresuid);
-    return f(ruid, euid, suid);
+    int r = f(ruid, euid, suid);
+    int saved_errno = errno;
+    after_user_change(paused);
+    errno = saved_errno;
+    return r;
 }
 
 int lt_hook_setresgid(gid_t rgid, gid_t egid, gid_t sgid)

@@ -139,6 +139,35 @@ def test_a_child_that_drops_to_nobody_gets_a_control_socket_of_its_user(build_di
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to drop to the user nobody")
+def test_root_reaches_a_program_that_dropped_to_nobody(build_dir: Path, tmp_path: Path) -> None:
+    """The control socket moves to the new user's directory with the drop (it stayed in
+    root's, where `leaktrace status PID` refused it, and was left there at exit)."""
+    nobody, exe = _nobody_and_dropping_program(build_dir)
+    work = tmp_path / "work"
+    work.mkdir(mode=0o777)
+    os.chmod(work, 0o777)
+    env = {k: v for k, v in os.environ.items() if k != "LEAKTRACE_CONTROL_DIR"}
+    run = subprocess.Popen([*LEAKTRACE, "run", "-o", str(work / "w.lt"), "--", str(exe), "wait"],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, cwd=work, env=env)
+    assert run.stdout is not None and run.stdin is not None
+    try:
+        assert run.stdout.readline() == f"now uid {nobody.pw_uid}\n"
+        pid = int(run.stdout.readline().split()[1])
+        status = subprocess.run([*LEAKTRACE, "status", str(pid)], capture_output=True,
+                                text=True, env=env, timeout=60)
+        assert status.returncode == 0, status.stderr
+        assert "live:" in status.stdout
+        run.stdin.write("end\n")
+        run.stdin.close()
+        assert run.wait(timeout=120) == 13
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert not Path(f"/tmp/leaktrace-0/{pid}.sock").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to drop to the user nobody")
 def test_a_program_killed_after_dropping_to_nobody_leaves_no_empty_capture(
         build_dir: Path, tmp_path: Path) -> None:
     try:

@@ -1,7 +1,8 @@
 /* Started as root, drops to the user `nobody` (setgroups, setgid, setuid), as a daemon does:
  * leaks 64 bytes before the drop and 96 after, then exits with status 13 (or, with argv[1]
  * "kill", kills itself with SIGKILL; with "child", a forked child drops first, before any
- * allocation, then leaks both, and the parent exits with its status). Afterwards it may no
+ * allocation, then leaks both, and the parent exits with its status; with "wait", it prints
+ * its pid after the drop and waits for a line on stdin before it exits). Afterwards it may no
  * longer create its capture in the run's directory. */
 #include <grp.h>
 #include <pwd.h>
@@ -42,5 +43,11 @@ int main(int argc, char **argv)
     printf("now uid %d\n", (int)getuid());
     fflush(stdout);
     if (argc > 1 && !strcmp(argv[1], "kill")) raise(SIGKILL);
+    if (argc > 1 && !strcmp(argv[1], "wait")) {
+        printf("pid %d\n", (int)getpid());
+        fflush(stdout);
+        char line[16];
+        if (!fgets(line, sizeof line, stdin)) return 1;
+    }
     return 13;
 }
