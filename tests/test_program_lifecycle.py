@@ -361,6 +361,44 @@ def test_the_program_inherits_the_signals_leaktrace_was_started_with_ignored(
     assert (done.returncode, done.stdout) == (0, native.stdout), done.stderr
 
 
+OWN_QUIT_HANDLER = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+static volatile sig_atomic_t got;
+static void on_quit(int sig) { got = sig; }
+int main(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_quit;
+    sigaction(SIGQUIT, &sa, NULL);
+    printf("ready\n");
+    fflush(stdout);
+    for (int i = 0; i < 200 && !got; i++) usleep(50000);
+    printf("got %d\n", (int)got);
+    return 0;
+}
+"""
+
+
+def test_a_signal_ignored_at_start_still_reaches_a_program_that_handles_it(
+        tmp_path: Path) -> None:
+    """A shell without job control starts `leaktrace run PROG &` with SIGINT and SIGQUIT
+    ignored; its `kill -QUIT $!` reached a program with a handler of its own natively, and
+    never under leaktrace, which kept the signal ignored instead of passing it on."""
+    exe = compile_source(tmp_path, "own_quit.c", OWN_QUIT_HANDLER, "-O2")
+    run = subprocess.Popen([*LEAKTRACE, "run", "-o", str(tmp_path / "q.lt"), "--", str(exe)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           cwd=tmp_path, preexec_fn=_ignore_hangup_and_interrupts)
+    assert run.stdout is not None
+    assert run.stdout.readline() == "ready\n"
+    run.send_signal(signal.SIGQUIT)
+    out, err = run.communicate(timeout=60)
+    assert (run.returncode, out) == (0, f"got {int(signal.SIGQUIT)}\n"), err
+
+
 EVERY_KEY_AND_MANY_THREADS = r"""
 #include <limits.h>
 #include <pthread.h>

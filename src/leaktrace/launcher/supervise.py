@@ -53,9 +53,14 @@ def run_supervised(argv: Sequence[str], executable: str, env: Mapping[str, str],
     killed it; the program's pid, which exec keeps, so it is the pid the shim writes captures
     for). `while_running` is called on a thread of its own once the program has started, while
     leaktrace waits for it (what it raises is ignored: it may only prepare what comes after)."""
-    # A signal leaktrace was started with ignored stays ignored, so the program inherits it so.
-    waited = {int(sig) for sig in PASSED_ON if not inherited_signals.ignored_at_start(sig)}
+    # A signal leaktrace was started with ignored is the program's ignored too (it inherits
+    # it so, before its exec), but one sent to leaktrace's pid is still passed on: a shell
+    # without job control starts `leaktrace run PROG &` with SIGINT and SIGQUIT ignored, and
+    # its `kill -QUIT $!` reaches a program that set a handler of its own. Ignored, leaktrace
+    # would never see it (the kernel drops an ignored signal even while it is blocked).
+    waited = {int(sig) for sig in PASSED_ON}
     waited.add(signal.SIGCHLD)
+    ignored = sorted(sig for sig in waited if inherited_signals.ignored_at_start(sig))
     # Started with SIGCHLD ignored, the launcher's children would be reaped by the kernel and
     # the program's status lost (wait: ECHILD). The launcher takes the default; the program
     # gets SIGCHLD ignored back before its exec, as it would have inherited it.
@@ -64,12 +69,16 @@ def run_supervised(argv: Sequence[str], executable: str, env: Mapping[str, str],
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     job = Job()
     mask_before = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+    for sig in ignored:  # blocked: taken by sigwaitinfo, never acted on
+        signal.signal(sig, signal.SIG_DFL)
     die_with_the_launcher = _death_signal_setter()
     passed_fds = inherited_fds.still_open()
 
     def in_the_program() -> None:
         if sigchld_ignored:
             signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        for sig in ignored:
+            signal.signal(sig, signal.SIG_IGN)
         die_with_the_launcher()
         signal.pthread_sigmask(signal.SIG_SETMASK, mask_before)
 
@@ -88,6 +97,8 @@ def run_supervised(argv: Sequence[str], executable: str, env: Mapping[str, str],
         preparing.join()
     finally:
         _drop_pending(waited)  # meant for the program, which is gone
+        for sig in ignored:
+            signal.signal(sig, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask_before)
         if sigchld_ignored:
             signal.signal(signal.SIGCHLD, signal.SIG_IGN)
