@@ -446,6 +446,25 @@ def test_static_binary(tmp_path: Path) -> None:
         target.wait()
 
 
+JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+
+
+@pytest.mark.skipif(not os.path.exists(JEMALLOC), reason="libjemalloc2 is not installed")
+def test_a_process_allocating_from_jemalloc_is_refused(tmp_path: Path) -> None:
+    """Its blocks are jemalloc's: glibc's realloc, which the hooks call, aborted Debian's
+    redis-server at once. Refused in one line, and the process is left alone."""
+    target = subprocess.Popen(["sleep", "60"], env={**os.environ, "LD_PRELOAD": JEMALLOC})
+    try:
+        time.sleep(0.3)
+        done = leaktrace("attach", str(target.pid), env=attach_env(tmp_path / "ctl"),
+                         cwd=tmp_path)
+        assert_one_line_error(done, "allocates with libjemalloc.so.2")
+        assert target.poll() is None
+    finally:
+        target.kill()
+        target.wait()
+
+
 def test_process_already_traced(server: Server, tmp_path: Path) -> None:
     if shutil.which("strace") is None:
         pytest.skip("strace is not installed")

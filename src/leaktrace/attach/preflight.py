@@ -26,6 +26,10 @@ from leaktrace.proc_view import proc_dir
 YAMA_SCOPE = "/proc/sys/kernel/yama/ptrace_scope"
 CAP_SYS_PTRACE = 19
 MUSL = re.compile(r"^ld-musl-.*\.so\.1$|^libc\.musl-.*\.so\.1$")
+# Allocators whose blocks glibc's free and realloc cannot take: attached, the shim hands the
+# program's blocks made before the attach to glibc's (Debian's redis-server, with libjemalloc,
+# aborted in realloc at once). tcmalloc exports __libc_malloc & co., which the shim calls.
+OTHER_ALLOCATOR = re.compile(r"^lib(jemalloc|mimalloc|snmalloc|hoard)[-.]")
 
 
 def describe(pid: int) -> str:
@@ -66,6 +70,12 @@ def check_attachable(pid: int, shim: str, config_dir: str) -> MemoryMap:
         raise LeaktraceError(f"{describe(pid)} is statically linked (no libc.so.6 in its "
                              "memory map): leaktrace attach needs the C library's dlopen; "
                              "rebuild it dynamically linked, or start it with leaktrace run")
+    other = memory.of_file(OTHER_ALLOCATOR)
+    if other:
+        raise LeaktraceError(f"{describe(pid)} allocates with {other[0].file_name}, whose "
+                             "blocks glibc cannot free or resize: an attach would crash it; "
+                             "start it with leaktrace run (the shim then serves its "
+                             "allocations from glibc's heap)")
     for path in (shim, config_dir):
         if not same_file(path, f"{view}/root{path}"):
             raise LeaktraceError(f"{describe(pid)} lives in another root or mount namespace "
