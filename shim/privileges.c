@@ -16,6 +16,9 @@
  * files, and a file opened early could stay empty behind it. */
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "hooked_functions.h"
@@ -31,13 +34,30 @@ static void before_change(void)
     lt_busy--;
 }
 
+/* `leaktrace run` gives the program SIGKILL as its parent-death signal (killing leaktrace
+ * with SIGKILL kills the program, as it would have killed the program itself), and the kernel
+ * clears that signal when the process changes its user or group: a daemon that dropped to
+ * `nobody` outlived a killed leaktrace. The launched process puts it back after the call
+ * (only SIGKILL, leaktrace's: a program's own would be cleared natively too). */
+static int death_signal_before(void)
+{
+    int sig = 0;
+    if (!lt_cfg.launched || !lt_cfg.is_root || getpid() != atomic_load(&lt_owner_pid)) return 0;
+    if (lt_raw_syscall(SYS_prctl, PR_GET_PDEATHSIG, (long)&sig, 0, 0, 0, 0) != 0) return 0;
+    return sig == SIGKILL ? sig : 0;
+}
+
+static void death_signal_after(int sig)
+{
+    if (sig) lt_raw_syscall(SYS_prctl, PR_SET_PDEATHSIG, sig, 0, 0, 0, 0);
+}
+
 /* A user change: the control socket is in its user's directory (control.c), which the new
  * user may not reach and where root's `leaktrace status PID` would not look for it. The
  * control thread ends before the call, removing its socket while it still may, and starts
  * again, in the new user's directory, with the next recorded allocation. */
 static bool before_user_change(void)
 {
-    before_change();
     int state = atomic_load(&lt_state);
     if (lt_attach_mode() || state < LT_STATE_TRACKING || state == LT_STATE_FINAL) return false;
     if (getpid() != atomic_load(&lt_owner_pid)) return false;
@@ -60,10 +80,13 @@ typedef int (*ns_fn)(int, int);
 
 int lt_hook_setuid(uid_t uid)
 {
+    before_change();
+    int death = death_signal_before();
     bool paused = before_user_change();
     LT_NEXT(id1_fn, setuid);
     int r = f(uid);
     int saved_errno = errno;
+    death_signal_after(death);
     after_user_change(paused);
     errno = saved_errno;
     return r;
@@ -72,16 +95,24 @@ int lt_hook_setuid(uid_t uid)
 int lt_hook_setgid(gid_t gid)
 {
     before_change();
+    int death = death_signal_before();
     LT_NEXT(id1_fn, setgid);
-    return f(gid);
+    int r = f(gid);
+    int saved_errno = errno;
+    death_signal_after(death);
+    errno = saved_errno;
+    return r;
 }
 
 int lt_hook_seteuid(uid_t uid)
 {
+    before_change();
+    int death = death_signal_before();
     bool paused = before_user_change();
     LT_NEXT(id1_fn, seteuid);
     int r = f(uid);
     int saved_errno = errno;
+    death_signal_after(death);
     after_user_change(paused);
     errno = saved_errno;
     return r;
@@ -90,16 +121,24 @@ int lt_hook_seteuid(uid_t uid)
 int lt_hook_setegid(gid_t gid)
 {
     before_change();
+    int death = death_signal_before();
     LT_NEXT(id1_fn, setegid);
-    return f(gid);
+    int r = f(gid);
+    int saved_errno = errno;
+    death_signal_after(death);
+    errno = saved_errno;
+    return r;
 }
 
 int lt_hook_setreuid(uid_t ruid, uid_t euid)
 {
+    before_change();
+    int death = death_signal_before();
     bool paused = before_user_change();
     LT_NEXT(id2_fn, setreuid);
     int r = f(ruid, euid);
     int saved_errno = errno;
+    death_signal_after(death);
     after_user_change(paused);
     errno = saved_errno;
     return r;
@@ -108,16 +147,24 @@ int lt_hook_setreuid(uid_t ruid, uid_t euid)
 int lt_hook_setregid(gid_t rgid, gid_t egid)
 {
     before_change();
+    int death = death_signal_before();
     LT_NEXT(id2_fn, setregid);
-    return f(rgid, egid);
+    int r = f(rgid, egid);
+    int saved_errno = errno;
+    death_signal_after(death);
+    errno = saved_errno;
+    return r;
 }
 
 int lt_hook_setresuid(uid_t ruid, uid_t euid, uid_t suid)
 {
+    before_change();
+    int death = death_signal_before();
     bool paused = before_user_change();
     LT_NEXT(id3_fn, setresuid);
     int r = f(ruid, euid, suid);
     int saved_errno = errno;
+    death_signal_after(death);
     after_user_change(paused);
     errno = saved_errno;
     return r;
@@ -126,8 +173,13 @@ int lt_hook_setresuid(uid_t ruid, uid_t euid, uid_t suid)
 int lt_hook_setresgid(gid_t rgid, gid_t egid, gid_t sgid)
 {
     before_change();
+    int death = death_signal_before();
     LT_NEXT(id3_fn, setresgid);
-    return f(rgid, egid, sgid);
+    int r = f(rgid, egid, sgid);
+    int saved_errno = errno;
+    death_signal_after(death);
+    errno = saved_errno;
+    return r;
 }
 
 int lt_hook_setgroups(size_t size, const gid_t *list)

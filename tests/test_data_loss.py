@@ -10,6 +10,7 @@ import os
 import pwd
 import resource
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -165,6 +166,34 @@ def test_root_reaches_a_program_that_dropped_to_nobody(build_dir: Path, tmp_path
         if run.poll() is None:
             run.kill()
     assert not Path(f"/tmp/leaktrace-0/{pid}.sock").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to drop to the user nobody")
+def test_killing_leaktrace_kills_a_program_that_dropped_to_nobody(build_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    """SIGKILL to `leaktrace run` kills the program (its parent-death signal), which the
+    kernel clears when the program changes its user: a daemon that dropped to nobody lived
+    on. The shim puts the signal back after the call."""
+    nobody, exe = _nobody_and_dropping_program(build_dir)
+    work = tmp_path / "work"
+    work.mkdir(mode=0o777)
+    os.chmod(work, 0o777)
+    run = subprocess.Popen([*LEAKTRACE, "run", "-o", str(work / "k.lt"), "--", str(exe), "wait"],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True, cwd=work)
+    assert run.stdout is not None
+    try:
+        assert run.stdout.readline() == f"now uid {nobody.pw_uid}\n"
+        pid = int(run.stdout.readline().split()[1])
+        run.kill()
+        run.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not Path(f"/proc/{pid}").exists()
+    finally:
+        if run.poll() is None:
+            run.kill()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to drop to the user nobody")
