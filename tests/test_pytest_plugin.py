@@ -209,3 +209,17 @@ def test_bad_kinds_is_a_usage_error(inner: pytest.Pytester) -> None:
     result = inner.runpytest_subprocess("--leaktrace-fail-on=lost")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--leaktrace-fail-on: unknown leak kind 'lost'" in result.stderr.str()
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("--leaktrace-max-bytes=-5", "--leaktrace-max-bytes: must be 0 or more"),
+    ("--leaktrace-dir=/proc/self/status/captures", "--leaktrace-dir: /proc/self/status is not "
+                                                    "a directory"),
+])
+def test_bad_limits_and_directories_are_usage_errors(inner: pytest.Pytester, option: str,
+                                                     message: str) -> None:
+    """A negative maximum failed every test, clean ones too; a capture directory that cannot
+    be made turned each leaking test's report into a traceback."""
+    result = inner.runpytest_subprocess("--leaktrace", option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()

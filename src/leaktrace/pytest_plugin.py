@@ -68,6 +68,32 @@ def pytest_configure(config: pytest.Config) -> None:
             parse_kind_list(kinds)
         except LeaktraceError as error:
             raise pytest.UsageError(f"--leaktrace-fail-on: {error}") from None
+    if (config.getoption("leaktrace_max_bytes", 0) or 0) < 0:
+        raise pytest.UsageError("--leaktrace-max-bytes: must be 0 or more")
+    if config.getoption("leaktrace", False):
+        _check_capture_dir(config)
+
+
+def _capture_dir(config: pytest.Config) -> Path:
+    directory = Path(config.getoption("leaktrace_dir"))
+    if not directory.is_absolute():
+        directory = Path(config.invocation_params.dir) / directory
+    return directory
+
+
+def _check_capture_dir(config: pytest.Config) -> None:
+    """Before any test runs: a failing test's capture must have somewhere to go (a path that
+    is a file, or under /proc, ended each leaking test in a traceback instead of its report)."""
+    import os
+
+    directory = _capture_dir(config)
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise pytest.UsageError(f"--leaktrace-dir: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise pytest.UsageError(f"--leaktrace-dir: {existing} is not writable")
 
 
 _failures_key = pytest.StashKey[list[str]]()
@@ -96,10 +122,18 @@ def _settings(item: pytest.Function) -> CheckSettings | None:
     if unknown:
         pytest.fail(f"@pytest.mark.leaktrace: unknown argument {sorted(unknown)[0]!r} "
                     "(max_bytes, kinds, repeat, threads)", pytrace=False)
+    try:
+        max_bytes = int(options.get("max_bytes", config.getoption("leaktrace_max_bytes")))
+        repeat = int(options.get("repeat", 1))
+    except (TypeError, ValueError):
+        max_bytes = repeat = -1
+    if max_bytes < 0 or repeat < 1:
+        pytest.fail("@pytest.mark.leaktrace: max_bytes must be a number 0 or more, repeat "
+                    "1 or more", pytrace=False)
     return CheckSettings(
-        max_bytes=int(options.get("max_bytes", config.getoption("leaktrace_max_bytes"))),
+        max_bytes=max_bytes,
         kinds=str(options.get("kinds", config.getoption("leaktrace_fail_on") or DEFAULT_KINDS)),
-        repeat=int(options.get("repeat", 1)),
+        repeat=repeat,
         threads=str(options.get("threads", "all")),
     )
 
@@ -146,9 +180,7 @@ def _check(item: pytest.Function, tracker: Tracker, settings: CheckSettings) -> 
 
 
 def _save_capture(item: pytest.Function, tracker: Tracker) -> Path:
-    directory = Path(item.config.getoption("leaktrace_dir"))
-    if not directory.is_absolute():
-        directory = Path(item.config.invocation_params.dir) / directory
+    directory = _capture_dir(item.config)
     directory.mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid).strip("_")[:150]
     worker = getattr(item.config, "workerinput", {}).get("workerid")
