@@ -201,3 +201,30 @@ def test_run_passes_arguments_and_signals_as_exit_status(inert_shim: dict[str, s
     assert done.stdout == "out\n"  # the program's stdout stays its own
     assert done.returncode == -signal.SIGTERM  # leaktrace dies of the program's signal
     assert "killed by SIGTERM" in done.stderr
+
+
+# --- outputs that would destroy a capture or come too late ----------------------------------
+
+@pytest.mark.parametrize("command", [["report"], ["merge"], ["diff", str(SAMPLE)]])
+def test_an_output_naming_a_capture_is_refused(tmp_path: Path, command: list[str]) -> None:
+    """`report X.lt -o X.lt` replaced the capture with its own text."""
+    capture = tmp_path / "keep.lt"
+    shutil.copy(SAMPLE, capture)
+    before = capture.read_bytes()
+    done = leaktrace(*command, str(capture), "-o", str(capture))
+    assert_one_line_error(done, "is a capture: leaktrace never overwrites one")
+    assert capture.read_bytes() == before
+
+
+@pytest.mark.parametrize("option", ["--report-file", "--html"])
+def test_run_checks_its_report_files_before_the_program_runs(tmp_path: Path,
+                                                             option: str) -> None:
+    """A report file that cannot be written was found only after the whole run, whose status
+    (and the leak gate's) was lost to an exit 2."""
+    from leakharness import leaktrace as installed_leaktrace  # run needs the built shim
+
+    marker = tmp_path / "ran"
+    done = installed_leaktrace("run", option, str(tmp_path / "missing" / "r.txt"), "--",
+                               "touch", str(marker), cwd=tmp_path)
+    assert_one_line_error(done, f"the {option} directory {tmp_path / 'missing'} does not exist")
+    assert not marker.exists()

@@ -54,7 +54,11 @@ from leaktrace.launcher.supervise import (
 from leaktrace.launcher.unread_output import drop_when_unread
 from leaktrace.nameless_files import NamelessFile
 from leaktrace.render.colors import colorize_report, use_color
-from leaktrace.render.formats import BINARY_FORMATS, write_output
+from leaktrace.render.formats import (
+    BINARY_FORMATS,
+    refuse_to_overwrite_a_capture,
+    write_output,
+)
 from leaktrace.shim_library import find_shim_library
 from leaktrace.suppressions import Suppression, load_suppressions
 
@@ -131,6 +135,9 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     if mtrace_log is not None:
         mtrace_log = os.path.abspath(mtrace_log)
         _check_new_file(mtrace_log, "--mtrace-log")
+    for path, option in ((report_file, "--report-file"), (html_file, "--html")):
+        if path is not None:
+            _check_report_file(path, option)
     if output is not None:
         output = os.path.abspath(output)
         _check_output_file(output)
@@ -426,6 +433,21 @@ def _check_output_file(output: str) -> None:
         raise LeaktraceError(f"{output} already exists: leaktrace never overwrites a capture; "
                              "remove it or choose another -o")
     _check_writable_dir(os.path.dirname(output), "the -o directory")
+
+
+def _check_report_file(path: str, option: str) -> None:
+    """Before the run, not after it (the program's status was lost to a late exit 2): a file
+    the report may replace, but not a capture, a directory or one it may not write."""
+    if path == "-":
+        return
+    if os.path.isdir(path):
+        raise LeaktraceError(f"{option} {path} is a directory")
+    if os.path.exists(path):
+        refuse_to_overwrite_a_capture(path)
+        if not os.access(path, os.W_OK):
+            raise LeaktraceError(f"{option} {path} is not writable")
+        return
+    _check_writable_dir(os.path.dirname(os.path.abspath(path)), f"the {option} directory")
 
 
 def _check_new_file(path: str, option: str) -> None:

@@ -20,7 +20,7 @@ from leaktrace.commands._report_output import (
 )
 from leaktrace.launcher.supervise import end_like, signal_description
 from leaktrace.launcher.unread_output import drop_when_unread
-from leaktrace.render.formats import write_output
+from leaktrace.render.formats import refuse_to_overwrite_a_capture, write_output
 from leaktrace.runners.valgrind import run_memcheck
 from leaktrace.sources.valgrind_xml import load
 from leaktrace.suppressions import load_suppressions
@@ -77,6 +77,7 @@ def valgrind_command(
         drop_when_unread()
         report = load(run.xml_path)
         if xml_file:
+            refuse_to_overwrite_a_capture(xml_file)
             shutil.copyfile(run.xml_path, xml_file)
             report.capture_path = xml_file
         else:

@@ -65,11 +65,31 @@ def stream_as(report: Report, output_format: str, options: RenderOptions,
     return rendered if isinstance(rendered, bytes) else [rendered]
 
 
+def refuse_to_overwrite_a_capture(path: str) -> None:
+    """An output path that holds a capture (`report X.lt -o X.lt`, a mistyped `--html`) is
+    refused, as `run -o` refuses one: leaktrace never overwrites a capture."""
+    import stat
+
+    from leaktrace.capture.format import MAGIC
+
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return  # a FIFO, /dev/null, a terminal: never a capture
+        with open(path, "rb") as existing:
+            if existing.read(len(MAGIC)) != MAGIC:
+                return
+    except OSError:
+        return  # none, or not readable: opening it for writing says what is wrong
+    raise LeaktraceError(f"{path} is a capture: leaktrace never overwrites one (choose another "
+                         "output file)")
+
+
 def write_output(data: str | bytes | Iterable[str], path: str | None, *,
                  stream: str = "stdout") -> None:
     """To `path` ('-' or None: to `stream`, stdout or stderr). Binary data is never written
     to a terminal: it would only garble it. Text may come in pieces."""
     if path is not None and path != "-":
+        refuse_to_overwrite_a_capture(path)
         if isinstance(data, bytes):
             with open(path, "wb") as binary:
                 binary.write(data)
