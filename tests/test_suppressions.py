@@ -123,6 +123,12 @@ def test_lsan_file() -> None:
         parse_suppressions("oops\n", "l.supp")
     with pytest.raises(LeaktraceError, match=r"l\.supp:1: leak: needs a pattern"):
         parse_suppressions("leak:\n", "l.supp")
+    # A typo is refused, as LSan refuses it (it suppressed nothing, silently); an editor's
+    # byte order mark is not part of the first type.
+    with pytest.raises(LeaktraceError, match=r"l\.supp:2: unknown suppression type 'leek'"):
+        parse_suppressions("leak:a\nleek:make_widget\n", "l.supp")
+    assert parse_suppressions("\ufeffleak:make_widget\nrace:x\n", "l.supp") == [
+        LsanSuppression("make_widget", "l.supp:1")]
 
 
 def test_empty_and_comment_only_files_hold_nothing() -> None:

@@ -30,6 +30,21 @@ from leaktrace.suppressions.entries import (
 # LeakSanitizer suppression types that are not about leaks (other sanitizers share the
 # syntax): skipped, as LSan itself does.
 _LSAN_LEAK_TYPE = "leak"
+# The other sanitizers' types (AddressSanitizer's, ThreadSanitizer's, UndefinedBehavior-
+# Sanitizer's checks): a file shared between them is read; any other type is a typo LSan
+# refuses too ("leek:" suppressed nothing, silently).
+_OTHER_SANITIZER_TYPES = frozenset({
+    "interceptor_name", "interceptor_via_fun", "interceptor_via_lib", "odr_violation",
+    "race", "race_top", "mutex", "thread", "signal", "called_from_lib", "deadlock",
+    "vptr_check", "alignment", "bool", "bounds", "builtin", "enum", "float-cast-overflow",
+    "float-divide-by-zero", "function", "implicit-integer-sign-change",
+    "implicit-signed-integer-truncation", "implicit-unsigned-integer-truncation",
+    "integer-divide-by-zero", "invalid-builtin-use", "nonnull-attribute", "null",
+    "nullability-arg", "nullability-assign", "nullability-return", "object-size",
+    "pointer-overflow", "return", "returns-nonnull-attribute", "shift", "shift-base",
+    "shift-exponent", "signed-integer-overflow", "unreachable", "unsigned-integer-overflow",
+    "vla-bound", "vptr",
+})
 # valgrind's own default.supp is 50 KB; a file a thousand times larger is not a list of
 # suppressions, and reading it would only take the memory.
 MAX_FILE_BYTES = 64 << 20
@@ -47,7 +62,7 @@ def load_suppression_file(path: str | os.PathLike[str]) -> list[Suppression]:
 
 def parse_suppressions(text: str, name: str = "<suppressions>") -> list[Suppression]:
     """Either format, told apart by the first line that is not blank or a comment."""
-    lines = list(_content_lines(text))
+    lines = list(_content_lines(text.removeprefix("\ufeff")))  # an editor's byte order mark
     if not lines:
         return []
     if lines[0][1] == "{":
@@ -71,8 +86,12 @@ def _parse_lsan(lines: list[tuple[int, str]], name: str) -> list[Suppression]:
             raise SuppressionFileError(
                 f"{name}:{number}: expected '{{' (a valgrind entry) or TYPE:PATTERN such as "
                 f"leak:my_function (LeakSanitizer), got {line!r}")
-        if kind != _LSAN_LEAK_TYPE:
+        if kind in _OTHER_SANITIZER_TYPES:
             continue  # interceptor_via_fun:, race:, ...: other sanitizers' suppressions
+        if kind != _LSAN_LEAK_TYPE:
+            raise SuppressionFileError(
+                f"{name}:{number}: unknown suppression type {kind!r} (LeakSanitizer's is "
+                "leak:PATTERN)")
         if not pattern.strip():
             raise SuppressionFileError(f"{name}:{number}: leak: needs a pattern")
         entries.append(LsanSuppression(pattern.strip(), f"{name}:{number}"))
