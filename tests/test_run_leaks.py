@@ -473,6 +473,42 @@ def test_quick_exit_writes_the_capture_after_its_handlers(build_dir: Path, tmp_p
             for r in mine] == [(1, 33, "definitely lost", ("quick_exit_handlers.c", line))]
 
 
+KILLED_CHILD = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+void *volatile sink;
+int main(void)
+{
+    pid_t child = fork();
+    if (child == 0) {
+        sink = malloc(50);
+        raise(SIGKILL);
+    }
+    int status;
+    waitpid(child, &status, 0);
+    printf("child %d killed\n", (int)child);
+    return 0;
+}
+"""
+
+
+def test_a_followed_child_killed_by_sigkill_is_named(tmp_path: Path) -> None:
+    """A traced child that ended without a capture was left out of the children's summary
+    without a word."""
+    from native_programs import compile_source
+
+    exe = compile_source(tmp_path, "killed_child.c", KILLED_CHILD, "-O0")
+    done = leaktrace("run", "--follow-children", "-o", str(tmp_path / "k.lt"), "--", str(exe),
+                     cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    child = int(done.stdout.split()[1])
+    assert (f"leaktrace: warning: child {child} ended without a capture (killed by SIGKILL"
+            in done.stderr), done.stderr
+
+
 MAPPING_KINDS = {"mmap", "mremap", "brk"}
 
 

@@ -164,6 +164,7 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         # A followed child may end a moment after the program (none traced: no wait).
         at_end = wait_for_children(notify.path, pid)
         notices, failures, still_running = at_end.notices, at_end.failures, at_end.still_running
+        vanished = at_end.vanished
     drop_when_unread()
     remove_stale_socket(pid, env)
 
@@ -232,6 +233,7 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
                    f"{leaktrace_command()} mtrace {shlex.quote(mtrace_log)}", err=True)
     counted = fail_on_kinds if fail_on_leak is not None else frozenset()
     children = _summarize_children(pid, notices, suppressions, counted)
+    _name_children_without_capture(pid, failures, vanished)
     _name_children_still_running(still_running, capture_dir)
     if leaks_exceed_any([report, *earlier, *children], fail_on_leak, fail_on_kinds):
         raise SystemExit(leak_exit_code)
@@ -355,6 +357,19 @@ def _summarize_children(pid: int, notices: list[CaptureNotice],
         f"{kind} {nbytes:,} bytes in {blocks:,} blocks" for kind, (nbytes, blocks)
         in total.items()), err=True)
     return reports
+
+
+def _name_children_without_capture(pid: int, failures: list[CaptureFailure],
+                                   vanished: list[int]) -> None:
+    """Traced children that wrote no capture: each is named with the shim's reason, or as
+    ended without one (a SIGKILL, which nothing can catch); they are not in the summary."""
+    for failure in failures:
+        if failure.pid != pid:
+            warn(f"child {failure.pid} wrote no capture: the shim could not write "
+                 f"{failure.path}: {failure.reason}")
+    for child in vanished:
+        warn(f"child {child} ended without a capture (killed by SIGKILL, which no process "
+             "can catch, or by a raw exit or exec system call)")
 
 
 def _name_children_still_running(pids: list[int], capture_dir: str) -> None:

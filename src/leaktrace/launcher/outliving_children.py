@@ -28,6 +28,7 @@ class ChildrenAtEnd:
     notices: list[CaptureNotice]
     failures: list[CaptureFailure]
     still_running: list[int]  # traced children alive, without their final capture yet
+    vanished: list[int]  # traced children gone without a capture or a failure (SIGKILL)
 
 
 def wait_for_children(notify_path: str, main_pid: int,
@@ -37,8 +38,10 @@ def wait_for_children(notify_path: str, main_pid: int,
     deadline = time.monotonic() + grace
     while True:
         notices, failures = read_notifications(notify_path)
-        running = sorted(pid for pid in traced_children(notify_path) - {main_pid}
-                         if not ended(pid, notices, failures) and process_alive(pid))
+        silent = sorted(pid for pid in traced_children(notify_path) - {main_pid}
+                        if not ended(pid, notices, failures))
+        running = [pid for pid in silent if process_alive(pid)]
         if not running or time.monotonic() >= deadline:
-            return ChildrenAtEnd(notices, failures, running)
+            vanished = [pid for pid in silent if pid not in running]
+            return ChildrenAtEnd(notices, failures, running, vanished)
         time.sleep(POLL_SECONDS)
