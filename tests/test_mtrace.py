@@ -275,6 +275,20 @@ def test_malformed_lines_are_reported_by_number_without_stopping(tmp_path: Path)
     assert "0x0000000000005000     0x64  at 0x11a7" in result.stdout
 
 
+def test_an_overlong_line_is_one_malformed_line(tmp_path: Path) -> None:
+    """A 20 MB line (read 4 MiB at a time) was reported as several lines, every later line
+    number shifted, and one warning carried megabytes of it."""
+    log = tmp_path / "long.log"
+    log.write_bytes(b"= Start\n@ ./prog:[0x11a7] + 0x5000 0x64\n" + b"x" * (20 << 20)
+                    + b"\nbad line\n= End\n")
+    result = run_cli("mtrace", str(log))
+    assert result.returncode == 0, result.stderr
+    warnings = result.stderr.splitlines()
+    assert [w.split(":")[3] for w in warnings] == ["3", "4"]
+    assert max(len(w) for w in warnings) < 1000  # 200 bytes of the line, at most
+    assert "0x0000000000005000     0x64  at 0x11a7" in result.stdout
+
+
 def test_flood_of_malformed_lines_is_summarized(tmp_path: Path) -> None:
     log = tmp_path / "noisy.log"
     log.write_text("= Start\n" + "junk\n" * 500 + "@ [0x1] + 0x10 0x8\n= End\n")

@@ -274,14 +274,23 @@ def _chunked_lines(log: BinaryIO, size: int) -> Iterator[tuple[list[bytes], int]
     than a readline per line, and a file without newlines cannot fill the memory. Reads stop
     at the size the file had when opened: a log still being written is read to that point."""
     carry = b""
+    skipping = False  # in the rest of an overlong line, already given as one malformed line
     left = size
     while left > 0 and (chunk := log.read(min(_CHUNK_BYTES, left))):
         left -= len(chunk)
-        lines = (carry + chunk).split(b"\n")
+        data = carry + chunk
+        if skipping:
+            end = data.find(b"\n")
+            if end < 0:
+                carry = b""
+                yield [], len(chunk)
+                continue
+            data, skipping = data[end + 1:], False
+        lines = data.split(b"\n")
         carry = lines.pop()
         if len(carry) > _MAX_LINE_BYTES:  # not a log line: let the parser call it malformed
             lines.append(carry[:200])
-            carry = b""
+            carry, skipping = b"", True
         yield lines, len(chunk)
     if carry:
         yield [carry], 0
