@@ -223,3 +223,16 @@ def test_bad_limits_and_directories_are_usage_errors(inner: pytest.Pytester, opt
     result = inner.runpytest_subprocess("--leaktrace", option)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in result.stderr.str()
+
+
+def test_the_end_of_a_run_lists_the_leaking_tests_captures_under_xdist(
+        inner: pytest.Pytester) -> None:
+    """pytest-xdist's workers kept the list to themselves: the summary the controller prints
+    had none. The captures now come with the test reports."""
+    pytest.importorskip("xdist")
+    result = inner.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "-k",
+                                        "extension_leak or frees_everything")
+    out = result.stdout.str()
+    assert "leaktrace: captures of tests that leaked" in out, out
+    [listed] = [line for line in result.outlines if line.startswith("test_inner.py::")]
+    assert listed.startswith("test_inner.py::test_extension_leak: ") and listed.endswith(".lt")

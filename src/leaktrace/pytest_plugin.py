@@ -60,6 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "if its call leaves more than max_bytes of these native leak kinds; with repeat=N the "
         "call runs N times and only what grew every time after the first counts.")
     config.stash[_failures_key] = []
+    config.pluginmanager.register(_LeakedCaptures(config), "leaktrace-leaked-captures")
     kinds = config.getoption("leaktrace_fail_on", None)
     if kinds:
         from leaktrace.errors import LeaktraceError
@@ -97,6 +98,23 @@ def _check_capture_dir(config: pytest.Config) -> None:
 
 
 _failures_key = pytest.StashKey[list[str]]()
+_CAPTURE_PROPERTY = "leaktrace_capture"
+
+
+class _LeakedCaptures:
+    """Collects the captures of tests that leaked from their reports, which pytest-xdist
+    sends from its workers to the process that prints the summary (a worker's own list
+    stayed in the worker)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":  # the teardown's report carries the properties too
+            return
+        for name, value in report.user_properties:
+            if name == _CAPTURE_PROPERTY:
+                self._config.stash[_failures_key].append(f"{report.nodeid}: {value}")
 
 # The allocators that make each Python object its own malloc call, which the shim sees.
 MALLOC_ALLOCATORS = ("malloc", "malloc_debug")
@@ -173,7 +191,7 @@ def _check(item: pytest.Function, tracker: Tracker, settings: CheckSettings) -> 
         text = report.text(kinds=settings.kinds, top=RECORDS_SHOWN)
     finally:
         tracker.capture_path.unlink(missing_ok=True)
-    item.config.stash[_failures_key].append(f"{item.nodeid}: {saved}")
+    item.user_properties.append((_CAPTURE_PROPERTY, str(saved)))
     pytest.fail(f"leaktrace: the test left {found} bytes of native memory "
                 f"({settings.kinds}; {settings.max_bytes} allowed)\n"
                 f"capture: {saved} (leaktrace report {saved})\n\n{text}", pytrace=False)
