@@ -129,7 +129,7 @@ def _parse_valgrind(lines: list[tuple[int, str]], name: str) -> list[Suppression
         start, line = reader.next("'{'")
         if line != "{":
             raise reader.error(start, f"expected '{{' to start a suppression, got {line!r}")
-        _, entry_name = reader.next("the suppression's name")
+        name_at, entry_name = reader.next("the suppression's name")
         if entry_name == "}":
             raise reader.error(start, "the suppression has no name")
         kind_at, tool_kind = reader.next("TOOL:KIND, e.g. Memcheck:Leak")
@@ -140,7 +140,8 @@ def _parse_valgrind(lines: list[tuple[int, str]], name: str) -> list[Suppression
         if "Memcheck" not in tools.split(",") or kind.strip() != "Leak":
             _skip_entry(reader)  # not about leaks: valgrind reads it, leaktrace has no use
             continue
-        entry = _parse_leak_entry(reader, entry_name, f"{name}:{start}")
+        # Where valgrind's used_suppression lines point: the entry's name.
+        entry = _parse_leak_entry(reader, entry_name, f"{name}:{name_at}")
         entries.append(entry)
     return entries
 
