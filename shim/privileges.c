@@ -65,9 +65,27 @@ static bool before_user_change(void)
     return true;
 }
 
-static void after_user_change(bool paused)
+/* Around each set*id call: what to put back after it. */
+struct id_change {
+    int death_signal;
+    bool control_paused;
+};
+
+static struct id_change begin_id_change(bool of_user)
 {
-    if (paused) lt_control_resume();
+    before_change();
+    struct id_change c = { death_signal_before(), false };
+    c.control_paused = of_user && before_user_change();
+    return c;
+}
+
+static int end_id_change(struct id_change c, int result)
+{
+    int saved_errno = errno;
+    death_signal_after(c.death_signal);
+    if (c.control_paused) lt_control_resume();
+    errno = saved_errno;
+    return result;
 }
 
 typedef int (*id1_fn)(unsigned);
@@ -80,106 +98,58 @@ typedef int (*ns_fn)(int, int);
 
 int lt_hook_setuid(uid_t uid)
 {
-    before_change();
-    int death = death_signal_before();
-    bool paused = before_user_change();
+    struct id_change c = begin_id_change(true);
     LT_NEXT(id1_fn, setuid);
-    int r = f(uid);
-    int saved_errno = errno;
-    death_signal_after(death);
-    after_user_change(paused);
-    errno = saved_errno;
-    return r;
+    return end_id_change(c, f(uid));
 }
 
 int lt_hook_setgid(gid_t gid)
 {
-    before_change();
-    int death = death_signal_before();
+    struct id_change c = begin_id_change(false);
     LT_NEXT(id1_fn, setgid);
-    int r = f(gid);
-    int saved_errno = errno;
-    death_signal_after(death);
-    errno = saved_errno;
-    return r;
+    return end_id_change(c, f(gid));
 }
 
 int lt_hook_seteuid(uid_t uid)
 {
-    before_change();
-    int death = death_signal_before();
-    bool paused = before_user_change();
+    struct id_change c = begin_id_change(true);
     LT_NEXT(id1_fn, seteuid);
-    int r = f(uid);
-    int saved_errno = errno;
-    death_signal_after(death);
-    after_user_change(paused);
-    errno = saved_errno;
-    return r;
+    return end_id_change(c, f(uid));
 }
 
 int lt_hook_setegid(gid_t gid)
 {
-    before_change();
-    int death = death_signal_before();
+    struct id_change c = begin_id_change(false);
     LT_NEXT(id1_fn, setegid);
-    int r = f(gid);
-    int saved_errno = errno;
-    death_signal_after(death);
-    errno = saved_errno;
-    return r;
+    return end_id_change(c, f(gid));
 }
 
 int lt_hook_setreuid(uid_t ruid, uid_t euid)
 {
-    before_change();
-    int death = death_signal_before();
-    bool paused = before_user_change();
+    struct id_change c = begin_id_change(true);
     LT_NEXT(id2_fn, setreuid);
-    int r = f(ruid, euid);
-    int saved_errno = errno;
-    death_signal_after(death);
-    after_user_change(paused);
-    errno = saved_errno;
-    return r;
+    return end_id_change(c, f(ruid, euid));
 }
 
 int lt_hook_setregid(gid_t rgid, gid_t egid)
 {
-    before_change();
-    int death = death_signal_before();
+    struct id_change c = begin_id_change(false);
     LT_NEXT(id2_fn, setregid);
-    int r = f(rgid, egid);
-    int saved_errno = errno;
-    death_signal_after(death);
-    errno = saved_errno;
-    return r;
+    return end_id_change(c, f(rgid, egid));
 }
 
 int lt_hook_setresuid(uid_t ruid, uid_t euid, uid_t suid)
 {
-    before_change();
-    int death = death_signal_before();
-    bool paused = before_user_change();
+    struct id_change c = begin_id_change(true);
     LT_NEXT(id3_fn, setresuid);
-    int r = f(ruid, euid, suid);
-    int saved_errno = errno;
-    death_signal_after(death);
-    after_user_change(paused);
-    errno = saved_errno;
-    return r;
+    return end_id_change(c, f(ruid, euid, suid));
 }
 
 int lt_hook_setresgid(gid_t rgid, gid_t egid, gid_t sgid)
 {
-    before_change();
-    int death = death_signal_before();
+    struct id_change c = begin_id_change(false);
     LT_NEXT(id3_fn, setresgid);
-    int r = f(rgid, egid, sgid);
-    int saved_errno = errno;
-    death_signal_after(death);
-    errno = saved_errno;
-    return r;
+    return end_id_change(c, f(rgid, egid, sgid));
 }
 
 int lt_hook_setgroups(size_t size, const gid_t *list)

@@ -427,6 +427,20 @@ def test_32_bit_program(tmp_path: Path) -> None:
         target.wait()
 
 
+def _refused_and_left_alone(target: subprocess.Popen[bytes], tmp_path: Path,
+                            message: str) -> None:
+    """`leaktrace attach` to `target` ends in one error line saying `message`, and the target
+    runs on."""
+    try:
+        done = leaktrace("attach", str(target.pid), env=attach_env(tmp_path / "ctl"),
+                         cwd=tmp_path)
+        assert_one_line_error(done, message)
+        assert target.poll() is None
+    finally:
+        target.kill()
+        target.wait()
+
+
 def test_static_binary(tmp_path: Path) -> None:
     source = tmp_path / "static_sleep.c"
     source.write_text("#include <unistd.h>\nint main(void) { sleep(60); return 0; }\n")
@@ -435,15 +449,7 @@ def test_static_binary(tmp_path: Path) -> None:
                            capture_output=True, text=True)
     if built.returncode != 0:
         pytest.skip("no static libc (libc.a) to build a static program")
-    target = subprocess.Popen([str(exe)])
-    try:
-        done = leaktrace("attach", str(target.pid), env=attach_env(tmp_path / "ctl"),
-                         cwd=tmp_path)
-        assert_one_line_error(done, "statically linked")
-        assert target.poll() is None
-    finally:
-        target.kill()
-        target.wait()
+    _refused_and_left_alone(subprocess.Popen([str(exe)]), tmp_path, "statically linked")
 
 
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
@@ -454,15 +460,8 @@ def test_a_process_allocating_from_jemalloc_is_refused(tmp_path: Path) -> None:
     """Its blocks are jemalloc's: glibc's realloc, which the hooks call, aborted Debian's
     redis-server at once. Refused in one line, and the process is left alone."""
     target = subprocess.Popen(["sleep", "60"], env={**os.environ, "LD_PRELOAD": JEMALLOC})
-    try:
-        time.sleep(0.3)
-        done = leaktrace("attach", str(target.pid), env=attach_env(tmp_path / "ctl"),
-                         cwd=tmp_path)
-        assert_one_line_error(done, "allocates with libjemalloc.so.2")
-        assert target.poll() is None
-    finally:
-        target.kill()
-        target.wait()
+    time.sleep(0.3)  # its libraries mapped
+    _refused_and_left_alone(target, tmp_path, "allocates with libjemalloc.so.2")
 
 
 def test_process_already_traced(server: Server, tmp_path: Path) -> None:
