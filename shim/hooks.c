@@ -219,18 +219,19 @@ static void *realloc_as(void *old, size_t size, unsigned kind)
     if (old) lt_mtrace_log_free(old, true);
     bool known = old && lt_blocks_take((uintptr_t)old, &prev);
     /* The program may have written the old block's whole usable size (malloc_usable_size
-     * says it may: Redis's strings do), not just what it asked for. */
-    size_t usable_before = known ? lt_usable_size(old) : 0;
+     * says it may: Redis's strings do), not just what it asked for. Asked only when the block
+     * grows past what it asked for: otherwise nothing of it is cleared. */
+    size_t asked_before = known ? lt_block_size(&prev) : 0;
+    size_t usable_before = known && size > asked_before ? lt_usable_size(old) : 0;
     void *p = __libc_realloc(old, size);
     if (!p && (size != 0 || !old)) { /* failed: the old block is untouched */
         if (known) lt_blocks_put_back(&prev);
         lt_tables_leave();
         return p;
     }
-    if (known) lt_stack_note_free(prev.stack_id, lt_block_size(&prev), true);
+    if (known) lt_stack_note_free(prev.stack_id, asked_before, true);
     else if (old) lt_blocks_forget((uintptr_t)old); /* unknown, or deferred from a handler */
     /* The old bytes were copied or stayed; past them (all of an unknown block's) are unwritten. */
-    size_t asked_before = known ? lt_block_size(&prev) : 0;
     size_t written = !old ? 0 : known ? (usable_before > asked_before ? usable_before : asked_before) : size;
     if (p && recording()) record_block(p, size, kind, written); /* NULL: realloc(p, 0) freed p */
     lt_tables_leave();

@@ -416,6 +416,7 @@ void lt_capture_drop_prepared(void); /* before an exec: the early-opened final f
 void lt_capture_notify_failure(int error); /* tells the launcher no final capture will come */
 void lt_capture_notify_detached(void);   /* tells `leaktrace attach` a detach ended its session */
 void lt_capture_notify_traced(void);     /* tells `leaktrace run` a child is traced */
+void lt_capture_remember_name(void);     /* the program's name as it started, for capture names */
 
 /* ---- counters (lifecycle.c) ------------------------------------------------------------ */
 /* Rare events; the per-call ones (cut backtraces, unknown frees) are lt_striped_add's. */
@@ -548,7 +549,6 @@ uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp, uintptr_t ip);
 bool lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim, bool refaults);
 void lt_signals_die_of(int sig);     /* the default action of `sig`, now */
 int lt_final_signal(void);           /* the signal that ended the process, or 0 */
-void lt_capture_remember_name(void); /* capture.c: the program's name, for capture names */
 bool lt_quick_exit_handled(void);    /* lifecycle.c: its at_quick_exit handler writes the capture */
 /* ---- signals.c: fatal-signal handlers the program does not see ------------------------ */
 void lt_signals_install(void);
