@@ -68,18 +68,15 @@ def stream_as(report: Report, output_format: str, options: RenderOptions,
 def refuse_to_overwrite_a_capture(path: str) -> None:
     """An output path that holds a capture (`report X.lt -o X.lt`, a mistyped `--html`) is
     refused, as `run -o` refuses one: leaktrace never overwrites a capture."""
-    import stat
-
     from leaktrace.capture.format import MAGIC
+    from leaktrace.input_files import open_regular
 
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return  # a FIFO, /dev/null, a terminal: never a capture
-        with open(path, "rb") as existing:
+        with open_regular(path, "output file") as existing:
             if existing.read(len(MAGIC)) != MAGIC:
                 return
-    except OSError:
-        return  # none, or not readable: opening it for writing says what is wrong
+    except (LeaktraceError, OSError):
+        return  # none, not a regular file, not readable: opening it for writing tells
     raise LeaktraceError(f"{path} is a capture: leaktrace never overwrites one (choose another "
                          "output file)")
 

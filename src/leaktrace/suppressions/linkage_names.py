@@ -4,19 +4,9 @@ table; frames inlined into another function have no symbol of their own."""
 
 from __future__ import annotations
 
-import re
-
 from leaktrace.model import Frame
 from leaktrace.symbolize.elf_symbols import ElfSymbolTable
-
-# "_IO_puts@@GLIBC_2.2.5": the version is not part of the name valgrind matches. GCC clone
-# suffixes (".constprop.0") are: valgrind shows the symbol as it is.
-_SYMBOL_VERSION = re.compile(r"@@?[A-Za-z][A-Za-z0-9_.]*$")
-
-
-def without_version(name: str) -> str:
-    """"realpath@@GLIBC_2.3" -> "realpath": valgrind writes a dynamic symbol's version."""
-    return _SYMBOL_VERSION.sub("", name)
+from leaktrace.symbolize.names import without_version
 
 
 class LinkageNames:
@@ -44,6 +34,8 @@ class LinkageNames:
         key = (frame.module, frame.offset)
         if key not in self._names:
             symbol = table.lookup_symbol(frame.offset)
+            # "_IO_puts@@GLIBC_2.2.5": the version is not part of the name valgrind matches;
+            # a GCC clone suffix (".constprop.0") is: valgrind shows the symbol as it is.
             self._names[key] = without_version(symbol) if symbol else None
         return self._names[key]
 

@@ -8,11 +8,12 @@ System V gABI's (ELF32 and ELF64, either byte order)."""
 
 from __future__ import annotations
 
-import os
-import stat
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO
+
+from leaktrace.errors import LeaktraceError
+from leaktrace.input_files import open_regular
 
 SHT_SYMTAB = 2
 SHT_NOTE = 7
@@ -42,24 +43,10 @@ class _Section:
     link: int  # for a symbol table: the index of its string table
 
 
-def _open_regular(path: str) -> BinaryIO:
-    """The file for reading, if it is a regular file (OSError if not): a module path may name
-    a FIFO by now, whose open() would wait for a writer forever, or a device without end.
-    Opened without blocking, which a regular file's reads ignore."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{path} is not a regular file")
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 def read_elf_info(path: str) -> ElfInfo | None:
     """None when the file cannot be opened or is not ELF."""
     try:
-        with _open_regular(path) as f:
+        with open_regular(path, "ELF file") as f:
             sections = _sections(f)
             if sections is None:
                 return None
@@ -68,7 +55,7 @@ def read_elf_info(path: str) -> ElfInfo | None:
             has_dwarf = info is not None and info.type != SHT_NOBITS and info.size > 0
             return ElfInfo(has_dwarf, _build_id(f, sections, _byte_order(f)),
                            _debuglink(f, by_name.get(b".gnu_debuglink")))
-    except (OSError, ValueError, struct.error):
+    except (OSError, ValueError, struct.error, LeaktraceError):  # (a FIFO, a device)
         return None
 
 
@@ -151,7 +138,7 @@ def read_function_symbols(path: str) -> list[tuple[int, int, bytes]]:
     """The functions of .symtab, else of .dynsym: (start, size, mangled name), sorted and
     without repeats. Empty when the file cannot be read, is not ELF or has no such table."""
     try:
-        with _open_regular(path) as f:
+        with open_regular(path, "ELF file") as f:
             sections = _sections(f)
             if not sections:
                 return []
@@ -168,7 +155,7 @@ def read_function_symbols(path: str) -> list[tuple[int, int, bytes]]:
             strings = sections[table.link]
             f.seek(strings.offset)
             names = f.read(min(strings.size, MAX_TABLE_BYTES))
-    except (OSError, ValueError, struct.error):
+    except (OSError, ValueError, struct.error, LeaktraceError):  # (a FIFO, a device)
         return []
     found = set()
     for fields in entry.iter_unpack(data[:len(data) - len(data) % entry.size]):

@@ -30,8 +30,13 @@ _RUST_ESCAPE = re.compile("|".join(re.escape(e) for e in _RUST_ESCAPES))
 _RUST_ESCAPED_SEGMENT = re.compile(r"(^|::)_(?=\$)")
 
 
+def without_version(name: str) -> str:
+    """"realpath@@GLIBC_2.3" -> "realpath" (valgrind's suppressions carry such versions)."""
+    return _SYMBOL_VERSION.sub("", name)
+
+
 def clean_function_name(name: str) -> str:
-    name = _SYMBOL_VERSION.sub("", name)
+    name = without_version(name)
     rust = _RUST_HASH.search(name) is not None or _RUST_ESCAPE.search(name) is not None
     name = _RUST_HASH.sub("", name)
     if rust:
