@@ -11,6 +11,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <string.h>
+#include <ucontext.h>
 
 #include "shim.h"
 
@@ -20,7 +21,7 @@
  * tag = pc >> CACHE_BITS (user addresses are below 2^47, so it fits in 31 bits). */
 #define CACHE_BITS 16
 #define CACHE_SIZE (1u << CACHE_BITS)
-enum rule_kind { RULE_CFA_RSP = 0, RULE_CFA_RBP = 1, RULE_END = 2 };
+enum rule_kind { RULE_CFA_RSP = 0, RULE_CFA_RBP = 1, RULE_END = 2, RULE_SIGNAL = 3 };
 
 /* Mapped once at start-up; entries are written and read with relaxed atomics (a torn read is
  * impossible: each entry is one word, and a stale entry is still a correct rule). */
@@ -59,7 +60,7 @@ enum {
     DW_EH_PE_sdata8 = 0x0c, DW_EH_PE_pcrel = 0x10, DW_EH_PE_datarel = 0x30, DW_EH_PE_indirect = 0x80,
     DW_EH_PE_omit = 0xff,
 };
-enum { REG_RBP = 6, REG_RSP = 7, REG_RA = 16 };
+enum { DW_REG_RBP = 6, DW_REG_RSP = 7, DW_REG_RA = 16 };
 
 static uint64_t read_uleb(const uint8_t **p)
 {
@@ -190,14 +191,14 @@ static bool parse_cie(const uint8_t *cie, struct cie_info *ci)
 static void set_reg(struct cfa_row *row, uint64_t reg, uint8_t how, int64_t offset)
 {
     struct reg_rule r = { how, offset };
-    if (reg == REG_RBP) row->rbp = r;
-    else if (reg == REG_RA) row->ra = r;
+    if (reg == DW_REG_RBP) row->rbp = r;
+    else if (reg == DW_REG_RA) row->ra = r;
 }
 
 static void restore_reg(struct cfa_row *row, const struct cfa_row *initial, uint64_t reg)
 {
-    if (reg == REG_RBP) row->rbp = initial->rbp;
-    else if (reg == REG_RA) row->ra = initial->ra;
+    if (reg == DW_REG_RBP) row->rbp = initial->rbp;
+    else if (reg == DW_REG_RA) row->ra = initial->ra;
 }
 
 /* Runs a CFA program, stopping before the row that starts after `target`.
@@ -295,6 +296,14 @@ static const uint8_t *find_fde(const uint8_t *hdr, uintptr_t pc)
     return hdr + table[2 * lo + 1];
 }
 
+/* Is pc the kernel's way back from a signal handler, `mov $15, %rax; syscall` (rt_sigreturn),
+ * the restorer the C library gives every handler? Its frame is the kernel's signal frame. */
+static bool is_sigreturn(uintptr_t pc)
+{
+    static const uint8_t rt_sigreturn[9] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05 };
+    return memcmp((const void *)pc, rt_sigreturn, sizeof rt_sigreturn) == 0;
+}
+
 /* The slow path: computes the packed rule for pc from the CFI. `lookup_pc` is pc for the
  * innermost frame and pc-1 for return addresses (a call may be a function's last insn). */
 static uint64_t compute_rule(uintptr_t pc, uintptr_t lookup_pc)
@@ -317,7 +326,8 @@ static uint64_t compute_rule(uintptr_t pc, uintptr_t lookup_pc)
     p += 4;
     struct cie_info ci;
     if (!parse_cie(cie_ptr_field - cie_off, &ci)) return end_rule;
-    if (ci.signal_frame || ci.ra_reg != REG_RA) return end_rule;
+    if (ci.signal_frame) return is_sigreturn(pc) ? pack_rule(pc, RULE_SIGNAL, 0, 0) : end_rule;
+    if (ci.ra_reg != DW_REG_RA) return end_rule;
     uintptr_t pc_begin, pc_range;
     if (!read_encoded(&p, ci.fde_enc, 0, &pc_begin)) return end_rule;
     if (!read_encoded(&p, ci.fde_enc & 0x0f, 0, &pc_range)) return end_rule;
@@ -326,7 +336,7 @@ static uint64_t compute_rule(uintptr_t pc, uintptr_t lookup_pc)
         uint64_t aug_len = read_uleb(&p);
         p += aug_len;
     }
-    struct cfa_row initial = { .cfa_reg = REG_RSP, .cfa_offset = 8 };
+    struct cfa_row initial = { .cfa_reg = DW_REG_RSP, .cfa_offset = 8 };
     initial.rbp.how = REG_SAME;
     initial.ra.how = REG_UNDEFINED;
     if (!run_cfa_program(ci.insns, ci.insns_end, &ci, pc_begin, (uintptr_t)-1, &initial, &initial))
@@ -336,7 +346,7 @@ static uint64_t compute_rule(uintptr_t pc, uintptr_t lookup_pc)
 
     if (row.ra.how == REG_UNDEFINED) return end_rule; /* outermost frame: _start, clone */
     if (row.cfa_is_expression || row.ra.how != REG_AT_CFA_OFFSET || row.ra.offset != -8) return 0;
-    if (row.cfa_reg != REG_RSP && row.cfa_reg != REG_RBP) return 0;
+    if (row.cfa_reg != DW_REG_RSP && row.cfa_reg != DW_REG_RBP) return 0;
     if (row.cfa_offset < 0 || row.cfa_offset >= (1 << 16)) return 0;
     uint32_t rbp_off = 0;
     if (row.rbp.how == REG_AT_CFA_OFFSET) {
@@ -345,7 +355,7 @@ static uint64_t compute_rule(uintptr_t pc, uintptr_t lookup_pc)
     } else if (row.rbp.how != REG_SAME) {
         return 0;
     }
-    return pack_rule(pc, row.cfa_reg == REG_RBP ? RULE_CFA_RBP : RULE_CFA_RSP,
+    return pack_rule(pc, row.cfa_reg == DW_REG_RBP ? RULE_CFA_RBP : RULE_CFA_RSP,
                      (uint32_t)row.cfa_offset, rbp_off);
 }
 
@@ -404,10 +414,32 @@ static bool skip_own_frames(uintptr_t bp, uintptr_t sp, uintptr_t *pc_out, uintp
  * (STEP_STOP: no rule, a frame we cannot step over, a broken frame; STEP_LOW_PC: the return
  * address read is not one, as at the bottom of some stacks). */
 enum step_result { STEP_OK, STEP_STOP, STEP_LOW_PC };
+
+static inline unsigned kind_of(uint64_t rule) { return (unsigned)(rule >> 1) & 3; }
+
+/* Out of a signal handler, into the code the signal interrupted. The handler returned to the
+ * restorer, so sp is where the kernel's signal frame had put the return address plus 8: the
+ * ucontext, which holds the interrupted registers. (With sigaltstack the interrupted stack may
+ * lie anywhere: no "callers are above" check here; the walk's step bound still holds.) The
+ * interrupted pc is an instruction, not a return address: it is recorded as pc + 1, as if
+ * returned to, so that its rule and its file:line (both looked up at an address - 1) are
+ * those of that instruction. */
+static enum step_result step_out_of_handler(uintptr_t *pc, uintptr_t *sp, uintptr_t *bp)
+{
+    const ucontext_t *uc = (const ucontext_t *)*sp;
+    uintptr_t interrupted = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    if (interrupted < 4096 || interrupted >> 47) return STEP_STOP;
+    *pc = interrupted + 1;
+    *sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    *bp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+    return STEP_OK;
+}
+
 static inline enum step_result step_by(uint64_t rule, uintptr_t *pc, uintptr_t *sp, uintptr_t *bp)
 {
-    unsigned kind = (unsigned)(rule >> 1) & 3;
+    unsigned kind = kind_of(rule);
     if (!rule || kind == RULE_END) return STEP_STOP;
+    if (LT_UNLIKELY(kind == RULE_SIGNAL)) return step_out_of_handler(pc, sp, bp);
     uintptr_t cfa_off = (uintptr_t)(rule >> 3) & 0xffff;
     uintptr_t rbp_off = (uintptr_t)(rule >> 19) & 0x3fff;
     uintptr_t cfa = (kind == RULE_CFA_RBP ? *bp : *sp) + cfa_off;
@@ -649,7 +681,7 @@ static uint64_t cut_key_of(const uintptr_t *pcs, int n)
 /* (An end rule has no offsets: 0.) */
 static inline uint32_t info_of(uint64_t rule)
 {
-    return ((uint32_t)(rule >> 19) & INFO_RBP_OFF) | ((((rule >> 1) & 3) == RULE_CFA_RBP) ? INFO_CFA_RBP : 0);
+    return ((uint32_t)(rule >> 19) & INFO_RBP_OFF) | ((kind_of(rule) == RULE_CFA_RBP) ? INFO_CFA_RBP : 0);
 }
 
 /* Would a walk still end where the recorded one did? (By a rule: the same rules, nothing to
@@ -833,6 +865,14 @@ __attribute__((noinline)) void lt_backtrace_take(struct lt_backtrace *bt, uintpt
             }
         }
         uint64_t rule = rule_for(pc, false);
+        if (LT_UNLIKELY(kind_of(rule) == RULE_SIGNAL)) {
+            /* Out of a signal handler: the record keeps one stack's frames, so this walk is
+             * done whole (the record is left as it was). */
+            atomic_signal_fence(memory_order_seq_cst);
+            trail_busy = 0;
+            bt->depth = lt_unwind(buf, max, &bt->truncated);
+            return;
+        }
         t->fresh[n].pc = pc;
         t->fresh[n].sp = sp;
         t->fresh[n].bp = bp;
@@ -954,7 +994,10 @@ uintptr_t lt_unwind_program_sp_from(uintptr_t pc, uintptr_t sp, uintptr_t bp, ui
     if (!in_runtime(pc)) return fallback; /* already in the program's own code */
     bool innermost = true;
     for (int step = 0; step < 512; step++) {
-        if (!step_frame(&pc, &sp, &bp, innermost)) return fallback;
+        /* A signal frame holds the interrupted registers, roots the scan must keep: the walk
+         * ends there. */
+        uint64_t rule = rule_for(pc, innermost);
+        if (kind_of(rule) == RULE_SIGNAL || step_by(rule, &pc, &sp, &bp) != STEP_OK) return fallback;
         innermost = false;
         /* The caller's frame starts at this CFA: the first frame that is the program's. */
         if (!in_runtime(pc)) return sp;

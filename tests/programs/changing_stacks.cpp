@@ -10,7 +10,8 @@
  *   105/106  longjmp out of a deep call after its allocation, then a shallow allocation
  *   107/108  a C++ exception thrown through the frames of an allocation, then a shallow one
  *   109/110  a signal handler (raise() at varying depths) allocating, between allocations
- *            of the interrupted code
+ *            of the interrupted code: the handler's backtrace goes on through the signal
+ *            frame into the interrupted code (raise, raise_at's frames, signals, main)
  *   111/112  threads: one after another (a new thread often gets the exited one's stack and
  *            thread control block), then three at once, each leaking along both callers */
 #include <pthread.h>
@@ -117,7 +118,7 @@ static void on_signal(int)
 
 KEEP void raise_at(int levels)
 {
-    if (levels == 0) raise(SIGUSR1);
+    if (levels == 0) raise(SIGUSR1); /* @call:raise */
     else raise_at(levels - 1); /* @call:raise_at */
     sink = 0;
 }
@@ -126,7 +127,7 @@ KEEP void signals(void)
 {
     signal(SIGUSR1, on_signal);
     for (int i = 0; i < 12; i++) {
-        raise_at(i % 4);
+        raise_at(i % 4); /* @call:signals */
         sink = common(110); /* @call:after_signal */
     }
 }

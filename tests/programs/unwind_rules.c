@@ -73,7 +73,7 @@ int main(int argc, char **argv)
         unsigned kind = (unsigned)(rule >> 1) & 3;
         if (rule == 0) {
             printf("%llx unsupported\n", vaddr);
-        } else if (kind == RULE_END) {
+        } else if (kind == RULE_END || kind == RULE_SIGNAL) { /* attach's reader stops at both */
             printf("%llx end\n", vaddr);
         } else {
             printf("%llx %s %u %u\n", vaddr, kind == RULE_CFA_RBP ? "rbp" : "rsp",
