@@ -120,6 +120,18 @@ def test_merge_json_adds_up_and_keeps_each_process(runs: dict[int, Path]) -> Non
     assert merged["notes"][0] == f"merged from 2 reports: pid {pids[0]}, pid {pids[1]}"
 
 
+def test_merge_refuses_one_capture_twice(runs: dict[int, Path], work: Path) -> None:
+    """Its leaks would be added to themselves: by the same name, or by another name for
+    the same file."""
+    done = leaktrace("merge", str(runs[2]), str(runs[5]), str(runs[2]))
+    assert_one_line_error(done, f"{runs[2]}: given twice: its leaks would be counted twice")
+    other = work / "other-name.lt"
+    other.unlink(missing_ok=True)
+    os.link(runs[5], other)
+    done = leaktrace("merge", str(runs[5]), str(other))
+    assert_one_line_error(done, f"{other}: the same file as {runs[5]}")
+
+
 def test_merge_renders_any_format(runs: dict[int, Path], work: Path) -> None:
     out = work / "merged.folded"
     done = leaktrace("merge", str(runs[2]), str(runs[5]), str(runs[0]), "--format", "folded",

@@ -66,6 +66,11 @@ def test_bare_fail_on_leak_before_a_file_or_pid() -> None:
     assert leaktrace("report", "--fail-on-leak", "100000000", str(SAMPLE)).returncode == 0
     done = leaktrace("report", "--fail-on-leak=many", str(SAMPLE))
     assert_one_line_error(done, "'many' is not a number of bytes (--fail-on-leak=4096)")
+    # click would read '-1' as the next option ("No such option '-1'")
+    for command in (["report", "--fail-on-leak=-1", str(SAMPLE)],
+                    ["run", "--fail-on-leak=-1", "--", "true"]):
+        assert_one_line_error(leaktrace(*command),
+                              "'-1' is not a number of bytes (--fail-on-leak=4096)")
     from leaktrace.cli import _bare_fail_on_leak
 
     assert _bare_fail_on_leak(["run", "--fail-on-leak", "--", "prog", "--fail-on-leak", "x"]) \

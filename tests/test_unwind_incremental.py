@@ -99,12 +99,67 @@ def test_backtraces_exact_when_cut_at_max_depth(build_dir: Path, tmp_path: Path)
     assert run.returncode == 0, run.stderr
     assert found_stacks(run.report) == expected
 
+
+@pytest.mark.parametrize("opt", ["-O2", "-O0"])
+def test_cut_backtraces_recognised_again_and_each_counted(build_dir: Path, tmp_path: Path,
+                                                          opt: str) -> None:
+    """Three threads leak 200 blocks each from 20 to 22 calls deep, the same three backtraces
+    over and over, under a limit of 8 frames: every one of the 600 allocations is counted as cut
+    (also those whose backtrace was recognised from the thread's recent ones without a walk),
+    and they make one record of the 8 innermost frames."""
+    source = "cut_backtraces.c"
+    exe = compile_program(source, build_dir, opt)
+    run = run_traced(exe, work=tmp_path, options=("--max-depth", "8"))
+    assert run.returncode == 0, run.stderr
+    assert run.report["counters"]["truncated_stacks"] == 600, run.report["counters"]
+    [record] = program_records(run.report, source)
+    assert (record["blocks"], record["bytes"]) == (600, 600 * 48)
+    assert [f.get("line") for f in record["frames"]] == (
+        [marker_line(source, "deep")] + [marker_line(source, "descend")] * 7)
+
+
+@pytest.fixture(scope="module")
+def self_checking_shim(build_dir: Path) -> Path:
+    """The shim built from this tree with -DLT_UNWIND_SELFCHECK: every backtrace the
+    incremental unwinder gives (from the thread's record, a recent path, a cut's cache) is
+    compared with a full walk, and a difference stops the program (SIGILL) with a message."""
+    sources = re.findall(r"'(shim/[a-z_]+\.c)'", (ROOT / "meson.build").read_text())
+    out = build_dir / "libleaktrace_shim_selfcheck.so"
+    subprocess.run(["gcc", "-std=gnu11", "-O1", "-shared", "-fPIC", "-D_GNU_SOURCE",
+                    "-DLT_UNWIND_SELFCHECK", "-fvisibility=hidden", "-fno-omit-frame-pointer",
+                    "-ftls-model=initial-exec", f"-I{ROOT / 'src/leaktrace/include'}",
+                    "-o", str(out),
+                    *(str(ROOT / source) for source in sources),
+                    "-Wl,-z,nodelete", "-Wl,--no-undefined", "-lpthread", "-ldl", "-lm"],
+                   check=True)
+    return out
+
+
+@pytest.mark.parametrize("depth", [4, 8, 64])
+@pytest.mark.parametrize(("source", "opt"), [("changing_stacks.cpp", "-O2"),
+                                             ("changing_stacks.cpp", "-O0"),
+                                             ("cut_backtraces.c", "-O2")])
+def test_every_incremental_backtrace_equals_a_full_walk(build_dir: Path, tmp_path: Path,
+                                                        self_checking_shim: Path, source: str,
+                                                        opt: str, depth: int) -> None:
+    """Under depth limits that cut some backtraces and not others, every backtrace the
+    unwinder's shortcuts give is the one a full walk gives."""
+    exe = compile_program(source, build_dir, opt)
+    env = dict(os.environ, LD_PRELOAD=str(self_checking_shim), LEAKTRACE_MAX_DEPTH=str(depth),
+               LEAKTRACE_OUTPUT=str(tmp_path / "capture.lt"))
+    done = subprocess.run([str(exe)], env=env, capture_output=True, text=True, timeout=120)
+    assert "incremental backtrace differs" not in done.stderr
+    assert done.returncode == 0, done.stderr
+
+
 HANDLERS = "handler_backtraces.c"
 
 
 @pytest.mark.parametrize("opt", ["-O2", "-O0"])
 def test_handler_backtraces_go_on_into_the_interrupted_code(build_dir: Path, tmp_path: Path,
                                                             opt: str) -> None:
+    """As valgrind's: the handler's frames, then the interrupted code's (the faulting
+    instruction's function, found although it is that function's first instruction)."""
     exe = compile_program(HANDLERS, build_dir, opt)
     run = run_traced(exe, work=tmp_path)
     assert run.returncode == 0, run.stderr

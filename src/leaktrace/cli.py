@@ -136,11 +136,15 @@ def _bare_fail_on_leak(args: Sequence[str]) -> list[str]:
     --fail-on-leak before something that is not a number means --fail-on-leak=0. Nothing
     after `--` (the traced program's own arguments) is touched."""
     out = list(args)
-    for i, arg in enumerate(out[:-1]):
+    for i, arg in enumerate(out):
         if arg == "--":
             break
-        if arg == "--fail-on-leak" and not out[i + 1].isdigit():
+        if arg == "--fail-on-leak" and i + 1 < len(out) and not out[i + 1].isdigit():
             out[i] = "--fail-on-leak=0"
+        elif arg.startswith("--fail-on-leak=-"):
+            # click reads a value that starts with '-' as the next option ("No such option")
+            raise click.UsageError(f"Invalid value for '--fail-on-leak': {arg[15:]!r} is not a "
+                                   "number of bytes (--fail-on-leak=4096)")
     return out
 
 
@@ -163,11 +167,12 @@ class _OneLineErrorsGroup(_LazyGroup):
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
              **extra: Any) -> Any:
-        args = _bare_fail_on_leak(sys.argv[1:] if args is None else args)
         if not standalone_mode:
+            args = _bare_fail_on_leak(sys.argv[1:] if args is None else args)
             return super().main(args, prog_name, complete_var, False, **extra)
         _write_names_as_bytes()
         try:
+            args = _bare_fail_on_leak(sys.argv[1:] if args is None else args)
             try:
                 result = super().main(args, prog_name, complete_var, False, **extra)
             except click.MissingParameter:

@@ -4,6 +4,7 @@ kept in the JSON."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -37,6 +38,7 @@ def merge_command(captures: tuple[str, ...], output_format: str, output_file: st
     process kept (JSON: records[].by_process)."""
     from leaktrace.analyze.merge_reports import merge_reports
 
+    refuse_a_file_twice(captures)
     reports = load_reports(captures, suppression_files, no_default_suppressions,
                            with_addresses=show_addresses)
     merged = merge_reports(reports)
@@ -69,3 +71,17 @@ def merge_command(captures: tuple[str, ...], output_format: str, output_file: st
         if use_color(sys.stdout):
             rendered = colorize_report(str(rendered))
     write_output(rendered, output_file)
+
+
+def refuse_a_file_twice(captures: tuple[str, ...]) -> None:
+    """The same capture named twice (or by two names) would add its leaks to themselves."""
+    seen: dict[tuple[int, int], str] = {}
+    for name in captures:
+        try:
+            status = os.stat(name)
+        except OSError:
+            continue  # the reader says why it cannot be read
+        first = seen.setdefault((status.st_dev, status.st_ino), name)
+        if first is not name:
+            same = "given twice" if first == name else f"the same file as {first}"
+            raise click.UsageError(f"{name}: {same}: its leaks would be counted twice")
