@@ -259,3 +259,17 @@ def test_rows_in_is_a_search_of_the_ids() -> None:
             expected = np.where(ids[at] == wanted, at, -1) if len(ids) else \
                 np.full(len(wanted), -1)
             assert rows_in(ids, wanted).tolist() == expected.tolist()
+
+
+def test_a_run_shorter_than_three_intervals_has_no_growth_rates(tmp_path: Path) -> None:
+    """The same leak over one interval: no trend can be seen, so the report gives no rate
+    (it said "growth +... /s over the run (stable)" for any program's start-up)."""
+    exe = compile_source(tmp_path, "steady.c", STEADY_LEAK, "-O2")
+    capture = tmp_path / "steady.lt"
+    done = leaktrace("run", "-o", str(capture), "--interval", "5", "--", str(exe),
+                     cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "over the run" not in done.stderr
+    report = json.loads(leaktrace("report", str(capture), "--format", "json").stdout)
+    [record] = [r for r in report["records"] if r["frames"][0]["function"] == "leak_one"]
+    assert record["growth"] is None

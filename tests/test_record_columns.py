@@ -30,6 +30,7 @@ from leaktrace.suppressions.apply import apply_suppressions
 # one backtrace (malloc and calloc from the same line cannot be: kinds differ by call).
 SOURCE = r"""
 #include <stdlib.h>
+#include <unistd.h>
 static void *volatile sink;
 static void *keep[64];
 struct node { struct node *next; char pad[24]; };
@@ -56,9 +57,13 @@ __attribute__((noinline)) static void chains(void)
 }
 int main(void)
 {
-    for (int d = 0; d < 15; d++)
+    for (int d = 0; d < 15; d++) {
+#ifdef PAUSE_US /* spreads the leaks over several snapshot intervals */
+        usleep(PAUSE_US);
+#endif
         for (int api = 0; api < 3; api++)
             for (int k = 0; k <= d % 4; k++) sink = leak_at(d, 16 + 8 * d + api, api);
+    }
     for (int i = 0; i < 8; i++) keep[i] = leak_at(i, 100 + i, 0);
     for (int i = 8; i < 12; i++) keep[i] = (char *)leak_at(i, 200, 1) + 8;
     chains();
@@ -182,7 +187,8 @@ def test_suppressions_match_as_on_objects(capture: Path, tmp_path: Path) -> None
 
 
 def test_growth_rates_in_columns_and_objects(tmp_path: Path) -> None:
-    exe = compile_source(tmp_path, "columns.c", SOURCE, "-O0", "-fno-omit-frame-pointer")
+    exe = compile_source(tmp_path, "columns.c", SOURCE, "-O0", "-fno-omit-frame-pointer",
+                         "-DPAUSE_US=5000")
     capture = tmp_path / "series.lt"
     done = subprocess.run([*LEAKTRACE, "run", "-o", str(capture), "--interval", "0.01",
                            "--report-file", os.devnull, "--", str(exe)],

@@ -225,6 +225,10 @@ def growth_rate_table(capture: Capture, *, target_intervals: int = TARGET_INTERV
     series = capture.series
     chosen = np.asarray(_choose_boundaries(point_times, target_intervals))
     n = len(chosen) - 1
+    if n < MIN_GROWTH_INTERVALS:
+        # Too few snapshots to tell a trend (a run shorter than a few intervals): a rate
+        # over a start-up, "+40 MiB/s", would be read as one.
+        return GrowthRates(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
     edges_ns = point_times[chosen]
     stack_ids = distinct(np.concatenate((
         StackTable.from_stacks(capture.stacks).ids,
