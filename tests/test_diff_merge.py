@@ -216,6 +216,26 @@ def test_cxx_new_records_of_a_capture_and_of_valgrind_xml_match(work: Path) -> N
     assert sizes == sorted(2 * n for n in (16, 400, 333, 77)), sizes
 
 
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_diff_pairs_valgrind_names_of_clones_and_inlined_calls(work: Path, opt: str) -> None:
+    """valgrind names a C++ clone by its symbol, `below(void (*)()) [clone .constprop.0]`
+    (at -O2), and an inlined call by its short name, `make` (leaktrace:
+    shapes::Box<int>::make(int)): the same run under both tools pairs every stack."""
+    from export_helpers import tool
+
+    exe = compile_program("suppress_cxx.cpp", work, opt)
+    xml = work / f"inlined{opt}.xml"
+    subprocess.run([tool("valgrind", "valgrind"), "--leak-check=full", "--show-leak-kinds=all",
+                    "--xml=yes", f"--xml-file={xml}", str(exe)],
+                   capture_output=True, timeout=300, check=True)
+    lt = work / f"inlined{opt}.lt"
+    done = leaktrace("run", "-o", str(lt), "--report-file", os.devnull, "--", str(exe))
+    assert done.returncode == 0, done.stderr
+    diff = run_json("diff", str(lt), str(xml), "--show", "all")
+    assert {s["status"] for s in diff["stacks"]} == {"same"}, diff["stacks"]
+    assert sum(s["after"]["bytes"] for s in diff["stacks"]) == 188  # the program's 5 leaks
+
+
 def test_merged_pprof_keeps_a_pid_label(runs: dict[int, Path], work: Path) -> None:
     import re
 

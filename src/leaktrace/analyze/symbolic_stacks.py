@@ -4,8 +4,11 @@ binary moves code around, but the functions on the path stay the same. Left out 
 - line numbers, unless the frame's module is the same build (GNU build id) in every report
   compared: in a rebuilt binary an edit elsewhere in a file would otherwise break every match
   below it, while in one build they keep two allocation sites of one function apart;
-- the compiler's clone suffixes (`below.constprop.0`, `.isra.0`, `.part.1`, `.cold`): valgrind
-  names a clone by its symbol, leaktrace by its DWARF name;
+- the compiler's clone suffixes (`below.constprop.0`, `.isra.0`, `.part.1`, `.cold`, in C++
+  `below(void (*)()) [clone .constprop.0]`): valgrind names a clone by its symbol, leaktrace by
+  its DWARF name;
+- an inlined call's qualification, parameters and template arguments: valgrind names it by the
+  debug info's short name;
 - the process start-up frames outside main (`_start`, `__libc_start_main`, `start_thread`,
   ...): valgrind cuts its backtraces there, leaktrace does not;
 so a valgrind XML file and a leaktrace capture of the same program match too."""
@@ -13,16 +16,14 @@ so a valgrind XML file and a leaktrace capture of the same program match too."""
 from __future__ import annotations
 
 import os
-import re
 
 from leaktrace.analyze.frame_totals import PROCESS_START_FUNCTIONS
 from leaktrace.model import Frame, LeakRecord, Report
+from leaktrace.symbolize.names import inlined_names, without_clone
 
 # (function or module+offset, file name, line when the module is one build everywhere)
 FrameKey = tuple[str, str, int | None]
 StackKey = tuple[str, str | None, tuple[FrameKey, ...]]  # (API kind, leak kind, frames)
-
-_CLONE_SUFFIX = re.compile(r"(\.(constprop|isra|part|cold|lto_priv|localalias)(\.\d+)?)+$")
 
 
 def same_builds(reports: list[Report]) -> frozenset[str]:
@@ -40,7 +41,11 @@ def frame_key(frame: Frame, same_build: frozenset[str] = frozenset()) -> FrameKe
     module = os.path.basename(frame.module) if frame.module else "?"
     line = frame.line if module in same_build else None
     if frame.function:
-        name = _CLONE_SUFFIX.sub("", frame.function)
+        name = without_clone(frame.function)
+        if frame.inlined:
+            # valgrind names an inlined call by its debug info's short name ("make" for
+            # app::Box<app::Widget>::make(int)), leaktrace's symbolizer by the qualified one
+            name = min(inlined_names(name), key=len, default=name)
         return name, os.path.basename(frame.file) if frame.file else "", line
     return f"{module}+{frame.offset:#x}" if frame.offset is not None else module, "", None
 

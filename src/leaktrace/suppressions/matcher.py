@@ -39,7 +39,7 @@ from leaktrace.suppressions.entries import (
 from leaktrace.suppressions.linkage_names import LinkageNames
 from leaktrace.suppressions.patterns import has_wildcards, lsan_match, valgrind_match
 from leaktrace.symbolize.demangle import demangle
-from leaktrace.symbolize.names import without_version
+from leaktrace.symbolize.names import inlined_names, without_version
 
 UNKNOWN = "???"  # what valgrind matches a frame without a function or object name against
 # The C library's callers of main, which valgrind names `(below main)` (and stops there).
@@ -102,35 +102,6 @@ def inlined_pattern(function: str) -> str:
         return function
     short = min(names, key=len)  # without its template arguments, if it has any
     return short + "<*>" if short + "<>" in names else short
-
-
-@functools.cache
-def inlined_names(function: str) -> frozenset[str]:
-    """The names valgrind may show for an inlined call of `function`: the debug info's short
-    name, the last component of the qualified name without its parameters ("make" for
-    app::Box<app::Widget>::make(int)), with its template arguments, without them, and as
-    GCC writes a deduced template's ("basic_string<>")."""
-    depth = 0
-    last_start = 0
-    end = len(function)
-    for i, char in enumerate(function):
-        if char in "<(":
-            if char == "(" and depth == 0:
-                end = i
-                break
-            depth += 1
-        elif char in ">)":
-            depth -= 1
-        elif char == ":" and depth == 0 and function.startswith("::", i):
-            last_start = i + 2
-    last = function[last_start:end].strip()
-    if depth != 0 or not last:
-        return frozenset()  # "operator<" and the like: not taken apart
-    names = {last}
-    if last.endswith(">") and "<" in last:
-        base = last[:last.index("<")]
-        names |= {base, base + "<>"}
-    return frozenset(names)
 
 
 class SuppressionMatcher:

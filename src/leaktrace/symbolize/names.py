@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 # Legacy Rust symbols end in a hash; c++filt and addr2line hide it, llvm-symbolizer does not.
@@ -13,7 +14,7 @@ _SYMBOL_VERSION = re.compile(r"@@?[A-Za-z][A-Za-z0-9_.]*$")
 # (LLVM's). They are the same source function, and addr2line already names them so;
 # llvm-symbolizer gives the clone's symbol name.
 _C_CLONE = re.compile(r"(\.(constprop|isra|part|cold|lto_priv|localalias|clone|"
-                      r"specialized|ipa_sra)\.\d+)+$")
+                      r"specialized|ipa_sra)(\.\d+)?)+$")
 _CXX_CLONE = re.compile(r"( \[clone \.[a-z_]+(\.\d+)?\]| \((\.[a-z_]+\.\d+)+\))+$")
 
 
@@ -43,5 +44,39 @@ def clean_function_name(name: str) -> str:
         name = _RUST_ESCAPED_SEGMENT.sub(r"\1", name)
         name = _RUST_ESCAPE.sub(lambda m: _RUST_ESCAPES[m.group(0)], name)
         name = name.replace("..", "::")
-    name = _CXX_CLONE.sub("", name)
-    return _C_CLONE.sub("", name)
+    return without_clone(name)
+
+
+def without_clone(name: str) -> str:
+    """The source function of a compiler's copy: "f(int) [clone .constprop.0]" -> "f(int)",
+    "level3.isra.0" -> "level3"."""
+    return _C_CLONE.sub("", _CXX_CLONE.sub("", name))
+
+
+@functools.cache
+def inlined_names(function: str) -> frozenset[str]:
+    """The names valgrind may show for an inlined call of `function`: the debug info's short
+    name, the last component of the qualified name without its parameters ("make" for
+    app::Box<app::Widget>::make(int)), with its template arguments, without them, and as
+    GCC writes a deduced template's ("basic_string<>")."""
+    depth = 0
+    last_start = 0
+    end = len(function)
+    for i, char in enumerate(function):
+        if char in "<(":
+            if char == "(" and depth == 0:
+                end = i
+                break
+            depth += 1
+        elif char in ">)":
+            depth -= 1
+        elif char == ":" and depth == 0 and function.startswith("::", i):
+            last_start = i + 2
+    last = function[last_start:end].strip()
+    if depth != 0 or not last:
+        return frozenset()  # "operator<" and the like: not taken apart
+    names = {last}
+    if last.endswith(">") and "<" in last:
+        base = last[:last.index("<")]
+        names |= {base, base + "<>"}
+    return frozenset(names)
