@@ -1,8 +1,9 @@
 /* Attach mode: `leaktrace attach` made a running process dlopen the shim and call
  * leaktrace_attach(). Nobody was bound to the shim's symbols, so it routes the program to its
- * hooks by rewriting the GOT entries, in every loaded object, of the functions in
- * hooked_functions.h, and keeps each original value to put back on detach. Objects loaded
- * later are patched when the control thread notices them (dl_iterate_phdr's load counter). */
+ * hooks by rewriting the GOT entries and data words (patch_relocations), in every loaded
+ * object, of the functions in hooked_functions.h, and keeps each original value to put back
+ * on detach. Objects loaded later are patched when the control thread notices them
+ * (dl_iterate_phdr's load counter). */
 #include <elf.h>
 #include <link.h>
 #include <pthread.h>
@@ -45,17 +46,53 @@ static uintptr_t dyn_ptr(const struct dl_phdr_info *info, uintptr_t p)
     return p < info->dlpi_addr ? p + info->dlpi_addr : p;
 }
 
+/* Is [slot, slot + 8) inside one of the object's writable segments (RELRO included: it is
+ * writable in the file's program headers)? */
+static bool in_writable_segment(const struct dl_phdr_info *info, uintptr_t slot)
+{
+    for (int k = 0; k < info->dlpi_phnum; k++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[k];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W) && slot >= lo &&
+            slot + sizeof(uintptr_t) <= lo + ph->p_memsz)
+            return true;
+    }
+    return false;
+}
+
+/* A hooked function's address lives in the GOT (JUMP_SLOT: calls through the PLT; GLOB_DAT:
+ * code that takes its address) and, for the C library's allocation functions, in data a
+ * relocation filled with it (R_X86_64_64, addend 0): allocator tables such as libxml2's
+ * `xmlMalloc = malloc`, through which every allocation of the library goes. All are pointed at
+ * the hook, so the program's pointers to one function still compare equal. */
 static void patch_relocations(const struct dl_phdr_info *info, const ElfW(Rela) *rel, size_t count,
                               const ElfW(Sym) *symtab, const char *strtab, uintptr_t relro_lo,
                               uintptr_t relro_hi)
 {
     for (size_t i = 0; i < count; i++) {
         unsigned long type = ELF64_R_TYPE(rel[i].r_info);
-        if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT) continue;
+        bool data = type == R_X86_64_64;
+        if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT && !(data && rel[i].r_addend == 0))
+            continue;
         const ElfW(Sym) *sym = &symtab[ELF64_R_SYM(rel[i].r_info)];
-        void *hook = lt_hook_named(strtab + sym->st_name);
-        if (!hook) continue;
+        const char *name = strtab + sym->st_name;
         uintptr_t *slot = (uintptr_t *)(info->dlpi_addr + rel[i].r_offset);
+        void *hook;
+        if (data) {
+            /* Only a word that still holds the C library's own function (the program may have
+             * put its own allocator there), in memory that can be written (no text
+             * relocations). C++ operators are left out: finding the runtime's would take the
+             * loader's lock again. */
+            if (!ELF64_R_SYM(rel[i].r_info) || name[0] == '_' ||
+                !in_writable_segment(info, (uintptr_t)slot))
+                continue;
+            void *held = (void *)*slot;
+            hook = lt_allocation_hook_for(name, held);
+            if (hook == held) continue;
+        } else {
+            hook = lt_hook_named(name);
+        }
+        if (!hook) continue;
         if (*slot == (uintptr_t)hook || npatches == MAX_PATCHES) continue;
         bool in_relro = (uintptr_t)slot >= relro_lo && (uintptr_t)slot < relro_hi;
         patches[npatches++] = (struct patch){ slot, *slot, info->dlpi_addr, in_relro };

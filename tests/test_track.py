@@ -291,6 +291,43 @@ def test_a_leak_in_a_joined_thread_is_definitely_lost(ext_dir: Path, tmp_path: P
     assert report == [[["definitely lost", 912]], [["definitely lost", 912]]]
 
 
+def test_allocations_through_a_data_pointer_to_malloc(ext_dir: Path, tmp_path: Path) -> None:
+    """A library that calls malloc through a pointer its data was relocated with (libxml2's
+    `xmlMalloc = malloc`, glib's vtable) never goes through its GOT: track() saw none of its
+    allocations. Now that word points at the hook while tracking; a word the program changed to
+    its own allocator is left alone, and put back as it was when the block ends."""
+    from native_programs import compile_source
+
+    library = compile_source(tmp_path, "table.c", ALLOCATOR_TABLE, "-O1", "-shared", "-fPIC")
+    report = run_json(f"""
+        import ctypes, json, leaktrace
+        lib = ctypes.CDLL({str(library)!r})
+        lib.through_table.argtypes = [ctypes.c_size_t]
+        with leaktrace.track() as t:
+            lib.through_table(300)
+        through_malloc = [(r.leak_kind, r.bytes) for r in t.report().records]
+        lib.use_counting_allocator()
+        with leaktrace.track() as t:
+            lib.through_table(200)
+        counted = lib.counted_calls()
+        through_own = [(r.leak_kind, r.bytes) for r in t.report().records]
+        lib.through_table(100)  # after the block: the library's own allocator again
+        print(json.dumps([through_malloc, through_own, counted, lib.counted_calls()]))
+    """, ext_dir)
+    assert report == [[["definitely lost", 300]], [["definitely lost", 200]], 1, 2]
+
+
+ALLOCATOR_TABLE = """
+#include <stdlib.h>
+void *(*table_alloc)(size_t) = malloc; /* an R_X86_64_64 relocation against malloc */
+static int calls;
+static void *counting(size_t n) { calls++; return malloc(n); }
+void use_counting_allocator(void) { table_alloc = counting; }
+int counted_calls(void) { return calls; }
+void through_table(size_t n) { void *volatile p = table_alloc(n); (void)p; }
+"""
+
+
 JOINED_THREAD_LEAK = """
 #include <pthread.h>
 #include <stdlib.h>
