@@ -518,7 +518,9 @@ __attribute__((noinline)) int lt_unwind(uintptr_t *pcs, int max, bool *truncated
  * with a CAS of its thread pointer (%fs:0, unique among live threads);
  * a thread created on the thread control block of one that exited takes its record over. A
  * thread that finds none free walks every frame, as before. A signal handler that interrupts
- * its thread while it uses its record walks every frame too (`trail_busy`). */
+ * its thread while it uses its record walks every frame too (`trail_busy`), and so does a
+ * walk that meets a signal frame (its steps read the interrupted registers from the kernel's
+ * signal frame, not the slots a record checks). */
 #define TRAIL_CAP LT_MAX_DEPTH_LIMIT
 #define TRAILS 1024u
 #define TRAIL_PROBES 8u

@@ -249,9 +249,11 @@ def series_capture(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
                    ) -> Path:
     """many_stacks.c's capture, and one with snapshots (growth verdicts in the heads)."""
     work = tmp_path_factory.mktemp("native-series")
-    exe = compile_program("many_stacks.c", work, opt="-O2")
+    series = request.param == "series"
+    exe = compile_program("many_stacks.c", work, opt="-O2",
+                          extra=["-DPAUSE_US=5000"] if series else None)
     path = work / f"many-{request.param}.lt"
-    extra = ["--interval", "0.01"] if request.param == "series" else []
+    extra = ["--interval", "0.01"] if series else []
     done = subprocess.run([*LEAKTRACE, "run", "-o", str(path), *extra, "--report-file",
                            os.devnull, "--", str(exe)], capture_output=True, text=True,
                           timeout=300)

@@ -159,6 +159,71 @@ def test_repeat_reports_what_grows_every_time(ext_dir: Path) -> None:
     assert definite and definite[0][1] >= 192  # at most one block hidden by a stale copy
 
 
+def test_repeat_keeps_a_leak_whose_interpreter_path_changes(ext_dir: Path) -> None:
+    """Python 3.11's specializing interpreter calls a warm call site through another path of
+    its eval loop: the same leak of the extension then has another backtrace from one call
+    to the next, and repeat, which kept only backtraces live after every call, lost it (0
+    bytes after 4 or 5 calls of a warm-up, 3,000 after any other count). Every warm-up count
+    through the point where the call site specializes gives the 3 calls' leaks."""
+    report = run_json("""
+        import json, leaktrace, lt_track_ext as ext
+
+        def wrapper(n):
+            return ext.leak(n)
+
+        found = []
+        for warm in range(9):
+            for _ in range(warm):
+                wrapper(1)
+            t = leaktrace.track(repeat=4)
+            t.run(wrapper, 1000)
+            found.append(sum(r.bytes for r in t.report().records))
+        print(json.dumps(found))
+    """, ext_dir)
+    assert report == [3000] * 9
+
+
+def test_a_block_left_by_an_exception_is_captured(ext_dir: Path) -> None:
+    """The leaks of an error path: the block is captured when an exception leaves it (its
+    results said "the tracked block has not ended yet"), max_bytes does not replace the
+    exception with a LeakError; one left by KeyboardInterrupt is not held up by a scan, and
+    its results say why there are none. The same through run()."""
+    report = run_json("""
+        import json, leaktrace, lt_track_ext as ext
+        from leaktrace.errors import LeaktraceError
+        results = []
+        try:
+            with leaktrace.track(max_bytes=0) as t:
+                ext.leak(444)
+                raise ValueError("bad input")
+        except ValueError as e:
+            results.append([str(e), t.leaked_bytes])
+        try:
+            with leaktrace.track() as t:
+                ext.leak(555)
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            try:
+                t.leaked_bytes
+            except LeaktraceError as e:
+                results.append(str(e))
+
+        def failing():
+            ext.leak(333)
+            raise RuntimeError("failed")
+
+        t = leaktrace.track(repeat=3)
+        try:
+            t.run(failing)
+        except RuntimeError:
+            results.append(t.leaked_bytes)
+        print(json.dumps(results))
+    """, ext_dir)
+    assert report == [["bad input", 444],
+                      "leaktrace: the tracked block ended with KeyboardInterrupt: nothing was "
+                      "captured", 333]
+
+
 def test_threads_current_leaves_out_other_threads(ext_dir: Path) -> None:
     """A thread started inside the block is covered with threads="all" only. (Compared by
     the extension's live blocks, whatever their leak kind.)"""

@@ -2,6 +2,7 @@
  * allocated 14 calls deep, each call made from one of two call sites chosen by a bit of i.
  * step_a and step_b differ (leaf size, call order) so the compiler cannot fold them into one. */
 #include <stdlib.h>
+#include <unistd.h>
 
 void *volatile sink;
 
@@ -27,8 +28,12 @@ __attribute__((noinline)) static void *step_b(int depth, unsigned bits)
 
 int main(void)
 {
-    for (unsigned i = 0; i < 10000; i++)
+    for (unsigned i = 0; i < 10000; i++) {
+#ifdef PAUSE_US /* spreads the leaks over several snapshot intervals */
+        if (i % 1000 == 0) usleep(PAUSE_US);
+#endif
         sink = step_a(14, i);
+    }
     sink = NULL;
     return 0;
 }

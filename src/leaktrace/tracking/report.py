@@ -134,13 +134,49 @@ def kind_totals(path: str, stack_ids: set[int] | None) -> dict[str, tuple[int, i
     return _with_capture(path, totals)
 
 
-def live_stack_ids(path: str) -> set[int]:
-    """Backtraces with at least one live block in a capture."""
-    def ids(capture: Capture) -> set[int]:
+Site = tuple[int, ...]
+
+
+def live_sites(path: str, interpreter: Iterable[int], neutral: Iterable[int]
+               ) -> dict[Site, set[int]]:
+    """{site: its backtraces with live blocks} of a capture. A site is a backtrace without the
+    frames of the interpreter's own code outside the extension: Python's specializing
+    interpreter calls one function of an extension through another path of its eval loop
+    once a call site is warm, so one leak of the extension gets a backtrace per path, but
+    one site. `interpreter` and `neutral` are addresses inside the modules that are the
+    interpreter (the executable, libpython) and those that are neither it nor an extension
+    (the C library, the loader): a backtrace without any other module's frame is its own
+    site."""
+    def sites(capture: Capture) -> dict[Site, set[int]]:
         from leaktrace.capture.distinct import distinct
-        return {int(s) for s in distinct(capture.blocks["stack_id"])}
-    return _with_capture(path, ids)
+
+        def modules_at(addresses: Iterable[int]) -> set[int]:
+            return {i for i, m in enumerate(capture.modules) for a in addresses if m.contains(a)}
+
+        inside = modules_at(interpreter)
+        other = inside | modules_at(neutral)
+        starts = [m.start for m in capture.modules]
+        order = sorted(range(len(starts)), key=starts.__getitem__)
+
+        def module_of(address: int) -> int:
+            for i in order:  # a few dozen modules: a scan is enough
+                if capture.modules[i].contains(address):
+                    return i
+            return -1
+
+        found: dict[Site, set[int]] = {}
+        for stack_id in distinct(capture.blocks["stack_id"]):
+            stack = capture.stacks.get(int(stack_id))
+            frames = stack.return_addresses if stack is not None else ()
+            owners = [module_of(a) for a in frames]
+            first = next((i for i, m in enumerate(owners) if m not in other), None)
+            site = tuple(frames) if first is None else tuple(frames[:first + 1]) + tuple(
+                a for a, m in zip(frames[first + 1:], owners[first + 1:], strict=True)
+                if m not in inside)
+            found.setdefault(site, set()).add(int(stack_id))
+        return found
+    return _with_capture(path, sites)
 
 
-__all__ = ["LEAKED_KINDS", "TrackReport", "build_track_report", "kind_totals", "live_stack_ids",
+__all__ = ["LEAKED_KINDS", "TrackReport", "build_track_report", "kind_totals", "live_sites",
            "load_track_report"]

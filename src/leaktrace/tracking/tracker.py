@@ -67,6 +67,7 @@ class Tracker:
         self._report: TrackReport | None = None
         self._kind_totals: dict[str, tuple[int, int]] | None = None
         self._active = False
+        self._ended_by: str | None = None  # the interrupt that ended the block uncaptured
 
     # ---- with -----------------------------------------------------------------------------
     def __enter__(self) -> Tracker:
@@ -76,8 +77,8 @@ class Tracker:
         self._begin()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._end(check=exc[0] is None)
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self._end_as(kind)
 
     # ---- decorator and run ----------------------------------------------------------------
     def __call__(self, function: F) -> F:
@@ -105,17 +106,30 @@ class Tracker:
         try:
             for i in range(self.repeat):
                 iterations[i], result = self._run_once(function, args, kwargs)
-        except BaseException:
-            self._end(check=False)
+        except BaseException as e:
+            self._end_as(type(e))  # what the calls so far left, as one block
             raise
-        self._end(check=True, iterations=iterations[1:] if self.repeat > 1 else None)
+        self._end(capture=True, check_limit=True,
+                  iterations=iterations[1:] if self.repeat > 1 else None)
         return result
+
+    def _end_as(self, ended_by: type[BaseException] | None) -> None:
+        """Ends the block the way its code left it. An exception still gets the capture (the
+        leaks of an error path are often the ones looked for), but no LeakError over it; an
+        interrupt or exit (KeyboardInterrupt, SystemExit) gets none, so that it is not held
+        up by a scan."""
+        if ended_by is None:
+            self._end(capture=True, check_limit=True)
+        elif issubclass(ended_by, Exception):
+            self._end(capture=True, check_limit=False)
+        else:
+            self._ended_by = ended_by.__name__
+            self._end(capture=False, check_limit=False)
 
     # ---- results --------------------------------------------------------------------------
     def report(self) -> TrackReport:
         """The report of the blocks allocated inside and still live (built once, then kept)."""
-        if self.capture_path is None:
-            raise LeaktraceError("leaktrace: the tracked block has not ended yet")
+        self._require_capture()
         if self._report is None:
             from leaktrace.tracking.report import load_track_report
             self._report = load_track_report(str(self.capture_path), self._stack_ids,
@@ -151,8 +165,7 @@ class Tracker:
         return quick
 
     def _totals(self) -> dict[str, tuple[int, int]]:
-        if self.capture_path is None:
-            raise LeaktraceError("leaktrace: the tracked block has not ended yet")
+        self._require_capture()
         if self._kind_totals is None:
             from leaktrace.tracking.report import kind_totals
             self._kind_totals = kind_totals(str(self.capture_path), self._stack_ids)
@@ -161,8 +174,8 @@ class Tracker:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Copies the capture where `leaktrace report` / `diff` can read it later."""
         import shutil
-        if self.capture_path is None:
-            raise LeaktraceError("leaktrace: the tracked block has not ended yet")
+        self._require_capture()
+        assert self.capture_path is not None
         return Path(shutil.copyfile(self.capture_path, path))
 
     # ---- internals ------------------------------------------------------------------------
@@ -186,18 +199,26 @@ class Tracker:
             raise
         shim.leave_thread(self._generation)  # the block starts here
 
-    def _end(self, *, check: bool, iterations: list[set[int] | range] | None = None
-             ) -> set[int] | range:
+    def _require_capture(self) -> None:
+        if self.capture_path is not None:
+            return
+        if self._ended_by is not None:
+            raise LeaktraceError(f"leaktrace: the tracked block ended with {self._ended_by}: "
+                                 "nothing was captured")
+        raise LeaktraceError("leaktrace: the tracked block has not ended yet")
+
+    def _end(self, *, capture: bool, check_limit: bool,
+             iterations: list[set[int] | range] | None = None) -> set[int] | range:
         """With `iterations` (repeat), the calls whose growth is reported. Returns the block's
         generations."""
         shim = session()
-        if check and self.collect:
+        if capture and self.collect:
             gc.collect()  # finalizers run now belong to the block
         shim.quiet()
         iteration_captures: list[Path] = []
         own = self._generations()
         try:
-            if check:
+            if capture:
                 generations = own if iterations is None else _union(iterations)
                 # The scan first: reading captures puts block addresses in this process's
                 # memory, where the scan would take them for pointers.
@@ -219,7 +240,7 @@ class Tracker:
         # patched, while the shim is attached.
         if iteration_captures:
             self._stack_ids = _growing_stacks(iteration_captures)
-        if check and self.max_bytes is not None:
+        if check_limit and self.max_bytes is not None:
             self._check_limit()
         return own
 
@@ -246,7 +267,7 @@ class Tracker:
         try:
             result = function(*args, **kwargs)
         finally:
-            generations = inner._end(check=False)
+            generations = inner._end(capture=False, check_limit=False)
         return generations, result
 
     def _check_limit(self) -> None:
@@ -267,17 +288,29 @@ def _open_blocks() -> list[Tracker]:
 
 
 def _growing_stacks(paths: list[Path]) -> set[int]:
-    """Backtraces with live blocks in every one of these captures (one per call)."""
-    from leaktrace.tracking.report import live_stack_ids
+    """Backtraces whose site (report.live_sites) has live blocks in every one of these
+    captures (one per call)."""
+    import ctypes
 
-    common: set[int] | None = None
+    from leaktrace.tracking.report import live_sites
+
+    def address(function: Any) -> int:
+        return ctypes.cast(function, ctypes.c_void_p).value or 0
+
+    interpreter = (address(ctypes.pythonapi.PyEval_EvalCode),
+                   address(ctypes.CDLL(None).Py_IsInitialized))  # libpython, or the executable
+    neutral = (address(ctypes.CDLL(None).gnu_get_libc_version),)
+    common: dict[tuple[int, ...], set[int]] | None = None
     for path in paths:
         try:
-            ids = live_stack_ids(str(path))
+            sites = live_sites(str(path), interpreter, neutral)
         finally:
             path.unlink()
-        common = ids if common is None else common & ids
-    return common or set()
+        if common is None:
+            common = sites
+        else:
+            common = {site: ids | sites[site] for site, ids in common.items() if site in sites}
+    return set().union(*common.values()) if common else set()
 
 
 def _union(parts: list[set[int] | range]) -> set[int]:
