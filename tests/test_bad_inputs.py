@@ -280,6 +280,24 @@ def test_output_on_a_kernel_filesystem_is_refused_before_the_run(tmp_path: Path,
     assert done.stdout == ""  # the program never ran
 
 
+def test_leaktrace_dir_is_where_run_writes_captures(tmp_path: Path) -> None:
+    """As for the shim alone (it was the current directory whatever the variable said), and
+    a directory that cannot hold them is refused before the run."""
+    binary = compile_c(tmp_path, LEAK_AND_EXIT, "exits")
+    chosen = tmp_path / "captures"
+    chosen.mkdir()
+    env = {**os.environ, "LEAKTRACE_DIR": str(chosen)}
+    done = subprocess.run([*LEAKTRACE, "run", "--", str(binary), "0"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in chosen.glob("leaktrace-exits.*.lt")], done.stderr
+    assert not list(tmp_path.glob("*.lt"))
+    env["LEAKTRACE_DIR"] = "/proc/leaktrace-test"
+    done = subprocess.run([*LEAKTRACE, "run", "--", str(binary), "0"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert_one_line_error(done, "LEAKTRACE_DIR /proc/leaktrace-test does not exist")
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 def test_disk_full_names_the_reason(tmp_path: Path) -> None:
     binary = compile_c(tmp_path, LEAK_AND_EXIT, "exits")

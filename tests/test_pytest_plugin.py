@@ -215,6 +215,9 @@ def test_bad_kinds_is_a_usage_error(inner: pytest.Pytester) -> None:
     ("--leaktrace-max-bytes=-5", "--leaktrace-max-bytes: must be 0 or more"),
     ("--leaktrace-dir=/proc/self/status/captures", "--leaktrace-dir: /proc/self/status is not "
                                                     "a directory"),
+    # root's access() says /proc is writable
+    ("--leaktrace-dir=/proc/leaktrace-captures", "--leaktrace-dir: /proc is on the kernel's "
+                                                 "proc filesystem, where no file can be created"),
 ])
 def test_bad_limits_and_directories_are_usage_errors(inner: pytest.Pytester, option: str,
                                                      message: str) -> None:

@@ -628,8 +628,8 @@ def test_bad_suppression_file_is_one_line_error(capture: Path, tmp_path: Path) -
     assert "cannot read suppression file" in missing.stderr and "Traceback" not in missing.stderr
 
 
-def test_default_suppressions_cover_setenv_when_threads_run_at_exit(build_dir: Path,
-                                                                     tmp_path: Path) -> None:
+def test_default_suppressions_cover_setenv_and_text_domains_when_threads_run_at_exit(
+        build_dir: Path, tmp_path: Path) -> None:
     """glibc's setenv bookkeeping stays live when threads run at exit (no __libc_freeres):
     some of its tree's nodes are possibly lost (tagged pointers), which tripped
     --fail-on-leak on `go version`. The defaults hide it all; valgrind (which frees it)
@@ -643,5 +643,6 @@ def test_default_suppressions_cover_setenv_when_threads_run_at_exit(build_dir: P
     quiet = parse_leak_summary(quiet_text)
     assert quiet.kinds[POSSIBLE] == (0, 0)
     assert "glibc-setenv" in quiet_text
+    assert "glibc-gettext-domains" in quiet_text  # textdomain and bindtextdomain's strings
     gate = leaktrace("report", str(run.capture), "--fail-on-leak")
     assert gate.returncode == 0, gate.stdout

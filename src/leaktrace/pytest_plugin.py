@@ -93,6 +93,12 @@ def _check_capture_dir(config: pytest.Config) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise pytest.UsageError(f"--leaktrace-dir: {existing} is not a directory")
+    from leaktrace.kernel_filesystems import kernel_filesystem
+
+    kernel_fs = kernel_filesystem(str(existing))
+    if kernel_fs is not None:
+        raise pytest.UsageError(f"--leaktrace-dir: {existing} is on the kernel's {kernel_fs} "
+                                "filesystem, where no file can be created")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise pytest.UsageError(f"--leaktrace-dir: {existing} is not writable")
 

@@ -1,7 +1,8 @@
-/* Adds eight environment variables with setenv, then returns from main while a second thread
- * still runs: leaktrace then does not call __libc_freeres, so glibc's setenv bookkeeping
- * (strings, environment array, a tsearch tree with tagged pointers) is live at exit. No leak
- * of the program's own. */
+/* Adds eight environment variables with setenv and binds a text domain, then returns from main
+ * while a second thread still runs: leaktrace then does not call __libc_freeres, so glibc's
+ * setenv bookkeeping (strings, environment array, a tsearch tree with tagged pointers) and the
+ * domain's name and binding are live at exit. No leak of the program's own. */
+#include <libintl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,8 @@ int main(void)
         snprintf(name, sizeof name, "LT_VAR%d", i);
         setenv(name, "value", 1);
     }
+    bindtextdomain("leaktrace-test", "/nonexistent/locale");
+    textdomain("leaktrace-test");
     pthread_t thread;
     if (pthread_create(&thread, NULL, idle, NULL) != 0) return 2;
     puts("exiting with a thread still running");

@@ -35,6 +35,7 @@ from leaktrace.control.client import remove_stale_socket
 from leaktrace.errors import LeaktraceError
 from leaktrace.exit_codes import USAGE_ERROR
 from leaktrace.invocation import leaktrace_command, report_hint
+from leaktrace.kernel_filesystems import kernel_filesystem
 from leaktrace.launcher.environment import as_if_run_directly, launch_environment, start_mode
 from leaktrace.launcher.notifications import (
     CaptureFailure,
@@ -131,7 +132,9 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     suppressions = load_suppressions(suppression_files, with_defaults=not no_default_suppressions)
     program = resolve_program(command[0])
     check_traceable(program, shim)
-    capture_dir = os.getcwd()
+    # LEAKTRACE_DIR, as the shim alone reads it; else the current directory
+    named_dir = os.environ.get("LEAKTRACE_DIR")
+    capture_dir = os.path.abspath(named_dir) if named_dir else os.getcwd()
     if mtrace_log is not None:
         mtrace_log = os.path.abspath(mtrace_log)
         _check_new_file(mtrace_log, "--mtrace-log")
@@ -143,7 +146,8 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         _check_output_file(output)
         capture_dir = os.path.dirname(output)  # children's captures go beside it
     else:
-        _check_writable_dir(capture_dir, "the current directory (where captures are written)")
+        _check_writable_dir(capture_dir, "LEAKTRACE_DIR" if named_dir else
+                            "the current directory (where captures are written)")
 
     start, start_warning = start_mode(start, os.environ)
     if start_warning:
@@ -475,37 +479,13 @@ def _check_new_file(path: str, option: str) -> None:
 def _check_writable_dir(directory: str, what: str) -> None:
     if not os.path.isdir(directory):
         raise LeaktraceError(f"{what} {directory} does not exist")
-    kernel_fs = _kernel_filesystem(directory)
+    kernel_fs = kernel_filesystem(directory)
     if kernel_fs is not None:
         raise LeaktraceError(f"{what} {directory} is on the kernel's {kernel_fs} filesystem, "
                              "where no file can be created: use -o FILE on a real disk")
     if not os.access(directory, os.W_OK | os.X_OK):
         raise LeaktraceError(f"{what} {directory} is not writable: use -o FILE somewhere "
                              "writable")
-
-
-# Filesystems the kernel makes up, where root's access() says "writable" and yet no capture
-# file can be created.
-_KERNEL_FILESYSTEMS = frozenset({"proc", "sysfs", "cgroup", "cgroup2", "debugfs", "tracefs",
-                                 "securityfs", "configfs", "pstore", "bpf", "devpts",
-                                 "mqueue", "fusectl", "binfmt_misc", "efivarfs"})
-
-
-def _kernel_filesystem(directory: str) -> str | None:
-    """The type of the kernel filesystem `directory` is on (proc, sysfs...), else None."""
-    path = os.path.realpath(directory)
-    best, fs_type = "", None
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                fields = line.split(" - ", 1)
-                mount_point = fields[0].split(" ")[4].replace("\\040", " ")
-                inside = path == mount_point or path.startswith(mount_point.rstrip("/") + "/")
-                if inside and len(mount_point) >= len(best) and len(fields) == 2:
-                    best, fs_type = mount_point, fields[1].split(" ")[0]
-    except (OSError, IndexError):
-        return None
-    return fs_type if fs_type in _KERNEL_FILESYSTEMS else None
 
 
 def _emit_report(text: str | bytes | Iterable[str], report_file: str | None) -> None:
