@@ -60,14 +60,41 @@ static bool in_writable_segment(const struct dl_phdr_info *info, uintptr_t slot)
     return false;
 }
 
+struct patch_pass {
+    uintptr_t own_bias;
+    bool incomplete; /* an object was left for the next pass (still being loaded) */
+    /* A library just loaded with RTLD_DEEPBIND (preload mode, lt_patch_deep_bound): only
+     * objects outside `known` (those loaded before it), and only slots bound past the shim.
+     * Nothing is kept to put back: preloaded, the hooks stay for good. */
+    bool deep;
+    const uintptr_t *known;
+    size_t nknown;
+};
+
+/* The hook a GOT slot of a deep-bound object gets: where its lookup found the very function
+ * the hook forwards to (the C library's, the C++ runtime's), or will find it (a lazy slot not
+ * bound yet still points into the object itself, and the object does not define the name:
+ * its lookups start with itself, then its dependencies, libc among them). */
+static void *deep_bound_hook(const ElfW(Sym) *sym, const char *name, uintptr_t held,
+                             uintptr_t own_lo, uintptr_t own_hi)
+{
+    void *hook = lt_hook_named(name);
+    if (!hook) return NULL;
+    void *next = lt_next_symbol(name);
+    if (next && held == (uintptr_t)next) return hook;
+    bool unbound = held >= own_lo && held < own_hi;
+    return unbound && sym->st_shndx == SHN_UNDEF ? hook : NULL;
+}
+
 /* A hooked function's address lives in the GOT (JUMP_SLOT: calls through the PLT; GLOB_DAT:
  * code that takes its address) and, for the C library's allocation functions, in data a
  * relocation filled with it (R_X86_64_64, addend 0): allocator tables such as libxml2's
  * `xmlMalloc = malloc`, through which every allocation of the library goes. All are pointed at
  * the hook, so the program's pointers to one function still compare equal. */
-static void patch_relocations(const struct dl_phdr_info *info, const ElfW(Rela) *rel, size_t count,
-                              const ElfW(Sym) *symtab, const char *strtab, uintptr_t relro_lo,
-                              uintptr_t relro_hi)
+static void patch_relocations(const struct dl_phdr_info *info, const struct patch_pass *pass,
+                              const ElfW(Rela) *rel, size_t count, const ElfW(Sym) *symtab,
+                              const char *strtab, uintptr_t relro_lo, uintptr_t relro_hi,
+                              uintptr_t own_lo, uintptr_t own_hi)
 {
     for (size_t i = 0; i < count; i++) {
         unsigned long type = ELF64_R_TYPE(rel[i].r_info);
@@ -89,21 +116,22 @@ static void patch_relocations(const struct dl_phdr_info *info, const ElfW(Rela) 
             void *held = (void *)*slot;
             hook = lt_allocation_hook_for(name, held);
             if (hook == held) continue;
+        } else if (pass->deep) {
+            hook = deep_bound_hook(sym, name, *slot, own_lo, own_hi);
         } else {
             hook = lt_hook_named(name);
         }
         if (!hook) continue;
-        if (*slot == (uintptr_t)hook || npatches == MAX_PATCHES) continue;
         bool in_relro = (uintptr_t)slot >= relro_lo && (uintptr_t)slot < relro_hi;
+        if (pass->deep) {
+            write_slot(slot, (uintptr_t)hook, in_relro);
+            continue;
+        }
+        if (*slot == (uintptr_t)hook || npatches == MAX_PATCHES) continue;
         patches[npatches++] = (struct patch){ slot, *slot, info->dlpi_addr, in_relro };
         write_slot(slot, (uintptr_t)hook, in_relro);
     }
 }
-
-struct patch_pass {
-    uintptr_t own_bias;
-    bool incomplete; /* an object was left for the next pass (still being loaded) */
-};
 
 static int patch_object(struct dl_phdr_info *info, size_t size, void *ctx)
 {
@@ -113,11 +141,18 @@ static int patch_object(struct dl_phdr_info *info, size_t size, void *ctx)
     /* Not the shim, not the loader (its allocations go straight to libc's malloc either way),
      * not the vDSO. */
     if (info->dlpi_addr == pass->own_bias || strstr(name, "ld-linux") || strstr(name, "linux-vdso")) return 0;
+    for (size_t k = 0; pass->deep && k < pass->nknown; k++)
+        if (pass->known[k] == info->dlpi_addr) return 0; /* loaded before: bound as usual */
     const ElfW(Dyn) *dyn = NULL;
-    uintptr_t relro_lo = 0, relro_hi = 0, first_load = 0;
+    uintptr_t relro_lo = 0, relro_hi = 0, first_load = 0, own_lo = UINTPTR_MAX, own_hi = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type == PT_LOAD && !first_load) first_load = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD) {
+            uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+            if (lo < own_lo) own_lo = lo;
+            if (lo + ph->p_memsz > own_hi) own_hi = lo + ph->p_memsz;
+        }
         if (ph->p_type == PT_DYNAMIC) dyn = (const ElfW(Dyn) *)(info->dlpi_addr + ph->p_vaddr);
         if (ph->p_type == PT_GNU_RELRO) {
             relro_lo = info->dlpi_addr + ph->p_vaddr;
@@ -152,8 +187,12 @@ static int patch_object(struct dl_phdr_info *info, size_t size, void *ctx)
         }
     }
     if (!symtab || !strtab) return 0;
-    if (jmprel) patch_relocations(info, jmprel, jmprel_size / sizeof *jmprel, symtab, strtab, relro_lo, relro_hi);
-    if (rela) patch_relocations(info, rela, rela_size / sizeof *rela, symtab, strtab, relro_lo, relro_hi);
+    if (jmprel)
+        patch_relocations(info, pass, jmprel, jmprel_size / sizeof *jmprel, symtab, strtab,
+                          relro_lo, relro_hi, own_lo, own_hi);
+    if (rela)
+        patch_relocations(info, pass, rela, rela_size / sizeof *rela, symtab, strtab, relro_lo,
+                          relro_hi, own_lo, own_hi);
     return 0;
 }
 
@@ -169,12 +208,19 @@ static void patch_all(void)
 {
     if (!patches) patches = lt_map(MAX_PATCHES * sizeof *patches);
     if (!patches) return;
-    struct patch_pass pass = { lt_own_load_bias(), false };
+    struct patch_pass pass = { .own_bias = lt_own_load_bias() };
     unsigned long long loads = 0;
     dl_iterate_phdr(count_loads, &loads);
     dl_iterate_phdr(patch_object, &pass);
     /* Left out objects still being loaded: the control thread's next poll tries again. */
     if (!pass.incomplete) seen_loads = loads;
+}
+
+void lt_patch_deep_bound(const uintptr_t *known, size_t nknown)
+{
+    struct patch_pass pass = { .own_bias = lt_own_load_bias(), .deep = true, .known = known,
+                               .nknown = nknown };
+    dl_iterate_phdr(patch_object, &pass);
 }
 
 void lt_attach_poll_new_objects(void)

@@ -529,10 +529,11 @@ static void write_counters(struct writer *w, unsigned skipped_shards)
 static void write_notes(struct writer *w, const char *request_note)
 {
     const char *foreign = lt_foreign_allocator_note();
-    if (!foreign && !request_note) return;
+    const char *deep = lt_deepbind_note();
+    if (!foreign && !request_note && !deep) return;
     static const char tail[] = ": calls to those functions are not traced";
     uint64_t at = section_begin(w, LT_SECTION_NOTES);
-    w_u32(w, (foreign != NULL) + (request_note != NULL));
+    w_u32(w, (foreign != NULL) + (request_note != NULL) + (deep != NULL));
     w_u32(w, 0);
     if (foreign) {
         size_t len = strlen(foreign);
@@ -541,6 +542,7 @@ static void write_notes(struct writer *w, const char *request_note)
         w_bytes(w, tail, sizeof tail - 1);
     }
     if (request_note) w_str(w, request_note, strlen(request_note));
+    if (deep) w_str(w, deep, strlen(deep));
     section_end(w, at);
 }
 

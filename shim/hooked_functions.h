@@ -92,7 +92,9 @@
     X(abort)
 
 /* lookups.c: dlsym hands out the hooks for libc's allocation functions (exported by its
- * assembly, not by an alias). */
+ * assembly, not by an alias). Not in any list: dlopen (deepbind.c), exported for preload mode
+ * only, which points a deep-bound library's GOT at the hooks (attach mode patches every
+ * object already). */
 #define LT_HOOKED_LOOKUP_FUNCTIONS(X) \
     X(dlsym)
 

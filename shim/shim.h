@@ -675,6 +675,10 @@ void lt_set_busy(bool on);           /* (lifecycle.c) enter/leave the shim's own
 bool lt_attach_mode(void);           /* dlopen'd into a running process, not preloaded */
 bool lt_attached(void);              /* between leaktrace_attach() and detach */
 void lt_attach_poll_new_objects(void);
+/* Preload mode: points the GOT entries of the objects a deep-bound dlopen loaded (those whose
+ * load bias is not in `known`) at the hooks (attach.c; deepbind.c calls it). */
+void lt_patch_deep_bound(const uintptr_t *known, size_t nknown);
+const char *lt_deepbind_note(void); /* a library deep-bound by name, unseen; NULL: none */
 /* Puts back the patched GOT entries, writes the capture of the session into capture_path
  * (NULL: no capture), ends the control thread and gives the tables back. Returns whether the
  * tables were given back. */
