@@ -25,6 +25,14 @@ def leaks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return capture(build(work), 2, work)
 
 
+@pytest.fixture(scope="module")
+def leaks_copy(leaks: Path) -> Path:
+    """Another file with the same capture: merge refuses one file named twice."""
+    import shutil
+
+    return Path(shutil.copyfile(leaks, leaks.with_name("copy-" + leaks.name)))
+
+
 def on_terminal(*args: str, env: dict[str, str] | None = None) -> str:
     environment = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
     environment["TERM"] = "xterm"
@@ -104,9 +112,10 @@ def test_man_pages_are_generated_from_the_cli(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command", ["report", "diff", "merge"])
-def test_binary_pprof_is_never_written_to_a_terminal(leaks: Path, command: str) -> None:
+def test_binary_pprof_is_never_written_to_a_terminal(leaks: Path, leaks_copy: Path,
+                                                     command: str) -> None:
     environment = {**os.environ, "TERM": "xterm"}
-    inputs = [str(leaks)] * (1 if command == "report" else 2)
+    inputs = [str(leaks)] if command == "report" else [str(leaks), str(leaks_copy)]
     child = pexpect.spawn(LEAKTRACE[0], [*LEAKTRACE[1:], command, *inputs, "--format",
                                          "pprof"], env=environment, encoding="utf-8",
                           timeout=120)
@@ -183,15 +192,17 @@ def test_zsh_and_fish_completion_lines_give_their_scripts() -> None:
         "plain,mem", "plain,merge"]
 
 
-def test_merge_and_mtrace_text_reports_are_coloured_on_a_terminal_only(leaks: Path) -> None:
+def test_merge_and_mtrace_text_reports_are_coloured_on_a_terminal_only(leaks: Path,
+                                                                       leaks_copy: Path) -> None:
     from companion_helpers import compile_c
     from export_helpers import run_tool
     from test_exports import MTRACE_PROGRAM
 
-    text = on_terminal("merge", str(leaks), str(leaks))
+    text = on_terminal("merge", str(leaks), str(leaks_copy))
     assert f"{RED}4,000 bytes in 4 blocks are definitely lost in loss record" in text
-    assert "\x1b[" not in on_terminal("merge", str(leaks), str(leaks), env={"NO_COLOR": "1"})
-    assert "\x1b[" not in leaktrace("merge", str(leaks), str(leaks)).stdout
+    assert "\x1b[" not in on_terminal("merge", str(leaks), str(leaks_copy),
+                                      env={"NO_COLOR": "1"})
+    assert "\x1b[" not in leaktrace("merge", str(leaks), str(leaks_copy)).stdout
 
     exe = compile_c(leaks.parent, MTRACE_PROGRAM, "mtrace_colour")
     log = leaks.parent / "colour-mtrace.log"
