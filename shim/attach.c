@@ -72,16 +72,17 @@ struct patch_pass {
 };
 
 /* The hook a GOT slot of a deep-bound object gets: where its lookup found the very function
- * the hook forwards to (the C library's, the C++ runtime's), or will find it (a lazy slot not
- * bound yet still points into the object itself, and the object does not define the name:
- * its lookups start with itself, then its dependencies, libc among them). */
+ * the hook forwards to (the C library's), or will find it (a lazy slot not bound yet still
+ * points into the object itself, and the object does not define the name: its lookups start
+ * with itself, then its dependencies, libc among them). Not C++'s operators: the runtime's
+ * own call malloc through its own GOT, which the shim's hooks already hold. */
 static void *deep_bound_hook(const ElfW(Sym) *sym, const char *name, uintptr_t held,
                              uintptr_t own_lo, uintptr_t own_hi)
 {
-    void *hook = lt_hook_named(name);
+    void *next = lt_next_symbol_resolved(name); /* a dlsym here could deadlock the loader */
+    void *hook = next ? lt_hook_named(name) : NULL;
     if (!hook) return NULL;
-    void *next = lt_next_symbol(name);
-    if (next && held == (uintptr_t)next) return hook;
+    if (held == (uintptr_t)next) return hook;
     bool unbound = held >= own_lo && held < own_hi;
     return unbound && sym->st_shndx == SHN_UNDEF ? hook : NULL;
 }

@@ -556,6 +556,7 @@ bool lt_signals_stands_in(uintptr_t handler); /* the shim's handler in place of 
 /* lookups.c: dlsym(RTLD_NEXT, name) of every hooked name, once at start-up; then the answer. */
 void lt_next_symbols_resolve(void);
 void *lt_next_symbol(const char *name);
+void *lt_next_symbol_resolved(const char *name); /* without a dlsym: NULL if not known */
 /* In a hook: `f`, the next definition of `name` (of function type `type`), looked up at its
  * first call (racing lookups agree). */
 #define LT_NEXT(type, name)                                      \
