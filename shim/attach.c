@@ -69,22 +69,21 @@ struct patch_pass {
     bool deep;
     const uintptr_t *known;
     size_t nknown;
+    void *const *definitions; /* deep: what the library's lookups find, per lt_hooks entry */
 };
 
-/* The hook a GOT slot of a deep-bound object gets: where its lookup found the very function
- * the hook forwards to (the C library's), or will find it (a lazy slot not bound yet still
- * points into the object itself, and the object does not define the name: its lookups start
- * with itself, then its dependencies, libc among them). Not C++'s operators: the runtime's
- * own call malloc through its own GOT, which the shim's hooks already hold. */
-static void *deep_bound_hook(const ElfW(Sym) *sym, const char *name, uintptr_t held,
-                             uintptr_t own_lo, uintptr_t own_hi)
+/* The hook a GOT slot of a deep-bound object gets: where its lookup finds (or found, or will
+ * find when a lazy slot is bound) the very function the hook forwards to, the C library's.
+ * Not C++'s operators (not in lt_hooks): the runtime's own call malloc through its own GOT,
+ * which the shim's hooks already hold. */
+static void *deep_bound_hook(const char *name, void *const *definitions)
 {
-    void *next = lt_next_symbol_resolved(name); /* a dlsym here could deadlock the loader */
-    void *hook = next ? lt_hook_named(name) : NULL;
-    if (!hook) return NULL;
-    if (held == (uintptr_t)next) return hook;
-    bool unbound = held >= own_lo && held < own_hi;
-    return unbound && sym->st_shndx == SHN_UNDEF ? hook : NULL;
+    for (size_t i = 0; i < LT_MAX_HOOKS && lt_hooks[i].name; i++) {
+        if (strcmp(lt_hooks[i].name, name) != 0) continue;
+        void *next = lt_next_symbol_resolved(name); /* a dlsym here could deadlock the loader */
+        return next && definitions[i] == next ? lt_hooks[i].function : NULL;
+    }
+    return NULL;
 }
 
 /* A hooked function's address lives in the GOT (JUMP_SLOT: calls through the PLT; GLOB_DAT:
@@ -94,8 +93,7 @@ static void *deep_bound_hook(const ElfW(Sym) *sym, const char *name, uintptr_t h
  * the hook, so the program's pointers to one function still compare equal. */
 static void patch_relocations(const struct dl_phdr_info *info, const struct patch_pass *pass,
                               const ElfW(Rela) *rel, size_t count, const ElfW(Sym) *symtab,
-                              const char *strtab, uintptr_t relro_lo, uintptr_t relro_hi,
-                              uintptr_t own_lo, uintptr_t own_hi)
+                              const char *strtab, uintptr_t relro_lo, uintptr_t relro_hi)
 {
     for (size_t i = 0; i < count; i++) {
         unsigned long type = ELF64_R_TYPE(rel[i].r_info);
@@ -118,7 +116,7 @@ static void patch_relocations(const struct dl_phdr_info *info, const struct patc
             hook = lt_allocation_hook_for(name, held);
             if (hook == held) continue;
         } else if (pass->deep) {
-            hook = deep_bound_hook(sym, name, *slot, own_lo, own_hi);
+            hook = deep_bound_hook(name, pass->definitions);
         } else {
             hook = lt_hook_named(name);
         }
@@ -145,15 +143,10 @@ static int patch_object(struct dl_phdr_info *info, size_t size, void *ctx)
     for (size_t k = 0; pass->deep && k < pass->nknown; k++)
         if (pass->known[k] == info->dlpi_addr) return 0; /* loaded before: bound as usual */
     const ElfW(Dyn) *dyn = NULL;
-    uintptr_t relro_lo = 0, relro_hi = 0, first_load = 0, own_lo = UINTPTR_MAX, own_hi = 0;
+    uintptr_t relro_lo = 0, relro_hi = 0, first_load = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type == PT_LOAD && !first_load) first_load = info->dlpi_addr + ph->p_vaddr;
-        if (ph->p_type == PT_LOAD) {
-            uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-            if (lo < own_lo) own_lo = lo;
-            if (lo + ph->p_memsz > own_hi) own_hi = lo + ph->p_memsz;
-        }
         if (ph->p_type == PT_DYNAMIC) dyn = (const ElfW(Dyn) *)(info->dlpi_addr + ph->p_vaddr);
         if (ph->p_type == PT_GNU_RELRO) {
             relro_lo = info->dlpi_addr + ph->p_vaddr;
@@ -190,10 +183,10 @@ static int patch_object(struct dl_phdr_info *info, size_t size, void *ctx)
     if (!symtab || !strtab) return 0;
     if (jmprel)
         patch_relocations(info, pass, jmprel, jmprel_size / sizeof *jmprel, symtab, strtab,
-                          relro_lo, relro_hi, own_lo, own_hi);
+                          relro_lo, relro_hi);
     if (rela)
         patch_relocations(info, pass, rela, rela_size / sizeof *rela, symtab, strtab, relro_lo,
-                          relro_hi, own_lo, own_hi);
+                          relro_hi);
     return 0;
 }
 
@@ -217,10 +210,10 @@ static void patch_all(void)
     if (!pass.incomplete) seen_loads = loads;
 }
 
-void lt_patch_deep_bound(const uintptr_t *known, size_t nknown)
+void lt_patch_deep_bound(const uintptr_t *known, size_t nknown, void *const *definitions)
 {
     struct patch_pass pass = { .own_bias = lt_own_load_bias(), .deep = true, .known = known,
-                               .nknown = nknown };
+                               .nknown = nknown, .definitions = definitions };
     dl_iterate_phdr(patch_object, &pass);
 }
 

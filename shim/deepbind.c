@@ -88,6 +88,26 @@ static int note_object(struct dl_phdr_info *info, size_t size, void *ctx)
     return 0;
 }
 
+extern void *(*_Atomic lt_next_dlsym)(void *, const char *);   /* lookups.c */
+extern void *(*lt_resolve_next_dlsym(void))(void *, const char *);
+
+/* What the new objects' lookups find for each hooked function: dlsym on the handle searches
+ * the library and its dependencies, as a deep-bound lookup first does (a dependency may bring
+ * its own malloc: then it stays theirs). NULL where they find nothing there: the global
+ * scope comes next, where the shim is. Looked up before patching, which runs under the
+ * loader's lock; a failed lookup's dlerror() message is dropped, as the successful dlopen
+ * just before left none. */
+static void deep_definitions(void *handle, void **definitions, size_t max)
+{
+    void *(*next)(void *, const char *) = atomic_load(&lt_next_dlsym);
+    if (!next) next = lt_resolve_next_dlsym();
+    lt_set_busy(true); /* the error messages are the loader's blocks, not the program's */
+    for (size_t i = 0; i < max && lt_hooks[i].name; i++)
+        definitions[i] = next ? next(handle, lt_hooks[i].name) : NULL;
+    (void)dlerror();
+    lt_set_busy(false);
+}
+
 __attribute__((used, externally_visible)) void *lt_dlopen_deep_bound(const char *file, int mode)
 {
     struct known_objects known = { .count = 0 };
@@ -95,7 +115,9 @@ __attribute__((used, externally_visible)) void *lt_dlopen_deep_bound(const char 
     void *handle = atomic_load(&lt_next_dlopen)(file, mode);
     if (handle) {
         int saved = errno;
-        lt_patch_deep_bound(known.bias, known.count);
+        void *definitions[LT_MAX_HOOKS] = { NULL };
+        deep_definitions(handle, definitions, LT_MAX_HOOKS);
+        lt_patch_deep_bound(known.bias, known.count, definitions);
         errno = saved;
     }
     return handle;

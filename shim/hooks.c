@@ -311,7 +311,14 @@ void *lt_hook_pvalloc(size_t size)
     return p;
 }
 
-/* ---- mappings and the program break ------------------------------------------------------- */
+/* ---- mappings and the program break -------------------------------------------------------
+ * The regions lock is held around the system call, so that the table follows the order the
+ * kernel made the changes in. While it is held, the thread's mapping hooks (a signal handler's
+ * mmap) pass straight through: `lt_in_regions`, not `lt_busy`, so that a handler's malloc and
+ * free, which never take the regions lock, are still recorded (a SIGPROF profiler's handler
+ * fires on the way out of system calls, inside these hooks). */
+__thread int lt_in_regions __attribute__((tls_model("initial-exec")));
+
 static inline uint64_t page_round(size_t len)
 {
     size_t page = lt_page_size();
@@ -329,14 +336,14 @@ void *lt_hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t of
         errno = EINVAL;
         return MAP_FAILED;
     }
-    if (!recording()) return raw_mmap(addr, len, prot, flags, fd, off);
-    lt_busy++;
+    if (lt_in_regions || !recording()) return raw_mmap(addr, len, prot, flags, fd, off);
+    lt_in_regions++;
     uint32_t id = current_stack(__builtin_frame_address(0));
     lt_regions_lock();
     void *p = raw_mmap(addr, len, prot, flags, fd, off);
     if (p != MAP_FAILED) lt_regions_add((uintptr_t)p, page_round(len), LT_KIND_MMAP, id);
     lt_regions_unlock();
-    lt_busy--;
+    lt_in_regions--;
     lt_tables_leave();
     return p;
 }
@@ -348,13 +355,13 @@ void *lt_hook_mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t 
 
 int lt_hook_munmap(void *addr, size_t len)
 {
-    if (!tracking()) return (int)syscall(SYS_munmap, addr, len);
-    lt_busy++;
+    if (lt_in_regions || !tracking()) return (int)syscall(SYS_munmap, addr, len);
+    lt_in_regions++;
     lt_regions_lock();
     int r = (int)syscall(SYS_munmap, addr, len);
     if (r == 0) lt_regions_remove((uintptr_t)addr, page_round(len));
     lt_regions_unlock();
-    lt_busy--;
+    lt_in_regions--;
     lt_tables_leave();
     return r;
 }
@@ -368,9 +375,10 @@ void *lt_hook_mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
         new_addr = va_arg(ap, void *);
         va_end(ap);
     }
-    if (!tracking()) return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+    if (lt_in_regions || !tracking())
+        return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
     bool collect = recording();
-    lt_busy++;
+    lt_in_regions++;
     uint32_t id = collect ? current_stack(__builtin_frame_address(0)) : 0;
     lt_regions_lock();
     void *p = (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
@@ -379,7 +387,7 @@ void *lt_hook_mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
         if (collect) lt_regions_add((uintptr_t)p, page_round(new_len), LT_KIND_MREMAP, id);
     }
     lt_regions_unlock();
-    lt_busy--;
+    lt_in_regions--;
     if (collect) lt_tables_leave();
     lt_tables_leave();
     return p;
@@ -396,16 +404,16 @@ static void note_break_move(uintptr_t from, uintptr_t to, uint32_t id, bool coll
 
 void *lt_hook_sbrk(intptr_t increment)
 {
-    if (increment == 0 || !tracking()) return __sbrk(increment);
+    if (increment == 0 || lt_in_regions || !tracking()) return __sbrk(increment);
     bool collect = recording();
-    lt_busy++;
+    lt_in_regions++;
     uint32_t id = collect ? current_stack(__builtin_frame_address(0)) : 0;
     lt_regions_lock();
     void *old = __sbrk(increment);
     if (old != (void *)-1)
         note_break_move((uintptr_t)old, (uintptr_t)old + (uintptr_t)increment, id, collect);
     lt_regions_unlock();
-    lt_busy--;
+    lt_in_regions--;
     if (collect) lt_tables_leave();
     lt_tables_leave();
     return old;
@@ -415,8 +423,8 @@ int lt_hook_brk(void *addr)
 {
     /* brk(addr) is sbrk(addr - current break), which keeps glibc's own idea of the break
      * (__curbrk) right, as its brk does. */
-    bool rec = tracking(), collect = recording();
-    if (rec) lt_busy++;
+    bool rec = !lt_in_regions && tracking(), collect = !lt_in_regions && recording();
+    if (rec) lt_in_regions++;
     uint32_t id = collect ? current_stack(__builtin_frame_address(0)) : 0;
     if (rec) lt_regions_lock();
     void *cur = __sbrk(0);
@@ -424,7 +432,7 @@ int lt_hook_brk(void *addr)
     if (rec) {
         if (r == 0) note_break_move((uintptr_t)cur, (uintptr_t)addr, id, collect);
         lt_regions_unlock();
-        lt_busy--;
+        lt_in_regions--;
         lt_tables_leave();
     }
     if (collect) lt_tables_leave();
@@ -536,6 +544,7 @@ const struct lt_hook lt_hooks[] = {
 #undef LT_X
     { NULL, NULL },
 };
+_Static_assert(sizeof lt_hooks / sizeof *lt_hooks <= LT_MAX_HOOKS, "raise LT_MAX_HOOKS");
 
 void *lt_hook_named(const char *name)
 {

@@ -60,7 +60,7 @@ __attribute__((used, externally_visible)) void *lt_dlsym_in_scope(void *handle, 
  * message, and frees it and its holder with the shim busy, so a program that had a dlsym fail
  * and then slept or set a signal handler found dlerror() empty, and the two blocks reported
  * lost. Written once at start-up; `next_count` publishes them. */
-#define MAX_NEXT_SYMBOLS 160
+#define MAX_NEXT_SYMBOLS LT_MAX_HOOKS
 static struct { const char *name; void *definition; } next_symbols[MAX_NEXT_SYMBOLS];
 static _Atomic unsigned next_count;
 

@@ -447,6 +447,7 @@ extern _Atomic int lt_state;         /* written by lifecycle.c's transitions onl
 /* Per thread: > 0 while the shim works on this thread, so what it allocates is not recorded.
  * Initial-exec TLS: reading it never allocates. */
 extern __thread int lt_busy;
+extern __thread int lt_in_regions; /* inside a mapping hook, the regions lock held (hooks.c) */
 
 /* ---- inflight.c: which threads are inside the tables (so detach can unmap them) ----------
  * A hook that will touch the tables calls lt_tables_enter() first and, when it returned true,
@@ -677,8 +678,11 @@ bool lt_attach_mode(void);           /* dlopen'd into a running process, not pre
 bool lt_attached(void);              /* between leaktrace_attach() and detach */
 void lt_attach_poll_new_objects(void);
 /* Preload mode: points the GOT entries of the objects a deep-bound dlopen loaded (those whose
- * load bias is not in `known`) at the hooks (attach.c; deepbind.c calls it). */
-void lt_patch_deep_bound(const uintptr_t *known, size_t nknown);
+ * load bias is not in `known`) at the hooks, where `definitions` (what the new library's
+ * lookups find, per lt_hooks entry) is the function a hook forwards to (attach.c; deepbind.c
+ * calls it). */
+void lt_patch_deep_bound(const uintptr_t *known, size_t nknown, void *const *definitions);
+#define LT_MAX_HOOKS 160 /* entries of lt_hooks, its end included, at most */
 const char *lt_deepbind_note(void); /* a library deep-bound by name, unseen; NULL: none */
 /* Puts back the patched GOT entries, writes the capture of the session into capture_path
  * (NULL: no capture), ends the control thread and gives the tables back. Returns whether the

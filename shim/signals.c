@@ -155,7 +155,7 @@ static uintptr_t sp_before_alternate_stack(uintptr_t sp, uintptr_t trampoline)
 static void on_fatal_signal(int sig, siginfo_t *info, void *context)
 {
     const ucontext_t *uc = context;
-    bool in_shim = lt_busy != 0;
+    bool in_shim = lt_busy != 0 || lt_in_regions != 0;
     /* Roots begin at the program's own innermost frame: an abort() or a fault inside libc
      * leaves libc's frames below it, whose slots may hold dead values of the program's.
      * In the program's own code, they begin at the interrupted stack pointer, less the

@@ -11,7 +11,10 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include "shim.h"
 
@@ -417,6 +420,22 @@ enum step_result { STEP_OK, STEP_STOP, STEP_LOW_PC };
 
 static inline unsigned kind_of(uint64_t rule) { return (unsigned)(rule >> 1) & 3; }
 
+/* Past a signal frame the registers come from the interrupted code, which may have faulted on
+ * a wild stack pointer or in a stack's guard page: a load through them could fault inside the
+ * handler, where the fault would kill the process. So there every word is read with
+ * process_vm_readv on the process itself, which fails instead (a system call a word: only
+ * allocations made in signal handlers pay it). */
+static bool read_word(uintptr_t addr, bool checked, uintptr_t *out)
+{
+    if (LT_LIKELY(!checked)) {
+        *out = *(const uintptr_t *)addr;
+        return true;
+    }
+    struct iovec local = { out, sizeof *out }, remote = { (void *)addr, sizeof *out };
+    return syscall(SYS_process_vm_readv, (long)getpid(), &local, 1L, &remote, 1L, 0L) ==
+           (long)sizeof *out;
+}
+
 /* Out of a signal handler, into the code the signal interrupted. The handler returned to the
  * restorer, so sp is where the kernel's signal frame had put the return address plus 8: the
  * ucontext, which holds the interrupted registers. (With sigaltstack the interrupted stack may
@@ -424,37 +443,38 @@ static inline unsigned kind_of(uint64_t rule) { return (unsigned)(rule >> 1) & 3
  * interrupted pc is an instruction, not a return address: it is recorded as pc + 1, as if
  * returned to, so that its rule and its file:line (both looked up at an address - 1) are
  * those of that instruction. */
-static enum step_result step_out_of_handler(uintptr_t *pc, uintptr_t *sp, uintptr_t *bp)
+static enum step_result step_out_of_handler(uintptr_t *pc, uintptr_t *sp, uintptr_t *bp,
+                                            bool checked)
 {
-    const ucontext_t *uc = (const ucontext_t *)*sp;
-    uintptr_t interrupted = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    uintptr_t regs = *sp + offsetof(ucontext_t, uc_mcontext.gregs);
+    uintptr_t interrupted, new_sp, new_bp;
+    if (!read_word(regs + REG_RIP * sizeof(greg_t), checked, &interrupted) ||
+        !read_word(regs + REG_RSP * sizeof(greg_t), checked, &new_sp) ||
+        !read_word(regs + REG_RBP * sizeof(greg_t), checked, &new_bp))
+        return STEP_STOP;
     if (interrupted < 4096 || interrupted >> 47) return STEP_STOP;
     *pc = interrupted + 1;
-    *sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-    *bp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+    *sp = new_sp;
+    *bp = new_bp;
     return STEP_OK;
 }
 
-static inline enum step_result step_by(uint64_t rule, uintptr_t *pc, uintptr_t *sp, uintptr_t *bp)
+/* `checked`: past a signal frame (read_word). */
+static inline enum step_result step_by(uint64_t rule, uintptr_t *pc, uintptr_t *sp, uintptr_t *bp,
+                                       bool checked)
 {
     unsigned kind = kind_of(rule);
     if (!rule || kind == RULE_END) return STEP_STOP;
-    if (LT_UNLIKELY(kind == RULE_SIGNAL)) return step_out_of_handler(pc, sp, bp);
+    if (LT_UNLIKELY(kind == RULE_SIGNAL)) return step_out_of_handler(pc, sp, bp, checked);
     uintptr_t cfa_off = (uintptr_t)(rule >> 3) & 0xffff;
     uintptr_t rbp_off = (uintptr_t)(rule >> 19) & 0x3fff;
     uintptr_t cfa = (kind == RULE_CFA_RBP ? *bp : *sp) + cfa_off;
     /* A caller's frame lies above its callee's; anything else is a broken stack. */
     if (cfa <= *sp || cfa - *sp > ((uintptr_t)1 << 30) || (cfa & 7)) return STEP_STOP;
-    *pc = *(const uintptr_t *)(cfa - 8);
-    if (rbp_off) *bp = *(const uintptr_t *)(cfa - rbp_off);
+    if (!read_word(cfa - 8, checked, pc)) return STEP_STOP;
+    if (rbp_off && !read_word(cfa - rbp_off, checked, bp)) return STEP_STOP;
     *sp = cfa;
     return *pc >= 4096 ? STEP_OK : STEP_LOW_PC;
-}
-
-/* One step with the cached rule for pc; false at the end of the stack. */
-static inline bool step_frame(uintptr_t *pc, uintptr_t *sp, uintptr_t *bp, bool innermost)
-{
-    return step_by(rule_for(*pc, innermost), pc, sp, bp) == STEP_OK;
 }
 
 __attribute__((noinline)) int lt_unwind(uintptr_t *pcs, int max, bool *truncated)
@@ -472,10 +492,16 @@ __attribute__((noinline)) int lt_unwind(uintptr_t *pcs, int max, bool *truncated
         innermost = false;
     }
     /* Bounded even if a corrupt stack made a loop of frames. */
+    bool interrupted = false; /* past a signal frame */
     for (int step = 0; step < max + 32; step++) {
-        if (!step_frame(&pc, &sp, &bp, innermost)) break;
+        uint64_t rule = rule_for(pc, innermost);
+        if (step_by(rule, &pc, &sp, &bp, interrupted) != STEP_OK) break;
+        interrupted |= kind_of(rule) == RULE_SIGNAL;
         innermost = false;
-        if (n == 0 && pc >= own_start && pc < own_end) continue; /* the shim's own frames */
+        /* The shim's own frames: those below the program's call of the hook, and, past a
+         * signal frame, those of a hook the signal interrupted (the program called pause, or
+         * malloc), whose internals would make one call site many backtraces. */
+        if ((n == 0 || interrupted) && pc >= own_start && pc < own_end) continue;
         if (n == max) {
             *truncated = true;
             break;
@@ -880,7 +906,7 @@ __attribute__((noinline)) void lt_backtrace_take(struct lt_backtrace *bt, uintpt
         t->fresh[n].bp = bp;
         t->fresh[n].info = info_of(rule);
         n++;
-        enum step_result r = step_by(rule, &pc, &sp, &bp);
+        enum step_result r = step_by(rule, &pc, &sp, &bp, false);
         if (r != STEP_OK) {
             end = r == STEP_LOW_PC ? END_BY_LOW_PC : END_BY_RULE;
             end_slot = sp - 8; /* sp is the CFA the return address was read below */
@@ -999,7 +1025,8 @@ uintptr_t lt_unwind_program_sp_from(uintptr_t pc, uintptr_t sp, uintptr_t bp, ui
         /* A signal frame holds the interrupted registers, roots the scan must keep: the walk
          * ends there. */
         uint64_t rule = rule_for(pc, innermost);
-        if (kind_of(rule) == RULE_SIGNAL || step_by(rule, &pc, &sp, &bp) != STEP_OK) return fallback;
+        if (kind_of(rule) == RULE_SIGNAL || step_by(rule, &pc, &sp, &bp, false) != STEP_OK)
+            return fallback;
         innermost = false;
         /* The caller's frame starts at this CFA: the first frame that is the program's. */
         if (!in_runtime(pc)) return sp;

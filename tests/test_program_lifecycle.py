@@ -69,6 +69,20 @@ def test_a_fatal_signal_still_gives_a_report_and_the_same_death(build_dir: Path,
     assert report["counters"]["fatal_signal"] == sig
 
 
+def test_abort_from_a_handler_on_a_small_alternate_stack(build_dir: Path, tmp_path: Path) -> None:
+    """As Rust's stack-overflow handler does: natively a death by SIGABRT. The shim's SIGABRT
+    handler runs on what is left of that stack; its first libc call, bound lazily, overflowed
+    it (death by SIGSEGV, no capture). The shim is bound at load now."""
+    exe = compile_program("altstack_abort.c", build_dir, "-O0")
+    native = _native(str(exe))
+    assert native.returncode == -signal.SIGABRT
+    capture = tmp_path / "abort.lt"
+    done = leaktrace("run", "-o", str(capture), "--", str(exe), cwd=tmp_path)
+    assert done.returncode == -signal.SIGABRT, done.stderr
+    assert done.stdout == native.stdout == "fault, aborting\n"
+    assert json_report(capture)["counters"]["fatal_signal"] == signal.SIGABRT
+
+
 @pytest.mark.parametrize("opt", ["-O0", "-O2"])
 def test_realloc_keeps_what_the_program_wrote_in_the_usable_size(build_dir: Path,
                                                                  tmp_path: Path, opt: str) -> None:

@@ -217,11 +217,21 @@ def test_a_block_left_by_an_exception_is_captured(ext_dir: Path) -> None:
             t.run(failing)
         except RuntimeError:
             results.append(t.leaked_bytes)
+
+        def generator():
+            with leaktrace.track() as t:
+                ext.leak(222)
+                yield t
+
+        g = generator()
+        t = next(g)
+        g.close()  # GeneratorExit leaves the block: control flow, captured
+        results.append(t.leaked_bytes)
         print(json.dumps(results))
     """, ext_dir)
     assert report == [["bad input", 444],
                       "leaktrace: the tracked block ended with KeyboardInterrupt: nothing was "
-                      "captured", 333]
+                      "captured", 333, 222]
 
 
 def test_threads_current_leaves_out_other_threads(ext_dir: Path) -> None:

@@ -177,3 +177,46 @@ def test_handler_backtraces_go_on_into_the_interrupted_code(build_dir: Path, tmp
         at("on_alarm", "spin", "main_spin"): (1, 64, "still reachable"),
         at("on_fault", "store_one", "main_fault"): (1, 96, "still reachable"),
     }
+
+
+IN_CALLS = "handler_in_calls.c"
+
+
+def _handler_records(report: dict[str, Any], marker: str) -> list[dict[str, Any]]:
+    line = marker_line(IN_CALLS, marker)
+    return [r for r in report["records"]
+            if any(f.get("line") == line and Path(f.get("file") or "").name == IN_CALLS
+                   for f in r["frames"][:1])]
+
+
+@pytest.mark.parametrize("opt", ["-O2", "-O0"])
+def test_a_handler_interrupting_a_hooked_call(build_dir: Path, tmp_path: Path, opt: str) -> None:
+    """SIGALRM during pause(): past the signal frame the backtrace is libc's pause, then main,
+    as valgrind's (the shim's pause hook showed, and a signal inside malloc showed the shim's
+    internals, one call site becoming many records). A SIGPROF handler firing inside the
+    mmap/munmap hooks: all 200 blocks recorded (none were)."""
+    exe = compile_program(IN_CALLS, build_dir, opt)
+    run = run_traced(exe, "pause", work=tmp_path)
+    assert run.returncode == 0 and run.stdout == "made 1\n", run.stderr
+    [record] = _handler_records(run.report, "pause_handler")
+    modules = [Path(f.get("module") or "?").name for f in record["frames"]]
+    assert not any("leaktrace" in m for m in modules), record["frames"]
+    lines = [f.get("line") for f in record["frames"]
+             if Path(f.get("file") or "").name == IN_CALLS]
+    assert lines == [marker_line(IN_CALLS, "pause_handler"), marker_line(IN_CALLS, "main_pause")]
+    assert any(f.get("function") == "pause" for f in record["frames"])
+
+    run = run_traced(exe, "mmap", work=tmp_path)
+    assert run.returncode == 0 and run.stdout == "made 200\n", run.stderr
+    records = _handler_records(run.report, "prof_handler")
+    assert (sum(r["blocks"] for r in records), sum(r["bytes"] for r in records)) == (200, 8000)
+
+
+def test_a_handler_after_a_fault_on_a_wild_stack_pointer(build_dir: Path, tmp_path: Path) -> None:
+    """The backtrace goes through the signal frame with reads that cannot fault: through the
+    wild pointer a read killed the program (SIGSEGV blocked in its handler)."""
+    exe = compile_program(IN_CALLS, build_dir, "-O0")
+    run = run_traced(exe, "wild", work=tmp_path)
+    assert (run.returncode, run.stdout) == (3, "handler ran\n"), run.stderr
+    [record] = _handler_records(run.report, "wild_handler")
+    assert record["bytes"] == 77

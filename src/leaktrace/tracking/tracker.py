@@ -120,7 +120,8 @@ class Tracker:
         up by a scan."""
         if ended_by is None:
             self._end(capture=True, check_limit=True)
-        elif issubclass(ended_by, Exception):
+        elif not issubclass(ended_by, (KeyboardInterrupt, SystemExit)):
+            # GeneratorExit, asyncio's CancelledError: control flow, captured too
             self._end(capture=True, check_limit=False)
         else:
             self._ended_by = ended_by.__name__
