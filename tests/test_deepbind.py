@@ -58,3 +58,57 @@ def test_a_plugin_deep_bound_by_name_is_loaded_as_without_leaktrace(program: Pat
     assert out == "loaded\n"
     assert any("loaded with RTLD_DEEPBIND by name (libdeepbind_plugin.so)" in note
                for note in report["notes"]), report["notes"]
+
+
+OWN_ALLOCATOR = """
+#include <stddef.h>
+extern void *__libc_malloc(size_t);
+extern void __libc_free(void *);
+int own_calls;
+void *malloc(size_t n) { own_calls++; return __libc_malloc(n); }
+void free(void *p) { own_calls++; __libc_free(p); }
+"""
+PLUGIN_WITH_OWN_ALLOCATOR = """
+#include <stdlib.h>
+extern int own_calls;
+int uses_own_allocator(void)
+{
+    int before = own_calls;
+    void *volatile block = malloc(24); /* volatile: kept, not folded away with its free */
+    free(block);
+    return own_calls - before;
+}
+"""
+LOADER = """
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+int main(int argc, char **argv)
+{
+    void *plugin = dlopen(argv[1], (argc > 2 ? RTLD_NOW : RTLD_LAZY) | RTLD_DEEPBIND);
+    if (!plugin) return 1;
+    int (*uses)(void) = (int (*)(void))dlsym(plugin, "uses_own_allocator");
+    printf("own allocator calls: %d\\n", uses());
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("binding", ["lazy", "now"])
+def test_a_deep_bound_plugin_keeps_the_allocator_it_brings(tmp_path: Path, binding: str) -> None:
+    """Its own dependency defines malloc and free: the deep-bound lookups find those, and so
+    must they under leaktrace (a lazy slot was pointed at the hooks, so at glibc's)."""
+    from native_programs import compile_source
+
+    own = compile_source(tmp_path, "myalloc.c", OWN_ALLOCATOR, "-O1", "-shared", "-fPIC")
+    plugin = compile_source(tmp_path, "ownplugin.c", PLUGIN_WITH_OWN_ALLOCATOR, "-O1",
+                            "-shared", "-fPIC", f"-L{tmp_path}", "-Wl,--no-as-needed", "-l:myalloc",
+                            f"-Wl,-rpath,{tmp_path}")
+    loader = compile_source(tmp_path, "loader.c", LOADER, "-O1", "-ldl")
+    assert own.exists()
+    args = [str(loader), str(plugin), *(["now"] if binding == "now" else [])]
+    native = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert native.stdout == "own allocator calls: 2\n"
+    done = leaktrace("run", "--report-file", "/dev/null", "--", *args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == native.stdout
