@@ -74,3 +74,31 @@ def test_any_deadly_signal_at_random_moments_never_kills_the_target(server: Serv
         _end_session(server, env, tmp_path)
     load.stop()
     assert server.quit()[0] == 7
+
+
+@pytest.mark.parametrize("period_ns", [50_000, 20_000])
+def test_attach_to_a_program_whose_timer_handler_allocates(build_dir: Path, tmp_path: Path,
+                                                           period_ns: int) -> None:
+    """The program's signals wait while the injected calls run (a handler that allocated
+    inside dlopen's malloc corrupted the heap), and a steady stream of them no longer keeps
+    the thread from stopping for the injection (attach looped for minutes)."""
+    from leakharness import compile_program
+
+    exe = compile_program("timer_handler_allocates.c", build_dir, "-O2", extra=["-lrt"])
+    env = attach_env(tmp_path / "ctl")
+    for _ in range(3):
+        target = subprocess.Popen([str(exe), str(period_ns)], stdout=subprocess.PIPE,
+                                  text=True)
+        try:
+            assert target.stdout is not None and target.stdout.readline() == "ready\n"
+            done = subprocess.run([*LEAKTRACE, "attach", "--duration", "0.3", str(target.pid)],
+                                  env=env, cwd=tmp_path, capture_output=True, text=True,
+                                  timeout=60, check=False)
+            assert done.returncode == 0, done.stderr
+            target.send_signal(signal.SIGTERM)
+            assert target.wait(timeout=30) == 5
+            assert target.stdout.read() == "done\n"
+        finally:
+            if target.poll() is None:
+                target.kill()
+                target.wait()

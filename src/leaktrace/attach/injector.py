@@ -246,9 +246,13 @@ class _Injector:
                 raise permission_refused(self.pid) from None
             raise
         ptrace.interrupt(tid)
+        deadline = time.monotonic() + STOP_TIMEOUT  # for the loop: signals may keep coming
         while True:
             try:
-                stop = ptrace.wait_for_stop(tid, STOP_TIMEOUT, self.pause)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ptrace.WaitTimeout()
+                stop = ptrace.wait_for_stop(tid, left, self.pause)
             except ptrace.WaitTimeout:
                 raise LeaktraceError(f"thread {tid} of {describe(self.pid)} did not stop "
                                      f"within {STOP_TIMEOUT:g} s") from None
@@ -257,6 +261,9 @@ class _Injector:
             if stop.is_event_stop:
                 return ptrace.get_registers(tid)
             ptrace.resume(tid, stop.signal)  # a signal arrived first: the program gets it
+            # Any stop clears the interrupt still pending: asked again, it comes before the
+            # next signal (under a timer's steady stream of them it never came).
+            ptrace.interrupt(tid)
 
     def _call(self, tid: int, saved: Registers, function: int,
               arguments: list[int | bytes]) -> int:

@@ -20,6 +20,8 @@ PTRACE_GETREGSET = 0x4204
 PTRACE_SETREGSET = 0x4205
 PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
+PTRACE_GETSIGMASK = 0x420A
+PTRACE_SETSIGMASK = 0x420B
 PTRACE_GET_SYSCALL_INFO = 0x420E
 PTRACE_O_TRACESYSGOOD = 1  # syscall stops report SIGTRAP | 0x80: never taken for a signal
 SYSCALL_STOP = 0x80 | 5  # SIGTRAP | 0x80
@@ -79,6 +81,17 @@ def resume(tid: int, deliver_signal: int = 0) -> None:
 def resume_to_syscall(tid: int, deliver_signal: int = 0) -> None:
     """Resume, stopping at the next system call's entry or exit (a syscall stop)."""
     _request(PTRACE_SYSCALL, tid, 0, deliver_signal)
+
+
+def get_signal_mask(tid: int) -> int:
+    mask = ctypes.c_uint64(0)
+    _request(PTRACE_GETSIGMASK, tid, ctypes.sizeof(mask), ctypes.addressof(mask))
+    return mask.value
+
+
+def set_signal_mask(tid: int, mask: int) -> None:
+    value = ctypes.c_uint64(mask)
+    _request(PTRACE_SETSIGMASK, tid, ctypes.sizeof(value), ctypes.addressof(value))
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,16 @@ ARGUMENT_REGISTERS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
 CALL_TIMEOUT = 60.0  # dlopen from a slow disk, a busy machine: generous
 
 
+# Held back while an injected call runs: a handler of the program's that allocates, run inside
+# the call's malloc (dlopen allocates), corrupted the heap (a program whose main code never
+# allocates while its timer's handler does is fine natively). Faults stay deliverable: the
+# kernel resets a blocked fault signal's handler to the default when it forces one, and the
+# calls end in a fault at address 0 that the tracer catches.
+_FAULTS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGTRAP,
+           signal.SIGSYS)
+HELD_DURING_CALLS = ((1 << 64) - 1) & ~sum(1 << (int(s) - 1) for s in _FAULTS)
+
+
 class ProcessExited(LeaktraceError):
     pass
 
@@ -32,8 +42,8 @@ def call_function(tid: int, memory_file: int, saved: Registers, function: int,
                   arguments: Sequence[int | bytes], pause: ptrace.Pause) -> int:
     """Run function(*arguments) on thread `tid` (stopped, seized) and return RAX. A bytes
     argument is copied into the target (NUL added) and passed by address. Signals that
-    arrive meanwhile are delivered to the program as usual. On return the thread is stopped
-    again with its registers still the call's: the caller restores `saved`."""
+    arrive meanwhile wait until the call is over (HELD_DURING_CALLS). On return the thread
+    is stopped again with its registers still the call's: the caller restores `saved`."""
     regs = saved.copy()
     top = saved.rsp - RED_ZONE
     values = []
@@ -49,8 +59,12 @@ def call_function(tid: int, memory_file: int, saved: Registers, function: int,
     sp = ((top - 256) & ~15) - 8
     _write(memory_file, sp, (0).to_bytes(8, "little"))
     ptrace.set_registers(tid, call_registers(regs, function, sp, values))
+    mask = ptrace.get_signal_mask(tid)
+    ptrace.set_signal_mask(tid, mask | HELD_DURING_CALLS)
     ptrace.resume(tid)
-    return _wait_for_return(tid, pause)
+    result = _wait_for_return(tid, pause)
+    ptrace.set_signal_mask(tid, mask)  # what was held is delivered when the thread goes on
+    return result
 
 
 def call_registers(regs: Registers, function: int, sp: int, values: Sequence[int]) -> Registers:

@@ -37,6 +37,7 @@ from elftools.elf.elffile import ELFFile
 from leaktrace.attach import ptrace
 from leaktrace.attach.ptrace import Registers
 from leaktrace.attach.remote_call import (
+    HELD_DURING_CALLS,
     NO_SYSCALL,
     RED_ZONE,
     call_registers,
@@ -212,6 +213,8 @@ def start_call_returning_home(tid: int, memory_file: int, saved: Registers, home
     _write(memory_file, sp, home.restorer.to_bytes(8, "little")
            + _ucontext(resumed, fp_address, home.signal_mask) + bytes(SIGINFO_SIZE))
     ptrace.set_registers(tid, call_registers(saved.copy(), function, sp, values))
+    # rt_sigreturn puts the thread's own mask back from the frame (remote_call explains why)
+    ptrace.set_signal_mask(tid, home.signal_mask | HELD_DURING_CALLS)
     ptrace.resume_to_syscall(tid)
     return StartedCall(sp, slots, resumed, in_timed_sleep(saved))
 
@@ -236,6 +239,8 @@ def call_returning_home(tid: int, memory_file: int, saved: Registers, home: Home
         if not stop.is_syscall_stop:
             if results is not None and stop.signal == signal.SIGSEGV:
                 # Ours, never delivered: the frame was refused, or the fault we asked for.
+                # No rt_sigreturn put the thread's mask back: put it back here.
+                ptrace.set_signal_mask(tid, home.signal_mask)
                 return results if call.timed_sleep else None
             ptrace.resume_to_syscall(tid, stop.signal)  # the program's own signal
             continue
