@@ -144,16 +144,6 @@ __asm__(".text\n"
         "    testl %eax, %eax\n"
         "    jz 0b\n"
         "    jmp lt_dlopen_deep_bound\n"
-        "2:  pushq %rdi\n"
-        "    pushq %rsi\n"
-        "    subq $8, %rsp\n"
-        "    call lt_resolve_next_dlopen\n"
-        "    addq $8, %rsp\n"
-        "    popq %rsi\n"
-        "    popq %rdi\n"
-        "    testq %rax, %rax\n"
-        "    jz 3f\n"
-        "    jmp *%rax\n"
-        "3:  xorl %eax, %eax\n"           /* no dlopen in the process: NULL */
-        "    ret\n"
+        "2:\n"
+        LT_ASM_RESOLVE_THEN_JUMP("lt_resolve_next_dlopen") /* no dlopen in the process: NULL */
         ".size dlopen, .-dlopen\n");

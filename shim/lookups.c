@@ -124,15 +124,6 @@ __asm__(".text\n"
         "    testq %rax, %rax\n"
         "    jz 2f\n"
         "    jmp *%rax\n"
-        "2:  pushq %rdi\n"                /* two pushes and 8 bytes: the call's 16-byte alignment */
-        "    pushq %rsi\n"
-        "    subq $8, %rsp\n"
-        "    call lt_resolve_next_dlsym\n"
-        "    addq $8, %rsp\n"
-        "    popq %rsi\n"
-        "    popq %rdi\n"
-        "    testq %rax, %rax\n"
-        "    jz 3f\n"
-        "    jmp *%rax\n"
-        "3:  ret\n"                       /* no dlsym in the process: NULL */
+        "2:\n"
+        LT_ASM_RESOLVE_THEN_JUMP("lt_resolve_next_dlsym") /* no dlsym in the process: NULL */
         ".size lt_hook_dlsym, .-lt_hook_dlsym\n");

@@ -556,6 +556,23 @@ void lt_signals_install(void);
 bool lt_signals_stands_in(uintptr_t handler); /* the shim's handler in place of SIG_DFL */
 /* lookups.c: dlsym(RTLD_NEXT, name) of every hooked name, once at start-up; then the answer. */
 void lt_next_symbols_resolve(void);
+/* Assembly text for a hook's rare first call: calls `resolver` (which returns the next
+ * definition, or NULL) keeping the caller's first two argument registers, then jumps to what
+ * it returned with the stack as the caller left it; without one, returns 0 (NULL). Two pushes
+ * and 8 bytes: the call's 16-byte alignment. */
+#define LT_ASM_RESOLVE_THEN_JUMP(resolver)                                                    \
+    "    pushq %rdi\n"                                                                         \
+    "    pushq %rsi\n"                                                                         \
+    "    subq $8, %rsp\n"                                                                      \
+    "    call " resolver "\n"                                                                  \
+    "    addq $8, %rsp\n"                                                                      \
+    "    popq %rsi\n"                                                                          \
+    "    popq %rdi\n"                                                                          \
+    "    testq %rax, %rax\n"                                                                   \
+    "    jz 3f\n"                                                                              \
+    "    jmp *%rax\n"                                                                          \
+    "3:  xorl %eax, %eax\n"                                                                    \
+    "    ret\n"
 void *lt_next_symbol(const char *name);
 void *lt_next_symbol_resolved(const char *name); /* without a dlsym: NULL if not known */
 /* In a hook: `f`, the next definition of `name` (of function type `type`), looked up at its
