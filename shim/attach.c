@@ -69,20 +69,14 @@ struct patch_pass {
     bool deep;
     const uintptr_t *known;
     size_t nknown;
-    void *const *definitions; /* deep: what the library's lookups find, per lt_hooks entry */
+    void *const *hooks; /* deep: per lt_hooks entry, the hook its slots get, or NULL */
 };
 
-/* The hook a GOT slot of a deep-bound object gets: where its lookup finds (or found, or will
- * find when a lazy slot is bound) the very function the hook forwards to, the C library's.
- * Not C++'s operators (not in lt_hooks): the runtime's own call malloc through its own GOT,
- * which the shim's hooks already hold. */
-static void *deep_bound_hook(const char *name, void *const *definitions)
+/* The hook a GOT slot of a deep-bound object gets (deepbind.c decided, per lt_hooks entry). */
+static void *deep_bound_hook(const char *name, void *const *hooks)
 {
-    for (size_t i = 0; i < LT_MAX_HOOKS && lt_hooks[i].name; i++) {
-        if (strcmp(lt_hooks[i].name, name) != 0) continue;
-        void *next = lt_next_symbol_resolved(name); /* a dlsym here could deadlock the loader */
-        return next && definitions[i] == next ? lt_hooks[i].function : NULL;
-    }
+    for (size_t i = 0; i < LT_MAX_HOOKS && lt_hooks[i].name; i++)
+        if (strcmp(lt_hooks[i].name, name) == 0) return hooks[i];
     return NULL;
 }
 
@@ -116,7 +110,7 @@ static void patch_relocations(const struct dl_phdr_info *info, const struct patc
             hook = lt_allocation_hook_for(name, held);
             if (hook == held) continue;
         } else if (pass->deep) {
-            hook = deep_bound_hook(name, pass->definitions);
+            hook = deep_bound_hook(name, pass->hooks);
         } else {
             hook = lt_hook_named(name);
         }
@@ -210,10 +204,10 @@ static void patch_all(void)
     if (!pass.incomplete) seen_loads = loads;
 }
 
-void lt_patch_deep_bound(const uintptr_t *known, size_t nknown, void *const *definitions)
+void lt_patch_deep_bound(const uintptr_t *known, size_t nknown, void *const *hooks)
 {
     struct patch_pass pass = { .own_bias = lt_own_load_bias(), .deep = true, .known = known,
-                               .nknown = nknown, .definitions = definitions };
+                               .nknown = nknown, .hooks = hooks };
     dl_iterate_phdr(patch_object, &pass);
 }
 

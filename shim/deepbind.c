@@ -91,19 +91,24 @@ static int note_object(struct dl_phdr_info *info, size_t size, void *ctx)
 extern void *(*_Atomic lt_next_dlsym)(void *, const char *);   /* lookups.c */
 extern void *(*lt_resolve_next_dlsym(void))(void *, const char *);
 
-/* What the new objects' lookups find for each hooked function: dlsym on the handle searches
- * the library and its dependencies, as a deep-bound lookup first does (a dependency may bring
- * its own malloc: then it stays theirs). NULL where they find nothing there: the global
- * scope comes next, where the shim is. Looked up before patching, which runs under the
- * loader's lock; a failed lookup's dlerror() message is dropped, as the successful dlopen
- * just before left none. */
-static void deep_definitions(void *handle, void **definitions, size_t max)
+/* Per lt_hooks entry, the hook the new objects' slots get: where their lookups find the very
+ * function the hook forwards to (the C library's). dlsym on the handle searches the library
+ * and its dependencies, as a deep-bound lookup first does; a dependency may bring its own
+ * malloc, which then stays theirs, and where nothing is found there the global scope comes
+ * next, where the shim is already. Decided before patching, which runs under the loader's
+ * lock; a failed lookup's dlerror() message is dropped, as the successful dlopen just before
+ * left none. C++'s operators are not in lt_hooks: the runtime's own call malloc through its
+ * own GOT, which holds the hooks. */
+static void deep_bound_hooks(void *handle, void **hooks, size_t max)
 {
     void *(*next)(void *, const char *) = atomic_load(&lt_next_dlsym);
     if (!next) next = lt_resolve_next_dlsym();
     lt_set_busy(true); /* the error messages are the loader's blocks, not the program's */
-    for (size_t i = 0; i < max && lt_hooks[i].name; i++)
-        definitions[i] = next ? next(handle, lt_hooks[i].name) : NULL;
+    for (size_t i = 0; i < max && lt_hooks[i].name; i++) {
+        void *forwarded_to = lt_next_symbol(lt_hooks[i].name);
+        bool found = next && forwarded_to && next(handle, lt_hooks[i].name) == forwarded_to;
+        hooks[i] = found ? lt_hooks[i].function : NULL;
+    }
     (void)dlerror();
     lt_set_busy(false);
 }
@@ -115,9 +120,9 @@ __attribute__((used, externally_visible)) void *lt_dlopen_deep_bound(const char 
     void *handle = atomic_load(&lt_next_dlopen)(file, mode);
     if (handle) {
         int saved = errno;
-        void *definitions[LT_MAX_HOOKS] = { NULL };
-        deep_definitions(handle, definitions, LT_MAX_HOOKS);
-        lt_patch_deep_bound(known.bias, known.count, definitions);
+        void *hooks[LT_MAX_HOOKS] = { NULL };
+        deep_bound_hooks(handle, hooks, LT_MAX_HOOKS);
+        lt_patch_deep_bound(known.bias, known.count, hooks);
         errno = saved;
     }
     return handle;

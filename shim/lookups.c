@@ -78,16 +78,6 @@ void lt_next_symbols_resolve(void)
     atomic_store_explicit(&next_count, n, memory_order_release);
 }
 
-/* The next definition looked up at start-up, or NULL: never a dlsym (safe under the loader's
- * locks, as in a dl_iterate_phdr callback). */
-void *lt_next_symbol_resolved(const char *name)
-{
-    unsigned n = atomic_load_explicit(&next_count, memory_order_acquire);
-    for (unsigned i = 0; i < n; i++)
-        if (strcmp(next_symbols[i].name, name) == 0) return next_symbols[i].definition;
-    return NULL;
-}
-
 /* The next definition of a function the shim interposes; one called before start-up (from a
  * library's constructor) is looked up now (dlsym may allocate: busy). */
 void *lt_next_symbol(const char *name)

@@ -574,7 +574,6 @@ void lt_next_symbols_resolve(void);
     "3:  xorl %eax, %eax\n"                                                                    \
     "    ret\n"
 void *lt_next_symbol(const char *name);
-void *lt_next_symbol_resolved(const char *name); /* without a dlsym: NULL if not known */
 /* In a hook: `f`, the next definition of `name` (of function type `type`), looked up at its
  * first call (racing lookups agree). */
 #define LT_NEXT(type, name)                                      \
@@ -695,10 +694,9 @@ bool lt_attach_mode(void);           /* dlopen'd into a running process, not pre
 bool lt_attached(void);              /* between leaktrace_attach() and detach */
 void lt_attach_poll_new_objects(void);
 /* Preload mode: points the GOT entries of the objects a deep-bound dlopen loaded (those whose
- * load bias is not in `known`) at the hooks, where `definitions` (what the new library's
- * lookups find, per lt_hooks entry) is the function a hook forwards to (attach.c; deepbind.c
- * calls it). */
-void lt_patch_deep_bound(const uintptr_t *known, size_t nknown, void *const *definitions);
+ * load bias is not in `known`) at `hooks` (per lt_hooks entry, the hook its slots get, or
+ * NULL: deepbind.c decides; attach.c patches). */
+void lt_patch_deep_bound(const uintptr_t *known, size_t nknown, void *const *hooks);
 #define LT_MAX_HOOKS 160 /* entries of lt_hooks, its end included, at most */
 const char *lt_deepbind_note(void); /* a library deep-bound by name, unseen; NULL: none */
 /* Puts back the patched GOT entries, writes the capture of the session into capture_path

@@ -459,13 +459,13 @@ static enum step_result step_out_of_handler(uintptr_t *pc, uintptr_t *sp, uintpt
     return STEP_OK;
 }
 
-/* `checked`: past a signal frame (read_word). */
+/* `checked`: past a signal frame (read_word). A signal frame ends the step here: only
+ * lt_unwind goes on through one (step_out_of_handler). */
 static inline enum step_result step_by(uint64_t rule, uintptr_t *pc, uintptr_t *sp, uintptr_t *bp,
                                        bool checked)
 {
     unsigned kind = kind_of(rule);
-    if (!rule || kind == RULE_END) return STEP_STOP;
-    if (LT_UNLIKELY(kind == RULE_SIGNAL)) return step_out_of_handler(pc, sp, bp, checked);
+    if (!rule || kind >= RULE_END) return STEP_STOP; /* RULE_END or RULE_SIGNAL */
     uintptr_t cfa_off = (uintptr_t)(rule >> 3) & 0xffff;
     uintptr_t rbp_off = (uintptr_t)(rule >> 19) & 0x3fff;
     uintptr_t cfa = (kind == RULE_CFA_RBP ? *bp : *sp) + cfa_off;
@@ -495,8 +495,11 @@ __attribute__((noinline)) int lt_unwind(uintptr_t *pcs, int max, bool *truncated
     bool interrupted = false; /* past a signal frame */
     for (int step = 0; step < max + 32; step++) {
         uint64_t rule = rule_for(pc, innermost);
-        if (step_by(rule, &pc, &sp, &bp, interrupted) != STEP_OK) break;
-        interrupted |= kind_of(rule) == RULE_SIGNAL;
+        bool signal_frame = kind_of(rule) == RULE_SIGNAL;
+        enum step_result r = signal_frame ? step_out_of_handler(&pc, &sp, &bp, interrupted)
+                                          : step_by(rule, &pc, &sp, &bp, interrupted);
+        if (r != STEP_OK) break;
+        interrupted |= signal_frame;
         innermost = false;
         /* The shim's own frames: those below the program's call of the hook, and, past a
          * signal frame, those of a hook the signal interrupted (the program called pause, or
@@ -1022,11 +1025,9 @@ uintptr_t lt_unwind_program_sp_from(uintptr_t pc, uintptr_t sp, uintptr_t bp, ui
     if (!in_runtime(pc)) return fallback; /* already in the program's own code */
     bool innermost = true;
     for (int step = 0; step < 512; step++) {
-        /* A signal frame holds the interrupted registers, roots the scan must keep: the walk
-         * ends there. */
-        uint64_t rule = rule_for(pc, innermost);
-        if (kind_of(rule) == RULE_SIGNAL || step_by(rule, &pc, &sp, &bp, false) != STEP_OK)
-            return fallback;
+        /* step_by ends at a signal frame: it holds the interrupted registers, roots the scan
+         * must keep. */
+        if (step_by(rule_for(pc, innermost), &pc, &sp, &bp, false) != STEP_OK) return fallback;
         innermost = false;
         /* The caller's frame starts at this CFA: the first frame that is the program's. */
         if (!in_runtime(pc)) return sp;
