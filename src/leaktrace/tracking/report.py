@@ -148,27 +148,17 @@ def live_sites(path: str, interpreter: Iterable[int], neutral: Iterable[int]
     (the C library, the loader): a backtrace without any other module's frame is its own
     site."""
     def sites(capture: Capture) -> dict[Site, set[int]]:
+        from leaktrace.analyze.module_map import ModuleMap
         from leaktrace.capture.distinct import distinct
 
-        def modules_at(addresses: Iterable[int]) -> set[int]:
-            return {i for i, m in enumerate(capture.modules) for a in addresses if m.contains(a)}
-
-        inside = modules_at(interpreter)
-        other = inside | modules_at(neutral)
-        starts = [m.start for m in capture.modules]
-        order = sorted(range(len(starts)), key=starts.__getitem__)
-
-        def module_of(address: int) -> int:
-            for i in order:  # a few dozen modules: a scan is enough
-                if capture.modules[i].contains(address):
-                    return i
-            return -1
-
+        modules = ModuleMap(capture.modules)
+        inside = {modules.find(a) for a in interpreter} - {None}
+        other = inside | {modules.find(a) for a in neutral} - {None}
         found: dict[Site, set[int]] = {}
         for stack_id in distinct(capture.blocks["stack_id"]):
             stack = capture.stacks.get(int(stack_id))
             frames = stack.return_addresses if stack is not None else ()
-            owners = [module_of(a) for a in frames]
+            owners = [modules.find(a) for a in frames]
             first = next((i for i, m in enumerate(owners) if m not in other), None)
             site = tuple(frames) if first is None else tuple(frames[:first + 1]) + tuple(
                 a for a, m in zip(frames[first + 1:], owners[first + 1:], strict=True)
