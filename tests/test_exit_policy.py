@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -164,3 +166,34 @@ def test_run_hint_works_when_pasted(tmp_path: Path) -> None:
                            check=False)
     assert again.returncode == 0, again.stderr
     assert "definitely lost: 5 bytes in 1 blocks" in again.stdout
+
+
+CRASHES_WITH_A_LEAK = """#include <signal.h>
+#include <stdlib.h>
+__attribute__((noinline)) void lose(void) { char *volatile p = malloc(5); p[0] = 1; }
+int main(int argc, char **argv) { lose(); if (argc > 1) raise(SIGSEGV); return 3; }
+"""
+
+
+@pytest.mark.parametrize("tool", ["run", "valgrind"])
+def test_fail_on_leak_leaves_a_crash_its_signal(tmp_path: Path, tool: str) -> None:
+    """A leak gate never hides a crash: valgrind's --error-exitcode leaves a program's death
+    by signal alone, and so do run and valgrind with --fail-on-leak. A program that exits
+    with leaks gets the leak exit code."""
+    if tool == "valgrind" and shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed")
+    program = compile_source(tmp_path, "crashes.c", CRASHES_WITH_A_LEAK)
+
+    def under_tool(*args: str) -> subprocess.CompletedProcess[str]:
+        # The installed package: it has the shim.
+        return subprocess.run([sys.executable, "-m", "leaktrace", tool, "--fail-on-leak", "--",
+                               str(program), *args], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=300, check=False)
+
+    crashed = under_tool("crash")
+    assert crashed.returncode == -signal.SIGSEGV, crashed.stderr
+    assert "5 bytes in 1 blocks are definitely lost" in crashed.stderr + crashed.stdout
+    assert ("--fail-on-leak exceeded, but the program was killed by SIGSEGV: that decides "
+            "the exit status") in crashed.stderr
+    exited = under_tool()
+    assert exited.returncode == exit_codes.LEAKS_FOUND, exited.stderr

@@ -9,8 +9,8 @@ README ("Exit status"), `leaktrace --help` and the code agree.
          one `leaktrace: error: ...` line says which
     126  run: the program is not executable (or a directory), as a shell, env or valgrind says
     127  run: the program does not exist (nor in $PATH), likewise
-    99   leaks found: --fail-on-leak exceeded (--leak-exit-code changes it); `watch`: the
-         memory grows
+    99   leaks found: --fail-on-leak exceeded (--leak-exit-code changes it; run and valgrind
+         still end with the signal that killed the program); `watch`: the memory grows
     130  interrupted (Ctrl-C)
     141  the reader of stdout went away (`leaktrace report F | head`), as for SIGPIPE
 """

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -93,3 +93,17 @@ def leaks_exceed(report: Report, fail_on_leak: int | None,
         warn(f"--fail-on-leak: {', '.join(unknown)} unknown (not in the {report.source} "
              "output), not counted")
     return leaked_bytes(report, kinds) > fail_on_leak
+
+
+def end_gated(returncode: int, leak_exit_code: int) -> NoReturn:
+    """run and valgrind, once --fail-on-leak tripped: --leak-exit-code, but a program killed
+    by a signal still ends leaktrace with that signal, as valgrind's --error-exitcode leaves a
+    crash's signal alone (a CI job fails either way, and the crash is the news)."""
+    from leaktrace.commands._errors import warn
+    from leaktrace.launcher.supervise import end_like, signal_description
+
+    if returncode < 0:
+        warn(f"--fail-on-leak exceeded, but the program was {signal_description(returncode)}: "
+             "that decides the exit status")
+        end_like(returncode)
+    raise SystemExit(leak_exit_code)

@@ -17,7 +17,7 @@ import click
 from leaktrace.commands._errors import one_line_errors, warn
 from leaktrace.commands._gc import without_cycle_collection
 from leaktrace.commands._html_timeline import html_timeline
-from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
+from leaktrace.commands._leak_gate import end_gated, leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._report_output import (
     render_options,
@@ -114,7 +114,7 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
 
     Ends the way the program ended: with its exit status, or killed by the same signal
     (the report is printed first; a shell shows 128+N), or with --leak-exit-code when
-    --fail-on-leak is exceeded.
+    --fail-on-leak is exceeded and the program was not killed by a signal.
     """
     if output_format in BINARY_FORMATS | {"html"} and report_file is None:
         raise LeaktraceError(f"--format {output_format} needs --report-file FILE (the report "
@@ -198,7 +198,7 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         warn(f"no capture was written for {command[0]} (pid {pid}){last}: "
              f"{_why_no_capture(returncode, [f for f in failures if f.pid == pid])}")
         if leaks_exceed_any(earlier, fail_on_leak, fail_on_kinds):
-            raise SystemExit(leak_exit_code)
+            end_gated(returncode, leak_exit_code)
         _end_unchecked(returncode)
     # An HTML page draws the growth timeline of a capture with snapshots (run --interval):
     # the same page `leaktrace report CAPTURE --format html` makes.
@@ -240,7 +240,7 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     _name_children_without_capture(pid, failures, vanished)
     _name_children_still_running(still_running, capture_dir)
     if leaks_exceed_any([report, *earlier, *children], fail_on_leak, fail_on_kinds):
-        raise SystemExit(leak_exit_code)
+        end_gated(returncode, leak_exit_code)
     end_like(returncode)
 
 

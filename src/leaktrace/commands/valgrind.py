@@ -9,7 +9,7 @@ import tempfile
 import click
 
 from leaktrace.commands._errors import one_line_errors, warn
-from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
+from leaktrace.commands._leak_gate import end_gated, leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import valgrind_leak_kind_options
 from leaktrace.commands._report_output import (
     for_stdout,
@@ -93,5 +93,5 @@ def valgrind_command(
         rendered = for_stdout(rendered, output_format)
     write_output(rendered, output_file)
     if leaks_exceed(report, fail_on_leak, fail_on_kinds):
-        raise SystemExit(leak_exit_code)
+        end_gated(run.returncode, leak_exit_code)
     end_like(run.returncode)
