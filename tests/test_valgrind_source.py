@@ -66,7 +66,8 @@ def xml_file(program: Path) -> Path:
         pytest.skip("valgrind is not installed (apt-get install valgrind)")
     xml = program.parent / "memcheck.xml"
     result = run_cli(
-        "valgrind", "--xml-file", str(xml), "--format", "json", "--", str(program), timeout=300
+        "valgrind", "--xml-file", str(xml), "--format", "json", "-o", "-", "--", str(program),
+        timeout=300
     )
     assert result.returncode == 0, result.stderr  # the program's own status
     assert "Traceback" not in result.stderr
@@ -194,7 +195,7 @@ def test_errors_valgrind_suppressed_are_counted(program: Path, tmp_path: Path) -
     # valgrind's own text says "suppressed: 300 bytes in 3 blocks"; its XML only counts the
     # record, so the size is unknown, never 0.
     assert ("        suppressed: unknown (valgrind suppressed 1 error itself, its output gives "
-            "no sizes)\n") in result.stdout
+            "no sizes)\n") in result.stderr
     # leaktrace's own suppressions of the same XML have sizes.
     ours = run_cli("report", "--suppressions", str(supp), str(program.parent / "memcheck.xml"))
     assert "        suppressed: 300 bytes in 3 blocks\n" in ours.stdout, ours.stderr
@@ -205,8 +206,8 @@ def test_text_output_and_clean_exit(tmp_path: Path) -> None:
     clean = compile_c(tmp_path, "#include <stdlib.h>\nint main(void){free(malloc(8));return 0;}\n")
     result = run_cli("valgrind", "--", str(clean), timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "No loss records: valgrind reported no leak" in result.stdout
-    assert "   definitely lost: 0 bytes in 0 blocks" in result.stdout
+    assert "No loss records: valgrind reported no leak" in result.stderr
+    assert "   definitely lost: 0 bytes in 0 blocks" in result.stderr
 
 
 @needs_valgrind
@@ -239,7 +240,7 @@ def test_program_killed_by_a_signal_ends_leaktrace_the_same_way(tmp_path: Path) 
     result = run_cli("valgrind", "--", str(killed), timeout=300)
     assert result.returncode == -15, result.stderr  # killed by SIGTERM, after the report
     assert "was killed by SIGTERM" in result.stderr
-    assert "LEAK SUMMARY:" in result.stdout
+    assert "LEAK SUMMARY:" in result.stderr
 
 
 @needs_valgrind
@@ -450,7 +451,7 @@ def test_leaktraces_default_list_is_not_applied_to_valgrinds_findings(tmp_path: 
     theirs = _valgrind_leak_summary(program, "--show-leak-kinds=all")
     assert SUMMARY_LINE.fullmatch(theirs[2]) and not theirs[2].endswith(": 0 bytes in 0 blocks")
     for command in (["report", str(xml)],
-                    ["valgrind", "--", str(program)]):
+                    ["valgrind", "-o", "-", "--", str(program)]):
         result = run_cli(*command, timeout=300)
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
@@ -469,7 +470,7 @@ def test_a_program_that_execs_is_followed(program: Path, tmp_path: Path) -> None
     script = tmp_path / "wrapper.sh"
     script.write_text(EXEC_SCRIPT.replace('"$(dirname "$0")/leaky"', str(program)))
     script.chmod(0o755)
-    result = run_cli("valgrind", "--format", "json", "--", str(script), timeout=300)
+    result = run_cli("valgrind", "--format", "json", "-o", "-", "--", str(script), timeout=300)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["program"] == str(program)
@@ -635,3 +636,22 @@ def test_a_recursive_call_is_not_taken_for_an_inlined_one(tmp_path: Path,
     if debug_info == "-g":
         lines = [frame.line for frame in record.frames[:4]]
         assert lines == [marker_line(RECURSION, "LEAF")] + [marker_line(RECURSION, "RECURSE")] * 3
+
+
+@needs_valgrind
+def test_the_programs_stdout_stays_its_own(tmp_path: Path) -> None:
+    """The report goes to stderr, as valgrind's own does, so `leaktrace valgrind -- PROG > out`
+    leaves out what PROG wrote, and nothing else; `-o -` asks for stdout."""
+    program = compile_c(tmp_path, "#include <stdio.h>\n#include <stdlib.h>\n"
+                        "void *volatile sink;\n"
+                        "int main(void){sink = malloc(9); sink = 0; puts(\"out\"); return 0;}\n")
+    result = run_cli("valgrind", "--", str(program), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "out\n"
+    assert "   definitely lost: 9 bytes in 1 blocks" in result.stderr
+    to_stdout = run_cli("valgrind", "--format", "json", "-o", "-", "--", str(program),
+                        timeout=300)
+    assert to_stdout.stdout.startswith("out\n{")
+    binary = run_cli("valgrind", "--format", "pprof", "--", str(program), timeout=300)
+    assert binary.returncode == 2
+    assert_one_line_error(binary, "--format pprof needs -o FILE")

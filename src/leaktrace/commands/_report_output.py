@@ -37,6 +37,17 @@ def output_file_option(function: F) -> F:
     )(function)
 
 
+def program_report_file_option(function: F) -> F:
+    """-o for a command that runs the program: its report goes to stderr by default, as
+    valgrind's does, since the program's own output has stdout."""
+    return click.option(
+        "-o", "--output", "output_file", type=click.Path(dir_okay=False, allow_dash=True),
+        default=None,
+        help="Write the report to FILE ('-': stdout) instead of stderr, where the report goes "
+             "so that the program's stdout stays its own.",
+    )(function)
+
+
 def render_options(function: F) -> F:
     """--top, --min-bytes and --show-addresses, as RenderOptions takes them."""
     function = click.option(

@@ -4,6 +4,7 @@ report (the same text and JSON, LEAK SUMMARY and options as every other source).
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 
 import click
@@ -13,14 +14,16 @@ from leaktrace.commands._leak_gate import end_gated, leak_gate_options, leaks_ex
 from leaktrace.commands._leak_kind_options import valgrind_leak_kind_options
 from leaktrace.commands._report_output import (
     for_stdout,
-    output_file_option,
+    program_report_file_option,
     render_options,
     render_report_as,
     report_format_option,
 )
+from leaktrace.errors import LeaktraceError
 from leaktrace.launcher.supervise import end_like, signal_description
 from leaktrace.launcher.unread_output import drop_when_unread
-from leaktrace.render.formats import refuse_to_overwrite_a_capture, write_output
+from leaktrace.render.colors import colorize_report, use_color
+from leaktrace.render.formats import BINARY_FORMATS, refuse_to_overwrite_a_capture, write_output
 from leaktrace.runners.valgrind import run_memcheck
 from leaktrace.sources.valgrind_xml import load
 from leaktrace.suppressions import load_suppressions
@@ -46,7 +49,7 @@ from leaktrace.suppressions.apply import apply_suppressions
     help="Keep valgrind's XML here (open it again with `leaktrace report FILE`).",
 )
 @report_format_option
-@output_file_option
+@program_report_file_option
 @render_options
 @valgrind_leak_kind_options
 @leak_gate_options
@@ -68,8 +71,13 @@ def valgrind_command(
 
     Ends the way the program ended: with its exit status, or killed by the same signal
     (the report is printed first; a shell shows 128+N), or with --leak-exit-code when
-    --fail-on-leak is exceeded.
+    --fail-on-leak is exceeded and the program was not killed by a signal. The report goes
+    to stderr, as valgrind's, unless -o names a file ('-' for stdout): the program's stdout
+    stays its own.
     """
+    if output_format in BINARY_FORMATS | {"html"} and output_file is None:
+        raise LeaktraceError(f"--format {output_format} needs -o FILE (the report goes to "
+                             "stderr otherwise, between valgrind's and the program's messages)")
     # valgrind applied its own default suppressions: its verdicts are shown as it gave them.
     suppressions = load_suppressions(suppression_files, with_defaults=False)
     with tempfile.TemporaryDirectory(prefix="leaktrace-valgrind-") as workdir:
@@ -89,9 +97,12 @@ def valgrind_command(
     rendered = render_report_as(report, output_format, top=top, min_bytes=min_bytes,
                                 show_addresses=show_addresses, leak_kinds=show_kinds,
                                 gen_suppressions=gen_suppressions)
-    if output_file in (None, "-") and isinstance(rendered, str):
+    if output_file == "-" and isinstance(rendered, str):
         rendered = for_stdout(rendered, output_format)
-    write_output(rendered, output_file)
+    elif output_file is None and isinstance(rendered, str) and output_format == "text" \
+            and use_color(sys.stderr):
+        rendered = colorize_report(rendered)
+    write_output(rendered, output_file, stream="stdout" if output_file == "-" else "stderr")
     if leaks_exceed(report, fail_on_leak, fail_on_kinds):
         end_gated(run.returncode, leak_exit_code)
     end_like(run.returncode)
