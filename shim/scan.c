@@ -1123,38 +1123,134 @@ static void scan_own_break(const struct lt_block *region, void *ctx)
     scan_root_ranges(c->st, &part, start, NULL, 0);
 }
 
-/* Attach mode: glibc's main heap as a root, chunk by chunk. The chunks in use that are not
- * known blocks (allocated before the shim came) are roots; free chunks are not: what they
- * still hold points to addresses the allocator has since handed out again. glibc's layout:
- * the chunk size in the second word, bit 0 of the next chunk's size set when this one is in
- * use, the top chunk last. Anything unexpected: the rest is scanned whole. */
+/* glibc (2.34 on) marks each chunk it keeps in a thread's cache (tcache) with a random key in
+ * its second word, to catch double frees. Such a chunk looks in use to a walk of the heap (its
+ * neighbour's PREV_INUSE bit stays set), but it is free, and what it still holds is stale: the
+ * addresses of blocks freed or handed out again since. The key is learned by freeing a chunk
+ * of our own; 0 while unknown (another allocator, or the tcache turned off). Written once, by
+ * lt_scan_learn_heap_marks before the attach session's first scan; read by the scans. */
+static _Atomic uintptr_t tcache_key;
+
+void lt_scan_learn_heap_marks(void)
+{
+    extern void *__libc_malloc(size_t);
+    extern void __libc_free(void *);
+    if (atomic_load(&tcache_key)) return;
+    /* Chunks of a few small sizes, twice each: a chunk whose cache bin is full goes to a fast
+     * bin instead, which writes only the first word; a value seen twice is the key. */
+    static const size_t sizes[] = { 16, 40, 56, 72 };
+    uintptr_t seen[8] = { 0 };
+    for (unsigned i = 0; i < 8; i++) {
+        uintptr_t *chunk = __libc_malloc(sizes[i % 4]);
+        if (!chunk) return;
+        /* The address goes through an empty asm, so the compiler cannot tie the read after the
+         * free to the block (a read of freed memory is undefined to it: it may fold it). */
+        uintptr_t key_word = (uintptr_t)&chunk[1];
+        __asm__ volatile("" : "+r"(key_word));
+        *(volatile uintptr_t *)key_word = 0;
+        __libc_free(chunk);
+        seen[i] = *(volatile const uintptr_t *)key_word;
+        for (unsigned j = 0; j < i; j++)
+            if (seen[i] && seen[j] == seen[i]) {
+                atomic_store(&tcache_key, seen[i]);
+                return;
+            }
+    }
+}
+
+/* Attach mode: the heap's chunks from `at` on, as roots. The chunks in use that are not known
+ * blocks (allocated before the shim came) are roots; free ones are not, nor those parked in a
+ * thread's cache: what they still hold points to addresses the allocator has since handed out
+ * again. glibc's layout: the chunk size in the second word, bit 0 of the next chunk's size set
+ * when this one is in use, the top chunk last, up to `end` (an arena heap's used end); a chunk
+ * of 16 bytes, a fence post, ends a heap its arena left for a new one (or, in the main heap,
+ * a part before the program moved the break itself). With scan false, only checks the walk:
+ * true when it ends exactly at `end` or at a fence post. `*stopped`: where the walk stopped
+ * (`end` after the top chunk), the rest not walked. */
+static bool walk_heap_chunks(struct scan_state *st, uintptr_t at, uintptr_t end, bool scan,
+                             uintptr_t *stopped)
+{
+    static const int definite = 1;
+    void *root = (void *)&definite;
+    uintptr_t key = atomic_load_explicit(&tcache_key, memory_order_relaxed);
+    uintptr_t size_word, next_word, second;
+    bool complete = false;
+    while (at + 16 <= end && read_word(st, at + 8, &size_word)) {
+        uintptr_t size = size_word & ~(uintptr_t)7;
+        if (size == 16) {
+            complete = true;
+            break;
+        }
+        if (size < 32 || size % 16 || size > end - at) break;
+        if (at + size + 16 > end) { /* the top chunk: free */
+            complete = at + size == end;
+            at = end;
+            break;
+        }
+        if (!read_word(st, at + size + 8, &next_word)) break;
+        if (scan && (next_word & 1)) {
+            size_t i = first_block_from(st, at + 16);
+            bool known = i < st->n && st->b[i].addr == at + 16;
+            if (!known && st->nsuper) {
+                size_t k = first_superblock_from(st, at + 16);
+                known = k < st->nsuper && st->super[k].start == at + 16;
+            }
+            bool cached = key && read_word(st, at + 24, &second) && second == key;
+            if (!known && !cached) {
+                st->root_bytes += size - 8;
+                scan_range(st, at + 16, at + size + 8, mark_word, root);
+                drain_roots(st);
+            }
+        }
+        at += size;
+    }
+    *stopped = at;
+    return complete;
+}
+
+/* Attach mode: glibc's main heap as a root, chunk by chunk (walk_heap_chunks), up to its top
+ * chunk; anything unexpected, or a fence post: the rest is scanned whole. */
 static void scan_main_heap(struct scan_state *st, uintptr_t at, uintptr_t end)
 {
     static const int definite = 1;
     void *root = (void *)&definite;
-    uintptr_t size_word, next_word;
-    while (at + 32 <= end && read_word(st, at + 8, &size_word)) {
-        uintptr_t size = size_word & ~(uintptr_t)7;
-        if (size < 32 || size % 16 || size > end - at) break;
-        if (at + size + 16 > end || !read_word(st, at + size + 8, &next_word)) return; /* top */
-        size_t i = first_block_from(st, at + 16);
-        bool known = i < st->n && st->b[i].addr == at + 16;
-        if (!known && st->nsuper) {
-            size_t k = first_superblock_from(st, at + 16);
-            known = k < st->nsuper && st->super[k].start == at + 16;
-        }
-        if ((next_word & 1) && !known) {
-            st->root_bytes += size - 8;
-            scan_range(st, at + 16, at + size + 8, mark_word, root);
-            drain_roots(st);
-        }
-        at += size;
-    }
+    walk_heap_chunks(st, at, end, true, &at);
     if (at < end) {
         st->root_bytes += end - at;
         scan_range(st, at, end, mark_word, root);
         drain_roots(st);
     }
+}
+
+/* Attach mode: an arena heap (arena_heap_at) as a root, chunk by chunk, as the main heap: the
+ * blocks a thread allocated before the shim came live in its arena's heaps, and may be the
+ * only ones that point to blocks allocated since. The first chunk follows the heap_info (32
+ * or 48 bytes, by glibc's version) and, in an arena's first heap, the arena itself (struct
+ * malloc_state, 2,200 bytes, 2,192 before glibc 2.27): the candidate whose walk ends exactly
+ * at the heap's used end is the one. None does: the used part is scanned whole. */
+static void scan_arena_heap(struct scan_state *st, uintptr_t h)
+{
+    static const int definite = 1;
+    void *root = (void *)&definite;
+    const uintptr_t *info = (const uintptr_t *)h;
+    uintptr_t arena = info[0], end = h + info[2];
+    uintptr_t starts[2];
+    if (arena > h && arena < h + 64) {
+        starts[0] = (arena + 2200 + 15) & ~(uintptr_t)15;
+        starts[1] = (arena + 2192 + 15) & ~(uintptr_t)15;
+    } else {
+        starts[0] = h + 48;
+        starts[1] = h + 32;
+    }
+    uintptr_t stopped;
+    for (int c = 0; c < 2; c++)
+        if (walk_heap_chunks(st, starts[c], end, false, &stopped)) {
+            walk_heap_chunks(st, starts[c], end, true, &stopped);
+            return;
+        }
+    st->root_bytes += end - h;
+    scan_range(st, h, end, mark_word, root);
+    drain_roots(st);
 }
 
 /* Whether a thread stopped at ip was at a system call instruction (`syscall`, 0f 05): just
@@ -1208,8 +1304,9 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
     int nextra = atomic_load(&nextra_roots);
     for (int i = 0; i < nextra && i < MAX_EXTRA_ROOTS; i++) mark_word(st, extra_roots[i], root);
     drain_roots(st);
-    /* Attached to a running process, the main heap holds blocks allocated before the shim
-     * came, which it does not know: they may point to its blocks, so they are roots too. */
+    /* Attached to a running process, the main heap and the arenas' heaps hold blocks
+     * allocated before the shim came, which it does not know: they may point to its blocks,
+     * so they are roots too. */
     bool heap_is_root = lt_attach_mode();
     for (size_t mi = 0; mi < st->nmaps; mi++) {
         const struct mapping *m = &st->maps[mi];
@@ -1252,7 +1349,10 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
         if (m->kind == 'a') {
             for (uintptr_t h = (m->start + ARENA_HEAP_SIZE - 1) & ~(ARENA_HEAP_SIZE - 1);
                  h < m->end && h >= m->start && ncuts < MAX_CUTS; h += ARENA_HEAP_SIZE)
-                if (arena_heap_at(st, h, m, &cuts[ncuts])) ncuts++;
+                if (arena_heap_at(st, h, m, &cuts[ncuts])) {
+                    ncuts++;
+                    if (heap_is_root) scan_arena_heap(st, h);
+                }
             if (!is_stack && all_stopped && ncuts < MAX_CUTS && dead_stack_in(st, m, stopped, cuts, ncuts, &cuts[ncuts]))
                 ncuts++;
         }

@@ -389,7 +389,12 @@ def test_allocations_through_a_data_pointer_to_malloc(ext_dir: Path, tmp_path: P
         lib.through_table(100)  # after the block: the library's own allocator again
         print(json.dumps([through_malloc, through_own, counted, lib.counted_calls()]))
     """, ext_dir)
-    assert report == [[["definitely lost", 300]], [["definitely lost", 200]], 1, 2]
+    # Lost, definitely or possibly: a block at an address the interpreter used before may
+    # still have a stale pointer into it in one of the interpreter's live objects.
+    lost = {"definitely lost", "possibly lost"}
+    [[kind_300, bytes_300]], [[kind_200, bytes_200]], counted, counted_after = report
+    assert {kind_300, kind_200} <= lost
+    assert (bytes_300, bytes_200, counted, counted_after) == (300, 200, 1, 2)
 
 
 ALLOCATOR_TABLE = """
@@ -465,3 +470,91 @@ __attribute__((noinline)) void leak(size_t n)
     sink = NULL;
 }
 """
+
+
+ARENA_AND_CACHE = r"""
+#include <pthread.h>
+#include <stdlib.h>
+
+struct node { struct node *next; char pad[40]; };
+static struct node **holder;                 /* the worker's, in its own arena */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
+static int step;                             /* 1: fill the holder; 2: done; 3: end */
+
+static void wait_for(int wanted)
+{
+    pthread_mutex_lock(&lock);
+    while (step != wanted) pthread_cond_wait(&changed, &lock);
+    pthread_mutex_unlock(&lock);
+}
+
+static void go_to(int next)
+{
+    pthread_mutex_lock(&lock);
+    step = next;
+    pthread_cond_broadcast(&changed);
+    pthread_mutex_unlock(&lock);
+}
+
+/* The only copy of the block's address is left in a block freed since, in a thread cache. */
+__attribute__((noinline)) void lose_through_a_freed_block(void)
+{
+    void *volatile *scratch = malloc(200);
+    scratch[5] = malloc(96);
+    free((void *)scratch);
+}
+
+/* The thread then waits: its live frames would keep stale copies of the address. */
+__attribute__((noinline)) static void scrub_stack(void)
+{
+    volatile char dead[4096];
+    for (unsigned i = 0; i < sizeof dead; i++) dead[i] = 0;
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    holder = malloc(16 * sizeof *holder);    /* before the track() block: unknown to it */
+    for (int i = 0; i < 16; i++) holder[i] = NULL;
+    go_to(0);
+    wait_for(1);
+    for (int i = 0; i < 16; i++) holder[i] = malloc(sizeof(struct node));
+    lose_through_a_freed_block();
+    scrub_stack();
+    go_to(2);
+    wait_for(3);
+    return NULL;
+}
+
+static pthread_t thread;
+void start_worker(void) { step = -1; pthread_create(&thread, NULL, worker, NULL); wait_for(0); }
+void fill_in_worker(void) { go_to(1); wait_for(2); }
+void end_worker(void) { go_to(3); pthread_join(thread, NULL); }
+"""
+
+
+def test_attached_blocks_in_thread_arenas_and_thread_caches(ext_dir: Path,
+                                                            tmp_path: Path) -> None:
+    """Attached (track() here, `leaktrace attach` alike), the shim does not know the blocks
+    allocated before it came; they are roots. The main heap's were, a thread arena's were not:
+    16 nodes only a worker thread's older block points to were definitely lost. And a freed
+    block glibc keeps in a thread's cache still looks in use in the heap: the stale address
+    it holds made a leak still reachable, in the main heap and in an arena."""
+    from native_programs import compile_source
+
+    library = compile_source(tmp_path, "arena.c", ARENA_AND_CACHE, "-O1", "-shared", "-fPIC",
+                             "-pthread")
+    report = run_json(f"""
+        import ctypes, json, leaktrace
+        lib = ctypes.CDLL({str(library)!r})
+        lib.start_worker()
+        with leaktrace.track() as t:
+            lib.fill_in_worker()
+            lib.lose_through_a_freed_block()
+        records = sorted((r.leak_kind, r.bytes, r.blocks) for r in t.report().records)
+        lib.end_worker()
+        print(json.dumps(records))
+    """, ext_dir)
+    assert report == [["definitely lost", 96, 1], ["definitely lost", 96, 1],
+                      ["still reachable", 768, 16]]
