@@ -138,6 +138,19 @@ static void *fallback_new(size_t size, size_t alignment, bool nothrow)
  * call, taken by the thread's next aligned hook (lt_asked_size). Thread-local: no guard. */
 __thread size_t lt_aligned_new_asked __attribute__((tls_model("initial-exec")));
 
+/* lt_new_asked (shim.h): set by the hooks of operator new just before their forwarder's tail
+ * call, taken by the thread's next allocation hook. Thread-local: no guard. A new that fails
+ * before allocating leaves it to an allocation it could have made. */
+__thread size_t lt_new_asked __attribute__((tls_model("initial-exec")));
+
+/* The array forms go through the scalar ones: the outermost call, the program's, says what was
+ * asked. */
+static inline void note_new_asked(size_t size, bool array)
+{
+    if (array) lt_new_asked = (size + 1) << 1 | 1;
+    else if (lt_new_asked >> 1 != size + 1) lt_new_asked = (size + 1) << 1;
+}
+
 typedef void *new_fn(size_t);
 typedef void *new_nothrow_fn(size_t, const void *);
 typedef void *new_aligned_fn(size_t, size_t);
@@ -151,31 +164,35 @@ typedef void delete_aligned_nothrow_fn(void *, size_t, const void *);
 
 /* Each body ends in a call through the runtime's pointer with the same arguments: compiled
  * as a jump, it leaves no frame of the shim on the stack. */
-#define NEW(name)                                                                            \
+#define NEW(name, array)                                                                     \
     void *lt_hook_##name(size_t size)                                                        \
     {                                                                                        \
+        note_new_asked(size, array);                                                         \
         new_fn *f = (new_fn *)cxx_target(CXX_##name);                                        \
         if (!f) return fallback_new(size, 0, false);                                         \
         return f(size);                                                                      \
     }
-#define NEW_NOTHROW(name)                                                                    \
+#define NEW_NOTHROW(name, array)                                                             \
     void *lt_hook_##name(size_t size, const void *tag)                                       \
     {                                                                                        \
+        note_new_asked(size, array);                                                         \
         new_nothrow_fn *f = (new_nothrow_fn *)cxx_target(CXX_##name);                        \
         if (!f) return fallback_new(size, 0, true);                                          \
         return f(size, tag);                                                                 \
     }
-#define NEW_ALIGNED(name)                                                                    \
+#define NEW_ALIGNED(name, array)                                                             \
     void *lt_hook_##name(size_t size, size_t alignment)                                      \
     {                                                                                        \
+        note_new_asked(size, array);                                                         \
         lt_aligned_new_asked = size + 1;                                                     \
         new_aligned_fn *f = (new_aligned_fn *)cxx_target(CXX_##name);                        \
         if (!f) return fallback_new(size, alignment, false);                                 \
         return f(size, alignment);                                                           \
     }
-#define NEW_ALIGNED_NOTHROW(name)                                                            \
+#define NEW_ALIGNED_NOTHROW(name, array)                                                     \
     void *lt_hook_##name(size_t size, size_t alignment, const void *tag)                     \
     {                                                                                        \
+        note_new_asked(size, array);                                                         \
         lt_aligned_new_asked = size + 1;                                                     \
         new_aligned_nothrow_fn *f = (new_aligned_nothrow_fn *)cxx_target(CXX_##name);        \
         if (!f) return fallback_new(size, alignment, true);                                  \
@@ -242,14 +259,14 @@ typedef void delete_aligned_nothrow_fn(void *, size_t, const void *);
         f(p, alignment, tag);                                                                \
     }
 
-NEW(_Znwm)
-NEW(_Znam)
-NEW_NOTHROW(_ZnwmRKSt9nothrow_t)
-NEW_NOTHROW(_ZnamRKSt9nothrow_t)
-NEW_ALIGNED(_ZnwmSt11align_val_t)
-NEW_ALIGNED(_ZnamSt11align_val_t)
-NEW_ALIGNED_NOTHROW(_ZnwmSt11align_val_tRKSt9nothrow_t)
-NEW_ALIGNED_NOTHROW(_ZnamSt11align_val_tRKSt9nothrow_t)
+NEW(_Znwm, false)
+NEW(_Znam, true)
+NEW_NOTHROW(_ZnwmRKSt9nothrow_t, false)
+NEW_NOTHROW(_ZnamRKSt9nothrow_t, true)
+NEW_ALIGNED(_ZnwmSt11align_val_t, false)
+NEW_ALIGNED(_ZnamSt11align_val_t, true)
+NEW_ALIGNED_NOTHROW(_ZnwmSt11align_val_tRKSt9nothrow_t, false)
+NEW_ALIGNED_NOTHROW(_ZnamSt11align_val_tRKSt9nothrow_t, true)
 DELETE(_ZdlPv)
 DELETE(_ZdaPv)
 DELETE_SIZED(_ZdlPvm)

@@ -63,7 +63,8 @@ _Static_assert(sizeof(void *) == LT_POINTER_SIZE, "leaktrace captures are writte
     X(11, MREMAP, "mremap")               \
     X(12, BRK, "brk")                     \
     X(13, MALLOCLIKE, "malloclike")       \
-    X(14, MEMPOOL, "mempool")
+    X(14, MEMPOOL, "mempool")             \
+    X(15, NEW_ARRAY, "operator new[](unsigned long)")
 
 /* What a reachability scan concluded about a heap block (byte 0 of a block record's reserved
  * bytes), in valgrind memcheck's terms. 0 means no scan ran. */

@@ -193,7 +193,11 @@ static inline void forget_block(void *p)
 void *lt_hook_malloc(size_t size)
 {
     void *p = __libc_malloc(size);
-    if (p && recording()) record_block(p, size, LT_KIND_MALLOC, 0);
+    if (p && recording()) {
+        size_t asked = size;
+        unsigned kind = lt_allocation_kind(0, &asked, LT_KIND_MALLOC);
+        record_block(p, asked, kind, 0);
+    }
     return p;
 }
 
@@ -253,7 +257,7 @@ void *lt_hook_reallocarray(void *old, size_t n, size_t size)
 void *lt_hook_memalign(size_t alignment, size_t size)
 {
     void *p = __libc_memalign(alignment, size);
-    if (p && recording()) record_block(p, lt_asked_size(alignment, size), LT_KIND_MEMALIGN, 0);
+    if (p && recording()) record_block(p, lt_asked_size(alignment, size), lt_allocation_kind(alignment, &size, LT_KIND_MEMALIGN), 0);
     return p;
 }
 
@@ -265,7 +269,7 @@ int lt_hook_posix_memalign(void **out, size_t alignment, size_t size)
     void *p = __libc_memalign(alignment, size);
     if (!p) return ENOMEM;
     *out = p;
-    if (recording()) record_block(p, lt_asked_size(alignment, size), LT_KIND_POSIX_MEMALIGN, 0);
+    if (recording()) record_block(p, lt_asked_size(alignment, size), lt_allocation_kind(alignment, &size, LT_KIND_POSIX_MEMALIGN), 0);
     return 0;
 }
 
@@ -280,7 +284,7 @@ void *lt_hook_aligned_alloc(size_t alignment, size_t size)
     } else {
         p = __libc_memalign(alignment, size);
     }
-    if (p && recording()) record_block(p, lt_asked_size(alignment, size), LT_KIND_ALIGNED_ALLOC, 0);
+    if (p && recording()) record_block(p, lt_asked_size(alignment, size), lt_allocation_kind(alignment, &size, LT_KIND_ALIGNED_ALLOC), 0);
     return p;
 }
 

@@ -295,6 +295,23 @@ static inline size_t lt_asked_size(size_t alignment, size_t size)
     asked--;
     return asked <= size && size - asked < (alignment ? alignment : 1) ? asked : size;
 }
+/* What an operator new asked for (allocator.c): (size + 1) << 1, plus 1 for an array new; 0
+ * when none is pending. Set as the program's call enters the runtime's operator (the array
+ * forms call the scalar ones, often as a tail call: the outermost call's value stays), taken
+ * by the thread's next allocation hook, which checks it could be the runtime's allocation
+ * (1 byte for 0, rounded up to the alignment). Such a block is recorded at the size asked
+ * (0 for `new char[0]`), and an array's as LT_KIND_NEW_ARRAY: valgrind names both so. */
+extern __thread size_t lt_new_asked __attribute__((tls_model("initial-exec")));
+static inline unsigned lt_allocation_kind(size_t alignment, size_t *size, unsigned kind)
+{
+    size_t pending = lt_new_asked;
+    if (LT_LIKELY(pending == 0)) return kind;
+    lt_new_asked = 0;
+    size_t asked = (pending >> 1) - 1, made = asked ? asked : 1;
+    if (made > *size || *size - made >= (alignment ? alignment : 1)) return kind;
+    if (!alignment) *size = asked;
+    return pending & 1 ? LT_KIND_NEW_ARRAY : kind;
+}
 #define LT_QUIET_GENERATION UINT_MAX
 static inline unsigned lt_generation_now(void)
 {

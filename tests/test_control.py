@@ -488,3 +488,28 @@ def test_socket_refuses_another_uid(build_dir: Path, tmp_path: Path) -> None:
             server.kill()
     finally:
         shutil.rmtree(control, ignore_errors=True)
+
+
+CXX_CHECKPOINTS = """#include <mcheck.h>
+struct Box { char bytes[100]; };
+void *volatile sink;
+__attribute__((noinline)) void make_boxes() { for (int i = 0; i < 3; i++) sink = new Box; }
+int main() { mtrace(); make_boxes(); mtrace(); muntrace(); return 0; }
+"""
+
+
+def test_changes_since_the_previous_capture_of_cxx_new_records(tmp_path: Path) -> None:
+    """Records the report names after C++'s operator new (their blocks are malloc's to the
+    shim) get their backtrace's change since the previous capture too."""
+    from native_programs import compile_source
+
+    exe = compile_source(tmp_path, "cxx_checkpoints.cpp", CXX_CHECKPOINTS, "-O0")
+    done = subprocess.run([*LEAKTRACE, "run", "-o", str(tmp_path / "m.lt"), "--start=on-mtrace",
+                           "--", str(exe)], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json_report(tmp_path / "m.mtrace-1.lt")
+    [record] = [r for r in report["records"] if r["frames"][0]["function"] == "make_boxes()"]
+    assert (record["kind"], record["blocks"], record["bytes"]) == \
+        ("operator new(unsigned long)", 3, 300)
+    assert record["since_previous"] == {"bytes": 300, "blocks": 3, "new": True}

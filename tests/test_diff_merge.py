@@ -195,8 +195,9 @@ def test_diff_matches_valgrind_xml_with_a_capture(runs: dict[int, Path], work: P
 
 
 def test_cxx_new_records_of_a_capture_and_of_valgrind_xml_match(work: Path) -> None:
-    """Each form of operator new: valgrind's XML has it as the record's kind, the capture
-    has kind malloc and operator new as the first frame (new[] calls new). The same run
+    """Each form of operator new: valgrind's XML has it as the record's kind, and so has the
+    capture (its shim tells new[] from the new it calls; libstdc++'s frames are left out, as
+    valgrind's replacement leaves them out). The same run
     under both tools: every stack the same (7 new and 7 gone before), and merge adds them
     up into one record each."""
     from export_helpers import tool

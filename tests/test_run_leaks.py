@@ -3,6 +3,7 @@ the file:line of each leaking call."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -73,15 +74,63 @@ def test_cpp_new_string_is_demangled(build_dir: Path, tmp_path: Path, opt: str) 
     records = records_from(run.report, "cpp_string.cpp", "new_string")
     assert len(records) == 2
     [objects] = [
-        r for r in records if (r["frames"][1]["function"] or "").startswith("app::make_name")
+        r for r in records if (r["frames"][0]["function"] or "").startswith("app::make_name")
     ]
     [buffers] = [r for r in records if r is not objects]
-    # 3 objects of sizeof(std::string) == 32 bytes, demangled C++ frames.
-    assert (objects["blocks"], objects["bytes"], objects["kind"]) == (3, 96, "malloc")
-    assert objects["frames"][0]["function"].startswith("operator new")
+    # 3 objects of sizeof(std::string) == 32 bytes, demangled C++ frames. As valgrind shows
+    # them: the API is the operator new the program called, libstdc++'s frame left out.
+    assert (objects["blocks"], objects["bytes"], objects["kind"]) == \
+        (3, 96, "operator new(unsigned long)")
+    assert not any((f["function"] or "").startswith("operator new") for f in objects["frames"])
     # Their buffers: 40 'x' + one digit + NUL, in a capacity-80 buffer (81 bytes) each.
     assert (buffers["blocks"], buffers["bytes"]) == (3, 3 * 81)
     assert any("basic_string" in (f["function"] or "") for f in buffers["frames"])
+
+
+# Each leak of cxx_operators.cpp: (marker, API as valgrind names it, bytes asked).
+CXX_OPERATOR_LEAKS = [
+    ("scalar", "operator new(unsigned long)", 8),
+    ("array", "operator new[](unsigned long)", 40),
+    ("counted_array", "operator new[](unsigned long)", 24),
+    ("empty_array", "operator new[](unsigned long)", 0),
+    ("nothrow_scalar", "operator new(unsigned long, std::nothrow_t const&)", 2),
+    ("nothrow_array", "operator new[](unsigned long, std::nothrow_t const&)", 33),
+    ("aligned_scalar", "operator new(unsigned long, std::align_val_t)", 128),
+    ("aligned_array", "operator new[](unsigned long, std::align_val_t)", 256),
+    ("aligned_nothrow_scalar",
+     "operator new(unsigned long, std::align_val_t, std::nothrow_t const&)", 128),
+    ("aligned_nothrow_array",
+     "operator new[](unsigned long, std::align_val_t, std::nothrow_t const&)", 384),
+    ("plain_malloc", "malloc", 7),
+]
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_each_operator_new_is_named_as_valgrind_names_it(build_dir: Path, tmp_path: Path,
+                                                         opt: str) -> None:
+    """The record's API is the operator new the program called, as valgrind names its
+    replacement, and the backtrace starts at the `new` (libstdc++'s own operator frames are
+    left out). new[] calls new, often as a tail call, so no frame of a backtrace says new[]:
+    it was reported as malloc under `operator new(unsigned long)`. `new char[0]` is 0 bytes,
+    as asked (the runtime allocates 1)."""
+    exe = compile_program("cxx_operators.cpp", build_dir, opt)
+    run = run_traced(exe, work=tmp_path)
+    assert run.returncode == 0, run.stderr
+    for marker, api, size in CXX_OPERATOR_LEAKS:
+        [record] = records_from(run.report, "cxx_operators.cpp", marker)
+        assert (record["kind"], record["bytes"], record["blocks"]) == (api, size, 1), marker
+        first = record["frames"][0]
+        assert (Path(first["file"]).name, first["line"]) == \
+            ("cxx_operators.cpp", marker_line("cxx_operators.cpp", marker)), marker
+    summary = run.report["summary"]
+    assert summary["definitely_lost"] == {"bytes": sum(size for _, _, size in CXX_OPERATOR_LEAKS),
+                                          "blocks": len(CXX_OPERATOR_LEAKS)}
+    # `growth` names each backtrace's API the same way, so its stable ids are the report's.
+    growth = json.loads(leaktrace("growth", "--format", "json", str(run.capture)).stdout)
+    growth_kinds = {stack["stack_id"]: stack["kind"] for stack in growth["stacks"]}
+    for marker, api, _ in CXX_OPERATOR_LEAKS:
+        [record] = records_from(run.report, "cxx_operators.cpp", marker)
+        assert growth_kinds[record["stack_id"]] == api, marker
 
 
 @pytest.mark.parametrize("opt", OPT_LEVELS)

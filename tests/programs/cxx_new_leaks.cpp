@@ -1,6 +1,6 @@
 // Leaks through each form of C++'s operator new, and malloc beside them, for matching a
-// capture with valgrind's XML of the same run: valgrind names the form as the allocating
-// function; a capture has malloc and the C++ runtime's operator new as the first frame.
+// capture with valgrind's XML of the same run: both name the form as the allocating function
+// (the record's API) and start the backtrace at the program's `new`.
 #include <cstdlib>
 #include <cstring>
 #include <new>

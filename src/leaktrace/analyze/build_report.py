@@ -20,7 +20,7 @@ from leaktrace.analyze.column_frame_totals import column_frame_totals
 from leaktrace.analyze.column_order import kind_ranks, number_loss_records
 from leaktrace.analyze.leak_totals import column_leak_totals
 from leaktrace.analyze.record_columns import NO_LEAK_KIND, NONE, ColumnRecords, RecordColumns
-from leaktrace.analyze.stack_frames import StackFrames
+from leaktrace.analyze.stack_frames import StackFrames, runtime_api_name
 from leaktrace.analyze.stack_ids import stable_id_prefix
 from leaktrace.capture import format as fmt
 from leaktrace.capture.distinct import distinct
@@ -121,9 +121,7 @@ def _columns(capture: Capture, groups: _Groups, described: StackFrames) -> Recor
     table = described.table
     rows = table.rows_of(groups.stack_ids)
     has_stack = rows >= 0
-    kind_numbers = distinct(groups.kinds)
-    kind_names = [fmt.kind_name(k) for k in kind_numbers.tolist()]
-    kinds = np.searchsorted(kind_numbers, groups.kinds)
+    kind_names, kinds = _api_kinds(groups.kinds, rows, described.runtime_operators)
     leak_numbers = distinct(groups.leak_kinds)
     leak_kinds = np.searchsorted(leak_numbers, groups.leak_kinds)
     classified = (np.zeros(len(kinds), dtype=bool) if not capture.scanned else
@@ -152,6 +150,25 @@ def _columns(capture: Capture, groups: _Groups, described: StackFrames) -> Recor
         suppressed=np.full(count, NONE, dtype=np.int32), suppression_names=[],
         addresses=groups.addresses or None, estimates=groups.estimates or None,
         frames=described)
+
+
+def _api_kinds(kind_numbers: np.ndarray, rows: np.ndarray,
+               operators: dict[int, str]) -> tuple[list[str], np.ndarray]:
+    """Each group's API: the block kind's name, or for a stack that began in the C++ runtime's
+    operator new (left out of its frames: StackFrames), that operator's name, as valgrind
+    names the API it replaced. Returns the names and each group's index into them."""
+    distinct_numbers = distinct(kind_numbers)
+    names = [fmt.kind_name(k) for k in distinct_numbers.tolist()]
+    kinds = np.searchsorted(distinct_numbers, kind_numbers)
+    if not operators:
+        return names, kinds
+    index_of = {name: i for i, name in enumerate(names)}
+    at = np.flatnonzero(np.isin(rows, np.fromiter(operators, dtype=np.int64)))
+    for i, row, number in zip(at.tolist(), rows[at].tolist(), kind_numbers[at].tolist(),
+                              strict=True):
+        name = runtime_api_name(operators[row], number == fmt.KIND_NEW_ARRAY)
+        kinds[i] = index_of.setdefault(name, len(index_of))
+    return list(index_of), kinds
 
 
 def _stable_ids(kind_names: list[str], kinds: np.ndarray, rows: np.ndarray,
@@ -397,16 +414,19 @@ def _age(seconds: float) -> float | None:
 
 
 def symbolize_stacks(capture: Capture, stack_ids: set[int], symbolizer: Symbolizer
-                      ) -> dict[int, tuple[list[Frame], bytes]]:
+                      ) -> tuple[dict[int, tuple[list[Frame], bytes]], dict[int, str]]:
     """For each stack the capture has: its symbolized frames, and the text its stable id is
-    hashed from, encoded (analyze/stack_ids.py)."""
+    hashed from, encoded (analyze/stack_ids.py); and for the stacks that began in the C++
+    runtime's operator new (left out of their frames), that operator's name."""
     described = StackFrames(capture, stack_ids, symbolizer)
     result = {}
     for stack_id in stack_ids:
         found = described.frames_and_id_text(stack_id)
         if found is not None:
             result[stack_id] = found
-    return result
+    ids = described.table.ids
+    operators = {int(ids[row]): name for row, name in described.runtime_operators.items()}
+    return result, operators
 
 
 def _summary(capture: Capture, table: StackTable, columns: RecordColumns,

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from leaktrace.analyze.build_report import symbolize_stacks
+from leaktrace.analyze.stack_frames import runtime_api_name
 from leaktrace.analyze.stack_ids import stable_stack_id_of_bytes
 from leaktrace.capture import format as fmt
 from leaktrace.capture.distinct import distinct
@@ -288,12 +289,15 @@ def describe_stacks(capture: Capture, analysis: GrowthAnalysis, *, limit: int | 
         expected = {m.path: m.build_id for m in capture.modules if m.build_id}
         symbolizer = Symbolizer(expected_build_ids=expected)
     chosen = analysis.stacks if limit is None else analysis.stacks[:limit]
-    described = symbolize_stacks(capture, {s.native_id for s in chosen}, symbolizer)
+    described, operators = symbolize_stacks(capture, {s.native_id for s in chosen}, symbolizer)
     kinds = _main_kinds(capture)
     for stack in chosen:
         frames, id_text = described.get(stack.native_id, ([], b""))
         stack.frames = frames
         stack.kind = kinds.get(stack.native_id)
+        if stack.kind is not None and stack.native_id in operators:  # as the report names it
+            stack.kind = runtime_api_name(operators[stack.native_id],
+                                          stack.kind == fmt.kind_name(fmt.KIND_NEW_ARRAY))
         # No live block, no kind: the id then cannot match a report record, and says so.
         stack.stack_id = stable_stack_id_of_bytes(stack.kind or "none", id_text)
     analysis.notes += symbolizer.notes

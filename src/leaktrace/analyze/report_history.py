@@ -15,11 +15,19 @@ from leaktrace.model import Change, Growth, PreviousCapture, Report
 
 def add_comparison(report: Report, comparison: Comparison) -> None:
     """Every record gets the change of its (kind, backtrace); records split by leak kind
-    share their backtrace's change."""
+    share their backtrace's change. A record the report names after C++'s operator new has its
+    block kind (malloc, aligned_alloc: what the runtime called) in the comparison: its
+    backtrace's only change is its own."""
+    kinds_of: dict[int, list[Change]] = {}
+    for (_, stack_id), each in comparison.records.items():
+        kinds_of.setdefault(stack_id, []).append(each)
     for record in report.records:
         if record.native_stack_id is None:
             continue
-        change = comparison.records.get((record.kind, record.native_stack_id))
+        change: Change | None = comparison.records.get((record.kind, record.native_stack_id))
+        if change is None and (record.kind or "").startswith("operator new"):
+            changes = kinds_of.get(record.native_stack_id, [])
+            change = changes[0] if len(changes) == 1 else None
         record.since_previous = change if change is not None else Change(0, 0)
     report.previous = PreviousCapture(
         against=comparison.against, path=comparison.previous_path,

@@ -22,6 +22,23 @@ from leaktrace.capture.stack_table import StackTable
 from leaktrace.model import Frame
 from leaktrace.symbolize import Symbolizer
 
+_CXX_RUNTIMES = ("libstdc++.so", "libc++.so")
+
+
+def is_runtime_operator_new(frame: Frame) -> bool:
+    """Whether the frame is in the C++ runtime's own operator new (valgrind replaces those)."""
+    module = os.path.basename(frame.module or "")
+    return (frame.function or "").startswith("operator new") and \
+        module.startswith(_CXX_RUNTIMES)
+
+
+def runtime_api_name(operator: str, array: bool) -> str:
+    """The API name of a block the runtime's `operator` made: an array new's block is made by
+    its scalar operator (new[] calls new), so the name says new[] again."""
+    if array and not operator.startswith("operator new[]"):
+        return operator.replace("operator new", "operator new[]", 1)
+    return operator
+
 
 class StackFrames:
     """The frames of the given stacks (ids of the capture's STACKS; others have none)."""
@@ -36,6 +53,7 @@ class StackFrames:
         self._frames_of: dict[int, tuple[Frame, ...]] = {}  # return address -> its frames
         self._part_of: dict[int, bytes] = {}  # return address -> b"module+offset" of the id
         self._symbolize(self._distinct_addresses(rows[rows >= 0]), capture, symbolizer)
+        self.runtime_operators = self._leave_out_runtime_operators(rows[rows >= 0])
         # Plain lists: one numpy call a stack, not three.
         self._start_list: list[int] | None = None  # made when first asked for
         self._depth_list: list[int] | None = None
@@ -98,6 +116,32 @@ class StackFrames:
                 frame.address = ra
             self._frames_of[ra] = tuple(frames)
             self._part_of[ra] = os.fsencode(f"{os.path.basename(path)}+{lookup + 1:x}")
+
+    def _leave_out_runtime_operators(self, rows: np.ndarray) -> dict[int, str]:
+        """The C++ runtime's operator new at the head of a stack is left out, as valgrind's
+        replacement of it is: frame 0 is then the program's `new` expression, and the record's
+        API is named after the operator instead (returned: row -> the outermost operator's
+        name). A program's own operator new (in its executable or a library of its own, which
+        valgrind does not replace either) stays a frame."""
+        operators = {ra: frames[-1].function or "" for ra, frames in self._frames_of.items()
+                     if is_runtime_operator_new(frames[-1])}
+        if not operators or not len(rows):
+            return {}
+        words = np.asarray(self.table.addresses)
+        keys = np.array(sorted(operators), dtype=np.uint64)
+        starts, depths = self.table.starts.copy(), self.table.depths.copy()
+        outermost: dict[int, int] = {}
+        candidates = rows
+        while len(candidates):
+            candidates = candidates[depths[candidates] > 0]
+            first = words[starts[candidates]].astype(np.uint64)
+            hit = np.isin(first, keys)
+            candidates = candidates[hit]
+            outermost.update(zip(candidates.tolist(), first[hit].tolist(), strict=True))
+            starts[candidates] += 1
+            depths[candidates] -= 1
+        self.table.starts, self.table.depths = starts, depths
+        return {row: operators[address] for row, address in outermost.items()}
 
     def _addresses(self, stack_id: int) -> list[int] | None:
         row = self._row_of.get(stack_id)

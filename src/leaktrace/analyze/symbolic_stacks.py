@@ -57,8 +57,8 @@ _CXX_NEW = "operator new"
 
 def stack_key(record: LeakRecord, same_build: frozenset[str] = frozenset()) -> StackKey:
     """The API is C++'s `operator new` for any of its forms, whichever way the source says
-    it: valgrind's XML names the form as the record's kind (its replacement function), a
-    capture has kind malloc and the C++ runtime's operator new as the first frame (its
+    it: valgrind's XML and a capture name the form as the record's kind, but a capture of an
+    older leaktrace has kind malloc and the C++ runtime's operator new as the first frame (its
     `new[]` calls `new`, often as a tail call: new[] and new are one API here)."""
     frames = list(record.frames)
     while frames and frames[-1].function in PROCESS_START_FUNCTIONS:

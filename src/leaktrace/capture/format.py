@@ -70,6 +70,9 @@ KIND_MREMAP = 11
 KIND_BRK = 12
 KIND_MALLOCLIKE = 13  # a custom allocator's block: LEAKTRACE_MALLOCLIKE_BLOCK (annotate.h)
 KIND_MEMPOOL = 14  # a block of a custom allocator's pool: LEAKTRACE_MEMPOOL_ALLOC
+# A block the C++ runtime allocated for an array new (new[] calls new, often as a tail call,
+# so no frame names it): the reports name the exact operator from the stack when they can.
+KIND_NEW_ARRAY = 15
 
 BLOCK_KINDS: dict[int, str] = {
     KIND_MALLOC: "malloc",
@@ -86,6 +89,7 @@ BLOCK_KINDS: dict[int, str] = {
     KIND_BRK: "brk",
     KIND_MALLOCLIKE: "malloclike",
     KIND_MEMPOOL: "mempool",
+    KIND_NEW_ARRAY: "operator new[](unsigned long)",
 }
 
 # What the reachability scan concluded about a heap block: the "leak_kind" byte (version 2).

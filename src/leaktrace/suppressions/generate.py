@@ -7,8 +7,10 @@ inlined into another has no symbol and is written by its short name, as valgrind
 the debug info (`fun:make`; template arguments as `<*>`), a frame without a function name
 by its object (`obj:/usr/lib/libfoo.so`), and a frame in no known object as `obj:*`. The
 stack stops at main: valgrind does not show the frames below it (in a stripped program, at
-`(below main)`, its name for the C library's caller of main). One difference: C++'s operator
-new is written `_Zn?m` (new and new[], which a backtrace cannot tell apart)."""
+`(below main)`, its name for the C library's caller of main). The allocation function heads
+the stack, as valgrind's replacement does: C++'s operators by their symbols (`fun:_Znam`); in a
+capture older than the shim's telling new[] apart (its backtrace shows new for both),
+`fun:_Zn?m`, which matches either, in both tools."""
 
 from __future__ import annotations
 
@@ -24,6 +26,17 @@ from leaktrace.suppressions.matcher import (
 
 PLACEHOLDER_NAME = "<insert_a_suppression_name_here>"
 
+# The C++ runtime's operators new, as the reports name them (valgrind's names), and their
+# symbols, which valgrind writes in its entries.
+_OPERATOR_SYMBOLS = {
+    f"operator new{array}(unsigned long{args})": f"_Zn{code}m{suffix}"
+    for array, code in (("", "w"), ("[]", "a"))
+    for args, suffix in (("", ""), (", std::nothrow_t const&", "RKSt9nothrow_t"),
+                         (", std::align_val_t", "St11align_val_t"),
+                         (", std::align_val_t, std::nothrow_t const&",
+                          "St11align_val_tRKSt9nothrow_t"))
+}
+
 
 def suppression_entry(record: LeakRecord, linkage_names: LinkageNames,
                       name: str = PLACEHOLDER_NAME) -> str | None:
@@ -36,7 +49,9 @@ def suppression_entry(record: LeakRecord, linkage_names: LinkageNames,
         lines.append(f"   match-leak-kinds: {SHORT_NAME_OF[record.leak_kind]}")
     for i, frame in enumerate(_down_to_main(allocation_stack(record))):
         line = _frame_line(frame, linkage_names)
-        if i == 0 and line.startswith("fun:_Znw"):
+        if i == 0 and frame.function in _OPERATOR_SYMBOLS and not frame.module:
+            line = f"fun:{_OPERATOR_SYMBOLS[frame.function]}"  # the API, named by the record
+        elif i == 0 and line.startswith("fun:_Znw"):
             # libstdc++'s new[] calls new, often as a tail call: a backtrace shows new for
             # both, where valgrind writes new[]'s own symbol. `?` matches either, in both.
             line = "fun:_Zn?" + line[len("fun:_Znw"):]
