@@ -133,6 +133,35 @@ def test_each_operator_new_is_named_as_valgrind_names_it(build_dir: Path, tmp_pa
         assert growth_kinds[record["stack_id"]] == api, marker
 
 
+OWN_OPERATOR_NEW = """#include <cstdlib>
+#include <new>
+void *operator new(std::size_t n)
+{
+    void *p = std::malloc(n ? n : 1);
+    if (!p) throw std::bad_alloc();
+    return p;
+}
+void operator delete(void *p) noexcept { std::free(p); }
+void *volatile sink;
+__attribute__((noinline)) void lose() { sink = new long(1); } /* @leak:own */
+int main() { lose(); sink = nullptr; return 0; }
+"""
+
+
+def test_a_programs_own_operator_new_is_named_as_valgrind_names_it(tmp_path: Path) -> None:
+    """A program that defines operator new itself (gdb does) exports it (libstdc++ refers to
+    it), so valgrind replaces it too and names the API after it: so does leaktrace, though the
+    program's own function runs (the shim's hook never does: the program's definition comes
+    first)."""
+    from native_programs import compile_source
+
+    exe = compile_source(tmp_path, "own_new.cpp", OWN_OPERATOR_NEW, "-O0")
+    run = run_traced(exe, work=tmp_path)
+    [record] = [r for r in run.report["records"] if r["leak_kind"] == "definitely lost"]
+    assert (record["kind"], record["bytes"]) == ("operator new(unsigned long)", 8)
+    assert record["frames"][0]["function"] == "lose()"
+
+
 @pytest.mark.parametrize("opt", OPT_LEVELS)
 def test_leak_in_a_thread(build_dir: Path, tmp_path: Path, opt: str) -> None:
     exe = compile_program("thread_leak.c", build_dir, opt)

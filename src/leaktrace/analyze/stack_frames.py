@@ -8,6 +8,7 @@ reports never modify frames."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Iterator
 from itertools import chain
@@ -21,15 +22,30 @@ from leaktrace.capture.reader import Capture
 from leaktrace.capture.stack_table import StackTable
 from leaktrace.model import Frame
 from leaktrace.symbolize import Symbolizer
+from leaktrace.symbolize.elf_info import read_function_symbols
+from leaktrace.symbolize.names import OPERATOR_NEW_SYMBOLS
 
 _CXX_RUNTIMES = ("libstdc++.so", "libc++.so")
 
 
 def is_runtime_operator_new(frame: Frame) -> bool:
-    """Whether the frame is in the C++ runtime's own operator new (valgrind replaces those)."""
-    module = os.path.basename(frame.module or "")
-    return (frame.function or "").startswith("operator new") and \
-        module.startswith(_CXX_RUNTIMES)
+    """Whether the frame is in an operator new valgrind replaces: the C++ runtime's, or one
+    the program defines and exports (gdb does), which every object binds to. One it keeps to
+    itself (a static libstdc++) is an ordinary function to both tools."""
+    function = frame.function or ""
+    if not function.startswith("operator new"):
+        return False
+    module = frame.module or ""
+    if os.path.basename(module).startswith(_CXX_RUNTIMES):
+        return True
+    symbol = OPERATOR_NEW_SYMBOLS.get(function)
+    return symbol is not None and symbol in _exported_functions(module)
+
+
+@functools.cache
+def _exported_functions(path: str) -> frozenset[str]:
+    return frozenset(name.decode("utf-8", "replace")
+                     for _, _, name in read_function_symbols(path, exported=True))
 
 
 def runtime_api_name(operator: str, array: bool) -> str:
@@ -121,8 +137,7 @@ class StackFrames:
         """The C++ runtime's operator new at the head of a stack is left out, as valgrind's
         replacement of it is: frame 0 is then the program's `new` expression, and the record's
         API is named after the operator instead (returned: row -> the outermost operator's
-        name). A program's own operator new (in its executable or a library of its own, which
-        valgrind does not replace either) stays a frame."""
+        name)."""
         operators = {ra: frames[-1].function or "" for ra, frames in self._frames_of.items()
                      if is_runtime_operator_new(frames[-1])}
         if not operators or not len(rows):

@@ -23,19 +23,10 @@ from leaktrace.suppressions.matcher import (
     allocation_stack,
     inlined_pattern,
 )
+from leaktrace.symbolize.names import OPERATOR_NEW_SYMBOLS
 
 PLACEHOLDER_NAME = "<insert_a_suppression_name_here>"
 
-# The C++ runtime's operators new, as the reports name them (valgrind's names), and their
-# symbols, which valgrind writes in its entries.
-_OPERATOR_SYMBOLS = {
-    f"operator new{array}(unsigned long{args})": f"_Zn{code}m{suffix}"
-    for array, code in (("", "w"), ("[]", "a"))
-    for args, suffix in (("", ""), (", std::nothrow_t const&", "RKSt9nothrow_t"),
-                         (", std::align_val_t", "St11align_val_t"),
-                         (", std::align_val_t, std::nothrow_t const&",
-                          "St11align_val_tRKSt9nothrow_t"))
-}
 
 
 def suppression_entry(record: LeakRecord, linkage_names: LinkageNames,
@@ -49,8 +40,8 @@ def suppression_entry(record: LeakRecord, linkage_names: LinkageNames,
         lines.append(f"   match-leak-kinds: {SHORT_NAME_OF[record.leak_kind]}")
     for i, frame in enumerate(_down_to_main(allocation_stack(record))):
         line = _frame_line(frame, linkage_names)
-        if i == 0 and frame.function in _OPERATOR_SYMBOLS and not frame.module:
-            line = f"fun:{_OPERATOR_SYMBOLS[frame.function]}"  # the API, named by the record
+        if i == 0 and frame.function in OPERATOR_NEW_SYMBOLS and not frame.module:
+            line = f"fun:{OPERATOR_NEW_SYMBOLS[frame.function]}"  # the API, named by the record
         elif i == 0 and line.startswith("fun:_Znw"):
             # libstdc++'s new[] calls new, often as a tail call: a backtrace shows new for
             # both, where valgrind writes new[]'s own symbol. `?` matches either, in both.

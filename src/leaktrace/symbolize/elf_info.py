@@ -134,16 +134,18 @@ def _debuglink(f: BinaryIO, section: _Section | None) -> str | None:
     return name.decode("utf-8", "surrogateescape") or None
 
 
-def read_function_symbols(path: str) -> list[tuple[int, int, bytes]]:
-    """The functions of .symtab, else of .dynsym: (start, size, mangled name), sorted and
-    without repeats. Empty when the file cannot be read, is not ELF or has no such table."""
+def read_function_symbols(path: str, *, exported: bool = False) -> list[tuple[int, int, bytes]]:
+    """The functions of .symtab, else of .dynsym (only .dynsym's, the ones other objects can
+    bind to, with `exported`): (start, size, mangled name), sorted and without repeats. Empty
+    when the file cannot be read, is not ELF or has no such table."""
     try:
         with open_regular(path, "ELF file") as f:
             sections = _sections(f)
             if not sections:
                 return []
             by_name = {s.name: s for s in reversed(sections)}
-            table = by_name.get(b".symtab") or by_name.get(b".dynsym")
+            table = by_name.get(b".dynsym") if exported else \
+                by_name.get(b".symtab") or by_name.get(b".dynsym")
             if table is None or table.type not in (SHT_SYMTAB, SHT_DYNSYM) or not (
                     0 < table.link < len(sections)):
                 return []  # a .symtab of NOBITS (a stripped debug file) has none either

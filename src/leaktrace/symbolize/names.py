@@ -80,3 +80,14 @@ def inlined_names(function: str) -> frozenset[str]:
         base = last[:last.index("<")]
         names |= {base, base + "<>"}
     return frozenset(names)
+
+
+# C++'s operators new, by the names the reports give them (valgrind's), and their symbols.
+OPERATOR_NEW_SYMBOLS = {
+    f"operator new{array}(unsigned long{args})": f"_Zn{code}m{suffix}"
+    for array, code in (("", "w"), ("[]", "a"))
+    for args, suffix in (("", ""), (", std::nothrow_t const&", "RKSt9nothrow_t"),
+                         (", std::align_val_t", "St11align_val_t"),
+                         (", std::align_val_t, std::nothrow_t const&",
+                          "St11align_val_tRKSt9nothrow_t"))
+}
