@@ -144,11 +144,12 @@ __thread size_t lt_aligned_new_asked __attribute__((tls_model("initial-exec")));
 __thread size_t lt_new_asked __attribute__((tls_model("initial-exec")));
 
 /* The array forms go through the scalar ones: the outermost call, the program's, says what was
- * asked. */
+ * asked. A scalar new needs saying only for 0 bytes (the runtime allocates 1): the common
+ * path stays a compare. */
 static inline void note_new_asked(size_t size, bool array)
 {
     if (array) lt_new_asked = (size + 1) << 1 | 1;
-    else if (lt_new_asked >> 1 != size + 1) lt_new_asked = (size + 1) << 1;
+    else if (LT_UNLIKELY(size == 0) && lt_new_asked >> 1 != 1) lt_new_asked = 1 << 1;
 }
 
 typedef void *new_fn(size_t);

@@ -295,8 +295,9 @@ static inline size_t lt_asked_size(size_t alignment, size_t size)
     asked--;
     return asked <= size && size - asked < (alignment ? alignment : 1) ? asked : size;
 }
-/* What an operator new asked for (allocator.c): (size + 1) << 1, plus 1 for an array new; 0
- * when none is pending. Set as the program's call enters the runtime's operator (the array
+/* What an operator new asked for (allocator.c): (size + 1) << 1, plus 1 for an array new (a
+ * scalar new sets it only for 0 bytes); 0 when none is pending. Set as the program's call
+ * enters the runtime's operator (the array
  * forms call the scalar ones, often as a tail call: the outermost call's value stays), taken
  * by the thread's next allocation hook, which checks it could be the runtime's allocation
  * (1 byte for 0, rounded up to the alignment). Such a block is recorded at the size asked
