@@ -556,5 +556,9 @@ def test_attached_blocks_in_thread_arenas_and_thread_caches(ext_dir: Path,
         lib.end_worker()
         print(json.dumps(records))
     """, ext_dir)
-    assert report == [["definitely lost", 96, 1], ["definitely lost", 96, 1],
-                      ["still reachable", 768, 16]]
+    # Lost, the two leaks: definitely, or possibly when the interpreter happens to hold a
+    # stale pointer into the middle of an address it used before (never a start pointer).
+    *leaks, nodes = report
+    assert nodes == ["still reachable", 768, 16]
+    assert [(bytes_, blocks) for _, bytes_, blocks in leaks] == [(96, 1), (96, 1)]
+    assert {kind for kind, _, _ in leaks} <= {"definitely lost", "possibly lost"}
