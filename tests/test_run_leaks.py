@@ -350,6 +350,28 @@ def test_fail_on_leak_counts_the_followed_children(build_dir: Path, tmp_path: Pa
     assert under.returncode == 0, under.stderr
 
 
+def test_the_json_report_of_a_run_has_its_followed_children(build_dir: Path,
+                                                             tmp_path: Path) -> None:
+    """A CI job that keeps `--format json --report-file` as its artifact and fails on a
+    child's leak: the artifact says which child leaked what (it said the program leaked
+    nothing, and no more)."""
+    exe = compile_program("fork_child.c", build_dir, "-O0")
+    artifact = tmp_path / "report.json"
+    done = leaktrace("run", "--follow-children", "--fail-on-leak", "--format", "json",
+                     "--report-file", str(artifact), "--", str(exe), cwd=tmp_path)
+    assert done.returncode == 99, done.stderr
+    report = json.loads(artifact.read_text())
+    assert report["summary"]["definitely_lost"] == {"bytes": 0, "blocks": 0}
+    [child] = report["children"]
+    assert child["definitely_lost"] == {"bytes": 333, "blocks": 2}
+    assert child["error"] is None and Path(child["capture"]).is_file()
+    assert f".{child['pid']}.lt" in child["capture"]
+    alone = leaktrace("run", "--format", "json", "--report-file", str(tmp_path / "alone.json"),
+                      "--", str(exe), cwd=tmp_path)
+    assert alone.returncode == 0, alone.stderr
+    assert json.loads((tmp_path / "alone.json").read_text())["children"] is None
+
+
 def test_a_child_that_outlives_the_program_is_waited_for_and_counted(build_dir: Path,
                                                                     tmp_path: Path) -> None:
     """A traced child that ends a moment after the program (multiprocessing's resource

@@ -114,6 +114,18 @@ class PreviousCapture:
 
 
 @dataclass
+class ChildProcess:
+    """A child `run --follow-children` traced: its capture and its leak totals, suppressions
+    applied as in its own report ({leak kind: (bytes, blocks)}; None when its capture could
+    not be read, `error` says why)."""
+
+    pid: int
+    capture_path: str
+    leaks: dict[str, tuple[int, int]] | None
+    error: str | None = None
+
+
+@dataclass
 class KindTotal:
     blocks: int = 0
     bytes: int = 0
@@ -252,6 +264,9 @@ class Report:
     # M of "loss record N of M" when the source numbered its records (valgrind XML) and M
     # also counts records it left out; None: M is the largest number among the records.
     loss_records_total: int | None = None
+    # `run --follow-children`: the traced children, each with its leak totals (None: not
+    # followed). --fail-on-leak counts their leaks too.
+    children: list[ChildProcess] | None = None
 
     @property
     def scanned(self) -> bool:

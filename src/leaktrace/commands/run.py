@@ -65,7 +65,8 @@ from leaktrace.suppressions import Suppression, load_suppressions
 
 if TYPE_CHECKING:
     from leaktrace.commands._capture_report import CaptureReport
-    from leaktrace.model import Report
+    from leaktrace.commands._children import ChildLeaks
+    from leaktrace.model import ChildProcess, Report
 
 
 @click.command("run", context_settings={"allow_interspersed_args": False})
@@ -215,6 +216,10 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         _end_unchecked(returncode)
     if earlier:
         click.echo(f"leaktrace: the last image ({report.program}), at its end:", err=True)
+    counted = fail_on_kinds if fail_on_leak is not None else frozenset()
+    followed = _follow_children(pid, notices, suppressions, counted) if follow_children else []
+    if follow_children:
+        report.children = _child_processes(followed)
     timeline = html_timeline(loaded)
     rendered = stream_report_as(report, output_format, top=top, min_bytes=min_bytes,
                                 show_addresses=show_addresses, leak_kinds=show_kinds,
@@ -235,8 +240,7 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     if mtrace_log is not None and os.path.exists(mtrace_log):
         click.echo(f"leaktrace: mtrace log written to {mtrace_log}: "
                    f"{leaktrace_command()} mtrace {shlex.quote(mtrace_log)}", err=True)
-    counted = fail_on_kinds if fail_on_leak is not None else frozenset()
-    children = _summarize_children(pid, notices, suppressions, counted)
+    children = _summarize_children(followed)
     _name_children_without_capture(pid, failures, vanished)
     _name_children_still_running(still_running, capture_dir)
     if leaks_exceed_any([report, *earlier, *children], fail_on_leak, fail_on_kinds):
@@ -326,28 +330,51 @@ def _report_exec_images(paths: list[str], suppressions: list[Suppression],
     return reports
 
 
-def _summarize_children(pid: int, notices: list[CaptureNotice],
-                        suppressions: list[Suppression],
-                        counted_kinds: frozenset[str]) -> list[Report]:
-    """One line per traced child (--follow-children) with its leak summary, and the total,
-    suppressions applied as in the child's own report; returns the reports built for the
-    children with blocks of a shown or `counted_kinds` kind (for --fail-on-leak)."""
+def _follow_children(pid: int, notices: list[CaptureNotice], suppressions: list[Suppression],
+                     counted_kinds: frozenset[str]
+                     ) -> list[tuple[CaptureNotice, ChildLeaks | str]]:
+    """The leaks of each traced child (--follow-children), suppressions applied as in the
+    child's own report, or why its capture could not be read."""
     from leaktrace.capture_names import parse_capture_name
-    from leaktrace.commands._children import LOST_KINDS, ChildReports, child_leaks
+    from leaktrace.commands._children import ChildReports, child_leaks
 
-    children = [n for n in notices if n.pid != pid
-                and parse_capture_name(n.path).number is None]
-    if not children:
-        return []
-    click.echo(f"leaktrace: {len(children)} child process(es) traced:", err=True)
     build = ChildReports(suppressions)
+    followed: list[tuple[CaptureNotice, ChildLeaks | str]] = []
+    for notice in notices:
+        if notice.pid == pid or parse_capture_name(notice.path).number is not None:
+            continue
+        try:
+            followed.append((notice, child_leaks(notice.path, counted_kinds, build)))
+        except LeaktraceError as e:
+            followed.append((notice, str(e)))
+    return followed
+
+
+def _child_processes(followed: list[tuple[CaptureNotice, ChildLeaks | str]]
+                     ) -> list[ChildProcess]:
+    """For the report (JSON `children`): a CI job that fails on a child's leak has them in
+    its artifact."""
+    from leaktrace.model import ChildProcess
+
+    return [ChildProcess(notice.pid, os.path.abspath(notice.path),
+                         None if isinstance(leaks, str) else dict(leaks.totals),
+                         leaks if isinstance(leaks, str) else None)
+            for notice, leaks in followed]
+
+
+def _summarize_children(followed: list[tuple[CaptureNotice, ChildLeaks | str]]) -> list[Report]:
+    """One line per traced child with its leak summary, and the total; returns the reports
+    built for the children with blocks of a shown or counted kind (for --fail-on-leak)."""
+    from leaktrace.commands._children import LOST_KINDS
+
+    if not followed:
+        return []
+    click.echo(f"leaktrace: {len(followed)} child process(es) traced:", err=True)
     total = {kind: [0, 0] for kind in LOST_KINDS}
     reports = []
-    for notice in children:
-        try:
-            leaks = child_leaks(notice.path, counted_kinds, build)
-        except LeaktraceError as e:
-            click.echo(f"leaktrace:   child {notice.pid}: {e}", err=True)
+    for notice, leaks in followed:
+        if isinstance(leaks, str):
+            click.echo(f"leaktrace:   child {notice.pid}: {leaks}", err=True)
             continue
         if leaks.report is not None:
             reports.append(leaks.report)

@@ -11,7 +11,14 @@ from typing import Any
 
 from leaktrace.analyze.frame_totals import PerFrame, compute_frame_totals, totals_of_selection
 from leaktrace.leak_kinds import FIELD_NAMES, LEAK_KINDS
-from leaktrace.model import Frame, KindTotal, LeakRecord, PreviousCapture, Report
+from leaktrace.model import (
+    ChildProcess,
+    Frame,
+    KindTotal,
+    LeakRecord,
+    PreviousCapture,
+    Report,
+)
 from leaktrace.render.options import (
     RenderOptions,
     selected_records,
@@ -163,7 +170,18 @@ def report_to_json(report: Report, options: RenderOptions,
              "blocks": t.blocks, "records": t.records}
             for t in totals if t.bytes >= options.min_bytes
         ],
+        "children": _children(report.children),
     }
+
+
+def _children(children: list[ChildProcess] | None) -> list[dict[str, Any]] | None:
+    if children is None:
+        return None
+    return [{"pid": c.pid, "capture": c.capture_path, "error": c.error,
+             **{FIELD_NAMES[kind]: (None if c.leaks is None else
+                                    {"bytes": c.leaks[kind][0], "blocks": c.leaks[kind][1]})
+                for kind in LEAK_KINDS}}
+            for c in children]
 
 
 def _previous(previous: PreviousCapture | None) -> dict[str, Any] | None:
