@@ -131,25 +131,18 @@ static void *fallback_new(size_t size, size_t alignment, bool nothrow)
     return p;
 }
 
-/* What the program asked of an aligned operator new, plus one (0: nothing asked), for the
- * aligned allocation the C++ runtime makes inside it: libstdc++ rounds the size up to a
- * multiple of the alignment (C11's rule for aligned_alloc), and the block is reported at the
- * size the program asked for, as valgrind reports it. Set just before the forwarder's tail
- * call, taken by the thread's next aligned hook (lt_asked_size). Thread-local: no guard. */
-__thread size_t lt_aligned_new_asked __attribute__((tls_model("initial-exec")));
-
 /* lt_new_asked (shim.h): set by the hooks of operator new just before their forwarder's tail
- * call, taken by the thread's next allocation hook. Thread-local: no guard. A new that fails
- * before allocating leaves it to an allocation it could have made. */
+ * call, taken by the thread's next allocation hook. Thread-local: no guard. */
 __thread size_t lt_new_asked __attribute__((tls_model("initial-exec")));
 
 /* The array forms go through the scalar ones: the outermost call, the program's, says what was
- * asked. A scalar new needs saying only for 0 bytes (the runtime allocates 1): the common
- * path stays a compare. */
-static inline void note_new_asked(size_t size, bool array)
+ * asked. A plain scalar new needs saying only for 0 bytes (the runtime allocates 1): its
+ * common path stays a compare. */
+static inline void note_new_asked(size_t size, bool array, bool aligned)
 {
     if (array) lt_new_asked = (size + 1) << 1 | 1;
-    else if (LT_UNLIKELY(size == 0) && lt_new_asked >> 1 != 1) lt_new_asked = 1 << 1;
+    else if ((aligned || LT_UNLIKELY(size == 0)) && lt_new_asked >> 1 != size + 1)
+        lt_new_asked = (size + 1) << 1;
 }
 
 typedef void *new_fn(size_t);
@@ -168,7 +161,7 @@ typedef void delete_aligned_nothrow_fn(void *, size_t, const void *);
 #define NEW(name, array)                                                                     \
     void *lt_hook_##name(size_t size)                                                        \
     {                                                                                        \
-        note_new_asked(size, array);                                                         \
+        note_new_asked(size, array, false);                                                  \
         new_fn *f = (new_fn *)cxx_target(CXX_##name);                                        \
         if (!f) return fallback_new(size, 0, false);                                         \
         return f(size);                                                                      \
@@ -176,7 +169,7 @@ typedef void delete_aligned_nothrow_fn(void *, size_t, const void *);
 #define NEW_NOTHROW(name, array)                                                             \
     void *lt_hook_##name(size_t size, const void *tag)                                       \
     {                                                                                        \
-        note_new_asked(size, array);                                                         \
+        note_new_asked(size, array, false);                                                  \
         new_nothrow_fn *f = (new_nothrow_fn *)cxx_target(CXX_##name);                        \
         if (!f) return fallback_new(size, 0, true);                                          \
         return f(size, tag);                                                                 \
@@ -184,8 +177,7 @@ typedef void delete_aligned_nothrow_fn(void *, size_t, const void *);
 #define NEW_ALIGNED(name, array)                                                             \
     void *lt_hook_##name(size_t size, size_t alignment)                                      \
     {                                                                                        \
-        note_new_asked(size, array);                                                         \
-        lt_aligned_new_asked = size + 1;                                                     \
+        note_new_asked(size, array, true);                                                   \
         new_aligned_fn *f = (new_aligned_fn *)cxx_target(CXX_##name);                        \
         if (!f) return fallback_new(size, alignment, false);                                 \
         return f(size, alignment);                                                           \
@@ -193,8 +185,7 @@ typedef void delete_aligned_nothrow_fn(void *, size_t, const void *);
 #define NEW_ALIGNED_NOTHROW(name, array)                                                     \
     void *lt_hook_##name(size_t size, size_t alignment, const void *tag)                     \
     {                                                                                        \
-        note_new_asked(size, array);                                                         \
-        lt_aligned_new_asked = size + 1;                                                     \
+        note_new_asked(size, array, true);                                                   \
         new_aligned_nothrow_fn *f = (new_aligned_nothrow_fn *)cxx_target(CXX_##name);        \
         if (!f) return fallback_new(size, alignment, true);                                  \
         return f(size, alignment, tag);                                                      \

@@ -189,15 +189,20 @@ static inline void forget_block(void *p)
     lt_tables_leave();
 }
 
+/* A new block of the malloc family (none of its bytes written); when it is the C++ runtime's
+ * for an operator new, recorded at the size asked, and an array's as such
+ * (lt_allocation_kind). alignment: 0 for malloc. */
+static inline void record_allocated(void *p, size_t alignment, size_t size, unsigned kind)
+{
+    kind = lt_allocation_kind(alignment, &size, kind);
+    record_block(p, size, kind, 0);
+}
+
 /* ---- the malloc family ----------------------------------------------------------------- */
 void *lt_hook_malloc(size_t size)
 {
     void *p = __libc_malloc(size);
-    if (p && recording()) {
-        size_t asked = size;
-        unsigned kind = lt_allocation_kind(0, &asked, LT_KIND_MALLOC);
-        record_block(p, asked, kind, 0);
-    }
+    if (p && recording()) record_allocated(p, 0, size, LT_KIND_MALLOC);
     return p;
 }
 
@@ -257,7 +262,7 @@ void *lt_hook_reallocarray(void *old, size_t n, size_t size)
 void *lt_hook_memalign(size_t alignment, size_t size)
 {
     void *p = __libc_memalign(alignment, size);
-    if (p && recording()) record_block(p, lt_asked_size(alignment, size), lt_allocation_kind(alignment, &size, LT_KIND_MEMALIGN), 0);
+    if (p && recording()) record_allocated(p, alignment, size, LT_KIND_MEMALIGN);
     return p;
 }
 
@@ -269,7 +274,7 @@ int lt_hook_posix_memalign(void **out, size_t alignment, size_t size)
     void *p = __libc_memalign(alignment, size);
     if (!p) return ENOMEM;
     *out = p;
-    if (recording()) record_block(p, lt_asked_size(alignment, size), lt_allocation_kind(alignment, &size, LT_KIND_POSIX_MEMALIGN), 0);
+    if (recording()) record_allocated(p, alignment, size, LT_KIND_POSIX_MEMALIGN);
     return 0;
 }
 
@@ -284,7 +289,7 @@ void *lt_hook_aligned_alloc(size_t alignment, size_t size)
     } else {
         p = __libc_memalign(alignment, size);
     }
-    if (p && recording()) record_block(p, lt_asked_size(alignment, size), lt_allocation_kind(alignment, &size, LT_KIND_ALIGNED_ALLOC), 0);
+    if (p && recording()) record_allocated(p, alignment, size, LT_KIND_ALIGNED_ALLOC);
     return p;
 }
 

@@ -283,25 +283,15 @@ extern _Atomic unsigned lt_generation;
  * allocates then is not recorded (hooks.c). */
 extern __thread unsigned lt_thread_generation __attribute__((tls_model("initial-exec")));
 
-/* The size an aligned operator new asked for (allocator.c), for the aligned hook inside it:
- * the size to record for a block of `size` bytes aligned to `alignment`. A value left by a
- * new that failed before allocating is used only by an allocation it could have made. */
-extern __thread size_t lt_aligned_new_asked __attribute__((tls_model("initial-exec")));
-static inline size_t lt_asked_size(size_t alignment, size_t size)
-{
-    size_t asked = lt_aligned_new_asked;
-    if (LT_LIKELY(asked == 0)) return size;
-    lt_aligned_new_asked = 0;
-    asked--;
-    return asked <= size && size - asked < (alignment ? alignment : 1) ? asked : size;
-}
-/* What an operator new asked for (allocator.c): (size + 1) << 1, plus 1 for an array new (a
- * scalar new sets it only for 0 bytes); 0 when none is pending. Set as the program's call
- * enters the runtime's operator (the array
- * forms call the scalar ones, often as a tail call: the outermost call's value stays), taken
- * by the thread's next allocation hook, which checks it could be the runtime's allocation
- * (1 byte for 0, rounded up to the alignment). Such a block is recorded at the size asked
- * (0 for `new char[0]`), and an array's as LT_KIND_NEW_ARRAY: valgrind names both so. */
+/* What an operator new asked for (allocator.c): (size + 1) << 1, plus 1 for an array new; 0
+ * when none is pending. Set as the program's call enters the runtime's operator, for the
+ * array and aligned forms always, for a scalar new only at 0 bytes (the array forms call the
+ * scalar ones, often as a tail call: the outermost call's value stays). Taken by the thread's
+ * next allocation hook, which checks it could be the runtime's allocation: 1 byte for 0, and
+ * the aligned forms round up to the alignment (C11's rule for aligned_alloc). Such a block is
+ * recorded at the size asked (*size: 0 for `new char[0]`), and an array's as
+ * LT_KIND_NEW_ARRAY, as valgrind reports both. A value left by a new that failed before
+ * allocating is used only by an allocation it could have made. */
 extern __thread size_t lt_new_asked __attribute__((tls_model("initial-exec")));
 static inline unsigned lt_allocation_kind(size_t alignment, size_t *size, unsigned kind)
 {
@@ -310,7 +300,7 @@ static inline unsigned lt_allocation_kind(size_t alignment, size_t *size, unsign
     lt_new_asked = 0;
     size_t asked = (pending >> 1) - 1, made = asked ? asked : 1;
     if (made > *size || *size - made >= (alignment ? alignment : 1)) return kind;
-    if (!alignment) *size = asked;
+    *size = asked;
     return pending & 1 ? LT_KIND_NEW_ARRAY : kind;
 }
 #define LT_QUIET_GENERATION UINT_MAX

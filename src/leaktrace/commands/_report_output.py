@@ -5,7 +5,7 @@ the common text and JSON renderers."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
@@ -30,22 +30,21 @@ def report_format_option(function: F) -> F:
     )(function)
 
 
-def output_file_option(function: F) -> F:
-    return click.option(
-        "-o", "--output", "output_file", type=click.Path(dir_okay=False, allow_dash=True),
-        default=None, help="Write the report to FILE instead of stdout.",
-    )(function)
+def _output_option(help_text: str) -> Callable[[F], F]:
+    def decorate(function: F) -> F:
+        return click.option(
+            "-o", "--output", "output_file", type=click.Path(dir_okay=False, allow_dash=True),
+            default=None, help=help_text,
+        )(function)
+    return decorate
 
 
-def program_report_file_option(function: F) -> F:
-    """-o for a command that runs the program: its report goes to stderr by default, as
-    valgrind's does, since the program's own output has stdout."""
-    return click.option(
-        "-o", "--output", "output_file", type=click.Path(dir_okay=False, allow_dash=True),
-        default=None,
-        help="Write the report to FILE ('-': stdout) instead of stderr, where the report goes "
-             "so that the program's stdout stays its own.",
-    )(function)
+output_file_option = _output_option("Write the report to FILE instead of stdout.")
+# For a command that runs the program: its report goes to stderr by default, as valgrind's
+# does, since the program's own output has stdout.
+program_report_file_option = _output_option(
+    "Write the report to FILE ('-': stdout) instead of stderr, where the report goes so that "
+    "the program's stdout stays its own.")
 
 
 def render_options(function: F) -> F:
@@ -82,14 +81,14 @@ def render_report(
     return rendered
 
 
-def for_stdout(rendered: str, output_format: str) -> str:
-    """A text report coloured when stdout is a terminal (NO_COLOR and TERM=dumb respected),
-    as every command that prints one does."""
+def for_stdout(rendered: str, output_format: str, stream: TextIO | None = None) -> str:
+    """A text report coloured when stdout (or `stream`) is a terminal (NO_COLOR and TERM=dumb
+    respected), as every command that prints one does."""
     import sys
 
     from leaktrace.render.colors import colorize_report, use_color
 
-    if output_format == "text" and use_color(sys.stdout):
+    if output_format == "text" and use_color(stream or sys.stdout):
         return colorize_report(rendered)
     return rendered
 

@@ -22,7 +22,6 @@ from leaktrace.commands._report_output import (
 from leaktrace.errors import LeaktraceError
 from leaktrace.launcher.supervise import end_like, signal_description
 from leaktrace.launcher.unread_output import drop_when_unread
-from leaktrace.render.colors import colorize_report, use_color
 from leaktrace.render.formats import BINARY_FORMATS, refuse_to_overwrite_a_capture, write_output
 from leaktrace.runners.valgrind import run_memcheck
 from leaktrace.sources.valgrind_xml import load
@@ -97,11 +96,8 @@ def valgrind_command(
     rendered = render_report_as(report, output_format, top=top, min_bytes=min_bytes,
                                 show_addresses=show_addresses, leak_kinds=show_kinds,
                                 gen_suppressions=gen_suppressions)
-    if output_file == "-" and isinstance(rendered, str):
-        rendered = for_stdout(rendered, output_format)
-    elif output_file is None and isinstance(rendered, str) and output_format == "text" \
-            and use_color(sys.stderr):
-        rendered = colorize_report(rendered)
+    if output_file in (None, "-") and isinstance(rendered, str):
+        rendered = for_stdout(rendered, output_format, sys.stdout if output_file else sys.stderr)
     write_output(rendered, output_file, stream="stdout" if output_file == "-" else "stderr")
     if leaks_exceed(report, fail_on_leak, fail_on_kinds):
         end_gated(run.returncode, leak_exit_code)
