@@ -9,6 +9,7 @@
 #include <link.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -153,13 +154,43 @@ static int on_object(struct dl_phdr_info *info, size_t size, void *ctx)
  * for a lock its own thread holds. */
 static __thread volatile bool noting __attribute__((tls_model("initial-exec")));
 
+/* The main program, which the kernel mapped and never goes away: its whole extent from its
+ * program headers (AT_PHDR). _dl_find_object gives a non-PIE executable only the segment of
+ * the address asked (glibc 2.36), and the first executable mapping of one whose .init/.plt
+ * sit in a segment of their own (node's: .init/.plt, then .text, then lpstub) is a few
+ * bytes, so every frame in its .text had no module. False if the headers are not its. */
+static bool note_main_program(uintptr_t bias)
+{
+    const ElfW(Phdr) *ph = (const ElfW(Phdr) *)getauxval(AT_PHDR);
+    unsigned long n = getauxval(AT_PHNUM);
+    uintptr_t lo = UINTPTR_MAX, hi = 0, own_bias = bias;
+    if (!ph) return false;
+    for (unsigned long i = 0; i < n; i++)
+        if (ph[i].p_type == PT_PHDR) own_bias = (uintptr_t)ph - ph[i].p_vaddr;
+    if (own_bias != bias) return false;
+    for (unsigned long i = 0; i < n; i++) {
+        if (ph[i].p_type != PT_LOAD) continue;
+        uintptr_t a = bias + ph[i].p_vaddr;
+        if (a < lo) lo = a;
+        if (a + ph[i].p_memsz > hi) hi = a + ph[i].p_memsz;
+    }
+    if (hi == 0) return false;
+    struct lt_module *m = add_module(bias, lo, hi, "");
+    for (unsigned long i = 0; m && i < n && m->build_id_len == 0; i++)
+        if (ph[i].p_type == PT_NOTE) {
+            const uint8_t *p = (const uint8_t *)(bias + ph[i].p_vaddr);
+            build_id_from_notes(m, p, p + ph[i].p_memsz);
+        }
+    return true;
+}
+
 void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bias, const char *name)
 {
     if (!modules || noting) return;
     noting = true;
     atomic_signal_fence(memory_order_seq_cst);
     pthread_mutex_lock(&lock);
-    if (find_loaded(bias) < 0) {
+    if (find_loaded(bias) < 0 && !((!name || !name[0]) && note_main_program(bias))) {
         struct lt_module *m = add_module(bias, map_start, map_end, name);
         /* The ELF header and program headers are mapped at the start of the first segment. */
         if (m) read_build_id_safely(m, map_start, bias);

@@ -675,3 +675,17 @@ def test_aligned_new_is_reported_at_the_size_asked(tmp_path: Path, opt: str) -> 
              for marker in ("explicit", "nothrow", "slots", "rounded", "after_failure")}
     assert sizes == {"explicit": [(1, 100)], "nothrow": [(1, 70)], "slots": [(1, 192)],
                      "rounded": [(1, 128)], "after_failure": [(1, 64)]}
+
+
+def test_executable_with_code_in_a_later_segment(build_dir: Path, tmp_path: Path) -> None:
+    """A non-PIE executable whose .text is not in its first executable segment (node's
+    layout): its frames are named, as valgrind names them (they had no module before: the
+    module was only the few bytes of .init/.plt)."""
+    exe = compile_program("split_text.c", build_dir, "-O0",
+                          ["-no-pie", "-Wl,--section-start=.text=0x800000"])
+    run = run_traced(exe, work=tmp_path)
+    assert (run.returncode, run.stdout) == (0, "1\n")
+    [record] = records_from(run.report, "split_text.c", "split")
+    assert (record["blocks"], record["bytes"], record["kind"]) == (1, 41, "malloc")
+    names = [frame.get("function") for frame in record["frames"]]
+    assert names[:2] == ["leak_here", "main"], record["frames"]
