@@ -409,6 +409,34 @@ def test_no_such_process(tmp_path: Path) -> None:
     assert_one_line_error(leaktrace("attach", "not-a-pid", env=env, cwd=tmp_path))
 
 
+def test_process_in_another_pid_namespace(tmp_path: Path) -> None:
+    """`unshare --pid --fork --mount-proc`: the target is pid 1 in its namespace and its /proc
+    does not show leaktrace. Refused before anything is injected (it said the target could
+    not read the settings file, after loading the shim into it)."""
+    unshare = shutil.which("unshare")
+    if os.geteuid() != 0 or unshare is None:
+        pytest.skip("needs root and unshare")
+    outer = subprocess.Popen([unshare, "--pid", "--fork", "--mount-proc", "sleep", "60"])
+    try:
+        target = None
+        for _ in range(200):
+            children = Path(f"/proc/{outer.pid}/task/{outer.pid}/children").read_text().split()
+            if children and "sleep" in Path(f"/proc/{children[0]}/cmdline").read_text():
+                target = int(children[0])
+                break
+            time.sleep(0.05)
+        assert target is not None
+        done = leaktrace("attach", "--duration", "1", str(target),
+                         env=attach_env(tmp_path / "ctl"), cwd=tmp_path)
+        assert_one_line_error(done, "another PID namespace", "where its pid is 1")
+        assert "libleaktrace_shim" not in Path(f"/proc/{target}/maps").read_text()
+    finally:
+        if target is not None:
+            os.kill(target, signal.SIGKILL)  # pid 1 of its namespace: unshare's end leaves it
+        outer.kill()
+        outer.wait()
+
+
 def test_32_bit_program(tmp_path: Path) -> None:
     source = tmp_path / "spin32.c"
     source.write_text("#include <unistd.h>\nint main(void) { sleep(60); return 0; }\n")

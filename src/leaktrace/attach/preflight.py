@@ -58,6 +58,7 @@ def check_attachable(pid: int, shim: str, config_dir: str) -> MemoryMap:
     if state in ("Z", "X") and view == f"/proc/{pid}":
         raise LeaktraceError(f"{describe(pid)} has exited (it is a zombie)")
     _check_permission(pid)
+    _check_pid_namespace(pid, status)
     _check_not_traced(pid)
     if state in ("T", "t"):
         raise LeaktraceError(f"{describe(pid)} is stopped: resume it first (kill -CONT {pid})")
@@ -82,6 +83,19 @@ def check_attachable(pid: int, shim: str, config_dir: str) -> MemoryMap:
                                  f"(a container?), where {path} is not the same file: run "
                                  "leaktrace attach inside it")
     return memory
+
+
+def _check_pid_namespace(pid: int, status: dict[str, str]) -> None:
+    """A process in a PID namespace below ours (`unshare --pid --fork --mount-proc`, a
+    container) knows itself by another pid: its shim names its control socket and capture by
+    that pid and finds our settings file through a /proc that does not show us. Refused
+    before anything is touched (it said it could not read the settings file, or was left
+    collecting with a socket nobody could find)."""
+    ours = status_fields(os.getpid()).get("NSpid", "").split()
+    theirs = status.get("NSpid", "").split()
+    if ours and len(theirs) > len(ours):
+        raise LeaktraceError(f"{describe(pid)} lives in another PID namespace (a container?), "
+                             f"where its pid is {theirs[-1]}: run leaktrace attach inside it")
 
 
 def _ppid(status: dict[str, str]) -> int:
