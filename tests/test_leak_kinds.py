@@ -18,6 +18,7 @@ import pytest
 from leakharness import (
     LEAKTRACE,
     allocation_site,
+    assert_one_line_error,
     compile_program,
     leaktrace,
     marker_line,
@@ -606,6 +607,52 @@ def test_cpp_heuristics_agree_with_valgrind(traced: Callable[..., Traced],
     ours = {name: (t["bytes"], t["blocks"])
             for name, t in run.report["summary"]["reachable_via_heuristic"].items()}
     assert ours == theirs == {heuristic: (theirs[heuristic][0], 1)}
+
+
+def _run_with_heuristics(exe: Path, work: Path, heuristics: str, which: str
+                         ) -> subprocess.CompletedProcess[str]:
+    capture = work / f"{which}.{heuristics or 'empty'}.lt"
+    return subprocess.run(
+        [*LEAKTRACE, "run", "-o", str(capture), "--format", "json", "--report-file",
+         str(work / f"{capture.name}.json"), "--", str(exe), which],
+        capture_output=True, text=True, cwd=work, timeout=120,
+        env={**os.environ, "LEAKTRACE_HEURISTICS": heuristics})
+
+
+def test_leaktrace_heuristics_turns_heuristics_off(build_dir: Path, tmp_path: Path) -> None:
+    """LEAKTRACE_HEURISTICS (documented in `leaktrace --help` and the user guide): with the
+    block's heuristic left out (none, or a list without it) its only pointer is an interior
+    one, so it is possibly lost, as under valgrind --leak-check-heuristics=none; listed, it
+    is still reachable via that heuristic."""
+    exe = compile_program(HEURISTICS, build_dir, "-O2")
+    kinds = {}
+    for setting in ("none", "stdstring,multipleinheritance", "length64", "all"):
+        done = _run_with_heuristics(exe, tmp_path, setting, "length64")
+        assert done.returncode == 0, done.stderr
+        report = json.loads((tmp_path / f"length64.{setting}.lt.json").read_text())
+        summary = report["summary"]
+        kinds[setting] = (summary["possibly_lost"]["bytes"], summary["still_reachable"]["bytes"],
+                          summary["reachable_via_heuristic"], report["scan"]["heuristics"])
+    via = {"length64": {"bytes": 96, "blocks": 1}}
+    assert kinds == {
+        "none": (96, 0, {}, []),
+        "stdstring,multipleinheritance": (96, 0, {}, ["stdstring", "multipleinheritance"]),
+        "length64": (0, 96, via, ["length64"]),
+        "all": (0, 96, via, ["stdstring", "length64", "newarray", "multipleinheritance"]),
+    }
+
+
+@pytest.mark.parametrize("setting", ["stdstrng", "length64,bogus", "None"])
+def test_unknown_heuristic_is_refused_before_the_run(build_dir: Path, tmp_path: Path,
+                                                     setting: str) -> None:
+    """The shim skips a name it does not know: a misspelt LEAKTRACE_HEURISTICS used to turn
+    every heuristic off without a word. `run` refuses it, as valgrind refuses an unknown
+    --leak-check-heuristics, before the program starts."""
+    exe = compile_program(HEURISTICS, build_dir, "-O2")
+    done = _run_with_heuristics(exe, tmp_path, setting, "length64")
+    assert_one_line_error(done, "LEAKTRACE_HEURISTICS", "unknown heuristic")
+    assert "kept" not in done.stdout  # the program never ran
+    assert not list(tmp_path.glob("*.lt"))
 
 
 # --- the text report, --show and --fail-on-leak ------------------------------------------

@@ -36,7 +36,12 @@ from leaktrace.errors import LeaktraceError
 from leaktrace.exit_codes import USAGE_ERROR
 from leaktrace.invocation import leaktrace_command, report_hint
 from leaktrace.kernel_filesystems import kernel_filesystem
-from leaktrace.launcher.environment import as_if_run_directly, launch_environment, start_mode
+from leaktrace.launcher.environment import (
+    as_if_run_directly,
+    heuristics_error,
+    launch_environment,
+    start_mode,
+)
 from leaktrace.launcher.notifications import (
     CaptureFailure,
     CaptureNotice,
@@ -128,6 +133,9 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         # records a few, and the frees of the others would be frees of unknown blocks.
         raise click.UsageError("--mtrace-log logs every allocation, --sample only some: "
                                "give one of them")
+    bad_heuristics = heuristics_error(os.environ.get("LEAKTRACE_HEURISTICS"))
+    if bad_heuristics:
+        raise LeaktraceError(bad_heuristics)
     shim = str(find_shim_library())
     # Read before the run: a bad suppression file should not cost a whole run.
     suppressions = load_suppressions(suppression_files, with_defaults=not no_default_suppressions)

@@ -49,6 +49,22 @@ def launch_environment(base: Mapping[str, str], *, shim: str, capture_dir: str,
     return env
 
 
+def heuristics_error(value: str | None) -> str | None:
+    """Why LEAKTRACE_HEURISTICS cannot be used, or None. The shim skips a name it does not
+    know, so a misspelt one would quietly turn every heuristic off for the run (valgrind
+    refuses an unknown --leak-check-heuristics)."""
+    from leaktrace.capture.format import HEURISTIC_NONE, HEURISTICS
+
+    if value is None or value in ("", "all", "none"):
+        return None
+    names = [name for number, name in HEURISTICS.items() if number != HEURISTIC_NONE]
+    unknown = [name for name in value.split(",") if name and name not in names]
+    if not unknown:
+        return None
+    return (f"LEAKTRACE_HEURISTICS={value}: unknown heuristic {unknown[0]!r}: use all, none "
+            f"or a comma-separated list of {', '.join(names)}")
+
+
 def as_if_run_directly(env: MutableMapping[str, str], program: str) -> None:
     """A shell puts the path of the command it runs in `_`, and here that command is
     leaktrace: the program finds its own path there instead, as when run without us (`env`
