@@ -69,6 +69,26 @@ def test_a_fatal_signal_still_gives_a_report_and_the_same_death(build_dir: Path,
     assert report["counters"]["fatal_signal"] == sig
 
 
+def test_leaktrace_signals_0_leaves_no_capture_and_run_says_why(build_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    """LEAKTRACE_SIGNALS=0 (leaktrace --help): no capture when a signal kills the program,
+    which still dies of it; `run` names the setting as the reason, not a raw rt_sigaction
+    or a blocked fault (what it said before)."""
+    exe = compile_program("crash.c", build_dir, "-O2")
+    capture = tmp_path / "crash.lt"
+    done = subprocess.run([*LEAKTRACE, "run", "-o", str(capture), "--", str(exe), "term"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "LEAKTRACE_SIGNALS": "0"})
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    assert done.stdout == "about to die: term\n"
+    assert not capture.exists()
+    assert "Traceback" not in done.stderr
+    assert ("no capture was written for " in done.stderr
+            and "it was killed by SIGTERM, and LEAKTRACE_SIGNALS=0 in the environment asks the "
+                "shim for no capture when a signal kills the program" in done.stderr), done.stderr
+    assert "rt_sigaction" not in done.stderr
+
+
 def test_abort_from_a_handler_on_a_small_alternate_stack(build_dir: Path, tmp_path: Path) -> None:
     """As Rust's stack-overflow handler does: natively a death by SIGABRT. The shim's SIGABRT
     handler runs on what is left of that stack; its first libc call, bound lazily, overflowed

@@ -440,6 +440,9 @@ def _why_no_capture(returncode: int, failures: list[CaptureFailure]) -> str:
         name = signal_description(returncode) or "killed by a signal"
         if returncode == -signal.SIGKILL:
             return f"it was {name}, which no process can catch, before the shim could write one"
+        if os.environ.get("LEAKTRACE_SIGNALS") == "0":
+            return (f"it was {name}, and LEAKTRACE_SIGNALS=0 in the environment asks the shim "
+                    "for no capture when a signal kills the program")
         return (f"it was {name} without the shim's handler running: the program set that "
                 "signal's action with a raw rt_sigaction system call, or a fault came while it "
                 "blocked or ignored the signal (the kernel then kills the process at once)")
