@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from leakharness import (
+    LEAKTRACE,
     allocation_site,
     compile_program,
     json_report,
@@ -689,3 +690,26 @@ def test_executable_with_code_in_a_later_segment(build_dir: Path, tmp_path: Path
     assert (record["blocks"], record["bytes"], record["kind"]) == (1, 41, "malloc")
     names = [frame.get("function") for frame in record["frames"]]
     assert names[:2] == ["leak_here", "main"], record["frames"]
+
+
+def test_inherited_output_and_follow_children_are_dropped_as_help_says(build_dir: Path,
+                                                                        tmp_path: Path) -> None:
+    """`leaktrace --help` marks LEAKTRACE_OUTPUT, LEAKTRACE_FOLLOW_CHILDREN,
+    LEAKTRACE_SKIP_CHILDREN and LEAKTRACE_MTRACE_LOG as set by `run` from its options only: an
+    inherited one (from an outer run, or a shim preloaded by hand) names another process's
+    capture, so run drops it. The help listed them beside the others as if run read them."""
+    exe = compile_program("three_deep.c", build_dir, "-O0")
+    stray = tmp_path / "stray.lt"
+    done = subprocess.run(
+        [*LEAKTRACE, "run", "--", "sh", "-c", f"{exe}; true"], capture_output=True, text=True,
+        cwd=tmp_path, timeout=120,
+        env={**os.environ, "LEAKTRACE_OUTPUT": str(stray), "LEAKTRACE_FOLLOW_CHILDREN": "1"})
+    assert done.returncode == 0, done.stderr
+    assert not stray.exists()
+    # Only sh's own capture: the child was not followed.
+    assert [p.name.split(".")[0] for p in tmp_path.glob("*.lt")] == ["leaktrace-sh"]
+    help_text = leaktrace("--help").stdout
+    for name in ("OUTPUT=FILE", "FOLLOW_CHILDREN=1", "SKIP_CHILDREN=PATTERNS", "MTRACE_LOG=FILE"):
+        assert f" *LEAKTRACE_{name} " in help_text, name
+    assert "marked * from its options only, an inherited one is dropped" in " ".join(
+        help_text.split())

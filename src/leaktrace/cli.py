@@ -82,16 +82,18 @@ EXAMPLES = {
 
 # The variables a user may set; the launcher sets the others (docs/architecture.md).
 ENVIRONMENT = """\
-Environment (read by the shim in the traced program, or by leaktrace):
+Environment (read by the shim in the traced program, or by leaktrace; `run` sets those
+marked * from its options only, an inherited one is dropped: they are for a shim preloaded
+without leaktrace):
   LEAKTRACE_SHIM=PATH        the shim library to use instead of the installed one
   LEAKTRACE_MAX_DEPTH=N      frames kept per backtrace (default 64; run --max-depth)
   LEAKTRACE_INTERVAL=SECS    seconds between snapshots (default 1; run --interval)
   LEAKTRACE_START=WHEN       at-load (default) or on-mtrace (run --start)
-  LEAKTRACE_FOLLOW_CHILDREN=1  children write captures too (run --follow-children)
-  LEAKTRACE_SKIP_CHILDREN=PATTERNS  children left out of that (run --skip-children)
-  LEAKTRACE_OUTPUT=FILE      capture path (run -o)
+ *LEAKTRACE_FOLLOW_CHILDREN=1  children write captures too (run --follow-children)
+ *LEAKTRACE_SKIP_CHILDREN=PATTERNS  children left out of that (run --skip-children)
+ *LEAKTRACE_OUTPUT=FILE      capture path (run -o)
   LEAKTRACE_DIR=DIR          where default-named captures go (default: the current directory)
-  LEAKTRACE_MTRACE_LOG=FILE  also write a MALLOC_TRACE log with backtraces (run --mtrace-log)
+ *LEAKTRACE_MTRACE_LOG=FILE  also write a MALLOC_TRACE log with backtraces (run --mtrace-log)
   LEAKTRACE_SAMPLE=BYTES     sampling mode: one sample per BYTES allocated (run --sample)
   LEAKTRACE_SIGNALS=0        no capture when a signal kills the program
   LEAKTRACE_SCAN=0           no reachability scan at exit (no leak kinds)
