@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -20,7 +21,7 @@ from export_helpers import (
     small_bytes,
     tool,
 )
-from leakharness import assert_one_line_error, leaktrace, marker_line
+from leakharness import LEAKTRACE, assert_one_line_error, leaktrace, marker_line
 
 COUNT = 5
 ROOT = "_start;__libc_start_main;__libc_start_call_main;main;below;make_leaks"
@@ -66,6 +67,18 @@ def test_every_format_goes_to_a_file_with_o(leaks: Path, work: Path) -> None:
         assert out.stat().st_size > 0
     assert json.loads((work / "report.json").read_text())["summary"]["definitely_lost"] == {
         "bytes": definitely_lost(COUNT), "blocks": 2 * COUNT + 2}
+
+
+def test_pprof_goes_to_a_pipe_without_o(leaks: Path, work: Path) -> None:
+    """pprof is binary: refused on a terminal (tests/test_terminal.py), written to a pipe or a
+    redirected stdout as it is to -o FILE (docs/user-guide.md said it needs -o)."""
+    with_o = work / "piped-check.pb.gz"
+    assert leaktrace("report", str(leaks), "--format", "pprof", "-o", str(with_o)).returncode == 0
+    piped = subprocess.run([*LEAKTRACE, "report", str(leaks), "--format", "pprof"],
+                           capture_output=True, timeout=120, env=os.environ.copy())
+    assert piped.returncode == 0 and piped.stderr == b"", piped.stderr
+    assert piped.stdout[:2] == b"\x1f\x8b"  # gzip
+    assert len(piped.stdout) == len(with_o.read_bytes())
 
 
 def test_speedscope_matches_the_published_schema(leaks: Path) -> None:
