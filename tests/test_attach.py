@@ -124,6 +124,26 @@ def test_attach_with_duration_and_output(server: Server, tmp_path: Path) -> None
     assert server.quit()[0] == 7
 
 
+def test_attach_max_depth_cuts_the_windows_backtraces(server: Server, tmp_path: Path) -> None:
+    """`attach --max-depth N` (in its --help; the user guide listed it for run only): the
+    window's backtraces keep their N innermost frames and are counted as cut."""
+    env = attach_env(tmp_path / "ctl")
+    run = AttachRun(server.pid, "--max-depth", "2", "--format", "json", *ATTACH_EVERY_RECORD,
+                    env=env, cwd=tmp_path)
+    run.wait_attached()
+    server.leak(4)
+    run.interrupt()
+    assert run.finish() == 0, run.error_text
+    report = json.loads(run.stdout)
+    assert report["counters"]["max_depth"] == 2
+    leaks = records_from(report, SOURCE, "request")  # type: ignore[arg-type]
+    assert sum(r["blocks"] for r in leaks) == 4
+    # Two return addresses at most (an address with inlined calls is several frames).
+    assert max(len({f["address"] for f in r["frames"]}) for r in report["records"]) == 2
+    assert report["counters"]["truncated_stacks"] >= 4
+    assert server.quit()[0] == 7
+
+
 def test_detach_after_leaktrace_was_killed(server: Server, tmp_path: Path) -> None:
     env = attach_env(tmp_path / "ctl")
     run = AttachRun(server.pid, env=env, cwd=tmp_path)

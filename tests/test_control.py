@@ -237,6 +237,36 @@ def test_ps_lists_answering_processes_and_forgets_dead_ones(
     assert not (ctl / f"{gone.pid}.sock").exists()  # our own stale socket is cleaned up
 
 
+def test_ps_verbose_says_why_a_socket_was_left_out(ctl: Path) -> None:
+    """`ps -v` (in its --help; the user guide gives `leaktrace ps -v` too): a socket whose
+    process is gone is removed and named on stderr; one that does not answer is skipped and
+    named. Plain `ps` says nothing of either."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(str(ctl / f"{gone.pid}.sock"))
+    dead.close()
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    silent.bind(str(ctl / f"{os.getpid()}.sock"))  # alive, but not a shim: never answers
+    try:
+        quiet = cli("ps", env=control_env(ctl))
+        assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+        assert not (ctl / f"{gone.pid}.sock").exists()
+        dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        dead.bind(str(ctl / f"{gone.pid}.sock"))
+        dead.close()
+        done = cli("ps", "-v", env=control_env(ctl))
+        assert done.returncode == 0, done.stderr
+        lines = done.stderr.splitlines()
+        assert f"leaktrace: removed {ctl / f'{gone.pid}.sock'} (process {gone.pid} is gone)" \
+            in lines, done.stderr
+        assert any(line.startswith(f"leaktrace: skipped {ctl / f'{os.getpid()}.sock'}: ")
+                   for line in lines), done.stderr
+        assert len(lines) == 2, done.stderr
+    finally:
+        silent.close()
+
+
 # ---- the real shim ------------------------------------------------------------------------
 @pytest.fixture()
 def server(build_dir: Path, tmp_path: Path) -> Iterator[LiveServer]:

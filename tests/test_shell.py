@@ -126,9 +126,14 @@ def test_shell_names_the_final_capture_without_an_earlier_one(server: LiveServer
     assert shell.child.exitstatus == 2
 
 
-def test_shell_quits_cleanly(server: LiveServer) -> None:
+@pytest.mark.parametrize("leave", ["quit", "exit", "EOF"])
+def test_shell_quits_cleanly(server: LiveServer, leave: str) -> None:
+    """quit, exit (its alias) and Ctrl-D leave; the user guide lists all three."""
     shell = Shell(server)
-    shell.child.sendline("quit")
+    if leave == "EOF":
+        shell.child.sendeof()
+    else:
+        shell.child.sendline(leave)
     shell.child.expect(pexpect.EOF)
     shell.child.close()
     assert shell.child.exitstatus == 0
