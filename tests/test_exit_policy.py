@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from leakharness import assert_one_line_error
 from native_programs import compile_source
@@ -197,3 +198,15 @@ def test_fail_on_leak_leaves_a_crash_its_signal(tmp_path: Path, tool: str) -> No
             "the exit status") in crashed.stderr
     exited = under_tool()
     assert exited.returncode == exit_codes.LEAKS_FOUND, exited.stderr
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    """`leaktrace COMMAND --help` is where the options are documented (and the man pages are
+    made from it): an option without a help text is an undocumented option (mem's and watch's
+    --format had none)."""
+    from leaktrace.cli import main
+
+    bare = [f"{name} {option.opts[0]}" for name, command in main.commands.items()
+            for option in command.params
+            if isinstance(option, click.Option) and not option.help]
+    assert bare == []

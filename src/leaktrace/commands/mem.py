@@ -15,7 +15,10 @@ from leaktrace.procmem.snapshot import read_process_memory
 
 @click.command("mem")
 @click.argument("pid", type=click.IntRange(min=1))
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True,
+              help="text for people; json for tools: totals, by_kind and every mapping, in "
+                   "bytes (docs/companion-tools.md).")
 @click.option(
     "--top", type=click.IntRange(min=0), default=None, help="Show only the N largest mappings."
 )

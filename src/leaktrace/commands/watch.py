@@ -59,7 +59,10 @@ _TERMINATE_GRACE_SECONDS = 5.0
     type=click.Path(dir_okay=False),
     help="Save a plot: .html or .svg (built in) or .png (needs matplotlib).",
 )
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True,
+              help="text for people; json for tools: the verdict, slope, its interval and the "
+                   "first and last samples (docs/companion-tools.md).")
 @click.argument("target", nargs=-1, required=True, type=click.UNPROCESSED)
 @one_line_errors
 def watch_command(
