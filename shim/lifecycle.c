@@ -53,6 +53,13 @@ _Atomic uint64_t lt_baseline_ns;
 /* The coarse clock's value at start: block times are measured on that clock, which may lag
  * the precise one by a few ms (a difference of the two could go negative). */
 static uint64_t start_coarse_ns;
+/* No block is stamped earlier than this (ms on the coarse clock): the edge of the series'
+ * latest snapshot, set as it begins reading the totals. The coarse clock ticks every few ms,
+ * so without it a block allocated after a snapshot read its stack's totals could carry a
+ * time before the snapshot's edge, and `growth` would count it in an interval whose totals
+ * left it out. Written by the control thread (lt_open_series_edge_ms), read relaxed by every
+ * allocation; back to 0 with the clocks. */
+static _Atomic uint32_t time_floor_ms;
 static bool attach_mode;          /* set once, at the first look at how we were loaded */
 static _Atomic bool ready_for_threads; /* the constructor ran: the control thread may start */
 /* The signal that ended the process (written by the thread that claimed FINAL, before the
@@ -81,7 +88,16 @@ uint32_t lt_elapsed_ms(void)
 {
     /* The coarse clock is a vDSO read with no system call: cheap enough for every malloc. */
     uint64_t now = clock_ns(CLOCK_MONOTONIC_COARSE);
-    return now > start_coarse_ns ? (uint32_t)((now - start_coarse_ns) / 1000000u) : 0;
+    uint32_t ms = now > start_coarse_ns ? (uint32_t)((now - start_coarse_ns) / 1000000u) : 0;
+    uint32_t floor = atomic_load_explicit(&time_floor_ms, memory_order_relaxed);
+    return ms > floor ? ms : floor;
+}
+
+uint32_t lt_open_series_edge_ms(void)
+{
+    uint32_t edge = lt_elapsed_ms() + 1;
+    atomic_store(&time_floor_ms, edge);
+    return edge;
 }
 
 static void reset_clocks(void)
@@ -89,6 +105,7 @@ static void reset_clocks(void)
     lt_start_mono_ns = lt_now_ns();
     lt_start_real_ns = lt_realtime_ns();
     start_coarse_ns = clock_ns(CLOCK_MONOTONIC_COARSE);
+    atomic_store(&time_floor_ms, 0);
 }
 
 /* ---- small accessors the other modules use -------------------------------------------- */

@@ -85,6 +85,11 @@ bool lt_series_snapshot(void)
         merged = true;
         if (nsnaps == LT_MAX_SNAPSHOTS) goto out; /* no memory to merge: skip this snapshot */
     }
+    /* The edge is on the blocks' clock and is set before the totals are read: a block counted
+     * in them is stamped before it, one allocated after at or after it. (Blocks allocated
+     * while the loop runs, before their stack's totals are read, are both: the totals are
+     * read one by one, with threads running.) */
+    uint64_t edge_ns = (uint64_t)lt_open_series_edge_ms() * 1000000u;
     size_t first = nentries;
     for (uint32_t id = 1; id <= nstacks; id++) {
         struct lt_stack_totals t = lt_stack_totals(id);
@@ -99,7 +104,7 @@ bool lt_series_snapshot(void)
         entries[nentries++] = (struct lt_series_entry){ id, 0, t.alloc_count, t.alloc_bytes, live_blocks, live_bytes };
         *l = (struct last_totals){ t.alloc_count, live_blocks, live_bytes };
     }
-    snaps[nsnaps++] = (struct lt_snapshot){ lt_now_ns() - lt_start_mono_ns, first, (uint32_t)(nentries - first) };
+    snaps[nsnaps++] = (struct lt_snapshot){ edge_ns, first, (uint32_t)(nentries - first) };
 out:
     pthread_mutex_unlock(&lock);
     return merged;

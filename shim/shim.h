@@ -154,6 +154,9 @@ uintptr_t lt_parse_hex(const char **p); /* lower-case hex digits, "0x" allowed; 
 uint64_t lt_now_ns(void);        /* monotonic */
 uint64_t lt_realtime_ns(void);
 uint32_t lt_elapsed_ms(void);    /* since start, coarse clock: cheap on the hot path */
+/* Opens a series snapshot: returns its edge (ms since start, on lt_elapsed_ms's clock), the
+ * earliest time any block allocated from now on is stamped with. */
+uint32_t lt_open_series_edge_ms(void);
 extern uint64_t lt_start_mono_ns, lt_start_real_ns; /* set once at start-up */
 
 /* ---- unwind.c: backtraces without frame pointers -------------------------------------- */
