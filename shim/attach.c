@@ -222,6 +222,11 @@ void lt_attach_poll_new_objects(void)
     pthread_mutex_unlock(&patch_lock);
 }
 
+/* leaktrace_attach's result when the control socket cannot be made: this minus the errno
+ * (attach/injector.py reads it). The others: 0 attached, -1 preloaded, -2 the settings file
+ * unreadable, -3 no memory for the tables. */
+enum { LT_ATTACH_NO_SOCKET = -1000 };
+
 /* Called by `leaktrace attach` through an injected call, on one thread of the target. */
 LT_EXPORT int leaktrace_attach(const char *config_path)
 {
@@ -233,6 +238,12 @@ LT_EXPORT int leaktrace_attach(const char *config_path)
      * detach): the tables and the socket are made again only once it is gone. */
     lt_control_join_previous();
     if (lt_config_load_file(config_path)) {
+        /* Without its socket the session could never be detached: nothing is patched. */
+        int no_socket = lt_control_open_for_attach();
+        if (no_socket) {
+            lt_set_busy(false);
+            return LT_ATTACH_NO_SOCKET - no_socket;
+        }
         pthread_mutex_lock(&patch_lock);
         bool ready = lt_reset_for_attach();
         pthread_mutex_unlock(&patch_lock);

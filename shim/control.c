@@ -501,6 +501,14 @@ static void start_thread(void)
     pthread_attr_destroy(&attr);
 }
 
+int lt_control_open_for_attach(void)
+{
+    if (!lt_cfg.control_enabled || atomic_load(&listen_fd) >= 0) return 0;
+    errno = 0;
+    if (open_socket(false)) return 0;
+    return errno ? errno : EACCES;
+}
+
 void lt_control_apply_config(void)
 {
     if (lt_cfg.interval_ms) atomic_store(&interval_ms, lt_cfg.interval_ms);

@@ -687,6 +687,9 @@ int lt_exported_definitions(const char *name, void **addresses, int max);
 extern void *__libc_malloc(size_t);
 /* ---- control.c: the control socket and the snapshot clock --------------------------------- */
 void lt_control_start(void);         /* idempotent; cheap when already started */
+/* Attach mode, before anything is patched: opens the socket `leaktrace detach` will need.
+ * 0, or the errno of the call that failed (a seccomp filter may deny socket()). */
+int lt_control_open_for_attach(void);
 void lt_control_stop(void);          /* removes the socket file */
 void lt_control_pause(void);         /* the control thread ends (joined) until resumed */
 void lt_control_resume(void);

@@ -500,6 +500,61 @@ def test_static_binary(tmp_path: Path) -> None:
     _refused_and_left_alone(subprocess.Popen([str(exe)]), tmp_path, "statically linked")
 
 
+NO_SOCKETS = r"""
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+void *volatile sink;
+int main(void)
+{
+    struct sock_filter deny_socket[] = { /* socket() fails with EPERM, all else is allowed */
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog filter = { sizeof deny_socket / sizeof deny_socket[0], deny_socket };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &filter))
+        return 1;
+    puts("ready");
+    fflush(stdout);
+    char line[16];
+    while (fgets(line, sizeof line, stdin)) sink = malloc(100); /* each line: a leak */
+    return 7;
+}
+"""
+
+
+def test_a_process_that_may_not_make_sockets_is_not_attached(tmp_path: Path) -> None:
+    """A seccomp filter denies socket(): the session could never be detached (detach, status
+    and scan go through the control socket), so attach refuses in one line and patches
+    nothing. It attached, and left the process collecting until it exited."""
+    exe = compile_source(tmp_path, "no_sockets.c", NO_SOCKETS, "-O0")
+    work = tmp_path / "work"
+    work.mkdir()
+    target = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, cwd=work)
+    try:
+        assert target.stdout is not None and target.stdout.readline() == b"ready\n"
+        done = leaktrace("attach", str(target.pid), env=attach_env(tmp_path / "ctl"),
+                         cwd=tmp_path)
+        assert_one_line_error(done, "cannot make its control socket",
+                              "Operation not permitted", "nothing was attached")
+        out, err = target.communicate(b"a\nb\n", timeout=60)
+    finally:
+        target.kill()
+        target.wait()
+    assert (target.returncode, out, err) == (7, b"", b"")
+    assert list(work.iterdir()) == []  # no capture at exit: it never collected
+
+
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 
 

@@ -68,6 +68,8 @@ NEVER_RESTARTED = {232: "epoll_wait", 281: "epoll_pwait", 441: "epoll_pwait2", 6
 ATTACH_OK = 0
 ATTACH_PRELOADED = -1
 ATTACH_NO_CONFIG = -2
+ATTACH_NO_TABLES = -3
+ATTACH_NO_SOCKET = -1000  # minus the errno of the call that failed (shim/attach.c)
 
 Log = Callable[[str], None]
 
@@ -181,6 +183,14 @@ class _Injector:
         if status == ATTACH_NO_CONFIG:
             raise LeaktraceError(f"{describe(pid)} could not read the settings file "
                                  f"{config_path} (its user must be able to read it)")
+        if ATTACH_NO_SOCKET - 4096 < status <= ATTACH_NO_SOCKET:
+            reason = os.strerror(ATTACH_NO_SOCKET - status)
+            raise LeaktraceError(
+                f"{describe(pid)} cannot make its control socket "
+                f"({reason}; a seccomp filter may deny socket()): without it the session "
+                f"could not be detached, so nothing was attached")
+        if status == ATTACH_NO_TABLES:
+            raise LeaktraceError(f"{describe(pid)} has no memory left for leaktrace's tables")
         if status != ATTACH_OK:
             raise LeaktraceError(f"leaktrace_attach() in {describe(pid)} returned {status}")
         return self.result
