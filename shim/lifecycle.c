@@ -470,8 +470,11 @@ static const char *final_scan(struct lt_scan *scan, uintptr_t program_sp)
  * held by the code this thread interrupted. */
 /* A program that used up its descriptors (RLIMIT_NOFILE) and exits leaves none for the
  * capture's file, its /proc reads and the launcher's notice: the process is ending, so its
- * soft limit may rise towards the hard one. */
-static void room_for_descriptors(void)
+ * soft limit may rise towards the hard one. At the hard limit, the control thread ends and
+ * gives back its socket and wake-up descriptor (which sit below the limit when it left no
+ * room above: `ulimit -n N`, systemd's LimitNOFILE=N); not from a signal handler, which may
+ * have interrupted a thread the control thread waits for. */
+static void room_for_descriptors(bool in_handler)
 {
     int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (probe >= 0) {
@@ -479,10 +482,12 @@ static void room_for_descriptors(void)
         return;
     }
     struct rlimit nofile;
-    if (errno != EMFILE || getrlimit(RLIMIT_NOFILE, &nofile) != 0 || nofile.rlim_cur >= nofile.rlim_max)
-        return;
-    nofile.rlim_cur = nofile.rlim_max - nofile.rlim_cur > 16 ? nofile.rlim_cur + 16 : nofile.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) { /* then there is no capture: the launcher says so */ }
+    if (errno != EMFILE || getrlimit(RLIMIT_NOFILE, &nofile) != 0) return;
+    if (nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max - nofile.rlim_cur > 16 ? nofile.rlim_cur + 16 : nofile.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &nofile) == 0) return;
+    }
+    if (!in_handler) lt_control_pause(); /* else no capture: the launcher says why */
 }
 
 struct final_request {
@@ -506,11 +511,11 @@ static void write_final_here(void *request)
         release_runtime_buffers(); /* its frees are recorded */
     lt_busy++;
     lt_control_stop();
-    if (reason == LT_REASON_EXIT || reason == LT_REASON_SIGNAL) room_for_descriptors();
     /* A series ends with the process's state at exit: the control thread stays held from
      * the scan on. (A run shorter than one interval keeps no series: one point is no growth.)
      * Not from a signal handler: the series lock may be held by the code it interrupted. */
     if (!in_handler && lt_control_thread_id() != 0 && lt_series_count() > 0) lt_series_snapshot();
+    if (reason == LT_REASON_EXIT || reason == LT_REASON_SIGNAL) room_for_descriptors(in_handler);
     struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
     /* The module list first: after the scan, threads stay parked, maybe inside the loader. */
     if (!in_handler) lt_modules_refresh(false);

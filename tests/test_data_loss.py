@@ -281,8 +281,10 @@ def test_a_program_that_uses_up_the_descriptors_it_was_started_with(
         build_dir: Path, tmp_path: Path, hard: int) -> None:
     """`ulimit -Sn 64` and a program that opens until EMFILE: it gets as many as natively
     (the shim's descriptors sit above the soft limit), and the capture is written at exit.
-    With the hard limit at 64 too there is no room above it: no capture can be written, and
-    the launcher, which has the same limit, says that may be why."""
+    With the hard limit at 64 too (`ulimit -n 64`, systemd's LimitNOFILE=64) there is no room
+    above it: the shim's two (the control socket and its wake-up) sit below, so the program
+    gets two fewer (valgrind keeps a dozen), and at exit the control thread ends and gives
+    them back for the capture. There was no capture."""
     exe = compile_program("lowered_limit.c", build_dir, "-O0")
 
     def limited() -> None:
@@ -295,12 +297,8 @@ def test_a_program_that_uses_up_the_descriptors_it_was_started_with(
                           capture_output=True, text=True, timeout=120, cwd=tmp_path,
                           preexec_fn=limited)
     assert native.stdout == "opened 61 descriptors\n"
-    if hard == 64:
-        assert done.returncode == 2
-        assert "all the 64 file descriptors its limit (RLIMIT_NOFILE, soft and hard)" in \
-            done.stderr
-        return
-    assert (done.returncode, done.stdout) == (0, native.stdout), done.stderr
+    expected = "opened 59 descriptors\n" if hard == 64 else native.stdout
+    assert (done.returncode, done.stdout) == (0, expected), done.stderr
     _one_leak(json_report(tmp_path / "fd.lt"), "lowered_limit.c", "before_limit", 48,
               "definitely lost")
 
