@@ -180,24 +180,29 @@ def test_live_server_leak_is_growing_and_cache_plateaued(server: LiveServer) -> 
     assert cache["live_blocks"] == 32
 
 
-STEADY_LEAK = r"""
+def _steady_leak(size: int, tick_ns: int, run_ns: int) -> str:
+    """A program that leaks a block of `size` bytes every `tick_ns` for `run_ns`."""
+    return f"""
 #include <stdlib.h>
 #include <time.h>
 void *volatile sink;
-__attribute__((noinline)) static void leak_one(void) { sink = malloc(1000); }
+__attribute__((noinline)) static void leak_one(void) {{ sink = malloc({size}); }}
 int main(void)
-{
-    struct timespec start, now, tick = { 0, 50 * 1000 * 1000 };
+{{
+    struct timespec start, now, tick = {{ 0, {tick_ns} }};
     clock_gettime(CLOCK_MONOTONIC, &start);
-    do { /* one block every 50 ms for 1.25 s */
+    do {{
         leak_one();
         nanosleep(&tick, NULL);
         clock_gettime(CLOCK_MONOTONIC, &now);
-    } while ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec)
-             < 1250000000L);
+    }} while ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec)
+             < {run_ns}L);
     return 0;
-}
+}}
 """
+
+
+STEADY_LEAK = _steady_leak(1000, 50_000_000, 1_250_000_000)  # a block every 50 ms for 1.25 s
 
 
 def test_a_short_steady_leak_is_growing(tmp_path: Path) -> None:
@@ -275,24 +280,7 @@ def test_a_run_shorter_than_three_intervals_has_no_growth_rates(tmp_path: Path) 
     assert record["growth"] is None
 
 
-DENSE_LEAK = """
-#include <stdlib.h>
-#include <time.h>
-void *volatile sink;
-__attribute__((noinline)) static void leak_one(void) { sink = malloc(24); }
-int main(void)
-{
-    struct timespec start, now, tick = { 0, 200 * 1000 };
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    do { /* a block every ~0.25 ms for 1.2 s, none freed */
-        leak_one();
-        nanosleep(&tick, NULL);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-    } while ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec)
-             < 1200000000L);
-    return 0;
-}
-"""
+DENSE_LEAK = _steady_leak(24, 200_000, 1_200_000_000)  # a block every ~0.25 ms for 1.2 s
 
 
 def test_each_interval_of_a_leak_never_freed_is_all_unfreed(tmp_path: Path) -> None:
