@@ -49,6 +49,9 @@ __attribute__((used, externally_visible)) int lt_go_exit_stack_claimed;
  * exists, or by leaktrace_attach before its collection (and so any scan) starts. */
 bool lt_go_program;
 static uintptr_t go_text, go_etext;
+/* runtime.allgs, the slice of every goroutine's g, from the symbol table (0: stripped, or not
+ * Go). Written with lt_go_program. */
+static uintptr_t go_allgs;
 
 /* Where the live part of a thread's own stack begins, for the scan: below it lie dead
  * frames, of cgo calls among others, whose stale words would keep leaked blocks alive.
@@ -75,6 +78,64 @@ uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp, uintptr_t ip)
     bool in_go_code = go_etext ? ip >= go_text && ip < go_etext : !on_g0;
     if (on_g0 && (!in_go_code || saved_sp < sp)) return sp;
     return saved_sp;
+}
+
+static void swap_ranges(uintptr_t (*r)[2], size_t a, size_t b)
+{
+    uintptr_t start = r[a][0], end = r[a][1];
+    r[a][0] = r[b][0], r[a][1] = r[b][1];
+    r[b][0] = start, r[b][1] = end;
+}
+
+/* Max-heap by start over r[0, n): r[k] moves down to its place. */
+static void sift_down(uintptr_t (*r)[2], size_t k, size_t n)
+{
+    for (size_t child; (child = 2 * k + 1) < n; k = child) {
+        if (child + 1 < n && r[child + 1][0] > r[child][0]) child++;
+        if (r[k][0] >= r[child][0]) return;
+        swap_ranges(r, k, child);
+    }
+}
+
+/* The goroutines Go keeps, by runtime.allgs (a slice: pointer, length, capacity): 0 if not
+ * known. Its length bounds lt_go_dead_stack_parts's. */
+size_t lt_go_goroutines(void)
+{
+    uintptr_t slice[3];
+    if (!lt_go_program || !go_allgs || !lt_copy_memory(slice, go_allgs, sizeof slice)) return 0;
+    return slice[1] <= slice[2] && slice[1] <= (1u << 24) ? slice[1] : 0;
+}
+
+/* The dead part of the stack of every goroutine that no thread runs: dead (exited, its g and
+ * stack kept for reuse), waiting or runnable. Each such g has no m (g.m, at 48, is set while
+ * a thread runs it, a system call or cgo call included), and its g.sched.sp (at 56, g.sched.g
+ * at 72 being g itself) is exact: nothing below it in [g.stack.lo, g.stack.hi) is a live
+ * frame, only the stale words of calls that returned, a cgo call's result among them, which
+ * would keep C blocks the goroutine dropped reachable. A goroutine that exited left its whole
+ * stack but the last frame there. Writes up to max ranges [lo, sched.sp) to out, sorted by
+ * start, and returns how many. With the world stopped: the slice and the gs cannot change. */
+size_t lt_go_dead_stack_parts(uintptr_t (*out)[2], size_t max)
+{
+    size_t n = lt_go_goroutines(), found = 0;
+    uintptr_t slice[3];
+    if (!n || !lt_copy_memory(slice, go_allgs, sizeof slice)) return 0;
+    for (size_t i = 0; i < n && found < max; i++) {
+        uintptr_t g, w[10];
+        if (!lt_copy_memory(&g, slice[0] + i * sizeof g, sizeof g) || !g || !lt_copy_memory(w, g, sizeof w))
+            continue;
+        uintptr_t lo = w[0], hi = w[1], m = w[6], sp = w[7], self = w[9];
+        if (m || self != g || lo >= hi || hi - lo > (1u << 30) || sp <= lo || sp > hi) continue;
+        out[found][0] = lo;
+        out[found][1] = sp;
+        found++;
+    }
+    /* A heap sort: in place, without allocating, with the world stopped. */
+    for (size_t k = found / 2; k-- > 0;) sift_down(out, k, found);
+    for (size_t end = found; end > 1; end--) {
+        swap_ranges(out, 0, end - 1);
+        sift_down(out, 0, end - 1);
+    }
+    return found;
 }
 
 /* On exit_stack, never returns: the final capture, then the program's own ending. */
@@ -159,7 +220,7 @@ static const Elf64_Shdr *section_named(const struct image *im, const Elf64_Ehdr 
 /* Link-time addresses from the symbol table (0: not there): runtime.exit, and the bounds of
  * Go's own code (runtime.text, runtime.etext; C code, cgo's included, lies outside them). */
 struct go_symbols {
-    uint64_t exit, text, etext;
+    uint64_t exit, text, etext, allgs;
 };
 
 static void by_symbol(const struct image *im, const Elf64_Ehdr *eh, struct go_symbols *found)
@@ -180,6 +241,8 @@ static void by_symbol(const struct image *im, const Elf64_Ehdr *eh, struct go_sy
             found->exit = syms[i].st_value;
         else if (strcmp(name, "text") == 0) found->text = syms[i].st_value;
         else if (strcmp(name, "etext") == 0) found->etext = syms[i].st_value;
+        else if (ELF64_ST_TYPE(syms[i].st_info) == STT_OBJECT && strcmp(name, "allgs") == 0)
+            found->allgs = syms[i].st_value;
     }
 }
 
@@ -262,7 +325,7 @@ static unsigned char *find_runtime_exit(void)
     struct image im;
     if (!map_executable(&im)) return NULL;
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)im.bytes;
-    struct go_symbols symbols = { 0, 0, 0 };
+    struct go_symbols symbols = { 0, 0, 0, 0 };
     uintptr_t bias = 0;
     if (memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_ident[EI_CLASS] == ELFCLASS64 &&
         eh->e_machine == EM_X86_64 &&
@@ -277,6 +340,7 @@ static unsigned char *find_runtime_exit(void)
     } else if (symbols.exit) {
         go_code_from_pclntab(&im, eh, bias);
     }
+    if (symbols.exit && symbols.allgs) go_allgs = (uintptr_t)symbols.allgs + bias;
     munmap((void *)im.bytes, im.size);
     if (!symbols.exit) return NULL;
     unsigned char *at = (unsigned char *)(uintptr_t)(symbols.exit + bias);
@@ -326,4 +390,6 @@ bool lt_go_program;
 bool lt_go_exit_redirect(void) { return false; }
 bool lt_go_detect(void) { return false; }
 uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp, uintptr_t ip) { (void)g, (void)sp, (void)ip; return 0; }
+size_t lt_go_goroutines(void) { return 0; }
+size_t lt_go_dead_stack_parts(uintptr_t (*out)[2], size_t max) { (void)out, (void)max; return 0; }
 #endif

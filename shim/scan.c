@@ -467,6 +467,8 @@ struct scan_state {
     uintptr_t pagemap_first;      /* of the pages numbered from this one on, */
     size_t pagemap_count;         /* this many */
     uintptr_t own_thread_pointer; /* the scanning thread's */
+    uintptr_t (*dead)[2];         /* dead parts of goroutine stacks, sorted [start, end): not */
+    size_t ndead, dead_cap;       /* roots (lt_go_dead_stack_parts); mapped, or NULL */
     pid_t memory_id;              /* for process_vm_readv: lt_own_memory_id() */
 };
 
@@ -697,6 +699,18 @@ static size_t first_superblock_from(const struct scan_state *st, uintptr_t a)
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (st->super[mid].end <= a) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* First dead goroutine stack part that ends above a. */
+static size_t first_dead_from(const struct scan_state *st, uintptr_t a)
+{
+    size_t lo = 0, hi = st->ndead;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (st->dead[mid][1] <= a) lo = mid + 1;
         else hi = mid;
     }
     return lo;
@@ -1090,6 +1104,10 @@ static void scan_root_ranges(struct scan_state *st, const struct mapping *m, uin
         if (st->nsuper) {
             size_t k = first_superblock_from(st, at);
             if (k < st->nsuper) LT_CUT(st->super[k].start, st->super[k].end);
+        }
+        if (st->ndead) {
+            size_t k = first_dead_from(st, at);
+            if (k < st->ndead) LT_CUT(st->dead[k][0], st->dead[k][1]);
         }
 #undef LT_CUT
         if (skip_to) {
@@ -1532,6 +1550,9 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
     st.own_start = lt_map(2 * MAX_OWN * sizeof(uintptr_t));
     if (st.own_start) st.own_end = st.own_start + MAX_OWN;
     if (annotated) st.super = lt_map(cap * sizeof(struct superblock));
+    /* Goroutines made until the world stops beyond these are not looked at: scanned whole. */
+    st.dead_cap = lt_go_goroutines();
+    if (st.dead_cap) st.dead = lt_map((st.dead_cap += 256) * sizeof *st.dead);
     if ((annotated && !st.super) || !scan->blocks || !scan->cliques || !st.stack || !st.maps ||
         !st.buf || !maps_text || !st.own_start) {
         err = -ENOMEM;
@@ -1559,6 +1580,7 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
     stop_world(scan);
     st.nmaps = read_maps(st.maps, MAX_MAPPINGS, maps_text);
     st.nown = lt_own_mappings(st.own_start, st.own_end, MAX_OWN);
+    if (st.dead) st.ndead = lt_go_dead_stack_parts(st.dead, st.dead_cap);
     scan_roots(&st, scanner_sp);
     find_cliques(&st);
     /* At exit the other threads stay parked until the process ends: resumed, they would see
@@ -1583,6 +1605,7 @@ unlock:
     lt_unmap(maps_text, MAPS_BUF);
     if (st.own_start) lt_unmap(st.own_start, 2 * MAX_OWN * sizeof(uintptr_t));
     if (st.super) lt_unmap(st.super, cap * sizeof(struct superblock));
+    if (st.dead) lt_unmap(st.dead, st.dead_cap * sizeof *st.dead);
     if (err) lt_scan_release(scan);
     pthread_mutex_unlock(&scan_lock);
     /* At exit the control thread stays held too: the final capture follows. */
