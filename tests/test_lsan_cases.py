@@ -35,6 +35,8 @@ CASES = {
     "use_registers_extra": REACHABLE,
     "use_registers_ymm_upper": REACHABLE,
     "use_registers_zmm17": REACHABLE,
+    "realloc_failure_keeps_original": DEFINITE,
+    "joined_thread_return_value": DEFINITE,
 }
 # The CPU feature each vector register case needs (its instructions fault without it).
 NEEDS_CPU = {"use_registers_ymm_upper": "avx", "use_registers_zmm17": "avx512f"}

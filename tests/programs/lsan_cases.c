@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -316,6 +317,42 @@ static int use_registers_extra(void) { return hold_in_vector_register(hold_in_xm
 static int use_registers_ymm_upper(void) { return hold_in_vector_register(hold_in_ymm_upper); }
 static int use_registers_zmm17(void) { return hold_in_vector_register(hold_in_zmm17); }
 
+/* definitely lost: a realloc that fails (the address space capped below its size) leaves the
+ * block as it was, recorded with its size and its allocation's backtrace; then it is dropped */
+static int realloc_failure_keeps_original(void)
+{
+    char *p = allocate();
+    memset(p, 'a', SIZE);
+    FILE *statm = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    if (!statm || fscanf(statm, "%lu", &pages) != 1) return 3;
+    fclose(statm);
+    struct rlimit as;
+    getrlimit(RLIMIT_AS, &as);
+    as.rlim_cur = pages * (unsigned long)getpagesize() + (64ul << 20);
+    setrlimit(RLIMIT_AS, &as);
+    void *volatile q = realloc(p, 512ul << 20);
+    if (q || p[SIZE - 1] != 'a') return 4;
+    return 0;
+}
+
+/* definitely lost: a joined thread's return value, dropped by the joiner */
+static void *return_a_block(void *unused)
+{
+    (void)unused;
+    return allocate();
+}
+
+static int joined_thread_return_value(void)
+{
+    pthread_t t;
+    void *result = NULL;
+    pthread_create(&t, NULL, return_a_block, NULL);
+    pthread_join(t, &result);
+    __asm__ volatile("" : : "r"(result) : "memory");
+    return result ? 0 : 3;
+}
+
 int main(int argc, char **argv)
 {
     static const struct { const char *name; int (*run)(void); } cases[] = {
@@ -336,6 +373,8 @@ int main(int argc, char **argv)
         { "use_registers_extra", use_registers_extra },
         { "use_registers_ymm_upper", use_registers_ymm_upper },
         { "use_registers_zmm17", use_registers_zmm17 },
+        { "realloc_failure_keeps_original", realloc_failure_keeps_original },
+        { "joined_thread_return_value", joined_thread_return_value },
     };
     for (size_t i = 0; argc > 1 && i < sizeof cases / sizeof *cases; i++)
         if (strcmp(argv[1], cases[i].name) == 0) return cases[i].run();
