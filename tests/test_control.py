@@ -382,6 +382,20 @@ def test_scan_shows_leak_kinds(server: LiveServer) -> None:
     assert "scan-1 (scan command at " in stderr
 
 
+def test_scan_writes_its_report_to_the_output_file(server: LiveServer) -> None:
+    """`scan -o FILE`, as `report -o FILE`: the report goes to FILE, nothing to stdout (scan
+    had no -o, which the user guide lists for both)."""
+    server.request("leak")
+    server.request("leak")
+    out = server.work / "scan.json"
+    done = server.leaktrace("scan", str(server.pid), "--format", "json", "-o", str(out))
+    assert (done.returncode, done.stdout) == (0, ""), done.stderr
+    report = json.loads(out.read_text())
+    leaks = [r for r in report["records"] if r["frames"][0]["function"] == "handle_leak"]
+    assert sum(r["blocks"] for r in leaks if r["leak_kind"] == "definitely lost") == 1
+    server.quit()
+
+
 def test_a_stopped_process_is_said_to_be_stopped(server: LiveServer) -> None:
     """A stopped process (SIGSTOP, Ctrl-Z, a debugger) cannot answer: every command says so
     in one line at once (report, scan and growth waited 10 minutes in silence; their

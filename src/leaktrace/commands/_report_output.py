@@ -108,6 +108,21 @@ def render_report_as(
     return render_as(report, output_format, options, timeline)
 
 
+def write_report(rendered: Iterable[str] | bytes, output_format: str,
+                 output_file: str | None) -> None:
+    """Writes a rendered report to output_file (None or '-': stdout), coloured when it is
+    text going to a terminal."""
+    import sys
+
+    from leaktrace.render.colors import colorize_report, use_color
+    from leaktrace.render.formats import write_output
+
+    if output_format == "text" and output_file in (None, "-") and use_color(sys.stdout):
+        assert not isinstance(rendered, bytes)
+        rendered = colorize_report("".join(rendered))
+    write_output(rendered, output_file)
+
+
 def stream_report_as(
     report: Report, output_format: str, *, top: int | None, min_bytes: int, show_addresses: bool,
     leak_kinds: frozenset[str] | None = None, gen_suppressions: bool = False,

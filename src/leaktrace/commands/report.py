@@ -4,7 +4,6 @@ capture of the process and each backtrace's growth when the capture has them."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,9 +21,8 @@ from leaktrace.commands._report_output import (
     render_options,
     report_format_option,
     stream_report_as,
+    write_report,
 )
-from leaktrace.render.colors import colorize_report, use_color
-from leaktrace.render.formats import write_output
 from leaktrace.sources.detect import load_any, sniff
 from leaktrace.suppressions import load_suppressions
 from leaktrace.suppressions.apply import apply_suppressions
@@ -85,10 +83,7 @@ def report_command(capture_file: str | None, pid: int | None, plot_file: str | N
     rendered = stream_report_as(report, output_format, top=top, min_bytes=min_bytes,
                                 show_addresses=show_addresses, leak_kinds=show_kinds,
                                 gen_suppressions=gen_suppressions, timeline=timeline)
-    if output_format == "text" and output_file in (None, "-") and use_color(sys.stdout):
-        assert not isinstance(rendered, bytes)
-        rendered = colorize_report("".join(rendered))
-    write_output(rendered, output_file)
+    write_report(rendered, output_format, output_file)
     if plot_file is not None:
         if loaded is None:
             raise CommandError("--plot needs a leaktrace capture (it plots its snapshot series)")

@@ -10,7 +10,12 @@ from leaktrace.commands._errors import one_line_errors
 from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
 from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._live_capture import request_capture
-from leaktrace.commands._report_output import for_stdout, render_options, render_report
+from leaktrace.commands._report_output import (
+    output_file_option,
+    render_options,
+    stream_report_as,
+    write_report,
+)
 from leaktrace.commands.report import format_option
 from leaktrace.suppressions import load_suppressions
 from leaktrace.suppressions.apply import apply_suppressions
@@ -19,11 +24,13 @@ from leaktrace.suppressions.apply import apply_suppressions
 @click.command("scan")
 @click.argument("pid", type=click.IntRange(min=1))
 @format_option
+@output_file_option
 @render_options
 @leak_kind_options
 @leak_gate_options
 @one_line_errors
-def scan_command(pid: int, output_format: str, top: int | None, min_bytes: int,
+def scan_command(pid: int, output_format: str, output_file: str | None, top: int | None,
+                 min_bytes: int,
                  show_addresses: bool, show_kinds: frozenset[str],
                  suppression_files: tuple[str, ...], no_default_suppressions: bool,
                  gen_suppressions: bool, fail_on_leak: int | None,
@@ -35,9 +42,9 @@ def scan_command(pid: int, output_format: str, top: int | None, min_bytes: int,
     path = request_capture(pid, "scan")
     report = load_capture_report(path, with_addresses=show_addresses).report
     apply_suppressions(report, suppressions)
-    click.echo(for_stdout(render_report(report, output_format, top=top, min_bytes=min_bytes,
-                                        show_addresses=show_addresses, leak_kinds=show_kinds,
-                                        gen_suppressions=gen_suppressions), output_format),
-               nl=False)
+    rendered = stream_report_as(report, output_format, top=top, min_bytes=min_bytes,
+                                show_addresses=show_addresses, leak_kinds=show_kinds,
+                                gen_suppressions=gen_suppressions)
+    write_report(rendered, output_format, output_file)
     if leaks_exceed(report, fail_on_leak, fail_on_kinds):
         raise SystemExit(leak_exit_code)
