@@ -179,7 +179,8 @@ def test_kinds_valgrind_left_out_are_unknown(program: Path, tmp_path: Path) -> N
 
 
 @needs_valgrind
-def test_errors_valgrind_suppressed_are_counted(program: Path, tmp_path: Path) -> None:
+def test_errors_valgrind_suppressed_are_counted(program: Path, xml_file: Path,
+                                                tmp_path: Path) -> None:
     supp = tmp_path / "plain.supp"
     supp.write_text("{\n   plain\n   Memcheck:Leak\n   match-leak-kinds: definite\n"
                     "   fun:malloc\n   fun:lose_plain\n}\n")
@@ -197,7 +198,7 @@ def test_errors_valgrind_suppressed_are_counted(program: Path, tmp_path: Path) -
     assert ("        suppressed: unknown (valgrind suppressed 1 error itself, its output gives "
             "no sizes)\n") in result.stderr
     # leaktrace's own suppressions of the same XML have sizes.
-    ours = run_cli("report", "--suppressions", str(supp), str(program.parent / "memcheck.xml"))
+    ours = run_cli("report", "--suppressions", str(supp), str(xml_file))
     assert "        suppressed: 300 bytes in 3 blocks\n" in ours.stdout, ours.stderr
 
 
