@@ -290,12 +290,22 @@ const struct lt_hook lt_allocator_hooks[] = {
 /* Only where the definition is the very function the hook forwards to (the provider's own C
  * function, the C++ runtime's operator): calling the hook then does the same. Another
  * allocator's malloc, looked up in its own library, stays what it is. */
+static const char *const provider_functions[] = {
+    "malloc", "free", "calloc", "realloc", "reallocarray", "memalign", "posix_memalign",
+    "aligned_alloc", "valloc", "pvalloc", "malloc_usable_size",
+};
+
+void *lt_allocation_hook_for_value(void *value)
+{
+    for (size_t i = 0; value && i < sizeof provider_functions / sizeof *provider_functions; i++) {
+        void *hook = lt_allocation_hook_for(provider_functions[i], value);
+        if (hook != value) return hook;
+    }
+    return value;
+}
+
 void *lt_allocation_hook_for(const char *name, void *definition)
 {
-    static const char *const provider_functions[] = {
-        "malloc", "free", "calloc", "realloc", "reallocarray", "memalign", "posix_memalign",
-        "aligned_alloc", "valloc", "pvalloc", "malloc_usable_size",
-    };
     if (!definition) return NULL;
     void *target = NULL;
     for (size_t i = 0; i < sizeof provider_functions / sizeof *provider_functions; i++)

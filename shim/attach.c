@@ -85,12 +85,42 @@ static void *deep_bound_hook(const char *name, void *const *hooks)
  * relocation filled with it (R_X86_64_64, addend 0): allocator tables such as libxml2's
  * `xmlMalloc = malloc`, through which every allocation of the library goes. All are pointed at
  * the hook, so the program's pointers to one function still compare equal. */
+static void patch_slot(const struct dl_phdr_info *info, uintptr_t *slot, void *hook, bool in_relro)
+{
+    if (*slot == (uintptr_t)hook || npatches == MAX_PATCHES) return;
+    patches[npatches++] = (struct patch){ slot, *slot, info->dlpi_addr, in_relro };
+    write_slot(slot, (uintptr_t)hook, in_relro);
+}
+
+/* A variable of a library that a position-dependent executable uses directly is copied into
+ * the executable (R_X86_64_COPY), after the library's own relocations filled it; the library
+ * then uses the copy. libxml2's `xmlFree` or `xmlMalloc`, named by the program, is such a copy
+ * of libc's function: patching the library's original word would change nothing, and frees
+ * through the copy would leave their blocks looking leaked. So each word of the copy that
+ * holds one of the C library's allocation functions points at its hook too. */
+static void patch_copied_words(const struct dl_phdr_info *info, const struct patch_pass *pass,
+                               uintptr_t *copy, size_t size)
+{
+    if (pass->deep || size > 64 * sizeof(uintptr_t)) return; /* tables of pointers, not buffers */
+    for (size_t k = 0; k < size / sizeof(uintptr_t); k++) {
+        if (!in_writable_segment(info, (uintptr_t)&copy[k])) continue;
+        void *held = (void *)copy[k];
+        void *hook = lt_allocation_hook_for_value(held);
+        if (hook != held) patch_slot(info, &copy[k], hook, false);
+    }
+}
+
 static void patch_relocations(const struct dl_phdr_info *info, const struct patch_pass *pass,
                               const ElfW(Rela) *rel, size_t count, const ElfW(Sym) *symtab,
                               const char *strtab, uintptr_t relro_lo, uintptr_t relro_hi)
 {
     for (size_t i = 0; i < count; i++) {
         unsigned long type = ELF64_R_TYPE(rel[i].r_info);
+        if (type == R_X86_64_COPY && ELF64_R_SYM(rel[i].r_info)) {
+            patch_copied_words(info, pass, (uintptr_t *)(info->dlpi_addr + rel[i].r_offset),
+                               symtab[ELF64_R_SYM(rel[i].r_info)].st_size);
+            continue;
+        }
         bool data = type == R_X86_64_64;
         if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT && !(data && rel[i].r_addend == 0))
             continue;
@@ -120,9 +150,7 @@ static void patch_relocations(const struct dl_phdr_info *info, const struct patc
             write_slot(slot, (uintptr_t)hook, in_relro);
             continue;
         }
-        if (*slot == (uintptr_t)hook || npatches == MAX_PATCHES) continue;
-        patches[npatches++] = (struct patch){ slot, *slot, info->dlpi_addr, in_relro };
-        write_slot(slot, (uintptr_t)hook, in_relro);
+        patch_slot(info, slot, hook, in_relro);
     }
 }
 

@@ -538,6 +538,9 @@ int lt_provider_mallopt(int param, int value); /* the provider's mallopt, as the
 /* dlsym found `definition` for `name` (lookups.c): the hook, if the definition is the function
  * that hook forwards to; else `definition`. */
 void *lt_allocation_hook_for(const char *name, void *definition);
+/* The same for a word whose name is not known (a variable the executable copied, R_X86_64_COPY):
+ * the hook of the C library's allocation function `value` is, else `value`. */
+void *lt_allocation_hook_for_value(void *value);
 void *(*lt_provider_aligned_alloc(void))(size_t, size_t); /* NULL if it has none */
 
 extern _Atomic int lt_owner_pid;     /* the pid whose capture these tables are */

@@ -555,6 +555,77 @@ def test_a_process_that_may_not_make_sockets_is_not_attached(tmp_path: Path) -> 
     assert list(work.iterdir()) == []  # no capture at exit: it never collected
 
 
+COPIED_TABLE_LIBRARY = r"""
+#include <stdlib.h>
+void *(*lib_malloc)(size_t) = malloc; /* libxml2's xmlMalloc, xmlFree */
+void (*lib_free)(void *) = free;
+void *lib_make(size_t n) { return lib_malloc(n); }
+void lib_release(void *p) { lib_free(p); }
+"""
+COPIED_TABLE_PROGRAM = r"""
+#include <stdio.h>
+#include <string.h>
+extern void *(*lib_malloc)(size_t);
+extern void (*lib_free)(void *);
+void *lib_make(size_t n);
+void lib_release(void *p);
+void *kept[64];
+int main(void)
+{
+    puts("ready");
+    fflush(stdout);
+    char line[16];
+    for (int n = 0; fgets(line, sizeof line, stdin) && n < 64; n++) {
+        for (int i = 0; i < 10; i++) lib_release(lib_make(100));
+        lib_free(lib_malloc(55)); /* the program's own use of the copied variables */
+        kept[n] = lib_make(77);
+        puts("done");
+        fflush(stdout);
+    }
+    return 0;
+}
+"""
+
+
+def test_a_copied_pointer_to_malloc_in_the_executable_is_patched(tmp_path: Path) -> None:
+    """A position-dependent executable that names a library's `xmlMalloc`-like variables gets
+    copies of them (R_X86_64_COPY), and the library uses those. attach patched only the
+    library's originals: no allocation through them was seen (0 blocks here). Now the copies
+    point at the hooks too, and detach puts them back."""
+    library = compile_source(tmp_path, "libcopied.c", COPIED_TABLE_LIBRARY, "-O1", "-shared",
+                             "-fPIC")
+    exe = compile_source(tmp_path, "copied.c", COPIED_TABLE_PROGRAM, "-O1", "-no-pie",
+                         "-fno-pic", "-Wl,--no-as-needed", str(library), f"-Wl,-rpath,{tmp_path}")
+    relocations = subprocess.run(["readelf", "-rW", str(exe)], capture_output=True, text=True)
+    assert "R_X86_64_COPY" in relocations.stdout and "lib_free" in relocations.stdout
+    target = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert target.stdin is not None and target.stdout is not None
+        assert target.stdout.readline() == "ready\n"
+        env = attach_env(tmp_path / "ctl")
+        run = AttachRun(target.pid, "--duration", "600", "--format", "json",
+                        *ATTACH_EVERY_RECORD, env=env, cwd=tmp_path)
+        run.wait_attached()
+        for _ in range(3):
+            target.stdin.write("cycle\n")
+            target.stdin.flush()
+            assert target.stdout.readline() == "done\n"
+        run.interrupt(signal.SIGTERM)
+        assert run.finish() == 0, run.error_text
+        live = [(r["bytes"], r["blocks"]) for r in json.loads(run.stdout)["records"]]
+        assert live == [(3 * 77, 3)], live
+        # After detach the copies hold libc's functions again: the program runs on as before.
+        target.stdin.write("cycle\n")
+        target.stdin.flush()
+        assert target.stdout.readline() == "done\n"
+        target.stdin.close()
+        assert target.wait(60) == 0
+    finally:
+        target.kill()
+        target.wait()
+
+
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 
 
