@@ -1176,10 +1176,26 @@ void lt_scan_learn_heap_marks(void)
     }
 }
 
+/* glibc's fast bins: a free chunk of up to 128 bytes that did not fit its thread's cache keeps
+ * its neighbour's PREV_INUSE bit set too, and has no key. Its first word is the next chunk of
+ * its bin, or NULL, mangled with the word's own address (safe-linking, glibc 2.32 on): a chunk
+ * whose first word unmangles to NULL, or to a chunk of its own size in [lo, end), is one. A
+ * live block would need a first word that happens to be such a value. */
+static bool in_fast_bin(struct scan_state *st, uintptr_t at, uintptr_t size, uintptr_t lo,
+                        uintptr_t end)
+{
+    uintptr_t fd, next_size;
+    if (size > 128 || !read_word(st, at + 16, &fd)) return false;
+    uintptr_t next = fd ^ ((at + 16) >> 12);
+    if (next == 0) return true;
+    return next % 16 == 0 && next >= lo && next < end && end - next >= size &&
+           read_word(st, next + 8, &next_size) && (next_size & ~(uintptr_t)7) == size;
+}
+
 /* Attach mode: the heap's chunks from `at` on, as roots. The chunks in use that are not known
  * blocks (allocated before the shim came) are roots; free ones are not, nor those parked in a
- * thread's cache: what they still hold points to addresses the allocator has since handed out
- * again. glibc's layout: the chunk size in the second word, bit 0 of the next chunk's size set
+ * thread's cache or a fast bin: what they still hold points to addresses the allocator has
+ * since handed out again. glibc's layout: the chunk size in the second word, bit 0 of the next chunk's size set
  * when this one is in use, the top chunk last, up to `end` (an arena heap's used end); a chunk
  * of 16 bytes, a fence post, ends a heap its arena left for a new one (or, in the main heap,
  * a part before the program moved the break itself). With scan false, only checks the walk:
@@ -1191,7 +1207,7 @@ static bool walk_heap_chunks(struct scan_state *st, uintptr_t at, uintptr_t end,
     static const int definite = 1;
     void *root = (void *)&definite;
     uintptr_t key = atomic_load_explicit(&tcache_key, memory_order_relaxed);
-    uintptr_t size_word, next_word, second;
+    uintptr_t size_word, next_word, second, first = at;
     bool complete = false;
     while (at + 16 <= end && read_word(st, at + 8, &size_word)) {
         uintptr_t size = size_word & ~(uintptr_t)7;
@@ -1214,7 +1230,7 @@ static bool walk_heap_chunks(struct scan_state *st, uintptr_t at, uintptr_t end,
                 known = k < st->nsuper && st->super[k].start == at + 16;
             }
             bool cached = key && read_word(st, at + 24, &second) && second == key;
-            if (!known && !cached) {
+            if (!known && !cached && !in_fast_bin(st, at, size, first, end)) {
                 st->root_bytes += size - 8;
                 scan_range(st, at + 16, at + size + 8, mark_word, root);
                 drain_roots(st);

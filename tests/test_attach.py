@@ -626,6 +626,69 @@ def test_a_copied_pointer_to_malloc_in_the_executable_is_patched(tmp_path: Path)
         target.wait()
 
 
+FAST_BIN_PROGRAM = r"""
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+struct node { uintptr_t first, second; void *payload; uintptr_t rest[2]; }; /* a 48-byte chunk */
+__attribute__((noinline)) static void drop_list(void)
+{
+    struct node *nodes[20];
+    for (int i = 0; i < 20; i++) {
+        nodes[i] = calloc(1, sizeof *nodes[i]);
+        nodes[i]->payload = memset(malloc(200), 1, 200);
+    }
+    for (int i = 0; i < 20; i++) free(nodes[i]); /* 7 to the thread's cache, 13 to a fast bin */
+}
+int main(void)
+{
+    puts("ready");
+    fflush(stdout);
+    char line[16];
+    while (fgets(line, sizeof line, stdin)) {
+        drop_list();
+        puts("done");
+        fflush(stdout);
+    }
+    return 0;
+}
+"""
+
+
+def test_chunks_freed_to_a_fast_bin_are_not_roots(tmp_path: Path) -> None:
+    """Attached, the heap's chunks the shim does not know are roots (blocks from before the
+    attach), but not free ones. A chunk freed to a fast bin, once its thread's cache for that
+    size is full, looks in use to a walk of the heap and keeps its old words: the 13 of 20
+    list nodes that went there kept their payloads still reachable. They are told by their
+    first word, the next chunk of the bin mangled with its own address (safe-linking)."""
+    exe = compile_source(tmp_path, "fast_bin.c", FAST_BIN_PROGRAM, "-O0")
+    target = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert target.stdin is not None and target.stdout is not None
+        assert target.stdout.readline() == "ready\n"
+        env = attach_env(tmp_path / "ctl")
+        run = AttachRun(target.pid, "--duration", "600", env=env, cwd=tmp_path)
+        run.wait_attached()
+        target.stdin.write("go\n")
+        target.stdin.flush()
+        assert target.stdout.readline() == "done\n"
+        scanned = leaktrace("scan", str(target.pid), "--format", "json", "--show", "all",
+                            env=env, cwd=tmp_path)
+        assert scanned.returncode == 0, scanned.stderr
+        kinds: dict[str, int] = {}
+        for record in json.loads(scanned.stdout)["records"]:
+            if record["bytes"] == 200 * record["blocks"]:
+                kinds[record["leak_kind"]] = kinds.get(record["leak_kind"], 0) + record["blocks"]
+        assert kinds == {"definitely lost": 20}
+        run.interrupt(signal.SIGTERM)
+        assert run.finish() == 0, run.error_text
+    finally:
+        target.kill()
+        target.wait()
+
+
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 
 
