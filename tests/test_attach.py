@@ -555,6 +555,14 @@ def test_a_process_that_may_not_make_sockets_is_not_attached(tmp_path: Path) -> 
     assert list(work.iterdir()) == []  # no capture at exit: it never collected
 
 
+def _started_reading_stdin(exe: Path) -> subprocess.Popen[str]:
+    """`exe` started with pipes for stdin and stdout, once it has said "ready"."""
+    target = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    assert target.stdout is not None and target.stdout.readline() == "ready\n"
+    return target
+
+
 COPIED_TABLE_LIBRARY = r"""
 #include <stdlib.h>
 void *(*lib_malloc)(size_t) = malloc; /* libxml2's xmlMalloc, xmlFree */
@@ -598,11 +606,9 @@ def test_a_copied_pointer_to_malloc_in_the_executable_is_patched(tmp_path: Path)
                          "-fno-pic", "-Wl,--no-as-needed", str(library), f"-Wl,-rpath,{tmp_path}")
     relocations = subprocess.run(["readelf", "-rW", str(exe)], capture_output=True, text=True)
     assert "R_X86_64_COPY" in relocations.stdout and "lib_free" in relocations.stdout
-    target = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True)
+    target = _started_reading_stdin(exe)
     try:
         assert target.stdin is not None and target.stdout is not None
-        assert target.stdout.readline() == "ready\n"
         env = attach_env(tmp_path / "ctl")
         run = AttachRun(target.pid, "--duration", "600", "--format", "json",
                         *ATTACH_EVERY_RECORD, env=env, cwd=tmp_path)
@@ -665,15 +671,13 @@ def _glibc_version() -> tuple[int, ...]:
 def test_chunks_freed_to_a_fast_bin_are_not_roots(tmp_path: Path) -> None:
     """Attached, the heap's chunks the shim does not know are roots (blocks from before the
     attach), but not free ones. A chunk freed to a fast bin, once its thread's cache for that
-    size is full, looks in use to a walk of the heap and keeps its old words: the 13 of 20
-    list nodes that went there kept their payloads still reachable. They are told by their
+    size is full, looks in use to a walk of the heap and keeps its old words: the payloads of
+    the list nodes that went there (14 of 20) stayed still reachable. They are told by their
     first word, the next chunk of the bin mangled with its own address (safe-linking)."""
     exe = compile_source(tmp_path, "fast_bin.c", FAST_BIN_PROGRAM, "-O0")
-    target = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True)
+    target = _started_reading_stdin(exe)
     try:
         assert target.stdin is not None and target.stdout is not None
-        assert target.stdout.readline() == "ready\n"
         env = attach_env(tmp_path / "ctl")
         run = AttachRun(target.pid, "--duration", "600", env=env, cwd=tmp_path)
         run.wait_attached()
