@@ -99,11 +99,16 @@ static void sift_down(uintptr_t (*r)[2], size_t k, size_t n)
 
 /* The goroutines Go keeps, by runtime.allgs (a slice: pointer, length, capacity): 0 if not
  * known. Its length bounds lt_go_dead_stack_parts's. */
+static size_t read_allgs(uintptr_t slice[3])
+{
+    if (!lt_go_program || !go_allgs || !lt_copy_memory(slice, go_allgs, 3 * sizeof *slice)) return 0;
+    return slice[1] <= slice[2] && slice[1] <= (1u << 24) ? slice[1] : 0;
+}
+
 size_t lt_go_goroutines(void)
 {
     uintptr_t slice[3];
-    if (!lt_go_program || !go_allgs || !lt_copy_memory(slice, go_allgs, sizeof slice)) return 0;
-    return slice[1] <= slice[2] && slice[1] <= (1u << 24) ? slice[1] : 0;
+    return read_allgs(slice);
 }
 
 /* The dead part of the stack of every goroutine that no thread runs: dead (exited, its g and
@@ -116,9 +121,8 @@ size_t lt_go_goroutines(void)
  * start, and returns how many. With the world stopped: the slice and the gs cannot change. */
 size_t lt_go_dead_stack_parts(uintptr_t (*out)[2], size_t max)
 {
-    size_t n = lt_go_goroutines(), found = 0;
     uintptr_t slice[3];
-    if (!n || !lt_copy_memory(slice, go_allgs, sizeof slice)) return 0;
+    size_t n = read_allgs(slice), found = 0;
     for (size_t i = 0; i < n && found < max; i++) {
         uintptr_t g, w[10];
         if (!lt_copy_memory(&g, slice[0] + i * sizeof g, sizeof g) || !g || !lt_copy_memory(w, g, sizeof w))
