@@ -5,14 +5,17 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <ucontext.h>
 #include <unistd.h>
 
 #define SIZE 1337
+#define LARGE_SIZE (32ul << 20) /* past glibc's largest mmap threshold: a mapping of its own */
 
 void **stale_slot;               /* where the stale pointer sits, printed after the check */
 void *global_initialized = (void *)1;
@@ -20,10 +23,11 @@ void *global_uninitialized;
 char unaligned_store[sizeof(void *) * 2];
 __thread void *thread_local; /* not static: -O2 would drop a store nobody reads */
 static atomic_int ready;
+static size_t block_size = SIZE; /* the size of the case's block */
 
 __attribute__((noinline)) static void *allocate(void)
 {
-    void *p = malloc(SIZE); /* @leak:lsan */
+    void *p = malloc(block_size); /* @leak:lsan */
     __asm__ volatile("" : : "r"(p) : "memory"); /* no tail call: this frame stays on the stack */
     return p;
 }
@@ -353,6 +357,57 @@ static int joined_thread_return_value(void)
     return result ? 0 : 3;
 }
 
+/* still reachable: a thread's own thread-local data while it runs its thread-specific data
+ * destructors, from which the process exits (LSan's Linux/cleanup_in_tsd_destructor.c). The
+ * thread has returned from its start routine and glibc is ending it: it is still a thread. */
+static pthread_key_t exiting_key;
+__thread void *ending_thread_local;
+
+static void exit_from_destructor(void *value)
+{
+    (void)value;
+    exit(0);
+}
+
+static void *keep_in_thread_local(void *unused)
+{
+    (void)unused;
+    ending_thread_local = allocate();
+    pthread_setspecific(exiting_key, &exiting_key);
+    return NULL;
+}
+
+static int exit_in_tsd_destructor(void)
+{
+    pthread_key_create(&exiting_key, exit_from_destructor);
+    pthread_t t;
+    pthread_create(&t, NULL, keep_in_thread_local, NULL);
+    pthread_join(t, NULL);
+    return 3; /* not reached: the destructor exits */
+}
+
+/* definitely lost: a block glibc maps on its own (LSan's large_allocation_leak.cpp): nothing
+ * of the allocator's points to it */
+static int large_allocation_leak(void)
+{
+    block_size = LARGE_SIZE;
+    return allocate() ? 0 : 3;
+}
+
+/* indirectly lost: the only pointer lies in a lost 10 MiB block, past pages of it made
+ * unreadable (LSan's Linux/leak_check_segv.cpp): the scan reads around them, and the part of
+ * the block past them is the block's, not a root. What those pages hold, neither tool reads. */
+static int pointer_past_unreadable_pages(void)
+{
+    enum { BIG = 10 << 20 };
+    uintptr_t page = (uintptr_t)getpagesize();
+    char *big = malloc(BIG);
+    char *hole = (char *)(((uintptr_t)big + page - 1) & ~(page - 1));
+    void *p = allocate();
+    memcpy(hole + 4 * page + 64, &p, sizeof p);
+    return mprotect(hole, 4 * page, PROT_NONE) ? 3 : 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct { const char *name; int (*run)(void); } cases[] = {
@@ -375,6 +430,9 @@ int main(int argc, char **argv)
         { "use_registers_zmm17", use_registers_zmm17 },
         { "realloc_failure_keeps_original", realloc_failure_keeps_original },
         { "joined_thread_return_value", joined_thread_return_value },
+        { "exit_in_tsd_destructor", exit_in_tsd_destructor },
+        { "large_allocation_leak", large_allocation_leak },
+        { "pointer_past_unreadable_pages", pointer_past_unreadable_pages },
     };
     for (size_t i = 0; argc > 1 && i < sizeof cases / sizeof *cases; i++)
         if (strcmp(argv[1], cases[i].name) == 0) return cases[i].run();
