@@ -49,9 +49,9 @@ __attribute__((used, externally_visible)) int lt_go_exit_stack_claimed;
  * exists, or by leaktrace_attach before its collection (and so any scan) starts. */
 bool lt_go_program;
 static uintptr_t go_text, go_etext;
-/* runtime.allgs, the slice of every goroutine's g, from the symbol table (0: stripped, or not
- * Go). Written with lt_go_program. */
-static uintptr_t go_allgs;
+/* runtime.allgs, the slice of every goroutine's g, and runtime.stackpool, Go's global pool of
+ * free stacks, from the symbol table (0: stripped, or not Go). Written with lt_go_program. */
+static uintptr_t go_allgs, go_stackpool;
 
 /* Where the live part of a thread's own stack begins, for the scan: below it lie dead
  * frames, of cgo calls among others, whose stale words would keep leaked blocks alive.
@@ -111,14 +111,73 @@ size_t lt_go_goroutines(void)
     return read_allgs(slice);
 }
 
+/* Go's small stacks (2, 4, 8 and 16 KiB on Linux: 2 KiB << order) come from runtime.stackpool,
+ * one entry per order, each an item padded to 64 bytes (a cache line): its mutex (one word,
+ * 0 when free), then the list (first, last) of the 32 KiB spans (4 of Go's 8 KiB pages) that
+ * have a free stack. In each span (mspan: next at 0, list at 16, pointing back to the pool's
+ * list, startAddr at 24, npages at 32, manualFreeList at 40; the same from Go 1.12 on) the
+ * free stacks are linked through their first word. A stack there is free memory: that of a
+ * goroutine that ended, freed by a GC (runtime.markrootFreeGStacks: past 64 ended goroutines
+ * on one P, Go moves 32 to its global list, whose stacks the next GC frees), or one left
+ * behind when a stack was copied to a bigger one. It keeps the stale frames its goroutine
+ * left, whose copies of block addresses are no roots: memcheck marks memory the stack
+ * pointer leaves as not addressable (undefined once a stack pointer comes down over it
+ * again), and its leak check reads only addressable, defined words. Not read: the free stacks
+ * a P caches (mcache.stackcache, at an offset that changes with Go's versions) and the memory
+ * of stack spans given back to Go's heap (a span with no stack in use). */
+#define GO_STACK_ORDERS 4
+#define GO_FIXED_STACK 2048u
+#define GO_PAGE 8192u
+#define GO_STACK_SPAN (32u * 1024)
+
+/* Writes up to max free pooled stacks [start, end) to out (NULL: only counts them); returns
+ * how many. An order whose lock is held (a thread stopped while it changed the list) is
+ * skipped, and a walk stops at the first word that is not what Go writes there: the stacks
+ * not listed stay roots. */
+static size_t free_pooled_stacks(uintptr_t (*out)[2], size_t max)
+{
+    size_t found = 0;
+    if (!go_stackpool) return 0;
+    for (unsigned order = 0; order < GO_STACK_ORDERS; order++) {
+        uintptr_t size = (uintptr_t)GO_FIXED_STACK << order, item[2];
+        if (!lt_copy_memory(item, go_stackpool + 64u * order, sizeof item) || item[0]) continue;
+        uintptr_t span = item[1], list = go_stackpool + 64u * order + sizeof(uintptr_t);
+        for (size_t spans = 0; span && spans < (1u << 20) && found < max; spans++) {
+            uintptr_t w[6]; /* next, prev, list (the pool's own), startAddr, npages, manualFreeList */
+            if (!lt_copy_memory(w, span, sizeof w) || w[2] != list || w[4] != GO_STACK_SPAN / GO_PAGE ||
+                w[3] > UINTPTR_MAX - GO_STACK_SPAN)
+                break;
+            uintptr_t start = w[3], x = w[5];
+            for (unsigned k = 0; x && k < GO_STACK_SPAN / size && found < max; k++) {
+                if (x < start || x - start >= GO_STACK_SPAN || (x - start) % size) break;
+                if (out) {
+                    out[found][0] = x;
+                    out[found][1] = x + size;
+                }
+                found++;
+                if (!lt_copy_memory(&x, x, sizeof x)) break;
+            }
+            span = w[0];
+        }
+    }
+    return found;
+}
+
+/* How many free stacks Go's pool holds now: lt_go_dead_stack_parts's max is sized by it. */
+size_t lt_go_free_stacks(void)
+{
+    return lt_go_program ? free_pooled_stacks(NULL, SIZE_MAX) : 0;
+}
+
 /* The dead part of the stack of every goroutine that no thread runs: dead (exited, its g and
  * stack kept for reuse), waiting or runnable. Each such g has no m (g.m, at 48, is set while
  * a thread runs it, a system call or cgo call included), and its g.sched.sp (at 56, g.sched.g
  * at 72 being g itself) is exact: nothing below it in [g.stack.lo, g.stack.hi) is a live
  * frame, only the stale words of calls that returned, a cgo call's result among them, which
  * would keep C blocks the goroutine dropped reachable. A goroutine that exited left its whole
- * stack but the last frame there. Writes up to max ranges [lo, sched.sp) to out, sorted by
- * start, and returns how many. With the world stopped: the slice and the gs cannot change. */
+ * stack but the last frame there. Then the free stacks of Go's pool (free_pooled_stacks),
+ * whole. Writes up to max ranges to out, sorted by start, overlaps merged, and returns how
+ * many. With the world stopped: the slice, the gs and the pool cannot change. */
 size_t lt_go_dead_stack_parts(uintptr_t (*out)[2], size_t max)
 {
     uintptr_t slice[3];
@@ -133,13 +192,26 @@ size_t lt_go_dead_stack_parts(uintptr_t (*out)[2], size_t max)
         out[found][1] = sp;
         found++;
     }
+    found += free_pooled_stacks(out + found, max - found);
     /* A heap sort: in place, without allocating, with the world stopped. */
     for (size_t k = found / 2; k-- > 0;) sift_down(out, k, found);
     for (size_t end = found; end > 1; end--) {
         swap_ranges(out, 0, end - 1);
         sift_down(out, 0, end - 1);
     }
-    return found;
+    /* Overlapping ranges (none, if Go's structures were consistent) are merged: the scan
+     * looks them up by their ends, which must rise with their starts. */
+    size_t kept = 0;
+    for (size_t i = 0; i < found; i++) {
+        if (kept && out[i][0] <= out[kept - 1][1]) {
+            if (out[i][1] > out[kept - 1][1]) out[kept - 1][1] = out[i][1];
+            continue;
+        }
+        out[kept][0] = out[i][0];
+        out[kept][1] = out[i][1];
+        kept++;
+    }
+    return kept;
 }
 
 /* On exit_stack, never returns: the final capture, then the program's own ending. */
@@ -224,7 +296,7 @@ static const Elf64_Shdr *section_named(const struct image *im, const Elf64_Ehdr 
 /* Link-time addresses from the symbol table (0: not there): runtime.exit, and the bounds of
  * Go's own code (runtime.text, runtime.etext; C code, cgo's included, lies outside them). */
 struct go_symbols {
-    uint64_t exit, text, etext, allgs;
+    uint64_t exit, text, etext, allgs, stackpool;
 };
 
 static void by_symbol(const struct image *im, const Elf64_Ehdr *eh, struct go_symbols *found)
@@ -247,6 +319,8 @@ static void by_symbol(const struct image *im, const Elf64_Ehdr *eh, struct go_sy
         else if (strcmp(name, "etext") == 0) found->etext = syms[i].st_value;
         else if (ELF64_ST_TYPE(syms[i].st_info) == STT_OBJECT && strcmp(name, "allgs") == 0)
             found->allgs = syms[i].st_value;
+        else if (ELF64_ST_TYPE(syms[i].st_info) == STT_OBJECT && strcmp(name, "stackpool") == 0)
+            found->stackpool = syms[i].st_value;
     }
 }
 
@@ -329,7 +403,7 @@ static unsigned char *find_runtime_exit(void)
     struct image im;
     if (!map_executable(&im)) return NULL;
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)im.bytes;
-    struct go_symbols symbols = { 0, 0, 0, 0 };
+    struct go_symbols symbols = { 0, 0, 0, 0, 0 };
     uintptr_t bias = 0;
     if (memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_ident[EI_CLASS] == ELFCLASS64 &&
         eh->e_machine == EM_X86_64 &&
@@ -345,6 +419,7 @@ static unsigned char *find_runtime_exit(void)
         go_code_from_pclntab(&im, eh, bias);
     }
     if (symbols.exit && symbols.allgs) go_allgs = (uintptr_t)symbols.allgs + bias;
+    if (symbols.exit && symbols.stackpool) go_stackpool = (uintptr_t)symbols.stackpool + bias;
     munmap((void *)im.bytes, im.size);
     if (!symbols.exit) return NULL;
     unsigned char *at = (unsigned char *)(uintptr_t)(symbols.exit + bias);
@@ -395,5 +470,6 @@ bool lt_go_exit_redirect(void) { return false; }
 bool lt_go_detect(void) { return false; }
 uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp, uintptr_t ip) { (void)g, (void)sp, (void)ip; return 0; }
 size_t lt_go_goroutines(void) { return 0; }
+size_t lt_go_free_stacks(void) { return 0; }
 size_t lt_go_dead_stack_parts(uintptr_t (*out)[2], size_t max) { (void)out, (void)max; return 0; }
 #endif

@@ -467,7 +467,7 @@ struct scan_state {
     uintptr_t pagemap_first;      /* of the pages numbered from this one on, */
     size_t pagemap_count;         /* this many */
     uintptr_t own_thread_pointer; /* the scanning thread's */
-    uintptr_t (*dead)[2];         /* dead parts of goroutine stacks, sorted [start, end): not */
+    uintptr_t (*dead)[2];         /* dead parts of goroutine stacks, free stacks, sorted: not */
     size_t ndead, dead_cap;       /* roots (lt_go_dead_stack_parts); mapped, or NULL */
     pid_t memory_id;              /* for process_vm_readv: lt_own_memory_id() */
 };
@@ -1566,9 +1566,10 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
     st.own_start = lt_map(2 * MAX_OWN * sizeof(uintptr_t));
     if (st.own_start) st.own_end = st.own_start + MAX_OWN;
     if (annotated) st.super = lt_map(cap * sizeof(struct superblock));
-    /* Goroutines made until the world stops beyond these are not looked at: scanned whole. */
+    /* Goroutines made, and stacks freed, until the world stops beyond these are not looked
+     * at: scanned whole. */
     st.dead_cap = lt_go_goroutines();
-    if (st.dead_cap) st.dead = lt_map((st.dead_cap += 256) * sizeof *st.dead);
+    if (st.dead_cap) st.dead = lt_map((st.dead_cap += lt_go_free_stacks() + 256) * sizeof *st.dead);
     if ((annotated && !st.super) || !scan->blocks || !scan->cliques || !st.stack || !st.maps ||
         !st.buf || !maps_text || !st.own_start) {
         err = -ENOMEM;

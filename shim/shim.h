@@ -559,9 +559,11 @@ bool lt_go_detect(void);             /* go_exit.c: at attach, only whether this 
 extern bool lt_go_program;           /* go_exit.c: a Go executable (lt_go_exit_redirect, lt_go_detect) */
 /* A Go thread's own stack is live from here (0: not known); g is its %r14. */
 uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp, uintptr_t ip);
-/* Goroutines Go keeps (0: not known), and the dead parts of the stacks of those no thread
- * runs, sorted [start, end) ranges: for the scan, with the world stopped. */
+/* Goroutines Go keeps (0: not known), the free stacks of Go's pool, and the dead parts of
+ * the stacks of the goroutines no thread runs and those free stacks, sorted [start, end)
+ * ranges: for the scan, with the world stopped. */
 size_t lt_go_goroutines(void);
+size_t lt_go_free_stacks(void);
 size_t lt_go_dead_stack_parts(uintptr_t (*out)[2], size_t max);
 /* From a fatal signal's handler: the final capture (once; a second thread waits for it).
  * False: the signal interrupted this thread's own final capture and ends the process after it. */
