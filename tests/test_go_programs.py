@@ -199,6 +199,31 @@ def test_c_blocks_held_by_go_objects_are_reachable(tmp_path: Path) -> None:
         assert summary["still_reachable"]["blocks"] >= 20000
 
 
+def _assert_dropped_lost_and_held_reachable(
+    tmp_path: Path, name: str, source: str, odd: tuple[int, int], even: tuple[int, int]
+) -> None:
+    """Builds `source` (plain and PIE), runs each 3 times under leaktrace, and checks that the
+    C blocks of 100 bytes or more the odd goroutines dropped are definitely lost and those the
+    even ones kept in a Go slice still reachable: (bytes, blocks) each. The program prints how
+    many it kept."""
+    work = tmp_path / name
+    work.mkdir()
+    built = _go_build(work, source, {"plain": [], "pie": ["-buildmode=pie"]})
+    for build, exe in built.items():
+        for run in range(3):
+            capture = tmp_path / f"{name}-{build}{run}.lt"
+            done = leaktrace("run", "-o", str(capture), "--", str(exe), cwd=tmp_path)
+            assert (done.returncode, done.stdout) == (0, f"{even[1]}\n"), done.stderr
+            kinds: dict[str, list[int]] = {}
+            report = json_report(capture, *EVERY_RECORD, "--show-addresses")
+            for record in program_mallocs(report):
+                for block in record["addresses"]:
+                    if block["size"] >= 100:
+                        kinds.setdefault(record["leak_kind"], []).append(block["size"])
+            found = {kind: (sum(sizes), len(sizes)) for kind, sizes in kinds.items()}
+            assert found == {"definitely lost": odd, "still reachable": even}, (build, run)
+
+
 # 40 goroutines each call C, then leak a block from C through a Go local: the even ones keep
 # it in a Go slice, the odd ones drop it. A goroutine that ended leaves its stack, which Go
 # keeps for the next one, with the dropped pointers still in the dead frames of its calls.
@@ -250,24 +275,9 @@ def test_c_blocks_dropped_by_goroutines_that_ended_are_lost(tmp_path: Path) -> N
     slice still reachable, in every run, as valgrind says. The dead frames of the ended
     goroutines' stacks (below each g's saved stack pointer, found through runtime.allgs) are
     not roots: read whole, their stale copies kept most of the 20 still reachable."""
-    work = tmp_path / "dropped"
-    work.mkdir()
-    built = _go_build(work, DROPPED_SOURCE, {"plain": [], "pie": ["-buildmode=pie"]})
     odd = (sum(100 + g for g in range(1, 40, 2)), 20)
     even = (sum(100 + g for g in range(0, 40, 2)), 20)
-    for name, exe in built.items():
-        for run in range(3):
-            capture = tmp_path / f"{name}{run}.lt"
-            done = leaktrace("run", "-o", str(capture), "--", str(exe), cwd=tmp_path)
-            assert (done.returncode, done.stdout) == (0, "20\n"), done.stderr
-            kinds: dict[str, list[int]] = {}
-            report = json_report(capture, *EVERY_RECORD, "--show-addresses")
-            for record in program_mallocs(report):
-                for block in record["addresses"]:
-                    if block["size"] >= 100:
-                        kinds.setdefault(record["leak_kind"], []).append(block["size"])
-            found = {kind: (sum(sizes), len(sizes)) for kind, sizes in kinds.items()}
-            assert found == {"definitely lost": odd, "still reachable": even}, (name, run)
+    _assert_dropped_lost_and_held_reachable(tmp_path, "dropped", DROPPED_SOURCE, odd, even)
 
 
 # 200 goroutines that end, each beside one that waits to the end: past 64 ended goroutines on
@@ -318,24 +328,9 @@ def test_c_blocks_dropped_on_stacks_go_freed_are_lost(tmp_path: Path) -> None:
     stacks are definitely lost and the 100 kept in a Go slice still reachable, as valgrind
     says (100 and 100): a free stack in runtime.stackpool is not a root. Read as live memory,
     its stale copies kept 66 to 83 of the 100 still reachable."""
-    work = tmp_path / "pooled"
-    work.mkdir()
-    built = _go_build(work, POOLED_SOURCE, {"plain": [], "pie": ["-buildmode=pie"]})
     odd = (sum(100 + g % 50 for g in range(1, 200, 2)), 100)
     even = (sum(100 + g % 50 for g in range(0, 200, 2)), 100)
-    for name, exe in built.items():
-        for run in range(3):
-            capture = tmp_path / f"{name}{run}.lt"
-            done = leaktrace("run", "-o", str(capture), "--", str(exe), cwd=tmp_path)
-            assert (done.returncode, done.stdout) == (0, "100\n"), done.stderr
-            kinds: dict[str, list[int]] = {}
-            report = json_report(capture, *EVERY_RECORD, "--show-addresses")
-            for record in program_mallocs(report):
-                for block in record["addresses"]:
-                    if block["size"] >= 100:
-                        kinds.setdefault(record["leak_kind"], []).append(block["size"])
-            found = {kind: (sum(sizes), len(sizes)) for kind, sizes in kinds.items()}
-            assert found == {"definitely lost": odd, "still reachable": even}, (name, run)
+    _assert_dropped_lost_and_held_reachable(tmp_path, "pooled", POOLED_SOURCE, odd, even)
 
 
 CALLBACK_SOURCE = """package main
