@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import string
 import subprocess
 from pathlib import Path
 
@@ -199,6 +200,57 @@ def test_c_blocks_held_by_go_objects_are_reachable(tmp_path: Path) -> None:
         assert summary["still_reachable"]["blocks"] >= 20000
 
 
+# A Go program whose goroutines each leak a block from C through a Go local (its size the Go
+# expression `size`, of g): the even ones keep it in a Go slice, the odd ones drop it; `work`
+# runs before, `spawn` starts each one (adding to wg), `setup` before them all. It prints how
+# many it kept.
+DROP_OR_KEEP_SOURCE = string.Template("""package main
+
+// #include <stdlib.h>
+// #include <string.h>
+// static void *leak(size_t n) { void *p = malloc(n); memset(p, 1, n); return p; }
+import "C"
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+func main() {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	held := []unsafe.Pointer{}
+	$setup
+	for g := 0; g < $goroutines; g++ {
+		$spawn
+		go func(g int) {
+			defer wg.Done()
+			$work
+			p := C.leak(C.size_t($size))
+			if g%2 == 0 {
+				mu.Lock()
+				held = append(held, p)
+				mu.Unlock()
+			}
+		}(g)
+	}
+	wg.Wait()
+	runtime.GC()
+	fmt.Println(len(held))
+	runtime.KeepAlive(held)
+}
+""")
+
+
+def drop_or_keep_source(
+    goroutines: int, spawn: str, size: str, setup: str = "", work: str = ""
+) -> str:
+    return DROP_OR_KEEP_SOURCE.substitute(
+        goroutines=goroutines, spawn=spawn, size=size, setup=setup, work=work
+    )
+
+
 def _assert_dropped_lost_and_held_reachable(
     tmp_path: Path, name: str, source: str, odd: tuple[int, int], even: tuple[int, int]
 ) -> None:
@@ -230,44 +282,14 @@ def _assert_dropped_lost_and_held_reachable(
 # (Fewer than 64: past 64 ended goroutines on one P, Go moves 32 to its global list, whose
 # stacks the next GC frees; those in a span Go then gives back to its heap the scan cannot tell
 # from live memory, docs/user-guide.md.)
-DROPPED_SOURCE = """package main
-
-// #include <stdlib.h>
-// #include <string.h>
-// static void *leak(size_t n) { void *p = malloc(n); memset(p, 1, n); return p; }
-import "C"
-import (
-	"fmt"
-	"runtime"
-	"sync"
-	"unsafe"
-)
-
-func main() {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	held := []unsafe.Pointer{}
-	for g := 0; g < 40; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			for i := 0; i < 200; i++ {
+DROPPED_SOURCE = drop_or_keep_source(
+    goroutines=40,
+    spawn="wg.Add(1)",
+    work="""for i := 0; i < 200; i++ {
 				C.free(C.leak(C.size_t(16 + i%64)))
-			}
-			p := C.leak(C.size_t(100 + g))
-			if g%2 == 0 {
-				mu.Lock()
-				held = append(held, p)
-				mu.Unlock()
-			}
-		}(g)
-	}
-	wg.Wait()
-	runtime.GC()
-	fmt.Println(len(held))
-	runtime.KeepAlive(held)
-}
-"""
+			}""",
+    size="100 + g",
+)
 
 
 def test_c_blocks_dropped_by_goroutines_that_ended_are_lost(tmp_path: Path) -> None:
@@ -284,43 +306,13 @@ def test_c_blocks_dropped_by_goroutines_that_ended_are_lost(tmp_path: Path) -> N
 # one P, Go moves 32 to its global list, and the GC frees their stacks to its pool of free
 # stacks, where the waiting goroutines' stacks keep their spans (a span with no stack in use
 # would go back to Go's heap).
-POOLED_SOURCE = """package main
-
-// #include <stdlib.h>
-// #include <string.h>
-// static void *leak(size_t n) { void *p = malloc(n); memset(p, 1, n); return p; }
-import "C"
-import (
-	"fmt"
-	"runtime"
-	"sync"
-	"unsafe"
+POOLED_SOURCE = drop_or_keep_source(
+    goroutines=200,
+    setup="stop := make(chan struct{})",
+    spawn="""wg.Add(2)
+		go func() { wg.Done(); <-stop }()""",
+    size="100 + g%50",
 )
-
-func main() {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	held := []unsafe.Pointer{}
-	stop := make(chan struct{})
-	for g := 0; g < 200; g++ {
-		wg.Add(2)
-		go func() { wg.Done(); <-stop }()
-		go func(g int) {
-			defer wg.Done()
-			p := C.leak(C.size_t(100 + g%50))
-			if g%2 == 0 {
-				mu.Lock()
-				held = append(held, p)
-				mu.Unlock()
-			}
-		}(g)
-	}
-	wg.Wait()
-	runtime.GC()
-	fmt.Println(len(held))
-	runtime.KeepAlive(held)
-}
-"""
 
 
 def test_c_blocks_dropped_on_stacks_go_freed_are_lost(tmp_path: Path) -> None:
