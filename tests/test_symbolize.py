@@ -232,7 +232,7 @@ def _functions_by_pyelftools(path: str) -> list[tuple[int, int, bytes]]:
         return sorted({(sym["st_value"], sym["st_size"], sym.name.encode())
                        for sym in table.iter_symbols()
                        if sym["st_info"]["type"] in ("STT_FUNC", "STT_GNU_IFUNC", "STT_LOOS")
-                       and sym["st_value"] and sym.name})
+                       and sym["st_value"] and sym["st_shndx"] != "SHN_UNDEF" and sym.name})
 
 
 @pytest.mark.skipif(shutil.which("objcopy") is None, reason="objcopy not installed")
@@ -290,6 +290,45 @@ def test_elf_symbol_fallback_without_tools(tmp_path: Path) -> None:
     [frame] = symbolizer.resolve([request])[request]
     assert (frame.function or "").startswith("app::store::Table::grow(")
     assert frame.file is None and frame.line is None
+
+
+# A non-PIE program that takes free's address gets a canonical PLT entry: free stays an
+# undefined symbol of .dynsym, but with the entry's address as its value.
+ADDRESS_TAKEN_SOURCE = """\
+#include <stdio.h>
+#include <stdlib.h>
+void (*volatile keep_free)(void *);
+__attribute__((noinline)) void *make(size_t n) { return malloc(n); }
+int main(void) {
+    keep_free = free;
+    void *volatile p = make(40);
+    p = NULL;
+    puts("done");
+    return 0;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("strip") is None, reason="strip not installed")
+def test_stripped_program_frames_are_not_named_after_imports(tmp_path: Path) -> None:
+    """A stripped program has only .dynsym; its undefined symbols name other files'
+    functions. They were read as this file's, and every frame of the program was "free"."""
+    from leakharness import run_traced
+
+    exe = compile_source(tmp_path, "taken.c", ADDRESS_TAKEN_SOURCE, "-O0", "-fno-pie",
+                         "-no-pie")
+    subprocess.run(["strip", "--strip-all", str(exe)], check=True)
+    dynsym = subprocess.run(["readelf", "-W", "--dyn-syms", str(exe)], capture_output=True,
+                            text=True, check=True).stdout
+    assert any(line.split()[6:8] == ["UND", "free@GLIBC_2.2.5"] and int(line.split()[1], 16)
+               for line in dynsym.splitlines() if len(line.split()) >= 8), dynsym
+    run = run_traced(exe, work=tmp_path)
+    assert (run.returncode, run.stdout) == (0, "done\n")
+    [record] = [r for r in run.report["records"] if r["leak_kind"] == "definitely lost"]
+    assert (record["bytes"], record["blocks"]) == (40, 1)
+    own = [f for f in record["frames"] if f["module"] == str(exe)]
+    assert len(own) == 3  # make, main, _start
+    assert [f["function"] for f in own] == [None, None, None], own
 
 
 NOISY_PRELOAD = """\

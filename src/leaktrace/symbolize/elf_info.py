@@ -21,6 +21,7 @@ SHT_NOBITS = 8
 SHT_DYNSYM = 11
 STT_FUNC = 2
 STT_GNU_IFUNC = 10
+SHN_UNDEF = 0
 NT_GNU_BUILD_ID = 3
 SHN_XINDEX = 0xFFFF
 MAX_SECTIONS = 1 << 16  # a real file has a few dozen; a corrupt count must not make us loop
@@ -135,9 +136,9 @@ def _debuglink(f: BinaryIO, section: _Section | None) -> str | None:
 
 
 def read_function_symbols(path: str, *, exported: bool = False) -> list[tuple[int, int, bytes]]:
-    """The functions of .symtab, else of .dynsym (only .dynsym's, the ones other objects can
-    bind to, with `exported`): (start, size, mangled name), sorted and without repeats. Empty
-    when the file cannot be read, is not ELF or has no such table."""
+    """The functions defined in .symtab, else in .dynsym (only .dynsym's, the ones other
+    objects can bind to, with `exported`): (start, size, mangled name), sorted and without
+    repeats. Empty when the file cannot be read, is not ELF or has no such table."""
     try:
         with open_regular(path, "ELF file") as f:
             sections = _sections(f)
@@ -162,10 +163,13 @@ def read_function_symbols(path: str, *, exported: bool = False) -> list[tuple[in
     found = set()
     for fields in entry.iter_unpack(data[:len(data) - len(data) % entry.size]):
         if wide:
-            name_at, info, _, _, value, size = fields
+            name_at, info, _, section, value, size = fields
         else:
-            name_at, value, size, info, _, _ = fields
-        if info & 0xF not in (STT_FUNC, STT_GNU_IFUNC) or not value or name_at >= len(names):
+            name_at, value, size, info, _, section = fields
+        # An undefined function can have a value too: a non-PIE program that takes its
+        # address gets a canonical PLT entry there. It is not a function of this file.
+        if info & 0xF not in (STT_FUNC, STT_GNU_IFUNC) or not value or (
+                section == SHN_UNDEF) or name_at >= len(names):
             continue
         end = names.find(b"\0", name_at)
         name = names[name_at:end if end >= 0 else len(names)]
