@@ -396,21 +396,14 @@ static void count_live_thread(pid_t tid, void *ctx)
     if (tid != live->self && tid != live->control && !lt_thread_has_left(tid)) live->count++;
 }
 
-/* Threads of the program (the control thread aside) still running, read from /proc. A thread
- * the program has just joined may still be listed for a moment: the kernel wakes the joiner
- * while the thread is still leaving. So a nonzero count is confirmed over a few milliseconds
- * (a race seen about once in 2000 joins, more under load). */
+/* Threads of the program (the control thread aside) still running, read from /proc. No
+ * waiting for a count to fall: the program's threads would run on meanwhile, where natively
+ * the process has ended (a thread just joined and still listed is leaving: it has left). */
 static int other_program_threads(void)
 {
     struct live_threads live = { .self = (pid_t)syscall(SYS_gettid),
                                  .control = lt_control_thread_id() };
-    for (int attempt = 0; attempt < 10; attempt++) {
-        live.count = 0;
-        if (lt_for_each_thread(count_live_thread, &live) < 0) return -1;
-        if (live.count == 0) return 0;
-        struct timespec pause = { 0, 1000000 };
-        lt_sys_nanosleep(&pause, NULL);
-    }
+    if (lt_for_each_thread(count_live_thread, &live) < 0) return -1;
     return live.count;
 }
 

@@ -152,11 +152,29 @@ static void task_file(char path[64], pid_t tid, const char *file)
                 file) = '\0';
 }
 
+/* The kernel sets PF_EXITING first thing when a thread ends (do_exit), before it wakes a
+ * joiner: a thread just joined may still be listed for a moment, and a main thread that called
+ * pthread_exit stays listed as a zombie, both with the flag. */
+#define PF_EXITING 0x4u
+
 bool lt_thread_has_left(pid_t tid)
 {
-    char path[64], statm[8];
-    task_file(path, tid, "/statm");
-    return lt_read_file(path, statm, sizeof statm) == 0 || statm[0] == '0';
+    char path[64], stat[256];
+    task_file(path, tid, "/stat");
+    size_t len = lt_read_file(path, stat, sizeof stat - 1);
+    if (len == 0) return true;
+    stat[len] = 0;
+    /* "tid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm may hold spaces and
+     * parentheses, the fields after it are numbers. */
+    const char *at = NULL;
+    for (const char *c = stat; *c; c++)
+        if (*c == ')') at = c;
+    if (!at) return false;
+    for (int field = 0; field < 7 && at; field++) at = strchr(at + 1, ' ');
+    if (!at) return false;
+    unsigned flags = 0;
+    for (at++; *at >= '0' && *at <= '9'; at++) flags = flags * 10 + (unsigned)(*at - '0');
+    return flags & PF_EXITING;
 }
 
 uintptr_t lt_parse_hex(const char **p)

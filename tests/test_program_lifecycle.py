@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -689,6 +690,33 @@ def test_exit_while_another_thread_holds_the_loaders_lock(build_dir: Path, tmp_p
     report = json_report(capture)
     assert _loader_lock_leak(report) == (77, 1)
     assert report["summary"]["definitely_lost"]["bytes"] == 77
+
+
+def _ran_on_after_exit_ms(times: Path) -> float:
+    """How long the program's thread ran after its exit handler (0 if it never saw it)."""
+    exit_handler, thread_last_ran = struct.unpack("dd", times.read_bytes())
+    return max(0.0, thread_last_ran - exit_handler) * 1000
+
+
+def test_the_programs_threads_do_not_run_on_after_its_exit(build_dir: Path,
+                                                           tmp_path: Path) -> None:
+    """Natively, a thread still running when main returns ends with the process, a few
+    microseconds after the exit handlers. The final capture waited 10 ms for such a thread to
+    leave (a thread just joined may still be listed in /proc), and the thread ran on meanwhile:
+    11 ms every time. The shortest of three runs must stay under 5 ms."""
+    exe = compile_program("running_thread_at_exit.c", build_dir, "-O2")
+    times = tmp_path / "times"
+    native = _native(str(exe), str(times))
+    assert (native.returncode, native.stdout) == (0, "main returns\n")
+    ran_on = []
+    for attempt in range(3):
+        capture = tmp_path / f"run{attempt}.lt"
+        done = leaktrace("run", "-o", str(capture), "--", str(exe), str(times))
+        assert (done.returncode, done.stdout) == (0, native.stdout), done.stderr
+        ran_on.append(_ran_on_after_exit_ms(times))
+    assert min(ran_on) < 5, ran_on
+    report = json_report(capture)
+    assert report["summary"]["definitely_lost"]["bytes"] == 0
 
 
 def test_an_on_demand_scan_while_the_loaders_lock_is_held(build_dir: Path, tmp_path: Path) -> None:
