@@ -12,16 +12,27 @@ struct lt_config lt_cfg;
 /* Where settings come from: the environment (preload mode), or the file `leaktrace attach`
  * wrote (attach mode: the target's environment is the program's, not ours to change).
  * Only switched during a load, which is single-threaded (start-up, or the injected call). */
-static const char *env_setting(const char *name) { return getenv(name); }
+static char **start_environment; /* start-up only (single-threaded): see below */
+
+void lt_config_use_environment(char **env) { start_environment = env; }
+
+static const char *env_setting(const char *name)
+{
+    if (!start_environment) return getenv(name);
+    size_t len = strlen(name);
+    for (char **e = start_environment; *e; e++)
+        if (strncmp(*e, name, len) == 0 && (*e)[len] == '=') return *e + len + 1;
+    return NULL;
+}
 
 /* glibc fills new and freed blocks with a byte of the user's (MALLOC_PERTURB_=N, or the
  * tunable glibc.malloc.perturb=N; N & 0xff not 0): the process's own environment, whatever
  * way the shim's settings come. */
 static bool glibc_perturbs(void)
 {
-    const char *env = getenv("MALLOC_PERTURB_");
+    const char *env = env_setting("MALLOC_PERTURB_");
     if (env && (strtol(env, NULL, 0) & 0xff) != 0) return true;
-    const char *tunables = getenv("GLIBC_TUNABLES");
+    const char *tunables = env_setting("GLIBC_TUNABLES");
     const char *perturb = tunables ? strstr(tunables, "glibc.malloc.perturb=") : NULL;
     return perturb && (strtol(perturb + strlen("glibc.malloc.perturb="), NULL, 0) & 0xff) != 0;
 }

@@ -184,6 +184,18 @@ static bool init_tables(void)
     return true;
 }
 
+/* Whether the shim started before the C library's own start-up: an executable's
+ * .preinit_array functions run first, before libc has set `environ` (which holds our
+ * settings) and the program's name. Written once at start-up (single-threaded). */
+static bool started_before_libc;
+
+/* The settings in `environ`: hidden from the program, or kept for the children followed. */
+static void adopt_environment(void)
+{
+    if (lt_cfg.launched && !lt_cfg.follow_children) lt_env_hide_settings(SHIM_FILE_NAME);
+    if (lt_cfg.follow_children) lt_env_keep_settings(SHIM_FILE_NAME);
+}
+
 static void start_preloaded(void)
 {
     reset_clocks();
@@ -208,8 +220,7 @@ static void start_preloaded(void)
     }
     lt_is_child = !lt_cfg.is_root;
     if (lt_is_child) lt_capture_notify_traced(); /* a spawned child's new image */
-    if (lt_cfg.launched && !lt_cfg.follow_children) lt_env_hide_settings(SHIM_FILE_NAME);
-    if (lt_cfg.follow_children) lt_env_keep_settings(SHIM_FILE_NAME);
+    if (!started_before_libc) adopt_environment();
     if (lt_cfg.write_on_signal) lt_signals_install();
     lt_capture_remember_name();
     register_late_exit_handler();
@@ -218,22 +229,41 @@ static void start_preloaded(void)
     atomic_store(&lt_state, lt_cfg.collect_at_start ? LT_STATE_COLLECTING : LT_STATE_TRACKING);
 }
 
+/* The environment the process started with, where the kernel put it: after argv's NULL on the
+ * initial stack, whose start (argc) the loader keeps in __libc_stack_end. libc will point
+ * `environ` at the same array. */
+static char **initial_environment(void)
+{
+    extern void *__libc_stack_end;
+    const long *argc = __libc_stack_end;
+    if (!argc || *argc < 0 || *argc > (1 << 20)) return NULL;
+    char **argv = (char **)(uintptr_t)(argc + 1);
+    return argv[*argc] == NULL ? argv + *argc + 1 : NULL;
+}
+
 /* LOADED -> STARTING -> ...: on the first hooked call, which may come from a library's
- * constructor long before ours runs. Returns whether the caller may record. */
+ * constructor long before ours runs, or from the executable's .preinit_array before libc's
+ * own start-up. Returns whether the caller may record. */
 bool lt_start_on_first_call(void)
 {
     extern char **environ;
-    /* Not before libc has set up the environment, which holds our settings (the loader may
-     * allocate before libc's own initialisation). */
-    if (lt_busy || !environ) return false;
+    if (lt_busy) return false;
+    char **initial = !environ ? initial_environment() : NULL;
+    if (!environ && !initial) return false;
     int expected = LT_STATE_LOADED;
     if (!atomic_compare_exchange_strong(&lt_state, &expected, LT_STATE_STARTING))
         return expected == LT_STATE_COLLECTING; /* another thread is starting, or did */
     lt_busy++;
     int saved_errno = errno; /* start-up makes many system calls; the hook's caller sees none */
     attach_mode = !lt_loaded_by_preload();
-    if (attach_mode) atomic_store(&lt_state, LT_STATE_LOADED); /* leaktrace_attach() starts */
-    else start_preloaded();
+    if (attach_mode) {
+        atomic_store(&lt_state, LT_STATE_LOADED); /* leaktrace_attach() starts */
+    } else {
+        started_before_libc = initial != NULL;
+        lt_config_use_environment(initial); /* environ stays as libc will set it */
+        start_preloaded();
+        lt_config_use_environment(NULL);
+    }
     errno = saved_errno;
     lt_busy--;
     return atomic_load(&lt_state) == LT_STATE_COLLECTING;
@@ -250,6 +280,13 @@ __attribute__((constructor)) static void leaktrace_constructor(void)
         } else {
             int expected = LT_STATE_LOADED;
             if (atomic_compare_exchange_strong(&lt_state, &expected, LT_STATE_STARTING)) start_preloaded();
+        }
+    } else if (started_before_libc) { /* libc has set environ and the name now */
+        if (atomic_load(&lt_state) != LT_STATE_OFF) {
+            adopt_environment();
+            lt_capture_remember_name();
+        } else if (!lt_cfg.is_root && !lt_cfg.follow_children) {
+            lt_env_remove_preload(SHIM_FILE_NAME);
         }
     }
     atomic_store(&ready_for_threads, true);

@@ -96,6 +96,9 @@ struct lt_config {
  * control thread (the previous session's is joined first); read-only otherwise. */
 extern struct lt_config lt_cfg;
 void lt_config_load(void);
+/* Settings from this environment array instead of `environ` (NULL: environ again); for a
+ * start before libc has set environ. */
+void lt_config_use_environment(char **env);
 /* Attach mode: the same settings, as NAME=VALUE lines of a file. */
 bool lt_config_load_file(const char *path);
 void lt_env_remove_preload(const char *shim_path);

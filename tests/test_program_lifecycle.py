@@ -561,6 +561,31 @@ def test_allocations_of_library_constructors_are_traced(tmp_path: Path) -> None:
     assert [(r["bytes"], r["blocks"]) for r in leaks] == [(1000, 1)]
 
 
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_allocations_before_libc_starts_are_traced(build_dir: Path, tmp_path: Path,
+                                                   opt: str) -> None:
+    """An executable's .preinit_array runs before libc has set `environ`, where the shim's
+    settings are: its blocks went unrecorded ("No leaks"), while valgrind reports them. The
+    program still sees none of the settings, and the capture is named after it."""
+    exe = compile_program("preinit_alloc.c", build_dir, opt)
+    # os.environ, as leaktrace() passes it: libraries of this process may have setenv'd more
+    native = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60,
+                            env=os.environ.copy())
+    assert native.returncode == 0 and native.stdout.startswith("environment: ")
+    done = leaktrace("run", "--", str(exe), cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, native.stdout), done.stderr
+    [capture] = tmp_path.glob(f"leaktrace-{exe.name}.*.lt")
+    report = json_report(capture)
+    found = {}
+    for marker in ("preinit_lost", "preinit_kept", "main_lost"):
+        line = leak_marker_line("preinit_alloc.c", marker)
+        found[marker] = [(r["leak_kind"], r["bytes"], r["blocks"]) for r in report["records"]
+                         if allocation_site(r, "preinit_alloc.c") == ("preinit_alloc.c", line)]
+    assert found == {"preinit_lost": [("definitely lost", 111, 1)],
+                     "preinit_kept": [("still reachable", 333, 1)],
+                     "main_lost": [("definitely lost", 44, 1)]}
+
+
 NON_PIE = """
 #include <stdio.h>
 #include <stdlib.h>
