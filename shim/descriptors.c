@@ -6,6 +6,7 @@
  * above its soft limit and only hands out new ones below it. The soft limit rises for the
  * duplication, under the hard one, and is put back at once. */
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -44,4 +45,15 @@ int lt_fd_out_of_the_way(int fd)
     if (high < 0) return fd;
     close(fd);
     return high;
+}
+
+/* A descriptor numbered that high makes the kernel grow the process's descriptor table, and
+ * growing a table that threads share waits for an RCU grace period (fs/file.c: 10-20 ms here).
+ * The first such descriptor came with the control thread, started by the first recorded
+ * allocation, which in sampling mode is often a worker thread's: the program stood still for
+ * that long. Grown here instead, at start-up, while the process has one thread. */
+void lt_fd_table_grow_early(void)
+{
+    int probe = eventfd(0, EFD_CLOEXEC);
+    if (probe >= 0) close(lt_fd_out_of_the_way(probe));
 }

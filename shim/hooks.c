@@ -165,20 +165,33 @@ static inline void clear_range(void *p, uint64_t from, uint64_t to)
 
 static inline uint64_t whole_words(uint64_t bytes) { return (bytes + 7) & ~(uint64_t)7; }
 
-/* pre: recording() was true; leaves the tables. Bytes from `written` on are the ones the
+/* pre: recording_block() was true; leaves the tables. Bytes from `written` on are the ones the
  * program has not written (the whole block, but for calloc and realloc). Inlined into the
  * hook, so the frame address is the hook's (were it not inlined, its own: the unwinder goes on
  * along the rbp chain). */
 static inline __attribute__((always_inline)) void record_block(void *p, size_t size, unsigned kind,
                                                                size_t written)
 {
-    if (!lt_sample_skip(size) && LT_LIKELY(lt_thread_generation != LT_QUIET_GENERATION)) { /* sampling: inlined */
+    if (LT_LIKELY(lt_thread_generation != LT_QUIET_GENERATION)) {
         if (written < size && size <= atomic_load_explicit(&lt_cfg.clear_limit, memory_order_relaxed))
             clear_range(p, whole_words(written), whole_words(size));
         record_sampled_block(p, size, kind, __builtin_frame_address(0));
     }
     lt_tables_leave();
     lt_scrub_scratch_registers(); /* the hook returns next */
+}
+
+/* Record a new block of `size` bytes? In sampling mode the common answer, not sampled, comes
+ * before the tables are entered, and the hook has nothing more to do then (nothing to scrub
+ * either: the shim made no copy of an address it records). When true, record_block follows. */
+static inline bool recording_block(size_t size) { return !lt_sample_skip(size) && recording(); }
+
+/* Sampling mode: the free of a block never recorded (the filter says no recorded block has its
+ * address) has nothing to do, unless the mtrace log wants every free. */
+static inline bool free_of_unrecorded(void *p)
+{
+    return lt_sample_unrecorded((uintptr_t)p) &&
+           atomic_load_explicit(&lt_mtrace_log_wanted, memory_order_relaxed) == 0;
 }
 
 /* pre: tracking() was true; leaves the tables. */
@@ -195,27 +208,27 @@ static inline void forget_block(void *p)
 static inline void record_allocated(void *p, size_t alignment, size_t size, unsigned kind)
 {
     kind = lt_allocation_kind(alignment, &size, kind);
-    record_block(p, size, kind, 0);
+    if (recording_block(size)) record_block(p, size, kind, 0);
 }
 
 /* ---- the malloc family ----------------------------------------------------------------- */
 void *lt_hook_malloc(size_t size)
 {
     void *p = __libc_malloc(size);
-    if (p && recording()) record_allocated(p, 0, size, LT_KIND_MALLOC);
+    if (p) record_allocated(p, 0, size, LT_KIND_MALLOC);
     return p;
 }
 
 void lt_hook_free(void *p)
 {
-    if (p && tracking()) forget_block(p);
+    if (p && !free_of_unrecorded(p) && tracking()) forget_block(p);
     __libc_free(p);
 }
 
 void *lt_hook_calloc(size_t n, size_t size)
 {
     void *p = __libc_calloc(n, size);
-    if (p && recording()) record_block(p, n * size, LT_KIND_CALLOC, n * size);
+    if (p && recording_block(n * size)) record_block(p, n * size, LT_KIND_CALLOC, n * size);
     return p;
 }
 
@@ -242,7 +255,7 @@ static void *realloc_as(void *old, size_t size, unsigned kind)
     else if (old) lt_blocks_forget((uintptr_t)old); /* unknown, or deferred from a handler */
     /* The old bytes were copied or stayed; past them (all of an unknown block's) are unwritten. */
     size_t written = !old ? 0 : known ? (usable_before > asked_before ? usable_before : asked_before) : size;
-    if (p && recording()) record_block(p, size, kind, written); /* NULL: realloc(p, 0) freed p */
+    if (p && recording_block(size)) record_block(p, size, kind, written); /* NULL: realloc(p, 0) freed p */
     lt_tables_leave();
     return p;
 }
@@ -262,7 +275,7 @@ void *lt_hook_reallocarray(void *old, size_t n, size_t size)
 void *lt_hook_memalign(size_t alignment, size_t size)
 {
     void *p = __libc_memalign(alignment, size);
-    if (p && recording()) record_allocated(p, alignment, size, LT_KIND_MEMALIGN);
+    if (p) record_allocated(p, alignment, size, LT_KIND_MEMALIGN);
     return p;
 }
 
@@ -274,7 +287,7 @@ int lt_hook_posix_memalign(void **out, size_t alignment, size_t size)
     void *p = __libc_memalign(alignment, size);
     if (!p) return ENOMEM;
     *out = p;
-    if (recording()) record_allocated(p, alignment, size, LT_KIND_POSIX_MEMALIGN);
+    record_allocated(p, alignment, size, LT_KIND_POSIX_MEMALIGN);
     return 0;
 }
 
@@ -289,7 +302,7 @@ void *lt_hook_aligned_alloc(size_t alignment, size_t size)
     } else {
         p = __libc_memalign(alignment, size);
     }
-    if (p && recording()) record_allocated(p, alignment, size, LT_KIND_ALIGNED_ALLOC);
+    if (p) record_allocated(p, alignment, size, LT_KIND_ALIGNED_ALLOC);
     return p;
 }
 
@@ -307,7 +320,7 @@ int lt_hook_mallopt(int param, int value)
 void *lt_hook_valloc(size_t size)
 {
     void *p = __libc_valloc(size);
-    if (p && recording()) record_block(p, size, LT_KIND_VALLOC, 0);
+    if (p && recording_block(size)) record_block(p, size, LT_KIND_VALLOC, 0);
     return p;
 }
 
@@ -316,7 +329,8 @@ void *lt_hook_pvalloc(size_t size)
     void *p = __libc_pvalloc(size);
     /* pvalloc hands out whole pages: that is what the program holds. */
     size_t page = lt_page_size();
-    if (p && recording()) record_block(p, (size + page - 1) & ~(page - 1), LT_KIND_PVALLOC, 0);
+    size_t pages = (size + page - 1) & ~(page - 1);
+    if (p && recording_block(pages)) record_block(p, pages, LT_KIND_PVALLOC, 0);
     return p;
 }
 

@@ -220,6 +220,7 @@ static void start_preloaded(void)
     }
     lt_is_child = !lt_cfg.is_root;
     if (lt_is_child) lt_capture_notify_traced(); /* a spawned child's new image */
+    lt_fd_table_grow_early();
     if (!started_before_libc) adopt_environment();
     if (lt_cfg.write_on_signal) lt_signals_install();
     lt_capture_remember_name();

@@ -120,6 +120,7 @@ char *lt_put_json_text(char *dst, char *end, const char *key, const char *value)
  * the program's open() never reaches), close-on-exec; returns the new number (fd itself if it
  * cannot move; negative stays negative). */
 int lt_fd_out_of_the_way(int fd);
+void lt_fd_table_grow_early(void); /* start-up: before threads share the table */
 
 /* ---- procfs.c: /proc/self without allocating --------------------------------------------- */
 size_t lt_read_file(const char *path, char *dst, size_t cap); /* returns the length read */
