@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from leakharness import LEAKTRACE, compile_program
+from leakharness import LEAKTRACE, compile_program, leaktrace
 
 CLIENTS = 40
 
@@ -150,3 +150,21 @@ def test_control_socket_descriptor_is_high_and_close_on_exec(tmp_path: Path) -> 
             flags = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
             octal = int(flags.split("flags:")[1].split()[0], 8)
             assert octal & os.O_CLOEXEC, (fd, flags)
+
+
+@pytest.mark.parametrize("mode", [(), ("--sample", "1073741824")])
+def test_descriptor_table_is_grown_before_main(build_dir: Path, tmp_path: Path,
+                                               mode: tuple[str, ...]) -> None:
+    """The shim's descriptors sit high, which grows the descriptor table. Grown once threads
+    share it, the kernel makes the growing thread wait for an RCU grace period: in sampling
+    mode the first sampled allocation, a worker thread's, stood still 10-20 ms. The table now
+    has its final size before main runs."""
+    import resource
+
+    exe = compile_program("descriptor_table_size.c", build_dir, "-O2")
+    done = leaktrace("run", "-o", str(tmp_path / "fds.lt"), *mode, "--", str(exe))
+    assert done.returncode == 0, done.stderr
+    at_start, at_end = (int(word) for word in done.stdout.split())
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert at_start == at_end, done.stdout
+    assert at_start > min(soft * 3 // 4, 1000), (done.stdout, soft)
