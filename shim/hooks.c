@@ -198,7 +198,7 @@ static inline bool free_of_unrecorded(void *p)
 static inline void forget_block(void *p)
 {
     lt_mtrace_log_free(p, false);
-    if (!lt_sample_unrecorded((uintptr_t)p)) lt_blocks_forget((uintptr_t)p);
+    lt_blocks_forget((uintptr_t)p); /* which skips, as the hook did, a block never sampled */
     lt_tables_leave();
 }
 

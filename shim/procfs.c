@@ -166,10 +166,7 @@ bool lt_thread_has_left(pid_t tid)
     stat[len] = 0;
     /* "tid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm may hold spaces and
      * parentheses, the fields after it are numbers. */
-    const char *at = NULL;
-    for (const char *c = stat; *c; c++)
-        if (*c == ')') at = c;
-    if (!at) return false;
+    const char *at = strrchr(stat, ')');
     for (int field = 0; field < 7 && at; field++) at = strchr(at + 1, ' ');
     if (!at) return false;
     unsigned flags = 0;

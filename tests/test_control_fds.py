@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import socket
 import subprocess
 import time
@@ -159,8 +160,6 @@ def test_descriptor_table_is_grown_before_main(build_dir: Path, tmp_path: Path,
     share it, the kernel makes the growing thread wait for an RCU grace period: in sampling
     mode the first sampled allocation, a worker thread's, stood still 10-20 ms. The table now
     has its final size before main runs."""
-    import resource
-
     exe = compile_program("descriptor_table_size.c", build_dir, "-O2")
     done = leaktrace("run", "-o", str(tmp_path / "fds.lt"), *mode, "--", str(exe))
     assert done.returncode == 0, done.stderr

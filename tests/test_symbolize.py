@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from leakharness import run_traced
 from native_programs import compile_source, marker_line, return_addresses_of_calls
 
 from leaktrace.symbolize import Symbolizer
@@ -313,8 +314,6 @@ int main(void) {
 def test_stripped_program_frames_are_not_named_after_imports(tmp_path: Path) -> None:
     """A stripped program has only .dynsym; its undefined symbols name other files'
     functions. They were read as this file's, and every frame of the program was "free"."""
-    from leakharness import run_traced
-
     exe = compile_source(tmp_path, "taken.c", ADDRESS_TAKEN_SOURCE, "-O0", "-fno-pie",
                          "-no-pie")
     subprocess.run(["strip", "--strip-all", str(exe)], check=True)
