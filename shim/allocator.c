@@ -18,9 +18,11 @@
 #include <unistd.h>
 
 #include "hooked_functions.h"
+#include "sampling.h"
 #include "shim.h"
 
 extern void *__libc_malloc(size_t);
+extern void __libc_free(void *);
 extern int __libc_mallopt(int, int);
 extern void *lt_hook_malloc(size_t);
 extern void *lt_hook_memalign(size_t, size_t);
@@ -112,6 +114,18 @@ static void resolve_cxx_runtime(void)
     atomic_store_explicit(&cxx_state, 2, memory_order_release);
 }
 
+/* Sampling mode, preloaded, and the runtime's operators call the shim's malloc and free (no
+ * object ahead of the shim defines its own: lt_allocator_check): a plain new whose block is not
+ * sampled, and a delete of a block never recorded, call the allocator themselves, as the
+ * runtime's operator and the shim's hook behind it would: two calls fewer each. Written once
+ * at start-up (single-threaded), read-only afterwards. */
+static bool cxx_direct;
+
+void lt_allocator_allow_direct(void)
+{
+    cxx_direct = lt_sample_mean_bytes != 0 && !lt_foreign_allocator_note();
+}
+
 /* The uncommon paths stay out of line, each in a cold function of its hook's own: a hook's
  * common path is then a load, a test and a jump, with no registers to save (inlined, they
  * cost each call six pushes and pops, 3% of the C++ workload's samples in sampling mode). */
@@ -171,54 +185,87 @@ typedef void delete_aligned_fn(void *, size_t);
 typedef void delete_sized_aligned_fn(void *, size_t, size_t);
 typedef void delete_aligned_nothrow_fn(void *, size_t, const void *);
 
-/* Each body ends in a call through the runtime's pointer with the same arguments: compiled
- * as a jump, it leaves no frame of the shim on the stack. SLOW_AND_HOOK makes the hook's cold
- * path (resolve, or fall back) and the hook. */
-#define SLOW_AND_HOOK(ret, name, params, args, fn_type, note, fallback)                         \
+/* A new in sampling mode (cxx_direct) whose block is not sampled: allocated here. NULL when
+ * sampled, or when the allocator failed (the runtime's new then runs the new-handler, or
+ * throws): the runtime's new decides again from the same countdown. */
+static inline void *new_unsampled(size_t size)
+{
+    if (size == 0 || !lt_sample_skip_at_once(size)) return NULL;
+    void *p = __libc_malloc(size);
+    if (LT_UNLIKELY(!p)) lt_sample_countdown += (int64_t)size; /* as it was */
+    return p;
+}
+
+/* Each hook ends in a call through the runtime's pointer with the same arguments (forward_):
+ * compiled as a jump, it leaves no frame of the shim on the stack. SLOW_AND_FORWARD makes the
+ * cold path (resolve, or fall back) and forward_; `direct` is sampling mode's shortcut. */
+#define SLOW_AND_FORWARD(ret, name, params, args, fn_type, note, fallback)                    \
     static __attribute__((noinline, cold)) ret slow_##name params                               \
     {                                                                                        \
         fn_type *f = (fn_type *)cxx_target_resolved(CXX_##name);                             \
         if (!f) return fallback;                                                             \
         return f args;                                                                       \
     }                                                                                        \
-    ret lt_hook_##name params                                                                \
+    static inline ret forward_##name params                                                  \
     {                                                                                        \
         note;                                                                                \
         fn_type *f = (fn_type *)cxx_target_ready(CXX_##name);                                \
         if (LT_UNLIKELY(!f)) return slow_##name args;                                        \
         return f args;                                                                       \
     }
+#define SLOW_AND_HOOK(ret, name, params, args, fn_type, direct, note, fallback)               \
+    SLOW_AND_FORWARD(ret, name, params, args, fn_type, note, fallback)                        \
+    ret lt_hook_##name params                                                                \
+    {                                                                                        \
+        direct;                                                                              \
+        return forward_##name args;                                                          \
+    }
+/* The shortcut has a frame (it checks the allocator's answer), the hook none. */
 #define NEW(name, array)                                                                     \
-    SLOW_AND_HOOK(void *, name, (size_t size), (size), new_fn,                                \
-                  note_new_asked(size, array, false), fallback_new(size, 0, false))
+    SLOW_AND_FORWARD(void *, name, (size_t size), (size), new_fn,                             \
+                     note_new_asked(size, array, false), fallback_new(size, 0, false))        \
+    static __attribute__((noinline)) void *direct_##name(size_t size)                         \
+    {                                                                                        \
+        void *p = new_unsampled(size);                                                       \
+        if (LT_LIKELY(p)) return p;                                                          \
+        return forward_##name(size);                                                         \
+    }                                                                                        \
+    void *lt_hook_##name(size_t size)                                                        \
+    {                                                                                        \
+        if (cxx_direct) return direct_##name(size);                                          \
+        return forward_##name(size);                                                         \
+    }
 #define NEW_NOTHROW(name, array)                                                             \
     SLOW_AND_HOOK(void *, name, (size_t size, const void *tag), (size, tag), new_nothrow_fn,  \
-                  note_new_asked(size, array, false), fallback_new(size, 0, true))
+                  (void)0, note_new_asked(size, array, false), fallback_new(size, 0, true))
 #define NEW_ALIGNED(name, array)                                                             \
     SLOW_AND_HOOK(void *, name, (size_t size, size_t alignment), (size, alignment),          \
-                  new_aligned_fn, note_new_asked(size, array, true),                         \
+                  new_aligned_fn, (void)0, note_new_asked(size, array, true),                \
                   fallback_new(size, alignment, false))
 #define NEW_ALIGNED_NOTHROW(name, array)                                                     \
     SLOW_AND_HOOK(void *, name, (size_t size, size_t alignment, const void *tag),            \
                   (size, alignment, tag), new_aligned_nothrow_fn,                            \
-                  note_new_asked(size, array, true), fallback_new(size, alignment, true))
+                  (void)0, note_new_asked(size, array, true), fallback_new(size, alignment, true))
+/* Every delete frees with free (aligned blocks too). */
+#define DELETE_DIRECT if (cxx_direct && lt_sample_free_unrecorded(p)) return __libc_free(p)
 #define DELETE(name)                                                                         \
-    SLOW_AND_HOOK(void, name, (void *p), (p), delete_fn, (void)0, lt_hook_free(p))
+    SLOW_AND_HOOK(void, name, (void *p), (p), delete_fn, DELETE_DIRECT, (void)0, lt_hook_free(p))
 #define DELETE_SIZED(name)                                                                   \
-    SLOW_AND_HOOK(void, name, (void *p, size_t size), (p, size), delete_sized_fn, (void)size, \
-                  lt_hook_free(p))
+    SLOW_AND_HOOK(void, name, (void *p, size_t size), (p, size), delete_sized_fn,            \
+                  DELETE_DIRECT, (void)size, lt_hook_free(p))
 #define DELETE_NOTHROW(name)                                                                 \
     SLOW_AND_HOOK(void, name, (void *p, const void *tag), (p, tag), delete_nothrow_fn,       \
-                  (void)tag, lt_hook_free(p))
+                  DELETE_DIRECT, (void)tag, lt_hook_free(p))
 #define DELETE_ALIGNED(name)                                                                 \
     SLOW_AND_HOOK(void, name, (void *p, size_t alignment), (p, alignment), delete_aligned_fn, \
-                  (void)alignment, lt_hook_free(p))
+                  DELETE_DIRECT, (void)alignment, lt_hook_free(p))
 #define DELETE_SIZED_ALIGNED(name)                                                           \
     SLOW_AND_HOOK(void, name, (void *p, size_t size, size_t alignment), (p, size, alignment), \
-                  delete_sized_aligned_fn, (void)size, lt_hook_free(p))
+                  delete_sized_aligned_fn, DELETE_DIRECT, (void)size, lt_hook_free(p))
 #define DELETE_ALIGNED_NOTHROW(name)                                                         \
     SLOW_AND_HOOK(void, name, (void *p, size_t alignment, const void *tag),                  \
-                  (p, alignment, tag), delete_aligned_nothrow_fn, (void)tag, lt_hook_free(p))
+                  (p, alignment, tag), delete_aligned_nothrow_fn, DELETE_DIRECT, (void)tag,   \
+                  lt_hook_free(p))
 
 NEW(_Znwm, false)
 NEW(_Znam, true)

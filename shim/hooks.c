@@ -186,14 +186,6 @@ static inline __attribute__((always_inline)) void record_block(void *p, size_t s
  * either: the shim made no copy of an address it records). When true, record_block follows. */
 static inline bool recording_block(size_t size) { return !lt_sample_skip(size) && recording(); }
 
-/* Sampling mode: the free of a block never recorded (the filter says no recorded block has its
- * address) has nothing to do, unless the mtrace log wants every free. */
-static inline bool free_of_unrecorded(void *p)
-{
-    return lt_sample_unrecorded((uintptr_t)p) &&
-           atomic_load_explicit(&lt_mtrace_log_wanted, memory_order_relaxed) == 0;
-}
-
 /* pre: tracking() was true; leaves the tables. */
 static inline void forget_block(void *p)
 {
@@ -212,24 +204,48 @@ static inline void record_allocated(void *p, size_t alignment, size_t size, unsi
 }
 
 /* ---- the malloc family ----------------------------------------------------------------- */
-void *lt_hook_malloc(size_t size)
+/* malloc, free and calloc: in sampling mode a block not sampled, or the free of one, is a tail
+ * call to the allocator, decided first: the hook itself then has no frame, no saved register,
+ * and reads three words besides the allocator's. The rest, exact mode's path, is a function of
+ * its own, reached by a jump (its frame is the hook's for the unwinder). */
+static __attribute__((noinline)) void *malloc_and_record(size_t size)
 {
     void *p = __libc_malloc(size);
     if (p) record_allocated(p, 0, size, LT_KIND_MALLOC);
     return p;
 }
 
-void lt_hook_free(void *p)
+void *lt_hook_malloc(size_t size)
 {
-    if (p && !free_of_unrecorded(p) && tracking()) forget_block(p);
+    if (lt_sample_skip_at_once(size)) return __libc_malloc(size);
+    return malloc_and_record(size);
+}
+
+static __attribute__((noinline)) void free_and_forget(void *p)
+{
+    if (p && tracking()) forget_block(p);
     __libc_free(p);
 }
 
-void *lt_hook_calloc(size_t n, size_t size)
+void lt_hook_free(void *p)
+{
+    if (lt_sample_free_unrecorded(p)) return __libc_free(p);
+    free_and_forget(p);
+}
+
+static __attribute__((noinline)) void *calloc_and_record(size_t n, size_t size)
 {
     void *p = __libc_calloc(n, size);
     if (p && recording_block(n * size)) record_block(p, n * size, LT_KIND_CALLOC, n * size);
     return p;
+}
+
+void *lt_hook_calloc(size_t n, size_t size)
+{
+    size_t bytes;
+    if (!__builtin_mul_overflow(n, size, &bytes) && lt_sample_skip_at_once(bytes))
+        return __libc_calloc(n, size);
+    return calloc_and_record(n, size);
 }
 
 static void *realloc_as(void *old, size_t size, unsigned kind)

@@ -207,6 +207,7 @@ static void start_preloaded(void)
     }
     lt_modules_refresh(false);
     lt_allocator_check();
+    lt_allocator_allow_direct();
     if (!lt_cfg.is_root && !lt_cfg.follow_children) {
         /* A child that inherited LD_PRELOAD (vfork, posix_spawn, its own envp). */
         lt_env_remove_preload(SHIM_FILE_NAME);

@@ -7,6 +7,7 @@
 #ifndef LEAKTRACE_SAMPLING_H
 #define LEAKTRACE_SAMPLING_H
 
+#include "mtrace_log.h"
 #include "shim.h"
 
 /* The mean distance in bytes between sample points; 0 = exact mode (every block recorded).
@@ -40,6 +41,14 @@ static inline bool lt_sample_unrecorded(uintptr_t addr)
     return LT_UNLIKELY(lt_sample_mean_bytes != 0) &&
            atomic_load_explicit(lt_sample_filter_slot(addr), memory_order_relaxed) == 0;
 }
+/* Sampling mode: the free of a block never recorded has nothing to do, unless the mtrace log
+ * wants every free. */
+static inline bool lt_sample_free_unrecorded(const void *p)
+{
+    return lt_sample_unrecorded((uintptr_t)p) &&
+           atomic_load_explicit(&lt_mtrace_log_wanted, memory_order_relaxed) == 0;
+}
+
 /* The countdown ran out inside a block of `size` bytes: true when it is sampled. */
 bool lt_sample_pick_slow(size_t size);
 
@@ -53,6 +62,19 @@ static inline bool lt_sample_skip(size_t size)
         return true;
     }
     return !lt_sample_pick_slow(size);
+}
+
+/* The malloc hooks' fast path: true, the countdown taken, when a block of `size` bytes is not
+ * sampled and no operator new's note waits (lt_allocation_kind would change the size the
+ * decision is made on). Otherwise (exact mode, a sample point inside the block) the hook goes
+ * its whole way, which decides from the same countdown. */
+static inline bool lt_sample_skip_at_once(size_t size)
+{
+    if (LT_LIKELY(lt_sample_mean_bytes == 0) || lt_new_asked != 0) return false;
+    int64_t left = lt_sample_countdown - (int64_t)(size > INT64_MAX ? INT64_MAX : size);
+    if (LT_UNLIKELY(left <= 0)) return false;
+    lt_sample_countdown = left;
+    return true;
 }
 
 #endif

@@ -689,6 +689,7 @@ static inline const void *lt_libc_address(void)
 }
 void lt_allocator_check(void);       /* notes objects before the shim that define malloc & co */
 const char *lt_foreign_allocator_note(void); /* NULL when every allocation reaches the shim */
+void lt_allocator_allow_direct(void); /* after lt_allocator_check: sampling mode's C++ shortcut */
 /* The addresses of an object's own definitions of `names` (functions or variables), as dlsym
  * on its handle would give them, without dlopen (which makes the loader allocate): the object holding `inside`, or the
  * loaded object with that DT_SONAME. false: no such object; a name it lacks gets NULL. */
