@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sampling.h"
 #include "scan.h"
 #include "shim.h"
 
@@ -208,6 +209,9 @@ static void start_preloaded(void)
     lt_modules_refresh(false);
     lt_allocator_check();
     lt_allocator_allow_direct();
+    /* Sampling mode's scans walk the heap for the blocks not sampled (scan.c), which must
+     * tell the chunks glibc keeps in its thread caches from those in use. */
+    if (lt_sample_mean_bytes) lt_scan_learn_heap_marks();
     if (!lt_cfg.is_root && !lt_cfg.follow_children) {
         /* A child that inherited LD_PRELOAD (vfork, posix_spawn, its own envp). */
         lt_env_remove_preload(SHIM_FILE_NAME);

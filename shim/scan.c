@@ -31,6 +31,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "sampling.h"
 #include "scan.h"
 
 #define MAX_PARKED 8192
@@ -470,6 +471,10 @@ struct scan_state {
     uintptr_t (*dead)[2];         /* dead parts of goroutine stacks, free stacks, sorted: not */
     size_t ndead, dead_cap;       /* roots (lt_go_dead_stack_parts); mapped, or NULL */
     pid_t memory_id;              /* for process_vm_readv: lt_own_memory_id() */
+    /* Arrays replaced during the scan (add_unsampled_chunks), unmapped when it ends: listed in
+     * maps, they must stay mapped while the scan reads it. */
+    struct retired_array { void *p; size_t size; } retired[3];
+    unsigned nretired;
 };
 
 /* pre: text is MAPS_BUF bytes, and stays mapped until the scan ends (it is itself listed). */
@@ -1146,7 +1151,8 @@ static void scan_own_break(const struct lt_block *region, void *ctx)
  * neighbour's PREV_INUSE bit stays set), but it is free, and what it still holds is stale: the
  * addresses of blocks freed or handed out again since. The key is learned by freeing a chunk
  * of our own; 0 while unknown (another allocator, or the tcache turned off). Written once, by
- * lt_scan_learn_heap_marks before the attach session's first scan; read by the scans. */
+ * lt_scan_learn_heap_marks before the attach session's first scan, or at start-up in sampling
+ * mode; read by the scans. */
 static _Atomic uintptr_t tcache_key;
 
 void lt_scan_learn_heap_marks(void)
@@ -1192,20 +1198,22 @@ static bool in_fast_bin(struct scan_state *st, uintptr_t at, uintptr_t size, uin
            read_word(st, next + 8, &next_size) && (next_size & ~(uintptr_t)7) == size;
 }
 
-/* Attach mode: the heap's chunks from `at` on, as roots. The chunks in use that are not known
- * blocks (allocated before the shim came) are roots; free ones are not, nor those parked in a
- * thread's cache or a fast bin: what they still hold points to addresses the allocator has
- * since handed out again. glibc's layout: the chunk size in the second word, bit 0 of the next chunk's size set
- * when this one is in use, the top chunk last, up to `end` (an arena heap's used end); a chunk
- * of 16 bytes, a fence post, ends a heap its arena left for a new one (or, in the main heap,
- * a part before the program moved the break itself). With scan false, only checks the walk:
- * true when it ends exactly at `end` or at a fence post. `*stopped`: where the walk stopped
- * (`end` after the top chunk), the rest not walked. */
-static bool walk_heap_chunks(struct scan_state *st, uintptr_t at, uintptr_t end, bool scan,
-                             uintptr_t *stopped)
+/* A chunk in use that is not a known block: [start, end) of its user bytes. */
+typedef void unknown_chunk_fn(struct scan_state *st, uintptr_t start, uintptr_t end, void *ctx);
+
+/* The heap's chunks from `at` on: calls `fn` (if any) for each chunk in use that is not a known
+ * block (attach mode: allocated before the shim came; sampling mode: not sampled). Free chunks
+ * are left out, and so are those parked in a thread's cache or a fast bin: what they still
+ * hold points to addresses the allocator has since handed out again. glibc's layout: the chunk
+ * size in the second word, bit 0 of the next chunk's size set when this one is in use, the top
+ * chunk last, up to `end` (an arena heap's used end); a chunk of 16 bytes, a fence post, ends a
+ * heap its arena left for a new one (or, in the main heap, a part before the program moved the
+ * break itself). With fn NULL, only checks the walk. True when it ends exactly at `end` or at a
+ * fence post. `*stopped`: where the walk stopped (`end` after the top chunk), the rest not
+ * walked. */
+static bool walk_heap_chunks(struct scan_state *st, uintptr_t at, uintptr_t end, unknown_chunk_fn *fn,
+                             void *ctx, uintptr_t *stopped)
 {
-    static const int definite = 1;
-    void *root = (void *)&definite;
     uintptr_t key = atomic_load_explicit(&tcache_key, memory_order_relaxed);
     uintptr_t size_word, next_word, second, first = at;
     bool complete = false;
@@ -1222,7 +1230,7 @@ static bool walk_heap_chunks(struct scan_state *st, uintptr_t at, uintptr_t end,
             break;
         }
         if (!read_word(st, at + size + 8, &next_word)) break;
-        if (scan && (next_word & 1)) {
+        if (fn && (next_word & 1)) {
             size_t i = first_block_from(st, at + 16);
             bool known = i < st->n && st->b[i].addr == at + 16;
             if (!known && st->nsuper) {
@@ -1230,11 +1238,7 @@ static bool walk_heap_chunks(struct scan_state *st, uintptr_t at, uintptr_t end,
                 known = k < st->nsuper && st->super[k].start == at + 16;
             }
             bool cached = key && read_word(st, at + 24, &second) && second == key;
-            if (!known && !cached && !in_fast_bin(st, at, size, first, end)) {
-                st->root_bytes += size - 8;
-                scan_range(st, at + 16, at + size + 8, mark_word, root);
-                drain_roots(st);
-            }
+            if (!known && !cached && !in_fast_bin(st, at, size, first, end)) fn(st, at + 16, at + size + 8, ctx);
         }
         at += size;
     }
@@ -1242,33 +1246,32 @@ static bool walk_heap_chunks(struct scan_state *st, uintptr_t at, uintptr_t end,
     return complete;
 }
 
+static void scan_chunk_as_root(struct scan_state *st, uintptr_t start, uintptr_t end, void *ctx)
+{
+    (void)ctx;
+    static const int definite = 1;
+    st->root_bytes += end - start;
+    scan_range(st, start, end, mark_word, (void *)&definite);
+    drain_roots(st);
+}
+
 /* Attach mode: glibc's main heap as a root, chunk by chunk (walk_heap_chunks), up to its top
  * chunk; anything unexpected, or a fence post: the rest is scanned whole. */
 static void scan_main_heap(struct scan_state *st, uintptr_t at, uintptr_t end)
 {
-    static const int definite = 1;
-    void *root = (void *)&definite;
-    walk_heap_chunks(st, at, end, true, &at);
-    if (at < end) {
-        st->root_bytes += end - at;
-        scan_range(st, at, end, mark_word, root);
-        drain_roots(st);
-    }
+    walk_heap_chunks(st, at, end, scan_chunk_as_root, NULL, &at);
+    if (at < end) scan_chunk_as_root(st, at, end, NULL);
 }
 
-/* Attach mode: an arena heap (arena_heap_at) as a root, chunk by chunk, as the main heap: the
- * blocks a thread allocated before the shim came live in its arena's heaps, and may be the
- * only ones that point to blocks allocated since. The first chunk follows the heap_info (32
- * or 48 bytes, by glibc's version) and, in an arena's first heap, the arena itself (struct
- * malloc_state, 2,200 bytes, 2,192 before glibc 2.27): the candidate whose walk ends exactly
- * at the heap's used end is the one. None does: the used part is scanned whole. */
-static void scan_arena_heap(struct scan_state *st, uintptr_t h)
+/* Where an arena heap's (arena_heap_at) chunks start: after the heap_info (32 or 48 bytes, by
+ * glibc's version) and, in an arena's first heap, the arena itself (struct malloc_state, 2,200
+ * bytes, 2,192 before glibc 2.27): the candidate whose walk ends exactly at the heap's used end
+ * is the one. 0 when none does. */
+static uintptr_t arena_heap_chunks(struct scan_state *st, uintptr_t h, uintptr_t *end)
 {
-    static const int definite = 1;
-    void *root = (void *)&definite;
     const uintptr_t *info = (const uintptr_t *)h;
-    uintptr_t arena = info[0], end = h + info[2];
-    uintptr_t starts[2];
+    uintptr_t arena = info[0], starts[2], stopped;
+    *end = h + info[2];
     if (arena > h && arena < h + 64) {
         starts[0] = (arena + 2200 + 15) & ~(uintptr_t)15;
         starts[1] = (arena + 2192 + 15) & ~(uintptr_t)15;
@@ -1276,15 +1279,124 @@ static void scan_arena_heap(struct scan_state *st, uintptr_t h)
         starts[0] = h + 48;
         starts[1] = h + 32;
     }
-    uintptr_t stopped;
     for (int c = 0; c < 2; c++)
-        if (walk_heap_chunks(st, starts[c], end, false, &stopped)) {
-            walk_heap_chunks(st, starts[c], end, true, &stopped);
-            return;
+        if (walk_heap_chunks(st, starts[c], *end, NULL, NULL, &stopped)) return starts[c];
+    return 0;
+}
+
+/* Attach mode: an arena heap as a root, chunk by chunk, as the main heap: the blocks a thread
+ * allocated before the shim came live in its arena's heaps, and may be the only ones that
+ * point to blocks allocated since. A walk that fails: the used part is scanned whole. */
+static void scan_arena_heap(struct scan_state *st, uintptr_t h)
+{
+    uintptr_t end, stopped, first = arena_heap_chunks(st, h, &end);
+    if (first) walk_heap_chunks(st, first, end, scan_chunk_as_root, NULL, &stopped);
+    else scan_chunk_as_root(st, h, end, NULL);
+}
+
+/* ---- sampling mode: the blocks not sampled -------------------------------------------------
+ * The scan knows only the sampled blocks, but the program's pointers run through all of them:
+ * a sampled block that only unsampled ones point to would be "definitely lost" (in node, ruby
+ * or gdb, most of the sampled blocks). So glibc's heaps are walked for the chunks in use that
+ * are not known blocks, and these join the scan as blocks without a record (UNSAMPLED): the
+ * marking goes through them as through any block, a sampled block only they reach from a lost
+ * one is indirectly lost, and they are dropped before the results are written. Their extent
+ * is the chunk's, known from its header. Blocks glibc served by mmap (128 KiB on) are not in
+ * the heaps; not sampled, they stay roots, as before. */
+#define UNSAMPLED 0xfe /* kind of a block without a record; no lt_block_kind has it */
+
+struct chunk_list {
+    struct lt_scan_block *out; /* NULL: count only */
+    size_t n, cap;
+};
+
+static void list_chunk(struct scan_state *st, uintptr_t start, uintptr_t end, void *ctx)
+{
+    struct chunk_list *list = ctx;
+    size_t i = first_block_from(st, start);
+    if (i < st->n && st->b[i].addr < end) return; /* holds known blocks: a pool of its own */
+    if (list->out && list->n < list->cap)
+        list->out[list->n] = (struct lt_scan_block){ .addr = start, .size = end - start, .kind = UNSAMPLED };
+    list->n++;
+}
+
+/* The heaps' unknown chunks, in address order (the mappings are). Only walks that end where
+ * the heap ends count: a heap some other allocator shaped (jemalloc's, tcmalloc's) adds none. */
+static void list_unsampled_chunks(struct scan_state *st, struct chunk_list *list)
+{
+    for (size_t mi = 0; mi < st->nmaps; mi++) {
+        const struct mapping *m = &st->maps[mi];
+        if (!m->readable || !m->writable) continue;
+        uintptr_t stopped;
+        if (m->kind == 'h') {
+            if (walk_heap_chunks(st, m->start, m->end, NULL, NULL, &stopped))
+                walk_heap_chunks(st, m->start, m->end, list_chunk, list, &stopped);
+            continue;
         }
-    st->root_bytes += end - h;
-    scan_range(st, h, end, mark_word, root);
-    drain_roots(st);
+        if (m->kind != 'a') continue;
+        struct range heap;
+        for (uintptr_t h = (m->start + ARENA_HEAP_SIZE - 1) & ~(ARENA_HEAP_SIZE - 1);
+             h < m->end && h >= m->start; h += ARENA_HEAP_SIZE) {
+            uintptr_t end, first = arena_heap_at(st, h, m, &heap) ? arena_heap_chunks(st, h, &end) : 0;
+            if (first) walk_heap_chunks(st, first, end, list_chunk, list, &stopped);
+        }
+    }
+}
+
+/* Sampling mode, the world stopped: the unknown chunks join the sorted blocks, in new arrays
+ * (mapped now, after the mappings were read: the scan does not read them). False when there is
+ * no memory for them: the scan goes on with the sampled blocks alone. */
+static bool add_unsampled_chunks(struct scan_state *st)
+{
+    struct chunk_list count = { NULL, 0, 0 };
+    list_unsampled_chunks(st, &count);
+    if (!count.n) return true;
+    struct lt_scan *scan = st->scan;
+    size_t cap = st->n + count.n + 16;
+    size_t blocks_size = cap * sizeof(struct lt_scan_block), cliques_size = cap * sizeof(struct lt_scan_clique);
+    size_t stack_cap = 3 * cap + 16;
+    struct chunk_list list = { lt_map(count.n * sizeof(struct lt_scan_block)), 0, count.n };
+    struct lt_scan_block *blocks = lt_map(blocks_size);
+    struct lt_scan_clique *cliques = lt_map(cliques_size);
+    uint32_t *stack = lt_map(stack_cap * sizeof(uint32_t));
+    if (list.out) list_unsampled_chunks(st, &list);
+    if (!list.out || !blocks || !cliques || !stack || list.n != count.n) {
+        lt_unmap(list.out, count.n * sizeof(struct lt_scan_block));
+        lt_unmap(blocks, blocks_size);
+        lt_unmap(cliques, cliques_size);
+        lt_unmap(stack, stack_cap * sizeof(uint32_t));
+        return false;
+    }
+    size_t i = 0, j = 0, k = 0;
+    while (i < st->n || j < list.n)
+        blocks[k++] = j == list.n || (i < st->n && st->b[i].addr <= list.out[j].addr) ? st->b[i++] : list.out[j++];
+    lt_unmap(list.out, count.n * sizeof(struct lt_scan_block));
+    st->retired[st->nretired++] = (struct retired_array){ scan->blocks, scan->blocks_size };
+    st->retired[st->nretired++] = (struct retired_array){ scan->cliques, scan->cliques_size };
+    st->retired[st->nretired++] = (struct retired_array){ st->stack, st->stack_cap * sizeof(uint32_t) };
+    scan->blocks = st->b = blocks;
+    scan->cliques = cliques;
+    scan->blocks_size = blocks_size;
+    scan->cliques_size = cliques_size;
+    st->stack = stack;
+    st->stack_cap = stack_cap;
+    st->n = k;
+    return true;
+}
+
+/* After the marking: the unknown chunks leave the results (cliques move with their blocks). */
+static void drop_unsampled_chunks(struct scan_state *st)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        if (st->b[i].kind == UNSAMPLED) continue;
+        if (kept != i) {
+            st->b[kept] = st->b[i];
+            st->scan->cliques[kept] = st->scan->cliques[i];
+        }
+        kept++;
+    }
+    st->n = kept;
 }
 
 /* Whether a thread stopped at ip was at a system call instruction (`syscall`, 0f 05): just
@@ -1523,6 +1635,17 @@ static struct sort_pair *sort_by_address(struct sort_pair *p, struct sort_pair *
     return p;
 }
 
+/* [lo, hi): where the blocks lie (mark_word's first test). */
+static void find_bounds(struct scan_state *st)
+{
+    st->lo = st->n ? st->b[0].addr : 0;
+    st->hi = st->lo;
+    for (size_t i = 0; i < st->n; i++) { /* a big block early may end after a later start */
+        uintptr_t e = st->b[i].addr + (st->b[i].size ? st->b[i].size : 1);
+        if (e > st->hi) st->hi = e;
+    }
+}
+
 static uint8_t leak_kind(uint8_t state)
 {
     switch (state) {
@@ -1586,20 +1709,25 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
     fill_blocks_in_place(scan->blocks, upper, st.n);
     st.b = scan->blocks;
     if (st.n > heap_blocks) split_superblocks(&st);
-    st.lo = st.n ? st.b[0].addr : 0;
-    st.hi = st.n ? st.b[st.n - 1].addr + (st.b[st.n - 1].size ? st.b[st.n - 1].size : 1) : 0;
-    for (size_t i = 0; i + 1 < st.n; i++) { /* a big block early may end after a later start */
-        uintptr_t e = st.b[i].addr + (st.b[i].size ? st.b[i].size : 1);
-        if (e > st.hi) st.hi = e;
-    }
-    index_blocks(&st); /* before the shim's mappings are listed: the scan skips the index */
+    find_bounds(&st);
+    /* Sampling mode (launched: attached, the heaps are roots) adds the blocks not sampled once
+     * the world is stopped, and indexes them all then. The index is mapped either before the
+     * mappings are read or after: never listed in them, it is not scanned. */
+    bool with_unsampled = lt_sample_mean_bytes != 0 && !lt_attach_mode();
+    if (!with_unsampled) index_blocks(&st);
 
     stop_world(scan);
     st.nmaps = read_maps(st.maps, MAX_MAPPINGS, maps_text);
+    if (with_unsampled) {
+        add_unsampled_chunks(&st);
+        find_bounds(&st);
+        index_blocks(&st);
+    }
     st.nown = lt_own_mappings(st.own_start, st.own_end, MAX_OWN);
     if (st.dead) st.ndead = lt_go_dead_stack_parts(st.dead, st.dead_cap);
     scan_roots(&st, scanner_sp);
     find_cliques(&st);
+    if (with_unsampled) drop_unsampled_chunks(&st);
     /* At exit the other threads stay parked until the process ends: resumed, they would see
      * their pause(), poll() or sleep interrupted (EINTR) and could run on into exit paths of
      * their own while the program is already exiting. */
@@ -1623,6 +1751,7 @@ unlock:
     if (st.own_start) lt_unmap(st.own_start, 2 * MAX_OWN * sizeof(uintptr_t));
     if (st.super) lt_unmap(st.super, cap * sizeof(struct superblock));
     if (st.dead) lt_unmap(st.dead, st.dead_cap * sizeof *st.dead);
+    for (unsigned r = 0; r < st.nretired; r++) lt_unmap(st.retired[r].p, st.retired[r].size);
     if (err) lt_scan_release(scan);
     pthread_mutex_unlock(&scan_lock);
     /* At exit the control thread stays held too: the final capture follows. */
