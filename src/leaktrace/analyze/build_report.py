@@ -532,8 +532,9 @@ def _notes(capture: Capture, groups: _Groups, table: StackTable) -> list[str]:
             f"probability 1 - exp(-size/{capture.sample_mean_bytes}); bytes and blocks are "
             "estimates (each sampled block divided by that probability), shown with their 95% "
             "interval; leak kinds are the sampled blocks' (the scan follows pointers through "
-            "the blocks of glibc's heap that were not sampled too), and a definitely lost "
-            "record's indirect bytes are not added to it; per-backtrace "
+            "the blocks of glibc's heap that were not sampled too: a block that only lost "
+            "blocks point to is indirectly lost even when they, not sampled, are not shown), "
+            "and a definitely lost record's indirect bytes are not added to it; per-backtrace "
             "allocation totals count sampled allocations only")
     if not capture.header.final:
         notes.append("this capture is a snapshot taken while the program ran, not at its exit")
