@@ -276,7 +276,13 @@ static void *realloc_as(void *old, size_t size, unsigned kind)
     return p;
 }
 
-void *lt_hook_realloc(void *old, size_t size) { return realloc_as(old, size, LT_KIND_REALLOC); }
+/* Sampling mode: a block never recorded that stays unsampled at its new size is the allocator's
+ * business alone (the jump, as in malloc). */
+void *lt_hook_realloc(void *old, size_t size)
+{
+    if (lt_sample_free_unrecorded(old) && lt_sample_skip_at_once(size)) return __libc_realloc(old, size);
+    return realloc_as(old, size, LT_KIND_REALLOC);
+}
 
 void *lt_hook_reallocarray(void *old, size_t n, size_t size)
 {
