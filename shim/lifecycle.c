@@ -209,9 +209,6 @@ static void start_preloaded(void)
     lt_modules_refresh(false);
     lt_allocator_check();
     lt_allocator_allow_direct();
-    /* Sampling mode's scans walk the heap for the blocks not sampled (scan.c), which must
-     * tell the chunks glibc keeps in its thread caches from those in use. */
-    if (lt_sample_mean_bytes) lt_scan_learn_heap_marks();
     if (!lt_cfg.is_root && !lt_cfg.follow_children) {
         /* A child that inherited LD_PRELOAD (vfork, posix_spawn, its own envp). */
         lt_env_remove_preload(SHIM_FILE_NAME);
@@ -226,6 +223,9 @@ static void start_preloaded(void)
     lt_is_child = !lt_cfg.is_root;
     if (lt_is_child) lt_capture_notify_traced(); /* a spawned child's new image */
     lt_fd_table_grow_early();
+    /* Sampling mode's scans walk the heap for the blocks not sampled (scan.c), which must
+     * tell the chunks glibc keeps in its thread caches from those in use. */
+    if (lt_sample_mean_bytes) lt_scan_learn_heap_marks();
     if (!started_before_libc) adopt_environment();
     if (lt_cfg.write_on_signal) lt_signals_install();
     lt_capture_remember_name();
