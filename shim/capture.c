@@ -509,10 +509,11 @@ static void write_counter(struct writer *w, const char *name, uint64_t value)
     w_u64(w, value);
 }
 
-static void write_counters(struct writer *w, unsigned skipped_shards)
+static void write_counters(struct writer *w, unsigned skipped_shards, const struct lt_scan *scan)
 {
+    bool sampled_scan = lt_sample_mean_bytes && scan;
     uint64_t at = section_begin(w, LT_SECTION_COUNTERS);
-    w_u32(w, lt_sample_mean_bytes ? 8 : 7);
+    w_u32(w, 7 + (lt_sample_mean_bytes ? 1 : 0) + (sampled_scan ? 2 : 0));
     w_u32(w, 0);
     write_counter(w, "dropped_blocks", atomic_load(&lt_counters.dropped_blocks));
     write_counter(w, "dropped_stacks", atomic_load(&lt_counters.dropped_stacks));
@@ -522,6 +523,10 @@ static void write_counters(struct writer *w, unsigned skipped_shards)
     write_counter(w, "skipped_shards", skipped_shards);
     write_counter(w, "fatal_signal", (uint64_t)lt_final_signal());
     if (lt_sample_mean_bytes) write_counter(w, "sample_mean_bytes", lt_sample_mean_bytes);
+    if (sampled_scan) {
+        write_counter(w, "scan_unsampled_blocks", scan->unsampled_blocks);
+        write_counter(w, "scan_unsampled_missed", scan->unsampled_missed);
+    }
     section_end(w, at);
 }
 
@@ -711,7 +716,7 @@ static int write_capture(struct lt_capture_request *req)
     }
     write_session(&w, req, sequence);
     if (!from_signal) write_series(&w);
-    write_counters(&w, skipped);
+    write_counters(&w, skipped, scan);
     write_notes(&w, req->note);
     section_end(&w, section_begin(&w, LT_SECTION_END));
     w_flush(&w);

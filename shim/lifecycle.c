@@ -481,15 +481,20 @@ static int claim_final(void)
 }
 
 /* The final scan, even when the program has used its address space up to RLIMIT_AS (the scan
- * needs memory in proportion to the live blocks): the process is ending, so its soft limit
- * may rise to the hard one. Returns NULL, or the note that says why there is no scan. */
+ * needs memory in proportion to the live blocks, in sampling mode to the heap's blocks): the
+ * process is ending, so its soft limit may rise to the hard one. Returns NULL, or the note
+ * that says why there is no scan. */
 static const char *final_scan(struct lt_scan *scan, uintptr_t program_sp)
 {
     int r = lt_scan_run(scan, program_sp, true);
     struct rlimit as;
-    if (r == -ENOMEM && getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur < as.rlim_max) {
+    if ((r == -ENOMEM || (r == 0 && scan->unsampled_missed)) && getrlimit(RLIMIT_AS, &as) == 0 &&
+        as.rlim_cur < as.rlim_max) {
         as.rlim_cur = as.rlim_max;
-        if (setrlimit(RLIMIT_AS, &as) == 0) r = lt_scan_run(scan, program_sp, true);
+        if (setrlimit(RLIMIT_AS, &as) == 0) {
+            if (r == 0) lt_scan_release(scan);
+            r = lt_scan_run(scan, program_sp, true);
+        }
     }
     if (r == 0) return NULL;
     if (r != -ENOMEM) return "no reachability scan at exit: it failed; the blocks have no leak kind";

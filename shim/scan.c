@@ -1361,6 +1361,7 @@ static bool add_unsampled_chunks(struct scan_state *st)
     uint32_t *stack = lt_map(stack_cap * sizeof(uint32_t));
     if (list.out) list_unsampled_chunks(st, &list);
     if (!list.out || !blocks || !cliques || !stack || list.n != count.n) {
+        scan->unsampled_missed = true;
         lt_unmap(list.out, count.n * sizeof(struct lt_scan_block));
         lt_unmap(blocks, blocks_size);
         lt_unmap(cliques, cliques_size);
@@ -1381,6 +1382,7 @@ static bool add_unsampled_chunks(struct scan_state *st)
     st->stack = stack;
     st->stack_cap = stack_cap;
     st->n = k;
+    scan->unsampled_blocks = list.n;
     return true;
 }
 
@@ -1664,6 +1666,8 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
      * capture is written without one, skipping the locked shard, and says so). */
     if (lt_annotations_held_here() || lt_blocks_held_here()) return -EDEADLK;
     uint64_t t0 = lt_now_ns();
+    scan->unsampled_blocks = 0;
+    scan->unsampled_missed = false;
     bool holding_control = lt_control_hold_still();
     pthread_mutex_lock(&scan_lock);
     struct scan_state st = { .scan = scan, .own_thread_pointer = (uintptr_t)__builtin_thread_pointer(),

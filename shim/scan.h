@@ -37,6 +37,10 @@ struct lt_scan {
     size_t count, blocks_size, cliques_size;
     uint64_t duration_ns, bytes_scanned, root_bytes;
     uint32_t threads_stopped, threads_not_stopped;
+    /* Sampling mode: the heap's blocks not sampled that the scan followed, and whether it had
+     * to do without them (no memory for their records: kinds as if only sampled ones existed). */
+    uint64_t unsampled_blocks;
+    bool unsampled_missed;
 };
 
 /* pre: no lock of the shim held by the caller; busy set. scanner_sp: the stack pointer above

@@ -175,3 +175,26 @@ def test_sampled_reallocs_keep_totals_and_find_every_free(build_dir: Path, tmp_p
     assert run.report["counters"].get("unknown_frees", 0) < 10
     # A recorded 16-byte block left in the table by a realloc would leak ~4 KB (1/p) each.
     assert run.report["summary"]["definitely_lost"]["bytes"] - record["bytes"] < 100_000
+
+
+def test_the_sampled_scan_short_of_address_space(build_dir: Path, tmp_path: Path) -> None:
+    """Following 2 M blocks not sampled needs about 190 MB of scan records. A program that capped
+    its address space's soft limit 64 MiB above its use gets them anyway (the process is
+    ending: the limit rises to the hard one, as for the scan itself); with the hard limit
+    capped too, the scan follows sampled blocks only, and the report says so."""
+    exe = compile_program("sampled_graph.c", build_dir, "-O2")
+    line = marker_line("sampled_graph.c", "payload")
+    soft = run_traced(exe, "20000", "cap", work=tmp_path, options=("--sample", "4096"))
+    assert (soft.returncode, soft.stdout) == (0, "20000 rounds\n"), soft.stderr
+    assert soft.report["counters"].get("scan_unsampled_missed", 0) == 0
+    assert soft.report["counters"]["scan_unsampled_blocks"] > 2_000_000
+    kept = [r for r in soft.report["records"] if r["leak_kind"] == "still reachable"
+            and (Path(r["frames"][0]["file"] or "").name, r["frames"][0]["line"])
+            == ("sampled_graph.c", line)]
+    assert abs(sum(r["bytes"] for r in kept) - 20_000_000) < 2_000_000
+
+    hard = run_traced(exe, "20000", "hardcap", work=tmp_path, options=("--sample", "4096"))
+    assert (hard.returncode, hard.stdout) == (0, "20000 rounds\n"), hard.stderr
+    assert hard.report["counters"]["scan_unsampled_missed"] == 1
+    assert any("no memory for the blocks that were not sampled" in n
+               for n in hard.report["notes"]), hard.report["notes"]

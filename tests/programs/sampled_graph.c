@@ -6,10 +6,15 @@
  * - ROUNDS payloads are dropped at once: definitely lost;
  * - 5 payloads are held by nodes then freed (which glibc keeps in the thread's cache, where the
  *   stale pointer stays): definitely lost.
- * usage: sampled_graph ROUNDS */
+ * With "cap": also 2,000,000 small blocks kept on a list, and before main returns the address
+ * space's soft limit is set 64 MiB above what the process uses (too little for the scan to
+ * follow the blocks not sampled); with "hardcap" the hard limit too.
+ * usage: sampled_graph ROUNDS [cap|hardcap] */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #define PAYLOAD 1000
 
@@ -42,6 +47,19 @@ __attribute__((noinline)) static char *dropped_payload(void) { return payload(3)
 
 __attribute__((noinline)) static char *freed_node_payload(void) { return payload(4); }
 
+static void cap_address_space(bool hard)
+{
+    unsigned long pages = 0;
+    FILE *statm = fopen("/proc/self/statm", "r");
+    if (!statm || fscanf(statm, "%lu", &pages) != 1) exit(3);
+    fclose(statm);
+    struct rlimit limit;
+    getrlimit(RLIMIT_AS, &limit);
+    limit.rlim_cur = pages * 4096 + (64ul << 20);
+    if (hard) limit.rlim_max = limit.rlim_cur;
+    if (setrlimit(RLIMIT_AS, &limit) != 0) exit(4);
+}
+
 int main(int argc, char **argv)
 {
     unsigned rounds = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 1000;
@@ -57,6 +75,12 @@ int main(int argc, char **argv)
     sink = lost;
     lost = NULL;
     sink = NULL;
+    bool hard = argc > 2 && strcmp(argv[2], "hardcap") == 0;
+    bool cap = hard || (argc > 2 && strcmp(argv[2], "cap") == 0);
+    static struct node *small;
+    for (unsigned i = 0; cap && i < 2000000; i++) small = push(small, NULL);
     printf("%u rounds\n", rounds);
+    fflush(stdout);
+    if (cap) cap_address_space(hard);
     return 0;
 }

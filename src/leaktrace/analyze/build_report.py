@@ -536,6 +536,10 @@ def _notes(capture: Capture, groups: _Groups, table: StackTable) -> list[str]:
             "blocks point to is indirectly lost even when they, not sampled, are not shown), "
             "and a definitely lost record's indirect bytes are not added to it; per-backtrace "
             "allocation totals count sampled allocations only")
+    if c.get("scan_unsampled_missed"):
+        notes.append("the scan had no memory for the blocks that were not sampled: it followed "
+                     "pointers through sampled blocks only, so a sampled block that only "
+                     "unsampled ones hold shows as lost")
     if not capture.header.final:
         notes.append("this capture is a snapshot taken while the program ran, not at its exit")
     if c.get("dropped_blocks"):
