@@ -511,9 +511,9 @@ static void write_counter(struct writer *w, const char *name, uint64_t value)
 
 static void write_counters(struct writer *w, unsigned skipped_shards, const struct lt_scan *scan)
 {
-    bool sampled_scan = lt_sample_mean_bytes && scan;
+    bool unrecorded = scan && (lt_sample_mean_bytes || lt_attach_mode());
     uint64_t at = section_begin(w, LT_SECTION_COUNTERS);
-    w_u32(w, 7 + (lt_sample_mean_bytes ? 1 : 0) + (sampled_scan ? 2 : 0));
+    w_u32(w, 7 + (lt_sample_mean_bytes ? 1 : 0) + (unrecorded ? 2 : 0));
     w_u32(w, 0);
     write_counter(w, "dropped_blocks", atomic_load(&lt_counters.dropped_blocks));
     write_counter(w, "dropped_stacks", atomic_load(&lt_counters.dropped_stacks));
@@ -523,9 +523,9 @@ static void write_counters(struct writer *w, unsigned skipped_shards, const stru
     write_counter(w, "skipped_shards", skipped_shards);
     write_counter(w, "fatal_signal", (uint64_t)lt_final_signal());
     if (lt_sample_mean_bytes) write_counter(w, "sample_mean_bytes", lt_sample_mean_bytes);
-    if (sampled_scan) {
-        write_counter(w, "scan_unsampled_blocks", scan->unsampled_blocks);
-        write_counter(w, "scan_unsampled_missed", scan->unsampled_missed);
+    if (unrecorded) {
+        write_counter(w, "scan_unrecorded_blocks", scan->unrecorded_blocks);
+        write_counter(w, "scan_unrecorded_missed", scan->unrecorded_missed);
     }
     section_end(w, at);
 }

@@ -488,7 +488,7 @@ static const char *final_scan(struct lt_scan *scan, uintptr_t program_sp)
 {
     int r = lt_scan_run(scan, program_sp, true);
     struct rlimit as;
-    if ((r == -ENOMEM || (r == 0 && scan->unsampled_missed)) && getrlimit(RLIMIT_AS, &as) == 0 &&
+    if ((r == -ENOMEM || (r == 0 && scan->unrecorded_missed)) && getrlimit(RLIMIT_AS, &as) == 0 &&
         as.rlim_cur < as.rlim_max) {
         as.rlim_cur = as.rlim_max;
         if (setrlimit(RLIMIT_AS, &as) == 0) {

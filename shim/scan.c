@@ -471,10 +471,11 @@ struct scan_state {
     uintptr_t (*dead)[2];         /* dead parts of goroutine stacks, free stacks, sorted: not */
     size_t ndead, dead_cap;       /* roots (lt_go_dead_stack_parts); mapped, or NULL */
     pid_t memory_id;              /* for process_vm_readv: lt_own_memory_id() */
-    /* Arrays replaced during the scan (add_unsampled_chunks), unmapped when it ends: listed in
+    /* Arrays replaced during the scan (add_unrecorded_chunks), unmapped when it ends: listed in
      * maps, they must stay mapped while the scan reads it. */
     struct retired_array { void *p; size_t size; } retired[3];
     unsigned nretired;
+    bool unrecorded_added; /* the walked heaps' unknown chunks are blocks: not roots */
 };
 
 /* pre: text is MAPS_BUF bytes, and stays mapped until the scan ends (it is itself listed). */
@@ -1294,16 +1295,19 @@ static void scan_arena_heap(struct scan_state *st, uintptr_t h)
     else scan_chunk_as_root(st, h, end, NULL);
 }
 
-/* ---- sampling mode: the blocks not sampled -------------------------------------------------
- * The scan knows only the sampled blocks, but the program's pointers run through all of them:
- * a sampled block that only unsampled ones point to would be "definitely lost" (in node, ruby
- * or gdb, most of the sampled blocks). So glibc's heaps are walked for the chunks in use that
- * are not known blocks, and these join the scan as blocks without a record (UNSAMPLED): the
- * marking goes through them as through any block, a sampled block only they reach from a lost
- * one is indirectly lost, and they are dropped before the results are written. Their extent
- * is the chunk's, known from its header. Blocks glibc served by mmap (128 KiB on) are not in
- * the heaps; not sampled, they stay roots, as before. */
-#define UNSAMPLED 0xfe /* kind of a block without a record; no lt_block_kind has it */
+/* ---- the blocks without a record -------------------------------------------------------
+ * In sampling mode the scan knows only the sampled blocks, and attached to a running process
+ * only those allocated since, but the program's pointers run through all of them: a known
+ * block that only unknown ones point to would be "definitely lost" (in node, ruby or gdb, most
+ * of the sampled blocks), or, with the unknown ones taken as roots, "still reachable" even when
+ * they are lost themselves (a leaked structure whose few sampled members hide among the
+ * rest). So glibc's heaps are walked for the chunks in use that are not known blocks, and
+ * these join the scan as blocks without a record (UNRECORDED): the marking goes through them
+ * as through any block, a known block only they reach from a lost one is indirectly lost, and
+ * they are dropped before the results are written. Their extent is the chunk's, known from its
+ * header. Blocks glibc served by mmap (128 KiB on) are not in the heaps: those stay roots, and
+ * so does a heap whose walk fails (attach mode; launched, such a heap adds nothing). */
+#define UNRECORDED 0xfe /* kind of a block without a record; no lt_block_kind has it */
 
 struct chunk_list {
     struct lt_scan_block *out; /* NULL: count only */
@@ -1316,13 +1320,13 @@ static void list_chunk(struct scan_state *st, uintptr_t start, uintptr_t end, vo
     size_t i = first_block_from(st, start);
     if (i < st->n && st->b[i].addr < end) return; /* holds known blocks: a pool of its own */
     if (list->out && list->n < list->cap)
-        list->out[list->n] = (struct lt_scan_block){ .addr = start, .size = end - start, .kind = UNSAMPLED };
+        list->out[list->n] = (struct lt_scan_block){ .addr = start, .size = end - start, .kind = UNRECORDED };
     list->n++;
 }
 
 /* The heaps' unknown chunks, in address order (the mappings are). Only walks that end where
  * the heap ends count: a heap some other allocator shaped (jemalloc's, tcmalloc's) adds none. */
-static void list_unsampled_chunks(struct scan_state *st, struct chunk_list *list)
+static void list_unrecorded_chunks(struct scan_state *st, struct chunk_list *list)
 {
     for (size_t mi = 0; mi < st->nmaps; mi++) {
         const struct mapping *m = &st->maps[mi];
@@ -1343,13 +1347,13 @@ static void list_unsampled_chunks(struct scan_state *st, struct chunk_list *list
     }
 }
 
-/* Sampling mode, the world stopped: the unknown chunks join the sorted blocks, in new arrays
- * (mapped now, after the mappings were read: the scan does not read them). False when there is
- * no memory for them: the scan goes on with the sampled blocks alone. */
-static bool add_unsampled_chunks(struct scan_state *st)
+/* The world stopped: the unknown chunks join the sorted blocks, in new arrays (mapped now,
+ * after the mappings were read: the scan does not read them). False when there is no memory
+ * for them: the scan goes on with the known blocks alone. */
+static bool add_unrecorded_chunks(struct scan_state *st)
 {
     struct chunk_list count = { NULL, 0, 0 };
-    list_unsampled_chunks(st, &count);
+    list_unrecorded_chunks(st, &count);
     if (!count.n) return true;
     struct lt_scan *scan = st->scan;
     size_t cap = st->n + count.n + 16;
@@ -1359,9 +1363,9 @@ static bool add_unsampled_chunks(struct scan_state *st)
     struct lt_scan_block *blocks = lt_map(blocks_size);
     struct lt_scan_clique *cliques = lt_map(cliques_size);
     uint32_t *stack = lt_map(stack_cap * sizeof(uint32_t));
-    if (list.out) list_unsampled_chunks(st, &list);
+    if (list.out) list_unrecorded_chunks(st, &list);
     if (!list.out || !blocks || !cliques || !stack || list.n != count.n) {
-        scan->unsampled_missed = true;
+        scan->unrecorded_missed = true;
         lt_unmap(list.out, count.n * sizeof(struct lt_scan_block));
         lt_unmap(blocks, blocks_size);
         lt_unmap(cliques, cliques_size);
@@ -1382,16 +1386,16 @@ static bool add_unsampled_chunks(struct scan_state *st)
     st->stack = stack;
     st->stack_cap = stack_cap;
     st->n = k;
-    scan->unsampled_blocks = list.n;
+    scan->unrecorded_blocks = list.n;
     return true;
 }
 
 /* After the marking: the unknown chunks leave the results (cliques move with their blocks). */
-static void drop_unsampled_chunks(struct scan_state *st)
+static void drop_unrecorded_chunks(struct scan_state *st)
 {
     size_t kept = 0;
     for (size_t i = 0; i < st->n; i++) {
-        if (st->b[i].kind == UNSAMPLED) continue;
+        if (st->b[i].kind == UNRECORDED) continue;
         if (kept != i) {
             st->b[kept] = st->b[i];
             st->scan->cliques[kept] = st->scan->cliques[i];
@@ -1453,13 +1457,16 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
     for (int i = 0; i < nextra && i < MAX_EXTRA_ROOTS; i++) mark_word(st, extra_roots[i], root);
     drain_roots(st);
     /* Attached to a running process, the main heap and the arenas' heaps hold blocks
-     * allocated before the shim came, which it does not know: they may point to its blocks,
-     * so they are roots too. */
+     * allocated before the shim came, which it does not know: they may point to its blocks.
+     * A heap whose walk listed them as blocks without a record (add_unrecorded_chunks) is
+     * marked through; one whose walk fails is a root instead. */
     bool heap_is_root = lt_attach_mode();
     for (size_t mi = 0; mi < st->nmaps; mi++) {
         const struct mapping *m = &st->maps[mi];
         if (heap_is_root && m->kind == 'h' && m->readable && m->writable) {
-            scan_main_heap(st, m->start, m->end);
+            uintptr_t stopped;
+            if (!st->unrecorded_added || !walk_heap_chunks(st, m->start, m->end, NULL, NULL, &stopped))
+                scan_main_heap(st, m->start, m->end);
             continue;
         }
         if (m->kind == 'h' && m->readable && m->writable) { /* regions' lock: held by lt_scan */
@@ -1499,7 +1506,9 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
                  h < m->end && h >= m->start && ncuts < MAX_CUTS; h += ARENA_HEAP_SIZE)
                 if (arena_heap_at(st, h, m, &cuts[ncuts])) {
                     ncuts++;
-                    if (heap_is_root) scan_arena_heap(st, h);
+                    uintptr_t end;
+                    if (heap_is_root && (!st->unrecorded_added || !arena_heap_chunks(st, h, &end)))
+                        scan_arena_heap(st, h);
                 }
             if (!is_stack && all_stopped && ncuts < MAX_CUTS && dead_stack_in(st, m, stopped, cuts, ncuts, &cuts[ncuts]))
                 ncuts++;
@@ -1666,8 +1675,8 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
      * capture is written without one, skipping the locked shard, and says so). */
     if (lt_annotations_held_here() || lt_blocks_held_here()) return -EDEADLK;
     uint64_t t0 = lt_now_ns();
-    scan->unsampled_blocks = 0;
-    scan->unsampled_missed = false;
+    scan->unrecorded_blocks = 0;
+    scan->unrecorded_missed = false;
     bool holding_control = lt_control_hold_still();
     pthread_mutex_lock(&scan_lock);
     struct scan_state st = { .scan = scan, .own_thread_pointer = (uintptr_t)__builtin_thread_pointer(),
@@ -1714,16 +1723,16 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
     st.b = scan->blocks;
     if (st.n > heap_blocks) split_superblocks(&st);
     find_bounds(&st);
-    /* Sampling mode (launched: attached, the heaps are roots) adds the blocks not sampled once
-     * the world is stopped, and indexes them all then. The index is mapped either before the
-     * mappings are read or after: never listed in them, it is not scanned. */
-    bool with_unsampled = lt_sample_mean_bytes != 0 && !lt_attach_mode();
-    if (!with_unsampled) index_blocks(&st);
+    /* Sampling mode and attach mode add the blocks without a record once the world is
+     * stopped, and index them all then. The index is mapped either before the mappings are
+     * read or after: never listed in them, it is not scanned. */
+    bool with_unrecorded = lt_sample_mean_bytes != 0 || lt_attach_mode();
+    if (!with_unrecorded) index_blocks(&st);
 
     stop_world(scan);
     st.nmaps = read_maps(st.maps, MAX_MAPPINGS, maps_text);
-    if (with_unsampled) {
-        add_unsampled_chunks(&st);
+    if (with_unrecorded) {
+        st.unrecorded_added = add_unrecorded_chunks(&st);
         find_bounds(&st);
         index_blocks(&st);
     }
@@ -1731,7 +1740,7 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
     if (st.dead) st.ndead = lt_go_dead_stack_parts(st.dead, st.dead_cap);
     scan_roots(&st, scanner_sp);
     find_cliques(&st);
-    if (with_unsampled) drop_unsampled_chunks(&st);
+    if (with_unrecorded) drop_unrecorded_chunks(&st);
     /* At exit the other threads stay parked until the process ends: resumed, they would see
      * their pause(), poll() or sleep interrupted (EINTR) and could run on into exit paths of
      * their own while the program is already exiting. */

@@ -37,10 +37,11 @@ struct lt_scan {
     size_t count, blocks_size, cliques_size;
     uint64_t duration_ns, bytes_scanned, root_bytes;
     uint32_t threads_stopped, threads_not_stopped;
-    /* Sampling mode: the heap's blocks not sampled that the scan followed, and whether it had
-     * to do without them (no memory for their records: kinds as if only sampled ones existed). */
-    uint64_t unsampled_blocks;
-    bool unsampled_missed;
+    /* Sampling and attach mode: the heap's blocks without a record (not sampled, or allocated
+     * before the attach) that the scan followed, and whether it had to do without them (no
+     * memory for their scan records: in attach mode the heaps are then roots). */
+    uint64_t unrecorded_blocks;
+    bool unrecorded_missed;
 };
 
 /* pre: no lock of the shim held by the caller; busy set. scanner_sp: the stack pointer above

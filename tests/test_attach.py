@@ -669,7 +669,7 @@ def _glibc_version() -> tuple[int, ...]:
 
 @pytest.mark.skipif(_glibc_version() < (2, 32), reason="fast bins are safe-linked from glibc 2.32")
 def test_chunks_freed_to_a_fast_bin_are_not_roots(tmp_path: Path) -> None:
-    """Attached, the heap's chunks the shim does not know are roots (blocks from before the
+    """Attached, the heap's chunks the shim does not know are followed (blocks from before the
     attach), but not free ones. A chunk freed to a fast bin, once its thread's cache for that
     size is full, looks in use to a walk of the heap and keeps its old words: the payloads of
     the list nodes that went there (14 of 20) stayed still reachable. They are told by their
@@ -692,6 +692,70 @@ def test_chunks_freed_to_a_fast_bin_are_not_roots(tmp_path: Path) -> None:
             if record["bytes"] == 200 * record["blocks"]:
                 kinds[record["leak_kind"]] = kinds.get(record["leak_kind"], 0) + record["blocks"]
         assert kinds == {"definitely lost": 20}
+        run.interrupt(signal.SIGTERM)
+        assert run.finish() == 0, run.error_text
+    finally:
+        target.kill()
+        target.wait()
+
+
+HELD_BEFORE_ATTACH_PROGRAM = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+static void **volatile kept_holder, **volatile dropped_holder, *scratch[10];
+__attribute__((noinline)) static void **holder(void) { return calloc(10, sizeof(void *)); }
+__attribute__((noinline)) static void fill(void **h)
+{
+    for (int i = 0; i < 10; i++) h[i] = memset(malloc(300), 1, 300);
+}
+int main(void)
+{
+    kept_holder = holder();
+    dropped_holder = holder();
+    puts("ready");
+    fflush(stdout);
+    char line[16];
+    while (fgets(line, sizeof line, stdin)) {
+        fill(kept_holder);
+        fill(dropped_holder);
+        dropped_holder = NULL;
+        fill(scratch); /* no copy of the dropped payloads' addresses left in a register */
+        for (int i = 0; i < 10; i++) free(scratch[i]);
+        puts("done");
+        fflush(stdout);
+    }
+    return 0;
+}
+"""
+
+
+def test_blocks_held_by_blocks_from_before_the_attach_get_their_kinds(tmp_path: Path) -> None:
+    """Attached, the heap's chunks from before the attach are unknown. Taken as roots, the
+    blocks only they hold were still reachable even when those chunks were lost themselves.
+    Walked as blocks without a record, the payloads of the holder the program still has are
+    still reachable, and those of the holder it dropped indirectly lost, as valgrind says of a
+    launched run."""
+    exe = compile_source(tmp_path, "held_before.c", HELD_BEFORE_ATTACH_PROGRAM, "-O0")
+    target = _started_reading_stdin(exe)
+    try:
+        assert target.stdin is not None and target.stdout is not None
+        env = attach_env(tmp_path / "ctl")
+        run = AttachRun(target.pid, "--duration", "600", env=env, cwd=tmp_path)
+        run.wait_attached()
+        target.stdin.write("go\n")
+        target.stdin.flush()
+        assert target.stdout.readline() == "done\n"
+        scanned = leaktrace("scan", str(target.pid), "--format", "json", "--show", "all",
+                            env=env, cwd=tmp_path)
+        assert scanned.returncode == 0, scanned.stderr
+        report = json.loads(scanned.stdout)
+        kinds: dict[str, int] = {}
+        for record in report["records"]:
+            if record["bytes"] == 300 * record["blocks"]:
+                kinds[record["leak_kind"]] = kinds.get(record["leak_kind"], 0) + record["blocks"]
+        assert kinds == {"still reachable": 10, "indirectly lost": 10}, kinds
+        assert report["counters"]["scan_unrecorded_blocks"] >= 2
         run.interrupt(signal.SIGTERM)
         assert run.finish() == 0, run.error_text
     finally:

@@ -186,8 +186,8 @@ def test_the_sampled_scan_short_of_address_space(build_dir: Path, tmp_path: Path
     line = marker_line("sampled_graph.c", "payload")
     soft = run_traced(exe, "20000", "cap", work=tmp_path, options=("--sample", "4096"))
     assert (soft.returncode, soft.stdout) == (0, "20000 rounds\n"), soft.stderr
-    assert soft.report["counters"].get("scan_unsampled_missed", 0) == 0
-    assert soft.report["counters"]["scan_unsampled_blocks"] > 2_000_000
+    assert soft.report["counters"].get("scan_unrecorded_missed", 0) == 0
+    assert soft.report["counters"]["scan_unrecorded_blocks"] > 2_000_000
     kept = [r for r in soft.report["records"] if r["leak_kind"] == "still reachable"
             and (Path(r["frames"][0]["file"] or "").name, r["frames"][0]["line"])
             == ("sampled_graph.c", line)]
@@ -195,6 +195,6 @@ def test_the_sampled_scan_short_of_address_space(build_dir: Path, tmp_path: Path
 
     hard = run_traced(exe, "20000", "hardcap", work=tmp_path, options=("--sample", "4096"))
     assert (hard.returncode, hard.stdout) == (0, "20000 rounds\n"), hard.stderr
-    assert hard.report["counters"]["scan_unsampled_missed"] == 1
-    assert any("no memory for the blocks that were not sampled" in n
+    assert hard.report["counters"]["scan_unrecorded_missed"] == 1
+    assert any("no memory for the heap's blocks without a record" in n
                for n in hard.report["notes"]), hard.report["notes"]

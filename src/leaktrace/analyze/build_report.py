@@ -536,10 +536,11 @@ def _notes(capture: Capture, groups: _Groups, table: StackTable) -> list[str]:
             "blocks point to is indirectly lost even when they, not sampled, are not shown), "
             "and a definitely lost record's indirect bytes are not added to it; per-backtrace "
             "allocation totals count sampled allocations only")
-    if c.get("scan_unsampled_missed"):
-        notes.append("the scan had no memory for the blocks that were not sampled: it followed "
-                     "pointers through sampled blocks only, so a sampled block that only "
-                     "unsampled ones hold shows as lost")
+    if c.get("scan_unrecorded_missed"):
+        notes.append("the scan had no memory for the heap's blocks without a record (not "
+                     "sampled, or allocated before the attach): in sampling mode a sampled block "
+                     "that only such blocks hold shows as lost; attached, the heaps were taken "
+                     "as roots, so a block that only lost ones hold shows as reachable")
     if not capture.header.final:
         notes.append("this capture is a snapshot taken while the program ran, not at its exit")
     if c.get("dropped_blocks"):
