@@ -18,6 +18,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from attach_harness import AttachRun, Load, Server, attach_env
@@ -667,14 +668,9 @@ def _glibc_version() -> tuple[int, ...]:
     return tuple(int(part) for part in name.split()[-1].split(".")[:2])
 
 
-@pytest.mark.skipif(_glibc_version() < (2, 32), reason="fast bins are safe-linked from glibc 2.32")
-def test_chunks_freed_to_a_fast_bin_are_not_roots(tmp_path: Path) -> None:
-    """Attached, the heap's chunks the shim does not know are followed (blocks from before the
-    attach), but not free ones. A chunk freed to a fast bin, once its thread's cache for that
-    size is full, looks in use to a walk of the heap and keeps its old words: the payloads of
-    the list nodes that went there (14 of 20) stayed still reachable. They are told by their
-    first word, the next chunk of the bin mangled with its own address (safe-linking)."""
-    exe = compile_source(tmp_path, "fast_bin.c", FAST_BIN_PROGRAM, "-O0")
+def _scan_after_one_round(exe: Path, tmp_path: Path) -> dict[str, Any]:
+    """Attaches to `exe` (waiting on stdin), has it run one round ("go"), and returns the JSON
+    report of a scan made then; detaches."""
     target = _started_reading_stdin(exe)
     try:
         assert target.stdin is not None and target.stdout is not None
@@ -687,16 +683,32 @@ def test_chunks_freed_to_a_fast_bin_are_not_roots(tmp_path: Path) -> None:
         scanned = leaktrace("scan", str(target.pid), "--format", "json", "--show", "all",
                             env=env, cwd=tmp_path)
         assert scanned.returncode == 0, scanned.stderr
-        kinds: dict[str, int] = {}
-        for record in json.loads(scanned.stdout)["records"]:
-            if record["bytes"] == 200 * record["blocks"]:
-                kinds[record["leak_kind"]] = kinds.get(record["leak_kind"], 0) + record["blocks"]
-        assert kinds == {"definitely lost": 20}
         run.interrupt(signal.SIGTERM)
         assert run.finish() == 0, run.error_text
+        report: dict[str, Any] = json.loads(scanned.stdout)
+        return report
     finally:
         target.kill()
         target.wait()
+
+
+def _blocks_by_kind(report: dict[str, Any], size: int) -> dict[str, int]:
+    kinds: dict[str, int] = {}
+    for record in report["records"]:
+        if record["bytes"] == size * record["blocks"]:
+            kinds[record["leak_kind"]] = kinds.get(record["leak_kind"], 0) + record["blocks"]
+    return kinds
+
+
+@pytest.mark.skipif(_glibc_version() < (2, 32), reason="fast bins are safe-linked from glibc 2.32")
+def test_chunks_freed_to_a_fast_bin_are_not_roots(tmp_path: Path) -> None:
+    """Attached, the heap's chunks the shim does not know are followed (blocks from before the
+    attach), but not free ones. A chunk freed to a fast bin, once its thread's cache for that
+    size is full, looks in use to a walk of the heap and keeps its old words: the payloads of
+    the list nodes that went there (14 of 20) stayed still reachable. They are told by their
+    first word, the next chunk of the bin mangled with its own address (safe-linking)."""
+    exe = compile_source(tmp_path, "fast_bin.c", FAST_BIN_PROGRAM, "-O0")
+    assert _blocks_by_kind(_scan_after_one_round(exe, tmp_path), 200) == {"definitely lost": 20}
 
 
 HELD_BEFORE_ATTACH_PROGRAM = r"""
@@ -737,30 +749,10 @@ def test_blocks_held_by_blocks_from_before_the_attach_get_their_kinds(tmp_path: 
     still reachable, and those of the holder it dropped indirectly lost, as valgrind says of a
     launched run."""
     exe = compile_source(tmp_path, "held_before.c", HELD_BEFORE_ATTACH_PROGRAM, "-O0")
-    target = _started_reading_stdin(exe)
-    try:
-        assert target.stdin is not None and target.stdout is not None
-        env = attach_env(tmp_path / "ctl")
-        run = AttachRun(target.pid, "--duration", "600", env=env, cwd=tmp_path)
-        run.wait_attached()
-        target.stdin.write("go\n")
-        target.stdin.flush()
-        assert target.stdout.readline() == "done\n"
-        scanned = leaktrace("scan", str(target.pid), "--format", "json", "--show", "all",
-                            env=env, cwd=tmp_path)
-        assert scanned.returncode == 0, scanned.stderr
-        report = json.loads(scanned.stdout)
-        kinds: dict[str, int] = {}
-        for record in report["records"]:
-            if record["bytes"] == 300 * record["blocks"]:
-                kinds[record["leak_kind"]] = kinds.get(record["leak_kind"], 0) + record["blocks"]
-        assert kinds == {"still reachable": 10, "indirectly lost": 10}, kinds
-        assert report["counters"]["scan_unrecorded_blocks"] >= 2
-        run.interrupt(signal.SIGTERM)
-        assert run.finish() == 0, run.error_text
-    finally:
-        target.kill()
-        target.wait()
+    report = _scan_after_one_round(exe, tmp_path)
+    kinds = _blocks_by_kind(report, 300)
+    assert kinds == {"still reachable": 10, "indirectly lost": 10}, kinds
+    assert report["counters"]["scan_unrecorded_blocks"] >= 2
 
 
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
