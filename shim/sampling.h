@@ -52,16 +52,20 @@ static inline bool lt_sample_free_unrecorded(const void *p)
 /* The countdown ran out inside a block of `size` bytes: true when it is sampled. */
 bool lt_sample_pick_slow(size_t size);
 
+/* Takes `size` bytes from the countdown when no sample point falls inside them (true). */
+static inline bool lt_sample_countdown_take(size_t size)
+{
+    int64_t left = lt_sample_countdown - (int64_t)(size > INT64_MAX ? INT64_MAX : size);
+    if (LT_UNLIKELY(left <= 0)) return false;
+    lt_sample_countdown = left;
+    return true;
+}
+
 /* True when the block is not sampled and must not be recorded. */
 static inline bool lt_sample_skip(size_t size)
 {
     if (LT_LIKELY(lt_sample_mean_bytes == 0)) return false;
-    int64_t left = lt_sample_countdown - (int64_t)(size > INT64_MAX ? INT64_MAX : size);
-    if (LT_LIKELY(left > 0)) {
-        lt_sample_countdown = left;
-        return true;
-    }
-    return !lt_sample_pick_slow(size);
+    return lt_sample_countdown_take(size) || !lt_sample_pick_slow(size);
 }
 
 /* The malloc hooks' fast path: true, the countdown taken, when a block of `size` bytes is not
@@ -71,10 +75,7 @@ static inline bool lt_sample_skip(size_t size)
 static inline bool lt_sample_skip_at_once(size_t size)
 {
     if (LT_LIKELY(lt_sample_mean_bytes == 0) || lt_new_asked != 0) return false;
-    int64_t left = lt_sample_countdown - (int64_t)(size > INT64_MAX ? INT64_MAX : size);
-    if (LT_UNLIKELY(left <= 0)) return false;
-    lt_sample_countdown = left;
-    return true;
+    return lt_sample_countdown_take(size);
 }
 
 #endif

@@ -1332,9 +1332,9 @@ static void list_unrecorded_chunks(struct scan_state *st, struct chunk_list *lis
         const struct mapping *m = &st->maps[mi];
         if (!m->readable || !m->writable) continue;
         uintptr_t stopped;
-        if (m->kind == 'h') {
-            if (walk_heap_chunks(st, m->start, m->end, NULL, NULL, &stopped))
-                walk_heap_chunks(st, m->start, m->end, list_chunk, list, &stopped);
+        if (m->kind == 'h') { /* listed as walked; a walk that does not end right takes none */
+            size_t before = list->n;
+            if (!walk_heap_chunks(st, m->start, m->end, list_chunk, list, &stopped)) list->n = before;
             continue;
         }
         if (m->kind != 'a') continue;
