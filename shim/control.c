@@ -406,6 +406,7 @@ static void *control_main(void *arg)
     atomic_store(&control_starting, false);
     syscall(SYS_futex, &control_tid, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
     uint64_t next_snapshot = lt_now_ns() + (uint64_t)atomic_load(&interval_ms) * 1000000u;
+    bool others_outlived_main = false; /* seen running after the main thread had left */
     for (;;) {
         pthread_mutex_lock(&work_lock);
         uint64_t now = lt_now_ns();
@@ -426,10 +427,20 @@ static void *control_main(void *arg)
         if (fd < 0 && lost_at_ns && wait_ms > REOPEN_AFTER_MS) wait_ms = REOPEN_AFTER_MS;
         int wake = atomic_load(&wake_fd);
         if (wake < 0 && wait_ms > 250) wait_ms = 250; /* nothing can wake it: notice an end soon */
+        /* The process ends with its last thread, which may leave by the exit system call where
+         * no hook sees it (lifecycle.c, lt_end_after_program_threads). While the main thread
+         * runs, none is the last: a look every 200 ms, one read of /proc; once it has left,
+         * whether any is left, every 50 ms (one directory read). */
+        bool main_left = lt_thread_has_left(getpid());
+        if (wait_ms > (main_left ? 50 : 200)) wait_ms = main_left ? 50 : 200;
         /* The socket first, so that it may be left out (fd -1 is ignored by poll anyway). */
         struct pollfd pfd[2] = { { fd, POLLIN, 0 }, { wake, POLLIN, 0 } };
         pthread_mutex_unlock(&work_lock);
         if (atomic_load(&exit_requested)) break;
+        if (main_left) {
+            if (lt_program_threads_gone()) lt_end_after_program_threads(others_outlived_main);
+            others_outlived_main = true;
+        }
         if (lt_sys_poll(pfd, 2, wait_ms) > 0) {
             pthread_mutex_lock(&work_lock);
             if (pfd[0].revents & (POLLNVAL | POLLERR)) lose_socket(); /* closed under us */
@@ -579,6 +590,7 @@ void lt_control_join_previous(void)
  * of a user namespace): the control thread ends, and none starts until lt_control_resume. */
 void lt_control_pause(void)
 {
+    if ((pid_t)syscall(SYS_gettid) == atomic_load(&control_tid)) return; /* cannot join itself */
     atomic_store(&started, true); /* no allocation meanwhile (a signal handler's) starts one */
     pthread_mutex_lock(&join_lock);
     end_thread_locked();

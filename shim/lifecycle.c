@@ -701,6 +701,52 @@ __attribute__((destructor)) static void leaktrace_destructor(void)
 
 void lt_final_at_exit(void) { write_final_at_exit(false); }
 
+/* The exit system call made by the program itself, past glibc (syscall(SYS_exit), or inline:
+ * hand-written assembly, some runtimes' threads). glibc does not count that thread out, and
+ * after the program's last thread the process would live on with the control thread, never
+ * ending. Natively it ends with that last thread, with that thread's status. */
+
+/* From a program thread about to make the call through syscall() (sandbox.c): true when it is
+ * the program's last thread; the capture is then written, as _exit's, and the caller makes
+ * exit_group instead (the same end and status, the control thread included). */
+/* The status of the latest such call by a thread other than the main one (-1: none). */
+static _Atomic int last_exit_call_status = -1;
+
+bool lt_before_thread_exit_call(int status)
+{
+    int state = atomic_load(&lt_state);
+    if (state < LT_STATE_TRACKING || state == LT_STATE_FINAL || getpid() != atomic_load(&lt_owner_pid))
+        return false;
+    if ((pid_t)syscall(SYS_gettid) != getpid()) atomic_store(&last_exit_call_status, status & 0xff);
+    if (other_program_threads() != 0) return false; /* the others go on */
+    write_final_at_exit(false);
+    return true;
+}
+
+/* From the control thread (control.c): whether no thread of the program is left, the main
+ * thread having left. */
+bool lt_program_threads_gone(void)
+{
+    /* More listed than the main thread (a zombie) and the control thread: one runs, or is
+     * leaving. One directory read, not a file per thread (a server whose main thread called
+     * pthread_exit keeps its workers for hours). */
+    int listed = lt_for_each_thread(NULL, NULL);
+    if (listed < 0 || listed > 2) return false;
+    return other_program_threads() == 0;
+}
+
+/* The same thread, next: the last left where no hook saw it. The capture is written as _exit's
+ * (no thread's stack is live), and the process ends. Its status is the last thread's, which the
+ * kernel does not keep, but for the main thread (/proc): used unless other threads were seen
+ * to outlive it; then that of the latest exit call made through syscall() by another thread,
+ * else 0 (what a thread that returns from its start routine leaves with). */
+_Noreturn void lt_end_after_program_threads(bool others_outlived_main)
+{
+    if (claim_final() >= 0) write_final(LT_REASON_EXIT, 0, true, false, false);
+    int status = others_outlived_main ? atomic_load(&last_exit_call_status) : lt_main_thread_exit_status();
+    for (;;) lt_raw_syscall(SYS_exit_group, status < 0 ? 0 : status, 0, 0, 0, 0, 0);
+}
+
 /* The same, from a thread whose live stack begins at program_sp (go_exit.c). */
 void lt_final_at_exit_from(uintptr_t program_sp)
 {

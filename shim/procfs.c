@@ -174,6 +174,22 @@ bool lt_thread_has_left(pid_t tid)
     return flags & PF_EXITING;
 }
 
+/* Field 52 of the main thread's stat, its exit status as wait() gives it. */
+int lt_main_thread_exit_status(void)
+{
+    char path[64], stat[1024];
+    task_file(path, getpid(), "/stat"); /* not /proc/self/stat: read as the caller's own */
+    size_t len = lt_read_file(path, stat, sizeof stat - 1);
+    if (len == 0) return -1;
+    stat[len] = 0;
+    const char *at = strrchr(stat, ')'); /* field 2 ends there; field 3 follows */
+    for (int field = 2; field < 52 && at; field++) at = strchr(at + 1, ' ');
+    if (!at || at[1] < '0' || at[1] > '9') return -1;
+    unsigned status = 0;
+    for (at++; *at >= '0' && *at <= '9'; at++) status = status * 10 + (unsigned)(*at - '0');
+    return (int)((status >> 8) & 0xff);
+}
+
 uintptr_t lt_parse_hex(const char **p)
 {
     if ((*p)[0] == '0' && (*p)[1] == 'x') *p += 2;

@@ -9,7 +9,10 @@
  * seccomp_load). The shim itself calls syscall() and prctl() too, which bind to these
  * definitions: so they make the system call themselves, as libc's do, and never look up the
  * next definition (dlsym allocates, and may run while the shim starts). x86-64 only, as the
- * shim is. */
+ * shim is.
+ *
+ * syscall() is also how a program may end past glibc: SYS_exit_group, and SYS_exit from its
+ * last thread, get the final capture first (lifecycle.c, lt_before_thread_exit_call). */
 #include <errno.h>
 #include <linux/seccomp.h>
 #include <stdarg.h>
@@ -49,6 +52,10 @@ long lt_hook_syscall(long number, ...)
     va_end(ap);
     if (LT_UNLIKELY(number == SYS_seccomp) && may_install(a[0], (unsigned long)a[1], (const void *)a[2]))
         lt_before_sandbox();
+    else if (LT_UNLIKELY(number == SYS_exit_group)) /* as _exit (the shim's own calls: past it) */
+        lt_final_at_exit();
+    else if (LT_UNLIKELY(number == SYS_exit) && lt_before_thread_exit_call((int)a[0]))
+        number = SYS_exit_group; /* the program's last thread: the control thread ends too */
     return as_libc_returns(lt_raw_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]));
 }
 

@@ -140,6 +140,7 @@ int lt_for_each_thread(void (*fn)(pid_t tid, void *ctx), void *ctx);
  * leaving, and glibc blocks every signal in a thread's last steps: such a thread is listed a
  * moment longer but never handles a signal again. */
 bool lt_thread_has_left(pid_t tid);
+int lt_main_thread_exit_status(void); /* the main thread's, once it left; -1: not known */
 /* What /proc says of another thread. blocks_signal: `sig` cannot reach a handler of the
  * thread now: its mask blocks it, or it waits in sigwait/sigtimedwait for a set that holds
  * it (sending it then would hand the program a signal it never sent itself, as a signalfd
@@ -558,6 +559,9 @@ void lt_set_collecting(bool on);     /* COLLECTING <-> TRACKING */
 void lt_new_baseline(void);
 void lt_final_at_exit(void);         /* the final capture of _exit(), quick_exit(), Go's exit */
 void lt_final_at_exit_from(uintptr_t program_sp); /* the same, the live stack given */
+bool lt_before_thread_exit_call(int status); /* a program thread calls SYS_exit: the last? */
+bool lt_program_threads_gone(void);          /* control thread: the program's threads all left */
+_Noreturn void lt_end_after_program_threads(bool others_outlived_main); /* final capture, exit */
 bool lt_go_exit_redirect(void);      /* go_exit.c: runtime.exit writes the final capture too */
 bool lt_go_detect(void);             /* go_exit.c: at attach, only whether this is Go */
 extern bool lt_go_program;           /* go_exit.c: a Go executable (lt_go_exit_redirect, lt_go_detect) */

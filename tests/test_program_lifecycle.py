@@ -1097,3 +1097,29 @@ def test_a_report_nobody_reads_still_fails_the_leak_gate(tmp_path: Path) -> None
                           stdout=reader_gone.stdin, stderr=reader_gone.stdin, timeout=120,
                           check=False)
     assert done.returncode == 7
+
+
+@pytest.mark.parametrize(("how", "status"), [("exit-group", 3), ("exit", 4), ("raw", 5),
+                                             ("raw-threads", 0), ("exit-threads", 7)])
+def test_a_program_that_ends_by_the_exit_system_call(build_dir: Path, tmp_path: Path, how: str,
+                                                     status: int) -> None:
+    """syscall(SYS_exit_group) ran no exit path of the shim's: no capture. The exit system call
+    of the program's last thread (glibc does not count that thread out) left the process
+    running with the shim's control thread: it never ended. Now the capture is written and the
+    process ends with its last thread, with its status."""
+    exe = compile_program("exit_system_call.c", build_dir, "-O2")
+    native = _native(str(exe), how)
+    threads = how.endswith("threads")
+    lines = "main ends\nworker done\n" if threads else "main ends\n"
+    assert (native.returncode, native.stdout) == (status, lines)
+    capture = tmp_path / "c.lt"
+    done = subprocess.run([*LEAKTRACE, "run", "-o", str(capture), "--report-file", os.devnull,
+                           "--", str(exe), how], capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stdout) == (status, lines), done.stderr
+    report = json_report(capture)
+    kinds = {marker: [(r["blocks"], r["bytes"], r["leak_kind"]) for r in report["records"]
+                      if allocation_site(r, "exit_system_call.c")
+                      == ("exit_system_call.c", leak_marker_line("exit_system_call.c", marker))]
+             for marker in ("main", "kept", "worker")}
+    assert kinds == {"main": [(1, 100, "definitely lost")], "kept": [(1, 55, "still reachable")],
+                     "worker": [(1, 123, "definitely lost")] if threads else []}
