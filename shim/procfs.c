@@ -157,12 +157,9 @@ static void task_file(char path[64], pid_t tid, const char *file)
  * pthread_exit stays listed as a zombie, both with the flag. */
 #define PF_EXITING 0x4u
 
-bool lt_thread_has_left(pid_t tid)
+/* Whether a thread's stat line (len > 0 bytes) has the flag. */
+static bool stat_says_left(char *stat, size_t len)
 {
-    char path[64], stat[256];
-    task_file(path, tid, "/stat");
-    size_t len = lt_read_file(path, stat, sizeof stat - 1);
-    if (len == 0) return true;
     stat[len] = 0;
     /* "tid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm may hold spaces and
      * parentheses, the fields after it are numbers. */
@@ -172,6 +169,30 @@ bool lt_thread_has_left(pid_t tid)
     unsigned flags = 0;
     for (at++; *at >= '0' && *at <= '9'; at++) flags = flags * 10 + (unsigned)(*at - '0');
     return flags & PF_EXITING;
+}
+
+bool lt_thread_has_left(pid_t tid)
+{
+    char path[64], stat[256];
+    task_file(path, tid, "/stat");
+    size_t len = lt_read_file(path, stat, sizeof stat - 1);
+    return len == 0 || stat_says_left(stat, len);
+}
+
+/* As lt_thread_has_left, but a file that cannot be opened for another reason than the
+ * thread's absence (no descriptor left, say) means it runs: the caller acts on a yes. */
+bool lt_thread_surely_left(pid_t tid)
+{
+    char path[64], stat[256];
+    task_file(path, tid, "/stat");
+    int fd = lt_open_proc(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT || errno == ESRCH;
+    ssize_t len;
+    do len = read(fd, stat, sizeof stat - 1);
+    while (len < 0 && errno == EINTR);
+    close(fd);
+    if (len < 0) return errno == ESRCH; /* the thread went after the open */
+    return len == 0 || stat_says_left(stat, (size_t)len);
 }
 
 /* Field 52 of the main thread's stat, its exit status as wait() gives it. */
