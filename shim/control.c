@@ -590,7 +590,9 @@ void lt_control_join_previous(void)
  * of a user namespace): the control thread ends, and none starts until lt_control_resume. */
 void lt_control_pause(void)
 {
-    if ((pid_t)syscall(SYS_gettid) == atomic_load(&control_tid)) return; /* cannot join itself */
+    /* Not the control thread itself (its final capture, lt_end_after_program_threads): it
+     * cannot join itself. */
+    if ((pid_t)syscall(SYS_gettid) == atomic_load(&control_tid)) return;
     atomic_store(&started, true); /* no allocation meanwhile (a signal handler's) starts one */
     pthread_mutex_lock(&join_lock);
     end_thread_locked();

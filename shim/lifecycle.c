@@ -713,12 +713,13 @@ void lt_final_at_exit(void) { write_final_at_exit(false); }
  * after the program's last thread the process would live on with the control thread, never
  * ending. Natively it ends with that last thread, with that thread's status. */
 
+/* The status of the latest such call through syscall() by a thread other than the main one
+ * (-1: none). */
+static _Atomic int last_exit_call_status = -1;
+
 /* From a program thread about to make the call through syscall() (sandbox.c): true when it is
  * the program's last thread; the capture is then written, as _exit's, and the caller makes
  * exit_group instead (the same end and status, the control thread included). */
-/* The status of the latest such call by a thread other than the main one (-1: none). */
-static _Atomic int last_exit_call_status = -1;
-
 bool lt_before_thread_exit_call(int status)
 {
     int state = atomic_load(&lt_state);
