@@ -1099,15 +1099,16 @@ def test_a_report_nobody_reads_still_fails_the_leak_gate(tmp_path: Path) -> None
     assert done.returncode == 7
 
 
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
 @pytest.mark.parametrize(("how", "status"), [("exit-group", 3), ("exit", 4), ("raw", 5),
                                              ("raw-threads", 0), ("exit-threads", 7)])
 def test_a_program_that_ends_by_the_exit_system_call(build_dir: Path, tmp_path: Path, how: str,
-                                                     status: int) -> None:
+                                                     status: int, opt: str) -> None:
     """syscall(SYS_exit_group) ran no exit path of the shim's: no capture. The exit system call
     of the program's last thread (glibc does not count that thread out) left the process
     running with the shim's control thread: it never ended. Now the capture is written and the
     process ends with its last thread, with its status."""
-    exe = compile_program("exit_system_call.c", build_dir, "-O2")
+    exe = compile_program("exit_system_call.c", build_dir, opt)
     native = _native(str(exe), how)
     threads = how.endswith("threads")
     lines = "main ends\nworker done\n" if threads else "main ends\n"
