@@ -36,7 +36,8 @@
     X(signal)                         \
     X(bsd_signal)                     \
     X(sysv_signal)                    \
-    X(sigset)
+    X(sigset)                         \
+    X(sigaltstack)
 
 /* environment.c: the settings hidden from the program go with it into an image it execs. */
 #define LT_HOOKED_EXEC_FUNCTIONS(X) \

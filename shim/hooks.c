@@ -560,6 +560,7 @@ __sighandler_t lt_hook_signal(int sig, __sighandler_t handler);
 __sighandler_t lt_hook_bsd_signal(int sig, __sighandler_t handler);
 __sighandler_t lt_hook_sysv_signal(int sig, __sighandler_t handler);
 __sighandler_t lt_hook_sigset(int sig, __sighandler_t handler);
+int lt_hook_sigaltstack(const stack_t *ss, stack_t *old);
 /* The exec functions' hooks (environment.c). */
 int lt_hook_execve(const char *path, char *const argv[], char *const envp[]);
 int lt_hook_execv(const char *path, char *const argv[]);

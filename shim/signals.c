@@ -12,7 +12,13 @@
  * handler installed with SA_RESETHAND (a crash reporter's; sysv_signal's) once it fires: the
  * kernel would put SIG_DFL back itself at delivery, unseen, so the shim installs the handler
  * without the flag and puts the stand-in back as the signal arrives (run_once below).
- * What is not virtualized: a raw rt_sigaction system call, and /proc/PID/status's SigCgt. */
+ * What is not virtualized: a raw rt_sigaction system call, and /proc/PID/status's SigCgt.
+ *
+ * A stack overflow raises SIGSEGV with no room left on the stack for a handler: the kernel
+ * then kills at once, and there was no capture (valgrind reports those leaks). So the main
+ * thread gets an alternate signal stack of the shim's where the program has none, on which
+ * the stand-in (SA_ONSTACK) runs. The program does not see it either: sigaltstack() reports
+ * none, and one the program sets replaces it. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
@@ -88,6 +94,7 @@ static bool may_stand_in(int sig)
 }
 
 static void on_fatal_signal(int sig, siginfo_t *info, void *context);
+static int raw_sigaltstack(const stack_t *ss, stack_t *old);
 
 static struct sigaction stand_in_action(void)
 {
@@ -136,7 +143,7 @@ static bool refaults(int sig, const siginfo_t *info)
 static uintptr_t sp_before_alternate_stack(uintptr_t sp, uintptr_t trampoline)
 {
     stack_t ss;
-    if (sigaltstack(NULL, &ss) != 0 || !(ss.ss_flags & SS_ONSTACK)) return sp;
+    if (raw_sigaltstack(NULL, &ss) != 0 || !(ss.ss_flags & SS_ONSTACK)) return sp;
     uintptr_t lo = (uintptr_t)ss.ss_sp, hi = lo + ss.ss_size;
     if (sp < lo || sp >= hi || hi - lo < sizeof(ucontext_t) + 8) return sp;
     for (uintptr_t at = (hi - sizeof(ucontext_t) - 8) & ~(uintptr_t)7; at >= sp && at >= lo; at -= 8) {
@@ -196,6 +203,53 @@ void lt_signals_die_of(int sig)
 {
     back_to_default(sig);
     syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+}
+
+/* ---- the main thread's alternate signal stack ---------------------------------------------- */
+/* Roomy: a handler of the program's with SA_ONSTACK (and no stack of its own) runs there too,
+ * where it would have run on the thread's stack; pages are touched only as used. Mapped once at
+ * start-up (one thread), read-only afterwards. */
+#define OWN_SIGNAL_STACK_SIZE (256u * 1024)
+static void *own_signal_stack;
+
+static int raw_sigaltstack(const stack_t *ss, stack_t *old)
+{
+    long r = lt_raw_syscall(SYS_sigaltstack, (long)ss, (long)old, 0, 0, 0, 0);
+    if ((unsigned long)r > -4096ul) {
+        errno = (int)-r;
+        return -1;
+    }
+    return 0;
+}
+
+/* On the main thread at start-up. Not for Go's runtime, which reads the signal stack with a
+ * raw system call and would take ours for one of its own. */
+void lt_signals_give_main_thread_a_stack(void)
+{
+    stack_t current;
+    if (lt_go_program || (pid_t)syscall(SYS_gettid) != getpid()) return;
+    if (raw_sigaltstack(NULL, &current) != 0 || !(current.ss_flags & SS_DISABLE)) return;
+    void *stack = lt_map(OWN_SIGNAL_STACK_SIZE);
+    if (!stack) return;
+    stack_t ss = { .ss_sp = stack, .ss_flags = 0, .ss_size = OWN_SIGNAL_STACK_SIZE };
+    if (raw_sigaltstack(&ss, NULL) != 0) {
+        lt_unmap(stack, OWN_SIGNAL_STACK_SIZE);
+        return;
+    }
+    own_signal_stack = stack;
+}
+
+/* The calling thread's stack is the shim's (per thread: the kernel keeps one for each). */
+int lt_hook_sigaltstack(const stack_t *ss, stack_t *old)
+{
+    stack_t current;
+    bool hidden = own_signal_stack && raw_sigaltstack(NULL, &current) == 0 && current.ss_sp == own_signal_stack;
+    int r = raw_sigaltstack(ss, old);
+    if (r == 0 && old && hidden) {
+        memset(old, 0, sizeof *old);
+        old->ss_flags = SS_DISABLE;
+    }
+    return r;
 }
 
 void lt_signals_install(void)

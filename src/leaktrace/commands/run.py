@@ -444,8 +444,10 @@ def _why_no_capture(returncode: int, failures: list[CaptureFailure]) -> str:
             return (f"it was {name}, and LEAKTRACE_SIGNALS=0 in the environment asks the shim "
                     "for no capture when a signal kills the program")
         return (f"it was {name} without the shim's handler running: the program set that "
-                "signal's action with a raw rt_sigaction system call, or a fault came while it "
-                "blocked or ignored the signal (the kernel then kills the process at once)")
+                "signal's action with a raw rt_sigaction system call, a fault came while it "
+                "blocked or ignored the signal (the kernel then kills the process at once), or "
+                "a thread other than the main one overflowed its stack with no alternate "
+                "signal stack to run a handler on")
     return (f"it exited with status {returncode} without the shim writing one: it made no "
             "allocation through the shim, or ended through a path the shim does not see "
             "(a raw exit or execve system call, as Go's syscall.Exec makes: ask a running one with "
