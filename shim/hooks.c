@@ -206,8 +206,8 @@ static inline void record_allocated(void *p, size_t alignment, size_t size, unsi
 /* ---- the malloc family ----------------------------------------------------------------- */
 /* malloc, free, calloc (and realloc, below): in sampling mode a block not sampled, or the free
  * of one, is a tail call to the allocator, decided first: the hook itself then has no frame, no
- * saved register, and reads three words besides the allocator's. The rest, exact mode's path, is a function of
- * its own, reached by a jump (its frame is the hook's for the unwinder). */
+ * saved register, and reads three words besides the allocator's. The rest, exact mode's path,
+ * is a function of its own, reached by a jump (its frame is the hook's for the unwinder). */
 static __attribute__((noinline)) void *malloc_and_record(size_t size)
 {
     void *p = __libc_malloc(size);

@@ -431,20 +431,15 @@ extern void __libc_freeres(void);
 
 struct live_threads {
     pid_t self, control; /* not counted */
+    bool unknown_runs;   /* a thread whose state cannot be read counts */
     int count;
 };
 
 static void count_live_thread(pid_t tid, void *ctx)
 {
     struct live_threads *live = ctx;
-    if (tid != live->self && tid != live->control && !lt_thread_has_left(tid)) live->count++;
-}
-
-/* The same, where a thread whose state cannot be read counts as running. */
-static void count_surely_live_thread(pid_t tid, void *ctx)
-{
-    struct live_threads *live = ctx;
-    if (tid != live->self && tid != live->control && !lt_thread_surely_left(tid)) live->count++;
+    if (tid == live->self || tid == live->control) return;
+    if (!(live->unknown_runs ? lt_thread_surely_left(tid) : lt_thread_has_left(tid))) live->count++;
 }
 
 /* Threads of the program (the control thread aside) still running, read from /proc. No
@@ -741,8 +736,9 @@ bool lt_program_threads_gone(void)
      * pthread_exit keeps its workers for hours). */
     int listed = lt_for_each_thread(NULL, NULL);
     if (listed < 0 || listed > 2) return false;
-    struct live_threads live = { .self = (pid_t)syscall(SYS_gettid), .control = lt_control_thread_id() };
-    return lt_for_each_thread(count_surely_live_thread, &live) >= 0 && live.count == 0;
+    struct live_threads live = { .self = (pid_t)syscall(SYS_gettid), .control = lt_control_thread_id(),
+                                 .unknown_runs = true };
+    return lt_for_each_thread(count_live_thread, &live) >= 0 && live.count == 0;
 }
 
 /* The same thread, next: the last left where no hook saw it. The capture is written as _exit's

@@ -157,58 +157,62 @@ static void task_file(char path[64], pid_t tid, const char *file)
  * pthread_exit stays listed as a zombie, both with the flag. */
 #define PF_EXITING 0x4u
 
-/* Whether a thread's stat line (len > 0 bytes) has the flag. */
-static bool stat_says_left(char *stat, size_t len)
+/* The thread's stat line into `stat` (cap bytes, NUL-terminated); its length, 0 when the
+ * thread is gone, -1 when the file could not be read for another reason (no descriptor left). */
+static ssize_t read_stat(pid_t tid, char *stat, size_t cap)
 {
-    stat[len] = 0;
-    /* "tid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm may hold spaces and
-     * parentheses, the fields after it are numbers. */
-    const char *at = strrchr(stat, ')');
-    for (int field = 0; field < 7 && at; field++) at = strchr(at + 1, ' ');
-    if (!at) return false;
-    unsigned flags = 0;
-    for (at++; *at >= '0' && *at <= '9'; at++) flags = flags * 10 + (unsigned)(*at - '0');
-    return flags & PF_EXITING;
-}
-
-bool lt_thread_has_left(pid_t tid)
-{
-    char path[64], stat[256];
-    task_file(path, tid, "/stat");
-    size_t len = lt_read_file(path, stat, sizeof stat - 1);
-    return len == 0 || stat_says_left(stat, len);
-}
-
-/* As lt_thread_has_left, but a file that cannot be opened for another reason than the
- * thread's absence (no descriptor left, say) means it runs: the caller acts on a yes. */
-bool lt_thread_surely_left(pid_t tid)
-{
-    char path[64], stat[256];
+    char path[64];
     task_file(path, tid, "/stat");
     int fd = lt_open_proc(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT || errno == ESRCH;
+    if (fd < 0) return errno == ENOENT || errno == ESRCH ? 0 : -1;
     ssize_t len;
-    do len = read(fd, stat, sizeof stat - 1);
+    do len = read(fd, stat, cap - 1);
     while (len < 0 && errno == EINTR);
     close(fd);
-    if (len < 0) return errno == ESRCH; /* the thread went after the open */
-    return len == 0 || stat_says_left(stat, (size_t)len);
+    if (len < 0) return errno == ESRCH ? 0 : -1; /* ESRCH: the thread went after the open */
+    stat[len] = 0;
+    return len;
 }
 
-/* Field 52 of the main thread's stat, its exit status as wait() gives it. */
+/* Field `n` (from 1) of a stat line: its comm (field 2) may hold spaces and parentheses, the
+ * fields after it are numbers. NULL past the end. */
+static const char *stat_field(const char *stat, int n)
+{
+    const char *at = strrchr(stat, ')'); /* the end of field 2 */
+    for (int field = 2; field < n && at; field++) at = strchr(at + 1, ' ');
+    return at && at[1] >= '0' && at[1] <= '9' ? at + 1 : NULL;
+}
+
+static unsigned stat_number(const char *at)
+{
+    unsigned v = 0;
+    for (; at && *at >= '0' && *at <= '9'; at++) v = v * 10 + (unsigned)(*at - '0');
+    return v;
+}
+
+/* 1: the thread has left (gone, or its flags say so), 0: it runs, -1: not known. */
+static int thread_left(pid_t tid)
+{
+    char stat[512];
+    ssize_t len = read_stat(tid, stat, sizeof stat);
+    if (len <= 0) return len == 0 ? 1 : -1;
+    return (stat_number(stat_field(stat, 9)) & PF_EXITING) != 0;
+}
+
+bool lt_thread_has_left(pid_t tid) { return thread_left(tid) != 0; }
+
+/* The same, but a file that cannot be read counts as a running thread: the caller acts on a
+ * yes (the control thread ends the process). */
+bool lt_thread_surely_left(pid_t tid) { return thread_left(tid) == 1; }
+
+/* Field 52 of the main thread's stat, its exit status as wait() gives it. Its task file, not
+ * /proc/self/stat, which reads as the caller's own. */
 int lt_main_thread_exit_status(void)
 {
-    char path[64], stat[1024];
-    task_file(path, getpid(), "/stat"); /* not /proc/self/stat: read as the caller's own */
-    size_t len = lt_read_file(path, stat, sizeof stat - 1);
-    if (len == 0) return -1;
-    stat[len] = 0;
-    const char *at = strrchr(stat, ')'); /* field 2 ends there; field 3 follows */
-    for (int field = 2; field < 52 && at; field++) at = strchr(at + 1, ' ');
-    if (!at || at[1] < '0' || at[1] > '9') return -1;
-    unsigned status = 0;
-    for (at++; *at >= '0' && *at <= '9'; at++) status = status * 10 + (unsigned)(*at - '0');
-    return (int)((status >> 8) & 0xff);
+    char stat[1024];
+    if (read_stat(getpid(), stat, sizeof stat) <= 0) return -1;
+    const char *at = stat_field(stat, 52);
+    return at ? (int)((stat_number(at) >> 8) & 0xff) : -1;
 }
 
 uintptr_t lt_parse_hex(const char **p)

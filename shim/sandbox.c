@@ -22,16 +22,6 @@
 #include "hooked_functions.h"
 #include "shim.h"
 
-/* libc's convention: -1 and errno for a return in [-4095, -1]. */
-static long as_libc_returns(long ret)
-{
-    if ((unsigned long)ret > -4096ul) {
-        errno = (int)-ret;
-        return -1;
-    }
-    return ret;
-}
-
 /* Whether a seccomp call could install anything. The kernel refuses, with no effect, strict
  * mode given flags or arguments (EINVAL) and filter mode without a program (EFAULT), and
  * libseccomp probes the kernel with exactly such calls (seccomp_api_get: seccomp(STRICT, 1,
@@ -56,7 +46,7 @@ long lt_hook_syscall(long number, ...)
         lt_final_at_exit();
     else if (LT_UNLIKELY(number == SYS_exit) && lt_before_thread_exit_call((int)a[0]))
         number = SYS_exit_group; /* the program's last thread: the control thread ends too */
-    return as_libc_returns(lt_raw_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]));
+    return lt_as_libc_returns(lt_raw_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]));
 }
 
 int lt_hook_prctl(int option, ...)
@@ -70,7 +60,7 @@ int lt_hook_prctl(int option, ...)
     if (LT_UNLIKELY(option == PR_SET_SECCOMP) &&
         (a[0] == SECCOMP_MODE_STRICT || (a[0] == SECCOMP_MODE_FILTER && a[1] != 0)))
         lt_before_sandbox();
-    return (int)as_libc_returns(lt_raw_syscall(SYS_prctl, option, a[0], a[1], a[2], a[3], 0));
+    return (int)lt_as_libc_returns(lt_raw_syscall(SYS_prctl, option, a[0], a[1], a[2], a[3], 0));
 }
 
 /* The exported names (see hooked_functions.h). */

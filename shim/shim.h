@@ -140,7 +140,7 @@ int lt_for_each_thread(void (*fn)(pid_t tid, void *ctx), void *ctx);
  * leaving, and glibc blocks every signal in a thread's last steps: such a thread is listed a
  * moment longer but never handles a signal again. */
 bool lt_thread_has_left(pid_t tid);
-bool lt_thread_surely_left(pid_t tid); /* the same, but unknown is no */
+bool lt_thread_surely_left(pid_t tid); /* the same, but a file that cannot be read: no */
 int lt_main_thread_exit_status(void); /* the main thread's, once it left; -1: not known */
 /* What /proc says of another thread. blocks_signal: `sig` cannot reach a handler of the
  * thread now: its mask blocks it, or it waits in sigwait/sigtimedwait for a set that holds
@@ -636,6 +636,7 @@ int lt_hook_setns(int fd, int nstype);
 /* ---- sleeps.c: sleeps go on through scans ---------------------------------------------- */
 /* The shim's own waits: system calls, never the hooks below (whose first call looks up the
  * next definition, which could wait for the loader's lock a parked thread holds). */
+#include <errno.h>
 #include <poll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -652,6 +653,16 @@ static inline long lt_raw_syscall(long n, long a1, long a2, long a3, long a4, lo
                      : "=a"(ret)
                      : "a"(n), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
                      : "rcx", "r11", "memory");
+    return ret;
+}
+/* A raw system call's result as libc returns it, for a hook that stands for libc's function:
+ * -1 and errno for a value in [-4095, -1]. */
+static inline long lt_as_libc_returns(long ret)
+{
+    if ((unsigned long)ret > -4096ul) {
+        errno = (int)-ret;
+        return -1;
+    }
     return ret;
 }
 static inline int lt_sys_nanosleep(const struct timespec *req, struct timespec *rem)

@@ -214,12 +214,7 @@ static void *own_signal_stack;
 
 static int raw_sigaltstack(const stack_t *ss, stack_t *old)
 {
-    long r = lt_raw_syscall(SYS_sigaltstack, (long)ss, (long)old, 0, 0, 0, 0);
-    if ((unsigned long)r > -4096ul) {
-        errno = (int)-r;
-        return -1;
-    }
-    return 0;
+    return (int)lt_as_libc_returns(lt_raw_syscall(SYS_sigaltstack, (long)ss, (long)old, 0, 0, 0, 0));
 }
 
 /* On the main thread at start-up. Not for Go's runtime, which reads the signal stack with a
@@ -239,13 +234,12 @@ void lt_signals_give_main_thread_a_stack(void)
     own_signal_stack = stack;
 }
 
-/* The calling thread's stack is the shim's (per thread: the kernel keeps one for each). */
+/* The stack the kernel reports is the calling thread's (it keeps one for each): the shim's is
+ * reported as none. */
 int lt_hook_sigaltstack(const stack_t *ss, stack_t *old)
 {
-    stack_t current;
-    bool hidden = own_signal_stack && raw_sigaltstack(NULL, &current) == 0 && current.ss_sp == own_signal_stack;
     int r = raw_sigaltstack(ss, old);
-    if (r == 0 && old && hidden) {
+    if (r == 0 && old && own_signal_stack && old->ss_sp == own_signal_stack) {
         memset(old, 0, sizeof *old);
         old->ss_flags = SS_DISABLE;
     }
