@@ -231,7 +231,7 @@ static void start_preloaded(void)
     lt_capture_remember_name();
     register_late_exit_handler();
     lt_go_exit_redirect();
-    if (lt_cfg.write_on_signal) lt_signals_give_main_thread_a_stack(); /* after the Go check */
+    if (lt_cfg.write_on_signal) lt_signals_give_threads_stacks(); /* after the Go check */
     atomic_store(&lt_owner_pid, getpid());
     atomic_store(&lt_state, lt_cfg.collect_at_start ? LT_STATE_COLLECTING : LT_STATE_TRACKING);
 }

@@ -15,9 +15,10 @@
  * What is not virtualized: a raw rt_sigaction system call, and /proc/PID/status's SigCgt.
  *
  * A stack overflow raises SIGSEGV with no room left on the stack for a handler: the kernel
- * then kills at once, and there was no capture (valgrind reports those leaks). So the main
- * thread gets an alternate signal stack of the shim's where the program has none, on which
- * the stand-in (SA_ONSTACK) runs. The program does not see it either: sigaltstack() reports
+ * then kills at once, and there was no capture (valgrind reports those leaks). So each thread
+ * gets an alternate signal stack of the shim's where the program gave it none (the main thread
+ * at start-up, the others at their first recorded allocation), on which the stand-in
+ * (SA_ONSTACK) runs. The program does not see it either: sigaltstack() reports
  * none, and one the program sets replaces it. */
 #include <dlfcn.h>
 #include <errno.h>
@@ -139,11 +140,11 @@ static bool refaults(int sig, const siginfo_t *info)
  * (else the scan reads the thread's own stack whole, dead frames included). Each frame the
  * kernel writes on the alternate stack starts with the handler's return address, libc's
  * signal trampoline (this handler's own), followed by the ucontext, whose uc_stack names the
- * alternate stack; the highest such frame is the outermost. `sp`, when no frame is found. */
-static uintptr_t sp_before_alternate_stack(uintptr_t sp, uintptr_t trampoline)
+ * alternate stack; the highest such frame is the outermost. `sp`, when no frame is found.
+ * `ss`: what sigaltstack() said in the handler, before it left the stack the signal found. */
+static uintptr_t sp_before_alternate_stack(uintptr_t sp, uintptr_t trampoline, const stack_t ss)
 {
-    stack_t ss;
-    if (raw_sigaltstack(NULL, &ss) != 0 || !(ss.ss_flags & SS_ONSTACK)) return sp;
+    if (!(ss.ss_flags & SS_ONSTACK)) return sp;
     uintptr_t lo = (uintptr_t)ss.ss_sp, hi = lo + ss.ss_size;
     if (sp < lo || sp >= hi || hi - lo < sizeof(ucontext_t) + 8) return sp;
     for (uintptr_t at = (hi - sizeof(ucontext_t) - 8) & ~(uintptr_t)7; at >= sp && at >= lo; at -= 8) {
@@ -159,9 +160,20 @@ static uintptr_t sp_before_alternate_stack(uintptr_t sp, uintptr_t trampoline)
     return sp;
 }
 
-static void on_fatal_signal(int sig, siginfo_t *info, void *context)
+struct fatal_signal {
+    int sig;
+    const siginfo_t *info;
+    const ucontext_t *uc;
+    uintptr_t trampoline; /* the handler's return address */
+    stack_t ss;           /* the alternate stack, as the handler found it */
+};
+
+static void handle_fatal_signal(void *arg)
 {
-    const ucontext_t *uc = context;
+    const struct fatal_signal *f = arg;
+    int sig = f->sig;
+    const siginfo_t *info = f->info;
+    const ucontext_t *uc = f->uc;
     bool in_shim = lt_busy != 0 || lt_in_regions != 0;
     /* Roots begin at the program's own innermost frame: an abort() or a fault inside libc
      * leaves libc's frames below it, whose slots may hold dead values of the program's.
@@ -171,7 +183,7 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *context)
     uintptr_t program_sp = lt_unwind_program_sp_from((uintptr_t)uc->uc_mcontext.gregs[REG_RIP], sp,
                                                      (uintptr_t)uc->uc_mcontext.gregs[REG_RBP],
                                                      sp > 128 ? sp - 128 : sp);
-    program_sp = sp_before_alternate_stack(program_sp, (uintptr_t)__builtin_return_address(0));
+    program_sp = sp_before_alternate_stack(program_sp, f->trampoline, f->ss);
     if (!in_shim) { /* the interrupted registers, as valgrind reads a thread's (exits.c) */
         static const int registers[] = { REG_RAX, REG_RBX, REG_RCX, REG_RDX, REG_RSI, REG_RDI,
                                          REG_RBP, REG_R8, REG_R9, REG_R10, REG_R11, REG_R12,
@@ -187,6 +199,17 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *context)
     if (refaults(sig, info)) return;
     /* Pending until this handler returns (the signal is blocked in it), then fatal. */
     syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+}
+
+/* Runs on whatever stack the signal found: an alternate stack of the program's may have only
+ * a few hundred bytes left (a handler of its own on it raised this signal, and the kernel's
+ * frames grow with the CPU's vector state: 12 KiB each on a CPU with AMX), so everything,
+ * the unwinding of the interrupted frames included, runs on a stack of the shim's. */
+static void on_fatal_signal(int sig, siginfo_t *info, void *context)
+{
+    struct fatal_signal f = { sig, info, context, (uintptr_t)__builtin_return_address(0), { 0 } };
+    if (raw_sigaltstack(NULL, &f.ss) != 0) f.ss.ss_flags = SS_DISABLE;
+    lt_on_own_stack(handle_fatal_signal, &f);
 }
 
 bool lt_signals_stands_in(uintptr_t handler) { return handler == (uintptr_t)on_fatal_signal; }
@@ -205,33 +228,64 @@ void lt_signals_die_of(int sig)
     syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
 }
 
-/* ---- the main thread's alternate signal stack ---------------------------------------------- */
+/* ---- the threads' alternate signal stacks -------------------------------------------------- */
 /* Roomy: a handler of the program's with SA_ONSTACK (and no stack of its own) runs there too,
- * where it would have run on the thread's stack; pages are touched only as used. Mapped once at
- * start-up (one thread), read-only afterwards. */
+ * where it would have run on the thread's stack; pages are touched only as used, and the
+ * capture itself runs on a stack of its own (own_stack.c). */
 #define OWN_SIGNAL_STACK_SIZE (256u * 1024)
-static void *own_signal_stack;
+#define THREAD_STACKS 1024u      /* slots; a thread with none free gets no stack */
+#define THREAD_STACK_PROBES 8u
+
+/* A thread's stack lives in a slot claimed with a CAS of its thread pointer (%fs:0, unique
+ * among live threads) and is kept when the thread ends: a thread that later gets the same
+ * thread pointer (glibc reuses an ended thread's stack and control block) takes the slot and
+ * its stack back, so threads that come and go do not pile up mappings. */
+struct thread_stack {
+    _Atomic uintptr_t owner;
+    _Atomic(void *) stack;    /* lt_map_once'd by the first owner */
+};
+/* Mapped at start-up (one thread) when threads get stacks, never unmapped (a thread's stack
+ * must outlive the tables: it stays the kernel's alternate stack for that thread). */
+static struct thread_stack *thread_stacks;
+/* The stack the shim gave this thread, which sigaltstack() reports as none. */
+static __thread void *my_signal_stack __attribute__((tls_model("initial-exec")));
 
 static int raw_sigaltstack(const stack_t *ss, stack_t *old)
 {
     return (int)lt_as_libc_returns(lt_raw_syscall(SYS_sigaltstack, (long)ss, (long)old, 0, 0, 0, 0));
 }
 
-/* On the main thread at start-up. Not for Go's runtime, which reads the signal stack with a
- * raw system call and would take ours for one of its own. */
-void lt_signals_give_main_thread_a_stack(void)
+/* At start-up of a preloaded shim, on the main thread. Not for Go's runtime, which reads the
+ * signal stack with a raw system call and would take ours for one of its own. Not in attach
+ * mode either: the stacks would have to be taken back at detach, from every thread. */
+void lt_signals_give_threads_stacks(void)
+{
+    if (lt_go_program) return;
+    thread_stacks = lt_map(THREAD_STACKS * sizeof *thread_stacks);
+    lt_signals_give_this_thread_a_stack();
+}
+
+/* A thread's first recorded allocation (unwind.c), and the main thread at start-up: a stack
+ * where the thread has none (the kernel starts every thread without one). Only system calls:
+ * safe inside a hook and in a signal handler. */
+void lt_signals_give_this_thread_a_stack(void)
 {
     stack_t current;
-    if (lt_go_program || (pid_t)syscall(SYS_gettid) != getpid()) return;
+    if (!thread_stacks || my_signal_stack) return;
     if (raw_sigaltstack(NULL, &current) != 0 || !(current.ss_flags & SS_DISABLE)) return;
-    void *stack = lt_map(OWN_SIGNAL_STACK_SIZE);
-    if (!stack) return;
-    stack_t ss = { .ss_sp = stack, .ss_flags = 0, .ss_size = OWN_SIGNAL_STACK_SIZE };
-    if (raw_sigaltstack(&ss, NULL) != 0) {
-        lt_unmap(stack, OWN_SIGNAL_STACK_SIZE);
+    uintptr_t tp;
+    __asm__("movq %%fs:0, %0" : "=r"(tp));
+    size_t home = (size_t)((((uint64_t)tp >> 6) * 0x9e3779b97f4a7c15ull) >> 32);
+    for (unsigned i = 0; i < THREAD_STACK_PROBES; i++) {
+        struct thread_stack *slot = &thread_stacks[(home + i) % THREAD_STACKS];
+        uintptr_t owner = atomic_load_explicit(&slot->owner, memory_order_relaxed);
+        if (owner != tp && !(owner == 0 && atomic_compare_exchange_strong(&slot->owner, &owner, tp)))
+            continue;
+        void *stack = lt_map_once(&slot->stack, OWN_SIGNAL_STACK_SIZE);
+        stack_t ss = { .ss_sp = stack, .ss_flags = 0, .ss_size = OWN_SIGNAL_STACK_SIZE };
+        if (stack && raw_sigaltstack(&ss, NULL) == 0) my_signal_stack = stack;
         return;
     }
-    own_signal_stack = stack;
 }
 
 /* The stack the kernel reports is the calling thread's (it keeps one for each): the shim's is
@@ -239,7 +293,7 @@ void lt_signals_give_main_thread_a_stack(void)
 int lt_hook_sigaltstack(const stack_t *ss, stack_t *old)
 {
     int r = raw_sigaltstack(ss, old);
-    if (r == 0 && old && own_signal_stack && old->ss_sp == own_signal_stack) {
+    if (r == 0 && old && my_signal_stack && old->ss_sp == my_signal_stack) {
         memset(old, 0, sizeof *old);
         old->ss_flags = SS_DISABLE;
     }

@@ -854,6 +854,7 @@ __attribute__((noinline)) void lt_backtrace_take(struct lt_backtrace *bt, uintpt
         if (LT_UNLIKELY(!t || my_trail_epoch != epoch)) {
             t = my_trail = claim_trail();
             my_trail_epoch = epoch;
+            lt_signals_give_this_thread_a_stack(); /* a new thread, most often */
         }
     }
     if (LT_UNLIKELY(!t || t == NO_TRAIL || !skip_own_frames(bp, sp, &pc, &sp, &bp) || pc < 4096)) {

@@ -1127,18 +1127,20 @@ def test_a_program_that_ends_by_the_exit_system_call(build_dir: Path, tmp_path: 
 
 
 @pytest.mark.parametrize("opt", ["-O0", "-O2"])
-def test_a_stack_overflow_on_the_main_thread_still_gives_a_report(build_dir: Path,
-                                                                  tmp_path: Path, opt: str) -> None:
+@pytest.mark.parametrize("where", ["main", "thread"])
+def test_a_stack_overflow_still_gives_a_report(build_dir: Path, tmp_path: Path, opt: str,
+                                               where: str) -> None:
     """Runaway recursion leaves no room on the stack for the shim's handler: the kernel killed
-    the process at once, and there was no capture. The main thread now has an alternate signal
-    stack of the shim's; the death is the same, and valgrind's 200 bytes definitely lost are
-    found."""
+    the process at once, and there was no capture. Each thread now has an alternate signal
+    stack of the shim's (the main thread from start-up, another from its first allocation);
+    the death is the same, and valgrind's 200 bytes definitely lost are found."""
     exe = compile_program("stack_overflow.c", build_dir, opt)
-    native = _native(str(exe))
+    args = [] if where == "main" else ["-", "thread"]
+    native = _native(str(exe), *args)
     assert (native.returncode, native.stdout) == (-signal.SIGSEGV, "recursing\n")
     capture = tmp_path / "c.lt"
     done = subprocess.run([*LEAKTRACE, "run", "-o", str(capture), "--report-file", os.devnull,
-                           "--", str(exe)], capture_output=True, text=True, timeout=60)
+                           "--", str(exe), *args], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (-signal.SIGSEGV, native.stdout), done.stderr
     report = json_report(capture)
     kinds = sorted((r["blocks"], r["bytes"], r["leak_kind"]) for r in report["records"]
@@ -1147,14 +1149,16 @@ def test_a_stack_overflow_on_the_main_thread_still_gives_a_report(build_dir: Pat
     assert kinds == [(1, 100, "still reachable"), (2, 200, "definitely lost")]
 
 
-def test_the_program_sees_no_alternate_signal_stack_of_the_shims(build_dir: Path,
-                                                                 tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["main", "thread"])
+def test_the_program_sees_no_alternate_signal_stack_of_the_shims(build_dir: Path, tmp_path: Path,
+                                                                 where: str) -> None:
     exe = compile_program("stack_overflow.c", build_dir, "-O0")
-    native = _native(str(exe), "altstack")
+    args = ["altstack"] + ([] if where == "main" else ["thread"])
+    native = _native(str(exe), *args)
     assert native.returncode == 0
     assert native.stdout.splitlines()[1:] == ["before flags 2 size 0", "replaced flags 2 size 0",
                                               "after flags 0 size 65536", "own 1"]
     done = subprocess.run([*LEAKTRACE, "run", "-o", str(tmp_path / "c.lt"), "--report-file",
-                           os.devnull, "--", str(exe), "altstack"], capture_output=True,
+                           os.devnull, "--", str(exe), *args], capture_output=True,
                           text=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, native.stdout), done.stderr

@@ -1,7 +1,9 @@
-/* Runaway recursion on the main thread: SIGSEGV on a full stack. Leaks 200 bytes in two
- * blocks and keeps 100 bytes in a global before it. argv[1] "altstack": first prints what
- * sigaltstack() reports, sets a stack of its own and prints what it reports again (the
- * program must see none of the shim's), then ends with status 0 instead. */
+/* Runaway recursion: SIGSEGV on a full stack. Leaks 200 bytes in two blocks and keeps 100
+ * bytes in a global before it. argv[1] "altstack": first prints what sigaltstack() reports,
+ * sets a stack of its own and prints what it reports again (the program must see none of the
+ * shim's), then ends with status 0 instead. argv[2] "thread": all of it (the allocations
+ * included) in a thread of its own instead of the main thread, which waits for it. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +23,7 @@ static void show(const char *what, const stack_t *s)
     printf("%s flags %d size %zu\n", what, s->ss_flags, s->ss_size);
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
     for (int i = 0; i < 3; i++) sink = malloc(100); /* @leak:overflow */
     puts("recursing");
@@ -36,4 +38,25 @@ int main(int argc, char **argv)
         return 0;
     }
     return recurse(0);
+}
+
+static int g_argc;
+static char **g_argv;
+
+static void *thread_main(void *unused)
+{
+    (void)unused;
+    exit(run(g_argc, g_argv));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 2 && !strcmp(argv[2], "thread")) {
+        pthread_t thread;
+        g_argc = argc, g_argv = argv;
+        if (pthread_create(&thread, NULL, thread_main, NULL) != 0) return 3;
+        pthread_join(thread, NULL);
+        return 4;
+    }
+    return run(argc, argv);
 }

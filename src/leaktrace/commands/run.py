@@ -446,8 +446,8 @@ def _why_no_capture(returncode: int, failures: list[CaptureFailure]) -> str:
         return (f"it was {name} without the shim's handler running: the program set that "
                 "signal's action with a raw rt_sigaction system call, a fault came while it "
                 "blocked or ignored the signal (the kernel then kills the process at once), or "
-                "a thread other than the main one overflowed its stack with no alternate "
-                "signal stack to run a handler on")
+                "a thread overflowed its stack with no alternate signal stack to run a handler "
+                "on (one that never allocated before, or a Go program's)")
     return (f"it exited with status {returncode} without the shim writing one: it made no "
             "allocation through the shim, or ended through a path the shim does not see "
             "(a raw exit or execve system call, as Go's syscall.Exec makes: ask a running one with "
