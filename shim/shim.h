@@ -583,7 +583,7 @@ bool lt_quick_exit_handled(void);    /* lifecycle.c: its at_quick_exit handler w
 /* ---- signals.c: fatal-signal handlers the program does not see ------------------------ */
 void lt_signals_install(void);
 void lt_signals_give_threads_stacks(void);      /* alternate signal stacks, hidden: at start-up */
-void lt_signals_give_this_thread_a_stack(void); /* at a thread's first recorded allocation */
+void lt_signals_give_this_thread_a_stack(void); /* at a thread's first allocation */
 bool lt_signals_stands_in(uintptr_t handler); /* the shim's handler in place of SIG_DFL */
 /* lookups.c: dlsym(RTLD_NEXT, name) of every hooked name, once at start-up; then the answer. */
 void lt_next_symbols_resolve(void);

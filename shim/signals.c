@@ -17,7 +17,7 @@
  * A stack overflow raises SIGSEGV with no room left on the stack for a handler: the kernel
  * then kills at once, and there was no capture (valgrind reports those leaks). So each thread
  * gets an alternate signal stack of the shim's where the program gave it none (the main thread
- * at start-up, the others at their first recorded allocation), on which the stand-in
+ * at start-up, the others at their first allocation), on which the stand-in
  * (SA_ONSTACK) runs. The program does not see it either: sigaltstack() reports
  * none, and one the program sets replaces it. */
 #include <dlfcn.h>
@@ -265,7 +265,8 @@ void lt_signals_give_threads_stacks(void)
     lt_signals_give_this_thread_a_stack();
 }
 
-/* A thread's first recorded allocation (unwind.c), and the main thread at start-up: a stack
+/* A thread's first recorded allocation (unwind.c) or sampling decision (sampling.c), and the
+ * main thread at start-up: a stack
  * where the thread has none (the kernel starts every thread without one). Only system calls:
  * safe inside a hook and in a signal handler. */
 void lt_signals_give_this_thread_a_stack(void)

@@ -1143,10 +1143,25 @@ def test_a_stack_overflow_still_gives_a_report(build_dir: Path, tmp_path: Path, 
                            "--", str(exe), *args], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (-signal.SIGSEGV, native.stdout), done.stderr
     report = json_report(capture)
+    assert report["counters"]["fatal_signal"] == signal.SIGSEGV
     kinds = sorted((r["blocks"], r["bytes"], r["leak_kind"]) for r in report["records"]
                    if allocation_site(r, "stack_overflow.c")
                    == ("stack_overflow.c", leak_marker_line("stack_overflow.c", "overflow")))
     assert kinds == [(1, 100, "still reachable"), (2, 200, "definitely lost")]
+
+
+def test_a_stack_overflow_in_a_thread_gives_a_report_in_sampling_mode(build_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    """In sampling mode a thread may never have an allocation recorded (none of the 100-byte
+    blocks here is likely to be sampled at a 1 MiB mean): it gets its alternate signal stack
+    at its first allocation all the same."""
+    exe = compile_program("stack_overflow.c", build_dir, "-O2")
+    capture = tmp_path / "c.lt"
+    done = subprocess.run([*LEAKTRACE, "run", "--sample", "1048576", "-o", str(capture),
+                           "--report-file", os.devnull, "--", str(exe), "-", "thread"],
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (-signal.SIGSEGV, "recursing\n"), done.stderr
+    assert json_report(capture)["counters"]["fatal_signal"] == signal.SIGSEGV
 
 
 @pytest.mark.parametrize("where", ["main", "thread"])
