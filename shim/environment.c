@@ -98,6 +98,24 @@ void lt_env_hide_settings(const char *shim_file_name)
 
 /* ---- --follow-children: the settings every image of every child needs ------------------ */
 typedef int (*execve_fn)(const char *, char *const[], char *const[]);
+typedef int (*execveat_fn)(int, const char *, char *const[], char *const[], int);
+
+/* How the real exec is called: by path (execve, execvpe) or, with `at`, by descriptor
+ * (execveat; fexecve through an adapter), dirfd and flags as execveat takes them. */
+struct exec_call {
+    execve_fn by_path;
+    execveat_fn at;
+    int dirfd, flags;
+    const char *file;
+};
+
+static int call_exec(const struct exec_call *c, char *const argv[], char *const envp[])
+{
+    if (c->at) return c->at(c->dirfd, c->file, argv, envp, c->flags);
+    if (c->by_path) return c->by_path(c->file, argv, envp);
+    errno = ENOSYS; /* the C library has no such function */
+    return -1;
+}
 /* Copies in the shim's memory, made once at start-up (single-threaded): the LEAKTRACE_*
  * entries, and "LD_PRELOAD=" with the shim's own path alone (not the user's libraries). */
 static const char *followed[MAX_HIDDEN];
@@ -212,15 +230,15 @@ static size_t environment_size(char *const envp[])
 }
 
 /* An environment too large for the stack goes as it is. */
-static int exec_completed(execve_fn real, const char *file, char *const argv[], char *const envp[],
+static int exec_completed(const struct exec_call *c, char *const argv[], char *const envp[],
                           const char *shim, const char *const settings[], unsigned nsettings)
 {
     size_t n = environment_size(envp);
-    if (n > MAX_FOLLOWED_ENV) return real(file, argv, envp);
+    if (n > MAX_FOLLOWED_ENV) return call_exec(c, argv, envp);
     char *full[n + MAX_HIDDEN + 2];
     char preload[FOLLOWED_PRELOAD_BYTES];
     completed_environment(envp, n, shim, settings, nsettings, full, preload);
-    return real(file, argv, full);
+    return call_exec(c, argv, full);
 }
 
 /* ---- run --skip-children: programs whose children-to-be are left out ------------------- */
@@ -277,15 +295,15 @@ bool lt_env_child_skipped(const char *patterns)
 /* ---- exec: the hidden entries go with the process into its next image ------------------- */
 static _Atomic(execve_fn) next_execve, next_execvpe; /* the real ones, looked up at first use */
 
-static int exec_with_hidden(execve_fn real, const char *file, char *const argv[], char *const envp[])
+static int exec_with_hidden(const struct exec_call *c, char *const argv[], char *const envp[])
 {
     /* Hidden entries go only with the traced process itself: a vfork child shares its memory
      * but is not it, and children are not traced unless followed (then nothing was hidden). */
     if (following()) /* vfork too */
-        return exec_completed(real, file, argv, envp, followed_preload, followed, nfollowed);
+        return exec_completed(c, argv, envp, followed_preload, followed, nfollowed);
     if (!envp || !(nhidden || shim_preload) || getpid() != atomic_load(&lt_owner_pid))
-        return real(file, argv, envp);
-    return exec_completed(real, file, argv, envp, shim_preload, hidden, nhidden);
+        return call_exec(c, argv, envp);
+    return exec_completed(c, argv, envp, shim_preload, hidden, nhidden);
 }
 
 /* Would an exec of `file` start a new image? Checked before writing the image's capture, so
@@ -314,14 +332,15 @@ static bool executable(const char *file, bool search)
     }
 }
 
-/* The image about to be replaced writes its capture first (removed if the exec fails). */
-static int exec_with_settings(execve_fn real, bool search, const char *file, char *const argv[],
+/* The image about to be replaced writes its capture first (removed if the exec fails). An exec
+ * by descriptor is not checked first: those seldom fail, and the capture goes if one does. */
+static int exec_with_settings(const struct exec_call *c, bool search, char *const argv[],
                               char *const envp[])
 {
     char capture[LT_PATH_MAX];
-    bool captured = lt_exec_capture_wanted() && executable(file, search) &&
+    bool captured = lt_exec_capture_wanted() && (c->at || executable(c->file, search)) &&
                     lt_capture_before_exec(capture, sizeof capture);
-    int r = exec_with_hidden(real, file, argv, envp);
+    int r = exec_with_hidden(c, argv, envp);
     if (captured) lt_discard_exec_capture(capture);
     return r;
 }
@@ -340,24 +359,66 @@ static execve_fn next_exec(_Atomic(execve_fn) *slot, const char *name)
 static execve_fn real_execve(void) { return next_exec(&next_execve, "execve"); }
 static execve_fn real_execvpe(void) { return next_exec(&next_execvpe, "execvpe"); }
 
+static struct exec_call by_path(execve_fn real, const char *file)
+{
+    return (struct exec_call){ .by_path = real, .file = file };
+}
+
 int lt_hook_execve(const char *path, char *const argv[], char *const envp[])
 {
-    return exec_with_settings(real_execve(), false, path, argv, envp);
+    struct exec_call c = by_path(real_execve(), path);
+    return exec_with_settings(&c, false, argv, envp);
 }
 
 int lt_hook_execv(const char *path, char *const argv[])
 {
-    return exec_with_settings(real_execve(), false, path, argv, environ);
+    struct exec_call c = by_path(real_execve(), path);
+    return exec_with_settings(&c, false, argv, environ);
 }
 
 int lt_hook_execvpe(const char *file, char *const argv[], char *const envp[])
 {
-    return exec_with_settings(real_execvpe(), true, file, argv, envp);
+    struct exec_call c = by_path(real_execvpe(), file);
+    return exec_with_settings(&c, true, argv, envp);
 }
 
 int lt_hook_execvp(const char *file, char *const argv[])
 {
-    return exec_with_settings(real_execvpe(), true, file, argv, environ);
+    struct exec_call c = by_path(real_execvpe(), file);
+    return exec_with_settings(&c, true, argv, environ);
+}
+
+/* By descriptor: execveat (glibc 2.34 on) and fexecve (which glibc makes an execveat, or an
+ * execve of its /proc/self/fd path on kernels without it, out of the hooks' reach). */
+int lt_hook_execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+    LT_NEXT(execveat_fn, execveat);
+    if (!f) {
+        errno = ENOSYS;
+        return -1;
+    }
+    struct exec_call c = { .at = f, .dirfd = dirfd, .file = path, .flags = flags };
+    return exec_with_settings(&c, false, argv, envp);
+}
+
+typedef int (*fexecve_fn)(int, char *const[], char *const[]);
+static _Atomic(fexecve_fn) next_fexecve; /* looked up at the first fexecve */
+
+static int fexecve_as_at(int fd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+    (void)path, (void)flags;
+    return atomic_load(&next_fexecve)(fd, argv, envp);
+}
+
+int lt_hook_fexecve(int fd, char *const argv[], char *const envp[])
+{
+    if (!atomic_load(&next_fexecve)) atomic_store(&next_fexecve, (fexecve_fn)lt_next_symbol("fexecve"));
+    if (!atomic_load(&next_fexecve)) {
+        errno = ENOSYS;
+        return -1;
+    }
+    struct exec_call c = { .at = fexecve_as_at, .dirfd = fd, .file = "" };
+    return exec_with_settings(&c, false, argv, envp);
 }
 
 /* execl, execlp, execle: the arguments into an array of our own, then as above. */
@@ -379,7 +440,8 @@ static int exec_list(execve_fn real, bool search, const char *file, const char *
         return -1;
     }
     char *const *envp = with_env ? va_arg(ap, char *const *) : environ;
-    int r = exec_with_settings(real, search, file, argv, envp);
+    struct exec_call c = by_path(real, file);
+    int r = exec_with_settings(&c, search, argv, envp);
     lt_unmap(argv, bytes);
     return r;
 }

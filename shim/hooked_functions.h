@@ -48,6 +48,8 @@
     X(execl)                        \
     X(execlp)                       \
     X(execle)                       \
+    X(execveat)                     \
+    X(fexecve)                      \
     X(posix_spawn)                  \
     X(posix_spawnp)
 

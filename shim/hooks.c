@@ -569,6 +569,7 @@ int lt_hook_execvpe(const char *file, char *const argv[], char *const envp[]);
 int lt_hook_execl(const char *path, const char *arg, ...);
 int lt_hook_execlp(const char *file, const char *arg, ...);
 int lt_hook_execle(const char *path, const char *arg, ...);
+int lt_hook_fexecve(int fd, char *const argv[], char *const envp[]);
 int lt_hook_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
                         const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
 int lt_hook_posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,

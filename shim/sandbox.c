@@ -12,7 +12,9 @@
  * shim is.
  *
  * syscall() is also how a program may end past glibc: SYS_exit_group, and SYS_exit from its
- * last thread, get the final capture first (lifecycle.c, lt_before_thread_exit_call). */
+ * last thread, get the final capture first (lifecycle.c, lt_before_thread_exit_call); and
+ * SYS_execve and SYS_execveat go through the exec hooks (environment.c: the capture of the
+ * image being replaced, the settings into the next one). */
 #include <errno.h>
 #include <linux/seccomp.h>
 #include <stdarg.h>
@@ -46,6 +48,11 @@ long lt_hook_syscall(long number, ...)
         lt_final_at_exit();
     else if (LT_UNLIKELY(number == SYS_exit) && lt_before_thread_exit_call((int)a[0]))
         number = SYS_exit_group; /* the program's last thread: the control thread ends too */
+    else if (LT_UNLIKELY(number == SYS_execve))
+        return lt_hook_execve((const char *)a[0], (char *const *)a[1], (char *const *)a[2]);
+    else if (LT_UNLIKELY(number == SYS_execveat))
+        return lt_hook_execveat((int)a[0], (const char *)a[1], (char *const *)a[2], (char *const *)a[3],
+                                (int)a[4]);
     return lt_as_libc_returns(lt_raw_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]));
 }
 

@@ -620,6 +620,9 @@ void *lt_next_symbol(const char *name);
 bool lt_exec_capture_wanted(void);  /* this process traces, and is the traced one */
 bool lt_capture_before_exec(char *path, size_t cap);
 void lt_discard_exec_capture(const char *path);
+/* environment.c's exec hooks, also reached by syscall(SYS_execve / SYS_execveat) (sandbox.c). */
+int lt_hook_execve(const char *path, char *const argv[], char *const envp[]);
+int lt_hook_execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags);
 /* ---- privileges.c: setuid & co. ------------------------------------------------------- */
 #include <grp.h>
 int lt_hook_setuid(uid_t uid);

@@ -70,6 +70,24 @@ def test_exec_without_fork_reports_both_images(build_dir: Path, tmp_path: Path) 
     assert "when the process exec'd another program" in done.stderr
 
 
+@pytest.mark.parametrize("how", ["fexecve", "execveat", "sys_execve", "sys_execveat"])
+def test_an_exec_by_descriptor_or_by_syscall_reports_both_images(build_dir: Path, tmp_path: Path,
+                                                                 how: str) -> None:
+    """fexecve, execveat, and execve or execveat made through syscall(): the replaced image's
+    capture is written, and the next image is traced (it had no capture before: its settings
+    were hidden from the program, so the next image ran without the shim)."""
+    exe = compile_program("exec_self.c", build_dir, "-O0")
+    native = _native(str(exe), how, cwd=tmp_path)
+    capture = tmp_path / "ex.lt"
+    done = leaktrace("run", "-o", str(capture), "--", str(exe), how, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (native.returncode, native.stdout) \
+        == (12, "first image\nsecond image\n"), done.stderr
+    assert sorted(p.name for p in tmp_path.glob("*.lt")) == ["ex.exec-1.lt", "ex.lt"]
+    _one_leak(json_report(tmp_path / "ex.exec-1.lt"), "exec_self.c", "first_image", 111,
+              "definitely lost")
+    _one_leak(json_report(capture), "exec_self.c", "second_image", 222, "still reachable")
+
+
 def test_exec_images_with_a_report_file_get_one_line_each(build_dir: Path,
                                                             tmp_path: Path) -> None:
     exe = compile_program("exec_self.c", build_dir, "-O0")
