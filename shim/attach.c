@@ -342,7 +342,7 @@ LT_EXPORT int leaktrace_attach_status(const char *config_path, int *status)
     return result;
 }
 
-bool lt_detach(char *capture_path, size_t cap)
+bool lt_detach(char *capture_path, size_t cap, bool scan)
 {
     if (capture_path) capture_path[0] = 0;
     /* Held throughout, so that an attach cannot reset the tables while they are written. */
@@ -353,7 +353,7 @@ bool lt_detach(char *capture_path, size_t cap)
     }
     /* The capture is written while the hooks still see frees, then the GOT is put back. */
     lt_set_collecting(false);
-    if (capture_path) lt_write_detach_capture(capture_path, cap);
+    if (capture_path) lt_write_detach_capture(capture_path, cap, scan);
     dl_iterate_phdr(restore_object, NULL);
     npatches = 0;
     lt_unmap(patches, MAX_PATCHES * sizeof *patches);

@@ -231,8 +231,21 @@ static long parse_seconds_ms(const char *s)
     return digits && ms < 86400000L * 365 ? ms : -1;
 }
 
+/* "detach", "detach-scan", each alone or followed by " SESSION" (left in *rest). */
+static bool detach_command(const char *cmd, const char **rest, bool *scan)
+{
+    static const char plain[] = "detach", scanned[] = "detach-scan";
+    *scan = strncmp(cmd, scanned, sizeof scanned - 1) == 0;
+    size_t len = *scan ? sizeof scanned - 1 : sizeof plain - 1;
+    if (strncmp(cmd, plain, sizeof plain - 1) != 0 || (cmd[len] != 0 && cmd[len] != ' ')) return false;
+    *rest = cmd + len;
+    return true;
+}
+
 static void handle(int client, const char *cmd)
 {
+    const char *rest;
+    bool scan;
     char answer[ANSWER_SIZE];
     char *end = answer + sizeof answer - 3;
     char *p = lt_put_str(answer, end, "{\"ok\":true");
@@ -251,16 +264,17 @@ static void handle(int client, const char *cmd)
     } else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) {
         lt_set_collecting(cmd[0] == 'r');
         p = lt_put_json_bool(p, end, "collecting", lt_collecting());
-    } else if (strcmp(cmd, "detach") == 0 || strncmp(cmd, "detach ", 7) == 0) {
+    } else if (detach_command(cmd, &rest, &scan)) {
         /* "detach NAME": the `leaktrace attach` that started session NAME ending it; another
-         * session since (after a `leaktrace detach`) is not its to end. */
+         * session since (after a `leaktrace detach`) is not its to end. "detach-scan": the
+         * capture gets a reachability scan first (attach --scan). */
         char path[LT_PATH_MAX];
         if (!lt_attached()) {
             error = "not attached (a process started with leaktrace run traces until it exits)";
-        } else if (cmd[6] == ' ' && strcmp(cmd + 7, lt_cfg.session) != 0) {
+        } else if (*rest == ' ' && strcmp(rest + 1, lt_cfg.session) != 0) {
             error = "that attach session has ended; another one runs now";
         } else {
-            bool released = lt_detach(path, sizeof path);
+            bool released = lt_detach(path, sizeof path, scan);
             p = lt_put_json_text(p, end, "capture", path);
             p = lt_put_json_bool(p, end, "tables_released", released);
         }
@@ -270,7 +284,7 @@ static void handle(int client, const char *cmd)
         else atomic_store(&interval_ms, (uint32_t)ms);
         p = lt_put_json_uint(p, end, "snapshot_interval_ms", atomic_load(&interval_ms));
     } else {
-        error = "unknown command (try status, report, scan, reset, pause, resume, interval SECONDS, detach [SESSION])";
+        error = "unknown command (try status, report, scan, reset, pause, resume, interval SECONDS, detach [SESSION], detach-scan [SESSION])";
     }
     if (error) {
         p = lt_put_str(answer, end, "{\"ok\":false,\"error\":");

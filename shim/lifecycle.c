@@ -363,17 +363,21 @@ void lt_stop_tracking(void)
     atomic_store(&lt_owner_pid, 0);
 }
 
-/* No reachability scan at detach: it stops the program's threads with a signal, which would
- * interrupt their blocking system calls (EINTR), and detach must leave the process exactly
- * as it was. The capture has the window's live blocks; `leaktrace scan` gives leak kinds. */
-void lt_write_detach_capture(char *path, size_t cap)
+/* No reachability scan at detach unless asked (`attach --scan`, control command
+ * `detach-scan`): it stops the program's threads with a signal, which ends some of their
+ * blocking calls early (EINTR, as `leaktrace scan` does), and a plain detach leaves the process
+ * exactly as it was. Without it the capture has the window's live blocks, no leak kinds. */
+void lt_write_detach_capture(char *path, size_t cap, bool scan)
 {
     lt_busy++;
     struct lt_capture_request req = { .reason = LT_REASON_DETACH };
+    struct lt_scan reach = { .heuristics = lt_cfg.heuristics };
+    if (scan && lt_scan_run(&reach, (uintptr_t)__builtin_frame_address(0), false) == 0) req.scan = &reach;
     if (lt_capture_write(&req) == 0) {
         strncpy(path, req.path, cap - 1);
         path[cap - 1] = 0;
     }
+    lt_scan_release(&reach);
     lt_capture_notify_detached();
     lt_cfg.notify[0] = 0; /* the next attach brings its own */
     lt_busy--;

@@ -751,7 +751,7 @@ const char *lt_deepbind_note(void); /* a library deep-bound by name, unseen; NUL
 /* Puts back the patched GOT entries, writes the capture of the session into capture_path
  * (NULL: no capture), ends the control thread and gives the tables back. Returns whether the
  * tables were given back. */
-bool lt_detach(char *capture_path, size_t cap);
+bool lt_detach(char *capture_path, size_t cap, bool scan);
 int leaktrace_attach(const char *config_path);
 bool lt_reset_for_attach(void);       /* false when the tables could not be made again */
 /* After a detach: unmaps the tables once no thread is inside them (inflight.c); false when
@@ -760,7 +760,7 @@ bool lt_release_tables(void);
 void lt_control_join_previous(void);  /* (control.c) waits for a detached session's thread */
 void lt_control_request_exit(void);   /* (control.c) the thread ends its session and exits */
 void lt_start_collecting(void);
-void lt_write_detach_capture(char *path, size_t cap);
+void lt_write_detach_capture(char *path, size_t cap, bool scan);
 void lt_stop_tracking(void);
 void lt_control_apply_config(void);  /* (control.c) interval and socket from lt_cfg */
 uintptr_t lt_own_load_bias(void);    /* (unwind.c) the shim's own load address */

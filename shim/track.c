@@ -32,7 +32,7 @@ LT_EXPORT void leaktrace_track_stop(void)
 {
     if (!lt_attach_mode()) return;
     lt_set_busy(true);
-    lt_detach(NULL, 0);
+    lt_detach(NULL, 0, false);
     lt_set_busy(false);
 }
 

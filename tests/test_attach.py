@@ -26,6 +26,7 @@ from leakharness import (
     EVERY_RECORD,
     LEAKTRACE,
     PROGRAMS,
+    allocation_site,
     assert_one_line_error,
     compile_program,
     json_report,
@@ -52,7 +53,7 @@ pytestmark = pytest.mark.skipif(
 SOURCE = "attach_server.c"
 LEAK_SIZE = 64
 
-# attach and detach have no --show: the capture written at detach has no leak kinds.
+# Without --scan the capture written at detach has no leak kinds: --show does not filter.
 ATTACH_EVERY_RECORD = ("--no-default-suppressions",)
 
 
@@ -105,6 +106,39 @@ def test_attach_reports_only_the_window(server: Server, tmp_path: Path) -> None:
     assert server.quit() == (7, "served 37 leaks\n")
 
 
+def test_attach_with_scan_reports_leak_kinds(server: Server, tmp_path: Path) -> None:
+    """`attach --scan`: the capture written at detach has a reachability scan, so the report
+    says what valgrind would of the window's blocks: the leaked ones definitely lost. The
+    server, whose threads the scan stopped, goes on serving (under load throughout)."""
+    env = attach_env(tmp_path / "ctl")
+    load = Load(server.port)
+    run = AttachRun(server.pid, "--scan", "--format", "json", "--show", "all",
+                    *ATTACH_EVERY_RECORD, env=env, cwd=tmp_path)
+    run.wait_attached()
+    server.leak(6)
+    server.check_answers()
+    run.interrupt()
+    assert run.finish() == 0, run.error_text
+    report = json.loads(run.stdout)
+    site = (SOURCE, marker_line(SOURCE, "request"))
+    leaks = [r for r in report["records"] if allocation_site(r, SOURCE) == site]
+    assert [(r["leak_kind"], r["blocks"], r["bytes"]) for r in leaks] == \
+        [("definitely lost", 6, 6 * LEAK_SIZE)]
+    assert report["summary"]["definitely_lost"] == {"bytes": 6 * LEAK_SIZE, "blocks": 6}
+    server.check_answers()  # the threads the scan stopped go on serving
+    # Detached without the scan: every live byte counts, no kinds.
+    run = AttachRun(server.pid, "--format", "json", *ATTACH_EVERY_RECORD, env=env, cwd=tmp_path)
+    run.wait_attached()
+    server.leak(2)
+    run.interrupt()
+    assert run.finish() == 0, run.error_text
+    plain = json.loads(run.stdout)
+    assert [(r["leak_kind"], r["blocks"]) for r in plain["records"]
+            if allocation_site(r, SOURCE) == site] == [(None, 2)]
+    load.stop()
+    assert server.quit() == (7, "served 8 leaks\n")
+
+
 def test_attach_with_duration_and_output(server: Server, tmp_path: Path) -> None:
     env = attach_env(tmp_path / "ctl")
     output = tmp_path / "window.lt"
@@ -145,17 +179,25 @@ def test_attach_max_depth_cuts_the_windows_backtraces(server: Server, tmp_path: 
     assert server.quit()[0] == 7
 
 
-def test_detach_after_leaktrace_was_killed(server: Server, tmp_path: Path) -> None:
+@pytest.mark.parametrize("scan", [False, True])
+def test_detach_after_leaktrace_was_killed(server: Server, tmp_path: Path, scan: bool) -> None:
     env = attach_env(tmp_path / "ctl")
     run = AttachRun(server.pid, env=env, cwd=tmp_path)
     run.wait_attached()
     run.interrupt(signal.SIGKILL)
     run.finish()
     server.leak(10)  # still collecting without its leaktrace
-    done = leaktrace("detach", str(server.pid), "--format", "json", *ATTACH_EVERY_RECORD, env=env,
-                     cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert leaked_blocks(json.loads(done.stdout)) == (10, 10 * LEAK_SIZE)
+    done = leaktrace("detach", str(server.pid), "--format", "json", *ATTACH_EVERY_RECORD,
+                     *(("--scan", "--fail-on-leak") if scan else ()), env=env, cwd=tmp_path)
+    # --fail-on-leak after a scan counts the definitely and possibly lost bytes: 10 blocks.
+    assert done.returncode == (99 if scan else 0), done.stderr
+    report = json.loads(done.stdout)
+    assert leaked_blocks(report) == (10, 10 * LEAK_SIZE)
+    kind = "definitely lost" if scan else None
+    assert report["summary"]["definitely_lost"] == ({"bytes": 10 * LEAK_SIZE, "blocks": 10}
+                                                    if scan else None)
+    assert {r["leak_kind"] for r in report["records"]
+            if allocation_site(r, SOURCE) == (SOURCE, marker_line(SOURCE, "request"))} == {kind}
     assert "leaktrace: collected from" in done.stderr
     again = leaktrace("detach", str(server.pid), env=env, cwd=tmp_path)
     assert_one_line_error(again, "not attached")

@@ -286,10 +286,12 @@ class SessionEnded(LeaktraceError):
     process may be in another session since."""
 
 
-def detach(pid: int, directory: str, session: str | None = None) -> Detached:
+def detach(pid: int, directory: str, session: str | None = None, *,
+           scan: bool = False) -> Detached:
     """Send `detach`: the shim restores the program's GOT, writes its capture and stops
-    collecting. With `session`, only that session is ended (SessionEnded if it is over).
-    Raises a one-line LeaktraceError when that cannot happen."""
+    collecting. With `session`, only that session is ended (SessionEnded if it is over). With
+    `scan`, the capture gets a reachability scan first (`detach-scan`: leak kinds). Raises a
+    one-line LeaktraceError when that cannot happen."""
     if process_stopped(pid):
         raise LeaktraceError(f"process {pid} is stopped (SIGSTOP, Ctrl-Z or a debugger) and "
                              f"cannot detach: resume it (kill -CONT {pid}), then run "
@@ -305,7 +307,8 @@ def detach(pid: int, directory: str, session: str | None = None) -> Detached:
         raise SessionEnded(f"process {pid} is in another attach session now")
     uptime = status.get("uptime_ms")
     attached_at = time.time() - uptime / 1000 if isinstance(uptime, int) else None
-    answer = send_command(pid, "detach", session, directory=directory, timeout=CAPTURE_TIMEOUT)
+    answer = send_command(pid, "detach-scan" if scan else "detach", session, directory=directory,
+                          timeout=CAPTURE_TIMEOUT)
     detached_at = time.time()
     capture = answer.get("capture")
     if not isinstance(capture, str) or not capture:

@@ -1,5 +1,5 @@
-"""What `attach` and `detach` share: the report options of `leaktrace report`, and what they
-print once the process has written its capture (the leak report on stdout, as `leaktrace
+"""What `attach` and `detach` share: the report options of `leaktrace report` and --scan, and
+what they print once the process has written its capture (the leak report on stdout, as `leaktrace
 report` prints it; the capture path on stderr)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 import click
 
 from leaktrace.commands._capture_report import load_capture_report
-from leaktrace.commands._leak_gate import fail_on_leak_options, leaks_exceed
-from leaktrace.commands._leak_kind_options import suppression_options
+from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
+from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._report_output import for_stdout, render_options, render_report
 from leaktrace.commands.report import format_option
 from leaktrace.exit_codes import INTERRUPTED
@@ -25,9 +25,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def report_options(function: F) -> F:
-    """The options of `leaktrace report FILE` about what is shown and the exit code, except
-    those about leak kinds: the capture written at detach has no reachability scan."""
-    return format_option(render_options(suppression_options(fail_on_leak_options(function))))
+    """The options of `leaktrace report FILE` about what is shown and the exit code, and
+    --scan: a reachability scan before the capture written at detach, for leak kinds (--show
+    and --fail-on-kinds act only then)."""
+    function = click.option(
+        "--scan", is_flag=True,
+        help="Run the reachability scan just before detaching, as `leaktrace scan` does (the "
+             "process's threads stop for its duration), so the report has leak kinds: "
+             "definitely, indirectly, possibly lost, still reachable.",
+    )(function)
+    return format_option(render_options(leak_kind_options(leak_gate_options(function))))
 
 
 @dataclass(frozen=True)
@@ -38,11 +45,14 @@ class ReportChoices:
     top: int | None
     min_bytes: int
     show_addresses: bool
+    show_kinds: frozenset[str]
     suppression_files: tuple[str, ...]
     no_default_suppressions: bool
     gen_suppressions: bool
     fail_on_leak: int | None
+    fail_on_kinds: frozenset[str]
     leak_exit_code: int
+    scan: bool
 
     @classmethod
     def take(cls, options: dict[str, Any]) -> ReportChoices:
@@ -71,11 +81,12 @@ def _print(capture: str, choices: ReportChoices) -> int:
     click.echo(for_stdout(render_report(report, choices.output_format, top=choices.top,
                                         min_bytes=choices.min_bytes,
                                         show_addresses=choices.show_addresses,
+                                        leak_kinds=choices.show_kinds,
                                         gen_suppressions=choices.gen_suppressions),
                           choices.output_format), nl=False)
     click.echo(f"leaktrace: capture saved to {capture}", err=True)
     click.echo(f"leaktrace: to see it again: {report_hint(capture)}", err=True)
-    if leaks_exceed(report, choices.fail_on_leak):
+    if leaks_exceed(report, choices.fail_on_leak, choices.fail_on_kinds):
         return choices.leak_exit_code
     return 0
 

@@ -31,7 +31,7 @@ class ByteThreshold(click.IntRange):
 
 def fail_on_leak_options(function: F) -> F:
     """--fail-on-leak[=BYTES] and --leak-exit-code, for the reports without leak kinds
-    (attach, detach, mtrace)."""
+    (mtrace)."""
     function = click.option(
         "--leak-exit-code", type=click.IntRange(1, 255), default=LEAKS_FOUND, show_default=True,
         help="Exit code used by --fail-on-leak.",

@@ -129,7 +129,7 @@ def attach_command(pid: int, duration: float | None, output: str | None,
     try:
         with SignalWatch(STOP_SIGNALS) as watch:
             ended = _collect(pid, settings, shim, memory, config_dir, duration,
-                             started, watch, log, go_program)
+                             started, watch, log, go_program, choices.scan)
     finally:
         notices.close()
     # Signals act normally again: rendering a huge report may be interrupted.
@@ -140,7 +140,7 @@ def attach_command(pid: int, duration: float | None, output: str | None,
 
 def _collect(pid: int, settings: AttachSettings, shim: str, memory: MemoryMap,
              config_dir: str, duration: float | None, started: float, watch: SignalWatch,
-             log: Log, go_program: bool) -> Detached:
+             log: Log, go_program: bool, scan: bool) -> Detached:
     """Inject, wait for the end of the window, detach; the stop signals only take note."""
     assert settings.session is not None and settings.notify is not None
     notices = settings.notify
@@ -166,7 +166,7 @@ def _collect(pid: int, settings: AttachSettings, shim: str, memory: MemoryMap,
         _ended_by_detach(pid)
     log(f"detaching ({why})")
     try:
-        detached = detach(pid, settings.control_dir, settings.session)
+        detached = detach(pid, settings.control_dir, settings.session, scan=scan)
     except SessionEnded:
         _ended_by_detach(pid)
     except ProcessGone:

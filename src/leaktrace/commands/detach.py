@@ -31,7 +31,7 @@ def detach_command(pid: int, **options: Any) -> None:
     check_suppressions(choices)
     # Not cut short by Ctrl-C: the process detaches either way, and its capture is then ours.
     with SignalWatch({signal.SIGINT, signal.SIGTERM, signal.SIGHUP}):
-        detached = detach(pid, control_dir_for(pid))
+        detached = detach(pid, control_dir_for(pid), scan=choices.scan)
     click.echo(f"leaktrace: collected {window_text(detached.attached_at, detached.detached_at)}",
                err=True)
     raise SystemExit(print_capture_report(detached.capture, choices))
