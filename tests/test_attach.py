@@ -125,6 +125,7 @@ def test_attach_with_scan_reports_leak_kinds(server: Server, tmp_path: Path) -> 
     assert [(r["leak_kind"], r["blocks"], r["bytes"]) for r in leaks] == \
         [("definitely lost", 6, 6 * LEAK_SIZE)]
     assert report["summary"]["definitely_lost"] == {"bytes": 6 * LEAK_SIZE, "blocks": 6}
+    assert "no leak kinds" not in run.error_text
     server.check_answers()  # the threads the scan stopped go on serving
     # Detached without the scan: every live byte counts, no kinds.
     run = AttachRun(server.pid, "--format", "json", *ATTACH_EVERY_RECORD, env=env, cwd=tmp_path)
@@ -135,6 +136,7 @@ def test_attach_with_scan_reports_leak_kinds(server: Server, tmp_path: Path) -> 
     plain = json.loads(run.stdout)
     assert [(r["leak_kind"], r["blocks"]) for r in plain["records"]
             if allocation_site(r, SOURCE) == site] == [(None, 2)]
+    assert "no leak kinds; --scan runs the reachability scan" in run.error_text
     load.stop()
     assert server.quit() == (7, "served 8 leaks\n")
 

@@ -86,6 +86,9 @@ def _print(capture: str, choices: ReportChoices) -> int:
                           choices.output_format), nl=False)
     click.echo(f"leaktrace: capture saved to {capture}", err=True)
     click.echo(f"leaktrace: to see it again: {report_hint(capture)}", err=True)
+    if report.summary.leaks is None and report.summary.live_blocks:
+        click.echo("leaktrace: these blocks have no leak kinds; --scan runs the reachability "
+                   "scan before detaching (definitely lost, still reachable...)", err=True)
     if leaks_exceed(report, choices.fail_on_leak, choices.fail_on_kinds):
         return choices.leak_exit_code
     return 0
