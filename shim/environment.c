@@ -99,19 +99,24 @@ void lt_env_hide_settings(const char *shim_file_name)
 /* ---- --follow-children: the settings every image of every child needs ------------------ */
 typedef int (*execve_fn)(const char *, char *const[], char *const[]);
 typedef int (*execveat_fn)(int, const char *, char *const[], char *const[], int);
+typedef int (*fexecve_fn)(int, char *const[], char *const[]);
 
-/* How the real exec is called: by path (execve, execvpe) or, with `at`, by descriptor
- * (execveat; fexecve through an adapter), dirfd and flags as execveat takes them. */
+/* How the real exec is called: by path (execve, execvpe: `file`), or by descriptor (execveat:
+ * `dirfd`, `file` and `flags`; fexecve: `dirfd`). One of the three functions is set. */
 struct exec_call {
     execve_fn by_path;
     execveat_fn at;
+    fexecve_fn by_fd;
     int dirfd, flags;
     const char *file;
 };
 
+static bool by_descriptor(const struct exec_call *c) { return c->at || c->by_fd; }
+
 static int call_exec(const struct exec_call *c, char *const argv[], char *const envp[])
 {
     if (c->at) return c->at(c->dirfd, c->file, argv, envp, c->flags);
+    if (c->by_fd) return c->by_fd(c->dirfd, argv, envp);
     if (c->by_path) return c->by_path(c->file, argv, envp);
     errno = ENOSYS; /* the C library has no such function */
     return -1;
@@ -338,7 +343,7 @@ static int exec_with_settings(const struct exec_call *c, bool search, char *cons
                               char *const envp[])
 {
     char capture[LT_PATH_MAX];
-    bool captured = lt_exec_capture_wanted() && (c->at || executable(c->file, search)) &&
+    bool captured = lt_exec_capture_wanted() && (by_descriptor(c) || executable(c->file, search)) &&
                     lt_capture_before_exec(capture, sizeof capture);
     int r = exec_with_hidden(c, argv, envp);
     if (captured) lt_discard_exec_capture(capture);
@@ -393,31 +398,14 @@ int lt_hook_execvp(const char *file, char *const argv[])
 int lt_hook_execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
 {
     LT_NEXT(execveat_fn, execveat);
-    if (!f) {
-        errno = ENOSYS;
-        return -1;
-    }
     struct exec_call c = { .at = f, .dirfd = dirfd, .file = path, .flags = flags };
     return exec_with_settings(&c, false, argv, envp);
 }
 
-typedef int (*fexecve_fn)(int, char *const[], char *const[]);
-static _Atomic(fexecve_fn) next_fexecve; /* looked up at the first fexecve */
-
-static int fexecve_as_at(int fd, const char *path, char *const argv[], char *const envp[], int flags)
-{
-    (void)path, (void)flags;
-    return atomic_load(&next_fexecve)(fd, argv, envp);
-}
-
 int lt_hook_fexecve(int fd, char *const argv[], char *const envp[])
 {
-    if (!atomic_load(&next_fexecve)) atomic_store(&next_fexecve, (fexecve_fn)lt_next_symbol("fexecve"));
-    if (!atomic_load(&next_fexecve)) {
-        errno = ENOSYS;
-        return -1;
-    }
-    struct exec_call c = { .at = fexecve_as_at, .dirfd = fd, .file = "" };
+    LT_NEXT(fexecve_fn, fexecve);
+    struct exec_call c = { .by_fd = f, .dirfd = fd };
     return exec_with_settings(&c, false, argv, envp);
 }
 
