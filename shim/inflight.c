@@ -63,10 +63,20 @@ static bool owner_gone(pid_t owner, pid_t pid)
     return owner != 0 && lt_raw_syscall(SYS_tgkill, pid, owner, 0, 0, 0, 0) == -ESRCH;
 }
 
+static struct lt_thread_slot *take_slot(void);
+
+/* A thread's first entry into the tables: its slot, and (signals.c) its alternate signal stack. */
 struct lt_thread_slot *lt_inflight_claim(void)
 {
     if (lt_my_slot) return lt_my_slot;
     if (!slots) return NULL;
+    lt_my_slot = take_slot();
+    lt_signals_give_this_thread_a_stack();
+    return lt_my_slot;
+}
+
+static struct lt_thread_slot *take_slot(void)
+{
     pid_t me = (pid_t)syscall(SYS_gettid);
     /* Slots are never given back, so the free ones are those never claimed. Counted in
      * slots_used before the slot's first count: a waiter that sees the count sees it. */
@@ -75,8 +85,7 @@ struct lt_thread_slot *lt_inflight_claim(void)
         if (atomic_compare_exchange_weak(&slots_used, &fresh, fresh + 1)) {
             slots[fresh].stripe = lt_stack_stripe_of_slot(fresh); /* kept by later owners */
             atomic_store(&slots[fresh].owner, me);
-            lt_my_slot = &slots[fresh];
-            return lt_my_slot;
+            return &slots[fresh];
         }
     /* Full: take over the slot of a thread that has ended, searching on from where the last
      * search stopped (the oldest slots are the likeliest to have ended). */
@@ -88,11 +97,9 @@ struct lt_thread_slot *lt_inflight_claim(void)
         if (!owner_gone(owner, pid) || atomic_load(&slots[i].inside) != 0 ||
             !atomic_compare_exchange_strong(&slots[i].owner, &owner, me))
             continue;
-        lt_my_slot = &slots[i];
-        return lt_my_slot;
+        return &slots[i];
     }
-    lt_my_slot = &slots[0];
-    return lt_my_slot;
+    return &slots[0];
 }
 
 /* In a fork child: this thread's slot names the parent's thread, which other threads of the

@@ -100,9 +100,9 @@ bool lt_sample_pick_slow(size_t size)
     int64_t bytes = (int64_t)(size > INT64_MAX ? INT64_MAX : size);
     if (LT_UNLIKELY(!rng_state)) {
         /* The thread's first allocation: where its first point lies is still to be drawn.
-         * Also where a thread gets its alternate signal stack (exact mode gives it at the
-         * first recorded allocation, which here may never come). */
-        lt_signals_give_this_thread_a_stack();
+         * Also where it takes its slot in the registry of threads, and with it its alternate
+         * signal stack (inflight.c): a thread with no block sampled may never enter the tables. */
+        lt_inflight_claim();
         int64_t left = next_interval() - bytes;
         if (left > 0) {
             lt_sample_countdown = left;

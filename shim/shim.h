@@ -31,6 +31,21 @@ void lt_unmap(void *addr, size_t size);
  * caller; NULL if the system refused. For tables mapped a piece at a time, as they grow. */
 void *lt_map_once(_Atomic(void *) *at, size_t size);
 size_t lt_page_size(void);
+/* Per-thread records kept in tables keyed by thread pointer (%fs:0, the thread's control
+ * block: unique among live threads, and given by glibc to a new thread once its owner ended,
+ * so a record outlives its thread and goes to the next one there): the unwinder's trails, the
+ * alternate signal stacks. A record is claimed by a CAS of the pointer, probing on from
+ * lt_thread_home. x86-64, as the rest of the shim. */
+static inline uintptr_t lt_thread_pointer(void)
+{
+    uintptr_t tp;
+    __asm__("movq %%fs:0, %0" : "=r"(tp));
+    return tp;
+}
+static inline size_t lt_thread_home(uintptr_t tp, size_t slots)
+{
+    return (size_t)((((uint64_t)tp >> 6) * 0x9e3779b97f4a7c15ull) >> 32) % slots;
+}
 /* A table read at places a hash picks, then written there (the stack table, the unwinder's
  * rule cache): a first read of an untouched page maps the kernel's zero page, and the write
  * after it must replace that entry and flush it from every CPU running the program (an
@@ -583,7 +598,7 @@ bool lt_quick_exit_handled(void);    /* lifecycle.c: its at_quick_exit handler w
 /* ---- signals.c: fatal-signal handlers the program does not see ------------------------ */
 void lt_signals_install(void);
 void lt_signals_give_threads_stacks(void);      /* alternate signal stacks, hidden: at start-up */
-void lt_signals_give_this_thread_a_stack(void); /* at a thread's first allocation */
+void lt_signals_give_this_thread_a_stack(void); /* (inflight.c) a thread's first entry */
 bool lt_signals_stands_in(uintptr_t handler); /* the shim's handler in place of SIG_DFL */
 /* lookups.c: dlsym(RTLD_NEXT, name) of every hooked name, once at start-up; then the answer. */
 void lt_next_symbols_resolve(void);

@@ -17,7 +17,7 @@
  * A stack overflow raises SIGSEGV with no room left on the stack for a handler: the kernel
  * then kills at once, and there was no capture (valgrind reports those leaks). So each thread
  * gets an alternate signal stack of the shim's where the program gave it none (the main thread
- * at start-up, the others at their first allocation), on which the stand-in
+ * at start-up, the others at their first allocation or free), on which the stand-in
  * (SA_ONSTACK) runs. The program does not see it either: sigaltstack() reports
  * none, and one the program sets replaces it. */
 #include <dlfcn.h>
@@ -236,10 +236,11 @@ void lt_signals_die_of(int sig)
 #define THREAD_STACKS 1024u      /* slots; a thread with none free gets no stack */
 #define THREAD_STACK_PROBES 8u
 
-/* A thread's stack lives in a slot claimed with a CAS of its thread pointer (%fs:0, unique
- * among live threads) and is kept when the thread ends: a thread that later gets the same
- * thread pointer (glibc reuses an ended thread's stack and control block) takes the slot and
- * its stack back, so threads that come and go do not pile up mappings. */
+/* A thread's stack lives in a slot keyed by its thread pointer (shim.h, lt_thread_home) and is
+ * kept when the thread ends: the thread that later gets the same control block takes the slot
+ * and its stack back, so threads that come and go do not pile up mappings (20,000 short-lived
+ * threads: 7 more mmaps; a slot for every new thread, as the registry of threads gives them
+ * out, reserved 2 GiB of address space). */
 struct thread_stack {
     _Atomic uintptr_t owner;
     _Atomic(void *) stack;    /* lt_map_once'd by the first owner */
@@ -265,18 +266,17 @@ void lt_signals_give_threads_stacks(void)
     lt_signals_give_this_thread_a_stack();
 }
 
-/* A thread's first recorded allocation (unwind.c) or sampling decision (sampling.c), and the
- * main thread at start-up: a stack
- * where the thread has none (the kernel starts every thread without one). Only system calls:
- * safe inside a hook and in a signal handler. */
+/* A thread's first entry into the tables, when it takes its slot in the registry of threads
+ * (inflight.c: its first allocation or free; in sampling mode its first sampling decision),
+ * and the main thread at start-up: a stack where the thread has none (the kernel starts every
+ * thread without one). Only system calls: safe inside a hook and in a signal handler. */
 void lt_signals_give_this_thread_a_stack(void)
 {
     stack_t current;
     if (!thread_stacks || my_signal_stack) return;
     if (raw_sigaltstack(NULL, &current) != 0 || !(current.ss_flags & SS_DISABLE)) return;
-    uintptr_t tp;
-    __asm__("movq %%fs:0, %0" : "=r"(tp));
-    size_t home = (size_t)((((uint64_t)tp >> 6) * 0x9e3779b97f4a7c15ull) >> 32);
+    uintptr_t tp = lt_thread_pointer();
+    size_t home = lt_thread_home(tp, THREAD_STACKS);
     for (unsigned i = 0; i < THREAD_STACK_PROBES; i++) {
         struct thread_stack *slot = &thread_stacks[(home + i) % THREAD_STACKS];
         uintptr_t owner = atomic_load_explicit(&slot->owner, memory_order_relaxed);

@@ -668,9 +668,8 @@ static __thread volatile int trail_busy __attribute__((tls_model("initial-exec")
 static struct trail *claim_trail(void)
 {
     if (!trails) return NO_TRAIL;
-    uintptr_t tp;
-    __asm__("movq %%fs:0, %0" : "=r"(tp));
-    size_t home = (size_t)((((uint64_t)tp >> 6) * 0x9e3779b97f4a7c15ull) >> 32);
+    uintptr_t tp = lt_thread_pointer();
+    size_t home = lt_thread_home(tp, TRAILS);
     for (unsigned i = 0; i < TRAIL_PROBES; i++) {
         struct trail *t = lt_map_once((_Atomic(void *) *)&trails[(home + i) % TRAILS], sizeof *t);
         if (!t) return NO_TRAIL;
@@ -854,7 +853,6 @@ __attribute__((noinline)) void lt_backtrace_take(struct lt_backtrace *bt, uintpt
         if (LT_UNLIKELY(!t || my_trail_epoch != epoch)) {
             t = my_trail = claim_trail();
             my_trail_epoch = epoch;
-            lt_signals_give_this_thread_a_stack(); /* a new thread, most often */
         }
     }
     if (LT_UNLIKELY(!t || t == NO_TRAIL || !skip_own_frames(bp, sp, &pc, &sp, &bp) || pc < 4096)) {

@@ -41,9 +41,6 @@ void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bi
     (void)map_start, (void)map_end, (void)bias, (void)name;
 }
 
-/* No fatal-signal handlers here (signals.c): a thread needs no alternate stack. */
-void lt_signals_give_this_thread_a_stack(void) {}
-
 /* The stack table (stacks.c) is not linked: no backtrace here is cut at a depth limit. */
 struct lt_stack *lt_stack_get(uint32_t id)
 {
