@@ -11,6 +11,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <ucontext.h>
@@ -307,6 +308,36 @@ static bool is_sigreturn(uintptr_t pc)
     return memcmp((const void *)pc, rt_sigreturn, sizeof rt_sigreturn) == 0;
 }
 
+/* The FDE that find_fde picks for lookup_pc, read: its CIE, the range of code it covers
+ * (has_range: both fields read) and its CFA instructions. False when there is none. */
+struct fde_view {
+    struct cie_info ci;
+    bool has_range;
+    uintptr_t pc_begin, pc_range;
+    const uint8_t *insns, *end;
+};
+
+static bool read_fde(const uint8_t *eh_frame_hdr, uintptr_t lookup_pc, struct fde_view *v)
+{
+    const uint8_t *p = find_fde(eh_frame_hdr, lookup_pc);
+    if (!p) return false;
+    v->end = record_bounds(&p);
+    if (!v->end) return false;
+    const uint8_t *cie_ptr_field = p;
+    uint32_t cie_off;
+    memcpy(&cie_off, p, 4);
+    p += 4;
+    if (!parse_cie(cie_ptr_field - cie_off, &v->ci)) return false;
+    v->has_range = read_encoded(&p, v->ci.fde_enc, 0, &v->pc_begin) &&
+                   read_encoded(&p, v->ci.fde_enc & 0x0f, 0, &v->pc_range);
+    if (v->has_range && v->ci.has_z) {
+        uint64_t aug_len = read_uleb(&p);
+        p += aug_len;
+    }
+    v->insns = p;
+    return true;
+}
+
 /* The slow path: computes the packed rule for pc from the CFI. `lookup_pc` is pc for the
  * innermost frame and pc-1 for return addresses (a call may be a function's last insn). */
 static uint64_t compute_rule(uintptr_t pc, uintptr_t lookup_pc)
@@ -317,28 +348,14 @@ static uint64_t compute_rule(uintptr_t pc, uintptr_t lookup_pc)
     lt_modules_note_object((uintptr_t)dlfo.dlfo_map_start, (uintptr_t)dlfo.dlfo_map_end,
                            dlfo.dlfo_link_map ? dlfo.dlfo_link_map->l_addr : 0,
                            dlfo.dlfo_link_map ? dlfo.dlfo_link_map->l_name : NULL);
-    if (!dlfo.dlfo_eh_frame) return end_rule;
-    const uint8_t *fde = find_fde(dlfo.dlfo_eh_frame, lookup_pc);
-    if (!fde) return end_rule;
-    const uint8_t *p = fde;
-    const uint8_t *fde_end = record_bounds(&p);
-    if (!fde_end) return end_rule;
-    const uint8_t *cie_ptr_field = p;
-    uint32_t cie_off;
-    memcpy(&cie_off, p, 4);
-    p += 4;
-    struct cie_info ci;
-    if (!parse_cie(cie_ptr_field - cie_off, &ci)) return end_rule;
+    struct fde_view fde;
+    if (!dlfo.dlfo_eh_frame || !read_fde(dlfo.dlfo_eh_frame, lookup_pc, &fde)) return end_rule;
+    struct cie_info ci = fde.ci;
     if (ci.signal_frame) return is_sigreturn(pc) ? pack_rule(pc, RULE_SIGNAL, 0, 0) : end_rule;
-    if (ci.ra_reg != DW_REG_RA) return end_rule;
-    uintptr_t pc_begin, pc_range;
-    if (!read_encoded(&p, ci.fde_enc, 0, &pc_begin)) return end_rule;
-    if (!read_encoded(&p, ci.fde_enc & 0x0f, 0, &pc_range)) return end_rule;
-    if (lookup_pc < pc_begin || lookup_pc >= pc_begin + pc_range) return end_rule;
-    if (ci.has_z) {
-        uint64_t aug_len = read_uleb(&p);
-        p += aug_len;
-    }
+    if (ci.ra_reg != DW_REG_RA || !fde.has_range) return end_rule;
+    uintptr_t pc_begin = fde.pc_begin;
+    if (lookup_pc < pc_begin || lookup_pc >= pc_begin + fde.pc_range) return end_rule;
+    const uint8_t *p = fde.insns, *fde_end = fde.end;
     struct cfa_row initial = { .cfa_reg = DW_REG_RSP, .cfa_offset = 8 };
     initial.rbp.how = REG_SAME;
     initial.ra.how = REG_UNDEFINED;
@@ -987,11 +1004,32 @@ void lt_backtrace_done(const struct lt_backtrace *bt, uint32_t id)
  * At exit the frames below the program's last frame are exit(), its handlers, the loader's
  * _dl_fini and the shim: their slots hold dead values of the program's (a leaked pointer in a
  * frame that has returned) which must not keep blocks alive, as LeakSanitizer and valgrind
- * agree. The runtime is libc, the loader and the shim, found once by address. */
-static uintptr_t runtime_start[3], runtime_end[3];
+ * agree. The runtime is libc, the loader and the shim, found once by address.
+ *
+ * The callers of exit() are live, though, also those in libc: argp_parse calls it for
+ * --version and --help with the program's parser state in its own frame (getent, gencat,
+ * GNU tar, elfutils' tools), where valgrind finds that state still reachable. So the live
+ * stack begins where exit() was called, but when main returned into libc's start code (the
+ * first frame of the program is then the entry point's), whose frames hold nothing since. */
+static uintptr_t runtime_start[3], runtime_end[3]; /* libc, the loader, the shim */
+static uintptr_t exit_start, exit_size;            /* libc's exit(), from its FDE */
+static uintptr_t entry_point;                      /* AT_ENTRY: the executable's _start */
 static _Atomic bool runtime_known;
 
 extern void *__tls_get_addr(void *); /* defined by the loader, ld-linux */
+
+/* The code libc's exit() spans (0 bytes when its FDE cannot be read). */
+static void find_exit_function(void)
+{
+    uintptr_t exit_fn = (uintptr_t)lt_next_symbol("exit");
+    struct dl_find_object dlfo;
+    struct fde_view fde;
+    if (exit_fn && _dl_find_object((void *)exit_fn, &dlfo) == 0 && dlfo.dlfo_eh_frame &&
+        read_fde(dlfo.dlfo_eh_frame, exit_fn, &fde) && fde.has_range && fde.pc_begin == exit_fn) {
+        exit_start = fde.pc_begin;
+        exit_size = fde.pc_range;
+    }
+}
 
 static void find_runtime(void)
 {
@@ -1004,6 +1042,8 @@ static void find_runtime(void)
             runtime_end[i] = (uintptr_t)dlfo.dlfo_map_end;
         }
     }
+    find_exit_function();
+    entry_point = getauxval(AT_ENTRY);
     atomic_store(&runtime_known, true);
 }
 
@@ -1014,6 +1054,12 @@ static bool in_runtime(uintptr_t pc)
     return false;
 }
 
+static bool in_shim(uintptr_t pc) { return pc >= runtime_start[2] && pc < runtime_end[2]; }
+
+/* A return address in the entry point's code (_start: some 40 bytes before its call of
+ * __libc_start_main returns). */
+static bool in_entry_point(uintptr_t pc) { return entry_point && pc - entry_point < 64; }
+
 /* Walks up from the frame at (pc, sp, bp) over the runtime's frames; `fallback` when a frame
  * cannot be stepped over: the innermost place known to be safe (more roots, so leaks may
  * hide, never invented). */
@@ -1022,14 +1068,17 @@ uintptr_t lt_unwind_program_sp_from(uintptr_t pc, uintptr_t sp, uintptr_t bp, ui
     if (!rule_cache) return fallback;
     if (!atomic_load(&runtime_known)) find_runtime();
     if (!in_runtime(pc)) return fallback; /* already in the program's own code */
-    bool innermost = true;
+    bool innermost = true, leaving_exit = false;
+    uintptr_t exit_caller_sp = 0; /* where the frame of exit()'s caller begins, once met */
     for (int step = 0; step < 512; step++) {
+        if ((innermost ? pc : pc - 1) - exit_start < exit_size) leaving_exit = true;
         /* step_by ends at a signal frame: it holds the interrupted registers, roots the scan
          * must keep. */
         if (step_by(rule_for(pc, innermost), &pc, &sp, &bp, false) != STEP_OK) return fallback;
         innermost = false;
+        if (leaving_exit && !exit_caller_sp && !in_shim(pc)) exit_caller_sp = sp; /* past our hook */
         /* The caller's frame starts at this CFA: the first frame that is the program's. */
-        if (!in_runtime(pc)) return sp;
+        if (!in_runtime(pc)) return exit_caller_sp && !in_entry_point(pc) ? exit_caller_sp : sp;
     }
     return fallback;
 }

@@ -539,6 +539,26 @@ def test_a_block_held_in_a_register_where_the_program_ends_is_reachable(
             report["summary"]["definitely_lost"]["bytes"]) == (333, 0)
 
 
+EXIT_INSIDE_LIBC = "exit_inside_libc.c"
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+@pytest.mark.parametrize("option", ["--version", "--help"])
+def test_exit_called_by_the_c_library_keeps_its_callers_frames_as_roots(
+        traced: Callable[..., Traced], memcheck: Callable[[Traced], MemcheckRun], opt: str,
+        option: str) -> None:
+    """argp_parse calls exit(0) itself for --version and --help, with its parser storage held
+    in its own frame, which is still live: that block is still reachable, as valgrind says
+    (leaktrace used to skip every libc frame up to main and call it definitely lost: getent
+    --version and gencat --version reported a leak). The block dropped earlier stays lost."""
+    run = traced(EXIT_INSIDE_LIBC, opt, option)
+    kinds = {kind for kind, _, _, _ in run.shapes(EXIT_INSIDE_LIBC, "parser")}
+    assert kinds == {REACHABLE}
+    assert run.shapes(EXIT_INSIDE_LIBC, "dropped") == {(DEFINITE, 222, 0, 1)}
+    assert run.summary()[DEFINITE] == (222, 1)
+    assert run.summary() == dict(memcheck(run).summary.kinds)
+
+
 # --- a block right before glibc's top chunk --------------------------------------------
 
 NEXT_TO_TOP = "leak_next_to_top.cpp"
