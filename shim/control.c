@@ -107,9 +107,13 @@ static const char *socket_dir(void)
     return own_user_dir;
 }
 
-/* One line on the program's stderr: the user asked for a control socket and has none. */
+/* One line on the program's stderr: the user asked for a control socket and has none. Not
+ * under a seccomp filter, which the process inherited across exec (man-db runs groff and its
+ * other helpers so) or put in itself: no directory would help there, and the program's stderr
+ * must stay as it is natively. */
 static void say_no_socket(const char *why)
 {
+    if (lt_under_seccomp_filter()) return;
     char line[LT_PATH_MAX + 256];
     char *end = line + sizeof line - 1;
     char *p = lt_put_str(line, end, "leaktrace: no control socket for process ");

@@ -247,6 +247,17 @@ static bool mask_blocks(const char *status_path, int sig, bool *readable)
     return (lt_parse_hex(&blocked) >> (sig - 1)) & 1;
 }
 
+/* Whether this process runs under a seccomp filter (the Seccomp field of its status: 2), as
+ * one it inherited across exec. False when unreadable. */
+bool lt_under_seccomp_filter(void)
+{
+    char text[4096];
+    size_t len = lt_read_file("/proc/self/status", text, sizeof text - 1);
+    text[len] = '\0';
+    const char *mode = strstr(text, "\nSeccomp:\t");
+    return mode && mode[10] == '2';
+}
+
 bool lt_thread_has_pending(pid_t tid, int sig)
 {
     char path[64], text[2048];

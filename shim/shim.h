@@ -156,6 +156,7 @@ int lt_for_each_thread(void (*fn)(pid_t tid, void *ctx), void *ctx);
  * moment longer but never handles a signal again. */
 bool lt_thread_has_left(pid_t tid);
 bool lt_thread_surely_left(pid_t tid); /* the same, but a file that cannot be read: no */
+bool lt_under_seccomp_filter(void); /* /proc/self/status says Seccomp: 2 */
 int lt_main_thread_exit_status(void); /* the main thread's, once it left; -1: not known */
 /* What /proc says of another thread. blocks_signal: `sig` cannot reach a handler of the
  * thread now: its mask blocks it, or it waits in sigwait/sigtimedwait for a set that holds
