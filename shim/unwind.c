@@ -1010,9 +1010,10 @@ void lt_backtrace_done(const struct lt_backtrace *bt, uint32_t id)
  * --version and --help with the program's parser state in its own frame (getent, gencat,
  * GNU tar, elfutils' tools), where valgrind finds that state still reachable. So the live
  * stack begins where exit() was called, but when main returned into libc's start code (the
- * first frame of the program is then the entry point's), whose frames hold nothing since. */
-/* Written by find_runtime before it sets runtime_known (two threads that race write the same
- * values), read-only after. */
+ * first frame of the program is then the entry point's), whose frames hold nothing since.
+ *
+ * Written by find_runtime before it sets runtime_known (two threads that race write the same
+ * values), read-only after: */
 static uintptr_t runtime_start[3], runtime_end[3]; /* libc, the loader, the shim */
 static uintptr_t exit_start, exit_size;            /* libc's exit(), from its FDE */
 static uintptr_t entry_point;                      /* AT_ENTRY: the executable's _start */
