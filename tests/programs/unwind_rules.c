@@ -1,6 +1,6 @@
 /* Drives the shim's .eh_frame reader for tests/test_unwind_agreement.py. shim/unwind.c is
  * included whole, so its static rule computation is reachable; the shim functions it
- * calls are given here (mapping, and noting an object). Usage: unwind_rules LIBRARY <
+ * calls are given here (mapping, noting an object, the next definition of a symbol). Usage: unwind_rules LIBRARY <
  * file-addresses; for each hex file address (an ELF virtual address of LIBRARY) prints one line:
  *     ADDRESS end | ADDRESS unsupported | ADDRESS rsp|rbp CFA_OFFSET RBP_OFFSET
  * the rule the shim would cache for that address as the innermost frame. */
@@ -52,6 +52,12 @@ const uintptr_t *lt_stack_pcs(const struct lt_stack *s)
 {
     (void)s;
     return NULL;
+}
+
+/* The next definitions of hooked functions (lookups.c): here, the C library's own. */
+void *lt_next_symbol(const char *name)
+{
+    return dlsym(RTLD_NEXT, name);
 }
 
 int main(int argc, char **argv)
