@@ -163,6 +163,7 @@ void lt_config_load(void)
     const char *launcher = setting("LEAKTRACE_LAUNCHER_PID");
     lt_cfg.launched = launcher && *launcher;
     lt_cfg.is_root = !lt_cfg.launched || strtol(launcher, NULL, 10) == (long)getppid();
+    lt_cfg.launcher_pid = lt_cfg.launched && lt_cfg.is_root ? getppid() : 0;
     /* The exact output path belongs to the root process only. */
     if (!lt_cfg.is_root) lt_cfg.output[0] = 0;
 }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <limits.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/types.h>
 #include <gnu/libc-version.h>
 
@@ -83,6 +84,7 @@ struct lt_config {
     char skip_children[LT_PATH_MAX]; /* LEAKTRACE_SKIP_CHILDREN: comma-separated name patterns */
     bool is_root;            /* this process is the one leaktrace launched, or preloaded by hand */
     bool launched;           /* started by `leaktrace run` (LEAKTRACE_LAUNCHER_PID is set) */
+    pid_t launcher_pid;      /* that launcher, when this process is its child; else 0 */
     bool write_on_signal;    /* LEAKTRACE_SIGNALS, default on: capture on SIGINT/SIGTERM */
     bool scan_at_exit;       /* LEAKTRACE_SCAN, default on: reachability scan at exit */
     bool freeres_at_exit;    /* LEAKTRACE_FREERES, default on: glibc/libstdc++ release their
@@ -598,6 +600,10 @@ int lt_final_signal(void);           /* the signal that ended the process, or 0 
 bool lt_quick_exit_handled(void);    /* lifecycle.c: its at_quick_exit handler writes the capture */
 /* ---- signals.c: fatal-signal handlers the program does not see ------------------------ */
 void lt_signals_install(void);
+/* forwarded.c: whether this arrival of `sig` is the second copy of a signal the launcher
+ * passed on (drop it); a passed-on copy let through is made to look as its sender sent it. */
+bool lt_forwarded_drops(int sig, siginfo_t *info);
+bool lt_forwarded_signal(int sig); /* one the launcher may pass on, to this process */
 void lt_signals_give_threads_stacks(void);      /* alternate signal stacks, hidden: at start-up */
 void lt_signals_give_this_thread_a_stack(void); /* (inflight.c) a thread's first entry */
 bool lt_signals_stands_in(uintptr_t handler); /* the shim's handler in place of SIG_DFL */

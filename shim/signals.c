@@ -62,6 +62,9 @@ static int fatal_signal(int i) { return i < (int)FATAL_COUNT ? fatal_signals[i] 
  * for it. Written by the thread that installs it, before run_once goes in; read by run_once
  * (a program that races itself on one signal gets one of its two actions). */
 static struct sigaction one_shot[_NSIG];
+/* The program's action for a signal the launcher may pass on (forwarded.c), while relay
+ * stands for it. The same rules as one_shot. */
+static struct sigaction relayed[_NSIG];
 
 static sigaction_fn sigaction_real(void)
 {
@@ -330,6 +333,7 @@ static void hide_scan_handler(struct sigaction *old)
  * as it delivered the signal; the stand-in goes back instead, then the handler runs. */
 static void run_once(int sig, siginfo_t *info, void *context)
 {
+    if (lt_forwarded_drops(sig, info)) return; /* the handler ran for the first copy */
     struct sigaction program = one_shot[sig];
     struct sigaction now;
     if (sigaction_real()(sig, NULL, &now) == 0 && now.sa_sigaction == run_once) {
@@ -352,23 +356,54 @@ static struct sigaction one_shot_of(int sig)
     return sig > 0 && sig < _NSIG ? one_shot[sig] : (struct sigaction){ 0 };
 }
 
-/* pre: `act` has a handler with SA_RESETHAND, and the stand-in may take `sig`. */
-static int install_one_shot(sigaction_fn real, int sig, const struct sigaction *act, struct sigaction *old)
+/* Runs in place of a program's handler for a signal the launcher may pass on: the second
+ * copy of one is dropped (forwarded.c). */
+static void relay(int sig, siginfo_t *info, void *context)
 {
-    struct sigaction previous = one_shot[sig], installed = *act;
-    bool was_ours = is_ours(sig);
-    one_shot[sig] = *act;
-    installed.sa_sigaction = run_once;
-    installed.sa_flags = (act->sa_flags & ~SA_RESETHAND) | SA_SIGINFO;
-    int r = real(sig, &installed, old);
-    if (r != 0) return r;
-    atomic_store(&ours[sig], false);
+    struct sigaction program = relayed[sig];
+    if (lt_forwarded_drops(sig, info)) return;
+    if (program.sa_flags & SA_SIGINFO) program.sa_sigaction(sig, info, context);
+    else program.sa_handler(sig);
+}
+
+static void show_relayed(struct sigaction *old, const struct sigaction *program)
+{
+    if (old && old->sa_sigaction == relay) *old = *program;
+}
+
+static struct sigaction relayed_of(int sig)
+{
+    return sig > 0 && sig < _NSIG ? relayed[sig] : (struct sigaction){ 0 };
+}
+
+/* What the program had for `sig`, as it sees it, in `old` as the kernel gave it: not the
+ * stand-in, the scan's handler, run_once or relay, but what they stand for (`was_ours`: the
+ * stand-in was there). */
+static void show_program_action(struct sigaction *old, bool was_ours, const struct sigaction *one_shot_before,
+                                const struct sigaction *relayed_before)
+{
     if (old && was_ours) {
         memset(old, 0, sizeof *old);
         old->sa_handler = SIG_DFL;
     }
     hide_scan_handler(old);
-    show_one_shot(old, &previous);
+    show_one_shot(old, one_shot_before);
+    show_relayed(old, relayed_before);
+}
+
+/* Installs `wrapper` (run_once, relay) for the program's `act`, which goes in *program. */
+static int install_wrapper(sigaction_fn real, int sig, const struct sigaction *act, struct sigaction *old,
+                           struct sigaction *program, void (*wrapper)(int, siginfo_t *, void *), int flags)
+{
+    struct sigaction one_shot_before = one_shot_of(sig), relayed_before = relayed_of(sig), installed = *act;
+    bool was_ours = is_ours(sig);
+    *program = *act;
+    installed.sa_sigaction = wrapper;
+    installed.sa_flags = flags;
+    int r = real(sig, &installed, old);
+    if (r != 0) return r;
+    atomic_store(&ours[sig], false);
+    show_program_action(old, was_ours, &one_shot_before, &relayed_before);
     return r;
 }
 
@@ -376,13 +411,17 @@ int lt_hook_sigaction(int sig, const struct sigaction *act, struct sigaction *ol
 {
     sigaction_fn real = sigaction_real();
     bool to_default = act && is_default(act);
-    if (act && (act->sa_flags & SA_RESETHAND) && !to_default && act->sa_handler != SIG_IGN && may_stand_in(sig))
-        return install_one_shot(real, sig, act, old);
+    bool handler = act && !to_default && act->sa_handler != SIG_IGN;
+    /* (an SA_RESETHAND handler of a signal the launcher passes on: run_once drops copies too) */
+    if (handler && (act->sa_flags & SA_RESETHAND) && may_stand_in(sig))
+        return install_wrapper(real, sig, act, old, &one_shot[sig], run_once,
+                               (act->sa_flags & ~SA_RESETHAND) | SA_SIGINFO);
+    if (handler && lt_forwarded_signal(sig))
+        return install_wrapper(real, sig, act, old, &relayed[sig], relay, act->sa_flags | SA_SIGINFO);
     if (!is_ours(sig)) {
-        struct sigaction program = one_shot_of(sig);
+        struct sigaction one_shot_before = one_shot_of(sig), relayed_before = relayed_of(sig);
         int r = to_default && may_stand_in(sig) ? stand_in(sig, old) : real(sig, act, old);
-        if (r == 0) hide_scan_handler(old);
-        if (r == 0) show_one_shot(old, &program);
+        if (r == 0) show_program_action(old, false, &one_shot_before, &relayed_before);
         return r;
     }
     /* Keeping the default keeps our stand-in; anything else replaces it. */
@@ -405,11 +444,12 @@ static handler_fn replace(_Atomic(handler_fn (*)(int, handler_fn)) *real, const 
         atomic_store(real, f);
     }
     if (!is_ours(sig)) {
-        struct sigaction program = one_shot_of(sig);
+        struct sigaction one_shot_before = one_shot_of(sig), relayed_before = relayed_of(sig);
         handler_fn previous = f(sig, handler);
         /* The real call first: sigset() also unblocks the signal. */
         if (previous != SIG_ERR && handler == SIG_DFL && may_stand_in(sig)) stand_in(sig, NULL);
-        if ((void *)previous == (void *)run_once) return program.sa_handler;
+        if ((void *)previous == (void *)run_once) return one_shot_before.sa_handler;
+        if ((void *)previous == (void *)relay) return relayed_before.sa_handler;
         return (void *)previous == lt_scan_handler() ? SIG_DFL : previous;
     }
     if (handler == SIG_DFL) return SIG_DFL;
@@ -419,8 +459,33 @@ static handler_fn replace(_Atomic(handler_fn (*)(int, handler_fn)) *real, const 
     return SIG_DFL;
 }
 
-handler_fn lt_hook_signal(int sig, handler_fn h) { return replace(&real_signal, "signal", sig, h); }
-handler_fn lt_hook_bsd_signal(int sig, handler_fn h) { return replace(&real_bsd_signal, "bsd_signal", sig, h); }
+/* signal() and bsd_signal() as glibc makes them (a restarting handler that blocks its own
+ * signal), through the sigaction hook, for a handler of a signal the launcher passes on. */
+static handler_fn install_as_bsd_signal(int sig, handler_fn h)
+{
+    struct sigaction act, old;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = h;
+    act.sa_flags = SA_RESTART;
+    sigaddset(&act.sa_mask, sig);
+    return lt_hook_sigaction(sig, &act, &old) == 0 ? old.sa_handler : SIG_ERR;
+}
+
+static bool relayed_handler(int sig, handler_fn h)
+{
+    return h != SIG_DFL && h != SIG_IGN && h != SIG_ERR && h != SIG_HOLD && lt_forwarded_signal(sig);
+}
+
+handler_fn lt_hook_signal(int sig, handler_fn h)
+{
+    if (relayed_handler(sig, h)) return install_as_bsd_signal(sig, h);
+    return replace(&real_signal, "signal", sig, h);
+}
+handler_fn lt_hook_bsd_signal(int sig, handler_fn h)
+{
+    if (relayed_handler(sig, h)) return install_as_bsd_signal(sig, h);
+    return replace(&real_bsd_signal, "bsd_signal", sig, h);
+}
 /* glibc's sysv_signal is sigaction with a handler that resets and does not block its signal:
  * through the hook above, so that the reset is seen. */
 handler_fn lt_hook_sysv_signal(int sig, handler_fn h)

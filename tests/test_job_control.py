@@ -126,6 +126,93 @@ def test_a_program_stopped_and_continued_by_its_pid_runs_to_its_end(
     assert traced == native
 
 
+def _signal_program_and_leaktrace(tmp_path: Path, signals_seen: Path, how: str
+                                  ) -> tuple[tuple[str, int], tuple[str, int]]:
+    """SIGUSR1 for the program and, under leaktrace, for leaktrace too, as `how` says: `group`
+    (kill -USR1 -PGID), `each` (a kill of each process, as systemd's stop: leaktrace's pid
+    first, or the program's with `each-program-first`), or `timeout` (timeout(1) signals its
+    child, then its group)."""
+    def run(prefix: list[str]) -> tuple[str, int]:
+        if how == "timeout":
+            return _output(["timeout", "-s", "USR1", "0.3", *prefix], str(signals_seen))
+        job = subprocess.Popen([*prefix, str(signals_seen)], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+        assert job.stdout is not None
+        assert job.stdout.readline() == "ready\n"
+        program = _descendants(job.pid)[0] if prefix else job.pid
+        if how == "group":
+            os.killpg(job.pid, signal.SIGUSR1)
+        else:
+            order = [program, job.pid] if how == "each-program-first" else [job.pid, program]
+            for pid in dict.fromkeys(order):
+                os.kill(pid, signal.SIGUSR1)
+        out, _ = job.communicate(timeout=60)
+        return out, job.returncode
+
+    return _both(tmp_path, run)
+
+
+@pytest.mark.parametrize("how", ["group", "each", "each-program-first", "timeout"])
+def test_a_signal_for_leaktrace_and_the_program_reaches_the_program_once(
+        tmp_path: Path, signals_seen: Path, how: str) -> None:
+    """leaktrace passes on what reaches its own pid; when the same sender signalled the program
+    too (its group, every process of a service, `timeout`'s child and then its group), the
+    program had it twice and its handler ran twice (`timeout 10 leaktrace run -- server`). The
+    shim now drops the second copy."""
+    native, traced = _signal_program_and_leaktrace(tmp_path, signals_seen, how)
+    expected = ("ready\nsignals 1\n", 124) if how == "timeout" else ("signals 1\n", 0)
+    assert native == expected
+    assert traced == native
+
+
+SENDER_SEEN = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+static volatile sig_atomic_t code = -100, sender;
+static void seen(int sig, siginfo_t *info, void *context)
+{
+    (void)sig, (void)context;
+    code = info->si_code;
+    sender = info->si_pid;
+}
+int main(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = seen;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGUSR2, &sa, NULL);
+    printf("ready\n");
+    fflush(stdout);
+    while (code == -100)
+        pause();
+    printf("si_code %d from %d\n", (int)code, (int)sender);
+    return 0;
+}
+"""
+
+
+def test_a_passed_on_signal_shows_its_sender(tmp_path: Path) -> None:
+    """A signal sent to leaktrace's pid reaches the program's SA_SIGINFO handler as the
+    sender's kill(), SI_USER from the sender's pid, as natively (it came from leaktrace's)."""
+    program = compile_source(tmp_path, "sender_seen.c", SENDER_SEEN, "-O2")
+
+    def send(prefix: list[str]) -> tuple[str, int]:
+        job = subprocess.Popen([*prefix, str(program)], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+        assert job.stdout is not None
+        assert job.stdout.readline() == "ready\n"
+        job.send_signal(signal.SIGUSR2)
+        out, _ = job.communicate(timeout=60)
+        return out, job.returncode
+
+    native, traced = _both(tmp_path, send)
+    assert native == (f"si_code 0 from {os.getpid()}\n", 0)
+    assert traced == native
+
+
 PYTHON_WAITS_FOR_CTRL_C = """
 import time
 try:

@@ -9,8 +9,11 @@ program stops."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
+from collections.abc import Callable
+from typing import cast
 
 from leaktrace.control.client import process_stopped
 
@@ -63,6 +66,15 @@ class Job:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, sig)
 
+    def pass_on(self, sig: int, sender: int, sender_uid: int) -> None:
+        """A signal sent to leaktrace by `sender`, for the program: tagged with its sender, so
+        that the shim drops it when the program had the same signal from the same sender
+        itself (sent to the group, or to every process: `timeout`, systemd), and else shows it
+        to the program's handler as the sender's own (shim/forwarded.c)."""
+        tag = _PASSED_ON_TAG << 54 | (sender_uid & 0xFFFFFFFF) << 22 | (sender & 0x3FFFFF)
+        if _sigqueue()(self.pid, sig, tag) != 0:
+            self.send(sig)
+
     def send_from_the_terminal(self, sig: int) -> None:
         """The terminal signalled leaktrace's group, which the program had in it: if the
         program has left it for a group of its own (setpgid, as `timeout` does), where the
@@ -77,3 +89,19 @@ class Job:
         if that did not reach it too."""
         if process_stopped(self.pid):
             self.send(signal.SIGCONT)
+
+
+# The tag forwarded.c recognises in a passed-on signal's value: TAG << 54 | uid << 22 | pid.
+_PASSED_ON_TAG = 0x2A9
+
+
+@functools.cache
+def _sigqueue() -> Callable[[int, int, int], int]:
+    """libc's sigqueue(pid, sig, value), loaded on first use (a signal to pass on is rare)."""
+    import ctypes
+
+    function = ctypes.CDLL(None, use_errno=True).sigqueue
+    # union sigval is passed as its 8-byte integer class, as a pointer would be
+    function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_uint64]
+    function.restype = ctypes.c_int
+    return cast(Callable[[int, int, int], int], function)

@@ -129,7 +129,7 @@ def _wait_for_the_end(job: Job, waited: set[int]) -> int:
         elif sig == signal.SIGCONT:
             job.continue_if_stopped()
         else:
-            job.send(sig)
+            job.pass_on(sig, info.si_pid, info.si_uid)
         if job.interactive and job.stopped_by:
             _stop_with_the_program(job, waited)
 
