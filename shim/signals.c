@@ -329,6 +329,13 @@ static void hide_scan_handler(struct sigaction *old)
     }
 }
 
+/* The program's handler, called as it asked (with SA_SIGINFO, three arguments). */
+static void call_program(const struct sigaction *program, int sig, siginfo_t *info, void *context)
+{
+    if (program->sa_flags & SA_SIGINFO) program->sa_sigaction(sig, info, context);
+    else program->sa_handler(sig);
+}
+
 /* Runs in place of a program's SA_RESETHAND handler: the kernel would have put SIG_DFL back
  * as it delivered the signal; the stand-in goes back instead, then the handler runs. */
 static void run_once(int sig, siginfo_t *info, void *context)
@@ -340,20 +347,7 @@ static void run_once(int sig, siginfo_t *info, void *context)
         if (may_stand_in(sig)) stand_in(sig, NULL);
         else back_to_default(sig);
     }
-    if (program.sa_flags & SA_SIGINFO) program.sa_sigaction(sig, info, context);
-    else program.sa_handler(sig);
-}
-
-/* What the program installed, where the kernel holds run_once for it. */
-static void show_one_shot(struct sigaction *old, const struct sigaction *program)
-{
-    if (old && old->sa_sigaction == run_once) *old = *program;
-}
-
-/* The program's SA_RESETHAND action now, before a sigaction() may replace it. */
-static struct sigaction one_shot_of(int sig)
-{
-    return sig > 0 && sig < _NSIG ? one_shot[sig] : (struct sigaction){ 0 };
+    call_program(&program, sig, info, context);
 }
 
 /* Runs in place of a program's handler for a signal the launcher may pass on: the second
@@ -362,19 +356,26 @@ static void relay(int sig, siginfo_t *info, void *context)
 {
     struct sigaction program = relayed[sig];
     if (lt_forwarded_drops(sig, info)) return;
-    if (program.sa_flags & SA_SIGINFO) program.sa_sigaction(sig, info, context);
-    else program.sa_handler(sig);
+    call_program(&program, sig, info, context);
 }
 
-static void show_relayed(struct sigaction *old, const struct sigaction *program)
+/* What the program installed, where the kernel holds `wrapper` (run_once, relay) for it. */
+static void show_wrapped(struct sigaction *old, void (*wrapper)(int, siginfo_t *, void *),
+                         const struct sigaction *program)
 {
-    if (old && old->sa_sigaction == relay) *old = *program;
+    if (old && old->sa_sigaction == wrapper) *old = *program;
 }
+static void show_one_shot(struct sigaction *old, const struct sigaction *program) { show_wrapped(old, run_once, program); }
+static void show_relayed(struct sigaction *old, const struct sigaction *program) { show_wrapped(old, relay, program); }
 
-static struct sigaction relayed_of(int sig)
+/* The program's action behind a wrapper now (one_shot, relayed), before a sigaction() may
+ * replace it. */
+static struct sigaction program_action(const struct sigaction *table, int sig)
 {
-    return sig > 0 && sig < _NSIG ? relayed[sig] : (struct sigaction){ 0 };
+    return sig > 0 && sig < _NSIG ? table[sig] : (struct sigaction){ 0 };
 }
+static struct sigaction one_shot_of(int sig) { return program_action(one_shot, sig); }
+static struct sigaction relayed_of(int sig) { return program_action(relayed, sig); }
 
 /* What the program had for `sig`, as it sees it, in `old` as the kernel gave it: not the
  * stand-in, the scan's handler, run_once or relay, but what they stand for (`was_ours`: the

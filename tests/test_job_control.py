@@ -194,21 +194,24 @@ int main(void)
 """
 
 
+def _signalled_when_ready(argv: list[str], sig: int) -> tuple[str, int]:
+    """Runs argv, sends `sig` to the pid started once it prints "ready": (the rest of its
+    output, its return code)."""
+    job = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert job.stdout is not None
+    assert job.stdout.readline() == "ready\n"
+    job.send_signal(sig)
+    out, _ = job.communicate(timeout=120)
+    return out, job.returncode
+
+
 def test_a_passed_on_signal_shows_its_sender(tmp_path: Path) -> None:
     """A signal sent to leaktrace's pid reaches the program's SA_SIGINFO handler as the
     sender's kill(), SI_USER from the sender's pid, as natively (it came from leaktrace's)."""
     program = compile_source(tmp_path, "sender_seen.c", SENDER_SEEN, "-O2")
 
-    def send(prefix: list[str]) -> tuple[str, int]:
-        job = subprocess.Popen([*prefix, str(program)], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
-        assert job.stdout is not None
-        assert job.stdout.readline() == "ready\n"
-        job.send_signal(signal.SIGUSR2)
-        out, _ = job.communicate(timeout=60)
-        return out, job.returncode
-
-    native, traced = _both(tmp_path, send)
+    native, traced = _both(tmp_path, lambda prefix: _signalled_when_ready(
+        [*prefix, str(program)], signal.SIGUSR2))
     assert native == (f"si_code 0 from {os.getpid()}\n", 0)
     assert traced == native
 
@@ -225,16 +228,8 @@ except KeyboardInterrupt:
 
 def test_sigint_sent_to_leaktraces_pid_reaches_the_program(tmp_path: Path) -> None:
     """`kill -INT PID` (or Popen.send_signal) of the pid a script started."""
-    def interrupt(prefix: list[str]) -> tuple[str, int]:
-        job = subprocess.Popen([*prefix, sys.executable, "-c", PYTHON_WAITS_FOR_CTRL_C],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert job.stdout is not None
-        assert job.stdout.readline() == "ready\n"
-        job.send_signal(signal.SIGINT)
-        out, _ = job.communicate(timeout=120)
-        return out, job.returncode
-
-    native, traced = _both(tmp_path, interrupt)
+    native, traced = _both(tmp_path, lambda prefix: _signalled_when_ready(
+        [*prefix, sys.executable, "-c", PYTHON_WAITS_FOR_CTRL_C], signal.SIGINT))
     assert native == ("caught KeyboardInterrupt\n", 0)
     assert traced == native
 
