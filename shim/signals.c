@@ -165,7 +165,7 @@ static uintptr_t sp_before_alternate_stack(uintptr_t sp, uintptr_t trampoline, c
 
 struct fatal_signal {
     int sig;
-    const siginfo_t *info;
+    siginfo_t *info; /* the kernel's, which forwarded.c may rewrite */
     const ucontext_t *uc;
     uintptr_t trampoline; /* the handler's return address */
     stack_t ss;           /* the alternate stack, as the handler found it */
@@ -175,6 +175,10 @@ static void handle_fatal_signal(void *arg)
 {
     const struct fatal_signal *f = arg;
     int sig = f->sig;
+    /* The second copy of a signal the launcher passed on, after the program's handler had the
+     * first and put the default back (make's, before it kills its jobs and re-raises): the
+     * program had it already (forwarded.c). */
+    if (lt_forwarded_drops(sig, f->info)) return;
     const siginfo_t *info = f->info;
     const ucontext_t *uc = f->uc;
     bool in_shim = lt_busy != 0 || lt_in_regions != 0;

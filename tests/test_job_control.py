@@ -165,6 +165,48 @@ def test_a_signal_for_leaktrace_and_the_program_reaches_the_program_once(
     assert traced == native
 
 
+CLEANS_UP_AND_RERAISES = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+static void clean_up(int sig)
+{
+    signal(sig, SIG_DFL); /* as make's and most cleanup handlers do */
+    struct timespec cleaning = { 0, 300 * 1000000L };
+    nanosleep(&cleaning, NULL);
+    static const char cleaned[] = "cleaned up\n";
+    (void)!write(1, cleaned, sizeof cleaned - 1);
+    raise(sig);
+}
+int main(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = clean_up;
+    sa.sa_flags = SA_NODEFER; /* a second signal may come in while it cleans up */
+    sigaction(SIGUSR1, &sa, NULL);
+    printf("ready\n");
+    fflush(stdout);
+    for (;;)
+        pause();
+}
+"""
+
+
+@pytest.mark.parametrize("how", ["group", "each"])
+def test_a_handler_that_puts_the_default_back_is_not_cut_short_by_a_second_copy(
+        tmp_path: Path, how: str) -> None:
+    """A cleanup handler puts SIG_DFL back, cleans up and raises the signal again. The copy
+    leaktrace passed on came while it cleaned up and killed the program before it was done:
+    the shim's stand-in for SIG_DFL drops a second copy too."""
+    program = compile_source(tmp_path, "cleans_up.c", CLEANS_UP_AND_RERAISES, "-O2")
+    native, traced = _signal_program_and_leaktrace(tmp_path, program, how)
+    assert native == ("cleaned up\n", -signal.SIGUSR1)
+    assert traced == native
+
+
 SENDER_SEEN = r"""
 #include <signal.h>
 #include <stdio.h>
