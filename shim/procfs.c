@@ -234,17 +234,23 @@ static bool waits_for_signal(uintptr_t set, int sig)
     return lt_copy_memory(&words, set, sizeof words) && (words >> (sig - 1)) & 1;
 }
 
+/* The value of `field` ("\nName:\t") in the status file at `path`, read into text[cap];
+ * NULL when it is not there or the file cannot be read. */
+static const char *status_field(const char *path, const char *field, char *text, size_t cap)
+{
+    size_t len = lt_read_file(path, text, cap - 1);
+    text[len] = '\0';
+    const char *at = strstr(text, field);
+    return at ? at + strlen(field) : NULL;
+}
+
 /* Whether the thread's mask (SigBlk of its status) holds `sig`; false when unreadable. */
 static bool mask_blocks(const char *status_path, int sig, bool *readable)
 {
     char text[2048];
-    size_t len = lt_read_file(status_path, text, sizeof text - 1);
-    text[len] = '\0';
-    const char *blocked = strstr(text, "\nSigBlk:\t");
+    const char *blocked = status_field(status_path, "\nSigBlk:\t", text, sizeof text);
     *readable = blocked != NULL;
-    if (!blocked) return false;
-    blocked += 9;
-    return (lt_parse_hex(&blocked) >> (sig - 1)) & 1;
+    return blocked && (lt_parse_hex(&blocked) >> (sig - 1)) & 1;
 }
 
 /* Whether this process runs under a seccomp filter (the Seccomp field of its status: 2), as
@@ -252,10 +258,8 @@ static bool mask_blocks(const char *status_path, int sig, bool *readable)
 bool lt_under_seccomp_filter(void)
 {
     char text[4096];
-    size_t len = lt_read_file("/proc/self/status", text, sizeof text - 1);
-    text[len] = '\0';
-    const char *mode = strstr(text, "\nSeccomp:\t");
-    return mode && mode[10] == '2';
+    const char *mode = status_field("/proc/self/status", "\nSeccomp:\t", text, sizeof text);
+    return mode && *mode == '2';
 }
 
 bool lt_thread_has_pending(pid_t tid, int sig)

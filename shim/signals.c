@@ -464,15 +464,15 @@ static handler_fn replace(_Atomic(handler_fn (*)(int, handler_fn)) *real, const 
     return SIG_DFL;
 }
 
-/* signal() and bsd_signal() as glibc makes them (a restarting handler that blocks its own
- * signal), through the sigaction hook, for a handler of a signal the launcher passes on. */
-static handler_fn install_as_bsd_signal(int sig, handler_fn h)
+/* A signal()-family call made as glibc makes it, through the sigaction hook above: `h` with
+ * `flags`, blocking its own signal while it runs unless SA_NODEFER. */
+static handler_fn through_sigaction(int sig, handler_fn h, int flags)
 {
     struct sigaction act, old;
     memset(&act, 0, sizeof act);
     act.sa_handler = h;
-    act.sa_flags = SA_RESTART;
-    sigaddset(&act.sa_mask, sig);
+    act.sa_flags = flags;
+    if (!(flags & SA_NODEFER)) sigaddset(&act.sa_mask, sig);
     return lt_hook_sigaction(sig, &act, &old) == 0 ? old.sa_handler : SIG_ERR;
 }
 
@@ -483,12 +483,13 @@ static bool relayed_handler(int sig, handler_fn h)
 
 handler_fn lt_hook_signal(int sig, handler_fn h)
 {
-    if (relayed_handler(sig, h)) return install_as_bsd_signal(sig, h);
+    /* signal() and bsd_signal(): a restarting handler, for relay (a signal passed on) */
+    if (relayed_handler(sig, h)) return through_sigaction(sig, h, SA_RESTART);
     return replace(&real_signal, "signal", sig, h);
 }
 handler_fn lt_hook_bsd_signal(int sig, handler_fn h)
 {
-    if (relayed_handler(sig, h)) return install_as_bsd_signal(sig, h);
+    if (relayed_handler(sig, h)) return through_sigaction(sig, h, SA_RESTART);
     return replace(&real_bsd_signal, "bsd_signal", sig, h);
 }
 /* glibc's sysv_signal is sigaction with a handler that resets and does not block its signal:
@@ -499,11 +500,7 @@ handler_fn lt_hook_sysv_signal(int sig, handler_fn h)
         errno = EINVAL;
         return SIG_ERR;
     }
-    struct sigaction act, old;
-    memset(&act, 0, sizeof act);
-    act.sa_handler = h;
-    act.sa_flags = SA_RESETHAND | SA_NODEFER;
-    return lt_hook_sigaction(sig, &act, &old) == 0 ? old.sa_handler : SIG_ERR;
+    return through_sigaction(sig, h, SA_RESETHAND | SA_NODEFER);
 }
 handler_fn lt_hook_sigset(int sig, handler_fn h)
 {

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import os
 import signal
+import time
 from collections.abc import Callable
 from typing import cast
 
@@ -47,6 +48,7 @@ class Job:
         self.interactive = os.getpgrp() == os.getpid() and _has_controlling_terminal()
         self.pid = 0
         self.stopped_by = 0  # the signal that stopped the program, while it is stopped
+        self._last_passed_on = (0, 0, 0.0)  # (signal, sender, time.monotonic()) of pass_on
 
     def started(self, pid: int) -> None:
         self.pid = pid
@@ -70,7 +72,15 @@ class Job:
         """A signal sent to leaktrace by `sender`, for the program: tagged with its sender, so
         that the shim drops it when the program had the same signal from the same sender
         itself (sent to the group, or to every process: `timeout`, systemd), and else shows it
-        to the program's handler as the sender's own (shim/forwarded.c)."""
+        to the program's handler as the sender's own (shim/forwarded.c). The same signal from
+        the same sender again within REPEAT_MERGE_S is not passed on: the kernel merges two
+        such signals while the first is pending, as it would have had leaktrace not taken the
+        first at once (`timeout` signals leaktrace's pid and then its group)."""
+        now = time.monotonic()
+        repeat = self._last_passed_on[:2] == (sig, sender)
+        if repeat and now - self._last_passed_on[2] < REPEAT_MERGE_S:
+            return
+        self._last_passed_on = (sig, sender, now)
         tag = _PASSED_ON_TAG << 54 | (sender_uid & 0xFFFFFFFF) << 22 | (sender & 0x3FFFFF)
         if _sigqueue()(self.pid, sig, tag) != 0:
             self.send(sig)
@@ -90,6 +100,10 @@ class Job:
         if process_stopped(self.pid):
             self.send(signal.SIGCONT)
 
+
+# Within this many seconds of passing a signal on, the same one from the same sender is merged
+# with it (pass_on).
+REPEAT_MERGE_S = 0.005
 
 # The tag forwarded.c recognises in a passed-on signal's value: TAG << 54 | uid << 22 | pid.
 _PASSED_ON_TAG = 0x2A9

@@ -130,32 +130,8 @@ def _wait_for_the_end(job: Job, waited: set[int]) -> int:
             job.continue_if_stopped()
         else:
             job.pass_on(sig, info.si_pid, info.si_uid)
-            _drop_repeats(info, job)
         if job.interactive and job.stopped_by:
             _stop_with_the_program(job, waited)
-
-
-# How long leaktrace waits, after passing a signal on, for the same one from the same sender:
-# `timeout` sends its signal to its child's pid and then to its group, and the program, in
-# that group, has the second itself.
-REPEAT_WAIT_S = 0.005
-
-
-def _drop_repeats(info: signal.struct_siginfo, job: Job) -> None:
-    """Drops the same signal from the same sender that follows within REPEAT_WAIT_S: natively
-    the kernel merges two such signals while the first is pending, as it would have here had
-    leaktrace not taken the first at once. Another sender's is passed on."""
-    wait = REPEAT_WAIT_S
-    while True:
-        try:
-            again = signal.sigtimedwait([info.si_signo], wait)
-        except OSError:
-            return
-        if again is None:
-            return
-        wait = 0
-        if (again.si_pid, again.si_code) != (info.si_pid, info.si_code):
-            job.pass_on(again.si_signo, again.si_pid, again.si_uid)
 
 
 def _reap(job: Job) -> int | None:
