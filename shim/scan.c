@@ -19,6 +19,7 @@
  *    unreached blocks, in address order, each lead a clique and own what they reach, which
  *    becomes indirectly lost. */
 #include <cpuid.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -476,6 +477,12 @@ struct scan_state {
     struct retired_array { void *p; size_t size; } retired[3];
     unsigned nretired;
     bool unrecorded_added; /* the walked heaps' unknown chunks are blocks: not roots */
+    uintptr_t libc_start, libc_end; /* libc.so's whole image, .data and .bss (main_arena) in it */
+    /* The words being read may be glibc's allocator's own links to chunk headers
+     * (is_next_chunk_header): libc's data, the heaps read as roots in attach mode, the first
+     * words of a block that may still hold its free-list links. Set before each range. */
+    bool allocator_words;
+    bool mapping_has_allocator_words; /* the same, for the mapping scan_root_ranges reads */
 };
 
 /* pre: text is MAPS_BUF bytes, and stays mapped until the scan ends (it is itself listed). */
@@ -848,10 +855,13 @@ static uint8_t heuristic_for(struct scan_state *st, uintptr_t v, struct lt_scan_
     return LT_HEURISTIC_NONE;
 }
 
-/* glibc's own bookkeeping points at chunk headers: main_arena.top, the bins. The header of the
- * chunk after a block lies inside the block's last 8 bytes when the block uses them, so such
- * a pointer looks like an interior pointer into the block (valgrind, with an allocator of its
- * own, never sees one). A pointer to exactly that spot is taken for glibc's, not the program's. */
+/* glibc's own bookkeeping points at chunk headers: main_arena.top, the bins, and a free chunk's
+ * links to its neighbours in a bin. The header of the chunk after a block lies inside the
+ * block's last 8 bytes when the block uses them, so such a pointer looks like an interior
+ * pointer into the block (valgrind, with an allocator of its own, never sees one). A pointer to
+ * exactly that spot is taken for glibc's where glibc may have written it (allocator_words);
+ * elsewhere it is the program's: PostgreSQL's list of background workers points to the link
+ * at the end of each 584-byte record, and valgrind calls such a record possibly lost. */
 static bool is_next_chunk_header(const struct lt_scan_block *b, uintptr_t v)
 {
     if (lt_kind_is_annotated(b->kind)) return false; /* not a malloc chunk: no header */
@@ -879,7 +889,7 @@ static void mark_word(struct scan_state *st, uintptr_t v, void *ctx)
         return;
     }
     bool as_start = v == b->addr;
-    if (!as_start && is_next_chunk_header(b, v)) return;
+    if (!as_start && st->allocator_words && is_next_chunk_header(b, v)) return;
     if (!as_start && st->scan->heuristics) {
         b->heuristic = heuristic_for(st, v, b);
         as_start = b->heuristic != LT_HEURISTIC_NONE;
@@ -898,14 +908,32 @@ static void mark_word(struct scan_state *st, uintptr_t v, void *ctx)
  * small input: a 312 ms scan). Below it, the pagemap read would cost more than the block. */
 #define SPARSE_BLOCK_BYTES ((uint64_t)128 << 10)
 
+#define UNRECORDED 0xfe /* kind of a block without a record (below); no lt_block_kind has it */
+
+/* A chunk in one of glibc's bins keeps raw links to other chunks' headers in its first four
+ * words (fd, bk and, in the large bins, fd_nextsize and bk_nextsize), and a block handed out
+ * again keeps them until the program writes there. The shim clears new blocks up to
+ * LT_CLEAR_LIMIT (hooks.c); larger ones, and the chunks it never saw, may still hold them. */
+static uintptr_t stale_links_end(const struct lt_scan_block *b)
+{
+    bool uncleared = b->kind == UNRECORDED || (b->size > LT_CLEAR_LIMIT && !lt_kind_is_annotated(b->kind));
+    return uncleared ? b->addr + 4 * sizeof(uintptr_t) : b->addr;
+}
+
 static void scan_block_contents(struct scan_state *st, const struct lt_scan_block *b, word_fn fn, void *ctx)
 {
+    uintptr_t from = stale_links_end(b);
+    if (from > b->addr) {
+        st->allocator_words = true;
+        scan_range(st, b->addr, from, fn, ctx);
+    }
+    st->allocator_words = false;
     const struct mapping *m = b->size >= SPARSE_BLOCK_BYTES ? mapping_of(st, b->addr) : NULL;
     if (!m || b->addr + b->size > m->end) {
-        scan_range(st, b->addr, b->addr + b->size, fn, ctx);
+        scan_range(st, from, b->addr + b->size, fn, ctx);
         return;
     }
-    for (uintptr_t from = b->addr, rs, re; next_touched_run(st, m, from, b->addr + b->size, &rs, &re); from = re)
+    for (uintptr_t rs, re; next_touched_run(st, m, from, b->addr + b->size, &rs, &re); from = re)
         scan_range(st, rs, re, fn, ctx);
 }
 
@@ -927,7 +955,7 @@ static void clique_word(struct scan_state *st, uintptr_t v, void *ctx)
     long i = block_of(st, v);
     if (i < 0 || (size_t)i == leader) return;
     struct lt_scan_block *b = &st->b[i];
-    if (b->state != UNREACHED || is_next_chunk_header(b, v)) return;
+    if (b->state != UNREACHED || (st->allocator_words && is_next_chunk_header(b, v))) return;
     struct lt_scan_clique *head = &st->scan->cliques[leader];
     b->state = INDIRECT;
     st->b[leader].owns = 1;
@@ -1122,6 +1150,7 @@ static void scan_root_ranges(struct scan_state *st, const struct mapping *m, uin
         }
         for (uintptr_t run = at, rs, re; next_touched_run(st, m, run, stop, &rs, &re); run = re) {
             st->root_bytes += re - rs;
+            st->allocator_words = st->mapping_has_allocator_words; /* drain_roots changes it */
             scan_root_run(st, m, rs, re, root);
             drain_roots(st);
         }
@@ -1252,6 +1281,7 @@ static void scan_chunk_as_root(struct scan_state *st, uintptr_t start, uintptr_t
     (void)ctx;
     static const int definite = 1;
     st->root_bytes += end - start;
+    st->allocator_words = true; /* a chunk's stale links, or a free chunk's (a failed walk) */
     scan_range(st, start, end, mark_word, (void *)&definite);
     drain_roots(st);
 }
@@ -1307,7 +1337,6 @@ static void scan_arena_heap(struct scan_state *st, uintptr_t h)
  * they are dropped before the results are written. Their extent is the chunk's, known from its
  * header. Blocks glibc served by mmap (128 KiB on) are not in the heaps: those stay roots, and
  * so does a heap whose walk fails (attach mode; launched, such a heap adds nothing). */
-#define UNRECORDED 0xfe /* kind of a block without a record; no lt_block_kind has it */
 
 struct chunk_list {
     struct lt_scan_block *out; /* NULL: count only */
@@ -1463,6 +1492,7 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
     bool heap_is_root = lt_attach_mode();
     for (size_t mi = 0; mi < st->nmaps; mi++) {
         const struct mapping *m = &st->maps[mi];
+        st->mapping_has_allocator_words = m->start < st->libc_end && st->libc_start < m->end;
         if (heap_is_root && m->kind == 'h' && m->readable && m->writable) {
             uintptr_t stopped;
             if (!st->unrecorded_added || !walk_heap_chunks(st, m->start, m->end, NULL, NULL, &stopped))
@@ -1681,6 +1711,11 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
     pthread_mutex_lock(&scan_lock);
     struct scan_state st = { .scan = scan, .own_thread_pointer = (uintptr_t)__builtin_thread_pointer(),
                              .memory_id = lt_own_memory_id() };
+    struct dl_find_object libc; /* lock-free and async-signal-safe */
+    if (_dl_find_object((void *)(uintptr_t)lt_libc_address(), &libc) == 0) {
+        st.libc_start = (uintptr_t)libc.dlfo_map_start;
+        st.libc_end = (uintptr_t)libc.dlfo_map_end;
+    }
     int err = 0;
 
     lt_regions_lock();
