@@ -518,7 +518,8 @@ static const char *final_scan(struct lt_scan *scan, uintptr_t program_sp)
  * held by the code this thread interrupted. */
 /* A program that used up its descriptors (RLIMIT_NOFILE) and exits leaves none for the
  * capture's file, its /proc reads and the launcher's notice: the process is ending, so its
- * soft limit may rise towards the hard one. At the hard limit, the control thread ends and
+ * soft limit may rise towards the hard one, and a privileged process's hard limit (a daemon
+ * started as root that lowered both: OpenSSH's sandbox sets 0). Else the control thread ends and
  * gives back its socket and wake-up descriptor (which sit below the limit when it left no
  * room above: `ulimit -n N`, systemd's LimitNOFILE=N); not from a signal handler, which may
  * have interrupted a thread the control thread waits for. */
@@ -533,6 +534,9 @@ static void room_for_descriptors(bool in_handler)
     if (errno != EMFILE || getrlimit(RLIMIT_NOFILE, &nofile) != 0) return;
     if (nofile.rlim_cur < nofile.rlim_max) {
         nofile.rlim_cur = nofile.rlim_max - nofile.rlim_cur > 16 ? nofile.rlim_cur + 16 : nofile.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &nofile) == 0) return;
+    } else if (nofile.rlim_max != RLIM_INFINITY) { /* a privileged process (CAP_SYS_RESOURCE) may */
+        nofile.rlim_cur = nofile.rlim_max += 16;
         if (setrlimit(RLIMIT_NOFILE, &nofile) == 0) return;
     }
     if (!in_handler) lt_control_pause(); /* else no capture: the launcher says why */

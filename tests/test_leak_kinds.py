@@ -607,9 +607,8 @@ def test_a_pointer_to_a_records_last_word_is_the_programs(traced: Callable[..., 
 
 @needs_valgrind
 @pytest.mark.parametrize("opt", OPT_LEVELS)
-def test_records_pointed_at_their_last_word_under_valgrind(traced: Callable[..., Traced],
-                                                            memcheck: Callable[[Traced], MemcheckRun],
-                                                            opt: str) -> None:
+def test_records_pointed_at_their_last_word_under_valgrind(
+        traced: Callable[..., Traced], memcheck: Callable[[Traced], MemcheckRun], opt: str) -> None:
     assert memcheck(traced(LINK_AT_END, opt)).summary.kinds == LINK_AT_END_SUMMARY
 
 

@@ -457,12 +457,11 @@ def _why_no_capture(returncode: int, failures: list[CaptureFailure]) -> str:
 
 def _descriptor_limit() -> str:
     """A program that ends with every descriptor its limit allows open leaves the shim none
-    for its capture: with a soft limit below the hard one the shim raises it, not otherwise."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard or hard == resource.RLIM_INFINITY:
-        return ""
-    return (f"; or it ended with all the {hard:,} file descriptors its limit (RLIMIT_NOFILE, "
-            "soft and hard) allows open, leaving none for the capture: raise the hard limit")
+    for its capture: the shim raises a soft limit below the hard one, and a privileged
+    process's hard limit, not otherwise. The program may have lowered its limit itself, so
+    the limit leaktrace runs with tells nothing: always named, as a possible cause."""
+    return ("; or it ended with every file descriptor its limit (RLIMIT_NOFILE) allows open, "
+            "leaving none for the capture, under a hard limit it could not raise")
 
 
 def _address_limit(failure: CaptureFailure) -> str:
