@@ -131,6 +131,8 @@ def test_a_process_title_with_slashes_keeps_the_capture_name(build_dir: Path,
     [capture] = tmp_path.glob("leaktrace-*.lt")
     assert capture.name.startswith(f"leaktrace-{long_name.name}.")
     assert "definitely lost: 100 bytes in 1 blocks" in done.stderr
+    # The title is shorter than the path it replaced: the rest of that space is NULs.
+    assert "command:  'titled: master process /etc/titled/titled.conf'\n" in done.stderr
 
 
 PYTHON_CATCHES_CTRL_C = """
