@@ -449,7 +449,7 @@ static void *control_main(void *arg)
          * no hook sees it (lifecycle.c, lt_end_after_program_threads). While the main thread
          * runs, none is the last: a look every 200 ms, one read of /proc; once it has left,
          * whether any is left, every 50 ms (one directory read). */
-        bool main_left = lt_thread_surely_left(getpid());
+        bool main_left = lt_main_thread_surely_left();
         if (wait_ms > (main_left ? 50 : 200)) wait_ms = main_left ? 50 : 200;
         /* The socket first, so that it may be left out (fd -1 is ignored by poll anyway). */
         struct pollfd pfd[2] = { { fd, POLLIN, 0 }, { wake, POLLIN, 0 } };

@@ -742,7 +742,7 @@ bool lt_program_threads_gone(void)
     /* More listed than the main thread (a zombie) and the control thread: one runs, or is
      * leaving. One directory read, not a file per thread (a server whose main thread called
      * pthread_exit keeps its workers for hours). */
-    int listed = lt_for_each_thread(NULL, NULL);
+    int listed = lt_count_threads_again();
     if (listed < 0 || listed > 2) return false;
     struct live_threads live = { .self = (pid_t)syscall(SYS_gettid), .control = lt_control_thread_id(),
                                  .unknown_runs = true };

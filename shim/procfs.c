@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -122,10 +123,8 @@ struct linux_dirent64 {
     char d_name[];
 };
 
-int lt_for_each_thread(void (*fn)(pid_t tid, void *ctx), void *ctx)
+static int list_threads(int fd, void (*fn)(pid_t tid, void *ctx), void *ctx)
 {
-    int fd = lt_open_proc("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -1;
     char buf[4096];
     int count = 0;
     long n;
@@ -140,6 +139,14 @@ int lt_for_each_thread(void (*fn)(pid_t tid, void *ctx), void *ctx)
             if (fn) fn(tid, ctx);
         }
     }
+    return n < 0 ? -1 : count;
+}
+
+int lt_for_each_thread(void (*fn)(pid_t tid, void *ctx), void *ctx)
+{
+    int fd = lt_open_proc("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int count = list_threads(fd, fn, ctx);
     close(fd);
     return count;
 }
@@ -159,18 +166,24 @@ static void task_file(char path[64], pid_t tid, const char *file)
 
 /* The thread's stat line into `stat` (cap bytes, NUL-terminated); its length, 0 when the
  * thread is gone, -1 when the file could not be read for another reason (no descriptor left). */
+static ssize_t read_stat_from(int fd, char *stat, size_t cap)
+{
+    ssize_t len;
+    do len = pread(fd, stat, cap - 1, 0);
+    while (len < 0 && errno == EINTR);
+    if (len < 0) return errno == ESRCH ? 0 : -1; /* ESRCH: the thread went after the open */
+    stat[len] = 0;
+    return len;
+}
+
 static ssize_t read_stat(pid_t tid, char *stat, size_t cap)
 {
     char path[64];
     task_file(path, tid, "/stat");
     int fd = lt_open_proc(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return errno == ENOENT || errno == ESRCH ? 0 : -1;
-    ssize_t len;
-    do len = read(fd, stat, cap - 1);
-    while (len < 0 && errno == EINTR);
+    ssize_t len = read_stat_from(fd, stat, cap);
     close(fd);
-    if (len < 0) return errno == ESRCH ? 0 : -1; /* ESRCH: the thread went after the open */
-    stat[len] = 0;
     return len;
 }
 
@@ -191,12 +204,17 @@ static unsigned stat_number(const char *at)
 }
 
 /* 1: the thread has left (gone, or its flags say so), 0: it runs, -1: not known. */
+static int left_by_stat(ssize_t len, const char *stat)
+{
+    if (len <= 0) return len == 0 ? 1 : -1;
+    return (stat_number(stat_field(stat, 9)) & PF_EXITING) != 0;
+}
+
 static int thread_left(pid_t tid)
 {
     char stat[512];
     ssize_t len = read_stat(tid, stat, sizeof stat);
-    if (len <= 0) return len == 0 ? 1 : -1;
-    return (stat_number(stat_field(stat, 9)) & PF_EXITING) != 0;
+    return left_by_stat(len, stat);
 }
 
 bool lt_thread_has_left(pid_t tid) { return thread_left(tid) != 0; }
@@ -204,6 +222,59 @@ bool lt_thread_has_left(pid_t tid) { return thread_left(tid) != 0; }
 /* The same, but a file that cannot be read counts as a running thread: the caller acts on a
  * yes (the control thread ends the process). */
 bool lt_thread_surely_left(pid_t tid) { return thread_left(tid) == 1; }
+
+/* ---- files the control thread reads again and again -------------------------------------
+ * open() gives the lowest free descriptor number. The control thread's look at the main
+ * thread every 200 ms, and at the thread list every 50 ms once it has left, took one for a
+ * moment: a program thread that opened a file meanwhile got a higher number than natively, or
+ * EMFILE at its limit (a loop of open and close: 697 of its opens in 3 s did not get 3). These
+ * two files stay open instead, out of the way, and are read again from their start. Before
+ * each read the descriptor is checked to be still ours (a daemon closes every descriptor and
+ * may put a file of its own under the number): if not, the file is opened again, once per
+ * loss. A fork child's copies name its parent's threads: opened again too.
+ * Used by the control thread only (its fields are that thread's). */
+struct kept_file {
+    int fd; /* -1: none */
+    pid_t pid; /* the process it was opened in */
+    dev_t dev;
+    ino_t ino;
+};
+static struct kept_file main_stat_file = { .fd = -1 }, task_dir_file = { .fd = -1 };
+
+static int kept_open(struct kept_file *k, const char *path, int flags)
+{
+    struct stat st;
+    if (k->fd >= 0 && fstat(k->fd, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino) {
+        if (k->pid == getpid()) return k->fd;
+        close(k->fd);
+    }
+    k->fd = -1;
+    int fd = lt_fd_out_of_the_way(lt_open_proc(path, flags));
+    if (fd < 0) return -1;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return -1;
+    }
+    *k = (struct kept_file){ .fd = fd, .pid = getpid(), .dev = st.st_dev, .ino = st.st_ino };
+    return fd;
+}
+
+bool lt_main_thread_surely_left(void)
+{
+    char path[64], stat[512];
+    task_file(path, getpid(), "/stat");
+    int fd = kept_open(&main_stat_file, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return lt_thread_surely_left(getpid());
+    return left_by_stat(read_stat_from(fd, stat, sizeof stat), stat) == 1;
+}
+
+int lt_count_threads_again(void)
+{
+    int fd = kept_open(&task_dir_file, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return lt_for_each_thread(NULL, NULL);
+    if (lseek(fd, 0, SEEK_SET) != 0) return -1;
+    return list_threads(fd, NULL, NULL);
+}
 
 /* Field 52 of the main thread's stat, its exit status as wait() gives it. Its task file, not
  * /proc/self/stat, which reads as the caller's own. */

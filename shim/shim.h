@@ -158,6 +158,11 @@ int lt_for_each_thread(void (*fn)(pid_t tid, void *ctx), void *ctx);
  * moment longer but never handles a signal again. */
 bool lt_thread_has_left(pid_t tid);
 bool lt_thread_surely_left(pid_t tid); /* the same, but a file that cannot be read: no */
+/* The control thread's repeated looks, through files it keeps open (no descriptor taken for
+ * a moment under the program's feet): lt_thread_surely_left of the main thread, and
+ * lt_for_each_thread's count. */
+bool lt_main_thread_surely_left(void);
+int lt_count_threads_again(void);
 bool lt_under_seccomp_filter(void); /* /proc/self/status says Seccomp: 2 */
 int lt_main_thread_exit_status(void); /* the main thread's, once it left; -1: not known */
 /* What /proc says of another thread. blocks_signal: `sig` cannot reach a handler of the
