@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -234,16 +235,21 @@ bool lt_thread_surely_left(pid_t tid) { return thread_left(tid) == 1; }
  * loss. A fork child's copies name its parent's threads: opened again too.
  * Used by the control thread only (its fields are that thread's). */
 struct kept_file {
-    int fd; /* -1: none */
+    int fd; /* -1: none yet; -2: none, for want of room (kept_open) */
     pid_t pid; /* the process it was opened in */
     dev_t dev;
     ino_t ino;
 };
 static struct kept_file main_stat_file = { .fd = -1 }, task_dir_file = { .fd = -1 };
 
+/* The kept descriptor of `path`, or -1. With no room above the soft limit (`ulimit -n N` sets
+ * both limits) lt_fd_out_of_the_way puts it at 3/4 of the limit: there it would take one of
+ * the program's numbers for good under a small limit (1,024 or less), so under one the file is
+ * opened for each look instead. */
 static int kept_open(struct kept_file *k, const char *path, int flags)
 {
     struct stat st;
+    if (k->fd == -2) return -1;
     if (k->fd >= 0 && fstat(k->fd, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino) {
         if (k->pid == getpid()) return k->fd;
         close(k->fd);
@@ -251,6 +257,12 @@ static int kept_open(struct kept_file *k, const char *path, int flags)
     k->fd = -1;
     int fd = lt_fd_out_of_the_way(lt_open_proc(path, flags));
     if (fd < 0) return -1;
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) != 0 || ((rlim_t)fd < nofile.rlim_cur && nofile.rlim_cur <= 1024)) {
+        close(fd);
+        k->fd = -2;
+        return -1;
+    }
     if (fstat(fd, &st) != 0) {
         close(fd);
         return -1;
