@@ -917,7 +917,8 @@ static void mark_word(struct scan_state *st, uintptr_t v, void *ctx)
 static uintptr_t stale_links_end(const struct lt_scan_block *b)
 {
     bool uncleared = b->kind == UNRECORDED || (b->size > LT_CLEAR_LIMIT && !lt_kind_is_annotated(b->kind));
-    return uncleared ? b->addr + 4 * sizeof(uintptr_t) : b->addr;
+    size_t links = uncleared ? 4 * sizeof(uintptr_t) : 0;
+    return b->addr + (links < b->size ? links : b->size);
 }
 
 static void scan_block_contents(struct scan_state *st, const struct lt_scan_block *b, word_fn fn, void *ctx)
