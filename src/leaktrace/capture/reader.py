@@ -337,10 +337,9 @@ def _parse_process(c: Cursor) -> ProcessInfo:
     executable = os.fsdecode(c.string("executable"))
     raw_args = c.string("command line")
     cwd = os.fsdecode(c.string("cwd"))
-    # A trailing NUL terminates the last argument; a process title (nginx's, PostgreSQL's)
-    # written over the arguments pads their space with NULs: as for ps, no empty arguments.
-    arguments = raw_args.rstrip(b"\0")
-    args = arguments.split(b"\0") if arguments else []
+    args = raw_args.split(b"\0")
+    if args and args[-1] == b"":
+        args.pop()  # a trailing NUL terminates the last argument
     return ProcessInfo(ppid, executable, [os.fsdecode(a) for a in args], cwd)
 
 

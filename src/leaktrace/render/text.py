@@ -98,6 +98,16 @@ class FrameTexts:
         return template
 
 
+def _command_line(arguments: list[str]) -> str:
+    """The command as ps shows it: a process title written over the arguments (nginx's,
+    PostgreSQL's) leaves the rest of their space NULs, which read as empty arguments at the
+    end (the JSON report keeps them all)."""
+    end = len(arguments)
+    while end > 1 and not arguments[end - 1]:
+        end -= 1
+    return shlex.join(arguments[:end])
+
+
 def _header(report: Report) -> list[str]:
     source = "" if report.source == "leaktrace" else f" (from {report.source})"
     lines = [f"== leaktrace report{source} =="]
@@ -105,7 +115,7 @@ def _header(report: Report) -> list[str]:
         pid = f" (pid {report.pid})" if report.pid is not None else ""
         lines.append(f"program:  {report.program}{pid}")
     if report.command:
-        lines.append(f"command:  {shlex.join(report.command)}")
+        lines.append(f"command:  {_command_line(report.command)}")
     if report.capture_path:
         lines.append(f"capture:  {report.capture_path}")
     return lines
