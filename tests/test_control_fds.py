@@ -182,7 +182,7 @@ def test_the_program_gets_the_descriptor_numbers_it_gets_natively(build_dir: Pat
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == hard <= 1024:
         pytest.skip("RLIMIT_NOFILE: soft and hard limits equal and small; the files are not kept")
-    exe = compile_program("descriptor_numbers.c", build_dir, "-O2", ["-lpthread"])
+    exe = compile_program("descriptor_numbers.c", build_dir, "-O2", ["-lpthread", "-ldl"])
     native = subprocess.run([str(exe), mode], capture_output=True, text=True, timeout=60)
     done = leaktrace("run", "--follow-children", "-o", str(tmp_path / "numbers.lt"), "--",
                      str(exe), mode, cwd=tmp_path)
