@@ -411,6 +411,7 @@ static void fork_child(void)
         lt_modules_after_fork_child();
         lt_series_after_fork_child();
         lt_control_after_fork_child();
+        lt_procfs_after_fork_child();
     }
     lt_annotations_unlock();
     lt_blocks_unlock_all();

@@ -232,15 +232,33 @@ bool lt_thread_surely_left(pid_t tid) { return thread_left(tid) == 1; }
  * two files stay open instead, out of the way, and are read again from their start. Before
  * each read the descriptor is checked to be still ours (a daemon closes every descriptor and
  * may put a file of its own under the number): if not, the file is opened again, once per
- * loss. A fork child's copies name its parent's threads: opened again too.
- * Used by the control thread only (its fields are that thread's). */
+ * loss. A fork child's copies name its parent's threads: closed in the child.
+ * Used by the control thread only (its fields are that thread's), and the fork child's
+ * handler (the only thread there). */
 struct kept_file {
     int fd; /* -1: none yet; -2: none, for want of room (kept_open) */
-    pid_t pid; /* the process it was opened in */
     dev_t dev;
     ino_t ino;
 };
 static struct kept_file main_stat_file = { .fd = -1 }, task_dir_file = { .fd = -1 };
+
+static bool still_kept(const struct kept_file *k)
+{
+    struct stat st;
+    return k->fd >= 0 && fstat(k->fd, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino;
+}
+
+static void forget(struct kept_file *k)
+{
+    if (still_kept(k)) close(k->fd);
+    if (k->fd != -2) k->fd = -1;
+}
+
+void lt_procfs_after_fork_child(void)
+{
+    forget(&main_stat_file);
+    forget(&task_dir_file);
+}
 
 /* The kept descriptor of `path`, or -1. With no room above the soft limit (`ulimit -n N` sets
  * both limits) lt_fd_out_of_the_way puts it at 3/4 of the limit: there it would take one of
@@ -248,12 +266,8 @@ static struct kept_file main_stat_file = { .fd = -1 }, task_dir_file = { .fd = -
  * opened for each look instead. */
 static int kept_open(struct kept_file *k, const char *path, int flags)
 {
-    struct stat st;
     if (k->fd == -2) return -1;
-    if (k->fd >= 0 && fstat(k->fd, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino) {
-        if (k->pid == getpid()) return k->fd;
-        close(k->fd);
-    }
+    if (still_kept(k)) return k->fd;
     k->fd = -1;
     int fd = lt_fd_out_of_the_way(lt_open_proc(path, flags));
     if (fd < 0) return -1;
@@ -263,11 +277,12 @@ static int kept_open(struct kept_file *k, const char *path, int flags)
         k->fd = -2;
         return -1;
     }
+    struct stat st;
     if (fstat(fd, &st) != 0) {
         close(fd);
         return -1;
     }
-    *k = (struct kept_file){ .fd = fd, .pid = getpid(), .dev = st.st_dev, .ino = st.st_ino };
+    *k = (struct kept_file){ .fd = fd, .dev = st.st_dev, .ino = st.st_ino };
     return fd;
 }
 

@@ -163,6 +163,7 @@ bool lt_thread_surely_left(pid_t tid); /* the same, but a file that cannot be re
  * lt_for_each_thread's count. */
 bool lt_main_thread_surely_left(void);
 int lt_count_threads_again(void);
+void lt_procfs_after_fork_child(void); /* the kept files are the parent's */
 bool lt_under_seccomp_filter(void); /* /proc/self/status says Seccomp: 2 */
 int lt_main_thread_exit_status(void); /* the main thread's, once it left; -1: not known */
 /* What /proc says of another thread. blocks_signal: `sig` cannot reach a handler of the
