@@ -501,6 +501,7 @@ static void start_thread(void)
     }
     if (lt_cfg.interval_ms) atomic_store(&interval_ms, lt_cfg.interval_ms);
     if (lt_cfg.control_enabled) open_socket(true); /* without a socket: snapshots only */
+    lt_procfs_keep_for_control();
     void *stack = lt_map(CONTROL_STACK_SIZE);
     if (!stack) return;
     atomic_store(&exit_requested, false);

@@ -232,9 +232,12 @@ bool lt_thread_surely_left(pid_t tid) { return thread_left(tid) == 1; }
  * two files stay open instead, out of the way, and are read again from their start. Before
  * each read the descriptor is checked to be still ours (a daemon closes every descriptor and
  * may put a file of its own under the number): if not, the file is opened again, once per
- * loss. A fork child's copies name its parent's threads: closed in the child.
- * Used by the control thread only (its fields are that thread's), and the fork child's
- * handler (the only thread there). */
+ * loss. A fork child's copies name its parent's threads: closed in the child. Both are opened
+ * before the control thread starts, in the program thread whose allocation starts it (which
+ * does not open files meanwhile), not at the first look: the thread list's first look comes
+ * once the main thread has left, while the program's other threads run.
+ * Guarded by the control thread's life: written by the thread that starts it (before it
+ * runs) and by the control thread, and in a fork child's handler (the only thread there). */
 struct kept_file {
     int fd; /* -1: none yet; -2: none, for want of room (kept_open) */
     dev_t dev;
@@ -284,6 +287,14 @@ static int kept_open(struct kept_file *k, const char *path, int flags)
     }
     *k = (struct kept_file){ .fd = fd, .dev = st.st_dev, .ino = st.st_ino };
     return fd;
+}
+
+void lt_procfs_keep_for_control(void)
+{
+    char path[64];
+    task_file(path, getpid(), "/stat");
+    kept_open(&main_stat_file, path, O_RDONLY | O_CLOEXEC);
+    kept_open(&task_dir_file, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
 bool lt_main_thread_surely_left(void)

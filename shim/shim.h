@@ -161,6 +161,7 @@ bool lt_thread_surely_left(pid_t tid); /* the same, but a file that cannot be re
 /* The control thread's repeated looks, through files it keeps open (no descriptor taken for
  * a moment under the program's feet): lt_thread_surely_left of the main thread, and
  * lt_for_each_thread's count. */
+void lt_procfs_keep_for_control(void); /* opens both, before the control thread starts */
 bool lt_main_thread_surely_left(void);
 int lt_count_threads_again(void);
 void lt_procfs_after_fork_child(void); /* the kept files are the parent's */
