@@ -287,7 +287,7 @@ def test_a_program_that_uses_up_its_descriptors_runs_as_natively(build_dir: Path
                                                                  mode: str) -> None:
     # The shim's own descriptors sit above the limit the program sets, so it gets as many as
     # natively; at exit the soft limit may rise for the capture (the process is ending), and a
-    # privileged process's hard limit (CAP_SYS_RESOURCE: root here).
+    # privileged process's hard limit (CAP_SYS_RESOURCE, which root lacks in some containers).
     exe = compile_program("lowered_limit.c", build_dir, "-O0")
     native = _native(str(exe), "nofile", mode, cwd=tmp_path)
     assert native.returncode == 0 and native.stdout.startswith("opened "), native.stderr
