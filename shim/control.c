@@ -35,8 +35,7 @@ static _Atomic int listen_fd = -1;
 /* The identity of the socket listen_fd was made for: a descriptor number the program has
  * closed or dup2'd over then holds another file, and is never accepted on. Written before
  * listen_fd is published (an atomic store), read after loading it. */
-static dev_t listen_dev;
-static ino_t listen_ino;
+static struct lt_fd_identity listen_id;
 /* When the socket was last lost, 0 if not: the control thread's only (and the fork child's,
  * single-threaded). */
 static uint64_t lost_at_ns;
@@ -129,9 +128,7 @@ static void say_no_socket(const char *why)
 
 static bool is_listen_socket(int fd)
 {
-    struct stat st;
-    return fd >= 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == listen_dev &&
-           st.st_ino == listen_ino;
+    return lt_fd_still_names(fd, &listen_id);
 }
 
 /* `say`: explain a failure on stderr. Only at start-up: later, descriptor 2 may be a file
@@ -159,16 +156,13 @@ static bool open_socket(bool say)
     fd = lt_fd_out_of_the_way(fd);
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     memcpy(addr.sun_path, socket_path, (size_t)(p - socket_path) + 1);
-    struct stat own;
     if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || chmod(socket_path, 0600) != 0 ||
-        listen(fd, 16) != 0 || fstat(fd, &own) != 0) {
+        listen(fd, 16) != 0 || !lt_fd_identify(fd, &listen_id)) {
         close(fd);
         socket_path[0] = 0;
         if (say) say_no_socket(": could not create a socket there");
         return false;
     }
-    listen_dev = own.st_dev;
-    listen_ino = own.st_ino;
     atomic_store(&listen_fd, fd);
     return true;
 }

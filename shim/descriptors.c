@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -56,4 +57,21 @@ void lt_fd_table_grow_early(void)
 {
     int probe = eventfd(0, EFD_CLOEXEC);
     if (probe >= 0) close(lt_fd_out_of_the_way(probe));
+}
+
+/* Whether `fd` still names the file `id` was taken from (device and inode): a program that
+ * closes every descriptor may have put a file of its own under the number, which is then not
+ * the shim's to read, poll or close. */
+bool lt_fd_still_names(int fd, const struct lt_fd_identity *id)
+{
+    struct stat st;
+    return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == id->dev && st.st_ino == id->ino;
+}
+
+bool lt_fd_identify(int fd, struct lt_fd_identity *id)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) return false;
+    *id = (struct lt_fd_identity){ st.st_dev, st.st_ino };
+    return true;
 }

@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -240,20 +239,13 @@ bool lt_thread_surely_left(pid_t tid) { return thread_left(tid) == 1; }
  * runs) and by the control thread, and in a fork child's handler (the only thread there). */
 struct kept_file {
     int fd; /* -1: none yet; -2: none, for want of room (kept_open) */
-    dev_t dev;
-    ino_t ino;
+    struct lt_fd_identity id;
 };
 static struct kept_file main_stat_file = { .fd = -1 }, task_dir_file = { .fd = -1 };
 
-static bool still_kept(const struct kept_file *k)
-{
-    struct stat st;
-    return k->fd >= 0 && fstat(k->fd, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino;
-}
-
 static void forget(struct kept_file *k)
 {
-    if (still_kept(k)) close(k->fd);
+    if (lt_fd_still_names(k->fd, &k->id)) close(k->fd);
     if (k->fd != -2) k->fd = -1;
 }
 
@@ -270,7 +262,7 @@ void lt_procfs_after_fork_child(void)
 static int kept_open(struct kept_file *k, const char *path, int flags)
 {
     if (k->fd == -2) return -1;
-    if (still_kept(k)) return k->fd;
+    if (lt_fd_still_names(k->fd, &k->id)) return k->fd;
     k->fd = -1;
     int fd = lt_fd_out_of_the_way(lt_open_proc(path, flags));
     if (fd < 0) return -1;
@@ -280,35 +272,43 @@ static int kept_open(struct kept_file *k, const char *path, int flags)
         k->fd = -2;
         return -1;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
+    if (!lt_fd_identify(fd, &k->id)) {
         close(fd);
         return -1;
     }
-    *k = (struct kept_file){ .fd = fd, .dev = st.st_dev, .ino = st.st_ino };
+    k->fd = fd;
     return fd;
+}
+
+static int main_stat_fd(void)
+{
+    char path[64];
+    task_file(path, getpid(), "/stat");
+    return kept_open(&main_stat_file, path, O_RDONLY | O_CLOEXEC);
+}
+
+static int task_dir_fd(void)
+{
+    return kept_open(&task_dir_file, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
 void lt_procfs_keep_for_control(void)
 {
-    char path[64];
-    task_file(path, getpid(), "/stat");
-    kept_open(&main_stat_file, path, O_RDONLY | O_CLOEXEC);
-    kept_open(&task_dir_file, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    main_stat_fd();
+    task_dir_fd();
 }
 
 bool lt_main_thread_surely_left(void)
 {
-    char path[64], stat[512];
-    task_file(path, getpid(), "/stat");
-    int fd = kept_open(&main_stat_file, path, O_RDONLY | O_CLOEXEC);
+    char stat[512];
+    int fd = main_stat_fd();
     if (fd < 0) return lt_thread_surely_left(getpid());
     return left_by_stat(read_stat_from(fd, stat, sizeof stat), stat) == 1;
 }
 
 int lt_count_threads_again(void)
 {
-    int fd = kept_open(&task_dir_file, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = task_dir_fd();
     if (fd < 0) return lt_for_each_thread(NULL, NULL);
     if (lseek(fd, 0, SEEK_SET) != 0) return -1;
     return list_threads(fd, NULL, NULL);

@@ -479,10 +479,10 @@ struct scan_state {
     bool unrecorded_added; /* the walked heaps' unknown chunks are blocks: not roots */
     uintptr_t libc_start, libc_end; /* libc.so's whole image, .data and .bss (main_arena) in it */
     /* The words being read may be glibc's allocator's own links to chunk headers
-     * (is_next_chunk_header): libc's data, the heaps read as roots in attach mode, the first
-     * words of a block that may still hold its free-list links. Set before each range. */
+     * (is_next_chunk_header): libc's data (set per mapping by scan_roots), the heaps read as
+     * roots in attach mode, the first words of a block that may still hold its free-list links
+     * (set by those two scanners, which put the caller's value back). */
     bool allocator_words;
-    bool mapping_has_allocator_words; /* the same, for the mapping scan_root_ranges reads */
 };
 
 /* pre: text is MAPS_BUF bytes, and stays mapped until the scan ends (it is itself listed). */
@@ -923,19 +923,17 @@ static uintptr_t stale_links_end(const struct lt_scan_block *b)
 
 static void scan_block_contents(struct scan_state *st, const struct lt_scan_block *b, word_fn fn, void *ctx)
 {
+    bool outer = st->allocator_words;
     uintptr_t from = stale_links_end(b);
-    if (from > b->addr) {
-        st->allocator_words = true;
-        scan_range(st, b->addr, from, fn, ctx);
-    }
+    st->allocator_words = true;
+    scan_range(st, b->addr, from, fn, ctx);
     st->allocator_words = false;
     const struct mapping *m = b->size >= SPARSE_BLOCK_BYTES ? mapping_of(st, b->addr) : NULL;
-    if (!m || b->addr + b->size > m->end) {
-        scan_range(st, from, b->addr + b->size, fn, ctx);
-        return;
-    }
-    for (uintptr_t rs, re; next_touched_run(st, m, from, b->addr + b->size, &rs, &re); from = re)
-        scan_range(st, rs, re, fn, ctx);
+    if (!m || b->addr + b->size > m->end) scan_range(st, from, b->addr + b->size, fn, ctx);
+    else
+        for (uintptr_t rs, re; next_touched_run(st, m, from, b->addr + b->size, &rs, &re); from = re)
+            scan_range(st, rs, re, fn, ctx);
+    st->allocator_words = outer;
 }
 
 static void drain_roots(struct scan_state *st)
@@ -1151,7 +1149,6 @@ static void scan_root_ranges(struct scan_state *st, const struct mapping *m, uin
         }
         for (uintptr_t run = at, rs, re; next_touched_run(st, m, run, stop, &rs, &re); run = re) {
             st->root_bytes += re - rs;
-            st->allocator_words = st->mapping_has_allocator_words; /* drain_roots changes it */
             scan_root_run(st, m, rs, re, root);
             drain_roots(st);
         }
@@ -1282,8 +1279,10 @@ static void scan_chunk_as_root(struct scan_state *st, uintptr_t start, uintptr_t
     (void)ctx;
     static const int definite = 1;
     st->root_bytes += end - start;
+    bool outer = st->allocator_words;
     st->allocator_words = true; /* a chunk's stale links, or a free chunk's (a failed walk) */
     scan_range(st, start, end, mark_word, (void *)&definite);
+    st->allocator_words = outer;
     drain_roots(st);
 }
 
@@ -1493,7 +1492,7 @@ static void scan_roots(struct scan_state *st, uintptr_t scanner_sp)
     bool heap_is_root = lt_attach_mode();
     for (size_t mi = 0; mi < st->nmaps; mi++) {
         const struct mapping *m = &st->maps[mi];
-        st->mapping_has_allocator_words = m->start < st->libc_end && st->libc_start < m->end;
+        st->allocator_words = m->start < st->libc_end && st->libc_start < m->end;
         if (heap_is_root && m->kind == 'h' && m->readable && m->writable) {
             uintptr_t stopped;
             if (!st->unrecorded_added || !walk_heap_chunks(st, m->start, m->end, NULL, NULL, &stopped))

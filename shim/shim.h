@@ -138,6 +138,9 @@ char *lt_put_json_text(char *dst, char *end, const char *key, const char *value)
  * cannot move; negative stays negative). */
 int lt_fd_out_of_the_way(int fd);
 void lt_fd_table_grow_early(void); /* start-up: before threads share the table */
+struct lt_fd_identity { dev_t dev; ino_t ino; }; /* the file a descriptor of the shim's names */
+bool lt_fd_identify(int fd, struct lt_fd_identity *id);
+bool lt_fd_still_names(int fd, const struct lt_fd_identity *id);
 
 /* ---- procfs.c: /proc/self without allocating --------------------------------------------- */
 size_t lt_read_file(const char *path, char *dst, size_t cap); /* returns the length read */
