@@ -160,8 +160,15 @@ def test_a_signal_for_leaktrace_and_the_program_reaches_the_program_once(
     program had it twice and its handler ran twice (`timeout 10 leaktrace run -- server`). The
     shim now drops the second copy."""
     native, traced = _signal_program_and_leaktrace(tmp_path, signals_seen, how)
-    expected = ("ready\nsignals 1\n", 124) if how == "timeout" else ("signals 1\n", 0)
-    assert native == expected
+    if how == "timeout":
+        # timeout signals its child and then its group at once: natively the kernel merges
+        # the two while the first is pending, or the program handles the first before the
+        # second comes (1 or 2, by scheduling). Traced, the second copy from one sender is
+        # always dropped: once.
+        assert native in {("ready\nsignals 1\n", 124), ("ready\nsignals 2\n", 124)}
+        assert traced == ("ready\nsignals 1\n", 124)
+        return
+    assert native == ("signals 1\n", 0)
     assert traced == native
 
 
