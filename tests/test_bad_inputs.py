@@ -243,6 +243,39 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path: Path) -> None:
     assert not tracebacks, tracebacks
 
 
+LOST_IN_A_CALLBACK = """
+import signal, sys, time, weakref
+import leaktrace.entry
+sys.argv = ["leaktrace", "--version"]
+try:
+    leaktrace.entry.main()
+except SystemExit:
+    pass
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as while a command runs
+class Thing:
+    pass
+def landed_here(_ref):
+    raise KeyboardInterrupt  # what Python's SIGINT handler raises wherever it lands
+thing = Thing()
+watcher = weakref.ref(thing, landed_here)
+try:
+    del thing
+    time.sleep(0.5)
+    print("went on")
+except KeyboardInterrupt:
+    print("stopped")
+"""
+
+
+def test_ctrl_c_landing_in_a_callback_still_stops_the_command() -> None:
+    """Python prints a KeyboardInterrupt raised in a weak reference's callback (or a __del__,
+    an import lock's cleanup) as "Exception ignored" and goes on; leaktrace raises it again."""
+    done = subprocess.run([sys.executable, "-c", LOST_IN_A_CALLBACK], capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.splitlines()[-1] == "stopped", done
+    assert "Exception ignored" not in done.stderr, done.stderr
+
+
 def test_exit_139_is_not_a_segfault(tmp_path: Path) -> None:
     binary = compile_c(tmp_path, LEAK_AND_EXIT, "exits")
     done = leaktrace("run", "--", str(binary), "139", cwd=tmp_path)

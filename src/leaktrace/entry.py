@@ -22,6 +22,15 @@ def _interrupted() -> None:
         sys.exit(INTERRUPTED_EXIT)
 
 
+def _ctrl_c_ends_the_teardown() -> None:
+    """The command is over: a Ctrl-C during the interpreter's teardown (atexit hooks, the
+    threading module's shutdown) ends the process as Ctrl-C ends any program, instead of
+    printing a traceback from whichever hook it interrupted."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _caused_by_ctrl_c(error: BaseException) -> bool:
     """Python wraps a KeyboardInterrupt raised while a class is being created (in a
     descriptor's __set_name__, as ipaddress's cached_property) in a RuntimeError."""
@@ -34,7 +43,21 @@ def _caused_by_ctrl_c(error: BaseException) -> bool:
     return False
 
 
+def _ctrl_c_lost_in_a_callback(unraisable: sys.UnraisableHookArgs) -> None:
+    """A Ctrl-C that lands in a weak reference's callback, a __del__ or an import lock's
+    cleanup cannot stop anything there: Python prints it as an "Exception ignored" traceback
+    and goes on. Raised again, it lands where it stops the command, in one line."""
+    if issubclass(unraisable.exc_type, KeyboardInterrupt):
+        import _thread
+
+        # From another thread: called here, Python would raise it at once, in this hook.
+        _thread.start_new_thread(_thread.interrupt_main, ())
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def main() -> None:
+    sys.unraisablehook = _ctrl_c_lost_in_a_callback
     # Ctrl-C may land while the CLI's modules are still being imported, or later.
     try:
         from leaktrace.launcher import inherited_fds, inherited_signals
@@ -43,7 +66,10 @@ def main() -> None:
         inherited_signals.remember()
         from leaktrace.cli import main as cli_main
 
-        cli_main(prog_name="leaktrace")
+        try:
+            cli_main(prog_name="leaktrace")
+        finally:
+            _ctrl_c_ends_the_teardown()
     except KeyboardInterrupt:
         _interrupted()
     except MemoryError:

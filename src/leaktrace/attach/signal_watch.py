@@ -37,7 +37,9 @@ class SignalWatch:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         for signum, handler in self._previous_handlers.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
+            # A handler installed inside the block stays: it takes over with no gap.
+            if signal.getsignal(signum) == self._note:
+                signal.signal(signum, handler)  # type: ignore[arg-type]
         signal.set_wakeup_fd(self._previous_fd)
         if self._pipe is not None:
             for fd in self._pipe:

@@ -4,9 +4,12 @@ report` prints it; the capture path on stderr)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -61,19 +64,25 @@ class ReportChoices:
         return cls(**{name: options.pop(name) for name in list(options) if name in names})
 
 
+def stop_printing_on_ctrl_c(capture: str) -> None:
+    """From now to the exit a Ctrl-C ends leaktrace at once (130), saying where the capture
+    is: the process is detached, only printing is left. Not a KeyboardInterrupt, which would
+    land wherever Python runs next, in an import's or a weak reference's callback too, and be
+    printed there as an ignored exception. Installed while a SignalWatch still holds SIGINT,
+    which leaves it in place: no moment without it."""
+    message = (f"leaktrace: interrupted; the capture is saved: {report_hint(capture)}\n"
+               ).encode(errors="replace")
+
+    def end(_signum: int, _frame: FrameType | None) -> None:
+        os.write(2, message)
+        os._exit(INTERRUPTED)
+
+    signal.signal(signal.SIGINT, end)
+
+
 def print_capture_report(capture: str, choices: ReportChoices) -> int:
     """Render the capture as `leaktrace report` would; return the exit code: 0, or
-    --leak-exit-code when --fail-on-leak is exceeded."""
-    try:
-        return _print(capture, choices)
-    except KeyboardInterrupt:
-        # The process is detached already: only the printing was cut short.
-        click.echo(f"leaktrace: interrupted; the capture is saved: {report_hint(capture)}",
-                   err=True)
-        return INTERRUPTED
-
-
-def _print(capture: str, choices: ReportChoices) -> int:
+    --leak-exit-code when --fail-on-leak is exceeded. Call stop_printing_on_ctrl_c() first."""
     suppressions = load_suppressions(choices.suppression_files,
                                      with_defaults=not choices.no_default_suppressions)
     report = load_capture_report(capture, with_addresses=choices.show_addresses).report

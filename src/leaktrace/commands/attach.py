@@ -36,6 +36,7 @@ from leaktrace.commands._attach_report import (
     clock_text,
     print_capture_report,
     report_options,
+    stop_printing_on_ctrl_c,
     window_text,
 )
 from leaktrace.commands._errors import one_line_errors, warn
@@ -130,11 +131,12 @@ def attach_command(pid: int, duration: float | None, output: str | None,
         with SignalWatch(STOP_SIGNALS) as watch:
             ended = _collect(pid, settings, shim, memory, config_dir, duration,
                              started, watch, log, go_program, choices.scan)
+            click.echo("leaktrace: collected "
+                       f"{window_text(ended.attached_at, ended.detached_at)}", err=True)
+            stop_printing_on_ctrl_c(ended.capture)
     finally:
         notices.close()
-    # Signals act normally again: rendering a huge report may be interrupted.
-    click.echo(f"leaktrace: collected {window_text(ended.attached_at, ended.detached_at)}",
-               err=True)
+    # SIGTERM and the others act normally again: rendering a huge report may be stopped.
     raise SystemExit(print_capture_report(ended.capture, choices))
 
 

@@ -15,6 +15,7 @@ from leaktrace.commands._attach_report import (
     check_suppressions,
     print_capture_report,
     report_options,
+    stop_printing_on_ctrl_c,
     window_text,
 )
 from leaktrace.commands._errors import one_line_errors
@@ -32,6 +33,7 @@ def detach_command(pid: int, **options: Any) -> None:
     # Not cut short by Ctrl-C: the process detaches either way, and its capture is then ours.
     with SignalWatch({signal.SIGINT, signal.SIGTERM, signal.SIGHUP}):
         detached = detach(pid, control_dir_for(pid), scan=choices.scan)
-    click.echo(f"leaktrace: collected {window_text(detached.attached_at, detached.detached_at)}",
-               err=True)
+        click.echo("leaktrace: collected "
+                   f"{window_text(detached.attached_at, detached.detached_at)}", err=True)
+        stop_printing_on_ctrl_c(detached.capture)
     raise SystemExit(print_capture_report(detached.capture, choices))
