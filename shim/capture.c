@@ -220,6 +220,9 @@ static struct {
     _Atomic int state;               /* PREPARED_*: the CAS from NONE claims the fields */
     int pid;                         /* the process they were opened for */
     int fd, notify_fd;               /* -1 when the open failed */
+    /* What each names: a program that closes every descriptor (sshd's closefrom after its
+     * setgroups) may have closed them, or put a file of its own under the number. */
+    struct lt_fd_identity file_id, notify_id;
     int error;                       /* errno of the capture's open */
     char path[LT_PATH_MAX];
 } prepared;
@@ -247,7 +250,9 @@ void lt_capture_prepare_final(void)
     int fd = open_new_file(prepared.path, sizeof prepared.path, base);
     prepared.error = fd < 0 ? -fd : 0;
     prepared.fd = lt_fd_out_of_the_way(fd);
+    if (prepared.fd >= 0) lt_fd_identify(prepared.fd, &prepared.file_id); /* else {0, 0}: names none */
     prepared.notify_fd = lt_cfg.notify[0] ? lt_fd_out_of_the_way(open(lt_cfg.notify, O_WRONLY | O_APPEND | O_CLOEXEC)) : -1;
+    if (prepared.notify_fd >= 0) lt_fd_identify(prepared.notify_fd, &prepared.notify_id);
     prepared.pid = getpid();
     atomic_store(&prepared.state, PREPARED_READY);
     errno = saved_errno;
@@ -259,8 +264,8 @@ void lt_capture_after_fork_child(void)
 {
     atomic_store(&reserve_taken, false);
     if (atomic_load(&prepared.state) != PREPARED_READY) return;
-    if (prepared.fd >= 0) close(prepared.fd);
-    if (prepared.notify_fd >= 0) close(prepared.notify_fd);
+    if (lt_fd_still_names(prepared.fd, &prepared.file_id)) close(prepared.fd);
+    if (lt_fd_still_names(prepared.notify_fd, &prepared.notify_id)) close(prepared.notify_fd);
     prepared.fd = prepared.notify_fd = -1;
     atomic_store(&prepared.state, PREPARED_USED);
 }
@@ -270,6 +275,13 @@ static bool prepared_here(void)
     return atomic_load(&prepared.state) == PREPARED_READY && prepared.pid == getpid();
 }
 
+/* The prepared notify file's descriptor while it still names that file, else -1. */
+static int prepared_notify_fd(void)
+{
+    if (!prepared_here() || !lt_fd_still_names(prepared.notify_fd, &prepared.notify_id)) return -1;
+    return prepared.notify_fd;
+}
+
 /* An exec replaces the image that would have written into the early-opened file: it goes
  * (if the new user may not remove it, it stays empty, and the launcher takes an empty file
  * for no capture and removes it). */
@@ -277,7 +289,7 @@ void lt_capture_drop_prepared(void)
 {
     if (!prepared_here() || prepared.fd < 0) return;
     int saved_errno = errno;
-    close(prepared.fd);
+    if (lt_fd_still_names(prepared.fd, &prepared.file_id)) close(prepared.fd);
     prepared.fd = -1;
     prepared.error = 0; /* if the exec fails, the final capture opens its file as usual */
     unlink(prepared.path);
@@ -292,6 +304,12 @@ static int take_prepared_file(char *path, size_t cap)
     int fd = prepared.fd;
     if (fd < 0) return prepared.error ? -prepared.error : 0;
     prepared.fd = -1;
+    if (!lt_fd_still_names(fd, &prepared.file_id)) {
+        /* The program closed it: the capture is opened as without a privilege change (which
+         * may now fail), under the same name once the empty file is gone. */
+        if (unlink(prepared.path) != 0) { /* the launcher takes an empty file for none */ }
+        return 0;
+    }
     size_t n = strnlen(prepared.path, cap - 1);
     memcpy(path, prepared.path, n);
     path[n] = 0;
@@ -318,8 +336,9 @@ static void notify_line(const char *word, int error, const char *text)
     }
     p = lt_put_str(p, end, text);
     p = lt_put_str(p, end, "\n");
-    bool own = !(prepared_here() && prepared.notify_fd >= 0);
-    int fd = own ? open(lt_cfg.notify, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600) : prepared.notify_fd;
+    int fd = prepared_notify_fd();
+    bool own = fd < 0;
+    if (own) fd = open(lt_cfg.notify, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return;
     /* One write of less than PIPE_BUF bytes with O_APPEND: lines of concurrent writers
      * (parent and children) never interleave. */

@@ -157,6 +157,26 @@ def test_a_child_that_drops_to_nobody_gets_a_control_socket_of_its_user(build_di
     assert "1 child process(es) traced" in done.stderr, done.stderr
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, for setgroups")
+@pytest.mark.parametrize("mode", ["closed", "reuse"])
+def test_a_program_that_closes_every_descriptor_after_setgroups(build_dir: Path, tmp_path: Path,
+                                                                mode: str) -> None:
+    """sshd drops its supplementary groups (the shim then opens its capture's file early),
+    then closes every descriptor from 3 on: the capture was written to a closed descriptor
+    (none at all), or into the file the program had put under that number since ("reuse")."""
+    exe = compile_program("closes_after_setgroups.c", build_dir, "-O0")
+    mine = tmp_path / "mine.txt"
+    done = leaktrace("run", "--", str(exe), mode, str(mine), cwd=tmp_path)
+    assert done.returncode == 5, done.stderr
+    if mode == "reuse":
+        assert mine.read_bytes() == b"the program's line\n"
+    captures = sorted(tmp_path.glob("*.lt"))
+    assert len(captures) == 1, done.stderr
+    report = json_report(captures[0])
+    _one_leak(report, "closes_after_setgroups.c", "after_close", 48, "definitely lost")
+    assert report["summary"]["definitely_lost"] == {"bytes": 48, "blocks": 1}
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to drop to the user nobody")
 def test_root_reaches_a_program_that_dropped_to_nobody(build_dir: Path, tmp_path: Path) -> None:
     """The control socket moves to the new user's directory with the drop (it stayed in

@@ -514,6 +514,41 @@ def test_the_initial_stack_keeps_its_layout(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout) == (native.returncode, native.stdout), done.stderr
 
 
+TITLE_AREA = """
+#include <stdio.h>
+#include <string.h>
+extern char **environ;
+int main(int argc, char **argv)
+{
+    /* As OpenSSH's setproctitle (and PostgreSQL's, nginx's): the argument strings, then the
+     * environment strings for as long as each starts right after the one before. */
+    char *last = NULL;
+    for (int i = 0; i < argc; i++)
+        if (last == NULL || last + 1 == argv[i]) last = argv[i] + strlen(argv[i]);
+    int n = 0;
+    for (; environ[n]; n++)
+        if (last + 1 == environ[n]) last = environ[n] + strlen(environ[n]);
+    int whole = n > 0 && last == environ[n - 1] + strlen(environ[n - 1]);
+    printf("%d variables, title area %s\\n", n, whole ? "through the last" : "cut short");
+    return 0;
+}
+"""
+
+
+def test_a_process_title_gets_the_room_it_gets_natively(tmp_path: Path) -> None:
+    """The settings the shim hides from the program (LEAKTRACE_*, its LD_PRELOAD) come last
+    in the environment: between the program's own variables, they broke the run of strings a
+    setproctitle takes for its area, and sshd's title was cut to the length of its arguments."""
+    exe = compile_source(tmp_path, "title.c", TITLE_AREA, "-O2")
+    env = {"LEAKTRACE_CONTROL_DIR": str(tmp_path / "ctl"), **os.environ}
+    native = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60,
+                            env={k: v for k, v in env.items() if not k.startswith("LEAKTRACE_")})
+    done = subprocess.run([*LEAKTRACE, "run", "-o", str(tmp_path / "title.lt"), "--", str(exe)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert native.stdout.endswith("title area through the last\n"), native.stdout
+    assert done.stdout == native.stdout, done.stderr
+
+
 def test_the_program_finds_its_own_path_in_underscore(tmp_path: Path) -> None:
     """A shell sets `_` to the path of the command it runs, here leaktrace's: the program
     sees its own there, as natively (`env` prints it, bash keeps it as `$_` and copies it

@@ -46,7 +46,17 @@ def launch_environment(base: Mapping[str, str], *, shim: str, capture_dir: str,
         env["LEAKTRACE_START"] = start
     if sample_bytes is not None:
         env["LEAKTRACE_SAMPLE"] = str(sample_bytes)
-    return env
+    return _ours_last(env)
+
+
+def _ours_last(env: dict[str, str]) -> dict[str, str]:
+    """The shim hides LEAKTRACE_* from the program and edits LD_PRELOAD, so they go last: the
+    kernel lays the strings out in this order, and a program that takes the argument and
+    environment strings for one area while they follow each other (setproctitle, as sshd's,
+    PostgreSQL's, nginx's) would otherwise get a shorter area than natively, its title cut."""
+    ours = [name for name in env if name.startswith("LEAKTRACE_") or name == "LD_PRELOAD"]
+    return {**{name: value for name, value in env.items() if name not in ours},
+            **{name: env[name] for name in ours}}
 
 
 def heuristics_error(value: str | None) -> str | None:

@@ -1,0 +1,44 @@
+/* As sshd starts: as root, drops its supplementary groups (setgroups(0, NULL): the shim then
+ * opens its capture's file early, privileges.c), then closes every descriptor from 3 on.
+ * With argv[1] "reuse" it then puts a file of its own (argv[2]) under every number that was
+ * open before the close, and writes one line into it at the end. Leaks 48 bytes; exits 5. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void *volatile sink;
+
+int main(int argc, char **argv)
+{
+    if (setgroups(0, NULL) != 0) {
+        perror("setgroups");
+        return 1;
+    }
+    int was_open[64], nopen = 0;
+    DIR *fds = opendir("/proc/self/fd");
+    if (!fds) return 1;
+    int own = dirfd(fds);
+    for (struct dirent *e; (e = readdir(fds)) && nopen < 64;) {
+        int fd = atoi(e->d_name);
+        if (fd > 2 && fd != own) was_open[nopen++] = fd;
+    }
+    closedir(fds);
+    closefrom(3);
+    int mine = -1;
+    if (argc > 2 && !strcmp(argv[1], "reuse")) {
+        mine = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (mine < 0) return 1;
+        for (int i = 0; i < nopen; i++)
+            if (was_open[i] != mine && dup2(mine, was_open[i]) < 0) return 1;
+    }
+    sink = malloc(48); /* @leak:after_close */
+    sink = NULL;
+    if (mine >= 0 && write(mine, "the program's line\n", 19) != 19) return 1;
+    printf("closed %d\n", nopen);
+    return 5;
+}
