@@ -913,7 +913,8 @@ static void mark_word(struct scan_state *st, uintptr_t v, void *ctx)
 /* A chunk in one of glibc's bins keeps raw links to other chunks' headers in its first four
  * words (fd, bk and, in the large bins, fd_nextsize and bk_nextsize), and a block handed out
  * again keeps them until the program writes there. The shim clears new blocks up to
- * LT_CLEAR_LIMIT (hooks.c); larger ones, and the chunks it never saw, may still hold them. */
+ * LT_CLEAR_LIMIT (hooks.c; above a page, its pages in memory: the others read as zeros); larger
+ * ones, and the chunks it never saw, may still hold them. */
 static uintptr_t stale_links_end(const struct lt_scan_block *b)
 {
     bool uncleared = b->kind == UNRECORDED || (b->size > LT_CLEAR_LIMIT && !lt_kind_is_annotated(b->kind));

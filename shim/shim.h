@@ -77,7 +77,8 @@ unsigned lt_own_mappings(uintptr_t *starts, uintptr_t *ends, unsigned max);
 
 /* ---- config.c: settings read from the environment at start-up -------------------------- */
 #define LT_SESSION_MAX 64
-#define LT_CLEAR_LIMIT 4096u /* the largest new block hooks.c clears (the reasons there) */
+#define LT_CLEAR_LIMIT (8u << 10) /* the largest new block hooks.c clears (the reasons there) */
+#define LT_CLEAR_WHOLE 4096u /* up to here every byte; above, the pages already in memory */
 struct lt_config {
     int max_depth;           /* LEAKTRACE_MAX_DEPTH, default 64 */
     bool follow_children;    /* LEAKTRACE_FOLLOW_CHILDREN=1 */

@@ -474,7 +474,7 @@ def test_blocks_found_through_the_page_index(
 # --- old pointers in memory the allocator hands out again ----------------------------------
 
 STALE = "stale_heap_words.c"
-LOST_STRINGS = (10 + 400 + 8) * 14  # strdup of a 13-character string
+LOST_STRINGS = (10 + 400 + 8 + 800) * 14  # strdup of a 13-character string
 
 
 @pytest.mark.parametrize("opt", OPT_LEVELS)
@@ -482,14 +482,16 @@ def test_old_pointers_in_a_reused_block_do_not_keep_leaks(
         traced: Callable[..., Traced], memcheck: Callable[[Traced], MemcheckRun], opt: str) -> None:
     """Arrays of pointers to strings are freed without the strings, and new blocks written only
     in part take their memory: one of the same size (glibc hands the chunk back), one grown in
-    place by realloc over a freed array, one from aligned_alloc. The strings are definitely
-    lost, as valgrind says; the blocks' own contents survive (the program checks realloc's)."""
+    place by realloc over a freed array, one from aligned_alloc, one over a page (6,400
+    bytes). The strings are definitely lost, as valgrind says; the blocks' own contents
+    survive (the program checks realloc's)."""
     run = traced(STALE, opt)
-    assert run.by_kind(STALE, "string") == {DEFINITE: (LOST_STRINGS, 0, 418)}
-    for marker, size in (("same_size", 80), ("grown", 3200), ("aligned", 64)):
+    assert run.by_kind(STALE, "string") == {DEFINITE: (LOST_STRINGS, 0, 1218)}
+    for marker, size in (("same_size", 80), ("grown", 3200), ("aligned", 64),
+                         ("over_a_page", 6400)):
         assert run.shapes(STALE, marker) == {(REACHABLE, size, 0, 1)}, marker
-    assert run.summary() == {DEFINITE: (LOST_STRINGS, 418), INDIRECT: (0, 0), POSSIBLE: (0, 0),
-                             REACHABLE: (80 + 3200 + 64, 3)}
+    assert run.summary() == {DEFINITE: (LOST_STRINGS, 1218), INDIRECT: (0, 0), POSSIBLE: (0, 0),
+                             REACHABLE: (80 + 3200 + 64 + 6400, 4)}
     assert run.summary() == dict(memcheck(run).summary.kinds)
 
 

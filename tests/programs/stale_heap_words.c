@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void *volatile kept[3];
+void *volatile kept[4];
 
 static __attribute__((noinline)) char *lost_string(void)
 {
@@ -44,6 +44,12 @@ int main(void)
     bytes = drop_array(8);
     kept[2] = aligned_alloc(16, bytes); /* @leak:aligned */
     ((char *)kept[2])[0] = 1;
+
+    /* Over a page (nginx's epoll event list: 6 KiB, of which the kernel writes a few entries):
+     * glibc hands the freed array's chunk back from its unsorted bin. */
+    bytes = drop_array(800);
+    kept[3] = malloc(bytes); /* @leak:over_a_page */
+    ((char *)kept[3])[0] = 1;
     puts("done");
     return 0;
 }
