@@ -157,6 +157,24 @@ def test_a_child_that_drops_to_nobody_gets_a_control_socket_of_its_user(build_di
     assert "1 child process(es) traced" in done.stderr, done.stderr
 
 
+@pytest.mark.parametrize("limits", ["f", "fn", "n"])
+def test_a_program_that_limits_itself_before_its_sandbox(build_dir: Path, tmp_path: Path,
+                                                         limits: str) -> None:
+    """OpenSSH's sandboxed child sets RLIMIT_FSIZE and RLIMIT_NOFILE to 0, then installs its
+    seccomp filter, before which the shim writes its capture: it cannot. The program runs on
+    as natively (no SIGXFSZ), and `run` names the limit among the reasons (a limit of 0 also
+    keeps the shim from writing the line that would say so)."""
+    exe = compile_program("limits_then_sandbox.c", build_dir, "-O0")
+    native = _native(str(exe), limits, cwd=tmp_path)
+    assert (native.returncode, native.stdout) == (4, "sandboxed\n")
+    done = leaktrace("run", "--", str(exe), limits, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (4, native.stdout), done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"no capture was written for {exe}" in done.stderr, done.stderr
+    limit = "RLIMIT_FSIZE" if "f" in limits else "RLIMIT_NOFILE"
+    assert limit in done.stderr, done.stderr
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root, for setgroups")
 @pytest.mark.parametrize("mode", ["closed", "reuse"])
 def test_a_program_that_closes_every_descriptor_after_setgroups(build_dir: Path, tmp_path: Path,

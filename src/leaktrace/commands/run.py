@@ -408,7 +408,8 @@ def _name_children_without_capture(pid: int, failures: list[CaptureFailure],
                  f"{failure.path}: {failure.reason}")
     for child in vanished:
         warn(f"child {child} ended without a capture (killed by SIGKILL, which no process "
-             "can catch, or by a raw exit or exec system call)")
+             "can catch, or by a raw exit or exec system call, or under a file size limit "
+             "(RLIMIT_FSIZE) it set below the capture's, as OpenSSH's sandboxed child does)")
 
 
 def _name_children_still_running(pids: list[int], capture_dir: str) -> None:
@@ -452,16 +453,20 @@ def _why_no_capture(returncode: int, failures: list[CaptureFailure]) -> str:
             "allocation through the shim, or ended through a path the shim does not see "
             "(a raw exit or execve system call, as Go's syscall.Exec makes: ask a running one with "
             "`leaktrace report --pid PID`; an exec of a program the loader does not preload "
-            f"into: static, setuid){_descriptor_limit()}")
+            f"into: static, setuid){_limits_it_set()}")
 
 
-def _descriptor_limit() -> str:
+def _limits_it_set() -> str:
     """A program that ends with every descriptor its limit allows open leaves the shim none
     for its capture: the shim raises a soft limit below the hard one, and a privileged
-    process's hard limit, not otherwise. The program may have lowered its limit itself, so
-    the limit leaktrace runs with tells nothing: always named, as a possible cause."""
+    process's hard limit, not otherwise. One whose hard RLIMIT_FSIZE is below the capture's
+    size (OpenSSH's sandboxed child sets 0) cannot have it written, nor the line that would
+    say so (the notify file is a file too). The program may have lowered either limit itself,
+    so the limits leaktrace runs with tell nothing: always named, as possible causes."""
     return ("; or it ended with every file descriptor its limit (RLIMIT_NOFILE) allows open, "
-            "leaving none for the capture, under a hard limit it could not raise")
+            "leaving none for the capture, under a hard limit it could not raise; or it limited "
+            "the size of the files it writes (RLIMIT_FSIZE) below the capture's, as OpenSSH's "
+            "sandboxed child does")
 
 
 def _address_limit(failure: CaptureFailure) -> str:
