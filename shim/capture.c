@@ -215,7 +215,7 @@ static int open_exec_file(char *path, size_t cap)
 static uint8_t *reserve;             /* mapped once at start-up; read-only after */
 static _Atomic bool reserve_taken;   /* one writer at a time uses it */
 
-enum { PREPARED_NONE, PREPARED_BUSY, PREPARED_READY, PREPARED_USED };
+enum { PREPARED_NONE, PREPARED_BUSY, PREPARED_READY };
 static struct {
     _Atomic int state;               /* PREPARED_*: the CAS from NONE claims the fields */
     int pid;                         /* the process they were opened for */
@@ -258,16 +258,19 @@ void lt_capture_prepare_final(void)
     errno = saved_errno;
 }
 
-/* A fork child has descriptors of its parent's capture: not its own. Its only thread is
- * the one that forked, so the reserve is free whatever another thread was doing. */
+/* A fork child has descriptors of its parent's capture: not its own. It may prepare its own
+ * before a change of its own (sshd's sandboxed child chroots after its parent dropped its
+ * groups). Its only thread is the one that forked, so the reserve is free whatever another
+ * thread was doing. */
 void lt_capture_after_fork_child(void)
 {
     atomic_store(&reserve_taken, false);
-    if (atomic_load(&prepared.state) != PREPARED_READY) return;
-    if (lt_fd_still_names(prepared.fd, &prepared.file_id)) close(prepared.fd);
-    if (lt_fd_still_names(prepared.notify_fd, &prepared.notify_id)) close(prepared.notify_fd);
-    prepared.fd = prepared.notify_fd = -1;
-    atomic_store(&prepared.state, PREPARED_USED);
+    if (atomic_load(&prepared.state) == PREPARED_READY) {
+        if (lt_fd_still_names(prepared.fd, &prepared.file_id)) close(prepared.fd);
+        if (lt_fd_still_names(prepared.notify_fd, &prepared.notify_id)) close(prepared.notify_fd);
+    }
+    prepared.fd = prepared.notify_fd = -1; /* (a thread preparing them is not in the child) */
+    atomic_store(&prepared.state, PREPARED_NONE);
 }
 
 static bool prepared_here(void)
@@ -680,7 +683,7 @@ static int write_capture(struct lt_capture_request *req)
 {
     bool final = req->reason == LT_REASON_EXIT || req->reason == LT_REASON_SIGNAL ||
                  req->reason == LT_REASON_DETACH || req->reason == LT_REASON_EXEC ||
-                 req->reason == LT_REASON_SANDBOX;
+                 req->reason == LT_REASON_SANDBOX || req->reason == LT_REASON_FILE_LIMIT;
     bool from_signal = req->in_signal_handler;
     const struct lt_scan *scan = req->scan;
     char *path = req->path;

@@ -96,7 +96,8 @@ _Static_assert(sizeof(void *) == LT_POINTER_SIZE, "leaktrace captures are writte
     X(6, SIGNAL, "signal")            \
     X(7, DETACH, "detach")            \
     X(8, EXEC, "exec")                \
-    X(9, SANDBOX, "sandbox")
+    X(9, SANDBOX, "sandbox")          \
+    X(10, FILE_LIMIT, "file-limit")
 
 enum lt_leak_kind {
 #define LT_X(num, name, text) LT_LEAK_##name = num,

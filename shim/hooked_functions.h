@@ -53,7 +53,8 @@
     X(posix_spawn)                  \
     X(posix_spawnp)
 
-/* privileges.c: the final capture's files are opened before the process changes user or root. */
+/* privileges.c: the final capture's files are opened before the process changes user or root
+ * (or lowers its descriptor limit); its capture is written before a file size limit of 0. */
 #define LT_HOOKED_PRIVILEGE_FUNCTIONS(X) \
     X(setuid)                            \
     X(setgid)                            \
@@ -66,7 +67,11 @@
     X(setgroups)                         \
     X(chroot)                            \
     X(unshare)                           \
-    X(setns)
+    X(setns)                             \
+    X(setrlimit)                         \
+    X(setrlimit64)                       \
+    X(prlimit)                           \
+    X(prlimit64)
 
 /* sleeps.c: a sleep a scan's signal interrupted goes on for what is left. */
 #define LT_HOOKED_SLEEP_FUNCTIONS(X) \

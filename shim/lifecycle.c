@@ -505,6 +505,10 @@ static const char *final_scan(struct lt_scan *scan, uintptr_t program_sp)
         }
     }
     if (r == 0) return NULL;
+    if (r == -EMFILE)
+        return "no reachability scan at exit: the process's memory map (/proc/self/maps) could "
+               "not be read (no file descriptor was left: the program used up its RLIMIT_NOFILE); "
+               "every live block is listed, without a leak kind";
     if (r != -ENOMEM) return "no reachability scan at exit: it failed; the blocks have no leak kind";
     if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
         return "no reachability scan at exit: no address space was left for it (the program "
@@ -660,6 +664,8 @@ void lt_discard_exec_capture(const char *path)
  * mode only the last: the session ends at its detach. */
 struct sandbox_capture {
     uintptr_t program_sp;
+    unsigned reason;  /* LT_REASON_SANDBOX or LT_REASON_FILE_LIMIT */
+    const char *note; /* why the shim stops here (the capture's note) */
 };
 
 static void capture_before_sandbox_here(void *request)
@@ -669,15 +675,17 @@ static void capture_before_sandbox_here(void *request)
     lt_modules_refresh(false);
     struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
     bool scanned = lt_cfg.scan_at_exit && lt_scan_run(&scan, r->program_sp, false) == 0;
-    struct lt_capture_request req = {
-        .reason = LT_REASON_SANDBOX, .scan = scanned ? &scan : NULL,
-        .note = "the program installed a seccomp filter here: tracing stopped, and the blocks "
-                "live then are listed as they were then (leaks made after it are not seen)" };
+    struct lt_capture_request req = { .reason = r->reason, .scan = scanned ? &scan : NULL,
+                                      .note = r->note };
     lt_capture_write(&req);
     lt_scan_release(&scan);
 }
 
-void lt_before_sandbox(void)
+const char lt_seccomp_note[] = "the program installed a seccomp filter here: tracing stopped, and "
+                               "the blocks live then are listed as they were then (leaks made "
+                               "after it are not seen)";
+
+void lt_before_sandbox(unsigned reason, const char *note)
 {
     int saved_errno = errno;
     /* Not started yet (no allocation so far): started now, while it still may. */
@@ -685,7 +693,7 @@ void lt_before_sandbox(void)
     lt_blocks_stop_owning();
     if (!lt_attach_mode() && claim_final() >= 0) {
         lt_busy++;
-        struct sandbox_capture request = { lt_unwind_program_sp() };
+        struct sandbox_capture request = { lt_unwind_program_sp(), reason, note };
         lt_on_own_stack(capture_before_sandbox_here, &request);
         lt_control_pause(); /* ended before the filter, never resumed */
         lt_signals_uninstall();

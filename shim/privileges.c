@@ -14,10 +14,14 @@
  *
  * Not in attach mode: there the capture is written at detach, by a session that has its own
  * files, and a file opened early could stay empty behind it. */
+/* meson defines _FILE_OFFSET_BITS=64, which renames setrlimit to setrlimit64 (and prlimit) in
+ * the headers; both names are interposed (programs built with it call the 64 ones). */
+#undef _FILE_OFFSET_BITS
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -206,6 +210,80 @@ int lt_hook_chroot(const char *path)
     lt_procfs_keep(); /* the scan and the capture read /proc, which the new root may lack */
     LT_NEXT(path_fn, chroot);
     return f(path);
+}
+
+/* A resource limit that takes away what the final capture needs. The hard RLIMIT_FSIZE at 0
+ * (OpenSSH's sandboxed child sets it just before its seccomp filter): no file can be written
+ * after it, not even the line that would say why, so the capture is written now and the shim
+ * stops, as before a seccomp filter. A lower hard RLIMIT_NOFILE: the capture's files and the
+ * memory map the scan reads are opened now, while descriptors may still be had (the same
+ * child then sets 0). Only the
+ * process's own limits, lowered: raising a hard limit takes a privilege, and needs nothing. */
+static const char file_size_note[] = "the program set its file size limit (RLIMIT_FSIZE) to 0 "
+                                     "here, after which no capture can be written: tracing "
+                                     "stopped, and the blocks live then are listed as they were "
+                                     "then (leaks made after it are not seen)";
+
+static void before_limit(int resource, uint64_t new_hard)
+{
+    if (resource != RLIMIT_FSIZE && resource != RLIMIT_NOFILE) return;
+    int state = atomic_load(&lt_state);
+    if (lt_attach_mode() || state < LT_STATE_TRACKING || state == LT_STATE_FINAL) return;
+    if (getpid() != atomic_load(&lt_owner_pid)) return;
+    struct rlimit64 now;
+    if (lt_raw_syscall(SYS_prlimit64, 0, resource, 0, (long)&now, 0, 0) != 0 || new_hard >= now.rlim_max)
+        return;
+    if (resource == RLIMIT_FSIZE && new_hard == 0) lt_before_sandbox(LT_REASON_FILE_LIMIT, file_size_note);
+    else if (resource == RLIMIT_NOFILE) {
+        before_change();
+        lt_procfs_keep_maps(); /* the exit scan's roots, readable with no descriptor left */
+    }
+}
+
+static bool is_self(pid_t pid) { return pid == 0 || pid == getpid(); }
+
+typedef int (*setrlimit_fn)(__rlimit_resource_t, const struct rlimit *);
+typedef int (*prlimit_fn)(pid_t, enum __rlimit_resource, const struct rlimit *, struct rlimit *);
+typedef int (*setrlimit64_fn)(__rlimit_resource_t, const struct rlimit64 *);
+typedef int (*prlimit64_fn)(pid_t, enum __rlimit_resource, const struct rlimit64 *, struct rlimit64 *);
+
+int lt_hook_setrlimit(__rlimit_resource_t resource, const struct rlimit *limit)
+{
+    int saved_errno = errno;
+    if (limit) before_limit((int)resource, limit->rlim_max);
+    errno = saved_errno;
+    LT_NEXT(setrlimit_fn, setrlimit);
+    return f(resource, limit);
+}
+
+int lt_hook_prlimit(pid_t pid, enum __rlimit_resource resource, const struct rlimit *limit,
+                    struct rlimit *old)
+{
+    int saved_errno = errno;
+    if (limit && is_self(pid)) before_limit((int)resource, limit->rlim_max);
+    errno = saved_errno;
+    LT_NEXT(prlimit_fn, prlimit);
+    return f(pid, resource, limit, old);
+}
+
+
+int lt_hook_setrlimit64(__rlimit_resource_t resource, const struct rlimit64 *limit)
+{
+    int saved_errno = errno;
+    if (limit) before_limit((int)resource, limit->rlim_max);
+    errno = saved_errno;
+    LT_NEXT(setrlimit64_fn, setrlimit64);
+    return f(resource, limit);
+}
+
+int lt_hook_prlimit64(pid_t pid, enum __rlimit_resource resource, const struct rlimit64 *limit,
+                      struct rlimit64 *old)
+{
+    int saved_errno = errno;
+    if (limit && is_self(pid)) before_limit((int)resource, limit->rlim_max);
+    errno = saved_errno;
+    LT_NEXT(prlimit64_fn, prlimit64);
+    return f(pid, resource, limit, old);
 }
 
 /* The exported names (see hooked_functions.h). */

@@ -249,10 +249,17 @@ static void forget(struct kept_file *k)
     if (k->fd != -2) k->fd = -1;
 }
 
+/* The memory map, kept once the program lowers its hard descriptor limit (privileges.c): at
+ * its limit, with every number below it in use, the exit scan could open nothing, and without
+ * the map it has no roots. Written by the thread lowering the limit and in a fork child's
+ * handler (its copy names the parent's memory); read by the scan. */
+static struct kept_file maps_file = { .fd = -1 };
+
 void lt_procfs_after_fork_child(void)
 {
     forget(&main_stat_file);
     forget(&task_dir_file);
+    forget(&maps_file);
 }
 
 /* The kept descriptor of `path`, or -1. With no room above the soft limit (`ulimit -n N` sets
@@ -296,6 +303,24 @@ void lt_procfs_keep_for_control(void)
 {
     main_stat_fd();
     task_dir_fd();
+}
+
+void lt_procfs_keep_maps(void) { kept_open(&maps_file, "/proc/self/maps", O_RDONLY | O_CLOEXEC); }
+
+/* /proc/self/maps into dst (up to cap bytes): through the kept descriptor when there is one
+ * (read again from its start, the kernel makes the text anew), else opened now. */
+size_t lt_read_maps(char *dst, size_t cap)
+{
+    int fd = maps_file.fd;
+    if (fd < 0 || !lt_fd_still_names(fd, &maps_file.id)) return lt_read_file("/proc/self/maps", dst, cap);
+    size_t len = 0;
+    while (len < cap) {
+        ssize_t n = pread(fd, dst + len, cap - len, (off_t)len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        len += (size_t)n;
+    }
+    return len;
 }
 
 bool lt_main_thread_surely_left(void)

@@ -488,7 +488,7 @@ struct scan_state {
 /* pre: text is MAPS_BUF bytes, and stays mapped until the scan ends (it is itself listed). */
 static size_t read_maps(struct mapping *out, size_t max, char *text)
 {
-    size_t len = lt_read_file("/proc/self/maps", text, MAPS_BUF - 1);
+    size_t len = lt_read_maps(text, MAPS_BUF - 1);
     text[len] = 0;
     size_t n = 0;
     for (const char *p = text; *p && n < max;) {
@@ -1767,6 +1767,13 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
 
     stop_world(scan);
     st.nmaps = read_maps(st.maps, MAX_MAPPINGS, maps_text);
+    if (st.nmaps == 0) {
+        /* No memory map, no roots: every block would read as lost. /proc/self/maps could not
+         * be opened: no descriptor left (a program at its RLIMIT_NOFILE), or no /proc. */
+        if (!keep_stopped) resume_world();
+        err = -EMFILE;
+        goto unlock;
+    }
     if (with_unrecorded) {
         st.unrecorded_added = add_unrecorded_chunks(&st);
         find_bounds(&st);

@@ -145,6 +145,8 @@ bool lt_fd_still_names(int fd, const struct lt_fd_identity *id);
 
 /* ---- procfs.c: /proc/self without allocating --------------------------------------------- */
 size_t lt_read_file(const char *path, char *dst, size_t cap); /* returns the length read */
+void lt_procfs_keep_maps(void);                 /* procfs.c: kept open from now on (privileges.c) */
+size_t lt_read_maps(char *dst, size_t cap);      /* /proc/self/maps, through it when kept */
 /* open and readlink of a /proc path, through /proc as it was before a chroot when the new
  * root has none (lt_procfs_keep, called by the chroot hook). */
 int lt_open_proc(const char *path, int flags);
@@ -658,6 +660,7 @@ int lt_hook_execve(const char *path, char *const argv[], char *const envp[]);
 int lt_hook_execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags);
 /* ---- privileges.c: setuid & co. ------------------------------------------------------- */
 #include <grp.h>
+#include <sys/resource.h>
 int lt_hook_setuid(uid_t uid);
 int lt_hook_setgid(gid_t gid);
 int lt_hook_seteuid(uid_t uid);
@@ -668,6 +671,12 @@ int lt_hook_setresuid(uid_t ruid, uid_t euid, uid_t suid);
 int lt_hook_setresgid(gid_t rgid, gid_t egid, gid_t sgid);
 int lt_hook_setgroups(size_t size, const gid_t *list);
 int lt_hook_chroot(const char *path);
+int lt_hook_setrlimit(__rlimit_resource_t resource, const struct rlimit *limit);
+int lt_hook_setrlimit64(__rlimit_resource_t resource, const struct rlimit64 *limit);
+int lt_hook_prlimit(pid_t pid, enum __rlimit_resource resource, const struct rlimit *limit,
+                    struct rlimit *old);
+int lt_hook_prlimit64(pid_t pid, enum __rlimit_resource resource, const struct rlimit64 *limit,
+                      struct rlimit64 *old);
 int lt_hook_unshare(int flags);
 int lt_hook_setns(int fd, int nstype);
 /* ---- sleeps.c: sleeps go on through scans ---------------------------------------------- */
@@ -761,7 +770,10 @@ int lt_control_open_for_attach(void);
 void lt_control_stop(void);          /* removes the socket file */
 void lt_control_pause(void);         /* the control thread ends (joined) until resumed */
 void lt_control_resume(void);
-void lt_before_sandbox(void);        /* lifecycle.c: a seccomp filter is about to go in */
+/* lifecycle.c: the capture now, and the shim stops for good: a seccomp filter is about to go
+ * in (lt_seccomp_note), or a limit after which no file can be written (privileges.c). */
+void lt_before_sandbox(unsigned reason, const char *note);
+extern const char lt_seccomp_note[];
 void lt_signals_uninstall(void);     /* signals.c: the program's default actions back */
 void lt_control_after_fork_child(void);
 uint32_t lt_snapshot_interval_ms(void);

@@ -236,6 +236,7 @@ _MOMENTS = {
     fmt.REASON_DETACH: "at detach",
     fmt.REASON_EXEC: "when the process exec'd another program",
     fmt.REASON_SANDBOX: "when the program installed a seccomp filter",
+    fmt.REASON_FILE_LIMIT: "when the program set its file size limit to 0",
 }
 
 

@@ -132,6 +132,7 @@ REASON_SIGNAL = 6
 REASON_DETACH = 7  # `leaktrace detach` (or attach's end): the collection window closed
 REASON_EXEC = 8  # the image the process replaced by exec (without fork): its final capture
 REASON_SANDBOX = 9  # the program installed a seccomp filter: the final capture, written then
+REASON_FILE_LIMIT = 10  # the program set its hard RLIMIT_FSIZE to 0: the final capture, then
 
 # The label of an on-demand capture's file name, <main>.<label>-<n>.lt.
 REASON_LABELS: dict[int, str] = {
@@ -144,6 +145,7 @@ REASON_LABELS: dict[int, str] = {
     REASON_DETACH: "detach",
     REASON_EXEC: "exec",
     REASON_SANDBOX: "sandbox",
+    REASON_FILE_LIMIT: "file-limit",
 }
 
 # Blocks of these kinds are memory mappings, not heap blocks: the scan leaves them alone.

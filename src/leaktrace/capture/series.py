@@ -29,6 +29,7 @@ REASONS: dict[int, str] = {
     fmt.REASON_DETACH: "detach",
     fmt.REASON_EXEC: "exec of another program",
     fmt.REASON_SANDBOX: "seccomp filter (tracing stopped)",
+    fmt.REASON_FILE_LIMIT: "file size limit of 0 (tracing stopped)",
 }
 
 # Captures written at mtrace()/muntrace() hold only the blocks allocated since the previous
