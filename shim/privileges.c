@@ -230,28 +230,24 @@ static void before_limit(int resource, uint64_t new_hard)
     int state = atomic_load(&lt_state);
     if (lt_attach_mode() || state < LT_STATE_TRACKING || state == LT_STATE_FINAL) return;
     if (getpid() != atomic_load(&lt_owner_pid)) return;
+    int saved_errno = errno;
     struct rlimit64 now;
-    if (lt_raw_syscall(SYS_prlimit64, 0, resource, 0, (long)&now, 0, 0) != 0 || new_hard >= now.rlim_max)
-        return;
-    if (resource == RLIMIT_FSIZE && new_hard == 0) lt_before_sandbox(LT_REASON_FILE_LIMIT, file_size_note);
-    else if (resource == RLIMIT_NOFILE) {
-        before_change();
-        lt_procfs_keep_maps(); /* the exit scan's roots, readable with no descriptor left */
+    if (lt_raw_syscall(SYS_prlimit64, 0, resource, 0, (long)&now, 0, 0) == 0 && new_hard < now.rlim_max) {
+        if (resource == RLIMIT_FSIZE && new_hard == 0) lt_before_sandbox(LT_REASON_FILE_LIMIT, file_size_note);
+        else if (resource == RLIMIT_NOFILE) {
+            before_change();
+            lt_procfs_keep_maps(); /* the exit scan's roots, readable with no descriptor left */
+        }
     }
+    errno = saved_errno;
 }
-
-static bool is_self(pid_t pid) { return pid == 0 || pid == getpid(); }
 
 typedef int (*setrlimit_fn)(__rlimit_resource_t, const struct rlimit *);
 typedef int (*prlimit_fn)(pid_t, enum __rlimit_resource, const struct rlimit *, struct rlimit *);
-typedef int (*setrlimit64_fn)(__rlimit_resource_t, const struct rlimit64 *);
-typedef int (*prlimit64_fn)(pid_t, enum __rlimit_resource, const struct rlimit64 *, struct rlimit64 *);
 
 int lt_hook_setrlimit(__rlimit_resource_t resource, const struct rlimit *limit)
 {
-    int saved_errno = errno;
     if (limit) before_limit((int)resource, limit->rlim_max);
-    errno = saved_errno;
     LT_NEXT(setrlimit_fn, setrlimit);
     return f(resource, limit);
 }
@@ -259,31 +255,25 @@ int lt_hook_setrlimit(__rlimit_resource_t resource, const struct rlimit *limit)
 int lt_hook_prlimit(pid_t pid, enum __rlimit_resource resource, const struct rlimit *limit,
                     struct rlimit *old)
 {
-    int saved_errno = errno;
-    if (limit && is_self(pid)) before_limit((int)resource, limit->rlim_max);
-    errno = saved_errno;
+    if (limit && (pid == 0 || pid == getpid())) before_limit((int)resource, limit->rlim_max);
     LT_NEXT(prlimit_fn, prlimit);
     return f(pid, resource, limit, old);
 }
 
+/* On x86-64 the 64 names take the same structure (rlim_t is 64 bits) and are glibc's aliases
+ * of the others: the same hooks, and the same functions after them. */
+_Static_assert(sizeof(struct rlimit) == sizeof(struct rlimit64), "one layout");
 
 int lt_hook_setrlimit64(__rlimit_resource_t resource, const struct rlimit64 *limit)
 {
-    int saved_errno = errno;
-    if (limit) before_limit((int)resource, limit->rlim_max);
-    errno = saved_errno;
-    LT_NEXT(setrlimit64_fn, setrlimit64);
-    return f(resource, limit);
+    return lt_hook_setrlimit(resource, (const struct rlimit *)(const void *)limit);
 }
 
 int lt_hook_prlimit64(pid_t pid, enum __rlimit_resource resource, const struct rlimit64 *limit,
                       struct rlimit64 *old)
 {
-    int saved_errno = errno;
-    if (limit && is_self(pid)) before_limit((int)resource, limit->rlim_max);
-    errno = saved_errno;
-    LT_NEXT(prlimit64_fn, prlimit64);
-    return f(pid, resource, limit, old);
+    return lt_hook_prlimit(pid, resource, (const struct rlimit *)(const void *)limit,
+                           (struct rlimit *)(void *)old);
 }
 
 /* The exported names (see hooked_functions.h). */

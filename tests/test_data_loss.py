@@ -157,16 +157,20 @@ def test_a_child_that_drops_to_nobody_gets_a_control_socket_of_its_user(build_di
     assert "1 child process(es) traced" in done.stderr, done.stderr
 
 
+@pytest.mark.parametrize("names", ["setrlimit", "setrlimit64"])
 @pytest.mark.parametrize("limits", ["f", "fn", "n"])
 def test_a_program_that_limits_itself_before_its_sandbox(build_dir: Path, tmp_path: Path,
-                                                         limits: str) -> None:
+                                                         limits: str, names: str) -> None:
     """OpenSSH's sandboxed child sets RLIMIT_FSIZE and RLIMIT_NOFILE to 0, then installs its
     seccomp filter, before which the shim wrote its capture: it could not (no file write is
     allowed under a file size limit of 0, and no open under a descriptor limit of 0), and `run`
     blamed SIGKILL. Now the capture is written at the file size limit, where the shim stops
     as before a filter, and the descriptor limit has the capture's files opened first. The
     program runs on as natively (no SIGXFSZ)."""
-    exe = compile_program("limits_then_sandbox.c", build_dir, "-O0")
+    # Built with large-file support, the program calls setrlimit64 (as nginx does).
+    extra = ["-D_FILE_OFFSET_BITS=64"] if names == "setrlimit64" else []
+    exe = compile_program("limits_then_sandbox.c", build_dir, "-O0", extra,
+                          output=f"limits_then_sandbox-{names}")
     native = _native(str(exe), limits, cwd=tmp_path)
     assert (native.returncode, native.stdout) == (4, "sandboxed\n")
     done = leaktrace("run", "-o", str(tmp_path / "s.lt"), "--", str(exe), limits, cwd=tmp_path)
