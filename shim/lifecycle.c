@@ -664,8 +664,7 @@ void lt_discard_exec_capture(const char *path)
  * mode only the last: the session ends at its detach. */
 struct sandbox_capture {
     uintptr_t program_sp;
-    unsigned reason;  /* LT_REASON_SANDBOX or LT_REASON_FILE_LIMIT */
-    const char *note; /* why the shim stops here (the capture's note) */
+    unsigned reason; /* LT_REASON_SANDBOX or LT_REASON_FILE_LIMIT */
 };
 
 static void capture_before_sandbox_here(void *request)
@@ -675,17 +674,20 @@ static void capture_before_sandbox_here(void *request)
     lt_modules_refresh(false);
     struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
     bool scanned = lt_cfg.scan_at_exit && lt_scan_run(&scan, r->program_sp, false) == 0;
+#define STOPPED ": tracing stopped, and the blocks live then are listed as they were then (leaks " \
+                "made after it are not seen)"
+    const char *note = r->reason == LT_REASON_FILE_LIMIT
+                           ? "the program set its file size limit (RLIMIT_FSIZE) to 0 here, after "
+                             "which no capture can be written" STOPPED
+                           : "the program installed a seccomp filter here" STOPPED;
+#undef STOPPED
     struct lt_capture_request req = { .reason = r->reason, .scan = scanned ? &scan : NULL,
-                                      .note = r->note };
+                                      .note = note };
     lt_capture_write(&req);
     lt_scan_release(&scan);
 }
 
-const char lt_seccomp_note[] = "the program installed a seccomp filter here: tracing stopped, and "
-                               "the blocks live then are listed as they were then (leaks made "
-                               "after it are not seen)";
-
-void lt_before_sandbox(unsigned reason, const char *note)
+void lt_before_sandbox(unsigned reason)
 {
     int saved_errno = errno;
     /* Not started yet (no allocation so far): started now, while it still may. */
@@ -693,7 +695,7 @@ void lt_before_sandbox(unsigned reason, const char *note)
     lt_blocks_stop_owning();
     if (!lt_attach_mode() && claim_final() >= 0) {
         lt_busy++;
-        struct sandbox_capture request = { lt_unwind_program_sp(), reason, note };
+        struct sandbox_capture request = { lt_unwind_program_sp(), reason };
         lt_on_own_stack(capture_before_sandbox_here, &request);
         lt_control_pause(); /* ended before the filter, never resumed */
         lt_signals_uninstall();

@@ -28,11 +28,17 @@
 #include "hooked_functions.h"
 #include "shim.h"
 
-static void before_change(void)
+/* This process is traced, not yet at its final capture, and not in attach mode. */
+static bool writes_its_own_capture(void)
 {
     int state = atomic_load(&lt_state);
-    if (lt_attach_mode() || state < LT_STATE_TRACKING || state == LT_STATE_FINAL) return;
-    if (getpid() != atomic_load(&lt_owner_pid)) return;
+    if (lt_attach_mode() || state < LT_STATE_TRACKING || state == LT_STATE_FINAL) return false;
+    return getpid() == atomic_load(&lt_owner_pid);
+}
+
+static void before_change(void)
+{
+    if (!writes_its_own_capture()) return;
     lt_busy++;
     lt_capture_prepare_final();
     lt_busy--;
@@ -62,9 +68,7 @@ static void death_signal_after(int sig)
  * again, in the new user's directory, with the next recorded allocation. */
 static bool before_user_change(void)
 {
-    int state = atomic_load(&lt_state);
-    if (lt_attach_mode() || state < LT_STATE_TRACKING || state == LT_STATE_FINAL) return false;
-    if (getpid() != atomic_load(&lt_owner_pid)) return false;
+    if (!writes_its_own_capture()) return false;
     lt_control_pause();
     return true;
 }
@@ -219,21 +223,13 @@ int lt_hook_chroot(const char *path)
  * memory map the scan reads are opened now, while descriptors may still be had (the same
  * child then sets 0). Only the
  * process's own limits, lowered: raising a hard limit takes a privilege, and needs nothing. */
-static const char file_size_note[] = "the program set its file size limit (RLIMIT_FSIZE) to 0 "
-                                     "here, after which no capture can be written: tracing "
-                                     "stopped, and the blocks live then are listed as they were "
-                                     "then (leaks made after it are not seen)";
-
 static void before_limit(int resource, uint64_t new_hard)
 {
-    if (resource != RLIMIT_FSIZE && resource != RLIMIT_NOFILE) return;
-    int state = atomic_load(&lt_state);
-    if (lt_attach_mode() || state < LT_STATE_TRACKING || state == LT_STATE_FINAL) return;
-    if (getpid() != atomic_load(&lt_owner_pid)) return;
+    if ((resource != RLIMIT_FSIZE && resource != RLIMIT_NOFILE) || !writes_its_own_capture()) return;
     int saved_errno = errno;
     struct rlimit64 now;
     if (lt_raw_syscall(SYS_prlimit64, 0, resource, 0, (long)&now, 0, 0) == 0 && new_hard < now.rlim_max) {
-        if (resource == RLIMIT_FSIZE && new_hard == 0) lt_before_sandbox(LT_REASON_FILE_LIMIT, file_size_note);
+        if (resource == RLIMIT_FSIZE && new_hard == 0) lt_before_sandbox(LT_REASON_FILE_LIMIT);
         else if (resource == RLIMIT_NOFILE) {
             before_change();
             lt_procfs_keep_maps(); /* the exit scan's roots, readable with no descriptor left */

@@ -87,17 +87,24 @@ ssize_t lt_readlink_proc(const char *path, char *dst, size_t cap)
     return n >= 0 ? n : readlink_here(path, dst, cap);
 }
 
-size_t lt_read_file(const char *path, char *dst, size_t cap)
+/* The whole file from its start (a /proc file's text is made anew by a read there). */
+static size_t read_whole(int fd, char *dst, size_t cap)
 {
-    int fd = lt_open_proc(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
     size_t len = 0;
     while (len < cap) {
-        ssize_t n = read(fd, dst + len, cap - len);
+        ssize_t n = pread(fd, dst + len, cap - len, (off_t)len);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         len += (size_t)n;
     }
+    return len;
+}
+
+size_t lt_read_file(const char *path, char *dst, size_t cap)
+{
+    int fd = lt_open_proc(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    size_t len = read_whole(fd, dst, cap);
     close(fd);
     return len;
 }
@@ -307,20 +314,12 @@ void lt_procfs_keep_for_control(void)
 
 void lt_procfs_keep_maps(void) { kept_open(&maps_file, "/proc/self/maps", O_RDONLY | O_CLOEXEC); }
 
-/* /proc/self/maps into dst (up to cap bytes): through the kept descriptor when there is one
- * (read again from its start, the kernel makes the text anew), else opened now. */
+/* /proc/self/maps into dst (up to cap bytes): through the kept descriptor when there is one,
+ * else opened now. */
 size_t lt_read_maps(char *dst, size_t cap)
 {
-    int fd = maps_file.fd;
-    if (fd < 0 || !lt_fd_still_names(fd, &maps_file.id)) return lt_read_file("/proc/self/maps", dst, cap);
-    size_t len = 0;
-    while (len < cap) {
-        ssize_t n = pread(fd, dst + len, cap - len, (off_t)len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        len += (size_t)n;
-    }
-    return len;
+    if (!lt_fd_still_names(maps_file.fd, &maps_file.id)) return lt_read_file("/proc/self/maps", dst, cap);
+    return read_whole(maps_file.fd, dst, cap);
 }
 
 bool lt_main_thread_surely_left(void)

@@ -43,7 +43,7 @@ long lt_hook_syscall(long number, ...)
     for (int i = 0; i < 6; i++) a[i] = va_arg(ap, long); /* as libc's: six, whatever was passed */
     va_end(ap);
     if (LT_UNLIKELY(number == SYS_seccomp) && may_install(a[0], (unsigned long)a[1], (const void *)a[2]))
-        lt_before_sandbox(LT_REASON_SANDBOX, lt_seccomp_note);
+        lt_before_sandbox(LT_REASON_SANDBOX);
     else if (LT_UNLIKELY(number == SYS_exit_group)) /* as _exit (the shim's own calls: past it) */
         lt_final_at_exit();
     else if (LT_UNLIKELY(number == SYS_exit) && lt_before_thread_exit_call((int)a[0]))
@@ -66,7 +66,7 @@ int lt_hook_prctl(int option, ...)
     /* prctl's strict mode ignores the third argument (the kernel passes none on). */
     if (LT_UNLIKELY(option == PR_SET_SECCOMP) &&
         (a[0] == SECCOMP_MODE_STRICT || (a[0] == SECCOMP_MODE_FILTER && a[1] != 0)))
-        lt_before_sandbox(LT_REASON_SANDBOX, lt_seccomp_note);
+        lt_before_sandbox(LT_REASON_SANDBOX);
     return (int)lt_as_libc_returns(lt_raw_syscall(SYS_prctl, option, a[0], a[1], a[2], a[3], 0));
 }
 

@@ -771,9 +771,9 @@ void lt_control_stop(void);          /* removes the socket file */
 void lt_control_pause(void);         /* the control thread ends (joined) until resumed */
 void lt_control_resume(void);
 /* lifecycle.c: the capture now, and the shim stops for good: a seccomp filter is about to go
- * in (lt_seccomp_note), or a limit after which no file can be written (privileges.c). */
-void lt_before_sandbox(unsigned reason, const char *note);
-extern const char lt_seccomp_note[];
+ * in (LT_REASON_SANDBOX), or a limit after which no file can be written (LT_REASON_FILE_LIMIT,
+ * privileges.c). */
+void lt_before_sandbox(unsigned reason);
 void lt_signals_uninstall(void);     /* signals.c: the program's default actions back */
 void lt_control_after_fork_child(void);
 uint32_t lt_snapshot_interval_ms(void);

@@ -409,7 +409,7 @@ def _name_children_without_capture(pid: int, failures: list[CaptureFailure],
     for child in vanished:
         warn(f"child {child} ended without a capture (killed by SIGKILL, which no process "
              "can catch, or by a raw exit or exec system call, or under a file size limit "
-             "(RLIMIT_FSIZE) it set below the capture's, as OpenSSH's sandboxed child does)")
+             "(RLIMIT_FSIZE) it set below the capture's)")
 
 
 def _name_children_still_running(pids: list[int], capture_dir: str) -> None:
@@ -459,14 +459,13 @@ def _why_no_capture(returncode: int, failures: list[CaptureFailure]) -> str:
 def _limits_it_set() -> str:
     """A program that ends with every descriptor its limit allows open leaves the shim none
     for its capture: the shim raises a soft limit below the hard one, and a privileged
-    process's hard limit, not otherwise. One whose hard RLIMIT_FSIZE is below the capture's
-    size (OpenSSH's sandboxed child sets 0) cannot have it written, nor the line that would
-    say so (the notify file is a file too). The program may have lowered either limit itself,
-    so the limits leaktrace runs with tell nothing: always named, as possible causes."""
+    process's hard limit, not otherwise. One whose hard RLIMIT_FSIZE is above 0 (at 0 the shim
+    writes the capture first) but below the capture's size cannot have it written, nor the
+    line that would say so (the notify file is a file too). The program may have lowered
+    either limit itself, so the limits leaktrace runs with tell nothing: always named."""
     return ("; or it ended with every file descriptor its limit (RLIMIT_NOFILE) allows open, "
             "leaving none for the capture, under a hard limit it could not raise; or it limited "
-            "the size of the files it writes (RLIMIT_FSIZE) below the capture's, as OpenSSH's "
-            "sandboxed child does")
+            "the size of the files it writes (RLIMIT_FSIZE) below the capture's")
 
 
 def _address_limit(failure: CaptureFailure) -> str:

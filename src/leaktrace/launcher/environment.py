@@ -54,9 +54,10 @@ def _ours_last(env: dict[str, str]) -> dict[str, str]:
     kernel lays the strings out in this order, and a program that takes the argument and
     environment strings for one area while they follow each other (setproctitle, as sshd's,
     PostgreSQL's, nginx's) would otherwise get a shorter area than natively, its title cut."""
-    ours = [name for name in env if name.startswith("LEAKTRACE_") or name == "LD_PRELOAD"]
-    return {**{name: value for name, value in env.items() if name not in ours},
-            **{name: env[name] for name in ours}}
+    def ours(item: tuple[str, str]) -> bool:
+        return item[0].startswith("LEAKTRACE_") or item[0] == "LD_PRELOAD"
+
+    return dict(sorted(env.items(), key=ours))  # stable: each side keeps its order
 
 
 def heuristics_error(value: str | None) -> str | None:
