@@ -47,6 +47,10 @@ static _Atomic pid_t control_tid;
  * thread, and a scan must not count it among the program's. Set by start_thread, cleared by
  * the thread itself (or where it no longer exists). */
 static _Atomic bool control_starting;
+/* The control threads the kernel may count in this process: raised before one is created,
+ * lowered as it returns (and where it failed, or in a fork child, where none exists). Read by
+ * own_proc.c, which leaves them out of the thread count the program reads. */
+static _Atomic unsigned threads_running;
 
 /* The thread ends at an attach session's detach, and for a while before a call that needs the
  * process single-threaded (lt_control_pause). exit_requested is set by the thread ending it;
@@ -68,6 +72,7 @@ static bool control_joinable;
 static void *control_stack;
 
 uint32_t lt_snapshot_interval_ms(void) { return atomic_load(&interval_ms); }
+unsigned lt_control_threads_running(void) { return atomic_load_explicit(&threads_running, memory_order_relaxed); }
 pid_t lt_control_thread_id(void)
 {
     /* A futex wait on control_tid, which the thread wakes once it has written it. */
@@ -466,6 +471,7 @@ static void *control_main(void *arg)
     }
     end_session();
     count_control_thread(true); /* glibc takes it off as the thread ends */
+    atomic_fetch_sub(&threads_running, 1);
     return NULL;
 }
 
@@ -511,8 +517,12 @@ static void start_thread(void)
     pthread_t thread;
     pthread_mutex_lock(&join_lock);
     atomic_store(&control_starting, true);
+    atomic_fetch_add(&threads_running, 1);
     bool created = pthread_create(&thread, &attr, control_main, NULL) == 0;
-    if (!created) atomic_store(&control_starting, false);
+    if (!created) {
+        atomic_store(&control_starting, false);
+        atomic_fetch_sub(&threads_running, 1);
+    }
     if (created) {
         control_thread = thread;
         control_joinable = true;
@@ -626,6 +636,7 @@ void lt_control_after_fork_child(void)
     socket_path[0] = 0;
     atomic_store(&control_tid, 0);
     atomic_store(&control_starting, false);
+    atomic_store(&threads_running, 0);
     atomic_store(&started, false);
     /* The thread does not exist here: nothing to join. The eventfd is shared with the
      * parent; this process must not close or use it. */

@@ -4,7 +4,8 @@
  * to know the list. Each name N has its implementation as lt_hook_N: the allocation API in
  * hooks.c, the signal functions (which hide the shim's fatal-signal handlers) in signals.c,
  * the exec functions in environment.c, setuid & co in privileges.c, the sleeps in sleeps.c,
- * prctl and syscall in sandbox.c, dlsym in lookups.c, exit & co in exits.c. An exported alias must sit in the file that defines
+ * prctl and syscall in sandbox.c, dlsym in lookups.c, exit & co in exits.c, open and fopen
+ * in own_proc.c. An exported alias must sit in the file that defines
  * its target, hence one list per file. */
 #ifndef LEAKTRACE_HOOKED_FUNCTIONS_H
 #define LEAKTRACE_HOOKED_FUNCTIONS_H
@@ -90,6 +91,19 @@
     X(prctl)                           \
     X(syscall)
 
+/* own_proc.c: the program's reads of its own thread count leave out the shim's thread. */
+#define LT_HOOKED_OWN_PROC_FUNCTIONS(X) \
+    X(open)                             \
+    X(open64)                           \
+    X(openat)                           \
+    X(openat64)                         \
+    X(__open_2)                         \
+    X(__open64_2)                       \
+    X(__openat_2)                       \
+    X(__openat64_2)                     \
+    X(fopen)                            \
+    X(fopen64)
+
 /* exits.c: the functions that end the process (exported by its assembly, which keeps the
  * program's callee-saved registers for the final scan). */
 #define LT_HOOKED_EXIT_FUNCTIONS(X) \
@@ -109,7 +123,7 @@
 #define LT_HOOKED_FUNCTIONS(X)                                                                 \
     LT_HOOKED_ALLOCATION_FUNCTIONS(X) LT_HOOKED_SIGNAL_FUNCTIONS(X) LT_HOOKED_EXEC_FUNCTIONS(X) \
     LT_HOOKED_PRIVILEGE_FUNCTIONS(X) LT_HOOKED_SLEEP_FUNCTIONS(X) LT_HOOKED_SANDBOX_FUNCTIONS(X) \
-    LT_HOOKED_LOOKUP_FUNCTIONS(X) LT_HOOKED_EXIT_FUNCTIONS(X)
+    LT_HOOKED_LOOKUP_FUNCTIONS(X) LT_HOOKED_EXIT_FUNCTIONS(X) LT_HOOKED_OWN_PROC_FUNCTIONS(X)
 
 /* Implemented in allocator.c (lt_hook_N there too): the provider's own malloc_usable_size,
  * and C++'s operator new and delete, forwarded to the C++ runtime's own definitions so that

@@ -723,6 +723,18 @@ static inline int lt_sys_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 extern _Thread_local unsigned lt_scan_signals_here; /* this thread's count of scan signals */
 /* ... and of those a signal of the program's followed (delivered as the scan's handler ended) */
 extern _Thread_local unsigned lt_program_signals_after_scan;
+/* own_proc.c: opens of the process's own stat and status. */
+#include <stdio.h>
+int lt_hook_open(const char *path, int flags, ...);
+int lt_hook_open64(const char *path, int flags, ...);
+int lt_hook_openat(int dir, const char *path, int flags, ...);
+int lt_hook_openat64(int dir, const char *path, int flags, ...);
+int lt_hook___open_2(const char *path, int flags);
+int lt_hook___open64_2(const char *path, int flags);
+int lt_hook___openat_2(int dir, const char *path, int flags);
+int lt_hook___openat64_2(int dir, const char *path, int flags);
+FILE *lt_hook_fopen(const char *path, const char *mode);
+FILE *lt_hook_fopen64(const char *path, const char *mode);
 unsigned lt_hook_sleep(unsigned seconds);
 int lt_hook_usleep(useconds_t usec);
 int lt_hook_nanosleep(const struct timespec *req, struct timespec *rem);
@@ -778,6 +790,7 @@ void lt_signals_uninstall(void);     /* signals.c: the program's default actions
 void lt_control_after_fork_child(void);
 uint32_t lt_snapshot_interval_ms(void);
 pid_t lt_control_thread_id(void);    /* 0 when no control thread runs */
+unsigned lt_control_threads_running(void); /* the shim's threads in the kernel's count: 0 or 1 */
 bool lt_control_hold_still(void);    /* a scan keeps the control thread from changing mappings */
 void lt_control_let_go(void);        /* after lt_control_hold_still() returned true */
 void lt_mark_thread_internal(void);  /* (lifecycle.c) this thread's allocations are the shim's */
