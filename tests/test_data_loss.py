@@ -88,6 +88,31 @@ def test_an_exec_by_descriptor_or_by_syscall_reports_both_images(build_dir: Path
     _one_leak(json_report(capture), "exec_self.c", "second_image", 222, "still reachable")
 
 
+@pytest.mark.parametrize("show", ["default", "all"])
+def test_an_exec_image_with_nothing_to_show_gets_one_line(build_dir: Path, tmp_path: Path,
+                                                          show: str) -> None:
+    """A wrapper (pyenv's shims, env, a shell script) that execs the real program leaks
+    nothing of the kinds shown: one line for it, not a report that shows no record; with
+    --show all its still reachable block makes the full report."""
+    exe = compile_program("exec_self.c", build_dir, "-O0")
+    options = ["--show", "all"] if show == "all" else []
+    done = leaktrace("run", "-o", str(tmp_path / "ex.lt"), *options, "--", str(exe), "clean",
+                     cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (12, "first image\nsecond image\n"), done.stderr
+    first = tmp_path / "ex.exec-1.lt"
+    _one_leak(json_report(first), "exec_self.c", "first_image", 111, "still reachable")
+    line = next(line for line in done.stderr.splitlines() if "image 1 (" in line)
+    if show == "all":
+        assert done.stderr.count("LEAK SUMMARY") == 2, done.stderr
+        assert line.endswith("replaced by exec:"), line
+    else:
+        assert done.stderr.count("LEAK SUMMARY") == 1, done.stderr
+        # 111 bytes and the stdout buffer glibc keeps (a default suppression's).
+        assert "replaced by exec: no loss record of the kinds shown (4,207 bytes live in 2 " \
+            "blocks); " in line and line.endswith(f"report {first}"), line
+        assert done.stderr.index(line) < done.stderr.index("the last image (")
+
+
 def test_exec_images_with_a_report_file_get_one_line_each(build_dir: Path,
                                                             tmp_path: Path) -> None:
     exe = compile_program("exec_self.c", build_dir, "-O0")

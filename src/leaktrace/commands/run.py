@@ -200,8 +200,13 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
 
     # Images the process replaced by exec without forking: each has a report of its own.
     inline = output_format == "text" and report_file is None
+    def shows_records(report: Report) -> bool:
+        from leaktrace.render.options import RenderOptions, shown_records
+        return bool(shown_records(report, RenderOptions(top=top, min_bytes=min_bytes,
+                                                        leak_kinds=show_kinds)))
+
     earlier = _report_exec_images(exec_captures(pid, notices), suppressions, render,
-                                  show_addresses, inline=inline)
+                                  show_addresses, inline=inline, shows_records=shows_records)
     if capture is None:
         last = " by the image it exec'd last" if earlier else ""
         warn(f"no capture was written for {command[0]} (pid {pid}){last}: "
@@ -309,10 +314,12 @@ def leaks_exceed_any(reports: list[Report], fail_on_leak: int | None,
 
 def _report_exec_images(paths: list[str], suppressions: list[Suppression],
                         render: Callable[[Report, str], str | bytes], show_addresses: bool, *,
-                        inline: bool) -> list[Report]:
+                        inline: bool, shows_records: Callable[[Report], bool]) -> list[Report]:
     """The report of each image the program replaced by exec: in full before the last
-    image's when the report is text on stderr, else (another format, --report-file, which
-    hold the last image's report alone) one line each with its totals and how to see it."""
+    image's when the report is text on stderr and has a loss record to show, else (no
+    record of the kinds shown: a wrapper script's shell, pyenv's; another format,
+    --report-file, which hold the last image's report alone) one line each with its totals
+    and how to see it."""
     reports = []
     for number, path in enumerate(paths, start=1):
         try:
@@ -322,19 +329,24 @@ def _report_exec_images(paths: list[str], suppressions: list[Suppression],
             continue
         reports.append(report)
         what = f"image {number} ({report.program}), replaced by exec"
-        if inline:
+        if inline and shows_records(report):
             click.echo(f"leaktrace: {what}:", err=True)
             rendered = render(report, "text")
             _emit_report(colorize_report(str(rendered)) if use_color(sys.stderr)
                          else rendered, None)
             click.echo(f"leaktrace: capture saved to {path}", err=True)
-        else:
-            leaks = report.summary.leaks
+            continue
+        leaks = report.summary.leaks
+        live = (f"{report.summary.live_bytes:,} bytes live in "
+                f"{report.summary.live_blocks:,} blocks")
+        if inline:
+            totals = f"no loss record of the kinds shown ({live})"
+        elif leaks:
             totals = (f"definitely lost {leaks.definitely_lost.bytes:,} bytes in "
-                      f"{leaks.definitely_lost.blocks:,} blocks" if leaks else
-                      f"{report.summary.live_bytes:,} bytes live in "
-                      f"{report.summary.live_blocks:,} blocks")
-            click.echo(f"leaktrace: {what}: {totals}; {report_hint(path)}", err=True)
+                      f"{leaks.definitely_lost.blocks:,} blocks")
+        else:
+            totals = live
+        click.echo(f"leaktrace: {what}: {totals}; {report_hint(path)}", err=True)
     return reports
 
 
