@@ -7,16 +7,20 @@
  * the shim points `environ` at a copy of the array without its entries (nothing is allocated
  * with malloc or freed) as it starts, and puts them back into the environment of an image
  * that process execs without forking (a wrapper script's `exec`), so that image is traced
- * too. With
- * --follow-children nothing is hidden: every child must inherit the settings, and an exec
- * whose environment lost them (a program that clears it for its children: `env -i`,
- * clearenv(), Python's subprocess with env=) gets them back, as valgrind's
- * --trace-children=yes follows such children too. */
+ * too. With --follow-children they are hidden from each followed child as well, and every
+ * exec, posix_spawn, system() and popen() of a traced process gets them back, also one whose
+ * environment lost them (a program that clears it for its children: `env -i`, clearenv(),
+ * Python's subprocess with env=), as valgrind's --trace-children=yes follows such children
+ * too (its settings stay visible there). */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -491,6 +495,133 @@ int lt_hook_posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_ac
 {
     LT_NEXT(spawn_fn, posix_spawnp);
     return spawn_followed(f, pid, file, actions, attr, argv, envp);
+}
+
+/* ---- system() and popen(): glibc spawns their shell inside the C library, past the hooks
+ * above, with `environ` as it is, which lacks the settings the program does not see. Under
+ * --follow-children they are added for that spawn. */
+typedef int (*system_fn)(const char *);
+typedef FILE *(*popen_fn)(const char *, const char *);
+typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+
+/* system() as glibc's: SIGINT and SIGQUIT ignored while any call runs (the first call saves
+ * their dispositions, the last puts them back: both guarded by system_lock), SIGCHLD blocked;
+ * the shell gets the caller's mask and the default action for those two unless ignored;
+ * status 127 when it cannot start. The real sigaction, as glibc's own call is: a handler the
+ * shim put where the program left SIG_DFL (signals.c) comes back as it was. */
+static pthread_mutex_t system_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned system_calls;
+static struct sigaction saved_int, saved_quit;
+
+static sigaction_fn next_sigaction(void)
+{
+    LT_NEXT(sigaction_fn, sigaction);
+    return f;
+}
+
+static spawn_fn next_posix_spawn(void)
+{
+    LT_NEXT(spawn_fn, posix_spawn);
+    return f;
+}
+
+static int system_followed(const char *command)
+{
+    sigaction_fn real_sigaction = next_sigaction();
+    struct sigaction ignore = { .sa_handler = SIG_IGN };
+    sigemptyset(&ignore.sa_mask);
+    pthread_mutex_lock(&system_lock);
+    if (system_calls++ == 0) {
+        real_sigaction(SIGINT, &ignore, &saved_int);
+        real_sigaction(SIGQUIT, &ignore, &saved_quit);
+    }
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    if (saved_int.sa_handler != SIG_IGN) sigaddset(&defaults, SIGINT);
+    if (saved_quit.sa_handler != SIG_IGN) sigaddset(&defaults, SIGQUIT);
+    pthread_mutex_unlock(&system_lock);
+    sigset_t child, mask;
+    sigemptyset(&child);
+    sigaddset(&child, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &child, &mask);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setsigmask(&attr, &mask);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    char *argv[] = { "sh", "-c", (char *)command, NULL };
+    pid_t pid;
+    int failed = spawn_followed(next_posix_spawn(), &pid, "/bin/sh", NULL, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
+    int status = 127 << 8; /* as if the shell had exited with 127 */
+    if (!failed) {
+        pid_t waited;
+        do waited = waitpid(pid, &status, 0);
+        while (waited < 0 && errno == EINTR);
+        if (waited != pid) status = -1;
+    }
+    pthread_mutex_lock(&system_lock);
+    if (--system_calls == 0) {
+        real_sigaction(SIGINT, &saved_int, NULL);
+        real_sigaction(SIGQUIT, &saved_quit, NULL);
+    }
+    pthread_mutex_unlock(&system_lock);
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    if (failed) errno = failed;
+    return status;
+}
+
+int lt_hook_system(const char *command)
+{
+    LT_NEXT(system_fn, system);
+    if (!command || !following()) return f(command); /* system(NULL): is there a shell */
+    return system_followed(command);
+}
+
+/* popen() keeps the streams it opened for pclose, and closes them in each new child, so it
+ * stays glibc's: `environ` holds the settings for the call (short: popen returns once the
+ * shell has started). Calls are one at a time (environ_lock), as another popen would take
+ * this one's array for the program's. */
+static pthread_mutex_t environ_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* After the call, the program's array back; or, where another thread's setenv replaced the
+ * array meanwhile (a copy of ours with its change), the added entries out of that copy. */
+static void settings_out(char **visible, char **full, const char *preload)
+{
+    if (environ == full) {
+        environ = visible;
+        return;
+    }
+    char **out = environ;
+    for (char **e = environ; e && *e; e++) {
+        bool added = *e == preload || *e == followed_preload;
+        for (unsigned i = 0; i < nfollowed && !added; i++) added = *e == followed[i];
+        if (!added) *out++ = *e;
+    }
+    if (out) *out = NULL;
+}
+
+FILE *lt_hook_popen(const char *command, const char *mode)
+{
+    LT_NEXT(popen_fn, popen);
+    if (!following()) return f(command, mode);
+    pthread_mutex_lock(&environ_lock);
+    char **visible = environ;
+    size_t n = environment_size(visible);
+    if (n > MAX_FOLLOWED_ENV) {
+        pthread_mutex_unlock(&environ_lock);
+        return f(command, mode);
+    }
+    char *full[n + MAX_HIDDEN + 2];
+    char preload[FOLLOWED_PRELOAD_BYTES];
+    completed_environment(visible, n, followed_preload, followed, nfollowed, full, preload);
+    environ = full;
+    FILE *stream = f(command, mode);
+    int saved_errno = errno;
+    settings_out(visible, full, preload);
+    pthread_mutex_unlock(&environ_lock);
+    errno = saved_errno;
+    return stream;
 }
 
 /* The exported names (see hooked_functions.h). */

@@ -52,7 +52,9 @@
     X(execveat)                     \
     X(fexecve)                      \
     X(posix_spawn)                  \
-    X(posix_spawnp)
+    X(posix_spawnp)                 \
+    X(system)                       \
+    X(popen)
 
 /* privileges.c: the final capture's files are opened before the process changes user or root
  * (or lowers its descriptor limit); its capture is written before a file size limit of 0. */

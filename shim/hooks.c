@@ -606,6 +606,8 @@ int lt_hook_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_act
                         const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
 int lt_hook_posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
                          const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
+int lt_hook_system(const char *command);
+FILE *lt_hook_popen(const char *command, const char *mode);
 long lt_hook_syscall(long number, ...);
 int lt_hook_prctl(int option, ...);
 /* dlsym (lookups.c, in assembly). */

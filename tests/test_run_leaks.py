@@ -430,6 +430,26 @@ def test_children_given_an_environment_of_their_own_are_followed(
     assert list((tmp_path / "alone").glob("*.lt")) == [alone.capture]
 
 
+def test_followed_programs_see_their_environment_as_natively(build_dir: Path,
+                                                           tmp_path: Path) -> None:
+    """--follow-children hides leaktrace's settings as a plain run does: from the program and
+    from each child, also the shells glibc's system() and popen() start past the exec hooks
+    (which still get them, and are traced: sh, env and grep twice each). system() keeps its
+    behaviour: SIGINT ignored while it runs, the disposition back afterwards."""
+    exe = compile_program("spawns_shells.c", build_dir, "-O0")
+    native = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60,
+                            cwd=tmp_path, env={k: v for k, v in os.environ.items()
+                                               if not k.startswith("LEAKTRACE_")})
+    assert native.stdout == ("own environment: 0\n0\nsystem: 3\nsurvived SIGINT during system: 4"
+                             "\npopen: 0\npclose: 1\nSIGINT afterwards: default\n"), native.stderr
+    followed = run_traced(exe, work=tmp_path, options=("--follow-children",))
+    assert (followed.returncode, followed.stdout) == (0, native.stdout), followed.stderr
+    programs = sorted(c.name.split(".")[0] for c in tmp_path.glob("leaktrace-*.lt")
+                      if ".exec-" not in c.name)
+    assert programs == ["leaktrace-env"] * 2 + ["leaktrace-grep"] * 2 + ["leaktrace-sh"] * 3, \
+        programs
+
+
 def test_skip_children_leaves_out_the_programs_it_names(build_dir: Path, tmp_path: Path) -> None:
     """--skip-children (valgrind's --trace-children-skip): a shell runs two programs that each
     lose 66 bytes; the one whose name matches a pattern writes no capture and is not counted,
