@@ -204,22 +204,25 @@ bool lt_preload_entry_is(const char *entry, size_t len, const char *shim_path)
 
 /* Removes the shim from LD_PRELOAD in this process's environment, in place (no allocation),
  * so programs this one executes are not traced unless --follow-children asked for it. */
+void lt_preload_drop_shim(char *entry, const char *shim_path)
+{
+    char *list = entry + 11, *out = list, *tok = list;
+    while (*tok) {
+        size_t len = strcspn(tok, ": ");
+        if (!lt_preload_entry_is(tok, len, shim_path)) {
+            if (out != list) *out++ = ':';
+            memmove(out, tok, len);
+            out += len;
+        }
+        tok += len;
+        while (*tok == ':' || *tok == ' ') tok++;
+    }
+    *out = 0;
+}
+
 void lt_env_remove_preload(const char *shim_path)
 {
     extern char **environ;
-    for (char **e = environ; e && *e; e++) {
-        if (strncmp(*e, "LD_PRELOAD=", 11) != 0) continue;
-        char *list = *e + 11, *out = list, *tok = list;
-        while (*tok) {
-            size_t len = strcspn(tok, ": ");
-            if (!lt_preload_entry_is(tok, len, shim_path)) {
-                if (out != list) *out++ = ':';
-                memmove(out, tok, len);
-                out += len;
-            }
-            tok += len;
-            while (*tok == ':' || *tok == ' ') tok++;
-        }
-        *out = 0;
-    }
+    for (char **e = environ; e && *e; e++)
+        if (strncmp(*e, "LD_PRELOAD=", 11) == 0) lt_preload_drop_shim(*e, shim_path);
 }

@@ -69,6 +69,32 @@ static void auxv_after(char **end)
     lt_read_file("/proc/self/auxv", (char *)(end + 1), AUXV_ROOM - 16);
 }
 
+/* Go's runtime reads its environment from the array on the initial stack, not `environ`,
+ * and walks past its NULL to the auxiliary vector: that array keeps its length, and each
+ * hidden entry's slot there (and the shim's LD_PRELOAD entry, when the shim was all it named)
+ * points at an empty string instead, which Go's os.Environ() leaves out, as it leaves out any
+ * entry without a name. Not under --follow-children: Go starts its children with raw system
+ * calls, past the exec hooks, with the environment it read, which must hold the settings for
+ * them to be followed. */
+static char empty_entry[] = "";
+/* The LD_PRELOAD entry that named the shim, and what stands for it: the list without the
+ * shim, or empty_entry when the shim was all it named. Written once at start-up. */
+static const char *preload_entry;
+static char *preload_shown;
+
+static void blank_initial_entries(char **initial)
+{
+    for (char **e = initial; *e; e++) {
+        if (*e == preload_entry) *e = preload_shown;
+        for (unsigned i = 0; i < nhidden; i++)
+            if (*e == hidden[i]) *e = empty_entry;
+    }
+}
+
+static const char *copy_of(const char *text, size_t len);
+
+static bool following(void);
+
 /* pre: start-up of the root process, single-threaded. */
 void lt_env_hide_settings(const char *shim_file_name)
 {
@@ -83,9 +109,12 @@ void lt_env_hide_settings(const char *shim_file_name)
         if (preload && !shim_preload) {
             shim_base = shim_file_name;
             shim_preload = shim_alone(*e); /* what an exec puts back in front */
-            if (shim_preload) {
-                lt_env_remove_preload(shim_file_name); /* edits *e in place */
-                if ((*e)[11] != 0) *out++ = *e;        /* other preloaded libraries stay */
+            char *edited = shim_preload ? (char *)copy_of(*e, strlen(*e)) : NULL;
+            if (edited) {
+                lt_preload_drop_shim(edited, shim_file_name);
+                preload_entry = *e;
+                preload_shown = edited[11] ? edited : empty_entry;
+                if (edited[11]) *out++ = edited; /* other preloaded libraries stay */
                 continue;
             }
         } else if (is_setting(*e) && nhidden < MAX_HIDDEN) {
@@ -96,8 +125,12 @@ void lt_env_hide_settings(const char *shim_file_name)
     }
     *out = NULL;
     auxv_after(out);
-    if (nhidden || shim_preload) environ = visible;
-    else syscall(SYS_munmap, visible, environment_bytes(entries));
+    if (!(nhidden || shim_preload)) {
+        syscall(SYS_munmap, visible, environment_bytes(entries));
+        return;
+    }
+    if (!following()) blank_initial_entries(environ);
+    environ = visible;
 }
 
 /* ---- --follow-children: the settings every image of every child needs ------------------ */
@@ -192,7 +225,7 @@ static bool has_variable(char *const envp[], size_t n, const char *entry)
     return false;
 }
 
-/* --follow-children, its settings kept (lt_env_keep_settings). */
+/* --follow-children, its settings kept (lt_env_keep_settings, called first). */
 static bool following(void) { return nfollowed || followed_preload; }
 
 /* envp's n entries completed for the next image, into `full` (room for n + MAX_HIDDEN + 2) and

@@ -120,6 +120,7 @@ void lt_config_use_environment(char **env);
 /* Attach mode: the same settings, as NAME=VALUE lines of a file. */
 bool lt_config_load_file(const char *path);
 void lt_env_remove_preload(const char *shim_path);
+void lt_preload_drop_shim(char *entry, const char *shim_path); /* an "LD_PRELOAD=..." entry, in place */
 /* Does the LD_PRELOAD list entry [entry, entry + len) name the shim (by its file name)? The
  * loader separates entries by colons or spaces. */
 bool lt_preload_entry_is(const char *entry, size_t len, const char *shim_path);

@@ -184,6 +184,56 @@ def test_a_cgo_program_leaves_a_capture_with_its_leaks(go_programs: dict[str, Pa
     raise AssertionError(f"definitely lost in {attempts} run(s): {lost}, not {LEAKED}")
 
 
+# Counts leaktrace's settings in its own environment (os.Environ(), which Go reads from the
+# initial stack, not from the C library's environ) and in a child's, started by Go's own
+# fork and exec (raw system calls, past every hook).
+ENVIRONMENT_SOURCE = """package main
+
+// #include <stdlib.h>
+import "C"
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+func main() {
+	seen := 0
+	for _, entry := range os.Environ() {
+		if strings.HasPrefix(entry, "LEAKTRACE_") || strings.HasPrefix(entry, "LD_PRELOAD=") {
+			seen++
+		}
+	}
+	C.free(C.malloc(16))
+	child, err := exec.Command("sh", "-c", "env | grep -c -E '^(LEAKTRACE_|LD_PRELOAD=)'").Output()
+	fmt.Printf("own: %d, child: %s (%v)\\n", seen, strings.TrimSpace(string(child)), err)
+}
+"""
+
+
+def test_a_go_program_sees_its_environment_as_natively(tmp_path: Path) -> None:
+    """Go reads its environment from the array on the initial stack, where the shim's
+    settings stayed when it hid them from `environ`: os.Environ() held five of them and every
+    child Go started got them. Under --follow-children they stay there, so that those
+    children (Go execs past the hooks) are followed."""
+    work = tmp_path / "env"
+    work.mkdir()
+    exe = _go_build(work, ENVIRONMENT_SOURCE, {"env": []})["env"]
+    native = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60,
+                            env={k: v for k, v in os.environ.items()
+                                 if not k.startswith("LEAKTRACE_")})
+    assert native.stdout == "own: 0, child: 0 (exit status 1)\n", native.stderr
+    done = leaktrace("run", "-o", str(tmp_path / "plain.lt"), "--", str(exe), cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, native.stdout), done.stderr
+    followed_dir = tmp_path / "followed"
+    followed_dir.mkdir()
+    followed = leaktrace("run", "--follow-children", "--", str(exe), cwd=followed_dir)
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout.endswith(", child: 0 (exit status 1)\n"), followed.stdout
+    assert "3 child process(es) traced" in followed.stderr, followed.stderr
+
+
 def test_c_blocks_held_by_go_objects_are_reachable(tmp_path: Path) -> None:
     """The goroutines' stack pointers lie in Go's heap: the scan must not take that mapping
     for a thread stack and skip what lies below them (it found thousands of the blocks
