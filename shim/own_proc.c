@@ -10,7 +10,8 @@
  * under the descriptor number the open itself got. Anything else (other files, other
  * processes, writing, a relative path, the shim's own reads) goes straight through, and so
  * does everything in a process the shim does not trace. Not hidden: the thread's entry
- * in /proc/PID/task, and what other processes (ps, top) read. */
+ * in /proc/PID/task, and what other processes (ps, top) read. The copy is the file at the
+ * open: read again from its start, it does not change as the kernel's would. */
 #undef _FILE_OFFSET_BITS /* open and open64 are both interposed, each under its own name */
 #undef _FORTIFY_SOURCE   /* __open_2 & co are interposed, not used */
 #include <errno.h>
