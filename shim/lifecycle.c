@@ -70,9 +70,11 @@ static _Atomic bool final_done;
 /* Set once, by the thread about to install a seccomp filter (lt_before_sandbox); read in fork
  * children, which inherit the filter. */
 static _Atomic bool sandboxed;
-/* This thread is writing the final capture; a fatal signal it gets meanwhile (the parent's
- * SIGTERM to a child at its exit) waits until the capture is written (deferred_signal,
- * this thread's only). */
+/* This thread claimed the final capture (from the claim on: a signal between the claim and
+ * the writing found the capture claimed by another thread, and waited 30 s for it, then died
+ * without one) and is writing it; a fatal signal it gets meanwhile (the parent's SIGTERM to a
+ * child at its exit, multiprocessing's pool) waits until the capture is written
+ * (deferred_signal, this thread's only). */
 static _Thread_local bool writing_final;
 static _Thread_local int deferred_signal;
 
@@ -485,8 +487,12 @@ static int claim_final(void)
     /* The state first: once sandboxed (state OFF), even getpid() may be forbidden. */
     if (state < LT_STATE_TRACKING || state == LT_STATE_FINAL) return -1;
     if (getpid() != atomic_load(&lt_owner_pid)) return -1; /* untraced child, or a vfork child */
-    while (state >= LT_STATE_TRACKING && state != LT_STATE_FINAL)
-        if (atomic_compare_exchange_weak(&lt_state, &state, LT_STATE_FINAL)) return state;
+    while (state >= LT_STATE_TRACKING && state != LT_STATE_FINAL) {
+        if (atomic_compare_exchange_weak(&lt_state, &state, LT_STATE_FINAL)) {
+            writing_final = true;
+            return state;
+        }
+    }
     return -1;
 }
 
@@ -563,7 +569,6 @@ static void write_final_here(void *request)
     uintptr_t program_sp = r->program_sp;
     bool safe_to_scan = r->safe_to_scan, in_handler = r->in_handler;
     int saved_errno = errno;
-    writing_final = true;
     /* Not after _exit, quick_exit or Go's exit: __libc_freeres flushes stdio, which those do
      * not (a forked daemon's parent would print its buffered lines twice). */
     if (!in_handler && lt_cfg.freeres_at_exit && reason == LT_REASON_EXIT && r->after_exit)
@@ -705,6 +710,8 @@ void lt_before_sandbox(unsigned reason)
         atomic_store(&final_done, true);
         atomic_store(&lt_state, LT_STATE_OFF);
         lt_busy--;
+        writing_final = false;
+        if (deferred_signal) lt_signals_die_of(deferred_signal); /* it came meanwhile */
     }
     errno = saved_errno;
 }

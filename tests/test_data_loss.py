@@ -10,6 +10,7 @@ import os
 import pwd
 import resource
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -544,3 +545,36 @@ def test_an_address_limit_too_low_for_the_report_keeps_the_program_and_its_statu
     [line] = [text for text in done.stderr.splitlines() if "no report" in text]
     assert "RLIMIT_AS" in line and str(tmp_path / "v.lt") in line
     assert (tmp_path / "v.lt").exists()
+
+
+# ---- a fatal signal at the very start of the final capture ----------------------------------
+
+POOL_SCRIPT = """
+import multiprocessing as mp
+def square(x): return x * x
+if __name__ == "__main__":
+    mp.set_start_method("fork")
+    for _ in range(6):
+        pool = mp.Pool(4)
+        assert sum(pool.map(square, range(100))) == 328350
+        pool.terminate()
+    print("done")
+"""
+
+
+@pytest.mark.parametrize("round_", [1, 2])
+def test_a_worker_terminated_as_it_exits_keeps_its_capture(tmp_path: Path, round_: int) -> None:
+    """multiprocessing's Pool.terminate() sends SIGTERM to workers that may be exiting already.
+    One that got it between claiming its final capture and starting to write it took the
+    capture for another thread's, waited 30 s for it, and died without one (2 of 5 runs of
+    this script before). The claiming thread now defers the signal until its capture is
+    written. A race: each round has 24 workers exiting while they are sent SIGTERM."""
+    script = tmp_path / "pool.py"
+    script.write_text(POOL_SCRIPT)
+    started = time.monotonic()
+    done = leaktrace("run", "--follow-children", "--", sys.executable, str(script), cwd=tmp_path)
+    took = time.monotonic() - started
+    assert (done.returncode, done.stdout) == (0, "done\n"), done.stderr
+    assert "without a capture" not in done.stderr, done.stderr
+    assert "24 child process(es) traced" in done.stderr, done.stderr
+    assert took < 25, f"{took:.1f} s: a worker waited for a capture it had claimed itself"
