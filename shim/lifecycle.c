@@ -388,8 +388,23 @@ void lt_write_detach_capture(char *path, size_t cap, bool scan)
 }
 
 /* ---- fork ------------------------------------------------------------------------------ */
+/* Signals wait from just before the fork until the shim's fork handlers are done (the child's
+ * then knows itself: its owner pid, its notice to the launcher), then come as they would have:
+ * a SIGTERM sent to a child at once (a pool terminated as it starts) found it neither the
+ * traced process nor its own yet, and it died without a capture or a notice. The program's own
+ * fork handlers run with its mask (ours is registered first: its prepare handler runs last,
+ * its parent and child handlers first). The forking thread's mask, as it was. */
+static _Thread_local sigset_t mask_before_fork;
+static _Thread_local bool fork_blocked_signals; /* not in a sandbox: no system call of ours */
+
 static void fork_prepare(void)
 {
+    fork_blocked_signals = !atomic_load(&sandboxed);
+    if (fork_blocked_signals) {
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &mask_before_fork);
+    }
     lt_busy++;
     lt_regions_lock();
     lt_blocks_lock_all();
@@ -402,6 +417,7 @@ static void fork_parent(void)
     lt_blocks_unlock_all();
     lt_regions_unlock();
     lt_busy--;
+    if (fork_blocked_signals) pthread_sigmask(SIG_SETMASK, &mask_before_fork, NULL);
 }
 
 static void fork_child(void)
@@ -423,16 +439,18 @@ static void fork_child(void)
     lt_regions_unlock();
     lt_busy--;
     int state = atomic_load(&lt_state);
-    if (state < LT_STATE_TRACKING || state == LT_STATE_FINAL) return;
-    if (lt_cfg.follow_children && !attach_mode) { /* trace on, into a capture of the child's own */
-        lt_is_child = true;
-        atomic_store(&lt_owner_pid, getpid());
-        lt_capture_notify_traced();
-    } else {
-        atomic_store(&lt_state, LT_STATE_OFF);
-        atomic_store(&lt_owner_pid, 0);
-        if (!attach_mode) lt_env_remove_preload(SHIM_FILE_NAME); /* what it execs is not traced */
+    if (state >= LT_STATE_TRACKING && state != LT_STATE_FINAL) {
+        if (lt_cfg.follow_children && !attach_mode) { /* trace on, into a capture of its own */
+            lt_is_child = true;
+            atomic_store(&lt_owner_pid, getpid());
+            lt_capture_notify_traced();
+        } else {
+            atomic_store(&lt_state, LT_STATE_OFF);
+            atomic_store(&lt_owner_pid, 0);
+            if (!attach_mode) lt_env_remove_preload(SHIM_FILE_NAME); /* what it execs is not traced */
+        }
     }
+    if (fork_blocked_signals) pthread_sigmask(SIG_SETMASK, &mask_before_fork, NULL);
 }
 
 /* ---- the final capture ------------------------------------------------------------------ */
