@@ -167,8 +167,10 @@ typedef int (*open_2_fn)(const char *, int);
 typedef int (*openat_2_fn)(int, const char *, int);
 typedef FILE *(*fopen_fn)(const char *, const char *);
 
-#define OPEN_HOOK(name)                                          \
-    int lt_hook_##name(const char *path, int flags, ...)         \
+/* open and openat take a mode after the flags, for O_CREAT (never one of ours); a relative
+ * path never names one of ours either (names_own_count wants "/proc/"). */
+#define WITH_MODE_HOOK(name, type, params, args)                 \
+    int lt_hook_##name params                                    \
     {                                                            \
         va_list ap;                                              \
         va_start(ap, flags);                                     \
@@ -176,49 +178,27 @@ typedef FILE *(*fopen_fn)(const char *, const char *);
         va_end(ap);                                              \
         int fd = open_own_count(path, flags);                    \
         if (fd != NOT_OURS) return fd;                           \
-        LT_NEXT(open_fn, name);                                  \
-        return f(path, flags, mode);                             \
+        LT_NEXT(type, name);                                     \
+        return f args;                                           \
     }
-OPEN_HOOK(open)
-OPEN_HOOK(open64)
-
-#define OPENAT_HOOK(name)                                                       \
-    int lt_hook_##name(int dir, const char *path, int flags, ...)               \
-    {                                                                           \
-        va_list ap;                                                             \
-        va_start(ap, flags);                                                    \
-        int mode = mode_of(flags, ap);                                          \
-        va_end(ap);                                                             \
-        int fd = path && path[0] == '/' ? open_own_count(path, flags) : NOT_OURS; \
-        if (fd != NOT_OURS) return fd;                                          \
-        LT_NEXT(openat_fn, name);                                               \
-        return f(dir, path, flags, mode);                                       \
-    }
-OPENAT_HOOK(openat)
-OPENAT_HOOK(openat64)
+WITH_MODE_HOOK(open, open_fn, (const char *path, int flags, ...), (path, flags, mode))
+WITH_MODE_HOOK(open64, open_fn, (const char *path, int flags, ...), (path, flags, mode))
+WITH_MODE_HOOK(openat, openat_fn, (int dir, const char *path, int flags, ...), (dir, path, flags, mode))
+WITH_MODE_HOOK(openat64, openat_fn, (int dir, const char *path, int flags, ...), (dir, path, flags, mode))
 
 /* The fortified programs' open (no mode: never O_CREAT). */
-#define OPEN_2_HOOK(name)                                \
-    int lt_hook_##name(const char *path, int flags)      \
-    {                                                    \
-        int fd = open_own_count(path, flags);            \
-        if (fd != NOT_OURS) return fd;                   \
-        LT_NEXT(open_2_fn, name);                        \
-        return f(path, flags);                           \
+#define FORTIFIED_HOOK(name, type, params, args)                 \
+    int lt_hook_##name params                                    \
+    {                                                            \
+        int fd = open_own_count(path, flags);                    \
+        if (fd != NOT_OURS) return fd;                           \
+        LT_NEXT(type, name);                                     \
+        return f args;                                           \
     }
-OPEN_2_HOOK(__open_2)
-OPEN_2_HOOK(__open64_2)
-
-#define OPENAT_2_HOOK(name)                                                     \
-    int lt_hook_##name(int dir, const char *path, int flags)                    \
-    {                                                                           \
-        int fd = path && path[0] == '/' ? open_own_count(path, flags) : NOT_OURS; \
-        if (fd != NOT_OURS) return fd;                                          \
-        LT_NEXT(openat_2_fn, name);                                             \
-        return f(dir, path, flags);                                             \
-    }
-OPENAT_2_HOOK(__openat_2)
-OPENAT_2_HOOK(__openat64_2)
+FORTIFIED_HOOK(__open_2, open_2_fn, (const char *path, int flags), (path, flags))
+FORTIFIED_HOOK(__open64_2, open_2_fn, (const char *path, int flags), (path, flags))
+FORTIFIED_HOOK(__openat_2, openat_2_fn, (int dir, const char *path, int flags), (dir, path, flags))
+FORTIFIED_HOOK(__openat64_2, openat_2_fn, (int dir, const char *path, int flags), (dir, path, flags))
 
 /* stdio opens with libc's internal open, past the hooks above: Python's check is an fopen. */
 #define FOPEN_HOOK(name)                                                              \
