@@ -13,6 +13,8 @@
 #define LT_HOOKED_ALLOCATION_FUNCTIONS(X) \
     X(malloc)                  \
     X(free)                    \
+    X(free_sized)              \
+    X(free_aligned_sized)      \
     X(calloc)                  \
     X(realloc)                 \
     X(reallocarray)            \

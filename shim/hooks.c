@@ -265,6 +265,22 @@ void lt_hook_free(void *p)
     free_and_forget(p);
 }
 
+/* C23's sized frees (glibc 2.43, and GLib's g_free_sized where the C library has them): the
+ * size and alignment only help an allocator that can use them, the effect is free()'s. Where
+ * the C library lacks them (before 2.43), only a program that looks them up finds these. */
+void lt_hook_free_sized(void *p, size_t size)
+{
+    (void)size;
+    lt_hook_free(p);
+}
+
+void lt_hook_free_aligned_sized(void *p, size_t alignment, size_t size)
+{
+    (void)alignment;
+    (void)size;
+    lt_hook_free(p);
+}
+
 static __attribute__((noinline)) void *calloc_and_record(size_t n, size_t size)
 {
     void *p = __libc_calloc(n, size);

@@ -733,3 +733,20 @@ def test_inherited_output_and_follow_children_are_dropped_as_help_says(build_dir
         assert f" *LEAKTRACE_{name} " in help_text, name
     assert "marked * from its options only, an inherited one is dropped" in " ".join(
         help_text.split())
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_blocks_given_back_by_the_sized_frees_are_not_live(build_dir: Path, tmp_path: Path,
+                                                           opt: str) -> None:
+    """C23's free_sized and free_aligned_sized (glibc 2.43 on; GLib's g_free_sized calls them
+    there) give a block back as free() does: none of the 20 blocks freed so stays live, and
+    the two left at exit are reported as usual. Where the C library lacks them the program's
+    weak references find the shim's (the previous shim had none: "no sized frees here")."""
+    exe = compile_program("sized_frees.c", build_dir, opt)
+    run = run_traced(exe, work=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert not records_from(run.report, "sized_frees.c", "sized")
+    assert not records_from(run.report, "sized_frees.c", "aligned")
+    left = sorted((r["leak_kind"], r["blocks"], r["bytes"]) for r in run.report["records"]
+                  if allocation_site(r, "sized_frees.c") is not None)
+    assert left == [("definitely lost", 1, 44), ("still reachable", 1, 33)]
