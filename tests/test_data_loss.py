@@ -584,7 +584,7 @@ def test_a_child_terminated_as_soon_as_it_is_forked_has_its_capture(build_dir: P
                                                                     tmp_path: Path) -> None:
     """A SIGTERM sent to a child as soon as fork() returns came while the shim's fork handler
     still ran in the child: the child was neither the traced process nor its own yet, and died
-    without a capture or a notice (about a third of the children). Signals now wait for the
+    without a capture or a notice (0 to 3 of the 40 were traced). Signals now wait for the
     handler (a few microseconds), then come as natively."""
     exe = compile_program("terminated_children.c", build_dir, "-O0")
     native = _native(str(exe), "40", cwd=tmp_path)
