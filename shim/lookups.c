@@ -64,6 +64,15 @@ __attribute__((used, externally_visible)) void *lt_dlsym_in_scope(void *handle, 
 static struct { const char *name; void *definition; } next_symbols[MAX_NEXT_SYMBOLS];
 static _Atomic unsigned next_count;
 
+/* Hooks that never call the next definition: C23's sized frees are free()'s. Not looked up:
+ * glibc before 2.43 lacks both, and a dlsym that fails allocates its error message in the
+ * program's heap, which moved the program's later blocks (a block realloc grew then held a
+ * freed chunk's old bytes where natively it had fresh zeros). */
+static bool calls_next(const char *name)
+{
+    return strcmp(name, "free_sized") != 0 && strcmp(name, "free_aligned_sized") != 0;
+}
+
 void lt_next_symbols_resolve(void)
 {
     if (atomic_load(&next_count)) return; /* a later attach: the same objects, the same answers */
@@ -71,7 +80,7 @@ void lt_next_symbols_resolve(void)
     unsigned n = 0;
     for (const struct lt_hook *h = lt_hooks; h->name && n < MAX_NEXT_SYMBOLS; h++, n++) {
         next_symbols[n].name = h->name;
-        next_symbols[n].definition = dlsym(RTLD_NEXT, h->name);
+        next_symbols[n].definition = calls_next(h->name) ? dlsym(RTLD_NEXT, h->name) : NULL;
     }
     (void)dlerror(); /* a name this libc lacks left a message the program must not find */
     lt_set_busy(false);
