@@ -95,7 +95,8 @@ static const char *copy_of(const char *text, size_t len);
 
 static bool following(void);
 
-/* pre: start-up of the root process, single-threaded. */
+/* pre: start-up of a process `run` launched (the program, or a child it follows: its
+ * settings kept first), single-threaded. */
 void lt_env_hide_settings(const char *shim_file_name)
 {
     if (!environ) return;

@@ -192,9 +192,8 @@ static bool init_tables(void)
  * settings) and the program's name. Written once at start-up (single-threaded). */
 static bool started_before_libc;
 
-/* The settings in `environ`: kept for the children followed (copied first: hiding edits
- * LD_PRELOAD's entry in place), and hidden from the program that `run` launched, and from
- * each child it follows. */
+/* The settings in `environ`: kept for the children followed (copied), and hidden from the
+ * program that `run` launched and from each child it follows. */
 static void adopt_environment(void)
 {
     if (lt_cfg.follow_children) lt_env_keep_settings(SHIM_FILE_NAME);

@@ -751,7 +751,7 @@ int lt_hook_select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfd
                    struct timeval *timeout);
 int lt_hook_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout);
 /* ---- environment.c: the program sees its own environment ------------------------------- */
-void lt_env_hide_settings(const char *shim_file_name); /* root process, at start-up */
+void lt_env_hide_settings(const char *shim_file_name); /* a launched process, at start-up */
 void lt_env_keep_settings(const char *shim_file_name); /* --follow-children, at start-up */
 bool lt_env_child_skipped(const char *patterns); /* run --skip-children: this program is left out */
 /* ---- linkmap.c: answers read from the loader's list of objects ------------------------- */
