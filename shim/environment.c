@@ -272,16 +272,39 @@ static size_t environment_size(char *const envp[])
     return n;
 }
 
-/* An environment too large for the stack goes as it is. */
-static int exec_completed(const struct exec_call *c, char *const argv[], char *const envp[],
-                          const char *shim, const char *const settings[], unsigned nsettings)
+/* Calls use(env, preload, ctx) with envp completed for the next image, built on the stack
+ * (`preload`: the LD_PRELOAD entry made there, if one was); an environment too large for the
+ * stack goes as it is. The one place the completed array is made: exec, posix_spawn, popen. */
+typedef int (*environment_use)(char *const env[], const char *preload, void *ctx);
+
+static int with_settings(char *const envp[], const char *shim, const char *const settings[],
+                         unsigned nsettings, environment_use use, void *ctx)
 {
     size_t n = environment_size(envp);
-    if (n > MAX_FOLLOWED_ENV) return call_exec(c, argv, envp);
+    if (n > MAX_FOLLOWED_ENV) return use(envp, NULL, ctx);
     char *full[n + MAX_HIDDEN + 2];
     char preload[FOLLOWED_PRELOAD_BYTES];
     completed_environment(envp, n, shim, settings, nsettings, full, preload);
-    return call_exec(c, argv, full);
+    return use(full, preload, ctx);
+}
+
+struct exec_args {
+    const struct exec_call *call;
+    char *const *argv;
+};
+
+static int exec_with(char *const env[], const char *preload, void *ctx)
+{
+    (void)preload;
+    const struct exec_args *a = ctx;
+    return call_exec(a->call, a->argv, env);
+}
+
+static int exec_completed(const struct exec_call *c, char *const argv[], char *const envp[],
+                          const char *shim, const char *const settings[], unsigned nsettings)
+{
+    struct exec_args a = { c, argv };
+    return with_settings(envp, shim, settings, nsettings, exec_with, &a);
 }
 
 /* ---- run --skip-children: programs whose children-to-be are left out ------------------- */
@@ -504,17 +527,30 @@ int lt_hook_execle(const char *path, const char *arg, ...)
 typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
                         const posix_spawnattr_t *, char *const[], char *const[]);
 
+struct spawn_args {
+    spawn_fn real;
+    pid_t *pid;
+    const char *file;
+    const posix_spawn_file_actions_t *actions;
+    const posix_spawnattr_t *attr;
+    char *const *argv;
+};
+
+static int spawn_with(char *const env[], const char *preload, void *ctx)
+{
+    (void)preload;
+    const struct spawn_args *a = ctx;
+    return a->real(a->pid, a->file, a->actions, a->attr, a->argv, env);
+}
+
 static int spawn_followed(spawn_fn real, pid_t *pid, const char *file,
                           const posix_spawn_file_actions_t *actions, const posix_spawnattr_t *attr,
                           char *const argv[], char *const envp[])
 {
     if (!real) return ENOSYS;
-    size_t n = environment_size(envp);
-    if (!following() || n > MAX_FOLLOWED_ENV) return real(pid, file, actions, attr, argv, envp);
-    char *full[n + MAX_HIDDEN + 2];
-    char preload[FOLLOWED_PRELOAD_BYTES];
-    completed_environment(envp, n, followed_preload, followed, nfollowed, full, preload);
-    return real(pid, file, actions, attr, argv, full);
+    struct spawn_args a = { real, pid, file, actions, attr, argv };
+    if (!following()) return spawn_with(envp, NULL, &a);
+    return with_settings(envp, followed_preload, followed, nfollowed, spawn_with, &a);
 }
 
 int lt_hook_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
@@ -618,13 +654,26 @@ int lt_hook_system(const char *command)
  * this one's array for the program's. */
 static pthread_mutex_t environ_lock = PTHREAD_MUTEX_INITIALIZER;
 
+struct popen_args {
+    popen_fn real;
+    const char *command, *mode;
+    char **visible; /* the program's array */
+    FILE *stream;
+};
+
 /* After the call, the program's array back; or, where another thread's setenv replaced the
- * array meanwhile (a copy of ours with its change), the added entries out of that copy. */
-static void settings_out(char **visible, char **full, const char *preload)
+ * array meanwhile (glibc's copy of ours, with its change), the entries added here taken out
+ * of that copy, known by their addresses (the settings' copies, the LD_PRELOAD entry made on
+ * the stack). An unsetenv meanwhile edits ours in place, and is lost. */
+static int popen_with(char *const env[], const char *preload, void *ctx)
 {
+    struct popen_args *a = ctx;
+    char **full = (char **)env;
+    environ = full;
+    a->stream = a->real(a->command, a->mode);
     if (environ == full) {
-        environ = visible;
-        return;
+        environ = a->visible;
+        return 0;
     }
     char **out = environ;
     for (char **e = environ; e && *e; e++) {
@@ -633,6 +682,7 @@ static void settings_out(char **visible, char **full, const char *preload)
         if (!added) *out++ = *e;
     }
     if (out) *out = NULL;
+    return 0;
 }
 
 FILE *lt_hook_popen(const char *command, const char *mode)
@@ -640,22 +690,12 @@ FILE *lt_hook_popen(const char *command, const char *mode)
     LT_NEXT(popen_fn, popen);
     if (!following()) return f(command, mode);
     pthread_mutex_lock(&environ_lock);
-    char **visible = environ;
-    size_t n = environment_size(visible);
-    if (n > MAX_FOLLOWED_ENV) {
-        pthread_mutex_unlock(&environ_lock);
-        return f(command, mode);
-    }
-    char *full[n + MAX_HIDDEN + 2];
-    char preload[FOLLOWED_PRELOAD_BYTES];
-    completed_environment(visible, n, followed_preload, followed, nfollowed, full, preload);
-    environ = full;
-    FILE *stream = f(command, mode);
+    struct popen_args a = { f, command, mode, environ, NULL };
+    with_settings(a.visible, followed_preload, followed, nfollowed, popen_with, &a);
     int saved_errno = errno;
-    settings_out(visible, full, preload);
     pthread_mutex_unlock(&environ_lock);
     errno = saved_errno;
-    return stream;
+    return a.stream;
 }
 
 /* The exported names (see hooked_functions.h). */

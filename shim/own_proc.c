@@ -27,7 +27,7 @@
 #include "shim.h"
 
 #define NOT_OURS (-2)
-#define TEXT_CAP 8192 /* status is about 1.5 KB, stat 300 bytes */
+#define TEXT_CAP 4096 /* status is about 1.5 KB, stat 300 bytes */
 
 static bool skip(const char **p, const char *word)
 {
@@ -57,7 +57,9 @@ static bool names_own_count(const char *path)
     unsigned long pid;
     bool has_tasks = true;
     if (skip(&p, "thread-self/")) has_tasks = false;
-    else if (!skip(&p, "self/") && !(skip_number(&p, &pid) && pid == (unsigned long)getpid()))
+    /* The traced process's pid, not getpid(): no system call for every other process's file
+     * (ps and top open thousands). Only reached while this process is traced. */
+    else if (!skip(&p, "self/") && !(skip_number(&p, &pid) && pid == (unsigned long)atomic_load(&lt_owner_pid)))
         return false;
     unsigned long tid;
     if (has_tasks && skip(&p, "task/") && !skip_number(&p, &tid)) return false;
@@ -67,15 +69,15 @@ static bool names_own_count(const char *path)
 /* Where the thread count's digits start in the file's text, or NULL. stat: field 20, the 18th
  * after the command's closing parenthesis (the last one: a command may hold spaces and
  * parentheses); status: the "Threads:" line. */
-static char *count_digits(char *text, size_t len, bool status)
+static const char *count_digits(const char *text, size_t len, bool status)
 {
     if (status) {
-        char *line = memmem(text, len, "\nThreads:\t", 10);
+        const char *line = memmem(text, len, "\nThreads:\t", 10);
         return line ? line + 10 : NULL;
     }
-    char *p = memrchr(text, ')', len);
+    const char *p = memrchr(text, ')', len);
     if (!p) return NULL;
-    char *end = text + len;
+    const char *end = text + len;
     for (int spaces = 0; p < end; p++)
         if (*p == ' ' && ++spaces == 18) return p + 1 < end ? p + 1 : NULL;
     return NULL;
@@ -86,36 +88,20 @@ static char *count_digits(char *text, size_t len, bool status)
 static size_t without_hidden_threads(const char *text, size_t len, bool status, unsigned hidden,
                                      char *out, size_t cap)
 {
-    char copy[TEXT_CAP];
-    memcpy(copy, text, len);
-    char *digits = count_digits(copy, len, status);
+    const char *digits = count_digits(text, len, status);
     if (!digits) return 0;
     unsigned long count = 0;
-    char *after = digits;
-    while (after < copy + len && *after >= '0' && *after <= '9')
+    const char *after = digits;
+    while (after < text + len && *after >= '0' && *after <= '9')
         count = count * 10 + (unsigned long)(*after++ - '0');
     if (after == digits) return 0;
     count = count > hidden ? count - hidden : 1;
-    char *end = out + cap;
-    char *p = out;
-    size_t head = (size_t)(digits - copy), tail = len - (size_t)(after - copy);
+    size_t head = (size_t)(digits - text), tail = len - (size_t)(after - text);
     if (head + 24 + tail > cap) return 0;
-    memcpy(p, copy, head);
-    p = lt_put_uint(p + head, end, count);
+    memcpy(out, text, head);
+    char *p = lt_put_uint(out + head, out + cap, count);
     memcpy(p, after, tail);
     return (size_t)(p - out) + tail;
-}
-
-static bool write_all(int fd, const char *text, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, text, len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
-        text += n;
-        len -= (size_t)n;
-    }
-    return true;
 }
 
 /* The open of `path` with `flags` when it is one of the counts to show without the shim's
@@ -133,19 +119,13 @@ static int open_own_count(const char *path, int flags)
     int fd = (int)syscall(SYS_openat, AT_FDCWD, path, flags | O_CLOEXEC);
     if (fd < 0) return -1;
     char text[TEXT_CAP], shown[TEXT_CAP];
-    size_t len = 0;
-    for (;;) {
-        ssize_t n = pread(fd, text + len, sizeof text - len, (off_t)len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        len += (size_t)n;
-        if (len == sizeof text) break;
-    }
+    size_t len = lt_read_whole(fd, text, sizeof text);
     unsigned hidden = lt_control_threads_running();
     bool status = path[strlen(path) - 1] == 's';
     size_t shown_len = len < sizeof text ? without_hidden_threads(text, len, status, hidden, shown, sizeof shown) : 0;
     int copy = shown_len ? (int)syscall(SYS_memfd_create, "leaktrace-own-proc", MFD_CLOEXEC) : -1;
-    if (copy >= 0 && write_all(copy, shown, shown_len) && lseek(copy, 0, SEEK_SET) == 0 &&
+    /* pwrite leaves the copy's offset at 0, where the program's reads begin. */
+    if (copy >= 0 && pwrite(copy, shown, shown_len, 0) == (ssize_t)shown_len &&
         dup3(copy, fd, flags & O_CLOEXEC) == fd) {
         /* The copy now sits under the number the open got, with the program's O_CLOEXEC. */
     } else if (!(flags & O_CLOEXEC)) {

@@ -88,7 +88,7 @@ ssize_t lt_readlink_proc(const char *path, char *dst, size_t cap)
 }
 
 /* The whole file from its start (a /proc file's text is made anew by a read there). */
-static size_t read_whole(int fd, char *dst, size_t cap)
+size_t lt_read_whole(int fd, char *dst, size_t cap)
 {
     size_t len = 0;
     while (len < cap) {
@@ -104,7 +104,7 @@ size_t lt_read_file(const char *path, char *dst, size_t cap)
 {
     int fd = lt_open_proc(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
-    size_t len = read_whole(fd, dst, cap);
+    size_t len = lt_read_whole(fd, dst, cap);
     close(fd);
     return len;
 }
@@ -319,7 +319,7 @@ void lt_procfs_keep_maps(void) { kept_open(&maps_file, "/proc/self/maps", O_RDON
 size_t lt_read_maps(char *dst, size_t cap)
 {
     if (!lt_fd_still_names(maps_file.fd, &maps_file.id)) return lt_read_file("/proc/self/maps", dst, cap);
-    return read_whole(maps_file.fd, dst, cap);
+    return lt_read_whole(maps_file.fd, dst, cap);
 }
 
 bool lt_main_thread_surely_left(void)

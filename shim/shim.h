@@ -146,6 +146,7 @@ bool lt_fd_still_names(int fd, const struct lt_fd_identity *id);
 
 /* ---- procfs.c: /proc/self without allocating --------------------------------------------- */
 size_t lt_read_file(const char *path, char *dst, size_t cap); /* returns the length read */
+size_t lt_read_whole(int fd, char *dst, size_t cap); /* procfs.c: pread from 0 until cap or EOF */
 void lt_procfs_keep_maps(void);                 /* procfs.c: kept open from now on (privileges.c) */
 size_t lt_read_maps(char *dst, size_t cap);      /* /proc/self/maps, through it when kept */
 /* open and readlink of a /proc path, through /proc as it was before a chroot when the new
