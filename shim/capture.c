@@ -322,7 +322,8 @@ static int take_prepared_file(char *path, size_t cap)
 /* One line for the launcher: "capture <pid> <path>" for a capture written, or
  * "failed <pid> <errno> <path>" when it could not be (disk full, a directory it may not write,
  * no memory left), so `leaktrace run` can say why there is no capture; "traced <pid> <parent>"
- * when a child is traced (lt_capture_notify_traced); in attach mode "detached <pid> <session>"
+ * when a child is traced (lt_capture_notify_traced); "exec" and "execfailed" around an exec
+ * (lt_capture_notify_exec); in attach mode "detached <pid> <session>"
  * when a detach ended the session (lt_capture_notify_detached). */
 static void notify_line(const char *word, int error, const char *text)
 {
@@ -362,6 +363,23 @@ void lt_capture_notify_traced(void)
     char parent[24];
     *lt_put_uint(parent, parent + sizeof parent - 1, (uint64_t)getppid()) = 0;
     notify_line("traced", 0, parent);
+}
+
+/* The image about to exec `image` wrote its capture ("exec <pid> <file>"), or the exec failed
+ * and it lives on ("execfailed <pid> <file>"): if no capture follows, the launcher checks the
+ * file (setuid, static: the loader does not preload the shim into it) to say why. */
+void lt_capture_notify_exec(const char *image)
+{
+    int saved_errno = errno;
+    notify_line("exec", 0, image[0] ? image : "?");
+    errno = saved_errno;
+}
+
+void lt_capture_notify_exec_failed(const char *image)
+{
+    int saved_errno = errno;
+    notify_line("execfailed", 0, image[0] ? image : "?");
+    errno = saved_errno;
 }
 
 /* The `leaktrace attach` that started the session learns that `leaktrace detach` ended it

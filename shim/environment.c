@@ -13,6 +13,7 @@
  * Python's subprocess with env=), as valgrind's --trace-children=yes follows such children
  * too (its settings stay visible there). */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -372,13 +373,40 @@ static int exec_with_hidden(const struct exec_call *c, char *const argv[], char 
     return exec_completed(c, argv, envp, shim_preload, hidden, nhidden);
 }
 
+/* Where `dir` (a directory's descriptor, or AT_FDCWD) and `file` lead, as an absolute path in
+ * `out`: for the launcher, which checks the file later from another directory. */
+static void absolute_path(int dir, const char *file, char *out, size_t cap)
+{
+    char *end = out + cap - 1;
+    char *p = out;
+    if (!file || file[0] != '/') {
+        if (dir == AT_FDCWD) {
+            if (!getcwd(out, cap)) out[0] = 0;
+        } else {
+            char link[40];
+            *lt_put_uint(lt_put_str(link, link + sizeof link - 1, "/proc/self/fd/"),
+                         link + sizeof link - 1, (uint64_t)dir) = 0;
+            ssize_t n = lt_readlink_proc(link, out, cap - 1);
+            out[n > 0 ? n : 0] = 0;
+        }
+        if (!out[0]) return;
+        p = out + strlen(out);
+        if (file && file[0]) p = lt_put_str(p, end, "/");
+    }
+    *lt_put_str(p, end, file ? file : "") = 0;
+}
+
 /* Would an exec of `file` start a new image? Checked before writing the image's capture, so
  * the usual failures (execvp's callers trying names, a missing program) cost nothing. With
- * `search`, a name without a slash is looked for in $PATH as execvp does. */
-static bool executable(const char *file, bool search)
+ * `search`, a name without a slash is looked for in $PATH as execvp does. The file found goes
+ * in `image` (absolute). */
+static bool executable(const char *file, bool search, char *image, size_t cap)
 {
     if (!file || !*file) return false;
-    if (!search || strchr(file, '/')) return access(file, X_OK) == 0;
+    if (!search || strchr(file, '/')) {
+        absolute_path(AT_FDCWD, file, image, cap);
+        return access(file, X_OK) == 0;
+    }
     const char *dirs = getenv("PATH");
     if (!dirs) dirs = "/bin:/usr/bin";
     char candidate[LT_PATH_MAX];
@@ -391,23 +419,43 @@ static bool executable(const char *file, bool search)
             size_t n = dlen;
             if (n) candidate[n++] = '/';
             memcpy(candidate + n, file, flen + 1);
-            if (access(candidate, X_OK) == 0) return true;
+            if (access(candidate, X_OK) == 0) {
+                absolute_path(AT_FDCWD, candidate, image, cap);
+                return true;
+            }
         }
         if (!*end) return false;
         d = end;
     }
 }
 
-/* The image about to be replaced writes its capture first (removed if the exec fails). An exec
- * by descriptor is not checked first: those seldom fail, and the capture goes if one does. */
+/* The file an exec by descriptor runs (execveat, fexecve). Not checked first: those seldom
+ * fail, and the capture goes if one does. */
+static void image_by_descriptor(const struct exec_call *c, char *image, size_t cap)
+{
+    bool whole_fd = c->by_fd || ((c->flags & AT_EMPTY_PATH) && (!c->file || !c->file[0]));
+    absolute_path(c->dirfd, whole_fd ? NULL : c->file, image, cap);
+}
+
+/* The image about to be replaced writes its capture first, and tells the launcher which file
+ * comes next (a setuid or static one cannot be entered: the launcher says so); if the exec
+ * fails, the image lives on: its capture is removed and the launcher told. */
 static int exec_with_settings(const struct exec_call *c, bool search, char *const argv[],
                               char *const envp[])
 {
-    char capture[LT_PATH_MAX];
-    bool captured = lt_exec_capture_wanted() && (by_descriptor(c) || executable(c->file, search)) &&
-                    lt_capture_before_exec(capture, sizeof capture);
+    char capture[LT_PATH_MAX], image[LT_PATH_MAX] = "";
+    bool captured = false;
+    if (lt_exec_capture_wanted()) {
+        if (by_descriptor(c)) image_by_descriptor(c, image, sizeof image);
+        captured = (by_descriptor(c) || executable(c->file, search, image, sizeof image)) &&
+                   lt_capture_before_exec(capture, sizeof capture);
+    }
+    if (captured) lt_capture_notify_exec(image);
     int r = exec_with_hidden(c, argv, envp);
-    if (captured) lt_discard_exec_capture(capture);
+    if (captured) {
+        lt_discard_exec_capture(capture);
+        lt_capture_notify_exec_failed(image);
+    }
     return r;
 }
 

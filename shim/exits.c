@@ -1,5 +1,5 @@
-/* The functions that end the process from the program's code: exit, _exit, _Exit, quick_exit
- * and abort. Each writes (or lets the exit path write) the final capture; first, the program's
+/* The functions that end the process from the program's code: exit, _exit, _Exit, quick_exit,
+ * abort, and daemon() in its parent. Each writes (or lets the exit path write) the final capture; first, the program's
  * callee-saved registers where it called them go to the final scan as roots.
  *
  * Why: the program's function that calls exit may keep a live block's only pointer in a
@@ -11,7 +11,10 @@
  * later, so each hook is a few instructions of assembly that store them before anything
  * else runs, then jump to its C part (the exported name and the hidden lt_hook_ name the GOT
  * patcher writes are one address, as for dlsym in lookups.c). */
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -104,4 +107,35 @@ __attribute__((used, externally_visible, noreturn)) void lt_abort_saved(void)
     syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), SIGABRT);
     syscall(SYS_exit_group, 128 + SIGABRT);
     __builtin_unreachable();
+}
+
+/* daemon() forks, and its parent ends with the C library's own _exit, where no hook sees it:
+ * that process (a child under --follow-children, or the program itself) would end without a
+ * capture. So it is made here as glibc makes it, the parent ending through _exit's path. */
+__attribute__((used, externally_visible)) int lt_daemon_saved(int nochdir, int noclose)
+{
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid > 0) lt__exit_saved(0);
+    if (setsid() < 0) return -1;
+    if (!nochdir && chdir("/") != 0) { /* glibc ignores it too */ }
+    if (noclose) return 0;
+    int fd = open("/dev/null", O_RDWR);
+    if (fd < 0) return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return -1;
+    }
+    if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) {
+        /* Not the real /dev/null (a chroot's file): glibc refuses it too. */
+        close(fd);
+        errno = ENODEV;
+        return -1;
+    }
+    dup2(fd, STDIN_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    if (fd > STDERR_FILENO) close(fd);
+    return 0;
 }

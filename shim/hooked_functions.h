@@ -109,13 +109,14 @@
     X(fopen64)
 
 /* exits.c: the functions that end the process (exported by its assembly, which keeps the
- * program's callee-saved registers for the final scan). */
+ * program's callee-saved registers for the final scan); daemon() ends its parent. */
 #define LT_HOOKED_EXIT_FUNCTIONS(X) \
     X(exit)                         \
     X(_exit)                        \
     X(_Exit)                        \
     X(quick_exit)                   \
-    X(abort)
+    X(abort)                        \
+    X(daemon)
 
 /* lookups.c: dlsym hands out the hooks for libc's allocation functions (exported by its
  * assembly, not by an alias). Not in any list: dlopen (deepbind.c), exported for preload mode

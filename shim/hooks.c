@@ -634,6 +634,7 @@ void lt_hook__exit(int status);
 void lt_hook__Exit(int status);
 void lt_hook_quick_exit(int status);
 void lt_hook_abort(void);
+int lt_hook_daemon(int nochdir, int noclose);
 
 const struct lt_hook lt_hooks[] = {
 #define LT_X(name) { #name, (void *)lt_hook_##name },

@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from leakharness import (
     records_from,
     run_traced,
 )
+from native_programs import compile_source
 
 OPT_LEVELS = ["-O0", "-O2"]
 
@@ -448,6 +450,64 @@ def test_followed_programs_see_their_environment_as_natively(build_dir: Path,
                       if ".exec-" not in c.name)
     assert programs == ["leaktrace-env"] * 2 + ["leaktrace-grep"] * 2 + ["leaktrace-sh"] * 3, \
         programs
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_the_process_that_calls_daemon_has_its_capture(build_dir: Path, tmp_path: Path,
+                                                       opt: str) -> None:
+    """daemon() ends its caller with the C library's own _exit, past the hooks: the caller
+    (the program, or a followed child) wrote no capture, and run said it ended without one.
+    Each process now has its own: the caller its 33 lost bytes, the daemon those and its own
+    55; the daemon still starts in a new session, in /, on /dev/null."""
+    exe = compile_program("daemonizes.c", build_dir, opt)
+    saw = "cwd /, session leader 1, on /dev/null 111\n"
+    followed = run_traced(exe, str(tmp_path / "followed.txt"), "child", work=tmp_path,
+                          options=("--follow-children",))
+    assert (followed.returncode, followed.stdout) == (
+        0, f"daemon()'s caller exited 0; the daemon saw: {saw}"), followed.stderr
+    assert "without a capture" not in followed.stderr, followed.stderr
+    assert children_together(followed.stderr) == (33 + 33 + 55, 3, 0, 0, 0, 0)
+    for capture, lost in ((c, [r["bytes"] for r in json_report(c)["records"]
+                               if r["leak_kind"] == "definitely lost"])
+                          for c in tmp_path.glob("leaktrace-daemonizes.*.lt")):
+        assert sorted(lost) in ([33], [33, 55]), (capture, lost)
+
+    itself = run_traced(exe, str(tmp_path / "itself.txt"), "self", work=tmp_path)
+    assert (itself.returncode, itself.stdout) == (0, ""), itself.stderr
+    [record] = [r for r in itself.report["records"] if r["leak_kind"] == "definitely lost"]
+    assert allocation_site(record, "daemonizes.c") == (
+        "daemonizes.c", marker_line("daemonizes.c", "before_daemon"))
+    for _ in range(500):
+        if (tmp_path / "itself.txt").exists():
+            break
+        time.sleep(0.01)
+    assert (tmp_path / "itself.txt").read_text() == saw
+
+
+def test_an_exec_of_a_program_the_shim_cannot_enter_is_named(build_dir: Path,
+                                                             tmp_path: Path) -> None:
+    """A traced process that execs a static (or setuid) program writes no capture past the
+    exec, as the loader does not preload the shim there: run names the program and why (tmux
+    runs the setgid utempter from a child), not a SIGKILL or raw system call."""
+    static = compile_source(tmp_path, "static_hello.c",
+                            "#include <stdio.h>\nint main(void) { puts(\"static\"); return 0; }\n",
+                            "-static")
+    why = f"{static} is statically linked: the leaktrace shim cannot enter it"
+    plain = leaktrace("run", "-o", str(tmp_path / "plain.lt"), "--", "sh", "-c",
+                      f"exec {static}", cwd=tmp_path)
+    # No report of the last image: never a 0, which would claim a clean run (README's table).
+    assert (plain.returncode, plain.stdout) == (2, "static\n"), plain.stderr
+    assert f"by the image it exec'd last: {why}" in plain.stderr, plain.stderr
+    # bash forks for a command (dash's vfork children are not traced: nothing to say).
+    followed = leaktrace("run", "-o", str(tmp_path / "followed.lt"), "--follow-children", "--",
+                         "bash", "-c", f"{static}; {static}; exit 4", cwd=tmp_path)
+    assert (followed.returncode, followed.stdout) == (4, "static\n" * 2), followed.stderr
+    named = [line for line in followed.stderr.splitlines()
+             if "not traced past its last exec" in line]
+    assert len(named) == 2 and all(line.endswith(why + " (it needs the dynamic loader); rebuild "
+                                                 "it dynamically linked") for line in named), \
+        followed.stderr
+    assert "without a capture" not in followed.stderr, followed.stderr
 
 
 def test_skip_children_leaves_out_the_programs_it_names(build_dir: Path, tmp_path: Path) -> None:

@@ -47,11 +47,12 @@ from leaktrace.launcher.notifications import (
     CaptureNotice,
     exec_captures,
     find_capture,
+    last_exec_targets,
     numbered_captures,
     remove_empty_captures,
 )
 from leaktrace.launcher.outliving_children import GRACE_SECONDS, wait_for_children
-from leaktrace.launcher.program_checks import check_traceable, resolve_program
+from leaktrace.launcher.program_checks import check_traceable, resolve_program, why_untraceable
 from leaktrace.launcher.supervise import (
     end_like,
     run_supervised,
@@ -178,6 +179,7 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         at_end = wait_for_children(notify.path, pid)
         notices, failures, still_running = at_end.notices, at_end.failures, at_end.still_running
         vanished = at_end.vanished
+        exec_targets = last_exec_targets(notify.path)
     drop_when_unread()
     remove_stale_socket(pid, env)
 
@@ -209,8 +211,9 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
                                   show_addresses, inline=inline, shows_records=shows_records)
     if capture is None:
         last = " by the image it exec'd last" if earlier else ""
-        warn(f"no capture was written for {command[0]} (pid {pid}){last}: "
-             f"{_why_no_capture(returncode, [f for f in failures if f.pid == pid])}")
+        why = _untraceable(pid, exec_targets, shim) or _why_no_capture(
+            returncode, [f for f in failures if f.pid == pid])
+        warn(f"no capture was written for {command[0]} (pid {pid}){last}: {why}")
         if leaks_exceed_any(earlier, fail_on_leak, fail_on_kinds):
             end_gated(returncode, leak_exit_code)
         _end_unchecked(returncode)
@@ -254,7 +257,8 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         click.echo(f"leaktrace: mtrace log written to {mtrace_log}: "
                    f"{leaktrace_command()} mtrace {shlex.quote(mtrace_log)}", err=True)
     children = _summarize_children(followed)
-    _name_children_without_capture(pid, failures, vanished)
+    _name_children_without_capture(pid, failures, {
+        child: _untraceable(child, exec_targets, shim) for child in vanished})
     _name_children_still_running(still_running, capture_dir)
     if leaks_exceed_any([report, *earlier, *children], fail_on_leak, fail_on_kinds):
         end_gated(returncode, leak_exit_code)
@@ -410,15 +414,28 @@ def _summarize_children(followed: list[tuple[CaptureNotice, ChildLeaks | str]]) 
     return reports
 
 
+def _untraceable(pid: int, exec_targets: dict[int, str], shim: str) -> str | None:
+    """Why the shim could not enter the program process `pid` exec'd last (setuid, static),
+    if it exec'd one: tmux's child that runs the setgid utempter writes no capture, and the
+    reason is known. Asked only of processes without a capture (a make runs thousands)."""
+    image = exec_targets.get(pid)
+    return why_untraceable(image, shim) if image else None
+
+
 def _name_children_without_capture(pid: int, failures: list[CaptureFailure],
-                                   vanished: list[int]) -> None:
-    """Traced children that wrote no capture: each is named with the shim's reason, or as
-    ended without one (a SIGKILL, which nothing can catch); they are not in the summary."""
+                                   vanished: dict[int, str | None]) -> None:
+    """Traced children that wrote no capture: each is named with the shim's reason, with the
+    program it exec'd that the shim cannot enter, or as ended without one (a SIGKILL, which
+    nothing can catch); they are not in the summary."""
     for failure in failures:
         if failure.pid != pid:
             warn(f"child {failure.pid} wrote no capture: the shim could not write "
                  f"{failure.path}: {failure.reason}")
-    for child in vanished:
+    for child, untraceable in vanished.items():
+        if untraceable:
+            click.echo(f"leaktrace: child {child} not traced past its last exec: {untraceable}",
+                       err=True)
+            continue
         warn(f"child {child} ended without a capture (killed by SIGKILL, which no process "
              "can catch, or by a raw exit or exec system call, or under a file size limit "
              "(RLIMIT_FSIZE) it set below the capture's)")

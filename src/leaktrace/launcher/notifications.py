@@ -1,7 +1,8 @@
 """Which captures the shim wrote: it appends `capture <pid> <path>` to $LEAKTRACE_NOTIFY
 for each one, and `failed <pid> <errno> <path>` for each one it could not write;
-`traced <pid> <parent>` for each child it traces (--follow-children); in attach mode,
-`detached <pid> <session>` when a detach ended the session."""
+`traced <pid> <parent>` for each child it traces (--follow-children); `exec <pid> <file>`
+when an image that wrote its capture execs `file`, `execfailed <pid> <file>` when that exec
+failed; in attach mode, `detached <pid> <session>` when a detach ended the session."""
 
 from __future__ import annotations
 
@@ -73,6 +74,18 @@ def detached_sessions(notify_path: str, pid: int) -> set[str]:
 def traced_children(notify_path: str) -> set[int]:
     """The processes the shim traces as children (--follow-children)."""
     return {int(parts[1]) for parts in _lines(notify_path) if parts[0] == b"traced"}
+
+
+def last_exec_targets(notify_path: str) -> dict[int, str]:
+    """The file each process exec'd last, where that exec went through: if no capture came
+    after it, the file may be one the shim cannot enter (setuid, static)."""
+    targets: dict[int, str] = {}
+    for parts in _lines(notify_path):
+        if parts[0] == b"exec":
+            targets[int(parts[1])] = os.fsdecode(parts[2])
+        elif parts[0] == b"execfailed":
+            targets.pop(int(parts[1]), None)
+    return targets
 
 
 def ended(pid: int, notices: list[CaptureNotice], failures: list[CaptureFailure]) -> bool:

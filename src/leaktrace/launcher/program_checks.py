@@ -78,6 +78,18 @@ def check_traceable(program: str, shim: str) -> None:
                              f"is {shim_elf.elf_class}-bit: the loader would skip the shim")
 
 
+def why_untraceable(program: str, shim: str) -> str | None:
+    """What check_traceable would say of `program` (a file a traced process exec'd), or None
+    when the shim can enter it or the file is gone."""
+    try:
+        check_traceable(program, shim)
+    except LeaktraceError as e:
+        return str(e)
+    except OSError:
+        return None
+    return None
+
+
 @dataclass(frozen=True)
 class _ElfFacts:
     elf_class: int  # 32 or 64
