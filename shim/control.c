@@ -518,7 +518,9 @@ static void start_thread(void)
     pthread_mutex_lock(&join_lock);
     atomic_store(&control_starting, true);
     atomic_fetch_add(&threads_running, 1);
+    lt_own_allocations_begin(); /* its DTV out of the program's heap */
     bool created = pthread_create(&thread, &attr, control_main, NULL) == 0;
+    lt_own_allocations_end();
     if (!created) {
         atomic_store(&control_starting, false);
         atomic_fetch_sub(&threads_running, 1);

@@ -261,6 +261,7 @@ static __attribute__((noinline)) void free_and_forget(void *p)
 
 void lt_hook_free(void *p)
 {
+    if (LT_UNLIKELY(lt_own_block(p))) return lt_own_free(p);
     if (lt_sample_free_unrecorded(p)) return __libc_free(p);
     free_and_forget(p);
 }
@@ -288,8 +289,16 @@ static __attribute__((noinline)) void *calloc_and_record(size_t n, size_t size)
     return p;
 }
 
+/* The shim's own thread's vector (own_allocations.c) before all else. */
+static __attribute__((noinline)) void *calloc_for_shim(size_t n, size_t size)
+{
+    void *p = lt_own_calloc(n, size);
+    return p ? p : __libc_calloc(n, size);
+}
+
 void *lt_hook_calloc(size_t n, size_t size)
 {
+    if (LT_UNLIKELY(lt_allocating_for_shim)) return calloc_for_shim(n, size);
     size_t bytes;
     if (!__builtin_mul_overflow(n, size, &bytes) && lt_sample_skip_at_once(bytes))
         return __libc_calloc(n, size);
@@ -328,6 +337,7 @@ static void *realloc_as(void *old, size_t size, unsigned kind)
  * business alone (the jump, as in malloc). */
 void *lt_hook_realloc(void *old, size_t size)
 {
+    if (LT_UNLIKELY(lt_own_block(old))) return lt_own_realloc(old, size);
     if (lt_sample_free_unrecorded(old) && lt_sample_skip_at_once(size)) return __libc_realloc(old, size);
     return realloc_as(old, size, LT_KIND_REALLOC);
 }

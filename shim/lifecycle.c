@@ -430,6 +430,7 @@ static void fork_child(void)
         lt_modules_after_fork_child();
         lt_series_after_fork_child();
         lt_control_after_fork_child();
+        lt_own_allocations_after_fork_child();
         lt_procfs_after_fork_child();
     }
     lt_annotations_unlock();

@@ -792,6 +792,23 @@ void lt_control_resume(void);
 void lt_before_sandbox(unsigned reason);
 void lt_signals_uninstall(void);     /* signals.c: the program's default actions back */
 void lt_control_after_fork_child(void);
+/* own_allocations.c: what glibc's pthread_create allocates for the shim's thread (its DTV,
+ * through the calloc hook) comes from the shim's memory, not the program's heap. */
+#define LT_OWN_POOL_BYTES (4u * 4096u)
+#define LT_NO_OWN_POOL ((uintptr_t)0xffff800000000000ull) /* above user space */
+extern _Atomic uintptr_t lt_own_pool;
+extern __thread bool lt_allocating_for_shim __attribute__((tls_model("initial-exec")));
+static inline bool lt_own_block(const void *p)
+{
+    return (uintptr_t)p - atomic_load_explicit(&lt_own_pool, memory_order_relaxed) <
+           LT_OWN_POOL_BYTES;
+}
+void lt_own_allocations_begin(void); /* around the shim's pthread_create */
+void lt_own_allocations_end(void);
+void *lt_own_calloc(size_t n, size_t size); /* NULL: take it from the C library */
+void lt_own_free(void *p);                  /* pre: lt_own_block(p) */
+void *lt_own_realloc(void *old, size_t size);
+void lt_own_allocations_after_fork_child(void);
 uint32_t lt_snapshot_interval_ms(void);
 pid_t lt_control_thread_id(void);    /* 0 when no control thread runs */
 unsigned lt_control_threads_running(void); /* the shim's threads in the kernel's count: 0 or 1 */
