@@ -280,7 +280,7 @@ LT_EXPORT int leaktrace_attach(const char *config_path)
             return -3; /* the tables could not be mapped again */
         }
         lt_go_detect(); /* before any scan: Go threads' stacks are read the Go way */
-        lt_scan_learn_heap_marks();
+        lt_scan_learn_heap_marks(false);
         pthread_mutex_lock(&patch_lock);
         npatches = 0;
         patch_all();

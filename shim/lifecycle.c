@@ -228,7 +228,7 @@ static void start_preloaded(void)
     lt_fd_table_grow_early();
     /* Sampling mode's scans walk the heap for the blocks not sampled (scan.c), which must
      * tell the chunks glibc keeps in its thread caches from those in use. */
-    if (lt_sample_mean_bytes) lt_scan_learn_heap_marks();
+    if (lt_sample_mean_bytes) lt_scan_learn_heap_marks(true);
     if (!started_before_libc) adopt_environment();
     if (lt_cfg.write_on_signal) lt_signals_install();
     lt_capture_remember_name();

@@ -1184,7 +1184,29 @@ static void scan_own_break(const struct lt_block *region, void *ctx)
  * mode; read by the scans. */
 static _Atomic uintptr_t tcache_key;
 
-void lt_scan_learn_heap_marks(void)
+/* A chunk the learning took from the heap's top goes back into it: grown in place into the
+ * top (it lies just below it, single-threaded at start-up) past the thread cache's sizes, so
+ * that its free merges it with the top, its bytes and the grown top's old size word zeroed,
+ * as the memory was before (fresh from the kernel). Where it does not grow in place, it is
+ * simply freed. */
+static void give_back_to_top(void *p)
+{
+    extern void *__libc_realloc(void *, size_t);
+    extern void __libc_free(void *);
+    const size_t past_cache = 2048; /* above glibc's largest cached size, 1032 bytes */
+    void *grown = __libc_realloc(p, past_cache);
+    if (!grown) {
+        __libc_free(p);
+        return;
+    }
+    uintptr_t chunk = (uintptr_t)grown - 16, size = ((uintptr_t *)grown)[-1] & ~(uintptr_t)7;
+    memset(grown, 0, size - 16);
+    __libc_free(grown);
+    /* The top's size word, written when the chunk grew into it: free memory of the top now. */
+    if (grown == p) *(volatile uintptr_t *)(chunk + size + 8) = 0;
+}
+
+void lt_scan_learn_heap_marks(bool leave_heap_as_found)
 {
     extern void *__libc_malloc(size_t);
     extern void __libc_free(void *);
@@ -1193,8 +1215,9 @@ void lt_scan_learn_heap_marks(void)
      * bin instead, which writes only the first word; a value seen twice is the key. */
     static const size_t sizes[] = { 16, 40, 56, 72 };
     uintptr_t seen[8] = { 0 };
-    for (unsigned i = 0; i < 8; i++) {
-        uintptr_t *chunk = __libc_malloc(sizes[i % 4]);
+    unsigned tried = 0;
+    for (; tried < 8 && !atomic_load(&tcache_key); tried++) {
+        uintptr_t *chunk = __libc_malloc(sizes[tried % 4]);
         if (!chunk) return;
         /* The address goes through an empty asm, so the compiler cannot tie the read after the
          * free to the block (a read of freed memory is undefined to it: it may fold it). */
@@ -1202,13 +1225,19 @@ void lt_scan_learn_heap_marks(void)
         __asm__ volatile("" : "+r"(key_word));
         *(volatile uintptr_t *)key_word = 0;
         __libc_free(chunk);
-        seen[i] = *(volatile const uintptr_t *)key_word;
-        for (unsigned j = 0; j < i; j++)
-            if (seen[i] && seen[j] == seen[i]) {
-                atomic_store(&tcache_key, seen[i]);
-                return;
-            }
+        seen[tried] = *(volatile const uintptr_t *)key_word;
+        for (unsigned j = 0; j < tried; j++)
+            if (seen[tried] && seen[j] == seen[tried]) atomic_store(&tcache_key, seen[tried]);
     }
+    /* At start-up (sampling mode) the chunks would stay in the thread's cache: 80 bytes more in
+     * use to mallinfo, and the program's next blocks of those sizes would be them. Taken back
+     * out of the cache (last in, first out), then given back to the top, the last carved first.
+     * Not under attach: other threads allocate meanwhile. */
+    if (!leave_heap_as_found || tried > 4) return;
+    void *taken[4];
+    for (unsigned i = tried; i-- > 0;) taken[i] = __libc_malloc(sizes[i]);
+    for (unsigned i = tried; i-- > 0;)
+        if (taken[i]) give_back_to_top(taken[i]);
 }
 
 /* glibc's fast bins: a free chunk of up to 128 bytes that did not fit its thread's cache keeps

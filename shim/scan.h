@@ -52,7 +52,7 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped);
 void lt_scan_release(struct lt_scan *scan);
 /* Attach mode, before the first scan, on a thread free to call malloc: learns how glibc marks
  * the free chunks it keeps in its thread caches, which a walk of the heap must skip. */
-void lt_scan_learn_heap_marks(void);
+void lt_scan_learn_heap_marks(bool leave_heap_as_found);
 
 /* pymalloc_pools.c: a pool of CPython's small-object allocator at p, its blocks in use. */
 #define LT_POOL_OVERHEAD 48u
