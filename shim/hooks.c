@@ -253,16 +253,24 @@ void *lt_hook_malloc(size_t size)
     return malloc_and_record(size);
 }
 
+/* The C library's free, but for a block of the shim's own thread (own_allocations.c), which
+ * glibc frees when that thread is joined. Checked here, past the hook's entry: at the entry
+ * the check slowed the C workload's frees by 2-3%. */
+static inline void free_for_real(void *p)
+{
+    if (LT_UNLIKELY(lt_own_block(p))) return lt_own_free(p);
+    __libc_free(p);
+}
+
 static __attribute__((noinline)) void free_and_forget(void *p)
 {
     if (p && tracking()) forget_block(p);
-    __libc_free(p);
+    free_for_real(p);
 }
 
 void lt_hook_free(void *p)
 {
-    if (LT_UNLIKELY(lt_own_block(p))) return lt_own_free(p);
-    if (lt_sample_free_unrecorded(p)) return __libc_free(p);
+    if (lt_sample_free_unrecorded(p)) return free_for_real(p);
     free_and_forget(p);
 }
 

@@ -796,11 +796,12 @@ void lt_control_after_fork_child(void);
  * through the calloc hook) comes from the shim's memory, not the program's heap. */
 #define LT_OWN_POOL_BYTES (4u * 4096u)
 #define LT_NO_OWN_POOL ((uintptr_t)0xffff800000000000ull) /* above user space */
-extern _Atomic uintptr_t lt_own_pool;
+struct lt_own_pool_line { _Alignas(64) _Atomic uintptr_t base; }; /* the line to itself */
+extern struct lt_own_pool_line lt_own_pool;
 extern __thread bool lt_allocating_for_shim __attribute__((tls_model("initial-exec")));
 static inline bool lt_own_block(const void *p)
 {
-    return (uintptr_t)p - atomic_load_explicit(&lt_own_pool, memory_order_relaxed) <
+    return (uintptr_t)p - atomic_load_explicit(&lt_own_pool.base, memory_order_relaxed) <
            LT_OWN_POOL_BYTES;
 }
 void lt_own_allocations_begin(void); /* around the shim's pthread_create */
