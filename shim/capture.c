@@ -368,17 +368,10 @@ void lt_capture_notify_traced(void)
 /* The image about to exec `image` wrote its capture ("exec <pid> <file>"), or the exec failed
  * and it lives on ("execfailed <pid> <file>"): if no capture follows, the launcher checks the
  * file (setuid, static: the loader does not preload the shim into it) to say why. */
-void lt_capture_notify_exec(const char *image)
+void lt_capture_notify_exec(const char *image, bool failed)
 {
     int saved_errno = errno;
-    notify_line("exec", 0, image[0] ? image : "?");
-    errno = saved_errno;
-}
-
-void lt_capture_notify_exec_failed(const char *image)
-{
-    int saved_errno = errno;
-    notify_line("execfailed", 0, image[0] ? image : "?");
+    notify_line(failed ? "execfailed" : "exec", 0, image[0] ? image : "?");
     errno = saved_errno;
 }
 

@@ -446,15 +446,16 @@ static int exec_with_settings(const struct exec_call *c, bool search, char *cons
     char capture[LT_PATH_MAX], image[LT_PATH_MAX] = "";
     bool captured = false;
     if (lt_exec_capture_wanted()) {
+        bool starts = true;
         if (by_descriptor(c)) image_by_descriptor(c, image, sizeof image);
-        captured = (by_descriptor(c) || executable(c->file, search, image, sizeof image)) &&
-                   lt_capture_before_exec(capture, sizeof capture);
+        else starts = executable(c->file, search, image, sizeof image);
+        captured = starts && lt_capture_before_exec(capture, sizeof capture);
     }
-    if (captured) lt_capture_notify_exec(image);
+    if (captured) lt_capture_notify_exec(image, false);
     int r = exec_with_hidden(c, argv, envp);
     if (captured) {
         lt_discard_exec_capture(capture);
-        lt_capture_notify_exec_failed(image);
+        lt_capture_notify_exec(image, true);
     }
     return r;
 }

@@ -1,6 +1,7 @@
 /* The functions that end the process from the program's code: exit, _exit, _Exit, quick_exit,
- * abort, and daemon() in its parent. Each writes (or lets the exit path write) the final capture; first, the program's
- * callee-saved registers where it called them go to the final scan as roots.
+ * abort, and daemon() in its parent. Each writes (or lets the exit path write) the final
+ * capture; first, the program's callee-saved registers where it called them go to the final
+ * scan as roots.
  *
  * Why: the program's function that calls exit may keep a live block's only pointer in a
  * callee-saved register (rbx, rbp, r12-r15: at -O2, a pointer live across the call). The

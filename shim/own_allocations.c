@@ -20,8 +20,7 @@ _Static_assert(OWN_SLOT_BYTES * OWN_SLOTS == LT_OWN_POOL_BYTES, "the pool's size
 
 /* The pool's address, mapped at the first thread start; until then an address above user
  * space, so no pointer is in the pool. Written once (a start of the control thread), read by
- * every free: on a cache line of its own (shim.h), which no thread writes (beside counters other
- * threads write, each free waited for the line: the C workload took 5% longer). */
+ * every free: on a cache line of its own (shim.h), away from counters other threads write. */
 struct lt_own_pool_line lt_own_pool = { LT_NO_OWN_POOL };
 /* Set by the thread that creates a shim thread, for that call (only that thread reads it). */
 __thread bool lt_allocating_for_shim __attribute__((tls_model("initial-exec")));

@@ -1185,25 +1185,30 @@ static void scan_own_break(const struct lt_block *region, void *ctx)
 static _Atomic uintptr_t tcache_key;
 
 /* A chunk the learning took from the heap's top goes back into it: grown in place into the
- * top (it lies just below it, single-threaded at start-up) past the thread cache's sizes, so
- * that its free merges it with the top, its bytes and the grown top's old size word zeroed,
- * as the memory was before (fresh from the kernel). Where it does not grow in place, it is
- * simply freed. */
+ * top past the thread cache's sizes, so that its free merges it with the top, its bytes and
+ * the grown top's old size word zeroed, as the memory was before (fresh from the kernel).
+ * Only a chunk just below the top (the chunk after it ends at the program break, with room to
+ * grow into): after one below a free chunk, realloc would split that chunk and the word zeroed
+ * would be the remainder's size. Any other is freed (back into the cache). */
 static void give_back_to_top(void *p)
 {
     extern void *__libc_realloc(void *, size_t);
     extern void __libc_free(void *);
     const size_t past_cache = 2048; /* above glibc's largest cached size, 1032 bytes */
-    void *grown = __libc_realloc(p, past_cache);
-    if (!grown) {
-        __libc_free(p);
+    uintptr_t chunk = (uintptr_t)p - 16, size = ((uintptr_t *)p)[-1] & ~(uintptr_t)7;
+    uintptr_t next = chunk + size, next_size = ((uintptr_t *)next)[1] & ~(uintptr_t)7;
+    uintptr_t brk = (uintptr_t)lt_raw_syscall(SYS_brk, 0, 0, 0, 0, 0, 0);
+    void *grown = next + next_size == brk && next_size > past_cache + 64
+                      ? __libc_realloc(p, past_cache) : NULL;
+    if (grown != p) { /* not below the top: it did not grow (and stayed, or moved as realloc's) */
+        __libc_free(grown ? grown : p);
         return;
     }
-    uintptr_t chunk = (uintptr_t)grown - 16, size = ((uintptr_t *)grown)[-1] & ~(uintptr_t)7;
-    memset(grown, 0, size - 16);
-    __libc_free(grown);
+    size = ((uintptr_t *)p)[-1] & ~(uintptr_t)7;
+    memset(p, 0, size - 16);
+    __libc_free(p);
     /* The top's size word, written when the chunk grew into it: free memory of the top now. */
-    if (grown == p) *(volatile uintptr_t *)(chunk + size + 8) = 0;
+    *(volatile uintptr_t *)(chunk + size + 8) = 0;
 }
 
 void lt_scan_learn_heap_marks(bool leave_heap_as_found)

@@ -466,8 +466,7 @@ void lt_capture_drop_prepared(void); /* before an exec: the early-opened final f
 void lt_capture_notify_failure(int error); /* tells the launcher no final capture will come */
 void lt_capture_notify_detached(void);   /* tells `leaktrace attach` a detach ended its session */
 void lt_capture_notify_traced(void);     /* tells `leaktrace run` a child is traced */
-void lt_capture_notify_exec(const char *image);        /* ... which file an exec runs next */
-void lt_capture_notify_exec_failed(const char *image); /* ... that the exec failed */
+void lt_capture_notify_exec(const char *image, bool failed); /* ... which file an exec runs */
 void lt_capture_remember_name(void);     /* the program's name as it started, for capture names */
 
 /* ---- counters (lifecycle.c) ------------------------------------------------------------ */
