@@ -556,10 +556,15 @@ int lt_hook_dlclose(void *handle)
     lt_busy++;
     if (!real_dlclose) real_dlclose = (int (*)(void *))lt_next_symbol("dlclose");
     bool rec = atomic_load(&lt_state) >= LT_STATE_TRACKING && lt_tables_enter();
-    if (rec) lt_modules_refresh(false); /* make sure what is about to go is recorded */
-    lt_busy--;
-    int r = real_dlclose ? real_dlclose(handle) : -1;
     if (rec) {
+        lt_modules_refresh(false); /* make sure what is about to go is recorded */
+        lt_tables_leave();
+    }
+    lt_busy--;
+    /* Outside the tables: the library's destructors are the program's code, and a signal that
+     * finds its thread inside the tables waits until it has left them (signals.c). */
+    int r = real_dlclose ? real_dlclose(handle) : -1;
+    if (rec && lt_tables_enter()) { /* not once detached meanwhile: the tables are gone */
         lt_busy++;
         lt_modules_refresh(true);
         lt_unwind_flush_cache(); /* the freed address range may be reused by other code */

@@ -806,6 +806,8 @@ void lt_final_at_exit_from(uintptr_t program_sp)
     write_final(LT_REASON_EXIT, program_sp, true, false, false);
 }
 
+bool lt_final_writing_here(void) { return writing_final; }
+
 /* From the handler of a signal that kills the program (signals.c). The scan runs only when
  * the interrupted code was not inside the shim (whose locks it may hold). Returns whether
  * the signal should end the process now (false: once this thread's capture is written). */

@@ -563,6 +563,15 @@ static inline bool lt_tables_enter(void)
     return false;
 }
 
+/* Whether this thread is inside the tables now (a signal handler asks what it interrupted).
+ * A thread on the shared slot cannot tell its count from others': it answers by its locks. */
+static inline bool lt_tables_inside_here(void)
+{
+    struct lt_thread_slot *s = lt_my_slot;
+    if (!s || s->shared) return lt_blocks_held_here();
+    return atomic_load_explicit(&s->inside, memory_order_relaxed) != 0;
+}
+
 static inline void lt_tables_leave(void)
 {
     struct lt_thread_slot *s = lt_my_slot;
@@ -611,6 +620,7 @@ size_t lt_go_dead_stack_parts(uintptr_t (*out)[2], size_t max);
 /* From a fatal signal's handler: the final capture (once; a second thread waits for it).
  * False: the signal interrupted this thread's own final capture and ends the process after it. */
 bool lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim, bool refaults);
+bool lt_final_writing_here(void); /* this thread is writing the final capture */
 void lt_signals_die_of(int sig);     /* the default action of `sig`, now */
 int lt_final_signal(void);           /* the signal that ended the process, or 0 */
 bool lt_quick_exit_handled(void);    /* lifecycle.c: its at_quick_exit handler writes the capture */
