@@ -386,6 +386,14 @@ void lt_write_detach_capture(char *path, size_t cap, bool scan)
     lt_busy--;
 }
 
+/* A signal handler of the program's runs on this thread over a table operation of the shim's
+ * that it interrupted (the thread holds a shard, the annotations' table or the regions lock):
+ * what would wait for those locks would wait for ever (fork, exec or exit from the handler). */
+static bool holds_tables_here(void)
+{
+    return lt_in_regions != 0 || lt_blocks_held_here() || lt_annotations_held_here();
+}
+
 /* ---- fork ------------------------------------------------------------------------------ */
 /* Signals wait from just before the fork until the shim's fork handlers are done (the child's
  * then knows itself: its owner pid, its notice to the launcher), then come as they would have:
@@ -395,6 +403,10 @@ void lt_write_detach_capture(char *path, size_t cap, bool scan)
  * its parent and child handlers first). The forking thread's mask, as it was. */
 static _Thread_local sigset_t mask_before_fork;
 static _Thread_local bool fork_blocked_signals; /* not in a sandbox: no system call of ours */
+/* fork() from a handler that interrupted this thread's table operation (holds_tables_here):
+ * the locks are not taken (this thread holds one), and the child, whose tables may be half
+ * changed, is not traced. */
+static _Thread_local bool fork_over_tables;
 
 static void fork_prepare(void)
 {
@@ -404,7 +416,9 @@ static void fork_prepare(void)
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &mask_before_fork);
     }
+    fork_over_tables = holds_tables_here();
     lt_busy++;
+    if (fork_over_tables) return;
     lt_regions_lock();
     lt_blocks_lock_all();
     lt_annotations_lock();
@@ -412,9 +426,11 @@ static void fork_prepare(void)
 
 static void fork_parent(void)
 {
-    lt_annotations_unlock();
-    lt_blocks_unlock_all();
-    lt_regions_unlock();
+    if (!fork_over_tables) {
+        lt_annotations_unlock();
+        lt_blocks_unlock_all();
+        lt_regions_unlock();
+    }
     lt_busy--;
     if (fork_blocked_signals) pthread_sigmask(SIG_SETMASK, &mask_before_fork, NULL);
 }
@@ -424,6 +440,13 @@ static void fork_child(void)
     /* The child of a sandboxed process inherits its filter: only the locks go (the state is
      * OFF, so nothing more is done below), none of the system calls the rest would make. */
     bool sandboxed_parent = atomic_load(&sandboxed);
+    if (fork_over_tables) { /* as an untraced child: nothing of the tables is touched again */
+        atomic_store(&lt_state, LT_STATE_OFF);
+        atomic_store(&lt_owner_pid, 0);
+        lt_busy--;
+        if (fork_blocked_signals) pthread_sigmask(SIG_SETMASK, &mask_before_fork, NULL);
+        return;
+    }
     if (!sandboxed_parent) {
         lt_inflight_after_fork_child();
         lt_capture_after_fork_child();
@@ -606,6 +629,10 @@ static void write_final_here(void *request)
     if (safe_to_scan && lt_cfg.scan_at_exit) {
         note = final_scan(&scan, program_sp);
         scanned = note == NULL;
+    } else if (lt_cfg.scan_at_exit) {
+        note = "no reachability scan at exit: the process ended while a signal handler had "
+               "interrupted the shim's work (inside malloc or free) on the same thread, half-way "
+               "through its table; every live block is listed, without a leak kind";
     }
     struct lt_capture_request req = { .reason = reason, .scan = scanned ? &scan : NULL,
                                       .world_stopped = scanned, .in_signal_handler = in_handler,
@@ -641,6 +668,7 @@ struct exec_capture {
     uintptr_t program_sp;
     char *path;
     size_t cap;
+    bool over_tables; /* exec from a handler over this thread's table operation (no scan, try-locks) */
     bool written;
 };
 
@@ -648,9 +676,13 @@ static void capture_before_exec_here(void *request)
 {
     struct exec_capture *e = request;
     struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
-    bool scanned = lt_cfg.scan_at_exit && lt_scan_run(&scan, e->program_sp, false) == 0;
-    struct lt_capture_request req = { .reason = LT_REASON_EXEC, .scan = scanned ? &scan : NULL };
-    if (lt_cfg.scan_at_exit && !scanned)
+    bool scanned = lt_cfg.scan_at_exit && !e->over_tables && lt_scan_run(&scan, e->program_sp, false) == 0;
+    struct lt_capture_request req = { .reason = LT_REASON_EXEC, .scan = scanned ? &scan : NULL,
+                                      .in_signal_handler = e->over_tables };
+    if (lt_cfg.scan_at_exit && e->over_tables)
+        req.note = "no reachability scan before exec: the program called exec from a signal handler "
+                   "that had interrupted the shim's work (inside malloc or free) on the same thread";
+    else if (lt_cfg.scan_at_exit && !scanned)
         req.note = "no reachability scan before exec: the shim could not map memory for it";
     e->written = lt_capture_write(&req) == 0;
     lt_scan_release(&scan);
@@ -666,7 +698,7 @@ bool lt_capture_before_exec(char *path, size_t cap)
     if (!lt_exec_capture_wanted()) return false;
     int saved_errno = errno;
     lt_busy++;
-    struct exec_capture request = { lt_unwind_program_sp(), path, cap, false };
+    struct exec_capture request = { lt_unwind_program_sp(), path, cap, holds_tables_here(), false };
     lt_on_own_stack(capture_before_exec_here, &request);
     lt_busy--;
     errno = saved_errno;
@@ -739,7 +771,12 @@ void lt_before_sandbox(unsigned reason)
 static __attribute__((noinline)) void write_final_at_exit(bool after_exit)
 {
     if (claim_final() < 0) return;
-    write_final(LT_REASON_EXIT, lt_unwind_program_sp(), true, false, after_exit);
+    /* exit or _exit from a signal handler of the program's that interrupted this thread in the
+     * shim (holding a shard, the regions lock, or in the shim's own work): waiting for what the
+     * thread holds itself would wait for ever (the program hung instead of exiting). Written as
+     * from a handler then: locks tried, not waited for, and no scan. */
+    bool interrupted = lt_busy != 0 || holds_tables_here();
+    write_final(LT_REASON_EXIT, lt_unwind_program_sp(), !interrupted, interrupted, after_exit);
 }
 
 /* Attach mode (or a failed registration): the shim's own destructor is the last chance. */

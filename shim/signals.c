@@ -178,28 +178,30 @@ struct fatal_signal {
  * take a shard this thread is half-way through changing (a SIGTERM to a program that allocates
  * all the time lost its leak kinds in 20 of 70 runs), or a scan that missed the block a malloc
  * hook had just recorded, whose address only the hook's frames held (the roots begin at the
- * program's own frame): definitely lost. Such a signal is put off instead: a one-shot timer of
- * the thread's sends it again a little later, when the thread is back in the program, and the
- * handler looks again (microseconds more than natively, before the same death). Those windows
- * run none of the program's code, so a put-off signal never interrupts a system call of the
- * program's (no EINTR it would not have seen). After RETRY_BUDGET_US of retries it goes ahead
- * as before. Faults are never put off: they happen again at once. Per thread, written only by
- * the thread's own handler (the signal is blocked in it). */
+ * program's own frame): definitely lost. A program's handler behind relay that ends the process
+ * (exit, _exit) met the same. Such a signal is put off instead: a one-shot timer of the
+ * thread's sends it again a little later, when the thread is back in the program, and the
+ * handler looks again (microseconds more than natively; the program's handler then gets the
+ * first copy's siginfo). Those windows run none of the program's code, so a put-off signal
+ * never interrupts a system call of the program's (no EINTR it would not have seen). After
+ * RETRY_BUDGET_US of retries it goes ahead as before. Faults are never put off: they happen
+ * again at once. Per thread, written only by the thread's own handlers (stand-in and relay;
+ * the signal is blocked in them). */
 #define RETRY_FIRST_US 20
 #define RETRY_MAX_US 5000
 #define RETRY_BUDGET_US 500000
 struct put_off {
     int sig;         /* the signal put off, 0 when none */
+    siginfo_t info;  /* its first copy's */
     int timer;       /* the kernel's timer id, when timer_sig is not 0 */
     int timer_sig;   /* the signal the timer sends (fixed when it is made) */
     long next_us, waited_us;
 };
 static __thread struct put_off put_off __attribute__((tls_model("initial-exec")));
 
-/* Whether this delivery is the retry the thread's own timer sent. */
-static bool is_retry(int sig, const siginfo_t *info)
+static bool from_our_timer(const siginfo_t *info)
 {
-    return info && put_off.sig == sig && put_off.timer_sig == sig && info->si_code == SI_TIMER &&
+    return info && info->si_code == SI_TIMER && put_off.timer_sig != 0 &&
            info->si_timerid == put_off.timer && info->si_value.sival_ptr == &put_off;
 }
 
@@ -214,12 +216,18 @@ static bool asynchronous(int sig, const siginfo_t *info)
     return info->si_code <= 0 || info->si_code == SI_KERNEL;
 }
 
+static bool interrupted_the_shim(void)
+{
+    return lt_busy != 0 || lt_in_regions != 0 || lt_tables_inside_here() || lt_annotations_held_here();
+}
+
 /* Arms the thread's timer to send `sig` again; false once the budget is spent or without a
  * timer (the caller goes ahead then). */
-static bool put_off_once_more(int sig)
+static bool put_off_once_more(int sig, const siginfo_t *info)
 {
     if (put_off.sig != sig) {
         put_off.sig = sig;
+        put_off.info = *info;
         put_off.next_us = RETRY_FIRST_US;
         put_off.waited_us = 0;
     }
@@ -244,22 +252,39 @@ static bool put_off_once_more(int sig)
     return true;
 }
 
+/* What a delivery of `sig` to the stand-in or relay is to act on: NULL when there is nothing to
+ * do now (the launcher's second copy, forwarded.c; a signal put off; a retry no longer wanted),
+ * else its siginfo (for a retry, the first copy's). `*retry`: whether it is a retry. */
+static siginfo_t *to_act_on(int sig, siginfo_t *info, bool *retry)
+{
+    *retry = from_our_timer(info);
+    if (*retry && put_off.sig != sig) return NULL; /* armed before a copy got through */
+    /* The second copy of a signal the launcher passed on, after the program's handler had the
+     * first (make's, before it kills its jobs and re-raises): the program had it already. */
+    if (!*retry && lt_forwarded_drops(sig, info)) return NULL;
+    /* One signal at a time: another one that comes meanwhile is acted on at once, as before. */
+    if ((*retry || asynchronous(sig, info)) && (put_off.sig == 0 || put_off.sig == sig) &&
+        interrupted_the_shim() && !lt_final_writing_here() && put_off_once_more(sig, info))
+        return NULL;
+    if (put_off.sig == sig) { /* acted on now: a retry still armed is not wanted */
+        if (*retry) info = &put_off.info;
+        put_off.sig = 0;
+        struct itimerspec never;
+        memset(&never, 0, sizeof never);
+        lt_raw_syscall(SYS_timer_settime, put_off.timer, 0, (long)&never, 0, 0, 0);
+    }
+    return info;
+}
+
 static void handle_fatal_signal(void *arg)
 {
     const struct fatal_signal *f = arg;
     int sig = f->sig;
-    bool retry = is_retry(sig, f->info);
-    /* The second copy of a signal the launcher passed on, after the program's handler had the
-     * first and put the default back (make's, before it kills its jobs and re-raises): the
-     * program had it already (forwarded.c). */
-    if (!retry && lt_forwarded_drops(sig, f->info)) return;
-    const siginfo_t *info = f->info;
+    bool retry;
+    const siginfo_t *info = to_act_on(sig, f->info, &retry);
+    if (!info) return;
     const ucontext_t *uc = f->uc;
     bool in_shim = lt_busy != 0 || lt_in_regions != 0;
-    bool in_tables = lt_tables_inside_here() || lt_annotations_held_here();
-    if ((retry || asynchronous(sig, info)) && (in_shim || in_tables) && !lt_final_writing_here() &&
-        put_off_once_more(sig))
-        return;
     /* Roots begin at the program's own innermost frame: an abort() or a fault inside libc
      * leaves libc's frames below it, whose slots may hold dead values of the program's.
      * In the program's own code, they begin at the interrupted stack pointer, less the
@@ -437,8 +462,10 @@ static void run_once(int sig, siginfo_t *info, void *context)
 static void relay(int sig, siginfo_t *info, void *context)
 {
     struct sigaction program = relayed[sig];
-    if (lt_forwarded_drops(sig, info)) return;
-    call_program(&program, sig, info, context);
+    bool retry;
+    if (!(info = to_act_on(sig, info, &retry))) return;
+    siginfo_t copy = *info; /* a retry's is the thread's put_off.info, which a nested signal may reuse */
+    call_program(&program, sig, &copy, context);
 }
 
 /* What the program installed, where the kernel holds `wrapper` (run_once, relay) for it. */

@@ -1,7 +1,10 @@
 /* Leaks one block, then allocates and frees without a pause until a signal sent to it ends it,
  * as a busy server does when it is stopped: in the main thread (argv[1] "main"), or in two
- * threads while the main thread, which has the signals blocked, waits ("threads"). The signal
- * then mostly finds its thread inside malloc or free. Prints "ready" once it allocates. */
+ * threads while the main thread, which has the signals blocked, waits ("threads"); or in the
+ * main thread with a SIGTERM handler that ends the process with _exit(3) ("handler-exit"), or
+ * a SIGWINCH one (a signal `leaktrace run` does not pass on: "winch-exit"), or a SIGWINCH one
+ * that execs /bin/true ("winch-exec"). The signal then mostly finds its thread inside malloc or
+ * free. Prints "ready" once it allocates. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -40,8 +43,25 @@ static void *say_ready_when_allocating(void *arg)
     return NULL;
 }
 
+static void end_at_once(int sig)
+{
+    (void)sig;
+    _exit(3);
+}
+
+static void become_true(int sig)
+{
+    (void)sig;
+    char *const argv[] = { "true", NULL };
+    execv("/bin/true", argv);
+    _exit(4);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "handler-exit") == 0) signal(SIGTERM, end_at_once);
+    if (argc > 1 && strcmp(argv[1], "winch-exit") == 0) signal(SIGWINCH, end_at_once);
+    if (argc > 1 && strcmp(argv[1], "winch-exec") == 0) signal(SIGWINCH, become_true);
     leak();
     if (argc > 1 && strcmp(argv[1], "threads") == 0) {
         pthread_t t;
