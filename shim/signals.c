@@ -266,12 +266,16 @@ static siginfo_t *to_act_on(int sig, siginfo_t *info, bool *retry)
     if ((*retry || asynchronous(sig, info)) && (put_off.sig == 0 || put_off.sig == sig) &&
         interrupted_the_shim() && !lt_final_writing_here() && put_off_once_more(sig, info))
         return NULL;
-    if (put_off.sig == sig) { /* acted on now: a retry still armed is not wanted */
+    if (put_off.sig == sig) {
+        /* Acted on now: a retry still armed is not wanted. The timer stays, one a thread:
+         * deleted, an expiry already queued would come as a new signal; disarmed, it comes as
+         * a stale retry, dropped above. Without a timer (timer_create failed) nothing is
+         * disarmed: timer id 0 may be the program's. */
         if (*retry) info = &put_off.info;
         put_off.sig = 0;
         struct itimerspec never;
         memset(&never, 0, sizeof never);
-        lt_raw_syscall(SYS_timer_settime, put_off.timer, 0, (long)&never, 0, 0, 0);
+        if (put_off.timer_sig) lt_raw_syscall(SYS_timer_settime, put_off.timer, 0, (long)&never, 0, 0, 0);
     }
     return info;
 }
@@ -464,8 +468,10 @@ static void relay(int sig, siginfo_t *info, void *context)
     struct sigaction program = relayed[sig];
     bool retry;
     if (!(info = to_act_on(sig, info, &retry))) return;
-    siginfo_t copy = *info; /* a retry's is the thread's put_off.info, which a nested signal may reuse */
-    call_program(&program, sig, &copy, context);
+    /* A tail call: no frame of the shim's between the signal frame and the program's handler,
+     * whose allocations' backtraces pass through here (so no copy of a retry's siginfo, the
+     * thread's put_off.info, which only another signal put off inside the handler reuses). */
+    call_program(&program, sig, info, context);
 }
 
 /* What the program installed, where the kernel holds `wrapper` (run_once, relay) for it. */
