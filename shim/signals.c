@@ -178,15 +178,15 @@ struct fatal_signal {
  * take a shard this thread is half-way through changing (a SIGTERM to a program that allocates
  * all the time lost its leak kinds in 20 of 70 runs), or a scan that missed the block a malloc
  * hook had just recorded, whose address only the hook's frames held (the roots begin at the
- * program's own frame): definitely lost. A program's handler behind relay that ends the process
- * (exit, _exit) met the same. Such a signal is put off instead: a one-shot timer of the
- * thread's sends it again a little later, when the thread is back in the program, and the
- * handler looks again (microseconds more than natively; the program's handler then gets the
- * first copy's siginfo). Those windows run none of the program's code, so a put-off signal
- * never interrupts a system call of the program's (no EINTR it would not have seen). After
- * RETRY_BUDGET_US of retries it goes ahead as before. Faults are never put off: they happen
- * again at once. Per thread, written only by the thread's own handlers (stand-in and relay;
- * the signal is blocked in them). */
+ * program's own frame): definitely lost. A program's handler behind relay or run_once that
+ * ends the process (exit, _exit) met the same. Such a signal is put off instead: a one-shot
+ * timer of the thread's sends it again a little later, when the thread is back in the program,
+ * and the handler looks again (microseconds more than natively; the program's handler then
+ * gets the first copy's siginfo). Those windows run none of the program's code, so a put-off
+ * signal never interrupts a system call of the program's (no EINTR it would not have seen).
+ * After RETRY_BUDGET_US of retries it goes ahead as before. Faults are never put off: they
+ * happen again at once. Per thread, written only by the thread's own handlers (stand-in, relay,
+ * run_once; the signal is blocked in them). */
 #define RETRY_FIRST_US 20
 #define RETRY_MAX_US 5000
 #define RETRY_BUDGET_US 500000
@@ -451,7 +451,8 @@ static void call_program(const struct sigaction *program, int sig, siginfo_t *in
  * as it delivered the signal; the stand-in goes back instead, then the handler runs. */
 static void run_once(int sig, siginfo_t *info, void *context)
 {
-    if (lt_forwarded_drops(sig, info)) return; /* the handler ran for the first copy */
+    bool retry;
+    if (!(info = to_act_on(sig, info, &retry))) return; /* the launcher's second copy, or put off */
     struct sigaction program = one_shot[sig];
     struct sigaction now;
     if (sigaction_real()(sig, NULL, &now) == 0 && now.sa_sigaction == run_once) {

@@ -93,7 +93,8 @@ def _killed_while_allocating(exe: Path, mode: str,
     return subprocess.CompletedProcess(run.args, run.returncode, "ready\n" + out, err)
 
 
-@pytest.mark.parametrize("mode", ["main", "threads", "handler-exit", "winch-exit"])
+@pytest.mark.parametrize("mode", ["main", "threads", "handler-exit", "resethand-exit",
+                                  "winch-exit"])
 def test_a_signal_that_finds_its_thread_in_malloc_still_gets_the_scan(build_dir: Path,
                                                                       tmp_path: Path,
                                                                       mode: str) -> None:
@@ -103,7 +104,8 @@ def test_a_signal_that_finds_its_thread_in_malloc_still_gets_the_scan(build_dir:
     A handler of the program's that called _exit() there hung the program for ever (the capture
     waited for the table the thread held itself). The shim now sends itself the signal again a
     few microseconds later, when the thread is back in the program, and the program's handler
-    of a signal the launcher passes on (SIGTERM) runs then. One it does not pass on (SIGWINCH)
+    of a signal the launcher passes on (SIGTERM, also one installed with SA_RESETHAND) runs
+    then. One it does not pass on (SIGWINCH)
     runs at once, as before; its _exit writes the capture without waiting for the table, and
     without the scan when the thread held it (the note says why). Sixteen rounds each: the same
     end as natively; the leaked block definitely lost every time the scan ran."""

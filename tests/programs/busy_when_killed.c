@@ -1,7 +1,8 @@
 /* Leaks one block, then allocates and frees without a pause until a signal sent to it ends it,
  * as a busy server does when it is stopped: in the main thread (argv[1] "main"), or in two
  * threads while the main thread, which has the signals blocked, waits ("threads"); or in the
- * main thread with a SIGTERM handler that ends the process with _exit(3) ("handler-exit"), or
+ * main thread with a SIGTERM handler that ends the process with _exit(3) ("handler-exit"; the
+ * same installed with SA_RESETHAND: "resethand-exit"), or
  * a SIGWINCH one (a signal `leaktrace run` does not pass on: "winch-exit"), or a SIGWINCH one
  * that execs /bin/true ("winch-exec"). The signal then mostly finds its thread inside malloc or
  * free. Prints "ready" once it allocates. */
@@ -60,6 +61,13 @@ static void become_true(int sig)
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "handler-exit") == 0) signal(SIGTERM, end_at_once);
+    if (argc > 1 && strcmp(argv[1], "resethand-exit") == 0) {
+        struct sigaction once;
+        memset(&once, 0, sizeof once);
+        once.sa_handler = end_at_once;
+        once.sa_flags = SA_RESETHAND;
+        sigaction(SIGTERM, &once, NULL);
+    }
     if (argc > 1 && strcmp(argv[1], "winch-exit") == 0) signal(SIGWINCH, end_at_once);
     if (argc > 1 && strcmp(argv[1], "winch-exec") == 0) signal(SIGWINCH, become_true);
     leak();
