@@ -150,6 +150,22 @@ def test_an_exec_from_a_handler_over_malloc_does_not_hang(build_dir: Path,
         assert "Traceback" not in done.stderr
 
 
+def test_a_fork_from_a_handler_over_a_mapping_hook_does_not_hang(build_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    """A SIGPROF handler that forks while the main thread maps and unmaps memory: the shim's
+    fork handler waited for the regions lock its own thread held in the interrupted mmap hook,
+    and the program hung for ever. It takes none of the shim's locks then (the child is not
+    traced). Three runs: 100 forks each, as natively."""
+    exe = compile_program("fork_in_handler.c", build_dir, "-O2")
+    native = _native(str(exe))
+    assert (native.returncode, native.stdout) == (0, "forked 100 times\n")
+    for round_ in range(3):
+        done = leaktrace("run", "-o", str(tmp_path / f"fork{round_}.lt"), "--", str(exe),
+                         cwd=tmp_path, timeout=60)
+        assert (done.returncode, done.stdout) == (0, native.stdout), done.stderr
+        assert "Traceback" not in done.stderr
+
+
 def test_leaktrace_signals_0_leaves_no_capture_and_run_says_why(build_dir: Path,
                                                                  tmp_path: Path) -> None:
     """LEAKTRACE_SIGNALS=0 (leaktrace --help): no capture when a signal kills the program,
