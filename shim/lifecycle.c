@@ -386,14 +386,6 @@ void lt_write_detach_capture(char *path, size_t cap, bool scan)
     lt_busy--;
 }
 
-/* A signal handler of the program's runs on this thread over a table operation of the shim's
- * that it interrupted (the thread holds a shard, the annotations' table or the regions lock):
- * what would wait for those locks would wait for ever (fork, exec or exit from the handler). */
-static bool holds_tables_here(void)
-{
-    return lt_in_regions != 0 || lt_blocks_held_here() || lt_annotations_held_here();
-}
-
 /* ---- fork ------------------------------------------------------------------------------ */
 /* Signals wait from just before the fork until the shim's fork handlers are done (the child's
  * then knows itself: its owner pid, its notice to the launcher), then come as they would have:
@@ -403,7 +395,7 @@ static bool holds_tables_here(void)
  * its parent and child handlers first). The forking thread's mask, as it was. */
 static _Thread_local sigset_t mask_before_fork;
 static _Thread_local bool fork_blocked_signals; /* not in a sandbox: no system call of ours */
-/* fork() from a handler that interrupted this thread's table operation (holds_tables_here):
+/* fork() from a handler over this thread's table operation (lt_holds_tables_here):
  * the locks are not taken (this thread holds one), and the child, whose tables may be half
  * changed, is not traced. */
 static _Thread_local bool fork_over_tables;
@@ -416,7 +408,7 @@ static void fork_prepare(void)
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &mask_before_fork);
     }
-    fork_over_tables = holds_tables_here();
+    fork_over_tables = lt_holds_tables_here();
     lt_busy++;
     if (fork_over_tables) return;
     lt_regions_lock();
@@ -668,7 +660,8 @@ struct exec_capture {
     uintptr_t program_sp;
     char *path;
     size_t cap;
-    bool over_tables; /* exec from a handler over this thread's table operation (no scan, try-locks) */
+    bool over_tables; /* exec from a handler over this thread's table operation: no scan,
+                       * try-locks */
     bool written;
 };
 
@@ -676,7 +669,8 @@ static void capture_before_exec_here(void *request)
 {
     struct exec_capture *e = request;
     struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
-    bool scanned = lt_cfg.scan_at_exit && !e->over_tables && lt_scan_run(&scan, e->program_sp, false) == 0;
+    bool scanned = lt_cfg.scan_at_exit && !e->over_tables &&
+                   lt_scan_run(&scan, e->program_sp, false) == 0;
     struct lt_capture_request req = { .reason = LT_REASON_EXEC, .scan = scanned ? &scan : NULL,
                                       .in_signal_handler = e->over_tables };
     if (lt_cfg.scan_at_exit && e->over_tables)
@@ -698,7 +692,8 @@ bool lt_capture_before_exec(char *path, size_t cap)
     if (!lt_exec_capture_wanted()) return false;
     int saved_errno = errno;
     lt_busy++;
-    struct exec_capture request = { lt_unwind_program_sp(), path, cap, holds_tables_here(), false };
+    struct exec_capture request = { lt_unwind_program_sp(), path, cap, lt_holds_tables_here(),
+                                    false };
     lt_on_own_stack(capture_before_exec_here, &request);
     lt_busy--;
     errno = saved_errno;
@@ -775,7 +770,7 @@ static __attribute__((noinline)) void write_final_at_exit(bool after_exit)
      * shim (holding a shard, the regions lock, or in the shim's own work): waiting for what the
      * thread holds itself would wait for ever (the program hung instead of exiting). Written as
      * from a handler then: locks tried, not waited for, and no scan. */
-    bool interrupted = lt_busy != 0 || holds_tables_here();
+    bool interrupted = lt_busy != 0 || lt_holds_tables_here();
     write_final(LT_REASON_EXIT, lt_unwind_program_sp(), !interrupted, interrupted, after_exit);
 }
 

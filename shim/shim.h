@@ -572,6 +572,14 @@ static inline bool lt_tables_inside_here(void)
     return atomic_load_explicit(&s->inside, memory_order_relaxed) != 0;
 }
 
+/* A signal handler runs on this thread over a table operation of the shim's that it
+ * interrupted (the thread holds a shard, the annotations' table or the regions lock): what
+ * would wait for those locks would wait for ever (a capture, fork, exec or exit from there). */
+static inline bool lt_holds_tables_here(void)
+{
+    return lt_in_regions != 0 || lt_blocks_held_here() || lt_annotations_held_here();
+}
+
 static inline void lt_tables_leave(void)
 {
     struct lt_thread_slot *s = lt_my_slot;

@@ -218,7 +218,7 @@ static bool asynchronous(int sig, const siginfo_t *info)
 
 static bool interrupted_the_shim(void)
 {
-    return lt_busy != 0 || lt_in_regions != 0 || lt_tables_inside_here() || lt_annotations_held_here();
+    return lt_busy != 0 || lt_tables_inside_here() || lt_holds_tables_here();
 }
 
 /* Arms the thread's timer to send `sig` again; false once the budget is spent or without a
@@ -252,18 +252,18 @@ static bool put_off_once_more(int sig, const siginfo_t *info)
     return true;
 }
 
-/* What a delivery of `sig` to the stand-in or relay is to act on: NULL when there is nothing to
- * do now (the launcher's second copy, forwarded.c; a signal put off; a retry no longer wanted),
- * else its siginfo (for a retry, the first copy's). `*retry`: whether it is a retry. */
-static siginfo_t *to_act_on(int sig, siginfo_t *info, bool *retry)
+/* What a delivery of `sig` to the stand-in, relay or run_once is to act on: NULL when there is
+ * nothing to do now (the launcher's second copy, forwarded.c; a signal put off; a retry no
+ * longer wanted), else its siginfo (for a retry, the first copy's). */
+static siginfo_t *to_act_on(int sig, siginfo_t *info)
 {
-    *retry = from_our_timer(info);
-    if (*retry && put_off.sig != sig) return NULL; /* armed before a copy got through */
+    bool retry = from_our_timer(info);
+    if (retry && put_off.sig != sig) return NULL; /* armed before a copy got through */
     /* The second copy of a signal the launcher passed on, after the program's handler had the
      * first (make's, before it kills its jobs and re-raises): the program had it already. */
-    if (!*retry && lt_forwarded_drops(sig, info)) return NULL;
+    if (!retry && lt_forwarded_drops(sig, info)) return NULL;
     /* One signal at a time: another one that comes meanwhile is acted on at once, as before. */
-    if ((*retry || asynchronous(sig, info)) && (put_off.sig == 0 || put_off.sig == sig) &&
+    if ((retry || asynchronous(sig, info)) && (put_off.sig == 0 || put_off.sig == sig) &&
         interrupted_the_shim() && !lt_final_writing_here() && put_off_once_more(sig, info))
         return NULL;
     if (put_off.sig == sig) {
@@ -271,7 +271,7 @@ static siginfo_t *to_act_on(int sig, siginfo_t *info, bool *retry)
          * deleted, an expiry already queued would come as a new signal; disarmed, it comes as
          * a stale retry, dropped above. Without a timer (timer_create failed) nothing is
          * disarmed: timer id 0 may be the program's. */
-        if (*retry) info = &put_off.info;
+        if (retry) info = &put_off.info;
         put_off.sig = 0;
         struct itimerspec never;
         memset(&never, 0, sizeof never);
@@ -284,8 +284,7 @@ static void handle_fatal_signal(void *arg)
 {
     const struct fatal_signal *f = arg;
     int sig = f->sig;
-    bool retry;
-    const siginfo_t *info = to_act_on(sig, f->info, &retry);
+    const siginfo_t *info = to_act_on(sig, f->info);
     if (!info) return;
     const ucontext_t *uc = f->uc;
     bool in_shim = lt_busy != 0 || lt_in_regions != 0;
@@ -451,8 +450,7 @@ static void call_program(const struct sigaction *program, int sig, siginfo_t *in
  * as it delivered the signal; the stand-in goes back instead, then the handler runs. */
 static void run_once(int sig, siginfo_t *info, void *context)
 {
-    bool retry;
-    if (!(info = to_act_on(sig, info, &retry))) return; /* the launcher's second copy, or put off */
+    if (!(info = to_act_on(sig, info))) return; /* the launcher's second copy, or put off */
     struct sigaction program = one_shot[sig];
     struct sigaction now;
     if (sigaction_real()(sig, NULL, &now) == 0 && now.sa_sigaction == run_once) {
@@ -467,8 +465,7 @@ static void run_once(int sig, siginfo_t *info, void *context)
 static void relay(int sig, siginfo_t *info, void *context)
 {
     struct sigaction program = relayed[sig];
-    bool retry;
-    if (!(info = to_act_on(sig, info, &retry))) return;
+    if (!(info = to_act_on(sig, info))) return;
     /* A tail call: no frame of the shim's between the signal frame and the program's handler,
      * whose allocations' backtraces pass through here (so no copy of a retry's siginfo, the
      * thread's put_off.info, which only another signal put off inside the handler reuses). */
