@@ -584,6 +584,25 @@ static void write_notes(struct writer *w, const char *request_note)
     section_end(w, at);
 }
 
+/* The fatal signal that ended the program, and where it struck (fatal.c). */
+static void write_fatal(struct writer *w)
+{
+    const struct lt_fatal *f = lt_fatal_noted();
+    if (!f || !lt_final_signal()) return;
+    uint64_t at = section_begin(w, LT_SECTION_FATAL);
+    w_u32(w, f->signal);
+    w_u32(w, (uint32_t)f->code);
+    w_u64(w, f->address);
+    w_u32(w, f->sender_pid);
+    w_u32(w, f->tid);
+    w_u32(w, f->flags);
+    w_u32(w, f->depth);
+    w_bytes(w, f->thread_name, sizeof f->thread_name);
+    _Static_assert(4 * 6 + 8 + sizeof f->thread_name == LT_FATAL_PAYLOAD_SIZE, "FATAL as the format says");
+    w_bytes(w, f->pcs, f->depth * sizeof *f->pcs);
+    section_end(w, at);
+}
+
 /* Definitely lost blocks that own others: what their clique holds. */
 static void write_leak_groups(struct writer *w, const struct lt_scan *scan)
 {
@@ -751,6 +770,7 @@ static int write_capture(struct lt_capture_request *req)
     if (!from_signal) write_series(&w);
     write_counters(&w, skipped, scan);
     write_notes(&w, req->note);
+    if (final) write_fatal(&w);
     section_end(&w, section_begin(&w, LT_SECTION_END));
     w_flush(&w);
     lt_unmap(bp.live, live_size);

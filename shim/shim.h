@@ -203,6 +203,11 @@ void lt_unwind_init(void);
 /* Fills pcs with return addresses, innermost first, skipping the shim's own frames.
  * Returns the depth; *truncated is set when more frames existed than max. */
 int lt_unwind(uintptr_t *pcs, int max, bool *truncated);
+/* The backtrace of the code a signal interrupted, from the registers in `uc`: the interrupted
+ * instruction first (as its address + 1, so that it is looked up like a return address),
+ * then its callers; words are read so that a wild stack pointer cannot fault. For a fatal
+ * signal's report (fatal.c). */
+int lt_unwind_interrupted(const ucontext_t *uc, uintptr_t *pcs, int max, bool *truncated);
 /* The stack pointer where the program's own frames begin on this thread: the frames below it
  * belong to the runtime (libc, the loader) and the shim, e.g. exit() and its handlers. */
 uintptr_t lt_unwind_program_sp(void);
@@ -631,6 +636,21 @@ bool lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim,
 bool lt_final_writing_here(void); /* this thread is writing the final capture */
 void lt_signals_die_of(int sig);     /* the default action of `sig`, now */
 int lt_final_signal(void);           /* the signal that ended the process, or 0 */
+/* ---- fatal.c: what ended the program (the FATAL section) ------------------------------ */
+struct lt_fatal {
+    uint32_t signal;
+    int32_t code;              /* si_code */
+    uint64_t address;          /* a fault's si_addr, else 0 */
+    uint32_t sender_pid;       /* a sent signal's si_pid, else 0 */
+    uint32_t tid;              /* the thread the signal struck */
+    uint32_t flags;            /* LT_FATAL_FLAG_* */
+    uint32_t depth;
+    char thread_name[16];      /* its name (PR_GET_NAME), NUL-padded */
+    uintptr_t pcs[LT_MAX_DEPTH_LIMIT]; /* lt_unwind_interrupted's backtrace */
+};
+/* From the fatal-signal handler, before the final capture: the first thread's is kept. */
+void lt_fatal_note(int sig, const siginfo_t *info, const ucontext_t *uc, bool in_shim);
+const struct lt_fatal *lt_fatal_noted(void); /* NULL when no fatal signal was noted */
 bool lt_quick_exit_handled(void);    /* lifecycle.c: its at_quick_exit handler writes the capture */
 /* ---- signals.c: fatal-signal handlers the program does not see ------------------------ */
 void lt_signals_install(void);

@@ -494,22 +494,12 @@ static inline enum step_result step_by(uint64_t rule, uintptr_t *pc, uintptr_t *
     return *pc >= 4096 ? STEP_OK : STEP_LOW_PC;
 }
 
-__attribute__((noinline)) int lt_unwind(uintptr_t *pcs, int max, bool *truncated)
+/* From the frame at (pc, sp, bp) outwards, appending to pcs[n..max). `innermost`: pc is where
+ * the code is, not a return address; `interrupted`: past a signal frame (read_word). */
+static inline int walk(uintptr_t pc, uintptr_t sp, uintptr_t bp, bool innermost, bool interrupted,
+                       uintptr_t *pcs, int n, int max, bool *truncated)
 {
-    uintptr_t pc, sp, bp;
-    __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2"
-                     : "=r"(pc), "=r"(sp), "=r"(bp));
-    *truncated = false;
-    if (LT_UNLIKELY(!rule_cache)) return 0;
-    int n = 0;
-    bool innermost = true;
-    if (LT_LIKELY(own_end && max > 0 && skip_own_frames(bp, sp, &pc, &sp, &bp))) {
-        if (pc < 4096) return 0;
-        pcs[n++] = pc; /* the program's call of the hook: the loop below adds its callers */
-        innermost = false;
-    }
     /* Bounded even if a corrupt stack made a loop of frames. */
-    bool interrupted = false; /* past a signal frame */
     for (int step = 0; step < max + 32; step++) {
         uint64_t rule = rule_for(pc, innermost);
         bool signal_frame = kind_of(rule) == RULE_SIGNAL;
@@ -529,6 +519,55 @@ __attribute__((noinline)) int lt_unwind(uintptr_t *pcs, int max, bool *truncated
         pcs[n++] = pc;
     }
     return n;
+}
+
+__attribute__((noinline)) int lt_unwind(uintptr_t *pcs, int max, bool *truncated)
+{
+    uintptr_t pc, sp, bp;
+    __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2"
+                     : "=r"(pc), "=r"(sp), "=r"(bp));
+    *truncated = false;
+    if (LT_UNLIKELY(!rule_cache)) return 0;
+    int n = 0;
+    bool innermost = true;
+    if (LT_LIKELY(own_end && max > 0 && skip_own_frames(bp, sp, &pc, &sp, &bp))) {
+        if (pc < 4096) return 0;
+        pcs[n++] = pc; /* the program's call of the hook: the loop below adds its callers */
+        innermost = false;
+    }
+    return walk(pc, sp, bp, innermost, false, pcs, n, max, truncated);
+}
+
+static bool in_a_module(uintptr_t pc)
+{
+    struct dl_find_object dlfo;
+    return pc >= 4096 && !(pc >> 47) && _dl_find_object((void *)pc, &dlfo) == 0;
+}
+
+int lt_unwind_interrupted(const ucontext_t *uc, uintptr_t *pcs, int max, bool *truncated)
+{
+    *truncated = false;
+    if (!rule_cache || max <= 0) return 0;
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    uintptr_t bp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+    int n = 0;
+    /* Recorded as pc + 1, as if returned to (step_out_of_handler): readers look every
+     * address up at address - 1. The shim's own frames are left out, as in every backtrace. */
+    if (pc < own_start || pc >= own_end) pcs[n++] = pc + 1;
+    if (!in_a_module(pc)) {
+        /* No code of a module there: often a call through a bad function pointer (NULL)
+         * jumped to it, and the call left its return address at the stack pointer. */
+        uintptr_t ra;
+        if (!read_word(sp, true, &ra) || !in_a_module(ra)) return n;
+        if (n == max) {
+            *truncated = true;
+            return n;
+        }
+        if (ra < own_start || ra >= own_end) pcs[n++] = ra;
+        return walk(ra, sp + 8, bp, false, true, pcs, n, max, truncated);
+    }
+    return walk(pc + 1, sp, bp, false, true, pcs, n, max, truncated);
 }
 
 /* ---- incremental backtraces ---------------------------------------------------------------

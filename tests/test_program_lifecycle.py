@@ -70,6 +70,70 @@ def test_a_fatal_signal_still_gives_a_report_and_the_same_death(build_dir: Path,
     assert report["counters"]["fatal_signal"] == sig
 
 
+# What ended the program, by crash.c's mode: the report's cause, and whether the signal struck
+# the program's own code (its frame first) or libc's (abort, kill, free).
+CAUSES = {
+    "segv": ("SIGSEGV", "address not mapped, at address 0x10", True),
+    "bus": ("SIGBUS", "no memory behind the address (a mapped file cut shorter?), at address 0x",
+            True),
+    "fpe": ("SIGFPE", "integer divide by zero, at address 0x", True),
+    "ill": ("SIGILL", "illegal operand, at address 0x", True),
+    "abort": ("SIGABRT", "raised by the program itself (abort())", False),
+    "term": ("SIGTERM", "raised by the program itself (raise() or kill())", False),
+    "rt": ("SIGRTMIN+2", "raised by the program itself (raise() or kill())", False),
+    "thread-segv": ("SIGSEGV", "address not mapped, at address 0x18", True),
+    "call-null": ("SIGSEGV", "address not mapped, at address 0x0", False),
+    "double-free": ("SIGABRT", "raised by the program itself (abort())", False),
+}
+
+
+@pytest.mark.parametrize(("opt", "how"), [("-O2", how) for how in CAUSES]
+                         + [("-O0", how) for how in ("segv", "thread-segv", "call-null",
+                                                     "double-free")])
+def test_the_report_says_which_signal_ended_the_program_and_where(build_dir: Path,
+                                                                  tmp_path: Path, opt: str,
+                                                                  how: str) -> None:
+    """valgrind prints how a program it ran died ("Process terminating with default action of
+    signal 11 (SIGSEGV): Access not within mapped region at address 0x10, at main (crash.c:52)");
+    the report said only that a signal ended it. Now it names the signal, its cause, the thread
+    it struck and that thread's backtrace, symbolized: for a double free, the program's second
+    free() under glibc's abort."""
+    exe = compile_program("crash.c", build_dir, opt)
+    native = _native(str(exe), how)
+    capture = tmp_path / "crash.lt"
+    done = leaktrace("run", "-o", str(capture), "--", str(exe), how, cwd=tmp_path)
+    assert done.returncode == native.returncode < 0, done.stderr
+    name, cause, in_program = CAUSES[how]
+    number = -native.returncode
+    assert f"== The program was ended by {name} (signal {number}) ==" in done.stderr
+    report = json_report(capture)
+    fatal = report["fatal_signal"]
+    assert (fatal["signal"], fatal["name"]) == (number, name)
+    assert fatal["cause"].startswith(cause), fatal["cause"]
+    fault = in_program or how == "call-null"  # else the program sent it to itself
+    assert (fatal["address"] is None, fatal["sender_pid"]) == (
+        (False, None) if fault else (True, report["pid"]))
+    assert fatal["main_thread"] == (how != "thread-segv")
+    assert fatal["thread_name"] == ("worker-7" if how == "thread-segv" else exe.name[:15])
+    assert not fatal["truncated"] and not fatal["in_shim"]
+    frames = fatal["frames"]
+    ours = [(f["function"], f["line"]) for f in frames
+            if f["file"] and Path(f["file"]).name == "crash.c"]
+    marker = {"term": "die-sent", "rt": "die-sent"}.get(how, f"die-{how}")
+    lines = {leak_marker_line("crash.c", marker)}
+    if how == "double-free":  # at -O2, release() tail-calls free: main's call of it is seen
+        lines.add(leak_marker_line("crash.c", "die-double-free-again"))
+    assert ours and ours[0][1] in lines, frames
+    assert ours[-1][0] == ("worker" if how == "thread-segv" else "main"), ours
+    if in_program:  # the faulting instruction is the program's, and the first frame
+        assert (frames[0]["function"], frames[0]["line"]) == ours[0]
+    if how == "call-null":  # a jump to address 0: its caller comes next
+        assert frames[0]["address"] == 0 and frames[0]["function"] is None
+        assert (frames[1]["function"], frames[1]["line"]) == ours[0]
+    if how == "double-free":
+        assert any(f["function"] == "abort" for f in frames), frames
+
+
 def _killed_while_allocating(exe: Path, mode: str,
                              capture: Path) -> subprocess.CompletedProcess[str]:
     """`leaktrace run` of busy_when_killed.c, sent SIGTERM (as a supervisor stops a service)

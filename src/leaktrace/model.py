@@ -225,6 +225,24 @@ class FrameTotal:
 
 
 @dataclass
+class FatalSignal:
+    """The signal that ended the program, and where it struck (a capture's FATAL section)."""
+
+    signal: int
+    name: str  # "SIGSEGV"
+    code: int  # si_code
+    cause: str  # "address not mapped, at address 0x0", "sent by process 812 (kill)", ...
+    address: int | None  # a fault's address
+    sender_pid: int | None  # a sent signal's sender
+    thread_id: int
+    thread_name: str
+    main_thread: bool
+    frames: list[Frame] = field(default_factory=list)  # the interrupted code first
+    truncated: bool = False  # cut at the depth limit
+    in_shim: bool = False  # it struck while the thread ran leaktrace's own code
+
+
+@dataclass
 class LoadedModule:
     """An executable or shared library of the traced process (for exports that name
     mappings, like pprof's): where it was loaded and its GNU build id."""
@@ -267,6 +285,7 @@ class Report:
     # `run --follow-children`: the traced children, each with its leak totals (None: not
     # followed). --fail-on-leak counts their leaks too.
     children: list[ChildProcess] | None = None
+    fatal: FatalSignal | None = None  # the signal that ended the program, if one did
 
     @property
     def scanned(self) -> bool:

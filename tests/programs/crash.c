@@ -1,14 +1,38 @@
 /* Leaks, then dies the way argv[1] says: a fault (segv, bus, fpe, ill), abort(), or a signal
- * sent to itself (term, hup, quit, int, and rt: the real-time signal SIGRTMIN + 2). A capture must still be written, and the process
- * must still die of that signal. */
+ * sent to itself (term, hup, quit, int, and rt: the real-time signal SIGRTMIN + 2); or a fault
+ * in a thread named "worker-7" (thread-segv), a call through a NULL function pointer
+ * (call-null), a double free glibc aborts on (double-free). A capture must still be written,
+ * and the process must still die of that signal. Each death's line has a @call:die-<how>
+ * marker: the report's backtrace of the signal names it. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 void *volatile kept;
+void (*volatile no_function)(void);
+
+__attribute__((noinline)) static void fault_in_thread(void)
+{
+    *(volatile int *)24 = 1; /* @call:die-thread-segv */
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    prctl(PR_SET_NAME, "worker-7");
+    fault_in_thread();
+    return NULL;
+}
+
+__attribute__((noinline)) static void release(void *p)
+{
+    free(p); /* @call:die-double-free */
+}
 
 __attribute__((noinline)) static void leak(void)
 {
@@ -25,23 +49,33 @@ int main(int argc, char **argv)
     printf("about to die: %s\n", how);
     fflush(stdout);
     if (strcmp(how, "segv") == 0) {
-        *(volatile int *)16 = 1;
+        *(volatile int *)16 = 1; /* @call:die-segv */
     } else if (strcmp(how, "bus") == 0) {
         FILE *f = tmpfile();
         volatile char *m = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fileno(f), 0);
-        return m[0]; /* past the end of an empty file */
+        return m[0]; /* past the end of an empty file @call:die-bus */
     } else if (strcmp(how, "fpe") == 0) {
         volatile int one = 1, zero = 0;
-        volatile int quotient = one / zero;
+        volatile int quotient = one / zero; /* @call:die-fpe */
         return quotient;
     } else if (strcmp(how, "ill") == 0) {
-        __builtin_trap();
+        __builtin_trap(); /* @call:die-ill */
     } else if (strcmp(how, "abort") == 0) {
-        abort();
+        abort(); /* @call:die-abort */
+    } else if (strcmp(how, "thread-segv") == 0) {
+        pthread_t t;
+        pthread_create(&t, NULL, worker, NULL);
+        pthread_join(t, NULL);
+    } else if (strcmp(how, "call-null") == 0) {
+        no_function(); /* @call:die-call-null */
+    } else if (strcmp(how, "double-free") == 0) {
+        void *p = malloc(24);
+        release(p);
+        release(p); /* @call:die-double-free-again */
     } else {
         int sig = strcmp(how, "term") == 0 ? SIGTERM : strcmp(how, "hup") == 0 ? SIGHUP
                 : strcmp(how, "quit") == 0 ? SIGQUIT : strcmp(how, "rt") == 0 ? SIGRTMIN + 2 : SIGINT;
-        kill(getpid(), sig);
+        kill(getpid(), sig); /* @call:die-sent */
         pause();
     }
     return 0;

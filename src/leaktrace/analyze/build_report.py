@@ -7,7 +7,6 @@ from __future__ import annotations
 import gc
 import math
 import os
-import signal
 import time
 from dataclasses import dataclass
 from hashlib import blake2b
@@ -18,6 +17,7 @@ import numpy as np
 from leaktrace import report_native as native
 from leaktrace.analyze.column_frame_totals import column_frame_totals
 from leaktrace.analyze.column_order import kind_ranks, number_loss_records
+from leaktrace.analyze.fatal_signal import describe_fatal, signal_name
 from leaktrace.analyze.leak_totals import column_leak_totals
 from leaktrace.analyze.record_columns import NO_LEAK_KIND, NONE, ColumnRecords, RecordColumns
 from leaktrace.analyze.stack_frames import StackFrames, runtime_api_name
@@ -111,6 +111,7 @@ def _build(capture: Capture, symbolizer: Symbolizer, with_addresses: bool,
         modules=[LoadedModule(m.path, m.start, m.end, m.load_bias, m.build_id.hex())
                  for m in capture.modules],
         sample_mean_bytes=capture.sample_mean_bytes,
+        fatal=describe_fatal(capture, symbolizer),
     )
     report.build_seconds = time.monotonic() - started
     return report
@@ -513,19 +514,12 @@ def _scan_info(capture: Capture) -> ScanInfo | None:
                     heuristics=scan.heuristics)
 
 
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
 def _notes(capture: Capture, groups: _Groups, table: StackTable) -> list[str]:
     """What the user must know to trust (or distrust) the numbers."""
     c = capture.counters
     notes = list(capture.notes)
     if c.get("fatal_signal"):
-        notes.append(f"the capture was written as {_signal_name(c['fatal_signal'])} ended the "
+        notes.append(f"the capture was written as {signal_name(c['fatal_signal'])} ended the "
                      "program")
     if capture.sample_mean_bytes:
         notes.append(

@@ -10,6 +10,9 @@ POINTER_SIZE = 8
 FLAG_FINAL = 1  # written when the process ended (not an on-demand snapshot)
 FLAG_CHILD = 2  # written by a child traced with --follow-children
 
+FATAL_FLAG_TRUNCATED = 1  # the backtrace was cut at the depth limit
+FATAL_FLAG_IN_SHIM = 2  # the signal struck while the thread ran the shim's code
+
 MODULE_FLAG_UNLOADED = 1  # unloaded by dlclose before the capture
 
 # Block flags: the "flags" byte of each block record.
@@ -24,6 +27,7 @@ SCAN_PAYLOAD_SIZE = 40  # the SCAN payload: three u64 then four u32
 SESSION_PAYLOAD_SIZE = 24  # the SESSION payload: u64 baseline, then four u32
 SNAPSHOT_HEADER_SIZE = 16  # one SERIES snapshot: u64 time, u32 entries, u32 reserved
 SERIES_ENTRY_SIZE = 40  # one SERIES entry: u32 stack id, u32 reserved, four u64
+FATAL_PAYLOAD_SIZE = 48  # FATAL before its addresses: u32, i32, u64, four u32, 16-byte name
 
 # Stack id 0 means "no backtrace": unwinding failed, or the stack table was full or out of memory.
 NO_STACK_ID = 0
@@ -39,6 +43,7 @@ SECTION_SCAN = 7  # version 2, present when a reachability scan ran
 SECTION_SESSION = 8  # optional: baseline and why the capture was taken (capture/series.py)
 SECTION_SERIES = 9  # optional: snapshots of per-backtrace totals (capture/series.py)
 SECTION_NOTES = 10  # optional: what the shim could not see, as sentences
+SECTION_FATAL = 11  # optional: the fatal signal that ended the program, and where it struck
 SECTION_END = 255
 
 SECTION_NAMES: dict[int, str] = {
@@ -52,6 +57,7 @@ SECTION_NAMES: dict[int, str] = {
     SECTION_SESSION: "SESSION",
     SECTION_SERIES: "SERIES",
     SECTION_NOTES: "NOTES",
+    SECTION_FATAL: "FATAL",
     SECTION_END: "END",
 }
 

@@ -145,6 +145,20 @@ class LeakGroupRow(NamedTuple):
     indirect_blocks: int
 
 
+class FatalRecord(NamedTuple):
+    """FATAL: the signal that ended the program and the backtrace of the code it interrupted
+    (the interrupted instruction's address + 1 first, looked up like the return addresses)."""
+
+    signal: int
+    code: int  # si_code, signed
+    address: int  # a fault's address, else 0
+    sender_pid: int  # a sent signal's sender, else 0
+    thread_id: int
+    thread_name: str
+    flags: int  # FATAL_FLAG_*
+    addresses: tuple[int, ...]
+
+
 @dataclass
 class Capture:
     path: str
@@ -161,6 +175,7 @@ class Capture:
     session: Session | None = None  # SESSION: why the capture was written (capture/series.py)
     series: Series | None = None  # SERIES: per-backtrace totals at every snapshot
     notes: list[str] = field(default_factory=list)  # NOTES: what the shim could not see
+    fatal: FatalRecord | None = None  # FATAL: the signal that ended the program
     # Tags this version does not know and skipped, in file order.
     unknown_sections: list[int] = field(default_factory=list)
 
@@ -327,6 +342,8 @@ def _parse_section(capture: Capture, tag: int, cursor: Cursor) -> None:
         capture.series = parse_series(cursor)
     elif tag == fmt.SECTION_NOTES:
         capture.notes = _parse_notes(cursor)
+    elif tag == fmt.SECTION_FATAL:
+        capture.fatal = _parse_fatal(cursor)
     else:
         capture.unknown_sections.append(tag)  # a later minor addition: skipped by design
 
@@ -395,6 +412,23 @@ def _parse_notes(c: Cursor) -> list[str]:
     count = c.count("note count", 4)
     c.u32("reserved")
     return [c.string(f"note {i}").decode("utf-8", "replace") for i in range(count)]
+
+
+def _parse_fatal(c: Cursor) -> FatalRecord:
+    signal = c.u32("signal")
+    code = c.u32("si_code")
+    address = c.u64("fault address")
+    sender = c.u32("sender pid")
+    thread_id = c.u32("thread id")
+    flags = c.u32("flags")
+    depth = c.u32("depth")
+    name = bytes(c.take(16, "thread name")).split(b"\0", 1)[0].decode("utf-8", "replace")
+    if c.remaining() != depth * fmt.POINTER_SIZE:
+        raise CaptureError(f"{c.where} is corrupt: a backtrace of {depth} frames needs "
+                           f"{depth * fmt.POINTER_SIZE} bytes, the section has {c.remaining()}")
+    addresses = struct.unpack(f"<{depth}Q", c.take(depth * fmt.POINTER_SIZE, "backtrace"))
+    return FatalRecord(signal, code - (1 << 32) if code >= 1 << 31 else code, address, sender,
+                       thread_id, name, flags, addresses)
 
 
 def _parse_counters(c: Cursor) -> dict[str, int]:

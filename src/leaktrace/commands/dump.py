@@ -84,6 +84,15 @@ def dump_lines(capture: Capture) -> Iterator[str]:
     yield f"COUNTERS count={len(capture.counters)}"
     for name, value in capture.counters.items():
         yield f"  {name}={value}"
+    f = capture.fatal
+    if f is not None:
+        yield f"FATAL signal={f.signal} code={f.code} address={f.address:#x} " \
+              f"sender_pid={f.sender_pid} tid={f.thread_id} thread_name={f.thread_name!r} " \
+              f"flags={f.flags:#x} depth={len(f.addresses)}"
+        for n, address in enumerate(f.addresses):
+            holder = modules.find(address - 1)
+            where = f"{holder.path}+{address - holder.load_bias:#x}" if holder else "(no module)"
+            yield f"    #{n} {address:#x} {where}"
     for tag in capture.unknown_sections:
         yield f"UNKNOWN SECTION tag={tag} (skipped)"
     yield "END"

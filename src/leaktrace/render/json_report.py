@@ -13,6 +13,7 @@ from leaktrace.analyze.frame_totals import PerFrame, compute_frame_totals, total
 from leaktrace.leak_kinds import FIELD_NAMES, LEAK_KINDS
 from leaktrace.model import (
     ChildProcess,
+    FatalSignal,
     Frame,
     KindTotal,
     LeakRecord,
@@ -171,7 +172,18 @@ def report_to_json(report: Report, options: RenderOptions,
             for t in totals if t.bytes >= options.min_bytes
         ],
         "children": _children(report.children),
+        "fatal_signal": _fatal(report.fatal),
     }
+
+
+def _fatal(fatal: FatalSignal | None) -> dict[str, Any] | None:
+    if fatal is None:
+        return None
+    return {"signal": fatal.signal, "name": fatal.name, "code": fatal.code,
+            "cause": fatal.cause, "address": fatal.address, "sender_pid": fatal.sender_pid,
+            "thread_id": fatal.thread_id, "thread_name": fatal.thread_name,
+            "main_thread": fatal.main_thread, "truncated": fatal.truncated,
+            "in_shim": fatal.in_shim, "frames": [frame_json(f) for f in fatal.frames]}
 
 
 def _children(children: list[ChildProcess] | None) -> list[dict[str, Any]] | None:

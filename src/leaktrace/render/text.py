@@ -36,7 +36,7 @@ def render_text(report: Report, options: RenderOptions) -> str:
 def text_chunks(report: Report, options: RenderOptions) -> Iterator[str]:
     """The text report in pieces, each ending with a newline: a report of a million loss
     records is written as it is made, never held whole."""
-    yield from _lines_chunk(_header(report) + _summary(report))
+    yield from _lines_chunk(_header(report) + _summary(report) + fatal_signal_lines(report))
     # A capture's records as columns (ColumnRecords.columns), while they are the truth.
     columns = getattr(report.records, "columns", None)
     if columns is not None:
@@ -163,6 +163,29 @@ def _summary(report: Report) -> list[str]:
     if report.build_seconds is not None:
         lines.append(f"report built in {report.build_seconds:.2f} s")
     lines += [f"note: {note}" for note in report.notes]
+    return lines
+
+
+def fatal_signal_lines(report: Report) -> list[str]:
+    """How the program ended, when a signal ended it: the cause and the struck thread's
+    backtrace (valgrind's "Process terminating with default action of signal ...")."""
+    fatal = report.fatal
+    if fatal is None:
+        return []
+    name = f" \"{fatal.thread_name}\"" if fatal.thread_name else ""
+    thread = "the main thread" if fatal.main_thread else "a thread"
+    lines = ["", f"== The program was ended by {fatal.name} (signal {fatal.signal}) ==",
+             f"cause:  {fatal.cause}",
+             f"thread: {thread} (tid {fatal.thread_id}{name}), in:"]
+    if fatal.frames:
+        lines += FrameTexts(False).lines(fatal.frames).split("\n")[1:]
+    else:
+        lines.append("    (no backtrace: the interrupted code could not be unwound)")
+    if fatal.truncated:
+        lines.append("    (cut at the depth limit, --max-depth)")
+    if fatal.in_shim:
+        lines.append("    (it struck while the thread ran leaktrace's own code, whose frames "
+                     "are left out)")
     return lines
 
 

@@ -390,6 +390,7 @@
       (p.definitely_lost ? "  (definitely lost " + plural(p.definitely_lost.bytes, "byte") +
         ")" : "  (live " + plural(p.live.bytes, "byte") + ")"));
     return el("section", { id: "facts-section" }, el("h2", {}, "Capture"),
+      F.fatal ? el("pre", { id: "fatal" }, F.fatal.join("\n")) : null,
       el("dl", { id: "facts" }, ...items),
       F.notes.length ? el("ul", { id: "notes" }, ...F.notes.map((n) => el("li", {}, n))) : null);
   }

@@ -1,0 +1,50 @@
+/* What ended the program, for its report: the fatal signal, its cause (si_code, the faulting
+ * address or the sender), and the thread it struck with the backtrace of the code it
+ * interrupted, as valgrind prints "Process terminating with default action of signal 11
+ * (SIGSEGV) ... at ...". Noted by the shim's fatal-signal handler (signals.c) just before
+ * the final capture, which writes it as the FATAL section (capture.c). */
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+/* Written once, by the first thread whose fatal signal claims it (0 -> 1), and read by the
+ * capture writer only once complete (2, release/acquire). */
+static _Atomic int noted;
+static struct lt_fatal fatal;
+
+/* The kernel's faults carry the address they were about; a signal sent by a process (kill,
+ * tgkill, abort's raise, sigqueue) carries its sender. */
+static bool is_fault(int sig, const siginfo_t *info)
+{
+    return info->si_code > 0 && info->si_code != SI_KERNEL &&
+           (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP);
+}
+
+void lt_fatal_note(int sig, const siginfo_t *info, const ucontext_t *uc, bool in_shim)
+{
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&noted, &expected, 1)) return;
+    fatal.signal = (uint32_t)sig;
+    if (info) {
+        fatal.code = info->si_code;
+        if (is_fault(sig, info)) fatal.address = (uint64_t)(uintptr_t)info->si_addr;
+        else if (info->si_code <= 0) fatal.sender_pid = (uint32_t)info->si_pid;
+    }
+    fatal.tid = (uint32_t)lt_raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0);
+    char name[17] = { 0 };
+    if (prctl(PR_GET_NAME, name, 0, 0, 0) == 0) memcpy(fatal.thread_name, name, sizeof fatal.thread_name);
+    bool truncated = false;
+    int max = lt_cfg.max_depth < LT_MAX_DEPTH_LIMIT ? lt_cfg.max_depth : LT_MAX_DEPTH_LIMIT;
+    fatal.depth = uc ? (uint32_t)lt_unwind_interrupted(uc, fatal.pcs, max, &truncated) : 0;
+    fatal.flags = (truncated ? LT_FATAL_FLAG_TRUNCATED : 0) | (in_shim ? LT_FATAL_FLAG_IN_SHIM : 0);
+    atomic_store_explicit(&noted, 2, memory_order_release);
+}
+
+const struct lt_fatal *lt_fatal_noted(void)
+{
+    return atomic_load_explicit(&noted, memory_order_acquire) == 2 ? &fatal : NULL;
+}

@@ -1,0 +1,104 @@
+"""The signal that ended the program, as the reports tell it: its name, what caused it (the
+faulting address, the sender) and the symbolized backtrace of the thread it struck, as
+valgrind prints "Process terminating with default action of signal 11 (SIGSEGV)"."""
+
+from __future__ import annotations
+
+import signal
+
+from leaktrace.analyze.module_map import ModuleMap
+from leaktrace.capture import format as fmt
+from leaktrace.capture.reader import Capture
+from leaktrace.model import FatalSignal, Frame
+from leaktrace.symbolize import Symbolizer
+
+# The kernel's si_code values of faults (include/uapi/asm-generic/siginfo.h).
+_FAULT_CAUSES: dict[int, dict[int, str]] = {
+    signal.SIGSEGV: {1: "address not mapped", 2: "no permission for the access to a mapped "
+                     "address", 3: "failed address bound checks", 4: "protection key check "
+                     "failed"},
+    signal.SIGBUS: {1: "misaligned address", 2: "no memory behind the address (a mapped file "
+                    "cut shorter?)", 3: "hardware error", 4: "machine check: memory error "
+                    "consumed", 5: "machine check: memory error found"},
+    signal.SIGILL: {1: "illegal opcode", 2: "illegal operand", 3: "illegal addressing mode",
+                    4: "illegal trap", 5: "privileged opcode", 6: "privileged register",
+                    7: "coprocessor error", 8: "internal stack error"},
+    signal.SIGFPE: {1: "integer divide by zero", 2: "integer overflow", 3: "floating-point "
+                    "divide by zero", 4: "floating-point overflow", 5: "floating-point "
+                    "underflow", 6: "floating-point inexact result", 7: "invalid "
+                    "floating-point operation", 8: "subscript out of range"},
+    signal.SIGTRAP: {1: "breakpoint", 2: "trace trap", 3: "branch trap",
+                     4: "hardware breakpoint or watchpoint"},
+}
+_SENT_HOW = {0: "kill", -1: "sigqueue", -6: "tgkill"}  # SI_USER, SI_QUEUE, SI_TKILL
+_OTHER_CAUSES = {-2: "a timer expired", -3: "a message queue got a message",
+                 -4: "an asynchronous I/O request completed", -5: "I/O is possible (queued "
+                 "SIGIO)", -60: "an asynchronous name lookup completed"}
+_SI_KERNEL = 0x80
+
+
+def _is_fault(number: int, code: int) -> bool:
+    """A fault the kernel reports with its address (the shim's test too: fatal.c)."""
+    return number in _FAULT_CAUSES and 0 < code != _SI_KERNEL
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+            return f"SIGRTMIN+{number - signal.SIGRTMIN}"
+        return f"signal {number}"
+
+
+def cause_of(number: int, code: int, address: int, sender: int, pid: int) -> str:
+    """What sent or caused the signal, from its si_code."""
+    if code in _SENT_HOW:
+        if sender == pid:
+            return ("raised by the program itself (abort())" if number == signal.SIGABRT
+                    else "raised by the program itself (raise() or kill())")
+        return f"sent by process {sender} ({_SENT_HOW[code]})"
+    if code == _SI_KERNEL:
+        if number == signal.SIGSEGV:
+            return "general protection fault (a non-canonical address; the kernel gives none)"
+        return "sent by the kernel"
+    if code in _OTHER_CAUSES:
+        return _OTHER_CAUSES[code]
+    causes = _FAULT_CAUSES.get(number, {})
+    if code in causes:
+        return f"{causes[code]}, at address {address:#x}"
+    return f"si_code {code}"
+
+
+def describe_fatal(capture: Capture, symbolizer: Symbolizer) -> FatalSignal | None:
+    record = capture.fatal
+    if record is None:
+        return None
+    modules = ModuleMap(capture.modules)
+    place: dict[int, tuple[str, int]] = {}  # address -> (module path, lookup offset)
+    for address in record.addresses:
+        module = modules.find(address - 1)
+        if module is not None:
+            place[address] = (module.path, address - module.load_bias - 1)
+    resolved = symbolizer.resolve(set(place.values()))
+    frames: list[Frame] = []
+    for n, address in enumerate(record.addresses):
+        # The first address is the interrupted instruction's + 1 (the shim's convention).
+        shown = address - 1 if n == 0 else address
+        found = resolved.get(place[address]) if address in place else None
+        if not found:
+            frames.append(Frame(address=shown))
+            continue
+        for frame in found:
+            frame.address = shown
+        frames.extend(found)
+    pid = capture.header.pid
+    return FatalSignal(
+        signal=record.signal, name=signal_name(record.signal), code=record.code,
+        cause=cause_of(record.signal, record.code, record.address, record.sender_pid, pid),
+        address=record.address if _is_fault(record.signal, record.code) else None,
+        sender_pid=record.sender_pid if record.code in _SENT_HOW else None,
+        thread_id=record.thread_id, thread_name=record.thread_name,
+        main_thread=record.thread_id == pid, frames=frames,
+        truncated=bool(record.flags & fmt.FATAL_FLAG_TRUNCATED),
+        in_shim=bool(record.flags & fmt.FATAL_FLAG_IN_SHIM))
