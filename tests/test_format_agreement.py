@@ -129,3 +129,8 @@ def test_the_shim_writes_the_header_sizes(tmp_path: Path) -> None:
         _time, entries, _reserved = struct.unpack_from("<QII", series, at)
         at += fmt.SNAPSHOT_HEADER_SIZE + entries * fmt.SERIES_ENTRY_SIZE
     assert count > 0 and at == len(series)
+    # FATAL: a program killed by SIGSEGV.
+    crash = run_traced(compile_program("crash.c", tmp_path, "-O0"), "segv", work=tmp_path)
+    fatal = _sections(crash.capture.read_bytes())[fmt.SECTION_FATAL]
+    (depth,) = struct.unpack_from("<I", fatal, fmt.FATAL_PAYLOAD_SIZE - 20)
+    assert depth > 0 and len(fatal) == fmt.FATAL_PAYLOAD_SIZE + 8 * depth

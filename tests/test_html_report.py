@@ -336,6 +336,25 @@ def test_capture_facts_are_the_json_reports(work: Path) -> None:
     assert any("had their backtrace cut" in n for n in notes)
 
 
+def test_a_killed_programs_page_says_how_it_ended(work: Path) -> None:
+    """The page shows the signal that ended the program and the struck thread's backtrace,
+    the lines of the text report's section."""
+    exe = compile_program("crash.c", work, "-O2")
+    lt = work / "killed.lt"
+    done = leaktrace("run", "-o", str(lt), "--", str(exe), "segv", cwd=work)
+    assert lt.exists(), done.stderr
+    out = work / "killed.html"
+    assert leaktrace("report", str(lt), "--format", "html", "-o", str(out)).returncode == 0
+    (box,) = find(dom(out), "pre", id="fatal")
+    text = leaktrace("report", str(lt)).stdout
+    section = text[text.index("== The program was ended by"):].split("\n\n")[0]
+    assert box.text.splitlines() == [section.splitlines()[0].strip("= "),
+                                     *section.splitlines()[1:]]
+    assert box.text.startswith("The program was ended by SIGSEGV (signal 11)\ncause:  address "
+                               "not mapped, at address 0x10\n")
+    assert re.search(r"#0 +main +\S*crash\.c:\d+", box.text), box.text
+
+
 def test_valgrind_xml_and_mtrace_logs_make_pages_too(work: Path) -> None:
     """The page reads the one report model: valgrind's XML (its inlined frames marked) and a
     glibc mtrace log (no scan: live blocks) give the JSON report's numbers."""
