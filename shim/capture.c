@@ -598,7 +598,10 @@ static void write_fatal(struct writer *w)
     w_u32(w, f->flags);
     w_u32(w, f->depth);
     w_bytes(w, f->thread_name, sizeof f->thread_name);
-    _Static_assert(4 * 6 + 8 + sizeof f->thread_name == LT_FATAL_PAYLOAD_SIZE, "FATAL as the format says");
+    w_u32(w, f->handler_trapno);
+    w_u32(w, f->handler_error);
+    w_u64(w, f->handler_fault_address);
+    _Static_assert(4 * 8 + 8 * 2 + sizeof f->thread_name == LT_FATAL_PAYLOAD_SIZE, "FATAL as the format says");
     w_bytes(w, f->pcs, f->depth * sizeof *f->pcs);
     section_end(w, at);
 }

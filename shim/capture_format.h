@@ -18,6 +18,7 @@ _Static_assert(sizeof(void *) == LT_POINTER_SIZE, "leaktrace captures are writte
 /* FATAL flags. */
 #define LT_FATAL_FLAG_TRUNCATED 1u /* the backtrace was cut at the depth limit */
 #define LT_FATAL_FLAG_IN_SHIM 2u   /* the signal struck while the thread ran the shim's code */
+#define LT_FATAL_FLAG_IN_HANDLER 4u /* ... while it ran a signal handler: the trap fields are set */
 
 /* MODULES entry flags. */
 #define LT_MODULE_FLAG_UNLOADED 1u /* unloaded by dlclose before the capture */
@@ -34,7 +35,7 @@ _Static_assert(sizeof(void *) == LT_POINTER_SIZE, "leaktrace captures are writte
 #define LT_SESSION_PAYLOAD_SIZE 24  /* the SESSION payload: u64 baseline, four u32 */
 #define LT_SNAPSHOT_HEADER_SIZE 16  /* one SERIES snapshot: u64 time, u32 entries, u32 reserved */
 #define LT_SERIES_ENTRY_SIZE 40     /* one SERIES entry: two u32, four u64 */
-#define LT_FATAL_PAYLOAD_SIZE 48    /* FATAL before its addresses: u32, i32, u64, four u32, name */
+#define LT_FATAL_PAYLOAD_SIZE 64    /* FATAL before its addresses (docs/capture-format.md) */
 
 /* Stack id 0 means "no backtrace": unwinding failed, or the stack table was full or out of memory. */
 #define LT_NO_STACK_ID 0

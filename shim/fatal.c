@@ -4,9 +4,11 @@
  * (SIGSEGV) ... at ...". Noted by the shim's fatal-signal handler (signals.c) just before
  * the final capture, which writes it as the FATAL section (capture.c). */
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -24,6 +26,25 @@ static bool is_fault(int sig, const siginfo_t *info)
            (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP);
 }
 
+/* The struck code ran in a signal handler (a crash reporter's, Python's faulthandler, Rust's
+ * stack overflow handler), which often raises its signal again: the fault that handler was
+ * called for is the cause worth telling. Its siginfo is in the kernel's frame only for an
+ * SA_SIGINFO handler, but the saved registers always hold the CPU's trap number, error code
+ * and faulting address (those of the thread's last fault). Read so that a bad frame cannot
+ * fault. */
+static void note_handler_frame(uintptr_t ucontext)
+{
+    greg_t regs[NGREG];
+    struct iovec local = { regs, sizeof regs };
+    struct iovec remote = { (void *)(ucontext + offsetof(ucontext_t, uc_mcontext.gregs)), sizeof regs };
+    if (syscall(SYS_process_vm_readv, (long)getpid(), &local, 1L, &remote, 1L, 0L) != (long)sizeof regs)
+        return;
+    fatal.flags |= LT_FATAL_FLAG_IN_HANDLER;
+    fatal.handler_trapno = (uint32_t)regs[REG_TRAPNO];
+    fatal.handler_error = (uint32_t)regs[REG_ERR];
+    fatal.handler_fault_address = (uint64_t)regs[REG_CR2];
+}
+
 void lt_fatal_note(int sig, const siginfo_t *info, const ucontext_t *uc, bool in_shim)
 {
     int expected = 0;
@@ -38,9 +59,11 @@ void lt_fatal_note(int sig, const siginfo_t *info, const ucontext_t *uc, bool in
     char name[17] = { 0 };
     if (prctl(PR_GET_NAME, name, 0, 0, 0) == 0) memcpy(fatal.thread_name, name, sizeof fatal.thread_name);
     bool truncated = false;
+    uintptr_t handler_frame = 0;
     int max = lt_cfg.max_depth < LT_MAX_DEPTH_LIMIT ? lt_cfg.max_depth : LT_MAX_DEPTH_LIMIT;
-    fatal.depth = uc ? (uint32_t)lt_unwind_interrupted(uc, fatal.pcs, max, &truncated) : 0;
+    fatal.depth = uc ? (uint32_t)lt_unwind_interrupted(uc, fatal.pcs, max, &truncated, &handler_frame) : 0;
     fatal.flags = (truncated ? LT_FATAL_FLAG_TRUNCATED : 0) | (in_shim ? LT_FATAL_FLAG_IN_SHIM : 0);
+    if (handler_frame) note_handler_frame(handler_frame);
     atomic_store_explicit(&noted, 2, memory_order_release);
 }
 

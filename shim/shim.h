@@ -206,8 +206,10 @@ int lt_unwind(uintptr_t *pcs, int max, bool *truncated);
 /* The backtrace of the code a signal interrupted, from the registers in `uc`: the interrupted
  * instruction first (as its address + 1, so that it is looked up like a return address),
  * then its callers; words are read so that a wild stack pointer cannot fault. For a fatal
- * signal's report (fatal.c). */
-int lt_unwind_interrupted(const ucontext_t *uc, uintptr_t *pcs, int max, bool *truncated);
+ * signal's report (fatal.c). *handler_frame: where the first signal frame the walk met begins
+ * (the kernel's ucontext: the code interrupted was a handler's), else 0. */
+int lt_unwind_interrupted(const ucontext_t *uc, uintptr_t *pcs, int max, bool *truncated,
+                          uintptr_t *handler_frame);
 /* The stack pointer where the program's own frames begin on this thread: the frames below it
  * belong to the runtime (libc, the loader) and the shim, e.g. exit() and its handlers. */
 uintptr_t lt_unwind_program_sp(void);
@@ -646,6 +648,10 @@ struct lt_fatal {
     uint32_t flags;            /* LT_FATAL_FLAG_* */
     uint32_t depth;
     char thread_name[16];      /* its name (PR_GET_NAME), NUL-padded */
+    /* LT_FATAL_FLAG_IN_HANDLER: the struck code ran in a signal handler, whose frame held: */
+    uint32_t handler_trapno;          /* the CPU's trap number of the thread's last fault */
+    uint32_t handler_error;           /* its error code */
+    uint64_t handler_fault_address;   /* its address (cr2) */
     uintptr_t pcs[LT_MAX_DEPTH_LIMIT]; /* lt_unwind_interrupted's backtrace */
 };
 /* From the fatal-signal handler, before the final capture: the first thread's is kept. */

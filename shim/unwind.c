@@ -497,12 +497,13 @@ static inline enum step_result step_by(uint64_t rule, uintptr_t *pc, uintptr_t *
 /* From the frame at (pc, sp, bp) outwards, appending to pcs[n..max). `innermost`: pc is where
  * the code is, not a return address; `interrupted`: past a signal frame (read_word). */
 static inline int walk(uintptr_t pc, uintptr_t sp, uintptr_t bp, bool innermost, bool interrupted,
-                       uintptr_t *pcs, int n, int max, bool *truncated)
+                       uintptr_t *pcs, int n, int max, bool *truncated, uintptr_t *first_signal_frame)
 {
     /* Bounded even if a corrupt stack made a loop of frames. */
     for (int step = 0; step < max + 32; step++) {
         uint64_t rule = rule_for(pc, innermost);
         bool signal_frame = kind_of(rule) == RULE_SIGNAL;
+        if (signal_frame && first_signal_frame && !*first_signal_frame) *first_signal_frame = sp;
         enum step_result r = signal_frame ? step_out_of_handler(&pc, &sp, &bp, interrupted)
                                           : step_by(rule, &pc, &sp, &bp, interrupted);
         if (r != STEP_OK) break;
@@ -535,7 +536,7 @@ __attribute__((noinline)) int lt_unwind(uintptr_t *pcs, int max, bool *truncated
         pcs[n++] = pc; /* the program's call of the hook: the loop below adds its callers */
         innermost = false;
     }
-    return walk(pc, sp, bp, innermost, false, pcs, n, max, truncated);
+    return walk(pc, sp, bp, innermost, false, pcs, n, max, truncated, NULL);
 }
 
 static bool in_a_module(uintptr_t pc)
@@ -544,9 +545,11 @@ static bool in_a_module(uintptr_t pc)
     return pc >= 4096 && !(pc >> 47) && _dl_find_object((void *)pc, &dlfo) == 0;
 }
 
-int lt_unwind_interrupted(const ucontext_t *uc, uintptr_t *pcs, int max, bool *truncated)
+int lt_unwind_interrupted(const ucontext_t *uc, uintptr_t *pcs, int max, bool *truncated,
+                          uintptr_t *handler_frame)
 {
     *truncated = false;
+    *handler_frame = 0;
     if (!rule_cache || max <= 0) return 0;
     uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
     uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
@@ -565,9 +568,9 @@ int lt_unwind_interrupted(const ucontext_t *uc, uintptr_t *pcs, int max, bool *t
             return n;
         }
         if (ra < own_start || ra >= own_end) pcs[n++] = ra;
-        return walk(ra, sp + 8, bp, false, true, pcs, n, max, truncated);
+        return walk(ra, sp + 8, bp, false, true, pcs, n, max, truncated, handler_frame);
     }
-    return walk(pc + 1, sp, bp, false, true, pcs, n, max, truncated);
+    return walk(pc + 1, sp, bp, false, true, pcs, n, max, truncated, handler_frame);
 }
 
 /* ---- incremental backtraces ---------------------------------------------------------------

@@ -132,5 +132,5 @@ def test_the_shim_writes_the_header_sizes(tmp_path: Path) -> None:
     # FATAL: a program killed by SIGSEGV.
     crash = run_traced(compile_program("crash.c", tmp_path, "-O0"), "segv", work=tmp_path)
     fatal = _sections(crash.capture.read_bytes())[fmt.SECTION_FATAL]
-    (depth,) = struct.unpack_from("<I", fatal, fmt.FATAL_PAYLOAD_SIZE - 20)
+    (depth,) = struct.unpack_from("<I", fatal, 28)
     assert depth > 0 and len(fatal) == fmt.FATAL_PAYLOAD_SIZE + 8 * depth

@@ -84,12 +84,13 @@ CAUSES = {
     "thread-segv": ("SIGSEGV", "address not mapped, at address 0x18", True),
     "call-null": ("SIGSEGV", "address not mapped, at address 0x0", False),
     "double-free": ("SIGABRT", "raised by the program itself (abort())", False),
+    "reraise": ("SIGSEGV", "raised by the program itself (raise() or kill())", False),
 }
 
 
 @pytest.mark.parametrize(("opt", "how"), [("-O2", how) for how in CAUSES]
                          + [("-O0", how) for how in ("segv", "thread-segv", "call-null",
-                                                     "double-free")])
+                                                     "double-free", "reraise")])
 def test_the_report_says_which_signal_ended_the_program_and_where(build_dir: Path,
                                                                   tmp_path: Path, opt: str,
                                                                   how: str) -> None:
@@ -97,7 +98,8 @@ def test_the_report_says_which_signal_ended_the_program_and_where(build_dir: Pat
     signal 11 (SIGSEGV): Access not within mapped region at address 0x10, at main (crash.c:52)");
     the report said only that a signal ended it. Now it names the signal, its cause, the thread
     it struck and that thread's backtrace, symbolized: for a double free, the program's second
-    free() under glibc's abort."""
+    free() under glibc's abort; for a fault a handler of the program's raised again (Python's
+    faulthandler does), the fault that handler was called for."""
     exe = compile_program("crash.c", build_dir, opt)
     native = _native(str(exe), how)
     capture = tmp_path / "crash.lt"
@@ -116,10 +118,13 @@ def test_the_report_says_which_signal_ended_the_program_and_where(build_dir: Pat
     assert fatal["main_thread"] == (how != "thread-segv")
     assert fatal["thread_name"] == ("worker-7" if how == "thread-segv" else exe.name[:15])
     assert not fatal["truncated"] and not fatal["in_shim"]
+    assert fatal["handled"] == ("address not mapped, at address 0x20" if how == "reraise"
+                                else None)
     frames = fatal["frames"]
     ours = [(f["function"], f["line"]) for f in frames
             if f["file"] and Path(f["file"]).name == "crash.c"]
-    marker = {"term": "die-sent", "rt": "die-sent"}.get(how, f"die-{how}")
+    marker = {"term": "die-sent", "rt": "die-sent", "reraise": "die-reraise-handler"}.get(
+        how, f"die-{how}")
     lines = {leak_marker_line("crash.c", marker)}
     if how == "double-free":  # at -O2, release() tail-calls free: main's call of it is seen
         lines.add(leak_marker_line("crash.c", "die-double-free-again"))
@@ -132,6 +137,9 @@ def test_the_report_says_which_signal_ended_the_program_and_where(build_dir: Pat
         assert (frames[1]["function"], frames[1]["line"]) == ours[0]
     if how == "double-free":
         assert any(f["function"] == "abort" for f in frames), frames
+    if how == "reraise":  # the handler's raise, then through the signal frame to the fault
+        assert ours == [("reraise", lines.pop()), ("main", leak_marker_line("crash.c",
+                                                                            "die-reraise"))]
 
 
 def _killed_while_allocating(exe: Path, mode: str,

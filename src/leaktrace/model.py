@@ -240,6 +240,9 @@ class FatalSignal:
     frames: list[Frame] = field(default_factory=list)  # the interrupted code first
     truncated: bool = False  # cut at the depth limit
     in_shim: bool = False  # it struck while the thread ran leaktrace's own code
+    # The program's handler of a fault raised this signal again (a crash reporter's, Python's
+    # faulthandler): that fault, e.g. "address not mapped, at address 0x0"; else None.
+    handled: str | None = None
 
 
 @dataclass

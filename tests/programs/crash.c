@@ -1,7 +1,8 @@
 /* Leaks, then dies the way argv[1] says: a fault (segv, bus, fpe, ill), abort(), or a signal
  * sent to itself (term, hup, quit, int, and rt: the real-time signal SIGRTMIN + 2); or a fault
  * in a thread named "worker-7" (thread-segv), a call through a NULL function pointer
- * (call-null), a double free glibc aborts on (double-free). A capture must still be written,
+ * (call-null), a double free glibc aborts on (double-free), a fault whose handler raises it
+ * again, as Python's faulthandler does (reraise). A capture must still be written,
  * and the process must still die of that signal. Each death's line has a @call:die-<how>
  * marker: the report's backtrace of the signal names it. */
 #include <pthread.h>
@@ -27,6 +28,16 @@ static void *worker(void *arg)
     prctl(PR_SET_NAME, "worker-7");
     fault_in_thread();
     return NULL;
+}
+
+/* As Python's faulthandler: the default action back, the signal raised again at once (its
+ * handler has SA_NODEFER), on an alternate stack. */
+static volatile int reraised;
+static void reraise(int sig)
+{
+    signal(sig, SIG_DFL);
+    raise(sig); /* @call:die-reraise-handler */
+    reraised = 1; /* never reached; keeps the raise from being a tail call at -O2 */
 }
 
 __attribute__((noinline)) static void release(void *p)
@@ -68,6 +79,16 @@ int main(int argc, char **argv)
         pthread_join(t, NULL);
     } else if (strcmp(how, "call-null") == 0) {
         no_function(); /* @call:die-call-null */
+    } else if (strcmp(how, "reraise") == 0) {
+        static char altstack[65536];
+        stack_t ss = { .ss_sp = altstack, .ss_size = sizeof altstack };
+        sigaltstack(&ss, NULL);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = reraise;
+        sa.sa_flags = SA_NODEFER | SA_ONSTACK;
+        sigaction(SIGSEGV, &sa, NULL);
+        *(volatile int *)32 = 1; /* @call:die-reraise */
     } else if (strcmp(how, "double-free") == 0) {
         void *p = malloc(24);
         release(p);

@@ -70,6 +70,36 @@ def cause_of(number: int, code: int, address: int, sender: int, pid: int) -> str
     return f"si_code {code}"
 
 
+# x86-64 trap numbers of faults, and the signal the kernel makes of each.
+_TRAPS: dict[int, tuple[int, str]] = {
+    0: (signal.SIGFPE, "integer divide by zero"),
+    1: (signal.SIGTRAP, "trace trap"),
+    3: (signal.SIGTRAP, "breakpoint"),
+    6: (signal.SIGILL, "illegal instruction"),
+    13: (signal.SIGSEGV, "general protection fault"),
+    16: (signal.SIGFPE, "floating-point error"),
+    17: (signal.SIGBUS, "misaligned address"),
+    19: (signal.SIGFPE, "SIMD floating-point error"),
+}
+_PAGE_FAULT = 14
+
+
+def handled_fault(fatal: int, trapno: int, error: int, address: int) -> str | None:
+    """The fault a handler of the program's raised again as `fatal` (a crash reporter's; the
+    handler's frame holds the thread's last fault), when that fault makes the same signal."""
+    if trapno == _PAGE_FAULT and fatal in (signal.SIGSEGV, signal.SIGBUS):
+        if fatal == signal.SIGBUS:
+            what = "no memory behind the address (a mapped file cut shorter?)"
+        else:  # error code bit 0: the page was present, the access not allowed
+            what = "no permission for the access to a mapped address" if error & 1 else \
+                "address not mapped"
+        return f"{what}, at address {address:#x}"
+    known = _TRAPS.get(trapno)
+    if known is None or known[0] != fatal:
+        return None
+    return known[1]
+
+
 def describe_fatal(capture: Capture, symbolizer: Symbolizer) -> FatalSignal | None:
     record = capture.fatal
     if record is None:
@@ -93,6 +123,10 @@ def describe_fatal(capture: Capture, symbolizer: Symbolizer) -> FatalSignal | No
             frame.address = shown
         frames.extend(found)
     pid = capture.header.pid
+    handled = None
+    if record.flags & fmt.FATAL_FLAG_IN_HANDLER and record.code in _SENT_HOW:
+        handled = handled_fault(record.signal, record.handler_trapno, record.handler_error,
+                                record.handler_fault_address)
     return FatalSignal(
         signal=record.signal, name=signal_name(record.signal), code=record.code,
         cause=cause_of(record.signal, record.code, record.address, record.sender_pid, pid),
@@ -101,4 +135,4 @@ def describe_fatal(capture: Capture, symbolizer: Symbolizer) -> FatalSignal | No
         thread_id=record.thread_id, thread_name=record.thread_name,
         main_thread=record.thread_id == pid, frames=frames,
         truncated=bool(record.flags & fmt.FATAL_FLAG_TRUNCATED),
-        in_shim=bool(record.flags & fmt.FATAL_FLAG_IN_SHIM))
+        in_shim=bool(record.flags & fmt.FATAL_FLAG_IN_SHIM), handled=handled)

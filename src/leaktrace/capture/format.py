@@ -12,6 +12,7 @@ FLAG_CHILD = 2  # written by a child traced with --follow-children
 
 FATAL_FLAG_TRUNCATED = 1  # the backtrace was cut at the depth limit
 FATAL_FLAG_IN_SHIM = 2  # the signal struck while the thread ran the shim's code
+FATAL_FLAG_IN_HANDLER = 4  # ... while it ran a signal handler: the trap fields are set
 
 MODULE_FLAG_UNLOADED = 1  # unloaded by dlclose before the capture
 
@@ -27,7 +28,7 @@ SCAN_PAYLOAD_SIZE = 40  # the SCAN payload: three u64 then four u32
 SESSION_PAYLOAD_SIZE = 24  # the SESSION payload: u64 baseline, then four u32
 SNAPSHOT_HEADER_SIZE = 16  # one SERIES snapshot: u64 time, u32 entries, u32 reserved
 SERIES_ENTRY_SIZE = 40  # one SERIES entry: u32 stack id, u32 reserved, four u64
-FATAL_PAYLOAD_SIZE = 48  # FATAL before its addresses: u32, i32, u64, four u32, 16-byte name
+FATAL_PAYLOAD_SIZE = 64  # FATAL before its addresses (docs/capture-format.md)
 
 # Stack id 0 means "no backtrace": unwinding failed, or the stack table was full or out of memory.
 NO_STACK_ID = 0

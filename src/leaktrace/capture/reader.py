@@ -157,6 +157,11 @@ class FatalRecord(NamedTuple):
     thread_name: str
     flags: int  # FATAL_FLAG_*
     addresses: tuple[int, ...]
+    # With FATAL_FLAG_IN_HANDLER (the struck code ran in a signal handler): the CPU's trap
+    # number, error code and fault address of the thread's last fault, from the handler's frame.
+    handler_trapno: int = 0
+    handler_error: int = 0
+    handler_fault_address: int = 0
 
 
 @dataclass
@@ -423,12 +428,19 @@ def _parse_fatal(c: Cursor) -> FatalRecord:
     flags = c.u32("flags")
     depth = c.u32("depth")
     name = bytes(c.take(16, "thread name")).split(b"\0", 1)[0].decode("utf-8", "replace")
+    trapno = c.u32("handler trap number")
+    error = c.u32("handler error code")
+    fault_address = c.u64("handler fault address")
     if c.remaining() != depth * fmt.POINTER_SIZE:
         raise CaptureError(f"{c.where} is corrupt: a backtrace of {depth} frames needs "
                            f"{depth * fmt.POINTER_SIZE} bytes, the section has {c.remaining()}")
     addresses = struct.unpack(f"<{depth}Q", c.take(depth * fmt.POINTER_SIZE, "backtrace"))
-    return FatalRecord(signal, code - (1 << 32) if code >= 1 << 31 else code, address, sender,
-                       thread_id, name, flags, addresses)
+    return FatalRecord(signal, _signed(code), address, sender, thread_id, name, flags,
+                       addresses, trapno, error, fault_address)
+
+
+def _signed(u32: int) -> int:
+    return u32 - (1 << 32) if u32 >= 1 << 31 else u32
 
 
 def _parse_counters(c: Cursor) -> dict[str, int]:

@@ -88,7 +88,9 @@ def dump_lines(capture: Capture) -> Iterator[str]:
     if f is not None:
         yield f"FATAL signal={f.signal} code={f.code} address={f.address:#x} " \
               f"sender_pid={f.sender_pid} tid={f.thread_id} thread_name={f.thread_name!r} " \
-              f"flags={f.flags:#x} depth={len(f.addresses)}"
+              f"flags={f.flags:#x} depth={len(f.addresses)} handler_trapno={f.handler_trapno} " \
+              f"handler_error={f.handler_error:#x} " \
+              f"handler_fault_address={f.handler_fault_address:#x}"
         for n, address in enumerate(f.addresses):
             holder = modules.find(address - 1)
             where = f"{holder.path}+{address - holder.load_bias:#x}" if holder else "(no module)"

@@ -183,7 +183,8 @@ def _fatal(fatal: FatalSignal | None) -> dict[str, Any] | None:
             "cause": fatal.cause, "address": fatal.address, "sender_pid": fatal.sender_pid,
             "thread_id": fatal.thread_id, "thread_name": fatal.thread_name,
             "main_thread": fatal.main_thread, "truncated": fatal.truncated,
-            "in_shim": fatal.in_shim, "frames": [frame_json(f) for f in fatal.frames]}
+            "in_shim": fatal.in_shim, "handled": fatal.handled,
+            "frames": [frame_json(f) for f in fatal.frames]}
 
 
 def _children(children: list[ChildProcess] | None) -> list[dict[str, Any]] | None:

@@ -176,6 +176,7 @@ def fatal_signal_lines(report: Report) -> list[str]:
     thread = "the main thread" if fatal.main_thread else "a thread"
     lines = ["", f"== The program was ended by {fatal.name} (signal {fatal.signal}) ==",
              f"cause:  {fatal.cause}",
+             *([f"        in its handler of the fault: {fatal.handled}"] if fatal.handled else []),
              f"thread: {thread} (tid {fatal.thread_id}{name}), in:"]
     if fatal.frames:
         lines += FrameTexts(False).lines(fatal.frames).split("\n")[1:]
