@@ -688,23 +688,27 @@ bool lt_blocks_take(uintptr_t addr, struct lt_block *out)
     return !must_defer() && take_block(addr, out); /* a handler's caller falls back to forget */
 }
 
-static void forget_now(uintptr_t addr)
+static bool forget_now(uintptr_t addr)
 {
     struct lt_block b;
-    if (take_block(addr, &b)) lt_stack_note_free(b.stack_id, lt_block_size(&b), true);
-    else if (!lt_sample_mean_bytes) /* sampling: most frees are of blocks never recorded */
+    if (take_block(addr, &b)) {
+        lt_stack_note_free(b.stack_id, lt_block_size(&b), true);
+        return true;
+    }
+    if (!lt_sample_mean_bytes) /* sampling: most frees are of blocks never recorded */
         lt_striped_add(LT_UNKNOWN_FREES); /* after an attach, most frees for a while */
+    return false;
 }
 
-void lt_blocks_forget(uintptr_t addr)
+bool lt_blocks_forget(uintptr_t addr)
 {
-    if (lt_sample_unrecorded(addr)) return; /* sampling mode: the common case */
+    if (lt_sample_unrecorded(addr)) return true; /* sampling mode: the common case */
     if (must_defer()) {
         struct lt_block b = { .addr = addr };
         defer(OP_FORGET, &b);
-        return;
+        return true;
     }
-    forget_now(addr);
+    return forget_now(addr);
 }
 
 /* pre: locks_held == 0. Applies, in order, what signal handlers queued; a handler that runs

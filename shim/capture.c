@@ -507,8 +507,30 @@ static unsigned write_blocks(struct writer *w, struct block_pass *bp, bool from_
     return skipped;
 }
 
+/* The stack ids the INVALID_FREES section names (their stacks have no allocation of their own). */
+struct site_ids {
+    uint32_t ids[256];
+    unsigned n;
+};
+
+static void add_site_id(uint32_t stack_id, unsigned api, uint64_t count, uint64_t first, void *ctx)
+{
+    (void)api, (void)count, (void)first;
+    struct site_ids *s = ctx;
+    if (s->n < sizeof s->ids / sizeof *s->ids) s->ids[s->n++] = stack_id;
+}
+
+static bool names_stack(const struct site_ids *s, uint32_t id)
+{
+    for (unsigned i = 0; i < s->n; i++)
+        if (s->ids[i] == id) return true;
+    return false;
+}
+
 static void write_stacks(struct writer *w, const struct block_pass *bp)
 {
+    struct site_ids sites = { .n = 0 };
+    lt_invalid_frees_each(add_site_id, &sites);
     uint64_t at = section_begin(w, LT_SECTION_STACKS);
     uint64_t count_at = w_pos(w);
     w_u32(w, 0);
@@ -519,7 +541,8 @@ static void write_stacks(struct writer *w, const struct block_pass *bp)
         uint64_t live_blocks = bp->live ? bp->live[2 * id] : 0;
         uint64_t live_bytes = bp->live ? bp->live[2 * id + 1] : 0;
         struct lt_stack_totals t = lt_stack_totals(id);
-        if (!t.alloc_count && !live_blocks) continue; /* unused id, or stack 0 with nothing live */
+        /* unused id, or stack 0 with nothing live */
+        if (!t.alloc_count && !live_blocks && (!sites.n || !names_stack(&sites, id))) continue;
         uint32_t depth = s ? s->depth : 0;
         struct {
             uint32_t id, depth;
@@ -581,6 +604,34 @@ static void write_notes(struct writer *w, const char *request_note)
     }
     if (request_note) w_str(w, request_note, strlen(request_note));
     if (deep) w_str(w, deep, strlen(deep));
+    section_end(w, at);
+}
+
+static void write_invalid_free(uint32_t stack_id, unsigned api, uint64_t count, uint64_t first, void *ctx)
+{
+    struct writer *w = ctx;
+    w_u32(w, stack_id);
+    w_u32(w, api);
+    w_u64(w, count);
+    w_u64(w, first);
+}
+
+/* Frees of addresses never allocated or freed already (invalid_frees.c): present when they
+ * were checked, or some were found before the checking stopped. */
+static void write_invalid_frees(struct writer *w)
+{
+    unsigned n = lt_invalid_frees_each(NULL, NULL);
+    if (!n && !lt_invalid_frees_checking()) return;
+    uint64_t at = section_begin(w, LT_SECTION_INVALID_FREES);
+    uint64_t count_at = w_pos(w);
+    uint64_t unrecorded = lt_invalid_frees_unrecorded();
+    w_u64(w, 0);
+    uint64_t before = w_pos(w);
+    lt_invalid_frees_each(write_invalid_free, w);
+    /* u32 count (what was written: a site may be claimed between the two passes), u32 the
+     * calls whose site did not fit. */
+    uint64_t count = (w_pos(w) - before) / LT_INVALID_FREE_RECORD_SIZE;
+    patch_u64(w, count_at, count | (unrecorded > UINT32_MAX ? UINT32_MAX : unrecorded) << 32);
     section_end(w, at);
 }
 
@@ -774,6 +825,7 @@ static int write_capture(struct lt_capture_request *req)
     write_counters(&w, skipped, scan);
     write_notes(&w, req->note);
     if (final) write_fatal(&w);
+    write_invalid_frees(&w);
     section_end(&w, section_begin(&w, LT_SECTION_END));
     w_flush(&w);
     lt_unmap(bp.live, live_size);

@@ -15,6 +15,11 @@ _Static_assert(sizeof(void *) == LT_POINTER_SIZE, "leaktrace captures are writte
 #define LT_FLAG_FINAL 1u     /* written when the process ended (not an on-demand snapshot) */
 #define LT_FLAG_CHILD 2u     /* written by a child traced with --follow-children */
 
+/* INVALID_FREES: the API of a free of an address never allocated or freed already. */
+#define LT_FREE_API_FREE 1          /* free (and the C++ runtime's delete, which calls it) */
+#define LT_FREE_API_REALLOC 2
+#define LT_FREE_API_REALLOCARRAY 3
+
 /* FATAL flags. */
 #define LT_FATAL_FLAG_TRUNCATED 1u /* the backtrace was cut at the depth limit */
 #define LT_FATAL_FLAG_IN_SHIM 2u   /* the signal struck while the thread ran the shim's code */
@@ -35,6 +40,7 @@ _Static_assert(sizeof(void *) == LT_POINTER_SIZE, "leaktrace captures are writte
 #define LT_SESSION_PAYLOAD_SIZE 24  /* the SESSION payload: u64 baseline, four u32 */
 #define LT_SNAPSHOT_HEADER_SIZE 16  /* one SERIES snapshot: u64 time, u32 entries, u32 reserved */
 #define LT_SERIES_ENTRY_SIZE 40     /* one SERIES entry: two u32, four u64 */
+#define LT_INVALID_FREE_RECORD_SIZE 24 /* one INVALID_FREES entry: two u32, two u64 */
 #define LT_FATAL_PAYLOAD_SIZE 64    /* FATAL before its addresses (docs/capture-format.md) */
 
 /* Stack id 0 means "no backtrace": unwinding failed, or the stack table was full or out of memory. */
@@ -53,6 +59,7 @@ _Static_assert(sizeof(void *) == LT_POINTER_SIZE, "leaktrace captures are writte
     X(9, SERIES)           \
     X(10, NOTES)           \
     X(11, FATAL)           \
+    X(12, INVALID_FREES)   \
     X(255, END)
 
 /* Which API made a block: the "kind" byte of each block. */

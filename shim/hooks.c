@@ -222,7 +222,9 @@ static inline bool recording_block(size_t size) { return !lt_sample_skip(size) &
 static inline void forget_block(void *p)
 {
     lt_mtrace_log_free(p, false);
-    lt_blocks_forget((uintptr_t)p); /* which skips, as the hook did, a block never sampled */
+    /* which skips, as the hook did, a block never sampled */
+    if (LT_UNLIKELY(!lt_blocks_forget((uintptr_t)p)) && lt_invalid_frees_checking())
+        lt_invalid_frees_note((uintptr_t)p, LT_FREE_API_FREE);
     lt_tables_leave();
 }
 
@@ -333,7 +335,9 @@ static void *realloc_as(void *old, size_t size, unsigned kind)
         return p;
     }
     if (known) lt_stack_note_free(prev.stack_id, asked_before, true);
-    else if (old) lt_blocks_forget((uintptr_t)old); /* unknown, or deferred from a handler */
+    else if (old && !lt_blocks_forget((uintptr_t)old) && lt_invalid_frees_checking()) /* or deferred */
+        lt_invalid_frees_note((uintptr_t)old, kind == LT_KIND_REALLOCARRAY ? LT_FREE_API_REALLOCARRAY
+                                                                         : LT_FREE_API_REALLOC);
     /* The old bytes were copied or stayed; past them (all of an unknown block's) are unwritten. */
     size_t written = !old ? 0 : known ? (usable_before > asked_before ? usable_before : asked_before) : size;
     if (p && recording_block(size)) record_block(p, size, kind, written); /* NULL: realloc(p, 0) freed p */

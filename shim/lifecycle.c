@@ -122,6 +122,7 @@ int lt_final_signal(void) { return final_signal; }
 /* COLLECTING <-> TRACKING; nothing else changes. */
 void lt_set_collecting(bool on)
 {
+    if (!on) lt_invalid_frees_stop(); /* frees of what is allocated meanwhile would look invalid */
     int from = on ? LT_STATE_TRACKING : LT_STATE_COLLECTING;
     atomic_compare_exchange_strong(&lt_state, &from, on ? LT_STATE_COLLECTING : LT_STATE_TRACKING);
 }

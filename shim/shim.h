@@ -371,7 +371,7 @@ bool lt_blocks_take(uintptr_t addr, struct lt_block *out);
 void lt_blocks_put_back(const struct lt_block *b);
 /* Remove and count the block as freed (or the free as unknown); from a signal handler that
  * interrupted its thread inside this table, done as soon as the thread leaves it. */
-void lt_blocks_forget(uintptr_t addr);
+bool lt_blocks_forget(uintptr_t addr); /* false: not in the table (nor deferred, nor unsampled) */
 /* A hint: the insertion of addr comes soon (the caller unwinds meanwhile). Returns addr's
  * hash, for lt_blocks_insert. */
 uint64_t lt_blocks_prefetch(uintptr_t addr);
@@ -638,6 +638,16 @@ bool lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim,
 bool lt_final_writing_here(void); /* this thread is writing the final capture */
 void lt_signals_die_of(int sig);     /* the default action of `sig`, now */
 int lt_final_signal(void);           /* the signal that ended the process, or 0 */
+/* ---- invalid_frees.c: frees of addresses never allocated or freed already -------------- */
+bool lt_invalid_frees_checking(void);  /* every block of the process is known */
+void lt_invalid_frees_stop(void);      /* collecting paused: no longer (for good) */
+/* pre: lt_invalid_frees_checking(); inside the tables. api: LT_FREE_API_*. */
+void lt_invalid_frees_note(uintptr_t addr, unsigned api);
+/* Calls fn for each (stack id, API) site; returns how many there are. fn may be NULL. */
+unsigned lt_invalid_frees_each(void (*fn)(uint32_t stack_id, unsigned api, uint64_t count,
+                                          uint64_t first_address, void *ctx), void *ctx);
+uint64_t lt_invalid_frees_unrecorded(void); /* calls whose site did not fit */
+
 /* ---- fatal.c: what ended the program (the FATAL section) ------------------------------ */
 struct lt_fatal {
     uint32_t signal;

@@ -225,6 +225,18 @@ class FrameTotal:
 
 
 @dataclass
+class InvalidFree:
+    """Calls from one backtrace that freed (or reallocated) an address never allocated, or
+    freed already (a capture's INVALID_FREES section)."""
+
+    api: str  # "free", "realloc", "reallocarray"
+    calls: int
+    first_address: int  # the address the first of them passed
+    stack_id: str  # stable id of (api, backtrace)
+    frames: list[Frame] = field(default_factory=list)
+
+
+@dataclass
 class FatalSignal:
     """The signal that ended the program, and where it struck (a capture's FATAL section)."""
 
@@ -289,6 +301,10 @@ class Report:
     # followed). --fail-on-leak counts their leaks too.
     children: list[ChildProcess] | None = None
     fatal: FatalSignal | None = None  # the signal that ended the program, if one did
+    # Frees of addresses never allocated or freed already, most calls first; None when the
+    # source did not check (a capture of an attach, of sampling mode, ...).
+    invalid_frees: list[InvalidFree] | None = None
+    invalid_frees_unrecorded: int = 0  # more such calls, whose backtrace the shim did not keep
 
     @property
     def scanned(self) -> bool:

@@ -18,6 +18,7 @@ from leaktrace import report_native as native
 from leaktrace.analyze.column_frame_totals import column_frame_totals
 from leaktrace.analyze.column_order import kind_ranks, number_loss_records
 from leaktrace.analyze.fatal_signal import describe_fatal, signal_name
+from leaktrace.analyze.invalid_frees import describe_invalid_frees
 from leaktrace.analyze.leak_totals import column_leak_totals
 from leaktrace.analyze.record_columns import NO_LEAK_KIND, NONE, ColumnRecords, RecordColumns
 from leaktrace.analyze.stack_frames import StackFrames, runtime_api_name
@@ -73,7 +74,9 @@ def build_report(capture: Capture, symbolizer: Symbolizer | None = None, *,
 def _build(capture: Capture, symbolizer: Symbolizer, with_addresses: bool,
            started: float) -> Report:
     groups = _group_blocks(capture, with_addresses)
-    described = StackFrames(capture, groups.stack_ids, symbolizer)
+    invalid_ids = [row.stack_id for row in capture.invalid_frees or ()]
+    described = StackFrames(capture, np.concatenate([groups.stack_ids, invalid_ids])
+                            if invalid_ids else groups.stack_ids, symbolizer)
     table = described.table
     every = _columns(capture, groups, described)
     notes = _notes(capture, groups, table) + symbolizer.notes
@@ -112,6 +115,8 @@ def _build(capture: Capture, symbolizer: Symbolizer, with_addresses: bool,
                  for m in capture.modules],
         sample_mean_bytes=capture.sample_mean_bytes,
         fatal=describe_fatal(capture, symbolizer),
+        invalid_frees=describe_invalid_frees(capture, described),
+        invalid_frees_unrecorded=capture.invalid_frees_unrecorded,
     )
     report.build_seconds = time.monotonic() - started
     return report

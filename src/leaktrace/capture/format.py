@@ -10,6 +10,13 @@ POINTER_SIZE = 8
 FLAG_FINAL = 1  # written when the process ended (not an on-demand snapshot)
 FLAG_CHILD = 2  # written by a child traced with --follow-children
 
+# INVALID_FREES: the API of a free of an address never allocated or freed already.
+FREE_API_FREE = 1  # free (and the C++ runtime's delete, which calls it)
+FREE_API_REALLOC = 2
+FREE_API_REALLOCARRAY = 3
+FREE_APIS: dict[int, str] = {FREE_API_FREE: "free", FREE_API_REALLOC: "realloc",
+                             FREE_API_REALLOCARRAY: "reallocarray"}
+
 FATAL_FLAG_TRUNCATED = 1  # the backtrace was cut at the depth limit
 FATAL_FLAG_IN_SHIM = 2  # the signal struck while the thread ran the shim's code
 FATAL_FLAG_IN_HANDLER = 4  # ... while it ran a signal handler: the trap fields are set
@@ -28,6 +35,7 @@ SCAN_PAYLOAD_SIZE = 40  # the SCAN payload: three u64 then four u32
 SESSION_PAYLOAD_SIZE = 24  # the SESSION payload: u64 baseline, then four u32
 SNAPSHOT_HEADER_SIZE = 16  # one SERIES snapshot: u64 time, u32 entries, u32 reserved
 SERIES_ENTRY_SIZE = 40  # one SERIES entry: u32 stack id, u32 reserved, four u64
+INVALID_FREE_RECORD_SIZE = 24  # one INVALID_FREES entry: u32 stack id, u32 API, two u64
 FATAL_PAYLOAD_SIZE = 64  # FATAL before its addresses (docs/capture-format.md)
 
 # Stack id 0 means "no backtrace": unwinding failed, or the stack table was full or out of memory.
@@ -45,6 +53,7 @@ SECTION_SESSION = 8  # optional: baseline and why the capture was taken (capture
 SECTION_SERIES = 9  # optional: snapshots of per-backtrace totals (capture/series.py)
 SECTION_NOTES = 10  # optional: what the shim could not see, as sentences
 SECTION_FATAL = 11  # optional: the fatal signal that ended the program, and where it struck
+SECTION_INVALID_FREES = 12  # optional: frees of addresses never allocated or freed already
 SECTION_END = 255
 
 SECTION_NAMES: dict[int, str] = {
@@ -59,6 +68,7 @@ SECTION_NAMES: dict[int, str] = {
     SECTION_SERIES: "SERIES",
     SECTION_NOTES: "NOTES",
     SECTION_FATAL: "FATAL",
+    SECTION_INVALID_FREES: "INVALID_FREES",
     SECTION_END: "END",
 }
 

@@ -164,6 +164,16 @@ class FatalRecord(NamedTuple):
     handler_fault_address: int = 0
 
 
+class InvalidFreeRow(NamedTuple):
+    """INVALID_FREES: calls from one backtrace that freed (or reallocated) an address the
+    shim never saw allocated, or saw freed already."""
+
+    stack_id: int
+    api: int  # FREE_API_*
+    calls: int
+    first_address: int
+
+
 @dataclass
 class Capture:
     path: str
@@ -181,6 +191,9 @@ class Capture:
     series: Series | None = None  # SERIES: per-backtrace totals at every snapshot
     notes: list[str] = field(default_factory=list)  # NOTES: what the shim could not see
     fatal: FatalRecord | None = None  # FATAL: the signal that ended the program
+    # INVALID_FREES: None when the shim did not check (attached, sampling, paused, ...).
+    invalid_frees: list[InvalidFreeRow] | None = None
+    invalid_frees_unrecorded: int = 0  # such calls whose backtrace did not fit the shim's table
     # Tags this version does not know and skipped, in file order.
     unknown_sections: list[int] = field(default_factory=list)
 
@@ -349,6 +362,8 @@ def _parse_section(capture: Capture, tag: int, cursor: Cursor) -> None:
         capture.notes = _parse_notes(cursor)
     elif tag == fmt.SECTION_FATAL:
         capture.fatal = _parse_fatal(cursor)
+    elif tag == fmt.SECTION_INVALID_FREES:
+        capture.invalid_frees, capture.invalid_frees_unrecorded = _parse_invalid_frees(cursor)
     else:
         capture.unknown_sections.append(tag)  # a later minor addition: skipped by design
 
@@ -417,6 +432,17 @@ def _parse_notes(c: Cursor) -> list[str]:
     count = c.count("note count", 4)
     c.u32("reserved")
     return [c.string(f"note {i}").decode("utf-8", "replace") for i in range(count)]
+
+
+def _parse_invalid_frees(c: Cursor) -> tuple[list[InvalidFreeRow], int]:
+    count = c.count("invalid free count", fmt.INVALID_FREE_RECORD_SIZE)
+    unrecorded = c.u32("unrecorded invalid frees")
+    rows = []
+    for i in range(count):
+        stack_id, api = c.u32(f"invalid free {i} stack id"), c.u32(f"invalid free {i} API")
+        rows.append(InvalidFreeRow(stack_id, api, c.u64(f"invalid free {i} count"),
+                                   c.u64(f"invalid free {i} address")))
+    return rows, unrecorded
 
 
 def _parse_fatal(c: Cursor) -> FatalRecord:

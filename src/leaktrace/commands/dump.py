@@ -95,6 +95,12 @@ def dump_lines(capture: Capture) -> Iterator[str]:
             holder = modules.find(address - 1)
             where = f"{holder.path}+{address - holder.load_bias:#x}" if holder else "(no module)"
             yield f"    #{n} {address:#x} {where}"
+    if capture.invalid_frees is not None:
+        yield f"INVALID_FREES count={len(capture.invalid_frees)} " \
+              f"unrecorded={capture.invalid_frees_unrecorded}"
+        for row in capture.invalid_frees:
+            yield f"  stack={row.stack_id} api={fmt.FREE_APIS.get(row.api, row.api)} " \
+                  f"calls={row.calls} first_address={row.first_address:#x}"
     for tag in capture.unknown_sections:
         yield f"UNKNOWN SECTION tag={tag} (skipped)"
     yield "END"

@@ -21,7 +21,7 @@ from leaktrace.leak_kinds import LEAK_KINDS
 from leaktrace.model import Frame, LeakRecord, Report
 from leaktrace.render.options import RenderOptions, samples_selection
 from leaktrace.render.stack_paths import frame_name, samples_of
-from leaktrace.render.text import fatal_signal_lines
+from leaktrace.render.text import fatal_signal_lines, invalid_free_lines
 
 TIMELINE_LINES = 8  # backtraces drawn on the growth timeline, best-ranked first
 
@@ -155,6 +155,8 @@ def _facts(report: Report) -> dict[str, Any]:
         # How a signal ended the program: the text report's lines, heading included.
         "fatal": [line.strip("= ") if n == 0 else line
                   for n, line in enumerate(fatal_signal_lines(report)[1:])] or None,
+        "invalidFrees": [line.strip("= ") if n == 0 else line
+                         for n, line in enumerate(invalid_free_lines(report)[1:])] or None,
         "scan": None if scan is None else {
             "seconds": scan.seconds, "bytes scanned": scan.bytes_scanned,
             "threads stopped": scan.threads_stopped,

@@ -173,6 +173,11 @@ def report_to_json(report: Report, options: RenderOptions,
         ],
         "children": _children(report.children),
         "fatal_signal": _fatal(report.fatal),
+        "invalid_frees": None if report.invalid_frees is None else [
+            {"api": f.api, "calls": f.calls, "first_address": f.first_address,
+             "stack_id": f.stack_id, "frames": [frame_json(frame) for frame in f.frames]}
+            for f in report.invalid_frees],
+        "invalid_frees_unrecorded": report.invalid_frees_unrecorded,
     }
 
 

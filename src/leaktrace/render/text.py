@@ -36,7 +36,8 @@ def render_text(report: Report, options: RenderOptions) -> str:
 def text_chunks(report: Report, options: RenderOptions) -> Iterator[str]:
     """The text report in pieces, each ending with a newline: a report of a million loss
     records is written as it is made, never held whole."""
-    yield from _lines_chunk(_header(report) + _summary(report) + fatal_signal_lines(report))
+    yield from _lines_chunk(_header(report) + _summary(report) + fatal_signal_lines(report)
+                            + invalid_free_lines(report))
     # A capture's records as columns (ColumnRecords.columns), while they are the truth.
     columns = getattr(report.records, "columns", None)
     if columns is not None:
@@ -187,6 +188,27 @@ def fatal_signal_lines(report: Report) -> list[str]:
     if fatal.in_shim:
         lines.append("    (it struck while the thread ran leaktrace's own code, whose frames "
                      "are left out)")
+    return lines
+
+
+def invalid_free_lines(report: Report) -> list[str]:
+    """valgrind's "Invalid free() / delete / delete[] / realloc()": each backtrace that freed an
+    address never allocated or freed already."""
+    found = report.invalid_frees
+    if not found and not report.invalid_frees_unrecorded:
+        return []
+    calls = sum(f.calls for f in found or ()) + report.invalid_frees_unrecorded
+    lines = ["", f"== Invalid frees: {_plural(calls, 'call')} freed an address never allocated, "
+                 "or freed already =="]
+    texts = FrameTexts(False)
+    for f in found or ():
+        lines.append(f"Invalid {f.api}(): {_plural(f.calls, 'call')} (the first of address "
+                     f"{f.first_address:#x}), stack {f.stack_id}")
+        lines += (texts.lines(f.frames).split("\n")[1:] if f.frames else
+                  ["    (no backtrace: the stack table was full)"])
+    if report.invalid_frees_unrecorded:
+        lines.append(f"{_plural(report.invalid_frees_unrecorded, 'more call')} from backtraces "
+                     "the shim had no room for")
     return lines
 
 

@@ -391,6 +391,7 @@
         ")" : "  (live " + plural(p.live.bytes, "byte") + ")"));
     return el("section", { id: "facts-section" }, el("h2", {}, "Capture"),
       F.fatal ? el("pre", { id: "fatal" }, F.fatal.join("\n")) : null,
+      F.invalidFrees ? el("pre", { id: "invalid-frees" }, F.invalidFrees.join("\n")) : null,
       el("dl", { id: "facts" }, ...items),
       F.notes.length ? el("ul", { id: "notes" }, ...F.notes.map((n) => el("li", {}, n))) : null);
   }

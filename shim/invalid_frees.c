@@ -1,0 +1,75 @@
+/* Frees of addresses the shim never saw allocated, or saw freed already: valgrind's "Invalid
+ * free() / delete / delete[] / realloc()". glibc aborts on many double frees itself (the
+ * fatal signal's backtrace then names the free: fatal.c), not on all: a block freed twice
+ * past the thread's cache, or a pointer realloc had already moved, goes through and corrupts
+ * the heap later. Told only while every block of the process is known: launched under the
+ * shim (not attached), exact mode, collecting since the start (not LEAKTRACE_START=on-mtrace)
+ * and never paused since (muntrace(), the control's pause), no block dropped for want of
+ * memory. Per (backtrace, API): how many such calls, and the first one's address; written as
+ * the INVALID_FREES section (capture.c). Off the hot path: only a free that misses the table
+ * comes here. */
+#include <stdatomic.h>
+
+#include "sampling.h"
+#include "shim.h"
+
+#define SITES 256u /* distinct (backtrace, API) pairs kept; more are counted in `unrecorded` */
+
+/* Each site is claimed by a CAS of its key (stack id << 8 | API: never 0); its count and first
+ * address are written by whoever claimed or found it, and read by the capture writer, which
+ * may see a site claimed a moment ago with its count still 0 (it leaves those out). */
+static struct site {
+    _Atomic uint64_t key;
+    _Atomic uint64_t count;
+    _Atomic uint64_t first_address;
+} sites[SITES];
+static _Atomic uint64_t unrecorded;
+/* Cleared for good when collecting pauses (lt_set_collecting): blocks allocated then are
+ * not in the table, and their frees would look invalid. */
+static _Atomic bool checking = true;
+
+void lt_invalid_frees_stop(void) { atomic_store(&checking, false); }
+
+bool lt_invalid_frees_checking(void)
+{
+    return atomic_load_explicit(&checking, memory_order_relaxed) && !lt_sample_mean_bytes &&
+           !lt_attach_mode() && lt_cfg.collect_at_start &&
+           atomic_load_explicit(&lt_counters.dropped_blocks, memory_order_relaxed) == 0;
+}
+
+__attribute__((noinline, cold)) void lt_invalid_frees_note(uintptr_t addr, unsigned api)
+{
+    uintptr_t pcs[LT_MAX_DEPTH_LIMIT];
+    bool truncated;
+    int depth = lt_unwind(pcs, lt_cfg.max_depth, &truncated);
+    uint64_t key = (uint64_t)lt_stacks_intern(pcs, depth) << 8 | api;
+    uint64_t h = key * 0x9e3779b97f4a7c15ull;
+    for (unsigned probe = 0; probe < SITES; probe++) {
+        struct site *s = &sites[(h >> 56 ^ probe) % SITES];
+        uint64_t found = atomic_load(&s->key);
+        if (found == 0) {
+            if (!atomic_compare_exchange_strong(&s->key, &found, key) && found != key) continue;
+            if (found == 0) atomic_store(&s->first_address, addr); /* claimed it */
+        } else if (found != key) {
+            continue;
+        }
+        atomic_fetch_add(&s->count, 1);
+        return;
+    }
+    atomic_fetch_add(&unrecorded, 1);
+}
+
+unsigned lt_invalid_frees_each(void (*fn)(uint32_t stack_id, unsigned api, uint64_t count,
+                                          uint64_t first_address, void *ctx), void *ctx)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < SITES; i++) {
+        uint64_t key = atomic_load(&sites[i].key), count = atomic_load(&sites[i].count);
+        if (!key || !count) continue;
+        if (fn) fn((uint32_t)(key >> 8), (unsigned)(key & 0xff), count, atomic_load(&sites[i].first_address), ctx);
+        n++;
+    }
+    return n;
+}
+
+uint64_t lt_invalid_frees_unrecorded(void) { return atomic_load(&unrecorded); }

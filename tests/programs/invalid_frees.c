@@ -1,0 +1,53 @@
+/* Frees glibc lets through (it aborts on most double frees itself): argv[1] says which.
+ * fastbin-dup: a block freed twice with another freed between, once the thread's cache of
+ *   that size is full (glibc checks only the fast bin's top);
+ * realloc-freed: realloc of a block already freed;
+ * clean: no invalid free at all.
+ * Each bad call's line has a @call:<mode> marker. The program prints "completed" first. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void *volatile sink;
+
+__attribute__((noinline)) static void release(void *p)
+{
+    free(p); /* @call:fastbin-dup */
+    sink = NULL; /* not a tail call at -O2 */
+}
+
+__attribute__((noinline)) static void *resize(void *p, size_t n)
+{
+    void *q = realloc(p, n); /* @call:realloc-freed */
+    sink = q;
+    return q;
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "clean";
+    /* Printed first: stdio's buffer is allocated now, not from a heap the double free broke
+     * (a large request would walk the fast bin and abort on the loop in it). */
+    puts("completed");
+    fflush(stdout);
+    if (strcmp(mode, "fastbin-dup") == 0) {
+        void *cache[7], *a, *b;
+        for (int i = 0; i < 7; i++) cache[i] = malloc(24);
+        a = malloc(24);
+        b = malloc(24);
+        for (int i = 0; i < 7; i++) free(cache[i]); /* the thread's cache of 32-byte chunks, full */
+        release(a);
+        release(b);
+        release(a); /* the second free of a */
+        /* Nothing is allocated after it: malloc would hand `a` out twice. */
+    } else if (strcmp(mode, "realloc-freed") == 0) {
+        void *p = malloc(16);
+        free(p);
+        free(resize(p, 32));
+    } else {
+        void *p = malloc(16);
+        p = resize(p, 64);
+        release(p);
+    }
+    return 0;
+}

@@ -1,0 +1,57 @@
+"""Frees of addresses never allocated or freed already (valgrind's "Invalid free() / delete /
+delete[] / realloc()"): glibc aborts on most double frees, but lets some through (a fast bin's
+double free, a realloc of a freed block), and the heap is corrupt from then on. The report
+lists each such call's backtrace; the program runs on as it does natively."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from leakharness import compile_program, json_report, leaktrace, marker_line
+
+
+def _run(exe: Path, mode: str, work: Path,
+         *options: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    work.mkdir(exist_ok=True)
+    capture = work / f"{exe.name}-{mode}.lt"
+    done = leaktrace("run", "-o", str(capture), *options, "--", str(exe), mode, cwd=work)
+    assert capture.exists(), done.stderr
+    return done, json_report(capture)
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+@pytest.mark.parametrize(("mode", "api", "function"), [("fastbin-dup", "free", "release"),
+                                                       ("realloc-freed", "realloc", "resize")])
+def test_a_free_glibc_lets_through_is_reported_where_it_was_made(
+        build_dir: Path, tmp_path: Path, opt: str, mode: str, api: str, function: str) -> None:
+    exe = compile_program("invalid_frees.c", build_dir, opt)
+    native = subprocess.run([str(exe), mode], capture_output=True, text=True, timeout=60)
+    assert (native.returncode, native.stdout) == (0, "completed\n")
+    done, report = _run(exe, mode, tmp_path)
+    assert (done.returncode, done.stdout) == (0, native.stdout), done.stderr
+    (bad,) = report["invalid_frees"]
+    assert (bad["api"], bad["calls"]) == (api, 1)
+    assert bad["first_address"] > 0 and len(bad["stack_id"]) == 8
+    frames = [(f["function"], Path(f["file"]).name if f["file"] else None, f["line"])
+              for f in bad["frames"]]
+    assert frames[0] == (function, "invalid_frees.c", marker_line("invalid_frees.c", mode))
+    assert frames[1][:2] == ("main", "invalid_frees.c")
+    assert report["invalid_frees_unrecorded"] == 0
+    assert f"Invalid {api}(): 1 call (the first of address {bad['first_address']:#x})" \
+        in done.stderr
+
+
+def test_a_clean_program_has_none_and_unchecked_runs_say_so(build_dir: Path,
+                                                            tmp_path: Path) -> None:
+    """Checked, none found: an empty list (and nothing in the text). Not checked (not every
+    block was recorded: sampling mode, collecting from the first mtrace()): null."""
+    exe = compile_program("invalid_frees.c", build_dir, "-O2")
+    done, report = _run(exe, "clean", tmp_path)
+    assert done.returncode == 0 and report["invalid_frees"] == []
+    assert "Invalid" not in done.stderr
+    for options in (("--sample", "4096"), ("--start", "on-mtrace")):
+        _, report = _run(exe, "realloc-freed", tmp_path / options[0].strip("-"), *options)
+        assert report["invalid_frees"] is None, options
