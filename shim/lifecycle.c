@@ -509,8 +509,10 @@ static void release_runtime_buffers(void)
      * -rdynamic (valgrind finds it there too). */
     void *cxx_freeres[4];
     int copies = lt_exported_definitions("_ZN9__gnu_cxx9__freeresEv", cxx_freeres, 4);
+    lt_divert_frees(true); /* their records go, their memory stays (own_allocations.c) */
     for (int i = 0; i < copies; i++) ((void (*)(void))cxx_freeres[i])();
     __libc_freeres();
+    lt_divert_frees(false);
 }
 
 /* TRACKING/COLLECTING -> FINAL, once. Returns the state it left, or -1 when another path

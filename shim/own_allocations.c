@@ -21,7 +21,7 @@ _Static_assert(OWN_SLOT_BYTES * OWN_SLOTS == LT_OWN_POOL_BYTES, "the pool's size
 /* The pool's address, mapped at the first thread start; until then an address above user
  * space, so no pointer is in the pool. Written once (a start of the control thread), read by
  * every free: on a cache line of its own (shim.h), away from counters other threads write. */
-struct lt_own_pool_line lt_own_pool = { LT_NO_OWN_POOL };
+struct lt_own_pool_line lt_own_pool = { LT_NO_OWN_POOL, LT_NO_OWN_POOL, LT_OWN_POOL_BYTES };
 /* Set by the thread that creates a shim thread, for that call (only that thread reads it). */
 __thread bool lt_allocating_for_shim __attribute__((tls_model("initial-exec")));
 static _Atomic unsigned slots_taken; /* bit i: slot i holds a block (atomic: any thread frees) */
@@ -30,7 +30,10 @@ void lt_own_allocations_begin(void)
 {
     if (atomic_load(&lt_own_pool.base) == LT_NO_OWN_POOL) {
         void *pool = lt_map(LT_OWN_POOL_BYTES);
-        if (pool) atomic_store(&lt_own_pool.base, (uintptr_t)pool);
+        if (pool) {
+            atomic_store(&lt_own_pool.base, (uintptr_t)pool);
+            atomic_store(&lt_own_pool.free_base, (uintptr_t)pool);
+        }
     }
     lt_allocating_for_shim = true;
 }
@@ -60,6 +63,22 @@ void lt_own_free(void *p)
 {
     unsigned i = (unsigned)(((uintptr_t)p - atomic_load(&lt_own_pool.base)) / OWN_SLOT_BYTES);
     atomic_fetch_and(&slots_taken, ~(1u << i));
+}
+
+/* At exit the shim has glibc and libstdc++ release the buffers they keep for the life of the
+ * process (lifecycle.c, as valgrind does) so that they are not reported. Their frees forget
+ * the blocks' records, but the memory stays where it is: freeing it would work the heap, which
+ * a bug of the program's may have broken without any sign natively (a double free glibc let
+ * through), and glibc would abort the process in its last moment, where it natively exits. */
+void lt_divert_frees(bool all)
+{
+    atomic_store(&lt_own_pool.free_base, all ? 0 : atomic_load(&lt_own_pool.base));
+    atomic_store(&lt_own_pool.free_span, all ? UINTPTR_MAX : LT_OWN_POOL_BYTES);
+}
+
+void lt_diverted_free(void *p)
+{
+    if (lt_own_block(p)) lt_own_free(p);
 }
 
 /* pre: lt_own_block(old). glibc grows a thread's vector when the thread first uses the TLS

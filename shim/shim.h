@@ -849,7 +849,13 @@ void lt_control_after_fork_child(void);
  * through the calloc hook) comes from the shim's memory, not the program's heap. */
 #define LT_OWN_POOL_BYTES (4u * 4096u)
 #define LT_NO_OWN_POOL ((uintptr_t)0xffff800000000000ull) /* above user space */
-struct lt_own_pool_line { _Alignas(64) _Atomic uintptr_t base; }; /* the line to itself */
+/* The line to itself: every free reads it. [free_base, free_base + free_span): the addresses
+ * free hands to lt_diverted_free instead of the C library: the pool's, and while the runtime's
+ * buffers are released at exit (lifecycle.c), all. */
+struct lt_own_pool_line {
+    _Alignas(64) _Atomic uintptr_t base;
+    _Atomic uintptr_t free_base, free_span;
+};
 extern struct lt_own_pool_line lt_own_pool;
 extern __thread bool lt_allocating_for_shim __attribute__((tls_model("initial-exec")));
 static inline bool lt_own_block(const void *p)
@@ -857,6 +863,13 @@ static inline bool lt_own_block(const void *p)
     return (uintptr_t)p - atomic_load_explicit(&lt_own_pool.base, memory_order_relaxed) <
            LT_OWN_POOL_BYTES;
 }
+static inline bool lt_free_diverted(const void *p)
+{
+    return (uintptr_t)p - atomic_load_explicit(&lt_own_pool.free_base, memory_order_relaxed) <
+           atomic_load_explicit(&lt_own_pool.free_span, memory_order_relaxed);
+}
+void lt_diverted_free(void *p);       /* pre: lt_free_diverted(p) */
+void lt_divert_frees(bool all);       /* all: every free, while the runtime's buffers go */
 void lt_own_allocations_begin(void); /* around the shim's pthread_create */
 void lt_own_allocations_end(void);
 void *lt_own_calloc(size_t n, size_t size); /* NULL: take it from the C library */
