@@ -159,7 +159,8 @@ HANDLERS = "handler_backtraces.c"
 def test_handler_backtraces_go_on_into_the_interrupted_code(build_dir: Path, tmp_path: Path,
                                                             opt: str) -> None:
     """As valgrind's: the handler's frames, then the interrupted code's (the faulting
-    instruction's function, found although it is that function's first instruction)."""
+    instruction's function, found although it is that function's first instruction), the
+    trampoline between them "<signal handler called>"."""
     exe = compile_program(HANDLERS, build_dir, opt)
     run = run_traced(exe, work=tmp_path)
     assert run.returncode == 0, run.stderr
@@ -177,6 +178,16 @@ def test_handler_backtraces_go_on_into_the_interrupted_code(build_dir: Path, tmp
         at("on_alarm", "spin", "main_spin"): (1, 64, "still reachable"),
         at("on_fault", "store_one", "main_fault"): (1, 96, "still reachable"),
     }
+    # Between the handler's frames and the interrupted code's: the C library's trampoline,
+    # named as gdb names it.
+    handlers = 0
+    for record in run.report["records"]:
+        names = [f["function"] for f in record["frames"]]
+        for handler in ("on_alarm", "on_fault"):
+            if handler in names:
+                assert names[names.index(handler) + 1] == "<signal handler called>", names
+                handlers += 1
+    assert handlers == 2
 
 
 IN_CALLS = "handler_in_calls.c"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 
 from leaktrace.analyze.module_map import ModuleMap
+from leaktrace.analyze.stack_frames import name_signal_frame
 from leaktrace.capture import format as fmt
 from leaktrace.capture.reader import Capture
 from leaktrace.model import FatalSignal, Frame
@@ -115,7 +116,10 @@ def describe_fatal(capture: Capture, symbolizer: Symbolizer) -> FatalSignal | No
     for n, address in enumerate(record.addresses):
         # The first address is the interrupted instruction's + 1 (the shim's convention).
         shown = address - 1 if n == 0 else address
-        found = resolved.get(place[address]) if address in place else None
+        found = None
+        if address in place:
+            path, lookup = place[address]
+            found = name_signal_frame(resolved[place[address]], path, lookup + 1)
         if not found:
             frames.append(Frame(address=shown))
             continue

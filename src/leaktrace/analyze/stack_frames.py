@@ -24,6 +24,7 @@ from leaktrace.model import Frame
 from leaktrace.symbolize import Symbolizer
 from leaktrace.symbolize.elf_info import read_function_symbols
 from leaktrace.symbolize.names import OPERATOR_NEW_SYMBOLS
+from leaktrace.symbolize.signal_frames import SIGNAL_FRAME_NAME, is_signal_trampoline
 
 _CXX_RUNTIMES = ("libstdc++.so", "libc++.so")
 
@@ -46,6 +47,14 @@ def is_runtime_operator_new(frame: Frame) -> bool:
 def _exported_functions(path: str) -> frozenset[str]:
     return frozenset(name.decode("utf-8", "replace")
                      for _, _, name in read_function_symbols(path, exported=True))
+
+
+def name_signal_frame(frames: list[Frame], path: str, file_address: int) -> list[Frame]:
+    """An unresolved frame at a signal trampoline is "<signal handler called>", as in gdb."""
+    if len(frames) == 1 and frames[0].function is None and is_signal_trampoline(path,
+                                                                                 file_address):
+        frames[0].function = SIGNAL_FRAME_NAME
+    return frames
 
 
 def runtime_api_name(operator: str, array: bool) -> str:
@@ -127,7 +136,7 @@ class StackFrames:
                 place[ra] = (module.path, ra - module.load_bias - 1)
         resolved = symbolizer.resolve(set(place.values()))
         for ra, (path, lookup) in place.items():
-            frames = resolved[(path, lookup)]
+            frames = name_signal_frame(resolved[(path, lookup)], path, lookup + 1)
             for frame in frames:
                 frame.address = ra
             self._frames_of[ra] = tuple(frames)
