@@ -73,3 +73,14 @@ unsigned lt_invalid_frees_each(void (*fn)(uint32_t stack_id, unsigned api, uint6
 }
 
 uint64_t lt_invalid_frees_unrecorded(void) { return atomic_load(&unrecorded); }
+
+/* The parent's calls are the parent's: a traced child reports its own (one thread now). */
+void lt_invalid_frees_after_fork_child(void)
+{
+    for (unsigned i = 0; i < SITES; i++) {
+        atomic_store(&sites[i].key, 0);
+        atomic_store(&sites[i].count, 0);
+        atomic_store(&sites[i].first_address, 0);
+    }
+    atomic_store(&unrecorded, 0);
+}

@@ -448,6 +448,7 @@ static void fork_child(void)
         lt_control_after_fork_child();
         lt_own_allocations_after_fork_child();
         lt_procfs_after_fork_child();
+        lt_invalid_frees_after_fork_child();
     }
     lt_annotations_unlock();
     lt_blocks_unlock_all();

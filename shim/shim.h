@@ -647,6 +647,7 @@ void lt_invalid_frees_note(uintptr_t addr, unsigned api);
 unsigned lt_invalid_frees_each(void (*fn)(uint32_t stack_id, unsigned api, uint64_t count,
                                           uint64_t first_address, void *ctx), void *ctx);
 uint64_t lt_invalid_frees_unrecorded(void); /* calls whose site did not fit */
+void lt_invalid_frees_after_fork_child(void);
 
 /* ---- fatal.c: what ended the program (the FATAL section) ------------------------------ */
 struct lt_fatal {

@@ -66,6 +66,17 @@ def test_a_broken_heap_still_exits_as_natively(build_dir: Path, tmp_path: Path, 
     assert report["summary"]["still_reachable"] == {"bytes": 0, "blocks": 0}
 
 
+def test_a_traced_child_reports_its_own(build_dir: Path, tmp_path: Path) -> None:
+    """A child forked after the parent's bad realloc (with --follow-children) starts with no
+    invalid free of its own: the parent's is in the parent's report only."""
+    exe = compile_program("invalid_frees.c", build_dir, "-O2")
+    done, report = _run(exe, "fork", tmp_path / "fork", "--follow-children")
+    assert done.returncode == 0, done.stderr
+    assert [(f["api"], f["calls"]) for f in report["invalid_frees"]] == [("realloc", 1)]
+    (child,) = set(tmp_path.glob("fork/*.lt")) - {tmp_path / "fork" / f"{exe.name}-fork.lt"}
+    assert json_report(child)["invalid_frees"] == []
+
+
 def test_a_clean_program_has_none_and_unchecked_runs_say_so(build_dir: Path,
                                                             tmp_path: Path) -> None:
     """Checked, none found: an empty list (and nothing in the text). Not checked (not every

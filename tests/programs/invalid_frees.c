@@ -2,11 +2,14 @@
  * fastbin-dup: a block freed twice with another freed between, once the thread's cache of
  *   that size is full (glibc checks only the fast bin's top);
  * realloc-freed: realloc of a block already freed;
- * clean: no invalid free at all.
+ * clean: no invalid free at all;
+ * fork: realloc-freed, then a child that frees only what it allocated (the parent waits).
  * Each bad call's line has a @call:<mode> marker. The program prints "completed" first. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 void *volatile sink;
 
@@ -40,10 +43,18 @@ int main(int argc, char **argv)
         release(b);
         release(a); /* the second free of a */
         /* Nothing is allocated after it: malloc would hand `a` out twice. */
-    } else if (strcmp(mode, "realloc-freed") == 0) {
+    } else if (strcmp(mode, "realloc-freed") == 0 || strcmp(mode, "fork") == 0) {
         void *p = malloc(16);
         free(p);
         free(resize(p, 32));
+        if (strcmp(mode, "fork") == 0) {
+            pid_t child = fork();
+            if (child == 0) {
+                free(malloc(40));
+                _exit(0);
+            }
+            waitpid(child, NULL, 0);
+        }
     } else {
         void *p = malloc(16);
         p = resize(p, 64);
