@@ -14,9 +14,11 @@
 #include "shim.h"
 
 /* Written once, by the first thread whose fatal signal claims it (0 -> 1), and read by the
- * capture writer only once complete (2, release/acquire). */
+ * capture writer only once complete (2, release/acquire). In a mapping of the shim's, made
+ * then: a fault's address may be a heap address, which the scan must not take for a pointer
+ * (it reads the shim's own static data as roots, not its mappings). */
 static _Atomic int noted;
-static struct lt_fatal fatal;
+static struct lt_fatal *record;
 
 /* The kernel's faults carry the address they were about; a signal sent by a process (kill,
  * tgkill, abort's raise, sigqueue) carries its sender. */
@@ -32,42 +34,45 @@ static bool is_fault(int sig, const siginfo_t *info)
  * SA_SIGINFO handler, but the saved registers always hold the CPU's trap number, error code
  * and faulting address (those of the thread's last fault). Read so that a bad frame cannot
  * fault. */
-static void note_handler_frame(uintptr_t ucontext)
+static void note_handler_frame(struct lt_fatal *f, uintptr_t ucontext)
 {
     greg_t regs[NGREG];
     struct iovec local = { regs, sizeof regs };
     struct iovec remote = { (void *)(ucontext + offsetof(ucontext_t, uc_mcontext.gregs)), sizeof regs };
     if (syscall(SYS_process_vm_readv, (long)getpid(), &local, 1L, &remote, 1L, 0L) != (long)sizeof regs)
         return;
-    fatal.flags |= LT_FATAL_FLAG_IN_HANDLER;
-    fatal.handler_trapno = (uint32_t)regs[REG_TRAPNO];
-    fatal.handler_error = (uint32_t)regs[REG_ERR];
-    fatal.handler_fault_address = (uint64_t)regs[REG_CR2];
+    f->flags |= LT_FATAL_FLAG_IN_HANDLER;
+    f->handler_trapno = (uint32_t)regs[REG_TRAPNO];
+    f->handler_error = (uint32_t)regs[REG_ERR];
+    f->handler_fault_address = (uint64_t)regs[REG_CR2];
 }
 
 void lt_fatal_note(int sig, const siginfo_t *info, const ucontext_t *uc, bool in_shim)
 {
     int expected = 0;
     if (!atomic_compare_exchange_strong(&noted, &expected, 1)) return;
-    fatal.signal = (uint32_t)sig;
+    record = lt_map(sizeof *record);
+    if (!record) return; /* stays 1: nothing to write */
+    struct lt_fatal *f = record;
+    f->signal = (uint32_t)sig;
     if (info) {
-        fatal.code = info->si_code;
-        if (is_fault(sig, info)) fatal.address = (uint64_t)(uintptr_t)info->si_addr;
-        else if (info->si_code <= 0) fatal.sender_pid = (uint32_t)info->si_pid;
+        f->code = info->si_code;
+        if (is_fault(sig, info)) f->address = (uint64_t)(uintptr_t)info->si_addr;
+        else if (info->si_code <= 0) f->sender_pid = (uint32_t)info->si_pid;
     }
-    fatal.tid = (uint32_t)lt_raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0);
+    f->tid = (uint32_t)lt_raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0);
     char name[17] = { 0 };
-    if (prctl(PR_GET_NAME, name, 0, 0, 0) == 0) memcpy(fatal.thread_name, name, sizeof fatal.thread_name);
+    if (prctl(PR_GET_NAME, name, 0, 0, 0) == 0) memcpy(f->thread_name, name, sizeof f->thread_name);
     bool truncated = false;
     uintptr_t handler_frame = 0;
     int max = lt_cfg.max_depth < LT_MAX_DEPTH_LIMIT ? lt_cfg.max_depth : LT_MAX_DEPTH_LIMIT;
-    fatal.depth = uc ? (uint32_t)lt_unwind_interrupted(uc, fatal.pcs, max, &truncated, &handler_frame) : 0;
-    fatal.flags = (truncated ? LT_FATAL_FLAG_TRUNCATED : 0) | (in_shim ? LT_FATAL_FLAG_IN_SHIM : 0);
-    if (handler_frame) note_handler_frame(handler_frame);
+    f->depth = uc ? (uint32_t)lt_unwind_interrupted(uc, f->pcs, max, &truncated, &handler_frame) : 0;
+    f->flags = (truncated ? LT_FATAL_FLAG_TRUNCATED : 0) | (in_shim ? LT_FATAL_FLAG_IN_SHIM : 0);
+    if (handler_frame) note_handler_frame(f, handler_frame);
     atomic_store_explicit(&noted, 2, memory_order_release);
 }
 
 const struct lt_fatal *lt_fatal_noted(void)
 {
-    return atomic_load_explicit(&noted, memory_order_acquire) == 2 ? &fatal : NULL;
+    return atomic_load_explicit(&noted, memory_order_acquire) == 2 ? record : NULL;
 }

@@ -17,12 +17,16 @@
 
 /* Each site is claimed by a CAS of its key (stack id << 8 | API: never 0); its count and first
  * address are written by whoever claimed or found it, and read by the capture writer, which
- * may see a site claimed a moment ago with its count still 0 (it leaves those out). */
-static struct site {
+ * may see a site claimed a moment ago with its count still 0 (it leaves those out). In a
+ * mapping of the shim's, made at the first such call and installed with a CAS: the addresses
+ * are heap addresses, which the scan must not take for pointers (it reads the shim's own
+ * static data as roots, not its mappings). */
+struct site {
     _Atomic uint64_t key;
     _Atomic uint64_t count;
     _Atomic uint64_t first_address;
-} sites[SITES];
+};
+static _Atomic(struct site *) sites;
 static _Atomic uint64_t unrecorded;
 /* Cleared for good when collecting pauses (lt_set_collecting): blocks allocated then are
  * not in the table, and their frees would look invalid. */
@@ -42,10 +46,20 @@ __attribute__((noinline, cold)) void lt_invalid_frees_note(uintptr_t addr, unsig
     uintptr_t pcs[LT_MAX_DEPTH_LIMIT];
     bool truncated;
     int depth = lt_unwind(pcs, lt_cfg.max_depth, &truncated);
+    struct site *table = atomic_load(&sites);
+    if (!table) {
+        struct site *fresh = lt_map(SITES * sizeof *fresh);
+        if (!fresh) {
+            atomic_fetch_add(&unrecorded, 1);
+            return;
+        }
+        if (atomic_compare_exchange_strong(&sites, &table, fresh)) table = fresh;
+        else lt_unmap(fresh, SITES * sizeof *fresh); /* another thread's came first */
+    }
     uint64_t key = (uint64_t)lt_stacks_intern(pcs, depth) << 8 | api;
     uint64_t h = key * 0x9e3779b97f4a7c15ull;
     for (unsigned probe = 0; probe < SITES; probe++) {
-        struct site *s = &sites[(h >> 56 ^ probe) % SITES];
+        struct site *s = &table[(h >> 56 ^ probe) % SITES];
         uint64_t found = atomic_load(&s->key);
         if (found == 0) {
             if (!atomic_compare_exchange_strong(&s->key, &found, key) && found != key) continue;
@@ -63,10 +77,11 @@ unsigned lt_invalid_frees_each(void (*fn)(uint32_t stack_id, unsigned api, uint6
                                           uint64_t first_address, void *ctx), void *ctx)
 {
     unsigned n = 0;
-    for (unsigned i = 0; i < SITES; i++) {
-        uint64_t key = atomic_load(&sites[i].key), count = atomic_load(&sites[i].count);
+    struct site *table = atomic_load(&sites);
+    for (unsigned i = 0; table && i < SITES; i++) {
+        uint64_t key = atomic_load(&table[i].key), count = atomic_load(&table[i].count);
         if (!key || !count) continue;
-        if (fn) fn((uint32_t)(key >> 8), (unsigned)(key & 0xff), count, atomic_load(&sites[i].first_address), ctx);
+        if (fn) fn((uint32_t)(key >> 8), (unsigned)(key & 0xff), count, atomic_load(&table[i].first_address), ctx);
         n++;
     }
     return n;
@@ -77,10 +92,11 @@ uint64_t lt_invalid_frees_unrecorded(void) { return atomic_load(&unrecorded); }
 /* The parent's calls are the parent's: a traced child reports its own (one thread now). */
 void lt_invalid_frees_after_fork_child(void)
 {
-    for (unsigned i = 0; i < SITES; i++) {
-        atomic_store(&sites[i].key, 0);
-        atomic_store(&sites[i].count, 0);
-        atomic_store(&sites[i].first_address, 0);
+    struct site *table = atomic_load(&sites);
+    for (unsigned i = 0; table && i < SITES; i++) {
+        atomic_store(&table[i].key, 0);
+        atomic_store(&table[i].count, 0);
+        atomic_store(&table[i].first_address, 0);
     }
     atomic_store(&unrecorded, 0);
 }

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from leakharness import compile_program, json_report, leaktrace, marker_line
+from leakharness import compile_program, json_report, leaktrace, marker_line, records_from
 
 
 def _run(exe: Path, mode: str, work: Path,
@@ -64,6 +64,28 @@ def test_a_broken_heap_still_exits_as_natively(build_dir: Path, tmp_path: Path, 
         "drop(Node*)", "invalid_delete.cpp", marker_line("invalid_delete.cpp", "double-delete"))
     # The pool was released all the same: not reported, as under valgrind.
     assert report["summary"]["still_reachable"] == {"bytes": 0, "blocks": 0}
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_the_address_of_an_invalid_free_keeps_nothing_reachable(build_dir: Path, tmp_path: Path,
+                                                                opt: str) -> None:
+    """The shim keeps the address each invalid call passed first. malloc hands the address
+    freed twice out again, to a block the program leaks: still definitely lost, as under
+    valgrind (kept in the shim's static data, which the scan reads as roots, the address made
+    it still reachable)."""
+    exe = compile_program("invalid_frees.c", build_dir, opt)
+    capture = tmp_path / "reuse.lt"
+    done = leaktrace("run", "-o", str(capture), "--", str(exe), "reuse", cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "completed\n"), done.stderr
+    report = json_report(capture, "--show", "all", "--no-default-suppressions",
+                         "--show-addresses")
+    (bad,) = report["invalid_frees"]
+    (leaked,) = records_from(report, "invalid_frees.c", "reused")
+    assert (leaked["bytes"], leaked["blocks"]) == (24, 1)
+    assert [a["address"] for a in leaked["addresses"]] == [bad["first_address"]]
+    summary = report["summary"]
+    assert (summary["definitely_lost"], summary["still_reachable"]) == (
+        {"bytes": 24, "blocks": 1}, {"bytes": 7 * 24, "blocks": 7})
 
 
 def test_a_traced_child_reports_its_own(build_dir: Path, tmp_path: Path) -> None:

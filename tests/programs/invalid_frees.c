@@ -3,7 +3,8 @@
  *   that size is full (glibc checks only the fast bin's top);
  * realloc-freed: realloc of a block already freed;
  * clean: no invalid free at all;
- * fork: realloc-freed, then a child that frees only what it allocated (the parent waits).
+ * fork: realloc-freed, then a child that frees only what it allocated (the parent waits);
+ * reuse: fastbin-dup, then the address freed twice handed out again, to a block leaked.
  * Each bad call's line has a @call:<mode> marker. The program prints "completed" first. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,20 @@ __attribute__((noinline)) static void *resize(void *p, size_t n)
     return q;
 }
 
+void *drained[7];
+
+/* After fastbin-dup: the next blocks of that size are the 7 of the thread's cache, then the
+ * fast bin's first, the address freed twice, which is leaked here (this frame, which holds
+ * it, is gone by the exit). */
+__attribute__((noinline)) static void *reuse_the_address(void)
+{
+    for (int i = 0; i < 7; i++) drained[i] = malloc(24);
+    void *again = malloc(24); /* @leak:reused */
+    sink = again;
+    sink = NULL;
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "clean";
@@ -33,7 +48,7 @@ int main(int argc, char **argv)
      * (a large request would walk the fast bin and abort on the loop in it). */
     puts("completed");
     fflush(stdout);
-    if (strcmp(mode, "fastbin-dup") == 0) {
+    if (strcmp(mode, "fastbin-dup") == 0 || strcmp(mode, "reuse") == 0) {
         void *cache[7], *a, *b;
         for (int i = 0; i < 7; i++) cache[i] = malloc(24);
         a = malloc(24);
@@ -42,7 +57,8 @@ int main(int argc, char **argv)
         release(a);
         release(b);
         release(a); /* the second free of a */
-        /* Nothing is allocated after it: malloc would hand `a` out twice. */
+        /* Nothing is allocated after it, but in mode reuse (malloc hands `a` out again). */
+        if (strcmp(mode, "reuse") == 0) reuse_the_address();
     } else if (strcmp(mode, "realloc-freed") == 0 || strcmp(mode, "fork") == 0) {
         void *p = malloc(16);
         free(p);
