@@ -5,11 +5,13 @@ lists each such call's backtrace; the program runs on as it does natively."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import dom, find
 from leakharness import compile_program, json_report, leaktrace, marker_line, records_from
 
 
@@ -42,6 +44,21 @@ def test_a_free_glibc_lets_through_is_reported_where_it_was_made(
     assert report["invalid_frees_unrecorded"] == 0
     assert f"Invalid {api}(): 1 call (the first of address {bad['first_address']:#x})" \
         in done.stderr
+
+
+def test_the_html_page_lists_them(build_dir: Path, tmp_path: Path) -> None:
+    exe = compile_program("invalid_frees.c", build_dir, "-O2")
+    _run(exe, "realloc-freed", tmp_path)
+    capture = tmp_path / f"{exe.name}-realloc-freed.lt"
+    page = tmp_path / "page.html"
+    assert leaktrace("report", str(capture), "--format", "html", "-o", str(page)).returncode == 0
+    (box,) = find(dom(page), "pre", id="invalid-frees")
+    lines = box.text.splitlines()
+    assert lines[0] == ("Invalid frees: 1 call freed an address never allocated, or freed "
+                        "already")
+    assert lines[1].startswith("Invalid realloc(): 1 call (the first of address 0x")
+    line = marker_line("invalid_frees.c", "realloc-freed")
+    assert re.search(rf"#0 +resize +\S*invalid_frees\.c:{line}\b", lines[2]), lines
 
 
 @pytest.mark.parametrize("opt", ["-O0", "-O2"])
