@@ -1,8 +1,9 @@
 /* What ended the program, for its report: the fatal signal, its cause (si_code, the faulting
  * address or the sender), and the thread it struck with the backtrace of the code it
  * interrupted, as valgrind prints "Process terminating with default action of signal 11
- * (SIGSEGV) ... at ...". Noted by the shim's fatal-signal handler (signals.c) just before
- * the final capture, which writes it as the FATAL section (capture.c). */
+ * (SIGSEGV) ... at ...". Described by the shim's fatal-signal handler (signals.c), published
+ * by the thread that then claims the final capture (lifecycle.c), which writes it as the FATAL
+ * section (capture.c). */
 #include <stdatomic.h>
 #include <stddef.h>
 #include <string.h>
@@ -13,12 +14,11 @@
 
 #include "shim.h"
 
-/* Written once, by the first thread whose fatal signal claims it (0 -> 1), and read by the
- * capture writer only once complete (2, release/acquire). In a mapping of the shim's, made
- * then: a fault's address may be a heap address, which the scan must not take for a pointer
- * (it reads the shim's own static data as roots, not its mappings). */
-static _Atomic int noted;
-static struct lt_fatal *record;
+/* The record of the thread that claimed the final capture (lifecycle.c publishes it then,
+ * release; the capture writer reads it, acquire). Each dying thread describes its own first,
+ * in a mapping of the shim's: a fault's address may be a heap address, which the scan must not
+ * take for a pointer (it reads the shim's own static data as roots, not its mappings). */
+static _Atomic(const struct lt_fatal *) published;
 
 /* The kernel's faults carry the address they were about; a signal sent by a process (kill,
  * tgkill, abort's raise, sigqueue) carries its sender. */
@@ -47,13 +47,11 @@ static void note_handler_frame(struct lt_fatal *f, uintptr_t ucontext)
     f->handler_fault_address = (uint64_t)regs[REG_CR2];
 }
 
-void lt_fatal_note(int sig, const siginfo_t *info, const ucontext_t *uc, bool in_shim)
+const struct lt_fatal *lt_fatal_describe(int sig, const siginfo_t *info, const ucontext_t *uc,
+                                         bool in_shim)
 {
-    int expected = 0;
-    if (!atomic_compare_exchange_strong(&noted, &expected, 1)) return;
-    record = lt_map(sizeof *record);
-    if (!record) return; /* stays 1: nothing to write */
-    struct lt_fatal *f = record;
+    struct lt_fatal *f = lt_map(sizeof *f);
+    if (!f) return NULL;
     f->signal = (uint32_t)sig;
     if (info) {
         f->code = info->si_code;
@@ -69,10 +67,9 @@ void lt_fatal_note(int sig, const siginfo_t *info, const ucontext_t *uc, bool in
     f->depth = uc ? (uint32_t)lt_unwind_interrupted(uc, f->pcs, max, &truncated, &handler_frame) : 0;
     f->flags = (truncated ? LT_FATAL_FLAG_TRUNCATED : 0) | (in_shim ? LT_FATAL_FLAG_IN_SHIM : 0);
     if (handler_frame) note_handler_frame(f, handler_frame);
-    atomic_store_explicit(&noted, 2, memory_order_release);
+    return f;
 }
 
-const struct lt_fatal *lt_fatal_noted(void)
-{
-    return atomic_load_explicit(&noted, memory_order_acquire) == 2 ? record : NULL;
-}
+void lt_fatal_publish(const struct lt_fatal *f) { atomic_store_explicit(&published, f, memory_order_release); }
+
+const struct lt_fatal *lt_fatal_noted(void) { return atomic_load_explicit(&published, memory_order_acquire); }

@@ -847,7 +847,8 @@ bool lt_final_writing_here(void) { return writing_final; }
 /* From the handler of a signal that kills the program (signals.c). The scan runs only when
  * the interrupted code was not inside the shim (whose locks it may hold). Returns whether
  * the signal should end the process now (false: once this thread's capture is written). */
-bool lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim, bool refaults)
+bool lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim, bool refaults,
+                        const struct lt_fatal *fatal)
 {
     if (writing_final) {
         /* It interrupted this thread's own final capture: a fault there ends the process
@@ -867,6 +868,7 @@ bool lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim,
         return true;
     }
     final_signal = sig;
+    lt_fatal_publish(fatal); /* this thread's: the signal that ends the process */
     write_final(LT_REASON_SIGNAL, program_sp, !interrupted_in_shim, true, false);
     return true;
 }

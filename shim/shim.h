@@ -634,7 +634,9 @@ size_t lt_go_free_stacks(void);
 size_t lt_go_dead_stack_parts(uintptr_t (*out)[2], size_t max);
 /* From a fatal signal's handler: the final capture (once; a second thread waits for it).
  * False: the signal interrupted this thread's own final capture and ends the process after it. */
-bool lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim, bool refaults);
+struct lt_fatal; /* fatal.c: what ended the program, published by the claimant */
+bool lt_final_on_signal(int sig, uintptr_t program_sp, bool interrupted_in_shim, bool refaults,
+                        const struct lt_fatal *fatal);
 bool lt_final_writing_here(void); /* this thread is writing the final capture */
 void lt_signals_die_of(int sig);     /* the default action of `sig`, now */
 int lt_final_signal(void);           /* the signal that ended the process, or 0 */
@@ -665,9 +667,11 @@ struct lt_fatal {
     uint64_t handler_fault_address;   /* its address (cr2) */
     uintptr_t pcs[LT_MAX_DEPTH_LIMIT]; /* lt_unwind_interrupted's backtrace */
 };
-/* From the fatal-signal handler, before the final capture: the first thread's is kept. */
-void lt_fatal_note(int sig, const siginfo_t *info, const ucontext_t *uc, bool in_shim);
-const struct lt_fatal *lt_fatal_noted(void); /* NULL when no fatal signal was noted */
+/* From the fatal-signal handler: the thread's own record (NULL: no memory for it). */
+const struct lt_fatal *lt_fatal_describe(int sig, const siginfo_t *info, const ucontext_t *uc,
+                                         bool in_shim);
+void lt_fatal_publish(const struct lt_fatal *f); /* by the thread that claimed the final capture */
+const struct lt_fatal *lt_fatal_noted(void);     /* the published record, or NULL */
 bool lt_quick_exit_handled(void);    /* lifecycle.c: its at_quick_exit handler writes the capture */
 /* ---- signals.c: fatal-signal handlers the program does not see ------------------------ */
 void lt_signals_install(void);

@@ -142,6 +142,26 @@ def test_the_report_says_which_signal_ended_the_program_and_where(build_dir: Pat
                                                                             "die-reraise"))]
 
 
+def test_threads_dying_at_once_report_the_one_that_wrote_the_capture(build_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    """Eight threads call abort() at once: one writes the capture, the others wait for it. The
+    report's signal and backtrace are that thread's (the first thread to describe its death was
+    kept before, and when another one won the capture, the report said nothing of how the
+    program ended)."""
+    exe = compile_program("crash.c", build_dir, "-O2")
+    line = leak_marker_line("crash.c", "die-aborts")
+    for round_ in range(8):
+        capture = tmp_path / f"aborts-{round_}.lt"
+        done = leaktrace("run", "-o", str(capture), "--", str(exe), "aborts", cwd=tmp_path)
+        assert done.returncode == -signal.SIGABRT, done.stderr
+        fatal = json_report(capture)["fatal_signal"]
+        assert fatal is not None and fatal["name"] == "SIGABRT", round_
+        assert not fatal["main_thread"]
+        ours = [(f["function"], f["line"]) for f in fatal["frames"]
+                if f["file"] and Path(f["file"]).name == "crash.c"]
+        assert ours == [("aborter", line)], fatal["frames"]
+
+
 def _killed_while_allocating(exe: Path, mode: str,
                              capture: Path) -> subprocess.CompletedProcess[str]:
     """`leaktrace run` of busy_when_killed.c, sent SIGTERM (as a supervisor stops a service)

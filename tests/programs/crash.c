@@ -2,7 +2,8 @@
  * sent to itself (term, hup, quit, int, and rt: the real-time signal SIGRTMIN + 2); or a fault
  * in a thread named "worker-7" (thread-segv), a call through a NULL function pointer
  * (call-null), a double free glibc aborts on (double-free), a fault whose handler raises it
- * again, as Python's faulthandler does (reraise). A capture must still be written,
+ * again, as Python's faulthandler does (reraise), eight threads calling abort() at once
+ * (aborts). A capture must still be written,
  * and the process must still die of that signal. Each death's line has a @call:die-<how>
  * marker: the report's backtrace of the signal names it. */
 #include <pthread.h>
@@ -38,6 +39,15 @@ static void reraise(int sig)
     signal(sig, SIG_DFL);
     raise(sig); /* @call:die-reraise-handler */
     reraised = 1; /* never reached; keeps the raise from being a tail call at -O2 */
+}
+
+static pthread_barrier_t all_ready;
+
+static void *aborter(void *arg)
+{
+    (void)arg;
+    pthread_barrier_wait(&all_ready);
+    abort(); /* @call:die-aborts */
 }
 
 __attribute__((noinline)) static void release(void *p)
@@ -79,6 +89,11 @@ int main(int argc, char **argv)
         pthread_join(t, NULL);
     } else if (strcmp(how, "call-null") == 0) {
         no_function(); /* @call:die-call-null */
+    } else if (strcmp(how, "aborts") == 0) {
+        pthread_t t[8];
+        pthread_barrier_init(&all_ready, NULL, 8);
+        for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, aborter, NULL);
+        pthread_join(t[0], NULL);
     } else if (strcmp(how, "reraise") == 0) {
         static char altstack[65536];
         stack_t ss = { .ss_sp = altstack, .ss_size = sizeof altstack };
