@@ -616,12 +616,12 @@ static void write_invalid_free(uint32_t stack_id, unsigned api, uint64_t count, 
     w_u64(w, first);
 }
 
-/* Frees of addresses never allocated or freed already (invalid_frees.c): present when they
- * were checked, or some were found before the checking stopped. */
+/* Frees of addresses never allocated or freed already (invalid_frees.c): present when every
+ * block was known until now (the final capture's FINAL state aside). */
 static void write_invalid_frees(struct writer *w)
 {
-    unsigned n = lt_invalid_frees_each(NULL, NULL);
-    if (!n && !lt_invalid_frees_checking()) return;
+    /* Those found are not told once __libc_malloc's blocks (which look like them) may be about. */
+    if (!lt_invalid_frees_checked()) return;
     uint64_t at = section_begin(w, LT_SECTION_INVALID_FREES);
     uint64_t count_at = w_pos(w);
     uint64_t unrecorded = lt_invalid_frees_unrecorded();

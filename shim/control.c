@@ -594,7 +594,11 @@ static bool end_thread_locked(void)
     int wake = atomic_load(&wake_fd);
     uint64_t one = 1;
     if (wake >= 0 && write(wake, &one, sizeof one) < 0) { /* already signalled */ }
+    /* The join frees what the C library allocated for the thread (its vector, on its behalf:
+     * never recorded): not the program's frees, which the tables follow. */
+    lt_set_busy(true);
     pthread_join(control_thread, NULL);
+    lt_set_busy(false);
     control_joinable = false;
     lt_unmap(control_stack, CONTROL_STACK_SIZE);
     control_stack = NULL;

@@ -34,11 +34,18 @@ static _Atomic bool checking = true;
 
 void lt_invalid_frees_stop(void) { atomic_store(&checking, false); }
 
-bool lt_invalid_frees_checking(void)
+bool lt_invalid_frees_checked(void)
 {
     return atomic_load_explicit(&checking, memory_order_relaxed) && !lt_sample_mean_bytes &&
-           !lt_attach_mode() && lt_cfg.collect_at_start &&
+           !lt_attach_mode() && lt_cfg.collect_at_start && !lt_libc_allocations_imported() &&
            atomic_load_explicit(&lt_counters.dropped_blocks, memory_order_relaxed) == 0;
+}
+
+/* Collecting now: once the final capture is claimed (FINAL), new blocks are not recorded. */
+bool lt_invalid_frees_checking(void)
+{
+    return atomic_load_explicit(&lt_state, memory_order_relaxed) == LT_STATE_COLLECTING &&
+           lt_invalid_frees_checked();
 }
 
 __attribute__((noinline, cold)) void lt_invalid_frees_note(uintptr_t addr, unsigned api)

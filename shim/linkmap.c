@@ -205,6 +205,37 @@ int lt_exported_definitions(const char *name, void **addresses, int max)
     return search.found;
 }
 
+/* glibc's own names of its allocator, which a program may call to pass by an interposed
+ * malloc: blocks made so never reach the hooks, and their frees look invalid to the shim. */
+static const char *const libc_allocation_functions[] = {
+    "__libc_malloc", "__libc_calloc", "__libc_realloc", "__libc_memalign", "__libc_valloc",
+    "__libc_pvalloc",
+};
+static _Atomic bool libc_allocations_imported; /* set for good by lt_note_allocator_imports */
+
+bool lt_libc_allocations_imported(void) { return atomic_load_explicit(&libc_allocations_imported, memory_order_relaxed); }
+
+/* Reads only the object's own tables (no lock, no allocation): from a signal handler too. */
+void lt_note_allocator_imports(uintptr_t base, const void *dynamic)
+{
+    extern ElfW(Dyn) _DYNAMIC[]; /* the shim's own, which calls them as the real allocator */
+    struct dynamic_symbols ds;
+    if (lt_libc_allocations_imported() || dynamic == _DYNAMIC || !read_dynamic(base, dynamic, &ds))
+        return;
+    if (object_defines(&ds, "__libc_malloc")) return; /* the C library itself */
+    /* Undefined symbols: with a GNU hash table, the ones before its first hashed symbol. */
+    uint32_t count = ds.gnu_hash ? ds.gnu_hash[1] : ds.sysv_hash[1];
+    for (uint32_t i = 1; i < count; i++) {
+        const ElfW(Sym) *sym = &ds.symtab[i];
+        if (sym->st_shndx != SHN_UNDEF) continue;
+        for (size_t k = 0; k < sizeof libc_allocation_functions / sizeof *libc_allocation_functions; k++)
+            if (strcmp(ds.strtab + sym->st_name, libc_allocation_functions[k]) == 0) {
+                atomic_store(&libc_allocations_imported, true);
+                return;
+            }
+    }
+}
+
 /* pre: start-up, preloaded. Objects searched before the shim are the program itself and the
  * libraries preloaded ahead of it. */
 void lt_allocator_check(void)
@@ -215,6 +246,7 @@ void lt_allocator_check(void)
     };
     struct dl_find_object own;
     if (_dl_find_object((void *)(uintptr_t)&lt_allocator_check, &own) != 0) return;
+    for (const struct link_map *m = _r_debug.r_map; m; m = m->l_next) lt_note_allocator_imports(m->l_addr, m->l_ld);
     char *p = foreign_note, *end = foreign_note + sizeof foreign_note - 1;
     for (const struct link_map *m = _r_debug.r_map; m && m != own.dlfo_link_map; m = m->l_next) {
         struct dynamic_symbols ds;

@@ -139,6 +139,9 @@ static int on_object(struct dl_phdr_info *info, size_t size, void *ctx)
         if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
     }
     if (hi == 0) return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+            lt_note_allocator_imports(info->dlpi_addr, (const void *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr));
     int known = find_loaded(info->dlpi_addr);
     if (known >= 0) {
         seen[known] = 1;
@@ -239,11 +242,13 @@ static bool note_mapped_objects(void)
             } else if (field == PERMS) {
                 if (++perm == 3 && c == 'x') {
                     struct dl_find_object found;
-                    if (_dl_find_object((void *)start, &found) == 0 && found.dlfo_link_map)
+                    if (_dl_find_object((void *)start, &found) == 0 && found.dlfo_link_map) {
                         lt_modules_note_object((uintptr_t)found.dlfo_map_start,
                                                (uintptr_t)found.dlfo_map_end,
                                                found.dlfo_link_map->l_addr,
                                                found.dlfo_link_map->l_name);
+                        lt_note_allocator_imports(found.dlfo_link_map->l_addr, found.dlfo_link_map->l_ld);
+                    }
                 }
                 if (perm == 4) field = REST;
             }

@@ -641,7 +641,12 @@ bool lt_final_writing_here(void); /* this thread is writing the final capture */
 void lt_signals_die_of(int sig);     /* the default action of `sig`, now */
 int lt_final_signal(void);           /* the signal that ended the process, or 0 */
 /* ---- invalid_frees.c: frees of addresses never allocated or freed already -------------- */
-bool lt_invalid_frees_checking(void);  /* every block of the process is known */
+bool lt_invalid_frees_checked(void);   /* every block of the process was known until now */
+bool lt_invalid_frees_checking(void);  /* ... and is: collecting now */
+/* linkmap.c: an object imports glibc's own allocator names (__libc_malloc, ...), whose blocks
+ * pass by the hooks; noted from each object's dynamic section as objects are seen. */
+void lt_note_allocator_imports(uintptr_t base, const void *dynamic);
+bool lt_libc_allocations_imported(void);
 void lt_invalid_frees_stop(void);      /* collecting paused: no longer (for good) */
 /* pre: lt_invalid_frees_checking(); inside the tables. api: LT_FREE_API_*. */
 void lt_invalid_frees_note(uintptr_t addr, unsigned api);
