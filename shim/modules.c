@@ -139,9 +139,6 @@ static int on_object(struct dl_phdr_info *info, size_t size, void *ctx)
         if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
     }
     if (hi == 0) return 0;
-    for (int i = 0; i < info->dlpi_phnum; i++)
-        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
-            lt_note_allocator_imports(info->dlpi_addr, (const void *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr));
     int known = find_loaded(info->dlpi_addr);
     if (known >= 0) {
         seen[known] = 1;
@@ -149,6 +146,9 @@ static int on_object(struct dl_phdr_info *info, size_t size, void *ctx)
     }
     struct lt_module *m = add_module(info->dlpi_addr, lo, hi, info->dlpi_name);
     if (m) read_build_id(m, info);
+    for (int i = 0; i < info->dlpi_phnum; i++) /* the loader's lock keeps it mapped */
+        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+            lt_note_allocator_imports(info->dlpi_addr, (const void *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr), false);
     return 0;
 }
 
@@ -187,7 +187,8 @@ static bool note_main_program(uintptr_t bias)
     return true;
 }
 
-void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bias, const char *name)
+void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bias, const char *name,
+                            const void *dynamic)
 {
     if (!modules || noting) return;
     noting = true;
@@ -197,6 +198,7 @@ void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bi
         struct lt_module *m = add_module(bias, map_start, map_end, name);
         /* The ELF header and program headers are mapped at the start of the first segment. */
         if (m) read_build_id_safely(m, map_start, bias);
+        if (m) lt_note_allocator_imports(bias, dynamic, true);
     }
     pthread_mutex_unlock(&lock);
     atomic_signal_fence(memory_order_seq_cst);
@@ -242,13 +244,11 @@ static bool note_mapped_objects(void)
             } else if (field == PERMS) {
                 if (++perm == 3 && c == 'x') {
                     struct dl_find_object found;
-                    if (_dl_find_object((void *)start, &found) == 0 && found.dlfo_link_map) {
+                    if (_dl_find_object((void *)start, &found) == 0 && found.dlfo_link_map)
                         lt_modules_note_object((uintptr_t)found.dlfo_map_start,
                                                (uintptr_t)found.dlfo_map_end,
                                                found.dlfo_link_map->l_addr,
-                                               found.dlfo_link_map->l_name);
-                        lt_note_allocator_imports(found.dlfo_link_map->l_addr, found.dlfo_link_map->l_ld);
-                    }
+                                               found.dlfo_link_map->l_name, found.dlfo_link_map->l_ld);
                 }
                 if (perm == 4) field = REST;
             }
