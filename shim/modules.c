@@ -220,7 +220,7 @@ static int on_object_locked(struct dl_phdr_info *info, size_t size, void *ctx)
  * that allocates, loops or waits), and the process would hang at exit. The file is read in
  * chunks by a small state machine: only each line's start address and permissions matter.
  * False when the file cannot be read. */
-static bool note_mapped_objects(void)
+static bool note_mapped_objects(bool check_imports)
 {
     int fd = lt_open_proc("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
@@ -244,11 +244,15 @@ static bool note_mapped_objects(void)
             } else if (field == PERMS) {
                 if (++perm == 3 && c == 'x') {
                     struct dl_find_object found;
-                    if (_dl_find_object((void *)start, &found) == 0 && found.dlfo_link_map)
+                    if (_dl_find_object((void *)start, &found) != 0 || !found.dlfo_link_map) {
+                    } else if (check_imports) {
+                        lt_note_allocator_imports(found.dlfo_link_map->l_addr, found.dlfo_link_map->l_ld, true);
+                    } else {
                         lt_modules_note_object((uintptr_t)found.dlfo_map_start,
                                                (uintptr_t)found.dlfo_map_end,
                                                found.dlfo_link_map->l_addr,
                                                found.dlfo_link_map->l_name, found.dlfo_link_map->l_ld);
+                    }
                 }
                 if (perm == 4) field = REST;
             }
@@ -258,11 +262,16 @@ static bool note_mapped_objects(void)
     return true;
 }
 
+/* Whether an object mapped now imports glibc's own allocator names (lt_note_allocator_imports),
+ * every object read again: a library loaded with dlopen is noted as a module only once a
+ * backtrace or a capture meets it, and glibc's freeres forgets it before the capture at exit. */
+void lt_modules_check_imports(void) { note_mapped_objects(true); }
+
 void lt_modules_refresh(bool mark_unloaded)
 {
     if (!modules) return;
     /* Adding what is loaded needs no lock of the loader's; marking what is gone does. */
-    if (!mark_unloaded && note_mapped_objects()) return;
+    if (!mark_unloaded && note_mapped_objects(false)) return;
     pthread_mutex_lock(&refresh_lock);
     pthread_mutex_lock(&lock);
     memset(seen, 0, nmodules);

@@ -650,6 +650,7 @@ bool lt_invalid_frees_checking(void);  /* ... and is: collecting now */
  * (safe: read by copy, for an object found without the loader's lock). */
 void lt_note_allocator_imports(uintptr_t base, const void *dynamic, bool safe);
 bool lt_libc_allocations_imported(void);
+void lt_modules_check_imports(void); /* modules.c: every object mapped now, no lock taken */
 void lt_invalid_frees_stop(void);      /* collecting paused: no longer (for good) */
 /* pre: lt_invalid_frees_checking(); inside the tables. api: LT_FREE_API_*. */
 void lt_invalid_frees_note(uintptr_t addr, unsigned api);

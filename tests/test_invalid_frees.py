@@ -116,6 +116,37 @@ def test_a_traced_child_reports_its_own(build_dir: Path, tmp_path: Path) -> None
     assert json_report(child)["invalid_frees"] == []
 
 
+def test_a_plugin_calling_glibcs_own_malloc_turns_the_check_off(tmp_path: Path) -> None:
+    """A library loaded with dlopen that allocates with glibc's __libc_malloc (as a wrapper
+    that passes by interposed allocators does): its blocks never pass the hooks, so their
+    frees would look invalid. The shim notes the import when it first meets the library, and
+    does not check (null, not a false report)."""
+    (tmp_path / "plugin.c").write_text(
+        "#include <stddef.h>\n"
+        "extern void *__libc_malloc(size_t);\n"
+        "void *plugin_alloc(void) { return __libc_malloc(32); }\n")
+    plugin = tmp_path / "libplugin.so"
+    subprocess.run(["gcc", "-O1", "-fPIC", "-shared", "-o", str(plugin),
+                    str(tmp_path / "plugin.c")], check=True, capture_output=True)
+    (tmp_path / "main.c").write_text(
+        "#include <dlfcn.h>\n#include <stdlib.h>\n#include <stdio.h>\n"
+        "int main(int argc, char **argv) {\n"
+        "    void *h = dlopen(argv[1], RTLD_NOW);\n"
+        "    void *(*alloc)(void) = (void *(*)(void))dlsym(h, \"plugin_alloc\");\n"
+        "    for (int i = 0; i < 3; i++) free(alloc());\n"
+        "    puts(\"completed\");\n"
+        "    return 0;\n}\n")
+    exe = tmp_path / "main"
+    subprocess.run(["gcc", "-O1", "-o", str(exe), str(tmp_path / "main.c"), "-ldl"], check=True,
+                   capture_output=True)
+    capture = tmp_path / "plugin.lt"
+    done = leaktrace("run", "-o", str(capture), "--", str(exe), str(plugin), cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "completed\n"), done.stderr
+    report = json_report(capture)
+    assert report["counters"]["unknown_frees"] == 3
+    assert report["invalid_frees"] is None
+
+
 def test_a_clean_program_has_none_and_unchecked_runs_say_so(build_dir: Path,
                                                             tmp_path: Path) -> None:
     """Checked, none found: an empty list (and nothing in the text). Not checked (not every
