@@ -608,8 +608,12 @@ static void write_final_here(void *request)
     int saved_errno = errno;
     /* Not after _exit, quick_exit or Go's exit: __libc_freeres flushes stdio, which those do
      * not (a forked daemon's parent would print its buffered lines twice). */
-    if (!in_handler && lt_cfg.freeres_at_exit && reason == LT_REASON_EXIT && r->after_exit)
+    if (!in_handler && lt_cfg.freeres_at_exit && reason == LT_REASON_EXIT && r->after_exit) {
+        /* Objects loaded with dlopen first: __libc_freeres frees what _dl_find_object knows of
+         * them, and a library no backtrace met would be missing from the capture's modules. */
+        lt_modules_refresh(false);
         release_runtime_buffers(); /* its frees are recorded */
+    }
     lt_busy++;
     lt_control_stop();
     /* A series ends with the process's state at exit: the control thread stays held from
