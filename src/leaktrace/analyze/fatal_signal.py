@@ -5,6 +5,7 @@ valgrind prints "Process terminating with default action of signal 11 (SIGSEGV)"
 from __future__ import annotations
 
 import signal
+from dataclasses import replace
 
 from leaktrace.analyze.module_map import ModuleMap
 from leaktrace.analyze.stack_frames import name_signal_frame
@@ -123,9 +124,8 @@ def describe_fatal(capture: Capture, symbolizer: Symbolizer) -> FatalSignal | No
         if not found:
             frames.append(Frame(address=shown))
             continue
-        for frame in found:
-            frame.address = shown
-        frames.extend(found)
+        # Copies: a recursion repeats an address, whose frames are one list.
+        frames.extend(replace(frame, address=shown) for frame in found)
     pid = capture.header.pid
     handled = None
     if record.flags & fmt.FATAL_FLAG_IN_HANDLER and record.code in _SENT_HOW:
