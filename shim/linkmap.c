@@ -213,7 +213,10 @@ static const char *const libc_allocation_functions[] = {
 };
 static _Atomic bool libc_allocations_imported; /* set for good by lt_note_allocator_imports */
 
-bool lt_libc_allocations_imported(void) { return atomic_load_explicit(&libc_allocations_imported, memory_order_relaxed); }
+bool lt_libc_allocations_imported(void)
+{
+    return atomic_load_explicit(&libc_allocations_imported, memory_order_relaxed);
+}
 
 static bool read_words(void *dst, uintptr_t src, size_t len, bool safe)
 {
@@ -273,7 +276,8 @@ void lt_allocator_check(void)
     };
     struct dl_find_object own;
     if (_dl_find_object((void *)(uintptr_t)&lt_allocator_check, &own) != 0) return;
-    for (const struct link_map *m = _r_debug.r_map; m; m = m->l_next) lt_note_allocator_imports(m->l_addr, m->l_ld, false);
+    for (const struct link_map *m = _r_debug.r_map; m; m = m->l_next)
+        lt_note_allocator_imports(m->l_addr, m->l_ld, false);
     char *p = foreign_note, *end = foreign_note + sizeof foreign_note - 1;
     for (const struct link_map *m = _r_debug.r_map; m && m != own.dlfo_link_map; m = m->l_next) {
         struct dynamic_symbols ds;

@@ -148,7 +148,8 @@ static int on_object(struct dl_phdr_info *info, size_t size, void *ctx)
     if (m) read_build_id(m, info);
     for (int i = 0; i < info->dlpi_phnum; i++) /* the loader's lock keeps it mapped */
         if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
-            lt_note_allocator_imports(info->dlpi_addr, (const void *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr), false);
+            lt_note_allocator_imports(info->dlpi_addr,
+                                      (const void *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr), false);
     return 0;
 }
 
