@@ -656,3 +656,42 @@ def test_the_programs_stdout_stays_its_own(tmp_path: Path) -> None:
     binary = run_cli("valgrind", "--format", "pprof", "--", str(program), timeout=300)
     assert binary.returncode == 2
     assert_one_line_error(binary, "--format pprof needs -o FILE")
+
+
+def _sites(frames: list[dict[str, object]], source: str) -> list[tuple[object, object]]:
+    """The frames in the program's own source (valgrind stops at main)."""
+    return [(f["function"], f["line"]) for f in frames
+            if f["file"] and Path(str(f["file"])).name == source]
+
+
+@needs_valgrind
+@pytest.mark.parametrize(("program", "mode"), [("invalid_frees.c", "realloc-freed"),
+                                               ("invalid_frees.c", "fastbin-dup"),
+                                               ("crash.c", "segv")])
+def test_invalid_frees_and_the_fatal_signal_read_as_leaktrace_tells_them(
+        build_dir: Path, tmp_path: Path, program: str, mode: str) -> None:
+    """valgrind's InvalidFree errors and its <fatal_signal> fill the same parts of the report
+    as a capture's INVALID_FREES and FATAL: the same calls, causes and program frames."""
+    from leakharness import compile_program, json_report, leaktrace
+    from leakharness import marker_line as marker_line_of
+
+    exe = compile_program(program, build_dir, "-O0")
+    xml = tmp_path / "run.xml"
+    subprocess.run([VALGRIND, "--xml=yes", f"--xml-file={xml}", str(exe), mode],
+                   capture_output=True, timeout=300)
+    theirs = json.loads(run_cli("report", "--format", "json", str(xml)).stdout)
+    capture = tmp_path / "run.lt"
+    leaktrace("run", "-o", str(capture), "--", str(exe), mode, cwd=tmp_path)
+    ours = json_report(capture)
+    assert [(f["api"], f["calls"], _sites(f["frames"], program))
+            for f in theirs["invalid_frees"]] == [
+        (f["api"], f["calls"], _sites(f["frames"], program)) for f in ours["invalid_frees"]]
+    if program == "crash.c":
+        fatal, mine = theirs["fatal_signal"], ours["fatal_signal"]
+        assert (fatal["name"], fatal["cause"], fatal["main_thread"]) == (
+            mine["name"], mine["cause"], mine["main_thread"]) == (
+            "SIGSEGV", "address not mapped, at address 0x10", True)
+        assert _sites(fatal["frames"], program) == _sites(mine["frames"], program) == [
+            ("main", marker_line_of(program, "die-segv"))]
+    else:
+        assert theirs["fatal_signal"] is None

@@ -17,10 +17,11 @@ import numpy as np
 from leaktrace import report_native as native
 from leaktrace.analyze.column_frame_totals import column_frame_totals
 from leaktrace.analyze.column_order import kind_ranks, number_loss_records
-from leaktrace.analyze.fatal_signal import describe_fatal, signal_name
+from leaktrace.analyze.fatal_signal import describe_fatal
 from leaktrace.analyze.invalid_frees import describe_invalid_frees
 from leaktrace.analyze.leak_totals import column_leak_totals
 from leaktrace.analyze.record_columns import NO_LEAK_KIND, NONE, ColumnRecords, RecordColumns
+from leaktrace.analyze.signal_causes import signal_name
 from leaktrace.analyze.stack_frames import StackFrames, runtime_api_name
 from leaktrace.analyze.stack_ids import stable_id_prefix
 from leaktrace.capture import format as fmt

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from leaktrace.analyze.leak_totals import leak_totals
+from leaktrace.analyze.signal_causes import cause_of, signal_name
 from leaktrace.errors import LeaktraceError
 from leaktrace.input_files import open_regular
 from leaktrace.leak_kinds import (
@@ -31,7 +32,7 @@ from leaktrace.leak_kinds import (
     STILL_REACHABLE,
     parse_kind_list,
 )
-from leaktrace.model import Frame, KindTotal, LeakRecord, Report, Summary
+from leaktrace.model import FatalSignal, Frame, InvalidFree, KindTotal, LeakRecord, Report, Summary
 
 ERROR_KINDS = {
     "Leak_DefinitelyLost": DEFINITELY_LOST,
@@ -45,6 +46,7 @@ REAL_LEAK_KINDS = (DEFINITELY_LOST, INDIRECTLY_LOST, POSSIBLY_LOST)
 # "64 (32 direct, 32 indirect) bytes in 1 blocks are definitely lost in loss record 2 of 5"
 _SPLIT_BYTES = re.compile(r"\(([\d,]+) direct, ([\d,]+) indirect\)")
 _LOSS_RECORD = re.compile(r"loss record ([\d,]+) of ([\d,]+)")
+_ADDRESS = re.compile(r"Address (0x[0-9a-fA-F]+)")
 # valgrind's own replacement allocators: the frames above the program's code
 _PRELOAD_OBJECT = re.compile(r"vgpreload_[a-z]+-[^/]*\.so$")
 
@@ -102,6 +104,8 @@ def _ends_early(path: str, line: int, process: _Process) -> str:
 def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]],
                   process: _Process) -> Report:
     records: list[LeakRecord] = []
+    invalid_frees: dict[str, InvalidFree] = {}  # unique id -> valgrind's "Invalid free()"
+    fatal: FatalSignal | None = None
     other_errors: dict[str, str] = {}  # unique id -> kind of each other error's context
     occurrences: dict[str, int] = {}  # unique id -> times it happened (<errorcounts>)
     suppressed = 0
@@ -151,7 +155,11 @@ def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]],
             else:
                 unique = (element.findtext("unique") or "").strip() or f"#{len(other_errors)}"
                 other_errors[unique] = kind or "unknown"
+                if kind == "InvalidFree":
+                    invalid_frees[unique] = _invalid_free(element)
             element.clear()  # keep memory flat on huge files
+        elif tag == "fatal_signal":
+            fatal = _fatal_signal(element, process.pid)
         elif tag == "pair" and element.find("name") is not None:  # <suppcounts>
             suppressed += min(max(_int(element.findtext("count")) or 0, 0), MAX_COUNT)
         elif tag == "pair" and element.find("unique") is not None:  # <errorcounts>
@@ -163,6 +171,10 @@ def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]],
     for unique, kind in other_errors.items():
         errors[kind] += occurrences.get(unique, 1)
     report = _report(path, process, records, errors, len(other_errors), suppressed)
+    for unique, invalid in invalid_frees.items():
+        invalid.calls = occurrences.get(unique, 1)
+    report.invalid_frees = sorted(invalid_frees.values(), key=lambda f: (-f.calls, f.stack_id))
+    report.fatal = fatal
     if leak_checks > 1:
         report.notes.append(f"valgrind ran {leak_checks} leak checks (the program asked for "
                             "the earlier ones): this report is the last")
@@ -266,6 +278,39 @@ def _leak_record(error: ET.Element, leak_kind: str) -> tuple[LeakRecord, int | N
         return record, None
     record.loss_record = _number(loss_record.group(1))
     return record, _number(loss_record.group(2))
+
+
+def _program_frames(error: ET.Element) -> tuple[str, list[Frame]]:
+    """The first stack's frames without valgrind's replacement functions at its top, and the
+    API the outermost of those names."""
+    frames = [_frame(frame) for frame in error.iterfind("stack[1]/frame")]
+    api = "unknown"
+    while frames and frames[0].module and _PRELOAD_OBJECT.search(frames[0].module):
+        api = frames.pop(0).function or api
+    return api, frames
+
+
+def _invalid_free(error: ET.Element) -> InvalidFree:
+    """valgrind's "Invalid free() / delete / delete[] / realloc()": where, and the address
+    (its <auxwhat>: "Address 0x4a42320 is 0 bytes inside a block of size 24 free'd")."""
+    api, frames = _program_frames(error)
+    address = _ADDRESS.search(error.findtext("auxwhat") or "")
+    return InvalidFree(api=api, calls=1, first_address=int(address[1], 16) if address else 0,
+                       stack_id=_stack_id(api, "invalid free", frames), frames=frames)
+
+
+def _fatal_signal(element: ET.Element, pid: int | None) -> FatalSignal:
+    """valgrind's <fatal_signal>: "Process terminating with default action of signal 11"."""
+    number = _int(element.findtext("signo")) or 0
+    code = _int(element.findtext("sicode")) or 0
+    address = _int(element.findtext("siaddr"))
+    tid = _int(element.findtext("tid")) or 0
+    frames = [_frame(frame) for frame in element.iterfind("stack/frame")]
+    return FatalSignal(
+        signal=number, name=(element.findtext("signame") or "").strip() or signal_name(number),
+        code=code, cause=cause_of(number, code, address or 0, 0, -1),
+        address=address, sender_pid=None, thread_id=tid, thread_name="",
+        main_thread=tid == 1, frames=frames)
 
 
 def _stack_id(api: str, leak_kind: str, frames: list[Frame]) -> str:
