@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -37,10 +36,7 @@ static bool is_fault(int sig, const siginfo_t *info)
 static void note_handler_frame(struct lt_fatal *f, uintptr_t ucontext)
 {
     greg_t regs[NGREG];
-    struct iovec local = { regs, sizeof regs };
-    struct iovec remote = { (void *)(ucontext + offsetof(ucontext_t, uc_mcontext.gregs)), sizeof regs };
-    if (syscall(SYS_process_vm_readv, (long)getpid(), &local, 1L, &remote, 1L, 0L) != (long)sizeof regs)
-        return;
+    if (!lt_copy_memory(regs, ucontext + offsetof(ucontext_t, uc_mcontext.gregs), sizeof regs)) return;
     f->flags |= LT_FATAL_FLAG_IN_HANDLER;
     f->handler_trapno = (uint32_t)regs[REG_TRAPNO];
     f->handler_error = (uint32_t)regs[REG_ERR];

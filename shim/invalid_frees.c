@@ -48,17 +48,6 @@ bool lt_invalid_frees_checking(void)
            lt_invalid_frees_checked();
 }
 
-static bool site_known(const struct site *table, uint64_t key)
-{
-    uint64_t h = key * 0x9e3779b97f4a7c15ull;
-    for (unsigned probe = 0; probe < SITES; probe++) {
-        uint64_t found = atomic_load(&table[(h >> 56 ^ probe) % SITES].key);
-        if (found == key) return true;
-        if (found == 0) return false;
-    }
-    return false;
-}
-
 __attribute__((noinline, cold)) void lt_invalid_frees_note(uintptr_t addr, unsigned api)
 {
     uintptr_t pcs[LT_MAX_DEPTH_LIMIT];
@@ -75,17 +64,19 @@ __attribute__((noinline, cold)) void lt_invalid_frees_note(uintptr_t addr, unsig
         else lt_unmap(fresh, SITES * sizeof *fresh); /* another thread's came first */
     }
     uint64_t key = (uint64_t)lt_stacks_intern(pcs, depth) << 8 | api;
-    /* A new site: first, is it a block of glibc's own __libc_malloc, which some library loaded
-     * since the last look calls? Then nothing is checked any more. */
-    if (!site_known(table, key)) {
-        lt_modules_check_imports();
-        if (lt_libc_allocations_imported()) return;
-    }
     uint64_t h = key * 0x9e3779b97f4a7c15ull;
+    bool imports_checked = false;
     for (unsigned probe = 0; probe < SITES; probe++) {
         struct site *s = &table[(h >> 56 ^ probe) % SITES];
         uint64_t found = atomic_load(&s->key);
         if (found == 0) {
+            /* A new site: first, is it a block of glibc's own __libc_malloc, which an object
+             * mapped now calls? Then nothing is checked any more. */
+            if (!imports_checked) {
+                imports_checked = true;
+                lt_modules_check_imports();
+                if (lt_libc_allocations_imported()) return;
+            }
             if (!atomic_compare_exchange_strong(&s->key, &found, key) && found != key) continue;
             if (found == 0) atomic_store(&s->first_address, addr); /* claimed it */
         } else if (found != key) {

@@ -608,12 +608,12 @@ static void write_final_here(void *request)
     int saved_errno = errno;
     /* Not after _exit, quick_exit or Go's exit: __libc_freeres flushes stdio, which those do
      * not (a forked daemon's parent would print its buffered lines twice). */
-    if (!in_handler && lt_cfg.freeres_at_exit && reason == LT_REASON_EXIT && r->after_exit) {
-        /* Objects loaded with dlopen first: __libc_freeres frees what _dl_find_object knows of
-         * them, and a library no backtrace met would be missing from the capture's modules. */
-        lt_modules_refresh(false);
+    /* The module list first: __libc_freeres frees what _dl_find_object knows of the objects
+     * loaded with dlopen (a library no backtrace met would be missing), and after the scan
+     * threads stay parked, maybe inside the loader. */
+    if (!in_handler) lt_modules_refresh(false);
+    if (!in_handler && lt_cfg.freeres_at_exit && reason == LT_REASON_EXIT && r->after_exit)
         release_runtime_buffers(); /* its frees are recorded */
-    }
     lt_busy++;
     lt_control_stop();
     /* A series ends with the process's state at exit: the control thread stays held from
@@ -622,8 +622,6 @@ static void write_final_here(void *request)
     if (!in_handler && lt_control_thread_id() != 0 && lt_series_count() > 0) lt_series_snapshot();
     if (reason == LT_REASON_EXIT || reason == LT_REASON_SIGNAL) room_for_descriptors(in_handler);
     struct lt_scan scan = { .heuristics = lt_cfg.heuristics };
-    /* The module list first: after the scan, threads stay parked, maybe inside the loader. */
-    if (!in_handler) lt_modules_refresh(false);
     const char *note = NULL;
     bool scanned = false;
     if (safe_to_scan && lt_cfg.scan_at_exit) {

@@ -218,24 +218,16 @@ bool lt_libc_allocations_imported(void)
     return atomic_load_explicit(&libc_allocations_imported, memory_order_relaxed);
 }
 
-static bool read_words(void *dst, uintptr_t src, size_t len, bool safe)
-{
-    if (safe) return lt_copy_memory(dst, src, len);
-    memcpy(dst, (const void *)src, len);
-    return true;
-}
-
-/* Reads only the object's own tables (no lock, no allocation: from a signal handler too).
- * `safe`: by copy, which fails instead of faulting, for an object found without the loader's
- * lock, which another thread's dlclose may unmap meanwhile. */
-void lt_note_allocator_imports(uintptr_t base, const void *dynamic, bool safe)
+/* Reads only the object's own tables, by copy (fails instead of faulting), with no lock and no
+ * allocation. */
+void lt_note_allocator_imports(uintptr_t base, const void *dynamic)
 {
     extern ElfW(Dyn) _DYNAMIC[]; /* the shim's own, which calls them as the real allocator */
     if (lt_libc_allocations_imported() || !dynamic || dynamic == _DYNAMIC) return;
     ElfW(Dyn) entries[96];
     size_t n = 0;
     for (; n < sizeof entries / sizeof *entries - 1; n++) {
-        if (!read_words(&entries[n], (uintptr_t)dynamic + n * sizeof *entries, sizeof *entries, safe))
+        if (!lt_copy_memory(&entries[n], (uintptr_t)dynamic + n * sizeof *entries, sizeof *entries))
             return;
         if (entries[n].d_tag == DT_NULL) break;
     }
@@ -243,23 +235,19 @@ void lt_note_allocator_imports(uintptr_t base, const void *dynamic, bool safe)
     struct dynamic_symbols ds;
     if (!read_dynamic(base, entries, &ds)) return;
     uint32_t header[2];
-    if (!read_words(header, (uintptr_t)(ds.gnu_hash ? ds.gnu_hash : ds.sysv_hash), sizeof header, safe))
+    if (!lt_copy_memory(header, (uintptr_t)(ds.gnu_hash ? ds.gnu_hash : ds.sysv_hash), sizeof header))
         return;
     /* Undefined symbols: with a GNU hash table, the ones before its first hashed symbol. */
     uint32_t count = header[1];
     for (uint32_t i = 1; i < count && i < (1u << 20); i++) {
         ElfW(Sym) sym;
-        char copy[16]; /* a name compared, at most: "__libc_memalign" */
-        if (!read_words(&sym, (uintptr_t)&ds.symtab[i], sizeof sym, safe)) return;
+        char name[16]; /* a name compared, at most: "__libc_memalign" */
+        if (!lt_copy_memory(&sym, (uintptr_t)&ds.symtab[i], sizeof sym)) return;
         if (sym.st_shndx != SHN_UNDEF || !sym.st_name) continue;
-        const char *name = ds.strtab + sym.st_name; /* read in place up to its NUL when not safe */
-        if (safe) {
-            if (!lt_copy_memory(copy, (uintptr_t)name, sizeof copy)) continue; /* near the end */
-            name = copy;
-        }
+        if (!lt_copy_memory(name, (uintptr_t)ds.strtab + sym.st_name, sizeof name)) continue; /* near the end */
         if (strncmp(name, "__libc_", 7) != 0) continue;
         for (size_t k = 0; k < sizeof libc_allocation_functions / sizeof *libc_allocation_functions; k++)
-            if (strncmp(name, libc_allocation_functions[k], sizeof copy) == 0) {
+            if (strncmp(name, libc_allocation_functions[k], sizeof name) == 0) {
                 atomic_store(&libc_allocations_imported, true);
                 return;
             }
@@ -276,8 +264,6 @@ void lt_allocator_check(void)
     };
     struct dl_find_object own;
     if (_dl_find_object((void *)(uintptr_t)&lt_allocator_check, &own) != 0) return;
-    for (const struct link_map *m = _r_debug.r_map; m; m = m->l_next)
-        lt_note_allocator_imports(m->l_addr, m->l_ld, false);
     char *p = foreign_note, *end = foreign_note + sizeof foreign_note - 1;
     for (const struct link_map *m = _r_debug.r_map; m && m != own.dlfo_link_map; m = m->l_next) {
         struct dynamic_symbols ds;

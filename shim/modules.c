@@ -146,10 +146,6 @@ static int on_object(struct dl_phdr_info *info, size_t size, void *ctx)
     }
     struct lt_module *m = add_module(info->dlpi_addr, lo, hi, info->dlpi_name);
     if (m) read_build_id(m, info);
-    for (int i = 0; i < info->dlpi_phnum; i++) /* the loader's lock keeps it mapped */
-        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
-            lt_note_allocator_imports(info->dlpi_addr,
-                                      (const void *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr), false);
     return 0;
 }
 
@@ -188,8 +184,7 @@ static bool note_main_program(uintptr_t bias)
     return true;
 }
 
-void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bias, const char *name,
-                            const void *dynamic)
+void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bias, const char *name)
 {
     if (!modules || noting) return;
     noting = true;
@@ -199,7 +194,6 @@ void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bi
         struct lt_module *m = add_module(bias, map_start, map_end, name);
         /* The ELF header and program headers are mapped at the start of the first segment. */
         if (m) read_build_id_safely(m, map_start, bias);
-        if (m) lt_note_allocator_imports(bias, dynamic, true);
     }
     pthread_mutex_unlock(&lock);
     atomic_signal_fence(memory_order_seq_cst);
@@ -245,15 +239,14 @@ static bool note_mapped_objects(bool check_imports)
             } else if (field == PERMS) {
                 if (++perm == 3 && c == 'x') {
                     struct dl_find_object found;
-                    if (_dl_find_object((void *)start, &found) != 0 || !found.dlfo_link_map) {
-                    } else if (check_imports) {
-                        lt_note_allocator_imports(found.dlfo_link_map->l_addr, found.dlfo_link_map->l_ld, true);
-                    } else {
+                    bool found_one = _dl_find_object((void *)start, &found) == 0 && found.dlfo_link_map;
+                    if (found_one && check_imports)
+                        lt_note_allocator_imports(found.dlfo_link_map->l_addr, found.dlfo_link_map->l_ld);
+                    else if (found_one)
                         lt_modules_note_object((uintptr_t)found.dlfo_map_start,
                                                (uintptr_t)found.dlfo_map_end,
                                                found.dlfo_link_map->l_addr,
-                                               found.dlfo_link_map->l_name, found.dlfo_link_map->l_ld);
-                    }
+                                               found.dlfo_link_map->l_name);
                 }
                 if (perm == 4) field = REST;
             }
@@ -264,8 +257,8 @@ static bool note_mapped_objects(bool check_imports)
 }
 
 /* Whether an object mapped now imports glibc's own allocator names (lt_note_allocator_imports),
- * every object read again: a library loaded with dlopen is noted as a module only once a
- * backtrace or a capture meets it, and glibc's freeres forgets it before the capture at exit. */
+ * every object read again (a library loaded with dlopen is noted as a module only once a
+ * backtrace or a capture meets it): before invalid_frees.c keeps a new site. */
 void lt_modules_check_imports(void) { note_mapped_objects(true); }
 
 void lt_modules_refresh(bool mark_unloaded)

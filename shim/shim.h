@@ -422,9 +422,7 @@ void lt_modules_release(void);         /* after detach: lt_release_tables */
 void lt_modules_refresh(bool mark_unloaded);
 /* Records an object the unwinder met (from _dl_find_object), without calling the loader: this
  * is what keeps the module list complete for captures written from a signal handler. */
-/* dynamic: the object's dynamic section (its link map's l_ld), for lt_note_allocator_imports */
-void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bias, const char *name,
-                            const void *dynamic);
+void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bias, const char *name);
 void lt_modules_lock(void);
 bool lt_modules_trylock(void);
 void lt_modules_unlock(void);
@@ -645,10 +643,10 @@ int lt_final_signal(void);           /* the signal that ended the process, or 0 
 /* ---- invalid_frees.c: frees of addresses never allocated or freed already -------------- */
 bool lt_invalid_frees_checked(void);   /* every block of the process was known until now */
 bool lt_invalid_frees_checking(void);  /* ... and is: collecting now */
-/* linkmap.c: an object imports glibc's own allocator names (__libc_malloc, ...), whose blocks
- * pass by the hooks; noted from each object's dynamic section as objects are first seen
- * (safe: read by copy, for an object found without the loader's lock). */
-void lt_note_allocator_imports(uintptr_t base, const void *dynamic, bool safe);
+/* linkmap.c: whether an object imports glibc's own allocator names (__libc_malloc, ...), whose
+ * blocks pass by the hooks; read by copy from its dynamic section (an object found without the
+ * loader's lock, which another thread's dlclose may unmap meanwhile). Once seen, for good. */
+void lt_note_allocator_imports(uintptr_t base, const void *dynamic);
 bool lt_libc_allocations_imported(void);
 void lt_modules_check_imports(void); /* modules.c: every object mapped now, no lock taken */
 void lt_invalid_frees_stop(void);      /* collecting paused: no longer (for good) */

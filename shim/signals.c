@@ -306,7 +306,7 @@ static void handle_fatal_signal(void *arg)
             values[i] = (uintptr_t)uc->uc_mcontext.gregs[registers[i]];
         lt_scan_add_roots(values, (int)(sizeof values / sizeof *values));
     }
-    const struct lt_fatal *fatal = lt_fatal_describe(sig, info, uc, in_shim || lt_holds_tables_here());
+    const struct lt_fatal *fatal = lt_fatal_describe(sig, info, uc, interrupted_the_shim());
     if (!lt_final_on_signal(sig, program_sp, in_shim, refaults(sig, info), fatal))
         return; /* it came during this thread's final capture, which ends with it (lifecycle.c) */
     back_to_default(sig);

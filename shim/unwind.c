@@ -347,8 +347,7 @@ static uint64_t compute_rule(uintptr_t pc, uintptr_t lookup_pc)
     if (_dl_find_object((void *)lookup_pc, &dlfo) != 0) return end_rule;
     lt_modules_note_object((uintptr_t)dlfo.dlfo_map_start, (uintptr_t)dlfo.dlfo_map_end,
                            dlfo.dlfo_link_map ? dlfo.dlfo_link_map->l_addr : 0,
-                           dlfo.dlfo_link_map ? dlfo.dlfo_link_map->l_name : NULL,
-                           dlfo.dlfo_link_map ? dlfo.dlfo_link_map->l_ld : NULL);
+                           dlfo.dlfo_link_map ? dlfo.dlfo_link_map->l_name : NULL);
     struct fde_view fde;
     if (!dlfo.dlfo_eh_frame || !read_fde(dlfo.dlfo_eh_frame, lookup_pc, &fde)) return end_rule;
     struct cie_info ci = fde.ci;

@@ -36,9 +36,9 @@ void lt_ready_page_slow(const void *at, _Atomic uint64_t *ready, size_t bit)
 }
 
 void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bias,
-                            const char *name, const void *dynamic)
+                            const char *name)
 {
-    (void)map_start, (void)map_end, (void)bias, (void)name, (void)dynamic;
+    (void)map_start, (void)map_end, (void)bias, (void)name;
 }
 
 /* The stack table (stacks.c) is not linked: no backtrace here is cut at a depth limit. */

@@ -14,7 +14,7 @@ from leaktrace.analyze.signal_causes import (
     is_fault,
     signal_name,
 )
-from leaktrace.analyze.stack_frames import name_signal_frame
+from leaktrace.analyze.stack_frames import symbolize_return_addresses
 from leaktrace.capture import format as fmt
 from leaktrace.capture.reader import Capture
 from leaktrace.model import FatalSignal, Frame
@@ -25,26 +25,15 @@ def describe_fatal(capture: Capture, symbolizer: Symbolizer) -> FatalSignal | No
     record = capture.fatal
     if record is None:
         return None
-    modules = ModuleMap(capture.modules)
-    place: dict[int, tuple[str, int]] = {}  # address -> (module path, lookup offset)
-    for address in record.addresses:
-        module = modules.find(address - 1)
-        if module is not None:
-            place[address] = (module.path, address - module.load_bias - 1)
-    resolved = symbolizer.resolve(set(place.values()))
+    # The first address is the interrupted instruction's + 1 (the shim's convention): looked up
+    # like a return address, shown as the instruction's own. Copies: a recursion repeats an
+    # address, whose frames are one tuple.
+    known = symbolize_return_addresses(set(record.addresses), ModuleMap(capture.modules),
+                                       symbolizer)
     frames: list[Frame] = []
     for n, address in enumerate(record.addresses):
-        # The first address is the interrupted instruction's + 1 (the shim's convention).
         shown = address - 1 if n == 0 else address
-        found = None
-        if address in place:
-            path, lookup = place[address]
-            found = name_signal_frame(resolved[place[address]], path, lookup + 1)
-        if not found:
-            frames.append(Frame(address=shown))
-            continue
-        # Copies: a recursion repeats an address, whose frames are one list.
-        frames.extend(replace(frame, address=shown) for frame in found)
+        frames.extend(replace(frame, address=shown) for frame in known[address][0])
     pid = capture.header.pid
     handled = None
     if record.flags & fmt.FATAL_FLAG_IN_HANDLER and record.code in SENT_CODES:

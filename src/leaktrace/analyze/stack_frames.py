@@ -49,6 +49,30 @@ def _exported_functions(path: str) -> frozenset[str]:
                      for _, _, name in read_function_symbols(path, exported=True))
 
 
+def symbolize_return_addresses(
+        addresses: Iterable[int], modules: ModuleMap,
+        symbolizer: Symbolizer) -> dict[int, tuple[tuple[Frame, ...], bytes]]:
+    """Each return address's frames (inlined ones first; `address` set to it) and its part of
+    a stable id's text (b"module+offset"). A return address points after the call; the call
+    itself is one byte earlier, which matters when the call is the last instruction of an
+    inlined range: each is looked up at address - 1."""
+    out: dict[int, tuple[tuple[Frame, ...], bytes]] = {}
+    place: dict[int, tuple[str, int]] = {}  # address -> (module path, lookup offset)
+    for ra in addresses:
+        module = modules.find(ra)
+        if module is None:
+            out[ra] = ((Frame(address=ra),), f"?+{ra:x}".encode())
+        else:
+            place[ra] = (module.path, ra - module.load_bias - 1)
+    resolved = symbolizer.resolve(set(place.values()))
+    for ra, (path, lookup) in place.items():
+        frames = name_signal_frame(resolved[(path, lookup)], path, lookup + 1)
+        for frame in frames:
+            frame.address = ra
+        out[ra] = (tuple(frames), os.fsencode(f"{os.path.basename(path)}+{lookup + 1:x}"))
+    return out
+
+
 def name_signal_frame(frames: list[Frame], path: str, file_address: int) -> list[Frame]:
     """An unresolved frame at a signal trampoline is "<signal handler called>", as in gdb."""
     if len(frames) == 1 and frames[0].function is None and is_signal_trampoline(path,
@@ -123,24 +147,10 @@ class StackFrames:
 
     def _symbolize(self, addresses: list[int], capture: Capture,
                    symbolizer: Symbolizer) -> None:
-        modules = ModuleMap(capture.modules)
-        # A return address points after the call; the call itself is one byte earlier,
-        # which matters when the call is the last instruction of an inlined range.
-        place: dict[int, tuple[str, int]] = {}  # address -> (module path, lookup offset)
-        for ra in addresses:
-            module = modules.find(ra)
-            if module is None:
-                self._frames_of[ra] = (Frame(address=ra),)
-                self._part_of[ra] = f"?+{ra:x}".encode()
-            else:
-                place[ra] = (module.path, ra - module.load_bias - 1)
-        resolved = symbolizer.resolve(set(place.values()))
-        for ra, (path, lookup) in place.items():
-            frames = name_signal_frame(resolved[(path, lookup)], path, lookup + 1)
-            for frame in frames:
-                frame.address = ra
-            self._frames_of[ra] = tuple(frames)
-            self._part_of[ra] = os.fsencode(f"{os.path.basename(path)}+{lookup + 1:x}")
+        for ra, (frames, part) in symbolize_return_addresses(
+                addresses, ModuleMap(capture.modules), symbolizer).items():
+            self._frames_of[ra] = frames
+            self._part_of[ra] = part
 
     def _leave_out_runtime_operators(self, rows: np.ndarray) -> dict[int, str]:
         """The C++ runtime's operator new at the head of a stack is left out, as valgrind's
