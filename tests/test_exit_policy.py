@@ -177,28 +177,33 @@ int main(int argc, char **argv) { lose(); if (argc > 1) raise(SIGSEGV); return 3
 """
 
 
+@pytest.mark.parametrize(("gate", "exit_code", "why"), [
+    ("--fail-on-leak", exit_codes.LEAKS_FOUND, "--fail-on-leak exceeded"),
+    ("--error-exitcode=7", 7, "--error-exitcode: the run had memory errors")])
 @pytest.mark.parametrize("tool", ["run", "valgrind"])
-def test_fail_on_leak_leaves_a_crash_its_signal(tmp_path: Path, tool: str) -> None:
+def test_fail_on_leak_leaves_a_crash_its_signal(tmp_path: Path, tool: str, gate: str,
+                                                exit_code: int, why: str) -> None:
     """A leak gate never hides a crash: valgrind's --error-exitcode leaves a program's death
-    by signal alone, and so do run and valgrind with --fail-on-leak. A program that exits
-    with leaks gets the leak exit code."""
+    by signal alone, and so do run and valgrind with --fail-on-leak or --error-exitcode. A
+    program that exits with leaks gets the gate's exit code (a definitely lost block is an
+    error for --error-exitcode, as for valgrind's with --leak-check=full)."""
     if tool == "valgrind" and shutil.which("valgrind") is None:
         pytest.skip("valgrind is not installed")
     program = compile_source(tmp_path, "crashes.c", CRASHES_WITH_A_LEAK)
 
     def under_tool(*args: str) -> subprocess.CompletedProcess[str]:
         # The installed package: it has the shim.
-        return subprocess.run([sys.executable, "-m", "leaktrace", tool, "--fail-on-leak", "--",
+        return subprocess.run([sys.executable, "-m", "leaktrace", tool, gate, "--",
                                str(program), *args], capture_output=True, text=True,
                               cwd=tmp_path, timeout=300, check=False)
 
     crashed = under_tool("crash")
     assert crashed.returncode == -signal.SIGSEGV, crashed.stderr
     assert "5 bytes in 1 blocks are definitely lost" in crashed.stderr + crashed.stdout
-    assert ("--fail-on-leak exceeded, but the program was killed by SIGSEGV: that decides "
+    assert (f"{why}, but the program was killed by SIGSEGV: that decides "
             "the exit status") in crashed.stderr
     exited = under_tool()
-    assert exited.returncode == exit_codes.LEAKS_FOUND, exited.stderr
+    assert exited.returncode == exit_code, exited.stderr
 
 
 def test_every_option_of_every_command_says_what_it_does() -> None:

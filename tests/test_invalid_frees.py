@@ -5,6 +5,7 @@ lists each such call's backtrace; the program runs on as it does natively."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -163,3 +164,40 @@ def test_a_clean_program_has_none_and_unchecked_runs_say_so(build_dir: Path,
     for options in (("--sample", "4096"), ("--start", "on-mtrace")):
         _, report = _run(exe, "realloc-freed", tmp_path / options[0].strip("-"), *options)
         assert report["invalid_frees"] is None, options
+
+
+def test_error_exitcode_fails_a_run_with_an_invalid_free(build_dir: Path, tmp_path: Path) -> None:
+    """`leaktrace run --error-exitcode=N`, as valgrind's: an invalid free fails the job (the
+    program exits 0 and leaks nothing); --fail-on-leak alone does not count it; a clean run
+    keeps the program's status; `report` of the capture gates the same way."""
+    exe = compile_program("invalid_frees.c", build_dir, "-O2")
+    failed, _ = _run(exe, "realloc-freed", tmp_path / "gated", "--error-exitcode=7")
+    assert (failed.returncode, failed.stdout) == (7, "completed\n"), failed.stderr
+    leaks_only, _ = _run(exe, "realloc-freed", tmp_path / "leaks", "--fail-on-leak")
+    assert leaks_only.returncode == 0, leaks_only.stderr
+    clean, _ = _run(exe, "clean", tmp_path / "clean", "--error-exitcode=7", "--fail-on-leak")
+    assert clean.returncode == 0, clean.stderr
+    bad_capture = tmp_path / "gated" / f"{exe.name}-realloc-freed.lt"
+    assert leaktrace("report", "--error-exitcode=5", str(bad_capture)).returncode == 5
+    assert leaktrace("report", "--fail-on-leak", str(bad_capture)).returncode == 0
+    clean_capture = tmp_path / "clean" / f"{exe.name}-clean.lt"
+    assert leaktrace("report", "--error-exitcode=5", str(clean_capture)).returncode == 0
+
+
+def test_error_exitcode_counts_a_followed_childs_invalid_free(build_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """A shell (clean) runs the program, whose bad realloc is in the child's capture: the
+    child's line says so, its JSON entry counts it, and --error-exitcode fails the run."""
+    exe = compile_program("invalid_frees.c", build_dir, "-O2")
+    artifact = tmp_path / "report.json"
+    done = leaktrace("run", "--follow-children", "--error-exitcode=9", "--format", "json",
+                     "--report-file", str(artifact), "--", "sh", "-c", f"{exe} realloc-freed; :",
+                     cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (9, "completed\n"), done.stderr
+    assert re.search(r"child \d+: definitely lost 0 bytes in 0 blocks; 1 invalid free\(s\);",
+                     done.stderr), done.stderr
+    (child,) = json.loads(artifact.read_text())["children"]
+    assert child["invalid_frees"] == 1
+    unchecked = leaktrace("run", "--follow-children", "--fail-on-leak", "--", "sh", "-c",
+                          f"{exe} realloc-freed; :", cwd=tmp_path)
+    assert unchecked.returncode == 0, unchecked.stderr

@@ -695,3 +695,5 @@ def test_invalid_frees_and_the_fatal_signal_read_as_leaktrace_tells_them(
             ("main", marker_line_of(program, "die-segv"))]
     else:
         assert theirs["fatal_signal"] is None
+        # valgrind's invalid free is an error for --error-exitcode, as a capture's is.
+        assert run_cli("report", "--error-exitcode=3", str(xml)).returncode == 3

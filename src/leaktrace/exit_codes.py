@@ -11,6 +11,8 @@ README ("Exit status"), `leaktrace --help` and the code agree.
     127  run: the program does not exist (nor in $PATH), likewise
     99   leaks found: --fail-on-leak exceeded (--leak-exit-code changes it; run and valgrind
          still end with the signal that killed the program); `watch`: the memory grows
+    N    --error-exitcode N: memory errors found (an invalid free, a leak of a counted
+         kind), as valgrind's --error-exitcode; a killed program's signal still wins
     130  interrupted (Ctrl-C)
     141  the reader of stdout went away (`leaktrace report F | head`), as for SIGPIPE
 """
@@ -37,4 +39,5 @@ Exit status (every command):
   2        usage error or bad input (one `leaktrace: error:` line says which)
   126/127  run: the program is not executable / does not exist (as a shell says)
   99       leaks found: --fail-on-leak exceeded (see --leak-exit-code); watch: growing
+  N        --error-exitcode N: memory errors (invalid frees, leaks), as valgrind's
   130      interrupted; 141: the reader of the output went away (`| head`)"""

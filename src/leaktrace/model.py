@@ -123,6 +123,7 @@ class ChildProcess:
     capture_path: str
     leaks: dict[str, tuple[int, int]] | None
     error: str | None = None
+    invalid_frees: int = 0  # calls that freed an address not allocated (0: none or unchecked)
 
 
 @dataclass

@@ -4,12 +4,16 @@ records a suppression matched counted apart (as "suppressed") and nowhere else."
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from leaktrace.analyze.record_columns import NONE, RecordColumns
 from leaktrace.leak_kinds import LEAK_KINDS
 from leaktrace.model import KindTotal, LeakRecord, LeakTotals
+
+if TYPE_CHECKING:
+    from leaktrace.capture.reader import Capture
 
 
 def leak_totals(records: Iterable[LeakRecord],
@@ -80,14 +84,12 @@ def suppressed_total(records: Iterable[LeakRecord]) -> KindTotal:
     return total
 
 
-def capture_leak_totals(path: str) -> dict[str, tuple[int, int]]:
+def capture_leak_totals(capture: Capture) -> dict[str, tuple[int, int]]:
     """{leak kind: (bytes, blocks)} of a capture's heap blocks, straight from the scan's
     verdicts: no symbolization, no suppressions (whether a child process needs its report
     built); "unscanned" for the blocks no scan classified."""
     from leaktrace.capture import format as fmt
-    from leaktrace.capture.reader import read_capture
 
-    capture = read_capture(path)
     totals: dict[str, tuple[int, int]] = {}
     for code, name in fmt.LEAK_KINDS.items():
         chosen = capture.blocks[(capture.blocks["leak_kind"] == code)

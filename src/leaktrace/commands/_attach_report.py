@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from leaktrace.commands._capture_report import load_capture_report
-from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
+from leaktrace.commands._leak_gate import LeakGate, leak_gate_options
 from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._report_output import for_stdout, render_options, render_report
 from leaktrace.commands.report import format_option
@@ -52,9 +52,7 @@ class ReportChoices:
     suppression_files: tuple[str, ...]
     no_default_suppressions: bool
     gen_suppressions: bool
-    fail_on_leak: int | None
-    fail_on_kinds: frozenset[str]
-    leak_exit_code: int
+    gate: LeakGate
     scan: bool
 
     @classmethod
@@ -98,9 +96,7 @@ def print_capture_report(capture: str, choices: ReportChoices) -> int:
     if report.summary.leaks is None and report.summary.live_blocks:
         click.echo("leaktrace: these blocks have no leak kinds; --scan runs the reachability "
                    "scan before detaching (definitely lost, still reachable...)", err=True)
-    if leaks_exceed(report, choices.fail_on_leak, choices.fail_on_kinds):
-        return choices.leak_exit_code
-    return 0
+    return choices.gate.exit_code([report]) or 0
 
 
 def check_suppressions(choices: ReportChoices) -> None:

@@ -20,10 +20,12 @@ LOST_KINDS = (DEFINITELY_LOST, INDIRECTLY_LOST, POSSIBLY_LOST)
 @dataclass
 class ChildLeaks:
     """{leak kind: (bytes, blocks)} of one child, suppressed blocks left out; its report
-    when one had to be built (None: nothing of the counted kinds, nothing unscanned)."""
+    when one had to be built (None: nothing of the counted kinds, nothing unscanned, no
+    invalid free); its invalid frees (calls)."""
 
     totals: dict[str, tuple[int, int]]
     report: Report | None
+    invalid_frees: int = 0
 
 
 def child_leaks(path: str, counted_kinds: frozenset[str],
@@ -34,18 +36,25 @@ def child_leaks(path: str, counted_kinds: frozenset[str],
     the suppressions), so that a block a suppression matches (a thread's TLS vector, glibc's
     and libstdc++'s own) neither shows nor counts, as in that report."""
     from leaktrace.analyze.leak_totals import capture_leak_totals
+    from leaktrace.capture.reader import read_capture
 
-    raw = capture_leak_totals(path)
+    capture = read_capture(path)
+    raw = capture_leak_totals(capture)
+    invalid = sum(row.calls for row in capture.invalid_frees or ()) + \
+        capture.invalid_frees_unrecorded
     kinds = set(LOST_KINDS) | set(counted_kinds)
-    if not any(raw.get(kind, (0, 0))[1] for kind in kinds) and not raw.get("unscanned", (0, 0))[1]:
+    if not any(raw.get(kind, (0, 0))[1] for kind in kinds) and \
+            not raw.get("unscanned", (0, 0))[1] and not invalid:
         return ChildLeaks({kind: raw.get(kind, (0, 0)) for kind in (*LOST_KINDS, STILL_REACHABLE)},
                           None)
+    del capture  # its arrays: the report reads the file again, with its own
     report = build_report(path)
     leaks = report.summary.leaks
     if leaks is None:  # not scanned: every live byte not suppressed is of no known kind
-        return ChildLeaks({kind: (0, 0) for kind in (*LOST_KINDS, STILL_REACHABLE)}, report)
+        return ChildLeaks({kind: (0, 0) for kind in (*LOST_KINDS, STILL_REACHABLE)}, report,
+                          invalid)
     return ChildLeaks({kind: (leaks.of(kind).bytes, leaks.of(kind).blocks)
-                       for kind in (*LOST_KINDS, STILL_REACHABLE)}, report)
+                       for kind in (*LOST_KINDS, STILL_REACHABLE)}, report, invalid)
 
 
 class ChildReports:

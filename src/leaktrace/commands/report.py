@@ -13,7 +13,7 @@ from leaktrace.commands._capture_report import CaptureReport, load_capture_repor
 from leaktrace.commands._errors import CommandError, one_line_errors, warn
 from leaktrace.commands._gc import without_cycle_collection
 from leaktrace.commands._html_timeline import html_timeline
-from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
+from leaktrace.commands._leak_gate import LeakGate, leak_gate_options
 from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._live_capture import request_capture
 from leaktrace.commands._report_output import (
@@ -57,8 +57,7 @@ def report_command(capture_file: str | None, pid: int | None, plot_file: str | N
                    min_bytes: int,
                    show_addresses: bool, show_kinds: frozenset[str],
                    suppression_files: tuple[str, ...], no_default_suppressions: bool,
-                   gen_suppressions: bool, fail_on_leak: int | None,
-                   fail_on_kinds: frozenset[str], leak_exit_code: int) -> None:
+                   gen_suppressions: bool, gate: LeakGate) -> None:
     """Show the leaks recorded in a capture FILE (written by `leaktrace run`) or in a valgrind
     memcheck XML FILE (valgrind --xml=yes --xml-file=FILE: valgrind's own LEAK SUMMARY), or in
     a capture that running traced process PID writes now (--pid)."""
@@ -88,8 +87,9 @@ def report_command(capture_file: str | None, pid: int | None, plot_file: str | N
         if loaded is None:
             raise CommandError("--plot needs a leaktrace capture (it plots its snapshot series)")
         _plot(loaded, plot_file, top)
-    if leaks_exceed(report, fail_on_leak, fail_on_kinds):
-        raise SystemExit(leak_exit_code)
+    code = gate.exit_code([report])
+    if code is not None:
+        raise SystemExit(code)
 
 
 def _plot(loaded: CaptureReport, plot_file: str, top: int | None) -> None:

@@ -17,7 +17,7 @@ import click
 from leaktrace.commands._errors import one_line_errors, warn
 from leaktrace.commands._gc import without_cycle_collection
 from leaktrace.commands._html_timeline import html_timeline
-from leaktrace.commands._leak_gate import end_gated, leak_gate_options, leaks_exceed
+from leaktrace.commands._leak_gate import LeakGate, end_gated, leak_gate_options
 from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._report_output import (
     render_options,
@@ -115,13 +115,13 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
                 top: int | None, min_bytes: int, show_addresses: bool,
                 show_kinds: frozenset[str], suppression_files: tuple[str, ...],
                 no_default_suppressions: bool, gen_suppressions: bool,
-                fail_on_leak: int | None, fail_on_kinds: frozenset[str],
-                leak_exit_code: int) -> None:
+                gate: LeakGate) -> None:
     """Run PROGRAM under the leaktrace shim and report the memory still live when it ends.
 
     Ends the way the program ended: with its exit status, or killed by the same signal
-    (the report is printed first; a shell shows 128+N), or with --leak-exit-code when
-    --fail-on-leak is exceeded and the program was not killed by a signal.
+    (the report is printed first; a shell shows 128+N), or, when the program was not killed
+    by a signal, with --error-exitcode when the run had memory errors, or with
+    --leak-exit-code when --fail-on-leak is exceeded.
     """
     if output_format in BINARY_FORMATS | {"html"} and report_file is None:
         raise LeaktraceError(f"--format {output_format} needs --report-file FILE (the report "
@@ -214,8 +214,9 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         why = _untraceable(pid, exec_targets, shim) or _why_no_capture(
             returncode, [f for f in failures if f.pid == pid])
         warn(f"no capture was written for {command[0]} (pid {pid}){last}: {why}")
-        if leaks_exceed_any(earlier, fail_on_leak, fail_on_kinds):
-            end_gated(returncode, leak_exit_code)
+        code = gate.exit_code(earlier)
+        if code is not None:
+            end_gated(returncode, gate, code)
         _end_unchecked(returncode)
     # An HTML page draws the growth timeline of a capture with snapshots (run --interval):
     # the same page `leaktrace report CAPTURE --format html` makes.
@@ -232,7 +233,8 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
         _end_unchecked(returncode)
     if earlier:
         click.echo(f"leaktrace: the last image ({report.program}), at its end:", err=True)
-    counted = fail_on_kinds if fail_on_leak is not None else frozenset()
+    gated = gate.fail_on_leak is not None or gate.error_exitcode is not None
+    counted = gate.fail_on_kinds if gated else frozenset()
     followed = _follow_children(pid, notices, suppressions, counted) if follow_children else []
     if follow_children:
         report.children = _child_processes(followed)
@@ -260,8 +262,9 @@ def run_command(command: tuple[str, ...], output: str | None, max_depth: int | N
     _name_children_without_capture(pid, failures, {
         child: _untraceable(child, exec_targets, shim) for child in vanished})
     _name_children_still_running(still_running, capture_dir)
-    if leaks_exceed_any([report, *earlier, *children], fail_on_leak, fail_on_kinds):
-        end_gated(returncode, leak_exit_code)
+    code = gate.exit_code([report, *earlier, *children])
+    if code is not None:
+        end_gated(returncode, gate, code)
     end_like(returncode)
 
 
@@ -309,11 +312,6 @@ def _loaded_capture(capture: str, suppressions: list[Suppression],
     loaded = load_capture_report(capture, with_addresses=show_addresses, compare=False)
     apply_suppressions(loaded.report, suppressions)
     return loaded
-
-
-def leaks_exceed_any(reports: list[Report], fail_on_leak: int | None,
-                     fail_on_kinds: frozenset[str]) -> bool:
-    return any(leaks_exceed(r, fail_on_leak, fail_on_kinds) for r in reports)
 
 
 def _report_exec_images(paths: list[str], suppressions: list[Suppression],
@@ -382,7 +380,8 @@ def _child_processes(followed: list[tuple[CaptureNotice, ChildLeaks | str]]
 
     return [ChildProcess(notice.pid, os.path.abspath(notice.path),
                          None if isinstance(leaks, str) else dict(leaks.totals),
-                         leaks if isinstance(leaks, str) else None)
+                         leaks if isinstance(leaks, str) else None,
+                         0 if isinstance(leaks, str) else leaks.invalid_frees)
             for notice, leaks in followed]
 
 
@@ -406,8 +405,9 @@ def _summarize_children(followed: list[tuple[CaptureNotice, ChildLeaks | str]]) 
             total[kind][0] += leaks.totals[kind][0]
             total[kind][1] += leaks.totals[kind][1]
         lost = leaks.totals[LOST_KINDS[0]]
+        errors = (f"; {leaks.invalid_frees:,} invalid free(s)" if leaks.invalid_frees else "")
         click.echo(f"leaktrace:   child {notice.pid}: definitely lost {lost[0]:,} bytes in "
-                   f"{lost[1]:,} blocks; {report_hint(notice.path)}", err=True)
+                   f"{lost[1]:,} blocks{errors}; {report_hint(notice.path)}", err=True)
     click.echo("leaktrace: children together: " + ", ".join(
         f"{kind} {nbytes:,} bytes in {blocks:,} blocks" for kind, (nbytes, blocks)
         in total.items()), err=True)

@@ -7,7 +7,7 @@ import click
 
 from leaktrace.commands._capture_report import load_capture_report
 from leaktrace.commands._errors import one_line_errors
-from leaktrace.commands._leak_gate import leak_gate_options, leaks_exceed
+from leaktrace.commands._leak_gate import LeakGate, leak_gate_options
 from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._live_capture import request_capture
 from leaktrace.commands._report_output import (
@@ -33,8 +33,7 @@ def scan_command(pid: int, output_format: str, output_file: str | None, top: int
                  min_bytes: int,
                  show_addresses: bool, show_kinds: frozenset[str],
                  suppression_files: tuple[str, ...], no_default_suppressions: bool,
-                 gen_suppressions: bool, fail_on_leak: int | None,
-                 fail_on_kinds: frozenset[str], leak_exit_code: int) -> None:
+                 gen_suppressions: bool, gate: LeakGate) -> None:
     """Scan traced process PID for unreachable blocks now (its threads stop briefly) and show
     the leak report with leak kinds."""
     # Read before the scan: a bad suppression file should not cost a stop of the process.
@@ -46,5 +45,6 @@ def scan_command(pid: int, output_format: str, output_file: str | None, top: int
                                 show_addresses=show_addresses, leak_kinds=show_kinds,
                                 gen_suppressions=gen_suppressions)
     write_report(rendered, output_format, output_file)
-    if leaks_exceed(report, fail_on_leak, fail_on_kinds):
-        raise SystemExit(leak_exit_code)
+    code = gate.exit_code([report])
+    if code is not None:
+        raise SystemExit(code)

@@ -10,7 +10,7 @@ import tempfile
 import click
 
 from leaktrace.commands._errors import one_line_errors, warn
-from leaktrace.commands._leak_gate import end_gated, leak_gate_options, leaks_exceed
+from leaktrace.commands._leak_gate import LeakGate, end_gated, leak_gate_options
 from leaktrace.commands._leak_kind_options import valgrind_leak_kind_options
 from leaktrace.commands._report_output import (
     for_stdout,
@@ -59,8 +59,7 @@ def valgrind_command(
     valgrind_args: tuple[str, ...], xml_file: str | None, output_format: str,
     output_file: str | None, top: int | None, min_bytes: int, show_addresses: bool,
     show_kinds: frozenset[str], suppression_files: tuple[str, ...], gen_suppressions: bool,
-    fail_on_leak: int | None, fail_on_kinds: frozenset[str], leak_exit_code: int,
-    command: tuple[str, ...],
+    gate: LeakGate, command: tuple[str, ...],
 ) -> None:
     """Run PROGRAM under valgrind memcheck and report its leaks as `run` does.
 
@@ -69,10 +68,11 @@ def valgrind_command(
     (--valgrind-arg=--trace-children=no to leave them). The LEAK SUMMARY is valgrind's own.
 
     Ends the way the program ended: with its exit status, or killed by the same signal
-    (the report is printed first; a shell shows 128+N), or with --leak-exit-code when
-    --fail-on-leak is exceeded and the program was not killed by a signal. The report goes
-    to stderr, as valgrind's, unless -o names a file ('-' for stdout): the program's stdout
-    stays its own.
+    (the report is printed first; a shell shows 128+N), or, when the program was not killed
+    by a signal, with --error-exitcode when valgrind found memory errors leaktrace reports
+    (invalid frees, leaks), or with --leak-exit-code when --fail-on-leak is exceeded. The
+    report goes to stderr, as valgrind's, unless -o names a file ('-' for stdout): the
+    program's stdout stays its own.
     """
     if output_format in BINARY_FORMATS | {"html"} and output_file is None:
         raise LeaktraceError(f"--format {output_format} needs -o FILE (the report goes to "
@@ -99,6 +99,7 @@ def valgrind_command(
     if output_file in (None, "-") and isinstance(rendered, str):
         rendered = for_stdout(rendered, output_format, sys.stdout if output_file else sys.stderr)
     write_output(rendered, output_file, stream="stdout" if output_file == "-" else "stderr")
-    if leaks_exceed(report, fail_on_leak, fail_on_kinds):
-        end_gated(run.returncode, leak_exit_code)
+    code = gate.exit_code([report])
+    if code is not None:
+        end_gated(run.returncode, gate, code)
     end_like(run.returncode)

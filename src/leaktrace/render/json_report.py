@@ -196,6 +196,7 @@ def _children(children: list[ChildProcess] | None) -> list[dict[str, Any]] | Non
     if children is None:
         return None
     return [{"pid": c.pid, "capture": c.capture_path, "error": c.error,
+             "invalid_frees": c.invalid_frees,
              **{FIELD_NAMES[kind]: (None if c.leaks is None else
                                     {"bytes": c.leaks[kind][0], "blocks": c.leaks[kind][1]})
                 for kind in LEAK_KINDS}}
