@@ -163,6 +163,7 @@ static void *fallback_new(size_t size, size_t alignment, bool nothrow)
 /* lt_new_asked (shim.h): set by the hooks of operator new just before their forwarder's tail
  * call, taken by the thread's next allocation hook. Thread-local: no guard. */
 __thread size_t lt_new_asked __attribute__((tls_model("initial-exec")));
+__thread uintptr_t lt_deleting __attribute__((tls_model("initial-exec")));
 
 /* The array forms go through the scalar ones: the outermost call, the program's, says what was
  * asked. A plain scalar new needs saying only for 0 bytes (the runtime allocates 1): its
@@ -246,26 +247,29 @@ static inline void *new_unsampled(size_t size)
     SLOW_AND_HOOK(void *, name, (size_t size, size_t alignment, const void *tag),            \
                   (size, alignment, tag), new_aligned_nothrow_fn,                            \
                   (void)0, note_new_asked(size, array, true), fallback_new(size, alignment, true))
-/* Every delete frees with free (aligned blocks too). */
+/* Every delete frees with free (aligned blocks too). The note names the block the thread
+ * deletes, for an invalid free's report (lt_deleting, shim.h). */
 #define DELETE_DIRECT if (cxx_direct && lt_sample_free_unrecorded(p)) return __libc_free(p)
-#define DELETE(name)                                                                         \
-    SLOW_AND_HOOK(void, name, (void *p), (p), delete_fn, DELETE_DIRECT, (void)0, lt_hook_free(p))
-#define DELETE_SIZED(name)                                                                   \
-    SLOW_AND_HOOK(void, name, (void *p, size_t size), (p, size), delete_sized_fn,            \
-                  DELETE_DIRECT, (void)size, lt_hook_free(p))
-#define DELETE_NOTHROW(name)                                                                 \
-    SLOW_AND_HOOK(void, name, (void *p, const void *tag), (p, tag), delete_nothrow_fn,       \
-                  DELETE_DIRECT, (void)tag, lt_hook_free(p))
-#define DELETE_ALIGNED(name)                                                                 \
-    SLOW_AND_HOOK(void, name, (void *p, size_t alignment), (p, alignment), delete_aligned_fn, \
-                  DELETE_DIRECT, (void)alignment, lt_hook_free(p))
-#define DELETE_SIZED_ALIGNED(name)                                                           \
-    SLOW_AND_HOOK(void, name, (void *p, size_t size, size_t alignment), (p, size, alignment), \
-                  delete_sized_aligned_fn, DELETE_DIRECT, (void)size, lt_hook_free(p))
-#define DELETE_ALIGNED_NOTHROW(name)                                                         \
-    SLOW_AND_HOOK(void, name, (void *p, size_t alignment, const void *tag),                  \
-                  (p, alignment, tag), delete_aligned_nothrow_fn, DELETE_DIRECT, (void)tag,   \
+#define NOTE_DELETE(array) lt_deleting = (uintptr_t)p | (array)
+#define DELETE(name, array)                                                                  \
+    SLOW_AND_HOOK(void, name, (void *p), (p), delete_fn, DELETE_DIRECT, NOTE_DELETE(array),  \
                   lt_hook_free(p))
+#define DELETE_SIZED(name, array)                                                            \
+    SLOW_AND_HOOK(void, name, (void *p, size_t size), (p, size), delete_sized_fn,            \
+                  DELETE_DIRECT, NOTE_DELETE(array), lt_hook_free(p))
+#define DELETE_NOTHROW(name, array)                                                          \
+    SLOW_AND_HOOK(void, name, (void *p, const void *tag), (p, tag), delete_nothrow_fn,       \
+                  DELETE_DIRECT, NOTE_DELETE(array), lt_hook_free(p))
+#define DELETE_ALIGNED(name, array)                                                          \
+    SLOW_AND_HOOK(void, name, (void *p, size_t alignment), (p, alignment), delete_aligned_fn, \
+                  DELETE_DIRECT, NOTE_DELETE(array), lt_hook_free(p))
+#define DELETE_SIZED_ALIGNED(name, array)                                                    \
+    SLOW_AND_HOOK(void, name, (void *p, size_t size, size_t alignment), (p, size, alignment), \
+                  delete_sized_aligned_fn, DELETE_DIRECT, NOTE_DELETE(array), lt_hook_free(p))
+#define DELETE_ALIGNED_NOTHROW(name, array)                                                  \
+    SLOW_AND_HOOK(void, name, (void *p, size_t alignment, const void *tag),                  \
+                  (p, alignment, tag), delete_aligned_nothrow_fn, DELETE_DIRECT,             \
+                  NOTE_DELETE(array), lt_hook_free(p))
 
 NEW(_Znwm, false)
 NEW(_Znam, true)
@@ -275,18 +279,18 @@ NEW_ALIGNED(_ZnwmSt11align_val_t, false)
 NEW_ALIGNED(_ZnamSt11align_val_t, true)
 NEW_ALIGNED_NOTHROW(_ZnwmSt11align_val_tRKSt9nothrow_t, false)
 NEW_ALIGNED_NOTHROW(_ZnamSt11align_val_tRKSt9nothrow_t, true)
-DELETE(_ZdlPv)
-DELETE(_ZdaPv)
-DELETE_SIZED(_ZdlPvm)
-DELETE_SIZED(_ZdaPvm)
-DELETE_NOTHROW(_ZdlPvRKSt9nothrow_t)
-DELETE_NOTHROW(_ZdaPvRKSt9nothrow_t)
-DELETE_ALIGNED(_ZdlPvSt11align_val_t)
-DELETE_ALIGNED(_ZdaPvSt11align_val_t)
-DELETE_SIZED_ALIGNED(_ZdlPvmSt11align_val_t)
-DELETE_SIZED_ALIGNED(_ZdaPvmSt11align_val_t)
-DELETE_ALIGNED_NOTHROW(_ZdlPvSt11align_val_tRKSt9nothrow_t)
-DELETE_ALIGNED_NOTHROW(_ZdaPvSt11align_val_tRKSt9nothrow_t)
+DELETE(_ZdlPv, false)
+DELETE(_ZdaPv, true)
+DELETE_SIZED(_ZdlPvm, false)
+DELETE_SIZED(_ZdaPvm, true)
+DELETE_NOTHROW(_ZdlPvRKSt9nothrow_t, false)
+DELETE_NOTHROW(_ZdaPvRKSt9nothrow_t, true)
+DELETE_ALIGNED(_ZdlPvSt11align_val_t, false)
+DELETE_ALIGNED(_ZdaPvSt11align_val_t, true)
+DELETE_SIZED_ALIGNED(_ZdlPvmSt11align_val_t, false)
+DELETE_SIZED_ALIGNED(_ZdaPvmSt11align_val_t, true)
+DELETE_ALIGNED_NOTHROW(_ZdlPvSt11align_val_tRKSt9nothrow_t, false)
+DELETE_ALIGNED_NOTHROW(_ZdaPvSt11align_val_tRKSt9nothrow_t, true)
 
 /* ---- the exported names, and the GOT patcher's table (attach mode) ------------------------ */
 #define LT_X(name) extern __typeof__(lt_hook_##name) name __attribute__((alias("lt_hook_" #name), visibility("default")));

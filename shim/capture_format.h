@@ -16,9 +16,11 @@ _Static_assert(sizeof(void *) == LT_POINTER_SIZE, "leaktrace captures are writte
 #define LT_FLAG_CHILD 2u     /* written by a child traced with --follow-children */
 
 /* INVALID_FREES: the API of a free of an address never allocated or freed already. */
-#define LT_FREE_API_FREE 1          /* free (and the C++ runtime's delete, which calls it) */
+#define LT_FREE_API_FREE 1          /* free (a C++ delete whose hook the shim did not see too) */
 #define LT_FREE_API_REALLOC 2
 #define LT_FREE_API_REALLOCARRAY 3
+#define LT_FREE_API_DELETE 4        /* operator delete, every variant */
+#define LT_FREE_API_DELETE_ARRAY 5  /* operator delete[], every variant */
 
 /* FATAL flags. */
 #define LT_FATAL_FLAG_TRUNCATED 1u /* the backtrace was cut at the depth limit */

@@ -218,13 +218,22 @@ static inline __attribute__((always_inline)) void record_block(void *p, size_t s
  * either: the shim made no copy of an address it records). When true, record_block follows. */
 static inline bool recording_block(size_t size) { return !lt_sample_skip(size) && recording(); }
 
+/* An invalid free's API: a C++ delete's when the thread's last delete hook named this block
+ * (a later plain free of the same address, with no delete between, is named a delete too). */
+static unsigned free_api_of(void *p)
+{
+    uintptr_t deleting = lt_deleting;
+    if ((deleting & ~(uintptr_t)1) != (uintptr_t)p) return LT_FREE_API_FREE;
+    return deleting & 1 ? LT_FREE_API_DELETE_ARRAY : LT_FREE_API_DELETE;
+}
+
 /* pre: tracking() was true; leaves the tables. */
 static inline void forget_block(void *p)
 {
     lt_mtrace_log_free(p, false);
     /* which skips, as the hook did, a block never sampled */
     if (LT_UNLIKELY(!lt_blocks_forget((uintptr_t)p)) && lt_invalid_frees_checking())
-        lt_invalid_frees_note((uintptr_t)p, LT_FREE_API_FREE);
+        lt_invalid_frees_note((uintptr_t)p, free_api_of(p));
     lt_tables_leave();
 }
 

@@ -342,6 +342,9 @@ extern __thread unsigned lt_thread_generation __attribute__((tls_model("initial-
  * LT_KIND_NEW_ARRAY, as valgrind reports both. A value left by a new that failed before
  * allocating is used only by an allocation it could have made. */
 extern __thread size_t lt_new_asked __attribute__((tls_model("initial-exec")));
+/* The block this thread's last operator delete hook freed, | 1 for delete[] (allocator.c);
+ * read only when that free is invalid (hooks.c). Per thread: nobody else touches it. */
+extern __thread uintptr_t lt_deleting __attribute__((tls_model("initial-exec")));
 static inline unsigned lt_allocation_kind(size_t alignment, size_t *size, unsigned kind)
 {
     size_t pending = lt_new_asked;

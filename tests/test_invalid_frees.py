@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,8 @@ def test_a_broken_heap_still_exits_as_natively(build_dir: Path, tmp_path: Path, 
     assert (done.returncode, done.stdout) == (0, native.stdout), done.stderr
     report = json_report(capture)
     (bad,) = report["invalid_frees"]
-    assert (bad["api"], bad["calls"]) == ("free", 1)
+    assert (bad["api"], bad["calls"]) == ("operator delete", 1)
+    assert "Invalid operator delete: 1 call (the first of address" in done.stderr
     first = bad["frames"][0]
     assert (first["function"], Path(first["file"]).name, first["line"]) == (
         "drop(Node*)", "invalid_delete.cpp", marker_line("invalid_delete.cpp", "double-delete"))
@@ -201,3 +203,65 @@ def test_error_exitcode_counts_a_followed_childs_invalid_free(build_dir: Path,
     unchecked = leaktrace("run", "--follow-children", "--fail-on-leak", "--", "sh", "-c",
                           f"{exe} realloc-freed; :", cwd=tmp_path)
     assert unchecked.returncode == 0, unchecked.stderr
+
+
+def _entries(text: str) -> list[str]:
+    return re.findall(r"^\{\n.*?^\}$", text, re.MULTILINE | re.DOTALL)
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_gen_suppressions_writes_a_free_entry_that_suppresses_it(build_dir: Path, tmp_path: Path,
+                                                                 opt: str) -> None:
+    """--gen-suppressions prints a Memcheck:Free entry after each invalid free, as valgrind
+    does; in a file, it takes the call off the list and out of --error-exitcode, and is
+    counted under used_suppression (a CI gate must be able to let a known one pass)."""
+    exe = compile_program("invalid_frees.c", build_dir, opt)
+    done, _ = _run(exe, "realloc-freed", tmp_path, "--gen-suppressions")
+    (entry,) = _entries(done.stderr)
+    assert entry.splitlines()[2:] == ["   Memcheck:Free", "   fun:realloc", "   fun:resize",
+                                      "   fun:main", "}"]
+    supp = tmp_path / "known.supp"
+    supp.write_text(entry.replace("<insert_a_suppression_name_here>", "known-realloc") + "\n")
+    capture = tmp_path / f"{exe.name}-realloc-freed.lt"
+    shown = leaktrace("report", "--suppressions", str(supp), "--error-exitcode=5", str(capture))
+    assert shown.returncode == 0, shown.stderr
+    assert ("== Invalid frees: 1 call, each matched by a Memcheck:Free suppression (not listed) =="
+            in shown.stdout)
+    assert re.search(r"used_suppression: +1 known-realloc \S*known\.supp:2 suppressed: 1 invalid "
+                     r"free call$", shown.stdout, re.MULTILINE), shown.stdout
+    report = json_report(capture, "--suppressions", str(supp))
+    assert (report["invalid_frees"], report["invalid_frees_suppressed"]) == ([], 1)
+    # An entry for another function leaves it listed.
+    other = tmp_path / "other.supp"
+    other.write_text(entry.replace("fun:resize", "fun:elsewhere"))
+    assert leaktrace("report", "--suppressions", str(other), "--error-exitcode=5",
+                     str(capture)).returncode == 5
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+@pytest.mark.parametrize(("program", "mode"), [("invalid_frees.c", "fastbin-dup"),
+                                               ("invalid_delete.cpp", "")])
+def test_valgrinds_own_free_entries_suppress_the_same_calls(build_dir: Path, tmp_path: Path,
+                                                            program: str, mode: str) -> None:
+    """The entries `valgrind --gen-suppressions=all` writes for the same program suppress
+    leaktrace's invalid frees, a C++ delete's too (valgrind heads its stack with operator
+    delete's symbol, where the shim sees a free); and leaktrace's entries suppress valgrind's
+    errors."""
+    exe = compile_program(program, build_dir, "-O0")
+    args = [str(exe), *([mode] if mode else [])]
+    theirs = subprocess.run(["valgrind", "--gen-suppressions=all", *args], capture_output=True,
+                            text=True, timeout=300)
+    free_entries = [e for e in _entries(theirs.stderr) if "Memcheck:Free" in e]
+    assert free_entries, theirs.stderr
+    supp = tmp_path / "valgrind.supp"
+    supp.write_text("\n".join(free_entries) + "\n")
+    capture = tmp_path / "run.lt"
+    ours = leaktrace("run", "-o", str(capture), "--gen-suppressions", "--", *args, cwd=tmp_path)
+    assert json_report(capture)["invalid_frees"], ours.stderr
+    report = json_report(capture, "--suppressions", str(supp))
+    assert report["invalid_frees"] == [] and report["invalid_frees_suppressed"] >= 1
+    mine = tmp_path / "leaktrace.supp"
+    mine.write_text("\n".join(e for e in _entries(ours.stderr) if "Memcheck:Free" in e) + "\n")
+    quiet = subprocess.run(["valgrind", f"--suppressions={mine}", *args], capture_output=True,
+                           text=True, timeout=300)
+    assert "ERROR SUMMARY: 0 errors from 0 contexts" in quiet.stderr, quiet.stderr

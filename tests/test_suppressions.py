@@ -107,6 +107,8 @@ def test_valgrind_file_is_parsed_like_valgrind_does() -> None:
     ("{\n name\n Memcheck:Leak\n ...\n ...\n}\n", "must have a stack line that is not '...'"),
     ("{\n name\n Memcheck:Leak\n fun:f\n", "unexpected end of file: expected a stack line"),
     ("{\n name\n Memcheck:Cond\n fun:f\n", "unexpected end of file: expected '}'"),
+    ("{\n name\n Memcheck:Free\n match-leak-kinds: all\n fun:free\n}\n",
+     "my.supp:4: match-leak-kinds: is for Memcheck:Leak entries, not Memcheck:Free"),
 ])
 def test_bad_valgrind_files_give_one_line_errors(text: str, message: str) -> None:
     with pytest.raises(LeaktraceError) as info:
@@ -543,7 +545,7 @@ def test_suppressions_in_json_and_fail_on_leak(capture: Path, tmp_path: Path) ->
     assert data["summary"]["definitely_lost"] == {"bytes": 64, "blocks": 1}
     assert data["suppressions_used"] == [{"name": "leak:make_buffer",
                                           "origin": f"{supp}:1", "records": 1, "blocks": 1,
-                                          "bytes": 512}]
+                                          "bytes": 512, "invalid_free_calls": 0}]
     assert data["records"]  # the rest is still listed
     assert all("make_buffer" not in str(r["frames"]) for r in data["records"])
     assert data["records_total"] == 4  # suppressed records keep their loss record number

@@ -209,6 +209,7 @@ class SuppressionUse:
     records: int = 0
     blocks: int = 0
     bytes: int = 0  # own bytes, as counted under "suppressed"
+    invalid_free_calls: int = 0  # a Memcheck:Free entry's: the invalid frees it matched
 
 
 @dataclass
@@ -230,7 +231,7 @@ class InvalidFree:
     """Calls from one backtrace that freed (or reallocated) an address never allocated, or
     freed already (a capture's INVALID_FREES section)."""
 
-    api: str  # "free", "realloc", "reallocarray"
+    api: str  # "free", "realloc", "reallocarray", "operator delete", "operator delete[]"
     calls: int
     first_address: int  # the address the first of them passed
     stack_id: str  # stable id of (api, backtrace)
@@ -306,6 +307,7 @@ class Report:
     # source did not check (a capture of an attach, of sampling mode, ...).
     invalid_frees: list[InvalidFree] | None = None
     invalid_frees_unrecorded: int = 0  # more such calls, whose backtrace the shim did not keep
+    invalid_frees_suppressed: int = 0  # calls a Memcheck:Free suppression took off the list
 
     @property
     def scanned(self) -> bool:

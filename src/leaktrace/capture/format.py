@@ -11,11 +11,15 @@ FLAG_FINAL = 1  # written when the process ended (not an on-demand snapshot)
 FLAG_CHILD = 2  # written by a child traced with --follow-children
 
 # INVALID_FREES: the API of a free of an address never allocated or freed already.
-FREE_API_FREE = 1  # free (and the C++ runtime's delete, which calls it)
+FREE_API_FREE = 1  # free (and a C++ delete the shim did not enter itself, which calls it)
 FREE_API_REALLOC = 2
 FREE_API_REALLOCARRAY = 3
+FREE_API_DELETE = 4  # operator delete, every variant
+FREE_API_DELETE_ARRAY = 5  # operator delete[], every variant
 FREE_APIS: dict[int, str] = {FREE_API_FREE: "free", FREE_API_REALLOC: "realloc",
-                             FREE_API_REALLOCARRAY: "reallocarray"}
+                             FREE_API_REALLOCARRAY: "reallocarray",
+                             FREE_API_DELETE: "operator delete",
+                             FREE_API_DELETE_ARRAY: "operator delete[]"}
 
 FATAL_FLAG_TRUNCATED = 1  # the backtrace was cut at the depth limit
 FATAL_FLAG_IN_SHIM = 2  # the signal struck while the thread ran the shim's code

@@ -49,6 +49,8 @@ def child_leaks(path: str, counted_kinds: frozenset[str],
                           None)
     del capture  # its arrays: the report reads the file again, with its own
     report = build_report(path)
+    # With the suppressions applied: a Memcheck:Free entry's calls are not counted.
+    invalid = sum(f.calls for f in report.invalid_frees or ()) + report.invalid_frees_unrecorded
     leaks = report.summary.leaks
     if leaks is None:  # not scanned: every live byte not suppressed is of no known kind
         return ChildLeaks({kind: (0, 0) for kind in (*LOST_KINDS, STILL_REACHABLE)}, report,

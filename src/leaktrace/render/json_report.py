@@ -163,7 +163,7 @@ def report_to_json(report: Report, options: RenderOptions,
                            for r in shown_mapped_regions(report, options)],
         "suppressions_used": [
             {"name": u.name, "origin": u.origin, "records": u.records, "blocks": u.blocks,
-             "bytes": u.bytes}
+             "bytes": u.bytes, "invalid_free_calls": u.invalid_free_calls}
             for u in report.suppressions_used
         ],
         "frame_totals": [
@@ -178,6 +178,7 @@ def report_to_json(report: Report, options: RenderOptions,
              "stack_id": f.stack_id, "frames": [frame_json(frame) for frame in f.frames]}
             for f in report.invalid_frees],
         "invalid_frees_unrecorded": report.invalid_frees_unrecorded,
+        "invalid_frees_suppressed": report.invalid_frees_suppressed,
     }
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from leaktrace.analyze.loss_records import display_order
-from leaktrace.model import LeakRecord, Report
+from leaktrace.model import InvalidFree, LeakRecord, Report
 
 if TYPE_CHECKING:
     from leaktrace.suppressions.linkage_names import LinkageNames
@@ -58,6 +58,16 @@ def suppression_text(record: LeakRecord, options: RenderOptions) -> str | None:
     if options.linkage_names is None:
         options.linkage_names = LinkageNames()  # one symbol cache for the whole report
     return suppression_entry(record, options.linkage_names)
+
+
+def free_suppression_text(invalid: InvalidFree, options: RenderOptions) -> str | None:
+    """--gen-suppressions: the Memcheck:Free entry for an invalid free."""
+    from leaktrace.suppressions.generate import free_suppression_entry
+    from leaktrace.suppressions.linkage_names import LinkageNames
+
+    if options.linkage_names is None:
+        options.linkage_names = LinkageNames()
+    return free_suppression_entry(invalid, options.linkage_names)
 
 
 def samples_selection(report: Report, options: RenderOptions) -> list[LeakRecord]:

@@ -15,6 +15,7 @@ from leaktrace.leak_kinds import LEAK_KINDS, STILL_REACHABLE, kind_list_text
 from leaktrace.model import Frame, FrameTotal, KindTotal, LeakRecord, PreviousCapture, Report
 from leaktrace.render.options import (
     RenderOptions,
+    free_suppression_text,
     selected_records,
     shown_mapped_regions,
     shown_records,
@@ -37,7 +38,7 @@ def text_chunks(report: Report, options: RenderOptions) -> Iterator[str]:
     """The text report in pieces, each ending with a newline: a report of a million loss
     records is written as it is made, never held whole."""
     yield from _lines_chunk(_header(report) + _summary(report) + fatal_signal_lines(report)
-                            + invalid_free_lines(report))
+                            + invalid_free_lines(report, options))
     # A capture's records as columns (ColumnRecords.columns), while they are the truth.
     columns = getattr(report.records, "columns", None)
     if columns is not None:
@@ -191,24 +192,35 @@ def fatal_signal_lines(report: Report) -> list[str]:
     return lines
 
 
-def invalid_free_lines(report: Report) -> list[str]:
+def invalid_free_lines(report: Report, options: RenderOptions | None = None) -> list[str]:
     """valgrind's "Invalid free() / delete / delete[] / realloc()": each backtrace that freed an
-    address never allocated or freed already."""
+    address never allocated or freed already (with --gen-suppressions, an entry for each)."""
     found = report.invalid_frees
-    if not found and not report.invalid_frees_unrecorded:
+    if not found and not report.invalid_frees_unrecorded and not report.invalid_frees_suppressed:
         return []
     calls = sum(f.calls for f in found or ()) + report.invalid_frees_unrecorded
+    if not calls:
+        return ["", f"== Invalid frees: {_plural(report.invalid_frees_suppressed, 'call')}, "
+                    "each matched by a Memcheck:Free suppression (not listed) =="]
     lines = ["", f"== Invalid frees: {_plural(calls, 'call')} freed an address never allocated, "
                  "or freed already =="]
     texts = FrameTexts(False)
     for f in found or ():
-        lines.append(f"Invalid {f.api}(): {_plural(f.calls, 'call')} (the first of address "
+        call = f.api if f.api.startswith("operator") else f"{f.api}()"
+        lines.append(f"Invalid {call}: {_plural(f.calls, 'call')} (the first of address "
                      f"{f.first_address:#x}), stack {f.stack_id}")
         lines += (texts.lines(f.frames).split("\n")[1:] if f.frames else
                   ["    (no backtrace: the stack table was full)"])
+        entry = (free_suppression_text(f, options) if options and options.gen_suppressions
+                 else None)
+        if entry is not None:
+            lines += entry.splitlines()
     if report.invalid_frees_unrecorded:
         lines.append(f"{_plural(report.invalid_frees_unrecorded, 'more call')} from backtraces "
                      "the shim had no room for")
+    if report.invalid_frees_suppressed:
+        lines.append(f"{_plural(report.invalid_frees_suppressed, 'more call')} matched a "
+                     "Memcheck:Free suppression (not listed)")
     return lines
 
 
@@ -440,8 +452,10 @@ def _suppressions_used(report: Report) -> list[str]:
         return []
     lines = [""]
     for use in report.suppressions_used:
+        what = (_plural(use.invalid_free_calls, "invalid free call") if use.invalid_free_calls
+                else f"{use.bytes:,} bytes in {use.blocks:,} blocks")
         lines.append(f"used_suppression: {use.records:>6} {use.name} {use.origin} suppressed: "
-                     f"{use.bytes:,} bytes in {use.blocks:,} blocks")
+                     f"{what}")
     return lines
 
 

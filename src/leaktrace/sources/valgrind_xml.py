@@ -294,6 +294,8 @@ def _invalid_free(error: ET.Element) -> InvalidFree:
     """valgrind's "Invalid free() / delete / delete[] / realloc()": where, and the address
     (its <auxwhat>: "Address 0x4a42320 is 0 bytes inside a block of size 24 free'd")."""
     api, frames = _program_frames(error)
+    if api.startswith("operator delete"):  # as a capture names them: every variant as one
+        api = "operator delete[]" if api.startswith("operator delete[]") else "operator delete"
     address = _ADDRESS.search(error.findtext("auxwhat") or "")
     return InvalidFree(api=api, calls=1, first_address=int(address[1], 16) if address else 0,
                        stack_id=_stack_id(api, "invalid free", frames), frames=frames)

@@ -28,6 +28,13 @@ def apply_suppressions(report: Report, suppressions: Sequence[Suppression],
                        matcher: SuppressionMatcher | None = None) -> None:
     """Updates `report` in place: suppressed_by on each matched record, the summary's leak
     totals and suppressed total, suppressions_used, frame_totals."""
+    from leaktrace.suppressions.invalid_frees import apply_free_suppressions, free_entries
+
+    frees = free_entries(suppressions)
+    if frees:
+        apply_free_suppressions(report, frees)
+        applied = {id(f) for f in frees}
+        suppressions = [s for s in suppressions if id(s) not in applied]
     if not suppressions:
         return
     # A capture's records as columns (ColumnRecords.columns), while they are the truth.

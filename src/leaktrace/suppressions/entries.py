@@ -20,14 +20,21 @@ class FramePattern:
     line: int | None = None  # SRC only: the line, when given as src:file.c:42
 
 
+# valgrind's kinds of Memcheck error a suppression may name that leaktrace reports.
+LEAK = "Leak"
+FREE = "Free"  # an invalid free, delete, delete[] or realloc
+
+
 @dataclass(frozen=True)
 class ValgrindSuppression:
-    """`{ name / Memcheck:Leak / [match-leak-kinds: ...] / frames... }`."""
+    """`{ name / Memcheck:Leak / [match-leak-kinds: ...] / frames... }`, or Memcheck:Free
+    (no match-leak-kinds line) for invalid frees."""
 
     name: str
     origin: str  # FILE:LINE of its opening brace
     leak_kinds: frozenset[str] | None  # None: no match-leak-kinds line, every kind matches
     frames: tuple[FramePattern, ...]
+    error: str = LEAK  # LEAK or FREE
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ capture older than the shim's telling new[] apart (its backtrace shows new for b
 from __future__ import annotations
 
 from leaktrace.leak_kinds import SHORT_NAME_OF
-from leaktrace.model import Frame, LeakRecord
+from leaktrace.model import Frame, InvalidFree, LeakRecord
 from leaktrace.suppressions.linkage_names import LinkageNames
 from leaktrace.suppressions.matcher import (
     BELOW_MAIN,
@@ -48,6 +48,21 @@ def suppression_entry(record: LeakRecord, linkage_names: LinkageNames,
             line = "fun:_Zn?" + line[len("fun:_Znw"):]
         lines.append(f"   {line}")
     lines.append("}")
+    return "\n".join(lines)
+
+
+def free_suppression_entry(invalid: InvalidFree, linkage_names: LinkageNames,
+                           name: str = PLACEHOLDER_NAME) -> str | None:
+    """A Memcheck:Free entry for an invalid free: the API, then its callers down to main
+    (None without a backtrace: it would match every invalid call of the API)."""
+    if not invalid.frames:
+        return None
+    stack = _down_to_main([Frame(address=0, function=invalid.api), *invalid.frames])
+    # valgrind names a delete by the variant's symbol, which the capture does not keep.
+    head = {"operator delete": "_ZdlPv*", "operator delete[]": "_ZdaPv*"}.get(invalid.api,
+                                                                            invalid.api)
+    lines = ["{", f"   {name}", "   Memcheck:Free", f"   fun:{head}",
+             *(f"   {_frame_line(frame, linkage_names)}" for frame in stack[1:]), "}"]
     return "\n".join(lines)
 
 

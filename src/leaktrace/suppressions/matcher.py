@@ -31,10 +31,12 @@ from leaktrace.model import Frame, LeakRecord
 from leaktrace.suppressions.entries import (
     ANY_FRAMES,
     FUN,
+    LEAK,
     OBJ,
     FramePattern,
     LsanSuppression,
     Suppression,
+    ValgrindSuppression,
 )
 from leaktrace.suppressions.linkage_names import LinkageNames
 from leaktrace.suppressions.patterns import has_wildcards, lsan_match, valgrind_match
@@ -153,6 +155,16 @@ class SuppressionMatcher:
         match (see _needed_names)."""
         return self._needed
 
+    def match_stacks(self, stacks: list[list[Frame]]) -> Suppression | None:
+        """The first valgrind entry (in file order) that matches one of the stacks, whatever
+        its leak kinds (Memcheck:Free entries: suppressions/invalid_frees.py)."""
+        names = {n for stack in stacks for f in stack for n in self.frame_names(f)}
+        for suppression, needed in zip(self.suppressions, self._needed, strict=True):
+            if (isinstance(suppression, ValgrindSuppression) and _has_needed_names(needed, names)
+                    and any(self._stack_matches(suppression.frames, s) for s in stacks)):
+                return suppression
+        return None
+
     def match(self, record: LeakRecord) -> Suppression | None:
         """The first suppression (in file order) that matches the record, or None."""
         stacks: list[list[Frame]] | None = None
@@ -255,7 +267,11 @@ def _has_needed_names(needed: list[tuple[str, bool]], names: set[str]) -> bool:
 
 
 def _kind_matches(suppression: Suppression, leak_kind: str | None) -> bool:
-    if isinstance(suppression, LsanSuppression) or suppression.leak_kinds is None:
+    if isinstance(suppression, LsanSuppression):
+        return True
+    if suppression.error != LEAK:
+        return False  # an invalid free's entry (suppressions/invalid_frees.py)
+    if suppression.leak_kinds is None:
         return True
     if leak_kind is None:
         # No scan ran: the record could be of any kind, so only an entry for every kind is

@@ -4,8 +4,9 @@ or LeakSanitizer's (`leak:PATTERN` lines, as in LSAN_OPTIONS=suppressions=FILE).
 valgrind's rules, as its m_errormgr.c applies them: blank lines and lines starting with `#`
 are skipped, every line is trimmed; an entry is `{`, a name, `TOOL[,TOOL...]:KIND`, for
 Memcheck:Leak an optional `match-leak-kinds:` line, then stack lines (`fun:`, `obj:`, `src:`
-or `...`, at least one that is not `...`), then `}`. Entries for other tools or other kinds
-(Memcheck:Cond, Helgrind:Race, ...) are read and ignored. Anything else is an error naming
+or `...`, at least one that is not `...`), then `}`. Memcheck:Free entries (invalid frees) have
+the stack lines alone. Entries for other tools or other kinds (Memcheck:Cond, Helgrind:Race,
+...) are read and ignored. Anything else is an error naming
 the file and line."""
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from leaktrace.input_files import read_regular
 from leaktrace.leak_kinds import parse_kind_list
 from leaktrace.suppressions.entries import (
     ANY_FRAMES,
+    FREE,
     FUN,
+    LEAK,
     OBJ,
     SRC,
     FramePattern,
@@ -137,11 +140,11 @@ def _parse_valgrind(lines: list[tuple[int, str]], name: str) -> list[Suppression
         if not colon or tool_kind == "}":
             raise reader.error(kind_at, f"expected TOOL:KIND such as Memcheck:Leak, got "
                                         f"{tool_kind!r}")
-        if "Memcheck" not in tools.split(",") or kind.strip() != "Leak":
-            _skip_entry(reader)  # not about leaks: valgrind reads it, leaktrace has no use
+        if "Memcheck" not in tools.split(",") or kind.strip() not in (LEAK, FREE):
+            _skip_entry(reader)  # an error leaktrace does not report: valgrind's only
             continue
         # Where valgrind's used_suppression lines point: the entry's name.
-        entry = _parse_leak_entry(reader, entry_name, f"{name}:{name_at}")
+        entry = _parse_leak_entry(reader, entry_name, f"{name}:{name_at}", kind.strip())
         entries.append(entry)
     return entries
 
@@ -153,7 +156,8 @@ def _skip_entry(reader: _Lines) -> None:
             return
 
 
-def _parse_leak_entry(reader: _Lines, entry_name: str, origin: str) -> ValgrindSuppression:
+def _parse_leak_entry(reader: _Lines, entry_name: str, origin: str,
+                      error: str) -> ValgrindSuppression:
     leak_kinds = None
     frames: list[FramePattern] = []
     first = True
@@ -162,6 +166,9 @@ def _parse_leak_entry(reader: _Lines, entry_name: str, origin: str) -> ValgrindS
         if line == "}":
             break
         if first and line.startswith("match-leak-kinds:"):
+            if error != LEAK:
+                raise reader.error(number, f"match-leak-kinds: is for Memcheck:Leak entries, "
+                                           f"not Memcheck:{error}")
             try:
                 leak_kinds = parse_kind_list(line.removeprefix("match-leak-kinds:").strip())
             except LeaktraceError as e:
@@ -175,7 +182,7 @@ def _parse_leak_entry(reader: _Lines, entry_name: str, origin: str) -> ValgrindS
     if all(f.what == ANY_FRAMES for f in frames):
         raise reader.error(number, f"suppression {entry_name!r} must have a stack line that "
                                    "is not '...'")
-    return ValgrindSuppression(entry_name, origin, leak_kinds, tuple(frames))
+    return ValgrindSuppression(entry_name, origin, leak_kinds, tuple(frames), error)
 
 
 def _frame_pattern(reader: _Lines, number: int, line: str) -> FramePattern:
