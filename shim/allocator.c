@@ -250,7 +250,11 @@ static inline void *new_unsampled(size_t size)
 /* Every delete frees with free (aligned blocks too). The note names the block the thread
  * deletes, for an invalid free's report (lt_deleting, shim.h). */
 #define DELETE_DIRECT if (cxx_direct && lt_sample_free_unrecorded(p)) return __libc_free(p)
-#define NOTE_DELETE(array) lt_deleting = (uintptr_t)p | (array)
+/* The C++ runtime's delete[] calls delete, through our hook again: an array's note stays. */
+#define NOTE_DELETE(array)                                                                   \
+    do {                                                                                     \
+        if ((array) || lt_deleting != ((uintptr_t)p | 1)) lt_deleting = (uintptr_t)p | (array); \
+    } while (0)
 #define DELETE(name, array)                                                                  \
     SLOW_AND_HOOK(void, name, (void *p), (p), delete_fn, DELETE_DIRECT, NOTE_DELETE(array),  \
                   lt_hook_free(p))

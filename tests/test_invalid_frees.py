@@ -64,24 +64,30 @@ def test_the_html_page_lists_them(build_dir: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("opt", ["-O0", "-O2"])
-def test_a_broken_heap_still_exits_as_natively(build_dir: Path, tmp_path: Path, opt: str) -> None:
+@pytest.mark.parametrize(("mode", "api", "function", "marker"), [
+    ("", "operator delete", "drop(Node*)", "double-delete"),
+    ("array", "operator delete[]", "drop_array(Node*)", "double-delete-array")])
+def test_a_broken_heap_still_exits_as_natively(build_dir: Path, tmp_path: Path, opt: str,
+                                               mode: str, api: str, function: str,
+                                               marker: str) -> None:
     """A double delete glibc let through leaves the heap broken without a sign natively. The
     shim's release of the runtime's buffers at exit (libstdc++'s exception pool, as valgrind
     does) freed into it, and glibc aborted the process (no capture either); those frees now
     forget the blocks' records and leave the memory alone."""
     exe = compile_program("invalid_delete.cpp", build_dir, opt)
-    native = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    args = [str(exe), *([mode] if mode else [])]
+    native = subprocess.run(args, capture_output=True, text=True, timeout=60)
     assert (native.returncode, native.stdout) == (0, "completed\n"), native.stderr
     capture = tmp_path / "delete.lt"
-    done = leaktrace("run", "-o", str(capture), "--", str(exe), cwd=tmp_path)
+    done = leaktrace("run", "-o", str(capture), "--", *args, cwd=tmp_path)
     assert (done.returncode, done.stdout) == (0, native.stdout), done.stderr
     report = json_report(capture)
     (bad,) = report["invalid_frees"]
-    assert (bad["api"], bad["calls"]) == ("operator delete", 1)
-    assert "Invalid operator delete: 1 call (the first of address" in done.stderr
+    assert (bad["api"], bad["calls"]) == (api, 1)
+    assert f"Invalid {api}: 1 call (the first of address" in done.stderr
     first = bad["frames"][0]
     assert (first["function"], Path(first["file"]).name, first["line"]) == (
-        "drop(Node*)", "invalid_delete.cpp", marker_line("invalid_delete.cpp", "double-delete"))
+        function, "invalid_delete.cpp", marker_line("invalid_delete.cpp", marker))
     # The pool was released all the same: not reported, as under valgrind.
     assert report["summary"]["still_reachable"] == {"bytes": 0, "blocks": 0}
 
@@ -240,7 +246,8 @@ def test_gen_suppressions_writes_a_free_entry_that_suppresses_it(build_dir: Path
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 @pytest.mark.parametrize(("program", "mode"), [("invalid_frees.c", "fastbin-dup"),
-                                               ("invalid_delete.cpp", "")])
+                                               ("invalid_delete.cpp", ""),
+                                               ("invalid_delete.cpp", "array")])
 def test_valgrinds_own_free_entries_suppress_the_same_calls(build_dir: Path, tmp_path: Path,
                                                             program: str, mode: str) -> None:
     """The entries `valgrind --gen-suppressions=all` writes for the same program suppress
