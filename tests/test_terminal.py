@@ -86,7 +86,7 @@ def _bash_completion(words: list[str]) -> list[str]:
 def test_bash_completion_offers_commands_and_formats() -> None:
     assert {"diff", "merge", "report", "run"} <= set(_bash_completion(["leaktrace"]))
     formats = _bash_completion(["leaktrace", "report", "x.lt", "--format"])
-    assert {"text", "json", "html", "pprof", "speedscope", "folded"} == set(formats)
+    assert {"text", "json", "html", "pprof", "speedscope", "folded", "valgrind-xml"} == set(formats)
 
 
 def test_man_pages_are_generated_from_the_cli(tmp_path: Path) -> None:
@@ -104,7 +104,7 @@ def test_man_pages_are_generated_from_the_cli(tmp_path: Path) -> None:
                               env={**os.environ, "MANWIDTH": "120", "MAN_KEEP_FORMATTING": ""})
     assert rendered.returncode == 0, rendered.stderr
     assert "leaktrace report [OPTIONS] [FILE]" in rendered.stdout
-    assert "[text|json|folded|speedscope|pprof|html]" in rendered.stdout
+    assert "[text|json|folded|speedscope|pprof|html|valgrind-xml]" in rendered.stdout
     assert "2023-11-14" in rendered.stdout  # SOURCE_DATE_EPOCH
     top = subprocess.run([man, "-l", str(tmp_path / "leaktrace.1")], capture_output=True,
                          text=True, timeout=60, env={**os.environ, "MANWIDTH": "120"}).stdout
@@ -183,7 +183,7 @@ def test_zsh_and_fish_completion_lines_give_their_scripts() -> None:
         assert done.returncode == 0, done.stderr
         return done.stdout.splitlines()
 
-    formats = ["text", "json", "folded", "speedscope", "pprof", "html"]
+    formats = ["text", "json", "folded", "speedscope", "pprof", "html", "valgrind-xml"]
     zsh = answers("zsh", "leaktrace report x.lt --format ", "4")
     assert zsh == [line for f in formats for line in ("plain", f, "_")]
     fish = answers("fish", "leaktrace report x.lt --format ", "")

@@ -26,7 +26,8 @@ def report_format_option(function: F) -> F:
         "--format", "output_format", type=click.Choice(REPORT_FORMATS), default="text",
         show_default=True,
         help="text for people; json for tools (docs/json-report.md); folded, speedscope, "
-             "pprof for flame graphs and profilers; html for a browser (docs/exports.md).",
+             "pprof for flame graphs and profilers; html for a browser; valgrind-xml for "
+             "what reads valgrind's --xml=yes output (docs/exports.md).",
     )(function)
 
 

@@ -1,5 +1,6 @@
 """Every report format by name, and writing one to stdout or a file: text and JSON for
-people and tools, folded/speedscope/pprof for profilers, HTML for a browser."""
+people and tools, folded/speedscope/pprof for profilers, HTML for a browser, valgrind's XML
+for the tools that read valgrind's."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from leaktrace.render.html_report import Timeline
 
 # Formats any leak report can be rendered in (report, run, merge).
-REPORT_FORMATS = ["text", "json", "folded", "speedscope", "pprof", "html"]
+REPORT_FORMATS = ["text", "json", "folded", "speedscope", "pprof", "html", "valgrind-xml"]
 BINARY_FORMATS = frozenset({"pprof"})
 
 
@@ -44,6 +45,10 @@ def render_as(report: Report, output_format: str, options: RenderOptions,
         from leaktrace.render.pprof import render_pprof
 
         return render_pprof(report, options)
+    if output_format == "valgrind-xml":
+        from leaktrace.render.valgrind_xml import render_valgrind_xml
+
+        return render_valgrind_xml(report, options)
     from leaktrace.render.text import render_text
 
     return render_text(report, options)
@@ -61,6 +66,10 @@ def stream_as(report: Report, output_format: str, options: RenderOptions,
         from leaktrace.render.json_report import json_chunks
 
         return json_chunks(report, options)
+    if output_format == "valgrind-xml":
+        from leaktrace.render.valgrind_xml import valgrind_xml_chunks
+
+        return valgrind_xml_chunks(report, options)
     rendered = render_as(report, output_format, options, timeline)
     return rendered if isinstance(rendered, bytes) else [rendered]
 

@@ -47,8 +47,9 @@ REAL_LEAK_KINDS = (DEFINITELY_LOST, INDIRECTLY_LOST, POSSIBLY_LOST)
 _SPLIT_BYTES = re.compile(r"\(([\d,]+) direct, ([\d,]+) indirect\)")
 _LOSS_RECORD = re.compile(r"loss record ([\d,]+) of ([\d,]+)")
 _ADDRESS = re.compile(r"Address (0x[0-9a-fA-F]+)")
-# valgrind's own replacement allocators: the frames above the program's code
-_PRELOAD_OBJECT = re.compile(r"vgpreload_[a-z]+-[^/]*\.so$")
+# valgrind's own replacement allocators: the frames above the program's code (and leaktrace's
+# shim, which heads its stacks in the XML it writes: render/valgrind_xml.py)
+_PRELOAD_OBJECT = re.compile(r"(vgpreload_[a-z]+-[^/]*|libleaktrace_shim)\.so$")
 
 
 class ValgrindXmlError(LeaktraceError):

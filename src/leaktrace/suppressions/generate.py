@@ -38,7 +38,7 @@ def suppression_entry(record: LeakRecord, linkage_names: LinkageNames,
     lines = ["{", f"   {name}", "   Memcheck:Leak"]
     if record.leak_kind in SHORT_NAME_OF:
         lines.append(f"   match-leak-kinds: {SHORT_NAME_OF[record.leak_kind]}")
-    for i, frame in enumerate(_down_to_main(allocation_stack(record))):
+    for i, frame in enumerate(down_to_main(allocation_stack(record))):
         line = _frame_line(frame, linkage_names)
         if i == 0 and frame.function in OPERATOR_NEW_SYMBOLS and not frame.module:
             line = f"fun:{OPERATOR_NEW_SYMBOLS[frame.function]}"  # the API, named by the record
@@ -57,7 +57,7 @@ def free_suppression_entry(invalid: InvalidFree, linkage_names: LinkageNames,
     (None without a backtrace: it would match every invalid call of the API)."""
     if not invalid.frames:
         return None
-    stack = _down_to_main([Frame(address=0, function=invalid.api), *invalid.frames])
+    stack = down_to_main([Frame(address=0, function=invalid.api), *invalid.frames])
     # valgrind names a delete by the variant's symbol, which the capture does not keep.
     head = {"operator delete": "_ZdlPv*", "operator delete[]": "_ZdaPv*"}.get(invalid.api,
                                                                             invalid.api)
@@ -66,7 +66,7 @@ def free_suppression_entry(invalid: InvalidFree, linkage_names: LinkageNames,
     return "\n".join(lines)
 
 
-def _down_to_main(stack: list[Frame]) -> list[Frame]:
+def down_to_main(stack: list[Frame]) -> list[Frame]:
     """Down to main, as valgrind shows stacks; in a program whose main has no name (a
     stripped binary), down to the C library's caller of main, which valgrind calls
     `(below main)`."""
