@@ -688,25 +688,25 @@ bool lt_blocks_take(uintptr_t addr, struct lt_block *out)
     return !must_defer() && take_block(addr, out); /* a handler's caller falls back to forget */
 }
 
-static bool forget_now(uintptr_t addr)
+static unsigned forget_now(uintptr_t addr)
 {
     struct lt_block b;
     if (take_block(addr, &b)) {
         lt_stack_note_free(b.stack_id, lt_block_size(&b), true);
-        return true;
+        return lt_block_kind(&b); /* never 0 (LT_FORGET_MISSED) */
     }
     if (!lt_sample_mean_bytes) /* sampling: most frees are of blocks never recorded */
         lt_striped_add(LT_UNKNOWN_FREES); /* after an attach, most frees for a while */
-    return false;
+    return LT_FORGET_MISSED;
 }
 
-bool lt_blocks_forget(uintptr_t addr)
+unsigned lt_blocks_forget(uintptr_t addr)
 {
-    if (lt_sample_unrecorded(addr)) return true; /* sampling mode: the common case */
+    if (lt_sample_unrecorded(addr)) return LT_FORGET_UNTOLD; /* sampling mode: the common case */
     if (must_defer()) {
         struct lt_block b = { .addr = addr };
         defer(OP_FORGET, &b);
-        return true;
+        return LT_FORGET_UNTOLD;
     }
     return forget_now(addr);
 }

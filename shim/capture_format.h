@@ -21,6 +21,8 @@ _Static_assert(sizeof(void *) == LT_POINTER_SIZE, "leaktrace captures are writte
 #define LT_FREE_API_REALLOCARRAY 3
 #define LT_FREE_API_DELETE 4        /* operator delete, every variant */
 #define LT_FREE_API_DELETE_ARRAY 5  /* operator delete[], every variant */
+#define LT_FREE_API_MISMATCHED 16u  /* | one of the above: the block was allocated by a function
+                                     * this one does not release (valgrind's "Mismatched free()") */
 
 /* FATAL flags. */
 #define LT_FATAL_FLAG_TRUNCATED 1u /* the backtrace was cut at the depth limit */

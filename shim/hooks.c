@@ -218,13 +218,18 @@ static inline __attribute__((always_inline)) void record_block(void *p, size_t s
  * either: the shim made no copy of an address it records). When true, record_block follows. */
 static inline bool recording_block(size_t size) { return !lt_sample_skip(size) && recording(); }
 
-/* An invalid free's API: a C++ delete's when the thread's last delete hook named this block
- * (a later plain free of the same address, with no delete between, is named a delete too). */
-static unsigned free_api_of(void *p)
+/* A free the table's answer makes suspect (forget_block): of a block never allocated or
+ * freed already, or one whose release does not match its allocation, valgrind's "Mismatched
+ * free() / delete / delete []": delete[] of a block new[] did not make, free or delete of
+ * one it did (the only kind the table tells apart: new's blocks are malloc's). `deleting`:
+ * lt_deleting as the hook found it (a later plain free of an address the thread deleted last,
+ * with no delete between, is named a delete too). */
+static __attribute__((noinline, cold)) void note_suspect_free(void *p, unsigned kind, uintptr_t deleting)
 {
-    uintptr_t deleting = lt_deleting;
-    if ((deleting & ~(uintptr_t)1) != (uintptr_t)p) return LT_FREE_API_FREE;
-    return deleting & 1 ? LT_FREE_API_DELETE_ARRAY : LT_FREE_API_DELETE;
+    if (!lt_invalid_frees_checking()) return;
+    unsigned api = LT_FREE_API_FREE;
+    if ((deleting & ~(uintptr_t)1) == (uintptr_t)p) api = deleting & 1 ? LT_FREE_API_DELETE_ARRAY : LT_FREE_API_DELETE;
+    lt_invalid_frees_note((uintptr_t)p, kind == LT_FORGET_MISSED ? api : api | LT_FREE_API_MISMATCHED);
 }
 
 /* pre: tracking() was true; leaves the tables. */
@@ -232,8 +237,12 @@ static inline void forget_block(void *p)
 {
     lt_mtrace_log_free(p, false);
     /* which skips, as the hook did, a block never sampled */
-    if (LT_UNLIKELY(!lt_blocks_forget((uintptr_t)p)) && lt_invalid_frees_checking())
-        lt_invalid_frees_note((uintptr_t)p, free_api_of(p));
+    unsigned kind = lt_blocks_forget((uintptr_t)p);
+    uintptr_t deleting = lt_deleting;
+    bool array_delete = deleting == ((uintptr_t)p | 1);
+    if (array_delete) lt_deleting = 0; /* used up: the address may come back from malloc */
+    bool mismatched = kind != LT_FORGET_UNTOLD && (kind == LT_KIND_NEW_ARRAY) != array_delete;
+    if (LT_UNLIKELY(kind == LT_FORGET_MISSED || mismatched)) note_suspect_free(p, kind, deleting);
     lt_tables_leave();
 }
 
@@ -345,7 +354,7 @@ static void *realloc_as(void *old, size_t size, unsigned kind)
         return p;
     }
     if (known) lt_stack_note_free(prev.stack_id, asked_before, true);
-    else if (old && !lt_blocks_forget((uintptr_t)old) && lt_invalid_frees_checking()) /* or deferred */
+    else if (old && lt_blocks_forget((uintptr_t)old) == LT_FORGET_MISSED && lt_invalid_frees_checking())
         lt_invalid_frees_note((uintptr_t)old, kind == LT_KIND_REALLOCARRAY ? LT_FREE_API_REALLOCARRAY
                                                                          : LT_FREE_API_REALLOC);
     /* The old bytes were copied or stayed; past them (all of an unknown block's) are unwritten. */

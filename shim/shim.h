@@ -374,7 +374,11 @@ bool lt_blocks_take(uintptr_t addr, struct lt_block *out);
 void lt_blocks_put_back(const struct lt_block *b);
 /* Remove and count the block as freed (or the free as unknown); from a signal handler that
  * interrupted its thread inside this table, done as soon as the thread leaves it. */
-bool lt_blocks_forget(uintptr_t addr); /* false: not in the table (nor deferred, nor unsampled) */
+/* The removed block's kind (LT_KIND_*); LT_FORGET_MISSED: not in the table; LT_FORGET_UNTOLD:
+ * never sampled, or queued (a signal handler's, applied later): its kind is not known here. */
+unsigned lt_blocks_forget(uintptr_t addr);
+#define LT_FORGET_MISSED 0u
+#define LT_FORGET_UNTOLD 0x100u
 /* A hint: the insertion of addr comes soon (the caller unwinds meanwhile). Returns addr's
  * hash, for lt_blocks_insert. */
 uint64_t lt_blocks_prefetch(uintptr_t addr);

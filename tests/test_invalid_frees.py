@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +273,72 @@ def test_valgrinds_own_free_entries_suppress_the_same_calls(build_dir: Path, tmp
     quiet = subprocess.run(["valgrind", f"--suppressions={mine}", *args], capture_output=True,
                            text=True, timeout=300)
     assert "ERROR SUMMARY: 0 errors from 0 contexts" in quiet.stderr, quiet.stderr
+
+
+MISMATCHES = [("new-array-delete", "operator delete", "drop(Node*)"),
+              ("new-delete-array", "operator delete[]", "drop_array(Node*)"),
+              ("malloc-delete-array", "operator delete[]", "drop_array(Node*)"),
+              ("new-array-free", "free", "release(void*)")]
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+@pytest.mark.parametrize(("mode", "api", "function"), MISMATCHES)
+def test_a_release_that_does_not_match_the_allocation_is_reported(
+        build_dir: Path, tmp_path: Path, opt: str, mode: str, api: str, function: str) -> None:
+    """valgrind's "Mismatched free() / delete / delete []": the call, its API and line; the
+    program runs on as natively (glibc lets each through); JSON `mismatched_frees`, apart
+    from the invalid frees; --error-exitcode counts it."""
+    exe = compile_program("mismatched_frees.cpp", build_dir, opt)
+    native = subprocess.run([str(exe), mode], capture_output=True, text=True, timeout=60)
+    assert (native.returncode, native.stdout) == (0, "done\n"), native.stderr
+    done, report = _run(exe, mode, tmp_path, "--error-exitcode=3")
+    assert (done.returncode, done.stdout) == (3, native.stdout), done.stderr
+    assert report["invalid_frees"] == []
+    (bad,) = report["mismatched_frees"]
+    assert (bad["api"], bad["calls"]) == (api, 1)
+    first = bad["frames"][0]
+    assert (first["function"], Path(first["file"]).name, first["line"]) == (
+        function, "mismatched_frees.cpp", marker_line("mismatched_frees.cpp", mode))
+    call = api if api.startswith("operator") else f"{api}()"
+    block = "not from operator new[]" if api == "operator delete[]" else "from operator new[]"
+    assert re.search(rf"== Mismatched frees: 1 call released a block with a function that does "
+                     rf"not match its allocation ==\nMismatched {re.escape(call)}: 1 call \(the "
+                     rf"first of address 0x[0-9a-f]+\), of a block {re.escape(block)}, stack ",
+                     done.stderr), done.stderr
+
+
+def test_no_mismatch_where_each_release_matches(build_dir: Path, tmp_path: Path) -> None:
+    """Each block released as it should be; malloc hands a delete[]'s address straight back,
+    and its free is no delete[] of a malloc block."""
+    exe = compile_program("mismatched_frees.cpp", build_dir, "-O2")
+    done, report = _run(exe, "clean", tmp_path, "--error-exitcode=3")
+    assert done.returncode == 0, done.stderr
+    assert (report["invalid_frees"], report["mismatched_frees"]) == ([], [])
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_mismatches_agree_with_valgrind(build_dir: Path, tmp_path: Path) -> None:
+    """valgrind's MismatchedFree errors, read from its XML: the same calls at the same lines,
+    and its Memcheck:Free entry for each suppresses leaktrace's; the clean mode has none in
+    either."""
+    exe = compile_program("mismatched_frees.cpp", build_dir, "-O0")
+    for mode, _api, _function in [*MISMATCHES, ("clean", "", "")]:
+        xml = tmp_path / f"{mode}.xml"
+        run = subprocess.run(["valgrind", "--xml=yes", f"--xml-file={xml}",
+                              "--gen-suppressions=all", str(exe), mode], capture_output=True,
+                             text=True, timeout=300)
+        theirs = json.loads(leaktrace("report", "--format", "json", str(xml)).stdout)
+        _, ours = _run(exe, mode, tmp_path / mode)
+        assert [(f["calls"], [x["line"] for x in f["frames"] if x["function"] != "main"])
+                for f in theirs["mismatched_frees"]] == [
+            (f["calls"], [x["line"] for x in f["frames"][:1]]) for f in ours["mismatched_frees"]]
+        if mode == "clean":
+            assert ours["mismatched_frees"] == []
+            continue
+        entries = [e for e in ET.parse(xml).getroot().iter("suppression")]
+        supp = tmp_path / f"{mode}.supp"
+        supp.write_text("".join(e.findtext("rawtext") or "" for e in entries))
+        assert "Memcheck:Free" in supp.read_text(), run.stderr
+        capture = tmp_path / mode / f"{exe.name}-{mode}.lt"
+        quiet = json_report(capture, "--suppressions", str(supp))
+        assert (quiet["mismatched_frees"], quiet["invalid_frees_suppressed"]) == ([], 1)

@@ -146,7 +146,8 @@ def test_json_keys_are_pinned(report: Report) -> None:
                          "scan", "counters", "notes", "previous_capture", "leak_kinds_shown",
                          "records_total", "records", "mapped_regions", "suppressions_used",
                          "frame_totals", "sample_mean_bytes", "children", "fatal_signal",
-                         "invalid_frees", "invalid_frees_unrecorded"}
+                         "invalid_frees", "invalid_frees_unrecorded", "invalid_frees_suppressed",
+                         "mismatched_frees"}
     assert data["sample_mean_bytes"] is None  # exact mode: nothing is an estimate
     assert data["fatal_signal"] is None  # the program was not ended by a signal
     assert data["children"] is None  # only `run --follow-children` has them

@@ -229,13 +229,17 @@ class FrameTotal:
 @dataclass
 class InvalidFree:
     """Calls from one backtrace that freed (or reallocated) an address never allocated, or
-    freed already (a capture's INVALID_FREES section)."""
+    freed already; or, `mismatched`, a block their function does not release (a capture's
+    INVALID_FREES section)."""
 
     api: str  # "free", "realloc", "reallocarray", "operator delete", "operator delete[]"
     calls: int
     first_address: int  # the address the first of them passed
     stack_id: str  # stable id of (api, backtrace)
     frames: list[Frame] = field(default_factory=list)
+    # valgrind's "Mismatched free() / delete / delete []": delete[] of a block new[] did not
+    # make, or free or delete of one it did (new's own blocks are malloc's to the shim).
+    mismatched: bool = False
 
 
 @dataclass

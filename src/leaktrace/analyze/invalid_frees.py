@@ -1,6 +1,7 @@
 """The INVALID_FREES section as the reports tell it: per backtrace and API, the calls that freed
 an address the shim never saw allocated or saw freed already (valgrind's "Invalid free() /
-delete / delete[] / realloc()"), with the backtrace symbolized like the leaks'."""
+delete / delete[] / realloc()"), or a block their function does not release (its "Mismatched
+free() / delete / delete []"), with the backtrace symbolized like the leaks'."""
 
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ def describe_invalid_frees(capture: Capture, described: StackFrames) -> list[Inv
         return None
     out = []
     for row in capture.invalid_frees:
-        api = fmt.FREE_APIS.get(row.api, f"api-{row.api}")
+        code = row.api & ~fmt.FREE_API_MISMATCHED
+        api = fmt.FREE_APIS.get(code, f"api-{code}")
+        mismatched = bool(row.api & fmt.FREE_API_MISMATCHED)
         found = described.frames_and_id_text(row.stack_id)
         frames, id_text = found if found is not None else ([], b"")
         out.append(InvalidFree(api=api, calls=row.calls, first_address=row.first_address,
-                               stack_id=stable_stack_id_of_bytes(api, id_text),
-                               frames=frames))
+                               stack_id=stable_stack_id_of_bytes(
+                                   f"mismatched {api}" if mismatched else api, id_text),
+                               frames=frames, mismatched=mismatched))
     out.sort(key=lambda f: (-f.calls, f.stack_id))
     return out

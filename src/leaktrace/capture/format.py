@@ -16,6 +16,9 @@ FREE_API_REALLOC = 2
 FREE_API_REALLOCARRAY = 3
 FREE_API_DELETE = 4  # operator delete, every variant
 FREE_API_DELETE_ARRAY = 5  # operator delete[], every variant
+# | one of the above: the block was allocated by a function this one does not release
+# (valgrind's "Mismatched free() / delete / delete []").
+FREE_API_MISMATCHED = 16
 FREE_APIS: dict[int, str] = {FREE_API_FREE: "free", FREE_API_REALLOC: "realloc",
                              FREE_API_REALLOCARRAY: "reallocarray",
                              FREE_API_DELETE: "operator delete",

@@ -99,8 +99,13 @@ def dump_lines(capture: Capture) -> Iterator[str]:
         yield f"INVALID_FREES count={len(capture.invalid_frees)} " \
               f"unrecorded={capture.invalid_frees_unrecorded}"
         for row in capture.invalid_frees:
-            yield f"  stack={row.stack_id} api={fmt.FREE_APIS.get(row.api, row.api)} " \
+            yield f"  stack={row.stack_id} api={_free_api_name(row.api)} " \
                   f"calls={row.calls} first_address={row.first_address:#x}"
     for tag in capture.unknown_sections:
         yield f"UNKNOWN SECTION tag={tag} (skipped)"
     yield "END"
+
+
+def _free_api_name(api: int) -> str:
+    name = fmt.FREE_APIS.get(api & ~fmt.FREE_API_MISMATCHED, str(api))
+    return f"mismatched {name}" if api & fmt.FREE_API_MISMATCHED else name

@@ -15,6 +15,7 @@ from leaktrace.model import (
     ChildProcess,
     FatalSignal,
     Frame,
+    InvalidFree,
     KindTotal,
     LeakRecord,
     PreviousCapture,
@@ -173,13 +174,19 @@ def report_to_json(report: Report, options: RenderOptions,
         ],
         "children": _children(report.children),
         "fatal_signal": _fatal(report.fatal),
-        "invalid_frees": None if report.invalid_frees is None else [
-            {"api": f.api, "calls": f.calls, "first_address": f.first_address,
-             "stack_id": f.stack_id, "frames": [frame_json(frame) for frame in f.frames]}
-            for f in report.invalid_frees],
+        "invalid_frees": _frees(report.invalid_frees, mismatched=False),
+        "mismatched_frees": _frees(report.invalid_frees, mismatched=True),
         "invalid_frees_unrecorded": report.invalid_frees_unrecorded,
         "invalid_frees_suppressed": report.invalid_frees_suppressed,
     }
+
+
+def _frees(frees: list[InvalidFree] | None, *, mismatched: bool) -> list[dict[str, Any]] | None:
+    if frees is None:
+        return None
+    return [{"api": f.api, "calls": f.calls, "first_address": f.first_address,
+             "stack_id": f.stack_id, "frames": [frame_json(frame) for frame in f.frames]}
+            for f in frees if f.mismatched == mismatched]
 
 
 def _fatal(fatal: FatalSignal | None) -> dict[str, Any] | None:

@@ -12,7 +12,15 @@ from functools import lru_cache, partial
 
 from leaktrace.analyze.frame_totals import PerFrame, compute_frame_totals, totals_of_selection
 from leaktrace.leak_kinds import LEAK_KINDS, STILL_REACHABLE, kind_list_text
-from leaktrace.model import Frame, FrameTotal, KindTotal, LeakRecord, PreviousCapture, Report
+from leaktrace.model import (
+    Frame,
+    FrameTotal,
+    InvalidFree,
+    KindTotal,
+    LeakRecord,
+    PreviousCapture,
+    Report,
+)
 from leaktrace.render.options import (
     RenderOptions,
     free_suppression_text,
@@ -194,33 +202,53 @@ def fatal_signal_lines(report: Report) -> list[str]:
 
 def invalid_free_lines(report: Report, options: RenderOptions | None = None) -> list[str]:
     """valgrind's "Invalid free() / delete / delete[] / realloc()": each backtrace that freed an
-    address never allocated or freed already (with --gen-suppressions, an entry for each)."""
-    found = report.invalid_frees
-    if not found and not report.invalid_frees_unrecorded and not report.invalid_frees_suppressed:
-        return []
-    calls = sum(f.calls for f in found or ()) + report.invalid_frees_unrecorded
-    if not calls:
-        return ["", f"== Invalid frees: {_plural(report.invalid_frees_suppressed, 'call')}, "
-                    "each matched by a Memcheck:Free suppression (not listed) =="]
-    lines = ["", f"== Invalid frees: {_plural(calls, 'call')} freed an address never allocated, "
-                 "or freed already =="]
+    address never allocated or freed already; then its "Mismatched free() / delete / delete
+    []": each that released a block with a function not of its allocation (with
+    --gen-suppressions, an entry after each)."""
+    found = report.invalid_frees or []
+    invalid = [f for f in found if not f.mismatched]
+    mismatched = [f for f in found if f.mismatched]
+    lines: list[str] = []
+    calls = sum(f.calls for f in invalid) + report.invalid_frees_unrecorded
+    if calls:
+        lines += ["", f"== Invalid frees: {_plural(calls, 'call')} freed an address never "
+                      "allocated, or freed already =="]
+        lines += _free_entries(invalid, options)
+        if report.invalid_frees_unrecorded:
+            lines.append(f"{_plural(report.invalid_frees_unrecorded, 'more call')} from "
+                         "backtraces the shim had no room for")
+    if mismatched:
+        lines += ["", f"== Mismatched frees: {_plural(sum(f.calls for f in mismatched), 'call')} "
+                      "released a block with a function that does not match its allocation =="]
+        lines += _free_entries(mismatched, options)
+    suppressed = report.invalid_frees_suppressed
+    if suppressed and not lines:
+        return ["", f"== Invalid frees: {_plural(suppressed, 'call')}, each matched by a "
+                    "Memcheck:Free suppression (not listed) =="]
+    if suppressed:
+        lines.append(f"{_plural(suppressed, 'more call')} matched a Memcheck:Free suppression "
+                     "(not listed)")
+    return lines
+
+
+def _free_entries(frees: list[InvalidFree], options: RenderOptions | None) -> list[str]:
+    lines = []
     texts = FrameTexts(False)
-    for f in found or ():
+    for f in frees:
         call = f.api if f.api.startswith("operator") else f"{f.api}()"
-        lines.append(f"Invalid {call}: {_plural(f.calls, 'call')} (the first of address "
-                     f"{f.first_address:#x}), stack {f.stack_id}")
+        block = ""
+        if f.mismatched:
+            block = (", of a block not from operator new[]" if f.api == "operator delete[]"
+                     else ", of a block from operator new[]")
+        lines.append(f"{'Mismatched' if f.mismatched else 'Invalid'} {call}: "
+                     f"{_plural(f.calls, 'call')} (the first of address {f.first_address:#x})"
+                     f"{block}, stack {f.stack_id}")
         lines += (texts.lines(f.frames).split("\n")[1:] if f.frames else
                   ["    (no backtrace: the stack table was full)"])
         entry = (free_suppression_text(f, options) if options and options.gen_suppressions
                  else None)
         if entry is not None:
             lines += entry.splitlines()
-    if report.invalid_frees_unrecorded:
-        lines.append(f"{_plural(report.invalid_frees_unrecorded, 'more call')} from backtraces "
-                     "the shim had no room for")
-    if report.invalid_frees_suppressed:
-        lines.append(f"{_plural(report.invalid_frees_suppressed, 'more call')} matched a "
-                     "Memcheck:Free suppression (not listed)")
     return lines
 
 

@@ -146,11 +146,17 @@ def _stack(head: Frame | None, frames: list[Frame]) -> str:
 
 
 def _invalid_free(invalid: InvalidFree, unique: int, shim: str) -> str:
-    return (f"<error>\n  <unique>{unique:#x}</unique>\n  <tid>1</tid>\n  <kind>InvalidFree</kind>\n"
-            "  <what>Invalid free() / delete / delete[] / realloc()</what>\n"
-            f"{_stack(_api_frame(invalid.api, shim), invalid.frames)}"
-            f"  <auxwhat>Address {invalid.first_address:#x} was never allocated, or freed "
-            "already</auxwhat>\n</error>\n\n")
+    if invalid.mismatched:
+        kind, what = "MismatchedFree", "Mismatched free() / delete / delete []"
+        aux = (f"Address {invalid.first_address:#x} is the start of a block "
+               + ("not allocated by operator new[]" if invalid.api == "operator delete[]"
+                  else "allocated by operator new[]"))
+    else:
+        kind, what = "InvalidFree", "Invalid free() / delete / delete[] / realloc()"
+        aux = f"Address {invalid.first_address:#x} was never allocated, or freed already"
+    return (f"<error>\n  <unique>{unique:#x}</unique>\n  <tid>1</tid>\n  <kind>{kind}</kind>\n"
+            f"  <what>{what}</what>\n{_stack(_api_frame(invalid.api, shim), invalid.frames)}"
+            f"  <auxwhat>{escape(aux)}</auxwhat>\n</error>\n\n")
 
 
 def _fatal_signal(fatal: FatalSignal, shim: str) -> str:

@@ -156,8 +156,8 @@ def _parse_events(path: str, events: Iterator[tuple[str, ET.Element]],
             else:
                 unique = (element.findtext("unique") or "").strip() or f"#{len(other_errors)}"
                 other_errors[unique] = kind or "unknown"
-                if kind == "InvalidFree":
-                    invalid_frees[unique] = _invalid_free(element)
+                if kind in ("InvalidFree", "MismatchedFree"):
+                    invalid_frees[unique] = _invalid_free(element, kind == "MismatchedFree")
             element.clear()  # keep memory flat on huge files
         elif tag == "fatal_signal":
             fatal = _fatal_signal(element, process.pid)
@@ -291,15 +291,18 @@ def _program_frames(error: ET.Element) -> tuple[str, list[Frame]]:
     return api, frames
 
 
-def _invalid_free(error: ET.Element) -> InvalidFree:
-    """valgrind's "Invalid free() / delete / delete[] / realloc()": where, and the address
-    (its <auxwhat>: "Address 0x4a42320 is 0 bytes inside a block of size 24 free'd")."""
+def _invalid_free(error: ET.Element, mismatched: bool) -> InvalidFree:
+    """valgrind's "Invalid free() / delete / delete[] / realloc()" or "Mismatched free() /
+    delete / delete []": where, and the address (its <auxwhat>: "Address 0x4a42320 is 0 bytes
+    inside a block of size 24 free'd")."""
     api, frames = _program_frames(error)
     if api.startswith("operator delete"):  # as a capture names them: every variant as one
         api = "operator delete[]" if api.startswith("operator delete[]") else "operator delete"
     address = _ADDRESS.search(error.findtext("auxwhat") or "")
+    what = "mismatched free" if mismatched else "invalid free"
     return InvalidFree(api=api, calls=1, first_address=int(address[1], 16) if address else 0,
-                       stack_id=_stack_id(api, "invalid free", frames), frames=frames)
+                       stack_id=_stack_id(api, what, frames), frames=frames,
+                       mismatched=mismatched)
 
 
 def _fatal_signal(element: ET.Element, pid: int | None) -> FatalSignal:
