@@ -62,6 +62,15 @@ def test_the_html_page_lists_them(build_dir: Path, tmp_path: Path) -> None:
     assert lines[1].startswith("Invalid realloc(): 1 call (the first of address 0x")
     line = marker_line("invalid_frees.c", "realloc-freed")
     assert re.search(rf"#0 +resize +\S*invalid_frees\.c:{line}\b", lines[2]), lines
+    # A mismatched free in the same box, in a section of its own.
+    mismatched = compile_program("mismatched_frees.cpp", build_dir, "-O2")
+    _run(mismatched, "new-array-delete", tmp_path)
+    page = tmp_path / "mismatched.html"
+    capture = tmp_path / f"{mismatched.name}-new-array-delete.lt"
+    assert leaktrace("report", str(capture), "--format", "html", "-o", str(page)).returncode == 0
+    (box,) = find(dom(page), "pre", id="invalid-frees")
+    assert box.text.splitlines()[0] == ("Mismatched frees: 1 call released a block with a "
+                                        "function that does not match its allocation")
 
 
 @pytest.mark.parametrize("opt", ["-O0", "-O2"])
