@@ -351,3 +351,21 @@ def test_mismatches_agree_with_valgrind(build_dir: Path, tmp_path: Path) -> None
         capture = tmp_path / mode / f"{exe.name}-{mode}.lt"
         quiet = json_report(capture, "--suppressions", str(supp))
         assert (quiet["mismatched_frees"], quiet["invalid_frees_suppressed"]) == ([], 1)
+
+
+def test_merge_adds_up_each_processs_bad_frees(build_dir: Path, tmp_path: Path) -> None:
+    """`leaktrace merge` of a test suite's captures keeps their invalid and mismatched frees
+    (it dropped them: the merged report said "not checked"): one backtrace's calls added up."""
+    frees = compile_program("invalid_frees.c", build_dir, "-O2")
+    mismatched = compile_program("mismatched_frees.cpp", build_dir, "-O2")
+    runs = [(frees, "realloc-freed", "a"), (frees, "realloc-freed", "b"),
+            (mismatched, "new-array-free", "c"), (frees, "clean", "d")]
+    captures = []
+    for exe, mode, name in runs:
+        _run(exe, mode, tmp_path / name)
+        captures.append(str(tmp_path / name / f"{exe.name}-{mode}.lt"))
+    done = leaktrace("merge", "--format", "json", *captures)
+    assert done.returncode == 0, done.stderr
+    merged = json.loads(done.stdout)
+    assert [(f["api"], f["calls"]) for f in merged["invalid_frees"]] == [("realloc", 2)]
+    assert [(f["api"], f["calls"]) for f in merged["mismatched_frees"]] == [("free", 1)]

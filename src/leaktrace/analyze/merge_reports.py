@@ -5,13 +5,13 @@ how much of it came from which process."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from leaktrace.analyze.frame_totals import compute_frame_totals
 from leaktrace.analyze.leak_totals import leak_totals, suppressed_total
 from leaktrace.analyze.loss_records import number_loss_records
 from leaktrace.analyze.symbolic_stacks import StackKey, same_builds, stack_key
-from leaktrace.model import KindTotal, LeakRecord, LeakTotals, Report, Summary
+from leaktrace.model import InvalidFree, KindTotal, LeakRecord, LeakTotals, Report, Summary
 
 
 @dataclass
@@ -69,8 +69,28 @@ def merge_reports(reports: list[Report]) -> MergedReport:
         end_time=max((r.end_time for r in reports if r.end_time), default=None),
         captured_when=first.captured_when,
         modules=[m for r in reports for m in r.modules],
+        invalid_frees=_merged_invalid_frees(reports),
+        invalid_frees_unrecorded=sum(r.invalid_frees_unrecorded for r in reports),
+        invalid_frees_suppressed=sum(r.invalid_frees_suppressed for r in reports),
     )
     return MergedReport(report, reports, shares)
+
+
+def _merged_invalid_frees(reports: list[Report]) -> list[InvalidFree] | None:
+    """The invalid and mismatched frees of every process that was checked, the calls of one
+    backtrace (its stable id) and API added up; None when none was checked."""
+    checked = [r.invalid_frees for r in reports if r.invalid_frees is not None]
+    if not checked:
+        return None
+    merged: dict[tuple[bool, str, str], InvalidFree] = {}
+    for frees in checked:
+        for f in frees:
+            key = (f.mismatched, f.api, f.stack_id)
+            if key in merged:
+                merged[key].calls += f.calls
+            else:
+                merged[key] = replace(f)
+    return sorted(merged.values(), key=lambda f: (-f.calls, f.stack_id))
 
 
 def _add_share(shares: list[Share], share: Share) -> None:
