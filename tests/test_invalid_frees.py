@@ -369,3 +369,6 @@ def test_merge_adds_up_each_processs_bad_frees(build_dir: Path, tmp_path: Path) 
     merged = json.loads(done.stdout)
     assert [(f["api"], f["calls"]) for f in merged["invalid_frees"]] == [("realloc", 2)]
     assert [(f["api"], f["calls"]) for f in merged["mismatched_frees"]] == [("free", 1)]
+    # A CI job's one gate over the whole suite.
+    assert leaktrace("merge", "--error-exitcode=4", *captures).returncode == 4
+    assert leaktrace("merge", "--error-exitcode=4", captures[-1]).returncode == 0

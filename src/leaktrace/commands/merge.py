@@ -11,6 +11,7 @@ import click
 
 from leaktrace.commands._compare_inputs import load_reports
 from leaktrace.commands._errors import one_line_errors
+from leaktrace.commands._leak_gate import LeakGate, leak_gate_options
 from leaktrace.commands._leak_kind_options import leak_kind_options
 from leaktrace.commands._report_output import (
     output_file_option,
@@ -28,14 +29,17 @@ from leaktrace.render.options import RenderOptions
 @output_file_option
 @render_options
 @leak_kind_options
+@leak_gate_options
 @one_line_errors
 def merge_command(captures: tuple[str, ...], output_format: str, output_file: str | None,
                   top: int | None, min_bytes: int, show_addresses: bool,
                   show_kinds: frozenset[str], suppression_files: tuple[str, ...],
-                  no_default_suppressions: bool, gen_suppressions: bool) -> None:
+                  no_default_suppressions: bool, gen_suppressions: bool,
+                  gate: LeakGate) -> None:
     """Add up the leaks of several captures (or valgrind XML files) into one report: the
     same backtrace (by its frames' names) in several processes is one record, its share per
-    process kept (JSON: records[].by_process)."""
+    process kept (JSON: records[].by_process). The leak gates judge the sum: a CI job
+    merges its test programs' captures and fails once."""
     from leaktrace.analyze.merge_reports import merge_reports
 
     refuse_a_file_twice(captures)
@@ -71,6 +75,9 @@ def merge_command(captures: tuple[str, ...], output_format: str, output_file: st
         if use_color(sys.stdout):
             rendered = colorize_report(str(rendered))
     write_output(rendered, output_file)
+    code = gate.exit_code([merged.report])
+    if code is not None:
+        raise SystemExit(code)
 
 
 def refuse_a_file_twice(captures: tuple[str, ...]) -> None:
