@@ -122,7 +122,7 @@ def _api_frame(api: str, shim: str) -> Frame:
 
 
 def _frame(frame: Frame) -> str:
-    parts = [f"    <frame>\n      <ip>{frame.address:#X}</ip>\n".replace("0X", "0x")]
+    parts = [f"    <frame>\n      <ip>0x{frame.address:X}</ip>\n"]  # valgrind's 0x4841F2F
     if frame.module:
         parts.append(f"      <obj>{escape(frame.module)}</obj>\n")
     if frame.function:
