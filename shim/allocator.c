@@ -248,7 +248,7 @@ static inline void *new_unsampled(size_t size)
                   (size, alignment, tag), new_aligned_nothrow_fn,                            \
                   (void)0, note_new_asked(size, array, true), fallback_new(size, alignment, true))
 /* Every delete frees with free (aligned blocks too). The note names the block the thread
- * deletes, for an invalid free's report (lt_deleting, shim.h). */
+ * deletes, for the free hook: an invalid free's name, a mismatched free (lt_deleting, shim.h). */
 #define DELETE_DIRECT if (cxx_direct && lt_sample_free_unrecorded(p)) return __libc_free(p)
 /* The C++ runtime's delete[] calls delete, through our hook again: an array's note stays. */
 #define NOTE_DELETE(array)                                                                   \

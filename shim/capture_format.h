@@ -15,7 +15,8 @@ _Static_assert(sizeof(void *) == LT_POINTER_SIZE, "leaktrace captures are writte
 #define LT_FLAG_FINAL 1u     /* written when the process ended (not an on-demand snapshot) */
 #define LT_FLAG_CHILD 2u     /* written by a child traced with --follow-children */
 
-/* INVALID_FREES: the API of a free of an address never allocated or freed already. */
+/* INVALID_FREES: the API of a free of an address never allocated or freed already, or, with
+ * LT_FREE_API_MISMATCHED, of a block that API does not release. */
 #define LT_FREE_API_FREE 1          /* free (a C++ delete whose hook the shim did not see too) */
 #define LT_FREE_API_REALLOC 2
 #define LT_FREE_API_REALLOCARRAY 3

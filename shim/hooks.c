@@ -353,10 +353,13 @@ static void *realloc_as(void *old, size_t size, unsigned kind)
         lt_tables_leave();
         return p;
     }
-    if (known) lt_stack_note_free(prev.stack_id, asked_before, true);
-    else if (old && lt_blocks_forget((uintptr_t)old) == LT_FORGET_MISSED && lt_invalid_frees_checking())
-        lt_invalid_frees_note((uintptr_t)old, kind == LT_KIND_REALLOCARRAY ? LT_FREE_API_REALLOCARRAY
-                                                                         : LT_FREE_API_REALLOC);
+    unsigned api = kind == LT_KIND_REALLOCARRAY ? LT_FREE_API_REALLOCARRAY : LT_FREE_API_REALLOC;
+    if (known) {
+        lt_stack_note_free(prev.stack_id, asked_before, true);
+        if (LT_UNLIKELY(lt_block_kind(&prev) == LT_KIND_NEW_ARRAY) && lt_invalid_frees_checking())
+            lt_invalid_frees_note((uintptr_t)old, api | LT_FREE_API_MISMATCHED); /* new[]'s block */
+    } else if (old && lt_blocks_forget((uintptr_t)old) == LT_FORGET_MISSED && lt_invalid_frees_checking())
+        lt_invalid_frees_note((uintptr_t)old, api);
     /* The old bytes were copied or stayed; past them (all of an unknown block's) are unwritten. */
     size_t written = !old ? 0 : known ? (usable_before > asked_before ? usable_before : asked_before) : size;
     if (p && recording_block(size)) record_block(p, size, kind, written); /* NULL: realloc(p, 0) freed p */

@@ -343,7 +343,8 @@ extern __thread unsigned lt_thread_generation __attribute__((tls_model("initial-
  * allocating is used only by an allocation it could have made. */
 extern __thread size_t lt_new_asked __attribute__((tls_model("initial-exec")));
 /* The block this thread's last operator delete hook freed, | 1 for delete[] (allocator.c);
- * read only when that free is invalid (hooks.c). Per thread: nobody else touches it. */
+ * read by the free hook that follows (hooks.c, forget_block), which clears a delete[]'s.
+ * Per thread: nobody else touches it. */
 extern __thread uintptr_t lt_deleting __attribute__((tls_model("initial-exec")));
 static inline unsigned lt_allocation_kind(size_t alignment, size_t *size, unsigned kind)
 {

@@ -287,7 +287,8 @@ def test_valgrinds_own_free_entries_suppress_the_same_calls(build_dir: Path, tmp
 MISMATCHES = [("new-array-delete", "operator delete", "drop(Node*)"),
               ("new-delete-array", "operator delete[]", "drop_array(Node*)"),
               ("malloc-delete-array", "operator delete[]", "drop_array(Node*)"),
-              ("new-array-free", "free", "release(void*)")]
+              ("new-array-free", "free", "release(void*)"),
+              ("new-array-realloc", "realloc", "resize(void*)")]
 
 
 @pytest.mark.parametrize("opt", ["-O0", "-O2"])

@@ -2,6 +2,7 @@
 // free() / delete / delete []"): argv[1] says which. glibc lets every one of them through.
 //   new-array-delete: delete of a new[] block;   new-delete-array: delete[] of a new block;
 //   malloc-delete-array: delete[] of a malloc block;  new-array-free: free of a new[] block;
+//   new-array-realloc: realloc of a new[] block;
 //   clean: each released as it should be, a malloc'd block getting the address a delete[]
 //   released just before (a note of that delete[] left behind would misname its free).
 // Each bad call's line has a @call:<mode> marker. The program prints "done".
@@ -33,6 +34,13 @@ __attribute__((noinline)) static void release(void *p)
     asm volatile("" ::: "memory");
 }
 
+__attribute__((noinline)) static void *resize(void *p)
+{
+    void *q = std::realloc(p, 256); // @call:new-array-realloc
+    sink = q;
+    return q;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "clean";
@@ -44,6 +52,8 @@ int main(int argc, char **argv)
         drop_array(static_cast<Node *>(std::malloc(sizeof(Node))));
     } else if (std::strcmp(mode, "new-array-free") == 0) {
         release(new Node[2]);
+    } else if (std::strcmp(mode, "new-array-realloc") == 0) {
+        std::free(resize(new Node[2]));
     } else {
         Node *nodes = new Node[2];
         sink = nodes;
