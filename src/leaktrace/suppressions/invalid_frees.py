@@ -1,10 +1,11 @@
-"""Memcheck:Free suppressions: an invalid free a suppression matches leaves the report's list
-and every gate, and is counted apart, as valgrind counts suppressed errors.
+"""Memcheck:Free suppressions: an invalid or mismatched free a suppression matches leaves the
+report's lists and every gate, and is counted apart, as valgrind counts suppressed errors.
 
 The stack matched is the one valgrind shows for the error: the freeing function first, then
-the callers. leaktrace's backtrace starts at the caller of the API (free, realloc,
-reallocarray); a C++ delete reaches the shim as a free, where valgrind's replacement names
-operator delete, so an entry headed by one of the operators matches a free too."""
+the callers. leaktrace's backtrace starts at the caller of the API, which the capture names
+(free, realloc, reallocarray, operator delete or delete[]: any of their variants, which
+valgrind names by symbol, `_ZdlPvm`); a delete the shim's hook did not see reached it as a
+free, so an entry headed by one of the operators matches a free too."""
 
 from __future__ import annotations
 
