@@ -209,13 +209,13 @@ static int on_object_locked(struct dl_phdr_info *info, size_t size, void *ctx)
 }
 
 
-/* Notes every object with an executable mapping in /proc/self/maps, each found with
+/* Calls `visit` on every object with an executable mapping in /proc/self/maps, each found with
  * _dl_find_object, which takes no lock. dl_iterate_phdr would take the loader's lock, which a
  * thread of the program may hold for as long as it likes (inside a dl_iterate_phdr callback
  * that allocates, loops or waits), and the process would hang at exit. The file is read in
  * chunks by a small state machine: only each line's start address and permissions matter.
  * False when the file cannot be read. */
-static bool note_mapped_objects(bool check_imports)
+static bool visit_mapped_objects(void (*visit)(const struct dl_find_object *))
 {
     int fd = lt_open_proc("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
@@ -239,14 +239,7 @@ static bool note_mapped_objects(bool check_imports)
             } else if (field == PERMS) {
                 if (++perm == 3 && c == 'x') {
                     struct dl_find_object found;
-                    bool found_one = _dl_find_object((void *)start, &found) == 0 && found.dlfo_link_map;
-                    if (found_one && check_imports)
-                        lt_note_allocator_imports(found.dlfo_link_map->l_addr, found.dlfo_link_map->l_ld);
-                    else if (found_one)
-                        lt_modules_note_object((uintptr_t)found.dlfo_map_start,
-                                               (uintptr_t)found.dlfo_map_end,
-                                               found.dlfo_link_map->l_addr,
-                                               found.dlfo_link_map->l_name);
+                    if (_dl_find_object((void *)start, &found) == 0 && found.dlfo_link_map) visit(&found);
                 }
                 if (perm == 4) field = REST;
             }
@@ -256,16 +249,27 @@ static bool note_mapped_objects(bool check_imports)
     return true;
 }
 
+static void note_found_object(const struct dl_find_object *found)
+{
+    lt_modules_note_object((uintptr_t)found->dlfo_map_start, (uintptr_t)found->dlfo_map_end,
+                           found->dlfo_link_map->l_addr, found->dlfo_link_map->l_name);
+}
+
+static void check_found_object(const struct dl_find_object *found)
+{
+    lt_note_allocator_imports(found->dlfo_link_map->l_addr, found->dlfo_link_map->l_ld);
+}
+
 /* Whether an object mapped now imports glibc's own allocator names (lt_note_allocator_imports),
  * every object read again (a library loaded with dlopen is noted as a module only once a
  * backtrace or a capture meets it): before invalid_frees.c keeps a new site. */
-void lt_modules_check_imports(void) { note_mapped_objects(true); }
+void lt_modules_check_imports(void) { visit_mapped_objects(check_found_object); }
 
 void lt_modules_refresh(bool mark_unloaded)
 {
     if (!modules) return;
     /* Adding what is loaded needs no lock of the loader's; marking what is gone does. */
-    if (!mark_unloaded && note_mapped_objects(false)) return;
+    if (!mark_unloaded && visit_mapped_objects(note_found_object)) return;
     pthread_mutex_lock(&refresh_lock);
     pthread_mutex_lock(&lock);
     memset(seen, 0, nmodules);

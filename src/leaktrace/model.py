@@ -241,6 +241,12 @@ class InvalidFree:
     # make, or free or delete of one it did (new's own blocks are malloc's to the shim).
     mismatched: bool = False
 
+    @property
+    def block_from_new_array(self) -> bool:
+        """Of a mismatched free: whether operator new[] made the block (every API but
+        delete[] is a mismatch only for such a block)."""
+        return self.api != "operator delete[]"
+
 
 @dataclass
 class FatalSignal:

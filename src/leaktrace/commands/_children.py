@@ -37,6 +37,7 @@ def child_leaks(path: str, counted_kinds: frozenset[str],
     and libstdc++'s own) neither shows nor counts, as in that report."""
     from leaktrace.analyze.leak_totals import capture_leak_totals
     from leaktrace.capture.reader import read_capture
+    from leaktrace.commands._leak_gate import invalid_free_calls
 
     capture = read_capture(path)
     raw = capture_leak_totals(capture)
@@ -49,8 +50,7 @@ def child_leaks(path: str, counted_kinds: frozenset[str],
                           None)
     del capture  # its arrays: the report reads the file again, with its own
     report = build_report(path)
-    # With the suppressions applied: a Memcheck:Free entry's calls are not counted.
-    invalid = sum(f.calls for f in report.invalid_frees or ()) + report.invalid_frees_unrecorded
+    invalid = invalid_free_calls(report)  # a Memcheck:Free entry's calls are not counted
     leaks = report.summary.leaks
     if leaks is None:  # not scanned: every live byte not suppressed is of no known kind
         return ChildLeaks({kind: (0, 0) for kind in (*LOST_KINDS, STILL_REACHABLE)}, report,

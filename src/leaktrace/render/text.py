@@ -238,8 +238,8 @@ def _free_entries(frees: list[InvalidFree], options: RenderOptions | None) -> li
         call = f.api if f.api.startswith("operator") else f"{f.api}()"
         block = ""
         if f.mismatched:
-            block = (", of a block not from operator new[]" if f.api == "operator delete[]"
-                     else ", of a block from operator new[]")
+            block = (", of a block from operator new[]" if f.block_from_new_array
+                     else ", of a block not from operator new[]")
         lines.append(f"{'Mismatched' if f.mismatched else 'Invalid'} {call}: "
                      f"{_plural(f.calls, 'call')} (the first of address {f.first_address:#x})"
                      f"{block}, stack {f.stack_id}")

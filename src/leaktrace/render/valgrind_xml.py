@@ -149,8 +149,8 @@ def _invalid_free(invalid: InvalidFree, unique: int, shim: str) -> str:
     if invalid.mismatched:
         kind, what = "MismatchedFree", "Mismatched free() / delete / delete []"
         aux = (f"Address {invalid.first_address:#x} is the start of a block "
-               + ("not allocated by operator new[]" if invalid.api == "operator delete[]"
-                  else "allocated by operator new[]"))
+               + ("allocated by operator new[]" if invalid.block_from_new_array
+                  else "not allocated by operator new[]"))
     else:
         kind, what = "InvalidFree", "Invalid free() / delete / delete[] / realloc()"
         aux = f"Address {invalid.first_address:#x} was never allocated, or freed already"

@@ -251,11 +251,7 @@ def _leak_record(error: ET.Element, leak_kind: str) -> tuple[LeakRecord, int | N
         direct, indirect = _number(split.group(1)), _number(split.group(2))
         if direct + indirect > MAX_COUNT:
             raise _BadNumber(f"a leak record's text gives {direct + indirect} bytes, not a count")
-    frames = [_frame(frame) for frame in error.iterfind("stack/frame")]
-    # The first frames are valgrind's malloc/new replacements: they name the API.
-    api = "unknown"
-    while frames and frames[0].module and _PRELOAD_OBJECT.search(frames[0].module):
-        api = frames.pop(0).function or api
+    api, frames = _program_frames(error)
     # valgrind lists a call inlined into its caller as a frame of its own with the caller's
     # instruction address, named from the debug info. A recursive call returning to the same
     # place also repeats the address, but as the same frame again.
@@ -282,8 +278,8 @@ def _leak_record(error: ET.Element, leak_kind: str) -> tuple[LeakRecord, int | N
 
 
 def _program_frames(error: ET.Element) -> tuple[str, list[Frame]]:
-    """The first stack's frames without valgrind's replacement functions at its top, and the
-    API the outermost of those names."""
+    """The first stack's frames without valgrind's replacement functions at its top (malloc,
+    new, free, delete...), and the API the outermost of those names."""
     frames = [_frame(frame) for frame in error.iterfind("stack[1]/frame")]
     api = "unknown"
     while frames and frames[0].module and _PRELOAD_OBJECT.search(frames[0].module):

@@ -30,11 +30,7 @@ def apply_suppressions(report: Report, suppressions: Sequence[Suppression],
     totals and suppressed total, suppressions_used, frame_totals."""
     from leaktrace.suppressions.invalid_frees import apply_free_suppressions, free_entries
 
-    frees = free_entries(suppressions)
-    if frees:
-        apply_free_suppressions(report, frees)
-        applied = {id(f) for f in frees}
-        suppressions = [s for s in suppressions if id(s) not in applied]
+    apply_free_suppressions(report, free_entries(suppressions))  # the loss records' never match
     if not suppressions:
         return
     # A capture's records as columns (ColumnRecords.columns), while they are the truth.

@@ -36,7 +36,6 @@ from leaktrace.suppressions.entries import (
     FramePattern,
     LsanSuppression,
     Suppression,
-    ValgrindSuppression,
 )
 from leaktrace.suppressions.linkage_names import LinkageNames
 from leaktrace.suppressions.patterns import has_wildcards, lsan_match, valgrind_match
@@ -156,12 +155,11 @@ class SuppressionMatcher:
         return self._needed
 
     def match_stacks(self, stacks: list[list[Frame]]) -> Suppression | None:
-        """The first valgrind entry (in file order) that matches one of the stacks, whatever
-        its leak kinds (Memcheck:Free entries: suppressions/invalid_frees.py)."""
-        names = {n for stack in stacks for f in stack for n in self.frame_names(f)}
+        """The first entry (in file order) that matches one of the stacks, whatever its leak
+        kinds (Memcheck:Free entries: suppressions/invalid_frees.py)."""
+        names = self._stack_names(stacks)
         for suppression, needed in zip(self.suppressions, self._needed, strict=True):
-            if (isinstance(suppression, ValgrindSuppression) and _has_needed_names(needed, names)
-                    and any(self._stack_matches(suppression.frames, s) for s in stacks)):
+            if self._matches(suppression, needed, stacks, names):
                 return suppression
         return None
 
@@ -174,15 +172,22 @@ class SuppressionMatcher:
                 continue
             if stacks is None:
                 stacks = _allocation_stacks(record)
-                names = {n for stack in stacks for f in stack for n in self.frame_names(f)}
-            if not _has_needed_names(needed, names):
-                continue  # quick no: a function the entry names is nowhere in the stack
-            if isinstance(suppression, LsanSuppression):
-                if any(_lsan_frame_matches(suppression.pattern, f) for f in stacks[0]):
-                    return suppression
-            elif any(self._stack_matches(suppression.frames, stack) for stack in stacks):
+                names = self._stack_names(stacks)
+            if self._matches(suppression, needed, stacks, names):
                 return suppression
         return None
+
+    def _stack_names(self, stacks: list[list[Frame]]) -> set[str]:
+        return {n for stack in stacks for f in stack for n in self.frame_names(f)}
+
+    def _matches(self, suppression: Suppression, needed: list[tuple[str, bool]],
+                 stacks: list[list[Frame]], names: set[str]) -> bool:
+        """Whether the entry matches one of the stacks, whose functions' names are `names`."""
+        if not _has_needed_names(needed, names):
+            return False  # quick no: a function the entry names is nowhere in the stack
+        if isinstance(suppression, LsanSuppression):
+            return any(_lsan_frame_matches(suppression.pattern, f) for f in stacks[0])
+        return any(self._stack_matches(suppression.frames, stack) for stack in stacks)
 
     def _stack_matches(self, patterns: tuple[FramePattern, ...], stack: list[Frame]) -> bool:
         """Wildcard matching with `...` as the star, the usual two-pointer way: on a
