@@ -389,11 +389,10 @@ def test_allocations_through_a_data_pointer_to_malloc(ext_dir: Path, tmp_path: P
         lib.through_table(100)  # after the block: the library's own allocator again
         print(json.dumps([through_malloc, through_own, counted, lib.counted_calls()]))
     """, ext_dir)
-    # Lost, definitely or possibly: a block at an address the interpreter used before may
-    # still have a stale pointer into it in one of the interpreter's live objects.
-    lost = {"definitely lost", "possibly lost"}
-    [[kind_300, bytes_300]], [[kind_200, bytes_200]], counted, counted_after = report
-    assert {kind_300, kind_200} <= lost
+    # The blocks' kinds are not this test's: glibc hands the interpreter's freed addresses out
+    # again at once, and a live object's padding may still hold a stale copy of one (a str's
+    # state word keeps the upper bytes of a pointer): possibly lost, now and then reachable.
+    [[_, bytes_300]], [[_, bytes_200]], counted, counted_after = report
     assert (bytes_300, bytes_200, counted, counted_after) == (300, 200, 1, 2)
 
 
