@@ -433,6 +433,7 @@ static void fork_child(void)
     /* The child of a sandboxed process inherits its filter: only the locks go (the state is
      * OFF, so nothing more is done below), none of the system calls the rest would make. */
     bool sandboxed_parent = atomic_load(&sandboxed);
+    lt_signals_after_fork_child(); /* no system call */
     if (fork_over_tables) { /* as an untraced child: nothing of the tables is touched again */
         atomic_store(&lt_state, LT_STATE_OFF);
         atomic_store(&lt_owner_pid, 0);

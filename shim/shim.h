@@ -595,10 +595,16 @@ static inline bool lt_holds_tables_here(void)
     return lt_in_regions != 0 || lt_blocks_held_here() || lt_annotations_held_here();
 }
 
+/* A signal the program would have had while this thread was inside the tables, put off
+ * until it leaves them (signals.c). */
+extern __thread bool lt_signal_put_off __attribute__((tls_model("initial-exec")));
+void lt_signals_raise_put_off(void);
+
 static inline void lt_tables_leave(void)
 {
     struct lt_thread_slot *s = lt_my_slot;
     if (LT_LIKELY(s != NULL)) lt_tables_leave_slot(s); /* NULL: no registry, nothing counted */
+    if (LT_UNLIKELY(lt_signal_put_off)) lt_signals_raise_put_off();
 }
 extern const struct lt_hook lt_allocator_hooks[]; /* (allocator.c) likewise */
 extern const struct lt_hook lt_annotation_hooks[]; /* (annotate.c) likewise */
@@ -864,6 +870,7 @@ void lt_control_resume(void);
  * privileges.c). */
 void lt_before_sandbox(unsigned reason);
 void lt_signals_uninstall(void);     /* signals.c: the program's default actions back */
+void lt_signals_after_fork_child(void); /* signals.c: no retry of the parent's put-off signal */
 void lt_control_after_fork_child(void);
 /* own_allocations.c: what glibc's pthread_create allocates for the shim's thread (its DTV,
  * through the calloc hook) comes from the shim's memory, not the program's heap. */

@@ -181,12 +181,17 @@ struct fatal_signal {
  * program's own frame): definitely lost. A program's handler behind relay or run_once that
  * ends the process (exit, _exit) met the same. Such a signal is put off instead: a one-shot
  * timer of the thread's sends it again a little later, when the thread is back in the program,
- * and the handler looks again (microseconds more than natively; the program's handler then
- * gets the first copy's siginfo). Those windows run none of the program's code, so a put-off
- * signal never interrupts a system call of the program's (no EINTR it would not have seen).
- * After RETRY_BUDGET_US of retries it goes ahead as before. Faults are never put off: they
- * happen again at once. Per thread, written only by the thread's own handlers (stand-in, relay,
- * run_once; the signal is blocked in them). */
+ * and the handler looks again (the program's handler then gets the first copy's siginfo).
+ * Those windows run none of the program's code, so a put-off signal never interrupts a system
+ * call of the program's (no EINTR it would not have seen). The thread raises it itself as it
+ * leaves the tables (lt_signals_raise_put_off, from lt_tables_leave): the signal arrives as
+ * the hook ends, as natively it would have on the hook's return. The timer was the only way
+ * back before, and the busier the machine the later it came: a program's SIGALRM handler ran
+ * after the program had stopped its timer and returned from main (pool_signals.c's, under
+ * load). The timer stays for the shim's own work (lt_busy, the regions lock), which leaves no
+ * table. After RETRY_BUDGET_US of retries it goes ahead as before. Faults are never put off:
+ * they happen again at once. Per thread, written only by the thread's own handlers (stand-in,
+ * relay, run_once; the signal is blocked in them) and by the thread as it leaves the tables. */
 #define RETRY_FIRST_US 20
 #define RETRY_MAX_US 5000
 #define RETRY_BUDGET_US 500000
@@ -196,14 +201,25 @@ struct put_off {
     int timer;       /* the kernel's timer id, when timer_sig is not 0 */
     int timer_sig;   /* the signal the timer sends (fixed when it is made) */
     long next_us, waited_us;
+    bool raised;     /* the thread sent `sig` to itself (tgkill) as it left the tables */
+    bool raising;    /* ... and is in that system call (a copy delivered now comes there) */
 };
 static __thread struct put_off put_off __attribute__((tls_model("initial-exec")));
+__thread bool lt_signal_put_off __attribute__((tls_model("initial-exec")));
 
 static bool from_our_timer(const siginfo_t *info)
 {
     return info && info->si_code == SI_TIMER && put_off.timer_sig != 0 &&
            info->si_timerid == put_off.timer && info->si_value.sival_ptr == &put_off;
 }
+
+/* The copy lt_signals_raise_put_off sent (blocked in a handler of the program's that called
+ * into the shim, it comes when that handler returns). */
+static bool raised_by_us(const siginfo_t *info)
+{
+    return put_off.raised && info && info->si_code == SI_TKILL && info->si_pid == getpid();
+}
+
 
 /* Sent rather than caused by what the thread was doing: not a fault, nor abort()'s SIGABRT
  * (glibc's realloc, called inside the tables, aborts on a corrupt heap; put off, abort's second
@@ -219,6 +235,30 @@ static bool asynchronous(int sig, const siginfo_t *info)
 static bool interrupted_the_shim(void)
 {
     return lt_busy != 0 || lt_tables_inside_here() || lt_holds_tables_here();
+}
+
+/* From lt_tables_leave, when a signal was put off on this thread: sent again now, unless the
+ * thread is still in the shim. */
+void lt_signals_raise_put_off(void)
+{
+    if (!put_off.sig) {
+        lt_signal_put_off = false;
+        return;
+    }
+    if (interrupted_the_shim()) return; /* still inside: the next leave, or the timer */
+    lt_signal_put_off = false;
+    put_off.raised = true;
+    put_off.raising = true;
+    lt_raw_syscall(SYS_tgkill, getpid(), lt_raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0), put_off.sig, 0, 0, 0);
+    put_off.raising = false;
+}
+
+/* A child of fork: the parent's retry is the parent's, and its timer id, in the child, may
+ * name a timer the program makes there. */
+void lt_signals_after_fork_child(void)
+{
+    memset(&put_off, 0, sizeof put_off);
+    lt_signal_put_off = false;
 }
 
 /* Arms the thread's timer to send `sig` again; false once the budget is spent or without a
@@ -249,15 +289,21 @@ static bool put_off_once_more(int sig, const siginfo_t *info)
     if (lt_raw_syscall(SYS_timer_settime, put_off.timer, 0, (long)&when, 0, 0, 0) != 0) return false;
     put_off.waited_us += put_off.next_us;
     if ((put_off.next_us *= 2) > RETRY_MAX_US) put_off.next_us = RETRY_MAX_US;
+    lt_signal_put_off = true;
     return true;
 }
 
 /* What a delivery of `sig` to the stand-in, relay or run_once is to act on: NULL when there is
  * nothing to do now (the launcher's second copy, forwarded.c; a signal put off; a retry no
- * longer wanted), else its siginfo (for a retry, the first copy's). */
-static siginfo_t *to_act_on(int sig, siginfo_t *info)
+ * longer wanted), else its siginfo (for a retry, the first copy's). *at_raise: it came as
+ * the thread sent it to itself on leaving the tables (that copy, or the timer's). */
+static siginfo_t *to_act_on(int sig, siginfo_t *info, bool *at_raise)
 {
-    bool retry = from_our_timer(info);
+    *at_raise = put_off.raising;
+    put_off.raising = false; /* a handler that longjmps out of there never comes back */
+    bool raised = raised_by_us(info);
+    if (raised) put_off.raised = false;
+    bool retry = raised || from_our_timer(info);
     if (retry && put_off.sig != sig) return NULL; /* armed before a copy got through */
     /* The second copy of a signal the launcher passed on, after the program's handler had the
      * first (make's, before it kills its jobs and re-raises): the program had it already. */
@@ -273,6 +319,7 @@ static siginfo_t *to_act_on(int sig, siginfo_t *info)
          * disarmed: timer id 0 may be the program's. */
         if (retry) info = &put_off.info;
         put_off.sig = 0;
+        lt_signal_put_off = false;
         struct itimerspec never;
         memset(&never, 0, sizeof never);
         if (put_off.timer_sig) lt_raw_syscall(SYS_timer_settime, put_off.timer, 0, (long)&never, 0, 0, 0);
@@ -280,11 +327,28 @@ static siginfo_t *to_act_on(int sig, siginfo_t *info)
     return info;
 }
 
+/* Sends `sig` to this thread, to end it by the default action (now, or once the handler it
+ * is blocked in returns). A copy already pending would swallow it, a standard signal being
+ * queued once, and that copy may be our timer's retry, queued just before the retry was
+ * disarmed: Linux (6.13 on) drops the signal of a timer re-armed or disarmed since it was
+ * queued, and the program lived on after its SIGTERM. The pending copies go first. */
+static void raise_for_good(int sig)
+{
+    sigset_t just;
+    sigemptyset(&just);
+    sigaddset(&just, sig);
+    struct timespec now = { 0, 0 };
+    while (lt_raw_syscall(SYS_rt_sigtimedwait, (long)&just, 0, (long)&now, _NSIG / 8, 0, 0) == sig) {
+    }
+    lt_raw_syscall(SYS_tgkill, getpid(), lt_raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0), sig, 0, 0, 0);
+}
+
 static void handle_fatal_signal(void *arg)
 {
     const struct fatal_signal *f = arg;
     int sig = f->sig;
-    const siginfo_t *info = to_act_on(sig, f->info);
+    bool at_raise;
+    const siginfo_t *info = to_act_on(sig, f->info, &at_raise);
     if (!info) return;
     const ucontext_t *uc = f->uc;
     bool in_shim = lt_busy != 0 || lt_in_regions != 0;
@@ -297,6 +361,9 @@ static void handle_fatal_signal(void *arg)
                                                      (uintptr_t)uc->uc_mcontext.gregs[REG_RBP],
                                                      sp > 128 ? sp - 128 : sp);
     program_sp = sp_before_alternate_stack(program_sp, f->trampoline, f->ss);
+    /* Sent as a hook left the tables: the hook's frames, live, may hold the only copy of the
+     * block it just recorded. */
+    if (at_raise) program_sp = sp;
     if (!in_shim) { /* the interrupted registers, as valgrind reads a thread's (exits.c) */
         static const int registers[] = { REG_RAX, REG_RBX, REG_RCX, REG_RDX, REG_RSI, REG_RDI,
                                          REG_RBP, REG_R8, REG_R9, REG_R10, REG_R11, REG_R12,
@@ -312,7 +379,7 @@ static void handle_fatal_signal(void *arg)
     back_to_default(sig);
     if (refaults(sig, info)) return;
     /* Pending until this handler returns (the signal is blocked in it), then fatal. */
-    syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+    raise_for_good(sig);
 }
 
 /* Runs on whatever stack the signal found: an alternate stack of the program's may have only
@@ -339,7 +406,7 @@ void lt_signals_uninstall(void)
 void lt_signals_die_of(int sig)
 {
     back_to_default(sig);
-    syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+    raise_for_good(sig);
 }
 
 /* ---- the threads' alternate signal stacks -------------------------------------------------- */
@@ -451,7 +518,8 @@ static void call_program(const struct sigaction *program, int sig, siginfo_t *in
  * as it delivered the signal; the stand-in goes back instead, then the handler runs. */
 static void run_once(int sig, siginfo_t *info, void *context)
 {
-    if (!(info = to_act_on(sig, info))) return; /* the launcher's second copy, or put off */
+    bool at_raise;
+    if (!(info = to_act_on(sig, info, &at_raise))) return; /* the launcher's second copy, or put off */
     struct sigaction program = one_shot[sig];
     struct sigaction now;
     if (sigaction_real()(sig, NULL, &now) == 0 && now.sa_sigaction == run_once) {
@@ -466,7 +534,8 @@ static void run_once(int sig, siginfo_t *info, void *context)
 static void relay(int sig, siginfo_t *info, void *context)
 {
     struct sigaction program = relayed[sig];
-    if (!(info = to_act_on(sig, info))) return;
+    bool at_raise;
+    if (!(info = to_act_on(sig, info, &at_raise))) return;
     /* A tail call: no frame of the shim's between the signal frame and the program's handler,
      * whose allocations' backtraces pass through here (so no copy of a retry's siginfo, the
      * thread's put_off.info, which only another signal put off inside the handler reuses). */
