@@ -197,12 +197,12 @@ struct fatal_signal {
 #define RETRY_BUDGET_US 500000
 struct put_off {
     int sig;         /* the signal put off, 0 when none */
+    bool raised;     /* the thread sent `sig` to itself (tgkill) as it left the tables */
+    bool raising;    /* ... and is in that system call (a copy delivered now comes there) */
     siginfo_t info;  /* its first copy's */
     int timer;       /* the kernel's timer id, when timer_sig is not 0 */
     int timer_sig;   /* the signal the timer sends (fixed when it is made) */
     long next_us, waited_us;
-    bool raised;     /* the thread sent `sig` to itself (tgkill) as it left the tables */
-    bool raising;    /* ... and is in that system call (a copy delivered now comes there) */
 };
 static __thread struct put_off put_off __attribute__((tls_model("initial-exec")));
 __thread bool lt_signal_put_off __attribute__((tls_model("initial-exec")));
@@ -246,6 +246,8 @@ void lt_signals_raise_put_off(void)
         return;
     }
     if (interrupted_the_shim()) return; /* still inside: the next leave, or the timer */
+    /* A vfork child runs on its parent's thread-locals: the signal was the parent's. */
+    if (getpid() != atomic_load(&lt_owner_pid)) return;
     lt_signal_put_off = false;
     put_off.raised = true;
     put_off.raising = true;
