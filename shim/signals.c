@@ -220,7 +220,6 @@ static bool raised_by_us(const siginfo_t *info)
     return put_off.raised && info && info->si_code == SI_TKILL && info->si_pid == getpid();
 }
 
-
 /* Sent rather than caused by what the thread was doing: not a fault, nor abort()'s SIGABRT
  * (glibc's realloc, called inside the tables, aborts on a corrupt heap; put off, abort's second
  * raise would kill with no capture at all). */
@@ -297,11 +296,11 @@ static bool put_off_once_more(int sig, const siginfo_t *info)
 
 /* What a delivery of `sig` to the stand-in, relay or run_once is to act on: NULL when there is
  * nothing to do now (the launcher's second copy, forwarded.c; a signal put off; a retry no
- * longer wanted), else its siginfo (for a retry, the first copy's). *at_raise: it came as
- * the thread sent it to itself on leaving the tables (that copy, or the timer's). */
+ * longer wanted), else its siginfo (for a retry, the first copy's). *at_raise (if asked):
+ * it came as the thread sent it to itself on leaving the tables (that copy, or the timer's). */
 static siginfo_t *to_act_on(int sig, siginfo_t *info, bool *at_raise)
 {
-    *at_raise = put_off.raising;
+    if (at_raise) *at_raise = put_off.raising;
     put_off.raising = false; /* a handler that longjmps out of there never comes back */
     bool raised = raised_by_us(info);
     if (raised) put_off.raised = false;
@@ -520,8 +519,7 @@ static void call_program(const struct sigaction *program, int sig, siginfo_t *in
  * as it delivered the signal; the stand-in goes back instead, then the handler runs. */
 static void run_once(int sig, siginfo_t *info, void *context)
 {
-    bool at_raise;
-    if (!(info = to_act_on(sig, info, &at_raise))) return; /* the launcher's second copy, or put off */
+    if (!(info = to_act_on(sig, info, NULL))) return; /* the launcher's second copy, or put off */
     struct sigaction program = one_shot[sig];
     struct sigaction now;
     if (sigaction_real()(sig, NULL, &now) == 0 && now.sa_sigaction == run_once) {
@@ -536,8 +534,7 @@ static void run_once(int sig, siginfo_t *info, void *context)
 static void relay(int sig, siginfo_t *info, void *context)
 {
     struct sigaction program = relayed[sig];
-    bool at_raise;
-    if (!(info = to_act_on(sig, info, &at_raise))) return;
+    if (!(info = to_act_on(sig, info, NULL))) return;
     /* A tail call: no frame of the shim's between the signal frame and the program's handler,
      * whose allocations' backtraces pass through here (so no copy of a retry's siginfo, the
      * thread's put_off.info, which only another signal put off inside the handler reuses). */
