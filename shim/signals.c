@@ -236,12 +236,6 @@ static bool interrupted_the_shim(void)
     return lt_busy != 0 || lt_tables_inside_here() || lt_holds_tables_here();
 }
 
-/* Raw: a hook's errno stays the program's. */
-static void send_to_this_thread(int sig)
-{
-    lt_raw_syscall(SYS_tgkill, getpid(), lt_raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0), sig, 0, 0, 0);
-}
-
 /* From lt_tables_leave, when a signal was put off on this thread: sent again now, unless the
  * thread is still in the shim. */
 void lt_signals_raise_put_off(void)
@@ -256,7 +250,7 @@ void lt_signals_raise_put_off(void)
     lt_signal_put_off = false;
     put_off.raised = true;
     put_off.raising = true;
-    send_to_this_thread(put_off.sig);
+    lt_raw_syscall(SYS_tgkill, getpid(), lt_raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0), put_off.sig, 0, 0, 0);
     put_off.raising = false;
 }
 
@@ -347,7 +341,7 @@ static void raise_for_good(int sig)
     struct timespec now = { 0, 0 };
     while (lt_raw_syscall(SYS_rt_sigtimedwait, (long)&just, 0, (long)&now, _NSIG / 8, 0, 0) == sig) {
     }
-    send_to_this_thread(sig);
+    lt_raw_syscall(SYS_tgkill, getpid(), lt_raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0), sig, 0, 0, 0);
 }
 
 static void handle_fatal_signal(void *arg)
