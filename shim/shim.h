@@ -213,8 +213,11 @@ int lt_unwind_interrupted(const ucontext_t *uc, uintptr_t *pcs, int max, bool *t
 /* The stack pointer where the program's own frames begin on this thread: the frames below it
  * belong to the runtime (libc, the loader) and the shim, e.g. exit() and its handlers. */
 uintptr_t lt_unwind_program_sp(void);
-/* The same from an interrupted context (a signal handler's): `fallback` when it cannot tell. */
-uintptr_t lt_unwind_program_sp_from(uintptr_t pc, uintptr_t sp, uintptr_t bp, uintptr_t fallback);
+/* Where a signal handler's scan of the interrupted stack begins, from its registers: at the
+ * innermost frame that is the program's or the shim's (a hook's frames are live); `fallback`
+ * (the interrupted stack pointer less the red zone) when that is the innermost one or it
+ * cannot tell. */
+uintptr_t lt_unwind_roots_start(uintptr_t pc, uintptr_t sp, uintptr_t bp, uintptr_t fallback);
 void lt_unwind_flush_cache(void); /* after dlclose: cached rules may describe unmapped code */
 void lt_unwind_release(void);     /* after detach: the incremental records go (lt_release_tables) */
 void lt_unwind_reacquire(void);   /* the next attach maps new ones */
@@ -604,6 +607,9 @@ static inline void lt_tables_leave(void)
 {
     struct lt_thread_slot *s = lt_my_slot;
     if (LT_LIKELY(s != NULL)) lt_tables_leave_slot(s); /* NULL: no registry, nothing counted */
+    /* The flag is read after the count is down: a signal put off until then has set it (the
+     * count's store is relaxed, which would let the compiler read the flag before it). */
+    atomic_signal_fence(memory_order_seq_cst);
     if (LT_UNLIKELY(lt_signal_put_off)) lt_signals_raise_put_off();
 }
 extern const struct lt_hook lt_allocator_hooks[]; /* (allocator.c) likewise */

@@ -138,6 +138,21 @@ static bool refaults(int sig, const siginfo_t *info)
     return info && info->si_code > 0 && (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE);
 }
 
+/* Where the scan's roots on the interrupted thread's stack begin, for a signal that came at
+ * (pc, sp, bp). At the innermost frame of the program's or the shim's: an abort() or a fault
+ * inside libc leaves libc's frames below it, whose slots may hold dead values of the
+ * program's; in the program's own code or the shim's, at the interrupted stack pointer, less
+ * the 128-byte red zone the interrupted function may use. The shim's frames are a hook's,
+ * live: a hook that has left the tables (the signal is not put off then) may be the only
+ * holder of the block it just recorded, in a slot of its frame. When the roots began at the
+ * program's frame, a SIGTERM to a program in a malloc loop found that block definitely lost a
+ * few times in a hundred, most often as the signal put off came back (our timer's copy, while
+ * the hook asked libc's getpid whether to send it itself). */
+static uintptr_t roots_start(uintptr_t pc, uintptr_t sp, uintptr_t bp)
+{
+    return lt_unwind_roots_start(pc, sp, bp, sp > 128 ? sp - 128 : sp);
+}
+
 /* Where the program's own stack begins when this handler runs on an alternate stack below
  * a handler of the program's that raised the signal again (Python's faulthandler does): not
  * on the alternate stack, but where the kernel found the thread when it first switched to it
@@ -158,8 +173,7 @@ static uintptr_t sp_before_alternate_stack(uintptr_t sp, uintptr_t trampoline, c
         const greg_t *r = uc->uc_mcontext.gregs;
         uintptr_t outer = (uintptr_t)r[REG_RSP];
         if (outer >= lo && outer < hi) return sp; /* the alternate stack was in use already */
-        return lt_unwind_program_sp_from((uintptr_t)r[REG_RIP], outer, (uintptr_t)r[REG_RBP],
-                                         outer > 128 ? outer - 128 : outer);
+        return roots_start((uintptr_t)r[REG_RIP], outer, (uintptr_t)r[REG_RBP]);
     }
     return sp;
 }
@@ -198,7 +212,6 @@ struct fatal_signal {
 struct put_off {
     int sig;         /* the signal put off, 0 when none */
     bool raised;     /* the thread sent `sig` to itself (tgkill) as it left the tables */
-    bool raising;    /* ... and is in that system call (a copy delivered now comes there) */
     siginfo_t info;  /* its first copy's */
     int timer;       /* the kernel's timer id, when timer_sig is not 0 */
     int timer_sig;   /* the signal the timer sends (fixed when it is made) */
@@ -249,9 +262,7 @@ void lt_signals_raise_put_off(void)
     if (getpid() != atomic_load(&lt_owner_pid)) return;
     lt_signal_put_off = false;
     put_off.raised = true;
-    put_off.raising = true;
     lt_raw_syscall(SYS_tgkill, getpid(), lt_raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0), put_off.sig, 0, 0, 0);
-    put_off.raising = false;
 }
 
 /* A child of fork: the parent's retry is the parent's, and its timer id, in the child, may
@@ -296,12 +307,9 @@ static bool put_off_once_more(int sig, const siginfo_t *info)
 
 /* What a delivery of `sig` to the stand-in, relay or run_once is to act on: NULL when there is
  * nothing to do now (the launcher's second copy, forwarded.c; a signal put off; a retry no
- * longer wanted), else its siginfo (for a retry, the first copy's). *at_raise (if asked):
- * it came as the thread sent it to itself on leaving the tables (that copy, or the timer's). */
-static siginfo_t *to_act_on(int sig, siginfo_t *info, bool *at_raise)
+ * longer wanted), else its siginfo (for a retry, the first copy's). */
+static siginfo_t *to_act_on(int sig, siginfo_t *info)
 {
-    if (at_raise) *at_raise = put_off.raising;
-    put_off.raising = false; /* a handler that longjmps out of there never comes back */
     bool raised = raised_by_us(info);
     if (raised) put_off.raised = false;
     bool retry = raised || from_our_timer(info);
@@ -348,23 +356,13 @@ static void handle_fatal_signal(void *arg)
 {
     const struct fatal_signal *f = arg;
     int sig = f->sig;
-    bool at_raise;
-    const siginfo_t *info = to_act_on(sig, f->info, &at_raise);
+    const siginfo_t *info = to_act_on(sig, f->info);
     if (!info) return;
     const ucontext_t *uc = f->uc;
     bool in_shim = lt_busy != 0 || lt_in_regions != 0;
-    /* Roots begin at the program's own innermost frame: an abort() or a fault inside libc
-     * leaves libc's frames below it, whose slots may hold dead values of the program's.
-     * In the program's own code, they begin at the interrupted stack pointer, less the
-     * 128-byte red zone the interrupted function may use. */
-    uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-    uintptr_t program_sp = lt_unwind_program_sp_from((uintptr_t)uc->uc_mcontext.gregs[REG_RIP], sp,
-                                                     (uintptr_t)uc->uc_mcontext.gregs[REG_RBP],
-                                                     sp > 128 ? sp - 128 : sp);
+    const greg_t *r = uc->uc_mcontext.gregs;
+    uintptr_t program_sp = roots_start((uintptr_t)r[REG_RIP], (uintptr_t)r[REG_RSP], (uintptr_t)r[REG_RBP]);
     program_sp = sp_before_alternate_stack(program_sp, f->trampoline, f->ss);
-    /* Sent as a hook left the tables: the hook's frames, live, may hold the only copy of the
-     * block it just recorded. */
-    if (at_raise) program_sp = sp;
     if (!in_shim) { /* the interrupted registers, as valgrind reads a thread's (exits.c) */
         static const int registers[] = { REG_RAX, REG_RBX, REG_RCX, REG_RDX, REG_RSI, REG_RDI,
                                          REG_RBP, REG_R8, REG_R9, REG_R10, REG_R11, REG_R12,
@@ -519,7 +517,7 @@ static void call_program(const struct sigaction *program, int sig, siginfo_t *in
  * as it delivered the signal; the stand-in goes back instead, then the handler runs. */
 static void run_once(int sig, siginfo_t *info, void *context)
 {
-    if (!(info = to_act_on(sig, info, NULL))) return; /* the launcher's second copy, or put off */
+    if (!(info = to_act_on(sig, info))) return; /* the launcher's second copy, or put off */
     struct sigaction program = one_shot[sig];
     struct sigaction now;
     if (sigaction_real()(sig, NULL, &now) == 0 && now.sa_sigaction == run_once) {
@@ -534,7 +532,7 @@ static void run_once(int sig, siginfo_t *info, void *context)
 static void relay(int sig, siginfo_t *info, void *context)
 {
     struct sigaction program = relayed[sig];
-    if (!(info = to_act_on(sig, info, NULL))) return;
+    if (!(info = to_act_on(sig, info))) return;
     /* A tail call: no frame of the shim's between the signal frame and the program's handler,
      * whose allocations' backtraces pass through here (so no copy of a retry's siginfo, the
      * thread's put_off.info, which only another signal put off inside the handler reuses). */

@@ -1107,12 +1107,13 @@ static bool in_entry_point(uintptr_t pc) { return entry_point && pc - entry_poin
 
 /* Walks up from the frame at (pc, sp, bp) over the runtime's frames; `fallback` when a frame
  * cannot be stepped over: the innermost place known to be safe (more roots, so leaks may
- * hide, never invented). */
-uintptr_t lt_unwind_program_sp_from(uintptr_t pc, uintptr_t sp, uintptr_t bp, uintptr_t fallback)
+ * hide, never invented). `shim_live`: the shim's frames count as the program's (a signal
+ * interrupted a hook, whose frame may hold the only copy of the block it just recorded). */
+static uintptr_t program_sp_from(uintptr_t pc, uintptr_t sp, uintptr_t bp, uintptr_t fallback, bool shim_live)
 {
     if (!rule_cache) return fallback;
     if (!atomic_load(&runtime_known)) find_runtime();
-    if (!in_runtime(pc)) return fallback; /* already in the program's own code */
+    if (!in_runtime(pc) || (shim_live && in_shim(pc))) return fallback; /* the program's own code */
     bool innermost = true, leaving_exit = false;
     uintptr_t exit_caller_sp = 0; /* where the frame of exit()'s caller begins, once met */
     for (int step = 0; step < 512; step++) {
@@ -1121,6 +1122,7 @@ uintptr_t lt_unwind_program_sp_from(uintptr_t pc, uintptr_t sp, uintptr_t bp, ui
          * must keep. */
         if (step_by(rule_for(pc, innermost), &pc, &sp, &bp, false) != STEP_OK) return fallback;
         innermost = false;
+        if (shim_live && in_shim(pc)) return sp;
         if (leaving_exit && !exit_caller_sp && !in_shim(pc)) exit_caller_sp = sp; /* past our hook */
         /* The caller's frame starts at this CFA: the first frame that is the program's. */
         if (!in_runtime(pc)) return exit_caller_sp && !in_entry_point(pc) ? exit_caller_sp : sp;
@@ -1128,10 +1130,15 @@ uintptr_t lt_unwind_program_sp_from(uintptr_t pc, uintptr_t sp, uintptr_t bp, ui
     return fallback;
 }
 
+uintptr_t lt_unwind_roots_start(uintptr_t pc, uintptr_t sp, uintptr_t bp, uintptr_t fallback)
+{
+    return program_sp_from(pc, sp, bp, fallback, true);
+}
+
 __attribute__((noinline)) uintptr_t lt_unwind_program_sp(void)
 {
     uintptr_t pc, sp, bp;
     __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2"
                      : "=r"(pc), "=r"(sp), "=r"(bp));
-    return lt_unwind_program_sp_from(pc, sp, bp, sp);
+    return program_sp_from(pc, sp, bp, sp, false);
 }
