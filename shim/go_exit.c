@@ -80,23 +80,6 @@ uintptr_t lt_go_live_stack_from(uintptr_t g, uintptr_t sp, uintptr_t ip)
     return saved_sp;
 }
 
-static void swap_ranges(uintptr_t (*r)[2], size_t a, size_t b)
-{
-    uintptr_t start = r[a][0], end = r[a][1];
-    r[a][0] = r[b][0], r[a][1] = r[b][1];
-    r[b][0] = start, r[b][1] = end;
-}
-
-/* Max-heap by start over r[0, n): r[k] moves down to its place. */
-static void sift_down(uintptr_t (*r)[2], size_t k, size_t n)
-{
-    for (size_t child; (child = 2 * k + 1) < n; k = child) {
-        if (child + 1 < n && r[child + 1][0] > r[child][0]) child++;
-        if (r[k][0] >= r[child][0]) return;
-        swap_ranges(r, k, child);
-    }
-}
-
 /* The goroutines Go keeps, by runtime.allgs (a slice: pointer, length, capacity): 0 if not
  * known. Its length bounds lt_go_dead_stack_parts's. */
 static size_t read_allgs(uintptr_t slice[3])
@@ -176,8 +159,8 @@ size_t lt_go_free_stacks(void)
  * frame, only the stale words of calls that returned, a cgo call's result among them, which
  * would keep C blocks the goroutine dropped reachable. A goroutine that exited left its whole
  * stack but the last frame there. Then the free stacks of Go's pool (free_pooled_stacks),
- * whole. Writes up to max ranges to out, sorted by start, overlaps merged, and returns how
- * many. With the world stopped: the slice, the gs and the pool cannot change. */
+ * whole. Writes up to max ranges to out, in no order, and returns how many. With the world
+ * stopped: the slice, the gs and the pool cannot change. */
 size_t lt_go_dead_stack_parts(uintptr_t (*out)[2], size_t max)
 {
     uintptr_t slice[3];
@@ -192,26 +175,7 @@ size_t lt_go_dead_stack_parts(uintptr_t (*out)[2], size_t max)
         out[found][1] = sp;
         found++;
     }
-    found += free_pooled_stacks(out + found, max - found);
-    /* A heap sort: in place, without allocating, with the world stopped. */
-    for (size_t k = found / 2; k-- > 0;) sift_down(out, k, found);
-    for (size_t end = found; end > 1; end--) {
-        swap_ranges(out, 0, end - 1);
-        sift_down(out, 0, end - 1);
-    }
-    /* Overlapping ranges (none, if Go's structures were consistent) are merged: the scan
-     * looks them up by their ends, which must rise with their starts. */
-    size_t kept = 0;
-    for (size_t i = 0; i < found; i++) {
-        if (kept && out[i][0] <= out[kept - 1][1]) {
-            if (out[i][1] > out[kept - 1][1]) out[kept - 1][1] = out[i][1];
-            continue;
-        }
-        out[kept][0] = out[i][0];
-        out[kept][1] = out[i][1];
-        kept++;
-    }
-    return kept;
+    return found + free_pooled_stacks(out + found, max - found);
 }
 
 /* On exit_stack, never returns: the final capture, then the program's own ending. */

@@ -110,6 +110,7 @@ struct parked {
     uintptr_t thread_pointer; /* its struct pthread, %fs:0 */
     uintptr_t regs[16];
     uintptr_t go_stack_from; /* a Go thread running a goroutine: its own stack's live part */
+    uintptr_t alt_dead[2];   /* the dead part of its alternate signal stack (dead_alternate_stack) */
     int nvector;
     uintptr_t vector[VECTOR_WORDS];
 };
@@ -251,6 +252,26 @@ static bool program_handler_entered(const ucontext_t *uc)
     return handler > (uintptr_t)SIG_IGN && handler == (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
 }
 
+/* The dead part of this thread's alternate signal stack, [lo, hi): all of it, or when the
+ * thread runs on it, the part below `sp` (a handler's frame; the kernel's signal frame and
+ * any handler it interrupted lie above). {0, 0} without one, or when the thread runs on it
+ * but `sp` is elsewhere (a fatal signal's handler moved to a stack of the shim's). Handlers that returned left their
+ * frames there, the interrupted registers of their signal frames among them: Go gives every
+ * thread a 32 KiB stack in its heap for its signal handler (the M's gsignal), where the
+ * preemption signal's frames kept a copy of a pointer a goroutine then dropped, and the block
+ * read as still reachable; memcheck makes a handler's frames no access as it returns. */
+static void dead_alternate_stack(uintptr_t sp, uintptr_t out[2])
+{
+    stack_t ss;
+    out[0] = out[1] = 0;
+    if (lt_raw_syscall(SYS_sigaltstack, 0, (long)&ss, 0, 0, 0, 0) != 0 || (ss.ss_flags & SS_DISABLE)) return;
+    uintptr_t lo = (uintptr_t)ss.ss_sp, hi = lo + ss.ss_size;
+    bool on_it = sp > lo && sp < hi;
+    if (hi <= lo || ((ss.ss_flags & SS_ONSTACK) && !on_it)) return;
+    out[0] = lo;
+    out[1] = on_it ? sp : hi;
+}
+
 static void park(int sig, siginfo_t *info, void *context)
 {
     (void)sig;
@@ -270,6 +291,7 @@ static void park(int sig, siginfo_t *info, void *context)
             parked[slot].nvector = copy_vector_words(uc, parked[slot].vector);
             parked[slot].tid = (pid_t)syscall(SYS_gettid);
             parked[slot].thread_pointer = (uintptr_t)__builtin_thread_pointer();
+            dead_alternate_stack((uintptr_t)__builtin_frame_address(0), parked[slot].alt_dead);
         }
         atomic_fetch_add(&parked_ready, 1);
         while (atomic_load(&world_stopped))
@@ -469,8 +491,8 @@ struct scan_state {
     uintptr_t pagemap_first;      /* of the pages numbered from this one on, */
     size_t pagemap_count;         /* this many */
     uintptr_t own_thread_pointer; /* the scanning thread's */
-    uintptr_t (*dead)[2];         /* dead parts of goroutine stacks, free stacks, sorted: not */
-    size_t ndead, dead_cap;       /* roots (lt_go_dead_stack_parts); mapped, or NULL */
+    uintptr_t (*dead)[2];         /* dead stack parts, sorted, not roots (dead_stack_parts): */
+    size_t ndead, dead_cap;       /* mapped, or NULL */
     pid_t memory_id;              /* for process_vm_readv: lt_own_memory_id() */
     /* Arrays replaced during the scan (add_unrecorded_chunks), unmapped when it ends: listed in
      * maps, they must stay mapped while the scan reads it. */
@@ -717,7 +739,62 @@ static size_t first_superblock_from(const struct scan_state *st, uintptr_t a)
     return lo;
 }
 
-/* First dead goroutine stack part that ends above a. */
+static void swap_ranges(uintptr_t (*r)[2], size_t a, size_t b)
+{
+    uintptr_t start = r[a][0], end = r[a][1];
+    r[a][0] = r[b][0], r[a][1] = r[b][1];
+    r[b][0] = start, r[b][1] = end;
+}
+
+/* Max-heap by start over r[0, n): r[k] moves down to its place. */
+static void sift_down(uintptr_t (*r)[2], size_t k, size_t n)
+{
+    for (size_t child; (child = 2 * k + 1) < n; k = child) {
+        if (child + 1 < n && r[child + 1][0] > r[child][0]) child++;
+        if (r[k][0] >= r[child][0]) return;
+        swap_ranges(r, k, child);
+    }
+}
+
+/* The parts of stacks that hold only dead frames, not roots though they lie in live memory:
+ * those of the goroutines no thread runs and Go's free stacks (go_exit.c), and the threads'
+ * alternate signal stacks below their live frames (dead_alternate_stack). With the world
+ * stopped; sorted by start, overlaps merged (the scan looks them up by their ends, which must
+ * rise with their starts). */
+static void dead_stack_parts(struct scan_state *st, uintptr_t scanner_sp)
+{
+    int stopped = atomic_load(&parked_ready);
+    if (stopped > MAX_PARKED) stopped = MAX_PARKED;
+    size_t n = lt_go_dead_stack_parts(st->dead, st->dead_cap);
+    uintptr_t mine[2];
+    dead_alternate_stack(scanner_sp, mine);
+    for (int t = -1; t < stopped && n < st->dead_cap; t++) {
+        const uintptr_t *d = t < 0 ? mine : parked[t].alt_dead;
+        if (d[1] <= d[0]) continue;
+        st->dead[n][0] = d[0];
+        st->dead[n][1] = d[1];
+        n++;
+    }
+    /* A heap sort: in place, without allocating, with the world stopped. */
+    for (size_t k = n / 2; k-- > 0;) sift_down(st->dead, k, n);
+    for (size_t end = n; end > 1; end--) {
+        swap_ranges(st->dead, 0, end - 1);
+        sift_down(st->dead, 0, end - 1);
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (kept && st->dead[i][0] <= st->dead[kept - 1][1]) {
+            if (st->dead[i][1] > st->dead[kept - 1][1]) st->dead[kept - 1][1] = st->dead[i][1];
+            continue;
+        }
+        st->dead[kept][0] = st->dead[i][0];
+        st->dead[kept][1] = st->dead[i][1];
+        kept++;
+    }
+    st->ndead = kept;
+}
+
+/* First dead stack part that ends above a. */
 static size_t first_dead_from(const struct scan_state *st, uintptr_t a)
 {
     size_t lo = 0, hi = st->ndead;
@@ -1773,9 +1850,10 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
     if (st.own_start) st.own_end = st.own_start + MAX_OWN;
     if (annotated) st.super = lt_map(cap * sizeof(struct superblock));
     /* Goroutines made, and stacks freed, until the world stops beyond these are not looked
-     * at: scanned whole. */
-    st.dead_cap = lt_go_goroutines();
-    if (st.dead_cap) st.dead = lt_map((st.dead_cap += lt_go_free_stacks() + 256) * sizeof *st.dead);
+     * at: scanned whole. A dead part for each thread's alternate signal stack. */
+    size_t goroutines = lt_go_goroutines();
+    st.dead_cap = MAX_PARKED + 1 + (goroutines ? goroutines + lt_go_free_stacks() + 256 : 0);
+    st.dead = lt_map(st.dead_cap * sizeof *st.dead);
     if ((annotated && !st.super) || !scan->blocks || !scan->cliques || !st.stack || !st.maps ||
         !st.buf || !maps_text || !st.own_start) {
         err = -ENOMEM;
@@ -1814,7 +1892,7 @@ int lt_scan_run(struct lt_scan *scan, uintptr_t scanner_sp, bool keep_stopped)
         index_blocks(&st);
     }
     st.nown = lt_own_mappings(st.own_start, st.own_end, MAX_OWN);
-    if (st.dead) st.ndead = lt_go_dead_stack_parts(st.dead, st.dead_cap);
+    if (st.dead) dead_stack_parts(&st, scanner_sp);
     scan_roots(&st, scanner_sp);
     find_cliques(&st);
     if (with_unrecorded) drop_unrecorded_chunks(&st);

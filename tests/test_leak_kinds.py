@@ -379,6 +379,26 @@ def test_a_control_thread_that_starts_late_is_not_taken_for_the_programs(
     assert done.report["summary"]["definitely_lost"] == {"bytes": 700, "blocks": 1}
 
 
+ALTERNATE_STACK = "alternate_stack_stale.c"
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+@pytest.mark.parametrize("args", [(), ("thread",)], ids=["main-thread", "stopped-thread"])
+def test_stale_copies_on_an_alternate_signal_stack_do_not_count(
+        traced: Callable[..., Traced], memcheck: Callable[[Traced], MemcheckRun], opt: str,
+        args: tuple[str, ...]) -> None:
+    """A handler that ran on an alternate signal stack (mapped memory, a root) left copies of
+    a block's address in its dead frames; the program then dropped the block. The dead part of
+    each thread's alternate stack is not a root (all of it for the thread that scans; below
+    the scan's own handler for a thread it stopped): definitely lost, as valgrind says. The
+    whole stack was read before, and the block was still reachable."""
+    run = traced(ALTERNATE_STACK, opt, *args)
+    assert run.shapes(ALTERNATE_STACK, "alternate") == {(DEFINITE, 321, 0, 1)}
+    assert run.summary()[DEFINITE] == (321, 1)
+    valgrind = memcheck(run)
+    assert dict(valgrind.summary.kinds)[DEFINITE] == (321, 1)
+
+
 LEAVING_THREAD = "leaving_thread.c"
 
 
