@@ -36,7 +36,10 @@
 #include "scan.h"
 #include "shim.h"
 
-#define SHIM_FILE_NAME "libleaktrace_shim.so"
+/* The shim's file name, as LD_PRELOAD lists it: the installed one's, or whatever name
+ * $LEAKTRACE_SHIM gave another build (it is then hidden from the program all the same).
+ * Set at start-up (single-threaded). */
+static const char *shim_file_name = "libleaktrace_shim.so";
 
 /* The state (enum lt_state): written by the transitions below, read relaxed by every hook. */
 _Atomic int lt_state;
@@ -197,12 +200,13 @@ static bool started_before_libc;
  * program that `run` launched and from each child it follows. */
 static void adopt_environment(void)
 {
-    if (lt_cfg.follow_children) lt_env_keep_settings(SHIM_FILE_NAME);
-    if (lt_cfg.launched) lt_env_hide_settings(SHIM_FILE_NAME);
+    if (lt_cfg.follow_children) lt_env_keep_settings(shim_file_name);
+    if (lt_cfg.launched) lt_env_hide_settings(shim_file_name);
 }
 
 static void start_preloaded(void)
 {
+    shim_file_name = lt_shim_file_name(shim_file_name);
     reset_clocks();
     lt_config_load();
     if (!init_tables()) { /* no address space for the tables (RLIMIT_AS): the launcher is told */
@@ -215,7 +219,7 @@ static void start_preloaded(void)
     lt_allocator_allow_direct();
     if (!lt_cfg.is_root && !lt_cfg.follow_children) {
         /* A child that inherited LD_PRELOAD (vfork, posix_spawn, its own envp). */
-        lt_env_remove_preload(SHIM_FILE_NAME);
+        lt_env_remove_preload(shim_file_name);
         atomic_store(&lt_state, LT_STATE_OFF);
         return;
     }
@@ -297,7 +301,7 @@ __attribute__((constructor)) static void leaktrace_constructor(void)
             adopt_environment();
             lt_capture_remember_name();
         } else if (!lt_cfg.is_root && !lt_cfg.follow_children) {
-            lt_env_remove_preload(SHIM_FILE_NAME);
+            lt_env_remove_preload(shim_file_name);
         }
     }
     atomic_store(&ready_for_threads, true);
@@ -465,7 +469,7 @@ static void fork_child(void)
         } else {
             atomic_store(&lt_state, LT_STATE_OFF);
             atomic_store(&lt_owner_pid, 0);
-            if (!attach_mode) lt_env_remove_preload(SHIM_FILE_NAME); /* what it execs is not traced */
+            if (!attach_mode) lt_env_remove_preload(shim_file_name); /* what it execs is not traced */
         }
     }
     if (fork_blocked_signals) pthread_sigmask(SIG_SETMASK, &mask_before_fork, NULL);

@@ -29,6 +29,17 @@ bool lt_loaded_by_preload(void)
     return false;
 }
 
+/* pre: start-up. The loader keeps the name for as long as the object stays loaded. */
+const char *lt_shim_file_name(const char *fallback)
+{
+    struct dl_find_object own;
+    if (_dl_find_object((void *)(uintptr_t)&lt_shim_file_name, &own) != 0 || !own.dlfo_link_map ||
+        !own.dlfo_link_map->l_name || !own.dlfo_link_map->l_name[0])
+        return fallback;
+    const char *slash = strrchr(own.dlfo_link_map->l_name, '/');
+    return slash ? slash + 1 : own.dlfo_link_map->l_name;
+}
+
 struct dynamic_symbols {
     uintptr_t base; /* the object's load bias */
     const ElfW(Sym) *symtab;

@@ -844,6 +844,9 @@ void lt_env_keep_settings(const char *shim_file_name); /* --follow-children, at 
 bool lt_env_child_skipped(const char *patterns); /* run --skip-children: this program is left out */
 /* ---- linkmap.c: answers read from the loader's list of objects ------------------------- */
 bool lt_loaded_by_preload(void);
+/* The shim's file name as the loader loaded it (LD_PRELOAD names it so): `fallback` if not
+ * known. At start-up. */
+const char *lt_shim_file_name(const char *fallback);
 /* An address in glibc's libc.so: a function no program or allocator redefines (Chromium's
  * executable defines __libc_malloc and the rest of glibc's allocator entry points, as
  * tcmalloc does, so &__libc_malloc may lie in the program). */

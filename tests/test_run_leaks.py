@@ -26,6 +26,8 @@ from leakharness import (
 )
 from native_programs import compile_source
 
+from leaktrace.shim_library import find_shim_library
+
 OPT_LEVELS = ["-O0", "-O2"]
 
 
@@ -450,6 +452,24 @@ def test_followed_programs_see_their_environment_as_natively(build_dir: Path,
                       if ".exec-" not in c.name)
     assert programs == ["leaktrace-env"] * 2 + ["leaktrace-grep"] * 2 + ["leaktrace-sh"] * 3, \
         programs
+
+
+def test_a_shim_under_another_name_is_hidden_from_the_program_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$LEAKTRACE_SHIM may name a build of the shim with another file name (a build tree, a
+    copy kept for comparison): the program saw that LD_PRELOAD entry, since the shim hid only
+    the entries named libleaktrace_shim.so. It hides the name it was loaded under."""
+    renamed = tmp_path / "another_shim.so"
+    shutil.copy(find_shim_library(), renamed)
+    monkeypatch.setenv("LEAKTRACE_SHIM", str(renamed))
+    # leaktrace's own settings are hidden from the program, the one naming the shim included
+    native = subprocess.run(["env"], capture_output=True, text=True, timeout=60, check=True,
+                            cwd=tmp_path, env={k: v for k, v in os.environ.items()
+                                               if not k.startswith("LEAKTRACE_")})
+    done = leaktrace("run", "-o", str(tmp_path / "env.lt"), "--", "env", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "LD_PRELOAD" not in done.stdout
+    assert sorted(done.stdout.splitlines()) == sorted(native.stdout.splitlines())
 
 
 @pytest.mark.parametrize("opt", OPT_LEVELS)
