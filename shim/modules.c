@@ -20,6 +20,36 @@
  * callbacks (the loader's lock is then held outside it), by the capture writer, and by the
  * unwinder's slow path; nothing is called out to while holding it. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* Set while this thread holds `lock` or waits for it: a signal handler that interrupts it and
+ * unwinds a new frame (the stand-in describing a fatal signal, finding where its scan starts)
+ * skips noting the object (the next capture's refresh lists it) instead of waiting for a lock
+ * its own thread holds. A SIGTERM that came as a worker of multiprocessing's Pool wrote its
+ * final capture (the module names, under `lock`) hung the worker, and the pool with it. */
+static __thread volatile bool lock_held_here __attribute__((tls_model("initial-exec")));
+
+static void take_lock(void)
+{
+    lock_held_here = true;
+    atomic_signal_fence(memory_order_seq_cst);
+    pthread_mutex_lock(&lock);
+}
+
+static bool try_lock(void)
+{
+    lock_held_here = true;
+    atomic_signal_fence(memory_order_seq_cst);
+    if (pthread_mutex_trylock(&lock) == 0) return true;
+    atomic_signal_fence(memory_order_seq_cst);
+    lock_held_here = false;
+    return false;
+}
+
+static void give_lock(void)
+{
+    pthread_mutex_unlock(&lock);
+    atomic_signal_fence(memory_order_seq_cst);
+    lock_held_here = false;
+}
 /* Serializes whole refreshes (the `seen` marks belong to one refresh at a time). Lock order:
  * refresh_lock, then the loader's lock (inside dl_iterate_phdr), then `lock`. */
 static pthread_mutex_t refresh_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -34,8 +64,8 @@ bool lt_modules_init(void)
     return modules && seen;
 }
 
-void lt_modules_lock(void) { pthread_mutex_lock(&lock); }
-bool lt_modules_trylock(void) { return pthread_mutex_trylock(&lock) == 0; }
+void lt_modules_lock(void) { take_lock(); }
+bool lt_modules_trylock(void) { return try_lock(); }
 
 /* Not locked around fork (the loader's lock may be taken inside ours there): the child, alone
  * in its process, starts with fresh locks instead. A module half-added at that instant is at
@@ -45,7 +75,7 @@ void lt_modules_after_fork_child(void)
     pthread_mutex_init(&lock, NULL);
     pthread_mutex_init(&refresh_lock, NULL);
 }
-void lt_modules_unlock(void) { pthread_mutex_unlock(&lock); }
+void lt_modules_unlock(void) { give_lock(); }
 unsigned lt_modules_count(void) { return nmodules; }
 const struct lt_module *lt_module_at(unsigned i) { return &modules[i]; }
 
@@ -149,11 +179,6 @@ static int on_object(struct dl_phdr_info *info, size_t size, void *ctx)
     return 0;
 }
 
-/* Set while this thread notes an object: a signal handler that interrupts it and unwinds a
- * new frame skips the note (the next capture's refresh lists the object) instead of waiting
- * for a lock its own thread holds. */
-static __thread volatile bool noting __attribute__((tls_model("initial-exec")));
-
 /* The main program, which the kernel mapped and never goes away: its whole extent from its
  * program headers (AT_PHDR). _dl_find_object gives a non-PIE executable only the segment of
  * the address asked (glibc 2.36), and the first executable mapping of one whose .init/.plt
@@ -186,25 +211,21 @@ static bool note_main_program(uintptr_t bias)
 
 void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bias, const char *name)
 {
-    if (!modules || noting) return;
-    noting = true;
-    atomic_signal_fence(memory_order_seq_cst);
-    pthread_mutex_lock(&lock);
+    if (!modules || lock_held_here) return;
+    take_lock();
     if (find_loaded(bias) < 0 && !((!name || !name[0]) && note_main_program(bias))) {
         struct lt_module *m = add_module(bias, map_start, map_end, name);
         /* The ELF header and program headers are mapped at the start of the first segment. */
         if (m) read_build_id_safely(m, map_start, bias);
     }
-    pthread_mutex_unlock(&lock);
-    atomic_signal_fence(memory_order_seq_cst);
-    noting = false;
+    give_lock();
 }
 
 static int on_object_locked(struct dl_phdr_info *info, size_t size, void *ctx)
 {
-    pthread_mutex_lock(&lock);
+    take_lock();
     on_object(info, size, ctx);
-    pthread_mutex_unlock(&lock);
+    give_lock();
     return 0;
 }
 
@@ -271,15 +292,15 @@ void lt_modules_refresh(bool mark_unloaded)
     /* Adding what is loaded needs no lock of the loader's; marking what is gone does. */
     if (!mark_unloaded && visit_mapped_objects(note_found_object)) return;
     pthread_mutex_lock(&refresh_lock);
-    pthread_mutex_lock(&lock);
+    take_lock();
     memset(seen, 0, nmodules);
-    pthread_mutex_unlock(&lock);
+    give_lock();
     dl_iterate_phdr(on_object_locked, NULL);
     if (mark_unloaded) {
-        pthread_mutex_lock(&lock);
+        take_lock();
         for (unsigned i = 0; i < nmodules; i++)
             if (!seen[i]) modules[i].flags |= LT_MODULE_FLAG_UNLOADED;
-        pthread_mutex_unlock(&lock);
+        give_lock();
     }
     pthread_mutex_unlock(&refresh_lock);
 }
@@ -288,12 +309,12 @@ void lt_modules_refresh(bool mark_unloaded)
 void lt_modules_release(void)
 {
     pthread_mutex_lock(&refresh_lock);
-    pthread_mutex_lock(&lock);
+    take_lock();
     lt_unmap(modules, sizeof(struct lt_module) * MAX_MODULES);
     lt_unmap(seen, MAX_MODULES);
     modules = NULL;
     seen = NULL;
     nmodules = 0;
-    pthread_mutex_unlock(&lock);
+    give_lock();
     pthread_mutex_unlock(&refresh_lock);
 }
