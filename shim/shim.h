@@ -214,10 +214,10 @@ int lt_unwind_interrupted(const ucontext_t *uc, uintptr_t *pcs, int max, bool *t
  * belong to the runtime (libc, the loader) and the shim, e.g. exit() and its handlers. */
 uintptr_t lt_unwind_program_sp(void);
 /* Where a signal handler's scan of the interrupted stack begins, from its registers: at the
- * innermost frame that is the program's or the shim's (a hook's frames are live); `fallback`
- * (the interrupted stack pointer less the red zone) when that is the innermost one or it
- * cannot tell. */
-uintptr_t lt_unwind_roots_start(uintptr_t pc, uintptr_t sp, uintptr_t bp, uintptr_t fallback);
+ * innermost frame that is the program's or the shim's (a hook's frames are live); the
+ * interrupted stack pointer less the red zone when that is the innermost one or it cannot
+ * tell. */
+uintptr_t lt_unwind_roots_start(uintptr_t pc, uintptr_t sp, uintptr_t bp);
 void lt_unwind_flush_cache(void); /* after dlclose: cached rules may describe unmapped code */
 void lt_unwind_release(void);     /* after detach: the incremental records go (lt_release_tables) */
 void lt_unwind_reacquire(void);   /* the next attach maps new ones */

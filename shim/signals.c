@@ -138,21 +138,6 @@ static bool refaults(int sig, const siginfo_t *info)
     return info && info->si_code > 0 && (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE);
 }
 
-/* Where the scan's roots on the interrupted thread's stack begin, for a signal that came at
- * (pc, sp, bp). At the innermost frame of the program's or the shim's: an abort() or a fault
- * inside libc leaves libc's frames below it, whose slots may hold dead values of the
- * program's; in the program's own code or the shim's, at the interrupted stack pointer, less
- * the 128-byte red zone the interrupted function may use. The shim's frames are a hook's,
- * live: a hook that has left the tables (the signal is not put off then) may be the only
- * holder of the block it just recorded, in a slot of its frame. When the roots began at the
- * program's frame, a SIGTERM to a program in a malloc loop found that block definitely lost a
- * few times in a hundred, most often as the signal put off came back (our timer's copy, while
- * the hook asked libc's getpid whether to send it itself). */
-static uintptr_t roots_start(uintptr_t pc, uintptr_t sp, uintptr_t bp)
-{
-    return lt_unwind_roots_start(pc, sp, bp, sp > 128 ? sp - 128 : sp);
-}
-
 /* Where the program's own stack begins when this handler runs on an alternate stack below
  * a handler of the program's that raised the signal again (Python's faulthandler does): not
  * on the alternate stack, but where the kernel found the thread when it first switched to it
@@ -173,7 +158,7 @@ static uintptr_t sp_before_alternate_stack(uintptr_t sp, uintptr_t trampoline, c
         const greg_t *r = uc->uc_mcontext.gregs;
         uintptr_t outer = (uintptr_t)r[REG_RSP];
         if (outer >= lo && outer < hi) return sp; /* the alternate stack was in use already */
-        return roots_start((uintptr_t)r[REG_RIP], outer, (uintptr_t)r[REG_RBP]);
+        return lt_unwind_roots_start((uintptr_t)r[REG_RIP], outer, (uintptr_t)r[REG_RBP]);
     }
     return sp;
 }
@@ -361,7 +346,7 @@ static void handle_fatal_signal(void *arg)
     const ucontext_t *uc = f->uc;
     bool in_shim = lt_busy != 0 || lt_in_regions != 0;
     const greg_t *r = uc->uc_mcontext.gregs;
-    uintptr_t program_sp = roots_start((uintptr_t)r[REG_RIP], (uintptr_t)r[REG_RSP], (uintptr_t)r[REG_RBP]);
+    uintptr_t program_sp = lt_unwind_roots_start((uintptr_t)r[REG_RIP], (uintptr_t)r[REG_RSP], (uintptr_t)r[REG_RBP]);
     program_sp = sp_before_alternate_stack(program_sp, f->trampoline, f->ss);
     if (!in_shim) { /* the interrupted registers, as valgrind reads a thread's (exits.c) */
         static const int registers[] = { REG_RAX, REG_RBX, REG_RCX, REG_RDX, REG_RSI, REG_RDI,

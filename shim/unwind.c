@@ -1130,9 +1130,18 @@ static uintptr_t program_sp_from(uintptr_t pc, uintptr_t sp, uintptr_t bp, uintp
     return fallback;
 }
 
-uintptr_t lt_unwind_roots_start(uintptr_t pc, uintptr_t sp, uintptr_t bp, uintptr_t fallback)
+/* At the innermost frame of the program's or the shim's: an abort() or a fault inside libc
+ * leaves libc's frames below it, whose slots may hold dead values of the program's; in the
+ * program's own code or the shim's, at the interrupted stack pointer, less the 128-byte red
+ * zone the interrupted function may use. The shim's frames are a hook's, live: a hook that has
+ * left the tables (a signal is not put off then) may be the only holder of the block it just
+ * recorded, in a slot of its frame. When the roots began at the program's frame, a SIGTERM to
+ * a program in a malloc loop found that block definitely lost a few times in a hundred, most
+ * often as a signal put off came back (our timer's copy, while the hook asked libc's getpid
+ * whether to send it itself). */
+uintptr_t lt_unwind_roots_start(uintptr_t pc, uintptr_t sp, uintptr_t bp)
 {
-    return program_sp_from(pc, sp, bp, fallback, true);
+    return program_sp_from(pc, sp, bp, sp > 128 ? sp - 128 : sp, true);
 }
 
 __attribute__((noinline)) uintptr_t lt_unwind_program_sp(void)
