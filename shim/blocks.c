@@ -659,6 +659,8 @@ void lt_blocks_insert(uintptr_t addr, uint64_t hash, uint64_t size, unsigned kin
     struct lt_block b = { addr, lt_block_pack(size, lt_generation_now(), kind),
                           stack_id, lt_elapsed_ms() };
     insert_block(&b, hash);
+    b.addr = 0; /* no copy of it stays behind in this dead frame (lt_hide_address) */
+    __asm__ volatile("" : : "r"(&b) : "memory");
 }
 
 void lt_blocks_put_back(const struct lt_block *b) { insert_block(b, mix(b->addr)); }

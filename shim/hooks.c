@@ -113,12 +113,13 @@ static __attribute__((noinline)) void record_sampled_block(void *p, size_t size,
                                                            const void *hook_frame)
 {
     uint64_t slot_hash = lt_blocks_prefetch((uintptr_t)p);
+    uintptr_t hidden = lt_hide_address(p); /* what the unwinder's frames may save */
     lt_control_start(); /* marks itself busy the first time, when it allocates */
     uint32_t id = current_stack(hook_frame);
     lt_stack_note_alloc(id, size);
-    lt_blocks_insert((uintptr_t)p, slot_hash, size, kind, id);
+    lt_blocks_insert((uintptr_t)lt_shown_address(hidden), slot_hash, size, kind, id);
     if (atomic_load_explicit(&lt_mtrace_log_wanted, memory_order_relaxed) != 0) /* -1: not known yet */
-        lt_mtrace_log_alloc(p, size, kind, id);
+        lt_mtrace_log_alloc(lt_shown_address(hidden), size, kind, id);
 }
 
 /* A new block's bytes the program has not written yet are cleared, up to LT_CLEAR_LIMIT. The

@@ -544,6 +544,23 @@ static inline void lt_tables_leave_slot(struct lt_thread_slot *s)
                                memory_order_relaxed);
 }
 
+/* A block's address carried across a call in a form no scan takes for a pointer (its bits
+ * flipped: a kernel address): callees save the registers they use in their frames, and those
+ * frames stay behind on the program's stack below its stack pointer, where a later frame's
+ * unwritten slot, or a copy the program makes of its stack (a struct's padding), would find
+ * it. The empty asm hides the relation from the compiler, which would otherwise keep p. */
+static inline uintptr_t lt_hide_address(const void *p)
+{
+    uintptr_t hidden = ~(uintptr_t)p;
+    __asm__("" : "+r"(hidden));
+    return hidden;
+}
+static inline void *lt_shown_address(uintptr_t hidden)
+{
+    __asm__ volatile("" : "+r"(hidden)); /* each use its own: one kept across a call is p again */
+    return (void *)~hidden;
+}
+
 /* Zeroes the registers a call may clobber, but %rax (the hook's result), so that no copy of a
  * block's address the shim's recording made there outlives the hook. A thread that next waits
  * in a system call keeps whatever those registers held, and the scan reads a stopped thread's
