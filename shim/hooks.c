@@ -109,11 +109,10 @@ static uint32_t current_stack(const void *hook_frame)
 /* Not `busy` while unwinding and inserting: nothing there calls a hooked function, and a
  * signal handler that allocates meanwhile must be recorded too (blocks.c defers its table
  * operations until this thread leaves the table). */
-static __attribute__((noinline)) void record_sampled_block(void *p, size_t size, unsigned kind,
+static __attribute__((noinline)) void record_sampled_block(uintptr_t hidden, size_t size, unsigned kind,
                                                            const void *hook_frame)
 {
-    uint64_t slot_hash = lt_blocks_prefetch((uintptr_t)p);
-    uintptr_t hidden = lt_hide_address(p); /* what the unwinder's frames may save */
+    uint64_t slot_hash = lt_blocks_prefetch((uintptr_t)lt_shown_address(hidden));
     lt_control_start(); /* marks itself busy the first time, when it allocates */
     uint32_t id = current_stack(hook_frame);
     lt_stack_note_alloc(id, size);
@@ -196,19 +195,22 @@ static __attribute__((noinline)) void clear_resident(void *p, uint64_t from, uin
     }
 }
 
-/* pre: recording_block() was true; leaves the tables. Bytes from `written` on are the ones the
- * program has not written (the whole block, but for calloc and realloc). Inlined into the
- * hook, so the frame address is the hook's (were it not inlined, its own: the unwinder goes on
- * along the rbp chain). */
-static inline __attribute__((always_inline)) void record_block(void *p, size_t size, unsigned kind,
+/* pre: recording_block() was true; leaves the tables. `hidden`: the new block's address as
+ * lt_hide_address gives it, which the hook makes as soon as the allocator returns and uses
+ * from then on, so that no register a callee saves holds the address itself. Bytes from
+ * `written` on are the ones the program has not written (the whole block, but for calloc and
+ * realloc). Inlined into the hook, so the frame address is the hook's (were it not inlined,
+ * its own: the unwinder goes on along the rbp chain). */
+static inline __attribute__((always_inline)) void record_block(uintptr_t hidden, size_t size, unsigned kind,
                                                                size_t written)
 {
     if (LT_LIKELY(lt_thread_generation != LT_QUIET_GENERATION)) {
         if (written < size && size <= atomic_load_explicit(&lt_cfg.clear_limit, memory_order_relaxed)) {
+            void *p = lt_shown_address(hidden);
             if (size <= LT_CLEAR_WHOLE) clear_range(p, whole_words(written), whole_words(size));
             else clear_resident(p, whole_words(written), whole_words(size));
         }
-        record_sampled_block(p, size, kind, __builtin_frame_address(0));
+        record_sampled_block(hidden, size, kind, __builtin_frame_address(0));
     }
     lt_tables_leave();
     lt_scrub_scratch_registers(); /* the hook returns next */
@@ -250,10 +252,10 @@ static inline void forget_block(void *p)
 /* A new block of the malloc family (none of its bytes written); when it is the C++ runtime's
  * for an operator new, recorded at the size asked, and an array's as such
  * (lt_allocation_kind). alignment: 0 for malloc. */
-static inline void record_allocated(void *p, size_t alignment, size_t size, unsigned kind)
+static inline void record_allocated(uintptr_t hidden, size_t alignment, size_t size, unsigned kind)
 {
     kind = lt_allocation_kind(alignment, &size, kind);
-    if (recording_block(size)) record_block(p, size, kind, 0);
+    if (recording_block(size)) record_block(hidden, size, kind, 0);
 }
 
 /* ---- the malloc family ----------------------------------------------------------------- */
@@ -263,9 +265,10 @@ static inline void record_allocated(void *p, size_t alignment, size_t size, unsi
  * is a function of its own, reached by a jump (its frame is the hook's for the unwinder). */
 static __attribute__((noinline)) void *malloc_and_record(size_t size)
 {
-    void *p = __libc_malloc(size);
-    if (p) record_allocated(p, 0, size, LT_KIND_MALLOC);
-    return p;
+    uintptr_t hidden = lt_hide_address(__libc_malloc(size));
+    if (lt_hidden_null(hidden)) return NULL;
+    record_allocated(hidden, 0, size, LT_KIND_MALLOC);
+    return lt_shown_address(hidden);
 }
 
 void *lt_hook_malloc(size_t size)
@@ -314,9 +317,9 @@ void lt_hook_free_aligned_sized(void *p, size_t alignment, size_t size)
 
 static __attribute__((noinline)) void *calloc_and_record(size_t n, size_t size)
 {
-    void *p = __libc_calloc(n, size);
-    if (p && recording_block(n * size)) record_block(p, n * size, LT_KIND_CALLOC, n * size);
-    return p;
+    uintptr_t hidden = lt_hide_address(__libc_calloc(n, size));
+    if (!lt_hidden_null(hidden) && recording_block(n * size)) record_block(hidden, n * size, LT_KIND_CALLOC, n * size);
+    return lt_shown_address(hidden);
 }
 
 /* The shim's own thread's vector (own_allocations.c) before all else. */
@@ -348,11 +351,11 @@ static void *realloc_as(void *old, size_t size, unsigned kind)
      * grows past what it asked for: otherwise nothing of it is cleared. */
     size_t asked_before = known ? lt_block_size(&prev) : 0;
     size_t usable_before = known && size > asked_before ? lt_usable_size(old) : 0;
-    void *p = __libc_realloc(old, size);
-    if (!p && (size != 0 || !old)) { /* failed: the old block is untouched */
+    uintptr_t hidden = lt_hide_address(__libc_realloc(old, size));
+    if (lt_hidden_null(hidden) && (size != 0 || !old)) { /* failed: the old block is untouched */
         if (known) lt_blocks_put_back(&prev);
         lt_tables_leave();
-        return p;
+        return NULL;
     }
     unsigned api = kind == LT_KIND_REALLOCARRAY ? LT_FREE_API_REALLOCARRAY : LT_FREE_API_REALLOC;
     if (known) {
@@ -363,9 +366,10 @@ static void *realloc_as(void *old, size_t size, unsigned kind)
         lt_invalid_frees_note((uintptr_t)old, api);
     /* The old bytes were copied or stayed; past them (all of an unknown block's) are unwritten. */
     size_t written = !old ? 0 : known ? (usable_before > asked_before ? usable_before : asked_before) : size;
-    if (p && recording_block(size)) record_block(p, size, kind, written); /* NULL: realloc(p, 0) freed p */
+    if (!lt_hidden_null(hidden) && recording_block(size)) /* NULL: realloc(p, 0) freed p */
+        record_block(hidden, size, kind, written);
     lt_tables_leave();
-    return p;
+    return lt_shown_address(hidden);
 }
 
 /* Sampling mode: a block never recorded that stays unsampled at its new size is the allocator's
@@ -389,9 +393,9 @@ void *lt_hook_reallocarray(void *old, size_t n, size_t size)
 
 void *lt_hook_memalign(size_t alignment, size_t size)
 {
-    void *p = __libc_memalign(alignment, size);
-    if (p) record_allocated(p, alignment, size, LT_KIND_MEMALIGN);
-    return p;
+    uintptr_t hidden = lt_hide_address(__libc_memalign(alignment, size));
+    if (!lt_hidden_null(hidden)) record_allocated(hidden, alignment, size, LT_KIND_MEMALIGN);
+    return lt_shown_address(hidden);
 }
 
 int lt_hook_posix_memalign(void **out, size_t alignment, size_t size)
@@ -399,10 +403,10 @@ int lt_hook_posix_memalign(void **out, size_t alignment, size_t size)
     /* glibc's rule: a power of two multiple of sizeof(void *). */
     if (alignment % sizeof(void *) != 0 || (alignment & (alignment - 1)) != 0 || alignment == 0)
         return EINVAL;
-    void *p = __libc_memalign(alignment, size);
-    if (!p) return ENOMEM;
-    *out = p;
-    record_allocated(p, alignment, size, LT_KIND_POSIX_MEMALIGN);
+    uintptr_t hidden = lt_hide_address(__libc_memalign(alignment, size));
+    if (lt_hidden_null(hidden)) return ENOMEM;
+    *out = lt_shown_address(hidden);
+    record_allocated(hidden, alignment, size, LT_KIND_POSIX_MEMALIGN);
     return 0;
 }
 
@@ -417,8 +421,9 @@ void *lt_hook_aligned_alloc(size_t alignment, size_t size)
     } else {
         p = __libc_memalign(alignment, size);
     }
-    if (p) record_allocated(p, alignment, size, LT_KIND_ALIGNED_ALLOC);
-    return p;
+    uintptr_t hidden = lt_hide_address(p);
+    if (!lt_hidden_null(hidden)) record_allocated(hidden, alignment, size, LT_KIND_ALIGNED_ALLOC);
+    return lt_shown_address(hidden);
 }
 
 /* mallopt(M_PERTURB, v): from now on glibc fills new and freed blocks with the program's
@@ -434,19 +439,19 @@ int lt_hook_mallopt(int param, int value)
 
 void *lt_hook_valloc(size_t size)
 {
-    void *p = __libc_valloc(size);
-    if (p && recording_block(size)) record_block(p, size, LT_KIND_VALLOC, 0);
-    return p;
+    uintptr_t hidden = lt_hide_address(__libc_valloc(size));
+    if (!lt_hidden_null(hidden) && recording_block(size)) record_block(hidden, size, LT_KIND_VALLOC, 0);
+    return lt_shown_address(hidden);
 }
 
 void *lt_hook_pvalloc(size_t size)
 {
-    void *p = __libc_pvalloc(size);
+    uintptr_t hidden = lt_hide_address(__libc_pvalloc(size));
     /* pvalloc hands out whole pages: that is what the program holds. */
     size_t page = lt_page_size();
     size_t pages = (size + page - 1) & ~(page - 1);
-    if (p && recording_block(pages)) record_block(p, pages, LT_KIND_PVALLOC, 0);
-    return p;
+    if (!lt_hidden_null(hidden) && recording_block(pages)) record_block(hidden, pages, LT_KIND_PVALLOC, 0);
+    return lt_shown_address(hidden);
 }
 
 /* ---- mappings and the program break -------------------------------------------------------

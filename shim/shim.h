@@ -560,6 +560,7 @@ static inline void *lt_shown_address(uintptr_t hidden)
     __asm__ volatile("" : "+r"(hidden)); /* each use its own: one kept across a call is p again */
     return (void *)~hidden;
 }
+static inline bool lt_hidden_null(uintptr_t hidden) { return hidden == ~(uintptr_t)0; }
 
 /* Zeroes the registers a call may clobber, but %rax (the hook's result), so that no copy of a
  * block's address the shim's recording made there outlives the hook. A thread that next waits

@@ -405,12 +405,13 @@ SHIM_STACK_COPIES = "shim_stack_copies.c"
 @pytest.mark.parametrize("opt", OPT_LEVELS)
 def test_the_shims_dead_frames_keep_no_copy_of_a_new_blocks_address(
         traced: Callable[..., Traced], memcheck: Callable[[Traced], MemcheckRun], opt: str) -> None:
-    """The program drops a block, then copies the unwritten part of a large local (its dead
-    stack, as Rust copies a struct's unwritten padding) into a block it keeps. The frames the
-    shim's backtrace of the dropped block used lie there, a few KiB below the malloc call; they
-    saved the block's address (a register each callee spilled) and kept it "still reachable"
-    (ripgrep: 14 loss records valgrind calls possibly lost). Now the address crosses the
-    unwinder flipped (lt_hide_address): definitely lost, as valgrind says."""
+    """The program drops a block, then copies 4 KiB of its dead stack (the unwritten part of a
+    large local, as Rust copies a struct's unwritten padding) into a block it keeps. The shim's
+    hook, its backtrace and its table insert ran there; each callee saved the registers it uses
+    in its frame, and seven of those slots held the block's address: it was "still reachable"
+    (ripgrep: 14 loss records valgrind calls possibly lost). Now the hook carries the address
+    flipped from the allocator's return on (lt_hide_address): definitely lost, as valgrind
+    says."""
     run = traced(SHIM_STACK_COPIES, opt)
     assert run.shapes(SHIM_STACK_COPIES, "dropped") == {(DEFINITE, 100, 0, 1)}
     assert run.shapes(SHIM_STACK_COPIES, "kept") == {(REACHABLE, 4096, 0, 1)}

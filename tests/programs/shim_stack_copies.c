@@ -1,15 +1,13 @@
 /* A leaked block, then a copy of the program's own dead stack into a block it keeps: the
  * unwritten bytes of a large local, as Rust copies a struct whose padding it never wrote
  * (ripgrep does). The copy holds whatever the frames below the leaked block's malloc call left
- * there: under leaktrace, the shim's, whose backtrace goes a few KiB deep. The copy leaves out
- * the first DEPTH_SKIPPED bytes below the call, where the hook's own frame, glibc's malloc and
- * the table's insert lie, as natively glibc's malloc alone does. */
+ * there: under leaktrace, the shim's hook, its backtrace (a few KiB deep) and its table insert,
+ * besides glibc's malloc. None of them may leave the block's address there. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define WINDOW 4096
-#define DEPTH_SKIPPED 512
 
 unsigned char *volatile kept; /* still reachable, and so is whatever it points to */
 
@@ -24,12 +22,15 @@ __attribute__((noinline)) static void copy_dead_stack(void)
     unsigned char window[WINDOW];
     __asm__ volatile("" : : "r"(window) : "memory"); /* as if written: the copy is kept */
     kept = malloc(WINDOW); /* @leak:kept still reachable */
-    memcpy(kept, window, WINDOW - DEPTH_SKIPPED);
+    memcpy(kept, window, WINDOW);
 }
 
 int main(void)
 {
-    for (int i = 0; i < 16; i++) free(malloc(100)); /* the allocator's first-call paths */
+    for (int i = 0; i < 16; i++) { /* past the first-call paths (a malloc-free pair is elided) */
+        kept = malloc(100);
+        free(kept);
+    }
     leak_one();
     copy_dead_stack();
     puts("done");
