@@ -265,10 +265,11 @@ static inline void record_allocated(uintptr_t hidden, size_t alignment, size_t s
  * is a function of its own, reached by a jump (its frame is the hook's for the unwinder). */
 static __attribute__((noinline)) void *malloc_and_record(size_t size)
 {
-    uintptr_t hidden = lt_hide_address(__libc_malloc(size));
+    void *volatile held = __libc_malloc(size); /* the scan's root while the hook runs */
+    uintptr_t hidden = lt_hide_address(held);
     if (lt_hidden_null(hidden)) return NULL;
     record_allocated(hidden, 0, size, LT_KIND_MALLOC);
-    return lt_shown_address(hidden);
+    return lt_let_go(&held, hidden);
 }
 
 void *lt_hook_malloc(size_t size)
@@ -317,9 +318,10 @@ void lt_hook_free_aligned_sized(void *p, size_t alignment, size_t size)
 
 static __attribute__((noinline)) void *calloc_and_record(size_t n, size_t size)
 {
-    uintptr_t hidden = lt_hide_address(__libc_calloc(n, size));
+    void *volatile held = __libc_calloc(n, size); /* the scan's root while the hook runs */
+    uintptr_t hidden = lt_hide_address(held);
     if (!lt_hidden_null(hidden) && recording_block(n * size)) record_block(hidden, n * size, LT_KIND_CALLOC, n * size);
-    return lt_shown_address(hidden);
+    return lt_let_go(&held, hidden);
 }
 
 /* The shim's own thread's vector (own_allocations.c) before all else. */
@@ -351,7 +353,8 @@ static void *realloc_as(void *old, size_t size, unsigned kind)
      * grows past what it asked for: otherwise nothing of it is cleared. */
     size_t asked_before = known ? lt_block_size(&prev) : 0;
     size_t usable_before = known && size > asked_before ? lt_usable_size(old) : 0;
-    uintptr_t hidden = lt_hide_address(__libc_realloc(old, size));
+    void *volatile held = __libc_realloc(old, size); /* the scan's root while the hook runs */
+    uintptr_t hidden = lt_hide_address(held);
     if (lt_hidden_null(hidden) && (size != 0 || !old)) { /* failed: the old block is untouched */
         if (known) lt_blocks_put_back(&prev);
         lt_tables_leave();
@@ -369,7 +372,7 @@ static void *realloc_as(void *old, size_t size, unsigned kind)
     if (!lt_hidden_null(hidden) && recording_block(size)) /* NULL: realloc(p, 0) freed p */
         record_block(hidden, size, kind, written);
     lt_tables_leave();
-    return lt_shown_address(hidden);
+    return lt_let_go(&held, hidden);
 }
 
 /* Sampling mode: a block never recorded that stays unsampled at its new size is the allocator's
@@ -393,9 +396,10 @@ void *lt_hook_reallocarray(void *old, size_t n, size_t size)
 
 void *lt_hook_memalign(size_t alignment, size_t size)
 {
-    uintptr_t hidden = lt_hide_address(__libc_memalign(alignment, size));
+    void *volatile held = __libc_memalign(alignment, size); /* the scan's root while the hook runs */
+    uintptr_t hidden = lt_hide_address(held);
     if (!lt_hidden_null(hidden)) record_allocated(hidden, alignment, size, LT_KIND_MEMALIGN);
-    return lt_shown_address(hidden);
+    return lt_let_go(&held, hidden);
 }
 
 int lt_hook_posix_memalign(void **out, size_t alignment, size_t size)
@@ -403,10 +407,12 @@ int lt_hook_posix_memalign(void **out, size_t alignment, size_t size)
     /* glibc's rule: a power of two multiple of sizeof(void *). */
     if (alignment % sizeof(void *) != 0 || (alignment & (alignment - 1)) != 0 || alignment == 0)
         return EINVAL;
-    uintptr_t hidden = lt_hide_address(__libc_memalign(alignment, size));
+    void *volatile held = __libc_memalign(alignment, size); /* the scan's root while the hook runs */
+    uintptr_t hidden = lt_hide_address(held);
     if (lt_hidden_null(hidden)) return ENOMEM;
     *out = lt_shown_address(hidden);
     record_allocated(hidden, alignment, size, LT_KIND_POSIX_MEMALIGN);
+    held = NULL;
     return 0;
 }
 
@@ -421,9 +427,10 @@ void *lt_hook_aligned_alloc(size_t alignment, size_t size)
     } else {
         p = __libc_memalign(alignment, size);
     }
-    uintptr_t hidden = lt_hide_address(p);
+    void *volatile held = p; /* the scan's root while the hook runs */
+    uintptr_t hidden = lt_hide_address(held);
     if (!lt_hidden_null(hidden)) record_allocated(hidden, alignment, size, LT_KIND_ALIGNED_ALLOC);
-    return lt_shown_address(hidden);
+    return lt_let_go(&held, hidden);
 }
 
 /* mallopt(M_PERTURB, v): from now on glibc fills new and freed blocks with the program's
@@ -439,19 +446,21 @@ int lt_hook_mallopt(int param, int value)
 
 void *lt_hook_valloc(size_t size)
 {
-    uintptr_t hidden = lt_hide_address(__libc_valloc(size));
+    void *volatile held = __libc_valloc(size); /* the scan's root while the hook runs */
+    uintptr_t hidden = lt_hide_address(held);
     if (!lt_hidden_null(hidden) && recording_block(size)) record_block(hidden, size, LT_KIND_VALLOC, 0);
-    return lt_shown_address(hidden);
+    return lt_let_go(&held, hidden);
 }
 
 void *lt_hook_pvalloc(size_t size)
 {
-    uintptr_t hidden = lt_hide_address(__libc_pvalloc(size));
+    void *volatile held = __libc_pvalloc(size); /* the scan's root while the hook runs */
+    uintptr_t hidden = lt_hide_address(held);
     /* pvalloc hands out whole pages: that is what the program holds. */
     size_t page = lt_page_size();
     size_t pages = (size + page - 1) & ~(page - 1);
     if (!lt_hidden_null(hidden) && recording_block(pages)) record_block(hidden, pages, LT_KIND_PVALLOC, 0);
-    return lt_shown_address(hidden);
+    return lt_let_go(&held, hidden);
 }
 
 /* ---- mappings and the program break -------------------------------------------------------

@@ -561,6 +561,17 @@ static inline void *lt_shown_address(uintptr_t hidden)
     return (void *)~hidden;
 }
 static inline bool lt_hidden_null(uintptr_t hidden) { return hidden == ~(uintptr_t)0; }
+/* What an allocation hook returns: the block's address, in a register, once `held` is cleared.
+ * `held`, a volatile slot of the hook's own frame, keeps the block reachable for a scan that
+ * stops the thread inside the hook (the flipped form is no pointer to it); cleared, it leaves
+ * no copy behind either. */
+static inline void *lt_let_go(void *volatile *held, uintptr_t hidden)
+{
+    void *p = lt_shown_address(hidden);
+    __asm__ volatile("" : "+r"(p));
+    *held = NULL;
+    return p;
+}
 
 /* Zeroes the registers a call may clobber, but %rax (the hook's result), so that no copy of a
  * block's address the shim's recording made there outlives the hook. A thread that next waits
