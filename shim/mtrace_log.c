@@ -141,6 +141,7 @@ void lt_mtrace_log_event(char op, const void *ptr, uint64_t size, uint32_t stack
 {
     int wanted = atomic_load_explicit(&lt_mtrace_log_wanted, memory_order_relaxed);
     if (wanted == 0) return;
+    uintptr_t hidden = lt_hide_address(ptr); /* across the calls below (the first one decides) */
     if (wanted == 1 && atomic_load(&lt_owner_pid) != atomic_load(&log_pid)) return;
     lt_set_busy(true); /* a signal handler's malloc passes straight through, never here */
     int saved_errno = errno; /* the hook's caller sees errno as the real function left it */
@@ -155,7 +156,8 @@ void lt_mtrace_log_event(char op, const void *ptr, uint64_t size, uint32_t stack
         if (depth) p = put_caller(p, end, pcs[0]);
         char text[4] = { op, ' ', 0, 0 };
         p = lt_put_str(p, end, text);
-        p = ptr ? put_hex(p, end, (uintptr_t)ptr) : lt_put_str(p, end, "(nil)");
+        if (lt_hidden_null(hidden)) p = lt_put_str(p, end, "(nil)");
+        else p = put_hex(p, end, (uintptr_t)lt_shown_address(hidden));
         if (op == '+' || op == '>') {
             p = lt_put_str(p, end, " ");
             p = put_size(p, end, size);
