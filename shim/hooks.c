@@ -410,24 +410,22 @@ int lt_hook_posix_memalign(void **out, size_t alignment, size_t size)
     void *volatile held = __libc_memalign(alignment, size); /* the scan's root while the hook runs */
     uintptr_t hidden = lt_hide_address(held);
     if (lt_hidden_null(hidden)) return ENOMEM;
-    *out = lt_shown_address(hidden);
     record_allocated(hidden, alignment, size, LT_KIND_POSIX_MEMALIGN);
-    held = NULL;
+    *out = lt_let_go(&held, hidden);
     return 0;
 }
 
 void *lt_hook_aligned_alloc(size_t alignment, size_t size)
 {
     /* glibc's own checks differ between versions: use its function once we know it. */
-    void *p;
+    void *volatile held; /* the scan's root while the hook runs */
     if (real_aligned_alloc) {
         lt_busy++;
-        p = real_aligned_alloc(alignment, size);
+        held = real_aligned_alloc(alignment, size);
         lt_busy--;
     } else {
-        p = __libc_memalign(alignment, size);
+        held = __libc_memalign(alignment, size);
     }
-    void *volatile held = p; /* the scan's root while the hook runs */
     uintptr_t hidden = lt_hide_address(held);
     if (!lt_hidden_null(hidden)) record_allocated(hidden, alignment, size, LT_KIND_ALIGNED_ALLOC);
     return lt_let_go(&held, hidden);

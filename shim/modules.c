@@ -27,14 +27,14 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
  * final capture (the module names, under `lock`) hung the worker, and the pool with it. */
 static __thread volatile bool lock_held_here __attribute__((tls_model("initial-exec")));
 
-static void take_lock(void)
+void lt_modules_lock(void)
 {
     lock_held_here = true;
     atomic_signal_fence(memory_order_seq_cst);
     pthread_mutex_lock(&lock);
 }
 
-static bool try_lock(void)
+bool lt_modules_trylock(void)
 {
     lock_held_here = true;
     atomic_signal_fence(memory_order_seq_cst);
@@ -44,7 +44,7 @@ static bool try_lock(void)
     return false;
 }
 
-static void give_lock(void)
+void lt_modules_unlock(void)
 {
     pthread_mutex_unlock(&lock);
     atomic_signal_fence(memory_order_seq_cst);
@@ -64,9 +64,6 @@ bool lt_modules_init(void)
     return modules && seen;
 }
 
-void lt_modules_lock(void) { take_lock(); }
-bool lt_modules_trylock(void) { return try_lock(); }
-
 /* Not locked around fork (the loader's lock may be taken inside ours there): the child, alone
  * in its process, starts with fresh locks instead. A module half-added at that instant is at
  * worst a wrong entry, never a hang. */
@@ -75,7 +72,6 @@ void lt_modules_after_fork_child(void)
     pthread_mutex_init(&lock, NULL);
     pthread_mutex_init(&refresh_lock, NULL);
 }
-void lt_modules_unlock(void) { give_lock(); }
 unsigned lt_modules_count(void) { return nmodules; }
 const struct lt_module *lt_module_at(unsigned i) { return &modules[i]; }
 
@@ -212,20 +208,20 @@ static bool note_main_program(uintptr_t bias)
 void lt_modules_note_object(uintptr_t map_start, uintptr_t map_end, uintptr_t bias, const char *name)
 {
     if (!modules || lock_held_here) return;
-    take_lock();
+    lt_modules_lock();
     if (find_loaded(bias) < 0 && !((!name || !name[0]) && note_main_program(bias))) {
         struct lt_module *m = add_module(bias, map_start, map_end, name);
         /* The ELF header and program headers are mapped at the start of the first segment. */
         if (m) read_build_id_safely(m, map_start, bias);
     }
-    give_lock();
+    lt_modules_unlock();
 }
 
 static int on_object_locked(struct dl_phdr_info *info, size_t size, void *ctx)
 {
-    take_lock();
+    lt_modules_lock();
     on_object(info, size, ctx);
-    give_lock();
+    lt_modules_unlock();
     return 0;
 }
 
@@ -292,15 +288,15 @@ void lt_modules_refresh(bool mark_unloaded)
     /* Adding what is loaded needs no lock of the loader's; marking what is gone does. */
     if (!mark_unloaded && visit_mapped_objects(note_found_object)) return;
     pthread_mutex_lock(&refresh_lock);
-    take_lock();
+    lt_modules_lock();
     memset(seen, 0, nmodules);
-    give_lock();
+    lt_modules_unlock();
     dl_iterate_phdr(on_object_locked, NULL);
     if (mark_unloaded) {
-        take_lock();
+        lt_modules_lock();
         for (unsigned i = 0; i < nmodules; i++)
             if (!seen[i]) modules[i].flags |= LT_MODULE_FLAG_UNLOADED;
-        give_lock();
+        lt_modules_unlock();
     }
     pthread_mutex_unlock(&refresh_lock);
 }
@@ -309,12 +305,12 @@ void lt_modules_refresh(bool mark_unloaded)
 void lt_modules_release(void)
 {
     pthread_mutex_lock(&refresh_lock);
-    take_lock();
+    lt_modules_lock();
     lt_unmap(modules, sizeof(struct lt_module) * MAX_MODULES);
     lt_unmap(seen, MAX_MODULES);
     modules = NULL;
     seen = NULL;
     nmodules = 0;
-    give_lock();
+    lt_modules_unlock();
     pthread_mutex_unlock(&refresh_lock);
 }

@@ -379,6 +379,13 @@ def test_a_control_thread_that_starts_late_is_not_taken_for_the_programs(
     assert done.report["summary"]["definitely_lost"] == {"bytes": 700, "blocks": 1}
 
 
+def _assert_definitely_lost_as_valgrind(run: Traced, memcheck: Callable[[Traced], MemcheckRun],
+                                        expected: tuple[int, int]) -> None:
+    """(bytes, blocks) definitely lost in all, here and under valgrind."""
+    assert run.summary()[DEFINITE] == expected
+    assert dict(memcheck(run).summary.kinds)[DEFINITE] == expected
+
+
 ALTERNATE_STACK = "alternate_stack_stale.c"
 
 
@@ -394,9 +401,7 @@ def test_stale_copies_on_an_alternate_signal_stack_do_not_count(
     whole stack was read before, and the block was still reachable."""
     run = traced(ALTERNATE_STACK, opt, *args)
     assert run.shapes(ALTERNATE_STACK, "alternate") == {(DEFINITE, 321, 0, 1)}
-    assert run.summary()[DEFINITE] == (321, 1)
-    valgrind = memcheck(run)
-    assert dict(valgrind.summary.kinds)[DEFINITE] == (321, 1)
+    _assert_definitely_lost_as_valgrind(run, memcheck, (321, 1))
 
 
 SHIM_STACK_COPIES = "shim_stack_copies.c"
@@ -415,9 +420,7 @@ def test_the_shims_dead_frames_keep_no_copy_of_a_new_blocks_address(
     run = traced(SHIM_STACK_COPIES, opt)
     assert run.shapes(SHIM_STACK_COPIES, "dropped") == {(DEFINITE, 100, 0, 1)}
     assert run.shapes(SHIM_STACK_COPIES, "kept") == {(REACHABLE, 4096, 0, 1)}
-    assert run.summary()[DEFINITE] == (100, 1)
-    valgrind = memcheck(run)
-    assert dict(valgrind.summary.kinds)[DEFINITE] == (100, 1)
+    _assert_definitely_lost_as_valgrind(run, memcheck, (100, 1))
 
 
 LEAVING_THREAD = "leaving_thread.c"
